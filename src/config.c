@@ -1,0 +1,3 @@
+/* config: not written yet. */
+#include "config.h"
+extern int hookd_config_unwritten;

@@ -1,0 +1,162 @@
+/*
+ * The configuration: an INI file (inih) turned into a struct config with
+ * every value validated and every path made absolute. A config is immutable
+ * once loaded and reference counted: a SIGHUP swaps in a new one while
+ * deliveries that started under the old one keep it until they finish.
+ */
+#ifndef HOOKD_CONFIG_H
+#define HOOKD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "netaddr.h"
+
+enum scheme {
+	SCHEME_NORTHFLANK,
+	SCHEME_GITHUB,
+	SCHEME_GITLAB,
+	SCHEME_STANDARD,
+	SCHEME_STRIPE,
+	SCHEME_SLACK,
+	SCHEME_HMAC,
+	SCHEME_NONE,
+};
+const char *scheme_name(enum scheme s);
+
+enum hmac_alg { HMAC_SHA256, HMAC_SHA512, HMAC_SHA1 };
+enum sig_encoding { SIG_HEX, SIG_BASE64 };
+enum delivery_mode { MODE_SYNC, MODE_ASYNC };
+
+/* A secret's bytes as the scheme uses them (for `standard`, base64-decoded). */
+struct secret {
+	unsigned char *data;
+	size_t len;
+};
+
+/*
+ * Settings that [server], [endpoint] and [event] may each give; the most
+ * specific one that sets a field wins. `set` has one bit per field.
+ */
+enum {
+	OPT_TIMEOUT = 1u << 0,
+	OPT_MODE = 1u << 1,
+	OPT_RETRIES = 1u << 2,
+	OPT_RETRY_BACKOFF = 1u << 3,
+	OPT_SERIALIZE = 1u << 4,
+};
+struct delivery_opts {
+	unsigned set;
+	int64_t timeout_ms;       /* default: [server] timeout, 30s */
+	enum delivery_mode mode;  /* default sync */
+	int retries;              /* default 5 */
+	int64_t retry_backoff_ms; /* default 10s */
+	char *serialize;          /* dotted payload path, NULL: none */
+	/* Which section the serialize key came from ("endpoint NAME" or
+	 * "event NAME"): deliveries serialize only within one section. */
+	char *serialize_scope;
+};
+
+struct endpoint {
+	char *name; /* the section's NAME */
+	char *path; /* URL path, starts with '/' */
+	enum scheme scheme;
+	struct secret *secrets; /* rotation: any one verifying suffices */
+	size_t nsecrets;
+	char *hooks_dir;        /* absolute; default the server's */
+	int64_t tolerance_ms;   /* default 5m: standard, stripe, slack */
+	bool allow_sha1;        /* github: accept X-Hub-Signature sha1= */
+	char *signature_header; /* hmac: default "X-Signature" */
+	enum hmac_alg algorithm;   /* hmac: default sha256 */
+	enum sig_encoding encoding;/* hmac: default hex */
+	char *signature_prefix;    /* hmac: e.g. "sha256=", NULL: none */
+	char *event_header;        /* hmac/none: NULL unless set */
+	char *event_field;         /* hmac/none: dotted path, default "event" */
+	char *id_header;           /* hmac/none: NULL unless set */
+	struct cidr_list allow_from; /* empty: every address */
+	struct delivery_opts opts;   /* what this section sets */
+	int line;                    /* line of the section header */
+};
+
+struct event_rule {
+	char *name; /* matched like a route: a:b:c, a:b, a, _default */
+	struct delivery_opts opts;
+	int line;
+};
+
+struct status_entry {
+	int exit_code;
+	int http;
+};
+struct status_map {
+	struct status_entry *v; /* exit -> HTTP; defaults 0=200, 75=503 */
+	size_t n;
+	int def;     /* default 500 */
+	int timeout; /* default 504 */
+};
+
+struct config {
+	int refs;
+	char *path; /* the file as given */
+	char *dir;  /* its directory, absolute */
+
+	/* [server] */
+	char *listen; /* "127.0.0.1:9000", "[::1]:9000" or "unix:/path" */
+	char *hooks_dir;
+	uint64_t max_body;      /* 1MiB */
+	int64_t kill_grace_ms;  /* 5s */
+	int max_running;        /* 16 */
+	int max_queued;         /* 256 */
+	char *env_prefix;       /* "HOOK_" */
+	char **pass_env;        /* NULL-terminated; default PATH LANG TZ */
+	bool include_output;    /* no */
+	uint64_t max_headers;   /* 16KiB */
+	int max_connections;    /* 1024 */
+	int64_t read_timeout_ms;/* 10s */
+	int64_t idle_timeout_ms;/* 60s */
+	/* Hook rlimits; -1 when unset. limit_cpu is in whole seconds. */
+	int64_t limit_nofile, limit_nproc, limit_memory, limit_cpu;
+	char *user, *group;     /* NULL unless set */
+	struct cidr_list trusted_proxies;
+	char *state_dir;        /* NULL: journal off */
+	int64_t journal_keep_ms;/* 30d */
+	int64_t journal_max;    /* 100000 */
+	uint64_t journal_body_max; /* 64KiB */
+	char *tls_cert, *tls_key, *tls_ciphers; /* NULL unless set */
+	int log_format;         /* enum log_format */
+	struct delivery_opts server_opts; /* timeout from [server] */
+
+	/* [admin] */
+	char *admin_listen; /* NULL: off */
+
+	struct endpoint *endpoints;
+	size_t nendpoints;
+	struct event_rule *events;
+	size_t nevents;
+	struct status_map status;
+};
+
+/*
+ * Loads and validates `path`. On error returns NULL and writes one line,
+ * "FILE:LINE: message" (or "FILE: message" where no line applies), to err.
+ */
+struct config *config_load(const char *path, char *err, size_t errlen);
+struct config *config_ref(struct config *c);
+void config_unref(struct config *c); /* NULL is fine */
+
+const struct endpoint *config_endpoint_by_path(const struct config *c, const char *path);
+const struct endpoint *config_endpoint_by_name(const struct config *c, const char *name);
+
+/*
+ * The settings in force for `event` at `ep`: [server] defaults, then the
+ * endpoint's, then the first [event] rule matching the event's candidates
+ * (a:b:c, a:b, a, _default). Strings in `out` point into the config.
+ */
+void config_delivery_opts(const struct config *c, const struct endpoint *ep,
+                          const char *event, struct delivery_opts *out);
+
+/* HTTP status for a hook's exit status (timeout handled by the caller). */
+int status_for_exit(const struct status_map *m, int exit_code);
+
+#endif

@@ -1,0 +1,3 @@
+/* dispatch: not written yet. */
+#include "dispatch.h"
+extern int hookd_dispatch_unwritten;

@@ -1,0 +1,3 @@
+#ifndef HOOKD_DISPATCH_H
+#define HOOKD_DISPATCH_H
+#endif

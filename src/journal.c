@@ -1,0 +1,3 @@
+/* journal: not written yet. */
+#include "journal.h"
+extern int hookd_journal_unwritten;

@@ -1,0 +1,159 @@
+/*
+ * The delivery journal (SPEC 8): state_dir/journal.db, SQLite in WAL mode.
+ * Every verified delivery is recorded with its headers (never credential
+ * headers), its body, each attempt and each hook's outcome. It backs
+ * idempotency by (endpoint, delivery id), async mode and retries, and the
+ * `events`, `show` and `replay` commands.
+ *
+ * All calls are made from the daemon's one thread (or from a CLI command's
+ * own connection); SQLite's busy timeout lets the CLI read while the daemon
+ * writes.
+ */
+#ifndef HOOKD_JOURNAL_H
+#define HOOKD_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct journal;
+
+enum delivery_state {
+	DSTATE_QUEUED,     /* accepted, waiting for a slot or its key */
+	DSTATE_RUNNING,    /* an attempt is under way */
+	DSTATE_RETRY_WAIT, /* failed retryably; due again at next_due */
+	DSTATE_SUCCEEDED,  /* final, 2xx (unhandled included) */
+	DSTATE_FAILED,     /* final, not 2xx */
+};
+const char *delivery_state_name(enum delivery_state s);
+/* Pending: queued, running or waiting for a retry (a resend gets 409). */
+bool delivery_state_pending(enum delivery_state s);
+
+struct journal_header {
+	const char *name;
+	const char *value;
+};
+
+struct journal_new {
+	const char *endpoint;
+	const char *delivery_id; /* sender's id, or the generated one */
+	const char *event;
+	const char *remote_addr;
+	bool async;
+	int64_t received_ms; /* wall clock */
+	const struct journal_header *headers; /* credentials already removed */
+	size_t nheaders;
+	const unsigned char *body;
+	size_t body_len;
+};
+
+/* A hook's outcome within one attempt. */
+struct journal_hook {
+	const char *hook;   /* relative path */
+	int exit_code;      /* -1: none */
+	const char *signal; /* "SIGKILL" or NULL */
+	int64_t ms;
+	const char *error;  /* NULL or "timed out after 30s" */
+	const char *output; /* the kept tail, may be NULL */
+	size_t output_len;
+};
+
+struct journal_attempt {
+	int attempt; /* 1-based */
+	int64_t started_ms, finished_ms;
+	int http;
+	const char *status; /* "ok", "failed", "timeout", "unhandled" */
+	const char *error;  /* NULL or the reason */
+	const struct journal_hook *hooks;
+	size_t nhooks;
+};
+
+/* A pending async delivery as read back at start or for a replay. */
+struct journal_pending {
+	int64_t rowid;
+	char *endpoint, *delivery_id, *event, *remote_addr;
+	enum delivery_state state;
+	int attempts;     /* attempts made so far */
+	int64_t next_due_ms;
+	int64_t received_ms;
+	unsigned char *body;
+	size_t body_len;
+	bool body_complete; /* false when the kept body was cut */
+	char **headers;     /* "Name: value", n of them */
+	size_t nheaders;
+};
+void journal_pending_free(struct journal_pending *p);
+
+/*
+ * Opens (creating state_dir 0700 and the schema if missing) the journal.
+ * `body_max` is journal_body_max; keep_ms/max_rows bound pruning.
+ */
+struct journal *journal_open(const char *state_dir, uint64_t body_max, int64_t keep_ms,
+                             int64_t max_rows, char *err, size_t errlen);
+/* Read-only use by `events`/`show` while the daemon runs. */
+struct journal *journal_open_readonly(const char *state_dir, char *err, size_t errlen);
+void journal_close(struct journal *j); /* NULL is fine */
+
+/*
+ * Idempotency look-up. Returns 1 and fills state/attempts/rowid when
+ * (endpoint, id) is known, 0 when not, -1 on error.
+ */
+int journal_lookup(struct journal *j, const char *endpoint, const char *delivery_id,
+                   enum delivery_state *state, int *attempts, int64_t *rowid);
+
+/*
+ * Records a delivery as QUEUED (async: committed durably, fsync'd, before
+ * returning) or RUNNING (sync). A delivery id already known is updated in
+ * place (a resend of a failed delivery): its state goes back to
+ * queued/running and its attempts are kept. Returns the rowid, -1 on error.
+ */
+int64_t journal_record(struct journal *j, const struct journal_new *d);
+
+/* Marks an attempt as started (state RUNNING). */
+int journal_attempt_started(struct journal *j, int64_t rowid, int attempt, int64_t started_ms);
+
+/*
+ * Records a finished attempt and the delivery's new state: SUCCEEDED,
+ * FAILED, or RETRY_WAIT with next_due_ms. When the state is final the kept
+ * body is cut to body_max.
+ */
+int journal_attempt_finished(struct journal *j, int64_t rowid, const struct journal_attempt *a,
+                             enum delivery_state state, int64_t next_due_ms);
+
+/* Marks a delivery queued again (replay), due now. */
+int journal_requeue(struct journal *j, int64_t rowid);
+
+/*
+ * At start: every async delivery that is QUEUED, RETRY_WAIT or RUNNING,
+ * in arrival order. A RUNNING one died with hookd: that run is counted as
+ * an attempt (recorded as such) and it becomes QUEUED. Sync deliveries left
+ * RUNNING are marked FAILED ("interrupted"). The caller frees *out with
+ * journal_pending_free() on each element and free().
+ */
+int journal_recover(struct journal *j, struct journal_pending **out, size_t *n);
+
+/* One delivery by rowid, for replay. 0 ok, 1 unknown, -1 error. */
+int journal_get(struct journal *j, int64_t rowid, struct journal_pending *out);
+/* rowid for (endpoint or NULL: any, id); 0 ok, 1 unknown, 2 ambiguous (several endpoints). */
+int journal_find(struct journal *j, const char *endpoint, const char *delivery_id, int64_t *rowid);
+
+/* Deletes final deliveries older than keep, and the oldest final ones past
+ * max_rows. Cheap when nothing is due; called from a timer. */
+int journal_prune(struct journal *j, int64_t now_ms);
+
+/* Number of pending async deliveries (for journal_max overload). */
+int64_t journal_pending_count(struct journal *j);
+
+/* CLI: `hookd events` and `hookd show`, printing to stdout. Return the exit
+ * status (SPEC 1). */
+struct events_filter {
+	bool failed;
+	const char *event_glob; /* fnmatch, NULL: all */
+	int64_t since_ms;       /* received at or after, 0: all */
+	int limit;              /* default 100 */
+	bool json;
+};
+int journal_cmd_events(struct journal *j, const struct events_filter *f);
+int journal_cmd_show(struct journal *j, const char *endpoint, const char *delivery_id);
+
+#endif

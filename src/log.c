@@ -1,0 +1,91 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static enum log_format log_format = LOG_FORMAT_LOGFMT;
+static bool under_journald;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+/* syslog priorities: debug 7, info 6, warning 4, err 3 */
+static const int level_prio[] = {7, 6, 4, 3};
+
+void log_setup(enum log_format format)
+{
+	log_format = format;
+	under_journald = getenv("JOURNAL_STREAM") != NULL;
+}
+
+/* logfmt: bare when the value is plain, else quoted with escapes. */
+static void logfmt_value(struct strbuf *sb, const char *v)
+{
+	bool plain = *v != '\0';
+	for (const char *p = v; *p && plain; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f)
+			plain = false;
+	}
+	if (plain)
+		sb_puts(sb, v);
+	else
+		sb_json_str(sb, v, strlen(v));
+}
+
+void log_kv(enum log_level level, const char *msg, const struct log_kv *kv, size_t n)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	char ts[40];
+	format_rfc3339_ms(now_wall_ms(), ts, sizeof(ts));
+	if (under_journald)
+		sb_printf(&sb, "<%d>", level_prio[level]);
+	if (log_format == LOG_FORMAT_JSON) {
+		sb_printf(&sb, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_names[level]);
+		sb_json_str(&sb, msg, strlen(msg));
+		for (size_t i = 0; i < n; i++) {
+			if (!kv[i].val)
+				continue;
+			sb_putc(&sb, ',');
+			sb_json_str(&sb, kv[i].key, strlen(kv[i].key));
+			sb_putc(&sb, ':');
+			sb_json_str(&sb, kv[i].val, strlen(kv[i].val));
+		}
+		sb_putc(&sb, '}');
+	} else {
+		sb_printf(&sb, "ts=%s level=%s msg=", ts, level_names[level]);
+		logfmt_value(&sb, msg);
+		for (size_t i = 0; i < n; i++) {
+			if (!kv[i].val)
+				continue;
+			sb_printf(&sb, " %s=", kv[i].key);
+			logfmt_value(&sb, kv[i].val);
+		}
+	}
+	sb_putc(&sb, '\n');
+	/* One write a line, so lines from one process never interleave. */
+	size_t off = 0;
+	while (off < sb.len) {
+		ssize_t w = write(STDERR_FILENO, sb.buf + off, sb.len - off);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	sb_free(&sb);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *msg = NULL;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	log_kv(level, msg ? msg : fmt, NULL, 0);
+	free(msg);
+}

@@ -1,0 +1,3 @@
+/* netaddr: not written yet. */
+#include "netaddr.h"
+extern int hookd_netaddr_unwritten;

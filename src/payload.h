@@ -1,0 +1,90 @@
+/*
+ * The request body: Content-Type classification, JSON (and form) decoding,
+ * dotted-path look-ups, and the flattening of every scalar leaf into a
+ * hook's environment (SPEC 6).
+ */
+#ifndef HOOKD_PAYLOAD_H
+#define HOOKD_PAYLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#define EVENT_NAME_MAX 128
+#define JSON_MAX_DEPTH 1000
+
+/* ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$ over exactly len bytes. */
+bool event_name_valid(const char *name, size_t len);
+
+enum content_kind { CONTENT_JSON, CONTENT_FORM, CONTENT_OTHER };
+/* NULL or empty is JSON; application/json and any x/y+json are JSON,
+ * parameters allowed, case-insensitive; x-www-form-urlencoded is FORM. */
+enum content_kind content_type_classify(const char *content_type);
+
+/*
+ * Parses exactly len bytes as one JSON object (depth <= JSON_MAX_DEPTH,
+ * nothing but whitespace after it). NULL with a short reason in err
+ * ("body is not valid JSON", "body is not a JSON object", "JSON nests
+ * deeper than 1000 levels").
+ */
+json_object *payload_parse_json(const char *body, size_t len, char *err, size_t errlen);
+
+/*
+ * application/x-www-form-urlencoded: decodes every field. With
+ * `json_field` set (github: "payload", slack interactivity), the result is
+ * that field parsed as JSON (NULL with err when missing or not an object);
+ * when json_field is NULL, an object of the fields as strings (slack slash
+ * commands). `json_field_optional`: fall back to the fields object when the
+ * field is absent.
+ */
+json_object *payload_parse_form(const char *body, size_t len, const char *json_field,
+                                bool json_field_optional, char *err, size_t errlen);
+
+/*
+ * The value at a dotted path ("data.build.id", array indices as numbers:
+ * "items.2.name"). Returns a newly allocated string: strings as they are,
+ * numbers and booleans as their JSON text, null as "". NULL when the path
+ * is missing or names an object or array.
+ */
+char *payload_get_path(json_object *root, const char *dotted);
+/* Like payload_get_path but only for string leaves; *found says whether the
+ * path existed at all (present but not a string: returns NULL, found true). */
+const char *payload_get_string(json_object *root, const char *dotted, bool *found);
+
+/* A hook's environment: "NAME=value" strings. */
+struct envlist {
+	char **v; /* NULL-terminated once envlist_finish() ran */
+	size_t n, cap;
+	size_t bytes; /* sum of strlen(entry) + 1 */
+};
+void envlist_init(struct envlist *e);
+void envlist_free(struct envlist *e);
+void envlist_add(struct envlist *e, const char *name, const char *value);
+void envlist_add_len(struct envlist *e, const char *name, const char *value, size_t vlen);
+/* Finds NAME's entry index, or -1. */
+long envlist_find(const struct envlist *e, const char *name);
+/* Sorts by name in byte order (for `hookd env`). */
+void envlist_sort(struct envlist *e);
+
+/* Normalizes one key per SPEC 6 into out (>= strlen(key)*2+1); returns the
+ * length, 0 when the key normalizes to nothing. */
+size_t env_key_normalize(const char *key, size_t keylen, char *out);
+
+/*
+ * Flattens every scalar leaf of root into env with the prefix. Names in
+ * `reserved` (full names, prefix included, NULL-terminated) are never
+ * taken; among payload variables the first in document order wins. Leaves
+ * with a NUL byte, values over 64 KiB, variables past 1,024 or past
+ * 512 KiB of environment in all, and leaves deeper than 32 levels are left
+ * out; the count of those is returned in *omitted.
+ */
+void payload_flatten(json_object *root, const char *prefix, const char *const *reserved,
+                     struct envlist *env, size_t *omitted);
+
+#define FLATTEN_MAX_VALUE (64 * 1024)
+#define FLATTEN_MAX_VARS 1024
+#define FLATTEN_MAX_BYTES (512 * 1024)
+#define FLATTEN_MAX_DEPTH 32
+
+#endif

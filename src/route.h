@@ -1,0 +1,53 @@
+/*
+ * Routing (SPEC 5): event name -> candidate names (a:b:c, a:b, a,
+ * _default) -> the first that exists in the hooks dir -> the executables
+ * to run. The hooks dir is read at each delivery.
+ */
+#ifndef HOOKD_ROUTE_H
+#define HOOKD_ROUTE_H
+
+#include <stddef.h>
+
+#include "payload.h"
+
+#define ROUTE_MAX_CANDIDATES (EVENT_NAME_MAX + 2)
+
+/*
+ * Fills out[] with the candidates for a valid event name, most specific
+ * first, "_default" last; segments are separated by ':' or '.'. Returns
+ * the count. Each out[i] is a buffer of EVENT_NAME_MAX + 1 bytes.
+ */
+size_t route_candidates(const char *event, char out[][EVENT_NAME_MAX + 1], size_t max);
+
+struct hook {
+	char *path; /* absolute path of the executable */
+	char *rel;  /* relative to the hooks dir: "build:start", "deploy.d/10-pull" */
+	char *dir;  /* directory holding it: the hook's cwd */
+};
+
+struct route {
+	char *name;       /* the candidate that matched, NULL: no route */
+	struct hook *hooks;
+	size_t nhooks;
+	char *error;      /* set when the route cannot run: "not executable: deploy" */
+	/* Non-executable regular files in a directory route: skipped as
+	 * run-parts does, but named here so the delivery's log says so. */
+	char **skipped;
+	size_t nskipped;
+};
+
+/* True for names run-parts skips: ".x", "x~", "*.swp", "*.disabled", dpkg/rpm leftovers. */
+int route_name_skipped(const char *name);
+
+/*
+ * Resolves `event` under hooks_dir. Returns 0 with route filled (a route
+ * with ->error set, or with no name when nothing matched). A file route
+ * that is not an executable regular file, and a route that is neither a
+ * file nor a directory, set ->error naming it. A directory route lists its
+ * executable regular files in byte order, skipping route_name_skipped()
+ * names and entries that are not executable regular files.
+ */
+int route_resolve(const char *hooks_dir, const char *event, struct route *out);
+void route_free(struct route *r);
+
+#endif

@@ -1,0 +1,3 @@
+/* runner: not written yet. */
+#include "runner.h"
+extern int hookd_runner_unwritten;

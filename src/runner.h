@@ -1,0 +1,3 @@
+#ifndef HOOKD_RUNNER_H
+#define HOOKD_RUNNER_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef HOOKD_SERVER_H
+#define HOOKD_SERVER_H
+#endif

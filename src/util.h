@@ -1,0 +1,60 @@
+/*
+ * Small helpers shared by every module: allocation that cannot return NULL,
+ * strict number parsing, and a growable string buffer.
+ */
+#ifndef HOOKD_UTIL_H
+#define HOOKD_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Out of memory is not a condition a webhook daemon can serve through. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Whole-string decimal parse; false on empty, junk, sign or overflow. */
+bool parse_u64(const char *s, uint64_t *out);
+bool parse_int(const char *s, int min, int max, int *out);
+
+/* "250ms", "30s", "5m", "1h", "30d"; a bare number is seconds. */
+bool parse_duration_ms(const char *s, int64_t *ms);
+/* "512", "512B", "64KiB" (or "64K"), "1MiB" ("1M"), "1GiB" ("1G"): binary units only. */
+bool parse_size(const char *s, uint64_t *bytes);
+/* yes/no, true/false, on/off, 1/0. */
+bool parse_bool(const char *s, bool *out);
+/* Formats a duration the way the config accepts it: "30s", "250ms", "10m". */
+void format_duration(int64_t ms, char *buf, size_t len);
+
+/* A growable byte buffer, always NUL-terminated. */
+struct strbuf {
+	char *buf;
+	size_t len;
+	size_t cap;
+};
+void sb_init(struct strbuf *sb);
+void sb_free(struct strbuf *sb);
+void sb_append(struct strbuf *sb, const char *s, size_t n);
+void sb_puts(struct strbuf *sb, const char *s);
+void sb_putc(struct strbuf *sb, char c);
+void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal, quotes included. */
+void sb_json_str(struct strbuf *sb, const char *s, size_t n);
+char *sb_steal(struct strbuf *sb);
+
+/* Monotonic and wall clocks in milliseconds. */
+int64_t now_mono_ms(void);
+int64_t now_wall_ms(void);
+/* RFC 3339 UTC with milliseconds: 2026-11-26T20:41:06.123Z (buf >= 32). */
+void format_rfc3339_ms(int64_t wall_ms, char *buf, size_t len);
+
+/* Case-insensitive ASCII compare, for header names. */
+bool ascii_casecmp_eq(const char *a, const char *b);
+
+#endif

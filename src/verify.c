@@ -1,0 +1,3 @@
+/* verify: not written yet. */
+#include "verify.h"
+extern int hookd_verify_unwritten;

@@ -1,0 +1,64 @@
+/*
+ * Verification schemes (SPEC 4): credentials checked against the raw body
+ * before it is parsed, then the event name and delivery id taken the way
+ * each sender sends them. All crypto and compares are libcrypto's.
+ */
+#ifndef HOOKD_VERIFY_H
+#define HOOKD_VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "config.h"
+#include "payload.h"
+
+/* Header look-up, case-insensitive by name; NULL when absent. */
+typedef const char *(*header_fn)(void *ctx, const char *name);
+
+struct verify_input {
+	const struct endpoint *ep;
+	header_fn header;
+	void *ctx;
+	const unsigned char *body;
+	size_t body_len;
+	int64_t now; /* unix seconds, for tolerance */
+};
+
+/*
+ * Checks the credential. true: verified. false: 401, with a short reason in
+ * `why` for the log only ("token missing", "signature mismatch", "timestamp
+ * outside tolerance"); the reason never holds a secret or a token, and the
+ * HTTP body does not say which.
+ */
+bool verify_credentials(const struct verify_input *in, char *why, size_t whylen);
+
+/* Whether the scheme accepts application/x-www-form-urlencoded bodies. */
+bool scheme_accepts_form(enum scheme s);
+
+/*
+ * Decodes the verified body per the scheme (JSON, or the form rules of
+ * SPEC 4) into *root. false: 400 with a reason in err.
+ */
+bool scheme_decode(const struct verify_input *in, enum content_kind kind, json_object **root,
+                   char *err, size_t errlen);
+
+struct identity {
+	char event[EVENT_NAME_MAX + 1];
+	char id[256];      /* "" when the sender gave none */
+	char *challenge;   /* slack url_verification: answer it, run nothing */
+};
+
+/*
+ * The event name and delivery id per the scheme. false: 400 with the reason
+ * ("event missing", "event is not a string", "invalid event name",
+ * "event type header does not match body"). A delivery id longer than 255
+ * bytes or holding control characters is a 400 too.
+ */
+bool scheme_identify(const struct verify_input *in, json_object *root, struct identity *id,
+                     char *err, size_t errlen);
+void identity_clear(struct identity *id);
+
+#endif
