@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "control.h"
 #include "dispatch.h"
 #include "http.h"
 #include "journal.h"
@@ -148,6 +149,7 @@ struct daemon {
 	struct journal *journal;
 	struct dispatcher *ds;
 	struct server *srv;
+	struct control *ctl;
 	struct event *sighup, *sigterm, *sigint, *drain_timer;
 	bool draining;
 };
@@ -243,6 +245,11 @@ static int cmd_serve(const struct options *o)
 	evsignal_add(dm.sighup, NULL);
 	evsignal_add(dm.sigterm, NULL);
 	evsignal_add(dm.sigint, NULL);
+	if (dm.journal) {
+		dm.ctl = control_new(dm.base, dm.cfg->state_dir, dm.ds, dm.journal, err, sizeof(err));
+		if (!dm.ctl)
+			log_msg(LOG_LVL_WARN, "%s: hookd replay will not reach this daemon", err);
+	}
 	if (dispatch_recover(dm.ds) < 0)
 		log_msg(LOG_LVL_ERROR, "journal: cannot recover pending deliveries");
 	event_base_dispatch(dm.base);
@@ -255,6 +262,7 @@ out:
 		event_free(dm.sigint);
 		event_free(dm.drain_timer);
 	}
+	control_free(dm.ctl);
 	server_free(dm.srv);
 	dispatcher_free(dm.ds);
 	journal_close(dm.journal);
@@ -529,6 +537,21 @@ static int cmd_show(const struct options *o)
 	return rc;
 }
 
+static int cmd_replay(const struct options *o)
+{
+	if (o->nargs != 1)
+		return usage_error("%s needs one delivery ID", o->command);
+	struct config *cfg = load_or_die(o->config);
+	if (!cfg->state_dir) {
+		fprintf(stderr, "hookd: the journal is off: set [server] state_dir in %s\n", o->config);
+		config_unref(cfg);
+		return EXIT_USAGE;
+	}
+	int rc = control_replay(cfg->state_dir, o->endpoint, o->args[0]);
+	config_unref(cfg);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -541,7 +564,7 @@ int main(int argc, char **argv)
 		int maxargs;
 	} commands[] = {
 		{"serve", cmd_serve, 0}, {"check", cmd_check, 0}, {"run", cmd_run, 2},
-		{"env", cmd_env, 2},     {"events", cmd_events, 0}, {"show", cmd_show, 1},
+		{"env", cmd_env, 2},     {"events", cmd_events, 0}, {"show", cmd_show, 1}, {"replay", cmd_replay, 1},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
 		if (strcmp(o.command, commands[i].name) != 0)
