@@ -724,8 +724,6 @@ size_t env_key_normalize(const char *key, size_t keylen, char *out)
 	return o;
 }
 
-#define FLATTEN_MAX_NAME 4096
-
 struct flatten {
 	const char *prefix;
 	size_t prefixlen;
