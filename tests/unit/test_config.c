@@ -18,45 +18,6 @@
 #include "log.h"
 #include "util.h"
 
-/*
- * Temporary stand-ins for netaddr.c, which another branch implements: weak,
- * so the real ones win wherever they are linked. They accept what looks
- * like addresses and reject anything else, enough for the config to pass
- * a list through. Remove once netaddr.c lands.
- */
-__attribute__((weak)) bool cidr_list_parse(const char *s, struct cidr_list *out, char *err,
-                                           size_t errlen)
-{
-	out->v = NULL;
-	out->n = 0;
-	while (*s) {
-		s += strspn(s, " \t");
-		size_t n = strcspn(s, " \t");
-		if (!n)
-			break;
-		if (strspn(s, "0123456789abcdefABCDEF.:/") < n) {
-			snprintf(err, errlen, "bad address '%.*s'", (int)n, s);
-			free(out->v);
-			out->v = NULL;
-			out->n = 0;
-			return false;
-		}
-		out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
-		memset(&out->v[out->n], 0, sizeof(out->v[0]));
-		out->n++;
-		s += n;
-	}
-	return true;
-}
-
-__attribute__((weak)) void cidr_list_free(struct cidr_list *l)
-{
-	if (!l)
-		return;
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
 
 static char tmpdir[PATH_MAX];
 static char err[512];
