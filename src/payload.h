@@ -80,9 +80,9 @@ size_t env_key_normalize(const char *key, size_t keylen, char *out);
  * document order wins, and a leaf left out still holds its name. Leaves
  * with a NUL byte, values over 64 KiB, names over 4 KiB, variables past
  * 1,024 or past 512 KiB of payload variables in all (strlen("N=v") + 1
- * each), and leaves deeper than 32 levels are left out. *omitted counts
- * every scalar leaf that did not become a variable: those, collisions,
- * and leaves whose name is empty.
+ * each), and leaves deeper than 32 levels are left out; *omitted counts
+ * those. Collisions and leaves whose name is empty are dropped without
+ * being counted.
  */
 void payload_flatten(json_object *root, const char *prefix, const char *const *reserved,
                      struct envlist *env, size_t *omitted);
