@@ -120,7 +120,13 @@ int journal_attempt_started(struct journal *j, int64_t rowid, int attempt, int64
 int journal_attempt_finished(struct journal *j, int64_t rowid, const struct journal_attempt *a,
                              enum delivery_state state, int64_t next_due_ms);
 
-/* Marks a delivery queued again (replay), due now. */
+/*
+ * Marks a delivery queued again (replay), due now, committed durably. A
+ * replay has no client waiting, so it becomes an async delivery (counted by
+ * journal_pending_count, recovered after a restart). 0 ok, 1 unknown,
+ * 2 already pending (nothing changed), 3 its body was cut (nothing changed),
+ * -1 error.
+ */
 int journal_requeue(struct journal *j, int64_t rowid);
 
 /*
@@ -138,8 +144,20 @@ int journal_get(struct journal *j, int64_t rowid, struct journal_pending *out);
 int journal_find(struct journal *j, const char *endpoint, const char *delivery_id, int64_t *rowid);
 
 /* Deletes final deliveries older than keep, and the oldest final ones past
- * max_rows. Cheap when nothing is due; called from a timer. */
+ * max_rows, at most JOURNAL_PRUNE_BATCH a call so that the event loop never
+ * stalls. Returns how many it deleted, -1 on error: a full batch means more
+ * may be due, so call again soon. Cheap when nothing is due; called from a
+ * timer. */
+#define JOURNAL_PRUNE_BATCH 500
 int journal_prune(struct journal *j, int64_t now_ms);
+
+/*
+ * True for a header that carries a credential (a token, a signature, a
+ * cookie): such headers are never journaled, logged or passed on. Matched
+ * case-insensitively. The server also drops an endpoint's own
+ * signature_header.
+ */
+bool journal_is_credential_header(const char *name);
 
 /* Number of pending async deliveries (for journal_max overload). */
 int64_t journal_pending_count(struct journal *j);
