@@ -339,6 +339,7 @@ static struct delivery *local_delivery(const struct options *o, struct config *c
 }
 
 struct run_state {
+	struct event_base *base;
 	bool done;
 	int http;
 	char *json;
@@ -350,6 +351,8 @@ static void on_run_done(struct delivery *d, void *arg)
 	rs->done = true;
 	rs->http = d->out.http;
 	rs->json = delivery_response_json(d, d->cfg->include_output);
+	/* The SIGCHLD handler would keep the loop alive for ever. */
+	event_base_loopexit(rs->base, NULL);
 }
 
 static int cmd_run(const struct options *o)
@@ -361,7 +364,7 @@ static int cmd_run(const struct options *o)
 	runner_init(base);
 	runner_set_output_passthrough(true);
 	struct dispatcher *ds = dispatcher_new(base, cfg, NULL);
-	struct run_state rs = {0};
+	struct run_state rs = {.base = base};
 	dispatch_submit(ds, d, on_run_done, &rs);
 	if (!rs.done)
 		event_base_dispatch(base);
