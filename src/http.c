@@ -130,17 +130,28 @@ static void arm_timer(struct http_conn *c, int64_t ms)
 	evtimer_add(c->timer, &tv);
 }
 
+/* A JSON body gets a final newline (curl output ends cleanly); a body of
+ * another type (the admin's /metrics) goes out as it is. */
+static void write_response_typed(struct http_conn *c, int status, const char *content_type,
+                                 const char *extra, const char *body, size_t body_len, bool close)
+{
+	bool json = content_type == NULL;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add_printf(out,
+	                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+	                    "Content-Length: %zu\r\n%s%s\r\n",
+	                    status, http_reason(status), json ? "application/json" : content_type,
+	                    body_len + (json ? 1 : 0), close ? "Connection: close\r\n" : "",
+	                    extra ? extra : "");
+	evbuffer_add(out, body, body_len);
+	if (json)
+		evbuffer_add(out, "\n", 1);
+}
+
 static void write_response(struct http_conn *c, int status, const char *extra, const char *body,
                            size_t body_len, bool close)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	evbuffer_add_printf(out,
-	                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-	                    "Content-Length: %zu\r\n%s%s\r\n",
-	                    status, http_reason(status), body_len + 1,
-	                    close ? "Connection: close\r\n" : "", extra ? extra : "");
-	evbuffer_add(out, body, body_len);
-	evbuffer_add(out, "\n", 1);
+	write_response_typed(c, status, NULL, extra, body, body_len, close);
 }
 
 /*
@@ -441,6 +452,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 void http_respond(struct http_request *req, int status, const char *extra, char *body, bool close)
 {
+	http_respond_typed(req, status, NULL, extra, body, close);
+}
+
+void http_respond_typed(struct http_request *req, int status, const char *content_type,
+                        const char *extra, char *body, bool close)
+{
 	struct http_conn *c = req->conn;
 	if (c->dead) {
 		free(body);
@@ -451,7 +468,7 @@ void http_respond(struct http_request *req, int status, const char *extra, char 
 	}
 	if (!req->keep_alive || c->srv->stopped)
 		close = true;
-	write_response(c, status, extra, body, strlen(body), close);
+	write_response_typed(c, status, content_type, extra, body, strlen(body), close);
 	free(body);
 	request_free(req);
 	c->req = NULL;
