@@ -164,7 +164,9 @@ class Daemon:
     """
 
     def __init__(self, config, hooks=None, files=None, env=None, wrap=None, pass_fds=(),
-                 stderr_fd=None, wait_listening=True, json_log=False):
+                 journal_stream=None, wait_listening=True):
+        """journal_stream: True sets JOURNAL_STREAM to the device:inode of
+        hookd's stderr (as systemd does); a string sets it to that value."""
         self.tmp = tempfile.mkdtemp(prefix="hookd-ops-")
         self.hooks_dir = os.path.join(self.tmp, "hooks.d")
         os.mkdir(self.hooks_dir)
@@ -193,30 +195,29 @@ class Daemon:
         argv = list(wrap or []) + [HOOKD_BIN, "-c", self.config, "serve"]
         self.lines = []
         self.cond = threading.Condition()
-        self.own_stderr = stderr_fd is None
-        self.proc = subprocess.Popen(
-            argv, env=e, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE if stderr_fd is None else stderr_fd,
-            pass_fds=pass_fds, cwd=self.tmp)
-        self.stream = self.proc.stderr if stderr_fd is None else None
+        r, w = os.pipe()
+        if journal_stream is True:
+            st = os.fstat(w)
+            e["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+        elif journal_stream:
+            e["JOURNAL_STREAM"] = journal_stream
+        try:
+            self.proc = subprocess.Popen(
+                argv, env=e, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=w,
+                pass_fds=pass_fds, cwd=self.tmp)
+        finally:
+            os.close(w)
+        self.stream = os.fdopen(r, "rb")
         self.port = None
         self.admin_port = None
-        self.json_log = json_log
-        if self.stream is not None:
-            self.reader = threading.Thread(target=self._read, args=(self.stream,), daemon=True)
-            self.reader.start()
+        self.reader = threading.Thread(target=self._read, args=(self.stream,), daemon=True)
+        self.reader.start()
         if wait_listening:
             try:
                 self.wait_listening()
             except BaseException:
                 self.__exit__(None, None, None)
                 raise
-
-    def attach_stream(self, f):
-        """Follows a stream the caller opened (stderr_fd was given)."""
-        self.stream = f
-        self.reader = threading.Thread(target=self._read, args=(f,), daemon=True)
-        self.reader.start()
 
     def _read(self, f):
         for raw in iter(f.readline, b""):
@@ -297,9 +298,8 @@ class Daemon:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait(5)
-            if self.stream is not None:
-                self.reader.join(5)
-                self.stream.close()
+            self.reader.join(5)
+            self.stream.close()
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
         return False
