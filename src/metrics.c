@@ -215,7 +215,8 @@ static void head(struct strbuf *sb, const char *name, const char *type, const ch
 static void render_family(struct strbuf *sb, const char *name, struct family *f)
 {
 	/* Sorted, so that scrapes list series in a stable order. */
-	qsort(f->v, f->n, sizeof(*f->v), series_cmp);
+	if (f->n > 1)
+		qsort(f->v, f->n, sizeof(*f->v), series_cmp);
 	for (size_t i = 0; i < f->n; i++)
 		sb_printf(sb, "%s{%s} %llu\n", name, f->v[i].labels,
 		          (unsigned long long)f->v[i].value);
