@@ -590,6 +590,8 @@ static int cmd_check(const struct options *o)
 	struct config *cfg = load_or_die(o->config);
 	printf("config %s: ok\n", o->config);
 	printf("listen %s\n", cfg->listen);
+	if (cfg->admin_listen)
+		printf("admin %s\n", cfg->admin_listen);
 	for (size_t i = 0; i < cfg->nendpoints; i++) {
 		const struct endpoint *ep = &cfg->endpoints[i];
 		printf("endpoint %s: POST %s scheme=%s hooks_dir=%s secrets=%zu\n", ep->name, ep->path,
