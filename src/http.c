@@ -131,9 +131,12 @@ static void arm_timer(struct http_conn *c, int64_t ms)
 }
 
 /* A JSON body gets a final newline (curl output ends cleanly); a body of
- * another type (the admin's /metrics) goes out as it is. */
+ * another type (the admin's /metrics) goes out as it is. The answer to a
+ * HEAD request has the headers of the answer to GET and no body, or the
+ * client would read the body as the next answer. */
 static void write_response_typed(struct http_conn *c, int status, const char *content_type,
-                                 const char *extra, const char *body, size_t body_len, bool close)
+                                 const char *extra, const char *body, size_t body_len, bool close,
+                                 bool head)
 {
 	bool json = content_type == NULL;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -143,6 +146,8 @@ static void write_response_typed(struct http_conn *c, int status, const char *co
 	                    status, http_reason(status), json ? "application/json" : content_type,
 	                    body_len + (json ? 1 : 0), close ? "Connection: close\r\n" : "",
 	                    extra ? extra : "");
+	if (head)
+		return;
 	evbuffer_add(out, body, body_len);
 	if (json)
 		evbuffer_add(out, "\n", 1);
@@ -151,7 +156,7 @@ static void write_response_typed(struct http_conn *c, int status, const char *co
 static void write_response(struct http_conn *c, int status, const char *extra, const char *body,
                            size_t body_len, bool close)
 {
-	write_response_typed(c, status, NULL, extra, body, body_len, close);
+	write_response_typed(c, status, NULL, extra, body, body_len, close, false);
 }
 
 /*
@@ -468,7 +473,8 @@ void http_respond_typed(struct http_request *req, int status, const char *conten
 	}
 	if (!req->keep_alive || c->srv->stopped)
 		close = true;
-	write_response_typed(c, status, content_type, extra, body, strlen(body), close);
+	bool head = req->method && strcmp(req->method, "HEAD") == 0;
+	write_response_typed(c, status, content_type, extra, body, strlen(body), close, head);
 	free(body);
 	request_free(req);
 	c->req = NULL;

@@ -68,6 +68,15 @@ class AdminTest(unittest.TestCase):
                 self.assertEqual(r.status, 404, path)
                 self.assertEqual(r.headers["content-type"], "application/json")
                 self.assertEqual(r.json["status"], "rejected")
+            # A HEAD answer has no body: the next answer on the connection
+            # is read intact (admin and webhook listener alike).
+            for port, path in ((d.admin_port, "/metrics"), (d.port, "/webhook")):
+                raw = raw_exchange(port, ("HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n"
+                                          "GET /nothing HTTP/1.1\r\nHost: x\r\n"
+                                          "Connection: close\r\n\r\n" % path).encode())
+                first, rest = raw.split(b"\r\n\r\n", 1)
+                self.assertTrue(first.startswith(b"HTTP/1.1 405 "), raw)
+                self.assertTrue(rest.startswith(b"HTTP/1.1 404 "), raw)
             # The webhook listener does not answer admin paths.
             r = request(d.port, "GET", "/metrics")
             self.assertEqual(r.status, 404)
