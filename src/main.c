@@ -329,9 +329,8 @@ static int cmd_serve(const struct options *o)
 	}
 	dm.ds = dispatcher_new(dm.base, dm.cfg, dm.journal);
 	dm.srv = server_new(dm.base, dm.cfg, dm.ds);
-	char addr[128];
-	if (open_listeners(&dm, o->config, addr, sizeof(addr)) < 0)
-		goto out;
+	/* Signals are caught before the "listening" line: whoever waits for
+	 * it may send SIGHUP or SIGTERM at once. */
 	dm.sighup = evsignal_new(dm.base, SIGHUP, on_reload, &dm);
 	dm.sigterm = evsignal_new(dm.base, SIGTERM, on_terminate, &dm);
 	dm.sigint = evsignal_new(dm.base, SIGINT, on_terminate, &dm);
@@ -339,6 +338,9 @@ static int cmd_serve(const struct options *o)
 	evsignal_add(dm.sighup, NULL);
 	evsignal_add(dm.sigterm, NULL);
 	evsignal_add(dm.sigint, NULL);
+	char addr[128];
+	if (open_listeners(&dm, o->config, addr, sizeof(addr)) < 0)
+		goto out;
 	if (dm.journal) {
 		dm.ctl = control_new(dm.base, dm.cfg->state_dir, dm.ds, dm.journal, err, sizeof(err));
 		if (!dm.ctl)
