@@ -357,10 +357,23 @@ static int cmd_serve(const struct options *o)
 	rc = 0;
 out:
 	if (dm.sighup) {
+		/* Freeing the signal events restores the default actions; a
+		 * second SIGTERM (a supervisor's impatience) would then kill a
+		 * daemon that has already finished cleanly. From here on these
+		 * signals are ignored. */
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGHUP);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		sigprocmask(SIG_BLOCK, &set, NULL);
 		event_free(dm.sighup);
 		event_free(dm.sigterm);
 		event_free(dm.sigint);
 		event_free(dm.drain_timer);
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGINT, SIG_IGN);
 	}
 	control_free(dm.ctl);
 	admin_free(dm.admin);
