@@ -294,6 +294,9 @@ static int cmd_serve(const struct options *o)
 		server_set_tls(dm.srv, tls);
 		dm.tls_on = true;
 		log_tls(dm.cfg, tls);
+		/* The server holds its own reference; a reload replaces it. */
+		tls_ctx_free(tls);
+		tls = NULL;
 	}
 	if (server_listen_fd(dm.srv, fd) < 0) {
 		close(fd);

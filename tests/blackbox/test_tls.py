@@ -175,9 +175,9 @@ class TlsTest(unittest.TestCase):
             # either way no TLS 1.1 session may come about.
             rc, out = s_client(d.port, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0")
             self.assertIsNone(negotiated(out), out)
-            self.assertNotRegex(out, r"Protocol\s*:\s*TLSv1(\.1)?\s*$")
-            if "alert protocol version" not in out and "no protocols available" not in out:
-                self.fail("TLS 1.1 failed for an unexpected reason:\n" + out)
+            # (s_client names the version it tried even when it failed: the
+            # session it reports has no cipher and no master key.)
+            self.assertNotRegex(out, r"(?m)^[ \t]*Master-Key:[ \t]*[0-9A-F]+")
             if shutil.which("curl"):
                 r = tu.run(["curl", "-sS", "--max-time", "10", "--cacert", self.ca,
                             "--tlsv1.0", "--tls-max", "1.1",
@@ -293,7 +293,7 @@ class TlsTest(unittest.TestCase):
             self.assertEqual(d.count(r"evt-plain"), 0, d.log())
 
     def test_stalled_handshakes_are_closed_after_read_timeout(self):
-        with self.daemon(read_timeout="1s") as d:
+        with self.daemon(read_timeout="2s") as d:
             t0 = time.monotonic()
             silent = d.raw()  # connects and sends nothing
             partial = d.raw()  # starts a ClientHello and stops
@@ -305,15 +305,20 @@ class TlsTest(unittest.TestCase):
                     self.assert_delivered(d, conn, "evt-meanwhile")
                 finally:
                     conn.close()
-                self.assertLess(time.monotonic() - t0, 1.0,
+                # ... while the stalled handshakes are still open.
+                self.assertLess(time.monotonic() - t0, 1.8,
                                 "the delivery waited for the stalled handshakes")
                 for s in (silent, partial):
-                    data, closed, _ = tu.read_until_closed(s, 6)
+                    s.setblocking(False)
+                    with self.assertRaises(BlockingIOError, msg="closed too early"):
+                        s.recv(1)
+                for s in (silent, partial):
+                    data, closed, _ = tu.read_until_closed(s, 8)
                     self.assertTrue(closed, "a stalled handshake was left open")
                     self.assertNotIn(b"HTTP/1.", data)
                 took = time.monotonic() - t0
-                self.assertGreaterEqual(took, 0.9, "closed before read_timeout")
-                self.assertLess(took, 4.0, "not closed at read_timeout")
+                self.assertGreaterEqual(took, 1.9, "closed before read_timeout")
+                self.assertLess(took, 5.0, "not closed at read_timeout")
             finally:
                 silent.close()
                 partial.close()
