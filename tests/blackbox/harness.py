@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -244,6 +245,7 @@ class Hookd:
         self._reader = None
         self._stdout = None
         self.rc = None
+        self.leaks = []
         try:
             self.write_config(config)
             for rel, spec in (hooks or {}).items():
@@ -432,6 +434,8 @@ class Hookd:
         return self.rc
 
     def check_no_secrets(self):
+        if self.leaks:
+            raise AssertionError("secrets in responses: %r" % self.leaks)
         text = self.log_text()
         for s in self.secrets:
             if s in text:
@@ -505,6 +509,9 @@ class Hookd:
             for k, v in r.getheaders():
                 k = k.lower()
                 hdrs[k] = hdrs[k] + ", " + v if k in hdrs else v
+            for sec in self.secrets:
+                if sec.encode() in raw or sec in repr(hdrs):
+                    self.leaks.append("%s %s -> %d holds a secret" % (method, path, r.status))
             return Response(r.status, hdrs, raw, r.reason)
         finally:
             if own:
@@ -613,9 +620,38 @@ def json_body(obj, size=None):
     return data
 
 
+class HookdTestCase(unittest.TestCase):
+    """Assertions shared by the black-box test files."""
+    maxDiff = None
+
+    def assertAnswer(self, r, status, msg=None):
+        """r has HTTP status `status` and a JSON object body; returns the body."""
+        self.assertEqual(r.status, status, msg or repr(r))
+        ct = r.header("Content-Type", "")
+        self.assertTrue(ct.startswith("application/json"), "Content-Type %r: %r" % (ct, r))
+        self.assertTrue(r.is_json and isinstance(r.body, dict),
+                        "body not a JSON object: %r" % r)
+        self.assertNotIn(NF_TOKEN.encode(), r.raw, "the token appears in a response")
+        return r.body
+
+    def assertNothingRan(self, h, msg=None):
+        self.assertEqual(h.ran(), [], msg or "a hook ran where none should")
+
+    def hook_env(self, h, rel="env.txt"):
+        """The environment a hook dumped to {tmp}/rel; fails if none did."""
+        env = h.env_of(rel)
+        self.assertIsNotNone(env, "no hook dumped its environment (%s)" % rel)
+        return env
+
+    def hook_entry(self, body, i=0):
+        hooks = body.get("hooks")
+        self.assertIsInstance(hooks, list, "no hooks list: %r" % body)
+        self.assertGreater(len(hooks), i, "hooks list too short: %r" % body)
+        return hooks[i]
+
+
 def main():
     """unittest.main with a summary line; exits non-zero on failure."""
-    import unittest
     if not os.path.exists(HOOKD_BIN):
         print("HOOKD_BIN %s does not exist" % HOOKD_BIN, file=sys.stderr)
         sys.exit(1)

@@ -41,30 +41,11 @@ def cfg(extra_server="", extra=""):
     return text + extra
 
 
-class Base(unittest.TestCase):
-    maxDiff = None
+class Base(harness.HookdTestCase):
 
     def daemon(self, config=NF_CONFIG, hooks=None, **kw):
         secrets = kw.pop("secrets", [NF_TOKEN])
         return Hookd(config, hooks, secrets=secrets, **kw)
-
-    def assertAnswer(self, r, status, msg=None):
-        """r has HTTP status `status` and a JSON object body."""
-        self.assertEqual(r.status, status, msg or repr(r))
-        ct = r.header("Content-Type", "")
-        self.assertTrue(ct.startswith("application/json"), "Content-Type %r: %r" % (ct, r))
-        self.assertTrue(r.is_json and isinstance(r.body, dict), "body not a JSON object: %r" % r)
-        self.assertNotIn(NF_TOKEN.encode(), r.raw, "the token appears in a response")
-        return r.body
-
-    def assertNothingRan(self, h, msg=None):
-        self.assertEqual(h.ran(), [], msg or "a hook ran where none should")
-
-    def hook_entry(self, body, i=0):
-        hooks = body.get("hooks")
-        self.assertIsInstance(hooks, list, "no hooks list: %r" % body)
-        self.assertGreater(len(hooks), i, "hooks list too short: %r" % body)
-        return hooks[i]
 
 
 # --------------------------------------------------------------------------
@@ -329,7 +310,7 @@ class TestHookEnvironment(Base):
             eid = new_id()
             r = h.northflank(body=payload, event_id=eid)
             self.assertAnswer(r, 200)
-            env = h.env_of()
+            env = self.hook_env(h)
             expect = {
                 "HOOK_ID": eid, "HOOK_ENDPOINT": "northflank", "HOOK_ATTEMPT": "1",
                 "HOOK_HOOK": "build:start", "HOOK_REMOTE_ADDR": "127.0.0.1",
@@ -349,7 +330,7 @@ class TestHookEnvironment(Base):
         conf = cfg("pass_env = LANG %s\n" % CANARY_NAME)
         with self.daemon(conf, hooks={"build:start": env_hook("build:start")}) as h:
             self.assertAnswer(h.northflank(), 200)
-            env = h.env_of()
+            env = self.hook_env(h)
             self.assertEqual(env.get("PATH"), "/usr/local/bin:/usr/bin:/bin")
             self.assertEqual(env.get("LANG"), h.env["LANG"])
             self.assertEqual(env.get(CANARY_NAME), CANARY_VALUE, "pass_env passes it")
@@ -359,7 +340,7 @@ class TestHookEnvironment(Base):
         with self.daemon(cfg("env_prefix = NF_\n"),
                          hooks={"build:start": env_hook("build:start")}) as h:
             self.assertAnswer(h.northflank(), 200)
-            env = h.env_of()
+            env = self.hook_env(h)
             self.assertEqual(env.get("NF_EVENT"), "build:start")
             self.assertEqual(env.get("NF_DATA_BUILD_ID"), "social-hour-1312")
             self.assertFalse([k for k in env if k.startswith("HOOK_")], env)
@@ -367,7 +348,7 @@ class TestHookEnvironment(Base):
     def test_cwd_and_hook_path_in_directory_route(self):
         with self.daemon(hooks={"build:start/10-env": env_hook("10-env")}) as h:
             self.assertAnswer(h.northflank(), 200)
-            env = h.env_of()
+            env = self.hook_env(h)
             self.assertEqual(env.get("HOOK_HOOK"), "build:start/10-env")
             self.assertEqual(h.read("cwd.txt").strip(),
                              os.path.realpath(os.path.join(h.hooks, "build:start")))
@@ -793,7 +774,7 @@ class TestCommandLine(Base):
         self.assertEqual(b.get("status"), "ok")
         self.assertEqual(b.get("event"), "build:start")
         self.assertEqual(b["hooks"][0]["exit"], 0)
-        env = self.h.env_of()
+        env = self.hook_env(self.h)
         self.assertEqual(env.get("HOOK_EVENT"), "build:start")
         self.assertEqual(env.get("HOOK_DATA_BUILD_ID"), "social-hour-1312")
         self.assertEqual(env.get("HOOK_REMOTE_ADDR"), "")
@@ -807,7 +788,7 @@ class TestCommandLine(Base):
         p = self.cli("run", "build:success", input=sample_body())
         self.assertEqual(p.returncode, 0, p)
         self.assertEqual(json.loads(p.stdout).get("event"), "build:success")
-        env = self.h.env_of()
+        env = self.hook_env(self.h)
         self.assertEqual(env.get("HOOK_EVENT"), "build:success")
         self.assertEqual(self.h.ran(), ["build:success"])
 
