@@ -122,6 +122,7 @@ class SBase(harness.HookdTestCase):
             self.assertTrue(b.get("id"), "no generated id: %r" % b)
         self.assertEqual(h.ran(), ["%s|%s|%s" % (endpoint, req.event, b.get("id"))])
         text = h.read("env.txt")
+        self.assertIsNotNone(text, "the hook did not dump its environment")
         env = parse_env(text)
         self.assertEqual(env.get("HOOK_EVENT"), req.event)
         self.assertEqual(env.get("HOOK_ID"), b.get("id"))
