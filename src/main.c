@@ -1,6 +1,577 @@
+/*
+ * hookd: the command line, start-up, signals and the event loop.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "control.h"
+#include "dispatch.h"
+#include "http.h"
+#include "journal.h"
+#include "log.h"
+#include "payload.h"
+#include "route.h"
+#include "runner.h"
+#include "server.h"
+#include "util.h"
+#include "version.h"
+
+#define EXIT_USAGE 2
+
+struct options {
+	const char *config;
+	const char *command;
+	const char *endpoint;
+	const char *args[4];
+	int nargs;
+	struct events_filter filter;
+};
+
+static void usage(FILE *f)
 {
-	puts("hookd: not yet");
+	fputs("usage: hookd [-c FILE] [COMMAND [ARGS]]\n"
+	      "\n"
+	      "commands:\n"
+	      "  serve                      run the daemon in the foreground (default)\n"
+	      "  check                      validate the config and hooks.d, list endpoints and routes\n"
+	      "  run EVENT [FILE]           run the hooks for EVENT once with FILE (or stdin) as payload\n"
+	      "  env EVENT [FILE]           print the environment a hook would get\n"
+	      "  events [--failed] [--event GLOB] [--since DURATION] [--limit N] [--json]\n"
+	      "                             list journaled deliveries, newest first\n"
+	      "  show [--endpoint NAME] ID  one journaled delivery in full\n"
+	      "  replay [--endpoint NAME] ID  run a journaled delivery again, through the daemon\n"
+	      "\n"
+	      "options:\n"
+	      "  -c, --config FILE          config file (default $HOOKD_CONFIG, else /etc/hookd/hookd.ini)\n"
+	      "  --endpoint NAME            for run, env, show, replay (default: the first endpoint)\n"
+	      "  --help, --version\n",
+	      f);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fputs("hookd: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputs(" (see hookd --help)\n", stderr);
+	return EXIT_USAGE;
+}
+
+/* Options may come before or after the command. */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->filter.limit = 100;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_ARG()                                                          \
+	do {                                                                \
+		if (!next)                                                  \
+			return usage_error("option %s needs a value", a);   \
+		i++;                                                        \
+	} while (0)
+		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+			NEED_ARG();
+			o->config = next;
+		} else if (strncmp(a, "--config=", 9) == 0) {
+			o->config = a + 9;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			exit(0);
+		} else if (strcmp(a, "--version") == 0) {
+			printf("hookd %s\n", HOOKD_VERSION);
+			exit(0);
+		} else if (strcmp(a, "--endpoint") == 0) {
+			NEED_ARG();
+			o->endpoint = next;
+		} else if (strcmp(a, "--failed") == 0) {
+			o->filter.failed = true;
+		} else if (strcmp(a, "--json") == 0) {
+			o->filter.json = true;
+		} else if (strcmp(a, "--event") == 0) {
+			NEED_ARG();
+			o->filter.event_glob = next;
+		} else if (strcmp(a, "--since") == 0) {
+			NEED_ARG();
+			int64_t ms;
+			if (!parse_duration_ms(next, &ms))
+				return usage_error("bad duration for --since: '%s'", next);
+			o->filter.since_ms = now_wall_ms() - ms;
+		} else if (strcmp(a, "--limit") == 0) {
+			NEED_ARG();
+			if (!parse_int(next, 1, 1000000, &o->filter.limit))
+				return usage_error("bad number for --limit: '%s'", next);
+		} else if (a[0] == '-' && a[1] != '\0') {
+			return usage_error("unknown option '%s'", a);
+		} else if (!o->command) {
+			o->command = a;
+		} else if (o->nargs < (int)ARRAY_SIZE(o->args)) {
+			o->args[o->nargs++] = a;
+		} else {
+			return usage_error("too many arguments: '%s'", a);
+		}
+#undef NEED_ARG
+	}
+	if (!o->command)
+		o->command = "serve";
+	if (!o->config)
+		o->config = getenv("HOOKD_CONFIG");
+	if (!o->config || !*o->config)
+		o->config = "/etc/hookd/hookd.ini";
 	return 0;
+}
+
+static struct config *load_or_die(const char *path)
+{
+	char err[1024];
+	struct config *cfg = config_load(path, err, sizeof(err));
+	if (!cfg) {
+		fprintf(stderr, "%s\n", err);
+		exit(EXIT_USAGE);
+	}
+	return cfg;
+}
+
+/* ---- serve ---------------------------------------------------------- */
+
+struct daemon {
+	const char *config_path;
+	struct event_base *base;
+	struct config *cfg;
+	struct journal *journal;
+	struct dispatcher *ds;
+	struct server *srv;
+	struct control *ctl;
+	struct event *sighup, *sigterm, *sigint, *drain_timer;
+	bool draining;
+};
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *dm = arg;
+	char err[1024];
+	struct config *cfg = config_load(dm->config_path, err, sizeof(err));
+	if (!cfg) {
+		struct log_kv kv[] = {{"error", err}};
+		log_kv(LOG_LVL_ERROR, "reload failed, keeping the old config", kv, 1);
+		return;
+	}
+	if (strcmp(cfg->listen, dm->cfg->listen) != 0)
+		log_msg(LOG_LVL_WARN, "listen changed to %s: takes effect at the next start",
+		        cfg->listen);
+	config_unref(dm->cfg);
+	dm->cfg = cfg;
+	log_setup((enum log_format)cfg->log_format);
+	server_set_config(dm->srv, cfg);
+	dispatcher_set_config(dm->ds, cfg);
+	log_msg(LOG_LVL_INFO, "config reloaded from %s", dm->config_path);
+}
+
+static void check_drained(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *dm = arg;
+	if (dispatcher_idle(dm->ds) && runner_active() == 0) {
+		event_base_loopexit(dm->base, NULL);
+		return;
+	}
+	struct timeval tv = {0, 50000};
+	evtimer_add(dm->drain_timer, &tv);
+}
+
+static void on_terminate(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *dm = arg;
+	if (dm->draining)
+		return;
+	dm->draining = true;
+	log_msg(LOG_LVL_INFO, "%s received: finishing running deliveries",
+	        sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	server_drain(dm->srv);
+	dispatcher_drain(dm->ds);
+	check_drained(-1, 0, dm);
+}
+
+static int cmd_serve(const struct options *o)
+{
+	struct daemon dm;
+	memset(&dm, 0, sizeof(dm));
+	dm.config_path = o->config;
+	dm.cfg = load_or_die(o->config);
+	log_setup((enum log_format)dm.cfg->log_format);
+	char err[1024];
+	int rc = 1;
+	dm.base = event_base_new();
+	if (!dm.base || runner_init(dm.base) < 0) {
+		log_msg(LOG_LVL_ERROR, "cannot set up the event loop");
+		return 1;
+	}
+	if (dm.cfg->state_dir) {
+		dm.journal = journal_open(dm.cfg->state_dir, dm.cfg->journal_body_max,
+		                          dm.cfg->journal_keep_ms, dm.cfg->journal_max, err,
+		                          sizeof(err));
+		if (!dm.journal) {
+			log_msg(LOG_LVL_ERROR, "journal: %s", err);
+			goto out;
+		}
+	}
+	int fd = http_listen(dm.cfg->listen, err, sizeof(err));
+	if (fd < 0) {
+		log_msg(LOG_LVL_ERROR, "%s", err);
+		goto out;
+	}
+	dm.ds = dispatcher_new(dm.base, dm.cfg, dm.journal);
+	dm.srv = server_new(dm.base, dm.cfg, dm.ds);
+	if (server_listen_fd(dm.srv, fd) < 0) {
+		close(fd);
+		log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm.cfg->listen);
+		goto out;
+	}
+	char addr[128];
+	http_bound_address(fd, addr, sizeof(addr));
+	struct log_kv kv[] = {{"addr", addr}, {"version", HOOKD_VERSION}, {"config", o->config}};
+	log_kv(LOG_LVL_INFO, "listening", kv, ARRAY_SIZE(kv));
+	dm.sighup = evsignal_new(dm.base, SIGHUP, on_reload, &dm);
+	dm.sigterm = evsignal_new(dm.base, SIGTERM, on_terminate, &dm);
+	dm.sigint = evsignal_new(dm.base, SIGINT, on_terminate, &dm);
+	dm.drain_timer = evtimer_new(dm.base, check_drained, &dm);
+	evsignal_add(dm.sighup, NULL);
+	evsignal_add(dm.sigterm, NULL);
+	evsignal_add(dm.sigint, NULL);
+	if (dm.journal) {
+		dm.ctl = control_new(dm.base, dm.cfg->state_dir, dm.ds, dm.journal, err, sizeof(err));
+		if (!dm.ctl)
+			log_msg(LOG_LVL_WARN, "%s: hookd replay will not reach this daemon", err);
+	}
+	if (dispatch_recover(dm.ds) < 0)
+		log_msg(LOG_LVL_ERROR, "journal: cannot recover pending deliveries");
+	event_base_dispatch(dm.base);
+	log_msg(LOG_LVL_INFO, "stopped");
+	rc = 0;
+out:
+	if (dm.sighup) {
+		event_free(dm.sighup);
+		event_free(dm.sigterm);
+		event_free(dm.sigint);
+		event_free(dm.drain_timer);
+	}
+	control_free(dm.ctl);
+	server_free(dm.srv);
+	dispatcher_free(dm.ds);
+	journal_close(dm.journal);
+	runner_shutdown();
+	config_unref(dm.cfg);
+	if (dm.base)
+		event_base_free(dm.base);
+	return rc;
+}
+
+/* ---- run and env ---------------------------------------------------- */
+
+static unsigned char *read_all(const char *path, size_t *len, size_t max)
+{
+	FILE *f = path && strcmp(path, "-") != 0 ? fopen(path, "rb") : stdin;
+	if (!f)
+		return NULL;
+	struct strbuf sb;
+	sb_init(&sb);
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		sb_append(&sb, buf, n);
+		if (sb.len > max)
+			break;
+	}
+	bool err = ferror(f);
+	if (f != stdin)
+		fclose(f);
+	if (err) {
+		sb_free(&sb);
+		return NULL;
+	}
+	*len = sb.len;
+	return (unsigned char *)sb_steal(&sb);
+}
+
+/* Builds the delivery `run` and `env` work on; exits 2 on bad input. */
+static struct delivery *local_delivery(const struct options *o, struct config *cfg)
+{
+	if (o->nargs < 1)
+		exit(usage_error("%s needs an EVENT", o->command));
+	if (o->nargs > 2)
+		exit(usage_error("too many arguments for %s", o->command));
+	const char *event = o->args[0];
+	if (!event_name_valid(event, strlen(event)))
+		exit(usage_error("invalid event name '%s'", event));
+	const struct endpoint *ep = o->endpoint ? config_endpoint_by_name(cfg, o->endpoint)
+	                                        : &cfg->endpoints[0];
+	if (!ep)
+		exit(usage_error("no endpoint named '%s'", o->endpoint));
+	const char *file = o->nargs > 1 ? o->args[1] : NULL;
+	size_t len = 0;
+	unsigned char *body = read_all(file, &len, cfg->max_body);
+	if (!body) {
+		fprintf(stderr, "hookd: cannot read %s: %s\n", file ? file : "stdin", strerror(errno));
+		exit(EXIT_USAGE);
+	}
+	if (len > cfg->max_body) {
+		fprintf(stderr, "hookd: %s: payload larger than max_body\n", file ? file : "stdin");
+		exit(EXIT_USAGE);
+	}
+	char err[256];
+	json_object *root = payload_parse_json((const char *)body, len, err, sizeof(err));
+	if (!root) {
+		fprintf(stderr, "hookd: %s: %s\n", file ? file : "stdin", err);
+		exit(EXIT_USAGE);
+	}
+	struct delivery *d = delivery_new(cfg, ep, event, NULL, "", body, len, root, NULL, NULL);
+	json_object_put(root);
+	free(body);
+	d->async = false; /* run and env are always the synchronous path */
+	return d;
+}
+
+struct run_state {
+	bool done;
+	int http;
+	char *json;
+};
+
+static void on_run_done(struct delivery *d, void *arg)
+{
+	struct run_state *rs = arg;
+	rs->done = true;
+	rs->http = d->out.http;
+	rs->json = delivery_response_json(d, d->cfg->include_output);
+}
+
+static int cmd_run(const struct options *o)
+{
+	struct config *cfg = load_or_die(o->config);
+	log_setup((enum log_format)cfg->log_format);
+	struct delivery *d = local_delivery(o, cfg);
+	struct event_base *base = event_base_new();
+	runner_init(base);
+	runner_set_output_passthrough(true);
+	struct dispatcher *ds = dispatcher_new(base, cfg, NULL);
+	struct run_state rs = {0};
+	dispatch_submit(ds, d, on_run_done, &rs);
+	if (!rs.done)
+		event_base_dispatch(base);
+	int rc = rs.http >= 200 && rs.http < 300 ? 0 : 1;
+	if (rs.json)
+		printf("%s\n", rs.json);
+	free(rs.json);
+	dispatcher_free(ds);
+	runner_shutdown();
+	event_base_free(base);
+	config_unref(cfg);
+	return rc;
+}
+
+/* NAME=value, the value shell-quoted as $'...' when it holds a control
+ * character, so the output can be read back by a shell. */
+static void print_env_entry(const char *entry)
+{
+	const char *eq = strchr(entry, '=');
+	const char *v = eq + 1;
+	bool plain = true;
+	for (const char *p = v; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			plain = false;
+	}
+	if (plain) {
+		puts(entry);
+		return;
+	}
+	fwrite(entry, 1, (size_t)(v - entry), stdout);
+	fputs("$'", stdout);
+	for (const char *p = v; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		switch (c) {
+		case '\n': fputs("\\n", stdout); break;
+		case '\t': fputs("\\t", stdout); break;
+		case '\r': fputs("\\r", stdout); break;
+		case '\\': fputs("\\\\", stdout); break;
+		case '\'': fputs("\\'", stdout); break;
+		default:
+			if (c < 0x20 || c == 0x7f)
+				printf("\\x%02x", c);
+			else
+				putchar(c);
+		}
+	}
+	fputs("'\n", stdout);
+}
+
+static int cmd_env(const struct options *o)
+{
+	struct config *cfg = load_or_die(o->config);
+	struct delivery *d = local_delivery(o, cfg);
+	struct route r;
+	memset(&r, 0, sizeof(r));
+	route_resolve(d->ep->hooks_dir, d->event, &r);
+	char name[64];
+	snprintf(name, sizeof(name), "%sHOOK", cfg->env_prefix);
+	envlist_add(&d->env, name, r.nhooks ? r.hooks[0].rel : (r.name ? r.name : ""));
+	snprintf(name, sizeof(name), "%sATTEMPT", cfg->env_prefix);
+	envlist_add(&d->env, name, "1");
+	route_free(&r);
+	envlist_sort(&d->env);
+	for (size_t i = 0; i < d->env.n; i++)
+		print_env_entry(d->env.v[i]);
+	delivery_free(d);
+	config_unref(cfg);
+	return 0;
+}
+
+/* ---- check ---------------------------------------------------------- */
+
+static int strcmp_ptr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void print_routes(const char *hooks_dir)
+{
+	DIR *dir = opendir(hooks_dir);
+	if (!dir) {
+		printf("  warning: hooks dir %s: %s\n", hooks_dir, strerror(errno));
+		return;
+	}
+	struct dirent *e;
+	char **names = NULL;
+	size_t n = 0;
+	while ((e = readdir(dir))) {
+		if (!event_name_valid(e->d_name, strlen(e->d_name)) && strcmp(e->d_name, "_default") != 0)
+			continue;
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xstrdup(e->d_name);
+	}
+	closedir(dir);
+	qsort(names, n, sizeof(*names), strcmp_ptr);
+	for (size_t i = 0; i < n; i++) {
+		struct route r;
+		memset(&r, 0, sizeof(r));
+		route_resolve(hooks_dir, names[i], &r);
+		if (r.name && strcmp(r.name, names[i]) == 0) {
+			if (r.error) {
+				printf("  route %s: error: %s\n", names[i], r.error);
+			} else {
+				printf("  route %s:", names[i]);
+				for (size_t h = 0; h < r.nhooks; h++)
+					printf(" %s", r.hooks[h].rel);
+				if (r.nhooks == 0)
+					printf(" (empty directory)");
+				printf("\n");
+				for (size_t k = 0; k < r.nskipped; k++)
+					printf("    warning: skipped, not executable: %s\n", r.skipped[k]);
+			}
+		}
+		route_free(&r);
+		free(names[i]);
+	}
+	free(names);
+}
+
+static int cmd_check(const struct options *o)
+{
+	struct config *cfg = load_or_die(o->config);
+	printf("config %s: ok\n", o->config);
+	printf("listen %s\n", cfg->listen);
+	for (size_t i = 0; i < cfg->nendpoints; i++) {
+		const struct endpoint *ep = &cfg->endpoints[i];
+		printf("endpoint %s: POST %s scheme=%s hooks_dir=%s secrets=%zu\n", ep->name, ep->path,
+		       scheme_name(ep->scheme), ep->hooks_dir, ep->nsecrets);
+		print_routes(ep->hooks_dir);
+	}
+	config_unref(cfg);
+	return 0;
+}
+
+/* ---- journal commands ----------------------------------------------- */
+
+static struct journal *open_journal_ro(const struct options *o, struct config **cfgp)
+{
+	struct config *cfg = load_or_die(o->config);
+	*cfgp = cfg;
+	if (!cfg->state_dir) {
+		fprintf(stderr, "hookd: the journal is off: set [server] state_dir in %s\n", o->config);
+		exit(EXIT_USAGE);
+	}
+	char err[512];
+	struct journal *j = journal_open_readonly(cfg->state_dir, err, sizeof(err));
+	if (!j) {
+		fprintf(stderr, "hookd: journal: %s\n", err);
+		exit(1);
+	}
+	return j;
+}
+
+static int cmd_events(const struct options *o)
+{
+	struct config *cfg;
+	struct journal *j = open_journal_ro(o, &cfg);
+	int rc = journal_cmd_events(j, &o->filter);
+	journal_close(j);
+	config_unref(cfg);
+	return rc;
+}
+
+static int cmd_show(const struct options *o)
+{
+	if (o->nargs != 1)
+		return usage_error("%s needs one delivery ID", o->command);
+	struct config *cfg;
+	struct journal *j = open_journal_ro(o, &cfg);
+	int rc = journal_cmd_show(j, o->endpoint, o->args[0]);
+	journal_close(j);
+	config_unref(cfg);
+	return rc;
+}
+
+static int cmd_replay(const struct options *o)
+{
+	if (o->nargs != 1)
+		return usage_error("%s needs one delivery ID", o->command);
+	struct config *cfg = load_or_die(o->config);
+	if (!cfg->state_dir) {
+		fprintf(stderr, "hookd: the journal is off: set [server] state_dir in %s\n", o->config);
+		config_unref(cfg);
+		return EXIT_USAGE;
+	}
+	int rc = control_replay(cfg->state_dir, o->endpoint, o->args[0]);
+	config_unref(cfg);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	int rc = parse_args(argc, argv, &o);
+	if (rc)
+		return rc;
+	static const struct {
+		const char *name;
+		int (*fn)(const struct options *);
+		int maxargs;
+	} commands[] = {
+		{"serve", cmd_serve, 0}, {"check", cmd_check, 0}, {"run", cmd_run, 2},
+		{"env", cmd_env, 2},     {"events", cmd_events, 0}, {"show", cmd_show, 1}, {"replay", cmd_replay, 1},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (strcmp(o.command, commands[i].name) != 0)
+			continue;
+		if (o.nargs > commands[i].maxargs)
+			return usage_error("too many arguments for %s", o.command);
+		return commands[i].fn(&o);
+	}
+	return usage_error("unknown command '%s'", o.command);
 }

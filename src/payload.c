@@ -1,3 +1,870 @@
-/* payload: not written yet. */
+/*
+ * The request body: what it is (Content-Type), what it holds (JSON, or a
+ * form whose field may hold JSON), and how its scalar leaves become a
+ * hook's environment (SPEC 6).
+ */
 #include "payload.h"
-extern int hookd_payload_unwritten;
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static bool is_alnum(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+static bool is_lower(unsigned char c)
+{
+	return c >= 'a' && c <= 'z';
+}
+
+static bool is_upper(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z';
+}
+
+static bool is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+bool event_name_valid(const char *name, size_t len)
+{
+	if (!name || len == 0 || len > EVENT_NAME_MAX)
+		return false;
+	if (!is_alnum((unsigned char)name[0]))
+		return false;
+	for (size_t i = 1; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		/* A NUL fails here too: the name is exactly len bytes. */
+		if (!is_alnum(c) && c != '_' && c != '.' && c != ':' && c != '-')
+			return false;
+	}
+	return true;
+}
+
+/* ---- Content-Type ---- */
+
+/* RFC 9110 token characters: what a media type and subtype are made of. */
+static bool is_tchar(unsigned char c)
+{
+	return is_alnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool is_ows(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool span_caseeq(const char *s, size_t n, const char *lit)
+{
+	if (strlen(lit) != n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char a = (unsigned char)s[i], b = (unsigned char)lit[i];
+		if (a >= 'A' && a <= 'Z')
+			a = (unsigned char)(a - 'A' + 'a');
+		if (a != b)
+			return false;
+	}
+	return true;
+}
+
+enum content_kind content_type_classify(const char *content_type)
+{
+	if (!content_type)
+		return CONTENT_JSON;
+	const char *s = content_type;
+	while (is_ows((unsigned char)*s))
+		s++;
+	/* No media type at all is what senders that omit the header mean. */
+	if (*s == '\0')
+		return CONTENT_JSON;
+
+	const char *type = s;
+	while (is_tchar((unsigned char)*s))
+		s++;
+	size_t typelen = (size_t)(s - type);
+	if (typelen == 0 || *s != '/')
+		return CONTENT_OTHER;
+	s++;
+	const char *sub = s;
+	while (is_tchar((unsigned char)*s))
+		s++;
+	size_t sublen = (size_t)(s - sub);
+	if (sublen == 0)
+		return CONTENT_OTHER;
+	while (is_ows((unsigned char)*s))
+		s++;
+	/* Parameters (charset and the like) do not change how we decode. */
+	if (*s != '\0' && *s != ';')
+		return CONTENT_OTHER;
+
+	if (span_caseeq(type, typelen, "application")) {
+		if (span_caseeq(sub, sublen, "json"))
+			return CONTENT_JSON;
+		if (span_caseeq(sub, sublen, "x-www-form-urlencoded"))
+			return CONTENT_FORM;
+	}
+	/* Structured syntax suffix (RFC 6839): vnd.github+json, cloudevents+json. */
+	if (sublen > 5 && span_caseeq(sub + sublen - 5, 5, "+json"))
+		return CONTENT_JSON;
+	return CONTENT_OTHER;
+}
+
+/* ---- JSON ---- */
+
+static void set_err(char *err, size_t errlen, const char *msg)
+{
+	if (err && errlen)
+		snprintf(err, errlen, "%s", msg);
+}
+
+/*
+ * json-c 0.16 reads an integer it cannot hold as the nearest 64-bit value
+ * (123456789012345678901234 becomes 18446744073709551615), "-0" as 0, and
+ * accepts leading zeros ("00", "-01") even in strict mode. Hooks are
+ * promised numbers as their JSON text, so a scan of the raw bytes finds
+ * such integer tokens first: leading zeros make the body invalid, and the
+ * others are handed to json-c with NUMBER_MARK appended so that it keeps
+ * them as doubles with their text, from which the mark is then removed.
+ */
+#define NUMBER_MARK ".0E+0"
+#define NUMBER_MARK_LEN (sizeof(NUMBER_MARK) - 1)
+
+/* A decimal digit string with no leading zero that does not fit json-c's
+ * int64 (negative) or uint64 (positive). */
+static bool int_overflows(const char *digits, size_t n, bool neg)
+{
+	const char *lim = neg ? "9223372036854775808" : "18446744073709551615";
+	size_t limlen = strlen(lim);
+	if (n != limlen)
+		return n > limlen;
+	return memcmp(digits, lim, n) > 0;
+}
+
+/* Classifies the number token at tok[0..n): 0 fine as json-c reads it,
+ * 1 needs the mark, -1 invalid (a leading zero). */
+static int number_token_kind(const char *tok, size_t n)
+{
+	bool neg = tok[0] == '-';
+	const char *d = tok + neg;
+	size_t nd = 0;
+	while (nd < n - neg && is_digit((unsigned char)d[nd]))
+		nd++;
+	if (nd >= 2 && d[0] == '0')
+		return -1;
+	if (nd != n - neg || nd == 0)
+		return 0; /* a fraction or exponent: json-c keeps its text */
+	if (neg && nd == 1 && d[0] == '0')
+		return 1;
+	return int_overflows(d, nd, neg) ? 1 : 0;
+}
+
+/*
+ * Scans body for number tokens outside strings. Returns -1 when one is
+ * invalid, else the count that need the mark; with out set, also writes
+ * the marked copy there (len + count * NUMBER_MARK_LEN bytes).
+ */
+static long scan_numbers(const char *body, size_t len, char *out)
+{
+	long marked = 0;
+	size_t o = 0;
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = (unsigned char)body[i];
+		size_t start = i;
+		if (c == '"' || c == '\'') {
+			/* json-c takes single-quoted keys even in strict mode. */
+			i++;
+			while (i < len && (unsigned char)body[i] != c)
+				i += body[i] == '\\' ? 2 : 1;
+			i = i < len ? i + 1 : len;
+		} else if (c == '-' || is_digit(c)) {
+			while (i < len && (is_digit((unsigned char)body[i]) || body[i] == '-' ||
+			                   body[i] == '+' || body[i] == '.' || body[i] == 'e' ||
+			                   body[i] == 'E'))
+				i++;
+			int k = number_token_kind(body + start, i - start);
+			if (k < 0)
+				return -1;
+			if (k > 0) {
+				if (out) {
+					memcpy(out + o, body + start, i - start);
+					o += i - start;
+					memcpy(out + o, NUMBER_MARK, NUMBER_MARK_LEN);
+					o += NUMBER_MARK_LEN;
+				}
+				marked++;
+				continue;
+			}
+		} else {
+			i++;
+		}
+		if (out) {
+			memcpy(out + o, body + start, i - start);
+			o += i - start;
+		}
+	}
+	return marked;
+}
+
+/* Puts the original text back on doubles that carry the mark. */
+static void unmark_numbers(json_object *o)
+{
+	switch (json_object_get_type(o)) {
+	case json_type_object: {
+		json_object_object_foreach(o, k, v)
+		{
+			(void)k;
+			unmark_numbers(v);
+		}
+		break;
+	}
+	case json_type_array: {
+		size_t n = json_object_array_length(o);
+		for (size_t i = 0; i < n; i++)
+			unmark_numbers(json_object_array_get_idx(o, i));
+		break;
+	}
+	case json_type_double: {
+		const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+		size_t n = strlen(t);
+		if (n <= NUMBER_MARK_LEN || strcmp(t + n - NUMBER_MARK_LEN, NUMBER_MARK) != 0)
+			break;
+		if (number_token_kind(t, n - NUMBER_MARK_LEN) != 1)
+			break;
+		/* json-c prints a double's userdata as is: the token as written. */
+		json_object_set_serializer(o, json_object_userdata_to_json_string,
+		                           xstrndup(t, n - NUMBER_MARK_LEN),
+		                           json_object_free_userdata);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+/* Container nesting of o: {} is 1, {"a":{}} 2, a scalar 0. */
+static size_t json_depth(json_object *o)
+{
+	size_t max = 0;
+	switch (json_object_get_type(o)) {
+	case json_type_object: {
+		json_object_object_foreach(o, k, v)
+		{
+			(void)k;
+			size_t d = json_depth(v);
+			if (d > max)
+				max = d;
+		}
+		return max + 1;
+	}
+	case json_type_array: {
+		size_t n = json_object_array_length(o);
+		for (size_t i = 0; i < n; i++) {
+			size_t d = json_depth(json_object_array_get_idx(o, i));
+			if (d > max)
+				max = d;
+		}
+		return max + 1;
+	}
+	default:
+		return 0;
+	}
+}
+
+static bool is_json_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+json_object *payload_parse_json(const char *body, size_t len, char *err, size_t errlen)
+{
+	static const char invalid[] = "body is not valid JSON";
+	static const char too_deep[] = "JSON nests deeper than 1000 levels";
+	json_object *root = NULL;
+	char *copy = NULL;
+	struct json_tokener *tok = NULL;
+
+	if (!body)
+		len = 0;
+	long marked = len ? scan_numbers(body, len, NULL) : 0;
+	if (marked < 0) {
+		set_err(err, errlen, invalid);
+		goto out;
+	}
+	if (marked > 0) {
+		size_t clen = len + (size_t)marked * NUMBER_MARK_LEN;
+		copy = xmalloc(clen);
+		scan_numbers(body, len, copy);
+		body = copy;
+		len = clen;
+	}
+
+	/*
+	 * json-c counts a scalar inside a container as a level of its own, so
+	 * a limit of JSON_MAX_DEPTH + 1 lets through exactly the documents
+	 * whose containers nest at most JSON_MAX_DEPTH deep, except 1001
+	 * empty containers; json_depth() below catches those.
+	 */
+	tok = json_tokener_new_ex(JSON_MAX_DEPTH + 1);
+	if (!tok) {
+		set_err(err, errlen, "out of memory");
+		goto out;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+
+	/* json_tokener_parse_ex takes an int length: feed larger bodies in pieces. */
+	size_t off = 0, end = 0;
+	enum json_tokener_error jerr = json_tokener_continue;
+	while (off < len) {
+		size_t chunk = len - off > INT_MAX ? INT_MAX : len - off;
+		root = json_tokener_parse_ex(tok, body + off, (int)chunk);
+		jerr = json_tokener_get_error(tok);
+		if (jerr != json_tokener_continue) {
+			end = off + json_tokener_get_parse_end(tok);
+			break;
+		}
+		off += chunk;
+	}
+	if (jerr == json_tokener_continue) {
+		/* All input is in: a NUL tells json-c so, which completes a
+		 * bare number ("1" is then "not an object", like "1 "). */
+		root = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+		end = len;
+	}
+	if (jerr == json_tokener_error_depth) {
+		set_err(err, errlen, too_deep);
+		goto out;
+	}
+	if (jerr != json_tokener_success) {
+		json_object_put(root);
+		root = NULL;
+		set_err(err, errlen, invalid);
+		goto out;
+	}
+	/* A NUL right after the object stops json-c; it is not whitespace. */
+	for (size_t i = end; i < len; i++) {
+		if (!is_json_ws(body[i])) {
+			json_object_put(root);
+			root = NULL;
+			set_err(err, errlen, invalid);
+			goto out;
+		}
+	}
+	if (!json_object_is_type(root, json_type_object)) {
+		json_object_put(root);
+		root = NULL;
+		set_err(err, errlen, "body is not a JSON object");
+		goto out;
+	}
+	if (json_depth(root) > JSON_MAX_DEPTH) {
+		json_object_put(root);
+		root = NULL;
+		set_err(err, errlen, too_deep);
+		goto out;
+	}
+	if (marked > 0)
+		unmark_numbers(root);
+out:
+	if (tok) /* json_tokener_free(NULL) crashes in json-c 0.16 */
+		json_tokener_free(tok);
+	free(copy);
+	return root;
+}
+
+/* ---- application/x-www-form-urlencoded ---- */
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes s[0..n) ('+' is a space, %XX a byte) into out (>= n bytes);
+ * returns the decoded length, or -1 for a % not followed by two hex digits. */
+static long form_decode(const char *s, size_t n, char *out)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '+') {
+			out[o++] = ' ';
+		} else if (c == '%') {
+			if (n - i < 3)
+				return -1;
+			int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			out[o++] = (char)(hi * 16 + lo);
+			i += 2;
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	return (long)o;
+}
+
+/* Every field of the body as an object of strings; duplicates: the last wins. */
+static json_object *form_fields(const char *body, size_t len, char *err, size_t errlen)
+{
+	json_object *obj = json_object_new_object();
+	char *buf = xmalloc(len + 1);
+	size_t i = 0;
+	while (i < len) {
+		const char *field = body + i;
+		const char *amp = memchr(field, '&', len - i);
+		size_t flen = amp ? (size_t)(amp - field) : len - i;
+		i += flen + 1;
+		if (flen == 0)
+			continue; /* "a=1&&b=2" */
+		const char *eq = memchr(field, '=', flen);
+		size_t nlen = eq ? (size_t)(eq - field) : flen;
+		long dn = form_decode(field, nlen, buf);
+		/* A key is a C string to json-c: a NUL in a name cannot be kept. */
+		if (dn < 0 || memchr(buf, '\0', (size_t)dn)) {
+			set_err(err, errlen, "malformed form body");
+			goto fail;
+		}
+		buf[dn] = '\0';
+		char *name = xstrndup(buf, (size_t)dn);
+		long dv = eq ? form_decode(eq + 1, flen - nlen - 1, buf) : 0;
+		if (dv < 0) {
+			free(name);
+			set_err(err, errlen, "malformed form body");
+			goto fail;
+		}
+		json_object_object_add(obj, name, json_object_new_string_len(buf, (int)dv));
+		free(name);
+	}
+	free(buf);
+	return obj;
+fail:
+	free(buf);
+	json_object_put(obj);
+	return NULL;
+}
+
+json_object *payload_parse_form(const char *body, size_t len, const char *json_field,
+                                bool json_field_optional, char *err, size_t errlen)
+{
+	if (!body)
+		len = 0;
+	if (len > INT_MAX) {
+		set_err(err, errlen, "malformed form body");
+		return NULL;
+	}
+	json_object *fields = form_fields(body, len, err, errlen);
+	if (!fields || !json_field)
+		return fields;
+
+	json_object *val = NULL;
+	if (!json_object_object_get_ex(fields, json_field, &val)) {
+		if (json_field_optional)
+			return fields;
+		char msg[128];
+		snprintf(msg, sizeof msg, "form body has no '%s' field", json_field);
+		set_err(err, errlen, msg);
+		json_object_put(fields);
+		return NULL;
+	}
+	char jerr[96];
+	json_object *root = payload_parse_json(json_object_get_string(val),
+	                                       (size_t)json_object_get_string_len(val), jerr,
+	                                       sizeof jerr);
+	if (!root) {
+		char msg[192];
+		snprintf(msg, sizeof msg, "form field '%s': %s", json_field, jerr);
+		set_err(err, errlen, msg);
+	}
+	json_object_put(fields);
+	return root;
+}
+
+/* ---- dotted paths ---- */
+
+/*
+ * Walks a dotted path. json-c represents a JSON null as a NULL object, so
+ * whether the path exists is returned apart from the value.
+ */
+static bool lookup_path(json_object *root, const char *dotted, json_object **out)
+{
+	*out = NULL;
+	if (!root || !dotted || !*dotted)
+		return false;
+	json_object *cur = root;
+	const char *s = dotted;
+	for (;;) {
+		const char *dot = strchr(s, '.');
+		size_t n = dot ? (size_t)(dot - s) : strlen(s);
+		if (n == 0)
+			return false; /* "a..b", ".a", "a." */
+		char *seg = xstrndup(s, n);
+		json_object *next = NULL;
+		bool found = false;
+		if (json_object_is_type(cur, json_type_object)) {
+			found = json_object_object_get_ex(cur, seg, &next);
+		} else if (json_object_is_type(cur, json_type_array)) {
+			uint64_t idx;
+			if (parse_u64(seg, &idx) && idx < json_object_array_length(cur)) {
+				next = json_object_array_get_idx(cur, (size_t)idx);
+				found = true;
+			}
+		}
+		free(seg);
+		if (!found)
+			return false;
+		if (!dot) {
+			*out = next;
+			return true;
+		}
+		cur = next; /* a null or a scalar here makes the next step fail */
+		s = dot + 1;
+	}
+}
+
+/* A scalar's text as a hook sees it (n bytes, may hold a NUL for strings);
+ * NULL for objects and arrays. */
+static const char *scalar_text(json_object *o, size_t *n)
+{
+	const char *s;
+	switch (json_object_get_type(o)) {
+	case json_type_null:
+		s = "";
+		break;
+	case json_type_string:
+		*n = (size_t)json_object_get_string_len(o);
+		return json_object_get_string(o);
+	case json_type_boolean:
+		s = json_object_get_boolean(o) ? "true" : "false";
+		break;
+	case json_type_int:
+	case json_type_double:
+		/* A double parsed from input prints its own text (json-c keeps
+		 * it); an integer prints as the decimal it was written as. */
+		s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+		break;
+	default:
+		return NULL;
+	}
+	*n = strlen(s);
+	return s;
+}
+
+char *payload_get_path(json_object *root, const char *dotted)
+{
+	json_object *o;
+	if (!lookup_path(root, dotted, &o))
+		return NULL;
+	size_t n;
+	const char *s = scalar_text(o, &n);
+	/* A C string cannot say where a NUL-holding value ends. */
+	if (!s || memchr(s, '\0', n))
+		return NULL;
+	return xstrndup(s, n);
+}
+
+const char *payload_get_string(json_object *root, const char *dotted, bool *found)
+{
+	json_object *o;
+	bool f = lookup_path(root, dotted, &o);
+	if (found)
+		*found = f;
+	if (!f || !json_object_is_type(o, json_type_string))
+		return NULL;
+	const char *s = json_object_get_string(o);
+	/* Counted as not a string: "build\0x" must not pass for "build". */
+	if (memchr(s, '\0', (size_t)json_object_get_string_len(o)))
+		return NULL;
+	return s;
+}
+
+/* ---- the environment ---- */
+
+void envlist_init(struct envlist *e)
+{
+	e->cap = 16;
+	e->v = xcalloc(e->cap, sizeof *e->v);
+	e->n = 0;
+	e->bytes = 0;
+}
+
+void envlist_free(struct envlist *e)
+{
+	if (!e || !e->v)
+		return;
+	for (size_t i = 0; i < e->n; i++)
+		free(e->v[i]);
+	free(e->v);
+	e->v = NULL;
+	e->n = e->cap = e->bytes = 0;
+}
+
+static size_t entry_name_len(const char *entry)
+{
+	const char *eq = strchr(entry, '=');
+	return eq ? (size_t)(eq - entry) : strlen(entry);
+}
+
+long envlist_find(const struct envlist *e, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < e->n; i++) {
+		if (strncmp(e->v[i], name, n) == 0 && e->v[i][n] == '=')
+			return (long)i;
+	}
+	return -1;
+}
+
+/* Appends without looking for NAME: for callers that know it is new. */
+static void envlist_append(struct envlist *e, char *entry)
+{
+	if (!e->v)
+		envlist_init(e);
+	/* One spare slot keeps v NULL-terminated at all times. */
+	if (e->n + 2 > e->cap) {
+		e->cap *= 2;
+		e->v = xrealloc(e->v, e->cap * sizeof *e->v);
+	}
+	e->v[e->n++] = entry;
+	e->v[e->n] = NULL;
+	e->bytes += strlen(entry) + 1;
+}
+
+static char *make_entry(const char *name, const char *value, size_t vlen)
+{
+	size_t nlen = strlen(name);
+	char *entry = xmalloc(nlen + 1 + vlen + 1);
+	memcpy(entry, name, nlen);
+	entry[nlen] = '=';
+	memcpy(entry + nlen + 1, value, vlen);
+	entry[nlen + 1 + vlen] = '\0';
+	return entry;
+}
+
+void envlist_add_len(struct envlist *e, const char *name, const char *value, size_t vlen)
+{
+	char *entry = make_entry(name, value, vlen);
+	long i = e->v ? envlist_find(e, name) : -1;
+	if (i >= 0) {
+		/* A name given twice: the later value replaces the earlier, so
+		 * a hook never sees two entries that getenv() would pick from. */
+		e->bytes -= strlen(e->v[i]) + 1;
+		free(e->v[i]);
+		e->v[i] = entry;
+		e->bytes += strlen(entry) + 1;
+		return;
+	}
+	envlist_append(e, entry);
+}
+
+void envlist_add(struct envlist *e, const char *name, const char *value)
+{
+	envlist_add_len(e, name, value ? value : "", value ? strlen(value) : 0);
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	size_t nx = entry_name_len(x), ny = entry_name_len(y);
+	/* The names alone, a name before any longer one it starts: comparing
+	 * whole entries would put "A0=" before "A=" ('0' < '='). */
+	int c = memcmp(x, y, nx < ny ? nx : ny);
+	if (c)
+		return c;
+	return nx < ny ? -1 : nx > ny;
+}
+
+void envlist_sort(struct envlist *e)
+{
+	if (e->n > 1)
+		qsort(e->v, e->n, sizeof *e->v, entry_cmp);
+}
+
+/* ---- flattening (SPEC 6) ---- */
+
+size_t env_key_normalize(const char *key, size_t keylen, char *out)
+{
+	size_t o = 0;
+	bool pending = false; /* an '_' to write before the next letter or digit */
+	for (size_t i = 0; i < keylen; i++) {
+		unsigned char c = (unsigned char)key[i];
+		if (i > 0 && is_upper(c)) {
+			unsigned char p = (unsigned char)key[i - 1];
+			if (is_lower(p) || is_digit(p))
+				pending = true; /* camelCase, v2Api */
+		}
+		if (is_lower(c))
+			c = (unsigned char)(c - 'a' + 'A');
+		if (!is_upper(c) && !is_digit(c)) {
+			pending = true; /* runs collapse: one flag, not a count */
+			continue;
+		}
+		/* No '_' before the first letter or digit: leading '_' go. */
+		if (pending && o > 0)
+			out[o++] = '_';
+		pending = false;
+		out[o++] = (char)c;
+	}
+	/* A pending '_' at the end is never written: trailing '_' go. */
+	out[o] = '\0';
+	return o;
+}
+
+struct flatten {
+	const char *prefix;
+	size_t prefixlen;
+	struct envlist *env;
+	json_object *taken; /* names already held: a set (json-c hash, NULL values) */
+	size_t vars, bytes, omitted;
+	struct strbuf name;
+};
+
+static void count_leaves(struct flatten *f, json_object *o)
+{
+	switch (json_object_get_type(o)) {
+	case json_type_object: {
+		json_object_object_foreach(o, k, v)
+		{
+			(void)k;
+			count_leaves(f, v);
+		}
+		break;
+	}
+	case json_type_array: {
+		size_t n = json_object_array_length(o);
+		for (size_t i = 0; i < n; i++)
+			count_leaves(f, json_object_array_get_idx(o, i));
+		break;
+	}
+	default:
+		f->omitted++;
+		break;
+	}
+}
+
+static void flatten_leaf(struct flatten *f, json_object *o)
+{
+	size_t vlen;
+	const char *val = scalar_text(o, &vlen);
+	const char *name = f->name.buf;
+	size_t nlen = f->name.len;
+
+	/* A leaf whose keys all normalize to nothing has no name to take.
+	 * Neither it nor a name collision counts as "left out": that count
+	 * (SPEC 6) is for the limits, which say something about the payload;
+	 * a body `event` meeting the reserved HOOK_EVENT is routine. */
+	if (nlen == f->prefixlen)
+		return;
+	/* The first leaf with a name holds it, kept or not: a later leaf
+	 * never stands in for one that was left out. */
+	if (json_object_object_get_ex(f->taken, name, NULL))
+		return;
+	json_object_object_add(f->taken, name, NULL);
+
+	size_t entry = nlen + 1 + vlen + 1;
+	if (memchr(val, '\0', vlen) || vlen > FLATTEN_MAX_VALUE || nlen > FLATTEN_MAX_NAME ||
+	    f->vars >= FLATTEN_MAX_VARS || f->bytes + entry > FLATTEN_MAX_BYTES) {
+		f->omitted++;
+		return;
+	}
+	envlist_append(f->env, make_entry(name, val, vlen));
+	f->vars++;
+	f->bytes += entry;
+}
+
+static void flatten_node(struct flatten *f, json_object *o, size_t level);
+
+/* Appends one path key to the name, recurses, and takes it off again. */
+static void flatten_child(struct flatten *f, const char *key, size_t keylen, json_object *v,
+                          size_t level)
+{
+	size_t saved = f->name.len;
+	char small[64];
+	char *norm = keylen * 2 + 1 <= sizeof small ? small : xmalloc(keylen * 2 + 1);
+	size_t n = env_key_normalize(key, keylen, norm);
+	if (n > 0) {
+		if (f->name.len > f->prefixlen)
+			sb_putc(&f->name, '_');
+		sb_append(&f->name, norm, n);
+	}
+	if (norm != small)
+		free(norm);
+	flatten_node(f, v, level);
+	f->name.len = saved;
+	f->name.buf[saved] = '\0';
+}
+
+static void flatten_node(struct flatten *f, json_object *o, size_t level)
+{
+	enum json_type t = json_object_get_type(o);
+	if (t != json_type_object && t != json_type_array) {
+		if (level > FLATTEN_MAX_DEPTH)
+			f->omitted++;
+		else
+			flatten_leaf(f, o);
+		return;
+	}
+	/* Below the deepest level only the count of what is left out matters. */
+	if (level >= FLATTEN_MAX_DEPTH) {
+		count_leaves(f, o);
+		return;
+	}
+	if (t == json_type_object) {
+		json_object_object_foreach(o, k, v)
+		{
+			flatten_child(f, k, strlen(k), v, level + 1);
+		}
+	} else {
+		size_t n = json_object_array_length(o);
+		for (size_t i = 0; i < n; i++) {
+			char idx[24];
+			int len = snprintf(idx, sizeof idx, "%zu", i);
+			flatten_child(f, idx, (size_t)len, json_object_array_get_idx(o, i),
+			              level + 1);
+		}
+	}
+}
+
+void payload_flatten(json_object *root, const char *prefix, const char *const *reserved,
+                     struct envlist *env, size_t *omitted)
+{
+	struct flatten f = {
+		.prefix = prefix ? prefix : "",
+		.env = env,
+		.taken = json_object_new_object(),
+	};
+	f.prefixlen = strlen(f.prefix);
+	sb_init(&f.name);
+	sb_puts(&f.name, f.prefix);
+
+	/* Reserved names and whatever the caller already put in env. */
+	for (size_t i = 0; reserved && reserved[i]; i++)
+		json_object_object_add(f.taken, reserved[i], NULL);
+	for (size_t i = 0; env->v && i < env->n; i++) {
+		char *name = xstrndup(env->v[i], entry_name_len(env->v[i]));
+		json_object_object_add(f.taken, name, NULL);
+		free(name);
+	}
+
+	if (json_object_is_type(root, json_type_object) || json_object_is_type(root, json_type_array))
+		flatten_node(&f, root, 0);
+
+	if (omitted)
+		*omitted = f.omitted;
+	sb_free(&f.name);
+	json_object_put(f.taken);
+}

@@ -45,21 +45,23 @@ json_object *payload_parse_form(const char *body, size_t len, const char *json_f
  * The value at a dotted path ("data.build.id", array indices as numbers:
  * "items.2.name"). Returns a newly allocated string: strings as they are,
  * numbers and booleans as their JSON text, null as "". NULL when the path
- * is missing or names an object or array.
+ * is missing or names an object, an array or a string holding a NUL byte.
  */
 char *payload_get_path(json_object *root, const char *dotted);
 /* Like payload_get_path but only for string leaves; *found says whether the
- * path existed at all (present but not a string: returns NULL, found true). */
+ * path existed at all (present but not a string: returns NULL, found true;
+ * a string holding a NUL byte counts as not a string). */
 const char *payload_get_string(json_object *root, const char *dotted, bool *found);
 
 /* A hook's environment: "NAME=value" strings. */
 struct envlist {
-	char **v; /* NULL-terminated once envlist_finish() ran */
+	char **v; /* always NULL-terminated */
 	size_t n, cap;
 	size_t bytes; /* sum of strlen(entry) + 1 */
 };
 void envlist_init(struct envlist *e);
 void envlist_free(struct envlist *e);
+/* Adding a NAME already present replaces its value (one entry a name). */
 void envlist_add(struct envlist *e, const char *name, const char *value);
 void envlist_add_len(struct envlist *e, const char *name, const char *value, size_t vlen);
 /* Finds NAME's entry index, or -1. */
@@ -73,11 +75,14 @@ size_t env_key_normalize(const char *key, size_t keylen, char *out);
 
 /*
  * Flattens every scalar leaf of root into env with the prefix. Names in
- * `reserved` (full names, prefix included, NULL-terminated) are never
- * taken; among payload variables the first in document order wins. Leaves
- * with a NUL byte, values over 64 KiB, variables past 1,024 or past
- * 512 KiB of environment in all, and leaves deeper than 32 levels are left
- * out; the count of those is returned in *omitted.
+ * `reserved` (full names, prefix included, NULL-terminated) and names
+ * already in env are never taken; among payload variables the first in
+ * document order wins, and a leaf left out still holds its name. Leaves
+ * with a NUL byte, values over 64 KiB, names over 4 KiB, variables past
+ * 1,024 or past 512 KiB of payload variables in all (strlen("N=v") + 1
+ * each), and leaves deeper than 32 levels are left out; *omitted counts
+ * those. Collisions and leaves whose name is empty are dropped without
+ * being counted.
  */
 void payload_flatten(json_object *root, const char *prefix, const char *const *reserved,
                      struct envlist *env, size_t *omitted);
@@ -86,5 +91,6 @@ void payload_flatten(json_object *root, const char *prefix, const char *const *r
 #define FLATTEN_MAX_VARS 1024
 #define FLATTEN_MAX_BYTES (512 * 1024)
 #define FLATTEN_MAX_DEPTH 32
+#define FLATTEN_MAX_NAME 4096 /* execve refuses one string over 128 KiB */
 
 #endif

@@ -16,6 +16,8 @@
  * Fills out[] with the candidates for a valid event name, most specific
  * first, "_default" last; segments are separated by ':' or '.'. Returns
  * the count. Each out[i] is a buffer of EVENT_NAME_MAX + 1 bytes.
+ * A cut never ends in a separator: "a::b" gives "a::b", "a", "_default".
+ * "_default" itself gives just "_default"; an invalid name gives 0.
  */
 size_t route_candidates(const char *event, char out[][EVENT_NAME_MAX + 1], size_t max);
 
@@ -46,6 +48,9 @@ int route_name_skipped(const char *name);
  * file nor a directory, set ->error naming it. A directory route lists its
  * executable regular files in byte order, skipping route_name_skipped()
  * names and entries that are not executable regular files.
+ * Returns a negative errno, with out left empty, when the hooks dir
+ * cannot be opened (-ENOENT: it does not exist) or a candidate cannot be
+ * looked at, and -EINVAL for an invalid event name.
  */
 int route_resolve(const char *hooks_dir, const char *event, struct route *out);
 void route_free(struct route *r);

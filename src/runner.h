@@ -1,3 +1,76 @@
+/*
+ * Running one hook: spawn it in a process group of its own with a clean
+ * environment and the body on stdin, read its output as it comes, enforce
+ * its time limit (SIGTERM to the group, SIGKILL after kill_grace), and
+ * report its outcome once it has exited. A hook is finished when it exits:
+ * what is then already in the pipe is read and the pipe closed, so a
+ * background process holding it does not hold the delivery.
+ */
 #ifndef HOOKD_RUNNER_H
 #define HOOKD_RUNNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct hook_run;
+
+#define OUTPUT_TAIL_MAX 4096
+#define LOG_LINE_MAX 1024
+#define LOG_LINES_PER_SEC 100
+
+struct hook_result {
+	int exit_code;  /* -1: none (signalled or never ran) */
+	int signal;     /* 0: none */
+	bool timed_out;
+	bool ran;       /* false: it could not be started */
+	int64_t ms;
+	char *error;    /* NULL, "exec failed: ...", "timed out after 30s" */
+	char output[OUTPUT_TAIL_MAX]; /* the last bytes of stdout+stderr */
+	size_t output_len;
+};
+
+struct rlimits {
+	int64_t nofile, nproc, memory, cpu; /* -1: leave alone */
+};
+
+struct runner_params {
+	const char *path;    /* absolute path of the executable */
+	const char *dir;     /* cwd */
+	const char *rel;     /* name for logs */
+	char *const *envp;
+	const unsigned char *input; /* stdin bytes */
+	size_t input_len;
+	int64_t timeout_ms;
+	int64_t kill_grace_ms;
+	struct rlimits limits;
+	/* For the log lines of the hook's output. */
+	const char *endpoint, *event, *delivery_id;
+};
+
+typedef void (*hook_done_fn)(const struct hook_result *res, void *arg);
+
+/*
+ * Starts a hook. On success returns the run; `done` is called once, from
+ * the event loop, when it has finished. When it cannot be started at all,
+ * returns NULL and fills *res (ran = false, error set, to be freed by the
+ * caller); `done` is not called.
+ */
+struct hook_run *runner_start(struct event_base *base, const struct runner_params *p,
+                              hook_done_fn done, void *arg, struct hook_result *res);
+
+/* Installs the SIGCHLD handler on base; call once before runner_start. */
+int runner_init(struct event_base *base);
+void runner_shutdown(void);
+/* Number of hooks running now. */
+int runner_active(void);
+/* Sends SIGKILL to every running hook's group (used when exiting on error). */
+void runner_kill_all(void);
+
+/* `hookd run`: hook output goes to stderr as it is, not as log lines. */
+void runner_set_output_passthrough(bool on);
+
+const char *signal_name(int sig);
+
 #endif

@@ -1,3 +1,249 @@
-/* server: not written yet. */
 #include "server.h"
-extern int hookd_server_unwritten;
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "http.h"
+#include "log.h"
+#include "netaddr.h"
+#include "util.h"
+#include "verify.h"
+
+struct server {
+	struct event_base *base;
+	struct config *cfg;
+	struct dispatcher *ds;
+	struct http_server *http;
+	bool draining;
+};
+
+bool header_is_credential(const char *name, const char *endpoint_signature_header)
+{
+	static const char *const names[] = {
+		"X-Northflank-Notification-Integration-Token",
+		"X-Gitlab-Token",
+		"X-Hub-Signature",
+		"X-Hub-Signature-256",
+		"Stripe-Signature",
+		"X-Slack-Signature",
+		"Webhook-Signature",
+		"Authorization",
+		"Proxy-Authorization",
+		"Cookie",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		if (ascii_casecmp_eq(name, names[i]))
+			return true;
+	}
+	return endpoint_signature_header && ascii_casecmp_eq(name, endpoint_signature_header);
+}
+
+static char *error_body(int status, const char *error, void *arg)
+{
+	return response_json(NULL, NULL, NULL, "rejected", error);
+}
+
+static const char *req_header(void *ctx, const char *name)
+{
+	return http_header_get(ctx, name);
+}
+
+static void reject(struct http_request *req, const struct endpoint *ep, int status,
+                   const char *extra, const char *error, const char *event, const char *id,
+                   const char *client)
+{
+	char http[16];
+	snprintf(http, sizeof(http), "%d", status);
+	struct log_kv kv[] = {
+		{"endpoint", ep ? ep->name : NULL},
+		{"path", ep ? NULL : req->path},
+		{"method", req->method},
+		{"event", event},
+		{"id", id},
+		{"status", "rejected"},
+		{"http", http},
+		{"remote", client ? client : req->peer},
+		{"error", error},
+	};
+	log_kv(LOG_LVL_WARN, "rejected", kv, ARRAY_SIZE(kv));
+	http_respond(req, status, extra,
+	             response_json(ep ? ep->name : NULL, event, id, "rejected", error), false);
+}
+
+static void on_delivery_done(struct delivery *d, void *arg)
+{
+	struct http_request *req = arg;
+	char extra[64] = "";
+	if (d->out.retry_after)
+		snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", d->out.retry_after);
+	http_respond(req, d->out.http, extra[0] ? extra : NULL,
+	             delivery_response_json(d, d->cfg->include_output), false);
+}
+
+static void copy_headers(struct delivery *d, const struct http_request *req)
+{
+	d->headers = xcalloc(req->nheaders ? req->nheaders : 1, sizeof(*d->headers));
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		if (header_is_credential(h->name, d->ep->signature_header))
+			continue;
+		d->headers[d->nheaders].name = xstrdup(h->name);
+		d->headers[d->nheaders].value = xstrdup(h->value);
+		d->nheaders++;
+	}
+}
+
+static void handle(struct http_request *req, void *arg)
+{
+	struct server *s = arg;
+	struct config *cfg = s->cfg;
+	if (s->draining) {
+		http_respond(req, 503, "Retry-After: 5\r\n",
+		             response_json(NULL, NULL, NULL, "overloaded", "shutting down"), true);
+		return;
+	}
+	const struct endpoint *ep = config_endpoint_by_path(cfg, req->path);
+	if (!ep) {
+		reject(req, NULL, 404, NULL, "no endpoint at this path", NULL, NULL, NULL);
+		return;
+	}
+	if (strcmp(req->method, "POST") != 0) {
+		reject(req, ep, 405, "Allow: POST\r\n", "method not allowed", NULL, NULL, NULL);
+		return;
+	}
+	char client[64];
+	client_address(&cfg->trusted_proxies, req->peer, http_header_get(req, "X-Forwarded-For"),
+	               client, sizeof(client));
+	if (ep->allow_from.n > 0 && !cidr_list_match(&ep->allow_from, client)) {
+		reject(req, ep, 403, NULL, "client address not allowed", NULL, NULL, client);
+		return;
+	}
+	if (req->body_len > cfg->max_body) {
+		reject(req, ep, 413, NULL, "body larger than max_body", NULL, NULL, client);
+		return;
+	}
+	struct verify_input in = {
+		.ep = ep,
+		.header = req_header,
+		.ctx = req,
+		.body = req->body,
+		.body_len = req->body_len,
+		.now = now_wall_ms() / 1000,
+	};
+	char why[256] = "";
+	if (!verify_credentials(&in, why, sizeof(why))) {
+		char http[8] = "401";
+		struct log_kv kv[] = {
+			{"endpoint", ep->name}, {"status", "rejected"}, {"http", http},
+			{"remote", client}, {"error", "unauthorized"}, {"reason", why},
+		};
+		log_kv(LOG_LVL_WARN, "rejected", kv, ARRAY_SIZE(kv));
+		/* The answer does not say what was wrong with the credentials. */
+		http_respond(req, 401, NULL,
+		             response_json(ep->name, NULL, NULL, "rejected", "unauthorized"), false);
+		return;
+	}
+	enum content_kind kind = content_type_classify(http_header_get(req, "Content-Type"));
+	if (kind == CONTENT_OTHER || (kind == CONTENT_FORM && !scheme_accepts_form(ep->scheme))) {
+		reject(req, ep, 415, NULL, "Content-Type is not JSON", NULL, NULL, client);
+		return;
+	}
+	json_object *root = NULL;
+	char err[256];
+	if (!scheme_decode(&in, kind, &root, err, sizeof(err))) {
+		reject(req, ep, 400, NULL, err, NULL, NULL, client);
+		return;
+	}
+	struct identity id;
+	memset(&id, 0, sizeof(id));
+	if (!scheme_identify(&in, root, &id, err, sizeof(err))) {
+		reject(req, ep, 400, NULL, err, NULL, NULL, client);
+		json_object_put(root);
+		identity_clear(&id);
+		return;
+	}
+	if (id.challenge) {
+		/* Slack's url_verification: verified, answered, nothing runs. */
+		struct strbuf sb;
+		sb_init(&sb);
+		sb_puts(&sb, "{\"endpoint\":");
+		sb_json_str(&sb, ep->name, strlen(ep->name));
+		sb_puts(&sb, ",\"status\":\"ok\",\"challenge\":");
+		sb_json_str(&sb, id.challenge, strlen(id.challenge));
+		sb_putc(&sb, '}');
+		log_msg(LOG_LVL_INFO, "url_verification answered for endpoint %s", ep->name);
+		http_respond(req, 200, NULL, sb_steal(&sb), false);
+		json_object_put(root);
+		identity_clear(&id);
+		return;
+	}
+	const char *iid = NULL, *iname = NULL;
+	if (ep->scheme == SCHEME_NORTHFLANK) {
+		iid = http_header_get(req, "X-Northflank-Notification-Integration-Id");
+		iname = http_header_get(req, "X-Northflank-Notification-Integration-Name");
+	}
+	struct delivery *d = delivery_new(cfg, ep, id.event, id.id, client, req->body, req->body_len,
+	                                  root, iid, iname);
+	json_object_put(root);
+	identity_clear(&id);
+	copy_headers(d, req);
+	dispatch_submit(s->ds, d, on_delivery_done, req);
+}
+
+static void limits_from(const struct config *cfg, struct http_limits *lim)
+{
+	lim->max_headers = cfg->max_headers;
+	lim->max_body = cfg->max_body;
+	lim->max_connections = cfg->max_connections;
+	lim->read_timeout_ms = cfg->read_timeout_ms;
+	lim->idle_timeout_ms = cfg->idle_timeout_ms;
+}
+
+struct server *server_new(struct event_base *base, struct config *cfg, struct dispatcher *ds)
+{
+	struct server *s = xcalloc(1, sizeof(*s));
+	s->base = base;
+	s->cfg = config_ref(cfg);
+	s->ds = ds;
+	struct http_limits lim;
+	limits_from(cfg, &lim);
+	s->http = http_server_new(base, &lim, handle, error_body, s);
+	return s;
+}
+
+int server_listen_fd(struct server *s, int fd)
+{
+	return http_server_listen_fd(s->http, fd);
+}
+
+void server_set_config(struct server *s, struct config *cfg)
+{
+	config_unref(s->cfg);
+	s->cfg = config_ref(cfg);
+	struct http_limits lim;
+	limits_from(cfg, &lim);
+	http_server_set_limits(s->http, &lim);
+}
+
+void server_drain(struct server *s)
+{
+	s->draining = true;
+	http_server_stop_accepting(s->http);
+}
+
+int server_connections(struct server *s)
+{
+	return http_server_connections(s->http);
+}
+
+void server_free(struct server *s)
+{
+	if (!s)
+		return;
+	http_server_free(s->http);
+	config_unref(s->cfg);
+	free(s);
+}

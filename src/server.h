@@ -1,3 +1,29 @@
+/*
+ * The webhook server: each HTTP request through the answer table of SPEC 3
+ * (endpoint, method, address, size, credentials, media type, payload,
+ * event name) and, once verified and identified, into the dispatcher.
+ */
 #ifndef HOOKD_SERVER_H
 #define HOOKD_SERVER_H
+
+#include <stdbool.h>
+
+struct event_base;
+struct config;
+struct dispatcher;
+struct server;
+
+struct server *server_new(struct event_base *base, struct config *cfg, struct dispatcher *ds);
+/* Listens on fd (bound, listening, non-blocking). */
+int server_listen_fd(struct server *s, int fd);
+void server_set_config(struct server *s, struct config *cfg);
+/* SIGTERM: stop accepting, answer later requests 503 + Connection: close. */
+void server_drain(struct server *s);
+int server_connections(struct server *s);
+void server_free(struct server *s);
+
+/* Whether a header carries a credential and must never be journaled,
+ * logged or shown (the scheme's token or signature headers and the like). */
+bool header_is_credential(const char *name, const char *endpoint_signature_header);
+
 #endif

@@ -1,6 +1,356 @@
+/*
+ * route: candidates for an event name, the skip list, and resolution
+ * against a hooks dir built here in a temporary directory (SPEC 5).
+ */
 #include "check.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "route.h"
+#include "util.h"
+
+static void test_candidates(void)
+{
+	static const struct {
+		const char *event;
+		const char *want; /* candidates joined by ' ' */
+	} cases[] = {
+		{ "build:start", "build:start build _default" },
+		{ "infrastructure:service:container-crash",
+		  "infrastructure:service:container-crash infrastructure:service infrastructure _default" },
+		{ "a:b.c", "a:b.c a:b a _default" },
+		{ "a.b:c", "a.b:c a.b a _default" },
+		{ "push", "push _default" },
+		{ "pull_request:opened", "pull_request:opened pull_request _default" },
+		{ "a-b_c:d", "a-b_c:d a-b_c _default" },
+		{ "a::b", "a::b a _default" },
+		{ "a:.b", "a:.b a _default" },
+		{ "a:", "a: a _default" },
+		{ "a..", "a.. a _default" },
+		{ "a:b:", "a:b: a:b a _default" },
+		{ "1.2.3", "1.2.3 1.2 1 _default" },
+		{ "_default", "_default" },
+		{ "", "" },
+		{ "../x", "" },
+		{ "a/b", "" },
+		{ ".a", "" },
+		{ "_x", "" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char out[ROUTE_MAX_CANDIDATES][EVENT_NAME_MAX + 1];
+		size_t n = route_candidates(cases[i].event, out, ROUTE_MAX_CANDIDATES);
+		struct strbuf sb;
+		sb_init(&sb);
+		sb_puts(&sb, "");
+		for (size_t k = 0; k < n; k++) {
+			if (k)
+				sb_putc(&sb, ' ');
+			sb_puts(&sb, out[k]);
+		}
+		CHECK_STR(sb.buf, cases[i].want, "candidates of '%s'", cases[i].event);
+		sb_free(&sb);
+	}
+
+	/* The longest name with every other byte a separator fits the bound. */
+	char ev[EVENT_NAME_MAX + 1];
+	for (size_t i = 0; i < EVENT_NAME_MAX; i++)
+		ev[i] = i % 2 ? ':' : 'a';
+	ev[EVENT_NAME_MAX] = '\0';
+	char out[ROUTE_MAX_CANDIDATES][EVENT_NAME_MAX + 1];
+	size_t n = route_candidates(ev, out, ROUTE_MAX_CANDIDATES);
+	CHECK(n == EVENT_NAME_MAX / 2 + 2, "many separators: %zu", n);
+	CHECK_STR(out[n - 1], "_default", "last is _default");
+	CHECK_STR(out[n - 2], "a", "shortest");
+	/* max cuts the list short, most specific first */
+	n = route_candidates("a:b:c", out, 2);
+	CHECK(n == 2, "max 2");
+	CHECK_STR(out[1], "a:b", "max 2 second");
+	CHECK(route_candidates(NULL, out, 4) == 0, "NULL");
+}
+
+static void test_skipped_names(void)
+{
+	static const struct {
+		const char *name;
+		int want;
+	} cases[] = {
+		{ "10-deploy", 0 },
+		{ "deploy", 0 },
+		{ "deploy.sh", 0 },
+		{ "a~b", 0 },
+		{ "swp", 0 },
+		{ "x.swpx", 0 },
+		{ "x.disabled.sh", 0 },
+		{ "dpkg-old", 0 },
+		{ ".hidden", 1 },
+		{ ".", 1 },
+		{ "..", 1 },
+		{ "", 1 },
+		{ "deploy~", 1 },
+		{ "~", 1 },
+		{ ".deploy.swp", 1 },
+		{ "deploy.swp", 1 },
+		{ "deploy.disabled", 1 },
+		{ "deploy.dpkg-old", 1 },
+		{ "deploy.dpkg-new", 1 },
+		{ "deploy.dpkg-dist", 1 },
+		{ "deploy.dpkg-tmp", 1 },
+		{ "deploy.rpmnew", 1 },
+		{ "deploy.rpmsave", 1 },
+		{ "deploy.rpmorig", 1 },
+		{ ".swp", 1 },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		CHECK(route_name_skipped(cases[i].name) == cases[i].want, "skipped '%s'", cases[i].name);
+}
+
+static char root[64];
+
+static char *at(const char *rel)
+{
+	return xasprintf("%s/%s", root, rel);
+}
+
+static void mkfile(const char *rel, mode_t mode)
+{
+	char *p = at(rel);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	CHECK(fd >= 0, "create %s", p);
+	if (fd >= 0) {
+		CHECK(write(fd, "#!/bin/sh\nexit 0\n", 17) == 17, "write %s", p);
+		close(fd);
+	}
+	CHECK(chmod(p, mode) == 0, "chmod %s", p);
+	free(p);
+}
+
+static void mkdir_rel(const char *rel)
+{
+	char *p = at(rel);
+	CHECK(mkdir(p, 0755) == 0, "mkdir %s", p);
+	free(p);
+}
+
+static void symlink_rel(const char *target, const char *rel)
+{
+	char *p = at(rel);
+	CHECK(symlink(target, p) == 0, "symlink %s", p);
+	free(p);
+}
+
+/* rm -r of what this test made: one level of subdirectories at most. */
+static void remove_tree(const char *dir, int depth)
+{
+	char *cmd_dir = xstrdup(dir);
+	DIR *d = opendir(cmd_dir);
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			char *p = xasprintf("%s/%s", dir, de->d_name);
+			struct stat st;
+			if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode) && depth < 3)
+				remove_tree(p, depth + 1);
+			else
+				unlink(p);
+			free(p);
+		}
+		closedir(d);
+	}
+	rmdir(cmd_dir);
+	free(cmd_dir);
+}
+
+/* A route as one line: name|error|rel,rel|skipped,skipped */
+static char *describe(const struct route *r)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_puts(&sb, r->name ? r->name : "-");
+	sb_putc(&sb, '|');
+	sb_puts(&sb, r->error ? r->error : "-");
+	sb_putc(&sb, '|');
+	for (size_t i = 0; i < r->nhooks; i++) {
+		if (i)
+			sb_putc(&sb, ',');
+		sb_puts(&sb, r->hooks[i].rel);
+	}
+	sb_putc(&sb, '|');
+	for (size_t i = 0; i < r->nskipped; i++) {
+		if (i)
+			sb_putc(&sb, ',');
+		sb_puts(&sb, r->skipped[i]);
+	}
+	return sb_steal(&sb);
+}
+
+static void resolve_cases(const char *dir, const char *const (*cases)[2], size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct route r;
+		int rc = route_resolve(dir, cases[i][0], &r);
+		CHECK(rc == 0, "resolve '%s' rc %d", cases[i][0], rc);
+		char *got = describe(&r);
+		CHECK_STR(got, cases[i][1], "resolve '%s'", cases[i][0]);
+		free(got);
+		route_free(&r);
+	}
+}
+
+static void test_resolve(void)
+{
+	snprintf(root, sizeof root, "/tmp/hookd-route-XXXXXX");
+	CHECK(mkdtemp(root) != NULL, "mkdtemp");
+
+	/* files */
+	mkfile("build:start", 0755);
+	mkfile("build", 0700);
+	mkfile("deploy", 0644);       /* not executable: an error, never skipped */
+	mkfile("_default", 0755);
+	/* a directory route, run-parts style */
+	mkdir_rel("release");
+	mkfile("release/20-notify", 0755);
+	mkfile("release/10-pull", 0755);
+	mkfile("release/30-restart", 0750);
+	mkfile("release/15-readme", 0644);    /* not executable: skipped, named */
+	mkfile("release/05-off.disabled", 0755);
+	mkfile("release/.hidden", 0755);
+	mkfile("release/40-x~", 0755);
+	mkfile("release/50-y.dpkg-old", 0755);
+	mkfile("release/60-z.swp", 0755);
+	mkfile("release/70-w.rpmnew", 0755);
+	mkdir_rel("release/99-subdir");     /* ignored silently */
+	symlink_rel("10-pull", "release/25-link");       /* link to an executable */
+	symlink_rel("missing", "release/26-dangling");   /* ignored */
+	symlink_rel("99-subdir", "release/27-dirlink");  /* ignored */
+	mkfile("release/B-upper", 0755);
+	mkfile("release/a-lower", 0755);
+	/* empty directory route */
+	mkdir_rel("quiet");
+	/* directory whose only file is not executable */
+	mkdir_rel("docs");
+	mkfile("docs/README", 0644);
+	/* symlinks at the top */
+	symlink_rel("build:start", "linked");
+	symlink_rel("deploy", "linked-noexec");
+	symlink_rel("nowhere", "dangling");
+	symlink_rel("release", "linkdir");
+	/* something else */
+	char *fifo = at("pipe");
+	CHECK(mkfifo(fifo, 0644) == 0, "mkfifo");
+	free(fifo);
+
+	static const char *const cases[][2] = {
+		{ "build:start", "build:start|-|build:start|" },
+		{ "build:start:x", "build:start|-|build:start|" },
+		{ "build:start.x.y", "build:start|-|build:start|" },
+		{ "build:success", "build|-|build|" },
+		{ "build.success", "build|-|build|" },
+		{ "build", "build|-|build|" },
+		{ "buildx", "_default|-|_default|" },
+		{ "deploy", "deploy|not executable: deploy||" },
+		{ "deploy:prod", "deploy|not executable: deploy||" },
+		{ "release",
+		  "release|-|release/10-pull,release/20-notify,release/25-link,release/30-restart,"
+		  "release/B-upper,release/a-lower|release/15-readme" },
+		{ "release:v1", "release|-|release/10-pull,release/20-notify,release/25-link,"
+		                "release/30-restart,release/B-upper,release/a-lower|release/15-readme" },
+		{ "quiet", "quiet|-||" },
+		{ "docs", "docs|-||docs/README" },
+		{ "linked", "linked|-|linked|" },
+		{ "linked-noexec", "linked-noexec|not executable: linked-noexec||" },
+		{ "dangling", "dangling|cannot open: dangling: No such file or directory||" },
+		{ "linkdir:x", "linkdir|-|linkdir/10-pull,linkdir/20-notify,linkdir/25-link,"
+		               "linkdir/30-restart,linkdir/B-upper,linkdir/a-lower|linkdir/15-readme" },
+		{ "pipe", "pipe|not a regular file or directory: pipe||" },
+		{ "pipe:x", "pipe|not a regular file or directory: pipe||" },
+		{ "unknown", "_default|-|_default|" },
+		{ "a::b", "_default|-|_default|" },
+		{ "_default", "_default|-|_default|" },
+	};
+	resolve_cases(root, cases, ARRAY_SIZE(cases));
+
+	/* paths: absolute, cwd the directory holding the hook */
+	struct route r;
+	CHECK(route_resolve(root, "release:x", &r) == 0, "release paths");
+	CHECK(r.nhooks == 6, "six hooks");
+	if (r.nhooks >= 1) {
+		char *p = at("release/10-pull"), *d = at("release");
+		CHECK_STR(r.hooks[0].path, p, "dir hook path");
+		CHECK_STR(r.hooks[0].dir, d, "dir hook dir");
+		free(p);
+		free(d);
+	}
+	route_free(&r);
+	route_free(&r); /* twice: harmless */
+	route_free(NULL);
+	CHECK(route_resolve(root, "build:start", &r) == 0 && r.nhooks == 1, "file paths");
+	if (r.nhooks == 1) {
+		char *p = at("build:start");
+		CHECK_STR(r.hooks[0].path, p, "file hook path");
+		CHECK_STR(r.hooks[0].dir, root, "file hook dir");
+		free(p);
+	}
+	route_free(&r);
+	/* a trailing slash on the hooks dir changes nothing */
+	char *slashed = xasprintf("%s//", root);
+	CHECK(route_resolve(slashed, "build", &r) == 0 && r.nhooks == 1, "trailing slash");
+	if (r.nhooks == 1) {
+		char *p = at("build");
+		CHECK_STR(r.hooks[0].path, p, "trailing slash path");
+		free(p);
+	}
+	route_free(&r);
+	free(slashed);
+
+	/* no _default: nothing matches, no error */
+	char *def = at("_default");
+	CHECK(unlink(def) == 0, "unlink _default");
+	free(def);
+	static const char *const none[][2] = {
+		{ "unknown", "-|-||" },
+		{ "unknown:x.y", "-|-||" },
+		{ "build:x", "build|-|build|" },
+	};
+	resolve_cases(root, none, ARRAY_SIZE(none));
+
+	/* _default as a directory */
+	mkdir_rel("_default");
+	mkfile("_default/log", 0755);
+	static const char *const defdir[][2] = {
+		{ "other", "_default|-|_default/log|" },
+	};
+	resolve_cases(root, defdir, ARRAY_SIZE(defdir));
+
+	/* an invalid event touches nothing */
+	CHECK(route_resolve(root, "../../bin/sh", &r) == -EINVAL && r.name == NULL, "invalid event");
+	route_free(&r);
+
+	/* a missing hooks dir: an error for the caller, not "no route" */
+	char *missing = at("no-such-dir");
+	CHECK(route_resolve(missing, "build", &r) == -ENOENT, "missing hooks dir");
+	CHECK(r.name == NULL && r.nhooks == 0 && r.error == NULL, "missing dir leaves route empty");
+	route_free(&r);
+	free(missing);
+	char *notdir = at("build");
+	CHECK(route_resolve(notdir, "build", &r) == -ENOTDIR, "hooks dir is a file");
+	route_free(&r);
+	free(notdir);
+
+	remove_tree(root, 0);
+	CHECK(access(root, F_OK) != 0, "temp dir removed");
+}
 
 int main(void)
 {
+	test_candidates();
+	test_skipped_names();
+	test_resolve();
 	return check_done("route");
 }

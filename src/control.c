@@ -1,0 +1,214 @@
+#include "control.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "dispatch.h"
+#include "journal.h"
+#include "log.h"
+#include "util.h"
+
+#define CONTROL_LINE_MAX 1024
+
+struct control {
+	struct evconnlistener *listener;
+	struct dispatcher *ds;
+	struct journal *j;
+	char *path;
+};
+
+static void socket_path(const char *state_dir, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/control.sock", state_dir);
+}
+
+static void answer(struct bufferevent *bev, int code, const char *msg)
+{
+	evbuffer_add_printf(bufferevent_get_output(bev), "%d %s\n", code, msg);
+}
+
+static void on_written(struct bufferevent *bev, void *arg)
+{
+	bufferevent_free(bev);
+}
+
+static void on_ctl_event(struct bufferevent *bev, short what, void *arg)
+{
+	bufferevent_free(bev);
+}
+
+static void on_line(struct bufferevent *bev, void *arg)
+{
+	struct control *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n;
+	char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+	if (!line) {
+		if (evbuffer_get_length(in) > CONTROL_LINE_MAX)
+			bufferevent_free(bev);
+		return;
+	}
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setcb(bev, NULL, on_written, on_ctl_event, c);
+	char *save = NULL;
+	char *verb = strtok_r(line, " ", &save);
+	char *ep = strtok_r(NULL, " ", &save);
+	char *id = strtok_r(NULL, "", &save);
+	if (!verb || strcmp(verb, "replay") != 0 || !ep || !id) {
+		answer(bev, 1, "bad request");
+		free(line);
+		return;
+	}
+	int64_t rowid;
+	int r = journal_find(c->j, strcmp(ep, "-") == 0 ? NULL : ep, id, &rowid);
+	if (r == 1) {
+		answer(bev, 1, "unknown delivery");
+	} else if (r == 2) {
+		answer(bev, 4, "that id is known at several endpoints: name one with --endpoint");
+	} else if (r != 0) {
+		answer(bev, 1, "journal error");
+	} else {
+		static const char *const msgs[] = {"queued", "unknown delivery",
+		                                   "already pending", "its body was not kept"};
+		int rc = dispatch_replay(c->ds, rowid);
+		answer(bev, rc, msgs[rc >= 0 && rc <= 3 ? rc : 1]);
+	}
+	free(line);
+}
+
+static void on_ctl_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int salen, void *arg)
+{
+	struct control *c = arg;
+	struct event_base *base = evconnlistener_get_base(l);
+	struct bufferevent *bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(bev, on_line, NULL, on_ctl_event, c);
+	struct timeval tv = {5, 0};
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ);
+}
+
+struct control *control_new(struct event_base *base, const char *state_dir,
+                            struct dispatcher *ds, struct journal *j, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	char path[sizeof(sun.sun_path) + 1];
+	socket_path(state_dir, path, sizeof(path));
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "%s: path too long for a socket", path);
+		return NULL;
+	}
+	strcpy(sun.sun_path, path);
+	unlink(path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "control socket: %s", strerror(errno));
+		return NULL;
+	}
+	/* Only the daemon's own user may ask it to run hooks again. */
+	mode_t old = umask(0177);
+	int r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (r < 0 || listen(fd, 16) < 0) {
+		snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	struct control *c = xcalloc(1, sizeof(*c));
+	c->ds = ds;
+	c->j = j;
+	c->path = xstrdup(path);
+	c->listener = evconnlistener_new(base, on_ctl_accept, c, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!c->listener) {
+		close(fd);
+		control_free(c);
+		snprintf(err, errlen, "control socket: cannot listen");
+		return NULL;
+	}
+	return c;
+}
+
+void control_free(struct control *c)
+{
+	if (!c)
+		return;
+	if (c->listener)
+		evconnlistener_free(c->listener);
+	unlink(c->path);
+	free(c->path);
+	free(c);
+}
+
+int control_replay(const char *state_dir, const char *endpoint, const char *id)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	char path[sizeof(sun.sun_path) + 1];
+	socket_path(state_dir, path, sizeof(path));
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "hookd: %s: path too long for a socket\n", path);
+		return 1;
+	}
+	strcpy(sun.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		fprintf(stderr, "hookd: the daemon is not reachable at %s: %s\n", path,
+		        strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	struct timeval tv = {10, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char req[CONTROL_LINE_MAX];
+	int n = snprintf(req, sizeof(req), "replay %s %s\n", endpoint ? endpoint : "-", id);
+	if (n < 0 || (size_t)n >= sizeof(req) || strchr(id, '\n')) {
+		fprintf(stderr, "hookd: delivery id too long\n");
+		close(fd);
+		return 1;
+	}
+	if (write(fd, req, (size_t)n) != n) {
+		fprintf(stderr, "hookd: cannot write to %s: %s\n", path, strerror(errno));
+		close(fd);
+		return 1;
+	}
+	char buf[CONTROL_LINE_MAX];
+	size_t got = 0;
+	while (got < sizeof(buf) - 1) {
+		ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		if (memchr(buf, '\n', got))
+			break;
+	}
+	close(fd);
+	buf[got] = '\0';
+	int code;
+	char *end;
+	long v = strtol(buf, &end, 10);
+	if (got == 0 || end == buf || *end != ' ' || v < 0 || v > 4) {
+		fprintf(stderr, "hookd: no answer from the daemon\n");
+		return 1;
+	}
+	code = (int)v;
+	buf[strcspn(buf, "\n")] = '\0';
+	if (code == 0) {
+		printf("delivery %s queued for replay\n", id);
+		return 0;
+	}
+	fprintf(stderr, "hookd: replay %s: %s\n", id, end + 1);
+	return 1;
+}

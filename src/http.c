@@ -1,0 +1,719 @@
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "util.h"
+
+enum conn_state {
+	CONN_HEAD,     /* reading a request line and headers */
+	CONN_BODY,     /* reading Content-Length bytes of body */
+	CONN_HANDLING, /* the handler has the request; reading paused */
+	CONN_LINGER,   /* answered early; discarding input until close */
+};
+
+struct http_conn {
+	TAILQ_ENTRY(http_conn) link;
+	struct http_server *srv;
+	struct bufferevent *bev;
+	struct event *timer; /* read deadline, idle timeout or linger limit */
+	enum conn_state state;
+	bool idle;        /* between requests: waiting for a first byte */
+	bool close_after; /* close once the answer is written */
+	bool linger_after;
+	bool dead;        /* the peer is gone while the handler has the request */
+	size_t body_need;
+	size_t lingered;
+	char peer[64];
+	struct http_request *req;
+};
+
+struct http_server {
+	struct event_base *base;
+	struct http_limits lim;
+	http_handler handler;
+	http_error_body error_body;
+	void *arg;
+	struct evconnlistener **listeners;
+	size_t nlisteners;
+	struct event *retry_accept;
+	bool stopped;
+	bool paused; /* at max_connections */
+	int nconns;
+	TAILQ_HEAD(, http_conn) conns;
+};
+
+static void conn_free(struct http_conn *c);
+static void conn_process(struct http_conn *c);
+
+const char *http_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Status";
+	}
+}
+
+static void tv_from_ms(struct timeval *tv, int64_t ms)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+}
+
+static void request_free(struct http_request *req)
+{
+	if (!req)
+		return;
+	free(req->method);
+	free(req->target);
+	free(req->path);
+	for (size_t i = 0; i < req->nheaders; i++) {
+		free(req->headers[i].name);
+		free(req->headers[i].value);
+	}
+	free(req->headers);
+	free(req->body);
+	free(req);
+}
+
+const char *http_header_get(const struct http_request *req, const char *name)
+{
+	for (size_t i = 0; i < req->nheaders; i++) {
+		if (ascii_casecmp_eq(req->headers[i].name, name))
+			return req->headers[i].value;
+	}
+	return NULL;
+}
+
+static void arm_timer(struct http_conn *c, int64_t ms)
+{
+	struct timeval tv;
+	tv_from_ms(&tv, ms);
+	evtimer_add(c->timer, &tv);
+}
+
+static void write_response(struct http_conn *c, int status, const char *extra, const char *body,
+                           size_t body_len, bool close)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add_printf(out,
+	                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+	                    "Content-Length: %zu\r\n%s%s\r\n",
+	                    status, http_reason(status), body_len + 1,
+	                    close ? "Connection: close\r\n" : "", extra ? extra : "");
+	evbuffer_add(out, body, body_len);
+	evbuffer_add(out, "\n", 1);
+}
+
+/*
+ * An answer the HTTP layer gives before the handler sees the request (the
+ * request is malformed or over a limit). The connection closes after it;
+ * `linger` keeps reading and discarding for a moment first, so a client
+ * still sending its body reads the answer instead of a reset.
+ */
+static void early_error(struct http_conn *c, int status, const char *error, bool linger)
+{
+	char *body = c->srv->error_body(status, error, c->srv->arg);
+	write_response(c, status, NULL, body, strlen(body), true);
+	free(body);
+	request_free(c->req);
+	c->req = NULL;
+	c->close_after = true;
+	c->linger_after = linger;
+	c->state = CONN_HANDLING;
+	bufferevent_disable(c->bev, EV_READ);
+	evtimer_del(c->timer);
+}
+
+static bool is_tchar(unsigned char ch)
+{
+	return isalnum(ch) || strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+static bool token_valid(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_tchar((unsigned char)s[i]))
+			return false;
+	}
+	return true;
+}
+
+/* Finds the end of the head: the first empty line. Returns the offset
+ * just past it, or 0 when the head is not complete in [buf, buf+n). */
+static size_t head_end(const char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (i + 1 < n && buf[i + 1] == '\n')
+			return i + 2;
+		if (i + 2 < n && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+			return i + 3;
+	}
+	return 0;
+}
+
+/* Splits the head into lines (CRLF or LF) and parses them into req.
+ * Returns NULL, or the reason it is malformed. */
+static const char *parse_head(char *head, size_t len, struct http_request *req, bool *chunked,
+                              bool *has_length, uint64_t *length, bool *expect_continue)
+{
+	char *p = head, *end = head + len;
+	size_t cap = 0;
+	bool first = true;
+	bool http10 = false, conn_close = false, conn_keep = false;
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			nl = end;
+		char *le = nl;
+		if (le > p && le[-1] == '\r')
+			le--;
+		size_t n = (size_t)(le - p);
+		if (n == 0) {
+			if (first) { /* empty lines before the request line are allowed */
+				p = nl + 1;
+				continue;
+			}
+			break;
+		}
+		for (size_t i = 0; i < n; i++) {
+			unsigned char ch = (unsigned char)p[i];
+			if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+				return "control character in request head";
+		}
+		if (first) {
+			char *sp1 = memchr(p, ' ', n);
+			char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(le - sp1 - 1)) : NULL;
+			if (!sp1 || !sp2 || !token_valid(p, (size_t)(sp1 - p)) || sp2 == sp1 + 1)
+				return "malformed request line";
+			size_t vlen = (size_t)(le - sp2 - 1);
+			if (vlen == 8 && memcmp(sp2 + 1, "HTTP/1.1", 8) == 0)
+				http10 = false;
+			else if (vlen == 8 && memcmp(sp2 + 1, "HTTP/1.0", 8) == 0)
+				http10 = true;
+			else
+				return "unsupported HTTP version";
+			req->method = xstrndup(p, (size_t)(sp1 - p));
+			req->target = xstrndup(sp1 + 1, (size_t)(sp2 - sp1 - 1));
+			if (memchr(req->target, ' ', strlen(req->target)) || memchr(req->target, '\t', strlen(req->target)))
+				return "malformed request line";
+			size_t plen = strcspn(req->target, "?#");
+			req->path = xstrndup(req->target, plen);
+			first = false;
+			p = nl + 1;
+			continue;
+		}
+		if (p[0] == ' ' || p[0] == '\t')
+			return "folded header line";
+		char *colon = memchr(p, ':', n);
+		if (!colon || !token_valid(p, (size_t)(colon - p)))
+			return "malformed header line";
+		char *v = colon + 1, *ve = le;
+		while (v < ve && (*v == ' ' || *v == '\t'))
+			v++;
+		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		if (req->nheaders == cap) {
+			cap = cap ? cap * 2 : 16;
+			req->headers = xrealloc(req->headers, cap * sizeof(*req->headers));
+		}
+		struct http_header *h = &req->headers[req->nheaders++];
+		h->name = xstrndup(p, (size_t)(colon - p));
+		h->value = xstrndup(v, (size_t)(ve - v));
+		if (ascii_casecmp_eq(h->name, "Content-Length")) {
+			uint64_t l;
+			if (!parse_u64(h->value, &l) || strlen(h->value) > 18)
+				return "invalid Content-Length";
+			if (*has_length && l != *length)
+				return "conflicting Content-Length headers";
+			*has_length = true;
+			*length = l;
+		} else if (ascii_casecmp_eq(h->name, "Transfer-Encoding")) {
+			*chunked = true;
+		} else if (ascii_casecmp_eq(h->name, "Expect")) {
+			if (ascii_casecmp_eq(h->value, "100-continue"))
+				*expect_continue = true;
+		} else if (ascii_casecmp_eq(h->name, "Connection")) {
+			/* A comma-separated list of options. */
+			char *save = NULL, *copy = xstrdup(h->value);
+			for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+				if (ascii_casecmp_eq(t, "close"))
+					conn_close = true;
+				else if (ascii_casecmp_eq(t, "keep-alive"))
+					conn_keep = true;
+			}
+			free(copy);
+		}
+		p = nl + 1;
+	}
+	if (first)
+		return "empty request";
+	req->keep_alive = http10 ? (conn_keep && !conn_close) : !conn_close;
+	return NULL;
+}
+
+static void read_head(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t avail = evbuffer_get_length(in);
+	if (avail == 0)
+		return;
+	if (c->idle) {
+		/* The first byte of a new request: its read deadline starts. */
+		c->idle = false;
+		arm_timer(c, c->srv->lim.read_timeout_ms);
+	}
+	uint64_t max = c->srv->lim.max_headers;
+	size_t look = avail < max + 3 ? avail : (size_t)max + 3;
+	char *buf = (char *)evbuffer_pullup(in, (ev_ssize_t)look);
+	size_t end = head_end(buf, look);
+	if (end == 0 || end > max + 2) {
+		if (avail > max)
+			early_error(c, 431, "request headers larger than max_headers", true);
+		return;
+	}
+	struct http_request *req = xcalloc(1, sizeof(*req));
+	req->conn = c;
+	req->peer = c->peer;
+	c->req = req;
+	char *head = xstrndup(buf, end);
+	evbuffer_drain(in, end);
+	bool chunked = false, has_length = false, expect = false;
+	uint64_t length = 0;
+	const char *bad = parse_head(head, end, req, &chunked, &has_length, &length, &expect);
+	free(head);
+	if (bad) {
+		early_error(c, 400, bad, true);
+		return;
+	}
+	if (chunked) {
+		early_error(c, 411, "chunked request bodies are not accepted: send Content-Length", true);
+		return;
+	}
+	if (length > c->srv->lim.max_body) {
+		early_error(c, 413, "body larger than max_body", true);
+		return;
+	}
+	if (expect && length > 0)
+		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	c->body_need = (size_t)length;
+	c->state = CONN_BODY;
+}
+
+static void read_body(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	if (evbuffer_get_length(in) < c->body_need)
+		return;
+	struct http_request *req = c->req;
+	req->body = xmalloc(c->body_need + 1);
+	evbuffer_remove(in, req->body, c->body_need);
+	req->body[c->body_need] = '\0';
+	req->body_len = c->body_need;
+	c->state = CONN_HANDLING;
+	bufferevent_disable(c->bev, EV_READ);
+	evtimer_del(c->timer);
+	c->srv->handler(req, c->srv->arg);
+}
+
+static void conn_process(struct http_conn *c)
+{
+	if (c->state == CONN_HEAD)
+		read_head(c);
+	if (c->state == CONN_BODY)
+		read_body(c);
+}
+
+static void linger_read(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t n = evbuffer_get_length(in);
+	c->lingered += n;
+	evbuffer_drain(in, n);
+	if (c->lingered > 1024 * 1024)
+		conn_free(c);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+	if (c->state == CONN_LINGER)
+		linger_read(c);
+	else
+		conn_process(c);
+}
+
+static void start_linger(struct http_conn *c)
+{
+	/* Half-close: the client sees the end of our answer, and whatever it
+	 * still sends is read and dropped for a moment rather than answered
+	 * with a reset that could destroy the answer in flight. */
+	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	c->state = CONN_LINGER;
+	bufferevent_enable(c->bev, EV_READ);
+	arm_timer(c, 2000);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+	if (c->state != CONN_HANDLING || c->req)
+		return; /* a 100 Continue went out; the request is still being read */
+	if (c->close_after) {
+		if (c->linger_after)
+			start_linger(c);
+		else
+			conn_free(c);
+		return;
+	}
+	/* Ready for the next request on this connection. */
+	c->state = CONN_HEAD;
+	c->idle = true;
+	arm_timer(c, c->srv->lim.idle_timeout_ms);
+	bufferevent_enable(c->bev, EV_READ);
+	conn_process(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct http_conn *c = arg;
+	if (c->state == CONN_HANDLING && c->req) {
+		/* The handler still owns the request: free once it answers. */
+		c->dead = true;
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	conn_free(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+	if (c->state == CONN_LINGER || c->idle || c->state == CONN_HANDLING) {
+		conn_free(c);
+		return;
+	}
+	/* A request that did not arrive whole within read_timeout. */
+	early_error(c, 408, "request not received within read_timeout", false);
+}
+
+void http_respond(struct http_request *req, int status, const char *extra, char *body, bool close)
+{
+	struct http_conn *c = req->conn;
+	if (c->dead) {
+		free(body);
+		request_free(req);
+		c->req = NULL;
+		conn_free(c);
+		return;
+	}
+	if (!req->keep_alive || c->srv->stopped)
+		close = true;
+	write_response(c, status, extra, body, strlen(body), close);
+	free(body);
+	request_free(req);
+	c->req = NULL;
+	c->close_after = close;
+	c->linger_after = false;
+	struct timeval tv;
+	tv_from_ms(&tv, c->srv->lim.read_timeout_ms > 0 ? c->srv->lim.read_timeout_ms : 10000);
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void update_accepting(struct http_server *s)
+{
+	bool pause = s->nconns >= s->lim.max_connections;
+	if (s->stopped || pause == s->paused)
+		return;
+	s->paused = pause;
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		if (pause)
+			evconnlistener_disable(s->listeners[i]);
+		else
+			evconnlistener_enable(s->listeners[i]);
+	}
+}
+
+static void conn_free(struct http_conn *c)
+{
+	struct http_server *s = c->srv;
+	TAILQ_REMOVE(&s->conns, c, link);
+	s->nconns--;
+	request_free(c->req);
+	event_free(c->timer);
+	bufferevent_free(c->bev);
+	free(c);
+	update_accepting(s);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+	struct http_server *s = arg;
+	struct http_conn *c = xcalloc(1, sizeof(*c));
+	c->srv = s;
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof(c->peer));
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	} else if (sa->sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof(c->peer));
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	} else {
+		snprintf(c->peer, sizeof(c->peer), "unix");
+	}
+	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(s->base, on_timer, c);
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	c->state = CONN_HEAD;
+	c->idle = false;
+	/* From accept to the request's last byte: one read deadline. */
+	arm_timer(c, s->lim.read_timeout_ms);
+	bufferevent_enable(c->bev, EV_READ);
+	TAILQ_INSERT_TAIL(&s->conns, c, link);
+	s->nconns++;
+	update_accepting(s);
+}
+
+static void on_retry_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *s = arg;
+	if (s->stopped || s->paused)
+		return;
+	for (size_t i = 0; i < s->nlisteners; i++)
+		evconnlistener_enable(s->listeners[i]);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct http_server *s = arg;
+	/* Out of fds (EMFILE/ENFILE) or memory: stop accepting for a moment
+	 * rather than spin on a listener that stays readable. */
+	for (size_t i = 0; i < s->nlisteners; i++)
+		evconnlistener_disable(s->listeners[i]);
+	struct timeval tv = {0, 100000};
+	evtimer_add(s->retry_accept, &tv);
+}
+
+struct http_server *http_server_new(struct event_base *base, const struct http_limits *lim,
+                                    http_handler handler, http_error_body error_body, void *arg)
+{
+	struct http_server *s = xcalloc(1, sizeof(*s));
+	s->base = base;
+	s->lim = *lim;
+	s->handler = handler;
+	s->error_body = error_body;
+	s->arg = arg;
+	s->retry_accept = evtimer_new(base, on_retry_accept, s);
+	TAILQ_INIT(&s->conns);
+	return s;
+}
+
+int http_server_listen_fd(struct http_server *s, int fd)
+{
+	struct evconnlistener *l = evconnlistener_new(
+		s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (!l)
+		return -1;
+	evconnlistener_set_error_cb(l, on_accept_error);
+	s->listeners = xrealloc(s->listeners, (s->nlisteners + 1) * sizeof(*s->listeners));
+	s->listeners[s->nlisteners++] = l;
+	return 0;
+}
+
+void http_server_set_limits(struct http_server *s, const struct http_limits *lim)
+{
+	s->lim = *lim;
+	update_accepting(s);
+}
+
+void http_server_stop_accepting(struct http_server *s)
+{
+	s->stopped = true;
+	for (size_t i = 0; i < s->nlisteners; i++)
+		evconnlistener_free(s->listeners[i]);
+	free(s->listeners);
+	s->listeners = NULL;
+	s->nlisteners = 0;
+	/* Idle keep-alive connections have nothing to wait for. */
+	struct http_conn *c, *next;
+	for (c = TAILQ_FIRST(&s->conns); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->idle && c->state == CONN_HEAD &&
+		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+			conn_free(c);
+	}
+}
+
+int http_server_connections(struct http_server *s)
+{
+	return s->nconns;
+}
+
+void http_server_free(struct http_server *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nlisteners; i++)
+		evconnlistener_free(s->listeners[i]);
+	free(s->listeners);
+	while (!TAILQ_EMPTY(&s->conns)) {
+		struct http_conn *c = TAILQ_FIRST(&s->conns);
+		if (c->req && c->state == CONN_HANDLING) {
+			/* Only at exit: the handler's deliveries are gone too. */
+			request_free(c->req);
+			c->req = NULL;
+		}
+		conn_free(c);
+	}
+	event_free(s->retry_accept);
+	free(s);
+}
+
+int http_listen(const char *spec, char *err, size_t errlen)
+{
+	int fd = -1;
+	if (strncmp(spec, "unix:", 5) == 0) {
+		const char *path = spec + 5;
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+		if (strlen(path) >= sizeof(sun.sun_path)) {
+			snprintf(err, errlen, "listen %s: path too long", spec);
+			return -ENAMETOOLONG;
+		}
+		strcpy(sun.sun_path, path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			goto fail;
+		struct stat st;
+		/* A socket left by an earlier run would make bind fail. */
+		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(path);
+		if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 1024) < 0)
+			goto fail;
+		return fd;
+	}
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	if (!colon || (size_t)(colon - spec) >= sizeof(host)) {
+		snprintf(err, errlen, "listen %s: expected host:port", spec);
+		return -EINVAL;
+	}
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	int port;
+	if (!parse_int(colon + 1, 0, 65535, &port)) {
+		snprintf(err, errlen, "listen %s: bad port", spec);
+		return -EINVAL;
+	}
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	socklen_t sslen;
+	size_t hl = strlen(host);
+	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+		host[hl - 1] = '\0';
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1) {
+			snprintf(err, errlen, "listen %s: bad IPv6 address", spec);
+			return -EINVAL;
+		}
+		sslen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		if (strcmp(host, "localhost") == 0)
+			strcpy(host, "127.0.0.1");
+		if (host[0] == '\0' || strcmp(host, "*") == 0)
+			s4->sin_addr.s_addr = htonl(INADDR_ANY);
+		else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1) {
+			snprintf(err, errlen, "listen %s: bad IPv4 address", spec);
+			return -EINVAL;
+		}
+		sslen = sizeof(*s4);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, 1024) < 0)
+		goto fail;
+	return fd;
+fail:;
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	snprintf(err, errlen, "listen %s: %s", spec, strerror(e));
+	return -e;
+}
+
+void http_bound_address(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(s4->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(s6->sin6_port));
+	} else {
+		struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+		snprintf(buf, len, "unix:%s", su->sun_path);
+	}
+}

@@ -1,0 +1,83 @@
+/*
+ * A small HTTP/1.1 server on libevent bufferevents. It exists (rather than
+ * evhttp) so that every answer hookd gives is its own JSON, a request's
+ * size and time limits are exact (431, 413 from Content-Length before the
+ * body is read, one read deadline from a request's first byte to its last),
+ * chunked bodies are refused, and connections past max_connections wait in
+ * the kernel's backlog. Requests on one connection are handled one at a
+ * time, in order; an answer may be given later (a hook still running).
+ */
+#ifndef HOOKD_HTTP_H
+#define HOOKD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct http_server;
+struct http_conn;
+
+struct http_header {
+	char *name;
+	char *value;
+};
+
+struct http_request {
+	struct http_conn *conn;
+	char *method;
+	char *target; /* as sent: "/webhook?x=1" */
+	char *path;   /* the target's path, query cut */
+	struct http_header *headers;
+	size_t nheaders;
+	unsigned char *body;
+	size_t body_len;
+	const char *peer; /* the peer's address, "127.0.0.1" or "::1" */
+	bool keep_alive;
+};
+
+struct http_limits {
+	uint64_t max_headers;
+	uint64_t max_body;
+	int max_connections;
+	int64_t read_timeout_ms;
+	int64_t idle_timeout_ms;
+};
+
+/* Called once per complete request. The handler must answer it exactly
+ * once with http_respond, now or later. */
+typedef void (*http_handler)(struct http_request *req, void *arg);
+/* Builds the JSON body of an answer the HTTP layer decides itself (413, 431,
+ * 411, 400): returns a malloc'd string. */
+typedef char *(*http_error_body)(int status, const char *error, void *arg);
+
+struct http_server *http_server_new(struct event_base *base, const struct http_limits *lim,
+                                    http_handler handler, http_error_body error_body, void *arg);
+/* Listens on fd (already bound and listening, non-blocking). */
+int http_server_listen_fd(struct http_server *s, int fd);
+void http_server_set_limits(struct http_server *s, const struct http_limits *lim);
+/* Stops accepting; idle connections are closed and every later request on
+ * an open one is refused through the handler (the caller's draining flag). */
+void http_server_stop_accepting(struct http_server *s);
+/* Connections still open. */
+int http_server_connections(struct http_server *s);
+void http_server_free(struct http_server *s);
+
+const char *http_header_get(const struct http_request *req, const char *name);
+
+/*
+ * Answers req with a JSON body (taken over, freed here). `extra` holds
+ * further header lines, each ending in "\r\n", or NULL. close forces
+ * Connection: close. req is freed once the answer is queued.
+ */
+void http_respond(struct http_request *req, int status, const char *extra, char *body, bool close);
+
+/* Opens a listening socket for "host:port", "[v6]:port" or "unix:/path";
+ * returns the fd or -errno, with a message in err. */
+int http_listen(const char *spec, char *err, size_t errlen);
+/* The bound address of a listening fd, for the "listening" log line. */
+void http_bound_address(int fd, char *buf, size_t len);
+
+const char *http_reason(int status);
+
+#endif

@@ -1,0 +1,47 @@
+#!/bin/sh
+# The whole test suite, from a clean checkout: installs the build and test
+# dependencies (Debian packages), builds hookd twice (plain, and with
+# AddressSanitizer + UndefinedBehaviorSanitizer), and runs every test in
+# both builds. Prints one closing line: "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+sh scripts/deps.sh || exit 1
+
+passed=0
+failed=0
+run_suite() {
+	dir="$1"; shift
+	if [ ! -d "$dir" ]; then
+		meson setup "$dir" "$@" >/dev/null || { failed=$((failed + 1)); return; }
+	fi
+	if ! ninja -C "$dir"; then
+		echo "build failed in $dir"
+		failed=$((failed + 1))
+		return
+	fi
+	meson test -C "$dir" --print-errorlogs --num-processes 2 ${MESON_TEST_ARGS:-}
+	# Count per test from meson's JSON log.
+	counts=$(python3 - "$dir/meson-logs/testlog.json" <<'PY'
+import json, sys
+ok = bad = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("result") in ("OK", "EXPECTEDFAIL"):
+        ok += 1
+    elif r.get("result") != "SKIP":
+        bad += 1
+print(ok, bad)
+PY
+)
+	set -- $counts
+	passed=$((passed + $1))
+	failed=$((failed + $2))
+}
+
+run_suite build
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
