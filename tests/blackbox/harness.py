@@ -147,7 +147,7 @@ def pid_alive(pid):
     return True
 
 
-def run_cli(args, config=None, input=None, env=None, timeout=20.0, cwd=None):
+def run_cli(args, config=None, input=None, env=None, timeout=10.0, cwd=None):
     """Runs `hookd [-c config] args...`; returns CompletedProcess (bytes)."""
     cmd = [HOOKD_BIN]
     if config is not None:
@@ -574,7 +574,7 @@ class Hookd:
         if event_type is True:
             try:
                 ev = json.loads(body).get("event")
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):
                 ev = None
             event_type = ev if isinstance(ev, str) else None
         self.last_id = event_id or new_id()
