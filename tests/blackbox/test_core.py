@@ -735,8 +735,12 @@ class TestCommandLine(Base):
         self.h.cleanup()
 
     def cli(self, *args, config=True, input=None):
-        return harness.run_cli(args, config=self.h.config_path if config else None,
-                               input=input, cwd=self.h.tmp)
+        try:
+            return harness.run_cli(args, config=self.h.config_path if config else None,
+                                   input=input, cwd=self.h.tmp)
+        except subprocess.TimeoutExpired as e:
+            self.fail("hookd %s did not exit within %ds; stdout %r, stderr %r"
+                      % (" ".join(args), e.timeout, e.stdout, e.stderr))
 
     def assertOneLine(self, stderr, needle):
         text = stderr.decode("utf-8", "replace").strip()
