@@ -105,6 +105,22 @@ def env_hook(name, dump="env.txt", exit_code=0):
         "exit %d" % (name, dump, exit_code))
 
 
+LOGFMT_PAIR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def parse_logfmt(line):
+    """One logfmt line -> dict (quoted values JSON-decoded)."""
+    out = {}
+    for k, v in LOGFMT_PAIR.findall(line):
+        if v.startswith('"'):
+            try:
+                v = json.loads(v)
+            except ValueError:
+                pass
+        out[k] = v
+    return out
+
+
 def parse_env(text):
     """`env` output -> dict (values without newlines only)."""
     out = {}

@@ -604,6 +604,64 @@ class TestOutput(Base):
             self.assertIn("http=500", line)
 
 
+    def test_output_log_line_cut_at_1k(self):
+        hook = sh("i=0\nwhile [ $i -lt 300 ]; do printf 'yyyyyyyyyy'; i=$((i+1)); done\n"
+                  "echo\necho after-long-line")
+        with self.daemon(hooks={"build:start": hook}) as h:
+            eid = new_id()
+            self.assertAnswer(h.northflank(event_id=eid), 200)
+            self.assertIsNotNone(h.wait_log("after-long-line", eid, timeout=5), h.log_text())
+            ys = [ln for ln in h.logs() if eid in ln and "yyyy" in ln]
+            self.assertEqual(len(ys), 1, "a 3000-byte line is logged as one line cut at "
+                             "1 KiB, the rest dropped; got %d lines of %s bytes"
+                             % (len(ys), [max(map(len, re.findall("y+", ln))) for ln in ys]))
+            longest = max(len(m) for m in re.findall("y+", ys[0]))
+            self.assertLessEqual(longest, 1024)
+            self.assertGreaterEqual(longest, 1000)
+
+    def test_output_log_rate_limit(self):
+        hook = sh("i=0\nwhile [ $i -lt 1000 ]; do echo \"flood-$i\"; i=$((i+1)); done")
+        with self.daemon(hooks={"build:start": hook}) as h:
+            eid = new_id()
+            self.assertAnswer(h.northflank(event_id=eid), 200)
+            self.assertIsNotNone(h.wait_log("msg=delivery", eid, timeout=5))
+            time.sleep(1.2)
+            mine = [ln for ln in h.logs() if eid in ln]
+            flood = [ln for ln in mine if "flood-" in ln]
+            self.assertGreaterEqual(len(flood), 100)
+            self.assertLessEqual(len(flood), 200, "at most 100 lines a second are logged")
+            others = [ln for ln in mine if "flood-" not in ln and "msg=delivery" not in ln]
+            dropped = 1000 - len(flood)
+            self.assertTrue([ln for ln in others if str(dropped) in ln],
+                            "no line counts the %d dropped lines: %r" % (dropped, others))
+
+    def test_omitted_variables_counted_in_log(self):
+        def chain(n, leaf):
+            obj = leaf
+            for i in range(n, 0, -1):
+                obj = {"k%d" % i: obj}
+            return obj
+        payload = {"event": "build:start", "nul": "a\u0000b", "big": "x" * 70000,
+                   "fine": "y" * 60000, "ok": "fine",
+                   "deep": chain(31, "kept"), "deeper": chain(32, "lost")}
+        with self.daemon(hooks={"build:start": env_hook("build:start")}) as h:
+            eid = new_id()
+            self.assertAnswer(h.northflank(body=payload, event_id=eid), 200)
+            env = self.hook_env(h)
+            self.assertEqual(env.get("HOOK_OK"), "fine")
+            self.assertEqual(len(env.get("HOOK_FINE", "")), 60000)
+            self.assertNotIn("HOOK_NUL", env)
+            self.assertNotIn("HOOK_BIG", env)
+            self.assertEqual(env.get("HOOK_DEEP_" + "_".join("K%d" % i for i in range(1, 32))),
+                             "kept", "a leaf at level 32 is kept")
+            self.assertFalse([k for k in env if k.startswith("HOOK_DEEPER")],
+                             "a leaf at level 33 is left out")
+            line = h.wait_log("msg=delivery", "id=" + eid, timeout=5)
+            kv = harness.parse_logfmt(line)
+            counts = {k: v for k, v in kv.items() if k not in ("ms", "http", "hooks") and v == "3"}
+            self.assertTrue(counts, "the delivery line does not say 3 were left out: " + line)
+
+
 # --------------------------------------------------------------------------
 # SPEC 7: signals; HTTP/1.1 connections
 
@@ -693,6 +751,31 @@ class TestSignalsAndConnections(Base):
             self.assertIsNotNone(r.header("Retry-After"))
         self.sigterm_during_slow_hook(during)
 
+    def test_sighup_running_delivery_keeps_its_config(self):
+        hooks = {"slow": sh("echo slow-output\necho slow >> '{tmp}/ran'\nsleep 2"),
+                 "fast": sh("echo fast-output")}
+        conf = NF_CONFIG.replace("timeout = 1s", "timeout = 10s")
+        with self.daemon(conf, hooks=hooks) as h:
+            res = {}
+            t = threading.Thread(target=lambda: res.setdefault("r", h.northflank(event="slow")))
+            t.start()
+            try:
+                self.assertTrue(h.wait_file("ran", 5))
+                h.write_config(conf.replace("kill_grace = 1s\n",
+                                            "kill_grace = 1s\ninclude_output = yes\n"))
+                h.send_signal(signal.SIGHUP)
+                deadline = time.monotonic() + 5
+                reloaded = False
+                while time.monotonic() < deadline and not reloaded:
+                    r = h.northflank(event="fast")
+                    reloaded = "output" in self.hook_entry(self.assertAnswer(r, 200))
+                    time.sleep(0.05)
+                self.assertTrue(reloaded, "include_output = yes never took effect")
+            finally:
+                t.join(15)
+            e = self.hook_entry(self.assertAnswer(res.get("r"), 200))
+            self.assertNotIn("output", e, "the running delivery took the new config")
+
     def test_keep_alive_two_deliveries(self):
         with self.daemon(hooks=CATCH_ALL) as h:
             conn = h.connect()
@@ -714,6 +797,153 @@ class TestSignalsAndConnections(Base):
             finally:
                 conn.close()
             self.assertEqual(h.ran(), ["build:start"] * 3)
+
+
+# --------------------------------------------------------------------------
+# SPEC 6 slots and queueing, SPEC 8 in-memory idempotency, SPEC 2 limits
+
+class TestSlotsAndIdempotency(Base):
+
+    def test_queued_delivery_waits_for_slot(self):
+        conf = cfg("max_running = 1\nmax_queued = 1\n").replace("timeout = 1s", "timeout = 10s")
+        step = "echo \"$HOOK_ID-%s\" >> '{tmp}/ran'\nsleep 0.5\n"
+        hooks = {"chain/1": sh(step % "1"), "chain/2": sh(step % "2")}
+        with self.daemon(conf, hooks=hooks) as h:
+            res = {}
+
+            def send(name):
+                res[name] = h.northflank(event="chain", event_id=name)
+            ta = threading.Thread(target=send, args=("A",))
+            ta.start()
+            self.assertTrue(h.wait_file("ran", 5))
+            tb = threading.Thread(target=send, args=("B",))
+            tb.start()
+            try:
+                time.sleep(0.2)
+                r = h.northflank(event="chain", event_id="C")
+                self.assertAnswer(r, 503, "max_queued = 1 is full")
+            finally:
+                ta.join(15)
+                tb.join(15)
+            self.assertAnswer(res["A"], 200)
+            self.assertAnswer(res["B"], 200)
+            self.assertEqual(h.ran(), ["A-1", "A-2", "B-1", "B-2"],
+                             "one delivery holds its slot for its whole chain")
+
+    def test_duplicate_delivery_id(self):
+        hooks = {"ok": marker_hook("ok"),
+                 "fail": sh("echo \"fail-$HOOK_ATTEMPT\" >> '{tmp}/ran'\nexit 3"),
+                 "slow": sh("echo slow >> '{tmp}/ran'\nsleep 1.5")}
+        conf = NF_CONFIG.replace("timeout = 1s", "timeout = 10s") + (
+            "\n[endpoint other]\npath = /other\nscheme = northflank\nsecret = %s\n" % NF_TOKEN)
+        with self.daemon(conf, hooks=hooks) as h:
+            self.assertAnswer(h.northflank(event="ok", event_id="dup-1"), 200)
+            b = self.assertAnswer(h.northflank(event="ok", event_id="dup-1"), 200)
+            self.assertEqual(b.get("status"), "duplicate", b)
+            self.assertEqual(h.ran(), ["ok"], "a duplicate runs nothing")
+            self.assertAnswer(h.northflank(event="ok", event_id="dup-1", path="/other"), 200)
+            self.assertEqual(h.ran(), ["ok", "ok"], "ids are per endpoint")
+            # unhandled counts as succeeded
+            self.assertEqual(h.northflank(event="none:here", event_id="dup-2").body.get("status"),
+                             "unhandled")
+            b = self.assertAnswer(h.northflank(event="none:here", event_id="dup-2"), 200)
+            self.assertEqual(b.get("status"), "duplicate")
+            # a failed one runs again, HOOK_ATTEMPT counting up
+            h.reset_ran()
+            self.assertAnswer(h.northflank(event="fail", event_id="dup-3"), 500)
+            self.assertAnswer(h.northflank(event="fail", event_id="dup-3"), 500)
+            self.assertEqual(h.ran(), ["fail-1", "fail-2"])
+            # one still running: 409 + Retry-After
+            h.reset_ran()
+            res = {}
+            t = threading.Thread(target=lambda: res.setdefault(
+                "r", h.northflank(event="slow", event_id="dup-4")))
+            t.start()
+            try:
+                self.assertTrue(h.wait_file("ran", 5))
+                r = h.northflank(event="slow", event_id="dup-4")
+                b = self.assertAnswer(r, 409)
+                self.assertEqual(b.get("status"), "running")
+                self.assertIsNotNone(r.header("Retry-After"))
+            finally:
+                t.join(15)
+            self.assertAnswer(res["r"], 200)
+            self.assertEqual(h.ran(), ["slow"])
+
+    def test_hook_rlimits(self):
+        conf = cfg("limit_nofile = 64\nlimit_nproc = 5000\nlimit_memory = 1GiB\n"
+                   "limit_cpu = 7\n")
+        hook = sh("for f in n p v t; do echo \"$f $(ulimit -S -$f) $(ulimit -H -$f)\"; done "
+                  "> '{tmp}/limits.txt'")
+        with self.daemon(conf, hooks={"build:start": hook}) as h:
+            self.assertAnswer(h.northflank(), 200)
+            got = dict((ln.split(" ", 1)[0], ln.split(" ", 1)[1])
+                       for ln in h.read("limits.txt").splitlines())
+            self.assertEqual(got, {"n": "64 64", "p": "5000 5000",
+                                   "v": "1048576 1048576", "t": "7 7"})
+
+
+class TestConnectionLimits(Base):
+
+    def test_431_headers_too_large(self):
+        with self.daemon(cfg("max_headers = 1KiB\n"), hooks=CATCH_ALL) as h:
+            r = h.northflank(extra={"X-Padding": "p" * 2048})
+            self.assertAnswer(r, 431)
+            self.assertEqual(r.header("Connection", "").lower(), "close")
+            self.assertNothingRan(h)
+            self.assertAnswer(h.northflank(), 200)
+
+    def test_read_timeout(self):
+        with self.daemon(cfg("read_timeout = 1s\n"), hooks=CATCH_ALL) as h:
+            head = ("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + NF_PREFIX + "Token: " + NF_TOKEN + "\r\n")
+            for partial in (head.encode(),  # headers never finished
+                            (head + "Content-Length: 100\r\n\r\n{\"event\":").encode()):
+                t0 = time.monotonic()
+                data, err = h.raw(partial, timeout=5)
+                took = time.monotonic() - t0
+                self.assertNotEqual(err, "timeout", "the connection was not closed after "
+                                    "read_timeout (%r)" % partial[-20:])
+                self.assertLess(took, 3.5)
+                self.assertGreater(took, 0.8)
+                if data:
+                    r = harness.parse_raw_response(data)
+                    self.assertIsNotNone(r, data)
+                    self.assertTrue(400 <= r.status < 500, r)
+            self.assertNothingRan(h)
+            self.assertAnswer(h.northflank(), 200)
+
+    def test_idle_timeout(self):
+        with self.daemon(cfg("idle_timeout = 1s\n"), hooks=CATCH_ALL) as h:
+            body = json_body({"event": "build:start"})
+            req = ("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   + NF_PREFIX + "Token: " + NF_TOKEN + "\r\n"
+                   + NF_PREFIX + "Event-Id: " + new_id() + "\r\n"
+                   + "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
+            s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+            try:
+                s.sendall(req)
+                got = b""
+                while harness.parse_raw_response(got) is None or \
+                        len(harness.parse_raw_response(got).raw) < \
+                        int(harness.parse_raw_response(got).headers.get("content-length", 0)):
+                    chunk = s.recv(65536)
+                    self.assertTrue(chunk, "closed before the response")
+                    got += chunk
+                self.assertEqual(harness.parse_raw_response(got).status, 200)
+                t0 = time.monotonic()
+                try:
+                    rest = s.recv(65536)
+                except socket.timeout:
+                    self.fail("an idle connection stayed open past idle_timeout")
+                except ConnectionResetError:
+                    rest = b""
+                took = time.monotonic() - t0
+                self.assertEqual(rest, b"")
+                self.assertGreater(took, 0.8)
+                self.assertLess(took, 3.5)
+            finally:
+                s.close()
 
 
 # --------------------------------------------------------------------------
