@@ -959,10 +959,8 @@ class TestCommandLine(Base):
             "_default": marker_hook("_default"),
             "deploy/10-a": marker_hook("a"),
         }, start=False)
+        self.addCleanup(self.h.cleanup)
         self.payload = self.h.write_file("payload.json", sample_body())
-
-    def tearDown(self):
-        self.h.cleanup()
 
     def cli(self, *args, config=True, input=None):
         try:
