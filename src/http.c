@@ -579,14 +579,9 @@ void http_server_stop_accepting(struct http_server *s)
 	free(s->listeners);
 	s->listeners = NULL;
 	s->nlisteners = 0;
-	/* Idle keep-alive connections have nothing to wait for. */
-	struct http_conn *c, *next;
-	for (c = TAILQ_FIRST(&s->conns); c; c = next) {
-		next = TAILQ_NEXT(c, link);
-		if (c->idle && c->state == CONN_HEAD &&
-		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
-			conn_free(c);
-	}
+	/* Open connections stay open: a request that comes on one is answered
+	 * 503 with Connection: close (the handler's draining flag), and they
+	 * are closed when the daemon exits. */
 }
 
 int http_server_connections(struct http_server *s)

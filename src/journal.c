@@ -1,3 +1,1719 @@
-/* journal: not written yet. */
+/*
+ * The delivery journal: SQLite in WAL mode, one connection a process.
+ *
+ * Costs on the daemon's hot path. A sync delivery is one read (lookup) and
+ * two small write transactions: journal_record inserts the row already
+ * RUNNING with the attempt about to start, so journal_attempt_started finds
+ * nothing to change and writes nothing; journal_attempt_finished writes the
+ * attempt, its hooks and the new state in one transaction. Commits use
+ * synchronous=NORMAL (in WAL mode: no fsync a commit, the WAL is synced at
+ * checkpoints), except the acceptance of an async delivery and a replay,
+ * which are promised durable and so are committed with synchronous=FULL.
+ * Every statement is prepared once (lazily) and reused.
+ *
+ * The counts that journal_pending_count and journal_prune need are kept in
+ * memory, changed only after a commit succeeds, and recounted at open, at
+ * recovery and at each prune, so that a count never drifts for long.
+ */
 #include "journal.h"
-extern int hookd_journal_unwritten;
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Bump when the schema changes, and add a migration step in schema_setup(). */
+#define SCHEMA_VERSION 1
+/* The CLI may hold a read while the daemon checkpoints; neither waits long. */
+#define BUSY_TIMEOUT_MS 5000
+
+/*
+ * The state is stored as its enum value: QUEUED 0, RUNNING 1, RETRY_WAIT 2
+ * are pending, SUCCEEDED 3 and FAILED 4 final. The SQL below relies on that
+ * order ("state < 3"), so new states must be appended and the queries
+ * reviewed.
+ */
+_Static_assert(DSTATE_QUEUED == 0 && DSTATE_RUNNING == 1 && DSTATE_RETRY_WAIT == 2 &&
+                       DSTATE_SUCCEEDED == 3 && DSTATE_FAILED == 4,
+               "journal.db stores enum delivery_state values");
+
+static const char schema_v1[] =
+	"CREATE TABLE deliveries ("
+	" id INTEGER PRIMARY KEY,"
+	" endpoint TEXT NOT NULL,"
+	" delivery_id TEXT NOT NULL,"
+	" event TEXT NOT NULL,"
+	" remote_addr TEXT NOT NULL DEFAULT '',"
+	" async INTEGER NOT NULL,"
+	" state INTEGER NOT NULL,"
+	" attempts INTEGER NOT NULL DEFAULT 0,"  /* finished (or interrupted) ones */
+	" received_ms INTEGER NOT NULL,"         /* first receipt; a resend keeps it */
+	" updated_ms INTEGER NOT NULL,"
+	" next_due_ms INTEGER NOT NULL DEFAULT 0,"
+	" run_attempt INTEGER NOT NULL DEFAULT 0," /* while RUNNING: which attempt */
+	" run_started_ms INTEGER NOT NULL DEFAULT 0,"
+	" http INTEGER NOT NULL DEFAULT 0,"      /* last attempt's; 0: none yet */
+	" status TEXT,"
+	" error TEXT,"
+	" headers TEXT NOT NULL DEFAULT '',"     /* \"Name: value\\n\" lines */
+	" body BLOB NOT NULL DEFAULT x'',"
+	" body_len INTEGER NOT NULL DEFAULT 0,"  /* as received; body may be cut */
+	" body_cut INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE (delivery_id, endpoint)"        /* id first: `show ID` without endpoint */
+	");"
+	"CREATE INDEX deliveries_received ON deliveries (received_ms);"
+	"CREATE INDEX deliveries_pending ON deliveries (async, received_ms) WHERE state < 3;"
+	"CREATE TABLE attempts ("
+	" delivery INTEGER NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,"
+	" attempt INTEGER NOT NULL,"
+	" started_ms INTEGER,"
+	" finished_ms INTEGER,"                  /* NULL: interrupted, end unknown */
+	" http INTEGER NOT NULL DEFAULT 0,"
+	" status TEXT NOT NULL,"
+	" error TEXT,"
+	" PRIMARY KEY (delivery, attempt)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE hook_runs ("
+	" delivery INTEGER NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,"
+	" attempt INTEGER NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" hook TEXT NOT NULL,"
+	" exit INTEGER,"                         /* NULL: none */
+	" signal TEXT,"
+	" ms INTEGER NOT NULL DEFAULT 0,"
+	" error TEXT,"
+	" output BLOB,"
+	" PRIMARY KEY (delivery, attempt, seq)"
+	") WITHOUT ROWID;";
+
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_SYNC_FULL,
+	ST_SYNC_NORMAL,
+	ST_LOOKUP,
+	ST_OLD,
+	ST_INSERT,
+	ST_RESEND,
+	ST_STARTED,
+	ST_ATTEMPT,
+	ST_HOOK,
+	ST_FINISH,
+	ST_REQUEUE,
+	ST_GET,
+	ST_PENDING_ROWS,
+	ST_RECOVER_SCAN,
+	ST_FIND,
+	ST_FIND_ALL,
+	ST_COUNT_PENDING,
+	ST_COUNT_ROWS,
+	ST_PRUNE_AGE,
+	ST_PRUNE_OLDEST,
+	ST_EVENTS,
+	ST_SHOW,
+	ST_SHOW_ATTEMPTS,
+	ST_SHOW_HOOKS,
+	ST_MAX
+};
+
+/* The columns read_pending() expects, in its order. */
+#define PENDING_COLS \
+	"id, endpoint, delivery_id, event, remote_addr, state, attempts, next_due_ms," \
+	" received_ms, body, body_len, body_cut, headers"
+
+static const char *const stmt_sql[ST_MAX] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SYNC_FULL] = "PRAGMA synchronous = FULL",
+	[ST_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+	[ST_LOOKUP] = "SELECT id, state, attempts FROM deliveries"
+	              " WHERE delivery_id = ?2 AND endpoint = ?1",
+	[ST_OLD] = "SELECT state, async, attempts, run_attempt FROM deliveries WHERE id = ?1",
+	[ST_INSERT] = "INSERT INTO deliveries (endpoint, delivery_id, event, remote_addr, async,"
+	              " state, received_ms, updated_ms, run_attempt, run_started_ms, headers,"
+	              " body, body_len, body_cut)"
+	              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?7, ?9, ?10, ?11, ?12)",
+	/* A resend: attempts, http/status/error of the last attempt and the
+	 * first receipt time stay. */
+	[ST_RESEND] = "UPDATE deliveries SET event = coalesce(?2, event),"
+	              " remote_addr = coalesce(?3, remote_addr), async = ?4, state = ?5,"
+	              " updated_ms = ?6, next_due_ms = 0,"
+	              " run_attempt = CASE WHEN ?5 = 1 THEN attempts + 1 ELSE 0 END,"
+	              " run_started_ms = ?6, headers = ?7, body = ?8, body_len = ?9,"
+	              " body_cut = ?10 WHERE id = ?1",
+	[ST_STARTED] = "UPDATE deliveries SET state = 1, run_attempt = ?2, run_started_ms = ?3,"
+	               " updated_ms = ?3 WHERE id = ?1",
+	[ST_ATTEMPT] = "INSERT INTO attempts (delivery, attempt, started_ms, finished_ms, http,"
+	               " status, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	               " ON CONFLICT (delivery, attempt) DO UPDATE SET"
+	               " started_ms = excluded.started_ms, finished_ms = excluded.finished_ms,"
+	               " http = excluded.http, status = excluded.status, error = excluded.error",
+	[ST_HOOK] = "INSERT INTO hook_runs (delivery, attempt, seq, hook, exit, signal, ms, error,"
+	            " output) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+	            " ON CONFLICT (delivery, attempt, seq) DO UPDATE SET hook = excluded.hook,"
+	            " exit = excluded.exit, signal = excluded.signal, ms = excluded.ms,"
+	            " error = excluded.error, output = excluded.output",
+	/* In an UPDATE every expression sees the old row, so body_cut is
+	 * decided from the body before it is cut. */
+	[ST_FINISH] = "UPDATE deliveries SET state = ?2, attempts = max(attempts, ?3), http = ?4,"
+	              " status = ?5, error = ?6, next_due_ms = ?7, updated_ms = ?8,"
+	              " run_attempt = 0,"
+	              " body_cut = CASE WHEN ?2 >= 3 AND length(body) > ?9 THEN 1"
+	              "  ELSE body_cut END,"
+	              " body = CASE WHEN ?2 >= 3 AND length(body) > ?9 THEN substr(body, 1, ?9)"
+	              "  ELSE body END"
+	              " WHERE id = ?1",
+	[ST_REQUEUE] = "UPDATE deliveries SET state = 0, async = 1, next_due_ms = ?2,"
+	               " updated_ms = ?2, run_attempt = 0 WHERE id = ?1",
+	[ST_GET] = "SELECT " PENDING_COLS " FROM deliveries WHERE id = ?1",
+	[ST_PENDING_ROWS] = "SELECT " PENDING_COLS " FROM deliveries"
+	                    " WHERE state < 3 AND async = 1 ORDER BY received_ms, id",
+	/* What recovery must change: any run under way, and sync deliveries
+	 * still pending (nobody will run them now). */
+	[ST_RECOVER_SCAN] = "SELECT id, async, state, attempts, run_attempt, run_started_ms"
+	                    " FROM deliveries WHERE state < 3 AND (state = 1 OR async = 0)",
+	[ST_FIND] = "SELECT id FROM deliveries WHERE delivery_id = ?1"
+	            " AND (?2 IS NULL OR endpoint = ?2) LIMIT 2",
+	[ST_FIND_ALL] = "SELECT endpoint FROM deliveries WHERE delivery_id = ?1 ORDER BY endpoint",
+	[ST_COUNT_PENDING] = "SELECT count(*) FROM deliveries WHERE state < 3 AND async = 1",
+	[ST_COUNT_ROWS] = "SELECT count(*) FROM deliveries",
+	[ST_PRUNE_AGE] = "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
+	                 " WHERE received_ms < ?1 AND state >= 3 ORDER BY received_ms LIMIT ?2)",
+	[ST_PRUNE_OLDEST] = "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
+	                    " WHERE state >= 3 ORDER BY received_ms, id LIMIT ?1)",
+	/* --failed: final and not 2xx, or pending again after an attempt that
+	 * was not 2xx (waiting for a retry, or resent after a failure). */
+	[ST_EVENTS] = "SELECT received_ms, endpoint, delivery_id, event, state, http, attempts"
+	              " FROM deliveries WHERE received_ms >= ?1 AND (?2 = 0 OR state = 4"
+	              " OR (state <> 3 AND attempts > 0 AND NOT (http BETWEEN 200 AND 299)))"
+	              " ORDER BY received_ms DESC, id DESC",
+	[ST_SHOW] = "SELECT endpoint, delivery_id, event, remote_addr, async, state, attempts,"
+	            " received_ms, updated_ms, next_due_ms, http, status, error, headers, body,"
+	            " body_len, body_cut, run_attempt, run_started_ms FROM deliveries WHERE id = ?1",
+	[ST_SHOW_ATTEMPTS] = "SELECT attempt, started_ms, finished_ms, http, status, error"
+	                     " FROM attempts WHERE delivery = ?1 ORDER BY attempt",
+	[ST_SHOW_HOOKS] = "SELECT hook, exit, signal, ms, error, output FROM hook_runs"
+	                  " WHERE delivery = ?1 AND attempt = ?2 ORDER BY seq",
+};
+
+struct journal {
+	sqlite3 *db;
+	char *path;
+	bool readonly;
+	uint64_t body_max;
+	int64_t keep_ms, max_rows;
+	int64_t pending; /* pending async deliveries */
+	int64_t rows;    /* all deliveries */
+	bool durable_tx; /* the open transaction runs with synchronous=FULL */
+	sqlite3_stmt *st[ST_MAX];
+};
+
+static const char *const state_names[] = {
+	[DSTATE_QUEUED] = "queued",
+	[DSTATE_RUNNING] = "running",
+	[DSTATE_RETRY_WAIT] = "retry_wait",
+	[DSTATE_SUCCEEDED] = "succeeded",
+	[DSTATE_FAILED] = "failed",
+};
+
+const char *delivery_state_name(enum delivery_state s)
+{
+	if ((unsigned)s < ARRAY_SIZE(state_names))
+		return state_names[s];
+	return "unknown";
+}
+
+bool delivery_state_pending(enum delivery_state s)
+{
+	return s == DSTATE_QUEUED || s == DSTATE_RUNNING || s == DSTATE_RETRY_WAIT;
+}
+
+static bool pending_async(int state, bool async)
+{
+	return async && delivery_state_pending((enum delivery_state)state);
+}
+
+/*
+ * Sender headers that authenticate a request. Signatures are listed too:
+ * within a timestamp tolerance they are enough to replay a request.
+ */
+static const char *const credential_headers[] = {
+	"Authorization",
+	"Proxy-Authorization",
+	"Cookie",
+	"X-Northflank-Notification-Integration-Token",
+	"X-Gitlab-Token",
+	"X-Hub-Signature",
+	"X-Hub-Signature-256",
+	"X-Gitea-Signature",
+	"X-Gogs-Signature",
+	"X-Forgejo-Signature",
+	"Stripe-Signature",
+	"X-Slack-Signature",
+	"webhook-signature",
+	"svix-signature",
+	"X-Signature", /* the hmac scheme's default signature_header */
+	"X-Webhook-Signature",
+	"X-Webhook-Token",
+	"X-Webhook-Secret",
+	"X-Api-Key",
+	"X-Auth-Token",
+	"X-Shopify-Hmac-Sha256",
+	"X-Twilio-Signature",
+};
+
+bool journal_is_credential_header(const char *name)
+{
+	if (!name)
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(credential_headers); i++) {
+		if (ascii_casecmp_eq(name, credential_headers[i]))
+			return true;
+	}
+	return false;
+}
+
+/* ---- statements and transactions ---- */
+
+static void db_error(struct journal *j, const char *what)
+{
+	log_msg(LOG_LVL_ERROR, "journal: %s: %s", what, sqlite3_errmsg(j->db));
+}
+
+/* The prepared statement, prepared on first use and kept for the
+ * connection's life. NULL (logged) if it cannot be prepared. */
+static sqlite3_stmt *stmt(struct journal *j, enum stmt_id id)
+{
+	if (!j->st[id]) {
+		int rc = sqlite3_prepare_v3(j->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+		                            &j->st[id], NULL);
+		if (rc != SQLITE_OK) {
+			db_error(j, "prepare");
+			j->st[id] = NULL;
+		}
+	}
+	return j->st[id];
+}
+
+/* Ready for the next use; the bound pointers are not kept. */
+static void done(sqlite3_stmt *s)
+{
+	if (s) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	}
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+/* Runs a statement that returns no rows (or whose rows are not wanted). */
+static int exec_stmt(struct journal *j, enum stmt_id id)
+{
+	sqlite3_stmt *s = stmt(j, id);
+	if (!s)
+		return -1;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		;
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		db_error(j, stmt_sql[id]);
+		return -1;
+	}
+	return 0;
+}
+
+/* Steps a statement with its parameters bound; 0 done, -1 error. */
+static int step_done(struct journal *j, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	done(s);
+	if (rc != SQLITE_DONE) {
+		db_error(j, what);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A write transaction. durable: its commit is fsync'd before tx_commit()
+ * returns. synchronous is a connection setting that SQLite refuses to
+ * change inside a transaction, so it is switched to FULL before BEGIN and
+ * back to NORMAL once the transaction is over.
+ */
+static int tx_begin(struct journal *j, bool durable)
+{
+	if (durable && exec_stmt(j, ST_SYNC_FULL) < 0)
+		return -1;
+	j->durable_tx = durable;
+	if (exec_stmt(j, ST_BEGIN) < 0) {
+		if (durable)
+			exec_stmt(j, ST_SYNC_NORMAL);
+		j->durable_tx = false;
+		return -1;
+	}
+	return 0;
+}
+
+static void tx_end(struct journal *j)
+{
+	if (j->durable_tx)
+		exec_stmt(j, ST_SYNC_NORMAL);
+	j->durable_tx = false;
+}
+
+static void tx_rollback(struct journal *j)
+{
+	if (!sqlite3_get_autocommit(j->db))
+		exec_stmt(j, ST_ROLLBACK);
+	tx_end(j);
+}
+
+/* Commits; on failure rolls back. */
+static int tx_commit(struct journal *j)
+{
+	if (exec_stmt(j, ST_COMMIT) < 0) {
+		tx_rollback(j);
+		return -1;
+	}
+	tx_end(j);
+	return 0;
+}
+
+/* The old state of a row: 1 found, 0 not, -1 error. */
+struct old_row {
+	int state;
+	bool async;
+	int attempts;
+	int run_attempt;
+};
+
+static int read_old(struct journal *j, int64_t rowid, struct old_row *o)
+{
+	sqlite3_stmt *s = stmt(j, ST_OLD);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, rowid);
+	int rc = sqlite3_step(s);
+	int ret = 0;
+	if (rc == SQLITE_ROW) {
+		o->state = sqlite3_column_int(s, 0);
+		o->async = sqlite3_column_int(s, 1) != 0;
+		o->attempts = sqlite3_column_int(s, 2);
+		o->run_attempt = sqlite3_column_int(s, 3);
+		ret = 1;
+	} else if (rc != SQLITE_DONE) {
+		db_error(j, "read delivery");
+		ret = -1;
+	}
+	done(s);
+	return ret;
+}
+
+static int64_t count_query(struct journal *j, enum stmt_id id)
+{
+	sqlite3_stmt *s = stmt(j, id);
+	if (!s)
+		return -1;
+	int64_t n = -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	else
+		db_error(j, "count");
+	done(s);
+	return n;
+}
+
+static int recount(struct journal *j)
+{
+	int64_t p = count_query(j, ST_COUNT_PENDING);
+	int64_t r = count_query(j, ST_COUNT_ROWS);
+	if (p < 0 || r < 0)
+		return -1;
+	j->pending = p;
+	j->rows = r;
+	return 0;
+}
+
+/* ---- open and close ---- */
+
+/* mkdir -p; the last component (only if created here) gets mode 0700. */
+static int make_state_dir(const char *dir, char *err, size_t errlen)
+{
+	char *p = xstrdup(dir);
+	size_t len = strlen(p);
+	while (len > 1 && p[len - 1] == '/')
+		p[--len] = '\0';
+	int ret = 0;
+	for (char *c = p + 1;; c++) {
+		bool last = *c == '\0';
+		if (!last && *c != '/')
+			continue;
+		*c = '\0';
+		if (mkdir(p, last ? 0700 : 0755) == 0) {
+			/* The umask must not loosen or tighten it: exactly 0700. */
+			if (last && chmod(p, 0700) < 0) {
+				snprintf(err, errlen, "state_dir %s: chmod: %s", p, strerror(errno));
+				ret = -1;
+				break;
+			}
+		} else if (errno != EEXIST) {
+			snprintf(err, errlen, "state_dir %s: %s", p, strerror(errno));
+			ret = -1;
+			break;
+		}
+		if (last)
+			break;
+		*c = '/';
+	}
+	struct stat st;
+	if (ret == 0 && (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))) {
+		snprintf(err, errlen, "state_dir %s: not a directory", p);
+		ret = -1;
+	}
+	free(p);
+	return ret;
+}
+
+/* Creates the database file 0600 before SQLite does (SQLite would use
+ * 0644 & ~umask); SQLite gives the -wal and -shm files the same mode. */
+static int create_db_file(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	int ret = 0;
+	if (fchmod(fd, 0600) < 0) {
+		snprintf(err, errlen, "%s: chmod: %s", path, strerror(errno));
+		ret = -1;
+	}
+	close(fd);
+	return ret;
+}
+
+static int user_version(sqlite3 *db, int *version)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*version = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Creates the schema in an empty database or migrates an older one. */
+static int schema_setup(struct journal *j, char *err, size_t errlen)
+{
+	if (tx_begin(j, true) < 0)
+		goto fail;
+	int version;
+	if (user_version(j->db, &version) < 0)
+		goto fail;
+	if (version > SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %d is newer than this hookd's (%d)",
+		         j->path, version, SCHEMA_VERSION);
+		tx_rollback(j);
+		return -1;
+	}
+	if (version == 0) {
+		char *sql = xasprintf("%s PRAGMA user_version = %d;", schema_v1, SCHEMA_VERSION);
+		int rc = sqlite3_exec(j->db, sql, NULL, NULL, NULL);
+		free(sql);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	/* Later: `if (version < 2) { ALTER TABLE ...; user_version = 2 }`. */
+	if (tx_commit(j) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: schema: %s", j->path, sqlite3_errmsg(j->db));
+	tx_rollback(j);
+	return -1;
+}
+
+static struct journal *journal_new_handle(const char *state_dir)
+{
+	struct journal *j = xcalloc(1, sizeof(*j));
+	j->path = xasprintf("%s/journal.db", state_dir);
+	return j;
+}
+
+static bool pragma_ok(sqlite3 *db, const char *sql)
+{
+	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK;
+}
+
+struct journal *journal_open(const char *state_dir, uint64_t body_max, int64_t keep_ms,
+                             int64_t max_rows, char *err, size_t errlen)
+{
+	if (make_state_dir(state_dir, err, errlen) < 0)
+		return NULL;
+	struct journal *j = journal_new_handle(state_dir);
+	j->body_max = body_max > INT64_MAX ? INT64_MAX : body_max;
+	j->keep_ms = keep_ms;
+	j->max_rows = max_rows;
+	if (create_db_file(j->path, err, errlen) < 0)
+		goto fail;
+	/* NOMUTEX: one thread uses a connection. SQLite opens every file
+	 * O_CLOEXEC, so hooks never inherit the database. */
+	int rc = sqlite3_open_v2(j->path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	                         NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", j->path,
+		         j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_busy_timeout(j->db, BUSY_TIMEOUT_MS);
+
+	sqlite3_stmt *s;
+	bool wal = false;
+	if (sqlite3_prepare_v2(j->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW) {
+			const char *mode = (const char *)sqlite3_column_text(s, 0);
+			wal = mode && strcmp(mode, "wal") == 0;
+		}
+		sqlite3_finalize(s);
+	}
+	if (!wal) {
+		snprintf(err, errlen, "%s: cannot use WAL mode: %s", j->path, sqlite3_errmsg(j->db));
+		goto fail;
+	}
+	if (!pragma_ok(j->db, "PRAGMA synchronous = NORMAL") ||
+	    !pragma_ok(j->db, "PRAGMA foreign_keys = ON")) {
+		snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
+		goto fail;
+	}
+	if (schema_setup(j, err, errlen) < 0)
+		goto fail;
+	if (recount(j) < 0) {
+		snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
+		goto fail;
+	}
+	return j;
+fail:
+	journal_close(j);
+	return NULL;
+}
+
+struct journal *journal_open_readonly(const char *state_dir, char *err, size_t errlen)
+{
+	struct journal *j = journal_new_handle(state_dir);
+	j->readonly = true;
+	struct stat st;
+	if (stat(j->path, &st) < 0) {
+		if (errno == ENOENT)
+			snprintf(err, errlen, "%s: no journal yet (hookd has not run with this state_dir)",
+			         j->path);
+		else
+			snprintf(err, errlen, "%s: %s", j->path, strerror(errno));
+		goto fail;
+	}
+	int rc = sqlite3_open_v2(j->path, &j->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", j->path,
+		         j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_busy_timeout(j->db, BUSY_TIMEOUT_MS);
+	int version;
+	/* The first read is where a missing -shm that cannot be created, or
+	 * a file that is not a database, shows. */
+	if (user_version(j->db, &version) < 0) {
+		snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
+		goto fail;
+	}
+	if (version == 0) {
+		snprintf(err, errlen, "%s: not a hookd journal (no schema)", j->path);
+		goto fail;
+	}
+	if (version > SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %d is newer than this hookd's (%d)",
+		         j->path, version, SCHEMA_VERSION);
+		goto fail;
+	}
+	return j;
+fail:
+	journal_close(j);
+	return NULL;
+}
+
+void journal_close(struct journal *j)
+{
+	if (!j)
+		return;
+	for (size_t i = 0; i < ST_MAX; i++)
+		sqlite3_finalize(j->st[i]);
+	if (j->db)
+		sqlite3_close(j->db);
+	free(j->path);
+	free(j);
+}
+
+/* ---- the daemon's calls ---- */
+
+int journal_lookup(struct journal *j, const char *endpoint, const char *delivery_id,
+                   enum delivery_state *state, int *attempts, int64_t *rowid)
+{
+	sqlite3_stmt *s = stmt(j, ST_LOOKUP);
+	if (!s)
+		return -1;
+	bind_text(s, 1, endpoint);
+	bind_text(s, 2, delivery_id);
+	int rc = sqlite3_step(s);
+	int ret = 0;
+	if (rc == SQLITE_ROW) {
+		if (rowid)
+			*rowid = sqlite3_column_int64(s, 0);
+		if (state)
+			*state = (enum delivery_state)sqlite3_column_int(s, 1);
+		if (attempts)
+			*attempts = sqlite3_column_int(s, 2);
+		ret = 1;
+	} else if (rc != SQLITE_DONE) {
+		db_error(j, "lookup");
+		ret = -1;
+	}
+	done(s);
+	return ret;
+}
+
+/* "Name: value\n" lines, credential headers left out; CR and LF in a
+ * name or value (which HTTP forbids anyway) become spaces so that each
+ * header stays one line. */
+static char *headers_text(const struct journal_new *d)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	for (size_t i = 0; i < d->nheaders; i++) {
+		const struct journal_header *h = &d->headers[i];
+		if (!h->name || journal_is_credential_header(h->name))
+			continue;
+		size_t start = sb.len;
+		sb_puts(&sb, h->name);
+		sb_puts(&sb, ": ");
+		sb_puts(&sb, h->value ? h->value : "");
+		for (size_t k = start; k < sb.len; k++) {
+			if (sb.buf[k] == '\r' || sb.buf[k] == '\n')
+				sb.buf[k] = ' ';
+		}
+		sb_putc(&sb, '\n');
+	}
+	return sb_steal(&sb);
+}
+
+int64_t journal_record(struct journal *j, const struct journal_new *d)
+{
+	if (j->readonly || !d->endpoint || !d->delivery_id || !d->event)
+		return -1;
+	enum delivery_state st = d->async ? DSTATE_QUEUED : DSTATE_RUNNING;
+	/*
+	 * A sync delivery's body is only ever read from the journal once it is
+	 * final (a pending one cannot be replayed, and its sender holds it), so
+	 * it is stored already cut: the whole body is not written twice.
+	 */
+	size_t keep = d->body_len;
+	bool cut = false;
+	if (!d->async && keep > j->body_max) {
+		keep = (size_t)j->body_max;
+		cut = true;
+	}
+	const void *body = d->body ? (const void *)d->body : "";
+	char *headers = headers_text(d);
+	int64_t rowid = -1;
+	int64_t dpending = 0, drows = 0;
+
+	/* The 202 promises the delivery survives a crash or power loss. */
+	if (tx_begin(j, d->async) < 0)
+		goto out;
+	int64_t old_id;
+	enum delivery_state old_state;
+	int old_attempts;
+	int found = journal_lookup(j, d->endpoint, d->delivery_id, &old_state, &old_attempts,
+	                           &old_id);
+	if (found < 0)
+		goto fail;
+	if (found) {
+		struct old_row o;
+		if (read_old(j, old_id, &o) != 1)
+			goto fail;
+		sqlite3_stmt *s = stmt(j, ST_RESEND);
+		if (!s)
+			goto fail;
+		sqlite3_bind_int64(s, 1, old_id);
+		bind_text(s, 2, d->event);
+		bind_text(s, 3, d->remote_addr);
+		sqlite3_bind_int(s, 4, d->async);
+		sqlite3_bind_int(s, 5, st);
+		sqlite3_bind_int64(s, 6, now_wall_ms());
+		bind_text(s, 7, headers);
+		sqlite3_bind_blob64(s, 8, body, keep, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 9, (int64_t)d->body_len);
+		sqlite3_bind_int(s, 10, cut);
+		if (step_done(j, s, "record resend") < 0)
+			goto fail;
+		rowid = old_id;
+		dpending = (int64_t)pending_async(st, d->async) - pending_async(o.state, o.async);
+	} else {
+		sqlite3_stmt *s = stmt(j, ST_INSERT);
+		if (!s)
+			goto fail;
+		bind_text(s, 1, d->endpoint);
+		bind_text(s, 2, d->delivery_id);
+		bind_text(s, 3, d->event);
+		bind_text(s, 4, d->remote_addr ? d->remote_addr : "");
+		sqlite3_bind_int(s, 5, d->async);
+		sqlite3_bind_int(s, 6, st);
+		sqlite3_bind_int64(s, 7, d->received_ms);
+		sqlite3_bind_int(s, 8, d->async ? 0 : 1); /* sync: attempt 1 is starting */
+		bind_text(s, 9, headers);
+		sqlite3_bind_blob64(s, 10, body, keep, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 11, (int64_t)d->body_len);
+		sqlite3_bind_int(s, 12, cut);
+		if (step_done(j, s, "record") < 0)
+			goto fail;
+		rowid = sqlite3_last_insert_rowid(j->db);
+		dpending = pending_async(st, d->async);
+		drows = 1;
+	}
+	if (tx_commit(j) < 0) {
+		rowid = -1;
+		goto out;
+	}
+	j->pending += dpending;
+	j->rows += drows;
+	goto out;
+fail:
+	rowid = -1;
+	tx_rollback(j);
+out:
+	free(headers);
+	return rowid;
+}
+
+int journal_attempt_started(struct journal *j, int64_t rowid, int attempt, int64_t started_ms)
+{
+	if (j->readonly)
+		return -1;
+	struct old_row o;
+	int found = read_old(j, rowid, &o);
+	if (found <= 0)
+		return -1;
+	/* The sync path: journal_record already marked this attempt running. */
+	if (o.state == DSTATE_RUNNING && o.run_attempt == attempt)
+		return 0;
+	sqlite3_stmt *s = stmt(j, ST_STARTED);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, rowid);
+	sqlite3_bind_int(s, 2, attempt);
+	sqlite3_bind_int64(s, 3, started_ms);
+	if (step_done(j, s, "attempt started") < 0)
+		return -1;
+	j->pending += (int64_t)pending_async(DSTATE_RUNNING, o.async) - pending_async(o.state, o.async);
+	return 0;
+}
+
+static int insert_attempt(struct journal *j, int64_t rowid, const struct journal_attempt *a)
+{
+	sqlite3_stmt *s = stmt(j, ST_ATTEMPT);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, rowid);
+	sqlite3_bind_int(s, 2, a->attempt);
+	sqlite3_bind_int64(s, 3, a->started_ms);
+	if (a->finished_ms)
+		sqlite3_bind_int64(s, 4, a->finished_ms);
+	else
+		sqlite3_bind_null(s, 4);
+	sqlite3_bind_int(s, 5, a->http);
+	bind_text(s, 6, a->status ? a->status : "");
+	bind_text(s, 7, a->error);
+	if (step_done(j, s, "record attempt") < 0)
+		return -1;
+	for (size_t i = 0; i < a->nhooks; i++) {
+		const struct journal_hook *h = &a->hooks[i];
+		s = stmt(j, ST_HOOK);
+		if (!s)
+			return -1;
+		sqlite3_bind_int64(s, 1, rowid);
+		sqlite3_bind_int(s, 2, a->attempt);
+		sqlite3_bind_int64(s, 3, (int64_t)i + 1);
+		bind_text(s, 4, h->hook ? h->hook : "");
+		if (h->exit_code >= 0)
+			sqlite3_bind_int(s, 5, h->exit_code);
+		else
+			sqlite3_bind_null(s, 5);
+		bind_text(s, 6, h->signal);
+		sqlite3_bind_int64(s, 7, h->ms);
+		bind_text(s, 8, h->error);
+		if (h->output)
+			sqlite3_bind_blob64(s, 9, h->output, h->output_len, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, 9);
+		if (step_done(j, s, "record hook") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int update_finished(struct journal *j, int64_t rowid, int attempts, int http,
+                           const char *status, const char *error, enum delivery_state state,
+                           int64_t next_due_ms, int64_t now_ms)
+{
+	sqlite3_stmt *s = stmt(j, ST_FINISH);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, rowid);
+	sqlite3_bind_int(s, 2, state);
+	sqlite3_bind_int(s, 3, attempts);
+	sqlite3_bind_int(s, 4, http);
+	bind_text(s, 5, status);
+	bind_text(s, 6, error);
+	sqlite3_bind_int64(s, 7, next_due_ms);
+	sqlite3_bind_int64(s, 8, now_ms);
+	sqlite3_bind_int64(s, 9, (int64_t)j->body_max);
+	return step_done(j, s, "record outcome");
+}
+
+int journal_attempt_finished(struct journal *j, int64_t rowid, const struct journal_attempt *a,
+                             enum delivery_state state, int64_t next_due_ms)
+{
+	if (j->readonly || (unsigned)state > DSTATE_FAILED)
+		return -1;
+	if (tx_begin(j, false) < 0)
+		return -1;
+	struct old_row o;
+	if (read_old(j, rowid, &o) != 1)
+		goto fail;
+	if (insert_attempt(j, rowid, a) < 0)
+		goto fail;
+	int64_t now = a->finished_ms ? a->finished_ms : now_wall_ms();
+	if (update_finished(j, rowid, a->attempt, a->http, a->status, a->error, state,
+	                    state == DSTATE_RETRY_WAIT ? next_due_ms : 0, now) < 0)
+		goto fail;
+	if (tx_commit(j) < 0)
+		return -1;
+	j->pending += (int64_t)pending_async(state, o.async) - pending_async(o.state, o.async);
+	return 0;
+fail:
+	tx_rollback(j);
+	return -1;
+}
+
+int journal_requeue(struct journal *j, int64_t rowid)
+{
+	if (j->readonly)
+		return -1;
+	if (tx_begin(j, true) < 0)
+		return -1;
+	struct old_row o;
+	int found = read_old(j, rowid, &o);
+	int ret = -1;
+	if (found < 0)
+		goto fail;
+	if (found == 0) {
+		ret = 1;
+		goto fail;
+	}
+	if (delivery_state_pending((enum delivery_state)o.state)) {
+		ret = 2;
+		goto fail;
+	}
+	sqlite3_stmt *s = stmt(j, ST_GET);
+	if (!s)
+		goto fail;
+	sqlite3_bind_int64(s, 1, rowid);
+	bool cut = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 11);
+	done(s);
+	if (cut) {
+		ret = 3;
+		goto fail;
+	}
+	s = stmt(j, ST_REQUEUE);
+	if (!s)
+		goto fail;
+	sqlite3_bind_int64(s, 1, rowid);
+	sqlite3_bind_int64(s, 2, now_wall_ms());
+	if (step_done(j, s, "requeue") < 0)
+		goto fail;
+	if (tx_commit(j) < 0)
+		return -1;
+	j->pending += 1 - (int64_t)pending_async(o.state, o.async);
+	return 0;
+fail:
+	tx_rollback(j);
+	return ret;
+}
+
+static char *col_strdup(sqlite3_stmt *s, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(s, i);
+	return xstrdup(t ? t : "");
+}
+
+/* Fills p from a row of PENDING_COLS. */
+static void read_pending(sqlite3_stmt *s, struct journal_pending *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->rowid = sqlite3_column_int64(s, 0);
+	p->endpoint = col_strdup(s, 1);
+	p->delivery_id = col_strdup(s, 2);
+	p->event = col_strdup(s, 3);
+	p->remote_addr = col_strdup(s, 4);
+	p->state = (enum delivery_state)sqlite3_column_int(s, 5);
+	p->attempts = sqlite3_column_int(s, 6);
+	p->next_due_ms = sqlite3_column_int64(s, 7);
+	p->received_ms = sqlite3_column_int64(s, 8);
+	const void *b = sqlite3_column_blob(s, 9);
+	size_t blen = (size_t)sqlite3_column_bytes(s, 9);
+	p->body = xmalloc(blen + 1);
+	if (blen)
+		memcpy(p->body, b, blen);
+	p->body[blen] = '\0'; /* a convenience for text bodies; body_len counts */
+	p->body_len = blen;
+	p->body_complete = sqlite3_column_int(s, 11) == 0;
+
+	const char *h = (const char *)sqlite3_column_text(s, 12);
+	size_t n = 0;
+	for (const char *c = h; c && *c; c++)
+		n += *c == '\n';
+	p->headers = xcalloc(n + 1, sizeof(char *));
+	for (const char *c = h; c && *c;) {
+		const char *nl = strchr(c, '\n');
+		size_t len = nl ? (size_t)(nl - c) : strlen(c);
+		if (p->nheaders < n + 1)
+			p->headers[p->nheaders++] = xstrndup(c, len);
+		c += len + (nl ? 1 : 0);
+	}
+}
+
+void journal_pending_free(struct journal_pending *p)
+{
+	if (!p)
+		return;
+	free(p->endpoint);
+	free(p->delivery_id);
+	free(p->event);
+	free(p->remote_addr);
+	free(p->body);
+	for (size_t i = 0; i < p->nheaders; i++)
+		free(p->headers[i]);
+	free(p->headers);
+	memset(p, 0, sizeof(*p));
+}
+
+int journal_get(struct journal *j, int64_t rowid, struct journal_pending *out)
+{
+	sqlite3_stmt *s = stmt(j, ST_GET);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, rowid);
+	int rc = sqlite3_step(s);
+	int ret = 1;
+	if (rc == SQLITE_ROW) {
+		read_pending(s, out);
+		ret = 0;
+	} else if (rc != SQLITE_DONE) {
+		db_error(j, "get");
+		ret = -1;
+	}
+	done(s);
+	return ret;
+}
+
+int journal_find(struct journal *j, const char *endpoint, const char *delivery_id, int64_t *rowid)
+{
+	sqlite3_stmt *s = stmt(j, ST_FIND);
+	if (!s)
+		return -1;
+	bind_text(s, 1, delivery_id);
+	bind_text(s, 2, endpoint);
+	int n = 0, rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n++ == 0 && rowid)
+			*rowid = sqlite3_column_int64(s, 0);
+	}
+	done(s);
+	if (rc != SQLITE_DONE) {
+		db_error(j, "find");
+		return -1;
+	}
+	return n == 0 ? 1 : n == 1 ? 0 : 2;
+}
+
+/* What recovery changes in one row. */
+struct recover_row {
+	int64_t id;
+	bool async;
+	int state, attempts, run_attempt;
+	int64_t run_started_ms;
+};
+
+int journal_recover(struct journal *j, struct journal_pending **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (j->readonly)
+		return -1;
+	struct recover_row *rows = NULL;
+	size_t nrows = 0, cap = 0;
+	struct journal_pending *list = NULL;
+	size_t nlist = 0, lcap = 0;
+	if (tx_begin(j, false) < 0)
+		return -1;
+
+	/* Collected first: rows are not changed under a running SELECT. */
+	sqlite3_stmt *s = stmt(j, ST_RECOVER_SCAN);
+	if (!s)
+		goto fail;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (nrows == cap) {
+			cap = cap ? cap * 2 : 16;
+			rows = xrealloc(rows, cap * sizeof(*rows));
+		}
+		struct recover_row *r = &rows[nrows++];
+		r->id = sqlite3_column_int64(s, 0);
+		r->async = sqlite3_column_int(s, 1) != 0;
+		r->state = sqlite3_column_int(s, 2);
+		r->attempts = sqlite3_column_int(s, 3);
+		r->run_attempt = sqlite3_column_int(s, 4);
+		r->run_started_ms = sqlite3_column_int64(s, 5);
+	}
+	done(s);
+	if (rc != SQLITE_DONE) {
+		db_error(j, "recover");
+		goto fail;
+	}
+
+	int64_t now = now_wall_ms();
+	for (size_t i = 0; i < nrows; i++) {
+		struct recover_row *r = &rows[i];
+		int attempts = r->attempts;
+		if (r->state == DSTATE_RUNNING) {
+			/* That run died with hookd: it counts as an attempt, with no
+			 * HTTP outcome (http 0) and no known end. */
+			attempts = r->run_attempt > r->attempts ? r->run_attempt : r->attempts + 1;
+			struct journal_attempt a = {
+				.attempt = attempts,
+				.started_ms = r->run_started_ms,
+				.finished_ms = 0,
+				.http = 0,
+				.status = "interrupted",
+				.error = "interrupted",
+			};
+			if (insert_attempt(j, r->id, &a) < 0)
+				goto fail;
+		}
+		/* Async: queued again, due now. Sync: nobody waits for it any
+		 * more; the sender's resend runs it again. */
+		enum delivery_state st = r->async ? DSTATE_QUEUED : DSTATE_FAILED;
+		if (update_finished(j, r->id, attempts, 0, "interrupted", "interrupted", st, 0, now) < 0)
+			goto fail;
+	}
+
+	s = stmt(j, ST_PENDING_ROWS);
+	if (!s)
+		goto fail;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (nlist == lcap) {
+			lcap = lcap ? lcap * 2 : 16;
+			list = xrealloc(list, lcap * sizeof(*list));
+		}
+		read_pending(s, &list[nlist++]);
+	}
+	done(s);
+	if (rc != SQLITE_DONE) {
+		db_error(j, "recover");
+		goto fail;
+	}
+	if (tx_commit(j) < 0)
+		goto fail;
+	free(rows);
+	recount(j);
+	*out = list;
+	*n = nlist;
+	return 0;
+fail:
+	tx_rollback(j);
+	free(rows);
+	for (size_t i = 0; i < nlist; i++)
+		journal_pending_free(&list[i]);
+	free(list);
+	return -1;
+}
+
+/* One bounded DELETE; returns the rows it deleted or -1. */
+static int prune_step(struct journal *j, enum stmt_id id, int64_t a, int64_t b)
+{
+	sqlite3_stmt *s = stmt(j, id);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, a);
+	if (id == ST_PRUNE_AGE)
+		sqlite3_bind_int64(s, 2, b);
+	if (step_done(j, s, "prune") < 0)
+		return -1;
+	/* Direct deletes only; the cascaded attempts and hook runs are not
+	 * counted. */
+	int n = sqlite3_changes(j->db);
+	j->rows -= n;
+	return n;
+}
+
+int journal_prune(struct journal *j, int64_t now_ms)
+{
+	if (j->readonly)
+		return -1;
+	int deleted = 0;
+	if (j->keep_ms > 0) {
+		int n = prune_step(j, ST_PRUNE_AGE, now_ms - j->keep_ms, JOURNAL_PRUNE_BATCH);
+		if (n < 0)
+			return -1;
+		deleted += n;
+	}
+	/* Recounted when over the limit: an exact count is cheap next to the
+	 * deletes it decides, and it keeps a drifted count from deleting too
+	 * much. */
+	if (j->max_rows > 0 && j->rows > j->max_rows && deleted < JOURNAL_PRUNE_BATCH) {
+		if (recount(j) < 0)
+			return -1;
+		int64_t excess = j->rows - j->max_rows;
+		int64_t budget = JOURNAL_PRUNE_BATCH - deleted;
+		if (excess > 0) {
+			int n = prune_step(j, ST_PRUNE_OLDEST, excess < budget ? excess : budget, 0);
+			if (n < 0)
+				return -1;
+			deleted += n;
+		}
+	} else if (deleted == 0) {
+		/* Nothing was due: a cheap moment to resync the pending count. */
+		int64_t p = count_query(j, ST_COUNT_PENDING);
+		if (p >= 0)
+			j->pending = p;
+	}
+	return deleted;
+}
+
+int64_t journal_pending_count(struct journal *j)
+{
+	if (j->readonly)
+		return count_query(j, ST_COUNT_PENDING);
+	return j->pending;
+}
+
+/* ---- text for humans and JSON ---- */
+
+/* The length of the valid UTF-8 sequence at p (1..4), 0 if invalid;
+ * *cp gets the code point. Overlongs, surrogates and > U+10FFFF are
+ * invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t n, uint32_t *cp)
+{
+	unsigned char c = p[0];
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	size_t len;
+	uint32_t v, min;
+	if ((c & 0xe0) == 0xc0) {
+		len = 2, v = c & 0x1f, min = 0x80;
+	} else if ((c & 0xf0) == 0xe0) {
+		len = 3, v = c & 0x0f, min = 0x800;
+	} else if ((c & 0xf8) == 0xf0) {
+		len = 4, v = c & 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		v = (v << 6) | (p[i] & 0x3f);
+	}
+	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
+	return len;
+}
+
+static bool is_control(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+/*
+ * Appends bytes for a terminal: valid UTF-8 as it is, control characters
+ * (C0, DEL, C1: they could drive the terminal) and invalid bytes as \xNN.
+ * With multiline, \n and \t are kept. Returns the display width added (one
+ * column a code point, an approximation that is right for ASCII ids).
+ */
+static size_t put_safe(struct strbuf *sb, const char *s, size_t n, bool multiline)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t width = 0;
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t len = utf8_seq(p + i, n - i, &cp);
+		if (len && (!is_control(cp) || (multiline && (cp == '\n' || cp == '\t')))) {
+			sb_append(sb, s + i, len);
+			width++;
+			i += len;
+		} else {
+			sb_printf(sb, "\\x%02x", p[i]);
+			width += 4;
+			i++;
+		}
+	}
+	return width;
+}
+
+/* Text means valid UTF-8 without control characters but \n and \t. A body
+ * cut in the middle of a character may end in a partial sequence. */
+static bool is_text(const unsigned char *p, size_t n, bool cut)
+{
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t len = utf8_seq(p + i, n - i, &cp);
+		if (len == 0) {
+			if (cut && n - i < 4 && p[i] >= 0xc0)
+				return true;
+			return false;
+		}
+		if (is_control(cp) && cp != '\n' && cp != '\t')
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+/* A JSON string; invalid UTF-8 becomes U+FFFD so the output is always
+ * valid JSON. */
+static void put_json(struct strbuf *sb, const char *s)
+{
+	struct strbuf clean;
+	sb_init(&clean);
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t len = utf8_seq(p + i, n - i, &cp);
+		if (len) {
+			sb_append(&clean, s + i, len);
+			i += len;
+		} else {
+			sb_puts(&clean, "\xef\xbf\xbd");
+			i++;
+		}
+	}
+	sb_json_str(sb, clean.buf ? clean.buf : "", clean.len);
+	sb_free(&clean);
+}
+
+/* Writes the buffer to stdout; 0 ok, -1 when stdout failed. The output is
+ * built first so that no read transaction waits on a slow pipe (a reader
+ * holds back WAL checkpoints). */
+static int flush_stdout(struct strbuf *sb)
+{
+	bool ok = sb->len == 0 || fwrite(sb->buf, 1, sb->len, stdout) == sb->len;
+	if (fflush(stdout) != 0)
+		ok = false;
+	if (!ok)
+		fprintf(stderr, "hookd: writing output: %s\n", strerror(errno));
+	return ok ? 0 : -1;
+}
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(s, i);
+	return t ? t : "";
+}
+
+static void format_time(int64_t ms, char *buf, size_t len)
+{
+	format_rfc3339_ms(ms, buf, len);
+}
+
+/* ---- hookd events ---- */
+
+enum { EV_RECEIVED, EV_ENDPOINT, EV_ID, EV_EVENT, EV_STATE, EV_HTTP, EV_ATTEMPTS, EV_NCOLS };
+
+static const char *const ev_header[EV_NCOLS] = {
+	"RECEIVED_AT", "ENDPOINT", "ID", "EVENT", "STATE", "HTTP", "ATTEMPTS",
+};
+
+struct ev_row {
+	char *cell[EV_NCOLS];
+	size_t width[EV_NCOLS];
+};
+
+int journal_cmd_events(struct journal *j, const struct events_filter *f)
+{
+	int limit = f->limit > 0 ? f->limit : 100;
+	sqlite3_stmt *s = stmt(j, ST_EVENTS);
+	if (!s)
+		return 1;
+	sqlite3_bind_int64(s, 1, f->since_ms);
+	sqlite3_bind_int(s, 2, f->failed);
+
+	struct strbuf out;
+	sb_init(&out);
+	struct ev_row *rows = NULL;
+	size_t nrows = 0;
+	size_t width[EV_NCOLS];
+	for (int c = 0; c < EV_NCOLS; c++)
+		width[c] = strlen(ev_header[c]);
+	if (f->json)
+		sb_putc(&out, '[');
+
+	int rc = SQLITE_DONE;
+	while (nrows < (size_t)limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *event = col_text(s, 3);
+		if (f->event_glob && fnmatch(f->event_glob, event, 0) != 0)
+			continue;
+		char when[40];
+		format_time(sqlite3_column_int64(s, 0), when, sizeof(when));
+		int state = sqlite3_column_int(s, 4);
+		int http = sqlite3_column_int(s, 5);
+		int attempts = sqlite3_column_int(s, 6);
+		if (f->json) {
+			sb_puts(&out, nrows ? ",\n  {\"id\":" : "\n  {\"id\":");
+			put_json(&out, col_text(s, 2));
+			sb_puts(&out, ",\"endpoint\":");
+			put_json(&out, col_text(s, 1));
+			sb_puts(&out, ",\"event\":");
+			put_json(&out, event);
+			sb_printf(&out, ",\"state\":\"%s\"", delivery_state_name((enum delivery_state)state));
+			if (http)
+				sb_printf(&out, ",\"http\":%d", http);
+			else
+				sb_puts(&out, ",\"http\":null");
+			sb_printf(&out, ",\"attempts\":%d,\"received_at\":\"%s\"}", attempts, when);
+			nrows++;
+			continue;
+		}
+		rows = xrealloc(rows, (nrows + 1) * sizeof(*rows));
+		struct ev_row *r = &rows[nrows++];
+		char num[2][16];
+		snprintf(num[0], sizeof(num[0]), http ? "%d" : "-", http);
+		snprintf(num[1], sizeof(num[1]), "%d", attempts);
+		const char *raw[EV_NCOLS] = {
+			when, col_text(s, 1), col_text(s, 2), event,
+			delivery_state_name((enum delivery_state)state), num[0], num[1],
+		};
+		for (int c = 0; c < EV_NCOLS; c++) {
+			struct strbuf cell;
+			sb_init(&cell);
+			r->width[c] = put_safe(&cell, raw[c], strlen(raw[c]), false);
+			r->cell[c] = sb_steal(&cell);
+			if (r->width[c] > width[c])
+				width[c] = r->width[c];
+		}
+	}
+	bool failed = rc != SQLITE_DONE && rc != SQLITE_ROW;
+	if (failed)
+		db_error(j, "events");
+	done(s);
+
+	if (f->json) {
+		sb_puts(&out, nrows ? "\n]\n" : "]\n");
+	} else {
+		for (size_t i = 0; i <= nrows; i++) {
+			for (int c = 0; c < EV_NCOLS; c++) {
+				const char *cell = i ? rows[i - 1].cell[c] : ev_header[c];
+				size_t w = i ? rows[i - 1].width[c] : strlen(ev_header[c]);
+				sb_puts(&out, cell);
+				if (c + 1 < EV_NCOLS) {
+					for (size_t k = w; k < width[c] + 2; k++)
+						sb_putc(&out, ' ');
+				}
+			}
+			sb_putc(&out, '\n');
+		}
+	}
+	for (size_t i = 0; i < nrows && rows; i++) {
+		for (int c = 0; c < EV_NCOLS; c++)
+			free(rows[i].cell[c]);
+	}
+	free(rows);
+	int ret = failed ? 1 : 0;
+	if (!failed && flush_stdout(&out) < 0)
+		ret = 1;
+	sb_free(&out);
+	return ret;
+}
+
+/* ---- hookd show ---- */
+
+static void put_field(struct strbuf *sb, const char *name, const char *value)
+{
+	sb_printf(sb, "%-12s ", name);
+	put_safe(sb, value, strlen(value), false);
+	sb_putc(sb, '\n');
+}
+
+static void put_time_field(struct strbuf *sb, const char *name, int64_t ms)
+{
+	char t[40];
+	format_time(ms, t, sizeof(t));
+	put_field(sb, name, t);
+}
+
+/* Multiline text indented by `indent` spaces, ending in a newline. */
+static void put_block(struct strbuf *sb, const char *s, size_t n, int indent)
+{
+	struct strbuf safe;
+	sb_init(&safe);
+	put_safe(&safe, s, n, true);
+	const char *p = safe.buf ? safe.buf : "";
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		sb_printf(sb, "%*s", indent, "");
+		sb_append(sb, p, len);
+		sb_putc(sb, '\n');
+		p += len + (nl ? 1 : 0);
+	}
+	sb_free(&safe);
+}
+
+static void put_body(struct strbuf *sb, const unsigned char *body, size_t kept, int64_t total,
+                     bool cut)
+{
+	bool text = is_text(body, kept, cut);
+	sb_puts(sb, "\nbody");
+	if (cut)
+		sb_printf(sb, " (cut at %zu of %lld bytes)", kept, (long long)total);
+	else
+		sb_printf(sb, " (%zu bytes)", kept);
+	if (kept && !text)
+		sb_puts(sb, ", not text, base64");
+	sb_puts(sb, ":\n");
+	if (!kept)
+		return;
+	if (text) {
+		put_block(sb, (const char *)body, kept, 2);
+		return;
+	}
+	/* 57 input bytes a line: 76 columns of base64. */
+	unsigned char line[80];
+	for (size_t off = 0; off < kept; off += 57) {
+		size_t n = kept - off < 57 ? kept - off : 57;
+		EVP_EncodeBlock(line, body + off, (int)n);
+		sb_printf(sb, "  %s\n", line);
+	}
+}
+
+static int show_attempts(struct journal *j, struct strbuf *sb, int64_t rowid)
+{
+	sqlite3_stmt *a = stmt(j, ST_SHOW_ATTEMPTS);
+	if (!a)
+		return -1;
+	sqlite3_bind_int64(a, 1, rowid);
+	int rc;
+	bool any = false;
+	while ((rc = sqlite3_step(a)) == SQLITE_ROW) {
+		any = true;
+		int attempt = sqlite3_column_int(a, 0);
+		int64_t started = sqlite3_column_int64(a, 1);
+		bool finished = sqlite3_column_type(a, 2) != SQLITE_NULL;
+		int64_t ms = sqlite3_column_int64(a, 2) - started;
+		int http = sqlite3_column_int(a, 3);
+		char t[40];
+		format_time(started, t, sizeof(t));
+		sb_printf(sb, "\nattempt %d: started %s, ", attempt, t);
+		if (finished)
+			sb_printf(sb, "%lld ms, ", (long long)ms);
+		else
+			sb_puts(sb, "end unknown, ");
+		if (http)
+			sb_printf(sb, "http %d, ", http);
+		else
+			sb_puts(sb, "no http, ");
+		sb_puts(sb, "status ");
+		const char *status = col_text(a, 4);
+		put_safe(sb, status, strlen(status), false);
+		if (sqlite3_column_type(a, 5) != SQLITE_NULL) {
+			const char *err = col_text(a, 5);
+			sb_puts(sb, ", error: ");
+			put_safe(sb, err, strlen(err), false);
+		}
+		sb_putc(sb, '\n');
+
+		sqlite3_stmt *h = stmt(j, ST_SHOW_HOOKS);
+		if (!h)
+			break;
+		sqlite3_bind_int64(h, 1, rowid);
+		sqlite3_bind_int(h, 2, attempt);
+		while (sqlite3_step(h) == SQLITE_ROW) {
+			const char *hook = col_text(h, 0);
+			sb_puts(sb, "  hook ");
+			put_safe(sb, hook, strlen(hook), false);
+			if (sqlite3_column_type(h, 1) != SQLITE_NULL)
+				sb_printf(sb, ": exit %d", sqlite3_column_int(h, 1));
+			else
+				sb_puts(sb, ": exit -");
+			const char *sig = col_text(h, 2);
+			sb_puts(sb, ", signal ");
+			if (*sig)
+				put_safe(sb, sig, strlen(sig), false);
+			else
+				sb_putc(sb, '-');
+			sb_printf(sb, ", %lld ms", (long long)sqlite3_column_int64(h, 3));
+			if (sqlite3_column_type(h, 4) != SQLITE_NULL) {
+				const char *err = col_text(h, 4);
+				sb_puts(sb, ", error: ");
+				put_safe(sb, err, strlen(err), false);
+			}
+			sb_putc(sb, '\n');
+			size_t olen = (size_t)sqlite3_column_bytes(h, 5);
+			const char *o = sqlite3_column_blob(h, 5);
+			if (o && olen) {
+				sb_puts(sb, "    output (tail):\n");
+				put_block(sb, o, olen, 6);
+			}
+		}
+		done(h);
+	}
+	done(a);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		db_error(j, "show");
+		return -1;
+	}
+	if (!any)
+		sb_puts(sb, "\nno attempt yet\n");
+	return 0;
+}
+
+static void list_endpoints(struct journal *j, const char *delivery_id)
+{
+	sqlite3_stmt *s = stmt(j, ST_FIND_ALL);
+	if (!s)
+		return;
+	bind_text(s, 1, delivery_id);
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_puts(&sb, "hookd: delivery id '");
+	put_safe(&sb, delivery_id, strlen(delivery_id), false);
+	sb_puts(&sb, "' exists at several endpoints:");
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *e = col_text(s, 0);
+		sb_puts(&sb, " ");
+		put_safe(&sb, e, strlen(e), false);
+	}
+	done(s);
+	sb_puts(&sb, "; choose one with --endpoint NAME\n");
+	fputs(sb.buf, stderr);
+	sb_free(&sb);
+}
+
+int journal_cmd_show(struct journal *j, const char *endpoint, const char *delivery_id)
+{
+	int64_t rowid;
+	int r = journal_find(j, endpoint, delivery_id, &rowid);
+	if (r < 0)
+		return 1;
+	if (r == 2) {
+		list_endpoints(j, delivery_id);
+		return 1;
+	}
+	if (r == 1) {
+		struct strbuf sb;
+		sb_init(&sb);
+		sb_puts(&sb, "hookd: no delivery with id '");
+		put_safe(&sb, delivery_id, strlen(delivery_id), false);
+		sb_putc(&sb, '\'');
+		if (endpoint) {
+			sb_puts(&sb, " at endpoint '");
+			put_safe(&sb, endpoint, strlen(endpoint), false);
+			sb_putc(&sb, '\'');
+		}
+		sb_puts(&sb, " in the journal\n");
+		fputs(sb.buf, stderr);
+		sb_free(&sb);
+		return 1;
+	}
+
+	sqlite3_stmt *s = stmt(j, ST_SHOW);
+	if (!s)
+		return 1;
+	sqlite3_bind_int64(s, 1, rowid);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		/* Pruned between the two reads. */
+		done(s);
+		fprintf(stderr, "hookd: the delivery was just pruned from the journal\n");
+		return 1;
+	}
+	struct strbuf sb;
+	sb_init(&sb);
+	put_field(&sb, "endpoint:", col_text(s, 0));
+	put_field(&sb, "id:", col_text(s, 1));
+	put_field(&sb, "event:", col_text(s, 2));
+	int state = sqlite3_column_int(s, 5);
+	put_field(&sb, "state:", delivery_state_name((enum delivery_state)state));
+	put_field(&sb, "mode:", sqlite3_column_int(s, 4) ? "async" : "sync");
+	char num[32];
+	snprintf(num, sizeof(num), "%d", sqlite3_column_int(s, 6));
+	put_field(&sb, "attempts:", num);
+	put_time_field(&sb, "received_at:", sqlite3_column_int64(s, 7));
+	put_time_field(&sb, "updated_at:", sqlite3_column_int64(s, 8));
+	if (state == DSTATE_RETRY_WAIT)
+		put_time_field(&sb, "next_due_at:", sqlite3_column_int64(s, 9));
+	if (state == DSTATE_RUNNING) {
+		snprintf(num, sizeof(num), "%d", sqlite3_column_int(s, 17));
+		put_field(&sb, "running:", num);
+		put_time_field(&sb, "since:", sqlite3_column_int64(s, 18));
+	}
+	put_field(&sb, "remote_addr:", col_text(s, 3));
+	int http = sqlite3_column_int(s, 10);
+	if (http) {
+		snprintf(num, sizeof(num), "%d", http);
+		put_field(&sb, "http:", num);
+	}
+	if (sqlite3_column_type(s, 11) != SQLITE_NULL)
+		put_field(&sb, "status:", col_text(s, 11));
+	if (sqlite3_column_type(s, 12) != SQLITE_NULL)
+		put_field(&sb, "error:", col_text(s, 12));
+
+	sb_puts(&sb, "\nheaders:\n");
+	const char *h = col_text(s, 13);
+	put_block(&sb, h, strlen(h), 2);
+
+	const unsigned char *body = sqlite3_column_blob(s, 14);
+	size_t kept = (size_t)sqlite3_column_bytes(s, 14);
+	put_body(&sb, body ? body : (const unsigned char *)"", kept, sqlite3_column_int64(s, 15),
+	         sqlite3_column_int(s, 16) != 0);
+	done(s);
+
+	int ret = show_attempts(j, &sb, rowid) < 0 ? 1 : 0;
+	if (ret == 0 && flush_stdout(&sb) < 0)
+		ret = 1;
+	sb_free(&sb);
+	return ret;
+}

@@ -105,7 +105,11 @@ int journal_lookup(struct journal *j, const char *endpoint, const char *delivery
  * Records a delivery as QUEUED (async: committed durably, fsync'd, before
  * returning) or RUNNING (sync). A delivery id already known is updated in
  * place (a resend of a failed delivery): its state goes back to
- * queued/running and its attempts are kept. Returns the rowid, -1 on error.
+ * queued/running, its attempts and first receipt time are kept, its
+ * headers and body replaced (event and remote_addr too unless NULL). A sync
+ * delivery's body is stored already cut to body_max: it is only read once
+ * final. Credential headers are dropped here too. Returns the rowid, -1 on
+ * error.
  */
 int64_t journal_record(struct journal *j, const struct journal_new *d);
 
@@ -120,14 +124,22 @@ int journal_attempt_started(struct journal *j, int64_t rowid, int attempt, int64
 int journal_attempt_finished(struct journal *j, int64_t rowid, const struct journal_attempt *a,
                              enum delivery_state state, int64_t next_due_ms);
 
-/* Marks a delivery queued again (replay), due now. */
+/*
+ * Marks a delivery queued again (replay), due now, committed durably. A
+ * replay has no client waiting, so it becomes an async delivery (counted by
+ * journal_pending_count, recovered after a restart). 0 ok, 1 unknown,
+ * 2 already pending (nothing changed), 3 its body was cut (nothing changed),
+ * -1 error.
+ */
 int journal_requeue(struct journal *j, int64_t rowid);
 
 /*
  * At start: every async delivery that is QUEUED, RETRY_WAIT or RUNNING,
  * in arrival order. A RUNNING one died with hookd: that run is counted as
- * an attempt (recorded as such) and it becomes QUEUED. Sync deliveries left
- * RUNNING are marked FAILED ("interrupted"). The caller frees *out with
+ * an attempt (recorded as such: http 0, status and error "interrupted") and
+ * it becomes QUEUED, due now. Sync deliveries left RUNNING are marked FAILED
+ * the same way (that run counted too). Call it before recording new
+ * deliveries. The caller frees *out with
  * journal_pending_free() on each element and free().
  */
 int journal_recover(struct journal *j, struct journal_pending **out, size_t *n);
@@ -138,19 +150,36 @@ int journal_get(struct journal *j, int64_t rowid, struct journal_pending *out);
 int journal_find(struct journal *j, const char *endpoint, const char *delivery_id, int64_t *rowid);
 
 /* Deletes final deliveries older than keep, and the oldest final ones past
- * max_rows. Cheap when nothing is due; called from a timer. */
+ * max_rows, at most JOURNAL_PRUNE_BATCH a call so that the event loop never
+ * stalls. Returns how many it deleted, -1 on error: a full batch means more
+ * may be due, so call again soon. Cheap when nothing is due; called from a
+ * timer. */
+#define JOURNAL_PRUNE_BATCH 500
 int journal_prune(struct journal *j, int64_t now_ms);
+
+/*
+ * True for a header that carries a credential (a token, a signature, a
+ * cookie): such headers are never journaled, logged or passed on. Matched
+ * case-insensitively. The server also drops an endpoint's own
+ * signature_header.
+ */
+bool journal_is_credential_header(const char *name);
 
 /* Number of pending async deliveries (for journal_max overload). */
 int64_t journal_pending_count(struct journal *j);
 
-/* CLI: `hookd events` and `hookd show`, printing to stdout. Return the exit
- * status (SPEC 1). */
+/*
+ * CLI: `hookd events` and `hookd show`, printing to stdout (errors on
+ * stderr). Return the exit status (SPEC 1). events: newest first by first
+ * receipt; failed = FAILED, or pending again after an attempt that was not
+ * 2xx; "http" is null (text: "-") before any attempt. The output is built
+ * in memory first so that a slow pager never holds a read open.
+ */
 struct events_filter {
 	bool failed;
 	const char *event_glob; /* fnmatch, NULL: all */
 	int64_t since_ms;       /* received at or after, 0: all */
-	int limit;              /* default 100 */
+	int limit;              /* <= 0: the default, 100 */
 	bool json;
 };
 int journal_cmd_events(struct journal *j, const struct events_filter *f);

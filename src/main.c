@@ -323,12 +323,16 @@ static struct delivery *local_delivery(const struct options *o, struct config *c
 	}
 	if (len > cfg->max_body) {
 		fprintf(stderr, "hookd: %s: payload larger than max_body\n", file ? file : "stdin");
+		free(body);
+		config_unref(cfg);
 		exit(EXIT_USAGE);
 	}
 	char err[256];
 	json_object *root = payload_parse_json((const char *)body, len, err, sizeof(err));
 	if (!root) {
 		fprintf(stderr, "hookd: %s: %s\n", file ? file : "stdin", err);
+		free(body);
+		config_unref(cfg);
 		exit(EXIT_USAGE);
 	}
 	struct delivery *d = delivery_new(cfg, ep, event, NULL, "", body, len, root, NULL, NULL);
@@ -339,6 +343,7 @@ static struct delivery *local_delivery(const struct options *o, struct config *c
 }
 
 struct run_state {
+	struct event_base *base;
 	bool done;
 	int http;
 	char *json;
@@ -350,6 +355,8 @@ static void on_run_done(struct delivery *d, void *arg)
 	rs->done = true;
 	rs->http = d->out.http;
 	rs->json = delivery_response_json(d, d->cfg->include_output);
+	/* The SIGCHLD handler would keep the loop alive for ever. */
+	event_base_loopexit(rs->base, NULL);
 }
 
 static int cmd_run(const struct options *o)
@@ -361,7 +368,7 @@ static int cmd_run(const struct options *o)
 	runner_init(base);
 	runner_set_output_passthrough(true);
 	struct dispatcher *ds = dispatcher_new(base, cfg, NULL);
-	struct run_state rs = {0};
+	struct run_state rs = {.base = base};
 	dispatch_submit(ds, d, on_run_done, &rs);
 	if (!rs.done)
 		event_base_dispatch(base);

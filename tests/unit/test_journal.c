@@ -1,6 +1,1089 @@
+/*
+ * The journal against a real SQLite file in a temporary directory: the
+ * delivery lifecycle, recovery, pruning, the CLI output (stdout captured
+ * into a file), a reader beside a writer, and a small benchmark of the
+ * sync delivery path (HOOKD_JOURNAL_BENCH=N cycles, default 500).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <json-c/json.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "check.h"
+#include "journal.h"
+#include "util.h"
+
+static char tmpdir[64];
+static int dir_seq;
+
+/* A fresh state_dir (not yet created) under the test's temp dir. */
+static char *new_state_dir(void)
+{
+	return xasprintf("%s/s%d/state", tmpdir, ++dir_seq);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+#define T0 INT64_C(1700000000000) /* a fixed wall clock for the cases */
+
+static struct journal *open_dir(const char *dir, uint64_t body_max, int64_t keep_ms,
+                                int64_t max_rows)
+{
+	char err[256] = "";
+	struct journal *j = journal_open(dir, body_max, keep_ms, max_rows, err, sizeof(err));
+	CHECK(j != NULL, "journal_open %s: %s", dir, err);
+	return j;
+}
+
+static const struct journal_header std_headers[] = {
+	{"Content-Type", "application/json"},
+	{"User-Agent", "test/1"},
+};
+
+static int64_t rec(struct journal *j, const char *endpoint, const char *id, const char *event,
+                   bool async, int64_t received_ms, const char *body)
+{
+	struct journal_new d = {
+		.endpoint = endpoint,
+		.delivery_id = id,
+		.event = event,
+		.remote_addr = "127.0.0.1",
+		.async = async,
+		.received_ms = received_ms,
+		.headers = std_headers,
+		.nheaders = ARRAY_SIZE(std_headers),
+		.body = (const unsigned char *)body,
+		.body_len = body ? strlen(body) : 0,
+	};
+	int64_t r = journal_record(j, &d);
+	CHECK(r > 0, "record %s/%s", endpoint, id);
+	return r;
+}
+
+static int finish(struct journal *j, int64_t rowid, int attempt, int http,
+                  enum delivery_state st, int64_t due)
+{
+	struct journal_hook hook = {
+		.hook = "deploy", .exit_code = http == 200 ? 0 : 1, .ms = 3,
+		.output = "line one\nline two\n", .output_len = 18,
+	};
+	struct journal_attempt a = {
+		.attempt = attempt, .started_ms = T0 + 1, .finished_ms = T0 + 5, .http = http,
+		.status = http == 200 ? "ok" : "failed", .error = http == 200 ? NULL : "exit 1",
+		.hooks = &hook, .nhooks = 1,
+	};
+	return journal_attempt_finished(j, rowid, &a, st, due);
+}
+
+/* Runs a delivery to a final state in one call. */
+static int64_t final_delivery(struct journal *j, const char *ep, const char *id, const char *event,
+                              int64_t received_ms, int http)
+{
+	int64_t r = rec(j, ep, id, event, false, received_ms, "{}");
+	CHECK(journal_attempt_started(j, r, 1, received_ms) == 0, "started %s", id);
+	CHECK(finish(j, r, 1, http, http == 200 ? DSTATE_SUCCEEDED : DSTATE_FAILED, 0) == 0,
+	      "finished %s", id);
+	return r;
+}
+
+static enum delivery_state state_of(struct journal *j, const char *ep, const char *id,
+                                    int *attempts)
+{
+	enum delivery_state st = (enum delivery_state)-1;
+	int64_t rowid;
+	int a = -1;
+	CHECK(journal_lookup(j, ep, id, &st, &a, &rowid) == 1, "lookup %s/%s", ep, id);
+	if (attempts)
+		*attempts = a;
+	return st;
+}
+
+/* A second, plain connection for looking behind the module's back. */
+static int64_t sql_int(const char *dir, const char *sql)
+{
+	char *path = xasprintf("%s/journal.db", dir);
+	sqlite3 *db;
+	int64_t v = -1;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+		sqlite3_stmt *s;
+		if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK) {
+			if (sqlite3_step(s) == SQLITE_ROW)
+				v = sqlite3_column_int64(s, 0);
+			sqlite3_finalize(s);
+		}
+	}
+	sqlite3_close(db);
+	free(path);
+	return v;
+}
+
+static char *sql_text(const char *dir, const char *sql)
+{
+	char *path = xasprintf("%s/journal.db", dir);
+	sqlite3 *db;
+	char *v = NULL;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+		sqlite3_stmt *s;
+		if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK) {
+			if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+				v = xstrdup((const char *)sqlite3_column_text(s, 0));
+			sqlite3_finalize(s);
+		}
+	}
+	sqlite3_close(db);
+	free(path);
+	return v;
+}
+
+/* ---- stdout capture ---- */
+
+static int saved_stdout = -1;
+static char capture_path[128];
+
+static void capture_begin(void)
+{
+	fflush(stdout);
+	snprintf(capture_path, sizeof(capture_path), "%s/stdout", tmpdir);
+	int fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	saved_stdout = dup(STDOUT_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	close(fd);
+}
+
+static char *capture_end(void)
+{
+	fflush(stdout);
+	dup2(saved_stdout, STDOUT_FILENO);
+	close(saved_stdout);
+	FILE *f = fopen(capture_path, "re");
+	struct strbuf sb;
+	sb_init(&sb);
+	char buf[4096];
+	size_t n;
+	while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		sb_append(&sb, buf, n);
+	if (f)
+		fclose(f);
+	return sb_steal(&sb);
+}
+
+static int run_events(struct journal *j, const struct events_filter *f, char **out)
+{
+	capture_begin();
+	int rc = journal_cmd_events(j, f);
+	*out = capture_end();
+	return rc;
+}
+
+static int run_show(struct journal *j, const char *ep, const char *id, char **out)
+{
+	capture_begin();
+	int rc = journal_cmd_show(j, ep, id);
+	*out = capture_end();
+	return rc;
+}
+
+/* ---- cases ---- */
+
+/* Marks each open fd that is not close-on-exec. */
+static void inheritable_fds(bool *fds, size_t n)
+{
+	memset(fds, 0, n);
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		int fd;
+		if (!parse_int(e->d_name, 0, (int)n - 1, &fd) || fd == dirfd(d))
+			continue;
+		int fl = fcntl(fd, F_GETFD);
+		fds[fd] = fl >= 0 && !(fl & FD_CLOEXEC);
+	}
+	if (d)
+		closedir(d);
+}
+
+static void test_open(void)
+{
+	char *dir = new_state_dir();
+	bool before[1024], after[1024];
+	inheritable_fds(before, ARRAY_SIZE(before));
+	struct journal *j = open_dir(dir, 1024, 0, 0);
+	/* Hooks are forked from this process: nothing SQLite opened may leak
+	 * into them (fds inherited by the test itself do not count). */
+	inheritable_fds(after, ARRAY_SIZE(after));
+	for (size_t fd = 0; fd < ARRAY_SIZE(after); fd++)
+		CHECK(!after[fd] || before[fd], "fd %zu is not close-on-exec", fd);
+	struct stat st;
+	CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode), "state_dir created");
+	CHECK((st.st_mode & 07777) == 0700, "state_dir mode %o", st.st_mode & 07777);
+	char *db = xasprintf("%s/journal.db", dir);
+	CHECK(stat(db, &st) == 0 && (st.st_mode & 07777) == 0600, "journal.db mode %o",
+	      st.st_mode & 07777);
+	char *mode = sql_text(dir, "PRAGMA journal_mode");
+	CHECK_STR(mode, "wal", "journal mode");
+	free(mode);
+	CHECK(sql_int(dir, "PRAGMA user_version") == 1, "schema version");
+
+	journal_close(j);
+
+	/* Reopening finds the schema; the counts are read back. */
+	j = open_dir(dir, 1024, 0, 0);
+	CHECK(journal_pending_count(j) == 0, "pending after reopen");
+	journal_close(j);
+
+	/* A newer schema is refused rather than misread. */
+	sql_int(dir, "PRAGMA user_version = 99");
+	char err[256] = "";
+	j = journal_open(dir, 1024, 0, 0, err, sizeof(err));
+	CHECK(j == NULL && strstr(err, "newer"), "newer schema: %s", err);
+	journal_close(j);
+	j = journal_open_readonly(dir, err, sizeof(err));
+	CHECK(j == NULL && strstr(err, "newer"), "newer schema readonly: %s", err);
+	journal_close(j);
+
+	/* state_dir that is a file. */
+	char *file = xasprintf("%s/afile", tmpdir);
+	int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	close(fd);
+	err[0] = '\0';
+	j = journal_open(file, 1024, 0, 0, err, sizeof(err));
+	CHECK(j == NULL && err[0], "state_dir is a file: %s", err);
+
+	/* A missing journal is a clear error for the CLI. */
+	char *missing = new_state_dir();
+	err[0] = '\0';
+	j = journal_open_readonly(missing, err, sizeof(err));
+	CHECK(j == NULL && strstr(err, "no journal"), "readonly missing: %s", err);
+	journal_close(NULL);
+	free(missing);
+	free(file);
+	free(db);
+	free(dir);
+}
+
+static void test_states(void)
+{
+	static const struct {
+		enum delivery_state s;
+		const char *name;
+		bool pending;
+	} cases[] = {
+		{DSTATE_QUEUED, "queued", true},
+		{DSTATE_RUNNING, "running", true},
+		{DSTATE_RETRY_WAIT, "retry_wait", true},
+		{DSTATE_SUCCEEDED, "succeeded", false},
+		{DSTATE_FAILED, "failed", false},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		CHECK_STR(delivery_state_name(cases[i].s), cases[i].name, "state %zu", i);
+		CHECK(delivery_state_pending(cases[i].s) == cases[i].pending, "pending %zu", i);
+	}
+}
+
+static void test_lifecycle(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 1024, 0, 0);
+	enum delivery_state st;
+	int attempts;
+	int64_t rowid;
+	CHECK(journal_lookup(j, "ep", "a1", &st, &attempts, &rowid) == 0, "unknown id");
+
+	/* Async: each step of the table, then the state, attempts and
+	 * pending count it leaves. */
+	int64_t r = rec(j, "ep", "a1", "build:start", true, T0, "{\"x\":1}");
+	CHECK(journal_lookup(j, "ep", "a1", &st, &attempts, &rowid) == 1 && rowid == r,
+	      "lookup rowid");
+	enum step { RECORDED, START, FINISH };
+	static const struct {
+		enum step step;
+		int attempt, http;
+		enum delivery_state to;
+		enum delivery_state want;
+		int want_attempts;
+		int64_t want_pending;
+	} steps[] = {
+		{RECORDED, 0, 0, 0, DSTATE_QUEUED, 0, 1},
+		{START, 1, 0, 0, DSTATE_RUNNING, 0, 1},
+		{FINISH, 1, 503, DSTATE_RETRY_WAIT, DSTATE_RETRY_WAIT, 1, 1},
+		{START, 2, 0, 0, DSTATE_RUNNING, 1, 1},
+		{FINISH, 2, 504, DSTATE_RETRY_WAIT, DSTATE_RETRY_WAIT, 2, 1},
+		{START, 3, 0, 0, DSTATE_RUNNING, 2, 1},
+		{FINISH, 3, 200, DSTATE_SUCCEEDED, DSTATE_SUCCEEDED, 3, 0},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+		if (steps[i].step == START)
+			CHECK(journal_attempt_started(j, r, steps[i].attempt, T0 + 10) == 0, "step %zu", i);
+		if (steps[i].step == FINISH)
+			CHECK(finish(j, r, steps[i].attempt, steps[i].http, steps[i].to, T0 + 9999) == 0,
+			      "step %zu", i);
+		CHECK(state_of(j, "ep", "a1", &attempts) == steps[i].want, "step %zu state", i);
+		CHECK(attempts == steps[i].want_attempts, "step %zu attempts %d", i, attempts);
+		CHECK(journal_pending_count(j) == steps[i].want_pending, "step %zu pending %lld", i,
+		      (long long)journal_pending_count(j));
+	}
+	CHECK(sql_int(dir, "SELECT count(*) FROM attempts") == 3, "3 attempts recorded");
+	CHECK(sql_int(dir, "SELECT count(*) FROM hook_runs") == 3, "3 hook runs recorded");
+
+	/* Sync: recorded running, attempt 1 already marked. */
+	int64_t s = rec(j, "ep", "s1", "build:start", false, T0, "{}");
+	CHECK(state_of(j, "ep", "s1", &attempts) == DSTATE_RUNNING && attempts == 0, "sync running");
+	CHECK(journal_attempt_started(j, s, 1, T0 + 1) == 0, "sync started");
+	CHECK(journal_pending_count(j) == 0, "sync not counted");
+	CHECK(finish(j, s, 1, 200, DSTATE_SUCCEEDED, 0) == 0, "sync finished");
+	CHECK(state_of(j, "ep", "s1", &attempts) == DSTATE_SUCCEEDED && attempts == 1, "sync done");
+
+	/* Unknown rows are errors, not silent successes. */
+	CHECK(journal_attempt_started(j, 999999, 1, T0) < 0, "started unknown");
+	CHECK(finish(j, 999999, 1, 200, DSTATE_SUCCEEDED, 0) < 0, "finished unknown");
+	journal_close(j);
+	free(dir);
+}
+
+static void test_resend(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 1024, 0, 0);
+	int64_t r = rec(j, "ep", "r1", "push", false, T0, "{\"v\":1}");
+	CHECK(finish(j, r, 1, 500, DSTATE_FAILED, 0) == 0, "first failed");
+	int attempts;
+	CHECK(state_of(j, "ep", "r1", &attempts) == DSTATE_FAILED && attempts == 1, "failed 1");
+
+	/* The sender resends: same row, running again, attempts kept. */
+	int64_t r2 = rec(j, "ep", "r1", "push:again", false, T0 + 60000, "{\"v\":2}");
+	CHECK(r2 == r, "resend updates in place");
+	CHECK(state_of(j, "ep", "r1", &attempts) == DSTATE_RUNNING && attempts == 1, "resend running");
+	CHECK(journal_attempt_started(j, r, 2, T0 + 60001) == 0, "resend started");
+	CHECK(finish(j, r, 2, 500, DSTATE_FAILED, 0) == 0, "second failed");
+	CHECK(state_of(j, "ep", "r1", &attempts) == DSTATE_FAILED && attempts == 2, "failed 2");
+
+	struct journal_pending p;
+	CHECK(journal_get(j, r, &p) == 0, "get");
+	CHECK(p.received_ms == T0, "first receipt kept: %lld", (long long)p.received_ms);
+	CHECK_STR(p.event, "push:again", "new event");
+	CHECK(p.body_len == 7 && memcmp(p.body, "{\"v\":2}", 7) == 0, "new body");
+	journal_pending_free(&p);
+
+	/* A failed async delivery resent as async is pending again. */
+	int64_t a = rec(j, "ep", "r2", "push", true, T0, "{}");
+	CHECK(journal_attempt_started(j, a, 1, T0) == 0, "a started");
+	CHECK(finish(j, a, 1, 500, DSTATE_FAILED, 0) == 0, "a failed");
+	CHECK(journal_pending_count(j) == 0, "a final");
+	CHECK(rec(j, "ep", "r2", "push", true, T0 + 5, "{}") == a, "a resent");
+	CHECK(state_of(j, "ep", "r2", &attempts) == DSTATE_QUEUED && attempts == 1, "a queued");
+	CHECK(journal_pending_count(j) == 1, "a pending again");
+	journal_close(j);
+	free(dir);
+}
+
+static void test_body_cut(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 16, 0, 0);
+	static const char long_body[] = "0123456789abcdefghijklmnopqrstuvwxyz"; /* 36 */
+	static const struct {
+		const char *id;
+		bool async;
+		const char *body;
+		enum delivery_state final_state; /* or RETRY_WAIT: not final */
+		size_t kept_pending, kept_final;
+		bool complete_pending, complete_final;
+	} cases[] = {
+		{"b-async-long", true, long_body, DSTATE_SUCCEEDED, 36, 16, true, false},
+		{"b-async-fail", true, long_body, DSTATE_FAILED, 36, 16, true, false},
+		{"b-async-retry", true, long_body, DSTATE_RETRY_WAIT, 36, 36, true, true},
+		{"b-async-exact", true, "0123456789abcdef", DSTATE_SUCCEEDED, 16, 16, true, true},
+		{"b-async-short", true, "{}", DSTATE_FAILED, 2, 2, true, true},
+		{"b-async-empty", true, "", DSTATE_SUCCEEDED, 0, 0, true, true},
+		/* A sync body is stored cut from the start: only read once final. */
+		{"b-sync-long", false, long_body, DSTATE_FAILED, 16, 16, false, false},
+		{"b-sync-short", false, "{}", DSTATE_SUCCEEDED, 2, 2, true, true},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int64_t r = rec(j, "ep", cases[i].id, "e", cases[i].async, T0, cases[i].body);
+		struct journal_pending p;
+		CHECK(journal_get(j, r, &p) == 0, "%s get", cases[i].id);
+		CHECK(p.body_len == cases[i].kept_pending, "%s pending kept %zu", cases[i].id,
+		      p.body_len);
+		CHECK(p.body_complete == cases[i].complete_pending, "%s pending complete", cases[i].id);
+		CHECK(memcmp(p.body, cases[i].body, p.body_len) == 0, "%s pending bytes", cases[i].id);
+		journal_pending_free(&p);
+		CHECK(finish(j, r, 1, cases[i].final_state == DSTATE_SUCCEEDED ? 200 : 503,
+		             cases[i].final_state, T0 + 1000) == 0, "%s finish", cases[i].id);
+		CHECK(journal_get(j, r, &p) == 0, "%s get", cases[i].id);
+		CHECK(p.body_len == cases[i].kept_final, "%s final kept %zu", cases[i].id, p.body_len);
+		CHECK(p.body_complete == cases[i].complete_final, "%s final complete", cases[i].id);
+		CHECK(memcmp(p.body, cases[i].body, p.body_len) == 0, "%s final bytes", cases[i].id);
+		journal_pending_free(&p);
+	}
+	/* show says where the body was cut. */
+	char *out;
+	CHECK(run_show(j, NULL, "b-async-long", &out) == 0, "show cut");
+	CHECK(strstr(out, "(cut at 16 of 36 bytes)") != NULL, "cut note: %s", out);
+	free(out);
+	journal_close(j);
+	free(dir);
+}
+
+static void test_recover(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 1024, 0, 0);
+	/* Received out of order on purpose: recovery sorts by receipt. */
+	int64_t q = rec(j, "ep", "q", "e", true, T0 + 30, "{\"q\":1}");
+	int64_t w = rec(j, "ep", "w", "e", true, T0 + 10, "{}");
+	CHECK(journal_attempt_started(j, w, 1, T0 + 11) == 0, "w started");
+	CHECK(finish(j, w, 1, 503, DSTATE_RETRY_WAIT, T0 + 50000) == 0, "w retry");
+	int64_t run = rec(j, "ep", "run", "e", true, T0 + 20, "{}");
+	CHECK(journal_attempt_started(j, run, 1, T0 + 21) == 0, "run started");
+	int64_t srun = rec(j, "ep", "srun", "e", false, T0 + 5, "{}");
+	int64_t done_ = rec(j, "ep", "done", "e", true, T0 + 1, "{}");
+	CHECK(journal_attempt_started(j, done_, 1, T0 + 2) == 0, "done started");
+	CHECK(finish(j, done_, 1, 200, DSTATE_SUCCEEDED, 0) == 0, "done");
+	journal_close(j); /* hookd dies */
+
+	j = open_dir(dir, 1024, 0, 0);
+	CHECK(journal_pending_count(j) == 3, "pending counted at open");
+	struct journal_pending *p = NULL;
+	size_t n = 0;
+	CHECK(journal_recover(j, &p, &n) == 0, "recover");
+	static const struct {
+		const char *id;
+		enum delivery_state state;
+		int attempts;
+		int64_t due;
+	} want[] = {
+		{"w", DSTATE_RETRY_WAIT, 1, T0 + 50000},
+		{"run", DSTATE_QUEUED, 1, 0},
+		{"q", DSTATE_QUEUED, 0, 0},
+	};
+	CHECK(n == ARRAY_SIZE(want), "recovered %zu", n);
+	for (size_t i = 0; i < n && i < ARRAY_SIZE(want); i++) {
+		CHECK_STR(p[i].delivery_id, want[i].id, "order %zu", i);
+		CHECK(p[i].state == want[i].state, "%s state %d", want[i].id, p[i].state);
+		CHECK(p[i].attempts == want[i].attempts, "%s attempts %d", want[i].id, p[i].attempts);
+		CHECK(p[i].next_due_ms == want[i].due, "%s due", want[i].id);
+		CHECK(p[i].body_complete, "%s body complete", want[i].id);
+		CHECK_STR(p[i].endpoint, "ep", "%s endpoint", want[i].id);
+		CHECK(p[i].nheaders == 2 && strcmp(p[i].headers[0], "Content-Type: application/json") == 0,
+		      "%s headers", want[i].id);
+	}
+	CHECK(n == 3 && p[2].rowid == q && p[2].body_len == 7, "q body");
+	for (size_t i = 0; i < n; i++)
+		journal_pending_free(&p[i]);
+	free(p);
+
+	int attempts;
+	CHECK(state_of(j, "ep", "srun", &attempts) == DSTATE_FAILED && attempts == 1, "sync failed");
+	CHECK(state_of(j, "ep", "done", &attempts) == DSTATE_SUCCEEDED, "done untouched");
+	char *sql = xasprintf("SELECT count(*) FROM attempts WHERE status = 'interrupted'"
+	                      " AND error = 'interrupted' AND http = 0 AND delivery IN (%lld, %lld)",
+	                      (long long)run, (long long)srun);
+	CHECK(sql_int(dir, sql) == 2, "interrupted attempts recorded");
+	free(sql);
+	CHECK(journal_pending_count(j) == 3, "pending after recover");
+
+	char *out;
+	CHECK(run_show(j, NULL, "run", &out) == 0, "show run");
+	CHECK(strstr(out, "attempt 1: started") && strstr(out, "end unknown, no http, status interrupted"),
+	      "show interrupted: %s", out);
+	free(out);
+
+	/* The recovered one runs again as attempt 2 and succeeds. */
+	CHECK(journal_attempt_started(j, run, 2, T0 + 100) == 0, "run again");
+	CHECK(finish(j, run, 2, 200, DSTATE_SUCCEEDED, 0) == 0, "run ok");
+	CHECK(state_of(j, "ep", "run", &attempts) == DSTATE_SUCCEEDED && attempts == 2, "run 2");
+
+	/* A second recovery changes nothing more. */
+	CHECK(journal_recover(j, &p, &n) == 0 && n == 2, "recover again: %zu", n);
+	for (size_t i = 0; i < n; i++)
+		journal_pending_free(&p[i]);
+	free(p);
+	journal_close(j);
+	(void)srun;
+	free(dir);
+}
+
+static void test_prune(void)
+{
+	char *dir = new_state_dir();
+	int64_t keep = 1000;
+	struct journal *j = open_dir(dir, 1024, keep, 0);
+	int64_t now = T0 + 1000000;
+	char id[32];
+	/* 1,200 final ones older than keep, 3 pending old ones, 5 recent. */
+	for (int i = 0; i < 1200; i++) {
+		snprintf(id, sizeof(id), "old%d", i);
+		final_delivery(j, "ep", id, "e", T0 + i, i % 2 ? 200 : 500);
+	}
+	for (int i = 0; i < 3; i++) {
+		snprintf(id, sizeof(id), "pend%d", i);
+		rec(j, "ep", id, "e", true, T0 + i, "{}");
+	}
+	for (int i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "new%d", i);
+		final_delivery(j, "ep", id, "e", now - 10 + i, 200);
+	}
+	static const int want_batches[] = {JOURNAL_PRUNE_BATCH, JOURNAL_PRUNE_BATCH, 200, 0, 0};
+	for (size_t i = 0; i < ARRAY_SIZE(want_batches); i++) {
+		int n = journal_prune(j, now);
+		CHECK(n == want_batches[i], "age batch %zu: %d", i, n);
+	}
+	CHECK(sql_int(dir, "SELECT count(*) FROM deliveries") == 8, "8 left");
+	CHECK(sql_int(dir, "SELECT count(*) FROM attempts") == 5, "attempts cascaded");
+	CHECK(sql_int(dir, "SELECT count(*) FROM hook_runs") == 5, "hook runs cascaded");
+	CHECK(journal_pending_count(j) == 3, "pending kept");
+	int64_t rowid;
+	CHECK(journal_find(j, NULL, "pend0", &rowid) == 0, "old pending kept");
+	CHECK(journal_find(j, NULL, "old7", &rowid) == 1, "old final pruned");
+	journal_close(j);
+
+	/* By rows: max 10, keep off; the oldest final ones go. */
+	j = open_dir(dir, 1024, 0, 10);
+	for (int i = 0; i < 20; i++) {
+		snprintf(id, sizeof(id), "m%02d", i);
+		final_delivery(j, "ep", id, "e", now + i, 200);
+	}
+	/* 28 rows: 3 pending (never pruned) + 25 final; 18 over. */
+	CHECK(journal_prune(j, now) == 18, "rows pruned");
+	CHECK(journal_prune(j, now) == 0, "nothing more");
+	CHECK(sql_int(dir, "SELECT count(*) FROM deliveries") == 10, "10 left");
+	/* 18 oldest final: new0..new4, m00..m12. */
+	CHECK(journal_find(j, NULL, "new4", &rowid) == 1, "new4 pruned");
+	CHECK(journal_find(j, NULL, "m12", &rowid) == 1, "m12 pruned");
+	CHECK(journal_find(j, NULL, "m13", &rowid) == 0, "m13 kept");
+	CHECK(journal_find(j, NULL, "pend2", &rowid) == 0, "pending kept");
+	journal_close(j);
+
+	/* Over max_rows by more than a batch: bounded. */
+	char *dir2 = new_state_dir();
+	j = open_dir(dir2, 1024, 0, 5);
+	for (int i = 0; i < JOURNAL_PRUNE_BATCH + 20; i++) {
+		snprintf(id, sizeof(id), "x%d", i);
+		final_delivery(j, "ep", id, "e", now + i, 200);
+	}
+	CHECK(journal_prune(j, now) == JOURNAL_PRUNE_BATCH, "first batch");
+	CHECK(journal_prune(j, now) == 15, "rest");
+	CHECK(journal_prune(j, now) == 0, "done");
+	journal_close(j);
+	free(dir2);
+	free(dir);
+}
+
+static void test_find_requeue(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 8, 0, 0);
+	int64_t a = final_delivery(j, "alpha", "dup", "e", T0, 200);
+	int64_t b = final_delivery(j, "beta", "dup", "e", T0 + 1, 500);
+	int64_t u = final_delivery(j, "alpha", "uniq", "e", T0 + 2, 200);
+	const struct {
+		const char *ep, *id;
+		int want;
+		int64_t *rowid;
+	} cases[] = {
+		{NULL, "dup", 2, NULL},
+		{"alpha", "dup", 0, &a},
+		{"beta", "dup", 0, &b},
+		{"gamma", "dup", 1, NULL},
+		{NULL, "uniq", 0, &u},
+		{"beta", "uniq", 1, NULL},
+		{NULL, "nope", 1, NULL},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int64_t rowid = -1;
+		int r = journal_find(j, cases[i].ep, cases[i].id, &rowid);
+		CHECK(r == cases[i].want, "find %zu: %d", i, r);
+		if (cases[i].rowid)
+			CHECK(rowid == *cases[i].rowid, "find %zu rowid", i);
+	}
+	/* show: ambiguous and unknown exit 1, with --endpoint 0. */
+	char *out;
+	CHECK(run_show(j, NULL, "dup", &out) == 1, "show ambiguous");
+	free(out);
+	CHECK(run_show(j, "beta", "dup", &out) == 0 && strstr(out, "endpoint:    beta"),
+	      "show endpoint: %s", out);
+	free(out);
+	CHECK(run_show(j, NULL, "nope", &out) == 1 && out[0] == '\0', "show unknown");
+	free(out);
+
+	/* Requeue (replay): final -> queued async, due now; pending refused. */
+	int64_t pend = rec(j, "alpha", "p", "e", true, T0, "{}");
+	int64_t cut = final_delivery(j, "alpha", "big", "e", T0, 200);
+	(void)cut;
+	int64_t big_async = rec(j, "alpha", "bigasync", "e", true, T0, "0123456789abcdef");
+	CHECK(finish(j, big_async, 1, 200, DSTATE_SUCCEEDED, 0) == 0, "bigasync");
+	const struct {
+		int64_t *rowid;
+		int want;
+	} rq[] = {
+		{&b, 0},
+		{&b, 2},          /* now pending */
+		{&pend, 2},
+		{&big_async, 3},  /* cut body: cannot run again */
+		{&u, 0},
+	};
+	int64_t none = 424242;
+	CHECK(journal_requeue(j, none) == 1, "requeue unknown");
+	int64_t before = journal_pending_count(j);
+	for (size_t i = 0; i < ARRAY_SIZE(rq); i++)
+		CHECK(journal_requeue(j, *rq[i].rowid) == rq[i].want, "requeue %zu", i);
+	CHECK(journal_pending_count(j) == before + 2, "requeued pending");
+	int attempts;
+	CHECK(state_of(j, "beta", "dup", &attempts) == DSTATE_QUEUED && attempts == 1, "b queued");
+	struct journal_pending *p;
+	size_t n;
+	CHECK(journal_recover(j, &p, &n) == 0 && n == 3, "requeued ones recovered: %zu", n);
+	for (size_t i = 0; i < n; i++)
+		journal_pending_free(&p[i]);
+	free(p);
+	journal_close(j);
+	free(dir);
+}
+
+static void test_events(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 1024, 0, 0);
+	/* id, event, received offset, outcome */
+	static const struct {
+		const char *ep, *id, *event;
+		int64_t at;
+		int http;         /* 0: left pending without an attempt */
+		enum delivery_state st;
+	} rows[] = {
+		{"nf", "d1", "build:start", 1000, 200, DSTATE_SUCCEEDED},
+		{"nf", "d2", "build:failure", 2000, 500, DSTATE_FAILED},
+		{"gh", "d3", "push", 3000, 503, DSTATE_RETRY_WAIT},
+		{"gh", "d4", "push", 4000, 0, DSTATE_QUEUED},
+		{"nf", "d5", "build:success", 5000, 200, DSTATE_SUCCEEDED},
+		{"gh", "d\"6\\\x01", "deploy", 6000, 404, DSTATE_FAILED},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+		int64_t r = rec(j, rows[i].ep, rows[i].id, rows[i].event, true, T0 + rows[i].at, "{}");
+		if (rows[i].http) {
+			CHECK(journal_attempt_started(j, r, 1, T0 + rows[i].at) == 0, "start %zu", i);
+			CHECK(finish(j, r, 1, rows[i].http, rows[i].st, T0 + 99999) == 0, "finish %zu", i);
+		}
+	}
+	static const struct {
+		struct events_filter f;
+		const char *ids; /* newest first, space-separated */
+	} cases[] = {
+		{{.limit = 100}, "d\"6\\\x01 d5 d4 d3 d2 d1"},
+		{{.limit = 0}, "d\"6\\\x01 d5 d4 d3 d2 d1"}, /* 0: the default */
+		{{.limit = 2}, "d\"6\\\x01 d5"},
+		{{.failed = true, .limit = 100}, "d\"6\\\x01 d3 d2"},
+		{{.event_glob = "build:*", .limit = 100}, "d5 d2 d1"},
+		{{.event_glob = "build:*", .limit = 1}, "d5"},
+		{{.event_glob = "push", .failed = true, .limit = 100}, "d3"},
+		{{.event_glob = "nothing*", .limit = 100}, ""},
+		{{.since_ms = T0 + 3000, .limit = 100}, "d\"6\\\x01 d5 d4 d3"},
+		{{.since_ms = T0 + 3001, .failed = true, .limit = 100}, "d\"6\\\x01"},
+		{{.since_ms = T0 + 999999, .limit = 100}, ""},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		for (int json = 0; json < 2; json++) {
+			struct events_filter f = cases[i].f;
+			f.json = json;
+			char *out;
+			CHECK(run_events(j, &f, &out) == 0, "events %zu exit", i);
+			struct strbuf got;
+			sb_init(&got);
+			if (json) {
+				json_object *arr = json_tokener_parse(out);
+				CHECK(arr && json_object_is_type(arr, json_type_array), "events %zu json: %s",
+				      i, out);
+				for (size_t k = 0; arr && k < json_object_array_length(arr); k++) {
+					json_object *o = json_object_array_get_idx(arr, k), *v;
+					static const char *const keys[] = {"id", "endpoint", "event", "state",
+					                                   "http", "attempts", "received_at"};
+					for (size_t kk = 0; kk < ARRAY_SIZE(keys); kk++)
+						CHECK(json_object_object_get_ex(o, keys[kk], &v), "key %s", keys[kk]);
+					json_object_object_get_ex(o, "id", &v);
+					if (k)
+						sb_putc(&got, ' ');
+					sb_puts(&got, json_object_get_string(v));
+				}
+				json_object_put(arr);
+			} else {
+				/* The header, then one line a row; the id is column 3. */
+				CHECK(strncmp(out, "RECEIVED_AT", 11) == 0, "events %zu header: %s", i, out);
+				const char *line = strchr(out, '\n');
+				size_t idcol = strstr(out, "ID ") - out;
+				size_t k = 0;
+				while (line && line[1]) {
+					line++;
+					const char *end = strchr(line + idcol, ' ');
+					if (k++)
+						sb_putc(&got, ' ');
+					sb_append(&got, line + idcol, (size_t)(end - line - idcol));
+					line = strchr(line, '\n');
+				}
+			}
+			const char *want = cases[i].ids;
+			if (!json && strchr(want, '"')) {
+				/* Text escapes the control byte; JSON carries it as it is. */
+				struct strbuf w;
+				sb_init(&w);
+				for (const char *c = want; *c; c++) {
+					if (*c == '\x01')
+						sb_puts(&w, "\\x01");
+					else
+						sb_putc(&w, *c);
+				}
+				CHECK_STR(got.buf ? got.buf : "", w.buf, "events %zu text", i);
+				sb_free(&w);
+			} else {
+				CHECK_STR(got.buf ? got.buf : "", want, "events %zu %s", i, json ? "json" : "text");
+			}
+			sb_free(&got);
+			free(out);
+		}
+	}
+
+	/* One row in full, both ways. */
+	struct events_filter f = {.event_glob = "build:failure", .limit = 10, .json = true};
+	char *out;
+	CHECK(run_events(j, &f, &out) == 0, "json row");
+	char when[40];
+	format_rfc3339_ms(T0 + 2000, when, sizeof(when));
+	char *want = xasprintf("[\n  {\"id\":\"d2\",\"endpoint\":\"nf\",\"event\":\"build:failure\","
+	                       "\"state\":\"failed\",\"http\":500,\"attempts\":1,\"received_at\":\"%s\"}\n]\n",
+	                       when);
+	CHECK_STR(out, want, "json row");
+	free(want);
+	free(out);
+	f = (struct events_filter){.event_glob = "push", .limit = 10, .json = true};
+	CHECK(run_events(j, &f, &out) == 0 && strstr(out, "\"state\":\"queued\",\"http\":null,\"attempts\":0"),
+	      "pending row: %s", out);
+	free(out);
+	f = (struct events_filter){.event_glob = "nothing", .json = true};
+	CHECK(run_events(j, &f, &out) == 0, "empty json");
+	CHECK_STR(out, "[]\n", "empty json");
+	free(out);
+	f = (struct events_filter){.event_glob = "build:failure", .limit = 10};
+	CHECK(run_events(j, &f, &out) == 0, "text row");
+	want = xasprintf("RECEIVED_AT               ENDPOINT  ID  EVENT          STATE   HTTP  ATTEMPTS\n"
+	                 "%s  nf        d2  build:failure  failed  500   1\n", when);
+	CHECK_STR(out, want, "text row");
+	free(want);
+	free(out);
+	journal_close(j);
+	free(dir);
+}
+
+static void test_show(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 1024, 0, 0);
+	static const struct journal_header hdrs[] = {
+		{"Content-Type", "application/json"},
+		{"X-Evil", "a\x1b[31mred"},
+	};
+	struct journal_new d = {
+		.endpoint = "nf", .delivery_id = "sh1", .event = "build:start",
+		.remote_addr = "10.0.0.1", .async = true, .received_ms = T0,
+		.headers = hdrs, .nheaders = 2,
+		.body = (const unsigned char *)"{\"a\":\"\xc3\xa9t\xc3\xa9\"}\n", .body_len = 14,
+	};
+	int64_t r = journal_record(j, &d);
+	CHECK(journal_attempt_started(j, r, 1, T0 + 1) == 0, "started");
+	struct journal_hook hooks[] = {
+		{.hook = "build/10-first", .exit_code = 0, .ms = 4, .output = "ok\n", .output_len = 3},
+		{.hook = "build/20-second", .exit_code = -1, .signal = "SIGKILL", .ms = 30000,
+		 .error = "timed out after 30s", .output = "\x1b[1mbold\nlast line", .output_len = 18},
+	};
+	struct journal_attempt a = {
+		.attempt = 1, .started_ms = T0 + 1, .finished_ms = T0 + 30001, .http = 504,
+		.status = "timeout", .error = "timed out", .hooks = hooks, .nhooks = 2,
+	};
+	CHECK(journal_attempt_finished(j, r, &a, DSTATE_FAILED, 0) == 0, "finished");
+	char *out;
+	CHECK(run_show(j, NULL, "sh1", &out) == 0, "show");
+	static const char *const want[] = {
+		"endpoint:    nf\n",
+		"id:          sh1\n",
+		"event:       build:start\n",
+		"state:       failed\n",
+		"attempts:    1\n",
+		"remote_addr: 10.0.0.1\n",
+		"http:        504\n",
+		"  Content-Type: application/json\n",
+		"  X-Evil: a\\x1b[31mred\n",
+		"body (14 bytes):\n  {\"a\":\"\xc3\xa9t\xc3\xa9\"}\n",
+		"attempt 1: started ", ", 30000 ms, http 504, status timeout, error: timed out\n",
+		"  hook build/10-first: exit 0, signal -, 4 ms\n    output (tail):\n      ok\n",
+		"  hook build/20-second: exit -, signal SIGKILL, 30000 ms, error: timed out after 30s\n",
+		"      \\x1b[1mbold\n      last line\n",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
+		CHECK(strstr(out, want[i]) != NULL, "show has %s", want[i]);
+	CHECK(strchr(out, '\x1b') == NULL, "no raw escape reaches the terminal");
+	free(out);
+
+	/* Binary bodies are shown as base64. */
+	static const unsigned char bin[] = {0, 1, 2, 0xff, 'a'};
+	d.delivery_id = "bin";
+	d.body = bin;
+	d.body_len = sizeof(bin);
+	journal_record(j, &d);
+	CHECK(run_show(j, NULL, "bin", &out) == 0, "show bin");
+	CHECK(strstr(out, "body (5 bytes), not text, base64:\n  AAEC/2E=\n") != NULL, "base64: %s", out);
+	CHECK(strstr(out, "state:       queued\n") && strstr(out, "no attempt yet"), "queued: %s", out);
+	free(out);
+	journal_close(j);
+	free(dir);
+}
+
+static void test_readonly(void)
+{
+	char *dir = new_state_dir();
+	struct journal *w = open_dir(dir, 1024, 0, 0);
+	final_delivery(w, "ep", "ro1", "e", T0, 200);
+	char err[256] = "";
+	struct journal *r = journal_open_readonly(dir, err, sizeof(err));
+	CHECK(r != NULL, "readonly beside a writer: %s", err);
+	if (r) {
+		char *out;
+		struct events_filter f = {.limit = 10, .json = true};
+		CHECK(run_events(r, &f, &out) == 0 && strstr(out, "\"ro1\""), "reader sees: %s", out);
+		free(out);
+		/* The writer goes on while the reader is open; the reader's next
+		 * statement sees it. */
+		final_delivery(w, "ep", "ro2", "e", T0 + 1, 500);
+		rec(w, "ep", "ro3", "e", true, T0 + 2, "{}");
+		CHECK(run_events(r, &f, &out) == 0 && strstr(out, "\"ro2\"") && strstr(out, "\"ro3\""),
+		      "reader sees new rows: %s", out);
+		free(out);
+		CHECK(run_show(r, NULL, "ro2", &out) == 0 && strstr(out, "state:       failed"),
+		      "reader show");
+		free(out);
+		CHECK(journal_pending_count(r) == 1, "reader pending count");
+		int64_t rowid;
+		CHECK(journal_find(r, NULL, "ro1", &rowid) == 0, "reader find");
+		struct journal_new d = {.endpoint = "ep", .delivery_id = "x", .event = "e"};
+		CHECK(journal_record(r, &d) < 0, "reader cannot write");
+		CHECK(journal_prune(r, T0) < 0, "reader cannot prune");
+		journal_close(r);
+	}
+	journal_close(w);
+
+	/* After the daemon is gone (WAL files removed on close) still readable. */
+	r = journal_open_readonly(dir, err, sizeof(err));
+	CHECK(r != NULL, "readonly without daemon: %s", err);
+	int64_t rowid;
+	CHECK(r && journal_find(r, NULL, "ro3", &rowid) == 0, "reader after close");
+	journal_close(r);
+	free(dir);
+}
+
+/* Whether the bytes occur anywhere in the file. */
+static bool file_has(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	struct strbuf sb;
+	sb_init(&sb);
+	char buf[8192];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		sb_append(&sb, buf, n);
+	fclose(f);
+	bool found = sb.buf && memmem(sb.buf, sb.len, needle, strlen(needle)) != NULL;
+	sb_free(&sb);
+	return found;
+}
+
+static void test_credentials(void)
+{
+	static const struct {
+		const char *name;
+		bool cred;
+	} names[] = {
+		{"X-Northflank-Notification-Integration-Token", true},
+		{"x-northflank-notification-integration-token", true},
+		{"X-Gitlab-Token", true},
+		{"Authorization", true},
+		{"AUTHORIZATION", true},
+		{"X-Hub-Signature", true},
+		{"X-Hub-Signature-256", true},
+		{"Stripe-Signature", true},
+		{"X-Slack-Signature", true},
+		{"webhook-signature", true},
+		{"Webhook-Signature", true},
+		{"Cookie", true},
+		{"Proxy-Authorization", true},
+		{"X-Signature", true},
+		{"Content-Type", false},
+		{"X-GitHub-Event", false},
+		{"X-Northflank-Notification-Integration-Event-Id", false},
+		{"webhook-id", false},
+		{"X-Slack-Request-Timestamp", false},
+		{"Authorization2", false},
+		{"", false},
+		{NULL, false},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		CHECK(journal_is_credential_header(names[i].name) == names[i].cred, "credential %s",
+		      names[i].name ? names[i].name : "(null)");
+
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 1024, 0, 0);
+	static const struct journal_header hdrs[] = {
+		{"Content-Type", "application/json"},
+		{"authorization", "Bearer SECRET-ONE"},
+		{"X-Hub-Signature-256", "sha256=SECRET-TWO"},
+		{"X-Gitlab-Token", "SECRET-THREE"},
+		{"Cookie", "sid=SECRET-FOUR"},
+		{"X-Injected", "a\r\nX-Fake: b"},
+	};
+	struct journal_new d = {
+		.endpoint = "ep", .delivery_id = "c1", .event = "e", .async = true,
+		.received_ms = T0, .headers = hdrs, .nheaders = ARRAY_SIZE(hdrs),
+		.body = (const unsigned char *)"{}", .body_len = 2,
+	};
+	int64_t r = journal_record(j, &d);
+	struct journal_pending p;
+	CHECK(journal_get(j, r, &p) == 0, "get");
+	CHECK(p.nheaders == 2, "2 headers kept: %zu", p.nheaders);
+	CHECK(p.nheaders >= 1 && strcmp(p.headers[0], "Content-Type: application/json") == 0, "ct");
+	CHECK(p.nheaders >= 2 && strcmp(p.headers[1], "X-Injected: a  X-Fake: b") == 0,
+	      "one line a header: %s", p.nheaders >= 2 ? p.headers[1] : "");
+	journal_pending_free(&p);
+	char *db = xasprintf("%s/journal.db", dir), *wal = xasprintf("%s/journal.db-wal", dir);
+	static const char *const secrets[] = {"SECRET-ONE", "SECRET-TWO", "SECRET-THREE",
+	                                      "SECRET-FOUR"};
+	for (size_t i = 0; i < ARRAY_SIZE(secrets); i++) {
+		CHECK(!file_has(db, secrets[i]) && !file_has(wal, secrets[i]), "%s stored", secrets[i]);
+	}
+	CHECK(file_has(wal, "application/json") || file_has(db, "application/json"),
+	      "the search itself works");
+	journal_close(j);
+	free(db);
+	free(wal);
+	free(dir);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/*
+ * The sync hot path: lookup + record + attempt_started + attempt_finished,
+ * with a 1 KiB body, the usual headers and one hook with some output; and
+ * the async path (whose record is fsync'd).
+ */
+static void bench(void)
+{
+	int n = 500;
+	const char *env = getenv("HOOKD_JOURNAL_BENCH");
+	if (env && !parse_int(env, 1, 10000000, &n))
+		n = 500;
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 64 * 1024, 0, 0);
+	char body[1024];
+	memset(body, 'x', sizeof(body) - 1);
+	body[0] = '{', body[sizeof(body) - 2] = '}', body[sizeof(body) - 1] = '\0';
+	static const struct journal_header hdrs[] = {
+		{"Host", "127.0.0.1:9000"},
+		{"User-Agent", "Northflank-Webhooks/1.0"},
+		{"Content-Type", "application/json"},
+		{"Content-Length", "1023"},
+		{"X-Northflank-Notification-Integration-Event-Type", "build:start"},
+		{"X-Northflank-Notification-Integration-Event-Id", "0123456789abcdef"},
+		{"X-Northflank-Notification-Integration-Id", "integration"},
+		{"X-Northflank-Notification-Integration-Name", "my integration"},
+	};
+	for (int mode = 0; mode < 2; mode++) {
+		bool async = mode == 1;
+		int count = async ? (n < 200 ? n : 200) : n; /* fsync'd: keep it short */
+		double *cycle = xcalloc((size_t)count, sizeof(double));
+		double t0 = now_us();
+		for (int i = 0; i < count; i++) {
+			double c0 = now_us();
+			char id[48];
+			snprintf(id, sizeof(id), "bench-%d-%d", mode, i);
+			enum delivery_state st;
+			int attempts;
+			int64_t rowid;
+			if (journal_lookup(j, "nf", id, &st, &attempts, &rowid) != 0) {
+				CHECK(0, "bench lookup");
+				break;
+			}
+			struct journal_new d = {
+				.endpoint = "nf", .delivery_id = id, .event = "build:start",
+				.remote_addr = "127.0.0.1", .async = async, .received_ms = T0 + i,
+				.headers = hdrs, .nheaders = ARRAY_SIZE(hdrs),
+				.body = (const unsigned char *)body, .body_len = sizeof(body) - 1,
+			};
+			rowid = journal_record(j, &d);
+			struct journal_hook h = {.hook = "build:start", .exit_code = 0, .ms = 2,
+			                         .output = "deployed\n", .output_len = 9};
+			struct journal_attempt a = {.attempt = 1, .started_ms = T0 + i,
+			                            .finished_ms = T0 + i + 2, .http = 200,
+			                            .status = "ok", .hooks = &h, .nhooks = 1};
+			if (rowid < 0 || journal_attempt_started(j, rowid, 1, T0 + i) < 0 ||
+			    journal_attempt_finished(j, rowid, &a, DSTATE_SUCCEEDED, 0) < 0) {
+				CHECK(0, "bench cycle %d", i);
+				break;
+			}
+			cycle[i] = now_us() - c0;
+		}
+		double us = (now_us() - t0) / count;
+		/* The tail shows the WAL checkpoints (every ~1000 pages). */
+		qsort(cycle, (size_t)count, sizeof(double), cmp_double);
+		printf("journal bench: %s delivery cycle: mean %.1f us, p50 %.1f, p99 %.1f, max %.1f"
+		       " (%d cycles)\n", async ? "async" : "sync", us, cycle[count / 2],
+		       cycle[count * 99 / 100], cycle[count - 1], count);
+		free(cycle);
+		CHECK(us < 20000, "a %s cycle takes %.1f us", async ? "async" : "sync", us);
+	}
+	journal_close(j);
+	free(dir);
+}
 
 int main(void)
 {
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/hookd-journal-XXXXXX");
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_open();
+	test_states();
+	test_lifecycle();
+	test_resend();
+	test_body_cut();
+	test_recover();
+	test_prune();
+	test_find_requeue();
+	test_events();
+	test_show();
+	test_readonly();
+	test_credentials();
+	bench();
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return check_done("journal");
 }

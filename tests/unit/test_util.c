@@ -1,6 +1,203 @@
+#include <stdlib.h>
+
 #include "check.h"
+#include "util.h"
+
+static void test_durations(void)
+{
+	static const struct {
+		const char *in;
+		bool ok;
+		int64_t ms;
+	} cases[] = {
+		{"250ms", true, 250},
+		{"30s", true, 30000},
+		{"5m", true, 300000},
+		{"1h", true, 3600000},
+		{"30d", true, 2592000000},
+		{"30", true, 30000},
+		{"0", true, 0},
+		{"0ms", true, 0},
+		{"", false, 0},
+		{"s", false, 0},
+		{"-1s", false, 0},
+		{"+1s", false, 0},
+		{"1.5s", false, 0},
+		{"1 s", false, 0},
+		{" 1s", false, 0},
+		{"1S", false, 0},
+		{"1sec", false, 0},
+		{"1w", false, 0},
+		{"99999999999999999999s", false, 0},
+		{"9223372036854775807h", false, 0},
+		{"0x10s", false, 0},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int64_t ms = -1;
+		bool ok = parse_duration_ms(cases[i].in, &ms);
+		CHECK(ok == cases[i].ok, "duration '%s'", cases[i].in);
+		if (ok && cases[i].ok)
+			CHECK(ms == cases[i].ms, "duration '%s' = %lld", cases[i].in, (long long)ms);
+	}
+	CHECK(!parse_duration_ms(NULL, &(int64_t){0}), "NULL duration");
+}
+
+static void test_sizes(void)
+{
+	static const struct {
+		const char *in;
+		bool ok;
+		uint64_t bytes;
+	} cases[] = {
+		{"512", true, 512},
+		{"512B", true, 512},
+		{"64KiB", true, 65536},
+		{"64K", true, 65536},
+		{"1MiB", true, 1048576},
+		{"1M", true, 1048576},
+		{"2GiB", true, 2147483648ull},
+		{"0", true, 0},
+		{"", false, 0},
+		{"KiB", false, 0},
+		{"1KB", false, 0},
+		{"1kib", false, 0},
+		{"-1", false, 0},
+		{"1.5MiB", false, 0},
+		{"1 MiB", false, 0},
+		{"999999999999999999", true, 999999999999999999ull},
+		{"18446744073709551615", false, 0}, /* over 18 digits: refused */
+		{"18446744073709551616", false, 0},
+		{"99999999999999999999GiB", false, 0},
+		{"17179869184GiB", false, 0},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		uint64_t b = 7;
+		bool ok = parse_size(cases[i].in, &b);
+		CHECK(ok == cases[i].ok, "size '%s'", cases[i].in);
+		if (ok && cases[i].ok)
+			CHECK(b == cases[i].bytes, "size '%s' = %llu", cases[i].in, (unsigned long long)b);
+	}
+}
+
+static void test_bools_and_ints(void)
+{
+	static const struct {
+		const char *in;
+		bool ok, val;
+	} bools[] = {
+		{"yes", true, true},   {"no", true, false},  {"true", true, true},
+		{"false", true, false}, {"on", true, true},   {"off", true, false},
+		{"1", true, true},      {"0", true, false},   {"YES", false, false},
+		{"", false, false},     {"y", false, false},  {"2", false, false},
+		{"yes ", false, false},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bools); i++) {
+		bool v = !bools[i].val;
+		bool ok = parse_bool(bools[i].in, &v);
+		CHECK(ok == bools[i].ok, "bool '%s'", bools[i].in);
+		if (ok)
+			CHECK(v == bools[i].val, "bool '%s' value", bools[i].in);
+	}
+	static const struct {
+		const char *in;
+		int min, max;
+		bool ok;
+		int val;
+	} ints[] = {
+		{"0", 0, 10, true, 0},
+		{"10", 0, 10, true, 10},
+		{"11", 0, 10, false, 0},
+		{"-1", -5, 5, true, -1},
+		{"-6", -5, 5, false, 0},
+		{"2147483647", 0, 2147483647, true, 2147483647},
+		{"2147483648", 0, 2147483647, false, 0},
+		{"-2147483648", -2147483647 - 1, 0, true, -2147483647 - 1},
+		{"", 0, 10, false, 0},
+		{"1a", 0, 10, false, 0},
+		{" 1", 0, 10, false, 0},
+		{"+1", 0, 10, false, 0},
+		{"-", -5, 5, false, 0},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(ints); i++) {
+		int v = 12345;
+		bool ok = parse_int(ints[i].in, ints[i].min, ints[i].max, &v);
+		CHECK(ok == ints[i].ok, "int '%s'", ints[i].in);
+		if (ok)
+			CHECK(v == ints[i].val, "int '%s' = %d", ints[i].in, v);
+	}
+}
+
+static void test_format_duration(void)
+{
+	static const struct {
+		int64_t ms;
+		const char *want;
+	} cases[] = {
+		{30000, "30s"}, {250, "250ms"}, {600000, "10m"}, {3600000, "1h"},
+		{1500, "1500ms"}, {0, "0s"}, {90000, "90s"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char buf[32];
+		format_duration(cases[i].ms, buf, sizeof(buf));
+		CHECK_STR(buf, cases[i].want, "format_duration(%lld)", (long long)cases[i].ms);
+	}
+}
+
+static void test_strbuf(void)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		const char *want;
+	} cases[] = {
+		{"plain", 5, "\"plain\""},
+		{"q\"b\\", 4, "\"q\\\"b\\\\\""},
+		{"a\nb\tc\r", 6, "\"a\\nb\\tc\\r\""},
+		{"\x01\x1f\x7f", 3, "\"\\u0001\\u001f\\u007f\""},
+		{"nul\0x", 5, "\"nul\\u0000x\""},
+		{"\xc3\xa9", 2, "\"\xc3\xa9\""},
+		{"", 0, "\"\""},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct strbuf sb;
+		sb_init(&sb);
+		sb_json_str(&sb, cases[i].in, cases[i].len);
+		CHECK_STR(sb.buf, cases[i].want, "json string case %zu", i);
+		sb_free(&sb);
+	}
+	struct strbuf sb;
+	sb_init(&sb);
+	for (int i = 0; i < 1000; i++)
+		sb_printf(&sb, "%d,", i);
+	CHECK(sb.len == strlen(sb.buf), "printf length");
+	CHECK(strncmp(sb.buf, "0,1,2,", 6) == 0, "printf content");
+	char *s = sb_steal(&sb);
+	CHECK(sb.buf == NULL && sb.len == 0, "steal resets");
+	free(s);
+	s = sb_steal(&sb);
+	CHECK_STR(s, "", "steal of an empty buffer");
+	free(s);
+}
+
+static void test_time(void)
+{
+	char buf[40];
+	format_rfc3339_ms(1764189666123LL, buf, sizeof(buf));
+	CHECK_STR(buf, "2025-11-26T20:41:06.123Z", "rfc3339");
+	format_rfc3339_ms(0, buf, sizeof(buf));
+	CHECK_STR(buf, "1970-01-01T00:00:00.000Z", "epoch");
+	CHECK(ascii_casecmp_eq("Content-Type", "content-type"), "casecmp");
+	CHECK(!ascii_casecmp_eq("Content-Type", "content-typ"), "casecmp length");
+	CHECK(now_mono_ms() > 0, "monotonic clock");
+}
 
 int main(void)
 {
+	test_durations();
+	test_sizes();
+	test_bools_and_ints();
+	test_format_duration();
+	test_strbuf();
+	test_time();
 	return check_done("util");
 }
