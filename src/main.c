@@ -394,12 +394,16 @@ static struct delivery *local_delivery(const struct options *o, struct config *c
 	}
 	if (len > cfg->max_body) {
 		fprintf(stderr, "hookd: %s: payload larger than max_body\n", file ? file : "stdin");
+		free(body);
+		config_unref(cfg);
 		exit(EXIT_USAGE);
 	}
 	char err[256];
 	json_object *root = payload_parse_json((const char *)body, len, err, sizeof(err));
 	if (!root) {
 		fprintf(stderr, "hookd: %s: %s\n", file ? file : "stdin", err);
+		free(body);
+		config_unref(cfg);
 		exit(EXIT_USAGE);
 	}
 	struct delivery *d = delivery_new(cfg, ep, event, NULL, "", body, len, root, NULL, NULL);
