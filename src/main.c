@@ -25,6 +25,7 @@
 #include "sdlisten.h"
 #include "sdnotify.h"
 #include "server.h"
+#include "tls.h"
 #include "util.h"
 #include "version.h"
 
@@ -144,6 +145,42 @@ static struct config *load_or_die(const char *path)
 	return cfg;
 }
 
+/* ---- TLS ------------------------------------------------------------ */
+
+/*
+ * The TLS context cfg asks for, or NULL in *ctx when TLS is off. A bad
+ * pair is a config error: false, with "CONFIG: tls_key ..." in err.
+ */
+static bool tls_from_config(const struct config *cfg, struct ssl_ctx_st **ctx, char *err,
+                            size_t errlen)
+{
+	*ctx = NULL;
+	if (!cfg->tls_cert)
+		return true;
+	char why[768];
+	*ctx = tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ciphers, why, sizeof(why));
+	if (!*ctx) {
+		snprintf(err, errlen, "%s: %s", cfg->path, why);
+		return false;
+	}
+	return true;
+}
+
+static void log_tls(const struct config *cfg, struct ssl_ctx_st *ctx)
+{
+	struct tls_cert_info ti;
+	tls_ctx_info(ctx, &ti);
+	struct log_kv kv[] = {
+		{"cert", cfg->tls_cert}, {"subject", ti.subject}, {"serial", ti.serial},
+		{"not_after", ti.not_after},
+	};
+	/* Served anyway: an expired certificate is the sender's call to
+	 * refuse, and a renewal plus SIGHUP fixes it without a restart. */
+	log_kv(ti.expired ? LOG_LVL_WARN : LOG_LVL_INFO,
+	       ti.expired ? "tls certificate has expired" : "tls certificate loaded", kv,
+	       ARRAY_SIZE(kv));
+}
+
 /* ---- serve ---------------------------------------------------------- */
 
 struct daemon {
@@ -158,6 +195,7 @@ struct daemon {
 	struct event *sighup, *sigterm, *sigint, *drain_timer;
 	bool draining;
 	bool socket_activated; /* [server] listen is not ours to bind */
+	bool tls_on;
 };
 
 static void on_reload(evutil_socket_t sig, short what, void *arg)
@@ -166,6 +204,13 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	char err[1024];
 	sdnotify_reloading();
 	struct config *cfg = config_load(dm->config_path, err, sizeof(err));
+	struct ssl_ctx_st *tls = NULL;
+	/* The certificate pair is reread on every reload (a renewal keeps its
+	 * paths); a bad pair fails the whole reload, like any config error. */
+	if (cfg && !tls_from_config(cfg, &tls, err, sizeof(err))) {
+		config_unref(cfg);
+		cfg = NULL;
+	}
 	if (!cfg) {
 		struct log_kv kv[] = {{"error", err}};
 		log_kv(LOG_LVL_ERROR, "reload failed, keeping the old config", kv, 1);
@@ -183,6 +228,16 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	dm->cfg = cfg;
 	log_setup((enum log_format)cfg->log_format);
 	server_set_config(dm->srv, cfg);
+	if (tls || dm->tls_on) {
+		/* Turning TLS on or off takes effect at once, like the pair. */
+		server_set_tls(dm->srv, tls);
+		dm->tls_on = tls != NULL;
+		if (tls)
+			log_tls(cfg, tls);
+		else
+			log_msg(LOG_LVL_WARN, "tls turned off: new connections get plain HTTP");
+		tls_ctx_free(tls);
+	}
 	dispatcher_set_config(dm->ds, cfg);
 	log_msg(LOG_LVL_INFO, "config reloaded from %s", dm->config_path);
 	metrics_reload(true);
@@ -217,11 +272,12 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 
 /* Logs one "listening" line (the harness and users look for it). */
 static void log_listening(const char *msg, int fd, const char *source, const char *config,
-                          char *addr, size_t addrlen)
+                          bool tls, char *addr, size_t addrlen)
 {
 	http_bound_address(fd, addr, addrlen);
 	struct log_kv kv[] = {
 		{"addr", addr}, {"source", source}, {"version", HOOKD_VERSION}, {"config", config},
+		{"tls", tls ? "on" : NULL},
 	};
 	log_kv(LOG_LVL_INFO, msg, kv, ARRAY_SIZE(kv));
 }
@@ -254,7 +310,7 @@ static int open_listeners(struct daemon *dm, const char *config, char *addr, siz
 			goto out;
 		}
 		dm->socket_activated = true;
-		log_listening("listening", socks[i].fd, "systemd", config, addr, addrlen);
+		log_listening("listening", socks[i].fd, "systemd", config, dm->tls_on, addr, addrlen);
 	}
 	if (!dm->socket_activated) {
 		int fd = http_listen(dm->cfg->listen, err, sizeof(err));
@@ -267,7 +323,7 @@ static int open_listeners(struct daemon *dm, const char *config, char *addr, siz
 			log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm->cfg->listen);
 			goto out;
 		}
-		log_listening("listening", fd, "config", config, addr, addrlen);
+		log_listening("listening", fd, "config", config, dm->tls_on, addr, addrlen);
 	}
 	if (admin_passed || dm->cfg->admin_listen)
 		dm->admin = admin_new(dm->base, dm->ds);
@@ -279,7 +335,8 @@ static int open_listeners(struct daemon *dm, const char *config, char *addr, siz
 			log_msg(LOG_LVL_ERROR, "cannot serve on socket-activated fd %d", socks[i].fd);
 			goto out;
 		}
-		log_listening("admin listening", socks[i].fd, "systemd", config, aaddr, sizeof(aaddr));
+		log_listening("admin listening", socks[i].fd, "systemd", config, false, aaddr,
+		              sizeof(aaddr));
 	}
 	if (!admin_passed && dm->cfg->admin_listen) {
 		int fd = http_listen(dm->cfg->admin_listen, err, sizeof(err));
@@ -292,7 +349,7 @@ static int open_listeners(struct daemon *dm, const char *config, char *addr, siz
 			log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm->cfg->admin_listen);
 			goto out;
 		}
-		log_listening("admin listening", fd, "config", config, aaddr, sizeof(aaddr));
+		log_listening("admin listening", fd, "config", config, false, aaddr, sizeof(aaddr));
 	}
 	rc = 0;
 out:
@@ -313,6 +370,12 @@ static int cmd_serve(const struct options *o)
 		log_msg(LOG_LVL_WARN, "%s: no readiness notifications", nerr);
 	char err[1024];
 	int rc = 1;
+	struct ssl_ctx_st *tls = NULL;
+	if (!tls_from_config(dm.cfg, &tls, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(dm.cfg);
+		return EXIT_USAGE;
+	}
 	dm.base = event_base_new();
 	if (!dm.base || runner_init(dm.base) < 0) {
 		log_msg(LOG_LVL_ERROR, "cannot set up the event loop");
@@ -329,6 +392,14 @@ static int cmd_serve(const struct options *o)
 	}
 	dm.ds = dispatcher_new(dm.base, dm.cfg, dm.journal);
 	dm.srv = server_new(dm.base, dm.cfg, dm.ds);
+	if (tls) {
+		server_set_tls(dm.srv, tls);
+		dm.tls_on = true;
+		log_tls(dm.cfg, tls);
+		/* The server holds its own reference; a reload replaces it. */
+		tls_ctx_free(tls);
+		tls = NULL;
+	}
 	/* Signals are caught before the "listening" line: whoever waits for
 	 * it may send SIGHUP or SIGTERM at once. */
 	dm.sighup = evsignal_new(dm.base, SIGHUP, on_reload, &dm);
@@ -381,6 +452,7 @@ out:
 	dispatcher_free(dm.ds);
 	journal_close(dm.journal);
 	runner_shutdown();
+	tls_ctx_free(tls);
 	config_unref(dm.cfg);
 	sdnotify_close();
 	metrics_reset();
@@ -439,12 +511,16 @@ static struct delivery *local_delivery(const struct options *o, struct config *c
 	}
 	if (len > cfg->max_body) {
 		fprintf(stderr, "hookd: %s: payload larger than max_body\n", file ? file : "stdin");
+		free(body);
+		config_unref(cfg);
 		exit(EXIT_USAGE);
 	}
 	char err[256];
 	json_object *root = payload_parse_json((const char *)body, len, err, sizeof(err));
 	if (!root) {
 		fprintf(stderr, "hookd: %s: %s\n", file ? file : "stdin", err);
+		free(body);
+		config_unref(cfg);
 		exit(EXIT_USAGE);
 	}
 	struct delivery *d = delivery_new(cfg, ep, event, NULL, "", body, len, root, NULL, NULL);
@@ -603,10 +679,25 @@ static void print_routes(const char *hooks_dir)
 static int cmd_check(const struct options *o)
 {
 	struct config *cfg = load_or_die(o->config);
+	char err[1024];
+	struct ssl_ctx_st *tls = NULL;
+	if (!tls_from_config(cfg, &tls, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(cfg);
+		return EXIT_USAGE;
+	}
 	printf("config %s: ok\n", o->config);
-	printf("listen %s\n", cfg->listen);
+	printf("listen %s%s\n", cfg->listen, tls ? " (https)" : "");
 	if (cfg->admin_listen)
 		printf("admin %s\n", cfg->admin_listen);
+	if (tls) {
+		struct tls_cert_info ti;
+		tls_ctx_info(tls, &ti);
+		printf("tls cert=%s key=%s subject=%s serial=%s not_after=%s%s\n", cfg->tls_cert,
+		       cfg->tls_key, ti.subject, ti.serial, ti.not_after,
+		       ti.expired ? " (expired)" : "");
+		tls_ctx_free(tls);
+	}
 	for (size_t i = 0; i < cfg->nendpoints; i++) {
 		const struct endpoint *ep = &cfg->endpoints[i];
 		printf("endpoint %s: POST %s scheme=%s hooks_dir=%s secrets=%zu\n", ep->name, ep->path,
