@@ -39,8 +39,11 @@ struct hook_run {
 	char line[LOG_LINE_MAX];
 	size_t line_len;
 	bool line_cut;
-	int64_t rate_sec;
-	int rate_count;
+	/* When the last LOG_LINES_PER_SEC lines were logged (a ring): a line
+	 * is logged only if the oldest of them is a second old, so no second
+	 * anywhere holds more than LOG_LINES_PER_SEC lines. */
+	int64_t logged_at[LOG_LINES_PER_SEC];
+	size_t logged_next;
 	long dropped;
 	char *rel, *endpoint, *event, *delivery_id;
 };
@@ -79,28 +82,33 @@ const char *signal_name(int sig)
 	return buf;
 }
 
+/* The line that counts the lines a hook's rate limit dropped. */
+static void log_dropped(struct hook_run *r)
+{
+	if (r->dropped == 0)
+		return;
+	char n[32];
+	snprintf(n, sizeof(n), "%ld", r->dropped);
+	struct log_kv kv[] = {
+		{"endpoint", r->endpoint}, {"event", r->event}, {"id", r->delivery_id},
+		{"hook", r->rel}, {"dropped", n},
+	};
+	log_kv(LOG_LVL_WARN, "output lines dropped", kv, ARRAY_SIZE(kv));
+	r->dropped = 0;
+}
+
 static void log_output_line(struct hook_run *r, const char *line, size_t len, bool cut)
 {
-	int64_t sec = now_mono_ms() / 1000;
-	if (sec != r->rate_sec) {
-		if (r->dropped > 0) {
-			char n[32];
-			snprintf(n, sizeof(n), "%ld", r->dropped);
-			struct log_kv kv[] = {
-				{"endpoint", r->endpoint}, {"event", r->event}, {"id", r->delivery_id},
-				{"hook", r->rel}, {"dropped", n},
-			};
-			log_kv(LOG_LVL_WARN, "output lines dropped", kv, ARRAY_SIZE(kv));
-		}
-		r->rate_sec = sec;
-		r->rate_count = 0;
-		r->dropped = 0;
-	}
-	if (r->rate_count >= LOG_LINES_PER_SEC) {
+	int64_t now = now_mono_ms();
+	int64_t *oldest = &r->logged_at[r->logged_next];
+	if (*oldest != 0 && now - *oldest < 1000) {
 		r->dropped++;
 		return;
 	}
-	r->rate_count++;
+	*oldest = now;
+	r->logged_next = (r->logged_next + 1) % LOG_LINES_PER_SEC;
+	/* Lines were dropped since the last one logged: say how many first. */
+	log_dropped(r);
 	char *text = xstrndup(line, len);
 	/* A NUL byte in the output would end the value early; show it as '?'. */
 	for (size_t i = 0; i < len; i++) {
@@ -115,6 +123,27 @@ static void log_output_line(struct hook_run *r, const char *line, size_t len, bo
 	free(text);
 }
 
+/* The tail: keep the last OUTPUT_TAIL_MAX bytes in a ring. */
+static void keep_tail(struct hook_run *r, const char *buf, size_t n)
+{
+	if (n >= OUTPUT_TAIL_MAX) {
+		memcpy(r->ring, buf + n - OUTPUT_TAIL_MAX, OUTPUT_TAIL_MAX);
+		r->ring_head = 0;
+		r->ring_len = OUTPUT_TAIL_MAX;
+		return;
+	}
+	while (n > 0) {
+		size_t pos = (r->ring_head + r->ring_len) % OUTPUT_TAIL_MAX;
+		size_t k = OUTPUT_TAIL_MAX - pos < n ? OUTPUT_TAIL_MAX - pos : n;
+		memcpy(r->ring + pos, buf, k);
+		size_t over = r->ring_len + k > OUTPUT_TAIL_MAX ? r->ring_len + k - OUTPUT_TAIL_MAX : 0;
+		r->ring_len += k - over;
+		r->ring_head = (r->ring_head + over) % OUTPUT_TAIL_MAX;
+		buf += k;
+		n -= k;
+	}
+}
+
 static void take_output(struct hook_run *r, const char *buf, size_t n)
 {
 	if (passthrough) {
@@ -126,31 +155,33 @@ static void take_output(struct hook_run *r, const char *buf, size_t n)
 			off += (size_t)w;
 		}
 	}
-	/* The tail: keep the last OUTPUT_TAIL_MAX bytes in a ring. */
-	for (size_t i = 0; i < n; i++) {
-		r->ring[(r->ring_head + r->ring_len) % OUTPUT_TAIL_MAX] = buf[i];
-		if (r->ring_len < OUTPUT_TAIL_MAX)
-			r->ring_len++;
-		else
-			r->ring_head = (r->ring_head + 1) % OUTPUT_TAIL_MAX;
-	}
-	/* The log: one line a line, cut at LOG_LINE_MAX. */
-	for (size_t i = 0; i < n && !passthrough; i++) {
-		char c = buf[i];
-		if (c == '\n') {
-			if (!r->line_cut || r->line_len > 0)
-				log_output_line(r, r->line, r->line_len, r->line_cut);
-			r->line_len = 0;
-			r->line_cut = false;
-			continue;
+	keep_tail(r, buf, n);
+	if (passthrough)
+		return;
+	/* The log: one line a line, cut at LOG_LINE_MAX; the rest of a cut
+	 * line is skipped up to its newline. */
+	const char *p = buf, *end = buf + n;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *stop = nl ? nl : end;
+		if (!r->line_cut) {
+			size_t room = LOG_LINE_MAX - r->line_len;
+			size_t k = (size_t)(stop - p) < room ? (size_t)(stop - p) : room;
+			memcpy(r->line + r->line_len, p, k);
+			r->line_len += k;
+			if ((size_t)(stop - p) > room) {
+				log_output_line(r, r->line, r->line_len, true);
+				r->line_len = 0;
+				r->line_cut = true;
+			}
 		}
-		if (r->line_len < LOG_LINE_MAX) {
-			r->line[r->line_len++] = c;
-		} else if (!r->line_cut) {
-			log_output_line(r, r->line, r->line_len, true);
-			r->line_len = 0;
-			r->line_cut = true;
-		}
+		if (!nl)
+			break;
+		if (!r->line_cut)
+			log_output_line(r, r->line, r->line_len, false);
+		r->line_len = 0;
+		r->line_cut = false;
+		p = nl + 1;
 	}
 }
 
@@ -167,6 +198,7 @@ static void close_output(struct hook_run *r)
 	if (r->line_len > 0 && !r->line_cut)
 		log_output_line(r, r->line, r->line_len, false);
 	r->line_len = 0;
+	log_dropped(r);
 }
 
 /* Reads what the pipe holds now; at most `max_reads` reads. */
