@@ -3,10 +3,14 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -140,6 +144,133 @@ static struct config *load_or_die(const char *path)
 	return cfg;
 }
 
+/* ---- privileges ----------------------------------------------------- */
+
+/* Who hookd becomes after binding when started as root ([server] user). */
+struct run_as {
+	bool set;
+	char *name;
+	uid_t uid;
+	gid_t gid; /* `group`, else the user's own group */
+};
+
+/* Looks up `user` and `group`; an unknown name is a config error. */
+static int run_as_resolve(const struct config *cfg, struct run_as *ra, char *err, size_t errlen)
+{
+	memset(ra, 0, sizeof(*ra));
+	if (!cfg->user) {
+		if (cfg->group) {
+			snprintf(err, errlen, "%s: group = %s needs user", cfg->path, cfg->group);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	errno = 0;
+	struct passwd *pw = getpwnam(cfg->user);
+	if (!pw) {
+		snprintf(err, errlen, "%s: unknown user '%s'%s%s", cfg->path, cfg->user,
+		         errno ? ": " : "", errno ? strerror(errno) : "");
+		return -ENOENT;
+	}
+	ra->set = true;
+	ra->name = xstrdup(pw->pw_name);
+	ra->uid = pw->pw_uid;
+	ra->gid = pw->pw_gid;
+	if (cfg->group) {
+		errno = 0;
+		struct group *gr = getgrnam(cfg->group);
+		if (!gr) {
+			snprintf(err, errlen, "%s: unknown group '%s'%s%s", cfg->path, cfg->group,
+			         errno ? ": " : "", errno ? strerror(errno) : "");
+			free(ra->name);
+			ra->name = NULL;
+			return -ENOENT;
+		}
+		ra->gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+/*
+ * The journal was opened as root (it may have created state_dir and its
+ * files); hand the directory and what is directly in it to the user, so
+ * that SQLite can go on writing (and recreate its -wal and -shm files) and
+ * the control socket can be made after the drop. Symbolic links are not
+ * followed: only the directory's own entries change owner.
+ */
+static int chown_state_dir(const char *dir, const struct run_as *ra)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	int ret = 0;
+	if (fchown(dfd, ra->uid, ra->gid) < 0)
+		ret = -errno;
+	int lfd = ret == 0 ? dup(dfd) : -1;
+	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+	if (ret == 0 && !d) {
+		ret = -errno;
+		if (lfd >= 0)
+			close(lfd);
+	}
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (fchownat(dfd, e->d_name, ra->uid, ra->gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != ENOENT) {
+			ret = -errno;
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+	close(dfd);
+	return ret;
+}
+
+/*
+ * Started as root with `user`: becomes that user for good, after the
+ * listener is bound. initgroups, setgid, setuid (which as root sets the
+ * real, effective and saved ids alike), then proves root cannot be taken
+ * back. Started as root without `user`: a warning, hooks run as root.
+ */
+static int drop_privileges(const struct config *cfg, const struct run_as *ra)
+{
+	if (geteuid() != 0) {
+		if (ra->set && ra->uid != geteuid())
+			log_msg(LOG_LVL_WARN, "user = %s ignored: hookd was not started as root", ra->name);
+		return 0;
+	}
+	if (!ra->set) {
+		log_msg(LOG_LVL_WARN, "running as root, and so do the hooks: set [server] user "
+		                      "to drop privileges after binding");
+		return 0;
+	}
+	if (cfg->state_dir) {
+		int r = chown_state_dir(cfg->state_dir, ra);
+		if (r < 0) {
+			log_msg(LOG_LVL_ERROR, "state_dir %s: cannot hand it to user %s: %s",
+			        cfg->state_dir, ra->name, strerror(-r));
+			return r;
+		}
+	}
+	if (initgroups(ra->name, ra->gid) < 0 || setgid(ra->gid) < 0 || setuid(ra->uid) < 0) {
+		int e = errno;
+		log_msg(LOG_LVL_ERROR, "cannot become user %s: %s", ra->name, strerror(e));
+		return -e;
+	}
+	if (ra->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+		log_msg(LOG_LVL_ERROR, "root could be regained after dropping privileges: stopping");
+		return -EPERM;
+	}
+	char uid[16], gid[16];
+	snprintf(uid, sizeof(uid), "%u", (unsigned)ra->uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)ra->gid);
+	struct log_kv kv[] = {{"user", ra->name}, {"uid", uid}, {"gid", gid}};
+	log_kv(LOG_LVL_INFO, "dropped privileges", kv, ARRAY_SIZE(kv));
+	return 0;
+}
+
 /* ---- serve ---------------------------------------------------------- */
 
 struct daemon {
@@ -207,6 +338,12 @@ static int cmd_serve(const struct options *o)
 	dm.cfg = load_or_die(o->config);
 	log_setup((enum log_format)dm.cfg->log_format);
 	char err[1024];
+	struct run_as ra;
+	if (run_as_resolve(dm.cfg, &ra, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(dm.cfg);
+		return EXIT_USAGE;
+	}
 	int rc = 1;
 	dm.base = event_base_new();
 	if (!dm.base || runner_init(dm.base) < 0) {
@@ -234,6 +371,9 @@ static int cmd_serve(const struct options *o)
 		log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm.cfg->listen);
 		goto out;
 	}
+	/* Bound (and the journal open): nothing more needs root. */
+	if (drop_privileges(dm.cfg, &ra) < 0)
+		goto out;
 	char addr[128];
 	http_bound_address(fd, addr, sizeof(addr));
 	struct log_kv kv[] = {{"addr", addr}, {"version", HOOKD_VERSION}, {"config", o->config}};
@@ -270,6 +410,7 @@ out:
 	config_unref(dm.cfg);
 	if (dm.base)
 		event_base_free(dm.base);
+	free(ra.name);
 	return rc;
 }
 
@@ -487,6 +628,14 @@ static void print_routes(const char *hooks_dir)
 static int cmd_check(const struct options *o)
 {
 	struct config *cfg = load_or_die(o->config);
+	struct run_as ra;
+	char err[1024];
+	if (run_as_resolve(cfg, &ra, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(cfg);
+		return EXIT_USAGE;
+	}
+	free(ra.name);
 	printf("config %s: ok\n", o->config);
 	printf("listen %s\n", cfg->listen);
 	for (size_t i = 0; i < cfg->nendpoints; i++) {
