@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "log.h"
 #include "util.h"
 
 enum conn_state {
@@ -55,6 +56,7 @@ struct http_server {
 	struct event *retry_accept;
 	bool stopped;
 	bool paused; /* at max_connections */
+	bool accept_failing; /* out of fds: logged once until an accept works */
 	int nconns;
 	TAILQ_HEAD(, http_conn) conns;
 };
@@ -493,6 +495,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       void *arg)
 {
 	struct http_server *s = arg;
+	if (s->accept_failing) {
+		s->accept_failing = false;
+		log_msg(LOG_LVL_INFO, "accept: accepting connections again");
+	}
 	struct http_conn *c = xcalloc(1, sizeof(*c));
 	c->srv = s;
 	if (sa->sa_family == AF_INET) {
@@ -533,6 +539,11 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	struct http_server *s = arg;
 	/* Out of fds (EMFILE/ENFILE) or memory: stop accepting for a moment
 	 * rather than spin on a listener that stays readable. */
+	int e = EVUTIL_SOCKET_ERROR();
+	if (!s->accept_failing)
+		log_msg(LOG_LVL_WARN, "accept: %s: new connections wait in the backlog, retrying every 100ms",
+		        evutil_socket_error_to_string(e));
+	s->accept_failing = true;
 	for (size_t i = 0; i < s->nlisteners; i++)
 		evconnlistener_disable(s->listeners[i]);
 	struct timeval tv = {0, 100000};
