@@ -56,7 +56,8 @@ struct http_server {
 	struct event *retry_accept;
 	bool stopped;
 	bool paused; /* at max_connections */
-	bool accept_failing; /* out of fds: logged once until an accept works */
+	int64_t accept_warned_ms; /* out of fds: logged at most once a minute */
+	long accept_failures;     /* since that line */
 	int nconns;
 	TAILQ_HEAD(, http_conn) conns;
 };
@@ -495,10 +496,6 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       void *arg)
 {
 	struct http_server *s = arg;
-	if (s->accept_failing) {
-		s->accept_failing = false;
-		log_msg(LOG_LVL_INFO, "accept: accepting connections again");
-	}
 	struct http_conn *c = xcalloc(1, sizeof(*c));
 	c->srv = s;
 	if (sa->sa_family == AF_INET) {
@@ -540,10 +537,17 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	/* Out of fds (EMFILE/ENFILE) or memory: stop accepting for a moment
 	 * rather than spin on a listener that stays readable. */
 	int e = EVUTIL_SOCKET_ERROR();
-	if (!s->accept_failing)
-		log_msg(LOG_LVL_WARN, "accept: %s: new connections wait in the backlog, retrying every 100ms",
-		        evutil_socket_error_to_string(e));
-	s->accept_failing = true;
+	int64_t now = now_mono_ms();
+	s->accept_failures++;
+	if (s->accept_warned_ms == 0 || now - s->accept_warned_ms >= 60000) {
+		char n[32];
+		snprintf(n, sizeof(n), "%ld", s->accept_failures);
+		struct log_kv kv[] = {{"error", evutil_socket_error_to_string(e)}, {"failures", n}};
+		log_kv(LOG_LVL_WARN, "accept failed: new connections wait in the backlog, retried every 100ms",
+		       kv, ARRAY_SIZE(kv));
+		s->accept_warned_ms = now;
+		s->accept_failures = 0;
+	}
 	for (size_t i = 0; i < s->nlisteners; i++)
 		evconnlistener_disable(s->listeners[i]);
 	struct timeval tv = {0, 100000};
