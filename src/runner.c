@@ -373,12 +373,23 @@ static int apply_limit(int resource, int64_t value)
 	return setrlimit(resource, &rl);
 }
 
+/* Where a fork+exec child failed, reported to the parent with errno. */
+enum child_stage { STAGE_SETUP, STAGE_LIMIT_NOFILE, STAGE_LIMIT_NPROC, STAGE_LIMIT_MEMORY,
+                   STAGE_LIMIT_CPU, STAGE_EXEC };
+struct child_error {
+	int stage;
+	int err;
+};
+
 /*
  * fork+exec, for hooks with resource limits (posix_spawn cannot set
- * them). An exec failure is sent back over a close-on-exec pipe, so it is
- * never mistaken for the hook's own exit status 127.
+ * them). A failure in the child is sent back over a close-on-exec pipe,
+ * so it is never mistaken for the hook's own exit status 127, and says
+ * which step failed (a limit the kernel, or valgrind, refuses is not an
+ * exec failure).
  */
-static int spawn_with_limits(const struct runner_params *p, int in_fd, int out_fd, pid_t *pid)
+static int spawn_with_limits(const struct runner_params *p, int in_fd, int out_fd, pid_t *pid,
+                             int *stage)
 {
 	int errpipe[2];
 	if (pipe2(errpipe, O_CLOEXEC) < 0)
@@ -396,35 +407,48 @@ static int spawn_with_limits(const struct runner_params *p, int in_fd, int out_f
 		for (int s = 1; s < NSIG; s++)
 			signal(s, SIG_DFL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		int e = 0;
+		struct child_error ce = {STAGE_SETUP, 0};
 		if (setpgid(0, 0) < 0 || dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
-		    dup2(out_fd, 2) < 0 || chdir(p->dir) < 0 ||
-		    apply_limit(RLIMIT_NOFILE, p->limits.nofile) < 0 ||
-		    apply_limit(RLIMIT_NPROC, p->limits.nproc) < 0 ||
-		    apply_limit(RLIMIT_AS, p->limits.memory) < 0 ||
-		    apply_limit(RLIMIT_CPU, p->limits.cpu) < 0)
-			e = errno;
-		if (!e) {
+		    dup2(out_fd, 2) < 0 || chdir(p->dir) < 0)
+			ce.err = errno;
+		static const struct {
+			int resource;
+			int stage;
+		} lims[] = {
+			{RLIMIT_NOFILE, STAGE_LIMIT_NOFILE}, {RLIMIT_NPROC, STAGE_LIMIT_NPROC},
+			{RLIMIT_AS, STAGE_LIMIT_MEMORY}, {RLIMIT_CPU, STAGE_LIMIT_CPU},
+		};
+		const int64_t values[] = {p->limits.nofile, p->limits.nproc, p->limits.memory,
+		                          p->limits.cpu};
+		for (size_t i = 0; i < ARRAY_SIZE(lims) && !ce.err; i++) {
+			if (apply_limit(lims[i].resource, values[i]) < 0) {
+				ce.stage = lims[i].stage;
+				ce.err = errno;
+			}
+		}
+		if (!ce.err) {
 			char *argv[] = {(char *)p->path, NULL};
 			execve(p->path, argv, p->envp);
-			e = errno;
+			ce.stage = STAGE_EXEC;
+			ce.err = errno;
 		}
-		ssize_t w = write(errpipe[1], &e, sizeof(e));
+		ssize_t w = write(errpipe[1], &ce, sizeof(ce));
 		(void)w;
 		_exit(127);
 	}
 	close(errpipe[1]);
-	int e = 0;
+	struct child_error ce = {STAGE_EXEC, 0};
 	ssize_t n;
 	do {
-		n = read(errpipe[0], &e, sizeof(e));
+		n = read(errpipe[0], &ce, sizeof(ce));
 	} while (n < 0 && errno == EINTR);
 	close(errpipe[0]);
-	if (n == (ssize_t)sizeof(e) && e != 0) {
+	if (n == (ssize_t)sizeof(ce) && ce.err != 0) {
 		/* The child has exited with 127 already; reap it here so the
 		 * SIGCHLD handler does not look for it. */
 		waitpid(child, NULL, 0);
-		return e;
+		*stage = ce.stage;
+		return ce.err;
 	}
 	*pid = child;
 	return 0;
@@ -463,13 +487,13 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 	res->exit_code = -1;
 	int in_fd = make_input(p->input, p->input_len);
 	int out[2] = {-1, -1};
-	int e = 0;
+	int e = 0, stage = STAGE_EXEC;
 	if (in_fd < 0 || pipe2(out, O_CLOEXEC) < 0) {
 		e = errno;
 		goto fail;
 	}
 	pid_t pid;
-	e = limits_set(&p->limits) ? spawn_with_limits(p, in_fd, out[1], &pid)
+	e = limits_set(&p->limits) ? spawn_with_limits(p, in_fd, out[1], &pid, &stage)
 	                           : spawn_plain(p, in_fd, out[1], &pid);
 	if (e)
 		goto fail;
@@ -509,6 +533,14 @@ fail:
 		close(out[1]);
 	}
 	res->ran = false;
-	res->error = xasprintf("exec failed: %s", strerror(e));
+	static const char *const stage_names[] = {
+		[STAGE_SETUP] = "cannot set up the hook's process",
+		[STAGE_LIMIT_NOFILE] = "cannot apply limit_nofile",
+		[STAGE_LIMIT_NPROC] = "cannot apply limit_nproc",
+		[STAGE_LIMIT_MEMORY] = "cannot apply limit_memory",
+		[STAGE_LIMIT_CPU] = "cannot apply limit_cpu",
+		[STAGE_EXEC] = "exec failed",
+	};
+	res->error = xasprintf("%s: %s", stage_names[stage], strerror(e));
 	return NULL;
 }
