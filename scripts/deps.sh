@@ -3,7 +3,7 @@
 # Safe to run again: apt-get skips what is already installed.
 set -eu
 pkgs="build-essential meson ninja-build pkg-config libevent-dev libjson-c-dev
-libinih-dev libssl-dev libsqlite3-dev python3 curl openssl clang"
+libinih-dev libssl-dev libsqlite3-dev python3 curl openssl clang valgrind"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
