@@ -411,6 +411,16 @@ static int spawn_with_limits(const struct runner_params *p, int in_fd, int out_f
 		if (setpgid(0, 0) < 0 || dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
 		    dup2(out_fd, 2) < 0 || chdir(p->dir) < 0)
 			ce.err = errno;
+		/* Every fd of hookd's is close-on-exec; this makes sure of it
+		 * (a library's fd, a connection) but must keep errpipe, which
+		 * closes on exec anyway. An old kernel without close_range
+		 * leaves it to close-on-exec. */
+		if (!ce.err) {
+			int keep = errpipe[1];
+			if (keep > 3)
+				close_range(3, (unsigned)keep - 1, 0);
+			close_range((unsigned)keep + 1, ~0U, 0);
+		}
 		static const struct {
 			int resource;
 			int stage;
@@ -464,6 +474,9 @@ static int spawn_plain(const struct runner_params *p, int in_fd, int out_fd, pid
 	posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
 	posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
 	posix_spawn_file_actions_addchdir_np(&fa, p->dir);
+	/* A hook gets fds 0, 1 and 2 and nothing else, even if some fd
+	 * escaped close-on-exec. */
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	sigset_t all, none;
 	sigfillset(&all);
 	sigemptyset(&none);
