@@ -14,6 +14,7 @@ import re
 import resource
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -519,6 +520,23 @@ except OSError as e:
             self.assertIn(hk["signal"], ("SIGXCPU", "SIGKILL"), body)
             self.assertEqual(json.loads(body)["status"], "failed", "not the time limit")
             self.assertLess(took, 8)
+
+    def test_hook_gets_only_fds_0_1_2(self):
+        # With the journal on, a control connection and another HTTP
+        # connection open, on both spawn paths (posix_spawn; fork+exec
+        # when a limit is set).
+        hook = sh("exec python3 -c 'import os; print(\"fds\", sorted(os.listdir(\"/proc/self/fd\"), key=int))'")
+        for extra in ("", "limit_cpu = 100\n"):
+            with Daemon(config("state_dir = {tmp}/state\n" + extra), {"fds": hook}) as h:
+                ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                ctl.connect(h.path("state/control.sock"))
+                other = h.connect()
+                st, body = post_json(h.port, event("fds"))
+                ctl.close()
+                other.close()
+                self.assertEqual(st, 200, body)
+                # 3 is the directory python is listing.
+                self.assertIn("fds ['0', '1', '2', '3']", hook_of(body)["output"], extra)
 
     def test_limits_unset_by_default(self):
         hook = sh("ulimit -n; ulimit -v")
