@@ -41,6 +41,7 @@ struct http_conn {
 	bool dead;        /* the peer is gone while the handler has the request */
 	size_t body_need;
 	size_t lingered;
+	int64_t linger_until; /* monotonic ms */
 	char peer[64];
 	struct http_request *req;
 };
@@ -369,14 +370,30 @@ static void conn_process(struct http_conn *c)
 		read_body(c);
 }
 
+/*
+ * Lingering after an early answer (413, 431, 411, 400): what the client
+ * still sends is read and dropped, so that a client busy sending a body
+ * it was told not to send reads the answer instead of a reset (closing
+ * with unread data sends one, and the peer may then lose what it had not
+ * read yet). It ends when the client closes, is quiet for a second, has
+ * sent LINGER_MAX_BYTES, or after LINGER_MAX_MS in all.
+ */
+#define LINGER_MAX_MS 5000
+#define LINGER_IDLE_MS 1000
+#define LINGER_MAX_BYTES ((size_t)64 * 1024 * 1024)
+
 static void linger_read(struct http_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	size_t n = evbuffer_get_length(in);
 	c->lingered += n;
 	evbuffer_drain(in, n);
-	if (c->lingered > 1024 * 1024)
+	int64_t left = c->linger_until - now_mono_ms();
+	if (c->lingered > LINGER_MAX_BYTES || left <= 0) {
 		conn_free(c);
+		return;
+	}
+	arm_timer(c, left < LINGER_IDLE_MS ? left : LINGER_IDLE_MS);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -395,8 +412,9 @@ static void start_linger(struct http_conn *c)
 	 * with a reset that could destroy the answer in flight. */
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	c->state = CONN_LINGER;
+	c->linger_until = now_mono_ms() + LINGER_MAX_MS;
 	bufferevent_enable(c->bev, EV_READ);
-	arm_timer(c, 2000);
+	arm_timer(c, LINGER_IDLE_MS);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)

@@ -7,6 +7,7 @@ Run: HOOKD_BIN=build/hookd python3 tests/blackbox/test_hardening.py [-k NAME]
 """
 
 import grp
+import http.client
 import json
 import os
 import pwd
@@ -136,7 +137,18 @@ class TestClientLimits(Base):
             self.assertLess(took, 3.0)
             self.assertLess(sent[0], total, "hookd read the whole oversize body")
             self.assertNothingRan(h)
-            # Exactly max_body is fine.
+            # A client that sends its whole 20 MB body before it reads
+            # (http.client does) gets the answer too, not a broken pipe.
+            c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=20)
+            try:
+                c.request("POST", "/webhook", b"{" + b" " * (20 * 1000 * 1000) + b"}",
+                          {"Content-Type": "application/json"})
+                r = c.getresponse()
+                self.assertEqual(r.status, 413)
+                self.assertEqual(json.loads(r.read())["status"], "rejected")
+            finally:
+                c.close()
+            # Under max_body is fine.
             st, _, _ = h.post(event(pad="p" * 60000))
             self.assertEqual(st, 200)
 
