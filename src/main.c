@@ -285,6 +285,11 @@ struct daemon {
 	bool draining;
 };
 
+static bool str_eq_null(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *dm = arg;
@@ -298,6 +303,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	if (strcmp(cfg->listen, dm->cfg->listen) != 0)
 		log_msg(LOG_LVL_WARN, "listen changed to %s: takes effect at the next start",
 		        cfg->listen);
+	if (!str_eq_null(cfg->user, dm->cfg->user) || !str_eq_null(cfg->group, dm->cfg->group))
+		log_msg(LOG_LVL_WARN, "user or group changed: takes effect at the next start");
 	config_unref(dm->cfg);
 	dm->cfg = cfg;
 	log_setup((enum log_format)cfg->log_format);
