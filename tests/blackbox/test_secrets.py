@@ -267,21 +267,26 @@ class TestSecrets(unittest.TestCase):
             check("500", self.nf(h, event="x:fail")[0], 500)
             check("503 mapped", self.nf(h, event="x:tempfail")[0], 503)
             check("504", self.nf(h, event="x:hang")[0], 504)
-            check("202", self.nf(h, path="/nf-async", event="x:async")[0], 202)
+            async_id = uuid.uuid4().hex
+            check("202", self.nf(h, path="/nf-async", event="x:async", eid=async_id)[0], 202)
             eid = uuid.uuid4().hex
             check("dup first", self.nf(h, eid=eid)[0], 200)
             check("200 duplicate", self.nf(h, eid=eid)[1]["status"], "duplicate")
             # 409 (still running) and 503 (overloaded: both slots busy,
             # max_queued = 0), while two slow deliveries run.
-            slow_id = uuid.uuid4().hex
+            # The async delivery is done and holds no slot.
+            self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + async_id, "status=ok"))
+            slow_id, other_id = uuid.uuid4().hex, uuid.uuid4().hex
             ts = [threading.Thread(target=self.nf, args=(h,),
-                                   kwargs={"event": "x:slow", "eid": slow_id}),
-                  threading.Thread(target=self.nf, args=(h,), kwargs={"event": "x:slow"})]
-            before = len(os.listdir(h.path("env")))
+                                   kwargs={"event": "x:slow", "eid": i})
+                  for i in (slow_id, other_id)]
             for t in ts:
                 t.start()
+
+            def started(i):
+                return any(n.startswith(i + ".") for n in os.listdir(h.path("env")))
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and len(os.listdir(h.path("env"))) < before + 2:
+            while time.monotonic() < deadline and not (started(slow_id) and started(other_id)):
                 time.sleep(0.02)
             check("409", self.nf(h, eid=slow_id)[0], 409)
             check("503", self.nf(h, event="x:ok")[0], 503)
