@@ -606,6 +606,10 @@ class TestPrivileges(Base):
             self.assertEqual(uids, [str(nobody.pw_uid)] * 4, "real/effective/saved/fs uid")
             self.assertEqual(gids, [str(nobody.pw_gid)] * 4)
             self.assertNotIn("0", groups)
+            # No capability left either: root is gone for good.
+            for cap in ("CapPrm", "CapEff"):
+                v = re.search(r"^%s:\s+(\S+)$" % cap, text, re.M).group(1)
+                self.assertEqual(int(v, 16), 0, cap)
             self.assertIn("dropped privileges", h.logs())
             self.assertEqual(h.stop(), 0)
 
