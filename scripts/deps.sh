@@ -11,7 +11,7 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 pkgs="build-essential meson ninja-build pkg-config libevent-dev libjson-c-dev
-libinih-dev libssl-dev libsqlite3-dev python3 curl openssl clang"
+libinih-dev libssl-dev libsqlite3-dev python3 curl openssl clang valgrind"
 test_pkgs="debhelper dpkg-dev lintian mandoc man-db systemd git"
 with_test=no
 [ "${1:-}" = --test ] && with_test=yes

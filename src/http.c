@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "log.h"
 #include "util.h"
 
 enum conn_state {
@@ -45,6 +46,7 @@ struct http_conn {
 	bool broken;      /* a read or write failed: no TLS close_notify */
 	size_t body_need;
 	size_t lingered;
+	int64_t linger_until; /* monotonic ms */
 	char peer[64];
 	struct http_request *req;
 };
@@ -60,6 +62,8 @@ struct http_server {
 	struct event *retry_accept;
 	bool stopped;
 	bool paused; /* at max_connections */
+	int64_t accept_warned_ms; /* out of fds: logged at most once a minute */
+	long accept_failures;     /* since that line */
 	int nconns;
 	TAILQ_HEAD(, http_conn) conns;
 	SSL_CTX *tls; /* NULL: plain HTTP */
@@ -453,14 +457,30 @@ void http_server_set_tls(struct http_server *s, struct ssl_ctx_st *ctx)
 	s->tls = ctx;
 }
 
+/*
+ * Lingering after an early answer (413, 431, 411, 400): what the client
+ * still sends is read and dropped, so that a client busy sending a body
+ * it was told not to send reads the answer instead of a reset (closing
+ * with unread data sends one, and the peer may then lose what it had not
+ * read yet). It ends when the client closes, is quiet for a second, has
+ * sent LINGER_MAX_BYTES, or after LINGER_MAX_MS in all.
+ */
+#define LINGER_MAX_MS 5000
+#define LINGER_IDLE_MS 1000
+#define LINGER_MAX_BYTES ((size_t)64 * 1024 * 1024)
+
 static void linger_read(struct http_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	size_t n = evbuffer_get_length(in);
 	c->lingered += n;
 	evbuffer_drain(in, n);
-	if (c->lingered > 1024 * 1024)
+	int64_t left = c->linger_until - now_mono_ms();
+	if (c->lingered > LINGER_MAX_BYTES || left <= 0) {
 		conn_free(c);
+		return;
+	}
+	arm_timer(c, left < LINGER_IDLE_MS ? left : LINGER_IDLE_MS);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -482,8 +502,9 @@ static void start_linger(struct http_conn *c)
 	if (!tls_close_notify(c))
 		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	c->state = CONN_LINGER;
+	c->linger_until = now_mono_ms() + LINGER_MAX_MS;
 	bufferevent_enable(c->bev, EV_READ);
-	arm_timer(c, 2000);
+	arm_timer(c, LINGER_IDLE_MS);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -646,6 +667,18 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	struct http_server *s = arg;
 	/* Out of fds (EMFILE/ENFILE) or memory: stop accepting for a moment
 	 * rather than spin on a listener that stays readable. */
+	int e = EVUTIL_SOCKET_ERROR();
+	int64_t now = now_mono_ms();
+	s->accept_failures++;
+	if (s->accept_warned_ms == 0 || now - s->accept_warned_ms >= 60000) {
+		char n[32];
+		snprintf(n, sizeof(n), "%ld", s->accept_failures);
+		struct log_kv kv[] = {{"error", evutil_socket_error_to_string(e)}, {"failures", n}};
+		log_kv(LOG_LVL_WARN, "accept failed: new connections wait in the backlog, retried every 100ms",
+		       kv, ARRAY_SIZE(kv));
+		s->accept_warned_ms = now;
+		s->accept_failures = 0;
+	}
 	for (size_t i = 0; i < s->nlisteners; i++)
 		evconnlistener_disable(s->listeners[i]);
 	struct timeval tv = {0, 100000};

@@ -3,10 +3,14 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -145,6 +149,133 @@ static struct config *load_or_die(const char *path)
 	return cfg;
 }
 
+/* ---- privileges ----------------------------------------------------- */
+
+/* Who hookd becomes after binding when started as root ([server] user). */
+struct run_as {
+	bool set;
+	char *name;
+	uid_t uid;
+	gid_t gid; /* `group`, else the user's own group */
+};
+
+/* Looks up `user` and `group`; an unknown name is a config error. */
+static int run_as_resolve(const struct config *cfg, struct run_as *ra, char *err, size_t errlen)
+{
+	memset(ra, 0, sizeof(*ra));
+	if (!cfg->user) {
+		if (cfg->group) {
+			snprintf(err, errlen, "%s: group = %s needs user", cfg->path, cfg->group);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	errno = 0;
+	struct passwd *pw = getpwnam(cfg->user);
+	if (!pw) {
+		snprintf(err, errlen, "%s: unknown user '%s'%s%s", cfg->path, cfg->user,
+		         errno ? ": " : "", errno ? strerror(errno) : "");
+		return -ENOENT;
+	}
+	ra->set = true;
+	ra->name = xstrdup(pw->pw_name);
+	ra->uid = pw->pw_uid;
+	ra->gid = pw->pw_gid;
+	if (cfg->group) {
+		errno = 0;
+		struct group *gr = getgrnam(cfg->group);
+		if (!gr) {
+			snprintf(err, errlen, "%s: unknown group '%s'%s%s", cfg->path, cfg->group,
+			         errno ? ": " : "", errno ? strerror(errno) : "");
+			free(ra->name);
+			ra->name = NULL;
+			return -ENOENT;
+		}
+		ra->gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+/*
+ * The journal was opened as root (it may have created state_dir and its
+ * files); hand the directory and what is directly in it to the user, so
+ * that SQLite can go on writing (and recreate its -wal and -shm files) and
+ * the control socket can be made after the drop. Symbolic links are not
+ * followed: only the directory's own entries change owner.
+ */
+static int chown_state_dir(const char *dir, const struct run_as *ra)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	int ret = 0;
+	if (fchown(dfd, ra->uid, ra->gid) < 0)
+		ret = -errno;
+	int lfd = ret == 0 ? dup(dfd) : -1;
+	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+	if (ret == 0 && !d) {
+		ret = -errno;
+		if (lfd >= 0)
+			close(lfd);
+	}
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (fchownat(dfd, e->d_name, ra->uid, ra->gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != ENOENT) {
+			ret = -errno;
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+	close(dfd);
+	return ret;
+}
+
+/*
+ * Started as root with `user`: becomes that user for good, after the
+ * listener is bound. initgroups, setgid, setuid (which as root sets the
+ * real, effective and saved ids alike), then proves root cannot be taken
+ * back. Started as root without `user`: a warning, hooks run as root.
+ */
+static int drop_privileges(const struct config *cfg, const struct run_as *ra)
+{
+	if (geteuid() != 0) {
+		if (ra->set && ra->uid != geteuid())
+			log_msg(LOG_LVL_WARN, "user = %s ignored: hookd was not started as root", ra->name);
+		return 0;
+	}
+	if (!ra->set) {
+		log_msg(LOG_LVL_WARN, "running as root, and so do the hooks: set [server] user "
+		                      "to drop privileges after binding");
+		return 0;
+	}
+	if (cfg->state_dir) {
+		int r = chown_state_dir(cfg->state_dir, ra);
+		if (r < 0) {
+			log_msg(LOG_LVL_ERROR, "state_dir %s: cannot hand it to user %s: %s",
+			        cfg->state_dir, ra->name, strerror(-r));
+			return r;
+		}
+	}
+	if (initgroups(ra->name, ra->gid) < 0 || setgid(ra->gid) < 0 || setuid(ra->uid) < 0) {
+		int e = errno;
+		log_msg(LOG_LVL_ERROR, "cannot become user %s: %s", ra->name, strerror(e));
+		return -e;
+	}
+	if (ra->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+		log_msg(LOG_LVL_ERROR, "root could be regained after dropping privileges: stopping");
+		return -EPERM;
+	}
+	char uid[16], gid[16];
+	snprintf(uid, sizeof(uid), "%u", (unsigned)ra->uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)ra->gid);
+	struct log_kv kv[] = {{"user", ra->name}, {"uid", uid}, {"gid", gid}};
+	log_kv(LOG_LVL_INFO, "dropped privileges", kv, ARRAY_SIZE(kv));
+	return 0;
+}
+
 /* ---- TLS ------------------------------------------------------------ */
 
 /*
@@ -198,6 +329,11 @@ struct daemon {
 	bool tls_on;
 };
 
+static bool str_eq_null(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *dm = arg;
@@ -224,6 +360,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	if (strcmp(cfg->admin_listen ? cfg->admin_listen : "",
 	           dm->cfg->admin_listen ? dm->cfg->admin_listen : "") != 0)
 		log_msg(LOG_LVL_WARN, "[admin] listen changed: takes effect at the next start");
+	if (!str_eq_null(cfg->user, dm->cfg->user) || !str_eq_null(cfg->group, dm->cfg->group))
+		log_msg(LOG_LVL_WARN, "user or group changed: takes effect at the next start");
 	config_unref(dm->cfg);
 	dm->cfg = cfg;
 	log_setup((enum log_format)cfg->log_format);
@@ -369,11 +507,18 @@ static int cmd_serve(const struct options *o)
 	if (sdnotify_open(nerr, sizeof(nerr)) < 0)
 		log_msg(LOG_LVL_WARN, "%s: no readiness notifications", nerr);
 	char err[1024];
+	struct run_as ra;
+	if (run_as_resolve(dm.cfg, &ra, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(dm.cfg);
+		return EXIT_USAGE;
+	}
 	int rc = 1;
 	struct ssl_ctx_st *tls = NULL;
 	if (!tls_from_config(dm.cfg, &tls, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		config_unref(dm.cfg);
+		free(ra.name);
 		return EXIT_USAGE;
 	}
 	dm.base = event_base_new();
@@ -411,6 +556,10 @@ static int cmd_serve(const struct options *o)
 	evsignal_add(dm.sigint, NULL);
 	char addr[128];
 	if (open_listeners(&dm, o->config, addr, sizeof(addr)) < 0)
+		goto out;
+	/* Bound (and the journal open): nothing more needs root. The control
+	 * socket is made after this, as the user that will serve it. */
+	if (drop_privileges(dm.cfg, &ra) < 0)
 		goto out;
 	if (dm.journal) {
 		dm.ctl = control_new(dm.base, dm.cfg->state_dir, dm.ds, dm.journal, err, sizeof(err));
@@ -458,6 +607,7 @@ out:
 	metrics_reset();
 	if (dm.base)
 		event_base_free(dm.base);
+	free(ra.name);
 	return rc;
 }
 
@@ -680,6 +830,13 @@ static int cmd_check(const struct options *o)
 {
 	struct config *cfg = load_or_die(o->config);
 	char err[1024];
+	struct run_as ra;
+	if (run_as_resolve(cfg, &ra, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(cfg);
+		return EXIT_USAGE;
+	}
+	free(ra.name);
 	struct ssl_ctx_st *tls = NULL;
 	if (!tls_from_config(cfg, &tls, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
