@@ -902,7 +902,13 @@ static struct delivery *delivery_from_journal(struct dispatcher *ds, struct jour
 	                                  pending_header(p, "X-Northflank-Notification-Integration-Id"),
 	                                  pending_header(p, "X-Northflank-Notification-Integration-Name"));
 	json_object_put(root);
+	/* delivery_new stamped HOOK_RECEIVED_AT with the time of this call; a
+	 * recovered or replayed delivery was received when it first came. */
 	d->received_ms = p->received_ms;
+	char name[64], ts[40];
+	format_rfc3339_ms(d->received_ms, ts, sizeof(ts));
+	snprintf(name, sizeof(name), "%sRECEIVED_AT", ds->cfg->env_prefix);
+	envlist_add(&d->env, name, ts);
 	d->rowid = p->rowid;
 	d->async = true;
 	d->attempt = p->attempts + 1;
