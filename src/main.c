@@ -150,9 +150,26 @@ struct daemon {
 	struct dispatcher *ds;
 	struct server *srv;
 	struct control *ctl;
-	struct event *sighup, *sigterm, *sigint, *drain_timer;
+	struct event *sighup, *sigterm, *sigint, *drain_timer, *prune_timer;
 	bool draining;
 };
+
+/* How often the journal is pruned, and how soon again while a backlog of
+ * prunable rows remains: each call deletes at most JOURNAL_PRUNE_BATCH
+ * rows, so a delivery never waits long behind it. */
+#define PRUNE_INTERVAL_MS 1000
+#define PRUNE_BACKLOG_MS 50
+
+static void on_prune(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *dm = arg;
+	int n = journal_prune(dm->journal, now_wall_ms());
+	if (n < 0)
+		log_msg(LOG_LVL_WARN, "journal: pruning failed; will try again");
+	int64_t ms = n >= JOURNAL_PRUNE_BATCH ? PRUNE_BACKLOG_MS : PRUNE_INTERVAL_MS;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(dm->prune_timer, &tv);
+}
 
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
@@ -252,6 +269,10 @@ static int cmd_serve(const struct options *o)
 	}
 	if (dispatch_recover(dm.ds) < 0)
 		log_msg(LOG_LVL_ERROR, "journal: cannot recover pending deliveries");
+	if (dm.journal) {
+		dm.prune_timer = evtimer_new(dm.base, on_prune, &dm);
+		on_prune(-1, 0, &dm);
+	}
 	event_base_dispatch(dm.base);
 	log_msg(LOG_LVL_INFO, "stopped");
 	rc = 0;
@@ -262,6 +283,8 @@ out:
 		event_free(dm.sigint);
 		event_free(dm.drain_timer);
 	}
+	if (dm.prune_timer)
+		event_free(dm.prune_timer);
 	control_free(dm.ctl);
 	server_free(dm.srv);
 	dispatcher_free(dm.ds);
