@@ -23,7 +23,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("HOOKD_SOURCE") or os.path.normpath(os.path.join(HERE, "..", ".."))
 SHARED = os.environ.get("SHARED_DIR") or os.path.normpath(os.path.join(SOURCE, "..", "shared"))
-HOOKD_BIN = os.environ.get("HOOKD_BIN") or os.path.join(SOURCE, "build", "hookd")
+HOOKD_BIN = os.path.abspath(os.environ.get("HOOKD_BIN") or os.path.join(SOURCE, "build", "hookd"))
 SAMPLE_PATH = os.path.join(SHARED, "payloads", "northflank-build-start.json")
 
 START_TIMEOUT = 10.0
