@@ -582,7 +582,9 @@ static void run_next_hook(struct delivery *d)
 			route_free(&d->route);
 			route_resolve(d->ep->hooks_dir, d->event, &d->route);
 		}
-		if (ds->journal && d->rowid)
+		/* A sync delivery was recorded as running this attempt already
+		 * (journal_record): asking again would only cost a read. */
+		if (ds->journal && d->rowid && d->async)
 			journal_attempt_started(ds->journal, d->rowid, d->attempt, now_wall_ms());
 		for (size_t i = 0; i < d->route.nskipped; i++)
 			log_msg(LOG_LVL_WARN, "skipped %s: not executable (delivery %s)",
@@ -845,8 +847,6 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		/* Nothing to run: no slot, but the outcome is journaled so a
 		 * resend is a duplicate. */
 		record(ds, d);
-		if (ds->journal && d->rowid)
-			journal_attempt_started(ds->journal, d->rowid, d->attempt, now_wall_ms());
 		attempt_over(d);
 		return;
 	}
