@@ -52,6 +52,7 @@ struct dispatcher {
 	TAILQ_HEAD(, memid) ids_fifo;
 	size_t nids_final;
 	bool draining;
+	struct event *flush_ev; /* commits the journal's batch at the loop's turn's end */
 };
 
 static void run_next_hook(struct delivery *d);
@@ -445,6 +446,20 @@ static void set_outcome(struct delivery *d, int http, const char *status, char *
 	d->out.error = error;
 }
 
+/* The journal's batch is committed once this turn of the event loop is
+ * over: writes made in the same turn share one commit. */
+static void flush_soon(struct dispatcher *ds)
+{
+	if (ds->flush_ev)
+		event_active(ds->flush_ev, EV_TIMEOUT, 0);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct dispatcher *ds = arg;
+	journal_flush(ds->journal);
+}
+
 static void journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
                            int64_t next_due)
 {
@@ -475,6 +490,12 @@ static void journal_finish(struct dispatcher *ds, struct delivery *d, enum deliv
 	if (journal_attempt_finished(ds->journal, d->rowid, &a, st, next_due) < 0)
 		log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s", d->id);
 	free(hooks);
+	/* A sync sender gets its answer next: the outcome is committed first,
+	 * so that a resend after the answer is always a duplicate. */
+	if (d->async)
+		flush_soon(ds);
+	else if (journal_flush(ds->journal) < 0)
+		log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s", d->id);
 }
 
 static void complete(struct delivery *d);
@@ -734,6 +755,8 @@ static int record(struct dispatcher *ds, struct delivery *d)
 	};
 	d->rowid = journal_record(ds->journal, &jn);
 	free(hdrs);
+	if (!d->async)
+		flush_soon(ds);
 	return d->rowid > 0 ? 0 : -1;
 }
 
@@ -981,6 +1004,10 @@ struct dispatcher *dispatcher_new(struct event_base *base, struct config *cfg,
 	ds->base = base;
 	ds->cfg = config_ref(cfg);
 	ds->journal = journal;
+	if (journal) {
+		ds->flush_ev = event_new(base, -1, 0, on_flush, ds);
+		journal_set_batching(journal, true);
+	}
 	TAILQ_INIT(&ds->queue);
 	TAILQ_INIT(&ds->waiting_retry);
 	TAILQ_INIT(&ds->ids_fifo);
@@ -1059,6 +1086,10 @@ void dispatcher_free(struct dispatcher *ds)
 	if (!ds)
 		return;
 	dispatcher_drain(ds);
+	if (ds->journal)
+		journal_set_batching(ds->journal, false);
+	if (ds->flush_ev)
+		event_free(ds->flush_ev);
 	for (size_t b = 0; b < ARRAY_SIZE(ds->keys); b++) {
 		while (ds->keys[b]) {
 			struct keyq *k = ds->keys[b];
