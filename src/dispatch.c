@@ -987,8 +987,17 @@ int dispatch_replay(struct dispatcher *ds, int64_t rowid)
 			rc = 1;
 		} else {
 			journal_requeue(ds->journal, rowid);
-			log_msg(LOG_LVL_INFO, "replaying delivery %s (endpoint %s)", d->id, d->ep->name);
-			admit(ds, d);
+			if (ds->draining) {
+				/* Like every async delivery not yet started when
+				 * hookd stops: journaled, run at the next start. */
+				log_msg(LOG_LVL_INFO, "delivery %s (endpoint %s) queued for replay at the next start",
+				        d->id, d->ep->name);
+				delivery_free(d);
+			} else {
+				log_msg(LOG_LVL_INFO, "replaying delivery %s (endpoint %s)", d->id,
+				        d->ep->name);
+				admit(ds, d);
+			}
 		}
 	}
 	journal_pending_free(&p);

@@ -9,6 +9,7 @@ interleave within a line and no lock is needed.
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -590,6 +591,27 @@ class Commands(Base):
             self.assertEqual(r.stdout, "")
             self.assertIn("no-such-id", r.stderr)
             self.assertEqual(h.cli("show", "--endpoint", "other", eid).returncode, 1)
+
+    def test_replay_while_shutting_down_waits_for_next_start(self):
+        hooks = {EVENT: rec_hook(), "build:success": rec_hook("sleep 1.5")}
+        with Hookd(config(), hooks) as h:
+            eid, holder = new_id(), new_id("holder")
+            self.assertStatus(h.post(eid), 200, "ok")
+            t, out = h.post_bg(holder, event="build:success")
+            self.wait_runs(h, 2, "start")
+            h.proc.send_signal(signal.SIGTERM)
+            self.assertTrue(h.wait_log("SIGTERM received"), h.log_text())
+            # Queued for the next start, not run by a daemon on its way out.
+            r = h.cli("replay", eid)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            rc, _ = h.stop()
+            t.join(5)
+            self.assertStatus(out[0], 200, "ok")
+            self.assertEqual(attempts_of(h, eid), [1])
+            self.assertEqual(h.event_of(eid)["state"], "queued")
+            h.start()
+            self.assertEqual(h.wait_states([eid])[eid]["attempts"], 2)
+            self.assertEqual(attempts_of(h, eid), [1, 2])
 
     def test_replay_refused_when_body_was_cut(self):
         with Hookd(config(server="journal_body_max = 100\n"), {EVENT: rec_hook()}) as h:
