@@ -790,8 +790,9 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	d->retry_timer = NULL;
 	d->attempt++;
 	reset_attempt(d);
-	if (ds->journal && d->rowid)
-		journal_requeue(ds->journal, d->rowid);
+	/* The journal keeps it retry_wait, now due, until the attempt starts
+	 * (journal_attempt_started); recovery runs a due one like a queued
+	 * one. (journal_requeue is for final deliveries: here it did nothing.) */
 	admit(ds, d);
 }
 
