@@ -511,18 +511,15 @@ static void attempt_over(struct delivery *d)
 	bool retryable = !ok && (d->out.http == 503 || strcmp(d->out.status, "timeout") == 0);
 	enum delivery_state st = ok ? DSTATE_SUCCEEDED : DSTATE_FAILED;
 	int64_t delay = 0;
-	if (d->async && retryable && d->attempt < d->opts.retries + 1 && !ds->draining) {
-		/* The n-th retry waits backoff * 2^(n-1), capped at an hour. */
+	if (d->async && retryable && d->attempt < d->opts.retries + 1) {
+		/* The n-th retry waits backoff * 2^(n-1), capped at an hour;
+		 * shutting down, the same due time is the next start's to keep. */
 		delay = d->opts.retry_backoff_ms;
 		for (int n = 1; n < d->attempt && delay < MAX_BACKOFF_MS; n++)
 			delay *= 2;
 		if (delay > MAX_BACKOFF_MS)
 			delay = MAX_BACKOFF_MS;
 		st = DSTATE_RETRY_WAIT;
-	} else if (d->async && retryable && ds->draining && d->attempt < d->opts.retries + 1) {
-		/* Shutting down: the retry is the next start's to make. */
-		st = DSTATE_RETRY_WAIT;
-		delay = d->opts.retry_backoff_ms;
 	}
 	journal_finish(ds, d, st, st == DSTATE_RETRY_WAIT ? now_wall_ms() + delay : 0);
 	if (!ds->journal && !d->id_generated)
