@@ -154,6 +154,25 @@ class Idempotency(Base):
     def test_unhandled_counts_as_succeeded_memory(self):
         self.unhandled_duplicate(False)
 
+    def test_sync_overload_is_not_an_attempt(self):
+        srv = "max_running = 1\nmax_queued = 1\n"
+        with Hookd(config(server=srv), {EVENT: rec_hook("sleep 1")}) as h:
+            first, second, late = new_id("first"), new_id("second"), new_id("late")
+            t1, o1 = h.post_bg(first)
+            self.wait_runs(h, 1, "start")
+            t2, o2 = h.post_bg(second)
+            self.assertTrue(wait_until(lambda: h.event_of(second), 5), "second not queued")
+            r = h.post(late)
+            self.assertStatus(r, 503, "overloaded")
+            self.assertTrue(r.headers.get("retry-after", "").isdigit(), r)
+            self.assertIsNone(h.event_of(late))
+            for t, o in ((t1, o1), (t2, o2)):
+                t.join(10)
+                self.assertStatus(o[0], 200, "ok")
+            # Its resend is its first attempt.
+            self.assertStatus(h.post(late), 200, "ok")
+            self.assertEqual(attempts_of(h, late), [1])
+
 
 # --------------------------------------------------------------------------
 # async mode
@@ -294,6 +313,26 @@ class Async(Base):
             gap = runs(h, "start")[1][2] - end1
             self.assertGreater(gap, 1.8, "the retry lost its due time: %.2f s" % gap)
             self.assertLess(gap, 3.0, "the retry came late: %.2f s" % gap)
+
+    def test_retry_cut_short_by_sigterm_keeps_its_backoff(self):
+        # Attempt 2 fails (75) while hookd shuts down: the next start owns
+        # the retry, due backoff * 2^(2-1) = 2 s after that attempt's end.
+        ep = "mode = async\nretry_backoff = 1s\n"
+        hook = rec_hook('[ "$HOOK_ATTEMPT" = 2 ] && sleep 1', rc="75")
+        with Hookd(config(endpoint=ep), {EVENT: hook}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 202, "accepted")
+            self.wait_runs(h, 2, "start", timeout=5)
+            rc, _ = h.stop()
+            out = h.cli("show", eid).stdout
+            self.assertRegex(out, r"(?m)^state:\s+retry_wait$")
+            self.assertRegex(out, r"(?m)^attempts:\s+2$")
+            t = {}
+            for k in ("updated_at", "next_due_at"):
+                m = __import__("re").search(r"(?m)^%s:\s+(\S+)Z$" % k, out)
+                t[k] = __import__("datetime").datetime.fromisoformat(m.group(1))
+            wait = (t["next_due_at"] - t["updated_at"]).total_seconds()
+            self.assertTrue(1.9 <= wait <= 2.1, "retry due %.3f s after the attempt" % wait)
 
     def test_async_needs_state_dir(self):
         with Hookd(config(False, endpoint=ASYNC), start=False) as h:
