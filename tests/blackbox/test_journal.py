@@ -566,6 +566,10 @@ class Commands(Base):
             self.assertStatus(h.post(ok), 200, "ok")
             self.assertStatus(h.post(bad, event="build:failure"), 500, "failed")
             self.assertStatus(h.post(other, event="job-run:start"), 200, "unhandled")
+            # state_dir is the daemon's alone (SPEC 8: 0700).
+            self.assertEqual(os.stat(h.state).st_mode & 0o777, 0o700)
+            for name in ("journal.db", "control.sock"):
+                self.assertEqual(os.stat(os.path.join(h.state, name)).st_mode & 0o077, 0, name)
             h.stop()
             h.start()
             # Idempotency survives the restart too.
@@ -597,6 +601,11 @@ class Commands(Base):
             self.assertEqual([e["id"] for e in h.events("--event", "build:*")], [bad, ok, old])
             self.assertEqual([e["id"] for e in h.events("--event", "job-run:?tart")], [other])
             self.assertEqual([e["id"] for e in h.events("--since", "1s")], [other, bad, ok])
+            # --limit counts the rows that pass the other filters.
+            r = h.cli("events", "--json", "--event", "build:*", "--limit", "1")
+            self.assertEqual([e["id"] for e in json.loads(r.stdout)], [bad])
+            r = h.cli("events", "--json", "--failed", "--since", "1s", "--event", "build:*")
+            self.assertEqual([e["id"] for e in json.loads(r.stdout)], [bad])
             r = h.cli("events", "--json", "--limit", "2")
             self.assertEqual([e["id"] for e in json.loads(r.stdout)], [other, bad])
             r = h.cli("events", "--limit", "1")
