@@ -379,17 +379,18 @@ class Crash(Base):
                 row = rows[eid]
                 ends = [a for (i, a, _) in runs(h, "end") if i == eid]
                 self.assertIn(row["attempts"], ends, "%s: its last attempt never ended" % eid)
-                if eid not in started:
-                    # Queued at the kill: runs once, attempt 1.
-                    self.assertEqual((row["attempts"], rerun.get(eid)), (1, [1]), eid)
-                elif row["attempts"] == 2:
-                    # Running at the kill (hookd had not recorded its end):
+                if row["attempts"] == 2:
+                    # Running at the kill (started, its end not recorded;
+                    # its hook may not even have got to its first line):
                     # that run counts as an attempt, and the next says so.
                     self.assertEqual(rerun.get(eid), [2], eid)
                     self.assertIn("status interrupted", h.cli("show", eid).stdout)
-                else:
+                elif eid in started:
                     # Recorded as done before the kill: never run again.
                     self.assertEqual((row["attempts"], rerun.get(eid)), (1, None), eid)
+                else:
+                    # Queued at the kill: runs once, attempt 1.
+                    self.assertEqual((row["attempts"], rerun.get(eid)), (1, [1]), eid)
                 # Surely running at the kill: its hook had not even ended.
                 if eid in interrupted:
                     self.assertEqual(row["attempts"], 2, eid)
