@@ -211,12 +211,13 @@ class Async(Base):
             starts = [t for (_, _, t) in runs(h, "start")]
             ends = [t for (_, _, t) in runs(h, "end")]
             gaps = [starts[n + 1] - ends[n] for n in range(3)]
+            # A timer never fires early, so the lower bounds hold exactly
+            # and alone show the spacing at least doubling; the upper ones
+            # leave room for a busy machine.
             for n, (gap, want) in enumerate(zip(gaps, (0.2, 0.4, 0.8))):
-                self.assertGreaterEqual(gap, want * 0.9, "retry %d came early: %r" % (n + 1, gaps))
-                self.assertLess(gap, want + 0.6, "retry %d came late: %r" % (n + 1, gaps))
-            # The spacing roughly doubles.
-            self.assertGreater(gaps[1] / gaps[0], 1.4, gaps)
-            self.assertGreater(gaps[2] / gaps[1], 1.4, gaps)
+                self.assertGreaterEqual(gap, want * 0.95, "retry %d came early: %r" % (n + 1, gaps))
+                self.assertLess(gap, want + 0.8, "retry %d came late: %r" % (n + 1, gaps))
+            self.assertGreater(gaps[2] / gaps[0], 2.0, gaps)
             out = h.cli("show", eid).stdout
             self.assertEqual(len(__import__("re").findall(r"http 503", out)), 3, out)
 
