@@ -11,6 +11,7 @@
 #include "journal.h"
 #include "verify.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 /* How long a sender is told to wait before resending a pending delivery. */
@@ -306,6 +307,7 @@ void delivery_log(const struct delivery *d)
 		{"error", d->out.error},
 	};
 	log_kv(ok ? LOG_LVL_INFO : LOG_LVL_WARN, "delivery", kv, ARRAY_SIZE(kv));
+	metrics_delivery(d->ep->name, d->out.status, d->out.http);
 }
 
 /* ---- building a delivery -------------------------------------------- */
@@ -568,6 +570,17 @@ static bool failed(const struct status_map *m, const struct hook_result *r, int 
 	return *http < 200 || *http > 299;
 }
 
+static enum metrics_hook_outcome hook_outcome_kind(const struct hook_result *r, bool bad)
+{
+	if (!r->ran)
+		return MHOOK_EXEC_FAILED;
+	if (r->timed_out)
+		return MHOOK_TIMEOUT;
+	if (r->signal)
+		return MHOOK_SIGNAL;
+	return bad ? MHOOK_FAILED : MHOOK_OK;
+}
+
 static void on_hook_done(const struct hook_result *res, void *arg)
 {
 	struct delivery *d = arg;
@@ -577,7 +590,9 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 	h->res.error = res->error ? xstrdup(res->error) : NULL;
 	h->rel = rel;
 	int http;
-	if (failed(&d->cfg->status, &h->res, &http)) {
+	bool bad = failed(&d->cfg->status, &h->res, &http);
+	metrics_hook(hook_outcome_kind(&h->res, bad), h->res.ran ? h->res.ms : -1);
+	if (bad) {
 		char *why;
 		if (h->res.timed_out || h->res.error)
 			why = xasprintf("hook %s: %s", h->rel, h->res.error);
@@ -807,6 +822,8 @@ static void answer_now(struct delivery *d, int http, const char *status, char *e
 {
 	set_outcome(d, http, status, error);
 	d->out.retry_after = retry_after;
+	if (http == 503)
+		metrics_rejection(503, d->disp->draining ? "shutting_down" : "overloaded");
 	delivery_log(d);
 	complete(d);
 }

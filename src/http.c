@@ -136,17 +136,33 @@ static void arm_timer(struct http_conn *c, int64_t ms)
 	evtimer_add(c->timer, &tv);
 }
 
+/* A JSON body gets a final newline (curl output ends cleanly); a body of
+ * another type (the admin's /metrics) goes out as it is. The answer to a
+ * HEAD request has the headers of the answer to GET and no body, or the
+ * client would read the body as the next answer. */
+static void write_response_typed(struct http_conn *c, int status, const char *content_type,
+                                 const char *extra, const char *body, size_t body_len, bool close,
+                                 bool head)
+{
+	bool json = content_type == NULL;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add_printf(out,
+	                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+	                    "Content-Length: %zu\r\n%s%s\r\n",
+	                    status, http_reason(status), json ? "application/json" : content_type,
+	                    body_len + (json ? 1 : 0), close ? "Connection: close\r\n" : "",
+	                    extra ? extra : "");
+	if (head)
+		return;
+	evbuffer_add(out, body, body_len);
+	if (json)
+		evbuffer_add(out, "\n", 1);
+}
+
 static void write_response(struct http_conn *c, int status, const char *extra, const char *body,
                            size_t body_len, bool close)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	evbuffer_add_printf(out,
-	                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-	                    "Content-Length: %zu\r\n%s%s\r\n",
-	                    status, http_reason(status), body_len + 1,
-	                    close ? "Connection: close\r\n" : "", extra ? extra : "");
-	evbuffer_add(out, body, body_len);
-	evbuffer_add(out, "\n", 1);
+	write_response_typed(c, status, NULL, extra, body, body_len, close, false);
 }
 
 /*
@@ -524,6 +540,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 void http_respond(struct http_request *req, int status, const char *extra, char *body, bool close)
 {
+	http_respond_typed(req, status, NULL, extra, body, close);
+}
+
+void http_respond_typed(struct http_request *req, int status, const char *content_type,
+                        const char *extra, char *body, bool close)
+{
 	struct http_conn *c = req->conn;
 	if (c->dead) {
 		free(body);
@@ -534,7 +556,8 @@ void http_respond(struct http_request *req, int status, const char *extra, char 
 	}
 	if (!req->keep_alive || c->srv->stopped)
 		close = true;
-	write_response(c, status, extra, body, strlen(body), close);
+	bool head = req->method && strcmp(req->method, "HEAD") == 0;
+	write_response_typed(c, status, content_type, extra, body, strlen(body), close, head);
 	free(body);
 	request_free(req);
 	c->req = NULL;

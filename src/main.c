@@ -11,15 +11,19 @@
 
 #include <event2/event.h>
 
+#include "admin.h"
 #include "config.h"
 #include "control.h"
 #include "dispatch.h"
 #include "http.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
 #include "payload.h"
 #include "route.h"
 #include "runner.h"
+#include "sdlisten.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "tls.h"
 #include "util.h"
@@ -187,8 +191,10 @@ struct daemon {
 	struct dispatcher *ds;
 	struct server *srv;
 	struct control *ctl;
+	struct admin *admin;
 	struct event *sighup, *sigterm, *sigint, *drain_timer, *prune_timer;
 	bool draining;
+	bool socket_activated; /* [server] listen is not ours to bind */
 	bool tls_on;
 };
 
@@ -213,6 +219,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *dm = arg;
 	char err[1024];
+	sdnotify_reloading();
 	struct config *cfg = config_load(dm->config_path, err, sizeof(err));
 	struct ssl_ctx_st *tls = NULL;
 	/* The certificate pair is reread on every reload (a renewal keeps its
@@ -224,11 +231,16 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	if (!cfg) {
 		struct log_kv kv[] = {{"error", err}};
 		log_kv(LOG_LVL_ERROR, "reload failed, keeping the old config", kv, 1);
+		metrics_reload(false);
+		sdnotify_send("READY=1\nSTATUS=serving; the last reload failed, old config kept");
 		return;
 	}
-	if (strcmp(cfg->listen, dm->cfg->listen) != 0)
+	if (strcmp(cfg->listen, dm->cfg->listen) != 0 && !dm->socket_activated)
 		log_msg(LOG_LVL_WARN, "listen changed to %s: takes effect at the next start",
 		        cfg->listen);
+	if (strcmp(cfg->admin_listen ? cfg->admin_listen : "",
+	           dm->cfg->admin_listen ? dm->cfg->admin_listen : "") != 0)
+		log_msg(LOG_LVL_WARN, "[admin] listen changed: takes effect at the next start");
 	config_unref(dm->cfg);
 	dm->cfg = cfg;
 	log_setup((enum log_format)cfg->log_format);
@@ -245,6 +257,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	}
 	dispatcher_set_config(dm->ds, cfg);
 	log_msg(LOG_LVL_INFO, "config reloaded from %s", dm->config_path);
+	metrics_reload(true);
+	sdnotify_send("READY=1\nSTATUS=serving; config reloaded");
 }
 
 static void check_drained(evutil_socket_t fd, short what, void *arg)
@@ -266,9 +280,98 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 	dm->draining = true;
 	log_msg(LOG_LVL_INFO, "%s received: finishing running deliveries",
 	        sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	sdnotify_send("STOPPING=1\nSTATUS=draining: finishing running deliveries");
+	admin_set_draining(dm->admin);
 	server_drain(dm->srv);
 	dispatcher_drain(dm->ds);
 	check_drained(-1, 0, dm);
+}
+
+/* Logs one "listening" line (the harness and users look for it). */
+static void log_listening(const char *msg, int fd, const char *source, const char *config,
+                          bool tls, char *addr, size_t addrlen)
+{
+	http_bound_address(fd, addr, addrlen);
+	struct log_kv kv[] = {
+		{"addr", addr}, {"source", source}, {"version", HOOKD_VERSION}, {"config", config},
+		{"tls", tls ? "on" : NULL},
+	};
+	log_kv(LOG_LVL_INFO, msg, kv, ARRAY_SIZE(kv));
+}
+
+/*
+ * The webhook listener and the admin listener: from socket activation when
+ * systemd passed sockets (one named "admin", by FileDescriptorName=, is the
+ * admin's; the others are the webhook server's), else bound from [server]
+ * listen and [admin] listen. addr gets the webhook listener's address.
+ */
+static int open_listeners(struct daemon *dm, const char *config, char *addr, size_t addrlen)
+{
+	char err[1024];
+	struct sd_socket *socks = NULL;
+	int n = sdlisten_take(&socks, err, sizeof(err));
+	if (n < 0) {
+		log_msg(LOG_LVL_ERROR, "%s", err);
+		return -1;
+	}
+	int rc = -1;
+	bool admin_passed = false;
+	snprintf(addr, addrlen, "?");
+	for (int i = 0; i < n; i++) {
+		if (strcmp(socks[i].name, "admin") == 0) {
+			admin_passed = true;
+			continue;
+		}
+		if (server_listen_fd(dm->srv, socks[i].fd) < 0) {
+			log_msg(LOG_LVL_ERROR, "cannot serve on socket-activated fd %d", socks[i].fd);
+			goto out;
+		}
+		dm->socket_activated = true;
+		log_listening("listening", socks[i].fd, "systemd", config, dm->tls_on, addr, addrlen);
+	}
+	if (!dm->socket_activated) {
+		int fd = http_listen(dm->cfg->listen, err, sizeof(err));
+		if (fd < 0) {
+			log_msg(LOG_LVL_ERROR, "%s", err);
+			goto out;
+		}
+		if (server_listen_fd(dm->srv, fd) < 0) {
+			close(fd);
+			log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm->cfg->listen);
+			goto out;
+		}
+		log_listening("listening", fd, "config", config, dm->tls_on, addr, addrlen);
+	}
+	if (admin_passed || dm->cfg->admin_listen)
+		dm->admin = admin_new(dm->base, dm->ds);
+	char aaddr[128];
+	for (int i = 0; i < n; i++) {
+		if (strcmp(socks[i].name, "admin") != 0)
+			continue;
+		if (admin_listen_fd(dm->admin, socks[i].fd) < 0) {
+			log_msg(LOG_LVL_ERROR, "cannot serve on socket-activated fd %d", socks[i].fd);
+			goto out;
+		}
+		log_listening("admin listening", socks[i].fd, "systemd", config, false, aaddr,
+		              sizeof(aaddr));
+	}
+	if (!admin_passed && dm->cfg->admin_listen) {
+		int fd = http_listen(dm->cfg->admin_listen, err, sizeof(err));
+		if (fd < 0) {
+			log_msg(LOG_LVL_ERROR, "[admin] %s", err);
+			goto out;
+		}
+		if (admin_listen_fd(dm->admin, fd) < 0) {
+			close(fd);
+			log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm->cfg->admin_listen);
+			goto out;
+		}
+		log_listening("admin listening", fd, "config", config, false, aaddr, sizeof(aaddr));
+	}
+	rc = 0;
+out:
+	free(socks);
+	return rc;
 }
 
 static int cmd_serve(const struct options *o)
@@ -278,6 +381,10 @@ static int cmd_serve(const struct options *o)
 	dm.config_path = o->config;
 	dm.cfg = load_or_die(o->config);
 	log_setup((enum log_format)dm.cfg->log_format);
+	metrics_start();
+	char nerr[512];
+	if (sdnotify_open(nerr, sizeof(nerr)) < 0)
+		log_msg(LOG_LVL_WARN, "%s: no readiness notifications", nerr);
 	char err[1024];
 	int rc = 1;
 	struct ssl_ctx_st *tls = NULL;
@@ -300,11 +407,6 @@ static int cmd_serve(const struct options *o)
 			goto out;
 		}
 	}
-	int fd = http_listen(dm.cfg->listen, err, sizeof(err));
-	if (fd < 0) {
-		log_msg(LOG_LVL_ERROR, "%s", err);
-		goto out;
-	}
 	dm.ds = dispatcher_new(dm.base, dm.cfg, dm.journal);
 	dm.srv = server_new(dm.base, dm.cfg, dm.ds);
 	if (tls) {
@@ -315,16 +417,8 @@ static int cmd_serve(const struct options *o)
 		tls_ctx_free(tls);
 		tls = NULL;
 	}
-	if (server_listen_fd(dm.srv, fd) < 0) {
-		close(fd);
-		log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm.cfg->listen);
-		goto out;
-	}
-	char addr[128];
-	http_bound_address(fd, addr, sizeof(addr));
-	struct log_kv kv[] = {{"addr", addr}, {"version", HOOKD_VERSION}, {"config", o->config},
-	                      {"tls", dm.tls_on ? "on" : NULL}};
-	log_kv(LOG_LVL_INFO, "listening", kv, ARRAY_SIZE(kv));
+	/* Signals are caught before the "listening" line: whoever waits for
+	 * it may send SIGHUP or SIGTERM at once. */
 	dm.sighup = evsignal_new(dm.base, SIGHUP, on_reload, &dm);
 	dm.sigterm = evsignal_new(dm.base, SIGTERM, on_terminate, &dm);
 	dm.sigint = evsignal_new(dm.base, SIGINT, on_terminate, &dm);
@@ -332,6 +426,9 @@ static int cmd_serve(const struct options *o)
 	evsignal_add(dm.sighup, NULL);
 	evsignal_add(dm.sigterm, NULL);
 	evsignal_add(dm.sigint, NULL);
+	char addr[128];
+	if (open_listeners(&dm, o->config, addr, sizeof(addr)) < 0)
+		goto out;
 	if (dm.journal) {
 		dm.ctl = control_new(dm.base, dm.cfg->state_dir, dm.ds, dm.journal, err, sizeof(err));
 		if (!dm.ctl)
@@ -343,25 +440,45 @@ static int cmd_serve(const struct options *o)
 		dm.prune_timer = evtimer_new(dm.base, on_prune, &dm);
 		on_prune(-1, 0, &dm);
 	}
+	sdnotify_send("READY=1\nSTATUS=serving on %s", addr);
+	if (sdnotify_watchdog_start(dm.base) > 0)
+		log_msg(LOG_LVL_INFO, "systemd watchdog: keep-alive every %llums",
+		        (unsigned long long)(sdnotify_watchdog_usec() / 2000));
 	event_base_dispatch(dm.base);
 	log_msg(LOG_LVL_INFO, "stopped");
 	rc = 0;
 out:
 	if (dm.sighup) {
+		/* Freeing the signal events restores the default actions; a
+		 * second SIGTERM (a supervisor's impatience) would then kill a
+		 * daemon that has already finished cleanly. From here on these
+		 * signals are ignored. */
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGHUP);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		sigprocmask(SIG_BLOCK, &set, NULL);
 		event_free(dm.sighup);
 		event_free(dm.sigterm);
 		event_free(dm.sigint);
 		event_free(dm.drain_timer);
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGINT, SIG_IGN);
 	}
 	if (dm.prune_timer)
 		event_free(dm.prune_timer);
 	control_free(dm.ctl);
+	admin_free(dm.admin);
 	server_free(dm.srv);
 	dispatcher_free(dm.ds);
 	journal_close(dm.journal);
 	runner_shutdown();
 	tls_ctx_free(tls);
 	config_unref(dm.cfg);
+	sdnotify_close();
+	metrics_reset();
 	if (dm.base)
 		event_base_free(dm.base);
 	return rc;
@@ -594,6 +711,8 @@ static int cmd_check(const struct options *o)
 	}
 	printf("config %s: ok\n", o->config);
 	printf("listen %s%s\n", cfg->listen, tls ? " (https)" : "");
+	if (cfg->admin_listen)
+		printf("admin %s\n", cfg->admin_listen);
 	if (tls) {
 		struct tls_cert_info ti;
 		tls_ctx_info(tls, &ti);

@@ -1,11 +1,12 @@
 #!/bin/sh
 # The whole test suite, from a clean checkout: installs the build and test
 # dependencies (Debian packages), builds hookd twice (plain, and with
-# AddressSanitizer + UndefinedBehaviorSanitizer), and runs every test in
-# both builds. Prints one closing line: "N passed, N failed".
+# AddressSanitizer + UndefinedBehaviorSanitizer), runs every test in both
+# builds, then builds, installs and checks the Debian package. Prints one
+# closing line: "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
-sh scripts/deps.sh || exit 1
+sh scripts/deps.sh --test || exit 1
 
 passed=0
 failed=0
@@ -42,6 +43,15 @@ run_suite build
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false
+
+# The Debian package: built, linted, installed and tried (tests/package.sh;
+# root only, since it installs a package; exit 77 means skipped).
+sh tests/package.sh
+case $? in
+0) passed=$((passed + 1)) ;;
+77) ;;
+*) failed=$((failed + 1)) ;;
+esac
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
