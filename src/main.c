@@ -323,7 +323,7 @@ struct daemon {
 	struct server *srv;
 	struct control *ctl;
 	struct admin *admin;
-	struct event *sighup, *sigterm, *sigint, *drain_timer;
+	struct event *sighup, *sigterm, *sigint, *drain_timer, *prune_timer;
 	bool draining;
 	bool socket_activated; /* [server] listen is not ours to bind */
 	bool tls_on;
@@ -332,6 +332,23 @@ struct daemon {
 static bool str_eq_null(const char *a, const char *b)
 {
 	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* How often the journal is pruned, and how soon again while a backlog of
+ * prunable rows remains: each call deletes at most JOURNAL_PRUNE_BATCH
+ * rows, so a delivery never waits long behind it. */
+#define PRUNE_INTERVAL_MS 1000
+#define PRUNE_BACKLOG_MS 50
+
+static void on_prune(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *dm = arg;
+	int n = journal_prune(dm->journal, now_wall_ms());
+	if (n < 0)
+		log_msg(LOG_LVL_WARN, "journal: pruning failed; will try again");
+	int64_t ms = n >= JOURNAL_PRUNE_BATCH ? PRUNE_BACKLOG_MS : PRUNE_INTERVAL_MS;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(dm->prune_timer, &tv);
 }
 
 static void on_reload(evutil_socket_t sig, short what, void *arg)
@@ -568,6 +585,10 @@ static int cmd_serve(const struct options *o)
 	}
 	if (dispatch_recover(dm.ds) < 0)
 		log_msg(LOG_LVL_ERROR, "journal: cannot recover pending deliveries");
+	if (dm.journal) {
+		dm.prune_timer = evtimer_new(dm.base, on_prune, &dm);
+		on_prune(-1, 0, &dm);
+	}
 	sdnotify_send("READY=1\nSTATUS=serving on %s", addr);
 	if (sdnotify_watchdog_start(dm.base) > 0)
 		log_msg(LOG_LVL_INFO, "systemd watchdog: keep-alive every %llums",
@@ -595,6 +616,8 @@ out:
 		signal(SIGTERM, SIG_IGN);
 		signal(SIGINT, SIG_IGN);
 	}
+	if (dm.prune_timer)
+		event_free(dm.prune_timer);
 	control_free(dm.ctl);
 	admin_free(dm.admin);
 	server_free(dm.srv);
