@@ -342,5 +342,31 @@ class ShippedDeployTest(ExampleTest):
             self.assertEqual(d.stop(), 0)
 
 
+class LoggingHooksTest(ExampleTest):
+    """The shipped hooks.d/build:start (logs the build) and _default (logs
+    any event no other hook matches), as the quick start runs them."""
+    HOOKS = {"build:start": repo_hook("hooks.d/build:start"),
+             "_default": repo_hook("hooks.d/_default")}
+
+    def test_build_start_logs_the_build(self):
+        with self.daemon(self.HOOKS) as d:
+            r = d.post(sample_body("build:start"))
+            self.assertEqual(r.status, 200, r.raw)
+            self.assertEqual([h["hook"] for h in r.json["hooks"]], ["build:start"])
+            self.assertIn("build social-hour-1312 started for Personal Blog/Website "
+                          "(branch master, commit ca624abed0d5ba0ad6e6fe28c396196b81f0200d)",
+                          self.output(r))
+            self.assertEqual(d.stop(), 0)
+
+    def test_default_logs_unmatched_events(self):
+        with self.daemon(self.HOOKS) as d:
+            r = d.post(sample_body("addon-backup:start"))
+            self.assertEqual(r.status, 200, r.raw)
+            self.assertEqual([h["hook"] for h in r.json["hooks"]], ["_default"])
+            self.assertIn("no hook for event addon-backup:start", self.output(r))
+            self.assertIn("from 127.0.0.1", self.output(r))
+            self.assertEqual(d.stop(), 0)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
