@@ -53,6 +53,11 @@ struct dispatcher {
 	TAILQ_HEAD(, memid) ids_fifo;
 	size_t nids_final;
 	bool draining;
+	/* Handing freed slots on (release): a delivery that finishes at once
+	 * while it runs only gives its slot back, and the loop already under
+	 * way starts the next, so a queue of deliveries that each fail at once
+	 * does not nest one call a delivery. */
+	bool releasing;
 	struct event *flush_ev; /* commits the journal's batch at the loop's turn's end */
 };
 
@@ -550,13 +555,18 @@ static void release(struct delivery *d)
 {
 	struct dispatcher *ds = d->disp;
 	ds->running--;
+	bool outer = !ds->releasing;
+	ds->releasing = true;
 	key_release(ds, d);
+	if (!outer)
+		return;
 	/* The freed slot goes to the first in line. */
 	while (ds->running < ds->cfg->max_running && !TAILQ_EMPTY(&ds->queue)) {
 		struct delivery *next = TAILQ_FIRST(&ds->queue);
 		TAILQ_REMOVE(&ds->queue, next, link);
 		start_running(ds, next);
 	}
+	ds->releasing = false;
 }
 
 static bool failed(const struct status_map *m, const struct hook_result *r, int *http)
@@ -699,7 +709,8 @@ static void start_running(struct dispatcher *ds, struct delivery *d)
 
 static void slot_acquire(struct dispatcher *ds, struct delivery *d)
 {
-	if (ds->running < ds->cfg->max_running && TAILQ_EMPTY(&ds->queue)) {
+	/* Within release, the line is the way in: its loop starts d. */
+	if (!ds->releasing && ds->running < ds->cfg->max_running && TAILQ_EMPTY(&ds->queue)) {
 		start_running(ds, d);
 		return;
 	}

@@ -1,0 +1,140 @@
+"""Black-box tests from a review of the daemon's core: event-loop lifetime
+bugs (a cascade of deliveries that finish at once, answers still being
+written at SIGTERM) and SPEC 1/3 corners no other file covers.
+
+Run: HOOKD_BIN=build/hookd python3 tests/blackbox/test_review.py [-k NAME]
+"""
+
+import json
+import os
+import re
+import resource
+import signal
+import socket
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import NF_CONFIG, NF_PREFIX, NF_TOKEN, Hookd, new_id, sample_body, sh  # noqa: E402
+
+
+def cfg(extra_server="", extra=""):
+    """NF_CONFIG with extra [server] lines and extra sections."""
+    return NF_CONFIG.replace("kill_grace = 1s\n", "kill_grace = 1s\n" + extra_server) + extra
+
+
+def nf_request(event_id, body=None, path="/webhook"):
+    """The bytes of one Northflank delivery (Connection: close)."""
+    body = body if body is not None else sample_body()
+    head = ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "%sToken: %s\r\n%sEvent-Id: %s\r\nContent-Length: %d\r\n"
+            "Connection: close\r\n\r\n"
+            % (path, NF_PREFIX, NF_TOKEN, NF_PREFIX, event_id, len(body)))
+    return head.encode() + body
+
+
+def read_all(s, timeout=15.0):
+    """Everything s sends until EOF (or timeout)."""
+    s.settimeout(timeout)
+    got = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except (socket.timeout, OSError):
+            break
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def admin_port(h):
+    line = h.wait_log("msg=\"admin listening\"", timeout=5) or \
+        h.wait_log("admin listening", timeout=5)
+    m = re.search(r'addr="?[0-9.]+:(\d+)', line or "")
+    if not m:
+        raise AssertionError("no admin listening line")
+    return int(m.group(1))
+
+
+def metric(h, port, name):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        text = r.read().decode()
+    m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
+    return int(m.group(1)) if m else None
+
+
+class Base(harness.HookdTestCase):
+
+    def daemon(self, config=NF_CONFIG, hooks=None, **kw):
+        return Hookd(config, hooks, secrets=[NF_TOKEN], **kw)
+
+
+# A hook that holds its slot until {tmp}/go exists (bounded: 20 s).
+HOLD = sh("echo x > '{tmp}/holding'\n"
+          "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done")
+
+
+class TestLifetime(Base):
+
+    def test_many_queued_deliveries_failing_to_spawn(self):
+        """A slot freed while many deliveries wait for it: each next one
+        fails to spawn at once (bad interpreter) and so frees its slot at
+        once. That cascade must not nest one call frame a delivery (a
+        stack overflow with a long queue); every delivery is answered.
+        hookd runs with a small stack so a queue of 150 stands for a
+        max_queued of thousands at the default 8 MiB."""
+        n = 150
+        config = cfg("max_running = 1\nmax_queued = 1000\n",
+                     "\n[admin]\nlisten = 127.0.0.1:0\n[event hold]\ntimeout = 30s\n")
+        hooks = {"hold": HOLD, "build:start": "#!/nonexistent/interpreter\n"}
+        soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+        small = 256 * 1024
+        resource.setrlimit(resource.RLIMIT_STACK, (small if hard == resource.RLIM_INFINITY
+                                                   or hard >= small else hard, hard))
+        try:
+            h = self.daemon(config, hooks)
+        finally:
+            resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
+        with h:
+            aport = admin_port(h)
+            held = json.loads(sample_body())
+            held["event"] = "hold"
+            first = socket.create_connection(("127.0.0.1", h.port), timeout=15)
+            first.sendall(nf_request(new_id(), json.dumps(held).encode()))
+            self.assertTrue(h.wait_file("holding", timeout=10), "the holding hook did not start")
+            socks = []
+            try:
+                for _ in range(n):
+                    s = socket.create_connection(("127.0.0.1", h.port), timeout=15)
+                    s.sendall(nf_request(new_id()))
+                    socks.append(s)
+                wait_for(lambda: metric(h, aport, "hookd_deliveries_queued") == n,
+                         what="%d deliveries queued" % n)
+                open(h.path("go"), "w").close()
+                self.assertIn(b" 200 ", read_all(first).split(b"\r\n", 1)[0])
+                for s in socks:
+                    r = harness.parse_raw_response(read_all(s))
+                    self.assertIsNotNone(r, "no answer: hookd died?")
+                    body = self.assertAnswer(r, 500)
+                    self.assertIn("exec failed", body["hooks"][0]["error"])
+            finally:
+                first.close()
+                for s in socks:
+                    s.close()
+
+
+if __name__ == "__main__":
+    harness.main()
