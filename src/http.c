@@ -735,6 +735,17 @@ int http_server_connections(struct http_server *s)
 	return s->nconns;
 }
 
+int http_server_answering(struct http_server *s)
+{
+	int n = 0;
+	const struct http_conn *c;
+	TAILQ_FOREACH(c, &s->conns, link) {
+		if (c->state == CONN_HANDLING)
+			n++;
+	}
+	return n;
+}
+
 void http_server_free(struct http_server *s)
 {
 	if (!s)

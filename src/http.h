@@ -66,6 +66,9 @@ void http_server_set_tls(struct http_server *s, struct ssl_ctx_st *ctx);
 void http_server_stop_accepting(struct http_server *s);
 /* Connections still open. */
 int http_server_connections(struct http_server *s);
+/* Connections whose request is with the handler or whose answer is not
+ * written whole yet (a stalled reader is dropped after the write timeout). */
+int http_server_answering(struct http_server *s);
 void http_server_free(struct http_server *s);
 
 const char *http_header_get(const struct http_request *req, const char *name);

@@ -402,7 +402,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 static void check_drained(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *dm = arg;
-	if (dispatcher_idle(dm->ds) && runner_active() == 0) {
+	/* Exiting closes every connection: an answer still in its output
+	 * buffer would be cut short, so those go out whole first. */
+	if (dispatcher_idle(dm->ds) && runner_active() == 0 && server_answering(dm->srv) == 0) {
 		event_base_loopexit(dm->base, NULL);
 		return;
 	}

@@ -250,6 +250,11 @@ int server_connections(struct server *s)
 	return http_server_connections(s->http);
 }
 
+int server_answering(struct server *s)
+{
+	return http_server_answering(s->http);
+}
+
 void server_free(struct server *s)
 {
 	if (!s)

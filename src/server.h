@@ -24,6 +24,8 @@ void server_set_tls(struct server *s, struct ssl_ctx_st *ctx);
 /* SIGTERM: stop accepting, answer later requests 503 + Connection: close. */
 void server_drain(struct server *s);
 int server_connections(struct server *s);
+/* Answers still being made or written (see http_server_answering). */
+int server_answering(struct server *s);
 void server_free(struct server *s);
 
 /* Whether a header carries a credential and must never be journaled,

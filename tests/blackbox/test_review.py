@@ -135,6 +135,42 @@ class TestLifetime(Base):
                 for s in socks:
                     s.close()
 
+    def test_sigterm_answer_written_whole_before_exit(self):
+        """SIGTERM while a delivery runs: it finishes, and its sender gets
+        the whole answer even when that answer is larger than the socket
+        buffers and the sender reads it slowly; hookd exits after that."""
+        n = 250
+        # Each hook's output tail is 4 KiB of control bytes: about 24 KiB of
+        # JSON escapes each in the answer, about 1 MiB in all.
+        noisy = sh("head -c 4096 /dev/zero | tr '\\0' '\\1'")
+        hooks = {"build:start/%02d" % i: noisy for i in range(n)}
+        hooks["build:start/00"] = sh("echo x > '{tmp}/started'\n"
+                                     "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 200 ]; "
+                                     "do sleep 0.05; i=$((i+1)); done")
+        with self.daemon(cfg("include_output = yes\n", "[event build:start]\ntimeout = 20s\n"),
+                         hooks) as h:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(15)
+            try:
+                s.connect(("127.0.0.1", h.port))
+                s.sendall(nf_request(new_id()))
+                self.assertTrue(h.wait_file("started", timeout=10), "the first hook did not start")
+                h.send_signal(signal.SIGTERM)
+                self.assertTrue(h.wait_log("SIGTERM received", timeout=5))
+                open(h.path("go"), "w").close()
+                self.assertTrue(h.wait_log("msg=delivery", timeout=20), "no delivery line")
+                time.sleep(0.5)  # the sender is slow to read
+                r = harness.parse_raw_response(read_all(s, timeout=20))
+            finally:
+                s.close()
+            self.assertIsNotNone(r, "no answer")
+            length = int(r.headers.get("content-length", "-1"))
+            self.assertEqual(len(r.raw), length, "the answer was cut short")
+            body = self.assertAnswer(r, 200)
+            self.assertEqual(len(body["hooks"]), n)
+            self.assertEqual(h.wait_exit(), 0)
+
 
 if __name__ == "__main__":
     harness.main()
