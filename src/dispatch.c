@@ -62,6 +62,7 @@ struct dispatcher {
 };
 
 static void run_next_hook(struct delivery *d);
+static void resolve(struct delivery *d);
 static void slot_acquire(struct dispatcher *ds, struct delivery *d);
 static void start_running(struct dispatcher *ds, struct delivery *d);
 
@@ -622,8 +623,7 @@ static void run_next_hook(struct delivery *d)
 	if (d->next_hook == 0) {
 		if (d->async) {
 			/* An async delivery's route is read when it runs. */
-			route_free(&d->route);
-			route_resolve(d->ep->hooks_dir, d->event, &d->route);
+			resolve(d);
 		}
 		/* A sync delivery was recorded as running this attempt already
 		 * (journal_record): asking again would only cost a read. */
@@ -639,7 +639,7 @@ static void run_next_hook(struct delivery *d)
 			d->results = xrealloc(d->results, (d->nresults + 1) * sizeof(*d->results));
 			struct hook_outcome *h = &d->results[d->nresults++];
 			memset(h, 0, sizeof(*h));
-			h->rel = xstrdup(d->route.name);
+			h->rel = xstrdup(d->route.name ? d->route.name : "");
 			h->res.exit_code = -1;
 			h->res.error = xstrdup(d->route.error);
 		} else if (!d->route.name) {

@@ -171,6 +171,28 @@ class TestLifetime(Base):
             self.assertEqual(len(body["hooks"]), n)
             self.assertEqual(h.wait_exit(), 0)
 
+    def test_async_delivery_with_unreadable_hooks_dir_is_not_unhandled(self):
+        """An async delivery reads its route when it runs. A hooks dir that
+        cannot be read then is a failure (as it is for a sync delivery:
+        500 "cannot read hooks dir"), never "no route": "unhandled" would
+        record it as succeeded and it could never be retried or replayed."""
+        config = cfg("state_dir = {tmp}/state\n") + "mode = async\n"
+        with self.daemon(config, {"build:start": sh("echo ran >> '{tmp}/ran'")}) as h:
+            os.rename(h.hooks, h.hooks + ".away")
+            r = h.northflank()
+            self.assertEqual(self.assertAnswer(r, 202).get("status"), "accepted")
+            line = h.wait_log("msg=delivery", "id=" + h.last_id, "http=", "mode=async",
+                              regex=r"status=(?!accepted)", timeout=10)
+            self.assertIsNotNone(line, "the async run was not logged")
+            self.assertIn("status=failed", line)
+            self.assertIn("http=500", line)
+            self.assertIn("cannot read hooks dir", line)
+            os.rename(h.hooks + ".away", h.hooks)
+            # Not a duplicate: it failed, so a resend runs it again.
+            r = h.northflank(event_id=h.last_id)
+            self.assertEqual(self.assertAnswer(r, 202).get("status"), "accepted")
+            self.assertTrue(h.wait_file("ran", timeout=10), "the resend did not run")
+
 
 if __name__ == "__main__":
     harness.main()
