@@ -753,6 +753,10 @@ void http_server_free(struct http_server *s)
 	for (size_t i = 0; i < s->nlisteners; i++)
 		evconnlistener_free(s->listeners[i]);
 	free(s->listeners);
+	/* conn_free below may resume accepting (a server paused at
+	 * max_connections): there is nothing left to resume. */
+	s->listeners = NULL;
+	s->nlisteners = 0;
 	while (!TAILQ_EMPTY(&s->conns)) {
 		struct http_conn *c = TAILQ_FIRST(&s->conns);
 		if (c->req && c->state == CONN_HANDLING) {

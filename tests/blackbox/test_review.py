@@ -193,6 +193,25 @@ class TestLifetime(Base):
             self.assertEqual(self.assertAnswer(r, 202).get("status"), "accepted")
             self.assertTrue(h.wait_file("ran", timeout=10), "the resend did not run")
 
+    def test_exit_with_admin_at_max_connections(self):
+        """The admin listener pauses at its 64 connections. Exiting with
+        all of them open frees them one by one; the first one freed must
+        not re-enable a listener that was freed already."""
+        config = cfg(extra="\n[admin]\nlisten = 127.0.0.1:0\n")
+        with self.daemon(config) as h:
+            aport = admin_port(h)
+            socks = []
+            try:
+                for _ in range(64):
+                    socks.append(socket.create_connection(("127.0.0.1", aport), timeout=5))
+                time.sleep(0.5)  # every one accepted: the 64th pauses the listener
+                h.send_signal(signal.SIGTERM)
+                self.assertEqual(h.wait_exit(), 0, "\n".join(h.logs()[-30:]))
+                self.assertEqual(harness.sanitizer_lines(h.log_text()), [])
+            finally:
+                for s in socks:
+                    s.close()
+
 
 if __name__ == "__main__":
     harness.main()
