@@ -213,5 +213,113 @@ class TestLifetime(Base):
                     s.close()
 
 
+# --------------------------------------------------------------------------
+# SPEC 3: the answer table's order, where two rows apply at once
+
+MARK = {"_default": sh("echo _default >> '{tmp}/ran'"),
+        "build:start": sh("echo build:start >> '{tmp}/ran'")}
+
+
+class TestAnswerOrder(Base):
+
+    def test_404_before_405(self):
+        with self.daemon(hooks=MARK) as h:
+            for method in ("GET", "PUT", "DELETE"):
+                with self.subTest(method=method):
+                    r = h.request(method, "/nope", b"{}" if method == "PUT" else None)
+                    self.assertAnswer(r, 404)
+                    self.assertIsNone(r.header("Allow"))
+            self.assertNothingRan(h)
+
+    def test_head_is_405_without_a_body(self):
+        with self.daemon(hooks=MARK) as h:
+            got, err = h.raw(b"HEAD /webhook HTTP/1.1\r\nHost: x\r\n\r\n", timeout=3)
+            head, _, rest = got.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 405 "), got)
+            self.assertIn(b"\r\nAllow: POST", head)
+            self.assertIn(b"application/json", head)
+            self.assertEqual(rest, b"", "a HEAD answer carries no body")
+            self.assertNothingRan(h)
+
+    def test_405_before_403_before_401(self):
+        config = NF_CONFIG + "allow_from = 10.0.0.0/8\n"
+        with self.daemon(config, MARK) as h:
+            r = h.request("GET", "/webhook")
+            self.assertAnswer(r, 405)
+            self.assertEqual(r.header("Allow"), "POST")
+            r = h.northflank(token="wrong")
+            self.assertAnswer(r, 403)
+            r = h.northflank()
+            self.assertAnswer(r, 403)
+            self.assertNothingRan(h)
+
+    def test_401_before_415_and_400(self):
+        """Credentials are checked before the media type and the body."""
+        with self.daemon(hooks=MARK) as h:
+            cases = [("text/plain", b"{}"), ("application/json", b"not json"),
+                     ("application/json", b"[1]"), ("text/plain", b"not json"),
+                     ("application/x-www-form-urlencoded", b"payload=%7B%7D")]
+            for ct, body in cases:
+                with self.subTest(ct=ct, body=body):
+                    r = h.northflank(body=body, token="wrong", content_type=ct,
+                                     event_type=None)
+                    b = self.assertAnswer(r, 401)
+                    self.assertEqual(b.get("status"), "rejected")
+                    r = h.northflank(body=body, token=None, content_type=ct,
+                                     event_type=None)
+                    self.assertAnswer(r, 401)
+            self.assertNothingRan(h)
+
+    def test_415_before_400(self):
+        with self.daemon(hooks=MARK) as h:
+            for ct in ("text/plain", "application/x-www-form-urlencoded", "application/xml",
+                       "application/jsonx", "text/json"):
+                with self.subTest(ct=ct):
+                    r = h.northflank(body=b"not json", content_type=ct, event_type=None)
+                    self.assertAnswer(r, 415)
+            self.assertNothingRan(h)
+
+    def test_413_before_401(self):
+        with self.daemon(cfg("max_body = 1KiB\n"), MARK) as h:
+            r = h.northflank(body=b"{" + b" " * 2048 + b"}", token="wrong", event_type=None)
+            self.assertAnswer(r, 413)
+            self.assertNothingRan(h)
+
+    def test_400_before_duplicate(self):
+        """A resend of a delivery that succeeded, with a body that is not
+        an event object: 400, not "duplicate"."""
+        with self.daemon(hooks=MARK) as h:
+            eid = new_id()
+            self.assertAnswer(h.northflank(event_id=eid), 200)
+            r = h.northflank(body=b"[]", event_id=eid, event_type=None)
+            self.assertAnswer(r, 400)
+            r = h.northflank(event_id=eid)
+            self.assertEqual(self.assertAnswer(r, 200).get("status"), "duplicate")
+            self.assertEqual(h.ran(), ["build:start"])
+
+    def test_503_overload_is_not_an_attempt(self):
+        """A delivery turned away with 503 (max_queued) is not recorded:
+        its resend runs (it is neither a duplicate nor still pending)."""
+        config = cfg("max_running = 1\nmax_queued = 0\n", "[event hold]\ntimeout = 30s\n")
+        with self.daemon(config, {"hold": HOLD, "build:start": MARK["build:start"]}) as h:
+            held = json.loads(sample_body())
+            held["event"] = "hold"
+            first = socket.create_connection(("127.0.0.1", h.port), timeout=15)
+            try:
+                first.sendall(nf_request(new_id(), json.dumps(held).encode()))
+                self.assertTrue(h.wait_file("holding", timeout=10))
+                eid = new_id()
+                r = h.northflank(event_id=eid)
+                self.assertEqual(self.assertAnswer(r, 503).get("status"), "overloaded")
+                self.assertTrue(r.header("Retry-After"))
+                open(h.path("go"), "w").close()
+                read_all(first)
+            finally:
+                first.close()
+            r = h.northflank(event_id=eid)
+            self.assertEqual(self.assertAnswer(r, 200).get("status"), "ok")
+            self.assertEqual(h.ran(), ["build:start"])
+
+
 if __name__ == "__main__":
     harness.main()
