@@ -321,5 +321,126 @@ class TestAnswerOrder(Base):
             self.assertEqual(h.ran(), ["build:start"])
 
 
+# --------------------------------------------------------------------------
+# SPEC 1: the command line
+
+TWO_ENDPOINTS = """\
+[server]
+listen = 127.0.0.1:0
+hooks_dir = {hooks}
+timeout = 1s
+kill_grace = 200ms
+
+[endpoint first]
+path = /first
+scheme = none
+
+[endpoint second]
+path = /second
+scheme = none
+hooks_dir = {tmp}/second.d
+"""
+
+DUMP = sh("echo \"$HOOK_ENDPOINT $HOOK_HOOK\" >> '{tmp}/ran'")
+
+
+class TestCommandLine(Base):
+
+    def setUp(self):
+        self.h = Hookd(TWO_ENDPOINTS, {"build:start": DUMP}, start=False)
+        self.h.write_hook("build:start", DUMP, hooks_dir=self.h.path("second.d"))
+        self.h.write_hook("slow", sh("sleep 5"), hooks_dir=self.h.path("second.d"))
+        self.h.write_hook("three", sh("exit 3"))
+        self.payload = self.h.write_file("p.json", json.dumps({"event": "x", "n": 1}))
+
+    def tearDown(self):
+        self.h.cleanup()
+
+    def cli(self, *args, config=True, **kw):
+        return harness.run_cli(list(args), config=self.h.config_path if config else None, **kw)
+
+    def test_config_option_forms_and_env_default(self):
+        for args, env in ((["-c", self.h.config_path, "check"], None),
+                          (["--config", self.h.config_path, "check"], None),
+                          (["--config=" + self.h.config_path, "check"], None),
+                          (["check", "-c", self.h.config_path], None),
+                          (["check"], {"HOOKD_CONFIG": self.h.config_path})):
+            with self.subTest(args=args, env=env):
+                p = harness.run_cli(args, env=env)
+                self.assertEqual(p.returncode, 0, p)
+                self.assertIn(b"/second", p.stdout)
+        # -c wins over $HOOKD_CONFIG.
+        p = harness.run_cli(["-c", self.h.config_path, "check"],
+                            env={"HOOKD_CONFIG": self.h.path("missing.ini")})
+        self.assertEqual(p.returncode, 0, p)
+        p = harness.run_cli(["check"], env={"HOOKD_CONFIG": self.h.path("missing.ini")})
+        self.assertEqual(p.returncode, 2, p)
+        self.assertIn(b"missing.ini", p.stderr)
+        p = harness.run_cli(["check", "-c"])
+        self.assertEqual(p.returncode, 2, p)
+
+    def test_run_and_env_endpoint_option(self):
+        p = self.cli("run", "build:start", self.payload)
+        self.assertEqual(p.returncode, 0, p)
+        self.assertEqual(json.loads(p.stdout)["endpoint"], "first")
+        p = self.cli("run", "--endpoint", "second", "build:start", self.payload)
+        self.assertEqual(p.returncode, 0, p)
+        self.assertEqual(json.loads(p.stdout)["endpoint"], "second")
+        self.assertEqual(self.h.ran(), ["first", "build:start", "second", "build:start"])
+        p = self.cli("env", "build:start", self.payload, "--endpoint", "second")
+        self.assertEqual(p.returncode, 0, p)
+        self.assertIn(b"HOOK_ENDPOINT=second\n", p.stdout)
+        self.assertIn(b"HOOK_REMOTE_ADDR=\n", p.stdout)
+        self.assertIn(b"HOOK_N=1\n", p.stdout)
+        self.assertIn(b"HOOK_EVENT=build:start\n", p.stdout, "EVENT overrides the payload's")
+        self.assertNotIn(b"HOOK_INTEGRATION_ID", p.stdout, "no sender headers")
+        for cmd in ("run", "env"):
+            with self.subTest(cmd=cmd):
+                p = self.cli(cmd, "--endpoint", "third", "build:start", self.payload)
+                self.assertEqual(p.returncode, 2, p)
+                self.assertTrue(p.stderr.strip())
+        self.assertEqual(len(self.h.ran()), 4)
+
+    def test_run_exit_follows_the_mapped_status(self):
+        # No hook: 200 unhandled, exit 0.
+        p = self.cli("run", "nothing:here", self.payload)
+        self.assertEqual(p.returncode, 0, p)
+        self.assertEqual(json.loads(p.stdout)["status"], "unhandled")
+        # Exit 3 with the default map: 500, exit 1.
+        p = self.cli("run", "three", self.payload)
+        self.assertEqual(p.returncode, 1, p)
+        self.assertEqual(json.loads(p.stdout)["status"], "failed")
+        # The same exit mapped to 2xx: exit 0.
+        self.h.write_config(TWO_ENDPOINTS + "\n[status]\n3 = 202\n")
+        p = self.cli("run", "three", self.payload)
+        self.assertEqual(p.returncode, 0, p)
+        # The time limit: 504, exit 1.
+        p = self.cli("run", "--endpoint", "second", "slow", self.payload, timeout=20)
+        self.assertEqual(p.returncode, 1, p)
+        b = json.loads(p.stdout)
+        self.assertEqual(b["status"], "timeout")
+        self.assertIsNone(b["hooks"][0]["exit"])
+        self.assertIn("timed out after 1s", b["hooks"][0]["error"])
+
+    def test_run_payload_errors_exit_2(self):
+        big = self.h.write_file("big.json", json.dumps({"event": "x", "pad": "x" * (1 << 20)}))
+        for args in (("run", "build:start", big), ("run", "build:start", self.h.path("none.json")),
+                     ("env", "build:start", self.h.path("none.json")),
+                     ("run", "build:start", self.payload, "extra")):
+            with self.subTest(args=args):
+                p = self.cli(*args)
+                self.assertEqual(p.returncode, 2, p)
+                self.assertTrue(p.stderr.strip())
+        self.assertEqual(self.h.ran(), [])
+
+    def test_command_arguments_counted(self):
+        for args in (("check", "x"), ("serve", "x"), ("events", "x"), ("show",),
+                     ("show", "a", "b"), ("replay",), ("replay", "a", "b")):
+            with self.subTest(args=args):
+                p = self.cli(*args, timeout=5)
+                self.assertEqual(p.returncode, 2, p)
+                self.assertEqual(len(p.stderr.decode().strip().splitlines()), 1, p)
+
+
 if __name__ == "__main__":
     harness.main()
