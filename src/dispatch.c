@@ -732,7 +732,7 @@ static bool route_outcome(struct delivery *d)
 		return true;
 	}
 	if (!d->route.name) {
-		set_outcome(d, 200, "unhandled", NULL);
+		set_outcome(d, 200, "unhandled", xstrdup("no hook for this event"));
 		return true;
 	}
 	return false;

@@ -297,6 +297,16 @@ class TestAnswerOrder(Base):
             self.assertEqual(self.assertAnswer(r, 200).get("status"), "duplicate")
             self.assertEqual(h.ran(), ["build:start"])
 
+    def test_unhandled_answer_says_why(self):
+        """SPEC 3: "error" holds a short reason when status is not ok; an
+        async delivery with no route already logs "no hook for this event"."""
+        with self.daemon(hooks={"other": MARK["build:start"]}) as h:
+            b = self.assertAnswer(h.northflank(event="billing:paid"), 200)
+            self.assertEqual(b.get("status"), "unhandled")
+            self.assertEqual(b.get("error"), "no hook for this event")
+            line = h.wait_log("msg=delivery", "status=unhandled")
+            self.assertIn('error="no hook for this event"', line)
+
     def test_503_overload_is_not_an_attempt(self):
         """A delivery turned away with 503 (max_queued) is not recorded:
         its resend runs (it is neither a duplicate nor still pending)."""
