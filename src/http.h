@@ -61,8 +61,9 @@ void http_server_set_limits(struct http_server *s, const struct http_limits *lim
  * reference is taken; NULL: plain HTTP). A connection already open keeps
  * the context it was accepted with. */
 void http_server_set_tls(struct http_server *s, struct ssl_ctx_st *ctx);
-/* Stops accepting; idle connections are closed and every later request on
- * an open one is refused through the handler (the caller's draining flag). */
+/* Stops accepting. Open connections stay open until the server is freed:
+ * a later request on one is refused through the handler (the caller's
+ * draining flag) and answered with Connection: close. */
 void http_server_stop_accepting(struct http_server *s);
 /* Connections still open. */
 int http_server_connections(struct http_server *s);
