@@ -16,7 +16,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
-targets="payload route config verify netaddr http"
+targets="payload route config verify netaddr http conn"
 
 usage() {
 	echo "usage: $0 TARGET SECONDS [LIBFUZZER-ARGS...] | $0 --merge TARGET" >&2

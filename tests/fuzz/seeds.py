@@ -260,4 +260,12 @@ heads = {
 }
 for name, text in heads.items():
     put('http', name, text)
+
+# ---- conn: [server flags] then the same bytes on a real connection ----
+for name, text in heads.items():
+    put('conn', name, b'\0' + text.encode())
+    put('conn', name + '-deferred', b'\1' + text.encode())
+put('conn', 'small-limits', b'\x0c' + heads['northflank'].encode())
+put('conn', 'timeout', b'\x02' + heads['pipelined'].encode())
+put('conn', 'close', b'\x11' + heads['pipelined'].encode())
 print('seeds written to', OUT)
