@@ -8,8 +8,10 @@
  * only after the event loop has turned again (as a running hook does),
  * bit 1 a zero read_timeout (408s), bit 2 max_headers 256 instead of 2 KiB,
  * bit 3 max_body 16 instead of 1 KiB, bit 4 the handler answers with
- * Connection: close. The rest is what the client sends before it shuts
- * down its side. One server, listening on a unix socket under /tmp, lives
+ * Connection: close, bit 5 the client hangs up (closes without reading)
+ * instead of only shutting down its sending side, bits 6-7 the client
+ * sends in pieces of 1, 16 or 256 bytes instead of all at once. The rest
+ * is what the client sends. One server, listening on a unix socket under /tmp, lives
  * for the whole process, so a connection it fails to close shows up.
  *
  * Checked: the connection is closed once the client is gone and every
@@ -18,6 +20,7 @@
  * a JSON object with an exact Content-Length.
  */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -79,6 +82,9 @@ static void setup(void)
 {
 	if (base)
 		return;
+	/* As the daemon does (runner_init): a write to a client that hung up
+	 * is an error to handle, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
 	snprintf(dir, sizeof(dir), "/tmp/hookd-fuzz-conn.XXXXXX");
 	if (!mkdtemp(dir))
 		abort();
@@ -147,6 +153,33 @@ static void check_answers(const char *buf, size_t len, size_t handled)
 	FUZZ_ASSERT(finals == handled || finals == handled + 1);
 }
 
+/* One turn of the event loop, then what a hook that finished would do
+ * (answer a deferred request), then what the client reads. Returns whether
+ * anything moved. */
+static bool turn(int c, struct strbuf *got, bool *eof)
+{
+	size_t before = got->len, handled = st.handled;
+	int conns = http_server_connections(srv);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	if (st.pending) {
+		struct http_request *req = st.pending;
+		st.pending = NULL;
+		http_respond(req, 200, NULL, xstrdup("{\"status\":\"ok\"}"), st.close);
+	}
+	if (c >= 0) {
+		char buf[4096];
+		ssize_t n;
+		while ((n = recv(c, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+			sb_append(got, buf, (size_t)n);
+		if (n == 0)
+			*eof = true;
+		else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			*eof = true; /* a reset: the server closed with input unread */
+	}
+	return got->len != before || st.handled != handled ||
+	       http_server_connections(srv) != conns;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
@@ -158,6 +191,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&st, 0, sizeof(st));
 	st.defer = f & 1;
 	st.close = f & 16;
+	bool hang_up = f & 32;
+	static const size_t chunks[] = {0, 1, 16, 256};
+	size_t chunk = chunks[f >> 6];
 	struct http_limits lim = {
 		.max_headers = f & 4 ? 256 : 2048,
 		.max_body = f & 8 ? 16 : 1024,
@@ -171,40 +207,47 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock_path);
 	FUZZ_ASSERT(c >= 0 && connect(c, (struct sockaddr *)&sun, sizeof(sun)) == 0);
-	/* Inputs are small: the socket buffer takes them whole. */
-	FUZZ_ASSERT(size == 0 || write(c, data, size) == (ssize_t)size);
-	shutdown(c, SHUT_WR);
 
 	struct strbuf got;
 	sb_init(&got);
 	bool eof = false;
+	/* The input in pieces with a turn of the loop between them (at most 64
+	 * pieces, then the rest), so that heads and bodies arrive cut anywhere
+	 * and bytes come after an early answer. Inputs are small: the socket
+	 * buffer takes them whole. A write after the server closed fails:
+	 * that is fine, the client just stops. */
+	size_t off = 0;
+	for (int k = 0; off < size; k++) {
+		size_t n = chunk && k < 64 ? chunk : size - off;
+		if (n > size - off)
+			n = size - off;
+		if (send(c, data + off, n, MSG_NOSIGNAL) != (ssize_t)n)
+			break;
+		off += n;
+		if (off < size)
+			turn(c, &got, &eof);
+	}
+	if (hang_up) {
+		/* The client goes away without reading: nothing to check but
+		 * that the server lets go of the connection. */
+		close(c);
+		c = -1;
+		eof = true;
+	} else {
+		shutdown(c, SHUT_WR);
+	}
+
 	int idle = 0;
 	for (int i = 0; i < LOOP_MAX && idle < IDLE_MAX; i++) {
-		size_t before = got.len, handled = st.handled;
-		int conns = http_server_connections(srv);
-		event_base_loop(base, EVLOOP_NONBLOCK);
-		if (st.pending) {
-			struct http_request *req = st.pending;
-			st.pending = NULL;
-			http_respond(req, 200, NULL, xstrdup("{\"status\":\"ok\"}"), st.close);
-		}
-		char buf[4096];
-		ssize_t n;
-		while ((n = recv(c, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
-			sb_append(&got, buf, (size_t)n);
-		if (n == 0)
-			eof = true;
-		else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			eof = true; /* a reset: the server closed with input unread */
+		bool progress = turn(c, &got, &eof);
 		/* EOF means the server closed or half-closed (lingering): the
 		 * connection was accepted, and must now go away. */
 		if (eof && http_server_connections(srv) == 0)
 			break;
-		bool progress = got.len != before || st.handled != handled ||
-		                http_server_connections(srv) != conns;
 		idle = progress ? 0 : idle + 1;
 	}
-	close(c);
+	if (c >= 0)
+		close(c);
 	if (getenv("HOOKD_FUZZ_VERBOSE"))
 		fprintf(stderr, "handled %zu, answers:\n%.*s\n--\n", st.handled, (int)got.len,
 		        got.buf);
@@ -212,7 +255,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_ASSERT(eof);
 	FUZZ_ASSERT(http_server_connections(srv) == 0);
 	FUZZ_ASSERT(st.pending == NULL);
-	check_answers(got.buf, got.len, st.handled);
+	if (!hang_up)
+		check_answers(got.buf, got.len, st.handled);
 	sb_free(&got);
 	return 0;
 }
