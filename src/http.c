@@ -16,9 +16,13 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
+#include "log.h"
 #include "util.h"
 
 enum conn_state {
@@ -38,8 +42,11 @@ struct http_conn {
 	bool close_after; /* close once the answer is written */
 	bool linger_after;
 	bool dead;        /* the peer is gone while the handler has the request */
+	bool handshaking; /* TLS: the handshake is not done yet */
+	bool broken;      /* a read or write failed: no TLS close_notify */
 	size_t body_need;
 	size_t lingered;
+	int64_t linger_until; /* monotonic ms */
 	char peer[64];
 	struct http_request *req;
 };
@@ -55,8 +62,11 @@ struct http_server {
 	struct event *retry_accept;
 	bool stopped;
 	bool paused; /* at max_connections */
+	int64_t accept_warned_ms; /* out of fds: logged at most once a minute */
+	long accept_failures;     /* since that line */
 	int nconns;
 	TAILQ_HEAD(, http_conn) conns;
+	SSL_CTX *tls; /* NULL: plain HTTP */
 };
 
 static void conn_free(struct http_conn *c);
@@ -130,17 +140,33 @@ static void arm_timer(struct http_conn *c, int64_t ms)
 	evtimer_add(c->timer, &tv);
 }
 
+/* A JSON body gets a final newline (curl output ends cleanly); a body of
+ * another type (the admin's /metrics) goes out as it is. The answer to a
+ * HEAD request has the headers of the answer to GET and no body, or the
+ * client would read the body as the next answer. */
+static void write_response_typed(struct http_conn *c, int status, const char *content_type,
+                                 const char *extra, const char *body, size_t body_len, bool close,
+                                 bool head)
+{
+	bool json = content_type == NULL;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add_printf(out,
+	                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+	                    "Content-Length: %zu\r\n%s%s\r\n",
+	                    status, http_reason(status), json ? "application/json" : content_type,
+	                    body_len + (json ? 1 : 0), close ? "Connection: close\r\n" : "",
+	                    extra ? extra : "");
+	if (head)
+		return;
+	evbuffer_add(out, body, body_len);
+	if (json)
+		evbuffer_add(out, "\n", 1);
+}
+
 static void write_response(struct http_conn *c, int status, const char *extra, const char *body,
                            size_t body_len, bool close)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	evbuffer_add_printf(out,
-	                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-	                    "Content-Length: %zu\r\n%s%s\r\n",
-	                    status, http_reason(status), body_len + 1,
-	                    close ? "Connection: close\r\n" : "", extra ? extra : "");
-	evbuffer_add(out, body, body_len);
-	evbuffer_add(out, "\n", 1);
+	write_response_typed(c, status, NULL, extra, body, body_len, close, false);
 }
 
 /*
@@ -361,14 +387,95 @@ static void conn_process(struct http_conn *c)
 		read_body(c);
 }
 
+/* ---- TLS ------------------------------------------------------------ */
+
+/*
+ * The connection's bufferevent: a plain one, or under TLS an OpenSSL one
+ * that runs the server side of the handshake before any request byte is
+ * read, and reports BEV_EVENT_CONNECTED when it is done. The SSL object
+ * holds its own reference to the context, so a context a reload replaced
+ * stays alive for the connections accepted under it.
+ */
+static struct bufferevent *conn_bufferevent(struct http_server *s, evutil_socket_t fd)
+{
+	if (!s->tls) {
+		struct bufferevent *bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (!bev)
+			close(fd);
+		return bev;
+	}
+	SSL *ssl = SSL_new(s->tls);
+	if (!ssl) {
+		ERR_clear_error();
+		close(fd);
+		return NULL;
+	}
+	/* On failure libevent may already have freed ssl and closed fd:
+	 * leaking them (only ever under memory exhaustion) is safer than
+	 * freeing them twice. */
+	return bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                      BEV_OPT_CLOSE_ON_FREE);
+}
+
+/*
+ * Under TLS, says goodbye with a close_notify alert, so the client can
+ * tell the end of a complete answer from a cut connection. Only after a
+ * finished handshake, never after a failed read or write, and only once
+ * every byte of the answer has gone through SSL_write: an alert after a
+ * partial answer would make a truncation look clean. Returns true when the
+ * connection is TLS (whether or not the alert went out whole), false for
+ * plain HTTP.
+ */
+static bool tls_close_notify(struct http_conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	if (!ssl)
+		return false;
+	if (c->handshaking || c->broken || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return true;
+	/* One non-blocking try: a full socket buffer loses the alert, which
+	 * costs the client nothing the Content-Length had not told it. */
+	int r = SSL_shutdown(ssl);
+	/* Leave no error behind for libevent to pin on another connection. */
+	ERR_clear_error();
+	if (r >= 0)
+		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	return true;
+}
+
+void http_server_set_tls(struct http_server *s, struct ssl_ctx_st *ctx)
+{
+	if (ctx)
+		SSL_CTX_up_ref(ctx);
+	SSL_CTX_free(s->tls);
+	s->tls = ctx;
+}
+
+/*
+ * Lingering after an early answer (413, 431, 411, 400): what the client
+ * still sends is read and dropped, so that a client busy sending a body
+ * it was told not to send reads the answer instead of a reset (closing
+ * with unread data sends one, and the peer may then lose what it had not
+ * read yet). It ends when the client closes, is quiet for a second, has
+ * sent LINGER_MAX_BYTES, or after LINGER_MAX_MS in all.
+ */
+#define LINGER_MAX_MS 5000
+#define LINGER_IDLE_MS 1000
+#define LINGER_MAX_BYTES ((size_t)64 * 1024 * 1024)
+
 static void linger_read(struct http_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	size_t n = evbuffer_get_length(in);
 	c->lingered += n;
 	evbuffer_drain(in, n);
-	if (c->lingered > 1024 * 1024)
+	int64_t left = c->linger_until - now_mono_ms();
+	if (c->lingered > LINGER_MAX_BYTES || left <= 0) {
 		conn_free(c);
+		return;
+	}
+	arm_timer(c, left < LINGER_IDLE_MS ? left : LINGER_IDLE_MS);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -384,11 +491,15 @@ static void start_linger(struct http_conn *c)
 {
 	/* Half-close: the client sees the end of our answer, and whatever it
 	 * still sends is read and dropped for a moment rather than answered
-	 * with a reset that could destroy the answer in flight. */
-	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	 * with a reset that could destroy the answer in flight. Under TLS the
+	 * half-close is the close_notify alert, and the TCP one follows only
+	 * once the alert is out. */
+	if (!tls_close_notify(c))
+		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	c->state = CONN_LINGER;
+	c->linger_until = now_mono_ms() + LINGER_MAX_MS;
 	bufferevent_enable(c->bev, EV_READ);
-	arm_timer(c, 2000);
+	arm_timer(c, LINGER_IDLE_MS);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -414,6 +525,14 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct http_conn *c = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* TLS: the handshake is done; the request may come now, within
+		 * what is left of the read deadline armed at accept. */
+		c->handshaking = false;
+		return;
+	}
+	if (what & BEV_EVENT_ERROR)
+		c->broken = true;
 	if (c->state == CONN_HANDLING && c->req) {
 		/* The handler still owns the request: free once it answers. */
 		c->dead = true;
@@ -426,7 +545,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_conn *c = arg;
-	if (c->state == CONN_LINGER || c->idle || c->state == CONN_HANDLING) {
+	/* A TLS handshake still going at the deadline cannot carry a 408. */
+	if (c->state == CONN_LINGER || c->idle || c->state == CONN_HANDLING || c->handshaking) {
 		conn_free(c);
 		return;
 	}
@@ -435,6 +555,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 void http_respond(struct http_request *req, int status, const char *extra, char *body, bool close)
+{
+	http_respond_typed(req, status, NULL, extra, body, close);
+}
+
+void http_respond_typed(struct http_request *req, int status, const char *content_type,
+                        const char *extra, char *body, bool close)
 {
 	struct http_conn *c = req->conn;
 	if (c->dead) {
@@ -446,7 +572,8 @@ void http_respond(struct http_request *req, int status, const char *extra, char 
 	}
 	if (!req->keep_alive || c->srv->stopped)
 		close = true;
-	write_response(c, status, extra, body, strlen(body), close);
+	bool head = req->method && strcmp(req->method, "HEAD") == 0;
+	write_response_typed(c, status, content_type, extra, body, strlen(body), close, head);
 	free(body);
 	http_request_free(req);
 	c->req = NULL;
@@ -479,6 +606,7 @@ static void conn_free(struct http_conn *c)
 	s->nconns--;
 	http_request_free(c->req);
 	event_free(c->timer);
+	tls_close_notify(c);
 	bufferevent_free(c->bev);
 	free(c);
 	update_accepting(s);
@@ -501,7 +629,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	} else {
 		snprintf(c->peer, sizeof(c->peer), "unix");
 	}
-	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = conn_bufferevent(s, fd);
+	if (!c->bev) {
+		/* Out of memory: drop this one connection, keep serving. */
+		free(c);
+		return;
+	}
+	c->handshaking = s->tls != NULL;
 	c->timer = evtimer_new(s->base, on_timer, c);
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	c->state = CONN_HEAD;
@@ -528,6 +662,18 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	struct http_server *s = arg;
 	/* Out of fds (EMFILE/ENFILE) or memory: stop accepting for a moment
 	 * rather than spin on a listener that stays readable. */
+	int e = EVUTIL_SOCKET_ERROR();
+	int64_t now = now_mono_ms();
+	s->accept_failures++;
+	if (s->accept_warned_ms == 0 || now - s->accept_warned_ms >= 60000) {
+		char n[32];
+		snprintf(n, sizeof(n), "%ld", s->accept_failures);
+		struct log_kv kv[] = {{"error", evutil_socket_error_to_string(e)}, {"failures", n}};
+		log_kv(LOG_LVL_WARN, "accept failed: new connections wait in the backlog, retried every 100ms",
+		       kv, ARRAY_SIZE(kv));
+		s->accept_warned_ms = now;
+		s->accept_failures = 0;
+	}
 	for (size_t i = 0; i < s->nlisteners; i++)
 		evconnlistener_disable(s->listeners[i]);
 	struct timeval tv = {0, 100000};
@@ -601,6 +747,7 @@ void http_server_free(struct http_server *s)
 		conn_free(c);
 	}
 	event_free(s->retry_accept);
+	SSL_CTX_free(s->tls);
 	free(s);
 }
 

@@ -17,6 +17,7 @@
 struct event_base;
 struct http_server;
 struct http_conn;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 struct http_header {
 	char *name;
@@ -56,6 +57,10 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
 /* Listens on fd (already bound and listening, non-blocking). */
 int http_server_listen_fd(struct http_server *s, int fd);
 void http_server_set_limits(struct http_server *s, const struct http_limits *lim);
+/* Serves HTTPS with ctx on every connection accepted from now on (a
+ * reference is taken; NULL: plain HTTP). A connection already open keeps
+ * the context it was accepted with. */
+void http_server_set_tls(struct http_server *s, struct ssl_ctx_st *ctx);
 /* Stops accepting; idle connections are closed and every later request on
  * an open one is refused through the handler (the caller's draining flag). */
 void http_server_stop_accepting(struct http_server *s);
@@ -97,6 +102,10 @@ void http_request_free(struct http_request *req);
  * Connection: close. req is freed once the answer is queued.
  */
 void http_respond(struct http_request *req, int status, const char *extra, char *body, bool close);
+/* The same with a body of another Content-Type (the admin's /metrics:
+ * "text/plain; version=0.0.4"), sent as it is; NULL means JSON. */
+void http_respond_typed(struct http_request *req, int status, const char *content_type,
+                        const char *extra, char *body, bool close);
 
 /* Opens a listening socket for "host:port", "[v6]:port" or "unix:/path";
  * returns the fd or -errno, with a message in err. */

@@ -29,7 +29,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("HOOKD_SOURCE") or os.path.normpath(os.path.join(HERE, "..", ".."))
 SHARED = os.environ.get("SHARED_DIR") or os.path.normpath(os.path.join(SOURCE, "..", "shared"))
-HOOKD_BIN = os.environ.get("HOOKD_BIN") or os.path.join(SOURCE, "build", "hookd")
+HOOKD_BIN = os.path.abspath(os.environ.get("HOOKD_BIN") or os.path.join(SOURCE, "build", "hookd"))
 
 
 
@@ -179,6 +179,15 @@ def pid_alive(pid):
     return True
 
 
+SANITIZER = re.compile(r"runtime error:|ERROR: (Address|Leak|Undefined)Sanitizer|"
+                       r"SUMMARY: (Address|Leak|Undefined)")
+
+
+def sanitizer_lines(text):
+    """Lines where ASan/UBSan/LSan reported a problem (an -Db_sanitize build)."""
+    return [ln for ln in text.splitlines() if SANITIZER.search(ln)]
+
+
 def run_cli(args, config=None, input=None, env=None, timeout=10.0, cwd=None):
     """Runs `hookd [-c config] args...`; returns CompletedProcess (bytes)."""
     cmd = [HOOKD_BIN]
@@ -188,9 +197,12 @@ def run_cli(args, config=None, input=None, env=None, timeout=10.0, cwd=None):
     e = daemon_env()
     if env:
         e.update(env)
-    return subprocess.run(cmd, input=input, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, env=e, timeout=timeout,
-                          cwd=cwd)
+    p = subprocess.run(cmd, input=input, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=e, timeout=timeout, cwd=cwd)
+    bad = sanitizer_lines(p.stderr.decode("utf-8", "replace"))
+    if bad:
+        raise AssertionError("hookd %s: sanitizer report:\n%s" % (" ".join(args), "\n".join(bad)))
+    return p
 
 
 def daemon_env(extra=None):
@@ -466,6 +478,9 @@ class Hookd:
         return self.rc
 
     def check_no_secrets(self):
+        bad = sanitizer_lines(self.log_text())
+        if bad:
+            raise AssertionError("sanitizer report on hookd's stderr:\n" + "\n".join(bad))
         if self.leaks:
             raise AssertionError("secrets in responses: %r" % self.leaks)
         text = self.log_text()

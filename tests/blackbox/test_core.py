@@ -426,6 +426,18 @@ class TestRouting(Base):
             self.assertEqual([e.get("hook") for e in b["hooks"]],
                              ["deploy/10", "deploy/9", "deploy/B", "deploy/_x", "deploy/a"])
 
+    def test_symlinked_and_dangling_routes(self):
+        with self.daemon(hooks={"scripts/deploy": marker_hook("deploy")}) as h:
+            os.symlink(os.path.join(h.hooks, "scripts", "deploy"),
+                       os.path.join(h.hooks, "build:start"))
+            os.symlink(os.path.join(h.hooks, "missing"), os.path.join(h.hooks, "build:failure"))
+            b = self.assertAnswer(h.northflank(), 200)
+            self.assertEqual(b.get("status"), "ok")
+            self.assertEqual(h.ran(), ["deploy"], "a symlink to an executable runs")
+            r = h.northflank(event="build:failure")
+            b = self.assertAnswer(r, 500, "a dangling symlink is a route that cannot run")
+            self.assertIn("build:failure", r.raw.decode())
+
     def test_empty_directory_route(self):
         with self.daemon(hooks={"deploy/": None, "_default": marker_hook("_default")}) as h:
             b = self.assertAnswer(h.northflank(event="deploy"), 200)
@@ -516,6 +528,15 @@ class TestExitAndLimits(Base):
             pid = int(h.read("pid"))
             self.assertTrue(harness.wait_group_gone(pid, 3),
                             "processes of the hook's group remain: %r" % harness.group_members(pid))
+
+    def test_event_section_timeout(self):
+        conf = NF_CONFIG + "\n[event build]\ntimeout = 3s\n"
+        hooks = {"build:start": sh("sleep 1.5\necho done >> '{tmp}/ran'"),
+                 "deploy": sh("sleep 1.5\necho done >> '{tmp}/ran'")}
+        with self.daemon(conf, hooks=hooks) as h:
+            self.assertAnswer(h.northflank(), 200, "[event build] gives build:start 3s")
+            b = self.assertAnswer(h.northflank(event="deploy"), 504, "the server's 1s")
+            self.assertEqual(self.hook_entry(b).get("error"), "timed out after 1s")
 
     def test_background_child_does_not_hold_response(self):
         hook = sh("echo $$ >> '{tmp}/pids'\nsleep 60 &\necho started\necho bg >&2\nexit 0\n")
@@ -885,6 +906,56 @@ class TestSlotsAndIdempotency(Base):
 
 class TestConnectionLimits(Base):
 
+    def test_every_answer_is_json(self):
+        with self.daemon(hooks=CATCH_ALL) as h:
+            for raw in (b"NONSENSE\r\n\r\n",
+                        b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+                        b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                        b"Content-Length: 6\r\n\r\n{}{}{}",
+                        b"BREW /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"):
+                data, err = h.raw(raw, timeout=5)
+                r = harness.parse_raw_response(data)
+                self.assertIsNotNone(r, "no answer to %r: %s %r" % (raw[:40], err, data[:100]))
+                self.assertTrue(400 <= r.status < 500, "%r -> %r" % (raw[:40], r))
+                self.assertAnswer(r, r.status)
+            r = h.request("HEAD", "/webhook")
+            self.assertEqual(r.status, 405)
+            self.assertNothingRan(h)
+
+    def test_expect_100_continue(self):
+        with self.daemon(hooks=CATCH_ALL) as h:
+            body = json_body({"event": "build:start"}, 4096)
+            head = ("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + NF_PREFIX + "Token: " + NF_TOKEN + "\r\n"
+                    + NF_PREFIX + "Event-Id: " + new_id() + "\r\n"
+                    + "Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)).encode()
+            s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+            try:
+                s.sendall(head)
+                s.settimeout(1.5)  # curl waits 1 s for the 100, then sends anyway
+                try:
+                    interim = s.recv(65536)
+                except socket.timeout:
+                    interim = b""
+                if interim:
+                    self.assertTrue(interim.startswith(b"HTTP/1.1 100"), interim)
+                s.settimeout(5)
+                s.sendall(body)
+                got = interim.split(b"\r\n\r\n", 1)[1] if interim else b""
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    r = harness.parse_raw_response(got)
+                    if r is not None and len(r.raw) >= int(r.headers.get("content-length", 0)):
+                        break
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            finally:
+                s.close()
+            self.assertAnswer(harness.parse_raw_response(got), 200)
+            self.assertEqual(h.ran(), ["build:start"])
+
     def test_431_headers_too_large(self):
         with self.daemon(cfg("max_headers = 1KiB\n"), hooks=CATCH_ALL) as h:
             r = h.northflank(extra={"X-Padding": "p" * 2048})
@@ -959,10 +1030,8 @@ class TestCommandLine(Base):
             "_default": marker_hook("_default"),
             "deploy/10-a": marker_hook("a"),
         }, start=False)
+        self.addCleanup(self.h.cleanup)
         self.payload = self.h.write_file("payload.json", sample_body())
-
-    def tearDown(self):
-        self.h.cleanup()
 
     def cli(self, *args, config=True, input=None):
         try:
