@@ -145,8 +145,13 @@ static void check_answers(const char *buf, size_t len, size_t handled)
 		json_object *o = payload_parse_json(buf + end, n, err, sizeof(err));
 		FUZZ_ASSERT(o != NULL);
 		json_object_put(o);
+		bool closing = find(buf, end, "\r\nConnection: close\r\n") != NULL;
 		buf += end + n;
 		len -= end + n;
+		/* An answer that says the connection closes is its last word;
+		 * an early answer (4xx from the HTTP layer) always says so. */
+		FUZZ_ASSERT(!closing || len == 0);
+		FUZZ_ASSERT(closing || status == 200);
 	}
 	/* Every request the handler saw was answered; the HTTP layer may have
 	 * answered one more itself (400, 408, 411, 413, 431). */

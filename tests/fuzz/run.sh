@@ -11,7 +11,7 @@
 # and timeouts land in $FUZZ_BUILD/fuzz-artifacts/TARGET/. It runs at nice
 # 19 (NICE=0 to change) so that it does not slow other work on the machine.
 # --merge adds to the committed corpus the work corpus's inputs that reach
-# coverage it does not have yet (libFuzzer -merge=1).
+# coverage edges it does not have yet (libFuzzer -merge=1 -use_counters=0).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -53,7 +53,8 @@ UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace
 export ASAN_OPTIONS UBSAN_OPTIONS
 
 if $merge; then
-	exec "$bin" -merge=1 "$corpus" "$work"
+	# Edges only (no hit counters): keeps the committed corpus small.
+	exec nice -n "${NICE:-19}" "$bin" -merge=1 -use_counters=0 "$corpus" "$work"
 fi
 
 [ $# -ge 1 ] || usage
