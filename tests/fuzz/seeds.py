@@ -259,6 +259,7 @@ heads = {
     'tabs': 'POST /\tx HTTP/1.1\r\nX-A:\t v \t\r\n\r\n',
     'no-colon': 'POST / HTTP/1.1\r\nX-A\r\n\r\n',
     'empty-value': 'POST / HTTP/1.1\r\nX-A:\r\nX-B: \r\n\r\n',
+    'head-then-post': 'HEAD /a HTTP/1.1\r\n\r\nPOST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}',
 }
 for name, text in heads.items():
     put('http', name, text)
