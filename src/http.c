@@ -108,7 +108,7 @@ static void tv_from_ms(struct timeval *tv, int64_t ms)
 	tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
 }
 
-static void request_free(struct http_request *req)
+void http_request_free(struct http_request *req)
 {
 	if (!req)
 		return;
@@ -180,7 +180,7 @@ static void early_error(struct http_conn *c, int status, const char *error, bool
 	char *body = c->srv->error_body(status, error, c->srv->arg);
 	write_response(c, status, NULL, body, strlen(body), true);
 	free(body);
-	request_free(c->req);
+	http_request_free(c->req);
 	c->req = NULL;
 	c->close_after = true;
 	c->linger_after = linger;
@@ -205,9 +205,7 @@ static bool token_valid(const char *s, size_t n)
 	return true;
 }
 
-/* Finds the end of the head: the first empty line. Returns the offset
- * just past it, or 0 when the head is not complete in [buf, buf+n). */
-static size_t head_end(const char *buf, size_t n)
+size_t http_head_end(const char *buf, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (buf[i] != '\n')
@@ -220,20 +218,19 @@ static size_t head_end(const char *buf, size_t n)
 	return 0;
 }
 
-/* Splits the head into lines (CRLF or LF) and parses them into req.
- * Returns NULL, or the reason it is malformed. */
-static const char *parse_head(char *head, size_t len, struct http_request *req, bool *chunked,
-                              bool *has_length, uint64_t *length, bool *expect_continue)
+/* Splits the head into lines (CRLF or LF) and parses them into req. */
+const char *http_parse_head(const char *buf, size_t len, struct http_request *req,
+                            struct http_head *head)
 {
-	char *p = head, *end = head + len;
+	const char *p = buf, *end = buf + len;
 	size_t cap = 0;
 	bool first = true;
 	bool http10 = false, conn_close = false, conn_keep = false;
 	while (p < end) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		if (!nl)
 			nl = end;
-		char *le = nl;
+		const char *le = nl;
 		if (le > p && le[-1] == '\r')
 			le--;
 		size_t n = (size_t)(le - p);
@@ -250,8 +247,8 @@ static const char *parse_head(char *head, size_t len, struct http_request *req, 
 				return "control character in request head";
 		}
 		if (first) {
-			char *sp1 = memchr(p, ' ', n);
-			char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(le - sp1 - 1)) : NULL;
+			const char *sp1 = memchr(p, ' ', n);
+			const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(le - sp1 - 1)) : NULL;
 			if (!sp1 || !sp2 || !token_valid(p, (size_t)(sp1 - p)) || sp2 == sp1 + 1)
 				return "malformed request line";
 			size_t vlen = (size_t)(le - sp2 - 1);
@@ -273,10 +270,10 @@ static const char *parse_head(char *head, size_t len, struct http_request *req, 
 		}
 		if (p[0] == ' ' || p[0] == '\t')
 			return "folded header line";
-		char *colon = memchr(p, ':', n);
+		const char *colon = memchr(p, ':', n);
 		if (!colon || !token_valid(p, (size_t)(colon - p)))
 			return "malformed header line";
-		char *v = colon + 1, *ve = le;
+		const char *v = colon + 1, *ve = le;
 		while (v < ve && (*v == ' ' || *v == '\t'))
 			v++;
 		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
@@ -292,15 +289,15 @@ static const char *parse_head(char *head, size_t len, struct http_request *req, 
 			uint64_t l;
 			if (!parse_u64(h->value, &l) || strlen(h->value) > 18)
 				return "invalid Content-Length";
-			if (*has_length && l != *length)
+			if (head->has_length && l != head->length)
 				return "conflicting Content-Length headers";
-			*has_length = true;
-			*length = l;
+			head->has_length = true;
+			head->length = l;
 		} else if (ascii_casecmp_eq(h->name, "Transfer-Encoding")) {
-			*chunked = true;
+			head->chunked = true;
 		} else if (ascii_casecmp_eq(h->name, "Expect")) {
 			if (ascii_casecmp_eq(h->value, "100-continue"))
-				*expect_continue = true;
+				head->expect_continue = true;
 		} else if (ascii_casecmp_eq(h->name, "Connection")) {
 			/* A comma-separated list of options. */
 			char *save = NULL, *copy = xstrdup(h->value);
@@ -334,7 +331,7 @@ static void read_head(struct http_conn *c)
 	uint64_t max = c->srv->lim.max_headers;
 	size_t look = avail < max + 3 ? avail : (size_t)max + 3;
 	char *buf = (char *)evbuffer_pullup(in, (ev_ssize_t)look);
-	size_t end = head_end(buf, look);
+	size_t end = http_head_end(buf, look);
 	if (end == 0 || end > max + 2) {
 		if (avail > max)
 			early_error(c, 431, "request headers larger than max_headers", true);
@@ -344,17 +341,15 @@ static void read_head(struct http_conn *c)
 	req->conn = c;
 	req->peer = c->peer;
 	c->req = req;
-	char *head = xstrndup(buf, end);
+	struct http_head head = {0};
+	const char *bad = http_parse_head(buf, end, req, &head);
 	evbuffer_drain(in, end);
-	bool chunked = false, has_length = false, expect = false;
-	uint64_t length = 0;
-	const char *bad = parse_head(head, end, req, &chunked, &has_length, &length, &expect);
-	free(head);
 	if (bad) {
 		early_error(c, 400, bad, true);
 		return;
 	}
-	if (chunked) {
+	uint64_t length = head.length;
+	if (head.chunked) {
 		early_error(c, 411, "chunked request bodies are not accepted: send Content-Length", true);
 		return;
 	}
@@ -362,7 +357,7 @@ static void read_head(struct http_conn *c)
 		early_error(c, 413, "body larger than max_body", true);
 		return;
 	}
-	if (expect && length > 0)
+	if (head.expect_continue && length > 0)
 		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	c->body_need = (size_t)length;
 	c->state = CONN_BODY;
@@ -570,7 +565,7 @@ void http_respond_typed(struct http_request *req, int status, const char *conten
 	struct http_conn *c = req->conn;
 	if (c->dead) {
 		free(body);
-		request_free(req);
+		http_request_free(req);
 		c->req = NULL;
 		conn_free(c);
 		return;
@@ -580,7 +575,7 @@ void http_respond_typed(struct http_request *req, int status, const char *conten
 	bool head = req->method && strcmp(req->method, "HEAD") == 0;
 	write_response_typed(c, status, content_type, extra, body, strlen(body), close, head);
 	free(body);
-	request_free(req);
+	http_request_free(req);
 	c->req = NULL;
 	c->close_after = close;
 	c->linger_after = false;
@@ -609,7 +604,7 @@ static void conn_free(struct http_conn *c)
 	struct http_server *s = c->srv;
 	TAILQ_REMOVE(&s->conns, c, link);
 	s->nconns--;
-	request_free(c->req);
+	http_request_free(c->req);
 	event_free(c->timer);
 	tls_close_notify(c);
 	bufferevent_free(c->bev);
@@ -761,7 +756,7 @@ void http_server_free(struct http_server *s)
 		struct http_conn *c = TAILQ_FIRST(&s->conns);
 		if (c->req && c->state == CONN_HANDLING) {
 			/* Only at exit: the handler's deliveries are gone too. */
-			request_free(c->req);
+			http_request_free(c->req);
 			c->req = NULL;
 		}
 		conn_free(c);

@@ -75,6 +75,32 @@ void http_server_free(struct http_server *s);
 const char *http_header_get(const struct http_request *req, const char *name);
 
 /*
+ * The request head parser, on its own so that it can be tested and fuzzed
+ * without a connection. http_head_end: the offset just past the head's
+ * empty line (CRLF or LF) in buf[0..n), 0 when the head is not complete.
+ */
+size_t http_head_end(const char *buf, size_t n);
+
+/* What the head says about the body. */
+struct http_head {
+	bool chunked;         /* a Transfer-Encoding header: refused with 411 */
+	bool has_length;
+	uint64_t length;      /* Content-Length, 0 when absent */
+	bool expect_continue; /* Expect: 100-continue */
+};
+
+/*
+ * Parses exactly len bytes of request line and header lines into req's
+ * method, target, path, headers and keep_alive, and into *head (zeroed by
+ * the caller). Returns NULL, or why the head is malformed (a 400). req may
+ * be partly filled either way: free it with http_request_free.
+ */
+const char *http_parse_head(const char *buf, size_t len, struct http_request *req,
+                            struct http_head *head);
+/* A request the handler never got (http_respond frees the others); NULL is fine. */
+void http_request_free(struct http_request *req);
+
+/*
  * Answers req with a JSON body (taken over, freed here). `extra` holds
  * further header lines, each ending in "\r\n", or NULL. close forces
  * Connection: close. req is freed once the answer is queued.
