@@ -410,6 +410,16 @@ static bool set_duration(struct loader *L, const struct keydef *k, void *obj, co
 	return true;
 }
 
+static void format_size(uint64_t n, char *buf, size_t len)
+{
+	if (n % (1024 * 1024 * 1024) == 0)
+		snprintf(buf, len, "%lluGiB", (unsigned long long)(n >> 30));
+	else if (n % (1024 * 1024) == 0)
+		snprintf(buf, len, "%lluMiB", (unsigned long long)(n >> 20));
+	else
+		snprintf(buf, len, "%llu", (unsigned long long)n);
+}
+
 static bool set_size(struct loader *L, const struct keydef *k, void *obj, const char *v)
 {
 	uint64_t n;
@@ -417,6 +427,15 @@ static bool set_size(struct loader *L, const struct keydef *k, void *obj, const 
 		return bad_value(L, k, v, "expected a size such as 512, 64KiB, 1MiB");
 	if (n < (uint64_t)k->min)
 		return bad_value(L, k, v, "must be more than 0");
+	/* Bodies and heads are held in memory whole: a bound keeps a typo
+	 * from becoming an unbounded buffer (or a size that overflows). */
+	if (k->max > 0 && n > (uint64_t)k->max) {
+		char want[64];
+		format_size((uint64_t)k->max, want, sizeof(want));
+		char msg[96];
+		snprintf(msg, sizeof(msg), "must be at most %s", want);
+		return bad_value(L, k, v, msg);
+	}
 	*FIELD(obj, k, uint64_t) = n;
 	return true;
 }
@@ -961,7 +980,7 @@ static bool decode_standard_secret(struct secret *s)
 static const struct keydef server_keys[] = {
 	{"listen", set_listen, SRV(listen), 0, 0, 0, 0},
 	{"hooks_dir", set_path, SRV(hooks_dir), 0, 0, 0, 0},
-	{"max_body", set_size, SRV(max_body), 1, 0, 0, 0},
+	{"max_body", set_size, SRV(max_body), 1, 1024 * 1024 * 1024, 0, 0},
 	{"timeout", set_duration, SRV(server_opts.timeout_ms), 1, 0, OPT_TIMEOUT, 0},
 	DUR_NONNEG("kill_grace", SRV(kill_grace_ms)),
 	{"max_running", set_int, SRV(max_running), 1, INT_MAX, 0, 0},
@@ -969,7 +988,7 @@ static const struct keydef server_keys[] = {
 	{"env_prefix", set_env_prefix, SRV(env_prefix), 0, 0, 0, 0},
 	{"pass_env", set_pass_env, SRV(pass_env), 0, 0, 0, 0},
 	{"include_output", set_bool, SRV(include_output), 0, 0, 0, 0},
-	{"max_headers", set_size, SRV(max_headers), 1, 0, 0, 0},
+	{"max_headers", set_size, SRV(max_headers), 1, 1024 * 1024, 0, 0},
 	{"max_connections", set_int, SRV(max_connections), 1, INT_MAX, 0, 0},
 	DUR_POS("read_timeout", SRV(read_timeout_ms)),
 	DUR_POS("idle_timeout", SRV(idle_timeout_ms)),
