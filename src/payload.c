@@ -758,7 +758,7 @@ static void count_leaves(struct flatten *f, json_object *o)
 
 static void flatten_leaf(struct flatten *f, json_object *o)
 {
-	size_t vlen;
+	size_t vlen = 0;
 	const char *val = scalar_text(o, &vlen);
 	const char *name = f->name.buf;
 	size_t nlen = f->name.len;
