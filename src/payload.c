@@ -285,6 +285,23 @@ static bool is_json_ws(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/*
+ * One tokener for the process, reset for each body. json-c allocates and
+ * zeroes a stack of max-depth entries for every new tokener, 32 KiB at
+ * JSON_MAX_DEPTH: that was the largest single cost of a delivery. hookd
+ * parses on its one event-loop thread, one body at a time.
+ */
+static struct json_tokener *shared_tokener(void)
+{
+	static struct json_tokener *tok;
+	if (!tok) {
+		tok = json_tokener_new_ex(JSON_MAX_DEPTH + 1);
+		if (tok)
+			json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	}
+	return tok;
+}
+
 json_object *payload_parse_json(const char *body, size_t len, char *err, size_t errlen)
 {
 	static const char invalid[] = "body is not valid JSON";
@@ -314,12 +331,11 @@ json_object *payload_parse_json(const char *body, size_t len, char *err, size_t 
 	 * whose containers nest at most JSON_MAX_DEPTH deep, except 1001
 	 * empty containers; json_depth() below catches those.
 	 */
-	tok = json_tokener_new_ex(JSON_MAX_DEPTH + 1);
+	tok = shared_tokener();
 	if (!tok) {
 		set_err(err, errlen, "out of memory");
 		goto out;
 	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 
 	/* json_tokener_parse_ex takes an int length: feed larger bodies in pieces. */
 	size_t off = 0, end = 0;
@@ -375,8 +391,9 @@ json_object *payload_parse_json(const char *body, size_t len, char *err, size_t 
 	if (marked > 0)
 		unmark_numbers(root);
 out:
-	if (tok) /* json_tokener_free(NULL) crashes in json-c 0.16 */
-		json_tokener_free(tok);
+	/* Whatever a failed parse left half-built is freed now, not held. */
+	if (tok)
+		json_tokener_reset(tok);
 	free(copy);
 	return root;
 }
