@@ -208,7 +208,9 @@ static void key_release(struct dispatcher *ds, struct delivery *d)
 
 static void json_field_str(struct strbuf *sb, const char *name, const char *v)
 {
-	sb_printf(sb, "\"%s\":", name);
+	sb_putc(sb, '"');
+	sb_puts(sb, name);
+	sb_puts(sb, "\":");
 	if (v)
 		sb_json_str(sb, v, strlen(v));
 	else
