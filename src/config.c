@@ -812,6 +812,35 @@ static void store_secrets(struct endpoint *ep, const char *s)
 	free(words); /* the strings now belong to ep->secrets */
 }
 
+/*
+ * secret_file and secret_env hold one secret a line, so a secret may
+ * contain spaces (GitHub's documented example does); blanks around a line
+ * and empty lines are ignored.
+ */
+static void store_secret_lines(struct endpoint *ep, const char *s)
+{
+	secrets_free(ep->secrets, ep->nsecrets);
+	ep->secrets = NULL;
+	ep->nsecrets = 0;
+	while (*s) {
+		size_t n = strcspn(s, "\n");
+		const char *b = s, *e = s + n;
+		while (b < e && strchr(WS, *b))
+			b++;
+		while (e > b && strchr(WS, e[-1]))
+			e--;
+		if (e > b) {
+			ep->secrets = xrealloc(ep->secrets, (ep->nsecrets + 1) * sizeof(*ep->secrets));
+			ep->secrets[ep->nsecrets].len = (size_t)(e - b);
+			ep->secrets[ep->nsecrets].data = (unsigned char *)xstrndup(b, (size_t)(e - b));
+			ep->nsecrets++;
+		}
+		s += n;
+		if (*s)
+			s++;
+	}
+}
+
 static bool set_secret(struct loader *L, const struct keydef *k, void *obj, const char *v)
 {
 	struct endpoint *ep = obj;
@@ -845,9 +874,8 @@ static bool set_secret_file(struct loader *L, const struct keydef *k, void *obj,
 		        show(L, path));
 	else
 		ok = true;
-	/* Trailing whitespace and newlines go with the split. */
 	if (ok)
-		store_secrets(ep, text);
+		store_secret_lines(ep, text);
 	if (text) {
 		OPENSSL_cleanse(text, len);
 		free(text);
@@ -868,7 +896,7 @@ static bool set_secret_env(struct loader *L, const struct keydef *k, void *obj, 
 		return fail_at(L, L->lineno, "endpoint '%s': secret_env '%s' is not set", ep->name, v);
 	if (!val[strspn(val, WS)])
 		return fail_at(L, L->lineno, "endpoint '%s': secret_env '%s' is empty", ep->name, v);
-	store_secrets(ep, val);
+	store_secret_lines(ep, val);
 	return true;
 }
 

@@ -16,8 +16,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "util.h"
 
@@ -38,6 +41,8 @@ struct http_conn {
 	bool close_after; /* close once the answer is written */
 	bool linger_after;
 	bool dead;        /* the peer is gone while the handler has the request */
+	bool handshaking; /* TLS: the handshake is not done yet */
+	bool broken;      /* a read or write failed: no TLS close_notify */
 	size_t body_need;
 	size_t lingered;
 	char peer[64];
@@ -57,6 +62,7 @@ struct http_server {
 	bool paused; /* at max_connections */
 	int nconns;
 	TAILQ_HEAD(, http_conn) conns;
+	SSL_CTX *tls; /* NULL: plain HTTP */
 };
 
 static void conn_free(struct http_conn *c);
@@ -366,6 +372,71 @@ static void conn_process(struct http_conn *c)
 		read_body(c);
 }
 
+/* ---- TLS ------------------------------------------------------------ */
+
+/*
+ * The connection's bufferevent: a plain one, or under TLS an OpenSSL one
+ * that runs the server side of the handshake before any request byte is
+ * read, and reports BEV_EVENT_CONNECTED when it is done. The SSL object
+ * holds its own reference to the context, so a context a reload replaced
+ * stays alive for the connections accepted under it.
+ */
+static struct bufferevent *conn_bufferevent(struct http_server *s, evutil_socket_t fd)
+{
+	if (!s->tls) {
+		struct bufferevent *bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (!bev)
+			close(fd);
+		return bev;
+	}
+	SSL *ssl = SSL_new(s->tls);
+	if (!ssl) {
+		ERR_clear_error();
+		close(fd);
+		return NULL;
+	}
+	/* On failure libevent may already have freed ssl and closed fd:
+	 * leaking them (only ever under memory exhaustion) is safer than
+	 * freeing them twice. */
+	return bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                      BEV_OPT_CLOSE_ON_FREE);
+}
+
+/*
+ * Under TLS, says goodbye with a close_notify alert, so the client can
+ * tell the end of a complete answer from a cut connection. Only after a
+ * finished handshake, never after a failed read or write, and only once
+ * every byte of the answer has gone through SSL_write: an alert after a
+ * partial answer would make a truncation look clean. Returns true when the
+ * connection is TLS (whether or not the alert went out whole), false for
+ * plain HTTP.
+ */
+static bool tls_close_notify(struct http_conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	if (!ssl)
+		return false;
+	if (c->handshaking || c->broken || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return true;
+	/* One non-blocking try: a full socket buffer loses the alert, which
+	 * costs the client nothing the Content-Length had not told it. */
+	int r = SSL_shutdown(ssl);
+	/* Leave no error behind for libevent to pin on another connection. */
+	ERR_clear_error();
+	if (r >= 0)
+		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	return true;
+}
+
+void http_server_set_tls(struct http_server *s, struct ssl_ctx_st *ctx)
+{
+	if (ctx)
+		SSL_CTX_up_ref(ctx);
+	SSL_CTX_free(s->tls);
+	s->tls = ctx;
+}
+
 static void linger_read(struct http_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -389,8 +460,11 @@ static void start_linger(struct http_conn *c)
 {
 	/* Half-close: the client sees the end of our answer, and whatever it
 	 * still sends is read and dropped for a moment rather than answered
-	 * with a reset that could destroy the answer in flight. */
-	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	 * with a reset that could destroy the answer in flight. Under TLS the
+	 * half-close is the close_notify alert, and the TCP one follows only
+	 * once the alert is out. */
+	if (!tls_close_notify(c))
+		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	c->state = CONN_LINGER;
 	bufferevent_enable(c->bev, EV_READ);
 	arm_timer(c, 2000);
@@ -419,6 +493,14 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct http_conn *c = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* TLS: the handshake is done; the request may come now, within
+		 * what is left of the read deadline armed at accept. */
+		c->handshaking = false;
+		return;
+	}
+	if (what & BEV_EVENT_ERROR)
+		c->broken = true;
 	if (c->state == CONN_HANDLING && c->req) {
 		/* The handler still owns the request: free once it answers. */
 		c->dead = true;
@@ -431,7 +513,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_conn *c = arg;
-	if (c->state == CONN_LINGER || c->idle || c->state == CONN_HANDLING) {
+	/* A TLS handshake still going at the deadline cannot carry a 408. */
+	if (c->state == CONN_LINGER || c->idle || c->state == CONN_HANDLING || c->handshaking) {
 		conn_free(c);
 		return;
 	}
@@ -484,6 +567,7 @@ static void conn_free(struct http_conn *c)
 	s->nconns--;
 	request_free(c->req);
 	event_free(c->timer);
+	tls_close_notify(c);
 	bufferevent_free(c->bev);
 	free(c);
 	update_accepting(s);
@@ -506,7 +590,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	} else {
 		snprintf(c->peer, sizeof(c->peer), "unix");
 	}
-	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = conn_bufferevent(s, fd);
+	if (!c->bev) {
+		/* Out of memory: drop this one connection, keep serving. */
+		free(c);
+		return;
+	}
+	c->handshaking = s->tls != NULL;
 	c->timer = evtimer_new(s->base, on_timer, c);
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	c->state = CONN_HEAD;
@@ -606,6 +696,7 @@ void http_server_free(struct http_server *s)
 		conn_free(c);
 	}
 	event_free(s->retry_accept);
+	SSL_CTX_free(s->tls);
 	free(s);
 }
 

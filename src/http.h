@@ -17,6 +17,7 @@
 struct event_base;
 struct http_server;
 struct http_conn;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 struct http_header {
 	char *name;
@@ -56,6 +57,10 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
 /* Listens on fd (already bound and listening, non-blocking). */
 int http_server_listen_fd(struct http_server *s, int fd);
 void http_server_set_limits(struct http_server *s, const struct http_limits *lim);
+/* Serves HTTPS with ctx on every connection accepted from now on (a
+ * reference is taken; NULL: plain HTTP). A connection already open keeps
+ * the context it was accepted with. */
+void http_server_set_tls(struct http_server *s, struct ssl_ctx_st *ctx);
 /* Stops accepting; idle connections are closed and every later request on
  * an open one is refused through the handler (the caller's draining flag). */
 void http_server_stop_accepting(struct http_server *s);

@@ -21,6 +21,7 @@
 #include "route.h"
 #include "runner.h"
 #include "server.h"
+#include "tls.h"
 #include "util.h"
 #include "version.h"
 
@@ -140,6 +141,42 @@ static struct config *load_or_die(const char *path)
 	return cfg;
 }
 
+/* ---- TLS ------------------------------------------------------------ */
+
+/*
+ * The TLS context cfg asks for, or NULL in *ctx when TLS is off. A bad
+ * pair is a config error: false, with "CONFIG: tls_key ..." in err.
+ */
+static bool tls_from_config(const struct config *cfg, struct ssl_ctx_st **ctx, char *err,
+                            size_t errlen)
+{
+	*ctx = NULL;
+	if (!cfg->tls_cert)
+		return true;
+	char why[768];
+	*ctx = tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ciphers, why, sizeof(why));
+	if (!*ctx) {
+		snprintf(err, errlen, "%s: %s", cfg->path, why);
+		return false;
+	}
+	return true;
+}
+
+static void log_tls(const struct config *cfg, struct ssl_ctx_st *ctx)
+{
+	struct tls_cert_info ti;
+	tls_ctx_info(ctx, &ti);
+	struct log_kv kv[] = {
+		{"cert", cfg->tls_cert}, {"subject", ti.subject}, {"serial", ti.serial},
+		{"not_after", ti.not_after},
+	};
+	/* Served anyway: an expired certificate is the sender's call to
+	 * refuse, and a renewal plus SIGHUP fixes it without a restart. */
+	log_kv(ti.expired ? LOG_LVL_WARN : LOG_LVL_INFO,
+	       ti.expired ? "tls certificate has expired" : "tls certificate loaded", kv,
+	       ARRAY_SIZE(kv));
+}
+
 /* ---- serve ---------------------------------------------------------- */
 
 struct daemon {
@@ -152,6 +189,7 @@ struct daemon {
 	struct control *ctl;
 	struct event *sighup, *sigterm, *sigint, *drain_timer;
 	bool draining;
+	bool tls_on;
 };
 
 static void on_reload(evutil_socket_t sig, short what, void *arg)
@@ -159,6 +197,13 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	struct daemon *dm = arg;
 	char err[1024];
 	struct config *cfg = config_load(dm->config_path, err, sizeof(err));
+	struct ssl_ctx_st *tls = NULL;
+	/* The certificate pair is reread on every reload (a renewal keeps its
+	 * paths); a bad pair fails the whole reload, like any config error. */
+	if (cfg && !tls_from_config(cfg, &tls, err, sizeof(err))) {
+		config_unref(cfg);
+		cfg = NULL;
+	}
 	if (!cfg) {
 		struct log_kv kv[] = {{"error", err}};
 		log_kv(LOG_LVL_ERROR, "reload failed, keeping the old config", kv, 1);
@@ -171,6 +216,16 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	dm->cfg = cfg;
 	log_setup((enum log_format)cfg->log_format);
 	server_set_config(dm->srv, cfg);
+	if (tls || dm->tls_on) {
+		/* Turning TLS on or off takes effect at once, like the pair. */
+		server_set_tls(dm->srv, tls);
+		dm->tls_on = tls != NULL;
+		if (tls)
+			log_tls(cfg, tls);
+		else
+			log_msg(LOG_LVL_WARN, "tls turned off: new connections get plain HTTP");
+		tls_ctx_free(tls);
+	}
 	dispatcher_set_config(dm->ds, cfg);
 	log_msg(LOG_LVL_INFO, "config reloaded from %s", dm->config_path);
 }
@@ -208,6 +263,12 @@ static int cmd_serve(const struct options *o)
 	log_setup((enum log_format)dm.cfg->log_format);
 	char err[1024];
 	int rc = 1;
+	struct ssl_ctx_st *tls = NULL;
+	if (!tls_from_config(dm.cfg, &tls, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(dm.cfg);
+		return EXIT_USAGE;
+	}
 	dm.base = event_base_new();
 	if (!dm.base || runner_init(dm.base) < 0) {
 		log_msg(LOG_LVL_ERROR, "cannot set up the event loop");
@@ -229,6 +290,14 @@ static int cmd_serve(const struct options *o)
 	}
 	dm.ds = dispatcher_new(dm.base, dm.cfg, dm.journal);
 	dm.srv = server_new(dm.base, dm.cfg, dm.ds);
+	if (tls) {
+		server_set_tls(dm.srv, tls);
+		dm.tls_on = true;
+		log_tls(dm.cfg, tls);
+		/* The server holds its own reference; a reload replaces it. */
+		tls_ctx_free(tls);
+		tls = NULL;
+	}
 	if (server_listen_fd(dm.srv, fd) < 0) {
 		close(fd);
 		log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm.cfg->listen);
@@ -236,7 +305,8 @@ static int cmd_serve(const struct options *o)
 	}
 	char addr[128];
 	http_bound_address(fd, addr, sizeof(addr));
-	struct log_kv kv[] = {{"addr", addr}, {"version", HOOKD_VERSION}, {"config", o->config}};
+	struct log_kv kv[] = {{"addr", addr}, {"version", HOOKD_VERSION}, {"config", o->config},
+	                      {"tls", dm.tls_on ? "on" : NULL}};
 	log_kv(LOG_LVL_INFO, "listening", kv, ARRAY_SIZE(kv));
 	dm.sighup = evsignal_new(dm.base, SIGHUP, on_reload, &dm);
 	dm.sigterm = evsignal_new(dm.base, SIGTERM, on_terminate, &dm);
@@ -267,6 +337,7 @@ out:
 	dispatcher_free(dm.ds);
 	journal_close(dm.journal);
 	runner_shutdown();
+	tls_ctx_free(tls);
 	config_unref(dm.cfg);
 	if (dm.base)
 		event_base_free(dm.base);
@@ -323,12 +394,16 @@ static struct delivery *local_delivery(const struct options *o, struct config *c
 	}
 	if (len > cfg->max_body) {
 		fprintf(stderr, "hookd: %s: payload larger than max_body\n", file ? file : "stdin");
+		free(body);
+		config_unref(cfg);
 		exit(EXIT_USAGE);
 	}
 	char err[256];
 	json_object *root = payload_parse_json((const char *)body, len, err, sizeof(err));
 	if (!root) {
 		fprintf(stderr, "hookd: %s: %s\n", file ? file : "stdin", err);
+		free(body);
+		config_unref(cfg);
 		exit(EXIT_USAGE);
 	}
 	struct delivery *d = delivery_new(cfg, ep, event, NULL, "", body, len, root, NULL, NULL);
@@ -487,8 +562,23 @@ static void print_routes(const char *hooks_dir)
 static int cmd_check(const struct options *o)
 {
 	struct config *cfg = load_or_die(o->config);
+	char err[1024];
+	struct ssl_ctx_st *tls = NULL;
+	if (!tls_from_config(cfg, &tls, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(cfg);
+		return EXIT_USAGE;
+	}
 	printf("config %s: ok\n", o->config);
-	printf("listen %s\n", cfg->listen);
+	printf("listen %s%s\n", cfg->listen, tls ? " (https)" : "");
+	if (tls) {
+		struct tls_cert_info ti;
+		tls_ctx_info(tls, &ti);
+		printf("tls cert=%s key=%s subject=%s serial=%s not_after=%s%s\n", cfg->tls_cert,
+		       cfg->tls_key, ti.subject, ti.serial, ti.not_after,
+		       ti.expired ? " (expired)" : "");
+		tls_ctx_free(tls);
+	}
 	for (size_t i = 0; i < cfg->nendpoints; i++) {
 		const struct endpoint *ep = &cfg->endpoints[i];
 		printf("endpoint %s: POST %s scheme=%s hooks_dir=%s secrets=%zu\n", ep->name, ep->path,

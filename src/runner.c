@@ -79,22 +79,28 @@ const char *signal_name(int sig)
 	return buf;
 }
 
+/* One line that counts the output lines the rate limit dropped. */
+static void log_dropped(struct hook_run *r)
+{
+	if (r->dropped <= 0)
+		return;
+	char n[32];
+	snprintf(n, sizeof(n), "%ld", r->dropped);
+	struct log_kv kv[] = {
+		{"endpoint", r->endpoint}, {"event", r->event}, {"id", r->delivery_id},
+		{"hook", r->rel}, {"dropped", n},
+	};
+	log_kv(LOG_LVL_WARN, "output lines dropped", kv, ARRAY_SIZE(kv));
+	r->dropped = 0;
+}
+
 static void log_output_line(struct hook_run *r, const char *line, size_t len, bool cut)
 {
 	int64_t sec = now_mono_ms() / 1000;
 	if (sec != r->rate_sec) {
-		if (r->dropped > 0) {
-			char n[32];
-			snprintf(n, sizeof(n), "%ld", r->dropped);
-			struct log_kv kv[] = {
-				{"endpoint", r->endpoint}, {"event", r->event}, {"id", r->delivery_id},
-				{"hook", r->rel}, {"dropped", n},
-			};
-			log_kv(LOG_LVL_WARN, "output lines dropped", kv, ARRAY_SIZE(kv));
-		}
+		log_dropped(r);
 		r->rate_sec = sec;
 		r->rate_count = 0;
-		r->dropped = 0;
 	}
 	if (r->rate_count >= LOG_LINES_PER_SEC) {
 		r->dropped++;
@@ -134,19 +140,22 @@ static void take_output(struct hook_run *r, const char *buf, size_t n)
 		else
 			r->ring_head = (r->ring_head + 1) % OUTPUT_TAIL_MAX;
 	}
-	/* The log: one line a line, cut at LOG_LINE_MAX. */
+	/* The log: one line a line, cut at LOG_LINE_MAX; the rest of a cut
+	 * line is dropped up to its newline. */
 	for (size_t i = 0; i < n && !passthrough; i++) {
 		char c = buf[i];
 		if (c == '\n') {
-			if (!r->line_cut || r->line_len > 0)
-				log_output_line(r, r->line, r->line_len, r->line_cut);
+			if (!r->line_cut)
+				log_output_line(r, r->line, r->line_len, false);
 			r->line_len = 0;
 			r->line_cut = false;
 			continue;
 		}
+		if (r->line_cut)
+			continue;
 		if (r->line_len < LOG_LINE_MAX) {
 			r->line[r->line_len++] = c;
-		} else if (!r->line_cut) {
+		} else {
 			log_output_line(r, r->line, r->line_len, true);
 			r->line_len = 0;
 			r->line_cut = true;
@@ -167,6 +176,7 @@ static void close_output(struct hook_run *r)
 	if (r->line_len > 0 && !r->line_cut)
 		log_output_line(r, r->line, r->line_len, false);
 	r->line_len = 0;
+	log_dropped(r);
 }
 
 /* Reads what the pipe holds now; at most `max_reads` reads. */

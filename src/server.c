@@ -228,6 +228,11 @@ void server_set_config(struct server *s, struct config *cfg)
 	http_server_set_limits(s->http, &lim);
 }
 
+void server_set_tls(struct server *s, struct ssl_ctx_st *ctx)
+{
+	http_server_set_tls(s->http, ctx);
+}
+
 void server_drain(struct server *s)
 {
 	s->draining = true;

@@ -12,11 +12,15 @@ struct event_base;
 struct config;
 struct dispatcher;
 struct server;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 struct server *server_new(struct event_base *base, struct config *cfg, struct dispatcher *ds);
 /* Listens on fd (bound, listening, non-blocking). */
 int server_listen_fd(struct server *s, int fd);
 void server_set_config(struct server *s, struct config *cfg);
+/* HTTPS from now on with ctx (a reference is taken; NULL: plain HTTP);
+ * open connections keep theirs. See http_server_set_tls. */
+void server_set_tls(struct server *s, struct ssl_ctx_st *ctx);
 /* SIGTERM: stop accepting, answer later requests 503 + Connection: close. */
 void server_drain(struct server *s);
 int server_connections(struct server *s);

@@ -816,6 +816,8 @@ static void test_secrets(void)
 		{"[endpoint a]\npath = /a\nsecret_file = sec-two\n", 2, "new", 3},
 		{"[endpoint a]\npath = /a\nsecret_file = sec-crlf\n", 1, "crlf", 4},
 		{"[endpoint a]\npath = /a\nsecret_env = HOOKD_TEST_SECRET\n", 2, "env2", 4},
+		/* one secret a line: a secret may hold spaces (GitHub's example) */
+		{"[endpoint a]\npath = /a\nsecret_file = sec-spaces\n", 1, "It's a Secret to Everybody", 26},
 		/* standard: the key is the base64-decoded secret, whsec_ optional */
 		{"[endpoint a]\npath = /a\nscheme = standard\nsecret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
 		 1, "\x31\xf2\x90\xf6\xbf\x06\x29\x8a\xab\x4f\x08\xd4\x3c\x3f\x08\x2c\xf6\x48\xa3\x62\xda\x2d\xa4\xb0", 24},
@@ -1012,11 +1014,12 @@ int main(void)
 	mkdir("adir", 0700);
 	write_file("sec-one", "filesecret\n", 11);
 	write_file("sec-two", "  old\nnew \n\n", 12);
+	write_file("sec-spaces", " It's a Secret to Everybody \r\n", 30);
 	write_file("sec-crlf", "crlf\r\n", 6);
 	write_file("sec-empty", " \n", 2);
 	write_file("sec-secret", "TopSecret123\n", 13);
 	write_file("sec-std", "whsec_aGVsbG8ga2V5IQ==\n", 23);
-	setenv("HOOKD_TEST_SECRET", "env1 env2", 1);
+	setenv("HOOKD_TEST_SECRET", "env1\nenv2", 1);
 	setenv("HOOKD_TEST_EMPTY", "", 1);
 	setenv("HOOKD_TEST_TOPSECRET", "TopSecret123!", 1);
 	unsetenv("HOOKD_TEST_UNSET");

@@ -1,0 +1,1189 @@
+"""Black-box tests of hookd's core (issue #2): HTTP answers (SPEC 3), routing
+(SPEC 5), what a hook gets (SPEC 6), logs and signals (SPEC 7) and the
+command line (SPEC 1), against the real binary on 127.0.0.1:0.
+
+Run: HOOKD_BIN=build/hookd python3 tests/blackbox/test_core.py [-k NAME]
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+from datetime import datetime, timezone
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import (CANARY_NAME, CANARY_VALUE, NF_CONFIG, NF_INTEGRATION_ID,  # noqa: E402
+                     NF_INTEGRATION_NAME, NF_PREFIX, NF_TOKEN, SHELL_VARS, Hookd,
+                     env_hook, json_body, marker_hook, new_id, parse_env, sample_body,
+                     sample_json, sh)
+
+# Hooks that show whether anything ran at all.
+CATCH_ALL = {
+    "_default": marker_hook("_default"),
+    "build:start": marker_hook("build:start"),
+}
+
+RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+def cfg(extra_server="", extra=""):
+    """NF_CONFIG with extra [server] lines and extra sections."""
+    text = NF_CONFIG.replace("kill_grace = 1s\n", "kill_grace = 1s\n" + extra_server)
+    return text + extra
+
+
+class Base(harness.HookdTestCase):
+
+    def daemon(self, config=NF_CONFIG, hooks=None, **kw):
+        secrets = kw.pop("secrets", [NF_TOKEN])
+        return Hookd(config, hooks, secrets=secrets, **kw)
+
+
+# --------------------------------------------------------------------------
+# SPEC 3: answers decided before any hook runs
+
+class TestRejections(Base):
+
+    def test_404_no_endpoint(self):
+        with self.daemon(hooks=CATCH_ALL) as h:
+            r = h.northflank(path="/nope")
+            self.assertAnswer(r, 404)
+            r = h.northflank(path="/webhook/extra")
+            self.assertAnswer(r, 404)
+            r = h.request("GET", "/nope")
+            self.assertAnswer(r, 404, "404 is decided before 405")
+            self.assertNothingRan(h)
+
+    def test_405_other_methods_allow_post(self):
+        with self.daemon(hooks=CATCH_ALL) as h:
+            hdrs = {NF_PREFIX + "Token": NF_TOKEN, "Content-Type": "application/json"}
+            for method, body in (("GET", None), ("PUT", sample_body()),
+                                 ("DELETE", None), ("PATCH", sample_body())):
+                r = h.request(method, "/webhook", body, hdrs)
+                self.assertAnswer(r, 405, method)
+                allow = r.header("Allow")
+                self.assertIsNotNone(allow, "%s: no Allow header" % method)
+                self.assertEqual([m.strip() for m in allow.split(",")], ["POST"], method)
+            self.assertNothingRan(h)
+
+    def test_413_body_over_max_body(self):
+        with self.daemon(cfg("max_body = 1KiB\n"), hooks=CATCH_ALL) as h:
+            ok = json_body({"event": "build:start"}, 1024)
+            r = h.northflank(body=ok)
+            self.assertAnswer(r, 200, "a body of exactly max_body is accepted")
+            self.assertEqual(h.ran(), ["build:start"])
+            h.reset_ran()
+            big = json_body({"event": "build:start"}, 1025)
+            r = h.northflank(body=big)
+            self.assertAnswer(r, 413)
+            r = h.northflank(body=json_body({"event": "build:start"}, 64 * 1024))
+            self.assertAnswer(r, 413)
+            self.assertNothingRan(h)
+
+    def test_413_from_content_length_alone(self):
+        """Content-Length over max_body, no body sent: a 413 response arrives
+        (not a reset, not a wait for the body)."""
+        with self.daemon(cfg("max_body = 1KiB\n"), hooks=CATCH_ALL) as h:
+            for token in (NF_TOKEN, None):
+                head = ("POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        "Content-Type: application/json\r\n"
+                        "Content-Length: 10485760\r\n"
+                        + (NF_PREFIX + "Event-Id: " + new_id() + "\r\n")
+                        + ((NF_PREFIX + "Token: " + token + "\r\n") if token else "")
+                        + "\r\n").encode()
+                t0 = time.monotonic()
+                data, err = h.raw(head, timeout=5)
+                r = harness.parse_raw_response(data)
+                self.assertIsNotNone(r, "no HTTP response (token=%s): error %s, got %r"
+                                     % (bool(token), err, data[:200]))
+                self.assertAnswer(r, 413)
+                self.assertLess(time.monotonic() - t0, 3, "413 must be answered at once")
+            self.assertNothingRan(h)
+
+    def test_401_missing_and_wrong_token(self):
+        with self.daemon(hooks=CATCH_ALL, secrets=[NF_TOKEN, "wrong-token-x"]) as h:
+            bodies = []
+            for token in (None, "", "wrong-token-x", NF_TOKEN[:-1], NF_TOKEN + "x",
+                          NF_TOKEN.upper(), NF_TOKEN + " x", "x" * len(NF_TOKEN)):
+                r = h.northflank(token=token)
+                b = self.assertAnswer(r, 401, "token %r" % token)
+                self.assertEqual(b.get("status"), "rejected", r)
+                self.assertNotIn(b"wrong-token-x", r.raw)
+                bodies.append({k: v for k, v in b.items() if k != "id"})
+            for b in bodies[1:]:
+                self.assertEqual(b, bodies[0], "a 401 body says which credential failed")
+            self.assertNothingRan(h)
+
+    def test_415_not_json(self):
+        with self.daemon(hooks=CATCH_ALL) as h:
+            for ct in ("text/plain", "application/x-www-form-urlencoded",
+                       "application/octet-stream", "text/json-ish"):
+                r = h.northflank(content_type=ct)
+                self.assertAnswer(r, 415, ct)
+            self.assertNothingRan(h)
+
+    def test_json_content_type_variants_accepted(self):
+        with self.daemon(hooks=CATCH_ALL) as h:
+            variants = ("application/json", "application/json; charset=utf-8",
+                        "application/vnd.foo+json", None)
+            for ct in variants:
+                h.reset_ran()
+                r = h.northflank(content_type=ct)
+                b = self.assertAnswer(r, 200, "Content-Type %r" % ct)
+                self.assertEqual(b.get("status"), "ok", r)
+                self.assertEqual(h.ran(), ["build:start"], ct)
+
+    def test_400_bodies_that_are_not_an_event_object(self):
+        cases = [
+            ("invalid JSON", b'{"event": "build:start"'),
+            ("trailing junk", b'{"event": "build:start"} x'),
+            ("empty body", b""),
+            ("array", b'[{"event": "build:start"}]'),
+            ("string", b'"build:start"'),
+            ("number event", b'{"event": 5}'),
+            ("null event", b'{"event": null}'),
+            ("object event", b'{"event": {"name": "build:start"}}'),
+            ("missing event", b'{"data": {}}'),
+        ]
+        with self.daemon(hooks=CATCH_ALL) as h:
+            for name, body in cases:
+                r = h.northflank(body=body, event_type=None)
+                self.assertAnswer(r, 400, name)
+            self.assertNothingRan(h)
+
+    def test_400_invalid_event_names(self):
+        names = ["../../bin/sh", "a/b", ".hidden", "", "a" * 200, "a" * 129,
+                 "-x", "_default", "a b", "build:start\n", "caf\u00e9", "a\\b", "x;y"]
+        with self.daemon(hooks=CATCH_ALL) as h:
+            for name in names:
+                r = h.northflank(body={"event": name}, event_type=None)
+                self.assertAnswer(r, 400, "event %r" % name)
+            self.assertNothingRan(h)
+
+    def test_valid_event_name_edges(self):
+        with self.daemon(hooks={"_default": marker_hook("_default")}) as h:
+            for name in ("a" * 128, "A9", "x_y.z-w:v", "9", "build:start"):
+                h.reset_ran()
+                r = h.northflank(body={"event": name})
+                b = self.assertAnswer(r, 200, "event %r" % name)
+                self.assertEqual(b.get("event"), name)
+                self.assertEqual(h.ran(), ["_default"], name)
+
+    def test_400_event_type_header_mismatch(self):
+        with self.daemon(hooks=CATCH_ALL) as h:
+            # (surrounding blanks are not part of a header value in HTTP)
+            for hdr in ("build:success", "Build:Start", "build:start:x", "build", ""):
+                r = h.northflank(event_type=hdr)
+                self.assertAnswer(r, 400, "Event-Type %r" % hdr)
+            self.assertNothingRan(h)
+            r = h.northflank(event_type=None)
+            self.assertAnswer(r, 200, "the Event-Type header is optional")
+            self.assertEqual(h.ran(), ["build:start"])
+
+    def test_nesting_depth(self):
+        def nested(depth):
+            # the top object is level 1, each array one more
+            n = depth - 1
+            return ('{"event":"build:start","x":' + "[" * n + "]" * n + "}").encode()
+        with self.daemon(hooks=CATCH_ALL) as h:
+            r = h.northflank(body=nested(500), event_type="build:start")
+            self.assertAnswer(r, 200, "500 levels are within the 1,000 allowed")
+            self.assertEqual(h.ran(), ["build:start"])
+            h.reset_ran()
+            r = h.northflank(body=nested(1500), event_type="build:start")
+            self.assertAnswer(r, 400, "deeper than 1,000 levels")
+            self.assertNothingRan(h)
+
+
+# --------------------------------------------------------------------------
+# SPEC 6: what a hook gets
+
+class TestHookEnvironment(Base):
+
+    def test_sample_payload_end_to_end(self):
+        with self.daemon(hooks={"build:start": env_hook("build:start")}) as h:
+            before = datetime.now(timezone.utc)
+            eid = new_id("nf")
+            r = h.northflank(event_id=eid)
+            b = self.assertAnswer(r, 200)
+            self.assertEqual(b.get("status"), "ok", r)
+            self.assertEqual(b.get("endpoint"), "northflank")
+            self.assertEqual(b.get("event"), "build:start")
+            self.assertEqual(b.get("id"), eid)
+            e = self.hook_entry(b)
+            self.assertEqual(e.get("hook"), "build:start")
+            self.assertEqual(e.get("exit"), 0)
+            self.assertIsNone(e.get("signal"))
+            self.assertIsInstance(e.get("ms"), int)
+            self.assertNotIn("output", e, "output only with include_output = yes")
+            self.assertEqual(h.ran(), ["build:start"])
+
+            text = h.read("env.txt")
+            env = parse_env(text)
+            expect = {
+                "HOOK_EVENT": "build:start",
+                "HOOK_DATA_BUILD_ID": "social-hour-1312",
+                "HOOK_DATA_BUILD_BRANCH": "master",
+                "HOOK_DATA_BUILD_PULL_REQUEST_ID": "",
+                "HOOK_DATA_BUILD_STATUS": "STARTING",
+                "HOOK_DATA_BUILD_SHA": "ca624abed0d5ba0ad6e6fe28c396196b81f0200d",
+                "HOOK_DATA_BUILD_CONCLUDED": "false",
+                "HOOK_DATA_BUILD_CREATED_AT": "2022-01-19T09:04:40.916Z",
+                "HOOK_DATA_SERVICE_ID": "website",
+                "HOOK_DATA_SERVICE_NAME": "Website",
+                "HOOK_DATA_PROJECT_ID": "personal-blog",
+                "HOOK_DATA_PROJECT_NAME": "Personal Blog",
+                "HOOK_DATA_USER_ID": "thomas",
+                "HOOK_INTEGRATION_ID": NF_INTEGRATION_ID,
+                "HOOK_INTEGRATION_NAME": NF_INTEGRATION_NAME,
+                "HOOK_ID": eid,
+                "HOOK_ENDPOINT": "northflank",
+                "HOOK_HOOK": "build:start",
+                "HOOK_ATTEMPT": "1",
+                "HOOK_REMOTE_ADDR": "127.0.0.1",
+                "PATH": h.env["PATH"],
+                "LANG": h.env["LANG"],
+            }
+            for k, v in expect.items():
+                self.assertIn(k, env, "%s missing from the hook's env" % k)
+                self.assertEqual(env[k], v, k)
+            ra = env.get("HOOK_RECEIVED_AT", "")
+            self.assertRegex(ra, RFC3339_UTC)
+            got = datetime.fromisoformat(ra.replace("Z", "+00:00"))
+            self.assertLess(abs((got - before).total_seconds()), 60, ra)
+
+            # nothing from the daemon's env but pass_env; no token anywhere
+            self.assertNotIn(NF_TOKEN, text)
+            self.assertNotIn(CANARY_VALUE, text)
+            self.assertNotIn(CANARY_NAME, env)
+            self.assertNotIn("HOME", env)
+            extra = {k for k in env if not k.startswith("HOOK_")} - {"PATH", "LANG", "TZ"} - SHELL_VARS
+            self.assertEqual(extra, set(), "daemon variables leaked into the hook")
+            hook_names = {k for k in env if k.startswith("HOOK_")}
+            self.assertFalse([k for k in hook_names if "TOKEN" in k], hook_names)
+
+            # stdin byte for byte, argv only the path, cwd the hook's dir
+            self.assertEqual(h.read("stdin.bin", binary=True), sample_body())
+            argv = h.read("argv.txt").splitlines()
+            self.assertEqual(argv[1], "0", "a hook gets no arguments")
+            cwd = h.read("cwd.txt").strip()
+            self.assertEqual(cwd, os.path.realpath(h.hooks))
+            self.assertEqual(os.path.realpath(os.path.join(cwd, argv[0])),
+                             os.path.realpath(os.path.join(h.hooks, "build:start")))
+
+            line = h.wait_log("msg=delivery", "id=" + eid, timeout=5)
+            self.assertIsNotNone(line, "no delivery log line:\n" + h.log_text())
+            for kv in ("endpoint=northflank", "event=build:start", "status=ok", "http=200"):
+                self.assertIn(kv, line)
+
+    def test_stdin_is_raw_body(self):
+        body = ('{ "event" : "build:start" ,\n\t"data": {"s": "caf\u00e9 \\u00e9 \\"q\\"",'
+                ' "n": 1.50e0, "dup": 1, "dup": 2}   }\n\n').encode("utf-8")
+        with self.daemon(hooks={"build:start": env_hook("build:start")}) as h:
+            r = h.northflank(body=body)
+            self.assertAnswer(r, 200)
+            self.assertEqual(h.read("stdin.bin", binary=True), body)
+
+    def test_reserved_names_and_flattening(self):
+        payload = {
+            "event": "build:start",
+            "id": "payload-id", "endpoint": "evil", "attempt": "9", "hook": "x",
+            "remote_addr": "10.9.9.9", "received_at": "never",
+            "integration_id": "no", "integration_name": "no",
+            "dup_name": "first", "dupName": "second",
+            "data": {
+                "items": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
+                "userID": "u", "count": 42, "neg": -7, "ratio": 3.25,
+                "flag": True, "nothing": None, "weird key!!": "w",
+                "x-y.z": "dots",
+            },
+        }
+        with self.daemon(hooks={"build:start": env_hook("build:start")}) as h:
+            eid = new_id()
+            r = h.northflank(body=payload, event_id=eid)
+            self.assertAnswer(r, 200)
+            env = self.hook_env(h)
+            expect = {
+                "HOOK_ID": eid, "HOOK_ENDPOINT": "northflank", "HOOK_ATTEMPT": "1",
+                "HOOK_HOOK": "build:start", "HOOK_REMOTE_ADDR": "127.0.0.1",
+                "HOOK_INTEGRATION_ID": NF_INTEGRATION_ID,
+                "HOOK_INTEGRATION_NAME": NF_INTEGRATION_NAME,
+                "HOOK_DUP_NAME": "first",
+                "HOOK_DATA_ITEMS_0_NAME": "a", "HOOK_DATA_ITEMS_2_NAME": "c",
+                "HOOK_DATA_USER_ID": "u", "HOOK_DATA_COUNT": "42", "HOOK_DATA_NEG": "-7",
+                "HOOK_DATA_RATIO": "3.25", "HOOK_DATA_FLAG": "true", "HOOK_DATA_NOTHING": "",
+                "HOOK_DATA_WEIRD_KEY": "w", "HOOK_DATA_X_Y_Z": "dots",
+            }
+            for k, v in expect.items():
+                self.assertEqual(env.get(k), v, k)
+            self.assertRegex(env.get("HOOK_RECEIVED_AT", ""), RFC3339_UTC)
+
+    def test_pass_env_without_path(self):
+        conf = cfg("pass_env = LANG %s\n" % CANARY_NAME)
+        with self.daemon(conf, hooks={"build:start": env_hook("build:start")}) as h:
+            self.assertAnswer(h.northflank(), 200)
+            env = self.hook_env(h)
+            self.assertEqual(env.get("PATH"), "/usr/local/bin:/usr/bin:/bin")
+            self.assertEqual(env.get("LANG"), h.env["LANG"])
+            self.assertEqual(env.get(CANARY_NAME), CANARY_VALUE, "pass_env passes it")
+            self.assertNotIn("HOME", env)
+
+    def test_env_prefix(self):
+        with self.daemon(cfg("env_prefix = NF_\n"),
+                         hooks={"build:start": env_hook("build:start")}) as h:
+            self.assertAnswer(h.northflank(), 200)
+            env = self.hook_env(h)
+            self.assertEqual(env.get("NF_EVENT"), "build:start")
+            self.assertEqual(env.get("NF_DATA_BUILD_ID"), "social-hour-1312")
+            self.assertFalse([k for k in env if k.startswith("HOOK_")], env)
+
+    def test_cwd_and_hook_path_in_directory_route(self):
+        with self.daemon(hooks={"build:start/10-env": env_hook("10-env")}) as h:
+            self.assertAnswer(h.northflank(), 200)
+            env = self.hook_env(h)
+            self.assertEqual(env.get("HOOK_HOOK"), "build:start/10-env")
+            self.assertEqual(h.read("cwd.txt").strip(),
+                             os.path.realpath(os.path.join(h.hooks, "build:start")))
+            self.assertEqual(h.read("argv.txt").splitlines()[1], "0")
+            self.assertEqual(h.read("stdin.bin", binary=True), sample_body())
+
+
+# --------------------------------------------------------------------------
+# SPEC 5: routing
+
+class TestRouting(Base):
+    EVENT = "infrastructure:service:container-crash"
+
+    def test_fallback_chain(self):
+        hooks = {n: marker_hook(n) for n in (
+            "infrastructure:service", "infrastructure", "_default")}
+        with self.daemon(hooks=hooks) as h:
+            for route in ("infrastructure:service", "infrastructure", "_default"):
+                h.reset_ran()
+                r = h.northflank(event=self.EVENT)
+                b = self.assertAnswer(r, 200, route)
+                self.assertEqual(h.ran(), [route], "only the first existing route runs")
+                self.assertEqual(self.hook_entry(b).get("hook"), route)
+                self.assertEqual(len(b["hooks"]), 1)
+                h.remove_hook(route)
+            # hooks.d is read at each delivery: a new exact hook runs at once
+            h.write_hook(self.EVENT, marker_hook("exact"))
+            h.write_hook("infrastructure", marker_hook("infrastructure"))
+            h.reset_ran()
+            self.assertAnswer(h.northflank(event=self.EVENT), 200)
+            self.assertEqual(h.ran(), ["exact"])
+
+    def test_dot_separates_segments(self):
+        with self.daemon(hooks={"svc": marker_hook("svc")}) as h:
+            b = self.assertAnswer(h.northflank(event="svc.web:restart"), 200)
+            self.assertEqual(h.ran(), ["svc"])
+            self.assertEqual(self.hook_entry(b).get("hook"), "svc")
+
+    def test_no_route_is_200_unhandled(self):
+        with self.daemon(hooks={"other": marker_hook("other")}) as h:
+            r = h.northflank(event="billing:invoice-paid")
+            b = self.assertAnswer(r, 200)
+            self.assertEqual(b.get("status"), "unhandled", r)
+            self.assertEqual(b.get("hooks", []), [])
+            self.assertNothingRan(h)
+
+    def test_run_parts_stops_at_first_failure(self):
+        hooks = {
+            "build:start/01-first": marker_hook("01-first"),
+            "build:start/02-second": marker_hook("02-second", 3),
+            "build:start/03-third": marker_hook("03-third"),
+        }
+        with self.daemon(hooks=hooks) as h:
+            r = h.northflank()
+            b = self.assertAnswer(r, 500)
+            self.assertEqual(b.get("status"), "failed", r)
+            self.assertEqual(h.ran(), ["01-first", "02-second"])
+            self.assertEqual([(e.get("hook"), e.get("exit")) for e in b["hooks"]],
+                             [("build:start/01-first", 0), ("build:start/02-second", 3)])
+
+    def test_run_parts_order_and_skip_list(self):
+        skipped = [".hidden", "x~", "x.swp", "x.disabled", "x.dpkg-old", "x.dpkg-new",
+                   "x.dpkg-dist", "x.dpkg-tmp", "x.rpmnew", "x.rpmsave", "x.rpmorig"]
+        hooks = {"deploy/" + n: marker_hook(n) for n in skipped}
+        for n in ("a", "B", "10", "9", "_x"):
+            hooks["deploy/" + n] = marker_hook(n)
+        hooks["deploy/README"] = (marker_hook("README"), 0o644)
+        hooks["deploy/subdir/"] = None
+        with self.daemon(hooks=hooks) as h:
+            r = h.northflank(event="deploy")
+            b = self.assertAnswer(r, 200)
+            self.assertEqual(b.get("status"), "ok")
+            self.assertEqual(h.ran(), ["10", "9", "B", "_x", "a"], "byte order, skip list")
+            self.assertEqual([e.get("hook") for e in b["hooks"]],
+                             ["deploy/10", "deploy/9", "deploy/B", "deploy/_x", "deploy/a"])
+
+    def test_symlinked_and_dangling_routes(self):
+        with self.daemon(hooks={"scripts/deploy": marker_hook("deploy")}) as h:
+            os.symlink(os.path.join(h.hooks, "scripts", "deploy"),
+                       os.path.join(h.hooks, "build:start"))
+            os.symlink(os.path.join(h.hooks, "missing"), os.path.join(h.hooks, "build:failure"))
+            b = self.assertAnswer(h.northflank(), 200)
+            self.assertEqual(b.get("status"), "ok")
+            self.assertEqual(h.ran(), ["deploy"], "a symlink to an executable runs")
+            r = h.northflank(event="build:failure")
+            b = self.assertAnswer(r, 500, "a dangling symlink is a route that cannot run")
+            self.assertIn("build:failure", r.raw.decode())
+
+    def test_empty_directory_route(self):
+        with self.daemon(hooks={"deploy/": None, "_default": marker_hook("_default")}) as h:
+            b = self.assertAnswer(h.northflank(event="deploy"), 200)
+            self.assertNothingRan(h, "the directory is the route; _default does not run")
+            self.assertEqual(b.get("hooks", []), [])
+
+
+# --------------------------------------------------------------------------
+# exit statuses, failures to run, time limits
+
+class TestExitAndLimits(Base):
+
+    def test_default_status_map(self):
+        hooks = {"e0": marker_hook("e0", 0), "e75": marker_hook("e75", 75),
+                 "e3": marker_hook("e3", 3), "e1": marker_hook("e1", 1)}
+        with self.daemon(hooks=hooks) as h:
+            for ev, http, status in (("e0", 200, "ok"), ("e75", 503, "failed"),
+                                     ("e3", 500, "failed"), ("e1", 500, "failed")):
+                r = h.northflank(event=ev)
+                b = self.assertAnswer(r, http, ev)
+                self.assertEqual(b.get("status"), status, r)
+                self.assertEqual(self.hook_entry(b).get("exit"), int(ev[1:]))
+                if status != "ok":
+                    self.assertTrue(b.get("error"), "no error for %s: %r" % (ev, b))
+            self.assertEqual(h.ran(), ["e0", "e75", "e3", "e1"])
+
+    def test_custom_status_map(self):
+        conf = NF_CONFIG + "\n[status]\n3 = 422\ndefault = 502\n"
+        hooks = {"e0": marker_hook("e0", 0), "e75": marker_hook("e75", 75),
+                 "e3": marker_hook("e3", 3), "e4": marker_hook("e4", 4)}
+        with self.daemon(conf, hooks=hooks) as h:
+            for ev, http in (("e0", 200), ("e75", 503), ("e3", 422), ("e4", 502)):
+                self.assertAnswer(h.northflank(event=ev), http, ev)
+
+    def test_not_executable(self):
+        hooks = {"build:start": (marker_hook("build:start"), 0o644),
+                 "_default": marker_hook("_default")}
+        with self.daemon(hooks=hooks) as h:
+            r = h.northflank()
+            b = self.assertAnswer(r, 500)
+            self.assertNotEqual(b.get("status"), "ok")
+            errors = [str(b.get("error", ""))] + [str(e.get("error", ""))
+                                                  for e in b.get("hooks") or []]
+            self.assertTrue([x for x in errors if "build:start" in x],
+                            "no error names the hook: %r" % b)
+            self.assertNothingRan(h, "never a silent skip to a fallback")
+
+    def test_exec_failed_bad_interpreter(self):
+        with self.daemon(hooks={"build:start": "#!/nonexistent/interp\necho hi\n"}) as h:
+            r = h.northflank()
+            b = self.assertAnswer(r, 500)
+            e = self.hook_entry(b)
+            self.assertIsNone(e.get("exit"), "exec failure has no exit status: %r" % e)
+            self.assertTrue(str(e.get("error", "")).startswith("exec failed: "), e)
+            self.assertIn("No such file or directory", e.get("error", ""))
+
+    def test_timeout_kills_process_group(self):
+        hook = sh("echo $$ >> '{tmp}/pids'\necho $$ > '{tmp}/pid'\n"
+                  "sleep 30 &\nsleep 30\n")
+        with self.daemon(hooks={"build:start": hook}) as h:
+            t0 = time.monotonic()
+            r = h.northflank()
+            took = time.monotonic() - t0
+            b = self.assertAnswer(r, 504)
+            self.assertEqual(b.get("status"), "timeout", r)
+            e = self.hook_entry(b)
+            self.assertEqual(e.get("error"), "timed out after 1s", e)
+            self.assertLess(took, 4.0)
+            self.assertGreaterEqual(took, 0.9)
+            pid = int(h.read("pid"))
+            self.assertTrue(harness.wait_group_gone(pid, 3),
+                            "processes of the hook's group remain: %r" % harness.group_members(pid))
+
+    def test_sigterm_ignored_then_sigkill(self):
+        hook = sh("trap '' TERM\necho $$ >> '{tmp}/pids'\necho $$ > '{tmp}/pid'\n"
+                  "sleep 30 &\nsleep 30\nsleep 30\n")
+        with self.daemon(hooks={"build:start": hook}) as h:
+            t0 = time.monotonic()
+            r = h.northflank()
+            took = time.monotonic() - t0
+            b = self.assertAnswer(r, 504)
+            self.assertEqual(b.get("status"), "timeout")
+            e = self.hook_entry(b)
+            self.assertEqual(e.get("signal"), "SIGKILL", e)
+            self.assertIsNone(e.get("exit"))
+            self.assertGreaterEqual(took, 1.8, "kill_grace (1s) after the timeout (1s)")
+            self.assertLess(took, 5.0)
+            pid = int(h.read("pid"))
+            self.assertTrue(harness.wait_group_gone(pid, 3),
+                            "processes of the hook's group remain: %r" % harness.group_members(pid))
+
+    def test_event_section_timeout(self):
+        conf = NF_CONFIG + "\n[event build]\ntimeout = 3s\n"
+        hooks = {"build:start": sh("sleep 1.5\necho done >> '{tmp}/ran'"),
+                 "deploy": sh("sleep 1.5\necho done >> '{tmp}/ran'")}
+        with self.daemon(conf, hooks=hooks) as h:
+            self.assertAnswer(h.northflank(), 200, "[event build] gives build:start 3s")
+            b = self.assertAnswer(h.northflank(event="deploy"), 504, "the server's 1s")
+            self.assertEqual(self.hook_entry(b).get("error"), "timed out after 1s")
+
+    def test_background_child_does_not_hold_response(self):
+        hook = sh("echo $$ >> '{tmp}/pids'\nsleep 60 &\necho started\necho bg >&2\nexit 0\n")
+        with self.daemon(hooks={"build:start": hook}) as h:
+            t0 = time.monotonic()
+            r = h.northflank()
+            self.assertAnswer(r, 200)
+            self.assertLess(time.monotonic() - t0, 3.0, "a background child held the response")
+            self.assertEqual(self.hook_entry(r.body).get("exit"), 0)
+            # the daemon keeps serving
+            self.assertAnswer(h.northflank(), 200)
+
+    def test_max_running_overload(self):
+        conf = cfg("max_running = 1\nmax_queued = 0\n").replace("timeout = 1s", "timeout = 10s")
+        hooks = {"slow": sh("echo slow >> '{tmp}/ran'\nsleep 1.5\n")}
+        with self.daemon(conf, hooks=hooks) as h:
+            first = {}
+            t = threading.Thread(target=lambda: first.setdefault("r", h.northflank(event="slow")))
+            t.start()
+            try:
+                self.assertTrue(h.wait_file("ran", 5), "the first slow hook did not start")
+                r = h.northflank(event="slow")
+                b = self.assertAnswer(r, 503)
+                self.assertEqual(b.get("status"), "overloaded", r)
+                self.assertIsNotNone(r.header("Retry-After"), "503 without Retry-After")
+                # a delivery with no route takes no slot
+                r = h.northflank(event="nothing:here")
+                b = self.assertAnswer(r, 200)
+                self.assertEqual(b.get("status"), "unhandled")
+            finally:
+                t.join(15)
+            self.assertFalse(t.is_alive())
+            self.assertAnswer(first["r"], 200)
+            self.assertEqual(h.ran(), ["slow"], "the overloaded delivery ran")
+            self.assertAnswer(h.northflank(event="slow"), 200, "the slot is free again")
+
+
+# --------------------------------------------------------------------------
+# hook output: responses and logs
+
+class TestOutput(Base):
+    HOOK = sh("echo out-line-1\necho err-line-1 >&2\necho out-line-2\nexit 0")
+
+    def test_output_absent_by_default(self):
+        with self.daemon(hooks={"build:start": self.HOOK}) as h:
+            r = h.northflank()
+            b = self.assertAnswer(r, 200)
+            self.assertNotIn("output", self.hook_entry(b))
+            self.assertNotIn(b"out-line-1", r.raw)
+
+    def test_include_output_yes(self):
+        with self.daemon(cfg("include_output = yes\n"), hooks={"build:start": self.HOOK}) as h:
+            b = self.assertAnswer(h.northflank(), 200)
+            out = self.hook_entry(b).get("output")
+            self.assertIsInstance(out, str)
+            for s in ("out-line-1", "err-line-1", "out-line-2"):
+                self.assertIn(s, out)
+            self.assertLess(out.index("out-line-1"), out.index("out-line-2"))
+
+    def test_output_tail_is_last_4k(self):
+        hook = sh("i=0\nwhile [ $i -lt 400 ]; do echo \"line-$i-xxxxxxxxxxxxxxxxxxxx\"; "
+                  "i=$((i+1)); done\necho LAST-LINE")
+        with self.daemon(cfg("include_output = yes\n"), hooks={"build:start": hook}) as h:
+            b = self.assertAnswer(h.northflank(), 200)
+            out = self.hook_entry(b).get("output", "")
+            self.assertIn("LAST-LINE", out)
+            self.assertNotIn("line-0-", out)
+            self.assertLessEqual(len(out.encode()), 4096)
+
+    def test_output_lines_logged_with_delivery_id(self):
+        with self.daemon(hooks={"build:start": self.HOOK}) as h:
+            eid = new_id("log")
+            self.assertAnswer(h.northflank(event_id=eid), 200)
+            for s in ("out-line-1", "err-line-1", "out-line-2"):
+                line = h.wait_log(s, eid, timeout=5)
+                self.assertIsNotNone(line, "%s not logged with id %s:\n%s"
+                                     % (s, eid, h.log_text()))
+
+    def test_failure_logged(self):
+        with self.daemon(hooks={"build:start": marker_hook("x", 3)}) as h:
+            eid = new_id()
+            self.assertAnswer(h.northflank(event_id=eid), 500)
+            line = h.wait_log("msg=delivery", "id=" + eid, timeout=5)
+            self.assertIsNotNone(line, h.log_text())
+            self.assertIn("status=failed", line)
+            self.assertIn("http=500", line)
+
+
+    def test_output_log_line_cut_at_1k(self):
+        hook = sh("i=0\nwhile [ $i -lt 300 ]; do printf 'yyyyyyyyyy'; i=$((i+1)); done\n"
+                  "echo\necho after-long-line")
+        with self.daemon(hooks={"build:start": hook}) as h:
+            eid = new_id()
+            self.assertAnswer(h.northflank(event_id=eid), 200)
+            self.assertIsNotNone(h.wait_log("after-long-line", eid, timeout=5), h.log_text())
+            ys = [ln for ln in h.logs() if eid in ln and "yyyy" in ln]
+            self.assertEqual(len(ys), 1, "a 3000-byte line is logged as one line cut at "
+                             "1 KiB, the rest dropped; got %d lines of %s bytes"
+                             % (len(ys), [max(map(len, re.findall("y+", ln))) for ln in ys]))
+            longest = max(len(m) for m in re.findall("y+", ys[0]))
+            self.assertLessEqual(longest, 1024)
+            self.assertGreaterEqual(longest, 1000)
+
+    def test_output_log_rate_limit(self):
+        hook = sh("i=0\nwhile [ $i -lt 1000 ]; do echo \"flood-$i\"; i=$((i+1)); done")
+        with self.daemon(hooks={"build:start": hook}) as h:
+            eid = new_id()
+            self.assertAnswer(h.northflank(event_id=eid), 200)
+            self.assertIsNotNone(h.wait_log("msg=delivery", eid, timeout=5))
+            time.sleep(1.2)
+            mine = [ln for ln in h.logs() if eid in ln]
+            flood = [ln for ln in mine if "flood-" in ln]
+            self.assertGreaterEqual(len(flood), 100)
+            self.assertLessEqual(len(flood), 200, "at most 100 lines a second are logged")
+            others = [ln for ln in mine if "flood-" not in ln and "msg=delivery" not in ln]
+            dropped = 1000 - len(flood)
+            self.assertTrue([ln for ln in others if str(dropped) in ln],
+                            "no line counts the %d dropped lines: %r" % (dropped, others))
+
+    def test_omitted_variables_counted_in_log(self):
+        def chain(n, leaf):
+            obj = leaf
+            for i in range(n, 0, -1):
+                obj = {"k%d" % i: obj}
+            return obj
+        payload = {"event": "build:start", "nul": "a\u0000b", "big": "x" * 70000,
+                   "fine": "y" * 60000, "ok": "fine",
+                   "deep": chain(31, "kept"), "deeper": chain(32, "lost")}
+        with self.daemon(hooks={"build:start": env_hook("build:start")}) as h:
+            eid = new_id()
+            self.assertAnswer(h.northflank(body=payload, event_id=eid), 200)
+            env = self.hook_env(h)
+            self.assertEqual(env.get("HOOK_OK"), "fine")
+            self.assertEqual(len(env.get("HOOK_FINE", "")), 60000)
+            self.assertNotIn("HOOK_NUL", env)
+            self.assertNotIn("HOOK_BIG", env)
+            self.assertEqual(env.get("HOOK_DEEP_" + "_".join("K%d" % i for i in range(1, 32))),
+                             "kept", "a leaf at level 32 is kept")
+            self.assertFalse([k for k in env if k.startswith("HOOK_DEEPER")],
+                             "a leaf at level 33 is left out")
+            line = h.wait_log("msg=delivery", "id=" + eid, timeout=5)
+            kv = harness.parse_logfmt(line)
+            counts = {k: v for k, v in kv.items() if k not in ("ms", "http", "hooks") and v == "3"}
+            self.assertTrue(counts, "the delivery line does not say 3 were left out: " + line)
+
+
+# --------------------------------------------------------------------------
+# SPEC 7: signals; HTTP/1.1 connections
+
+class TestSignalsAndConnections(Base):
+
+    def test_sighup_broken_config_keeps_old(self):
+        with self.daemon(hooks=CATCH_ALL) as h:
+            self.assertAnswer(h.northflank(), 200)
+            n = len(h.logs())
+            h.write_config(NF_CONFIG.replace("timeout = 1s", "timout = 1s")
+                           .replace("/webhook", "/other"))
+            h.send_signal(signal.SIGHUP)
+            line = h.wait_log("timout", timeout=5, start=n)
+            self.assertIsNotNone(line, "the bad config was not logged:\n" + h.log_text())
+            self.assertIn("hookd.ini", line)
+            h.reset_ran()
+            self.assertAnswer(h.northflank(), 200, "the old config still serves")
+            self.assertEqual(h.ran(), ["build:start"])
+            self.assertAnswer(h.northflank(path="/other"), 404)
+
+    def test_sighup_valid_config_takes_effect(self):
+        new_token = "n3w-t0ken-after-reload-77"
+        with self.daemon(hooks=CATCH_ALL, secrets=[NF_TOKEN, new_token]) as h:
+            self.assertAnswer(h.northflank(), 200)
+            h.write_config(NF_CONFIG.replace(NF_TOKEN, new_token)
+                           .replace("/webhook", "/hook2"))
+            h.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 5
+            r = None
+            while time.monotonic() < deadline:
+                r = h.northflank(token=new_token, path="/hook2")
+                if r.status == 200:
+                    break
+                time.sleep(0.1)
+            self.assertAnswer(r, 200, "the new config never took effect")
+            self.assertAnswer(h.northflank(token=NF_TOKEN, path="/hook2"), 401)
+            self.assertAnswer(h.northflank(token=NF_TOKEN, path="/webhook"), 404)
+
+    def sigterm_during_slow_hook(self, during):
+        """Starts a slow delivery, sends SIGTERM while its hook runs, calls
+        during(h), then checks the slow client got its 200 and exit 0."""
+        hooks = {"slow": sh("echo slow >> '{tmp}/ran'\nsleep 1.5\necho done >> '{tmp}/ran'"),
+                 "late": marker_hook("late")}
+        conf = NF_CONFIG.replace("timeout = 1s", "timeout = 10s")
+        with self.daemon(conf, hooks=hooks) as h:
+            idle = h.connect()
+            self.assertAnswer(h.northflank(conn=idle, event="late"), 200)
+            h.reset_ran()
+            res = {}
+            t = threading.Thread(target=lambda: res.setdefault("r", h.northflank(event="slow")))
+            t.start()
+            try:
+                self.assertTrue(h.wait_file("ran", 5), "the slow hook did not start")
+                h.send_signal(signal.SIGTERM)
+                time.sleep(0.4)
+                during(h, idle)
+            finally:
+                t.join(15)
+                idle.close()
+            self.assertFalse(t.is_alive())
+            self.assertAnswer(res.get("r"), 200, "the running delivery's client gets its answer")
+            rc = h.wait_exit(15)
+            self.assertEqual(rc, 0, "exit status after SIGTERM")
+            self.assertEqual(h.ran(), ["slow", "done"])
+
+    def test_sigterm_lets_running_hook_finish(self):
+        def during(h, idle):
+            # a new connection: refused (the listener is closed) or 503
+            try:
+                r = h.northflank(event="late", timeout=3)
+                self.assertAnswer(r, 503)
+            except (ConnectionRefusedError, ConnectionResetError):
+                pass
+        self.sigterm_during_slow_hook(during)
+
+    def test_sigterm_open_connection_gets_503(self):
+        """SPEC 7: new requests on open connections are answered 503 with
+        Connection: close (also on a keep-alive connection idle at SIGTERM)."""
+        def during(h, idle):
+            try:
+                r = h.northflank(conn=idle, event="late")
+            except (ConnectionError, http.client.HTTPException) as e:
+                self.fail("a request on a keep-alive connection open at SIGTERM got "
+                          "no answer: %r" % e)
+            self.assertAnswer(r, 503)
+            self.assertEqual(r.header("Connection", "").lower(), "close")
+            self.assertIsNotNone(r.header("Retry-After"))
+        self.sigterm_during_slow_hook(during)
+
+    def test_sighup_running_delivery_keeps_its_config(self):
+        hooks = {"slow": sh("echo slow-output\necho slow >> '{tmp}/ran'\nsleep 2"),
+                 "fast": sh("echo fast-output")}
+        conf = NF_CONFIG.replace("timeout = 1s", "timeout = 10s")
+        with self.daemon(conf, hooks=hooks) as h:
+            res = {}
+            t = threading.Thread(target=lambda: res.setdefault("r", h.northflank(event="slow")))
+            t.start()
+            try:
+                self.assertTrue(h.wait_file("ran", 5))
+                h.write_config(conf.replace("kill_grace = 1s\n",
+                                            "kill_grace = 1s\ninclude_output = yes\n"))
+                h.send_signal(signal.SIGHUP)
+                deadline = time.monotonic() + 5
+                reloaded = False
+                while time.monotonic() < deadline and not reloaded:
+                    r = h.northflank(event="fast")
+                    reloaded = "output" in self.hook_entry(self.assertAnswer(r, 200))
+                    time.sleep(0.05)
+                self.assertTrue(reloaded, "include_output = yes never took effect")
+            finally:
+                t.join(15)
+            e = self.hook_entry(self.assertAnswer(res.get("r"), 200))
+            self.assertNotIn("output", e, "the running delivery took the new config")
+
+    def test_keep_alive_two_deliveries(self):
+        with self.daemon(hooks=CATCH_ALL) as h:
+            conn = h.connect()
+            try:
+                r1 = h.northflank(conn=conn)
+                self.assertAnswer(r1, 200)
+                self.assertNotEqual(r1.header("Connection", "").lower(), "close")
+                self.assertIsNotNone(conn.sock, "the connection was closed after one delivery")
+                local = conn.sock.getsockname()
+                r2 = h.northflank(conn=conn)
+                self.assertAnswer(r2, 200)
+                self.assertIsNotNone(conn.sock)
+                self.assertEqual(conn.sock.getsockname(), local, "a new connection was needed")
+                # a rejected request keeps the connection too
+                r3 = h.northflank(conn=conn, token="bad")
+                self.assertAnswer(r3, 401)
+                r4 = h.northflank(conn=conn)
+                self.assertAnswer(r4, 200)
+            finally:
+                conn.close()
+            self.assertEqual(h.ran(), ["build:start"] * 3)
+
+
+# --------------------------------------------------------------------------
+# SPEC 6 slots and queueing, SPEC 8 in-memory idempotency, SPEC 2 limits
+
+class TestSlotsAndIdempotency(Base):
+
+    def test_queued_delivery_waits_for_slot(self):
+        conf = cfg("max_running = 1\nmax_queued = 1\n").replace("timeout = 1s", "timeout = 10s")
+        step = "echo \"$HOOK_ID-%s\" >> '{tmp}/ran'\nsleep 0.5\n"
+        hooks = {"chain/1": sh(step % "1"), "chain/2": sh(step % "2")}
+        with self.daemon(conf, hooks=hooks) as h:
+            res = {}
+
+            def send(name):
+                res[name] = h.northflank(event="chain", event_id=name)
+            ta = threading.Thread(target=send, args=("A",))
+            ta.start()
+            self.assertTrue(h.wait_file("ran", 5))
+            tb = threading.Thread(target=send, args=("B",))
+            tb.start()
+            try:
+                time.sleep(0.2)
+                r = h.northflank(event="chain", event_id="C")
+                self.assertAnswer(r, 503, "max_queued = 1 is full")
+            finally:
+                ta.join(15)
+                tb.join(15)
+            self.assertAnswer(res["A"], 200)
+            self.assertAnswer(res["B"], 200)
+            self.assertEqual(h.ran(), ["A-1", "A-2", "B-1", "B-2"],
+                             "one delivery holds its slot for its whole chain")
+
+    def test_duplicate_delivery_id(self):
+        hooks = {"ok": marker_hook("ok"),
+                 "fail": sh("echo \"fail-$HOOK_ATTEMPT\" >> '{tmp}/ran'\nexit 3"),
+                 "slow": sh("echo slow >> '{tmp}/ran'\nsleep 1.5")}
+        conf = NF_CONFIG.replace("timeout = 1s", "timeout = 10s") + (
+            "\n[endpoint other]\npath = /other\nscheme = northflank\nsecret = %s\n" % NF_TOKEN)
+        with self.daemon(conf, hooks=hooks) as h:
+            self.assertAnswer(h.northflank(event="ok", event_id="dup-1"), 200)
+            b = self.assertAnswer(h.northflank(event="ok", event_id="dup-1"), 200)
+            self.assertEqual(b.get("status"), "duplicate", b)
+            self.assertEqual(h.ran(), ["ok"], "a duplicate runs nothing")
+            self.assertAnswer(h.northflank(event="ok", event_id="dup-1", path="/other"), 200)
+            self.assertEqual(h.ran(), ["ok", "ok"], "ids are per endpoint")
+            # unhandled counts as succeeded
+            self.assertEqual(h.northflank(event="none:here", event_id="dup-2").body.get("status"),
+                             "unhandled")
+            b = self.assertAnswer(h.northflank(event="none:here", event_id="dup-2"), 200)
+            self.assertEqual(b.get("status"), "duplicate")
+            # a failed one runs again, HOOK_ATTEMPT counting up
+            h.reset_ran()
+            self.assertAnswer(h.northflank(event="fail", event_id="dup-3"), 500)
+            self.assertAnswer(h.northflank(event="fail", event_id="dup-3"), 500)
+            self.assertEqual(h.ran(), ["fail-1", "fail-2"])
+            # one still running: 409 + Retry-After
+            h.reset_ran()
+            res = {}
+            t = threading.Thread(target=lambda: res.setdefault(
+                "r", h.northflank(event="slow", event_id="dup-4")))
+            t.start()
+            try:
+                self.assertTrue(h.wait_file("ran", 5))
+                r = h.northflank(event="slow", event_id="dup-4")
+                b = self.assertAnswer(r, 409)
+                self.assertEqual(b.get("status"), "running")
+                self.assertIsNotNone(r.header("Retry-After"))
+            finally:
+                t.join(15)
+            self.assertAnswer(res["r"], 200)
+            self.assertEqual(h.ran(), ["slow"])
+
+    def test_hook_rlimits(self):
+        conf = cfg("limit_nofile = 64\nlimit_nproc = 5000\nlimit_memory = 1GiB\n"
+                   "limit_cpu = 7\n")
+        hook = sh("for f in n p v t; do echo \"$f $(ulimit -S -$f) $(ulimit -H -$f)\"; done "
+                  "> '{tmp}/limits.txt'")
+        with self.daemon(conf, hooks={"build:start": hook}) as h:
+            self.assertAnswer(h.northflank(), 200)
+            got = dict((ln.split(" ", 1)[0], ln.split(" ", 1)[1])
+                       for ln in h.read("limits.txt").splitlines())
+            self.assertEqual(got, {"n": "64 64", "p": "5000 5000",
+                                   "v": "1048576 1048576", "t": "7 7"})
+
+
+class TestConnectionLimits(Base):
+
+    def test_every_answer_is_json(self):
+        with self.daemon(hooks=CATCH_ALL) as h:
+            for raw in (b"NONSENSE\r\n\r\n",
+                        b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+                        b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                        b"Content-Length: 6\r\n\r\n{}{}{}",
+                        b"BREW /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"):
+                data, err = h.raw(raw, timeout=5)
+                r = harness.parse_raw_response(data)
+                self.assertIsNotNone(r, "no answer to %r: %s %r" % (raw[:40], err, data[:100]))
+                self.assertTrue(400 <= r.status < 500, "%r -> %r" % (raw[:40], r))
+                self.assertAnswer(r, r.status)
+            r = h.request("HEAD", "/webhook")
+            self.assertEqual(r.status, 405)
+            self.assertNothingRan(h)
+
+    def test_expect_100_continue(self):
+        with self.daemon(hooks=CATCH_ALL) as h:
+            body = json_body({"event": "build:start"}, 4096)
+            head = ("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + NF_PREFIX + "Token: " + NF_TOKEN + "\r\n"
+                    + NF_PREFIX + "Event-Id: " + new_id() + "\r\n"
+                    + "Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)).encode()
+            s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+            try:
+                s.sendall(head)
+                s.settimeout(1.5)  # curl waits 1 s for the 100, then sends anyway
+                try:
+                    interim = s.recv(65536)
+                except socket.timeout:
+                    interim = b""
+                if interim:
+                    self.assertTrue(interim.startswith(b"HTTP/1.1 100"), interim)
+                s.settimeout(5)
+                s.sendall(body)
+                got = interim.split(b"\r\n\r\n", 1)[1] if interim else b""
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    r = harness.parse_raw_response(got)
+                    if r is not None and len(r.raw) >= int(r.headers.get("content-length", 0)):
+                        break
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            finally:
+                s.close()
+            self.assertAnswer(harness.parse_raw_response(got), 200)
+            self.assertEqual(h.ran(), ["build:start"])
+
+    def test_431_headers_too_large(self):
+        with self.daemon(cfg("max_headers = 1KiB\n"), hooks=CATCH_ALL) as h:
+            r = h.northflank(extra={"X-Padding": "p" * 2048})
+            self.assertAnswer(r, 431)
+            self.assertEqual(r.header("Connection", "").lower(), "close")
+            self.assertNothingRan(h)
+            self.assertAnswer(h.northflank(), 200)
+
+    def test_read_timeout(self):
+        with self.daemon(cfg("read_timeout = 1s\n"), hooks=CATCH_ALL) as h:
+            head = ("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + NF_PREFIX + "Token: " + NF_TOKEN + "\r\n")
+            for partial in (head.encode(),  # headers never finished
+                            (head + "Content-Length: 100\r\n\r\n{\"event\":").encode()):
+                t0 = time.monotonic()
+                data, err = h.raw(partial, timeout=5)
+                took = time.monotonic() - t0
+                self.assertNotEqual(err, "timeout", "the connection was not closed after "
+                                    "read_timeout (%r)" % partial[-20:])
+                self.assertLess(took, 3.5)
+                self.assertGreater(took, 0.8)
+                if data:
+                    r = harness.parse_raw_response(data)
+                    self.assertIsNotNone(r, data)
+                    self.assertTrue(400 <= r.status < 500, r)
+            self.assertNothingRan(h)
+            self.assertAnswer(h.northflank(), 200)
+
+    def test_idle_timeout(self):
+        with self.daemon(cfg("idle_timeout = 1s\n"), hooks=CATCH_ALL) as h:
+            body = json_body({"event": "build:start"})
+            req = ("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   + NF_PREFIX + "Token: " + NF_TOKEN + "\r\n"
+                   + NF_PREFIX + "Event-Id: " + new_id() + "\r\n"
+                   + "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
+            s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+            try:
+                s.sendall(req)
+                got = b""
+                while harness.parse_raw_response(got) is None or \
+                        len(harness.parse_raw_response(got).raw) < \
+                        int(harness.parse_raw_response(got).headers.get("content-length", 0)):
+                    chunk = s.recv(65536)
+                    self.assertTrue(chunk, "closed before the response")
+                    got += chunk
+                self.assertEqual(harness.parse_raw_response(got).status, 200)
+                t0 = time.monotonic()
+                try:
+                    rest = s.recv(65536)
+                except socket.timeout:
+                    self.fail("an idle connection stayed open past idle_timeout")
+                except ConnectionResetError:
+                    rest = b""
+                took = time.monotonic() - t0
+                self.assertEqual(rest, b"")
+                self.assertGreater(took, 0.8)
+                self.assertLess(took, 3.5)
+            finally:
+                s.close()
+
+
+# --------------------------------------------------------------------------
+# SPEC 1: the command line
+
+class TestCommandLine(Base):
+
+    def setUp(self):
+        self.h = Hookd(NF_CONFIG, {
+            "build:start": env_hook("build:start"),
+            "build:success": env_hook("build:success"),
+            "fail": sh("echo failing-output\nexit 3"),
+            "_default": marker_hook("_default"),
+            "deploy/10-a": marker_hook("a"),
+        }, start=False)
+        self.addCleanup(self.h.cleanup)
+        self.payload = self.h.write_file("payload.json", sample_body())
+
+    def cli(self, *args, config=True, input=None):
+        try:
+            return harness.run_cli(args, config=self.h.config_path if config else None,
+                                   input=input, cwd=self.h.tmp)
+        except subprocess.TimeoutExpired as e:
+            self.fail("hookd %s did not exit within %ds; stdout %r, stderr %r"
+                      % (" ".join(args), e.timeout, e.stdout, e.stderr))
+
+    def assertOneLine(self, stderr, needle):
+        text = stderr.decode("utf-8", "replace").strip()
+        self.assertEqual(len(text.splitlines()), 1, "not one line: %r" % text)
+        self.assertIn(needle, text)
+
+    def test_check_valid(self):
+        p = self.cli("check")
+        self.assertEqual(p.returncode, 0, p)
+        out = p.stdout.decode()
+        for s in ("northflank", "/webhook", "build:start", "build:success", "_default", "deploy"):
+            self.assertIn(s, out)
+
+    def test_check_invalid(self):
+        cases = [
+            ("[server]\nlisten = 127.0.0.1:0\ntimout = 1s\n[endpoint a]\n"
+             "path = /a\nscheme = none\n", "hookd.ini:3"),
+            ("[server]\nlisten = 127.0.0.1:0\n[endpoint a]\npath = /a\n"
+             "scheme = northflank\n", "hookd.ini"),
+            ("[server]\nlisten = 127.0.0.1:0\n", "hookd.ini"),
+            ("[server]\ntimeout = 5 minutes\n[endpoint a]\npath = /a\nscheme = none\n",
+             "hookd.ini:2"),
+            ("[server]\ntimeout = 5s\ntimeout = 6s\n[endpoint a]\npath = /a\nscheme = none\n",
+             "hookd.ini:3"),
+            ("[endpoint a]\npath = /a\nscheme = rot13\nsecret = x\n", "hookd.ini:3"),
+            ("[server]\nenv_prefix = hook_\n[endpoint a]\npath = /a\nscheme = none\n",
+             "hookd.ini:2"),
+            ("[serverr]\n[endpoint a]\npath = /a\nscheme = none\n", "hookd.ini:1"),
+            ("[endpoint a]\npath = /a\nscheme = none\n[endpoint b]\npath = /a\nscheme = none\n",
+             "hookd.ini"),
+        ]
+        for text, needle in cases:
+            with self.subTest(config=text):
+                self.h.write_config(text)
+                p = self.cli("check")
+                self.assertEqual(p.returncode, 2, p)
+                self.assertOneLine(p.stderr, needle)
+
+    def test_serve_invalid_config_exits_2(self):
+        self.h.write_config("[server]\nlisten = 127.0.0.1:0\ntimout = 1s\n"
+                            "[endpoint a]\npath = /a\nscheme = none\n")
+        p = self.cli("serve")
+        self.assertEqual(p.returncode, 2, p)
+        self.assertOneLine(p.stderr, "hookd.ini:3")
+
+    def test_run_ok(self):
+        p = self.cli("run", "build:start", self.payload)
+        self.assertEqual(p.returncode, 0, p)
+        b = json.loads(p.stdout)
+        self.assertEqual(b.get("status"), "ok")
+        self.assertEqual(b.get("event"), "build:start")
+        self.assertEqual(b["hooks"][0]["exit"], 0)
+        env = self.hook_env(self.h)
+        self.assertEqual(env.get("HOOK_EVENT"), "build:start")
+        self.assertEqual(env.get("HOOK_DATA_BUILD_ID"), "social-hour-1312")
+        self.assertEqual(env.get("HOOK_REMOTE_ADDR"), "")
+        self.assertEqual(env.get("HOOK_ENDPOINT"), "northflank")
+        self.assertTrue(env.get("HOOK_ID"), "HOOK_ID is generated")
+        self.assertEqual(b.get("id"), env.get("HOOK_ID"))
+        self.assertNotIn(CANARY_NAME, env)
+        self.assertEqual(self.h.read("stdin.bin", binary=True), sample_body())
+
+    def test_run_event_overrides_and_stdin(self):
+        p = self.cli("run", "build:success", input=sample_body())
+        self.assertEqual(p.returncode, 0, p)
+        self.assertEqual(json.loads(p.stdout).get("event"), "build:success")
+        env = self.hook_env(self.h)
+        self.assertEqual(env.get("HOOK_EVENT"), "build:success")
+        self.assertEqual(self.h.ran(), ["build:success"])
+
+    def test_run_failing_hook_exits_1(self):
+        p = self.cli("run", "fail", self.payload)
+        self.assertEqual(p.returncode, 1, p)
+        b = json.loads(p.stdout)
+        self.assertEqual(b.get("status"), "failed")
+        self.assertEqual(b["hooks"][0]["exit"], 3)
+        self.assertIn(b"failing-output", p.stderr, "hook output goes to stderr")
+        self.assertNotIn(b"failing-output", p.stdout)
+
+    def test_run_bad_event_or_payload_exits_2(self):
+        for args, inp in ((("run", "../x", self.payload), None),
+                          (("run", "a/b", self.payload), None),
+                          (("run", "build:start"), b"not json"),
+                          (("run", "build:start"), b"[1,2]")):
+            with self.subTest(args=args, input=inp):
+                p = self.cli(*args, input=inp)
+                self.assertEqual(p.returncode, 2, p)
+        self.assertEqual(self.h.ran(), [])
+
+    def test_env_sorted_and_quoted(self):
+        p = self.cli("env", "build:start", self.payload)
+        self.assertEqual(p.returncode, 0, p)
+        lines = p.stdout.decode().splitlines()
+        names = [ln.split("=", 1)[0] for ln in lines]
+        self.assertEqual(names, sorted(names, key=lambda s: s.encode()), "not sorted")
+        for ln in lines:
+            self.assertRegex(ln, r"^[A-Za-z_][A-Za-z0-9_]*=")
+        for want in ("HOOK_DATA_BUILD_ID=social-hour-1312", "HOOK_EVENT=build:start",
+                     "HOOK_DATA_PROJECT_NAME=Personal Blog",
+                     "HOOK_DATA_BUILD_PULL_REQUEST_ID="):
+            self.assertIn(want, lines)
+        self.assertNotIn(CANARY_VALUE, p.stdout.decode())
+        self.assertEqual(self.h.ran(), [], "env runs no hook")
+
+        weird = {"event": "x:y", "note": "line1\nline2", "tab": "a\tb",
+                 "quote": "it's\nhere", "plain": "a b"}
+        path = self.h.write_file("weird.json", json.dumps(weird))
+        p = self.cli("env", "x:y", path)
+        self.assertEqual(p.returncode, 0, p)
+        lines = p.stdout.decode().splitlines()
+        self.assertIn("HOOK_NOTE=$'line1\\nline2'", lines)
+        self.assertIn("HOOK_PLAIN=a b", lines)
+        bash = shutil.which("bash")
+        if bash:
+            for name in ("HOOK_NOTE", "HOOK_TAB", "HOOK_QUOTE"):
+                line = [ln for ln in lines if ln.startswith(name + "=")]
+                self.assertEqual(len(line), 1, name)
+                self.assertIn("=$'", line[0], "%s not shell-quoted" % name)
+                got = subprocess.run([bash, "-c", line[0] + "\nprintf %s \"$" + name + "\""],
+                                     stdout=subprocess.PIPE, timeout=10).stdout.decode()
+                self.assertEqual(got, weird[name[5:].lower()], name)
+
+    def test_version_and_help(self):
+        p = self.cli("--version", config=False)
+        self.assertEqual(p.returncode, 0, p)
+        with open(os.path.join(harness.SOURCE, "meson.build")) as f:
+            version = re.search(r"version\s*:\s*'([^']+)'", f.read()).group(1)
+        self.assertIn(version, p.stdout.decode())
+        p = self.cli("--help", config=False)
+        self.assertEqual(p.returncode, 0, p)
+        out = p.stdout.decode()
+        for s in ("serve", "check", "run", "env"):
+            self.assertIn(s, out)
+
+    def test_usage_errors_exit_2(self):
+        for args in (("frobnicate",), ("--bogus-option",), ("run",), ("env",)):
+            with self.subTest(args=args):
+                p = self.cli(*args)
+                self.assertEqual(p.returncode, 2, p)
+                self.assertTrue(p.stderr.strip(), "no message on stderr")
+        p = harness.run_cli(["check"], config=os.path.join(self.h.tmp, "missing.ini"))
+        self.assertEqual(p.returncode, 2, p)
+        self.assertOneLine(p.stderr, "missing.ini")
+
+
+if __name__ == "__main__":
+    harness.main()
