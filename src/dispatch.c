@@ -68,11 +68,49 @@ static uint32_t hash_str(const char *s)
 	return h;
 }
 
+/* a, sep (when not NUL) and b in one allocation: the per-delivery keys and
+ * names, without a printf each. */
+static char *join(const char *a, char sep, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b), ns = sep ? 1 : 0;
+	char *s = xmalloc(na + ns + nb + 1);
+	memcpy(s, a, na);
+	if (sep)
+		s[na] = sep;
+	memcpy(s + na + ns, b, nb + 1);
+	return s;
+}
+
+/* prefix + suffix into buf (len bytes); cut to fit, always terminated. */
+static void concat(char *buf, size_t len, const char *prefix, const char *suffix)
+{
+	size_t np = strnlen(prefix, len - 1);
+	memcpy(buf, prefix, np);
+	size_t ns = strnlen(suffix, len - 1 - np);
+	memcpy(buf + np, suffix, ns);
+	buf[np + ns] = '\0';
+}
+
+/* A decimal, for log and environment values; buf holds >= 24 bytes. */
+static const char *decimal(char *buf, long long v)
+{
+	char *p = buf + 23;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	*p = '\0';
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return p;
+}
+
 /* ---- idempotency ---------------------------------------------------- */
 
 static char *id_key(const struct delivery *d)
 {
-	return xasprintf("%s\x1f%s", d->ep->name, d->id);
+	return join(d->ep->name, '\x1f', d->id);
 }
 
 static struct memid *memid_find(struct dispatcher *ds, const char *key)
@@ -286,24 +324,19 @@ char *delivery_response_json(const struct delivery *d, bool include_output)
 
 void delivery_log(const struct delivery *d)
 {
-	char http[16], ms[32], hooks[16], attempt[16], omitted[16];
-	snprintf(http, sizeof(http), "%d", d->out.http);
-	snprintf(ms, sizeof(ms), "%lld", (long long)d->ms);
-	snprintf(hooks, sizeof(hooks), "%zu", d->nresults);
-	snprintf(attempt, sizeof(attempt), "%d", d->attempt);
-	snprintf(omitted, sizeof(omitted), "%zu", d->env_omitted);
+	char http[24], ms[24], hooks[24], attempt[24], omitted[24];
 	bool ok = d->out.http >= 200 && d->out.http < 300;
 	struct log_kv kv[] = {
 		{"endpoint", d->ep->name},
 		{"event", d->event},
 		{"id", d->id},
 		{"status", d->out.status},
-		{"http", http},
-		{"ms", ms},
-		{"hooks", hooks},
-		{"attempt", d->attempt > 1 ? attempt : NULL},
+		{"http", decimal(http, d->out.http)},
+		{"ms", decimal(ms, (long long)d->ms)},
+		{"hooks", decimal(hooks, (long long)d->nresults)},
+		{"attempt", d->attempt > 1 ? decimal(attempt, d->attempt) : NULL},
 		{"mode", d->async ? "async" : NULL},
-		{"env_omitted", d->env_omitted ? omitted : NULL},
+		{"env_omitted", d->env_omitted ? decimal(omitted, (long long)d->env_omitted) : NULL},
 		{"error", d->out.error},
 	};
 	log_kv(ok ? LOG_LVL_INFO : LOG_LVL_WARN, "delivery", kv, ARRAY_SIZE(kv));
@@ -331,6 +364,66 @@ static const char *const metadata_names[] = {
 	"EVENT", "ID", "ENDPOINT", "HOOK", "ATTEMPT", "REMOTE_ADDR", "RECEIVED_AT",
 	"INTEGRATION_ID", "INTEGRATION_NAME",
 };
+
+/*
+ * What every hook's environment takes from the config alone, built once
+ * rather than for each delivery: the reserved metadata names under the
+ * prefix, and the base environment (pass_env from the daemon's own, or
+ * the default PATH). Rebuilt when a config with another prefix or
+ * pass_env list comes (compared by content, not by pointer, so a new
+ * config at an old address is never mistaken for it). hookd does not
+ * change its own environment after start.
+ */
+static struct {
+	char *prefix;
+	char **pass_env;
+	char *reserved[ARRAY_SIZE(metadata_names) + 1];
+	struct envlist base;
+} once;
+
+static bool same_list(char **a, char **b)
+{
+	for (; a && b && *a && *b; a++, b++) {
+		if (strcmp(*a, *b) != 0)
+			return false;
+	}
+	return (!a || !*a) && (!b || !*b);
+}
+
+static void once_update(const struct config *cfg)
+{
+	if (once.prefix && strcmp(once.prefix, cfg->env_prefix) == 0 &&
+	    same_list(once.pass_env, cfg->pass_env))
+		return;
+	free(once.prefix);
+	once.prefix = xstrdup(cfg->env_prefix);
+	for (size_t i = 0; once.pass_env && once.pass_env[i]; i++)
+		free(once.pass_env[i]);
+	free(once.pass_env);
+	size_t n = 0;
+	while (cfg->pass_env && cfg->pass_env[n])
+		n++;
+	once.pass_env = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		once.pass_env[i] = xstrdup(cfg->pass_env[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(metadata_names); i++) {
+		free(once.reserved[i]);
+		once.reserved[i] = join(cfg->env_prefix, '\0', metadata_names[i]);
+	}
+	envlist_free(&once.base);
+	envlist_init(&once.base);
+	bool have_path = false;
+	for (char **p = cfg->pass_env; p && *p; p++) {
+		const char *v = getenv(*p);
+		if (!v)
+			continue;
+		envlist_add(&once.base, *p, v);
+		if (strcmp(*p, "PATH") == 0)
+			have_path = true;
+	}
+	if (!have_path)
+		envlist_add(&once.base, "PATH", "/usr/local/bin:/usr/bin:/bin");
+}
 
 struct delivery *delivery_new(struct config *cfg, const struct endpoint *ep, const char *event,
                               const char *id, const char *remote_addr, const unsigned char *body,
@@ -368,18 +461,16 @@ struct delivery *delivery_new(struct config *cfg, const struct endpoint *ep, con
 	}
 
 	/* The environment: pass_env, metadata, then the payload. */
+	once_update(cfg);
 	envlist_init(&d->env);
-	bool have_path = false;
-	for (char **p = cfg->pass_env; p && *p; p++) {
-		const char *v = getenv(*p);
-		if (!v)
-			continue;
-		envlist_add(&d->env, *p, v);
-		if (strcmp(*p, "PATH") == 0)
-			have_path = true;
+	for (size_t i = 0; i < once.base.n; i++) {
+		const char *e = once.base.v[i], *eq = strchr(e, '=');
+		char name[128];
+		size_t nl = (size_t)(eq - e) < sizeof(name) ? (size_t)(eq - e) : sizeof(name) - 1;
+		memcpy(name, e, nl);
+		name[nl] = '\0';
+		envlist_add(&d->env, name, eq + 1);
 	}
-	if (!have_path)
-		envlist_add(&d->env, "PATH", "/usr/local/bin:/usr/bin:/bin");
 	const char *pre = cfg->env_prefix;
 	char name[128], ts[40];
 	format_rfc3339_ms(d->received_ms, ts, sizeof(ts));
@@ -393,17 +484,12 @@ struct delivery *delivery_new(struct config *cfg, const struct endpoint *ep, con
 	for (size_t i = 0; i < ARRAY_SIZE(meta); i++) {
 		if (!meta[i].value)
 			continue;
-		snprintf(name, sizeof(name), "%s%s", pre, meta[i].suffix);
+		concat(name, sizeof(name), pre, meta[i].suffix);
 		envlist_add(&d->env, name, meta[i].value);
 	}
-	char *reserved[ARRAY_SIZE(metadata_names) + 1];
-	for (size_t i = 0; i < ARRAY_SIZE(metadata_names); i++)
-		reserved[i] = xasprintf("%s%s", pre, metadata_names[i]);
-	reserved[ARRAY_SIZE(metadata_names)] = NULL;
 	if (root)
-		payload_flatten(root, pre, (const char *const *)reserved, &d->env, &d->env_omitted);
-	for (size_t i = 0; i < ARRAY_SIZE(metadata_names); i++)
-		free(reserved[i]);
+		payload_flatten(root, pre, (const char *const *)once.reserved, &d->env,
+		                &d->env_omitted);
 	return d;
 }
 
@@ -609,14 +695,13 @@ static void run_next_hook(struct delivery *d)
 		return;
 	}
 	const struct hook *hk = &d->route.hooks[d->next_hook++];
-	char name[64], attempt[16];
-	snprintf(attempt, sizeof(attempt), "%d", d->attempt);
+	char name[64], attempt[24];
 	/* The per-hook variables go after the shared ones. */
 	size_t base_n = d->env.n;
-	snprintf(name, sizeof(name), "%sHOOK", d->cfg->env_prefix);
+	concat(name, sizeof(name), d->cfg->env_prefix, "HOOK");
 	envlist_add(&d->env, name, hk->rel);
-	snprintf(name, sizeof(name), "%sATTEMPT", d->cfg->env_prefix);
-	envlist_add(&d->env, name, attempt);
+	concat(name, sizeof(name), d->cfg->env_prefix, "ATTEMPT");
+	envlist_add(&d->env, name, decimal(attempt, d->attempt));
 	d->results = xrealloc(d->results, (d->nresults + 1) * sizeof(*d->results));
 	struct hook_outcome *h = &d->results[d->nresults++];
 	memset(h, 0, sizeof(*h));
