@@ -1,5 +1,6 @@
 #include "dispatch.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,13 +297,13 @@ char *delivery_response_json(const struct delivery *d, bool include_output)
 			sb_putc(&sb, ',');
 		sb_putc(&sb, '{');
 		json_field_str(&sb, "hook", h->rel);
-		if (h->res.exit_code >= 0)
-			sb_printf(&sb, ",\"exit\":%d", h->res.exit_code);
-		else
-			sb_puts(&sb, ",\"exit\":null");
+		char num[24];
+		sb_puts(&sb, ",\"exit\":");
+		sb_puts(&sb, h->res.exit_code >= 0 ? decimal(num, h->res.exit_code) : "null");
 		sb_putc(&sb, ',');
 		json_field_str(&sb, "signal", h->res.signal ? signal_name(h->res.signal) : NULL);
-		sb_printf(&sb, ",\"ms\":%lld", (long long)h->res.ms);
+		sb_puts(&sb, ",\"ms\":");
+		sb_puts(&sb, decimal(num, (long long)h->res.ms));
 		if (h->res.error) {
 			sb_putc(&sb, ',');
 			json_field_str(&sb, "error", h->res.error);
@@ -627,6 +628,18 @@ static void release(struct delivery *d)
 	}
 }
 
+/* A new, empty entry in d's results. Its 4 KiB output buffer is not
+ * zeroed: output_len says how much of it counts. */
+static struct hook_outcome *result_append(struct delivery *d)
+{
+	d->results = xrealloc(d->results, (d->nresults + 1) * sizeof(*d->results));
+	struct hook_outcome *h = &d->results[d->nresults++];
+	h->rel = NULL;
+	memset(&h->res, 0, offsetof(struct hook_result, output));
+	h->res.output_len = 0;
+	return h;
+}
+
 static bool failed(const struct status_map *m, const struct hook_result *r, int *http)
 {
 	if (r->timed_out)
@@ -642,10 +655,11 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 {
 	struct delivery *d = arg;
 	struct hook_outcome *h = &d->results[d->nresults - 1];
-	char *rel = h->rel;
-	h->res = *res;
+	/* The fields, and of the output only what there is. */
+	memcpy(&h->res, res, offsetof(struct hook_result, output));
+	memcpy(h->res.output, res->output, res->output_len);
+	h->res.output_len = res->output_len;
 	h->res.error = res->error ? xstrdup(res->error) : NULL;
-	h->rel = rel;
 	int http;
 	if (failed(&d->cfg->status, &h->res, &http)) {
 		char *why;
@@ -679,9 +693,7 @@ static void run_next_hook(struct delivery *d)
 	if (d->route.error || !d->route.name || d->next_hook >= d->route.nhooks) {
 		if (d->route.error) {
 			set_outcome(d, d->cfg->status.def, "failed", xstrdup(d->route.error));
-			d->results = xrealloc(d->results, (d->nresults + 1) * sizeof(*d->results));
-			struct hook_outcome *h = &d->results[d->nresults++];
-			memset(h, 0, sizeof(*h));
+			struct hook_outcome *h = result_append(d);
 			h->rel = xstrdup(d->route.name);
 			h->res.exit_code = -1;
 			h->res.error = xstrdup(d->route.error);
@@ -702,9 +714,7 @@ static void run_next_hook(struct delivery *d)
 	envlist_add(&d->env, name, hk->rel);
 	concat(name, sizeof(name), d->cfg->env_prefix, "ATTEMPT");
 	envlist_add(&d->env, name, decimal(attempt, d->attempt));
-	d->results = xrealloc(d->results, (d->nresults + 1) * sizeof(*d->results));
-	struct hook_outcome *h = &d->results[d->nresults++];
-	memset(h, 0, sizeof(*h));
+	struct hook_outcome *h = result_append(d);
 	h->rel = xstrdup(hk->rel);
 	struct runner_params p = {
 		.path = hk->path,
@@ -764,9 +774,7 @@ static bool route_outcome(struct delivery *d)
 {
 	if (d->route.error) {
 		set_outcome(d, d->cfg->status.def, "failed", xstrdup(d->route.error));
-		d->results = xrealloc(d->results, (d->nresults + 1) * sizeof(*d->results));
-		struct hook_outcome *h = &d->results[d->nresults++];
-		memset(h, 0, sizeof(*h));
+		struct hook_outcome *h = result_append(d);
 		h->rel = xstrdup(d->route.name ? d->route.name : "");
 		h->res.exit_code = -1;
 		h->res.error = xstrdup(d->route.error);
