@@ -117,6 +117,18 @@ static void request_free(struct http_request *req)
 	free(req);
 }
 
+void http_request_shrink(struct http_request *req)
+{
+	static char none[] = "";
+	free(req->headers);
+	req->headers = NULL;
+	req->nheaders = 0;
+	req->method = req->target = req->path = none;
+	free(req->body);
+	req->body = NULL;
+	req->body_len = 0;
+}
+
 const char *http_header_get(const struct http_request *req, const char *name)
 {
 	/* In the head's block (parse_head) a value follows its name's NUL,
