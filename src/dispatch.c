@@ -426,10 +426,46 @@ static void once_update(const struct config *cfg)
 		envlist_add(&once.base, "PATH", "/usr/local/bin:/usr/bin:/bin");
 }
 
-struct delivery *delivery_new(struct config *cfg, const struct endpoint *ep, const char *event,
-                              const char *id, const char *remote_addr, const unsigned char *body,
-                              size_t body_len, json_object *root, const char *integration_id,
-                              const char *integration_name)
+/* The environment: pass_env, metadata, then the payload of root. */
+static void build_env(struct delivery *d, json_object *root)
+{
+	const struct config *cfg = d->cfg;
+	once_update(cfg);
+	envlist_init(&d->env);
+	for (size_t i = 0; i < once.base.n; i++) {
+		const char *e = once.base.v[i], *eq = strchr(e, '=');
+		char name[128];
+		size_t nl = (size_t)(eq - e) < sizeof(name) ? (size_t)(eq - e) : sizeof(name) - 1;
+		memcpy(name, e, nl);
+		name[nl] = '\0';
+		envlist_add(&d->env, name, eq + 1);
+	}
+	const char *pre = cfg->env_prefix;
+	char name[128], ts[40];
+	format_rfc3339_ms(d->received_ms, ts, sizeof(ts));
+	struct {
+		const char *suffix, *value;
+	} meta[] = {
+		{"EVENT", d->event}, {"ID", d->id}, {"ENDPOINT", d->ep->name},
+		{"REMOTE_ADDR", d->remote_addr}, {"RECEIVED_AT", ts},
+		{"INTEGRATION_ID", d->integration_id}, {"INTEGRATION_NAME", d->integration_name},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(meta); i++) {
+		if (!meta[i].value)
+			continue;
+		concat(name, sizeof(name), pre, meta[i].suffix);
+		envlist_add(&d->env, name, meta[i].value);
+	}
+	if (root)
+		payload_flatten(root, pre, (const char *const *)once.reserved, &d->env,
+		                &d->env_omitted);
+}
+
+static struct delivery *delivery_make(struct config *cfg, const struct endpoint *ep,
+                                      const char *event, const char *id, const char *remote_addr,
+                                      const unsigned char *body, size_t body_len,
+                                      json_object *root, const char *integration_id,
+                                      const char *integration_name, bool lazy)
 {
 	struct delivery *d = xcalloc(1, sizeof(*d));
 	d->cfg = config_ref(cfg);
@@ -460,38 +496,41 @@ struct delivery *delivery_new(struct config *cfg, const struct endpoint *ep, con
 		                   v ? v : "");
 		free(v);
 	}
-
-	/* The environment: pass_env, metadata, then the payload. */
-	once_update(cfg);
-	envlist_init(&d->env);
-	for (size_t i = 0; i < once.base.n; i++) {
-		const char *e = once.base.v[i], *eq = strchr(e, '=');
-		char name[128];
-		size_t nl = (size_t)(eq - e) < sizeof(name) ? (size_t)(eq - e) : sizeof(name) - 1;
-		memcpy(name, e, nl);
-		name[nl] = '\0';
-		envlist_add(&d->env, name, eq + 1);
+	if (lazy) {
+		d->env_pending = true;
+		d->root = root ? json_object_get(root) : NULL;
+	} else {
+		build_env(d, root);
 	}
-	const char *pre = cfg->env_prefix;
-	char name[128], ts[40];
-	format_rfc3339_ms(d->received_ms, ts, sizeof(ts));
-	struct {
-		const char *suffix, *value;
-	} meta[] = {
-		{"EVENT", d->event}, {"ID", d->id}, {"ENDPOINT", ep->name},
-		{"REMOTE_ADDR", d->remote_addr}, {"RECEIVED_AT", ts},
-		{"INTEGRATION_ID", d->integration_id}, {"INTEGRATION_NAME", d->integration_name},
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(meta); i++) {
-		if (!meta[i].value)
-			continue;
-		concat(name, sizeof(name), pre, meta[i].suffix);
-		envlist_add(&d->env, name, meta[i].value);
-	}
-	if (root)
-		payload_flatten(root, pre, (const char *const *)once.reserved, &d->env,
-		                &d->env_omitted);
 	return d;
+}
+
+struct delivery *delivery_new(struct config *cfg, const struct endpoint *ep, const char *event,
+                              const char *id, const char *remote_addr, const unsigned char *body,
+                              size_t body_len, json_object *root, const char *integration_id,
+                              const char *integration_name)
+{
+	return delivery_make(cfg, ep, event, id, remote_addr, body, body_len, root, integration_id,
+	                     integration_name, false);
+}
+
+struct delivery *delivery_new_lazy(struct config *cfg, const struct endpoint *ep,
+                                   const char *event, const char *id, const char *remote_addr,
+                                   const unsigned char *body, size_t body_len, json_object *root,
+                                   const char *integration_id, const char *integration_name)
+{
+	return delivery_make(cfg, ep, event, id, remote_addr, body, body_len, root, integration_id,
+	                     integration_name, true);
+}
+
+void delivery_build_env(struct delivery *d)
+{
+	if (!d->env_pending)
+		return;
+	d->env_pending = false;
+	build_env(d, d->root);
+	json_object_put(d->root);
+	d->root = NULL;
 }
 
 void delivery_free(struct delivery *d)
@@ -507,6 +546,7 @@ void delivery_free(struct delivery *d)
 	free(d->results);
 	route_free(&d->route);
 	envlist_free(&d->env);
+	json_object_put(d->root);
 	for (size_t i = 0; i < d->nheaders; i++) {
 		free(d->headers[i].name);
 		free(d->headers[i].value);
@@ -679,6 +719,7 @@ static void run_next_hook(struct delivery *d)
 {
 	struct dispatcher *ds = d->disp;
 	if (d->next_hook == 0) {
+		delivery_build_env(d);
 		if (d->async) {
 			/* An async delivery's route is read when it runs. */
 			route_free(&d->route);
@@ -912,6 +953,7 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 	}
 
 	if (d->async) {
+		delivery_build_env(d);
 		if (ds->journal && journal_pending_count(ds->journal) >= ds->cfg->journal_max) {
 			answer_now(d, 503, "overloaded", xstrdup("journal_max deliveries pending"),
 			           RETRY_AFTER_OVERLOAD);
@@ -945,6 +987,9 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		attempt_over(d);
 		return;
 	}
+	/* Something will run: the environment now, and the parsed payload
+	 * goes (a delivery waiting for a slot holds the smaller of the two). */
+	delivery_build_env(d);
 	bool key_free = !d->key || !keyq_get(ds, d->key, false);
 	bool now = key_free && ds->running < ds->cfg->max_running && TAILQ_EMPTY(&ds->queue);
 	if (!now && ds->queued_sync >= ds->cfg->max_queued) {

@@ -193,8 +193,8 @@ static void handle(struct http_request *req, void *arg)
 		iid = http_header_get(req, "X-Northflank-Notification-Integration-Id");
 		iname = http_header_get(req, "X-Northflank-Notification-Integration-Name");
 	}
-	struct delivery *d = delivery_new(cfg, ep, id.event, id.id, client, req->body, req->body_len,
-	                                  root, iid, iname);
+	struct delivery *d = delivery_new_lazy(cfg, ep, id.event, id.id, client, req->body,
+	                                       req->body_len, root, iid, iname);
 	json_object_put(root);
 	identity_clear(&id);
 	/* The headers are kept for the journal only (`hookd show`). */
