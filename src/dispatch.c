@@ -261,6 +261,7 @@ char *response_json(const char *endpoint, const char *event, const char *id, con
 {
 	struct strbuf sb;
 	sb_init(&sb);
+	sb_reserve(&sb, 127);
 	sb_putc(&sb, '{');
 	json_field_str(&sb, "endpoint", endpoint);
 	sb_putc(&sb, ',');
@@ -282,6 +283,7 @@ char *delivery_response_json(const struct delivery *d, bool include_output)
 {
 	struct strbuf sb;
 	sb_init(&sb);
+	sb_reserve(&sb, 255);
 	sb_putc(&sb, '{');
 	json_field_str(&sb, "endpoint", d->ep->name);
 	sb_putc(&sb, ',');

@@ -307,6 +307,35 @@ static bool token_valid(const char *s, size_t n)
 	return true;
 }
 
+/*
+ * Whether s[0..n) holds a control character (CH_CTL). Eight bytes at a
+ * time: every byte of every request head goes through here. A word is
+ * looked at byte by byte only when it may hold a byte below 0x20 or a
+ * DEL (the usual "has a byte less than" and "has a zero byte" tests,
+ * which never miss one).
+ */
+static bool has_ctl(const char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x;
+		memcpy(&x, s + i, 8);
+		uint64_t del = x ^ (0x7f * ones);
+		if (((x - 0x20 * ones) & ~x & highs) == 0 && ((del - ones) & ~del & highs) == 0)
+			continue;
+		for (size_t j = i; j < i + 8; j++) {
+			if (ch_class[(unsigned char)s[j]] & CH_CTL)
+				return true;
+		}
+	}
+	for (; i < n; i++) {
+		if (ch_class[(unsigned char)s[i]] & CH_CTL)
+			return true;
+	}
+	return false;
+}
+
 /* s[0..n) equals the lowercase literal lit, ignoring ASCII case. */
 static bool span_caseeq(const char *s, size_t n, const char *lit)
 {
@@ -388,11 +417,9 @@ static const char *parse_head(const char *head, size_t len, struct http_request 
 			}
 			break;
 		}
-		for (size_t i = 0; i < n; i++) {
-			if (ch_class[(unsigned char)p[i]] & CH_CTL) {
-				bad = "control character in request head";
-				goto out;
-			}
+		if (has_ctl(p, n)) {
+			bad = "control character in request head";
+			goto out;
 		}
 		if (first) {
 			const char *sp1 = memchr(p, ' ', n);

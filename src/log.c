@@ -41,6 +41,7 @@ void log_kv(enum log_level level, const char *msg, const struct log_kv *kv, size
 {
 	struct strbuf sb;
 	sb_init(&sb);
+	sb_reserve(&sb, 255); /* most lines fit */
 	char ts[40];
 	format_rfc3339_ms(now_wall_ms(), ts, sizeof(ts));
 	if (under_journald)

@@ -212,6 +212,11 @@ static void sb_grow(struct strbuf *sb, size_t extra)
 	sb->cap = cap;
 }
 
+void sb_reserve(struct strbuf *sb, size_t n)
+{
+	sb_grow(sb, n);
+}
+
 void sb_append(struct strbuf *sb, const char *s, size_t n)
 {
 	sb_grow(sb, n);
