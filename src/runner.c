@@ -63,6 +63,22 @@ static int nactive;
 static struct event *sigchld_ev;
 static bool passthrough;
 
+/*
+ * posix_spawn's attributes, the same for every hook, and its file actions
+ * for the last (stdin fd, output fd, cwd). glibc checks both fds of each
+ * adddup2 against RLIMIT_NOFILE, a system call each, six a hook; and in a
+ * steady state the fds (the lowest free ones) and the directory are the
+ * same from one hook to the next. The file actions name fd numbers, not
+ * files, so reusing them is exact.
+ */
+static struct {
+	bool attr_ready, fa_ready;
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_t fa;
+	int in_fd, out_fd;
+	char *dir;
+} spawn_cache;
+
 void runner_set_output_passthrough(bool on)
 {
 	passthrough = on;
@@ -308,6 +324,15 @@ int runner_init(struct event_base *base)
 
 void runner_shutdown(void)
 {
+	if (spawn_cache.fa_ready) {
+		posix_spawn_file_actions_destroy(&spawn_cache.fa);
+		free(spawn_cache.dir);
+		spawn_cache.fa_ready = false;
+	}
+	if (spawn_cache.attr_ready) {
+		posix_spawnattr_destroy(&spawn_cache.attr);
+		spawn_cache.attr_ready = false;
+	}
 	if (sigchld_ev) {
 		event_free(sigchld_ev);
 		sigchld_ev = NULL;
@@ -338,9 +363,10 @@ static int make_input(const unsigned char *data, size_t len)
 	int fd = memfd_create("hookd-body", MFD_CLOEXEC);
 	if (fd < 0)
 		return -1;
+	/* pwrite leaves the offset at 0, where the hook starts reading. */
 	size_t off = 0;
 	while (off < len) {
-		ssize_t w = write(fd, data + off, len - off);
+		ssize_t w = pwrite(fd, data + off, len - off, (off_t)off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
@@ -348,10 +374,6 @@ static int make_input(const unsigned char *data, size_t len)
 			return -1;
 		}
 		off += (size_t)w;
-	}
-	if (lseek(fd, 0, SEEK_SET) < 0) {
-		close(fd);
-		return -1;
 	}
 	return fd;
 }
@@ -421,30 +443,59 @@ static int spawn_with_limits(const struct runner_params *p, int in_fd, int out_f
 	return 0;
 }
 
-static int spawn_plain(const struct runner_params *p, int in_fd, int out_fd, pid_t *pid)
+
+static posix_spawn_file_actions_t *file_actions(int in_fd, int out_fd, const char *dir)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
-	posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
-	posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-	posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
-	posix_spawn_file_actions_addchdir_np(&fa, p->dir);
+	if (spawn_cache.fa_ready && spawn_cache.in_fd == in_fd && spawn_cache.out_fd == out_fd &&
+	    strcmp(spawn_cache.dir, dir) == 0)
+		return &spawn_cache.fa;
+	if (spawn_cache.fa_ready) {
+		posix_spawn_file_actions_destroy(&spawn_cache.fa);
+		free(spawn_cache.dir);
+		spawn_cache.fa_ready = false;
+	}
+	posix_spawn_file_actions_t *fa = &spawn_cache.fa;
+	posix_spawn_file_actions_init(fa);
+	if (posix_spawn_file_actions_adddup2(fa, in_fd, 0) != 0 ||
+	    posix_spawn_file_actions_adddup2(fa, out_fd, 1) != 0 ||
+	    posix_spawn_file_actions_adddup2(fa, out_fd, 2) != 0 ||
+	    posix_spawn_file_actions_addchdir_np(fa, dir) != 0) {
+		posix_spawn_file_actions_destroy(fa);
+		return NULL;
+	}
+	spawn_cache.in_fd = in_fd;
+	spawn_cache.out_fd = out_fd;
+	spawn_cache.dir = xstrdup(dir);
+	spawn_cache.fa_ready = true;
+	return fa;
+}
+
+static posix_spawnattr_t *spawn_attr(void)
+{
+	if (spawn_cache.attr_ready)
+		return &spawn_cache.attr;
+	posix_spawnattr_t *attr = &spawn_cache.attr;
 	sigset_t all, none;
 	sigfillset(&all);
 	sigemptyset(&none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setpgroup(&attr, 0);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-	                                    POSIX_SPAWN_SETSIGMASK);
+	posix_spawnattr_init(attr);
+	posix_spawnattr_setsigdefault(attr, &all);
+	posix_spawnattr_setsigmask(attr, &none);
+	posix_spawnattr_setpgroup(attr, 0);
+	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+	                                   POSIX_SPAWN_SETSIGMASK);
+	spawn_cache.attr_ready = true;
+	return attr;
+}
+
+static int spawn_plain(const struct runner_params *p, int in_fd, int out_fd, pid_t *pid)
+{
+	posix_spawn_file_actions_t *fa = file_actions(in_fd, out_fd, p->dir);
+	if (!fa)
+		return ENOMEM;
 	char *argv[] = {(char *)p->path, NULL};
 	/* glibc's posix_spawn reports a failed exec as its return value. */
-	int e = posix_spawn(pid, p->path, &fa, &attr, argv, p->envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	return e;
+	return posix_spawn(pid, p->path, fa, spawn_attr(), argv, p->envp);
 }
 
 struct hook_run *runner_start(struct event_base *base, const struct runner_params *p,
@@ -465,7 +516,9 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 		goto fail;
 	close(in_fd);
 	close(out[1]);
-	fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK);
+	/* pipe2 set nothing but O_CLOEXEC (a descriptor flag, not a status
+	 * flag): the read end's status flags are O_RDONLY alone. */
+	fcntl(out[0], F_SETFL, O_RDONLY | O_NONBLOCK);
 
 	struct hook_run *r = xmalloc(sizeof(*r));
 	memset(r, 0, offsetof(struct hook_run, line));
