@@ -259,13 +259,22 @@ hooks_dir = hooks-none.d
 
 # ---- load -------------------------------------------------------------------
 
-def run_wrk(port, path, token, conns, secs, run_id):
+def cpu_ticks(pid):
+    """utime + stime + cutime + cstime: the server and the hooks it reaped."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15])
+
+
+def run_wrk(port, path, token, conns, secs, run_id, pid=None):
     env = dict(os.environ, BENCH_PATH=path, BENCH_TOKEN=token, BENCH_BODY=PAYLOAD,
                BENCH_EVENT="build:start", BENCH_RUN=run_id)
     argv = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % secs, "--timeout", "10s",
             "-s", LUA, "http://127.0.0.1:%d%s" % (port, path)]
+    t0 = cpu_ticks(pid) if pid else 0
     p = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=secs + 60)
+    t1 = cpu_ticks(pid) if pid else 0
     out = p.stdout.decode("utf-8", "replace")
     lines = [l for l in out.splitlines() if l.startswith("{")]
     if p.returncode != 0 or not lines:
@@ -273,6 +282,10 @@ def run_wrk(port, path, token, conns, secs, run_id):
                                                      p.stderr.decode()[-500:]))
     r = json.loads(lines[-1])
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
+    # CPU time a request: unlike requests/s, hardly moved by other work on
+    # the machine (a single-threaded server's ceiling is 1 / this).
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    r["cpu_us"] = (t1 - t0) * tick_us / r["requests"] if pid and r["requests"] else None
     return r
 
 
@@ -478,6 +491,10 @@ def fmt_ms(us):
     return "%.2f ms" % (us / 1000.0) if us < 10000 else "%.1f ms" % (us / 1000.0)
 
 
+def fmt_cpu(us):
+    return "%.1f µs" % us if us < 100 else "%.0f µs" % us
+
+
 def fmt_ratio(x):
     return "%.2fx" % x
 
@@ -503,9 +520,9 @@ def print_table(res, rss, scale, args, load_before, load_after):
     }
     out = []
     w = out.append
-    w("| scenario | hookd req/s | p50 | p99 | peer req/s | p50 | p99 | probe req/s | p50 | p99 "
-      "| hookd/peer | hookd/probe | target | met |")
-    w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
+    w("| scenario | hookd req/s | p50 | p99 | CPU/req | peer req/s | p50 | p99 | CPU/req "
+      "| probe req/s | p50 | p99 | CPU/req | hookd/peer | hookd/probe | target | met |")
+    w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
     for k in "abcd":
         h, p, pr = res[k].get("hookd"), res[k].get("peer"), res[k].get("probe")
         rp = h["rps"] / p["rps"] if h and p and p["rps"] else None
@@ -530,7 +547,8 @@ def print_table(res, rss, scale, args, load_before, load_after):
 
         def cells(r):
             return [fmt_rps(r), fmt_ms(r["p50_us"]) if r else "—",
-                    fmt_ms(r["p99_us"]) if r else "—"]
+                    fmt_ms(r["p99_us"]) if r else "—",
+                    fmt_cpu(r["cpu_us"]) if r and r.get("cpu_us") is not None else "—"]
         w("| %s | %s | %s | %s | %s | %s | %s |" % (
             sc[k], " | ".join(cells(h)), " | ".join(cells(p)), " | ".join(cells(pr)),
             fmt_ratio(rp) if rp else "—", fmt_pct(rpr) if rpr else "—",
@@ -538,25 +556,48 @@ def print_table(res, rss, scale, args, load_before, load_after):
     for label, key in (("idle RSS", "idle"), ("RSS after load", "after")):
         h, p = rss["hookd"][key], rss["peer"][key]
         probes = "%s / %s" % (mb(rss["probe_reject"][key]), mb(rss["probe_dispatch"][key]))
-        w("| %s | %s | | | %s | | | %s | | | %s | | <= 0.5x peer | %s |" % (
+        w("| %s | %s | | | | %s | | | | %s | | | | %s | | <= 0.5x peer | %s |" % (
             label, mb(h), mb(p), probes, fmt_ratio(h / p), verdict(h <= 0.5 * p)))
     if scale:
-        w("| %s deliveries waiting for a slot: hookd's peak RSS | %s | | | | | | | | "
+        w("| %s deliveries waiting for a slot: hookd's peak RSS | %s | | | | | | | | | | | "
           "| | | < 64 MB | %s |" % (format(scale["waiting"], ","), mb(scale["peak_kb"]),
                                    verdict(scale["peak_kb"] < 64 * 1024)))
     print()
     print("\n".join(out))
     print()
-    print("Machine: %s. Load average %s before, %s after." % (machine(), load_before, load_after))
-    print("wrk -t1 -c%d -d%ds per cell, one server loaded at a time, %s; "
-          "probe columns: probe_reject for (a), probe_dispatch for (c); RSS probe column: "
-          "probe_reject / probe_dispatch. Scale: %s waiting + 1 running, "
-          "max_running = 1; idle %s, peak (VmHWM) %s, %.1f KB a waiting delivery."
-          % (args.connections, args.duration,
-             "median of %d rounds" % args.rounds if args.rounds > 1 else "one round",
-             format(scale["waiting"], ",") if scale else "—",
-             mb(scale["idle_kb"]) if scale else "—", mb(scale["peak_kb"]) if scale else "—",
-             (scale["peak_kb"] - scale["idle_kb"]) / scale["waiting"] if scale else 0))
+    print("Machine: %s. Load average %s before, %s after (other work on the machine moves "
+          "requests/s and latencies; the CPU/req columns much less)."
+          % (machine(), load_before, load_after))
+    print()
+    notes = [
+        "wrk -t1 -c%d -d%ds a cell, the sample payload with Northflank's headers and a "
+        "delivery id of its own a request; one server loaded at a time, %s."
+        % (args.connections, args.duration,
+           "the median of %d interleaved rounds" % args.rounds if args.rounds > 1
+           else "one round"),
+        "probe: probe_reject (bare libevent, 401) for (a), probe_dispatch (libevent + "
+        "posix_spawn of /bin/true + answer on SIGCHLD) for (c); RSS: probe_reject / "
+        "probe_dispatch.",
+        "CPU/req: the server's CPU time (user + system, the hooks it reaped included) "
+        "over the requests it answered; a single-threaded server's ceiling is 1/CPU/req. "
+        "The peer (Go) uses both cores; hookd and the probes one.",
+        "peer mapping: (a) hook 'true' with a token rule, mismatch code 401; (b) hook "
+        "'none', token and event = build:success, so the sample (build:start) gets "
+        "'Hook rules were not satisfied.'; (c) hook 'true'; (d) hook 'script' with "
+        "pass-environment-to-command. Every peer hook has include-command-output-in-"
+        "response, so it answers after its command, as hookd does.",
+        "hookd logs a line a request to a file; the peer logs nothing (its default).",
+    ]
+    if scale:
+        notes.append(
+            "scale: %s sync deliveries waiting for a slot behind one running hook "
+            "(max_running = 1, max_queued = %s), one connection each; hookd idle %s, "
+            "peak %s (VmHWM), %.1f KB a waiting delivery."
+            % (format(scale["waiting"], ","), format(2 * scale["waiting"], ","),
+               mb(scale["idle_kb"]), mb(scale["peak_kb"]),
+               (scale["peak_kb"] - scale["idle_kb"]) / scale["waiting"]))
+    for n in notes:
+        print("- " + n)
 
 
 # ---- main -------------------------------------------------------------------
@@ -636,8 +677,10 @@ def main():
             for k in args.only:
                 for name, port, path, tok, st, _ in plan[k]:
                     log("round %d, scenario %s: %s" % (rnd + 1, k, name))
+                    srv = servers[{"probe": "probe_reject" if k == "a" else "probe_dispatch"}
+                                  .get(name, name)]
                     r = run_wrk(port, path, tok, args.connections, args.duration,
-                                "%s-%s-%d-%s" % (k, name, rnd, secrets.token_hex(4)))
+                                "%s-%s-%d-%s" % (k, name, rnd, secrets.token_hex(4)), srv.pid)
                     errors = r["connect"] + r["read"] + r["write"] + r["timeout"]
                     # wrk counts every answer outside 2xx/3xx as a "status" error.
                     wrong = r["status"] if st < 400 else r["requests"] - r["status"]

@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -80,6 +81,7 @@ def main():
     ap.add_argument("--probes", action="store_true", help="also the probes, for a and c")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
+    args.build = os.path.abspath(args.build)
     work = tempfile.mkdtemp(prefix="hookd-prof-")
     token = secrets.token_hex(24)
     bench.setup_configs(work, token)
@@ -125,10 +127,17 @@ def main():
                     else:
                         send_n(srv.port, PATHS[k], tok, args.requests)
                 if args.tool == "strace":
+                    # SIGTERM to strace detaches the server and leaves it
+                    # running: stop the server, then strace writes its table.
+                    with open("/proc/%d/task/%d/children" % (srv.pid, srv.pid)) as f:
+                        traced = [int(p) for p in f.read().split()]
+                    for p in traced:
+                        os.kill(p, signal.SIGTERM)
+                    srv.proc.wait(timeout=30)
                     srv.stop()
                     with open(out) as f:
                         text = f.read()
-                    m = re.search(r"^100\.00\s+\S+\s+\S+\s+(\d+)", text, re.M)
+                    m = re.search(r"^100\.00\s+\S+\s+(?:\S+\s+)?(\d+)\s+(?:\d+\s+)?total", text, re.M)
                     total = int(m.group(1)) if m else 0
                     n = args.requests * len(scen)
                     print("%-15s %s  %6.1f system calls a request\n%s"
