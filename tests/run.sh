@@ -42,6 +42,8 @@ run_suite build
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false
+# The benchmark once, short (tests/bench/bench.sh): it must run, no timing is asserted.
+if sh tests/bench/bench.sh --short; then passed=$((passed + 1)); else echo "tests/bench/bench.sh --short failed (it installs wrk and webhook from Debian's mirror; see its message above)"; failed=$((failed + 1)); fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
