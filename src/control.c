@@ -129,7 +129,8 @@ struct control *control_new(struct event_base *base, const char *state_dir,
 	c->ds = ds;
 	c->j = j;
 	c->path = xstrdup(path);
-	c->listener = evconnlistener_new(base, on_ctl_accept, c, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	c->listener = evconnlistener_new(base, on_ctl_accept, c,
+	                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 	if (!c->listener) {
 		close(fd);
 		control_free(c);

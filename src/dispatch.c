@@ -12,6 +12,7 @@
 #include "journal.h"
 #include "verify.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 /* How long a sender is told to wait before resending a pending delivery. */
@@ -53,6 +54,7 @@ struct dispatcher {
 	TAILQ_HEAD(, memid) ids_fifo;
 	size_t nids_final;
 	bool draining;
+	struct event *flush_ev; /* commits the journal's batch at the loop's turn's end */
 };
 
 static void run_next_hook(struct delivery *d);
@@ -343,6 +345,7 @@ void delivery_log(const struct delivery *d)
 		{"error", d->out.error},
 	};
 	log_kv(ok ? LOG_LVL_INFO : LOG_LVL_WARN, "delivery", kv, ARRAY_SIZE(kv));
+	metrics_delivery(d->ep->name, d->out.status, d->out.http);
 }
 
 /* ---- building a delivery -------------------------------------------- */
@@ -576,6 +579,20 @@ static void set_outcome(struct delivery *d, int http, const char *status, char *
 	d->out.error = error;
 }
 
+/* The journal's batch is committed once this turn of the event loop is
+ * over: writes made in the same turn share one commit. */
+static void flush_soon(struct dispatcher *ds)
+{
+	if (ds->flush_ev)
+		event_active(ds->flush_ev, EV_TIMEOUT, 0);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct dispatcher *ds = arg;
+	journal_flush(ds->journal);
+}
+
 static void journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
                            int64_t next_due)
 {
@@ -606,6 +623,12 @@ static void journal_finish(struct dispatcher *ds, struct delivery *d, enum deliv
 	if (journal_attempt_finished(ds->journal, d->rowid, &a, st, next_due) < 0)
 		log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s", d->id);
 	free(hooks);
+	/* A sync sender gets its answer next: the outcome is committed first,
+	 * so that a resend after the answer is always a duplicate. */
+	if (d->async)
+		flush_soon(ds);
+	else if (journal_flush(ds->journal) < 0)
+		log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s", d->id);
 }
 
 static void complete(struct delivery *d);
@@ -621,18 +644,15 @@ static void attempt_over(struct delivery *d)
 	bool retryable = !ok && (d->out.http == 503 || strcmp(d->out.status, "timeout") == 0);
 	enum delivery_state st = ok ? DSTATE_SUCCEEDED : DSTATE_FAILED;
 	int64_t delay = 0;
-	if (d->async && retryable && d->attempt < d->opts.retries + 1 && !ds->draining) {
-		/* The n-th retry waits backoff * 2^(n-1), capped at an hour. */
+	if (d->async && retryable && d->attempt < d->opts.retries + 1) {
+		/* The n-th retry waits backoff * 2^(n-1), capped at an hour;
+		 * shutting down, the same due time is the next start's to keep. */
 		delay = d->opts.retry_backoff_ms;
 		for (int n = 1; n < d->attempt && delay < MAX_BACKOFF_MS; n++)
 			delay *= 2;
 		if (delay > MAX_BACKOFF_MS)
 			delay = MAX_BACKOFF_MS;
 		st = DSTATE_RETRY_WAIT;
-	} else if (d->async && retryable && ds->draining && d->attempt < d->opts.retries + 1) {
-		/* Shutting down: the retry is the next start's to make. */
-		st = DSTATE_RETRY_WAIT;
-		delay = d->opts.retry_backoff_ms;
 	}
 	journal_finish(ds, d, st, st == DSTATE_RETRY_WAIT ? now_wall_ms() + delay : 0);
 	if (!ds->journal && !d->id_generated)
@@ -693,6 +713,17 @@ static bool failed(const struct status_map *m, const struct hook_result *r, int 
 	return *http < 200 || *http > 299;
 }
 
+static enum metrics_hook_outcome hook_outcome_kind(const struct hook_result *r, bool bad)
+{
+	if (!r->ran)
+		return MHOOK_EXEC_FAILED;
+	if (r->timed_out)
+		return MHOOK_TIMEOUT;
+	if (r->signal)
+		return MHOOK_SIGNAL;
+	return bad ? MHOOK_FAILED : MHOOK_OK;
+}
+
 static void on_hook_done(const struct hook_result *res, void *arg)
 {
 	struct delivery *d = arg;
@@ -703,7 +734,9 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 	h->res.output_len = res->output_len;
 	h->res.error = res->error ? xstrdup(res->error) : NULL;
 	int http;
-	if (failed(&d->cfg->status, &h->res, &http)) {
+	bool bad = failed(&d->cfg->status, &h->res, &http);
+	metrics_hook(hook_outcome_kind(&h->res, bad), h->res.ran ? h->res.ms : -1);
+	if (bad) {
 		char *why;
 		if (h->res.timed_out || h->res.error)
 			why = xasprintf("hook %s: %s", h->rel, h->res.error);
@@ -727,7 +760,9 @@ static void run_next_hook(struct delivery *d)
 			route_free(&d->route);
 			route_resolve(d->ep->hooks_dir, d->event, &d->route);
 		}
-		if (ds->journal && d->rowid)
+		/* A sync delivery was recorded as running this attempt already
+		 * (journal_record): asking again would only cost a read. */
+		if (ds->journal && d->rowid && d->async)
 			journal_attempt_started(ds->journal, d->rowid, d->attempt, now_wall_ms());
 		for (size_t i = 0; i < d->route.nskipped; i++)
 			log_msg(LOG_LVL_WARN, "skipped %s: not executable (delivery %s)",
@@ -870,6 +905,8 @@ static int record(struct dispatcher *ds, struct delivery *d)
 	};
 	d->rowid = journal_record(ds->journal, &jn);
 	free(hdrs);
+	if (!d->async)
+		flush_soon(ds);
 	return d->rowid > 0 ? 0 : -1;
 }
 
@@ -903,8 +940,9 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	d->retry_timer = NULL;
 	d->attempt++;
 	reset_attempt(d);
-	if (ds->journal && d->rowid)
-		journal_requeue(ds->journal, d->rowid);
+	/* The journal keeps it retry_wait, now due, until the attempt starts
+	 * (journal_attempt_started); recovery runs a due one like a queued
+	 * one. (journal_requeue is for final deliveries: here it did nothing.) */
 	admit(ds, d);
 }
 
@@ -922,6 +960,8 @@ static void answer_now(struct delivery *d, int http, const char *status, char *e
 {
 	set_outcome(d, http, status, error);
 	d->out.retry_after = retry_after;
+	if (http == 503)
+		metrics_rejection(503, d->disp->draining ? "shutting_down" : "overloaded");
 	delivery_log(d);
 	complete(d);
 }
@@ -984,8 +1024,6 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		/* Nothing to run: no slot, but the outcome is journaled so a
 		 * resend is a duplicate. */
 		record(ds, d);
-		if (ds->journal && d->rowid)
-			journal_attempt_started(ds->journal, d->rowid, d->attempt, now_wall_ms());
 		attempt_over(d);
 		return;
 	}
@@ -1044,7 +1082,13 @@ static struct delivery *delivery_from_journal(struct dispatcher *ds, struct jour
 	                                  pending_header(p, "X-Northflank-Notification-Integration-Id"),
 	                                  pending_header(p, "X-Northflank-Notification-Integration-Name"));
 	json_object_put(root);
+	/* delivery_new stamped HOOK_RECEIVED_AT with the time of this call; a
+	 * recovered or replayed delivery was received when it first came. */
 	d->received_ms = p->received_ms;
+	char name[64], ts[40];
+	format_rfc3339_ms(d->received_ms, ts, sizeof(ts));
+	snprintf(name, sizeof(name), "%sRECEIVED_AT", ds->cfg->env_prefix);
+	envlist_add(&d->env, name, ts);
 	d->rowid = p->rowid;
 	d->async = true;
 	d->attempt = p->attempts + 1;
@@ -1100,8 +1144,17 @@ int dispatch_replay(struct dispatcher *ds, int64_t rowid)
 			rc = 1;
 		} else {
 			journal_requeue(ds->journal, rowid);
-			log_msg(LOG_LVL_INFO, "replaying delivery %s (endpoint %s)", d->id, d->ep->name);
-			admit(ds, d);
+			if (ds->draining) {
+				/* Like every async delivery not yet started when
+				 * hookd stops: journaled, run at the next start. */
+				log_msg(LOG_LVL_INFO, "delivery %s (endpoint %s) queued for replay at the next start",
+				        d->id, d->ep->name);
+				delivery_free(d);
+			} else {
+				log_msg(LOG_LVL_INFO, "replaying delivery %s (endpoint %s)", d->id,
+				        d->ep->name);
+				admit(ds, d);
+			}
 		}
 	}
 	journal_pending_free(&p);
@@ -1117,6 +1170,10 @@ struct dispatcher *dispatcher_new(struct event_base *base, struct config *cfg,
 	ds->base = base;
 	ds->cfg = config_ref(cfg);
 	ds->journal = journal;
+	if (journal) {
+		ds->flush_ev = event_new(base, -1, 0, on_flush, ds);
+		journal_set_batching(journal, true);
+	}
 	TAILQ_INIT(&ds->queue);
 	TAILQ_INIT(&ds->waiting_retry);
 	TAILQ_INIT(&ds->ids_fifo);
@@ -1195,6 +1252,10 @@ void dispatcher_free(struct dispatcher *ds)
 	if (!ds)
 		return;
 	dispatcher_drain(ds);
+	if (ds->journal)
+		journal_set_batching(ds->journal, false);
+	if (ds->flush_ev)
+		event_free(ds->flush_ev);
 	for (size_t b = 0; b < ARRAY_SIZE(ds->keys); b++) {
 		while (ds->keys[b]) {
 			struct keyq *k = ds->keys[b];

@@ -23,6 +23,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "log.h"
 #include "util.h"
 
 enum conn_state {
@@ -47,6 +48,7 @@ struct http_conn {
 	bool tls;         /* accepted under TLS: answers go through OpenSSL */
 	size_t body_need;
 	size_t lingered;
+	int64_t linger_until; /* monotonic ms */
 	char peer[64];
 	struct http_request *req;
 };
@@ -62,6 +64,8 @@ struct http_server {
 	struct event *retry_accept;
 	bool stopped;
 	bool paused; /* at max_connections */
+	int64_t accept_warned_ms; /* out of fds: logged at most once a minute */
+	long accept_failures;     /* since that line */
 	int nconns;
 	TAILQ_HEAD(, http_conn) conns;
 	SSL_CTX *tls; /* NULL: plain HTTP */
@@ -160,14 +164,13 @@ static size_t put(char *buf, size_t off, size_t cap, const char *s, size_t n)
 
 /*
  * The status line and headers of an answer into buf; returns the length,
- * which is larger than cap when they did not fit (the caller then does
- * it the slow way). Built with copies: an answer goes out for every
- * request, and printf was a noticeable part of a rejection's cost.
+ * which is larger than cap when they did not fit (the caller then makes
+ * room). Built with copies: an answer goes out for every request, and
+ * printf was a noticeable part of a rejection's cost.
  */
-static size_t response_head(char *buf, size_t cap, int status, const char *extra,
-                            size_t body_len, bool close)
+static size_t response_head(char *buf, size_t cap, int status, const char *content_type,
+                            const char *extra, size_t content_length, bool close)
 {
-	static const char ct[] = "\r\nContent-Type: application/json\r\nContent-Length: ";
 	char num[24];
 	size_t off = put(buf, 0, cap, "HTTP/1.1 ", 9);
 	int st = status >= 100 && status <= 999 ? status : 500;
@@ -178,8 +181,10 @@ static size_t response_head(char *buf, size_t cap, int status, const char *extra
 	off = put(buf, off, cap, num, 4);
 	const char *reason = http_reason(status);
 	off = put(buf, off, cap, reason, strlen(reason));
-	off = put(buf, off, cap, ct, sizeof(ct) - 1);
-	size_t n = sizeof(num), v = body_len + 1; /* the body ends in a newline */
+	off = put(buf, off, cap, "\r\nContent-Type: ", 16);
+	off = put(buf, off, cap, content_type, strlen(content_type));
+	off = put(buf, off, cap, "\r\nContent-Length: ", 18);
+	size_t n = sizeof(num), v = content_length;
 	do {
 		num[--n] = (char)('0' + v % 10);
 		v /= 10;
@@ -193,22 +198,58 @@ static size_t response_head(char *buf, size_t cap, int status, const char *extra
 	return put(buf, off, cap, "\r\n", 2);
 }
 
+/*
+ * An answer's parts: the head (in head[] when it fits, else in *big, to be
+ * freed), the body and the final newline a JSON body gets (curl output
+ * ends cleanly); a body of another type (the admin's /metrics) goes out
+ * as it is. The answer to a HEAD request has the headers of the answer to
+ * GET and no body, or the client would read the body as the next answer.
+ * Returns the number of iovecs used.
+ */
+static int response_iov(struct iovec iov[3], char head[512], char **big, int status,
+                        const char *content_type, const char *extra, const char *body,
+                        size_t body_len, bool close, bool is_head)
+{
+	bool json = content_type == NULL;
+	const char *ct = json ? "application/json" : content_type;
+	size_t clen = body_len + (json ? 1 : 0);
+	size_t hl = response_head(head, 512, status, ct, extra, clen, close);
+	*big = NULL;
+	iov[0].iov_base = head;
+	if (hl > 512) {
+		*big = xmalloc(hl);
+		response_head(*big, hl, status, ct, extra, clen, close);
+		iov[0].iov_base = *big;
+	}
+	iov[0].iov_len = hl;
+	if (is_head)
+		return 1;
+	iov[1].iov_base = (void *)body;
+	iov[1].iov_len = body_len;
+	if (!json)
+		return 2;
+	iov[2].iov_base = (void *)"\n";
+	iov[2].iov_len = 1;
+	return 3;
+}
+
+static void write_response_typed(struct http_conn *c, int status, const char *content_type,
+                                 const char *extra, const char *body, size_t body_len, bool close,
+                                 bool head)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct iovec iov[3];
+	char buf[512], *big;
+	int n = response_iov(iov, buf, &big, status, content_type, extra, body, body_len, close, head);
+	for (int i = 0; i < n; i++)
+		evbuffer_add(out, iov[i].iov_base, iov[i].iov_len);
+	free(big);
+}
+
 static void write_response(struct http_conn *c, int status, const char *extra, const char *body,
                            size_t body_len, bool close)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char head[512];
-	size_t hl = response_head(head, sizeof(head), status, extra, body_len, close);
-	if (hl <= sizeof(head)) {
-		evbuffer_add(out, head, hl);
-	} else {
-		char *big = xmalloc(hl);
-		response_head(big, hl, status, extra, body_len, close);
-		evbuffer_add(out, big, hl);
-		free(big);
-	}
-	evbuffer_add(out, body, body_len);
-	evbuffer_add(out, "\n", 1);
+	write_response_typed(c, status, NULL, extra, body, body_len, close, false);
 }
 
 /*
@@ -218,36 +259,35 @@ static void write_response(struct http_conn *c, int status, const char *extra, c
  * write event off) each. Whatever the socket does not take now is queued
  * as usual. Either way on_write follows, from the event loop.
  */
-static void send_response(struct http_conn *c, int status, const char *extra, const char *body,
-                          size_t body_len, bool close)
+static void send_response(struct http_conn *c, int status, const char *content_type,
+                          const char *extra, const char *body, size_t body_len, bool close,
+                          bool head)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char head[512];
-	size_t hl;
-	if (c->tls || evbuffer_get_length(out) > 0 ||
-	    (hl = response_head(head, sizeof(head), status, extra, body_len, close)) > sizeof(head)) {
-		write_response(c, status, extra, body, body_len, close);
+	if (c->tls || evbuffer_get_length(out) > 0) {
+		write_response_typed(c, status, content_type, extra, body, body_len, close, head);
 		bufferevent_enable(c->bev, EV_WRITE);
 		return;
 	}
-	struct iovec iov[3] = {
-		{head, hl},
-		{(void *)body, body_len},
-		{(void *)"\n", 1},
-	};
-	size_t total = hl + body_len + 1;
+	struct iovec iov[3];
+	char buf[512], *big;
+	int n = response_iov(iov, buf, &big, status, content_type, extra, body, body_len, close, head);
+	size_t total = 0;
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
 	ssize_t w;
 	do {
-		w = writev(bufferevent_getfd(c->bev), iov, 3);
+		w = writev(bufferevent_getfd(c->bev), iov, n);
 	} while (w < 0 && errno == EINTR);
 	size_t done = w > 0 ? (size_t)w : 0;
 	if (done == total) {
+		free(big);
 		bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
 		return;
 	}
 	/* The rest, or all of it after an error (libevent then reports the
 	 * error to on_event, as for any write). */
-	for (size_t i = 0; i < 3; i++) {
+	for (int i = 0; i < n; i++) {
 		if (done >= iov[i].iov_len) {
 			done -= iov[i].iov_len;
 			continue;
@@ -255,6 +295,7 @@ static void send_response(struct http_conn *c, int status, const char *extra, co
 		evbuffer_add(out, (const char *)iov[i].iov_base + done, iov[i].iov_len - done);
 		done = 0;
 	}
+	free(big);
 	bufferevent_enable(c->bev, EV_WRITE);
 }
 
@@ -682,14 +723,30 @@ void http_server_set_tls(struct http_server *s, struct ssl_ctx_st *ctx)
 	s->tls = ctx;
 }
 
+/*
+ * Lingering after an early answer (413, 431, 411, 400): what the client
+ * still sends is read and dropped, so that a client busy sending a body
+ * it was told not to send reads the answer instead of a reset (closing
+ * with unread data sends one, and the peer may then lose what it had not
+ * read yet). It ends when the client closes, is quiet for a second, has
+ * sent LINGER_MAX_BYTES, or after LINGER_MAX_MS in all.
+ */
+#define LINGER_MAX_MS 5000
+#define LINGER_IDLE_MS 1000
+#define LINGER_MAX_BYTES ((size_t)64 * 1024 * 1024)
+
 static void linger_read(struct http_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	size_t n = evbuffer_get_length(in);
 	c->lingered += n;
 	evbuffer_drain(in, n);
-	if (c->lingered > 1024 * 1024)
+	int64_t left = c->linger_until - now_mono_ms();
+	if (c->lingered > LINGER_MAX_BYTES || left <= 0) {
 		conn_free(c);
+		return;
+	}
+	arm_timer(c, left < LINGER_IDLE_MS ? left : LINGER_IDLE_MS);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -713,8 +770,9 @@ static void start_linger(struct http_conn *c)
 	if (!tls_close_notify(c))
 		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	c->state = CONN_LINGER;
+	c->linger_until = now_mono_ms() + LINGER_MAX_MS;
 	bufferevent_enable(c->bev, EV_READ);
-	arm_timer(c, 2000);
+	arm_timer(c, LINGER_IDLE_MS);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -777,6 +835,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 void http_respond(struct http_request *req, int status, const char *extra, char *body, bool close)
 {
+	http_respond_typed(req, status, NULL, extra, body, close);
+}
+
+void http_respond_typed(struct http_request *req, int status, const char *content_type,
+                        const char *extra, char *body, bool close)
+{
 	struct http_conn *c = req->conn;
 	if (c->dead) {
 		free(body);
@@ -787,6 +851,7 @@ void http_respond(struct http_request *req, int status, const char *extra, char 
 	}
 	if (!req->keep_alive || c->srv->stopped)
 		close = true;
+	bool head = req->method && strcmp(req->method, "HEAD") == 0;
 	request_free(req);
 	c->req = NULL;
 	c->close_after = close;
@@ -794,7 +859,7 @@ void http_respond(struct http_request *req, int status, const char *extra, char 
 	struct timeval tv;
 	tv_from_ms(&tv, c->srv->lim.read_timeout_ms > 0 ? c->srv->lim.read_timeout_ms : 10000);
 	bufferevent_set_timeouts(c->bev, NULL, &tv);
-	send_response(c, status, extra, body, strlen(body), close);
+	send_response(c, status, content_type, extra, body, strlen(body), close, head);
 	free(body);
 }
 
@@ -876,6 +941,18 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	struct http_server *s = arg;
 	/* Out of fds (EMFILE/ENFILE) or memory: stop accepting for a moment
 	 * rather than spin on a listener that stays readable. */
+	int e = EVUTIL_SOCKET_ERROR();
+	int64_t now = now_mono_ms();
+	s->accept_failures++;
+	if (s->accept_warned_ms == 0 || now - s->accept_warned_ms >= 60000) {
+		char n[32];
+		snprintf(n, sizeof(n), "%ld", s->accept_failures);
+		struct log_kv kv[] = {{"error", evutil_socket_error_to_string(e)}, {"failures", n}};
+		log_kv(LOG_LVL_WARN, "accept failed: new connections wait in the backlog, retried every 100ms",
+		       kv, ARRAY_SIZE(kv));
+		s->accept_warned_ms = now;
+		s->accept_failures = 0;
+	}
 	for (size_t i = 0; i < s->nlisteners; i++)
 		evconnlistener_disable(s->listeners[i]);
 	struct timeval tv = {0, 100000};

@@ -84,6 +84,10 @@ void http_request_shrink(struct http_request *req);
  * Connection: close. req is freed once the answer is queued.
  */
 void http_respond(struct http_request *req, int status, const char *extra, char *body, bool close);
+/* The same with a body of another Content-Type (the admin's /metrics:
+ * "text/plain; version=0.0.4"), sent as it is; NULL means JSON. */
+void http_respond_typed(struct http_request *req, int status, const char *content_type,
+                        const char *extra, char *body, bool close);
 
 /* Opens a listening socket for "host:port", "[v6]:port" or "unix:/path";
  * returns the fd or -errno, with a message in err. */

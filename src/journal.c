@@ -100,6 +100,9 @@ enum stmt_id {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
 	ST_SYNC_FULL,
 	ST_SYNC_NORMAL,
 	ST_LOOKUP,
@@ -136,6 +139,9 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVEPOINT] = "SAVEPOINT one_write",
+	[ST_RELEASE] = "RELEASE one_write",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO one_write",
 	[ST_SYNC_FULL] = "PRAGMA synchronous = FULL",
 	[ST_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
 	[ST_LOOKUP] = "SELECT id, state, attempts FROM deliveries"
@@ -217,6 +223,9 @@ struct journal {
 	int64_t pending; /* pending async deliveries */
 	int64_t rows;    /* all deliveries */
 	bool durable_tx; /* the open transaction runs with synchronous=FULL */
+	bool batching;   /* journal_set_batching() */
+	bool batch;      /* the batch's transaction is open */
+	bool batched_tx; /* the write under way is a savepoint in the batch */
 	sqlite3_stmt *st[ST_MAX];
 };
 
@@ -353,14 +362,61 @@ static int step_done(struct journal *j, sqlite3_stmt *s, const char *what)
 	return 0;
 }
 
+static int recount(struct journal *j);
+
+/* The batch was lost (a failed commit, or SQLite rolled it back after an
+ * I/O error): the counts included its writes. */
+static void batch_lost(struct journal *j)
+{
+	j->batch = false;
+	if (!sqlite3_get_autocommit(j->db))
+		exec_stmt(j, ST_ROLLBACK);
+	log_msg(LOG_LVL_ERROR, "journal: a batch of writes was lost: %s", sqlite3_errmsg(j->db));
+	recount(j);
+}
+
+int journal_flush(struct journal *j)
+{
+	if (!j || !j->batch)
+		return 0;
+	j->batch = false;
+	if (exec_stmt(j, ST_COMMIT) < 0) {
+		batch_lost(j);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * One write of the batch: the batch's transaction, begun if none is open,
+ * and a savepoint in it, so that a failed write undoes only itself.
+ */
+static int batch_begin(struct journal *j)
+{
+	if (!j->batch) {
+		if (exec_stmt(j, ST_BEGIN) < 0)
+			return -1;
+		j->batch = true;
+	}
+	if (exec_stmt(j, ST_SAVEPOINT) < 0)
+		return -1;
+	j->batched_tx = true;
+	return 0;
+}
+
 /*
  * A write transaction. durable: its commit is fsync'd before tx_commit()
  * returns. synchronous is a connection setting that SQLite refuses to
  * change inside a transaction, so it is switched to FULL before BEGIN and
- * back to NORMAL once the transaction is over.
+ * back to NORMAL once the transaction is over; an open batch is committed
+ * first. batched (only while batching is on): the write joins the batch,
+ * and tx_commit() only ends its savepoint: journal_flush() commits.
  */
-static int tx_begin(struct journal *j, bool durable)
+static int tx_begin_batched(struct journal *j, bool durable, bool batched)
 {
+	if (batched && j->batching)
+		return batch_begin(j);
+	journal_flush(j);
 	if (durable && exec_stmt(j, ST_SYNC_FULL) < 0)
 		return -1;
 	j->durable_tx = durable;
@@ -373,6 +429,11 @@ static int tx_begin(struct journal *j, bool durable)
 	return 0;
 }
 
+static int tx_begin(struct journal *j, bool durable)
+{
+	return tx_begin_batched(j, durable, false);
+}
+
 static void tx_end(struct journal *j)
 {
 	if (j->durable_tx)
@@ -382,14 +443,32 @@ static void tx_end(struct journal *j)
 
 static void tx_rollback(struct journal *j)
 {
+	if (j->batched_tx) {
+		j->batched_tx = false;
+		if (sqlite3_get_autocommit(j->db)) {
+			batch_lost(j);
+		} else {
+			exec_stmt(j, ST_ROLLBACK_TO);
+			exec_stmt(j, ST_RELEASE);
+		}
+		return;
+	}
 	if (!sqlite3_get_autocommit(j->db))
 		exec_stmt(j, ST_ROLLBACK);
 	tx_end(j);
 }
 
-/* Commits; on failure rolls back. */
+/* Commits (in a batch: ends the savepoint); on failure rolls back. */
 static int tx_commit(struct journal *j)
 {
+	if (j->batched_tx) {
+		if (exec_stmt(j, ST_RELEASE) < 0) {
+			tx_rollback(j);
+			return -1;
+		}
+		j->batched_tx = false;
+		return 0;
+	}
 	if (exec_stmt(j, ST_COMMIT) < 0) {
 		tx_rollback(j);
 		return -1;
@@ -662,10 +741,18 @@ fail:
 	return NULL;
 }
 
+void journal_set_batching(struct journal *j, bool on)
+{
+	if (!on)
+		journal_flush(j);
+	j->batching = on && !j->readonly;
+}
+
 void journal_close(struct journal *j)
 {
 	if (!j)
 		return;
+	journal_flush(j);
 	for (size_t i = 0; i < ST_MAX; i++)
 		sqlite3_finalize(j->st[i]);
 	if (j->db)
@@ -748,7 +835,7 @@ int64_t journal_record(struct journal *j, const struct journal_new *d)
 	int64_t dpending = 0, drows = 0;
 
 	/* The 202 promises the delivery survives a crash or power loss. */
-	if (tx_begin(j, d->async) < 0)
+	if (tx_begin_batched(j, d->async, !d->async) < 0)
 		goto out;
 	int64_t old_id;
 	enum delivery_state old_state;
@@ -905,7 +992,7 @@ int journal_attempt_finished(struct journal *j, int64_t rowid, const struct jour
 {
 	if (j->readonly || (unsigned)state > DSTATE_FAILED)
 		return -1;
-	if (tx_begin(j, false) < 0)
+	if (tx_begin_batched(j, false, true) < 0)
 		return -1;
 	struct old_row o;
 	if (read_old(j, rowid, &o) != 1)

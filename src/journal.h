@@ -92,7 +92,22 @@ struct journal *journal_open(const char *state_dir, uint64_t body_max, int64_t k
                              int64_t max_rows, char *err, size_t errlen);
 /* Read-only use by `events`/`show` while the daemon runs. */
 struct journal *journal_open_readonly(const char *state_dir, char *err, size_t errlen);
-void journal_close(struct journal *j); /* NULL is fine */
+void journal_close(struct journal *j); /* NULL is fine; flushes first */
+
+/*
+ * Batching (the daemon turns it on): the writes that need not be durable
+ * at once, a sync delivery's journal_record and every
+ * journal_attempt_finished, are left in one open write transaction, each
+ * in a savepoint of its own, until journal_flush() commits them together;
+ * any other write commits the batch first. A batch saves a commit per
+ * write under load; its writes are visible to this connection at once and
+ * to other readers (the CLI) after the flush, so the caller flushes soon
+ * (at the end of the event loop's turn) and before answering a sync
+ * delivery. journal_flush returns 0, or -1 when the batch was lost
+ * (logged). Off by default; turning it off flushes.
+ */
+void journal_set_batching(struct journal *j, bool on);
+int journal_flush(struct journal *j); /* NULL and no batch are fine */
 
 /*
  * Idempotency look-up. Returns 1 and fills state/attempts/rowid when

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -15,10 +16,37 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 /* syslog priorities: debug 7, info 6, warning 4, err 3 */
 static const int level_prio[] = {7, 6, 4, 3};
 
+/*
+ * systemd sets JOURNAL_STREAM=<device>:<inode> of the stream it connected
+ * to journald. It is ours only if stderr is still that stream: a unit that
+ * redirects stderr elsewhere, or a child of such a service, must not get
+ * "<N>" prefixes in a plain file.
+ */
+static bool stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	if (!js)
+		return false;
+	const char *colon = strchr(js, ':');
+	if (!colon)
+		return false;
+	char dev[32];
+	size_t dl = (size_t)(colon - js);
+	if (dl == 0 || dl >= sizeof(dev))
+		return false;
+	memcpy(dev, js, dl);
+	dev[dl] = '\0';
+	uint64_t d, ino;
+	struct stat st;
+	if (!parse_u64(dev, &d) || !parse_u64(colon + 1, &ino) || fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (uint64_t)st.st_dev == d && (uint64_t)st.st_ino == ino;
+}
+
 void log_setup(enum log_format format)
 {
 	log_format = format;
-	under_journald = getenv("JOURNAL_STREAM") != NULL;
+	under_journald = stderr_is_journal();
 }
 
 /* logfmt: bare when the value is plain, else quoted with escapes. */

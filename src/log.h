@@ -1,7 +1,8 @@
 /*
  * Log lines on stderr: logfmt (default) or JSON, one line an event.
- * Under journald (JOURNAL_STREAM set) each line starts with its syslog
- * priority "<N>" so that `journalctl -p err` finds failures.
+ * Under journald (JOURNAL_STREAM names stderr's device and inode) each
+ * line starts with its syslog priority "<N>" so that `journalctl -p err`
+ * finds failures.
  */
 #ifndef HOOKD_LOG_H
 #define HOOKD_LOG_H

@@ -3,23 +3,31 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
+#include "admin.h"
 #include "config.h"
 #include "control.h"
 #include "dispatch.h"
 #include "http.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
 #include "payload.h"
 #include "route.h"
 #include "runner.h"
+#include "sdlisten.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "tls.h"
 #include "util.h"
@@ -141,6 +149,133 @@ static struct config *load_or_die(const char *path)
 	return cfg;
 }
 
+/* ---- privileges ----------------------------------------------------- */
+
+/* Who hookd becomes after binding when started as root ([server] user). */
+struct run_as {
+	bool set;
+	char *name;
+	uid_t uid;
+	gid_t gid; /* `group`, else the user's own group */
+};
+
+/* Looks up `user` and `group`; an unknown name is a config error. */
+static int run_as_resolve(const struct config *cfg, struct run_as *ra, char *err, size_t errlen)
+{
+	memset(ra, 0, sizeof(*ra));
+	if (!cfg->user) {
+		if (cfg->group) {
+			snprintf(err, errlen, "%s: group = %s needs user", cfg->path, cfg->group);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	errno = 0;
+	struct passwd *pw = getpwnam(cfg->user);
+	if (!pw) {
+		snprintf(err, errlen, "%s: unknown user '%s'%s%s", cfg->path, cfg->user,
+		         errno ? ": " : "", errno ? strerror(errno) : "");
+		return -ENOENT;
+	}
+	ra->set = true;
+	ra->name = xstrdup(pw->pw_name);
+	ra->uid = pw->pw_uid;
+	ra->gid = pw->pw_gid;
+	if (cfg->group) {
+		errno = 0;
+		struct group *gr = getgrnam(cfg->group);
+		if (!gr) {
+			snprintf(err, errlen, "%s: unknown group '%s'%s%s", cfg->path, cfg->group,
+			         errno ? ": " : "", errno ? strerror(errno) : "");
+			free(ra->name);
+			ra->name = NULL;
+			return -ENOENT;
+		}
+		ra->gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+/*
+ * The journal was opened as root (it may have created state_dir and its
+ * files); hand the directory and what is directly in it to the user, so
+ * that SQLite can go on writing (and recreate its -wal and -shm files) and
+ * the control socket can be made after the drop. Symbolic links are not
+ * followed: only the directory's own entries change owner.
+ */
+static int chown_state_dir(const char *dir, const struct run_as *ra)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	int ret = 0;
+	if (fchown(dfd, ra->uid, ra->gid) < 0)
+		ret = -errno;
+	int lfd = ret == 0 ? dup(dfd) : -1;
+	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+	if (ret == 0 && !d) {
+		ret = -errno;
+		if (lfd >= 0)
+			close(lfd);
+	}
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (fchownat(dfd, e->d_name, ra->uid, ra->gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != ENOENT) {
+			ret = -errno;
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+	close(dfd);
+	return ret;
+}
+
+/*
+ * Started as root with `user`: becomes that user for good, after the
+ * listener is bound. initgroups, setgid, setuid (which as root sets the
+ * real, effective and saved ids alike), then proves root cannot be taken
+ * back. Started as root without `user`: a warning, hooks run as root.
+ */
+static int drop_privileges(const struct config *cfg, const struct run_as *ra)
+{
+	if (geteuid() != 0) {
+		if (ra->set && ra->uid != geteuid())
+			log_msg(LOG_LVL_WARN, "user = %s ignored: hookd was not started as root", ra->name);
+		return 0;
+	}
+	if (!ra->set) {
+		log_msg(LOG_LVL_WARN, "running as root, and so do the hooks: set [server] user "
+		                      "to drop privileges after binding");
+		return 0;
+	}
+	if (cfg->state_dir) {
+		int r = chown_state_dir(cfg->state_dir, ra);
+		if (r < 0) {
+			log_msg(LOG_LVL_ERROR, "state_dir %s: cannot hand it to user %s: %s",
+			        cfg->state_dir, ra->name, strerror(-r));
+			return r;
+		}
+	}
+	if (initgroups(ra->name, ra->gid) < 0 || setgid(ra->gid) < 0 || setuid(ra->uid) < 0) {
+		int e = errno;
+		log_msg(LOG_LVL_ERROR, "cannot become user %s: %s", ra->name, strerror(e));
+		return -e;
+	}
+	if (ra->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+		log_msg(LOG_LVL_ERROR, "root could be regained after dropping privileges: stopping");
+		return -EPERM;
+	}
+	char uid[16], gid[16];
+	snprintf(uid, sizeof(uid), "%u", (unsigned)ra->uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)ra->gid);
+	struct log_kv kv[] = {{"user", ra->name}, {"uid", uid}, {"gid", gid}};
+	log_kv(LOG_LVL_INFO, "dropped privileges", kv, ARRAY_SIZE(kv));
+	return 0;
+}
+
 /* ---- TLS ------------------------------------------------------------ */
 
 /*
@@ -187,15 +322,40 @@ struct daemon {
 	struct dispatcher *ds;
 	struct server *srv;
 	struct control *ctl;
-	struct event *sighup, *sigterm, *sigint, *drain_timer;
+	struct admin *admin;
+	struct event *sighup, *sigterm, *sigint, *drain_timer, *prune_timer;
 	bool draining;
+	bool socket_activated; /* [server] listen is not ours to bind */
 	bool tls_on;
 };
+
+static bool str_eq_null(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* How often the journal is pruned, and how soon again while a backlog of
+ * prunable rows remains: each call deletes at most JOURNAL_PRUNE_BATCH
+ * rows, so a delivery never waits long behind it. */
+#define PRUNE_INTERVAL_MS 1000
+#define PRUNE_BACKLOG_MS 50
+
+static void on_prune(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *dm = arg;
+	int n = journal_prune(dm->journal, now_wall_ms());
+	if (n < 0)
+		log_msg(LOG_LVL_WARN, "journal: pruning failed; will try again");
+	int64_t ms = n >= JOURNAL_PRUNE_BATCH ? PRUNE_BACKLOG_MS : PRUNE_INTERVAL_MS;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(dm->prune_timer, &tv);
+}
 
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *dm = arg;
 	char err[1024];
+	sdnotify_reloading();
 	struct config *cfg = config_load(dm->config_path, err, sizeof(err));
 	struct ssl_ctx_st *tls = NULL;
 	/* The certificate pair is reread on every reload (a renewal keeps its
@@ -207,11 +367,18 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	if (!cfg) {
 		struct log_kv kv[] = {{"error", err}};
 		log_kv(LOG_LVL_ERROR, "reload failed, keeping the old config", kv, 1);
+		metrics_reload(false);
+		sdnotify_send("READY=1\nSTATUS=serving; the last reload failed, old config kept");
 		return;
 	}
-	if (strcmp(cfg->listen, dm->cfg->listen) != 0)
+	if (strcmp(cfg->listen, dm->cfg->listen) != 0 && !dm->socket_activated)
 		log_msg(LOG_LVL_WARN, "listen changed to %s: takes effect at the next start",
 		        cfg->listen);
+	if (strcmp(cfg->admin_listen ? cfg->admin_listen : "",
+	           dm->cfg->admin_listen ? dm->cfg->admin_listen : "") != 0)
+		log_msg(LOG_LVL_WARN, "[admin] listen changed: takes effect at the next start");
+	if (!str_eq_null(cfg->user, dm->cfg->user) || !str_eq_null(cfg->group, dm->cfg->group))
+		log_msg(LOG_LVL_WARN, "user or group changed: takes effect at the next start");
 	config_unref(dm->cfg);
 	dm->cfg = cfg;
 	log_setup((enum log_format)cfg->log_format);
@@ -228,6 +395,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	}
 	dispatcher_set_config(dm->ds, cfg);
 	log_msg(LOG_LVL_INFO, "config reloaded from %s", dm->config_path);
+	metrics_reload(true);
+	sdnotify_send("READY=1\nSTATUS=serving; config reloaded");
 }
 
 static void check_drained(evutil_socket_t fd, short what, void *arg)
@@ -249,9 +418,98 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 	dm->draining = true;
 	log_msg(LOG_LVL_INFO, "%s received: finishing running deliveries",
 	        sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	sdnotify_send("STOPPING=1\nSTATUS=draining: finishing running deliveries");
+	admin_set_draining(dm->admin);
 	server_drain(dm->srv);
 	dispatcher_drain(dm->ds);
 	check_drained(-1, 0, dm);
+}
+
+/* Logs one "listening" line (the harness and users look for it). */
+static void log_listening(const char *msg, int fd, const char *source, const char *config,
+                          bool tls, char *addr, size_t addrlen)
+{
+	http_bound_address(fd, addr, addrlen);
+	struct log_kv kv[] = {
+		{"addr", addr}, {"source", source}, {"version", HOOKD_VERSION}, {"config", config},
+		{"tls", tls ? "on" : NULL},
+	};
+	log_kv(LOG_LVL_INFO, msg, kv, ARRAY_SIZE(kv));
+}
+
+/*
+ * The webhook listener and the admin listener: from socket activation when
+ * systemd passed sockets (one named "admin", by FileDescriptorName=, is the
+ * admin's; the others are the webhook server's), else bound from [server]
+ * listen and [admin] listen. addr gets the webhook listener's address.
+ */
+static int open_listeners(struct daemon *dm, const char *config, char *addr, size_t addrlen)
+{
+	char err[1024];
+	struct sd_socket *socks = NULL;
+	int n = sdlisten_take(&socks, err, sizeof(err));
+	if (n < 0) {
+		log_msg(LOG_LVL_ERROR, "%s", err);
+		return -1;
+	}
+	int rc = -1;
+	bool admin_passed = false;
+	snprintf(addr, addrlen, "?");
+	for (int i = 0; i < n; i++) {
+		if (strcmp(socks[i].name, "admin") == 0) {
+			admin_passed = true;
+			continue;
+		}
+		if (server_listen_fd(dm->srv, socks[i].fd) < 0) {
+			log_msg(LOG_LVL_ERROR, "cannot serve on socket-activated fd %d", socks[i].fd);
+			goto out;
+		}
+		dm->socket_activated = true;
+		log_listening("listening", socks[i].fd, "systemd", config, dm->tls_on, addr, addrlen);
+	}
+	if (!dm->socket_activated) {
+		int fd = http_listen(dm->cfg->listen, err, sizeof(err));
+		if (fd < 0) {
+			log_msg(LOG_LVL_ERROR, "%s", err);
+			goto out;
+		}
+		if (server_listen_fd(dm->srv, fd) < 0) {
+			close(fd);
+			log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm->cfg->listen);
+			goto out;
+		}
+		log_listening("listening", fd, "config", config, dm->tls_on, addr, addrlen);
+	}
+	if (admin_passed || dm->cfg->admin_listen)
+		dm->admin = admin_new(dm->base, dm->ds);
+	char aaddr[128];
+	for (int i = 0; i < n; i++) {
+		if (strcmp(socks[i].name, "admin") != 0)
+			continue;
+		if (admin_listen_fd(dm->admin, socks[i].fd) < 0) {
+			log_msg(LOG_LVL_ERROR, "cannot serve on socket-activated fd %d", socks[i].fd);
+			goto out;
+		}
+		log_listening("admin listening", socks[i].fd, "systemd", config, false, aaddr,
+		              sizeof(aaddr));
+	}
+	if (!admin_passed && dm->cfg->admin_listen) {
+		int fd = http_listen(dm->cfg->admin_listen, err, sizeof(err));
+		if (fd < 0) {
+			log_msg(LOG_LVL_ERROR, "[admin] %s", err);
+			goto out;
+		}
+		if (admin_listen_fd(dm->admin, fd) < 0) {
+			close(fd);
+			log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm->cfg->admin_listen);
+			goto out;
+		}
+		log_listening("admin listening", fd, "config", config, false, aaddr, sizeof(aaddr));
+	}
+	rc = 0;
+out:
+	free(socks);
+	return rc;
 }
 
 static int cmd_serve(const struct options *o)
@@ -261,12 +519,23 @@ static int cmd_serve(const struct options *o)
 	dm.config_path = o->config;
 	dm.cfg = load_or_die(o->config);
 	log_setup((enum log_format)dm.cfg->log_format);
+	metrics_start();
+	char nerr[512];
+	if (sdnotify_open(nerr, sizeof(nerr)) < 0)
+		log_msg(LOG_LVL_WARN, "%s: no readiness notifications", nerr);
 	char err[1024];
+	struct run_as ra;
+	if (run_as_resolve(dm.cfg, &ra, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(dm.cfg);
+		return EXIT_USAGE;
+	}
 	int rc = 1;
 	struct ssl_ctx_st *tls = NULL;
 	if (!tls_from_config(dm.cfg, &tls, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		config_unref(dm.cfg);
+		free(ra.name);
 		return EXIT_USAGE;
 	}
 	dm.base = event_base_new();
@@ -283,11 +552,6 @@ static int cmd_serve(const struct options *o)
 			goto out;
 		}
 	}
-	int fd = http_listen(dm.cfg->listen, err, sizeof(err));
-	if (fd < 0) {
-		log_msg(LOG_LVL_ERROR, "%s", err);
-		goto out;
-	}
 	dm.ds = dispatcher_new(dm.base, dm.cfg, dm.journal);
 	dm.srv = server_new(dm.base, dm.cfg, dm.ds);
 	if (tls) {
@@ -298,16 +562,8 @@ static int cmd_serve(const struct options *o)
 		tls_ctx_free(tls);
 		tls = NULL;
 	}
-	if (server_listen_fd(dm.srv, fd) < 0) {
-		close(fd);
-		log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm.cfg->listen);
-		goto out;
-	}
-	char addr[128];
-	http_bound_address(fd, addr, sizeof(addr));
-	struct log_kv kv[] = {{"addr", addr}, {"version", HOOKD_VERSION}, {"config", o->config},
-	                      {"tls", dm.tls_on ? "on" : NULL}};
-	log_kv(LOG_LVL_INFO, "listening", kv, ARRAY_SIZE(kv));
+	/* Signals are caught before the "listening" line: whoever waits for
+	 * it may send SIGHUP or SIGTERM at once. */
 	dm.sighup = evsignal_new(dm.base, SIGHUP, on_reload, &dm);
 	dm.sigterm = evsignal_new(dm.base, SIGTERM, on_terminate, &dm);
 	dm.sigint = evsignal_new(dm.base, SIGINT, on_terminate, &dm);
@@ -315,6 +571,13 @@ static int cmd_serve(const struct options *o)
 	evsignal_add(dm.sighup, NULL);
 	evsignal_add(dm.sigterm, NULL);
 	evsignal_add(dm.sigint, NULL);
+	char addr[128];
+	if (open_listeners(&dm, o->config, addr, sizeof(addr)) < 0)
+		goto out;
+	/* Bound (and the journal open): nothing more needs root. The control
+	 * socket is made after this, as the user that will serve it. */
+	if (drop_privileges(dm.cfg, &ra) < 0)
+		goto out;
 	if (dm.journal) {
 		dm.ctl = control_new(dm.base, dm.cfg->state_dir, dm.ds, dm.journal, err, sizeof(err));
 		if (!dm.ctl)
@@ -322,25 +585,52 @@ static int cmd_serve(const struct options *o)
 	}
 	if (dispatch_recover(dm.ds) < 0)
 		log_msg(LOG_LVL_ERROR, "journal: cannot recover pending deliveries");
+	if (dm.journal) {
+		dm.prune_timer = evtimer_new(dm.base, on_prune, &dm);
+		on_prune(-1, 0, &dm);
+	}
+	sdnotify_send("READY=1\nSTATUS=serving on %s", addr);
+	if (sdnotify_watchdog_start(dm.base) > 0)
+		log_msg(LOG_LVL_INFO, "systemd watchdog: keep-alive every %llums",
+		        (unsigned long long)(sdnotify_watchdog_usec() / 2000));
 	event_base_dispatch(dm.base);
 	log_msg(LOG_LVL_INFO, "stopped");
 	rc = 0;
 out:
 	if (dm.sighup) {
+		/* Freeing the signal events restores the default actions; a
+		 * second SIGTERM (a supervisor's impatience) would then kill a
+		 * daemon that has already finished cleanly. From here on these
+		 * signals are ignored. */
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGHUP);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		sigprocmask(SIG_BLOCK, &set, NULL);
 		event_free(dm.sighup);
 		event_free(dm.sigterm);
 		event_free(dm.sigint);
 		event_free(dm.drain_timer);
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGINT, SIG_IGN);
 	}
+	if (dm.prune_timer)
+		event_free(dm.prune_timer);
 	control_free(dm.ctl);
+	admin_free(dm.admin);
 	server_free(dm.srv);
 	dispatcher_free(dm.ds);
 	journal_close(dm.journal);
 	runner_shutdown();
 	tls_ctx_free(tls);
 	config_unref(dm.cfg);
+	sdnotify_close();
+	metrics_reset();
 	if (dm.base)
 		event_base_free(dm.base);
+	free(ra.name);
 	return rc;
 }
 
@@ -563,6 +853,13 @@ static int cmd_check(const struct options *o)
 {
 	struct config *cfg = load_or_die(o->config);
 	char err[1024];
+	struct run_as ra;
+	if (run_as_resolve(cfg, &ra, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(cfg);
+		return EXIT_USAGE;
+	}
+	free(ra.name);
 	struct ssl_ctx_st *tls = NULL;
 	if (!tls_from_config(cfg, &tls, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
@@ -571,6 +868,8 @@ static int cmd_check(const struct options *o)
 	}
 	printf("config %s: ok\n", o->config);
 	printf("listen %s%s\n", cfg->listen, tls ? " (https)" : "");
+	if (cfg->admin_listen)
+		printf("admin %s\n", cfg->admin_listen);
 	if (tls) {
 		struct tls_cert_info ti;
 		tls_ctx_info(tls, &ti);

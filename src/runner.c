@@ -37,8 +37,11 @@ struct hook_run {
 	size_t ring_len, ring_head;
 	size_t line_len;
 	bool line_cut;
-	int64_t rate_sec;
-	int rate_count;
+	/* When the last LOG_LINES_PER_SEC lines were logged (a ring): a line
+	 * is logged only if the oldest of them is a second old, so no second
+	 * anywhere holds more than LOG_LINES_PER_SEC lines. */
+	int64_t logged_at[LOG_LINES_PER_SEC];
+	size_t logged_next;
 	long dropped;
 	char *rel, *endpoint, *event, *delivery_id;
 
@@ -108,10 +111,10 @@ const char *signal_name(int sig)
 	return buf;
 }
 
-/* One line that counts the output lines the rate limit dropped. */
+/* The line that counts the lines a hook's rate limit dropped. */
 static void log_dropped(struct hook_run *r)
 {
-	if (r->dropped <= 0)
+	if (r->dropped == 0)
 		return;
 	char n[32];
 	snprintf(n, sizeof(n), "%ld", r->dropped);
@@ -125,17 +128,16 @@ static void log_dropped(struct hook_run *r)
 
 static void log_output_line(struct hook_run *r, const char *line, size_t len, bool cut)
 {
-	int64_t sec = now_mono_ms() / 1000;
-	if (sec != r->rate_sec) {
-		log_dropped(r);
-		r->rate_sec = sec;
-		r->rate_count = 0;
-	}
-	if (r->rate_count >= LOG_LINES_PER_SEC) {
+	int64_t now = now_mono_ms();
+	int64_t *oldest = &r->logged_at[r->logged_next];
+	if (*oldest != 0 && now - *oldest < 1000) {
 		r->dropped++;
 		return;
 	}
-	r->rate_count++;
+	*oldest = now;
+	r->logged_next = (r->logged_next + 1) % LOG_LINES_PER_SEC;
+	/* Lines were dropped since the last one logged: say how many first. */
+	log_dropped(r);
 	char *text = xstrndup(line, len);
 	/* A NUL byte in the output would end the value early; show it as '?'. */
 	for (size_t i = 0; i < len; i++) {
@@ -150,6 +152,27 @@ static void log_output_line(struct hook_run *r, const char *line, size_t len, bo
 	free(text);
 }
 
+/* The tail: keep the last OUTPUT_TAIL_MAX bytes in a ring. */
+static void keep_tail(struct hook_run *r, const char *buf, size_t n)
+{
+	if (n >= OUTPUT_TAIL_MAX) {
+		memcpy(r->ring, buf + n - OUTPUT_TAIL_MAX, OUTPUT_TAIL_MAX);
+		r->ring_head = 0;
+		r->ring_len = OUTPUT_TAIL_MAX;
+		return;
+	}
+	while (n > 0) {
+		size_t pos = (r->ring_head + r->ring_len) % OUTPUT_TAIL_MAX;
+		size_t k = OUTPUT_TAIL_MAX - pos < n ? OUTPUT_TAIL_MAX - pos : n;
+		memcpy(r->ring + pos, buf, k);
+		size_t over = r->ring_len + k > OUTPUT_TAIL_MAX ? r->ring_len + k - OUTPUT_TAIL_MAX : 0;
+		r->ring_len += k - over;
+		r->ring_head = (r->ring_head + over) % OUTPUT_TAIL_MAX;
+		buf += k;
+		n -= k;
+	}
+}
+
 static void take_output(struct hook_run *r, const char *buf, size_t n)
 {
 	if (passthrough) {
@@ -161,34 +184,33 @@ static void take_output(struct hook_run *r, const char *buf, size_t n)
 			off += (size_t)w;
 		}
 	}
-	/* The tail: keep the last OUTPUT_TAIL_MAX bytes in a ring. */
-	for (size_t i = 0; i < n; i++) {
-		r->ring[(r->ring_head + r->ring_len) % OUTPUT_TAIL_MAX] = buf[i];
-		if (r->ring_len < OUTPUT_TAIL_MAX)
-			r->ring_len++;
-		else
-			r->ring_head = (r->ring_head + 1) % OUTPUT_TAIL_MAX;
-	}
+	keep_tail(r, buf, n);
+	if (passthrough)
+		return;
 	/* The log: one line a line, cut at LOG_LINE_MAX; the rest of a cut
-	 * line is dropped up to its newline. */
-	for (size_t i = 0; i < n && !passthrough; i++) {
-		char c = buf[i];
-		if (c == '\n') {
-			if (!r->line_cut)
-				log_output_line(r, r->line, r->line_len, false);
-			r->line_len = 0;
-			r->line_cut = false;
-			continue;
+	 * line is skipped up to its newline. */
+	const char *p = buf, *end = buf + n;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *stop = nl ? nl : end;
+		if (!r->line_cut) {
+			size_t room = LOG_LINE_MAX - r->line_len;
+			size_t k = (size_t)(stop - p) < room ? (size_t)(stop - p) : room;
+			memcpy(r->line + r->line_len, p, k);
+			r->line_len += k;
+			if ((size_t)(stop - p) > room) {
+				log_output_line(r, r->line, r->line_len, true);
+				r->line_len = 0;
+				r->line_cut = true;
+			}
 		}
-		if (r->line_cut)
-			continue;
-		if (r->line_len < LOG_LINE_MAX) {
-			r->line[r->line_len++] = c;
-		} else {
-			log_output_line(r, r->line, r->line_len, true);
-			r->line_len = 0;
-			r->line_cut = true;
-		}
+		if (!nl)
+			break;
+		if (!r->line_cut)
+			log_output_line(r, r->line, r->line_len, false);
+		r->line_len = 0;
+		r->line_cut = false;
+		p = nl + 1;
 	}
 }
 
@@ -386,12 +408,23 @@ static int apply_limit(int resource, int64_t value)
 	return setrlimit(resource, &rl);
 }
 
+/* Where a fork+exec child failed, reported to the parent with errno. */
+enum child_stage { STAGE_SETUP, STAGE_LIMIT_NOFILE, STAGE_LIMIT_NPROC, STAGE_LIMIT_MEMORY,
+                   STAGE_LIMIT_CPU, STAGE_EXEC };
+struct child_error {
+	int stage;
+	int err;
+};
+
 /*
  * fork+exec, for hooks with resource limits (posix_spawn cannot set
- * them). An exec failure is sent back over a close-on-exec pipe, so it is
- * never mistaken for the hook's own exit status 127.
+ * them). A failure in the child is sent back over a close-on-exec pipe,
+ * so it is never mistaken for the hook's own exit status 127, and says
+ * which step failed (a limit the kernel, or valgrind, refuses is not an
+ * exec failure).
  */
-static int spawn_with_limits(const struct runner_params *p, int in_fd, int out_fd, pid_t *pid)
+static int spawn_with_limits(const struct runner_params *p, int in_fd, int out_fd, pid_t *pid,
+                             int *stage)
 {
 	int errpipe[2];
 	if (pipe2(errpipe, O_CLOEXEC) < 0)
@@ -409,40 +442,62 @@ static int spawn_with_limits(const struct runner_params *p, int in_fd, int out_f
 		for (int s = 1; s < NSIG; s++)
 			signal(s, SIG_DFL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		int e = 0;
+		struct child_error ce = {STAGE_SETUP, 0};
 		if (setpgid(0, 0) < 0 || dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
-		    dup2(out_fd, 2) < 0 || chdir(p->dir) < 0 ||
-		    apply_limit(RLIMIT_NOFILE, p->limits.nofile) < 0 ||
-		    apply_limit(RLIMIT_NPROC, p->limits.nproc) < 0 ||
-		    apply_limit(RLIMIT_AS, p->limits.memory) < 0 ||
-		    apply_limit(RLIMIT_CPU, p->limits.cpu) < 0)
-			e = errno;
-		if (!e) {
+		    dup2(out_fd, 2) < 0 || chdir(p->dir) < 0)
+			ce.err = errno;
+		/* Every fd of hookd's is close-on-exec; this makes sure of it
+		 * (a library's fd, a connection) but must keep errpipe, which
+		 * closes on exec anyway. An old kernel without close_range
+		 * leaves it to close-on-exec. */
+		if (!ce.err) {
+			int keep = errpipe[1];
+			if (keep > 3)
+				close_range(3, (unsigned)keep - 1, 0);
+			close_range((unsigned)keep + 1, ~0U, 0);
+		}
+		static const struct {
+			int resource;
+			int stage;
+		} lims[] = {
+			{RLIMIT_NOFILE, STAGE_LIMIT_NOFILE}, {RLIMIT_NPROC, STAGE_LIMIT_NPROC},
+			{RLIMIT_AS, STAGE_LIMIT_MEMORY}, {RLIMIT_CPU, STAGE_LIMIT_CPU},
+		};
+		const int64_t values[] = {p->limits.nofile, p->limits.nproc, p->limits.memory,
+		                          p->limits.cpu};
+		for (size_t i = 0; i < ARRAY_SIZE(lims) && !ce.err; i++) {
+			if (apply_limit(lims[i].resource, values[i]) < 0) {
+				ce.stage = lims[i].stage;
+				ce.err = errno;
+			}
+		}
+		if (!ce.err) {
 			char *argv[] = {(char *)p->path, NULL};
 			execve(p->path, argv, p->envp);
-			e = errno;
+			ce.stage = STAGE_EXEC;
+			ce.err = errno;
 		}
-		ssize_t w = write(errpipe[1], &e, sizeof(e));
+		ssize_t w = write(errpipe[1], &ce, sizeof(ce));
 		(void)w;
 		_exit(127);
 	}
 	close(errpipe[1]);
-	int e = 0;
+	struct child_error ce = {STAGE_EXEC, 0};
 	ssize_t n;
 	do {
-		n = read(errpipe[0], &e, sizeof(e));
+		n = read(errpipe[0], &ce, sizeof(ce));
 	} while (n < 0 && errno == EINTR);
 	close(errpipe[0]);
-	if (n == (ssize_t)sizeof(e) && e != 0) {
+	if (n == (ssize_t)sizeof(ce) && ce.err != 0) {
 		/* The child has exited with 127 already; reap it here so the
 		 * SIGCHLD handler does not look for it. */
 		waitpid(child, NULL, 0);
-		return e;
+		*stage = ce.stage;
+		return ce.err;
 	}
 	*pid = child;
 	return 0;
 }
-
 
 static posix_spawn_file_actions_t *file_actions(int in_fd, int out_fd, const char *dir)
 {
@@ -459,7 +514,10 @@ static posix_spawn_file_actions_t *file_actions(int in_fd, int out_fd, const cha
 	if (posix_spawn_file_actions_adddup2(fa, in_fd, 0) != 0 ||
 	    posix_spawn_file_actions_adddup2(fa, out_fd, 1) != 0 ||
 	    posix_spawn_file_actions_adddup2(fa, out_fd, 2) != 0 ||
-	    posix_spawn_file_actions_addchdir_np(fa, dir) != 0) {
+	    posix_spawn_file_actions_addchdir_np(fa, dir) != 0 ||
+	    /* A hook gets fds 0, 1 and 2 and nothing else, even if some fd
+	     * escaped close-on-exec. */
+	    posix_spawn_file_actions_addclosefrom_np(fa, 3) != 0) {
 		posix_spawn_file_actions_destroy(fa);
 		return NULL;
 	}
@@ -504,13 +562,13 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 	result_clear(res);
 	int in_fd = make_input(p->input, p->input_len);
 	int out[2] = {-1, -1};
-	int e = 0;
+	int e = 0, stage = STAGE_EXEC;
 	if (in_fd < 0 || pipe2(out, O_CLOEXEC) < 0) {
 		e = errno;
 		goto fail;
 	}
 	pid_t pid;
-	e = limits_set(&p->limits) ? spawn_with_limits(p, in_fd, out[1], &pid)
+	e = limits_set(&p->limits) ? spawn_with_limits(p, in_fd, out[1], &pid, &stage)
 	                           : spawn_plain(p, in_fd, out[1], &pid);
 	if (e)
 		goto fail;
@@ -553,6 +611,14 @@ fail:
 		close(out[1]);
 	}
 	res->ran = false;
-	res->error = xasprintf("exec failed: %s", strerror(e));
+	static const char *const stage_names[] = {
+		[STAGE_SETUP] = "cannot set up the hook's process",
+		[STAGE_LIMIT_NOFILE] = "cannot apply limit_nofile",
+		[STAGE_LIMIT_NPROC] = "cannot apply limit_nproc",
+		[STAGE_LIMIT_MEMORY] = "cannot apply limit_memory",
+		[STAGE_LIMIT_CPU] = "cannot apply limit_cpu",
+		[STAGE_EXEC] = "exec failed",
+	};
+	res->error = xasprintf("%s: %s", stage_names[stage], strerror(e));
 	return NULL;
 }

@@ -8,6 +8,7 @@
 #include "dispatch.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "netaddr.h"
 #include "util.h"
 #include "verify.h"
@@ -51,6 +52,8 @@ bool header_is_credential(const char *name, const char *endpoint_signature_heade
 
 static char *error_body(int status, const char *error, void *arg)
 {
+	/* The HTTP layer's own refusals (400, 408, 411, 413, 431) pass here. */
+	metrics_rejection(status, NULL);
 	return response_json(NULL, NULL, NULL, "rejected", error);
 }
 
@@ -77,6 +80,7 @@ static void reject(struct http_request *req, const struct endpoint *ep, int stat
 		{"error", error},
 	};
 	log_kv(LOG_LVL_WARN, "rejected", kv, ARRAY_SIZE(kv));
+	metrics_rejection(status, NULL);
 	http_respond(req, status, extra,
 	             response_json(ep ? ep->name : NULL, event, id, "rejected", error), false);
 }
@@ -109,6 +113,7 @@ static void handle(struct http_request *req, void *arg)
 	struct server *s = arg;
 	struct config *cfg = s->cfg;
 	if (s->draining) {
+		metrics_rejection(503, "shutting_down");
 		http_respond(req, 503, "Retry-After: 5\r\n",
 		             response_json(NULL, NULL, NULL, "overloaded", "shutting down"), true);
 		return;
@@ -149,6 +154,7 @@ static void handle(struct http_request *req, void *arg)
 			{"remote", client}, {"error", "unauthorized"}, {"reason", why},
 		};
 		log_kv(LOG_LVL_WARN, "rejected", kv, ARRAY_SIZE(kv));
+		metrics_rejection(401, NULL);
 		/* The answer does not say what was wrong with the credentials. */
 		http_respond(req, 401, NULL,
 		             response_json(ep->name, NULL, NULL, "rejected", "unauthorized"), false);

@@ -1,11 +1,13 @@
 #!/bin/sh
 # The whole test suite, from a clean checkout: installs the build and test
 # dependencies (Debian packages), builds hookd twice (plain, and with
-# AddressSanitizer + UndefinedBehaviorSanitizer), and runs every test in
-# both builds. Prints one closing line: "N passed, N failed".
+# AddressSanitizer + UndefinedBehaviorSanitizer), runs every test in both
+# builds (the soak and the valgrind smoke run included), then the unit tests
+# again under valgrind memcheck, then builds, installs and checks the Debian
+# package. Prints one closing line: "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
-sh scripts/deps.sh || exit 1
+sh scripts/deps.sh --test || exit 1
 
 passed=0
 failed=0
@@ -19,9 +21,10 @@ run_suite() {
 		failed=$((failed + 1))
 		return
 	fi
-	meson test -C "$dir" --print-errorlogs --num-processes 2 ${MESON_TEST_ARGS:-}
+	meson test -C "$dir" --print-errorlogs --num-processes 2 \
+		${TEST_SETUP:+--setup "$TEST_SETUP"} ${MESON_TEST_ARGS:-}
 	# Count per test from meson's JSON log.
-	counts=$(python3 - "$dir/meson-logs/testlog.json" <<'PY'
+	counts=$(python3 - "$dir/meson-logs/testlog${TEST_SETUP:+-$TEST_SETUP}.json" <<'PY'
 import json, sys
 ok = bad = 0
 for line in open(sys.argv[1]):
@@ -42,6 +45,18 @@ run_suite build
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false
+# Memcheck: a definite leak or a memory error fails a test (exit 99).
+TEST_SETUP=valgrind run_suite build
+
+# The Debian package: built, linted, installed and tried (tests/package.sh;
+# root only, since it installs a package; exit 77 means skipped).
+sh tests/package.sh
+case $? in
+0) passed=$((passed + 1)) ;;
+77) ;;
+*) failed=$((failed + 1)) ;;
+esac
+
 # The benchmark once, short (tests/bench/bench.sh): it must run, no timing is asserted.
 if sh tests/bench/bench.sh --short; then passed=$((passed + 1)); else echo "tests/bench/bench.sh --short failed (it installs wrk and webhook from Debian's mirror; see its message above)"; failed=$((failed + 1)); fi
 

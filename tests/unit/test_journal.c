@@ -889,6 +889,60 @@ static void test_readonly(void)
 	free(dir);
 }
 
+/* Batching: sync records and outcomes wait in one transaction for
+ * journal_flush; the writer sees them at once, a reader after the flush. */
+static void test_batching(void)
+{
+	char *dir = new_state_dir();
+	struct journal *w = open_dir(dir, 1024, 0, 0);
+	char err[256] = "";
+	struct journal *r = journal_open_readonly(dir, err, sizeof(err));
+	CHECK(r != NULL, "reader: %s", err);
+	if (!r) {
+		journal_close(w);
+		free(dir);
+		return;
+	}
+	int64_t rowid;
+	journal_set_batching(w, true);
+	CHECK(journal_flush(w) == 0, "flush with no batch");
+
+	int64_t b1 = rec(w, "ep", "b1", "e", false, T0, "{}");
+	CHECK(state_of(w, "ep", "b1", NULL) == DSTATE_RUNNING, "writer sees its batch");
+	CHECK(journal_find(r, NULL, "b1", &rowid) == 1, "reader does not yet");
+	CHECK(journal_flush(w) == 0, "flush");
+	CHECK(journal_find(r, NULL, "b1", &rowid) == 0 && rowid == b1, "reader after the flush");
+
+	/* An outcome joins the batch; a durable write commits the batch first. */
+	CHECK(finish(w, b1, 1, 200, DSTATE_SUCCEEDED, 0) == 0, "finish in a batch");
+	CHECK(state_of(r, "ep", "b1", NULL) == DSTATE_RUNNING, "outcome not yet visible");
+	rec(w, "ep", "b2", "e", true, T0 + 1, "{}");
+	CHECK(state_of(r, "ep", "b1", NULL) == DSTATE_SUCCEEDED, "batch committed by async record");
+	CHECK(state_of(r, "ep", "b2", NULL) == DSTATE_QUEUED, "async record committed");
+	CHECK(journal_pending_count(w) == 1, "pending count");
+
+	/* A failed write undoes only itself. */
+	int64_t b3 = rec(w, "ep", "b3", "e", false, T0 + 2, "{}");
+	CHECK(finish(w, 999999, 1, 200, DSTATE_SUCCEEDED, 0) < 0, "unknown row fails");
+	CHECK(finish(w, b3, 1, 500, DSTATE_FAILED, 0) == 0, "batch goes on");
+	CHECK(journal_flush(w) == 0, "flush after a failed write");
+	int attempts = 0;
+	CHECK(state_of(r, "ep", "b3", &attempts) == DSTATE_FAILED && attempts == 1, "b3 kept");
+
+	/* Turning batching off, and closing, flush. */
+	rec(w, "ep", "b4", "e", false, T0 + 3, "{}");
+	journal_set_batching(w, false);
+	CHECK(journal_find(r, NULL, "b4", &rowid) == 0, "batching off flushes");
+	rec(w, "ep", "b5", "e", false, T0 + 4, "{}");
+	CHECK(journal_find(r, NULL, "b5", &rowid) == 0, "unbatched write commits at once");
+	journal_set_batching(w, true);
+	rec(w, "ep", "b6", "e", false, T0 + 5, "{}");
+	journal_close(w);
+	CHECK(journal_find(r, NULL, "b6", &rowid) == 0, "close flushes");
+	journal_close(r);
+	free(dir);
+}
+
 /* Whether the bytes occur anywhere in the file. */
 static bool file_has(const char *path, const char *needle)
 {
@@ -1082,6 +1136,7 @@ int main(void)
 	test_events();
 	test_show();
 	test_readonly();
+	test_batching();
 	test_credentials();
 	bench();
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

@@ -1,0 +1,25 @@
+/*
+ * The admin listener (SPEC 9): a second HTTP server, on its own address
+ * ([admin] listen) and with its own handler, for the machines that watch
+ * hookd. GET /healthz answers 200 {"status":"ok"} while serving and 503
+ * {"status":"draining"} once SIGTERM has come; GET /metrics answers the
+ * Prometheus text format (metrics.h). Other methods get 405 + Allow: GET,
+ * other paths 404, both as JSON. It never runs a hook and needs no
+ * credentials: bind it to loopback or a private address.
+ */
+#ifndef HOOKD_ADMIN_H
+#define HOOKD_ADMIN_H
+
+struct event_base;
+struct dispatcher;
+struct admin;
+
+/* ds is read for the gauges (deliveries running and queued); it may be NULL. */
+struct admin *admin_new(struct event_base *base, struct dispatcher *ds);
+/* Listens on fd (bound, listening, non-blocking); the admin owns it then. */
+int admin_listen_fd(struct admin *a, int fd);
+/* Shutting down: /healthz answers 503 from now on; /metrics still works. */
+void admin_set_draining(struct admin *a);
+void admin_free(struct admin *a);
+
+#endif

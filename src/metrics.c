@@ -1,0 +1,313 @@
+#include "metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util.h"
+#include "version.h"
+
+/* One labeled series of a counter: its label set, already rendered and
+ * escaped ("endpoint=\"nf\",status=\"ok\""), and its value. */
+struct series {
+	char *labels;
+	uint64_t value;
+};
+
+struct family {
+	struct series *v;
+	size_t n;
+};
+
+/* Upper bounds of the hook duration histogram, in milliseconds: from a
+ * quick script to the longest time limits people set (deploys, backups). */
+static const int64_t duration_bounds_ms[] = {
+	10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000, 600000, 1800000,
+};
+
+static const char *const hook_outcome_names[MHOOK_NOUTCOMES] = {
+	"ok", "failed", "timeout", "signal", "exec_failed",
+};
+
+static struct {
+	struct family deliveries;
+	struct family rejections;
+	uint64_t reloads_ok, reloads_failed;
+	uint64_t hook_runs[MHOOK_NOUTCOMES];
+	uint64_t bucket[ARRAY_SIZE(duration_bounds_ms)]; /* not cumulative */
+	uint64_t observed;
+	int64_t sum_ms;
+	int64_t start_wall_ms;
+} M;
+
+static void family_add(struct family *f, const char *labels)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		if (strcmp(f->v[i].labels, labels) == 0) {
+			f->v[i].value++;
+			return;
+		}
+	}
+	f->v = xrealloc(f->v, (f->n + 1) * sizeof(*f->v));
+	f->v[f->n].labels = xstrdup(labels);
+	f->v[f->n].value = 1;
+	f->n++;
+}
+
+static void family_free(struct family *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		free(f->v[i].labels);
+	free(f->v);
+	f->v = NULL;
+	f->n = 0;
+}
+
+void metrics_start(void)
+{
+	if (!M.start_wall_ms)
+		M.start_wall_ms = now_wall_ms();
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid:
+ * no overlong forms, no surrogates, nothing past U+10FFFF. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t len;
+	uint32_t cp;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+void metrics_label_value(struct strbuf *sb, const char *v)
+{
+	const unsigned char *s = (const unsigned char *)(v ? v : "");
+	size_t n = strlen((const char *)s);
+	sb_putc(sb, '"');
+	for (size_t i = 0; i < n;) {
+		if (s[i] == '\\') {
+			sb_puts(sb, "\\\\");
+		} else if (s[i] == '"') {
+			sb_puts(sb, "\\\"");
+		} else if (s[i] == '\n') {
+			sb_puts(sb, "\\n");
+		} else {
+			size_t len = utf8_seq(s + i, n - i);
+			if (len == 0) {
+				sb_puts(sb, "\xef\xbf\xbd"); /* U+FFFD for one bad byte */
+				i++;
+				continue;
+			}
+			sb_append(sb, (const char *)s + i, len);
+			i += len;
+			continue;
+		}
+		i++;
+	}
+	sb_putc(sb, '"');
+}
+
+void metrics_delivery(const char *endpoint, const char *status, int http)
+{
+	metrics_start();
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_puts(&sb, "endpoint=");
+	metrics_label_value(&sb, endpoint);
+	sb_puts(&sb, ",status=");
+	metrics_label_value(&sb, status);
+	sb_printf(&sb, ",code=\"%d\"", http);
+	family_add(&M.deliveries, sb.buf);
+	sb_free(&sb);
+}
+
+const char *metrics_reason_for(int http)
+{
+	switch (http) {
+	case 400: return "bad_request";
+	case 401: return "unauthorized";
+	case 403: return "forbidden";
+	case 404: return "not_found";
+	case 405: return "method_not_allowed";
+	case 408: return "request_timeout";
+	case 411: return "length_required";
+	case 413: return "body_too_large";
+	case 415: return "unsupported_media_type";
+	case 431: return "headers_too_large";
+	case 503: return "overloaded";
+	default: return "other";
+	}
+}
+
+void metrics_rejection(int http, const char *reason)
+{
+	metrics_start();
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_printf(&sb, "code=\"%d\",reason=", http);
+	metrics_label_value(&sb, reason ? reason : metrics_reason_for(http));
+	family_add(&M.rejections, sb.buf);
+	sb_free(&sb);
+}
+
+void metrics_hook(enum metrics_hook_outcome outcome, int64_t ms)
+{
+	metrics_start();
+	if ((int)outcome < 0 || outcome >= MHOOK_NOUTCOMES)
+		return;
+	M.hook_runs[outcome]++;
+	if (ms < 0)
+		return;
+	M.observed++;
+	M.sum_ms += ms;
+	for (size_t i = 0; i < ARRAY_SIZE(duration_bounds_ms); i++) {
+		if (ms <= duration_bounds_ms[i]) {
+			M.bucket[i]++;
+			break;
+		}
+	}
+}
+
+void metrics_reload(bool ok)
+{
+	metrics_start();
+	if (ok)
+		M.reloads_ok++;
+	else
+		M.reloads_failed++;
+}
+
+static int series_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct series *)a)->labels, ((const struct series *)b)->labels);
+}
+
+static void head(struct strbuf *sb, const char *name, const char *type, const char *help)
+{
+	sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void render_family(struct strbuf *sb, const char *name, struct family *f)
+{
+	/* Sorted, so that scrapes list series in a stable order. */
+	if (f->n > 1)
+		qsort(f->v, f->n, sizeof(*f->v), series_cmp);
+	for (size_t i = 0; i < f->n; i++)
+		sb_printf(sb, "%s{%s} %llu\n", name, f->v[i].labels,
+		          (unsigned long long)f->v[i].value);
+}
+
+/* A bucket bound in seconds as the format writes floats: "0.25", "10". */
+static void format_seconds(int64_t ms, char *buf, size_t len)
+{
+	if (ms % 1000 == 0)
+		snprintf(buf, len, "%lld", (long long)(ms / 1000));
+	else
+		snprintf(buf, len, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
+	/* Trailing zeros of a fraction add nothing: 0.250 -> 0.25. */
+	char *dot = strchr(buf, '.');
+	if (dot) {
+		char *e = buf + strlen(buf);
+		while (e > dot + 1 && e[-1] == '0')
+			*--e = '\0';
+	}
+}
+
+char *metrics_render(const struct metrics_gauges *g)
+{
+	metrics_start();
+	struct strbuf sb;
+	sb_init(&sb);
+
+	head(&sb, "hookd_build_info", "gauge", "Always 1; the version label says which hookd runs.");
+	sb_puts(&sb, "hookd_build_info{version=");
+	metrics_label_value(&sb, HOOKD_VERSION);
+	sb_puts(&sb, "} 1\n");
+
+	head(&sb, "hookd_start_time_seconds", "gauge",
+	     "When the daemon started, in seconds since the Unix epoch.");
+	sb_printf(&sb, "hookd_start_time_seconds %lld.%03lld\n",
+	          (long long)(M.start_wall_ms / 1000), (long long)(M.start_wall_ms % 1000));
+
+	head(&sb, "hookd_draining", "gauge", "1 while shutting down (SIGTERM), else 0.");
+	sb_printf(&sb, "hookd_draining %d\n", g->draining ? 1 : 0);
+
+	head(&sb, "hookd_deliveries_total", "counter",
+	     "Deliveries answered or finished, by endpoint, status word and HTTP status.");
+	render_family(&sb, "hookd_deliveries_total", &M.deliveries);
+
+	head(&sb, "hookd_rejections_total", "counter",
+	     "Requests refused before any hook ran, by HTTP status and reason.");
+	render_family(&sb, "hookd_rejections_total", &M.rejections);
+
+	head(&sb, "hookd_hook_runs_total", "counter", "Hooks finished, by outcome.");
+	for (int i = 0; i < MHOOK_NOUTCOMES; i++)
+		sb_printf(&sb, "hookd_hook_runs_total{outcome=\"%s\"} %llu\n", hook_outcome_names[i],
+		          (unsigned long long)M.hook_runs[i]);
+
+	head(&sb, "hookd_hook_duration_seconds", "histogram",
+	     "How long hooks ran, from start to exit (hooks that could not start are not counted).");
+	uint64_t cum = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(duration_bounds_ms); i++) {
+		char le[32];
+		format_seconds(duration_bounds_ms[i], le, sizeof(le));
+		cum += M.bucket[i];
+		sb_printf(&sb, "hookd_hook_duration_seconds_bucket{le=\"%s\"} %llu\n", le,
+		          (unsigned long long)cum);
+	}
+	sb_printf(&sb, "hookd_hook_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+	          (unsigned long long)M.observed);
+	sb_printf(&sb, "hookd_hook_duration_seconds_sum %lld.%03lld\n", (long long)(M.sum_ms / 1000),
+	          (long long)(M.sum_ms % 1000));
+	sb_printf(&sb, "hookd_hook_duration_seconds_count %llu\n", (unsigned long long)M.observed);
+
+	head(&sb, "hookd_hooks_running", "gauge", "Hook processes running now.");
+	sb_printf(&sb, "hookd_hooks_running %d\n", g->hooks_running);
+
+	head(&sb, "hookd_deliveries_running", "gauge",
+	     "Deliveries holding one of the max_running slots now.");
+	sb_printf(&sb, "hookd_deliveries_running %d\n", g->deliveries_running);
+
+	head(&sb, "hookd_deliveries_queued", "gauge", "Deliveries waiting for a slot now.");
+	sb_printf(&sb, "hookd_deliveries_queued %d\n", g->deliveries_queued);
+
+	head(&sb, "hookd_config_reloads_total", "counter", "SIGHUP reloads, by result.");
+	sb_printf(&sb, "hookd_config_reloads_total{result=\"ok\"} %llu\n",
+	          (unsigned long long)M.reloads_ok);
+	sb_printf(&sb, "hookd_config_reloads_total{result=\"failed\"} %llu\n",
+	          (unsigned long long)M.reloads_failed);
+
+	return sb_steal(&sb);
+}
+
+void metrics_reset(void)
+{
+	family_free(&M.deliveries);
+	family_free(&M.rejections);
+	memset(&M, 0, sizeof(M));
+}

@@ -1,0 +1,713 @@
+"""Black-box hardening tests (issue 4): hostile clients (header, body and
+time limits, chunked bodies, connection floods, slowloris, fd exhaustion),
+misbehaving hooks (huge output, ignoring SIGTERM, escaping the group,
+signals, rlimits), privilege dropping and shutdown under load.
+
+Run: HOOKD_BIN=build/hookd python3 tests/blackbox/test_hardening.py [-k NAME]
+"""
+
+import grp
+import http.client
+import json
+import os
+import pwd
+import re
+import resource
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hardening_util import (HOOKD_BIN, Daemon, cpu_seconds,  # noqa: E402
+                            descendants, group_members, post_json, recv_response, sh,
+                            status_kb, uid_process_count)
+
+IS_ROOT = os.geteuid() == 0
+
+MARK = sh("echo \"$HOOK_EVENT\" >> '{tmp}/ran'")
+
+
+def config(server="", extra=""):
+    """[server] lines (overriding the defaults here) and [endpoint t] lines."""
+    keys = {"listen": "127.0.0.1:0", "hooks_dir": "{hooks}", "timeout": "5s",
+            "kill_grace": "1s", "include_output": "yes"}
+    for line in server.splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            keys[k.strip()] = v.strip()
+    text = "[server]\n" + "".join("%s = %s\n" % kv for kv in keys.items())
+    return text + "\n[endpoint t]\npath = /webhook\nscheme = none\n" + extra
+
+
+def event(name="a", **kw):
+    d = {"event": name}
+    d.update(kw)
+    return d
+
+
+def raise_nofile(n):
+    """Raises this process's fd limit (the daemon inherits it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= n:
+        return
+    want = n if hard == resource.RLIM_INFINITY else min(n, hard)
+    if IS_ROOT and hard != resource.RLIM_INFINITY and hard < n:
+        hard = want = n
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def hook_of(body, i=0):
+    return json.loads(body)["hooks"][i]
+
+
+class Base(unittest.TestCase):
+    maxDiff = None
+
+    def assertJson(self, status, headers, body, want):
+        self.assertEqual(status, want, body)
+        self.assertTrue(headers.get("content-type", "").startswith("application/json"),
+                        headers)
+        return json.loads(body)
+
+    def assertNothingRan(self, h):
+        self.assertIsNone(h.read("ran"), "a hook ran")
+
+
+# ---------------------------------------------------------------------------
+# 1. client limits
+
+class TestClientLimits(Base):
+
+    def test_431_headers_over_max_headers(self):
+        with Daemon(config("max_headers = 1KiB\n"), {"_default": MARK}) as h:
+            big = "x" * 1500
+            req = ("POST /webhook HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n"
+                   "Content-Type: application/json\r\nContent-Length: 13\r\n\r\n"
+                   '{"event":"a"}' % big).encode()
+            st, hd, body = h.raw(req)
+            j = self.assertJson(st, hd, body, 431)
+            self.assertEqual(hd.get("connection"), "close")
+            self.assertEqual(j["status"], "rejected")
+            # A head that never ends counts too, without waiting for the end.
+            s = h.connect()
+            s.sendall(b"POST /webhook HTTP/1.1\r\nX-Big: " + b"y" * 4000)
+            st, hd, body = recv_response(s, 5)
+            s.close()
+            self.assertEqual(st, 431)
+            time.sleep(0.3)
+            self.assertNothingRan(h)
+            # Just under the limit is served.
+            st, _, _ = h.post(event(), headers={"X-Pad": "z" * 700})
+            self.assertEqual(st, 200)
+
+    def test_413_while_the_client_keeps_sending(self):
+        with Daemon(config("max_body = 64KiB\n"), {"_default": MARK}) as h:
+            s = h.connect()
+            total = 64 * 1024 * 1024
+            s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % total)
+            stop = threading.Event()
+            sent = [0]
+
+            def sender():
+                chunk = b"{" + b" " * 65535
+                try:
+                    while not stop.is_set() and sent[0] < total:
+                        s.sendall(chunk)
+                        sent[0] += len(chunk)
+                except OSError:
+                    pass
+            t = threading.Thread(target=sender, daemon=True)
+            t0 = time.monotonic()
+            t.start()
+            st, hd, body = recv_response(s, 10)
+            took = time.monotonic() - t0
+            stop.set()
+            t.join(10)
+            s.close()
+            self.assertEqual(st, 413, "no 413 reached the client (got %r)" % body[:200])
+            j = json.loads(body)
+            self.assertEqual(j["status"], "rejected")
+            self.assertEqual(hd.get("connection"), "close")
+            self.assertLess(took, 3.0)
+            self.assertLess(sent[0], total, "hookd read the whole oversize body")
+            self.assertNothingRan(h)
+            # A client that sends its whole 20 MB body before it reads
+            # (http.client does) gets the answer too, not a broken pipe.
+            c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=20)
+            try:
+                c.request("POST", "/webhook", b"{" + b" " * (20 * 1000 * 1000) + b"}",
+                          {"Content-Type": "application/json"})
+                r = c.getresponse()
+                self.assertEqual(r.status, 413)
+                self.assertEqual(json.loads(r.read())["status"], "rejected")
+            finally:
+                c.close()
+            # Under max_body is fine.
+            st, _, _ = h.post(event(pad="p" * 60000))
+            self.assertEqual(st, 200)
+
+    def test_411_chunked_bodies_refused(self):
+        with Daemon(config(), {"_default": MARK}) as h:
+            for te in ("chunked", "gzip, chunked", "Chunked"):
+                req = ("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Transfer-Encoding: %s\r\n\r\nd\r\n{\"event\":\"a\"}\r\n0\r\n\r\n" % te)
+                st, hd, body = h.raw(req.encode())
+                j = self.assertJson(st, hd, body, 411)
+                self.assertEqual(hd.get("connection"), "close")
+                self.assertIn("chunked", j["error"])
+            # Transfer-Encoding together with Content-Length: still refused
+            # (request smuggling lives in that combination).
+            req = ("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n{\"event\":\"a\"}")
+            st, _, _ = h.raw(req.encode())
+            self.assertEqual(st, 411)
+            time.sleep(0.3)
+            self.assertNothingRan(h)
+
+    def test_408_read_timeout_is_a_total_deadline(self):
+        with Daemon(config("read_timeout = 1s\n"), {"_default": MARK}) as h:
+            # Headers trickling in, one byte every 200 ms: each read is
+            # quick, but the request as a whole is late.
+            s = h.connect()
+            t0 = time.monotonic()
+            s.sendall(b"POST /webhook HTTP/1.1\r\n")
+            for ch in b"X-Slow: " + b"a" * 100:
+                if select.select([s], [], [], 0.2)[0]:
+                    break
+                try:
+                    s.sendall(bytes([ch]))
+                except OSError:
+                    break
+            st, hd, body = recv_response(s, 5)
+            took = time.monotonic() - t0
+            s.close()
+            self.assertEqual(st, 408, body)
+            self.assertEqual(hd.get("connection"), "close")
+            self.assertGreater(took, 0.8)
+            self.assertLess(took, 2.0, "the deadline moved with each read")
+            # A slow body counts too.
+            s = h.connect()
+            t0 = time.monotonic()
+            s.sendall(b"POST /webhook HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+            st, hd, body = recv_response(s, 5)
+            took = time.monotonic() - t0
+            s.close()
+            self.assertEqual(st, 408)
+            self.assertLess(took, 2.0)
+            self.assertNothingRan(h)
+
+    def test_idle_keepalive_closed_after_idle_timeout(self):
+        with Daemon(config("idle_timeout = 1s\n"), {"_default": MARK}) as h:
+            s = h.connect()
+            req = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: 13\r\n\r\n{\"event\":\"a\"}")
+            s.sendall(req)
+            st, _, _ = recv_response(s)
+            self.assertEqual(st, 200)
+            time.sleep(0.5)  # within idle_timeout: the connection still serves
+            s.sendall(req)
+            st, _, _ = recv_response(s)
+            self.assertEqual(st, 200)
+            t0 = time.monotonic()
+            s.settimeout(5)
+            data = s.recv(100)
+            took = time.monotonic() - t0
+            s.close()
+            self.assertEqual(data, b"", "an idle connection got data instead of a close")
+            self.assertGreater(took, 0.7)
+            self.assertLess(took, 2.5)
+
+    def test_max_connections_listener_does_not_spin(self):
+        cfg = config("max_connections = 20\nread_timeout = 60s\nidle_timeout = 60s\n")
+        with Daemon(cfg, {"_default": MARK}) as h:
+            socks = [h.connect() for _ in range(50)]
+            time.sleep(0.5)
+            c0 = cpu_seconds(h.pid)
+            time.sleep(3)
+            used = cpu_seconds(h.pid) - c0
+            self.assertLess(used, 0.3, "hookd used %.2fs CPU in 3s holding 50 connections" % used)
+            # A delivery waits in the backlog until connections close.
+            result = {}
+
+            def deliver():
+                t0 = time.monotonic()
+                result["r"] = post_json(h.port, event(), timeout=30)
+                result["t"] = time.monotonic() - t0
+            t = threading.Thread(target=deliver)
+            t.start()
+            time.sleep(1.0)
+            self.assertNotIn("r", result, "answered although 20 connections were open")
+            for s in socks:
+                s.close()
+            t.join(30)
+            self.assertEqual(result["r"][0], 200, result)
+            self.assertLess(result["t"], 10)
+
+    def test_slowloris_does_not_delay_deliveries(self):
+        n = 500
+        raise_nofile(4 * n + 200)
+        cfg = config("max_connections = %d\nread_timeout = 60s\n" % (2 * n))
+        with Daemon(cfg, {"_default": sh("exit 0")}) as h:
+            base = []
+            for _ in range(3):
+                t0 = time.monotonic()
+                self.assertEqual(post_json(h.port, event())[0], 200)
+                base.append(time.monotonic() - t0)
+            socks = []
+            for _ in range(n):
+                s = h.connect()
+                s.setblocking(False)
+                socks.append(s)
+            stop = threading.Event()
+
+            def trickle():
+                msg = b"POST /webhook HTTP/1.1\r\nX-Slow: " + b"s" * 200
+                i = 0
+                while not stop.is_set():
+                    for s in socks:
+                        try:
+                            s.send(msg[i % len(msg):i % len(msg) + 1])
+                        except OSError:
+                            pass
+                    i += 1
+                    stop.wait(2.0)
+            t = threading.Thread(target=trickle, daemon=True)
+            t.start()
+            time.sleep(1.0)
+            lat = []
+            try:
+                for _ in range(8):
+                    t0 = time.monotonic()
+                    st, _ = post_json(h.port, event(), timeout=10)
+                    lat.append(time.monotonic() - t0)
+                    self.assertEqual(st, 200)
+                    time.sleep(0.5)
+            finally:
+                stop.set()
+                t.join(5)
+                for s in socks:
+                    s.close()
+            print("slowloris: %d connections, baseline %.0f ms, under attack max %.0f ms"
+                  % (n, max(base) * 1000, max(lat) * 1000))
+            self.assertLess(max(lat), max(base) + 1.0, lat)
+
+    def test_emfile_back_off_and_recovery(self):
+        def low_nofile():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+        cfg = config("read_timeout = 60s\n")
+        with Daemon(cfg, {"_default": MARK}, preexec_fn=low_nofile, wrap=False) as h:
+            self.assertEqual(post_json(h.port, event())[0], 200)
+            socks = []
+            for _ in range(150):
+                socks.append(h.connect())
+            time.sleep(0.5)
+            c0 = cpu_seconds(h.pid)
+            time.sleep(2)
+            used = cpu_seconds(h.pid) - c0
+            self.assertLess(used, 0.3, "hookd spun on EMFILE: %.2fs CPU in 2s" % used)
+            self.assertIsNotNone(h.wait_log("accept failed", "Too many open files"), h.logs())
+            for s in socks:
+                s.close()
+            ok = False
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not ok:
+                try:
+                    ok = post_json(h.port, event(), timeout=5)[0] == 200
+                except OSError:
+                    time.sleep(0.2)
+            self.assertTrue(ok, "hookd did not recover after running out of fds")
+            # And keeps serving.
+            for _ in range(5):
+                self.assertEqual(post_json(h.port, event())[0], 200)
+            self.assertEqual(len(h.log_lines("Too many open files")), 1, "logged once a minute")
+            self.assertEqual(h.stop(), 0)
+
+
+# ---------------------------------------------------------------------------
+# 2. misbehaving hooks
+
+class TestHooks(Base):
+
+    def test_gigabyte_of_output_keeps_memory_bounded(self):
+        hooks = {"big": sh("head -c 1073741824 /dev/zero | tr '\\0' 'x'"),
+                 "other": sh("exit 0")}
+        with Daemon(config("timeout = 300s\n"), hooks) as h:
+            self.assertEqual(post_json(h.port, event("warmup"))[0], 200)
+            before = status_kb(h.pid, "VmRSS")
+            # Other deliveries are served while the output pours in.
+            lat = []
+            done = threading.Event()
+
+            def others():
+                time.sleep(0.5)
+                while not done.is_set() and len(lat) < 10:
+                    t1 = time.monotonic()
+                    lat.append((post_json(h.port, event("other"))[0],
+                                time.monotonic() - t1))
+                    time.sleep(0.1)
+            t = threading.Thread(target=others)
+            t.start()
+            t0 = time.monotonic()
+            st, body = post_json(h.port, event("big"), timeout=300)
+            took = time.monotonic() - t0
+            done.set()
+            t.join(30)
+            self.assertTrue(lat)
+            self.assertEqual({s for s, _ in lat}, {200})
+            self.assertLess(max(l for _, l in lat), 1.0, lat)
+            hwm = status_kb(h.pid, "VmHWM")
+            after = status_kb(h.pid, "VmRSS")
+            self.assertEqual(st, 200, body[:300])
+            out = hook_of(body)["output"]
+            self.assertEqual(out, "x" * 4096)
+            print("1 GiB of output: %.1fs, RSS %d -> %d kB, peak %d kB"
+                  % (took, before, after, hwm))
+            self.assertLess(after - before, 20 * 1024)
+            self.assertLess(hwm - before, 30 * 1024)
+            # One unterminated line: logged once, cut at 1 KiB.
+            lines = h.log_lines("msg=output", "hook=big")
+            self.assertEqual(len(lines), 1, lines[:3])
+            self.assertIn("cut=true", lines[0])
+            self.assertIn("line=" + "x" * 1024 + " ", lines[0] + " ")
+
+    def test_log_lines_cut_and_rate_limited(self):
+        # Writes lines for about 2.5 s and records how many; every line is
+        # either logged or counted as dropped, never more than 100 a second.
+        hook = sh("""
+            n=0
+            end=$(( $(date +%s) + 3 ))
+            while [ "$(date +%s)" -lt "$end" ]; do
+                yes 'a line of output' | head -n 5000
+                n=$((n + 5000))
+            done
+            head -c 3000 /dev/zero | tr '\\0' 'L'; echo
+            echo $((n + 1)) > '{tmp}/lines'
+        """.replace("\n            ", "\n"))
+        with Daemon(config("timeout = 30s\n"), {"chatty": hook}) as h:
+            st, body = post_json(h.port, event("chatty"))
+            self.assertEqual(st, 200, body)
+            total = int(h.read("lines"))
+            time.sleep(0.3)
+            logged = h.log_lines("msg=output", "hook=chatty")
+            dropped = h.log_lines("output lines dropped", "hook=chatty")
+            per_sec = {}
+            for l in logged:
+                sec = re.search(r"ts=(\S+?)\.\d+Z", l).group(1)
+                per_sec[sec] = per_sec.get(sec, 0) + 1
+            self.assertLessEqual(max(per_sec.values()), 100, per_sec)
+            self.assertTrue(dropped, "no line counts the dropped lines")
+            ndropped = sum(int(re.search(r"dropped=(\d+)", l).group(1)) for l in dropped)
+            self.assertEqual(len(logged) + ndropped, total,
+                             "logged %d + dropped %d != written %d"
+                             % (len(logged), ndropped, total))
+            for l in logged:
+                m = re.search(r" line=(\S+)", l)
+                if m:
+                    self.assertLessEqual(len(m.group(1)), 1024)
+
+    def test_ignores_sigterm_killed_after_kill_grace(self):
+        hook = sh("trap '' TERM\necho $$ >> '{tmp}/pids'\nsleep 30\nsleep 30")
+        with Daemon(config("timeout = 1s\nkill_grace = 1s\n"), {"stubborn": hook}) as h:
+            t0 = time.monotonic()
+            st, body = post_json(h.port, event("stubborn"))
+            took = time.monotonic() - t0
+            self.assertEqual(st, 504, body)
+            hk = hook_of(body)
+            self.assertEqual(hk["signal"], "SIGKILL")
+            self.assertIsNone(hk["exit"])
+            self.assertEqual(json.loads(body)["status"], "timeout")
+            self.assertGreater(took, 1.8)
+            self.assertLess(took, 3.5)
+            pgid = int(h.read("pids").split()[0])
+            time.sleep(0.2)
+            self.assertEqual(group_members(pgid), [], "the hook's group survived")
+
+    def test_closed_stdout_still_timed_out(self):
+        hook = sh("exec >&- 2>&-\necho $$ >> '{tmp}/pids'\nsleep 30")
+        with Daemon(config("timeout = 1s\n"), {"quiet": hook}) as h:
+            t0 = time.monotonic()
+            st, body = post_json(h.port, event("quiet"))
+            took = time.monotonic() - t0
+            self.assertEqual(st, 504, body)
+            self.assertEqual(hook_of(body)["signal"], "SIGTERM")
+            self.assertLess(took, 2.5)
+
+    def test_setsid_escapes_the_group_but_not_the_answer(self):
+        # The escaped process holds the output pipe and outlives the hook:
+        # hookd answers when the hook exits (or times out) regardless.
+        escape = "setsid sh -c 'echo $$ >> {tmp}/pids; exec sleep 30' &\nsleep 0.3\n"
+        hooks = {"esc-exit": sh(escape + "exit 0"),
+                 "esc-hang": sh(escape + "sleep 30")}
+        with Daemon(config("timeout = 1s\nkill_grace = 1s\n"), hooks) as h:
+            t0 = time.monotonic()
+            st, body = post_json(h.port, event("esc-exit"))
+            self.assertEqual(st, 200, body)
+            self.assertLess(time.monotonic() - t0, 1.5)
+            t0 = time.monotonic()
+            st, body = post_json(h.port, event("esc-hang"))
+            took = time.monotonic() - t0
+            self.assertEqual(st, 504, body)
+            self.assertLess(took, 3.5)
+            # Out of reach of the group kill (documented): both still live.
+            pids = [int(p) for p in h.read("pids").split()]
+            self.assertEqual(len(pids), 2)
+            for p in pids:
+                self.assertTrue(os.path.exists("/proc/%d" % p))
+            # cleanup() kills them.
+
+    def test_killed_by_signal_reports_it(self):
+        with Daemon(config(), {"segv": sh("kill -SEGV $$")}) as h:
+            st, body = post_json(h.port, event("segv"))
+            self.assertEqual(st, 500, body)
+            hk = hook_of(body)
+            self.assertEqual(hk["signal"], "SIGSEGV")
+            self.assertIsNone(hk["exit"])
+            self.assertEqual(json.loads(body)["status"], "failed")
+
+    def test_limit_nproc_contains_a_fork_bomb(self):
+        if IS_ROOT:
+            # RLIMIT_NPROC does not bind root: the daemon runs as nobody.
+            uid = pwd.getpwnam("nobody").pw_uid
+            user = "user = nobody\n"
+        else:
+            uid = os.getuid()
+            user = ""
+        have = uid_process_count(uid)
+        limit = have + 1 + 20  # the daemon itself, plus room for 20
+        bomb = sh("""exec python3 - <<'EOF'
+import os, signal, time
+ok = fail = 0
+pids = []
+for i in range(500):
+    try:
+        pid = os.fork()
+    except OSError:
+        fail += 1
+        continue
+    if pid == 0:
+        time.sleep(5)
+        os._exit(0)
+    ok += 1
+    pids.append(pid)
+for p in pids:
+    os.kill(p, signal.SIGKILL)
+    os.waitpid(p, 0)
+print("forked=%d failed=%d" % (ok, fail))
+EOF""")
+        cfg = config("limit_nproc = %d\ntimeout = 30s\n" % limit + user)
+        with Daemon(cfg, {"bomb": bomb}) as h:
+            st, body = post_json(h.port, event("bomb"))
+            self.assertEqual(st, 200, body)
+            out = hook_of(body)["output"]
+            m = re.search(r"forked=(\d+) failed=(\d+)", out)
+            self.assertIsNotNone(m, out)
+            forked, failed = int(m.group(1)), int(m.group(2))
+            print("limit_nproc=%d: forked %d, failed %d" % (limit, forked, failed))
+            self.assertGreater(failed, 0, "the fork bomb was not contained")
+            self.assertLessEqual(forked, 21)
+
+    def test_limit_memory(self):
+        hook = sh("exec python3 -c 'x = bytearray(1 << 20); print(\"small ok\"); "
+                  "y = bytearray(1 << 30); print(\"big ok\")'")
+        with Daemon(config("limit_memory = 256MiB\n"), {"hog": hook}) as h:
+            st, body = post_json(h.port, event("hog"))
+            self.assertEqual(st, 500, body)
+            out = hook_of(body)["output"]
+            self.assertIn("small ok", out)
+            self.assertIn("MemoryError", out)
+            self.assertNotIn("big ok", out)
+
+    @unittest.skipIf("valgrind" in os.environ.get("HOOKD_WRAPPER", ""),
+                     "valgrind refuses to change the fd hard limit (setrlimit: EPERM)")
+    def test_limit_nofile(self):
+        hook = sh("""exec python3 -c '
+import resource
+fs = []
+try:
+    while True:
+        fs.append(open("/dev/null"))
+except OSError as e:
+    print("opened", len(fs), e.errno, resource.getrlimit(resource.RLIMIT_NOFILE))
+'""")
+        with Daemon(config("limit_nofile = 16\n"), {"fds": hook}) as h:
+            st, body = post_json(h.port, event("fds"))
+            self.assertEqual(st, 200, body)
+            out = hook_of(body)["output"]
+            m = re.search(r"opened (\d+) 24 \(16, 16\)", out)
+            self.assertIsNotNone(m, out)
+            self.assertLess(int(m.group(1)), 16)
+
+    def test_limit_cpu(self):
+        with Daemon(config("limit_cpu = 1\ntimeout = 20s\n"),
+                    {"spin": sh("while :; do :; done")}) as h:
+            t0 = time.monotonic()
+            st, body = post_json(h.port, event("spin"))
+            took = time.monotonic() - t0
+            hk = hook_of(body)
+            self.assertIn(hk["signal"], ("SIGXCPU", "SIGKILL"), body)
+            self.assertEqual(json.loads(body)["status"], "failed", "not the time limit")
+            self.assertLess(took, 8)
+
+    def test_hook_gets_only_fds_0_1_2(self):
+        # With the journal on, a control connection and another HTTP
+        # connection open, on both spawn paths (posix_spawn; fork+exec
+        # when a limit is set).
+        hook = sh("exec python3 -c 'import os; print(\"fds\", sorted(os.listdir(\"/proc/self/fd\"), key=int))'")
+        for extra in ("", "limit_cpu = 100\n"):
+            with Daemon(config("state_dir = {tmp}/state\n" + extra), {"fds": hook}) as h:
+                ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                ctl.connect(h.path("state/control.sock"))
+                other = h.connect()
+                st, body = post_json(h.port, event("fds"))
+                ctl.close()
+                other.close()
+                self.assertEqual(st, 200, body)
+                # 3 is the directory python is listing.
+                self.assertIn("fds ['0', '1', '2', '3']", hook_of(body)["output"], extra)
+
+    def test_limits_unset_by_default(self):
+        hook = sh("ulimit -n; ulimit -v")
+        with Daemon(config(), {"lim": hook}) as h:
+            st, body = post_json(h.port, event("lim"))
+            self.assertEqual(st, 200)
+            out = hook_of(body)["output"].split()
+            self.assertEqual(out[0], str(resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+            self.assertEqual(out[1], "unlimited")
+
+
+# ---------------------------------------------------------------------------
+# 3. privileges
+
+ID_HOOK = sh("echo uid=$(id -u) gid=$(id -g) groups=$(id -G)")
+
+
+@unittest.skipUnless(IS_ROOT, "dropping privileges needs root (tests run as uid %d)"
+                     % os.geteuid())
+class TestPrivileges(Base):
+
+    def test_user_nobody(self):
+        nobody = pwd.getpwnam("nobody")
+        with Daemon(config("user = nobody\n"), {"id": ID_HOOK}) as h:
+            st, body = post_json(h.port, event("id"))
+            self.assertEqual(st, 200, body)
+            out = hook_of(body)["output"]
+            self.assertIn("uid=%d gid=%d" % (nobody.pw_uid, nobody.pw_gid), out)
+            with open("/proc/%d/status" % h.pid) as f:
+                text = f.read()
+            uids = re.search(r"^Uid:\s+(.*)$", text, re.M).group(1).split()
+            gids = re.search(r"^Gid:\s+(.*)$", text, re.M).group(1).split()
+            groups = re.search(r"^Groups:\s*(.*)$", text, re.M).group(1).split()
+            self.assertEqual(uids, [str(nobody.pw_uid)] * 4, "real/effective/saved/fs uid")
+            self.assertEqual(gids, [str(nobody.pw_gid)] * 4)
+            self.assertNotIn("0", groups)
+            # No capability left either: root is gone for good.
+            for cap in ("CapPrm", "CapEff"):
+                v = re.search(r"^%s:\s+(\S+)$" % cap, text, re.M).group(1)
+                self.assertEqual(int(v, 16), 0, cap)
+            self.assertIn("dropped privileges", h.logs())
+            self.assertEqual(h.stop(), 0)
+
+    def test_user_and_group(self):
+        g = grp.getgrgid(pwd.getpwnam("nobody").pw_gid).gr_name
+        with Daemon(config("user = nobody\ngroup = %s\n" % g), {"id": ID_HOOK}) as h:
+            st, body = post_json(h.port, event("id"))
+            self.assertIn("gid=%d" % grp.getgrnam(g).gr_gid, hook_of(body)["output"])
+
+    def test_state_dir_usable_after_dropping(self):
+        cfg = config("user = nobody\nstate_dir = {tmp}/state\n",
+                     "mode = async\n")
+        with Daemon(cfg, {"id": sh("id -u > '{tmp}/state/ran'")}) as h:
+            st, body = post_json(h.port, event("id"), headers={})
+            self.assertEqual(st, 202, body)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not h.read("state/ran"):
+                time.sleep(0.05)
+            self.assertEqual((h.read("state/ran") or "").strip(),
+                             str(pwd.getpwnam("nobody").pw_uid))
+            self.assertEqual(os.stat(h.path("state")).st_uid, pwd.getpwnam("nobody").pw_uid)
+            self.assertEqual(h.stop(), 0)
+            # A second start (root again) reuses the files the first one made.
+            h.start()
+            st, body = post_json(h.port, event("id"))
+            self.assertEqual(st, 202, body)
+
+    def test_unknown_user_is_a_start_error(self):
+        with Daemon(config("user = hookd-no-such-user\n"), start=False) as h:
+            for cmd in ("serve", "check"):
+                p = subprocess.run([HOOKD_BIN, "-c", h.config_path, cmd], capture_output=True,
+                                   timeout=10)
+                self.assertEqual(p.returncode, 2, (cmd, p))
+                self.assertIn(b"unknown user 'hookd-no-such-user'", p.stderr, cmd)
+
+    def test_unknown_group_is_a_start_error(self):
+        with Daemon(config("user = nobody\ngroup = hookd-no-such-group\n"), start=False) as h:
+            p = subprocess.run([HOOKD_BIN, "-c", h.config_path, "serve"], capture_output=True,
+                               timeout=10)
+            self.assertEqual(p.returncode, 2, p)
+            self.assertIn(b"unknown group 'hookd-no-such-group'", p.stderr)
+
+    def test_root_without_user_warns(self):
+        with Daemon(config(), {}) as h:
+            self.assertIsNotNone(h.wait_log("level=warn", "root", timeout=2), h.logs())
+
+
+# ---------------------------------------------------------------------------
+# 7. shutdown under load
+
+class TestShutdown(Base):
+
+    def test_sigterm_with_20_hooks_running(self):
+        hook = sh("echo $$ >> '{tmp}/pids'\nsleep 2\necho done")
+        cfg = config("max_running = 20\ntimeout = 10s\n")
+        with Daemon(cfg, {"slow": hook}) as h:
+            n = 25  # 20 running, 5 waiting for a slot
+            results = [None] * n
+
+            def deliver(i):
+                try:
+                    results[i] = post_json(h.port, event("slow"), timeout=30)
+                except OSError as e:
+                    results[i] = ("error", str(e))
+            ts = [threading.Thread(target=deliver, args=(i,)) for i in range(n)]
+            for t in ts:
+                t.start()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if len((h.read("pids") or "").split()) >= 20:
+                    break
+                time.sleep(0.02)
+            self.assertEqual(len(h.read("pids").split()), 20)
+            time.sleep(0.3)  # the 5 others are read and waiting for a slot
+            t0 = time.monotonic()
+            h.proc.send_signal(signal.SIGTERM)
+            # New connections are no longer accepted.
+            time.sleep(0.2)
+            with self.assertRaises(OSError):
+                post_json(h.port, event("slow"), timeout=2)
+            for t in ts:
+                t.join(30)
+            rc = h.proc.wait(20)
+            took = time.monotonic() - t0
+            self.assertEqual(rc, 0)
+            for r in results:
+                self.assertEqual(r[0], 200, r)
+            self.assertLess(took, 8)
+            pids = [int(p) for p in h.read("pids").split()]
+            self.assertEqual(len(pids), 25)
+            alive = [p for p in pids if group_members(p)]
+            self.assertEqual(alive, [], "hooks left behind")
+            self.assertEqual(descendants(h.pid), [])
+
+
+if __name__ == "__main__":
+    prog = unittest.main(verbosity=2, exit=False)
+    r = prog.result
+    print("\nsummary: %d run, %d failures, %d errors, %d skipped"
+          % (r.testsRun, len(r.failures), len(r.errors), len(r.skipped)))
+    sys.exit(0 if r.wasSuccessful() else 1)

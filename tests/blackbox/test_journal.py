@@ -1,0 +1,743 @@
+"""Black-box tests of the delivery journal, idempotency, async mode, retries,
+recovery after a crash, serialization keys and the journal commands
+(SPEC 1, 3, 8; issue 3). The real binary on 127.0.0.1:0, real hook scripts.
+
+Hooks record what they see by appending one short line a run to a file
+({tmp}/runs): a single write(2) to an O_APPEND file, so concurrent hooks never
+interleave within a line and no lock is needed.
+"""
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from journal_util import (Hookd, TOKEN, NF, config, main, new_id, sh, sample_json,
+                          wait_until)
+
+EVENT = "build:start"  # the sample payload's event
+
+
+def rec_hook(middle="", rc="0"):
+    """A hook that records `start ID ATTEMPT T` and `end ID ATTEMPT T` (T:
+    seconds since the epoch) around `middle`, then exits rc (shell text)."""
+    return sh(
+        "echo $$ >> '{tmp}/pids'\n"
+        "echo \"start $HOOK_ID $HOOK_ATTEMPT $(date +%s.%N)\" >> '{tmp}/runs'\n"
+        + middle + "\n"
+        "echo \"end $HOOK_ID $HOOK_ATTEMPT $(date +%s.%N)\" >> '{tmp}/runs'\n"
+        "exit " + rc)
+
+
+def runs(h, kind="start"):
+    """[(id, attempt, time)] of the recorded starts (or ends), in file order."""
+    return [(w[1], int(w[2]), float(w[3])) for w in h.lines_of("runs")
+            if len(w) == 4 and w[0] == kind]
+
+
+def attempts_of(h, event_id, kind="start"):
+    return [a for (i, a, _) in runs(h, kind) if i == event_id]
+
+
+class Base(unittest.TestCase):
+    maxDiff = None
+
+    def assertStatus(self, r, http, status):
+        self.assertEqual(r.status, http, r)
+        self.assertEqual(r.json.get("status"), status, r)
+        self.assertTrue(r.headers.get("content-type", "").startswith("application/json"), r)
+        self.assertNotIn(TOKEN.encode(), r.raw)
+
+    def wait_runs(self, h, n, kind="end", timeout=10.0):
+        got = wait_until(lambda: len(runs(h, kind)) >= n, timeout)
+        self.assertTrue(got, "expected %d %s lines, have %r" % (n, kind, runs(h, kind)))
+
+
+# --------------------------------------------------------------------------
+# idempotency, sync mode: with the journal and in memory
+
+class Idempotency(Base):
+
+    def same_id_three_times(self, state):
+        with Hookd(config(state), {EVENT: rec_hook()}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 200, "ok")
+            for _ in range(2):
+                r = h.post(eid)
+                self.assertStatus(r, 200, "duplicate")
+                self.assertEqual(r.json["id"], eid)
+                self.assertEqual(r.json["hooks"], [])
+            self.assertEqual(attempts_of(h, eid), [1])
+            # Another id is not a duplicate.
+            other = new_id()
+            self.assertStatus(h.post(other), 200, "ok")
+            self.assertEqual(attempts_of(h, other), [1])
+
+    def test_same_id_three_times_journal(self):
+        self.same_id_three_times(True)
+
+    def test_same_id_three_times_memory(self):
+        self.same_id_three_times(False)
+
+    def resend_while_running(self, state):
+        hooks = {EVENT: rec_hook("sleep 1.5")}
+        with Hookd(config(state), hooks) as h:
+            eid = new_id()
+            t, out = h.post_bg(eid)
+            self.wait_runs(h, 1, "start")
+            r = h.post(eid)
+            self.assertStatus(r, 409, "running")
+            ra = r.headers.get("retry-after", "")
+            self.assertTrue(ra.isdigit() and int(ra) > 0, r)
+            self.assertLess(r.elapsed, 1.0, "a 409 must not wait for the run")
+            t.join(10)
+            self.assertStatus(out[0], 200, "ok")
+            self.assertStatus(h.post(eid), 200, "duplicate")
+            self.assertEqual(attempts_of(h, eid), [1])
+
+    def test_resend_while_running_409_journal(self):
+        self.resend_while_running(True)
+
+    def test_resend_while_running_409_memory(self):
+        self.resend_while_running(False)
+
+    def failing_until_third(self, state):
+        # Exits 1 on attempts 1 and 2: the sender's resends run it again.
+        hook = rec_hook(rc='$([ "$HOOK_ATTEMPT" -ge 3 ] && echo 0 || echo 1)')
+        with Hookd(config(state), {EVENT: hook}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 500, "failed")
+            self.assertStatus(h.post(eid), 500, "failed")
+            self.assertStatus(h.post(eid), 200, "ok")
+            self.assertStatus(h.post(eid), 200, "duplicate")
+            self.assertEqual(attempts_of(h, eid), [1, 2, 3])
+            if state:
+                r = h.cli("show", eid)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                out = r.stdout
+                self.assertRegex(out, r"(?m)^attempts:\s+3$")
+                self.assertRegex(out, r"(?m)^state:\s+succeeded$")
+                for n, ex, http in ((1, 1, 500), (2, 1, 500), (3, 0, 200)):
+                    self.assertRegex(out, r"attempt %d: .*http %d" % (n, http))
+                # Each attempt lists its hook's exit, in order.
+                exits = [int(x) for x in
+                         __import__("re").findall(r"hook build:start: exit (\d+)", out)]
+                self.assertEqual(exits, [1, 1, 0], out)
+                row = h.event_of(eid)
+                self.assertEqual((row["state"], row["attempts"], row["http"]),
+                                 ("succeeded", 3, 200))
+
+    def test_failed_resent_until_success_journal(self):
+        self.failing_until_third(True)
+
+    def test_failed_resent_until_success_memory(self):
+        self.failing_until_third(False)
+
+    def unhandled_duplicate(self, state):
+        with Hookd(config(state), {}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 200, "unhandled")
+            # A hook appearing now changes nothing: it already succeeded.
+            h.hook(EVENT, rec_hook())
+            self.assertStatus(h.post(eid), 200, "duplicate")
+            self.assertEqual(runs(h), [])
+            if state:
+                self.assertEqual(h.event_of(eid)["state"], "succeeded")
+
+    def test_unhandled_counts_as_succeeded_journal(self):
+        self.unhandled_duplicate(True)
+
+    def test_unhandled_counts_as_succeeded_memory(self):
+        self.unhandled_duplicate(False)
+
+    def test_sync_overload_is_not_an_attempt(self):
+        srv = "max_running = 1\nmax_queued = 1\n"
+        with Hookd(config(server=srv), {EVENT: rec_hook("sleep 1")}) as h:
+            first, second, late = new_id("first"), new_id("second"), new_id("late")
+            t1, o1 = h.post_bg(first)
+            self.wait_runs(h, 1, "start")
+            t2, o2 = h.post_bg(second)
+            self.assertTrue(wait_until(lambda: h.event_of(second), 5), "second not queued")
+            r = h.post(late)
+            self.assertStatus(r, 503, "overloaded")
+            self.assertTrue(r.headers.get("retry-after", "").isdigit(), r)
+            self.assertIsNone(h.event_of(late))
+            for t, o in ((t1, o1), (t2, o2)):
+                t.join(10)
+                self.assertStatus(o[0], 200, "ok")
+            # Its resend is its first attempt.
+            self.assertStatus(h.post(late), 200, "ok")
+            self.assertEqual(attempts_of(h, late), [1])
+
+
+# --------------------------------------------------------------------------
+# async mode
+
+ASYNC = "mode = async\nretry_backoff = 200ms\n"
+
+
+class Async(Base):
+
+    def test_accepted_before_the_run(self):
+        with Hookd(config(endpoint=ASYNC), {EVENT: rec_hook("sleep 2")}) as h:
+            eid = new_id()
+            r = h.post(eid)
+            self.assertStatus(r, 202, "accepted")
+            self.assertEqual(r.json["id"], eid)
+            self.assertLess(r.elapsed, 1.0, "202 must not wait for the 2 s hook")
+            # The hook then runs; meanwhile a resend is a 409.
+            self.wait_runs(h, 1, "start")
+            self.assertStatus(h.post(eid), 409, "running")
+            self.wait_runs(h, 1, "end")
+            rows = h.wait_states([eid])
+            self.assertEqual(rows[eid]["state"], "succeeded", rows)
+            self.assertStatus(h.post(eid), 200, "duplicate")
+            self.assertEqual(attempts_of(h, eid), [1])
+
+    def test_503_retried_with_backoff(self):
+        # Exit 75 (-> 503) on attempts 1-3, then success: retries at about
+        # 200, 400 and 800 ms after each failed attempt's end.
+        hook = rec_hook(rc='$([ "$HOOK_ATTEMPT" -ge 4 ] && echo 0 || echo 75)')
+        with Hookd(config(endpoint=ASYNC), {EVENT: hook}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 202, "accepted")
+            rows = h.wait_states([eid], timeout=15)
+            self.assertEqual((rows[eid]["state"], rows[eid]["attempts"]), ("succeeded", 4), rows)
+            self.assertEqual(attempts_of(h, eid), [1, 2, 3, 4])
+            starts = [t for (_, _, t) in runs(h, "start")]
+            ends = [t for (_, _, t) in runs(h, "end")]
+            gaps = [starts[n + 1] - ends[n] for n in range(3)]
+            # A timer never fires early, so the lower bounds hold exactly
+            # and alone show the spacing at least doubling; the upper ones
+            # leave room for a busy machine.
+            for n, (gap, want) in enumerate(zip(gaps, (0.2, 0.4, 0.8))):
+                self.assertGreaterEqual(gap, want * 0.95, "retry %d came early: %r" % (n + 1, gaps))
+                self.assertLess(gap, want + 0.8, "retry %d came late: %r" % (n + 1, gaps))
+            self.assertGreater(gaps[2] / gaps[0], 2.0, gaps)
+            out = h.cli("show", eid).stdout
+            self.assertEqual(len(__import__("re").findall(r"http 503", out)), 3, out)
+
+    def test_timeout_retried(self):
+        hook = rec_hook('[ "$HOOK_ATTEMPT" -ge 2 ] || sleep 5')
+        ep = ASYNC + "timeout = 300ms\n"
+        with Hookd(config(endpoint=ep, server="kill_grace = 200ms\n"), {EVENT: hook}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 202, "accepted")
+            rows = h.wait_states([eid], timeout=10)
+            self.assertEqual((rows[eid]["state"], rows[eid]["attempts"]), ("succeeded", 2), rows)
+            self.assertEqual(attempts_of(h, eid), [1, 2])
+            self.assertIn("http 504", h.cli("show", eid).stdout)
+
+    def test_other_failure_is_final(self):
+        with Hookd(config(endpoint=ASYNC), {EVENT: rec_hook(rc="1")}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 202, "accepted")
+            rows = h.wait_states([eid], ("failed",))
+            self.assertEqual((rows[eid]["state"], rows[eid]["attempts"], rows[eid]["http"]),
+                             ("failed", 1, 500), rows)
+            time.sleep(0.8)  # four times the backoff: no retry comes
+            self.assertEqual(attempts_of(h, eid), [1])
+            # A failed delivery resent by its sender runs again, attempt 2.
+            self.assertStatus(h.post(eid), 202, "accepted")
+            self.wait_runs(h, 2, "end")
+            self.assertEqual(attempts_of(h, eid), [1, 2])
+
+    def test_retries_exhausted_fail(self):
+        ep = "mode = async\nretries = 2\nretry_backoff = 100ms\n"
+        with Hookd(config(endpoint=ep), {EVENT: rec_hook(rc="75")}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 202, "accepted")
+            rows = h.wait_states([eid], ("failed",), timeout=10)
+            self.assertEqual((rows[eid]["state"], rows[eid]["attempts"], rows[eid]["http"]),
+                             ("failed", 3, 503), rows)
+            time.sleep(0.6)
+            self.assertEqual(attempts_of(h, eid), [1, 2, 3])
+            self.assertIn(eid, [e["id"] for e in h.events("--failed")])
+
+    def test_journal_max_overload(self):
+        # One slot, a slow hook: one running and two queued make three pending.
+        srv = "max_running = 1\njournal_max = 3\n"
+        with Hookd(config(server=srv, endpoint=ASYNC), {EVENT: rec_hook("sleep 1")}) as h:
+            ids = [new_id() for _ in range(3)]
+            for eid in ids:
+                self.assertStatus(h.post(eid), 202, "accepted")
+            late = new_id()
+            r = h.post(late)
+            self.assertStatus(r, 503, "overloaded")
+            ra = r.headers.get("retry-after", "")
+            self.assertTrue(ra.isdigit() and int(ra) > 0, r)
+            # A 503 is not an attempt: nothing recorded, nothing runs.
+            self.assertNotIn(late, [e["id"] for e in h.events()])
+            self.assertEqual(h.cli("show", late).returncode, 1)
+            rows = h.wait_states(ids, timeout=15)
+            self.assertTrue(all(rows[i]["state"] == "succeeded" for i in ids), rows)
+            self.assertEqual(attempts_of(h, late), [])
+            # With room again, the same id is accepted as new.
+            self.assertStatus(h.post(late), 202, "accepted")
+            self.assertEqual(h.wait_states([late])[late]["attempts"], 1)
+
+    def test_retry_wait_is_pending_and_failed(self):
+        ep = "mode = async\nretry_backoff = 3s\n"
+        hook = rec_hook(rc='$([ "$HOOK_ATTEMPT" -ge 2 ] && echo 0 || echo 75)')
+        with Hookd(config(endpoint=ep), {EVENT: hook}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 202, "accepted")
+            rows = h.wait_states([eid], ("retry_wait",), timeout=5)
+            self.assertEqual((rows[eid]["state"], rows[eid]["attempts"], rows[eid]["http"]),
+                             ("retry_wait", 1, 503), rows)
+            # Waiting for a retry is pending: a resend is a 409, and
+            # --failed lists it (its latest outcome is not 2xx).
+            self.assertStatus(h.post(eid), 409, "running")
+            self.assertEqual([e["id"] for e in h.events("--failed")], [eid])
+            self.assertRegex(h.cli("show", eid).stdout, r"(?m)^next_due_at:")
+            rows = h.wait_states([eid], timeout=8)
+            self.assertEqual((rows[eid]["state"], rows[eid]["attempts"]), ("succeeded", 2))
+            self.assertEqual(h.events("--failed"), [])
+
+    def test_retry_keeps_due_time_across_restart(self):
+        ep = "mode = async\nretry_backoff = 2s\n"
+        hook = rec_hook(rc='$([ "$HOOK_ATTEMPT" -ge 2 ] && echo 0 || echo 75)')
+        with Hookd(config(endpoint=ep), {EVENT: hook}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 202, "accepted")
+            h.wait_states([eid], ("retry_wait",), timeout=5)
+            end1 = runs(h, "end")[0][2]
+            h.stop()
+            h.start()
+            rows = h.wait_states([eid], timeout=8)
+            self.assertEqual((rows[eid]["state"], rows[eid]["attempts"]), ("succeeded", 2))
+            self.assertEqual(attempts_of(h, eid), [1, 2])
+            gap = runs(h, "start")[1][2] - end1
+            self.assertGreater(gap, 1.8, "the retry lost its due time: %.2f s" % gap)
+            self.assertLess(gap, 3.0, "the retry came late: %.2f s" % gap)
+
+    def test_retry_cut_short_by_sigterm_keeps_its_backoff(self):
+        # Attempt 2 fails (75) while hookd shuts down: the next start owns
+        # the retry, due backoff * 2^(2-1) = 2 s after that attempt's end.
+        ep = "mode = async\nretry_backoff = 1s\n"
+        hook = rec_hook('[ "$HOOK_ATTEMPT" = 2 ] && sleep 1', rc="75")
+        with Hookd(config(endpoint=ep), {EVENT: hook}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 202, "accepted")
+            self.wait_runs(h, 2, "start", timeout=5)
+            rc, _ = h.stop()
+            out = h.cli("show", eid).stdout
+            self.assertRegex(out, r"(?m)^state:\s+retry_wait$")
+            self.assertRegex(out, r"(?m)^attempts:\s+2$")
+            t = {}
+            for k in ("updated_at", "next_due_at"):
+                m = __import__("re").search(r"(?m)^%s:\s+(\S+)Z$" % k, out)
+                t[k] = __import__("datetime").datetime.fromisoformat(m.group(1))
+            wait = (t["next_due_at"] - t["updated_at"]).total_seconds()
+            self.assertTrue(1.9 <= wait <= 2.1, "retry due %.3f s after the attempt" % wait)
+
+    def test_async_needs_state_dir(self):
+        with Hookd(config(False, endpoint=ASYNC), start=False) as h:
+            r = h.cli("check")
+            self.assertEqual(r.returncode, 2, r)
+            self.assertIn("state_dir", r.stderr)
+
+
+# --------------------------------------------------------------------------
+# crashes and shutdown
+
+class Crash(Base):
+
+    def test_kill9_with_50_async_then_restart(self):
+        srv = "max_running = 4\n"
+        with Hookd(config(server=srv, endpoint=ASYNC), {EVENT: rec_hook("sleep 0.3")}) as h:
+            ids = [new_id("k%02d" % n) for n in range(50)]
+            for eid in ids:
+                self.assertStatus(h.post(eid), 202, "accepted")
+            # Let some finish, then kill while others run and most wait.
+            self.wait_runs(h, 6, "end")
+            h.kill9()
+            # Those started and not ended now were running when hookd died.
+            started = {i for (i, a, _) in runs(h, "start") if a == 1}
+            ended = {i for (i, a, _) in runs(h, "end") if a == 1}
+            interrupted = started - ended
+            self.assertTrue(interrupted, "nothing was running at the kill")
+            self.assertLess(len(started), 50, "everything had started before the kill")
+            h.kill_hook_groups()  # the dead daemon's hooks, orphaned
+            before = len(runs(h, "start"))
+
+            h.start()
+            rows = h.wait_states(ids, timeout=30)
+            bad = {i: r for i, r in rows.items() if r["state"] != "succeeded"}
+            self.assertEqual(bad, {}, "not all succeeded")
+            self.assertEqual(len(rows), 50, "deliveries lost")
+            listed = [e["id"] for e in h.events()]
+            self.assertEqual(sorted(listed), sorted(ids), "each listed once")
+            after = runs(h, "start")[before:]
+            rerun = {}
+            for (i, a, _) in after:
+                rerun.setdefault(i, []).append(a)
+            for eid in ids:
+                row = rows[eid]
+                ends = [a for (i, a, _) in runs(h, "end") if i == eid]
+                self.assertIn(row["attempts"], ends, "%s: its last attempt never ended" % eid)
+                if row["attempts"] == 2:
+                    # Running at the kill (started, its end not recorded;
+                    # its hook may not even have got to its first line):
+                    # that run counts as an attempt, and the next says so.
+                    self.assertEqual(rerun.get(eid), [2], eid)
+                    self.assertIn("status interrupted", h.cli("show", eid).stdout)
+                elif eid in started:
+                    # Recorded as done before the kill: never run again.
+                    self.assertEqual((row["attempts"], rerun.get(eid)), (1, None), eid)
+                else:
+                    # Queued at the kill: runs once, attempt 1.
+                    self.assertEqual((row["attempts"], rerun.get(eid)), (1, [1]), eid)
+                # Surely running at the kill: its hook had not even ended.
+                if eid in interrupted:
+                    self.assertEqual(row["attempts"], 2, eid)
+
+    def test_recovered_delivery_is_whole(self):
+        # A queued delivery keeps its whole body and its headers, even past
+        # journal_body_max, so that it runs after a crash exactly as it would
+        # have run: same stdin, same environment.
+        srv = "max_running = 1\njournal_body_max = 64\n"
+        dump = sh("echo $$ >> '{tmp}/pids'\n"
+                  "[ -e '{tmp}/block' ] && sleep 30\n"
+                  "cat > \"{tmp}/stdin.$HOOK_ID\"\n"
+                  "env | grep '^HOOK_' | sort > \"{tmp}/env.$HOOK_ID\"\n")
+        with Hookd(config(server=srv, endpoint=ASYNC), {EVENT: dump}) as h:
+            h.write("block", "")
+            first, second = new_id("first"), new_id("second")
+            self.assertStatus(h.post(first), 202, "accepted")
+            wait_until(lambda: h.read("pids").strip(), 5)
+            body = dict(sample_json(), pad="x" * 300)
+            self.assertStatus(h.post(second, body=body), 202, "accepted")
+            h.kill9()
+            h.kill_hook_groups()
+            os.unlink(h.path("block"))
+            h.start()
+            rows = h.wait_states([first, second], timeout=10)
+            self.assertTrue(all(r["state"] == "succeeded" for r in rows.values()), rows)
+            self.assertEqual(json.loads(h.read("stdin." + second)), body)
+            env = dict(l.split("=", 1) for l in h.read("env." + second).splitlines())
+            self.assertEqual(env["HOOK_ID"], second)
+            self.assertEqual(env["HOOK_ATTEMPT"], "1")
+            self.assertEqual(env["HOOK_DATA_SERVICE_ID"], "website")
+            self.assertEqual(env["HOOK_PAD"], "x" * 300)
+            self.assertEqual(env["HOOK_INTEGRATION_NAME"], "journal-tests")
+            self.assertEqual(env["HOOK_INTEGRATION_ID"], "int-journal")
+            self.assertEqual(env["HOOK_REMOTE_ADDR"], "127.0.0.1")
+            self.assertEqual(env["HOOK_RECEIVED_AT"], rows[second]["received_at"])
+            env1 = dict(l.split("=", 1) for l in h.read("env." + first).splitlines())
+            self.assertEqual(env1["HOOK_ATTEMPT"], "2")  # interrupted once
+            # Final now: the kept body is cut to journal_body_max.
+            self.assertIn("cut at 64 of", h.cli("show", second).stdout)
+
+    def test_sync_interrupted_left_to_the_sender(self):
+        with Hookd(config(), {EVENT: rec_hook("[ -e '{tmp}/block' ] && sleep 30")}) as h:
+            h.write("block", "")
+            eid = new_id()
+            t, out = h.post_bg(eid)
+            self.wait_runs(h, 1, "start")
+            h.kill9()
+            h.kill_hook_groups()
+            t.join(5)
+            os.unlink(h.path("block"))
+            h.start()
+            time.sleep(0.3)
+            # Not run again by hookd; failed, the run counted.
+            self.assertEqual(attempts_of(h, eid), [1])
+            row = h.event_of(eid)
+            self.assertEqual((row["state"], row["attempts"]), ("failed", 1), row)
+            self.assertIn(eid, [e["id"] for e in h.events("--failed")])
+            # The sender's resend runs it, attempt 2.
+            self.assertStatus(h.post(eid), 200, "ok")
+            self.assertEqual(attempts_of(h, eid), [1, 2])
+
+    def test_sigterm_keeps_queued_async_for_next_start(self):
+        srv = "max_running = 1\n"
+        with Hookd(config(server=srv, endpoint=ASYNC), {EVENT: rec_hook("sleep 1")}) as h:
+            ids = [new_id("t%d" % n) for n in range(5)]
+            for eid in ids:
+                self.assertStatus(h.post(eid), 202, "accepted")
+            self.wait_runs(h, 1, "start")
+            rc, took = h.stop()
+            self.assertEqual(rc, 0)
+            self.assertLess(took, 3.0, "SIGTERM waits only for the running hook")
+            done = [i for (i, _, _) in runs(h, "end")]
+            self.assertEqual(done, [ids[0]])
+            rows = {e["id"]: e for e in h.events()}
+            self.assertEqual(rows[ids[0]]["state"], "succeeded")
+            for eid in ids[1:]:
+                self.assertEqual((rows[eid]["state"], rows[eid]["attempts"]), ("queued", 0))
+            h.start()
+            rows = h.wait_states(ids, timeout=15)
+            self.assertTrue(all(r["state"] == "succeeded" for r in rows.values()), rows)
+            # Each ran once, with attempt 1, in arrival order.
+            self.assertEqual([(i, a) for (i, a, _) in runs(h, "start")],
+                             [(i, 1) for i in ids])
+
+
+# --------------------------------------------------------------------------
+# serialize
+
+def payload_for(service):
+    obj = sample_json()
+    obj["data"]["service"]["id"] = service
+    return obj
+
+
+SER_HOOK = sh(
+    "echo \"start $HOOK_DATA_SERVICE_ID $HOOK_ID $(date +%s.%N)\" >> '{tmp}/ser'\n"
+    "sleep 0.4\n"
+    "echo \"end $HOOK_DATA_SERVICE_ID $HOOK_ID $(date +%s.%N)\" >> '{tmp}/ser'\n")
+
+
+class Serialize(Base):
+
+    def check_serialized(self, h, order):
+        """order: [(service, id)] in arrival order."""
+        lines = h.lines_of("ser")
+        spans = {}
+        for w in lines:
+            spans.setdefault(w[2], {})[w[0]] = float(w[3])
+        self.assertEqual(sorted(spans), sorted(i for (_, i) in order), lines)
+        by_key = {}
+        for svc, eid in order:
+            by_key.setdefault(svc, []).append((spans[eid]["start"], spans[eid]["end"], eid))
+        for svc, sp in by_key.items():
+            # Arrival order kept: the starts come in the order sent.
+            self.assertEqual([e for (_, _, e) in sorted(sp)], [e for (_, _, e) in sp], svc)
+            for (s1, e1, a), (s2, e2, b) in zip(sp, sp[1:]):
+                self.assertGreaterEqual(s2, e1, "%s and %s of %s overlap" % (a, b, svc))
+        # Different values run in parallel: some of A overlaps some of B.
+        a, b = by_key.values()
+        self.assertTrue(any(s1 < e2 and s2 < e1 for (s1, e1, _) in a for (s2, e2, _) in b),
+                        "the two values never overlapped: %r" % by_key)
+
+    def test_retry_wait_does_not_hold_the_key(self):
+        ep = "mode = async\nretry_backoff = 1s\nserialize = data.service.id\n"
+        hook = rec_hook(rc='$([ "$HOOK_ID" = "$(cat {tmp}/flaky)" ] && [ "$HOOK_ATTEMPT" = 1 ]'
+                        ' && echo 75 || echo 0)')
+        with Hookd(config(endpoint=ep), {EVENT: hook}) as h:
+            a, b = new_id("a"), new_id("b")
+            h.write("flaky", a + "\n")
+            self.assertStatus(h.post(a), 202, "accepted")
+            self.assertStatus(h.post(b), 202, "accepted")
+            h.wait_states([a, b], timeout=8)
+            self.assertEqual([(i, n) for (i, n, _) in runs(h, "start")], [(a, 1), (b, 1), (a, 2)])
+
+    def order(self):
+        return [(svc, new_id(svc)) for _ in range(3) for svc in ("alpha", "beta")]
+
+    def test_serialize_sync(self):
+        ep = "serialize = data.service.id\n"
+        with Hookd(config(server="max_running = 4\n", endpoint=ep), {EVENT: SER_HOOK}) as h:
+            order = self.order()
+            threads = []
+            for svc, eid in order:
+                threads.append(h.post_bg(eid, body=payload_for(svc)))
+                time.sleep(0.05)  # arrival order is the order sent
+            for t, out in threads:
+                t.join(15)
+                self.assertStatus(out[0], 200, "ok")
+            self.check_serialized(h, order)
+
+    def test_serialize_async(self):
+        ep = ASYNC + "serialize = data.service.id\n"
+        with Hookd(config(server="max_running = 4\n", endpoint=ep), {EVENT: SER_HOOK}) as h:
+            order = self.order()
+            for svc, eid in order:
+                self.assertStatus(h.post(eid, body=payload_for(svc)), 202, "accepted")
+            h.wait_states([i for (_, i) in order], timeout=15)
+            self.check_serialized(h, order)
+
+
+# --------------------------------------------------------------------------
+# the journal commands
+
+class Commands(Base):
+
+    def test_journal_survives_restart_and_events(self):
+        hooks = {EVENT: rec_hook(), "build:failure": rec_hook(rc="1")}
+        with Hookd(config(), hooks) as h:
+            old = new_id("old")
+            self.assertStatus(h.post(old), 200, "ok")
+            time.sleep(1.2)
+            ok, bad, other = new_id("ok"), new_id("bad"), new_id("other")
+            self.assertStatus(h.post(ok), 200, "ok")
+            self.assertStatus(h.post(bad, event="build:failure"), 500, "failed")
+            self.assertStatus(h.post(other, event="job-run:start"), 200, "unhandled")
+            # state_dir is the daemon's alone (SPEC 8: 0700).
+            self.assertEqual(os.stat(h.state).st_mode & 0o777, 0o700)
+            for name in ("journal.db", "control.sock"):
+                self.assertEqual(os.stat(os.path.join(h.state, name)).st_mode & 0o077, 0, name)
+            h.stop()
+            h.start()
+            # Idempotency survives the restart too.
+            self.assertStatus(h.post(ok), 200, "duplicate")
+
+            # --json: every field, newest first.
+            rows = h.events()
+            self.assertEqual([e["id"] for e in rows], [other, bad, ok, old])
+            for e in rows:
+                self.assertEqual(set(e), {"id", "endpoint", "event", "state", "http",
+                                          "attempts", "received_at"})
+                self.assertEqual(e["endpoint"], "northflank")
+                self.assertRegex(e["received_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+            byid = {e["id"]: e for e in rows}
+            self.assertEqual((byid[bad]["state"], byid[bad]["http"], byid[bad]["attempts"],
+                              byid[bad]["event"]), ("failed", 500, 1, "build:failure"))
+            self.assertEqual((byid[other]["state"], byid[other]["http"]), ("succeeded", 200))
+
+            # Text: a header and one row each.
+            r = h.cli("events")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            lines = r.stdout.splitlines()
+            self.assertEqual(lines[0].split(), ["RECEIVED_AT", "ENDPOINT", "ID", "EVENT",
+                                                "STATE", "HTTP", "ATTEMPTS"])
+            self.assertEqual([l.split()[2] for l in lines[1:]], [other, bad, ok, old])
+            self.assertEqual(lines[2].split()[3:], ["build:failure", "failed", "500", "1"])
+
+            self.assertEqual([e["id"] for e in h.events("--failed")], [bad])
+            self.assertEqual([e["id"] for e in h.events("--event", "build:*")], [bad, ok, old])
+            self.assertEqual([e["id"] for e in h.events("--event", "job-run:?tart")], [other])
+            self.assertEqual([e["id"] for e in h.events("--since", "1s")], [other, bad, ok])
+            # --limit counts the rows that pass the other filters.
+            r = h.cli("events", "--json", "--event", "build:*", "--limit", "1")
+            self.assertEqual([e["id"] for e in json.loads(r.stdout)], [bad])
+            r = h.cli("events", "--json", "--failed", "--since", "1s", "--event", "build:*")
+            self.assertEqual([e["id"] for e in json.loads(r.stdout)], [bad])
+            r = h.cli("events", "--json", "--limit", "2")
+            self.assertEqual([e["id"] for e in json.loads(r.stdout)], [other, bad])
+            r = h.cli("events", "--limit", "1")
+            self.assertEqual(len(r.stdout.splitlines()), 2, r.stdout)
+            self.assertEqual(h.cli("events", "--since", "soon").returncode, 2)
+            self.assertEqual(h.cli("events", "--limit", "0").returncode, 2)
+
+    def test_show(self):
+        with Hookd(config(), {EVENT: rec_hook("echo 'hello from the hook'")}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 200, "ok")
+            r = h.cli("show", eid)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out = r.stdout
+            self.assertRegex(out, r"(?m)^id:\s+%s$" % eid)
+            self.assertRegex(out, r"(?m)^event:\s+build:start$")
+            self.assertRegex(out, r"(?m)^state:\s+succeeded$")
+            self.assertRegex(out, r"(?mi)^  content-type: application/json$")
+            self.assertRegex(out, r"(?mi)^  %sEvent-Id: %s$" % (NF, eid))
+            self.assertRegex(out, r"(?mi)^  %sName: journal-tests$" % NF)
+            self.assertNotIn(TOKEN, out)
+            self.assertNotIn("token", out.lower())
+            self.assertIn('"social-hour-1312"', out)  # the body
+            self.assertRegex(out, r"attempt 1: .*http 200, status ok")
+            self.assertRegex(out, r"hook build:start: exit 0, signal -")
+            self.assertIn("hello from the hook", out)
+            self.assertEqual(h.cli("show", "--endpoint", "northflank", eid).returncode, 0)
+
+            r = h.cli("show", "no-such-id")
+            self.assertEqual(r.returncode, 1)
+            self.assertEqual(r.stdout, "")
+            self.assertIn("no-such-id", r.stderr)
+            self.assertEqual(h.cli("show", "--endpoint", "other", eid).returncode, 1)
+
+    def test_replay_while_shutting_down_waits_for_next_start(self):
+        hooks = {EVENT: rec_hook(), "build:success": rec_hook("sleep 1.5")}
+        with Hookd(config(), hooks) as h:
+            eid, holder = new_id(), new_id("holder")
+            self.assertStatus(h.post(eid), 200, "ok")
+            t, out = h.post_bg(holder, event="build:success")
+            self.wait_runs(h, 2, "start")
+            h.proc.send_signal(signal.SIGTERM)
+            self.assertTrue(h.wait_log("SIGTERM received"), h.log_text())
+            # Queued for the next start, not run by a daemon on its way out.
+            r = h.cli("replay", eid)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            rc, _ = h.stop()
+            t.join(5)
+            self.assertStatus(out[0], 200, "ok")
+            self.assertEqual(attempts_of(h, eid), [1])
+            self.assertEqual(h.event_of(eid)["state"], "queued")
+            h.start()
+            self.assertEqual(h.wait_states([eid])[eid]["attempts"], 2)
+            self.assertEqual(attempts_of(h, eid), [1, 2])
+
+    def test_replay_refused_when_body_was_cut(self):
+        with Hookd(config(server="journal_body_max = 100\n"), {EVENT: rec_hook()}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 200, "ok")
+            out = h.cli("show", eid).stdout
+            self.assertRegex(out, r"body \(cut at 100 of \d+ bytes\)")
+            r = h.cli("replay", eid)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("body", r.stderr)
+            self.assertEqual(attempts_of(h, eid), [1])
+
+    def test_pruned_to_journal_max(self):
+        with Hookd(config(server="journal_max = 5\n"), {EVENT: rec_hook()}) as h:
+            ids = [new_id("p%02d" % n) for n in range(12)]
+            for eid in ids:
+                self.assertStatus(h.post(eid), 200, "ok")
+            got = wait_until(lambda: len(h.events()) <= 5, 10, step=0.2)
+            self.assertTrue(got, "not pruned: %d rows" % len(h.events()))
+            # The newest stay.
+            self.assertEqual([e["id"] for e in h.events()], ids[::-1][:5])
+
+    def test_pruned_after_journal_keep(self):
+        with Hookd(config(server="journal_keep = 1s\n"), {EVENT: rec_hook()}) as h:
+            old = new_id("old")
+            self.assertStatus(h.post(old), 200, "ok")
+            self.assertEqual([e["id"] for e in h.events()], [old])
+            got = wait_until(lambda: h.events() == [], 5, step=0.2)
+            self.assertTrue(got, "not pruned after journal_keep")
+            self.assertEqual(h.cli("show", old).returncode, 1)
+
+    def test_journal_off_commands_exit_2(self):
+        with Hookd(config(False), {EVENT: rec_hook()}) as h:
+            for args in (["events"], ["events", "--json"], ["show", "x"], ["replay", "x"]):
+                r = h.cli(*args)
+                self.assertEqual(r.returncode, 2, (args, r))
+                self.assertIn("state_dir", r.stderr, args)
+                self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+
+    def test_replay(self):
+        hooks = {EVENT: rec_hook(), "build:success": rec_hook("sleep 2")}
+        ep = "\n[event build:success]\nmode = async\n"
+        with Hookd(config(extra=ep), hooks) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 200, "ok")
+            r = h.cli("replay", eid)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.wait_runs(h, 2, "end")
+            self.assertEqual(attempts_of(h, eid), [1, 2])
+            rows = h.wait_states([eid])
+            self.assertEqual((rows[eid]["state"], rows[eid]["attempts"]), ("succeeded", 2))
+            self.assertRegex(h.cli("show", eid).stdout, r"attempt 2: .*http 200")
+            # Once more, through --endpoint.
+            self.assertEqual(h.cli("replay", "--endpoint", "northflank", eid).returncode, 0)
+            self.wait_runs(h, 3, "end")
+            self.assertEqual(attempts_of(h, eid), [1, 2, 3])
+
+            r = h.cli("replay", "no-such-id")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("unknown", r.stderr)
+
+            # A pending one (async, its hook still running) is refused.
+            slow = new_id("slow")
+            self.assertStatus(h.post(slow, event="build:success"), 202, "accepted")
+            self.wait_runs(h, 4, "start")
+            r = h.cli("replay", slow)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("pending", r.stderr)
+            h.wait_states([slow])
+            self.assertEqual(attempts_of(h, slow), [1])
+
+            h.stop()
+            r = h.cli("replay", eid)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("not reachable", r.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""The admin listener (SPEC 9): /healthz, /metrics (checked by promtool and
+by parsing), counters that move as deliveries happen, 404/405 as JSON."""
+
+import os
+import signal
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ops_util import (Daemon, base_config, metric, parse_metrics, promtool_check,  # noqa: E402
+                      raw_exchange, request, sample_body)
+
+OK_HOOK = "#!/bin/sh\necho ok\n"
+FAIL_HOOK = "#!/bin/sh\necho failing >&2\nexit 3\n"
+
+
+def slow_hook(seconds, marker="started"):
+    return "#!/bin/sh\ntouch '{tmp}/%s'\nsleep %s\n" % (marker, seconds)
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class AdminTest(unittest.TestCase):
+
+    def assertValidMetrics(self, text):
+        ok, out = promtool_check(text)
+        self.assertTrue(ok, "promtool check metrics failed:\n%s\n---\n%s" % (out, text))
+        self.assertEqual(out.strip(), "", "promtool lint findings:\n" + out)
+        return parse_metrics(text)
+
+    def test_healthz_metrics_and_errors(self):
+        with Daemon(base_config()) as d:
+            self.assertIsNotNone(d.admin_port, "the admin listener logged its address")
+            self.assertNotEqual(d.admin_port, d.port)
+            r = d.admin("GET", "/healthz")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers["content-type"], "application/json")
+            self.assertEqual(r.json, {"status": "ok"})
+            r = d.admin("GET", "/healthz?verbose=1")
+            self.assertEqual(r.status, 200, "a query string does not change the path")
+            r = d.admin("GET", "/metrics")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8")
+            self.assertTrue(r.raw.endswith(b"\n") and not r.raw.endswith(b"\n\n"))
+            s = self.assertValidMetrics(r.text)
+            self.assertEqual(metric(s, "hookd_build_info", version=self._version()), 1)
+            self.assertEqual(metric(s, "hookd_hooks_running"), 0)
+            self.assertEqual(metric(s, "hookd_draining"), 0)
+            self.assertGreater(metric(s, "hookd_start_time_seconds"), time.time() - 600)
+            for path in ("/metrics", "/healthz"):
+                for method in ("POST", "PUT", "DELETE", "HEAD"):
+                    r = d.admin(method, path)
+                    self.assertEqual(r.status, 405, (method, path))
+                    self.assertEqual(r.headers.get("allow"), "GET")
+                    if method != "HEAD":
+                        self.assertEqual(r.json["status"], "rejected")
+            for path in ("/", "/webhook", "/metrics/", "/healthzz", "/Metrics"):
+                r = d.admin("GET", path)
+                self.assertEqual(r.status, 404, path)
+                self.assertEqual(r.headers["content-type"], "application/json")
+                self.assertEqual(r.json["status"], "rejected")
+            # A HEAD answer has no body: the next answer on the connection
+            # is read intact (admin and webhook listener alike).
+            for port, path in ((d.admin_port, "/metrics"), (d.port, "/webhook")):
+                raw = raw_exchange(port, ("HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n"
+                                          "GET /nothing HTTP/1.1\r\nHost: x\r\n"
+                                          "Connection: close\r\n\r\n" % path).encode())
+                first, rest = raw.split(b"\r\n\r\n", 1)
+                self.assertTrue(first.startswith(b"HTTP/1.1 405 "), raw)
+                self.assertTrue(rest.startswith(b"HTTP/1.1 404 "), raw)
+            # The webhook listener does not answer admin paths.
+            r = request(d.port, "GET", "/metrics")
+            self.assertEqual(r.status, 404)
+            # The admin's HTTP layer gives its own errors as JSON too.
+            raw = raw_exchange(d.admin_port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+                               b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            self.assertTrue(raw.startswith(b"HTTP/1.1 411 "), raw[:80])
+            self.assertIn(b'"status":"rejected"', raw)
+            self.assertEqual(d.stop(), 0)
+
+    def _version(self):
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "meson.build")) as f:
+            import re
+            return re.search(r"version\s*:\s*'([^']+)'", f.read()).group(1)
+
+    def test_admin_off_by_default(self):
+        with Daemon(base_config(admin=False)) as d:
+            self.assertIsNone(d.admin_port)
+            self.assertNotIn("admin", d.log())
+            self.assertEqual(d.stop(), 0)
+
+    def test_counters_move(self):
+        hooks = {"build:start": OK_HOOK, "build:failure": FAIL_HOOK,
+                 "build:abort": "#!/bin/sh\nkill -KILL $$\n",
+                 "build:slow": "#!/bin/sh\nsleep 5\n",
+                 "build:broken": None}  # an empty directory: no hooks, ok
+        cfg = base_config(extra="\n[event build:slow]\ntimeout = 300ms\n",
+                          extra_server="kill_grace = 200ms\nmax_body = 2KiB\n")
+        with Daemon(cfg, hooks=hooks) as d:
+            before = self.assertValidMetrics(d.scrape())
+            self.assertEqual(metric(before, "hookd_deliveries_total", endpoint="northflank",
+                                    status="ok", code="200"), 0)
+            self.assertEqual(d.post().status, 200)
+            self.assertEqual(d.post().status, 200)
+            dup = d.post(event_id="same-id")
+            self.assertEqual(dup.status, 200)
+            self.assertEqual(d.post(event_id="same-id").json["status"], "duplicate")
+            self.assertEqual(d.post(sample_body("build:failure")).status, 500)
+            self.assertEqual(d.post(sample_body("build:abort")).status, 500)
+            self.assertEqual(d.post(sample_body("build:slow")).status, 504)
+            self.assertEqual(d.post(sample_body("nothing:here")).json["status"], "unhandled")
+            # Rejections, one of each kind the server decides.
+            self.assertEqual(d.post(token="wrong").status, 401)
+            self.assertEqual(d.post(token="wrong").status, 401)
+            self.assertEqual(request(d.port, "GET", "/webhook").status, 405)
+            self.assertEqual(request(d.port, "POST", "/nope", b"{}").status, 404)
+            self.assertEqual(d.post(headers={"Content-Type": "text/plain"}).status, 415)
+            self.assertEqual(d.post(body=b"[1,2]").status, 400)
+            self.assertEqual(d.post(body=b"x" * 4096).status, 413)
+            raw = raw_exchange(d.port, b"POST /webhook HTTP/1.1\r\nHost: x\r\n"
+                               b"Transfer-Encoding: chunked\r\n\r\n")
+            self.assertTrue(raw.startswith(b"HTTP/1.1 411 "), raw[:60])
+            raw = raw_exchange(d.port, b"POST /webhook HTTP/1.1\r\nX-Big: " +
+                               b"a" * 20000 + b"\r\n\r\n")
+            self.assertTrue(raw.startswith(b"HTTP/1.1 431 "), raw[:60])
+
+            s = self.assertValidMetrics(d.scrape())
+            D = "hookd_deliveries_total"
+            self.assertEqual(metric(s, D, endpoint="northflank", status="ok", code="200"), 3)
+            self.assertEqual(metric(s, D, endpoint="northflank", status="duplicate", code="200"), 1)
+            self.assertEqual(metric(s, D, endpoint="northflank", status="failed", code="500"), 2)
+            self.assertEqual(metric(s, D, endpoint="northflank", status="timeout", code="504"), 1)
+            self.assertEqual(metric(s, D, endpoint="northflank", status="unhandled", code="200"), 1)
+            R = "hookd_hook_runs_total"
+            self.assertEqual(metric(s, R, outcome="ok"), 3)
+            self.assertEqual(metric(s, R, outcome="failed"), 1)
+            self.assertEqual(metric(s, R, outcome="signal"), 1)
+            self.assertEqual(metric(s, R, outcome="timeout"), 1)
+            self.assertEqual(metric(s, R, outcome="exec_failed"), 0)
+            H = "hookd_hook_duration_seconds"
+            self.assertEqual(metric(s, H + "_count"), 6)
+            self.assertEqual(metric(s, H + "_bucket", le="+Inf"), 6)
+            self.assertGreaterEqual(metric(s, H + "_sum"), 0.3, "the timed-out hook ran 300ms")
+            self.assertLessEqual(metric(s, H + "_bucket", le="0.25"), 5)
+            self.assertEqual(metric(s, H + "_bucket", le="1800"), 6)
+            # Buckets are cumulative.
+            les = sorted(((float(dict(ls)["le"]), v) for (n, ls), v in s.items()
+                          if n == H + "_bucket"), key=lambda x: x[0])
+            self.assertEqual([v for _, v in les], sorted(v for _, v in les))
+            J = "hookd_rejections_total"
+            for code, reason, n in (("401", "unauthorized", 2), ("405", "method_not_allowed", 1),
+                                    ("404", "not_found", 1), ("415", "unsupported_media_type", 1),
+                                    ("400", "bad_request", 1), ("413", "body_too_large", 1),
+                                    ("411", "length_required", 1), ("431", "headers_too_large", 1)):
+                self.assertEqual(metric(s, J, code=code, reason=reason), n, code)
+            self.assertEqual(d.stop(), 0)
+
+    def test_gauges_overload_and_drain(self):
+        """hooks running and deliveries queued while hooks run; 503 overload
+        counted; /healthz 503 and hookd_draining 1 while SIGTERM drains."""
+        cfg = base_config(extra_server="max_running = 1\nmax_queued = 1\n")
+        hooks = {"build:start": "#!/bin/sh\ntouch \"{tmp}/run.$HOOK_ID\"\n"
+                                "while [ ! -e '{tmp}/go' ]; do sleep 0.05; done\n"}
+        with Daemon(cfg, hooks=hooks) as d:
+            results = {}
+
+            def send(i):
+                results[i] = d.post(event_id="g-%d" % i)
+
+            t1 = threading.Thread(target=send, args=(1,))
+            t1.start()
+            wait_for(lambda: os.path.exists(os.path.join(d.tmp, "run.g-1")), what="first hook")
+            t2 = threading.Thread(target=send, args=(2,))
+            t2.start()
+            wait_for(lambda: metric(parse_metrics(d.scrape()), "hookd_deliveries_queued") == 1,
+                     what="one delivery queued")
+            s = self.assertValidMetrics(d.scrape())
+            self.assertEqual(metric(s, "hookd_hooks_running"), 1)
+            self.assertEqual(metric(s, "hookd_deliveries_running"), 1)
+            # max_queued = 1 is full: the third is turned away with 503.
+            r = d.post(event_id="g-3")
+            self.assertEqual(r.status, 503)
+            s = parse_metrics(d.scrape())
+            self.assertEqual(metric(s, "hookd_rejections_total", code="503", reason="overloaded"), 1)
+            self.assertEqual(metric(s, "hookd_deliveries_total", endpoint="northflank",
+                                    status="overloaded", code="503"), 1)
+
+            # SIGTERM while two deliveries are in: healthz turns 503 at once,
+            # /metrics keeps answering, and both deliveries still finish.
+            self.assertEqual(d.admin("GET", "/healthz").status, 200)
+            d.signal(signal.SIGTERM)
+            wait_for(lambda: d.admin("GET", "/healthz").status == 503, what="healthz 503")
+            r = d.admin("GET", "/healthz")
+            self.assertEqual(r.json, {"status": "draining"})
+            s = self.assertValidMetrics(d.scrape())
+            self.assertEqual(metric(s, "hookd_draining"), 1)
+            self.assertIsNone(d.proc.poll(), "hookd waits for the running hook")
+            open(os.path.join(d.tmp, "go"), "w").close()
+            t1.join(10)
+            t2.join(10)
+            self.assertEqual(results[1].status, 200)
+            self.assertEqual(results[2].status, 200)
+            self.assertEqual(d.stop(), 0)
+
+    def test_deliveries_by_endpoint(self):
+        # Label escaping itself is tested in tests/unit/test_metrics.c (an
+        # endpoint name cannot hold a quote); here: one series an endpoint.
+        cfg = base_config(extra="\n[endpoint eu.prod:b-1]\npath = /other\nscheme = none\n")
+        with Daemon(cfg, hooks={"build:start": OK_HOOK}) as d:
+            self.assertEqual(d.post().status, 200)
+            self.assertEqual(d.post(path="/other").status, 200)
+            self.assertEqual(d.post(path="/other").status, 200)
+            s = self.assertValidMetrics(d.scrape())
+            D = "hookd_deliveries_total"
+            self.assertEqual(metric(s, D, endpoint="northflank", status="ok", code="200"), 1)
+            self.assertEqual(metric(s, D, endpoint="eu.prod:b-1", status="ok", code="200"), 2)
+            self.assertEqual(d.stop(), 0)
+
+    def test_reload_counted(self):
+        with Daemon(base_config()) as d:
+            d.signal(signal.SIGHUP)
+            d.wait_line("config reloaded")
+            with open(d.config, "a") as f:
+                f.write("\n[server]\nbogus_key = 1\n")
+            n = len(d.lines)
+            d.signal(signal.SIGHUP)
+            d.wait_line("reload failed", start=n)
+            s = self.assertValidMetrics(d.scrape())
+            self.assertEqual(metric(s, "hookd_config_reloads_total", result="ok"), 1)
+            self.assertEqual(metric(s, "hookd_config_reloads_total", result="failed"), 1)
+            self.assertEqual(d.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,134 @@
+#!/bin/sh
+# CI: builds the Debian package (packaging/build-deb.sh), lints it, installs
+# it, and checks what got installed: `hookd --version` and `hookd check` on
+# /etc/hookd/hookd.ini, the generated token, the units (systemd-analyze
+# verify), the man pages (mandoc), and a delivery through the installed
+# binary running as the hookd user. Prints one line "package: ok" or
+# "package: FAILED: <why>"; exits 0, 1 on failure, 77 when skipped.
+#
+# It installs a package and creates the hookd user, so it runs as root
+# only, and on a machine where hookd was already installed only in CI
+# (CI=true). A package it installed itself is purged at the end.
+set -u
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+fail() {
+	echo "package: FAILED: $*"
+	exit 1
+}
+skip() {
+	echo "package: skipped: $*"
+	exit 77
+}
+
+[ "$(id -u)" = 0 ] || skip "not root (dpkg -i needs root)"
+for tool in dpkg-buildpackage dh lintian mandoc systemd-analyze curl setpriv; do
+	command -v "$tool" >/dev/null || fail "$tool missing: run sh scripts/deps.sh --test"
+done
+preinstalled=no
+if dpkg-query -W -f='${Status}' hookd 2>/dev/null | grep -q "install ok installed"; then
+	preinstalled=yes
+	[ "${CI:-}" = true ] || skip "hookd is installed on this machine; not replacing it outside CI"
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/hookd-pkg.XXXXXX")
+daemon_pid=""
+cleanup() {
+	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null
+	if [ "$preinstalled" = no ] && dpkg-query -W hookd >/dev/null 2>&1; then
+		dpkg --purge hookd >/dev/null 2>&1 || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+echo "== building the package"
+sh packaging/build-deb.sh "$work/out" > "$work/build.log" 2>&1 || {
+	tail -n 40 "$work/build.log"
+	fail "dpkg-buildpackage"
+}
+arch=$(dpkg --print-architecture)
+version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" meson.build | head -n 1)
+deb="$work/out/hookd_${version}_${arch}.deb"
+[ -f "$deb" ] || fail "no $deb"
+
+echo "== lintian (errors fail; warnings are listed)"
+lintian --allow-root --fail-on error --display-info "$work/out/hookd_${version}_${arch}.changes" \
+	> "$work/lintian.log" 2>&1
+lrc=$?
+cat "$work/lintian.log"
+[ "$lrc" = 0 ] || fail "lintian reported errors"
+
+echo "== installing"
+export DEBIAN_FRONTEND=noninteractive
+if ! dpkg -i "$deb" > "$work/install.log" 2>&1; then
+	apt-get install -f -y -qq >> "$work/install.log" 2>&1 || { cat "$work/install.log"; fail "apt-get install -f"; }
+fi
+dpkg-query -W -f='${Status}' hookd | grep -q "install ok installed" || { cat "$work/install.log"; fail "not installed"; }
+
+echo "== the installed files"
+out=$(/usr/sbin/hookd --version) || fail "hookd --version"
+[ "$out" = "hookd $version" ] || fail "hookd --version said '$out'"
+/usr/sbin/hookd -c /etc/hookd/hookd.ini check || fail "hookd check on the installed config"
+dpkg-query -W -f='${Conffiles}\n' hookd | grep -q ' /etc/hookd/hookd.ini ' || fail "hookd.ini is not a conffile"
+getent passwd hookd >/dev/null || fail "no hookd user"
+tok=/etc/hookd/northflank.token
+[ "$(stat -c '%a %U %G' "$tok")" = "640 root hookd" ] || fail "$tok: $(stat -c '%a %U %G' "$tok")"
+grep -Eq '^[0-9a-f]{48}$' "$tok" || fail "$tok is not 48 hex digits"
+systemd-analyze verify /lib/systemd/system/hookd.service /lib/systemd/system/hookd.socket ||
+	fail "systemd-analyze verify"
+zcat /usr/share/man/man8/hookd.8.gz > "$work/hookd.8" || fail "no hookd(8)"
+zcat /usr/share/man/man5/hookd.ini.5.gz > "$work/hookd.ini.5" || fail "no hookd.ini(5)"
+mandoc -T lint -W warning "$work/hookd.8" "$work/hookd.ini.5" ||
+	fail "mandoc lint of the installed man pages"
+man -w hookd >/dev/null 2>&1 && man -w 5 hookd.ini >/dev/null 2>&1 || fail "man cannot find the pages"
+[ -x /etc/hookd/hooks.d/build:start ] || fail "example hooks not executable"
+
+echo "== a delivery through the installed binary, as the hookd user"
+# The installed config with ephemeral ports and a state dir of its own.
+chmod 755 "$work"
+install -d -o hookd -g hookd -m 0700 "$work/state"
+sed -e 's/^listen = 127\.0\.0\.1:9[01]00$/listen = 127.0.0.1:0/' \
+    -e "s|^state_dir = .*|state_dir = $work/state|" \
+    -e 's|^hooks_dir = hooks.d$|hooks_dir = /etc/hookd/hooks.d|' \
+    /etc/hookd/hookd.ini > "$work/hookd.ini"
+chmod 644 "$work/hookd.ini"
+setpriv --reuid=hookd --regid=hookd --init-groups \
+	/usr/sbin/hookd -c "$work/hookd.ini" serve 2> "$work/daemon.log" &
+daemon_pid=$!
+port="" aport=""
+i=0
+while [ $i -lt 100 ] && [ -z "$aport" ]; do
+	port=$(sed -n 's/.*msg=listening addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/daemon.log")
+	aport=$(sed -n 's/.*msg="admin listening" addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/daemon.log")
+	i=$((i + 1))
+	sleep 0.1
+done
+[ -n "$port" ] && [ -n "$aport" ] || { cat "$work/daemon.log"; fail "the installed daemon did not start"; }
+code=$(curl -s -o "$work/answer.json" -w '%{http_code}' "http://127.0.0.1:$port/webhook" \
+	-H 'Content-Type: application/json' \
+	-H "X-Northflank-Notification-Integration-Token: $(cat "$tok")" \
+	-H 'X-Northflank-Notification-Integration-Event-Id: package-smoke-1' \
+	--data-binary @tests/data/northflank-build-start.json)
+[ "$code" = 200 ] || { cat "$work/answer.json" "$work/daemon.log"; fail "delivery answered $code"; }
+grep -q '"status":"ok"' "$work/answer.json" || fail "answer: $(cat "$work/answer.json")"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/webhook" \
+	-H 'Content-Type: application/json' -H 'X-Northflank-Notification-Integration-Token: wrong' \
+	--data-binary @tests/data/northflank-build-start.json)
+[ "$code" = 401 ] || fail "a wrong token got $code"
+[ "$(curl -s "http://127.0.0.1:$aport/healthz")" = '{"status":"ok"}' ] || fail "/healthz"
+curl -s "http://127.0.0.1:$aport/metrics" > "$work/metrics.txt"
+grep -q '^hookd_deliveries_total{endpoint="northflank",status="ok",code="200"} 1$' "$work/metrics.txt" ||
+	fail "metrics: $(cat "$work/metrics.txt")"
+/usr/sbin/hookd -c "$work/hookd.ini" events | grep -q package-smoke-1 || fail "hookd events"
+kill -TERM "$daemon_pid"
+wait "$daemon_pid"
+rc=$?
+daemon_pid=""
+[ "$rc" = 0 ] || { cat "$work/daemon.log"; fail "the daemon exited $rc on SIGTERM"; }
+grep -q 'build social-hour-1312 started' "$work/daemon.log" || fail "the hook's output is not in the log"
+
+echo "lintian findings (not errors):"
+grep -E '^[WIP]: ' "$work/lintian.log" || echo "  none"
+echo "package: ok"
