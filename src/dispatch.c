@@ -396,6 +396,21 @@ static bool same_list(char **a, char **b)
 	return (!a || !*a) && (!b || !*b);
 }
 
+void delivery_cleanup(void)
+{
+	free(once.prefix);
+	once.prefix = NULL;
+	for (size_t i = 0; once.pass_env && once.pass_env[i]; i++)
+		free(once.pass_env[i]);
+	free(once.pass_env);
+	once.pass_env = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(metadata_names); i++) {
+		free(once.reserved[i]);
+		once.reserved[i] = NULL;
+	}
+	envlist_free(&once.base);
+}
+
 static void once_update(const struct config *cfg)
 {
 	if (once.prefix && strcmp(once.prefix, cfg->env_prefix) == 0 &&
@@ -1027,9 +1042,6 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		attempt_over(d);
 		return;
 	}
-	/* Something will run: the environment now, and the parsed payload
-	 * goes (a delivery waiting for a slot holds the smaller of the two). */
-	delivery_build_env(d);
 	bool key_free = !d->key || !keyq_get(ds, d->key, false);
 	bool now = key_free && ds->running < ds->cfg->max_running && TAILQ_EMPTY(&ds->queue);
 	if (!now && ds->queued_sync >= ds->cfg->max_queued) {
@@ -1037,6 +1049,9 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		           RETRY_AFTER_OVERLOAD);
 		return;
 	}
+	/* Something will run: the environment now, and the parsed payload
+	 * goes (a delivery waiting for a slot holds the smaller of the two). */
+	delivery_build_env(d);
 	record(ds, d);
 	if (!now) {
 		d->queued = true;

@@ -134,6 +134,8 @@ struct delivery *delivery_new_lazy(struct config *cfg, const struct endpoint *ep
                                    const char *integration_id, const char *integration_name);
 /* Builds d's environment if it is still pending; then drops the payload. */
 void delivery_build_env(struct delivery *d);
+/* Frees what deliveries share across configs (the base environment); at exit. */
+void delivery_cleanup(void);
 
 /* The response JSON for a delivery's outcome (malloc'd). */
 char *delivery_response_json(const struct delivery *d, bool include_output);

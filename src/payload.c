@@ -291,11 +291,20 @@ static bool is_json_ws(char c)
  * JSON_MAX_DEPTH: that was the largest single cost of a delivery. hookd
  * parses on its one event-loop thread, one body at a time.
  */
+static struct json_tokener *tok_shared;
+
+void payload_cleanup(void)
+{
+	if (tok_shared) /* json_tokener_free(NULL) crashes in json-c 0.16 */
+		json_tokener_free(tok_shared);
+	tok_shared = NULL;
+}
+
 static struct json_tokener *shared_tokener(void)
 {
-	static struct json_tokener *tok;
+	struct json_tokener *tok = tok_shared;
 	if (!tok) {
-		tok = json_tokener_new_ex(JSON_MAX_DEPTH + 1);
+		tok = tok_shared = json_tokener_new_ex(JSON_MAX_DEPTH + 1);
 		if (tok)
 			json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	}

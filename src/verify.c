@@ -92,6 +92,7 @@ struct keyed {
 
 static struct keyed keyed[KEYED_MAX];
 static size_t nkeyed;
+static EVP_MAC *hmac_impl;
 
 static void keyed_clear(struct keyed *k)
 {
@@ -107,10 +108,9 @@ static struct keyed *keyed_get(enum hmac_alg alg, const unsigned char *key, size
 		if (k->alg == alg && k->keylen == keylen && memcmp(k->key, key, keylen) == 0)
 			return k;
 	}
-	static EVP_MAC *mac;
-	if (!mac && !(mac = EVP_MAC_fetch(NULL, "HMAC", NULL)))
+	if (!hmac_impl && !(hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL)))
 		return NULL;
-	EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_impl);
 	OSSL_PARAM params[2];
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 	                                             (char *)digest_name(alg), 0);
@@ -133,6 +133,14 @@ static struct keyed *keyed_get(enum hmac_alg alg, const unsigned char *key, size
 	k->ctx = ctx;
 	k->have_self = false;
 	return k;
+}
+
+void verify_cleanup(void)
+{
+	while (nkeyed)
+		keyed_clear(&keyed[--nkeyed]);
+	EVP_MAC_free(hmac_impl);
+	hmac_impl = NULL;
 }
 
 /* HMAC of the concatenated parts under k's key into out (MAC_MAX bytes).
