@@ -19,7 +19,18 @@ struct server {
 	struct dispatcher *ds;
 	struct http_server *http;
 	bool draining;
+	/* The 401 answer of each endpoint of cfg (by index), made on first
+	 * use: it is the same for every request a wrong token brings. */
+	char **unauthorized;
 };
+
+static void unauthorized_free(struct server *s)
+{
+	for (size_t i = 0; s->unauthorized && i < s->cfg->nendpoints; i++)
+		free(s->unauthorized[i]);
+	free(s->unauthorized);
+	s->unauthorized = NULL;
+}
 
 bool header_is_credential(const char *name, const char *endpoint_signature_header)
 {
@@ -156,8 +167,13 @@ static void handle(struct http_request *req, void *arg)
 		log_kv(LOG_LVL_WARN, "rejected", kv, ARRAY_SIZE(kv));
 		metrics_rejection(401, NULL);
 		/* The answer does not say what was wrong with the credentials. */
-		http_respond(req, 401, NULL,
-		             response_json(ep->name, NULL, NULL, "rejected", "unauthorized"), false);
+		size_t i = (size_t)(ep - cfg->endpoints);
+		if (!s->unauthorized)
+			s->unauthorized = xcalloc(cfg->nendpoints, sizeof(*s->unauthorized));
+		if (!s->unauthorized[i])
+			s->unauthorized[i] =
+				response_json(ep->name, NULL, NULL, "rejected", "unauthorized");
+		http_respond(req, 401, NULL, xstrdup(s->unauthorized[i]), false);
 		return;
 	}
 	enum content_kind kind = content_type_classify(http_header_get(req, "Content-Type"));
@@ -240,6 +256,7 @@ int server_listen_fd(struct server *s, int fd)
 
 void server_set_config(struct server *s, struct config *cfg)
 {
+	unauthorized_free(s);
 	config_unref(s->cfg);
 	s->cfg = config_ref(cfg);
 	struct http_limits lim;
@@ -268,6 +285,7 @@ void server_free(struct server *s)
 	if (!s)
 		return;
 	http_server_free(s->http);
+	unauthorized_free(s);
 	config_unref(s->cfg);
 	free(s);
 }
