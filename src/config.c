@@ -598,7 +598,7 @@ static bool parse_listen(struct loader *L, const struct keydef *k, const char *v
 
 static bool set_listen(struct loader *L, const struct keydef *k, void *obj, const char *v)
 {
-	char *s;
+	char *s = NULL;
 	if (!parse_listen(L, k, v, &s))
 		return false;
 	set_string(FIELD(obj, k, char *), s);

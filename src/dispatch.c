@@ -1,5 +1,6 @@
 #include "dispatch.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,11 +77,49 @@ static uint32_t hash_str(const char *s)
 	return h;
 }
 
+/* a, sep (when not NUL) and b in one allocation: the per-delivery keys and
+ * names, without a printf each. */
+static char *join(const char *a, char sep, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b), ns = sep ? 1 : 0;
+	char *s = xmalloc(na + ns + nb + 1);
+	memcpy(s, a, na);
+	if (sep)
+		s[na] = sep;
+	memcpy(s + na + ns, b, nb + 1);
+	return s;
+}
+
+/* prefix + suffix into buf (len bytes); cut to fit, always terminated. */
+static void concat(char *buf, size_t len, const char *prefix, const char *suffix)
+{
+	size_t np = strnlen(prefix, len - 1);
+	memcpy(buf, prefix, np);
+	size_t ns = strnlen(suffix, len - 1 - np);
+	memcpy(buf + np, suffix, ns);
+	buf[np + ns] = '\0';
+}
+
+/* A decimal, for log and environment values; buf holds >= 24 bytes. */
+static const char *decimal(char *buf, long long v)
+{
+	char *p = buf + 23;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	*p = '\0';
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return p;
+}
+
 /* ---- idempotency ---------------------------------------------------- */
 
 static char *id_key(const struct delivery *d)
 {
-	return xasprintf("%s\x1f%s", d->ep->name, d->id);
+	return join(d->ep->name, '\x1f', d->id);
 }
 
 static struct memid *memid_find(struct dispatcher *ds, const char *key)
@@ -216,7 +255,9 @@ static void key_release(struct dispatcher *ds, struct delivery *d)
 
 static void json_field_str(struct strbuf *sb, const char *name, const char *v)
 {
-	sb_printf(sb, "\"%s\":", name);
+	sb_putc(sb, '"');
+	sb_puts(sb, name);
+	sb_puts(sb, "\":");
 	if (v)
 		sb_json_str(sb, v, strlen(v));
 	else
@@ -228,6 +269,7 @@ char *response_json(const char *endpoint, const char *event, const char *id, con
 {
 	struct strbuf sb;
 	sb_init(&sb);
+	sb_reserve(&sb, 127);
 	sb_putc(&sb, '{');
 	json_field_str(&sb, "endpoint", endpoint);
 	sb_putc(&sb, ',');
@@ -249,6 +291,7 @@ char *delivery_response_json(const struct delivery *d, bool include_output)
 {
 	struct strbuf sb;
 	sb_init(&sb);
+	sb_reserve(&sb, 255);
 	sb_putc(&sb, '{');
 	json_field_str(&sb, "endpoint", d->ep->name);
 	sb_putc(&sb, ',');
@@ -264,13 +307,13 @@ char *delivery_response_json(const struct delivery *d, bool include_output)
 			sb_putc(&sb, ',');
 		sb_putc(&sb, '{');
 		json_field_str(&sb, "hook", h->rel);
-		if (h->res.exit_code >= 0)
-			sb_printf(&sb, ",\"exit\":%d", h->res.exit_code);
-		else
-			sb_puts(&sb, ",\"exit\":null");
+		char num[24];
+		sb_puts(&sb, ",\"exit\":");
+		sb_puts(&sb, h->res.exit_code >= 0 ? decimal(num, h->res.exit_code) : "null");
 		sb_putc(&sb, ',');
 		json_field_str(&sb, "signal", h->res.signal ? signal_name(h->res.signal) : NULL);
-		sb_printf(&sb, ",\"ms\":%lld", (long long)h->res.ms);
+		sb_puts(&sb, ",\"ms\":");
+		sb_puts(&sb, decimal(num, (long long)h->res.ms));
 		if (h->res.error) {
 			sb_putc(&sb, ',');
 			json_field_str(&sb, "error", h->res.error);
@@ -292,24 +335,19 @@ char *delivery_response_json(const struct delivery *d, bool include_output)
 
 void delivery_log(const struct delivery *d)
 {
-	char http[16], ms[32], hooks[16], attempt[16], omitted[16];
-	snprintf(http, sizeof(http), "%d", d->out.http);
-	snprintf(ms, sizeof(ms), "%lld", (long long)d->ms);
-	snprintf(hooks, sizeof(hooks), "%zu", d->nresults);
-	snprintf(attempt, sizeof(attempt), "%d", d->attempt);
-	snprintf(omitted, sizeof(omitted), "%zu", d->env_omitted);
+	char http[24], ms[24], hooks[24], attempt[24], omitted[24];
 	bool ok = d->out.http >= 200 && d->out.http < 300;
 	struct log_kv kv[] = {
 		{"endpoint", d->ep->name},
 		{"event", d->event},
 		{"id", d->id},
 		{"status", d->out.status},
-		{"http", http},
-		{"ms", ms},
-		{"hooks", hooks},
-		{"attempt", d->attempt > 1 ? attempt : NULL},
+		{"http", decimal(http, d->out.http)},
+		{"ms", decimal(ms, (long long)d->ms)},
+		{"hooks", decimal(hooks, (long long)d->nresults)},
+		{"attempt", d->attempt > 1 ? decimal(attempt, d->attempt) : NULL},
 		{"mode", d->async ? "async" : NULL},
-		{"env_omitted", d->env_omitted ? omitted : NULL},
+		{"env_omitted", d->env_omitted ? decimal(omitted, (long long)d->env_omitted) : NULL},
 		{"error", d->out.error},
 	};
 	log_kv(ok ? LOG_LVL_INFO : LOG_LVL_WARN, "delivery", kv, ARRAY_SIZE(kv));
@@ -339,10 +377,121 @@ static const char *const metadata_names[] = {
 	"INTEGRATION_ID", "INTEGRATION_NAME",
 };
 
-struct delivery *delivery_new(struct config *cfg, const struct endpoint *ep, const char *event,
-                              const char *id, const char *remote_addr, const unsigned char *body,
-                              size_t body_len, json_object *root, const char *integration_id,
-                              const char *integration_name)
+/*
+ * What every hook's environment takes from the config alone, built once
+ * rather than for each delivery: the reserved metadata names under the
+ * prefix, and the base environment (pass_env from the daemon's own, or
+ * the default PATH). Rebuilt when a config with another prefix or
+ * pass_env list comes (compared by content, not by pointer, so a new
+ * config at an old address is never mistaken for it). hookd does not
+ * change its own environment after start.
+ */
+static struct {
+	char *prefix;
+	char **pass_env;
+	char *reserved[ARRAY_SIZE(metadata_names) + 1];
+	struct envlist base;
+} once;
+
+static bool same_list(char **a, char **b)
+{
+	for (; a && b && *a && *b; a++, b++) {
+		if (strcmp(*a, *b) != 0)
+			return false;
+	}
+	return (!a || !*a) && (!b || !*b);
+}
+
+void delivery_cleanup(void)
+{
+	free(once.prefix);
+	once.prefix = NULL;
+	for (size_t i = 0; once.pass_env && once.pass_env[i]; i++)
+		free(once.pass_env[i]);
+	free(once.pass_env);
+	once.pass_env = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(metadata_names); i++) {
+		free(once.reserved[i]);
+		once.reserved[i] = NULL;
+	}
+	envlist_free(&once.base);
+}
+
+static void once_update(const struct config *cfg)
+{
+	if (once.prefix && strcmp(once.prefix, cfg->env_prefix) == 0 &&
+	    same_list(once.pass_env, cfg->pass_env))
+		return;
+	free(once.prefix);
+	once.prefix = xstrdup(cfg->env_prefix);
+	for (size_t i = 0; once.pass_env && once.pass_env[i]; i++)
+		free(once.pass_env[i]);
+	free(once.pass_env);
+	size_t n = 0;
+	while (cfg->pass_env && cfg->pass_env[n])
+		n++;
+	once.pass_env = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		once.pass_env[i] = xstrdup(cfg->pass_env[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(metadata_names); i++) {
+		free(once.reserved[i]);
+		once.reserved[i] = join(cfg->env_prefix, '\0', metadata_names[i]);
+	}
+	envlist_free(&once.base);
+	envlist_init(&once.base);
+	bool have_path = false;
+	for (char **p = cfg->pass_env; p && *p; p++) {
+		const char *v = getenv(*p);
+		if (!v)
+			continue;
+		envlist_add(&once.base, *p, v);
+		if (strcmp(*p, "PATH") == 0)
+			have_path = true;
+	}
+	if (!have_path)
+		envlist_add(&once.base, "PATH", "/usr/local/bin:/usr/bin:/bin");
+}
+
+/* The environment: pass_env, metadata, then the payload of root. */
+static void build_env(struct delivery *d, json_object *root)
+{
+	const struct config *cfg = d->cfg;
+	once_update(cfg);
+	envlist_init(&d->env);
+	for (size_t i = 0; i < once.base.n; i++) {
+		const char *e = once.base.v[i], *eq = strchr(e, '=');
+		char name[128];
+		size_t nl = (size_t)(eq - e) < sizeof(name) ? (size_t)(eq - e) : sizeof(name) - 1;
+		memcpy(name, e, nl);
+		name[nl] = '\0';
+		envlist_add(&d->env, name, eq + 1);
+	}
+	const char *pre = cfg->env_prefix;
+	char name[128], ts[40];
+	format_rfc3339_ms(d->received_ms, ts, sizeof(ts));
+	struct {
+		const char *suffix, *value;
+	} meta[] = {
+		{"EVENT", d->event}, {"ID", d->id}, {"ENDPOINT", d->ep->name},
+		{"REMOTE_ADDR", d->remote_addr}, {"RECEIVED_AT", ts},
+		{"INTEGRATION_ID", d->integration_id}, {"INTEGRATION_NAME", d->integration_name},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(meta); i++) {
+		if (!meta[i].value)
+			continue;
+		concat(name, sizeof(name), pre, meta[i].suffix);
+		envlist_add(&d->env, name, meta[i].value);
+	}
+	if (root)
+		payload_flatten(root, pre, (const char *const *)once.reserved, &d->env,
+		                &d->env_omitted);
+}
+
+static struct delivery *delivery_make(struct config *cfg, const struct endpoint *ep,
+                                      const char *event, const char *id, const char *remote_addr,
+                                      const unsigned char *body, size_t body_len,
+                                      json_object *root, const char *integration_id,
+                                      const char *integration_name, bool lazy)
 {
 	struct delivery *d = xcalloc(1, sizeof(*d));
 	d->cfg = config_ref(cfg);
@@ -373,45 +522,41 @@ struct delivery *delivery_new(struct config *cfg, const struct endpoint *ep, con
 		                   v ? v : "");
 		free(v);
 	}
-
-	/* The environment: pass_env, metadata, then the payload. */
-	envlist_init(&d->env);
-	bool have_path = false;
-	for (char **p = cfg->pass_env; p && *p; p++) {
-		const char *v = getenv(*p);
-		if (!v)
-			continue;
-		envlist_add(&d->env, *p, v);
-		if (strcmp(*p, "PATH") == 0)
-			have_path = true;
+	if (lazy) {
+		d->env_pending = true;
+		d->root = root ? json_object_get(root) : NULL;
+	} else {
+		build_env(d, root);
 	}
-	if (!have_path)
-		envlist_add(&d->env, "PATH", "/usr/local/bin:/usr/bin:/bin");
-	const char *pre = cfg->env_prefix;
-	char name[128], ts[40];
-	format_rfc3339_ms(d->received_ms, ts, sizeof(ts));
-	struct {
-		const char *suffix, *value;
-	} meta[] = {
-		{"EVENT", d->event}, {"ID", d->id}, {"ENDPOINT", ep->name},
-		{"REMOTE_ADDR", d->remote_addr}, {"RECEIVED_AT", ts},
-		{"INTEGRATION_ID", d->integration_id}, {"INTEGRATION_NAME", d->integration_name},
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(meta); i++) {
-		if (!meta[i].value)
-			continue;
-		snprintf(name, sizeof(name), "%s%s", pre, meta[i].suffix);
-		envlist_add(&d->env, name, meta[i].value);
-	}
-	char *reserved[ARRAY_SIZE(metadata_names) + 1];
-	for (size_t i = 0; i < ARRAY_SIZE(metadata_names); i++)
-		reserved[i] = xasprintf("%s%s", pre, metadata_names[i]);
-	reserved[ARRAY_SIZE(metadata_names)] = NULL;
-	if (root)
-		payload_flatten(root, pre, (const char *const *)reserved, &d->env, &d->env_omitted);
-	for (size_t i = 0; i < ARRAY_SIZE(metadata_names); i++)
-		free(reserved[i]);
 	return d;
+}
+
+struct delivery *delivery_new(struct config *cfg, const struct endpoint *ep, const char *event,
+                              const char *id, const char *remote_addr, const unsigned char *body,
+                              size_t body_len, json_object *root, const char *integration_id,
+                              const char *integration_name)
+{
+	return delivery_make(cfg, ep, event, id, remote_addr, body, body_len, root, integration_id,
+	                     integration_name, false);
+}
+
+struct delivery *delivery_new_lazy(struct config *cfg, const struct endpoint *ep,
+                                   const char *event, const char *id, const char *remote_addr,
+                                   const unsigned char *body, size_t body_len, json_object *root,
+                                   const char *integration_id, const char *integration_name)
+{
+	return delivery_make(cfg, ep, event, id, remote_addr, body, body_len, root, integration_id,
+	                     integration_name, true);
+}
+
+void delivery_build_env(struct delivery *d)
+{
+	if (!d->env_pending)
+		return;
+	d->env_pending = false;
+	build_env(d, d->root);
+	json_object_put(d->root);
+	d->root = NULL;
 }
 
 void delivery_free(struct delivery *d)
@@ -427,6 +572,7 @@ void delivery_free(struct delivery *d)
 	free(d->results);
 	route_free(&d->route);
 	envlist_free(&d->env);
+	json_object_put(d->root);
 	for (size_t i = 0; i < d->nheaders; i++) {
 		free(d->headers[i].name);
 		free(d->headers[i].value);
@@ -570,6 +716,18 @@ static void release(struct delivery *d)
 	ds->releasing = false;
 }
 
+/* A new, empty entry in d's results. Its 4 KiB output buffer is not
+ * zeroed: output_len says how much of it counts. */
+static struct hook_outcome *result_append(struct delivery *d)
+{
+	d->results = xrealloc(d->results, (d->nresults + 1) * sizeof(*d->results));
+	struct hook_outcome *h = &d->results[d->nresults++];
+	h->rel = NULL;
+	memset(&h->res, 0, offsetof(struct hook_result, output));
+	h->res.output_len = 0;
+	return h;
+}
+
 static bool failed(const struct status_map *m, const struct hook_result *r, int *http)
 {
 	if (r->timed_out)
@@ -596,10 +754,11 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 {
 	struct delivery *d = arg;
 	struct hook_outcome *h = &d->results[d->nresults - 1];
-	char *rel = h->rel;
-	h->res = *res;
+	/* The fields, and of the output only what there is. */
+	memcpy(&h->res, res, offsetof(struct hook_result, output));
+	memcpy(h->res.output, res->output, res->output_len);
+	h->res.output_len = res->output_len;
 	h->res.error = res->error ? xstrdup(res->error) : NULL;
-	h->rel = rel;
 	int http;
 	bool bad = failed(&d->cfg->status, &h->res, &http);
 	metrics_hook(hook_outcome_kind(&h->res, bad), h->res.ran ? h->res.ms : -1);
@@ -621,6 +780,7 @@ static void run_next_hook(struct delivery *d)
 {
 	struct dispatcher *ds = d->disp;
 	if (d->next_hook == 0) {
+		delivery_build_env(d);
 		if (d->async) {
 			/* An async delivery's route is read when it runs. */
 			resolve(d);
@@ -636,9 +796,7 @@ static void run_next_hook(struct delivery *d)
 	if (d->route.error || !d->route.name || d->next_hook >= d->route.nhooks) {
 		if (d->route.error) {
 			set_outcome(d, d->cfg->status.def, "failed", xstrdup(d->route.error));
-			d->results = xrealloc(d->results, (d->nresults + 1) * sizeof(*d->results));
-			struct hook_outcome *h = &d->results[d->nresults++];
-			memset(h, 0, sizeof(*h));
+			struct hook_outcome *h = result_append(d);
 			h->rel = xstrdup(d->route.name ? d->route.name : "");
 			h->res.exit_code = -1;
 			h->res.error = xstrdup(d->route.error);
@@ -652,17 +810,14 @@ static void run_next_hook(struct delivery *d)
 		return;
 	}
 	const struct hook *hk = &d->route.hooks[d->next_hook++];
-	char name[64], attempt[16];
-	snprintf(attempt, sizeof(attempt), "%d", d->attempt);
+	char name[64], attempt[24];
 	/* The per-hook variables go after the shared ones. */
 	size_t base_n = d->env.n;
-	snprintf(name, sizeof(name), "%sHOOK", d->cfg->env_prefix);
+	concat(name, sizeof(name), d->cfg->env_prefix, "HOOK");
 	envlist_add(&d->env, name, hk->rel);
-	snprintf(name, sizeof(name), "%sATTEMPT", d->cfg->env_prefix);
-	envlist_add(&d->env, name, attempt);
-	d->results = xrealloc(d->results, (d->nresults + 1) * sizeof(*d->results));
-	struct hook_outcome *h = &d->results[d->nresults++];
-	memset(h, 0, sizeof(*h));
+	concat(name, sizeof(name), d->cfg->env_prefix, "ATTEMPT");
+	envlist_add(&d->env, name, decimal(attempt, d->attempt));
+	struct hook_outcome *h = result_append(d);
 	h->rel = xstrdup(hk->rel);
 	struct runner_params p = {
 		.path = hk->path,
@@ -723,9 +878,7 @@ static bool route_outcome(struct delivery *d)
 {
 	if (d->route.error) {
 		set_outcome(d, d->cfg->status.def, "failed", xstrdup(d->route.error));
-		d->results = xrealloc(d->results, (d->nresults + 1) * sizeof(*d->results));
-		struct hook_outcome *h = &d->results[d->nresults++];
-		memset(h, 0, sizeof(*h));
+		struct hook_outcome *h = result_append(d);
 		h->rel = xstrdup(d->route.name ? d->route.name : "");
 		h->res.exit_code = -1;
 		h->res.error = xstrdup(d->route.error);
@@ -868,6 +1021,7 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 	}
 
 	if (d->async) {
+		delivery_build_env(d);
 		if (ds->journal && journal_pending_count(ds->journal) >= ds->cfg->journal_max) {
 			answer_now(d, 503, "overloaded", xstrdup("journal_max deliveries pending"),
 			           RETRY_AFTER_OVERLOAD);
@@ -906,6 +1060,9 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		           RETRY_AFTER_OVERLOAD);
 		return;
 	}
+	/* Something will run: the environment now, and the parsed payload
+	 * goes (a delivery waiting for a slot holds the smaller of the two). */
+	delivery_build_env(d);
 	record(ds, d);
 	if (!now) {
 		d->queued = true;

@@ -54,6 +54,8 @@ struct delivery {
 	size_t body_len;
 	struct envlist env; /* metadata + payload; HOOK_HOOK/HOOK_ATTEMPT added per hook */
 	size_t env_omitted;
+	bool env_pending;   /* delivery_new_lazy: env not built yet, from root */
+	json_object *root;  /* the parsed payload until then (a reference), else NULL */
 	char *integration_id, *integration_name;
 	struct delivery_opts opts;
 	char *key; /* serialization key, NULL: none */
@@ -119,6 +121,21 @@ struct delivery *delivery_new(struct config *cfg, const struct endpoint *ep, con
                               size_t body_len, json_object *root, const char *integration_id,
                               const char *integration_name);
 void delivery_free(struct delivery *d);
+
+/*
+ * As delivery_new, but the environment is built only when something will
+ * run (delivery_build_env, called by the dispatcher): until then d keeps a
+ * reference to root. A delivery with no route, a duplicate or one refused
+ * never pays for flattening its payload. The server uses this one.
+ */
+struct delivery *delivery_new_lazy(struct config *cfg, const struct endpoint *ep,
+                                   const char *event, const char *id, const char *remote_addr,
+                                   const unsigned char *body, size_t body_len, json_object *root,
+                                   const char *integration_id, const char *integration_name);
+/* Builds d's environment if it is still pending; then drops the payload. */
+void delivery_build_env(struct delivery *d);
+/* Frees what deliveries share across configs (the base environment); at exit. */
+void delivery_cleanup(void);
 
 /* The response JSON for a delivery's outcome (malloc'd). */
 char *delivery_response_json(const struct delivery *d, bool include_output);

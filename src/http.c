@@ -11,6 +11,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -44,6 +45,7 @@ struct http_conn {
 	bool dead;        /* the peer is gone while the handler has the request */
 	bool handshaking; /* TLS: the handshake is not done yet */
 	bool broken;      /* a read or write failed: no TLS close_notify */
+	bool tls;         /* accepted under TLS: answers go through OpenSSL */
 	size_t body_need;
 	size_t lingered;
 	int64_t linger_until; /* monotonic ms */
@@ -112,23 +114,35 @@ void http_request_free(struct http_request *req)
 {
 	if (!req)
 		return;
-	free(req->method);
-	free(req->target);
-	free(req->path);
-	for (size_t i = 0; i < req->nheaders; i++) {
-		free(req->headers[i].name);
-		free(req->headers[i].value);
-	}
+	/* One block holds the header array and every string of the head
+	 * (method, target, path, names, values): see parse_head. */
 	free(req->headers);
 	free(req->body);
 	free(req);
 }
 
+void http_request_shrink(struct http_request *req)
+{
+	static char none[] = "";
+	free(req->headers);
+	req->headers = NULL;
+	req->nheaders = 0;
+	req->method = req->target = req->path = none;
+	free(req->body);
+	req->body = NULL;
+	req->body_len = 0;
+}
+
 const char *http_header_get(const struct http_request *req, const char *name)
 {
+	/* In the head's block (parse_head) a value follows its name's NUL,
+	 * which gives the name's length for free: most names differ in it,
+	 * and the Northflank ones share a long prefix a compare would walk. */
+	size_t n = strlen(name);
 	for (size_t i = 0; i < req->nheaders; i++) {
-		if (ascii_casecmp_eq(req->headers[i].name, name))
-			return req->headers[i].value;
+		const struct http_header *h = &req->headers[i];
+		if ((size_t)(h->value - h->name) == n + 1 && ascii_casecmp_eq(h->name, name))
+			return h->value;
 	}
 	return NULL;
 }
@@ -140,33 +154,149 @@ static void arm_timer(struct http_conn *c, int64_t ms)
 	evtimer_add(c->timer, &tv);
 }
 
-/* A JSON body gets a final newline (curl output ends cleanly); a body of
- * another type (the admin's /metrics) goes out as it is. The answer to a
- * HEAD request has the headers of the answer to GET and no body, or the
- * client would read the body as the next answer. */
+/* Appends s to the head being built in buf (room for `cap` bytes). */
+static size_t put(char *buf, size_t off, size_t cap, const char *s, size_t n)
+{
+	if (off + n <= cap)
+		memcpy(buf + off, s, n);
+	return off + n;
+}
+
+/*
+ * The status line and headers of an answer into buf; returns the length,
+ * which is larger than cap when they did not fit (the caller then makes
+ * room). Built with copies: an answer goes out for every request, and
+ * printf was a noticeable part of a rejection's cost.
+ */
+static size_t response_head(char *buf, size_t cap, int status, const char *content_type,
+                            const char *extra, size_t content_length, bool close)
+{
+	char num[24];
+	size_t off = put(buf, 0, cap, "HTTP/1.1 ", 9);
+	int st = status >= 100 && status <= 999 ? status : 500;
+	num[0] = (char)('0' + st / 100);
+	num[1] = (char)('0' + st / 10 % 10);
+	num[2] = (char)('0' + st % 10);
+	num[3] = ' ';
+	off = put(buf, off, cap, num, 4);
+	const char *reason = http_reason(status);
+	off = put(buf, off, cap, reason, strlen(reason));
+	off = put(buf, off, cap, "\r\nContent-Type: ", 16);
+	off = put(buf, off, cap, content_type, strlen(content_type));
+	off = put(buf, off, cap, "\r\nContent-Length: ", 18);
+	size_t n = sizeof(num), v = content_length;
+	do {
+		num[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	off = put(buf, off, cap, num + n, sizeof(num) - n);
+	off = put(buf, off, cap, "\r\n", 2);
+	if (close)
+		off = put(buf, off, cap, "Connection: close\r\n", 19);
+	if (extra)
+		off = put(buf, off, cap, extra, strlen(extra));
+	return put(buf, off, cap, "\r\n", 2);
+}
+
+/*
+ * An answer's parts: the head (in head[] when it fits, else in *big, to be
+ * freed), the body and the final newline a JSON body gets (curl output
+ * ends cleanly); a body of another type (the admin's /metrics) goes out
+ * as it is. The answer to a HEAD request has the headers of the answer to
+ * GET and no body, or the client would read the body as the next answer.
+ * Returns the number of iovecs used.
+ */
+static int response_iov(struct iovec iov[3], char head[512], char **big, int status,
+                        const char *content_type, const char *extra, const char *body,
+                        size_t body_len, bool close, bool is_head)
+{
+	bool json = content_type == NULL;
+	const char *ct = json ? "application/json" : content_type;
+	size_t clen = body_len + (json ? 1 : 0);
+	size_t hl = response_head(head, 512, status, ct, extra, clen, close);
+	*big = NULL;
+	iov[0].iov_base = head;
+	if (hl > 512) {
+		*big = xmalloc(hl);
+		response_head(*big, hl, status, ct, extra, clen, close);
+		iov[0].iov_base = *big;
+	}
+	iov[0].iov_len = hl;
+	if (is_head)
+		return 1;
+	iov[1].iov_base = (void *)body;
+	iov[1].iov_len = body_len;
+	if (!json)
+		return 2;
+	iov[2].iov_base = (void *)"\n";
+	iov[2].iov_len = 1;
+	return 3;
+}
+
 static void write_response_typed(struct http_conn *c, int status, const char *content_type,
                                  const char *extra, const char *body, size_t body_len, bool close,
                                  bool head)
 {
-	bool json = content_type == NULL;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	evbuffer_add_printf(out,
-	                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-	                    "Content-Length: %zu\r\n%s%s\r\n",
-	                    status, http_reason(status), json ? "application/json" : content_type,
-	                    body_len + (json ? 1 : 0), close ? "Connection: close\r\n" : "",
-	                    extra ? extra : "");
-	if (head)
-		return;
-	evbuffer_add(out, body, body_len);
-	if (json)
-		evbuffer_add(out, "\n", 1);
+	struct iovec iov[3];
+	char buf[512], *big;
+	int n = response_iov(iov, buf, &big, status, content_type, extra, body, body_len, close, head);
+	for (int i = 0; i < n; i++)
+		evbuffer_add(out, iov[i].iov_base, iov[i].iov_len);
+	free(big);
 }
 
 static void write_response(struct http_conn *c, int status, const char *extra, const char *body,
                            size_t body_len, bool close)
 {
 	write_response_typed(c, status, NULL, extra, body, body_len, close, false);
+}
+
+/*
+ * An answer written straight to the socket, when nothing else is queued
+ * on a plain (not TLS) connection: most answers fit the socket buffer, and
+ * going through the bufferevent costs two epoll_ctl calls (write event on,
+ * write event off) each. Whatever the socket does not take now is queued
+ * as usual. Either way on_write follows, from the event loop.
+ */
+static void send_response(struct http_conn *c, int status, const char *content_type,
+                          const char *extra, const char *body, size_t body_len, bool close,
+                          bool head)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (c->tls || evbuffer_get_length(out) > 0) {
+		write_response_typed(c, status, content_type, extra, body, body_len, close, head);
+		bufferevent_enable(c->bev, EV_WRITE);
+		return;
+	}
+	struct iovec iov[3];
+	char buf[512], *big;
+	int n = response_iov(iov, buf, &big, status, content_type, extra, body, body_len, close, head);
+	size_t total = 0;
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	ssize_t w;
+	do {
+		w = writev(bufferevent_getfd(c->bev), iov, n);
+	} while (w < 0 && errno == EINTR);
+	size_t done = w > 0 ? (size_t)w : 0;
+	if (done == total) {
+		free(big);
+		bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+		return;
+	}
+	/* The rest, or all of it after an error (libevent then reports the
+	 * error to on_event, as for any write). */
+	for (int i = 0; i < n; i++) {
+		if (done >= iov[i].iov_len) {
+			done -= iov[i].iov_len;
+			continue;
+		}
+		evbuffer_add(out, (const char *)iov[i].iov_base + done, iov[i].iov_len - done);
+		done = 0;
+	}
+	free(big);
+	bufferevent_enable(c->bev, EV_WRITE);
 }
 
 /*
@@ -189,9 +319,22 @@ static void early_error(struct http_conn *c, int status, const char *error, bool
 	evtimer_del(c->timer);
 }
 
-static bool is_tchar(unsigned char ch)
+/* Byte classes of a request head: one table look-up a byte. */
+#define CH_TCHAR 1 /* an RFC 9110 token character */
+#define CH_CTL 2   /* a control character other than HTAB: never allowed */
+static unsigned char ch_class[256];
+
+static void ch_class_init(void)
 {
-	return isalnum(ch) || strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+	if (ch_class['a'])
+		return;
+	for (int c = 0; c < 256; c++) {
+		if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c && strchr("!#$%&'*+-.^_`|~", c)))
+			ch_class[c] |= CH_TCHAR;
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			ch_class[c] |= CH_CTL;
+	}
 }
 
 static bool token_valid(const char *s, size_t n)
@@ -199,33 +342,101 @@ static bool token_valid(const char *s, size_t n)
 	if (n == 0)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		if (!is_tchar((unsigned char)s[i]))
+		if (!(ch_class[(unsigned char)s[i]] & CH_TCHAR))
 			return false;
 	}
 	return true;
 }
 
+/*
+ * Whether s[0..n) holds a control character (CH_CTL). Eight bytes at a
+ * time: every byte of every request head goes through here. A word is
+ * looked at byte by byte only when it may hold a byte below 0x20 or a
+ * DEL (the usual "has a byte less than" and "has a zero byte" tests,
+ * which never miss one).
+ */
+static bool has_ctl(const char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x;
+		memcpy(&x, s + i, 8);
+		uint64_t del = x ^ (0x7f * ones);
+		if (((x - 0x20 * ones) & ~x & highs) == 0 && ((del - ones) & ~del & highs) == 0)
+			continue;
+		for (size_t j = i; j < i + 8; j++) {
+			if (ch_class[(unsigned char)s[j]] & CH_CTL)
+				return true;
+		}
+	}
+	for (; i < n; i++) {
+		if (ch_class[(unsigned char)s[i]] & CH_CTL)
+			return true;
+	}
+	return false;
+}
+
+/* s[0..n) equals the lowercase literal lit, ignoring ASCII case. */
+static bool span_caseeq(const char *s, size_t n, const char *lit)
+{
+	size_t i = 0;
+	for (; i < n && lit[i]; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c + ('a' - 'A'));
+		if (c != (unsigned char)lit[i])
+			return false;
+	}
+	return i == n && lit[i] == '\0';
+}
+
 size_t http_head_end(const char *buf, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (buf[i] != '\n')
-			continue;
+	const char *p = buf, *end = buf + n;
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		size_t i = (size_t)(p - buf);
 		if (i + 1 < n && buf[i + 1] == '\n')
 			return i + 2;
 		if (i + 2 < n && buf[i + 1] == '\r' && buf[i + 2] == '\n')
 			return i + 3;
+		p++;
 	}
 	return 0;
 }
 
-/* Splits the head into lines (CRLF or LF) and parses them into req. */
-const char *http_parse_head(const char *buf, size_t len, struct http_request *req,
-                            struct http_head *head)
+struct span {
+	const char *p;
+	size_t n;
+};
+
+
+/* Copies a span into the block at *at as a C string. */
+static char *block_str(char **at, struct span sp)
 {
-	const char *p = buf, *end = buf + len;
-	size_t cap = 0;
+	char *s = *at;
+	memcpy(s, sp.p, sp.n);
+	s[sp.n] = '\0';
+	*at += sp.n + 1;
+	return s;
+}
+
+/*
+ * Splits the head into lines (CRLF or LF) and parses them into req:
+ * first as spans of `head`, then, once all is well, into one block that
+ * holds the header array and every string (one allocation a request
+ * rather than two a header). Returns NULL, or the reason it is malformed.
+ */
+const char *http_parse_head(const char *head, size_t len, struct http_request *req,
+                            struct http_head *info)
+{
+	const char *p = head, *end = head + len;
+	struct span stack_spans[64], *spans = stack_spans; /* name, value, name, ... */
+	size_t nspans = 0, cap = ARRAY_SIZE(stack_spans);
+	struct span method = {0}, target = {0};
 	bool first = true;
 	bool http10 = false, conn_close = false, conn_keep = false;
+	const char *bad = NULL;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		if (!nl)
@@ -241,80 +452,131 @@ const char *http_parse_head(const char *buf, size_t len, struct http_request *re
 			}
 			break;
 		}
-		for (size_t i = 0; i < n; i++) {
-			unsigned char ch = (unsigned char)p[i];
-			if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-				return "control character in request head";
+		if (has_ctl(p, n)) {
+			bad = "control character in request head";
+			goto out;
 		}
 		if (first) {
 			const char *sp1 = memchr(p, ' ', n);
 			const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(le - sp1 - 1)) : NULL;
-			if (!sp1 || !sp2 || !token_valid(p, (size_t)(sp1 - p)) || sp2 == sp1 + 1)
-				return "malformed request line";
+			if (!sp1 || !sp2 || !token_valid(p, (size_t)(sp1 - p)) || sp2 == sp1 + 1) {
+				bad = "malformed request line";
+				goto out;
+			}
 			size_t vlen = (size_t)(le - sp2 - 1);
-			if (vlen == 8 && memcmp(sp2 + 1, "HTTP/1.1", 8) == 0)
+			if (vlen == 8 && memcmp(sp2 + 1, "HTTP/1.1", 8) == 0) {
 				http10 = false;
-			else if (vlen == 8 && memcmp(sp2 + 1, "HTTP/1.0", 8) == 0)
+			} else if (vlen == 8 && memcmp(sp2 + 1, "HTTP/1.0", 8) == 0) {
 				http10 = true;
-			else
-				return "unsupported HTTP version";
-			req->method = xstrndup(p, (size_t)(sp1 - p));
-			req->target = xstrndup(sp1 + 1, (size_t)(sp2 - sp1 - 1));
-			if (memchr(req->target, ' ', strlen(req->target)) || memchr(req->target, '\t', strlen(req->target)))
-				return "malformed request line";
-			size_t plen = strcspn(req->target, "?#");
-			req->path = xstrndup(req->target, plen);
+			} else {
+				bad = "unsupported HTTP version";
+				goto out;
+			}
+			method = (struct span){p, (size_t)(sp1 - p)};
+			target = (struct span){sp1 + 1, (size_t)(sp2 - sp1 - 1)};
+			if (memchr(target.p, '\t', target.n)) {
+				bad = "malformed request line";
+				goto out;
+			}
 			first = false;
 			p = nl + 1;
 			continue;
 		}
-		if (p[0] == ' ' || p[0] == '\t')
-			return "folded header line";
+		if (p[0] == ' ' || p[0] == '\t') {
+			bad = "folded header line";
+			goto out;
+		}
 		const char *colon = memchr(p, ':', n);
-		if (!colon || !token_valid(p, (size_t)(colon - p)))
-			return "malformed header line";
+		if (!colon || !token_valid(p, (size_t)(colon - p))) {
+			bad = "malformed header line";
+			goto out;
+		}
 		const char *v = colon + 1, *ve = le;
 		while (v < ve && (*v == ' ' || *v == '\t'))
 			v++;
 		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
 			ve--;
-		if (req->nheaders == cap) {
-			cap = cap ? cap * 2 : 16;
-			req->headers = xrealloc(req->headers, cap * sizeof(*req->headers));
+		if (nspans + 2 > cap) {
+			cap *= 2;
+			if (spans == stack_spans) {
+				spans = xmalloc(cap * sizeof(*spans));
+				memcpy(spans, stack_spans, sizeof(stack_spans));
+			} else {
+				spans = xrealloc(spans, cap * sizeof(*spans));
+			}
 		}
-		struct http_header *h = &req->headers[req->nheaders++];
-		h->name = xstrndup(p, (size_t)(colon - p));
-		h->value = xstrndup(v, (size_t)(ve - v));
-		if (ascii_casecmp_eq(h->name, "Content-Length")) {
+		struct span name = {p, (size_t)(colon - p)}, value = {v, (size_t)(ve - v)};
+		spans[nspans++] = name;
+		spans[nspans++] = value;
+		if (span_caseeq(name.p, name.n, "content-length")) {
+			char digits[20];
 			uint64_t l;
-			if (!parse_u64(h->value, &l) || strlen(h->value) > 18)
-				return "invalid Content-Length";
-			if (head->has_length && l != head->length)
-				return "conflicting Content-Length headers";
-			head->has_length = true;
-			head->length = l;
-		} else if (ascii_casecmp_eq(h->name, "Transfer-Encoding")) {
-			head->chunked = true;
-		} else if (ascii_casecmp_eq(h->name, "Expect")) {
-			if (ascii_casecmp_eq(h->value, "100-continue"))
-				head->expect_continue = true;
-		} else if (ascii_casecmp_eq(h->name, "Connection")) {
+			if (value.n > 18) {
+				bad = "invalid Content-Length";
+				goto out;
+			}
+			memcpy(digits, value.p, value.n);
+			digits[value.n] = '\0';
+			if (!parse_u64(digits, &l)) {
+				bad = "invalid Content-Length";
+				goto out;
+			}
+			if (info->has_length && l != info->length) {
+				bad = "conflicting Content-Length headers";
+				goto out;
+			}
+			info->has_length = true;
+			info->length = l;
+		} else if (span_caseeq(name.p, name.n, "transfer-encoding")) {
+			info->chunked = true;
+		} else if (span_caseeq(name.p, name.n, "expect")) {
+			if (span_caseeq(value.p, value.n, "100-continue"))
+				info->expect_continue = true;
+		} else if (span_caseeq(name.p, name.n, "connection")) {
 			/* A comma-separated list of options. */
-			char *save = NULL, *copy = xstrdup(h->value);
-			for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
-				if (ascii_casecmp_eq(t, "close"))
+			const char *t = value.p, *te = value.p + value.n;
+			while (t < te) {
+				while (t < te && (*t == ',' || *t == ' ' || *t == '\t'))
+					t++;
+				const char *w = t;
+				while (t < te && *t != ',' && *t != ' ' && *t != '\t')
+					t++;
+				if (span_caseeq(w, (size_t)(t - w), "close"))
 					conn_close = true;
-				else if (ascii_casecmp_eq(t, "keep-alive"))
+				else if (span_caseeq(w, (size_t)(t - w), "keep-alive"))
 					conn_keep = true;
 			}
-			free(copy);
 		}
 		p = nl + 1;
 	}
-	if (first)
-		return "empty request";
+	if (first) {
+		bad = "empty request";
+		goto out;
+	}
 	req->keep_alive = http10 ? (conn_keep && !conn_close) : !conn_close;
-	return NULL;
+
+	size_t nh = nspans / 2;
+	struct span path = {target.p, 0};
+	while (path.n < target.n && target.p[path.n] != '?' && target.p[path.n] != '#')
+		path.n++;
+	size_t bytes = nh * sizeof(struct http_header) + method.n + target.n + path.n + 3;
+	for (size_t i = 0; i < nspans; i++)
+		bytes += spans[i].n + 1;
+	char *block = xmalloc(bytes);
+	char *at = block + nh * sizeof(struct http_header);
+	req->headers = (struct http_header *)(void *)block;
+	req->nheaders = nh;
+	req->method = block_str(&at, method);
+	req->target = block_str(&at, target);
+	req->path = block_str(&at, path);
+	for (size_t i = 0; i < nh; i++) {
+		req->headers[i].name = block_str(&at, spans[2 * i]);
+		req->headers[i].value = block_str(&at, spans[2 * i + 1]);
+	}
+out:
+	if (spans != stack_spans)
+		free(spans);
+	return bad;
 }
 
 static void read_head(struct http_conn *c)
@@ -341,25 +603,25 @@ static void read_head(struct http_conn *c)
 	req->conn = c;
 	req->peer = c->peer;
 	c->req = req;
-	struct http_head head = {0};
-	const char *bad = http_parse_head(buf, end, req, &head);
+	struct http_head info = {0};
+	/* Parsed where it lies; every string is copied out before the drain. */
+	const char *bad = http_parse_head(buf, end, req, &info);
 	evbuffer_drain(in, end);
 	if (bad) {
 		early_error(c, 400, bad, true);
 		return;
 	}
-	uint64_t length = head.length;
-	if (head.chunked) {
+	if (info.chunked) {
 		early_error(c, 411, "chunked request bodies are not accepted: send Content-Length", true);
 		return;
 	}
-	if (length > c->srv->lim.max_body) {
+	if (info.length > c->srv->lim.max_body) {
 		early_error(c, 413, "body larger than max_body", true);
 		return;
 	}
-	if (head.expect_continue && length > 0)
+	if (info.expect_continue && info.length > 0)
 		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-	c->body_need = (size_t)length;
+	c->body_need = (size_t)info.length;
 	c->state = CONN_BODY;
 }
 
@@ -374,8 +636,11 @@ static void read_body(struct http_conn *c)
 	req->body[c->body_need] = '\0';
 	req->body_len = c->body_need;
 	c->state = CONN_HANDLING;
-	bufferevent_disable(c->bev, EV_READ);
 	evtimer_del(c->timer);
+	/* Reading stays on while the request is handled: turning it off and
+	 * on again costs two epoll_ctl calls a request, and a client sends
+	 * nothing more before its answer. One that does is stopped then
+	 * (on_read), so what it sends is never buffered without bound. */
 	c->srv->handler(req, c->srv->arg);
 }
 
@@ -483,6 +748,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 	struct http_conn *c = arg;
 	if (c->state == CONN_LINGER)
 		linger_read(c);
+	else if (c->state == CONN_HANDLING)
+		bufferevent_disable(c->bev, EV_READ); /* more before the answer: wait (on_write) */
 	else
 		conn_process(c);
 }
@@ -533,6 +800,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_ERROR)
 		c->broken = true;
+	if (c->state == CONN_HANDLING && c->req && !(what & BEV_EVENT_ERROR)) {
+		/* The end of what the client sends while its request is being
+		 * handled: a client that half-closed still reads the answer. */
+		bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
 	if (c->state == CONN_HANDLING && c->req) {
 		/* The handler still owns the request: free once it answers. */
 		c->dead = true;
@@ -573,8 +846,6 @@ void http_respond_typed(struct http_request *req, int status, const char *conten
 	if (!req->keep_alive || c->srv->stopped)
 		close = true;
 	bool head = req->method && strcmp(req->method, "HEAD") == 0;
-	write_response_typed(c, status, content_type, extra, body, strlen(body), close, head);
-	free(body);
 	http_request_free(req);
 	c->req = NULL;
 	c->close_after = close;
@@ -582,7 +853,8 @@ void http_respond_typed(struct http_request *req, int status, const char *conten
 	struct timeval tv;
 	tv_from_ms(&tv, c->srv->lim.read_timeout_ms > 0 ? c->srv->lim.read_timeout_ms : 10000);
 	bufferevent_set_timeouts(c->bev, NULL, &tv);
-	bufferevent_enable(c->bev, EV_WRITE);
+	send_response(c, status, content_type, extra, body, strlen(body), close, head);
+	free(body);
 }
 
 static void update_accepting(struct http_server *s)
@@ -636,6 +908,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	c->handshaking = s->tls != NULL;
+	c->tls = s->tls != NULL;
 	c->timer = evtimer_new(s->base, on_timer, c);
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	c->state = CONN_HEAD;
@@ -683,6 +956,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 struct http_server *http_server_new(struct event_base *base, const struct http_limits *lim,
                                     http_handler handler, http_error_body error_body, void *arg)
 {
+	ch_class_init();
 	struct http_server *s = xcalloc(1, sizeof(*s));
 	s->base = base;
 	s->lim = *lim;

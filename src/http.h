@@ -101,6 +101,14 @@ const char *http_parse_head(const char *buf, size_t len, struct http_request *re
 void http_request_free(struct http_request *req);
 
 /*
+ * Frees what a handler that keeps req for a later answer no longer needs:
+ * the head (method, target, path, headers: all then "" or none) and the
+ * body. A delivery that waits for a slot holds its own copies, so the
+ * request it will answer costs no more than its connection.
+ */
+void http_request_shrink(struct http_request *req);
+
+/*
  * Answers req with a JSON body (taken over, freed here). `extra` holds
  * further header lines, each ending in "\r\n", or NULL. close forces
  * Connection: close. req is freed once the answer is queued.

@@ -52,22 +52,24 @@ void log_setup(enum log_format format)
 /* logfmt: bare when the value is plain, else quoted with escapes. */
 static void logfmt_value(struct strbuf *sb, const char *v)
 {
-	bool plain = *v != '\0';
-	for (const char *p = v; *p && plain; p++) {
+	const char *p = v;
+	for (; *p; p++) {
 		unsigned char c = (unsigned char)*p;
 		if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f)
-			plain = false;
+			break;
 	}
-	if (plain)
-		sb_puts(sb, v);
+	size_t n = (size_t)(p - v);
+	if (*p == '\0' && n > 0)
+		sb_append(sb, v, n);
 	else
-		sb_json_str(sb, v, strlen(v));
+		sb_json_str(sb, v, n + strlen(p));
 }
 
 void log_kv(enum log_level level, const char *msg, const struct log_kv *kv, size_t n)
 {
 	struct strbuf sb;
 	sb_init(&sb);
+	sb_reserve(&sb, 255); /* most lines fit */
 	char ts[40];
 	format_rfc3339_ms(now_wall_ms(), ts, sizeof(ts));
 	if (under_journald)
@@ -85,12 +87,19 @@ void log_kv(enum log_level level, const char *msg, const struct log_kv *kv, size
 		}
 		sb_putc(&sb, '}');
 	} else {
-		sb_printf(&sb, "ts=%s level=%s msg=", ts, level_names[level]);
+		/* Plain copies: a line is written for every request. */
+		sb_puts(&sb, "ts=");
+		sb_puts(&sb, ts);
+		sb_puts(&sb, " level=");
+		sb_puts(&sb, level_names[level]);
+		sb_puts(&sb, " msg=");
 		logfmt_value(&sb, msg);
 		for (size_t i = 0; i < n; i++) {
 			if (!kv[i].val)
 				continue;
-			sb_printf(&sb, " %s=", kv[i].key);
+			sb_putc(&sb, ' ');
+			sb_puts(&sb, kv[i].key);
+			sb_putc(&sb, '=');
 			logfmt_value(&sb, kv[i].val);
 		}
 	}

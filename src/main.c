@@ -30,6 +30,7 @@
 #include "sdnotify.h"
 #include "server.h"
 #include "tls.h"
+#include "verify.h"
 #include "util.h"
 #include "version.h"
 
@@ -965,7 +966,12 @@ int main(int argc, char **argv)
 			continue;
 		if (o.nargs > commands[i].maxargs)
 			return usage_error("too many arguments for %s", o.command);
-		return commands[i].fn(&o);
+		rc = commands[i].fn(&o);
+		/* What the modules keep between deliveries, for a clean exit. */
+		delivery_cleanup();
+		payload_cleanup();
+		verify_cleanup();
+		return rc;
 	}
 	return usage_error("unknown command '%s'", o.command);
 }

@@ -110,6 +110,16 @@ void metrics_label_value(struct strbuf *sb, const char *v)
 	size_t n = strlen((const char *)s);
 	sb_putc(sb, '"');
 	for (size_t i = 0; i < n;) {
+		/* Printable ASCII that needs no escape goes in as one run: a
+		 * label is made for every delivery and rejection. */
+		size_t run = i;
+		while (run < n && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '\\' && s[run] != '"')
+			run++;
+		if (run > i) {
+			sb_append(sb, (const char *)s + i, run - i);
+			i = run;
+			continue;
+		}
 		if (s[i] == '\\') {
 			sb_puts(sb, "\\\\");
 		} else if (s[i] == '"') {
@@ -132,16 +142,31 @@ void metrics_label_value(struct strbuf *sb, const char *v)
 	sb_putc(sb, '"');
 }
 
+/* An HTTP status into a label, without printf (once a request). */
+static void put_code(struct strbuf *sb, int http)
+{
+	char num[16], *p = num + sizeof(num);
+	unsigned v = http < 0 ? 0u : (unsigned)http;
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && p > num);
+	sb_append(sb, p, (size_t)(num + sizeof(num) - p));
+}
+
 void metrics_delivery(const char *endpoint, const char *status, int http)
 {
 	metrics_start();
 	struct strbuf sb;
 	sb_init(&sb);
+	sb_reserve(&sb, 127);
 	sb_puts(&sb, "endpoint=");
 	metrics_label_value(&sb, endpoint);
 	sb_puts(&sb, ",status=");
 	metrics_label_value(&sb, status);
-	sb_printf(&sb, ",code=\"%d\"", http);
+	sb_puts(&sb, ",code=\"");
+	put_code(&sb, http);
+	sb_putc(&sb, '"');
 	family_add(&M.deliveries, sb.buf);
 	sb_free(&sb);
 }
@@ -169,7 +194,10 @@ void metrics_rejection(int http, const char *reason)
 	metrics_start();
 	struct strbuf sb;
 	sb_init(&sb);
-	sb_printf(&sb, "code=\"%d\",reason=", http);
+	sb_reserve(&sb, 63);
+	sb_puts(&sb, "code=\"");
+	put_code(&sb, http);
+	sb_puts(&sb, "\",reason=");
 	metrics_label_value(&sb, reason ? reason : metrics_reason_for(http));
 	family_add(&M.rejections, sb.buf);
 	sb_free(&sb);

@@ -285,6 +285,32 @@ static bool is_json_ws(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/*
+ * One tokener for the process, reset for each body. json-c allocates and
+ * zeroes a stack of max-depth entries for every new tokener, 32 KiB at
+ * JSON_MAX_DEPTH: that was the largest single cost of a delivery. hookd
+ * parses on its one event-loop thread, one body at a time.
+ */
+static struct json_tokener *tok_shared;
+
+void payload_cleanup(void)
+{
+	if (tok_shared) /* json_tokener_free(NULL) crashes in json-c 0.16 */
+		json_tokener_free(tok_shared);
+	tok_shared = NULL;
+}
+
+static struct json_tokener *shared_tokener(void)
+{
+	struct json_tokener *tok = tok_shared;
+	if (!tok) {
+		tok = tok_shared = json_tokener_new_ex(JSON_MAX_DEPTH + 1);
+		if (tok)
+			json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	}
+	return tok;
+}
+
 json_object *payload_parse_json(const char *body, size_t len, char *err, size_t errlen)
 {
 	static const char invalid[] = "body is not valid JSON";
@@ -314,12 +340,11 @@ json_object *payload_parse_json(const char *body, size_t len, char *err, size_t 
 	 * whose containers nest at most JSON_MAX_DEPTH deep, except 1001
 	 * empty containers; json_depth() below catches those.
 	 */
-	tok = json_tokener_new_ex(JSON_MAX_DEPTH + 1);
+	tok = shared_tokener();
 	if (!tok) {
 		set_err(err, errlen, "out of memory");
 		goto out;
 	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 
 	/* json_tokener_parse_ex takes an int length: feed larger bodies in pieces. */
 	size_t off = 0, end = 0;
@@ -375,8 +400,9 @@ json_object *payload_parse_json(const char *body, size_t len, char *err, size_t 
 	if (marked > 0)
 		unmark_numbers(root);
 out:
-	if (tok) /* json_tokener_free(NULL) crashes in json-c 0.16 */
-		json_tokener_free(tok);
+	/* Whatever a failed parse left half-built is freed now, not held. */
+	if (tok)
+		json_tokener_reset(tok);
 	free(copy);
 	return root;
 }
@@ -724,11 +750,103 @@ size_t env_key_normalize(const char *key, size_t keylen, char *out)
 	return o;
 }
 
+/*
+ * The names already held while flattening: a set of copies, open
+ * addressing over one arena of NUL-separated names. (A json-c object did
+ * this before; its table started at 16 entries and was resized twice for
+ * a small payload, the largest cost of flattening one.)
+ */
+struct nameset {
+	size_t *slots;     /* offset + 1 of the name in `names`; 0: empty */
+	uint32_t *hashes;
+	size_t cap, n;     /* cap: a power of two, at least twice n */
+	struct strbuf names;
+};
+
+static uint32_t name_hash(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static void nameset_init(struct nameset *ns, size_t cap)
+{
+	ns->cap = cap;
+	ns->n = 0;
+	ns->slots = xcalloc(cap, sizeof(*ns->slots));
+	ns->hashes = xmalloc(cap * sizeof(*ns->hashes));
+	sb_init(&ns->names);
+}
+
+static void nameset_free(struct nameset *ns)
+{
+	free(ns->slots);
+	free(ns->hashes);
+	sb_free(&ns->names);
+}
+
+static size_t nameset_find(const struct nameset *ns, const char *s, size_t n, uint32_t h,
+                           bool *found)
+{
+	size_t i = h & (ns->cap - 1);
+	for (; ns->slots[i]; i = (i + 1) & (ns->cap - 1)) {
+		const char *have = ns->names.buf + ns->slots[i] - 1;
+		if (ns->hashes[i] == h && memcmp(have, s, n) == 0 && have[n] == '\0') {
+			*found = true;
+			return i;
+		}
+	}
+	*found = false;
+	return i;
+}
+
+/* Adds s[0..n); false when it was there already. */
+static bool nameset_add(struct nameset *ns, const char *s, size_t n)
+{
+	uint32_t h = name_hash(s, n);
+	bool found;
+	size_t i = nameset_find(ns, s, n, h, &found);
+	if (found)
+		return false;
+	if ((ns->n + 1) * 2 > ns->cap) {
+		size_t *old = ns->slots;
+		uint32_t *oldh = ns->hashes;
+		size_t oldcap = ns->cap;
+		ns->cap *= 2;
+		ns->slots = xcalloc(ns->cap, sizeof(*ns->slots));
+		ns->hashes = xmalloc(ns->cap * sizeof(*ns->hashes));
+		for (size_t j = 0; j < oldcap; j++) {
+			if (!old[j])
+				continue;
+			size_t k = oldh[j] & (ns->cap - 1);
+			while (ns->slots[k])
+				k = (k + 1) & (ns->cap - 1);
+			ns->slots[k] = old[j];
+			ns->hashes[k] = oldh[j];
+		}
+		free(old);
+		free(oldh);
+		i = h & (ns->cap - 1);
+		while (ns->slots[i])
+			i = (i + 1) & (ns->cap - 1);
+	}
+	ns->slots[i] = ns->names.len + 1;
+	ns->hashes[i] = h;
+	sb_append(&ns->names, s, n);
+	sb_putc(&ns->names, '\0');
+	ns->n++;
+	return true;
+}
+
 struct flatten {
 	const char *prefix;
 	size_t prefixlen;
 	struct envlist *env;
-	json_object *taken; /* names already held: a set (json-c hash, NULL values) */
+	struct nameset taken; /* names already held */
 	size_t vars, bytes, omitted;
 	struct strbuf name;
 };
@@ -758,7 +876,7 @@ static void count_leaves(struct flatten *f, json_object *o)
 
 static void flatten_leaf(struct flatten *f, json_object *o)
 {
-	size_t vlen;
+	size_t vlen = 0;
 	const char *val = scalar_text(o, &vlen);
 	const char *name = f->name.buf;
 	size_t nlen = f->name.len;
@@ -771,9 +889,8 @@ static void flatten_leaf(struct flatten *f, json_object *o)
 		return;
 	/* The first leaf with a name holds it, kept or not: a later leaf
 	 * never stands in for one that was left out. */
-	if (json_object_object_get_ex(f->taken, name, NULL))
+	if (!nameset_add(&f->taken, name, nlen))
 		return;
-	json_object_object_add(f->taken, name, NULL);
 
 	size_t entry = nlen + 1 + vlen + 1;
 	if (memchr(val, '\0', vlen) || vlen > FLATTEN_MAX_VALUE || nlen > FLATTEN_MAX_NAME ||
@@ -845,20 +962,17 @@ void payload_flatten(json_object *root, const char *prefix, const char *const *r
 	struct flatten f = {
 		.prefix = prefix ? prefix : "",
 		.env = env,
-		.taken = json_object_new_object(),
 	};
 	f.prefixlen = strlen(f.prefix);
+	nameset_init(&f.taken, 64);
 	sb_init(&f.name);
 	sb_puts(&f.name, f.prefix);
 
 	/* Reserved names and whatever the caller already put in env. */
 	for (size_t i = 0; reserved && reserved[i]; i++)
-		json_object_object_add(f.taken, reserved[i], NULL);
-	for (size_t i = 0; env->v && i < env->n; i++) {
-		char *name = xstrndup(env->v[i], entry_name_len(env->v[i]));
-		json_object_object_add(f.taken, name, NULL);
-		free(name);
-	}
+		nameset_add(&f.taken, reserved[i], strlen(reserved[i]));
+	for (size_t i = 0; env->v && i < env->n; i++)
+		nameset_add(&f.taken, env->v[i], entry_name_len(env->v[i]));
 
 	if (json_object_is_type(root, json_type_object) || json_object_is_type(root, json_type_array))
 		flatten_node(&f, root, 0);
@@ -866,5 +980,5 @@ void payload_flatten(json_object *root, const char *prefix, const char *const *r
 	if (omitted)
 		*omitted = f.omitted;
 	sb_free(&f.name);
-	json_object_put(f.taken);
+	nameset_free(&f.taken);
 }

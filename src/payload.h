@@ -87,6 +87,9 @@ size_t env_key_normalize(const char *key, size_t keylen, char *out);
 void payload_flatten(json_object *root, const char *prefix, const char *const *reserved,
                      struct envlist *env, size_t *omitted);
 
+/* Frees what parsing keeps between bodies (its JSON tokener); at exit. */
+void payload_cleanup(void);
+
 #define FLATTEN_MAX_VALUE (64 * 1024)
 #define FLATTEN_MAX_VARS 1024
 #define FLATTEN_MAX_BYTES (512 * 1024)

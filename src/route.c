@@ -171,7 +171,9 @@ int route_resolve(const char *hooks_dir, const char *event, struct route *out)
 			goto out;
 		}
 		out->name = xstrdup(cand);
-		if (fstatat(dfd, cand, &st, 0) < 0) {
+		/* Only a symlink needs a second look: for anything else the
+		 * lstat above says what stat would. */
+		if (S_ISLNK(st.st_mode) && fstatat(dfd, cand, &st, 0) < 0) {
 			out->error = xasprintf("cannot open: %s: %s", cand, strerror(errno));
 		} else if (S_ISREG(st.st_mode)) {
 			if (faccessat(dfd, cand, X_OK, AT_EACCESS) == 0)

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +32,9 @@ struct hook_run {
 	int64_t timeout_ms, kill_grace_ms;
 	hook_done_fn done;
 	void *arg;
-	struct hook_result res;
 
 	/* Output bookkeeping: a ring for the tail, a line for the log. */
-	char ring[OUTPUT_TAIL_MAX];
 	size_t ring_len, ring_head;
-	char line[LOG_LINE_MAX];
 	size_t line_len;
 	bool line_cut;
 	/* When the last LOG_LINES_PER_SEC lines were logged (a ring): a line
@@ -46,12 +44,43 @@ struct hook_run {
 	size_t logged_next;
 	long dropped;
 	char *rel, *endpoint, *event, *delivery_id;
+
+	/* The buffers last: a new run zeroes only what comes before them
+	 * (9 KiB of zeroes a hook were a visible part of its cost). */
+	char line[LOG_LINE_MAX];
+	char ring[OUTPUT_TAIL_MAX];
+	struct hook_result res;
 };
+
+/* A result with no outcome yet; its output bytes are left as they are
+ * (output_len says how many count). */
+static void result_clear(struct hook_result *res)
+{
+	memset(res, 0, offsetof(struct hook_result, output));
+	res->exit_code = -1;
+	res->output_len = 0;
+}
 
 static TAILQ_HEAD(, hook_run) active = TAILQ_HEAD_INITIALIZER(active);
 static int nactive;
 static struct event *sigchld_ev;
 static bool passthrough;
+
+/*
+ * posix_spawn's attributes, the same for every hook, and its file actions
+ * for the last (stdin fd, output fd, cwd). glibc checks both fds of each
+ * adddup2 against RLIMIT_NOFILE, a system call each, six a hook; and in a
+ * steady state the fds (the lowest free ones) and the directory are the
+ * same from one hook to the next. The file actions name fd numbers, not
+ * files, so reusing them is exact.
+ */
+static struct {
+	bool attr_ready, fa_ready;
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_t fa;
+	int in_fd, out_fd;
+	char *dir;
+} spawn_cache;
 
 void runner_set_output_passthrough(bool on)
 {
@@ -317,6 +346,15 @@ int runner_init(struct event_base *base)
 
 void runner_shutdown(void)
 {
+	if (spawn_cache.fa_ready) {
+		posix_spawn_file_actions_destroy(&spawn_cache.fa);
+		free(spawn_cache.dir);
+		spawn_cache.fa_ready = false;
+	}
+	if (spawn_cache.attr_ready) {
+		posix_spawnattr_destroy(&spawn_cache.attr);
+		spawn_cache.attr_ready = false;
+	}
 	if (sigchld_ev) {
 		event_free(sigchld_ev);
 		sigchld_ev = NULL;
@@ -347,9 +385,10 @@ static int make_input(const unsigned char *data, size_t len)
 	int fd = memfd_create("hookd-body", MFD_CLOEXEC);
 	if (fd < 0)
 		return -1;
+	/* pwrite leaves the offset at 0, where the hook starts reading. */
 	size_t off = 0;
 	while (off < len) {
-		ssize_t w = write(fd, data + off, len - off);
+		ssize_t w = pwrite(fd, data + off, len - off, (off_t)off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
@@ -357,10 +396,6 @@ static int make_input(const unsigned char *data, size_t len)
 			return -1;
 		}
 		off += (size_t)w;
-	}
-	if (lseek(fd, 0, SEEK_SET) < 0) {
-		close(fd);
-		return -1;
 	}
 	return fd;
 }
@@ -464,40 +499,67 @@ static int spawn_with_limits(const struct runner_params *p, int in_fd, int out_f
 	return 0;
 }
 
-static int spawn_plain(const struct runner_params *p, int in_fd, int out_fd, pid_t *pid)
+static posix_spawn_file_actions_t *file_actions(int in_fd, int out_fd, const char *dir)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
-	posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
-	posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-	posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
-	posix_spawn_file_actions_addchdir_np(&fa, p->dir);
-	/* A hook gets fds 0, 1 and 2 and nothing else, even if some fd
-	 * escaped close-on-exec. */
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	if (spawn_cache.fa_ready && spawn_cache.in_fd == in_fd && spawn_cache.out_fd == out_fd &&
+	    strcmp(spawn_cache.dir, dir) == 0)
+		return &spawn_cache.fa;
+	if (spawn_cache.fa_ready) {
+		posix_spawn_file_actions_destroy(&spawn_cache.fa);
+		free(spawn_cache.dir);
+		spawn_cache.fa_ready = false;
+	}
+	posix_spawn_file_actions_t *fa = &spawn_cache.fa;
+	posix_spawn_file_actions_init(fa);
+	if (posix_spawn_file_actions_adddup2(fa, in_fd, 0) != 0 ||
+	    posix_spawn_file_actions_adddup2(fa, out_fd, 1) != 0 ||
+	    posix_spawn_file_actions_adddup2(fa, out_fd, 2) != 0 ||
+	    posix_spawn_file_actions_addchdir_np(fa, dir) != 0 ||
+	    /* A hook gets fds 0, 1 and 2 and nothing else, even if some fd
+	     * escaped close-on-exec. */
+	    posix_spawn_file_actions_addclosefrom_np(fa, 3) != 0) {
+		posix_spawn_file_actions_destroy(fa);
+		return NULL;
+	}
+	spawn_cache.in_fd = in_fd;
+	spawn_cache.out_fd = out_fd;
+	spawn_cache.dir = xstrdup(dir);
+	spawn_cache.fa_ready = true;
+	return fa;
+}
+
+static posix_spawnattr_t *spawn_attr(void)
+{
+	if (spawn_cache.attr_ready)
+		return &spawn_cache.attr;
+	posix_spawnattr_t *attr = &spawn_cache.attr;
 	sigset_t all, none;
 	sigfillset(&all);
 	sigemptyset(&none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setpgroup(&attr, 0);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-	                                    POSIX_SPAWN_SETSIGMASK);
+	posix_spawnattr_init(attr);
+	posix_spawnattr_setsigdefault(attr, &all);
+	posix_spawnattr_setsigmask(attr, &none);
+	posix_spawnattr_setpgroup(attr, 0);
+	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+	                                   POSIX_SPAWN_SETSIGMASK);
+	spawn_cache.attr_ready = true;
+	return attr;
+}
+
+static int spawn_plain(const struct runner_params *p, int in_fd, int out_fd, pid_t *pid)
+{
+	posix_spawn_file_actions_t *fa = file_actions(in_fd, out_fd, p->dir);
+	if (!fa)
+		return ENOMEM;
 	char *argv[] = {(char *)p->path, NULL};
 	/* glibc's posix_spawn reports a failed exec as its return value. */
-	int e = posix_spawn(pid, p->path, &fa, &attr, argv, p->envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	return e;
+	return posix_spawn(pid, p->path, fa, spawn_attr(), argv, p->envp);
 }
 
 struct hook_run *runner_start(struct event_base *base, const struct runner_params *p,
                               hook_done_fn done, void *arg, struct hook_result *res)
 {
-	memset(res, 0, sizeof(*res));
-	res->exit_code = -1;
+	result_clear(res);
 	int in_fd = make_input(p->input, p->input_len);
 	int out[2] = {-1, -1};
 	int e = 0, stage = STAGE_EXEC;
@@ -512,9 +574,13 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 		goto fail;
 	close(in_fd);
 	close(out[1]);
-	fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK);
+	/* pipe2 set nothing but O_CLOEXEC (a descriptor flag, not a status
+	 * flag): the read end's status flags are O_RDONLY alone. */
+	fcntl(out[0], F_SETFL, O_RDONLY | O_NONBLOCK);
 
-	struct hook_run *r = xcalloc(1, sizeof(*r));
+	struct hook_run *r = xmalloc(sizeof(*r));
+	memset(r, 0, offsetof(struct hook_run, line));
+	result_clear(&r->res);
 	r->base = base;
 	r->pid = pid;
 	r->out_fd = out[0];
@@ -523,7 +589,6 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 	r->kill_grace_ms = p->kill_grace_ms;
 	r->done = done;
 	r->arg = arg;
-	r->res.exit_code = -1;
 	r->res.ran = true;
 	r->rel = xstrdup(p->rel);
 	r->endpoint = xstrdup(p->endpoint ? p->endpoint : "");

@@ -212,6 +212,11 @@ static void sb_grow(struct strbuf *sb, size_t extra)
 	sb->cap = cap;
 }
 
+void sb_reserve(struct strbuf *sb, size_t n)
+{
+	sb_grow(sb, n);
+}
+
 void sb_append(struct strbuf *sb, const char *s, size_t n)
 {
 	sb_grow(sb, n);
@@ -233,25 +238,43 @@ void sb_putc(struct strbuf *sb, char c)
 
 void sb_printf(struct strbuf *sb, const char *fmt, ...)
 {
+	/* Formatted once into the room there is (most output is short); a
+	 * second time only when it did not fit. */
+	sb_grow(sb, 63);
 	va_list ap;
 	va_start(ap, fmt);
 	va_list ap2;
 	va_copy(ap2, ap);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	size_t room = sb->cap - sb->len;
+	int n = vsnprintf(sb->buf + sb->len, room, fmt, ap);
 	va_end(ap);
-	if (n > 0) {
+	if (n > 0 && (size_t)n >= room) {
 		sb_grow(sb, (size_t)n);
 		vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap2);
-		sb->len += (size_t)n;
 	}
+	if (n > 0)
+		sb->len += (size_t)n;
+	sb->buf[sb->len] = '\0';
 	va_end(ap2);
 }
 
 void sb_json_str(struct strbuf *sb, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
+	sb_grow(sb, n + 2);
 	sb_putc(sb, '"');
 	for (size_t i = 0; i < n; i++) {
+		/* Runs that need no escape go in with one copy. */
+		size_t run = i;
+		while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' &&
+		       s[run] != '\\' && s[run] != 0x7f)
+			run++;
+		if (run > i) {
+			sb_append(sb, s + i, run - i);
+			i = run;
+			if (i == n)
+				break;
+		}
 		unsigned char c = (unsigned char)s[i];
 		switch (c) {
 		case '"': sb_append(sb, "\\\"", 2); break;
@@ -294,18 +317,48 @@ int64_t now_wall_ms(void)
 
 void format_rfc3339_ms(int64_t wall_ms, char *buf, size_t len)
 {
+	/* Every log line and delivery asks for the time: the date and time
+	 * of day are formatted once a second, the milliseconds each call. */
+	static time_t last_secs = -1;
+	static char base[32];
 	time_t secs = (time_t)(wall_ms / 1000);
-	struct tm tm;
-	gmtime_r(&secs, &tm);
-	char base[32];
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%03dZ", base, (int)(wall_ms % 1000));
+	int ms = (int)(wall_ms % 1000);
+	if (wall_ms < 0) {
+		secs--;
+		ms += 1000;
+	}
+	if (secs != last_secs) {
+		struct tm tm;
+		gmtime_r(&secs, &tm);
+		if (strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+			base[0] = '\0';
+		last_secs = secs;
+	}
+	size_t bl = strlen(base);
+	if (len < bl + 6) {
+		if (len)
+			buf[0] = '\0'; /* callers pass >= 32 bytes */
+		return;
+	}
+	memcpy(buf, base, bl);
+	buf[bl] = '.';
+	buf[bl + 1] = (char)('0' + ms / 100);
+	buf[bl + 2] = (char)('0' + ms / 10 % 10);
+	buf[bl + 3] = (char)('0' + ms % 10);
+	buf[bl + 4] = 'Z';
+	buf[bl + 5] = '\0';
+}
+
+static inline unsigned char ascii_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
 bool ascii_casecmp_eq(const char *a, const char *b)
 {
+	/* ASCII only, whatever the locale: header names are. */
 	for (; *a && *b; a++, b++) {
-		if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+		if (ascii_lower((unsigned char)*a) != ascii_lower((unsigned char)*b))
 			return false;
 	}
 	return *a == *b;

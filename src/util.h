@@ -40,6 +40,9 @@ struct strbuf {
 };
 void sb_init(struct strbuf *sb);
 void sb_free(struct strbuf *sb);
+/* Makes room for n more bytes now: one allocation for a string whose
+ * size is known roughly, rather than a few as it grows. */
+void sb_reserve(struct strbuf *sb, size_t n);
 void sb_append(struct strbuf *sb, const char *s, size_t n);
 void sb_puts(struct strbuf *sb, const char *s);
 void sb_putc(struct strbuf *sb, char c);

@@ -70,39 +70,99 @@ static size_t digest_len(enum hmac_alg alg)
 	}
 }
 
-/* HMAC of the concatenated parts into out (MAC_MAX bytes). false only when
- * libcrypto itself fails. */
-static bool hmac_parts(enum hmac_alg alg, const unsigned char *key, size_t keylen,
-                       const struct part *parts, size_t nparts, unsigned char *out)
-{
-	bool ok = false;
-	EVP_MAC *mac = NULL;
-	EVP_MAC_CTX *ctx = NULL;
-	OSSL_PARAM params[2];
-	size_t outlen = 0;
+/*
+ * Keyed HMAC contexts, one per (digest, key), made on first use and kept.
+ * Fetching the HMAC implementation and keying a context cost several times
+ * more than the MAC of a webhook body; EVP_MAC_init with a NULL key starts
+ * a new MAC under the key already set. A key here is a configured secret,
+ * never what a sender sent, so finding its entry with memcmp tells a
+ * sender nothing. Bounded: reloads that change secrets add entries, and
+ * past KEYED_MAX the oldest goes, its copy of the key cleansed.
+ */
+#define KEYED_MAX 32
 
-	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (!mac)
-		goto out;
-	ctx = EVP_MAC_CTX_new(mac);
-	if (!ctx)
-		goto out;
+struct keyed {
+	enum hmac_alg alg;
+	unsigned char *key;
+	size_t keylen;
+	EVP_MAC_CTX *ctx;
+	bool have_self;
+	unsigned char self[MAC_MAX]; /* HMAC(key, key), for the token schemes */
+};
+
+static struct keyed keyed[KEYED_MAX];
+static size_t nkeyed;
+static EVP_MAC *hmac_impl;
+
+static void keyed_clear(struct keyed *k)
+{
+	EVP_MAC_CTX_free(k->ctx);
+	OPENSSL_clear_free(k->key, k->keylen);
+	OPENSSL_cleanse(k, sizeof(*k));
+}
+
+static struct keyed *keyed_get(enum hmac_alg alg, const unsigned char *key, size_t keylen)
+{
+	for (size_t i = 0; i < nkeyed; i++) {
+		struct keyed *k = &keyed[i];
+		if (k->alg == alg && k->keylen == keylen && memcmp(k->key, key, keylen) == 0)
+			return k;
+	}
+	if (!hmac_impl && !(hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL)))
+		return NULL;
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_impl);
+	OSSL_PARAM params[2];
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 	                                             (char *)digest_name(alg), 0);
 	params[1] = OSSL_PARAM_construct_end();
-	if (!EVP_MAC_init(ctx, key, keylen, params))
-		goto out;
-	for (size_t i = 0; i < nparts; i++) {
-		if (parts[i].n && !EVP_MAC_update(ctx, parts[i].p, parts[i].n))
-			goto out;
+	if (!ctx || !EVP_MAC_init(ctx, key, keylen, params)) {
+		EVP_MAC_CTX_free(ctx);
+		return NULL;
 	}
-	if (!EVP_MAC_final(ctx, out, &outlen, MAC_MAX) || outlen != digest_len(alg))
-		goto out;
-	ok = true;
-out:
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
-	return ok;
+	if (nkeyed == KEYED_MAX) {
+		keyed_clear(&keyed[0]);
+		memmove(&keyed[0], &keyed[1], (KEYED_MAX - 1) * sizeof(keyed[0]));
+		memset(&keyed[KEYED_MAX - 1], 0, sizeof(keyed[0]));
+		nkeyed--;
+	}
+	struct keyed *k = &keyed[nkeyed++];
+	k->alg = alg;
+	k->key = xmalloc(keylen ? keylen : 1);
+	memcpy(k->key, key, keylen);
+	k->keylen = keylen;
+	k->ctx = ctx;
+	k->have_self = false;
+	return k;
+}
+
+void verify_cleanup(void)
+{
+	while (nkeyed)
+		keyed_clear(&keyed[--nkeyed]);
+	EVP_MAC_free(hmac_impl);
+	hmac_impl = NULL;
+}
+
+/* HMAC of the concatenated parts under k's key into out (MAC_MAX bytes).
+ * false only when libcrypto itself fails. */
+static bool keyed_mac(struct keyed *k, const struct part *parts, size_t nparts,
+                      unsigned char *out)
+{
+	size_t outlen = 0;
+	if (!EVP_MAC_init(k->ctx, NULL, 0, NULL))
+		return false;
+	for (size_t i = 0; i < nparts; i++) {
+		if (parts[i].n && !EVP_MAC_update(k->ctx, parts[i].p, parts[i].n))
+			return false;
+	}
+	return EVP_MAC_final(k->ctx, out, &outlen, MAC_MAX) && outlen == digest_len(k->alg);
+}
+
+static bool hmac_parts(enum hmac_alg alg, const unsigned char *key, size_t keylen,
+                       const struct part *parts, size_t nparts, unsigned char *out)
+{
+	struct keyed *k = keyed_get(alg, key, keylen);
+	return k && keyed_mac(k, parts, nparts, out);
 }
 
 /*
@@ -296,16 +356,18 @@ static bool verify_token(const struct verify_input *in, const char *name, char *
 		return fail(why, whylen, "no secret configured");
 	for (size_t i = 0; i < ep->nsecrets; i++) {
 		const struct secret *s = &ep->secrets[i];
-		unsigned char a[MAC_MAX], b[MAC_MAX];
+		unsigned char a[MAC_MAX];
 		struct part pt = {token, strlen(token)};
 		struct part ps = {s->data, s->len};
 		if (!s->data || s->len == 0)
 			continue;
-		if (!hmac_parts(HMAC_SHA256, s->data, s->len, &pt, 1, a) ||
-		    !hmac_parts(HMAC_SHA256, s->data, s->len, &ps, 1, b))
+		struct keyed *k = keyed_get(HMAC_SHA256, s->data, s->len);
+		/* HMAC(secret, secret) is the same for every request. */
+		if (k && !k->have_self)
+			k->have_self = keyed_mac(k, &ps, 1, k->self);
+		if (!k || !k->have_self || !keyed_mac(k, &pt, 1, a))
 			return fail(why, whylen, "crypto failure");
-		any |= CRYPTO_memcmp(a, b, digest_len(HMAC_SHA256)) == 0;
-		OPENSSL_cleanse(b, sizeof(b));
+		any |= CRYPTO_memcmp(a, k->self, digest_len(HMAC_SHA256)) == 0;
 	}
 	return any ? true : fail(why, whylen, "token mismatch");
 }

@@ -1,0 +1,723 @@
+#!/usr/bin/env python3
+"""hookd's side-by-side benchmark (issue 8); bench.sh builds and calls this.
+
+Starts four servers on 127.0.0.1, each configured for the same four
+scenarios with the same token check and the same hooks:
+
+  hookd            the release build under test
+  peer             adnanh/webhook (Debian's `webhook`), hooks.json below
+  probe_reject     a bare libevent server answering 401 (the limit of a)
+  probe_dispatch   libevent + posix_spawn(/bin/true) + answer on SIGCHLD
+                   (the limit of c)
+
+then loads one server at a time with wrk (same threads, connections,
+duration and Lua script for all), scenario by scenario, and prints one
+markdown table: requests/s, p50 and p99 of each, the ratios hookd/peer and
+hookd/probe against the issue's targets, idle RSS and RSS after load, the
+scale test (deliveries waiting for slots, hookd's peak RSS) and the machine.
+
+Scenarios (hookd endpoint / peer hook id, all POSTing the sample payload):
+  a  wrong token              /true     /hooks/true   (401; peer: rule mismatch code 401)
+  b  an event with no hook    /none     /hooks/none   (hookd: empty hooks dir, 200
+                              "unhandled"; peer: the token matches but the rule
+                              wants another event: 200 "Hook rules were not satisfied.")
+  c  sync dispatch /bin/true  /true     /hooks/true   (peer: include-command-output)
+  d  script reading 3 vars    /webhook  /hooks/script (peer: pass-environment-to-command)
+
+Nothing here asserts a timing: the exit status is 0 when every server
+started, answered every scenario as expected and the scale test filled its
+queue; the targets are printed, not enforced.
+
+Python standard library only.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import secrets
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import http.client
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(os.path.dirname(HERE))
+PAYLOAD = os.path.join(SOURCE, "tests", "data", "northflank-build-start.json")
+LUA = os.path.join(HERE, "post.lua")
+
+# The three payload variables the script hook reads (scenario d).
+SCRIPT_VARS = [
+    ("data.build.id", "HOOK_DATA_BUILD_ID"),
+    ("data.build.branch", "HOOK_DATA_BUILD_BRANCH"),
+    ("data.build.sha", "HOOK_DATA_BUILD_SHA"),
+]
+SCRIPT = """#!/bin/sh
+# Reads three of the payload's variables, as a deploy script would.
+echo "build $HOOK_DATA_BUILD_ID of $HOOK_DATA_BUILD_BRANCH at $HOOK_DATA_BUILD_SHA"
+"""
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+# ---- processes --------------------------------------------------------------
+
+class Server:
+    """One server process whose stdout/stderr go to a file."""
+
+    def __init__(self, name, argv, logpath, cwd=None):
+        self.name = name
+        self.logpath = logpath
+        self.logf = open(logpath, "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=cwd)
+        self.port = None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def wait_port(self, pattern, timeout=10.0):
+        """Reads the port from the log (hookd, probes)."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError("%s exited with %s at start; its log: %s"
+                                 % (self.name, self.proc.returncode, self.tail()))
+            with open(self.logpath, "rb") as f:
+                m = rx.search(f.read().decode("utf-8", "replace"))
+            if m:
+                self.port = int(m.group(1))
+                return
+            time.sleep(0.05)
+        raise BenchError("%s did not say which port it listens on; its log: %s"
+                         % (self.name, self.tail()))
+
+    def wait_connectable(self, port, timeout=10.0):
+        """Waits for a listener we chose the port of (the peer)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError("%s exited with %s at start; its log: %s"
+                                 % (self.name, self.proc.returncode, self.tail()))
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                self.port = port
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise BenchError("%s is not listening on port %d" % (self.name, port))
+
+    def tail(self, n=800):
+        try:
+            with open(self.logpath, "rb") as f:
+                return f.read()[-n:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def rss_kb(self, field="VmRSS"):
+        return proc_status_kb(self.pid, field)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+
+
+def proc_status_kb(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise BenchError("no %s for pid %d" % (field, pid))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raise_nofile(n):
+    """Raises RLIMIT_NOFILE to at least n (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= n:
+        return
+    if hard != resource.RLIM_INFINITY and hard < n:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))  # root may raise the hard limit
+            return
+        except (ValueError, OSError):
+            n = hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+
+
+# ---- configuration ----------------------------------------------------------
+
+def write_exec(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o755)
+
+
+def setup_configs(work, token):
+    """hookd.ini + hooks dirs, and the peer's hooks.json, for scenarios a-d."""
+    d_script = os.path.join(work, "hooks.d")
+    d_true = os.path.join(work, "hooks-true.d")
+    d_none = os.path.join(work, "hooks-none.d")
+    for d in (d_script, d_true, d_none):
+        os.mkdir(d)
+    script = os.path.join(d_script, "build:start")
+    write_exec(script, SCRIPT)
+    # hookd follows a symlink to an executable: the hook is /bin/true itself.
+    os.symlink("/bin/true", os.path.join(d_true, "build:start"))
+
+    with open(os.path.join(work, "hookd.ini"), "w") as f:
+        f.write("""; written by tests/bench/bench.py
+[server]
+listen = 127.0.0.1:0
+hooks_dir = hooks.d
+
+[endpoint script]
+path = /webhook
+scheme = northflank
+secret = {t}
+
+[endpoint true]
+path = /true
+scheme = northflank
+secret = {t}
+hooks_dir = hooks-true.d
+
+[endpoint none]
+path = /none
+scheme = northflank
+secret = {t}
+hooks_dir = hooks-none.d
+""".format(t=token))
+
+    def token_rule():
+        return {"match": {"type": "value", "value": token,
+                          "parameter": {"source": "header",
+                                        "name": "X-Northflank-Notification-Integration-Token"}}}
+
+    hooks = [
+        {   # a (wrong token: 401) and c
+            "id": "true",
+            "execute-command": "/bin/true",
+            "command-working-directory": d_true,
+            "include-command-output-in-response": True,
+            "trigger-rule-mismatch-http-response-code": 401,
+            "trigger-rule": token_rule(),
+        },
+        {   # b: verified, but no hook for this event
+            "id": "none",
+            "execute-command": "/bin/true",
+            "command-working-directory": d_none,
+            "include-command-output-in-response": True,
+            "trigger-rule": {"and": [token_rule(), {"match": {
+                "type": "value", "value": "build:success",
+                "parameter": {"source": "payload", "name": "event"}}}]},
+        },
+        {   # d
+            "id": "script",
+            "execute-command": script,
+            "command-working-directory": d_script,
+            "include-command-output-in-response": True,
+            "pass-environment-to-command": [
+                {"source": "payload", "name": path, "envname": env}
+                for path, env in SCRIPT_VARS],
+            "trigger-rule-mismatch-http-response-code": 401,
+            "trigger-rule": {"and": [token_rule(), {"match": {
+                "type": "value", "value": "build:start",
+                "parameter": {"source": "payload", "name": "event"}}}]},
+        },
+    ]
+    with open(os.path.join(work, "hooks.json"), "w") as f:
+        json.dump(hooks, f, indent=2)
+
+
+# ---- load -------------------------------------------------------------------
+
+def cpu_ticks(pid):
+    """utime + stime + cutime + cstime: the server and the hooks it reaped."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15])
+
+
+def run_wrk(port, path, token, conns, secs, run_id, pid=None):
+    env = dict(os.environ, BENCH_PATH=path, BENCH_TOKEN=token, BENCH_BODY=PAYLOAD,
+               BENCH_EVENT="build:start", BENCH_RUN=run_id)
+    argv = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % secs, "--timeout", "10s",
+            "-s", LUA, "http://127.0.0.1:%d%s" % (port, path)]
+    t0 = cpu_ticks(pid) if pid else 0
+    p = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=secs + 60)
+    t1 = cpu_ticks(pid) if pid else 0
+    out = p.stdout.decode("utf-8", "replace")
+    lines = [l for l in out.splitlines() if l.startswith("{")]
+    if p.returncode != 0 or not lines:
+        raise BenchError("wrk failed (%d): %s %s" % (p.returncode, out[-500:],
+                                                     p.stderr.decode()[-500:]))
+    r = json.loads(lines[-1])
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
+    # CPU time a request: unlike requests/s, hardly moved by other work on
+    # the machine (a single-threaded server's ceiling is 1 / this).
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    r["cpu_us"] = (t1 - t0) * tick_us / r["requests"] if pid and r["requests"] else None
+    return r
+
+
+def check_answer(port, path, token, want_status, want_text):
+    """One request before the load: the server answers this scenario as meant."""
+    with open(PAYLOAD, "rb") as f:
+        body = f.read()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("POST", path, body=body, headers={
+            "Content-Type": "application/json",
+            "X-Northflank-Notification-Integration-Token": token,
+            "X-Northflank-Notification-Integration-Event-Type": "build:start",
+            "X-Northflank-Notification-Integration-Event-Id": "check-" + secrets.token_hex(8),
+        })
+        r = c.getresponse()
+        text = r.read().decode("utf-8", "replace")
+    finally:
+        c.close()
+    if r.status != want_status or (want_text and want_text not in text):
+        raise BenchError("POST %s on port %d: %d %r, expected %d with %r"
+                         % (path, port, r.status, text[:200], want_status, want_text))
+
+
+# ---- scale: deliveries waiting for slots -----------------------------------
+
+def tcp_sockets(port):
+    """(established sockets with local port `port`, bytes unread in them)."""
+    n = unread = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local, state, queues = fields[1], fields[3], fields[4]
+                    if state != "01" or int(local.rsplit(":", 1)[1], 16) != port:
+                        continue
+                    n += 1
+                    unread += int(queues.split(":")[1], 16)
+        except FileNotFoundError:
+            pass
+    return n, unread
+
+
+def scale_test(hookd_bin, work, token, waiting, log_dir):
+    """`waiting` sync deliveries queued behind one running hook: hookd's RSS."""
+    sdir = os.path.join(work, "scale")
+    hooks = os.path.join(sdir, "hooks.d")
+    os.makedirs(hooks)
+    pidfile = os.path.join(sdir, "hook.pid")
+    # The one hook that runs holds its slot until the test is over.
+    write_exec(os.path.join(hooks, "build:start"),
+               "#!/bin/sh\necho $$ > %s\nexec sleep 600\n" % pidfile)
+    running = 1
+    total = waiting + running
+    with open(os.path.join(sdir, "hookd.ini"), "w") as f:
+        f.write("""[server]
+listen = 127.0.0.1:0
+hooks_dir = hooks.d
+timeout = 15m
+max_running = {r}
+max_queued = {q}
+max_connections = {c}
+read_timeout = 5m
+idle_timeout = 15m
+
+[endpoint scale]
+path = /webhook
+scheme = northflank
+secret = {t}
+""".format(r=running, q=2 * waiting, c=total + 100, t=token))
+    raise_nofile(total + 1000)
+    srv = Server("hookd (scale)", [hookd_bin, "-c", os.path.join(sdir, "hookd.ini")],
+                 os.path.join(log_dir, "hookd-scale.log"))
+    socks = []
+    hook_pid = None
+    try:
+        srv.wait_port(r"msg=listening addr=127\.0\.0\.1:(\d+)")
+        time.sleep(0.3)
+        idle = srv.rss_kb()
+        with open(PAYLOAD, "rb") as f:
+            body = f.read()
+        head = ("POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Content-Type: application/json\r\n"
+                "X-Northflank-Notification-Integration-Token: %s\r\n"
+                "X-Northflank-Notification-Integration-Event-Type: build:start\r\n"
+                "Content-Length: %d\r\n" % (token, len(body)))
+        sel = selectors.DefaultSelector()
+        answered = 0
+        sent = 0
+        pending = {}  # socket -> bytes still to send
+        deadline = time.monotonic() + 120
+        i = 0
+        peak = idle
+        while sent < total:
+            if time.monotonic() > deadline:
+                raise BenchError("scale: only %d of %d requests sent in 120 s" % (sent, total))
+            # Keep a bounded number of connects in flight: the listen backlog is finite.
+            while i < total and len(pending) < 256:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", srv.port))
+                req = (head + "X-Northflank-Notification-Integration-Event-Id: scale-%d\r\n\r\n"
+                       % i).encode() + body
+                pending[s] = req
+                socks.append(s)
+                sel.register(s, selectors.EVENT_WRITE)
+                i += 1
+            for key, ev in sel.select(timeout=1.0):
+                s = key.fileobj
+                if ev & selectors.EVENT_READ:
+                    # Any answer now is a 503 (queue full) or an error.
+                    if s.recv(4096):
+                        answered += 1
+                    sel.unregister(s)
+                    continue
+                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    raise BenchError("scale: connect failed: %s" % os.strerror(err))
+                data = pending[s]
+                n = s.send(data)
+                if n < len(data):
+                    pending[s] = data[n:]
+                    continue
+                del pending[s]
+                sent += 1
+                sel.modify(s, selectors.EVENT_READ)
+            peak = max(peak, srv.rss_kb())
+        # hookd has them all once every socket is established and read.
+        deadline = time.monotonic() + 60
+        while True:
+            n, unread = tcp_sockets(srv.port)
+            peak = max(peak, srv.rss_kb())
+            if n >= total and unread == 0:
+                break
+            if time.monotonic() > deadline:
+                raise BenchError("scale: hookd holds %d connections with %d bytes unread, "
+                                 "expected %d read" % (n, unread, total))
+            time.sleep(0.2)
+        # Let the last deliveries settle, then read the peak.
+        for _ in range(10):
+            time.sleep(0.1)
+            peak = max(peak, srv.rss_kb())
+            for key, ev in sel.select(timeout=0):
+                if key.fileobj.recv(4096):
+                    answered += 1
+                sel.unregister(key.fileobj)
+        hwm = srv.rss_kb("VmHWM")
+        if answered:
+            raise BenchError("scale: %d requests were answered while they should wait "
+                             "(max_queued too small?)" % answered)
+        try:
+            with open(pidfile) as f:
+                hook_pid = int(f.read().strip())
+        except (OSError, ValueError):
+            raise BenchError("scale: the running hook never started")
+        return {"waiting": waiting, "running": running, "idle_kb": idle,
+                "peak_kb": max(peak, hwm), "rss_kb": srv.rss_kb()}
+    finally:
+        # SIGTERM would let every queued delivery run; this test is over.
+        srv.stop(signal.SIGKILL)
+        if hook_pid is None:
+            try:
+                with open(pidfile) as f:
+                    hook_pid = int(f.read().strip())
+            except (OSError, ValueError):
+                pass
+        if hook_pid:
+            try:
+                os.killpg(hook_pid, signal.SIGKILL)  # hookd gave the hook its own group
+            except OSError:
+                pass
+        for s in socks:
+            s.close()
+
+
+# ---- the table --------------------------------------------------------------
+
+def machine():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return "%d CPUs (nproc), %s, Linux %s" % (os.cpu_count() or 0, model, platform.release())
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def fmt_rps(r):
+    return "%s" % format(int(round(r["rps"])), ",") if r else "—"
+
+
+def fmt_ms(us):
+    return "%.2f ms" % (us / 1000.0) if us < 10000 else "%.1f ms" % (us / 1000.0)
+
+
+def fmt_cpu(us):
+    return "%.1f µs" % us if us < 100 else "%.0f µs" % us
+
+
+def fmt_ratio(x):
+    return "%.2fx" % x
+
+
+def fmt_pct(x):
+    return "%d%%" % round(100 * x)
+
+
+def mb(kb):
+    return "%.1f MB" % (kb / 1024.0)
+
+
+def verdict(ok):
+    return "yes" if ok else "**no**"
+
+
+def print_table(res, rss, scale, args, load_before, load_after):
+    sc = {
+        "a": "(a) wrong token, rejected",
+        "b": "(b) an event with no hook",
+        "c": "(c) sync dispatch of /bin/true",
+        "d": "(d) sample payload to a script reading 3 variables",
+    }
+    out = []
+    w = out.append
+    w("| scenario | hookd req/s | p50 | p99 | CPU/req | peer req/s | p50 | p99 | CPU/req "
+      "| probe req/s | p50 | p99 | CPU/req | hookd/peer | hookd/probe | target | met |")
+    w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
+    for k in "abcd":
+        h, p, pr = res[k].get("hookd"), res[k].get("peer"), res[k].get("probe")
+        rp = h["rps"] / p["rps"] if h and p and p["rps"] else None
+        rpr = h["rps"] / pr["rps"] if h and pr and pr["rps"] else None
+        if k == "a":
+            target = ">= 1.8x peer, >= 85% probe"
+            ok = rp is not None and rp >= 1.8 and rpr is not None and rpr >= 0.85
+        elif k == "b":
+            pa = res["a"].get("peer")
+            rpa = h["rps"] / pa["rps"] if h and pa and pa["rps"] else None
+            target = ">= 1.5x peer's (a): %s" % (fmt_ratio(rpa) if rpa else "—")
+            ok = rpa is not None and rpa >= 1.5
+        elif k == "c":
+            p99r = h["p99_us"] / p["p99_us"] if h and p and p["p99_us"] else None
+            target = ">= 1.2x peer, >= 90%% probe, p99 <= 0.8x peer's: %s" % (
+                fmt_ratio(p99r) if p99r else "—")
+            ok = (rp is not None and rp >= 1.2 and rpr is not None and rpr >= 0.9
+                  and p99r is not None and p99r <= 0.8)
+        else:
+            target = ">= 1.2x peer"
+            ok = rp is not None and rp >= 1.2
+
+        def cells(r):
+            return [fmt_rps(r), fmt_ms(r["p50_us"]) if r else "—",
+                    fmt_ms(r["p99_us"]) if r else "—",
+                    fmt_cpu(r["cpu_us"]) if r and r.get("cpu_us") is not None else "—"]
+        w("| %s | %s | %s | %s | %s | %s | %s |" % (
+            sc[k], " | ".join(cells(h)), " | ".join(cells(p)), " | ".join(cells(pr)),
+            fmt_ratio(rp) if rp else "—", fmt_pct(rpr) if rpr else "—",
+            target + " | " + verdict(ok)))
+    for label, key in (("idle RSS", "idle"), ("RSS after load", "after")):
+        h, p = rss["hookd"][key], rss["peer"][key]
+        probes = "%s / %s" % (mb(rss["probe_reject"][key]), mb(rss["probe_dispatch"][key]))
+        w("| %s | %s | | | | %s | | | | %s | | | | %s | | <= 0.5x peer | %s |" % (
+            label, mb(h), mb(p), probes, fmt_ratio(h / p), verdict(h <= 0.5 * p)))
+    if scale:
+        w("| %s deliveries waiting for a slot: hookd's peak RSS | %s | | | | | | | | | | | "
+          "| | | < 64 MB | %s |" % (format(scale["waiting"], ","), mb(scale["peak_kb"]),
+                                   verdict(scale["peak_kb"] < 64 * 1024)))
+    print()
+    print("\n".join(out))
+    print()
+    print("Machine: %s. Load average %s before, %s after (other work on the machine moves "
+          "requests/s and latencies; the CPU/req columns much less)."
+          % (machine(), load_before, load_after))
+    print()
+    notes = [
+        "wrk -t1 -c%d -d%ds a cell, the sample payload with Northflank's headers and a "
+        "delivery id of its own a request; one server loaded at a time, %s."
+        % (args.connections, args.duration,
+           "the median of %d interleaved rounds" % args.rounds if args.rounds > 1
+           else "one round"),
+        "probe: probe_reject (bare libevent, 401) for (a), probe_dispatch (libevent + "
+        "posix_spawn of /bin/true + answer on SIGCHLD) for (c); RSS: probe_reject / "
+        "probe_dispatch.",
+        "CPU/req: the server's CPU time (user + system, the hooks it reaped included) "
+        "over the requests it answered; a single-threaded server's ceiling is 1/CPU/req. "
+        "The peer (Go) uses both cores; hookd and the probes one.",
+        "peer mapping: (a) hook 'true' with a token rule, mismatch code 401; (b) hook "
+        "'none', token and event = build:success, so the sample (build:start) gets "
+        "'Hook rules were not satisfied.'; (c) hook 'true'; (d) hook 'script' with "
+        "pass-environment-to-command. Every peer hook has include-command-output-in-"
+        "response, so it answers after its command, as hookd does.",
+        "hookd logs a line a request to a file; the peer logs nothing (its default).",
+    ]
+    if scale:
+        notes.append(
+            "scale: %s sync deliveries waiting for a slot behind one running hook "
+            "(max_running = 1, max_queued = %s), one connection each; hookd idle %s, "
+            "peak %s (VmHWM), %.1f KB a waiting delivery."
+            % (format(scale["waiting"], ","), format(2 * scale["waiting"], ","),
+               mb(scale["idle_kb"]), mb(scale["peak_kb"]),
+               (scale["peak_kb"] - scale["idle_kb"]) / scale["waiting"]))
+    for n in notes:
+        print("- " + n)
+
+
+# ---- main -------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", required=True, help="release build dir (hookd, probes)")
+    ap.add_argument("--short", action="store_true",
+                    help="CI: 1 s a cell, 4 connections, scale test with 1,000")
+    ap.add_argument("--duration", type=int, default=None, help="seconds a cell (8)")
+    ap.add_argument("--connections", type=int, default=None, help="wrk connections (16)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat every cell, interleaved, and take the median (1)")
+    ap.add_argument("--scale", type=int, default=None,
+                    help="deliveries waiting in the scale test (10000; 0: skip)")
+    ap.add_argument("--only", default="abcd", help="scenarios to run (abcd)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    args.duration = args.duration or (1 if args.short else 8)
+    args.connections = args.connections or (4 if args.short else 16)
+    if args.scale is None:
+        args.scale = 1000 if args.short else 10000
+
+    hookd_bin = os.path.join(args.build, "hookd")
+    probe_dir = os.path.join(args.build, "tests", "bench")
+    for b in (hookd_bin, os.path.join(probe_dir, "probe_reject"),
+              os.path.join(probe_dir, "probe_dispatch")):
+        if not os.access(b, os.X_OK):
+            raise BenchError("%s is not built" % b)
+    for tool in ("wrk", "webhook"):
+        if not shutil.which(tool):
+            raise BenchError("%s is not installed" % tool)
+
+    work = tempfile.mkdtemp(prefix="hookd-bench-")
+    token = secrets.token_hex(24)
+    setup_configs(work, token)
+    servers = {}
+    load_before = loadavg()
+    try:
+        servers["hookd"] = Server("hookd", [hookd_bin, "-c", os.path.join(work, "hookd.ini")],
+                                  os.path.join(work, "hookd.log"))
+        peer_port = free_port()
+        servers["peer"] = Server("peer", ["webhook", "-hooks", os.path.join(work, "hooks.json"),
+                                          "-ip", "127.0.0.1", "-port", str(peer_port)],
+                                 os.path.join(work, "peer.log"))
+        for p in ("probe_reject", "probe_dispatch"):
+            servers[p] = Server(p, [os.path.join(probe_dir, p)], os.path.join(work, p + ".log"))
+        servers["hookd"].wait_port(r"msg=listening addr=127\.0\.0\.1:(\d+)")
+        servers["peer"].wait_connectable(peer_port)
+        for p in ("probe_reject", "probe_dispatch"):
+            servers[p].wait_port(r"listening (\d+)")
+        time.sleep(1.0)
+        rss = {n: {"idle": s.rss_kb()} for n, s in servers.items()}
+
+        hp, pp = servers["hookd"].port, servers["peer"].port
+        bad = "wrong-" + secrets.token_hex(8)
+        # scenario -> [(server, port, path, token, expected status, expected text)]
+        plan = {
+            "a": [("hookd", hp, "/true", bad, 401, '"status":"rejected"'),
+                  ("peer", pp, "/hooks/true", bad, 401, "Hook rules were not satisfied"),
+                  ("probe", servers["probe_reject"].port, "/true", bad, 401, "rejected")],
+            "b": [("hookd", hp, "/none", token, 200, '"status":"unhandled"'),
+                  ("peer", pp, "/hooks/none", token, 200, "Hook rules were not satisfied")],
+            "c": [("hookd", hp, "/true", token, 200, '"status":"ok"'),
+                  ("peer", pp, "/hooks/true", token, 200, ""),
+                  ("probe", servers["probe_dispatch"].port, "/true", token, 200, '"ok"')],
+            "d": [("hookd", hp, "/webhook", token, 200, '"status":"ok"'),
+                  ("peer", pp, "/hooks/script", token, 200, "build social-hour-1312 of master")],
+        }
+        for k in args.only:
+            for name, port, path, tok, st, text in plan[k]:
+                check_answer(port, path, tok, st, text)
+
+        res = {k: {} for k in "abcd"}
+        runs = {}
+        for rnd in range(args.rounds):
+            for k in args.only:
+                for name, port, path, tok, st, _ in plan[k]:
+                    log("round %d, scenario %s: %s" % (rnd + 1, k, name))
+                    srv = servers[{"probe": "probe_reject" if k == "a" else "probe_dispatch"}
+                                  .get(name, name)]
+                    r = run_wrk(port, path, tok, args.connections, args.duration,
+                                "%s-%s-%d-%s" % (k, name, rnd, secrets.token_hex(4)), srv.pid)
+                    errors = r["connect"] + r["read"] + r["write"] + r["timeout"]
+                    # wrk counts every answer outside 2xx/3xx as a "status" error.
+                    wrong = r["status"] if st < 400 else r["requests"] - r["status"]
+                    if errors or wrong or r["requests"] == 0:
+                        raise BenchError("scenario %s against %s: %d requests, %d socket "
+                                         "errors, %d unexpected statuses"
+                                         % (k, name, r["requests"], errors, wrong))
+                    runs.setdefault((k, name), []).append(r)
+        for (k, name), rs in runs.items():
+            # The round with the median rate stands for the cell.
+            rs.sort(key=lambda r: r["rps"])
+            res[k][name] = rs[len(rs) // 2]
+        for n, s in servers.items():
+            rss[n]["after"] = s.rss_kb()
+            if s.proc.poll() is not None:
+                raise BenchError("%s died during the load: %s" % (n, s.tail()))
+        for s in servers.values():
+            s.stop()
+        scale = None
+        if args.scale > 0:
+            log("scale: %d deliveries waiting for a slot" % args.scale)
+            scale = scale_test(hookd_bin, work, token, args.scale, work)
+        load_after = loadavg()
+        print_table(res, rss, scale, args, load_before, load_after)
+    finally:
+        for s in servers.values():
+            s.stop()
+        if args.keep:
+            log("work directory kept: " + work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        print("bench: " + str(e), file=sys.stderr)
+        sys.exit(1)
