@@ -216,7 +216,9 @@ static void test_vectors(void)
 	{
 		struct test_ep t;
 		unsigned char key[64];
-		const char *sec = vec("standard-webhooks", "secret") + strlen("whsec_");
+		const char *sec = vec("standard-webhooks", "secret");
+		if (strncmp(sec, "whsec_", 6) == 0)
+			sec += 6;
 		int klen = EVP_DecodeBlock(key, (const unsigned char *)sec, (int)strlen(sec));
 		CHECK(klen == 24, "standard key decodes to %d bytes", klen);
 		ep_init(&t, SCHEME_STANDARD);
