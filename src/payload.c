@@ -409,17 +409,6 @@ out:
 
 /* ---- application/x-www-form-urlencoded ---- */
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes s[0..n) ('+' is a space, %XX a byte) into out (>= n bytes);
  * returns the decoded length, or -1 for a % not followed by two hex digits. */
 static long form_decode(const char *s, size_t n, char *out)
@@ -432,7 +421,7 @@ static long form_decode(const char *s, size_t n, char *out)
 		} else if (c == '%') {
 			if (n - i < 3)
 				return -1;
-			int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
+			int hi = hex_digit((unsigned char)s[i + 1]), lo = hex_digit((unsigned char)s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			out[o++] = (char)(hi * 16 + lo);

@@ -57,6 +57,9 @@ int64_t now_wall_ms(void);
 /* RFC 3339 UTC with milliseconds: 2026-11-26T20:41:06.123Z (buf >= 32). */
 void format_rfc3339_ms(int64_t wall_ms, char *buf, size_t len);
 
+/* The value of a hex digit (either case), or -1. */
+int hex_digit(unsigned char c);
+
 /* Case-insensitive ASCII compare, for header names. */
 bool ascii_casecmp_eq(const char *a, const char *b);
 

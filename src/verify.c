@@ -225,17 +225,6 @@ static bool have_secret(const struct endpoint *ep)
 	return false;
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Exactly 2*n hex digits of either case; anything else is malformed. The
  * input is what the sender claims, not a secret: no need for constant time. */
 static bool hex_decode_exact(const char *s, size_t slen, unsigned char *out, size_t n)
@@ -243,8 +232,8 @@ static bool hex_decode_exact(const char *s, size_t slen, unsigned char *out, siz
 	if (slen != 2 * n)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		int hi = hexval((unsigned char)s[2 * i]);
-		int lo = hexval((unsigned char)s[2 * i + 1]);
+		int hi = hex_digit((unsigned char)s[2 * i]);
+		int lo = hex_digit((unsigned char)s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		out[i] = (unsigned char)(hi << 4 | lo);

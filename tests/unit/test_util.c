@@ -189,6 +189,13 @@ static void test_time(void)
 	CHECK(ascii_casecmp_eq("Content-Type", "content-type"), "casecmp");
 	CHECK(!ascii_casecmp_eq("Content-Type", "content-typ"), "casecmp length");
 	CHECK(now_mono_ms() > 0, "monotonic clock");
+	static const struct {
+		unsigned char c;
+		int v;
+	} hex[] = {{'0', 0}, {'9', 9}, {'a', 10}, {'f', 15}, {'A', 10}, {'F', 15},
+	           {'g', -1}, {'G', -1}, {'/', -1}, {':', -1}, {'@', -1}, {0, -1}, {0xff, -1}};
+	for (size_t i = 0; i < ARRAY_SIZE(hex); i++)
+		CHECK(hex_digit(hex[i].c) == hex[i].v, "hex_digit(0x%02x)", hex[i].c);
 }
 
 int main(void)
