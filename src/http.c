@@ -317,6 +317,12 @@ static void early_error(struct http_conn *c, int status, const char *error, bool
 	c->state = CONN_HANDLING;
 	bufferevent_disable(c->bev, EV_READ);
 	evtimer_del(c->timer);
+	/* As for every answer: a client that never reads it is dropped after
+	 * the write timeout, so it can neither hold a connection nor the
+	 * shutdown drain for ever. */
+	struct timeval tv;
+	tv_from_ms(&tv, c->srv->lim.read_timeout_ms > 0 ? c->srv->lim.read_timeout_ms : 10000);
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
 }
 
 /* Byte classes of a request head: one table look-up a byte. */
