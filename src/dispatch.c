@@ -494,6 +494,7 @@ static struct delivery *delivery_make(struct config *cfg, const struct endpoint 
                                       const char *integration_name, bool lazy)
 {
 	struct delivery *d = xcalloc(1, sizeof(*d));
+	bool lazy_parsed = false;
 	d->cfg = config_ref(cfg);
 	d->ep = ep;
 	d->event = xstrdup(event);
@@ -516,6 +517,11 @@ static struct delivery *delivery_make(struct config *cfg, const struct endpoint 
 	d->attempt = 1;
 	config_delivery_opts(cfg, ep, event, &d->opts);
 	d->async = d->opts.mode == MODE_ASYNC;
+	if (lazy && !root && d->opts.serialize) {
+		/* The key is in the payload: the tree is needed now. */
+		root = d->root = payload_parse_json((const char *)body, body_len, NULL, 0);
+		lazy_parsed = true;
+	}
 	if (d->opts.serialize) {
 		char *v = root ? payload_get_path(root, d->opts.serialize) : NULL;
 		d->key = xasprintf("%s\x1f%s", d->opts.serialize_scope ? d->opts.serialize_scope : "",
@@ -524,7 +530,9 @@ static struct delivery *delivery_make(struct config *cfg, const struct endpoint 
 	}
 	if (lazy) {
 		d->env_pending = true;
-		d->root = root ? json_object_get(root) : NULL;
+		if (!lazy_parsed)
+			d->root = root ? json_object_get(root) : NULL;
+		d->parse_body = !root;
 	} else {
 		build_env(d, root);
 	}
@@ -549,14 +557,22 @@ struct delivery *delivery_new_lazy(struct config *cfg, const struct endpoint *ep
 	                     integration_name, true);
 }
 
-void delivery_build_env(struct delivery *d)
+bool delivery_build_env(struct delivery *d, char *err, size_t errlen)
 {
 	if (!d->env_pending)
-		return;
+		return true;
 	d->env_pending = false;
+	if (d->parse_body && !d->root) {
+		/* Not expected: json_scan accepted this body, and json-c builds
+		 * whatever it accepts (fuzz_jsonscan holds them to that). */
+		d->root = payload_parse_json((const char *)d->body, d->body_len, err, errlen);
+		if (!d->root)
+			return false;
+	}
 	build_env(d, d->root);
 	json_object_put(d->root);
 	d->root = NULL;
+	return true;
 }
 
 void delivery_free(struct delivery *d)
@@ -780,10 +796,16 @@ static void run_next_hook(struct delivery *d)
 {
 	struct dispatcher *ds = d->disp;
 	if (d->next_hook == 0) {
-		delivery_build_env(d);
+		char err[128];
+		bool env_ok = delivery_build_env(d, err, sizeof(err));
 		if (d->async) {
 			/* An async delivery's route is read when it runs. */
 			resolve(d);
+		}
+		if (!env_ok) {
+			/* dispatch_submit built it already: this is a guard only. */
+			route_free(&d->route);
+			d->route.error = xstrdup(err);
 		}
 		/* A sync delivery was recorded as running this attempt already
 		 * (journal_record): asking again would only cost a read. */
@@ -1020,8 +1042,12 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		}
 	}
 
+	char err[128];
 	if (d->async) {
-		delivery_build_env(d);
+		if (!delivery_build_env(d, err, sizeof(err))) {
+			answer_now(d, 400, "rejected", xstrdup(err), 0);
+			return;
+		}
 		if (ds->journal && journal_pending_count(ds->journal) >= ds->cfg->journal_max) {
 			answer_now(d, 503, "overloaded", xstrdup("journal_max deliveries pending"),
 			           RETRY_AFTER_OVERLOAD);
@@ -1062,7 +1088,10 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 	}
 	/* Something will run: the environment now, and the parsed payload
 	 * goes (a delivery waiting for a slot holds the smaller of the two). */
-	delivery_build_env(d);
+	if (!delivery_build_env(d, err, sizeof(err))) {
+		answer_now(d, 400, "rejected", xstrdup(err), 0);
+		return;
+	}
 	record(ds, d);
 	if (!now) {
 		d->queued = true;
@@ -1101,7 +1130,7 @@ static struct delivery *delivery_from_journal(struct dispatcher *ds, struct jour
 		.ep = ep, .header = pending_header, .ctx = p,
 		.body = p->body, .body_len = p->body_len, .now = now_wall_ms() / 1000,
 	};
-	if (!scheme_decode(&in, kind, &root, err, sizeof(err)))
+	if (!scheme_decode(&in, kind, &root, NULL, err, sizeof(err)))
 		root = NULL;
 	struct delivery *d = delivery_new(ds->cfg, ep, p->event, p->delivery_id, p->remote_addr,
 	                                  p->body, p->body_len, root,

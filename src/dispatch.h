@@ -56,6 +56,7 @@ struct delivery {
 	size_t env_omitted;
 	bool env_pending;   /* delivery_new_lazy: env not built yet, from root */
 	json_object *root;  /* the parsed payload until then (a reference), else NULL */
+	bool parse_body;    /* ... and with root NULL: from the JSON body, parsed then */
 	char *integration_id, *integration_name;
 	struct delivery_opts opts;
 	char *key; /* serialization key, NULL: none */
@@ -126,14 +127,17 @@ void delivery_free(struct delivery *d);
  * As delivery_new, but the environment is built only when something will
  * run (delivery_build_env, called by the dispatcher): until then d keeps a
  * reference to root. A delivery with no route, a duplicate or one refused
- * never pays for flattening its payload. The server uses this one.
+ * never pays for flattening its payload. The server uses this one. With
+ * root NULL, the body is JSON that json_scan accepted and is parsed only
+ * then: such a delivery never pays for the tree either.
  */
 struct delivery *delivery_new_lazy(struct config *cfg, const struct endpoint *ep,
                                    const char *event, const char *id, const char *remote_addr,
                                    const unsigned char *body, size_t body_len, json_object *root,
                                    const char *integration_id, const char *integration_name);
-/* Builds d's environment if it is still pending; then drops the payload. */
-void delivery_build_env(struct delivery *d);
+/* Builds d's environment if it is still pending; then drops the payload.
+ * false (with the reason in err) when the body cannot be parsed. */
+bool delivery_build_env(struct delivery *d, char *err, size_t errlen);
 /* Frees what deliveries share across configs (the base environment); at exit. */
 void delivery_cleanup(void);
 

@@ -141,7 +141,9 @@ const char *http_header_get(const struct http_request *req, const char *name)
 	size_t n = strlen(name);
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];
-		if ((size_t)(h->value - h->name) == n + 1 && ascii_casecmp_eq(h->name, name))
+		/* Senders mostly write names as we look them up: memcmp first. */
+		if ((size_t)(h->value - h->name) == n + 1 &&
+		    (memcmp(h->name, name, n) == 0 || ascii_casecmp_eq(h->name, name)))
 			return h->value;
 	}
 	return NULL;

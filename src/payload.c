@@ -5,6 +5,8 @@
  */
 #include "payload.h"
 
+#include "jsonscan.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonscan.h"
 #include "util.h"
 
 static bool is_alnum(unsigned char c)
@@ -128,91 +131,62 @@ static void set_err(char *err, size_t errlen, const char *msg)
 
 /*
  * json-c 0.16 reads an integer it cannot hold as the nearest 64-bit value
- * (123456789012345678901234 becomes 18446744073709551615), "-0" as 0, and
- * accepts leading zeros ("00", "-01") even in strict mode. Hooks are
- * promised numbers as their JSON text, so a scan of the raw bytes finds
- * such integer tokens first: leading zeros make the body invalid, and the
- * others are handed to json-c with NUMBER_MARK appended so that it keeps
- * them as doubles with their text, from which the mark is then removed.
+ * (123456789012345678901234 becomes 18446744073709551615) and "-0" as 0.
+ * Hooks are promised numbers as their JSON text, so such integer tokens
+ * (json_scan counts them) are handed to json-c with NUMBER_MARK appended:
+ * it keeps them as doubles with their text, from which the mark is then
+ * removed.
  */
 #define NUMBER_MARK ".0E+0"
 #define NUMBER_MARK_LEN (sizeof(NUMBER_MARK) - 1)
 
-/* A decimal digit string with no leading zero that does not fit json-c's
- * int64 (negative) or uint64 (positive). */
-static bool int_overflows(const char *digits, size_t n, bool neg)
+/* tok[0..n) is an integer token: digits, after an optional '-'. */
+static bool is_int_token(const char *tok, size_t n)
 {
-	const char *lim = neg ? "9223372036854775808" : "18446744073709551615";
-	size_t limlen = strlen(lim);
-	if (n != limlen)
-		return n > limlen;
-	return memcmp(digits, lim, n) > 0;
-}
-
-/* Classifies the number token at tok[0..n): 0 fine as json-c reads it,
- * 1 needs the mark, -1 invalid (a leading zero). */
-static int number_token_kind(const char *tok, size_t n)
-{
-	bool neg = tok[0] == '-';
-	const char *d = tok + neg;
-	size_t nd = 0;
-	while (nd < n - neg && is_digit((unsigned char)d[nd]))
-		nd++;
-	if (nd >= 2 && d[0] == '0')
-		return -1;
-	if (nd != n - neg || nd == 0)
-		return 0; /* a fraction or exponent: json-c keeps its text */
-	if (neg && nd == 1 && d[0] == '0')
-		return 1;
-	return int_overflows(d, nd, neg) ? 1 : 0;
+	size_t i = n > 0 && tok[0] == '-';
+	if (i == n)
+		return false;
+	for (; i < n; i++)
+		if (!is_digit((unsigned char)tok[i]))
+			return false;
+	return true;
 }
 
 /*
- * Scans body for number tokens outside strings. Returns -1 when one is
- * invalid, else the count that need the mark; with out set, also writes
- * the marked copy there (len + count * NUMBER_MARK_LEN bytes).
+ * Writes body, which json_scan accepted, to out with NUMBER_MARK after
+ * each integer token json_int_token_big names (out holds len + their
+ * count * NUMBER_MARK_LEN bytes).
  */
-static long scan_numbers(const char *body, size_t len, char *out)
+static void mark_numbers(const char *body, size_t len, char *out)
 {
-	long marked = 0;
-	size_t o = 0;
-	size_t i = 0;
+	size_t o = 0, i = 0;
 	while (i < len) {
 		unsigned char c = (unsigned char)body[i];
 		size_t start = i;
-		if (c == '"' || c == '\'') {
-			/* json-c takes single-quoted keys even in strict mode. */
+		if (c == '"') {
 			i++;
-			while (i < len && (unsigned char)body[i] != c)
+			while (body[i] != '"')
 				i += body[i] == '\\' ? 2 : 1;
-			i = i < len ? i + 1 : len;
+			i++;
 		} else if (c == '-' || is_digit(c)) {
 			while (i < len && (is_digit((unsigned char)body[i]) || body[i] == '-' ||
 			                   body[i] == '+' || body[i] == '.' || body[i] == 'e' ||
 			                   body[i] == 'E'))
 				i++;
-			int k = number_token_kind(body + start, i - start);
-			if (k < 0)
-				return -1;
-			if (k > 0) {
-				if (out) {
-					memcpy(out + o, body + start, i - start);
-					o += i - start;
-					memcpy(out + o, NUMBER_MARK, NUMBER_MARK_LEN);
-					o += NUMBER_MARK_LEN;
-				}
-				marked++;
-				continue;
+			memcpy(out + o, body + start, i - start);
+			o += i - start;
+			if (is_int_token(body + start, i - start) &&
+			    json_int_token_big(body + start, i - start)) {
+				memcpy(out + o, NUMBER_MARK, NUMBER_MARK_LEN);
+				o += NUMBER_MARK_LEN;
 			}
+			continue;
 		} else {
 			i++;
 		}
-		if (out) {
-			memcpy(out + o, body + start, i - start);
-			o += i - start;
-		}
+		memcpy(out + o, body + start, i - start);
+		o += i - start;
 	}
-	return marked;
 }
 
 /* Puts the original text back on doubles that carry the mark. */
@@ -238,7 +212,8 @@ static void unmark_numbers(json_object *o)
 		size_t n = strlen(t);
 		if (n <= NUMBER_MARK_LEN || strcmp(t + n - NUMBER_MARK_LEN, NUMBER_MARK) != 0)
 			break;
-		if (number_token_kind(t, n - NUMBER_MARK_LEN) != 1)
+		if (!is_int_token(t, n - NUMBER_MARK_LEN) ||
+		    !json_int_token_big(t, n - NUMBER_MARK_LEN))
 			break;
 		/* json-c prints a double's userdata as is: the token as written. */
 		json_object_set_serializer(o, json_object_userdata_to_json_string,
@@ -249,40 +224,6 @@ static void unmark_numbers(json_object *o)
 	default:
 		break;
 	}
-}
-
-/* Container nesting of o: {} is 1, {"a":{}} 2, a scalar 0. */
-static size_t json_depth(json_object *o)
-{
-	size_t max = 0;
-	switch (json_object_get_type(o)) {
-	case json_type_object: {
-		json_object_object_foreach(o, k, v)
-		{
-			(void)k;
-			size_t d = json_depth(v);
-			if (d > max)
-				max = d;
-		}
-		return max + 1;
-	}
-	case json_type_array: {
-		size_t n = json_object_array_length(o);
-		for (size_t i = 0; i < n; i++) {
-			size_t d = json_depth(json_object_array_get_idx(o, i));
-			if (d > max)
-				max = d;
-		}
-		return max + 1;
-	}
-	default:
-		return 0;
-	}
-}
-
-static bool is_json_ws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
 /*
@@ -313,96 +254,57 @@ static struct json_tokener *shared_tokener(void)
 
 json_object *payload_parse_json(const char *body, size_t len, char *err, size_t errlen)
 {
-	static const char invalid[] = "body is not valid JSON";
-	static const char too_deep[] = "JSON nests deeper than 1000 levels";
 	json_object *root = NULL;
 	char *copy = NULL;
-	struct json_tokener *tok = NULL;
+	struct json_scan scan = {0};
 
-	if (!body)
+	if (!body) {
+		body = "";
 		len = 0;
-	long marked = len ? scan_numbers(body, len, NULL) : 0;
-	if (marked < 0) {
-		set_err(err, errlen, invalid);
-		goto out;
 	}
-	if (marked > 0) {
-		size_t clen = len + (size_t)marked * NUMBER_MARK_LEN;
+	enum json_scan_result r = json_scan(body, len, &scan);
+	if (r != JSON_SCAN_OK) {
+		set_err(err, errlen, json_scan_error(r));
+		return NULL;
+	}
+	if (scan.big_numbers > 0) {
+		size_t clen = len + scan.big_numbers * NUMBER_MARK_LEN;
 		copy = xmalloc(clen);
-		scan_numbers(body, len, copy);
+		mark_numbers(body, len, copy);
 		body = copy;
 		len = clen;
 	}
 
 	/*
-	 * json-c counts a scalar inside a container as a level of its own, so
-	 * a limit of JSON_MAX_DEPTH + 1 lets through exactly the documents
-	 * whose containers nest at most JSON_MAX_DEPTH deep, except 1001
-	 * empty containers; json_depth() below catches those.
+	 * json_scan took it, so json-c builds it: containers nest at most
+	 * JSON_MAX_DEPTH deep, which json-c, counting a scalar inside a
+	 * container as a level of its own, sees as JSON_MAX_DEPTH + 1.
 	 */
-	tok = shared_tokener();
+	struct json_tokener *tok = shared_tokener();
 	if (!tok) {
 		set_err(err, errlen, "out of memory");
-		goto out;
+		free(copy);
+		return NULL;
 	}
-
 	/* json_tokener_parse_ex takes an int length: feed larger bodies in pieces. */
-	size_t off = 0, end = 0;
 	enum json_tokener_error jerr = json_tokener_continue;
-	while (off < len) {
+	for (size_t off = 0; off < len && jerr == json_tokener_continue;) {
 		size_t chunk = len - off > INT_MAX ? INT_MAX : len - off;
 		root = json_tokener_parse_ex(tok, body + off, (int)chunk);
 		jerr = json_tokener_get_error(tok);
-		if (jerr != json_tokener_continue) {
-			end = off + json_tokener_get_parse_end(tok);
-			break;
-		}
 		off += chunk;
 	}
-	if (jerr == json_tokener_continue) {
-		/* All input is in: a NUL tells json-c so, which completes a
-		 * bare number ("1" is then "not an object", like "1 "). */
-		root = json_tokener_parse_ex(tok, "", 1);
-		jerr = json_tokener_get_error(tok);
-		end = len;
-	}
-	if (jerr == json_tokener_error_depth) {
-		set_err(err, errlen, too_deep);
-		goto out;
-	}
-	if (jerr != json_tokener_success) {
+	if (jerr != json_tokener_success || !json_object_is_type(root, json_type_object)) {
+		/* Not expected after json_scan: kept so that a disagreement is
+		 * a 400, never a half-read payload. */
 		json_object_put(root);
 		root = NULL;
-		set_err(err, errlen, invalid);
-		goto out;
-	}
-	/* A NUL right after the object stops json-c; it is not whitespace. */
-	for (size_t i = end; i < len; i++) {
-		if (!is_json_ws(body[i])) {
-			json_object_put(root);
-			root = NULL;
-			set_err(err, errlen, invalid);
-			goto out;
-		}
-	}
-	if (!json_object_is_type(root, json_type_object)) {
-		json_object_put(root);
-		root = NULL;
-		set_err(err, errlen, "body is not a JSON object");
-		goto out;
-	}
-	if (json_depth(root) > JSON_MAX_DEPTH) {
-		json_object_put(root);
-		root = NULL;
-		set_err(err, errlen, too_deep);
-		goto out;
-	}
-	if (marked > 0)
+		set_err(err, errlen, json_scan_error(JSON_SCAN_INVALID));
+	} else if (scan.big_numbers > 0) {
 		unmark_numbers(root);
-out:
+	}
 	/* Whatever a failed parse left half-built is freed now, not held. */
-	if (tok)
-		json_tokener_reset(tok);
+	json_tokener_reset(tok);
 	free(copy);
 	return root;
 }

@@ -182,8 +182,9 @@ static void handle(struct http_request *req, void *arg)
 		return;
 	}
 	json_object *root = NULL;
+	bool summary = false;
 	char err[256];
-	if (!scheme_decode(&in, kind, &root, err, sizeof(err))) {
+	if (!scheme_decode(&in, kind, &root, &summary, err, sizeof(err))) {
 		reject(req, ep, 400, NULL, err, NULL, NULL, client);
 		return;
 	}
@@ -215,8 +216,10 @@ static void handle(struct http_request *req, void *arg)
 		iid = http_header_get(req, "X-Northflank-Notification-Integration-Id");
 		iname = http_header_get(req, "X-Northflank-Notification-Integration-Name");
 	}
+	/* A summary root holds only what identified the delivery: the
+	 * delivery then parses the body itself, if a hook is to run. */
 	struct delivery *d = delivery_new_lazy(cfg, ep, id.event, id.id, client, req->body,
-	                                       req->body_len, root, iid, iname);
+	                                       req->body_len, summary ? NULL : root, iid, iname);
 	json_object_put(root);
 	identity_clear(&id);
 	/* The headers are kept for the journal only (`hookd show`). */

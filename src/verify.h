@@ -41,9 +41,14 @@ bool scheme_accepts_form(enum scheme s);
 /*
  * Decodes the verified body per the scheme (JSON, or the form rules of
  * SPEC 4) into *root. false: 400 with a reason in err.
+ *
+ * With `summary` set, a JSON body is validated by json_scan and, where it
+ * can, *root holds only the fields scheme_identify reads (*summary then
+ * true): the whole tree is built later, and only when a hook runs
+ * (payload_parse_json). With summary NULL, *root is always the whole tree.
  */
 bool scheme_decode(const struct verify_input *in, enum content_kind kind, json_object **root,
-                   char *err, size_t errlen);
+                   bool *summary, char *err, size_t errlen);
 
 struct identity {
 	char event[EVENT_NAME_MAX + 1];

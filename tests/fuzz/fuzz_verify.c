@@ -312,7 +312,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum content_kind kind = content_type_classify(http_header_get(req, "Content-Type"));
 	json_object *root = NULL;
 	char err[256];
-	if (scheme_decode(&in, kind, &root, err, sizeof(err))) {
+	/* The server's way (a summary of the fields, when the scan can) and
+	 * the whole tree must identify a delivery alike. */
+	bool summary = false;
+	json_object *whole = NULL;
+	char werr[256] = "";
+	bool whole_ok = scheme_decode(&in, kind, &whole, NULL, werr, sizeof(werr));
+	bool decoded = scheme_decode(&in, kind, &root, &summary, err, sizeof(err));
+	FUZZ_ASSERT(decoded == whole_ok);
+	if (!decoded)
+		FUZZ_ASSERT(strcmp(err, werr) == 0);
+	if (decoded) {
+		struct identity wid;
+		char e2[256] = "";
+		bool wok = scheme_identify(&in, whole, &wid, e2, sizeof(e2));
+		struct identity sid;
+		char e3[256] = "";
+		bool sok = scheme_identify(&in, root, &sid, e3, sizeof(e3));
+		FUZZ_ASSERT(wok == sok);
+		FUZZ_ASSERT(strcmp(e2, e3) == 0);
+		FUZZ_ASSERT(strcmp(wid.event, sid.event) == 0 && strcmp(wid.id, sid.id) == 0);
+		FUZZ_ASSERT((wid.challenge == NULL) == (sid.challenge == NULL));
+		FUZZ_ASSERT(!wid.challenge || strcmp(wid.challenge, sid.challenge) == 0);
+		identity_clear(&wid);
+		identity_clear(&sid);
+	}
+	json_object_put(whole);
+	if (decoded) {
 		FUZZ_ASSERT(root && json_object_is_type(root, json_type_object));
 		struct identity id;
 		if (scheme_identify(&in, root, &id, err, sizeof(err))) {

@@ -4,7 +4,7 @@
 #   tests/fuzz/run.sh TARGET SECONDS [LIBFUZZER-ARGS...]
 #   tests/fuzz/run.sh --merge TARGET
 #
-# TARGET is payload, route, config, verify, netaddr or http. The clang build
+# TARGET is payload, jsonscan, route, config, verify, netaddr or http. The clang build
 # (build-fuzz, or $FUZZ_BUILD) is set up and built when missing. The fuzzer
 # starts from the committed corpus (tests/fuzz/corpus/TARGET, only read)
 # and writes what it finds to $FUZZ_BUILD/fuzz-work/TARGET; crashes, leaks
@@ -16,7 +16,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
-targets="payload route config verify netaddr http conn"
+targets="payload jsonscan route config verify netaddr http conn"
 
 usage() {
 	echo "usage: $0 TARGET SECONDS [LIBFUZZER-ARGS...] | $0 --merge TARGET" >&2
@@ -61,7 +61,7 @@ fi
 seconds=$1
 shift
 case $target in
-payload) max_len=8192 ;;
+payload|jsonscan) max_len=8192 ;;
 *) max_len=4096 ;;
 esac
 dict=

@@ -76,6 +76,19 @@ put('payload', 'form-slash', VEC.get('slack', {}).get('body', 'command=%2Fdeploy
 put('payload', 'form-bad', 'a=%zz&b')
 put('payload', 'many-leaves', '{"a":[' + ','.join(['0'] * 1030) + ']}')
 
+# ---- jsonscan: bodies, and "\0\0" + dotted paths, against json-c ----
+put('jsonscan', 'northflank-build-start', SAMPLE + b'\0\0data.build.id\ndata.service.name')
+put('jsonscan', 'lenient', '{\'a\':NaN,"b":Infinity,"c":1.,"d":"x\ty"}')
+put('jsonscan', 'duplicates', '{"o":{"a":"x"},"o":{"b":1},"event":"a","event":"b"}\0\0o.a\no.b')
+put('jsonscan', 'escapes', '{"ev\\u0065nt":"x","type":"a\\u003ab","id":"\\ud800"}')
+put('jsonscan', 'slack', '{"type":"event_callback","event":{"type":"app_mention"},"event_id":"Ev1",'
+    '"challenge":"c"}')
+put('jsonscan', 'gitlab', '{"object_kind":"merge_request","object_attributes":{"action":"open"}}')
+put('jsonscan', 'numbers', '{"a":[0,-0,-0.0,1e400,18446744073709551616,-9223372036854775809,01]}')
+put('jsonscan', 'deep-1000', deep)
+put('jsonscan', 'deep-1001', '[' * 1001 + ']' * 1001)
+put('jsonscan', 'arrays', '{"items":[{"b":"x"}],"a":{"b":{"c":"deep"}}}\0\0items.0.b\na..b\n')
+
 # ---- route: event names ----
 for ev in ['build:start', 'build:success', 'build', 'addon-backup:start',
            'service:deployment:status-update', 'infrastructure:service:container-crash',

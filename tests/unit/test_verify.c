@@ -297,7 +297,7 @@ static void test_vectors(void)
 		};
 		json_object *root = NULL;
 		struct identity id;
-		CHECK(scheme_decode(&in, CONTENT_FORM, &root, err, sizeof(err)), "slack form: %s", err);
+		CHECK(scheme_decode(&in, CONTENT_FORM, &root, NULL, err, sizeof(err)), "slack form: %s", err);
 		CHECK(root && scheme_identify(&in, root, &id, err, sizeof(err)), "slack id: %s", err);
 		if (root) {
 			CHECK_STR(id.event, "slash_command", "slack slash command event");
@@ -1240,7 +1240,7 @@ static void test_decode(void)
 			.ep = &t.ep, .header = req_header, .ctx = NULL,
 			.body = (const unsigned char *)cases[i].body, .body_len = strlen(cases[i].body),
 		};
-		bool ok = scheme_decode(&in, cases[i].kind, &root, err, sizeof(err));
+		bool ok = scheme_decode(&in, cases[i].kind, &root, NULL, err, sizeof(err));
 		CHECK(ok == cases[i].want, "decode case %zu: %s", i, err);
 		CHECK(ok == (root != NULL), "decode case %zu: root set iff ok", i);
 		CHECK(ok || err[0], "decode case %zu: a failure has a reason", i);
@@ -1385,8 +1385,11 @@ static void split_cfg(const char *cfg, char parts[3][64])
 
 static void test_identify(void)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(icases); i++) {
-		const struct icase *c = &icases[i];
+	/* Each case twice: from the whole tree, and from the summary of the
+	 * few fields json_scan found (what the server uses): the same. */
+	for (size_t i = 0; i < 2 * ARRAY_SIZE(icases); i++) {
+		const struct icase *c = &icases[i / 2];
+		bool from_scan = i % 2;
 		struct test_ep t;
 		struct req r = {0};
 		char err[128] = "", parts[3][64];
@@ -1398,21 +1401,29 @@ static void test_identify(void)
 		t.ep.id_header = parts[2][0] ? parts[2] : NULL;
 		for (size_t h = 0; h + 1 < ARRAY_SIZE(c->h) && c->h[h]; h += 2)
 			req_set(&r, c->h[h], c->h[h + 1]);
-		json_object *root = json_tokener_parse(c->body);
-		CHECK(root != NULL, "identify case %zu: test body parses", i);
 		struct verify_input in = {
 			.ep = &t.ep, .header = req_header, .ctx = &r,
 			.body = (const unsigned char *)c->body, .body_len = strlen(c->body),
 		};
+		json_object *root = NULL;
+		if (from_scan) {
+			bool summary = false;
+			CHECK(scheme_decode(&in, CONTENT_JSON, &root, &summary, err, sizeof(err)),
+			      "identify case %zu: decode: %s", i / 2, err);
+		} else {
+			root = json_tokener_parse(c->body);
+		}
+		CHECK(root != NULL, "identify case %zu: test body parses", i / 2);
 		bool ok = scheme_identify(&in, root, &id, err, sizeof(err));
-		CHECK(ok == c->want, "identify case %zu (%s): %s", i, c->body, err);
+		CHECK(ok == c->want, "identify case %zu%s (%s): %s", i / 2, from_scan ? " (scan)" : "",
+		      c->body, err);
 		if (ok && c->want) {
-			CHECK_STR(id.event, c->event, "identify case %zu event", i);
-			CHECK_STR(id.id, c->id, "identify case %zu id", i);
-			CHECK_STR(id.challenge, c->challenge, "identify case %zu challenge", i);
+			CHECK_STR(id.event, c->event, "identify case %zu event", i / 2);
+			CHECK_STR(id.id, c->id, "identify case %zu id", i / 2);
+			CHECK_STR(id.challenge, c->challenge, "identify case %zu challenge", i / 2);
 		} else if (!ok && !c->want) {
-			CHECK_STR(err, c->event, "identify case %zu error", i);
-			CHECK(id.challenge == NULL, "identify case %zu: no challenge left", i);
+			CHECK_STR(err, c->event, "identify case %zu error", i / 2);
+			CHECK(id.challenge == NULL, "identify case %zu: no challenge left", i / 2);
 		}
 		identity_clear(&id);
 		identity_clear(&id); /* twice is fine */
