@@ -35,10 +35,10 @@ struct keyq {
 struct memid {
 	struct memid *next;            /* hash chain */
 	TAILQ_ENTRY(memid) fifo;       /* eviction order of finished ones */
-	char *key;                     /* endpoint \x1f id */
 	enum delivery_state state;
 	int attempts;
 	bool in_fifo;
+	char key[];                    /* endpoint \x1f id: one allocation a remembered id */
 };
 
 struct dispatcher {
@@ -140,7 +140,6 @@ static void memid_remove(struct dispatcher *ds, struct memid *m)
 		TAILQ_REMOVE(&ds->ids_fifo, m, fifo);
 		ds->nids_final--;
 	}
-	free(m->key);
 	free(m);
 }
 
@@ -149,14 +148,14 @@ static void memid_set(struct dispatcher *ds, const struct delivery *d, enum deli
 	char *key = id_key(d);
 	struct memid *m = memid_find(ds, key);
 	if (!m) {
-		m = xcalloc(1, sizeof(*m));
-		m->key = key;
+		size_t n = strlen(key) + 1;
+		m = xcalloc(1, sizeof(*m) + n);
+		memcpy(m->key, key, n);
 		uint32_t b = hash_str(key) % MEMORY_BUCKETS;
 		m->next = ds->ids[b];
 		ds->ids[b] = m;
-	} else {
-		free(key);
 	}
+	free(key);
 	m->state = st;
 	m->attempts = d->attempt;
 	if (m->in_fifo) {
@@ -1323,7 +1322,6 @@ void dispatcher_free(struct dispatcher *ds)
 		while (ds->ids[b]) {
 			struct memid *m = ds->ids[b];
 			ds->ids[b] = m->next;
-			free(m->key);
 			free(m);
 		}
 	}

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -324,7 +325,8 @@ struct daemon {
 	struct server *srv;
 	struct control *ctl;
 	struct admin *admin;
-	struct event *sighup, *sigterm, *sigint, *drain_timer, *prune_timer;
+	struct event *sighup, *sigterm, *sigint, *drain_timer, *prune_timer, *trim_timer;
+	uint64_t trim_seen, trim_done; /* server_requests() at the last tick, at the last trim */
 	bool draining;
 	bool socket_activated; /* [server] listen is not ours to bind */
 	bool tls_on;
@@ -350,6 +352,27 @@ static void on_prune(evutil_socket_t fd, short what, void *arg)
 	int64_t ms = n >= JOURNAL_PRUNE_BATCH ? PRUNE_BACKLOG_MS : PRUNE_INTERVAL_MS;
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 	evtimer_add(dm->prune_timer, &tv);
+}
+
+/*
+ * A burst leaves glibc's heap holding what it freed. Once a whole tick
+ * has passed without a request (and something came since the last trim),
+ * hookd gives it back to the system: RSS after a burst falls back to near
+ * the idle figure instead of staying at the burst's peak. A quiet daemon
+ * is not trimmed again and again; a busy one is never trimmed mid-burst.
+ */
+#define TRIM_INTERVAL_MS 1000
+
+static void on_trim(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *dm = arg;
+	uint64_t n = server_requests(dm->srv);
+	if (n == dm->trim_seen && n != dm->trim_done && server_answering(dm->srv) == 0 &&
+	    runner_active() == 0) {
+		malloc_trim(0);
+		dm->trim_done = n;
+	}
+	dm->trim_seen = n;
 }
 
 static void on_reload(evutil_socket_t sig, short what, void *arg)
@@ -592,6 +615,9 @@ static int cmd_serve(const struct options *o)
 		dm.prune_timer = evtimer_new(dm.base, on_prune, &dm);
 		on_prune(-1, 0, &dm);
 	}
+	dm.trim_timer = event_new(dm.base, -1, EV_PERSIST, on_trim, &dm);
+	struct timeval trim_tv = {TRIM_INTERVAL_MS / 1000, (TRIM_INTERVAL_MS % 1000) * 1000};
+	evtimer_add(dm.trim_timer, &trim_tv);
 	sdnotify_send("READY=1\nSTATUS=serving on %s", addr);
 	if (sdnotify_watchdog_start(dm.base) > 0)
 		log_msg(LOG_LVL_INFO, "systemd watchdog: keep-alive every %llums",
@@ -621,6 +647,8 @@ out:
 	}
 	if (dm.prune_timer)
 		event_free(dm.prune_timer);
+	if (dm.trim_timer)
+		event_free(dm.trim_timer);
 	control_free(dm.ctl);
 	admin_free(dm.admin);
 	server_free(dm.srv);

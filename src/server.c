@@ -19,6 +19,7 @@ struct server {
 	struct dispatcher *ds;
 	struct http_server *http;
 	bool draining;
+	uint64_t requests; /* handled so far: main.c's idle trim watches it */
 	/* The 401 answer of each endpoint of cfg (by index), made on first
 	 * use: it is the same for every request a wrong token brings. */
 	char **unauthorized;
@@ -123,6 +124,7 @@ static void handle(struct http_request *req, void *arg)
 {
 	struct server *s = arg;
 	struct config *cfg = s->cfg;
+	s->requests++;
 	if (s->draining) {
 		metrics_rejection(503, "shutting_down");
 		http_respond(req, 503, "Retry-After: 5\r\n",
@@ -281,6 +283,11 @@ void server_drain(struct server *s)
 int server_connections(struct server *s)
 {
 	return http_server_connections(s->http);
+}
+
+uint64_t server_requests(const struct server *s)
+{
+	return s->requests;
 }
 
 int server_answering(struct server *s)

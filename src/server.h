@@ -7,6 +7,7 @@
 #define HOOKD_SERVER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct event_base;
 struct config;
@@ -26,6 +27,8 @@ void server_drain(struct server *s);
 int server_connections(struct server *s);
 /* Answers still being made or written (see http_server_answering). */
 int server_answering(struct server *s);
+/* Requests handled since start (any answer). */
+uint64_t server_requests(const struct server *s);
 void server_free(struct server *s);
 
 /* Whether a header carries a credential and must never be journaled,
