@@ -29,8 +29,83 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dynload.h"
 #include "log.h"
 #include "util.h"
+
+/*
+ * libsqlite3 is loaded when a journal is first opened (dynload.h): a
+ * daemon without a state_dir never maps it. Every call below goes through
+ * these pointers, typed from sqlite3.h's own prototypes.
+ */
+#define SQLITE_CALLS(X) \
+	X(sqlite3_bind_blob64) \
+	X(sqlite3_bind_int) \
+	X(sqlite3_bind_int64) \
+	X(sqlite3_bind_null) \
+	X(sqlite3_bind_text) \
+	X(sqlite3_busy_timeout) \
+	X(sqlite3_changes) \
+	X(sqlite3_clear_bindings) \
+	X(sqlite3_close) \
+	X(sqlite3_column_blob) \
+	X(sqlite3_column_bytes) \
+	X(sqlite3_column_int) \
+	X(sqlite3_column_int64) \
+	X(sqlite3_column_text) \
+	X(sqlite3_column_type) \
+	X(sqlite3_errmsg) \
+	X(sqlite3_errstr) \
+	X(sqlite3_exec) \
+	X(sqlite3_finalize) \
+	X(sqlite3_get_autocommit) \
+	X(sqlite3_last_insert_rowid) \
+	X(sqlite3_open_v2) \
+	X(sqlite3_prepare_v2) \
+	X(sqlite3_prepare_v3) \
+	X(sqlite3_reset) \
+	X(sqlite3_step)
+
+#define SQLITE_POINTER(f) static __typeof__(f) *dl_##f;
+SQLITE_CALLS(SQLITE_POINTER)
+#define SQLITE_SYMBOL(f) {#f, &dl_##f},
+static const struct dynsym sqlite_symbols[] = {SQLITE_CALLS(SQLITE_SYMBOL)};
+
+#define sqlite3_bind_blob64 dl_sqlite3_bind_blob64
+#define sqlite3_bind_int dl_sqlite3_bind_int
+#define sqlite3_bind_int64 dl_sqlite3_bind_int64
+#define sqlite3_bind_null dl_sqlite3_bind_null
+#define sqlite3_bind_text dl_sqlite3_bind_text
+#define sqlite3_busy_timeout dl_sqlite3_busy_timeout
+#define sqlite3_changes dl_sqlite3_changes
+#define sqlite3_clear_bindings dl_sqlite3_clear_bindings
+#define sqlite3_close dl_sqlite3_close
+#define sqlite3_column_blob dl_sqlite3_column_blob
+#define sqlite3_column_bytes dl_sqlite3_column_bytes
+#define sqlite3_column_int dl_sqlite3_column_int
+#define sqlite3_column_int64 dl_sqlite3_column_int64
+#define sqlite3_column_text dl_sqlite3_column_text
+#define sqlite3_column_type dl_sqlite3_column_type
+#define sqlite3_errmsg dl_sqlite3_errmsg
+#define sqlite3_errstr dl_sqlite3_errstr
+#define sqlite3_exec dl_sqlite3_exec
+#define sqlite3_finalize dl_sqlite3_finalize
+#define sqlite3_get_autocommit dl_sqlite3_get_autocommit
+#define sqlite3_last_insert_rowid dl_sqlite3_last_insert_rowid
+#define sqlite3_open_v2 dl_sqlite3_open_v2
+#define sqlite3_prepare_v2 dl_sqlite3_prepare_v2
+#define sqlite3_prepare_v3 dl_sqlite3_prepare_v3
+#define sqlite3_reset dl_sqlite3_reset
+#define sqlite3_step dl_sqlite3_step
+
+static bool sqlite_load(char *err, size_t errlen)
+{
+	static bool loaded;
+	if (!loaded)
+		loaded = dynload("libsqlite3.so.0", sqlite_symbols, ARRAY_SIZE(sqlite_symbols), err,
+		                 errlen);
+	return loaded;
+}
 
 /* Bump when the schema changes, and add a migration step in schema_setup(). */
 #define SCHEMA_VERSION 1
@@ -650,6 +725,8 @@ static bool pragma_ok(sqlite3 *db, const char *sql)
 struct journal *journal_open(const char *state_dir, uint64_t body_max, int64_t keep_ms,
                              int64_t max_rows, char *err, size_t errlen)
 {
+	if (!sqlite_load(err, errlen))
+		return NULL;
 	if (make_state_dir(state_dir, err, errlen) < 0)
 		return NULL;
 	struct journal *j = journal_new_handle(state_dir);
@@ -701,6 +778,8 @@ fail:
 
 struct journal *journal_open_readonly(const char *state_dir, char *err, size_t errlen)
 {
+	if (!sqlite_load(err, errlen))
+		return NULL;
 	struct journal *j = journal_new_handle(state_dir);
 	j->readonly = true;
 	struct stat st;

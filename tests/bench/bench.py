@@ -180,6 +180,9 @@ def write_exec(path, text):
     os.chmod(path, 0o755)
 
 
+AFTER_LOAD_WAIT_S = 3.0
+
+
 def setup_configs(work, token):
     """hookd.ini + hooks dirs, and the peer's hooks.json, for scenarios a-d."""
     d_script = os.path.join(work, "hooks.d")
@@ -693,6 +696,10 @@ def main():
             # The round with the median rate stands for the cell.
             rs.sort(key=lambda r: r["rps"])
             res[k][name] = rs[len(rs) // 2]
+        # "After load" is once the load has settled: hookd gives its heap
+        # back after a quiet second (malloc_trim); the peer's Go runtime
+        # returns memory on its own schedule. The same wait for every one.
+        time.sleep(AFTER_LOAD_WAIT_S)
         for n, s in servers.items():
             rss[n]["after"] = s.rss_kb()
             if s.proc.poll() is not None:

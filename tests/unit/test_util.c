@@ -1,6 +1,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "dynload.h"
 #include "util.h"
 
 static void test_durations(void)
@@ -198,8 +199,29 @@ static void test_time(void)
 		CHECK(hex_digit(hex[i].c) == hex[i].v, "hex_digit(0x%02x)", hex[i].c);
 }
 
+/* dynload: a library or a symbol that is missing is a clear error, and
+ * no slot is touched then. */
+static void test_dynload(void)
+{
+	size_t (*my_strlen)(const char *) = NULL;
+	int (*nothing)(void) = NULL;
+	char err[256] = "";
+	struct dynsym ok[] = {{"strlen", &my_strlen}};
+	CHECK(dynload("libc.so.6", ok, 1, err, sizeof(err)), "libc: %s", err);
+	CHECK(my_strlen && my_strlen("abc") == 3, "strlen through the pointer");
+
+	struct dynsym missing_sym[] = {{"strlen", &nothing}, {"hookd_no_such_symbol", &nothing}};
+	CHECK(!dynload("libc.so.6", missing_sym, 2, err, sizeof(err)), "missing symbol");
+	CHECK_STR(err, "cannot load libc.so.6: no hookd_no_such_symbol in it", "missing symbol");
+	CHECK(nothing == NULL, "no slot set when one symbol is missing");
+
+	CHECK(!dynload("libhookd-no-such-library.so.0", ok, 1, err, sizeof(err)), "missing lib");
+	CHECK(strncmp(err, "cannot load libhookd-no-such-library.so.0: ", 43) == 0, "%s", err);
+}
+
 int main(void)
 {
+	test_dynload();
 	test_durations();
 	test_sizes();
 	test_bools_and_ints();
