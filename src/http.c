@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+#include "tlslib.h"
 #include "util.h"
 
 enum conn_state {
@@ -701,6 +702,9 @@ static struct bufferevent *conn_bufferevent(struct http_server *s, evutil_socket
  */
 static bool tls_close_notify(struct http_conn *c)
 {
+	/* A plain connection never asks libssl: it may not be loaded. */
+	if (!c->tls)
+		return false;
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 	if (!ssl)
 		return false;
@@ -719,9 +723,12 @@ static bool tls_close_notify(struct http_conn *c)
 
 void http_server_set_tls(struct http_server *s, struct ssl_ctx_st *ctx)
 {
+	/* Every ctx comes from tls_ctx_new, which loaded libssl; without
+	 * one, libssl may never have been loaded. */
 	if (ctx)
 		SSL_CTX_up_ref(ctx);
-	SSL_CTX_free(s->tls);
+	if (s->tls)
+		SSL_CTX_free(s->tls);
 	s->tls = ctx;
 }
 
@@ -1044,7 +1051,8 @@ void http_server_free(struct http_server *s)
 		conn_free(c);
 	}
 	event_free(s->retry_accept);
-	SSL_CTX_free(s->tls);
+	if (s->tls)
+		SSL_CTX_free(s->tls);
 	free(s);
 }
 

@@ -16,7 +16,27 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "dynload.h"
+#include "tlslib.h"
 #include "util.h"
+
+/* The pointers tlslib.h declares; set by tlslib_load. */
+#define TLSLIB_DEFINE(f) __typeof__(dl_##f) dl_##f;
+TLSLIB_SSL_CALLS(TLSLIB_DEFINE)
+TLSLIB_EVENT_CALLS(TLSLIB_DEFINE)
+#define TLSLIB_SYMBOL(f) {#f, &dl_##f},
+static const struct dynsym ssl_symbols[] = {TLSLIB_SSL_CALLS(TLSLIB_SYMBOL)};
+static const struct dynsym event_symbols[] = {TLSLIB_EVENT_CALLS(TLSLIB_SYMBOL)};
+
+bool tlslib_load(char *err, size_t errlen)
+{
+	static bool loaded;
+	if (!loaded)
+		loaded = dynload("libssl.so.3", ssl_symbols, ARRAY_SIZE(ssl_symbols), err, errlen) &&
+		         dynload("libevent_openssl-2.1.so.7", event_symbols,
+		                 ARRAY_SIZE(event_symbols), err, errlen);
+	return loaded;
+}
 
 /* A private key file is a few KiB; anything much larger is not one. */
 #define KEY_FILE_MAX (1024 * 1024)
@@ -143,6 +163,8 @@ struct ssl_ctx_st *tls_ctx_new(const char *cert, const char *key, const char *ci
 {
 	EVP_PKEY *pkey = NULL;
 	SSL_CTX *ctx = NULL;
+	if (!tlslib_load(err, errlen))
+		return NULL;
 	ERR_clear_error();
 	/* Both files must exist before anything is parsed: a missing file is
 	 * the likeliest mistake and gets the plainest message. */
@@ -209,7 +231,9 @@ fail:
 
 void tls_ctx_free(struct ssl_ctx_st *ctx)
 {
-	SSL_CTX_free(ctx);
+	/* Without a ctx libssl may never have been loaded. */
+	if (ctx)
+		SSL_CTX_free(ctx);
 }
 
 void tls_ctx_info(struct ssl_ctx_st *ctx, struct tls_cert_info *out)
