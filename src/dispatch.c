@@ -494,6 +494,7 @@ static struct delivery *delivery_make(struct config *cfg, const struct endpoint 
 {
 	struct delivery *d = xcalloc(1, sizeof(*d));
 	bool lazy_parsed = false;
+	d->scanned_big_numbers = -1;
 	d->cfg = config_ref(cfg);
 	d->ep = ep;
 	d->event = xstrdup(event);
@@ -564,7 +565,10 @@ bool delivery_build_env(struct delivery *d, char *err, size_t errlen)
 	if (d->parse_body && !d->root) {
 		/* Not expected: json_scan accepted this body, and json-c builds
 		 * whatever it accepts (fuzz_jsonscan holds them to that). */
-		d->root = payload_parse_json((const char *)d->body, d->body_len, err, errlen);
+		d->root = d->scanned_big_numbers >= 0
+		                  ? payload_parse_scanned((const char *)d->body, d->body_len,
+		                                          (size_t)d->scanned_big_numbers, err, errlen)
+		                  : payload_parse_json((const char *)d->body, d->body_len, err, errlen);
 		if (!d->root)
 			return false;
 	}

@@ -57,6 +57,7 @@ struct delivery {
 	bool env_pending;   /* delivery_new_lazy: env not built yet, from root */
 	json_object *root;  /* the parsed payload until then (a reference), else NULL */
 	bool parse_body;    /* ... and with root NULL: from the JSON body, parsed then */
+	long long scanned_big_numbers; /* the server's json_scan of it, -1: not scanned */
 	char *integration_id, *integration_name;
 	struct delivery_opts opts;
 	char *key; /* serialization key, NULL: none */

@@ -254,8 +254,6 @@ static struct json_tokener *shared_tokener(void)
 
 json_object *payload_parse_json(const char *body, size_t len, char *err, size_t errlen)
 {
-	json_object *root = NULL;
-	char *copy = NULL;
 	struct json_scan scan = {0};
 
 	if (!body) {
@@ -267,8 +265,17 @@ json_object *payload_parse_json(const char *body, size_t len, char *err, size_t 
 		set_err(err, errlen, json_scan_error(r));
 		return NULL;
 	}
-	if (scan.big_numbers > 0) {
-		size_t clen = len + scan.big_numbers * NUMBER_MARK_LEN;
+	return payload_parse_scanned(body, len, scan.big_numbers, err, errlen);
+}
+
+json_object *payload_parse_scanned(const char *body, size_t len, size_t big_numbers, char *err,
+                                   size_t errlen)
+{
+	json_object *root = NULL;
+	char *copy = NULL;
+
+	if (big_numbers > 0) {
+		size_t clen = len + big_numbers * NUMBER_MARK_LEN;
 		copy = xmalloc(clen);
 		mark_numbers(body, len, copy);
 		body = copy;
@@ -300,7 +307,7 @@ json_object *payload_parse_json(const char *body, size_t len, char *err, size_t 
 		json_object_put(root);
 		root = NULL;
 		set_err(err, errlen, json_scan_error(JSON_SCAN_INVALID));
-	} else if (scan.big_numbers > 0) {
+	} else if (big_numbers > 0) {
 		unmark_numbers(root);
 	}
 	/* Whatever a failed parse left half-built is freed now, not held. */

@@ -29,6 +29,10 @@ enum content_kind content_type_classify(const char *content_type);
  * deeper than 1000 levels").
  */
 json_object *payload_parse_json(const char *body, size_t len, char *err, size_t errlen);
+/* The same for a body json_scan has accepted already, with its count of
+ * big numbers: what a delivery does with a body the server scanned. */
+json_object *payload_parse_scanned(const char *body, size_t len, size_t big_numbers, char *err,
+                                   size_t errlen);
 
 /*
  * application/x-www-form-urlencoded: decodes every field. With

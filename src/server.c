@@ -184,9 +184,9 @@ static void handle(struct http_request *req, void *arg)
 		return;
 	}
 	json_object *root = NULL;
-	bool summary = false;
+	struct body_summary sum;
 	char err[256];
-	if (!scheme_decode(&in, kind, &root, &summary, err, sizeof(err))) {
+	if (!scheme_decode(&in, kind, &root, &sum, err, sizeof(err))) {
 		reject(req, ep, 400, NULL, err, NULL, NULL, client);
 		return;
 	}
@@ -221,7 +221,9 @@ static void handle(struct http_request *req, void *arg)
 	/* A summary root holds only what identified the delivery: the
 	 * delivery then parses the body itself, if a hook is to run. */
 	struct delivery *d = delivery_new_lazy(cfg, ep, id.event, id.id, client, req->body,
-	                                       req->body_len, summary ? NULL : root, iid, iname);
+	                                       req->body_len, sum.summary ? NULL : root, iid, iname);
+	if (sum.summary)
+		d->scanned_big_numbers = (long long)sum.big_numbers;
 	json_object_put(root);
 	identity_clear(&id);
 	/* The headers are kept for the journal only (`hookd show`). */

@@ -687,17 +687,17 @@ static json_object *summary_tree(const char *body, const struct json_scan_field 
 }
 
 bool scheme_decode(const struct verify_input *in, enum content_kind kind, json_object **root,
-                   bool *summary, char *err, size_t errlen)
+                   struct body_summary *sum, char *err, size_t errlen)
 {
 	const char *body = (const char *)in->body;
 	size_t len = body ? in->body_len : 0;
 
 	*root = NULL;
-	if (summary)
-		*summary = false;
+	if (sum)
+		memset(sum, 0, sizeof(*sum));
 	if (!body)
 		body = "";
-	if (kind == CONTENT_JSON && summary) {
+	if (kind == CONTENT_JSON && sum) {
 		const char *paths[JSON_SCAN_MAX_FIELDS];
 		struct json_scan_field fields[JSON_SCAN_MAX_FIELDS];
 		size_t n = identity_paths(in->ep, paths);
@@ -710,7 +710,8 @@ bool scheme_decode(const struct verify_input *in, enum content_kind kind, json_o
 			return fail(err, errlen, json_scan_error(r));
 		if (!scan.need_tree) {
 			*root = summary_tree(body, fields, n);
-			*summary = true;
+			sum->summary = true;
+			sum->big_numbers = scan.big_numbers;
 			return true;
 		}
 	}

@@ -38,17 +38,23 @@ bool verify_credentials(const struct verify_input *in, char *why, size_t whylen)
 /* Whether the scheme accepts application/x-www-form-urlencoded bodies. */
 bool scheme_accepts_form(enum scheme s);
 
+/* What scheme_decode says of a root that is only a summary. */
+struct body_summary {
+	bool summary;       /* root holds only the fields scheme_identify reads */
+	size_t big_numbers; /* json_scan's count, for payload_parse_scanned */
+};
+
 /*
  * Decodes the verified body per the scheme (JSON, or the form rules of
  * SPEC 4) into *root. false: 400 with a reason in err.
  *
- * With `summary` set, a JSON body is validated by json_scan and, where it
- * can, *root holds only the fields scheme_identify reads (*summary then
+ * With `sum` set, a JSON body is validated by json_scan and, where it can,
+ * *root holds only the fields scheme_identify reads (sum->summary then
  * true): the whole tree is built later, and only when a hook runs
- * (payload_parse_json). With summary NULL, *root is always the whole tree.
+ * (payload_parse_scanned). With sum NULL, *root is always the whole tree.
  */
 bool scheme_decode(const struct verify_input *in, enum content_kind kind, json_object **root,
-                   bool *summary, char *err, size_t errlen);
+                   struct body_summary *sum, char *err, size_t errlen);
 
 struct identity {
 	char event[EVENT_NAME_MAX + 1];

@@ -314,11 +314,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256];
 	/* The server's way (a summary of the fields, when the scan can) and
 	 * the whole tree must identify a delivery alike. */
-	bool summary = false;
+	struct body_summary sum;
 	json_object *whole = NULL;
 	char werr[256] = "";
 	bool whole_ok = scheme_decode(&in, kind, &whole, NULL, werr, sizeof(werr));
-	bool decoded = scheme_decode(&in, kind, &root, &summary, err, sizeof(err));
+	bool decoded = scheme_decode(&in, kind, &root, &sum, err, sizeof(err));
 	FUZZ_ASSERT(decoded == whole_ok);
 	if (!decoded)
 		FUZZ_ASSERT(strcmp(err, werr) == 0);

@@ -1407,8 +1407,8 @@ static void test_identify(void)
 		};
 		json_object *root = NULL;
 		if (from_scan) {
-			bool summary = false;
-			CHECK(scheme_decode(&in, CONTENT_JSON, &root, &summary, err, sizeof(err)),
+			struct body_summary sum;
+			CHECK(scheme_decode(&in, CONTENT_JSON, &root, &sum, err, sizeof(err)),
 			      "identify case %zu: decode: %s", i / 2, err);
 		} else {
 			root = json_tokener_parse(c->body);
