@@ -2,12 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
@@ -23,7 +25,8 @@
 struct hook_run {
 	TAILQ_ENTRY(hook_run) link;
 	struct event_base *base;
-	pid_t pid;
+	pid_t pid;          /* 0 while a spawner thread starts it */
+	int pending_signal; /* to send to its group once the pid is known */
 	int out_fd; /* read end of the hooks's stdout+stderr, -1 once closed */
 	struct event *out_ev;
 	struct event *timeout_ev; /* the time limit, then the kill grace */
@@ -67,20 +70,75 @@ static struct event *sigchld_ev;
 static bool passthrough;
 
 /*
- * posix_spawn's attributes, the same for every hook, and its file actions
- * for the last (stdin fd, output fd, cwd). glibc checks both fds of each
- * adddup2 against RLIMIT_NOFILE, a system call each, six a hook; and in a
- * steady state the fds (the lowest free ones) and the directory are the
- * same from one hook to the next. The file actions name fd numbers, not
- * files, so reusing them is exact.
+ * posix_spawn's attributes, the same for every hook: made once, then only
+ * read (by the spawner threads too).
  */
-static struct {
-	bool attr_ready, fa_ready;
-	posix_spawnattr_t attr;
-	posix_spawn_file_actions_t fa;
+static posix_spawnattr_t spawn_attr_v;
+static bool spawn_attr_ready;
+
+/*
+ * Starting a process is the one step of a delivery that waits: glibc's
+ * posix_spawn (vfork) returns only once the child has called execve, and
+ * on a busy machine the child must first be scheduled. Done on the event
+ * loop, that wait was most of the loop's time under load, and every other
+ * request waited behind it. So hooks are started by a few spawner
+ * threads: the loop queues a job (fds made, environment copied) and goes
+ * on; a thread starts the process and hands the pid back through an
+ * eventfd. The threads do nothing else (no malloc, no locks but the
+ * queue's, all signals blocked); everything else stays on the loop.
+ */
+#define SPAWNERS 4
+
+struct spawn_job {
+	STAILQ_ENTRY(spawn_job) link;
+	struct hook_run *run;
+	/* In: owned by the job, read by the thread. */
+	char *path, *dir;
+	char **envp;
 	int in_fd, out_fd;
-	char *dir;
-} spawn_cache;
+	struct rlimits limits;
+	posix_spawn_file_actions_t fa;
+	uint64_t reaps_before; /* `reaps` when it was queued */
+	/* Out: written by the thread. */
+	pid_t pid; /* with err set: a fork child that reported the failure */
+	int err, stage;
+};
+
+static struct {
+	pthread_t threads[SPAWNERS];
+	int nthreads;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	STAILQ_HEAD(, spawn_job) todo, done;
+	bool stopping;
+	int efd;              /* the threads' "jobs are done" to the loop */
+	struct event *efd_ev;
+} spawners = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.wake = PTHREAD_COND_INITIALIZER,
+	.todo = STAILQ_HEAD_INITIALIZER(spawners.todo),
+	.done = STAILQ_HEAD_INITIALIZER(spawners.done),
+	.efd = -1,
+};
+
+/*
+ * A child can exit before the loop has read its pid from the eventfd; its
+ * status waits here until then. Each reap is numbered: a job takes only a
+ * status reaped after it was queued, so an entry nobody claimed (posix_spawn
+ * reaps a child whose exec failed, but the loop may reap it first) can
+ * never be mistaken for a later process that got the same pid. Unclaimed
+ * entries go after EARLY_EXIT_TTL_MS, or the oldest when the table is full.
+ */
+#define EARLY_EXITS 256
+#define EARLY_EXIT_TTL_MS 60000
+
+static struct {
+	pid_t pid;
+	int status;
+	uint64_t seq;
+	int64_t at;
+} early[EARLY_EXITS];
+static uint64_t reaps; /* children reaped so far */
 
 void runner_set_output_passthrough(bool on)
 {
@@ -255,6 +313,24 @@ static void on_output(evutil_socket_t fd, short what, void *arg)
 	read_output(arg, 4);
 }
 
+/* Where a fork+exec child failed, reported to the parent with errno. */
+enum child_stage { STAGE_SETUP, STAGE_LIMIT_NOFILE, STAGE_LIMIT_NPROC, STAGE_LIMIT_MEMORY,
+                   STAGE_LIMIT_CPU, STAGE_EXEC };
+struct child_error {
+	int stage;
+	int err;
+};
+
+/* The stage a start failed at, as the hook's error says it. */
+static const char *const stage_names[] = {
+	[STAGE_SETUP] = "cannot set up the hook's process",
+	[STAGE_LIMIT_NOFILE] = "cannot apply limit_nofile",
+	[STAGE_LIMIT_NPROC] = "cannot apply limit_nproc",
+	[STAGE_LIMIT_MEMORY] = "cannot apply limit_memory",
+	[STAGE_LIMIT_CPU] = "cannot apply limit_cpu",
+	[STAGE_EXEC] = "exec failed",
+};
+
 static void finish(struct hook_run *r)
 {
 	/* What the hook wrote before it exited is in the pipe already; what a
@@ -266,7 +342,7 @@ static void finish(struct hook_run *r)
 		event_free(r->timeout_ev);
 		r->timeout_ev = NULL;
 	}
-	if (r->res.timed_out) {
+	if (r->res.timed_out && r->res.ran) {
 		/* The leader is gone; whatever else of its group survived the
 		 * SIGTERM does not get the rest of the grace period. */
 		kill(-r->pid, SIGKILL);
@@ -293,19 +369,80 @@ static void finish(struct hook_run *r)
 	free(r);
 }
 
+/* Signals r's process group, or, while a thread is still starting it,
+ * when its pid is known (never kill(0, ...): that is hookd's own group). */
+static void signal_group(struct hook_run *r, int sig)
+{
+	if (r->pid > 0)
+		kill(-r->pid, sig);
+	else
+		r->pending_signal = sig;
+}
+
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct hook_run *r = arg;
 	if (!r->term_sent) {
 		r->term_sent = true;
 		r->res.timed_out = true;
-		kill(-r->pid, SIGTERM);
+		signal_group(r, SIGTERM);
 		struct timeval tv = {(time_t)(r->kill_grace_ms / 1000),
 		                     (suseconds_t)(r->kill_grace_ms % 1000) * 1000};
 		evtimer_add(r->timeout_ev, &tv);
 	} else {
-		kill(-r->pid, SIGKILL);
+		signal_group(r, SIGKILL);
 	}
+}
+
+static void take_status(struct hook_run *r, int status)
+{
+	if (WIFEXITED(status)) {
+		r->res.exit_code = WEXITSTATUS(status);
+	} else if (WIFSIGNALED(status)) {
+		r->res.exit_code = -1;
+		r->res.signal = WTERMSIG(status);
+	}
+	finish(r);
+}
+
+static void early_expire(int64_t now)
+{
+	for (size_t i = 0; i < EARLY_EXITS; i++)
+		if (early[i].pid > 0 && now - early[i].at > EARLY_EXIT_TTL_MS)
+			early[i].pid = 0;
+}
+
+/* The status of pid if it was reaped after reap number `after` but before
+ * the loop knew the pid; removed. */
+static bool early_take(pid_t pid, uint64_t after, int *status)
+{
+	for (size_t i = 0; i < EARLY_EXITS; i++) {
+		if (early[i].pid == pid && early[i].seq > after) {
+			early[i].pid = 0;
+			*status = early[i].status;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void early_put(pid_t pid, int status)
+{
+	int64_t now = now_mono_ms();
+	early_expire(now);
+	size_t slot = 0;
+	for (size_t i = 0; i < EARLY_EXITS; i++) {
+		if (early[i].pid == 0) {
+			slot = i;
+			break;
+		}
+		if (early[i].seq < early[slot].seq)
+			slot = i; /* full: the oldest goes */
+	}
+	early[slot].pid = pid;
+	early[slot].status = status;
+	early[slot].seq = reaps;
+	early[slot].at = now;
 }
 
 static void on_sigchld(evutil_socket_t fd, short what, void *arg)
@@ -316,20 +453,74 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
 		pid_t pid = waitpid(-1, &status, WNOHANG);
 		if (pid <= 0)
 			break;
+		reaps++;
 		struct hook_run *r;
 		TAILQ_FOREACH(r, &active, link) {
 			if (r->pid == pid)
 				break;
 		}
-		if (!r)
-			continue;
-		if (WIFEXITED(status)) {
-			r->res.exit_code = WEXITSTATUS(status);
-		} else if (WIFSIGNALED(status)) {
-			r->res.exit_code = -1;
-			r->res.signal = WTERMSIG(status);
-		}
+		if (r)
+			take_status(r, status);
+		else
+			early_put(pid, status); /* its start is still on its way */
+	}
+}
+
+static void job_free(struct spawn_job *j)
+{
+	if (j->in_fd >= 0)
+		close(j->in_fd);
+	if (j->out_fd >= 0)
+		close(j->out_fd);
+	posix_spawn_file_actions_destroy(&j->fa);
+	free(j->path);
+	free(j->dir);
+	for (char **e = j->envp; e && *e; e++)
+		free(*e);
+	free(j->envp);
+	free(j);
+}
+
+/* On the loop: a thread has started (or failed to start) j's hook. */
+static void spawned(struct spawn_job *j)
+{
+	struct hook_run *r = j->run;
+	int status;
+	if (j->err) {
+		/* A fork child that failed reported it and exited: it is ours
+		 * to reap, whenever its SIGCHLD comes (early_put keeps it for a
+		 * moment, then drops it). */
+		if (j->pid > 0)
+			early_take(j->pid, j->reaps_before, &status);
+		r->res.ran = false;
+		r->res.timed_out = false;
+		r->res.error = xasprintf("%s: %s", stage_names[j->stage], strerror(j->err));
+		job_free(j);
 		finish(r);
+		return;
+	}
+	r->pid = j->pid;
+	uint64_t j_reaps_before = j->reaps_before;
+	job_free(j); /* closes the child's ends: EOF on out_fd is now the hook's */
+	if (r->pending_signal)
+		kill(-r->pid, r->pending_signal);
+	if (early_take(r->pid, j_reaps_before, &status))
+		take_status(r, status);
+}
+
+static void on_spawned(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t n;
+	ssize_t rd = read(spawners.efd, &n, sizeof(n));
+	(void)rd;
+	STAILQ_HEAD(, spawn_job) done = STAILQ_HEAD_INITIALIZER(done);
+	pthread_mutex_lock(&spawners.lock);
+	STAILQ_CONCAT(&done, &spawners.done);
+	pthread_mutex_unlock(&spawners.lock);
+	while (!STAILQ_EMPTY(&done)) {
+		struct spawn_job *j = STAILQ_FIRST(&done);
+		STAILQ_REMOVE_HEAD(&done, link);
+		spawned(j);
 	}
 }
 
@@ -341,19 +532,52 @@ int runner_init(struct event_base *base)
 	sigchld_ev = evsignal_new(base, SIGCHLD, on_sigchld, NULL);
 	if (!sigchld_ev || evsignal_add(sigchld_ev, NULL) < 0)
 		return -1;
+	spawners.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (spawners.efd < 0)
+		return -1;
+	spawners.efd_ev = event_new(base, spawners.efd, EV_READ | EV_PERSIST, on_spawned, NULL);
+	if (!spawners.efd_ev || event_add(spawners.efd_ev, NULL) < 0)
+		return -1;
 	return 0;
+}
+
+static void stop_spawners(void)
+{
+	pthread_mutex_lock(&spawners.lock);
+	spawners.stopping = true;
+	pthread_cond_broadcast(&spawners.wake);
+	pthread_mutex_unlock(&spawners.lock);
+	for (int i = 0; i < spawners.nthreads; i++)
+		pthread_join(spawners.threads[i], NULL);
+	spawners.nthreads = 0;
+	spawners.stopping = false;
+	/* Jobs no thread took, or whose outcome the loop never read (exiting
+	 * on an error): a process one started gets what runner_kill_all
+	 * meant for it, and is not waited for. */
+	STAILQ_CONCAT(&spawners.todo, &spawners.done);
+	while (!STAILQ_EMPTY(&spawners.todo)) {
+		struct spawn_job *j = STAILQ_FIRST(&spawners.todo);
+		STAILQ_REMOVE_HEAD(&spawners.todo, link);
+		if (j->pid > 0 && !j->err && j->run->pending_signal)
+			kill(-j->pid, j->run->pending_signal);
+		job_free(j);
+	}
 }
 
 void runner_shutdown(void)
 {
-	if (spawn_cache.fa_ready) {
-		posix_spawn_file_actions_destroy(&spawn_cache.fa);
-		free(spawn_cache.dir);
-		spawn_cache.fa_ready = false;
+	stop_spawners();
+	if (spawners.efd_ev) {
+		event_free(spawners.efd_ev);
+		spawners.efd_ev = NULL;
 	}
-	if (spawn_cache.attr_ready) {
-		posix_spawnattr_destroy(&spawn_cache.attr);
-		spawn_cache.attr_ready = false;
+	if (spawners.efd >= 0) {
+		close(spawners.efd);
+		spawners.efd = -1;
+	}
+	if (spawn_attr_ready) {
+		posix_spawnattr_destroy(&spawn_attr_v);
+		spawn_attr_ready = false;
 	}
 	if (sigchld_ev) {
 		event_free(sigchld_ev);
@@ -370,7 +594,7 @@ void runner_kill_all(void)
 {
 	struct hook_run *r;
 	TAILQ_FOREACH(r, &active, link)
-		kill(-r->pid, SIGKILL);
+		signal_group(r, SIGKILL);
 }
 
 static bool limits_set(const struct rlimits *l)
@@ -408,33 +632,28 @@ static int apply_limit(int resource, int64_t value)
 	return setrlimit(resource, &rl);
 }
 
-/* Where a fork+exec child failed, reported to the parent with errno. */
-enum child_stage { STAGE_SETUP, STAGE_LIMIT_NOFILE, STAGE_LIMIT_NPROC, STAGE_LIMIT_MEMORY,
-                   STAGE_LIMIT_CPU, STAGE_EXEC };
-struct child_error {
-	int stage;
-	int err;
-};
 
 /*
  * fork+exec, for hooks with resource limits (posix_spawn cannot set
  * them). A failure in the child is sent back over a close-on-exec pipe,
  * so it is never mistaken for the hook's own exit status 127, and says
  * which step failed (a limit the kernel, or valgrind, refuses is not an
- * exec failure).
+ * exec failure). Runs on a spawner thread: the child calls only
+ * async-signal-safe functions before execve.
  */
-static int spawn_with_limits(const struct runner_params *p, int in_fd, int out_fd, pid_t *pid,
-                             int *stage)
+static void spawn_with_limits(struct spawn_job *j)
 {
 	int errpipe[2];
-	if (pipe2(errpipe, O_CLOEXEC) < 0)
-		return errno;
+	if (pipe2(errpipe, O_CLOEXEC) < 0) {
+		j->err = errno;
+		return;
+	}
 	pid_t child = fork();
 	if (child < 0) {
-		int e = errno;
+		j->err = errno;
 		close(errpipe[0]);
 		close(errpipe[1]);
-		return e;
+		return;
 	}
 	if (child == 0) {
 		sigset_t none;
@@ -443,8 +662,8 @@ static int spawn_with_limits(const struct runner_params *p, int in_fd, int out_f
 			signal(s, SIG_DFL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		struct child_error ce = {STAGE_SETUP, 0};
-		if (setpgid(0, 0) < 0 || dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
-		    dup2(out_fd, 2) < 0 || chdir(p->dir) < 0)
+		if (setpgid(0, 0) < 0 || dup2(j->in_fd, 0) < 0 || dup2(j->out_fd, 1) < 0 ||
+		    dup2(j->out_fd, 2) < 0 || chdir(j->dir) < 0)
 			ce.err = errno;
 		/* Every fd of hookd's is close-on-exec; this makes sure of it
 		 * (a library's fd, a connection) but must keep errpipe, which
@@ -463,8 +682,8 @@ static int spawn_with_limits(const struct runner_params *p, int in_fd, int out_f
 			{RLIMIT_NOFILE, STAGE_LIMIT_NOFILE}, {RLIMIT_NPROC, STAGE_LIMIT_NPROC},
 			{RLIMIT_AS, STAGE_LIMIT_MEMORY}, {RLIMIT_CPU, STAGE_LIMIT_CPU},
 		};
-		const int64_t values[] = {p->limits.nofile, p->limits.nproc, p->limits.memory,
-		                          p->limits.cpu};
+		const int64_t values[] = {j->limits.nofile, j->limits.nproc, j->limits.memory,
+		                          j->limits.cpu};
 		for (size_t i = 0; i < ARRAY_SIZE(lims) && !ce.err; i++) {
 			if (apply_limit(lims[i].resource, values[i]) < 0) {
 				ce.stage = lims[i].stage;
@@ -472,8 +691,8 @@ static int spawn_with_limits(const struct runner_params *p, int in_fd, int out_f
 			}
 		}
 		if (!ce.err) {
-			char *argv[] = {(char *)p->path, NULL};
-			execve(p->path, argv, p->envp);
+			char *argv[] = {j->path, NULL};
+			execve(j->path, argv, j->envp);
 			ce.stage = STAGE_EXEC;
 			ce.err = errno;
 		}
@@ -488,51 +707,19 @@ static int spawn_with_limits(const struct runner_params *p, int in_fd, int out_f
 		n = read(errpipe[0], &ce, sizeof(ce));
 	} while (n < 0 && errno == EINTR);
 	close(errpipe[0]);
+	j->pid = child;
 	if (n == (ssize_t)sizeof(ce) && ce.err != 0) {
-		/* The child has exited with 127 already; reap it here so the
-		 * SIGCHLD handler does not look for it. */
-		waitpid(child, NULL, 0);
-		*stage = ce.stage;
-		return ce.err;
+		/* The child exits 127 now; the loop reaps it (spawned()). */
+		j->stage = ce.stage;
+		j->err = ce.err;
 	}
-	*pid = child;
-	return 0;
-}
-
-static posix_spawn_file_actions_t *file_actions(int in_fd, int out_fd, const char *dir)
-{
-	if (spawn_cache.fa_ready && spawn_cache.in_fd == in_fd && spawn_cache.out_fd == out_fd &&
-	    strcmp(spawn_cache.dir, dir) == 0)
-		return &spawn_cache.fa;
-	if (spawn_cache.fa_ready) {
-		posix_spawn_file_actions_destroy(&spawn_cache.fa);
-		free(spawn_cache.dir);
-		spawn_cache.fa_ready = false;
-	}
-	posix_spawn_file_actions_t *fa = &spawn_cache.fa;
-	posix_spawn_file_actions_init(fa);
-	if (posix_spawn_file_actions_adddup2(fa, in_fd, 0) != 0 ||
-	    posix_spawn_file_actions_adddup2(fa, out_fd, 1) != 0 ||
-	    posix_spawn_file_actions_adddup2(fa, out_fd, 2) != 0 ||
-	    posix_spawn_file_actions_addchdir_np(fa, dir) != 0 ||
-	    /* A hook gets fds 0, 1 and 2 and nothing else, even if some fd
-	     * escaped close-on-exec. */
-	    posix_spawn_file_actions_addclosefrom_np(fa, 3) != 0) {
-		posix_spawn_file_actions_destroy(fa);
-		return NULL;
-	}
-	spawn_cache.in_fd = in_fd;
-	spawn_cache.out_fd = out_fd;
-	spawn_cache.dir = xstrdup(dir);
-	spawn_cache.fa_ready = true;
-	return fa;
 }
 
 static posix_spawnattr_t *spawn_attr(void)
 {
-	if (spawn_cache.attr_ready)
-		return &spawn_cache.attr;
-	posix_spawnattr_t *attr = &spawn_cache.attr;
+	if (spawn_attr_ready)
+		return &spawn_attr_v;
+	posix_spawnattr_t *attr = &spawn_attr_v;
 	sigset_t all, none;
 	sigfillset(&all);
 	sigemptyset(&none);
@@ -542,18 +729,101 @@ static posix_spawnattr_t *spawn_attr(void)
 	posix_spawnattr_setpgroup(attr, 0);
 	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
 	                                   POSIX_SPAWN_SETSIGMASK);
-	spawn_cache.attr_ready = true;
+	spawn_attr_ready = true;
 	return attr;
 }
 
-static int spawn_plain(const struct runner_params *p, int in_fd, int out_fd, pid_t *pid)
+static void *spawner_main(void *unused)
 {
-	posix_spawn_file_actions_t *fa = file_actions(in_fd, out_fd, p->dir);
-	if (!fa)
-		return ENOMEM;
-	char *argv[] = {(char *)p->path, NULL};
-	/* glibc's posix_spawn reports a failed exec as its return value. */
-	return posix_spawn(pid, p->path, fa, spawn_attr(), argv, p->envp);
+	(void)unused;
+	for (;;) {
+		pthread_mutex_lock(&spawners.lock);
+		while (!spawners.stopping && STAILQ_EMPTY(&spawners.todo))
+			pthread_cond_wait(&spawners.wake, &spawners.lock);
+		if (spawners.stopping) {
+			pthread_mutex_unlock(&spawners.lock);
+			return NULL;
+		}
+		struct spawn_job *j = STAILQ_FIRST(&spawners.todo);
+		STAILQ_REMOVE_HEAD(&spawners.todo, link);
+		pthread_mutex_unlock(&spawners.lock);
+
+		if (limits_set(&j->limits)) {
+			spawn_with_limits(j);
+		} else {
+			char *argv[] = {j->path, NULL};
+			/* glibc's posix_spawn reports a failed exec as its
+			 * return value (and reaps that child itself). */
+			j->err = posix_spawn(&j->pid, j->path, &j->fa, &spawn_attr_v, argv, j->envp);
+			j->stage = STAGE_EXEC;
+		}
+
+		pthread_mutex_lock(&spawners.lock);
+		STAILQ_INSERT_TAIL(&spawners.done, j, link);
+		pthread_mutex_unlock(&spawners.lock);
+		uint64_t one = 1;
+		ssize_t w = write(spawners.efd, &one, sizeof(one));
+		(void)w;
+	}
+}
+
+/* Starts the spawner threads on first use, with every signal blocked (they
+ * go to the loop) and small stacks (they only call posix_spawn). */
+static int start_spawners(void)
+{
+	if (spawners.nthreads > 0)
+		return 0;
+	if (spawners.efd < 0)
+		return EINVAL; /* runner_init was not called */
+	spawn_attr(); /* made here, read by the threads */
+	pthread_attr_t ta;
+	pthread_attr_init(&ta);
+	pthread_attr_setstacksize(&ta, 256 * 1024);
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int e = 0;
+	for (int i = 0; i < SPAWNERS; i++) {
+		e = pthread_create(&spawners.threads[i], &ta, spawner_main, NULL);
+		if (e)
+			break;
+		spawners.nthreads++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&ta);
+	return spawners.nthreads > 0 ? 0 : e;
+}
+
+/* The job's own copy of what the thread reads: the caller's environment
+ * changes as soon as runner_start returns. */
+static struct spawn_job *job_new(const struct runner_params *p, int in_fd, int out_fd)
+{
+	struct spawn_job *j = xcalloc(1, sizeof(*j));
+	j->in_fd = in_fd;
+	j->out_fd = out_fd;
+	j->path = xstrdup(p->path);
+	j->dir = xstrdup(p->dir);
+	size_t n = 0;
+	while (p->envp && p->envp[n])
+		n++;
+	j->envp = xcalloc(n + 1, sizeof(*j->envp));
+	for (size_t i = 0; i < n; i++)
+		j->envp[i] = xstrdup(p->envp[i]);
+	j->limits = p->limits;
+	posix_spawn_file_actions_init(&j->fa);
+	if (!limits_set(&p->limits) &&
+	    (posix_spawn_file_actions_adddup2(&j->fa, in_fd, 0) != 0 ||
+	     posix_spawn_file_actions_adddup2(&j->fa, out_fd, 1) != 0 ||
+	     posix_spawn_file_actions_adddup2(&j->fa, out_fd, 2) != 0 ||
+	     posix_spawn_file_actions_addchdir_np(&j->fa, p->dir) != 0 ||
+	     /* Every fd of hookd's is close-on-exec; this makes sure of
+	      * it (a library's fd, a connection). */
+	     posix_spawn_file_actions_addclosefrom_np(&j->fa, 3) != 0)) {
+		j->in_fd = j->out_fd = -1; /* the caller closes them */
+		job_free(j);
+		return NULL;
+	}
+	return j;
 }
 
 struct hook_run *runner_start(struct event_base *base, const struct runner_params *p,
@@ -562,18 +832,19 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 	result_clear(res);
 	int in_fd = make_input(p->input, p->input_len);
 	int out[2] = {-1, -1};
-	int e = 0, stage = STAGE_EXEC;
+	int e = 0;
+	struct spawn_job *j = NULL;
 	if (in_fd < 0 || pipe2(out, O_CLOEXEC) < 0) {
 		e = errno;
 		goto fail;
 	}
-	pid_t pid;
-	e = limits_set(&p->limits) ? spawn_with_limits(p, in_fd, out[1], &pid, &stage)
-	                           : spawn_plain(p, in_fd, out[1], &pid);
-	if (e)
+	if ((e = start_spawners()) != 0)
 		goto fail;
-	close(in_fd);
-	close(out[1]);
+	j = job_new(p, in_fd, out[1]);
+	if (!j) {
+		e = ENOMEM;
+		goto fail;
+	}
 	/* pipe2 set nothing but O_CLOEXEC (a descriptor flag, not a status
 	 * flag): the read end's status flags are O_RDONLY alone. */
 	fcntl(out[0], F_SETFL, O_RDONLY | O_NONBLOCK);
@@ -582,7 +853,6 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 	memset(r, 0, offsetof(struct hook_run, line));
 	result_clear(&r->res);
 	r->base = base;
-	r->pid = pid;
 	r->out_fd = out[0];
 	r->started_ms = now_mono_ms();
 	r->timeout_ms = p->timeout_ms;
@@ -594,6 +864,8 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 	r->endpoint = xstrdup(p->endpoint ? p->endpoint : "");
 	r->event = xstrdup(p->event ? p->event : "");
 	r->delivery_id = xstrdup(p->delivery_id ? p->delivery_id : "");
+	/* The write end stays open in the job until the process is started:
+	 * no EOF before the hook's own. */
 	r->out_ev = event_new(base, r->out_fd, EV_READ | EV_PERSIST, on_output, r);
 	r->timeout_ev = evtimer_new(base, on_timeout, r);
 	event_add(r->out_ev, NULL);
@@ -601,6 +873,13 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 	evtimer_add(r->timeout_ev, &tv);
 	TAILQ_INSERT_TAIL(&active, r, link);
 	nactive++;
+
+	j->run = r;
+	j->reaps_before = reaps;
+	pthread_mutex_lock(&spawners.lock);
+	STAILQ_INSERT_TAIL(&spawners.todo, j, link);
+	pthread_cond_signal(&spawners.wake);
+	pthread_mutex_unlock(&spawners.lock);
 	return r;
 
 fail:
@@ -611,14 +890,6 @@ fail:
 		close(out[1]);
 	}
 	res->ran = false;
-	static const char *const stage_names[] = {
-		[STAGE_SETUP] = "cannot set up the hook's process",
-		[STAGE_LIMIT_NOFILE] = "cannot apply limit_nofile",
-		[STAGE_LIMIT_NPROC] = "cannot apply limit_nproc",
-		[STAGE_LIMIT_MEMORY] = "cannot apply limit_memory",
-		[STAGE_LIMIT_CPU] = "cannot apply limit_cpu",
-		[STAGE_EXEC] = "exec failed",
-	};
-	res->error = xasprintf("%s: %s", stage_names[stage], strerror(e));
+	res->error = xasprintf("%s: %s", stage_names[STAGE_SETUP], strerror(e));
 	return NULL;
 }

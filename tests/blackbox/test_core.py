@@ -160,6 +160,51 @@ class TestRejections(Base):
                 self.assertAnswer(r, 400, name)
             self.assertNothingRan(h)
 
+    def test_400_not_rfc8259_whether_or_not_a_hook_exists(self):
+        """What json-c's strict mode would still take is a 400, with the
+        same answer for an event that has a hook and one that has none
+        (the second is decided before any tree is built)."""
+        lenient = [
+            ("NaN", b'{"event":"%s","n":NaN}'),
+            ("Infinity", b'{"event":"%s","n":-Infinity}'),
+            ("1.", b'{"event":"%s","n":1.}'),
+            ("leading zero", b'{"event":"%s","n":01}'),
+            ("single quotes", b'{"event":"%s",\'k\':1}'),
+            ("raw tab in a string", b'{"event":"%s","s":"a\tb"}'),
+            ("raw newline in a string", b'{"event":"%s","s":"a\nb"}'),
+            ("raw control byte", b'{"event":"%s","s":"a\x01b"}'),
+            ("comment", b'{"event":"%s" /* c */}'),
+            ("trailing comma", b'{"event":"%s",}'),
+            ("bad escape", b'{"event":"%s","s":"\\x41"}'),
+        ]
+        with self.daemon(hooks={"build:start": marker_hook("build:start")}) as h:
+            for event in (b"build:start", b"no:hook"):
+                for name, tmpl in lenient:
+                    r = h.northflank(body=tmpl % event, event_type=None)
+                    b = self.assertAnswer(r, 400, "%s (%s)" % (name, event))
+                    self.assertEqual(b.get("error"), "body is not valid JSON", r)
+            self.assertNothingRan(h)
+            # The same bodies written as JSON: a hook runs, or "unhandled".
+            for event, status in ((b"build:start", "ok"), (b"no:hook", "unhandled")):
+                body = b'{"event":"%s","n":1.5e3,"s":"a\\tb\\u0001","k":[]}' % event
+                b = self.assertAnswer(h.northflank(body=body, event_type=None), 200)
+                self.assertEqual(b.get("status"), status, b)
+            self.assertEqual(h.ran(), ["build:start"])
+
+    def test_event_name_written_with_escapes(self):
+        """An escaped event name means what it decodes to, with a hook or
+        without: the fields are read from the tree then."""
+        with self.daemon(hooks={"build:start": marker_hook("build:start")}) as h:
+            b = self.assertAnswer(h.northflank(body=b'{"event":"build\\u003astart"}',
+                                               event_type=None), 200)
+            self.assertEqual((b.get("event"), b.get("status")), ("build:start", "ok"), b)
+            b = self.assertAnswer(h.northflank(body=b'{"ev\\u0065nt":"no:hook"}',
+                                               event_type=None), 200)
+            self.assertEqual((b.get("event"), b.get("status")), ("no:hook", "unhandled"), b)
+            # An escape that decodes to a name the rule refuses is still a 400.
+            self.assertAnswer(h.northflank(body=b'{"event":"a\\/b"}', event_type=None), 400)
+            self.assertEqual(h.ran(), ["build:start"])
+
     def test_400_invalid_event_names(self):
         names = ["../../bin/sh", "a/b", ".hidden", "", "a" * 200, "a" * 129,
                  "-x", "_default", "a b", "build:start\n", "caf\u00e9", "a\\b", "x;y"]
