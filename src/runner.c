@@ -656,10 +656,15 @@ static void spawn_with_limits(struct spawn_job *j)
 		return;
 	}
 	if (child == 0) {
+		/* Only async-signal-safe calls from here to execve: the
+		 * parent has threads. */
 		sigset_t none;
 		sigemptyset(&none);
+		struct sigaction dfl;
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
 		for (int s = 1; s < NSIG; s++)
-			signal(s, SIG_DFL);
+			sigaction(s, &dfl, NULL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		struct child_error ce = {STAGE_SETUP, 0};
 		if (setpgid(0, 0) < 0 || dup2(j->in_fd, 0) < 0 || dup2(j->out_fd, 1) < 0 ||
