@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,16 +69,9 @@ static struct event *sigchld_ev;
 static bool passthrough;
 
 /*
- * posix_spawn's attributes, the same for every hook: made once, then only
- * read (by the spawner threads too).
- */
-static posix_spawnattr_t spawn_attr_v;
-static bool spawn_attr_ready;
-
-/*
- * Starting a process is the one step of a delivery that waits: glibc's
- * posix_spawn (vfork) returns only once the child has called execve, and
- * on a busy machine the child must first be scheduled. Done on the event
+ * Starting a process is the one step of a delivery that waits: vfork
+ * returns only once the child has called execve, and on a busy machine
+ * the child must first be scheduled. Done on the event
  * loop, that wait was most of the loop's time under load, and every other
  * request waited behind it. So hooks are started by a few spawner
  * threads: the loop queues a job (fds made, environment copied) and goes
@@ -97,7 +89,6 @@ struct spawn_job {
 	char **envp;
 	int in_fd, out_fd;
 	struct rlimits limits;
-	posix_spawn_file_actions_t fa;
 	uint64_t reaps_before; /* `reaps` when it was queued */
 	/* Out: written by the thread. */
 	pid_t pid; /* with err set: a fork child that reported the failure */
@@ -124,9 +115,9 @@ static struct {
 /*
  * A child can exit before the loop has read its pid from the eventfd; its
  * status waits here until then. Each reap is numbered: a job takes only a
- * status reaped after it was queued, so an entry nobody claimed (posix_spawn
- * reaps a child whose exec failed, but the loop may reap it first) can
- * never be mistaken for a later process that got the same pid. Unclaimed
+ * status reaped after it was queued, so an entry nobody claimed (a child
+ * that could not exec, reaped before its job came back) can never be
+ * mistaken for a later process that got the same pid. Unclaimed
  * entries go after EARLY_EXIT_TTL_MS, or the oldest when the table is full.
  */
 #define EARLY_EXITS 256
@@ -472,7 +463,6 @@ static void job_free(struct spawn_job *j)
 		close(j->in_fd);
 	if (j->out_fd >= 0)
 		close(j->out_fd);
-	posix_spawn_file_actions_destroy(&j->fa);
 	free(j->path);
 	free(j->dir);
 	for (char **e = j->envp; e && *e; e++)
@@ -575,10 +565,6 @@ void runner_shutdown(void)
 		close(spawners.efd);
 		spawners.efd = -1;
 	}
-	if (spawn_attr_ready) {
-		posix_spawnattr_destroy(&spawn_attr_v);
-		spawn_attr_ready = false;
-	}
 	if (sigchld_ev) {
 		event_free(sigchld_ev);
 		sigchld_ev = NULL;
@@ -595,11 +581,6 @@ void runner_kill_all(void)
 	struct hook_run *r;
 	TAILQ_FOREACH(r, &active, link)
 		signal_group(r, SIGKILL);
-}
-
-static bool limits_set(const struct rlimits *l)
-{
-	return l->nofile >= 0 || l->nproc >= 0 || l->memory >= 0 || l->cpu >= 0;
 }
 
 /* The body on stdin: an anonymous memory file, so a hook may read it at its
@@ -634,21 +615,40 @@ static int apply_limit(int resource, int64_t value)
 
 
 /*
- * fork+exec, for hooks with resource limits (posix_spawn cannot set
- * them). A failure in the child is sent back over a close-on-exec pipe,
- * so it is never mistaken for the hook's own exit status 127, and says
- * which step failed (a limit the kernel, or valgrind, refuses is not an
- * exec failure). Runs on a spawner thread: the child calls only
- * async-signal-safe functions before execve.
+ * Starts j's hook, on a spawner thread: vfork, then in the child only
+ * async-signal-safe calls up to execve (it shares the memory of a parent
+ * that has other threads, and writes nothing but its own locals). This is
+ * posix_spawn's method without what glibc adds to it: a stack mapped and
+ * unmapped for every child (a TLB flush on every core that runs one of
+ * hookd's threads) and a getrlimit for each file action; and it sets the
+ * resource limits posix_spawn cannot. What the child could not do comes
+ * back over a close-on-exec pipe, so it is never mistaken for the hook's
+ * own exit status 127, and says which step failed (a limit the kernel, or
+ * valgrind, refuses is not an exec failure). Under AddressSanitizer, which
+ * must not see a child run on its parent's stack, it is fork.
  */
-static void spawn_with_limits(struct spawn_job *j)
+#if defined(__SANITIZE_ADDRESS__)
+#define spawn_fork fork
+#else
+#define spawn_fork vfork
+#endif
+
+static void spawn_child(struct spawn_job *j)
 {
 	int errpipe[2];
+	j->stage = STAGE_SETUP;
 	if (pipe2(errpipe, O_CLOEXEC) < 0) {
 		j->err = errno;
 		return;
 	}
-	pid_t child = fork();
+	/* Made before: the child only reads them. */
+	sigset_t none;
+	sigemptyset(&none);
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	char *argv[] = {j->path, NULL};
+	pid_t child = spawn_fork();
 	if (child < 0) {
 		j->err = errno;
 		close(errpipe[0]);
@@ -656,13 +656,10 @@ static void spawn_with_limits(struct spawn_job *j)
 		return;
 	}
 	if (child == 0) {
-		/* Only async-signal-safe calls from here to execve: the
-		 * parent has threads. */
-		sigset_t none;
-		sigemptyset(&none);
-		struct sigaction dfl;
-		memset(&dfl, 0, sizeof(dfl));
-		dfl.sa_handler = SIG_DFL;
+		/* Every handler back to the default before any signal can be
+		 * delivered here (the thread had them all blocked): a handler
+		 * of hookd's must never run in this child. Ignored ones too:
+		 * SIGPIPE, ignored by hookd, would stay ignored across exec. */
 		for (int s = 1; s < NSIG; s++)
 			sigaction(s, &dfl, NULL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -696,7 +693,6 @@ static void spawn_with_limits(struct spawn_job *j)
 			}
 		}
 		if (!ce.err) {
-			char *argv[] = {j->path, NULL};
 			execve(j->path, argv, j->envp);
 			ce.stage = STAGE_EXEC;
 			ce.err = errno;
@@ -720,24 +716,6 @@ static void spawn_with_limits(struct spawn_job *j)
 	}
 }
 
-static posix_spawnattr_t *spawn_attr(void)
-{
-	if (spawn_attr_ready)
-		return &spawn_attr_v;
-	posix_spawnattr_t *attr = &spawn_attr_v;
-	sigset_t all, none;
-	sigfillset(&all);
-	sigemptyset(&none);
-	posix_spawnattr_init(attr);
-	posix_spawnattr_setsigdefault(attr, &all);
-	posix_spawnattr_setsigmask(attr, &none);
-	posix_spawnattr_setpgroup(attr, 0);
-	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-	                                   POSIX_SPAWN_SETSIGMASK);
-	spawn_attr_ready = true;
-	return attr;
-}
-
 static void *spawner_main(void *unused)
 {
 	(void)unused;
@@ -753,15 +731,7 @@ static void *spawner_main(void *unused)
 		STAILQ_REMOVE_HEAD(&spawners.todo, link);
 		pthread_mutex_unlock(&spawners.lock);
 
-		if (limits_set(&j->limits)) {
-			spawn_with_limits(j);
-		} else {
-			char *argv[] = {j->path, NULL};
-			/* glibc's posix_spawn reports a failed exec as its
-			 * return value (and reaps that child itself). */
-			j->err = posix_spawn(&j->pid, j->path, &j->fa, &spawn_attr_v, argv, j->envp);
-			j->stage = STAGE_EXEC;
-		}
+		spawn_child(j);
 
 		pthread_mutex_lock(&spawners.lock);
 		STAILQ_INSERT_TAIL(&spawners.done, j, link);
@@ -773,14 +743,14 @@ static void *spawner_main(void *unused)
 }
 
 /* Starts the spawner threads on first use, with every signal blocked (they
- * go to the loop) and small stacks (they only call posix_spawn). */
+ * go to the loop, and a vfork child starts with them blocked) and small
+ * stacks (they only start processes). */
 static int start_spawners(void)
 {
 	if (spawners.nthreads > 0)
 		return 0;
 	if (spawners.efd < 0)
 		return EINVAL; /* runner_init was not called */
-	spawn_attr(); /* made here, read by the threads */
 	pthread_attr_t ta;
 	pthread_attr_init(&ta);
 	pthread_attr_setstacksize(&ta, 256 * 1024);
@@ -815,19 +785,6 @@ static struct spawn_job *job_new(const struct runner_params *p, int in_fd, int o
 	for (size_t i = 0; i < n; i++)
 		j->envp[i] = xstrdup(p->envp[i]);
 	j->limits = p->limits;
-	posix_spawn_file_actions_init(&j->fa);
-	if (!limits_set(&p->limits) &&
-	    (posix_spawn_file_actions_adddup2(&j->fa, in_fd, 0) != 0 ||
-	     posix_spawn_file_actions_adddup2(&j->fa, out_fd, 1) != 0 ||
-	     posix_spawn_file_actions_adddup2(&j->fa, out_fd, 2) != 0 ||
-	     posix_spawn_file_actions_addchdir_np(&j->fa, p->dir) != 0 ||
-	     /* Every fd of hookd's is close-on-exec; this makes sure of
-	      * it (a library's fd, a connection). */
-	     posix_spawn_file_actions_addclosefrom_np(&j->fa, 3) != 0)) {
-		j->in_fd = j->out_fd = -1; /* the caller closes them */
-		job_free(j);
-		return NULL;
-	}
 	return j;
 }
 
