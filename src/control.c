@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,11 +22,20 @@
 
 #define CONTROL_LINE_MAX 1024
 
+/* One connection of `hookd replay`: kept in a list, so that whatever is
+ * still open when the daemon stops is closed and freed with it. */
+struct ctl_conn {
+	TAILQ_ENTRY(ctl_conn) link;
+	struct bufferevent *bev;
+	struct control *c;
+};
+
 struct control {
 	struct evconnlistener *listener;
 	struct dispatcher *ds;
 	struct journal *j;
 	char *path;
+	TAILQ_HEAD(, ctl_conn) conns;
 };
 
 static void socket_path(const char *state_dir, char *buf, size_t len)
@@ -38,29 +48,37 @@ static void answer(struct bufferevent *bev, int code, const char *msg)
 	evbuffer_add_printf(bufferevent_get_output(bev), "%d %s\n", code, msg);
 }
 
+static void conn_close(struct ctl_conn *cc)
+{
+	TAILQ_REMOVE(&cc->c->conns, cc, link);
+	bufferevent_free(cc->bev);
+	free(cc);
+}
+
 static void on_written(struct bufferevent *bev, void *arg)
 {
-	bufferevent_free(bev);
+	conn_close(arg);
 }
 
 static void on_ctl_event(struct bufferevent *bev, short what, void *arg)
 {
-	bufferevent_free(bev);
+	conn_close(arg);
 }
 
 static void on_line(struct bufferevent *bev, void *arg)
 {
-	struct control *c = arg;
+	struct ctl_conn *cc = arg;
+	struct control *c = cc->c;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t n;
 	char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
 	if (!line) {
 		if (evbuffer_get_length(in) > CONTROL_LINE_MAX)
-			bufferevent_free(bev);
+			conn_close(cc);
 		return;
 	}
 	bufferevent_disable(bev, EV_READ);
-	bufferevent_setcb(bev, NULL, on_written, on_ctl_event, c);
+	bufferevent_setcb(bev, NULL, on_written, on_ctl_event, cc);
 	char *save = NULL;
 	char *verb = strtok_r(line, " ", &save);
 	char *ep = strtok_r(NULL, " ", &save);
@@ -93,7 +111,15 @@ static void on_ctl_accept(struct evconnlistener *l, evutil_socket_t fd, struct s
 	struct control *c = arg;
 	struct event_base *base = evconnlistener_get_base(l);
 	struct bufferevent *bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(bev, on_line, NULL, on_ctl_event, c);
+	if (!bev) {
+		close(fd);
+		return;
+	}
+	struct ctl_conn *cc = xcalloc(1, sizeof(*cc));
+	cc->bev = bev;
+	cc->c = c;
+	TAILQ_INSERT_TAIL(&c->conns, cc, link);
+	bufferevent_setcb(bev, on_line, NULL, on_ctl_event, cc);
 	struct timeval tv = {5, 0};
 	bufferevent_set_timeouts(bev, &tv, &tv);
 	bufferevent_enable(bev, EV_READ);
@@ -126,6 +152,7 @@ struct control *control_new(struct event_base *base, const char *state_dir,
 		return NULL;
 	}
 	struct control *c = xcalloc(1, sizeof(*c));
+	TAILQ_INIT(&c->conns);
 	c->ds = ds;
 	c->j = j;
 	c->path = xstrdup(path);
@@ -146,6 +173,8 @@ void control_free(struct control *c)
 		return;
 	if (c->listener)
 		evconnlistener_free(c->listener);
+	while (!TAILQ_EMPTY(&c->conns))
+		conn_close(TAILQ_FIRST(&c->conns));
 	unlink(c->path);
 	free(c->path);
 	free(c);

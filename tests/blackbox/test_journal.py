@@ -10,6 +10,7 @@ interleave within a line and no lock is needed.
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -641,6 +642,20 @@ class Commands(Base):
             self.assertEqual(r.stdout, "")
             self.assertIn("no-such-id", r.stderr)
             self.assertEqual(h.cli("show", "--endpoint", "other", eid).returncode, 1)
+
+    def test_stop_with_a_control_connection_open(self):
+        """A `hookd replay` client still connected when the daemon stops is
+        closed with it: exit 0 and, in the ASan build, nothing leaked."""
+        with Hookd(config(), {EVENT: rec_hook()}) as h:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(10)
+            s.connect(os.path.join(h.state, "control.sock"))
+            s.sendall(b"replay northflank")  # a line not yet whole
+            time.sleep(0.3)
+            rc, _ = h.stop()
+            self.assertEqual(rc, 0)
+            self.assertEqual(s.recv(64), b"", "the connection is closed")
+            s.close()
 
     def test_replay_while_shutting_down_waits_for_next_start(self):
         hooks = {EVENT: rec_hook(), "build:success": rec_hook("sleep 1.5")}
