@@ -1400,6 +1400,9 @@ static bool check_all(struct loader *L)
 		}
 	}
 
+	c->tls_cert_line = seen_line(L, "server", "tls_cert");
+	c->tls_key_line = seen_line(L, "server", "tls_key");
+	c->tls_ciphers_line = seen_line(L, "server", "tls_ciphers");
 	if (!c->tls_cert != !c->tls_key) {
 		const char *given = c->tls_cert ? "tls_cert" : "tls_key";
 		const char *missing = c->tls_cert ? "tls_key" : "tls_cert";

@@ -124,6 +124,7 @@ struct config {
 	int64_t journal_max;    /* 100000 */
 	uint64_t journal_body_max; /* 64KiB */
 	char *tls_cert, *tls_key, *tls_ciphers; /* NULL unless set */
+	int tls_cert_line, tls_key_line, tls_ciphers_line; /* where set, for messages */
 	int log_format;         /* enum log_format */
 	struct delivery_opts server_opts; /* timeout from [server] */
 

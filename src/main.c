@@ -282,7 +282,8 @@ static int drop_privileges(const struct config *cfg, const struct run_as *ra)
 
 /*
  * The TLS context cfg asks for, or NULL in *ctx when TLS is off. A bad
- * pair is a config error: false, with "CONFIG: tls_key ..." in err.
+ * pair is a config error: false, with "CONFIG:LINE: tls_key ..." in err,
+ * the line of the key the message names (tls_cert's for the rest).
  */
 static bool tls_from_config(const struct config *cfg, struct ssl_ctx_st **ctx, char *err,
                             size_t errlen)
@@ -293,7 +294,15 @@ static bool tls_from_config(const struct config *cfg, struct ssl_ctx_st **ctx, c
 	char why[768];
 	*ctx = tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ciphers, why, sizeof(why));
 	if (!*ctx) {
-		snprintf(err, errlen, "%s: %s", cfg->path, why);
+		int line = cfg->tls_cert_line;
+		if (strncmp(why, "tls_key ", 8) == 0)
+			line = cfg->tls_key_line;
+		else if (strncmp(why, "tls_ciphers ", 12) == 0)
+			line = cfg->tls_ciphers_line;
+		if (line > 0)
+			snprintf(err, errlen, "%s:%d: %s", cfg->path, line, why);
+		else
+			snprintf(err, errlen, "%s: %s", cfg->path, why);
 		return false;
 	}
 	return true;

@@ -242,7 +242,8 @@ class TlsTest(unittest.TestCase):
             d.write_config(config(extra="[endpoint second]\npath = /second\nscheme = none\n"))
             line = d.reload()
             self.assertIn("reload failed", line)
-            self.assertIn("tls_key %s does not match tls_cert %s"
+            # config() puts tls_cert on line 5 and tls_key on line 6.
+            self.assertIn(":6: tls_key %s does not match tls_cert %s"
                           % (self.p("server.key"), self.p("server.pem")), line)
             self.assertEqual(d.peer_serial(self.ca), 0x1001)
             conn = d.https(self.ca)
@@ -256,7 +257,8 @@ class TlsTest(unittest.TestCase):
             os.unlink(self.p("server.key"))
             line = d.reload()
             self.assertIn("reload failed", line)
-            self.assertIn("tls_key %s: No such file or directory" % self.p("server.key"), line)
+            self.assertIn(":6: tls_key %s: No such file or directory" % self.p("server.key"),
+                          line)
             self.assertEqual(d.peer_serial(self.ca), 0x1001)
             # Installing the matching key makes the next reload good.
             tu.install(self.key3, self.p("server.key"))
@@ -375,8 +377,11 @@ class TlsTest(unittest.TestCase):
                 for command in ("check", "serve"):
                     r = tu.run([tu.HOOKD_BIN, "-c", ini, command], timeout=20)
                     self.assertEqual(r.returncode, 2, (command, r.stdout, r.stderr))
-                    # One line: the config file, then the message naming the file.
-                    self.assertTrue(r.stderr.startswith("%s: %s" % (ini, want)),
+                    # One line: the config file and the line of the key the
+                    # message names (config(): tls_cert 5, tls_key 6, the
+                    # extra [server] line 7), then the message naming the file.
+                    line = {"tls_cert": 5, "tls_key": 6, "tls_ciphers": 7}[want.split()[0]]
+                    self.assertTrue(r.stderr.startswith("%s:%d: %s" % (ini, line, want)),
                                     (command, r.stderr))
                     self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
                     self.assertNotIn("hunter22", r.stderr + r.stdout)
