@@ -241,6 +241,8 @@ static int chown_state_dir(const char *dir, const struct run_as *ra)
  * real, effective and saved ids alike), then proves root cannot be taken
  * back. Started as root without `user`: a warning, hooks run as root.
  */
+static int become_user(const struct run_as *ra);
+
 static int drop_privileges(const struct config *cfg, const struct run_as *ra)
 {
 	if (geteuid() != 0) {
@@ -261,6 +263,12 @@ static int drop_privileges(const struct config *cfg, const struct run_as *ra)
 			return r;
 		}
 	}
+	return become_user(ra);
+}
+
+/* setuid and friends, for good: 0, or -errno (logged). */
+static int become_user(const struct run_as *ra)
+{
 	if (initgroups(ra->name, ra->gid) < 0 || setgid(ra->gid) < 0 || setuid(ra->uid) < 0) {
 		int e = errno;
 		log_msg(LOG_LVL_ERROR, "cannot become user %s: %s", ra->name, strerror(e));
@@ -764,7 +772,24 @@ static int cmd_run(const struct options *o)
 {
 	struct config *cfg = load_or_die(o->config);
 	log_setup((enum log_format)cfg->log_format);
+	char err[1024];
+	struct run_as ra;
+	if (run_as_resolve(cfg, &ra, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(cfg);
+		return EXIT_USAGE;
+	}
+	/* The payload file is read as the one who runs this; then, run as
+	 * root with `user =`, the hook runs as that user, as it would under
+	 * the daemon: what this shows is what a delivery would do. */
 	struct delivery *d = local_delivery(o, cfg);
+	int dropped = geteuid() == 0 && ra.set ? become_user(&ra) : 0;
+	free(ra.name);
+	if (dropped < 0) {
+		delivery_free(d);
+		config_unref(cfg);
+		return 1;
+	}
 	struct event_base *base = event_base_new();
 	runner_init(base);
 	runner_set_output_passthrough(true);

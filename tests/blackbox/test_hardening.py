@@ -613,6 +613,30 @@ class TestPrivileges(Base):
             self.assertIn("dropped privileges", h.logs())
             self.assertEqual(h.stop(), 0)
 
+    def test_run_command_runs_the_hook_as_user_too(self):
+        """`hookd run`, started as root with `user =`, runs the hook as that
+        user, as a delivery would; the payload file is read before, as root
+        (a root-only file works)."""
+        nobody = pwd.getpwnam("nobody")
+        with Daemon(config("user = nobody\n"), {"id": ID_HOOK}, start=False) as h:
+            payload = h.path("payload.json")
+            with open(payload, "w") as f:
+                json.dump({"event": "id"}, f)
+            os.chmod(payload, 0o600)
+            r = subprocess.run([HOOKD_BIN, "-c", h.config_path, "run", "id", payload],
+                               capture_output=True, text=True, timeout=30, env=h.env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("uid=%d gid=%d" % (nobody.pw_uid, nobody.pw_gid), r.stderr)
+            self.assertIn("dropped privileges", r.stderr)
+            self.assertEqual(json.loads(r.stdout)["status"], "ok", r.stdout)
+            # An unknown user is the same config error as for serve.
+            with open(h.config_path, "w") as f:
+                f.write(h.subst(config("user = no-such-user-hookd\n")))
+            r = subprocess.run([HOOKD_BIN, "-c", h.config_path, "run", "id", payload],
+                               capture_output=True, text=True, timeout=30, env=h.env)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("no-such-user-hookd", r.stderr)
+
     def test_user_and_group(self):
         g = grp.getgrgid(pwd.getpwnam("nobody").pw_gid).gr_name
         with Daemon(config("user = nobody\ngroup = %s\n" % g), {"id": ID_HOOK}) as h:
