@@ -243,6 +243,18 @@ static int chown_state_dir(const char *dir, const struct run_as *ra)
  */
 static int become_user(const struct run_as *ra);
 
+/* run_as_resolve for the one-shot commands: an unknown user or group is
+ * printed, cfg released, and the caller exits 2. */
+static bool run_as_or_fail(struct config *cfg, struct run_as *ra)
+{
+	char err[1024];
+	if (run_as_resolve(cfg, ra, err, sizeof(err)) == 0)
+		return true;
+	fprintf(stderr, "%s\n", err);
+	config_unref(cfg);
+	return false;
+}
+
 static int drop_privileges(const struct config *cfg, const struct run_as *ra)
 {
 	if (geteuid() != 0) {
@@ -772,13 +784,9 @@ static int cmd_run(const struct options *o)
 {
 	struct config *cfg = load_or_die(o->config);
 	log_setup((enum log_format)cfg->log_format);
-	char err[1024];
 	struct run_as ra;
-	if (run_as_resolve(cfg, &ra, err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s\n", err);
-		config_unref(cfg);
+	if (!run_as_or_fail(cfg, &ra))
 		return EXIT_USAGE;
-	}
 	/* The payload file is read as the one who runs this; then, run as
 	 * root with `user =`, the hook runs as that user, as it would under
 	 * the daemon: what this shows is what a delivery would do. */
@@ -919,11 +927,8 @@ static int cmd_check(const struct options *o)
 	struct config *cfg = load_or_die(o->config);
 	char err[1024];
 	struct run_as ra;
-	if (run_as_resolve(cfg, &ra, err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s\n", err);
-		config_unref(cfg);
+	if (!run_as_or_fail(cfg, &ra))
 		return EXIT_USAGE;
-	}
 	free(ra.name);
 	struct ssl_ctx_st *tls = NULL;
 	if (!tls_from_config(cfg, &tls, err, sizeof(err))) {
