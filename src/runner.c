@@ -477,9 +477,9 @@ static void spawned(struct spawn_job *j)
 	struct hook_run *r = j->run;
 	int status;
 	if (j->err) {
-		/* A fork child that failed reported it and exited: it is ours
-		 * to reap, whenever its SIGCHLD comes (early_put keeps it for a
-		 * moment, then drops it). */
+		/* A child that could not exec reported why and exited: it is
+		 * reaped whenever its SIGCHLD comes, and its status, claimed by
+		 * no run, goes from the early table after EARLY_EXIT_TTL_MS. */
 		if (j->pid > 0)
 			early_take(j->pid, j->reaps_before, &status);
 		r->res.ran = false;
