@@ -647,9 +647,14 @@ class Commands(Base):
         """A `hookd replay` client still connected when the daemon stops is
         closed with it: exit 0 and, in the ASan build, nothing leaked."""
         with Hookd(config(), {EVENT: rec_hook()}) as h:
+            sock = os.path.join(h.state, "control.sock")
+            # The control socket is made just after the "listening" line.
+            deadline = time.monotonic() + 10
+            while not os.path.exists(sock) and time.monotonic() < deadline:
+                time.sleep(0.05)
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(10)
-            s.connect(os.path.join(h.state, "control.sock"))
+            s.connect(sock)
             s.sendall(b"replay northflank")  # a line not yet whole
             time.sleep(0.3)
             rc, _ = h.stop()
