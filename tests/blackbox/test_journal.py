@@ -647,14 +647,21 @@ class Commands(Base):
         """A `hookd replay` client still connected when the daemon stops is
         closed with it: exit 0 and, in the ASan build, nothing leaked."""
         with Hookd(config(), {EVENT: rec_hook()}) as h:
+            # The control socket is made just after the "listening" line:
+            # try until it takes connections (bounded).
             sock = os.path.join(h.state, "control.sock")
-            # The control socket is made just after the "listening" line.
             deadline = time.monotonic() + 10
-            while not os.path.exists(sock) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.settimeout(10)
-            s.connect(sock)
+            while True:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(10)
+                try:
+                    s.connect(sock)
+                    break
+                except (FileNotFoundError, ConnectionRefusedError):
+                    s.close()
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
             s.sendall(b"replay northflank")  # a line not yet whole
             time.sleep(0.3)
             rc, _ = h.stop()
