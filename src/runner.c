@@ -627,6 +627,16 @@ static int apply_limit(int resource, int64_t value)
  * valgrind, refuses is not an exec failure). Under AddressSanitizer, which
  * must not see a child run on its parent's stack, it is fork.
  */
+/* dup2 for the child's stdin/stdout/stderr. An fd already where it goes
+ * (hookd started with 0, 1 or 2 closed) would keep its close-on-exec flag
+ * through dup2: cleared instead, as posix_spawn does. */
+static int move_fd(int from, int to)
+{
+	if (from == to)
+		return fcntl(to, F_SETFD, 0);
+	return dup2(from, to);
+}
+
 #if defined(__SANITIZE_ADDRESS__)
 #define spawn_fork fork
 #else
@@ -664,8 +674,8 @@ static void spawn_child(struct spawn_job *j)
 			sigaction(s, &dfl, NULL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		struct child_error ce = {STAGE_SETUP, 0};
-		if (setpgid(0, 0) < 0 || dup2(j->in_fd, 0) < 0 || dup2(j->out_fd, 1) < 0 ||
-		    dup2(j->out_fd, 2) < 0 || chdir(j->dir) < 0)
+		if (setpgid(0, 0) < 0 || move_fd(j->in_fd, 0) < 0 || move_fd(j->out_fd, 1) < 0 ||
+		    move_fd(j->out_fd, 2) < 0 || chdir(j->dir) < 0)
 			ce.err = errno;
 		/* Every fd of hookd's is close-on-exec; this makes sure of it
 		 * (a library's fd, a connection) but must keep errpipe, which
