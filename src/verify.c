@@ -436,13 +436,29 @@ static bool verify_slack(const struct verify_input *in, char *why, size_t whylen
 	return verify_one(in->ep, HMAC_SHA256, parts, ARRAY_SIZE(parts), sig, 32, why, whylen);
 }
 
+/*
+ * Standard Webhooks' three headers, or Svix's (`svix-id`, `svix-timestamp`,
+ * `svix-signature`: the same scheme under its first names, which senders
+ * built on Svix still send). One family or the other, never a mix: the
+ * webhook-* one when it has a signature, else svix-*.
+ */
+static const char *standard_header(const struct verify_input *in, const char *which)
+{
+	char name[32];
+	const char *family = header(in, "webhook-signature") || !header(in, "svix-signature")
+	                             ? "webhook-"
+	                             : "svix-";
+	snprintf(name, sizeof(name), "%s%s", family, which);
+	return header(in, name);
+}
+
 /* Standard Webhooks: id.timestamp.body, signatures "v1,<base64>" separated
  * by spaces; other versions are skipped, any v1 matching suffices. */
 static bool verify_standard(const struct verify_input *in, char *why, size_t whylen)
 {
-	const char *msgid = header(in, "webhook-id");
-	const char *ts = header(in, "webhook-timestamp");
-	const char *v = header(in, "webhook-signature");
+	const char *msgid = standard_header(in, "id");
+	const char *ts = standard_header(in, "timestamp");
+	const char *v = standard_header(in, "signature");
 	struct macs m = {0};
 	size_t v1_seen = 0, v1_wellformed = 0;
 	bool any = false;
@@ -928,7 +944,7 @@ bool scheme_identify(const struct verify_input *in, json_object *root, struct id
 	case SCHEME_STANDARD: {
 		const char *ev = body_event(root, "type", err, errlen);
 		ok = ev && set_event(id, ev, strlen(ev), err, errlen) &&
-		     set_id(id, header(in, "webhook-id"), err, errlen);
+		     set_id(id, standard_header(in, "id"), err, errlen);
 		break;
 	}
 	case SCHEME_STRIPE: {

@@ -432,6 +432,23 @@ class TestStandard(TimestampMixin, SchemeMixin, SBase):
             self.assertRejected(h, self.send(h, req.with_header("webhook-id", None)),
                                 "no webhook-id")
 
+    def test_svix_header_names(self):
+        """Senders built on Svix sign the same way under svix-* names: one
+        family or the other, never a mix."""
+        def svix(req):
+            return {("svix-" + k[len("webhook-"):] if k.startswith("webhook-") else k): v
+                    for k, v in req.headers.items()}
+        with self.daemon(self.config(), secrets=self.secrets) as h:
+            req = self.make(self.secrets[0])
+            self.assertDelivered(h, self.send(h, Req(req.body, svix(req), req.event, req.id)),
+                                 req, "standard")
+            req = self.make(self.secrets[0])
+            mixed = dict(svix(req), **{"webhook-id": req.id})
+            del mixed["svix-id"]
+            self.assertRejected(h, h.post(self.path, req.body, mixed), "webhook-id with svix-*")
+            wrong = svix(self.make(self.wrong, msg_id=req.id))
+            self.assertRejected(h, h.post(self.path, req.body, wrong), "svix-* wrong secret")
+
     def test_whsec_prefix_optional(self):
         bare = self.secrets[0][len("whsec_"):]
         with self.daemon(self.config(bare), secrets=self.secrets) as h:

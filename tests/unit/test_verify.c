@@ -250,6 +250,24 @@ static void test_vectors(void)
 			CHECK(ok == cases[i].want, "standard vector case %zu: %s", i, why);
 			req_free(&r);
 		}
+		/* The same vector under Svix's header names; never a mix of the
+		 * two families (1: webhook-id with svix-*; 2: svix-* and a
+		 * webhook-signature, which picks the webhook-* family). */
+		for (int mix = 0; mix < 3; mix++) {
+			struct req r = {0};
+			char why[128] = "";
+			const char *body = vec("standard-webhooks", "body");
+			req_set(&r, mix == 1 ? "webhook-id" : "svix-id",
+			        vec("standard-webhooks", "webhook-id"));
+			req_set(&r, "svix-timestamp", vec("standard-webhooks", "webhook-timestamp"));
+			req_set(&r, "svix-signature", vec("standard-webhooks", "webhook-signature"));
+			if (mix == 2)
+				req_set(&r, "webhook-signature",
+				        vec("standard-webhooks", "webhook-signature"));
+			bool ok = run_verify(&t.ep, &r, body, strlen(body), ts, why, sizeof(why));
+			CHECK(ok == (mix == 0), "svix case %d: %s", mix, why);
+			req_free(&r);
+		}
 	}
 
 	/* Slack */
@@ -1335,6 +1353,10 @@ static const struct icase {
 	/* standard */
 	{SCHEME_STANDARD, NULL, {"webhook-id", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"},
 	 "{\"type\":\"invoice.paid\",\"data\":{}}", true, "invoice.paid", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", NULL},
+	{SCHEME_STANDARD, NULL, {"svix-id", "msg_svix", "svix-signature", "v1,x"},
+	 "{\"type\":\"invoice.paid\"}", true, "invoice.paid", "msg_svix", NULL},
+	{SCHEME_STANDARD, NULL, {"webhook-id", "msg_w", "svix-id", "msg_s", "webhook-signature", "v1,x"},
+	 "{\"type\":\"invoice.paid\"}", true, "invoice.paid", "msg_w", NULL},
 	{SCHEME_STANDARD, NULL, {NULL}, "{\"event\":\"invoice.paid\"}", false, "event missing", NULL, NULL},
 	{SCHEME_STANDARD, NULL, {NULL}, "{\"type\":true}", false, "event is not a string", NULL, NULL},
 	/* stripe */
