@@ -805,18 +805,13 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 	int in_fd = make_input(p->input, p->input_len);
 	int out[2] = {-1, -1};
 	int e = 0;
-	struct spawn_job *j = NULL;
 	if (in_fd < 0 || pipe2(out, O_CLOEXEC) < 0) {
 		e = errno;
 		goto fail;
 	}
 	if ((e = start_spawners()) != 0)
 		goto fail;
-	j = job_new(p, in_fd, out[1]);
-	if (!j) {
-		e = ENOMEM;
-		goto fail;
-	}
+	struct spawn_job *j = job_new(p, in_fd, out[1]);
 	/* pipe2 set nothing but O_CLOEXEC (a descriptor flag, not a status
 	 * flag): the read end's status flags are O_RDONLY alone. */
 	fcntl(out[0], F_SETFL, O_RDONLY | O_NONBLOCK);

@@ -466,7 +466,7 @@ static bool verify_standard(const struct verify_input *in, char *why, size_t why
 	if (!v || !*v)
 		return fail(why, whylen, "signature header missing");
 	if (!msgid || !*msgid)
-		return fail(why, whylen, "webhook-id missing");
+		return fail(why, whylen, "id header missing");
 	if (!ts)
 		return fail(why, whylen, "timestamp missing");
 	if (!timestamp_ok(in, ts, strlen(ts), why, whylen))

@@ -285,8 +285,10 @@ def run_wrk(port, path, token, conns, secs, run_id, pid=None):
                                                      p.stderr.decode()[-500:]))
     r = json.loads(lines[-1])
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
-    # CPU time a request: unlike requests/s, hardly moved by other work on
-    # the machine (a single-threaded server's ceiling is 1 / this).
+    # CPU time a request (the server's threads and the hooks it reaped):
+    # unlike requests/s, hardly moved by other work on the machine. On a
+    # saturated machine the ratio of two servers' figures bounds the
+    # ratio of their requests/s.
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
     r["cpu_us"] = (t1 - t0) * tick_us / r["requests"] if pid and r["requests"] else None
     return r
@@ -582,8 +584,10 @@ def print_table(res, rss, scale, args, load_before, load_after):
         "posix_spawn of /bin/true + answer on SIGCHLD) for (c); RSS: probe_reject / "
         "probe_dispatch.",
         "CPU/req: the server's CPU time (user + system, the hooks it reaped included) "
-        "over the requests it answered; a single-threaded server's ceiling is 1/CPU/req. "
-        "The peer (Go) uses both cores; hookd and the probes one.",
+        "over the requests it answered; when the machine is saturated, the ratio of two "
+        "servers' CPU/req bounds the ratio of their requests/s. The peer (Go) runs on both "
+        "cores; the probes and hookd's event loop on one (hookd's four spawner threads "
+        "only start hook processes).",
         "peer mapping: (a) hook 'true' with a token rule, mismatch code 401; (b) hook "
         "'none', token and event = build:success, so the sample (build:start) gets "
         "'Hook rules were not satisfied.'; (c) hook 'true'; (d) hook 'script' with "
