@@ -814,6 +814,14 @@ static void run_next_hook(struct delivery *d)
 		 * (journal_record): asking again would only cost a read. */
 		if (ds->journal && d->rowid && d->async)
 			journal_attempt_started(ds->journal, d->rowid, d->attempt, now_wall_ms());
+		/* The attempt is committed as running before its first hook
+		 * starts, not at the end of this turn of the loop: a spawner
+		 * thread can have the hook running by then, and a crash in
+		 * between would leave a hook that ran recorded as one that
+		 * never started (run again after a restart as the same
+		 * attempt, not as an interrupted one). */
+		if (ds->journal && d->rowid)
+			journal_flush(ds->journal);
 		for (size_t i = 0; i < d->route.nskipped; i++)
 			log_msg(LOG_LVL_WARN, "skipped %s: not executable (delivery %s)",
 			        d->route.skipped[i], d->id);
