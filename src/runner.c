@@ -614,19 +614,6 @@ static int apply_limit(int resource, int64_t value)
 }
 
 
-/*
- * Starts j's hook, on a spawner thread: vfork, then in the child only
- * async-signal-safe calls up to execve (it shares the memory of a parent
- * that has other threads, and writes nothing but its own locals). This is
- * posix_spawn's method without what glibc adds to it: a stack mapped and
- * unmapped for every child (a TLB flush on every core that runs one of
- * hookd's threads) and a getrlimit for each file action; and it sets the
- * resource limits posix_spawn cannot. What the child could not do comes
- * back over a close-on-exec pipe, so it is never mistaken for the hook's
- * own exit status 127, and says which step failed (a limit the kernel, or
- * valgrind, refuses is not an exec failure). Under AddressSanitizer, which
- * must not see a child run on its parent's stack, it is fork.
- */
 /* dup2 for the child's stdin/stdout/stderr. An fd already where it goes
  * (hookd started with 0, 1 or 2 closed) would keep its close-on-exec flag
  * through dup2: cleared instead, as posix_spawn does. */
@@ -637,17 +624,81 @@ static int move_fd(int from, int to)
 	return dup2(from, to);
 }
 
+/*
+ * The signals whose action is not the default when the spawner threads
+ * start: hookd's handlers, SIGPIPE ignored, and anything hookd inherited
+ * ignored or a library caught. A child puts these, and only these, back
+ * to the default: one system call for each of the 64 signals was a
+ * visible part of starting a hook. The signals hookd itself ever changes
+ * are always among them, whatever their action at that moment, so a
+ * handler set later (those at shutdown) is covered too.
+ */
+static int child_resets[NSIG];
+static int nchild_resets;
+
+static void note_signals_to_reset(void)
+{
+	static const int ours[] = {SIGHUP, SIGINT, SIGTERM, SIGPIPE, SIGCHLD};
+	nchild_resets = 0;
+	for (int s = 1; s < NSIG; s++) {
+		bool reset = false;
+		for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+			reset |= ours[i] == s;
+		struct sigaction sa;
+		/* glibc refuses its own internal signals: they are caught, so
+		 * execve resets them. */
+		if (!reset && sigaction(s, NULL, &sa) == 0)
+			reset = sa.sa_handler != SIG_DFL;
+		if (reset)
+			child_resets[nchild_resets++] = s;
+	}
+}
+
 #if defined(__SANITIZE_ADDRESS__)
+/* AddressSanitizer must not see a child run on its parent's stack: fork,
+ * and the child's failure comes back over a pipe. */
 #define spawn_fork fork
+#define CHILD_SHARES_MEMORY 0
 #else
 #define spawn_fork vfork
+#define CHILD_SHARES_MEMORY 1
 #endif
 
+/* In the child: why it cannot become the hook, then exit. A vfork child
+ * shares its parent's memory, and the parent runs again only once it has
+ * exited: it writes the job itself (as glibc's posix_spawn does). A fork
+ * child writes the pipe. */
+static void child_fail(struct spawn_job *j, int errfd, int stage, int err)
+{
+	if (CHILD_SHARES_MEMORY) {
+		j->stage = stage;
+		j->err = err;
+	} else {
+		struct child_error ce = {stage, err};
+		ssize_t w = write(errfd, &ce, sizeof(ce));
+		(void)w;
+	}
+	_exit(127);
+}
+
+/*
+ * Starts j's hook, on a spawner thread: vfork, then in the child only
+ * async-signal-safe calls up to execve (it shares the memory of a parent
+ * that has other threads, and writes nothing but its own locals and, if
+ * it fails, the job's outcome). This is posix_spawn's method without what
+ * glibc adds to it: a stack mapped and unmapped for every child (a TLB
+ * flush on every core that runs one of hookd's threads) and a getrlimit
+ * for each file action; and it sets the resource limits posix_spawn
+ * cannot. What the child could not do is never mistaken for the hook's
+ * own exit status 127, and says which step failed (a limit the kernel, or
+ * valgrind, refuses is not an exec failure).
+ */
 static void spawn_child(struct spawn_job *j)
 {
-	int errpipe[2];
+	int errpipe[2] = {-1, -1};
 	j->stage = STAGE_SETUP;
-	if (pipe2(errpipe, O_CLOEXEC) < 0) {
+	j->err = 0;
+	if (!CHILD_SHARES_MEMORY && pipe2(errpipe, O_CLOEXEC) < 0) {
 		j->err = errno;
 		return;
 	}
@@ -661,8 +712,10 @@ static void spawn_child(struct spawn_job *j)
 	pid_t child = spawn_fork();
 	if (child < 0) {
 		j->err = errno;
-		close(errpipe[0]);
-		close(errpipe[1]);
+		if (!CHILD_SHARES_MEMORY) {
+			close(errpipe[0]);
+			close(errpipe[1]);
+		}
 		return;
 	}
 	if (child == 0) {
@@ -670,23 +723,20 @@ static void spawn_child(struct spawn_job *j)
 		 * delivered here (the thread had them all blocked): a handler
 		 * of hookd's must never run in this child. Ignored ones too:
 		 * SIGPIPE, ignored by hookd, would stay ignored across exec. */
-		for (int s = 1; s < NSIG; s++)
-			sigaction(s, &dfl, NULL);
+		for (int i = 0; i < nchild_resets; i++)
+			sigaction(child_resets[i], &dfl, NULL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		struct child_error ce = {STAGE_SETUP, 0};
 		if (setpgid(0, 0) < 0 || move_fd(j->in_fd, 0) < 0 || move_fd(j->out_fd, 1) < 0 ||
 		    move_fd(j->out_fd, 2) < 0 || chdir(j->dir) < 0)
-			ce.err = errno;
+			child_fail(j, errpipe[1], STAGE_SETUP, errno);
 		/* Every fd of hookd's is close-on-exec; this makes sure of it
-		 * (a library's fd, a connection) but must keep errpipe, which
-		 * closes on exec anyway. An old kernel without close_range
-		 * leaves it to close-on-exec. */
-		if (!ce.err) {
-			int keep = errpipe[1];
-			if (keep > 3)
-				close_range(3, (unsigned)keep - 1, 0);
-			close_range((unsigned)keep + 1, ~0U, 0);
-		}
+		 * (a library's fd, a connection) but must keep the error pipe,
+		 * if there is one, which closes on exec anyway. An old kernel
+		 * without close_range leaves it to close-on-exec. */
+		int keep = errpipe[1];
+		if (keep > 3)
+			close_range(3, (unsigned)keep - 1, 0);
+		close_range(keep < 3 ? 3U : (unsigned)keep + 1, ~0U, 0);
 		static const struct {
 			int resource;
 			int stage;
@@ -696,21 +746,16 @@ static void spawn_child(struct spawn_job *j)
 		};
 		const int64_t values[] = {j->limits.nofile, j->limits.nproc, j->limits.memory,
 		                          j->limits.cpu};
-		for (size_t i = 0; i < ARRAY_SIZE(lims) && !ce.err; i++) {
-			if (apply_limit(lims[i].resource, values[i]) < 0) {
-				ce.stage = lims[i].stage;
-				ce.err = errno;
-			}
+		for (size_t i = 0; i < ARRAY_SIZE(lims); i++) {
+			if (apply_limit(lims[i].resource, values[i]) < 0)
+				child_fail(j, errpipe[1], lims[i].stage, errno);
 		}
-		if (!ce.err) {
-			execve(j->path, argv, j->envp);
-			ce.stage = STAGE_EXEC;
-			ce.err = errno;
-		}
-		ssize_t w = write(errpipe[1], &ce, sizeof(ce));
-		(void)w;
-		_exit(127);
+		execve(j->path, argv, j->envp);
+		child_fail(j, errpipe[1], STAGE_EXEC, errno);
 	}
+	j->pid = child;
+	if (CHILD_SHARES_MEMORY)
+		return; /* j->stage and j->err are the child's, if it failed */
 	close(errpipe[1]);
 	struct child_error ce = {STAGE_EXEC, 0};
 	ssize_t n;
@@ -718,7 +763,6 @@ static void spawn_child(struct spawn_job *j)
 		n = read(errpipe[0], &ce, sizeof(ce));
 	} while (n < 0 && errno == EINTR);
 	close(errpipe[0]);
-	j->pid = child;
 	if (n == (ssize_t)sizeof(ce) && ce.err != 0) {
 		/* The child exits 127 now; the loop reaps it (spawned()). */
 		j->stage = ce.stage;
@@ -761,6 +805,7 @@ static int start_spawners(void)
 		return 0;
 	if (spawners.efd < 0)
 		return EINVAL; /* runner_init was not called */
+	note_signals_to_reset();
 	pthread_attr_t ta;
 	pthread_attr_init(&ta);
 	pthread_attr_setstacksize(&ta, 256 * 1024);

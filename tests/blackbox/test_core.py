@@ -338,6 +338,28 @@ class TestHookEnvironment(Base):
             self.assertAnswer(r, 200)
             self.assertEqual(h.read("stdin.bin", binary=True), body)
 
+    def test_signals_at_default_and_unblocked(self):
+        # hookd catches SIGCHLD, SIGHUP, SIGTERM and SIGINT, ignores
+        # SIGPIPE, blocks everything in the threads that start hooks, and
+        # here inherits SIGUSR2 and SIGQUIT ignored: a hook gets none of
+        # it (exec keeps what is ignored or blocked).
+        hook = sh("exec grep -E '^Sig(Blk|Ign):' /proc/self/status > '{tmp}/sig.txt'")
+        inherited = (signal.SIGUSR2, signal.SIGQUIT)
+        old = [signal.signal(s, signal.SIG_IGN) for s in inherited]
+        try:
+            h = self.daemon(hooks={"build:start": hook})
+        finally:
+            for s, o in zip(inherited, old):
+                signal.signal(s, o)
+        with h:
+            ignored = int(open("/proc/%d/status" % h.proc.pid).read()
+                          .split("SigIgn:\t")[1].split()[0], 16)
+            for s in inherited + (signal.SIGPIPE,):
+                self.assertTrue(ignored & (1 << (s - 1)), "hookd should ignore %s" % s)
+            self.assertAnswer(h.northflank(), 200)
+            got = dict(line.split(":\t") for line in h.read("sig.txt").split("\n") if line)
+            self.assertEqual(got, {"SigBlk": "0" * 16, "SigIgn": "0" * 16})
+
     def test_reserved_names_and_flattening(self):
         payload = {
             "event": "build:start",
