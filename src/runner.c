@@ -84,7 +84,7 @@ static bool passthrough;
 struct spawn_job {
 	STAILQ_ENTRY(spawn_job) link;
 	struct hook_run *run;
-	/* In: owned by the job, read by the thread. */
+	/* In: read by the thread; they point into the job's own block. */
 	char *path, *dir;
 	char **envp;
 	int in_fd, out_fd;
@@ -463,11 +463,6 @@ static void job_free(struct spawn_job *j)
 		close(j->in_fd);
 	if (j->out_fd >= 0)
 		close(j->out_fd);
-	free(j->path);
-	free(j->dir);
-	for (char **e = j->envp; e && *e; e++)
-		free(*e);
-	free(j->envp);
 	free(j);
 }
 
@@ -824,21 +819,35 @@ static int start_spawners(void)
 	return spawners.nthreads > 0 ? 0 : e;
 }
 
-/* The job's own copy of what the thread reads: the caller's environment
- * changes as soon as runner_start returns. */
+/* Appends s to the job's block at *at, returns where it went. */
+static char *job_put(char **at, const char *s, size_t len)
+{
+	char *dst = *at;
+	memcpy(dst, s, len + 1);
+	*at += len + 1;
+	return dst;
+}
+
+/* The job's own copy of what the thread reads (the caller's environment
+ * changes as soon as runner_start returns), in one allocation with the
+ * job: the job, the environment's pointers, then every string. */
 static struct spawn_job *job_new(const struct runner_params *p, int in_fd, int out_fd)
 {
-	struct spawn_job *j = xcalloc(1, sizeof(*j));
+	size_t n = 0, bytes = strlen(p->path) + 1 + strlen(p->dir) + 1;
+	while (p->envp && p->envp[n])
+		bytes += strlen(p->envp[n++]) + 1;
+	size_t head = sizeof(struct spawn_job) + (n + 1) * sizeof(char *);
+	struct spawn_job *j = xmalloc(head + bytes);
+	memset(j, 0, sizeof(*j));
+	j->envp = (char **)(j + 1);
+	char *at = (char *)j + head;
+	j->path = job_put(&at, p->path, strlen(p->path));
+	j->dir = job_put(&at, p->dir, strlen(p->dir));
+	for (size_t i = 0; i < n; i++)
+		j->envp[i] = job_put(&at, p->envp[i], strlen(p->envp[i]));
+	j->envp[n] = NULL;
 	j->in_fd = in_fd;
 	j->out_fd = out_fd;
-	j->path = xstrdup(p->path);
-	j->dir = xstrdup(p->dir);
-	size_t n = 0;
-	while (p->envp && p->envp[n])
-		n++;
-	j->envp = xcalloc(n + 1, sizeof(*j->envp));
-	for (size_t i = 0; i < n; i++)
-		j->envp[i] = xstrdup(p->envp[i]);
 	j->limits = p->limits;
 	return j;
 }
