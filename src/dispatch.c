@@ -631,6 +631,8 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
 	struct dispatcher *ds = arg;
 	journal_flush(ds->journal);
+	/* Hooks whose attempts that batch recorded may start now. */
+	runner_release();
 }
 
 static void journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
@@ -798,7 +800,8 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 static void run_next_hook(struct delivery *d)
 {
 	struct dispatcher *ds = d->disp;
-	if (d->next_hook == 0) {
+	bool first = d->next_hook == 0;
+	if (first) {
 		char err[128];
 		bool env_ok = delivery_build_env(d, err, sizeof(err));
 		if (d->async) {
@@ -814,14 +817,6 @@ static void run_next_hook(struct delivery *d)
 		 * (journal_record): asking again would only cost a read. */
 		if (ds->journal && d->rowid && d->async)
 			journal_attempt_started(ds->journal, d->rowid, d->attempt, now_wall_ms());
-		/* The attempt is committed as running before its first hook
-		 * starts, not at the end of this turn of the loop: a spawner
-		 * thread can have the hook running by then, and a crash in
-		 * between would leave a hook that ran recorded as one that
-		 * never started (run again after a restart as the same
-		 * attempt, not as an interrupted one). */
-		if (ds->journal && d->rowid)
-			journal_flush(ds->journal);
 		for (size_t i = 0; i < d->route.nskipped; i++)
 			log_msg(LOG_LVL_WARN, "skipped %s: not executable (delivery %s)",
 			        d->route.skipped[i], d->id);
@@ -866,9 +861,16 @@ static void run_next_hook(struct delivery *d)
 		.endpoint = d->ep->name,
 		.event = d->event,
 		.delivery_id = d->id,
+		/* The attempt, recorded as running in this turn's batch, is
+		 * committed before its first hook starts (on_flush): a crash
+		 * must never leave a hook that ran recorded as one that never
+		 * started, to run again after a restart as the same attempt. */
+		.hold = first && ds->journal && d->rowid,
 	};
 	struct hook_result res;
 	struct hook_run *run = runner_start(ds->base, &p, on_hook_done, d, &res);
+	if (run && p.hold)
+		flush_soon(ds);
 	/* Take the two per-hook entries back off. */
 	while (d->env.n > base_n) {
 		d->env.n--;

@@ -104,12 +104,16 @@ static struct {
 	bool stopping;
 	int efd;              /* the threads' "jobs are done" to the loop */
 	struct event *efd_ev;
+	/* Jobs of runs started with `hold`, until runner_release(); the
+	 * loop's alone, so not under the lock. */
+	STAILQ_HEAD(, spawn_job) held;
 } spawners = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.wake = PTHREAD_COND_INITIALIZER,
 	.todo = STAILQ_HEAD_INITIALIZER(spawners.todo),
 	.done = STAILQ_HEAD_INITIALIZER(spawners.done),
 	.efd = -1,
+	.held = STAILQ_HEAD_INITIALIZER(spawners.held),
 };
 
 /*
@@ -539,6 +543,7 @@ static void stop_spawners(void)
 	/* Jobs no thread took, or whose outcome the loop never read (exiting
 	 * on an error): a process one started gets what runner_kill_all
 	 * meant for it, and is not waited for. */
+	STAILQ_CONCAT(&spawners.todo, &spawners.held);
 	STAILQ_CONCAT(&spawners.todo, &spawners.done);
 	while (!STAILQ_EMPTY(&spawners.todo)) {
 		struct spawn_job *j = STAILQ_FIRST(&spawners.todo);
@@ -852,6 +857,16 @@ static struct spawn_job *job_new(const struct runner_params *p, int in_fd, int o
 	return j;
 }
 
+void runner_release(void)
+{
+	if (STAILQ_EMPTY(&spawners.held))
+		return;
+	pthread_mutex_lock(&spawners.lock);
+	STAILQ_CONCAT(&spawners.todo, &spawners.held);
+	pthread_cond_broadcast(&spawners.wake);
+	pthread_mutex_unlock(&spawners.lock);
+}
+
 struct hook_run *runner_start(struct event_base *base, const struct runner_params *p,
                               hook_done_fn done, void *arg, struct hook_result *res)
 {
@@ -897,6 +912,10 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 
 	j->run = r;
 	j->reaps_before = reaps;
+	if (p->hold) {
+		STAILQ_INSERT_TAIL(&spawners.held, j, link);
+		return r;
+	}
 	pthread_mutex_lock(&spawners.lock);
 	STAILQ_INSERT_TAIL(&spawners.todo, j, link);
 	pthread_cond_signal(&spawners.wake);

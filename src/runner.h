@@ -47,6 +47,9 @@ struct runner_params {
 	struct rlimits limits;
 	/* For the log lines of the hook's output. */
 	const char *endpoint, *event, *delivery_id;
+	/* The process is started only at the next runner_release(): the
+	 * caller has a record of this run to commit first. */
+	bool hold;
 };
 
 typedef void (*hook_done_fn)(const struct hook_result *res, void *arg);
@@ -59,6 +62,9 @@ typedef void (*hook_done_fn)(const struct hook_result *res, void *arg);
  */
 struct hook_run *runner_start(struct event_base *base, const struct runner_params *p,
                               hook_done_fn done, void *arg, struct hook_result *res);
+
+/* Starts the processes of the runs started with `hold`. */
+void runner_release(void);
 
 /* Installs the SIGCHLD handler on base; call once before runner_start. */
 int runner_init(struct event_base *base);

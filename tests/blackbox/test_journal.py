@@ -17,6 +17,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import journal_util  # noqa: E402
 from journal_util import (Hookd, TOKEN, NF, config, main, new_id, sh, sample_json,
                           wait_until)
 
@@ -347,6 +348,33 @@ class Async(Base):
 # crashes and shutdown
 
 class Crash(Base):
+
+    def test_attempt_committed_before_the_hook_starts(self):
+        # What the journal holds when a hook's first line runs (another
+        # process reads only what is committed) is what a crash at that
+        # moment would leave: the attempt, as running. Never a delivery
+        # that did not start, to run again after a restart as the same
+        # attempt.
+        look = sh("seen=\"{tmp}/seen.$HOOK_ID\"\n"
+                  "'%s' -c '{tmp}/hookd.ini' show \"$HOOK_ID\" > \"$seen\" 2>&1\n"
+                  "exit 0" % journal_util.HOOKD_BIN)
+        # A burst, so that hooks start while the loop is still busy with
+        # the turn that recorded them (accepting async deliveries syncs
+        # the journal's file each time).
+        for mode, endpoint, answer in (("sync", "", (200, "ok")),
+                                       ("async", ASYNC, (202, "accepted"))):
+            with self.subTest(mode), Hookd(config(endpoint=endpoint), {EVENT: look}) as h:
+                ids = [new_id(mode) for _ in range(24)]
+                posts = [h.post_bg(eid) for eid in ids]
+                for t, out in posts:
+                    t.join(30)
+                    self.assertTrue(out, "no answer")
+                    self.assertStatus(out[0], *answer)
+                self.assertEqual(set(h.wait_states(ids)), set(ids))
+                for eid in ids:
+                    seen = h.read("seen." + eid)
+                    self.assertRegex(seen, r"(?m)^state:\s+running$", seen)
+                    self.assertRegex(seen, r"(?m)^running:\s+1$", seen)
 
     def test_kill9_with_50_async_then_restart(self):
         srv = "max_running = 4\n"
