@@ -204,11 +204,26 @@ class Hookd:
 
     def kill_hook_groups(self):
         """SIGKILL to the process groups the hooks wrote to {tmp}/pids."""
-        for tok in self.read("pids").split():
+        pids = self.read("pids").split()
+        for tok in pids:
             try:
                 os.killpg(int(tok), signal.SIGKILL)
             except (OSError, ValueError):
                 pass
+        return pids
+
+    def kill_orphaned_hooks(self, quiet=0.5, timeout=5.0):
+        """After kill9: kill_hook_groups, again until no new group has
+        appeared for `quiet` seconds. A hook the daemon started a moment
+        before it died writes its pid (and its start) a little later."""
+        deadline = time.monotonic() + timeout
+        seen = None
+        while True:
+            pids = self.kill_hook_groups()
+            if pids == seen or time.monotonic() > deadline:
+                return
+            seen = pids
+            time.sleep(quiet)
 
     def cleanup(self):
         if self.proc is not None and self.proc.poll() is None:
