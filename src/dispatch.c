@@ -64,6 +64,7 @@ struct dispatcher {
 
 static void run_next_hook(struct delivery *d);
 static void resolve(struct delivery *d);
+static bool route_outcome(struct delivery *d);
 static void slot_acquire(struct dispatcher *ds, struct delivery *d);
 static void start_running(struct dispatcher *ds, struct delivery *d);
 
@@ -753,6 +754,8 @@ static bool failed(const struct status_map *m, const struct hook_result *r, int 
 {
 	if (r->timed_out)
 		*http = m->timeout;
+	else if (!r->ran && r->start_may_pass)
+		*http = 503; /* the sender may retry: hookd was short of fds, memory... */
 	else if (!r->ran || r->exit_code < 0)
 		*http = m->def;
 	else
@@ -822,17 +825,8 @@ static void run_next_hook(struct delivery *d)
 			        d->route.skipped[i], d->id);
 	}
 	if (d->route.error || !d->route.name || d->next_hook >= d->route.nhooks) {
-		if (d->route.error) {
-			set_outcome(d, d->cfg->status.def, "failed", xstrdup(d->route.error));
-			struct hook_outcome *h = result_append(d);
-			h->rel = xstrdup(d->route.name ? d->route.name : "");
-			h->res.exit_code = -1;
-			h->res.error = xstrdup(d->route.error);
-		} else if (!d->route.name) {
-			set_outcome(d, 200, "unhandled", xstrdup("no hook for this event"));
-		} else {
+		if (!route_outcome(d))
 			set_outcome(d, 200, "ok", NULL);
-		}
 		release(d);
 		attempt_over(d);
 		return;
@@ -908,11 +902,13 @@ static void slot_acquire(struct dispatcher *ds, struct delivery *d)
 }
 
 /* Outcomes decided by the route alone: none, or one that cannot run.
- * Returns false when there are hooks to run. */
+ * Returns false when there are hooks to run. A route hookd could not read
+ * for want of fds or memory is a 503: the sender may retry. */
 static bool route_outcome(struct delivery *d)
 {
 	if (d->route.error) {
-		set_outcome(d, d->cfg->status.def, "failed", xstrdup(d->route.error));
+		set_outcome(d, d->route.may_pass ? 503 : d->cfg->status.def, "failed",
+		            xstrdup(d->route.error));
 		struct hook_outcome *h = result_append(d);
 		h->rel = xstrdup(d->route.name ? d->route.name : "");
 		h->res.exit_code = -1;
@@ -929,8 +925,11 @@ static bool route_outcome(struct delivery *d)
 static void resolve(struct delivery *d)
 {
 	route_free(&d->route);
-	if (route_resolve(d->ep->hooks_dir, d->event, &d->route) < 0 && !d->route.error)
-		d->route.error = xasprintf("cannot read hooks dir %s", d->ep->hooks_dir);
+	if (route_resolve(d->ep->hooks_dir, d->event, &d->route) < 0 && !d->route.error) {
+		d->route.may_pass = route_error_may_pass(errno);
+		d->route.error = xasprintf("cannot read hooks dir %s: %s", d->ep->hooks_dir,
+		                           strerror(errno));
+	}
 }
 
 static void journal_headers(const struct delivery *d, struct journal_header **out)

@@ -326,6 +326,17 @@ static const char *const stage_names[] = {
 	[STAGE_EXEC] = "exec failed",
 };
 
+/* Whether a start that failed with err may work when tried again: hookd
+ * (or the machine) was short of something, or the hook's file was being
+ * written. A limit refused, a missing or broken file: no. */
+static bool start_may_pass(int stage, int err)
+{
+	if (stage != STAGE_SETUP && stage != STAGE_EXEC)
+		return false;
+	return err == EMFILE || err == ENFILE || err == ENOMEM || err == EAGAIN ||
+	       err == ETXTBSY;
+}
+
 static void finish(struct hook_run *r)
 {
 	/* What the hook wrote before it exited is in the pipe already; what a
@@ -483,6 +494,7 @@ static void spawned(struct spawn_job *j)
 			early_take(j->pid, j->reaps_before, &status);
 		r->res.ran = false;
 		r->res.timed_out = false;
+		r->res.start_may_pass = start_may_pass(j->stage, j->err);
 		r->res.error = xasprintf("%s: %s", stage_names[j->stage], strerror(j->err));
 		job_free(j);
 		finish(r);
@@ -930,6 +942,7 @@ fail:
 		close(out[1]);
 	}
 	res->ran = false;
+	res->start_may_pass = start_may_pass(STAGE_SETUP, e);
 	res->error = xasprintf("%s: %s", stage_names[STAGE_SETUP], strerror(e));
 	return NULL;
 }

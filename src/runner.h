@@ -25,6 +25,8 @@ struct hook_result {
 	int signal;     /* 0: none */
 	bool timed_out;
 	bool ran;       /* false: it could not be started */
+	bool start_may_pass; /* not started for a reason that may pass: out of
+	                      * fds, memory or processes, the file being written */
 	int64_t ms;
 	char *error;    /* NULL, "exec failed: ...", "timed out after 30s" */
 	char output[OUTPUT_TAIL_MAX]; /* the last bytes of stdout+stderr */

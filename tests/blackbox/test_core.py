@@ -561,6 +561,21 @@ class TestExitAndLimits(Base):
             self.assertTrue(str(e.get("error", "")).startswith("exec failed: "), e)
             self.assertIn("No such file or directory", e.get("error", ""))
 
+    def test_hook_being_written_is_503(self):
+        # A hook still open for writing (a deploy copying it in) cannot be
+        # executed. That passes: 503, so the sender retries; then it runs.
+        with self.daemon(hooks={"build:start": env_hook("build:start")}) as h:
+            with open(os.path.join(h.hooks, "build:start"), "a"):
+                r = h.northflank()
+                b = self.assertAnswer(r, 503)
+                self.assertEqual(b.get("status"), "failed", b)
+                e = self.hook_entry(b)
+                self.assertIsNone(e.get("exit"), e)
+                self.assertEqual(e.get("error"), "exec failed: Text file busy", e)
+                self.assertNothingRan(h)
+            self.assertAnswer(h.northflank(), 200)
+            self.assertEqual(h.ran(), ["build:start"])
+
     def test_timeout_kills_process_group(self):
         hook = sh("echo $$ >> '{tmp}/pids'\necho $$ > '{tmp}/pid'\n"
                   "sleep 30 &\nsleep 30\n")

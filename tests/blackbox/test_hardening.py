@@ -332,6 +332,44 @@ class TestClientLimits(Base):
             self.assertEqual(len(emfile), 1, "logged once a minute: %r" % emfile)
             self.assertEqual(h.stop(), 0)
 
+    def test_hook_that_cannot_start_for_lack_of_fds_is_503(self):
+        # Every fd taken: a hook cannot get its stdin and output pipe. That
+        # passes, so the sender is asked to retry (503), with the reason;
+        # nothing ran. Once fds are back, the resend runs.
+        def low_nofile():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+        cfg = config("read_timeout = 60s\n")
+        body = json.dumps(event("b")).encode()
+        req = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        with Daemon(cfg, {"_default": MARK}, preexec_fn=low_nofile, wrap=False) as h:
+            keep = h.connect()
+            keep.sendall(req)
+            self.assertEqual(recv_response(keep)[0], 200)  # accepted, kept alive
+            socks = [h.connect() for _ in range(100)]
+            self.assertIsNotNone(h.wait_log("accept failed", "Too many open files"), h.logs())
+            keep.sendall(req)
+            status, headers, answer = recv_response(keep)
+            self.assertEqual(status, 503, answer)
+            doc = json.loads(answer)
+            self.assertEqual(doc["status"], "failed", doc)
+            self.assertIn("Too many open files", doc["error"], doc)
+            self.assertEqual(doc["hooks"][0]["exit"], None, doc)
+            self.assertEqual(h.read("ran").split(), ["b"], "only the first delivery ran")
+            keep.close()
+            for s in socks:
+                s.close()
+            deadline = time.monotonic() + 10
+            status = None
+            while time.monotonic() < deadline and status != 200:
+                try:
+                    status = post_json(h.port, event("b"), timeout=5)[0]
+                except OSError:
+                    time.sleep(0.2)
+            self.assertEqual(status, 200, "the resend did not run once fds were back")
+            self.assertEqual(h.read("ran").split(), ["b", "b"])
+            self.assertEqual(h.stop(), 0)
+
 
 # ---------------------------------------------------------------------------
 # 2. misbehaving hooks
