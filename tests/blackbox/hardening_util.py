@@ -18,12 +18,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.environ.get("HOOKD_SOURCE") or os.path.normpath(os.path.join(HERE, "..", ".."))
-HOOKD_BIN = os.path.abspath(os.environ.get("HOOKD_BIN") or os.path.join(SOURCE, "build", "hookd"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import HOOKD_BIN, SOURCE, parse_raw_response, sh  # noqa: E402,F401
 
 START_TIMEOUT = 30.0  # valgrind is slow to start
 STOP_TIMEOUT = 30.0
@@ -35,10 +35,6 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 def wrapper():
     w = os.environ.get("HOOKD_WRAPPER", "").strip()
     return shlex.split(w) if w else []
-
-
-def sh(body):
-    return "#!/bin/sh\n" + body.rstrip("\n") + "\n"
 
 
 def binary_has_asan(path=HOOKD_BIN):
@@ -147,20 +143,8 @@ def uid_process_count(uid):
 def parse_response(data):
     """(status, headers dict lower-cased, body bytes) from raw bytes, or None
     when no complete head is there."""
-    head, sep, rest = data.partition(b"\r\n\r\n")
-    if not sep:
-        return None
-    lines = head.decode("latin-1").split("\r\n")
-    m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
-    if not m:
-        return None
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    n = headers.get("content-length")
-    body = rest[:int(n)] if n and n.isdigit() else rest
-    return int(m.group(1)), headers, body
+    r = parse_raw_response(data)
+    return (r.status, r.headers, r.raw) if r else None
 
 
 def recv_response(s, timeout=10.0):

@@ -18,13 +18,9 @@ import tempfile
 import threading
 import time
 import unittest
-import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.environ.get("HOOKD_SOURCE") or os.path.normpath(os.path.join(HERE, "..", ".."))
-SHARED = os.environ.get("SHARED_DIR") or os.path.normpath(os.path.join(SOURCE, "..", "shared"))
-HOOKD_BIN = os.path.abspath(os.environ.get("HOOKD_BIN") or os.path.join(SOURCE, "build", "hookd"))
-SAMPLE_PATH = os.path.join(SHARED, "payloads", "northflank-build-start.json")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import HOOKD_BIN, new_id, sample_json, sh  # noqa: E402,F401
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
@@ -32,19 +28,6 @@ HTTP_TIMEOUT = 20.0
 
 TOKEN = "nf-journal-t0ken-5ecret-8813"
 NF = "X-Northflank-Notification-Integration-"
-
-
-def sample_json():
-    with open(SAMPLE_PATH, "rb") as f:
-        return json.loads(f.read())
-
-
-def new_id(prefix="evt"):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
-
-
-def sh(body):
-    return "#!/bin/sh\n" + body.strip("\n") + "\n"
 
 
 def config(state=True, server="", endpoint="", extra=""):

@@ -10,16 +10,13 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.environ.get("HOOKD_SOURCE") or os.path.normpath(os.path.join(HERE, "..", ".."))
-SHARED = os.environ.get("SHARED_DIR") or os.path.normpath(os.path.join(SOURCE, "..", "shared"))
-HOOKD_BIN = os.path.abspath(os.environ.get("HOOKD_BIN") or os.path.join(SOURCE, "build", "hookd"))
-SAMPLE = os.path.join(SHARED, "payloads", "northflank-build-start.json")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import HOOKD_BIN, SAMPLE_PATH as SAMPLE, SOURCE, new_id  # noqa: E402,F401
 
 TOKEN = "ops-test-token-0123456789"
 NF = "X-Northflank-Notification-Integration-"
@@ -148,7 +145,7 @@ def raw_exchange(port, data, timeout=WAIT):
 
 def nf_headers(event_id=None, token=TOKEN, event=None):
     h = {"Content-Type": "application/json", NF + "Token": token,
-         NF + "Event-Id": event_id or ("ops-" + uuid.uuid4().hex[:12])}
+         NF + "Event-Id": event_id or new_id("ops")}
     if event:
         h[NF + "Event-Type"] = event
     return h

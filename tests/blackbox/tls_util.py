@@ -14,15 +14,13 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.environ.get("HOOKD_SOURCE") or os.path.normpath(os.path.join(HERE, "..", ".."))
-SHARED = os.environ.get("SHARED_DIR") or os.path.normpath(os.path.join(SOURCE, "..", "shared"))
-HOOKD_BIN = os.environ.get("HOOKD_BIN") or os.path.join(SOURCE, "build", "hookd")
-SAMPLE = os.path.join(SHARED, "payloads", "northflank-build-start.json")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import HOOKD_BIN, SAMPLE_PATH as SAMPLE, SOURCE, sample_body  # noqa: E402,F401
 
 NF_TOKEN = "tls-t0ken-Sup3rS3cret-0815"
 NF = "X-Northflank-Notification-Integration-"
@@ -36,11 +34,6 @@ def run(cmd, input=None, timeout=30.0):
     """Runs a command; returns CompletedProcess with text output."""
     return subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=timeout, text=True)
-
-
-def sample_body():
-    with open(SAMPLE, "rb") as f:
-        return f.read()
 
 
 def nf_headers(event_id, event="build:start"):
