@@ -631,9 +631,13 @@ static void flush_soon(struct dispatcher *ds)
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
 	struct dispatcher *ds = arg;
-	journal_flush(ds->journal);
-	/* Hooks whose attempts that batch recorded may start now. */
-	runner_release();
+	/* Hooks whose attempts that batch recorded may start now; if it was
+	 * lost, they must not (a crash would leave no trace of them), and
+	 * their senders are asked to retry. */
+	if (journal_flush(ds->journal) < 0)
+		runner_cancel_held("cannot record the attempt in the journal");
+	else
+		runner_release();
 }
 
 static void journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
@@ -793,6 +797,8 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 		else
 			why = xasprintf("hook %s exited with status %d", h->rel, h->res.exit_code);
 		set_outcome(d, http, h->res.timed_out ? "timeout" : "failed", why);
+		if (!h->res.ran && h->res.start_may_pass)
+			d->out.retry_after = RETRY_AFTER_OVERLOAD;
 		release(d);
 		attempt_over(d);
 		return;
@@ -859,7 +865,7 @@ static void run_next_hook(struct delivery *d)
 		 * committed before its first hook starts (on_flush): a crash
 		 * must never leave a hook that ran recorded as one that never
 		 * started, to run again after a restart as the same attempt. */
-		.hold = first && ds->journal && d->rowid,
+		.hold = first && ds->flush_ev && d->rowid,
 	};
 	struct hook_result res;
 	struct hook_run *run = runner_start(ds->base, &p, on_hook_done, d, &res);
@@ -909,6 +915,8 @@ static bool route_outcome(struct delivery *d)
 	if (d->route.error) {
 		set_outcome(d, d->route.may_pass ? 503 : d->cfg->status.def, "failed",
 		            xstrdup(d->route.error));
+		if (d->route.may_pass)
+			d->out.retry_after = RETRY_AFTER_OVERLOAD;
 		struct hook_outcome *h = result_append(d);
 		h->rel = xstrdup(d->route.name ? d->route.name : "");
 		h->res.exit_code = -1;

@@ -150,8 +150,10 @@ int route_resolve(const char *hooks_dir, const char *event, struct route *out)
 	memset(out, 0, sizeof *out);
 	char cands[ROUTE_MAX_CANDIDATES][EVENT_NAME_MAX + 1];
 	size_t ncands = route_candidates(event, cands, ROUTE_MAX_CANDIDATES);
-	if (ncands == 0)
+	if (ncands == 0) {
+		errno = EINVAL;
 		return -EINVAL;
+	}
 
 	/* "/srv/hooks.d/" and "/srv/hooks.d" name the same paths. */
 	char *dir = xstrdup(hooks_dir);

@@ -650,6 +650,7 @@ static int nchild_resets;
 
 static void note_signals_to_reset(void)
 {
+	/* Every signal hookd catches or ignores, at any time, must be here. */
 	static const int ours[] = {SIGHUP, SIGINT, SIGTERM, SIGPIPE, SIGCHLD};
 	nchild_resets = 0;
 	for (int s = 1; s < NSIG; s++) {
@@ -877,6 +878,24 @@ void runner_release(void)
 	STAILQ_CONCAT(&spawners.todo, &spawners.held);
 	pthread_cond_broadcast(&spawners.wake);
 	pthread_mutex_unlock(&spawners.lock);
+}
+
+void runner_cancel_held(const char *why)
+{
+	/* Only those held now: a run ending here may start others, held for
+	 * a batch of their own. */
+	STAILQ_HEAD(, spawn_job) held = STAILQ_HEAD_INITIALIZER(held);
+	STAILQ_CONCAT(&held, &spawners.held);
+	while (!STAILQ_EMPTY(&held)) {
+		struct spawn_job *j = STAILQ_FIRST(&held);
+		STAILQ_REMOVE_HEAD(&held, link);
+		struct hook_run *r = j->run;
+		r->res.ran = false;
+		r->res.start_may_pass = true;
+		r->res.error = xstrdup(why);
+		job_free(j); /* closes the write end: the output pipe is at EOF */
+		finish(r);
+	}
 }
 
 struct hook_run *runner_start(struct event_base *base, const struct runner_params *p,

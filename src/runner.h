@@ -68,6 +68,10 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 /* Starts the processes of the runs started with `hold`. */
 void runner_release(void);
 
+/* Ends the runs started with `hold` without starting them: each is done,
+ * not run, with `why` as its error and start_may_pass set. */
+void runner_cancel_held(const char *why);
+
 /* Installs the SIGCHLD handler on base; call once before runner_start. */
 int runner_init(struct event_base *base);
 void runner_shutdown(void);

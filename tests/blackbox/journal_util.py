@@ -68,6 +68,22 @@ class Response:
         return "<Response %d %r %r>" % (self.status, self.headers, self.raw[:400])
 
 
+def session_members(sid):
+    """The live (not zombie) processes of session sid."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            pids.append(int(name))
+    return pids
+
+
 class Hookd:
     """One daemon under test; a context manager. The temp dir (and so the
     journal) can outlive a daemon: stop() then start() again."""
@@ -195,18 +211,25 @@ class Hookd:
                 pass
         return pids
 
-    def kill_orphaned_hooks(self, quiet=0.5, timeout=5.0):
-        """After kill9: kill_hook_groups, again until no new group has
-        appeared for `quiet` seconds. A hook the daemon started a moment
-        before it died writes its pid (and its start) a little later."""
+    def kill_orphaned_hooks(self, timeout=5.0):
+        """After kill9: SIGKILL to every process still in the dead daemon's
+        session (it was started in one of its own, and its hooks make only
+        process groups of their own), until none is left. A hook it started
+        a moment before it died is among them, pid recorded or not."""
+        sid = self.proc.pid
         deadline = time.monotonic() + timeout
-        seen = None
         while True:
-            pids = self.kill_hook_groups()
-            if pids == seen or time.monotonic() > deadline:
+            left = session_members(sid)
+            if not left:
                 return
-            seen = pids
-            time.sleep(quiet)
+            if time.monotonic() > deadline:
+                raise AssertionError("processes of the dead daemon's session survive: %r" % left)
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.05)
 
     def cleanup(self):
         if self.proc is not None and self.proc.poll() is None:

@@ -352,8 +352,8 @@ class TestHookEnvironment(Base):
             for s, o in zip(inherited, old):
                 signal.signal(s, o)
         with h:
-            ignored = int(open("/proc/%d/status" % h.proc.pid).read()
-                          .split("SigIgn:\t")[1].split()[0], 16)
+            with open("/proc/%d/status" % h.proc.pid) as f:
+                ignored = int(f.read().split("SigIgn:\t")[1].split()[0], 16)
             for s in inherited + (signal.SIGPIPE,):
                 self.assertTrue(ignored & (1 << (s - 1)), "hookd should ignore %s" % s)
             self.assertAnswer(h.northflank(), 200)
@@ -568,6 +568,7 @@ class TestExitAndLimits(Base):
             with open(os.path.join(h.hooks, "build:start"), "a"):
                 r = h.northflank()
                 b = self.assertAnswer(r, 503)
+                self.assertEqual(r.header("Retry-After"), "5")
                 self.assertEqual(b.get("status"), "failed", b)
                 e = self.hook_entry(b)
                 self.assertIsNone(e.get("exit"), e)

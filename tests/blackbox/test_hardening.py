@@ -332,29 +332,36 @@ class TestClientLimits(Base):
             self.assertEqual(len(emfile), 1, "logged once a minute: %r" % emfile)
             self.assertEqual(h.stop(), 0)
 
-    def test_hook_that_cannot_start_for_lack_of_fds_is_503(self):
-        # Every fd taken: a hook cannot get its stdin and output pipe. That
-        # passes, so the sender is asked to retry (503), with the reason;
-        # nothing ran. Once fds are back, the resend runs.
+    def _post_on(self, s, name):
+        body = json.dumps(event(name)).encode()
+        s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        return recv_response(s)
+
+    def assert_may_pass_503(self, answer, error_start):
+        status, headers, body = answer
+        self.assertEqual(status, 503, body)
+        self.assertEqual(headers.get("retry-after"), "5", headers)
+        doc = json.loads(body)
+        self.assertEqual(doc["status"], "failed", doc)
+        self.assertTrue(doc["error"].startswith(error_start), doc)
+        self.assertIn("Too many open files", doc["error"], doc)
+        self.assertEqual(doc["hooks"][0]["exit"], None, doc)
+
+    def test_hooks_dir_unreadable_for_lack_of_fds_is_503(self):
+        # Every fd taken: the hooks dir cannot even be opened. That passes,
+        # so the sender is asked to retry (503), with the reason; nothing
+        # ran. Once fds are back, the resend runs.
         def low_nofile():
             resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
-        cfg = config("read_timeout = 60s\n")
-        body = json.dumps(event("b")).encode()
-        req = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        with Daemon(cfg, {"_default": MARK}, preexec_fn=low_nofile, wrap=False) as h:
+        with Daemon(config("read_timeout = 60s\n"), {"_default": MARK},
+                    preexec_fn=low_nofile, wrap=False) as h:
             keep = h.connect()
-            keep.sendall(req)
-            self.assertEqual(recv_response(keep)[0], 200)  # accepted, kept alive
+            self.assertEqual(self._post_on(keep, "b")[0], 200)  # accepted, kept alive
             socks = [h.connect() for _ in range(100)]
             self.assertIsNotNone(h.wait_log("accept failed", "Too many open files"), h.logs())
-            keep.sendall(req)
-            status, headers, answer = recv_response(keep)
-            self.assertEqual(status, 503, answer)
-            doc = json.loads(answer)
-            self.assertEqual(doc["status"], "failed", doc)
-            self.assertIn("Too many open files", doc["error"], doc)
-            self.assertEqual(doc["hooks"][0]["exit"], None, doc)
+            self.assert_may_pass_503(self._post_on(keep, "b"),
+                                     "cannot read hooks dir %s: " % h.hooks)
             self.assertEqual(h.read("ran").split(), ["b"], "only the first delivery ran")
             keep.close()
             for s in socks:
@@ -368,6 +375,32 @@ class TestClientLimits(Base):
                     time.sleep(0.2)
             self.assertEqual(status, 200, "the resend did not run once fds were back")
             self.assertEqual(h.read("ran").split(), ["b", "b"])
+            self.assertEqual(h.stop(), 0)
+
+    def test_hook_that_cannot_get_its_pipes_is_503(self):
+        # One fd left below the limit: the hooks dir opens, the hook's stdin
+        # (one fd) too, its output pipe (two) not. 503, nothing ran; with
+        # the limit back, the resend runs.
+        with Daemon(config(), {"_default": MARK}, wrap=False) as h:
+            keep = h.connect()
+            self.assertEqual(self._post_on(keep, "b")[0], 200)  # spawner threads started
+            soft, hard = resource.prlimit(h.pid, resource.RLIMIT_NOFILE)
+            used = {int(n) for n in os.listdir("/proc/%d/fd" % h.pid)}
+            free, limit = 0, 0
+            while free < 2:  # the limit that leaves exactly two fds free
+                if limit not in used:
+                    free += 1
+                limit += 1
+            resource.prlimit(h.pid, resource.RLIMIT_NOFILE, (limit, hard))
+            try:
+                self.assert_may_pass_503(self._post_on(keep, "b"),
+                                         "hook _default: cannot set up the hook's process: ")
+            finally:
+                resource.prlimit(h.pid, resource.RLIMIT_NOFILE, (soft, hard))
+            self.assertEqual(h.read("ran").split(), ["b"], "only the first delivery ran")
+            self.assertEqual(self._post_on(keep, "b")[0], 200)
+            self.assertEqual(h.read("ran").split(), ["b", "b"])
+            keep.close()
             self.assertEqual(h.stop(), 0)
 
 

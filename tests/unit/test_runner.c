@@ -1,0 +1,131 @@
+/*
+ * runner: a run started with `hold` starts its process only at
+ * runner_release(), and runner_cancel_held() ends it without starting it
+ * (the journal commits an attempt before its first hook may start).
+ */
+#include "check.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runner.h"
+#include "util.h"
+
+static struct {
+	int count;
+	bool ran, may_pass;
+	int exit_code;
+	char error[128];
+} done;
+
+static void on_done(const struct hook_result *res, void *arg)
+{
+	(void)arg;
+	done.count++;
+	done.ran = res->ran;
+	done.may_pass = res->start_may_pass;
+	done.exit_code = res->exit_code;
+	snprintf(done.error, sizeof(done.error), "%s", res->error ? res->error : "");
+}
+
+/* Runs the loop until `want` runs are done, or for `ms` at the most. */
+static void loop_until(struct event_base *base, int want, int ms)
+{
+	for (int waited = 0; waited < ms && done.count < want; waited += 20) {
+		struct timeval tv = {0, 20000};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+}
+
+static bool exists(const char *dir, const char *name)
+{
+	char *p = xasprintf("%s/%s", dir, name);
+	bool yes = access(p, F_OK) == 0;
+	free(p);
+	return yes;
+}
+
+static struct hook_run *start(struct event_base *base, const char *dir, const char *hook,
+                              bool hold)
+{
+	char *path = xasprintf("%s/%s", dir, hook);
+	char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+	struct runner_params p = {
+		.path = path, .dir = dir, .rel = hook, .envp = envp,
+		.input = (const unsigned char *)"{}", .input_len = 2,
+		.timeout_ms = 10000, .kill_grace_ms = 1000,
+		.limits = {-1, -1, -1, -1},
+		.endpoint = "t", .event = "e", .delivery_id = "id",
+		.hold = hold,
+	};
+	struct hook_result res;
+	struct hook_run *r = runner_start(base, &p, on_done, NULL, &res);
+	if (!r)
+		free(res.error);
+	free(path);
+	return r;
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/hookd-test-runner-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	const char *names[] = {"held", "cancelled", "now"};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		char *p = xasprintf("%s/%s", dir, names[i]);
+		char *text = xasprintf("#!/bin/sh\ntouch '%s.ran'\n", names[i]);
+		FILE *f = fopen(p, "w");
+		CHECK(f != NULL, "%s", p);
+		if (f) {
+			fputs(text, f);
+			fclose(f);
+		}
+		chmod(p, 0755);
+		free(text);
+		free(p);
+	}
+	struct event_base *base = event_base_new();
+	CHECK(runner_init(base) == 0, "runner_init");
+
+	/* Held: nothing starts, however long the loop runs, until released. */
+	CHECK(start(base, dir, "held", true) != NULL, "start held");
+	loop_until(base, 1, 400);
+	CHECK(done.count == 0 && !exists(dir, "held.ran"), "a held run started");
+	runner_release();
+	loop_until(base, 1, 10000);
+	CHECK(done.count == 1 && done.ran && done.exit_code == 0, "released run: %d %d %d",
+	      done.count, done.ran, done.exit_code);
+	CHECK(exists(dir, "held.ran"), "the released hook did not run");
+
+	/* Cancelled: done at once, not run, may pass; never starts later. */
+	CHECK(start(base, dir, "cancelled", true) != NULL, "start cancelled");
+	runner_cancel_held("cannot record the attempt");
+	CHECK(done.count == 2 && !done.ran && done.may_pass, "cancelled run: %d %d %d",
+	      done.count, done.ran, done.may_pass);
+	CHECK_STR(done.error, "cannot record the attempt", "cancelled run's error");
+	runner_release();
+	loop_until(base, 3, 400);
+	CHECK(done.count == 2 && !exists(dir, "cancelled.ran"), "a cancelled run started");
+
+	/* Not held: starts on its own. */
+	CHECK(start(base, dir, "now", false) != NULL, "start now");
+	loop_until(base, 3, 10000);
+	CHECK(done.count == 3 && done.ran && done.exit_code == 0 && exists(dir, "now.ran"),
+	      "a run without hold did not run");
+
+	runner_shutdown();
+	event_base_free(base);
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		char *p = xasprintf("%s/%s", dir, names[i]);
+		char *ran = xasprintf("%s.ran", p);
+		unlink(p);
+		unlink(ran);
+		free(p);
+		free(ran);
+	}
+	rmdir(dir);
+	return check_done("runner");
+}
