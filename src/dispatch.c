@@ -452,8 +452,8 @@ static void once_update(const struct config *cfg)
 		envlist_add(&once.base, "PATH", "/usr/local/bin:/usr/bin:/bin");
 }
 
-/* The environment: pass_env, metadata, then the payload of root. */
-static void build_env(struct delivery *d, json_object *root)
+/* The environment: pass_env and metadata; the payload comes after. */
+static void build_env_base(struct delivery *d)
 {
 	const struct config *cfg = d->cfg;
 	once_update(cfg);
@@ -482,9 +482,15 @@ static void build_env(struct delivery *d, json_object *root)
 		concat(name, sizeof(name), pre, meta[i].suffix);
 		envlist_add(&d->env, name, meta[i].value);
 	}
+}
+
+/* The environment: pass_env, metadata, then the payload of root. */
+static void build_env(struct delivery *d, json_object *root)
+{
+	build_env_base(d);
 	if (root)
-		payload_flatten(root, pre, (const char *const *)once.reserved, &d->env,
-		                &d->env_omitted);
+		payload_flatten(root, d->cfg->env_prefix, (const char *const *)once.reserved,
+		                &d->env, &d->env_omitted);
 }
 
 static struct delivery *delivery_make(struct config *cfg, const struct endpoint *ep,
@@ -563,6 +569,17 @@ bool delivery_build_env(struct delivery *d, char *err, size_t errlen)
 	if (!d->env_pending)
 		return true;
 	d->env_pending = false;
+	if (d->parse_body && !d->root && d->scanned_big_numbers >= 0) {
+		/* json_scan accepted this body: its variables come straight
+		 * from the text, without a tree, unless an object in it has a
+		 * key twice (json-c's tree says which value wins). */
+		build_env_base(d);
+		if (payload_flatten_text((const char *)d->body, d->body_len, d->cfg->env_prefix,
+		                         (const char *const *)once.reserved, &d->env,
+		                         &d->env_omitted))
+			return true;
+		envlist_free(&d->env);
+	}
 	if (d->parse_body && !d->root) {
 		/* Not expected: json_scan accepted this body, and json-c builds
 		 * whatever it accepts (fuzz_jsonscan holds them to that). */

@@ -772,10 +772,9 @@ static void count_leaves(struct flatten *f, json_object *o)
 	}
 }
 
-static void flatten_leaf(struct flatten *f, json_object *o)
+/* One leaf, its value val[0..vlen) as a hook sees it. */
+static void flatten_value(struct flatten *f, const char *val, size_t vlen)
 {
-	size_t vlen = 0;
-	const char *val = scalar_text(o, &vlen);
 	const char *name = f->name.buf;
 	size_t nlen = f->name.len;
 
@@ -801,11 +800,15 @@ static void flatten_leaf(struct flatten *f, json_object *o)
 	f->bytes += entry;
 }
 
-static void flatten_node(struct flatten *f, json_object *o, size_t level);
+static void flatten_leaf(struct flatten *f, json_object *o)
+{
+	size_t vlen = 0;
+	const char *val = scalar_text(o, &vlen);
+	flatten_value(f, val, vlen);
+}
 
-/* Appends one path key to the name, recurses, and takes it off again. */
-static void flatten_child(struct flatten *f, const char *key, size_t keylen, json_object *v,
-                          size_t level)
+/* Appends one path key to the name; returns what name_pop() takes back. */
+static size_t name_push(struct flatten *f, const char *key, size_t keylen)
 {
 	size_t saved = f->name.len;
 	char small[64];
@@ -818,9 +821,24 @@ static void flatten_child(struct flatten *f, const char *key, size_t keylen, jso
 	}
 	if (norm != small)
 		free(norm);
-	flatten_node(f, v, level);
+	return saved;
+}
+
+static void name_pop(struct flatten *f, size_t saved)
+{
 	f->name.len = saved;
 	f->name.buf[saved] = '\0';
+}
+
+static void flatten_node(struct flatten *f, json_object *o, size_t level);
+
+/* Appends one path key to the name, recurses, and takes it off again. */
+static void flatten_child(struct flatten *f, const char *key, size_t keylen, json_object *v,
+                          size_t level)
+{
+	size_t saved = name_push(f, key, keylen);
+	flatten_node(f, v, level);
+	name_pop(f, saved);
 }
 
 static void flatten_node(struct flatten *f, json_object *o, size_t level)
@@ -854,29 +872,280 @@ static void flatten_node(struct flatten *f, json_object *o, size_t level)
 	}
 }
 
-void payload_flatten(json_object *root, const char *prefix, const char *const *reserved,
-                     struct envlist *env, size_t *omitted)
+static void flatten_begin(struct flatten *f, const char *prefix, const char *const *reserved,
+                          struct envlist *env)
 {
-	struct flatten f = {
-		.prefix = prefix ? prefix : "",
-		.env = env,
-	};
-	f.prefixlen = strlen(f.prefix);
-	nameset_init(&f.taken, 64);
-	sb_init(&f.name);
-	sb_puts(&f.name, f.prefix);
+	memset(f, 0, sizeof(*f));
+	f->prefix = prefix ? prefix : "";
+	f->env = env;
+	f->prefixlen = strlen(f->prefix);
+	nameset_init(&f->taken, 64);
+	sb_init(&f->name);
+	sb_puts(&f->name, f->prefix);
 
 	/* Reserved names and whatever the caller already put in env. */
 	for (size_t i = 0; reserved && reserved[i]; i++)
-		nameset_add(&f.taken, reserved[i], strlen(reserved[i]));
+		nameset_add(&f->taken, reserved[i], strlen(reserved[i]));
 	for (size_t i = 0; env->v && i < env->n; i++)
-		nameset_add(&f.taken, env->v[i], entry_name_len(env->v[i]));
+		nameset_add(&f->taken, env->v[i], entry_name_len(env->v[i]));
+}
 
+static void flatten_end(struct flatten *f, size_t *omitted)
+{
+	if (omitted)
+		*omitted = f->omitted;
+	sb_free(&f->name);
+	nameset_free(&f->taken);
+}
+
+void payload_flatten(json_object *root, const char *prefix, const char *const *reserved,
+                     struct envlist *env, size_t *omitted)
+{
+	struct flatten f;
+	flatten_begin(&f, prefix, reserved, env);
 	if (json_object_is_type(root, json_type_object) || json_object_is_type(root, json_type_array))
 		flatten_node(&f, root, 0);
+	flatten_end(&f, omitted);
+}
 
+/* ---- flattening straight from the text ---- */
+
+/*
+ * The same walk over the body's text, for a body json_scan accepted: no
+ * tree is built. It must give what json-c's tree gives, byte for byte
+ * (fuzz_payload holds the two to that): strings decoded as json-c decodes
+ * them (a lone surrogate is U+FFFD), a key cut at its first NUL, numbers
+ * as written (payload_parse_json keeps their text too). Where an object
+ * has a key twice, json-c keeps the last value in the first one's place;
+ * that case is left to the tree.
+ */
+struct text_walk {
+	struct flatten f;
+	struct nameset keys; /* "<object number>:<key>" for every key met */
+	size_t objects;
+	struct strbuf str;   /* the string being decoded */
+	struct strbuf key;   /* "<object number>:<key>" being looked up */
+	bool dup;
+};
+
+static const char *skip_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+static unsigned hex4(const char *p)
+{
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		v = v * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+	}
+	return v;
+}
+
+static void put_utf8(struct strbuf *sb, unsigned c)
+{
+	char b[4];
+	size_t n;
+	if (c < 0x80) {
+		b[0] = (char)c;
+		n = 1;
+	} else if (c < 0x800) {
+		b[0] = (char)(0xC0 | (c >> 6));
+		b[1] = (char)(0x80 | (c & 0x3F));
+		n = 2;
+	} else if (c < 0x10000) {
+		b[0] = (char)(0xE0 | (c >> 12));
+		b[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+		b[2] = (char)(0x80 | (c & 0x3F));
+		n = 3;
+	} else {
+		b[0] = (char)(0xF0 | (c >> 18));
+		b[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+		b[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+		b[3] = (char)(0x80 | (c & 0x3F));
+		n = 4;
+	}
+	sb_append(sb, b, n);
+}
+
+#define REPLACEMENT 0xFFFD
+
+/* Decodes the string at p (its opening quote) into out; returns the byte
+ * after its closing quote. */
+static const char *decode_string(const char *p, struct strbuf *out)
+{
+	out->len = 0;
+	sb_append(out, "", 0); /* "" when nothing follows */
+	unsigned high = 0; /* a high surrogate waiting for its low half */
+	for (p++;;) {
+		const char *run = p;
+		while (*p != '"' && *p != '\\')
+			p++;
+		if (p > run || *p == '"') {
+			if (high)
+				put_utf8(out, REPLACEMENT);
+			high = 0;
+			sb_append(out, run, (size_t)(p - run));
+			if (*p == '"')
+				return p + 1;
+		}
+		char e = p[1];
+		p += 2;
+		if (e != 'u') {
+			if (high)
+				put_utf8(out, REPLACEMENT);
+			high = 0;
+			static const char from[] = "bfnrt", to[] = "\b\f\n\r\t";
+			const char *k = strchr(from, e);
+			sb_putc(out, k ? to[k - from] : e); /* '"', '\\', '/' */
+			continue;
+		}
+		unsigned u = hex4(p);
+		p += 4;
+		if (high && u >= 0xDC00 && u <= 0xDFFF) {
+			put_utf8(out, 0x10000 + ((high - 0xD800) << 10) + (u - 0xDC00));
+			high = 0;
+			continue;
+		}
+		if (high)
+			put_utf8(out, REPLACEMENT);
+		high = 0;
+		if (u >= 0xD800 && u <= 0xDBFF)
+			high = u;
+		else
+			put_utf8(out, u >= 0xDC00 && u <= 0xDFFF ? REPLACEMENT : u);
+	}
+}
+
+static const char *walk_value(struct text_walk *w, const char *p, size_t level, bool counting);
+
+/* A scalar: its leaf (or, below the deepest level, its count). */
+static const char *walk_scalar(struct text_walk *w, const char *p, size_t level, bool counting)
+{
+	const char *val;
+	size_t vlen;
+	const char *next;
+	if (*p == '"') {
+		next = decode_string(p, &w->str);
+		val = w->str.buf;
+		vlen = w->str.len;
+	} else if (*p == 't' || *p == 'f' || *p == 'n') {
+		vlen = *p == 'f' ? 5 : 4;
+		next = p + vlen;
+		val = *p == 'n' ? "" : p;
+		if (*p == 'n')
+			vlen = 0;
+	} else {
+		next = p;
+		while (*next == '-' || *next == '+' || *next == '.' || *next == 'e' ||
+		       *next == 'E' || (*next >= '0' && *next <= '9'))
+			next++;
+		val = p;
+		vlen = (size_t)(next - p);
+	}
+	if (counting || level > FLATTEN_MAX_DEPTH)
+		w->f.omitted++;
+	else
+		flatten_value(&w->f, val, vlen);
+	return next;
+}
+
+static const char *walk_object(struct text_walk *w, const char *p, size_t level, bool counting)
+{
+	char id[32];
+	int idlen = snprintf(id, sizeof(id), "%zu:", w->objects++);
+	p = skip_ws(p + 1);
+	if (*p == '}')
+		return p + 1;
+	for (;;) {
+		p = decode_string(p, &w->str);
+		size_t klen = strlen(w->str.buf); /* json-c's keys are C strings */
+		/* The key, with its object's number, among all keys met. */
+		w->key.len = 0;
+		sb_append(&w->key, id, (size_t)idlen);
+		sb_append(&w->key, w->str.buf, klen);
+		if (!nameset_add(&w->keys, w->key.buf, w->key.len)) {
+			w->dup = true;
+			return NULL;
+		}
+		size_t saved = counting ? 0 : name_push(&w->f, w->str.buf, klen);
+		p = skip_ws(skip_ws(p) + 1); /* the ':' */
+		p = walk_value(w, p, level + 1, counting);
+		if (!counting)
+			name_pop(&w->f, saved);
+		if (!p)
+			return NULL;
+		p = skip_ws(p);
+		if (*p == '}')
+			return p + 1;
+		p = skip_ws(p + 1); /* the ',' */
+	}
+}
+
+static const char *walk_array(struct text_walk *w, const char *p, size_t level, bool counting)
+{
+	p = skip_ws(p + 1);
+	if (*p == ']')
+		return p + 1;
+	for (size_t i = 0;; i++) {
+		size_t saved = 0;
+		if (!counting) {
+			char idx[24];
+			int len = snprintf(idx, sizeof idx, "%zu", i);
+			saved = name_push(&w->f, idx, (size_t)len);
+		}
+		p = walk_value(w, p, level + 1, counting);
+		if (!counting)
+			name_pop(&w->f, saved);
+		if (!p)
+			return NULL;
+		p = skip_ws(p);
+		if (*p == ']')
+			return p + 1;
+		p = skip_ws(p + 1); /* the ',' */
+	}
+}
+
+static const char *walk_value(struct text_walk *w, const char *p, size_t level, bool counting)
+{
+	/* Below the deepest level only the count of what is left out matters
+	 * (and the keys, to find one given twice). */
+	bool below = counting || level >= FLATTEN_MAX_DEPTH;
+	if (*p == '{')
+		return walk_object(w, p, level, below);
+	if (*p == '[')
+		return walk_array(w, p, level, below);
+	return walk_scalar(w, p, level, counting);
+}
+
+bool payload_flatten_text(const char *body, size_t len, const char *prefix,
+                          const char *const *reserved, struct envlist *env, size_t *omitted)
+{
+	(void)len; /* json_scan accepted it: it ends where its text says */
+	struct text_walk w = {.objects = 0};
+	size_t base = env->n, base_bytes = env->bytes;
+	flatten_begin(&w.f, prefix, reserved, env);
+	nameset_init(&w.keys, 64);
+	sb_init(&w.str);
+	sb_init(&w.key);
+	const char *p = skip_ws(body);
+	if (*p == '{' || *p == '[')
+		walk_value(&w, p, 0, false);
+	flatten_end(&w.f, omitted);
+	nameset_free(&w.keys);
+	sb_free(&w.str);
+	sb_free(&w.key);
+	if (!w.dup)
+		return true;
+	/* Back to what the caller had: the tree decides this one. */
+	while (env->n > base)
+		free(env->v[--env->n]);
+	env->v[env->n] = NULL;
+	env->bytes = base_bytes;
 	if (omitted)
-		*omitted = f.omitted;
-	sb_free(&f.name);
-	nameset_free(&f.taken);
+		*omitted = 0;
+	return false;
 }

@@ -91,6 +91,15 @@ size_t env_key_normalize(const char *key, size_t keylen, char *out);
 void payload_flatten(json_object *root, const char *prefix, const char *const *reserved,
                      struct envlist *env, size_t *omitted);
 
+/*
+ * payload_flatten for a body json_scan accepted, from its text: the same
+ * variables, in the same order, without building a tree. Returns false,
+ * env as it was, for a body with an object that has a key twice: that one
+ * needs json-c's tree (the last value, in the first one's place).
+ */
+bool payload_flatten_text(const char *body, size_t len, const char *prefix,
+                          const char *const *reserved, struct envlist *env, size_t *omitted);
+
 /* Frees what parsing keeps between bodies (its JSON tokener); at exit. */
 void payload_cleanup(void);
 

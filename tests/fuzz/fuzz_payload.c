@@ -3,7 +3,8 @@
  *
  * The input is a body. It is parsed as JSON (payload_parse_json) and as a
  * form (payload_parse_form, with and without a `payload` field), the JSON
- * is flattened into an environment (payload_flatten), and every leaf's
+ * is flattened into an environment (payload_flatten, and from its text:
+ * payload_flatten_text must give the same or decline), and every leaf's
  * dotted path is looked up again (payload_get_path, payload_get_string).
  * Bytes after a "\0\0" separator, if any, are extra dotted paths to look
  * up, one a line. Besides crashes, the target checks what the header
@@ -75,18 +76,46 @@ static void check_env(const struct envlist *env, size_t before)
 	FUZZ_ASSERT(env->n - before <= FLATTEN_MAX_VARS);
 }
 
-static void flatten(json_object *root)
+/* What the dispatcher puts in before the payload. */
+static void env_start(struct envlist *env)
+{
+	envlist_init(env);
+	envlist_add(env, "PATH", "/usr/bin:/bin");
+	envlist_add(env, "HOOK_EVENT", "fuzz:event");
+	envlist_add(env, "HOOK_ID", "fuzz-id");
+}
+
+/* payload_flatten_text on the body's text gives exactly what the tree
+ * gave, or declines and leaves env as it was. */
+static void check_text_flatten(const char *text, size_t len, const struct envlist *want,
+                               size_t want_omitted)
+{
+	struct envlist env;
+	size_t omitted = 99;
+	env_start(&env);
+	size_t before = env.n, before_bytes = env.bytes;
+	if (payload_flatten_text(text, len, PREFIX, reserved, &env, &omitted)) {
+		FUZZ_ASSERT(env.n == want->n && env.bytes == want->bytes);
+		FUZZ_ASSERT(omitted == want_omitted);
+		for (size_t i = 0; i < env.n; i++)
+			FUZZ_ASSERT(strcmp(env.v[i], want->v[i]) == 0);
+	} else {
+		FUZZ_ASSERT(env.n == before && env.bytes == before_bytes && env.v[env.n] == NULL);
+	}
+	envlist_free(&env);
+}
+
+/* text: the body root was parsed from, or NULL (a form). */
+static void flatten(json_object *root, const char *text, size_t len)
 {
 	struct envlist env;
 	size_t omitted = 0;
-	envlist_init(&env);
-	/* What the dispatcher puts in before the payload. */
-	envlist_add(&env, "PATH", "/usr/bin:/bin");
-	envlist_add(&env, "HOOK_EVENT", "fuzz:event");
-	envlist_add(&env, "HOOK_ID", "fuzz-id");
+	env_start(&env);
 	size_t before = env.n;
 	payload_flatten(root, PREFIX, reserved, &env, &omitted);
 	check_env(&env, before);
+	if (text)
+		check_text_flatten(text, len, &env, omitted);
 	FUZZ_ASSERT(strcmp(env.v[envlist_find(&env, "HOOK_EVENT")], "HOOK_EVENT=fuzz:event") == 0);
 	envlist_sort(&env);
 	for (size_t i = 1; i < env.n; i++)
@@ -229,7 +258,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_object *root = payload_parse_json((const char *)data, body_len, err, sizeof(err));
 	if (root) {
 		FUZZ_ASSERT(json_object_is_type(root, json_type_object));
-		flatten(root);
+		flatten(root, (const char *)data, body_len);
 		lookups(root, paths, paths_len);
 		json_object_put(root);
 	} else {
@@ -241,7 +270,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	root = payload_parse_form((const char *)data, body_len, "payload", body_len & 1, err,
 	                          sizeof(err));
 	if (root) {
-		flatten(root);
+		flatten(root, NULL, 0);
 		json_object_put(root);
 	}
 	root = payload_parse_form((const char *)data, body_len, NULL, false, err, sizeof(err));

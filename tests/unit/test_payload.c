@@ -478,6 +478,18 @@ static void test_flatten_table(void)
 		{ "{\"s\":\"line1\\nline2 \\\"q\\\" $HOME `x` \\u00e9\"}", false,
 		  "HOOK_S=line1\nline2 \"q\" $HOME `x` \xc3\xa9\n", 0 },
 		{ "{\"s\":\"\"}", false, "HOOK_S=\n", 0 },
+		/* surrogates: a pair is one character, a lone half is U+FFFD */
+		{ "{\"s\":\"\\ud83d\\ude00|\\ud800|\\ud800x|\\udc00|\\ud800\\u0041|\\ud800\\ud83d\\ude00\"}",
+		  false, "HOOK_S=\xf0\x9f\x98\x80|\xef\xbf\xbd|\xef\xbf\xbdx|\xef\xbf\xbd|\xef\xbf\xbd"
+		  "A|\xef\xbf\xbd\xf0\x9f\x98\x80\n", 0 },
+		{ "{\"s\":\"\\ud800\\n\\/\\\\\\b\\f\\r\\t\"}", false,
+		  "HOOK_S=\xef\xbf\xbd\n/\\\b\f\r\t\n", 0 },
+		/* a key holds up to its first NUL, as json-c keeps it */
+		{ "{\"a\\u0000b\":1,\"c\":{\"d\\u0000\":2}}", false, "HOOK_A=1\nHOOK_C_D=2\n", 0 },
+		/* escaped keys are decoded before they are normalized */
+		{ "{\"\\u0061\\u0042\":1}", false, "HOOK_A_B=1\n", 0 },
+		{ "{ \"a\" : [ 1 , { \"b\" : \"x\" } ] , \"c\" : -0.0e+1 }", false,
+		  "HOOK_A_0=1\nHOOK_A_1_B=x\nHOOK_C=-0.0e+1\n", 0 },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		char err[128] = "";
@@ -495,7 +507,67 @@ static void test_flatten_table(void)
 		free(got);
 		envlist_free(&env);
 		json_object_put(o);
+
+		/* From the text, without the tree: the same. */
+		envlist_init(&env);
+		omitted = 99;
+		CHECK(payload_flatten_text(cases[i].json, strlen(cases[i].json), "HOOK_",
+		                           cases[i].reserved ? meta_reserved : NULL, &env, &omitted),
+		      "flatten case %zu from the text", i);
+		got = env_text(&env);
+		CHECK_STR(got, cases[i].want, "flatten case %zu from the text", i);
+		CHECK(omitted == cases[i].omitted, "flatten case %zu from the text omitted %zu", i,
+		      omitted);
+		free(got);
+		envlist_free(&env);
 	}
+}
+
+/* A key given twice in an object: json-c keeps the last value, in the
+ * first one's place; the text walk leaves such a body to the tree, and
+ * gives back env as it was. */
+static void test_flatten_duplicates(void)
+{
+	static const struct {
+		const char *json, *want;
+	} cases[] = {
+		{ "{\"a\":1,\"b\":2,\"a\":3}", "HOOK_A=3\nHOOK_B=2\n" },
+		{ "{\"o\":{\"k\":1,\"k\":{\"x\":2}}}", "HOOK_O_K_X=2\n" },
+		{ "{\"a\\u0000x\":1,\"a\\u0000y\":2}", "HOOK_A=2\n" },
+		{ "{\"\\u0061\":1,\"a\":2}", "HOOK_A=2\n" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		json_object *o = payload_parse_json(cases[i].json, strlen(cases[i].json), NULL, 0);
+		CHECK(o != NULL, "duplicate case %zu parses", i);
+		struct envlist env;
+		envlist_init(&env);
+		envlist_add(&env, "PATH", "/bin");
+		size_t omitted = 99;
+		CHECK(!payload_flatten_text(cases[i].json, strlen(cases[i].json), "HOOK_", NULL, &env,
+		                            &omitted),
+		      "duplicate case %zu: the text walk declines", i);
+		CHECK(env.n == 1 && env.v[1] == NULL && env.bytes == strlen("PATH=/bin") + 1,
+		      "duplicate case %zu: env as it was", i);
+		envlist_free(&env);
+		envlist_init(&env);
+		payload_flatten(o, "HOOK_", NULL, &env, &omitted);
+		char *got = env_text(&env);
+		CHECK_STR(got, cases[i].want, "duplicate case %zu, the tree", i);
+		free(got);
+		envlist_free(&env);
+		json_object_put(o);
+	}
+	/* Objects apart may hold the same key. */
+	const char *apart = "{\"a\":{\"k\":1},\"b\":{\"k\":2},\"c\":[{\"k\":3},{\"k\":4}]}";
+	struct envlist env;
+	envlist_init(&env);
+	size_t omitted;
+	CHECK(payload_flatten_text(apart, strlen(apart), "HOOK_", NULL, &env, &omitted),
+	      "the same key in two objects");
+	char *got = env_text(&env);
+	CHECK_STR(got, "HOOK_A_K=1\nHOOK_B_K=2\nHOOK_C_0_K=3\nHOOK_C_1_K=4\n", "keys apart");
+	free(got);
+	envlist_free(&env);
 }
 
 /* Flattens a body built in the test; returns the env count, *omitted set. */
@@ -506,6 +578,18 @@ static size_t flatten_body(const char *body, struct envlist *env, size_t *omitte
 	envlist_init(env);
 	payload_flatten(o, "HOOK_", meta_reserved, env, omitted);
 	json_object_put(o);
+	/* The walk over the text keeps to the same limits. */
+	struct envlist text;
+	size_t text_omitted = 0;
+	envlist_init(&text);
+	CHECK(payload_flatten_text(body, strlen(body), "HOOK_", meta_reserved, &text, &text_omitted),
+	      "limit body from the text");
+	bool same = text.n == env->n && text_omitted == *omitted && text.bytes == env->bytes;
+	for (size_t i = 0; same && i < text.n; i++)
+		same = strcmp(text.v[i], env->v[i]) == 0;
+	CHECK(same, "limit body: the text gives %zu variables (%zu left out), the tree %zu (%zu)",
+	      text.n, text_omitted, env->n, *omitted);
+	envlist_free(&text);
 	return env->n;
 }
 
@@ -771,6 +855,7 @@ int main(void)
 	test_get_path();
 	test_normalize();
 	test_flatten_table();
+	test_flatten_duplicates();
 	test_flatten_limits();
 	test_flatten_env();
 	test_envlist();
