@@ -581,7 +581,8 @@ bool delivery_build_env(struct delivery *d, char *err, size_t errlen)
 		envlist_free(&d->env);
 	}
 	if (d->parse_body && !d->root) {
-		/* Not expected: json_scan accepted this body, and json-c builds
+		/* The tree, for a key given twice. A parse that fails is not
+		 * expected: json_scan accepted this body, and json-c builds
 		 * whatever it accepts (fuzz_jsonscan holds them to that). */
 		d->root = d->scanned_big_numbers >= 0
 		                  ? payload_parse_scanned((const char *)d->body, d->body_len,

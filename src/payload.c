@@ -5,14 +5,13 @@
  */
 #include "payload.h"
 
-#include "jsonscan.h"
-
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jsonscan.h"
 #include "util.h"
@@ -661,9 +660,23 @@ struct nameset {
 	struct strbuf names;
 };
 
+/* Drawn once a process, so that names a sender chose to share a slot in
+ * one process do not in another. */
+static uint32_t name_seed(void)
+{
+	static uint32_t seed;
+	static bool drawn;
+	if (!drawn) {
+		if (getentropy(&seed, sizeof(seed)) != 0)
+			seed = (uint32_t)getpid() * 2654435761u;
+		drawn = true;
+	}
+	return seed;
+}
+
 static uint32_t name_hash(const char *s, size_t n)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
+	uint32_t h = 2166136261u ^ name_seed(); /* FNV-1a, seeded */
 	for (size_t i = 0; i < n; i++) {
 		h ^= (unsigned char)s[i];
 		h *= 16777619u;
@@ -693,7 +706,8 @@ static size_t nameset_find(const struct nameset *ns, const char *s, size_t n, ui
 	size_t i = h & (ns->cap - 1);
 	for (; ns->slots[i]; i = (i + 1) & (ns->cap - 1)) {
 		const char *have = ns->names.buf + ns->slots[i] - 1;
-		if (ns->hashes[i] == h && memcmp(have, s, n) == 0 && have[n] == '\0') {
+		/* strncmp stops at the end of a shorter name; s holds no NUL. */
+		if (ns->hashes[i] == h && strncmp(have, s, n) == 0 && have[n] == '\0') {
 			*found = true;
 			return i;
 		}
@@ -917,7 +931,9 @@ void payload_flatten(json_object *root, const char *prefix, const char *const *r
  * them (a lone surrogate is U+FFFD), a key cut at its first NUL, numbers
  * as written (payload_parse_json keeps their text too). Where an object
  * has a key twice, json-c keeps the last value in the first one's place;
- * that case is left to the tree.
+ * that case is left to the tree. The flatten table in test_payload.c
+ * pins json-c's decoding: a json-c that decodes otherwise fails it, and
+ * fuzz_payload should then run again.
  */
 struct text_walk {
 	struct flatten f;
@@ -1143,7 +1159,8 @@ bool payload_flatten_text(const char *body, size_t len, const char *prefix,
 	/* Back to what the caller had: the tree decides this one. */
 	while (env->n > base)
 		free(env->v[--env->n]);
-	env->v[env->n] = NULL;
+	if (env->v)
+		env->v[env->n] = NULL;
 	env->bytes = base_bytes;
 	if (omitted)
 		*omitted = 0;

@@ -92,7 +92,9 @@ void payload_flatten(json_object *root, const char *prefix, const char *const *r
                      struct envlist *env, size_t *omitted);
 
 /*
- * payload_flatten for a body json_scan accepted, from its text: the same
+ * payload_flatten for a body json_scan accepted, whole and as it was
+ * scanned (the walk trusts its structure and reads only up to the root
+ * object's closing brace), from its text: the same
  * variables, in the same order, without building a tree. Returns false,
  * env as it was, for a body with an object that has a key twice: that one
  * needs json-c's tree (the last value, in the first one's place).

@@ -557,6 +557,13 @@ static void test_flatten_duplicates(void)
 		envlist_free(&env);
 		json_object_put(o);
 	}
+	/* Declined into an envlist never used: still as it was. */
+	struct envlist zero = {0};
+	size_t zero_omitted = 7;
+	CHECK(!payload_flatten_text("{\"a\":{},\"a\":{}}", 15, "HOOK_", NULL, &zero, &zero_omitted),
+	      "a duplicate into an empty envlist");
+	CHECK(zero.n == 0 && zero.bytes == 0 && zero_omitted == 0, "the empty envlist as it was");
+	envlist_free(&zero);
 	/* Objects apart may hold the same key. */
 	const char *apart = "{\"a\":{\"k\":1},\"b\":{\"k\":2},\"c\":[{\"k\":3},{\"k\":4}]}";
 	struct envlist env;
