@@ -952,7 +952,7 @@ static void resolve(struct delivery *d)
 {
 	route_free(&d->route);
 	if (route_resolve(d->ep->hooks_dir, d->event, &d->route) < 0 && !d->route.error) {
-		d->route.may_pass = route_error_may_pass(errno);
+		d->route.may_pass = error_may_pass(errno);
 		d->route.error = xasprintf("cannot read hooks dir %s: %s", d->ep->hooks_dir,
 		                           strerror(errno));
 	}

@@ -78,11 +78,6 @@ int route_name_skipped(const char *name)
 	return 0;
 }
 
-bool route_error_may_pass(int err)
-{
-	return err == EMFILE || err == ENFILE || err == ENOMEM;
-}
-
 static void add_hook(struct route *r, const char *dir, const char *rel, const char *name)
 {
 	r->hooks = xrealloc(r->hooks, (r->nhooks + 1) * sizeof *r->hooks);
@@ -103,7 +98,7 @@ static void resolve_dir(struct route *r, int dfd, const char *hooks_dir, const c
 	int fd = openat(dfd, cand, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
-		r->may_pass = route_error_may_pass(errno);
+		r->may_pass = error_may_pass(errno);
 		r->error = xasprintf("cannot read directory: %s: %s", cand, strerror(errno));
 		if (fd >= 0)
 			close(fd);

@@ -32,16 +32,12 @@ struct route {
 	struct hook *hooks;
 	size_t nhooks;
 	char *error;      /* set when the route cannot run: "not executable: deploy" */
-	bool may_pass;    /* that error was hookd short of fds or memory */
+	bool may_pass;    /* that error may pass (error_may_pass): a 503 */
 	/* Non-executable regular files in a directory route: skipped as
 	 * run-parts does, but named here so the delivery's log says so. */
 	char **skipped;
 	size_t nskipped;
 };
-
-/* Whether a look-up that failed with err may work if tried again:
- * hookd (or the machine) was short of fds or memory. */
-bool route_error_may_pass(int err);
 
 /* True for names run-parts skips: ".x", "x~", "*.swp", "*.disabled", dpkg/rpm leftovers. */
 int route_name_skipped(const char *name);

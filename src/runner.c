@@ -326,15 +326,11 @@ static const char *const stage_names[] = {
 	[STAGE_EXEC] = "exec failed",
 };
 
-/* Whether a start that failed with err may work when tried again: hookd
- * (or the machine) was short of something, or the hook's file was being
- * written. A limit refused, a missing or broken file: no. */
+/* Whether a start that failed with err at stage may work when tried
+ * again. A limit refused never does. */
 static bool start_may_pass(int stage, int err)
 {
-	if (stage != STAGE_SETUP && stage != STAGE_EXEC)
-		return false;
-	return err == EMFILE || err == ENFILE || err == ENOMEM || err == EAGAIN ||
-	       err == ETXTBSY;
+	return (stage == STAGE_SETUP || stage == STAGE_EXEC) && error_may_pass(err);
 }
 
 static void finish(struct hook_run *r)

@@ -368,6 +368,12 @@ int hex_digit(unsigned char c)
 	return -1;
 }
 
+bool error_may_pass(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOMEM || err == EAGAIN ||
+	       err == ETXTBSY;
+}
+
 bool ascii_casecmp_eq(const char *a, const char *b)
 {
 	/* ASCII only, whatever the locale: header names are. */

@@ -63,4 +63,9 @@ int hex_digit(unsigned char c);
 /* Case-insensitive ASCII compare, for header names. */
 bool ascii_casecmp_eq(const char *a, const char *b);
 
+/* Whether a call that failed with err may work when tried again: hookd (or
+ * the machine) was short of fds, memory or processes, or a file was being
+ * written. Such a failure asks the sender to retry (503). */
+bool error_may_pass(int err);
+
 #endif

@@ -347,26 +347,10 @@ static void test_resolve(void)
 	CHECK(access(root, F_OK) != 0, "temp dir removed");
 }
 
-/* Which look-up failures ask the sender to retry (503): hookd short of
- * fds or memory; never a missing or forbidden hooks dir. */
-static void test_error_may_pass(void)
-{
-	static const struct {
-		int err;
-		bool want;
-	} cases[] = {
-		{EMFILE, true}, {ENFILE, true}, {ENOMEM, true},
-		{ENOENT, false}, {EACCES, false}, {ENOTDIR, false}, {ELOOP, false}, {0, false},
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
-		CHECK(route_error_may_pass(cases[i].err) == cases[i].want, "errno %d", cases[i].err);
-}
-
 int main(void)
 {
 	test_candidates();
 	test_skipped_names();
 	test_resolve();
-	test_error_may_pass();
 	return check_done("route");
 }

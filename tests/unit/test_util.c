@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -219,8 +220,26 @@ static void test_dynload(void)
 	CHECK(strncmp(err, "cannot load libhookd-no-such-library.so.0: ", 43) == 0, "%s", err);
 }
 
+/* Which failures ask the sender to retry (503): hookd short of fds,
+ * memory or processes, a file being written; never a missing, forbidden
+ * or broken file. */
+static void test_error_may_pass(void)
+{
+	static const struct {
+		int err;
+		bool want;
+	} cases[] = {
+		{EMFILE, true}, {ENFILE, true}, {ENOMEM, true}, {EAGAIN, true}, {ETXTBSY, true},
+		{ENOENT, false}, {EACCES, false}, {ENOTDIR, false}, {ELOOP, false}, {ENOEXEC, false},
+		{E2BIG, false}, {0, false},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		CHECK(error_may_pass(cases[i].err) == cases[i].want, "errno %d", cases[i].err);
+}
+
 int main(void)
 {
+	test_error_may_pass();
 	test_dynload();
 	test_durations();
 	test_sizes();
