@@ -384,9 +384,14 @@ class Hookd:
     # ---- process
 
     def start(self):
+        """Starts the daemon and waits for its "listening" line. After
+        stop() it starts again on the same temp dir (and journal); the log
+        lines of earlier runs are kept, and port is the new one."""
         cmd = [HOOKD_BIN, "-c", self.config_path]
         cmd += self.args if self.args is not None else ["serve"]
-        self._stdout = open(self.path("stdout.log"), "wb")
+        self.port = None
+        self._listening.clear()
+        self._stdout = open(self.path("stdout.log"), "ab")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=self._stdout, stderr=subprocess.PIPE,
                                      env=self.env, cwd=self.tmp,
@@ -406,7 +411,8 @@ class Hookd:
                     % (rc, "\n".join(self.logs())))
 
     def _drain(self):
-        for raw in iter(self.proc.stderr.readline, b""):
+        proc = self.proc  # a restart replaces self.proc
+        for raw in iter(proc.stderr.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\n")
             with self._lock:
                 self.lines.append(line)
@@ -415,7 +421,7 @@ class Hookd:
                 if m:
                     self.port = int(m.group(1))
                     self._listening.set()
-        self.proc.stderr.close()
+        proc.stderr.close()
 
     def logs(self):
         with self._lock:

@@ -9,21 +9,17 @@ replaced literally, so shell `${x}` is safe. Every wait is bounded.
 import http.client
 import json
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import HOOKD_BIN, new_id, sample_json, sh  # noqa: E402,F401
 
-START_TIMEOUT = 10.0
-STOP_TIMEOUT = 15.0
 HTTP_TIMEOUT = 20.0
 
 TOKEN = "nf-journal-t0ken-5ecret-8813"
@@ -53,21 +49,6 @@ def wait_until(fn, timeout, step=0.02):
         time.sleep(step)
 
 
-class Response:
-    def __init__(self, status, headers, raw, elapsed):
-        self.status = status
-        self.headers = headers
-        self.raw = raw
-        self.elapsed = elapsed
-        try:
-            self.json = json.loads(raw.decode("utf-8"))
-        except ValueError:
-            self.json = {}
-
-    def __repr__(self):
-        return "<Response %d %r %r>" % (self.status, self.headers, self.raw[:400])
-
-
 def session_members(sid):
     """The live (not zombie) processes of session sid."""
     pids = []
@@ -84,132 +65,40 @@ def session_members(sid):
     return pids
 
 
-class Hookd:
-    """One daemon under test; a context manager. The temp dir (and so the
-    journal) can outlive a daemon: stop() then start() again."""
+class Hookd(harness.Hookd):
+    """harness.Hookd with a state dir ({state}), Northflank posts with the
+    sample payload, the CLI's journal views, and kill -9. Leaving the
+    block also asserts that the log has no level=error line."""
 
     def __init__(self, cfg, hooks=None, start=True):
-        self.tmp = tempfile.mkdtemp(prefix="hookd-jt-")
-        self.hooks = os.path.join(self.tmp, "hooks.d")
-        self.state = os.path.join(self.tmp, "state")
-        os.mkdir(self.hooks)
-        self.config_path = os.path.join(self.tmp, "hookd.ini")
-        self.proc = None
-        self.port = None
-        self.lines = []
-        self._lock = threading.Lock()
-        self.write("hookd.ini", cfg)
-        for name, text in (hooks or {}).items():
-            self.hook(name, text)
-        if start:
-            try:
-                self.start()
-            except BaseException:
-                self.cleanup()
-                raise
+        super().__init__(cfg, hooks=hooks, start=start, secrets=(TOKEN,))
+
+    @property
+    def state(self):
+        return os.path.join(self.tmp, "state")
 
     def subst(self, text):
-        return (text.replace("{tmp}", self.tmp).replace("{hooks}", self.hooks)
-                .replace("{state}", self.state))
-
-    def path(self, rel):
-        return os.path.join(self.tmp, rel)
-
-    def write(self, rel, text, mode=0o644):
-        p = self.path(rel)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        with open(p, "w") as f:
-            f.write(self.subst(text))
-        os.chmod(p, mode)
-        return p
-
-    def hook(self, name, text):
-        return self.write(os.path.join("hooks.d", name), text, 0o755)
-
-    def read(self, rel):
-        try:
-            with open(self.path(rel), "r", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return super().subst(text).replace("{state}", self.state)
 
     def lines_of(self, rel):
-        return [l.split() for l in self.read(rel).splitlines() if l.strip()]
+        return [l.split() for l in (self.read(rel) or "").splitlines() if l.strip()]
 
-    # ---- the daemon
-
-    def start(self):
-        self.port = None  # the log lines of earlier runs are kept
-        listening = threading.Event()
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-               "HOME": self.tmp}
-        self.proc = subprocess.Popen([HOOKD_BIN, "-c", self.config_path, "serve"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=env, cwd=self.tmp,
-                                     start_new_session=True)
-        proc = self.proc
-
-        def drain():
-            for raw in iter(proc.stderr.readline, b""):
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                with self._lock:
-                    self.lines.append(line)
-                m = re.search(r"msg=listening addr=\"?[0-9.]+:(\d+)", line)
-                if m and self.port is None:
-                    self.port = int(m.group(1))
-                    listening.set()
-            proc.stderr.close()
-
-        self._reader = threading.Thread(target=drain, daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + START_TIMEOUT
-        while not listening.wait(0.05):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                if proc.poll() is None:
-                    proc.kill()
-                proc.wait(5)
-                self._reader.join(2)
-                raise AssertionError("hookd did not start; stderr:\n" + self.log_text())
-
-    def log_text(self):
-        with self._lock:
-            return "\n".join(self.lines)
-
-    def wait_log(self, needle, timeout=5.0):
-        return wait_until(lambda: needle in self.log_text(), timeout)
+    def check_no_secrets(self):
+        super().check_no_secrets()
+        errors = [l for l in self.logs() if "level=error" in l]
+        if errors:
+            raise AssertionError("hookd logged errors:\n" + "\n".join(errors))
 
     def stop(self, check=True):
         """SIGTERM and wait; returns (exit status, seconds it took)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return (self.proc.returncode if self.proc else None), 0.0
         t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise AssertionError("hookd did not exit within %ds of SIGTERM" % STOP_TIMEOUT)
-        took = time.monotonic() - t0
-        self._reader.join(5)
-        if check and rc != 0:
-            raise AssertionError("hookd exited %r; log:\n%s" % (rc, self.log_text()))
-        return rc, took
+        rc = super().stop(check=check)
+        return rc, time.monotonic() - t0
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(5)
         self._reader.join(5)
-
-    def kill_hook_groups(self):
-        """SIGKILL to the process groups the hooks wrote to {tmp}/pids."""
-        pids = self.read("pids").split()
-        for tok in pids:
-            try:
-                os.killpg(int(tok), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-        return pids
 
     def kill_orphaned_hooks(self, timeout=5.0):
         """After kill9: SIGKILL to every process still in the dead daemon's
@@ -230,29 +119,6 @@ class Hookd:
                 except OSError:
                     pass
             time.sleep(0.05)
-
-    def cleanup(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.kill_hook_groups()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            self.stop(check=exc_type is None)
-            if exc_type is None:
-                errors = [l for l in self.log_text().splitlines() if "level=error" in l]
-                if errors:
-                    raise AssertionError("hookd logged errors:\n" + "\n".join(errors))
-                if TOKEN in self.log_text():
-                    raise AssertionError("the token appears in the log")
-        finally:
-            self.cleanup()
-        return False
 
     # ---- HTTP and the CLI
 
@@ -279,7 +145,9 @@ class Hookd:
             r = conn.getresponse()
             raw = r.read()
             hdrs = {k.lower(): v for k, v in r.getheaders()}
-            return Response(r.status, hdrs, raw, time.monotonic() - t0)
+            resp = harness.Response(r.status, hdrs, raw, r.reason)
+            resp.elapsed = time.monotonic() - t0
+            return resp
         finally:
             conn.close()
 

@@ -144,7 +144,7 @@ class Idempotency(Base):
             eid = new_id()
             self.assertStatus(h.post(eid), 200, "unhandled")
             # A hook appearing now changes nothing: it already succeeded.
-            h.hook(EVENT, rec_hook())
+            h.write_hook(EVENT, rec_hook())
             self.assertStatus(h.post(eid), 200, "duplicate")
             self.assertEqual(runs(h), [])
             if state:
@@ -438,10 +438,10 @@ class Crash(Base):
                   "cat > \"{tmp}/stdin.$HOOK_ID\"\n"
                   "env | grep '^HOOK_' | sort > \"{tmp}/env.$HOOK_ID\"\n")
         with Hookd(config(server=srv, endpoint=ASYNC), {EVENT: dump}) as h:
-            h.write("block", "")
+            h.write_file("block", "")
             first, second = new_id("first"), new_id("second")
             self.assertStatus(h.post(first), 202, "accepted")
-            wait_until(lambda: h.read("pids").strip(), 5)
+            wait_until(lambda: (h.read("pids") or "").strip(), 5)
             body = dict(sample_json(), pad="x" * 300)
             self.assertStatus(h.post(second, body=body), 202, "accepted")
             h.kill9()
@@ -467,7 +467,7 @@ class Crash(Base):
 
     def test_sync_interrupted_left_to_the_sender(self):
         with Hookd(config(), {EVENT: rec_hook("[ -e '{tmp}/block' ] && sleep 30")}) as h:
-            h.write("block", "")
+            h.write_file("block", "")
             eid = new_id()
             t, out = h.post_bg(eid)
             self.wait_runs(h, 1, "start")
@@ -553,7 +553,7 @@ class Serialize(Base):
                         ' && echo 75 || echo 0)')
         with Hookd(config(endpoint=ep), {EVENT: hook}) as h:
             a, b = new_id("a"), new_id("b")
-            h.write("flaky", a + "\n")
+            h.write_file("flaky", a + "\n")
             self.assertStatus(h.post(a), 202, "accepted")
             self.assertStatus(h.post(b), 202, "accepted")
             h.wait_states([a, b], timeout=8)
