@@ -247,6 +247,10 @@ class Response:
     def header(self, name, default=None):
         return self.headers.get(name.lower(), default)
 
+    @property
+    def text(self):
+        return self.raw.decode("utf-8")
+
     def __repr__(self):
         return "<Response %d %r %r>" % (self.status, self.headers, self.raw[:500])
 
@@ -269,11 +273,28 @@ def parse_raw_response(data):
     return Response(int(m.group(1)), headers, body, m.group(2))
 
 
+# The address in hookd's "listening" and "admin listening" lines, logfmt or JSON.
+LISTENING = re.compile(r'(?:msg=|"msg":)"?(admin )?listening\b.*?'
+                       r'(?:\[[^\]]*\]|\d+\.\d+\.\d+\.\d+):(\d+)')
+
+
 class Hookd:
-    """One hookd daemon under test (a context manager)."""
+    """One hookd daemon under test (a context manager).
+
+    config: INI text ({tmp}, {hooks}) or a function (tmp, hooks) -> text.
+    hooks: {rel: text, (text, mode), or None for a directory} in hooks.d.
+    files: {rel: text or bytes} in the temp dir. secrets: strings that must
+    appear in no log line and no answer. args: hookd's arguments after
+    `-c CONFIG` (default: serve). wrap: argv put before hookd's (a
+    socket-activation shim, say) and pass_fds: the fds it inherits.
+    journal_stream: True sets JOURNAL_STREAM to hookd's stderr, as systemd
+    does; a string sets it to that. listening False: start() does not wait
+    for the "listening" line (a daemon that should fail to start).
+    expected_rc: the exit status leaving the block asserts (0)."""
 
     def __init__(self, config, hooks=None, env=None, secrets=(), args=None,
-                 start=True, files=None):
+                 start=True, files=None, wrap=(), pass_fds=(), journal_stream=None,
+                 listening=True):
         self.tmp = tempfile.mkdtemp(prefix="hookd-bb-")
         self.hooks = os.path.join(self.tmp, "hooks.d")
         os.mkdir(self.hooks)
@@ -281,8 +302,14 @@ class Hookd:
         self.secrets = [s for s in secrets if s]
         self.env = daemon_env(env)
         self.args = args
+        self.wrap = list(wrap or ())
+        self.pass_fds = tuple(pass_fds)
+        self.journal_stream = journal_stream
+        self.wait_listening = listening
+        self.expected_rc = 0
         self.proc = None
         self.port = None
+        self.admin_port = None
         self.lines = []
         self._lock = threading.Lock()
         self._listening = threading.Event()
@@ -387,17 +414,32 @@ class Hookd:
         """Starts the daemon and waits for its "listening" line. After
         stop() it starts again on the same temp dir (and journal); the log
         lines of earlier runs are kept, and port is the new one."""
-        cmd = [HOOKD_BIN, "-c", self.config_path]
+        cmd = self.wrap + [HOOKD_BIN, "-c", self.config_path]
         cmd += self.args if self.args is not None else ["serve"]
-        self.port = None
+        self.port = self.admin_port = None
         self._listening.clear()
         self._stdout = open(self.path("stdout.log"), "ab")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                     stdout=self._stdout, stderr=subprocess.PIPE,
-                                     env=self.env, cwd=self.tmp,
-                                     start_new_session=True)
-        self._reader = threading.Thread(target=self._drain, daemon=True)
+        env = dict(self.env)
+        r, w = os.pipe()
+        if self.journal_stream is True:
+            st = os.fstat(w)
+            env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+        elif self.journal_stream:
+            env["JOURNAL_STREAM"] = self.journal_stream
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._stdout,
+                                         stderr=w, env=env, cwd=self.tmp,
+                                         start_new_session=True, pass_fds=self.pass_fds)
+        except BaseException:
+            os.close(r)
+            raise
+        finally:
+            os.close(w)
+        self._reader = threading.Thread(target=self._drain, args=(os.fdopen(r, "rb"),),
+                                         daemon=True)
         self._reader.start()
+        if not self.wait_listening:
+            return
         deadline = time.monotonic() + START_TIMEOUT
         while not self._listening.wait(0.05):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -410,18 +452,24 @@ class Hookd:
                     "hookd did not log msg=listening (exit %r); stderr:\n%s"
                     % (rc, "\n".join(self.logs())))
 
-    def _drain(self):
-        proc = self.proc  # a restart replaces self.proc
-        for raw in iter(proc.stderr.readline, b""):
+    def _drain(self, stream):
+        for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\n")
             with self._lock:
                 self.lines.append(line)
-            if self.port is None and "msg=listening" in line:
-                m = re.search(r'addr="?(?:\[[^\]]*\]|[0-9.]+):(\d+)', line)
-                if m:
-                    self.port = int(m.group(1))
-                    self._listening.set()
-        proc.stderr.close()
+            m = LISTENING.search(line)
+            if m and m.group(1):
+                if self.admin_port is None:
+                    self.admin_port = int(m.group(2))
+            elif m and self.port is None:
+                self.port = int(m.group(2))
+                self._listening.set()
+        stream.close()
+
+    def log_ended(self, timeout=5.0):
+        """Waits until hookd's stderr is closed (it exited); True if it was."""
+        self._reader.join(timeout)
+        return not self._reader.is_alive()
 
     def logs(self):
         with self._lock:
@@ -478,9 +526,9 @@ class Hookd:
         if check:
             if timed_out:
                 raise AssertionError("hookd did not exit within %ds of SIGTERM" % STOP_TIMEOUT)
-            if self.rc != 0:
-                raise AssertionError("hookd exited %r after SIGTERM; stderr tail:\n%s"
-                                     % (self.rc, "\n".join(self.logs()[-20:])))
+            if self.rc != self.expected_rc:
+                raise AssertionError("hookd exited %r (not %r); stderr tail:\n%s"
+                                     % (self.rc, self.expected_rc, "\n".join(self.logs()[-20:])))
         return self.rc
 
     def check_no_secrets(self):

@@ -8,14 +8,12 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import HOOKD_BIN, SAMPLE_PATH as SAMPLE, SOURCE, new_id  # noqa: E402,F401
 
 TOKEN = "ops-test-token-0123456789"
@@ -96,28 +94,14 @@ def metric(samples, name, **labels):
     return 0.0
 
 
-class Response:
-    def __init__(self, status, headers, raw):
-        self.status = status
-        self.headers = headers
-        self.raw = raw
-        try:
-            self.json = json.loads(raw.decode("utf-8"))
-        except ValueError:
-            self.json = None
-
-    @property
-    def text(self):
-        return self.raw.decode("utf-8")
-
-
 def request(port, method, path, body=None, headers=None, timeout=WAIT):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         c.request(method, path, body=body, headers=headers or {})
         r = c.getresponse()
         raw = r.read()
-        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, raw)
+        return harness.Response(r.status, {k.lower(): v for k, v in r.getheaders()}, raw,
+                                r.reason)
     finally:
         c.close()
 
@@ -151,152 +135,53 @@ def nf_headers(event_id=None, token=TOKEN, event=None):
     return h
 
 
-class Daemon:
-    """hookd serve in a temp dir. Use as a context manager.
+class Daemon(harness.Hookd):
+    """harness.Hookd for the operations tests: Northflank deliveries to
+    /webhook, the admin listener, and log lines waited for by regex.
 
-    config: the config text ({tmp} is replaced by the temp dir).
-    hooks: {name: script text or None for a directory}; made executable.
+    config: the config text ({tmp} is the temp dir, hooks_dir = hooks.d).
+    hooks: {name: script text, or None for a directory}.
     files: {relative path: text} written under the temp dir.
-    wrap: a list to put before hookd's argv (e.g. ["sh", "-c", "...", "sh"]).
+    wrap, pass_fds, journal_stream: as for harness.Hookd.
+    wait_listening False: do not wait for the "listening" line.
     """
 
     def __init__(self, config, hooks=None, files=None, env=None, wrap=None, pass_fds=(),
                  journal_stream=None, wait_listening=True):
-        """journal_stream: True sets JOURNAL_STREAM to the device:inode of
-        hookd's stderr (as systemd does); a string sets it to that value."""
-        self.tmp = tempfile.mkdtemp(prefix="hookd-ops-")
-        self.hooks_dir = os.path.join(self.tmp, "hooks.d")
-        os.mkdir(self.hooks_dir)
-        for name, text in (hooks or {}).items():
-            path = os.path.join(self.hooks_dir, name)
-            if text is None:
-                os.mkdir(path)
-                continue
-            with open(path, "w") as f:
-                f.write(text.replace("{tmp}", self.tmp))
-            os.chmod(path, 0o755)
-        for rel, text in (files or {}).items():
-            path = os.path.join(self.tmp, rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w") as f:
-                f.write(text.replace("{tmp}", self.tmp))
-        self.config = os.path.join(self.tmp, "hookd.ini")
-        with open(self.config, "w") as f:
-            f.write(config.replace("{tmp}", self.tmp))
-        e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-             "HOME": self.tmp}
-        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-            if k in os.environ:
-                e[k] = os.environ[k]
-        e.update(env or {})
-        argv = list(wrap or []) + [HOOKD_BIN, "-c", self.config, "serve"]
-        self.lines = []
-        self.cond = threading.Condition()
-        r, w = os.pipe()
-        if journal_stream is True:
-            st = os.fstat(w)
-            e["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
-        elif journal_stream:
-            e["JOURNAL_STREAM"] = journal_stream
-        try:
-            self.proc = subprocess.Popen(
-                argv, env=e, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=w,
-                pass_fds=pass_fds, cwd=self.tmp)
-        finally:
-            os.close(w)
-        self.stream = os.fdopen(r, "rb")
-        self.port = None
-        self.admin_port = None
-        self.reader = threading.Thread(target=self._read, args=(self.stream,), daemon=True)
-        self.reader.start()
-        if wait_listening:
-            try:
-                self.wait_listening()
-            except BaseException:
-                self.__exit__(None, None, None)
-                raise
-
-    def _read(self, f):
-        for raw in iter(f.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            with self.cond:
-                self.lines.append(line)
-                self.cond.notify_all()
-        with self.cond:
-            self.lines.append(None)  # end of stream
-            self.cond.notify_all()
+        super().__init__(config, hooks=hooks, files=files, env=env, wrap=wrap or (),
+                         pass_fds=pass_fds, journal_stream=journal_stream,
+                         listening=wait_listening, secrets=(TOKEN,))
 
     def wait_line(self, pattern, timeout=WAIT, start=0):
-        """The first log line at index >= start matching the regex; raises on timeout."""
+        """The first log line at index >= start matching the regex; raises
+        on timeout, or when hookd's log ends without one."""
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
-        with self.cond:
-            i = start
-            while True:
-                while i < len(self.lines):
-                    line = self.lines[i]
-                    if line is None:
-                        raise AssertionError("hookd's log ended before %r:\n%s" %
-                                             (pattern, self.log()))
-                    if rx.search(line):
-                        return line
-                    i += 1
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("no log line %r within %ss:\n%s" %
-                                         (pattern, timeout, self.log()))
-                self.cond.wait(left)
+        while True:
+            ended = not self._reader.is_alive()  # before reading: no line is missed
+            for line in self.logs()[start:]:
+                if rx.search(line):
+                    return line
+            if ended:
+                raise AssertionError("hookd's log ended before %r:\n%s"
+                                     % (pattern, self.log_text()))
+            if time.monotonic() > deadline:
+                raise AssertionError("no log line %r within %ss:\n%s"
+                                     % (pattern, timeout, self.log_text()))
+            time.sleep(0.02)
 
-    def log(self):
-        with self.cond:
-            return "\n".join(x for x in self.lines if x is not None)
-
-    def wait_listening(self):
-        addr = re.compile(r'127\.0\.0\.1:(\d+)')
-        line = self.wait_line(r'(msg=listening|"msg":"listening")')
-        self.port = int(addr.search(line).group(1))
-        try:
-            aline = self.wait_line(r'(msg="admin listening"|"msg":"admin listening")', timeout=0.5)
-            self.admin_port = int(addr.search(aline).group(1))
-        except AssertionError:
-            self.admin_port = None
-
-    def post(self, body=None, event_id=None, token=TOKEN, headers=None, path="/webhook"):
+    def deliver(self, body=None, event_id=None, token=TOKEN, headers=None, path="/webhook"):
+        """A Northflank delivery (the sample payload unless body is given)."""
         h = nf_headers(event_id, token)
         h.update(headers or {})
-        return request(self.port, "POST", path, sample_body() if body is None else body, h)
+        return self.post(path, sample_body() if body is None else body, h)
 
     def admin(self, method, path, body=None, headers=None):
+        # The "admin listening" line follows the "listening" one start() waits for.
+        self.wait_line(r'(msg="admin listening"|"msg":"admin listening")')
         return request(self.admin_port, method, path, body, headers)
 
     def scrape(self):
         r = self.admin("GET", "/metrics")
         assert r.status == 200, (r.status, r.raw)
         return r.text
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def stop(self, timeout=15.0):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise AssertionError("hookd did not stop on SIGTERM:\n" + self.log())
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(5)
-            self.reader.join(5)
-            self.stream.close()
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        return False

@@ -122,7 +122,7 @@ class TicketTest(ExampleTest):
         self.addCleanup(rec.close)
         env = "TICKET_URL=%s/api/v1/tickets\nTICKET_TOKEN=tok-Secret-123\n" % rec.url
         with self.daemon(self.HOOK, files={"hooks.d/.ticket.env": env}) as d:
-            r = d.post(sample_body("build:failure"), event_id="fail-1")
+            r = d.deliver(sample_body("build:failure"), event_id="fail-1")
             self.assertEqual(r.status, 200, r.raw)
             self.assertIn("ticket opened for delivery fail-1", self.output(r))
             self.assertEqual(len(rec.posts()), 1)
@@ -137,14 +137,14 @@ class TicketTest(ExampleTest):
                 "delivery": "fail-1",
             })
             self.assertEqual(d.stop(), 0)
-            self.assertNotIn("tok-Secret-123", d.log(), "the token is never logged")
+            self.assertNotIn("tok-Secret-123", d.log_text(), "the token is never logged")
 
     def test_api_down_asks_for_retry(self):
         rec = Recorder(status=502, body=b'{"error":"down"}')
         self.addCleanup(rec.close)
         env = "TICKET_URL=%s/t\nTICKET_TOKEN=x\n" % rec.url
         with self.daemon(self.HOOK, files={"hooks.d/.ticket.env": env}) as d:
-            r = d.post(sample_body("build:failure"))
+            r = d.deliver(sample_body("build:failure"))
             self.assertEqual(r.status, 503, "exit 75 (EX_TEMPFAIL) maps to 503: resend later")
             self.assertEqual(r.json["hooks"][0]["exit"], 75)
             self.assertEqual(len(rec.posts()), 1)
@@ -152,7 +152,7 @@ class TicketTest(ExampleTest):
 
     def test_not_configured_prints_request(self):
         with self.daemon(self.HOOK) as d:
-            r = d.post(sample_body("build:failure"), event_id="fail-2")
+            r = d.deliver(sample_body("build:failure"), event_id="fail-2")
             self.assertEqual(r.status, 200)
             out = self.output(r)
             self.assertIn("TICKET_URL not set", out)
@@ -178,7 +178,7 @@ class ChatTest(ExampleTest):
         env = "CHAT_WEBHOOK_URL=%s/services/T0/B0/xyz\nCHAT_TOKEN=chat-tok-9\n" % rec.url
         with self.daemon(self.HOOK, files={"hooks.d/.chat.env": env}) as d:
             # A value with quotes and a newline must still make valid JSON.
-            r = d.post(self.payload('Blog "prod"\nline 2'), event_id="job-1")
+            r = d.deliver(self.payload('Blog "prod"\nline 2'), event_id="job-1")
             self.assertEqual(r.status, 200, r.raw)
             req = rec.posts()[0]
             self.assertEqual(req["path"], "/services/T0/B0/xyz")
@@ -194,13 +194,13 @@ class ChatTest(ExampleTest):
         self.addCleanup(rec.close)
         env = "CHAT_WEBHOOK_URL=%s/hook\n" % rec.url
         with self.daemon(self.HOOK, files={"hooks.d/.chat.env": env}) as d:
-            self.assertEqual(d.post(self.payload()).status, 200)
+            self.assertEqual(d.deliver(self.payload()).status, 200)
             self.assertNotIn("authorization", rec.posts()[0]["headers"])
             self.assertEqual(d.stop(), 0)
 
     def test_not_configured_prints_message(self):
         with self.daemon(self.HOOK) as d:
-            r = d.post(self.payload(), event_id="job-2")
+            r = d.deliver(self.payload(), event_id="job-2")
             self.assertEqual(r.status, 200)
             out = self.output(r)
             self.assertIn("CHAT_WEBHOOK_URL not set", out)
@@ -265,7 +265,7 @@ class DeployTest(ExampleTest):
         self.assertEqual(git("rev-parse", "HEAD", cwd=self.checkout), self.first)
         with self.daemon(self.HOOK, files=self.env_file(), stubs={"sudo": SUDO_STUB}) as d:
             n = len(self.rec.requests)
-            r = d.post(self.payload(self.second), event_id="dep-1")
+            r = d.deliver(self.payload(self.second), event_id="dep-1")
             self.assertEqual(r.status, 200, r.raw)
             self.assertEqual(git("rev-parse", "HEAD", cwd=self.checkout), self.second)
             self.assertEqual(self.sudo_calls(), ["-n /usr/bin/systemctl restart myapp.service"])
@@ -281,10 +281,10 @@ class DeployTest(ExampleTest):
     def test_other_branch_or_service_does_not_deploy(self):
         files = self.env_file("DEPLOY_NORTHFLANK_SERVICE=website\n")
         with self.daemon(self.HOOK, files=files, stubs={"sudo": SUDO_STUB}) as d:
-            r = d.post(self.payload(self.second, branch="feature-x"))
+            r = d.deliver(self.payload(self.second, branch="feature-x"))
             self.assertEqual(r.status, 200)
             self.assertIn("not deploying: build of branch 'feature-x'", self.output(r))
-            r = d.post(self.payload(self.second, service="api"))
+            r = d.deliver(self.payload(self.second, service="api"))
             self.assertEqual(r.status, 200)
             self.assertIn("not deploying: build of service 'api'", self.output(r))
             self.assertEqual(git("rev-parse", "HEAD", cwd=self.checkout), self.first)
@@ -293,7 +293,7 @@ class DeployTest(ExampleTest):
 
     def test_commit_not_on_remote_yet_is_retried(self):
         with self.daemon(self.HOOK, files=self.env_file(), stubs={"sudo": SUDO_STUB}) as d:
-            r = d.post(self.payload("0123456789abcdef0123456789abcdef01234567"))
+            r = d.deliver(self.payload("0123456789abcdef0123456789abcdef01234567"))
             self.assertEqual(r.status, 503, "exit 75: Northflank sends it again later")
             self.assertEqual(self.sudo_calls(), [], "no restart on old code")
             self.assertEqual(d.stop(), 0)
@@ -302,13 +302,13 @@ class DeployTest(ExampleTest):
         # Port 9 (discard) on loopback: nothing listens, the fetch fails.
         git("remote", "set-url", "origin", "http://127.0.0.1:9/app.git", cwd=self.checkout)
         with self.daemon(self.HOOK, files=self.env_file(), stubs={"sudo": SUDO_STUB}) as d:
-            r = d.post(self.payload(self.second))
+            r = d.deliver(self.payload(self.second))
             self.assertEqual(r.status, 503)
             self.assertEqual(d.stop(), 0)
 
     def test_not_configured_prints_plan(self):
         with self.daemon(self.HOOK) as d:
-            r = d.post(self.payload(self.second))
+            r = d.deliver(self.payload(self.second))
             self.assertEqual(r.status, 200)
             self.assertIn("DEPLOY_DIR not set", self.output(r))
             self.assertIn("pull --ff-only origin main", self.output(r))
@@ -323,7 +323,7 @@ class ShippedDeployTest(ExampleTest):
         files = {"hooks.d/.deploy.env":
                  "DEPLOY_COMMAND=\"echo \\$HOOK_DATA_BUILD_SHA > '{tmp}/deployed'\"\n"}
         with self.daemon(self.HOOK, files=files) as d:
-            r = d.post(sample_body("build:success"))
+            r = d.deliver(sample_body("build:success"))
             self.assertEqual(r.status, 200, r.raw)
             with open(os.path.join(d.tmp, "deployed")) as f:
                 self.assertEqual(f.read().strip(), "ca624abed0d5ba0ad6e6fe28c396196b81f0200d")
@@ -331,12 +331,12 @@ class ShippedDeployTest(ExampleTest):
 
     def test_failing_command_asks_for_retry(self):
         with self.daemon(self.HOOK, files={"hooks.d/.deploy.env": "DEPLOY_COMMAND=false\n"}) as d:
-            self.assertEqual(d.post(sample_body("build:success")).status, 503)
+            self.assertEqual(d.deliver(sample_body("build:success")).status, 503)
             self.assertEqual(d.stop(), 0)
 
     def test_not_configured(self):
         with self.daemon(self.HOOK) as d:
-            r = d.post(sample_body("build:success"))
+            r = d.deliver(sample_body("build:success"))
             self.assertEqual(r.status, 200)
             self.assertIn("DEPLOY_COMMAND not set", self.output(r))
             self.assertEqual(d.stop(), 0)
@@ -350,7 +350,7 @@ class LoggingHooksTest(ExampleTest):
 
     def test_build_start_logs_the_build(self):
         with self.daemon(self.HOOKS) as d:
-            r = d.post(sample_body("build:start"))
+            r = d.deliver(sample_body("build:start"))
             self.assertEqual(r.status, 200, r.raw)
             self.assertEqual([h["hook"] for h in r.json["hooks"]], ["build:start"])
             self.assertIn("build social-hour-1312 started for Personal Blog/Website "
@@ -360,7 +360,7 @@ class LoggingHooksTest(ExampleTest):
 
     def test_default_logs_unmatched_events(self):
         with self.daemon(self.HOOKS) as d:
-            r = d.post(sample_body("addon-backup:start"))
+            r = d.deliver(sample_body("addon-backup:start"))
             self.assertEqual(r.status, 200, r.raw)
             self.assertEqual([h["hook"] for h in r.json["hooks"]], ["_default"])
             self.assertIn("no hook for event addon-backup:start", self.output(r))

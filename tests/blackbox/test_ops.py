@@ -95,7 +95,7 @@ class AdminTest(unittest.TestCase):
     def test_admin_off_by_default(self):
         with Daemon(base_config(admin=False)) as d:
             self.assertIsNone(d.admin_port)
-            self.assertNotIn("admin", d.log())
+            self.assertNotIn("admin", d.log_text())
             self.assertEqual(d.stop(), 0)
 
     def test_counters_move(self):
@@ -109,23 +109,23 @@ class AdminTest(unittest.TestCase):
             before = self.assertValidMetrics(d.scrape())
             self.assertEqual(metric(before, "hookd_deliveries_total", endpoint="northflank",
                                     status="ok", code="200"), 0)
-            self.assertEqual(d.post().status, 200)
-            self.assertEqual(d.post().status, 200)
-            dup = d.post(event_id="same-id")
+            self.assertEqual(d.deliver().status, 200)
+            self.assertEqual(d.deliver().status, 200)
+            dup = d.deliver(event_id="same-id")
             self.assertEqual(dup.status, 200)
-            self.assertEqual(d.post(event_id="same-id").json["status"], "duplicate")
-            self.assertEqual(d.post(sample_body("build:failure")).status, 500)
-            self.assertEqual(d.post(sample_body("build:abort")).status, 500)
-            self.assertEqual(d.post(sample_body("build:slow")).status, 504)
-            self.assertEqual(d.post(sample_body("nothing:here")).json["status"], "unhandled")
+            self.assertEqual(d.deliver(event_id="same-id").json["status"], "duplicate")
+            self.assertEqual(d.deliver(sample_body("build:failure")).status, 500)
+            self.assertEqual(d.deliver(sample_body("build:abort")).status, 500)
+            self.assertEqual(d.deliver(sample_body("build:slow")).status, 504)
+            self.assertEqual(d.deliver(sample_body("nothing:here")).json["status"], "unhandled")
             # Rejections, one of each kind the server decides.
-            self.assertEqual(d.post(token="wrong").status, 401)
-            self.assertEqual(d.post(token="wrong").status, 401)
+            self.assertEqual(d.deliver(token="wrong").status, 401)
+            self.assertEqual(d.deliver(token="wrong").status, 401)
             self.assertEqual(request(d.port, "GET", "/webhook").status, 405)
             self.assertEqual(request(d.port, "POST", "/nope", b"{}").status, 404)
-            self.assertEqual(d.post(headers={"Content-Type": "text/plain"}).status, 415)
-            self.assertEqual(d.post(body=b"[1,2]").status, 400)
-            self.assertEqual(d.post(body=b"x" * 4096).status, 413)
+            self.assertEqual(d.deliver(headers={"Content-Type": "text/plain"}).status, 415)
+            self.assertEqual(d.deliver(body=b"[1,2]").status, 400)
+            self.assertEqual(d.deliver(body=b"x" * 4096).status, 413)
             raw = raw_exchange(d.port, b"POST /webhook HTTP/1.1\r\nHost: x\r\n"
                                b"Transfer-Encoding: chunked\r\n\r\n")
             self.assertTrue(raw.startswith(b"HTTP/1.1 411 "), raw[:60])
@@ -174,7 +174,7 @@ class AdminTest(unittest.TestCase):
             results = {}
 
             def send(i):
-                results[i] = d.post(event_id="g-%d" % i)
+                results[i] = d.deliver(event_id="g-%d" % i)
 
             t1 = threading.Thread(target=send, args=(1,))
             t1.start()
@@ -187,7 +187,7 @@ class AdminTest(unittest.TestCase):
             self.assertEqual(metric(s, "hookd_hooks_running"), 1)
             self.assertEqual(metric(s, "hookd_deliveries_running"), 1)
             # max_queued = 1 is full: the third is turned away with 503.
-            r = d.post(event_id="g-3")
+            r = d.deliver(event_id="g-3")
             self.assertEqual(r.status, 503)
             s = parse_metrics(d.scrape())
             self.assertEqual(metric(s, "hookd_rejections_total", code="503", reason="overloaded"), 1)
@@ -197,7 +197,7 @@ class AdminTest(unittest.TestCase):
             # SIGTERM while two deliveries are in: healthz turns 503 at once,
             # /metrics keeps answering, and both deliveries still finish.
             self.assertEqual(d.admin("GET", "/healthz").status, 200)
-            d.signal(signal.SIGTERM)
+            d.send_signal(signal.SIGTERM)
             wait_for(lambda: d.admin("GET", "/healthz").status == 503, what="healthz 503")
             r = d.admin("GET", "/healthz")
             self.assertEqual(r.json, {"status": "draining"})
@@ -216,9 +216,9 @@ class AdminTest(unittest.TestCase):
         # endpoint name cannot hold a quote); here: one series an endpoint.
         cfg = base_config(extra="\n[endpoint eu.prod:b-1]\npath = /other\nscheme = none\n")
         with Daemon(cfg, hooks={"build:start": OK_HOOK}) as d:
-            self.assertEqual(d.post().status, 200)
-            self.assertEqual(d.post(path="/other").status, 200)
-            self.assertEqual(d.post(path="/other").status, 200)
+            self.assertEqual(d.deliver().status, 200)
+            self.assertEqual(d.deliver(path="/other").status, 200)
+            self.assertEqual(d.deliver(path="/other").status, 200)
             s = self.assertValidMetrics(d.scrape())
             D = "hookd_deliveries_total"
             self.assertEqual(metric(s, D, endpoint="northflank", status="ok", code="200"), 1)
@@ -227,12 +227,12 @@ class AdminTest(unittest.TestCase):
 
     def test_reload_counted(self):
         with Daemon(base_config()) as d:
-            d.signal(signal.SIGHUP)
+            d.send_signal(signal.SIGHUP)
             d.wait_line("config reloaded")
-            with open(d.config, "a") as f:
+            with open(d.config_path, "a") as f:
                 f.write("\n[server]\nbogus_key = 1\n")
             n = len(d.lines)
-            d.signal(signal.SIGHUP)
+            d.send_signal(signal.SIGHUP)
             d.wait_line("reload failed", start=n)
             s = self.assertValidMetrics(d.scrape())
             self.assertEqual(metric(s, "hookd_config_reloads_total", result="ok"), 1)

@@ -125,7 +125,7 @@ class NotifyTest(unittest.TestCase):
                 # READY comes only once hookd answers.
                 self.assertEqual(request(d.port, "POST", "/nope", b"{}").status, 404)
 
-                d.signal(signal.SIGHUP)
+                d.send_signal(signal.SIGHUP)
                 _, f, _ = ns.wait("RELOADING", "1")
                 mono = int(f["MONOTONIC_USEC"])
                 self.assertLess(abs(mono - time.monotonic() * 1e6), 60e6,
@@ -133,14 +133,14 @@ class NotifyTest(unittest.TestCase):
                 _, f, _ = ns.wait("READY", "1")
                 self.assertIn("reloaded", f.get("STATUS", ""))
 
-                with open(d.config, "a") as cf:
+                with open(d.config_path, "a") as cf:
                     cf.write("\n[server]\nno_such_key = 1\n")
-                d.signal(signal.SIGHUP)
+                d.send_signal(signal.SIGHUP)
                 ns.wait("RELOADING", "1")
                 _, f, _ = ns.wait("READY", "1")
                 self.assertIn("failed", f.get("STATUS", ""))
 
-                d.signal(signal.SIGTERM)
+                d.send_signal(signal.SIGTERM)
                 _, f, _ = ns.wait("STOPPING", "1")
                 self.assertIn("draining", f.get("STATUS", ""))
                 self.assertEqual(d.stop(), 0)
@@ -214,7 +214,7 @@ class NotifyTest(unittest.TestCase):
         env = {"NOTIFY_SOCKET": "/nonexistent/notify.sock"}
         with Daemon(base_config(), env=env) as d:
             self.assertEqual(request(d.port, "POST", "/nope", b"{}").status, 404)
-            d.signal(signal.SIGHUP)
+            d.send_signal(signal.SIGHUP)
             d.wait_line("config reloaded")
             self.assertEqual(d.stop(), 0)
 
@@ -236,7 +236,7 @@ class SocketActivationTest(unittest.TestCase):
                 flags = fd_flags(d.proc.pid, 3)
                 self.assertTrue(flags & os.O_NONBLOCK, "fd 3 made non-blocking: %o" % flags)
                 self.assertTrue(flags & 0o2000000, "fd 3 made close-on-exec: %o" % flags)
-                r = d.post()
+                r = d.deliver()
                 self.assertEqual(r.status, 200, r.raw)
                 with open(os.path.join(d.tmp, "env.txt")) as f:
                     env = f.read()
@@ -300,19 +300,21 @@ class SocketActivationTest(unittest.TestCase):
             try:
                 d = Daemon(base_config(admin=False), wrap=wrap, pass_fds=fds,
                            wait_listening=False)
+                d.expected_rc = 1
                 with d:
                     self.assertEqual(d.proc.wait(10), 1)
-                    d.reader.join(5)
-                    self.assertIn("fd 3 is not a listening stream socket", d.log())
+                    d.log_ended()
+                    self.assertIn("fd 3 is not a listening stream socket", d.log_text())
             finally:
                 s.close()
 
     def test_bad_listen_fds(self):
         wrap = ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=many exec "$@"', "sh"]
         with Daemon(base_config(admin=False), wrap=wrap, wait_listening=False) as d:
+            d.expected_rc = 1
             self.assertEqual(d.proc.wait(10), 1)
-            d.reader.join(5)
-            self.assertIn("bad LISTEN_FDS 'many'", d.log())
+            d.log_ended()
+            self.assertIn("bad LISTEN_FDS 'many'", d.log_text())
 
 
 class LogFormatTest(unittest.TestCase):
@@ -320,11 +322,11 @@ class LogFormatTest(unittest.TestCase):
     def test_json_lines(self):
         cfg = base_config(admin=False, extra_server="log_format = json\n")
         with Daemon(cfg, hooks={"build:start": ENV_DUMP}) as d:
-            self.assertEqual(d.post(event_id="json-1").status, 200)
-            self.assertEqual(d.post(token="bad").status, 401)
+            self.assertEqual(d.deliver(event_id="json-1").status, 200)
+            self.assertEqual(d.deliver(token="bad").status, 401)
             d.wait_line('"msg":"rejected"')
             self.assertEqual(d.stop(), 0)
-            d.reader.join(5)
+            d.log_ended()
             lines = [x for x in d.lines if x]
             self.assertGreater(len(lines), 4)
             objs = [json.loads(x) for x in lines]  # every line is one JSON object
@@ -354,14 +356,14 @@ class LogFormatTest(unittest.TestCase):
         for fmt in ("logfmt", "json"):
             cfg = base_config(admin=False, extra_server="log_format = %s\n" % fmt)
             with Daemon(cfg, hooks={"build:start": ENV_DUMP}, journal_stream=True) as d:
-                self.assertEqual(d.post().status, 200)
-                self.assertEqual(d.post(token="bad").status, 401)
-                with open(d.config, "a") as f:
+                self.assertEqual(d.deliver().status, 200)
+                self.assertEqual(d.deliver(token="bad").status, 401)
+                with open(d.config_path, "a") as f:
                     f.write("\n[server]\nno_such_key = 1\n")
-                d.signal(signal.SIGHUP)
+                d.send_signal(signal.SIGHUP)
                 d.wait_line("reload failed")
                 self.assertEqual(d.stop(), 0)
-                d.reader.join(5)
+                d.log_ended()
                 lines = [x for x in d.lines if x]
                 for line in lines:
                     self.assertRegex(line, r"^<[3467]>", "every line carries its priority")
@@ -382,7 +384,7 @@ class LogFormatTest(unittest.TestCase):
         # JOURNAL_STREAM that does not name hookd's stderr: no prefixes.
         with Daemon(base_config(admin=False), journal_stream="1:1") as d:
             self.assertEqual(d.stop(), 0)
-            d.reader.join(5)
+            d.log_ended()
             for line in (x for x in d.lines if x):
                 self.assertTrue(line.startswith("ts="), line)
 
