@@ -14,11 +14,10 @@ import subprocess
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import HOOKD_BIN, new_id, sample_json, sh  # noqa: E402,F401
+from harness import HOOKD_BIN, main, new_id, sample_json, sh  # noqa: E402,F401
 
 HTTP_TIMEOUT = 20.0
 
@@ -198,13 +197,3 @@ class Hookd(harness.Hookd):
                 return rows
             time.sleep(0.1)
 
-
-def main():
-    if not os.path.exists(HOOKD_BIN):
-        print("HOOKD_BIN %s does not exist" % HOOKD_BIN, file=sys.stderr)
-        sys.exit(1)
-    prog = unittest.main(verbosity=2, exit=False)
-    r = prog.result
-    print("\nsummary: %d run, %d failures, %d errors, %d skipped"
-          % (r.testsRun, len(r.failures), len(r.errors), len(r.skipped)))
-    sys.exit(0 if r.wasSuccessful() else 1)
