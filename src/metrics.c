@@ -70,40 +70,6 @@ void metrics_start(void)
 		M.start_wall_ms = now_wall_ms();
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid:
- * no overlong forms, no surrogates, nothing past U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	if (c < 0x80)
-		return 1;
-	size_t len;
-	uint32_t cp;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 void metrics_label_value(struct strbuf *sb, const char *v)
 {
 	const unsigned char *s = (const unsigned char *)(v ? v : "");
@@ -127,7 +93,7 @@ void metrics_label_value(struct strbuf *sb, const char *v)
 		} else if (s[i] == '\n') {
 			sb_puts(sb, "\\n");
 		} else {
-			size_t len = utf8_seq(s + i, n - i);
+			size_t len = utf8_seq_len(s + i, n - i);
 			if (len == 0) {
 				sb_puts(sb, "\xef\xbf\xbd"); /* U+FFFD for one bad byte */
 				i++;

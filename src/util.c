@@ -261,6 +261,40 @@ void sb_printf(struct strbuf *sb, const char *fmt, ...)
 	va_end(ap2);
 }
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid:
+ * no overlong forms, no surrogates, nothing past U+10FFFF. */
+size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t len;
+	uint32_t cp;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
 void sb_json_str(struct strbuf *sb, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -269,8 +303,8 @@ void sb_json_str(struct strbuf *sb, const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		/* Runs that need no escape go in with one copy. */
 		size_t run = i;
-		while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' &&
-		       s[run] != '\\' && s[run] != 0x7f)
+		while (run < n && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x7f &&
+		       s[run] != '"' && s[run] != '\\')
 			run++;
 		if (run > i) {
 			sb_append(sb, s + i, run - i);
@@ -290,7 +324,14 @@ void sb_json_str(struct strbuf *sb, const char *s, size_t n)
 				char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 				sb_append(sb, esc, 6);
 			} else {
-				sb_putc(sb, (char)c);
+				/* Text from hooks and headers may be any bytes; JSON is UTF-8. */
+				size_t len = utf8_seq_len((const unsigned char *)s + i, n - i);
+				if (len == 0) {
+					sb_append(sb, "\xef\xbf\xbd", 3); /* U+FFFD for one bad byte */
+				} else {
+					sb_append(sb, s + i, len);
+					i += len - 1;
+				}
 			}
 		}
 	}

@@ -47,7 +47,10 @@ void sb_append(struct strbuf *sb, const char *s, size_t n);
 void sb_puts(struct strbuf *sb, const char *s);
 void sb_putc(struct strbuf *sb, char c);
 void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s as a JSON string literal, quotes included. */
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
+size_t utf8_seq_len(const unsigned char *s, size_t n);
+/* Appends s[0..n) as a JSON string, quotes included; a byte that is not part of
+ * valid UTF-8 becomes U+FFFD, so the text is always valid JSON. */
 void sb_json_str(struct strbuf *sb, const char *s, size_t n);
 char *sb_steal(struct strbuf *sb);
 

@@ -311,6 +311,7 @@ class Hookd:
         self.port = None
         self.admin_port = None
         self.lines = []
+        self.raw_lines = []  # the same lines as hookd wrote them (bytes)
         self._lock = threading.Lock()
         self._listening = threading.Event()
         self._reader = None
@@ -457,6 +458,7 @@ class Hookd:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             with self._lock:
                 self.lines.append(line)
+                self.raw_lines.append(raw.rstrip(b"\n"))
             m = LISTENING.search(line)
             if m and m.group(1):
                 if self.admin_port is None:

@@ -352,6 +352,26 @@ class LogFormatTest(unittest.TestCase):
             self.assertFalse(any("bad" == v for o in objs for v in o.values()),
                              "the wrong token is never logged")
 
+    def test_json_lines_are_utf8(self):
+        """Hook output and a delivery id may hold any bytes; a JSON log line
+        and a JSON answer are UTF-8 all the same (U+FFFD for a bad byte)."""
+        cfg = base_config(admin=False, extra_server="log_format = json\ninclude_output = yes\n")
+        hook = "#!/bin/sh\nprintf 'bad \\377 byte\\n'\nprintf 'ok \\303\\251\\n'\n"
+        with Daemon(cfg, hooks={"build:start": hook}) as d:
+            r = d.deliver(event_id="\xfc-id")  # sent as the one byte 0xFC
+            self.assertEqual(r.status, 200, r.raw)
+            answer = json.loads(r.raw.decode("utf-8"))  # strict: raises on a bad byte
+            self.assertEqual(answer["id"], "\ufffd-id")
+            self.assertEqual(answer["hooks"][0]["output"], "bad \ufffd byte\nok \u00e9\n")
+            self.assertEqual(d.stop(), 0)
+            d.log_ended()
+            objs = [json.loads(x.decode("utf-8")) for x in d.raw_lines if x]
+            outs = [o["line"] for o in objs if "line" in o]
+            self.assertIn("bad \ufffd byte", outs)
+            self.assertIn("ok \u00e9", outs)
+            dl = [o for o in objs if o["msg"] == "delivery"]
+            self.assertEqual(dl[0]["id"], "\ufffd-id")
+
     def test_journald_priorities(self):
         for fmt in ("logfmt", "json"):
             cfg = base_config(admin=False, extra_server="log_format = %s\n" % fmt)

@@ -159,6 +159,17 @@ static void test_strbuf(void)
 		{"nul\0x", 5, "\"nul\\u0000x\""},
 		{"\xc3\xa9", 2, "\"\xc3\xa9\""},
 		{"", 0, "\"\""},
+		/* Not UTF-8: each bad byte becomes U+FFFD (EF BF BD). */
+		{"a\xff" "b", 3, "\"a\xef\xbf\xbd" "b\""},
+		{"\xfc-id", 4, "\"\xef\xbf\xbd-id\""},
+		{"\xc3", 1, "\"\xef\xbf\xbd\""},               /* cut short at the end */
+		{"\xc3(", 2, "\"\xef\xbf\xbd(\""},             /* bad continuation */
+		{"\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\""}, /* overlong */
+		{"\xed\xa0\x80", 3, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""}, /* surrogate */
+		{"\xf4\x90\x80\x80", 4,
+		 "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""}, /* past U+10FFFF */
+		{"\xf0\x9f\x98\x80!", 5, "\"\xf0\x9f\x98\x80!\""}, /* 4 bytes, valid */
+		{"\xe2\x82\xac\"", 4, "\"\xe2\x82\xac\\\"\""},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct strbuf sb;
