@@ -349,6 +349,7 @@ static void endpoint_free(struct endpoint *ep)
 	free(ep->path);
 	secrets_free(ep->secrets, ep->nsecrets);
 	free(ep->hooks_dir);
+	free(ep->secret_env);
 	free(ep->signature_header);
 	free(ep->signature_prefix);
 	free(ep->event_header);
@@ -619,6 +620,8 @@ static bool set_optlisten(struct loader *L, const struct keydef *k, void *obj, c
 static bool set_env_prefix(struct loader *L, const struct keydef *k, void *obj, const char *v)
 {
 	size_t n = strlen(v);
+	if (n > ENV_PREFIX_MAX)
+		return bad_value(L, k, v, "longer than 64 bytes");
 	bool ok = n >= 2 && isupper((unsigned char)v[0]) && v[n - 1] == '_';
 	for (size_t i = 1; ok && i < n; i++)
 		ok = isupper((unsigned char)v[i]) || isdigit((unsigned char)v[i]) || v[i] == '_';
@@ -916,6 +919,7 @@ static bool set_secret_env(struct loader *L, const struct keydef *k, void *obj, 
 	if (!val[strspn(val, WS)])
 		return fail_at(L, L->lineno, "endpoint '%s': secret_env '%s' is empty", ep->name, v);
 	store_secret_lines(ep, val);
+	ep->secret_env = xstrdup(v);
 	return true;
 }
 
@@ -1397,6 +1401,18 @@ static bool check_all(struct loader *L)
 				               a->name, show(L, a->path), b->name);
 			return fail_at(L, lb, "endpoint '%s': path '%s' is already used by endpoint '%s'",
 			               b->name, show(L, b->path), a->name);
+		}
+	}
+
+	/* A hook never gets a secret, not even one pass_env would hand it. */
+	for (size_t i = 0; i < c->nendpoints; i++) {
+		const struct endpoint *ep = &c->endpoints[i];
+		for (char **p = c->pass_env; ep->secret_env && p && *p; p++) {
+			if (strcmp(*p, ep->secret_env) == 0)
+				return fail_at(L, seen_line(L, "server", "pass_env"),
+				               "pass_env names %s, which holds the secret of endpoint '%s' "
+				               "(secret_env): a hook never gets a secret",
+				               *p, ep->name);
 		}
 	}
 

@@ -13,6 +13,11 @@
 
 #include "netaddr.h"
 
+/* env_prefix's longest; a metadata variable's name ("HOOK_" and
+ * "INTEGRATION_NAME" at the longest) then fits ENV_META_NAME_MAX. */
+#define ENV_PREFIX_MAX 64
+#define ENV_META_NAME_MAX (ENV_PREFIX_MAX + sizeof("INTEGRATION_NAME"))
+
 enum scheme {
 	SCHEME_NORTHFLANK,
 	SCHEME_GITHUB,
@@ -64,6 +69,7 @@ struct endpoint {
 	enum scheme scheme;
 	struct secret *secrets; /* rotation: any one verifying suffices */
 	size_t nsecrets;
+	char *secret_env;       /* the variable secret_env named (not its value), or NULL */
 	char *hooks_dir;        /* absolute; default the server's */
 	int64_t tolerance_ms;   /* default 5m: standard, stripe, slack */
 	bool allow_sha1;        /* github: accept X-Hub-Signature sha1= */
@@ -108,7 +114,7 @@ struct config {
 	int64_t kill_grace_ms;  /* 5s */
 	int max_running;        /* 16 */
 	int max_queued;         /* 256 */
-	char *env_prefix;       /* "HOOK_" */
+	char *env_prefix;       /* "HOOK_", at most ENV_PREFIX_MAX bytes */
 	char **pass_env;        /* NULL-terminated; default PATH LANG TZ */
 	bool include_output;    /* no */
 	uint64_t max_headers;   /* 16KiB */

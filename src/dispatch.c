@@ -458,16 +458,9 @@ static void build_env_base(struct delivery *d)
 	const struct config *cfg = d->cfg;
 	once_update(cfg);
 	envlist_init(&d->env);
-	for (size_t i = 0; i < once.base.n; i++) {
-		const char *e = once.base.v[i], *eq = strchr(e, '=');
-		char name[128];
-		size_t nl = (size_t)(eq - e) < sizeof(name) ? (size_t)(eq - e) : sizeof(name) - 1;
-		memcpy(name, e, nl);
-		name[nl] = '\0';
-		envlist_add(&d->env, name, eq + 1);
-	}
+	envlist_copy(&d->env, &once.base);
 	const char *pre = cfg->env_prefix;
-	char name[128], ts[40];
+	char name[ENV_META_NAME_MAX], ts[40];
 	format_rfc3339_ms(d->received_ms, ts, sizeof(ts));
 	struct {
 		const char *suffix, *value;
@@ -856,7 +849,7 @@ static void run_next_hook(struct delivery *d)
 		return;
 	}
 	const struct hook *hk = &d->route.hooks[d->next_hook++];
-	char name[64], attempt[24];
+	char name[ENV_META_NAME_MAX], attempt[24];
 	/* The per-hook variables go after the shared ones. */
 	size_t base_n = d->env.n;
 	concat(name, sizeof(name), d->cfg->env_prefix, "HOOK");
@@ -1178,7 +1171,7 @@ static struct delivery *delivery_from_journal(struct dispatcher *ds, struct jour
 	/* delivery_new stamped HOOK_RECEIVED_AT with the time of this call; a
 	 * recovered or replayed delivery was received when it first came. */
 	d->received_ms = p->received_ms;
-	char name[64], ts[40];
+	char name[ENV_META_NAME_MAX], ts[40];
 	format_rfc3339_ms(d->received_ms, ts, sizeof(ts));
 	snprintf(name, sizeof(name), "%sRECEIVED_AT", ds->cfg->env_prefix);
 	envlist_add(&d->env, name, ts);

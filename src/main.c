@@ -859,7 +859,7 @@ static int cmd_env(const struct options *o)
 	struct route r;
 	memset(&r, 0, sizeof(r));
 	route_resolve(d->ep->hooks_dir, d->event, &r);
-	char name[64];
+	char name[ENV_META_NAME_MAX];
 	snprintf(name, sizeof(name), "%sHOOK", cfg->env_prefix);
 	envlist_add(&d->env, name, r.nhooks ? r.hooks[0].rel : (r.name ? r.name : ""));
 	snprintf(name, sizeof(name), "%sATTEMPT", cfg->env_prefix);

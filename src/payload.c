@@ -594,6 +594,12 @@ void envlist_add_len(struct envlist *e, const char *name, const char *value, siz
 	envlist_append(e, entry);
 }
 
+void envlist_copy(struct envlist *dst, const struct envlist *src)
+{
+	for (size_t i = 0; i < src->n; i++)
+		envlist_append(dst, xstrdup(src->v[i]));
+}
+
 void envlist_add(struct envlist *e, const char *name, const char *value)
 {
 	envlist_add_len(e, name, value ? value : "", value ? strlen(value) : 0);

@@ -68,6 +68,9 @@ void envlist_free(struct envlist *e);
 /* Adding a NAME already present replaces its value (one entry a name). */
 void envlist_add(struct envlist *e, const char *name, const char *value);
 void envlist_add_len(struct envlist *e, const char *name, const char *value, size_t vlen);
+/* Appends src's entries to dst, which holds none of src's names (an
+ * empty list, say): a copy, names of any length. */
+void envlist_copy(struct envlist *dst, const struct envlist *src);
 /* Finds NAME's entry index, or -1. */
 long envlist_find(const struct envlist *e, const char *name);
 /* Sorts by name in byte order (for `hookd env`). */

@@ -404,6 +404,24 @@ class TestHookEnvironment(Base):
             self.assertEqual(env.get(CANARY_NAME), CANARY_VALUE, "pass_env passes it")
             self.assertNotIn("HOME", env)
 
+    def test_long_names_arrive_whole(self):
+        """A pass_env name of any length, and a 64-byte env_prefix (the
+        longest) in front of every metadata name, reach the hook uncut."""
+        long_name = "HOOKD_" + "L" * 150
+        prefix = "P" * 63 + "_"
+        conf = cfg("pass_env = PATH %s\nenv_prefix = %s\n" % (long_name, prefix))
+        with self.daemon(conf, hooks={"build:start": env_hook("build:start")},
+                         env={long_name: "long value"}) as h:
+            self.assertAnswer(h.northflank(), 200)
+            env = self.hook_env(h)
+            self.assertEqual(env.get(long_name), "long value")
+            self.assertEqual(env.get(prefix + "EVENT"), "build:start")
+            self.assertEqual(env.get(prefix + "INTEGRATION_NAME"), NF_INTEGRATION_NAME)
+            self.assertEqual(env.get(prefix + "RECEIVED_AT", "")[:2], "20")
+            self.assertEqual(env.get(prefix + "HOOK"), "build:start")
+            self.assertEqual(env.get(prefix + "ATTEMPT"), "1")
+            self.assertFalse([k for k in env if len(k) in (127, 128)], "no name cut short")
+
     def test_env_prefix(self):
         with self.daemon(cfg("env_prefix = NF_\n"),
                          hooks={"build:start": env_hook("build:start")}) as h:
@@ -1151,6 +1169,12 @@ class TestCommandLine(Base):
             ("[server]\nenv_prefix = hook_\n[endpoint a]\npath = /a\nscheme = none\n",
              "hookd.ini:2"),
             ("[serverr]\n[endpoint a]\npath = /a\nscheme = none\n", "hookd.ini:1"),
+            ("[server]\npass_env = PATH %s\n[endpoint a]\npath = /a\nsecret_env = %s\n"
+             % (CANARY_NAME, CANARY_NAME),
+             "hookd.ini:2: pass_env names %s, which holds the secret of endpoint 'a'"
+             % CANARY_NAME),
+            ("[server]\nenv_prefix = %s_\n[endpoint a]\npath = /a\nscheme = none\n" % ("P" * 64),
+             "longer than 64 bytes"),
             ("[endpoint a]\npath = /a\nscheme = none\n[endpoint b]\npath = /a\nscheme = none\n",
              "hookd.ini"),
         ]

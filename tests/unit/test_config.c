@@ -141,6 +141,9 @@ static const struct {
 	{"[server]\nenv_prefix = 1X_\n", "hookd.ini:2: bad value '1X_' for env_prefix*"},
 	{"[server]\nenv_prefix = H-X_\n", "hookd.ini:2: bad value 'H-X_' for env_prefix*"},
 	{"[server]\nenv_prefix = _\n", "hookd.ini:2: bad value '_' for env_prefix*"},
+	{"[server]\nenv_prefix = A234567890123456789012345678901234567890123456789012345678901234_\n",
+	 "hookd.ini:2: bad value 'A234567890123456789012345678901234567890123456789012345678901234_' "
+	 "for env_prefix in [server]: longer than 64 bytes"}, /* 65 bytes */
 	{"[server]\npass_env = PATH 1X\n",
 	 "hookd.ini:2: bad value 'PATH 1X' for pass_env in [server]: '1X' is not a variable name"},
 	{"[server]\nlog_format = text\n",
@@ -204,6 +207,14 @@ static const struct {
 	{"[endpoint a]\npath = /a\nsecret_env = HOOKD_TEST_EMPTY\n",
 	 "hookd.ini:3: endpoint 'a': secret_env 'HOOKD_TEST_EMPTY' is empty"},
 	{"[endpoint a]\npath = /a\nsecret_env = 1BAD\n", "hookd.ini:3: bad value '1BAD' for secret_env*"},
+	/* pass_env must not hand a hook the variable that holds a secret. */
+	{"[server]\npass_env = PATH HOOKD_TEST_SECRET\n[endpoint a]\npath = /a\n"
+	 "secret_env = HOOKD_TEST_SECRET\n",
+	 "hookd.ini:2: pass_env names HOOKD_TEST_SECRET, which holds the secret of endpoint 'a' "
+	 "(secret_env): a hook never gets a secret"},
+	{"[endpoint a]\npath = /a\nsecret = x\n[endpoint b]\npath = /b\n"
+	 "secret_env = HOOKD_TEST_SECRET\n[server]\npass_env = HOOKD_TEST_SECRET\n",
+	 "hookd.ini:8: pass_env names HOOKD_TEST_SECRET, which holds the secret of endpoint 'b'*"},
 	{EP_A "hooks_dir =\n", "hookd.ini:4: bad value '' for hooks_dir in [endpoint a]: expected a path"},
 	/* scheme standard: the secret must be base64 */
 	{"[endpoint a]\npath = /a\nscheme = standard\nsecret = whsec_!!!notbase64\n",
@@ -379,6 +390,8 @@ static void test_secret_never_shown(void)
 		"[server]\nsecret = TopSecret123\n",
 		"[endpoint a]\npath = /a\nsecret = TopSecret123\n[endpoint b]\npath = /a\nsecret = TopSecret123\n",
 		"[endpoint a]\nsecret = TopSecret123\n",
+		"[server]\npass_env = HOOKD_TEST_TOPSECRET\n[endpoint a]\npath = /a\n"
+		"secret_env = HOOKD_TEST_TOPSECRET\n",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct config *c = load(cases[i]);
