@@ -523,6 +523,14 @@ class TestRouting(Base):
             b = self.assertAnswer(r, 500, "a dangling symlink is a route that cannot run")
             self.assertIn("build:failure", r.raw.decode())
 
+    def test_route_that_is_not_a_file_or_directory(self):
+        with self.daemon(hooks={"_default": marker_hook("_default")}) as h:
+            os.mkfifo(os.path.join(h.hooks, "build:start"))
+            r = h.northflank()
+            b = self.assertAnswer(r, 500)
+            self.assertIn("not a regular file or directory: build:start", b.get("error", ""))
+            self.assertNothingRan(h, "the fifo is the route; _default does not run")
+
     def test_empty_directory_route(self):
         with self.daemon(hooks={"deploy/": None, "_default": marker_hook("_default")}) as h:
             b = self.assertAnswer(h.northflank(event="deploy"), 200)
@@ -663,10 +671,12 @@ class TestExitAndLimits(Base):
                 b = self.assertAnswer(r, 503)
                 self.assertEqual(b.get("status"), "overloaded", r)
                 self.assertIsNotNone(r.header("Retry-After"), "503 without Retry-After")
-                # a delivery with no route takes no slot
+                # a delivery with no route takes no slot, nor does a rejected request
                 r = h.northflank(event="nothing:here")
                 b = self.assertAnswer(r, 200)
                 self.assertEqual(b.get("status"), "unhandled")
+                self.assertAnswer(h.northflank(event="slow", token="wrong"), 401)
+                self.assertAnswer(h.northflank(event="bad name!"), 400)
             finally:
                 t.join(15)
             self.assertFalse(t.is_alive())
@@ -725,6 +735,33 @@ class TestOutput(Base):
             self.assertIn("status=failed", line)
             self.assertIn("http=500", line)
 
+
+    def test_delivery_line_ms_and_hooks(self):
+        hooks = {"build:start/10-a": sh("sleep 0.3"), "build:start/20-b": sh("exit 0")}
+        with self.daemon(hooks=hooks) as h:
+            eid = new_id()
+            self.assertAnswer(h.northflank(event_id=eid), 200)
+            line = h.wait_log("msg=delivery", "id=" + eid, timeout=5)
+            f = harness.parse_logfmt(line)
+            self.assertEqual(f.get("hooks"), "2", line)
+            self.assertGreaterEqual(int(f.get("ms", "-1")), 300, line)
+            self.assertLess(int(f["ms"]), 5000, line)
+
+    def test_output_logged_while_the_hook_runs(self):
+        hook = sh("echo first-line\nsleep 2\necho second-line")
+        conf = cfg("").replace("timeout = 1s", "timeout = 10s")
+        with self.daemon(conf, hooks={"build:start": hook}) as h:
+            res = {}
+            t = threading.Thread(target=lambda: res.setdefault("r", h.northflank()))
+            t.start()
+            try:
+                self.assertIsNotNone(h.wait_log("first-line", timeout=1.5),
+                                     "a line is logged when the hook writes it")
+                self.assertNotIn("r", res, "the delivery is still running")
+                self.assertIsNone(h.wait_log("second-line", timeout=0.2))
+            finally:
+                t.join(15)
+            self.assertAnswer(res["r"], 200)
 
     def test_output_log_line_cut_at_1k(self):
         hook = sh("i=0\nwhile [ $i -lt 300 ]; do printf 'yyyyyyyyyy'; i=$((i+1)); done\n"
@@ -822,9 +859,15 @@ class TestSignalsAndConnections(Base):
             self.assertAnswer(h.northflank(token=NF_TOKEN, path="/hook2"), 401)
             self.assertAnswer(h.northflank(token=NF_TOKEN, path="/webhook"), 404)
 
-    def sigterm_during_slow_hook(self, during):
-        """Starts a slow delivery, sends SIGTERM while its hook runs, calls
-        during(h), then checks the slow client got its 200 and exit 0."""
+    def test_sigint_is_sigterm(self):
+        def during(h, idle):
+            with self.assertRaises((ConnectionRefusedError, ConnectionResetError)):
+                h.northflank(event="late", timeout=3)  # the listener is closed
+        self.sigterm_during_slow_hook(during, signal.SIGINT)
+
+    def sigterm_during_slow_hook(self, during, sig=signal.SIGTERM):
+        """Starts a slow delivery, sends sig (SIGTERM) while its hook runs,
+        calls during(h), then checks the slow client got its 200 and exit 0."""
         hooks = {"slow": sh("echo slow >> '{tmp}/ran'\nsleep 1.5\necho done >> '{tmp}/ran'"),
                  "late": marker_hook("late")}
         conf = NF_CONFIG.replace("timeout = 1s", "timeout = 10s")
@@ -837,7 +880,7 @@ class TestSignalsAndConnections(Base):
             t.start()
             try:
                 self.assertTrue(h.wait_file("ran", 5), "the slow hook did not start")
-                h.send_signal(signal.SIGTERM)
+                h.send_signal(sig)
                 time.sleep(0.4)
                 during(h, idle)
             finally:
