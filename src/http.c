@@ -421,6 +421,41 @@ struct span {
 
 
 /* Copies a span into the block at *at as a C string. */
+/* Whether a comma-separated header list holds word (any case). Expect
+ * and Connection are lists, so a name given on two lines (joined into
+ * one list) means what its lines meant. */
+static bool list_has(struct span value, const char *word)
+{
+	const char *t = value.p, *te = value.p + value.n;
+	while (t < te) {
+		while (t < te && (*t == ',' || *t == ' ' || *t == '\t'))
+			t++;
+		const char *w = t;
+		while (t < te && *t != ',' && *t != ' ' && *t != '\t')
+			t++;
+		if (t > w && span_caseeq(w, (size_t)(t - w), word))
+			return true;
+	}
+	return false;
+}
+
+/* Two header names alike but for ASCII case. */
+static bool same_name(struct span a, struct span b)
+{
+	if (a.n != b.n)
+		return false;
+	for (size_t i = 0; i < a.n; i++) {
+		unsigned char x = (unsigned char)a.p[i], y = (unsigned char)b.p[i];
+		if (x >= 'A' && x <= 'Z')
+			x = (unsigned char)(x + ('a' - 'A'));
+		if (y >= 'A' && y <= 'Z')
+			y = (unsigned char)(y + ('a' - 'A'));
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
 static char *block_str(char **at, struct span sp)
 {
 	char *s = *at;
@@ -439,10 +474,12 @@ static char *block_str(char **at, struct span sp)
 const char *http_parse_head(const char *head, size_t len, struct http_request *req,
                             struct http_head *info)
 {
+	ch_class_init(); /* parsed heads need no server (the tests, the fuzzer) */
 	const char *p = head, *end = head + len;
 	struct span stack_spans[64], *spans = stack_spans; /* name, value, name, ... */
 	size_t nspans = 0, cap = ARRAY_SIZE(stack_spans);
 	struct span method = {0}, target = {0};
+	size_t stack_first[32], *first_of = stack_first;
 	bool first = true;
 	bool http10 = false, conn_close = false, conn_keep = false;
 	const char *bad = NULL;
@@ -539,22 +576,10 @@ const char *http_parse_head(const char *head, size_t len, struct http_request *r
 		} else if (span_caseeq(name.p, name.n, "transfer-encoding")) {
 			info->chunked = true;
 		} else if (span_caseeq(name.p, name.n, "expect")) {
-			if (span_caseeq(value.p, value.n, "100-continue"))
-				info->expect_continue = true;
+			info->expect_continue |= list_has(value, "100-continue");
 		} else if (span_caseeq(name.p, name.n, "connection")) {
-			/* A comma-separated list of options. */
-			const char *t = value.p, *te = value.p + value.n;
-			while (t < te) {
-				while (t < te && (*t == ',' || *t == ' ' || *t == '\t'))
-					t++;
-				const char *w = t;
-				while (t < te && *t != ',' && *t != ' ' && *t != '\t')
-					t++;
-				if (span_caseeq(w, (size_t)(t - w), "close"))
-					conn_close = true;
-				else if (span_caseeq(w, (size_t)(t - w), "keep-alive"))
-					conn_keep = true;
-			}
+			conn_close |= list_has(value, "close");
+			conn_keep |= list_has(value, "keep-alive");
 		}
 		p = nl + 1;
 	}
@@ -564,27 +589,67 @@ const char *http_parse_head(const char *head, size_t len, struct http_request *r
 	}
 	req->keep_alive = http10 ? (conn_keep && !conn_close) : !conn_close;
 
-	size_t nh = nspans / 2;
+	/* A name given on several lines is one header, its values joined
+	 * with ", " in order (RFC 9110 5.3): an X-Forwarded-For that a client
+	 * began and a proxy continued on a line of its own is read whole,
+	 * and a credential or event type sent twice is never half read.
+	 * first[i]: the line that holds header i's name first. */
+	size_t nh = nspans / 2, nout = 0;
+	first_of = nh <= ARRAY_SIZE(stack_first) ? stack_first : xmalloc(nh * sizeof(*first_of));
+	for (size_t i = 0; i < nh; i++) {
+		first_of[i] = i;
+		for (size_t j = 0; j < i; j++) {
+			if (first_of[j] == j && same_name(spans[2 * j], spans[2 * i])) {
+				first_of[i] = j;
+				break;
+			}
+		}
+		nout += first_of[i] == i;
+	}
 	struct span path = {target.p, 0};
 	while (path.n < target.n && target.p[path.n] != '?' && target.p[path.n] != '#')
 		path.n++;
-	size_t bytes = nh * sizeof(struct http_header) + method.n + target.n + path.n + 3;
+	/* Room for every name and value as sent, and a ", " a joined line. */
+	size_t bytes = nout * sizeof(struct http_header) + method.n + target.n + path.n + 3 +
+	               2 * (nh - nout);
 	for (size_t i = 0; i < nspans; i++)
 		bytes += spans[i].n + 1;
 	char *block = xmalloc(bytes);
-	char *at = block + nh * sizeof(struct http_header);
+	char *at = block + nout * sizeof(struct http_header);
 	req->headers = (struct http_header *)(void *)block;
-	req->nheaders = nh;
+	req->nheaders = nout;
 	req->method = block_str(&at, method);
 	req->target = block_str(&at, target);
 	req->path = block_str(&at, path);
-	for (size_t i = 0; i < nh; i++) {
-		req->headers[i].name = block_str(&at, spans[2 * i]);
-		req->headers[i].value = block_str(&at, spans[2 * i + 1]);
+	for (size_t i = 0, k = 0; i < nh; i++) {
+		if (first_of[i] != i)
+			continue;
+		/* The value right after its name's NUL: http_header_get counts on it. */
+		req->headers[k].name = block_str(&at, spans[2 * i]);
+		char *value = at;
+		/* Content-Length lines all hold one number (checked above). */
+		bool one = span_caseeq(spans[2 * i].p, spans[2 * i].n, "content-length");
+		for (size_t j = i; j < nh; j++) {
+			struct span v = spans[2 * j + 1];
+			if (first_of[j] != i || v.n == 0)
+				continue; /* an empty line adds nothing to a list */
+			if (at > value) {
+				if (one)
+					break;
+				memcpy(at, ", ", 2);
+				at += 2;
+			}
+			memcpy(at, v.p, v.n);
+			at += v.n;
+		}
+		*at++ = '\0';
+		req->headers[k++].value = value;
 	}
 out:
 	if (spans != stack_spans)
 		free(spans);
+	if (first_of != stack_first)
+		free(first_of);
 	return bad;
 }
 
@@ -819,6 +884,15 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		/* The end of what the client sends while its request is being
 		 * handled: a client that half-closed still reads the answer. */
 		bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	if (c->state == CONN_HANDLING && !(what & BEV_EVENT_ERROR) &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+		/* The same, once the answer is written but not yet sent: it goes
+		 * out whole, then on_write closes. Freeing now would lose it,
+		 * and the sender would retry a delivery that ran. */
+		bufferevent_disable(c->bev, EV_READ);
+		c->close_after = true;
 		return;
 	}
 	if (c->state == CONN_HANDLING && c->req) {

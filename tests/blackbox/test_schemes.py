@@ -20,8 +20,8 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import (NF_TOKEN, Hookd, json_body, marker_hook, new_id,  # noqa: E402
-                     parse_env, sample_body, sh)
+from harness import (NF_CONFIG, NF_PREFIX, NF_TOKEN, Hookd, json_body,  # noqa: E402
+                     marker_hook, new_id, parse_env, sample_body, sh)
 
 SERVER = """\
 [server]
@@ -807,18 +807,41 @@ scheme = none
             ("203.0.113.7, 198.51.100.1", 403, None),
             ("198.51.100.1", 403, None),
             (None, 403, None),
+            # On several lines it is one list: a client's own first line
+            # never hides the address a proxy added on a line of its own.
+            (["203.0.113.7", "198.51.100.1"], 403, None),
+            (["198.51.100.1", "203.0.113.9"], 200, "203.0.113.9"),
+            (["198.51.100.1", "203.0.113.9, 10.1.2.3"], 200, "203.0.113.9"),
         ]
         with self.daemon(conf, hooks=hooks) as h:
             for xff, status, addr in cases:
                 with self.subTest(xff=xff):
                     h.reset_ran()
-                    r = h.northflank(extra={"X-Forwarded-For": xff} if xff else None)
+                    if isinstance(xff, list):
+                        extra = [("X-Forwarded-For", line) for line in xff]
+                    else:
+                        extra = {"X-Forwarded-For": xff} if xff else None
+                    r = h.northflank(extra=extra)
                     self.assertAnswer(r, status, "X-Forwarded-For %r" % xff)
                     if status == 200:
                         self.assertEqual(self.hook_env(h).get("HOOK_REMOTE_ADDR"), addr)
                         self.assertEqual(h.ran(), ["build:start"])
                     else:
                         self.assertNothingRan(h)
+
+    def test_repeated_headers_are_one_list(self):
+        """A header given twice is read as one comma-joined value: a token
+        or an event type sent twice is never half read."""
+        hooks = {"build:start": harness.marker_hook("build:start")}
+        with self.daemon(NF_CONFIG, hooks=hooks) as h:
+            r = h.northflank(extra=[(NF_PREFIX + "Token", NF_TOKEN)])
+            self.assertAnswer(r, 401, "the token twice is not the token")
+            r = h.northflank(event_type=None, extra=[(NF_PREFIX + "Event-Type", "build:start"),
+                                                     (NF_PREFIX + "Event-Type", "build:failure")])
+            self.assertAnswer(r, 400, "two event types")
+            self.assertNothingRan(h)
+            self.assertAnswer(h.northflank(), 200)
+            self.assertEqual(h.ran(), ["build:start"])
 
     def test_forwarded_for_ignored_without_trusted_proxies(self):
         conf = SERVER + ("\n[endpoint northflank]\npath = /webhook\nscheme = northflank\n"

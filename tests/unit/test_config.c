@@ -390,8 +390,8 @@ static void test_secret_never_shown(void)
 		"[server]\nsecret = TopSecret123\n",
 		"[endpoint a]\npath = /a\nsecret = TopSecret123\n[endpoint b]\npath = /a\nsecret = TopSecret123\n",
 		"[endpoint a]\nsecret = TopSecret123\n",
-		"[server]\npass_env = HOOKD_TEST_TOPSECRET\n[endpoint a]\npath = /a\n"
-		"secret_env = HOOKD_TEST_TOPSECRET\n",
+		("[server]\npass_env = HOOKD_TEST_TOPSECRET\n[endpoint a]\npath = /a\n"
+		 "secret_env = HOOKD_TEST_TOPSECRET\n"),
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct config *c = load(cases[i]);
