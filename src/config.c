@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -545,7 +546,8 @@ static bool set_limit_cpu(struct loader *L, const struct keydef *k, void *obj, c
 }
 
 /*
- * host:port, [v6addr]:port or unix:/path. A relative unix path is made
+ * host:port, [v6addr]:port or unix:/path, as http_listen takes them: host
+ * is an IPv4 address, localhost or *. A relative unix path is made
  * absolute like every other path. Port 0 asks for an ephemeral port.
  */
 static bool parse_listen(struct loader *L, const struct keydef *k, const char *v, char **out)
@@ -586,9 +588,23 @@ static bool parse_listen(struct loader *L, const struct keydef *k, const char *v
 		for (const char *p = v; p < colon; p++) {
 			if (*p == ':')
 				return bad_value(L, k, v, "an IPv6 address needs brackets: [::1]:9000");
-			if ((unsigned char)*p <= 0x20 || strchr("[]/", *p))
-				return bad_value(L, k, v, "not a host name or address");
 		}
+		/* What http_listen binds: an IPv4 address, localhost or *
+		 * (all). No name is looked up: check and serve agree. */
+		char host[INET_ADDRSTRLEN + 1];
+		size_t n = (size_t)(colon - v);
+		unsigned char bin[4];
+		bool ok = n < sizeof(host);
+		if (ok) {
+			memcpy(host, v, n);
+			host[n] = '\0';
+			ok = strcmp(host, "localhost") == 0 || strcmp(host, "*") == 0 ||
+			     inet_pton(AF_INET, host, bin) == 1;
+		}
+		if (!ok)
+			return bad_value(L, k, v,
+			                 "the host must be an IPv4 address, localhost or * "
+			                 "([v6addr] for IPv6)");
 	}
 	int port;
 	if (!parse_int(colon + 1, 0, 65535, &port))
@@ -1427,6 +1443,13 @@ static bool check_all(struct loader *L)
 	}
 	if (L->async_line && !c->state_dir)
 		return fail_at(L, L->async_line, "mode = async needs [server] state_dir");
+	/* serve makes a missing state_dir; one that cannot be a directory is
+	 * an error check reports too. */
+	struct stat st;
+	int r = c->state_dir ? stat(c->state_dir, &st) : -1;
+	if ((r == 0 && !S_ISDIR(st.st_mode)) || (r < 0 && c->state_dir && errno == ENOTDIR))
+		return fail_at(L, seen_line(L, "server", "state_dir"), "state_dir %s is not a directory",
+		               show(L, c->state_dir));
 
 	/* The status map: defaults first, then the file's entries, in exit order. */
 	for (int code = 0; code <= MAX_EXIT; code++) {

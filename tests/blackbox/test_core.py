@@ -1218,6 +1218,11 @@ class TestCommandLine(Base):
              % CANARY_NAME),
             ("[server]\nenv_prefix = %s_\n[endpoint a]\npath = /a\nscheme = none\n" % ("P" * 64),
              "longer than 64 bytes"),
+            # what serve could not use, check refuses too
+            ("[server]\nlisten = 256.1.1.1:9000\n[endpoint a]\npath = /a\nscheme = none\n",
+             "hookd.ini:2: bad value '256.1.1.1:9000' for listen"),
+            ("[server]\nstate_dir = hookd.ini\n[endpoint a]\npath = /a\nscheme = none\n",
+             "is not a directory"),
             ("[endpoint a]\npath = /a\nscheme = none\n[endpoint b]\npath = /a\nscheme = none\n",
              "hookd.ini"),
         ]

@@ -165,6 +165,15 @@ static const struct {
 	{"[server]\nlisten = :9000\n",
 	 "hookd.ini:2: bad value ':9000' for listen in [server]: the host is missing (0.0.0.0:PORT listens on all)"},
 	{"[server]\nlisten = unix:\n", "hookd.ini:2: bad value 'unix:' for listen in [server]: expected unix:/path"},
+	/* check refuses what serve could not bind: no names, no bad IPv4. */
+	{"[server]\nlisten = 256.1.1.1:9000\n",
+	 "hookd.ini:2: bad value '256.1.1.1:9000' for listen in [server]: the host must be an IPv4 "
+	 "address, localhost or * ([v6addr] for IPv6)"},
+	{"[server]\nlisten = example.invalid:9000\n",
+	 "hookd.ini:2: bad value 'example.invalid:9000' for listen*"},
+	{"[server]\nlisten = 1.2.3:9000\n", "hookd.ini:2: bad value '1.2.3:9000' for listen*"},
+	{"[server]\nlisten = 127.0.0.1 :9000\n", "hookd.ini:2: bad value '127.0.0.1 :9000' for listen*"},
+	{EP_A "[admin]\nlisten = 10.0.0.256:9\n", "hookd.ini:5: bad value '10.0.0.256:9' for listen in [admin]*"},
 	{"[server]\nlisten =\n", "hookd.ini:2: bad value '' for listen*"},
 	{EP_A "[admin]\nlisten = localhost\n", "hookd.ini:5: bad value 'localhost' for listen in [admin]*"},
 	/* trusted_proxies / allow_from: the message after the colon is netaddr's */
@@ -263,6 +272,8 @@ static const struct {
 	{EP_A "mode = async\n", "hookd.ini:4: mode = async needs [server] state_dir"},
 	{EP_A "[event build]\nmode = async\n", "hookd.ini:5: mode = async needs [server] state_dir"},
 	{EP_A "[server]\nstate_dir =\n[event b]\nmode = async\n", "hookd.ini:7: mode = async needs [server] state_dir"},
+	{EP_A "[server]\nstate_dir = hookd.ini\n", "hookd.ini:5: state_dir *"},
+	{EP_A "[server]\nstate_dir = hookd.ini/state\n", "hookd.ini:5: state_dir *"},
 	/* TLS */
 	{"[server]\ntls_cert = cert.pem\n" EP_A, "hookd.ini:2: tls_cert is set but tls_key is not; give both or neither"},
 	{"[server]\ntls_key = key.pem\n" EP_A, "hookd.ini:2: tls_key is set but tls_cert is not; give both or neither"},
@@ -698,6 +709,7 @@ static void test_values(void)
 	} cases[] = {
 		{"listen = 0.0.0.0:65535\n", "0.0.0.0:65535", -1},
 		{"listen = localhost:8080\n", "localhost:8080", -1},
+		{"listen = *:8080\n", "*:8080", -1},
 		{"listen = [::]:9000\n", "[::]:9000", -1},
 		{"listen = unix:/run/hookd.sock\n", "unix:/run/hookd.sock", -1},
 		{"limit_cpu = 30\n", "127.0.0.1:9000", 30},
