@@ -1193,9 +1193,11 @@ static void *section_obj(struct loader *L)
 static bool status_key(struct loader *L, const char *name, const char *value)
 {
 	int http, code;
-	if (!parse_int(value, 100, 599, &http))
+	/* Every answer is a JSON body: no 1xx, 204 or 304, which carry none. */
+	if (!parse_int(value, 200, 599, &http) || http == 204 || http == 304)
 		return fail_at(L, L->lineno,
-		               "bad value '%s' for %s in [status]: expected an HTTP status 100..599",
+		               "bad value '%s' for %s in [status]: expected an HTTP status 200..599 "
+		               "that has a body (not 204 or 304)",
 		               show(L, value), show(L, name));
 	if (strcmp(name, "default") == 0 || strcmp(name, "timeout") == 0) {
 		int first = seen_line(L, "status", name);

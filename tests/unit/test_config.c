@@ -279,7 +279,13 @@ static const struct {
 	{"[server]\ntls_key = key.pem\n" EP_A, "hookd.ini:2: tls_key is set but tls_cert is not; give both or neither"},
 	/* [status] */
 	{EP_A "[status]\n0 = 99\n",
-	 "hookd.ini:5: bad value '99' for 0 in [status]: expected an HTTP status 100..599"},
+	 "hookd.ini:5: bad value '99' for 0 in [status]: expected an HTTP status 200..599 that has "
+	 "a body (not 204 or 304)"},
+	{EP_A "[status]\n3 = 100\n", "hookd.ini:5: bad value '100' for 3 in [status]*"},
+	{EP_A "[status]\n3 = 199\n", "hookd.ini:5: bad value '199' for 3 in [status]*"},
+	{EP_A "[status]\n0 = 204\n", "hookd.ini:5: bad value '204' for 0 in [status]*"},
+	{EP_A "[status]\ndefault = 304\n", "hookd.ini:5: bad value '304' for default in [status]*"},
+	{EP_A "[status]\ntimeout = 101\n", "hookd.ini:5: bad value '101' for timeout in [status]*"},
 	{EP_A "[status]\n0 = 600\n", "hookd.ini:5: bad value '600' for 0 in [status]*"},
 	{EP_A "[status]\n1 = ok\n", "hookd.ini:5: bad value 'ok' for 1 in [status]*"},
 	{EP_A "[status]\n256 = 500\n",
@@ -1008,7 +1014,7 @@ static void test_lookups(void)
 
 static void test_status(void)
 {
-	struct config *c = load(EP_A "[status]\n0 = 204\n1 = 422\n75 = 429\n255 = 599\n"
+	struct config *c = load(EP_A "[status]\n0 = 202\n1 = 422\n75 = 429\n255 = 599\n"
 	                        "default = 502\ntimeout = 503\n");
 	CHECK(c != NULL, "status: %s", err);
 	if (!c)
@@ -1016,7 +1022,7 @@ static void test_status(void)
 	static const struct {
 		int exit, http;
 	} cases[] = {
-		{0, 204}, {1, 422}, {75, 429}, {255, 599}, {2, 502}, {74, 502}, {76, 502},
+		{0, 202}, {1, 422}, {75, 429}, {255, 599}, {2, 502}, {74, 502}, {76, 502},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
 		CHECK(status_for_exit(&c->status, cases[i].exit) == cases[i].http, "exit %d",
