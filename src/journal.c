@@ -710,10 +710,15 @@ fail:
 	return -1;
 }
 
+static char *journal_path(const char *state_dir)
+{
+	return xasprintf("%s/journal.db", state_dir);
+}
+
 static struct journal *journal_new_handle(const char *state_dir)
 {
 	struct journal *j = xcalloc(1, sizeof(*j));
-	j->path = xasprintf("%s/journal.db", state_dir);
+	j->path = journal_path(state_dir);
 	return j;
 }
 
@@ -774,6 +779,15 @@ struct journal *journal_open(const char *state_dir, uint64_t body_max, int64_t k
 fail:
 	journal_close(j);
 	return NULL;
+}
+
+bool journal_missing(const char *state_dir)
+{
+	char *path = journal_path(state_dir);
+	struct stat st;
+	bool missing = stat(path, &st) < 0 && errno == ENOENT;
+	free(path);
+	return missing;
 }
 
 struct journal *journal_open_readonly(const char *state_dir, char *err, size_t errlen)
@@ -1542,11 +1556,14 @@ struct ev_row {
 int journal_cmd_events(struct journal *j, const struct events_filter *f)
 {
 	int limit = f->limit > 0 ? f->limit : 100;
-	sqlite3_stmt *s = stmt(j, ST_EVENTS);
-	if (!s)
-		return 1;
-	sqlite3_bind_int64(s, 1, f->since_ms);
-	sqlite3_bind_int(s, 2, f->failed);
+	sqlite3_stmt *s = NULL; /* no journal yet (j NULL): no rows */
+	if (j) {
+		s = stmt(j, ST_EVENTS);
+		if (!s)
+			return 1;
+		sqlite3_bind_int64(s, 1, f->since_ms);
+		sqlite3_bind_int(s, 2, f->failed);
+	}
 
 	struct strbuf out;
 	sb_init(&out);
@@ -1559,7 +1576,7 @@ int journal_cmd_events(struct journal *j, const struct events_filter *f)
 		sb_putc(&out, '[');
 
 	int rc = SQLITE_DONE;
-	while (nrows < (size_t)limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while (s && nrows < (size_t)limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *event = col_text(s, 3);
 		if (f->event_glob && fnmatch(f->event_glob, event, 0) != 0)
 			continue;

@@ -92,6 +92,8 @@ struct journal *journal_open(const char *state_dir, uint64_t body_max, int64_t k
                              int64_t max_rows, char *err, size_t errlen);
 /* Read-only use by `events`/`show` while the daemon runs. */
 struct journal *journal_open_readonly(const char *state_dir, char *err, size_t errlen);
+/* Whether hookd has not written a journal in state_dir yet. */
+bool journal_missing(const char *state_dir);
 void journal_close(struct journal *j); /* NULL is fine; flushes first */
 
 /*
@@ -197,6 +199,7 @@ struct events_filter {
 	int limit;              /* <= 0: the default, 100 */
 	bool json;
 };
+/* Lists deliveries; j NULL (no journal yet) lists none. */
 int journal_cmd_events(struct journal *j, const struct events_filter *f);
 int journal_cmd_show(struct journal *j, const char *endpoint, const char *delivery_id);
 

@@ -960,7 +960,10 @@ static int cmd_check(const struct options *o)
 
 /* ---- journal commands ----------------------------------------------- */
 
-static struct journal *open_journal_ro(const struct options *o, struct config **cfgp)
+/* The journal, read-only. missing_ok: NULL when hookd has not written
+ * one yet (for `events`, an empty list); any other failure exits 1. */
+static struct journal *open_journal_ro(const struct options *o, struct config **cfgp,
+                                       bool missing_ok)
 {
 	struct config *cfg = load_or_die(o->config);
 	*cfgp = cfg;
@@ -968,6 +971,8 @@ static struct journal *open_journal_ro(const struct options *o, struct config **
 		fprintf(stderr, "hookd: the journal is off: set [server] state_dir in %s\n", o->config);
 		exit(EXIT_USAGE);
 	}
+	if (missing_ok && journal_missing(cfg->state_dir))
+		return NULL;
 	char err[512];
 	struct journal *j = journal_open_readonly(cfg->state_dir, err, sizeof(err));
 	if (!j) {
@@ -980,7 +985,7 @@ static struct journal *open_journal_ro(const struct options *o, struct config **
 static int cmd_events(const struct options *o)
 {
 	struct config *cfg;
-	struct journal *j = open_journal_ro(o, &cfg);
+	struct journal *j = open_journal_ro(o, &cfg, true);
 	int rc = journal_cmd_events(j, &o->filter);
 	journal_close(j);
 	config_unref(cfg);
@@ -992,7 +997,7 @@ static int cmd_show(const struct options *o)
 	if (o->nargs != 1)
 		return usage_error("%s needs one delivery ID", o->command);
 	struct config *cfg;
-	struct journal *j = open_journal_ro(o, &cfg);
+	struct journal *j = open_journal_ro(o, &cfg, false);
 	int rc = journal_cmd_show(j, o->endpoint, o->args[0]);
 	journal_close(j);
 	config_unref(cfg);

@@ -759,6 +759,22 @@ class Commands(Base):
                 self.assertIn("state_dir", r.stderr, args)
                 self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
 
+    def test_before_the_first_run(self):
+        """state_dir set, hookd never started: `events` lists nothing (exit
+        0); `show` and `replay` know no delivery (exit 1)."""
+        with Hookd(config(), {EVENT: rec_hook()}, start=False) as h:
+            r = h.cli("events", "--json")
+            self.assertEqual((r.returncode, r.stdout), (0, "[]\n"), r.stderr)
+            r = h.cli("events")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.split(), ["RECEIVED_AT", "ENDPOINT", "ID", "EVENT",
+                                                "STATE", "HTTP", "ATTEMPTS"])
+            r = h.cli("show", "x")
+            self.assertEqual(r.returncode, 1, r)
+            self.assertIn("no journal yet", r.stderr)
+            self.assertEqual(h.cli("replay", "x").returncode, 1)
+            self.assertFalse(os.path.exists(h.state), "reading makes no state_dir")
+
     def test_replay(self):
         hooks = {EVENT: rec_hook(), "build:success": rec_hook("sleep 2")}
         ep = "\n[event build:success]\nmode = async\n"

@@ -263,9 +263,21 @@ static void test_open(void)
 	/* A missing journal is a clear error for the CLI. */
 	char *missing = new_state_dir();
 	err[0] = '\0';
+	CHECK(journal_missing(missing), "journal_missing before the first run");
+	CHECK(!journal_missing(dir), "journal_missing after one");
 	j = journal_open_readonly(missing, err, sizeof(err));
 	CHECK(j == NULL && strstr(err, "no journal"), "readonly missing: %s", err);
 	journal_close(NULL);
+	/* `events` lists no journal as no deliveries. */
+	char *out;
+	struct events_filter f = {.json = true};
+	CHECK(run_events(NULL, &f, &out) == 0 && strcmp(out, "[]\n") == 0, "no journal, json: %s", out);
+	free(out);
+	f.json = false;
+	CHECK(run_events(NULL, &f, &out) == 0 && strncmp(out, "RECEIVED", 8) == 0 &&
+	      strchr(out, '\n') == out + strlen(out) - 1,
+	      "no journal: the header line alone: %s", out);
+	free(out);
 	free(missing);
 	free(file);
 	free(db);
