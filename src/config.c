@@ -1434,6 +1434,8 @@ static bool check_all(struct loader *L)
 		}
 	}
 
+	c->user_line = seen_line(L, "server", "user");
+	c->group_line = seen_line(L, "server", "group");
 	c->tls_cert_line = seen_line(L, "server", "tls_cert");
 	c->tls_key_line = seen_line(L, "server", "tls_key");
 	c->tls_ciphers_line = seen_line(L, "server", "tls_ciphers");

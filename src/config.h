@@ -131,6 +131,7 @@ struct config {
 	uint64_t journal_body_max; /* 64KiB */
 	char *tls_cert, *tls_key, *tls_ciphers; /* NULL unless set */
 	int tls_cert_line, tls_key_line, tls_ciphers_line; /* where set, for messages */
+	int user_line, group_line;                         /* the same */
 	int log_format;         /* enum log_format */
 	struct delivery_opts server_opts; /* timeout from [server] */
 

@@ -167,7 +167,8 @@ static int run_as_resolve(const struct config *cfg, struct run_as *ra, char *err
 	memset(ra, 0, sizeof(*ra));
 	if (!cfg->user) {
 		if (cfg->group) {
-			snprintf(err, errlen, "%s: group = %s needs user", cfg->path, cfg->group);
+			snprintf(err, errlen, "%s:%d: group = %s needs user", cfg->path, cfg->group_line,
+			         cfg->group);
 			return -EINVAL;
 		}
 		return 0;
@@ -175,7 +176,7 @@ static int run_as_resolve(const struct config *cfg, struct run_as *ra, char *err
 	errno = 0;
 	struct passwd *pw = getpwnam(cfg->user);
 	if (!pw) {
-		snprintf(err, errlen, "%s: unknown user '%s'%s%s", cfg->path, cfg->user,
+		snprintf(err, errlen, "%s:%d: unknown user '%s'%s%s", cfg->path, cfg->user_line, cfg->user,
 		         errno ? ": " : "", errno ? strerror(errno) : "");
 		return -ENOENT;
 	}
@@ -187,7 +188,8 @@ static int run_as_resolve(const struct config *cfg, struct run_as *ra, char *err
 		errno = 0;
 		struct group *gr = getgrnam(cfg->group);
 		if (!gr) {
-			snprintf(err, errlen, "%s: unknown group '%s'%s%s", cfg->path, cfg->group,
+			snprintf(err, errlen, "%s:%d: unknown group '%s'%s%s", cfg->path, cfg->group_line,
+			         cfg->group,
 			         errno ? ": " : "", errno ? strerror(errno) : "");
 			free(ra->name);
 			ra->name = NULL;

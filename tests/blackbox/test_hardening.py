@@ -742,14 +742,22 @@ class TestPrivileges(Base):
                 p = subprocess.run([HOOKD_BIN, "-c", h.config_path, cmd], capture_output=True,
                                    timeout=10)
                 self.assertEqual(p.returncode, 2, (cmd, p))
-                self.assertIn(b"unknown user 'hookd-no-such-user'", p.stderr, cmd)
+                self.assertIn(b"hookd.ini:7: unknown user 'hookd-no-such-user'", p.stderr, cmd)
 
     def test_unknown_group_is_a_start_error(self):
         with Daemon(config("user = nobody\ngroup = hookd-no-such-group\n"), start=False) as h:
             p = subprocess.run([HOOKD_BIN, "-c", h.config_path, "serve"], capture_output=True,
                                timeout=10)
             self.assertEqual(p.returncode, 2, p)
-            self.assertIn(b"unknown group 'hookd-no-such-group'", p.stderr)
+            self.assertIn(b"hookd.ini:8: unknown group 'hookd-no-such-group'", p.stderr)
+
+    def test_group_without_user_is_a_config_error(self):
+        with Daemon(config("group = nogroup\n"), start=False) as h:
+            for cmd in ("serve", "check"):
+                p = subprocess.run([HOOKD_BIN, "-c", h.config_path, cmd], capture_output=True,
+                                   timeout=10)
+                self.assertEqual(p.returncode, 2, (cmd, p))
+                self.assertIn(b"hookd.ini:7: group = nogroup needs user", p.stderr, cmd)
 
     def test_root_without_user_warns(self):
         with Daemon(config(), {}) as h:
