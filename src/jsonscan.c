@@ -25,7 +25,7 @@ struct path {
  * see most of a body (indentation, and the insides of strings). */
 enum {
 	B_WS = 1,        /* JSON whitespace */
-	B_STR_STOP = 2,  /* ends a run of plain string bytes: '"', '\\', < 0x20 */
+	B_STR_STOP = 2,  /* ends a run of plain string bytes: '"', '\\', < 0x20, >= 0x80 */
 };
 
 /* Row n holds bytes 16n to 16n + 15. */
@@ -38,14 +38,14 @@ static const unsigned char byte_class[256] = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
 };
 
 static bool is_ws(char c)
@@ -90,38 +90,47 @@ static bool split_path(const char *p, struct path *out)
 	}
 }
 
-/* b[*i] is just past an opening quote: moves *i to the closing one. */
-static bool scan_string(const char *b, size_t len, size_t *i, bool *escaped)
+/* b[*i] is just past an opening quote: moves *i to the closing one. A
+ * string is UTF-8 (RFC 8259 8.1): a byte outside a valid sequence
+ * (overlong, a surrogate, past U+10FFFF, cut short) is JSON_SCAN_BAD_UTF8. */
+static enum json_scan_result scan_string(const char *b, size_t len, size_t *i, bool *escaped)
 {
 	size_t k = *i;
 	*escaped = false;
 	for (;;) {
-		/* The common run first: bytes that need no thought. */
+		/* The common run first: ASCII that needs no thought. */
 		while (k < len && !(byte_class[(unsigned char)b[k]] & B_STR_STOP))
 			k++;
 		if (k >= len || (unsigned char)b[k] < 0x20)
-			return false;
+			return JSON_SCAN_INVALID;
 		if (b[k] == '"') {
 			*i = k;
-			return true;
+			return JSON_SCAN_OK;
+		}
+		if ((unsigned char)b[k] >= 0x80) {
+			size_t n = utf8_seq_len((const unsigned char *)b + k, len - k);
+			if (n == 0)
+				return JSON_SCAN_BAD_UTF8;
+			k += n;
+			continue;
 		}
 		*escaped = true;
 		if (++k >= len)
-			return false;
+			return JSON_SCAN_INVALID;
 		switch (b[k]) {
 		case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
 			k++;
 			break;
 		case 'u':
 			if (len - k < 5)
-				return false;
+				return JSON_SCAN_INVALID;
 			for (size_t h = 1; h <= 4; h++)
 				if (hex_digit((unsigned char)b[k + h]) < 0)
-					return false;
+					return JSON_SCAN_INVALID;
 			k += 5;
 			break;
 		default:
-			return false;
+			return JSON_SCAN_INVALID;
 		}
 	}
 }
@@ -264,8 +273,9 @@ value:
 	case '"': {
 		size_t start = ++i;
 		bool esc;
-		if (!scan_string(b, len, &i, &esc))
-			return JSON_SCAN_INVALID;
+		enum json_scan_result sr = scan_string(b, len, &i, &esc);
+		if (sr != JSON_SCAN_OK)
+			return sr;
 		record(scan, targets, json_type_string, start, i - start, esc);
 		i++;
 		goto after_value;
@@ -322,8 +332,9 @@ key:
 	{
 		size_t start = ++i;
 		bool esc;
-		if (!scan_string(b, len, &i, &esc))
-			return JSON_SCAN_INVALID;
+		enum json_scan_result sr = scan_string(b, len, &i, &esc);
+		if (sr != JSON_SCAN_OK)
+			return sr;
 		size_t klen = i - start;
 		unsigned parent = mask[depth - 1];
 		i++;
@@ -373,6 +384,8 @@ const char *json_scan_error(enum json_scan_result r)
 		return "JSON nests deeper than 1000 levels";
 	case JSON_SCAN_NOT_OBJECT:
 		return "body is not a JSON object";
+	case JSON_SCAN_BAD_UTF8:
+		return "body is not valid JSON: a string is not UTF-8";
 	case JSON_SCAN_INVALID:
 	default:
 		return "body is not valid JSON";

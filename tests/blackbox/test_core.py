@@ -183,7 +183,22 @@ class TestRejections(Base):
                     r = h.northflank(body=tmpl % event, event_type=None)
                     b = self.assertAnswer(r, 400, "%s (%s)" % (name, event))
                     self.assertEqual(b.get("error"), "body is not valid JSON", r)
+            # RFC 8259 8.1: JSON text is UTF-8, so a string that is not is a 400 too.
+            for event in (b"build:start", b"no:hook"):
+                for name, tmpl in [("a byte 0xff", b'{"event":"%s","s":"\xff"}'),
+                                   ("overlong", b'{"event":"%s","s":"\xc0\xaf"}'),
+                                   ("a surrogate", b'{"event":"%s","s":"\xed\xa0\x80"}'),
+                                   ("in a key", b'{"event":"%s","\xe9":1}')]:
+                    r = h.northflank(body=tmpl % event, event_type=None)
+                    b = self.assertAnswer(r, 400, "%s (%s)" % (name, event))
+                    self.assertEqual(b.get("error"),
+                                     "body is not valid JSON: a string is not UTF-8", r)
             self.assertNothingRan(h)
+            # UTF-8 itself is fine.
+            body = '{"event":"build:start","s":"d\u00e9ploy \u20ac \U0001F600"}'
+            self.assertIn(b"\xf0\x9f\x98\x80", body.encode("utf-8"), "raw UTF-8, not escapes")
+            self.assertAnswer(h.northflank(body=body.encode("utf-8"), event_type=None), 200)
+            h.reset_ran()
             # The same bodies written as JSON: a hook runs, or "unhandled".
             for event, status in ((b"build:start", "ok"), (b"no:hook", "unhandled")):
                 body = b'{"event":"%s","n":1.5e3,"s":"a\\tb\\u0001","k":[]}' % event

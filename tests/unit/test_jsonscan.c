@@ -27,7 +27,19 @@ static void test_verdicts(void)
 		{ N("{\"a\":\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\uD83D\\uDE00\"}"),
 		  JSON_SCAN_OK },
 		{ N("{\"a\":\"\\ud800\"}"), JSON_SCAN_OK }, /* a lone surrogate is grammatical */
-		{ N("{\"\xc3\xa9\":\"\xff\x7f\"}"), JSON_SCAN_OK }, /* bytes above 0x1f as they are */
+		{ N("{\"\xc3\xa9\":\"\x7f\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\"}"),
+		  JSON_SCAN_OK }, /* DEL and UTF-8 up to U+10FFFF as they are */
+		/* RFC 8259 8.1: the text is UTF-8, in keys and values alike. */
+		{ N("{\"a\":\"\xff\"}"), JSON_SCAN_BAD_UTF8 },
+		{ N("{\"\xff\":1}"), JSON_SCAN_BAD_UTF8 },
+		{ N("{\"a\":\"\xc3\"}"), JSON_SCAN_BAD_UTF8 },          /* cut short by the quote */
+		{ N("{\"a\":\"\xc3"), JSON_SCAN_BAD_UTF8 },              /* cut short by the end */
+		{ N("{\"a\":\"\xc0\xaf\"}"), JSON_SCAN_BAD_UTF8 },      /* overlong '/' */
+		{ N("{\"a\":\"\xe0\x80\xaf\"}"), JSON_SCAN_BAD_UTF8 },  /* overlong, 3 bytes */
+		{ N("{\"a\":\"\xed\xa0\x80\"}"), JSON_SCAN_BAD_UTF8 },  /* a surrogate, encoded */
+		{ N("{\"a\":\"\xf4\x90\x80\x80\"}"), JSON_SCAN_BAD_UTF8 }, /* past U+10FFFF */
+		{ N("{\"a\":\"\x80\"}"), JSON_SCAN_BAD_UTF8 },          /* a lone continuation */
+		{ N("{\"a\":\"\xc3\xa9\xa9\"}"), JSON_SCAN_BAD_UTF8 },  /* one continuation too many */
 		{ N("[1]"), JSON_SCAN_NOT_OBJECT },
 		{ N("\"s\""), JSON_SCAN_NOT_OBJECT },
 		{ N("1"), JSON_SCAN_NOT_OBJECT },
@@ -98,6 +110,8 @@ static void test_verdicts(void)
 	}
 	CHECK_STR(json_scan_error(JSON_SCAN_INVALID), "body is not valid JSON", "message");
 	CHECK_STR(json_scan_error(JSON_SCAN_NOT_OBJECT), "body is not a JSON object", "message");
+	CHECK_STR(json_scan_error(JSON_SCAN_BAD_UTF8), "body is not valid JSON: a string is not UTF-8",
+	          "message");
 	CHECK(json_scan_error(JSON_SCAN_OK) == NULL, "no message for OK");
 }
 
