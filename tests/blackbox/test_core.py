@@ -1010,6 +1010,15 @@ class TestSlotsAndIdempotency(Base):
             self.assertEqual(h.ran(), ["A-1", "A-2", "B-1", "B-2"],
                              "one delivery holds its slot for its whole chain")
 
+    def test_delivery_id_limits(self):
+        with self.daemon(hooks={"build:start": env_hook("build:start")}) as h:
+            r = h.northflank(event_id="i" * 256)
+            b = self.assertAnswer(r, 400, "a 256-byte delivery id")
+            self.assertEqual(b.get("error"), "invalid delivery id", b)
+            self.assertNothingRan(h)
+            self.assertAnswer(h.northflank(event_id="i" * 255), 200, "255 bytes is fine")
+            self.assertEqual(self.hook_env(h).get("HOOK_ID"), "i" * 255)
+
     def test_duplicate_delivery_id(self):
         hooks = {"ok": marker_hook("ok"),
                  "fail": sh("echo \"fail-$HOOK_ATTEMPT\" >> '{tmp}/ran'\nexit 3"),
