@@ -1353,6 +1353,12 @@ class TestCommandLine(Base):
         for s in ("serve", "check", "run", "env"):
             self.assertIn(s, out)
 
+    def test_serve_is_the_default_command(self):
+        with Hookd(NF_CONFIG, {"build:start": marker_hook("build:start")}, args=[],
+                   secrets=[NF_TOKEN]) as h:
+            self.assertAnswer(h.northflank(), 200)
+            self.assertEqual(h.ran(), ["build:start"])
+
     def test_usage_errors_exit_2(self):
         for args in (("frobnicate",), ("--bogus-option",), ("run",), ("env",)):
             with self.subTest(args=args):

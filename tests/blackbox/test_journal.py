@@ -223,6 +223,24 @@ class Async(Base):
             out = h.cli("show", eid).stdout
             self.assertEqual(len(__import__("re").findall(r"http 503", out)), 3, out)
 
+    def test_event_section_retries_and_a_mapped_503(self):
+        """retries and retry_backoff from an [event] section (not the
+        endpoint); an exit [status] maps to 503 is retried like 75; the
+        last allowed attempt's failure is final."""
+        extra = ("[event %s]\nmode = async\nretries = 2\nretry_backoff = 100ms\n"
+                 "\n[status]\n3 = 503\n" % EVENT)
+        with Hookd(config(extra=extra), {EVENT: rec_hook(rc="3")}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 202, "accepted")
+            rows = h.wait_states([eid], states=("failed",), timeout=10)
+            self.assertEqual((rows[eid]["state"], rows[eid]["attempts"], rows[eid]["http"]),
+                             ("failed", 3, 503), rows)
+            self.assertEqual(attempts_of(h, eid), [1, 2, 3])
+            ends = [t for (_, _, t) in runs(h, "end")]
+            starts = [t for (_, _, t) in runs(h, "start")]
+            self.assertGreaterEqual(starts[1] - ends[0], 0.095)
+            self.assertGreaterEqual(starts[2] - ends[1], 0.19)
+
     def test_timeout_retried(self):
         hook = rec_hook('[ "$HOOK_ATTEMPT" -ge 2 ] || sleep 5')
         ep = ASYNC + "timeout = 300ms\n"
@@ -604,6 +622,13 @@ class Commands(Base):
             self.assertEqual(os.stat(h.state).st_mode & 0o777, 0o700)
             for name in ("journal.db", "control.sock"):
                 self.assertEqual(os.stat(os.path.join(h.state, name)).st_mode & 0o077, 0, name)
+            # SPEC 8: SQLite in WAL mode (a reader never blocks the daemon).
+            import sqlite3
+            db = sqlite3.connect("file:%s/journal.db?mode=ro" % h.state, uri=True)
+            try:
+                self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
+            finally:
+                db.close()
             h.stop()
             h.start()
             # Idempotency survives the restart too.
