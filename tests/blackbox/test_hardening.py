@@ -736,28 +736,21 @@ class TestPrivileges(Base):
             st, body = post_json(h.port, event("id"))
             self.assertEqual(st, 202, body)
 
-    def test_unknown_user_is_a_start_error(self):
-        with Daemon(config("user = hookd-no-such-user\n"), start=False) as h:
-            for cmd in ("serve", "check"):
-                p = subprocess.run([HOOKD_BIN, "-c", h.config_path, cmd], capture_output=True,
-                                   timeout=10)
-                self.assertEqual(p.returncode, 2, (cmd, p))
-                self.assertIn(b"hookd.ini:7: unknown user 'hookd-no-such-user'", p.stderr, cmd)
-
-    def test_unknown_group_is_a_start_error(self):
-        with Daemon(config("user = nobody\ngroup = hookd-no-such-group\n"), start=False) as h:
-            p = subprocess.run([HOOKD_BIN, "-c", h.config_path, "serve"], capture_output=True,
-                               timeout=10)
-            self.assertEqual(p.returncode, 2, p)
-            self.assertIn(b"hookd.ini:8: unknown group 'hookd-no-such-group'", p.stderr)
-
-    def test_group_without_user_is_a_config_error(self):
-        with Daemon(config("group = nogroup\n"), start=False) as h:
-            for cmd in ("serve", "check"):
-                p = subprocess.run([HOOKD_BIN, "-c", h.config_path, cmd], capture_output=True,
-                                   timeout=10)
-                self.assertEqual(p.returncode, 2, (cmd, p))
-                self.assertIn(b"hookd.ini:7: group = nogroup needs user", p.stderr, cmd)
+    def test_user_and_group_errors_are_config_errors(self):
+        """For serve and check alike: exit 2, the file and line."""
+        cases = [
+            ("user = hookd-no-such-user\n", b"hookd.ini:7: unknown user 'hookd-no-such-user'"),
+            ("user = nobody\ngroup = hookd-no-such-group\n",
+             b"hookd.ini:8: unknown group 'hookd-no-such-group'"),
+            ("group = nogroup\n", b"hookd.ini:7: group = nogroup needs user"),
+        ]
+        for server, needle in cases:
+            with Daemon(config(server), start=False) as h:
+                for cmd in ("serve", "check"):
+                    p = subprocess.run([HOOKD_BIN, "-c", h.config_path, cmd],
+                                       capture_output=True, timeout=10)
+                    self.assertEqual(p.returncode, 2, (cmd, p))
+                    self.assertIn(needle, p.stderr, cmd)
 
     def test_root_without_user_warns(self):
         with Daemon(config(), {}) as h:
