@@ -439,21 +439,37 @@ static bool list_has(struct span value, const char *word)
 	return false;
 }
 
-/* Two header names alike but for ASCII case. */
-static bool same_name(struct span a, struct span b)
+/* A header name and the line it came on, for grouping by name. */
+struct name_ref {
+	const char *p;
+	size_t n;
+	size_t idx;
+};
+
+/* Orders names as ASCII without case. */
+static int name_cmp(const struct name_ref *x, const struct name_ref *y)
 {
-	if (a.n != b.n)
-		return false;
-	for (size_t i = 0; i < a.n; i++) {
-		unsigned char x = (unsigned char)a.p[i], y = (unsigned char)b.p[i];
-		if (x >= 'A' && x <= 'Z')
-			x = (unsigned char)(x + ('a' - 'A'));
-		if (y >= 'A' && y <= 'Z')
-			y = (unsigned char)(y + ('a' - 'A'));
-		if (x != y)
-			return false;
+	size_t n = x->n < y->n ? x->n : y->n;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char a = (unsigned char)x->p[i], b = (unsigned char)y->p[i];
+		if (a >= 'A' && a <= 'Z')
+			a = (unsigned char)(a + ('a' - 'A'));
+		if (b >= 'A' && b <= 'Z')
+			b = (unsigned char)(b + ('a' - 'A'));
+		if (a != b)
+			return a < b ? -1 : 1;
 	}
-	return true;
+	return x->n < y->n ? -1 : x->n > y->n;
+}
+
+/* qsort: by name, then by line, so that a name's lines stay in order. */
+static int name_ref_cmp(const void *a, const void *b)
+{
+	const struct name_ref *x = a, *y = b;
+	int c = name_cmp(x, y);
+	if (c)
+		return c;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
 static char *block_str(char **at, struct span sp)
@@ -479,7 +495,9 @@ const char *http_parse_head(const char *head, size_t len, struct http_request *r
 	struct span stack_spans[64], *spans = stack_spans; /* name, value, name, ... */
 	size_t nspans = 0, cap = ARRAY_SIZE(stack_spans);
 	struct span method = {0}, target = {0};
-	size_t stack_first[32], *first_of = stack_first;
+	/* For grouping header lines by name (below); heap past 32 lines. */
+	struct name_ref stack_refs[32], *refs = stack_refs;
+	size_t stack_links[2 * 32], *links = stack_links;
 	bool first = true;
 	bool http10 = false, conn_close = false, conn_keep = false;
 	const char *bad = NULL;
@@ -593,18 +611,28 @@ const char *http_parse_head(const char *head, size_t len, struct http_request *r
 	 * with ", " in order (RFC 9110 5.3): an X-Forwarded-For that a client
 	 * began and a proxy continued on a line of its own is read whole,
 	 * and a credential or event type sent twice is never half read.
-	 * first[i]: the line that holds header i's name first. */
+	 * Lines are grouped by sorting their names (n log n, whatever the
+	 * head holds): first_of[i] is the first line with line i's name,
+	 * next[i] the next line with it (SIZE_MAX: none). */
 	size_t nh = nspans / 2, nout = 0;
-	first_of = nh <= ARRAY_SIZE(stack_first) ? stack_first : xmalloc(nh * sizeof(*first_of));
-	for (size_t i = 0; i < nh; i++) {
-		first_of[i] = i;
-		for (size_t j = 0; j < i; j++) {
-			if (first_of[j] == j && same_name(spans[2 * j], spans[2 * i])) {
-				first_of[i] = j;
-				break;
-			}
+	if (nh > ARRAY_SIZE(stack_refs)) {
+		refs = xmalloc(nh * sizeof(*refs));
+		links = xmalloc(2 * nh * sizeof(*links));
+	}
+	size_t *first_of = links, *next = links + nh;
+	for (size_t i = 0; i < nh; i++)
+		refs[i] = (struct name_ref){spans[2 * i].p, spans[2 * i].n, i};
+	if (nh > 1)
+		qsort(refs, nh, sizeof(*refs), name_ref_cmp);
+	for (size_t g = 0; g < nh; nout++) {
+		size_t e = g + 1;
+		while (e < nh && name_cmp(&refs[g], &refs[e]) == 0)
+			e++;
+		for (size_t m = g; m < e; m++) {
+			first_of[refs[m].idx] = refs[g].idx;
+			next[refs[m].idx] = m + 1 < e ? refs[m + 1].idx : SIZE_MAX;
 		}
-		nout += first_of[i] == i;
+		g = e;
 	}
 	struct span path = {target.p, 0};
 	while (path.n < target.n && target.p[path.n] != '?' && target.p[path.n] != '#')
@@ -629,9 +657,9 @@ const char *http_parse_head(const char *head, size_t len, struct http_request *r
 		char *value = at;
 		/* Content-Length lines all hold one number (checked above). */
 		bool one = span_caseeq(spans[2 * i].p, spans[2 * i].n, "content-length");
-		for (size_t j = i; j < nh; j++) {
+		for (size_t j = i; j != SIZE_MAX; j = next[j]) {
 			struct span v = spans[2 * j + 1];
-			if (first_of[j] != i || v.n == 0)
+			if (v.n == 0)
 				continue; /* an empty line adds nothing to a list */
 			if (at > value) {
 				if (one)
@@ -648,8 +676,10 @@ const char *http_parse_head(const char *head, size_t len, struct http_request *r
 out:
 	if (spans != stack_spans)
 		free(spans);
-	if (first_of != stack_first)
-		free(first_of);
+	if (refs != stack_refs) {
+		free(refs);
+		free(links);
+	}
 	return bad;
 }
 
@@ -880,19 +910,16 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_ERROR)
 		c->broken = true;
-	if (c->state == CONN_HANDLING && c->req && !(what & BEV_EVENT_ERROR)) {
-		/* The end of what the client sends while its request is being
-		 * handled: a client that half-closed still reads the answer. */
+	if (c->state == CONN_HANDLING && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    (c->req || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)) {
+		/* The client half-closed while its request is handled, or while
+		 * its answer is on the way: it still reads the answer. Reading
+		 * stops; once the answer is out, on_write goes on as ever (a
+		 * pipelined request already read is answered too) and reading
+		 * again finds the end. Freeing now would lose the answer, and
+		 * the sender would retry a delivery that ran. A write timeout
+		 * (a client that does not read) is not this: it frees below. */
 		bufferevent_disable(c->bev, EV_READ);
-		return;
-	}
-	if (c->state == CONN_HANDLING && !(what & BEV_EVENT_ERROR) &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-		/* The same, once the answer is written but not yet sent: it goes
-		 * out whole, then on_write closes. Freeing now would lose it,
-		 * and the sender would retry a delivery that ran. */
-		bufferevent_disable(c->bev, EV_READ);
-		c->close_after = true;
 		return;
 	}
 	if (c->state == CONN_HANDLING && c->req) {

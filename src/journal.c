@@ -1409,40 +1409,6 @@ int64_t journal_pending_count(struct journal *j)
 
 /* ---- text for humans and JSON ---- */
 
-/* The length of the valid UTF-8 sequence at p (1..4), 0 if invalid;
- * *cp gets the code point. Overlongs, surrogates and > U+10FFFF are
- * invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t n, uint32_t *cp)
-{
-	unsigned char c = p[0];
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	size_t len;
-	uint32_t v, min;
-	if ((c & 0xe0) == 0xc0) {
-		len = 2, v = c & 0x1f, min = 0x80;
-	} else if ((c & 0xf0) == 0xe0) {
-		len = 3, v = c & 0x0f, min = 0x800;
-	} else if ((c & 0xf8) == 0xf0) {
-		len = 4, v = c & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		v = (v << 6) | (p[i] & 0x3f);
-	}
-	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-		return 0;
-	*cp = v;
-	return len;
-}
-
 static bool is_control(uint32_t cp)
 {
 	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
@@ -1493,27 +1459,10 @@ static bool is_text(const unsigned char *p, size_t n, bool cut)
 	return true;
 }
 
-/* A JSON string; invalid UTF-8 becomes U+FFFD so the output is always
- * valid JSON. */
+/* A JSON string (sb_json_str: invalid UTF-8 becomes U+FFFD). */
 static void put_json(struct strbuf *sb, const char *s)
 {
-	struct strbuf clean;
-	sb_init(&clean);
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s);
-	for (size_t i = 0; i < n;) {
-		uint32_t cp;
-		size_t len = utf8_seq(p + i, n - i, &cp);
-		if (len) {
-			sb_append(&clean, s + i, len);
-			i += len;
-		} else {
-			sb_puts(&clean, "\xef\xbf\xbd");
-			i++;
-		}
-	}
-	sb_json_str(sb, clean.buf ? clean.buf : "", clean.len);
-	sb_free(&clean);
+	sb_json_str(sb, s, strlen(s));
 }
 
 /* Writes the buffer to stdout; 0 ok, -1 when stdout failed. The output is

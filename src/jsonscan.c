@@ -108,7 +108,7 @@ static enum json_scan_result scan_string(const char *b, size_t len, size_t *i, b
 			return JSON_SCAN_OK;
 		}
 		if ((unsigned char)b[k] >= 0x80) {
-			size_t n = utf8_seq_len((const unsigned char *)b + k, len - k);
+			size_t n = utf8_seq((const unsigned char *)b + k, len - k, NULL);
 			if (n == 0)
 				return JSON_SCAN_BAD_UTF8;
 			k += n;

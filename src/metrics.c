@@ -93,7 +93,7 @@ void metrics_label_value(struct strbuf *sb, const char *v)
 		} else if (s[i] == '\n') {
 			sb_puts(sb, "\\n");
 		} else {
-			size_t len = utf8_seq_len(s + i, n - i);
+			size_t len = utf8_seq(s + i, n - i, NULL);
 			if (len == 0) {
 				sb_puts(sb, "\xef\xbf\xbd"); /* U+FFFD for one bad byte */
 				i++;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -261,24 +262,25 @@ void sb_printf(struct strbuf *sb, const char *fmt, ...)
 	va_end(ap2);
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid:
- * no overlong forms, no surrogates, nothing past U+10FFFF. */
-size_t utf8_seq_len(const unsigned char *s, size_t n)
+size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
 {
 	unsigned char c = s[0];
-	if (c < 0x80)
+	if (c < 0x80) {
+		if (cp)
+			*cp = c;
 		return 1;
+	}
 	size_t len;
-	uint32_t cp;
+	uint32_t v;
 	if (c >= 0xc2 && c <= 0xdf) {
 		len = 2;
-		cp = c & 0x1f;
+		v = c & 0x1f;
 	} else if (c >= 0xe0 && c <= 0xef) {
 		len = 3;
-		cp = c & 0x0f;
+		v = c & 0x0f;
 	} else if (c >= 0xf0 && c <= 0xf4) {
 		len = 4;
-		cp = c & 0x07;
+		v = c & 0x07;
 	} else {
 		return 0;
 	}
@@ -287,11 +289,13 @@ size_t utf8_seq_len(const unsigned char *s, size_t n)
 	for (size_t i = 1; i < len; i++) {
 		if ((s[i] & 0xc0) != 0x80)
 			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
+		v = (v << 6) | (s[i] & 0x3f);
 	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
+	if ((len == 3 && v < 0x800) || (len == 4 && v < 0x10000) || v > 0x10ffff ||
+	    (v >= 0xd800 && v <= 0xdfff))
 		return 0;
+	if (cp)
+		*cp = v;
 	return len;
 }
 
@@ -325,7 +329,7 @@ void sb_json_str(struct strbuf *sb, const char *s, size_t n)
 				sb_append(sb, esc, 6);
 			} else {
 				/* Text from hooks and headers may be any bytes; JSON is UTF-8. */
-				size_t len = utf8_seq_len((const unsigned char *)s + i, n - i);
+				size_t len = utf8_seq((const unsigned char *)s + i, n - i, NULL);
 				if (len == 0) {
 					sb_append(sb, "\xef\xbf\xbd", 3); /* U+FFFD for one bad byte */
 				} else {

@@ -47,8 +47,10 @@ void sb_append(struct strbuf *sb, const char *s, size_t n);
 void sb_puts(struct strbuf *sb, const char *s);
 void sb_putc(struct strbuf *sb, char c);
 void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-size_t utf8_seq_len(const unsigned char *s, size_t n);
+/* Length (1..4) of the valid UTF-8 sequence at s (n >= 1 bytes left), 0
+ * if it is not one: overlong forms, surrogates, past U+10FFFF, cut short.
+ * *cp (when cp is not NULL) gets the code point. */
+size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp);
 /* Appends s[0..n) as a JSON string, quotes included; a byte that is not part of
  * valid UTF-8 becomes U+FFFD, so the text is always valid JSON. */
 void sb_json_str(struct strbuf *sb, const char *s, size_t n);

@@ -1090,6 +1090,65 @@ class TestConnectionLimits(Base):
             self.assertEqual(r.status, 405)
             self.assertNothingRan(h)
 
+    # A large answer: 10 hooks, each with 4 KiB of output that JSON escapes
+    # six-fold (about 250 KB), to a client whose receive buffer is tiny.
+    BIG_ANSWER = {"build:start/%02d" % i: sh("head -c 4096 /dev/zero | tr '\\0' '\\1'")
+                  for i in range(10)}
+
+    def small_client(self, h):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", h.port))
+        body = sample_body()
+        s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  + b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in (
+                      (NF_PREFIX + "Token", NF_TOKEN), (NF_PREFIX + "Event-Type", "build:start"),
+                      (NF_PREFIX + "Event-Id", new_id())))
+                  + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        return s
+
+    def test_half_close_while_the_answer_is_sent(self):
+        """A client that shuts down its sending side once the answer has
+        begun still reads all of it (it ran: a lost answer is a resend)."""
+        conf = cfg("include_output = yes\n").replace("timeout = 1s", "timeout = 10s")
+        with self.daemon(conf, hooks=self.BIG_ANSWER) as h:
+            s = self.small_client(h)
+            try:
+                got = s.recv(100)
+                self.assertTrue(got.startswith(b"HTTP/1.1 200"), got)
+                s.shutdown(socket.SHUT_WR)
+                time.sleep(0.3)  # hookd reads the end while the answer is queued
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            finally:
+                s.close()
+            r = harness.parse_raw_response(got)
+            self.assertEqual(len(r.raw), int(r.headers["content-length"]), "the answer was cut")
+            self.assertEqual(len(r.json["hooks"]), 10)
+
+    def test_client_that_does_not_read_is_dropped(self):
+        """read_timeout is also the write timeout: a client that never
+        reads its answer is dropped, and does not hold up SIGTERM."""
+        conf = cfg("include_output = yes\n").replace("timeout = 1s", "timeout = 10s").replace(
+            "include_output = yes\n", "include_output = yes\nread_timeout = 1s\n")
+        with self.daemon(conf, hooks=self.BIG_ANSWER) as h:
+            s = self.small_client(h)
+            try:
+                self.assertIsNotNone(h.wait_log("msg=delivery", timeout=10))
+                time.sleep(2.5)  # past the write timeout
+                t0 = time.monotonic()
+                h.send_signal(signal.SIGTERM)
+                self.assertEqual(h.wait_exit(10), 0)
+                self.assertLess(time.monotonic() - t0, 2.0, "SIGTERM waited for the stalled reader")
+            finally:
+                s.close()
+
     def test_expect_100_continue(self):
         with self.daemon(hooks=CATCH_ALL) as h:
             body = json_body({"event": "build:start"}, 4096)

@@ -248,8 +248,50 @@ static void test_error_may_pass(void)
 		CHECK(error_may_pass(cases[i].err) == cases[i].want, "errno %d", cases[i].err);
 }
 
+static void test_utf8_seq(void)
+{
+	static const struct {
+		const char *s;
+		size_t n, want;
+		uint32_t cp;
+	} cases[] = {
+		{"A", 1, 1, 0x41},
+		{"\x7f", 1, 1, 0x7f},
+		{"\xc2\x80", 2, 2, 0x80},
+		{"\xdf\xbf", 2, 2, 0x7ff},
+		{"\xe0\xa0\x80", 3, 3, 0x800},
+		{"\xed\x9f\xbf", 3, 3, 0xd7ff},
+		{"\xee\x80\x80", 3, 3, 0xe000},
+		{"\xef\xbf\xbf", 3, 3, 0xffff},
+		{"\xf0\x90\x80\x80", 4, 4, 0x10000},
+		{"\xf4\x8f\xbf\xbf", 4, 4, 0x10ffff},
+		{"\x80", 1, 0, 0},             /* a continuation byte alone */
+		{"\xc0\x80", 2, 0, 0},         /* overlong NUL */
+		{"\xc1\xbf", 2, 0, 0},         /* overlong */
+		{"\xe0\x9f\xbf", 3, 0, 0},     /* overlong, 3 bytes */
+		{"\xf0\x8f\xbf\xbf", 4, 0, 0}, /* overlong, 4 bytes */
+		{"\xed\xa0\x80", 3, 0, 0},     /* U+D800 */
+		{"\xed\xbf\xbf", 3, 0, 0},     /* U+DFFF */
+		{"\xf4\x90\x80\x80", 4, 0, 0}, /* U+110000 */
+		{"\xf5\x80\x80\x80", 4, 0, 0},
+		{"\xff", 1, 0, 0},
+		{"\xe2\x82", 2, 0, 0},         /* cut short by n */
+		{"\xe2\x82(", 3, 0, 0},        /* bad continuation */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		uint32_t cp = 0;
+		size_t got = utf8_seq((const unsigned char *)cases[i].s, cases[i].n, &cp);
+		CHECK(got == cases[i].want, "utf8 case %zu: %zu", i, got);
+		if (got)
+			CHECK(cp == cases[i].cp, "utf8 case %zu: U+%04X", i, (unsigned)cp);
+		CHECK(utf8_seq((const unsigned char *)cases[i].s, cases[i].n, NULL) == got,
+		      "utf8 case %zu without cp", i);
+	}
+}
+
 int main(void)
 {
+	test_utf8_seq();
 	test_error_may_pass();
 	test_dynload();
 	test_durations();
