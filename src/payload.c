@@ -134,9 +134,11 @@ static void set_err(char *err, size_t errlen, const char *msg)
  * Hooks are promised numbers as their JSON text, so such integer tokens
  * (json_scan counts them) are handed to json-c with NUMBER_MARK appended:
  * it keeps them as doubles with their text, from which the mark is then
- * removed.
+ * removed. The mark is a trailing '.', which json-c takes and json_scan
+ * never lets through ("1." is not JSON), so no number the sender wrote
+ * can pass for a marked one (".0E+0" could: a body may say 1234...5.0E+0).
  */
-#define NUMBER_MARK ".0E+0"
+#define NUMBER_MARK "."
 #define NUMBER_MARK_LEN (sizeof(NUMBER_MARK) - 1)
 
 /* tok[0..n) is an integer token: digits, after an optional '-'. */

@@ -194,6 +194,23 @@ static void test_parse_json(void)
 		json_object_put(o);
 		free(body);
 	}
+
+	/* A body with a marked number (-0, a huge one) may also hold numbers
+	 * written as the old mark looked (".0E+0"): each keeps its text. */
+	const char *mixed = "{\"z\":-0,\"a\":2111111111111111111111111111111.0E+0,\"b\":5.0E+0,"
+	                    "\"c\":123456789012345678901234}";
+	json_object *o = payload_parse_json(mixed, strlen(mixed), NULL, 0);
+	CHECK(o != NULL, "mixed numbers");
+	static const char *const want[][2] = {
+		{"z", "-0"}, {"a", "2111111111111111111111111111111.0E+0"}, {"b", "5.0E+0"},
+		{"c", "123456789012345678901234"},
+	};
+	for (size_t i = 0; o && i < ARRAY_SIZE(want); i++) {
+		char *got = payload_get_path(o, want[i][0]);
+		CHECK_STR(got, want[i][1], "mixed number %s", want[i][0]);
+		free(got);
+	}
+	json_object_put(o);
 }
 
 /* {"a":{"a":...}} with `containers` levels (root included), innermost inner. */
