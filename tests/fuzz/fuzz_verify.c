@@ -64,19 +64,32 @@ static const char *req_header(void *ctx, const char *name)
 	return http_header_get(ctx, name);
 }
 
+/* Sets a header as a client would send it: the head is written out again
+ * with "name: value" in place of the lines of that name, and parsed anew,
+ * so the request is laid out as the server's parser lays it out (a value
+ * right after its name, http_header_get counts on it). */
 static void set_header(struct http_request *req, const char *name, const char *value)
 {
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_puts(&sb, "POST /hook HTTP/1.1\r\n");
+	bool done = false;
 	for (size_t i = 0; i < req->nheaders; i++) {
-		if (ascii_casecmp_eq(req->headers[i].name, name)) {
-			free(req->headers[i].value);
-			req->headers[i].value = xstrdup(value);
-			return;
-		}
+		const struct http_header *h = &req->headers[i];
+		if (!ascii_casecmp_eq(h->name, name))
+			sb_printf(&sb, "%s: %s\r\n", h->name, h->value);
+		else if (!done)
+			sb_printf(&sb, "%s: %s\r\n", name, value);
+		done |= ascii_casecmp_eq(h->name, name);
 	}
-	req->headers = xrealloc(req->headers, (req->nheaders + 1) * sizeof(*req->headers));
-	req->headers[req->nheaders].name = xstrdup(name);
-	req->headers[req->nheaders].value = xstrdup(value);
-	req->nheaders++;
+	if (!done)
+		sb_printf(&sb, "%s: %s\r\n", name, value);
+	sb_puts(&sb, "\r\n");
+	free(req->headers); /* the block that held every string of the head */
+	memset(req, 0, sizeof(*req));
+	struct http_head head = {0};
+	FUZZ_ASSERT(http_parse_head(sb.buf, sb.len, req, &head) == NULL);
+	sb_free(&sb);
 }
 
 static const EVP_MD *md_of(enum hmac_alg a)
