@@ -19,6 +19,7 @@ from harness import HOOKD_BIN, SAMPLE_PATH as SAMPLE, SOURCE, new_id  # noqa: E4
 TOKEN = "ops-test-token-0123456789"
 NF = "X-Northflank-Notification-Integration-"
 WAIT = 10.0  # seconds for any one thing to happen
+ADMIN_LISTENING = r'(msg="admin listening"|"msg":"admin listening")'
 
 
 def sample_body(event=None):
@@ -151,6 +152,13 @@ class Daemon(harness.Hookd):
         super().__init__(config, hooks=hooks, files=files, env=env, wrap=wrap or (),
                          pass_fds=pass_fds, journal_stream=journal_stream,
                          listening=wait_listening, secrets=(TOKEN,))
+        # The "admin listening" line follows the "listening" one start()
+        # waited for: with an [admin] section, wait for it too (admin_port).
+        if wait_listening and "[admin]" in config:
+            try:
+                self.wait_line(ADMIN_LISTENING, timeout=2.0)
+            except AssertionError:
+                pass  # an [admin] that listens nowhere
 
     def wait_line(self, pattern, timeout=WAIT, start=0):
         """The first log line at index >= start matching the regex; raises
@@ -177,8 +185,7 @@ class Daemon(harness.Hookd):
         return self.post(path, sample_body() if body is None else body, h)
 
     def admin(self, method, path, body=None, headers=None):
-        # The "admin listening" line follows the "listening" one start() waits for.
-        self.wait_line(r'(msg="admin listening"|"msg":"admin listening")')
+        self.wait_line(ADMIN_LISTENING)
         return request(self.admin_port, method, path, body, headers)
 
     def scrape(self):

@@ -257,8 +257,8 @@ class SocketActivationTest(unittest.TestCase):
             with Daemon(base_config(admin=False), wrap=wrap, pass_fds=fds,
                         env={"LISTEN_FDNAMES": "hookd.socket:admin"}) as d:
                 self.assertEqual(d.port, web.getsockname()[1])
-                self.assertEqual(d.admin_port, adm.getsockname()[1])
                 self.assertIn("source=systemd", d.wait_line('msg="admin listening"'))
+                self.assertEqual(d.admin_port, adm.getsockname()[1])
                 self.assertEqual(d.admin("GET", "/healthz").json, {"status": "ok"})
                 self.assertEqual(request(d.port, "GET", "/healthz").status, 404)
                 self.assertEqual(d.stop(), 0)
