@@ -420,7 +420,6 @@ struct span {
 };
 
 
-/* Copies a span into the block at *at as a C string. */
 /* Whether a comma-separated header list holds word (any case). Expect
  * and Connection are lists, so a name given on two lines (joined into
  * one list) means what its lines meant. */
@@ -472,6 +471,7 @@ static int name_ref_cmp(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+/* Copies a span into the block at *at as a C string. */
 static char *block_str(char **at, struct span sp)
 {
 	char *s = *at;
