@@ -611,9 +611,8 @@ const char *http_parse_head(const char *head, size_t len, struct http_request *r
 	 * with ", " in order (RFC 9110 5.3): an X-Forwarded-For that a client
 	 * began and a proxy continued on a line of its own is read whole,
 	 * and a credential or event type sent twice is never half read.
-	 * Lines are grouped by sorting their names (n log n, whatever the
-	 * head holds): first_of[i] is the first line with line i's name,
-	 * next[i] the next line with it (SIZE_MAX: none). */
+	 * first_of[i] is the first line with line i's name, next[i] the next
+	 * line with it (SIZE_MAX: none). */
 	size_t nh = nspans / 2, nout = 0;
 	if (nh > ARRAY_SIZE(stack_refs)) {
 		refs = xmalloc(nh * sizeof(*refs));
@@ -622,17 +621,38 @@ const char *http_parse_head(const char *head, size_t len, struct http_request *r
 	size_t *first_of = links, *next = links + nh;
 	for (size_t i = 0; i < nh; i++)
 		refs[i] = (struct name_ref){spans[2 * i].p, spans[2 * i].n, i};
-	if (nh > 1)
-		qsort(refs, nh, sizeof(*refs), name_ref_cmp);
-	for (size_t g = 0; g < nh; nout++) {
-		size_t e = g + 1;
-		while (e < nh && name_cmp(&refs[g], &refs[e]) == 0)
-			e++;
-		for (size_t m = g; m < e; m++) {
-			first_of[refs[m].idx] = refs[g].idx;
-			next[refs[m].idx] = m + 1 < e ? refs[m + 1].idx : SIZE_MAX;
+	if (nh <= ARRAY_SIZE(stack_refs)) {
+		/* A real request's few lines: each against the names before it,
+		 * lengths first (most differ in length). */
+		for (size_t i = 0; i < nh; i++) {
+			first_of[i] = i;
+			next[i] = SIZE_MAX;
+			for (size_t j = 0; j < i; j++) {
+				if (first_of[j] != j || refs[j].n != refs[i].n ||
+				    name_cmp(&refs[j], &refs[i]) != 0)
+					continue;
+				first_of[i] = j;
+				size_t t = j;
+				while (next[t] != SIZE_MAX)
+					t = next[t];
+				next[t] = i;
+				break;
+			}
+			nout += first_of[i] == i;
 		}
-		g = e;
+	} else {
+		/* Many lines: sorted by name, n log n whatever the head holds. */
+		qsort(refs, nh, sizeof(*refs), name_ref_cmp);
+		for (size_t g = 0; g < nh; nout++) {
+			size_t e = g + 1;
+			while (e < nh && name_cmp(&refs[g], &refs[e]) == 0)
+				e++;
+			for (size_t m = g; m < e; m++) {
+				first_of[refs[m].idx] = refs[g].idx;
+				next[refs[m].idx] = m + 1 < e ? refs[m + 1].idx : SIZE_MAX;
+			}
+			g = e;
+		}
 	}
 	struct span path = {target.p, 0};
 	while (path.n < target.n && target.p[path.n] != '?' && target.p[path.n] != '#')
