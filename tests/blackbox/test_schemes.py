@@ -683,6 +683,27 @@ class TestHmacSha512Base64(SchemeMixin, SBase):
             self.assertNothingRan(h)
 
 
+class TestHmacSha1Hex(SchemeMixin, SBase):
+    """algorithm = sha1 (for senders that still sign so), hex, a prefix."""
+    scheme = "hmac"
+    secrets = ("hmac-1-primary-key", "hmac-1-rotated-key")
+    wrong = "hmac-1-wrong-key"
+    sig_header = "X-Signature"
+    extra = "algorithm = sha1\nsignature_prefix = sha1=\n"
+
+    def make(self, secret, event="order:paid"):
+        body = json_body({"event": event, "marker": MARK.decode()})
+        return Req(body, {"Content-Type": "application/json",
+                          "X-Signature": "sha1=" + hexmac(secret, body, hashlib.sha1)},
+                   event, None)
+
+    def malformed(self, req):
+        sig = req.headers["X-Signature"]
+        hexpart = sig[len("sha1="):]
+        return ["", hexpart, "sha256=" + hexpart, sig[:-1], "sha1=" + hexpart.upper()[:-2] + "zz",
+                "sha1=" + hexmac(self.secrets[0], req.body)]
+
+
 class TestNone(SBase):
 
     CONF = SERVER + ("\n[endpoint open]\npath = /hook\nscheme = none\n"
