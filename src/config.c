@@ -356,6 +356,7 @@ static void endpoint_free(struct endpoint *ep)
 	free(ep->event_header);
 	free(ep->event_field);
 	free(ep->id_header);
+	free_words(ep->pass_headers);
 	cidr_list_free(&ep->allow_from);
 	opts_free(&ep->opts);
 }
@@ -773,6 +774,56 @@ static bool set_optheader(struct loader *L, const struct keydef *k, void *obj, c
 	return set_header(L, k, obj, v);
 }
 
+bool header_is_credential(const char *name, const char *signature_header)
+{
+#define CRED(s) {s, sizeof(s) - 1}
+	static const struct {
+		const char *name;
+		size_t len;
+	} names[] = {
+		CRED("X-Northflank-Notification-Integration-Token"),
+		CRED("X-Gitlab-Token"),
+		CRED("X-Hub-Signature"),
+		CRED("X-Hub-Signature-256"),
+		CRED("Stripe-Signature"),
+		CRED("X-Slack-Signature"),
+		CRED("Webhook-Signature"),
+		CRED("Authorization"),
+		CRED("Proxy-Authorization"),
+		CRED("Cookie"),
+	};
+#undef CRED
+	/* The length first: most names differ in it, and the Northflank
+	 * ones share a long prefix that a compare would walk each time. */
+	size_t n = strlen(name);
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		if (names[i].len == n && ascii_casecmp_eq(name, names[i].name))
+			return true;
+	}
+	return signature_header && ascii_casecmp_eq(name, signature_header);
+}
+
+/* pass_headers: header names, space-separated; empty: none. Whether one
+ * carries a credential is checked once the section is complete. */
+static bool set_pass_headers(struct loader *L, const struct keydef *k, void *obj, const char *v)
+{
+	char **words = split_words(v, NULL);
+	for (char **p = words; *p; p++) {
+		if (!header_name_valid(*p)) {
+			fail_at(L, L->lineno, "bad value '%s' for %s in [%s]: '%s' is not a header name",
+			        show(L, v), k->name, L->section, show(L, *p));
+			free_words(words);
+			return false;
+		}
+	}
+	char ***field = FIELD(obj, k, char **);
+	free_words(*field);
+	*field = words[0] ? words : NULL;
+	if (!words[0])
+		free_words(words);
+	return true;
+}
+
 static bool set_dotted(struct loader *L, const struct keydef *k, void *obj, const char *v)
 {
 	if (!dotted_valid(v))
@@ -1057,6 +1108,7 @@ static const struct keydef endpoint_keys[] = {
 	{"event_header", set_optheader, EP(event_header), 0, 0, 0, HMAC_NONE},
 	{"event_field", set_dotted, EP(event_field), 0, 0, 0, HMAC_NONE},
 	{"id_header", set_optheader, EP(id_header), 0, 0, 0, HMAC_NONE},
+	{"pass_headers", set_pass_headers, EP(pass_headers), 0, 0, 0, 0},
 	{"allow_from", set_cidrs, EP(allow_from), 0, 0, 0, 0},
 	OPTS_KEYS(EP),
 };
@@ -1382,6 +1434,15 @@ static bool check_endpoint(struct loader *L, struct endpoint *ep)
 					        ep->name);
 				goto out;
 			}
+		}
+	}
+	for (char **h = ep->pass_headers; h && *h; h++) {
+		if (header_is_credential(*h, ep->scheme == SCHEME_HMAC ? ep->signature_header : NULL)) {
+			fail_at(L, seen_line(L, section, "pass_headers"),
+			        "endpoint '%s': pass_headers names %s, which carries a credential: "
+			        "a hook never gets one",
+			        ep->name, *h);
+			goto out;
 		}
 	}
 	if (!ep->hooks_dir)

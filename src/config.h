@@ -63,6 +63,11 @@ struct delivery_opts {
 	char *serialize_scope;
 };
 
+/* Whether a request header carries a credential (a token, a signature,
+ * Authorization, Cookie, or the hmac scheme's signature_header): never
+ * stored, never passed to a hook. */
+bool header_is_credential(const char *name, const char *signature_header);
+
 struct endpoint {
 	char *name; /* the section's NAME */
 	char *path; /* URL path, starts with '/' */
@@ -80,6 +85,7 @@ struct endpoint {
 	char *event_header;        /* hmac/none: NULL unless set */
 	char *event_field;         /* hmac/none: dotted path, default "event" */
 	char *id_header;           /* hmac/none: NULL unless set */
+	char **pass_headers;       /* request headers a hook gets as HOOK_HEADER_*, or NULL */
 	struct cidr_list allow_from; /* empty: every address */
 	struct delivery_opts opts;   /* what this section sets */
 	int line;                    /* line of the section header */

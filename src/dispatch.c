@@ -477,6 +477,45 @@ static void build_env_base(struct delivery *d)
 	}
 }
 
+/* HOOK_HEADER_<NAME> for each pass_headers header the request had (NAME
+ * upper-cased, any other byte '_'). Added after the payload's variables,
+ * so that a payload key of the same name gives way, as to metadata. */
+static void add_header_vars(struct delivery *d)
+{
+	char **names = d->ep->pass_headers;
+	size_t plen = strlen(d->cfg->env_prefix) + strlen("HEADER_");
+	for (size_t i = 0; names && names[i] && d->header_values; i++) {
+		if (!d->header_values[i])
+			continue;
+		char *var = xasprintf("%sHEADER_%s", d->cfg->env_prefix, names[i]);
+		for (char *p = var + plen; *p; p++) {
+			if (*p >= 'a' && *p <= 'z')
+				*p = (char)(*p - 'a' + 'A');
+			else if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+				*p = '_';
+		}
+		envlist_add(&d->env, var, d->header_values[i]);
+		free(var);
+	}
+}
+
+void delivery_pass_headers(struct delivery *d, const char *(*get)(void *ctx, const char *name),
+                           void *ctx)
+{
+	size_t n = 0;
+	while (d->ep->pass_headers && d->ep->pass_headers[n])
+		n++;
+	if (n == 0)
+		return;
+	d->header_values = xcalloc(n, sizeof(*d->header_values));
+	for (size_t i = 0; i < n; i++) {
+		const char *v = get(ctx, d->ep->pass_headers[i]);
+		d->header_values[i] = v ? xstrdup(v) : NULL;
+	}
+	if (!d->env_pending)
+		add_header_vars(d);
+}
+
 /* The environment: pass_env, metadata, then the payload of root. */
 static void build_env(struct delivery *d, json_object *root)
 {
@@ -569,8 +608,10 @@ bool delivery_build_env(struct delivery *d, char *err, size_t errlen)
 		build_env_base(d);
 		if (payload_flatten_text((const char *)d->body, d->body_len, d->cfg->env_prefix,
 		                         (const char *const *)once.reserved, &d->env,
-		                         &d->env_omitted))
+		                         &d->env_omitted)) {
+			add_header_vars(d);
 			return true;
+		}
 		envlist_free(&d->env);
 	}
 	if (d->parse_body && !d->root) {
@@ -585,6 +626,7 @@ bool delivery_build_env(struct delivery *d, char *err, size_t errlen)
 			return false;
 	}
 	build_env(d, d->root);
+	add_header_vars(d);
 	json_object_put(d->root);
 	d->root = NULL;
 	return true;
@@ -609,6 +651,9 @@ void delivery_free(struct delivery *d)
 		free(d->headers[i].value);
 	}
 	free(d->headers);
+	for (size_t i = 0; d->header_values && d->ep->pass_headers && d->ep->pass_headers[i]; i++)
+		free(d->header_values[i]);
+	free(d->header_values);
 	free(d->out.error);
 	free(d->key);
 	free(d->integration_id);
@@ -1168,6 +1213,7 @@ static struct delivery *delivery_from_journal(struct dispatcher *ds, struct jour
 	                                  pending_header(p, "X-Northflank-Notification-Integration-Id"),
 	                                  pending_header(p, "X-Northflank-Notification-Integration-Name"));
 	json_object_put(root);
+	delivery_pass_headers(d, pending_header, p);
 	/* delivery_new stamped HOOK_RECEIVED_AT with the time of this call; a
 	 * recovered or replayed delivery was received when it first came. */
 	d->received_ms = p->received_ms;

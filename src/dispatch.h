@@ -59,6 +59,7 @@ struct delivery {
 	bool parse_body;    /* ... and with root NULL: from the JSON body, parsed then */
 	long long scanned_big_numbers; /* the server's json_scan of it, -1: not scanned */
 	char *integration_id, *integration_name;
+	char **header_values; /* the endpoint's pass_headers, one each (NULL: absent), or NULL */
 	struct delivery_opts opts;
 	char *key; /* serialization key, NULL: none */
 	bool async;
@@ -123,6 +124,11 @@ struct delivery *delivery_new(struct config *cfg, const struct endpoint *ep, con
                               size_t body_len, json_object *root, const char *integration_id,
                               const char *integration_name);
 void delivery_free(struct delivery *d);
+
+/* The endpoint's pass_headers: each header's value, through get (a
+ * request's or a journal row's headers), becomes HOOK_HEADER_<NAME>. */
+void delivery_pass_headers(struct delivery *d, const char *(*get)(void *ctx, const char *name),
+                           void *ctx);
 
 /*
  * As delivery_new, but the environment is built only when something will

@@ -33,35 +33,6 @@ static void unauthorized_free(struct server *s)
 	s->unauthorized = NULL;
 }
 
-bool header_is_credential(const char *name, const char *endpoint_signature_header)
-{
-#define CRED(s) {s, sizeof(s) - 1}
-	static const struct {
-		const char *name;
-		size_t len;
-	} names[] = {
-		CRED("X-Northflank-Notification-Integration-Token"),
-		CRED("X-Gitlab-Token"),
-		CRED("X-Hub-Signature"),
-		CRED("X-Hub-Signature-256"),
-		CRED("Stripe-Signature"),
-		CRED("X-Slack-Signature"),
-		CRED("Webhook-Signature"),
-		CRED("Authorization"),
-		CRED("Proxy-Authorization"),
-		CRED("Cookie"),
-	};
-#undef CRED
-	/* The length first: most names differ in it, and the Northflank
-	 * ones share a long prefix that a compare would walk each time. */
-	size_t n = strlen(name);
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		if (names[i].len == n && ascii_casecmp_eq(name, names[i].name))
-			return true;
-	}
-	return endpoint_signature_header && ascii_casecmp_eq(name, endpoint_signature_header);
-}
-
 static char *error_body(int status, const char *error, void *arg)
 {
 	/* The HTTP layer's own refusals (400, 408, 411, 413, 431) pass here. */
@@ -224,6 +195,7 @@ static void handle(struct http_request *req, void *arg)
 	                                       req->body_len, sum.summary ? NULL : root, iid, iname);
 	if (sum.summary)
 		d->scanned_big_numbers = (long long)sum.big_numbers;
+	delivery_pass_headers(d, req_header, req);
 	json_object_put(root);
 	identity_clear(&id);
 	/* The headers are kept for the journal only (`hookd show`). */

@@ -31,8 +31,5 @@ int server_answering(struct server *s);
 uint64_t server_requests(const struct server *s);
 void server_free(struct server *s);
 
-/* Whether a header carries a credential and must never be journaled,
- * logged or shown (the scheme's token or signature headers and the like). */
-bool header_is_credential(const char *name, const char *endpoint_signature_header);
 
 #endif

@@ -121,14 +121,15 @@ class Hookd(harness.Hookd):
 
     # ---- HTTP and the CLI
 
-    def post(self, event_id, body=None, event=None, token=TOKEN, timeout=HTTP_TIMEOUT):
+    def post(self, event_id, body=None, event=None, token=TOKEN, timeout=HTTP_TIMEOUT,
+             headers=None):
         """A Northflank delivery with the sample payload (body: a dict to send
-        instead; event: replaces its `event`)."""
+        instead; event: replaces its `event`; headers: more headers)."""
         obj = sample_json() if body is None else body
         if event is not None:
             obj = dict(obj, event=event)
         data = json.dumps(obj).encode()
-        headers = {
+        send = {
             "Content-Type": "application/json",
             NF + "Id": "int-journal",
             NF + "Name": "journal-tests",
@@ -137,10 +138,11 @@ class Hookd(harness.Hookd):
             NF + "Event-Type": obj["event"],
             "Content-Length": str(len(data)),
         }
+        send.update(headers or {})
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         t0 = time.monotonic()
         try:
-            conn.request("POST", "/webhook", data, headers)
+            conn.request("POST", "/webhook", data, send)
             r = conn.getresponse()
             raw = r.read()
             hdrs = {k.lower(): v for k, v in r.getheaders()}

@@ -437,6 +437,26 @@ class TestHookEnvironment(Base):
             self.assertEqual(env.get(prefix + "ATTEMPT"), "1")
             self.assertFalse([k for k in env if len(k) in (127, 128)], "no name cut short")
 
+    def test_pass_headers(self):
+        """An endpoint's pass_headers reach its hooks as HOOK_HEADER_<NAME>;
+        a header given twice as one joined value; an absent one unset; a
+        payload key of the same name gives way."""
+        conf = NF_CONFIG + "pass_headers = X-Request-Source x-multi_line X-Absent\n"
+        body = json.dumps(dict(sample_json(), header={"x_request_source": "from-the-body"}))
+        with self.daemon(conf, hooks={"build:start": env_hook("build:start")}) as h:
+            r = h.northflank(body=body.encode(), extra=[("X-Request-Source", "ci-runner"),
+                                                        ("X-Multi_Line", "a"),
+                                                        ("x-multi_line", "b"),
+                                                        ("X-Not-Listed", "no")])
+            self.assertAnswer(r, 200)
+            env = self.hook_env(h)
+            self.assertEqual(env.get("HOOK_HEADER_X_REQUEST_SOURCE"), "ci-runner")
+            self.assertEqual(env.get("HOOK_HEADER_X_MULTI_LINE"), "a, b")
+            self.assertNotIn("HOOK_HEADER_X_ABSENT", env)
+            self.assertNotIn("HOOK_HEADER_X_NOT_LISTED", env)
+            self.assertEqual(sorted(k for k in env if k.startswith("HOOK_HEADER_")),
+                             ["HOOK_HEADER_X_MULTI_LINE", "HOOK_HEADER_X_REQUEST_SOURCE"])
+
     def test_env_prefix(self):
         with self.daemon(cfg("env_prefix = NF_\n"),
                          hooks={"build:start": env_hook("build:start")}) as h:
@@ -1301,6 +1321,17 @@ class TestCommandLine(Base):
              % CANARY_NAME),
             ("[server]\nenv_prefix = %s_\n[endpoint a]\npath = /a\nscheme = none\n" % ("P" * 64),
              "longer than 64 bytes"),
+            # a hook never gets a credential, even one pass_headers names
+            ("[endpoint a]\npath = /a\nscheme = github\nsecret = x\n"
+             "pass_headers = X-GitHub-Event X-Hub-Signature-256\n",
+             "hookd.ini:5: endpoint 'a': pass_headers names X-Hub-Signature-256, which carries"),
+            ("[endpoint a]\npath = /a\nscheme = hmac\nsecret = x\nsignature_header = X-Sig\n"
+             "pass_headers = x-sig\n", "pass_headers names x-sig, which carries a credential"),
+            ("[endpoint a]\npath = /a\nscheme = none\npass_headers = Authorization\n",
+             "pass_headers names Authorization"),
+            ("[endpoint a]\npath = /a\nscheme = none\npass_headers = X-Ok Bad:Name\n",
+             "hookd.ini:4: bad value 'X-Ok Bad:Name' for pass_headers in [endpoint a]: "
+             "'Bad:Name' is not a header name"),
             # what serve could not use, check refuses too
             ("[server]\nlisten = 256.1.1.1:9000\n[endpoint a]\npath = /a\nscheme = none\n",
              "hookd.ini:2: bad value '256.1.1.1:9000' for listen"),

@@ -800,6 +800,20 @@ class Commands(Base):
             self.assertEqual(h.cli("replay", "x").returncode, 1)
             self.assertFalse(os.path.exists(h.state), "reading makes no state_dir")
 
+    def test_pass_headers_survive_the_journal(self):
+        """A header pass_headers names reaches the first run, a run after a
+        restart (recovery) and a replay alike: the journal keeps it."""
+        hook = rec_hook('echo "$HOOK_ATTEMPT $HOOK_HEADER_X_SOURCE" >> \'{tmp}/seen\'')
+        ep = "pass_headers = X-Source\n"
+        with Hookd(config(endpoint=ep), {EVENT: hook}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid, headers={"X-Source": "deploy-bot"}), 200, "ok")
+            r = h.cli("replay", eid)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            h.wait_states([eid])
+            self.assertTrue(wait_until(lambda: len(h.lines_of("seen")) == 2, 10), h.read("seen"))
+            self.assertEqual(h.lines_of("seen"), [["1", "deploy-bot"], ["2", "deploy-bot"]])
+
     def test_replay(self):
         hooks = {EVENT: rec_hook(), "build:success": rec_hook("sleep 2")}
         ep = "\n[event build:success]\nmode = async\n"

@@ -216,6 +216,15 @@ static const struct {
 	{"[endpoint a]\npath = /a\nsecret_env = HOOKD_TEST_EMPTY\n",
 	 "hookd.ini:3: endpoint 'a': secret_env 'HOOKD_TEST_EMPTY' is empty"},
 	{"[endpoint a]\npath = /a\nsecret_env = 1BAD\n", "hookd.ini:3: bad value '1BAD' for secret_env*"},
+	/* pass_headers: header names, never one that carries a credential. */
+	{EP_A "pass_headers = X-A b@d\n",
+	 "hookd.ini:4: bad value 'X-A b@d' for pass_headers in [endpoint a]: 'b@d' is not a header name"},
+	{EP_A "pass_headers = X-Northflank-Notification-Integration-Token\n",
+	 "hookd.ini:4: endpoint 'a': pass_headers names X-Northflank-Notification-Integration-Token, "
+	 "which carries a credential: a hook never gets one"},
+	{EP_A "pass_headers = cookie\n", "hookd.ini:4: endpoint 'a': pass_headers names cookie*"},
+	{"[endpoint a]\npath = /a\nscheme = hmac\nsecret = x\npass_headers = X-Signature\n",
+	 "hookd.ini:5: endpoint 'a': pass_headers names X-Signature*"},
 	/* pass_env must not hand a hook the variable that holds a secret. */
 	{"[server]\npass_env = PATH HOOKD_TEST_SECRET\n[endpoint a]\npath = /a\n"
 	 "secret_env = HOOKD_TEST_SECRET\n",
