@@ -774,33 +774,54 @@ static bool set_optheader(struct loader *L, const struct keydef *k, void *obj, c
 	return set_header(L, k, obj, v);
 }
 
+/*
+ * Sender headers that authenticate a request. Signatures are listed too:
+ * within a timestamp tolerance they are enough to replay a request.
+ */
+static const char *const credential_headers[] = {
+	"Authorization",
+	"Proxy-Authorization",
+	"Cookie",
+	"X-Northflank-Notification-Integration-Token",
+	"X-Gitlab-Token",
+	"X-Hub-Signature",
+	"X-Hub-Signature-256",
+	"X-Gitea-Signature",
+	"X-Gogs-Signature",
+	"X-Forgejo-Signature",
+	"Stripe-Signature",
+	"X-Slack-Signature",
+	"webhook-signature",
+	"svix-signature",
+	"X-Signature", /* the hmac scheme's default signature_header */
+	"X-Webhook-Signature",
+	"X-Webhook-Token",
+	"X-Webhook-Secret",
+	"X-Api-Key",
+	"X-Auth-Token",
+	"X-Shopify-Hmac-Sha256",
+	"X-Twilio-Signature",
+};
+
 bool header_is_credential(const char *name, const char *signature_header)
 {
-#define CRED(s) {s, sizeof(s) - 1}
-	static const struct {
-		const char *name;
-		size_t len;
-	} names[] = {
-		CRED("X-Northflank-Notification-Integration-Token"),
-		CRED("X-Gitlab-Token"),
-		CRED("X-Hub-Signature"),
-		CRED("X-Hub-Signature-256"),
-		CRED("Stripe-Signature"),
-		CRED("X-Slack-Signature"),
-		CRED("Webhook-Signature"),
-		CRED("Authorization"),
-		CRED("Proxy-Authorization"),
-		CRED("Cookie"),
-	};
-#undef CRED
-	/* The length first: most names differ in it, and the Northflank
-	 * ones share a long prefix that a compare would walk each time. */
-	size_t n = strlen(name);
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		if (names[i].len == n && ascii_casecmp_eq(name, names[i].name))
+	if (!name)
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(credential_headers); i++) {
+		if (ascii_casecmp_eq(name, credential_headers[i]))
 			return true;
 	}
 	return signature_header && ascii_casecmp_eq(name, signature_header);
+}
+
+void header_var_suffix(char *name)
+{
+	for (char *p = name; *p; p++) {
+		if (*p >= 'a' && *p <= 'z')
+			*p = (char)(*p - 'a' + 'A');
+		else if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+			*p = '_';
+	}
 }
 
 /* pass_headers: header names, space-separated; empty: none. Whether one
@@ -1437,12 +1458,27 @@ static bool check_endpoint(struct loader *L, struct endpoint *ep)
 		}
 	}
 	for (char **h = ep->pass_headers; h && *h; h++) {
-		if (header_is_credential(*h, ep->scheme == SCHEME_HMAC ? ep->signature_header : NULL)) {
-			fail_at(L, seen_line(L, section, "pass_headers"),
+		int line = seen_line(L, section, "pass_headers");
+		if (header_is_credential(*h, ep->signature_header)) {
+			fail_at(L, line,
 			        "endpoint '%s': pass_headers names %s, which carries a credential: "
 			        "a hook never gets one",
 			        ep->name, *h);
 			goto out;
+		}
+		/* Two names, one variable: which value it held would be a guess. */
+		for (char **g = ep->pass_headers; g < h; g++) {
+			char *a = xstrdup(*g), *b = xstrdup(*h);
+			header_var_suffix(a);
+			header_var_suffix(b);
+			bool same = strcmp(a, b) == 0;
+			if (same)
+				fail_at(L, line, "endpoint '%s': pass_headers names %s and %s, which are "
+				        "both HEADER_%s", ep->name, *g, *h, a);
+			free(a);
+			free(b);
+			if (same)
+				goto out;
 		}
 	}
 	if (!ep->hooks_dir)

@@ -67,6 +67,9 @@ struct delivery_opts {
  * Authorization, Cookie, or the hmac scheme's signature_header): never
  * stored, never passed to a hook. */
 bool header_is_credential(const char *name, const char *signature_header);
+/* A pass_headers name as its variable's suffix, in place: ASCII letters
+ * upper-cased, digits kept, any other byte '_' (X-Request-Id: X_REQUEST_ID). */
+void header_var_suffix(char *name);
 
 struct endpoint {
 	char *name; /* the section's NAME */

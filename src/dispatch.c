@@ -477,24 +477,24 @@ static void build_env_base(struct delivery *d)
 	}
 }
 
-/* HOOK_HEADER_<NAME> for each pass_headers header the request had (NAME
- * upper-cased, any other byte '_'). Added after the payload's variables,
- * so that a payload key of the same name gives way, as to metadata. */
+/* HOOK_HEADER_<NAME> for each pass_headers header the request had, after
+ * the payload's variables: a payload key of that name gives way, as to
+ * metadata, and one the request did not send is removed, so that the
+ * variable is never the body's word. A value over FLATTEN_MAX_VALUE is left
+ * out (counted in env_omitted), as a payload value would be. */
 static void add_header_vars(struct delivery *d)
 {
 	char **names = d->ep->pass_headers;
-	size_t plen = strlen(d->cfg->env_prefix) + strlen("HEADER_");
 	for (size_t i = 0; names && names[i] && d->header_values; i++) {
-		if (!d->header_values[i])
-			continue;
 		char *var = xasprintf("%sHEADER_%s", d->cfg->env_prefix, names[i]);
-		for (char *p = var + plen; *p; p++) {
-			if (*p >= 'a' && *p <= 'z')
-				*p = (char)(*p - 'a' + 'A');
-			else if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
-				*p = '_';
+		header_var_suffix(var + strlen(d->cfg->env_prefix) + strlen("HEADER_"));
+		const char *v = d->header_values[i];
+		if (v && strlen(v) <= FLATTEN_MAX_VALUE) {
+			envlist_add(&d->env, var, v);
+		} else {
+			envlist_remove(&d->env, var);
+			d->env_omitted += v != NULL;
 		}
-		envlist_add(&d->env, var, d->header_values[i]);
 		free(var);
 	}
 }

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "dynload.h"
 #include "log.h"
 #include "util.h"
@@ -327,46 +328,6 @@ bool delivery_state_pending(enum delivery_state s)
 static bool pending_async(int state, bool async)
 {
 	return async && delivery_state_pending((enum delivery_state)state);
-}
-
-/*
- * Sender headers that authenticate a request. Signatures are listed too:
- * within a timestamp tolerance they are enough to replay a request.
- */
-static const char *const credential_headers[] = {
-	"Authorization",
-	"Proxy-Authorization",
-	"Cookie",
-	"X-Northflank-Notification-Integration-Token",
-	"X-Gitlab-Token",
-	"X-Hub-Signature",
-	"X-Hub-Signature-256",
-	"X-Gitea-Signature",
-	"X-Gogs-Signature",
-	"X-Forgejo-Signature",
-	"Stripe-Signature",
-	"X-Slack-Signature",
-	"webhook-signature",
-	"svix-signature",
-	"X-Signature", /* the hmac scheme's default signature_header */
-	"X-Webhook-Signature",
-	"X-Webhook-Token",
-	"X-Webhook-Secret",
-	"X-Api-Key",
-	"X-Auth-Token",
-	"X-Shopify-Hmac-Sha256",
-	"X-Twilio-Signature",
-};
-
-bool journal_is_credential_header(const char *name)
-{
-	if (!name)
-		return false;
-	for (size_t i = 0; i < ARRAY_SIZE(credential_headers); i++) {
-		if (ascii_casecmp_eq(name, credential_headers[i]))
-			return true;
-	}
-	return false;
 }
 
 /* ---- statements and transactions ---- */
@@ -891,7 +852,7 @@ static char *headers_text(const struct journal_new *d)
 	sb_init(&sb);
 	for (size_t i = 0; i < d->nheaders; i++) {
 		const struct journal_header *h = &d->headers[i];
-		if (!h->name || journal_is_credential_header(h->name))
+		if (!h->name || header_is_credential(h->name, NULL))
 			continue;
 		size_t start = sb.len;
 		sb_puts(&sb, h->name);

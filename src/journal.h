@@ -174,14 +174,6 @@ int journal_find(struct journal *j, const char *endpoint, const char *delivery_i
 #define JOURNAL_PRUNE_BATCH 500
 int journal_prune(struct journal *j, int64_t now_ms);
 
-/*
- * True for a header that carries a credential (a token, a signature, a
- * cookie): such headers are never journaled, logged or passed on. Matched
- * case-insensitively. The server also drops an endpoint's own
- * signature_header.
- */
-bool journal_is_credential_header(const char *name);
-
 /* Number of pending async deliveries (for journal_max overload). */
 int64_t journal_pending_count(struct journal *j);
 

@@ -554,6 +554,17 @@ long envlist_find(const struct envlist *e, const char *name)
 	return -1;
 }
 
+void envlist_remove(struct envlist *e, const char *name)
+{
+	long i = e->v ? envlist_find(e, name) : -1;
+	if (i < 0)
+		return;
+	e->bytes -= strlen(e->v[i]) + 1;
+	free(e->v[i]);
+	memmove(&e->v[i], &e->v[i + 1], (e->n - (size_t)i) * sizeof(*e->v)); /* the NULL too */
+	e->n--;
+}
+
 /* Appends without looking for NAME: for callers that know it is new. */
 static void envlist_append(struct envlist *e, char *entry)
 {

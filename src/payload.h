@@ -71,6 +71,8 @@ void envlist_add_len(struct envlist *e, const char *name, const char *value, siz
 /* Appends src's entries to dst, which holds none of src's names (an
  * empty list, say): a copy, names of any length. */
 void envlist_copy(struct envlist *dst, const struct envlist *src);
+/* Removes NAME's entry, if there is one. */
+void envlist_remove(struct envlist *e, const char *name);
 /* Finds NAME's entry index, or -1. */
 long envlist_find(const struct envlist *e, const char *name);
 /* Sorts by name in byte order (for `hookd env`). */

@@ -442,7 +442,8 @@ class TestHookEnvironment(Base):
         a header given twice as one joined value; an absent one unset; a
         payload key of the same name gives way."""
         conf = NF_CONFIG + "pass_headers = X-Request-Source x-multi_line X-Absent\n"
-        body = json.dumps(dict(sample_json(), header={"x_request_source": "from-the-body"}))
+        body = json.dumps(dict(sample_json(), header={"x_request_source": "from-the-body",
+                                                      "x_absent": "forged-by-the-body"}))
         with self.daemon(conf, hooks={"build:start": env_hook("build:start")}) as h:
             r = h.northflank(body=body.encode(), extra=[("X-Request-Source", "ci-runner"),
                                                         ("X-Multi_Line", "a"),
@@ -456,6 +457,21 @@ class TestHookEnvironment(Base):
             self.assertNotIn("HOOK_HEADER_X_NOT_LISTED", env)
             self.assertEqual(sorted(k for k in env if k.startswith("HOOK_HEADER_")),
                              ["HOOK_HEADER_X_MULTI_LINE", "HOOK_HEADER_X_REQUEST_SOURCE"])
+
+    def test_pass_headers_value_limit(self):
+        """A header value over 64 KiB is left out, like a payload value,
+        and counted in the log line's env_omitted; the hook still runs."""
+        conf = cfg("max_headers = 256KiB\n") + "pass_headers = X-Big X-Small\n"
+        with self.daemon(conf, hooks={"build:start": env_hook("build:start")}) as h:
+            eid = new_id()
+            r = h.northflank(event_id=eid, extra={"X-Big": "b" * (64 * 1024 + 1),
+                                                  "X-Small": "s" * (64 * 1024)})
+            self.assertAnswer(r, 200)
+            env = self.hook_env(h)
+            self.assertNotIn("HOOK_HEADER_X_BIG", env)
+            self.assertEqual(len(env.get("HOOK_HEADER_X_SMALL", "")), 64 * 1024)
+            line = h.wait_log("msg=delivery", "id=" + eid, timeout=5)
+            self.assertIn("env_omitted=1", line)
 
     def test_env_prefix(self):
         with self.daemon(cfg("env_prefix = NF_\n"),

@@ -223,6 +223,11 @@ static const struct {
 	 "hookd.ini:4: endpoint 'a': pass_headers names X-Northflank-Notification-Integration-Token, "
 	 "which carries a credential: a hook never gets one"},
 	{EP_A "pass_headers = cookie\n", "hookd.ini:4: endpoint 'a': pass_headers names cookie*"},
+	{"[endpoint a]\npath = /a\nscheme = standard\nsecret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+	 "pass_headers = svix-signature\n", "hookd.ini:5: endpoint 'a': pass_headers names svix-signature*"},
+	{EP_A "pass_headers = X-Req-Id x_req.id\n",
+	 "hookd.ini:4: endpoint 'a': pass_headers names X-Req-Id and x_req.id, which are both "
+	 "HEADER_X_REQ_ID"},
 	{"[endpoint a]\npath = /a\nscheme = hmac\nsecret = x\npass_headers = X-Signature\n",
 	 "hookd.ini:5: endpoint 'a': pass_headers names X-Signature*"},
 	/* pass_env must not hand a hook the variable that holds a secret. */
@@ -1049,8 +1054,49 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	return remove(path);
 }
 
+/* The headers that are never stored, logged or passed to a hook. */
+static void test_credentials(void)
+{
+	static const struct {
+		const char *name;
+		bool cred;
+	} names[] = {
+		{"X-Northflank-Notification-Integration-Token", true},
+		{"x-northflank-notification-integration-token", true},
+		{"X-Gitlab-Token", true},
+		{"Authorization", true},
+		{"AUTHORIZATION", true},
+		{"X-Hub-Signature", true},
+		{"X-Hub-Signature-256", true},
+		{"Stripe-Signature", true},
+		{"X-Slack-Signature", true},
+		{"webhook-signature", true},
+		{"Webhook-Signature", true},
+		{"Cookie", true},
+		{"Proxy-Authorization", true},
+		{"X-Signature", true},
+		{"svix-signature", true},
+		{"X-Api-Key", true},
+		{"x-twilio-signature", true},
+		{"Content-Type", false},
+		{"X-GitHub-Event", false},
+		{"X-Northflank-Notification-Integration-Event-Id", false},
+		{"webhook-id", false},
+		{"X-Slack-Request-Timestamp", false},
+		{"Authorization2", false},
+		{"", false},
+		{NULL, false},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		CHECK(header_is_credential(names[i].name, NULL) == names[i].cred, "credential %s",
+		      names[i].name ? names[i].name : "(null)");
+	CHECK(header_is_credential("X-My-Sig", "x-my-sig"), "the endpoint's signature_header");
+	CHECK(!header_is_credential("X-My-Sig", NULL), "not without it");
+}
+
 int main(void)
 {
+	test_credentials();
 	char tmpl[] = "/tmp/hookd-test-config-XXXXXX";
 	if (!mkdtemp(tmpl) || !realpath(tmpl, tmpdir) || chdir(tmpdir) != 0) {
 		perror("temporary directory");

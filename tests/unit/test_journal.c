@@ -975,37 +975,8 @@ static bool file_has(const char *path, const char *needle)
 
 static void test_credentials(void)
 {
-	static const struct {
-		const char *name;
-		bool cred;
-	} names[] = {
-		{"X-Northflank-Notification-Integration-Token", true},
-		{"x-northflank-notification-integration-token", true},
-		{"X-Gitlab-Token", true},
-		{"Authorization", true},
-		{"AUTHORIZATION", true},
-		{"X-Hub-Signature", true},
-		{"X-Hub-Signature-256", true},
-		{"Stripe-Signature", true},
-		{"X-Slack-Signature", true},
-		{"webhook-signature", true},
-		{"Webhook-Signature", true},
-		{"Cookie", true},
-		{"Proxy-Authorization", true},
-		{"X-Signature", true},
-		{"Content-Type", false},
-		{"X-GitHub-Event", false},
-		{"X-Northflank-Notification-Integration-Event-Id", false},
-		{"webhook-id", false},
-		{"X-Slack-Request-Timestamp", false},
-		{"Authorization2", false},
-		{"", false},
-		{NULL, false},
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
-		CHECK(journal_is_credential_header(names[i].name) == names[i].cred, "credential %s",
-		      names[i].name ? names[i].name : "(null)");
-
+	/* Which names are credentials: test_config's table. Here: the
+	 * journal never stores one. */
 	char *dir = new_state_dir();
 	struct journal *j = open_dir(dir, 1024, 0, 0);
 	static const struct journal_header hdrs[] = {

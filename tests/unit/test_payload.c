@@ -798,6 +798,23 @@ static void test_envlist(void)
 		CHECK_STR(e.v[i], want[i], "sorted %zu", i);
 	CHECK_STR(e.v[105], "Z=", "sorted last");
 	CHECK(e.v[106] == NULL, "still NULL-terminated");
+	size_t bytes = e.bytes;
+	envlist_remove(&e, "A0");
+	CHECK(e.n == 105 && e.v[105] == NULL && e.bytes == bytes - 5, "remove: %zu", e.n);
+	CHECK_STR(e.v[1], "A_B=3", "the rest moves up");
+	envlist_remove(&e, "A0");
+	envlist_remove(&e, "A_");
+	CHECK(e.n == 105, "removing a missing name changes nothing");
+	envlist_remove(&e, "Z");
+	CHECK(e.n == 104 && e.v[104] == NULL, "the last one");
+	envlist_copy(&e, &(struct envlist){0});
+	CHECK(e.n == 104, "copying an empty list");
+	struct envlist c;
+	envlist_init(&c);
+	envlist_copy(&c, &e);
+	CHECK(c.n == 104 && c.bytes == e.bytes && strcmp(c.v[0], e.v[0]) == 0 && c.v[0] != e.v[0],
+	      "a copy");
+	envlist_free(&c);
 	envlist_free(&e);
 	envlist_free(NULL);
 }
