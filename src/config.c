@@ -648,21 +648,33 @@ static bool set_env_prefix(struct loader *L, const struct keydef *k, void *obj, 
 	return true;
 }
 
-static bool set_pass_env(struct loader *L, const struct keydef *k, void *obj, const char *v)
+/* A space-separated list each word of which passes valid (what it must
+ * be, for the message). empty_none: an empty list is NULL, not {NULL}. */
+static bool set_words(struct loader *L, const struct keydef *k, void *obj, const char *v,
+                      bool (*valid)(const char *), const char *what, bool empty_none)
 {
 	char **words = split_words(v, NULL);
 	for (char **p = words; *p; p++) {
-		if (!env_name_valid(*p)) {
-			fail_at(L, L->lineno, "bad value '%s' for %s in [%s]: '%s' is not a variable name",
-			        show(L, v), k->name, L->section, show(L, *p));
+		if (!valid(*p)) {
+			fail_at(L, L->lineno, "bad value '%s' for %s in [%s]: '%s' is not %s",
+			        show(L, v), k->name, L->section, show(L, *p), what);
 			free_words(words);
 			return false;
 		}
+	}
+	if (empty_none && !words[0]) {
+		free_words(words);
+		words = NULL;
 	}
 	char ***field = FIELD(obj, k, char **);
 	free_words(*field);
 	*field = words;
 	return true;
+}
+
+static bool set_pass_env(struct loader *L, const struct keydef *k, void *obj, const char *v)
+{
+	return set_words(L, k, obj, v, env_name_valid, "a variable name", false);
 }
 
 static bool set_cidrs(struct loader *L, const struct keydef *k, void *obj, const char *v)
@@ -828,21 +840,7 @@ void header_var_suffix(char *name)
  * carries a credential is checked once the section is complete. */
 static bool set_pass_headers(struct loader *L, const struct keydef *k, void *obj, const char *v)
 {
-	char **words = split_words(v, NULL);
-	for (char **p = words; *p; p++) {
-		if (!header_name_valid(*p)) {
-			fail_at(L, L->lineno, "bad value '%s' for %s in [%s]: '%s' is not a header name",
-			        show(L, v), k->name, L->section, show(L, *p));
-			free_words(words);
-			return false;
-		}
-	}
-	char ***field = FIELD(obj, k, char **);
-	free_words(*field);
-	*field = words[0] ? words : NULL;
-	if (!words[0])
-		free_words(words);
-	return true;
+	return set_words(L, k, obj, v, header_name_valid, "a header name", true);
 }
 
 static bool set_dotted(struct loader *L, const struct keydef *k, void *obj, const char *v)
