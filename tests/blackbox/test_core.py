@@ -41,6 +41,21 @@ def cfg(extra_server="", extra=""):
     return text + extra
 
 
+def recv_answer(s, got, timeout):
+    """Reads from s after got until a whole answer (by its Content-Length)
+    is there, the peer closes, or timeout seconds pass; returns the bytes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = harness.parse_raw_response(got)
+        if r is not None and len(r.raw) >= int(r.headers.get("content-length", 0)):
+            break
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
 class Base(harness.HookdTestCase):
 
     def daemon(self, config=NF_CONFIG, hooks=None, **kw):
@@ -1156,12 +1171,7 @@ class TestConnectionLimits(Base):
                 self.assertTrue(got.startswith(b"HTTP/1.1 200"), got)
                 s.shutdown(socket.SHUT_WR)
                 time.sleep(0.3)  # hookd reads the end while the answer is queued
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    got += chunk
+                got = recv_answer(s, got, 10)
             finally:
                 s.close()
             r = harness.parse_raw_response(got)
@@ -1204,16 +1214,7 @@ class TestConnectionLimits(Base):
                     self.assertTrue(interim.startswith(b"HTTP/1.1 100"), interim)
                 s.settimeout(5)
                 s.sendall(body)
-                got = interim.split(b"\r\n\r\n", 1)[1] if interim else b""
-                deadline = time.monotonic() + 5
-                while time.monotonic() < deadline:
-                    r = harness.parse_raw_response(got)
-                    if r is not None and len(r.raw) >= int(r.headers.get("content-length", 0)):
-                        break
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    got += chunk
+                got = recv_answer(s, interim.split(b"\r\n\r\n", 1)[1] if interim else b"", 5)
             finally:
                 s.close()
             self.assertAnswer(harness.parse_raw_response(got), 200)
