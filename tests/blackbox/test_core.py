@@ -1349,6 +1349,11 @@ class TestCommandLine(Base):
             ("[endpoint a]\npath = /a\nscheme = none\npass_headers = X-Ok Bad:Name\n",
              "hookd.ini:4: bad value 'X-Ok Bad:Name' for pass_headers in [endpoint a]: "
              "'Bad:Name' is not a header name"),
+            # sizes and booleans, like durations
+            ("[server]\nmax_body = 1 megabyte\n[endpoint a]\npath = /a\nscheme = none\n",
+             "hookd.ini:2: bad value '1 megabyte' for max_body"),
+            ("[server]\ninclude_output = maybe\n[endpoint a]\npath = /a\nscheme = none\n",
+             "hookd.ini:2: bad value 'maybe' for include_output"),
             # what serve could not use, check refuses too
             ("[server]\nlisten = 256.1.1.1:9000\n[endpoint a]\npath = /a\nscheme = none\n",
              "hookd.ini:2: bad value '256.1.1.1:9000' for listen"),
