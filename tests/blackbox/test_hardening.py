@@ -688,6 +688,32 @@ class TestPrivileges(Base):
             self.assertIn("dropped privileges", h.logs())
             self.assertEqual(h.stop(), 0)
 
+    def test_sighup_rereads_as_user(self):
+        """After the drop, SIGHUP reads the config's files as `user`: a
+        secret file only root can read keeps the old config (logged), and
+        once the user may read it, the reload goes through."""
+        cfg = config("user = nobody\n", "\n[endpoint s]\npath = /s\nscheme = northflank\n"
+                     "secret_file = {tmp}/root-only\n")
+        with Daemon(cfg, {"id": ID_HOOK}, start=False) as h:
+            secret = h.path("root-only")
+            with open(secret, "w") as f:
+                f.write("root-only-token-1234\n")
+            os.chmod(secret, 0o600)
+            h.start()
+            nf = {"X-Northflank-Notification-Integration-Token": "root-only-token-1234"}
+            st, _ = post_json(h.port, event("none:here"), path="/s", headers=nf)
+            self.assertEqual(st, 200)
+            h.proc.send_signal(signal.SIGHUP)
+            self.assertIsNotNone(h.wait_log("reload failed, keeping the old config", "root-only",
+                                            timeout=5), h.logs())
+            st, _ = post_json(h.port, event("none:here"), path="/s", headers=nf)
+            self.assertEqual(st, 200, "the old config still serves")
+            os.chmod(secret, 0o644)
+            h.proc.send_signal(signal.SIGHUP)
+            self.assertIsNotNone(h.wait_log("config reloaded", timeout=5), h.logs())
+            self.assertNotIn("root-only-token-1234", h.logs())
+            self.assertEqual(h.stop(), 0)
+
     def test_run_command_runs_the_hook_as_user_too(self):
         """`hookd run`, started as root with `user =`, runs the hook as that
         user, as a delivery would; the payload file is read before, as root
