@@ -71,6 +71,13 @@ echo "== the installed files"
 out=$(/usr/sbin/hookd --version) || fail "hookd --version"
 [ "$out" = "hookd $version" ] || fail "hookd --version said '$out'"
 /usr/sbin/hookd -c /etc/hookd/hookd.ini check || fail "hookd check on the installed config"
+# Without -c: $HOOKD_CONFIG, else /etc/hookd/hookd.ini (SPEC 1).
+(cd / && env -u HOOKD_CONFIG /usr/sbin/hookd check) >/dev/null ||
+	fail "hookd check without -c did not read /etc/hookd/hookd.ini"
+rc=0
+err=$(cd / && HOOKD_CONFIG=/nonexistent/hookd.ini /usr/sbin/hookd check 2>&1) || rc=$?
+[ "$rc" -eq 2 ] && echo "$err" | grep -q /nonexistent/hookd.ini ||
+	fail "HOOKD_CONFIG was not the config: $err"
 dpkg-query -W -f='${Conffiles}\n' hookd | grep -q ' /etc/hookd/hookd.ini ' || fail "hookd.ini is not a conffile"
 getent passwd hookd >/dev/null || fail "no hookd user"
 tok=/etc/hookd/northflank.token
