@@ -586,8 +586,8 @@ def print_table(res, rss, scale, args, load_before, load_after):
         "CPU/req: the server's CPU time (user + system, the hooks it reaped included) "
         "over the requests it answered; when the machine is saturated, the ratio of two "
         "servers' CPU/req bounds the ratio of their requests/s. The peer (Go) runs on both "
-        "cores; the probes and hookd's event loop on one (hookd's four spawner threads "
-        "only start hook processes).",
+        "cores; the probes and hookd's event loop on one (hookd's spawner threads, one a "
+        "CPU, only start hook processes).",
         "peer mapping: (a) hook 'true' with a token rule, mismatch code 401; (b) hook "
         "'none', token and event = build:success, so the sample (build:start) gets "
         "'Hook rules were not satisfied.'; (c) hook 'true'; (d) hook 'script' with "

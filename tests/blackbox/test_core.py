@@ -752,6 +752,38 @@ class TestExitAndLimits(Base):
 
 
 # --------------------------------------------------------------------------
+
+    def test_spawner_threads_follow_cpu_affinity_and_do_not_cap_running_hooks(self):
+        # One spawner thread a CPU hookd may run on, at least 2: pinned to
+        # one CPU, hookd has its loop and 2 spawners once a hook has run.
+        # The spawners only start hooks: 6 hooks still run at once.
+        conf = cfg().replace("timeout = 1s", "timeout = 10s")
+        hooks = {"slow": sh("echo slow >> '{tmp}/slow'\nsleep 2\n"),
+                 "quick": marker_hook("quick")}
+        cpu = sorted(os.sched_getaffinity(0))[0]
+        with self.daemon(conf, hooks=hooks, wrap=["taskset", "-c", str(cpu)]) as h:
+            self.assertEqual(len(os.listdir("/proc/%d/task" % h.proc.pid)), 1,
+                             "threads before any hook")
+            self.assertAnswer(h.northflank(event="quick"), 200)
+            self.assertEqual(len(os.listdir("/proc/%d/task" % h.proc.pid)), 3,
+                             "the loop and 2 spawners")
+            answers = []
+            threads = [threading.Thread(target=lambda: answers.append(h.northflank(event="slow")))
+                       for _ in range(6)]
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 1.8
+            while time.monotonic() < deadline and len((h.read("slow") or "").split()) < 6:
+                time.sleep(0.05)
+            started = len((h.read("slow") or "").split())
+            for t in threads:
+                t.join(15)
+            self.assertEqual(started, 6, "six 2 s hooks were not all running within 1.8 s")
+            self.assertEqual(sorted(r.status for r in answers), [200] * 6)
+        n = len(os.sched_getaffinity(0))
+        with self.daemon(conf, hooks=hooks) as h:
+            self.assertAnswer(h.northflank(event="quick"), 200)
+            self.assertEqual(len(os.listdir("/proc/%d/task" % h.proc.pid)), 1 + min(max(n, 2), 16))
 # hook output: responses and logs
 
 class TestOutput(Base):
