@@ -1,8 +1,10 @@
 /*
  * Routing (SPEC 5): from an event name to the executables in hooks.d that
- * handle it. Everything is looked up afresh at each delivery, relative to
- * a directory fd, so a candidate name is never joined into a path that
- * could leave the hooks dir (names cannot hold '/' anyway).
+ * handle it. Everything is looked up afresh at each delivery, by path:
+ * "<hooks_dir>/<candidate>" never leaves the hooks dir, as a valid event
+ * name holds no '/' and is never "." or "..". No directory is opened
+ * for a file route: opening and closing the hooks dir was a seventh of
+ * the loop's CPU for an event with no hook, more than the lookups.
  */
 #include "route.h"
 
@@ -93,9 +95,10 @@ static int str_ptr_cmp(const void *a, const void *b)
 }
 
 /* Collects the executables of a directory route in byte order of their names. */
-static void resolve_dir(struct route *r, int dfd, const char *hooks_dir, const char *cand)
+static void resolve_dir(struct route *r, const char *path, const char *hooks_dir,
+                        const char *cand)
 {
-	int fd = openat(dfd, cand, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
 		r->may_pass = error_may_pass(errno);
@@ -151,48 +154,54 @@ int route_resolve(const char *hooks_dir, const char *event, struct route *out)
 	}
 
 	/* "/srv/hooks.d/" and "/srv/hooks.d" name the same paths. */
-	char *dir = xstrdup(hooks_dir);
-	size_t dlen = strlen(dir);
-	while (dlen > 1 && dir[dlen - 1] == '/')
-		dir[--dlen] = '\0';
+	size_t dlen = strlen(hooks_dir);
+	while (dlen > 1 && hooks_dir[dlen - 1] == '/')
+		dlen--;
+	char *dir = xstrndup(hooks_dir, dlen);
+	/* "<dir>/<candidate>", one candidate after the other. */
+	char *path = xmalloc(dlen + 1 + EVENT_NAME_MAX + 1);
+	memcpy(path, dir, dlen);
+	path[dlen] = '/';
 
 	int ret = 0;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		ret = -errno;
-		goto out;
-	}
 	for (size_t i = 0; i < ncands; i++) {
 		const char *cand = cands[i];
+		strcpy(path + dlen + 1, cand);
 		struct stat st;
 		/* lstat first: a dangling symlink exists, and is a broken route
 		 * rather than a reason to fall through to a wider one. */
-		if (fstatat(dfd, cand, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno == ENOENT)
-				continue;
+				continue; /* (or the hooks dir is missing: see below) */
 			ret = -errno;
 			goto out;
 		}
 		out->name = xstrdup(cand);
 		/* Only a symlink needs a second look: for anything else the
 		 * lstat above says what stat would. */
-		if (S_ISLNK(st.st_mode) && fstatat(dfd, cand, &st, 0) < 0) {
+		if (S_ISLNK(st.st_mode) && stat(path, &st) < 0) {
 			out->error = xasprintf("cannot open: %s: %s", cand, strerror(errno));
 		} else if (S_ISREG(st.st_mode)) {
-			if (faccessat(dfd, cand, X_OK, AT_EACCESS) == 0)
+			if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) == 0)
 				add_hook(out, dir, cand, cand);
 			else
 				out->error = xasprintf("not executable: %s", cand);
 		} else if (S_ISDIR(st.st_mode)) {
-			resolve_dir(out, dfd, dir, cand);
+			resolve_dir(out, path, dir, cand);
 		} else {
 			out->error = xasprintf("not a regular file or directory: %s", cand);
 		}
-		break;
+		goto out;
 	}
+	/* No candidate: "no route" only if the hooks dir is there. A missing
+	 * one must not answer "unhandled", which nothing would ever retry. */
+	struct stat dst;
+	if (stat(dir, &dst) < 0)
+		ret = -errno;
+	else if (!S_ISDIR(dst.st_mode))
+		ret = -ENOTDIR;
 out:
-	if (dfd >= 0)
-		close(dfd);
+	free(path);
 	free(dir);
 	if (ret < 0) {
 		route_free(out);
