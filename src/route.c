@@ -2,9 +2,9 @@
  * Routing (SPEC 5): from an event name to the executables in hooks.d that
  * handle it. Everything is looked up afresh at each delivery, by path:
  * "<hooks_dir>/<candidate>" never leaves the hooks dir, as a valid event
- * name holds no '/' and is never "." or "..". No directory is opened
- * for a file route: opening and closing the hooks dir was a seventh of
- * the loop's CPU for an event with no hook, more than the lookups.
+ * name holds no '/' and starts with a letter or digit. No directory is
+ * opened for a file route: opening and closing the hooks dir for each
+ * delivery cost the loop about 5 µs a hook run under load.
  */
 #include "route.h"
 
