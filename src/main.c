@@ -436,6 +436,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 		log_msg(LOG_LVL_WARN, "user or group changed: takes effect at the next start");
 	config_unref(dm->cfg);
 	dm->cfg = cfg;
+	route_cache_clear(); /* hooks dirs may have moved; a fresh start costs a stat */
 	log_setup((enum log_format)cfg->log_format);
 	server_set_config(dm->srv, cfg);
 	if (tls || dm->tls_on) {
@@ -686,6 +687,7 @@ out:
 	dispatcher_free(dm.ds);
 	journal_close(dm.journal);
 	runner_shutdown();
+	route_cache_clear();
 	tls_ctx_free(tls);
 	config_unref(dm.cfg);
 	sdnotify_close();
@@ -814,6 +816,7 @@ static int cmd_run(const struct options *o)
 	free(rs.json);
 	dispatcher_free(ds);
 	runner_shutdown();
+	route_cache_clear();
 	event_base_free(base);
 	config_unref(cfg);
 	return rc;
@@ -867,6 +870,7 @@ static int cmd_env(const struct options *o)
 	snprintf(name, sizeof(name), "%sATTEMPT", cfg->env_prefix);
 	envlist_add(&d->env, name, "1");
 	route_free(&r);
+	route_cache_clear();
 	envlist_sort(&d->env);
 	for (size_t i = 0; i < d->env.n; i++)
 		print_env_entry(d->env.v[i]);

@@ -56,5 +56,9 @@ int route_name_skipped(const char *name);
  */
 int route_resolve(const char *hooks_dir, const char *event, struct route *out);
 void route_free(struct route *r);
+/* Forgets the events remembered to have no route (see route.c). */
+void route_cache_clear(void);
+/* How many lookups a remembered miss has answered in this process. */
+size_t route_cache_hits(void);
 
 #endif

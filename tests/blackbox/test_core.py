@@ -547,6 +547,46 @@ class TestRouting(Base):
             self.assertEqual(b.get("hooks", []), [])
             self.assertNothingRan(h)
 
+    def test_hook_added_after_remembered_misses_runs_at_once(self):
+        # hookd remembers an event with no route in a hooks dir that has
+        # not changed for 5 s; a hook added, a hook removed or the dir
+        # replaced is seen by the very next delivery.
+        def unhandled(event):
+            b = self.assertAnswer(h.northflank(event=event), 200)
+            self.assertEqual(b.get("status"), "unhandled", b)
+
+        def settled(path):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and time.time() - os.stat(path).st_ctime < 5.2:
+                time.sleep(0.1)
+            self.assertGreater(time.time() - os.stat(path).st_ctime, 5.2)
+
+        with self.daemon(hooks={"other": marker_hook("other")}) as h:
+            unhandled("billing:invoice-paid")
+            settled(h.hooks)
+            for _ in range(3):
+                unhandled("billing:invoice-paid")
+            h.write_hook("billing", marker_hook("billing"))
+            self.assertAnswer(h.northflank(event="billing:invoice-paid"), 200)
+            self.assertEqual(h.ran(), ["billing"])
+            h.remove_hook("billing")
+            unhandled("billing:invoice-paid")
+            settled(h.hooks)
+            for _ in range(3):
+                unhandled("billing:invoice-paid")
+            # Another dir in its place, with the hook: found at once.
+            other = h.hooks + ".next"
+            os.mkdir(other)
+            with open(os.path.join(other, "billing:invoice-paid"), "w") as f:
+                f.write("#!/bin/sh\necho next >> '%s/ran'\n" % h.tmp)
+            os.chmod(os.path.join(other, "billing:invoice-paid"), 0o755)
+            settled(other)
+            os.rename(h.hooks, h.hooks + ".old")
+            os.rename(other, h.hooks)
+            h.reset_ran()
+            self.assertAnswer(h.northflank(event="billing:invoice-paid"), 200)
+            self.assertEqual(h.ran(), ["next"])
+
     def test_run_parts_stops_at_first_failure(self):
         hooks = {
             "build:start/01-first": marker_hook("01-first"),

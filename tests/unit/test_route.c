@@ -7,6 +7,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -347,10 +349,114 @@ static void test_resolve(void)
 	CHECK(access(root, F_OK) != 0, "temp dir removed");
 }
 
+/* Waits (at most 10 s) until dir's ctime is more than 5 s old: only then
+ * may a miss in it be remembered. */
+static void wait_settled(const char *dir)
+{
+	for (int i = 0; i < 100; i++) {
+		struct stat st;
+		if (stat(dir, &st) != 0)
+			return;
+		int64_t changed = (int64_t)st.st_ctim.tv_sec * 1000 + st.st_ctim.tv_nsec / 1000000;
+		if (now_wall_ms() - changed > 5100)
+			return;
+		usleep(100 * 1000);
+	}
+}
+
+/* "ev -> describe", and whether a remembered miss answered it. */
+static void expect(const char *dir, const char *event, const char *want, bool hit)
+{
+	size_t hits = route_cache_hits();
+	struct route r;
+	int rc = route_resolve(dir, event, &r);
+	CHECK(rc == 0, "resolve '%s' rc %d", event, rc);
+	char *got = describe(&r);
+	CHECK_STR(got, want, "resolve '%s'", event);
+	CHECK(route_cache_hits() - hits == (hit ? 1u : 0u), "resolve '%s': remembered miss %s", event,
+	      hit ? "not used" : "used");
+	free(got);
+	route_free(&r);
+}
+
+/* A miss is remembered only in a settled dir, and never outlives a change
+ * of the dir's names, its identity or the config. */
+static void test_remembered_misses(void)
+{
+	snprintf(root, sizeof root, "/tmp/hookd-noroute-XXXXXX");
+	CHECK(mkdtemp(root) != NULL, "mkdtemp");
+	char *dir = at("hooks");
+	CHECK(mkdir(dir, 0755) == 0, "mkdir hooks");
+	static const char none[] = "-|-||";
+
+	/* A fresh dir: looked up every time. */
+	expect(dir, "build:start", none, false);
+	expect(dir, "build:start", none, false);
+	expect(dir, "build:start", none, false);
+
+	wait_settled(dir);
+	expect(dir, "build:start", none, false); /* remembered now */
+	expect(dir, "build:start", none, true);
+	expect(dir, "build:start", none, true);
+	expect(dir, "deploy", none, false);
+	expect(dir, "deploy", none, true);
+	expect(dir, "build:start", none, true);
+
+	/* A hook added: found at once, by the wider name too. */
+	mkfile("hooks/build", 0755);
+	expect(dir, "build:start", "build|-|build|", false);
+	expect(dir, "deploy", none, false);
+	expect(dir, "deploy", none, false); /* the dir changed just now: not remembered */
+
+	/* A dangling symlink or a file that is not executable is a route. */
+	wait_settled(dir);
+	expect(dir, "deploy", none, false);
+	expect(dir, "deploy", none, true);
+	symlink_rel("missing", "hooks/deploy");
+	expect(dir, "deploy", "deploy|cannot open: deploy: No such file or directory||", false);
+
+	/* The dir moved away: an error, not a remembered miss. */
+	char *away = at("away");
+	CHECK(rename(dir, away) == 0, "rename");
+	struct route r;
+	CHECK(route_resolve(dir, "other", &r) == -ENOENT, "missing hooks dir after a miss");
+	route_free(&r);
+	/* Another dir at the same path, and the same ctime second or not:
+	 * its own inode, so nothing remembered carries over. */
+	CHECK(mkdir(dir, 0755) == 0, "mkdir hooks again");
+	mkfile("hooks/other", 0755);
+	expect(dir, "other", "other|-|other|", false);
+	wait_settled(dir);
+	expect(dir, "nothing", none, false);
+	expect(dir, "nothing", none, true);
+	/* The path now names the old dir (through a symlink): what was
+	 * remembered of the other one does not hold. */
+	char *fresh = at("fresh");
+	wait_settled(away);
+	CHECK(rename(dir, fresh) == 0 && symlink(away, dir) == 0, "swap in a symlink");
+	expect(dir, "nothing", none, false);
+	expect(dir, "nothing", none, true);
+	expect(dir, "build:start", "build|-|build|", false);
+
+	/* Cleared (a reload): looked up again. */
+	route_cache_clear();
+	expect(dir, "nothing", none, false);
+	expect(dir, "nothing", none, false);
+	expect(dir, "nothing", none, true);
+	route_cache_clear();
+
+	free(fresh);
+	free(away);
+	free(dir);
+	remove_tree(root, 0);
+	CHECK(access(root, F_OK) != 0, "temp dir removed");
+}
+
 int main(void)
 {
 	test_candidates();
 	test_skipped_names();
 	test_resolve();
+	test_remembered_misses();
 	return check_done("route");
 }
