@@ -411,6 +411,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	struct daemon *dm = arg;
 	char err[1024];
 	sdnotify_reloading();
+	route_cache_clear(); /* a SIGHUP forgets remembered misses, whatever the config */
 	struct config *cfg = config_load(dm->config_path, err, sizeof(err));
 	struct ssl_ctx_st *tls = NULL;
 	/* The certificate pair is reread on every reload (a renewal keeps its
@@ -436,7 +437,6 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 		log_msg(LOG_LVL_WARN, "user or group changed: takes effect at the next start");
 	config_unref(dm->cfg);
 	dm->cfg = cfg;
-	route_cache_clear(); /* hooks dirs may have moved; a fresh start costs a stat */
 	log_setup((enum log_format)cfg->log_format);
 	server_set_config(dm->srv, cfg);
 	if (tls || dm->tls_on) {

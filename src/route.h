@@ -1,7 +1,9 @@
 /*
  * Routing (SPEC 5): event name -> candidate names (a:b:c, a:b, a,
  * _default) -> the first that exists in the hooks dir -> the executables
- * to run. The hooks dir is read at each delivery.
+ * to run. The hooks dir is looked at at each delivery; only "no route"
+ * is remembered, while the dir is unchanged (route.c). For the event
+ * loop's thread alone.
  */
 #ifndef HOOKD_ROUTE_H
 #define HOOKD_ROUTE_H
@@ -49,10 +51,9 @@ int route_name_skipped(const char *name);
  * file nor a directory, set ->error naming it. A directory route lists its
  * executable regular files in byte order, skipping route_name_skipped()
  * names and entries that are not executable regular files.
- * Returns a negative errno, with out left empty, when a candidate cannot
- * be looked at or, with none there, the hooks dir is not a directory one
- * can look into (-ENOENT: it does not exist), and -EINVAL for an invalid
- * event name.
+ * Returns a negative errno, with out left empty, when the hooks dir
+ * cannot be opened (-ENOENT: it does not exist) or a candidate cannot be
+ * looked at, and -EINVAL for an invalid event name.
  */
 int route_resolve(const char *hooks_dir, const char *event, struct route *out);
 void route_free(struct route *r);

@@ -5,11 +5,13 @@
 #include "check.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,6 +111,28 @@ static void test_skipped_names(void)
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
 		CHECK(route_name_skipped(cases[i].name) == cases[i].want, "skipped '%s'", cases[i].name);
+}
+
+/*
+ * A deploy that swaps the hooks dir while a delivery looks up its
+ * candidates: this test's own fstatat64, which route.c calls for each
+ * candidate, first runs `between_lookups` once when it is set.
+ */
+static void (*between_lookups)(void);
+
+int fstatat64(int dfd, const char *restrict path, struct stat64 *restrict st, int flags)
+{
+	static int (*real)(int, const char *, struct stat64 *, int);
+	if (!real) {
+		void *sym = dlsym(RTLD_NEXT, "fstatat64");
+		memcpy(&real, &sym, sizeof(real)); /* ISO C: no object-to-function cast */
+	}
+	if (between_lookups) {
+		void (*f)(void) = between_lookups;
+		between_lookups = NULL;
+		f();
+	}
+	return real(dfd, path, st, flags);
 }
 
 static char root[64];
@@ -441,12 +465,96 @@ static void test_remembered_misses(void)
 	/* Cleared (a reload): looked up again. */
 	route_cache_clear();
 	expect(dir, "nothing", none, false);
-	expect(dir, "nothing", none, false);
 	expect(dir, "nothing", none, true);
 	route_cache_clear();
 
 	free(fresh);
 	free(away);
+	free(dir);
+	remove_tree(root, 0);
+	CHECK(access(root, F_OK) != 0, "temp dir removed");
+}
+
+/* Swaps "hooks" (a symlink) from "a" to "b" and back. */
+static void point_hooks_at(const char *target)
+{
+	char *link = at("hooks");
+	char *tmp = at("hooks.new");
+	unlink(tmp);
+	CHECK(symlink(target, tmp) == 0 && rename(tmp, link) == 0, "hooks -> %s", target);
+	free(tmp);
+	free(link);
+}
+
+static void swap_to_b(void)
+{
+	point_hooks_at("b");
+}
+
+static void move_a_away(void)
+{
+	char *a = at("a"), *away = at("a.away");
+	CHECK(rename(a, away) == 0, "a moved away");
+	free(away);
+	free(a);
+}
+
+/* Every candidate of a delivery is looked up in one dir, and what is
+ * remembered is what that dir held, whatever a deploy does meanwhile. */
+static void test_swaps_during_lookups(void)
+{
+	snprintf(root, sizeof root, "/tmp/hookd-swap-XXXXXX");
+	CHECK(mkdtemp(root) != NULL, "mkdtemp");
+	route_cache_clear();
+	mkdir_rel("a");
+	mkfile("a/push", 0755);
+	mkfile("a/deploy", 0755);
+	mkdir_rel("b");
+	mkfile("b/deploy:web", 0755);
+	point_hooks_at("a");
+	char *dir = at("hooks");
+	static const char none[] = "-|-||";
+	char *a = at("a");
+	char *b = at("b");
+	wait_settled(a);
+	wait_settled(b);
+
+	/* Swapped to b after the first lookup in a: the rest go to a too, so
+	 * "deploy" is found (in neither dir alone would the answer be none). */
+	between_lookups = swap_to_b;
+	expect(dir, "deploy:web", "deploy|-|deploy|", false);
+	point_hooks_at("a");
+
+	/* A miss in a is remembered; a swap to b during a lookup in a
+	 * neither lets a miss in b count for a nor the other way round. */
+	expect(dir, "ping", none, false);
+	expect(dir, "ping", none, true);
+	between_lookups = swap_to_b;
+	expect(dir, "push", "push|-|push|", false);
+	expect(dir, "push", none, false); /* b: looked up, no push */
+	expect(dir, "push", none, true);
+	point_hooks_at("a");
+	expect(dir, "push", "push|-|push|", false);
+	expect(dir, "push", "push|-|push|", false);
+	point_hooks_at("b");
+	expect(dir, "push", none, true); /* b unchanged: its miss holds */
+	point_hooks_at("a");
+
+	/* The dir moved away after it was opened: the delivery still finds
+	 * its hook there; the next one gets an error, never "no route". */
+	expect(dir, "ping", none, false);
+	expect(dir, "ping", none, true);
+	between_lookups = move_a_away;
+	expect(dir, "push", "push|-|push|", false);
+	struct route r;
+	CHECK(route_resolve(dir, "push", &r) == -ENOENT, "hooks -> a, a gone: an error");
+	route_free(&r);
+	CHECK(route_resolve(dir, "ping", &r) == -ENOENT, "a remembered miss does not hide it");
+	route_free(&r);
+	route_cache_clear();
+
+	free(b);
+	free(a);
 	free(dir);
 	remove_tree(root, 0);
 	CHECK(access(root, F_OK) != 0, "temp dir removed");
@@ -458,5 +566,6 @@ int main(void)
 	test_skipped_names();
 	test_resolve();
 	test_remembered_misses();
+	test_swaps_during_lookups();
 	return check_done("route");
 }
