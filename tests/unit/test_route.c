@@ -114,11 +114,13 @@ static void test_skipped_names(void)
 }
 
 /*
- * A deploy that swaps the hooks dir while a delivery looks up its
+ * A deploy that changes the hooks dir while a delivery looks up its
  * candidates: this test's own fstatat64, which route.c calls for each
- * candidate, first runs `between_lookups` once when it is set.
+ * candidate (after opening the dir), runs `between_lookups` once when it
+ * is set, before the lookup after the first `lookups_first` ones.
  */
 static void (*between_lookups)(void);
+static int lookups_first;
 
 int fstatat64(int dfd, const char *restrict path, struct stat64 *restrict st, int flags)
 {
@@ -127,7 +129,7 @@ int fstatat64(int dfd, const char *restrict path, struct stat64 *restrict st, in
 		void *sym = dlsym(RTLD_NEXT, "fstatat64");
 		memcpy(&real, &sym, sizeof(real)); /* ISO C: no object-to-function cast */
 	}
-	if (between_lookups) {
+	if (between_lookups && lookups_first-- <= 0) {
 		void (*f)(void) = between_lookups;
 		between_lookups = NULL;
 		f();
@@ -553,8 +555,80 @@ static void test_swaps_during_lookups(void)
 	route_free(&r);
 	route_cache_clear();
 
+	/* hooks -> a file system that is not local (proc): nothing is
+	 * remembered there, though a local dir at that path had misses. */
+	point_hooks_at("b");
+	expect(dir, "ping", none, false);
+	expect(dir, "ping", none, true);
+	point_hooks_at("/proc");
+	expect(dir, "ping", none, false);
+	expect(dir, "ping", none, false);
+	route_cache_clear();
+
 	free(b);
 	free(a);
+	free(dir);
+	remove_tree(root, 0);
+	CHECK(access(root, F_OK) != 0, "temp dir removed");
+}
+
+static void remove_hooks_put_next(void)
+{
+	char *dir = at("hooks"), *next = at("next");
+	remove_tree(dir, 0);
+	CHECK(rename(next, dir) == 0, "next moved into place");
+	free(next);
+	free(dir);
+}
+
+/* After the exact name missed: the hook comes, and the loop stalls (a
+ * frozen cgroup, say) past the settling time before it looks at the dir's
+ * ctime. That ctime is newer than the lookups: not remembered. */
+static void add_deploy_then_stall(void)
+{
+	mkfile("hooks/deploy", 0755);
+	usleep(5200 * 1000);
+}
+
+/* A deploy by rm -rf and mv, a stall after a lookup, and the time limit. */
+static void test_deploys_and_stalls(void)
+{
+	snprintf(root, sizeof root, "/tmp/hookd-deploy-XXXXXX");
+	CHECK(mkdtemp(root) != NULL, "mkdtemp");
+	route_cache_clear();
+	mkdir_rel("hooks");
+	mkfile("hooks/push", 0755);
+	mkdir_rel("next");
+	mkfile("next/push", 0755);
+	char *dir = at("hooks");
+	static const char none[] = "-|-||";
+	wait_settled(dir);
+
+	/* The dir removed after it was opened: looked up again in the dir
+	 * now at the path, never "no route". */
+	expect(dir, "ping", none, false);
+	between_lookups = remove_hooks_put_next;
+	lookups_first = 0;
+	expect(dir, "push", "push|-|push|", false);
+
+	wait_settled(dir);
+	expect(dir, "deploy", none, false);
+	expect(dir, "deploy", none, true);
+	route_cache_clear();
+	between_lookups = add_deploy_then_stall;
+	lookups_first = 1; /* after "deploy" missed, before "_default" */
+	expect(dir, "deploy", none, false);
+	expect(dir, "deploy", "deploy|-|deploy|", false);
+
+	/* A remembered miss answers for a second after a real lookup at most. */
+	wait_settled(dir);
+	expect(dir, "other", none, false);
+	expect(dir, "other", none, true);
+	usleep(1100 * 1000);
+	expect(dir, "other", none, false);
+	expect(dir, "other", none, true);
+	route_cache_clear();
+
 	free(dir);
 	remove_tree(root, 0);
 	CHECK(access(root, F_OK) != 0, "temp dir removed");
@@ -567,5 +641,6 @@ int main(void)
 	test_resolve();
 	test_remembered_misses();
 	test_swaps_during_lookups();
+	test_deploys_and_stalls();
 	return check_done("route");
 }
