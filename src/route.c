@@ -273,10 +273,11 @@ static int noroute_slot(const struct noroute *nr, const char *event)
 }
 
 /* Remembers that event has no route in the dir of dfd (st: its fstat
- * after the lookups; t0: the wall clock before them), when that dir's
- * names had settled and it is on a local file system. */
+ * after the lookups; t0 and mono0: the wall and monotonic clocks before
+ * them), when that dir's names had settled and it is on a local file
+ * system. */
 static void noroute_add(const char *dir, int dfd, const struct stat *st, int64_t t0,
-                        const char *event)
+                        int64_t mono0, const char *event)
 {
 	int64_t changed = (int64_t)st->st_ctim.tv_sec * 1000 + st->st_ctim.tv_nsec / 1000000;
 	if (t0 - changed < NOROUTE_SETTLED_MS)
@@ -300,7 +301,7 @@ static void noroute_add(const char *dir, int dfd, const struct stat *st, int64_t
 		free(nr->names[i].event);
 		nr->names[i].event = xstrdup(event);
 	}
-	nr->names[i].looked_up = now_mono_ms();
+	nr->names[i].looked_up = mono0;
 }
 
 /* Whether a remembered miss answers this lookup: one stat of the path. */
@@ -376,29 +377,37 @@ int route_resolve(const char *hooks_dir, const char *event, struct route *out)
 	/* One fd for all the candidates, so that a deploy swapping the dir
 	 * meanwhile cannot mix two dirs; O_PATH, as it is only a place to look
 	 * things up from (cheaper to open and close than a dir for reading).
-	 * A dir removed after it was opened has no names left, which is no
-	 * answer: the path is opened again, once (a deploy by rm and mv). */
+	 * A miss in a dir that is no longer the one at the path (removed, or
+	 * replaced by a rename or a symlink) is no answer: the path is opened
+	 * again, once, and a second such miss is an error the sender retries.
+	 * (Overlayfs keeps the link count of a removed dir, so the check is
+	 * on the path, not on st_nlink alone.) */
 	for (int attempt = 0; attempt < 2; attempt++) {
-		int64_t t0 = now_wall_ms();
+		int64_t t0 = now_wall_ms(), mono0 = now_mono_ms();
 		int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (dfd < 0) {
 			ret = -errno;
 			break;
 		}
 		ret = resolve_in(dfd, dir, cands, ncands, out);
-		struct stat st;
-		if (ret < 0 || out->name || fstat(dfd, &st) != 0) {
+		if (ret < 0 || out->name) {
 			close(dfd);
 			break;
 		}
-		if (st.st_nlink == 0) {
+		struct stat st, now;
+		if (fstat(dfd, &st) != 0) {
+			ret = -errno;
 			close(dfd);
-			ret = -ENOENT; /* removed twice in a row: an error to retry */
+			break;
+		}
+		if (st.st_nlink == 0 || stat(dir, &now) != 0 || now.st_dev != st.st_dev ||
+		    now.st_ino != st.st_ino) {
+			close(dfd);
+			ret = -ENOENT;
 			continue;
 		}
-		noroute_add(dir, dfd, &st, t0, event);
+		noroute_add(dir, dfd, &st, t0, mono0, event);
 		close(dfd);
-		ret = 0;
 		break;
 	}
 out:

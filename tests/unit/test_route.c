@@ -581,6 +581,15 @@ static void remove_hooks_put_next(void)
 	free(dir);
 }
 
+static void rename_next_into_place(void)
+{
+	char *dir = at("hooks"), *old = at("old"), *next = at("next2");
+	CHECK(rename(dir, old) == 0 && rename(next, dir) == 0, "next2 renamed into place");
+	free(next);
+	free(old);
+	free(dir);
+}
+
 /* After the exact name missed: the hook comes, and the loop stalls (a
  * frozen cgroup, say) past the settling time before it looks at the dir's
  * ctime. That ctime is newer than the lookups: not remembered. */
@@ -610,6 +619,17 @@ static void test_deploys_and_stalls(void)
 	between_lookups = remove_hooks_put_next;
 	lookups_first = 0;
 	expect(dir, "push", "push|-|push|", false);
+
+	/* Replaced by a rename (the old dir kept, its link count too): the
+	 * miss in the old dir is no answer either. */
+	mkdir_rel("next2");
+	mkfile("next2/deploy:web", 0755);
+	between_lookups = rename_next_into_place;
+	lookups_first = 0;
+	expect(dir, "deploy:web", "deploy:web|-|deploy:web|", false);
+	char *old = at("old");
+	remove_tree(old, 0);
+	free(old);
 
 	wait_settled(dir);
 	expect(dir, "deploy", none, false);
