@@ -586,6 +586,19 @@ class TestRouting(Base):
             h.reset_ran()
             self.assertAnswer(h.northflank(event="billing:invoice-paid"), 200)
             self.assertEqual(h.ran(), ["next"])
+            # Misses remembered, then the hooks dir gone: an error the
+            # sender retries, never "unhandled"; nothing runs.
+            settled(h.hooks)
+            for _ in range(2):
+                unhandled("nothing:here")
+            os.rename(h.hooks, h.hooks + ".gone")
+            h.reset_ran()
+            for name in ("nothing:here", "billing:invoice-paid"):
+                b = self.assertAnswer(h.northflank(event=name), 500)
+                self.assertEqual(b.get("status"), "failed", b)
+                self.assertTrue(b.get("error", "").startswith(
+                    "cannot read hooks dir %s: No such file or directory" % h.hooks), b)
+            self.assertNothingRan(h)
 
     def test_run_parts_stops_at_first_failure(self):
         hooks = {

@@ -195,6 +195,19 @@ static void remove_tree(const char *dir, int depth)
 	free(cmd_dir);
 }
 
+/* The temp dir a test builds its hooks dirs in, and its removal. */
+static void root_make(const char *template)
+{
+	snprintf(root, sizeof root, "%s", template);
+	CHECK(mkdtemp(root) != NULL, "mkdtemp");
+}
+
+static void root_remove(void)
+{
+	remove_tree(root, 0);
+	CHECK(access(root, F_OK) != 0, "temp dir removed");
+}
+
 /* A route as one line: name|error|rel,rel|skipped,skipped */
 static char *describe(const struct route *r)
 {
@@ -233,8 +246,7 @@ static void resolve_cases(const char *dir, const char *const (*cases)[2], size_t
 
 static void test_resolve(void)
 {
-	snprintf(root, sizeof root, "/tmp/hookd-route-XXXXXX");
-	CHECK(mkdtemp(root) != NULL, "mkdtemp");
+	root_make("/tmp/hookd-route-XXXXXX");
 
 	/* files */
 	mkfile("build:start", 0755);
@@ -371,8 +383,7 @@ static void test_resolve(void)
 	route_free(&r);
 	free(notdir);
 
-	remove_tree(root, 0);
-	CHECK(access(root, F_OK) != 0, "temp dir removed");
+	root_remove();
 }
 
 /* Waits (at most 10 s) until dir's ctime is more than 5 s old: only then
@@ -409,8 +420,7 @@ static void expect(const char *dir, const char *event, const char *want, bool hi
  * of the dir's names, its identity or the config. */
 static void test_remembered_misses(void)
 {
-	snprintf(root, sizeof root, "/tmp/hookd-noroute-XXXXXX");
-	CHECK(mkdtemp(root) != NULL, "mkdtemp");
+	root_make("/tmp/hookd-noroute-XXXXXX");
 	char *dir = at("hooks");
 	CHECK(mkdir(dir, 0755) == 0, "mkdir hooks");
 	static const char none[] = "-|-||";
@@ -473,8 +483,7 @@ static void test_remembered_misses(void)
 	free(fresh);
 	free(away);
 	free(dir);
-	remove_tree(root, 0);
-	CHECK(access(root, F_OK) != 0, "temp dir removed");
+	root_remove();
 }
 
 /* Swaps "hooks" (a symlink) from "a" to "b" and back. */
@@ -505,8 +514,7 @@ static void move_a_away(void)
  * remembered is what that dir held, whatever a deploy does meanwhile. */
 static void test_swaps_during_lookups(void)
 {
-	snprintf(root, sizeof root, "/tmp/hookd-swap-XXXXXX");
-	CHECK(mkdtemp(root) != NULL, "mkdtemp");
+	root_make("/tmp/hookd-swap-XXXXXX");
 	route_cache_clear();
 	mkdir_rel("a");
 	mkfile("a/push", 0755);
@@ -568,8 +576,7 @@ static void test_swaps_during_lookups(void)
 	free(b);
 	free(a);
 	free(dir);
-	remove_tree(root, 0);
-	CHECK(access(root, F_OK) != 0, "temp dir removed");
+	root_remove();
 }
 
 static void remove_hooks_put_next(void)
@@ -602,8 +609,7 @@ static void add_deploy_then_stall(void)
 /* A deploy by rm -rf and mv, a stall after a lookup, and the time limit. */
 static void test_deploys_and_stalls(void)
 {
-	snprintf(root, sizeof root, "/tmp/hookd-deploy-XXXXXX");
-	CHECK(mkdtemp(root) != NULL, "mkdtemp");
+	root_make("/tmp/hookd-deploy-XXXXXX");
 	route_cache_clear();
 	mkdir_rel("hooks");
 	mkfile("hooks/push", 0755);
@@ -650,8 +656,7 @@ static void test_deploys_and_stalls(void)
 	route_cache_clear();
 
 	free(dir);
-	remove_tree(root, 0);
-	CHECK(access(root, F_OK) != 0, "temp dir removed");
+	root_remove();
 }
 
 int main(void)
