@@ -1,5 +1,5 @@
 /*
- * The admin listener (SPEC 9): a second HTTP server, on its own address
+ * The admin listener (README "Admin listener"): a second HTTP server, on its own address
  * ([admin] listen) and with its own handler, for the machines that watch
  * hookd. GET /healthz answers 200 {"status":"ok"} while serving and 503
  * {"status":"draining"} once SIGTERM has come; GET /metrics answers the

@@ -21,7 +21,7 @@ struct control *control_new(struct event_base *base, const char *state_dir,
                             struct dispatcher *ds, struct journal *j, char *err, size_t errlen);
 void control_free(struct control *c);
 
-/* The client side: returns the command's exit status (SPEC 1). */
+/* The client side: returns the command's exit status (README "Command line"). */
 int control_replay(const char *state_dir, const char *endpoint, const char *id);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * The delivery journal (SPEC 8): state_dir/journal.db, SQLite in WAL mode.
+ * The delivery journal (README "Delivery guarantees"): state_dir/journal.db, SQLite in WAL mode.
  * Every verified delivery is recorded with its headers (never credential
  * headers), its body, each attempt and each hook's outcome. It backs
  * idempotency by (endpoint, delivery id), async mode and retries, and the
@@ -179,7 +179,7 @@ int64_t journal_pending_count(struct journal *j);
 
 /*
  * CLI: `hookd events` and `hookd show`, printing to stdout (errors on
- * stderr). Return the exit status (SPEC 1). events: newest first by first
+ * stderr). Return the exit status (README "Command line"). events: newest first by first
  * receipt; failed = FAILED, or pending again after an attempt that was not
  * 2xx; "http" is null (text: "-") before any attempt. The output is built
  * in memory first so that a slow pager never holds a read open.

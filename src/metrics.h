@@ -1,5 +1,5 @@
 /*
- * The daemon's counters, for the admin listener's GET /metrics (SPEC 9):
+ * The daemon's counters, for the admin listener's GET /metrics (README "Admin listener"):
  * deliveries by endpoint and status, hook runs by outcome, a histogram of
  * hook durations, rejections by reason, config reloads. The server, the
  * dispatcher and main call the metrics_* functions where those things

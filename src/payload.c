@@ -1,7 +1,7 @@
 /*
  * The request body: what it is (Content-Type), what it holds (JSON, or a
  * form whose field may hold JSON), and how its scalar leaves become a
- * hook's environment (SPEC 6).
+ * hook's environment (README "What a hook gets").
  */
 #include "payload.h"
 
@@ -636,7 +636,7 @@ void envlist_sort(struct envlist *e)
 		qsort(e->v, e->n, sizeof *e->v, entry_cmp);
 }
 
-/* ---- flattening (SPEC 6) ---- */
+/* ---- flattening (README "What a hook gets") ---- */
 
 size_t env_key_normalize(const char *key, size_t keylen, char *out)
 {
@@ -813,7 +813,7 @@ static void flatten_value(struct flatten *f, const char *val, size_t vlen)
 
 	/* A leaf whose keys all normalize to nothing has no name to take.
 	 * Neither it nor a name collision counts as "left out": that count
-	 * (SPEC 6) is for the limits, which say something about the payload;
+	 * (README "What a hook gets") is for the limits, which say something about the payload;
 	 * a body `event` meeting the reserved HOOK_EVENT is routine. */
 	if (nlen == f->prefixlen)
 		return;

@@ -1,7 +1,7 @@
 /*
  * The request body: Content-Type classification, JSON (and form) decoding,
  * dotted-path look-ups, and the flattening of every scalar leaf into a
- * hook's environment (SPEC 6).
+ * hook's environment (README "What a hook gets").
  */
 #ifndef HOOKD_PAYLOAD_H
 #define HOOKD_PAYLOAD_H
@@ -78,7 +78,7 @@ long envlist_find(const struct envlist *e, const char *name);
 /* Sorts by name in byte order (for `hookd env`). */
 void envlist_sort(struct envlist *e);
 
-/* Normalizes one key per SPEC 6 into out (>= strlen(key)*2+1); returns the
+/* Normalizes one key per README "What a hook gets" into out (>= strlen(key)*2+1); returns the
  * length, 0 when the key normalizes to nothing. */
 size_t env_key_normalize(const char *key, size_t keylen, char *out);
 

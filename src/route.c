@@ -1,5 +1,5 @@
 /*
- * Routing (SPEC 5): from an event name to the executables in hooks.d that
+ * Routing (README "Routing: hooks.d"): from an event name to the executables in hooks.d that
  * handle it. The hooks dir is looked at at each delivery, through one
  * directory fd (O_PATH), so that every candidate of a delivery is looked
  * up in the same dir even while a deploy swaps it, and a candidate name is

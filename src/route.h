@@ -1,5 +1,5 @@
 /*
- * Routing (SPEC 5): event name -> candidate names (a:b:c, a:b, a,
+ * Routing (README "Routing: hooks.d"): event name -> candidate names (a:b:c, a:b, a,
  * _default) -> the first that exists in the hooks dir -> the executables
  * to run. The hooks dir is looked at at each delivery; only "no route"
  * is remembered, while the dir is unchanged (route.c). For the event

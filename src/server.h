@@ -1,5 +1,5 @@
 /*
- * The webhook server: each HTTP request through the answer table of SPEC 3
+ * The webhook server: each HTTP request through the answer table of README "HTTP answers"
  * (endpoint, method, address, size, credentials, media type, payload,
  * event name) and, once verified and identified, into the dispatcher.
  */

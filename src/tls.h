@@ -1,5 +1,5 @@
 /*
- * Native TLS (SPEC 10): the server-side OpenSSL context built from
+ * Native TLS (README "Native TLS"): the server-side OpenSSL context built from
  * [server] tls_cert, tls_key and tls_ciphers. The HTTP layer gives each
  * accepted connection an SSL object made from the context in force at
  * accept time; SSL objects hold their own reference to it, so a SIGHUP that

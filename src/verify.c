@@ -1,5 +1,5 @@
 /*
- * Verification schemes (SPEC 4). verify_credentials() looks only at headers
+ * Verification schemes (README "Senders and verification schemes"). verify_credentials() looks only at headers
  * and the raw body bytes, never at parsed JSON, so a request is authenticated
  * before any parser sees it. Every MAC is libcrypto's HMAC (EVP_MAC) and every
  * compare of a credential is CRYPTO_memcmp over equal-length buffers.
@@ -603,7 +603,7 @@ bool scheme_accepts_form(enum scheme s)
 	return s == SCHEME_GITHUB || s == SCHEME_SLACK;
 }
 
-/* The body fields scheme_identify reads, per scheme (SPEC 4). */
+/* The body fields scheme_identify reads, per scheme (README "Senders and verification schemes"). */
 static size_t identity_paths(const struct endpoint *ep, const char **paths)
 {
 	size_t n = 0;
@@ -746,7 +746,7 @@ bool scheme_decode(const struct verify_input *in, enum content_kind kind, json_o
 	return *root != NULL;
 }
 
-/* Takes `name` as the event if it passes the name rule of SPEC 5. */
+/* Takes `name` as the event if it passes the name rule of README "Routing: hooks.d". */
 static bool set_event(struct identity *id, const char *name, size_t len, char *err, size_t errlen)
 {
 	if (!event_name_valid(name, len))

@@ -1,5 +1,5 @@
 /*
- * Verification schemes (SPEC 4): credentials checked against the raw body
+ * Verification schemes (README "Senders and verification schemes"): credentials checked against the raw body
  * before it is parsed, then the event name and delivery id taken the way
  * each sender sends them. All crypto and compares are libcrypto's.
  */
@@ -46,7 +46,7 @@ struct body_summary {
 
 /*
  * Decodes the verified body per the scheme (JSON, or the form rules of
- * SPEC 4) into *root. false: 400 with a reason in err.
+ * README "Senders and verification schemes") into *root. false: 400 with a reason in err.
  *
  * With `sum` set, a JSON body is validated by json_scan and, where it can,
  * *root holds only the fields scheme_identify reads (sum->summary then

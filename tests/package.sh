@@ -71,7 +71,7 @@ echo "== the installed files"
 out=$(/usr/sbin/hookd --version) || fail "hookd --version"
 [ "$out" = "hookd $version" ] || fail "hookd --version said '$out'"
 /usr/sbin/hookd -c /etc/hookd/hookd.ini check || fail "hookd check on the installed config"
-# Without -c: $HOOKD_CONFIG, else /etc/hookd/hookd.ini (SPEC 1).
+# Without -c: $HOOKD_CONFIG, else /etc/hookd/hookd.ini (README "Command line").
 (cd / && env -u HOOKD_CONFIG /usr/sbin/hookd check) >/dev/null ||
 	fail "hookd check without -c did not read /etc/hookd/hookd.ini"
 rc=0

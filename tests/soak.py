@@ -82,7 +82,7 @@ KINDS = {
     "bg": (2, {200, 503}),
     "async": (2, {202, 503}),
     # A few ids shared by six threads: one may arrive while another thread's
-    # delivery of it still runs, and that is a 409 (SPEC 8), not a fault.
+    # delivery of it still runs, and that is a 409 (README "Delivery guarantees"), not a fault.
     "duplicate": (2, {200, 409, 503}),
     "unhandled": (0, {200}),
     "wrong_token": (4, {401}),

@@ -26,7 +26,7 @@ THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-8}
 ROUNDS=${ROUNDS:-3}
 MAX_RUNNING=${MAX_RUNNING:-16}
-PAYLOAD=$(realpath "${SHARED_DIR:-../shared}/payloads/northflank-build-start.json")
+PAYLOAD=$(realpath tests/data/northflank-build-start.json)
 TOKEN=bench-token-not-a-secret
 
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 1; }

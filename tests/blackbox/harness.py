@@ -28,19 +28,13 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("HOOKD_SOURCE") or os.path.normpath(os.path.join(HERE, "..", ".."))
-SHARED = os.environ.get("SHARED_DIR") or os.path.normpath(os.path.join(SOURCE, "..", "shared"))
 HOOKD_BIN = os.path.abspath(os.environ.get("HOOKD_BIN") or os.path.join(SOURCE, "build", "hookd"))
 
 
 
 def data_file(name):
-    """A sample file: $SHARED_DIR/payloads/NAME, else tests/data/NAME in the
-    source tree (a clean checkout has no /work/shared); None if neither."""
-    for d in (os.path.join(SHARED, "payloads"), os.path.join(SOURCE, "tests", "data")):
-        p = os.path.join(d, name)
-        if os.path.isfile(p):
-            return p
-    return None
+    """A sample file of the repository: tests/data/NAME."""
+    return os.path.join(SOURCE, "tests", "data", name)
 
 
 SAMPLE_PATH = data_file("northflank-build-start.json")
@@ -72,10 +66,7 @@ def sample_json():
 
 
 def load_vectors():
-    """The official signature vectors; skips the calling test without them."""
-    if VECTORS_PATH is None:
-        raise unittest.SkipTest("signature-vectors.json not found in $SHARED_DIR/payloads "
-                                "or tests/data")
+    """The senders' documented signature vectors (tests/data)."""
     with open(VECTORS_PATH, "rb") as f:
         return json.load(f)
 
@@ -758,9 +749,8 @@ def main():
     if not os.path.exists(HOOKD_BIN):
         print("HOOKD_BIN %s does not exist" % HOOKD_BIN, file=sys.stderr)
         sys.exit(1)
-    if SAMPLE_PATH is None:
-        print("northflank-build-start.json not found in %s/payloads or %s/tests/data"
-              % (SHARED, SOURCE), file=sys.stderr)
+    if not os.path.isfile(SAMPLE_PATH):
+        print("%s not found: HOOKD_SOURCE must be the repository" % SAMPLE_PATH, file=sys.stderr)
         sys.exit(1)
     prog = unittest.main(verbosity=2, exit=False)
     r = prog.result

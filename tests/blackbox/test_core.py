@@ -1,6 +1,6 @@
-"""Black-box tests of hookd's core (issue #2): HTTP answers (SPEC 3), routing
-(SPEC 5), what a hook gets (SPEC 6), logs and signals (SPEC 7) and the
-command line (SPEC 1), against the real binary on 127.0.0.1:0.
+"""Black-box tests of hookd's core (issue #2): HTTP answers (README "HTTP answers"), routing
+(README "Routing: hooks.d"), what a hook gets (README "What a hook gets"), logs and signals (README "Logs and signals") and the
+command line (README "Command line"), against the real binary on 127.0.0.1:0.
 
 Run: HOOKD_BIN=build/hookd python3 tests/blackbox/test_core.py [-k NAME]
 """
@@ -64,7 +64,7 @@ class Base(harness.HookdTestCase):
 
 
 # --------------------------------------------------------------------------
-# SPEC 3: answers decided before any hook runs
+# README "HTTP answers": answers decided before any hook runs
 
 class TestRejections(Base):
 
@@ -280,7 +280,7 @@ class TestRejections(Base):
 
 
 # --------------------------------------------------------------------------
-# SPEC 6: what a hook gets
+# README "What a hook gets"
 
 class TestHookEnvironment(Base):
 
@@ -509,7 +509,7 @@ class TestHookEnvironment(Base):
 
 
 # --------------------------------------------------------------------------
-# SPEC 5: routing
+# README "Routing: hooks.d"
 
 class TestRouting(Base):
     EVENT = "infrastructure:service:container-crash"
@@ -973,7 +973,7 @@ class TestOutput(Base):
 
 
 # --------------------------------------------------------------------------
-# SPEC 7: signals; HTTP/1.1 connections
+# README "Logs and signals": signals; HTTP/1.1 connections
 
 class TestSignalsAndConnections(Base):
 
@@ -1054,7 +1054,7 @@ class TestSignalsAndConnections(Base):
         self.sigterm_during_slow_hook(during)
 
     def test_sigterm_open_connection_gets_503(self):
-        """SPEC 7: new requests on open connections are answered 503 with
+        """README "Logs and signals": new requests on open connections are answered 503 with
         Connection: close (also on a keep-alive connection idle at SIGTERM)."""
         def during(h, idle):
             try:
@@ -1116,7 +1116,7 @@ class TestSignalsAndConnections(Base):
 
 
 # --------------------------------------------------------------------------
-# SPEC 6 slots and queueing, SPEC 8 in-memory idempotency, SPEC 2 limits
+# README "What a hook gets" slots and queueing, README "Delivery guarantees" in-memory idempotency, README "Configuration" limits
 
 class TestSlotsAndIdempotency(Base):
 
@@ -1367,7 +1367,7 @@ class TestConnectionLimits(Base):
 
 
 # --------------------------------------------------------------------------
-# SPEC 1: the command line
+# README "Command line"
 
 class TestCommandLine(Base):
 

@@ -1,6 +1,6 @@
 """Black-box tests of the delivery journal, idempotency, async mode, retries,
 recovery after a crash, serialization keys and the journal commands
-(SPEC 1, 3, 8; issue 3). The real binary on 127.0.0.1:0, real hook scripts.
+(README "Command line", "HTTP answers", "The journal"; issue 3). The real binary on 127.0.0.1:0, real hook scripts.
 
 Hooks record what they see by appending one short line a run to a file
 ({tmp}/runs): a single write(2) to an O_APPEND file, so concurrent hooks never
@@ -618,11 +618,11 @@ class Commands(Base):
             self.assertStatus(h.post(ok), 200, "ok")
             self.assertStatus(h.post(bad, event="build:failure"), 500, "failed")
             self.assertStatus(h.post(other, event="job-run:start"), 200, "unhandled")
-            # state_dir is the daemon's alone (SPEC 8: 0700).
+            # state_dir is the daemon's alone (README "Delivery guarantees": 0700).
             self.assertEqual(os.stat(h.state).st_mode & 0o777, 0o700)
             for name in ("journal.db", "control.sock"):
                 self.assertEqual(os.stat(os.path.join(h.state, name)).st_mode & 0o077, 0, name)
-            # SPEC 8: SQLite in WAL mode (a reader never blocks the daemon).
+            # README "Delivery guarantees": SQLite in WAL mode (a reader never blocks the daemon).
             import sqlite3
             db = sqlite3.connect("file:%s/journal.db?mode=ro" % h.state, uri=True)
             try:

@@ -1,4 +1,4 @@
-"""The admin listener (SPEC 9): /healthz, /metrics (checked by promtool and
+"""The admin listener (README "Admin listener"): /healthz, /metrics (checked by promtool and
 by parsing), counters that move as deliveries happen, 404/405 as JSON."""
 
 import os

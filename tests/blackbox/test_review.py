@@ -1,6 +1,6 @@
 """Black-box tests from a review of the daemon's core: event-loop lifetime
 bugs (a cascade of deliveries that finish at once, answers still being
-written at SIGTERM) and SPEC 1/3 corners no other file covers.
+written at SIGTERM) and README "Command line" and "HTTP answers" corners no other file covers.
 
 Run: HOOKD_BIN=build/hookd python3 tests/blackbox/test_review.py [-k NAME]
 """
@@ -214,7 +214,7 @@ class TestLifetime(Base):
 
 
 # --------------------------------------------------------------------------
-# SPEC 3: the answer table's order, where two rows apply at once
+# README "HTTP answers": the answer table's order, where two rows apply at once
 
 MARK = {"_default": sh("echo _default >> '{tmp}/ran'"),
         "build:start": sh("echo build:start >> '{tmp}/ran'")}
@@ -298,7 +298,7 @@ class TestAnswerOrder(Base):
             self.assertEqual(h.ran(), ["build:start"])
 
     def test_unhandled_answer_says_why(self):
-        """SPEC 3: "error" holds a short reason when status is not ok; an
+        """README "HTTP answers": "error" holds a short reason when status is not ok; an
         async delivery with no route already logs "no hook for this event"."""
         with self.daemon(hooks={"other": MARK["build:start"]}) as h:
             b = self.assertAnswer(h.northflank(event="billing:paid"), 200)
@@ -332,7 +332,7 @@ class TestAnswerOrder(Base):
 
 
 # --------------------------------------------------------------------------
-# SPEC 1: the command line
+# README "Command line"
 
 TWO_ENDPOINTS = """\
 [server]

@@ -1,9 +1,9 @@
-"""Black-box tests of hookd's verification schemes (issue #7, SPEC 4):
+"""Black-box tests of hookd's verification schemes (issue #7, README "Senders and verification schemes"):
 github, gitlab, standard, stripe, slack, hmac, none; form bodies; Slack's
 url_verification; several endpoints; allow_from and trusted_proxies.
 
 Signatures are computed here with Python's hmac/hashlib (the official vectors
-in $SHARED_DIR/payloads/signature-vectors.json check these signers first).
+in tests/data/signature-vectors.json check these signers first).
 
 Run: HOOKD_BIN=build/hookd python3 tests/blackbox/test_schemes.py [-k NAME]
 """

@@ -254,7 +254,7 @@ class TestSecrets(unittest.TestCase):
             check("stripe 401", self.stripe(h, "wrong")[0], 401)
             check("slack 401", self.slack(h, "wrong")[0], 401)
             check("hmac 401", self.hmac_ep(h, "wrong")[0], 401)
-            # Every other answer of SPEC 3 and the HTTP layer.
+            # Every other answer of README "HTTP answers" and the HTTP layer.
             check("404", self.nf(h, path="/nope")[0], 404)
             check("405", self.send(h, "GET", "/nf", None, {NF_TOKEN: S["northflank"]})[0], 405)
             check("403", self.nf(h, path="/nf-allow")[0], 403)

@@ -1,4 +1,4 @@
-"""systemd integration, black-box (SPEC 7, 10): the sd_notify protocol on a
+"""systemd integration, black-box (README "Logs and signals", "Running in production"): the sd_notify protocol on a
 NOTIFY_SOCKET we own (path and abstract), the watchdog, socket activation
 with LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES, log_format = json and journald
 priorities under JOURNAL_STREAM."""

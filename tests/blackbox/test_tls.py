@@ -1,4 +1,4 @@
-"""Native TLS (SPEC 10, issue 6): hookd serving HTTPS itself.
+"""Native TLS (README "Native TLS", issue 6): hookd serving HTTPS itself.
 
 A CA and server certificates for 127.0.0.1 / localhost are made at test time
 with the openssl command line. Clients: curl --cacert, openssl s_client and

@@ -1,5 +1,5 @@
 /*
- * Fuzz target: the configuration file (SPEC 2).
+ * Fuzz target: the configuration file (README "Configuration").
  *
  * The input is written to hookd.ini in a directory made once per process
  * under /tmp (config_load reads a path; a fixed file is rewritten in

@@ -1,5 +1,5 @@
 /*
- * Fuzz target: client addresses (SPEC 4, allow_from and trusted_proxies).
+ * Fuzz target: client addresses (README "Senders and verification schemes", allow_from and trusted_proxies).
  *
  * The input is up to three lines: a CIDR list as a config would give it,
  * a peer address, and an X-Forwarded-For value. The list is parsed

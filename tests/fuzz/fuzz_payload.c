@@ -1,5 +1,5 @@
 /*
- * Fuzz target: the request body as hookd decodes it (SPEC 6).
+ * Fuzz target: the request body as hookd decodes it (README "What a hook gets").
  *
  * The input is a body. It is parsed as JSON (payload_parse_json) and as a
  * form (payload_parse_form, with and without a `payload` field), the JSON

@@ -1,5 +1,5 @@
 /*
- * Fuzz target: the event name rule and routing (SPEC 5).
+ * Fuzz target: the event name rule and routing (README "Routing: hooks.d").
  *
  * The input is an event name as a sender would give it. event_name_valid
  * is checked against a second, plain reading of the rule; the candidates
@@ -21,7 +21,7 @@
 #include "route.h"
 #include "util.h"
 
-/* The rule as SPEC 5 writes it: ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$ */
+/* The rule as README "Routing: hooks.d" writes it: ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$ */
 static bool name_ok(const uint8_t *s, size_t n)
 {
 	if (n < 1 || n > 128)

@@ -1,6 +1,6 @@
 /*
  * Fuzz target: every verification scheme's header parsing and the body
- * decoding that follows it (SPEC 4): verify_credentials,
+ * decoding that follows it (README "Senders and verification schemes"): verify_credentials,
  * content_type_classify, scheme_decode and scheme_identify.
  *
  * Input layout:

@@ -21,23 +21,13 @@ ROOT = os.path.normpath(os.path.join(HERE, '..', '..'))
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, 'corpus')
 
 
-def shared(*parts):
-    for base in (os.environ.get('SHARED_DIR', ''), os.path.join(ROOT, '..', 'shared'),
-                 '/work/shared'):
-        p = os.path.join(base, *parts)
-        if base and os.path.exists(p):
-            return p
-    return None
-
-
 def read(path):
     with open(path, 'rb') as f:
         return f.read()
 
 
 SAMPLE = read(os.path.join(ROOT, 'tests', 'data', 'northflank-build-start.json'))
-vpath = shared('payloads', 'signature-vectors.json')
-VEC = json.load(open(vpath)) if vpath else {}
+VEC = json.load(open(os.path.join(ROOT, 'tests', 'data', 'signature-vectors.json')))
 
 
 def put(target, name, data):

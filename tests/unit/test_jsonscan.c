@@ -280,8 +280,8 @@ static void test_fields(void)
 /* The sample payload of the senders' documentation. */
 static void test_sample(void)
 {
-	const char *dir = getenv("SHARED_DIR");
-	char *path = xasprintf("%s/payloads/northflank-build-start.json", dir ? dir : "../../../shared");
+	const char *dir = getenv("HOOKD_TEST_DATA");
+	char *path = xasprintf("%s/northflank-build-start.json", dir ? dir : "../data");
 	FILE *fp = fopen(path, "rb");
 	CHECK(fp != NULL, "open %s", path);
 	if (!fp) {

@@ -1,6 +1,6 @@
 /*
  * payload: event names, Content-Type, JSON and form decoding, dotted
- * paths, key normalization and flattening (SPEC 3, 5, 6).
+ * paths, key normalization and flattening (README "HTTP answers", "Routing: hooks.d", "What a hook gets").
  */
 #include "check.h"
 
@@ -837,8 +837,8 @@ static char *read_file(const char *path, size_t *len)
 
 static void test_sample(void)
 {
-	const char *shared = getenv("SHARED_DIR");
-	char *path = xasprintf("%s/payloads/northflank-build-start.json", shared ? shared : "/work/shared");
+	const char *dir = getenv("HOOKD_TEST_DATA");
+	char *path = xasprintf("%s/northflank-build-start.json", dir ? dir : "../data");
 	size_t len = 0;
 	char *body = read_file(path, &len);
 	CHECK(body != NULL, "read %s", path);

@@ -1,6 +1,6 @@
 /*
  * route: candidates for an event name, the skip list, and resolution
- * against a hooks dir built here in a temporary directory (SPEC 5).
+ * against a hooks dir built here in a temporary directory (README "Routing: hooks.d").
  */
 #include "check.h"
 

@@ -1,6 +1,6 @@
 /*
  * verify: every scheme's credential check against the official vectors in
- * $SHARED_DIR/payloads/signature-vectors.json, a table of valid and broken
+ * tests/data/signature-vectors.json, a table of valid and broken
  * requests per scheme, a bounded fuzz loop over header values, and the
  * event name / delivery id rules of scheme_identify.
  *
@@ -172,8 +172,8 @@ static const char *vec(const char *sender, const char *key)
 
 static void test_vectors(void)
 {
-	const char *dir = getenv("SHARED_DIR");
-	char *path = xasprintf("%s/payloads/signature-vectors.json", dir ? dir : "/work/shared");
+	const char *dir = getenv("HOOKD_TEST_DATA");
+	char *path = xasprintf("%s/signature-vectors.json", dir ? dir : "../data");
 	vectors = json_object_from_file(path);
 	CHECK(vectors != NULL, "cannot read %s", path);
 	free(path);
