@@ -1,10 +1,12 @@
 #!/bin/sh
 # CI: builds the Debian package (packaging/build-deb.sh), lints it, installs
 # it, and checks what got installed: `hookd --version` and `hookd check` on
-# /etc/hookd/hookd.ini, the generated token, the units (systemd-analyze
-# verify), the man pages (mandoc), and a delivery through the installed
-# binary running as the hookd user. Prints one line "package: ok" or
-# "package: FAILED: <why>"; exits 0, 1 on failure, 77 when skipped.
+# /etc/hookd/hookd.ini, the generated token, the units (where systemd.pc
+# says, systemd-analyze verify), the dlopen'ed libraries (each loads, and
+# comes from a package hookd depends on), the man pages (mandoc), and a
+# delivery through the installed binary running as the hookd user. Prints
+# one line "package: ok" or "package: FAILED: <why>"; exits 0, 1 on
+# failure, 77 when skipped.
 #
 # It installs a package and creates the hookd user, so it runs as root
 # only, and on a machine where hookd was already installed only in CI
@@ -23,7 +25,7 @@ skip() {
 }
 
 [ "$(id -u)" = 0 ] || skip "not root (dpkg -i needs root)"
-for tool in dpkg-buildpackage dh lintian mandoc systemd-analyze curl setpriv; do
+for tool in dpkg-buildpackage dh lintian mandoc systemd-analyze curl setpriv pkg-config ldconfig; do
 	command -v "$tool" >/dev/null || fail "$tool missing: run sh scripts/deps.sh --test"
 done
 preinstalled=no
@@ -83,8 +85,36 @@ getent passwd hookd >/dev/null || fail "no hookd user"
 tok=/etc/hookd/northflank.token
 [ "$(stat -c '%a %U %G' "$tok")" = "640 root hookd" ] || fail "$tok: $(stat -c '%a %U %G' "$tok")"
 grep -Eq '^[0-9a-f]{48}$' "$tok" || fail "$tok is not 48 hex digits"
-systemd-analyze verify /lib/systemd/system/hookd.service /lib/systemd/system/hookd.socket ||
+# The units where systemd.pc says (meson reads it; nothing forces it),
+# /lib/systemd/system on Debian 12, and picked up by dh_installsystemd.
+unitdir=$(pkg-config --variable=systemdsystemunitdir systemd) || fail "no systemd.pc"
+for u in hookd.service hookd.socket; do
+	dpkg -L hookd | grep -qx "$unitdir/$u" || fail "the package has no $unitdir/$u"
+done
+grep -q 'hookd.service' /var/lib/dpkg/info/hookd.postinst ||
+	fail "dh_installsystemd did not enable hookd.service (units not in its directory?)"
+systemd-analyze verify "$unitdir/hookd.service" "$unitdir/hookd.socket" ||
 	fail "systemd-analyze verify"
+
+echo "== the dlopen'ed libraries"
+# hookd opens these by soname only when configured (the journal, native TLS),
+# so dpkg-shlibdeps cannot see them. The sonames are read from the source
+# (every dynload("...") call); each must load, and the package that ships it
+# must be one hookd's Depends names (debian/control lists them by hand).
+sonames=$(grep -rhoE 'dynload\("[^"]+"' src | sed 's/^dynload("//; s/"$//' | sort -u)
+[ -n "$sonames" ] || fail "no dynload(\"...\") soname found in src/"
+depends=$(dpkg-query -W -f='${Depends}' hookd | tr ',|' '\n\n' | sed 's/^ *//; s/[ :].*//')
+for so in $sonames; do
+	python3 -c 'import ctypes, sys; ctypes.CDLL(sys.argv[1])' "$so" ||
+		fail "$so does not load"
+	path=$(ldconfig -p | awk -v so="$so" '$1 == so { print $NF; exit }')
+	[ -n "$path" ] || fail "ldconfig does not know $so"
+	# dpkg knows the file by its real path (/usr/lib/... on a merged /usr).
+	owner=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -n 1 | sed 's/:.*//')
+	[ -n "$owner" ] || fail "no package ships $path ($so)"
+	echo "$depends" | grep -qx "$owner" || fail "$so is in $owner, which hookd does not depend on"
+	echo "  $so: $path ($owner)"
+done
 zcat /usr/share/man/man8/hookd.8.gz > "$work/hookd.8" || fail "no hookd(8)"
 zcat /usr/share/man/man5/hookd.ini.5.gz > "$work/hookd.ini.5" || fail "no hookd.ini(5)"
 mandoc -T lint -W warning "$work/hookd.8" "$work/hookd.ini.5" ||
