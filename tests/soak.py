@@ -9,7 +9,7 @@ Any growth past a small margin fails.
 
     python3 tests/soak.py [SECONDS] [--threads N]
 
-SECONDS defaults to 20 (the CI run); the README's figures come from 300.
+SECONDS defaults to 20 (the CI run); the figures in tests/bench/RESULTS.md come from 300.
 $HOOKD_BIN is the daemon (default build/hookd); $HOOKD_WRAPPER is honoured.
 Exit 0 on success, 1 on growth or an unexpected answer.
 """
