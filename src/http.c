@@ -447,7 +447,10 @@ size_t http_head_end(const char *buf, size_t n)
 		size_t i = (size_t)(p - buf);
 		if (i + 1 < n && buf[i + 1] == '\n')
 			return i + 2;
-		if (i + 2 < n && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+		/* A line that begins with a CR ends the head: with its LF the
+		 * head is whole, without (a bare CR) it is malformed, and the
+		 * parser refuses it now rather than once some later line ends. */
+		if (i + 2 < n && buf[i + 1] == '\r')
 			return i + 3;
 		p++;
 	}
@@ -987,14 +990,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_ERROR)
 		c->broken = true;
-	if (c->state == CONN_HANDLING && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-	    (c->req || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)) {
+	if (c->state == CONN_HANDLING && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
 		/* The client half-closed while its request is handled, or while
-		 * its answer is on the way: it still reads the answer. Reading
-		 * stops; once the answer is out, on_write goes on as ever (a
-		 * pipelined request already read is answered too) and reading
-		 * again finds the end. Freeing now would lose the answer, and
-		 * the sender would retry a delivery that ran. A write timeout
+		 * its answer is on the way (queued, or written straight to the
+		 * socket with on_write still to come): it still reads the answer.
+		 * Reading stops; once the answer is out, on_write goes on as ever
+		 * (every pipelined request already read is answered too) and
+		 * reading again finds the end. Freeing now would lose the answers,
+		 * and the sender would retry a delivery that ran. A write timeout
 		 * (a client that does not read) is not this: it frees below. */
 		bufferevent_disable(c->bev, EV_READ);
 		return;

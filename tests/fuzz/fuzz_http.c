@@ -118,12 +118,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (end == 0)
 			break; /* the server waits for more, or answers 431 */
 		FUZZ_ASSERT(end <= size);
-		FUZZ_ASSERT(buf[end - 1] == '\n');
 
 		struct http_request *req = xcalloc(1, sizeof(*req));
 		struct http_head head = {0};
 		const char *bad = http_parse_head(buf, end, req, &head);
 		bool go_on = false;
+		/* A head cut short by a bare CR where its empty line would be. */
+		if (buf[end - 1] != '\n')
+			FUZZ_ASSERT(bad != NULL);
 		if (bad) {
 			FUZZ_ASSERT(bad[0] != '\0');
 		} else {

@@ -71,6 +71,28 @@ static void test_malformed(void)
 	}
 }
 
+/* Where a head ends: its empty line, or the byte after a bare LF or CR there. */
+static void test_head_end(void)
+{
+	static const struct {
+		const char *buf;
+		size_t want;
+	} cases[] = {
+		{"GET / HTTP/1.1\r\n", 0},
+		{"GET / HTTP/1.1\r\nA: b\r\n\r", 0},
+		{"GET / HTTP/1.1\r\nA: b\r\n\r\nbody", 24},
+		{"\r\n\r\nGET / HTTP/1.1\r\n\r\n", 22},
+		{"\r\n\r\n", 0},
+		{"GET / HTTP/1.1\r\nA: b\n\nbody", 22},
+		{"GET / HTTP/1.1\r\nA: b\r\n\rX: c\r\n\r\n", 24},
+		{"GET / HTTP/1.1\r\nA: b\r\n\r\r\n", 24},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		size_t got = http_head_end(cases[i].buf, strlen(cases[i].buf));
+		CHECK(got == cases[i].want, "case %zu: %zu, want %zu", i, got, cases[i].want);
+	}
+}
+
 static void test_parsed(void)
 {
 	struct http_request *req;
@@ -345,6 +367,7 @@ static void test_llhttp_corpus(void)
 int main(void)
 {
 	test_malformed();
+	test_head_end();
 	test_parsed();
 	test_repeated_headers();
 	test_llhttp_corpus();
