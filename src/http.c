@@ -331,6 +331,7 @@ static void early_error(struct http_conn *c, int status, const char *error, bool
 /* Byte classes of a request head: one table look-up a byte. */
 #define CH_TCHAR 1 /* an RFC 9110 token character */
 #define CH_CTL 2   /* a control character other than HTAB: never allowed */
+#define CH_NOT_URI 4 /* HTAB or a byte past ASCII: never in a request target (RFC 3986) */
 static unsigned char ch_class[256];
 
 static void ch_class_init(void)
@@ -343,6 +344,8 @@ static void ch_class_init(void)
 			ch_class[c] |= CH_TCHAR;
 		if ((c < 0x20 && c != '\t') || c == 0x7f)
 			ch_class[c] |= CH_CTL;
+		if (c == '\t' || c >= 0x80)
+			ch_class[c] |= CH_NOT_URI;
 	}
 }
 
@@ -355,6 +358,39 @@ static bool token_valid(const char *s, size_t n)
 			return false;
 	}
 	return true;
+}
+
+static bool target_valid(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (ch_class[(unsigned char)s[i]] & CH_NOT_URI)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The request methods hookd parses: those registered for HTTP/1.x, and
+ * the few in common use besides (UPnP's, PURGE, SOURCE), as llhttp
+ * knows them. Any other token is a malformed request line (400), not a
+ * 405: hookd takes no request that a strict parser (llhttp's) refuses,
+ * so that no proxy in front of it can read a request where it reads
+ * another. POST first: nearly every request is one.
+ */
+static const char *const known_methods[] = {
+	"POST", "GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+	"LINK", "UNLINK", "COPY", "LOCK", "MKCOL", "MOVE", "PROPFIND", "PROPPATCH", "SEARCH",
+	"UNLOCK", "BIND", "REBIND", "UNBIND", "ACL", "REPORT", "MKACTIVITY", "CHECKOUT", "MERGE",
+	"M-SEARCH", "NOTIFY", "SUBSCRIBE", "UNSUBSCRIBE", "MKCALENDAR", "PURGE", "QUERY", "SOURCE",
+};
+
+static bool method_known(const char *s, size_t n)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(known_methods); i++) {
+		if (strncmp(known_methods[i], s, n) == 0 && known_methods[i][n] == '\0')
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -403,11 +439,18 @@ static bool span_caseeq(const char *s, size_t n, const char *lit)
 size_t http_head_end(const char *buf, size_t n)
 {
 	const char *p = buf, *end = buf + n;
+	/* Empty lines before a request line (a client's CRLF after a body)
+	 * are no head of their own: the parser skips them. */
+	while (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
+		p += 2;
 	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
 		size_t i = (size_t)(p - buf);
 		if (i + 1 < n && buf[i + 1] == '\n')
 			return i + 2;
-		if (i + 2 < n && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+		/* A line that begins with a CR ends the head: with its LF the
+		 * head is whole, without (a bare CR) it is malformed, and the
+		 * parser refuses it now rather than once some later line ends. */
+		if (i + 2 < n && buf[i + 1] == '\r')
 			return i + 3;
 		p++;
 	}
@@ -482,7 +525,7 @@ static char *block_str(char **at, struct span sp)
 }
 
 /*
- * Splits the head into lines (CRLF or LF) and parses them into req:
+ * Splits the head into lines (CRLF only) and parses them into req:
  * first as spans of `head`, then, once all is well, into one block that
  * holds the header array and every string (one allocation a request
  * rather than two a header). Returns NULL, or the reason it is malformed.
@@ -503,11 +546,22 @@ const char *http_parse_head(const char *head, size_t len, struct http_request *r
 	const char *bad = NULL;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		if (!nl)
-			nl = end;
-		const char *le = nl;
-		if (le > p && le[-1] == '\r')
-			le--;
+		const char *le;
+		if (nl) {
+			/* Only CRLF ends a line. A proxy that passes a bare LF on
+			 * inside a value would otherwise see one header line where
+			 * hookd sees two (a smuggled Content-Length). */
+			if (nl == p || nl[-1] != '\r') {
+				bad = "bare LF in request head";
+				goto out;
+			}
+			le = nl - 1;
+		} else {
+			/* The caller's head ends without its empty line. */
+			nl = le = end;
+			if (le > p && le[-1] == '\r')
+				le--;
+		}
 		size_t n = (size_t)(le - p);
 		if (n == 0) {
 			if (first) { /* empty lines before the request line are allowed */
@@ -517,7 +571,9 @@ const char *http_parse_head(const char *head, size_t len, struct http_request *r
 			break;
 		}
 		if (has_ctl(p, n)) {
-			bad = "control character in request head";
+			/* A CR that does not end a line is one, as for a bare LF. */
+			bad = memchr(p, '\r', n) ? "bare CR in request head"
+			                         : "control character in request head";
 			goto out;
 		}
 		if (first) {
@@ -525,6 +581,10 @@ const char *http_parse_head(const char *head, size_t len, struct http_request *r
 			const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(le - sp1 - 1)) : NULL;
 			if (!sp1 || !sp2 || !token_valid(p, (size_t)(sp1 - p)) || sp2 == sp1 + 1) {
 				bad = "malformed request line";
+				goto out;
+			}
+			if (!method_known(p, (size_t)(sp1 - p))) {
+				bad = "unknown method";
 				goto out;
 			}
 			size_t vlen = (size_t)(le - sp2 - 1);
@@ -538,7 +598,7 @@ const char *http_parse_head(const char *head, size_t len, struct http_request *r
 			}
 			method = (struct span){p, (size_t)(sp1 - p)};
 			target = (struct span){sp1 + 1, (size_t)(sp2 - sp1 - 1)};
-			if (memchr(target.p, '\t', target.n)) {
+			if (!target_valid(target.p, target.n)) {
 				bad = "malformed request line";
 				goto out;
 			}
@@ -930,14 +990,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_ERROR)
 		c->broken = true;
-	if (c->state == CONN_HANDLING && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-	    (c->req || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)) {
+	if (c->state == CONN_HANDLING && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
 		/* The client half-closed while its request is handled, or while
-		 * its answer is on the way: it still reads the answer. Reading
-		 * stops; once the answer is out, on_write goes on as ever (a
-		 * pipelined request already read is answered too) and reading
-		 * again finds the end. Freeing now would lose the answer, and
-		 * the sender would retry a delivery that ran. A write timeout
+		 * its answer is on the way (queued, or written straight to the
+		 * socket with on_write still to come): it still reads the answer.
+		 * Reading stops; once the answer is out, on_write goes on as ever
+		 * (every pipelined request already read is answered too) and
+		 * reading again finds the end. Freeing now would lose the answers,
+		 * and the sender would retry a delivery that ran. A write timeout
 		 * (a client that does not read) is not this: it frees below. */
 		bufferevent_disable(c->bev, EV_READ);
 		return;

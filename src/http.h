@@ -77,7 +77,9 @@ const char *http_header_get(const struct http_request *req, const char *name);
 /*
  * The request head parser, on its own so that it can be tested and fuzzed
  * without a connection. http_head_end: the offset just past the head's
- * empty line (CRLF or LF) in buf[0..n), 0 when the head is not complete.
+ * empty line in buf[0..n), 0 when the head is not complete. It finds a
+ * head that ends in a bare LF or CR too (then the offset past the byte
+ * after it), so that the parser refuses it at once.
  */
 size_t http_head_end(const char *buf, size_t n);
 
@@ -92,8 +94,10 @@ struct http_head {
 /*
  * Parses exactly len bytes of request line and header lines into req's
  * method, target, path, headers and keep_alive, and into *head (zeroed by
- * the caller). Returns NULL, or why the head is malformed (a 400). req may
- * be partly filled either way: free it with http_request_free.
+ * the caller). Returns NULL, or why the head is malformed (a 400): among
+ * others a bare LF or a bare CR anywhere (only CRLF ends a line), a
+ * method it does not know, a byte past ASCII in the target. req may be
+ * partly filled either way: free it with http_request_free.
  */
 const char *http_parse_head(const char *buf, size_t len, struct http_request *req,
                             struct http_head *head);

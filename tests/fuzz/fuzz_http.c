@@ -5,8 +5,9 @@
  * The input is what arrives on a connection: heads, each followed by
  * Content-Length bytes of body, pipelined, as read_head and read_body in
  * http.c take them (at most 8 requests). A head that parses is checked
- * against what the rest of hookd relies on: a token method, a target with
- * no whitespace or control bytes and its path cut at '?' or '#', header
+ * against what the rest of hookd relies on: a head whose every CR and LF
+ * is part of a CRLF, a token method, an ASCII target with no whitespace or
+ * control bytes and its path cut at '?' or '#', header
  * names that are tokens, values without CR, LF, NUL or surrounding
  * blanks, and the same request again after writing it out and parsing it
  * back.
@@ -41,7 +42,7 @@ static void check_request(const struct http_request *req, const struct http_head
 	FUZZ_ASSERT(req->method && token(req->method));
 	FUZZ_ASSERT(req->target && req->target[0]);
 	for (const char *p = req->target; *p; p++)
-		FUZZ_ASSERT((unsigned char)*p > 0x20 && *p != 0x7f);
+		FUZZ_ASSERT((unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f);
 	size_t plen = strcspn(req->target, "?#");
 	FUZZ_ASSERT(req->path && strlen(req->path) == plen);
 	FUZZ_ASSERT(strncmp(req->path, req->target, plen) == 0);
@@ -66,6 +67,18 @@ static void check_request(const struct http_request *req, const struct http_head
 		FUZZ_ASSERT(head->length < 1000000000000000000ULL);
 	else
 		FUZZ_ASSERT(head->length == 0);
+}
+
+/* Every CR in buf[0..n) is followed by LF, and every LF follows a CR. */
+static bool crlf_only(const char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (buf[i] == '\r' && (i + 1 == n || buf[i + 1] != '\n'))
+			return false;
+		if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
+			return false;
+	}
+	return true;
 }
 
 /* Writes req out as a canonical head and parses it back: the same request. */
@@ -105,15 +118,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (end == 0)
 			break; /* the server waits for more, or answers 431 */
 		FUZZ_ASSERT(end <= size);
-		FUZZ_ASSERT(buf[end - 1] == '\n');
 
 		struct http_request *req = xcalloc(1, sizeof(*req));
 		struct http_head head = {0};
 		const char *bad = http_parse_head(buf, end, req, &head);
 		bool go_on = false;
+		/* A head cut short by a bare CR where its empty line would be. */
+		if (buf[end - 1] != '\n')
+			FUZZ_ASSERT(bad != NULL);
 		if (bad) {
 			FUZZ_ASSERT(bad[0] != '\0');
 		} else {
+			FUZZ_ASSERT(crlf_only(buf, end));
 			check_request(req, &head);
 			round_trip(req, &head);
 			/* The server reads Content-Length bytes of body, then the
