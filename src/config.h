@@ -14,10 +14,11 @@
 #include "netaddr.h"
 #include "scheme.h"
 
-/* env_prefix's longest; a metadata variable's name ("HOOK_" and
- * "INTEGRATION_NAME" at the longest) then fits ENV_META_NAME_MAX. */
+/* env_prefix's longest; a metadata variable's name (the prefix and a
+ * scheme's metadata variable, the longest suffix) then fits
+ * ENV_META_NAME_MAX, with its terminating NUL. */
 #define ENV_PREFIX_MAX 64
-#define ENV_META_NAME_MAX (ENV_PREFIX_MAX + sizeof("INTEGRATION_NAME"))
+#define ENV_META_NAME_MAX (ENV_PREFIX_MAX + SCHEME_META_VAR_MAX + 1)
 
 enum hmac_alg { HMAC_SHA256, HMAC_SHA512, HMAC_SHA1 };
 enum sig_encoding { SIG_HEX, SIG_BASE64 };

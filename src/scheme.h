@@ -18,7 +18,9 @@ struct secret;
 struct verify_input;
 
 /* A metadata header of the sender and the variable its value becomes
- * (under the env prefix); never longer than SCHEME_META_VAR_MAX. */
+ * (under the env prefix); the variable at most SCHEME_META_VAR_MAX bytes,
+ * as config.h's ENV_META_NAME_MAX counts on (and hookd's own, EVENT to
+ * RECEIVED_AT, are shorter). */
 struct scheme_meta {
 	const char *header;
 	const char *var;
