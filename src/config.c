@@ -41,7 +41,6 @@
 
 #include <ini.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "log.h"
 #include "util.h"
@@ -69,7 +68,8 @@ typedef bool (*setter_fn)(struct loader *L, const struct keydef *k, void *obj, c
  * One key of a section: how to parse it and where it goes. `off` is the
  * field's offset in the section's object (struct config, endpoint or
  * event_rule); `min`/`max` bound numbers; `opt` is the delivery_opts bit
- * the key sets; `schemes` limits an endpoint key to some schemes.
+ * the key sets; `by_scheme` marks an endpoint key that only the schemes
+ * listing it in their entry's `keys` take.
  */
 struct keydef {
 	const char *name;
@@ -77,7 +77,7 @@ struct keydef {
 	size_t off;
 	int64_t min, max;
 	unsigned opt;
-	unsigned schemes;
+	bool by_scheme;
 };
 
 struct section_def {
@@ -714,34 +714,25 @@ static bool set_url_path(struct loader *L, const struct keydef *k, void *obj, co
 	return true;
 }
 
-static const char *const scheme_names[] = {
-	[SCHEME_NORTHFLANK] = "northflank",
-	[SCHEME_GITHUB] = "github",
-	[SCHEME_GITLAB] = "gitlab",
-	[SCHEME_STANDARD] = "standard",
-	[SCHEME_STRIPE] = "stripe",
-	[SCHEME_SLACK] = "slack",
-	[SCHEME_HMAC] = "hmac",
-	[SCHEME_NONE] = "none",
-};
-
-const char *scheme_name(enum scheme s)
-{
-	if ((size_t)s < ARRAY_SIZE(scheme_names))
-		return scheme_names[s];
-	return "unknown";
-}
-
 static bool set_scheme(struct loader *L, const struct keydef *k, void *obj, const char *v)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(scheme_names); i++) {
-		if (strcmp(v, scheme_names[i]) == 0) {
-			*FIELD(obj, k, enum scheme) = (enum scheme)i;
-			return true;
-		}
+	const struct scheme *s = scheme_by_name(v);
+	if (s) {
+		*FIELD(obj, k, const struct scheme *) = s;
+		return true;
 	}
-	return bad_value(L, k, v,
-	                 "expected northflank, github, gitlab, standard, stripe, slack, hmac or none");
+	/* "expected a, b or c": every scheme of the registry, in its order. */
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_puts(&sb, "expected ");
+	for (size_t i = 0; (s = scheme_at(i)); i++) {
+		if (i)
+			sb_puts(&sb, scheme_at(i + 1) ? ", " : " or ");
+		sb_puts(&sb, s->name);
+	}
+	bool r = bad_value(L, k, v, sb.buf);
+	sb_free(&sb);
+	return r;
 }
 
 static bool set_algorithm(struct loader *L, const struct keydef *k, void *obj, const char *v)
@@ -784,46 +775,6 @@ static bool set_optheader(struct loader *L, const struct keydef *k, void *obj, c
 		return true;
 	}
 	return set_header(L, k, obj, v);
-}
-
-/*
- * Sender headers that authenticate a request. Signatures are listed too:
- * within a timestamp tolerance they are enough to replay a request.
- */
-static const char *const credential_headers[] = {
-	"Authorization",
-	"Proxy-Authorization",
-	"Cookie",
-	"X-Northflank-Notification-Integration-Token",
-	"X-Gitlab-Token",
-	"X-Hub-Signature",
-	"X-Hub-Signature-256",
-	"X-Gitea-Signature",
-	"X-Gogs-Signature",
-	"X-Forgejo-Signature",
-	"Stripe-Signature",
-	"X-Slack-Signature",
-	"webhook-signature",
-	"svix-signature",
-	"X-Signature", /* the hmac scheme's default signature_header */
-	"X-Webhook-Signature",
-	"X-Webhook-Token",
-	"X-Webhook-Secret",
-	"X-Api-Key",
-	"X-Auth-Token",
-	"X-Shopify-Hmac-Sha256",
-	"X-Twilio-Signature",
-};
-
-bool header_is_credential(const char *name, const char *signature_header)
-{
-	if (!name)
-		return false;
-	for (size_t i = 0; i < ARRAY_SIZE(credential_headers); i++) {
-		if (ascii_casecmp_eq(name, credential_headers[i]))
-			return true;
-	}
-	return signature_header && ascii_casecmp_eq(name, signature_header);
 }
 
 void header_var_suffix(char *name)
@@ -1009,60 +960,11 @@ static bool set_secret_env(struct loader *L, const struct keydef *k, void *obj, 
 	return true;
 }
 
-/*
- * Standard Webhooks keys: "whsec_" (optional) then base64 of the key.
- * EVP_DecodeBlock takes "Y===" and "YQ=a" and counts padding as zero
- * bytes, so the text is checked strictly here first: the base64 alphabet,
- * '=' only as one or two final characters, a length that is a multiple of
- * four (missing padding is added). The key replaces the secret in place.
- */
-static bool decode_standard_secret(struct secret *s)
-{
-	const char *b = (const char *)s->data;
-	size_t n = s->len;
-	if (n >= 6 && memcmp(b, "whsec_", 6) == 0) {
-		b += 6;
-		n -= 6;
-	}
-	size_t pad = 0;
-	while (pad < n && pad < 3 && b[n - 1 - pad] == '=')
-		pad++;
-	size_t body = n - pad;
-	if (body == 0 || pad > 2 || body % 4 == 1)
-		return false;
-	for (size_t i = 0; i < body; i++)
-		if (!isalnum((unsigned char)b[i]) && b[i] != '+' && b[i] != '/')
-			return false;
-	size_t need = (4 - body % 4) % 4;
-	if (pad && pad != need)
-		return false;
-	size_t tlen = body + need;
-	char *text = xmalloc(tlen + 1);
-	memcpy(text, b, body);
-	memset(text + body, '=', need);
-	text[tlen] = '\0';
-	unsigned char *key = xmalloc(tlen / 4 * 3 + 1);
-	int r = EVP_DecodeBlock(key, (const unsigned char *)text, (int)tlen);
-	OPENSSL_cleanse(text, tlen);
-	free(text);
-	if (r < 0 || (size_t)r < need || (size_t)r - need == 0) {
-		OPENSSL_cleanse(key, tlen / 4 * 3 + 1);
-		free(key);
-		return false;
-	}
-	OPENSSL_cleanse(s->data, s->len);
-	free(s->data);
-	s->data = key;
-	s->len = (size_t)r - need; /* EVP_DecodeBlock counts padding as bytes */
-	return true;
-}
-
 /* ---- the sections and their keys ---- */
 
 #define SRV(f) offsetof(struct config, f)
 #define EP(f) offsetof(struct endpoint, f)
 #define EV(f) offsetof(struct event_rule, f)
-#define SCH(s) (1u << (s))
 
 #define DUR_POS(name, off) {name, set_duration, off, 1, 0, 0, 0}
 #define DUR_NONNEG(name, off) {name, set_duration, off, 0, 0, 0, 0}
@@ -1107,9 +1009,8 @@ static const struct keydef server_keys[] = {
 	{"retry_backoff", set_duration, OFF(opts.retry_backoff_ms), 0, 0, OPT_RETRY_BACKOFF, 0}, \
 	{"serialize", set_serialize, OFF(opts.serialize), 0, 0, OPT_SERIALIZE, 0}
 
-#define HMAC_ONLY SCH(SCHEME_HMAC)
-#define HMAC_NONE (SCH(SCHEME_HMAC) | SCH(SCHEME_NONE))
-#define TIMESTAMPED (SCH(SCHEME_STANDARD) | SCH(SCHEME_STRIPE) | SCH(SCHEME_SLACK))
+/* Which schemes take a BY_SCHEME key is the scheme entries' `keys`. */
+#define BY_SCHEME true
 
 static const struct keydef endpoint_keys[] = {
 	{"path", set_url_path, EP(path), 0, 0, 0, 0},
@@ -1118,15 +1019,15 @@ static const struct keydef endpoint_keys[] = {
 	{"secret_file", set_secret_file, 0, 0, 0, 0, 0},
 	{"secret_env", set_secret_env, 0, 0, 0, 0, 0},
 	{"hooks_dir", set_path, EP(hooks_dir), 0, 0, 0, 0},
-	{"tolerance", set_duration, EP(tolerance_ms), 1, 0, 0, TIMESTAMPED},
-	{"allow_sha1", set_bool, EP(allow_sha1), 0, 0, 0, SCH(SCHEME_GITHUB)},
-	{"signature_header", set_header, EP(signature_header), 0, 0, 0, HMAC_ONLY},
-	{"algorithm", set_algorithm, EP(algorithm), 0, 0, 0, HMAC_ONLY},
-	{"encoding", set_encoding, EP(encoding), 0, 0, 0, HMAC_ONLY},
-	{"signature_prefix", set_optstr, EP(signature_prefix), 0, 0, 0, HMAC_ONLY},
-	{"event_header", set_optheader, EP(event_header), 0, 0, 0, HMAC_NONE},
-	{"event_field", set_dotted, EP(event_field), 0, 0, 0, HMAC_NONE},
-	{"id_header", set_optheader, EP(id_header), 0, 0, 0, HMAC_NONE},
+	{"tolerance", set_duration, EP(tolerance_ms), 1, 0, 0, BY_SCHEME},
+	{"allow_sha1", set_bool, EP(allow_sha1), 0, 0, 0, BY_SCHEME},
+	{"signature_header", set_header, EP(signature_header), 0, 0, 0, BY_SCHEME},
+	{"algorithm", set_algorithm, EP(algorithm), 0, 0, 0, BY_SCHEME},
+	{"encoding", set_encoding, EP(encoding), 0, 0, 0, BY_SCHEME},
+	{"signature_prefix", set_optstr, EP(signature_prefix), 0, 0, 0, BY_SCHEME},
+	{"event_header", set_optheader, EP(event_header), 0, 0, 0, BY_SCHEME},
+	{"event_field", set_dotted, EP(event_field), 0, 0, 0, BY_SCHEME},
+	{"id_header", set_optheader, EP(id_header), 0, 0, 0, BY_SCHEME},
 	{"pass_headers", set_pass_headers, EP(pass_headers), 0, 0, 0, 0},
 	{"allow_from", set_cidrs, EP(allow_from), 0, 0, 0, 0},
 	OPTS_KEYS(EP),
@@ -1154,7 +1055,7 @@ static void endpoint_init(struct endpoint *ep, const char *name, int line)
 {
 	memset(ep, 0, sizeof(*ep));
 	ep->name = xstrdup(name);
-	ep->scheme = SCHEME_NORTHFLANK;
+	ep->scheme = scheme_default();
 	ep->tolerance_ms = 5 * MS_MINUTE;
 	ep->signature_header = xstrdup("X-Signature");
 	ep->algorithm = HMAC_SHA256;
@@ -1415,8 +1316,8 @@ static bool check_endpoint(struct loader *L, struct endpoint *ep)
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(endpoint_keys); i++) {
 		const struct keydef *k = &endpoint_keys[i];
-		int line = k->schemes ? seen_line(L, section, k->name) : 0;
-		if (line && !(k->schemes & SCH(ep->scheme))) {
+		int line = k->by_scheme ? seen_line(L, section, k->name) : 0;
+		if (line && !scheme_takes_key(ep->scheme, k->name)) {
 			fail_at(L, line, "key '%s' does not apply to scheme %s (endpoint '%s')", k->name,
 			        scheme_name(ep->scheme), ep->name);
 			goto out;
@@ -1427,32 +1328,29 @@ static bool check_endpoint(struct loader *L, struct endpoint *ep)
 		secret_line = seen_line(L, section, "secret_file");
 	if (!secret_line)
 		secret_line = seen_line(L, section, "secret_env");
-	if (ep->scheme == SCHEME_NONE && ep->nsecrets) {
-		fail_at(L, secret_line, "endpoint '%s': scheme none takes no secret", ep->name);
+	if (!ep->scheme->takes_secret && ep->nsecrets) {
+		fail_at(L, secret_line, "endpoint '%s': scheme %s takes no secret", ep->name,
+		        scheme_name(ep->scheme));
 		goto out;
 	}
-	if (ep->scheme != SCHEME_NONE && !ep->nsecrets) {
+	if (ep->scheme->takes_secret && !ep->nsecrets) {
 		fail_at(L, ep->line,
 		        "endpoint '%s' (scheme %s) has no secret; hookd never serves an "
 		        "unauthenticated endpoint unless scheme = none",
 		        ep->name, scheme_name(ep->scheme));
 		goto out;
 	}
-	if (ep->scheme == SCHEME_STANDARD) {
-		for (size_t i = 0; i < ep->nsecrets; i++) {
-			if (!decode_standard_secret(&ep->secrets[i])) {
-				if (ep->nsecrets > 1)
-					fail_at(L, secret_line,
-					        "endpoint '%s': secret %zu of %zu is not whsec_ + valid "
-					        "base64 (scheme standard)",
-					        ep->name, i + 1, ep->nsecrets);
-				else
-					fail_at(L, secret_line,
-					        "endpoint '%s': the secret is not whsec_ + valid base64 "
-					        "(scheme standard)",
-					        ep->name);
-				goto out;
-			}
+	for (size_t i = 0; ep->scheme->decode_secret && i < ep->nsecrets; i++) {
+		if (!ep->scheme->decode_secret(&ep->secrets[i])) {
+			const char *form = ep->scheme->secret_form, *name = scheme_name(ep->scheme);
+			if (ep->nsecrets > 1)
+				fail_at(L, secret_line,
+				        "endpoint '%s': secret %zu of %zu is not %s (scheme %s)",
+				        ep->name, i + 1, ep->nsecrets, form, name);
+			else
+				fail_at(L, secret_line, "endpoint '%s': the secret is not %s (scheme %s)",
+				        ep->name, form, name);
+			goto out;
 		}
 	}
 	for (char **h = ep->pass_headers; h && *h; h++) {

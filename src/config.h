@@ -12,23 +12,13 @@
 #include <stdint.h>
 
 #include "netaddr.h"
+#include "scheme.h"
 
-/* env_prefix's longest; a metadata variable's name ("HOOK_" and
- * "INTEGRATION_NAME" at the longest) then fits ENV_META_NAME_MAX. */
+/* env_prefix's longest; a metadata variable's name (the prefix and a
+ * scheme's metadata variable, the longest suffix) then fits
+ * ENV_META_NAME_MAX, with its terminating NUL. */
 #define ENV_PREFIX_MAX 64
-#define ENV_META_NAME_MAX (ENV_PREFIX_MAX + sizeof("INTEGRATION_NAME"))
-
-enum scheme {
-	SCHEME_NORTHFLANK,
-	SCHEME_GITHUB,
-	SCHEME_GITLAB,
-	SCHEME_STANDARD,
-	SCHEME_STRIPE,
-	SCHEME_SLACK,
-	SCHEME_HMAC,
-	SCHEME_NONE,
-};
-const char *scheme_name(enum scheme s);
+#define ENV_META_NAME_MAX (ENV_PREFIX_MAX + SCHEME_META_VAR_MAX + 1)
 
 enum hmac_alg { HMAC_SHA256, HMAC_SHA512, HMAC_SHA1 };
 enum sig_encoding { SIG_HEX, SIG_BASE64 };
@@ -63,10 +53,6 @@ struct delivery_opts {
 	char *serialize_scope;
 };
 
-/* Whether a request header carries a credential (a token, a signature,
- * Authorization, Cookie, or the hmac scheme's signature_header): never
- * stored, never passed to a hook. */
-bool header_is_credential(const char *name, const char *signature_header);
 /* A pass_headers name as its variable's suffix, in place: ASCII letters
  * upper-cased, digits kept, any other byte '_' (X-Request-Id: X_REQUEST_ID). */
 void header_var_suffix(char *name);
@@ -74,7 +60,7 @@ void header_var_suffix(char *name);
 struct endpoint {
 	char *name; /* the section's NAME */
 	char *path; /* URL path, starts with '/' */
-	enum scheme scheme;
+	const struct scheme *scheme; /* an entry of the registry (scheme.h) */
 	struct secret *secrets; /* rotation: any one verifying suffices */
 	size_t nsecrets;
 	char *secret_env;       /* the variable secret_env named (not its value), or NULL */

@@ -372,9 +372,10 @@ static void generate_id(char *buf, size_t len)
 	         r[14], r[15]);
 }
 
+/* With every scheme's metadata variables (scheme.h), whatever the
+ * endpoint's: a payload never sets one. */
 static const char *const metadata_names[] = {
 	"EVENT", "ID", "ENDPOINT", "HOOK", "ATTEMPT", "REMOTE_ADDR", "RECEIVED_AT",
-	"INTEGRATION_ID", "INTEGRATION_NAME",
 };
 
 /*
@@ -389,7 +390,7 @@ static const char *const metadata_names[] = {
 static struct {
 	char *prefix;
 	char **pass_env;
-	char *reserved[ARRAY_SIZE(metadata_names) + 1];
+	char **reserved; /* NULL-terminated */
 	struct envlist base;
 } once;
 
@@ -410,10 +411,10 @@ void delivery_cleanup(void)
 		free(once.pass_env[i]);
 	free(once.pass_env);
 	once.pass_env = NULL;
-	for (size_t i = 0; i < ARRAY_SIZE(metadata_names); i++) {
+	for (size_t i = 0; once.reserved && once.reserved[i]; i++)
 		free(once.reserved[i]);
-		once.reserved[i] = NULL;
-	}
+	free(once.reserved);
+	once.reserved = NULL;
 	envlist_free(&once.base);
 }
 
@@ -433,10 +434,21 @@ static void once_update(const struct config *cfg)
 	once.pass_env = xcalloc(n + 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++)
 		once.pass_env[i] = xstrdup(cfg->pass_env[i]);
-	for (size_t i = 0; i < ARRAY_SIZE(metadata_names); i++) {
+	for (size_t i = 0; once.reserved && once.reserved[i]; i++)
 		free(once.reserved[i]);
-		once.reserved[i] = join(cfg->env_prefix, '\0', metadata_names[i]);
-	}
+	free(once.reserved);
+	n = ARRAY_SIZE(metadata_names);
+	const struct scheme *s;
+	for (size_t i = 0; (s = scheme_at(i)); i++)
+		for (const struct scheme_meta *m = s->meta; m && m->var; m++)
+			n++;
+	once.reserved = xcalloc(n + 1, sizeof(char *));
+	n = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(metadata_names); i++)
+		once.reserved[n++] = join(cfg->env_prefix, '\0', metadata_names[i]);
+	for (size_t i = 0; (s = scheme_at(i)); i++)
+		for (const struct scheme_meta *m = s->meta; m && m->var; m++)
+			once.reserved[n++] = join(cfg->env_prefix, '\0', m->var);
 	envlist_free(&once.base);
 	envlist_init(&once.base);
 	bool have_path = false;
@@ -467,13 +479,38 @@ static void build_env_base(struct delivery *d)
 	} meta[] = {
 		{"EVENT", d->event}, {"ID", d->id}, {"ENDPOINT", d->ep->name},
 		{"REMOTE_ADDR", d->remote_addr}, {"RECEIVED_AT", ts},
-		{"INTEGRATION_ID", d->integration_id}, {"INTEGRATION_NAME", d->integration_name},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(meta); i++) {
 		if (!meta[i].value)
 			continue;
 		concat(name, sizeof(name), pre, meta[i].suffix);
 		envlist_add(&d->env, name, meta[i].value);
+	}
+	/* The sender's metadata headers, as its scheme names them. */
+	const struct scheme_meta *sm = d->ep->scheme->meta;
+	for (size_t i = 0; d->meta_values && sm[i].header; i++) {
+		if (!d->meta_values[i])
+			continue;
+		concat(name, sizeof(name), pre, sm[i].var);
+		envlist_add(&d->env, name, d->meta_values[i]);
+	}
+}
+
+/* The values of the scheme's metadata headers, through get (a request's
+ * or a journal row's headers; NULL: none). */
+static void delivery_meta(struct delivery *d, const char *(*get)(void *ctx, const char *name),
+                          void *ctx)
+{
+	const struct scheme_meta *sm = d->ep->scheme->meta;
+	size_t n = 0;
+	while (get && sm && sm[n].header)
+		n++;
+	if (n == 0)
+		return;
+	d->meta_values = xcalloc(n, sizeof(*d->meta_values));
+	for (size_t i = 0; i < n; i++) {
+		const char *v = get(ctx, sm[i].header);
+		d->meta_values[i] = v ? xstrdup(v) : NULL;
 	}
 }
 
@@ -528,8 +565,9 @@ static void build_env(struct delivery *d, json_object *root)
 static struct delivery *delivery_make(struct config *cfg, const struct endpoint *ep,
                                       const char *event, const char *id, const char *remote_addr,
                                       const unsigned char *body, size_t body_len,
-                                      json_object *root, const char *integration_id,
-                                      const char *integration_name, bool lazy)
+                                      json_object *root,
+                                      const char *(*get)(void *ctx, const char *name), void *ctx,
+                                      bool lazy)
 {
 	struct delivery *d = xcalloc(1, sizeof(*d));
 	bool lazy_parsed = false;
@@ -551,8 +589,7 @@ static struct delivery *delivery_make(struct config *cfg, const struct endpoint 
 	memcpy(d->body, body, body_len);
 	d->body[body_len] = '\0';
 	d->body_len = body_len;
-	d->integration_id = integration_id ? xstrdup(integration_id) : NULL;
-	d->integration_name = integration_name ? xstrdup(integration_name) : NULL;
+	delivery_meta(d, get, ctx);
 	d->attempt = 1;
 	config_delivery_opts(cfg, ep, event, &d->opts);
 	d->async = d->opts.mode == MODE_ASYNC;
@@ -580,20 +617,20 @@ static struct delivery *delivery_make(struct config *cfg, const struct endpoint 
 
 struct delivery *delivery_new(struct config *cfg, const struct endpoint *ep, const char *event,
                               const char *id, const char *remote_addr, const unsigned char *body,
-                              size_t body_len, json_object *root, const char *integration_id,
-                              const char *integration_name)
+                              size_t body_len, json_object *root,
+                              const char *(*get)(void *ctx, const char *name), void *ctx)
 {
-	return delivery_make(cfg, ep, event, id, remote_addr, body, body_len, root, integration_id,
-	                     integration_name, false);
+	return delivery_make(cfg, ep, event, id, remote_addr, body, body_len, root, get, ctx,
+	                     false);
 }
 
 struct delivery *delivery_new_lazy(struct config *cfg, const struct endpoint *ep,
                                    const char *event, const char *id, const char *remote_addr,
                                    const unsigned char *body, size_t body_len, json_object *root,
-                                   const char *integration_id, const char *integration_name)
+                                   const char *(*get)(void *ctx, const char *name), void *ctx)
 {
-	return delivery_make(cfg, ep, event, id, remote_addr, body, body_len, root, integration_id,
-	                     integration_name, true);
+	return delivery_make(cfg, ep, event, id, remote_addr, body, body_len, root, get, ctx,
+	                     true);
 }
 
 bool delivery_build_env(struct delivery *d, char *err, size_t errlen)
@@ -656,8 +693,9 @@ void delivery_free(struct delivery *d)
 	free(d->header_values);
 	free(d->out.error);
 	free(d->key);
-	free(d->integration_id);
-	free(d->integration_name);
+	for (size_t i = 0; d->meta_values && d->ep->scheme->meta[i].header; i++)
+		free(d->meta_values[i]);
+	free(d->meta_values);
 	free(d->body);
 	free(d->remote_addr);
 	free(d->id);
@@ -1209,9 +1247,7 @@ static struct delivery *delivery_from_journal(struct dispatcher *ds, struct jour
 	if (!scheme_decode(&in, kind, &root, NULL, err, sizeof(err)))
 		root = NULL;
 	struct delivery *d = delivery_new(ds->cfg, ep, p->event, p->delivery_id, p->remote_addr,
-	                                  p->body, p->body_len, root,
-	                                  pending_header(p, "X-Northflank-Notification-Integration-Id"),
-	                                  pending_header(p, "X-Northflank-Notification-Integration-Name"));
+	                                  p->body, p->body_len, root, pending_header, p);
 	json_object_put(root);
 	delivery_pass_headers(d, pending_header, p);
 	/* delivery_new stamped HOOK_RECEIVED_AT with the time of this call; a

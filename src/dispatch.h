@@ -58,7 +58,7 @@ struct delivery {
 	json_object *root;  /* the parsed payload until then (a reference), else NULL */
 	bool parse_body;    /* ... and with root NULL: from the JSON body, parsed then */
 	long long scanned_big_numbers; /* the server's json_scan of it, -1: not scanned */
-	char *integration_id, *integration_name;
+	char **meta_values; /* the scheme's metadata headers, one each (NULL: absent), or NULL */
 	char **header_values; /* the endpoint's pass_headers, one each (NULL: absent), or NULL */
 	struct delivery_opts opts;
 	char *key; /* serialization key, NULL: none */
@@ -117,12 +117,13 @@ int dispatcher_queued(const struct dispatcher *ds);
 /*
  * Builds a delivery from its parts (the server and `hookd run` both use
  * this): environment with metadata and the flattened payload. body is
- * copied. Returns NULL never.
+ * copied. The endpoint scheme's metadata headers are read through get
+ * (NULL: none). Returns NULL never.
  */
 struct delivery *delivery_new(struct config *cfg, const struct endpoint *ep, const char *event,
                               const char *id, const char *remote_addr, const unsigned char *body,
-                              size_t body_len, json_object *root, const char *integration_id,
-                              const char *integration_name);
+                              size_t body_len, json_object *root,
+                              const char *(*get)(void *ctx, const char *name), void *ctx);
 void delivery_free(struct delivery *d);
 
 /* The endpoint's pass_headers: each header's value, through get (a
@@ -141,7 +142,7 @@ void delivery_pass_headers(struct delivery *d, const char *(*get)(void *ctx, con
 struct delivery *delivery_new_lazy(struct config *cfg, const struct endpoint *ep,
                                    const char *event, const char *id, const char *remote_addr,
                                    const unsigned char *body, size_t body_len, json_object *root,
-                                   const char *integration_id, const char *integration_name);
+                                   const char *(*get)(void *ctx, const char *name), void *ctx);
 /* Builds d's environment if it is still pending; then drops the payload.
  * false (with the reason in err) when the body cannot be parsed. */
 bool delivery_build_env(struct delivery *d, char *err, size_t errlen);

@@ -184,15 +184,11 @@ static void handle(struct http_request *req, void *arg)
 		identity_clear(&id);
 		return;
 	}
-	const char *iid = NULL, *iname = NULL;
-	if (ep->scheme == SCHEME_NORTHFLANK) {
-		iid = http_header_get(req, "X-Northflank-Notification-Integration-Id");
-		iname = http_header_get(req, "X-Northflank-Notification-Integration-Name");
-	}
 	/* A summary root holds only what identified the delivery: the
 	 * delivery then parses the body itself, if a hook is to run. */
 	struct delivery *d = delivery_new_lazy(cfg, ep, id.event, id.id, client, req->body,
-	                                       req->body_len, sum.summary ? NULL : root, iid, iname);
+	                                       req->body_len, sum.summary ? NULL : root, req_header,
+	                                       req);
 	if (sum.summary)
 		d->scanned_big_numbers = (long long)sum.big_numbers;
 	delivery_pass_headers(d, req_header, req);

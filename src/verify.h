@@ -1,7 +1,9 @@
 /*
- * Verification schemes (README "Senders and verification schemes"): credentials checked against the raw body
- * before it is parsed, then the event name and delivery id taken the way
- * each sender sends them. All crypto and compares are libcrypto's.
+ * Verification (README "Senders and verification schemes"): credentials
+ * checked against the raw body before it is parsed, then the event name and
+ * delivery id taken the way each sender sends them. The front door for the
+ * server: what differs by sender is the endpoint's scheme entry (scheme.h).
+ * All crypto and compares are libcrypto's (sigutil.h).
  */
 #ifndef HOOKD_VERIFY_H
 #define HOOKD_VERIFY_H
@@ -14,6 +16,7 @@
 
 #include "config.h"
 #include "payload.h"
+#include "scheme.h"
 
 /* Header look-up, case-insensitive by name; NULL when absent. */
 typedef const char *(*header_fn)(void *ctx, const char *name);
@@ -36,7 +39,7 @@ struct verify_input {
 bool verify_credentials(const struct verify_input *in, char *why, size_t whylen);
 
 /* Whether the scheme accepts application/x-www-form-urlencoded bodies. */
-bool scheme_accepts_form(enum scheme s);
+bool scheme_accepts_form(const struct scheme *s);
 
 /* What scheme_decode says of a root that is only a summary. */
 struct body_summary {
@@ -75,5 +78,35 @@ void identity_clear(struct identity *id);
 /* Frees what verification keeps between requests (the keyed HMAC contexts);
  * at exit, before OpenSSL's own cleanup. */
 void verify_cleanup(void);
+
+/* ---- for the scheme entries (src/schemes/) ---- */
+
+/* Writes reason into buf (when there is one) and returns false. */
+bool verify_fail(char *buf, size_t len, const char *reason);
+/* The request's header `name`, NULL when absent. */
+const char *verify_header(const struct verify_input *in, const char *name);
+
+/* Takes `name` as the event if it passes the name rule of README
+ * "Routing: hooks.d"; else "invalid event name". */
+bool identity_set_event(struct identity *id, const char *name, size_t len, char *err,
+                        size_t errlen);
+/* `base` plus ":<suffix>" when suffix is a non-empty string. */
+bool identity_set_event_suffixed(struct identity *id, const char *base, const char *suffix,
+                                 char *err, size_t errlen);
+/* The delivery id, v NULL or "" for none; "invalid delivery id" when too
+ * long or holding control characters. */
+bool identity_set_id(struct identity *id, const char *v, char *err, size_t errlen);
+/* The string at `path` in the body: "event missing" and "event is not a
+ * string" when it is not one. */
+const char *body_event(json_object *root, const char *path, char *err, size_t errlen);
+/* The string at `path` in the body, or NULL when absent or not a string. */
+const char *body_string(json_object *root, const char *path);
+
+/* Schemes whose endpoint says where the event is (event_header, else
+ * event_field) and where the id is (id_header): the fields read, and the
+ * identification. */
+size_t body_fields_configured(const struct endpoint *ep, const char **paths);
+bool identify_configured(const struct verify_input *in, json_object *root, struct identity *id,
+                         char *err, size_t errlen);
 
 #endif

@@ -90,7 +90,7 @@ static void use_config(struct config *c)
 		const struct endpoint *ep = &c->endpoints[i];
 		FUZZ_ASSERT(ep->path && ep->path[0] == '/');
 		FUZZ_ASSERT(ep->hooks_dir && ep->hooks_dir[0] == '/');
-		FUZZ_ASSERT((ep->scheme == SCHEME_NONE) == (ep->nsecrets == 0));
+		FUZZ_ASSERT(ep->scheme && ep->scheme->takes_secret == (ep->nsecrets > 0));
 		for (size_t k = 0; k < ep->nsecrets; k++)
 			FUZZ_ASSERT(ep->secrets[k].data && ep->secrets[k].len > 0);
 		FUZZ_ASSERT(config_endpoint_by_path(c, ep->path) == ep);

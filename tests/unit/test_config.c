@@ -486,7 +486,7 @@ static void test_defaults(void)
 	const struct endpoint *ep = &c->endpoints[0];
 	CHECK_STR(ep->name, "a", "name");
 	CHECK_STR(ep->path, "/a", "path");
-	CHECK(ep->scheme == SCHEME_NORTHFLANK, "default scheme");
+	CHECK(ep->scheme == scheme_by_name("northflank"), "default scheme");
 	CHECK(ep->nsecrets == 1 && ep->secrets[0].len == 6 &&
 	      memcmp(ep->secrets[0].data, "s3cret", 6) == 0, "secret");
 	CHECK_STR(ep->hooks_dir, hooks, "endpoint hooks_dir");
@@ -636,7 +636,7 @@ static void test_every_key(void)
 	const struct endpoint *h = config_endpoint_by_name(c, "h");
 	CHECK(h != NULL, "h");
 	if (h) {
-		CHECK(h->scheme == SCHEME_HMAC, "scheme");
+		CHECK(h->scheme == scheme_by_name("hmac"), "scheme");
 		CHECK(h->nsecrets == 2 && h->secrets[1].len == 3 && memcmp(h->secrets[1].data, "two", 3) == 0,
 		      "rotation");
 		CHECK_STR(h->hooks_dir, "/srv/h.d", "hooks_dir");
@@ -657,18 +657,18 @@ static void test_every_key(void)
 		CHECK(h->line == 33, "section line");
 	}
 	const struct endpoint *g = config_endpoint_by_path(c, "/g");
-	CHECK(g && g->scheme == SCHEME_GITHUB && g->allow_sha1, "github allow_sha1");
+	CHECK(g && g->scheme == scheme_by_name("github") && g->allow_sha1, "github allow_sha1");
 	CHECK(g && strcmp(g->hooks_dir, hooks) == 0, "endpoint hooks_dir defaults to the server's");
 	const struct endpoint *s = config_endpoint_by_name(c, "s");
 	/* stripe keys HMAC with the whole secret, whsec_ and all */
-	CHECK(s && s->scheme == SCHEME_STRIPE && s->tolerance_ms == 30000 && s->nsecrets == 1 &&
+	CHECK(s && s->scheme == scheme_by_name("stripe") && s->tolerance_ms == 30000 && s->nsecrets == 1 &&
 	      s->secrets[0].len == 38 && memcmp(s->secrets[0].data, "whsec_", 6) == 0, "stripe");
 	const struct endpoint *sl = config_endpoint_by_path(c, "/slack");
-	CHECK(sl && sl->scheme == SCHEME_SLACK && sl->tolerance_ms == 300000, "slack");
+	CHECK(sl && sl->scheme == scheme_by_name("slack") && sl->tolerance_ms == 300000, "slack");
 	const struct endpoint *gl = config_endpoint_by_path(c, "/gl");
-	CHECK(gl && gl->scheme == SCHEME_GITLAB, "gitlab");
+	CHECK(gl && gl->scheme == scheme_by_name("gitlab"), "gitlab");
 	const struct endpoint *open = config_endpoint_by_name(c, "open");
-	CHECK(open && open->scheme == SCHEME_NONE && open->nsecrets == 0 &&
+	CHECK(open && open->scheme == scheme_by_name("none") && open->nsecrets == 0 &&
 	      strcmp(open->event_header, "X-Type") == 0, "none");
 
 	CHECK(c->nevents == 1, "events");
@@ -711,7 +711,7 @@ static void test_merge(void)
 		return;
 	CHECK_STR(c->listen, "127.0.0.1:0", "listen");
 	CHECK(c->server_opts.timeout_ms == 7000 && c->kill_grace_ms == 1000, "server merged");
-	CHECK(c->nendpoints == 1 && c->endpoints[0].scheme == SCHEME_GITLAB &&
+	CHECK(c->nendpoints == 1 && c->endpoints[0].scheme == scheme_by_name("gitlab") &&
 	      c->endpoints[0].nsecrets == 1 && c->endpoints[0].line == 3, "endpoint merged");
 	CHECK(c->nevents == 1 && c->events[0].opts.retries == 1 && c->events[0].opts.timeout_ms == 1000 &&
 	      c->events[0].opts.set == (OPT_RETRIES | OPT_TIMEOUT), "event merged");
@@ -1007,20 +1007,19 @@ static void test_lookups(void)
 	config_unref(NULL);
 	CHECK(config_ref(NULL) == NULL, "ref NULL");
 
-	static const struct {
-		enum scheme s;
-		const char *name;
-	} names[] = {
-		{SCHEME_NORTHFLANK, "northflank"}, {SCHEME_GITHUB, "github"}, {SCHEME_GITLAB, "gitlab"},
-		{SCHEME_STANDARD, "standard"},     {SCHEME_STRIPE, "stripe"}, {SCHEME_SLACK, "slack"},
-		{SCHEME_HMAC, "hmac"},             {SCHEME_NONE, "none"},
+	/* The registry, in its order. */
+	static const char *const names[] = {
+		"northflank", "github", "gitlab", "standard", "stripe", "slack", "hmac", "none",
 	};
+	CHECK(scheme_at(ARRAY_SIZE(names)) == NULL, "eight schemes");
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		CHECK_STR(scheme_name(names[i].s), names[i].name, "scheme_name");
-		char *ini = xasprintf("[endpoint a]\npath = /a\nscheme = %s\n%s", names[i].name,
-		                      names[i].s == SCHEME_NONE ? "" : "secret = YWJj\n");
+		const struct scheme *s = scheme_at(i);
+		CHECK(s && s == scheme_by_name(names[i]), "scheme_at %zu", i);
+		CHECK_STR(scheme_name(s), names[i], "scheme_name");
+		char *ini = xasprintf("[endpoint a]\npath = /a\nscheme = %s\n%s", names[i],
+		                      strcmp(names[i], "none") == 0 ? "" : "secret = YWJj\n");
 		c = load(ini);
-		CHECK(c && c->endpoints[0].scheme == names[i].s, "scheme %s: %s", names[i].name, err);
+		CHECK(c && c->endpoints[0].scheme == s, "scheme %s: %s", names[i], err);
 		config_unref(c);
 		free(ini);
 	}

@@ -90,12 +90,13 @@ struct test_ep {
 	struct secret sec[3];
 };
 
-static void ep_init(struct test_ep *t, enum scheme s)
+static void ep_init(struct test_ep *t, const char *scheme)
 {
 	memset(t, 0, sizeof(*t));
 	t->ep.name = "test";
 	t->ep.path = "/hook";
-	t->ep.scheme = s;
+	t->ep.scheme = scheme_by_name(scheme);
+	CHECK(t->ep.scheme != NULL, "scheme %s is registered", scheme);
 	t->ep.secrets = t->sec;
 	t->ep.tolerance_ms = 5 * 60 * 1000;
 	t->ep.algorithm = HMAC_SHA256;
@@ -184,7 +185,7 @@ static void test_vectors(void)
 	{
 		struct test_ep t;
 		const char *secret = vec("github", "secret"), *body = vec("github", "body");
-		ep_init(&t, SCHEME_GITHUB);
+		ep_init(&t, "github");
 		ep_secret(&t, secret, strlen(secret));
 		static const struct {
 			const char *body_suffix;
@@ -221,7 +222,7 @@ static void test_vectors(void)
 			sec += 6;
 		int klen = EVP_DecodeBlock(key, (const unsigned char *)sec, (int)strlen(sec));
 		CHECK(klen == 24, "standard key decodes to %d bytes", klen);
-		ep_init(&t, SCHEME_STANDARD);
+		ep_init(&t, "standard");
 		ep_secret(&t, key, (size_t)klen);
 		int64_t ts = 1614265330;
 		static const struct {
@@ -274,7 +275,7 @@ static void test_vectors(void)
 	{
 		struct test_ep t;
 		const char *secret = vec("slack", "secret");
-		ep_init(&t, SCHEME_SLACK);
+		ep_init(&t, "slack");
 		ep_secret(&t, secret, strlen(secret));
 		int64_t ts = 1531420618;
 		static const struct {
@@ -348,7 +349,7 @@ static void test_fixed_vectors(void)
 {
 	static const struct {
 		const char *what;
-		enum scheme scheme;
+		const char *scheme; /* its name */
 		const char *secret;
 		bool allow_sha1;
 		enum hmac_alg alg;
@@ -358,63 +359,63 @@ static void test_fixed_vectors(void)
 		int64_t now;
 		bool want;
 	} cases[] = {
-		{"stripe", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "t=1700000000,v1=" STRIPE_SIG, NULL, NULL, STRIPE_BODY, 1700000000, true},
-		{"stripe v0 and a second v1", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe v0 and a second v1", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "t=1700000000,v1=" WRONG_SIG ",v1=" STRIPE_SIG ",v0=abcd", NULL, NULL, STRIPE_BODY, 1700000000, true},
-		{"stripe v1 before t", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe v1 before t", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "v1=" STRIPE_SIG ",t=1700000000", NULL, NULL, STRIPE_BODY, 1700000000, true},
-		{"stripe 6 min later", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe 6 min later", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "t=1700000000,v1=" STRIPE_SIG, NULL, NULL, STRIPE_BODY, 1700000360, false},
-		{"stripe 6 min earlier", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe 6 min earlier", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "t=1700000000,v1=" STRIPE_SIG, NULL, NULL, STRIPE_BODY, 1699999640, false},
-		{"stripe 4 min later", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe 4 min later", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "t=1700000000,v1=" STRIPE_SIG, NULL, NULL, STRIPE_BODY, 1700000240, true},
-		{"stripe only v0", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe only v0", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "t=1700000000,v0=" STRIPE_SIG, NULL, NULL, STRIPE_BODY, 1700000000, false},
-		{"stripe no t", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe no t", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "v1=" STRIPE_SIG, NULL, NULL, STRIPE_BODY, 1700000000, false},
-		{"stripe t twice", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe t twice", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "t=1700000000,t=1700000000,v1=" STRIPE_SIG, NULL, NULL, STRIPE_BODY, 1700000000, false},
-		{"stripe empty t", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe empty t", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "t=,v1=" STRIPE_SIG, NULL, NULL, STRIPE_BODY, 1700000000, false},
-		{"stripe item without =", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe item without =", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "t=1700000000,junk,v1=" STRIPE_SIG, NULL, NULL, STRIPE_BODY, 1700000000, false},
-		{"stripe trailing comma", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe trailing comma", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "t=1700000000,v1=" STRIPE_SIG ",", NULL, NULL, STRIPE_BODY, 1700000000, false},
-		{"stripe spaces", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe spaces", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "t=1700000000, v1=" STRIPE_SIG, NULL, NULL, STRIPE_BODY, 1700000000, false},
-		{"stripe t with sign", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe t with sign", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "t=+1700000000,v1=" STRIPE_SIG, NULL, NULL, STRIPE_BODY, 1700000000, false},
-		{"stripe huge t", SCHEME_STRIPE, STRIPE_SECRET, false, 0, 0,
+		{"stripe huge t", "stripe", STRIPE_SECRET, false, 0, 0,
 		 "Stripe-Signature", "t=99999999999999999999999,v1=" STRIPE_SIG, NULL, NULL, STRIPE_BODY, 1700000000, false},
-		{"stripe secret decoded is wrong", SCHEME_STRIPE, "hookdStripeTestSecret0123456789", false, 0, 0,
+		{"stripe secret decoded is wrong", "stripe", "hookdStripeTestSecret0123456789", false, 0, 0,
 		 "Stripe-Signature", "t=1700000000,v1=" STRIPE_SIG, NULL, NULL, STRIPE_BODY, 1700000000, false},
-		{"github sha1 allowed", SCHEME_GITHUB, "It's a Secret to Everybody", true, 0, 0,
+		{"github sha1 allowed", "github", "It's a Secret to Everybody", true, 0, 0,
 		 "X-Hub-Signature", GH_SHA1_SIG, NULL, NULL, GH_SHA1_BODY, 0, true},
-		{"github sha1 not allowed", SCHEME_GITHUB, "It's a Secret to Everybody", false, 0, 0,
+		{"github sha1 not allowed", "github", "It's a Secret to Everybody", false, 0, 0,
 		 "X-Hub-Signature", GH_SHA1_SIG, NULL, NULL, GH_SHA1_BODY, 0, false},
-		{"github bad sha256 + good sha1: no downgrade", SCHEME_GITHUB, "It's a Secret to Everybody", true, 0, 0,
+		{"github bad sha256 + good sha1: no downgrade", "github", "It's a Secret to Everybody", true, 0, 0,
 		 "X-Hub-Signature", GH_SHA1_SIG, "X-Hub-Signature-256", "sha256=00", GH_SHA1_BODY, 0, false},
-		{"github sha1 value in the sha256 header", SCHEME_GITHUB, "It's a Secret to Everybody", true, 0, 0,
+		{"github sha1 value in the sha256 header", "github", "It's a Secret to Everybody", true, 0, 0,
 		 "X-Hub-Signature-256", GH_SHA1_SIG, NULL, NULL, GH_SHA1_BODY, 0, false},
-		{"github sha256= prefix on sha1 header", SCHEME_GITHUB, "It's a Secret to Everybody", true, 0, 0,
+		{"github sha256= prefix on sha1 header", "github", "It's a Secret to Everybody", true, 0, 0,
 		 "X-Hub-Signature", "sha256=9c60e8eb682bb71308b966789b1b902224323566", NULL, NULL, GH_SHA1_BODY, 0, false},
-		{"github uppercase prefix", SCHEME_GITHUB, "It's a Secret to Everybody", true, 0, 0,
+		{"github uppercase prefix", "github", "It's a Secret to Everybody", true, 0, 0,
 		 "X-Hub-Signature", "SHA1=9c60e8eb682bb71308b966789b1b902224323566", NULL, NULL, GH_SHA1_BODY, 0, false},
-		{"hmac sha512 base64", SCHEME_HMAC, "generic-secret", false, HMAC_SHA512, SIG_BASE64,
+		{"hmac sha512 base64", "hmac", "generic-secret", false, HMAC_SHA512, SIG_BASE64,
 		 "X-Signature", HMAC512_B64, NULL, NULL, "{\"event\":\"deploy\"}", 0, true},
-		{"hmac sha512 base64 unpadded", SCHEME_HMAC, "generic-secret", false, HMAC_SHA512, SIG_BASE64,
+		{"hmac sha512 base64 unpadded", "hmac", "generic-secret", false, HMAC_SHA512, SIG_BASE64,
 		 "X-Signature", "J4C7l8ZPvRnFMsAkL/Y61lniRF2coZPxbc+h8+4MqABhy4qnvLj41WCssm1te3ne1petwEsG7dQzBY8emBMZMA", NULL, NULL, "{\"event\":\"deploy\"}", 0, false},
-		{"hmac sha512 base64 non-canonical last char", SCHEME_HMAC, "generic-secret", false, HMAC_SHA512, SIG_BASE64,
+		{"hmac sha512 base64 non-canonical last char", "hmac", "generic-secret", false, HMAC_SHA512, SIG_BASE64,
 		 "X-Signature", "J4C7l8ZPvRnFMsAkL/Y61lniRF2coZPxbc+h8+4MqABhy4qnvLj41WCssm1te3ne1petwEsG7dQzBY8emBMZMB==", NULL, NULL, "{\"event\":\"deploy\"}", 0, false},
-		{"hmac sha512 base64 with a newline", SCHEME_HMAC, "generic-secret", false, HMAC_SHA512, SIG_BASE64,
+		{"hmac sha512 base64 with a newline", "hmac", "generic-secret", false, HMAC_SHA512, SIG_BASE64,
 		 "X-Signature", "J4C7l8ZPvRnFMsAkL/Y61lniRF2coZPxbc+h8+4MqABhy4qnvLj41WCssm1te3ne1petwEsG7dQzBY8emBMZMA==\n", NULL, NULL, "{\"event\":\"deploy\"}", 0, false},
-		{"hmac sha512 given as sha256", SCHEME_HMAC, "generic-secret", false, HMAC_SHA256, SIG_BASE64,
+		{"hmac sha512 given as sha256", "hmac", "generic-secret", false, HMAC_SHA256, SIG_BASE64,
 		 "X-Signature", HMAC512_B64, NULL, NULL, "{\"event\":\"deploy\"}", 0, false},
-		{"hmac sha256 hex", SCHEME_HMAC, "generic-secret", false, HMAC_SHA256, SIG_HEX,
+		{"hmac sha256 hex", "hmac", "generic-secret", false, HMAC_SHA256, SIG_HEX,
 		 "X-Signature", "9ecc50e7d7e9662ee71145827c5a900aa375d78a3ce51440bdc8e36244e6bde0", NULL, NULL, "{\"event\":\"deploy\"}", 0, true},
-		{"hmac sha1 hex", SCHEME_HMAC, "generic-secret", false, HMAC_SHA1, SIG_HEX,
+		{"hmac sha1 hex", "hmac", "generic-secret", false, HMAC_SHA1, SIG_HEX,
 		 "X-Signature", "45cab4452a09e54dd004bbf0caaa959ec9edfc57", NULL, NULL, "{\"event\":\"deploy\"}", 0, true},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -448,7 +449,7 @@ enum setup_id {
 
 static const struct setup {
 	const char *name;
-	enum scheme scheme;
+	const char *scheme; /* its name */
 	const char *sig_header; /* the header holding the credential */
 	const char *ts_header;  /* NULL: no separate timestamp header */
 	const char *prefix;     /* what precedes the encoded MAC in sig_header */
@@ -458,17 +459,17 @@ static const struct setup {
 	const char *cfg_prefix; /* hmac: signature_prefix */
 	bool allow_sha1;
 } setups[S_COUNT] = {
-	[S_NORTHFLANK] = {"northflank", SCHEME_NORTHFLANK, "X-Northflank-Notification-Integration-Token", NULL, "", "Bearer ", 0, 0, NULL, false},
-	[S_GITLAB] = {"gitlab", SCHEME_GITLAB, "X-Gitlab-Token", NULL, "", "Bearer ", 0, 0, NULL, false},
-	[S_GITHUB] = {"github", SCHEME_GITHUB, "X-Hub-Signature-256", NULL, "sha256=", "sha512=", HMAC_SHA256, SIG_HEX, NULL, false},
-	[S_GITHUB_SHA1] = {"github-sha1", SCHEME_GITHUB, "X-Hub-Signature", NULL, "sha1=", "sha256=", HMAC_SHA1, SIG_HEX, NULL, true},
-	[S_STANDARD] = {"standard", SCHEME_STANDARD, "webhook-signature", "webhook-timestamp", "v1,", "v2,", HMAC_SHA256, SIG_BASE64, NULL, false},
-	[S_STRIPE] = {"stripe", SCHEME_STRIPE, "Stripe-Signature", NULL, ",v1=", ",v2=", HMAC_SHA256, SIG_HEX, NULL, false},
-	[S_SLACK] = {"slack", SCHEME_SLACK, "X-Slack-Signature", "X-Slack-Request-Timestamp", "v0=", "v1=", HMAC_SHA256, SIG_HEX, NULL, false},
-	[S_HMAC_HEX] = {"hmac-hex", SCHEME_HMAC, "X-Signature", NULL, "", "sha256=", HMAC_SHA256, SIG_HEX, NULL, false},
-	[S_HMAC_B64_512] = {"hmac-b64-512", SCHEME_HMAC, "X-Hook-Sig", NULL, "", "x", HMAC_SHA512, SIG_BASE64, NULL, false},
-	[S_HMAC_SHA1_PREFIX] = {"hmac-sha1-prefix", SCHEME_HMAC, "X-Sig", NULL, "sha1=", "sha2=", HMAC_SHA1, SIG_HEX, "sha1=", false},
-	[S_NONE] = {"none", SCHEME_NONE, "X-Nothing", NULL, "", "", 0, 0, NULL, false},
+	[S_NORTHFLANK] = {"northflank", "northflank", "X-Northflank-Notification-Integration-Token", NULL, "", "Bearer ", 0, 0, NULL, false},
+	[S_GITLAB] = {"gitlab", "gitlab", "X-Gitlab-Token", NULL, "", "Bearer ", 0, 0, NULL, false},
+	[S_GITHUB] = {"github", "github", "X-Hub-Signature-256", NULL, "sha256=", "sha512=", HMAC_SHA256, SIG_HEX, NULL, false},
+	[S_GITHUB_SHA1] = {"github-sha1", "github", "X-Hub-Signature", NULL, "sha1=", "sha256=", HMAC_SHA1, SIG_HEX, NULL, true},
+	[S_STANDARD] = {"standard", "standard", "webhook-signature", "webhook-timestamp", "v1,", "v2,", HMAC_SHA256, SIG_BASE64, NULL, false},
+	[S_STRIPE] = {"stripe", "stripe", "Stripe-Signature", NULL, ",v1=", ",v2=", HMAC_SHA256, SIG_HEX, NULL, false},
+	[S_SLACK] = {"slack", "slack", "X-Slack-Signature", "X-Slack-Request-Timestamp", "v0=", "v1=", HMAC_SHA256, SIG_HEX, NULL, false},
+	[S_HMAC_HEX] = {"hmac-hex", "hmac", "X-Signature", NULL, "", "sha256=", HMAC_SHA256, SIG_HEX, NULL, false},
+	[S_HMAC_B64_512] = {"hmac-b64-512", "hmac", "X-Hook-Sig", NULL, "", "x", HMAC_SHA512, SIG_BASE64, NULL, false},
+	[S_HMAC_SHA1_PREFIX] = {"hmac-sha1-prefix", "hmac", "X-Sig", NULL, "sha1=", "sha2=", HMAC_SHA1, SIG_HEX, "sha1=", false},
+	[S_NONE] = {"none", "none", "X-Nothing", NULL, "", "", 0, 0, NULL, false},
 };
 
 #define SECRET_A "test-secret-A"
@@ -483,7 +484,7 @@ static void setup_ep(struct test_ep *t, const struct setup *s)
 	t->ep.algorithm = s->alg;
 	t->ep.encoding = s->enc;
 	t->ep.signature_prefix = (char *)s->cfg_prefix;
-	if (s->scheme == SCHEME_HMAC)
+	if (strcmp(s->scheme, "hmac") == 0)
 		t->ep.signature_header = (char *)s->sig_header;
 }
 
@@ -494,41 +495,32 @@ static void sign(const struct setup *s, const char *key, const char *body, int64
 	char *msg = NULL, *m = NULL, *v = NULL;
 	char tsbuf[32];
 	snprintf(tsbuf, sizeof(tsbuf), "%lld", (long long)ts);
-	switch (s->scheme) {
-	case SCHEME_NORTHFLANK:
-	case SCHEME_GITLAB:
+	if (strcmp(s->scheme, "northflank") == 0 || strcmp(s->scheme, "gitlab") == 0) {
 		req_set(r, s->sig_header, key);
-		break;
-	case SCHEME_GITHUB:
-	case SCHEME_HMAC:
+	} else if (strcmp(s->scheme, "github") == 0 || strcmp(s->scheme, "hmac") == 0) {
 		m = mac_enc(s->alg, s->enc, key, body);
 		v = xasprintf("%s%s", s->prefix, m);
 		req_set(r, s->sig_header, v);
-		break;
-	case SCHEME_STANDARD:
+	} else if (strcmp(s->scheme, "standard") == 0) {
 		msg = xasprintf("msg_test.%s.%s", tsbuf, body);
 		m = mac_enc(HMAC_SHA256, SIG_BASE64, key, msg);
 		v = xasprintf("v1,%s", m);
 		req_set(r, "webhook-id", "msg_test");
 		req_set(r, "webhook-timestamp", tsbuf);
 		req_set(r, "webhook-signature", v);
-		break;
-	case SCHEME_STRIPE:
+	} else if (strcmp(s->scheme, "stripe") == 0) {
 		msg = xasprintf("%s.%s", tsbuf, body);
 		m = mac_enc(HMAC_SHA256, SIG_HEX, key, msg);
 		v = xasprintf("t=%s,v1=%s", tsbuf, m);
 		req_set(r, "Stripe-Signature", v);
-		break;
-	case SCHEME_SLACK:
+	} else if (strcmp(s->scheme, "slack") == 0) {
 		msg = xasprintf("v0:%s:%s", tsbuf, body);
 		m = mac_enc(HMAC_SHA256, SIG_HEX, key, msg);
 		v = xasprintf("v0=%s", m);
 		req_set(r, "X-Slack-Request-Timestamp", tsbuf);
 		req_set(r, "X-Slack-Signature", v);
-		break;
-	case SCHEME_NONE:
-		break;
 	}
+	/* none: nothing to sign */
 	free(msg);
 	free(m);
 	free(v);
@@ -1052,7 +1044,7 @@ static void test_header_shapes(void)
 		sign(s, SECRET_A, BODY, NOW, &r);
 		const char *valid = *req_slot(&r, s->sig_header);
 		sb_init(&sb);
-		if (s->scheme == SCHEME_STRIPE)
+		if (strcmp(s->scheme, "stripe") == 0)
 			sb_puts(&sb, "t=1700000000");
 		for (int k = 0; k < 20000; k++) {
 			if (sb.len)
@@ -1061,7 +1053,7 @@ static void test_header_shapes(void)
 		}
 		if (lists[i].add_valid) {
 			sb_puts(&sb, lists[i].sep);
-			sb_puts(&sb, s->scheme == SCHEME_STRIPE ? strstr(valid, "v1=") : valid);
+			sb_puts(&sb, strcmp(s->scheme, "stripe") == 0 ? strstr(valid, "v1=") : valid);
 		}
 		req_set(&r, s->sig_header, sb.buf);
 		bool ok = run_verify(&t.ep, &r, BODY, strlen(BODY), NOW, why, sizeof(why));
@@ -1196,7 +1188,7 @@ static void test_fuzz(void)
 		sign(s, SECRET_A, BODY, NOW, &r);
 		/* Which header to break: the credential, or the timestamp/id. */
 		const char *target = s->sig_header;
-		if (s->scheme == SCHEME_STANDARD && rng() % 3 == 0)
+		if (strcmp(s->scheme, "standard") == 0 && rng() % 3 == 0)
 			target = rng() % 2 ? "webhook-timestamp" : "webhook-id";
 		else if (s->ts_header && rng() % 3 == 0)
 			target = s->ts_header;
@@ -1223,31 +1215,32 @@ static void test_fuzz(void)
 static void test_decode(void)
 {
 	static const struct {
-		enum scheme scheme;
+		const char *scheme; /* its name */
 		enum content_kind kind;
 		const char *body;
 		bool want;
 		const char *key; /* a string field the result must hold */
 		const char *val;
 	} cases[] = {
-		{SCHEME_NORTHFLANK, CONTENT_JSON, "{\"event\":\"build:start\"}", true, "event", "build:start"},
-		{SCHEME_NORTHFLANK, CONTENT_JSON, "[1,2]", false, NULL, NULL},
-		{SCHEME_NORTHFLANK, CONTENT_JSON, "{\"event\":", false, NULL, NULL},
-		{SCHEME_NORTHFLANK, CONTENT_FORM, "payload=%7B%7D", false, NULL, NULL},
-		{SCHEME_STRIPE, CONTENT_FORM, "a=b", false, NULL, NULL},
-		{SCHEME_GITHUB, CONTENT_OTHER, "{}", false, NULL, NULL},
-		{SCHEME_GITHUB, CONTENT_FORM, "payload=%7B%22action%22%3A%22opened%22%7D", true, "action", "opened"},
-		{SCHEME_GITHUB, CONTENT_FORM, "other=1", false, NULL, NULL},
-		{SCHEME_SLACK, CONTENT_FORM, "payload=%7B%22type%22%3A%22block_actions%22%7D", true, "type", "block_actions"},
-		{SCHEME_SLACK, CONTENT_FORM, "command=%2Fdeploy&text=prod", true, "command", "/deploy"},
-		{SCHEME_SLACK, CONTENT_JSON, "{\"type\":\"event_callback\"}", true, "type", "event_callback"},
+		{"northflank", CONTENT_JSON, "{\"event\":\"build:start\"}", true, "event", "build:start"},
+		{"northflank", CONTENT_JSON, "[1,2]", false, NULL, NULL},
+		{"northflank", CONTENT_JSON, "{\"event\":", false, NULL, NULL},
+		{"northflank", CONTENT_FORM, "payload=%7B%7D", false, NULL, NULL},
+		{"stripe", CONTENT_FORM, "a=b", false, NULL, NULL},
+		{"github", CONTENT_OTHER, "{}", false, NULL, NULL},
+		{"github", CONTENT_FORM, "payload=%7B%22action%22%3A%22opened%22%7D", true, "action", "opened"},
+		{"github", CONTENT_FORM, "other=1", false, NULL, NULL},
+		{"slack", CONTENT_FORM, "payload=%7B%22type%22%3A%22block_actions%22%7D", true, "type", "block_actions"},
+		{"slack", CONTENT_FORM, "command=%2Fdeploy&text=prod", true, "command", "/deploy"},
+		{"slack", CONTENT_JSON, "{\"type\":\"event_callback\"}", true, "type", "event_callback"},
 	};
-	CHECK(scheme_accepts_form(SCHEME_GITHUB), "github takes forms");
-	CHECK(scheme_accepts_form(SCHEME_SLACK), "slack takes forms");
-	static const enum scheme noform[] = {SCHEME_NORTHFLANK, SCHEME_GITLAB, SCHEME_STANDARD,
-	                                     SCHEME_STRIPE, SCHEME_HMAC, SCHEME_NONE};
+	CHECK(scheme_accepts_form(scheme_by_name("github")), "github takes forms");
+	CHECK(scheme_accepts_form(scheme_by_name("slack")), "slack takes forms");
+	static const char *const noform[] = {"northflank", "gitlab", "standard",
+	                                     "stripe", "hmac", "none"};
 	for (size_t i = 0; i < ARRAY_SIZE(noform); i++)
-		CHECK(!scheme_accepts_form(noform[i]), "scheme %d takes no forms", noform[i]);
+		CHECK(!scheme_accepts_form(scheme_by_name(noform[i])), "scheme %s takes no forms",
+		      noform[i]);
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct test_ep t;
@@ -1279,7 +1272,7 @@ static void test_decode(void)
                 "1234567890123456789012345678901234567890123456789012345678901234"
 
 static const struct icase {
-	enum scheme scheme;
+	const char *scheme; /* its name */
 	const char *cfg; /* hmac/none: "event_header|event_field|id_header", "" parts unset */
 	const char *h[6]; /* name, value pairs */
 	const char *body;
@@ -1289,109 +1282,109 @@ static const struct icase {
 	const char *challenge;
 } icases[] = {
 	/* northflank */
-	{SCHEME_NORTHFLANK, NULL, {"X-Northflank-Notification-Integration-Event-Type", "build:start", "X-Northflank-Notification-Integration-Event-Id", "evt-1"},
+	{"northflank", NULL, {"X-Northflank-Notification-Integration-Event-Type", "build:start", "X-Northflank-Notification-Integration-Event-Id", "evt-1"},
 	 "{\"event\":\"build:start\",\"data\":{}}", true, "build:start", "evt-1", NULL},
-	{SCHEME_NORTHFLANK, NULL, {NULL}, "{\"event\":\"service:deployment:status-update\"}", true, "service:deployment:status-update", "", NULL},
-	{SCHEME_NORTHFLANK, NULL, {"X-Northflank-Notification-Integration-Event-Type", "build:success"},
+	{"northflank", NULL, {NULL}, "{\"event\":\"service:deployment:status-update\"}", true, "service:deployment:status-update", "", NULL},
+	{"northflank", NULL, {"X-Northflank-Notification-Integration-Event-Type", "build:success"},
 	 "{\"event\":\"build:start\"}", false, "event type header does not match body", NULL, NULL},
-	{SCHEME_NORTHFLANK, NULL, {"X-Northflank-Notification-Integration-Event-Type", "Build:start"},
+	{"northflank", NULL, {"X-Northflank-Notification-Integration-Event-Type", "Build:start"},
 	 "{\"event\":\"build:start\"}", false, "event type header does not match body", NULL, NULL},
-	{SCHEME_NORTHFLANK, NULL, {"X-Northflank-Notification-Integration-Event-Type", ""},
+	{"northflank", NULL, {"X-Northflank-Notification-Integration-Event-Type", ""},
 	 "{\"event\":\"build:start\"}", false, "event type header does not match body", NULL, NULL},
-	{SCHEME_NORTHFLANK, NULL, {NULL}, "{\"data\":{}}", false, "event missing", NULL, NULL},
-	{SCHEME_NORTHFLANK, NULL, {NULL}, "{\"event\":5}", false, "event is not a string", NULL, NULL},
-	{SCHEME_NORTHFLANK, NULL, {NULL}, "{\"event\":null}", false, "event is not a string", NULL, NULL},
-	{SCHEME_NORTHFLANK, NULL, {NULL}, "{\"event\":\"build start\"}", false, "invalid event name", NULL, NULL},
-	{SCHEME_NORTHFLANK, NULL, {NULL}, "{\"event\":\"../etc\"}", false, "invalid event name", NULL, NULL},
-	{SCHEME_NORTHFLANK, NULL, {NULL}, "{\"event\":\"\"}", false, "invalid event name", NULL, NULL},
-	{SCHEME_NORTHFLANK, NULL, {NULL}, "{\"event\":\"" LONG128 "\"}", true, LONG128, "", NULL},
-	{SCHEME_NORTHFLANK, NULL, {NULL}, "{\"event\":\"" LONG128 "x\"}", false, "invalid event name", NULL, NULL},
-	{SCHEME_NORTHFLANK, NULL, {"X-Northflank-Notification-Integration-Event-Id", LONG255},
+	{"northflank", NULL, {NULL}, "{\"data\":{}}", false, "event missing", NULL, NULL},
+	{"northflank", NULL, {NULL}, "{\"event\":5}", false, "event is not a string", NULL, NULL},
+	{"northflank", NULL, {NULL}, "{\"event\":null}", false, "event is not a string", NULL, NULL},
+	{"northflank", NULL, {NULL}, "{\"event\":\"build start\"}", false, "invalid event name", NULL, NULL},
+	{"northflank", NULL, {NULL}, "{\"event\":\"../etc\"}", false, "invalid event name", NULL, NULL},
+	{"northflank", NULL, {NULL}, "{\"event\":\"\"}", false, "invalid event name", NULL, NULL},
+	{"northflank", NULL, {NULL}, "{\"event\":\"" LONG128 "\"}", true, LONG128, "", NULL},
+	{"northflank", NULL, {NULL}, "{\"event\":\"" LONG128 "x\"}", false, "invalid event name", NULL, NULL},
+	{"northflank", NULL, {"X-Northflank-Notification-Integration-Event-Id", LONG255},
 	 "{\"event\":\"a\"}", true, "a", LONG255, NULL},
-	{SCHEME_NORTHFLANK, NULL, {"X-Northflank-Notification-Integration-Event-Id", LONG255 "x"},
+	{"northflank", NULL, {"X-Northflank-Notification-Integration-Event-Id", LONG255 "x"},
 	 "{\"event\":\"a\"}", false, "invalid delivery id", NULL, NULL},
-	{SCHEME_NORTHFLANK, NULL, {"X-Northflank-Notification-Integration-Event-Id", "a\x01z"},
+	{"northflank", NULL, {"X-Northflank-Notification-Integration-Event-Id", "a\x01z"},
 	 "{\"event\":\"a\"}", false, "invalid delivery id", NULL, NULL},
-	{SCHEME_NORTHFLANK, NULL, {"X-Northflank-Notification-Integration-Event-Id", "a\x7fz"},
+	{"northflank", NULL, {"X-Northflank-Notification-Integration-Event-Id", "a\x7fz"},
 	 "{\"event\":\"a\"}", false, "invalid delivery id", NULL, NULL},
-	{SCHEME_NORTHFLANK, NULL, {"X-Northflank-Notification-Integration-Event-Id", "a\tz"},
+	{"northflank", NULL, {"X-Northflank-Notification-Integration-Event-Id", "a\tz"},
 	 "{\"event\":\"a\"}", false, "invalid delivery id", NULL, NULL},
-	{SCHEME_NORTHFLANK, NULL, {"X-Northflank-Notification-Integration-Event-Id", "id with spaces/and\xc3\xa9"},
+	{"northflank", NULL, {"X-Northflank-Notification-Integration-Event-Id", "id with spaces/and\xc3\xa9"},
 	 "{\"event\":\"a\"}", true, "a", "id with spaces/and\xc3\xa9", NULL},
-	{SCHEME_NORTHFLANK, NULL, {"X-Northflank-Notification-Integration-Event-Id", ""},
+	{"northflank", NULL, {"X-Northflank-Notification-Integration-Event-Id", ""},
 	 "{\"event\":\"a\"}", true, "a", "", NULL},
 	/* github */
-	{SCHEME_GITHUB, NULL, {"X-GitHub-Event", "push", "X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"},
+	{"github", NULL, {"X-GitHub-Event", "push", "X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"},
 	 "{\"ref\":\"refs/heads/main\"}", true, "push", "72d3162e-cc78-11e3-81ab-4c9367dc0958", NULL},
-	{SCHEME_GITHUB, NULL, {"X-GitHub-Event", "pull_request"}, "{\"action\":\"opened\"}", true, "pull_request:opened", "", NULL},
-	{SCHEME_GITHUB, NULL, {"x-github-event", "issues"}, "{\"action\":\"closed\"}", true, "issues:closed", "", NULL},
-	{SCHEME_GITHUB, NULL, {"X-GitHub-Event", "pull_request"}, "{\"action\":5}", true, "pull_request", "", NULL},
-	{SCHEME_GITHUB, NULL, {"X-GitHub-Event", "pull_request"}, "{\"action\":{\"a\":1}}", true, "pull_request", "", NULL},
-	{SCHEME_GITHUB, NULL, {"X-GitHub-Event", "pull_request"}, "{\"action\":\"\"}", true, "pull_request", "", NULL},
-	{SCHEME_GITHUB, NULL, {"X-GitHub-Event", "pull_request"}, "{\"action\":\"has space\"}", false, "invalid event name", NULL, NULL},
-	{SCHEME_GITHUB, NULL, {NULL}, "{\"action\":\"opened\"}", false, "event header missing", NULL, NULL},
-	{SCHEME_GITHUB, NULL, {"X-GitHub-Event", "pull request"}, "{}", false, "invalid event name", NULL, NULL},
-	{SCHEME_GITHUB, NULL, {"X-GitHub-Event", ""}, "{}", false, "invalid event name", NULL, NULL},
-	{SCHEME_GITHUB, NULL, {"X-GitHub-Event", "../../bin/sh"}, "{}", false, "invalid event name", NULL, NULL},
-	{SCHEME_GITHUB, NULL, {"X-GitHub-Event", " push"}, "{}", false, "invalid event name", NULL, NULL},
-	{SCHEME_GITHUB, NULL, {"X-GitHub-Event", LONG128}, "{}", true, LONG128, "", NULL},
-	{SCHEME_GITHUB, NULL, {"X-GitHub-Event", LONG128}, "{\"action\":\"opened\"}", false, "invalid event name", NULL, NULL},
-	{SCHEME_GITHUB, NULL, {"X-GitHub-Event", "push", "X-GitHub-Delivery", LONG255 "x"}, "{}", false, "invalid delivery id", NULL, NULL},
+	{"github", NULL, {"X-GitHub-Event", "pull_request"}, "{\"action\":\"opened\"}", true, "pull_request:opened", "", NULL},
+	{"github", NULL, {"x-github-event", "issues"}, "{\"action\":\"closed\"}", true, "issues:closed", "", NULL},
+	{"github", NULL, {"X-GitHub-Event", "pull_request"}, "{\"action\":5}", true, "pull_request", "", NULL},
+	{"github", NULL, {"X-GitHub-Event", "pull_request"}, "{\"action\":{\"a\":1}}", true, "pull_request", "", NULL},
+	{"github", NULL, {"X-GitHub-Event", "pull_request"}, "{\"action\":\"\"}", true, "pull_request", "", NULL},
+	{"github", NULL, {"X-GitHub-Event", "pull_request"}, "{\"action\":\"has space\"}", false, "invalid event name", NULL, NULL},
+	{"github", NULL, {NULL}, "{\"action\":\"opened\"}", false, "event header missing", NULL, NULL},
+	{"github", NULL, {"X-GitHub-Event", "pull request"}, "{}", false, "invalid event name", NULL, NULL},
+	{"github", NULL, {"X-GitHub-Event", ""}, "{}", false, "invalid event name", NULL, NULL},
+	{"github", NULL, {"X-GitHub-Event", "../../bin/sh"}, "{}", false, "invalid event name", NULL, NULL},
+	{"github", NULL, {"X-GitHub-Event", " push"}, "{}", false, "invalid event name", NULL, NULL},
+	{"github", NULL, {"X-GitHub-Event", LONG128}, "{}", true, LONG128, "", NULL},
+	{"github", NULL, {"X-GitHub-Event", LONG128}, "{\"action\":\"opened\"}", false, "invalid event name", NULL, NULL},
+	{"github", NULL, {"X-GitHub-Event", "push", "X-GitHub-Delivery", LONG255 "x"}, "{}", false, "invalid delivery id", NULL, NULL},
 	/* gitlab */
-	{SCHEME_GITLAB, NULL, {"Idempotency-Key", "k-1", "X-Gitlab-Event-UUID", "u-1"},
+	{"gitlab", NULL, {"Idempotency-Key", "k-1", "X-Gitlab-Event-UUID", "u-1"},
 	 "{\"object_kind\":\"push\"}", true, "push", "k-1", NULL},
-	{SCHEME_GITLAB, NULL, {"X-Gitlab-Event-UUID", "u-1"},
+	{"gitlab", NULL, {"X-Gitlab-Event-UUID", "u-1"},
 	 "{\"object_kind\":\"merge_request\",\"object_attributes\":{\"action\":\"open\"}}", true, "merge_request:open", "u-1", NULL},
-	{SCHEME_GITLAB, NULL, {"Idempotency-Key", "", "X-Gitlab-Event-UUID", "u-2"},
+	{"gitlab", NULL, {"Idempotency-Key", "", "X-Gitlab-Event-UUID", "u-2"},
 	 "{\"object_kind\":\"pipeline\",\"object_attributes\":{\"status\":\"success\"}}", true, "pipeline", "u-2", NULL},
-	{SCHEME_GITLAB, NULL, {NULL}, "{\"object_kind\":\"issue\",\"object_attributes\":{\"action\":7}}", true, "issue", "", NULL},
-	{SCHEME_GITLAB, NULL, {NULL}, "{\"object_kind\":\"issue\",\"object_attributes\":\"open\"}", true, "issue", "", NULL},
-	{SCHEME_GITLAB, NULL, {NULL}, "{\"event_name\":\"push\"}", false, "event missing", NULL, NULL},
-	{SCHEME_GITLAB, NULL, {NULL}, "{\"object_kind\":[\"push\"]}", false, "event is not a string", NULL, NULL},
-	{SCHEME_GITLAB, NULL, {NULL}, "{\"object_kind\":\"note\",\"object_attributes\":{\"action\":\"a/b\"}}", false, "invalid event name", NULL, NULL},
-	{SCHEME_GITLAB, NULL, {"Idempotency-Key", "k\n1"}, "{\"object_kind\":\"push\"}", false, "invalid delivery id", NULL, NULL},
+	{"gitlab", NULL, {NULL}, "{\"object_kind\":\"issue\",\"object_attributes\":{\"action\":7}}", true, "issue", "", NULL},
+	{"gitlab", NULL, {NULL}, "{\"object_kind\":\"issue\",\"object_attributes\":\"open\"}", true, "issue", "", NULL},
+	{"gitlab", NULL, {NULL}, "{\"event_name\":\"push\"}", false, "event missing", NULL, NULL},
+	{"gitlab", NULL, {NULL}, "{\"object_kind\":[\"push\"]}", false, "event is not a string", NULL, NULL},
+	{"gitlab", NULL, {NULL}, "{\"object_kind\":\"note\",\"object_attributes\":{\"action\":\"a/b\"}}", false, "invalid event name", NULL, NULL},
+	{"gitlab", NULL, {"Idempotency-Key", "k\n1"}, "{\"object_kind\":\"push\"}", false, "invalid delivery id", NULL, NULL},
 	/* standard */
-	{SCHEME_STANDARD, NULL, {"webhook-id", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"},
+	{"standard", NULL, {"webhook-id", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"},
 	 "{\"type\":\"invoice.paid\",\"data\":{}}", true, "invoice.paid", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", NULL},
-	{SCHEME_STANDARD, NULL, {"svix-id", "msg_svix", "svix-signature", "v1,x"},
+	{"standard", NULL, {"svix-id", "msg_svix", "svix-signature", "v1,x"},
 	 "{\"type\":\"invoice.paid\"}", true, "invoice.paid", "msg_svix", NULL},
-	{SCHEME_STANDARD, NULL, {"webhook-id", "msg_w", "svix-id", "msg_s", "webhook-signature", "v1,x"},
+	{"standard", NULL, {"webhook-id", "msg_w", "svix-id", "msg_s", "webhook-signature", "v1,x"},
 	 "{\"type\":\"invoice.paid\"}", true, "invoice.paid", "msg_w", NULL},
-	{SCHEME_STANDARD, NULL, {NULL}, "{\"event\":\"invoice.paid\"}", false, "event missing", NULL, NULL},
-	{SCHEME_STANDARD, NULL, {NULL}, "{\"type\":true}", false, "event is not a string", NULL, NULL},
+	{"standard", NULL, {NULL}, "{\"event\":\"invoice.paid\"}", false, "event missing", NULL, NULL},
+	{"standard", NULL, {NULL}, "{\"type\":true}", false, "event is not a string", NULL, NULL},
 	/* stripe */
-	{SCHEME_STRIPE, NULL, {NULL}, STRIPE_BODY, true, "payment_intent.succeeded", "evt_test_1", NULL},
-	{SCHEME_STRIPE, NULL, {NULL}, "{\"id\":5,\"type\":\"charge.refunded\"}", true, "charge.refunded", "", NULL},
-	{SCHEME_STRIPE, NULL, {NULL}, "{\"id\":\"evt_1\"}", false, "event missing", NULL, NULL},
-	{SCHEME_STRIPE, NULL, {NULL}, "{\"id\":\"" LONG255 "x\",\"type\":\"a\"}", false, "invalid delivery id", NULL, NULL},
+	{"stripe", NULL, {NULL}, STRIPE_BODY, true, "payment_intent.succeeded", "evt_test_1", NULL},
+	{"stripe", NULL, {NULL}, "{\"id\":5,\"type\":\"charge.refunded\"}", true, "charge.refunded", "", NULL},
+	{"stripe", NULL, {NULL}, "{\"id\":\"evt_1\"}", false, "event missing", NULL, NULL},
+	{"stripe", NULL, {NULL}, "{\"id\":\"" LONG255 "x\",\"type\":\"a\"}", false, "invalid delivery id", NULL, NULL},
 	/* slack */
-	{SCHEME_SLACK, NULL, {NULL}, "{\"type\":\"event_callback\",\"event\":{\"type\":\"app_mention\"},\"event_id\":\"Ev08MFMKH6\"}",
+	{"slack", NULL, {NULL}, "{\"type\":\"event_callback\",\"event\":{\"type\":\"app_mention\"},\"event_id\":\"Ev08MFMKH6\"}",
 	 true, "event_callback:app_mention", "Ev08MFMKH6", NULL},
-	{SCHEME_SLACK, NULL, {NULL}, "{\"type\":\"event_callback\",\"event\":{}}", true, "event_callback", "", NULL},
-	{SCHEME_SLACK, NULL, {NULL}, "{\"type\":\"event_callback\",\"event\":{\"type\":\"bad type\"}}", false, "invalid event name", NULL, NULL},
-	{SCHEME_SLACK, NULL, {NULL}, "{\"type\":\"url_verification\",\"token\":\"t\",\"challenge\":\"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P\"}",
+	{"slack", NULL, {NULL}, "{\"type\":\"event_callback\",\"event\":{}}", true, "event_callback", "", NULL},
+	{"slack", NULL, {NULL}, "{\"type\":\"event_callback\",\"event\":{\"type\":\"bad type\"}}", false, "invalid event name", NULL, NULL},
+	{"slack", NULL, {NULL}, "{\"type\":\"url_verification\",\"token\":\"t\",\"challenge\":\"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P\"}",
 	 true, "url_verification", "", "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"},
-	{SCHEME_SLACK, NULL, {NULL}, "{\"type\":\"url_verification\"}", false, "challenge missing", NULL, NULL},
-	{SCHEME_SLACK, NULL, {NULL}, "{\"type\":\"url_verification\",\"challenge\":1}", false, "challenge missing", NULL, NULL},
-	{SCHEME_SLACK, NULL, {NULL}, "{\"command\":\"/deploy\",\"text\":\"prod\"}", true, "slash_command", "", NULL},
-	{SCHEME_SLACK, NULL, {NULL}, "{\"type\":\"block_actions\",\"actions\":[]}", true, "block_actions", "", NULL},
-	{SCHEME_SLACK, NULL, {NULL}, "{\"text\":\"hi\"}", false, "event missing", NULL, NULL},
-	{SCHEME_SLACK, NULL, {NULL}, "{\"type\":null}", false, "event is not a string", NULL, NULL},
+	{"slack", NULL, {NULL}, "{\"type\":\"url_verification\"}", false, "challenge missing", NULL, NULL},
+	{"slack", NULL, {NULL}, "{\"type\":\"url_verification\",\"challenge\":1}", false, "challenge missing", NULL, NULL},
+	{"slack", NULL, {NULL}, "{\"command\":\"/deploy\",\"text\":\"prod\"}", true, "slash_command", "", NULL},
+	{"slack", NULL, {NULL}, "{\"type\":\"block_actions\",\"actions\":[]}", true, "block_actions", "", NULL},
+	{"slack", NULL, {NULL}, "{\"text\":\"hi\"}", false, "event missing", NULL, NULL},
+	{"slack", NULL, {NULL}, "{\"type\":null}", false, "event is not a string", NULL, NULL},
 	/* hmac and none */
-	{SCHEME_HMAC, "||", {NULL}, "{\"event\":\"deploy\"}", true, "deploy", "", NULL},
-	{SCHEME_HMAC, "|data.kind|", {NULL}, "{\"data\":{\"kind\":\"x.y\"}}", true, "x.y", "", NULL},
-	{SCHEME_HMAC, "|data.kind|", {NULL}, "{\"event\":\"deploy\"}", false, "event missing", NULL, NULL},
-	{SCHEME_HMAC, "|data.kind|", {NULL}, "{\"data\":{\"kind\":{}}}", false, "event is not a string", NULL, NULL},
-	{SCHEME_HMAC, "X-Event||", {"x-event", "release:published"}, "{\"event\":\"ignored\"}", true, "release:published", "", NULL},
-	{SCHEME_HMAC, "X-Event||", {NULL}, "{\"event\":\"deploy\"}", false, "event header missing", NULL, NULL},
-	{SCHEME_HMAC, "X-Event||", {"X-Event", "a b"}, "{}", false, "invalid event name", NULL, NULL},
-	{SCHEME_HMAC, "||X-Request-Id", {"X-Request-Id", "req-9"}, "{\"event\":\"deploy\"}", true, "deploy", "req-9", NULL},
-	{SCHEME_HMAC, "||X-Request-Id", {NULL}, "{\"event\":\"deploy\"}", true, "deploy", "", NULL},
-	{SCHEME_HMAC, "||X-Request-Id", {"X-Request-Id", "bad\x1b[31m"}, "{\"event\":\"deploy\"}", false, "invalid delivery id", NULL, NULL},
-	{SCHEME_HMAC, "||", {"X-Request-Id", "ignored"}, "{\"event\":\"deploy\"}", true, "deploy", "", NULL},
-	{SCHEME_NONE, "||", {NULL}, "{\"event\":\"deploy\"}", true, "deploy", "", NULL},
-	{SCHEME_NONE, "X-Event||X-Id", {"X-Event", "ping", "X-Id", "7"}, "{}", true, "ping", "7", NULL},
-	{SCHEME_NONE, "||", {NULL}, "{}", false, "event missing", NULL, NULL},
+	{"hmac", "||", {NULL}, "{\"event\":\"deploy\"}", true, "deploy", "", NULL},
+	{"hmac", "|data.kind|", {NULL}, "{\"data\":{\"kind\":\"x.y\"}}", true, "x.y", "", NULL},
+	{"hmac", "|data.kind|", {NULL}, "{\"event\":\"deploy\"}", false, "event missing", NULL, NULL},
+	{"hmac", "|data.kind|", {NULL}, "{\"data\":{\"kind\":{}}}", false, "event is not a string", NULL, NULL},
+	{"hmac", "X-Event||", {"x-event", "release:published"}, "{\"event\":\"ignored\"}", true, "release:published", "", NULL},
+	{"hmac", "X-Event||", {NULL}, "{\"event\":\"deploy\"}", false, "event header missing", NULL, NULL},
+	{"hmac", "X-Event||", {"X-Event", "a b"}, "{}", false, "invalid event name", NULL, NULL},
+	{"hmac", "||X-Request-Id", {"X-Request-Id", "req-9"}, "{\"event\":\"deploy\"}", true, "deploy", "req-9", NULL},
+	{"hmac", "||X-Request-Id", {NULL}, "{\"event\":\"deploy\"}", true, "deploy", "", NULL},
+	{"hmac", "||X-Request-Id", {"X-Request-Id", "bad\x1b[31m"}, "{\"event\":\"deploy\"}", false, "invalid delivery id", NULL, NULL},
+	{"hmac", "||", {"X-Request-Id", "ignored"}, "{\"event\":\"deploy\"}", true, "deploy", "", NULL},
+	{"none", "||", {NULL}, "{\"event\":\"deploy\"}", true, "deploy", "", NULL},
+	{"none", "X-Event||X-Id", {"X-Event", "ping", "X-Id", "7"}, "{}", true, "ping", "7", NULL},
+	{"none", "||", {NULL}, "{}", false, "event missing", NULL, NULL},
 };
 
 /* Splits "a|b|c" into three strings, "" parts as NULL. */
@@ -1458,7 +1451,7 @@ static void test_identify(void)
 	struct test_ep t;
 	struct identity id;
 	char err[64];
-	ep_init(&t, SCHEME_NONE);
+	ep_init(&t, "none");
 	struct verify_input in = {.ep = &t.ep, .header = req_header, .ctx = NULL};
 	json_object *arr = json_tokener_parse("[\"event\"]");
 	CHECK(!scheme_identify(&in, arr, &id, err, sizeof(err)), "array root");

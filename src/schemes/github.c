@@ -1,0 +1,53 @@
+/*
+ * GitHub webhooks, and Gitea, Forgejo and Gogs in their GitHub-compatible
+ * form (README "Senders and verification schemes"): an HMAC-SHA256 of the
+ * body in X-Hub-Signature-256 (SHA-1 only with allow_sha1); the event from
+ * X-GitHub-Event with the body's action after a colon; form bodies carry
+ * the JSON in their `payload` field.
+ */
+#include "scheme.h"
+#include "sigutil.h"
+#include "verify.h"
+
+static bool github_verify(const struct verify_input *in, char *why, size_t whylen)
+{
+	const char *v = verify_header(in, "X-Hub-Signature-256");
+
+	/* A present SHA-256 header is never bypassed by a SHA-1 one: that
+	 * would let a downgrade through. */
+	if (v)
+		return sig_verify_prefixed(in, v, "sha256=", HMAC_SHA256, SIG_HEX, why, whylen);
+	v = verify_header(in, "X-Hub-Signature");
+	if (!v)
+		return verify_fail(why, whylen, "signature header missing");
+	if (!in->ep->allow_sha1)
+		return verify_fail(why, whylen, "sha1 signature not allowed");
+	return sig_verify_prefixed(in, v, "sha1=", HMAC_SHA1, SIG_HEX, why, whylen);
+}
+
+static bool github_identify(const struct verify_input *in, json_object *root, struct identity *id,
+                            char *err, size_t errlen)
+{
+	const char *ev = verify_header(in, "X-GitHub-Event");
+
+	if (!ev)
+		return verify_fail(err, errlen, "event header missing");
+	if (!identity_set_event_suffixed(id, ev, body_string(root, "action"), err, errlen))
+		return false;
+	return identity_set_id(id, verify_header(in, "X-GitHub-Delivery"), err, errlen);
+}
+
+const struct scheme scheme_github = {
+	.name = "github",
+	.keys = (const char *const[]){"allow_sha1", NULL},
+	.credential_headers = (const char *const[]){
+		"X-Hub-Signature", "X-Hub-Signature-256", "X-Gitea-Signature", "X-Gogs-Signature",
+		"X-Forgejo-Signature", NULL,
+	},
+	.takes_secret = true,
+	/* Gitea and Forgejo: the JSON is in the `payload` field. */
+	.form = &(const struct scheme_form){.json_field = "payload", .plain_fields = false},
+	.verify = github_verify,
+	.body_fields = (const char *const[]){"action", NULL},
+	.identify = github_identify,
+};

@@ -1,0 +1,37 @@
+/*
+ * Generic HMAC (README "Senders and verification schemes"): the MAC of the
+ * raw body in a configured header, with the configured digest, encoding
+ * and prefix; the event and the delivery id where the endpoint says.
+ */
+#include "scheme.h"
+#include "sigutil.h"
+#include "verify.h"
+
+#define DEFAULT_SIGNATURE_HEADER "X-Signature"
+
+static bool hmac_verify(const struct verify_input *in, char *why, size_t whylen)
+{
+	const struct endpoint *ep = in->ep;
+	const char *name = ep->signature_header && *ep->signature_header ? ep->signature_header
+	                                                                 : DEFAULT_SIGNATURE_HEADER;
+	const char *v = verify_header(in, name);
+
+	if (!v)
+		return verify_fail(why, whylen, "signature header missing");
+	return sig_verify_prefixed(in, v, ep->signature_prefix, ep->algorithm, ep->encoding, why,
+	                       whylen);
+}
+
+const struct scheme scheme_hmac = {
+	.name = "hmac",
+	.keys = (const char *const[]){
+		"signature_header", "algorithm", "encoding", "signature_prefix", "event_header",
+		"event_field", "id_header", NULL,
+	},
+	/* The default signature_header; an endpoint's own is one too. */
+	.credential_headers = (const char *const[]){DEFAULT_SIGNATURE_HEADER, NULL},
+	.takes_secret = true,
+	.verify = hmac_verify,
+	.body_fields_of = body_fields_configured,
+	.identify = identify_configured,
+};

@@ -1,0 +1,83 @@
+/*
+ * Slack (README "Senders and verification schemes"): X-Slack-Signature
+ * "v0=<hex>", HMAC-SHA256 of "v0:<timestamp>:<body>", the timestamp within
+ * the tolerance. Events API callbacks route as event_callback:<type>,
+ * slash commands as slash_command, url_verification is answered with its
+ * challenge. Forms carry interactivity JSON in `payload`, or are the
+ * fields of a slash command themselves.
+ */
+#include <string.h>
+
+#include "scheme.h"
+#include "sigutil.h"
+#include "util.h"
+#include "verify.h"
+
+static bool slack_verify(const struct verify_input *in, char *why, size_t whylen)
+{
+	const char *ts = verify_header(in, "X-Slack-Request-Timestamp");
+	const char *v = verify_header(in, "X-Slack-Signature");
+	unsigned char sig[SIG_MAC_MAX];
+
+	if (!v)
+		return verify_fail(why, whylen, "signature header missing");
+	if (!ts)
+		return verify_fail(why, whylen, "timestamp missing");
+	if (strncmp(v, "v0=", 3) != 0)
+		return verify_fail(why, whylen, "signature prefix missing");
+	if (!sig_hex_decode_exact(v + 3, strlen(v + 3), sig, 32))
+		return verify_fail(why, whylen, "malformed signature");
+	if (!sig_fresh_and_keyed(in, ts, strlen(ts), why, whylen))
+		return false;
+	struct sig_part parts[] = {
+		{"v0:", 3}, {ts, strlen(ts)}, {":", 1}, {in->body, in->body_len},
+	};
+	return sig_verify_one(in->ep, HMAC_SHA256, parts, ARRAY_SIZE(parts), sig, 32, why, whylen);
+}
+
+static bool slack_identify(const struct verify_input *in, json_object *root, struct identity *id,
+                           char *err, size_t errlen)
+{
+	bool found = false;
+	(void)in;
+	const char *type = payload_get_string(root, "type", &found);
+
+	if (!found) {
+		/* A slash command is a form with `command` and no `type`: it
+		 * routes as "slash_command" (the command is in HOOK_COMMAND). */
+		payload_get_string(root, "command", &found);
+		if (!found)
+			return verify_fail(err, errlen, "event missing");
+		if (!identity_set_event(id, "slash_command", strlen("slash_command"), err, errlen))
+			return false;
+	} else if (!type) {
+		return verify_fail(err, errlen, "event is not a string");
+	} else if (strcmp(type, "event_callback") == 0) {
+		if (!identity_set_event_suffixed(id, type, body_string(root, "event.type"), err,
+		                                 errlen))
+			return false;
+	} else {
+		if (!identity_set_event(id, type, strlen(type), err, errlen))
+			return false;
+		if (strcmp(type, "url_verification") == 0) {
+			const char *ch = body_string(root, "challenge");
+			if (!ch)
+				return verify_fail(err, errlen, "challenge missing");
+			id->challenge = xstrdup(ch);
+		}
+	}
+	return identity_set_id(id, body_string(root, "event_id"), err, errlen);
+}
+
+const struct scheme scheme_slack = {
+	.name = "slack",
+	.keys = (const char *const[]){"tolerance", NULL},
+	.credential_headers = (const char *const[]){"X-Slack-Signature", NULL},
+	.takes_secret = true,
+	.form = &(const struct scheme_form){.json_field = "payload", .plain_fields = true},
+	.verify = slack_verify,
+	.body_fields = (const char *const[]){
+		"type", "command", "event.type", "challenge", "event_id", NULL,
+	},
+	.identify = slack_identify,
+};

@@ -1,0 +1,130 @@
+/*
+ * Standard Webhooks, and Svix under its first header names (README
+ * "Senders and verification schemes"): "v1,<base64>" HMAC-SHA256 of
+ * id.timestamp.body under a whsec_ base64 key, the timestamp within the
+ * tolerance; the event is the body's `type`, the delivery id the id header.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "scheme.h"
+#include "sigutil.h"
+#include "util.h"
+#include "verify.h"
+
+
+/*
+ * Standard Webhooks' three headers, or Svix's (`svix-id`, `svix-timestamp`,
+ * `svix-signature`: the same scheme under its first names, which senders
+ * built on Svix still send). One family or the other, never a mix: the
+ * webhook-* one when it has a signature, else svix-*.
+ */
+static const char *standard_header(const struct verify_input *in, const char *which)
+{
+	char name[32];
+	const char *family =
+		verify_header(in, "webhook-signature") || !verify_header(in, "svix-signature")
+			? "webhook-"
+			: "svix-";
+	snprintf(name, sizeof(name), "%s%s", family, which);
+	return verify_header(in, name);
+}
+
+/* Standard Webhooks: id.timestamp.body, signatures "v1,<base64>" separated
+ * by spaces; other versions are skipped, any v1 matching suffices. */
+static bool standard_verify(const struct verify_input *in, char *why, size_t whylen)
+{
+	const char *msgid = standard_header(in, "id");
+	const char *ts = standard_header(in, "timestamp");
+	const char *v = standard_header(in, "signature");
+	struct sig_macs m = {0};
+	size_t v1_seen = 0, v1_wellformed = 0;
+	bool any = false;
+
+	if (!v || !*v)
+		return verify_fail(why, whylen, "signature header missing");
+	if (!msgid || !*msgid)
+		return verify_fail(why, whylen, "id header missing");
+	if (!ts)
+		return verify_fail(why, whylen, "timestamp missing");
+	if (!sig_fresh_and_keyed(in, ts, strlen(ts), why, whylen))
+		return false;
+
+	struct sig_part parts[] = {
+		{msgid, strlen(msgid)}, {".", 1}, {ts, strlen(ts)}, {".", 1},
+		{in->body, in->body_len},
+	};
+	if (sig_macs_compute(in->ep, HMAC_SHA256, parts, ARRAY_SIZE(parts), &m) < 0) {
+		sig_macs_free(&m);
+		return verify_fail(why, whylen, "crypto failure");
+	}
+	for (const char *p = v; *p;) {
+		if (*p == ' ') {
+			p++;
+			continue;
+		}
+		size_t n = strcspn(p, " ");
+		if (n > 3 && memcmp(p, "v1,", 3) == 0) {
+			unsigned char sig[SIG_MAC_MAX];
+			v1_seen++;
+			if (sig_b64_decode_exact(p + 3, n - 3, sig, 32)) {
+				v1_wellformed++;
+				any |= sig_macs_match(&m, sig, 32);
+			}
+		}
+		p += n;
+	}
+	sig_macs_free(&m);
+	if (any)
+		return true;
+	if (v1_seen == 0)
+		return verify_fail(why, whylen, "no v1 signature");
+	if (v1_wellformed == 0)
+		return verify_fail(why, whylen, "malformed signature");
+	return verify_fail(why, whylen, "signature mismatch");
+}
+
+static bool standard_identify(const struct verify_input *in, json_object *root,
+                              struct identity *id, char *err, size_t errlen)
+{
+	const char *ev = body_event(root, "type", err, errlen);
+	return ev && identity_set_event(id, ev, strlen(ev), err, errlen) &&
+	       identity_set_id(id, standard_header(in, "id"), err, errlen);
+}
+
+/* A key is "whsec_" (optional) then base64 of the key's bytes; the bytes
+ * replace the secret in place. */
+static bool standard_decode_secret(struct secret *s)
+{
+	const char *b = (const char *)s->data;
+	size_t n = s->len;
+	unsigned char *key;
+	size_t keylen;
+
+	if (n >= 6 && memcmp(b, "whsec_", 6) == 0) {
+		b += 6;
+		n -= 6;
+	}
+	if (!sig_b64_decode_key(b, n, &key, &keylen))
+		return false;
+	OPENSSL_cleanse(s->data, s->len);
+	free(s->data);
+	s->data = key;
+	s->len = keylen;
+	return true;
+}
+
+const struct scheme scheme_standard = {
+	.name = "standard",
+	.keys = (const char *const[]){"tolerance", NULL},
+	.credential_headers = (const char *const[]){"webhook-signature", "svix-signature", NULL},
+	.takes_secret = true,
+	.decode_secret = standard_decode_secret,
+	.secret_form = "whsec_ + valid base64",
+	.verify = standard_verify,
+	.body_fields = (const char *const[]){"type", NULL},
+	.identify = standard_identify,
+};

@@ -1,0 +1,94 @@
+/*
+ * The scheme registry (src/scheme.h, src/schemes/): what every entry must
+ * hold for the rest of hookd to use it without knowing which it is. Each
+ * scheme's own behaviour is tested in test_verify.c and test_config.c.
+ */
+#include <string.h>
+
+#include "check.h"
+#include "config.h"
+#include "jsonscan.h"
+#include "scheme.h"
+#include "util.h"
+
+/* The scheme-limited endpoint keys config.c knows. */
+static const char *const by_scheme_keys[] = {
+	"tolerance",        "allow_sha1",   "signature_header", "algorithm", "encoding",
+	"signature_prefix", "event_header", "event_field",      "id_header",
+};
+
+static bool known_key(const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(by_scheme_keys); i++) {
+		if (strcmp(by_scheme_keys[i], key) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void test_entries(void)
+{
+	const struct scheme *s;
+	size_t n = 0;
+
+	for (size_t i = 0; (s = scheme_at(i)); i++, n++) {
+		const char *name = s->name;
+		CHECK(name && *name, "scheme %zu has a name", i);
+		if (!name)
+			continue;
+		CHECK(scheme_by_name(name) == s, "%s: found by its name", name);
+		CHECK_STR(scheme_name(s), name, "%s: scheme_name", name);
+		CHECK(s->verify && s->identify, "%s: verifies and identifies", name);
+		CHECK(!s->body_fields || !s->body_fields_of, "%s: one way to name its fields", name);
+		size_t nf = 0;
+		while (s->body_fields && s->body_fields[nf])
+			nf++;
+		CHECK(nf <= JSON_SCAN_MAX_FIELDS, "%s: at most %d body fields", name,
+		      JSON_SCAN_MAX_FIELDS);
+		CHECK(!s->decode_secret || (s->takes_secret && s->secret_form),
+		      "%s: a secret it decodes, and what the error calls it", name);
+		CHECK(s->keys, "%s: a key list, if empty", name);
+		for (const char *const *k = s->keys; k && *k; k++)
+			CHECK(known_key(*k), "%s: key %s is one config.c limits by scheme", name, *k);
+		for (const char *const *h = s->credential_headers; h && *h; h++)
+			CHECK(header_is_credential(*h, NULL), "%s: %s is a credential", name, *h);
+		for (const struct scheme_meta *m = s->meta; m && m->header; m++) {
+			CHECK(m->var && strlen(m->var) <= SCHEME_META_VAR_MAX,
+			      "%s: %s's variable fits ENV_META_NAME_MAX", name, m->header);
+			CHECK(!header_is_credential(m->header, NULL), "%s: metadata %s is no credential",
+			      name, m->header);
+		}
+		for (size_t j = 0; j < i; j++)
+			CHECK(strcmp(scheme_at(j)->name, name) != 0, "%s: one entry a name", name);
+	}
+	CHECK(n > 0, "a registry");
+	CHECK(scheme_default() == scheme_by_name("northflank"), "the default is northflank");
+	CHECK(scheme_by_name("GitHub") == NULL, "names are exact");
+	CHECK(scheme_by_name("") == NULL && scheme_by_name(NULL) == NULL, "no empty name");
+	CHECK_STR(scheme_name(NULL), "unknown", "scheme_name(NULL)");
+}
+
+static void test_keys(void)
+{
+	static const struct {
+		const char *scheme, *key;
+		bool takes;
+	} cases[] = {
+		{"github", "allow_sha1", true},   {"gitlab", "allow_sha1", false},
+		{"standard", "tolerance", true},  {"stripe", "tolerance", true},
+		{"slack", "tolerance", true},     {"northflank", "tolerance", false},
+		{"hmac", "algorithm", true},      {"none", "algorithm", false},
+		{"hmac", "event_field", true},    {"none", "event_field", true},
+		{"github", "event_field", false}, {"hmac", "tolerance", false},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		CHECK(scheme_takes_key(scheme_by_name(cases[i].scheme), cases[i].key) == cases[i].takes,
+		      "%s takes %s", cases[i].scheme, cases[i].key);
+}
+
+int main(void)
+{
+	test_entries();
+	test_keys();
+	return check_done("scheme");
+}
