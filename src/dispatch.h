@@ -5,39 +5,38 @@
  * that maps to an HTTP status. The delivery itself is delivery.h's; taking
  * the journal's deliveries back at start and on replay is recovery.h's.
  *
- * A delivery's lifecycle in the dispatcher, every change of state through
- * one function (dispatch.c job_enter), which checks it against the table
- * dispatch_transition_legal and does the bookkeeping of leaving and
- * entering (queues, slot and waiting counts, the key, the retry timer):
+ * A delivery's lifecycle in the dispatcher. Every change of state goes
+ * through one function (dispatch.c job_enter), which checks it against one
+ * table (dispatch_transition_legal) and does the bookkeeping of leaving and
+ * entering: the lines it waits in, the slot and max_queued counts, its
+ * serialization key, its retry timer, the answer and the freeing.
  *
- *         submit, recovery, replay
- *                  |
- *                 NEW --------------------------------------------> DONE
- *                  |  answered at once: draining, duplicate, refused,  ^
- *                  |  overloaded, a sync delivery with nothing to run  |
- *     admit:       v                                                   |
- *      +------> WAIT_KEY ----> QUEUED ----> RUNNING ----> OVER --------+
- *      |           |             ^  \         ^             |
- *      |           +-------------|---\--------+             | async, retryable,
- *      |           NEW, WAIT_RETRY  -+--------+             | retries left
- *      |                                                    v
- *      +-------------------------------------------- WAIT_RETRY
- *                                  (its due time)     (or NEW, recovered
- *                                                      with a due time ahead)
+ *   NEW --admit--> WAIT_KEY --> QUEUED --> RUNNING --> OVER --> DONE
+ *                                                        |
+ *                      (admitted again) <-- WAIT_RETRY <-+
  *
- *   WAIT_KEY   waits for its serialization key (takes no slot)
- *   QUEUED     holds its key, waits for one of max_running slots
- *   RUNNING    holds a slot and its key; its hooks run one after another
- *   OVER       the attempt ended, slot and key given back (the next in
- *              line may start first); its outcome is being recorded
- *   WAIT_RETRY async: waits for its next attempt's due time
- *   DONE       final: the sender has its answer; freed
- *   SHELVED    shutting down: an async delivery from WAIT_KEY, QUEUED,
- *              WAIT_RETRY or OVER (a retry due) stays journaled for the next
- *              start; freed
+ *   state       leaves for                  when
+ *   NEW         WAIT_KEY, QUEUED, RUNNING   admitted (submit, recovery, replay): its
+ *                                           key held by another, else no free slot
+ *                                           or others in line, else at once
+ *               WAIT_RETRY                  recovered with its due time still ahead
+ *               DONE                        answered at once: draining, duplicate,
+ *                                           pending, refused, overloaded, or a sync
+ *                                           delivery with nothing to run
+ *   WAIT_KEY    QUEUED, RUNNING             the key passed on to it
+ *   QUEUED      RUNNING                     a slot came free
+ *   RUNNING     OVER                        its hooks ended, or one failed: slot and
+ *                                           key go back (the next in line may start
+ *                                           before its outcome is recorded)
+ *   OVER        WAIT_RETRY                  async, retryable, retries left
+ *               DONE                        final: recorded, answered, freed
+ *   WAIT_RETRY  WAIT_KEY, QUEUED, RUNNING   its due time came: admitted again
+ *   WAIT_KEY,   SHELVED                     shutting down, async: it stays journaled
+ *   QUEUED,                                 for the next start; freed
+ *   WAIT_RETRY,
+ *   OVER (a retry due)
  *
- * Admission goes to WAIT_KEY when the key is held, else to RUNNING when a
- * slot is free and nobody is in line, else to QUEUED. A sync delivery in
+ * A delivery holds its key in QUEUED and RUNNING; a sync delivery in
  * WAIT_KEY or QUEUED counts against max_queued.
  */
 #ifndef HOOKD_DISPATCH_H
