@@ -18,6 +18,7 @@
 #include "dispatch.h"
 #include "journal.h"
 #include "log.h"
+#include "recovery.h"
 #include "util.h"
 
 #define CONTROL_LINE_MAX 1024
@@ -99,8 +100,8 @@ static void on_line(struct bufferevent *bev, void *arg)
 	} else {
 		static const char *const msgs[] = {"queued", "unknown delivery",
 		                                   "already pending", "its body was not kept"};
-		int rc = dispatch_replay(c->ds, rowid);
-		answer(bev, rc, msgs[rc >= 0 && rc <= 3 ? rc : 1]);
+		enum result rc = dispatch_replay(c->ds, rowid);
+		answer(bev, (int)rc, msgs[rc >= RESULT_OK && rc <= RESULT_BODY_CUT ? rc : RESULT_UNKNOWN]);
 	}
 	free(line);
 }

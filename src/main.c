@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "payload.h"
+#include "recovery.h"
 #include "route.h"
 #include "runner.h"
 #include "sdlisten.h"
@@ -760,10 +761,14 @@ static struct delivery *local_delivery(const struct options *o, struct config *c
 		config_unref(cfg);
 		exit(EXIT_USAGE);
 	}
-	struct delivery *d = delivery_new(cfg, ep, event, NULL, "", body, len, root, NULL, NULL);
+	struct delivery_params dp = {
+		.cfg = cfg, .ep = ep, .event = event, .remote_addr = "", .body = body, .body_len = len,
+		.root = root,
+		.sync = true, /* run and env are always the synchronous path */
+	};
+	struct delivery *d = delivery_new(&dp);
 	json_object_put(root);
 	free(body);
-	d->async = false; /* run and env are always the synchronous path */
 	return d;
 }
 
@@ -778,8 +783,8 @@ static void on_run_done(struct delivery *d, void *arg)
 {
 	struct run_state *rs = arg;
 	rs->done = true;
-	rs->http = d->out.http;
-	rs->json = delivery_response_json(d, d->cfg->include_output);
+	rs->http = delivery_outcome(d)->http;
+	rs->json = delivery_response_json(d, delivery_config(d)->include_output);
 	/* The SIGCHLD handler would keep the loop alive for ever. */
 	event_base_loopexit(rs->base, NULL);
 }
@@ -863,17 +868,18 @@ static int cmd_env(const struct options *o)
 	struct delivery *d = local_delivery(o, cfg);
 	struct route r;
 	memset(&r, 0, sizeof(r));
-	route_resolve(d->ep->hooks_dir, d->event, &r);
+	route_resolve(delivery_endpoint(d)->hooks_dir, delivery_event(d), &r);
+	struct envlist *env = delivery_env(d);
 	char name[ENV_META_NAME_MAX];
 	snprintf(name, sizeof(name), "%sHOOK", cfg->env_prefix);
-	envlist_add(&d->env, name, r.nhooks ? r.hooks[0].rel : (r.name ? r.name : ""));
+	envlist_add(env, name, r.nhooks ? r.hooks[0].rel : (r.name ? r.name : ""));
 	snprintf(name, sizeof(name), "%sATTEMPT", cfg->env_prefix);
-	envlist_add(&d->env, name, "1");
+	envlist_add(env, name, "1");
 	route_free(&r);
 	route_cache_clear();
-	envlist_sort(&d->env);
-	for (size_t i = 0; i < d->env.n; i++)
-		print_env_entry(d->env.v[i]);
+	envlist_sort(env);
+	for (size_t i = 0; i < env->n; i++)
+		print_env_entry(env->v[i]);
 	delivery_free(d);
 	config_unref(cfg);
 	return 0;

@@ -71,23 +71,21 @@ static void reject(struct http_request *req, const struct endpoint *ep, int stat
 static void on_delivery_done(struct delivery *d, void *arg)
 {
 	struct http_request *req = arg;
+	const struct outcome *out = delivery_outcome(d);
 	char extra[64] = "";
-	if (d->out.retry_after)
-		snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", d->out.retry_after);
-	http_respond(req, d->out.http, extra[0] ? extra : NULL,
-	             delivery_response_json(d, d->cfg->include_output), false);
+	if (out->retry_after)
+		snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", out->retry_after);
+	http_respond(req, out->http, extra[0] ? extra : NULL,
+	             delivery_response_json(d, delivery_config(d)->include_output), false);
 }
 
 static void copy_headers(struct delivery *d, const struct http_request *req)
 {
-	d->headers = xcalloc(req->nheaders ? req->nheaders : 1, sizeof(*d->headers));
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];
-		if (header_is_credential(h->name, d->ep->signature_header))
+		if (header_is_credential(h->name, delivery_endpoint(d)->signature_header))
 			continue;
-		d->headers[d->nheaders].name = xstrdup(h->name);
-		d->headers[d->nheaders].value = xstrdup(h->value);
-		d->nheaders++;
+		delivery_keep_header(d, h->name, h->value);
 	}
 }
 
@@ -186,11 +184,13 @@ static void handle(struct http_request *req, void *arg)
 	}
 	/* A summary root holds only what identified the delivery: the
 	 * delivery then parses the body itself, if a hook is to run. */
-	struct delivery *d = delivery_new_lazy(cfg, ep, id.event, id.id, client, req->body,
-	                                       req->body_len, sum.summary ? NULL : root, req_header,
-	                                       req);
-	if (sum.summary)
-		d->scanned_big_numbers = (long long)sum.big_numbers;
+	struct delivery_params dp = {
+		.cfg = cfg, .ep = ep, .event = id.event, .id = id.id, .remote_addr = client,
+		.body = req->body, .body_len = req->body_len, .root = sum.summary ? NULL : root,
+		.header = req_header, .header_ctx = req,
+		.lazy = true, .scanned = sum.summary, .big_numbers = sum.big_numbers,
+	};
+	struct delivery *d = delivery_new(&dp);
 	delivery_pass_headers(d, req_header, req);
 	json_object_put(root);
 	identity_clear(&id);

@@ -1,0 +1,729 @@
+/*
+ * The delivery object (delivery.h): building it from its parameters, its
+ * environment and the base environment every delivery of a config shares,
+ * its results and outcome, and how it is written down (the answer JSON, the
+ * log line, the journal's record of it).
+ */
+#include "delivery.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "journal.h"
+#include "log.h"
+#include "metrics.h"
+#include "scheme.h"
+#include "util.h"
+
+struct delivery {
+	struct config *cfg; /* a reference */
+	const struct endpoint *ep;
+	char *event;
+	char *id;
+	bool id_generated;
+	char *remote_addr;
+	int64_t received_ms; /* wall clock */
+	unsigned char *body;
+	size_t body_len;
+	struct envlist env; /* metadata + payload; HOOK_HOOK/HOOK_ATTEMPT added per hook */
+	size_t env_omitted;
+	bool env_pending;   /* lazy: env not built yet, from root */
+	json_object *root;  /* the parsed payload until then (a reference), else NULL */
+	bool parse_body;    /* ... and with root NULL: from the JSON body, parsed then */
+	long long scanned_big_numbers; /* the server's json_scan of it, -1: not scanned */
+	char **meta_values; /* the scheme's metadata headers, one each (NULL: absent), or NULL */
+	char **header_values; /* the endpoint's pass_headers, one each (NULL: absent), or NULL */
+	struct delivery_opts opts;
+	char *key; /* serialization key, NULL: none */
+	bool async;
+	int attempt;
+	int64_t rowid; /* journal row, 0: none */
+	struct header_copy {
+		char *name, *value;
+	} *headers; /* for the journal, credentials removed */
+	size_t nheaders;
+
+	struct hook_outcome *results;
+	size_t nresults;
+	int64_t ms;
+	struct outcome out;
+};
+
+/* a, sep (when not NUL) and b in one allocation: the per-delivery keys and
+ * names, without a printf each. */
+static char *join(const char *a, char sep, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b), ns = sep ? 1 : 0;
+	char *s = xmalloc(na + ns + nb + 1);
+	memcpy(s, a, na);
+	if (sep)
+		s[na] = sep;
+	memcpy(s + na + ns, b, nb + 1);
+	return s;
+}
+
+/* prefix + suffix into buf (len bytes); cut to fit, always terminated. */
+static void concat(char *buf, size_t len, const char *prefix, const char *suffix)
+{
+	size_t np = strnlen(prefix, len - 1);
+	memcpy(buf, prefix, np);
+	size_t ns = strnlen(suffix, len - 1 - np);
+	memcpy(buf + np, suffix, ns);
+	buf[np + ns] = '\0';
+}
+
+/* A decimal, for log and environment values; buf holds >= 24 bytes. */
+static const char *decimal(char *buf, long long v)
+{
+	char *p = buf + 23;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	*p = '\0';
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return p;
+}
+
+/* ---- the response --------------------------------------------------- */
+
+static void json_field_str(struct strbuf *sb, const char *name, const char *v)
+{
+	sb_putc(sb, '"');
+	sb_puts(sb, name);
+	sb_puts(sb, "\":");
+	if (v)
+		sb_json_str(sb, v, strlen(v));
+	else
+		sb_puts(sb, "null");
+}
+
+char *response_json(const char *endpoint, const char *event, const char *id, const char *status,
+                    const char *error)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_reserve(&sb, 127);
+	sb_putc(&sb, '{');
+	json_field_str(&sb, "endpoint", endpoint);
+	sb_putc(&sb, ',');
+	json_field_str(&sb, "event", event);
+	sb_putc(&sb, ',');
+	json_field_str(&sb, "id", id);
+	sb_putc(&sb, ',');
+	json_field_str(&sb, "status", status);
+	sb_puts(&sb, ",\"hooks\":[]");
+	if (error) {
+		sb_putc(&sb, ',');
+		json_field_str(&sb, "error", error);
+	}
+	sb_putc(&sb, '}');
+	return sb_steal(&sb);
+}
+
+char *delivery_response_json(const struct delivery *d, bool include_output)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_reserve(&sb, 255);
+	sb_putc(&sb, '{');
+	json_field_str(&sb, "endpoint", d->ep->name);
+	sb_putc(&sb, ',');
+	json_field_str(&sb, "event", d->event);
+	sb_putc(&sb, ',');
+	json_field_str(&sb, "id", d->id);
+	sb_putc(&sb, ',');
+	json_field_str(&sb, "status", d->out.status);
+	sb_puts(&sb, ",\"hooks\":[");
+	for (size_t i = 0; i < d->nresults; i++) {
+		const struct hook_outcome *h = &d->results[i];
+		if (i)
+			sb_putc(&sb, ',');
+		sb_putc(&sb, '{');
+		json_field_str(&sb, "hook", h->rel);
+		char num[24];
+		sb_puts(&sb, ",\"exit\":");
+		sb_puts(&sb, h->res.exit_code >= 0 ? decimal(num, h->res.exit_code) : "null");
+		sb_putc(&sb, ',');
+		json_field_str(&sb, "signal", h->res.signal ? signal_name(h->res.signal) : NULL);
+		sb_puts(&sb, ",\"ms\":");
+		sb_puts(&sb, decimal(num, (long long)h->res.ms));
+		if (h->res.error) {
+			sb_putc(&sb, ',');
+			json_field_str(&sb, "error", h->res.error);
+		}
+		if (include_output) {
+			sb_puts(&sb, ",\"output\":");
+			sb_json_str(&sb, h->res.output, h->res.output_len);
+		}
+		sb_putc(&sb, '}');
+	}
+	sb_putc(&sb, ']');
+	if (d->out.error) {
+		sb_putc(&sb, ',');
+		json_field_str(&sb, "error", d->out.error);
+	}
+	sb_putc(&sb, '}');
+	return sb_steal(&sb);
+}
+
+void delivery_log(const struct delivery *d)
+{
+	char http[24], ms[24], hooks[24], attempt[24], omitted[24];
+	bool ok = d->out.http >= 200 && d->out.http < 300;
+	struct log_kv kv[] = {
+		{"endpoint", d->ep->name},
+		{"event", d->event},
+		{"id", d->id},
+		{"status", d->out.status},
+		{"http", decimal(http, d->out.http)},
+		{"ms", decimal(ms, (long long)d->ms)},
+		{"hooks", decimal(hooks, (long long)d->nresults)},
+		{"attempt", d->attempt > 1 ? decimal(attempt, d->attempt) : NULL},
+		{"mode", d->async ? "async" : NULL},
+		{"env_omitted", d->env_omitted ? decimal(omitted, (long long)d->env_omitted) : NULL},
+		{"error", d->out.error},
+	};
+	log_kv(ok ? LOG_LVL_INFO : LOG_LVL_WARN, "delivery", kv, ARRAY_SIZE(kv));
+	metrics_delivery(d->ep->name, d->out.status, d->out.http);
+}
+
+/* ---- building a delivery -------------------------------------------- */
+
+static void generate_id(char *buf, size_t len)
+{
+	unsigned char r[16];
+	if (RAND_bytes(r, sizeof(r)) != 1) {
+		int64_t t = now_wall_ms();
+		memcpy(r, &t, sizeof(t));
+		memcpy(r + 8, &t, sizeof(t));
+	}
+	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* a version 4 UUID */
+	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+	snprintf(buf, len,
+	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
+	         r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+	         r[14], r[15]);
+}
+
+/* With every scheme's metadata variables (scheme.h), whatever the
+ * endpoint's: a payload never sets one. */
+static const char *const metadata_names[] = {
+	"EVENT", "ID", "ENDPOINT", "HOOK", "ATTEMPT", "REMOTE_ADDR", "RECEIVED_AT",
+};
+
+/*
+ * What every hook's environment takes from the config alone, built once
+ * rather than for each delivery: the reserved metadata names under the
+ * prefix, and the base environment (pass_env from the daemon's own, or
+ * the default PATH). Rebuilt when a config with another prefix or
+ * pass_env list comes (compared by content, not by pointer, so a new
+ * config at an old address is never mistaken for it). hookd does not
+ * change its own environment after start.
+ */
+static struct {
+	char *prefix;
+	char **pass_env;
+	char **reserved; /* NULL-terminated */
+	struct envlist base;
+} once;
+
+static bool same_list(char **a, char **b)
+{
+	for (; a && b && *a && *b; a++, b++) {
+		if (strcmp(*a, *b) != 0)
+			return false;
+	}
+	return (!a || !*a) && (!b || !*b);
+}
+
+void delivery_cleanup(void)
+{
+	free(once.prefix);
+	once.prefix = NULL;
+	for (size_t i = 0; once.pass_env && once.pass_env[i]; i++)
+		free(once.pass_env[i]);
+	free(once.pass_env);
+	once.pass_env = NULL;
+	for (size_t i = 0; once.reserved && once.reserved[i]; i++)
+		free(once.reserved[i]);
+	free(once.reserved);
+	once.reserved = NULL;
+	envlist_free(&once.base);
+}
+
+static void once_update(const struct config *cfg)
+{
+	if (once.prefix && strcmp(once.prefix, cfg->env_prefix) == 0 &&
+	    same_list(once.pass_env, cfg->pass_env))
+		return;
+	free(once.prefix);
+	once.prefix = xstrdup(cfg->env_prefix);
+	for (size_t i = 0; once.pass_env && once.pass_env[i]; i++)
+		free(once.pass_env[i]);
+	free(once.pass_env);
+	size_t n = 0;
+	while (cfg->pass_env && cfg->pass_env[n])
+		n++;
+	once.pass_env = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		once.pass_env[i] = xstrdup(cfg->pass_env[i]);
+	for (size_t i = 0; once.reserved && once.reserved[i]; i++)
+		free(once.reserved[i]);
+	free(once.reserved);
+	n = ARRAY_SIZE(metadata_names);
+	const struct scheme *s;
+	for (size_t i = 0; (s = scheme_at(i)); i++)
+		for (const struct scheme_meta *m = s->meta; m && m->var; m++)
+			n++;
+	once.reserved = xcalloc(n + 1, sizeof(char *));
+	n = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(metadata_names); i++)
+		once.reserved[n++] = join(cfg->env_prefix, '\0', metadata_names[i]);
+	for (size_t i = 0; (s = scheme_at(i)); i++)
+		for (const struct scheme_meta *m = s->meta; m && m->var; m++)
+			once.reserved[n++] = join(cfg->env_prefix, '\0', m->var);
+	envlist_free(&once.base);
+	envlist_init(&once.base);
+	bool have_path = false;
+	for (char **p = cfg->pass_env; p && *p; p++) {
+		const char *v = getenv(*p);
+		if (!v)
+			continue;
+		envlist_add(&once.base, *p, v);
+		if (strcmp(*p, "PATH") == 0)
+			have_path = true;
+	}
+	if (!have_path)
+		envlist_add(&once.base, "PATH", "/usr/local/bin:/usr/bin:/bin");
+}
+
+/* The environment: pass_env and metadata; the payload comes after. */
+static void build_env_base(struct delivery *d)
+{
+	const struct config *cfg = d->cfg;
+	once_update(cfg);
+	envlist_init(&d->env);
+	envlist_copy(&d->env, &once.base);
+	const char *pre = cfg->env_prefix;
+	char name[ENV_META_NAME_MAX], ts[40];
+	format_rfc3339_ms(d->received_ms, ts, sizeof(ts));
+	struct {
+		const char *suffix, *value;
+	} meta[] = {
+		{"EVENT", d->event}, {"ID", d->id}, {"ENDPOINT", d->ep->name},
+		{"REMOTE_ADDR", d->remote_addr}, {"RECEIVED_AT", ts},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(meta); i++) {
+		if (!meta[i].value)
+			continue;
+		concat(name, sizeof(name), pre, meta[i].suffix);
+		envlist_add(&d->env, name, meta[i].value);
+	}
+	/* The sender's metadata headers, as its scheme names them. */
+	const struct scheme_meta *sm = d->ep->scheme->meta;
+	for (size_t i = 0; d->meta_values && sm[i].header; i++) {
+		if (!d->meta_values[i])
+			continue;
+		concat(name, sizeof(name), pre, sm[i].var);
+		envlist_add(&d->env, name, d->meta_values[i]);
+	}
+}
+
+/* The values of the scheme's metadata headers, through get (a request's
+ * or a journal row's headers; NULL: none). */
+static void delivery_meta(struct delivery *d, const char *(*get)(void *ctx, const char *name),
+                          void *ctx)
+{
+	const struct scheme_meta *sm = d->ep->scheme->meta;
+	size_t n = 0;
+	while (get && sm && sm[n].header)
+		n++;
+	if (n == 0)
+		return;
+	d->meta_values = xcalloc(n, sizeof(*d->meta_values));
+	for (size_t i = 0; i < n; i++) {
+		const char *v = get(ctx, sm[i].header);
+		d->meta_values[i] = v ? xstrdup(v) : NULL;
+	}
+}
+
+/* HOOK_HEADER_<NAME> for each pass_headers header the request had, after
+ * the payload's variables: a payload key of that name gives way, as to
+ * metadata, and one the request did not send is removed, so that the
+ * variable is never the body's word. A value over FLATTEN_MAX_VALUE is left
+ * out (counted in env_omitted), as a payload value would be. */
+static void add_header_vars(struct delivery *d)
+{
+	char **names = d->ep->pass_headers;
+	for (size_t i = 0; names && names[i] && d->header_values; i++) {
+		char *var = xasprintf("%sHEADER_%s", d->cfg->env_prefix, names[i]);
+		header_var_suffix(var + strlen(d->cfg->env_prefix) + strlen("HEADER_"));
+		const char *v = d->header_values[i];
+		if (v && strlen(v) <= FLATTEN_MAX_VALUE) {
+			envlist_add(&d->env, var, v);
+		} else {
+			envlist_remove(&d->env, var);
+			d->env_omitted += v != NULL;
+		}
+		free(var);
+	}
+}
+
+void delivery_pass_headers(struct delivery *d, const char *(*get)(void *ctx, const char *name),
+                           void *ctx)
+{
+	size_t n = 0;
+	while (d->ep->pass_headers && d->ep->pass_headers[n])
+		n++;
+	if (n == 0)
+		return;
+	d->header_values = xcalloc(n, sizeof(*d->header_values));
+	for (size_t i = 0; i < n; i++) {
+		const char *v = get(ctx, d->ep->pass_headers[i]);
+		d->header_values[i] = v ? xstrdup(v) : NULL;
+	}
+	if (!d->env_pending)
+		add_header_vars(d);
+}
+
+/* The environment: pass_env, metadata, then the payload of root. */
+static void build_env(struct delivery *d, json_object *root)
+{
+	build_env_base(d);
+	if (root)
+		payload_flatten(root, d->cfg->env_prefix, (const char *const *)once.reserved,
+		                &d->env, &d->env_omitted);
+}
+
+struct delivery *delivery_new(const struct delivery_params *p)
+{
+	struct delivery *d = xcalloc(1, sizeof(*d));
+	json_object *root = p->root;
+	bool lazy_parsed = false;
+	d->scanned_big_numbers = p->scanned ? (long long)p->big_numbers : -1;
+	d->cfg = config_ref(p->cfg);
+	d->ep = p->ep;
+	d->event = xstrdup(p->event);
+	if (p->id && *p->id) {
+		d->id = xstrdup(p->id);
+	} else {
+		char gen[40];
+		generate_id(gen, sizeof(gen));
+		d->id = xstrdup(gen);
+		d->id_generated = true;
+	}
+	d->remote_addr = xstrdup(p->remote_addr ? p->remote_addr : "");
+	/* A recovered or replayed delivery was received when it first came:
+	 * HOOK_RECEIVED_AT says so. */
+	d->received_ms = p->received_ms ? p->received_ms : now_wall_ms();
+	d->body = xmalloc(p->body_len + 1);
+	memcpy(d->body, p->body, p->body_len);
+	d->body[p->body_len] = '\0';
+	d->body_len = p->body_len;
+	delivery_meta(d, p->header, p->header_ctx);
+	d->attempt = p->attempt ? p->attempt : 1;
+	d->rowid = p->rowid;
+	config_delivery_opts(p->cfg, p->ep, p->event, &d->opts);
+	/* A journaled one is async whatever its config says now; run and env
+	 * are always the synchronous path. */
+	d->async = p->rowid ? true : !p->sync && d->opts.mode == MODE_ASYNC;
+	if (p->lazy && !root && d->opts.serialize) {
+		/* The key is in the payload: the tree is needed now. */
+		root = d->root = payload_parse_json((const char *)p->body, p->body_len, NULL, 0);
+		lazy_parsed = true;
+	}
+	if (d->opts.serialize) {
+		char *v = root ? payload_get_path(root, d->opts.serialize) : NULL;
+		d->key = xasprintf("%s\x1f%s", d->opts.serialize_scope ? d->opts.serialize_scope : "",
+		                   v ? v : "");
+		free(v);
+	}
+	if (p->lazy) {
+		d->env_pending = true;
+		if (!lazy_parsed)
+			d->root = root ? json_object_get(root) : NULL;
+		d->parse_body = !root;
+	} else {
+		build_env(d, root);
+	}
+	return d;
+}
+
+bool delivery_build_env(struct delivery *d, char *err, size_t errlen)
+{
+	if (!d->env_pending)
+		return true;
+	d->env_pending = false;
+	if (d->parse_body && !d->root && d->scanned_big_numbers >= 0) {
+		/* json_scan accepted this body: its variables come straight
+		 * from the text, without a tree, unless an object in it has a
+		 * key twice (json-c's tree says which value wins). */
+		build_env_base(d);
+		if (payload_flatten_text((const char *)d->body, d->body_len, d->cfg->env_prefix,
+		                         (const char *const *)once.reserved, &d->env,
+		                         &d->env_omitted)) {
+			add_header_vars(d);
+			return true;
+		}
+		envlist_free(&d->env);
+	}
+	if (d->parse_body && !d->root) {
+		/* The tree, for a key given twice. A parse that fails is not
+		 * expected: json_scan accepted this body, and json-c builds
+		 * whatever it accepts (fuzz_jsonscan holds them to that). */
+		d->root = d->scanned_big_numbers >= 0
+		                  ? payload_parse_scanned((const char *)d->body, d->body_len,
+		                                          (size_t)d->scanned_big_numbers, err, errlen)
+		                  : payload_parse_json((const char *)d->body, d->body_len, err, errlen);
+		if (!d->root)
+			return false;
+	}
+	build_env(d, d->root);
+	add_header_vars(d);
+	json_object_put(d->root);
+	d->root = NULL;
+	return true;
+}
+
+void delivery_free(struct delivery *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->nresults; i++) {
+		free(d->results[i].rel);
+		free(d->results[i].res.error);
+	}
+	free(d->results);
+	envlist_free(&d->env);
+	json_object_put(d->root);
+	for (size_t i = 0; i < d->nheaders; i++) {
+		free(d->headers[i].name);
+		free(d->headers[i].value);
+	}
+	free(d->headers);
+	for (size_t i = 0; d->header_values && d->ep->pass_headers && d->ep->pass_headers[i]; i++)
+		free(d->header_values[i]);
+	free(d->header_values);
+	free(d->out.error);
+	free(d->key);
+	for (size_t i = 0; d->meta_values && d->ep->scheme->meta[i].header; i++)
+		free(d->meta_values[i]);
+	free(d->meta_values);
+	free(d->body);
+	free(d->remote_addr);
+	free(d->id);
+	free(d->event);
+	config_unref(d->cfg);
+	free(d);
+}
+
+
+void delivery_keep_header(struct delivery *d, const char *name, const char *value)
+{
+	d->headers = xrealloc(d->headers, (d->nheaders + 1) * sizeof(*d->headers));
+	d->headers[d->nheaders].name = xstrdup(name);
+	d->headers[d->nheaders].value = xstrdup(value);
+	d->nheaders++;
+}
+
+/* ---- what the delivery is ------------------------------------------- */
+
+struct config *delivery_config(const struct delivery *d)
+{
+	return d->cfg;
+}
+
+const struct endpoint *delivery_endpoint(const struct delivery *d)
+{
+	return d->ep;
+}
+
+const char *delivery_event(const struct delivery *d)
+{
+	return d->event;
+}
+
+const char *delivery_id(const struct delivery *d)
+{
+	return d->id;
+}
+
+bool delivery_id_generated(const struct delivery *d)
+{
+	return d->id_generated;
+}
+
+bool delivery_async(const struct delivery *d)
+{
+	return d->async;
+}
+
+const struct delivery_opts *delivery_opts(const struct delivery *d)
+{
+	return &d->opts;
+}
+
+const char *delivery_key(const struct delivery *d)
+{
+	return d->key;
+}
+
+const unsigned char *delivery_body(const struct delivery *d, size_t *len)
+{
+	*len = d->body_len;
+	return d->body;
+}
+
+struct envlist *delivery_env(struct delivery *d)
+{
+	return &d->env;
+}
+
+int64_t delivery_rowid(const struct delivery *d)
+{
+	return d->rowid;
+}
+
+void delivery_set_rowid(struct delivery *d, int64_t rowid)
+{
+	d->rowid = rowid;
+}
+
+/* ---- the attempt: results and outcome -------------------------------- */
+
+int delivery_attempt(const struct delivery *d)
+{
+	return d->attempt;
+}
+
+void delivery_set_attempt(struct delivery *d, int attempt)
+{
+	d->attempt = attempt;
+}
+
+/* Its 4 KiB output buffer is not zeroed: output_len says how much of it
+ * counts. */
+struct hook_outcome *delivery_add_result(struct delivery *d, const char *rel)
+{
+	d->results = xrealloc(d->results, (d->nresults + 1) * sizeof(*d->results));
+	struct hook_outcome *h = &d->results[d->nresults++];
+	memset(&h->res, 0, offsetof(struct hook_result, output));
+	h->res.output_len = 0;
+	h->rel = rel ? xstrdup(rel) : NULL;
+	return h;
+}
+
+struct hook_outcome *delivery_last_result(struct delivery *d)
+{
+	return d->nresults ? &d->results[d->nresults - 1] : NULL;
+}
+
+void delivery_set_ms(struct delivery *d, int64_t ms)
+{
+	d->ms = ms;
+}
+
+int64_t delivery_ms(const struct delivery *d)
+{
+	return d->ms;
+}
+
+const struct outcome *delivery_outcome(const struct delivery *d)
+{
+	return &d->out;
+}
+
+void delivery_set_outcome(struct delivery *d, int http, const char *status, char *error)
+{
+	d->out.http = http;
+	d->out.status = status;
+	free(d->out.error);
+	d->out.error = error;
+}
+
+void delivery_set_retry_after(struct delivery *d, int seconds)
+{
+	d->out.retry_after = seconds;
+}
+
+void delivery_reset_attempt(struct delivery *d)
+{
+	for (size_t i = 0; i < d->nresults; i++) {
+		free(d->results[i].rel);
+		free(d->results[i].res.error);
+	}
+	free(d->results);
+	d->results = NULL;
+	d->nresults = 0;
+	free(d->out.error);
+	memset(&d->out, 0, sizeof(d->out));
+}
+
+size_t delivery_env_push_hook(struct delivery *d, const char *rel)
+{
+	char name[ENV_META_NAME_MAX], attempt[24];
+	size_t mark = d->env.n;
+	concat(name, sizeof(name), d->cfg->env_prefix, "HOOK");
+	envlist_add(&d->env, name, rel);
+	concat(name, sizeof(name), d->cfg->env_prefix, "ATTEMPT");
+	envlist_add(&d->env, name, decimal(attempt, d->attempt));
+	return mark;
+}
+
+void delivery_env_pop(struct delivery *d, size_t mark)
+{
+	while (d->env.n > mark) {
+		d->env.n--;
+		d->env.bytes -= strlen(d->env.v[d->env.n]) + 1;
+		free(d->env.v[d->env.n]);
+		d->env.v[d->env.n] = NULL;
+	}
+}
+
+/* ---- the journal's record of it -------------------------------------- */
+
+void delivery_journal_new(const struct delivery *d, struct journal_new *jn,
+                          struct journal_header **hdrs)
+{
+	*hdrs = xcalloc(d->nheaders ? d->nheaders : 1, sizeof(**hdrs));
+	for (size_t i = 0; i < d->nheaders; i++) {
+		(*hdrs)[i].name = d->headers[i].name;
+		(*hdrs)[i].value = d->headers[i].value;
+	}
+	*jn = (struct journal_new){
+		.endpoint = d->ep->name,
+		.delivery_id = d->id,
+		.event = d->event,
+		.remote_addr = d->remote_addr,
+		.async = d->async,
+		.received_ms = d->received_ms,
+		.headers = *hdrs,
+		.nheaders = d->nheaders,
+		.body = d->body,
+		.body_len = d->body_len,
+	};
+}
+
+struct journal_hook *delivery_journal_hooks(const struct delivery *d, size_t *n)
+{
+	struct journal_hook *hooks = xcalloc(d->nresults ? d->nresults : 1, sizeof(*hooks));
+	for (size_t i = 0; i < d->nresults; i++) {
+		const struct hook_outcome *h = &d->results[i];
+		hooks[i].hook = h->rel;
+		hooks[i].exit_code = h->res.exit_code;
+		hooks[i].signal = h->res.signal ? signal_name(h->res.signal) : NULL;
+		hooks[i].ms = h->res.ms;
+		hooks[i].error = h->res.error;
+		hooks[i].output = h->res.output;
+		hooks[i].output_len = h->res.output_len;
+	}
+	*n = d->nresults;
+	return hooks;
+}

@@ -1,0 +1,148 @@
+/*
+ * The delivery: what one verified request (or a journal row, or `hookd
+ * run`) becomes. It owns everything of a delivery: a config reference,
+ * its body, its environment (metadata, the flattened payload, pass_headers)
+ * with the base environment shared by all deliveries of a config, the
+ * results of its hooks and its outcome. It knows how it is written down:
+ * the answer JSON, the one log line, and what the journal records of it.
+ *
+ * Where a delivery is in its way through hookd (queued, running, waiting
+ * for a retry) is the dispatcher's business (dispatch.h); this object is
+ * opaque outside delivery.c, built from a struct delivery_params.
+ */
+#ifndef HOOKD_DELIVERY_H
+#define HOOKD_DELIVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "config.h"
+#include "payload.h"
+#include "runner.h"
+
+struct delivery;
+struct journal_new;
+struct journal_header;
+struct journal_hook;
+
+/* The answer for a delivery, as the HTTP layer or `hookd run` gives it. */
+struct outcome {
+	int http;
+	const char *status; /* ok failed timeout unhandled rejected overloaded duplicate running accepted */
+	char *error;        /* NULL or a short reason */
+	int retry_after;    /* seconds, 0: none */
+};
+
+/* One hook's result within the current attempt. */
+struct hook_outcome {
+	char *rel;
+	struct hook_result res;
+};
+
+/* What a delivery is built from; strings and the body are copied. */
+struct delivery_params {
+	struct config *cfg; /* the delivery takes a reference */
+	const struct endpoint *ep;
+	const char *event;
+	const char *id;          /* NULL or "": a generated one */
+	const char *remote_addr; /* NULL: "" */
+	const unsigned char *body;
+	size_t body_len;
+	json_object *root; /* the parsed payload (a reference is taken), or NULL */
+	/* The headers it came with (a request's or a journal row's), read for
+	 * the endpoint scheme's metadata headers; NULL: none. */
+	const char *(*header)(void *ctx, const char *name);
+	void *header_ctx;
+	/*
+	 * The environment is built only when something will run
+	 * (delivery_build_env, called by the dispatcher): until then the
+	 * delivery keeps a reference to root. A delivery with no route, a
+	 * duplicate or one refused never pays for flattening its payload. The
+	 * server asks for this. With root NULL, the body is JSON that json_scan
+	 * accepted and is parsed only then: such a delivery never pays for the
+	 * tree either.
+	 */
+	bool lazy;
+	bool scanned;       /* json_scan accepted the body (lazy, root NULL) ... */
+	size_t big_numbers; /* ... and counted this many numbers json-c cannot hold */
+	bool sync;          /* run and env: the synchronous path, whatever the config says */
+	/* A journaled delivery (recovery, replay): always async. */
+	int64_t rowid;       /* its row, 0: none */
+	int64_t received_ms; /* when it first came, 0: now */
+	int attempt;         /* the attempt it is at, 0: the first */
+};
+
+struct delivery *delivery_new(const struct delivery_params *p);
+void delivery_free(struct delivery *d);
+
+/* The endpoint's pass_headers: each header's value, through get (a
+ * request's or a journal row's headers), becomes HOOK_HEADER_<NAME>. */
+void delivery_pass_headers(struct delivery *d, const char *(*get)(void *ctx, const char *name),
+                           void *ctx);
+/* Keeps one request header for the journal (`hookd show`); the caller
+ * leaves credentials out. */
+void delivery_keep_header(struct delivery *d, const char *name, const char *value);
+
+/* Builds d's environment if it is still pending; then drops the payload.
+ * false (with the reason in err) when the body cannot be parsed. */
+bool delivery_build_env(struct delivery *d, char *err, size_t errlen);
+/* Frees what deliveries share across configs (the base environment); at exit. */
+void delivery_cleanup(void);
+
+/* What the delivery is. */
+struct config *delivery_config(const struct delivery *d);
+const struct endpoint *delivery_endpoint(const struct delivery *d);
+const char *delivery_event(const struct delivery *d);
+const char *delivery_id(const struct delivery *d);
+bool delivery_id_generated(const struct delivery *d);
+bool delivery_async(const struct delivery *d);
+const struct delivery_opts *delivery_opts(const struct delivery *d);
+const char *delivery_key(const struct delivery *d); /* serialization key, NULL: none */
+const unsigned char *delivery_body(const struct delivery *d, size_t *len);
+/* Its environment: metadata, payload and pass_headers variables. */
+struct envlist *delivery_env(struct delivery *d);
+
+/* Its journal row, 0: none. */
+int64_t delivery_rowid(const struct delivery *d);
+void delivery_set_rowid(struct delivery *d, int64_t rowid);
+
+/* The current attempt (1-based), its results, its duration and outcome. */
+int delivery_attempt(const struct delivery *d);
+void delivery_set_attempt(struct delivery *d, int attempt);
+/* A new, empty entry in d's results for the hook rel (copied, may be NULL). */
+struct hook_outcome *delivery_add_result(struct delivery *d, const char *rel);
+struct hook_outcome *delivery_last_result(struct delivery *d);
+void delivery_set_ms(struct delivery *d, int64_t ms);
+int64_t delivery_ms(const struct delivery *d);
+const struct outcome *delivery_outcome(const struct delivery *d);
+/* error: NULL or malloc'd, taken. */
+void delivery_set_outcome(struct delivery *d, int http, const char *status, char *error);
+void delivery_set_retry_after(struct delivery *d, int seconds);
+/* Forgets the results and the outcome: a new attempt begins. */
+void delivery_reset_attempt(struct delivery *d);
+
+/* The per-hook variables (HOOK_HOOK, HOOK_ATTEMPT) after the shared ones;
+ * returns the mark to take them back off at (delivery_env_pop). */
+size_t delivery_env_push_hook(struct delivery *d, const char *rel);
+void delivery_env_pop(struct delivery *d, size_t mark);
+
+/* The delivery as the journal records it when it comes; jn's strings are
+ * d's, *hdrs is malloc'd (freed by the caller). */
+void delivery_journal_new(const struct delivery *d, struct journal_new *jn,
+                          struct journal_header **hdrs);
+/* The attempt's hook results as the journal records them (malloc'd). */
+struct journal_hook *delivery_journal_hooks(const struct delivery *d, size_t *n);
+
+/* The response JSON for a delivery's outcome (malloc'd). */
+char *delivery_response_json(const struct delivery *d, bool include_output);
+/* The JSON for an answer with no delivery (404, 401, ...). */
+char *response_json(const char *endpoint, const char *event, const char *id, const char *status,
+                    const char *error);
+
+/* Logs the one line a delivery gets. */
+void delivery_log(const struct delivery *d);
+
+#endif

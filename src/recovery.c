@@ -1,0 +1,132 @@
+/*
+ * Recovery and replay (recovery.h): a journal row back into a delivery,
+ * handed to the dispatcher.
+ */
+#include "recovery.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "delivery.h"
+#include "dispatch.h"
+#include "journal.h"
+#include "log.h"
+#include "util.h"
+#include "verify.h"
+
+static const char *pending_header(void *ctx, const char *name)
+{
+	const struct journal_pending *p = ctx;
+	size_t nl = strlen(name);
+	for (size_t i = 0; i < p->nheaders; i++) {
+		const char *h = p->headers[i];
+		if (strncasecmp(h, name, nl) == 0 && h[nl] == ':')
+			return h[nl + 1] == ' ' ? h + nl + 2 : h + nl + 1;
+	}
+	return NULL;
+}
+
+/* A journal row as the delivery it was when it came (its received time,
+ * headers and payload), at the given attempt; NULL when its endpoint is no
+ * longer configured. */
+static struct delivery *delivery_from_journal(struct dispatcher *ds, struct journal_pending *p,
+                                              int attempt)
+{
+	struct config *cfg = dispatcher_config(ds);
+	const struct endpoint *ep = config_endpoint_by_name(cfg, p->endpoint);
+	if (!ep) {
+		log_msg(LOG_LVL_ERROR, "journal: delivery %s is for endpoint '%s', which is no longer configured",
+		        p->delivery_id, p->endpoint);
+		return NULL;
+	}
+	json_object *root = NULL;
+	const char *ct = pending_header(p, "Content-Type");
+	enum content_kind kind = content_type_classify(ct);
+	char err[256];
+	struct verify_input in = {
+		.ep = ep, .header = pending_header, .ctx = p,
+		.body = p->body, .body_len = p->body_len, .now = now_wall_ms() / 1000,
+	};
+	if (!scheme_decode(&in, kind, &root, NULL, err, sizeof(err)))
+		root = NULL;
+	struct delivery_params dp = {
+		.cfg = cfg, .ep = ep, .event = p->event, .id = p->delivery_id,
+		.remote_addr = p->remote_addr, .body = p->body, .body_len = p->body_len, .root = root,
+		.header = pending_header, .header_ctx = p,
+		/* HOOK_RECEIVED_AT: a recovered or replayed delivery was
+		 * received when it first came. */
+		.received_ms = p->received_ms,
+		.rowid = p->rowid,
+		.attempt = attempt,
+	};
+	struct delivery *d = delivery_new(&dp);
+	json_object_put(root);
+	delivery_pass_headers(d, pending_header, p);
+	return d;
+}
+
+int dispatch_recover(struct dispatcher *ds)
+{
+	struct journal *journal = dispatcher_journal(ds);
+	if (!journal)
+		return 0;
+	struct journal_pending *v = NULL;
+	size_t n = 0;
+	if (journal_recover(journal, &v, &n) < 0)
+		return -1;
+	int64_t now = now_wall_ms();
+	for (size_t i = 0; i < n; i++) {
+		/* One waiting for its retry keeps its due time; the attempt it
+		 * waits for is its next. */
+		bool due_later = v[i].state == DSTATE_RETRY_WAIT && v[i].next_due_ms > now;
+		struct delivery *d =
+			delivery_from_journal(ds, &v[i], due_later ? v[i].attempts : v[i].attempts + 1);
+		if (d)
+			dispatch_resume(ds, d, due_later ? v[i].next_due_ms - now : 0);
+		journal_pending_free(&v[i]);
+	}
+	free(v);
+	if (n)
+		log_msg(LOG_LVL_INFO, "journal: %zu pending async deliveries resumed", n);
+	return 0;
+}
+
+enum result dispatch_replay(struct dispatcher *ds, int64_t rowid)
+{
+	struct journal *journal = dispatcher_journal(ds);
+	if (!journal)
+		return RESULT_UNKNOWN;
+	struct journal_pending p;
+	memset(&p, 0, sizeof(p));
+	int r = journal_get(journal, rowid, &p);
+	if (r != 0)
+		return RESULT_UNKNOWN;
+	enum result rc = RESULT_OK;
+	if (delivery_state_pending(p.state)) {
+		rc = RESULT_PENDING;
+	} else if (!p.body_complete) {
+		rc = RESULT_BODY_CUT;
+	} else {
+		struct delivery *d = delivery_from_journal(ds, &p, p.attempts + 1);
+		if (!d) {
+			rc = RESULT_UNKNOWN;
+		} else {
+			journal_requeue(journal, rowid);
+			if (dispatcher_draining(ds)) {
+				/* Like every async delivery not yet started when
+				 * hookd stops: journaled, run at the next start. */
+				log_msg(LOG_LVL_INFO, "delivery %s (endpoint %s) queued for replay at the next start",
+				        delivery_id(d), delivery_endpoint(d)->name);
+				delivery_free(d);
+			} else {
+				log_msg(LOG_LVL_INFO, "replaying delivery %s (endpoint %s)", delivery_id(d),
+				        delivery_endpoint(d)->name);
+				dispatch_resume(ds, d, 0);
+			}
+		}
+	}
+	journal_pending_free(&p);
+	return rc;
+}
