@@ -155,8 +155,8 @@ static void resolve_dir(struct route *r, int dfd, const char *hooks_dir, const c
  * dir's ctime to the time of the change. So a miss is remembered with the
  * device, inode and ctime of the dir it was looked up in, and answers a
  * later delivery only while stat of the hooks dir's path gives the same
- * three, and only for NOROUTE_TTL_MS after a real lookup. The ctime must
- * be NOROUTE_SETTLED_MS older than the moment before the lookups: a
+ * three, and only for ROUTE_TTL_MS after a real lookup. The ctime must
+ * be ROUTE_SETTLE_MS older than the moment before the lookups: a
  * change made during them carries a later ctime, and timestamps tick
  * coarsely. Only local file systems (local_fs()) take part: elsewhere a
  * ctime can come from a cache or another machine's clock.
@@ -164,7 +164,7 @@ static void resolve_dir(struct route *r, int dfd, const char *hooks_dir, const c
  * What the checks cannot see (a file system image remounted at the path
  * with the very same ctime, or a create whose ctime was set seconds
  * before its name could be looked up, under a storage stall) the time
- * limit bounds: a miss can outlive a new hook by NOROUTE_TTL_MS at most.
+ * limit bounds: a miss can outlive a new hook by ROUTE_TTL_MS at most.
  * A found route is never remembered (an exec bit or a symlink's target can
  * change without the dir's ctime). Everything here runs on the event
  * loop's thread alone. An event that comes again and again with no hook
@@ -172,8 +172,6 @@ static void resolve_dir(struct route *r, int dfd, const char *hooks_dir, const c
  */
 #define NOROUTE_DIRS 8
 #define NOROUTE_NAMES 64
-#define NOROUTE_SETTLED_MS 5000
-#define NOROUTE_TTL_MS 1000
 
 struct noroute {
 	char *dir;   /* the hooks dir as configured; NULL: a free entry */
@@ -191,6 +189,20 @@ struct noroute {
 static struct noroute noroutes[NOROUTE_DIRS];
 static size_t noroute_next;
 static size_t noroute_hits;
+static int64_t noroute_settle_ms = ROUTE_SETTLE_MS;
+static int64_t noroute_ttl_ms = ROUTE_TTL_MS;
+static void (*before_lookup)(size_t i);
+
+void route_cache_set_times(int64_t settle_ms, int64_t ttl_ms)
+{
+	noroute_settle_ms = settle_ms;
+	noroute_ttl_ms = ttl_ms;
+}
+
+void route_set_before_lookup(void (*fn)(size_t i))
+{
+	before_lookup = fn;
+}
 
 size_t route_cache_hits(void)
 {
@@ -280,7 +292,7 @@ static void noroute_add(const char *dir, int dfd, const struct stat *st, int64_t
                         int64_t mono0, const char *event)
 {
 	int64_t changed = (int64_t)st->st_ctim.tv_sec * 1000 + st->st_ctim.tv_nsec / 1000000;
-	if (t0 - changed < NOROUTE_SETTLED_MS)
+	if (t0 - changed < noroute_settle_ms)
 		return;
 	struct noroute *nr = noroute_find(dir);
 	if (!nr)
@@ -311,7 +323,7 @@ static bool noroute_answers(const char *dir, const char *event)
 	if (!nr || !nr->valid)
 		return false;
 	int i = noroute_slot(nr, event);
-	if (i < 0 || now_mono_ms() - nr->names[i].looked_up > NOROUTE_TTL_MS)
+	if (i < 0 || now_mono_ms() - nr->names[i].looked_up > noroute_ttl_ms)
 		return false;
 	struct stat st;
 	if (stat(dir, &st) != 0 || !same_dir(nr, &st))
@@ -328,6 +340,8 @@ static int resolve_in(int dfd, const char *dir, char (*cands)[EVENT_NAME_MAX + 1
 	for (size_t i = 0; i < ncands; i++) {
 		const char *cand = cands[i];
 		struct stat st;
+		if (before_lookup)
+			before_lookup(i);
 		/* lstat first: a dangling symlink exists, and is a broken route
 		 * rather than a reason to fall through to a wider one. */
 		if (fstatat(dfd, cand, &st, AT_SYMLINK_NOFOLLOW) < 0) {

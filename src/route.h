@@ -9,6 +9,7 @@
 #define HOOKD_ROUTE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "payload.h"
 
@@ -61,5 +62,20 @@ void route_free(struct route *r);
 void route_cache_clear(void);
 /* How many lookups a remembered miss has answered in this process. */
 size_t route_cache_hits(void);
+
+/* A miss is remembered in a dir whose names have not changed for
+ * ROUTE_SETTLE_MS, and answers for ROUTE_TTL_MS after a real lookup. */
+#define ROUTE_SETTLE_MS 5000
+#define ROUTE_TTL_MS 1000
+
+/*
+ * For the unit tests alone; the daemon never calls these. The settle and
+ * TTL times the cache uses (the two above until set), so that a test
+ * need not wait seconds; and a function run before each candidate is
+ * looked up (i counts from 0; NULL: none), to change the dir in the
+ * middle of a delivery's lookups.
+ */
+void route_cache_set_times(int64_t settle_ms, int64_t ttl_ms);
+void route_set_before_lookup(void (*fn)(size_t i));
 
 #endif

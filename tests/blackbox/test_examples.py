@@ -14,7 +14,9 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ops_util import SOURCE, Daemon, base_config, sample_body  # noqa: E402
+import harness  # noqa: E402
+from harness import SOURCE, base_config, sample_body  # noqa: E402
+from harness import ops_hookd as Daemon  # noqa: E402
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -369,4 +371,4 @@ class LoggingHooksTest(ExampleTest):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    harness.main()

@@ -23,9 +23,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hardening_util import (HOOKD_BIN, Daemon, cpu_seconds,  # noqa: E402
-                            descendants, group_members, post_json, recv_response, sh,
-                            status_kb, uid_process_count)
+import harness  # noqa: E402
+from harness import (HOOKD_BIN, cpu_seconds, descendants, group_members,  # noqa: E402
+                     post_json, recv_response, sh, status_kb, uid_process_count)
+from harness import hardened_hookd as Daemon  # noqa: E402
 
 IS_ROOT = os.geteuid() == 0
 
@@ -89,12 +90,12 @@ class TestClientLimits(Base):
             req = ("POST /webhook HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n"
                    "Content-Type: application/json\r\nContent-Length: 13\r\n\r\n"
                    '{"event":"a"}' % big).encode()
-            st, hd, body = h.raw(req)
+            st, hd, body = h.raw_answer(req)
             j = self.assertJson(st, hd, body, 431)
             self.assertEqual(hd.get("connection"), "close")
             self.assertEqual(j["status"], "rejected")
             # A head that never ends counts too, without waiting for the end.
-            s = h.connect()
+            s = h.socket()
             s.sendall(b"POST /webhook HTTP/1.1\r\nX-Big: " + b"y" * 4000)
             st, hd, body = recv_response(s, 5)
             s.close()
@@ -102,12 +103,12 @@ class TestClientLimits(Base):
             time.sleep(0.3)
             self.assertNothingRan(h)
             # Just under the limit is served.
-            st, _, _ = h.post(event(), headers={"X-Pad": "z" * 700})
+            st, _, _ = h.post_body(event(), headers={"X-Pad": "z" * 700})
             self.assertEqual(st, 200)
 
     def test_413_while_the_client_keeps_sending(self):
         with Daemon(config("max_body = 64KiB\n"), {"_default": MARK}) as h:
-            s = h.connect()
+            s = h.socket()
             total = 64 * 1024 * 1024
             s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       b"Content-Length: %d\r\n\r\n" % total)
@@ -149,7 +150,7 @@ class TestClientLimits(Base):
             finally:
                 c.close()
             # Under max_body is fine.
-            st, _, _ = h.post(event(pad="p" * 60000))
+            st, _, _ = h.post_body(event(pad="p" * 60000))
             self.assertEqual(st, 200)
 
     def test_411_chunked_bodies_refused(self):
@@ -157,7 +158,7 @@ class TestClientLimits(Base):
             for te in ("chunked", "gzip, chunked", "Chunked"):
                 req = ("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                        "Transfer-Encoding: %s\r\n\r\nd\r\n{\"event\":\"a\"}\r\n0\r\n\r\n" % te)
-                st, hd, body = h.raw(req.encode())
+                st, hd, body = h.raw_answer(req.encode())
                 j = self.assertJson(st, hd, body, 411)
                 self.assertEqual(hd.get("connection"), "close")
                 self.assertIn("chunked", j["error"])
@@ -165,7 +166,7 @@ class TestClientLimits(Base):
             # (request smuggling lives in that combination).
             req = ("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n"
                    "Transfer-Encoding: chunked\r\n\r\n{\"event\":\"a\"}")
-            st, _, _ = h.raw(req.encode())
+            st, _, _ = h.raw_answer(req.encode())
             self.assertEqual(st, 411)
             time.sleep(0.3)
             self.assertNothingRan(h)
@@ -174,7 +175,7 @@ class TestClientLimits(Base):
         with Daemon(config("read_timeout = 1s\n"), {"_default": MARK}) as h:
             # Headers trickling in, one byte every 200 ms: each read is
             # quick, but the request as a whole is late.
-            s = h.connect()
+            s = h.socket()
             t0 = time.monotonic()
             s.sendall(b"POST /webhook HTTP/1.1\r\n")
             for ch in b"X-Slow: " + b"a" * 100:
@@ -192,7 +193,7 @@ class TestClientLimits(Base):
             self.assertGreater(took, 0.8)
             self.assertLess(took, 2.0, "the deadline moved with each read")
             # A slow body counts too.
-            s = h.connect()
+            s = h.socket()
             t0 = time.monotonic()
             s.sendall(b"POST /webhook HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
             st, hd, body = recv_response(s, 5)
@@ -204,7 +205,7 @@ class TestClientLimits(Base):
 
     def test_idle_keepalive_closed_after_idle_timeout(self):
         with Daemon(config("idle_timeout = 1s\n"), {"_default": MARK}) as h:
-            s = h.connect()
+            s = h.socket()
             req = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                    b"Content-Length: 13\r\n\r\n{\"event\":\"a\"}")
             s.sendall(req)
@@ -226,7 +227,7 @@ class TestClientLimits(Base):
     def test_max_connections_listener_does_not_spin(self):
         cfg = config("max_connections = 20\nread_timeout = 60s\nidle_timeout = 60s\n")
         with Daemon(cfg, {"_default": MARK}) as h:
-            socks = [h.connect() for _ in range(50)]
+            socks = [h.socket() for _ in range(50)]
             time.sleep(0.5)
             c0 = cpu_seconds(h.pid)
             time.sleep(3)
@@ -261,7 +262,7 @@ class TestClientLimits(Base):
                 base.append(time.monotonic() - t0)
             socks = []
             for _ in range(n):
-                s = h.connect()
+                s = h.socket()
                 s.setblocking(False)
                 socks.append(s)
             stop = threading.Event()
@@ -305,13 +306,13 @@ class TestClientLimits(Base):
             self.assertEqual(post_json(h.port, event())[0], 200)
             socks = []
             for _ in range(150):
-                socks.append(h.connect())
+                socks.append(h.socket())
             time.sleep(0.5)
             c0 = cpu_seconds(h.pid)
             time.sleep(2)
             used = cpu_seconds(h.pid) - c0
             self.assertLess(used, 0.3, "hookd spun on EMFILE: %.2fs CPU in 2s" % used)
-            self.assertIsNotNone(h.wait_log("accept failed", "Too many open files"), h.logs())
+            self.assertIsNotNone(h.wait_log("accept failed", "Too many open files"), h.log_text())
             for s in socks:
                 s.close()
             ok = False
@@ -356,10 +357,10 @@ class TestClientLimits(Base):
             resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
         with Daemon(config("read_timeout = 60s\n"), {"_default": MARK},
                     preexec_fn=low_nofile, wrap=False) as h:
-            keep = h.connect()
+            keep = h.socket()
             self.assertEqual(self._post_on(keep, "b")[0], 200)  # accepted, kept alive
-            socks = [h.connect() for _ in range(100)]
-            self.assertIsNotNone(h.wait_log("accept failed", "Too many open files"), h.logs())
+            socks = [h.socket() for _ in range(100)]
+            self.assertIsNotNone(h.wait_log("accept failed", "Too many open files"), h.log_text())
             self.assert_may_pass_503(self._post_on(keep, "b"),
                                      "cannot read hooks dir %s: " % h.hooks)
             self.assertEqual(h.read("ran").split(), ["b"], "only the first delivery ran")
@@ -382,7 +383,7 @@ class TestClientLimits(Base):
         # (one fd) too, its output pipe (two) not. 503, nothing ran; with
         # the limit back, the resend runs.
         with Daemon(config(), {"_default": MARK}, wrap=False) as h:
-            keep = h.connect()
+            keep = h.socket()
             self.assertEqual(self._post_on(keep, "b")[0], 200)  # spawner threads started
             soft, hard = resource.prlimit(h.pid, resource.RLIMIT_NOFILE)
             used = {int(n) for n in os.listdir("/proc/%d/fd" % h.pid)}
@@ -638,7 +639,7 @@ except OSError as e:
             with Daemon(config("state_dir = {tmp}/state\n" + extra), {"fds": hook}) as h:
                 ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 ctl.connect(h.path("state/control.sock"))
-                other = h.connect()
+                other = h.socket()
                 st, body = post_json(h.port, event("fds"))
                 ctl.close()
                 other.close()
@@ -685,7 +686,7 @@ class TestPrivileges(Base):
             for cap in ("CapPrm", "CapEff"):
                 v = re.search(r"^%s:\s+(\S+)$" % cap, text, re.M).group(1)
                 self.assertEqual(int(v, 16), 0, cap)
-            self.assertIn("dropped privileges", h.logs())
+            self.assertIn("dropped privileges", h.log_text())
             self.assertEqual(h.stop(), 0)
 
     def test_sighup_rereads_as_user(self):
@@ -705,13 +706,13 @@ class TestPrivileges(Base):
             self.assertEqual(st, 200)
             h.proc.send_signal(signal.SIGHUP)
             self.assertIsNotNone(h.wait_log("reload failed, keeping the old config", "root-only",
-                                            timeout=5), h.logs())
+                                            timeout=5), h.log_text())
             st, _ = post_json(h.port, event("none:here"), path="/s", headers=nf)
             self.assertEqual(st, 200, "the old config still serves")
             os.chmod(secret, 0o644)
             h.proc.send_signal(signal.SIGHUP)
-            self.assertIsNotNone(h.wait_log("config reloaded", timeout=5), h.logs())
-            self.assertNotIn("root-only-token-1234", h.logs())
+            self.assertIsNotNone(h.wait_log("config reloaded", timeout=5), h.log_text())
+            self.assertNotIn("root-only-token-1234", h.log_text())
             self.assertEqual(h.stop(), 0)
 
     def test_run_command_runs_the_hook_as_user_too(self):
@@ -780,7 +781,7 @@ class TestPrivileges(Base):
 
     def test_root_without_user_warns(self):
         with Daemon(config(), {}) as h:
-            self.assertIsNotNone(h.wait_log("level=warn", "root", timeout=2), h.logs())
+            self.assertIsNotNone(h.wait_log("level=warn", "root", timeout=2), h.log_text())
 
 
 # ---------------------------------------------------------------------------
@@ -832,8 +833,4 @@ class TestShutdown(Base):
 
 
 if __name__ == "__main__":
-    prog = unittest.main(verbosity=2, exit=False)
-    r = prog.result
-    print("\nsummary: %d run, %d failures, %d errors, %d skipped"
-          % (r.testsRun, len(r.failures), len(r.errors), len(r.skipped)))
-    sys.exit(0 if r.wasSuccessful() else 1)
+    harness.main()

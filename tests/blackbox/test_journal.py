@@ -1,4 +1,5 @@
-"""Black-box tests of the delivery journal, idempotency, async mode, retries,
+"""Black-box tests of the delivery journal, idempotency, async mode (a run whose
+hooks dir cannot be read among them), retries,
 recovery after a crash, serialization keys and the journal commands
 (README "Command line", "HTTP answers", "The journal"; issue 3). The real binary on 127.0.0.1:0, real hook scripts.
 
@@ -17,9 +18,11 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import journal_util  # noqa: E402
-from journal_util import (Hookd, TOKEN, NF, config, main, new_id, sh, sample_json,
-                          wait_until)
+import harness  # noqa: E402
+from harness import (NF_INTEGRATION_ID, NF_INTEGRATION_NAME, NF_PREFIX, NF_TOKEN,  # noqa: E402
+                     main, new_id, sh, sample_json, wait_until)
+from harness import JournalHookd as Hookd  # noqa: E402
+from harness import journal_config as config  # noqa: E402
 
 EVENT = "build:start"  # the sample payload's event
 
@@ -52,7 +55,7 @@ class Base(unittest.TestCase):
         self.assertEqual(r.status, http, r)
         self.assertEqual(r.json.get("status"), status, r)
         self.assertTrue(r.headers.get("content-type", "").startswith("application/json"), r)
-        self.assertNotIn(TOKEN.encode(), r.raw)
+        self.assertNotIn(NF_TOKEN.encode(), r.raw)
 
     def wait_runs(self, h, n, kind="end", timeout=10.0):
         got = wait_until(lambda: len(runs(h, kind)) >= n, timeout)
@@ -375,7 +378,7 @@ class Crash(Base):
         # attempt.
         look = sh("seen=\"{tmp}/seen.$HOOK_ID\"\n"
                   "'%s' -c '{tmp}/hookd.ini' show \"$HOOK_ID\" > \"$seen\" 2>&1\n"
-                  "exit 0" % journal_util.HOOKD_BIN)
+                  "exit 0" % harness.HOOKD_BIN)
         # A burst, so that hooks start while the loop is still busy with
         # the turn that recorded them (accepting async deliveries syncs
         # the journal's file each time).
@@ -474,8 +477,8 @@ class Crash(Base):
             self.assertEqual(env["HOOK_ATTEMPT"], "1")
             self.assertEqual(env["HOOK_DATA_SERVICE_ID"], "website")
             self.assertEqual(env["HOOK_PAD"], "x" * 300)
-            self.assertEqual(env["HOOK_INTEGRATION_NAME"], "journal-tests")
-            self.assertEqual(env["HOOK_INTEGRATION_ID"], "int-journal")
+            self.assertEqual(env["HOOK_INTEGRATION_NAME"], NF_INTEGRATION_NAME)
+            self.assertEqual(env["HOOK_INTEGRATION_ID"], NF_INTEGRATION_ID)
             self.assertEqual(env["HOOK_REMOTE_ADDR"], "127.0.0.1")
             self.assertEqual(env["HOOK_RECEIVED_AT"], rows[second]["received_at"])
             env1 = dict(l.split("=", 1) for l in h.read("env." + first).splitlines())
@@ -683,9 +686,9 @@ class Commands(Base):
             self.assertRegex(out, r"(?m)^event:\s+build:start$")
             self.assertRegex(out, r"(?m)^state:\s+succeeded$")
             self.assertRegex(out, r"(?mi)^  content-type: application/json$")
-            self.assertRegex(out, r"(?mi)^  %sEvent-Id: %s$" % (NF, eid))
-            self.assertRegex(out, r"(?mi)^  %sName: journal-tests$" % NF)
-            self.assertNotIn(TOKEN, out)
+            self.assertRegex(out, r"(?mi)^  %sEvent-Id: %s$" % (NF_PREFIX, eid))
+            self.assertRegex(out, r"(?mi)^  %sName: %s$" % (NF_PREFIX, NF_INTEGRATION_NAME))
+            self.assertNotIn(NF_TOKEN, out)
             self.assertNotIn("token", out.lower())
             self.assertIn('"social-hour-1312"', out)  # the body
             self.assertRegex(out, r"attempt 1: .*http 200, status ok")
@@ -850,6 +853,34 @@ class Commands(Base):
             r = h.cli("replay", eid)
             self.assertEqual(r.returncode, 1)
             self.assertIn("not reachable", r.stderr)
+
+
+class AsyncHooksDir(harness.HookdTestCase):
+    """An async delivery whose hooks dir cannot be read when it runs."""
+
+    def test_async_delivery_with_unreadable_hooks_dir_is_not_unhandled(self):
+        """An async delivery reads its route when it runs. A hooks dir that
+        cannot be read then is a failure (as it is for a sync delivery:
+        500 "cannot read hooks dir"), never "no route": "unhandled" would
+        record it as succeeded and it could never be retried or replayed."""
+        config = harness.NF_CONFIG.replace(
+            "kill_grace = 1s\n", "kill_grace = 1s\nstate_dir = {tmp}/state\n") + "mode = async\n"
+        with harness.Hookd(config, {"build:start": sh("echo ran >> '{tmp}/ran'")},
+                           secrets=[NF_TOKEN]) as h:
+            os.rename(h.hooks, h.hooks + ".away")
+            r = h.northflank()
+            self.assertEqual(self.assertAnswer(r, 202).get("status"), "accepted")
+            line = h.wait_log("msg=delivery", "id=" + h.last_id, "http=", "mode=async",
+                              regex=r"status=(?!accepted)", timeout=10)
+            self.assertIsNotNone(line, "the async run was not logged")
+            self.assertIn("status=failed", line)
+            self.assertIn("http=500", line)
+            self.assertIn("cannot read hooks dir", line)
+            os.rename(h.hooks + ".away", h.hooks)
+            # Not a duplicate: it failed, so a resend runs it again.
+            r = h.northflank(event_id=h.last_id)
+            self.assertEqual(self.assertAnswer(r, 202).get("status"), "accepted")
+            self.assertTrue(h.wait_file("ran", timeout=10), "the resend did not run")
 
 
 if __name__ == "__main__":

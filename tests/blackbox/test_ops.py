@@ -1,16 +1,21 @@
 """The admin listener (README "Admin listener"): /healthz, /metrics (checked by promtool and
-by parsing), counters that move as deliveries happen, 404/405 as JSON."""
+by parsing), counters that move as deliveries happen, 404/405 as JSON, and
+an exit with all its connections open."""
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ops_util import (Daemon, base_config, metric, parse_metrics, promtool_check,  # noqa: E402
-                      raw_exchange, request, sample_body)
+import harness  # noqa: E402
+from harness import (base_config, metric, parse_metrics, promtool_check,  # noqa: E402
+                     raw_exchange, sample_body)
+from harness import http_request as request  # noqa: E402
+from harness import ops_hookd as Daemon  # noqa: E402
 
 OK_HOOK = "#!/bin/sh\necho ok\n"
 FAIL_HOOK = "#!/bin/sh\necho failing >&2\nexit 3\n"
@@ -239,6 +244,25 @@ class AdminTest(unittest.TestCase):
             self.assertEqual(metric(s, "hookd_config_reloads_total", result="failed"), 1)
             self.assertEqual(d.stop(), 0)
 
+    def test_exit_with_admin_at_max_connections(self):
+        """The admin listener pauses at its 64 connections. Exiting with
+        all of them open frees them one by one; the first one freed must
+        not re-enable a listener that was freed already."""
+        config = harness.NF_CONFIG + "\n[admin]\nlisten = 127.0.0.1:0\n"
+        with Daemon(config) as h:
+            aport = h.admin_port
+            socks = []
+            try:
+                for _ in range(64):
+                    socks.append(socket.create_connection(("127.0.0.1", aport), timeout=5))
+                time.sleep(0.5)  # every one accepted: the 64th pauses the listener
+                h.send_signal(signal.SIGTERM)
+                self.assertEqual(h.wait_exit(), 0, "\n".join(h.logs()[-30:]))
+                self.assertEqual(harness.sanitizer_lines(h.log_text()), [])
+            finally:
+                for s in socks:
+                    s.close()
+
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    harness.main()

@@ -22,7 +22,9 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hardening_util import HOOKD_BIN, Daemon, recv_response, sh  # noqa: E402
+import harness  # noqa: E402
+from harness import HOOKD_BIN, NF_PREFIX, recv_response, sh  # noqa: E402
+from harness import hardened_hookd as Daemon  # noqa: E402
 
 TAG = uuid.uuid4().hex[:8]
 S = {
@@ -40,8 +42,8 @@ S["standard"] = "whsec_" + base64.b64encode(STANDARD_KEY).decode()
 # The old half of a rotation pair: must not leak either.
 S["rotated"] = "nf-rotated-%s-Old" % TAG
 
-NF_TOKEN = "X-Northflank-Notification-Integration-Token"
-NF_ID = "X-Northflank-Notification-Integration-Event-Id"
+NF_TOKEN_HEADER = NF_PREFIX + "Token"
+NF_ID = NF_PREFIX + "Event-Id"
 
 DUMP = sh("""
 env > "{tmp}/env/$HOOK_ID.$$"
@@ -154,7 +156,7 @@ class TestSecrets(unittest.TestCase):
         if body is not None and "Content-Length" not in headers:
             head += "Content-Length: %d\r\n" % len(body)
         data = head.encode() + b"\r\n" + (body or b"")
-        s = conn or h.connect(15)
+        s = conn or h.socket(15)
         try:
             s.sendall(data)
             st, hd, b = recv_response(s, 15)
@@ -169,7 +171,7 @@ class TestSecrets(unittest.TestCase):
            body=None, extra=None, conn=None):
         hd = {"Content-Type": ct, NF_ID: eid or uuid.uuid4().hex}
         if token is not False:
-            hd[NF_TOKEN] = token or S["northflank"]
+            hd[NF_TOKEN_HEADER] = token or S["northflank"]
         hd.update(extra or {})
         if body is None:
             body = {"event": event, "data": {"n": 1}}
@@ -256,14 +258,15 @@ class TestSecrets(unittest.TestCase):
             check("hmac 401", self.hmac_ep(h, "wrong")[0], 401)
             # Every other answer of README "HTTP answers" and the HTTP layer.
             check("404", self.nf(h, path="/nope")[0], 404)
-            check("405", self.send(h, "GET", "/nf", None, {NF_TOKEN: S["northflank"]})[0], 405)
+            check("405", self.send(h, "GET", "/nf", None,
+                                   {NF_TOKEN_HEADER: S["northflank"]})[0], 405)
             check("403", self.nf(h, path="/nf-allow")[0], 403)
             check("413", self.nf(h, body=b"{" + b" " * 70000 + b"}")[0], 413)
             check("415", self.nf(h, ct="text/plain")[0], 415)
             check("400 json", self.nf(h, body=b"{not json")[0], 400)
             check("400 event", self.nf(h, body={"no": "event"})[0], 400)
             check("400 type", self.nf(h, extra={
-                "X-Northflank-Notification-Integration-Event-Type": "other"})[0], 400)
+                NF_PREFIX + "Event-Type": "other"})[0], 400)
             check("500", self.nf(h, event="x:fail")[0], 500)
             check("503 mapped", self.nf(h, event="x:tempfail")[0], 503)
             check("504", self.nf(h, event="x:hang")[0], 504)
@@ -295,16 +298,16 @@ class TestSecrets(unittest.TestCase):
             # HTTP-layer answers: 431, 411, 408, 400.
             check("431", self.nf(h, extra={"X-Big": "b" * 5000})[0], 431)
             check("411", self.nf(h, extra={"Transfer-Encoding": "chunked"})[0], 411)
-            s = h.connect()
-            s.sendall(b"POST /nf HTTP/1.1\r\n%s: %s\r\n" % (NF_TOKEN.encode(),
+            s = h.socket()
+            s.sendall(b"POST /nf HTTP/1.1\r\n%s: %s\r\n" % (NF_TOKEN_HEADER.encode(),
                                                                S["northflank"].encode()))
             st, hd, b = recv_response(s, 5)
             s.close()
             self.answers.append(b)
             check("408", st, 408)
-            check("400 request", h.raw(b"BROKEN\r\n\r\n")[0], 400)
+            check("400 request", h.raw_answer(b"BROKEN\r\n\r\n")[0], 400)
             # Shutting down: a request on an open connection gets 503.
-            conn = h.connect()
+            conn = h.socket()
             check("keepalive", self.nf(h, conn=conn)[0], 200)
             slow = threading.Thread(target=self.nf, args=(h,), kwargs={"event": "x:slow"})
             slow.start()
@@ -330,7 +333,7 @@ class TestSecrets(unittest.TestCase):
                 cli.append(p.stdout + p.stderr)
 
             # Now look for every secret everywhere.
-            places = {"log": h.logs().encode()}
+            places = {"log": h.log_text().encode()}
             for i, a in enumerate(self.answers):
                 places["answer %d" % i] = a
             for i, c in enumerate(cli):
@@ -370,6 +373,4 @@ class TestSecrets(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    prog = unittest.main(verbosity=2, exit=False)
-    r = prog.result
-    sys.exit(0 if r.wasSuccessful() else 1)
+    harness.main()

@@ -15,7 +15,10 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ops_util import (HOOKD_BIN, Daemon, base_config, request)  # noqa: E402
+import harness  # noqa: E402
+from harness import HOOKD_BIN, base_config  # noqa: E402
+from harness import http_request as request  # noqa: E402
+from harness import ops_hookd as Daemon  # noqa: E402
 
 ENV_DUMP = ("#!/bin/sh\nenv > '{tmp}/env.txt'\n"
             "for f in /proc/$$/fd/*; do readlink \"$f\"; done > '{tmp}/fds.txt'\n"
@@ -299,7 +302,7 @@ class SocketActivationTest(unittest.TestCase):
             wrap, fds = activated([s])
             try:
                 d = Daemon(base_config(admin=False), wrap=wrap, pass_fds=fds,
-                           wait_listening=False)
+                           listening=False)
                 d.expected_rc = 1
                 with d:
                     self.assertEqual(d.proc.wait(10), 1)
@@ -310,7 +313,7 @@ class SocketActivationTest(unittest.TestCase):
 
     def test_bad_listen_fds(self):
         wrap = ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=many exec "$@"', "sh"]
-        with Daemon(base_config(admin=False), wrap=wrap, wait_listening=False) as d:
+        with Daemon(base_config(admin=False), wrap=wrap, listening=False) as d:
             d.expected_rc = 1
             self.assertEqual(d.proc.wait(10), 1)
             d.log_ended()
@@ -412,4 +415,4 @@ class LogFormatTest(unittest.TestCase):
 if __name__ == "__main__":
     if not os.path.exists(HOOKD_BIN):
         sys.exit("no hookd binary at " + HOOKD_BIN)
-    unittest.main(verbosity=2)
+    harness.main()

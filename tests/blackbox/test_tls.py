@@ -5,6 +5,7 @@ with the openssl command line. Clients: curl --cacert, openssl s_client and
 Python's ssl module.
 """
 
+import json
 import os
 import re
 import shutil
@@ -16,7 +17,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tls_util as tu  # noqa: E402
+import harness  # noqa: E402
+import pki  # noqa: E402
 
 HOOK = """#!/bin/sh
 echo "$HOOK_ID $HOOK_EVENT $HOOK_INTEGRATION_NAME" >> "{tmp}/ran"
@@ -33,13 +35,31 @@ def config(tls_cert="server.pem", tls_key="server.key", read_timeout="5s", extra
         lines.append("tls_key = %s" % tls_key)
     lines.append(extra_server)
     lines += ["", "[endpoint northflank]", "path = /webhook", "scheme = northflank",
-              "secret = %s" % tu.NF_TOKEN, "", extra]
+              "secret = %s" % harness.NF_TOKEN, "", extra]
     return "\n".join(lines) + "\n"
+
+
+def nf_headers(event_id):
+    """A build:start delivery's Northflank headers, with the integration's."""
+    return harness.nf_headers(event_id, event="build:start", integration=True)
+
+
+def deliver(conn, event_id, path="/webhook", body=None):
+    """POSTs the sample Northflank delivery on conn; returns (status, json, headers)."""
+    conn.request("POST", path, body=body if body is not None else harness.sample_body(),
+                 headers=nf_headers(event_id))
+    r = conn.getresponse()
+    raw = r.read()
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        doc = None
+    return r.status, doc, dict((k.lower(), v) for k, v in r.getheaders())
 
 
 def s_client(port, *args, stdin=""):
     """openssl s_client against the daemon; returns (rc, stdout + stderr)."""
-    r = tu.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+    r = harness.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
                 "-servername", "localhost"] + list(args), input=stdin, timeout=20)
     return r.returncode, r.stdout + r.stderr
 
@@ -58,8 +78,8 @@ class TlsTest(unittest.TestCase):
     def setUpClass(cls):
         if not shutil.which("openssl"):
             raise unittest.SkipTest("the openssl command is needed to make certificates")
-        cls.pkidir = tu.new_tmp()
-        cls.pki = tu.Pki(cls.pkidir)
+        cls.pkidir = pki.new_tmp()
+        cls.pki = pki.Pki(cls.pkidir)
         cls.cert1, cls.key1 = cls.pki.pair("one", 0x1001, org="first")
         cls.cert2, cls.key2 = cls.pki.pair("two", 0x2002, org="renewed")
         cls.cert3, cls.key3 = cls.pki.pair("three", 0x3003, cn="127.0.0.1", org="third")
@@ -69,10 +89,10 @@ class TlsTest(unittest.TestCase):
         shutil.rmtree(cls.pkidir, ignore_errors=True)
 
     def setUp(self):
-        self.tmp = os.path.realpath(tu.new_tmp())
+        self.tmp = os.path.realpath(pki.new_tmp())
         self.ca = self.pki.ca_cert
-        tu.install(self.cert1, self.p("server.pem"))
-        tu.install(self.key1, self.p("server.key"))
+        pki.install(self.cert1, self.p("server.pem"))
+        pki.install(self.key1, self.p("server.key"))
         os.mkdir(self.p("hooks.d"))
         hook = self.p("hooks.d", "build:start")
         with open(hook, "w") as f:
@@ -86,7 +106,8 @@ class TlsTest(unittest.TestCase):
         return os.path.join(self.tmp, *names)
 
     def daemon(self, **kw):
-        return tu.Daemon(self.tmp, config(**kw))
+        return harness.Hookd(config(**kw), tmp=self.tmp, base_env=harness.plain_env,
+                             env={"HOME": self.tmp})
 
     def ran(self):
         try:
@@ -96,11 +117,11 @@ class TlsTest(unittest.TestCase):
             return []
 
     def assert_delivered(self, d, conn, event_id, path="/webhook"):
-        status, doc, _ = d.deliver(conn, event_id, path=path)
+        status, doc, _ = deliver(conn, event_id, path=path)
         self.assertEqual(status, 200, doc)
         self.assertEqual(doc["status"], "ok", doc)
         self.assertEqual(doc["id"], event_id)
-        self.assertIn("%s build:start tls-tests" % event_id, self.ran())
+        self.assertIn("%s build:start %s" % (event_id, harness.NF_INTEGRATION_NAME), self.ran())
 
     # ---- serving -----------------------------------------------------------
 
@@ -113,17 +134,18 @@ class TlsTest(unittest.TestCase):
                 event_id = "evt-curl-" + host
                 cmd = ["curl", "-sS", "--max-time", "10", "--cacert", self.ca,
                        "-o", self.p("out.json"), "-w", "%{http_code}",
-                       "--data-binary", "@" + tu.SAMPLE]
-                for k, v in tu.nf_headers(event_id).items():
+                       "--data-binary", "@" + harness.SAMPLE_PATH]
+                for k, v in nf_headers(event_id).items():
                     cmd += ["-H", "%s: %s" % (k, v)]
                 cmd.append("https://%s:%d/webhook" % (host, d.port))
-                r = tu.run(cmd)
+                r = harness.run(cmd)
                 self.assertEqual(r.returncode, 0, r.stderr)
                 self.assertEqual(r.stdout, "200")
                 with open(self.p("out.json")) as f:
                     body = f.read()
                 self.assertIn('"status":"ok"', body)
-                self.assertIn("%s build:start tls-tests" % event_id, self.ran())
+                self.assertIn("%s build:start %s" % (event_id, harness.NF_INTEGRATION_NAME),
+                              self.ran())
 
     def test_keep_alive_connection_carries_several_deliveries(self):
         with self.daemon() as d:
@@ -142,9 +164,9 @@ class TlsTest(unittest.TestCase):
         # TLS close_notify, both after a normal answer with Connection: close
         # and after an early error answer (the lingering close path).
         with self.daemon(extra_server="max_body = 1KiB") as d:
-            ctx = d.ssl_context(self.ca)
-            body = tu.sample_body()
-            heads = "".join("%s: %s\r\n" % kv for kv in tu.nf_headers("evt-close").items())
+            ctx = ssl.create_default_context(cafile=self.ca)
+            body = harness.sample_body()
+            heads = "".join("%s: %s\r\n" % kv for kv in nf_headers("evt-close").items())
             requests = [
                 ("POST /webhook HTTP/1.1\r\nHost: localhost\r\n%sContent-Length: %d\r\n"
                  "Connection: close\r\n\r\n" % (heads, len(body))).encode() + body,
@@ -179,7 +201,7 @@ class TlsTest(unittest.TestCase):
             # session it reports has no cipher and no master key.)
             self.assertNotRegex(out, r"(?m)^[ \t]*Master-Key:[ \t]*[0-9A-F]+")
             if shutil.which("curl"):
-                r = tu.run(["curl", "-sS", "--max-time", "10", "--cacert", self.ca,
+                r = harness.run(["curl", "-sS", "--max-time", "10", "--cacert", self.ca,
                             "--tlsv1.0", "--tls-max", "1.1",
                             "https://localhost:%d/webhook" % d.port])
                 self.assertNotEqual(r.returncode, 0, r.stdout)
@@ -193,7 +215,7 @@ class TlsTest(unittest.TestCase):
             rc, out = s_client(d.port, "-tls1_2", "-cipher", "AES128-SHA:AES256-SHA256")
             self.assertIsNone(negotiated(out), out)
             # And a default client gets TLS 1.2 or newer.
-            ctx = d.ssl_context(self.ca)
+            ctx = ssl.create_default_context(cafile=self.ca)
             with socket.create_connection(("127.0.0.1", d.port), timeout=10) as raw:
                 with ctx.wrap_socket(raw, server_hostname="localhost") as s:
                     self.assertIn(s.version(), ("TLSv1.2", "TLSv1.3"))
@@ -215,11 +237,13 @@ class TlsTest(unittest.TestCase):
             try:
                 self.assert_delivered(d, old, "evt-before")
                 # A renewal: new key and certificate at the same paths.
-                tu.install(self.cert2, self.p("server.pem"))
-                tu.install(self.key2, self.p("server.key"))
+                pki.install(self.cert2, self.p("server.pem"))
+                pki.install(self.key2, self.p("server.key"))
                 line = d.reload()
                 self.assertIn("config reloaded", line)
-                self.assertIsNotNone(d.wait_log(r"tls certificate loaded.*serial=2002"), d.log())
+                self.assertIsNotNone(
+                    d.wait_log(regex=r"tls certificate loaded.*serial=2002", timeout=10),
+                    d.log_text())
                 self.assertEqual(d.peer_serial(self.ca), 0x2002)
                 conn = d.https(self.ca)
                 try:
@@ -238,7 +262,7 @@ class TlsTest(unittest.TestCase):
             self.assertEqual(d.peer_serial(self.ca), 0x1001)
             # A certificate whose key was not installed, together with a
             # config change: the whole reload fails.
-            tu.install(self.cert3, self.p("server.pem"))
+            pki.install(self.cert3, self.p("server.pem"))
             d.write_config(config(extra="[endpoint second]\npath = /second\nscheme = none\n"))
             line = d.reload()
             self.assertIn("reload failed", line)
@@ -249,7 +273,7 @@ class TlsTest(unittest.TestCase):
             conn = d.https(self.ca)
             try:
                 self.assert_delivered(d, conn, "evt-bad-reload")
-                status, _, _ = d.deliver(conn, "evt-second", path="/second")
+                status, _, _ = deliver(conn, "evt-second", path="/second")
                 self.assertEqual(status, 404, "the new config must not be in force")
             finally:
                 conn.close()
@@ -261,12 +285,12 @@ class TlsTest(unittest.TestCase):
                           line)
             self.assertEqual(d.peer_serial(self.ca), 0x1001)
             # Installing the matching key makes the next reload good.
-            tu.install(self.key3, self.p("server.key"))
+            pki.install(self.key3, self.p("server.key"))
             self.assertIn("config reloaded", d.reload())
             self.assertEqual(d.peer_serial(self.ca, host="127.0.0.1"), 0x3003)
             conn = d.https(self.ca, host="127.0.0.1")
             try:
-                status, _, _ = d.deliver(conn, "evt-second-2", path="/second")
+                status, _, _ = deliver(conn, "evt-second-2", path="/second")
                 self.assertNotEqual(status, 404)
             finally:
                 conn.close()
@@ -275,13 +299,13 @@ class TlsTest(unittest.TestCase):
 
     def test_plain_http_to_the_tls_port_is_dropped(self):
         with self.daemon(read_timeout="5s") as d:
-            body = tu.sample_body()
-            heads = "".join("%s: %s\r\n" % kv for kv in tu.nf_headers("evt-plain").items())
+            body = harness.sample_body()
+            heads = "".join("%s: %s\r\n" % kv for kv in nf_headers("evt-plain").items())
             req = ("POST /webhook HTTP/1.1\r\nHost: localhost\r\n%sContent-Length: %d\r\n\r\n"
                    % (heads, len(body))).encode() + body
-            with d.raw() as s:
+            with d.socket() as s:
                 s.sendall(req)
-                data, closed, secs = tu.read_until_closed(s, 8)
+                data, closed, secs = harness.read_until_closed(s, 8)
             self.assertTrue(closed, "the plaintext connection was left open")
             self.assertLess(secs, 3.0, "a plaintext request must fail at once, not time out")
             self.assertNotIn(b"HTTP/1.", data)
@@ -292,13 +316,13 @@ class TlsTest(unittest.TestCase):
             finally:
                 conn.close()
             self.assertFalse([l for l in self.ran() if "evt-plain" in l], self.ran())
-            self.assertEqual(d.count(r"evt-plain"), 0, d.log())
+            self.assertEqual(d.count_log(r"evt-plain"), 0, d.log_text())
 
     def test_stalled_handshakes_are_closed_after_read_timeout(self):
         with self.daemon(read_timeout="2s") as d:
             t0 = time.monotonic()
-            silent = d.raw()  # connects and sends nothing
-            partial = d.raw()  # starts a ClientHello and stops
+            silent = d.socket()  # connects and sends nothing
+            partial = d.socket()  # starts a ClientHello and stops
             partial.sendall(b"\x16\x03\x01\x00\xc8\x01\x00")
             try:
                 # Meanwhile another client delivers.
@@ -315,7 +339,7 @@ class TlsTest(unittest.TestCase):
                     with self.assertRaises(BlockingIOError, msg="closed too early"):
                         s.recv(1)
                 for s in (silent, partial):
-                    data, closed, _ = tu.read_until_closed(s, 8)
+                    data, closed, _ = harness.read_until_closed(s, 8)
                     self.assertTrue(closed, "a stalled handshake was left open")
                     self.assertNotIn(b"HTTP/1.", data)
                 took = time.monotonic() - t0
@@ -335,11 +359,11 @@ class TlsTest(unittest.TestCase):
     def test_check_and_serve_refuse_a_bad_pair_naming_the_file(self):
         cert, key = self.p("server.pem"), self.p("server.key")
         other = self.pki.key("other-%d.key" % os.getpid())
-        tu.install(other, self.p("other.key"))
+        pki.install(other, self.p("other.key"))
         with open(self.p("garbage.pem"), "w") as f:
             f.write("this is not a certificate\n")
         secret_key = self.pki.key("enc-%d.key" % os.getpid(), encrypted_with="hunter22")
-        tu.install(secret_key, self.p("encrypted.key"))
+        pki.install(secret_key, self.p("encrypted.key"))
         os.mkdir(self.p("dir.pem"))
         cases = [
             # (tls_cert, tls_key, extra [server] line, expected message)
@@ -365,7 +389,7 @@ class TlsTest(unittest.TestCase):
              "tls_ciphers 'NO-SUCH-CIPHER' selects no cipher"),
         ]
         if os.geteuid() != 0:  # root reads a mode-000 file anyway
-            tu.install(self.key1, self.p("locked.key"))
+            pki.install(self.key1, self.p("locked.key"))
             os.chmod(self.p("locked.key"), 0)
             cases.append(("server.pem", "locked.key", "",
                           "tls_key %s: Permission denied" % self.p("locked.key")))
@@ -375,7 +399,7 @@ class TlsTest(unittest.TestCase):
                 with open(ini, "w") as f:
                     f.write(config(tls_cert=c, tls_key=k, extra_server=extra))
                 for command in ("check", "serve"):
-                    r = tu.run([tu.HOOKD_BIN, "-c", ini, command], timeout=20)
+                    r = harness.run([harness.HOOKD_BIN, "-c", ini, command], timeout=20)
                     self.assertEqual(r.returncode, 2, (command, r.stdout, r.stderr))
                     # One line: the config file and the line of the key the
                     # message names (config(): tls_cert 5, tls_key 6, the
@@ -390,7 +414,7 @@ class TlsTest(unittest.TestCase):
         ini = self.p("hookd.ini")
         with open(ini, "w") as f:
             f.write(config())
-        r = tu.run([tu.HOOKD_BIN, "-c", ini, "check"])
+        r = harness.run([harness.HOOKD_BIN, "-c", ini, "check"])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("(https)", r.stdout)
         self.assertRegex(r.stdout, r"tls cert=%s key=%s .*serial=1001"
@@ -398,4 +422,4 @@ class TlsTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    harness.main()

@@ -23,8 +23,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hardening_util  # noqa: E402
-from hardening_util import HOOKD_BIN, Daemon, binary_has_asan, recv_response, sh  # noqa: E402
+import harness  # noqa: E402
+from harness import HOOKD_BIN, binary_has_asan, recv_response, sh, wrapper_argv  # noqa: E402
+from harness import hardened_hookd as Daemon  # noqa: E402
 
 DEFAULT_WRAPPER = ("valgrind --leak-check=full --errors-for-leak-kinds=definite "
                    "--error-exitcode=99")
@@ -84,12 +85,11 @@ def gl(kind, **kw):
 class TestValgrind(unittest.TestCase):
 
     def test_smoke_under_valgrind(self):
-        w = hardening_util.wrapper() or DEFAULT_WRAPPER.split()
-        hardening_util.wrapper = lambda: w
-        with Daemon(CONFIG, {"_default": HOOK}) as h:
+        w = wrapper_argv() or DEFAULT_WRAPPER.split()
+        with Daemon(CONFIG, {"_default": HOOK}, wrap=w) as h:
             self.assertIn("valgrind", " ".join(h.command()))
             for kind, want in (("push", 200), ("fail", 500), ("slow", 504), ("segv", 500)):
-                st, _, body = h.post(gl(kind), headers=AUTH)
+                st, _, body = h.post_body(gl(kind), headers=AUTH)
                 self.assertEqual(st, want, body)
             rejections = [
                 ({"X-Gitlab-Token": "wrong"}, gl("push"), "/webhook", 401),
@@ -99,16 +99,16 @@ class TestValgrind(unittest.TestCase):
                 (dict(AUTH, **{"Content-Type": "text/plain"}), gl("push"), "/webhook", 415),
             ]
             for hdrs, body, path, want in rejections:
-                st, _, b = h.request("POST", path, body, hdrs)
+                st, _, b = h.exchange("POST", path, body, hdrs)
                 self.assertEqual(st, want, b)
-            self.assertEqual(h.request("GET", "/webhook", b"", AUTH)[0], 405)
+            self.assertEqual(h.exchange("GET", "/webhook", b"", AUTH)[0], 405)
             for raw, want in ((b"GARBAGE\r\n\r\n", 400),
                               (b"POST /webhook HTTP/1.1\r\nX: " + b"y" * 3000 + b"\r\n\r\n", 431),
                               (b"POST /webhook HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
                                411)):
-                self.assertEqual(h.raw(raw)[0], want)
+                self.assertEqual(h.raw_answer(raw)[0], want)
             # Keep-alive: three requests on one connection.
-            s = h.connect()
+            s = h.socket()
             req = json.dumps(gl("push")).encode()
             head = ("POST /webhook HTTP/1.1\r\nX-Gitlab-Token: vg-token\r\n"
                     "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(req))
@@ -117,12 +117,12 @@ class TestValgrind(unittest.TestCase):
                 self.assertEqual(recv_response(s)[0], 200)
             # Async through the journal, a duplicate, a replay.
             hdrs = dict(AUTH, **{"Idempotency-Key": "vg-1"})
-            self.assertEqual(h.post(gl("push"), "/async", hdrs)[0], 202)
+            self.assertEqual(h.post_body(gl("push"), "/async", hdrs)[0], 202)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not h.log_lines("msg=delivery", "id=vg-1",
                                                                   "status=ok"):
                 time.sleep(0.1)
-            self.assertEqual(json.loads(h.post(gl("push"), "/async", hdrs)[2])["status"],
+            self.assertEqual(json.loads(h.post_body(gl("push"), "/async", hdrs)[2])["status"],
                              "duplicate")
             p = subprocess.run([HOOKD_BIN, "-c", h.config_path, "replay", "--endpoint", "a",
                                 "vg-1"], capture_output=True, timeout=30)
@@ -132,16 +132,16 @@ class TestValgrind(unittest.TestCase):
             self.assertIsNotNone(h.wait_log("config reloaded", timeout=20))
             # At shutdown: an idle keep-alive connection (s), a request
             # half sent, and a delivery running.
-            half = h.connect()
+            half = h.socket()
             half.sendall(b"POST /webhook HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
-            run = threading.Thread(target=h.post, args=(gl("push"),), kwargs={"headers": AUTH})
+            run = threading.Thread(target=h.post_body, args=(gl("push"),), kwargs={"headers": AUTH})
             run.start()
             time.sleep(0.5)
-            rc = h.stop(timeout=60)
+            rc = h.stop(check=False, timeout=60)
             run.join(30)
             s.close()
             half.close()
-            log = h.logs()
+            log = h.log_text()
             tail = log[log.find("HEAP SUMMARY"):] if "HEAP SUMMARY" in log else log[-3000:]
             print(tail)
             self.assertEqual(rc, 0, "valgrind reported errors:\n" + tail)
@@ -153,11 +153,10 @@ def main():
         print("SKIP: %s is built with AddressSanitizer, which does not run under valgrind"
               % HOOKD_BIN)
         sys.exit(77)
-    if not hardening_util.wrapper() and not shutil.which("valgrind"):
+    if not wrapper_argv() and not shutil.which("valgrind"):
         print("SKIP: valgrind is not installed (scripts/deps.sh installs it)")
         sys.exit(77)
-    prog = unittest.main(verbosity=2, exit=False)
-    sys.exit(0 if prog.result.wasSuccessful() else 1)
+    harness.main()
 
 
 if __name__ == "__main__":

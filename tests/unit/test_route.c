@@ -5,7 +5,6 @@
 #include "check.h"
 
 #include <dirent.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -115,26 +114,21 @@ static void test_skipped_names(void)
 
 /*
  * A deploy that changes the hooks dir while a delivery looks up its
- * candidates: this test's own fstatat64, which route.c calls for each
- * candidate (after opening the dir), runs `between_lookups` once when it
- * is set, before the lookup after the first `lookups_first` ones.
+ * candidates: route.c runs this test's hook before each candidate's
+ * lookup (after opening the dir), which runs `between_lookups` once when
+ * it is set, before the lookup after the first `lookups_first` ones.
  */
 static void (*between_lookups)(void);
-static int lookups_first;
+static size_t lookups_first;
 
-int fstatat64(int dfd, const char *restrict path, struct stat64 *restrict st, int flags)
+static void before_lookup(size_t i)
 {
-	static int (*real)(int, const char *, struct stat64 *, int);
-	if (!real) {
-		void *sym = dlsym(RTLD_NEXT, "fstatat64");
-		memcpy(&real, &sym, sizeof(real)); /* ISO C: no object-to-function cast */
-	}
-	if (between_lookups && lookups_first-- <= 0) {
+	if (between_lookups && i >= lookups_first) {
 		void (*f)(void) = between_lookups;
 		between_lookups = NULL;
+		lookups_first = 0;
 		f();
 	}
-	return real(dfd, path, st, flags);
 }
 
 static char root[64];
@@ -386,18 +380,33 @@ static void test_resolve(void)
 	root_remove();
 }
 
-/* Waits (at most 10 s) until dir's ctime is more than 5 s old: only then
- * may a miss in it be remembered. */
+/*
+ * The cache's settle time while a test waits for a dir to settle: short,
+ * so that the test takes a second, not forty; longer than a coarse
+ * timestamp's tick, so that a change during the lookups still shows as
+ * newer than they are. Where a check needs a change to count as "just
+ * now" whatever the machine's load, the daemon's own time is set back.
+ */
+#define TEST_SETTLE_MS 50
+
+static void daemon_times(void)
+{
+	route_cache_set_times(ROUTE_SETTLE_MS, ROUTE_TTL_MS);
+}
+
+/* Waits (at most 10 s) until dir's ctime is older than the settle time,
+ * made short: only then may a miss in it be remembered. */
 static void wait_settled(const char *dir)
 {
-	for (int i = 0; i < 100; i++) {
+	route_cache_set_times(TEST_SETTLE_MS, ROUTE_TTL_MS);
+	for (int i = 0; i < 1000; i++) {
 		struct stat st;
 		if (stat(dir, &st) != 0)
 			return;
 		int64_t changed = (int64_t)st.st_ctim.tv_sec * 1000 + st.st_ctim.tv_nsec / 1000000;
-		if (now_wall_ms() - changed > 5100)
+		if (now_wall_ms() - changed > TEST_SETTLE_MS + 20)
 			return;
-		usleep(100 * 1000);
+		usleep(10 * 1000);
 	}
 }
 
@@ -421,6 +430,7 @@ static void expect(const char *dir, const char *event, const char *want, bool hi
 static void test_remembered_misses(void)
 {
 	root_make("/tmp/hookd-noroute-XXXXXX");
+	daemon_times();
 	char *dir = at("hooks");
 	CHECK(mkdir(dir, 0755) == 0, "mkdir hooks");
 	static const char none[] = "-|-||";
@@ -440,6 +450,7 @@ static void test_remembered_misses(void)
 
 	/* A hook added: found at once, by the wider name too. */
 	mkfile("hooks/build", 0755);
+	daemon_times();
 	expect(dir, "build:start", "build|-|build|", false);
 	expect(dir, "deploy", none, false);
 	expect(dir, "deploy", none, false); /* the dir changed just now: not remembered */
@@ -603,7 +614,7 @@ static void rename_next_into_place(void)
 static void add_deploy_then_stall(void)
 {
 	mkfile("hooks/deploy", 0755);
-	usleep(5200 * 1000);
+	usleep((TEST_SETTLE_MS + 200) * 1000);
 }
 
 /* A deploy by rm -rf and mv, a stall after a lookup, and the time limit. */
@@ -646,12 +657,15 @@ static void test_deploys_and_stalls(void)
 	expect(dir, "deploy", none, false);
 	expect(dir, "deploy", "deploy|-|deploy|", false);
 
-	/* A remembered miss answers for a second after a real lookup at most. */
+	/* A remembered miss answers for a second (the TTL) after a real
+	 * lookup at most: here a TTL of 100 ms, once that much has passed. */
 	wait_settled(dir);
 	expect(dir, "other", none, false);
 	expect(dir, "other", none, true);
-	usleep(1100 * 1000);
+	route_cache_set_times(TEST_SETTLE_MS, 100);
+	usleep(150 * 1000);
 	expect(dir, "other", none, false);
+	route_cache_set_times(TEST_SETTLE_MS, ROUTE_TTL_MS);
 	expect(dir, "other", none, true);
 	route_cache_clear();
 
@@ -661,11 +675,13 @@ static void test_deploys_and_stalls(void)
 
 int main(void)
 {
+	route_set_before_lookup(before_lookup);
 	test_candidates();
 	test_skipped_names();
 	test_resolve();
 	test_remembered_misses();
 	test_swaps_during_lookups();
 	test_deploys_and_stalls();
+	daemon_times();
 	return check_done("route");
 }
