@@ -1027,6 +1027,10 @@ static int cmd_replay(const struct options *o)
 
 int main(int argc, char **argv)
 {
+	/* Once, for every command: a write to a peer that hung up (a hook's
+	 * stdin, a client, the control socket) is an error to handle, not a
+	 * signal that ends hookd. */
+	signal(SIGPIPE, SIG_IGN);
 	struct options o;
 	int rc = parse_args(argc, argv, &o);
 	if (rc)

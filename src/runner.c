@@ -533,7 +533,6 @@ static void on_spawned(evutil_socket_t fd, short what, void *arg)
 
 int runner_init(struct event_base *base)
 {
-	signal(SIGPIPE, SIG_IGN);
 	if (sigchld_ev)
 		return 0;
 	sigchld_ev = evsignal_new(base, SIGCHLD, on_sigchld, NULL);

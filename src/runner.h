@@ -72,7 +72,9 @@ void runner_release(void);
  * not run, with `why` as its error and start_may_pass set. */
 void runner_cancel_held(const char *why);
 
-/* Installs the SIGCHLD handler on base; call once before runner_start. */
+/* Installs the SIGCHLD handler on base; call once before runner_start. The
+ * caller ignores SIGPIPE first (hookd does at start): a hook that closes its
+ * stdin early must not kill hookd. */
 int runner_init(struct event_base *base);
 void runner_shutdown(void);
 /* Number of hooks running now. */
