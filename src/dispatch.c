@@ -179,8 +179,8 @@ static int id_lookup(struct dispatcher *ds, struct delivery *d, enum delivery_st
 {
 	if (ds->journal) {
 		int64_t rowid;
-		int r = journal_lookup(ds->journal, d->ep->name, d->id, st, attempts, &rowid);
-		return r == 1 ? 1 : 0;
+		enum result r = journal_lookup(ds->journal, d->ep->name, d->id, st, attempts, &rowid);
+		return r == RESULT_OK ? 1 : 0;
 	}
 	char *key = id_key(d);
 	struct memid *m = memid_find(ds, key);

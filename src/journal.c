@@ -817,16 +817,16 @@ void journal_close(struct journal *j)
 
 /* ---- the daemon's calls ---- */
 
-int journal_lookup(struct journal *j, const char *endpoint, const char *delivery_id,
-                   enum delivery_state *state, int *attempts, int64_t *rowid)
+enum result journal_lookup(struct journal *j, const char *endpoint, const char *delivery_id,
+                           enum delivery_state *state, int *attempts, int64_t *rowid)
 {
 	sqlite3_stmt *s = stmt(j, ST_LOOKUP);
 	if (!s)
-		return -1;
+		return RESULT_ERROR;
 	bind_text(s, 1, endpoint);
 	bind_text(s, 2, delivery_id);
 	int rc = sqlite3_step(s);
-	int ret = 0;
+	enum result ret = RESULT_UNKNOWN;
 	if (rc == SQLITE_ROW) {
 		if (rowid)
 			*rowid = sqlite3_column_int64(s, 0);
@@ -834,10 +834,10 @@ int journal_lookup(struct journal *j, const char *endpoint, const char *delivery
 			*state = (enum delivery_state)sqlite3_column_int(s, 1);
 		if (attempts)
 			*attempts = sqlite3_column_int(s, 2);
-		ret = 1;
+		ret = RESULT_OK;
 	} else if (rc != SQLITE_DONE) {
 		db_error(j, "lookup");
-		ret = -1;
+		ret = RESULT_ERROR;
 	}
 	done(s);
 	return ret;
@@ -894,11 +894,11 @@ int64_t journal_record(struct journal *j, const struct journal_new *d)
 	int64_t old_id;
 	enum delivery_state old_state;
 	int old_attempts;
-	int found = journal_lookup(j, d->endpoint, d->delivery_id, &old_state, &old_attempts,
-	                           &old_id);
-	if (found < 0)
+	enum result found = journal_lookup(j, d->endpoint, d->delivery_id, &old_state,
+	                                   &old_attempts, &old_id);
+	if (found == RESULT_ERROR)
 		goto fail;
-	if (found) {
+	if (found == RESULT_OK) {
 		struct old_row o;
 		if (read_old(j, old_id, &o) != 1)
 			goto fail;
@@ -1066,23 +1066,23 @@ fail:
 	return -1;
 }
 
-int journal_requeue(struct journal *j, int64_t rowid)
+enum result journal_requeue(struct journal *j, int64_t rowid)
 {
 	if (j->readonly)
-		return -1;
+		return RESULT_ERROR;
 	if (tx_begin(j, true) < 0)
-		return -1;
+		return RESULT_ERROR;
 	struct old_row o;
 	int found = read_old(j, rowid, &o);
-	int ret = -1;
+	enum result ret = RESULT_ERROR;
 	if (found < 0)
 		goto fail;
 	if (found == 0) {
-		ret = 1;
+		ret = RESULT_UNKNOWN;
 		goto fail;
 	}
 	if (delivery_state_pending((enum delivery_state)o.state)) {
-		ret = 2;
+		ret = RESULT_PENDING;
 		goto fail;
 	}
 	sqlite3_stmt *s = stmt(j, ST_GET);
@@ -1092,7 +1092,7 @@ int journal_requeue(struct journal *j, int64_t rowid)
 	bool cut = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 11);
 	done(s);
 	if (cut) {
-		ret = 3;
+		ret = RESULT_BODY_CUT;
 		goto fail;
 	}
 	s = stmt(j, ST_REQUEUE);
@@ -1103,9 +1103,9 @@ int journal_requeue(struct journal *j, int64_t rowid)
 	if (step_done(j, s, "requeue") < 0)
 		goto fail;
 	if (tx_commit(j) < 0)
-		return -1;
+		return RESULT_ERROR;
 	j->pending += 1 - (int64_t)pending_async(o.state, o.async);
-	return 0;
+	return RESULT_OK;
 fail:
 	tx_rollback(j);
 	return ret;
@@ -1168,30 +1168,31 @@ void journal_pending_free(struct journal_pending *p)
 	memset(p, 0, sizeof(*p));
 }
 
-int journal_get(struct journal *j, int64_t rowid, struct journal_pending *out)
+enum result journal_get(struct journal *j, int64_t rowid, struct journal_pending *out)
 {
 	sqlite3_stmt *s = stmt(j, ST_GET);
 	if (!s)
-		return -1;
+		return RESULT_ERROR;
 	sqlite3_bind_int64(s, 1, rowid);
 	int rc = sqlite3_step(s);
-	int ret = 1;
+	enum result ret = RESULT_UNKNOWN;
 	if (rc == SQLITE_ROW) {
 		read_pending(s, out);
-		ret = 0;
+		ret = RESULT_OK;
 	} else if (rc != SQLITE_DONE) {
 		db_error(j, "get");
-		ret = -1;
+		ret = RESULT_ERROR;
 	}
 	done(s);
 	return ret;
 }
 
-int journal_find(struct journal *j, const char *endpoint, const char *delivery_id, int64_t *rowid)
+enum result journal_find(struct journal *j, const char *endpoint, const char *delivery_id,
+                         int64_t *rowid)
 {
 	sqlite3_stmt *s = stmt(j, ST_FIND);
 	if (!s)
-		return -1;
+		return RESULT_ERROR;
 	bind_text(s, 1, delivery_id);
 	bind_text(s, 2, endpoint);
 	int n = 0, rc;
@@ -1202,9 +1203,9 @@ int journal_find(struct journal *j, const char *endpoint, const char *delivery_i
 	done(s);
 	if (rc != SQLITE_DONE) {
 		db_error(j, "find");
-		return -1;
+		return RESULT_ERROR;
 	}
-	return n == 0 ? 1 : n == 1 ? 0 : 2;
+	return n == 0 ? RESULT_UNKNOWN : n == 1 ? RESULT_OK : RESULT_AMBIGUOUS;
 }
 
 /* What recovery changes in one row. */
@@ -1729,14 +1730,14 @@ static void list_endpoints(struct journal *j, const char *delivery_id)
 int journal_cmd_show(struct journal *j, const char *endpoint, const char *delivery_id)
 {
 	int64_t rowid;
-	int r = journal_find(j, endpoint, delivery_id, &rowid);
-	if (r < 0)
+	enum result r = journal_find(j, endpoint, delivery_id, &rowid);
+	if (r == RESULT_ERROR)
 		return 1;
-	if (r == 2) {
+	if (r == RESULT_AMBIGUOUS) {
 		list_endpoints(j, delivery_id);
 		return 1;
 	}
-	if (r == 1) {
+	if (r == RESULT_UNKNOWN) {
 		struct strbuf sb;
 		sb_init(&sb);
 		sb_puts(&sb, "hookd: no delivery with id '");

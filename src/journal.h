@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "result.h"
+
 struct journal;
 
 enum delivery_state {
@@ -112,11 +114,11 @@ void journal_set_batching(struct journal *j, bool on);
 int journal_flush(struct journal *j); /* NULL and no batch are fine */
 
 /*
- * Idempotency look-up. Returns 1 and fills state/attempts/rowid when
- * (endpoint, id) is known, 0 when not, -1 on error.
+ * Idempotency look-up. RESULT_OK, with state/attempts/rowid filled, when
+ * (endpoint, id) is known; RESULT_UNKNOWN when not; RESULT_ERROR.
  */
-int journal_lookup(struct journal *j, const char *endpoint, const char *delivery_id,
-                   enum delivery_state *state, int *attempts, int64_t *rowid);
+enum result journal_lookup(struct journal *j, const char *endpoint, const char *delivery_id,
+                           enum delivery_state *state, int *attempts, int64_t *rowid);
 
 /*
  * Records a delivery as QUEUED (async: committed durably, fsync'd, before
@@ -144,11 +146,11 @@ int journal_attempt_finished(struct journal *j, int64_t rowid, const struct jour
 /*
  * Marks a delivery queued again (replay), due now, committed durably. A
  * replay has no client waiting, so it becomes an async delivery (counted by
- * journal_pending_count, recovered after a restart). 0 ok, 1 unknown,
- * 2 already pending (nothing changed), 3 its body was cut (nothing changed),
- * -1 error.
+ * journal_pending_count, recovered after a restart). RESULT_OK, UNKNOWN,
+ * PENDING (already pending: nothing changed), BODY_CUT (its body was cut:
+ * nothing changed), or ERROR.
  */
-int journal_requeue(struct journal *j, int64_t rowid);
+enum result journal_requeue(struct journal *j, int64_t rowid);
 
 /*
  * At start: every async delivery that is QUEUED, RETRY_WAIT or RUNNING,
@@ -161,10 +163,12 @@ int journal_requeue(struct journal *j, int64_t rowid);
  */
 int journal_recover(struct journal *j, struct journal_pending **out, size_t *n);
 
-/* One delivery by rowid, for replay. 0 ok, 1 unknown, -1 error. */
-int journal_get(struct journal *j, int64_t rowid, struct journal_pending *out);
-/* rowid for (endpoint or NULL: any, id); 0 ok, 1 unknown, 2 ambiguous (several endpoints). */
-int journal_find(struct journal *j, const char *endpoint, const char *delivery_id, int64_t *rowid);
+/* One delivery by rowid, for replay: RESULT_OK, UNKNOWN or ERROR. */
+enum result journal_get(struct journal *j, int64_t rowid, struct journal_pending *out);
+/* rowid for (endpoint or NULL: any, id): RESULT_OK, UNKNOWN, AMBIGUOUS (known
+ * at several endpoints) or ERROR. */
+enum result journal_find(struct journal *j, const char *endpoint, const char *delivery_id,
+                         int64_t *rowid);
 
 /* Deletes final deliveries older than keep, and the oldest final ones past
  * max_rows, at most JOURNAL_PRUNE_BATCH a call so that the event loop never

@@ -1020,9 +1020,15 @@ static int cmd_replay(const struct options *o)
 		config_unref(cfg);
 		return EXIT_USAGE;
 	}
-	int rc = control_replay(cfg->state_dir, o->endpoint, o->args[0]);
+	char err[2 * CONTROL_LINE_MAX + 64]; /* "replay ID: " and the daemon's answer */
+	enum result r = control_replay(cfg->state_dir, o->endpoint, o->args[0], err, sizeof(err));
 	config_unref(cfg);
-	return rc;
+	if (r != RESULT_OK) {
+		fprintf(stderr, "hookd: %s\n", err);
+		return 1;
+	}
+	printf("delivery %s queued for replay\n", o->args[0]);
+	return 0;
 }
 
 int main(int argc, char **argv)
