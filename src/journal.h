@@ -182,21 +182,56 @@ int journal_prune(struct journal *j, int64_t now_ms);
 int64_t journal_pending_count(struct journal *j);
 
 /*
- * CLI: `hookd events` and `hookd show`, printing to stdout (errors on
- * stderr). Return the exit status (README "Command line"). events: newest first by first
- * receipt; failed = FAILED, or pending again after an attempt that was not
- * 2xx; "http" is null (text: "-") before any attempt. The output is built
- * in memory first so that a slow pager never holds a read open.
+ * Reading back, for `hookd events` and `hookd show` (journal_print.c). Each
+ * call hands what it reads to `visit`, one row at a time; the strings and
+ * the body live until the visit returns. The caller builds its output in
+ * memory, so that no read is held open while a slow pager takes it: a
+ * reader holds back the daemon's WAL checkpoints.
  */
-struct events_filter {
-	bool failed;
-	const char *event_glob; /* fnmatch, NULL: all */
-	int64_t since_ms;       /* received at or after, 0: all */
-	int limit;              /* <= 0: the default, 100 */
-	bool json;
+struct journal_entry {
+	const char *endpoint, *delivery_id, *event;
+	enum delivery_state state;
+	int http; /* the last attempt's; 0 before any */
+	int attempts;
+	int64_t received_ms; /* first receipt */
+	/* The rest only from journal_read. */
+	const char *remote_addr;
+	bool async;
+	int64_t updated_ms, next_due_ms;
+	const char *status, *error; /* NULL: none */
+	const char *headers;        /* "Name: value" lines */
+	const unsigned char *body;  /* the kept part, body_kept bytes */
+	size_t body_kept;
+	int64_t body_len; /* as received */
+	bool body_cut;
+	int run_attempt; /* while RUNNING: which attempt, since when */
+	int64_t run_started_ms;
 };
-/* Lists deliveries; j NULL (no journal yet) lists none. */
-int journal_cmd_events(struct journal *j, const struct events_filter *f);
-int journal_cmd_show(struct journal *j, const char *endpoint, const char *delivery_id);
+
+/* Deliveries received at or after since_ms, newest first by first receipt;
+ * failed_only: FAILED, or pending again after an attempt that was not 2xx.
+ * Stops when visit returns false. RESULT_OK or RESULT_ERROR (logged). */
+enum result journal_list(struct journal *j, int64_t since_ms, bool failed_only,
+                         bool (*visit)(const struct journal_entry *e, void *arg), void *arg);
+/* One delivery in full: RESULT_OK (visited), RESULT_UNKNOWN when it is not
+ * (or no longer) there, RESULT_ERROR. */
+enum result journal_read(struct journal *j, int64_t rowid,
+                         void (*visit)(const struct journal_entry *e, void *arg), void *arg);
+
+/* A delivery's attempts in order, each followed by its hooks' outcomes. The
+ * attempt comes without hooks (nhooks 0); finished_ms is 0 when its end is
+ * unknown, a hook's exit_code -1 when it has none. */
+struct journal_attempt_visitor {
+	void (*attempt)(const struct journal_attempt *a, void *arg);
+	void (*hook)(const struct journal_hook *h, void *arg);
+	void *arg;
+};
+enum result journal_read_attempts(struct journal *j, int64_t rowid,
+                                  const struct journal_attempt_visitor *v);
+
+/* The endpoints that know delivery_id, in name order (for an ambiguous id).
+ * RESULT_ERROR only when nothing could be read. */
+enum result journal_endpoints_of(struct journal *j, const char *delivery_id,
+                                 void (*visit)(const char *endpoint, void *arg), void *arg);
 
 #endif

@@ -22,6 +22,7 @@
 #include "dispatch.h"
 #include "http.h"
 #include "journal.h"
+#include "journal_print.h"
 #include "log.h"
 #include "metrics.h"
 #include "payload.h"
@@ -992,7 +993,7 @@ static int cmd_events(const struct options *o)
 {
 	struct config *cfg;
 	struct journal *j = open_journal_ro(o, &cfg, true);
-	int rc = journal_cmd_events(j, &o->filter);
+	int rc = journal_print_events(j, &o->filter);
 	journal_close(j);
 	config_unref(cfg);
 	return rc;
@@ -1004,7 +1005,7 @@ static int cmd_show(const struct options *o)
 		return usage_error("%s needs one delivery ID", o->command);
 	struct config *cfg;
 	struct journal *j = open_journal_ro(o, &cfg, false);
-	int rc = journal_cmd_show(j, o->endpoint, o->args[0]);
+	int rc = journal_print_show(j, o->endpoint, o->args[0]);
 	journal_close(j);
 	config_unref(cfg);
 	return rc;

@@ -18,6 +18,7 @@
 
 #include "check.h"
 #include "journal.h"
+#include "journal_print.h"
 #include "util.h"
 
 static char tmpdir[64];
@@ -181,7 +182,7 @@ static char *capture_end(void)
 static int run_events(struct journal *j, const struct events_filter *f, char **out)
 {
 	capture_begin();
-	int rc = journal_cmd_events(j, f);
+	int rc = journal_print_events(j, f);
 	*out = capture_end();
 	return rc;
 }
@@ -189,7 +190,7 @@ static int run_events(struct journal *j, const struct events_filter *f, char **o
 static int run_show(struct journal *j, const char *ep, const char *id, char **out)
 {
 	capture_begin();
-	int rc = journal_cmd_show(j, ep, id);
+	int rc = journal_print_show(j, ep, id);
 	*out = capture_end();
 	return rc;
 }
