@@ -1,16 +1,19 @@
 /*
  * The journal's commands: `hookd events` and `hookd show` read the journal
- * themselves (journal_print.c prints), `hookd replay` asks the running
+ * themselves (journal_format.c words it), `hookd replay` asks the running
  * daemon over its control socket.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "command.h"
 #include "config.h"
 #include "control.h"
 #include "journal.h"
-#include "journal_print.h"
+#include "journal_format.h"
+#include "util.h"
 
 /* ---- journal commands ----------------------------------------------- */
 
@@ -36,11 +39,27 @@ static struct journal *open_journal_ro(const struct options *o, struct config **
 	return j;
 }
 
+/* Writes the buffer to stdout; 0 ok, 1 when stdout failed. The output is
+ * built first so that no read transaction waits on a slow pipe (a reader
+ * holds back WAL checkpoints). */
+static int write_stdout(const struct strbuf *sb)
+{
+	bool ok = sb->len == 0 || fwrite(sb->buf, 1, sb->len, stdout) == sb->len;
+	if (fflush(stdout) != 0)
+		ok = false;
+	if (!ok)
+		fprintf(stderr, "hookd: writing output: %s\n", strerror(errno));
+	return ok ? 0 : 1;
+}
+
 int cmd_events(const struct options *o)
 {
 	struct config *cfg;
 	struct journal *j = open_journal_ro(o, &cfg, true);
-	int rc = journal_print_events(j, &o->filter);
+	struct strbuf out;
+	sb_init(&out);
+	int rc = journal_format_events(j, &o->filter, &out) == RESULT_OK ? write_stdout(&out) : 1;
+	sb_free(&out);
 	journal_close(j);
 	config_unref(cfg);
 	return rc;
@@ -52,7 +71,16 @@ int cmd_show(const struct options *o)
 		return usage_error("%s needs one delivery ID", o->command);
 	struct config *cfg;
 	struct journal *j = open_journal_ro(o, &cfg, false);
-	int rc = journal_print_show(j, o->endpoint, o->args[0]);
+	struct strbuf out, err;
+	sb_init(&out);
+	sb_init(&err);
+	int rc = 1;
+	if (journal_format_show(j, o->endpoint, o->args[0], &out, &err) == RESULT_OK)
+		rc = write_stdout(&out);
+	else if (err.len)
+		fprintf(stderr, "hookd: %s\n", err.buf);
+	sb_free(&out);
+	sb_free(&err);
 	journal_close(j);
 	config_unref(cfg);
 	return rc;

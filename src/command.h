@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "journal_print.h"
+#include "journal_format.h"
 
 /* The exit status of a usage or config error (README "Command line"). */
 #define EXIT_USAGE 2

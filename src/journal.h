@@ -182,7 +182,7 @@ int journal_prune(struct journal *j, int64_t now_ms);
 int64_t journal_pending_count(struct journal *j);
 
 /*
- * Reading back, for `hookd events` and `hookd show` (journal_print.c). Each
+ * Reading back, for `hookd events` and `hookd show` (journal_format.c). Each
  * call hands what it reads to `visit`, one row at a time; the strings and
  * the body live until the visit returns. The caller builds its output in
  * memory, so that no read is held open while a slow pager takes it: a

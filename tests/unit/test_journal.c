@@ -1,7 +1,7 @@
 /*
  * The journal against a real SQLite file in a temporary directory: the
- * delivery lifecycle, recovery, pruning, the CLI output (stdout captured
- * into a file), a reader beside a writer, and a small benchmark of the
+ * delivery lifecycle, recovery, pruning, the CLI output (what the commands
+ * would print), a reader beside a writer, and a small benchmark of the
  * sync delivery path (HOOKD_JOURNAL_BENCH=N cycles, default 500).
  */
 #include <dirent.h>
@@ -18,7 +18,7 @@
 
 #include "check.h"
 #include "journal.h"
-#include "journal_print.h"
+#include "journal_format.h"
 #include "util.h"
 
 static char tmpdir[64];
@@ -147,52 +147,31 @@ static char *sql_text(const char *dir, const char *sql)
 	return v;
 }
 
-/* ---- stdout capture ---- */
+/* ---- what the commands print ---- */
 
-static int saved_stdout = -1;
-static char capture_path[128];
-
-static void capture_begin(void)
-{
-	fflush(stdout);
-	snprintf(capture_path, sizeof(capture_path), "%s/stdout", tmpdir);
-	int fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	saved_stdout = dup(STDOUT_FILENO);
-	dup2(fd, STDOUT_FILENO);
-	close(fd);
-}
-
-static char *capture_end(void)
-{
-	fflush(stdout);
-	dup2(saved_stdout, STDOUT_FILENO);
-	close(saved_stdout);
-	FILE *f = fopen(capture_path, "re");
-	struct strbuf sb;
-	sb_init(&sb);
-	char buf[4096];
-	size_t n;
-	while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
-		sb_append(&sb, buf, n);
-	if (f)
-		fclose(f);
-	return sb_steal(&sb);
-}
-
+/* The command's exit status, and what it would print on stdout. */
 static int run_events(struct journal *j, const struct events_filter *f, char **out)
 {
-	capture_begin();
-	int rc = journal_print_events(j, f);
-	*out = capture_end();
-	return rc;
+	struct strbuf sb;
+	sb_init(&sb);
+	enum result r = journal_format_events(j, f, &sb);
+	if (r != RESULT_OK)
+		sb_free(&sb);
+	*out = sb_steal(&sb);
+	return r == RESULT_OK ? 0 : 1;
 }
 
 static int run_show(struct journal *j, const char *ep, const char *id, char **out)
 {
-	capture_begin();
-	int rc = journal_print_show(j, ep, id);
-	*out = capture_end();
-	return rc;
+	struct strbuf sb, err;
+	sb_init(&sb);
+	sb_init(&err);
+	enum result r = journal_format_show(j, ep, id, &sb, &err);
+	if (r != RESULT_OK)
+		sb_free(&sb);
+	*out = sb_steal(&sb);
+	sb_free(&err);
+	return r == RESULT_OK ? 0 : 1;
 }
 
 /* ---- cases ---- */

@@ -1,12 +1,11 @@
 /*
- * `hookd events` and `hookd show`: the journal's deliveries as text for
- * humans (control characters escaped, columns aligned) or JSON, read with
- * the journal's read-back calls (journal.h). This is command output: it
- * prints to stdout, and its errors to stderr.
+ * What `hookd events` and `hookd show` print: the journal's deliveries as
+ * text for humans (control characters escaped, columns aligned) or JSON,
+ * read with the journal's read-back calls (journal.h) and written into a
+ * buffer; the commands (cmd_journal.c) print it.
  */
-#include "journal_print.h"
+#include "journal_format.h"
 
-#include <errno.h>
 #include <fnmatch.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -72,19 +71,6 @@ static bool is_text(const unsigned char *p, size_t n, bool cut)
 static void put_json(struct strbuf *sb, const char *s)
 {
 	sb_json_str(sb, s, strlen(s));
-}
-
-/* Writes the buffer to stdout; 0 ok, -1 when stdout failed. The output is
- * built first so that no read transaction waits on a slow pipe (a reader
- * holds back WAL checkpoints). */
-static int flush_stdout(struct strbuf *sb)
-{
-	bool ok = sb->len == 0 || fwrite(sb->buf, 1, sb->len, stdout) == sb->len;
-	if (fflush(stdout) != 0)
-		ok = false;
-	if (!ok)
-		fprintf(stderr, "hookd: writing output: %s\n", strerror(errno));
-	return ok ? 0 : -1;
 }
 
 static void format_time(int64_t ms, char *buf, size_t len)
@@ -159,33 +145,32 @@ static bool ev_visit(const struct journal_entry *e, void *arg)
 	return l->nrows < (size_t)l->limit;
 }
 
-int journal_print_events(struct journal *j, const struct events_filter *f)
+enum result journal_format_events(struct journal *j, const struct events_filter *f,
+                                  struct strbuf *out)
 {
-	struct strbuf out;
-	sb_init(&out);
-	struct ev_list l = {.f = f, .limit = f->limit > 0 ? f->limit : 100, .out = &out};
+	struct ev_list l = {.f = f, .limit = f->limit > 0 ? f->limit : 100, .out = out};
 	for (int c = 0; c < EV_NCOLS; c++)
 		l.width[c] = strlen(ev_header[c]);
 	if (f->json)
-		sb_putc(&out, '[');
+		sb_putc(out, '[');
 
 	/* No journal yet (j NULL): no rows. */
 	bool failed = j && journal_list(j, f->since_ms, f->failed, ev_visit, &l) != RESULT_OK;
 
 	if (f->json) {
-		sb_puts(&out, l.nrows ? "\n]\n" : "]\n");
+		sb_puts(out, l.nrows ? "\n]\n" : "]\n");
 	} else {
 		for (size_t i = 0; i <= l.nrows; i++) {
 			for (int c = 0; c < EV_NCOLS; c++) {
 				const char *cell = i ? l.rows[i - 1].cell[c] : ev_header[c];
 				size_t w = i ? l.rows[i - 1].width[c] : strlen(ev_header[c]);
-				sb_puts(&out, cell);
+				sb_puts(out, cell);
 				if (c + 1 < EV_NCOLS) {
 					for (size_t k = w; k < l.width[c] + 2; k++)
-						sb_putc(&out, ' ');
+						sb_putc(out, ' ');
 				}
 			}
-			sb_putc(&out, '\n');
+			sb_putc(out, '\n');
 		}
 	}
 	for (size_t i = 0; i < l.nrows && l.rows; i++) {
@@ -193,11 +178,7 @@ int journal_print_events(struct journal *j, const struct events_filter *f)
 			free(l.rows[i].cell[c]);
 	}
 	free(l.rows);
-	int ret = failed ? 1 : 0;
-	if (!failed && flush_stdout(&out) < 0)
-		ret = 1;
-	sb_free(&out);
-	return ret;
+	return failed ? RESULT_ERROR : RESULT_OK;
 }
 
 /* ---- hookd show ---- */
@@ -372,59 +353,52 @@ static void add_endpoint(const char *endpoint, void *arg)
 	put_safe(sb, endpoint, strlen(endpoint), false);
 }
 
-static void list_endpoints(struct journal *j, const char *delivery_id)
+/* The words for an ambiguous id; none when the endpoints cannot be read. */
+static void list_endpoints(struct journal *j, const char *delivery_id, struct strbuf *err)
 {
 	struct strbuf sb;
 	sb_init(&sb);
-	sb_puts(&sb, "hookd: delivery id '");
+	sb_puts(&sb, "delivery id '");
 	put_safe(&sb, delivery_id, strlen(delivery_id), false);
 	sb_puts(&sb, "' exists at several endpoints:");
 	if (journal_endpoints_of(j, delivery_id, add_endpoint, &sb) == RESULT_OK) {
-		sb_puts(&sb, "; choose one with --endpoint NAME\n");
-		fputs(sb.buf, stderr);
+		sb_puts(&sb, "; choose one with --endpoint NAME");
+		sb_append(err, sb.buf, sb.len);
 	}
 	sb_free(&sb);
 }
 
-int journal_print_show(struct journal *j, const char *endpoint, const char *delivery_id)
+enum result journal_format_show(struct journal *j, const char *endpoint, const char *delivery_id,
+                                struct strbuf *out, struct strbuf *err)
 {
 	int64_t rowid;
 	enum result r = journal_find(j, endpoint, delivery_id, &rowid);
 	if (r == RESULT_ERROR)
-		return 1;
+		return RESULT_ERROR;
 	if (r == RESULT_AMBIGUOUS) {
-		list_endpoints(j, delivery_id);
-		return 1;
+		list_endpoints(j, delivery_id, err);
+		return RESULT_AMBIGUOUS;
 	}
 	if (r == RESULT_UNKNOWN) {
-		struct strbuf sb;
-		sb_init(&sb);
-		sb_puts(&sb, "hookd: no delivery with id '");
-		put_safe(&sb, delivery_id, strlen(delivery_id), false);
-		sb_putc(&sb, '\'');
+		sb_puts(err, "no delivery with id '");
+		put_safe(err, delivery_id, strlen(delivery_id), false);
+		sb_putc(err, '\'');
 		if (endpoint) {
-			sb_puts(&sb, " at endpoint '");
-			put_safe(&sb, endpoint, strlen(endpoint), false);
-			sb_putc(&sb, '\'');
+			sb_puts(err, " at endpoint '");
+			put_safe(err, endpoint, strlen(endpoint), false);
+			sb_putc(err, '\'');
 		}
-		sb_puts(&sb, " in the journal\n");
-		fputs(sb.buf, stderr);
-		sb_free(&sb);
-		return 1;
+		sb_puts(err, " in the journal");
+		return RESULT_UNKNOWN;
 	}
 
-	struct strbuf sb;
-	sb_init(&sb);
-	r = journal_read(j, rowid, show_entry, &sb);
+	r = journal_read(j, rowid, show_entry, out);
 	if (r == RESULT_UNKNOWN) {
 		/* Pruned between the two reads. */
-		sb_free(&sb);
-		fprintf(stderr, "hookd: the delivery was just pruned from the journal\n");
-		return 1;
+		sb_puts(err, "the delivery was just pruned from the journal");
+		return RESULT_UNKNOWN;
 	}
-	int ret = r == RESULT_OK && show_attempts(j, &sb, rowid) == 0 ? 0 : 1;
-	if (ret == 0 && flush_stdout(&sb) < 0)
-		ret = 1;
-	sb_free(&sb);
-	return ret;
+	if (r != RESULT_OK || show_attempts(j, out, rowid) < 0)
+		return RESULT_ERROR;
+	return RESULT_OK;
 }
