@@ -106,6 +106,18 @@ static struct delivery *local_delivery(const struct options *o, struct config *c
 	return d;
 }
 
+/* The hook's output, on stderr as it comes (stdout is the answer's). */
+static void output_to_stderr(const char *buf, size_t n)
+{
+	size_t off = 0;
+	while (off < n) {
+		ssize_t w = write(STDERR_FILENO, buf + off, n - off);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+}
+
 struct run_state {
 	struct event_base *base;
 	bool done;
@@ -143,7 +155,7 @@ int cmd_run(const struct options *o)
 	}
 	struct event_base *base = event_base_new();
 	runner_init(base);
-	runner_set_output_passthrough(true);
+	runner_set_output_sink(output_to_stderr);
 	struct dispatcher *ds = dispatcher_new(base, cfg, NULL);
 	struct run_state rs = {.base = base};
 	dispatch_submit(ds, d, on_run_done, &rs);

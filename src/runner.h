@@ -82,8 +82,9 @@ int runner_active(void);
 /* Sends SIGKILL to every running hook's group (used when exiting on error). */
 void runner_kill_all(void);
 
-/* `hookd run`: hook output goes to stderr as it is, not as log lines. */
-void runner_set_output_passthrough(bool on);
+/* `hookd run`: hook output goes to sink as it comes, not to the log as
+ * lines (the tail is kept either way). NULL: back to the log. */
+void runner_set_output_sink(void (*sink)(const char *buf, size_t n));
 
 const char *signal_name(int sig);
 
