@@ -26,7 +26,6 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,13 +35,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <ini.h>
 #include <openssl/crypto.h>
 
 #include "log.h"
+#include "netaddr.h"
 #include "util.h"
 
 /* A config file is a few KiB; this only stops /dev/zero and mistakes. */
@@ -547,69 +546,41 @@ static bool set_limit_cpu(struct loader *L, const struct keydef *k, void *obj, c
 }
 
 /*
- * host:port, [v6addr]:port or unix:/path, as http_listen takes them: host
- * is an IPv4 address, localhost or *. A relative unix path is made
- * absolute like every other path. Port 0 asks for an ephemeral port.
+ * A listen address (netaddr.h's listen_addr_parse, which http_listen binds
+ * with). A relative unix path is made absolute like every other path.
  */
 static bool parse_listen(struct loader *L, const struct keydef *k, const char *v, char **out)
 {
+	struct listen_addr la;
 	if (strncmp(v, "unix:", 5) == 0) {
 		if (!v[5])
 			return bad_value(L, k, v, "expected unix:/path");
 		char *p = abs_path(L->c, v + 5);
-		if (strlen(p) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-			free(p);
+		char *spec = xasprintf("unix:%s", p);
+		free(p);
+		if (listen_addr_parse(spec, &la) != LISTEN_OK) {
+			free(spec);
 			return bad_value(L, k, v, "unix socket path is too long");
 		}
-		*out = xasprintf("unix:%s", p);
-		free(p);
+		*out = spec;
 		return true;
 	}
-	const char *colon;
-	if (v[0] == '[') {
-		const char *close = strchr(v, ']');
-		if (!close || close[1] != ':')
-			return bad_value(L, k, v, "expected [v6addr]:port");
-		char addr[INET6_ADDRSTRLEN + 1];
-		size_t n = (size_t)(close - v - 1);
-		unsigned char bin[16];
-		if (n == 0 || n >= sizeof(addr))
-			return bad_value(L, k, v, "not an IPv6 address in brackets");
-		memcpy(addr, v + 1, n);
-		addr[n] = '\0';
-		if (inet_pton(AF_INET6, addr, bin) != 1)
-			return bad_value(L, k, v, "not an IPv6 address in brackets");
-		colon = close + 1;
-	} else {
-		colon = strrchr(v, ':');
-		if (!colon)
-			return bad_value(L, k, v, "expected host:port, [v6addr]:port or unix:/path");
-		if (colon == v)
-			return bad_value(L, k, v, "the host is missing (0.0.0.0:PORT listens on all)");
-		for (const char *p = v; p < colon; p++) {
-			if (*p == ':')
-				return bad_value(L, k, v, "an IPv6 address needs brackets: [::1]:9000");
-		}
-		/* What http_listen binds: an IPv4 address, localhost or *
-		 * (all). No name is looked up: check and serve agree. */
-		char host[INET_ADDRSTRLEN + 1];
-		size_t n = (size_t)(colon - v);
-		unsigned char bin[4];
-		bool ok = n < sizeof(host);
-		if (ok) {
-			memcpy(host, v, n);
-			host[n] = '\0';
-			ok = strcmp(host, "localhost") == 0 || strcmp(host, "*") == 0 ||
-			     inet_pton(AF_INET, host, bin) == 1;
-		}
-		if (!ok)
-			return bad_value(L, k, v,
-			                 "the host must be an IPv4 address, localhost or * "
-			                 "([v6addr] for IPv6)");
+	const char *why = NULL;
+	switch (listen_addr_parse(v, &la)) {
+	case LISTEN_OK: break;
+	case LISTEN_PATH_TOO_LONG: why = "unix socket path is too long"; break;
+	case LISTEN_BAD_BRACKETS: why = "expected [v6addr]:port"; break;
+	case LISTEN_BAD_IPV6: why = "not an IPv6 address in brackets"; break;
+	case LISTEN_NO_COLON: why = "expected host:port, [v6addr]:port or unix:/path"; break;
+	case LISTEN_NO_HOST: why = "the host is missing (0.0.0.0:PORT listens on all)"; break;
+	case LISTEN_V6_NEEDS_BRACKETS: why = "an IPv6 address needs brackets: [::1]:9000"; break;
+	case LISTEN_BAD_HOST:
+		why = "the host must be an IPv4 address, localhost or * ([v6addr] for IPv6)";
+		break;
+	case LISTEN_BAD_PORT: why = "the port must be a number from 0 to 65535"; break;
 	}
-	int port;
-	if (!parse_int(colon + 1, 0, 65535, &port))
-		return bad_value(L, k, v, "the port must be a number from 0 to 65535");
+	if (why)
+		return bad_value(L, k, v, why);
 	*out = xstrdup(v);
 	return true;
 }

@@ -21,8 +21,6 @@
 #include "recovery.h"
 #include "util.h"
 
-#define CONTROL_LINE_MAX 1024
-
 /* One connection of `hookd replay`: kept in a list, so that whatever is
  * still open when the daemon stops is closed and freed with it. */
 struct ctl_conn {
@@ -44,9 +42,25 @@ static void socket_path(const char *state_dir, char *buf, size_t len)
 	snprintf(buf, len, "%s/control.sock", state_dir);
 }
 
-static void answer(struct bufferevent *bev, int code, const char *msg)
+static void answer(struct bufferevent *bev, enum result code, const char *msg)
 {
-	evbuffer_add_printf(bufferevent_get_output(bev), "%d %s\n", code, msg);
+	evbuffer_add_printf(bufferevent_get_output(bev), "%d %s\n", (int)code, msg);
+}
+
+/* The answer's words for a replay's result. An error goes out as -1, which
+ * the client takes for no answer at all. */
+static const char *replay_message(enum result r)
+{
+	switch (r) {
+	case RESULT_OK: return "queued";
+	case RESULT_PENDING: return "already pending";
+	case RESULT_BODY_CUT: return "its body was not kept";
+	case RESULT_UNKNOWN:
+	case RESULT_AMBIGUOUS:
+	case RESULT_ERROR:
+		break;
+	}
+	return "unknown delivery";
 }
 
 static void conn_close(struct ctl_conn *cc)
@@ -85,23 +99,22 @@ static void on_line(struct bufferevent *bev, void *arg)
 	char *ep = strtok_r(NULL, " ", &save);
 	char *id = strtok_r(NULL, "", &save);
 	if (!verb || strcmp(verb, "replay") != 0 || !ep || !id) {
-		answer(bev, 1, "bad request");
+		answer(bev, RESULT_UNKNOWN, "bad request");
 		free(line);
 		return;
 	}
 	int64_t rowid;
-	int r = journal_find(c->j, strcmp(ep, "-") == 0 ? NULL : ep, id, &rowid);
-	if (r == 1) {
-		answer(bev, 1, "unknown delivery");
-	} else if (r == 2) {
-		answer(bev, 4, "that id is known at several endpoints: name one with --endpoint");
-	} else if (r != 0) {
-		answer(bev, 1, "journal error");
+	enum result r = journal_find(c->j, strcmp(ep, "-") == 0 ? NULL : ep, id, &rowid);
+	if (r == RESULT_UNKNOWN) {
+		answer(bev, RESULT_UNKNOWN, "unknown delivery");
+	} else if (r == RESULT_AMBIGUOUS) {
+		answer(bev, RESULT_AMBIGUOUS,
+		       "that id is known at several endpoints: name one with --endpoint");
+	} else if (r != RESULT_OK) {
+		answer(bev, RESULT_UNKNOWN, "journal error");
 	} else {
-		static const char *const msgs[] = {"queued", "unknown delivery",
-		                                   "already pending", "its body was not kept"};
 		enum result rc = dispatch_replay(c->ds, rowid);
-		answer(bev, (int)rc, msgs[rc >= RESULT_OK && rc <= RESULT_BODY_CUT ? rc : RESULT_UNKNOWN]);
+		answer(bev, rc, replay_message(rc));
 	}
 	free(line);
 }
@@ -181,37 +194,37 @@ void control_free(struct control *c)
 	free(c);
 }
 
-int control_replay(const char *state_dir, const char *endpoint, const char *id)
+enum result control_replay(const char *state_dir, const char *endpoint, const char *id,
+                           char *err, size_t errlen)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	char path[sizeof(sun.sun_path) + 1];
 	socket_path(state_dir, path, sizeof(path));
 	if (strlen(path) >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "hookd: %s: path too long for a socket\n", path);
-		return 1;
+		snprintf(err, errlen, "%s: path too long for a socket", path);
+		return RESULT_ERROR;
 	}
 	strcpy(sun.sun_path, path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		fprintf(stderr, "hookd: the daemon is not reachable at %s: %s\n", path,
-		        strerror(errno));
+		snprintf(err, errlen, "the daemon is not reachable at %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		return 1;
+		return RESULT_ERROR;
 	}
 	struct timeval tv = {10, 0};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	char req[CONTROL_LINE_MAX];
 	int n = snprintf(req, sizeof(req), "replay %s %s\n", endpoint ? endpoint : "-", id);
 	if (n < 0 || (size_t)n >= sizeof(req) || strchr(id, '\n')) {
-		fprintf(stderr, "hookd: delivery id too long\n");
+		snprintf(err, errlen, "delivery id too long");
 		close(fd);
-		return 1;
+		return RESULT_ERROR;
 	}
 	if (write(fd, req, (size_t)n) != n) {
-		fprintf(stderr, "hookd: cannot write to %s: %s\n", path, strerror(errno));
+		snprintf(err, errlen, "cannot write to %s: %s", path, strerror(errno));
 		close(fd);
-		return 1;
+		return RESULT_ERROR;
 	}
 	char buf[CONTROL_LINE_MAX];
 	size_t got = 0;
@@ -227,19 +240,13 @@ int control_replay(const char *state_dir, const char *endpoint, const char *id)
 	}
 	close(fd);
 	buf[got] = '\0';
-	int code;
 	char *end;
 	long v = strtol(buf, &end, 10);
-	if (got == 0 || end == buf || *end != ' ' || v < 0 || v > 4) {
-		fprintf(stderr, "hookd: no answer from the daemon\n");
-		return 1;
+	if (got == 0 || end == buf || *end != ' ' || v < RESULT_OK || v > RESULT_AMBIGUOUS) {
+		snprintf(err, errlen, "no answer from the daemon");
+		return RESULT_ERROR;
 	}
-	code = (int)v;
 	buf[strcspn(buf, "\n")] = '\0';
-	if (code == 0) {
-		printf("delivery %s queued for replay\n", id);
-		return 0;
-	}
-	fprintf(stderr, "hookd: replay %s: %s\n", id, end + 1);
-	return 1;
+	snprintf(err, errlen, "replay %s: %s", id, end + 1);
+	return (enum result)v;
 }

@@ -170,9 +170,9 @@ static int id_lookup(struct dispatcher *ds, struct delivery *d, enum delivery_st
 {
 	if (ds->journal) {
 		int64_t rowid;
-		int r = journal_lookup(ds->journal, delivery_endpoint(d)->name, delivery_id(d), st,
-		                       attempts, &rowid);
-		return r == 1 ? 1 : 0;
+		enum result r = journal_lookup(ds->journal, delivery_endpoint(d)->name, delivery_id(d),
+		                               st, attempts, &rowid);
+		return r == RESULT_OK ? 1 : 0;
 	}
 	char *key = id_key(d);
 	struct memid *m = memid_find(ds, key);

@@ -24,6 +24,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+#include "netaddr.h"
 #include "tlslib.h"
 #include "util.h"
 
@@ -1239,75 +1240,42 @@ void http_server_free(struct http_server *s)
 
 int http_listen(const char *spec, char *err, size_t errlen)
 {
-	int fd = -1;
-	if (strncmp(spec, "unix:", 5) == 0) {
-		const char *path = spec + 5;
-		struct sockaddr_un sun = {.sun_family = AF_UNIX};
-		if (strlen(path) >= sizeof(sun.sun_path)) {
-			snprintf(err, errlen, "listen %s: path too long", spec);
-			return -ENAMETOOLONG;
-		}
-		strcpy(sun.sun_path, path);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			goto fail;
+	struct listen_addr la;
+	const char *why = NULL;
+	switch (listen_addr_parse(spec, &la)) {
+	case LISTEN_OK: break;
+	case LISTEN_PATH_TOO_LONG:
+		snprintf(err, errlen, "listen %s: path too long", spec);
+		return -ENAMETOOLONG;
+	case LISTEN_NO_COLON: why = "expected host:port"; break;
+	case LISTEN_BAD_PORT: why = "bad port"; break;
+	case LISTEN_BAD_BRACKETS:
+	case LISTEN_BAD_IPV6: why = "bad IPv6 address"; break;
+	case LISTEN_NO_HOST:
+	case LISTEN_V6_NEEDS_BRACKETS:
+	case LISTEN_BAD_HOST: why = "bad IPv4 address"; break;
+	}
+	if (why) {
+		snprintf(err, errlen, "listen %s: %s", spec, why);
+		return -EINVAL;
+	}
+	int family = la.ss.ss_family;
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (family == AF_UNIX) {
+		const char *path = ((struct sockaddr_un *)&la.ss)->sun_path;
 		struct stat st;
 		/* A socket left by an earlier run would make bind fail. */
 		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 			unlink(path);
-		if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 1024) < 0)
-			goto fail;
-		return fd;
-	}
-	char host[256];
-	const char *colon = strrchr(spec, ':');
-	if (!colon || (size_t)(colon - spec) >= sizeof(host)) {
-		snprintf(err, errlen, "listen %s: expected host:port", spec);
-		return -EINVAL;
-	}
-	memcpy(host, spec, (size_t)(colon - spec));
-	host[colon - spec] = '\0';
-	int port;
-	if (!parse_int(colon + 1, 0, 65535, &port)) {
-		snprintf(err, errlen, "listen %s: bad port", spec);
-		return -EINVAL;
-	}
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	socklen_t sslen;
-	size_t hl = strlen(host);
-	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
-		host[hl - 1] = '\0';
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1) {
-			snprintf(err, errlen, "listen %s: bad IPv6 address", spec);
-			return -EINVAL;
-		}
-		sslen = sizeof(*s6);
 	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		if (strcmp(host, "localhost") == 0)
-			strcpy(host, "127.0.0.1");
-		if (host[0] == '\0' || strcmp(host, "*") == 0)
-			s4->sin_addr.s_addr = htonl(INADDR_ANY);
-		else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1) {
-			snprintf(err, errlen, "listen %s: bad IPv4 address", spec);
-			return -EINVAL;
-		}
-		sslen = sizeof(*s4);
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto fail;
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, 1024) < 0)
+	if (bind(fd, (struct sockaddr *)&la.ss, la.len) < 0 || listen(fd, 1024) < 0)
 		goto fail;
 	return fd;
 fail:;

@@ -19,9 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -817,16 +815,16 @@ void journal_close(struct journal *j)
 
 /* ---- the daemon's calls ---- */
 
-int journal_lookup(struct journal *j, const char *endpoint, const char *delivery_id,
-                   enum delivery_state *state, int *attempts, int64_t *rowid)
+enum result journal_lookup(struct journal *j, const char *endpoint, const char *delivery_id,
+                           enum delivery_state *state, int *attempts, int64_t *rowid)
 {
 	sqlite3_stmt *s = stmt(j, ST_LOOKUP);
 	if (!s)
-		return -1;
+		return RESULT_ERROR;
 	bind_text(s, 1, endpoint);
 	bind_text(s, 2, delivery_id);
 	int rc = sqlite3_step(s);
-	int ret = 0;
+	enum result ret = RESULT_UNKNOWN;
 	if (rc == SQLITE_ROW) {
 		if (rowid)
 			*rowid = sqlite3_column_int64(s, 0);
@@ -834,10 +832,10 @@ int journal_lookup(struct journal *j, const char *endpoint, const char *delivery
 			*state = (enum delivery_state)sqlite3_column_int(s, 1);
 		if (attempts)
 			*attempts = sqlite3_column_int(s, 2);
-		ret = 1;
+		ret = RESULT_OK;
 	} else if (rc != SQLITE_DONE) {
 		db_error(j, "lookup");
-		ret = -1;
+		ret = RESULT_ERROR;
 	}
 	done(s);
 	return ret;
@@ -894,11 +892,11 @@ int64_t journal_record(struct journal *j, const struct journal_new *d)
 	int64_t old_id;
 	enum delivery_state old_state;
 	int old_attempts;
-	int found = journal_lookup(j, d->endpoint, d->delivery_id, &old_state, &old_attempts,
-	                           &old_id);
-	if (found < 0)
+	enum result found = journal_lookup(j, d->endpoint, d->delivery_id, &old_state,
+	                                   &old_attempts, &old_id);
+	if (found == RESULT_ERROR)
 		goto fail;
-	if (found) {
+	if (found == RESULT_OK) {
 		struct old_row o;
 		if (read_old(j, old_id, &o) != 1)
 			goto fail;
@@ -1066,23 +1064,23 @@ fail:
 	return -1;
 }
 
-int journal_requeue(struct journal *j, int64_t rowid)
+enum result journal_requeue(struct journal *j, int64_t rowid)
 {
 	if (j->readonly)
-		return -1;
+		return RESULT_ERROR;
 	if (tx_begin(j, true) < 0)
-		return -1;
+		return RESULT_ERROR;
 	struct old_row o;
 	int found = read_old(j, rowid, &o);
-	int ret = -1;
+	enum result ret = RESULT_ERROR;
 	if (found < 0)
 		goto fail;
 	if (found == 0) {
-		ret = 1;
+		ret = RESULT_UNKNOWN;
 		goto fail;
 	}
 	if (delivery_state_pending((enum delivery_state)o.state)) {
-		ret = 2;
+		ret = RESULT_PENDING;
 		goto fail;
 	}
 	sqlite3_stmt *s = stmt(j, ST_GET);
@@ -1092,7 +1090,7 @@ int journal_requeue(struct journal *j, int64_t rowid)
 	bool cut = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 11);
 	done(s);
 	if (cut) {
-		ret = 3;
+		ret = RESULT_BODY_CUT;
 		goto fail;
 	}
 	s = stmt(j, ST_REQUEUE);
@@ -1103,9 +1101,9 @@ int journal_requeue(struct journal *j, int64_t rowid)
 	if (step_done(j, s, "requeue") < 0)
 		goto fail;
 	if (tx_commit(j) < 0)
-		return -1;
+		return RESULT_ERROR;
 	j->pending += 1 - (int64_t)pending_async(o.state, o.async);
-	return 0;
+	return RESULT_OK;
 fail:
 	tx_rollback(j);
 	return ret;
@@ -1168,30 +1166,31 @@ void journal_pending_free(struct journal_pending *p)
 	memset(p, 0, sizeof(*p));
 }
 
-int journal_get(struct journal *j, int64_t rowid, struct journal_pending *out)
+enum result journal_get(struct journal *j, int64_t rowid, struct journal_pending *out)
 {
 	sqlite3_stmt *s = stmt(j, ST_GET);
 	if (!s)
-		return -1;
+		return RESULT_ERROR;
 	sqlite3_bind_int64(s, 1, rowid);
 	int rc = sqlite3_step(s);
-	int ret = 1;
+	enum result ret = RESULT_UNKNOWN;
 	if (rc == SQLITE_ROW) {
 		read_pending(s, out);
-		ret = 0;
+		ret = RESULT_OK;
 	} else if (rc != SQLITE_DONE) {
 		db_error(j, "get");
-		ret = -1;
+		ret = RESULT_ERROR;
 	}
 	done(s);
 	return ret;
 }
 
-int journal_find(struct journal *j, const char *endpoint, const char *delivery_id, int64_t *rowid)
+enum result journal_find(struct journal *j, const char *endpoint, const char *delivery_id,
+                         int64_t *rowid)
 {
 	sqlite3_stmt *s = stmt(j, ST_FIND);
 	if (!s)
-		return -1;
+		return RESULT_ERROR;
 	bind_text(s, 1, delivery_id);
 	bind_text(s, 2, endpoint);
 	int n = 0, rc;
@@ -1202,9 +1201,9 @@ int journal_find(struct journal *j, const char *endpoint, const char *delivery_i
 	done(s);
 	if (rc != SQLITE_DONE) {
 		db_error(j, "find");
-		return -1;
+		return RESULT_ERROR;
 	}
-	return n == 0 ? 1 : n == 1 ? 0 : 2;
+	return n == 0 ? RESULT_UNKNOWN : n == 1 ? RESULT_OK : RESULT_AMBIGUOUS;
 }
 
 /* What recovery changes in one row. */
@@ -1368,76 +1367,7 @@ int64_t journal_pending_count(struct journal *j)
 	return j->pending;
 }
 
-/* ---- text for humans and JSON ---- */
-
-static bool is_control(uint32_t cp)
-{
-	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
-}
-
-/*
- * Appends bytes for a terminal: valid UTF-8 as it is, control characters
- * (C0, DEL, C1: they could drive the terminal) and invalid bytes as \xNN.
- * With multiline, \n and \t are kept. Returns the display width added (one
- * column a code point, an approximation that is right for ASCII ids).
- */
-static size_t put_safe(struct strbuf *sb, const char *s, size_t n, bool multiline)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t width = 0;
-	for (size_t i = 0; i < n;) {
-		uint32_t cp;
-		size_t len = utf8_seq(p + i, n - i, &cp);
-		if (len && (!is_control(cp) || (multiline && (cp == '\n' || cp == '\t')))) {
-			sb_append(sb, s + i, len);
-			width++;
-			i += len;
-		} else {
-			sb_printf(sb, "\\x%02x", p[i]);
-			width += 4;
-			i++;
-		}
-	}
-	return width;
-}
-
-/* Text means valid UTF-8 without control characters but \n and \t. A body
- * cut in the middle of a character may end in a partial sequence. */
-static bool is_text(const unsigned char *p, size_t n, bool cut)
-{
-	for (size_t i = 0; i < n;) {
-		uint32_t cp;
-		size_t len = utf8_seq(p + i, n - i, &cp);
-		if (len == 0) {
-			if (cut && n - i < 4 && p[i] >= 0xc0)
-				return true;
-			return false;
-		}
-		if (is_control(cp) && cp != '\n' && cp != '\t')
-			return false;
-		i += len;
-	}
-	return true;
-}
-
-/* A JSON string (sb_json_str: invalid UTF-8 becomes U+FFFD). */
-static void put_json(struct strbuf *sb, const char *s)
-{
-	sb_json_str(sb, s, strlen(s));
-}
-
-/* Writes the buffer to stdout; 0 ok, -1 when stdout failed. The output is
- * built first so that no read transaction waits on a slow pipe (a reader
- * holds back WAL checkpoints). */
-static int flush_stdout(struct strbuf *sb)
-{
-	bool ok = sb->len == 0 || fwrite(sb->buf, 1, sb->len, stdout) == sb->len;
-	if (fflush(stdout) != 0)
-		ok = false;
-	if (!ok)
-		fprintf(stderr, "hookd: writing output: %s\n", strerror(errno));
-	return ok ? 0 : -1;
-}
+/* ---- reading back, for `events` and `show` ---- */
 
 static const char *col_text(sqlite3_stmt *s, int i)
 {
@@ -1445,368 +1375,141 @@ static const char *col_text(sqlite3_stmt *s, int i)
 	return t ? t : "";
 }
 
-static void format_time(int64_t ms, char *buf, size_t len)
+/* The column's text, or NULL when it is NULL. */
+static const char *col_text_or_null(sqlite3_stmt *s, int i)
 {
-	format_rfc3339_ms(ms, buf, len);
+	return sqlite3_column_type(s, i) != SQLITE_NULL ? col_text(s, i) : NULL;
 }
 
-/* ---- hookd events ---- */
-
-enum { EV_RECEIVED, EV_ENDPOINT, EV_ID, EV_EVENT, EV_STATE, EV_HTTP, EV_ATTEMPTS, EV_NCOLS };
-
-static const char *const ev_header[EV_NCOLS] = {
-	"RECEIVED_AT", "ENDPOINT", "ID", "EVENT", "STATE", "HTTP", "ATTEMPTS",
-};
-
-struct ev_row {
-	char *cell[EV_NCOLS];
-	size_t width[EV_NCOLS];
-};
-
-int journal_cmd_events(struct journal *j, const struct events_filter *f)
+enum result journal_list(struct journal *j, int64_t since_ms, bool failed_only,
+                         bool (*visit)(const struct journal_entry *e, void *arg), void *arg)
 {
-	int limit = f->limit > 0 ? f->limit : 100;
-	sqlite3_stmt *s = NULL; /* no journal yet (j NULL): no rows */
-	if (j) {
-		s = stmt(j, ST_EVENTS);
-		if (!s)
-			return 1;
-		sqlite3_bind_int64(s, 1, f->since_ms);
-		sqlite3_bind_int(s, 2, f->failed);
-	}
-
-	struct strbuf out;
-	sb_init(&out);
-	struct ev_row *rows = NULL;
-	size_t nrows = 0;
-	size_t width[EV_NCOLS];
-	for (int c = 0; c < EV_NCOLS; c++)
-		width[c] = strlen(ev_header[c]);
-	if (f->json)
-		sb_putc(&out, '[');
-
-	int rc = SQLITE_DONE;
-	while (s && nrows < (size_t)limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *event = col_text(s, 3);
-		if (f->event_glob && fnmatch(f->event_glob, event, 0) != 0)
-			continue;
-		char when[40];
-		format_time(sqlite3_column_int64(s, 0), when, sizeof(when));
-		int state = sqlite3_column_int(s, 4);
-		int http = sqlite3_column_int(s, 5);
-		int attempts = sqlite3_column_int(s, 6);
-		if (f->json) {
-			sb_puts(&out, nrows ? ",\n  {\"id\":" : "\n  {\"id\":");
-			put_json(&out, col_text(s, 2));
-			sb_puts(&out, ",\"endpoint\":");
-			put_json(&out, col_text(s, 1));
-			sb_puts(&out, ",\"event\":");
-			put_json(&out, event);
-			sb_printf(&out, ",\"state\":\"%s\"", delivery_state_name((enum delivery_state)state));
-			if (http)
-				sb_printf(&out, ",\"http\":%d", http);
-			else
-				sb_puts(&out, ",\"http\":null");
-			sb_printf(&out, ",\"attempts\":%d,\"received_at\":\"%s\"}", attempts, when);
-			nrows++;
-			continue;
-		}
-		rows = xrealloc(rows, (nrows + 1) * sizeof(*rows));
-		struct ev_row *r = &rows[nrows++];
-		char num[2][16];
-		snprintf(num[0], sizeof(num[0]), http ? "%d" : "-", http);
-		snprintf(num[1], sizeof(num[1]), "%d", attempts);
-		const char *raw[EV_NCOLS] = {
-			when, col_text(s, 1), col_text(s, 2), event,
-			delivery_state_name((enum delivery_state)state), num[0], num[1],
+	sqlite3_stmt *s = stmt(j, ST_EVENTS);
+	if (!s)
+		return RESULT_ERROR;
+	sqlite3_bind_int64(s, 1, since_ms);
+	sqlite3_bind_int(s, 2, failed_only);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct journal_entry e = {
+			.received_ms = sqlite3_column_int64(s, 0),
+			.endpoint = col_text(s, 1),
+			.delivery_id = col_text(s, 2),
+			.event = col_text(s, 3),
+			.state = (enum delivery_state)sqlite3_column_int(s, 4),
+			.http = sqlite3_column_int(s, 5),
+			.attempts = sqlite3_column_int(s, 6),
 		};
-		for (int c = 0; c < EV_NCOLS; c++) {
-			struct strbuf cell;
-			sb_init(&cell);
-			r->width[c] = put_safe(&cell, raw[c], strlen(raw[c]), false);
-			r->cell[c] = sb_steal(&cell);
-			if (r->width[c] > width[c])
-				width[c] = r->width[c];
-		}
+		if (!visit(&e, arg))
+			break;
 	}
 	bool failed = rc != SQLITE_DONE && rc != SQLITE_ROW;
 	if (failed)
 		db_error(j, "events");
 	done(s);
-
-	if (f->json) {
-		sb_puts(&out, nrows ? "\n]\n" : "]\n");
-	} else {
-		for (size_t i = 0; i <= nrows; i++) {
-			for (int c = 0; c < EV_NCOLS; c++) {
-				const char *cell = i ? rows[i - 1].cell[c] : ev_header[c];
-				size_t w = i ? rows[i - 1].width[c] : strlen(ev_header[c]);
-				sb_puts(&out, cell);
-				if (c + 1 < EV_NCOLS) {
-					for (size_t k = w; k < width[c] + 2; k++)
-						sb_putc(&out, ' ');
-				}
-			}
-			sb_putc(&out, '\n');
-		}
-	}
-	for (size_t i = 0; i < nrows && rows; i++) {
-		for (int c = 0; c < EV_NCOLS; c++)
-			free(rows[i].cell[c]);
-	}
-	free(rows);
-	int ret = failed ? 1 : 0;
-	if (!failed && flush_stdout(&out) < 0)
-		ret = 1;
-	sb_free(&out);
-	return ret;
+	return failed ? RESULT_ERROR : RESULT_OK;
 }
 
-/* ---- hookd show ---- */
-
-static void put_field(struct strbuf *sb, const char *name, const char *value)
+enum result journal_read(struct journal *j, int64_t rowid,
+                         void (*visit)(const struct journal_entry *e, void *arg), void *arg)
 {
-	sb_printf(sb, "%-12s ", name);
-	put_safe(sb, value, strlen(value), false);
-	sb_putc(sb, '\n');
-}
-
-static void put_time_field(struct strbuf *sb, const char *name, int64_t ms)
-{
-	char t[40];
-	format_time(ms, t, sizeof(t));
-	put_field(sb, name, t);
-}
-
-/* Multiline text indented by `indent` spaces, ending in a newline. */
-static void put_block(struct strbuf *sb, const char *s, size_t n, int indent)
-{
-	struct strbuf safe;
-	sb_init(&safe);
-	put_safe(&safe, s, n, true);
-	const char *p = safe.buf ? safe.buf : "";
-	while (*p) {
-		const char *nl = strchr(p, '\n');
-		size_t len = nl ? (size_t)(nl - p) : strlen(p);
-		sb_printf(sb, "%*s", indent, "");
-		sb_append(sb, p, len);
-		sb_putc(sb, '\n');
-		p += len + (nl ? 1 : 0);
+	sqlite3_stmt *s = stmt(j, ST_SHOW);
+	if (!s)
+		return RESULT_ERROR;
+	sqlite3_bind_int64(s, 1, rowid);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		/* Pruned since the caller found its rowid (or unreadable: `show`
+		 * says the same either way). */
+		done(s);
+		return RESULT_UNKNOWN;
 	}
-	sb_free(&safe);
+	const unsigned char *body = sqlite3_column_blob(s, 14);
+	struct journal_entry e = {
+		.endpoint = col_text(s, 0),
+		.delivery_id = col_text(s, 1),
+		.event = col_text(s, 2),
+		.remote_addr = col_text(s, 3),
+		.async = sqlite3_column_int(s, 4) != 0,
+		.state = (enum delivery_state)sqlite3_column_int(s, 5),
+		.attempts = sqlite3_column_int(s, 6),
+		.received_ms = sqlite3_column_int64(s, 7),
+		.updated_ms = sqlite3_column_int64(s, 8),
+		.next_due_ms = sqlite3_column_int64(s, 9),
+		.http = sqlite3_column_int(s, 10),
+		.status = col_text_or_null(s, 11),
+		.error = col_text_or_null(s, 12),
+		.headers = col_text(s, 13),
+		.body = body ? body : (const unsigned char *)"",
+		.body_kept = (size_t)sqlite3_column_bytes(s, 14),
+		.body_len = sqlite3_column_int64(s, 15),
+		.body_cut = sqlite3_column_int(s, 16) != 0,
+		.run_attempt = sqlite3_column_int(s, 17),
+		.run_started_ms = sqlite3_column_int64(s, 18),
+	};
+	visit(&e, arg);
+	done(s);
+	return RESULT_OK;
 }
 
-static void put_body(struct strbuf *sb, const unsigned char *body, size_t kept, int64_t total,
-                     bool cut)
-{
-	bool text = is_text(body, kept, cut);
-	sb_puts(sb, "\nbody");
-	if (cut)
-		sb_printf(sb, " (cut at %zu of %lld bytes)", kept, (long long)total);
-	else
-		sb_printf(sb, " (%zu bytes)", kept);
-	if (kept && !text)
-		sb_puts(sb, ", not text, base64");
-	sb_puts(sb, ":\n");
-	if (!kept)
-		return;
-	if (text) {
-		put_block(sb, (const char *)body, kept, 2);
-		return;
-	}
-	/* 57 input bytes a line: 76 columns of base64. */
-	unsigned char line[80];
-	for (size_t off = 0; off < kept; off += 57) {
-		size_t n = kept - off < 57 ? kept - off : 57;
-		EVP_EncodeBlock(line, body + off, (int)n);
-		sb_printf(sb, "  %s\n", line);
-	}
-}
-
-static int show_attempts(struct journal *j, struct strbuf *sb, int64_t rowid)
+enum result journal_read_attempts(struct journal *j, int64_t rowid,
+                                  const struct journal_attempt_visitor *v)
 {
 	sqlite3_stmt *a = stmt(j, ST_SHOW_ATTEMPTS);
 	if (!a)
-		return -1;
+		return RESULT_ERROR;
 	sqlite3_bind_int64(a, 1, rowid);
 	int rc;
-	bool any = false;
 	while ((rc = sqlite3_step(a)) == SQLITE_ROW) {
-		any = true;
-		int attempt = sqlite3_column_int(a, 0);
-		int64_t started = sqlite3_column_int64(a, 1);
-		bool finished = sqlite3_column_type(a, 2) != SQLITE_NULL;
-		int64_t ms = sqlite3_column_int64(a, 2) - started;
-		int http = sqlite3_column_int(a, 3);
-		char t[40];
-		format_time(started, t, sizeof(t));
-		sb_printf(sb, "\nattempt %d: started %s, ", attempt, t);
-		if (finished)
-			sb_printf(sb, "%lld ms, ", (long long)ms);
-		else
-			sb_puts(sb, "end unknown, ");
-		if (http)
-			sb_printf(sb, "http %d, ", http);
-		else
-			sb_puts(sb, "no http, ");
-		sb_puts(sb, "status ");
-		const char *status = col_text(a, 4);
-		put_safe(sb, status, strlen(status), false);
-		if (sqlite3_column_type(a, 5) != SQLITE_NULL) {
-			const char *err = col_text(a, 5);
-			sb_puts(sb, ", error: ");
-			put_safe(sb, err, strlen(err), false);
-		}
-		sb_putc(sb, '\n');
+		struct journal_attempt at = {
+			.attempt = sqlite3_column_int(a, 0),
+			.started_ms = sqlite3_column_int64(a, 1),
+			.finished_ms = sqlite3_column_type(a, 2) != SQLITE_NULL
+			                       ? sqlite3_column_int64(a, 2)
+			                       : 0,
+			.http = sqlite3_column_int(a, 3),
+			.status = col_text(a, 4),
+			.error = col_text_or_null(a, 5),
+		};
+		v->attempt(&at, v->arg);
 
 		sqlite3_stmt *h = stmt(j, ST_SHOW_HOOKS);
 		if (!h)
 			break;
 		sqlite3_bind_int64(h, 1, rowid);
-		sqlite3_bind_int(h, 2, attempt);
+		sqlite3_bind_int(h, 2, at.attempt);
 		while (sqlite3_step(h) == SQLITE_ROW) {
-			const char *hook = col_text(h, 0);
-			sb_puts(sb, "  hook ");
-			put_safe(sb, hook, strlen(hook), false);
-			if (sqlite3_column_type(h, 1) != SQLITE_NULL)
-				sb_printf(sb, ": exit %d", sqlite3_column_int(h, 1));
-			else
-				sb_puts(sb, ": exit -");
-			const char *sig = col_text(h, 2);
-			sb_puts(sb, ", signal ");
-			if (*sig)
-				put_safe(sb, sig, strlen(sig), false);
-			else
-				sb_putc(sb, '-');
-			sb_printf(sb, ", %lld ms", (long long)sqlite3_column_int64(h, 3));
-			if (sqlite3_column_type(h, 4) != SQLITE_NULL) {
-				const char *err = col_text(h, 4);
-				sb_puts(sb, ", error: ");
-				put_safe(sb, err, strlen(err), false);
-			}
-			sb_putc(sb, '\n');
-			size_t olen = (size_t)sqlite3_column_bytes(h, 5);
-			const char *o = sqlite3_column_blob(h, 5);
-			if (o && olen) {
-				sb_puts(sb, "    output (tail):\n");
-				put_block(sb, o, olen, 6);
-			}
+			struct journal_hook hk = {
+				.hook = col_text(h, 0),
+				.exit_code = sqlite3_column_type(h, 1) != SQLITE_NULL
+				                     ? sqlite3_column_int(h, 1)
+				                     : -1,
+				.signal = col_text_or_null(h, 2),
+				.ms = sqlite3_column_int64(h, 3),
+				.error = col_text_or_null(h, 4),
+				.output = sqlite3_column_blob(h, 5),
+				.output_len = (size_t)sqlite3_column_bytes(h, 5),
+			};
+			v->hook(&hk, v->arg);
 		}
 		done(h);
 	}
 	done(a);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
 		db_error(j, "show");
-		return -1;
+		return RESULT_ERROR;
 	}
-	if (!any)
-		sb_puts(sb, "\nno attempt yet\n");
-	return 0;
+	return RESULT_OK;
 }
 
-static void list_endpoints(struct journal *j, const char *delivery_id)
+enum result journal_endpoints_of(struct journal *j, const char *delivery_id,
+                                 void (*visit)(const char *endpoint, void *arg), void *arg)
 {
 	sqlite3_stmt *s = stmt(j, ST_FIND_ALL);
 	if (!s)
-		return;
+		return RESULT_ERROR;
 	bind_text(s, 1, delivery_id);
-	struct strbuf sb;
-	sb_init(&sb);
-	sb_puts(&sb, "hookd: delivery id '");
-	put_safe(&sb, delivery_id, strlen(delivery_id), false);
-	sb_puts(&sb, "' exists at several endpoints:");
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		const char *e = col_text(s, 0);
-		sb_puts(&sb, " ");
-		put_safe(&sb, e, strlen(e), false);
-	}
+	while (sqlite3_step(s) == SQLITE_ROW)
+		visit(col_text(s, 0), arg);
 	done(s);
-	sb_puts(&sb, "; choose one with --endpoint NAME\n");
-	fputs(sb.buf, stderr);
-	sb_free(&sb);
-}
-
-int journal_cmd_show(struct journal *j, const char *endpoint, const char *delivery_id)
-{
-	int64_t rowid;
-	int r = journal_find(j, endpoint, delivery_id, &rowid);
-	if (r < 0)
-		return 1;
-	if (r == 2) {
-		list_endpoints(j, delivery_id);
-		return 1;
-	}
-	if (r == 1) {
-		struct strbuf sb;
-		sb_init(&sb);
-		sb_puts(&sb, "hookd: no delivery with id '");
-		put_safe(&sb, delivery_id, strlen(delivery_id), false);
-		sb_putc(&sb, '\'');
-		if (endpoint) {
-			sb_puts(&sb, " at endpoint '");
-			put_safe(&sb, endpoint, strlen(endpoint), false);
-			sb_putc(&sb, '\'');
-		}
-		sb_puts(&sb, " in the journal\n");
-		fputs(sb.buf, stderr);
-		sb_free(&sb);
-		return 1;
-	}
-
-	sqlite3_stmt *s = stmt(j, ST_SHOW);
-	if (!s)
-		return 1;
-	sqlite3_bind_int64(s, 1, rowid);
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		/* Pruned between the two reads. */
-		done(s);
-		fprintf(stderr, "hookd: the delivery was just pruned from the journal\n");
-		return 1;
-	}
-	struct strbuf sb;
-	sb_init(&sb);
-	put_field(&sb, "endpoint:", col_text(s, 0));
-	put_field(&sb, "id:", col_text(s, 1));
-	put_field(&sb, "event:", col_text(s, 2));
-	int state = sqlite3_column_int(s, 5);
-	put_field(&sb, "state:", delivery_state_name((enum delivery_state)state));
-	put_field(&sb, "mode:", sqlite3_column_int(s, 4) ? "async" : "sync");
-	char num[32];
-	snprintf(num, sizeof(num), "%d", sqlite3_column_int(s, 6));
-	put_field(&sb, "attempts:", num);
-	put_time_field(&sb, "received_at:", sqlite3_column_int64(s, 7));
-	put_time_field(&sb, "updated_at:", sqlite3_column_int64(s, 8));
-	if (state == DSTATE_RETRY_WAIT)
-		put_time_field(&sb, "next_due_at:", sqlite3_column_int64(s, 9));
-	if (state == DSTATE_RUNNING) {
-		snprintf(num, sizeof(num), "%d", sqlite3_column_int(s, 17));
-		put_field(&sb, "running:", num);
-		put_time_field(&sb, "since:", sqlite3_column_int64(s, 18));
-	}
-	put_field(&sb, "remote_addr:", col_text(s, 3));
-	int http = sqlite3_column_int(s, 10);
-	if (http) {
-		snprintf(num, sizeof(num), "%d", http);
-		put_field(&sb, "http:", num);
-	}
-	if (sqlite3_column_type(s, 11) != SQLITE_NULL)
-		put_field(&sb, "status:", col_text(s, 11));
-	if (sqlite3_column_type(s, 12) != SQLITE_NULL)
-		put_field(&sb, "error:", col_text(s, 12));
-
-	sb_puts(&sb, "\nheaders:\n");
-	const char *h = col_text(s, 13);
-	put_block(&sb, h, strlen(h), 2);
-
-	const unsigned char *body = sqlite3_column_blob(s, 14);
-	size_t kept = (size_t)sqlite3_column_bytes(s, 14);
-	put_body(&sb, body ? body : (const unsigned char *)"", kept, sqlite3_column_int64(s, 15),
-	         sqlite3_column_int(s, 16) != 0);
-	done(s);
-
-	int ret = show_attempts(j, &sb, rowid) < 0 ? 1 : 0;
-	if (ret == 0 && flush_stdout(&sb) < 0)
-		ret = 1;
-	sb_free(&sb);
-	return ret;
+	return RESULT_OK;
 }

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "result.h"
+
 struct journal;
 
 enum delivery_state {
@@ -112,11 +114,11 @@ void journal_set_batching(struct journal *j, bool on);
 int journal_flush(struct journal *j); /* NULL and no batch are fine */
 
 /*
- * Idempotency look-up. Returns 1 and fills state/attempts/rowid when
- * (endpoint, id) is known, 0 when not, -1 on error.
+ * Idempotency look-up. RESULT_OK, with state/attempts/rowid filled, when
+ * (endpoint, id) is known; RESULT_UNKNOWN when not; RESULT_ERROR.
  */
-int journal_lookup(struct journal *j, const char *endpoint, const char *delivery_id,
-                   enum delivery_state *state, int *attempts, int64_t *rowid);
+enum result journal_lookup(struct journal *j, const char *endpoint, const char *delivery_id,
+                           enum delivery_state *state, int *attempts, int64_t *rowid);
 
 /*
  * Records a delivery as QUEUED (async: committed durably, fsync'd, before
@@ -144,11 +146,11 @@ int journal_attempt_finished(struct journal *j, int64_t rowid, const struct jour
 /*
  * Marks a delivery queued again (replay), due now, committed durably. A
  * replay has no client waiting, so it becomes an async delivery (counted by
- * journal_pending_count, recovered after a restart). 0 ok, 1 unknown,
- * 2 already pending (nothing changed), 3 its body was cut (nothing changed),
- * -1 error.
+ * journal_pending_count, recovered after a restart). RESULT_OK, UNKNOWN,
+ * PENDING (already pending: nothing changed), BODY_CUT (its body was cut:
+ * nothing changed), or ERROR.
  */
-int journal_requeue(struct journal *j, int64_t rowid);
+enum result journal_requeue(struct journal *j, int64_t rowid);
 
 /*
  * At start: every async delivery that is QUEUED, RETRY_WAIT or RUNNING,
@@ -161,10 +163,12 @@ int journal_requeue(struct journal *j, int64_t rowid);
  */
 int journal_recover(struct journal *j, struct journal_pending **out, size_t *n);
 
-/* One delivery by rowid, for replay. 0 ok, 1 unknown, -1 error. */
-int journal_get(struct journal *j, int64_t rowid, struct journal_pending *out);
-/* rowid for (endpoint or NULL: any, id); 0 ok, 1 unknown, 2 ambiguous (several endpoints). */
-int journal_find(struct journal *j, const char *endpoint, const char *delivery_id, int64_t *rowid);
+/* One delivery by rowid, for replay: RESULT_OK, UNKNOWN or ERROR. */
+enum result journal_get(struct journal *j, int64_t rowid, struct journal_pending *out);
+/* rowid for (endpoint or NULL: any, id): RESULT_OK, UNKNOWN, AMBIGUOUS (known
+ * at several endpoints) or ERROR. */
+enum result journal_find(struct journal *j, const char *endpoint, const char *delivery_id,
+                         int64_t *rowid);
 
 /* Deletes final deliveries older than keep, and the oldest final ones past
  * max_rows, at most JOURNAL_PRUNE_BATCH a call so that the event loop never
@@ -178,21 +182,56 @@ int journal_prune(struct journal *j, int64_t now_ms);
 int64_t journal_pending_count(struct journal *j);
 
 /*
- * CLI: `hookd events` and `hookd show`, printing to stdout (errors on
- * stderr). Return the exit status (README "Command line"). events: newest first by first
- * receipt; failed = FAILED, or pending again after an attempt that was not
- * 2xx; "http" is null (text: "-") before any attempt. The output is built
- * in memory first so that a slow pager never holds a read open.
+ * Reading back, for `hookd events` and `hookd show` (journal_format.c). Each
+ * call hands what it reads to `visit`, one row at a time; the strings and
+ * the body live until the visit returns. The caller builds its output in
+ * memory, so that no read is held open while a slow pager takes it: a
+ * reader holds back the daemon's WAL checkpoints.
  */
-struct events_filter {
-	bool failed;
-	const char *event_glob; /* fnmatch, NULL: all */
-	int64_t since_ms;       /* received at or after, 0: all */
-	int limit;              /* <= 0: the default, 100 */
-	bool json;
+struct journal_entry {
+	const char *endpoint, *delivery_id, *event;
+	enum delivery_state state;
+	int http; /* the last attempt's; 0 before any */
+	int attempts;
+	int64_t received_ms; /* first receipt */
+	/* The rest only from journal_read. */
+	const char *remote_addr;
+	bool async;
+	int64_t updated_ms, next_due_ms;
+	const char *status, *error; /* NULL: none */
+	const char *headers;        /* "Name: value" lines */
+	const unsigned char *body;  /* the kept part, body_kept bytes */
+	size_t body_kept;
+	int64_t body_len; /* as received */
+	bool body_cut;
+	int run_attempt; /* while RUNNING: which attempt, since when */
+	int64_t run_started_ms;
 };
-/* Lists deliveries; j NULL (no journal yet) lists none. */
-int journal_cmd_events(struct journal *j, const struct events_filter *f);
-int journal_cmd_show(struct journal *j, const char *endpoint, const char *delivery_id);
+
+/* Deliveries received at or after since_ms, newest first by first receipt;
+ * failed_only: FAILED, or pending again after an attempt that was not 2xx.
+ * Stops when visit returns false. RESULT_OK or RESULT_ERROR (logged). */
+enum result journal_list(struct journal *j, int64_t since_ms, bool failed_only,
+                         bool (*visit)(const struct journal_entry *e, void *arg), void *arg);
+/* One delivery in full: RESULT_OK (visited), RESULT_UNKNOWN when it is not
+ * (or no longer) there, RESULT_ERROR. */
+enum result journal_read(struct journal *j, int64_t rowid,
+                         void (*visit)(const struct journal_entry *e, void *arg), void *arg);
+
+/* A delivery's attempts in order, each followed by its hooks' outcomes. The
+ * attempt comes without hooks (nhooks 0); finished_ms is 0 when its end is
+ * unknown, a hook's exit_code -1 when it has none. */
+struct journal_attempt_visitor {
+	void (*attempt)(const struct journal_attempt *a, void *arg);
+	void (*hook)(const struct journal_hook *h, void *arg);
+	void *arg;
+};
+enum result journal_read_attempts(struct journal *j, int64_t rowid,
+                                  const struct journal_attempt_visitor *v);
+
+/* The endpoints that know delivery_id, in name order (for an ambiguous id).
+ * RESULT_ERROR only when nothing could be read. */
+enum result journal_endpoints_of(struct journal *j, const char *delivery_id,
+                                 void (*visit)(const char *endpoint, void *arg), void *arg);
 
 #endif

@@ -12,7 +12,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "payload.h"
 #include "util.h"
 
 struct path {

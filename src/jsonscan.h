@@ -17,6 +17,10 @@
 
 #include <json-c/json.h>
 
+/* The deepest containers may nest in a body hookd takes (json-c is told the
+ * same, so that both judge a body alike). */
+#define JSON_MAX_DEPTH 1000
+
 enum json_scan_result {
 	JSON_SCAN_OK,
 	JSON_SCAN_INVALID,    /* not JSON */

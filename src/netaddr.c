@@ -1,5 +1,5 @@
 /*
- * Client addresses: CIDR lists and the X-Forwarded-For walk.
+ * Addresses: the listen address, CIDR lists and the X-Forwarded-For walk.
  *
  * Addresses are compared in one canonical form: an IPv4-mapped IPv6 address
  * (::ffff:a.b.c.d) is the IPv4 address it maps, both in lists and in the
@@ -14,8 +14,75 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include "util.h"
+
+enum listen_error listen_addr_parse(const char *spec, struct listen_addr *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (strncmp(spec, "unix:", 5) == 0) {
+		const char *path = spec + 5;
+		struct sockaddr_un *sun = (struct sockaddr_un *)&out->ss;
+		if (strlen(path) >= sizeof(sun->sun_path))
+			return LISTEN_PATH_TOO_LONG;
+		sun->sun_family = AF_UNIX;
+		strcpy(sun->sun_path, path);
+		out->len = sizeof(*sun);
+		return LISTEN_OK;
+	}
+	const char *colon;
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+		if (!close || close[1] != ':')
+			return LISTEN_BAD_BRACKETS;
+		char addr[INET6_ADDRSTRLEN + 1];
+		size_t n = (size_t)(close - spec - 1);
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out->ss;
+		if (n == 0 || n >= sizeof(addr))
+			return LISTEN_BAD_IPV6;
+		memcpy(addr, spec + 1, n);
+		addr[n] = '\0';
+		if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1)
+			return LISTEN_BAD_IPV6;
+		s6->sin6_family = AF_INET6;
+		out->len = sizeof(*s6);
+		colon = close + 1;
+	} else {
+		colon = strrchr(spec, ':');
+		if (!colon)
+			return LISTEN_NO_COLON;
+		if (colon == spec)
+			return LISTEN_NO_HOST;
+		for (const char *p = spec; p < colon; p++) {
+			if (*p == ':')
+				return LISTEN_V6_NEEDS_BRACKETS;
+		}
+		char host[INET_ADDRSTRLEN + 1];
+		size_t n = (size_t)(colon - spec);
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&out->ss;
+		if (n >= sizeof(host))
+			return LISTEN_BAD_HOST;
+		memcpy(host, spec, n);
+		host[n] = '\0';
+		if (strcmp(host, "localhost") == 0)
+			s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		else if (strcmp(host, "*") == 0)
+			s4->sin_addr.s_addr = htonl(INADDR_ANY);
+		else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return LISTEN_BAD_HOST;
+		s4->sin_family = AF_INET;
+		out->len = sizeof(*s4);
+	}
+	int port;
+	if (!parse_int(colon + 1, 0, 65535, &port))
+		return LISTEN_BAD_PORT;
+	if (out->ss.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&out->ss)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)&out->ss)->sin_port = htons((uint16_t)port);
+	return LISTEN_OK;
+}
 
 static const unsigned char v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 

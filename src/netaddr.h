@@ -1,5 +1,6 @@
 /*
- * Client addresses: CIDR lists for allow_from and trusted_proxies, and the
+ * Addresses: the listen address hookd binds ([server] listen, [admin]
+ * listen), CIDR lists for allow_from and trusted_proxies, and the
  * X-Forwarded-For walk that decides which address is the client.
  */
 #ifndef HOOKD_NETADDR_H
@@ -7,6 +8,30 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
+
+/*
+ * A listen address: host:port, where host is an IPv4 address, localhost or
+ * * (all); [v6addr]:port; or unix:/path. No name is looked up, so that
+ * `check` and the daemon agree. Port 0 asks for an ephemeral port. The
+ * parser says what is wrong; its callers (config.c, http_listen) word it.
+ */
+enum listen_error {
+	LISTEN_OK,
+	LISTEN_PATH_TOO_LONG,     /* unix: the path does not fit a socket address */
+	LISTEN_BAD_BRACKETS,      /* '[' without "]:" */
+	LISTEN_BAD_IPV6,          /* not an IPv6 address in the brackets */
+	LISTEN_NO_COLON,          /* no host:port at all */
+	LISTEN_NO_HOST,           /* ":port" */
+	LISTEN_V6_NEEDS_BRACKETS, /* "::1:9000" */
+	LISTEN_BAD_HOST,          /* not an IPv4 address, localhost or * */
+	LISTEN_BAD_PORT,          /* not a number from 0 to 65535 */
+};
+struct listen_addr {
+	struct sockaddr_storage ss; /* AF_INET, AF_INET6 or AF_UNIX */
+	socklen_t len;
+};
+enum listen_error listen_addr_parse(const char *spec, struct listen_addr *out);
 
 struct cidr {
 	int family; /* AF_INET or AF_INET6 */

@@ -12,7 +12,6 @@
 #include <json-c/json.h>
 
 #define EVENT_NAME_MAX 128
-#define JSON_MAX_DEPTH 1000
 
 /* ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$ over exactly len bytes. */
 bool event_name_valid(const char *name, size_t len);
@@ -23,7 +22,7 @@ enum content_kind { CONTENT_JSON, CONTENT_FORM, CONTENT_OTHER };
 enum content_kind content_type_classify(const char *content_type);
 
 /*
- * Parses exactly len bytes as one JSON object (depth <= JSON_MAX_DEPTH,
+ * Parses exactly len bytes as one JSON object (depth <= JSON_MAX_DEPTH of jsonscan.h,
  * nothing but whitespace after it). NULL with a short reason in err
  * ("body is not valid JSON", "body is not a JSON object", "JSON nests
  * deeper than 1000 levels").

@@ -67,7 +67,7 @@ static void result_clear(struct hook_result *res)
 static TAILQ_HEAD(, hook_run) active = TAILQ_HEAD_INITIALIZER(active);
 static int nactive;
 static struct event *sigchld_ev;
-static bool passthrough;
+static void (*output_sink)(const char *buf, size_t n);
 
 /*
  * Starting a process is the one step of a delivery that waits: vfork
@@ -145,9 +145,9 @@ static struct {
 } early[EARLY_EXITS];
 static uint64_t reaps; /* children reaped so far */
 
-void runner_set_output_passthrough(bool on)
+void runner_set_output_sink(void (*sink)(const char *buf, size_t n))
 {
-	passthrough = on;
+	output_sink = sink;
 }
 
 const char *signal_name(int sig)
@@ -238,17 +238,10 @@ static void keep_tail(struct hook_run *r, const char *buf, size_t n)
 
 static void take_output(struct hook_run *r, const char *buf, size_t n)
 {
-	if (passthrough) {
-		size_t off = 0;
-		while (off < n) {
-			ssize_t w = write(STDERR_FILENO, buf + off, n - off);
-			if (w <= 0)
-				break;
-			off += (size_t)w;
-		}
-	}
+	if (output_sink)
+		output_sink(buf, n);
 	keep_tail(r, buf, n);
-	if (passthrough)
+	if (output_sink)
 		return;
 	/* The log: one line a line, cut at LOG_LINE_MAX; the rest of a cut
 	 * line is skipped up to its newline. */
@@ -533,7 +526,6 @@ static void on_spawned(evutil_socket_t fd, short what, void *arg)
 
 int runner_init(struct event_base *base)
 {
-	signal(SIGPIPE, SIG_IGN);
 	if (sigchld_ev)
 		return 0;
 	sigchld_ev = evsignal_new(base, SIGCHLD, on_sigchld, NULL);

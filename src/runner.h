@@ -72,7 +72,9 @@ void runner_release(void);
  * not run, with `why` as its error and start_may_pass set. */
 void runner_cancel_held(const char *why);
 
-/* Installs the SIGCHLD handler on base; call once before runner_start. */
+/* Installs the SIGCHLD handler on base; call once before runner_start. The
+ * caller ignores SIGPIPE first (hookd does at start): a hook that closes its
+ * stdin early must not kill hookd. */
 int runner_init(struct event_base *base);
 void runner_shutdown(void);
 /* Number of hooks running now. */
@@ -80,8 +82,9 @@ int runner_active(void);
 /* Sends SIGKILL to every running hook's group (used when exiting on error). */
 void runner_kill_all(void);
 
-/* `hookd run`: hook output goes to stderr as it is, not as log lines. */
-void runner_set_output_passthrough(bool on);
+/* `hookd run`: hook output goes to sink as it comes, not to the log as
+ * lines (the tail is kept either way). NULL: back to the log. */
+void runner_set_output_sink(void (*sink)(const char *buf, size_t n));
 
 const char *signal_name(int sig);
 

@@ -86,7 +86,7 @@ static void setup(void)
 {
 	if (base)
 		return;
-	/* As the daemon does (runner_init): a write to a client that hung up
+	/* As the daemon does (main): a write to a client that hung up
 	 * is an error to handle, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(dir, sizeof(dir), "/tmp/hookd-fuzz-conn.XXXXXX");

@@ -1,7 +1,7 @@
 /*
  * The journal against a real SQLite file in a temporary directory: the
- * delivery lifecycle, recovery, pruning, the CLI output (stdout captured
- * into a file), a reader beside a writer, and a small benchmark of the
+ * delivery lifecycle, recovery, pruning, the CLI output (what the commands
+ * would print), a reader beside a writer, and a small benchmark of the
  * sync delivery path (HOOKD_JOURNAL_BENCH=N cycles, default 500).
  */
 #include <dirent.h>
@@ -18,6 +18,7 @@
 
 #include "check.h"
 #include "journal.h"
+#include "journal_format.h"
 #include "util.h"
 
 static char tmpdir[64];
@@ -103,7 +104,7 @@ static enum delivery_state state_of(struct journal *j, const char *ep, const cha
 	enum delivery_state st = (enum delivery_state)-1;
 	int64_t rowid;
 	int a = -1;
-	CHECK(journal_lookup(j, ep, id, &st, &a, &rowid) == 1, "lookup %s/%s", ep, id);
+	CHECK(journal_lookup(j, ep, id, &st, &a, &rowid) == RESULT_OK, "lookup %s/%s", ep, id);
 	if (attempts)
 		*attempts = a;
 	return st;
@@ -146,52 +147,31 @@ static char *sql_text(const char *dir, const char *sql)
 	return v;
 }
 
-/* ---- stdout capture ---- */
+/* ---- what the commands print ---- */
 
-static int saved_stdout = -1;
-static char capture_path[128];
-
-static void capture_begin(void)
-{
-	fflush(stdout);
-	snprintf(capture_path, sizeof(capture_path), "%s/stdout", tmpdir);
-	int fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	saved_stdout = dup(STDOUT_FILENO);
-	dup2(fd, STDOUT_FILENO);
-	close(fd);
-}
-
-static char *capture_end(void)
-{
-	fflush(stdout);
-	dup2(saved_stdout, STDOUT_FILENO);
-	close(saved_stdout);
-	FILE *f = fopen(capture_path, "re");
-	struct strbuf sb;
-	sb_init(&sb);
-	char buf[4096];
-	size_t n;
-	while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
-		sb_append(&sb, buf, n);
-	if (f)
-		fclose(f);
-	return sb_steal(&sb);
-}
-
+/* The command's exit status, and what it would print on stdout. */
 static int run_events(struct journal *j, const struct events_filter *f, char **out)
 {
-	capture_begin();
-	int rc = journal_cmd_events(j, f);
-	*out = capture_end();
-	return rc;
+	struct strbuf sb;
+	sb_init(&sb);
+	enum result r = journal_format_events(j, f, &sb);
+	if (r != RESULT_OK)
+		sb_free(&sb);
+	*out = sb_steal(&sb);
+	return r == RESULT_OK ? 0 : 1;
 }
 
 static int run_show(struct journal *j, const char *ep, const char *id, char **out)
 {
-	capture_begin();
-	int rc = journal_cmd_show(j, ep, id);
-	*out = capture_end();
-	return rc;
+	struct strbuf sb, err;
+	sb_init(&sb);
+	sb_init(&err);
+	enum result r = journal_format_show(j, ep, id, &sb, &err);
+	if (r != RESULT_OK)
+		sb_free(&sb);
+	*out = sb_steal(&sb);
+	sb_free(&err);
+	return r == RESULT_OK ? 0 : 1;
 }
 
 /* ---- cases ---- */
@@ -310,12 +290,12 @@ static void test_lifecycle(void)
 	enum delivery_state st;
 	int attempts;
 	int64_t rowid;
-	CHECK(journal_lookup(j, "ep", "a1", &st, &attempts, &rowid) == 0, "unknown id");
+	CHECK(journal_lookup(j, "ep", "a1", &st, &attempts, &rowid) == RESULT_UNKNOWN, "unknown id");
 
 	/* Async: each step of the table, then the state, attempts and
 	 * pending count it leaves. */
 	int64_t r = rec(j, "ep", "a1", "build:start", true, T0, "{\"x\":1}");
-	CHECK(journal_lookup(j, "ep", "a1", &st, &attempts, &rowid) == 1 && rowid == r,
+	CHECK(journal_lookup(j, "ep", "a1", &st, &attempts, &rowid) == RESULT_OK && rowid == r,
 	      "lookup rowid");
 	enum step { RECORDED, START, FINISH };
 	static const struct {
@@ -381,7 +361,7 @@ static void test_resend(void)
 	CHECK(state_of(j, "ep", "r1", &attempts) == DSTATE_FAILED && attempts == 2, "failed 2");
 
 	struct journal_pending p;
-	CHECK(journal_get(j, r, &p) == 0, "get");
+	CHECK(journal_get(j, r, &p) == RESULT_OK, "get");
 	CHECK(p.received_ms == T0, "first receipt kept: %lld", (long long)p.received_ms);
 	CHECK_STR(p.event, "push:again", "new event");
 	CHECK(p.body_len == 7 && memcmp(p.body, "{\"v\":2}", 7) == 0, "new body");
@@ -425,7 +405,7 @@ static void test_body_cut(void)
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		int64_t r = rec(j, "ep", cases[i].id, "e", cases[i].async, T0, cases[i].body);
 		struct journal_pending p;
-		CHECK(journal_get(j, r, &p) == 0, "%s get", cases[i].id);
+		CHECK(journal_get(j, r, &p) == RESULT_OK, "%s get", cases[i].id);
 		CHECK(p.body_len == cases[i].kept_pending, "%s pending kept %zu", cases[i].id,
 		      p.body_len);
 		CHECK(p.body_complete == cases[i].complete_pending, "%s pending complete", cases[i].id);
@@ -433,7 +413,7 @@ static void test_body_cut(void)
 		journal_pending_free(&p);
 		CHECK(finish(j, r, 1, cases[i].final_state == DSTATE_SUCCEEDED ? 200 : 503,
 		             cases[i].final_state, T0 + 1000) == 0, "%s finish", cases[i].id);
-		CHECK(journal_get(j, r, &p) == 0, "%s get", cases[i].id);
+		CHECK(journal_get(j, r, &p) == RESULT_OK, "%s get", cases[i].id);
 		CHECK(p.body_len == cases[i].kept_final, "%s final kept %zu", cases[i].id, p.body_len);
 		CHECK(p.body_complete == cases[i].complete_final, "%s final complete", cases[i].id);
 		CHECK(memcmp(p.body, cases[i].body, p.body_len) == 0, "%s final bytes", cases[i].id);
@@ -557,8 +537,8 @@ static void test_prune(void)
 	CHECK(sql_int(dir, "SELECT count(*) FROM hook_runs") == 5, "hook runs cascaded");
 	CHECK(journal_pending_count(j) == 3, "pending kept");
 	int64_t rowid;
-	CHECK(journal_find(j, NULL, "pend0", &rowid) == 0, "old pending kept");
-	CHECK(journal_find(j, NULL, "old7", &rowid) == 1, "old final pruned");
+	CHECK(journal_find(j, NULL, "pend0", &rowid) == RESULT_OK, "old pending kept");
+	CHECK(journal_find(j, NULL, "old7", &rowid) == RESULT_UNKNOWN, "old final pruned");
 	journal_close(j);
 
 	/* By rows: max 10, keep off; the oldest final ones go. */
@@ -572,10 +552,10 @@ static void test_prune(void)
 	CHECK(journal_prune(j, now) == 0, "nothing more");
 	CHECK(sql_int(dir, "SELECT count(*) FROM deliveries") == 10, "10 left");
 	/* 18 oldest final: new0..new4, m00..m12. */
-	CHECK(journal_find(j, NULL, "new4", &rowid) == 1, "new4 pruned");
-	CHECK(journal_find(j, NULL, "m12", &rowid) == 1, "m12 pruned");
-	CHECK(journal_find(j, NULL, "m13", &rowid) == 0, "m13 kept");
-	CHECK(journal_find(j, NULL, "pend2", &rowid) == 0, "pending kept");
+	CHECK(journal_find(j, NULL, "new4", &rowid) == RESULT_UNKNOWN, "new4 pruned");
+	CHECK(journal_find(j, NULL, "m12", &rowid) == RESULT_UNKNOWN, "m12 pruned");
+	CHECK(journal_find(j, NULL, "m13", &rowid) == RESULT_OK, "m13 kept");
+	CHECK(journal_find(j, NULL, "pend2", &rowid) == RESULT_OK, "pending kept");
 	journal_close(j);
 
 	/* Over max_rows by more than a batch: bounded. */
@@ -602,20 +582,20 @@ static void test_find_requeue(void)
 	int64_t u = final_delivery(j, "alpha", "uniq", "e", T0 + 2, 200);
 	const struct {
 		const char *ep, *id;
-		int want;
+		enum result want;
 		int64_t *rowid;
 	} cases[] = {
-		{NULL, "dup", 2, NULL},
-		{"alpha", "dup", 0, &a},
-		{"beta", "dup", 0, &b},
-		{"gamma", "dup", 1, NULL},
-		{NULL, "uniq", 0, &u},
-		{"beta", "uniq", 1, NULL},
-		{NULL, "nope", 1, NULL},
+		{NULL, "dup", RESULT_AMBIGUOUS, NULL},
+		{"alpha", "dup", RESULT_OK, &a},
+		{"beta", "dup", RESULT_OK, &b},
+		{"gamma", "dup", RESULT_UNKNOWN, NULL},
+		{NULL, "uniq", RESULT_OK, &u},
+		{"beta", "uniq", RESULT_UNKNOWN, NULL},
+		{NULL, "nope", RESULT_UNKNOWN, NULL},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		int64_t rowid = -1;
-		int r = journal_find(j, cases[i].ep, cases[i].id, &rowid);
+		enum result r = journal_find(j, cases[i].ep, cases[i].id, &rowid);
 		CHECK(r == cases[i].want, "find %zu: %d", i, r);
 		if (cases[i].rowid)
 			CHECK(rowid == *cases[i].rowid, "find %zu rowid", i);
@@ -638,16 +618,16 @@ static void test_find_requeue(void)
 	CHECK(finish(j, big_async, 1, 200, DSTATE_SUCCEEDED, 0) == 0, "bigasync");
 	const struct {
 		int64_t *rowid;
-		int want;
+		enum result want;
 	} rq[] = {
-		{&b, 0},
-		{&b, 2},          /* now pending */
-		{&pend, 2},
-		{&big_async, 3},  /* cut body: cannot run again */
-		{&u, 0},
+		{&b, RESULT_OK},
+		{&b, RESULT_PENDING}, /* now pending */
+		{&pend, RESULT_PENDING},
+		{&big_async, RESULT_BODY_CUT}, /* cut body: cannot run again */
+		{&u, RESULT_OK},
 	};
 	int64_t none = 424242;
-	CHECK(journal_requeue(j, none) == 1, "requeue unknown");
+	CHECK(journal_requeue(j, none) == RESULT_UNKNOWN, "requeue unknown");
 	int64_t before = journal_pending_count(j);
 	for (size_t i = 0; i < ARRAY_SIZE(rq); i++)
 		CHECK(journal_requeue(j, *rq[i].rowid) == rq[i].want, "requeue %zu", i);
@@ -884,7 +864,7 @@ static void test_readonly(void)
 		free(out);
 		CHECK(journal_pending_count(r) == 1, "reader pending count");
 		int64_t rowid;
-		CHECK(journal_find(r, NULL, "ro1", &rowid) == 0, "reader find");
+		CHECK(journal_find(r, NULL, "ro1", &rowid) == RESULT_OK, "reader find");
 		struct journal_new d = {.endpoint = "ep", .delivery_id = "x", .event = "e"};
 		CHECK(journal_record(r, &d) < 0, "reader cannot write");
 		CHECK(journal_prune(r, T0) < 0, "reader cannot prune");
@@ -896,7 +876,7 @@ static void test_readonly(void)
 	r = journal_open_readonly(dir, err, sizeof(err));
 	CHECK(r != NULL, "readonly without daemon: %s", err);
 	int64_t rowid;
-	CHECK(r && journal_find(r, NULL, "ro3", &rowid) == 0, "reader after close");
+	CHECK(r && journal_find(r, NULL, "ro3", &rowid) == RESULT_OK, "reader after close");
 	journal_close(r);
 	free(dir);
 }
@@ -921,9 +901,9 @@ static void test_batching(void)
 
 	int64_t b1 = rec(w, "ep", "b1", "e", false, T0, "{}");
 	CHECK(state_of(w, "ep", "b1", NULL) == DSTATE_RUNNING, "writer sees its batch");
-	CHECK(journal_find(r, NULL, "b1", &rowid) == 1, "reader does not yet");
+	CHECK(journal_find(r, NULL, "b1", &rowid) == RESULT_UNKNOWN, "reader does not yet");
 	CHECK(journal_flush(w) == 0, "flush");
-	CHECK(journal_find(r, NULL, "b1", &rowid) == 0 && rowid == b1, "reader after the flush");
+	CHECK(journal_find(r, NULL, "b1", &rowid) == RESULT_OK && rowid == b1, "reader after the flush");
 
 	/* An outcome joins the batch; a durable write commits the batch first. */
 	CHECK(finish(w, b1, 1, 200, DSTATE_SUCCEEDED, 0) == 0, "finish in a batch");
@@ -944,13 +924,13 @@ static void test_batching(void)
 	/* Turning batching off, and closing, flush. */
 	rec(w, "ep", "b4", "e", false, T0 + 3, "{}");
 	journal_set_batching(w, false);
-	CHECK(journal_find(r, NULL, "b4", &rowid) == 0, "batching off flushes");
+	CHECK(journal_find(r, NULL, "b4", &rowid) == RESULT_OK, "batching off flushes");
 	rec(w, "ep", "b5", "e", false, T0 + 4, "{}");
-	CHECK(journal_find(r, NULL, "b5", &rowid) == 0, "unbatched write commits at once");
+	CHECK(journal_find(r, NULL, "b5", &rowid) == RESULT_OK, "unbatched write commits at once");
 	journal_set_batching(w, true);
 	rec(w, "ep", "b6", "e", false, T0 + 5, "{}");
 	journal_close(w);
-	CHECK(journal_find(r, NULL, "b6", &rowid) == 0, "close flushes");
+	CHECK(journal_find(r, NULL, "b6", &rowid) == RESULT_OK, "close flushes");
 	journal_close(r);
 	free(dir);
 }
@@ -994,7 +974,7 @@ static void test_credentials(void)
 	};
 	int64_t r = journal_record(j, &d);
 	struct journal_pending p;
-	CHECK(journal_get(j, r, &p) == 0, "get");
+	CHECK(journal_get(j, r, &p) == RESULT_OK, "get");
 	CHECK(p.nheaders == 2, "2 headers kept: %zu", p.nheaders);
 	CHECK(p.nheaders >= 1 && strcmp(p.headers[0], "Content-Type: application/json") == 0, "ct");
 	CHECK(p.nheaders >= 2 && strcmp(p.headers[1], "X-Injected: a  X-Fake: b") == 0,
@@ -1065,7 +1045,7 @@ static void bench(void)
 			enum delivery_state st;
 			int attempts;
 			int64_t rowid;
-			if (journal_lookup(j, "nf", id, &st, &attempts, &rowid) != 0) {
+			if (journal_lookup(j, "nf", id, &st, &attempts, &rowid) != RESULT_UNKNOWN) {
 				CHECK(0, "bench lookup");
 				break;
 			}

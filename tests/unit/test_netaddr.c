@@ -1,14 +1,63 @@
 /*
- * netaddr: CIDR list parsing, matching (IPv4, IPv6, IPv4-mapped), and the
- * X-Forwarded-For walk behind trusted proxies.
+ * netaddr: the listen address parser, CIDR list parsing, matching (IPv4,
+ * IPv6, IPv4-mapped), and the X-Forwarded-For walk behind trusted proxies.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include "check.h"
 #include "netaddr.h"
 #include "util.h"
+
+static void test_listen(void)
+{
+	static const struct {
+		const char *in;
+		enum listen_error want;
+		int family;
+		unsigned port;
+	} cases[] = {
+		{"127.0.0.1:9000", LISTEN_OK, AF_INET, 9000},
+		{"localhost:0", LISTEN_OK, AF_INET, 0},
+		{"*:80", LISTEN_OK, AF_INET, 80},
+		{"[::1]:65535", LISTEN_OK, AF_INET6, 65535},
+		{"unix:/run/hookd.sock", LISTEN_OK, AF_UNIX, 0},
+		{"127.0.0.1", LISTEN_NO_COLON, 0, 0},
+		{":9000", LISTEN_NO_HOST, 0, 0},
+		{"::1:9000", LISTEN_V6_NEEDS_BRACKETS, 0, 0},
+		{"[::1]9000", LISTEN_BAD_BRACKETS, 0, 0},
+		{"[zz]:9000", LISTEN_BAD_IPV6, 0, 0},
+		{"[]:9000", LISTEN_BAD_IPV6, 0, 0},
+		{"example.com:9000", LISTEN_BAD_HOST, 0, 0},
+		{"256.1.1.1:9000", LISTEN_BAD_HOST, 0, 0},
+		{"127.0.0.1:70000", LISTEN_BAD_PORT, 0, 0},
+		{"127.0.0.1:", LISTEN_BAD_PORT, 0, 0},
+		{"[::1]:-1", LISTEN_BAD_PORT, 0, 0},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct listen_addr la;
+		enum listen_error e = listen_addr_parse(cases[i].in, &la);
+		CHECK(e == cases[i].want, "listen '%s': %d", cases[i].in, (int)e);
+		if (e != LISTEN_OK || cases[i].want != LISTEN_OK)
+			continue;
+		CHECK(la.ss.ss_family == cases[i].family, "listen '%s' family", cases[i].in);
+		unsigned port = 0;
+		if (la.ss.ss_family == AF_INET)
+			port = ntohs(((struct sockaddr_in *)&la.ss)->sin_port);
+		else if (la.ss.ss_family == AF_INET6)
+			port = ntohs(((struct sockaddr_in6 *)&la.ss)->sin6_port);
+		CHECK(port == cases[i].port, "listen '%s' port %u", cases[i].in, port);
+	}
+	char longpath[200];
+	memset(longpath, 'a', sizeof(longpath));
+	memcpy(longpath, "unix:/", 6);
+	longpath[sizeof(longpath) - 1] = '\0';
+	struct listen_addr la;
+	CHECK(listen_addr_parse(longpath, &la) == LISTEN_PATH_TOO_LONG, "unix path too long");
+}
 
 static void test_parse(void)
 {
@@ -248,6 +297,7 @@ static void test_client_address(void)
 
 int main(void)
 {
+	test_listen();
 	test_parse();
 	test_match();
 	test_client_address();

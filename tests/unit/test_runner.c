@@ -6,6 +6,7 @@
 #include "check.h"
 
 #include <event2/event.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -87,6 +88,9 @@ int main(void)
 		free(text);
 		free(p);
 	}
+	/* As hookd's main does: a hook that closes its stdin early is an
+	 * error to handle, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
 	struct event_base *base = event_base_new();
 	CHECK(runner_init(base) == 0, "runner_init");
 

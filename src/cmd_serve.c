@@ -1,0 +1,428 @@
+/*
+ * `hookd serve`: the daemon. Start-up (config, TLS, journal, listeners, the
+ * privilege drop, the control socket, recovery), the event loop, the
+ * signals (SIGHUP reloads, SIGTERM and SIGINT drain), the journal's pruning
+ * and the heap trim, and the orderly stop.
+ */
+#include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "admin.h"
+#include "command.h"
+#include "config.h"
+#include "control.h"
+#include "dispatch.h"
+#include "http.h"
+#include "journal.h"
+#include "log.h"
+#include "metrics.h"
+#include "privdrop.h"
+#include "recovery.h"
+#include "route.h"
+#include "runner.h"
+#include "sdlisten.h"
+#include "sdnotify.h"
+#include "server.h"
+#include "tls.h"
+#include "util.h"
+#include "version.h"
+
+/* ---- TLS ------------------------------------------------------------ */
+
+/* command.h says what it returns; `check` uses it too. */
+bool tls_from_config(const struct config *cfg, struct ssl_ctx_st **ctx, char *err,
+                     size_t errlen)
+{
+	*ctx = NULL;
+	if (!cfg->tls_cert)
+		return true;
+	char why[768];
+	*ctx = tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ciphers, why, sizeof(why));
+	if (!*ctx) {
+		int line = cfg->tls_cert_line;
+		if (strncmp(why, "tls_key ", 8) == 0)
+			line = cfg->tls_key_line;
+		else if (strncmp(why, "tls_ciphers ", 12) == 0)
+			line = cfg->tls_ciphers_line;
+		if (line > 0)
+			snprintf(err, errlen, "%s:%d: %s", cfg->path, line, why);
+		else
+			snprintf(err, errlen, "%s: %s", cfg->path, why);
+		return false;
+	}
+	return true;
+}
+
+static void log_tls(const struct config *cfg, struct ssl_ctx_st *ctx)
+{
+	struct tls_cert_info ti;
+	tls_ctx_info(ctx, &ti);
+	struct log_kv kv[] = {
+		{"cert", cfg->tls_cert}, {"subject", ti.subject}, {"serial", ti.serial},
+		{"not_after", ti.not_after},
+	};
+	/* Served anyway: an expired certificate is the sender's call to
+	 * refuse, and a renewal plus SIGHUP fixes it without a restart. */
+	log_kv(ti.expired ? LOG_LVL_WARN : LOG_LVL_INFO,
+	       ti.expired ? "tls certificate has expired" : "tls certificate loaded", kv,
+	       ARRAY_SIZE(kv));
+}
+
+/* ---- serve ---------------------------------------------------------- */
+
+struct daemon {
+	const char *config_path;
+	struct event_base *base;
+	struct config *cfg;
+	struct journal *journal;
+	struct dispatcher *ds;
+	struct server *srv;
+	struct control *ctl;
+	struct admin *admin;
+	struct event *sighup, *sigterm, *sigint, *drain_timer, *prune_timer, *trim_timer;
+	uint64_t trim_seen, trim_done; /* server_requests() at the last tick, at the last trim */
+	bool draining;
+	bool socket_activated; /* [server] listen is not ours to bind */
+	bool tls_on;
+};
+
+static bool str_eq_null(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* How often the journal is pruned, and how soon again while a backlog of
+ * prunable rows remains: each call deletes at most JOURNAL_PRUNE_BATCH
+ * rows, so a delivery never waits long behind it. */
+#define PRUNE_INTERVAL_MS 1000
+#define PRUNE_BACKLOG_MS 50
+
+static void on_prune(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *dm = arg;
+	int n = journal_prune(dm->journal, now_wall_ms());
+	if (n < 0)
+		log_msg(LOG_LVL_WARN, "journal: pruning failed; will try again");
+	int64_t ms = n >= JOURNAL_PRUNE_BATCH ? PRUNE_BACKLOG_MS : PRUNE_INTERVAL_MS;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(dm->prune_timer, &tv);
+}
+
+/*
+ * A burst leaves glibc's heap holding what it freed. Once a whole tick
+ * has passed without a request (and something came since the last trim),
+ * hookd gives it back to the system: RSS after a burst falls back to near
+ * the idle figure instead of staying at the burst's peak. A quiet daemon
+ * is not trimmed again and again; a busy one is never trimmed mid-burst.
+ */
+#define TRIM_INTERVAL_MS 1000
+
+static void on_trim(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *dm = arg;
+	uint64_t n = server_requests(dm->srv);
+	if (n == dm->trim_seen && n != dm->trim_done && server_answering(dm->srv) == 0 &&
+	    runner_active() == 0) {
+		malloc_trim(0);
+		dm->trim_done = n;
+	}
+	dm->trim_seen = n;
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *dm = arg;
+	char err[1024];
+	sdnotify_reloading();
+	route_cache_clear(); /* a SIGHUP forgets remembered misses, whatever the config */
+	struct config *cfg = config_load(dm->config_path, err, sizeof(err));
+	struct ssl_ctx_st *tls = NULL;
+	/* The certificate pair is reread on every reload (a renewal keeps its
+	 * paths); a bad pair fails the whole reload, like any config error. */
+	if (cfg && !tls_from_config(cfg, &tls, err, sizeof(err))) {
+		config_unref(cfg);
+		cfg = NULL;
+	}
+	if (!cfg) {
+		struct log_kv kv[] = {{"error", err}};
+		log_kv(LOG_LVL_ERROR, "reload failed, keeping the old config", kv, 1);
+		metrics_reload(false);
+		sdnotify_send("READY=1\nSTATUS=serving; the last reload failed, old config kept");
+		return;
+	}
+	if (strcmp(cfg->listen, dm->cfg->listen) != 0 && !dm->socket_activated)
+		log_msg(LOG_LVL_WARN, "listen changed to %s: takes effect at the next start",
+		        cfg->listen);
+	if (strcmp(cfg->admin_listen ? cfg->admin_listen : "",
+	           dm->cfg->admin_listen ? dm->cfg->admin_listen : "") != 0)
+		log_msg(LOG_LVL_WARN, "[admin] listen changed: takes effect at the next start");
+	if (!str_eq_null(cfg->user, dm->cfg->user) || !str_eq_null(cfg->group, dm->cfg->group))
+		log_msg(LOG_LVL_WARN, "user or group changed: takes effect at the next start");
+	config_unref(dm->cfg);
+	dm->cfg = cfg;
+	log_setup((enum log_format)cfg->log_format);
+	server_set_config(dm->srv, cfg);
+	if (tls || dm->tls_on) {
+		/* Turning TLS on or off takes effect at once, like the pair. */
+		server_set_tls(dm->srv, tls);
+		dm->tls_on = tls != NULL;
+		if (tls)
+			log_tls(cfg, tls);
+		else
+			log_msg(LOG_LVL_WARN, "tls turned off: new connections get plain HTTP");
+		tls_ctx_free(tls);
+	}
+	dispatcher_set_config(dm->ds, cfg);
+	log_msg(LOG_LVL_INFO, "config reloaded from %s", dm->config_path);
+	metrics_reload(true);
+	sdnotify_send("READY=1\nSTATUS=serving; config reloaded");
+}
+
+static void check_drained(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *dm = arg;
+	/* Exiting closes every connection: an answer still in its output
+	 * buffer would be cut short, so those go out whole first. */
+	if (dispatcher_idle(dm->ds) && runner_active() == 0 && server_answering(dm->srv) == 0) {
+		event_base_loopexit(dm->base, NULL);
+		return;
+	}
+	struct timeval tv = {0, 50000};
+	evtimer_add(dm->drain_timer, &tv);
+}
+
+static void on_terminate(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *dm = arg;
+	if (dm->draining)
+		return;
+	dm->draining = true;
+	log_msg(LOG_LVL_INFO, "%s received: finishing running deliveries",
+	        sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	sdnotify_send("STOPPING=1\nSTATUS=draining: finishing running deliveries");
+	admin_set_draining(dm->admin);
+	server_drain(dm->srv);
+	dispatcher_drain(dm->ds);
+	check_drained(-1, 0, dm);
+}
+
+/* Logs one "listening" line (the harness and users look for it). */
+static void log_listening(const char *msg, int fd, const char *source, const char *config,
+                          bool tls, char *addr, size_t addrlen)
+{
+	http_bound_address(fd, addr, addrlen);
+	struct log_kv kv[] = {
+		{"addr", addr}, {"source", source}, {"version", HOOKD_VERSION}, {"config", config},
+		{"tls", tls ? "on" : NULL},
+	};
+	log_kv(LOG_LVL_INFO, msg, kv, ARRAY_SIZE(kv));
+}
+
+/*
+ * The webhook listener and the admin listener: from socket activation when
+ * systemd passed sockets (one named "admin", by FileDescriptorName=, is the
+ * admin's; the others are the webhook server's), else bound from [server]
+ * listen and [admin] listen. addr gets the webhook listener's address.
+ */
+static int open_listeners(struct daemon *dm, const char *config, char *addr, size_t addrlen)
+{
+	char err[1024];
+	struct sd_socket *socks = NULL;
+	int n = sdlisten_take(&socks, err, sizeof(err));
+	if (n < 0) {
+		log_msg(LOG_LVL_ERROR, "%s", err);
+		return -1;
+	}
+	int rc = -1;
+	bool admin_passed = false;
+	snprintf(addr, addrlen, "?");
+	for (int i = 0; i < n; i++) {
+		if (strcmp(socks[i].name, "admin") == 0) {
+			admin_passed = true;
+			continue;
+		}
+		if (server_listen_fd(dm->srv, socks[i].fd) < 0) {
+			log_msg(LOG_LVL_ERROR, "cannot serve on socket-activated fd %d", socks[i].fd);
+			goto out;
+		}
+		dm->socket_activated = true;
+		log_listening("listening", socks[i].fd, "systemd", config, dm->tls_on, addr, addrlen);
+	}
+	if (!dm->socket_activated) {
+		int fd = http_listen(dm->cfg->listen, err, sizeof(err));
+		if (fd < 0) {
+			log_msg(LOG_LVL_ERROR, "%s", err);
+			goto out;
+		}
+		if (server_listen_fd(dm->srv, fd) < 0) {
+			close(fd);
+			log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm->cfg->listen);
+			goto out;
+		}
+		log_listening("listening", fd, "config", config, dm->tls_on, addr, addrlen);
+	}
+	if (admin_passed || dm->cfg->admin_listen)
+		dm->admin = admin_new(dm->base, dm->ds);
+	char aaddr[128];
+	for (int i = 0; i < n; i++) {
+		if (strcmp(socks[i].name, "admin") != 0)
+			continue;
+		if (admin_listen_fd(dm->admin, socks[i].fd) < 0) {
+			log_msg(LOG_LVL_ERROR, "cannot serve on socket-activated fd %d", socks[i].fd);
+			goto out;
+		}
+		log_listening("admin listening", socks[i].fd, "systemd", config, false, aaddr,
+		              sizeof(aaddr));
+	}
+	if (!admin_passed && dm->cfg->admin_listen) {
+		int fd = http_listen(dm->cfg->admin_listen, err, sizeof(err));
+		if (fd < 0) {
+			log_msg(LOG_LVL_ERROR, "[admin] %s", err);
+			goto out;
+		}
+		if (admin_listen_fd(dm->admin, fd) < 0) {
+			close(fd);
+			log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm->cfg->admin_listen);
+			goto out;
+		}
+		log_listening("admin listening", fd, "config", config, false, aaddr, sizeof(aaddr));
+	}
+	rc = 0;
+out:
+	free(socks);
+	return rc;
+}
+
+int cmd_serve(const struct options *o)
+{
+	struct daemon dm;
+	memset(&dm, 0, sizeof(dm));
+	dm.config_path = o->config;
+	dm.cfg = load_or_die(o->config);
+	log_setup((enum log_format)dm.cfg->log_format);
+	metrics_start();
+	char nerr[512];
+	if (sdnotify_open(nerr, sizeof(nerr)) < 0)
+		log_msg(LOG_LVL_WARN, "%s: no readiness notifications", nerr);
+	char err[1024];
+	struct run_as ra;
+	if (run_as_resolve(dm.cfg, &ra, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(dm.cfg);
+		return EXIT_USAGE;
+	}
+	int rc = 1;
+	struct ssl_ctx_st *tls = NULL;
+	if (!tls_from_config(dm.cfg, &tls, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(dm.cfg);
+		free(ra.name);
+		return EXIT_USAGE;
+	}
+	dm.base = event_base_new();
+	if (!dm.base || runner_init(dm.base) < 0) {
+		log_msg(LOG_LVL_ERROR, "cannot set up the event loop");
+		return 1;
+	}
+	if (dm.cfg->state_dir) {
+		dm.journal = journal_open(dm.cfg->state_dir, dm.cfg->journal_body_max,
+		                          dm.cfg->journal_keep_ms, dm.cfg->journal_max, err,
+		                          sizeof(err));
+		if (!dm.journal) {
+			log_msg(LOG_LVL_ERROR, "journal: %s", err);
+			goto out;
+		}
+	}
+	dm.ds = dispatcher_new(dm.base, dm.cfg, dm.journal);
+	dm.srv = server_new(dm.base, dm.cfg, dm.ds);
+	if (tls) {
+		server_set_tls(dm.srv, tls);
+		dm.tls_on = true;
+		log_tls(dm.cfg, tls);
+		/* The server holds its own reference; a reload replaces it. */
+		tls_ctx_free(tls);
+		tls = NULL;
+	}
+	/* Signals are caught before the "listening" line: whoever waits for
+	 * it may send SIGHUP or SIGTERM at once. */
+	dm.sighup = evsignal_new(dm.base, SIGHUP, on_reload, &dm);
+	dm.sigterm = evsignal_new(dm.base, SIGTERM, on_terminate, &dm);
+	dm.sigint = evsignal_new(dm.base, SIGINT, on_terminate, &dm);
+	dm.drain_timer = evtimer_new(dm.base, check_drained, &dm);
+	evsignal_add(dm.sighup, NULL);
+	evsignal_add(dm.sigterm, NULL);
+	evsignal_add(dm.sigint, NULL);
+	char addr[128];
+	if (open_listeners(&dm, o->config, addr, sizeof(addr)) < 0)
+		goto out;
+	/* Bound (and the journal open): nothing more needs root. The control
+	 * socket is made after this, as the user that will serve it. */
+	if (drop_privileges(dm.cfg, &ra) < 0)
+		goto out;
+	if (dm.journal) {
+		dm.ctl = control_new(dm.base, dm.cfg->state_dir, dm.ds, dm.journal, err, sizeof(err));
+		if (!dm.ctl)
+			log_msg(LOG_LVL_WARN, "%s: hookd replay will not reach this daemon", err);
+	}
+	if (dispatch_recover(dm.ds) < 0)
+		log_msg(LOG_LVL_ERROR, "journal: cannot recover pending deliveries");
+	if (dm.journal) {
+		dm.prune_timer = evtimer_new(dm.base, on_prune, &dm);
+		on_prune(-1, 0, &dm);
+	}
+	dm.trim_timer = event_new(dm.base, -1, EV_PERSIST, on_trim, &dm);
+	struct timeval trim_tv = {TRIM_INTERVAL_MS / 1000, (TRIM_INTERVAL_MS % 1000) * 1000};
+	evtimer_add(dm.trim_timer, &trim_tv);
+	sdnotify_send("READY=1\nSTATUS=serving on %s", addr);
+	if (sdnotify_watchdog_start(dm.base) > 0)
+		log_msg(LOG_LVL_INFO, "systemd watchdog: keep-alive every %llums",
+		        (unsigned long long)(sdnotify_watchdog_usec() / 2000));
+	event_base_dispatch(dm.base);
+	log_msg(LOG_LVL_INFO, "stopped");
+	rc = 0;
+out:
+	if (dm.sighup) {
+		/* Freeing the signal events restores the default actions; a
+		 * second SIGTERM (a supervisor's impatience) would then kill a
+		 * daemon that has already finished cleanly. From here on these
+		 * signals are ignored. */
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGHUP);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		event_free(dm.sighup);
+		event_free(dm.sigterm);
+		event_free(dm.sigint);
+		event_free(dm.drain_timer);
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGINT, SIG_IGN);
+	}
+	if (dm.prune_timer)
+		event_free(dm.prune_timer);
+	if (dm.trim_timer)
+		event_free(dm.trim_timer);
+	control_free(dm.ctl);
+	admin_free(dm.admin);
+	server_free(dm.srv);
+	dispatcher_free(dm.ds);
+	journal_close(dm.journal);
+	runner_shutdown();
+	route_cache_clear();
+	tls_ctx_free(tls);
+	config_unref(dm.cfg);
+	sdnotify_close();
+	metrics_reset();
+	if (dm.base)
+		event_base_free(dm.base);
+	free(ra.name);
+	return rc;
+}

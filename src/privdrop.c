@@ -1,0 +1,137 @@
+/*
+ * The privilege drop (privdrop.h): [server] user and group looked up, the
+ * state directory handed over, and the ids changed for good.
+ */
+#include "privdrop.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+int run_as_resolve(const struct config *cfg, struct run_as *ra, char *err, size_t errlen)
+{
+	memset(ra, 0, sizeof(*ra));
+	if (!cfg->user) {
+		if (cfg->group) {
+			snprintf(err, errlen, "%s:%d: group = %s needs user", cfg->path, cfg->group_line,
+			         cfg->group);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	errno = 0;
+	struct passwd *pw = getpwnam(cfg->user);
+	if (!pw) {
+		snprintf(err, errlen, "%s:%d: unknown user '%s'%s%s", cfg->path, cfg->user_line, cfg->user,
+		         errno ? ": " : "", errno ? strerror(errno) : "");
+		return -ENOENT;
+	}
+	ra->set = true;
+	ra->name = xstrdup(pw->pw_name);
+	ra->uid = pw->pw_uid;
+	ra->gid = pw->pw_gid;
+	if (cfg->group) {
+		errno = 0;
+		struct group *gr = getgrnam(cfg->group);
+		if (!gr) {
+			snprintf(err, errlen, "%s:%d: unknown group '%s'%s%s", cfg->path, cfg->group_line,
+			         cfg->group,
+			         errno ? ": " : "", errno ? strerror(errno) : "");
+			free(ra->name);
+			ra->name = NULL;
+			return -ENOENT;
+		}
+		ra->gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+/*
+ * The journal was opened as root (it may have created state_dir and its
+ * files); hand the directory and what is directly in it to the user, so
+ * that SQLite can go on writing (and recreate its -wal and -shm files) and
+ * the control socket can be made after the drop. Symbolic links are not
+ * followed: only the directory's own entries change owner.
+ */
+static int chown_state_dir(const char *dir, const struct run_as *ra)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	int ret = 0;
+	if (fchown(dfd, ra->uid, ra->gid) < 0)
+		ret = -errno;
+	int lfd = ret == 0 ? dup(dfd) : -1;
+	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+	if (ret == 0 && !d) {
+		ret = -errno;
+		if (lfd >= 0)
+			close(lfd);
+	}
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (fchownat(dfd, e->d_name, ra->uid, ra->gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != ENOENT) {
+			ret = -errno;
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+	close(dfd);
+	return ret;
+}
+
+int drop_privileges(const struct config *cfg, const struct run_as *ra)
+{
+	if (geteuid() != 0) {
+		if (ra->set && ra->uid != geteuid())
+			log_msg(LOG_LVL_WARN, "user = %s ignored: hookd was not started as root", ra->name);
+		return 0;
+	}
+	if (!ra->set) {
+		log_msg(LOG_LVL_WARN, "running as root, and so do the hooks: set [server] user "
+		                      "to drop privileges after binding");
+		return 0;
+	}
+	if (cfg->state_dir) {
+		int r = chown_state_dir(cfg->state_dir, ra);
+		if (r < 0) {
+			log_msg(LOG_LVL_ERROR, "state_dir %s: cannot hand it to user %s: %s",
+			        cfg->state_dir, ra->name, strerror(-r));
+			return r;
+		}
+	}
+	return become_user(ra);
+}
+
+int become_user(const struct run_as *ra)
+{
+	if (initgroups(ra->name, ra->gid) < 0 || setgid(ra->gid) < 0 || setuid(ra->uid) < 0) {
+		int e = errno;
+		log_msg(LOG_LVL_ERROR, "cannot become user %s: %s", ra->name, strerror(e));
+		return -e;
+	}
+	if (ra->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+		log_msg(LOG_LVL_ERROR, "root could be regained after dropping privileges: stopping");
+		return -EPERM;
+	}
+	char uid[16], gid[16];
+	snprintf(uid, sizeof(uid), "%u", (unsigned)ra->uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)ra->gid);
+	struct log_kv kv[] = {{"user", ra->name}, {"uid", uid}, {"gid", gid}};
+	log_kv(LOG_LVL_INFO, "dropped privileges", kv, ARRAY_SIZE(kv));
+	return 0;
+}

@@ -1,0 +1,40 @@
+/*
+ * The privilege drop: who hookd becomes after binding when started as root
+ * ([server] user and group), and becoming that user for good. The daemon
+ * drops after its listeners are bound and the journal is open; `hookd run`
+ * drops before running the hook, as the daemon would.
+ */
+#ifndef HOOKD_PRIVDROP_H
+#define HOOKD_PRIVDROP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct config;
+
+struct run_as {
+	bool set;
+	char *name;
+	uid_t uid;
+	gid_t gid; /* `group`, else the user's own group */
+};
+
+/* Looks up `user` and `group`; an unknown name is a config error: -errno
+ * with "CONFIG:LINE: unknown user ..." in err. ra->name is the caller's to
+ * free. */
+int run_as_resolve(const struct config *cfg, struct run_as *ra, char *err, size_t errlen);
+
+/*
+ * Started as root with `user`: becomes that user for good, after the
+ * listener is bound (state_dir is handed to the user first). initgroups,
+ * setgid, setuid (which as root sets the real, effective and saved ids
+ * alike), then proves root cannot be taken back. Started as root without
+ * `user`: a warning, hooks run as root. 0, or -errno (logged).
+ */
+int drop_privileges(const struct config *cfg, const struct run_as *ra);
+
+/* setuid and friends, for good: 0, or -errno (logged). */
+int become_user(const struct run_as *ra);
+
+#endif
