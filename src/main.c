@@ -11,8 +11,8 @@
 #include "config.h"
 #include "dispatch.h"
 #include "payload.h"
+#include "sigutil.h"
 #include "util.h"
-#include "verify.h"
 #include "version.h"
 
 static const struct command {
@@ -157,7 +157,7 @@ int main(int argc, char **argv)
 		/* What the modules keep between deliveries, for a clean exit. */
 		delivery_cleanup();
 		payload_cleanup();
-		verify_cleanup();
+		sig_cleanup();
 		return rc;
 	}
 	return usage_error("unknown command '%s'", o.command);

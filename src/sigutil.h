@@ -68,7 +68,8 @@ bool sig_verify_token(const struct verify_input *in, const char *name, char *why
 bool sig_verify_prefixed(const struct verify_input *in, const char *value, const char *prefix,
                          enum hmac_alg alg, enum sig_encoding enc, char *why, size_t whylen);
 
-/* Frees the keyed HMAC contexts kept between requests. */
+/* Frees the keyed HMAC contexts kept between requests; at exit, before
+ * OpenSSL's own cleanup. */
 void sig_cleanup(void);
 
 #endif

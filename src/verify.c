@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "jsonscan.h"
-#include "sigutil.h"
 #include "util.h"
 
 #define DEFAULT_EVENT_FIELD "event"
@@ -29,11 +28,6 @@ bool verify_fail(char *buf, size_t len, const char *reason)
 const char *verify_header(const struct verify_input *in, const char *name)
 {
 	return in->header ? in->header(in->ctx, name) : NULL;
-}
-
-void verify_cleanup(void)
-{
-	sig_cleanup();
 }
 
 bool verify_credentials(const struct verify_input *in, char *why, size_t whylen)

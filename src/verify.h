@@ -75,10 +75,6 @@ bool scheme_identify(const struct verify_input *in, json_object *root, struct id
                      char *err, size_t errlen);
 void identity_clear(struct identity *id);
 
-/* Frees what verification keeps between requests (the keyed HMAC contexts);
- * at exit, before OpenSSL's own cleanup. */
-void verify_cleanup(void);
-
 /* ---- for the scheme entries (src/schemes/) ---- */
 
 /* Writes reason into buf (when there is one) and returns false. */
