@@ -41,12 +41,16 @@ static struct journal *open_journal_ro(const struct options *o, struct config **
 
 /* Writes the buffer to stdout; 0 ok, 1 when stdout failed. The output is
  * built first so that no read transaction waits on a slow pipe (a reader
- * holds back WAL checkpoints). */
+ * holds back WAL checkpoints). A reader that stopped reading (`hookd events
+ * | head`) is no error: SIGPIPE is ignored, so that ends here quietly, as
+ * the signal did before. */
 static int write_stdout(const struct strbuf *sb)
 {
 	bool ok = sb->len == 0 || fwrite(sb->buf, 1, sb->len, stdout) == sb->len;
 	if (fflush(stdout) != 0)
 		ok = false;
+	if (!ok && errno == EPIPE)
+		return 0;
 	if (!ok)
 		fprintf(stderr, "hookd: writing output: %s\n", strerror(errno));
 	return ok ? 0 : 1;
