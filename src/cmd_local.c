@@ -310,6 +310,8 @@ int cmd_check(const struct options *o)
 		return EXIT_USAGE;
 	}
 	printf("config %s: ok\n", o->config);
+	for (size_t i = 0; i < cfg->nwarnings; i++)
+		printf("warning: %s\n", cfg->warnings[i]);
 	printf("listen %s%s\n", cfg->listen, tls ? " (https)" : "");
 	if (cfg->admin_listen)
 		printf("admin %s\n", cfg->admin_listen);
