@@ -253,7 +253,11 @@ static void print_routes(const char *hooks_dir)
 	char **names = NULL;
 	size_t n = 0;
 	while ((e = readdir(dir))) {
-		if (!event_name_valid(e->d_name, strlen(e->d_name)) && strcmp(e->d_name, "_default") != 0)
+		const char *nm = e->d_name;
+		if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0)
+			continue;
+		if (!route_name_skipped(nm) && !event_name_valid(nm, strlen(nm)) &&
+		    strcmp(nm, "_default") != 0)
 			continue;
 		names = xrealloc(names, (n + 1) * sizeof(*names));
 		names[n++] = xstrdup(e->d_name);
@@ -261,6 +265,13 @@ static void print_routes(const char *hooks_dir)
 	closedir(dir);
 	qsort(names, n, sizeof(*names), strcmp_ptr);
 	for (size_t i = 0; i < n; i++) {
+		const char *why = route_skip_reason(names[i]);
+		if (why) {
+			/* Never a route: one may expect it to run, so say why not. */
+			printf("  skipped %s: %s, never a route\n", names[i], why);
+			free(names[i]);
+			continue;
+		}
 		struct route r;
 		memset(&r, 0, sizeof(r));
 		route_resolve(hooks_dir, names[i], &r);
@@ -299,6 +310,8 @@ int cmd_check(const struct options *o)
 		return EXIT_USAGE;
 	}
 	printf("config %s: ok\n", o->config);
+	for (size_t i = 0; i < cfg->nwarnings; i++)
+		printf("warning: %s\n", cfg->warnings[i]);
 	printf("listen %s%s\n", cfg->listen, tls ? " (https)" : "");
 	if (cfg->admin_listen)
 		printf("admin %s\n", cfg->admin_listen);

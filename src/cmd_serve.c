@@ -135,6 +135,13 @@ static void on_trim(evutil_socket_t fd, short what, void *arg)
 	dm->trim_seen = n;
 }
 
+/* What the config holds that is valid but unwise (a short secret). */
+static void log_config_warnings(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nwarnings; i++)
+		log_msg(LOG_LVL_WARN, "%s", cfg->warnings[i]);
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *dm = arg;
@@ -167,6 +174,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	config_unref(dm->cfg);
 	dm->cfg = cfg;
 	log_setup((enum log_format)cfg->log_format);
+	log_config_warnings(cfg);
 	server_set_config(dm->srv, cfg);
 	if (tls || dm->tls_on) {
 		/* Turning TLS on or off takes effect at once, like the pair. */
@@ -306,6 +314,7 @@ int cmd_serve(const struct options *o)
 	dm.config_path = o->config;
 	dm.cfg = load_or_die(o->config);
 	log_setup((enum log_format)dm.cfg->log_format);
+	log_config_warnings(dm.cfg);
 	metrics_start();
 	char nerr[512];
 	if (sdnotify_open(nerr, sizeof(nerr)) < 0)

@@ -30,10 +30,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,6 +49,9 @@
 /* A config file is a few KiB; this only stops /dev/zero and mistakes. */
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define SECRET_FILE_MAX_BYTES (64 * 1024)
+/* A secret shorter than this is a warning: 128 bits are what a guess at
+ * an HMAC key or a token should have to find. */
+#define SECRET_MIN_ADVISED 16
 #define NAME_MAX_LEN 128
 #define MAX_EXIT 255
 
@@ -156,6 +161,23 @@ static const char *show(struct loader *L, const char *v)
 	}
 	out[i] = '\0';
 	return out;
+}
+
+/* Adds a warning, "FILE:LINE: message", to the config. */
+static void warn_at(struct loader *L, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void warn_at(struct loader *L, int line, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	struct config *c = L->c;
+	c->warnings = xrealloc(c->warnings, (c->nwarnings + 1) * sizeof(*c->warnings));
+	c->warnings[c->nwarnings++] = line > 0 ? xasprintf("%s:%d: %s", c->path, line, msg)
+	                                       : xasprintf("%s: %s", c->path, msg);
 }
 
 static bool bad_value(struct loader *L, const struct keydef *k, const char *v, const char *want)
@@ -388,6 +410,9 @@ static void config_free(struct config *c)
 	}
 	free(c->events);
 	free(c->status.v);
+	for (size_t i = 0; i < c->nwarnings; i++)
+		free(c->warnings[i]);
+	free(c->warnings);
 	free(c);
 }
 
@@ -1001,6 +1026,7 @@ static const struct keydef endpoint_keys[] = {
 	{"id_header", set_optheader, EP(id_header), 0, 0, 0, BY_SCHEME},
 	{"pass_headers", set_pass_headers, EP(pass_headers), 0, 0, 0, 0},
 	{"allow_from", set_cidrs, EP(allow_from), 0, 0, 0, 0},
+	DUR_NONNEG("replay_window", EP(replay_window_ms)),
 	OPTS_KEYS(EP),
 };
 
@@ -1274,6 +1300,25 @@ static char *read_line(char *buf, int num, void *stream)
 
 /* ---- after the last line: what needs the whole file ---- */
 
+/*
+ * inih keeps quotes, so `secret = ""` would be the two bytes `""`: a
+ * secret anyone can guess, given by someone who meant none. A secret
+ * that is only a pair of quotes is the empty secret, an error.
+ */
+static bool check_secret_lengths(struct loader *L, const struct endpoint *ep, int line)
+{
+	for (size_t i = 0; i < ep->nsecrets; i++) {
+		const struct secret *s = &ep->secrets[i];
+		if (s->len == 0 || (s->len == 2 && (memcmp(s->data, "\"\"", 2) == 0 ||
+		                                    memcmp(s->data, "''", 2) == 0)))
+			return fail_at(L, line,
+			               "endpoint '%s': secret is empty (quotes are kept: \"\" is not an "
+			               "empty string, and an empty secret is no secret)",
+			               ep->name);
+	}
+	return true;
+}
+
 static bool check_endpoint(struct loader *L, struct endpoint *ep)
 {
 	struct config *c = L->c;
@@ -1311,6 +1356,8 @@ static bool check_endpoint(struct loader *L, struct endpoint *ep)
 		        ep->name, scheme_name(ep->scheme));
 		goto out;
 	}
+	if (!check_secret_lengths(L, ep, secret_line))
+		goto out;
 	for (size_t i = 0; ep->scheme->decode_secret && i < ep->nsecrets; i++) {
 		if (!ep->scheme->decode_secret(&ep->secrets[i])) {
 			const char *form = ep->scheme->secret_form, *name = scheme_name(ep->scheme);
@@ -1348,12 +1395,70 @@ static bool check_endpoint(struct loader *L, struct endpoint *ep)
 				goto out;
 		}
 	}
+	for (size_t i = 0; i < ep->nsecrets; i++) {
+		/* After decode_secret: what counts is the key's bytes. */
+		if (ep->secrets[i].len >= SECRET_MIN_ADVISED)
+			continue;
+		if (ep->nsecrets > 1)
+			warn_at(L, secret_line, "endpoint '%s': secret %zu of %zu is %zu bytes; use %d or more",
+			        ep->name, i + 1, ep->nsecrets, ep->secrets[i].len, SECRET_MIN_ADVISED);
+		else
+			warn_at(L, secret_line, "endpoint '%s': the secret is %zu bytes; use %d or more",
+			        ep->name, ep->secrets[i].len, SECRET_MIN_ADVISED);
+	}
 	if (!ep->hooks_dir)
 		ep->hooks_dir = xstrdup(c->hooks_dir);
 	ok = true;
 out:
 	free(section);
 	return ok;
+}
+
+/* Whether only this machine can connect to the listen address: a unix
+ * socket, or a loopback address (127.0.0.0/8, ::1). */
+static bool listen_is_local(const char *listen)
+{
+	struct listen_addr la;
+	if (listen_addr_parse(listen, &la) != LISTEN_OK)
+		return false;
+	switch (la.ss.ss_family) {
+	case AF_UNIX:
+		return true;
+	case AF_INET: {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&la.ss;
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	}
+	case AF_INET6: {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&la.ss;
+		return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+	}
+	default:
+		return false;
+	}
+}
+
+/*
+ * scheme = none serves anyone who can connect: on an address other
+ * machines reach, allow_from must say who may.
+ */
+static bool check_unauthenticated_listener(struct loader *L)
+{
+	const struct config *c = L->c;
+	if (listen_is_local(c->listen))
+		return true;
+	for (size_t i = 0; i < c->nendpoints; i++) {
+		const struct endpoint *ep = &c->endpoints[i];
+		if (ep->scheme->takes_secret || ep->allow_from.n > 0)
+			continue;
+		char *section = xasprintf("endpoint %s", ep->name);
+		int line = seen_line(L, section, "scheme");
+		free(section);
+		return fail_at(L, line ? line : ep->line,
+		               "endpoint '%s': scheme %s verifies nothing and listen '%s' is not "
+		               "loopback: set allow_from to the addresses that may call it",
+		               ep->name, scheme_name(ep->scheme), show(L, c->listen));
+	}
+	return true;
 }
 
 static bool check_all(struct loader *L)
@@ -1385,6 +1490,9 @@ static bool check_all(struct loader *L)
 			               b->name, show(L, b->path), a->name);
 		}
 	}
+
+	if (!check_unauthenticated_listener(L))
+		return false;
 
 	/* A hook never gets a secret, not even one pass_env would hand it. */
 	for (size_t i = 0; i < c->nendpoints; i++) {

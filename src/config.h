@@ -76,6 +76,9 @@ struct endpoint {
 	char *id_header;           /* hmac/none: NULL unless set */
 	char **pass_headers;       /* request headers a hook gets as HOOK_HEADER_*, or NULL */
 	struct cidr_list allow_from; /* empty: every address */
+	/* A byte-identical body under another delivery id within this long
+	 * is a duplicate (replaywin.h); 0: off. */
+	int64_t replay_window_ms;
 	struct delivery_opts opts;   /* what this section sets */
 	int line;                    /* line of the section header */
 };
@@ -138,11 +141,17 @@ struct config {
 	struct event_rule *events;
 	size_t nevents;
 	struct status_map status;
+
+	/* What is valid but unwise (a short secret): "FILE:LINE: message"
+	 * lines that serve logs at start and check prints. */
+	char **warnings;
+	size_t nwarnings;
 };
 
 /*
  * Loads and validates `path`. On error returns NULL and writes one line,
  * "FILE:LINE: message" (or "FILE: message" where no line applies), to err.
+ * A config that loads may still carry warnings (c->warnings).
  */
 struct config *config_load(const char *path, char *err, size_t errlen);
 struct config *config_ref(struct config *c);

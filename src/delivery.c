@@ -393,6 +393,21 @@ void delivery_pass_headers(struct delivery *d, const char *(*get)(void *ctx, con
 		add_header_vars(d);
 }
 
+/* Takes the variables of the scheme's credential fields back out of the
+ * payload's: whichever leaf won the name, none of them is for a hook. */
+static void drop_credential_fields(struct delivery *d)
+{
+	const char *const *f = d->ep->scheme->credential_fields;
+	for (; f && *f; f++) {
+		char key[64];
+		if (strlen(*f) * 2 + 1 > sizeof(key) || env_key_normalize(*f, strlen(*f), key) == 0)
+			continue;
+		char *var = xasprintf("%s%s", d->cfg->env_prefix, key);
+		envlist_remove(&d->env, var);
+		free(var);
+	}
+}
+
 /* The environment: pass_env, metadata, then the payload of root. */
 static void build_env(struct delivery *d, json_object *root)
 {
@@ -400,6 +415,7 @@ static void build_env(struct delivery *d, json_object *root)
 	if (root)
 		payload_flatten(root, d->cfg->env_prefix, (const char *const *)once.reserved,
 		                &d->env, &d->env_omitted);
+	drop_credential_fields(d);
 }
 
 struct delivery *delivery_new(const struct delivery_params *p)
@@ -469,6 +485,7 @@ bool delivery_build_env(struct delivery *d, char *err, size_t errlen)
 		if (payload_flatten_text((const char *)d->body, d->body_len, d->cfg->env_prefix,
 		                         (const char *const *)once.reserved, &d->env,
 		                         &d->env_omitted)) {
+			drop_credential_fields(d);
 			add_header_vars(d);
 			return true;
 		}

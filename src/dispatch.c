@@ -18,6 +18,7 @@
 #include "journal.h"
 #include "log.h"
 #include "metrics.h"
+#include "replaywin.h"
 #include "route.h"
 #include "runner.h"
 #include "util.h"
@@ -85,6 +86,7 @@ struct dispatcher {
 	 * before the next starts). */
 	bool releasing;
 	struct event *flush_ev; /* commits the journal's batch at the loop's turn's end */
+	struct replaywin *replay; /* the endpoints' replay_window */
 };
 
 static void run_next_hook(struct job *j);
@@ -697,9 +699,21 @@ static void run_next_hook(struct job *j)
 
 /* ---- admission ------------------------------------------------------ */
 
+/* Whether d's body came under another id within its endpoint's
+ * replay_window (replaywin.h). */
+static bool replayed(struct dispatcher *ds, const struct delivery *d)
+{
+	const struct endpoint *ep = delivery_endpoint(d);
+	size_t len;
+	const unsigned char *body = delivery_body(d, &len);
+	return replaywin_check(ds->replay, ep->name, delivery_id(d), delivery_id_generated(d), body,
+	                       len, ep->replay_window_ms, now_mono_ms());
+}
+
 /* Records the delivery as received; for async, durably. */
 static int record(struct dispatcher *ds, struct delivery *d)
 {
+	replaywin_commit(ds->replay, delivery_endpoint(d)->name, delivery_id(d));
 	if (!ds->journal) {
 		if (!delivery_id_generated(d))
 			memid_set(ds, d, delivery_async(d) ? DSTATE_QUEUED : DSTATE_RUNNING);
@@ -740,6 +754,12 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 			}
 			delivery_set_attempt(d, attempts + 1);
 		}
+	}
+	if (replayed(ds, d)) {
+		answer_now(j, 200, "duplicate",
+		           xstrdup("the same body came under another delivery id within replay_window"),
+		           0);
+		return;
 	}
 
 	char err[128];
@@ -820,6 +840,7 @@ struct dispatcher *dispatcher_new(struct event_base *base, struct config *cfg,
 	TAILQ_INIT(&ds->queue);
 	TAILQ_INIT(&ds->waiting_retry);
 	TAILQ_INIT(&ds->ids_fifo);
+	ds->replay = replaywin_new(REPLAYWIN_MAX);
 	return ds;
 }
 
@@ -919,6 +940,7 @@ void dispatcher_free(struct dispatcher *ds)
 			free(m);
 		}
 	}
+	replaywin_free(ds->replay);
 	config_unref(ds->cfg);
 	free(ds);
 }

@@ -41,8 +41,13 @@ size_t route_candidates(const char *event, char out[][EVENT_NAME_MAX + 1], size_
 	if (!event_name_valid(event, len))
 		return 0;
 
-	memcpy(out[n], event, len + 1);
-	n++;
+	/* A name run-parts would skip is never a route, at the top of the
+	 * hooks dir as inside a directory route: dpkg leaves executable
+	 * "deploy.dpkg-dist" files next to the conffiles it installs. */
+	if (!route_name_skipped(event)) {
+		memcpy(out[n], event, len + 1);
+		n++;
+	}
 	/*
 	 * Cut before each separator, right to left. A cut that would end in a
 	 * separator ("a::b" cut at its second ':' gives "a:") is the same
@@ -54,7 +59,8 @@ size_t route_candidates(const char *event, char out[][EVENT_NAME_MAX + 1], size_
 			continue;
 		memcpy(out[n], event, i);
 		out[n][i] = '\0';
-		n++;
+		if (!route_name_skipped(out[n]))
+			n++;
 	}
 	if (n < max)
 		memcpy(out[n++], default_route, sizeof default_route);
@@ -67,20 +73,37 @@ static int has_suffix(const char *s, size_t n, const char *suffix)
 	return n >= k && memcmp(s + n - k, suffix, k) == 0;
 }
 
-int route_name_skipped(const char *name)
+const char *route_skip_reason(const char *name)
 {
-	static const char *const suffixes[] = {
-		"~",         ".swp",      ".disabled", ".dpkg-old", ".dpkg-new", ".dpkg-dist",
-		".dpkg-tmp", ".rpmnew",   ".rpmsave",  ".rpmorig",
+	static const struct {
+		const char *suffix, *reason;
+	} suffixes[] = {
+		{"~", "an editor's backup"},
+		{".swp", "an editor's swap file"},
+		{".disabled", "disabled"},
+		{".dpkg-old", "a package manager's leftover"},
+		{".dpkg-new", "a package manager's leftover"},
+		{".dpkg-dist", "a package manager's leftover"},
+		{".dpkg-tmp", "a package manager's leftover"},
+		{".rpmnew", "a package manager's leftover"},
+		{".rpmsave", "a package manager's leftover"},
+		{".rpmorig", "a package manager's leftover"},
 	};
-	if (!name || name[0] == '\0' || name[0] == '.')
-		return 1;
+	if (!name || name[0] == '\0')
+		return "an empty name";
+	if (name[0] == '.')
+		return "a hidden name";
 	size_t n = strlen(name);
 	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
-		if (has_suffix(name, n, suffixes[i]))
-			return 1;
+		if (has_suffix(name, n, suffixes[i].suffix))
+			return suffixes[i].reason;
 	}
-	return 0;
+	return NULL;
+}
+
+int route_name_skipped(const char *name)
+{
+	return route_skip_reason(name) != NULL;
 }
 
 static void add_hook(struct route *r, const char *dir, const char *rel, const char *name)

@@ -21,6 +21,8 @@
  * the count. Each out[i] is a buffer of EVENT_NAME_MAX + 1 bytes.
  * A cut never ends in a separator: "a::b" gives "a::b", "a", "_default".
  * "_default" itself gives just "_default"; an invalid name gives 0.
+ * A name route_name_skipped() is true for is never a candidate:
+ * "deploy.disabled" gives "deploy", "_default".
  */
 size_t route_candidates(const char *event, char out[][EVENT_NAME_MAX + 1], size_t max);
 
@@ -42,8 +44,12 @@ struct route {
 	size_t nskipped;
 };
 
-/* True for names run-parts skips: ".x", "x~", "*.swp", "*.disabled", dpkg/rpm leftovers. */
+/* True for names run-parts skips: ".x", "x~", "*.swp", "*.disabled", dpkg/rpm leftovers.
+ * Such a name is never a route, nor a hook in a directory route. */
 int route_name_skipped(const char *name);
+/* Why route_name_skipped() is true for name ("disabled", "a package
+ * manager's leftover", ...), NULL when it is not. */
+const char *route_skip_reason(const char *name);
 
 /*
  * Resolves `event` under hooks_dir. Returns 0 with route filled (a route

@@ -41,6 +41,10 @@ struct scheme {
 	/* Request headers that authenticate it: never journaled, never given
 	 * to a hook (header_is_credential); NULL-terminated. */
 	const char *const *credential_headers;
+	/* Top-level body fields that carry a credential (Slack's legacy
+	 * verification token): never a variable; NULL-terminated, or NULL.
+	 * The raw body (stdin, the journal) still holds them. */
+	const char *const *credential_fields;
 	/* Headers that become metadata variables; {NULL, NULL}-terminated, or NULL. */
 	const struct scheme_meta *meta;
 	bool takes_secret; /* false: an endpoint of this scheme has none */

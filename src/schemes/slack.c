@@ -4,7 +4,8 @@
  * the tolerance. Events API callbacks route as event_callback:<type>,
  * slash commands as slash_command, url_verification is answered with its
  * challenge. Forms carry interactivity JSON in `payload`, or are the
- * fields of a slash command themselves.
+ * fields of a slash command themselves. The delivery id is event_id, else
+ * trigger_id; the legacy `token` field never becomes a variable.
  */
 #include <string.h>
 
@@ -66,18 +67,27 @@ static bool slack_identify(const struct verify_input *in, json_object *root, str
 			id->challenge = xstrdup(ch);
 		}
 	}
-	return identity_set_id(id, body_string(root, "event_id"), err, errlen);
+	/* Slash commands and interactions have no event_id, but a trigger_id
+	 * Slack makes for each: as the delivery id it makes a captured one a
+	 * duplicate, where a generated id would let it run again for the
+	 * whole tolerance. */
+	const char *did = body_string(root, "event_id");
+	if (!did || !*did)
+		did = body_string(root, "trigger_id");
+	return identity_set_id(id, did, err, errlen);
 }
 
 const struct scheme scheme_slack = {
 	.name = "slack",
 	.keys = (const char *const[]){"tolerance", NULL},
 	.credential_headers = (const char *const[]){"X-Slack-Signature", NULL},
+	/* The legacy verification token Slack still puts in every body. */
+	.credential_fields = (const char *const[]){"token", NULL},
 	.takes_secret = true,
 	.form = &(const struct scheme_form){.json_field = "payload", .plain_fields = true},
 	.verify = slack_verify,
 	.body_fields = (const char *const[]){
-		"type", "command", "event.type", "challenge", "event_id", NULL,
+		"type", "command", "event.type", "challenge", "event_id", "trigger_id", NULL,
 	},
 	.identify = slack_identify,
 };

@@ -202,6 +202,23 @@ static const struct {
 	{"[endpoint a]\npath = /a\nscheme = Github\n",
 	 "hookd.ini:3: bad value 'Github' for scheme in [endpoint a]: expected northflank, github, gitlab, standard, stripe, slack, hmac or none"},
 	{"[endpoint a]\npath = /a\nsecret =\n", "hookd.ini:3: endpoint 'a': secret is empty"},
+	/* quotes are kept: "" would be a two-byte secret */
+	{"[endpoint a]\npath = /a\nsecret = \"\"\n",
+	 "hookd.ini:3: endpoint 'a': secret is empty (quotes are kept: \"\" is not an empty string, and an empty secret is no secret)"},
+	{"[endpoint a]\npath = /a\nscheme = github\nsecret = ''\n", "hookd.ini:4: endpoint 'a': secret is empty*"},
+	{"[endpoint a]\npath = /a\nsecret = 0123456789abcdef \"\"\n", "hookd.ini:3: endpoint 'a': secret is empty*"},
+	{"[endpoint a]\npath = /a\nsecret_file = sec-quotes\n", "hookd.ini:3: endpoint 'a': secret is empty*"},
+	/* scheme = none where others can connect needs allow_from */
+	{"[server]\nlisten = 0.0.0.0:9000\n[endpoint a]\npath = /a\nscheme = none\n",
+	 "hookd.ini:5: endpoint 'a': scheme none verifies nothing and listen '0.0.0.0:9000' is not loopback: set allow_from to the addresses that may call it"},
+	{"[server]\nlisten = *:9000\n[endpoint a]\npath = /a\nscheme = none\nallow_from =\n",
+	 "hookd.ini:5: endpoint 'a': scheme none verifies nothing and listen '*:9000' *"},
+	{"[server]\nlisten = [::]:9000\n" EP_A "[endpoint b]\npath = /b\nscheme = none\n",
+	 "hookd.ini:8: endpoint 'b': scheme none verifies nothing*"},
+	{"[server]\nlisten = 192.0.2.7:9000\n[endpoint a]\npath = /a\nscheme = none\n",
+	 "hookd.ini:5: endpoint 'a': scheme none verifies nothing*"},
+	{EP_A "replay_window = soon\n", "hookd.ini:4: bad value 'soon' for replay_window in [endpoint a]: *"},
+	{EP_A "[event x]\nreplay_window = 1m\n", "hookd.ini:5: unknown key 'replay_window' in [event x]*"},
 	{EP_A "secret_env = X\n",
 	 "hookd.ini:4: endpoint 'a': give only one of secret, secret_file and secret_env (secret is at line 3)"},
 	{"[endpoint a]\npath = /a\nsecret_file = sec-one\nsecret = x\n",
@@ -497,6 +514,7 @@ static void test_defaults(void)
 	CHECK(!ep->signature_prefix && !ep->event_header && !ep->id_header, "hmac unset");
 	CHECK_STR(ep->event_field, "event", "event_field");
 	CHECK(ep->allow_from.n == 0, "allow_from");
+	CHECK(ep->replay_window_ms == 0, "replay_window off");
 	CHECK(ep->opts.set == 0 && !ep->opts.serialize, "endpoint opts");
 	CHECK(ep->line == 1, "line");
 
@@ -556,6 +574,7 @@ static void test_every_key(void)
 		"event_field = data.kind\r\n"
 		"id_header = X-Id\r\n"
 		"allow_from = 192.168.0.0/16\r\n"
+		"replay_window = 10m\r\n"
 		"mode = async\r\n"
 		"retries = 0\r\n"
 		"retry_backoff = 0\r\n"
@@ -648,6 +667,7 @@ static void test_every_key(void)
 		CHECK_STR(h->event_field, "data.kind", "event_field");
 		CHECK_STR(h->id_header, "X-Id", "id_header");
 		CHECK(h->allow_from.n == 1, "allow_from");
+		CHECK(h->replay_window_ms == 600000, "replay_window");
 		CHECK(h->opts.set == (OPT_MODE | OPT_RETRIES | OPT_RETRY_BACKOFF | OPT_SERIALIZE | OPT_TIMEOUT),
 		      "opts.set");
 		CHECK(h->opts.mode == MODE_ASYNC && h->opts.retries == 0 && h->opts.retry_backoff_ms == 0 &&
@@ -793,6 +813,52 @@ static void test_values(void)
 	CHECK(c == NULL && strncmp(err, "hookd.ini:4: bad event name", 27) == 0, "129-byte event name: %s",
 	      err);
 	free(ini);
+}
+
+/* Valid but unwise: a warning each, the config loads. */
+static void test_warnings(void)
+{
+	static const struct {
+		const char *ini;
+		const char *want; /* the warnings, joined by '|'; "" for none */
+	} cases[] = {
+		{EP_A, "hookd.ini:3: endpoint 'a': the secret is 6 bytes; use 16 or more"},
+		{"[endpoint a]\npath = /a\nsecret = 0123456789abcdef\n", ""},
+		{"[endpoint a]\npath = /a\nsecret = 0123456789abcdef short\n",
+		 "hookd.ini:3: endpoint 'a': secret 2 of 2 is 5 bytes; use 16 or more"},
+		/* standard: the decoded key counts */
+		{"[endpoint a]\npath = /a\nscheme = standard\nsecret = whsec_aGVsbG8ga2V5IQ==\n",
+		 "hookd.ini:4: endpoint 'a': the secret is 10 bytes; use 16 or more"},
+		{"[endpoint a]\npath = /a\nsecret_file = sec-one\n[endpoint b]\npath = /b\n"
+		 "scheme = gitlab\nsecret = x\n",
+		 "hookd.ini:3: endpoint 'a': the secret is 10 bytes; use 16 or more|"
+		 "hookd.ini:7: endpoint 'b': the secret is 1 bytes; use 16 or more"},
+		/* scheme = none: loopback, a unix socket or allow_from */
+		{"[server]\nlisten = 127.0.0.2:0\n[endpoint a]\npath = /a\nscheme = none\n", ""},
+		{"[server]\nlisten = localhost:0\n[endpoint a]\npath = /a\nscheme = none\n", ""},
+		{"[server]\nlisten = [::1]:0\n[endpoint a]\npath = /a\nscheme = none\n", ""},
+		{"[server]\nlisten = unix:hookd.sock\n[endpoint a]\npath = /a\nscheme = none\n", ""},
+		{"[server]\nlisten = 0.0.0.0:0\n[endpoint a]\npath = /a\nscheme = none\n"
+		 "allow_from = 10.0.0.0/8\n", ""},
+		{"[endpoint a]\npath = /a\nscheme = none\n", ""},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct config *c = load(cases[i].ini);
+		CHECK(c != NULL, "warning case %zu: %s", i, err);
+		if (!c)
+			continue;
+		struct strbuf sb;
+		sb_init(&sb);
+		sb_puts(&sb, "");
+		for (size_t k = 0; k < c->nwarnings; k++) {
+			if (k)
+				sb_putc(&sb, '|');
+			sb_puts(&sb, c->warnings[k]);
+		}
+		CHECK_STR(sb.buf, cases[i].want, "warning case %zu", i);
+		sb_free(&sb);
+		config_unref(c);
+	}
 }
 
 /* Relative paths are relative to the config file's directory, not the cwd. */
@@ -1109,6 +1175,7 @@ int main(void)
 	write_file("sec-empty", " \n", 2);
 	write_file("sec-secret", "TopSecret123\n", 13);
 	write_file("sec-std", "whsec_aGVsbG8ga2V5IQ==\n", 23);
+	write_file("sec-quotes", "\"\"\n", 3);
 	setenv("HOOKD_TEST_SECRET", "env1\nenv2", 1);
 	setenv("HOOKD_TEST_EMPTY", "", 1);
 	setenv("HOOKD_TEST_TOPSECRET", "TopSecret123!", 1);
@@ -1121,6 +1188,7 @@ int main(void)
 	test_every_key();
 	test_merge();
 	test_values();
+	test_warnings();
 	test_paths();
 	test_secrets();
 	test_delivery_opts();

@@ -38,6 +38,15 @@ static void test_candidates(void)
 		{ "a:b:", "a:b: a:b a _default" },
 		{ "1.2.3", "1.2.3 1.2 1 _default" },
 		{ "_default", "_default" },
+		/* a name run-parts skips is never a candidate */
+		{ "deploy.disabled", "deploy _default" },
+		{ "build:success.dpkg-dist", "build:success build _default" },
+		{ "a.disabled:b", "a.disabled:b a _default" },
+		{ "a.rpmsave.b.swp", "a.rpmsave.b a _default" },
+		{ "x.dpkg-old", "x _default" },
+		{ "x.dpkg-new", "x _default" },
+		{ "x.rpmnew", "x _default" },
+		{ "x.disabled.sh", "x.disabled.sh x _default" },
 		{ "", "" },
 		{ "../x", "" },
 		{ "a/b", "" },
@@ -110,6 +119,27 @@ static void test_skipped_names(void)
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
 		CHECK(route_name_skipped(cases[i].name) == cases[i].want, "skipped '%s'", cases[i].name);
+
+	static const struct {
+		const char *name, *reason; /* NULL: not skipped */
+	} reasons[] = {
+		{ "deploy", NULL },
+		{ "deploy.disabled", "disabled" },
+		{ "build:success.dpkg-dist", "a package manager's leftover" },
+		{ "deploy.rpmsave", "a package manager's leftover" },
+		{ "deploy~", "an editor's backup" },
+		{ "deploy.swp", "an editor's swap file" },
+		{ ".deploy", "a hidden name" },
+		{ "", "an empty name" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(reasons); i++) {
+		const char *got = route_skip_reason(reasons[i].name);
+		if (!reasons[i].reason)
+			CHECK(got == NULL, "reason for '%s': %s", reasons[i].name, got);
+		else
+			CHECK_STR(got ? got : "(none)", reasons[i].reason, "reason for '%s'",
+			          reasons[i].name);
+	}
 }
 
 /*
@@ -247,6 +277,10 @@ static void test_resolve(void)
 	mkfile("build", 0700);
 	mkfile("deploy", 0644);       /* not executable: an error, never skipped */
 	mkfile("_default", 0755);
+	/* executable, but names run-parts skips: never a route */
+	mkfile("hotfix.disabled", 0755);
+	mkfile("build.dpkg-dist", 0755);
+	mkfile("build:start~", 0755);
 	/* a directory route, run-parts style */
 	mkdir_rel("release");
 	mkfile("release/20-notify", 0755);
@@ -288,6 +322,9 @@ static void test_resolve(void)
 		{ "build.success", "build|-|build|" },
 		{ "build", "build|-|build|" },
 		{ "buildx", "_default|-|_default|" },
+		{ "hotfix.disabled", "_default|-|_default|" },
+		{ "build.dpkg-dist", "build|-|build|" },
+		{ "build.dpkg-dist:x", "build|-|build|" },
 		{ "deploy", "deploy|not executable: deploy||" },
 		{ "deploy:prod", "deploy|not executable: deploy||" },
 		{ "release",

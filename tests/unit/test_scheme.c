@@ -8,6 +8,7 @@
 #include "check.h"
 #include "config.h"
 #include "jsonscan.h"
+#include "payload.h"
 #include "scheme.h"
 #include "util.h"
 
@@ -58,10 +59,18 @@ static void test_entries(void)
 			CHECK(!header_is_credential(m->header, NULL), "%s: metadata %s is no credential",
 			      name, m->header);
 		}
+		for (const char *const *f = s->credential_fields; f && *f; f++) {
+			char key[64];
+			CHECK(strlen(*f) * 2 + 1 <= sizeof(key) && env_key_normalize(*f, strlen(*f), key) > 0,
+			      "%s: credential field %s names a variable delivery.c can drop", name, *f);
+		}
 		for (size_t j = 0; j < i; j++)
 			CHECK(strcmp(scheme_at(j)->name, name) != 0, "%s: one entry a name", name);
 	}
 	CHECK(n > 0, "a registry");
+	const struct scheme *slack = scheme_by_name("slack");
+	CHECK(slack && slack->credential_fields && strcmp(slack->credential_fields[0], "token") == 0,
+	      "slack's legacy verification token is a credential field");
 	CHECK(scheme_default() == scheme_by_name("northflank"), "the default is northflank");
 	CHECK(scheme_by_name("GitHub") == NULL, "names are exact");
 	CHECK(scheme_by_name("") == NULL && scheme_by_name(NULL) == NULL, "no empty name");

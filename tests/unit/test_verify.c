@@ -320,7 +320,9 @@ static void test_vectors(void)
 		CHECK(root && scheme_identify(&in, root, &id, err, sizeof(err)), "slack id: %s", err);
 		if (root) {
 			CHECK_STR(id.event, "slash_command", "slack slash command event");
-			CHECK_STR(id.id, "", "slash commands carry no event_id");
+			/* No event_id: the trigger_id Slack made for it is the id. */
+			CHECK_STR(id.id, "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
+			          "a slash command's id is its trigger_id");
 			identity_clear(&id);
 		}
 		json_object_put(root);
@@ -1368,6 +1370,11 @@ static const struct icase {
 	{"slack", NULL, {NULL}, "{\"type\":\"url_verification\",\"challenge\":1}", false, "challenge missing", NULL, NULL},
 	{"slack", NULL, {NULL}, "{\"command\":\"/deploy\",\"text\":\"prod\"}", true, "slash_command", "", NULL},
 	{"slack", NULL, {NULL}, "{\"type\":\"block_actions\",\"actions\":[]}", true, "block_actions", "", NULL},
+	/* no event_id: the trigger_id, so that a captured one is a duplicate */
+	{"slack", NULL, {NULL}, "{\"type\":\"block_actions\",\"trigger_id\":\"t.1.a\"}", true, "block_actions", "t.1.a", NULL},
+	{"slack", NULL, {NULL}, "{\"command\":\"/deploy\",\"trigger_id\":\"t.2\"}", true, "slash_command", "t.2", NULL},
+	{"slack", NULL, {NULL}, "{\"type\":\"event_callback\",\"event\":{\"type\":\"x\"},\"event_id\":\"Ev1\",\"trigger_id\":\"t.3\"}", true, "event_callback:x", "Ev1", NULL},
+	{"slack", NULL, {NULL}, "{\"type\":\"block_actions\",\"trigger_id\":7}", true, "block_actions", "", NULL},
 	{"slack", NULL, {NULL}, "{\"text\":\"hi\"}", false, "event missing", NULL, NULL},
 	{"slack", NULL, {NULL}, "{\"type\":null}", false, "event is not a string", NULL, NULL},
 	/* hmac and none */
