@@ -689,6 +689,26 @@ class TestExitAndLimits(Base):
             for ev, http in (("e0", 200), ("e75", 503), ("e3", 422), ("e4", 502)):
                 self.assertAnswer(h.northflank(event=ev), http, ev)
 
+    def test_exit_75_answer_has_retry_after(self):
+        """A 503 mapped from a hook's exit asks the sender to come back after
+        retry_backoff (default 10 s), whole seconds rounded up; other answers
+        have no Retry-After."""
+        hooks = {"e75": marker_hook("e75", 75), "e3": marker_hook("e3", 3),
+                 "e0": marker_hook("e0", 0), "m": marker_hook("m", 9)}
+        conf = NF_CONFIG + "\n[status]\n9 = 503\n[event m]\nretry_backoff = 2500ms\n"
+        with self.daemon(conf, hooks=hooks) as h:
+            r = h.northflank(event="e75")
+            self.assertAnswer(r, 503)
+            self.assertEqual(r.header("Retry-After"), "10")
+            r = h.northflank(event="m")
+            self.assertAnswer(r, 503)
+            self.assertEqual(r.header("Retry-After"), "3")
+            for ev, http in (("e3", 500), ("e0", 200)):
+                r = h.northflank(event=ev)
+                self.assertAnswer(r, http)
+                self.assertIsNone(r.header("Retry-After"), ev)
+            self.assertEqual(h.ran(), ["e75", "m", "e3", "e0"])
+
     def test_not_executable(self):
         hooks = {"build:start": (marker_hook("build:start"), 0o644),
                  "_default": marker_hook("_default")}
