@@ -73,13 +73,19 @@ int cmd_show(const struct options *o)
 {
 	if (o->nargs != 1)
 		return usage_error("%s needs one delivery ID", o->command);
+	if (o->filter.json && o->body)
+		return usage_error("%s takes --json or --body, not both", o->command);
+	enum result (*format)(struct journal *, const char *, const char *, struct strbuf *,
+	                      struct strbuf *) = o->body          ? journal_format_show_body
+	                                         : o->filter.json ? journal_format_show_json
+	                                                          : journal_format_show;
 	struct config *cfg;
 	struct journal *j = open_journal_ro(o, &cfg, false);
 	struct strbuf out, err;
 	sb_init(&out);
 	sb_init(&err);
 	int rc = 1;
-	if (journal_format_show(j, o->endpoint, o->args[0], &out, &err) == RESULT_OK)
+	if (format(j, o->endpoint, o->args[0], &out, &err) == RESULT_OK)
 		rc = write_stdout(&out);
 	else if (err.len)
 		fprintf(stderr, "hookd: %s\n", err.buf);

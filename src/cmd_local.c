@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "payload.h"
+#include "preflight.h"
 #include "privdrop.h"
 #include "route.h"
 #include "runner.h"
@@ -237,16 +239,69 @@ int cmd_env(const struct options *o)
 
 /* ---- check ---------------------------------------------------------- */
 
+/* What check found: an error will fail deliveries (exit 2); a warning may
+ * (exit 2 with --strict). Printed in place, under what it is about. */
+static struct {
+	int errors, warnings;
+} findings;
+
+static void finding(bool error, const char *indent, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void finding(bool error, const char *indent, const char *fmt, ...)
+{
+	if (error)
+		findings.errors++;
+	else
+		findings.warnings++;
+	printf("%s%s: ", indent, error ? "error" : "warning");
+	va_list ap;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+/* Each hook of a route, as execve would see it (preflight.h). */
+static void check_route_hooks(const struct route *r, const char *hook_path)
+{
+	for (size_t h = 0; h < r->nhooks; h++) {
+		char why[512];
+		enum preflight p = preflight_hook(r->hooks[h].path, hook_path, why, sizeof(why));
+		if (p != PREFLIGHT_OK)
+			finding(p == PREFLIGHT_ERROR, "    ", "%s: %s", r->hooks[h].rel, why);
+	}
+}
+
+static void check_secret_file(const struct endpoint *ep)
+{
+	char why[1024];
+	if (ep->secret_file &&
+	    preflight_secret_file(ep->secret_file, why, sizeof(why)) != PREFLIGHT_OK)
+		finding(false, "  ", "%s", why);
+}
+
+/* The exit status for what was found, and a line on stderr saying why. */
+static int check_status(bool strict)
+{
+	int bad = findings.errors + (strict ? findings.warnings : 0);
+	if (bad)
+		fprintf(stderr, "hookd: check: %d error%s, %d warning%s%s\n", findings.errors,
+		        findings.errors == 1 ? "" : "s", findings.warnings,
+		        findings.warnings == 1 ? "" : "s", strict ? " (--strict: warnings fail)" : "");
+	return bad ? EXIT_USAGE : 0;
+}
+
 static int strcmp_ptr(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void print_routes(const char *hooks_dir)
+static void print_routes(const char *hooks_dir, const char *hook_path)
 {
 	DIR *dir = opendir(hooks_dir);
 	if (!dir) {
-		printf("  warning: hooks dir %s: %s\n", hooks_dir, strerror(errno));
+		finding(true, "  ", "hooks dir %s: %s", hooks_dir, strerror(errno));
 		return;
 	}
 	struct dirent *e;
@@ -277,7 +332,8 @@ static void print_routes(const char *hooks_dir)
 		route_resolve(hooks_dir, names[i], &r);
 		if (r.name && strcmp(r.name, names[i]) == 0) {
 			if (r.error) {
-				printf("  route %s: error: %s\n", names[i], r.error);
+				printf("  route %s: ", names[i]);
+				finding(true, "", "%s", r.error);
 			} else {
 				printf("  route %s:", names[i]);
 				for (size_t h = 0; h < r.nhooks; h++)
@@ -286,7 +342,8 @@ static void print_routes(const char *hooks_dir)
 					printf(" (empty directory)");
 				printf("\n");
 				for (size_t k = 0; k < r.nskipped; k++)
-					printf("    warning: skipped, not executable: %s\n", r.skipped[k]);
+					finding(false, "    ", "skipped, not executable: %s", r.skipped[k]);
+				check_route_hooks(&r, hook_path);
 			}
 		}
 		route_free(&r);
@@ -327,8 +384,9 @@ int cmd_check(const struct options *o)
 		const struct endpoint *ep = &cfg->endpoints[i];
 		printf("endpoint %s: POST %s scheme=%s hooks_dir=%s secrets=%zu\n", ep->name, ep->path,
 		       scheme_name(ep->scheme), ep->hooks_dir, ep->nsecrets);
-		print_routes(ep->hooks_dir);
+		check_secret_file(ep);
+		print_routes(ep->hooks_dir, delivery_hook_path(cfg));
 	}
 	config_unref(cfg);
-	return 0;
+	return check_status(o->strict);
 }

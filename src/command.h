@@ -24,6 +24,8 @@ struct options {
 	const char *args[4];
 	int nargs;
 	struct events_filter filter;
+	bool strict; /* check: warnings fail too */
+	bool body;   /* show: the raw body alone */
 };
 
 /* "hookd: " fmt (with arg) " (see hookd --help)" on stderr; returns EXIT_USAGE. */

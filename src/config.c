@@ -372,6 +372,7 @@ static void endpoint_free(struct endpoint *ep)
 	secrets_free(ep->secrets, ep->nsecrets);
 	free(ep->hooks_dir);
 	free(ep->secret_env);
+	free(ep->secret_file);
 	free(ep->signature_header);
 	free(ep->signature_prefix);
 	free(ep->event_header);
@@ -896,6 +897,34 @@ static void store_secret_lines(struct endpoint *ep, const char *s)
 	}
 }
 
+/*
+ * `secret = "my secret"` would be the two secrets `"my` and `secret"`:
+ * quotes are never part of the syntax, so a word that starts or ends with
+ * one is refused rather than kept. The message quotes no secret.
+ */
+static bool secret_words_unquoted(struct loader *L, const struct endpoint *ep, const char *v)
+{
+	size_t n;
+	char **words = split_words(v, &n);
+	bool quoted = false;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(words[i]);
+		/* "" or '' alone is the empty secret: check_secret_lengths says so. */
+		bool empty_pair = len == 2 && words[i][0] == words[i][1];
+		if (!empty_pair && (strchr("\"'", words[i][0]) || strchr("\"'", words[i][len - 1])))
+			quoted = true;
+		OPENSSL_cleanse(words[i], len);
+	}
+	free_words(words);
+	if (quoted)
+		return fail_at(L, L->lineno,
+		               "endpoint '%s': a secret starts or ends with a quote; secrets are "
+		               "whitespace-separated and unquoted (one with spaces belongs in a "
+		               "secret_file)",
+		               ep->name);
+	return true;
+}
+
 static bool set_secret(struct loader *L, const struct keydef *k, void *obj, const char *v)
 {
 	struct endpoint *ep = obj;
@@ -903,6 +932,8 @@ static bool set_secret(struct loader *L, const struct keydef *k, void *obj, cons
 		return false;
 	if (!v[strspn(v, WS)])
 		return fail_at(L, L->lineno, "endpoint '%s': secret is empty", ep->name);
+	if (!secret_words_unquoted(L, ep, v))
+		return false;
 	store_secrets(ep, v);
 	return true;
 }
@@ -935,7 +966,9 @@ static bool set_secret_file(struct loader *L, const struct keydef *k, void *obj,
 		OPENSSL_cleanse(text, len);
 		free(text);
 	}
-	free(path);
+	/* Kept for `hookd check`, which looks at the file's mode. */
+	free(ep->secret_file);
+	ep->secret_file = path;
 	return ok;
 }
 

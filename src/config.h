@@ -64,6 +64,7 @@ struct endpoint {
 	struct secret *secrets; /* rotation: any one verifying suffices */
 	size_t nsecrets;
 	char *secret_env;       /* the variable secret_env named (not its value), or NULL */
+	char *secret_file;      /* secret_file, absolute, or NULL */
 	char *hooks_dir;        /* absolute; default the server's */
 	int64_t tolerance_ms;   /* default 5m: standard, stripe, slack */
 	bool allow_sha1;        /* github: accept X-Hub-Signature sha1= */

@@ -304,6 +304,16 @@ static void once_update(const struct config *cfg)
 		envlist_add(&once.base, "PATH", "/usr/local/bin:/usr/bin:/bin");
 }
 
+const char *delivery_hook_path(const struct config *cfg)
+{
+	once_update(cfg);
+	for (size_t i = 0; i < once.base.n; i++) {
+		if (strncmp(once.base.v[i], "PATH=", 5) == 0)
+			return once.base.v[i] + 5;
+	}
+	return ""; /* once_update always adds one */
+}
+
 /* The environment: pass_env and metadata; the payload comes after. */
 static void build_env_base(struct delivery *d)
 {

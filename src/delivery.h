@@ -91,6 +91,9 @@ void delivery_keep_header(struct delivery *d, const char *name, const char *valu
 bool delivery_build_env(struct delivery *d, char *err, size_t errlen);
 /* Frees what deliveries share across configs (the base environment); at exit. */
 void delivery_cleanup(void);
+/* The PATH every hook gets under cfg (pass_env's, else the default), for
+ * `hookd check` to find `#!/usr/bin/env NAME` where a hook would. */
+const char *delivery_hook_path(const struct config *cfg);
 
 /* What the delivery is. */
 struct config *delivery_config(const struct delivery *d);

@@ -596,6 +596,14 @@ static void resolve(struct job *j)
 	}
 }
 
+/* A hook's exit mapped to 503 (exit 75 by default) asks the sender to come
+ * back: after retry_backoff, the wait hookd's own first retry would take. */
+static int retry_after_for(const struct delivery *d)
+{
+	int64_t s = (delivery_opts(d)->retry_backoff_ms + 999) / 1000;
+	return s < 1 ? 1 : s > 3600 ? 3600 : (int)s;
+}
+
 static void on_hook_done(const struct hook_result *res, void *arg)
 {
 	struct job *j = arg;
@@ -619,6 +627,8 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 		delivery_set_outcome(d, http, h->res.timed_out ? "timeout" : "failed", why);
 		if (may_pass)
 			delivery_set_retry_after(d, RETRY_AFTER_OVERLOAD);
+		else if (http == 503)
+			delivery_set_retry_after(d, retry_after_for(d));
 		release(j);
 		attempt_over(j);
 		return;
@@ -747,7 +757,8 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 				return;
 			}
 			if (delivery_state_pending(st)) {
-				answer_now(j, 409, "running",
+				/* The state it is in: queued, running or retry_wait. */
+				answer_now(j, 409, delivery_state_name(st),
 				           xstrdup("this delivery is still pending"),
 				           RETRY_AFTER_PENDING);
 				return;

@@ -368,18 +368,14 @@ static void list_endpoints(struct journal *j, const char *delivery_id, struct st
 	sb_free(&sb);
 }
 
-enum result journal_format_show(struct journal *j, const char *endpoint, const char *delivery_id,
-                                struct strbuf *out, struct strbuf *err)
+/* rowid of the delivery show names, or the words for the user in err. */
+static enum result find_delivery(struct journal *j, const char *endpoint, const char *delivery_id,
+                                 int64_t *rowid, struct strbuf *err)
 {
-	int64_t rowid;
-	enum result r = journal_find(j, endpoint, delivery_id, &rowid);
-	if (r == RESULT_ERROR)
-		return RESULT_ERROR;
+	enum result r = journal_find(j, endpoint, delivery_id, rowid);
 	if (r == RESULT_AMBIGUOUS) {
 		list_endpoints(j, delivery_id, err);
-		return RESULT_AMBIGUOUS;
-	}
-	if (r == RESULT_UNKNOWN) {
+	} else if (r == RESULT_UNKNOWN) {
 		sb_puts(err, "no delivery with id '");
 		put_safe(err, delivery_id, strlen(delivery_id), false);
 		sb_putc(err, '\'');
@@ -389,16 +385,258 @@ enum result journal_format_show(struct journal *j, const char *endpoint, const c
 			sb_putc(err, '\'');
 		}
 		sb_puts(err, " in the journal");
-		return RESULT_UNKNOWN;
 	}
+	return r;
+}
 
-	r = journal_read(j, rowid, show_entry, out);
-	if (r == RESULT_UNKNOWN) {
-		/* Pruned between the two reads. */
+/* journal_read's answer, with the words for a delivery pruned between the two reads. */
+static enum result read_result(enum result r, struct strbuf *err)
+{
+	if (r == RESULT_UNKNOWN)
 		sb_puts(err, "the delivery was just pruned from the journal");
-		return RESULT_UNKNOWN;
-	}
-	if (r != RESULT_OK || show_attempts(j, out, rowid) < 0)
+	return r;
+}
+
+enum result journal_format_show(struct journal *j, const char *endpoint, const char *delivery_id,
+                                struct strbuf *out, struct strbuf *err)
+{
+	int64_t rowid;
+	enum result r = find_delivery(j, endpoint, delivery_id, &rowid, err);
+	if (r != RESULT_OK)
+		return r;
+	r = read_result(journal_read(j, rowid, show_entry, out), err);
+	if (r != RESULT_OK)
+		return r;
+	if (show_attempts(j, out, rowid) < 0)
 		return RESULT_ERROR;
 	return RESULT_OK;
+}
+
+/* ---- hookd show --json ---- */
+
+static bool is_utf8(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t len = utf8_seq(p + i, n - i, &cp);
+		if (len == 0)
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+static void put_json_or_null(struct strbuf *sb, const char *s)
+{
+	if (s)
+		put_json(sb, s);
+	else
+		sb_puts(sb, "null");
+}
+
+static void put_json_time(struct strbuf *sb, int64_t ms)
+{
+	char t[40];
+	format_time(ms, t, sizeof(t));
+	put_json(sb, t);
+}
+
+/* "Name: value" lines as [{"name":..., "value":...}]. */
+static void put_json_headers(struct strbuf *sb, const char *lines)
+{
+	sb_putc(sb, '[');
+	bool first = true;
+	for (const char *p = lines; *p;) {
+		size_t n = strcspn(p, "\n");
+		const char *colon = memchr(p, ':', n);
+		if (colon) {
+			const char *v = colon + 1;
+			while (v < p + n && (*v == ' ' || *v == '\t'))
+				v++;
+			sb_puts(sb, first ? "{\"name\":" : ",{\"name\":");
+			sb_json_str(sb, p, (size_t)(colon - p));
+			sb_puts(sb, ",\"value\":");
+			sb_json_str(sb, v, (size_t)(p + n - v));
+			sb_putc(sb, '}');
+			first = false;
+		}
+		p += n;
+		if (*p)
+			p++;
+	}
+	sb_putc(sb, ']');
+}
+
+/* The kept body: "body" when it is UTF-8, else "body_base64". */
+static void put_json_body(struct strbuf *sb, const struct journal_entry *e)
+{
+	sb_printf(sb, ",\"body_bytes\":%lld,\"body_kept\":%zu,\"body_cut\":%s",
+	          (long long)e->body_len, e->body_kept, e->body_cut ? "true" : "false");
+	if (is_utf8(e->body, e->body_kept)) {
+		sb_puts(sb, ",\"body\":");
+		sb_json_str(sb, (const char *)e->body, e->body_kept);
+		return;
+	}
+	char *b64 = xmalloc(4 * ((e->body_kept + 2) / 3) + 1);
+	EVP_EncodeBlock((unsigned char *)b64, e->body, (int)e->body_kept);
+	sb_puts(sb, ",\"body_base64\":\"");
+	sb_puts(sb, b64);
+	sb_putc(sb, '"');
+	free(b64);
+}
+
+static void show_entry_json(const struct journal_entry *e, void *arg)
+{
+	struct strbuf *sb = arg;
+	sb_puts(sb, "{\"endpoint\":");
+	put_json(sb, e->endpoint);
+	sb_puts(sb, ",\"id\":");
+	put_json(sb, e->delivery_id);
+	sb_puts(sb, ",\"event\":");
+	put_json(sb, e->event);
+	sb_printf(sb, ",\"state\":\"%s\",\"mode\":\"%s\",\"attempts\":%d", delivery_state_name(e->state),
+	          e->async ? "async" : "sync", e->attempts);
+	sb_puts(sb, ",\"received_at\":");
+	put_json_time(sb, e->received_ms);
+	sb_puts(sb, ",\"updated_at\":");
+	put_json_time(sb, e->updated_ms);
+	sb_puts(sb, ",\"next_due_at\":");
+	if (e->state == DSTATE_RETRY_WAIT)
+		put_json_time(sb, e->next_due_ms);
+	else
+		sb_puts(sb, "null");
+	if (e->state == DSTATE_RUNNING) {
+		sb_printf(sb, ",\"running\":{\"attempt\":%d,\"since\":", e->run_attempt);
+		put_json_time(sb, e->run_started_ms);
+		sb_putc(sb, '}');
+	} else {
+		sb_puts(sb, ",\"running\":null");
+	}
+	sb_puts(sb, ",\"remote_addr\":");
+	put_json(sb, e->remote_addr);
+	if (e->http)
+		sb_printf(sb, ",\"http\":%d", e->http);
+	else
+		sb_puts(sb, ",\"http\":null");
+	sb_puts(sb, ",\"status\":");
+	put_json_or_null(sb, e->status);
+	sb_puts(sb, ",\"error\":");
+	put_json_or_null(sb, e->error);
+	sb_puts(sb, ",\"headers\":");
+	put_json_headers(sb, e->headers);
+	put_json_body(sb, e);
+}
+
+struct json_attempts {
+	struct strbuf *sb;
+	int nattempts, nhooks; /* so far; hooks within the current attempt */
+};
+
+static void attempt_json(const struct journal_attempt *a, void *arg)
+{
+	struct json_attempts *ja = arg;
+	struct strbuf *sb = ja->sb;
+	sb_puts(sb, ja->nattempts++ ? "]},{" : "{");
+	ja->nhooks = 0;
+	sb_printf(sb, "\"attempt\":%d,\"started_at\":", a->attempt);
+	put_json_time(sb, a->started_ms);
+	sb_puts(sb, ",\"finished_at\":");
+	if (a->finished_ms)
+		put_json_time(sb, a->finished_ms);
+	else
+		sb_puts(sb, "null");
+	if (a->finished_ms)
+		sb_printf(sb, ",\"ms\":%lld", (long long)(a->finished_ms - a->started_ms));
+	else
+		sb_puts(sb, ",\"ms\":null");
+	if (a->http)
+		sb_printf(sb, ",\"http\":%d", a->http);
+	else
+		sb_puts(sb, ",\"http\":null");
+	sb_puts(sb, ",\"status\":");
+	put_json(sb, a->status);
+	sb_puts(sb, ",\"error\":");
+	put_json_or_null(sb, a->error);
+	sb_puts(sb, ",\"hooks\":[");
+}
+
+static void hook_json(const struct journal_hook *h, void *arg)
+{
+	struct json_attempts *ja = arg;
+	struct strbuf *sb = ja->sb;
+	sb_puts(sb, ja->nhooks++ ? ",{\"hook\":" : "{\"hook\":");
+	put_json(sb, h->hook);
+	if (h->exit_code >= 0)
+		sb_printf(sb, ",\"exit\":%d", h->exit_code);
+	else
+		sb_puts(sb, ",\"exit\":null");
+	sb_puts(sb, ",\"signal\":");
+	put_json_or_null(sb, h->signal && *h->signal ? h->signal : NULL);
+	sb_printf(sb, ",\"ms\":%lld,\"error\":", (long long)h->ms);
+	put_json_or_null(sb, h->error);
+	sb_puts(sb, ",\"output\":");
+	if (h->output)
+		sb_json_str(sb, h->output, h->output_len);
+	else
+		sb_puts(sb, "null");
+	sb_putc(sb, '}');
+}
+
+enum result journal_format_show_json(struct journal *j, const char *endpoint,
+                                     const char *delivery_id, struct strbuf *out,
+                                     struct strbuf *err)
+{
+	int64_t rowid;
+	enum result r = find_delivery(j, endpoint, delivery_id, &rowid, err);
+	if (r != RESULT_OK)
+		return r;
+	r = read_result(journal_read(j, rowid, show_entry_json, out), err);
+	if (r != RESULT_OK)
+		return r;
+	sb_puts(out, ",\"attempt_list\":[");
+	struct json_attempts ja = {.sb = out};
+	struct journal_attempt_visitor v = {attempt_json, hook_json, &ja};
+	if (journal_read_attempts(j, rowid, &v) != RESULT_OK)
+		return RESULT_ERROR;
+	sb_puts(out, ja.nattempts ? "]}]}\n" : "]}\n");
+	return RESULT_OK;
+}
+
+/* ---- hookd show --body ---- */
+
+struct raw_body {
+	struct strbuf *out;
+	bool cut;
+	size_t kept;
+	int64_t total;
+};
+
+static void body_raw(const struct journal_entry *e, void *arg)
+{
+	struct raw_body *b = arg;
+	b->cut = e->body_cut;
+	b->kept = e->body_kept;
+	b->total = e->body_len;
+	if (!e->body_cut)
+		sb_append(b->out, (const char *)e->body, e->body_kept);
+}
+
+enum result journal_format_show_body(struct journal *j, const char *endpoint,
+                                     const char *delivery_id, struct strbuf *out,
+                                     struct strbuf *err)
+{
+	int64_t rowid;
+	enum result r = find_delivery(j, endpoint, delivery_id, &rowid, err);
+	if (r != RESULT_OK)
+		return r;
+	struct raw_body b = {.out = out};
+	r = read_result(journal_read(j, rowid, body_raw, &b), err);
+	if (r == RESULT_OK && b.cut) {
+		sb_printf(err,
+		          "the journal kept only %zu of the body's %lld bytes (journal_body_max): "
+		          "no body to print",
+		          b.kept, (long long)b.total);
+		return RESULT_BODY_CUT;
+	}
+	return r;
 }

@@ -37,5 +37,22 @@ enum result journal_format_events(struct journal *j, const struct events_filter 
  */
 enum result journal_format_show(struct journal *j, const char *endpoint, const char *delivery_id,
                                 struct strbuf *out, struct strbuf *err);
+/*
+ * The same delivery as one JSON object (README "Command line": show
+ * --json), with the same results: the fields of the text, "headers" as
+ * [{"name", "value"}], the kept body as "body" when it is UTF-8, else
+ * "body_base64", and "attempt_list" with each attempt's hooks.
+ */
+enum result journal_format_show_json(struct journal *j, const char *endpoint,
+                                     const char *delivery_id, struct strbuf *out,
+                                     struct strbuf *err);
+/*
+ * Only the body, its bytes exactly as received (for `hookd run EVENT -`);
+ * RESULT_BODY_CUT, with the words in err and nothing in out, when the
+ * journal did not keep it whole.
+ */
+enum result journal_format_show_body(struct journal *j, const char *endpoint,
+                                     const char *delivery_id, struct strbuf *out,
+                                     struct strbuf *err);
 
 #endif

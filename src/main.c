@@ -24,7 +24,8 @@ static const struct command {
 	{"serve", cmd_serve, 0,
 	 "  serve                      run the daemon in the foreground (default)\n"},
 	{"check", cmd_check, 0,
-	 "  check                      validate the config and hooks.d, list endpoints and routes\n"},
+	 "  check [--strict]           validate the config and hooks.d, list endpoints and routes;\n"
+	 "                             exit 2 on an error (on a warning too with --strict)\n"},
 	{"run", cmd_run, 2,
 	 "  run EVENT [FILE]           run the hooks for EVENT once with FILE (or stdin) as payload\n"},
 	{"env", cmd_env, 2,
@@ -33,7 +34,8 @@ static const struct command {
 	 "  events [--failed] [--event GLOB] [--since DURATION] [--limit N] [--json]\n"
 	 "                             list journaled deliveries, newest first\n"},
 	{"show", cmd_show, 1,
-	 "  show [--endpoint NAME] ID  one journaled delivery in full\n"},
+	 "  show [--endpoint NAME] [--json | --body] ID\n"
+	 "                             one journaled delivery in full, as JSON, or its raw body\n"},
 	{"replay", cmd_replay, 1,
 	 "  replay [--endpoint NAME] ID  run a journaled delivery again, through the daemon\n"},
 };
@@ -94,6 +96,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->filter.failed = true;
 		} else if (strcmp(a, "--json") == 0) {
 			o->filter.json = true;
+		} else if (strcmp(a, "--strict") == 0) {
+			o->strict = true;
+		} else if (strcmp(a, "--body") == 0) {
+			o->body = true;
 		} else if (strcmp(a, "--event") == 0) {
 			NEED_ARG();
 			o->filter.event_glob = next;

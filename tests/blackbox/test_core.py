@@ -689,6 +689,26 @@ class TestExitAndLimits(Base):
             for ev, http in (("e0", 200), ("e75", 503), ("e3", 422), ("e4", 502)):
                 self.assertAnswer(h.northflank(event=ev), http, ev)
 
+    def test_exit_75_answer_has_retry_after(self):
+        """A 503 mapped from a hook's exit asks the sender to come back after
+        retry_backoff (default 10 s), whole seconds rounded up; other answers
+        have no Retry-After."""
+        hooks = {"e75": marker_hook("e75", 75), "e3": marker_hook("e3", 3),
+                 "e0": marker_hook("e0", 0), "m": marker_hook("m", 9)}
+        conf = NF_CONFIG + "\n[status]\n9 = 503\n[event m]\nretry_backoff = 2500ms\n"
+        with self.daemon(conf, hooks=hooks) as h:
+            r = h.northflank(event="e75")
+            self.assertAnswer(r, 503)
+            self.assertEqual(r.header("Retry-After"), "10")
+            r = h.northflank(event="m")
+            self.assertAnswer(r, 503)
+            self.assertEqual(r.header("Retry-After"), "3")
+            for ev, http in (("e3", 500), ("e0", 200)):
+                r = h.northflank(event=ev)
+                self.assertAnswer(r, http)
+                self.assertIsNone(r.header("Retry-After"), ev)
+            self.assertEqual(h.ran(), ["e75", "m", "e3", "e0"])
+
     def test_not_executable(self):
         hooks = {"build:start": (marker_hook("build:start"), 0o644),
                  "_default": marker_hook("_default")}
@@ -1458,6 +1478,159 @@ class TestCommandLine(Base):
                 p = self.cli("check")
                 self.assertEqual(p.returncode, 2, p)
                 self.assertOneLine(p.stderr, needle)
+
+    # check fails on what will fail (README "Command line": check)
+
+    def check_out(self, *args):
+        p = self.cli("check", *args)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    def test_check_hook_that_cannot_run_exits_2(self):
+        cases = [
+            ("not executable", "#!/bin/sh\nexit 0\n", 0o644, "error: not executable: nx"),
+            ("CRLF #! line", b"#!/bin/sh\r\nexit 0\r\n", 0o755, "carriage return"),
+            ("interpreter missing", "#!/nonexistent/bin/sh\nexit 0\n", 0o755,
+             "interpreter /nonexistent/bin/sh: No such file or directory"),
+            ("interpreter not executable", "#!{tmp}/plain.txt\nexit 0\n", 0o755,
+             "plain.txt: Permission denied"),
+            ("env NAME not on the hooks' PATH", "#!/usr/bin/env hookd-no-such-tool\n", 0o755,
+             "interpreter 'hookd-no-such-tool' (through env) is not on the PATH hooks get"),
+            ("env -S NAME not on the hooks' PATH",
+             "#!/usr/bin/env -S hookd-no-such-tool -x\n", 0o755, "'hookd-no-such-tool'"),
+            # the kernel hands env "sh -e" as one word: no such program
+            ("env NAME ARG without -S", "#!/usr/bin/env sh -e\nexit 0\n", 0o755, "'sh -e'"),
+        ]
+        self.h.write_file("plain.txt", "not a program\n")
+        for what, text, mode, needle in cases:
+            with self.subTest(what):
+                self.h.write_hook("nx", text, mode)
+                rc, out, err = self.check_out()
+                self.assertEqual(rc, 2, (out, err))
+                self.assertIn(needle, out)
+                self.assertRegex(out, r"(?m)^  route nx: ")
+                self.assertIn("hookd: check: 1 error", err)
+                # in a directory route too
+                self.h.remove_hook("nx")
+                self.h.write_hook("dir/10-a", text, mode if mode & 0o100 else 0o755)
+                rc, out, err = self.check_out()
+                if mode & 0o100:
+                    self.assertEqual(rc, 2, (out, err))
+                    self.assertIn("error: dir/10-a: ", out)
+                self.h.remove_hook("dir/10-a")
+                os.rmdir(os.path.join(self.h.hooks, "dir"))
+        self.assertEqual(self.h.ran(), [], "check runs no hook")
+
+    def test_check_hooks_that_run_pass(self):
+        shutil.rmtree(self.h.hooks)
+        os.makedirs(self.h.hooks)
+        self.h.write_hook("a", "#!/bin/sh\nexit 0\n")
+        self.h.write_hook("b", "#! /bin/sh -e\nexit 0\n")
+        self.h.write_hook("c", "#!/usr/bin/env sh\nexit 0\n")
+        self.h.write_hook("d", "#!/usr/bin/env -S PYTHONUNBUFFERED=1 sh -e\nexit 0\n")
+        with open("/bin/true", "rb") as f:
+            self.h.write_hook("e", f.read())
+        rc, out, err = self.check_out("--strict")
+        self.assertEqual((rc, err), (0, ""), out)
+        for name in "abcde":
+            self.assertIn("route %s: %s\n" % (name, name), out)
+        for rel in ("a", "c", "e"):
+            p = self.cli("run", rel, self.payload)
+            self.assertEqual(p.returncode, 0, p)
+
+    def test_check_env_name_on_the_hooks_path(self):
+        """NAME is looked for on the PATH hooks get (pass_env's PATH here),
+        not on some other one."""
+        shutil.rmtree(self.h.hooks)
+        os.makedirs(self.h.hooks)
+        self.h.write_file("bin/hookd-test-tool", "#!/bin/sh\nexit 0\n", 0o755)
+        self.h.write_hook("t", "#!/usr/bin/env hookd-test-tool\n")
+        env = {"PATH": self.h.path("bin") + ":/usr/bin:/bin"}
+        p = harness.run_cli(["check"], config=self.h.config_path, env=env)
+        self.assertEqual(p.returncode, 0, p)
+        p = harness.run_cli(["check"], config=self.h.config_path)
+        self.assertEqual(p.returncode, 2, p)
+        self.assertIn(b"'hookd-test-tool' (through env) is not on the PATH hooks get", p.stdout)
+
+    def test_check_missing_hooks_dir_exits_2(self):
+        shutil.rmtree(self.h.hooks)
+        rc, out, err = self.check_out()
+        self.assertEqual(rc, 2, (out, err))
+        self.assertIn("error: hooks dir %s: No such file or directory" % self.h.hooks, out)
+        self.assertIn("hookd: check: 1 error", err)
+
+    def test_check_quoted_secret_is_a_config_error(self):
+        for value in ('"my secret"', "'my secret'", 'one "two"', "tok'"):
+            with self.subTest(secret=value):
+                self.h.write_config("[endpoint a]\npath = /a\nscheme = northflank\n"
+                                    "secret = %s\n" % value)
+                p = self.cli("check")
+                self.assertEqual(p.returncode, 2, p)
+                self.assertOneLine(p.stderr, "hookd.ini:4: endpoint 'a': a secret starts or "
+                                   "ends with a quote; secrets are whitespace-separated and "
+                                   "unquoted")
+                self.assertNotIn(b"my", p.stderr, "the message quotes no secret")
+        self.h.write_config("[endpoint a]\npath = /a\nscheme = northflank\n"
+                            "secret = it\"s\n")
+        self.assertEqual(self.cli("check").returncode, 0, "a quote inside a secret is its own")
+
+    def secret_file_config(self, mode, group=None):
+        path = self.h.write_file("nf.secret", NF_TOKEN + "\n", mode)
+        if group is not None:
+            os.chown(path, -1, group)
+        self.h.write_config(NF_CONFIG.replace("secret = %s" % NF_TOKEN,
+                                              "secret_file = nf.secret"))
+        return path
+
+    def test_check_secret_file_readable_by_others_warns(self):
+        path = self.secret_file_config(0o600)
+        rc, out, err = self.check_out("--strict")
+        self.assertEqual((rc, err), (0, ""), out)
+        self.secret_file_config(0o604)
+        rc, out, err = self.check_out()
+        self.assertEqual((rc, err), (0, ""), "a warning alone passes")
+        self.assertIn("warning: secret_file %s is readable by every user (mode 0604)" % path,
+                      out)
+        rc, out, err = self.check_out("--strict")
+        self.assertEqual(rc, 2, out)
+        self.assertIn("hookd: check: 0 errors, 1 warning (--strict: warnings fail)", err)
+        self.assertNotIn(NF_TOKEN, out + err)
+
+    def test_check_secret_file_group_readable(self):
+        """Readable by a group shared by several users warns; by one user's own
+        group (the package's root:hookd 0640) does not."""
+        import grp
+        import pwd
+        own = shared = None
+        for g in grp.getgrall():
+            try:
+                private = (not g.gr_mem and pwd.getpwnam(g.gr_name).pw_gid == g.gr_gid)
+            except KeyError:
+                private = False
+            if os.getuid() != 0 and g.gr_gid not in os.getgroups():
+                continue
+            if private and own is None:
+                own = g
+            if not private and shared is None:
+                shared = g
+        if own is None or shared is None:
+            self.skipTest("no group of each kind to give the file to")
+        self.secret_file_config(0o640, own.gr_gid)
+        rc, out, err = self.check_out("--strict")
+        self.assertEqual((rc, err), (0, ""), out)
+        self.secret_file_config(0o640, shared.gr_gid)
+        rc, out, err = self.check_out()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("readable by group %s (mode 0640)" % shared.gr_name, out)
+        self.assertEqual(self.check_out("--strict")[0], 2)
+
+    def test_check_strict_turns_warnings_into_errors(self):
+        self.h.write_hook("dir/10-off", "#!/bin/sh\nexit 0\n", 0o644)
+        rc, out, err = self.check_out()
+        self.assertEqual((rc, err), (0, ""), out)
+        self.assertIn("warning: skipped, not executable: dir/10-off", out)
+        rc, out, err = self.check_out("--strict")
+        self.assertEqual(rc, 2, out)
+        self.assertIn("1 warning (--strict: warnings fail)", err)
 
     def test_serve_invalid_config_exits_2(self):
         self.h.write_config("[server]\nlisten = 127.0.0.1:0\ntimout = 1s\n"

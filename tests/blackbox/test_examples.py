@@ -1,11 +1,14 @@
 """The hooks users copy (hooks.d/ and examples/hooks/), run by a real hookd
 against a small HTTP listener on 127.0.0.1 that records what curl (and
 git) sent: a ticket through a REST API, a chat message, a git deploy with
-a service restart, and each one's "not configured" path."""
+a service restart, and each one's "not configured" path; and that they
+are named after Northflank's real events, read only the fields of its
+documented sample, and match README's opening and event table."""
 
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -169,10 +172,11 @@ class ChatTest(ExampleTest):
 
     @staticmethod
     def payload(project="Personal Blog"):
-        return json.dumps({"event": "job-run:failure", "data": {
-            "project": {"id": "personal-blog", "name": project},
-            "job": {"id": "nightly", "name": "nightly-backup"},
-            "run": {"id": "run-42"}}}).encode()
+        """A job-run:failure shaped like the one body Northflank documents:
+        the hook reads only data.project, which that sample has."""
+        doc = json.loads(sample_body("job-run:failure"))
+        doc["data"]["project"]["name"] = project
+        return json.dumps(doc).encode()
 
     def test_posts_message(self):
         rec = Recorder(status=200, body=b"ok")
@@ -187,8 +191,19 @@ class ChatTest(ExampleTest):
             self.assertEqual(req["headers"]["content-type"], "application/json")
             self.assertEqual(req["headers"]["authorization"], "Bearer chat-tok-9")
             self.assertEqual(json.loads(req["body"]), {
-                "text": 'Job run failed: Blog "prod"\nline 2 / nightly-backup '
-                        "(run run-42, event job-run:failure, delivery job-1)"})
+                "text": 'Job run failed in project Blog "prod"\nline 2 '
+                        "(event job-run:failure, delivery job-1)"})
+            self.assertEqual(d.stop(), 0)
+
+    def test_project_id_when_no_name(self):
+        rec = Recorder(status=200, body=b"ok")
+        self.addCleanup(rec.close)
+        doc = json.loads(sample_body("job-run:failure"))
+        del doc["data"]["project"]["name"]
+        env = "CHAT_WEBHOOK_URL=%s/hook\n" % rec.url
+        with self.daemon(self.HOOK, files={"hooks.d/.chat.env": env}) as d:
+            self.assertEqual(d.deliver(json.dumps(doc).encode()).status, 200)
+            self.assertIn("in project personal-blog (", json.loads(rec.posts()[0]["body"])["text"])
             self.assertEqual(d.stop(), 0)
 
     def test_no_token_no_authorization(self):
@@ -207,7 +222,8 @@ class ChatTest(ExampleTest):
             out = self.output(r)
             self.assertIn("CHAT_WEBHOOK_URL not set", out)
             body = json.loads(out.split("would POST ", 1)[1].splitlines()[0])
-            self.assertIn("Personal Blog / nightly-backup (run run-42", body["text"])
+            self.assertEqual(body["text"], "Job run failed in project Personal Blog "
+                                           "(event job-run:failure, delivery job-2)")
             self.assertEqual(d.stop(), 0)
 
 
@@ -368,6 +384,86 @@ class LoggingHooksTest(ExampleTest):
             self.assertIn("no hook for event addon-backup:start", self.output(r))
             self.assertIn("from 127.0.0.1", self.output(r))
             self.assertEqual(d.stop(), 0)
+
+
+SHIPPED = sorted(["hooks.d/" + n for n in os.listdir(os.path.join(SOURCE, "hooks.d"))
+                  if not n.startswith(".")] + ["examples/hooks/deploy-git-pull"])
+
+
+def readme():
+    with open(os.path.join(SOURCE, "README.md")) as f:
+        return f.read()
+
+
+def northflank_events():
+    """The event names README's "Northflank events" table lists (its first
+    column)."""
+    table = readme().split("**Northflank events.**", 1)[1].split("\n\n", 2)[1]
+    return {name for row in table.splitlines()[2:]
+            for name in re.findall(r"`([^`]+)`", row.split("|")[1])}
+
+
+class NorthflankNamesTest(ExampleTest):
+    """The shipped hooks are named after real Northflank events, read only
+    the fields of Northflank's documented sample, and the README's opening
+    names them for what they do."""
+
+    def test_hook_names_are_northflank_events(self):
+        events = northflank_events()
+        for must in ("build:start", "job-run:failure", "addon-backup:success",
+                     "release-flow-template-run:aborted", "template-run:queued",
+                     "infrastructure:byoc:cluster:error", "billing:invoice-paid"):
+            self.assertIn(must, events)
+        self.assertNotIn("backup:success", events)
+        families = {e.rsplit(":", 1)[0] for e in events}
+        for rel in os.listdir(os.path.join(SOURCE, "hooks.d")):
+            if rel.startswith(".") or rel == "_default":
+                continue
+            with self.subTest(hook=rel):
+                self.assertTrue(rel in events or rel in families,
+                                "hooks.d/%s is no Northflank event or family" % rel)
+
+    def test_readme_routes_are_hookds(self):
+        """The table's second column is what hookd tries for that event: run
+        each name through a real hookd whose hooks.d holds only the widest."""
+        table = readme().split("**Northflank events.**", 1)[1].split("\n\n", 2)[1]
+        for row in table.splitlines()[2:]:
+            event, *tried = re.findall(r"`([^`]+)`", row.split("|")[2].split(" (")[0])
+            with self.subTest(event=event):
+                self.assertIn(event, re.findall(r"`([^`]+)`", row.split("|")[1]))
+                names = [event] + tried
+                self.assertEqual(names[-1], "_default")
+                # each name catches the event once the names before it are gone
+                for k, name in enumerate(names):
+                    hooks = {n: "#!/bin/sh\necho caught-by-%s\n" % n for n in names[k:]}
+                    with self.daemon(hooks) as d:
+                        r = d.deliver(sample_body(event))
+                        self.assertEqual([h["hook"] for h in r.json["hooks"]], [name], r.raw)
+                        self.assertEqual(d.stop(), 0)
+
+    def test_hooks_read_only_documented_fields(self):
+        """Every HOOK_DATA_* a shipped hook reads is one `hookd env` makes
+        from the documented sample body."""
+        with self.daemon({}) as d:
+            p = harness.run_cli(["env", "build:start", harness.SAMPLE_PATH],
+                                config=d.config_path)
+            self.assertEqual(p.returncode, 0, p)
+            have = {ln.split("=", 1)[0] for ln in p.stdout.decode().splitlines()}
+            self.assertEqual(d.stop(), 0)
+        for rel in SHIPPED:
+            with self.subTest(hook=rel):
+                used = set(re.findall(r"HOOK_DATA_[A-Z0-9_]+", repo_hook(rel)))
+                self.assertEqual(used - have, set(), "%s reads fields the sample lacks" % rel)
+
+    def test_readme_opening_matches_the_hooks(self):
+        opening = readme().split("## Contents", 1)[0]
+        for words, marker in (("a deploy script for", "DEPLOY_COMMAND"),
+                              ("opens a\s+ticket for", "TICKET_URL"),
+                              ("a chat message for", "CHAT_WEBHOOK_URL")):
+            with self.subTest(words=words):
+                m = re.search(words + r"\s+`([^`]+)`", opening)
+                self.assertIsNotNone(m, "the opening says nothing like %r" % words)
+                self.assertIn(marker, repo_hook("hooks.d/" + m.group(1)))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -303,6 +304,23 @@ class Async(Base):
             self.assertStatus(h.post(late), 202, "accepted")
             self.assertEqual(h.wait_states([late])[late]["attempts"], 1)
 
+    def test_409_says_the_state(self):
+        """A resend of a pending delivery is a 409 whose status is its state:
+        running, then queued behind it (max_running = 1)."""
+        with Hookd(config(server="max_running = 1\n", endpoint=ASYNC),
+                   {EVENT: rec_hook("sleep 1.5")}) as h:
+            first, second = new_id("first"), new_id("second")
+            self.assertStatus(h.post(first), 202, "accepted")
+            self.wait_runs(h, 1, "start")
+            self.assertStatus(h.post(second), 202, "accepted")
+            for eid, state in ((first, "running"), (second, "queued")):
+                r = h.post(eid)
+                self.assertStatus(r, 409, state)
+                self.assertEqual(r.json["error"], "this delivery is still pending")
+                self.assertEqual(r.headers.get("retry-after"), "10")
+            h.wait_states([first, second])
+            self.assertEqual(attempts_of(h, first) + attempts_of(h, second), [1, 1])
+
     def test_retry_wait_is_pending_and_failed(self):
         ep = "mode = async\nretry_backoff = 3s\n"
         hook = rec_hook(rc='$([ "$HOOK_ATTEMPT" -ge 2 ] && echo 0 || echo 75)')
@@ -314,7 +332,9 @@ class Async(Base):
                              ("retry_wait", 1, 503), rows)
             # Waiting for a retry is pending: a resend is a 409, and
             # --failed lists it (its latest outcome is not 2xx).
-            self.assertStatus(h.post(eid), 409, "running")
+            r = h.post(eid)
+            self.assertStatus(r, 409, "retry_wait")
+            self.assertTrue(r.headers.get("retry-after", "").isdigit(), r)
             self.assertEqual([e["id"] for e in h.events("--failed")], [eid])
             self.assertRegex(h.cli("show", eid).stdout, r"(?m)^next_due_at:")
             rows = h.wait_states([eid], timeout=8)
@@ -701,6 +721,101 @@ class Commands(Base):
             self.assertEqual(r.stdout, "")
             self.assertIn("no-such-id", r.stderr)
             self.assertEqual(h.cli("show", "--endpoint", "other", eid).returncode, 1)
+
+    def test_show_json(self):
+        hooks = {EVENT: rec_hook("echo 'hello from the hook'; echo 'to stderr' >&2"),
+                 "build:failure": rec_hook(rc="3")}
+        with Hookd(config(), hooks) as h:
+            eid, bad = new_id(), new_id("bad")
+            self.assertStatus(h.post(eid, headers={"X-Source": "bot"}), 200, "ok")
+            self.assertStatus(h.post(bad, event="build:failure"), 500, "failed")
+            self.assertStatus(h.post(bad, event="build:failure"), 500, "failed")
+            r = h.cli("show", "--json", eid)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            d = json.loads(r.stdout)
+            self.assertEqual(set(d), {"endpoint", "id", "event", "state", "mode", "attempts",
+                                      "received_at", "updated_at", "next_due_at", "running",
+                                      "remote_addr", "http", "status", "error", "headers",
+                                      "body_bytes", "body_kept", "body_cut", "body",
+                                      "attempt_list"})
+            self.assertEqual((d["endpoint"], d["id"], d["event"], d["state"], d["mode"],
+                              d["attempts"], d["http"], d["status"], d["error"]),
+                             ("northflank", eid, EVENT, "succeeded", "sync", 1, 200, "ok", None))
+            self.assertEqual((d["next_due_at"], d["running"], d["body_cut"]), (None, None, False))
+            self.assertEqual(d["remote_addr"], "127.0.0.1")
+            self.assertEqual(json.loads(d["body"]), sample_json())
+            self.assertEqual(d["body_bytes"], len(d["body"].encode()))
+            names = {x["name"].lower(): x["value"] for x in d["headers"]}
+            self.assertEqual(names["x-source"], "bot")
+            self.assertEqual(names[(NF_PREFIX + "Event-Id").lower()], eid)
+            self.assertNotIn(NF_TOKEN, r.stdout)
+            [a] = d["attempt_list"]
+            self.assertEqual((a["attempt"], a["http"], a["status"], a["error"]), (1, 200, "ok", None))
+            self.assertIsInstance(a["ms"], int)
+            [hk] = a["hooks"]
+            self.assertEqual((hk["hook"], hk["exit"], hk["signal"], hk["error"]),
+                             (EVENT, 0, None, None))
+            self.assertIn("hello from the hook", hk["output"])
+            self.assertIn("to stderr", hk["output"])
+            # The text and the JSON agree on every attempt.
+            d = json.loads(h.cli("show", bad, "--json").stdout)
+            self.assertEqual((d["state"], d["attempts"], d["http"], d["status"]),
+                             ("failed", 2, 500, "failed"))
+            self.assertEqual([(a["attempt"], a["http"], a["hooks"][0]["exit"])
+                              for a in d["attempt_list"]], [(1, 500, 3), (2, 500, 3)])
+            self.assertIn("exited with status 3", d["error"])
+            r = h.cli("show", "--json", "no-such-id")
+            self.assertEqual((r.returncode, r.stdout), (1, ""))
+            self.assertIn("no-such-id", r.stderr)
+            self.assertEqual(h.cli("show", "--json", "--body", eid).returncode, 2)
+
+    def test_show_json_body_not_utf8(self):
+        """A body cut inside a UTF-8 sequence is no JSON string: body_base64."""
+        import base64
+        with Hookd(config(server="journal_body_max = 100\n"), {EVENT: rec_hook()}) as h:
+            eid = new_id()
+            head = b'{"event":"build:start","note":"'
+            sent = head + b"x" * (99 - len(head)) + "\u00e9".encode() * 50 + b'"}'
+            r = h.request("POST", "/webhook", sent, harness.nf_headers(eid, event=EVENT))
+            self.assertEqual(r.status, 200, r)
+            d = json.loads(h.cli("show", "--json", eid).stdout)
+            self.assertEqual((d["body_bytes"], d["body_kept"], d["body_cut"]),
+                             (len(sent), 100, True))
+            self.assertNotIn("body", d)
+            self.assertEqual(base64.b64decode(d["body_base64"]), sent[:100])
+
+    def test_show_body_feeds_run(self):
+        """show --body prints the body's bytes exactly; piped to `hookd run
+        EVENT -` it runs the same delivery again, by hand."""
+        hook = rec_hook("printf '%s' \"$HOOK_DATA_BUILD_ID\" > '{tmp}/build_id'; "
+                        "cat > '{tmp}/stdin'")
+        with Hookd(config(), {EVENT: hook}) as h:
+            eid = new_id()
+            # Not what json.dumps would write back: spacing, key order, escapes kept.
+            body = ('{ "event":"build:start",\n\t"data": {"build": {"id": "social-hour-1312"}},'
+                    ' "note": "caf\\u00e9 \u00e9" }').encode()
+            r = h.request("POST", "/webhook", body, harness.nf_headers(eid, event=EVENT))
+            self.assertEqual(r.status, 200, r)
+            out = subprocess.run([harness.HOOKD_BIN, "-c", h.config_path, "show", "--body", eid],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=15)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertEqual(out.stdout, body)
+            self.assertEqual(h.read("stdin", binary=True), body)
+            os.unlink(h.path("build_id"))
+            run = subprocess.run([harness.HOOKD_BIN, "-c", h.config_path, "run", EVENT, "-"],
+                                 input=out.stdout, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, timeout=15)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertEqual(h.read("build_id"), "social-hour-1312")
+            self.assertEqual(h.read("stdin", binary=True), body)
+
+    def test_show_body_refused_when_cut(self):
+        with Hookd(config(server="journal_body_max = 100\n"), {EVENT: rec_hook()}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 200, "ok")
+            r = h.cli("show", "--body", eid)
+            self.assertEqual((r.returncode, r.stdout), (1, ""))
+            self.assertRegex(r.stderr, r"kept only 100 of the body's \d+ bytes")
 
     def test_stop_with_a_control_connection_open(self):
         """A `hookd replay` client still connected when the daemon stops is

@@ -219,6 +219,14 @@ static const struct {
 	 "hookd.ini:5: endpoint 'a': scheme none verifies nothing*"},
 	{EP_A "replay_window = soon\n", "hookd.ini:4: bad value 'soon' for replay_window in [endpoint a]: *"},
 	{EP_A "[event x]\nreplay_window = 1m\n", "hookd.ini:5: unknown key 'replay_window' in [event x]*"},
+	/* quotes are no syntax: `"my secret"` would be the secrets `"my` and `secret"` */
+	{"[endpoint a]\npath = /a\nsecret = \"my secret\"\n",
+	 "hookd.ini:3: endpoint 'a': a secret starts or ends with a quote; secrets are "
+	 "whitespace-separated and unquoted (one with spaces belongs in a secret_file)"},
+	{"[endpoint a]\npath = /a\nsecret = 'tok'\n", "hookd.ini:3: endpoint 'a': a secret starts or ends with a quote*"},
+	{"[endpoint a]\npath = /a\nsecret = old \"new\n", "hookd.ini:3: endpoint 'a': a secret starts or ends with a quote*"},
+	{"[endpoint a]\npath = /a\nsecret = old new'\n", "hookd.ini:3: endpoint 'a': a secret starts or ends with a quote*"},
+	{"[endpoint a]\npath = /a\nsecret = \"\n", "hookd.ini:3: endpoint 'a': a secret starts or ends with a quote*"},
 	{EP_A "secret_env = X\n",
 	 "hookd.ini:4: endpoint 'a': give only one of secret, secret_file and secret_env (secret is at line 3)"},
 	{"[endpoint a]\npath = /a\nsecret_file = sec-one\nsecret = x\n",
@@ -913,6 +921,9 @@ static void test_paths(void)
 	/* secret_file "key" was read from sub/, not from the cwd */
 	CHECK(c->endpoints[0].nsecrets == 1 && c->endpoints[0].secrets[0].len == 2 &&
 	      memcmp(c->endpoints[0].secrets[0].data, "k1", 2) == 0, "secret_file relative");
+	want = xasprintf("%s/key", dir);
+	CHECK_STR(c->endpoints[0].secret_file, want, "secret_file kept, absolute (for check)");
+	free(want);
 	free(dir);
 	config_unref(c);
 }
@@ -927,6 +938,8 @@ static void test_secrets(void)
 	} cases[] = {
 		{"[endpoint a]\npath = /a\nsecret = one  two\tthree\n", 3, "three", 5},
 		{"[endpoint a]\npath = /a\nsecret = tok;en\n", 1, "tok;en", 6},
+		/* a quote inside a secret is the secret's own */
+		{"[endpoint a]\npath = /a\nsecret = it's  o\"k\n", 2, "o\"k", 3},
 		{"[endpoint a]\npath = /a\nsecret = tok ; comment\n", 1, "tok", 3},
 		{"[endpoint a]\npath = /a\nsecret_file = sec-one\n", 1, "filesecret", 10},
 		{"[endpoint a]\npath = /a\nsecret_file = sec-two\n", 2, "new", 3},

@@ -1,0 +1,36 @@
+/*
+ * What `hookd check` verifies beyond the config itself: that a hook the
+ * router would run can be started (its #! line names an interpreter that
+ * is there), and that a secret file is kept from other users. Each call
+ * says what it found in a buffer; the command prints it.
+ */
+#ifndef HOOKD_PREFLIGHT_H
+#define HOOKD_PREFLIGHT_H
+
+#include <stddef.h>
+
+enum preflight {
+	PREFLIGHT_OK,
+	PREFLIGHT_WARN,  /* may work, probably a mistake */
+	PREFLIGHT_ERROR, /* will fail at every delivery */
+};
+
+/*
+ * The executable regular file at path, as execve would start it: a binary,
+ * or a script whose #! line has no carriage return (a CRLF file fails with
+ * "No such file or directory") and names an interpreter that exists and is
+ * executable; for `#!/usr/bin/env NAME` (also `env -S NAME ...`), NAME is
+ * looked for on hook_path, the PATH hooks get. A file that is neither a
+ * known binary nor starts with #! is a warning (execve: "Exec format
+ * error"), as is one this process cannot read.
+ */
+enum preflight preflight_hook(const char *path, const char *hook_path, char *why, size_t len);
+
+/*
+ * A secret_file readable by everyone, or by a group other than one user's
+ * own (a group named after a user whose primary group it is, with no other
+ * members: the package's root:hookd 0640) is a warning.
+ */
+enum preflight preflight_secret_file(const char *path, char *why, size_t len);
+
+#endif
