@@ -133,7 +133,7 @@ int settle_hook_caps(const struct hook_user *hu)
 		log_msg(LOG_LVL_ERROR, "%s", err);
 		return r;
 	}
-	if (hu->set) {
+	if (needed) {
 		char uid[16], gid[16];
 		snprintf(uid, sizeof(uid), "%u", (unsigned)hu->uid);
 		snprintf(gid, sizeof(gid), "%u", (unsigned)hu->gid);

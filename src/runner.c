@@ -156,7 +156,9 @@ static bool hook_core_known;
 
 void runner_set_hook_user(const struct hook_user *hu)
 {
-	hook_user = hu && hu->set ? hu : NULL;
+	/* hookd's own user and group need no switch, and hookd then kept no
+	 * capability to make one. */
+	hook_user = hu && hook_user_switches(hu, geteuid(), getegid()) ? hu : NULL;
 }
 
 void runner_set_output_sink(void (*sink)(const char *buf, size_t n))

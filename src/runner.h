@@ -83,7 +83,8 @@ int runner_active(void);
 void runner_kill_all(void);
 
 /* Hooks started from now on run as hu (hookuser.h), which must live as
- * long as the runner; NULL: as hookd itself. Set before the first start. */
+ * long as the runner; NULL, or hu naming hookd's own ids: as hookd
+ * itself. Set after the privilege drop, before the first start. */
 struct hook_user;
 void runner_set_hook_user(const struct hook_user *hu);
 

@@ -193,6 +193,15 @@ class TestHookUser(unittest.TestCase):
             # No capability is kept when no hook needs one.
             self.assertEqual(int(status_field(h.pid, "CapPrm")[0], 16), 0)
 
+    def test_hook_user_that_is_hookd_itself(self):
+        """hook_user naming hookd's own user needs no switch and keeps no
+        capability; hooks run as usual."""
+        cfg = config().replace("hook_user = %s" % HOOK_USER, "hook_user = %s" % DAEMON_USER)
+        with self.daemon(cfg) as h:
+            got = self.probe(h)
+            self.assertEqual(got["self"]["Uid"][0], str(pwd.getpwnam(DAEMON_USER).pw_uid))
+            self.assertEqual(int(status_field(h.pid, "CapPrm")[0], 16), 0)
+
     def test_hook_of_another_uid_is_still_stopped_at_its_timeout(self):
         """hookd signals a group of another uid (CAP_KILL): a hook that
         ignores SIGTERM is killed after kill_grace, its group gone."""
