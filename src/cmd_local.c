@@ -18,6 +18,7 @@
 #include "command.h"
 #include "config.h"
 #include "dispatch.h"
+#include "hookuser.h"
 #include "log.h"
 #include "payload.h"
 #include "preflight.h"
@@ -33,6 +34,17 @@ static bool run_as_or_fail(struct config *cfg, struct run_as *ra)
 {
 	char err[1024];
 	if (run_as_resolve(cfg, ra, err, sizeof(err)) == 0)
+		return true;
+	fprintf(stderr, "%s\n", err);
+	config_unref(cfg);
+	return false;
+}
+
+/* hook_user_resolve, the same way. */
+static bool hook_user_or_fail(struct config *cfg, struct hook_user *hu)
+{
+	char err[1024];
+	if (hook_user_resolve(cfg, hu, err, sizeof(err)) == 0)
 		return true;
 	fprintf(stderr, "%s\n", err);
 	config_unref(cfg);
@@ -151,16 +163,23 @@ int cmd_run(const struct options *o)
 	/* The payload file is read as the one who runs this; then, run as
 	 * root with `user =`, the hook runs as that user, as it would under
 	 * the daemon: what this shows is what a delivery would do. */
+	struct hook_user hu;
+	if (!hook_user_or_fail(cfg, &hu)) {
+		free(ra.name);
+		return EXIT_USAGE;
+	}
 	struct delivery *d = local_delivery(o, cfg);
-	int dropped = geteuid() == 0 && ra.set ? become_user(&ra) : 0;
+	int dropped = geteuid() == 0 && ra.set ? become_user(&ra, &hu) : settle_hook_caps(&hu);
 	free(ra.name);
 	if (dropped < 0) {
 		delivery_free(d);
 		config_unref(cfg);
+		hook_user_free(&hu);
 		return 1;
 	}
 	struct event_base *base = event_base_new();
 	runner_init(base);
+	runner_set_hook_user(&hu);
 	runner_set_output_sink(output_to_stderr);
 	struct dispatcher *ds = dispatcher_new(base, cfg, NULL);
 	struct run_state rs = {.base = base};
@@ -176,6 +195,7 @@ int cmd_run(const struct options *o)
 	route_cache_clear();
 	event_base_free(base);
 	config_unref(cfg);
+	hook_user_free(&hu);
 	return rc;
 }
 
@@ -360,6 +380,9 @@ int cmd_check(const struct options *o)
 	if (!run_as_or_fail(cfg, &ra))
 		return EXIT_USAGE;
 	free(ra.name);
+	struct hook_user hu;
+	if (!hook_user_or_fail(cfg, &hu))
+		return EXIT_USAGE;
 	struct ssl_ctx_st *tls = NULL;
 	if (!tls_from_config(cfg, &tls, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
@@ -372,6 +395,9 @@ int cmd_check(const struct options *o)
 	printf("listen %s%s\n", cfg->listen, tls ? " (https)" : "");
 	if (cfg->admin_listen)
 		printf("admin %s\n", cfg->admin_listen);
+	if (hu.set)
+		printf("hook_user %s uid=%u gid=%u\n", hu.name, (unsigned)hu.uid, (unsigned)hu.gid);
+	hook_user_free(&hu);
 	if (tls) {
 		struct tls_cert_info ti;
 		tls_ctx_info(tls, &ti);

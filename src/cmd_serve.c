@@ -18,6 +18,7 @@
 #include "config.h"
 #include "control.h"
 #include "dispatch.h"
+#include "hookuser.h"
 #include "http.h"
 #include "journal.h"
 #include "log.h"
@@ -171,6 +172,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 		log_msg(LOG_LVL_WARN, "[admin] listen changed: takes effect at the next start");
 	if (!str_eq_null(cfg->user, dm->cfg->user) || !str_eq_null(cfg->group, dm->cfg->group))
 		log_msg(LOG_LVL_WARN, "user or group changed: takes effect at the next start");
+	if (!str_eq_null(cfg->hook_user, dm->cfg->hook_user) ||
+	    !str_eq_null(cfg->hook_group, dm->cfg->hook_group))
+		log_msg(LOG_LVL_WARN, "hook_user or hook_group changed: takes effect at the next start");
 	config_unref(dm->cfg);
 	dm->cfg = cfg;
 	log_setup((enum log_format)cfg->log_format);
@@ -326,12 +330,20 @@ int cmd_serve(const struct options *o)
 		config_unref(dm.cfg);
 		return EXIT_USAGE;
 	}
+	struct hook_user hu;
+	if (hook_user_resolve(dm.cfg, &hu, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_unref(dm.cfg);
+		free(ra.name);
+		return EXIT_USAGE;
+	}
 	int rc = 1;
 	struct ssl_ctx_st *tls = NULL;
 	if (!tls_from_config(dm.cfg, &tls, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		config_unref(dm.cfg);
 		free(ra.name);
+		hook_user_free(&hu);
 		return EXIT_USAGE;
 	}
 	dm.base = event_base_new();
@@ -372,8 +384,9 @@ int cmd_serve(const struct options *o)
 		goto out;
 	/* Bound (and the journal open): nothing more needs root. The control
 	 * socket is made after this, as the user that will serve it. */
-	if (drop_privileges(dm.cfg, &ra) < 0)
+	if (drop_privileges(dm.cfg, &ra, &hu) < 0)
 		goto out;
+	runner_set_hook_user(&hu);
 	if (dm.journal) {
 		dm.ctl = control_new(dm.base, dm.cfg->state_dir, dm.ds, dm.journal, err, sizeof(err));
 		if (!dm.ctl)
@@ -433,5 +446,6 @@ out:
 	if (dm.base)
 		event_base_free(dm.base);
 	free(ra.name);
+	hook_user_free(&hu);
 	return rc;
 }

@@ -44,6 +44,7 @@
 
 #include "log.h"
 #include "netaddr.h"
+#include "secrecy.h"
 #include "util.h"
 
 /* A config file is a few KiB; this only stops /dev/zero and mistakes. */
@@ -395,6 +396,8 @@ static void config_free(struct config *c)
 	free_words(c->pass_env);
 	free(c->user);
 	free(c->group);
+	free(c->hook_user);
+	free(c->hook_group);
 	cidr_list_free(&c->trusted_proxies);
 	free(c->state_dir);
 	free(c->tls_cert);
@@ -979,7 +982,9 @@ static bool set_secret_env(struct loader *L, const struct keydef *k, void *obj, 
 		return false;
 	if (!env_name_valid(v))
 		return bad_value(L, k, v, "expected an environment variable name");
-	const char *val = getenv(v);
+	/* Taken out of hookd's environment once read; a reload gets the
+	 * value read then (secrecy.h). */
+	const char *val = secrecy_take_env(v);
 	if (!val)
 		return fail_at(L, L->lineno, "endpoint '%s': secret_env '%s' is not set", ep->name, v);
 	if (!val[strspn(val, WS)])
@@ -1019,6 +1024,8 @@ static const struct keydef server_keys[] = {
 	{"limit_cpu", set_limit_cpu, SRV(limit_cpu), 0, 0, 0, 0},
 	{"user", set_optstr, SRV(user), 0, 0, 0, 0},
 	{"group", set_optstr, SRV(group), 0, 0, 0, 0},
+	{"hook_user", set_optstr, SRV(hook_user), 0, 0, 0, 0},
+	{"hook_group", set_optstr, SRV(hook_group), 0, 0, 0, 0},
 	{"trusted_proxies", set_cidrs, SRV(trusted_proxies), 0, 0, 0, 0},
 	{"state_dir", set_optpath, SRV(state_dir), 0, 0, 0, 0},
 	DUR_POS("journal_keep", SRV(journal_keep_ms)),
@@ -1541,6 +1548,8 @@ static bool check_all(struct loader *L)
 
 	c->user_line = seen_line(L, "server", "user");
 	c->group_line = seen_line(L, "server", "group");
+	c->hook_user_line = seen_line(L, "server", "hook_user");
+	c->hook_group_line = seen_line(L, "server", "hook_group");
 	c->tls_cert_line = seen_line(L, "server", "tls_cert");
 	c->tls_key_line = seen_line(L, "server", "tls_key");
 	c->tls_ciphers_line = seen_line(L, "server", "tls_ciphers");

@@ -123,6 +123,7 @@ struct config {
 	/* Hook rlimits; -1 when unset. limit_cpu is in whole seconds. */
 	int64_t limit_nofile, limit_nproc, limit_memory, limit_cpu;
 	char *user, *group;     /* NULL unless set */
+	char *hook_user, *hook_group; /* who hooks run as; NULL: hookd's own user */
 	struct cidr_list trusted_proxies;
 	char *state_dir;        /* NULL: journal off */
 	int64_t journal_keep_ms;/* 30d */
@@ -131,6 +132,7 @@ struct config {
 	char *tls_cert, *tls_key, *tls_ciphers; /* NULL unless set */
 	int tls_cert_line, tls_key_line, tls_ciphers_line; /* where set, for messages */
 	int user_line, group_line;                         /* the same */
+	int hook_user_line, hook_group_line;               /* the same */
 	int log_format;         /* enum log_format */
 	struct delivery_opts server_opts; /* timeout from [server] */
 

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "payload.h"
+#include "secrecy.h"
 #include "sigutil.h"
 #include "util.h"
 #include "version.h"
@@ -159,11 +160,19 @@ int main(int argc, char **argv)
 			continue;
 		if (o.nargs > commands[i].maxargs)
 			return usage_error("too many arguments for %s", o.command);
+		/* Every command loads the config, and with it the secrets:
+		 * from here on no other process of this uid can read them out
+		 * of this one. */
+		int pr = secrecy_protect_process();
+		if (pr < 0)
+			fprintf(stderr, "hookd: cannot make the process undumpable: %s\n",
+			        strerror(-pr));
 		rc = commands[i].fn(&o);
 		/* What the modules keep between deliveries, for a clean exit. */
 		delivery_cleanup();
 		payload_cleanup();
 		sig_cleanup();
+		secrecy_cleanup();
 		return rc;
 	}
 	return usage_error("unknown command '%s'", o.command);

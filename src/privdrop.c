@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "hookuser.h"
 #include "log.h"
+#include "secrecy.h"
 #include "util.h"
 
 int run_as_resolve(const struct config *cfg, struct run_as *ra, char *err, size_t errlen)
@@ -94,17 +96,22 @@ static int chown_state_dir(const char *dir, const struct run_as *ra)
 	return ret;
 }
 
-int drop_privileges(const struct config *cfg, const struct run_as *ra)
+int drop_privileges(const struct config *cfg, const struct run_as *ra,
+                    const struct hook_user *hu)
 {
 	if (geteuid() != 0) {
 		if (ra->set && ra->uid != geteuid())
 			log_msg(LOG_LVL_WARN, "user = %s ignored: hookd was not started as root", ra->name);
-		return 0;
+		return settle_hook_caps(hu);
 	}
 	if (!ra->set) {
-		log_msg(LOG_LVL_WARN, "running as root, and so do the hooks: set [server] user "
-		                      "to drop privileges after binding");
-		return 0;
+		if (hu->set)
+			log_msg(LOG_LVL_WARN, "running as root: set [server] user to drop privileges "
+			                      "after binding");
+		else
+			log_msg(LOG_LVL_WARN, "running as root, and so do the hooks: set [server] user "
+			                      "to drop privileges after binding");
+		return settle_hook_caps(hu);
 	}
 	if (cfg->state_dir) {
 		int r = chown_state_dir(cfg->state_dir, ra);
@@ -114,24 +121,53 @@ int drop_privileges(const struct config *cfg, const struct run_as *ra)
 			return r;
 		}
 	}
-	return become_user(ra);
+	return become_user(ra, hu);
 }
 
-int become_user(const struct run_as *ra)
+int settle_hook_caps(const struct hook_user *hu)
 {
-	if (initgroups(ra->name, ra->gid) < 0 || setgid(ra->gid) < 0 || setuid(ra->uid) < 0) {
+	bool needed = hook_user_switches(hu, geteuid(), getegid());
+	char err[256];
+	int r = hook_user_settle_caps(needed, err, sizeof(err));
+	if (r < 0) {
+		log_msg(LOG_LVL_ERROR, "%s", err);
+		return r;
+	}
+	if (needed) {
+		char uid[16], gid[16];
+		snprintf(uid, sizeof(uid), "%u", (unsigned)hu->uid);
+		snprintf(gid, sizeof(gid), "%u", (unsigned)hu->gid);
+		struct log_kv kv[] = {{"hook_user", hu->name}, {"uid", uid}, {"gid", gid}};
+		log_kv(LOG_LVL_INFO, "hooks run as their own user", kv, ARRAY_SIZE(kv));
+	}
+	return 0;
+}
+
+int become_user(const struct run_as *ra, const struct hook_user *hu)
+{
+	/* Kept across setuid only when the hooks need them; settled to the
+	 * three hookuser.h names right after. */
+	if (hook_user_keep_caps(hook_user_switches(hu, ra->uid, ra->gid)) < 0 ||
+	    initgroups(ra->name, ra->gid) < 0 || setgid(ra->gid) < 0 || setuid(ra->uid) < 0) {
 		int e = errno;
 		log_msg(LOG_LVL_ERROR, "cannot become user %s: %s", ra->name, strerror(e));
 		return -e;
 	}
+	/* With kept capabilities none is effective here: the proof holds. */
 	if (ra->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
 		log_msg(LOG_LVL_ERROR, "root could be regained after dropping privileges: stopping");
 		return -EPERM;
+	}
+	/* A change of uid made hookd dumpable again (fs.suid_dumpable). */
+	int r = secrecy_protect_process();
+	if (r < 0) {
+		log_msg(LOG_LVL_ERROR, "cannot make hookd undumpable: %s", strerror(-r));
+		return r;
 	}
 	char uid[16], gid[16];
 	snprintf(uid, sizeof(uid), "%u", (unsigned)ra->uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)ra->gid);
 	struct log_kv kv[] = {{"user", ra->name}, {"uid", uid}, {"gid", gid}};
 	log_kv(LOG_LVL_INFO, "dropped privileges", kv, ARRAY_SIZE(kv));
-	return 0;
+	return settle_hook_caps(hu);
 }

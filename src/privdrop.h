@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 struct config;
+struct hook_user;
 
 struct run_as {
 	bool set;
@@ -30,11 +31,19 @@ int run_as_resolve(const struct config *cfg, struct run_as *ra, char *err, size_
  * listener is bound (state_dir is handed to the user first). initgroups,
  * setgid, setuid (which as root sets the real, effective and saved ids
  * alike), then proves root cannot be taken back. Started as root without
- * `user`: a warning, hooks run as root. 0, or -errno (logged).
+ * `user`: a warning, hooks run as root. Either way, and when not started
+ * as root, hookd keeps the capabilities a hook_user needs and no other
+ * (settle_hook_caps). 0, or -errno (logged).
  */
-int drop_privileges(const struct config *cfg, const struct run_as *ra);
+int drop_privileges(const struct config *cfg, const struct run_as *ra,
+                    const struct hook_user *hu);
 
-/* setuid and friends, for good: 0, or -errno (logged). */
-int become_user(const struct run_as *ra);
+/* setuid and friends, for good, keeping what hu needs: 0, or -errno
+ * (logged). Not dumpable afterwards either. */
+int become_user(const struct run_as *ra, const struct hook_user *hu);
+
+/* Without a change of uid: the capabilities hookd keeps for hu
+ * (hookuser.h), none when it needs none. 0, or -errno (logged). */
+int settle_hook_caps(const struct hook_user *hu);
 
 #endif

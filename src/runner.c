@@ -19,7 +19,9 @@
 
 #include <event2/event.h>
 
+#include "hookuser.h"
 #include "log.h"
+#include "secrecy.h"
 #include "util.h"
 
 struct hook_run {
@@ -144,6 +146,20 @@ static struct {
 	int64_t at;
 } early[EARLY_EXITS];
 static uint64_t reaps; /* children reaped so far */
+
+/* Who the children become (NULL: they stay hookd's uid), and the core
+ * limit hookd lowered for itself, given back to them. Set before the
+ * spawner threads start; only read afterwards. */
+static const struct hook_user *hook_user;
+static struct rlimit hook_core;
+static bool hook_core_known;
+
+void runner_set_hook_user(const struct hook_user *hu)
+{
+	/* hookd's own user and group need no switch, and hookd then kept no
+	 * capability to make one. */
+	hook_user = hu && hook_user_switches(hu, geteuid(), getegid()) ? hu : NULL;
+}
 
 void runner_set_output_sink(void (*sink)(const char *buf, size_t n))
 {
@@ -313,7 +329,7 @@ static void on_output(evutil_socket_t fd, short what, void *arg)
 
 /* Where a fork+exec child failed, reported to the parent with errno. */
 enum child_stage { STAGE_SETUP, STAGE_LIMIT_NOFILE, STAGE_LIMIT_NPROC, STAGE_LIMIT_MEMORY,
-                   STAGE_LIMIT_CPU, STAGE_EXEC };
+                   STAGE_LIMIT_CPU, STAGE_USER, STAGE_EXEC };
 struct child_error {
 	int stage;
 	int err;
@@ -326,6 +342,7 @@ static const char *const stage_names[] = {
 	[STAGE_LIMIT_NPROC] = "cannot apply limit_nproc",
 	[STAGE_LIMIT_MEMORY] = "cannot apply limit_memory",
 	[STAGE_LIMIT_CPU] = "cannot apply limit_cpu",
+	[STAGE_USER] = "cannot switch to hook_user",
 	[STAGE_EXEC] = "exec failed",
 };
 
@@ -761,6 +778,16 @@ static void spawn_child(struct spawn_job *j)
 			if (apply_limit(lims[i].resource, values[i]) < 0)
 				child_fail(j, errpipe[1], lims[i].stage, errno);
 		}
+		/* Within the hard limit hookd kept: cannot fail. */
+		if (hook_core_known)
+			setrlimit(RLIMIT_CORE, &hook_core);
+		/* Last before exec: from here on the child could not undo a
+		 * step that needs hookd's powers. */
+		if (hook_user) {
+			int r = hook_user_become(hook_user);
+			if (r < 0)
+				child_fail(j, errpipe[1], STAGE_USER, -r);
+		}
 		execve(j->path, argv, j->envp);
 		child_fail(j, errpipe[1], STAGE_EXEC, errno);
 	}
@@ -826,6 +853,7 @@ static int start_spawners(void)
 	if (spawners.efd < 0)
 		return EINVAL; /* runner_init was not called */
 	note_signals_to_reset();
+	hook_core_known = secrecy_hook_core_limit(&hook_core);
 	pthread_attr_t ta;
 	pthread_attr_init(&ta);
 	pthread_attr_setstacksize(&ta, 256 * 1024);

@@ -82,6 +82,12 @@ int runner_active(void);
 /* Sends SIGKILL to every running hook's group (used when exiting on error). */
 void runner_kill_all(void);
 
+/* Hooks started from now on run as hu (hookuser.h), which must live as
+ * long as the runner; NULL, or hu naming hookd's own ids: as hookd
+ * itself. Set after the privilege drop, before the first start. */
+struct hook_user;
+void runner_set_hook_user(const struct hook_user *hu);
+
 /* `hookd run`: hook output goes to sink as it comes, not to the log as
  * lines (the tail is kept either way). NULL: back to the log. */
 void runner_set_output_sink(void (*sink)(const char *buf, size_t n));

@@ -4,7 +4,9 @@
 # /etc/hookd/hookd.ini, the generated token, the units (where systemd.pc
 # says, systemd-analyze verify), the dlopen'ed libraries (each loads, and
 # comes from a package hookd depends on), the man pages (mandoc), and a
-# delivery through the installed binary running as the hookd user. Prints
+# delivery through the installed binary running as the hookd user, its
+# hooks as hookd-hooks, with a probe hook that must find hookd's secrets
+# out of reach. Prints
 # one line "package: ok" or "package: FAILED: <why>"; exits 0, 1 on
 # failure, 77 when skipped.
 #
@@ -82,6 +84,9 @@ err=$(cd / && HOOKD_CONFIG=/nonexistent/hookd.ini /usr/sbin/hookd check 2>&1) ||
 	fail "HOOKD_CONFIG was not the config: $err"
 dpkg-query -W -f='${Conffiles}\n' hookd | grep -q ' /etc/hookd/hookd.ini ' || fail "hookd.ini is not a conffile"
 getent passwd hookd >/dev/null || fail "no hookd user"
+getent passwd hookd-hooks >/dev/null || fail "no hookd-hooks user"
+id -nG hookd-hooks | tr ' ' '\n' | grep -qx hookd && fail "hookd-hooks is in group hookd"
+grep -q '^hook_user = hookd-hooks$' /etc/hookd/hookd.ini || fail "the config sets no hook_user"
 tok=/etc/hookd/northflank.token
 [ "$(stat -c '%a %U %G' "$tok")" = "640 root hookd" ] || fail "$tok: $(stat -c '%a %U %G' "$tok")"
 grep -Eq '^[0-9a-f]{48}$' "$tok" || fail "$tok is not 48 hex digits"
@@ -123,15 +128,46 @@ man -w hookd >/dev/null 2>&1 && man -w 5 hookd.ini >/dev/null 2>&1 || fail "man 
 [ -x /etc/hookd/hooks.d/build:start ] || fail "example hooks not executable"
 
 echo "== a delivery through the installed binary, as the hookd user"
-# The installed config with ephemeral ports and a state dir of its own.
+# The installed config with ephemeral ports and a state dir of its own,
+# plus an endpoint whose one hook probes for hookd's secrets.
 chmod 755 "$work"
 install -d -o hookd -g hookd -m 0700 "$work/state"
+install -d -m 0755 "$work/probe.d"
+cat > "$work/probe.d/_default" <<PROBE
+#!/usr/bin/python3
+# Every way in that a hook of hookd's own uid had; each must be refused.
+import ctypes, os, socket
+def attempt(name, fn):
+    try:
+        fn()
+        print("OPEN", name)
+    except OSError as e:
+        print("refused", name, e.strerror)
+def ptrace():
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.ptrace(16, os.getppid(), None, None) != 0:  # PTRACE_ATTACH
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+attempt("environ", lambda: open("/proc/%d/environ" % os.getppid(), "rb").read())
+attempt("mem", lambda: open("/proc/%d/mem" % os.getppid(), "rb"))
+attempt("token", lambda: open("$tok", "rb").read())
+attempt("journal", lambda: open("$work/state/journal.db", "rb").read())
+attempt("control", lambda: socket.socket(socket.AF_UNIX).connect("$work/state/control.sock"))
+attempt("ptrace", ptrace)
+print("probe ran as", os.getuid(), "event", os.environ.get("HOOK_EVENT"))
+PROBE
+chmod 755 "$work/probe.d/_default"
 sed -e 's/^listen = 127\.0\.0\.1:9[01]00$/listen = 127.0.0.1:0/' \
     -e "s|^state_dir = .*|state_dir = $work/state|" \
     -e 's|^hooks_dir = hooks.d$|hooks_dir = /etc/hookd/hooks.d|' \
     /etc/hookd/hookd.ini > "$work/hookd.ini"
+printf '\n[endpoint probe]\npath = /probe\nscheme = northflank\nsecret_file = %s\nhooks_dir = %s\n' \
+	"$tok" "$work/probe.d" >> "$work/hookd.ini"
 chmod 644 "$work/hookd.ini"
-setpriv --reuid=hookd --regid=hookd --init-groups \
+# As the unit starts it: user hookd, with the unit's AmbientCapabilities=.
+caps=$(sed -n 's/^AmbientCapabilities=//p' "$unitdir/hookd.service" | tr 'A-Z ' 'a-z,' |
+	sed 's/cap_/+/g')
+[ -n "$caps" ] || fail "the unit grants no capabilities for hook_user"
+setpriv --reuid=hookd --regid=hookd --init-groups --inh-caps="$caps" --ambient-caps="$caps" \
 	/usr/sbin/hookd -c "$work/hookd.ini" serve 2> "$work/daemon.log" &
 daemon_pid=$!
 port="" aport=""
@@ -159,12 +195,25 @@ curl -s "http://127.0.0.1:$aport/metrics" > "$work/metrics.txt"
 grep -q '^hookd_deliveries_total{endpoint="northflank",status="ok",code="200"} 1$' "$work/metrics.txt" ||
 	fail "metrics: $(cat "$work/metrics.txt")"
 /usr/sbin/hookd -c "$work/hookd.ini" events | grep -q package-smoke-1 || fail "hookd events"
+code=$(curl -s -o "$work/probe.json" -w '%{http_code}' "http://127.0.0.1:$port/probe" \
+	-H 'Content-Type: application/json' \
+	-H "X-Northflank-Notification-Integration-Token: $(cat "$tok")" \
+	--data-binary @tests/data/northflank-build-start.json)
+[ "$code" = 200 ] || { cat "$work/probe.json" "$work/daemon.log"; fail "the probe answered $code"; }
 kill -TERM "$daemon_pid"
 wait "$daemon_pid"
 rc=$?
 daemon_pid=""
 [ "$rc" = 0 ] || { cat "$work/daemon.log"; fail "the daemon exited $rc on SIGTERM"; }
 grep -q 'build social-hour-1312 started' "$work/daemon.log" || fail "the hook's output is not in the log"
+grep -q 'msg="hooks run as their own user" hook_user=hookd-hooks' "$work/daemon.log" ||
+	fail "hooks do not run as hookd-hooks"
+grep -q "line=\"probe ran as $(id -u hookd-hooks) event build:start\"" "$work/daemon.log" ||
+	{ grep probe "$work/daemon.log"; fail "the probe hook did not run as hookd-hooks"; }
+if [ "$(grep -c 'line="refused ' "$work/daemon.log")" != 6 ] || grep -q 'line="OPEN ' "$work/daemon.log"; then
+	grep -E 'line="(OPEN|refused) ' "$work/daemon.log"
+	fail "a hook can reach hookd's secrets"
+fi
 
 echo "lintian findings (not errors):"
 grep -E '^[WIP]: ' "$work/lintian.log" || echo "  none"

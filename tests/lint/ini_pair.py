@@ -21,6 +21,9 @@ DIFFERENCES = {
     # quickstart.sh makes the token next to hookd.ini; the package's
     # postinst makes it in /etc/hookd.
     ("endpoint northflank", "secret_file"): ("northflank.token", "/etc/hookd/northflank.token"),
+    # The package's postinst makes a user for the hooks; the checkout's
+    # quick start runs hookd as whoever starts it, and its hooks with it.
+    ("server", "hook_user"): (None, "hookd-hooks"),
     # The package serves /healthz and /metrics for its unit's operators.
     ("admin", "listen"): (None, "127.0.0.1:9100"),
 }

@@ -1,0 +1,194 @@
+/*
+ * Who the hooks run as (hookuser.h): hook_user and hook_group resolved,
+ * the capabilities hookd keeps to switch to them, and the switch itself in
+ * the hook's child. Capabilities through the raw capget/capset calls: three
+ * bits of one word do not need libcap.
+ */
+#include "hookuser.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "util.h"
+
+/* 32-bit ids where the architecture has both kinds of call. */
+#ifdef SYS_setresuid32
+#define SYS_SETRESUID SYS_setresuid32
+#define SYS_SETRESGID SYS_setresgid32
+#define SYS_SETGROUPS SYS_setgroups32
+#else
+#define SYS_SETRESUID SYS_setresuid
+#define SYS_SETRESGID SYS_setresgid
+#define SYS_SETGROUPS SYS_setgroups
+#endif
+
+#define CAP_BIT(c) (1U << (c))
+/* All three are below 32: the first word of each set. */
+#define SWITCH_CAPS (CAP_BIT(CAP_SETUID) | CAP_BIT(CAP_SETGID))
+#define HOOK_CAPS (SWITCH_CAPS | CAP_BIT(CAP_KILL))
+
+struct capsets {
+	struct __user_cap_header_struct head;
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+};
+
+/* The calling thread's sets, with only the first word's bits given (the
+ * others zero). Nothing but the system call: safe in a vfork child. */
+static int caps_set(unsigned permitted, unsigned effective)
+{
+	struct capsets c;
+	memset(&c, 0, sizeof(c));
+	c.head.version = _LINUX_CAPABILITY_VERSION_3;
+	c.data[0].permitted = permitted;
+	c.data[0].effective = effective;
+	return syscall(SYS_capset, &c.head, c.data) < 0 ? -errno : 0;
+}
+
+static int caps_permitted(unsigned *first_word)
+{
+	struct capsets c;
+	memset(&c, 0, sizeof(c));
+	c.head.version = _LINUX_CAPABILITY_VERSION_3;
+	if (syscall(SYS_capget, &c.head, c.data) < 0)
+		return -errno;
+	*first_word = c.data[0].permitted;
+	return 0;
+}
+
+int hook_user_resolve(const struct config *cfg, struct hook_user *hu, char *err, size_t errlen)
+{
+	memset(hu, 0, sizeof(*hu));
+	if (!cfg->hook_user) {
+		if (cfg->hook_group) {
+			snprintf(err, errlen, "%s:%d: hook_group = %s needs hook_user", cfg->path,
+			         cfg->hook_group_line, cfg->hook_group);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	errno = 0;
+	struct passwd *pw = getpwnam(cfg->hook_user);
+	if (!pw) {
+		snprintf(err, errlen, "%s:%d: unknown hook_user '%s'%s%s", cfg->path,
+		         cfg->hook_user_line, cfg->hook_user, errno ? ": " : "",
+		         errno ? strerror(errno) : "");
+		return -ENOENT;
+	}
+	if (pw->pw_uid == 0) {
+		snprintf(err, errlen, "%s:%d: hook_user = %s is root: leave hook_user out to run "
+		         "hooks as hookd's own user", cfg->path, cfg->hook_user_line, cfg->hook_user);
+		return -EINVAL;
+	}
+	char *name = xstrdup(pw->pw_name);
+	uid_t uid = pw->pw_uid;
+	gid_t gid = pw->pw_gid;
+	if (cfg->hook_group) {
+		errno = 0;
+		struct group *gr = getgrnam(cfg->hook_group);
+		if (!gr) {
+			snprintf(err, errlen, "%s:%d: unknown hook_group '%s'%s%s", cfg->path,
+			         cfg->hook_group_line, cfg->hook_group, errno ? ": " : "",
+			         errno ? strerror(errno) : "");
+			free(name);
+			return -ENOENT;
+		}
+		gid = gr->gr_gid;
+	}
+	/* What initgroups would set: the user's groups plus gid. */
+	int n = 16;
+	gid_t *groups = NULL;
+	for (;;) {
+		groups = xrealloc(groups, (size_t)n * sizeof(*groups));
+		int want = n;
+		if (getgrouplist(name, gid, groups, &want) >= 0) {
+			n = want;
+			break;
+		}
+		if (want <= n || want > 65536) {
+			snprintf(err, errlen, "%s:%d: cannot list the groups of hook_user '%s'",
+			         cfg->path, cfg->hook_user_line, name);
+			free(groups);
+			free(name);
+			return -EINVAL;
+		}
+		n = want;
+	}
+	hu->set = true;
+	hu->name = name;
+	hu->uid = uid;
+	hu->gid = gid;
+	hu->groups = groups;
+	hu->ngroups = n;
+	return 0;
+}
+
+void hook_user_free(struct hook_user *hu)
+{
+	free(hu->name);
+	free(hu->groups);
+	memset(hu, 0, sizeof(*hu));
+}
+
+bool hook_user_switches(const struct hook_user *hu, uid_t uid, gid_t gid)
+{
+	return hu->set && (hu->uid != uid || hu->gid != gid);
+}
+
+int hook_user_keep_caps(bool needed)
+{
+	if (!needed)
+		return 0;
+	return prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+int hook_user_settle_caps(bool needed, char *err, size_t errlen)
+{
+	if (geteuid() == 0)
+		return 0; /* root runs its hooks with root's own powers */
+	/* Off again: a child's own setuid must not keep anything. */
+	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	unsigned have = 0;
+	int r = caps_permitted(&have);
+	if (r == 0 && needed && (have & HOOK_CAPS) != HOOK_CAPS)
+		r = -EPERM;
+	if (r == 0)
+		r = caps_set(needed ? HOOK_CAPS : 0, needed ? CAP_BIT(CAP_KILL) : 0);
+	/* capset has emptied the inheritable set, and so the ambient one;
+	 * this says so to a kernel that has one. */
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	if (r == -EPERM && needed)
+		snprintf(err, errlen, "hook_user needs CAP_SETUID, CAP_SETGID and CAP_KILL: start "
+		         "hookd as root with [server] user, or grant them (systemd: "
+		         "AmbientCapabilities=CAP_SETUID CAP_SETGID CAP_KILL)");
+	else if (r < 0)
+		snprintf(err, errlen, "cannot set capabilities: %s", strerror(-r));
+	return r;
+}
+
+/* The raw system calls, not glibc's setresuid and setgroups: those signal
+ * every thread of the process to change them all, and this child shares
+ * the memory (and so the thread list) of a threaded hookd. */
+int hook_user_become(const struct hook_user *hu)
+{
+	/* Raised for this child alone: capabilities belong to a thread, and
+	 * hookd's own stay as they are. As root this drops all others. */
+	int r = caps_set(HOOK_CAPS, HOOK_CAPS);
+	if (r < 0)
+		return r;
+	if (syscall(SYS_SETGROUPS, (size_t)hu->ngroups, hu->groups) < 0 ||
+	    syscall(SYS_SETRESGID, hu->gid, hu->gid, hu->gid) < 0 ||
+	    syscall(SYS_SETRESUID, hu->uid, hu->uid, hu->uid) < 0)
+		return -errno;
+	/* From an unprivileged uid to another, the kernel keeps the sets:
+	 * emptied here, so the hook starts with none, whatever exec does. */
+	return caps_set(0, 0);
+}

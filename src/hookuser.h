@@ -1,0 +1,66 @@
+/*
+ * Who the hooks run as: [server] hook_user and hook_group. Hooks that run
+ * as hookd's own uid could read everything hookd can (the secret files,
+ * the journal, the control socket); a hook_user of their own cannot.
+ *
+ * hookd itself never runs as root while it serves, so it keeps exactly
+ * three capabilities for this: CAP_SETUID and CAP_SETGID, permitted but
+ * not effective (a child raises them between fork and exec, switches to
+ * the hook user and drops every capability before exec), and CAP_KILL,
+ * effective, to signal the process groups of hooks that no longer run as
+ * its uid. hookd gets them either by being started as root (they are kept
+ * across the privilege drop) or from its supervisor (systemd's
+ * AmbientCapabilities=). HACKING.md says why this and not a privileged
+ * helper process.
+ */
+#ifndef HOOKD_HOOKUSER_H
+#define HOOKD_HOOKUSER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct config;
+
+struct hook_user {
+	bool set;          /* hook_user given */
+	char *name;
+	uid_t uid;
+	gid_t gid;         /* hook_group, else the user's own group */
+	gid_t *groups;     /* the user's supplementary groups, with gid */
+	int ngroups;
+};
+
+/* Looks up hook_user and hook_group, and the supplementary groups
+ * (initgroups cannot be called in a child of a threaded process: they are
+ * resolved here, in the parent). An unknown name is a config error: -errno
+ * with "CONFIG:LINE: unknown hook_user ..." in err. */
+int hook_user_resolve(const struct config *cfg, struct hook_user *hu, char *err, size_t errlen);
+void hook_user_free(struct hook_user *hu);
+
+/* Whether hooks need a switch of ids when hookd runs as uid and gid: a
+ * hook_user given that is not hookd's own user and group. */
+bool hook_user_switches(const struct hook_user *hu, uid_t uid, gid_t gid);
+
+/* Before a privilege drop from root: keep the capabilities across it
+ * (PR_SET_KEEPCAPS) when the hooks will need them. */
+int hook_user_keep_caps(bool needed);
+
+/*
+ * After the privilege drop, or at start when there was none: the
+ * capabilities hookd holds from here on. needed: exactly CAP_SETUID and
+ * CAP_SETGID permitted and CAP_KILL permitted and effective (-EPERM, with
+ * err saying how to grant them, when hookd does not have them). Not
+ * needed: none at all (as root: left alone). No inheritable or ambient
+ * capability either way, so that none reaches a hook.
+ */
+int hook_user_settle_caps(bool needed, char *err, size_t errlen);
+
+/*
+ * In the child, between fork and exec, with nothing but system calls
+ * (the child of a threaded process, sharing its memory after vfork):
+ * the groups, gid and uid of hu, then no capability at all. 0, or -errno.
+ */
+int hook_user_become(const struct hook_user *hu);
+
+#endif
