@@ -16,6 +16,8 @@ extern const struct scheme scheme_standard;
 extern const struct scheme scheme_stripe;
 extern const struct scheme scheme_slack;
 extern const struct scheme scheme_hmac;
+extern const struct scheme scheme_token;
+extern const struct scheme scheme_basic;
 extern const struct scheme scheme_none;
 
 static const struct scheme *const schemes[] = {
@@ -26,6 +28,8 @@ static const struct scheme *const schemes[] = {
 	&scheme_stripe,
 	&scheme_slack,
 	&scheme_hmac,
+	&scheme_token,
+	&scheme_basic,
 	&scheme_none,
 };
 
