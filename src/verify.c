@@ -17,6 +17,7 @@
 
 #define DEFAULT_EVENT_FIELD "event"
 #define DELIVERY_ID_MAX 255
+#define INVALID_ID "invalid delivery id"
 
 bool verify_fail(char *buf, size_t len, const char *reason)
 {
@@ -238,11 +239,11 @@ bool identity_set_id(struct identity *id, const char *v, char *err, size_t errle
 		return true;
 	n = strlen(v);
 	if (n > DELIVERY_ID_MAX)
-		return verify_fail(err, errlen, "invalid delivery id");
+		return verify_fail(err, errlen, INVALID_ID);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)v[i];
 		if (c < 0x20 || c == 0x7f)
-			return verify_fail(err, errlen, "invalid delivery id");
+			return verify_fail(err, errlen, INVALID_ID);
 	}
 	memcpy(id->id, v, n + 1);
 	return true;
@@ -304,15 +305,18 @@ bool scheme_identify(const struct verify_input *in, json_object *root, struct id
 		/* README "Configuration": the endpoint's event, whatever the body
 		 * says. The scheme still gives the delivery id (and Slack's
 		 * challenge) from a body it knows; one it does not know is no
-		 * error, only a delivery without a sender's id. */
-		if (!in->ep->scheme->identify(in, root, id, err, errlen)) {
+		 * error, only a delivery without a sender's id. An id that is
+		 * there but unfit stays the 400 it always is. */
+		char why[64] = "";
+		if (!in->ep->scheme->identify(in, root, id, why, sizeof(why))) {
 			identity_clear(id);
 			id->id[0] = '\0';
 		}
-		if (err && errlen)
-			err[0] = '\0';
-		ok = identity_set_event(id, in->ep->fixed_event, strlen(in->ep->fixed_event), err,
-		                        errlen);
+		if (strcmp(why, INVALID_ID) == 0)
+			ok = verify_fail(err, errlen, INVALID_ID);
+		else
+			ok = identity_set_event(id, in->ep->fixed_event, strlen(in->ep->fixed_event),
+			                        err, errlen);
 	} else {
 		ok = in->ep->scheme->identify(in, root, id, err, errlen);
 	}
