@@ -1625,8 +1625,9 @@ static void test_empty_body(void)
 		      "empty body case %zu: accepted", i);
 		if (!cases[i].accepted)
 			continue;
+		struct req r = {0};
 		struct verify_input in = {
-			.ep = &t.ep, .header = req_header, .ctx = NULL,
+			.ep = &t.ep, .header = req_header, .ctx = &r,
 			.body = (const unsigned char *)body, .body_len = cases[i].len,
 		};
 		struct body_summary sum;
