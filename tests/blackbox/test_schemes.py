@@ -981,6 +981,24 @@ class TestFixedEvent(SBase):
             self.assertAnswer(r, 400, "a non-empty body is still JSON")
             self.assertNothingRan(h)
 
+    def test_local_commands_and_check(self):
+        """`hookd env` and `run` take an empty payload as the server does;
+        `hookd check` shows the fixed event."""
+        with self.daemon(self.conf(), start=False) as h:
+            p = harness.run_cli(["env", "alert"], config=h.config_path, input=b"")
+            self.assertEqual(p.returncode, 0, p)
+            env = parse_env(p.stdout.decode())
+            self.assertEqual(env.get("HOOK_EVENT"), "alert")
+            p = harness.run_cli(["check"], config=h.config_path)
+            self.assertEqual(p.returncode, 0, p)
+            self.assertIn("scheme=token", p.stdout.decode())
+            self.assertIn(" event=alert", p.stdout.decode())
+        with self.daemon(self.conf(extra=""), start=False) as h:
+            p = harness.run_cli(["env", "alert"], config=h.config_path, input=b"")
+            self.assertEqual(p.returncode, 2, "empty payload, no fixed event: %r" % (p,))
+            p = harness.run_cli(["check"], config=h.config_path)
+            self.assertNotIn(" event=", p.stdout.decode())
+
     def test_empty_body_without_fixed_event_stays_400(self):
         with self.daemon(self.conf(extra=""), secrets=[self.TOKEN]) as h:
             r = self.send(h, Req(b"", {"Authorization": "Bearer " + self.TOKEN}, "x", None))
