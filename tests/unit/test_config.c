@@ -200,7 +200,7 @@ static const struct {
 	{"[endpoint a]\npath = /a\nscheme = none\nsecret = x\n",
 	 "hookd.ini:4: endpoint 'a': scheme none takes no secret"},
 	{"[endpoint a]\npath = /a\nscheme = Github\n",
-	 "hookd.ini:3: bad value 'Github' for scheme in [endpoint a]: expected northflank, github, gitlab, standard, stripe, slack, hmac, token, basic or none"},
+	 "hookd.ini:3: bad value 'Github' for scheme in [endpoint a]: expected northflank, github, gitlab, standard, stripe, slack, hmac, none, token or basic"},
 	{"[endpoint a]\npath = /a\nsecret =\n", "hookd.ini:3: endpoint 'a': secret is empty"},
 	{EP_A "secret_env = X\n",
 	 "hookd.ini:4: endpoint 'a': give only one of secret, secret_file and secret_env (secret is at line 3)"},
@@ -1100,8 +1100,8 @@ static void test_lookups(void)
 
 	/* The registry, in its order. */
 	static const char *const names[] = {
-		"northflank", "github", "gitlab", "standard", "stripe", "slack", "hmac", "token",
-		"basic",      "none",
+		"northflank", "github", "gitlab", "standard", "stripe", "slack", "hmac", "none",
+		"token",      "basic",
 	};
 	CHECK(scheme_at(ARRAY_SIZE(names)) == NULL, "ten schemes");
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
