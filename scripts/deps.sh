@@ -7,12 +7,15 @@
 #                            (tests/run.sh uses this): debhelper and lintian
 #                            for the package build, mandoc for the man pages,
 #                            systemd-analyze for the units, git for the deploy
-#                            example, and promtool for the metrics.
+#                            example, prometheus-alertmanager as a real sender
+#                            (test_senders starts its own on a loopback port;
+#                            the packaged service is not used), and promtool
+#                            for the metrics.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 pkgs="build-essential meson ninja-build pkg-config libevent-dev libjson-c-dev
 libinih-dev libssl-dev libsqlite3-dev python3 curl openssl clang valgrind"
-test_pkgs="debhelper dpkg-dev lintian mandoc man-db systemd git"
+test_pkgs="debhelper dpkg-dev lintian mandoc man-db systemd git prometheus-alertmanager"
 with_test=no
 [ "${1:-}" = --test ] && with_test=yes
 

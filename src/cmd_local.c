@@ -106,7 +106,11 @@ static struct delivery *local_delivery(const struct options *o, struct config *c
 		exit(EXIT_USAGE);
 	}
 	char err[256];
-	json_object *root = payload_parse_json((const char *)body, len, err, sizeof(err));
+	/* As the server takes it: an empty body is no payload where the
+	 * endpoint's event is fixed (README "Configuration"). */
+	json_object *root = len == 0 && ep->fixed_event
+	                            ? json_object_new_object()
+	                            : payload_parse_json((const char *)body, len, err, sizeof(err));
 	if (!root) {
 		fprintf(stderr, "hookd: %s: %s\n", file ? file : "stdin", err);
 		free(body);
@@ -408,8 +412,9 @@ int cmd_check(const struct options *o)
 	}
 	for (size_t i = 0; i < cfg->nendpoints; i++) {
 		const struct endpoint *ep = &cfg->endpoints[i];
-		printf("endpoint %s: POST %s scheme=%s hooks_dir=%s secrets=%zu\n", ep->name, ep->path,
-		       scheme_name(ep->scheme), ep->hooks_dir, ep->nsecrets);
+		printf("endpoint %s: POST %s scheme=%s hooks_dir=%s secrets=%zu%s%s\n", ep->name,
+		       ep->path, scheme_name(ep->scheme), ep->hooks_dir, ep->nsecrets,
+		       ep->fixed_event ? " event=" : "", ep->fixed_event ? ep->fixed_event : "");
 		check_secret_file(ep);
 		print_routes(ep->hooks_dir, delivery_hook_path(cfg));
 	}

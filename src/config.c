@@ -44,6 +44,7 @@
 
 #include "log.h"
 #include "netaddr.h"
+#include "payload.h"
 #include "secrecy.h"
 #include "util.h"
 
@@ -379,6 +380,9 @@ static void endpoint_free(struct endpoint *ep)
 	free(ep->event_header);
 	free(ep->event_field);
 	free(ep->id_header);
+	free(ep->token_header);
+	free(ep->token_prefix);
+	free(ep->fixed_event);
 	free_words(ep->pass_headers);
 	cidr_list_free(&ep->allow_from);
 	opts_free(&ep->opts);
@@ -874,16 +878,19 @@ static void store_secrets(struct endpoint *ep, const char *s)
 /*
  * secret_file and secret_env hold one secret a line, so a secret may
  * contain spaces (GitHub's documented example does); blanks around a line
- * and empty lines are ignored.
+ * and empty lines are ignored. Each keeps its line number, for a scheme's
+ * error about it (basic's user:password lines).
  */
 static void store_secret_lines(struct endpoint *ep, const char *s)
 {
+	int line = 0;
 	secrets_free(ep->secrets, ep->nsecrets);
 	ep->secrets = NULL;
 	ep->nsecrets = 0;
 	while (*s) {
 		size_t n = strcspn(s, "\n");
 		const char *b = s, *e = s + n;
+		line++;
 		while (b < e && strchr(WS, *b))
 			b++;
 		while (e > b && strchr(WS, e[-1]))
@@ -892,6 +899,7 @@ static void store_secret_lines(struct endpoint *ep, const char *s)
 			ep->secrets = xrealloc(ep->secrets, (ep->nsecrets + 1) * sizeof(*ep->secrets));
 			ep->secrets[ep->nsecrets].len = (size_t)(e - b);
 			ep->secrets[ep->nsecrets].data = (unsigned char *)xstrndup(b, (size_t)(e - b));
+			ep->secrets[ep->nsecrets].line = line;
 			ep->nsecrets++;
 		}
 		s += n;
@@ -969,9 +977,9 @@ static bool set_secret_file(struct loader *L, const struct keydef *k, void *obj,
 		OPENSSL_cleanse(text, len);
 		free(text);
 	}
-	/* Kept for `hookd check`, which looks at the file's mode. */
-	free(ep->secret_file);
-	ep->secret_file = path;
+	/* Kept for `hookd check` (the file's mode) and for naming the file in
+	 * the errors about its lines. */
+	set_string(&ep->secret_file, path);
 	return ok;
 }
 
@@ -991,6 +999,23 @@ static bool set_secret_env(struct loader *L, const struct keydef *k, void *obj, 
 		return fail_at(L, L->lineno, "endpoint '%s': secret_env '%s' is empty", ep->name, v);
 	store_secret_lines(ep, val);
 	ep->secret_env = xstrdup(v);
+	return true;
+}
+
+/* token_prefix: any text, empty for none (unlike set_optstr, empty is not unset). */
+static bool set_token_prefix(struct loader *L, const struct keydef *k, void *obj, const char *v)
+{
+	(void)L;
+	set_string(FIELD(obj, k, char *), xstrdup(v));
+	return true;
+}
+
+/* An endpoint's `event`: a name that passes README "Routing: hooks.d"'s rule. */
+static bool set_fixed_event(struct loader *L, const struct keydef *k, void *obj, const char *v)
+{
+	if (!event_name_valid(v, strlen(v)))
+		return bad_value(L, k, v, "expected an event name (letters, digits, . _ : -)");
+	set_string(FIELD(obj, k, char *), xstrdup(v));
 	return true;
 }
 
@@ -1064,6 +1089,9 @@ static const struct keydef endpoint_keys[] = {
 	{"event_header", set_optheader, EP(event_header), 0, 0, 0, BY_SCHEME},
 	{"event_field", set_dotted, EP(event_field), 0, 0, 0, BY_SCHEME},
 	{"id_header", set_optheader, EP(id_header), 0, 0, 0, BY_SCHEME},
+	{"token_header", set_header, EP(token_header), 0, 0, 0, BY_SCHEME},
+	{"token_prefix", set_token_prefix, EP(token_prefix), 0, 0, 0, BY_SCHEME},
+	{"event", set_fixed_event, EP(fixed_event), 0, 0, 0, 0},
 	{"pass_headers", set_pass_headers, EP(pass_headers), 0, 0, 0, 0},
 	{"allow_from", set_cidrs, EP(allow_from), 0, 0, 0, 0},
 	DUR_NONNEG("replay_window", EP(replay_window_ms)),
@@ -1401,7 +1429,18 @@ static bool check_endpoint(struct loader *L, struct endpoint *ep)
 	for (size_t i = 0; ep->scheme->decode_secret && i < ep->nsecrets; i++) {
 		if (!ep->scheme->decode_secret(&ep->secrets[i])) {
 			const char *form = ep->scheme->secret_form, *name = scheme_name(ep->scheme);
-			if (ep->nsecrets > 1)
+			int at = ep->secrets[i].line;
+			/* Lines of a file or variable are named by their line (never by
+			 * their text: it is a secret). */
+			if (at && ep->secret_file)
+				fail_at(L, secret_line,
+				        "endpoint '%s': secret_file '%s' line %d is not %s (scheme %s)",
+				        ep->name, show(L, ep->secret_file), at, form, name);
+			else if (at && ep->secret_env)
+				fail_at(L, secret_line,
+				        "endpoint '%s': secret_env '%s' line %d is not %s (scheme %s)",
+				        ep->name, ep->secret_env, at, form, name);
+			else if (ep->nsecrets > 1)
 				fail_at(L, secret_line,
 				        "endpoint '%s': secret %zu of %zu is not %s (scheme %s)",
 				        ep->name, i + 1, ep->nsecrets, form, name);
@@ -1411,6 +1450,10 @@ static bool check_endpoint(struct loader *L, struct endpoint *ep)
 			goto out;
 		}
 	}
+	/* The token header is the endpoint's own credential header, as an hmac
+	 * endpoint's signature_header is: never journaled, never passed on. */
+	if (ep->token_header)
+		set_string(&ep->signature_header, xstrdup(ep->token_header));
 	for (char **h = ep->pass_headers; h && *h; h++) {
 		int line = seen_line(L, section, "pass_headers");
 		if (header_is_credential(*h, ep->signature_header)) {

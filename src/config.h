@@ -28,6 +28,7 @@ enum delivery_mode { MODE_SYNC, MODE_ASYNC };
 struct secret {
 	unsigned char *data;
 	size_t len;
+	int line; /* its line in secret_file or secret_env, 0: given inline */
 };
 
 /*
@@ -64,17 +65,22 @@ struct endpoint {
 	struct secret *secrets; /* rotation: any one verifying suffices */
 	size_t nsecrets;
 	char *secret_env;       /* the variable secret_env named (not its value), or NULL */
-	char *secret_file;      /* secret_file, absolute, or NULL */
+	char *secret_file;      /* the file secret_file named, absolute, or NULL */
 	char *hooks_dir;        /* absolute; default the server's */
 	int64_t tolerance_ms;   /* default 5m: standard, stripe, slack */
 	bool allow_sha1;        /* github: accept X-Hub-Signature sha1= */
-	char *signature_header; /* hmac: default "X-Signature" */
+	/* The endpoint's own credential header (header_is_credential): hmac's
+	 * signature header, default "X-Signature"; token's token_header. */
+	char *signature_header;
 	enum hmac_alg algorithm;   /* hmac: default sha256 */
 	enum sig_encoding encoding;/* hmac: default hex */
 	char *signature_prefix;    /* hmac: e.g. "sha256=", NULL: none */
 	char *event_header;        /* hmac/none: NULL unless set */
 	char *event_field;         /* hmac/none: dotted path, default "event" */
 	char *id_header;           /* hmac/none: NULL unless set */
+	char *token_header;        /* token: NULL: Authorization */
+	char *token_prefix;        /* token: NULL: the default ("Bearer" on Authorization); "": none */
+	char *fixed_event;         /* `event`: every delivery's event, NULL: the body's */
 	char **pass_headers;       /* request headers a hook gets as HOOK_HEADER_*, or NULL */
 	struct cidr_list allow_from; /* empty: every address */
 	/* A byte-identical body under another delivery id within this long

@@ -47,6 +47,9 @@ struct scheme {
 	const char *const *credential_fields;
 	/* Headers that become metadata variables; {NULL, NULL}-terminated, or NULL. */
 	const struct scheme_meta *meta;
+	/* The WWW-Authenticate value of its 401 (RFC 9110 11.6.1), for a
+	 * scheme whose senders answer a challenge; NULL: none. */
+	const char *challenge;
 	bool takes_secret; /* false: an endpoint of this scheme has none */
 	/* Turns a configured secret into the key, in place; NULL: the secret's
 	 * bytes are the key. secret_form says what it takes, for the error. */

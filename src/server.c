@@ -144,11 +144,16 @@ static void handle(struct http_request *req, void *arg)
 		if (!s->unauthorized[i])
 			s->unauthorized[i] =
 				response_json(ep->name, NULL, NULL, "rejected", "unauthorized");
-		http_respond(req, 401, NULL, xstrdup(s->unauthorized[i]), false);
+		char challenge[128] = "";
+		if (ep->scheme->challenge)
+			snprintf(challenge, sizeof(challenge), "WWW-Authenticate: %s\r\n",
+			         ep->scheme->challenge);
+		http_respond(req, 401, challenge[0] ? challenge : NULL, xstrdup(s->unauthorized[i]),
+		             false);
 		return;
 	}
 	enum content_kind kind = content_type_classify(http_header_get(req, "Content-Type"));
-	if (kind == CONTENT_OTHER || (kind == CONTENT_FORM && !scheme_accepts_form(ep->scheme))) {
+	if (!scheme_accepts_content(ep, kind, req->body_len)) {
 		reject(req, ep, 415, NULL, "Content-Type is not JSON", NULL, NULL, client);
 		return;
 	}

@@ -338,23 +338,21 @@ bool sig_fresh_and_keyed(const struct verify_input *in, const char *ts, size_t t
 	return true;
 }
 
-/* Token schemes: the header equals a secret. Comparing HMAC(secret, token)
- * with HMAC(secret, secret) takes the same time whatever the token's length
- * or content, and the key is unknown to the sender. */
-bool sig_verify_token(const struct verify_input *in, const char *name, char *why, size_t whylen)
+/* Token schemes: a value equals a secret. Comparing HMAC(secret, value)
+ * with HMAC(secret, secret) takes the same time whatever the value's length
+ * or content, and the key is unknown to the sender. Every secret is
+ * compared, whichever matched. */
+bool sig_match_secret(const struct endpoint *ep, const void *value, size_t len,
+                      const char *mismatch, char *why, size_t whylen)
 {
-	const struct endpoint *ep = in->ep;
-	const char *token = verify_header(in, name);
 	bool any = false;
 
-	if (!token || !*token)
-		return verify_fail(why, whylen, "token missing");
 	if (!sig_have_secret(ep))
 		return verify_fail(why, whylen, "no secret configured");
 	for (size_t i = 0; i < ep->nsecrets; i++) {
 		const struct secret *s = &ep->secrets[i];
 		unsigned char a[SIG_MAC_MAX];
-		struct sig_part pt = {token, strlen(token)};
+		struct sig_part pt = {value, len};
 		struct sig_part ps = {s->data, s->len};
 		if (!s->data || s->len == 0)
 			continue;
@@ -365,8 +363,18 @@ bool sig_verify_token(const struct verify_input *in, const char *name, char *why
 		if (!k || !k->have_self || !keyed_mac(k, &pt, 1, a))
 			return verify_fail(why, whylen, "crypto failure");
 		any |= CRYPTO_memcmp(a, k->self, sig_digest_len(HMAC_SHA256)) == 0;
+		OPENSSL_cleanse(a, sizeof(a));
 	}
-	return any ? true : verify_fail(why, whylen, "token mismatch");
+	return any ? true : verify_fail(why, whylen, mismatch);
+}
+
+bool sig_verify_token(const struct verify_input *in, const char *name, char *why, size_t whylen)
+{
+	const char *token = verify_header(in, name);
+
+	if (!token || !*token)
+		return verify_fail(why, whylen, "token missing");
+	return sig_match_secret(in->ep, token, strlen(token), "token mismatch", why, whylen);
 }
 
 /* "<prefix><encoded MAC>" over the raw body. */

@@ -61,7 +61,11 @@ bool sig_verify_one(const struct endpoint *ep, enum hmac_alg alg, const struct s
 bool sig_fresh_and_keyed(const struct verify_input *in, const char *ts, size_t tslen, char *why,
                          size_t whylen);
 
-/* The header `name` equals a secret, in time that says nothing of either. */
+/* value (len bytes) equals one of ep's secrets, in time that says nothing
+ * of either or of which secret; the reason `mismatch` when none. */
+bool sig_match_secret(const struct endpoint *ep, const void *value, size_t len,
+                      const char *mismatch, char *why, size_t whylen);
+/* The header `name` equals a secret, as sig_match_secret compares it. */
 bool sig_verify_token(const struct verify_input *in, const char *name, char *why, size_t whylen);
 
 /* value is "<prefix><MAC of the raw body, encoded>"; prefix may be NULL. */

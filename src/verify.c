@@ -17,6 +17,7 @@
 
 #define DEFAULT_EVENT_FIELD "event"
 #define DELIVERY_ID_MAX 255
+#define INVALID_ID "invalid delivery id"
 
 bool verify_fail(char *buf, size_t len, const char *reason)
 {
@@ -44,6 +45,15 @@ bool verify_credentials(const struct verify_input *in, char *why, size_t whylen)
 bool scheme_accepts_form(const struct scheme *s)
 {
 	return s && s->form;
+}
+
+bool scheme_accepts_content(const struct endpoint *ep, enum content_kind kind, size_t body_len)
+{
+	/* An empty body with a fixed event is decoded as no payload at all,
+	 * whatever its type says (curl -X POST sends none, curl -d '' a form). */
+	if (body_len == 0 && ep->fixed_event)
+		return true;
+	return kind == CONTENT_JSON || (kind == CONTENT_FORM && scheme_accepts_form(ep->scheme));
 }
 
 /* The body fields scheme_identify reads (README "Senders and verification
@@ -133,6 +143,12 @@ bool scheme_decode(const struct verify_input *in, enum content_kind kind, json_o
 		memset(sum, 0, sizeof(*sum));
 	if (!body)
 		body = "";
+	if (len == 0 && in->ep->fixed_event) {
+		/* README "Configuration": with a fixed event, an empty body is a
+		 * delivery with no payload variables. */
+		*root = json_object_new_object();
+		return true;
+	}
 	if (kind == CONTENT_JSON && sum) {
 		const char *paths[JSON_SCAN_MAX_FIELDS];
 		struct json_scan_field fields[JSON_SCAN_MAX_FIELDS];
@@ -223,11 +239,11 @@ bool identity_set_id(struct identity *id, const char *v, char *err, size_t errle
 		return true;
 	n = strlen(v);
 	if (n > DELIVERY_ID_MAX)
-		return verify_fail(err, errlen, "invalid delivery id");
+		return verify_fail(err, errlen, INVALID_ID);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)v[i];
 		if (c < 0x20 || c == 0x7f)
-			return verify_fail(err, errlen, "invalid delivery id");
+			return verify_fail(err, errlen, INVALID_ID);
 	}
 	memcpy(id->id, v, n + 1);
 	return true;
@@ -235,21 +251,24 @@ bool identity_set_id(struct identity *id, const char *v, char *err, size_t errle
 
 size_t body_fields_configured(const struct endpoint *ep, const char **paths)
 {
-	if (ep->event_header && *ep->event_header)
+	if (ep->fixed_event || (ep->event_header && *ep->event_header))
 		return 0;
 	paths[0] = ep->event_field && *ep->event_field ? ep->event_field : DEFAULT_EVENT_FIELD;
 	return 1;
 }
 
 
-/* The event from a configured header, else from the body. */
+/* The event from a configured header, else from the body; with a fixed
+ * event neither is read (scheme_identify sets it). */
 bool identify_configured(const struct verify_input *in, json_object *root, struct identity *id,
                          char *err, size_t errlen)
 {
 	const struct endpoint *ep = in->ep;
 	const char *ev;
 
-	if (ep->event_header && *ep->event_header) {
+	if (ep->fixed_event) {
+		ev = ep->fixed_event;
+	} else if (ep->event_header && *ep->event_header) {
 		ev = verify_header(in, ep->event_header);
 		if (!ev)
 			return verify_fail(err, errlen, "event header missing");
@@ -280,10 +299,27 @@ bool scheme_identify(const struct verify_input *in, json_object *root, struct id
 	if (!root || !json_object_is_type(root, json_type_object))
 		return verify_fail(err, errlen, "body is not a JSON object");
 
-	if (in->ep->scheme)
-		ok = in->ep->scheme->identify(in, root, id, err, errlen);
-	else
+	if (!in->ep->scheme) {
 		ok = verify_fail(err, errlen, "unknown scheme");
+	} else if (in->ep->fixed_event) {
+		/* README "Configuration": the endpoint's event, whatever the body
+		 * says. The scheme still gives the delivery id (and Slack's
+		 * challenge) from a body it knows; one it does not know is no
+		 * error, only a delivery without a sender's id. An id that is
+		 * there but unfit stays the 400 it always is. */
+		char why[64] = "";
+		if (!in->ep->scheme->identify(in, root, id, why, sizeof(why))) {
+			identity_clear(id);
+			id->id[0] = '\0';
+		}
+		if (strcmp(why, INVALID_ID) == 0)
+			ok = verify_fail(err, errlen, INVALID_ID);
+		else
+			ok = identity_set_event(id, in->ep->fixed_event, strlen(in->ep->fixed_event),
+			                        err, errlen);
+	} else {
+		ok = in->ep->scheme->identify(in, root, id, err, errlen);
+	}
 	if (!ok) {
 		/* A failed identification leaves nothing half-set behind. */
 		identity_clear(id);

@@ -40,6 +40,10 @@ bool verify_credentials(const struct verify_input *in, char *why, size_t whylen)
 
 /* Whether the scheme accepts application/x-www-form-urlencoded bodies. */
 bool scheme_accepts_form(const struct scheme *s);
+/* Whether a body of this kind and length may come to ep (else 415): JSON,
+ * a form where the scheme takes one, and any empty body where the
+ * endpoint's event is fixed. */
+bool scheme_accepts_content(const struct endpoint *ep, enum content_kind kind, size_t body_len);
 
 /* What scheme_decode says of a root that is only a summary. */
 struct body_summary {

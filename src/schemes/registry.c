@@ -16,6 +16,8 @@ extern const struct scheme scheme_standard;
 extern const struct scheme scheme_stripe;
 extern const struct scheme scheme_slack;
 extern const struct scheme scheme_hmac;
+extern const struct scheme scheme_token;
+extern const struct scheme scheme_basic;
 extern const struct scheme scheme_none;
 
 static const struct scheme *const schemes[] = {
@@ -27,6 +29,10 @@ static const struct scheme *const schemes[] = {
 	&scheme_slack,
 	&scheme_hmac,
 	&scheme_none,
+	/* Added later: after the first eight, so the fuzz corpus's scheme
+	 * bits keep naming the schemes they did. */
+	&scheme_token,
+	&scheme_basic,
 };
 
 /*

@@ -1,5 +1,6 @@
 """Black-box tests of hookd's verification schemes (issue #7, README "Senders and verification schemes"):
-github, gitlab, standard, stripe, slack, hmac, none; form bodies; Slack's
+github, gitlab, standard, stripe, slack, hmac, token, basic, none; an
+endpoint's fixed event and the empty body it allows; form bodies; Slack's
 url_verification; several endpoints; allow_from and trusted_proxies.
 
 Signatures are computed here with Python's hmac/hashlib (the official vectors
@@ -739,6 +740,300 @@ class TestNone(SBase):
             with self.subTest(config=text), self.daemon(text, start=False) as h:
                 p = harness.run_cli(["check"], config=h.config_path)
                 self.assertEqual(p.returncode, 2, "an endpoint without a secret: %r" % (p,))
+
+
+class TestToken(SchemeMixin, SBase):
+    """scheme = token with every default: Authorization: Bearer <token>, the
+    event in the body's `event`. The token covers no body bytes."""
+    scheme = "token"
+    secrets = ("tok-primary-4f1c9a", "tok-rotated-7d2e5b")
+    wrong = "tok-wrong-0a0a0a"
+    sig_header = "Authorization"
+
+    def make(self, secret, event="alert:fired", prefix="Bearer "):
+        body = json_body({"event": event, "marker": MARK.decode(), "n": 1})
+        return Req(body, {"Content-Type": "application/json",
+                          "Authorization": prefix + secret}, event, None)
+
+    def test_body_changed_one_byte(self):
+        """A shared token covers no body bytes: a changed body still verifies."""
+        with self.daemon(self.config(), secrets=self.secrets) as h:
+            req = self.make(self.secrets[0])
+            req.body = one_byte_changed(req.body)
+            self.assertDelivered(h, self.send(h, req), req, "token")
+
+    def malformed(self, req):
+        t = self.secrets[0]
+        return ["", "Bearer", "Bearer ", t, "Bearer" + t, "Token " + t, "Basic " + t,
+                "Bearer " + t[:-1], "Bearer " + t + "x", "Bearer " + t.upper(),
+                "Bearer " + t + " " + t, "Bearer Bearer " + t]
+
+    def test_prefix_any_case_and_blanks(self):
+        with self.daemon(self.config(), secrets=self.secrets) as h:
+            for prefix in ("bearer ", "BEARER ", "Bearer  ", "Bearer\t"):
+                req = self.make(self.secrets[0], prefix=prefix)
+                self.assertDelivered(h, self.send(h, req), req, "token")
+
+    def test_401_says_nothing_and_no_challenge(self):
+        """The answer is the same whatever was wrong; a token sender answers
+        no challenge, so none is sent (README "Senders and verification
+        schemes"); the log says why."""
+        with self.daemon(self.config(), secrets=self.secrets) as h:
+            answers = []
+            for value in (None, "Token x", "Bearer " + self.wrong):
+                r = self.send(h, self.make(self.secrets[0]).with_header("Authorization", value))
+                self.assertRejected(h, r, repr(value))
+                self.assertIsNone(r.header("WWW-Authenticate"), r)
+                answers.append(r.raw)
+            self.assertEqual(len(set(answers)), 1, answers)
+            for why in ("token missing", "token prefix missing", "token mismatch"):
+                self.assertTrue(h.log_lines("msg=rejected", 'reason="%s"' % why)
+                                or h.log_lines("msg=rejected", "reason=%s" % why),
+                                "no log line says %s" % why)
+
+    def test_event_field_and_id_header(self):
+        conf = self.config() + "event_field = alert.kind\nid_header = X-Alert-Id\n"
+        with self.daemon(conf, secrets=self.secrets) as h:
+            did = new_id("tok")
+            body = json_body({"alert": {"kind": "disk:full"}, "event": "ignored"})
+            req = Req(body, {"Authorization": "Bearer " + self.secrets[0], "X-Alert-Id": did},
+                      "disk:full", did)
+            self.assertDelivered(h, self.send(h, req), req, "token")
+
+
+class TestTokenApiKey(SchemeMixin, SBase):
+    """scheme = token in an API-key header: token_header, no prefix by
+    default there; the header is a credential like Authorization."""
+    scheme = "token"
+    secrets = ("key-primary-93be1d", "key-rotated-4c7a20")
+    wrong = "key-wrong-111111"
+    sig_header = "X-Hookd-Key"
+    extra = "token_header = X-Hookd-Key\n"
+
+    def make(self, secret, event="ci:done"):
+        body = json_body({"event": event, "marker": MARK.decode()})
+        return Req(body, {"Content-Type": "application/json", "X-Hookd-Key": secret},
+                   event, None)
+
+    def test_body_changed_one_byte(self):
+        with self.daemon(self.config(), secrets=self.secrets) as h:
+            req = self.make(self.secrets[0])
+            req.body = one_byte_changed(req.body)
+            self.assertDelivered(h, self.send(h, req), req, "token")
+
+    def malformed(self, req):
+        t = self.secrets[0]
+        return ["", "Bearer " + t, t[:-1], t + "x", " " + t + "x"]
+
+    def test_custom_prefix(self):
+        self.extra = "token_header = X-Hookd-Key\ntoken_prefix = Token\n"
+        try:
+            with self.daemon(self.config(), secrets=self.secrets) as h:
+                t = self.secrets[0]
+                req = self.make(t).with_header("X-Hookd-Key", "Token " + t)
+                self.assertDelivered(h, self.send(h, req), req, "token")
+                for bad in (t, "Bearer " + t, "Token" + t):
+                    r = self.send(h, self.make(t).with_header("X-Hookd-Key", bad))
+                    self.assertRejected(h, r, repr(bad))
+        finally:
+            self.extra = type(self).extra
+
+    def test_never_journaled_nor_passed(self):
+        """The token header is never stored, never given to a hook, and
+        pass_headers cannot name it."""
+        conf = (self.config().replace("[server]\n", "[server]\nstate_dir = {state}\n")
+                + "pass_headers = X-Other\n")
+        with self.daemon(conf, secrets=self.secrets) as h:
+            req = self.make(self.secrets[0]).with_header("X-Other", "visible")
+            env = self.assertDelivered(h, self.send(h, req), req, "token")
+            self.assertEqual(env.get("HOOK_HEADER_X_OTHER"), "visible")
+            self.assertNotIn("HOOK_HEADER_X_HOOKD_KEY", env)
+            out = h.cli("show", h.events()[0]["id"]).stdout
+            self.assertIn("X-Other", out)
+            self.assertNotIn("X-Hookd-Key", out)
+            self.assertNotIn(self.secrets[0], out)
+        conf = self.config() + "pass_headers = x-hookd-key\n"
+        with self.daemon(conf, start=False) as h:
+            p = harness.run_cli(["check"], config=h.config_path)
+            self.assertEqual(p.returncode, 2, p)
+            self.assertIn("pass_headers names x-hookd-key, which carries a credential",
+                          p.stderr.decode())
+
+
+class TestBasic(SchemeMixin, SBase):
+    """scheme = basic: user:password lines of a secret file (RFC 7617)."""
+    scheme = "basic"
+    secrets = ("alertbot:pw-primary-5e6f", "alertbot:pw-rotated-8a9b")
+    wrong = "alertbot:pw-wrong-0000"
+    sig_header = "Authorization"
+
+    def config(self, secret=None):
+        lines = (secret or self.secrets[0]).split(" ")
+        self.secret_file = "\n".join(lines) + "\n"
+        return SERVER + ("\n[endpoint basic]\npath = %s\nscheme = basic\n"
+                         "secret_file = {tmp}/users\n%s" % (self.path, self.extra))
+
+    def daemon(self, config, hooks=None, secrets=(), **kw):
+        files = dict(kw.pop("files", {}))
+        files.setdefault("users", self.secret_file)
+        return super().daemon(config, hooks, secrets, files=files, **kw)
+
+    @staticmethod
+    def basic(pair):
+        return "Basic " + base64.b64encode(pair.encode()).decode()
+
+    def make(self, secret, event="monitor:down"):
+        body = json_body({"event": event, "marker": MARK.decode()})
+        return Req(body, {"Content-Type": "application/json", "Authorization": self.basic(secret)},
+                   event, None)
+
+    def test_body_changed_one_byte(self):
+        with self.daemon(self.config(), secrets=self.secrets) as h:
+            req = self.make(self.secrets[0])
+            req.body = one_byte_changed(req.body)
+            self.assertDelivered(h, self.send(h, req), req, "basic")
+
+    def malformed(self, req):
+        good = req.headers["Authorization"]
+        b64 = good[len("Basic "):]
+        user, pw = self.secrets[0].split(":", 1)
+        return ["", "Basic", "Basic ", b64, "Bearer " + b64, "Basic " + b64[:-2],
+                "Basic !" + b64[1:], self.basic(user + ":" + pw[:-1]), self.basic(user),
+                self.basic("other:" + pw), self.basic(user.upper() + ":" + pw),
+                self.basic(user + ":" + pw + ":"), "Basic " + self.secrets[0]]
+
+    def test_challenge_on_401(self):
+        """A 401 carries the Basic challenge (RFC 7617): curl --anyauth and
+        senders that wait for a challenge then send their credentials."""
+        with self.daemon(self.config(), secrets=self.secrets) as h:
+            r = self.send(h, self.make(self.secrets[0]).with_header("Authorization", None))
+            self.assertRejected(h, r, "no credentials")
+            self.assertEqual(r.header("WWW-Authenticate"), 'Basic realm="hookd", charset="UTF-8"')
+            r = self.send(h, self.make(self.wrong))
+            self.assertRejected(h, r, "wrong password")
+            self.assertIsNotNone(r.header("WWW-Authenticate"))
+
+    def test_several_users_passwords_with_colons_unpadded(self):
+        users = "alice:pw-a\n\n  # not a comment: a user named '# not a comment'\n" \
+                "bob:pw:with:colons and space\r\n"
+        self.secret_file = users
+        with self.daemon(self.config(), secrets=("pw-a", "pw:with"),
+                         files={"users": users}) as h:
+            for pair in ("alice:pw-a", "bob:pw:with:colons and space"):
+                req = self.make("x").with_header("Authorization", self.basic(pair))
+                self.assertDelivered(h, self.send(h, req), req, "basic")
+            unpadded = base64.b64encode(b"alice:pw-a").decode().rstrip("=")
+            req = self.make("x").with_header("Authorization", "basic " + unpadded)
+            self.assertDelivered(h, self.send(h, req), req, "basic")
+            for pair in ("alice:pw:with:colons and space", "bob:pw-a", "alice:", ":pw-a"):
+                r = self.send(h, self.make("x").with_header("Authorization", self.basic(pair)))
+                self.assertRejected(h, r, pair)
+
+    def test_malformed_line_is_config_error(self):
+        users = "alice:pw-a\n\nnocolon-TopLine\n"
+        with self.daemon(self.config(), start=False, files={"users": users}) as h:
+            for cmd in (["check"], ["serve"]):
+                p = harness.run_cli(cmd, config=h.config_path)
+                self.assertEqual(p.returncode, 2, p)
+                err = p.stderr.decode()
+                self.assertRegex(err, r"hookd.ini:\d+: endpoint 'basic': secret_file "
+                                 r"'.*/users' line 3 is not user:password \(scheme basic\)")
+                self.assertNotIn("nocolon-TopLine", err)
+
+
+class TestFixedEvent(SBase):
+    """`event = NAME` on an endpoint: every delivery's event, whatever the
+    body says (the body's own `event` is then only a variable); an empty
+    body is a delivery with no payload variables and an empty stdin."""
+
+    TOKEN = "fixed-ev-t0ken"
+
+    def conf(self, extra="event = alert\n", scheme="token", secret=True):
+        return SERVER + "\n[endpoint am]\npath = /hook\nscheme = %s\n%s%s" % (
+            scheme, "secret = %s\n" % self.TOKEN if secret else "", extra)
+
+    def test_body_without_event(self):
+        with self.daemon(self.conf(), secrets=[self.TOKEN]) as h:
+            body = json_body({"status": "firing", "event": "not-the-event",
+                              "alerts": [{"labels": {"alertname": "X"}}]})
+            req = Req(body, {"Authorization": "Bearer " + self.TOKEN}, "alert", None)
+            env = self.assertDelivered(h, self.send(h, req), req, "am")
+            self.assertEqual(env.get("HOOK_STATUS"), "firing")
+            self.assertEqual(env.get("HOOK_ALERTS_0_LABELS_ALERTNAME"), "X")
+            self.assertEqual(env.get("HOOK_EVENT"), "alert", "the fixed event wins")
+
+    def test_empty_body(self):
+        """curl -X POST (no body, no Content-Type) and curl -d '' (an empty
+        form): both are deliveries of the fixed event."""
+        with self.daemon(self.conf(), secrets=[self.TOKEN]) as h:
+            auth = {"Authorization": "Bearer " + self.TOKEN}
+            # What a hook gets from {}: the metadata alone.
+            req = Req(b"{}", auth, "alert", None)
+            meta = set(self.assertDelivered(h, self.send(h, req), req, "am"))
+            for headers in (auth, dict(auth, **{"Content-Type": "application/x-www-form-urlencoded"}),
+                            dict(auth, **{"Content-Type": "text/plain"})):
+                req = Req(b"", headers, "alert", None)
+                env = self.assertDelivered(h, self.send(h, req), req, "am")
+                self.assertEqual(set(env), meta, "payload variables from an empty body")
+            self.assertRejected(h, self.send(h, Req(b"", {}, "alert", None)), "no token")
+            # A body that is there must still be JSON.
+            r = self.send(h, Req(b"not json", auth, "alert", None))
+            self.assertAnswer(r, 400, "a non-empty body is still JSON")
+            self.assertNothingRan(h)
+
+    def test_local_commands_and_check(self):
+        """`hookd env` and `run` take an empty payload as the server does;
+        `hookd check` shows the fixed event."""
+        with self.daemon(self.conf(), start=False) as h:
+            p = harness.run_cli(["env", "alert"], config=h.config_path, input=b"")
+            self.assertEqual(p.returncode, 0, p)
+            env = parse_env(p.stdout.decode())
+            self.assertEqual(env.get("HOOK_EVENT"), "alert")
+            p = harness.run_cli(["check"], config=h.config_path)
+            self.assertEqual(p.returncode, 0, p)
+            self.assertIn("scheme=token", p.stdout.decode())
+            self.assertIn(" event=alert", p.stdout.decode())
+        with self.daemon(self.conf(extra=""), start=False) as h:
+            p = harness.run_cli(["env", "alert"], config=h.config_path, input=b"")
+            self.assertEqual(p.returncode, 2, "empty payload, no fixed event: %r" % (p,))
+            p = harness.run_cli(["check"], config=h.config_path)
+            self.assertNotIn(" event=", p.stdout.decode())
+
+    def test_empty_body_without_fixed_event_stays_400(self):
+        with self.daemon(self.conf(extra=""), secrets=[self.TOKEN]) as h:
+            r = self.send(h, Req(b"", {"Authorization": "Bearer " + self.TOKEN}, "x", None))
+            self.assertAnswer(r, 400, "empty body, no fixed event")
+            self.assertNothingRan(h)
+
+    def test_fixed_wins_over_event_header_and_field(self):
+        conf = self.conf(scheme="none", secret=False,
+                         extra="event = ping\nevent_header = X-Ev\nid_header = X-Id\n")
+        with self.daemon(conf) as h:
+            did = new_id("fx")
+            req = Req(json_body({"event": "e"}), {"X-Ev": "other", "X-Id": did}, "ping", did)
+            self.assertDelivered(h, self.send(h, req), req, "am")
+            req = Req(json_body({}), {"X-Id": new_id("fx")}, "ping", None)
+            req.id = req.headers["X-Id"]
+            self.assertDelivered(h, self.send(h, req), req, "am")
+
+    def test_any_scheme_keeps_its_delivery_id(self):
+        """github with a fixed event: the event is the endpoint's, the
+        delivery id still X-GitHub-Delivery."""
+        secret = "gh-fixed-s3cret"
+        conf = SERVER + ("\n[endpoint gh]\npath = /hook\nscheme = github\nsecret = %s\n"
+                         "event = github-any\n" % secret)
+        with self.daemon(conf, secrets=[secret]) as h:
+            did = new_id("gh")
+            body = json_body({"action": "opened", "marker": MARK.decode()})
+            req = Req(body, {"X-GitHub-Event": "issues", "X-GitHub-Delivery": did,
+                             "X-Hub-Signature-256": github_sig(secret, body)}, "github-any", did)
+            self.assertDelivered(h, self.send(h, req), req, "gh")
+
+    def test_bad_event_name_is_config_error(self):
+        with self.daemon(self.conf(extra="event = ../x\n"), start=False) as h:
+            p = harness.run_cli(["check"], config=h.config_path)
+            self.assertEqual(p.returncode, 2, p)
+            self.assertIn("bad value '../x' for event in [endpoint am]", p.stderr.decode())
 
 
 # --------------------------------------------------------------------------

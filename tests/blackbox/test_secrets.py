@@ -36,9 +36,13 @@ S = {
     "hmac": "hmac-secret-%s-K3y" % TAG,
     "env": "env-secret-%s-Tok3n" % TAG,
     "file": "file-secret-%s-Tok3n" % TAG,
+    "token": "token-secret-%s-Key" % TAG,
+    "basic": "basic-secret-%s-Pw" % TAG,
 }
 STANDARD_KEY = ("std-secret-%s-bytes" % TAG).encode()
 S["standard"] = "whsec_" + base64.b64encode(STANDARD_KEY).decode()
+# basic's credentials as they travel: base64 of user:password.
+S["basic_b64"] = base64.b64encode(("alice:" + S["basic"]).encode()).decode()
 # The old half of a rotation pair: must not leak either.
 S["rotated"] = "nf-rotated-%s-Old" % TAG
 
@@ -123,6 +127,18 @@ secret = %(slack)s
 path = /hm
 scheme = hmac
 secret = %(hmac)s
+
+[endpoint token]
+path = /tk
+scheme = token
+token_header = X-Api-Key
+secret = %(token)s
+event = x:token
+
+[endpoint basic]
+path = /ba
+scheme = basic
+secret = alice:%(basic)s
 
 [endpoint env]
 path = /env
@@ -218,6 +234,14 @@ class TestSecrets(unittest.TestCase):
         return self.send(h, "POST", "/hm", body, {
             "Content-Type": "application/json", "X-Signature": hexmac(secret, body)})
 
+    def token(self, h, secret):
+        return self.send(h, "POST", "/tk", b"", {"X-Api-Key": secret})
+
+    def basic(self, h, password):
+        pair = base64.b64encode(("alice:" + password).encode()).decode()
+        return self.send(h, "POST", "/ba", {"event": "x:basic"},
+                         {"Content-Type": "application/json", "Authorization": "Basic " + pair})
+
     # ---- the test
 
     def test_no_secret_anywhere(self):
@@ -245,6 +269,8 @@ class TestSecrets(unittest.TestCase):
             check("slack challenge", self.slack(h, S["slack"], {
                 "type": "url_verification", "challenge": "c-" + TAG})[0], 200)
             check("hmac", self.hmac_ep(h, S["hmac"])[0], 200)
+            check("token", self.token(h, S["token"])[0], 200)
+            check("basic", self.basic(h, S["basic"])[0], 200)
             check("secret_env", self.gitlab(h, "/env", S["env"])[0], 200)
             check("secret_file", self.gitlab(h, "/file", S["file"])[0], 200)
             # Each scheme, wrong credentials.
@@ -256,6 +282,8 @@ class TestSecrets(unittest.TestCase):
             check("stripe 401", self.stripe(h, "wrong")[0], 401)
             check("slack 401", self.slack(h, "wrong")[0], 401)
             check("hmac 401", self.hmac_ep(h, "wrong")[0], 401)
+            check("token 401", self.token(h, S["token"][:-1])[0], 401)
+            check("basic 401", self.basic(h, S["basic"] + "x")[0], 401)
             # Every other answer of README "HTTP answers" and the HTTP layer.
             check("404", self.nf(h, path="/nope")[0], 404)
             check("405", self.send(h, "GET", "/nf", None,

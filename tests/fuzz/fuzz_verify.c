@@ -4,7 +4,9 @@
  * content_type_classify, scheme_decode and scheme_identify.
  *
  * Input layout:
- *   byte 0: bits 0-2 the scheme (scheme_at), bit 3 which clock ("now" is
+ *   byte 0: bits 0-2 the scheme (scheme_at; 8 more when byte 1's
+ *           algorithm bits are 3, which is sha256 again, modulo the
+ *           count), bit 3 which clock ("now" is
  *           the Standard Webhooks vector's time, or Slack's), bit 4 an
  *           empty secret first in the rotation list, bit 5 no secret at
  *           all, bit 6 sign the request here, bit 7 allow_sha1
@@ -40,6 +42,8 @@
 static const char secret_github[] = "It's a Secret to Everybody";
 static const char secret_slack[] = "8f742231b10e8888abcd99yyyzzz85a5";
 static const char secret_whsec[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+static const char secret_basic[] = "alice:It's a Secret to Everybody";
+static const char secret_basic2[] = "bob:8f742231b10e8888abcd99yyyzzz85a5";
 static unsigned char key_standard[32];
 static size_t key_standard_len;
 
@@ -57,6 +61,11 @@ static void setup(void)
 	int n = EVP_DecodeBlock(key_standard, (const unsigned char *)b64, (int)strlen(b64));
 	FUZZ_ASSERT(n == 24);
 	key_standard_len = 24;
+}
+
+static struct secret text_secret(const char *s)
+{
+	return (struct secret){.data = (unsigned char *)s, .len = strlen(s)};
 }
 
 static const char *req_header(void *ctx, const char *name)
@@ -135,7 +144,17 @@ static bool sign_request(const struct endpoint *ep, struct http_request *req,
 	char nowbuf[24];
 	snprintf(nowbuf, sizeof(nowbuf), "%lld", (long long)now);
 
-	if (is(ep, "northflank") || is(ep, "gitlab")) {
+	if (is(ep, "token")) {
+		char *token = xstrndup((const char *)key->data, key->len);
+		value = xasprintf("Bearer %s", token);
+		set_header(req, "Authorization", value);
+		free(token);
+	} else if (is(ep, "basic")) {
+		unsigned char b64[128];
+		EVP_EncodeBlock(b64, key->data, (int)key->len);
+		value = xasprintf("Basic %s", (const char *)b64);
+		set_header(req, "Authorization", value);
+	} else if (is(ep, "northflank") || is(ep, "gitlab")) {
 		char *token = xstrndup((const char *)key->data, key->len);
 		set_header(req, is(ep, "gitlab") ? "X-Gitlab-Token"
 		                                 : "X-Northflank-Notification-Integration-Token",
@@ -239,7 +258,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&ep, 0, sizeof(ep));
 	ep.name = "fuzz";
 	ep.path = "/hook";
-	ep.scheme = scheme_at(f0 & 7);
+	size_t nschemes = 0;
+	while (scheme_at(nschemes))
+		nschemes++;
+	ep.scheme = scheme_at(((f0 & 7u) + ((f1 & 3) == 3 ? 8u : 0u)) % nschemes);
 	ep.tolerance_ms = TOLERANCE_MS;
 	ep.allow_sha1 = f0 & 0x80;
 	static const enum hmac_alg algs[] = {HMAC_SHA256, HMAC_SHA512, HMAC_SHA1, HMAC_SHA256};
@@ -252,21 +274,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ep.event_field = f1 & 128 ? "data.kind" : NULL;
 	ep.secrets = secrets;
 	if (f0 & 16)
-		secrets[ep.nsecrets++] = (struct secret){(unsigned char *)"", 0};
+		secrets[ep.nsecrets++] = (struct secret){.data = (unsigned char *)"", .len = 0};
 	if (is(&ep, "standard")) {
-		secrets[ep.nsecrets++] = (struct secret){(unsigned char *)secret_github,
-		                                         strlen(secret_github)};
-		secrets[ep.nsecrets++] = (struct secret){key_standard, key_standard_len};
+		secrets[ep.nsecrets++] = text_secret(secret_github);
+		secrets[ep.nsecrets++] = (struct secret){.data = key_standard, .len = key_standard_len};
+	} else if (is(&ep, "basic")) {
+		secrets[ep.nsecrets++] = text_secret(secret_basic);
+		secrets[ep.nsecrets++] = text_secret(secret_basic2);
 	} else if (is(&ep, "stripe")) {
-		secrets[ep.nsecrets++] = (struct secret){(unsigned char *)secret_github,
-		                                         strlen(secret_github)};
-		secrets[ep.nsecrets++] = (struct secret){(unsigned char *)secret_whsec,
-		                                         strlen(secret_whsec)};
+		secrets[ep.nsecrets++] = text_secret(secret_github);
+		secrets[ep.nsecrets++] = text_secret(secret_whsec);
 	} else {
-		secrets[ep.nsecrets++] = (struct secret){(unsigned char *)secret_github,
-		                                         strlen(secret_github)};
-		secrets[ep.nsecrets++] = (struct secret){(unsigned char *)secret_slack,
-		                                         strlen(secret_slack)};
+		secrets[ep.nsecrets++] = text_secret(secret_github);
+		secrets[ep.nsecrets++] = text_secret(secret_slack);
 	}
 	if (f0 & 32 || is(&ep, "none"))
 		ep.nsecrets = 0;
@@ -310,7 +330,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(why[0] != '\0');
 		FUZZ_ASSERT(!expect_ok);
 		FUZZ_ASSERT(!strstr(why, secret_github) && !strstr(why, secret_slack));
-		FUZZ_ASSERT(!strstr(why, secret_whsec));
+		FUZZ_ASSERT(!strstr(why, secret_whsec) && !strstr(why, secret_basic));
+		FUZZ_ASSERT(!strstr(why, secret_basic2));
 	}
 
 	/* What the server does next, whether or not this one verified. */

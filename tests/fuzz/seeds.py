@@ -168,14 +168,19 @@ for name, text in configs.items():
     put('config', name, text)
 
 # ---- verify: [flags0][flags1] header lines, empty line, body ----
-SCHEME = dict(northflank=0, github=1, gitlab=2, standard=3, stripe=4, slack=5, hmac=6, none=7)
+SCHEME = dict(northflank=0, github=1, gitlab=2, standard=3, stripe=4, slack=5, hmac=6, none=7,
+              token=8, basic=9)  # the registry's order
 CLOCK_SLACK, EMPTY_FIRST, NO_SECRET, SIGN, SHA1 = 8, 16, 32, 64, 128
 
 
 def req(scheme, f0, f1, headers, body):
+    """Past the eighth scheme, byte 1's algorithm bits are 3 (fuzz_verify.c)."""
     head = ''.join('%s: %s\r\n' % kv for kv in headers)
     b = body if isinstance(body, bytes) else body.encode()
-    return bytes([SCHEME[scheme] | f0, f1]) + head.encode() + b'\r\n' + b
+    i = SCHEME[scheme]
+    if i >= 8:
+        f1 |= 3
+    return bytes([(i & 7) | f0, f1]) + head.encode() + b'\r\n' + b
 
 
 g = VEC.get('github', {})
@@ -225,6 +230,16 @@ for f1, name in [(0, 'hex'), (1 | 4, 'sha512-b64'), (2 | 8, 'sha1-prefix'), (16 
         ('Content-Type', 'application/vnd.ci+json')], '{"event":"a.b","data":{"kind":"build:done"}}'))
 put('verify', 'hmac-unsigned', req('hmac', 0, 4 | 8, [('X-Signature', 'sha256=AAAA')], '{}'))
 put('verify', 'none', req('none', 0, 32 | 64, [('X-Event', 'local'), ('X-Delivery', 'x' * 300)], '{}'))
+put('verify', 'token-signed', req('token', SIGN, 64, [('X-Delivery', 'd-2'),
+    ('Content-Type', 'application/json')], '{"event":"alert","status":"firing"}'))
+put('verify', 'token-prefixes', req('token', 0, 0, [('Authorization', 'bearer\tIt\'s a Secret to Everybody')],
+    '{"event":"a"}'))
+put('verify', 'token-no-space', req('token', 0, 0, [('Authorization', 'BearerIt\'s')], '{}'))
+put('verify', 'basic-signed', req('basic', SIGN, 32, [('X-Event', 'up')], '{}'))
+put('verify', 'basic-unpadded', req('basic', 0, 0, [
+    ('Authorization', 'Basic ' + base64.b64encode(b"alice:It's a Secret to Everybody").decode().rstrip('='))],
+    '{"event":"down"}'))
+put('verify', 'basic-no-colon', req('basic', 0, 0, [('Authorization', 'basic YWxpY2U=')], ''))
 put('verify', 'none-body', req('none', 0, 128, [('Content-Type', 'text/plain')], '{"data":{"kind":1}}'))
 
 # ---- netaddr: CIDR list, peer, X-Forwarded-For ----

@@ -200,7 +200,7 @@ static const struct {
 	{"[endpoint a]\npath = /a\nscheme = none\nsecret = x\n",
 	 "hookd.ini:4: endpoint 'a': scheme none takes no secret"},
 	{"[endpoint a]\npath = /a\nscheme = Github\n",
-	 "hookd.ini:3: bad value 'Github' for scheme in [endpoint a]: expected northflank, github, gitlab, standard, stripe, slack, hmac or none"},
+	 "hookd.ini:3: bad value 'Github' for scheme in [endpoint a]: expected northflank, github, gitlab, standard, stripe, slack, hmac, none, token or basic"},
 	{"[endpoint a]\npath = /a\nsecret =\n", "hookd.ini:3: endpoint 'a': secret is empty"},
 	/* quotes are kept: "" would be a two-byte secret */
 	{"[endpoint a]\npath = /a\nsecret = \"\"\n",
@@ -293,6 +293,37 @@ static const struct {
 	{EP_A "id_header = X-Id\n", "hookd.ini:4: key 'id_header' does not apply to scheme northflank*"},
 	{"[endpoint a]\npath = /a\nscheme = none\nsignature_header = X-S\n",
 	 "hookd.ini:4: key 'signature_header' does not apply to scheme none (endpoint 'a')"},
+	{EP_A "token_header = X-Token\n",
+	 "hookd.ini:4: key 'token_header' does not apply to scheme northflank (endpoint 'a')"},
+	{EP_A "scheme = hmac\ntoken_prefix = Token\n",
+	 "hookd.ini:5: key 'token_prefix' does not apply to scheme hmac (endpoint 'a')"},
+	{"[endpoint a]\npath = /a\nscheme = basic\nsecret = u:p\ntoken_header = X-T\n",
+	 "hookd.ini:5: key 'token_header' does not apply to scheme basic (endpoint 'a')"},
+	/* token and basic values */
+	{EP_A "scheme = token\ntoken_header = X Token\n",
+	 "hookd.ini:5: bad value 'X Token' for token_header in [endpoint a]: expected a header name"},
+	{EP_A "scheme = token\ntoken_header =\n", "hookd.ini:5: bad value '' for token_header*"},
+	{"[endpoint a]\npath = /a\nscheme = basic\nsecret = alice\n",
+	 "hookd.ini:4: endpoint 'a': the secret is not user:password (scheme basic)"},
+	{"[endpoint a]\npath = /a\nscheme = basic\nsecret = :pw\n",
+	 "hookd.ini:4: endpoint 'a': the secret is not user:password (scheme basic)"},
+	{"[endpoint a]\npath = /a\nscheme = basic\nsecret = alice:\n",
+	 "hookd.ini:4: endpoint 'a': the secret is not user:password (scheme basic)"},
+	{"[endpoint a]\npath = /a\nscheme = basic\nsecret = a:b c\n",
+	 "hookd.ini:4: endpoint 'a': secret 2 of 2 is not user:password (scheme basic)"},
+	{"[endpoint a]\npath = /a\nscheme = basic\nsecret_env = HOOKD_TEST_BASIC_BAD\n",
+	 "hookd.ini:4: endpoint 'a': secret_env 'HOOKD_TEST_BASIC_BAD' line 3 is not user:password "
+	 "(scheme basic)"},
+	{"[endpoint a]\npath = /a\nscheme = basic\n", "hookd.ini:1: endpoint 'a' (scheme basic) has no secret*"},
+	{"[endpoint a]\npath = /a\nscheme = token\n", "hookd.ini:1: endpoint 'a' (scheme token) has no secret*"},
+	/* the fixed event */
+	{EP_A "event = -x\n",
+	 "hookd.ini:4: bad value '-x' for event in [endpoint a]: expected an event name (letters, "
+	 "digits, . _ : -)"},
+	{EP_A "event =\n", "hookd.ini:4: bad value '' for event in [endpoint a]*"},
+	{EP_A "event = a/b\n", "hookd.ini:4: bad value 'a/b' for event*"},
+	{EP_A "event = _default\n", "hookd.ini:4: bad value '_default' for event*"},
+	{EP_A "[event x]\nevent = y\n", "hookd.ini:5: unknown key 'event' in [event x]"},
 	/* hmac key values */
 	{EP_A "scheme = hmac\nalgorithm = md5\n",
 	 "hookd.ini:5: bad value 'md5' for algorithm in [endpoint a]: expected sha256, sha512 or sha1"},
@@ -426,6 +457,17 @@ static void test_special_errors(void)
 	CHECK(c == NULL && strlen(tiny) == 7, "tiny buffer");
 	c = config_load("no-such.ini", NULL, 0);
 	CHECK(c == NULL, "NULL buffer");
+
+	/* basic: a malformed line of the secret file is named by the file and
+	 * its line (blank lines count), never by its text. */
+	c = load("[endpoint a]\npath = /a\nscheme = basic\nsecret_file = sec-basic-bad\n");
+	char *want_basic = xasprintf("hookd.ini:4: endpoint 'a': secret_file '%s/sec-basic-bad' line 4 "
+	                             "is not user:password (scheme basic)", tmpdir);
+	CHECK(c == NULL, "basic bad line");
+	CHECK_STR(err, want_basic, "basic bad line");
+	CHECK(!strstr(err, "nocolon"), "basic bad line: the text is not shown");
+	free(want_basic);
+	config_unref(c);
 }
 
 /* No error message ever holds a secret, whatever the mistake. */
@@ -445,6 +487,9 @@ static void test_secret_never_shown(void)
 		"[endpoint a]\npath = /a\nsecrett = TopSecret123\n",
 		"[server]\nsecret = TopSecret123\n",
 		"[endpoint a]\npath = /a\nsecret = TopSecret123\n[endpoint b]\npath = /a\nsecret = TopSecret123\n",
+		"[endpoint a]\npath = /a\nscheme = basic\nsecret = TopSecret123\n",
+		"[endpoint a]\npath = /a\nscheme = basic\nsecret_file = sec-secret\n",
+		"[endpoint a]\npath = /a\nscheme = basic\nsecret_env = HOOKD_TEST_TOPSECRET\n",
 		"[endpoint a]\nsecret = TopSecret123\n",
 		("[server]\npass_env = HOOKD_TEST_TOPSECRET\n[endpoint a]\npath = /a\n"
 		 "secret_env = HOOKD_TEST_TOPSECRET\n"),
@@ -521,6 +566,7 @@ static void test_defaults(void)
 	CHECK(ep->algorithm == HMAC_SHA256 && ep->encoding == SIG_HEX, "alg/enc");
 	CHECK(!ep->signature_prefix && !ep->event_header && !ep->id_header, "hmac unset");
 	CHECK_STR(ep->event_field, "event", "event_field");
+	CHECK(!ep->token_header && !ep->token_prefix && !ep->fixed_event, "token, event unset");
 	CHECK(ep->allow_from.n == 0, "allow_from");
 	CHECK(ep->replay_window_ms == 0, "replay_window off");
 	CHECK(ep->opts.set == 0 && !ep->opts.serialize, "endpoint opts");
@@ -610,6 +656,23 @@ static void test_every_key(void)
 		"path = /open\r\n"
 		"scheme = none\r\n"
 		"event_header = X-Type\r\n"
+		"[endpoint am]\r\n"
+		"path = /am\r\n"
+		"scheme = token\r\n"
+		"secret = t1 t2\r\n"
+		"event = alert\r\n"
+		"[endpoint key]\r\n"
+		"path = /key\r\n"
+		"scheme = token\r\n"
+		"secret = k\r\n"
+		"token_header = X-Api-Key\r\n"
+		"token_prefix = Token\r\n"
+		"id_header = X-Id\r\n"
+		"[endpoint kuma]\r\n"
+		"path = /kuma\r\n"
+		"scheme = basic\r\n"
+		"secret_file = sec-basic\r\n"
+		"event_field = monitor.type\r\n"
 		"[event build:success]\r\n"
 		"timeout = 10m\r\n"
 		"mode = sync\r\n"
@@ -659,7 +722,7 @@ static void test_every_key(void)
 	CHECK(status_for_exit(&c->status, 1) == 422 && status_for_exit(&c->status, 0) == 200,
 	      "status");
 
-	CHECK(c->nendpoints == 6, "endpoints");
+	CHECK(c->nendpoints == 9, "endpoints");
 	const struct endpoint *h = config_endpoint_by_name(c, "h");
 	CHECK(h != NULL, "h");
 	if (h) {
@@ -698,6 +761,21 @@ static void test_every_key(void)
 	const struct endpoint *open = config_endpoint_by_name(c, "open");
 	CHECK(open && open->scheme == scheme_by_name("none") && open->nsecrets == 0 &&
 	      strcmp(open->event_header, "X-Type") == 0, "none");
+	const struct endpoint *am = config_endpoint_by_name(c, "am");
+	CHECK(am && am->scheme == scheme_by_name("token") && am->nsecrets == 2 &&
+	      !am->token_header && !am->token_prefix && strcmp(am->fixed_event, "alert") == 0,
+	      "token, fixed event");
+	const struct endpoint *key = config_endpoint_by_name(c, "key");
+	/* The token header is the endpoint's own credential header. */
+	CHECK(key && strcmp(key->token_header, "X-Api-Key") == 0 &&
+	      strcmp(key->token_prefix, "Token") == 0 &&
+	      strcmp(key->signature_header, "X-Api-Key") == 0 && !key->fixed_event,
+	      "token_header, token_prefix");
+	CHECK(key && header_is_credential("x-api-key", key->signature_header), "token header credential");
+	const struct endpoint *kuma = config_endpoint_by_name(c, "kuma");
+	CHECK(kuma && kuma->scheme == scheme_by_name("basic") && kuma->nsecrets == 2 &&
+	      kuma->secrets[0].line == 1 && kuma->secrets[1].line == 3 &&
+	      strcmp(kuma->event_field, "monitor.type") == 0, "basic");
 
 	CHECK(c->nevents == 1, "events");
 	if (c->nevents == 1) {
@@ -777,6 +855,13 @@ static void test_values(void)
 		config_unref(c);
 		free(ini);
 	}
+
+	/* token_prefix: empty is no prefix, not the default. */
+	struct config *tc = load("[endpoint a]\npath = /a\nscheme = token\nsecret = x\n"
+	                         "token_header = X-Token\ntoken_prefix =\n");
+	CHECK(tc && tc->endpoints[0].token_prefix && !tc->endpoints[0].token_prefix[0],
+	      "token_prefix empty: %s", err);
+	config_unref(tc);
 
 	/* Empty values: none passed through, no limits, nothing optional. */
 	struct config *c = load("[server]\npass_env =\nlimit_nofile =\nlimit_memory =\nuser =\n"
@@ -957,6 +1042,12 @@ static void test_secrets(void)
 		{"[endpoint a]\npath = /a\nscheme = standard\nsecret = YWI=\n", 1, "ab", 2},
 		{"[endpoint a]\npath = /a\nscheme = standard\nsecret = YWJj whsec_YQ==\n", 2, "a", 1},
 		{"[endpoint a]\npath = /a\nscheme = standard\nsecret_file = sec-std\n", 1, "hello key!", 10},
+		/* basic: user:password lines as they are; the password may hold ':' and spaces */
+		{"[endpoint a]\npath = /a\nscheme = basic\nsecret_file = sec-basic\n", 2,
+		 "bob:pass:with colon", 19},
+		{"[endpoint a]\npath = /a\nscheme = basic\nsecret = alice:pw bob:x\n", 2, "bob:x", 5},
+		/* token: the secrets are the tokens, rotation as for every scheme */
+		{"[endpoint a]\npath = /a\nscheme = token\nsecret = old new\n", 2, "new", 3},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct config *c = load(cases[i].ini);
@@ -1089,14 +1180,17 @@ static void test_lookups(void)
 	/* The registry, in its order. */
 	static const char *const names[] = {
 		"northflank", "github", "gitlab", "standard", "stripe", "slack", "hmac", "none",
+		"token",      "basic",
 	};
-	CHECK(scheme_at(ARRAY_SIZE(names)) == NULL, "eight schemes");
+	CHECK(scheme_at(ARRAY_SIZE(names)) == NULL, "ten schemes");
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		const struct scheme *s = scheme_at(i);
 		CHECK(s && s == scheme_by_name(names[i]), "scheme_at %zu", i);
 		CHECK_STR(scheme_name(s), names[i], "scheme_name");
-		char *ini = xasprintf("[endpoint a]\npath = /a\nscheme = %s\n%s", names[i],
-		                      strcmp(names[i], "none") == 0 ? "" : "secret = YWJj\n");
+		const char *secret = strcmp(names[i], "none") == 0    ? ""
+		                     : strcmp(names[i], "basic") == 0 ? "secret = u:YWJj\n"
+		                                                      : "secret = YWJj\n";
+		char *ini = xasprintf("[endpoint a]\npath = /a\nscheme = %s\n%s", names[i], secret);
 		c = load(ini);
 		CHECK(c && c->endpoints[0].scheme == s, "scheme %s: %s", names[i], err);
 		config_unref(c);
@@ -1189,6 +1283,9 @@ int main(void)
 	write_file("sec-secret", "TopSecret123\n", 13);
 	write_file("sec-std", "whsec_aGVsbG8ga2V5IQ==\n", 23);
 	write_file("sec-quotes", "\"\"\n", 3);
+	write_file("sec-basic", "alice:pw\r\n\n  bob:pass:with colon \n", 34);
+	write_file("sec-basic-bad", "alice:pw\n\nbob:x\nnocolon\n", 24);
+	setenv("HOOKD_TEST_BASIC_BAD", "alice:pw\nbob:x\n:nouser\n", 1);
 	setenv("HOOKD_TEST_SECRET", "env1\nenv2", 1);
 	setenv("HOOKD_TEST_EMPTY", "", 1);
 	setenv("HOOKD_TEST_TOPSECRET", "TopSecret123!", 1);

@@ -15,7 +15,8 @@
 /* The scheme-limited endpoint keys config.c knows. */
 static const char *const by_scheme_keys[] = {
 	"tolerance",        "allow_sha1",   "signature_header", "algorithm", "encoding",
-	"signature_prefix", "event_header", "event_field",      "id_header",
+	"signature_prefix", "event_header", "event_field",      "id_header", "token_header",
+	"token_prefix",
 };
 
 static bool known_key(const char *key)
@@ -48,6 +49,9 @@ static void test_entries(void)
 		      JSON_SCAN_MAX_FIELDS);
 		CHECK(!s->decode_secret || (s->takes_secret && s->secret_form),
 		      "%s: a secret it decodes, and what the error calls it", name);
+		/* A challenge goes into a header line as it is. */
+		CHECK(!s->challenge || (*s->challenge && !strpbrk(s->challenge, "\r\n")),
+		      "%s: a challenge of one line", name);
 		CHECK(s->keys, "%s: a key list, if empty", name);
 		for (const char *const *k = s->keys; k && *k; k++)
 			CHECK(known_key(*k), "%s: key %s is one config.c limits by scheme", name, *k);
@@ -89,6 +93,10 @@ static void test_keys(void)
 		{"hmac", "algorithm", true},      {"none", "algorithm", false},
 		{"hmac", "event_field", true},    {"none", "event_field", true},
 		{"github", "event_field", false}, {"hmac", "tolerance", false},
+		{"token", "token_header", true},  {"token", "token_prefix", true},
+		{"token", "event_field", true},   {"token", "id_header", true},
+		{"basic", "event_header", true},  {"basic", "token_header", false},
+		{"hmac", "token_header", false},  {"none", "token_prefix", false},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
 		CHECK(scheme_takes_key(scheme_by_name(cases[i].scheme), cases[i].key) == cases[i].takes,

@@ -446,7 +446,8 @@ static void test_fixed_vectors(void)
 
 enum setup_id {
 	S_NORTHFLANK, S_GITLAB, S_GITHUB, S_GITHUB_SHA1, S_STANDARD, S_STRIPE, S_SLACK,
-	S_HMAC_HEX, S_HMAC_B64_512, S_HMAC_SHA1_PREFIX, S_NONE, S_COUNT,
+	S_HMAC_HEX, S_HMAC_B64_512, S_HMAC_SHA1_PREFIX, S_TOKEN, S_TOKEN_KEY, S_BASIC, S_NONE,
+	S_COUNT,
 };
 
 static const struct setup {
@@ -460,6 +461,7 @@ static const struct setup {
 	enum sig_encoding enc;
 	const char *cfg_prefix; /* hmac: signature_prefix */
 	bool allow_sha1;
+	const char *token_header; /* token: token_header */
 } setups[S_COUNT] = {
 	[S_NORTHFLANK] = {"northflank", "northflank", "X-Northflank-Notification-Integration-Token", NULL, "", "Bearer ", 0, 0, NULL, false},
 	[S_GITLAB] = {"gitlab", "gitlab", "X-Gitlab-Token", NULL, "", "Bearer ", 0, 0, NULL, false},
@@ -471,7 +473,11 @@ static const struct setup {
 	[S_HMAC_HEX] = {"hmac-hex", "hmac", "X-Signature", NULL, "", "sha256=", HMAC_SHA256, SIG_HEX, NULL, false},
 	[S_HMAC_B64_512] = {"hmac-b64-512", "hmac", "X-Hook-Sig", NULL, "", "x", HMAC_SHA512, SIG_BASE64, NULL, false},
 	[S_HMAC_SHA1_PREFIX] = {"hmac-sha1-prefix", "hmac", "X-Sig", NULL, "sha1=", "sha2=", HMAC_SHA1, SIG_HEX, "sha1=", false},
-	[S_NONE] = {"none", "none", "X-Nothing", NULL, "", "", 0, 0, NULL, false},
+	[S_TOKEN] = {"token", "token", "Authorization", NULL, "Bearer ", "Token ", 0, 0, NULL, false, NULL},
+	[S_TOKEN_KEY] = {"token-key", "token", "X-Api-Key", NULL, "", "Bearer ", 0, 0, NULL, false, "X-Api-Key"},
+	/* base64 of "hookd:" and the key (basic_secret) */
+	[S_BASIC] = {"basic", "basic", "Authorization", NULL, "Basic ", "Bearer", 0, SIG_BASE64, NULL, false},
+	[S_NONE] = {"none", "none", "X-Nothing", NULL, "", "", 0, 0, NULL, false, NULL},
 };
 
 #define SECRET_A "test-secret-A"
@@ -486,8 +492,25 @@ static void setup_ep(struct test_ep *t, const struct setup *s)
 	t->ep.algorithm = s->alg;
 	t->ep.encoding = s->enc;
 	t->ep.signature_prefix = (char *)s->cfg_prefix;
+	t->ep.token_header = (char *)s->token_header;
 	if (strcmp(s->scheme, "hmac") == 0)
 		t->ep.signature_header = (char *)s->sig_header;
+}
+
+/* basic's secrets are user:password: the key as the password of "hookd". */
+static const char *basic_secret(const char *key)
+{
+	return strcmp(key, SECRET_A) == 0 ? "hookd:" SECRET_A
+	       : strcmp(key, SECRET_B) == 0 ? "hookd:" SECRET_B
+	                                    : key;
+}
+
+/* The endpoint's secret `key`, as its scheme takes it. */
+static void setup_secret(struct test_ep *t, const struct setup *s, const char *key)
+{
+	if (strcmp(s->scheme, "basic") == 0)
+		key = basic_secret(key);
+	ep_secret(t, key, strlen(key));
 }
 
 /* A request as the sender would sign it, with `key` at time `ts`. */
@@ -497,8 +520,15 @@ static void sign(const struct setup *s, const char *key, const char *body, int64
 	char *msg = NULL, *m = NULL, *v = NULL;
 	char tsbuf[32];
 	snprintf(tsbuf, sizeof(tsbuf), "%lld", (long long)ts);
-	if (strcmp(s->scheme, "northflank") == 0 || strcmp(s->scheme, "gitlab") == 0) {
-		req_set(r, s->sig_header, key);
+	if (strcmp(s->scheme, "northflank") == 0 || strcmp(s->scheme, "gitlab") == 0 ||
+	    strcmp(s->scheme, "token") == 0) {
+		v = xasprintf("%s%s", s->prefix, key);
+		req_set(r, s->sig_header, v);
+	} else if (strcmp(s->scheme, "basic") == 0) {
+		const char *pair = basic_secret(key);
+		m = b64((const unsigned char *)pair, strlen(pair));
+		v = xasprintf("Basic %s", m);
+		req_set(r, s->sig_header, v);
 	} else if (strcmp(s->scheme, "github") == 0 || strcmp(s->scheme, "hmac") == 0) {
 		m = mac_enc(s->alg, s->enc, key, body);
 		v = xasprintf("%s%s", s->prefix, m);
@@ -724,6 +754,51 @@ static const struct vcase {
 	{S_HMAC_SHA1_PREFIX, M_PREFIX, false},
 	{S_HMAC_SHA1_PREFIX, M_UPPER, true},
 	{S_HMAC_SHA1_PREFIX, M_HUGE, false},
+	/* token: the bearer token, verbatim after its prefix; the body is not covered */
+	{S_TOKEN, M_VALID, true},
+	{S_TOKEN, M_BODY, true},
+	{S_TOKEN, M_WRONG_SECRET, false},
+	{S_TOKEN, M_ROTATED, true},
+	{S_TOKEN, M_ROTATED_1ST, true},
+	{S_TOKEN, M_NO_SECRET, false},
+	{S_TOKEN, M_EMPTY_SECRET, false},
+	{S_TOKEN, M_MISSING, false},
+	{S_TOKEN, M_EMPTY, false},
+	{S_TOKEN, M_TRUNC, false},
+	{S_TOKEN, M_EXTRA, false},
+	{S_TOKEN, M_BADCHAR, false},
+	{S_TOKEN, M_PREFIX, false},
+	{S_TOKEN, M_UPPER, false},
+	{S_TOKEN, M_HUGE, false},
+	/* token in an API-key header, no prefix */
+	{S_TOKEN_KEY, M_VALID, true},
+	{S_TOKEN_KEY, M_BODY, true},
+	{S_TOKEN_KEY, M_WRONG_SECRET, false},
+	{S_TOKEN_KEY, M_ROTATED, true},
+	{S_TOKEN_KEY, M_ROTATED_1ST, true},
+	{S_TOKEN_KEY, M_NO_SECRET, false},
+	{S_TOKEN_KEY, M_MISSING, false},
+	{S_TOKEN_KEY, M_EMPTY, false},
+	{S_TOKEN_KEY, M_TRUNC, false},
+	{S_TOKEN_KEY, M_EXTRA, false},
+	{S_TOKEN_KEY, M_PREFIX, false},
+	{S_TOKEN_KEY, M_UPPER, false},
+	{S_TOKEN_KEY, M_HUGE, false},
+	/* basic: user:password in base64 */
+	{S_BASIC, M_VALID, true},
+	{S_BASIC, M_BODY, true},
+	{S_BASIC, M_WRONG_SECRET, false},
+	{S_BASIC, M_ROTATED, true},
+	{S_BASIC, M_ROTATED_1ST, true},
+	{S_BASIC, M_NO_SECRET, false},
+	{S_BASIC, M_MISSING, false},
+	{S_BASIC, M_EMPTY, false},
+	{S_BASIC, M_TRUNC, false},
+	{S_BASIC, M_EXTRA, false},
+	{S_BASIC, M_BADCHAR, false},
+	{S_BASIC, M_PREFIX, false},
+	{S_BASIC, M_UPPER, false},
+	{S_BASIC, M_HUGE, false},
 	/* none: written explicitly, always passes */
 	{S_NONE, M_VALID, true},
 	{S_NONE, M_BODY, true},
@@ -833,15 +908,15 @@ static void test_scheme_matrix(void)
 		switch (c->m) {
 		case M_WRONG_SECRET:
 			key = SECRET_B;
-			ep_secret(&t, SECRET_A, strlen(SECRET_A));
+			setup_secret(&t, s, SECRET_A);
 			break;
 		case M_ROTATED:
-			ep_secret(&t, SECRET_B, strlen(SECRET_B));
-			ep_secret(&t, SECRET_A, strlen(SECRET_A));
+			setup_secret(&t, s, SECRET_B);
+			setup_secret(&t, s, SECRET_A);
 			break;
 		case M_ROTATED_1ST:
-			ep_secret(&t, SECRET_A, strlen(SECRET_A));
-			ep_secret(&t, SECRET_B, strlen(SECRET_B));
+			setup_secret(&t, s, SECRET_A);
+			setup_secret(&t, s, SECRET_B);
 			break;
 		case M_NO_SECRET:
 			break;
@@ -850,7 +925,7 @@ static void test_scheme_matrix(void)
 			ep_secret(&t, "", 0);
 			break;
 		default:
-			ep_secret(&t, SECRET_A, strlen(SECRET_A));
+			setup_secret(&t, s, SECRET_A);
 			break;
 		}
 		ts = c->m == M_TS_OLD6 ? NOW - 360 : c->m == M_TS_NEW6 ? NOW + 360
@@ -890,6 +965,16 @@ static void test_reasons(void)
 		{S_STRIPE, M_TS_MISSING, "timestamp missing"},
 		{S_SLACK, M_TS_MISSING, "timestamp missing"},
 		{S_SLACK, M_TS_NEW6, "timestamp outside tolerance"},
+		{S_TOKEN, M_MISSING, "token missing"},
+		{S_TOKEN, M_EMPTY, "token missing"},
+		{S_TOKEN, M_PREFIX, "token prefix missing"},
+		{S_TOKEN, M_WRONG_SECRET, "token mismatch"},
+		{S_TOKEN, M_NO_SECRET, "no secret configured"},
+		{S_TOKEN_KEY, M_WRONG_SECRET, "token mismatch"},
+		{S_BASIC, M_MISSING, "credentials missing"},
+		{S_BASIC, M_PREFIX, "not Basic credentials"},
+		{S_BASIC, M_BADCHAR, "malformed credentials"},
+		{S_BASIC, M_WRONG_SECRET, "user or password mismatch"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		const struct setup *s = &setups[cases[i].s];
@@ -900,7 +985,7 @@ static void test_reasons(void)
 		int64_t ts = cases[i].m == M_TS_OLD6 ? NOW - 360 : cases[i].m == M_TS_NEW6 ? NOW + 360 : NOW;
 		setup_ep(&t, s);
 		if (cases[i].m != M_NO_SECRET)
-			ep_secret(&t, SECRET_A, strlen(SECRET_A));
+			setup_secret(&t, s, SECRET_A);
 		sign(s, cases[i].m == M_WRONG_SECRET ? SECRET_B : SECRET_A, body, ts, &r);
 		mutate(s, cases[i].m, &r);
 		if (cases[i].m == M_BODY)
@@ -937,6 +1022,26 @@ static void test_header_shapes(void)
 		{S_GITHUB, "prefix only", "sha256=", false},
 		{S_HMAC_SHA1_PREFIX, "configured prefix missing", "%s", false},
 		{S_HMAC_SHA1_PREFIX, "configured prefix present", "sha1=%s", true},
+		/* token: the prefix is an auth-scheme, in any case, then blanks */
+		{S_TOKEN, "bearer lower-case", "bearer %s", true},
+		{S_TOKEN, "BEARER upper-case", "BEARER %s", true},
+		{S_TOKEN, "two spaces", "Bearer  %s", true},
+		{S_TOKEN, "a tab", "Bearer\t%s", true},
+		{S_TOKEN, "no space", "Bearer%s", false},
+		{S_TOKEN, "no prefix", "%s", false},
+		{S_TOKEN, "prefix only", "Bearer ", false},
+		{S_TOKEN, "trailing space", "Bearer %s ", false},
+		{S_TOKEN, "prefix twice", "Bearer Bearer %s", false},
+		{S_TOKEN, "Basic instead", "Basic %s", false},
+		{S_TOKEN_KEY, "raw token", "%s", true},
+		{S_TOKEN_KEY, "with Bearer", "Bearer %s", false},
+		/* basic: the auth-scheme in any case; the base64 as sent, padding optional */
+		{S_BASIC, "basic lower-case", "basic %s", true},
+		{S_BASIC, "two spaces", "Basic  %s", true},
+		{S_BASIC, "no space", "Basic%s", false},
+		{S_BASIC, "no prefix", "%s", false},
+		{S_BASIC, "Bearer instead", "Bearer %s", false},
+		{S_BASIC, "prefix only", "Basic ", false},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		const struct setup *s = &setups[cases[i].s];
@@ -944,7 +1049,7 @@ static void test_header_shapes(void)
 		struct req r = {0};
 		char why[128] = "";
 		setup_ep(&t, s);
-		ep_secret(&t, SECRET_A, strlen(SECRET_A));
+		setup_secret(&t, s, SECRET_A);
 		sign(s, SECRET_A, BODY, NOW, &r);
 		char *valid = xstrdup(after_prefix(s, *req_slot(&r, s->sig_header)));
 		char *v = xasprintf(cases[i].tmpl, valid);
@@ -1238,8 +1343,8 @@ static void test_decode(void)
 	};
 	CHECK(scheme_accepts_form(scheme_by_name("github")), "github takes forms");
 	CHECK(scheme_accepts_form(scheme_by_name("slack")), "slack takes forms");
-	static const char *const noform[] = {"northflank", "gitlab", "standard",
-	                                     "stripe", "hmac", "none"};
+	static const char *const noform[] = {"northflank", "gitlab", "standard", "stripe",
+	                                     "hmac",       "token",  "basic",    "none"};
 	for (size_t i = 0; i < ARRAY_SIZE(noform); i++)
 		CHECK(!scheme_accepts_form(scheme_by_name(noform[i])), "scheme %s takes no forms",
 		      noform[i]);
@@ -1275,7 +1380,9 @@ static void test_decode(void)
 
 static const struct icase {
 	const char *scheme; /* its name */
-	const char *cfg; /* hmac/none: "event_header|event_field|id_header", "" parts unset */
+	/* "event_header|event_field|id_header|event" (event: the endpoint's fixed
+	 * one, any scheme), "" parts unset */
+	const char *cfg;
 	const char *h[6]; /* name, value pairs */
 	const char *body;
 	bool want;
@@ -1392,13 +1499,38 @@ static const struct icase {
 	{"none", "||", {NULL}, "{\"event\":\"deploy\"}", true, "deploy", "", NULL},
 	{"none", "X-Event||X-Id", {"X-Event", "ping", "X-Id", "7"}, "{}", true, "ping", "7", NULL},
 	{"none", "||", {NULL}, "{}", false, "event missing", NULL, NULL},
+	/* token and basic: where the endpoint says, as hmac */
+	{"token", "||", {NULL}, "{\"event\":\"deploy\"}", true, "deploy", "", NULL},
+	{"token", "|data.kind|X-Id", {"X-Id", "9"}, "{\"data\":{\"kind\":\"ci\"}}", true, "ci", "9", NULL},
+	{"token", "||", {NULL}, "{\"status\":\"firing\"}", false, "event missing", NULL, NULL},
+	{"basic", "X-Event||", {"X-Event", "up"}, "{}", true, "up", "", NULL},
+	{"basic", "||", {NULL}, "{}", false, "event missing", NULL, NULL},
+	/* a fixed event: whatever the body or the headers say */
+	{"token", "|||alert", {NULL}, "{\"status\":\"firing\"}", true, "alert", "", NULL},
+	{"token", "|||alert", {NULL}, "{\"event\":\"other\"}", true, "alert", "", NULL},
+	{"token", "|||alert", {NULL}, "{\"event\":5}", true, "alert", "", NULL},
+	{"hmac", "X-Event|||alert", {"X-Event", "push"}, "{}", true, "alert", "", NULL},
+	{"none", "X-Event|||alert", {NULL}, "{}", true, "alert", "", NULL},
+	{"none", "|data.kind|X-Id|alert", {"X-Id", "a-1"}, "{}", true, "alert", "a-1", NULL},
+	{"basic", "||X-Id|up", {"X-Id", "bad\x01"}, "{}", false, "invalid delivery id", NULL, NULL},
+	/* the sender's scheme still gives the id from a body it knows ... */
+	{"github", "|||gh", {"X-GitHub-Event", "push", "X-GitHub-Delivery", "d-1"}, "{}", true, "gh", "d-1", NULL},
+	{"northflank", "|||nf", {"X-Northflank-Notification-Integration-Event-Id", "e-1"},
+	 "{\"event\":\"build:start\"}", true, "nf", "e-1", NULL},
+	/* ... and a body it does not know is a delivery without the sender's id */
+	{"github", "|||gh", {"X-GitHub-Delivery", "d-1"}, "{}", true, "gh", "", NULL},
+	{"github", "|||gh", {"X-GitHub-Event", "push", "X-GitHub-Delivery", LONG255 "x"}, "{}", false,
+	 "invalid delivery id", NULL, NULL},
+	{"northflank", "|||nf", {"X-Northflank-Notification-Integration-Event-Id", "e-1"}, "{}", true, "nf", "", NULL},
+	{"slack", "|||s", {NULL}, "{\"type\":\"url_verification\",\"challenge\":\"c1\"}", true, "s", "", "c1"},
+	{"slack", "|||s", {NULL}, "{\"type\":\"url_verification\"}", true, "s", "", NULL},
 };
 
-/* Splits "a|b|c" into three strings, "" parts as NULL. */
-static void split_cfg(const char *cfg, char parts[3][64])
+/* Splits "a|b|c|d" into four strings, "" parts as NULL. */
+static void split_cfg(const char *cfg, char parts[4][64])
 {
-	memset(parts, 0, 3 * 64);
-	for (int i = 0; i < 3 && cfg; i++) {
+	memset(parts, 0, 4 * 64);
+	for (int i = 0; i < 4 && cfg; i++) {
 		size_t n = strcspn(cfg, "|");
 		snprintf(parts[i], 64, "%.*s", (int)n, cfg);
 		cfg = cfg[n] ? cfg + n + 1 : NULL;
@@ -1414,13 +1546,14 @@ static void test_identify(void)
 		bool from_scan = i % 2;
 		struct test_ep t;
 		struct req r = {0};
-		char err[128] = "", parts[3][64];
+		char err[128] = "", parts[4][64];
 		struct identity id;
 		ep_init(&t, c->scheme);
 		split_cfg(c->cfg, parts);
 		t.ep.event_header = parts[0][0] ? parts[0] : NULL;
 		t.ep.event_field = parts[1][0] ? parts[1] : NULL;
 		t.ep.id_header = parts[2][0] ? parts[2] : NULL;
+		t.ep.fixed_event = parts[3][0] ? parts[3] : NULL;
 		for (size_t h = 0; h + 1 < ARRAY_SIZE(c->h) && c->h[h]; h += 2)
 			req_set(&r, c->h[h], c->h[h + 1]);
 		struct verify_input in = {
@@ -1467,6 +1600,58 @@ static void test_identify(void)
 	json_object_put(arr);
 }
 
+/* An empty body: with a fixed event, a delivery with no payload whatever
+ * its Content-Type says; without, the 415 and 400 of any other body. */
+static void test_empty_body(void)
+{
+	static const struct {
+		const char *scheme, *fixed;
+		enum content_kind kind;
+		size_t len;
+		bool accepted, decoded;
+	} cases[] = {
+		{"token", "alert", CONTENT_JSON, 0, true, true},
+		{"token", "alert", CONTENT_FORM, 0, true, true},
+		{"token", "alert", CONTENT_OTHER, 0, true, true},
+		{"token", "alert", CONTENT_OTHER, 2, false, false},
+		{"token", "alert", CONTENT_FORM, 2, false, false},
+		{"token", NULL, CONTENT_JSON, 0, true, false},
+		{"token", NULL, CONTENT_OTHER, 0, false, false},
+		{"github", NULL, CONTENT_FORM, 2, true, false},
+		{"github", "x", CONTENT_FORM, 0, true, true},
+		{"none", "x", CONTENT_JSON, 2, true, true},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct test_ep t;
+		char err[128] = "";
+		json_object *root = NULL;
+		ep_init(&t, cases[i].scheme);
+		t.ep.fixed_event = (char *)cases[i].fixed;
+		const char *body = cases[i].len ? "{}" : "";
+		CHECK(scheme_accepts_content(&t.ep, cases[i].kind, cases[i].len) == cases[i].accepted,
+		      "empty body case %zu: accepted", i);
+		if (!cases[i].accepted)
+			continue;
+		struct req r = {0};
+		struct verify_input in = {
+			.ep = &t.ep, .header = req_header, .ctx = &r,
+			.body = (const unsigned char *)body, .body_len = cases[i].len,
+		};
+		struct body_summary sum;
+		bool ok = scheme_decode(&in, cases[i].kind, &root, &sum, err, sizeof(err));
+		CHECK(ok == cases[i].decoded, "empty body case %zu: decoded: %s", i, err);
+		if (ok) {
+			CHECK(root && json_object_is_type(root, json_type_object) &&
+			      json_object_object_length(root) == 0, "empty body case %zu: {}", i);
+			struct identity id;
+			CHECK(scheme_identify(&in, root, &id, err, sizeof(err)) &&
+			      strcmp(id.event, cases[i].fixed) == 0, "empty body case %zu: event", i);
+			identity_clear(&id);
+		}
+		json_object_put(root);
+	}
+}
+
 int main(void)
 {
 	test_vectors();
@@ -1477,6 +1662,7 @@ int main(void)
 	test_fuzz();
 	test_decode();
 	test_identify();
+	test_empty_body();
 	json_object_put(vectors);
 	return check_done("verify");
 }
