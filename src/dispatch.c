@@ -52,6 +52,9 @@ struct job {
 	delivery_done_fn done; /* NULL once answered */
 	void *done_arg;
 };
+/* A pending async delivery costs its entry here and its shell (delivery.h):
+ * under 1 KiB together (README "Hardening and limits"). */
+_Static_assert(sizeof(struct job) <= 256, "a waiting delivery's entry stays small");
 
 /* A serialization key and the deliveries waiting for it, in arrival order. */
 struct keyq {
