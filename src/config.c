@@ -1056,6 +1056,7 @@ static const struct keydef server_keys[] = {
 	DUR_POS("journal_keep", SRV(journal_keep_ms)),
 	{"journal_max", set_i64, SRV(journal_max), 1, INT64_MAX, 0, 0},
 	{"journal_body_max", set_size, SRV(journal_body_max), 0, 0, 0, 0},
+	{"journal_max_bytes", set_size, SRV(journal_max_bytes), 1, 0, 0, 0},
 	{"tls_cert", set_optpath, SRV(tls_cert), 0, 0, 0, 0},
 	{"tls_key", set_optpath, SRV(tls_key), 0, 0, 0, 0},
 	{"tls_ciphers", set_optstr, SRV(tls_ciphers), 0, 0, 0, 0},
@@ -1674,6 +1675,7 @@ static struct config *config_new(const char *path)
 	c->journal_keep_ms = 30 * MS_DAY;
 	c->journal_max = 100000;
 	c->journal_body_max = 64 * 1024;
+	c->journal_max_bytes = 1024 * 1024 * 1024;
 	c->log_format = LOG_FORMAT_LOGFMT;
 	c->server_opts.timeout_ms = 30 * MS_SECOND;
 	c->server_opts.mode = MODE_SYNC;

@@ -135,6 +135,7 @@ struct config {
 	int64_t journal_keep_ms;/* 30d */
 	int64_t journal_max;    /* 100000 */
 	uint64_t journal_body_max; /* 64KiB */
+	uint64_t journal_max_bytes; /* 1GiB: the bodies of pending async deliveries */
 	char *tls_cert, *tls_key, *tls_ciphers; /* NULL unless set */
 	int tls_cert_line, tls_key_line, tls_ciphers_line; /* where set, for messages */
 	int user_line, group_line;                         /* the same */

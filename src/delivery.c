@@ -46,6 +46,7 @@ struct delivery {
 		char *name, *value;
 	} *headers; /* for the journal, credentials removed */
 	size_t nheaders;
+	bool shell; /* delivery_shed: body, environment and headers are the journal's */
 
 	struct hook_outcome *results;
 	size_t nresults;
@@ -519,31 +520,70 @@ bool delivery_build_env(struct delivery *d, char *err, size_t errlen)
 	return true;
 }
 
-void delivery_free(struct delivery *d)
+static void free_results(struct delivery *d)
 {
-	if (!d)
-		return;
 	for (size_t i = 0; i < d->nresults; i++) {
 		free(d->results[i].rel);
 		free(d->results[i].res.error);
 	}
 	free(d->results);
+	d->results = NULL;
+	d->nresults = 0;
+}
+
+/* What a journaled delivery can read back from its row: the body, what the
+ * environment is built from (payload, metadata and pass_headers values),
+ * the environment, and the headers kept for the journal. */
+static void free_payload(struct delivery *d)
+{
 	envlist_free(&d->env);
 	json_object_put(d->root);
+	d->root = NULL;
 	for (size_t i = 0; i < d->nheaders; i++) {
 		free(d->headers[i].name);
 		free(d->headers[i].value);
 	}
 	free(d->headers);
+	d->headers = NULL;
+	d->nheaders = 0;
 	for (size_t i = 0; d->header_values && d->ep->pass_headers && d->ep->pass_headers[i]; i++)
 		free(d->header_values[i]);
 	free(d->header_values);
-	free(d->out.error);
-	free(d->key);
+	d->header_values = NULL;
 	for (size_t i = 0; d->meta_values && d->ep->scheme->meta[i].header; i++)
 		free(d->meta_values[i]);
 	free(d->meta_values);
+	d->meta_values = NULL;
 	free(d->body);
+	d->body = NULL;
+	d->body_len = 0;
+}
+
+void delivery_shed(struct delivery *d)
+{
+	if (!d->rowid || d->shell)
+		return;
+	free_payload(d);
+	/* The attempt's results are in the journal and the log already. */
+	free_results(d);
+	d->env_pending = false;
+	d->parse_body = false;
+	d->shell = true;
+}
+
+bool delivery_is_shell(const struct delivery *d)
+{
+	return d->shell;
+}
+
+void delivery_free(struct delivery *d)
+{
+	if (!d)
+		return;
+	free_results(d);
+	free_payload(d);
+	free(d->out.error);
+	free(d->key);
 	free(d->remote_addr);
 	free(d->id);
 	free(d->event);
@@ -682,13 +722,7 @@ void delivery_set_retry_after(struct delivery *d, int seconds)
 
 void delivery_reset_attempt(struct delivery *d)
 {
-	for (size_t i = 0; i < d->nresults; i++) {
-		free(d->results[i].rel);
-		free(d->results[i].res.error);
-	}
-	free(d->results);
-	d->results = NULL;
-	d->nresults = 0;
+	free_results(d);
 	free(d->out.error);
 	memset(&d->out, 0, sizeof(d->out));
 }

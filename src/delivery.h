@@ -89,6 +89,17 @@ void delivery_keep_header(struct delivery *d, const char *name, const char *valu
 /* Builds d's environment if it is still pending; then drops the payload.
  * false (with the reason in err) when the body cannot be parsed. */
 bool delivery_build_env(struct delivery *d, char *err, size_t errlen);
+/*
+ * A journaled delivery waiting in a line (queued, waiting for its key or
+ * for a retry) need not hold what its journal row holds: delivery_shed
+ * lets go of its body, environment, headers and last results, and keeps
+ * what scheduling needs (endpoint, event, id, key, attempt, row, options,
+ * outcome). Such a shell cannot run: the dispatcher reads the delivery
+ * back from its row (recovery.h delivery_from_row) when an attempt starts.
+ * A delivery with no row is left whole.
+ */
+void delivery_shed(struct delivery *d);
+bool delivery_is_shell(const struct delivery *d);
 /* Frees what deliveries share across configs (the base environment); at exit. */
 void delivery_cleanup(void);
 /* The PATH every hook gets under cfg (pass_env's, else the default), for

@@ -3,6 +3,11 @@
  * journal's record of a delivery), serialization keys, the max_running
  * slots, running the hooks of an attempt, and retries. Every change of a
  * delivery's state goes through job_enter.
+ *
+ * A pending async delivery waiting in a line is a shell (delivery_shed):
+ * its body and environment are in its journal row, read back when an
+ * attempt starts (delivery_from_row), so that what waits costs memory by
+ * count, not by body size.
  */
 #include "dispatch.h"
 
@@ -18,6 +23,7 @@
 #include "journal.h"
 #include "log.h"
 #include "metrics.h"
+#include "recovery.h"
 #include "replaywin.h"
 #include "route.h"
 #include "runner.h"
@@ -47,6 +53,9 @@ struct job {
 	delivery_done_fn done; /* NULL once answered */
 	void *done_arg;
 };
+/* A pending async delivery costs its entry here and its shell (delivery.h):
+ * under 1 KiB together (README "Hardening and limits"). */
+_Static_assert(sizeof(struct job) <= 256, "a waiting delivery's entry stays small");
 
 /* A serialization key and the deliveries waiting for it, in arrival order. */
 struct keyq {
@@ -264,6 +273,36 @@ static bool waiting_in_line(enum lifecycle s)
 
 static void on_retry(evutil_socket_t fd, short what, void *arg);
 
+/* Waiting in a line, a journaled async delivery keeps only what scheduling
+ * needs: the rest is in its row. (A sync one's sender is waiting with it
+ * in memory, and its row keeps only a cut body.) */
+static void shed(struct job *j)
+{
+	if (!delivery_async(j->d) || !j->ds->journal || !delivery_rowid(j->d))
+		return;
+	delivery_shed(j->d);
+	route_free(&j->route); /* an async delivery's route is read when it runs */
+}
+
+/* A shell is read back whole from its journal row as its attempt starts
+ * (under the config it came with); false, with the reason in err, when it
+ * cannot be. */
+static bool load_back(struct job *j, char *err, size_t errlen)
+{
+	if (!delivery_is_shell(j->d))
+		return true;
+	struct delivery *whole = delivery_from_row(j->ds->journal, delivery_config(j->d),
+	                                           delivery_rowid(j->d), delivery_attempt(j->d));
+	if (!whole || strcmp(delivery_id(whole), delivery_id(j->d)) != 0) {
+		delivery_free(whole);
+		snprintf(err, errlen, "cannot read the delivery back from the journal");
+		return false;
+	}
+	delivery_free(j->d);
+	j->d = whole;
+	return true;
+}
+
 static void job_free(struct job *j)
 {
 	if (j->retry_timer)
@@ -330,9 +369,11 @@ static void job_enter(struct job *j, enum lifecycle to)
 	switch (to) {
 	case LC_WAIT_KEY:
 		TAILQ_INSERT_TAIL(&keyq_get(ds, key, false)->waiting, j, key_link);
+		shed(j);
 		break;
 	case LC_QUEUED:
 		TAILQ_INSERT_TAIL(&ds->queue, j, link);
+		shed(j);
 		break;
 	case LC_RUNNING:
 		ds->running++;
@@ -344,6 +385,7 @@ static void job_enter(struct job *j, enum lifecycle to)
 		struct timeval tv = {(time_t)(j->retry_in_ms / 1000),
 		                     (suseconds_t)(j->retry_in_ms % 1000) * 1000};
 		evtimer_add(j->retry_timer, &tv);
+		shed(j);
 		break;
 	}
 	case LC_DONE:
@@ -636,32 +678,43 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 	run_next_hook(j);
 }
 
+/* An attempt begins: the delivery whole (a shell is read back), its
+ * environment, its route, and the journal's record that it runs. */
+static void attempt_begins(struct job *j)
+{
+	struct dispatcher *ds = j->ds;
+	char err[128];
+	bool loaded = load_back(j, err, sizeof(err));
+	struct delivery *d = j->d;
+	bool env_ok = loaded && delivery_build_env(d, err, sizeof(err));
+	if (delivery_async(d)) {
+		/* An async delivery's route is read when it runs. */
+		resolve(j);
+	}
+	if (!env_ok) {
+		/* dispatch_submit built it already: this is a guard only. A row
+		 * that could not be read may be read next time: a 503, retried. */
+		route_free(&j->route);
+		j->route.error = xstrdup(err);
+		j->route.may_pass = !loaded;
+	}
+	/* A sync delivery was recorded as running this attempt already
+	 * (journal_record): asking again would only cost a read. */
+	if (ds->journal && delivery_rowid(d) && delivery_async(d))
+		journal_attempt_started(ds->journal, delivery_rowid(d), delivery_attempt(d),
+		                        now_wall_ms());
+	for (size_t i = 0; i < j->route.nskipped; i++)
+		log_msg(LOG_LVL_WARN, "skipped %s: not executable (delivery %s)", j->route.skipped[i],
+		        delivery_id(d));
+}
+
 static void run_next_hook(struct job *j)
 {
 	struct dispatcher *ds = j->ds;
-	struct delivery *d = j->d;
 	bool first = j->next_hook == 0;
-	if (first) {
-		char err[128];
-		bool env_ok = delivery_build_env(d, err, sizeof(err));
-		if (delivery_async(d)) {
-			/* An async delivery's route is read when it runs. */
-			resolve(j);
-		}
-		if (!env_ok) {
-			/* dispatch_submit built it already: this is a guard only. */
-			route_free(&j->route);
-			j->route.error = xstrdup(err);
-		}
-		/* A sync delivery was recorded as running this attempt already
-		 * (journal_record): asking again would only cost a read. */
-		if (ds->journal && delivery_rowid(d) && delivery_async(d))
-			journal_attempt_started(ds->journal, delivery_rowid(d), delivery_attempt(d),
-			                        now_wall_ms());
-		for (size_t i = 0; i < j->route.nskipped; i++)
-			log_msg(LOG_LVL_WARN, "skipped %s: not executable (delivery %s)",
-			        j->route.skipped[i], delivery_id(d));
-	}
+	if (first)
+		attempt_begins(j);
+	struct delivery *d = j->d;
 	if (j->route.error || !j->route.name || j->next_hook >= j->route.nhooks) {
 		if (!route_outcome(j))
 			delivery_set_outcome(d, 200, "ok", NULL);
@@ -781,6 +834,14 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		}
 		if (ds->journal && journal_pending_count(ds->journal) >= ds->cfg->journal_max) {
 			answer_now(j, 503, "overloaded", xstrdup("journal_max deliveries pending"),
+			           RETRY_AFTER_OVERLOAD);
+			return;
+		}
+		size_t body_len;
+		delivery_body(d, &body_len);
+		if (ds->journal && (uint64_t)journal_pending_bytes(ds->journal) + body_len >
+		                           ds->cfg->journal_max_bytes) {
+			answer_now(j, 503, "overloaded", xstrdup("journal_max_bytes of bodies pending"),
 			           RETRY_AFTER_OVERLOAD);
 			return;
 		}

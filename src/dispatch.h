@@ -37,7 +37,10 @@
  *   OVER (a retry due)
  *
  * A delivery holds its key in QUEUED and RUNNING; a sync delivery in
- * WAIT_KEY or QUEUED counts against max_queued.
+ * WAIT_KEY or QUEUED counts against max_queued. A journaled async delivery
+ * entering WAIT_KEY, QUEUED or WAIT_RETRY becomes a shell (delivery_shed):
+ * its body and environment wait in the journal, and are read back
+ * (delivery_from_row) when it enters RUNNING.
  */
 #ifndef HOOKD_DISPATCH_H
 #define HOOKD_DISPATCH_H

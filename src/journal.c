@@ -194,6 +194,7 @@ enum stmt_id {
 	ST_FIND,
 	ST_FIND_ALL,
 	ST_COUNT_PENDING,
+	ST_COUNT_PENDING_BYTES,
 	ST_COUNT_ROWS,
 	ST_PRUNE_AGE,
 	ST_PRUNE_OLDEST,
@@ -220,7 +221,7 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
 	[ST_LOOKUP] = "SELECT id, state, attempts FROM deliveries"
 	              " WHERE delivery_id = ?2 AND endpoint = ?1",
-	[ST_OLD] = "SELECT state, async, attempts, run_attempt FROM deliveries WHERE id = ?1",
+	[ST_OLD] = "SELECT state, async, attempts, run_attempt, body_len FROM deliveries WHERE id = ?1",
 	[ST_INSERT] = "INSERT INTO deliveries (endpoint, delivery_id, event, remote_addr, async,"
 	              " state, received_ms, updated_ms, run_attempt, run_started_ms, headers,"
 	              " body, body_len, body_cut)"
@@ -258,7 +259,11 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_REQUEUE] = "UPDATE deliveries SET state = 0, async = 1, next_due_ms = ?2,"
 	               " updated_ms = ?2, run_attempt = 0 WHERE id = ?1",
 	[ST_GET] = "SELECT " PENDING_COLS " FROM deliveries WHERE id = ?1",
-	[ST_PENDING_ROWS] = "SELECT " PENDING_COLS " FROM deliveries"
+	/* Recovery's list: the body and headers stay in the journal until
+	 * each row is read back (journal_get), so that many pending bodies
+	 * are never in memory together. */
+	[ST_PENDING_ROWS] = "SELECT id, endpoint, delivery_id, event, remote_addr, state, attempts,"
+	                    " next_due_ms, received_ms, NULL, body_len, body_cut, NULL FROM deliveries"
 	                    " WHERE state < 3 AND async = 1 ORDER BY received_ms, id",
 	/* What recovery must change: any run under way, and sync deliveries
 	 * still pending (nobody will run them now). */
@@ -268,6 +273,10 @@ static const char *const stmt_sql[ST_MAX] = {
 	            " AND (?2 IS NULL OR endpoint = ?2) LIMIT 2",
 	[ST_FIND_ALL] = "SELECT endpoint FROM deliveries WHERE delivery_id = ?1 ORDER BY endpoint",
 	[ST_COUNT_PENDING] = "SELECT count(*) FROM deliveries WHERE state < 3 AND async = 1",
+	/* A pending async row's body is whole (only a final one is cut), so
+	 * body_len is what it holds. */
+	[ST_COUNT_PENDING_BYTES] = "SELECT coalesce(sum(body_len), 0) FROM deliveries"
+	                           " WHERE state < 3 AND async = 1",
 	[ST_COUNT_ROWS] = "SELECT count(*) FROM deliveries",
 	[ST_PRUNE_AGE] = "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
 	                 " WHERE received_ms < ?1 AND state >= 3 ORDER BY received_ms LIMIT ?2)",
@@ -295,6 +304,7 @@ struct journal {
 	uint64_t body_max;
 	int64_t keep_ms, max_rows;
 	int64_t pending; /* pending async deliveries */
+	int64_t pending_bytes; /* ... and the bytes of their bodies */
 	int64_t rows;    /* all deliveries */
 	bool durable_tx; /* the open transaction runs with synchronous=FULL */
 	bool batching;   /* journal_set_batching() */
@@ -517,6 +527,7 @@ struct old_row {
 	bool async;
 	int attempts;
 	int run_attempt;
+	int64_t body_len;
 };
 
 static int read_old(struct journal *j, int64_t rowid, struct old_row *o)
@@ -532,6 +543,7 @@ static int read_old(struct journal *j, int64_t rowid, struct old_row *o)
 		o->async = sqlite3_column_int(s, 1) != 0;
 		o->attempts = sqlite3_column_int(s, 2);
 		o->run_attempt = sqlite3_column_int(s, 3);
+		o->body_len = sqlite3_column_int64(s, 4);
 		ret = 1;
 	} else if (rc != SQLITE_DONE) {
 		db_error(j, "read delivery");
@@ -558,12 +570,24 @@ static int64_t count_query(struct journal *j, enum stmt_id id)
 static int recount(struct journal *j)
 {
 	int64_t p = count_query(j, ST_COUNT_PENDING);
+	int64_t b = count_query(j, ST_COUNT_PENDING_BYTES);
 	int64_t r = count_query(j, ST_COUNT_ROWS);
-	if (p < 0 || r < 0)
+	if (p < 0 || b < 0 || r < 0)
 		return -1;
 	j->pending = p;
+	j->pending_bytes = b;
 	j->rows = r;
 	return 0;
+}
+
+/* A row's change from (old state, old body) to (new state, new body): the
+ * pending count and bytes follow, once its write is committed. */
+static void count_pending(struct journal *j, int old_state, bool old_async, int64_t old_len,
+                          int new_state, bool new_async, int64_t new_len)
+{
+	bool was = pending_async(old_state, old_async), is = pending_async(new_state, new_async);
+	j->pending += (int64_t)is - (int64_t)was;
+	j->pending_bytes += (is ? new_len : 0) - (was ? old_len : 0);
 }
 
 /* ---- open and close ---- */
@@ -884,7 +908,8 @@ int64_t journal_record(struct journal *j, const struct journal_new *d)
 	const void *body = d->body ? (const void *)d->body : "";
 	char *headers = headers_text(d);
 	int64_t rowid = -1;
-	int64_t dpending = 0, drows = 0;
+	int64_t drows = 0;
+	struct old_row o = {.state = DSTATE_SUCCEEDED};
 
 	/* The 202 promises the delivery survives a crash or power loss. */
 	if (tx_begin_batched(j, d->async, !d->async) < 0)
@@ -897,7 +922,6 @@ int64_t journal_record(struct journal *j, const struct journal_new *d)
 	if (found == RESULT_ERROR)
 		goto fail;
 	if (found == RESULT_OK) {
-		struct old_row o;
 		if (read_old(j, old_id, &o) != 1)
 			goto fail;
 		sqlite3_stmt *s = stmt(j, ST_RESEND);
@@ -916,7 +940,6 @@ int64_t journal_record(struct journal *j, const struct journal_new *d)
 		if (step_done(j, s, "record resend") < 0)
 			goto fail;
 		rowid = old_id;
-		dpending = (int64_t)pending_async(st, d->async) - pending_async(o.state, o.async);
 	} else {
 		sqlite3_stmt *s = stmt(j, ST_INSERT);
 		if (!s)
@@ -936,14 +959,13 @@ int64_t journal_record(struct journal *j, const struct journal_new *d)
 		if (step_done(j, s, "record") < 0)
 			goto fail;
 		rowid = sqlite3_last_insert_rowid(j->db);
-		dpending = pending_async(st, d->async);
 		drows = 1;
 	}
 	if (tx_commit(j) < 0) {
 		rowid = -1;
 		goto out;
 	}
-	j->pending += dpending;
+	count_pending(j, o.state, o.async, o.body_len, st, d->async, (int64_t)d->body_len);
 	j->rows += drows;
 	goto out;
 fail:
@@ -973,7 +995,7 @@ int journal_attempt_started(struct journal *j, int64_t rowid, int attempt, int64
 	sqlite3_bind_int64(s, 3, started_ms);
 	if (step_done(j, s, "attempt started") < 0)
 		return -1;
-	j->pending += (int64_t)pending_async(DSTATE_RUNNING, o.async) - pending_async(o.state, o.async);
+	count_pending(j, o.state, o.async, o.body_len, DSTATE_RUNNING, o.async, o.body_len);
 	return 0;
 }
 
@@ -1057,7 +1079,7 @@ int journal_attempt_finished(struct journal *j, int64_t rowid, const struct jour
 		goto fail;
 	if (tx_commit(j) < 0)
 		return -1;
-	j->pending += (int64_t)pending_async(state, o.async) - pending_async(o.state, o.async);
+	count_pending(j, o.state, o.async, o.body_len, state, o.async, o.body_len);
 	return 0;
 fail:
 	tx_rollback(j);
@@ -1102,7 +1124,7 @@ enum result journal_requeue(struct journal *j, int64_t rowid)
 		goto fail;
 	if (tx_commit(j) < 0)
 		return RESULT_ERROR;
-	j->pending += 1 - (int64_t)pending_async(o.state, o.async);
+	count_pending(j, o.state, o.async, o.body_len, DSTATE_QUEUED, true, o.body_len);
 	return RESULT_OK;
 fail:
 	tx_rollback(j);
@@ -1128,6 +1150,13 @@ static void read_pending(sqlite3_stmt *s, struct journal_pending *p)
 	p->attempts = sqlite3_column_int(s, 6);
 	p->next_due_ms = sqlite3_column_int64(s, 7);
 	p->received_ms = sqlite3_column_int64(s, 8);
+	p->body_complete = sqlite3_column_int(s, 11) == 0;
+	if (sqlite3_column_type(s, 9) == SQLITE_NULL) {
+		/* Recovery's list: the body stays in the journal. */
+		p->body_len = (size_t)sqlite3_column_int64(s, 10);
+		p->headers = xcalloc(1, sizeof(char *));
+		return;
+	}
 	const void *b = sqlite3_column_blob(s, 9);
 	size_t blen = (size_t)sqlite3_column_bytes(s, 9);
 	p->body = xmalloc(blen + 1);
@@ -1135,7 +1164,6 @@ static void read_pending(sqlite3_stmt *s, struct journal_pending *p)
 		memcpy(p->body, b, blen);
 	p->body[blen] = '\0'; /* a convenience for text bodies; body_len counts */
 	p->body_len = blen;
-	p->body_complete = sqlite3_column_int(s, 11) == 0;
 
 	const char *h = (const char *)sqlite3_column_text(s, 12);
 	size_t n = 0;
@@ -1352,10 +1380,14 @@ int journal_prune(struct journal *j, int64_t now_ms)
 			deleted += n;
 		}
 	} else if (deleted == 0) {
-		/* Nothing was due: a cheap moment to resync the pending count. */
+		/* Nothing was due: a cheap moment to resync the pending count
+		 * and bytes. */
 		int64_t p = count_query(j, ST_COUNT_PENDING);
-		if (p >= 0)
+		int64_t b = count_query(j, ST_COUNT_PENDING_BYTES);
+		if (p >= 0 && b >= 0) {
 			j->pending = p;
+			j->pending_bytes = b;
+		}
 	}
 	return deleted;
 }
@@ -1365,6 +1397,13 @@ int64_t journal_pending_count(struct journal *j)
 	if (j->readonly)
 		return count_query(j, ST_COUNT_PENDING);
 	return j->pending;
+}
+
+int64_t journal_pending_bytes(struct journal *j)
+{
+	if (j->readonly)
+		return count_query(j, ST_COUNT_PENDING_BYTES);
+	return j->pending_bytes;
 }
 
 /* ---- reading back, for `events` and `show` ---- */

@@ -70,7 +70,8 @@ struct journal_attempt {
 	size_t nhooks;
 };
 
-/* A pending async delivery as read back at start or for a replay. */
+/* A delivery as read back (journal_get), or as listed at start
+ * (journal_recover: without its body and headers). */
 struct journal_pending {
 	int64_t rowid;
 	char *endpoint, *delivery_id, *event, *remote_addr;
@@ -78,8 +79,8 @@ struct journal_pending {
 	int attempts;     /* attempts made so far */
 	int64_t next_due_ms;
 	int64_t received_ms;
-	unsigned char *body;
-	size_t body_len;
+	unsigned char *body; /* NULL in journal_recover's list */
+	size_t body_len;     /* the kept body's length (the list: the received length) */
 	bool body_complete; /* false when the kept body was cut */
 	char **headers;     /* "Name: value", n of them */
 	size_t nheaders;
@@ -154,7 +155,8 @@ enum result journal_requeue(struct journal *j, int64_t rowid);
 
 /*
  * At start: every async delivery that is QUEUED, RETRY_WAIT or RUNNING,
- * in arrival order. A RUNNING one died with hookd: that run is counted as
+ * in arrival order, without its body and headers (read each back with
+ * journal_get: the pending bodies are never all in memory at once). A RUNNING one died with hookd: that run is counted as
  * an attempt (recorded as such: http 0, status and error "interrupted") and
  * it becomes QUEUED, due now. Sync deliveries left RUNNING are marked FAILED
  * the same way (that run counted too). Call it before recording new
@@ -163,7 +165,8 @@ enum result journal_requeue(struct journal *j, int64_t rowid);
  */
 int journal_recover(struct journal *j, struct journal_pending **out, size_t *n);
 
-/* One delivery by rowid, for replay: RESULT_OK, UNKNOWN or ERROR. */
+/* One delivery by rowid, whole (replay, recovery, and a pending async
+ * delivery's attempt): RESULT_OK, UNKNOWN or ERROR. */
 enum result journal_get(struct journal *j, int64_t rowid, struct journal_pending *out);
 /* rowid for (endpoint or NULL: any, id): RESULT_OK, UNKNOWN, AMBIGUOUS (known
  * at several endpoints) or ERROR. */
@@ -180,6 +183,10 @@ int journal_prune(struct journal *j, int64_t now_ms);
 
 /* Number of pending async deliveries (for journal_max overload). */
 int64_t journal_pending_count(struct journal *j);
+/* The bytes of their bodies (for journal_max_bytes); counted from the
+ * journal at open, after recovery and a lost batch, kept up to date by every
+ * write that changes them. */
+int64_t journal_pending_bytes(struct journal *j);
 
 /*
  * Reading back, for `hookd events` and `hookd show` (journal_format.c). Each

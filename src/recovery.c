@@ -1,6 +1,7 @@
 /*
  * Recovery and replay (recovery.h): a journal row back into a delivery,
- * handed to the dispatcher.
+ * handed to the dispatcher; and the same for each attempt of a pending
+ * async delivery, whose body waits in the journal.
  */
 #include "recovery.h"
 
@@ -31,10 +32,9 @@ static const char *pending_header(void *ctx, const char *name)
 /* A journal row as the delivery it was when it came (its received time,
  * headers and payload), at the given attempt; NULL when its endpoint is no
  * longer configured. */
-static struct delivery *delivery_from_journal(struct dispatcher *ds, struct journal_pending *p,
+static struct delivery *delivery_from_journal(struct config *cfg, struct journal_pending *p,
                                               int attempt)
 {
-	struct config *cfg = dispatcher_config(ds);
 	const struct endpoint *ep = config_endpoint_by_name(cfg, p->endpoint);
 	if (!ep) {
 		log_msg(LOG_LVL_ERROR, "journal: delivery %s is for endpoint '%s', which is no longer configured",
@@ -67,6 +67,20 @@ static struct delivery *delivery_from_journal(struct dispatcher *ds, struct jour
 	return d;
 }
 
+struct delivery *delivery_from_row(struct journal *journal, struct config *cfg, int64_t rowid,
+                                   int attempt)
+{
+	struct journal_pending p;
+	memset(&p, 0, sizeof(p));
+	if (journal_get(journal, rowid, &p) != RESULT_OK) {
+		log_msg(LOG_LVL_ERROR, "journal: cannot read delivery row %lld back", (long long)rowid);
+		return NULL;
+	}
+	struct delivery *d = delivery_from_journal(cfg, &p, attempt);
+	journal_pending_free(&p);
+	return d;
+}
+
 int dispatch_recover(struct dispatcher *ds)
 {
 	struct journal *journal = dispatcher_journal(ds);
@@ -79,10 +93,13 @@ int dispatch_recover(struct dispatcher *ds)
 	int64_t now = now_wall_ms();
 	for (size_t i = 0; i < n; i++) {
 		/* One waiting for its retry keeps its due time; the attempt it
-		 * waits for is its next. */
+		 * waits for is its next. Each is read whole (its serialization
+		 * key is in its payload) and, unless it starts now, becomes a
+		 * shell again (dispatch.c): one body at a time in memory. */
 		bool due_later = v[i].state == DSTATE_RETRY_WAIT && v[i].next_due_ms > now;
 		struct delivery *d =
-			delivery_from_journal(ds, &v[i], due_later ? v[i].attempts : v[i].attempts + 1);
+			delivery_from_row(journal, dispatcher_config(ds), v[i].rowid,
+			                  due_later ? v[i].attempts : v[i].attempts + 1);
 		if (d)
 			dispatch_resume(ds, d, due_later ? v[i].next_due_ms - now : 0);
 		journal_pending_free(&v[i]);
@@ -109,7 +126,7 @@ enum result dispatch_replay(struct dispatcher *ds, int64_t rowid)
 	} else if (!p.body_complete) {
 		rc = RESULT_BODY_CUT;
 	} else {
-		struct delivery *d = delivery_from_journal(ds, &p, p.attempts + 1);
+		struct delivery *d = delivery_from_journal(dispatcher_config(ds), &p, p.attempts + 1);
 		if (!d) {
 			rc = RESULT_UNKNOWN;
 		} else {

@@ -11,7 +11,21 @@
 
 #include "result.h"
 
+struct config;
+struct delivery;
 struct dispatcher;
+struct journal;
+
+/*
+ * The one way a journal row becomes a delivery again: row rowid as it came
+ * (received time, headers, payload), at the given attempt, under cfg. Used
+ * by recovery and replay, and by the dispatcher when an attempt of a
+ * pending async delivery starts (its body and environment wait in the
+ * journal meanwhile). NULL, logged, when the row cannot be read or its
+ * endpoint is not in cfg.
+ */
+struct delivery *delivery_from_row(struct journal *journal, struct config *cfg, int64_t rowid,
+                                   int attempt);
 
 /* Recovers the journal's pending async deliveries (at start); 0, or -1
  * when the journal cannot be read. */

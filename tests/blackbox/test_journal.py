@@ -8,6 +8,8 @@ Hooks record what they see by appending one short line a run to a file
 interleave within a line and no lock is needed.
 """
 
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -21,7 +23,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (NF_INTEGRATION_ID, NF_INTEGRATION_NAME, NF_PREFIX, NF_TOKEN,  # noqa: E402
-                     main, new_id, sh, sample_json, wait_until)
+                     binary_has_asan, main, new_id, sh, sample_json, status_kb, wait_until)
 from harness import JournalHookd as Hookd  # noqa: E402
 from harness import journal_config as config  # noqa: E402
 
@@ -549,6 +551,152 @@ class Crash(Base):
             # Each ran once, with attempt 1, in arrival order.
             self.assertEqual([(i, a) for (i, a, _) in runs(h, "start")],
                              [(i, 1) for i in ids])
+
+
+# --------------------------------------------------------------------------
+# pending async deliveries live in the journal (issue 16, point 3)
+
+GH_SECRET = "gh-pending-s3cret-4d5e6f"
+
+
+def gh_config(server=""):
+    """A github endpoint in async mode at /gh, one hook at a time."""
+    return ("[server]\nlisten = 127.0.0.1:0\nhooks_dir = {hooks}\nstate_dir = {state}\n"
+            "timeout = 120s\nkill_grace = 1s\nmax_running = 1\n" + server
+            + "\n[endpoint gh]\npath = /gh\nscheme = github\nsecret = %s\nmode = async\n"
+            "pass_headers = X-Note\n" % GH_SECRET)
+
+
+# Waits while {tmp}/hold exists, then records what it got: id, event, the
+# payload's n, a pass_headers header, the attempt and its stdin's SHA-256.
+HOLD_HOOK = sh(
+    "while [ -e '{tmp}/hold' ]; do sleep 0.05; done\n"
+    "sum=$(sha256sum | cut -c1-64)\n"
+    "echo \"$HOOK_ID $HOOK_EVENT $HOOK_N $HOOK_HEADER_X_NOTE $HOOK_ATTEMPT $sum\""
+    " >> '{tmp}/runs'")
+
+
+def gh_body(n, size):
+    """A JSON body of exactly size bytes whose payload says n."""
+    head = '{"n":%d,"pad":"' % n
+    return (head + "x" * (size - len(head) - 2) + '"}').encode()
+
+
+def gh_post(h, eid, body, note):
+    sig = "sha256=" + hmac.new(GH_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return h.request("POST", "/gh", body, {
+        "Content-Type": "application/json", "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": eid, "X-Hub-Signature-256": sig, "X-Note": note,
+    }, timeout=60)
+
+
+class PendingInJournal(Base):
+    """A pending async delivery keeps its body and environment in the
+    journal, not in memory: read back when its attempt starts."""
+
+    def daemon(self, server=""):
+        return harness.Hookd(gh_config(server), {"push": HOLD_HOOK}, secrets=(GH_SECRET,))
+
+    def assertRanOnce(self, h, bodies, notes):
+        """Each delivery of bodies {id: body} ran once, attempt 1, with its
+        own body on stdin and its own variables."""
+        got = {}
+        for w in h.lines_of("runs"):
+            self.assertEqual(len(w), 6, w)
+            self.assertNotIn(w[0], got, "%s ran twice" % w[0])
+            got[w[0]] = w[1:]
+        self.assertEqual(sorted(got), sorted(bodies))
+        for eid, body in bodies.items():
+            n = json.loads(body)["n"]
+            self.assertEqual(got[eid], ["push", str(n), notes[eid], "1",
+                                        hashlib.sha256(body).hexdigest()], eid)
+
+    def assertNoErrors(self, h):
+        errors = [l for l in h.logs() if "level=error" in l]
+        self.assertEqual(errors, [], "hookd logged errors")
+
+    def test_300_bodies_of_a_megabyte_cost_no_memory_while_pending(self):
+        # Issue 16, attack 3: a captured 1 MB signed body resent 300 times
+        # under new delivery ids (here each body says which it is, so that
+        # none can be taken for another), while the one hook slot is busy.
+        with self.daemon() as h:
+            h.write_file("hold", "")
+            ids = [new_id("gh%03d" % n) for n in range(300)]
+            bodies = {eid: gh_body(n, 1000000) for n, eid in enumerate(ids)}
+            notes = {eid: "note-%d" % n for n, eid in enumerate(ids)}
+            answers = {}
+
+            def client(part):
+                for eid in part:
+                    answers[eid] = gh_post(h, eid, bodies[eid], notes[eid])
+            clients = [threading.Thread(target=client, args=(ids[k::4],)) for k in range(4)]
+            t0 = time.monotonic()
+            for t in clients:
+                t.start()
+            for t in clients:
+                t.join(300)
+            took = time.monotonic() - t0
+            self.assertEqual(len(answers), 300)
+            for eid in ids:
+                self.assertStatus(answers[eid], 202, "accepted")
+            rss, hwm = status_kb(h.pid, "VmRSS"), status_kb(h.pid, "VmHWM")
+            print("300 x 1 MB async: %.1fs, RSS %d kB, peak %d kB" % (took, rss, hwm))
+            rows = {e["id"]: e for e in h.events()}
+            self.assertEqual(sorted(rows), sorted(ids))
+            self.assertTrue(all(r["state"] in ("queued", "running") for r in rows.values()))
+            if not binary_has_asan():  # its RSS is shadow memory and quarantine
+                self.assertLess(hwm, 64 * 1024, "peak RSS with 300 pending")
+
+            # They run, each read back from the journal; hookd stops while
+            # most still wait, and the next start takes them up.
+            os.unlink(h.path("hold"))
+            self.assertTrue(wait_until(lambda: len(h.lines_of("runs")) >= 50, 60))
+            self.assertEqual(h.stop(), 0)
+            before = len(h.lines_of("runs"))
+            self.assertLess(before, 300, "all ran before the restart")
+            h.start()
+            rows = h.wait_states(ids, timeout=120)
+            self.assertEqual(len(rows), 300)
+            bad = {i: r["state"] for i, r in rows.items() if r["state"] != "succeeded"}
+            self.assertEqual(bad, {})
+            self.assertIn("journal: %d pending async deliveries resumed" % (300 - before),
+                          h.log_text())
+            hwm = status_kb(h.pid, "VmHWM")
+            print("after a restart with %d pending: peak %d kB" % (300 - before, hwm))
+            if not binary_has_asan():
+                self.assertLess(hwm, 64 * 1024, "peak RSS recovering them")
+            self.assertRanOnce(h, bodies, notes)
+            self.assertNoErrors(h)
+
+    def test_journal_max_bytes_answers_503(self):
+        with self.daemon("journal_max_bytes = 2500\n") as h:
+            h.write_file("hold", "")
+            first, second, late, small = (new_id(n) for n in ("first", "second", "late", "small"))
+            bodies = {first: gh_body(1, 1000), second: gh_body(2, 1000),
+                      late: gh_body(3, 1000), small: gh_body(4, 400)}
+            notes = {eid: "n" + eid for eid in bodies}
+            for eid in (first, second):
+                self.assertStatus(gh_post(h, eid, bodies[eid], notes[eid]), 202, "accepted")
+            # 2000 bytes pending (one running, one queued): 1000 more would
+            # pass journal_max_bytes.
+            r = gh_post(h, late, bodies[late], notes[late])
+            self.assertStatus(r, 503, "overloaded")
+            ra = r.headers.get("retry-after", "")
+            self.assertTrue(ra.isdigit() and int(ra) > 0, r)
+            self.assertEqual(r.json.get("error"), "journal_max_bytes of bodies pending", r)
+            # A 503 is not an attempt: nothing recorded.
+            self.assertEqual(h.cli("show", late).returncode, 1)
+            # 400 bytes still fit.
+            self.assertStatus(gh_post(h, small, bodies[small], notes[small]), 202, "accepted")
+            os.unlink(h.path("hold"))
+            rows = h.wait_states([first, second, small], timeout=20)
+            self.assertTrue(all(r["state"] == "succeeded" for r in rows.values()), rows)
+            self.assertNotIn(late, [w[0] for w in h.lines_of("runs")], "the refused one ran")
+            # With room again, the same id is accepted as new.
+            self.assertStatus(gh_post(h, late, bodies[late], notes[late]), 202, "accepted")
+            h.wait_states([late], timeout=20)
+            self.assertRanOnce(h, bodies, notes)
+            self.assertNoErrors(h)
 
 
 # --------------------------------------------------------------------------

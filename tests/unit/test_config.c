@@ -108,6 +108,8 @@ static const struct {
 	 "hookd.ini:2: bad value '2GiB' for max_body in [server]: must be at most 1GiB"},
 	{"[server]\nmax_headers = 17179869183GiB\n", "hookd.ini:2: bad value '17179869183GiB' for max_headers*"},
 	{"[server]\njournal_body_max = -1\n", "hookd.ini:2: bad value '-1' for journal_body_max*"},
+	{"[server]\njournal_max_bytes = 0\n",
+	 "hookd.ini:2: bad value '0' for journal_max_bytes in [server]: must be more than 0"},
 	{"[server]\ninclude_output = maybe\n",
 	 "hookd.ini:2: bad value 'maybe' for include_output in [server]: expected yes/no, true/false, on/off or 1/0"},
 	{"[server]\ninclude_output = YES\n", "hookd.ini:2: bad value 'YES' for include_output*"},
@@ -540,6 +542,7 @@ static void test_defaults(void)
 	CHECK(c->journal_keep_ms == 30LL * 86400 * 1000, "journal_keep");
 	CHECK(c->journal_max == 100000, "journal_max");
 	CHECK(c->journal_body_max == 65536, "journal_body_max");
+	CHECK(c->journal_max_bytes == 1024ULL * 1024 * 1024, "journal_max_bytes");
 	CHECK(!c->tls_cert && !c->tls_key && !c->tls_ciphers, "tls");
 	CHECK(c->log_format == LOG_FORMAT_LOGFMT, "log_format");
 	CHECK(c->server_opts.mode == MODE_SYNC && c->server_opts.retries == 5 &&

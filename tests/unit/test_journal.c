@@ -468,8 +468,16 @@ static void test_recover(void)
 		CHECK(p[i].next_due_ms == want[i].due, "%s due", want[i].id);
 		CHECK(p[i].body_complete, "%s body complete", want[i].id);
 		CHECK_STR(p[i].endpoint, "ep", "%s endpoint", want[i].id);
-		CHECK(p[i].nheaders == 2 && strcmp(p[i].headers[0], "Content-Type: application/json") == 0,
+		/* The list leaves bodies and headers in the journal ... */
+		CHECK(!p[i].body && p[i].nheaders == 0, "%s listed without body", want[i].id);
+		/* ... where each is read back whole. */
+		struct journal_pending whole;
+		CHECK(journal_get(j, p[i].rowid, &whole) == RESULT_OK, "%s get", want[i].id);
+		CHECK(whole.nheaders == 2 &&
+		      strcmp(whole.headers[0], "Content-Type: application/json") == 0,
 		      "%s headers", want[i].id);
+		CHECK(whole.body && whole.body_len == p[i].body_len, "%s body", want[i].id);
+		journal_pending_free(&whole);
 	}
 	CHECK(n == 3 && p[2].rowid == q && p[2].body_len == 7, "q body");
 	for (size_t i = 0; i < n; i++)
@@ -504,6 +512,107 @@ static void test_recover(void)
 	free(p);
 	journal_close(j);
 	(void)srun;
+	free(dir);
+}
+
+/* The bytes of pending async bodies (journal_max_bytes): each write that
+ * makes a delivery pending or final moves them, and they are counted from
+ * the journal itself at open and after recovery. */
+static void test_pending_bytes(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 1024, 0, 0);
+	CHECK(journal_pending_bytes(j) == 0, "empty");
+	int64_t a = rec(j, "ep", "a", "e", true, T0, "0123456789");
+	int64_t b = rec(j, "ep", "b", "e", true, T0 + 1, "abcde");
+	int64_t s = rec(j, "ep", "s", "e", false, T0 + 2, "a sync body is never counted");
+	int64_t none = rec(j, "ep", "none", "e", true, T0 + 3, "");
+	static const char pending_sum[] =
+		"SELECT coalesce(sum(length(body)), 0) FROM deliveries WHERE state < 3 AND async = 1";
+	enum op { START, RETRY, SUCCEED, FAIL, RESEND_ASYNC, RESEND_SYNC, REQUEUE };
+	static const char *const op_names[] = {
+		"start", "retry", "succeed", "fail", "resend async", "resend sync", "requeue",
+	};
+	struct {
+		enum op op;
+		int64_t *row;
+		const char *id, *body; /* resends */
+		int64_t want;
+	} steps[] = {
+		{START, &a, NULL, NULL, 15},          /* running is pending */
+		{RETRY, &a, NULL, NULL, 15},          /* so is waiting for a retry */
+		{START, &a, NULL, NULL, 15},
+		{SUCCEED, &a, NULL, NULL, 5},         /* final: no longer counted */
+		{START, &s, NULL, NULL, 5},
+		{FAIL, &s, NULL, NULL, 5},
+		{START, &b, NULL, NULL, 5},
+		{FAIL, &b, NULL, NULL, 0},
+		{RESEND_ASYNC, &b, "b", "0123456", 7}, /* the new body counts */
+		{REQUEUE, &a, NULL, NULL, 17},          /* a replay is pending again */
+		{RESEND_SYNC, &s, "s", "xy", 17},
+		{START, &none, NULL, NULL, 17},
+		{SUCCEED, &none, NULL, NULL, 17},
+	};
+	int attempt[4] = {0};
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+		int64_t r = *steps[i].row;
+		int *n = &attempt[r == a ? 0 : r == b ? 1 : r == s ? 2 : 3];
+		switch (steps[i].op) {
+		case START:
+			CHECK(journal_attempt_started(j, r, ++*n, T0 + 10) == 0, "step %zu", i);
+			break;
+		case RETRY:
+			CHECK(finish(j, r, *n, 503, DSTATE_RETRY_WAIT, T0 + 99) == 0, "step %zu", i);
+			break;
+		case SUCCEED:
+			CHECK(finish(j, r, *n, 200, DSTATE_SUCCEEDED, 0) == 0, "step %zu", i);
+			break;
+		case FAIL:
+			CHECK(finish(j, r, *n, 500, DSTATE_FAILED, 0) == 0, "step %zu", i);
+			break;
+		case RESEND_ASYNC:
+		case RESEND_SYNC:
+			CHECK(rec(j, "ep", steps[i].id, "e", steps[i].op == RESEND_ASYNC, T0 + 20,
+			          steps[i].body) == r, "step %zu", i);
+			break;
+		case REQUEUE:
+			CHECK(journal_requeue(j, r) == RESULT_OK, "step %zu", i);
+			break;
+		}
+		CHECK(journal_pending_bytes(j) == steps[i].want, "step %zu (%s): %lld bytes, want %lld",
+		      i, op_names[steps[i].op], (long long)journal_pending_bytes(j),
+		      (long long)steps[i].want);
+		CHECK(sql_int(dir, pending_sum) == steps[i].want, "step %zu: the journal agrees", i);
+	}
+	/* b runs when hookd dies: recovery counts that attempt and queues it
+	 * again; its bytes stay pending. */
+	CHECK(journal_attempt_started(j, b, 2, T0 + 30) == 0, "b running");
+	journal_close(j);
+
+	/* Counted from the journal at open, not carried: rows changed behind
+	 * hookd's back (as another version of it might leave them) are seen. */
+	CHECK(sql_int(dir, "UPDATE deliveries SET body = zeroblob(1000), body_len = 1000"
+	                   " WHERE delivery_id = 'a' RETURNING 1") == 1, "grow a's body");
+	j = open_dir(dir, 1024, 0, 0);
+	CHECK(journal_pending_bytes(j) == 1007, "at open: %lld", (long long)journal_pending_bytes(j));
+	struct journal_pending *p;
+	size_t n;
+	CHECK(journal_recover(j, &p, &n) == 0 && n == 2, "recovered %zu", n);
+	for (size_t i = 0; i < n; i++)
+		journal_pending_free(&p[i]);
+	free(p);
+	CHECK(journal_pending_bytes(j) == 1007, "after recovery: %lld",
+	      (long long)journal_pending_bytes(j));
+	CHECK(journal_attempt_started(j, b, 3, T0 + 40) == 0, "b again");
+	CHECK(finish(j, b, 3, 200, DSTATE_SUCCEEDED, 0) == 0, "b done");
+	CHECK(journal_pending_bytes(j) == 1000, "b done: %lld", (long long)journal_pending_bytes(j));
+	journal_close(j);
+
+	/* A reader (`hookd` commands) asks the journal itself. */
+	char err[256];
+	struct journal *ro = journal_open_readonly(dir, err, sizeof(err));
+	CHECK(ro && journal_pending_bytes(ro) == 1000, "read-only: %s", err);
+	journal_close(ro);
 	free(dir);
 }
 
@@ -1094,6 +1203,7 @@ int main(void)
 	test_resend();
 	test_body_cut();
 	test_recover();
+	test_pending_bytes();
 	test_prune();
 	test_find_requeue();
 	test_events();
