@@ -101,7 +101,7 @@ static void setup(void)
 	}
 	memmove(sock_path, sock_path + 5, strlen(sock_path + 5) + 1);
 	base = event_base_new();
-	struct http_limits lim = {2048, 1024, 4, 3600000, 3600000};
+	struct http_limits lim = {2048, 1024, 4, 3600000, 3600000, 0, 0};
 	srv = http_server_new(base, &lim, handler, error_body, NULL);
 	FUZZ_ASSERT(http_server_listen_fd(srv, fd) == 0);
 	atexit(cleanup);
