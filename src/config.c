@@ -1041,6 +1041,8 @@ static const struct keydef server_keys[] = {
 	{"include_output", set_bool, SRV(include_output), 0, 0, 0, 0},
 	{"max_headers", set_size, SRV(max_headers), 1, 1024 * 1024, 0, 0},
 	{"max_connections", set_int, SRV(max_connections), 1, INT_MAX, 0, 0},
+	{"max_connections_per_client", set_int, SRV(max_connections_per_client), 0, INT_MAX, 0, 0},
+	{"max_buffered", set_size, SRV(max_buffered), 1, 0, 0, 0},
 	DUR_POS("read_timeout", SRV(read_timeout_ms)),
 	DUR_POS("idle_timeout", SRV(idle_timeout_ms)),
 	{"limit_nofile", set_limit, SRV(limit_nofile), 0, 0, 0, 0},
@@ -1669,6 +1671,8 @@ static struct config *config_new(const char *path)
 	c->include_output = false;
 	c->max_headers = 16 * 1024;
 	c->max_connections = 1024;
+	c->max_connections_per_client = 256;
+	c->max_buffered = 64 * 1024 * 1024;
 	c->read_timeout_ms = 10 * MS_SECOND;
 	c->idle_timeout_ms = 60 * MS_SECOND;
 	c->limit_nofile = c->limit_nproc = c->limit_memory = c->limit_cpu = -1;

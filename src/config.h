@@ -124,6 +124,8 @@ struct config {
 	bool include_output;    /* no */
 	uint64_t max_headers;   /* 16KiB */
 	int max_connections;    /* 1024 */
+	int max_connections_per_client; /* 256; 0: no bound */
+	uint64_t max_buffered;  /* 64MiB: body bytes being read, all connections */
 	int64_t read_timeout_ms;/* 10s */
 	int64_t idle_timeout_ms;/* 60s */
 	/* Hook rlimits; -1 when unset. limit_cpu is in whole seconds. */

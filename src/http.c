@@ -23,6 +23,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "connlimit.h"
 #include "log.h"
 #include "netaddr.h"
 #include "tlslib.h"
@@ -37,6 +38,8 @@ enum conn_state {
 
 struct http_conn {
 	TAILQ_ENTRY(http_conn) link;
+	TAILQ_ENTRY(http_conn) idle_link; /* in srv->idle: may be closed to make room */
+	TAILQ_ENTRY(http_conn) wait_link; /* in srv->waiters: its body does not fit yet */
 	struct http_server *srv;
 	struct bufferevent *bev;
 	struct event *timer; /* read deadline, idle timeout or linger limit */
@@ -48,7 +51,13 @@ struct http_conn {
 	bool handshaking; /* TLS: the handshake is not done yet */
 	bool broken;      /* a read or write failed: no TLS close_notify */
 	bool tls;         /* accepted under TLS: answers go through OpenSSL */
+	bool in_idle;     /* no request byte since accept or the last answer, or lingering */
+	bool at_head;     /* the head handler has the request: its answer closes */
+	bool budget_wait; /* in srv->waiters, reading paused */
+	bool expect_continue;
 	size_t body_need;
+	uint64_t reserved; /* of srv->budget, while the body is read */
+	struct addr_count *addr; /* its peer address's count; NULL for unix sockets */
 	size_t lingered;
 	int64_t linger_until; /* monotonic ms */
 	char peer[64];
@@ -59,22 +68,30 @@ struct http_server {
 	struct event_base *base;
 	struct http_limits lim;
 	http_handler handler;
+	http_head_handler head;
 	http_error_body error_body;
 	void *arg;
 	struct evconnlistener **listeners;
 	size_t nlisteners;
 	struct event *retry_accept;
 	bool stopped;
-	bool paused; /* at max_connections */
+	bool paused; /* at max_connections with no connection idle */
 	int64_t accept_warned_ms; /* out of fds: logged at most once a minute */
 	long accept_failures;     /* since that line */
+	int64_t refused_warned_ms; /* a client at its limit: the same */
+	long refused;
 	int nconns;
 	TAILQ_HEAD(, http_conn) conns;
+	TAILQ_HEAD(, http_conn) idle;    /* longest idle first */
+	TAILQ_HEAD(, http_conn) waiters; /* for the body budget, first come first */
+	struct addr_counts *addrs;
+	struct body_budget budget; /* max_buffered */
 	SSL_CTX *tls; /* NULL: plain HTTP */
 };
 
 static void conn_free(struct http_conn *c);
 static void conn_process(struct http_conn *c);
+static void update_accepting(struct http_server *s);
 
 const char *http_reason(int status)
 {
@@ -156,6 +173,78 @@ static void arm_timer(struct http_conn *c, int64_t ms)
 	struct timeval tv;
 	tv_from_ms(&tv, ms);
 	evtimer_add(c->timer, &tv);
+}
+
+/*
+ * The idle list: connections that hold no request, those that sent none
+ * yet (since accept or since their last answer: a TLS handshake too) and
+ * those lingering after a closing answer, longest idle first. At
+ * max_connections the first is closed to admit a new connection, so that
+ * clients that only hold connections open cannot keep a delivery out.
+ */
+static void idle_add(struct http_conn *c)
+{
+	if (c->in_idle)
+		return;
+	c->in_idle = true;
+	TAILQ_INSERT_TAIL(&c->srv->idle, c, idle_link);
+	if (c->srv->paused)
+		update_accepting(c->srv);
+}
+
+static void idle_remove(struct http_conn *c)
+{
+	if (!c->in_idle)
+		return;
+	c->in_idle = false;
+	TAILQ_REMOVE(&c->srv->idle, c, idle_link);
+	if (c->srv->nconns >= c->srv->lim.max_connections)
+		update_accepting(c->srv);
+}
+
+/*
+ * The body budget (max_buffered): a request's Content-Length is reserved
+ * before its body is read and given back once the body is whole (or the
+ * request ends), so the body bytes all connections buffer stay under the
+ * bound whatever clients announce and then fail to send. A request that
+ * does not fit waits its turn with reading paused.
+ */
+static void body_start(struct http_conn *c)
+{
+	c->reserved = c->body_need;
+	body_budget_take(&c->srv->budget, c->reserved);
+	/* Only now: a client that waits for it sends its body only once
+	 * nothing in the head refused it and there is room. */
+	if (c->expect_continue)
+		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+}
+
+static void admit_waiters(struct http_server *s)
+{
+	struct http_conn *c;
+	while ((c = TAILQ_FIRST(&s->waiters)) != NULL && body_budget_fits(&s->budget, c->body_need)) {
+		TAILQ_REMOVE(&s->waiters, c, wait_link);
+		c->budget_wait = false;
+		body_start(c);
+		bufferevent_enable(c->bev, EV_READ);
+		/* What is buffered already is read from the event loop, not
+		 * from inside the request that gave its bytes back. */
+		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	}
+}
+
+static void budget_release(struct http_conn *c)
+{
+	struct http_server *s = c->srv;
+	if (c->budget_wait) {
+		TAILQ_REMOVE(&s->waiters, c, wait_link);
+		c->budget_wait = false;
+	}
+	if (c->reserved) {
+		body_budget_give(&s->budget, c->reserved);
+		c->reserved = 0;
+		admit_waiters(s);
+	}
 }
 
 /* Appends s to the head being built in buf (room for `cap` bytes). */
@@ -309,11 +398,15 @@ static void send_response(struct http_conn *c, int status, const char *content_t
  * `linger` keeps reading and discarding for a moment first, so a client
  * still sending its body reads the answer instead of a reset.
  */
-static void early_error(struct http_conn *c, int status, const char *error, bool linger)
+static void budget_release(struct http_conn *c);
+
+static void early_error(struct http_conn *c, int status, const char *extra, const char *error,
+                        bool linger)
 {
 	char *body = c->srv->error_body(status, error, c->srv->arg);
-	write_response(c, status, NULL, body, strlen(body), true);
+	write_response(c, status, extra, body, strlen(body), true);
 	free(body);
+	budget_release(c);
 	http_request_free(c->req);
 	c->req = NULL;
 	c->close_after = true;
@@ -775,13 +868,14 @@ static void read_head(struct http_conn *c)
 		c->idle = false;
 		arm_timer(c, c->srv->lim.read_timeout_ms);
 	}
+	idle_remove(c);
 	uint64_t max = c->srv->lim.max_headers;
 	size_t look = avail < max + 3 ? avail : (size_t)max + 3;
 	char *buf = (char *)evbuffer_pullup(in, (ev_ssize_t)look);
 	size_t end = http_head_end(buf, look);
 	if (end == 0 || end > max + 2) {
 		if (avail > max)
-			early_error(c, 431, "request headers larger than max_headers", true);
+			early_error(c, 431, NULL, "request headers larger than max_headers", true);
 		return;
 	}
 	struct http_request *req = xcalloc(1, sizeof(*req));
@@ -793,27 +887,45 @@ static void read_head(struct http_conn *c)
 	const char *bad = http_parse_head(buf, end, req, &info);
 	evbuffer_drain(in, end);
 	if (bad) {
-		early_error(c, 400, bad, true);
+		early_error(c, 400, NULL, bad, true);
 		return;
 	}
 	if (info.chunked) {
-		early_error(c, 411, "chunked request bodies are not accepted: send Content-Length", true);
+		early_error(c, 411, NULL, "chunked request bodies are not accepted: send Content-Length", true);
 		return;
 	}
-	if (info.length > c->srv->lim.max_body) {
-		early_error(c, 413, "body larger than max_body", true);
+	req->content_length = info.length;
+	struct http_server *s = c->srv;
+	if (s->head) {
+		c->state = CONN_HANDLING;
+		c->at_head = true;
+		bool go = s->head(req, s->arg);
+		c->at_head = false;
+		if (!go)
+			return; /* answered (http_respond): the connection closes */
+	}
+	if (info.length > s->lim.max_body) {
+		early_error(c, 413, NULL, "body larger than max_body", true);
 		return;
 	}
-	if (info.expect_continue && info.length > 0)
-		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	c->body_need = (size_t)info.length;
+	c->expect_continue = info.expect_continue && info.length > 0;
 	c->state = CONN_BODY;
+	if (c->body_need == 0)
+		return;
+	if (TAILQ_EMPTY(&s->waiters) && body_budget_fits(&s->budget, c->body_need)) {
+		body_start(c);
+		return;
+	}
+	c->budget_wait = true;
+	TAILQ_INSERT_TAIL(&s->waiters, c, wait_link);
+	bufferevent_disable(c->bev, EV_READ);
 }
 
 static void read_body(struct http_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	if (evbuffer_get_length(in) < c->body_need)
+	if (c->budget_wait || evbuffer_get_length(in) < c->body_need)
 		return;
 	struct http_request *req = c->req;
 	req->body = xmalloc(c->body_need + 1);
@@ -822,6 +934,7 @@ static void read_body(struct http_conn *c)
 	req->body_len = c->body_need;
 	c->state = CONN_HANDLING;
 	evtimer_del(c->timer);
+	budget_release(c);
 	/* Reading stays on while the request is handled: turning it off and
 	 * on again costs two epoll_ctl calls a request, and a client sends
 	 * nothing more before its answer. One that does is stopped then
@@ -956,6 +1069,7 @@ static void start_linger(struct http_conn *c)
 		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	c->state = CONN_LINGER;
 	c->linger_until = now_mono_ms() + LINGER_MAX_MS;
+	idle_add(c);
 	bufferevent_enable(c->bev, EV_READ);
 	arm_timer(c, LINGER_IDLE_MS);
 }
@@ -975,6 +1089,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 	/* Ready for the next request on this connection. */
 	c->state = CONN_HEAD;
 	c->idle = true;
+	idle_add(c);
 	arm_timer(c, c->srv->lim.idle_timeout_ms);
 	bufferevent_enable(c->bev, EV_READ);
 	conn_process(c);
@@ -1020,8 +1135,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		conn_free(c);
 		return;
 	}
+	if (c->budget_wait) {
+		/* Its body never had room: hookd's load, not the client's pace. */
+		early_error(c, 503, "Retry-After: 5\r\n",
+		            "too many request bodies being read: max_buffered", true);
+		return;
+	}
 	/* A request that did not arrive whole within read_timeout. */
-	early_error(c, 408, "request not received within read_timeout", false);
+	early_error(c, 408, NULL, "request not received within read_timeout", false);
 }
 
 void http_respond(struct http_request *req, int status, const char *extra, char *body, bool close)
@@ -1040,13 +1161,19 @@ void http_respond_typed(struct http_request *req, int status, const char *conten
 		conn_free(c);
 		return;
 	}
-	if (!req->keep_alive || c->srv->stopped)
+	if (!req->keep_alive || c->srv->stopped || c->at_head)
 		close = true;
 	bool head = req->method && strcmp(req->method, "HEAD") == 0;
 	http_request_free(req);
 	c->req = NULL;
 	c->close_after = close;
-	c->linger_after = false;
+	/* Answered from its head: the body it may still send is never read,
+	 * only dropped while the answer reaches the client (see start_linger). */
+	c->linger_after = c->at_head;
+	if (c->at_head) {
+		bufferevent_disable(c->bev, EV_READ);
+		evtimer_del(c->timer);
+	}
 	struct timeval tv;
 	tv_from_ms(&tv, c->srv->lim.read_timeout_ms > 0 ? c->srv->lim.read_timeout_ms : 10000);
 	bufferevent_set_timeouts(c->bev, NULL, &tv);
@@ -1056,7 +1183,9 @@ void http_respond_typed(struct http_request *req, int status, const char *conten
 
 static void update_accepting(struct http_server *s)
 {
-	bool pause = s->nconns >= s->lim.max_connections;
+	/* At the limit an idle connection makes room for a new one; only
+	 * with none the listener rests (disabled, not polled). */
+	bool pause = s->nconns >= s->lim.max_connections && TAILQ_EMPTY(&s->idle);
 	if (s->stopped || pause == s->paused)
 		return;
 	s->paused = pause;
@@ -1073,12 +1202,71 @@ static void conn_free(struct http_conn *c)
 	struct http_server *s = c->srv;
 	TAILQ_REMOVE(&s->conns, c, link);
 	s->nconns--;
+	idle_remove(c);
+	budget_release(c);
+	if (c->addr)
+		addr_counts_drop(s->addrs, c->addr);
 	http_request_free(c->req);
 	event_free(c->timer);
 	tls_close_notify(c);
 	bufferevent_free(c->bev);
 	free(c);
 	update_accepting(s);
+}
+
+/* A connection refused at accept: one warning a minute, with a count. */
+static void note_refused(struct http_server *s, const char *peer, const char *why)
+{
+	int64_t now = now_mono_ms();
+	s->refused++;
+	if (s->refused_warned_ms != 0 && now - s->refused_warned_ms < 60000)
+		return;
+	char n[32];
+	snprintf(n, sizeof(n), "%ld", s->refused);
+	struct log_kv kv[] = {{"remote", peer}, {"error", why}, {"refused", n}};
+	log_kv(LOG_LVL_WARN, "connection refused", kv, ARRAY_SIZE(kv));
+	s->refused_warned_ms = now;
+	s->refused = 0;
+}
+
+/* The longest-idle connection from the address counted by e (NULL: from
+ * any address), or NULL. */
+static struct http_conn *oldest_idle(struct http_server *s, const struct addr_count *e)
+{
+	struct http_conn *c;
+	TAILQ_FOREACH(c, &s->idle, idle_link) {
+		if (!e || c->addr == e)
+			return c;
+	}
+	return NULL;
+}
+
+/*
+ * Makes room for a new connection from c's address: within its
+ * max_connections_per_client and within max_connections, closing the
+ * longest-idle connection (the client's own, then anyone's) where one is
+ * needed. false: no connection could be closed, c is to be refused.
+ */
+static bool make_room(struct http_server *s, struct http_conn *c)
+{
+	int per_client = s->lim.max_connections_per_client;
+	if (c->addr && per_client > 0 && addr_count_value(c->addr) > per_client) {
+		struct http_conn *old = oldest_idle(s, c->addr);
+		if (!old) {
+			note_refused(s, c->peer, "max_connections_per_client");
+			return false;
+		}
+		conn_free(old);
+	}
+	if (s->nconns >= s->lim.max_connections) {
+		struct http_conn *old = oldest_idle(s, NULL);
+		if (!old) {
+			note_refused(s, c->peer, "max_connections");
+			return false;
+		}
+		conn_free(old);
+	}
+	return true;
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
@@ -1098,9 +1286,22 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	} else {
 		snprintf(c->peer, sizeof(c->peer), "unix");
 	}
+	/* A unix socket's peers are all "unix" (a local proxy): not one
+	 * client, so not counted as one. */
+	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+		c->addr = addr_counts_add(s->addrs, c->peer);
+	if (!make_room(s, c)) {
+		if (c->addr)
+			addr_counts_drop(s->addrs, c->addr);
+		close(fd);
+		free(c);
+		return;
+	}
 	c->bev = conn_bufferevent(s, fd);
 	if (!c->bev) {
 		/* Out of memory: drop this one connection, keep serving. */
+		if (c->addr)
+			addr_counts_drop(s->addrs, c->addr);
 		free(c);
 		return;
 	}
@@ -1115,6 +1316,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_enable(c->bev, EV_READ);
 	TAILQ_INSERT_TAIL(&s->conns, c, link);
 	s->nconns++;
+	idle_add(c);
 	update_accepting(s);
 }
 
@@ -1162,7 +1364,16 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
 	s->arg = arg;
 	s->retry_accept = evtimer_new(base, on_retry_accept, s);
 	TAILQ_INIT(&s->conns);
+	TAILQ_INIT(&s->idle);
+	TAILQ_INIT(&s->waiters);
+	s->addrs = addr_counts_new();
+	s->budget.limit = lim->max_buffered;
 	return s;
+}
+
+void http_server_set_head_handler(struct http_server *s, http_head_handler head)
+{
+	s->head = head;
 }
 
 int http_server_listen_fd(struct http_server *s, int fd)
@@ -1180,6 +1391,8 @@ int http_server_listen_fd(struct http_server *s, int fd)
 void http_server_set_limits(struct http_server *s, const struct http_limits *lim)
 {
 	s->lim = *lim;
+	s->budget.limit = lim->max_buffered;
+	admit_waiters(s);
 	update_accepting(s);
 }
 
@@ -1223,6 +1436,12 @@ void http_server_free(struct http_server *s)
 	 * max_connections): there is nothing left to resume. */
 	s->listeners = NULL;
 	s->nlisteners = 0;
+	/* Nor is any waiting body to be let in as others' are freed. */
+	while (!TAILQ_EMPTY(&s->waiters)) {
+		struct http_conn *c = TAILQ_FIRST(&s->waiters);
+		TAILQ_REMOVE(&s->waiters, c, wait_link);
+		c->budget_wait = false;
+	}
 	while (!TAILQ_EMPTY(&s->conns)) {
 		struct http_conn *c = TAILQ_FIRST(&s->conns);
 		if (c->req && c->state == CONN_HANDLING) {
@@ -1233,6 +1452,7 @@ void http_server_free(struct http_server *s)
 		conn_free(c);
 	}
 	event_free(s->retry_accept);
+	addr_counts_free(s->addrs);
 	if (s->tls)
 		SSL_CTX_free(s->tls);
 	free(s);

@@ -3,9 +3,12 @@
  * evhttp) so that every answer hookd gives is its own JSON, a request's
  * size and time limits are exact (431, 413 from Content-Length before the
  * body is read, one read deadline from a request's first byte to its last),
- * chunked bodies are refused, and connections past max_connections wait in
- * the kernel's backlog. Requests on one connection are handled one at a
- * time, in order; an answer may be given later (a hook still running).
+ * chunked bodies are refused, a request can be refused from its head
+ * before any body byte is read, the body bytes all connections read at
+ * once are bounded (max_buffered), and at max_connections the longest-idle
+ * connection makes room for a new one. Requests on one connection are
+ * handled one at a time, in order; an answer may be given later (a hook
+ * still running).
  */
 #ifndef HOOKD_HTTP_H
 #define HOOKD_HTTP_H
@@ -35,6 +38,8 @@ struct http_request {
 	size_t body_len;
 	const char *peer; /* the peer's address, "127.0.0.1" or "::1" */
 	bool keep_alive;
+	uint64_t content_length; /* from the head: what body_len will be */
+	uint64_t tag; /* the head handler's own, kept for the handler */
 };
 
 struct http_limits {
@@ -43,17 +48,37 @@ struct http_limits {
 	int max_connections;
 	int64_t read_timeout_ms;
 	int64_t idle_timeout_ms;
+	/* Body bytes all connections together may be reading: a request whose
+	 * body does not fit waits, reading paused, and past its read deadline
+	 * gets 503 + Retry-After. 0: no bound. */
+	uint64_t max_buffered;
+	/* Connections one peer address (TCP; unix sockets are not counted) may
+	 * hold: past it, its own longest-idle connection is closed, or with
+	 * none idle the new one is. 0: no bound. */
+	int max_connections_per_client;
 };
 
 /* Called once per complete request. The handler must answer it exactly
  * once with http_respond, now or later. */
 typedef void (*http_handler)(struct http_request *req, void *arg);
+/*
+ * Called once per request as soon as its head is parsed (req->body NULL,
+ * req->content_length set), before any body byte is read. Returns true to
+ * read the body (the request then goes to the http_handler), false when
+ * it answered req with http_respond: the body is then never read, no
+ * 100 Continue goes out, and the connection closes after the answer
+ * (reading and dropping what the client still sends for a moment, as
+ * after a 413).
+ */
+typedef bool (*http_head_handler)(struct http_request *req, void *arg);
 /* Builds the JSON body of an answer the HTTP layer decides itself (413, 431,
  * 411, 400): returns a malloc'd string. */
 typedef char *(*http_error_body)(int status, const char *error, void *arg);
 
 struct http_server *http_server_new(struct event_base *base, const struct http_limits *lim,
                                     http_handler handler, http_error_body error_body, void *arg);
+/* Decides on each request from its head first (NULL: none, the default). */
+void http_server_set_head_handler(struct http_server *s, http_head_handler head);
 /* Listens on fd (already bound and listening, non-blocking). */
 int http_server_listen_fd(struct http_server *s, int fd);
 void http_server_set_limits(struct http_server *s, const struct http_limits *lim);
@@ -67,6 +92,7 @@ void http_server_set_tls(struct http_server *s, struct ssl_ctx_st *ctx);
 void http_server_stop_accepting(struct http_server *s);
 /* Connections still open. */
 int http_server_connections(struct http_server *s);
+
 /* Connections whose request is with the handler or whose answer is not
  * written whole yet (a stalled reader is dropped after the write timeout). */
 int http_server_answering(struct http_server *s);

@@ -56,7 +56,13 @@ struct scheme {
 	bool (*decode_secret)(struct secret *s);
 	const char *secret_form;
 	const struct scheme_form *form; /* NULL: JSON bodies only */
-	/* The credential check of verify_credentials(), same contract. */
+	/* The credential check of verify_credentials(), same contract, in
+	 * two parts. verify_head: what the request head decides alone, run
+	 * before any body byte is read (in->body NULL): a token scheme's whole
+	 * check, a signing scheme's "its headers are there"; NULL: nothing.
+	 * verify: the rest, with the body (a signature); NULL when the head
+	 * decides the credentials whole (scheme_verifies_from_head). */
+	bool (*verify_head)(const struct verify_input *in, char *why, size_t whylen);
 	bool (*verify)(const struct verify_input *in, char *why, size_t whylen);
 	/* The body fields identify() reads, for json_scan: body_fields, or
 	 * where they depend on the endpoint, what body_fields_of gives. */
@@ -76,6 +82,8 @@ const struct scheme *scheme_at(size_t i);
 const struct scheme *scheme_default(void);
 /* s's name; "unknown" for NULL. */
 const char *scheme_name(const struct scheme *s);
+/* Whether s's credentials are checked whole from the request head. */
+bool scheme_verifies_from_head(const struct scheme *s);
 /* Whether s takes the scheme-limited endpoint key `key`. */
 bool scheme_takes_key(const struct scheme *s, const char *key);
 

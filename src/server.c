@@ -20,6 +20,9 @@ struct server {
 	struct http_server *http;
 	bool draining;
 	uint64_t requests; /* handled so far: main.c's idle trim watches it */
+	/* Which config a request head was judged under (http_request.tag):
+	 * a reload before its body is whole has it judged again. */
+	uint64_t generation;
 	/* The 401 answer of each endpoint of cfg (by index), made on first
 	 * use: it is the same for every request a wrong token brings. */
 	char **unauthorized;
@@ -45,6 +48,8 @@ static const char *req_header(void *ctx, const char *name)
 	return http_header_get(ctx, name);
 }
 
+/* Refuses req with status: logged, counted, and the connection closed
+ * (README "Hardening and limits"). */
 static void reject(struct http_request *req, const struct endpoint *ep, int status,
                    const char *extra, const char *error, const char *event, const char *id,
                    const char *client)
@@ -65,7 +70,123 @@ static void reject(struct http_request *req, const struct endpoint *ep, int stat
 	log_kv(LOG_LVL_WARN, "rejected", kv, ARRAY_SIZE(kv));
 	metrics_rejection(status, NULL);
 	http_respond(req, status, extra,
-	             response_json(ep ? ep->name : NULL, event, id, "rejected", error), false);
+	             response_json(ep ? ep->name : NULL, event, id, "rejected", error), true);
+}
+
+/* The 401: the reason in the log only, the answer the same for every
+ * wrong credential (made once per endpoint). */
+static void unauthorized(struct server *s, struct http_request *req, const struct endpoint *ep,
+                         const char *client, const char *why)
+{
+	struct config *cfg = s->cfg;
+	char http[8] = "401";
+	struct log_kv kv[] = {
+		{"endpoint", ep->name}, {"status", "rejected"}, {"http", http},
+		{"remote", client}, {"error", "unauthorized"}, {"reason", why},
+	};
+	log_kv(LOG_LVL_WARN, "rejected", kv, ARRAY_SIZE(kv));
+	metrics_rejection(401, NULL);
+	size_t i = (size_t)(ep - cfg->endpoints);
+	if (!s->unauthorized)
+		s->unauthorized = xcalloc(cfg->nendpoints, sizeof(*s->unauthorized));
+	if (!s->unauthorized[i])
+		s->unauthorized[i] = response_json(ep->name, NULL, NULL, "rejected", "unauthorized");
+	char challenge[128] = "";
+	if (ep->scheme->challenge)
+		snprintf(challenge, sizeof(challenge), "WWW-Authenticate: %s\r\n",
+		         ep->scheme->challenge);
+	http_respond(req, 401, challenge[0] ? challenge : NULL, xstrdup(s->unauthorized[i]), true);
+}
+
+/* The 415 check: false when it refused req; else the body's kind. */
+static bool media_type_ok(struct http_request *req, const struct endpoint *ep, const char *client,
+                          enum content_kind *kind)
+{
+	*kind = content_type_classify(http_header_get(req, "Content-Type"));
+	if (!scheme_accepts_content(ep, *kind, req->content_length)) {
+		reject(req, ep, 415, NULL, "Content-Type is not JSON", NULL, NULL, client);
+		return false;
+	}
+	return true;
+}
+
+#define CLIENT_MAX 64
+
+/*
+ * The answers of README "HTTP answers" that the request head decides, in
+ * the table's order: shutting down (503), no endpoint (404), the method
+ * (405), allow_from (403), max_body (413), the credentials as far as the
+ * head decides them (401), and for a scheme whose credentials the head
+ * decides whole (a token), the media type (415). Run as soon as a head is
+ * parsed, before any body byte is read; on the whole request only what
+ * may have changed since (`judged`: the head passed under this config).
+ * Returns the endpoint, or NULL when it answered req; client gets the
+ * client's address.
+ */
+static const struct endpoint *head_checks(struct server *s, struct http_request *req,
+                                          char client[CLIENT_MAX], bool judged)
+{
+	struct config *cfg = s->cfg;
+	if (s->draining) {
+		metrics_rejection(503, "shutting_down");
+		http_respond(req, 503, "Retry-After: 5\r\n",
+		             response_json(NULL, NULL, NULL, "overloaded", "shutting down"), true);
+		return NULL;
+	}
+	const struct endpoint *ep = config_endpoint_by_path(cfg, req->path);
+	if (judged) {
+		client_address(&cfg->trusted_proxies, req->peer,
+		               http_header_get(req, "X-Forwarded-For"), client, CLIENT_MAX);
+		return ep;
+	}
+	if (!ep) {
+		reject(req, NULL, 404, NULL, "no endpoint at this path", NULL, NULL, NULL);
+		return NULL;
+	}
+	if (strcmp(req->method, "POST") != 0) {
+		reject(req, ep, 405, "Allow: POST\r\n", "method not allowed", NULL, NULL, NULL);
+		return NULL;
+	}
+	client_address(&cfg->trusted_proxies, req->peer, http_header_get(req, "X-Forwarded-For"),
+	               client, CLIENT_MAX);
+	if (ep->allow_from.n > 0 && !cidr_list_match(&ep->allow_from, client)) {
+		reject(req, ep, 403, NULL, "client address not allowed", NULL, NULL, client);
+		return NULL;
+	}
+	if (req->content_length > cfg->max_body) {
+		reject(req, ep, 413, NULL, "body larger than max_body", NULL, NULL, client);
+		return NULL;
+	}
+	struct verify_input in = {
+		.ep = ep,
+		.header = req_header,
+		.ctx = req,
+		.body = req->body,
+		.body_len = req->body_len,
+		.now = now_wall_ms() / 1000,
+	};
+	char why[256] = "";
+	if (!verify_credentials_head(&in, why, sizeof(why))) {
+		unauthorized(s, req, ep, client, why);
+		return NULL;
+	}
+	enum content_kind kind;
+	if (scheme_verifies_from_head(ep->scheme) && !media_type_ok(req, ep, client, &kind))
+		return NULL;
+	return ep;
+}
+
+/* The http_head_handler: refuses what the head decides before the body
+ * is read (README "Hardening and limits"). */
+static bool handle_head(struct http_request *req, void *arg)
+{
+	struct server *s = arg;
+	char client[CLIENT_MAX];
+	s->requests++;
+	if (!head_checks(s, req, client, false))
+		return false;
+	req->tag = s->generation;
+	return true;
 }
 
 static void on_delivery_done(struct delivery *d, void *arg)
@@ -89,37 +210,16 @@ static void copy_headers(struct delivery *d, const struct http_request *req)
 	}
 }
 
+/* A request whose body is whole: the rest of the answer table, then the
+ * dispatcher. */
 static void handle(struct http_request *req, void *arg)
 {
 	struct server *s = arg;
 	struct config *cfg = s->cfg;
-	s->requests++;
-	if (s->draining) {
-		metrics_rejection(503, "shutting_down");
-		http_respond(req, 503, "Retry-After: 5\r\n",
-		             response_json(NULL, NULL, NULL, "overloaded", "shutting down"), true);
+	char client[CLIENT_MAX];
+	const struct endpoint *ep = head_checks(s, req, client, req->tag == s->generation);
+	if (!ep)
 		return;
-	}
-	const struct endpoint *ep = config_endpoint_by_path(cfg, req->path);
-	if (!ep) {
-		reject(req, NULL, 404, NULL, "no endpoint at this path", NULL, NULL, NULL);
-		return;
-	}
-	if (strcmp(req->method, "POST") != 0) {
-		reject(req, ep, 405, "Allow: POST\r\n", "method not allowed", NULL, NULL, NULL);
-		return;
-	}
-	char client[64];
-	client_address(&cfg->trusted_proxies, req->peer, http_header_get(req, "X-Forwarded-For"),
-	               client, sizeof(client));
-	if (ep->allow_from.n > 0 && !cidr_list_match(&ep->allow_from, client)) {
-		reject(req, ep, 403, NULL, "client address not allowed", NULL, NULL, client);
-		return;
-	}
-	if (req->body_len > cfg->max_body) {
-		reject(req, ep, 413, NULL, "body larger than max_body", NULL, NULL, client);
-		return;
-	}
 	struct verify_input in = {
 		.ep = ep,
 		.header = req_header,
@@ -129,34 +229,13 @@ static void handle(struct http_request *req, void *arg)
 		.now = now_wall_ms() / 1000,
 	};
 	char why[256] = "";
-	if (!verify_credentials(&in, why, sizeof(why))) {
-		char http[8] = "401";
-		struct log_kv kv[] = {
-			{"endpoint", ep->name}, {"status", "rejected"}, {"http", http},
-			{"remote", client}, {"error", "unauthorized"}, {"reason", why},
-		};
-		log_kv(LOG_LVL_WARN, "rejected", kv, ARRAY_SIZE(kv));
-		metrics_rejection(401, NULL);
-		/* The answer does not say what was wrong with the credentials. */
-		size_t i = (size_t)(ep - cfg->endpoints);
-		if (!s->unauthorized)
-			s->unauthorized = xcalloc(cfg->nendpoints, sizeof(*s->unauthorized));
-		if (!s->unauthorized[i])
-			s->unauthorized[i] =
-				response_json(ep->name, NULL, NULL, "rejected", "unauthorized");
-		char challenge[128] = "";
-		if (ep->scheme->challenge)
-			snprintf(challenge, sizeof(challenge), "WWW-Authenticate: %s\r\n",
-			         ep->scheme->challenge);
-		http_respond(req, 401, challenge[0] ? challenge : NULL, xstrdup(s->unauthorized[i]),
-		             false);
+	if (!verify_credentials_body(&in, why, sizeof(why))) {
+		unauthorized(s, req, ep, client, why);
 		return;
 	}
-	enum content_kind kind = content_type_classify(http_header_get(req, "Content-Type"));
-	if (!scheme_accepts_content(ep, kind, req->body_len)) {
-		reject(req, ep, 415, NULL, "Content-Type is not JSON", NULL, NULL, client);
+	enum content_kind kind;
+	if (!media_type_ok(req, ep, client, &kind))
 		return;
-	}
 	json_object *root = NULL;
 	struct body_summary sum;
 	char err[256];
@@ -215,6 +294,8 @@ static void limits_from(const struct config *cfg, struct http_limits *lim)
 	lim->max_connections = cfg->max_connections;
 	lim->read_timeout_ms = cfg->read_timeout_ms;
 	lim->idle_timeout_ms = cfg->idle_timeout_ms;
+	lim->max_buffered = cfg->max_buffered;
+	lim->max_connections_per_client = cfg->max_connections_per_client;
 }
 
 struct server *server_new(struct event_base *base, struct config *cfg, struct dispatcher *ds)
@@ -226,6 +307,8 @@ struct server *server_new(struct event_base *base, struct config *cfg, struct di
 	struct http_limits lim;
 	limits_from(cfg, &lim);
 	s->http = http_server_new(base, &lim, handle, error_body, s);
+	http_server_set_head_handler(s->http, handle_head);
+	s->generation = 1;
 	return s;
 }
 
@@ -239,6 +322,7 @@ void server_set_config(struct server *s, struct config *cfg)
 	unauthorized_free(s);
 	config_unref(s->cfg);
 	s->cfg = config_ref(cfg);
+	s->generation++;
 	struct http_limits lim;
 	limits_from(cfg, &lim);
 	http_server_set_limits(s->http, &lim);

@@ -31,7 +31,8 @@ const char *verify_header(const struct verify_input *in, const char *name)
 	return in->header ? in->header(in->ctx, name) : NULL;
 }
 
-bool verify_credentials(const struct verify_input *in, char *why, size_t whylen)
+/* The scheme's check `part` (verify_head or verify) of in; NULL passes. */
+static bool verify_part(const struct verify_input *in, bool head, char *why, size_t whylen)
 {
 	if (why && whylen)
 		why[0] = '\0';
@@ -39,7 +40,24 @@ bool verify_credentials(const struct verify_input *in, char *why, size_t whylen)
 		return verify_fail(why, whylen, "no endpoint");
 	if (!in->ep->scheme)
 		return verify_fail(why, whylen, "unknown scheme");
-	return in->ep->scheme->verify(in, why, whylen);
+	bool (*check)(const struct verify_input *, char *, size_t) =
+		head ? in->ep->scheme->verify_head : in->ep->scheme->verify;
+	return !check || check(in, why, whylen);
+}
+
+bool verify_credentials(const struct verify_input *in, char *why, size_t whylen)
+{
+	return verify_part(in, true, why, whylen) && verify_part(in, false, why, whylen);
+}
+
+bool verify_credentials_head(const struct verify_input *in, char *why, size_t whylen)
+{
+	return verify_part(in, true, why, whylen);
+}
+
+bool verify_credentials_body(const struct verify_input *in, char *why, size_t whylen)
+{
+	return verify_part(in, false, why, whylen);
 }
 
 bool scheme_accepts_form(const struct scheme *s)

@@ -37,6 +37,11 @@ struct verify_input {
  * HTTP body does not say which.
  */
 bool verify_credentials(const struct verify_input *in, char *why, size_t whylen);
+/* The same in two steps, as the server takes them: what the request head
+ * decides (in->body not read yet; a token scheme's whole check), then,
+ * once the head passed, what the body decides (a signature). */
+bool verify_credentials_head(const struct verify_input *in, char *why, size_t whylen);
+bool verify_credentials_body(const struct verify_input *in, char *why, size_t whylen);
 
 /* Whether the scheme accepts application/x-www-form-urlencoded bodies. */
 bool scheme_accepts_form(const struct scheme *s);

@@ -65,7 +65,7 @@ const struct scheme scheme_basic = {
 	.takes_secret = true,
 	.decode_secret = basic_decode_secret,
 	.secret_form = "user:password",
-	.verify = basic_verify,
+	.verify_head = basic_verify,
 	.body_fields_of = body_fields_configured,
 	.identify = identify_configured,
 };

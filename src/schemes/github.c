@@ -9,6 +9,18 @@
 #include "sigutil.h"
 #include "verify.h"
 
+/* The signature headers github_verify takes, before the body is read. */
+static bool github_verify_head(const struct verify_input *in, char *why, size_t whylen)
+{
+	if (verify_header(in, "X-Hub-Signature-256"))
+		return true;
+	if (!verify_header(in, "X-Hub-Signature"))
+		return verify_fail(why, whylen, "signature header missing");
+	if (!in->ep->allow_sha1)
+		return verify_fail(why, whylen, "sha1 signature not allowed");
+	return true;
+}
+
 static bool github_verify(const struct verify_input *in, char *why, size_t whylen)
 {
 	const char *v = verify_header(in, "X-Hub-Signature-256");
@@ -47,6 +59,7 @@ const struct scheme scheme_github = {
 	.takes_secret = true,
 	/* Gitea and Forgejo: the JSON is in the `payload` field. */
 	.form = &(const struct scheme_form){.json_field = "payload", .plain_fields = false},
+	.verify_head = github_verify_head,
 	.verify = github_verify,
 	.body_fields = (const char *const[]){"action", NULL},
 	.identify = github_identify,

@@ -36,7 +36,7 @@ const struct scheme scheme_gitlab = {
 	.keys = (const char *const[]){NULL},
 	.credential_headers = (const char *const[]){"X-Gitlab-Token", NULL},
 	.takes_secret = true,
-	.verify = gitlab_verify,
+	.verify_head = gitlab_verify,
 	.body_fields = (const char *const[]){"object_kind", "object_attributes.action", NULL},
 	.identify = gitlab_identify,
 };

@@ -9,12 +9,24 @@
 
 #define DEFAULT_SIGNATURE_HEADER "X-Signature"
 
+static const char *signature_header(const struct endpoint *ep)
+{
+	return ep->signature_header && *ep->signature_header ? ep->signature_header
+	                                                     : DEFAULT_SIGNATURE_HEADER;
+}
+
+/* The signature header, before the body is read. */
+static bool hmac_verify_head(const struct verify_input *in, char *why, size_t whylen)
+{
+	if (!verify_header(in, signature_header(in->ep)))
+		return verify_fail(why, whylen, "signature header missing");
+	return true;
+}
+
 static bool hmac_verify(const struct verify_input *in, char *why, size_t whylen)
 {
 	const struct endpoint *ep = in->ep;
-	const char *name = ep->signature_header && *ep->signature_header ? ep->signature_header
-	                                                                 : DEFAULT_SIGNATURE_HEADER;
-	const char *v = verify_header(in, name);
+	const char *v = verify_header(in, signature_header(ep));
 
 	if (!v)
 		return verify_fail(why, whylen, "signature header missing");
@@ -31,6 +43,7 @@ const struct scheme scheme_hmac = {
 	/* The default signature_header; an endpoint's own is one too. */
 	.credential_headers = (const char *const[]){DEFAULT_SIGNATURE_HEADER, NULL},
 	.takes_secret = true,
+	.verify_head = hmac_verify_head,
 	.verify = hmac_verify,
 	.body_fields_of = body_fields_configured,
 	.identify = identify_configured,

@@ -19,7 +19,7 @@ const struct scheme scheme_none = {
 	.keys = (const char *const[]){"event_header", "event_field", "id_header", NULL},
 	.credential_headers = (const char *const[]){NULL},
 	.takes_secret = false,
-	.verify = none_verify,
+	.verify_head = none_verify,
 	.body_fields_of = body_fields_configured,
 	.identify = identify_configured,
 };

@@ -42,7 +42,7 @@ const struct scheme scheme_northflank = {
 		{NULL, NULL},
 	},
 	.takes_secret = true,
-	.verify = northflank_verify,
+	.verify_head = northflank_verify,
 	.body_fields = (const char *const[]){"event", NULL},
 	.identify = northflank_identify,
 };

@@ -78,6 +78,11 @@ const char *scheme_name(const struct scheme *s)
 	return s ? s->name : "unknown";
 }
 
+bool scheme_verifies_from_head(const struct scheme *s)
+{
+	return s && !s->verify;
+}
+
 bool scheme_takes_key(const struct scheme *s, const char *key)
 {
 	for (const char *const *k = s->keys; k && *k; k++) {

@@ -14,6 +14,16 @@
 #include "util.h"
 #include "verify.h"
 
+/* The signature and timestamp headers, before the body is read. */
+static bool slack_verify_head(const struct verify_input *in, char *why, size_t whylen)
+{
+	if (!verify_header(in, "X-Slack-Signature"))
+		return verify_fail(why, whylen, "signature header missing");
+	if (!verify_header(in, "X-Slack-Request-Timestamp"))
+		return verify_fail(why, whylen, "timestamp missing");
+	return true;
+}
+
 static bool slack_verify(const struct verify_input *in, char *why, size_t whylen)
 {
 	const char *ts = verify_header(in, "X-Slack-Request-Timestamp");
@@ -85,6 +95,7 @@ const struct scheme scheme_slack = {
 	.credential_fields = (const char *const[]){"token", NULL},
 	.takes_secret = true,
 	.form = &(const struct scheme_form){.json_field = "payload", .plain_fields = true},
+	.verify_head = slack_verify_head,
 	.verify = slack_verify,
 	.body_fields = (const char *const[]){
 		"type", "command", "event.type", "challenge", "event_id", "trigger_id", NULL,

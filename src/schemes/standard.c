@@ -33,6 +33,20 @@ static const char *standard_header(const struct verify_input *in, const char *wh
 	return verify_header(in, name);
 }
 
+/* The three headers of one family, before the body is read. */
+static bool standard_verify_head(const struct verify_input *in, char *why, size_t whylen)
+{
+	const char *v = standard_header(in, "signature"), *msgid = standard_header(in, "id");
+
+	if (!v || !*v)
+		return verify_fail(why, whylen, "signature header missing");
+	if (!msgid || !*msgid)
+		return verify_fail(why, whylen, "id header missing");
+	if (!standard_header(in, "timestamp"))
+		return verify_fail(why, whylen, "timestamp missing");
+	return true;
+}
+
 /* Standard Webhooks: id.timestamp.body, signatures "v1,<base64>" separated
  * by spaces; other versions are skipped, any v1 matching suffices. */
 static bool standard_verify(const struct verify_input *in, char *why, size_t whylen)
@@ -124,6 +138,7 @@ const struct scheme scheme_standard = {
 	.takes_secret = true,
 	.decode_secret = standard_decode_secret,
 	.secret_form = "whsec_ + valid base64",
+	.verify_head = standard_verify_head,
 	.verify = standard_verify,
 	.body_fields = (const char *const[]){"type", NULL},
 	.identify = standard_identify,

@@ -11,6 +11,13 @@
 #include "util.h"
 #include "verify.h"
 
+/* The signature header, before the body is read. */
+static bool stripe_verify_head(const struct verify_input *in, char *why, size_t whylen)
+{
+	const char *v = verify_header(in, "Stripe-Signature");
+	return v && *v ? true : verify_fail(why, whylen, "signature header missing");
+}
+
 /* Stripe: "t=<unix>,v1=<hex>[,v1=<hex>...][,v0=...]" over "<t>.<body>". */
 static bool stripe_verify(const struct verify_input *in, char *why, size_t whylen)
 {
@@ -87,6 +94,7 @@ const struct scheme scheme_stripe = {
 	.keys = (const char *const[]){"tolerance", NULL},
 	.credential_headers = (const char *const[]){"Stripe-Signature", NULL},
 	.takes_secret = true,
+	.verify_head = stripe_verify_head,
 	.verify = stripe_verify,
 	.body_fields = (const char *const[]){"type", "id", NULL},
 	.identify = stripe_identify,

@@ -82,7 +82,7 @@ const struct scheme scheme_token = {
 	 * makes it the endpoint's signature_header). */
 	.credential_headers = (const char *const[]){DEFAULT_TOKEN_HEADER, NULL},
 	.takes_secret = true,
-	.verify = token_verify,
+	.verify_head = token_verify,
 	.body_fields_of = body_fields_configured,
 	.identify = identify_configured,
 };

@@ -225,9 +225,16 @@ class TestClientLimits(Base):
             self.assertLess(took, 2.5)
 
     def test_max_connections_listener_does_not_spin(self):
-        cfg = config("max_connections = 20\nread_timeout = 60s\nidle_timeout = 60s\n")
+        # Connections in the middle of a request: none of them is idle, so
+        # none makes room for a new one (test_limits.py: idle ones do).
+        cfg = config("max_connections = 20\nmax_connections_per_client = 0\n"
+                     "read_timeout = 60s\nidle_timeout = 60s\n")
         with Daemon(cfg, {"_default": MARK}) as h:
-            socks = [h.socket() for _ in range(50)]
+            socks = []
+            for _ in range(50):
+                s = h.socket()
+                s.sendall(b"POST /webhook HTTP/1.1\r\n")
+                socks.append(s)
             time.sleep(0.5)
             c0 = cpu_seconds(h.pid)
             time.sleep(3)
@@ -253,7 +260,9 @@ class TestClientLimits(Base):
     def test_slowloris_does_not_delay_deliveries(self):
         n = 500
         raise_nofile(4 * n + 200)
-        cfg = config("max_connections = %d\nread_timeout = 60s\n" % (2 * n))
+        # All from 127.0.0.1, as the deliveries: no bound on one client here.
+        cfg = config("max_connections = %d\nmax_connections_per_client = 0\n"
+                     "read_timeout = 60s\n" % (2 * n))
         with Daemon(cfg, {"_default": sh("exit 0")}) as h:
             base = []
             for _ in range(3):

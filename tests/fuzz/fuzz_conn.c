@@ -1,8 +1,10 @@
 /*
  * Fuzz target: one client connection to hookd's HTTP server (http.c), all
  * of it: the head and body state machine, pipelined keep-alive requests,
- * 100-continue, 400/411/413/431 answers with lingering close, and a
- * handler that answers later.
+ * 100-continue, 400/411/413/431 answers with lingering close, a head
+ * handler that refuses a path beginning "/refuse" from the head (401 and
+ * lingering close, the body never read), the body budget (max_buffered),
+ * and a handler that answers later.
  *
  * Input: byte 0 sets the server up: bit 0 the handler answers each request
  * only after the event loop has turned again (as a running hook does),
@@ -68,6 +70,17 @@ static void handler(struct http_request *req, void *arg)
 	http_respond(req, 200, "X-Fuzz: 1\r\n", xstrdup("{\"status\":\"ok\"}"), st.close);
 }
 
+/* Refuses from the head what a server would (a wrong token, say). */
+static bool head_handler(struct http_request *req, void *arg)
+{
+	(void)arg;
+	FUZZ_ASSERT(req->body == NULL && req->method && req->path);
+	if (strncmp(req->path, "/refuse", 7) != 0)
+		return true;
+	http_respond(req, 401, NULL, xstrdup("{\"status\":\"rejected\"}"), false);
+	return false;
+}
+
 static char *error_body(int status, const char *error, void *arg)
 {
 	(void)arg;
@@ -101,8 +114,9 @@ static void setup(void)
 	}
 	memmove(sock_path, sock_path + 5, strlen(sock_path + 5) + 1);
 	base = event_base_new();
-	struct http_limits lim = {2048, 1024, 4, 3600000, 3600000};
+	struct http_limits lim = {2048, 1024, 4, 3600000, 3600000, 16, 0};
 	srv = http_server_new(base, &lim, handler, error_body, NULL);
+	http_server_set_head_handler(srv, head_handler);
 	FUZZ_ASSERT(http_server_listen_fd(srv, fd) == 0);
 	atexit(cleanup);
 }
@@ -164,7 +178,8 @@ static void check_answers(const char *buf, size_t len, size_t handled, const boo
 		FUZZ_ASSERT(closing || status == 200);
 	}
 	/* Every request the handler saw was answered; the HTTP layer may have
-	 * answered one more itself (400, 408, 411, 413, 431). */
+	 * answered one more itself (400, 408, 411, 413, 431), or the head
+	 * handler refused one (401). */
 	FUZZ_ASSERT(finals == handled || finals == handled + 1);
 }
 
@@ -213,6 +228,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.max_headers = f & 4 ? 256 : 2048,
 		.max_body = f & 8 ? 16 : 1024,
 		.max_connections = 4,
+		.max_buffered = 16, /* one connection: reserved and given back, never waits */
 		.read_timeout_ms = f & 2 ? 0 : 3600000,
 		.idle_timeout_ms = 3600000,
 	};

@@ -40,7 +40,18 @@ static void test_entries(void)
 			continue;
 		CHECK(scheme_by_name(name) == s, "%s: found by its name", name);
 		CHECK_STR(scheme_name(s), name, "%s: scheme_name", name);
-		CHECK(s->verify && s->identify, "%s: verifies and identifies", name);
+		CHECK((s->verify || s->verify_head) && s->identify, "%s: verifies and identifies",
+		      name);
+		/* A scheme that needs the body for its signature says first from
+		 * the head whether the signature's headers are there at all. */
+		CHECK(!s->verify || s->verify_head, "%s: checks its headers before the body", name);
+		/* The token schemes decide from the head alone (no body is read
+		 * for a wrong token); the signing ones cannot. */
+		bool token = strcmp(name, "northflank") == 0 || strcmp(name, "gitlab") == 0 ||
+		             strcmp(name, "token") == 0 || strcmp(name, "basic") == 0 ||
+		             strcmp(name, "none") == 0;
+		CHECK(scheme_verifies_from_head(s) == token, "%s: verifies from the head: %d", name,
+		      token);
 		CHECK(!s->body_fields || !s->body_fields_of, "%s: one way to name its fields", name);
 		size_t nf = 0;
 		while (s->body_fields && s->body_fields[nf])

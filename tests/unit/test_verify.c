@@ -939,6 +939,21 @@ static void test_scheme_matrix(void)
 		CHECK(ok || why[0], "%s/%s: a failure has a reason", s->name, mut_names[c->m]);
 		CHECK(!strstr(why, SECRET_A) && !strstr(why, SECRET_B),
 		      "%s/%s: the reason holds a secret", s->name, mut_names[c->m]);
+		/* The server's first step, on the head alone (no body yet): it
+		 * refuses nothing the whole check accepts, refuses with the whole
+		 * check's reason, and where the scheme verifies from the head it
+		 * is the whole check. */
+		char hwhy[128] = "";
+		struct verify_input head = {
+			.ep = &t.ep, .header = req_header, .ctx = &r, .now = NOW,
+		};
+		bool head_ok = verify_credentials_head(&head, hwhy, sizeof(hwhy));
+		CHECK(head_ok || !ok, "%s/%s: the head refused what verifies", s->name,
+		      mut_names[c->m]);
+		CHECK(head_ok || strcmp(hwhy, why) == 0, "%s/%s: head reason %s, whole %s", s->name,
+		      mut_names[c->m], hwhy, why);
+		CHECK(!scheme_verifies_from_head(t.ep.scheme) || head_ok == ok,
+		      "%s/%s: from the head %d, whole %d", s->name, mut_names[c->m], head_ok, ok);
 		req_free(&r);
 	}
 }
