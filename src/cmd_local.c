@@ -314,6 +314,11 @@ int cmd_check(const struct options *o)
 		const struct endpoint *ep = &cfg->endpoints[i];
 		printf("endpoint %s: POST %s scheme=%s hooks_dir=%s secrets=%zu\n", ep->name, ep->path,
 		       scheme_name(ep->scheme), ep->hooks_dir, ep->nsecrets);
+		/* The budget its events get, unless an [event] section sets another. */
+		struct delivery_opts dopts;
+		config_delivery_opts(cfg, ep, NULL, &dopts);
+		printf("  env max_vars=%d max_bytes=%llu array_max=%d\n", dopts.env_max_vars,
+		       (unsigned long long)dopts.env_max_bytes, dopts.env_array_max);
 		print_routes(ep->hooks_dir);
 	}
 	config_unref(cfg);

@@ -222,6 +222,18 @@ class TestBudget(Base):
                 self.assertEqual(answer.get("env_omitted"), 5 - want_elems, answer)
                 self.assertEqual("HOOK_B" in env, has_b)
 
+    def test_check_prints_the_budget(self):
+        conf = gh_config(server="env_max_vars = 500\n", endpoint="env_array_max = 4\n",
+                         extra="[endpoint plain]\npath = /plain\nscheme = none\n")
+        with self.daemon(conf, start=False) as h:
+            p = h.cli("check")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            lines = p.stdout.splitlines()
+            i = next(n for n, l in enumerate(lines) if l.startswith("endpoint github:"))
+            self.assertEqual(lines[i + 1], "  env max_vars=500 max_bytes=524288 array_max=4")
+            i = next(n for n, l in enumerate(lines) if l.startswith("endpoint plain:"))
+            self.assertEqual(lines[i + 1], "  env max_vars=500 max_bytes=524288 array_max=32")
+
     def test_config_values_checked(self):
         for line, why in (("env_max_bytes = 2MiB", "at most 1MiB"),
                           ("env_max_vars = -1", "whole number"),
