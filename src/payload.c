@@ -565,8 +565,9 @@ void envlist_remove(struct envlist *e, const char *name)
 	e->n--;
 }
 
-/* Appends without looking for NAME: for callers that know it is new. */
-static void envlist_append(struct envlist *e, char *entry)
+/* Appends without looking for NAME: for callers that know it is new;
+ * len is strlen(entry). */
+static void envlist_append_len(struct envlist *e, char *entry, size_t len)
 {
 	if (!e->v)
 		envlist_init(e);
@@ -577,7 +578,12 @@ static void envlist_append(struct envlist *e, char *entry)
 	}
 	e->v[e->n++] = entry;
 	e->v[e->n] = NULL;
-	e->bytes += strlen(entry) + 1;
+	e->bytes += len + 1;
+}
+
+static void envlist_append(struct envlist *e, char *entry)
+{
+	envlist_append_len(e, entry, strlen(entry));
 }
 
 static char *make_entry(const char *name, const char *value, size_t vlen)
@@ -883,6 +889,15 @@ static void name_pop(struct flatten *f, size_t saved)
 	f->name.buf[saved] = '\0';
 }
 
+/* Appends s[0..n) and a NUL to the arena; returns where it starts. */
+static size_t arena_put(struct strbuf *arena, const char *s, size_t n)
+{
+	size_t off = arena->len;
+	sb_append(arena, s, n);
+	arena->len++; /* the NUL sb_append wrote: every entry is a C string */
+	return off;
+}
+
 /* A new candidate under the current name, at the current place. */
 static struct leaf *leaf_new(struct flatten *f, enum leaf_kind kind, size_t level)
 {
@@ -897,18 +912,17 @@ static struct leaf *leaf_new(struct flatten *f, enum leaf_kind kind, size_t leve
 	l->level = (unsigned short)level;
 	l->group = f->group;
 	l->node = node_add(f, f->node, f->key, f->index);
-	l->name_off = f->arena.len;
 	l->name_len = f->name.len;
 	if (l->name_len > FLATTEN_MAX_NAME) {
 		/* Kept short for the log; such a name is never held. */
 		l->unfit = UNFIT_NAME;
+		l->name_off = f->arena.len;
 		sb_append(&f->arena, f->name.buf, 64);
-		sb_puts(&f->arena, "...");
+		arena_put(&f->arena, "...", 3);
 		l->name_len = 64 + 3;
 	} else {
-		sb_append(&f->arena, f->name.buf, f->name.len);
+		l->name_off = arena_put(&f->arena, f->name.buf, f->name.len);
 	}
-	sb_putc(&f->arena, '\0');
 	return l;
 }
 
@@ -931,10 +945,8 @@ static void flatten_value(struct flatten *f, const char *val, size_t vlen, size_
 		l->unfit = UNFIT_VALUE;
 		return;
 	}
-	l->value_off = f->arena.len;
+	l->value_off = arena_put(&f->arena, val, vlen);
 	l->value_len = vlen;
-	sb_append(&f->arena, val, vlen);
-	sb_putc(&f->arena, '\0');
 }
 
 /* An array's <NAME>_COUNT, where the array is; its value comes with
@@ -961,10 +973,8 @@ static void count_set(struct flatten *f, size_t i, size_t n)
 	char num[24];
 	int len = snprintf(num, sizeof(num), "%zu", n);
 	struct leaf *l = &f->leaves[i];
-	l->value_off = f->arena.len;
+	l->value_off = arena_put(&f->arena, num, (size_t)len);
 	l->value_len = (size_t)len;
-	sb_append(&f->arena, num, (size_t)len);
-	sb_putc(&f->arena, '\0');
 	if (l->name_len + l->value_len + 2 > f->o->max_bytes)
 		l->unfit = UNFIT_VALUE;
 }
@@ -1135,7 +1145,7 @@ static void flatten_admit(struct flatten *f, struct flatten_report *rep)
 		memcpy(e, name, l->name_len);
 		e[l->name_len] = '=';
 		memcpy(e + l->name_len + 1, f->arena.buf + l->value_off, l->value_len + 1);
-		envlist_append(env, e);
+		envlist_append_len(env, e, entry - 1);
 		vars++;
 		bytes += entry;
 	}
@@ -1169,6 +1179,7 @@ static void flatten_begin(struct flatten *f, const struct flatten_opts *o, struc
 	sb_init(&f->name);
 	sb_puts(&f->name, prefix);
 	sb_init(&f->arena);
+	sb_reserve(&f->arena, 2048); /* a small payload's names and values, in one go */
 	f->node = SIZE_MAX; /* the root container's node will be the first */
 }
 
