@@ -192,8 +192,9 @@ void delivery_log(const struct delivery *d)
 		{"hooks", decimal(hooks, (long long)d->nresults)},
 		{"attempt", d->attempt > 1 ? decimal(attempt, d->attempt) : NULL},
 		{"mode", d->async ? "async" : NULL},
-		{"env_omitted", d->env_report.omitted ? decimal(omitted, (long long)d->env_report.omitted)
-		                                      : NULL},
+		{"env_omitted", d->env_report.omitted
+		                        ? decimal(omitted, (long long)d->env_report.omitted)
+		                        : NULL},
 		{"error", d->out.error},
 	};
 	log_kv(ok ? LOG_LVL_INFO : LOG_LVL_WARN, "delivery", kv, ARRAY_SIZE(kv));
@@ -439,7 +440,8 @@ static void env_report_log(const struct delivery *d)
 		{"id", d->id},
 		{"env_omitted", r->omitted ? decimal(omitted, (long long)r->omitted) : NULL},
 		{"omitted", r->omitted_names},
-		{"env_collisions", r->collisions ? decimal(collisions, (long long)r->collisions) : NULL},
+		{"env_collisions",
+		 r->collisions ? decimal(collisions, (long long)r->collisions) : NULL},
 		{"collided", r->collided},
 	};
 	log_kv(LOG_LVL_WARN, "environment incomplete", kv, ARRAY_SIZE(kv));
