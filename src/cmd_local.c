@@ -415,6 +415,11 @@ int cmd_check(const struct options *o)
 		printf("endpoint %s: POST %s scheme=%s hooks_dir=%s secrets=%zu%s%s\n", ep->name,
 		       ep->path, scheme_name(ep->scheme), ep->hooks_dir, ep->nsecrets,
 		       ep->fixed_event ? " event=" : "", ep->fixed_event ? ep->fixed_event : "");
+		/* The budget its events get, unless an [event] section sets another. */
+		struct delivery_opts dopts;
+		config_delivery_opts(cfg, ep, NULL, &dopts);
+		printf("  env max_vars=%d max_bytes=%llu array_max=%d\n", dopts.env_max_vars,
+		       (unsigned long long)dopts.env_max_bytes, dopts.env_array_max);
 		check_secret_file(ep);
 		print_routes(ep->hooks_dir, delivery_hook_path(cfg));
 	}

@@ -1028,11 +1028,20 @@ static bool set_fixed_event(struct loader *L, const struct keydef *k, void *obj,
 #define DUR_POS(name, off) {name, set_duration, off, 1, 0, 0, 0}
 #define DUR_NONNEG(name, off) {name, set_duration, off, 0, 0, 0, 0}
 
+/* The environment's budget: [server], [endpoint] and [event]. Past 1 MiB
+ * the environment nears what execve takes (a quarter of the stack limit,
+ * 2 MiB by default, arguments and pointers included). */
+#define ENV_KEYS(OFF, IN)                                                                \
+	{"env_max_vars", set_int, OFF(IN env_max_vars), 0, 65536, OPT_ENV_MAX_VARS, 0},      \
+	{"env_max_bytes", set_size, OFF(IN env_max_bytes), 0, 1024 * 1024, OPT_ENV_MAX_BYTES, 0}, \
+	{"env_array_max", set_int, OFF(IN env_array_max), 0, 65536, OPT_ENV_ARRAY_MAX, 0}
+
 static const struct keydef server_keys[] = {
 	{"listen", set_listen, SRV(listen), 0, 0, 0, 0},
 	{"hooks_dir", set_path, SRV(hooks_dir), 0, 0, 0, 0},
 	{"max_body", set_size, SRV(max_body), 1, 1024 * 1024 * 1024, 0, 0},
 	{"timeout", set_duration, SRV(server_opts.timeout_ms), 1, 0, OPT_TIMEOUT, 0},
+	ENV_KEYS(SRV, server_opts.),
 	DUR_NONNEG("kill_grace", SRV(kill_grace_ms)),
 	{"max_running", set_int, SRV(max_running), 1, INT_MAX, 0, 0},
 	{"max_queued", set_int, SRV(max_queued), 0, INT_MAX, 0, 0},
@@ -1071,7 +1080,8 @@ static const struct keydef server_keys[] = {
 	{"mode", set_mode, OFF(opts.mode), 0, 0, OPT_MODE, 0},                             \
 	{"retries", set_int, OFF(opts.retries), 0, 100, OPT_RETRIES, 0},                   \
 	{"retry_backoff", set_duration, OFF(opts.retry_backoff_ms), 0, 0, OPT_RETRY_BACKOFF, 0}, \
-	{"serialize", set_serialize, OFF(opts.serialize), 0, 0, OPT_SERIALIZE, 0}
+	{"serialize", set_serialize, OFF(opts.serialize), 0, 0, OPT_SERIALIZE, 0},         \
+	ENV_KEYS(OFF, opts.)
 
 /* Which schemes take a BY_SCHEME key is the scheme entries' `keys`. */
 #define BY_SCHEME true
@@ -1685,6 +1695,10 @@ static struct config *config_new(const char *path)
 	c->server_opts.mode = MODE_SYNC;
 	c->server_opts.retries = 5;
 	c->server_opts.retry_backoff_ms = 10 * MS_SECOND;
+	/* payload.h's FLATTEN_MAX_VARS, FLATTEN_MAX_BYTES, FLATTEN_ARRAY_MAX */
+	c->server_opts.env_max_vars = 1024;
+	c->server_opts.env_max_bytes = 512 * 1024;
+	c->server_opts.env_array_max = 32;
 	c->status.def = 500;
 	c->status.timeout = 504;
 	return c;
@@ -1823,6 +1837,12 @@ static void overlay(struct delivery_opts *out, const struct delivery_opts *in)
 		out->serialize = in->serialize;
 		out->serialize_scope = in->serialize_scope;
 	}
+	if (in->set & OPT_ENV_MAX_VARS)
+		out->env_max_vars = in->env_max_vars;
+	if (in->set & OPT_ENV_MAX_BYTES)
+		out->env_max_bytes = in->env_max_bytes;
+	if (in->set & OPT_ENV_ARRAY_MAX)
+		out->env_array_max = in->env_array_max;
 	out->set |= in->set;
 }
 

@@ -41,6 +41,9 @@ enum {
 	OPT_RETRIES = 1u << 2,
 	OPT_RETRY_BACKOFF = 1u << 3,
 	OPT_SERIALIZE = 1u << 4,
+	OPT_ENV_MAX_VARS = 1u << 5,
+	OPT_ENV_MAX_BYTES = 1u << 6,
+	OPT_ENV_ARRAY_MAX = 1u << 7,
 };
 struct delivery_opts {
 	unsigned set;
@@ -52,6 +55,11 @@ struct delivery_opts {
 	/* Which section the serialize key came from ("endpoint NAME" or
 	 * "event NAME"): deliveries serialize only within one section. */
 	char *serialize_scope;
+	/* The payload's share of a hook's environment (README "Flattening
+	 * the payload"): payload variables, their bytes, an array's elements. */
+	int env_max_vars;       /* default 1024 */
+	uint64_t env_max_bytes; /* default 512KiB */
+	int env_array_max;      /* default 32 */
 };
 
 /* A pass_headers name as its variable's suffix, in place: ASCII letters

@@ -30,7 +30,7 @@ struct delivery {
 	unsigned char *body;
 	size_t body_len;
 	struct envlist env; /* metadata + payload; HOOK_HOOK/HOOK_ATTEMPT added per hook */
-	size_t env_omitted;
+	struct flatten_report env_report; /* what env left out (pass_headers too) */
 	bool env_pending;   /* lazy: env not built yet, from root */
 	json_object *root;  /* the parsed payload until then (a reference), else NULL */
 	bool parse_body;    /* ... and with root NULL: from the JSON body, parsed then */
@@ -166,6 +166,11 @@ char *delivery_response_json(const struct delivery *d, bool include_output)
 		sb_putc(&sb, '}');
 	}
 	sb_putc(&sb, ']');
+	if (d->env_report.omitted) {
+		char num[24];
+		sb_puts(&sb, ",\"env_omitted\":");
+		sb_puts(&sb, decimal(num, (long long)d->env_report.omitted));
+	}
 	if (d->out.error) {
 		sb_putc(&sb, ',');
 		json_field_str(&sb, "error", d->out.error);
@@ -188,7 +193,9 @@ void delivery_log(const struct delivery *d)
 		{"hooks", decimal(hooks, (long long)d->nresults)},
 		{"attempt", d->attempt > 1 ? decimal(attempt, d->attempt) : NULL},
 		{"mode", d->async ? "async" : NULL},
-		{"env_omitted", d->env_omitted ? decimal(omitted, (long long)d->env_omitted) : NULL},
+		{"env_omitted", d->env_report.omitted
+		                        ? decimal(omitted, (long long)d->env_report.omitted)
+		                        : NULL},
 		{"error", d->out.error},
 	};
 	log_kv(ok ? LOG_LVL_INFO : LOG_LVL_WARN, "delivery", kv, ARRAY_SIZE(kv));
@@ -369,7 +376,7 @@ static void delivery_meta(struct delivery *d, const char *(*get)(void *ctx, cons
  * the payload's variables: a payload key of that name gives way, as to
  * metadata, and one the request did not send is removed, so that the
  * variable is never the body's word. A value over FLATTEN_MAX_VALUE is left
- * out (counted in env_omitted), as a payload value would be. */
+ * out (counted in env_report.omitted), as a payload value would be. */
 static void add_header_vars(struct delivery *d)
 {
 	char **names = d->ep->pass_headers;
@@ -381,7 +388,7 @@ static void add_header_vars(struct delivery *d)
 			envlist_add(&d->env, var, v);
 		} else {
 			envlist_remove(&d->env, var);
-			d->env_omitted += v != NULL;
+			d->env_report.omitted += v != NULL;
 		}
 		free(var);
 	}
@@ -419,14 +426,52 @@ static void drop_credential_fields(struct delivery *d)
 	}
 }
 
+/* How the payload is flattened: the config's prefix and this delivery's budget. */
+static struct flatten_opts flatten_opts(const struct delivery *d)
+{
+	return (struct flatten_opts){
+		.prefix = d->cfg->env_prefix,
+		.reserved = (const char *const *)once.reserved,
+		.max_vars = (size_t)d->opts.env_max_vars,
+		.max_bytes = (size_t)d->opts.env_max_bytes,
+		.array_max = (size_t)d->opts.env_array_max,
+	};
+}
+
 /* The environment: pass_env, metadata, then the payload of root. */
 static void build_env(struct delivery *d, json_object *root)
 {
 	build_env_base(d);
-	if (root)
-		payload_flatten(root, d->cfg->env_prefix, (const char *const *)once.reserved,
-		                &d->env, &d->env_omitted);
+	if (root) {
+		struct flatten_opts fo = flatten_opts(d);
+		payload_flatten(root, &fo, &d->env, &d->env_report);
+	}
 	drop_credential_fields(d);
+}
+
+/*
+ * What the environment left out, once, at warn: a hook that tests a
+ * variable it did not get fails in ways that point nowhere near here
+ * (README "Flattening the payload"). `hookd env` and `run` print it on
+ * stderr too.
+ */
+static void env_report_log(const struct delivery *d)
+{
+	const struct flatten_report *r = &d->env_report;
+	if (!r->omitted && !r->collisions)
+		return;
+	char omitted[24], collisions[24];
+	struct log_kv kv[] = {
+		{"endpoint", d->ep->name},
+		{"event", d->event},
+		{"id", d->id},
+		{"env_omitted", r->omitted ? decimal(omitted, (long long)r->omitted) : NULL},
+		{"omitted", r->omitted_names},
+		{"env_collisions",
+		 r->collisions ? decimal(collisions, (long long)r->collisions) : NULL},
+		{"collided", r->collided},
+	};
+	log_kv(LOG_LVL_WARN, "environment incomplete", kv, ARRAY_SIZE(kv));
 }
 
 struct delivery *delivery_new(const struct delivery_params *p)
@@ -479,6 +524,7 @@ struct delivery *delivery_new(const struct delivery_params *p)
 		d->parse_body = !root;
 	} else {
 		build_env(d, root);
+		env_report_log(d);
 	}
 	return d;
 }
@@ -493,11 +539,12 @@ bool delivery_build_env(struct delivery *d, char *err, size_t errlen)
 		 * from the text, without a tree, unless an object in it has a
 		 * key twice (json-c's tree says which value wins). */
 		build_env_base(d);
-		if (payload_flatten_text((const char *)d->body, d->body_len, d->cfg->env_prefix,
-		                         (const char *const *)once.reserved, &d->env,
-		                         &d->env_omitted)) {
+		struct flatten_opts fo = flatten_opts(d);
+		if (payload_flatten_text((const char *)d->body, d->body_len, &fo, &d->env,
+		                         &d->env_report)) {
 			drop_credential_fields(d);
 			add_header_vars(d);
+			env_report_log(d);
 			return true;
 		}
 		envlist_free(&d->env);
@@ -515,6 +562,7 @@ bool delivery_build_env(struct delivery *d, char *err, size_t errlen)
 	}
 	build_env(d, d->root);
 	add_header_vars(d);
+	env_report_log(d);
 	json_object_put(d->root);
 	d->root = NULL;
 	return true;
@@ -537,6 +585,7 @@ static void free_results(struct delivery *d)
 static void free_payload(struct delivery *d)
 {
 	envlist_free(&d->env);
+	flatten_report_free(&d->env_report);
 	json_object_put(d->root);
 	d->root = NULL;
 	for (size_t i = 0; i < d->nheaders; i++) {

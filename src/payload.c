@@ -565,8 +565,9 @@ void envlist_remove(struct envlist *e, const char *name)
 	e->n--;
 }
 
-/* Appends without looking for NAME: for callers that know it is new. */
-static void envlist_append(struct envlist *e, char *entry)
+/* Appends without looking for NAME: for callers that know it is new;
+ * len is strlen(entry). */
+static void envlist_append_len(struct envlist *e, char *entry, size_t len)
 {
 	if (!e->v)
 		envlist_init(e);
@@ -577,7 +578,12 @@ static void envlist_append(struct envlist *e, char *entry)
 	}
 	e->v[e->n++] = entry;
 	e->v[e->n] = NULL;
-	e->bytes += strlen(entry) + 1;
+	e->bytes += len + 1;
+}
+
+static void envlist_append(struct envlist *e, char *entry)
+{
+	envlist_append_len(e, entry, strlen(entry));
 }
 
 static char *make_entry(const char *name, const char *value, size_t vlen)
@@ -773,71 +779,84 @@ static bool nameset_add(struct nameset *ns, const char *s, size_t n)
 	return true;
 }
 
-struct flatten {
-	const char *prefix;
-	size_t prefixlen;
-	struct envlist *env;
-	struct nameset taken; /* names already held */
-	size_t vars, bytes, omitted;
-	struct strbuf name;
+/*
+ * Flattening collects every candidate first (its name, its value, where
+ * it is), orders them (README "Flattening the payload": outside arrays
+ * first, shallowest first, in document order), and then admits them into
+ * the budget. Both walks, over json-c's tree and over the text, collect
+ * the same candidates in the same order, and share the rest.
+ */
+
+/* Where a candidate is, for naming the loser of a collision: a chain of
+ * parents up to the root. */
+struct path_node {
+	size_t parent;   /* SIZE_MAX: the root */
+	const char *key; /* an object key (json-c's, or the text's opening quote); NULL: index */
+	size_t index;    /* an element's index; SIZE_MAX with key NULL: the array's count */
 };
 
-static void count_leaves(struct flatten *f, json_object *o)
+enum leaf_kind {
+	LEAF_VALUE, /* a scalar or an array's count */
+	LEAF_CUT,   /* what an array past array_max or a level past 32 left out */
+};
+
+/* Why a candidate cannot be kept, whatever the budget. */
+enum leaf_unfit {
+	FIT,
+	UNFIT_VALUE, /* a NUL byte, over 64 KiB, or over max_bytes on its own */
+	UNFIT_NAME,  /* over 4 KiB: its name is not held */
+};
+
+struct leaf {
+	size_t name_off, value_off, value_len; /* in the arena */
+	size_t name_len;
+	size_t node;        /* its path_node */
+	size_t ordinal;     /* document order */
+	size_t cut_leaves;  /* LEAF_CUT: how many leaves it stands for */
+	unsigned short group, level; /* arrays around it; its depth */
+	unsigned char kind, unfit;
+};
+
+struct flatten {
+	const struct flatten_opts *o;
+	size_t prefixlen;
+	struct envlist *env;
+	struct strbuf name;
+	bool keys_quoted; /* path keys point at the text's quotes (the text walk) */
+	/* The candidates. */
+	struct leaf *leaves;
+	size_t nleaves, leaves_cap;
+	struct path_node *nodes;
+	size_t nnodes, nodes_cap;
+	struct strbuf arena;
+	/* Where the walk is: its container's node, the key or index of the
+	 * value it is at, and the arrays around it. */
+	size_t node;
+	const char *key;
+	size_t index;
+	unsigned short group;
+	size_t counted;  /* leaves met below a cut, for the cut's count */
+	size_t overflow; /* leaves met past FLATTEN_COLLECT_MAX */
+};
+
+static const char *decode_string(const char *p, struct strbuf *out);
+
+static size_t node_add(struct flatten *f, size_t parent, const char *key, size_t index)
 {
-	switch (json_object_get_type(o)) {
-	case json_type_object: {
-		json_object_object_foreach(o, k, v)
-		{
-			(void)k;
-			count_leaves(f, v);
-		}
-		break;
+	if (f->nnodes == f->nodes_cap) {
+		f->nodes_cap = f->nodes_cap ? f->nodes_cap * 2 : 64;
+		f->nodes = xrealloc(f->nodes, f->nodes_cap * sizeof(*f->nodes));
 	}
-	case json_type_array: {
-		size_t n = json_object_array_length(o);
-		for (size_t i = 0; i < n; i++)
-			count_leaves(f, json_object_array_get_idx(o, i));
-		break;
-	}
-	default:
-		f->omitted++;
-		break;
-	}
+	f->nodes[f->nnodes] = (struct path_node){parent, key, index};
+	return f->nnodes++;
 }
 
-/* One leaf, its value val[0..vlen) as a hook sees it. */
-static void flatten_value(struct flatten *f, const char *val, size_t vlen)
+/* A container: the node its children hang from; returns the one to restore. */
+static size_t node_enter(struct flatten *f)
 {
-	const char *name = f->name.buf;
-	size_t nlen = f->name.len;
-
-	/* A leaf whose keys all normalize to nothing has no name to take.
-	 * Neither it nor a name collision counts as "left out": that count
-	 * (README "What a hook gets") is for the limits, which say something about the payload;
-	 * a body `event` meeting the reserved HOOK_EVENT is routine. */
-	if (nlen == f->prefixlen)
-		return;
-	/* The first leaf with a name holds it, kept or not: a later leaf
-	 * never stands in for one that was left out. */
-	if (!nameset_add(&f->taken, name, nlen))
-		return;
-
-	size_t entry = nlen + 1 + vlen + 1;
-	if (memchr(val, '\0', vlen) || vlen > FLATTEN_MAX_VALUE || nlen > FLATTEN_MAX_NAME ||
-	    f->vars >= FLATTEN_MAX_VARS || f->bytes + entry > FLATTEN_MAX_BYTES) {
-		f->omitted++;
-		return;
-	}
-	envlist_append(f->env, make_entry(name, val, vlen));
-	f->vars++;
-	f->bytes += entry;
-}
-
-static void flatten_leaf(struct flatten *f, json_object *o)
-{
-	size_t vlen = 0;
-	const char *val = scalar_text(o, &vlen);
-	flatten_value(f, val, vlen);
+	size_t saved = f->node;
+	f->node = node_add(f, f->node, f->key, f->index);
+	return saved;
 }
 
 /* Appends one path key to the name; returns what name_pop() takes back. */
@@ -857,88 +876,425 @@ static size_t name_push(struct flatten *f, const char *key, size_t keylen)
 	return saved;
 }
 
+static size_t name_push_index(struct flatten *f, size_t i)
+{
+	char idx[24];
+	int len = snprintf(idx, sizeof idx, "%zu", i);
+	return name_push(f, idx, (size_t)len);
+}
+
 static void name_pop(struct flatten *f, size_t saved)
 {
 	f->name.len = saved;
 	f->name.buf[saved] = '\0';
 }
 
+/* Appends s[0..n) and a NUL to the arena; returns where it starts. */
+static size_t arena_put(struct strbuf *arena, const char *s, size_t n)
+{
+	size_t off = arena->len;
+	sb_append(arena, s, n);
+	arena->len++; /* the NUL sb_append wrote: every entry is a C string */
+	return off;
+}
+
+/* A new candidate under the current name, at the current place. */
+static struct leaf *leaf_new(struct flatten *f, enum leaf_kind kind, size_t level)
+{
+	if (f->nleaves == f->leaves_cap) {
+		f->leaves_cap = f->leaves_cap ? f->leaves_cap * 2 : 32;
+		f->leaves = xrealloc(f->leaves, f->leaves_cap * sizeof(*f->leaves));
+	}
+	struct leaf *l = &f->leaves[f->nleaves];
+	memset(l, 0, sizeof(*l));
+	l->ordinal = f->nleaves++;
+	l->kind = (unsigned char)kind;
+	l->level = (unsigned short)level;
+	l->group = f->group;
+	l->node = node_add(f, f->node, f->key, f->index);
+	l->name_len = f->name.len;
+	if (l->name_len > FLATTEN_MAX_NAME) {
+		/* Kept short for the log; such a name is never held. */
+		l->unfit = UNFIT_NAME;
+		l->name_off = f->arena.len;
+		sb_append(&f->arena, f->name.buf, 64);
+		arena_put(&f->arena, "...", 3);
+		l->name_len = 64 + 3;
+	} else {
+		l->name_off = arena_put(&f->arena, f->name.buf, f->name.len);
+	}
+	return l;
+}
+
+/* One scalar, its value val[0..vlen) as a hook sees it. */
+static void flatten_value(struct flatten *f, const char *val, size_t vlen, size_t level)
+{
+	/* A leaf whose keys all normalize to nothing has no name to take:
+	 * not a limit, so not counted. */
+	if (f->name.len == f->prefixlen)
+		return;
+	if (f->arena.len > FLATTEN_COLLECT_MAX) {
+		f->overflow++;
+		return;
+	}
+	struct leaf *l = leaf_new(f, LEAF_VALUE, level);
+	if (l->unfit)
+		return;
+	if (memchr(val, '\0', vlen) || vlen > FLATTEN_MAX_VALUE ||
+	    l->name_len + vlen + 2 > f->o->max_bytes) {
+		l->unfit = UNFIT_VALUE;
+		return;
+	}
+	l->value_off = arena_put(&f->arena, val, vlen);
+	l->value_len = vlen;
+}
+
+/* An array's <NAME>_COUNT, where the array is; its value comes with
+ * count_set (the text walk knows the length only at the end). Returns
+ * the candidate's index, or SIZE_MAX when the array has no name. */
+static size_t count_add(struct flatten *f, size_t level)
+{
+	if (f->name.len == f->prefixlen || f->arena.len > FLATTEN_COLLECT_MAX)
+		return SIZE_MAX;
+	size_t saved = f->name.len;
+	sb_puts(&f->name, "_COUNT");
+	/* Its node hangs from the array's (the current one). */
+	f->key = NULL;
+	f->index = SIZE_MAX;
+	struct leaf *l = leaf_new(f, LEAF_VALUE, level);
+	name_pop(f, saved);
+	return l->ordinal;
+}
+
+static void count_set(struct flatten *f, size_t i, size_t n)
+{
+	if (i == SIZE_MAX || f->leaves[i].unfit)
+		return;
+	char num[24];
+	int len = snprintf(num, sizeof(num), "%zu", n);
+	struct leaf *l = &f->leaves[i];
+	l->value_off = arena_put(&f->arena, num, (size_t)len);
+	l->value_len = (size_t)len;
+	if (l->name_len + l->value_len + 2 > f->o->max_bytes)
+		l->unfit = UNFIT_VALUE;
+}
+
+/* What a cut left out, named for the log: elements from..to-1 of the
+ * current array ("HOOK_COMMITS_32..49"), or, with from == to, all below
+ * the current container ("HOOK_A_*"). */
+static void cut_add(struct flatten *f, size_t leaves, size_t from, size_t to, size_t level)
+{
+	if (leaves == 0)
+		return;
+	size_t saved = f->name.len;
+	if (from == to)
+		sb_puts(&f->name, f->name.len > f->prefixlen ? "_*" : "*");
+	else
+		sb_printf(&f->name, "%s%zu..%zu", f->name.len > f->prefixlen ? "_" : "", from,
+		          to - 1);
+	struct leaf *l = leaf_new(f, LEAF_CUT, level);
+	l->cut_leaves = leaves;
+	f->name.len = saved;
+	f->name.buf[saved] = '\0';
+}
+
+/* ---- admission ---- */
+
+static int leaf_cmp(const void *a, const void *b)
+{
+	const struct leaf *x = a, *y = b;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	if (x->group != y->group)
+		return x->group < y->group ? -1 : 1;
+	if (x->level != y->level)
+		return x->level < y->level ? -1 : 1;
+	return x->ordinal < y->ordinal ? -1 : x->ordinal > y->ordinal;
+}
+
+static bool leaves_sorted(const struct leaf *v, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (leaf_cmp(&v[i - 1], &v[i]) > 0)
+			return false;
+	return true;
+}
+
+/* The payload path of a candidate, for the log: keys and indices joined
+ * by '.', at most about 200 bytes. */
+static void path_render(const struct flatten *f, size_t node, struct strbuf *out)
+{
+	size_t chain[FLATTEN_MAX_DEPTH + 4], n = 0;
+	for (size_t i = node; i != SIZE_MAX && n < ARRAY_SIZE(chain); i = f->nodes[i].parent)
+		chain[n++] = i;
+	bool count = false;
+	struct strbuf key;
+	sb_init(&key);
+	size_t start = out->len;
+	/* chain[n - 1] is the root, which has no key. */
+	for (size_t j = n - 1; j-- > 0;) {
+		const struct path_node *p = &f->nodes[chain[j]];
+		if (!p->key && p->index == SIZE_MAX) {
+			count = true;
+			continue;
+		}
+		if (out->len > start)
+			sb_putc(out, '.');
+		if (!p->key) {
+			sb_printf(out, "%zu", p->index);
+		} else if (f->keys_quoted) {
+			decode_string(p->key, &key);
+			sb_append(out, key.buf, strlen(key.buf));
+		} else {
+			sb_puts(out, p->key);
+		}
+		if (out->len - start > 200) {
+			out->len = start + 200;
+			sb_puts(out, "...");
+			break;
+		}
+	}
+	sb_free(&key);
+	if (count) {
+		/* "count of commits" */
+		char *path = xstrndup(out->buf + start, out->len - start);
+		out->len = start;
+		sb_printf(out, "count of %s", path);
+		free(path);
+	}
+}
+
+/* The metadata entry named name, among the first `base` of env; or NULL. */
+static const char *held_value(const struct envlist *env, size_t base, const char *name,
+                              size_t nlen)
+{
+	for (size_t i = 0; i < base; i++)
+		if (strncmp(env->v[i], name, nlen) == 0 && env->v[i][nlen] == '=')
+			return env->v[i] + nlen + 1;
+	return NULL;
+}
+
+static void report_name(struct strbuf *sb, size_t *listed, const char *name)
+{
+	if ((*listed)++ >= FLATTEN_REPORT_NAMES)
+		return;
+	if (sb->len)
+		sb_putc(sb, ' ');
+	sb_puts(sb, name);
+}
+
+/* Admits the candidates, in order, into env; fills rep. */
+static void flatten_admit(struct flatten *f, struct flatten_report *rep)
+{
+	struct envlist *env = f->env;
+	struct nameset taken;
+	nameset_init(&taken, 64);
+	for (size_t i = 0; f->o->reserved && f->o->reserved[i]; i++)
+		nameset_add(&taken, f->o->reserved[i], strlen(f->o->reserved[i]));
+	size_t base = env->v ? env->n : 0;
+	for (size_t i = 0; i < base; i++)
+		nameset_add(&taken, env->v[i], entry_name_len(env->v[i]));
+
+	if (!leaves_sorted(f->leaves, f->nleaves))
+		qsort(f->leaves, f->nleaves, sizeof(*f->leaves), leaf_cmp);
+
+	size_t vars = 0, bytes = 0, omitted = f->overflow, collisions = 0;
+	size_t listed = 0, listed_collisions = 0;
+	struct strbuf names, collided;
+	sb_init(&names);
+	sb_init(&collided);
+	for (size_t i = 0; i < f->nleaves; i++) {
+		const struct leaf *l = &f->leaves[i];
+		const char *name = f->arena.buf + l->name_off;
+		if (l->kind == LEAF_CUT) {
+			omitted += l->cut_leaves;
+			report_name(&names, &listed, name);
+			continue;
+		}
+		if (l->unfit == UNFIT_NAME) {
+			omitted++;
+			report_name(&names, &listed, name);
+			continue;
+		}
+		/* The first candidate with a name holds it, kept or not: a later
+		 * one never stands in for one that was left out. */
+		if (!nameset_add(&taken, name, l->name_len)) {
+			const char *meta = held_value(env, base, name, l->name_len);
+			/* A body's "event" that says what HOOK_EVENT says loses nothing. */
+			if (meta && l->unfit == FIT && strlen(meta) == l->value_len &&
+			    memcmp(meta, f->arena.buf + l->value_off, l->value_len) == 0)
+				continue;
+			collisions++;
+			if (listed_collisions++ < FLATTEN_REPORT_NAMES) {
+				if (collided.len)
+					sb_puts(&collided, ", ");
+				sb_append(&collided, name, l->name_len);
+				sb_puts(&collided, " (");
+				path_render(f, l->node, &collided);
+				sb_putc(&collided, ')');
+			}
+			continue;
+		}
+		size_t entry = l->name_len + 1 + l->value_len + 1;
+		if (l->unfit || vars >= f->o->max_vars || bytes + entry > f->o->max_bytes) {
+			omitted++;
+			report_name(&names, &listed, name);
+			continue;
+		}
+		char *e = xmalloc(entry);
+		memcpy(e, name, l->name_len);
+		e[l->name_len] = '=';
+		memcpy(e + l->name_len + 1, f->arena.buf + l->value_off, l->value_len + 1);
+		envlist_append_len(env, e, entry - 1);
+		vars++;
+		bytes += entry;
+	}
+	nameset_free(&taken);
+	if (rep) {
+		rep->omitted = omitted;
+		rep->collisions = collisions;
+		rep->omitted_names = names.len ? sb_steal(&names) : NULL;
+		rep->collided = collided.len ? sb_steal(&collided) : NULL;
+	}
+	sb_free(&names);
+	sb_free(&collided);
+}
+
+void flatten_report_free(struct flatten_report *r)
+{
+	if (!r)
+		return;
+	free(r->omitted_names);
+	free(r->collided);
+	memset(r, 0, sizeof(*r));
+}
+
+static void flatten_begin(struct flatten *f, const struct flatten_opts *o, struct envlist *env)
+{
+	memset(f, 0, sizeof(*f));
+	f->o = o;
+	f->env = env;
+	const char *prefix = o->prefix ? o->prefix : "";
+	f->prefixlen = strlen(prefix);
+	sb_init(&f->name);
+	sb_puts(&f->name, prefix);
+	sb_init(&f->arena);
+	sb_reserve(&f->arena, 2048); /* a small payload's names and values, in one go */
+	f->node = SIZE_MAX; /* the root container's node will be the first */
+}
+
+static void flatten_end(struct flatten *f)
+{
+	sb_free(&f->name);
+	sb_free(&f->arena);
+	free(f->leaves);
+	free(f->nodes);
+}
+
+/* ---- the walk over json-c's tree ---- */
+
+/* Leaves below a cut: only their count matters. */
+static size_t count_leaves(json_object *o)
+{
+	size_t n = 0;
+	switch (json_object_get_type(o)) {
+	case json_type_object: {
+		json_object_object_foreach(o, k, v)
+		{
+			(void)k;
+			n += count_leaves(v);
+		}
+		break;
+	}
+	case json_type_array: {
+		size_t len = json_object_array_length(o);
+		for (size_t i = 0; i < len; i++)
+			n += count_leaves(json_object_array_get_idx(o, i));
+		break;
+	}
+	default:
+		n = 1;
+		break;
+	}
+	return n;
+}
+
 static void flatten_node(struct flatten *f, json_object *o, size_t level);
 
-/* Appends one path key to the name, recurses, and takes it off again. */
-static void flatten_child(struct flatten *f, const char *key, size_t keylen, json_object *v,
-                          size_t level)
+static void flatten_array(struct flatten *f, json_object *o, size_t level)
 {
-	size_t saved = name_push(f, key, keylen);
-	flatten_node(f, v, level);
-	name_pop(f, saved);
+	size_t n = json_object_array_length(o);
+	size_t saved_node = node_enter(f);
+	size_t count = count_add(f, level);
+	/* Below the deepest level only the count of what is left out matters. */
+	bool deep = level >= FLATTEN_MAX_DEPTH;
+	size_t walked = deep ? 0 : n < f->o->array_max ? n : f->o->array_max;
+	f->group++;
+	for (size_t i = 0; i < walked; i++) {
+		size_t saved = name_push_index(f, i);
+		f->key = NULL;
+		f->index = i;
+		flatten_node(f, json_object_array_get_idx(o, i), level + 1);
+		name_pop(f, saved);
+	}
+	size_t rest = 0;
+	for (size_t i = walked; i < n; i++)
+		rest += count_leaves(json_object_array_get_idx(o, i));
+	f->group--;
+	/* The value after the elements, as the text walk (which learns the
+	 * length only there) stores it. */
+	count_set(f, count, n);
+	cut_add(f, rest, deep ? 0 : walked, deep ? 0 : n, level);
+	f->node = saved_node;
+}
+
+static void flatten_object(struct flatten *f, json_object *o, size_t level)
+{
+	if (level >= FLATTEN_MAX_DEPTH) {
+		cut_add(f, count_leaves(o), 0, 0, level);
+		return;
+	}
+	size_t saved_node = node_enter(f);
+	json_object_object_foreach(o, k, v)
+	{
+		size_t saved = name_push(f, k, strlen(k));
+		f->key = k;
+		f->index = 0;
+		flatten_node(f, v, level + 1);
+		name_pop(f, saved);
+	}
+	f->node = saved_node;
 }
 
 static void flatten_node(struct flatten *f, json_object *o, size_t level)
 {
-	enum json_type t = json_object_get_type(o);
-	if (t != json_type_object && t != json_type_array) {
-		if (level > FLATTEN_MAX_DEPTH)
-			f->omitted++;
-		else
-			flatten_leaf(f, o);
-		return;
+	switch (json_object_get_type(o)) {
+	case json_type_object:
+		flatten_object(f, o, level);
+		break;
+	case json_type_array:
+		flatten_array(f, o, level);
+		break;
+	default: {
+		size_t vlen = 0;
+		const char *val = scalar_text(o, &vlen);
+		flatten_value(f, val, vlen, level);
+		break;
 	}
-	/* Below the deepest level only the count of what is left out matters. */
-	if (level >= FLATTEN_MAX_DEPTH) {
-		count_leaves(f, o);
-		return;
-	}
-	if (t == json_type_object) {
-		json_object_object_foreach(o, k, v)
-		{
-			flatten_child(f, k, strlen(k), v, level + 1);
-		}
-	} else {
-		size_t n = json_object_array_length(o);
-		for (size_t i = 0; i < n; i++) {
-			char idx[24];
-			int len = snprintf(idx, sizeof idx, "%zu", i);
-			flatten_child(f, idx, (size_t)len, json_object_array_get_idx(o, i),
-			              level + 1);
-		}
 	}
 }
 
-static void flatten_begin(struct flatten *f, const char *prefix, const char *const *reserved,
-                          struct envlist *env)
-{
-	memset(f, 0, sizeof(*f));
-	f->prefix = prefix ? prefix : "";
-	f->env = env;
-	f->prefixlen = strlen(f->prefix);
-	nameset_init(&f->taken, 64);
-	sb_init(&f->name);
-	sb_puts(&f->name, f->prefix);
-
-	/* Reserved names and whatever the caller already put in env. */
-	for (size_t i = 0; reserved && reserved[i]; i++)
-		nameset_add(&f->taken, reserved[i], strlen(reserved[i]));
-	for (size_t i = 0; env->v && i < env->n; i++)
-		nameset_add(&f->taken, env->v[i], entry_name_len(env->v[i]));
-}
-
-static void flatten_end(struct flatten *f, size_t *omitted)
-{
-	if (omitted)
-		*omitted = f->omitted;
-	sb_free(&f->name);
-	nameset_free(&f->taken);
-}
-
-void payload_flatten(json_object *root, const char *prefix, const char *const *reserved,
-                     struct envlist *env, size_t *omitted)
+void payload_flatten(json_object *root, const struct flatten_opts *o, struct envlist *env,
+                     struct flatten_report *rep)
 {
 	struct flatten f;
-	flatten_begin(&f, prefix, reserved, env);
+	flatten_begin(&f, o, env);
+	/* The root is level 0: its members are level 1. A root array has no
+	 * name, so no count. */
 	if (json_object_is_type(root, json_type_object) || json_object_is_type(root, json_type_array))
 		flatten_node(&f, root, 0);
-	flatten_end(&f, omitted);
+	flatten_admit(&f, rep);
+	flatten_end(&f);
 }
 
 /* ---- flattening straight from the text ---- */
@@ -1057,13 +1413,20 @@ static const char *decode_string(const char *p, struct strbuf *out)
 
 static const char *walk_value(struct text_walk *w, const char *p, size_t level, bool counting);
 
-/* A scalar: its leaf (or, below the deepest level, its count). */
+/* A scalar: its candidate (or, below a cut, its count). */
 static const char *walk_scalar(struct text_walk *w, const char *p, size_t level, bool counting)
 {
 	const char *val;
 	size_t vlen;
 	const char *next;
 	if (*p == '"') {
+		if (counting) {
+			/* Only its end matters. */
+			for (next = p + 1; *next != '"'; next += *next == '\\' ? 2 : 1)
+				;
+			w->f.counted++;
+			return next + 1;
+		}
 		next = decode_string(p, &w->str);
 		val = w->str.buf;
 		vlen = w->str.len;
@@ -1081,10 +1444,10 @@ static const char *walk_scalar(struct text_walk *w, const char *p, size_t level,
 		val = p;
 		vlen = (size_t)(next - p);
 	}
-	if (counting || level > FLATTEN_MAX_DEPTH)
-		w->f.omitted++;
+	if (counting)
+		w->f.counted++;
 	else
-		flatten_value(&w->f, val, vlen);
+		flatten_value(&w->f, val, vlen, level);
 	return next;
 }
 
@@ -1092,10 +1455,15 @@ static const char *walk_object(struct text_walk *w, const char *p, size_t level,
 {
 	char id[32];
 	int idlen = snprintf(id, sizeof(id), "%zu:", w->objects++);
+	/* Below the deepest level only the count of what is left out matters
+	 * (and the keys, to find one given twice). */
+	bool cut = !counting && level >= FLATTEN_MAX_DEPTH;
+	size_t before = w->f.counted;
+	size_t saved_node = counting || cut ? 0 : node_enter(&w->f);
+	counting = counting || cut;
 	p = skip_ws(p + 1);
-	if (*p == '}')
-		return p + 1;
-	for (;;) {
+	while (*p != '}') {
+		const char *quote = p;
 		p = decode_string(p, &w->str);
 		size_t klen = strlen(w->str.buf); /* json-c's keys are C strings */
 		/* The key, with its object's number, among all keys met. */
@@ -1106,7 +1474,12 @@ static const char *walk_object(struct text_walk *w, const char *p, size_t level,
 			w->dup = true;
 			return NULL;
 		}
-		size_t saved = counting ? 0 : name_push(&w->f, w->str.buf, klen);
+		size_t saved = 0;
+		if (!counting) {
+			saved = name_push(&w->f, w->str.buf, klen);
+			w->f.key = quote;
+			w->f.index = 0;
+		}
 		p = skip_ws(skip_ws(p) + 1); /* the ':' */
 		p = walk_value(w, p, level + 1, counting);
 		if (!counting)
@@ -1114,74 +1487,89 @@ static const char *walk_object(struct text_walk *w, const char *p, size_t level,
 		if (!p)
 			return NULL;
 		p = skip_ws(p);
-		if (*p == '}')
-			return p + 1;
-		p = skip_ws(p + 1); /* the ',' */
+		if (*p == ',')
+			p = skip_ws(p + 1);
 	}
+	if (cut) {
+		cut_add(&w->f, w->f.counted - before, 0, 0, level);
+		w->f.counted = before;
+	} else if (!counting) {
+		w->f.node = saved_node;
+	}
+	return p + 1;
 }
 
 static const char *walk_array(struct text_walk *w, const char *p, size_t level, bool counting)
 {
+	size_t saved_node = 0, count = SIZE_MAX;
+	bool deep = level >= FLATTEN_MAX_DEPTH;
+	if (!counting) {
+		saved_node = node_enter(&w->f);
+		count = count_add(&w->f, level);
+		w->f.group++;
+	}
+	size_t before = w->f.counted;
+	size_t walked = counting || deep ? 0 : w->f.o->array_max;
 	p = skip_ws(p + 1);
-	if (*p == ']')
-		return p + 1;
-	for (size_t i = 0;; i++) {
+	size_t i = 0;
+	for (; *p != ']'; i++) {
+		bool cut = i >= walked;
 		size_t saved = 0;
-		if (!counting) {
-			char idx[24];
-			int len = snprintf(idx, sizeof idx, "%zu", i);
-			saved = name_push(&w->f, idx, (size_t)len);
+		if (!cut) {
+			saved = name_push_index(&w->f, i);
+			w->f.key = NULL;
+			w->f.index = i;
 		}
-		p = walk_value(w, p, level + 1, counting);
-		if (!counting)
+		p = walk_value(w, p, level + 1, cut);
+		if (!cut)
 			name_pop(&w->f, saved);
 		if (!p)
 			return NULL;
 		p = skip_ws(p);
-		if (*p == ']')
-			return p + 1;
-		p = skip_ws(p + 1); /* the ',' */
+		if (*p == ',')
+			p = skip_ws(p + 1);
 	}
+	if (!counting) {
+		count_set(&w->f, count, i);
+		w->f.group--;
+		size_t rest = w->f.counted - before;
+		w->f.counted = before;
+		cut_add(&w->f, rest, deep ? 0 : walked, deep ? 0 : i, level);
+		w->f.node = saved_node;
+	}
+	return p + 1;
 }
 
 static const char *walk_value(struct text_walk *w, const char *p, size_t level, bool counting)
 {
-	/* Below the deepest level only the count of what is left out matters
-	 * (and the keys, to find one given twice). */
-	bool below = counting || level >= FLATTEN_MAX_DEPTH;
 	if (*p == '{')
-		return walk_object(w, p, level, below);
+		return walk_object(w, p, level, counting);
 	if (*p == '[')
-		return walk_array(w, p, level, below);
+		return walk_array(w, p, level, counting);
 	return walk_scalar(w, p, level, counting);
 }
 
-bool payload_flatten_text(const char *body, size_t len, const char *prefix,
-                          const char *const *reserved, struct envlist *env, size_t *omitted)
+bool payload_flatten_text(const char *body, size_t len, const struct flatten_opts *o,
+                          struct envlist *env, struct flatten_report *rep)
 {
 	(void)len; /* json_scan accepted it: it ends where its text says */
 	struct text_walk w = {.objects = 0};
-	size_t base = env->n, base_bytes = env->bytes;
-	flatten_begin(&w.f, prefix, reserved, env);
+	flatten_begin(&w.f, o, env);
+	w.f.keys_quoted = true;
 	nameset_init(&w.keys, 64);
 	sb_init(&w.str);
 	sb_init(&w.key);
 	const char *p = skip_ws(body);
 	if (*p == '{' || *p == '[')
 		walk_value(&w, p, 0, false);
-	flatten_end(&w.f, omitted);
+	if (!w.dup)
+		flatten_admit(&w.f, rep);
+	else if (rep)
+		memset(rep, 0, sizeof(*rep));
+	flatten_end(&w.f);
 	nameset_free(&w.keys);
 	sb_free(&w.str);
 	sb_free(&w.key);
-	if (!w.dup)
-		return true;
-	/* Back to what the caller had: the tree decides this one. */
-	while (env->n > base)
-		free(env->v[--env->n]);
-	if (env->v)
-		env->v[env->n] = NULL;
-	env->bytes = base_bytes;
-	if (omitted)
-		*omitted = 0;
-	return false;
+	/* With a key twice, env is as the caller had it: the tree decides. */
+	return !w.dup;
 }

@@ -87,21 +87,31 @@ static void env_start(struct envlist *env)
 
 /* payload_flatten_text on the body's text gives exactly what the tree
  * gave, or declines and leaves env as it was. */
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
 static void check_text_flatten(const char *text, size_t len, const struct envlist *want,
-                               size_t want_omitted)
+                               const struct flatten_report *want_rep)
 {
 	struct envlist env;
-	size_t omitted = 99;
+	struct flatten_report rep;
+	struct flatten_opts fo = FLATTEN_OPTS(PREFIX, reserved);
 	env_start(&env);
 	size_t before = env.n, before_bytes = env.bytes;
-	if (payload_flatten_text(text, len, PREFIX, reserved, &env, &omitted)) {
+	if (payload_flatten_text(text, len, &fo, &env, &rep)) {
 		FUZZ_ASSERT(env.n == want->n && env.bytes == want->bytes);
-		FUZZ_ASSERT(omitted == want_omitted);
+		FUZZ_ASSERT(rep.omitted == want_rep->omitted);
+		FUZZ_ASSERT(rep.collisions == want_rep->collisions);
+		FUZZ_ASSERT(same_str(rep.omitted_names, want_rep->omitted_names));
+		FUZZ_ASSERT(same_str(rep.collided, want_rep->collided));
 		for (size_t i = 0; i < env.n; i++)
 			FUZZ_ASSERT(strcmp(env.v[i], want->v[i]) == 0);
 	} else {
 		FUZZ_ASSERT(env.n == before && env.bytes == before_bytes && env.v[env.n] == NULL);
 	}
+	flatten_report_free(&rep);
 	envlist_free(&env);
 }
 
@@ -109,13 +119,15 @@ static void check_text_flatten(const char *text, size_t len, const struct envlis
 static void flatten(json_object *root, const char *text, size_t len)
 {
 	struct envlist env;
-	size_t omitted = 0;
+	struct flatten_report rep;
+	struct flatten_opts fo = FLATTEN_OPTS(PREFIX, reserved);
 	env_start(&env);
 	size_t before = env.n;
-	payload_flatten(root, PREFIX, reserved, &env, &omitted);
+	payload_flatten(root, &fo, &env, &rep);
 	check_env(&env, before);
 	if (text)
-		check_text_flatten(text, len, &env, omitted);
+		check_text_flatten(text, len, &env, &rep);
+	flatten_report_free(&rep);
 	FUZZ_ASSERT(strcmp(env.v[envlist_find(&env, "HOOK_EVENT")], "HOOK_EVENT=fuzz:event") == 0);
 	envlist_sort(&env);
 	for (size_t i = 1; i < env.n; i++)

@@ -446,96 +446,236 @@ static const char *const meta_reserved[] = {
 	"HOOK_RECEIVED_AT", "HOOK_INTEGRATION_ID", "HOOK_INTEGRATION_NAME", NULL,
 };
 
+/*
+ * Flattens json both ways, the tree and the text, into env (which may
+ * hold metadata already) and rep; checks that the two agree, variable for
+ * variable and in the report.
+ */
+static void flatten_both(const char *json, const struct flatten_opts *fo, struct envlist *env,
+                         struct flatten_report *rep, const char *what)
+{
+	struct envlist text;
+	envlist_init(&text);
+	envlist_copy(&text, env);
+	char err[128] = "";
+	json_object *o = payload_parse_json(json, strlen(json), err, sizeof err);
+	CHECK(o != NULL, "%s parses: %s", what, err);
+	payload_flatten(o, fo, env, rep);
+	json_object_put(o);
+	CHECK(env->v[env->n] == NULL, "%s: NULL-terminated", what);
+
+	struct flatten_report trep;
+	CHECK(payload_flatten_text(json, strlen(json), fo, &text, &trep), "%s from the text", what);
+	bool same = text.n == env->n && text.bytes == env->bytes;
+	for (size_t i = 0; same && i < text.n; i++)
+		same = strcmp(text.v[i], env->v[i]) == 0;
+	CHECK(same, "%s: the text gives %zu variables, the tree %zu", what, text.n, env->n);
+	CHECK(trep.omitted == rep->omitted && trep.collisions == rep->collisions,
+	      "%s: the text's report %zu/%zu, the tree's %zu/%zu", what, trep.omitted,
+	      trep.collisions, rep->omitted, rep->collisions);
+	CHECK_STR(trep.omitted_names ? trep.omitted_names : "",
+	          rep->omitted_names ? rep->omitted_names : "", "%s: omitted names agree", what);
+	CHECK_STR(trep.collided ? trep.collided : "", rep->collided ? rep->collided : "",
+	          "%s: collided agree", what);
+	flatten_report_free(&trep);
+	envlist_free(&text);
+}
+
 static void test_flatten_table(void)
 {
 	static const struct {
 		const char *json;
 		bool reserved;
 		const char *want;
-		size_t omitted;
+		size_t omitted, collisions;
 	} cases[] = {
-		{ "{}", false, "", 0 },
-		{ "{\"a\":\"x\"}", false, "HOOK_A=x\n", 0 },
-		{ "{\"pullRequestId\":null}", false, "HOOK_PULL_REQUEST_ID=\n", 0 },
-		{ "{\"a\":true,\"b\":false,\"c\":null}", false, "HOOK_A=true\nHOOK_B=false\nHOOK_C=\n", 0 },
+		{ "{}", false, "", 0, 0 },
+		{ "{\"a\":\"x\"}", false, "HOOK_A=x\n", 0, 0 },
+		{ "{\"pullRequestId\":null}", false, "HOOK_PULL_REQUEST_ID=\n", 0, 0 },
+		{ "{\"a\":true,\"b\":false,\"c\":null}", false, "HOOK_A=true\nHOOK_B=false\nHOOK_C=\n", 0, 0 },
 		{ "{\"n\":1.50,\"m\":1e3,\"k\":-7,\"big\":12345678901234567890}", false,
-		  "HOOK_N=1.50\nHOOK_M=1e3\nHOOK_K=-7\nHOOK_BIG=12345678901234567890\n", 0 },
+		  "HOOK_N=1.50\nHOOK_M=1e3\nHOOK_K=-7\nHOOK_BIG=12345678901234567890\n", 0, 0 },
 		{ "{\"huge\":123456789012345678901234,\"z\":-0}", false,
-		  "HOOK_HUGE=123456789012345678901234\nHOOK_Z=-0\n", 0 },
-		{ "{\"data\":{\"build\":{\"createdAt\":\"t\"}}}", false, "HOOK_DATA_BUILD_CREATED_AT=t\n", 0 },
-		{ "{\"v2Api\":{\"9lives\":1}}", false, "HOOK_V2_API_9LIVES=1\n", 0 },
-		{ "{\"items\":[\"a\",\"b\"]}", false, "HOOK_ITEMS_0=a\nHOOK_ITEMS_1=b\n", 0 },
+		  "HOOK_HUGE=123456789012345678901234\nHOOK_Z=-0\n", 0, 0 },
+		{ "{\"data\":{\"build\":{\"createdAt\":\"t\"}}}", false, "HOOK_DATA_BUILD_CREATED_AT=t\n", 0, 0 },
+		{ "{\"v2Api\":{\"9lives\":1}}", false, "HOOK_V2_API_9LIVES=1\n", 0, 0 },
+		/* arrays: a count where the array is, the elements after */
+		{ "{\"items\":[\"a\",\"b\"]}", false, "HOOK_ITEMS_COUNT=2\nHOOK_ITEMS_0=a\nHOOK_ITEMS_1=b\n", 0, 0 },
 		{ "{\"items\":[{\"name\":\"x\"},{\"name\":\"y\"},{\"name\":\"z\"}]}", false,
-		  "HOOK_ITEMS_0_NAME=x\nHOOK_ITEMS_1_NAME=y\nHOOK_ITEMS_2_NAME=z\n", 0 },
-		{ "{\"m\":[[1,2],[3,[4]]]}", false, "HOOK_M_0_0=1\nHOOK_M_0_1=2\nHOOK_M_1_0=3\nHOOK_M_1_1_0=4\n", 0 },
-		{ "{\"e\":[],\"o\":{},\"x\":1}", false, "HOOK_X=1\n", 0 },
-		/* collisions: the first in document order wins; not counted as left out */
-		{ "{\"a_b\":1,\"aB\":2}", false, "HOOK_A_B=1\n", 0 },
-		{ "{\"aB\":2,\"a_b\":1}", false, "HOOK_A_B=2\n", 0 },
-		{ "{\"a\":{\"b\":1},\"a_b\":2,\"A.B\":3}", false, "HOOK_A_B=1\n", 0 },
-		{ "{\"x\":[1],\"x_0\":2}", false, "HOOK_X_0=1\n", 0 },
+		  "HOOK_ITEMS_COUNT=3\nHOOK_ITEMS_0_NAME=x\nHOOK_ITEMS_1_NAME=y\nHOOK_ITEMS_2_NAME=z\n", 0, 0 },
+		{ "{\"m\":[[1,2],[3,[4]]]}", false,
+		  "HOOK_M_COUNT=2\nHOOK_M_0_COUNT=2\nHOOK_M_1_COUNT=2\nHOOK_M_0_0=1\nHOOK_M_0_1=2\n"
+		  "HOOK_M_1_0=3\nHOOK_M_1_1_COUNT=1\nHOOK_M_1_1_0=4\n", 0, 0 },
+		{ "{\"e\":[],\"o\":{},\"x\":1}", false, "HOOK_E_COUNT=0\nHOOK_X=1\n", 0, 0 },
+		/* admission order: by depth, document order within a depth */
+		{ "{\"a\":{\"b\":{\"c\":1}},\"d\":2,\"e\":{\"f\":3}}", false,
+		  "HOOK_D=2\nHOOK_E_F=3\nHOOK_A_B_C=1\n", 0, 0 },
+		/* array elements after every scalar outside arrays, however deep */
+		{ "{\"list\":[{\"id\":1}],\"z\":{\"y\":{\"x\":{\"w\":1}}}}", false,
+		  "HOOK_LIST_COUNT=1\nHOOK_Z_Y_X_W=1\nHOOK_LIST_0_ID=1\n", 0, 0 },
+		/* inside one array before inside two */
+		{ "{\"c\":[{\"files\":[\"f1\",\"f2\"],\"id\":\"c1\"}],\"h\":{\"files\":[\"x\"]}}", false,
+		  "HOOK_C_COUNT=1\nHOOK_H_FILES_COUNT=1\nHOOK_C_0_FILES_COUNT=2\nHOOK_C_0_ID=c1\n"
+		  "HOOK_H_FILES_0=x\nHOOK_C_0_FILES_0=f1\nHOOK_C_0_FILES_1=f2\n", 0, 0 },
+		/* collisions: the first admitted wins (the shallower, then the
+		 * first in document order); counted apart from the limits */
+		{ "{\"a_b\":1,\"aB\":2}", false, "HOOK_A_B=1\n", 0, 1 },
+		{ "{\"aB\":2,\"a_b\":1}", false, "HOOK_A_B=2\n", 0, 1 },
+		{ "{\"a\":{\"b\":1},\"a_b\":2,\"A.B\":3}", false, "HOOK_A_B=2\n", 0, 2 },
+		{ "{\"hook\":{\"id\":1},\"hook_id\":2}", false, "HOOK_HOOK_ID=2\n", 0, 1 },
+		{ "{\"x\":[1],\"x_0\":2}", false, "HOOK_X_COUNT=1\nHOOK_X_0=2\n", 0, 1 },
+		{ "{\"n_count\":5,\"n\":[1]}", false, "HOOK_N_COUNT=5\nHOOK_N_0=1\n", 0, 1 },
 		/* reserved metadata names are never taken by the payload */
-		{ "{\"event\":\"e\",\"id\":\"i\",\"hook\":1,\"other\":2}", true, "HOOK_OTHER=2\n", 0 },
-		{ "{\"event\":\"e\",\"id\":\"i\"}", false, "HOOK_EVENT=e\nHOOK_ID=i\n", 0 },
-		{ "{\"integration\":{\"id\":1,\"name\":2,\"x\":3}}", true, "HOOK_INTEGRATION_X=3\n", 0 },
-		{ "{\"remoteAddr\":1,\"remote_addr_x\":2}", true, "HOOK_REMOTE_ADDR_X=2\n", 0 },
+		{ "{\"event\":\"e\",\"id\":\"i\",\"hook\":1,\"other\":2}", true, "HOOK_OTHER=2\n", 0, 3 },
+		{ "{\"event\":\"e\",\"id\":\"i\"}", false, "HOOK_EVENT=e\nHOOK_ID=i\n", 0, 0 },
+		{ "{\"integration\":{\"id\":1,\"name\":2,\"x\":3}}", true, "HOOK_INTEGRATION_X=3\n", 0, 2 },
+		{ "{\"remoteAddr\":1,\"remote_addr_x\":2}", true, "HOOK_REMOTE_ADDR_X=2\n", 0, 1 },
 		/* keys that normalize to nothing add nothing to the path */
-		{ "{\"--\":{\"x\":1}}", false, "HOOK_X=1\n", 0 },
-		{ "{\"\xc3\xa9\":{\"x\":1},\"y\":{\"_\":2}}", false, "HOOK_X=1\nHOOK_Y=2\n", 0 },
-		{ "{\"\":1}", false, "", 0 },
-		{ "{\"--\":1,\"a\":2}", false, "HOOK_A=2\n", 0 },
-		{ "{\"\":{\"\":[]}}", false, "", 0 },
-		{ "{\"__a__\":{\"__b__\":1}}", false, "HOOK_A_B=1\n", 0 },
+		{ "{\"--\":{\"x\":1}}", false, "HOOK_X=1\n", 0, 0 },
+		{ "{\"\xc3\xa9\":{\"x\":1},\"y\":{\"_\":2}}", false, "HOOK_X=1\nHOOK_Y=2\n", 0, 0 },
+		{ "{\"\":1}", false, "", 0, 0 },
+		{ "{\"--\":1,\"a\":2}", false, "HOOK_A=2\n", 0, 0 },
+		{ "{\"\":{\"\":[]}}", false, "", 0, 0 },
+		{ "{\"__a__\":{\"__b__\":1}}", false, "HOOK_A_B=1\n", 0, 0 },
 		/* a NUL byte in a string: left out; \u0000 elsewhere is fine */
-		{ "{\"s\":\"a\\u0000b\",\"t\":\"ok\"}", false, "HOOK_T=ok\n", 1 },
-		{ "{\"s\":\"\\u0000\"}", false, "", 1 },
+		{ "{\"s\":\"a\\u0000b\",\"t\":\"ok\"}", false, "HOOK_T=ok\n", 1, 0 },
+		{ "{\"s\":\"\\u0000\"}", false, "", 1, 0 },
 		/* a left-out leaf keeps its name from a later one */
-		{ "{\"s\":\"a\\u0000b\",\"S\":\"later\"}", false, "", 1 },
+		{ "{\"s\":\"a\\u0000b\",\"S\":\"later\"}", false, "", 1, 1 },
 		/* strings as they are */
 		{ "{\"s\":\"line1\\nline2 \\\"q\\\" $HOME `x` \\u00e9\"}", false,
-		  "HOOK_S=line1\nline2 \"q\" $HOME `x` \xc3\xa9\n", 0 },
-		{ "{\"s\":\"\"}", false, "HOOK_S=\n", 0 },
+		  "HOOK_S=line1\nline2 \"q\" $HOME `x` \xc3\xa9\n", 0, 0 },
+		{ "{\"s\":\"\"}", false, "HOOK_S=\n", 0, 0 },
 		/* surrogates: a pair is one character, a lone half is U+FFFD */
 		{ "{\"s\":\"\\ud83d\\ude00|\\ud800|\\ud800x|\\udc00|\\ud800\\u0041|\\ud800\\ud83d\\ude00\"}",
 		  false, "HOOK_S=\xf0\x9f\x98\x80|\xef\xbf\xbd|\xef\xbf\xbdx|\xef\xbf\xbd|\xef\xbf\xbd"
-		  "A|\xef\xbf\xbd\xf0\x9f\x98\x80\n", 0 },
+		  "A|\xef\xbf\xbd\xf0\x9f\x98\x80\n", 0, 0 },
 		{ "{\"s\":\"\\ud800\\n\\/\\\\\\b\\f\\r\\t\"}", false,
-		  "HOOK_S=\xef\xbf\xbd\n/\\\b\f\r\t\n", 0 },
+		  "HOOK_S=\xef\xbf\xbd\n/\\\b\f\r\t\n", 0, 0 },
 		/* a key holds up to its first NUL, as json-c keeps it */
-		{ "{\"a\\u0000b\":1,\"c\":{\"d\\u0000\":2}}", false, "HOOK_A=1\nHOOK_C_D=2\n", 0 },
+		{ "{\"a\\u0000b\":1,\"c\":{\"d\\u0000\":2}}", false, "HOOK_A=1\nHOOK_C_D=2\n", 0, 0 },
 		/* escaped keys are decoded before they are normalized */
-		{ "{\"\\u0061\\u0042\":1}", false, "HOOK_A_B=1\n", 0 },
+		{ "{\"\\u0061\\u0042\":1}", false, "HOOK_A_B=1\n", 0, 0 },
 		{ "{ \"a\" : [ 1 , { \"b\" : \"x\" } ] , \"c\" : -0.0e+1 }", false,
-		  "HOOK_A_0=1\nHOOK_A_1_B=x\nHOOK_C=-0.0e+1\n", 0 },
+		  "HOOK_A_COUNT=2\nHOOK_C=-0.0e+1\nHOOK_A_0=1\nHOOK_A_1_B=x\n", 0, 0 },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		char err[128] = "";
-		json_object *o = payload_parse_json(cases[i].json, strlen(cases[i].json), err, sizeof err);
-		CHECK(o != NULL, "flatten case %zu parses: %s", i, err);
+		char what[32];
+		snprintf(what, sizeof what, "flatten case %zu", i);
 		struct envlist env;
 		envlist_init(&env);
-		size_t omitted = 99;
-		payload_flatten(o, "HOOK_", cases[i].reserved ? meta_reserved : NULL, &env, &omitted);
+		struct flatten_report rep;
+		struct flatten_opts fo = FLATTEN_OPTS("HOOK_", cases[i].reserved ? meta_reserved : NULL);
+		flatten_both(cases[i].json, &fo, &env, &rep, what);
 		char *got = env_text(&env);
-		CHECK_STR(got, cases[i].want, "flatten case %zu", i);
-		CHECK(omitted == cases[i].omitted, "flatten case %zu omitted %zu, want %zu", i, omitted,
+		CHECK_STR(got, cases[i].want, "%s", what);
+		CHECK(rep.omitted == cases[i].omitted, "%s omitted %zu, want %zu", what, rep.omitted,
 		      cases[i].omitted);
-		CHECK(env.v[env.n] == NULL, "NULL-terminated");
+		CHECK(rep.collisions == cases[i].collisions, "%s collisions %zu, want %zu", what,
+		      rep.collisions, cases[i].collisions);
 		free(got);
+		flatten_report_free(&rep);
 		envlist_free(&env);
-		json_object_put(o);
+	}
+}
 
-		/* From the text, without the tree: the same. */
+/* The budget: env_array_max, env_max_vars, env_max_bytes, and what the
+ * report names. */
+static void test_flatten_budget(void)
+{
+	static const struct {
+		const char *json;
+		size_t array_max, max_vars, max_bytes; /* 0 for the last two: the default */
+		const char *want;
+		size_t omitted;
+		const char *names;
+	} cases[] = {
+		{ "{\"a\":[1,2,3,4]}", 2, 0, 0, "HOOK_A_COUNT=4\nHOOK_A_0=1\nHOOK_A_1=2\n", 2, "HOOK_A_2..3" },
+		{ "{\"a\":[1,2],\"b\":[]}", 0, 0, 0, "HOOK_A_COUNT=2\nHOOK_B_COUNT=0\n", 2, "HOOK_A_0..1" },
+		/* the count is of every element; a cut element counts its leaves */
+		{ "{\"o\":[{\"x\":1,\"y\":2},{\"x\":3},{\"x\":4,\"z\":[5]}]}", 1, 0, 0,
+		  "HOOK_O_COUNT=3\nHOOK_O_0_X=1\nHOOK_O_0_Y=2\n", 3, "HOOK_O_1..2" },
+		{ "{\"o\":[{},{}]}", 1, 0, 0, "HOOK_O_COUNT=2\n", 0, "" },
+		/* every array keeps its own first elements, nested ones too */
+		{ "{\"c\":[{\"f\":[1,2,3]},{\"f\":[4]}]}", 2, 0, 0,
+		  "HOOK_C_COUNT=2\nHOOK_C_0_F_COUNT=3\nHOOK_C_1_F_COUNT=1\nHOOK_C_0_F_0=1\nHOOK_C_0_F_1=2\n"
+		  "HOOK_C_1_F_0=4\n", 1, "HOOK_C_0_F_2..2" },
+		/* max_vars: what comes last in admission order is what goes */
+		{ "{\"a\":[1],\"b\":1,\"c\":{\"d\":1}}", 32, 2, 0, "HOOK_A_COUNT=1\nHOOK_B=1\n", 2,
+		  "HOOK_C_D HOOK_A_0" },
+		{ "{\"a\":1}", 32, 0, 0, "HOOK_A=1\n", 0, "" },
+		/* max_bytes: "HOOK_A=1" + NUL is 9; a later one that fits still goes in */
+		{ "{\"a\":1,\"bb\":\"xyz\",\"c\":2}", 32, 0, 18, "HOOK_A=1\nHOOK_C=2\n", 1, "HOOK_BB" },
+		{ "{\"a\":1}", 32, 0, 8, "", 1, "HOOK_A" },
+		/* more than FLATTEN_REPORT_NAMES left out: the first are named */
+		{ "{\"a\":[1,2,3,4,5,6,7,8,9,10],\"b\":[1,2],\"k\":1}", 32, 1, 0, "HOOK_A_COUNT=10\n", 14,
+		  "HOOK_B_COUNT HOOK_K HOOK_A_0 HOOK_A_1 HOOK_A_2 HOOK_A_3 HOOK_A_4 HOOK_A_5" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char what[32];
+		snprintf(what, sizeof what, "budget case %zu", i);
+		struct flatten_opts fo = FLATTEN_OPTS("HOOK_", meta_reserved);
+		fo.array_max = cases[i].array_max;
+		if (cases[i].max_vars)
+			fo.max_vars = cases[i].max_vars;
+		if (cases[i].max_bytes)
+			fo.max_bytes = cases[i].max_bytes;
+		struct envlist env;
 		envlist_init(&env);
-		omitted = 99;
-		CHECK(payload_flatten_text(cases[i].json, strlen(cases[i].json), "HOOK_",
-		                           cases[i].reserved ? meta_reserved : NULL, &env, &omitted),
-		      "flatten case %zu from the text", i);
-		got = env_text(&env);
-		CHECK_STR(got, cases[i].want, "flatten case %zu from the text", i);
-		CHECK(omitted == cases[i].omitted, "flatten case %zu from the text omitted %zu", i,
-		      omitted);
+		struct flatten_report rep;
+		flatten_both(cases[i].json, &fo, &env, &rep, what);
+		char *got = env_text(&env);
+		CHECK_STR(got, cases[i].want, "%s", what);
+		CHECK(rep.omitted == cases[i].omitted, "%s omitted %zu, want %zu", what, rep.omitted,
+		      cases[i].omitted);
+		CHECK_STR(rep.omitted_names ? rep.omitted_names : "", cases[i].names, "%s names", what);
 		free(got);
+		flatten_report_free(&rep);
+		envlist_free(&env);
+	}
+}
+
+/* Collisions: which loses, how the report names it; metadata that says
+ * what the payload says is no collision. */
+static void test_flatten_collisions(void)
+{
+	static const struct {
+		const char *json, *want;
+		size_t collisions;
+		const char *collided;
+	} cases[] = {
+		{ "{\"hook_id\":1,\"hook\":{\"id\":2}}", "HOOK_HOOK_ID=1\n", 1, "HOOK_HOOK_ID (hook.id)" },
+		{ "{\"hook\":{\"id\":2},\"hook_id\":1}", "HOOK_HOOK_ID=1\n", 1, "HOOK_HOOK_ID (hook.id)" },
+		{ "{\"n\":[1],\"n_count\":5}", "HOOK_N_COUNT=1\nHOOK_N_0=1\n", 1, "HOOK_N_COUNT (n_count)" },
+		{ "{\"n_count\":5,\"n\":[1]}", "HOOK_N_COUNT=5\nHOOK_N_0=1\n", 1,
+		  "HOOK_N_COUNT (count of n)" },
+		{ "{\"a\":[{\"b.c\":1}],\"a_0_b\":{\"c\":2}}", "HOOK_A_COUNT=1\nHOOK_A_0_B_C=2\n", 1,
+		  "HOOK_A_0_B_C (a.0.b.c)" },
+		/* metadata: HOOK_EVENT says "e" as the body does; HOOK_ID does not;
+		 * HOOK_HOOK is reserved, set later, for each hook */
+		{ "{\"event\":\"e\",\"id\":\"i\",\"hook\":\"h\",\"x\":1}", "HOOK_X=1\n", 2,
+		  "HOOK_ID (id), HOOK_HOOK (hook)" },
+		{ "{\"\\u0061\":{\"b\":1},\"a_b\":2}", "HOOK_A_B=2\n", 1, "HOOK_A_B (a.b)" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char what[32];
+		snprintf(what, sizeof what, "collision case %zu", i);
+		struct flatten_opts fo = FLATTEN_OPTS("HOOK_", meta_reserved);
+		struct envlist env;
+		envlist_init(&env);
+		envlist_add(&env, "HOOK_EVENT", "e");
+		envlist_add(&env, "HOOK_ID", "delivery-1");
+		struct flatten_report rep;
+		flatten_both(cases[i].json, &fo, &env, &rep, what);
+		char *got = env_text(&env);
+		char *want = xasprintf("HOOK_EVENT=e\nHOOK_ID=delivery-1\n%s", cases[i].want);
+		CHECK_STR(got, want, "%s", what);
+		CHECK(rep.collisions == cases[i].collisions && rep.omitted == 0, "%s collisions %zu", what,
+		      rep.collisions);
+		CHECK_STR(rep.collided ? rep.collided : "", cases[i].collided, "%s collided", what);
+		free(want);
+		free(got);
+		flatten_report_free(&rep);
 		envlist_free(&env);
 	}
 }
@@ -559,15 +699,16 @@ static void test_flatten_duplicates(void)
 		struct envlist env;
 		envlist_init(&env);
 		envlist_add(&env, "PATH", "/bin");
-		size_t omitted = 99;
-		CHECK(!payload_flatten_text(cases[i].json, strlen(cases[i].json), "HOOK_", NULL, &env,
-		                            &omitted),
+		struct flatten_opts fo = FLATTEN_OPTS("HOOK_", NULL);
+		struct flatten_report frep = {.omitted = 99};
+		CHECK(!payload_flatten_text(cases[i].json, strlen(cases[i].json), &fo, &env, &frep),
 		      "duplicate case %zu: the text walk declines", i);
+		CHECK(frep.omitted == 0 && !frep.omitted_names, "duplicate case %zu: no report", i);
 		CHECK(env.n == 1 && env.v[1] == NULL && env.bytes == strlen("PATH=/bin") + 1,
 		      "duplicate case %zu: env as it was", i);
 		envlist_free(&env);
 		envlist_init(&env);
-		payload_flatten(o, "HOOK_", NULL, &env, &omitted);
+		payload_flatten(o, &fo, &env, NULL);
 		char *got = env_text(&env);
 		CHECK_STR(got, cases[i].want, "duplicate case %zu, the tree", i);
 		free(got);
@@ -576,45 +717,53 @@ static void test_flatten_duplicates(void)
 	}
 	/* Declined into an envlist never used: still as it was. */
 	struct envlist zero = {0};
-	size_t zero_omitted = 7;
-	CHECK(!payload_flatten_text("{\"a\":{},\"a\":{}}", 15, "HOOK_", NULL, &zero, &zero_omitted),
+	struct flatten_opts fo = FLATTEN_OPTS("HOOK_", NULL);
+	struct flatten_report zrep = {.omitted = 7};
+	CHECK(!payload_flatten_text("{\"a\":{},\"a\":{}}", 15, &fo, &zero, &zrep),
 	      "a duplicate into an empty envlist");
-	CHECK(zero.n == 0 && zero.bytes == 0 && zero_omitted == 0, "the empty envlist as it was");
+	CHECK(zero.n == 0 && zero.bytes == 0 && zrep.omitted == 0, "the empty envlist as it was");
 	envlist_free(&zero);
 	/* Objects apart may hold the same key. */
 	const char *apart = "{\"a\":{\"k\":1},\"b\":{\"k\":2},\"c\":[{\"k\":3},{\"k\":4}]}";
 	struct envlist env;
 	envlist_init(&env);
-	size_t omitted;
-	CHECK(payload_flatten_text(apart, strlen(apart), "HOOK_", NULL, &env, &omitted),
+	CHECK(payload_flatten_text(apart, strlen(apart), &fo, &env, NULL),
 	      "the same key in two objects");
 	char *got = env_text(&env);
-	CHECK_STR(got, "HOOK_A_K=1\nHOOK_B_K=2\nHOOK_C_0_K=3\nHOOK_C_1_K=4\n", "keys apart");
+	CHECK_STR(got, "HOOK_C_COUNT=2\nHOOK_A_K=1\nHOOK_B_K=2\nHOOK_C_0_K=3\nHOOK_C_1_K=4\n",
+	          "keys apart");
 	free(got);
 	envlist_free(&env);
 }
 
-/* Flattens a body built in the test; returns the env count, *omitted set. */
+/* Flattens a body built in the test, both ways; returns the env count,
+ * *omitted set. */
+static size_t flatten_body_with(const char *body, const struct flatten_opts *fo,
+                                struct envlist *env, size_t *omitted)
+{
+	envlist_init(env);
+	struct flatten_report rep;
+	flatten_both(body, fo, env, &rep, "limit body");
+	*omitted = rep.omitted;
+	flatten_report_free(&rep);
+	return env->n;
+}
+
 static size_t flatten_body(const char *body, struct envlist *env, size_t *omitted)
 {
-	json_object *o = payload_parse_json(body, strlen(body), NULL, 0);
-	CHECK(o != NULL, "limit body parses");
-	envlist_init(env);
-	payload_flatten(o, "HOOK_", meta_reserved, env, omitted);
-	json_object_put(o);
-	/* The walk over the text keeps to the same limits. */
-	struct envlist text;
-	size_t text_omitted = 0;
-	envlist_init(&text);
-	CHECK(payload_flatten_text(body, strlen(body), "HOOK_", meta_reserved, &text, &text_omitted),
-	      "limit body from the text");
-	bool same = text.n == env->n && text_omitted == *omitted && text.bytes == env->bytes;
-	for (size_t i = 0; same && i < text.n; i++)
-		same = strcmp(text.v[i], env->v[i]) == 0;
-	CHECK(same, "limit body: the text gives %zu variables (%zu left out), the tree %zu (%zu)",
-	      text.n, text_omitted, env->n, *omitted);
-	envlist_free(&text);
-	return env->n;
+	struct flatten_opts fo = FLATTEN_OPTS("HOOK_", meta_reserved);
+	return flatten_body_with(body, &fo, env, omitted);
+}
+
+/* The variables of env that are not an array's count. */
+static size_t leaf_vars(const struct envlist *env)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < env->n; i++) {
+		size_t len = strcspn(env->v[i], "=");
+		n += !(len >= 6 && memcmp(env->v[i] + len - 6, "_COUNT", 6) == 0);
+	}
+	return n;
 }
 
 static void test_flatten_limits(void)
@@ -651,13 +800,28 @@ static void test_flatten_limits(void)
 	envlist_free(&env);
 	sb_free(&sb);
 
-	/* exactly 1,024 leaves: nothing left out */
+	/* exactly 1,024 variables: nothing left out; an array's count is one */
 	sb_init(&sb);
 	sb_puts(&sb, "{\"a\":[");
-	for (int i = 0; i < 1024; i++)
+	for (int i = 0; i < 1023; i++)
 		sb_printf(&sb, "%s%d", i ? "," : "", i);
 	sb_puts(&sb, "]}");
-	CHECK(flatten_body(sb.buf, &env, &omitted) == 1024 && omitted == 0, "1024 exactly");
+	struct flatten_opts wide = FLATTEN_OPTS("HOOK_", meta_reserved);
+	wide.array_max = 2000;
+	CHECK(flatten_body_with(sb.buf, &wide, &env, &omitted) == 1024 && omitted == 0,
+	      "1024 exactly");
+	envlist_free(&env);
+	/* ... one element more: the last element goes, not the count */
+	sb.len -= 2;
+	sb_puts(&sb, ",1023]}");
+	CHECK(flatten_body_with(sb.buf, &wide, &env, &omitted) == 1024 && omitted == 1, "1025");
+	CHECK(envlist_find(&env, "HOOK_A_COUNT") >= 0 && envlist_find(&env, "HOOK_A_1023") < 0,
+	      "HOOK_A_1023 left out");
+	envlist_free(&env);
+	/* ... and by default an array gives 32 elements */
+	CHECK(flatten_body(sb.buf, &env, &omitted) == 33 && omitted == 1024 - 32, "32 elements");
+	CHECK(strcmp(env.v[envlist_find(&env, "HOOK_A_COUNT")], "HOOK_A_COUNT=1024") == 0,
+	      "the count of them all");
 	envlist_free(&env);
 	sb_free(&sb);
 
@@ -718,13 +882,15 @@ static void test_flatten_limits(void)
 		for (int l = 1; l < depth[i].levels; l++)
 			sb_puts(&sb, depth[i].arrays ? "]" : "}");
 		sb_puts(&sb, ",\"top\":1}");
-		CHECK(flatten_body(sb.buf, &env, &omitted) == depth[i].kept + 1, "depth %d", depth[i].levels);
+		flatten_body(sb.buf, &env, &omitted);
+		CHECK(leaf_vars(&env) == depth[i].kept + 1, "depth %d", depth[i].levels);
 		CHECK(omitted == 1 - depth[i].kept, "depth %d omitted", depth[i].levels);
 		envlist_free(&env);
 		sb_free(&sb);
 	}
 	/* element of a top-level array is level 2 */
-	CHECK(flatten_body("{\"a\":[1,[2,3]]}", &env, &omitted) == 3 && omitted == 0, "array levels");
+	CHECK(flatten_body("{\"a\":[1,[2,3]]}", &env, &omitted) == 5 && leaf_vars(&env) == 3 &&
+	      omitted == 0, "array levels");
 	envlist_free(&env);
 	/* several leaves below the limit are all counted */
 	sb_init(&sb);
@@ -737,6 +903,18 @@ static void test_flatten_limits(void)
 	sb_puts(&sb, "}");
 	CHECK(flatten_body(sb.buf, &env, &omitted) == 0 && omitted == 3, "3 leaves past 32");
 	envlist_free(&env);
+	{
+		/* ... named after the container at level 32 */
+		struct flatten_opts fo = FLATTEN_OPTS("HOOK_", NULL);
+		struct flatten_report rep;
+		envlist_init(&env);
+		flatten_both(sb.buf, &fo, &env, &rep, "past 32");
+		CHECK_STR(rep.omitted_names,
+		          "HOOK_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_A_*",
+		          "the cut named");
+		flatten_report_free(&rep);
+		envlist_free(&env);
+	}
 	sb_free(&sb);
 
 	/* a name over 4 KiB (a huge key) is left out so execve never sees it */
@@ -757,11 +935,15 @@ static void test_flatten_env(void)
 	struct envlist env;
 	envlist_init(&env);
 	envlist_add(&env, "X_PATH", "/bin");
-	size_t omitted = 0;
-	payload_flatten(o, "X_", NULL, &env, &omitted);
+	struct flatten_opts fo = FLATTEN_OPTS("X_", NULL);
+	struct flatten_report rep;
+	payload_flatten(o, &fo, &env, &rep);
 	char *got = env_text(&env);
 	CHECK_STR(got, "X_PATH=/bin\nX_A=1\n", "existing env names kept");
-	CHECK(omitted == 0, "existing env collision not counted as left out");
+	CHECK(rep.omitted == 0, "existing env collision not counted as left out");
+	CHECK(rep.collisions == 1, "but counted as a collision");
+	CHECK_STR(rep.collided, "X_PATH (path)", "and named");
+	flatten_report_free(&rep);
 	free(got);
 	envlist_free(&env);
 	envlist_free(&env); /* twice: harmless */
@@ -869,11 +1051,13 @@ static void test_sample(void)
 	for (int with_reserved = 0; with_reserved < 2; with_reserved++) {
 		struct envlist env;
 		envlist_init(&env);
-		size_t omitted = 99;
-		payload_flatten(o, "HOOK_", with_reserved ? meta_reserved : NULL, &env, &omitted);
+		struct flatten_opts fo = FLATTEN_OPTS("HOOK_", with_reserved ? meta_reserved : NULL);
+		struct flatten_report rep;
+		payload_flatten(o, &fo, &env, &rep);
 		size_t base = with_reserved ? 0 : 1;
 		CHECK(env.n == ARRAY_SIZE(want) + base, "sample count %zu", env.n);
-		CHECK(omitted == 0, "sample omitted %zu", omitted);
+		CHECK(rep.omitted == 0, "sample omitted %zu", rep.omitted);
+		flatten_report_free(&rep);
 		if (!with_reserved)
 			CHECK_STR(env.n ? env.v[0] : NULL, "HOOK_EVENT=build:start", "payload event leaf");
 		else
@@ -896,6 +1080,8 @@ int main(void)
 	test_get_path();
 	test_normalize();
 	test_flatten_table();
+	test_flatten_budget();
+	test_flatten_collisions();
 	test_flatten_duplicates();
 	test_flatten_limits();
 	test_flatten_env();
