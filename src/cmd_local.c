@@ -342,7 +342,8 @@ static void print_routes(const char *hooks_dir, const char *hook_path)
 		names[n++] = xstrdup(e->d_name);
 	}
 	closedir(dir);
-	qsort(names, n, sizeof(*names), strcmp_ptr);
+	if (n > 1) /* qsort(NULL, 0) is undefined */
+		qsort(names, n, sizeof(*names), strcmp_ptr);
 	for (size_t i = 0; i < n; i++) {
 		const char *why = route_skip_reason(names[i]);
 		if (why) {
