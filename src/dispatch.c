@@ -557,6 +557,15 @@ static void attempt_over(struct job *j)
 	journal_finish(ds, d, st, st == DSTATE_RETRY_WAIT ? now_wall_ms() + delay : 0);
 	if (!ds->journal && !delivery_id_generated(d))
 		memid_set(ds, d, st);
+	/* A sync delivery that failed is the sender's to send again. With an
+	 * id of its own, the id rules know the resend; without one, the same
+	 * body is all there is, and it must run. */
+	if (!ok && !delivery_async(d) && delivery_id_generated(d) &&
+	    delivery_endpoint(d)->replay_window_ms > 0) {
+		size_t len;
+		const unsigned char *body = delivery_body(d, &len);
+		replaywin_forget(ds->replay, delivery_endpoint(d)->name, body, len);
+	}
 	delivery_log(d);
 	if (st != DSTATE_RETRY_WAIT)
 		job_enter(j, LC_DONE);
@@ -776,8 +785,8 @@ static bool replayed(struct dispatcher *ds, const struct delivery *d)
 /* Records the delivery as received; for async, durably. */
 static int record(struct dispatcher *ds, struct delivery *d)
 {
-	replaywin_commit(ds->replay, delivery_endpoint(d)->name, delivery_id(d));
 	if (!ds->journal) {
+		replaywin_commit(ds->replay, delivery_endpoint(d)->name, delivery_id(d));
 		if (!delivery_id_generated(d))
 			memid_set(ds, d, delivery_async(d) ? DSTATE_QUEUED : DSTATE_RUNNING);
 		return 0;
@@ -790,6 +799,10 @@ static int record(struct dispatcher *ds, struct delivery *d)
 	free(hdrs);
 	if (!delivery_async(d))
 		flush_soon(ds);
+	/* Only a delivery the journal holds is remembered: one answered 503
+	 * for want of a record may come again. */
+	if (rowid > 0)
+		replaywin_commit(ds->replay, delivery_endpoint(d)->name, delivery_id(d));
 	return rowid > 0 ? 0 : -1;
 }
 

@@ -179,3 +179,14 @@ void replaywin_commit(struct replaywin *w, const char *endpoint, const char *id)
 	e->expires_ms = now + w->pending.window_ms;
 	TAILQ_INSERT_TAIL(&w->order, e, order);
 }
+
+void replaywin_forget(struct replaywin *w, const char *endpoint, const unsigned char *body,
+                      size_t len)
+{
+	unsigned char bd[DIGEST_LEN];
+	if (!w->buckets || !digest(w, endpoint, body, len, bd))
+		return;
+	struct entry *e = find(w, bd);
+	if (e)
+		forget(w, e);
+}

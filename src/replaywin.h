@@ -48,6 +48,13 @@ bool replaywin_check(struct replaywin *w, const char *endpoint, const char *id,
  */
 void replaywin_commit(struct replaywin *w, const char *endpoint, const char *id);
 
+/*
+ * Forgets `body` at `endpoint` (a no-op when it is not remembered): its
+ * delivery failed, and the sender's resend, under whatever id, must run.
+ */
+void replaywin_forget(struct replaywin *w, const char *endpoint, const unsigned char *body,
+                      size_t len);
+
 /* How many bodies are remembered (expired ones may still count). */
 size_t replaywin_count(const struct replaywin *w);
 

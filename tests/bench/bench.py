@@ -355,6 +355,8 @@ timeout = 15m
 max_running = {r}
 max_queued = {q}
 max_connections = {c}
+; every connection comes from 127.0.0.1
+max_connections_per_client = 0
 read_timeout = 5m
 idle_timeout = 15m
 

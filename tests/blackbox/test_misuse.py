@@ -216,6 +216,26 @@ class TestReplayWindow(Base):
             self.assertEqual(len(h.ran()), 1)
 
 
+    def test_hmac_without_an_id_failed_resend_runs(self):
+        """A sender with no delivery id told to come back (503, exit 75)
+        sends the same body again: that resend runs, it is no replay."""
+        conf = SERVER + ("\n[endpoint ci]\npath = /ci\nscheme = hmac\nsecret = %s\n"
+                         "replay_window = 10m\n" % HMAC_SECRET)
+        body = b'{"event":"build","n":2}'
+        hdrs = {"Content-Type": "application/json", "X-Signature": mac(HMAC_SECRET, body)}
+        tempfail_once = sh("echo run >> '{tmp}/ran'\n"
+                           "[ -e '{tmp}/failed' ] && exit 0\n: > '{tmp}/failed'\nexit 75")
+        with Hookd(conf, {"build": tempfail_once}, secrets=[HMAC_SECRET, NF_TOKEN]) as h:
+            r = h.post("/ci", body, hdrs)
+            self.assertAnswer(r, 503)
+            self.assertEqual(self.assertAnswer(h.post("/ci", body, hdrs), 200).get("status"), "ok")
+            self.assertEqual(h.ran(), ["run", "run"])
+            # Once it succeeded, the same body again is a replay.
+            r = h.post("/ci", body, hdrs)
+            self.assertEqual(self.assertAnswer(r, 200).get("status"), "duplicate")
+            self.assertEqual(h.ran(), ["run", "run"])
+
+
 class TestSlack(Base):
 
     CONF = SERVER + "\n[endpoint slack]\npath = /slack\nscheme = slack\nsecret = %s\n" \

@@ -136,5 +136,21 @@ int main(void)
 	replaywin_free(w);
 	replaywin_free(NULL);
 
+	/* Forgotten (its delivery failed): the same body runs again; another
+	 * endpoint's copy and an unknown body are left alone. */
+	w = replaywin_new(REPLAYWIN_MAX);
+	const unsigned char *b = (const unsigned char *)"{\"f\":1}";
+	replaywin_forget(w, "gh", b, 7); /* nothing remembered yet */
+	CHECK(!replaywin_check(w, "gh", "g1", true, b, 7, W, 0), "forget: first");
+	replaywin_commit(w, "gh", "g1");
+	CHECK(!replaywin_check(w, "gl", "g2", true, b, 7, W, 1), "forget: other endpoint");
+	replaywin_commit(w, "gl", "g2");
+	CHECK(replaywin_check(w, "gh", "g3", true, b, 7, W, 2), "forget: a duplicate before");
+	replaywin_forget(w, "gh", b, 7);
+	CHECK(replaywin_count(w) == 1, "forget: one left, %zu", replaywin_count(w));
+	CHECK(!replaywin_check(w, "gh", "g4", true, b, 7, W, 3), "forget: runs again");
+	CHECK(replaywin_check(w, "gl", "g5", true, b, 7, W, 4), "forget: the other endpoint's kept");
+	replaywin_free(w);
+
 	return check_done("replaywin");
 }
