@@ -1467,6 +1467,20 @@ static bool check_endpoint(struct loader *L, struct endpoint *ep)
 	 * endpoint's signature_header is: never journaled, never passed on. */
 	if (ep->token_header)
 		set_string(&ep->signature_header, xstrdup(ep->token_header));
+	/* The event and the id are logged, answered, journaled and given to
+	 * hooks: neither may be read from a credential. */
+	const struct {
+		const char *key, *header;
+	} named[] = {{"event_header", ep->event_header}, {"id_header", ep->id_header}};
+	for (size_t i = 0; i < ARRAY_SIZE(named); i++) {
+		if (named[i].header && header_is_credential(named[i].header, ep->signature_header)) {
+			fail_at(L, seen_line(L, section, named[i].key),
+			        "endpoint '%s': %s names %s, which carries a credential: it would be "
+			        "logged, answered and given to hooks",
+			        ep->name, named[i].key, named[i].header);
+			goto out;
+		}
+	}
 	for (char **h = ep->pass_headers; h && *h; h++) {
 		int line = seen_line(L, section, "pass_headers");
 		if (header_is_credential(*h, ep->signature_header)) {

@@ -196,8 +196,11 @@ static void on_delivery_done(struct delivery *d, void *arg)
 	char extra[64] = "";
 	if (out->retry_after)
 		snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", out->retry_after);
+	/* A refusal (a 409 for a pending id, a 400 for a body that would not
+	 * parse) closes the connection, as every other refusal does. */
+	bool refused = out->http >= 400 && out->http < 500;
 	http_respond(req, out->http, extra[0] ? extra : NULL,
-	             delivery_response_json(d, delivery_config(d)->include_output), false);
+	             delivery_response_json(d, delivery_config(d)->include_output), refused);
 }
 
 static void copy_headers(struct delivery *d, const struct http_request *req)

@@ -250,6 +250,15 @@ static const struct {
 	 "hookd.ini:4: endpoint 'a': pass_headers names X-Northflank-Notification-Integration-Token, "
 	 "which carries a credential: a hook never gets one"},
 	{EP_A "pass_headers = cookie\n", "hookd.ini:4: endpoint 'a': pass_headers names cookie*"},
+	/* event_header and id_header: never a credential (they are logged and answered) */
+	{"[endpoint a]\npath = /a\nscheme = token\nsecret = 0123456789abcdef\ntoken_header = X-Api-Key\n"
+	 "id_header = x-api-key\n",
+	 "hookd.ini:6: endpoint 'a': id_header names x-api-key, which carries a credential: it would "
+	 "be logged, answered and given to hooks"},
+	{"[endpoint a]\npath = /a\nscheme = basic\nsecret = u:0123456789abcdef\nevent = x\n"
+	 "id_header = Authorization\n", "hookd.ini:6: endpoint 'a': id_header names Authorization*"},
+	{"[endpoint a]\npath = /a\nscheme = hmac\nsecret = 0123456789abcdef\nevent_header = X-Signature\n",
+	 "hookd.ini:5: endpoint 'a': event_header names X-Signature*"},
 	{"[endpoint a]\npath = /a\nscheme = standard\nsecret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
 	 "pass_headers = svix-signature\n", "hookd.ini:5: endpoint 'a': pass_headers names svix-signature*"},
 	{EP_A "pass_headers = X-Req-Id x_req.id\n",
