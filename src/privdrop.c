@@ -182,8 +182,9 @@ void hook_identity_install(const struct hook_user *hu, uid_t own_uid)
 		char n[16];
 		snprintf(n, sizeof(n), "%u", (unsigned)uid);
 		struct log_kv kv[] = {{"uid", n}, {"error", strerror(-r)}};
-		log_kv(LOG_LVL_WARN, "no password entry for the hooks' user: they get no HOME, USER, "
-		       "LOGNAME or SHELL", kv, ARRAY_SIZE(kv));
+		log_kv(LOG_LVL_WARN,
+		       "hooks get no HOME, USER, LOGNAME or SHELL: their uid has no password entry",
+		       kv, ARRAY_SIZE(kv));
 		delivery_set_hook_identity(NULL);
 		return;
 	}

@@ -240,6 +240,25 @@ class TestHookUser(Base):
             self.assertEqual({k: env.get(k) for k in IDENTITY},
                              entry(pwd.getpwnam(DAEMON_USER)), "env as root: after the drop")
 
+    def test_uid_without_entry(self):
+        """hookd run as a uid the password database does not know: hooks
+        get none of the four (not the daemon's own HOME), and hookd says so."""
+        if not shutil.which("setpriv"):
+            self.skipTest("needs setpriv")
+        uid = 54321
+        while True:
+            try:
+                pwd.getpwuid(uid)
+                uid += 1
+            except KeyError:
+                break
+        wrap = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups"]
+        with self.daemon(config(), world_readable=True, wrap=wrap, log_file=True) as h:
+            self.deliver(h)
+            self.assertEqual(self.seen(h)[0], dict.fromkeys(IDENTITY))
+            self.assertIsNotNone(h.wait_log("level=warn", "hooks get no HOME", "uid=%d" % uid),
+                                 h.log_text())
+
     def test_workdir_entered_as_hook_user(self):
         """A workdir hookd may enter but the hook's user may not: the hook
         fails there, as that user, rather than start in it."""
