@@ -53,6 +53,13 @@ static bool hook_user_or_fail(struct config *cfg, struct hook_user *hu)
 
 /* ---- run and env ---------------------------------------------------- */
 
+/* The uid a hook started from here runs as without hook_user: `user`'s when
+ * run as root with one (run drops to it, as the daemon would), else ours. */
+static uid_t local_uid(const struct run_as *ra)
+{
+	return geteuid() == 0 && ra->set ? ra->uid : geteuid();
+}
+
 static unsigned char *read_all(const char *path, size_t *len, size_t max)
 {
 	FILE *f = path && strcmp(path, "-") != 0 ? fopen(path, "rb") : stdin;
@@ -172,6 +179,7 @@ int cmd_run(const struct options *o)
 		free(ra.name);
 		return EXIT_USAGE;
 	}
+	hook_identity_install(&hu, local_uid(&ra));
 	struct delivery *d = local_delivery(o, cfg);
 	int dropped = geteuid() == 0 && ra.set ? become_user(&ra, &hu) : settle_hook_caps(&hu);
 	free(ra.name);
@@ -241,6 +249,17 @@ static void print_env_entry(const char *entry)
 int cmd_env(const struct options *o)
 {
 	struct config *cfg = load_or_die(o->config);
+	struct run_as ra;
+	if (!run_as_or_fail(cfg, &ra))
+		return EXIT_USAGE;
+	struct hook_user hu;
+	if (!hook_user_or_fail(cfg, &hu)) {
+		free(ra.name);
+		return EXIT_USAGE;
+	}
+	hook_identity_install(&hu, local_uid(&ra));
+	free(ra.name);
+	hook_user_free(&hu);
 	struct delivery *d = local_delivery(o, cfg);
 	struct route r;
 	memset(&r, 0, sizeof(r));
@@ -295,6 +314,12 @@ static void check_route_hooks(const struct route *r, const char *hook_path)
 		if (p != PREFLIGHT_OK)
 			finding(p == PREFLIGHT_ERROR, "    ", "%s: %s", r->hooks[h].rel, why);
 	}
+}
+
+static void workdir_finding(const char *why, void *ctx)
+{
+	(void)ctx;
+	finding(true, "", "%s", why);
 }
 
 static void check_secret_file(const struct endpoint *ep)
@@ -421,9 +446,11 @@ int cmd_check(const struct options *o)
 		config_delivery_opts(cfg, ep, NULL, &dopts);
 		printf("  env max_vars=%d max_bytes=%llu array_max=%d\n", dopts.env_max_vars,
 		       (unsigned long long)dopts.env_max_bytes, dopts.env_array_max);
+		printf("  workdir %s\n", dopts.workdir ? dopts.workdir : "(the hook's directory)");
 		check_secret_file(ep);
 		print_routes(ep->hooks_dir, delivery_hook_path(cfg));
 	}
+	preflight_workdirs(cfg, workdir_finding, NULL);
 	config_unref(cfg);
 	return check_status(o->strict);
 }

@@ -23,6 +23,7 @@
 #include "journal.h"
 #include "log.h"
 #include "metrics.h"
+#include "preflight.h"
 #include "privdrop.h"
 #include "recovery.h"
 #include "route.h"
@@ -91,6 +92,7 @@ struct daemon {
 	bool draining;
 	bool socket_activated; /* [server] listen is not ours to bind */
 	bool tls_on;
+	const struct hook_user *hu; /* who hooks run as, once resolved */
 };
 
 static bool str_eq_null(const char *a, const char *b)
@@ -137,10 +139,18 @@ static void on_trim(evutil_socket_t fd, short what, void *arg)
 }
 
 /* What the config holds that is valid but unwise (a short secret). */
+static void log_workdir(const char *why, void *ctx)
+{
+	(void)ctx;
+	log_msg(LOG_LVL_ERROR, "%s", why);
+}
+
 static void log_config_warnings(const struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->nwarnings; i++)
 		log_msg(LOG_LVL_WARN, "%s", cfg->warnings[i]);
+	/* It may yet be made; until then each hook that would run there fails. */
+	preflight_workdirs(cfg, log_workdir, NULL);
 }
 
 static void on_reload(evutil_socket_t sig, short what, void *arg)
@@ -179,6 +189,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	dm->cfg = cfg;
 	log_setup((enum log_format)cfg->log_format);
 	log_config_warnings(cfg);
+	/* The password entry may have changed (a new home): read again. */
+	hook_identity_install(dm->hu, geteuid());
 	server_set_config(dm->srv, cfg);
 	if (tls || dm->tls_on) {
 		/* Turning TLS on or off takes effect at once, like the pair. */
@@ -387,6 +399,8 @@ int cmd_serve(const struct options *o)
 	if (drop_privileges(dm.cfg, &ra, &hu) < 0)
 		goto out;
 	runner_set_hook_user(&hu);
+	dm.hu = &hu;
+	hook_identity_install(&hu, geteuid());
 	if (dm.journal) {
 		dm.ctl = control_new(dm.base, dm.cfg->state_dir, dm.ds, dm.journal, err, sizeof(err));
 		if (!dm.ctl)

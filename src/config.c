@@ -365,6 +365,7 @@ static void opts_free(struct delivery_opts *o)
 {
 	free(o->serialize);
 	free(o->serialize_scope);
+	free(o->workdir);
 }
 
 static void endpoint_free(struct endpoint *ep)
@@ -1036,12 +1037,18 @@ static bool set_fixed_event(struct loader *L, const struct keydef *k, void *obj,
 	{"env_max_bytes", set_size, OFF(IN env_max_bytes), 0, 1024 * 1024, OPT_ENV_MAX_BYTES, 0}, \
 	{"env_array_max", set_int, OFF(IN env_array_max), 0, 65536, OPT_ENV_ARRAY_MAX, 0}
 
+/* Where hooks run: [server], [endpoint] and [event]; empty: the hook's own
+ * directory. Whether it exists is `hookd check`'s (preflight.h): it may be
+ * made after the config is written. */
+#define WORKDIR_KEY(OFF, IN) {"workdir", set_optpath, OFF(IN workdir), 0, 0, OPT_WORKDIR, 0}
+
 static const struct keydef server_keys[] = {
 	{"listen", set_listen, SRV(listen), 0, 0, 0, 0},
 	{"hooks_dir", set_path, SRV(hooks_dir), 0, 0, 0, 0},
 	{"max_body", set_size, SRV(max_body), 1, 1024 * 1024 * 1024, 0, 0},
 	{"timeout", set_duration, SRV(server_opts.timeout_ms), 1, 0, OPT_TIMEOUT, 0},
 	ENV_KEYS(SRV, server_opts.),
+	WORKDIR_KEY(SRV, server_opts.),
 	DUR_NONNEG("kill_grace", SRV(kill_grace_ms)),
 	{"max_running", set_int, SRV(max_running), 1, INT_MAX, 0, 0},
 	{"max_queued", set_int, SRV(max_queued), 0, INT_MAX, 0, 0},
@@ -1081,7 +1088,8 @@ static const struct keydef server_keys[] = {
 	{"retries", set_int, OFF(opts.retries), 0, 100, OPT_RETRIES, 0},                   \
 	{"retry_backoff", set_duration, OFF(opts.retry_backoff_ms), 0, 0, OPT_RETRY_BACKOFF, 0}, \
 	{"serialize", set_serialize, OFF(opts.serialize), 0, 0, OPT_SERIALIZE, 0},         \
-	ENV_KEYS(OFF, opts.)
+	ENV_KEYS(OFF, opts.),                                                              \
+	WORKDIR_KEY(OFF, opts.)
 
 /* Which schemes take a BY_SCHEME key is the scheme entries' `keys`. */
 #define BY_SCHEME true
@@ -1857,6 +1865,8 @@ static void overlay(struct delivery_opts *out, const struct delivery_opts *in)
 		out->env_max_bytes = in->env_max_bytes;
 	if (in->set & OPT_ENV_ARRAY_MAX)
 		out->env_array_max = in->env_array_max;
+	if (in->set & OPT_WORKDIR)
+		out->workdir = in->workdir;
 	out->set |= in->set;
 }
 

@@ -44,6 +44,7 @@ enum {
 	OPT_ENV_MAX_VARS = 1u << 5,
 	OPT_ENV_MAX_BYTES = 1u << 6,
 	OPT_ENV_ARRAY_MAX = 1u << 7,
+	OPT_WORKDIR = 1u << 8,
 };
 struct delivery_opts {
 	unsigned set;
@@ -60,6 +61,9 @@ struct delivery_opts {
 	int env_max_vars;       /* default 1024 */
 	uint64_t env_max_bytes; /* default 512KiB */
 	int env_array_max;      /* default 32 */
+	/* The hooks' working directory, absolute; NULL: the directory that
+	 * holds the hook (the hooks dir, or a directory route's). */
+	char *workdir;
 };
 
 /* A pass_headers name as its variable's suffix, in place: ASCII letters

@@ -13,6 +13,7 @@
 
 #include <openssl/rand.h>
 
+#include "hookuser.h"
 #include "journal.h"
 #include "log.h"
 #include "metrics.h"
@@ -230,17 +231,31 @@ static const char *const metadata_names[] = {
  * What every hook's environment takes from the config alone, built once
  * rather than for each delivery: the reserved metadata names under the
  * prefix, and the base environment (pass_env from the daemon's own, or
- * the default PATH). Rebuilt when a config with another prefix or
- * pass_env list comes (compared by content, not by pointer, so a new
- * config at an old address is never mistaken for it). hookd does not
- * change its own environment after start.
+ * the default PATH, after the hook user's HOME, USER, LOGNAME and SHELL).
+ * Rebuilt when a config with another prefix or pass_env list comes
+ * (compared by content, not by pointer, so a new config at an old address
+ * is never mistaken for it), or another identity. hookd does not change
+ * its own environment after start.
  */
 static struct {
 	char *prefix;
 	char **pass_env;
 	char **reserved; /* NULL-terminated */
 	struct envlist base;
+	struct hook_identity identity; /* all NULL: none known */
+	bool stale;                    /* the identity changed since base was built */
 } once;
+
+void delivery_set_hook_identity(const struct hook_identity *id)
+{
+	hook_identity_free(&once.identity);
+	if (id) {
+		once.identity.user = id->user ? xstrdup(id->user) : NULL;
+		once.identity.home = id->home ? xstrdup(id->home) : NULL;
+		once.identity.shell = id->shell ? xstrdup(id->shell) : NULL;
+	}
+	once.stale = true;
+}
 
 static bool same_list(char **a, char **b)
 {
@@ -264,11 +279,12 @@ void delivery_cleanup(void)
 	free(once.reserved);
 	once.reserved = NULL;
 	envlist_free(&once.base);
+	hook_identity_free(&once.identity);
 }
 
 static void once_update(const struct config *cfg)
 {
-	if (once.prefix && strcmp(once.prefix, cfg->env_prefix) == 0 &&
+	if (!once.stale && once.prefix && strcmp(once.prefix, cfg->env_prefix) == 0 &&
 	    same_list(once.pass_env, cfg->pass_env))
 		return;
 	free(once.prefix);
@@ -299,6 +315,18 @@ static void once_update(const struct config *cfg)
 			once.reserved[n++] = join(cfg->env_prefix, '\0', m->var);
 	envlist_free(&once.base);
 	envlist_init(&once.base);
+	once.stale = false;
+	/* What a login would set: tools look under HOME (git, ssh, kubectl,
+	 * aws); pass_env may give other values. */
+	const struct hook_identity *id = &once.identity;
+	if (id->user) {
+		envlist_add(&once.base, "USER", id->user);
+		envlist_add(&once.base, "LOGNAME", id->user);
+	}
+	if (id->home)
+		envlist_add(&once.base, "HOME", id->home);
+	if (id->shell)
+		envlist_add(&once.base, "SHELL", id->shell);
 	bool have_path = false;
 	for (char **p = cfg->pass_env; p && *p; p++) {
 		const char *v = getenv(*p);

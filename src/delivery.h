@@ -102,6 +102,11 @@ void delivery_shed(struct delivery *d);
 bool delivery_is_shell(const struct delivery *d);
 /* Frees what deliveries share across configs (the base environment); at exit. */
 void delivery_cleanup(void);
+/* Who the hooks run as (hookuser.h), for the HOME, USER, LOGNAME and SHELL
+ * every hook gets (pass_env's values win); copied. NULL: none of them.
+ * Set at start and at each reload, before the deliveries it is for. */
+struct hook_identity;
+void delivery_set_hook_identity(const struct hook_identity *id);
 /* The PATH every hook gets under cfg (pass_env's, else the default), for
  * `hookd check` to find `#!/usr/bin/env NAME` where a hook would. */
 const char *delivery_hook_path(const struct config *cfg);

@@ -740,7 +740,7 @@ static void run_next_hook(struct job *j)
 	const unsigned char *body = delivery_body(d, &body_len);
 	struct runner_params p = {
 		.path = hk->path,
-		.dir = hk->dir,
+		.dir = delivery_opts(d)->workdir ? delivery_opts(d)->workdir : hk->dir,
 		.rel = hk->rel,
 		.envp = delivery_env(d)->v,
 		.input = body,

@@ -138,6 +138,32 @@ void hook_user_free(struct hook_user *hu)
 	memset(hu, 0, sizeof(*hu));
 }
 
+int hook_identity_lookup(uid_t uid, struct hook_identity *id)
+{
+	memset(id, 0, sizeof(*id));
+	errno = 0;
+	struct passwd *pw = getpwuid(uid);
+	if (!pw)
+		return errno ? -errno : -ENOENT;
+	id->user = xstrdup(pw->pw_name);
+	id->home = pw->pw_dir && pw->pw_dir[0] ? xstrdup(pw->pw_dir) : NULL;
+	id->shell = xstrdup(pw->pw_shell && pw->pw_shell[0] ? pw->pw_shell : "/bin/sh");
+	return 0;
+}
+
+void hook_identity_free(struct hook_identity *id)
+{
+	free(id->user);
+	free(id->home);
+	free(id->shell);
+	memset(id, 0, sizeof(*id));
+}
+
+uid_t hook_user_uid(const struct hook_user *hu, uid_t own_uid)
+{
+	return hu && hu->set ? hu->uid : own_uid;
+}
+
 bool hook_user_switches(const struct hook_user *hu, uid_t uid, gid_t gid)
 {
 	return hu->set && (hu->uid != uid || hu->gid != gid);

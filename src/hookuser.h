@@ -38,6 +38,25 @@ struct hook_user {
 int hook_user_resolve(const struct config *cfg, struct hook_user *hu, char *err, size_t errlen);
 void hook_user_free(struct hook_user *hu);
 
+/*
+ * Who a hook is, as its environment says it (HOME, USER, LOGNAME, SHELL):
+ * the password database's entry for uid. Looked up in the parent, at start
+ * and reload, never in a child: getpwuid may load NSS modules, open files
+ * and take locks.
+ */
+struct hook_identity {
+	char *user, *home, *shell; /* home NULL when the entry has none */
+};
+
+/* 0 with id filled (shell "/bin/sh" for an empty one, as passwd(5) says),
+ * or -errno (-ENOENT: no entry for uid). */
+int hook_identity_lookup(uid_t uid, struct hook_identity *id);
+void hook_identity_free(struct hook_identity *id);
+
+/* The uid hooks run as: hu's when set, else own_uid (hookd's own after
+ * its privilege drop). */
+uid_t hook_user_uid(const struct hook_user *hu, uid_t own_uid);
+
 /* Whether hooks need a switch of ids when hookd runs as uid and gid: a
  * hook_user given that is not hookd's own user and group. */
 bool hook_user_switches(const struct hook_user *hu, uid_t uid, gid_t gid);

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
+
 /* Linux reads this much of a file to find its #! line (BINPRM_BUF_SIZE). */
 #define SHEBANG_MAX 256
 
@@ -185,4 +187,37 @@ enum preflight preflight_secret_file(const char *path, char *why, size_t len)
 		           path, gname, (unsigned)(st.st_mode & 07777));
 	}
 	return PREFLIGHT_OK;
+}
+
+/* One workdir: reported unless it is a directory this process can stat. */
+static size_t check_workdir(const struct delivery_opts *o, const char *section, const char *name,
+                            void (*report)(const char *why, void *ctx), void *ctx)
+{
+	if (!(o->set & OPT_WORKDIR) || !o->workdir)
+		return 0;
+	struct stat st;
+	const char *what = NULL;
+	if (stat(o->workdir, &st) < 0)
+		what = strerror(errno);
+	else if (!S_ISDIR(st.st_mode))
+		what = "not a directory";
+	if (!what)
+		return 0;
+	char why[1024];
+	snprintf(why, sizeof(why), "[%s%s%s] workdir %s: %s: hooks cannot run there", section,
+	         name ? " " : "", name ? name : "", o->workdir, what);
+	report(why, ctx);
+	return 1;
+}
+
+size_t preflight_workdirs(const struct config *cfg, void (*report)(const char *why, void *ctx),
+                          void *ctx)
+{
+	size_t n = check_workdir(&cfg->server_opts, "server", NULL, report, ctx);
+	for (size_t i = 0; i < cfg->nendpoints; i++)
+		n += check_workdir(&cfg->endpoints[i].opts, "endpoint", cfg->endpoints[i].name,
+		                   report, ctx);
+	for (size_t i = 0; i < cfg->nevents; i++)
+		n += check_workdir(&cfg->events[i].opts, "event", cfg->events[i].name, report, ctx);
+	return n;
 }

@@ -33,4 +33,14 @@ enum preflight preflight_hook(const char *path, const char *hook_path, char *why
  */
 enum preflight preflight_secret_file(const char *path, char *why, size_t len);
 
+/*
+ * Each workdir the config gives ([server], [endpoint NAME], [event NAME])
+ * that is not a directory (missing, not one, or not to be looked at):
+ * report(why, ctx) once for each, why naming the section and the path.
+ * A hook would fail there ("cannot chdir to workdir ..."). Returns how many.
+ */
+struct config;
+size_t preflight_workdirs(const struct config *cfg, void (*report)(const char *why, void *ctx),
+                          void *ctx);
+
 #endif

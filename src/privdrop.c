@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "delivery.h"
 #include "hookuser.h"
 #include "log.h"
 #include "secrecy.h"
@@ -170,4 +171,23 @@ int become_user(const struct run_as *ra, const struct hook_user *hu)
 	struct log_kv kv[] = {{"user", ra->name}, {"uid", uid}, {"gid", gid}};
 	log_kv(LOG_LVL_INFO, "dropped privileges", kv, ARRAY_SIZE(kv));
 	return settle_hook_caps(hu);
+}
+
+void hook_identity_install(const struct hook_user *hu, uid_t own_uid)
+{
+	uid_t uid = hook_user_uid(hu, own_uid);
+	struct hook_identity id;
+	int r = hook_identity_lookup(uid, &id);
+	if (r < 0) {
+		char n[16];
+		snprintf(n, sizeof(n), "%u", (unsigned)uid);
+		struct log_kv kv[] = {{"uid", n}, {"error", strerror(-r)}};
+		log_kv(LOG_LVL_WARN,
+		       "hooks get no HOME, USER, LOGNAME or SHELL: their uid has no password entry",
+		       kv, ARRAY_SIZE(kv));
+		delivery_set_hook_identity(NULL);
+		return;
+	}
+	delivery_set_hook_identity(&id);
+	hook_identity_free(&id);
 }

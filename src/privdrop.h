@@ -46,4 +46,13 @@ int become_user(const struct run_as *ra, const struct hook_user *hu);
  * (hookuser.h), none when it needs none. 0, or -errno (logged). */
 int settle_hook_caps(const struct hook_user *hu);
 
+/*
+ * Looks up who the hooks run as (hu's user, else own_uid: hookd's own uid
+ * after its drop, or the one `hookd run` would drop to) in the password
+ * database and hands it to the deliveries' base environment (HOME, USER,
+ * LOGNAME, SHELL). Without an entry: a warning, and hooks get none of them.
+ * At start and at each reload.
+ */
+void hook_identity_install(const struct hook_user *hu, uid_t own_uid);
+
 #endif

@@ -329,7 +329,7 @@ static void on_output(evutil_socket_t fd, short what, void *arg)
 
 /* Where a fork+exec child failed, reported to the parent with errno. */
 enum child_stage { STAGE_SETUP, STAGE_LIMIT_NOFILE, STAGE_LIMIT_NPROC, STAGE_LIMIT_MEMORY,
-                   STAGE_LIMIT_CPU, STAGE_USER, STAGE_EXEC };
+                   STAGE_LIMIT_CPU, STAGE_USER, STAGE_CHDIR, STAGE_EXEC };
 struct child_error {
 	int stage;
 	int err;
@@ -343,6 +343,7 @@ static const char *const stage_names[] = {
 	[STAGE_LIMIT_MEMORY] = "cannot apply limit_memory",
 	[STAGE_LIMIT_CPU] = "cannot apply limit_cpu",
 	[STAGE_USER] = "cannot switch to hook_user",
+	[STAGE_CHDIR] = "cannot chdir to workdir", /* with the path: spawned() */
 	[STAGE_EXEC] = "exec failed",
 };
 
@@ -511,7 +512,11 @@ static void spawned(struct spawn_job *j)
 		r->res.ran = false;
 		r->res.timed_out = false;
 		r->res.start_may_pass = start_may_pass(j->stage, j->err);
-		r->res.error = xasprintf("%s: %s", stage_names[j->stage], strerror(j->err));
+		if (j->stage == STAGE_CHDIR)
+			r->res.error = xasprintf("%s %s: %s", stage_names[j->stage], j->dir,
+			                         strerror(j->err));
+		else
+			r->res.error = xasprintf("%s: %s", stage_names[j->stage], strerror(j->err));
 		job_free(j);
 		finish(r);
 		return;
@@ -755,7 +760,7 @@ static void spawn_child(struct spawn_job *j)
 			sigaction(child_resets[i], &dfl, NULL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (setpgid(0, 0) < 0 || move_fd(j->in_fd, 0) < 0 || move_fd(j->out_fd, 1) < 0 ||
-		    move_fd(j->out_fd, 2) < 0 || chdir(j->dir) < 0)
+		    move_fd(j->out_fd, 2) < 0)
 			child_fail(j, errpipe[1], STAGE_SETUP, errno);
 		/* Every fd of hookd's is close-on-exec; this makes sure of it
 		 * (a library's fd, a connection) but must keep the error pipe,
@@ -788,6 +793,10 @@ static void spawn_child(struct spawn_job *j)
 			if (r < 0)
 				child_fail(j, errpipe[1], STAGE_USER, -r);
 		}
+		/* As the hook's user: a workdir it may not enter is its error
+		 * now, not a cwd it cannot use. */
+		if (chdir(j->dir) < 0)
+			child_fail(j, errpipe[1], STAGE_CHDIR, errno);
 		execve(j->path, argv, j->envp);
 		child_fail(j, errpipe[1], STAGE_EXEC, errno);
 	}

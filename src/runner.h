@@ -39,7 +39,7 @@ struct rlimits {
 
 struct runner_params {
 	const char *path;    /* absolute path of the executable */
-	const char *dir;     /* cwd */
+	const char *dir;     /* cwd: workdir, else the hook's own directory */
 	const char *rel;     /* name for logs */
 	char *const *envp;
 	const unsigned char *input; /* stdin bytes */

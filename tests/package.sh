@@ -87,6 +87,12 @@ getent passwd hookd >/dev/null || fail "no hookd user"
 getent passwd hookd-hooks >/dev/null || fail "no hookd-hooks user"
 id -nG hookd-hooks | tr ' ' '\n' | grep -qx hookd && fail "hookd-hooks is in group hookd"
 grep -q '^hook_user = hookd-hooks$' /etc/hookd/hookd.ini || fail "the config sets no hook_user"
+# The hooks' home and workdir: theirs, and apart from hookd's journal.
+hh=/var/lib/hookd-hooks
+[ "$(getent passwd hookd-hooks | cut -d: -f6)" = "$hh" ] ||
+	fail "hookd-hooks' home is $(getent passwd hookd-hooks | cut -d: -f6), not $hh"
+[ "$(stat -c '%a %U %G' "$hh")" = "750 hookd-hooks hookd-hooks" ] || fail "$hh: $(stat -c '%a %U %G' "$hh")"
+grep -q "^workdir = $hh\$" /etc/hookd/hookd.ini || fail "the config sets no workdir"
 tok=/etc/hookd/northflank.token
 [ "$(stat -c '%a %U %G' "$tok")" = "640 root hookd" ] || fail "$tok: $(stat -c '%a %U %G' "$tok")"
 grep -Eq '^[0-9a-f]{48}$' "$tok" || fail "$tok is not 48 hex digits"
@@ -156,12 +162,28 @@ attempt("ptrace", ptrace)
 print("probe ran as", os.getuid(), "event", os.environ.get("HOOK_EVENT"))
 PROBE
 chmod 755 "$work/probe.d/_default"
+# A hook that needs what a service's environment gives: a writable workdir
+# and HOME, and git's global config there (git: scripts/deps.sh --test).
+install -d -m 0755 "$work/service.d"
+cat > "$work/service.d/_default" <<'SERVICE'
+#!/bin/sh
+set -e
+touch ./hookd-package-test && rm ./hookd-package-test
+touch "$HOME/hookd-package-test" && rm "$HOME/hookd-package-test"
+git config --global user.name hookd-package-test
+name=$(git config --global user.name)
+git config --global --unset user.name
+echo "service user=$USER logname=$LOGNAME home=$HOME cwd=$(pwd) git=$name"
+SERVICE
+chmod 755 "$work/service.d/_default"
 sed -e 's/^listen = 127\.0\.0\.1:9[01]00$/listen = 127.0.0.1:0/' \
     -e "s|^state_dir = .*|state_dir = $work/state|" \
     -e 's|^hooks_dir = hooks.d$|hooks_dir = /etc/hookd/hooks.d|' \
     /etc/hookd/hookd.ini > "$work/hookd.ini"
 printf '\n[endpoint probe]\npath = /probe\nscheme = northflank\nsecret_file = %s\nhooks_dir = %s\n' \
 	"$tok" "$work/probe.d" >> "$work/hookd.ini"
+printf '\n[endpoint service]\npath = /service\nscheme = northflank\nsecret_file = %s\nhooks_dir = %s\n' \
+	"$tok" "$work/service.d" >> "$work/hookd.ini"
 chmod 644 "$work/hookd.ini"
 # As the unit starts it: user hookd, with the unit's AmbientCapabilities=.
 caps=$(sed -n 's/^AmbientCapabilities=//p' "$unitdir/hookd.service" | tr 'A-Z ' 'a-z,' |
@@ -200,6 +222,12 @@ code=$(curl -s -o "$work/probe.json" -w '%{http_code}' "http://127.0.0.1:$port/p
 	-H "X-Northflank-Notification-Integration-Token: $(cat "$tok")" \
 	--data-binary @tests/data/northflank-build-start.json)
 [ "$code" = 200 ] || { cat "$work/probe.json" "$work/daemon.log"; fail "the probe answered $code"; }
+command -v git >/dev/null || fail "git missing: run sh scripts/deps.sh --test"
+code=$(curl -s -o "$work/service.json" -w '%{http_code}' "http://127.0.0.1:$port/service" \
+	-H 'Content-Type: application/json' \
+	-H "X-Northflank-Notification-Integration-Token: $(cat "$tok")" \
+	--data-binary @tests/data/northflank-build-start.json)
+[ "$code" = 200 ] || { cat "$work/service.json" "$work/daemon.log"; fail "the service hook answered $code"; }
 kill -TERM "$daemon_pid"
 wait "$daemon_pid"
 rc=$?
@@ -210,6 +238,9 @@ grep -q 'msg="hooks run as their own user" hook_user=hookd-hooks' "$work/daemon.
 	fail "hooks do not run as hookd-hooks"
 grep -q "line=\"probe ran as $(id -u hookd-hooks) event build:start\"" "$work/daemon.log" ||
 	{ grep probe "$work/daemon.log"; fail "the probe hook did not run as hookd-hooks"; }
+grep -q "line=\"service user=hookd-hooks logname=hookd-hooks home=$hh cwd=$hh git=hookd-package-test\"" \
+	"$work/daemon.log" ||
+	{ grep -E 'service|workdir' "$work/daemon.log"; fail "a hook cannot write its workdir or HOME, or use git"; }
 if [ "$(grep -c 'line="refused ' "$work/daemon.log")" != 6 ] || grep -q 'line="OPEN ' "$work/daemon.log"; then
 	grep -E 'line="(OPEN|refused) ' "$work/daemon.log"
 	fail "a hook can reach hookd's secrets"

@@ -12,6 +12,7 @@ Run: HOOKD_BIN=build/hookd python3 tests/blackbox/test_core.py [-k NAME]
 import http.client
 import json
 import os
+import pwd
 import re
 import resource
 import shutil
@@ -345,8 +346,13 @@ class TestHookEnvironment(Base):
             self.assertNotIn(NF_TOKEN, text)
             self.assertNotIn(CANARY_VALUE, text)
             self.assertNotIn(CANARY_NAME, env)
-            self.assertNotIn("HOME", env)
-            extra = {k for k in env if not k.startswith("HOOK_")} - {"PATH", "LANG", "TZ"} - SHELL_VARS
+            # HOME, USER, LOGNAME and SHELL: the password entry's, not the daemon's
+            me = pwd.getpwuid(os.geteuid())
+            self.assertEqual(env.get("HOME"), me.pw_dir)
+            self.assertEqual((env.get("USER"), env.get("LOGNAME")), (me.pw_name, me.pw_name))
+            self.assertEqual(env.get("SHELL"), me.pw_shell or "/bin/sh")
+            extra = ({k for k in env if not k.startswith("HOOK_")} - {"PATH", "LANG", "TZ"}
+                     - {"HOME", "USER", "LOGNAME", "SHELL"} - SHELL_VARS)
             self.assertEqual(extra, set(), "daemon variables leaked into the hook")
             hook_names = {k for k in env if k.startswith("HOOK_")}
             self.assertFalse([k for k in hook_names if "TOKEN" in k], hook_names)
@@ -437,7 +443,8 @@ class TestHookEnvironment(Base):
             self.assertEqual(env.get("PATH"), "/usr/local/bin:/usr/bin:/bin")
             self.assertEqual(env.get("LANG"), h.env["LANG"])
             self.assertEqual(env.get(CANARY_NAME), CANARY_VALUE, "pass_env passes it")
-            self.assertNotIn("HOME", env)
+            # HOME is not in pass_env: the password entry's, not the daemon's
+            self.assertEqual(env.get("HOME"), pwd.getpwuid(os.geteuid()).pw_dir)
 
     def test_long_names_arrive_whole(self):
         """A pass_env name of any length, and a 64-byte env_prefix (the

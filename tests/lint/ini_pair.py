@@ -24,6 +24,9 @@ DIFFERENCES = {
     # The package's postinst makes a user for the hooks; the checkout's
     # quick start runs hookd as whoever starts it, and its hooks with it.
     ("server", "hook_user"): (None, "hookd-hooks"),
+    # ... and a writable home for them, which is also where they run; the
+    # checkout's hooks run in hooks.d, as whoever starts hookd.
+    ("server", "workdir"): (None, "/var/lib/hookd-hooks"),
     # The package serves /healthz and /metrics for its unit's operators.
     ("admin", "listen"): (None, "127.0.0.1:9100"),
 }

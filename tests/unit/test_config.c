@@ -1168,6 +1168,60 @@ static void test_delivery_opts(void)
 	config_unref(c);
 }
 
+/* workdir: [event] over [endpoint] over [server], relative to the config's
+ * directory; an empty value is unset (the hook's own directory), and an
+ * [event] that gives it empty takes a wider one's back. */
+static void test_workdir(void)
+{
+	struct config *c = load("[server]\n"
+	                        "workdir = work\n"
+	                        "[endpoint a]\n"
+	                        "path = /a\n"
+	                        "secret = x\n"
+	                        "workdir = /srv/a\n"
+	                        "[endpoint b]\n"
+	                        "path = /b\n"
+	                        "secret = y\n"
+	                        "[event deploy]\n"
+	                        "workdir = /srv/deploy\n"
+	                        "[event plain]\n"
+	                        "workdir =\n");
+	CHECK(c != NULL, "workdir: %s", err);
+	if (!c)
+		return;
+	char *work = in_dir("work");
+	const struct {
+		const char *ep, *event, *want; /* want NULL: the hook's own directory */
+	} cases[] = {
+		{"a", "build", "/srv/a"},
+		{"b", "build", work},
+		{NULL, "build", work},
+		{"a", "deploy:prod", "/srv/deploy"},
+		{"b", "deploy", "/srv/deploy"},
+		{"a", "plain", NULL},
+		{"b", "plain.x", NULL},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct delivery_opts o;
+		const struct endpoint *ep = cases[i].ep ? config_endpoint_by_name(c, cases[i].ep) : NULL;
+		config_delivery_opts(c, ep, cases[i].event, &o);
+		CHECK_STR(o.workdir, cases[i].want, "workdir case %zu", i);
+	}
+	CHECK(c->server_opts.set & OPT_WORKDIR, "server sets it");
+	free(work);
+	config_unref(c);
+
+	/* Not given: unset everywhere. */
+	c = load(EP_A);
+	CHECK(c && !c->server_opts.workdir && !(c->server_opts.set & OPT_WORKDIR) &&
+	      !c->endpoints[0].opts.workdir, "workdir default");
+	config_unref(c);
+	c = load("[server]\nworkdir = a\nworkdir = b\n" EP_A);
+	CHECK(!c && strcmp(err, "hookd.ini:3: key 'workdir' given twice in [server] (first at "
+	                        "line 2)") == 0, "twice: %s", err);
+	config_unref(c);
+}
+
 static void test_lookups(void)
 {
 	struct config *c = load(EP_A "[endpoint b]\npath = /b/c\nsecret = y\n");
@@ -1314,6 +1368,7 @@ int main(void)
 	test_paths();
 	test_secrets();
 	test_delivery_opts();
+	test_workdir();
 	test_lookups();
 	test_status();
 
