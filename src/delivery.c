@@ -188,14 +188,14 @@ void delivery_log(const struct delivery *d)
 		{"event", d->event},
 		{"id", d->id},
 		{"status", d->out.status},
-		{"http", decimal(http, d->out.http)},
-		{"ms", decimal(ms, (long long)d->ms)},
-		{"hooks", decimal(hooks, (long long)d->nresults)},
-		{"attempt", d->attempt > 1 ? decimal(attempt, d->attempt) : NULL},
+		LOG_INT("http", decimal(http, d->out.http)),
+		LOG_INT("ms", decimal(ms, (long long)d->ms)),
+		LOG_INT("hooks", decimal(hooks, (long long)d->nresults)),
+		LOG_INT("attempt", d->attempt > 1 ? decimal(attempt, d->attempt) : NULL),
 		{"mode", d->async ? "async" : NULL},
-		{"env_omitted", d->env_report.omitted
-		                        ? decimal(omitted, (long long)d->env_report.omitted)
-		                        : NULL},
+		LOG_INT("env_omitted", d->env_report.omitted
+		                               ? decimal(omitted, (long long)d->env_report.omitted)
+		                               : NULL),
 		{"error", d->out.error},
 	};
 	log_kv(ok ? LOG_LVL_INFO : LOG_LVL_WARN, "delivery", kv, ARRAY_SIZE(kv));
@@ -465,10 +465,10 @@ static void env_report_log(const struct delivery *d)
 		{"endpoint", d->ep->name},
 		{"event", d->event},
 		{"id", d->id},
-		{"env_omitted", r->omitted ? decimal(omitted, (long long)r->omitted) : NULL},
+		LOG_INT("env_omitted", r->omitted ? decimal(omitted, (long long)r->omitted) : NULL),
 		{"omitted", r->omitted_names},
-		{"env_collisions",
-		 r->collisions ? decimal(collisions, (long long)r->collisions) : NULL},
+		LOG_INT("env_collisions",
+		        r->collisions ? decimal(collisions, (long long)r->collisions) : NULL),
 		{"collided", r->collided},
 	};
 	log_kv(LOG_LVL_WARN, "environment incomplete", kv, ARRAY_SIZE(kv));
