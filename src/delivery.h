@@ -73,6 +73,7 @@ struct delivery_params {
 	int64_t rowid;       /* its row, 0: none */
 	int64_t received_ms; /* when it first came, 0: now */
 	int attempt;         /* the attempt it is at, 0: the first */
+	bool replay;         /* that attempt is one `hookd replay` asked for */
 };
 
 struct delivery *delivery_new(const struct delivery_params *p);
@@ -126,6 +127,13 @@ void delivery_set_rowid(struct delivery *d, int64_t rowid);
 /* The current attempt (1-based), its results, its duration and outcome. */
 int delivery_attempt(const struct delivery *d);
 void delivery_set_attempt(struct delivery *d, int attempt);
+/* Whether the current attempt came from `hookd replay` (logged replay=true). */
+bool delivery_replay(const struct delivery *d);
+/* The attempt that just ended will be retried in retry_in_ms, at the wall
+ * clock's next_attempt_ms: its log line says when. Not set for an async
+ * delivery's failed attempt: its line says final=true. A new attempt
+ * (delivery_reset_attempt) clears both. */
+void delivery_set_retry(struct delivery *d, int64_t retry_in_ms, int64_t next_attempt_ms);
 /* A new, empty entry in d's results for the hook rel (copied, may be NULL). */
 struct hook_outcome *delivery_add_result(struct delivery *d, const char *rel);
 struct hook_outcome *delivery_last_result(struct delivery *d);
