@@ -42,7 +42,8 @@ struct delivery {
 	bool async;
 	int attempt;
 	bool replay; /* this attempt came from `hookd replay` */
-	int64_t retry_in_ms, next_attempt_ms; /* 0: no retry set for it */
+	bool attempt_ended, retry; /* delivery_set_attempt_end */
+	int64_t retry_in_ms, next_attempt_ms;
 	int64_t rowid; /* journal row, 0: none */
 	struct header_copy {
 		char *name, *value;
@@ -191,8 +192,8 @@ void delivery_log(const struct delivery *d)
 	char http[24], ms[24], hooks[24], attempt[24], omitted[24];
 	char retry_in[24], next_attempt[40], attempts[24];
 	bool ok = d->out.http >= 200 && d->out.http < 300;
-	bool retry = d->async && !ok && d->next_attempt_ms > 0;
-	bool final = d->async && !ok && !retry;
+	bool retry = d->attempt_ended && d->retry && !ok;
+	bool final = d->attempt_ended && !d->retry && d->async && !ok;
 	if (retry) {
 		format_duration(d->retry_in_ms, retry_in, sizeof(retry_in));
 		format_rfc3339_ms(d->next_attempt_ms, next_attempt, sizeof(next_attempt));
@@ -749,8 +750,11 @@ bool delivery_replay(const struct delivery *d)
 	return d->replay;
 }
 
-void delivery_set_retry(struct delivery *d, int64_t retry_in_ms, int64_t next_attempt_ms)
+void delivery_set_attempt_end(struct delivery *d, bool retry, int64_t retry_in_ms,
+                              int64_t next_attempt_ms)
 {
+	d->attempt_ended = true;
+	d->retry = retry;
 	d->retry_in_ms = retry_in_ms;
 	d->next_attempt_ms = next_attempt_ms;
 }
@@ -807,7 +811,7 @@ void delivery_reset_attempt(struct delivery *d)
 	memset(&d->out, 0, sizeof(d->out));
 	/* A retry is not the replay; it is retried or final on its own. */
 	d->replay = false;
-	d->retry_in_ms = d->next_attempt_ms = 0;
+	d->attempt_ended = d->retry = false;
 }
 
 size_t delivery_env_push_hook(struct delivery *d, const char *rel)

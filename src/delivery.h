@@ -129,11 +129,13 @@ int delivery_attempt(const struct delivery *d);
 void delivery_set_attempt(struct delivery *d, int attempt);
 /* Whether the current attempt came from `hookd replay` (logged replay=true). */
 bool delivery_replay(const struct delivery *d);
-/* The attempt that just ended will be retried in retry_in_ms, at the wall
- * clock's next_attempt_ms: its log line says when. Not set for an async
- * delivery's failed attempt: its line says final=true. A new attempt
- * (delivery_reset_attempt) clears both. */
-void delivery_set_retry(struct delivery *d, int64_t retry_in_ms, int64_t next_attempt_ms);
+/* The attempt ran and is over: whether it will be retried, in retry_in_ms,
+ * at the wall clock's next_attempt_ms. Its log line says when, or, for an
+ * async delivery's failure not retried, final=true (an answer given before
+ * anything ran, a 409 or a 503, says neither). A new attempt
+ * (delivery_reset_attempt) clears it. */
+void delivery_set_attempt_end(struct delivery *d, bool retry, int64_t retry_in_ms,
+                              int64_t next_attempt_ms);
 /* A new, empty entry in d's results for the hook rel (copied, may be NULL). */
 struct hook_outcome *delivery_add_result(struct delivery *d, const char *rel);
 struct hook_outcome *delivery_last_result(struct delivery *d);

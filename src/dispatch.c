@@ -557,8 +557,7 @@ static void attempt_over(struct job *j)
 	journal_finish(ds, d, st, st == DSTATE_RETRY_WAIT ? now_wall_ms() + delay : 0);
 	if (!ds->journal && !delivery_id_generated(d))
 		memid_set(ds, d, st);
-	if (st == DSTATE_RETRY_WAIT)
-		delivery_set_retry(d, delay, now_wall_ms() + delay);
+	delivery_set_attempt_end(d, st == DSTATE_RETRY_WAIT, delay, now_wall_ms() + delay);
 	delivery_log(d);
 	if (st != DSTATE_RETRY_WAIT)
 		job_enter(j, LC_DONE);

@@ -201,6 +201,11 @@ class Async(Base):
             # The hook then runs; meanwhile a resend is a 409.
             self.wait_runs(h, 1, "start")
             self.assertStatus(h.post(eid), 409, "running")
+            # An answer given before anything ran is no attempt: neither
+            # retried nor final (README "Logs and signals").
+            line = h.wait_log("msg=delivery", "id=" + eid, "http=409")
+            self.assertIsNotNone(line, h.log_text())
+            self.assertNotRegex(line, r" (final|retry_in|next_attempt|attempts)=")
             self.wait_runs(h, 1, "end")
             rows = h.wait_states([eid])
             self.assertEqual(rows[eid]["state"], "succeeded", rows)
