@@ -42,6 +42,9 @@ struct delivery {
 	char *key; /* serialization key, NULL: none */
 	bool async;
 	int attempt;
+	bool replay; /* this attempt came from `hookd replay` */
+	bool attempt_ended, retry; /* delivery_set_attempt_end */
+	int64_t retry_in_ms, next_attempt_ms;
 	int64_t rowid; /* journal row, 0: none */
 	struct header_copy {
 		char *name, *value;
@@ -180,23 +183,40 @@ char *delivery_response_json(const struct delivery *d, bool include_output)
 	return sb_steal(&sb);
 }
 
+/*
+ * The delivery's line. An async delivery's failed attempt says what comes
+ * next: retry_in and next_attempt when hookd will try it again, else
+ * final=true with the attempts it had (README "Logs and signals").
+ */
 void delivery_log(const struct delivery *d)
 {
 	char http[24], ms[24], hooks[24], attempt[24], omitted[24];
+	char retry_in[24], next_attempt[40], attempts[24];
 	bool ok = d->out.http >= 200 && d->out.http < 300;
+	bool retry = d->attempt_ended && d->retry && !ok;
+	bool final = d->attempt_ended && !d->retry && d->async && !ok;
+	if (retry) {
+		format_duration(d->retry_in_ms, retry_in, sizeof(retry_in));
+		format_rfc3339_ms(d->next_attempt_ms, next_attempt, sizeof(next_attempt));
+	}
 	struct log_kv kv[] = {
 		{"endpoint", d->ep->name},
 		{"event", d->event},
 		{"id", d->id},
 		{"status", d->out.status},
-		{"http", decimal(http, d->out.http)},
-		{"ms", decimal(ms, (long long)d->ms)},
-		{"hooks", decimal(hooks, (long long)d->nresults)},
-		{"attempt", d->attempt > 1 ? decimal(attempt, d->attempt) : NULL},
+		LOG_INT("http", decimal(http, d->out.http)),
+		LOG_INT("ms", decimal(ms, (long long)d->ms)),
+		LOG_INT("hooks", decimal(hooks, (long long)d->nresults)),
+		LOG_INT("attempt", d->attempt > 1 ? decimal(attempt, d->attempt) : NULL),
 		{"mode", d->async ? "async" : NULL},
-		{"env_omitted", d->env_report.omitted
-		                        ? decimal(omitted, (long long)d->env_report.omitted)
-		                        : NULL},
+		LOG_BOOL("replay", d->replay ? "true" : NULL),
+		{"retry_in", retry ? retry_in : NULL},
+		{"next_attempt", retry ? next_attempt : NULL},
+		LOG_BOOL("final", final ? "true" : NULL),
+		LOG_INT("attempts", final ? decimal(attempts, d->attempt) : NULL),
+		LOG_INT("env_omitted", d->env_report.omitted
+		                               ? decimal(omitted, (long long)d->env_report.omitted)
+		                               : NULL),
 		{"error", d->out.error},
 	};
 	log_kv(ok ? LOG_LVL_INFO : LOG_LVL_WARN, "delivery", kv, ARRAY_SIZE(kv));
@@ -493,10 +513,10 @@ static void env_report_log(const struct delivery *d)
 		{"endpoint", d->ep->name},
 		{"event", d->event},
 		{"id", d->id},
-		{"env_omitted", r->omitted ? decimal(omitted, (long long)r->omitted) : NULL},
+		LOG_INT("env_omitted", r->omitted ? decimal(omitted, (long long)r->omitted) : NULL),
 		{"omitted", r->omitted_names},
-		{"env_collisions",
-		 r->collisions ? decimal(collisions, (long long)r->collisions) : NULL},
+		LOG_INT("env_collisions",
+		        r->collisions ? decimal(collisions, (long long)r->collisions) : NULL),
 		{"collided", r->collided},
 	};
 	log_kv(LOG_LVL_WARN, "environment incomplete", kv, ARRAY_SIZE(kv));
@@ -529,6 +549,7 @@ struct delivery *delivery_new(const struct delivery_params *p)
 	d->body_len = p->body_len;
 	delivery_meta(d, p->header, p->header_ctx);
 	d->attempt = p->attempt ? p->attempt : 1;
+	d->replay = p->replay;
 	d->rowid = p->rowid;
 	config_delivery_opts(p->cfg, p->ep, p->event, &d->opts);
 	/* A journaled one is async whatever its config says now; run and env
@@ -752,6 +773,20 @@ void delivery_set_attempt(struct delivery *d, int attempt)
 	d->attempt = attempt;
 }
 
+bool delivery_replay(const struct delivery *d)
+{
+	return d->replay;
+}
+
+void delivery_set_attempt_end(struct delivery *d, bool retry, int64_t retry_in_ms,
+                              int64_t next_attempt_ms)
+{
+	d->attempt_ended = true;
+	d->retry = retry;
+	d->retry_in_ms = retry_in_ms;
+	d->next_attempt_ms = next_attempt_ms;
+}
+
 /* Its 4 KiB output buffer is not zeroed: output_len says how much of it
  * counts. */
 struct hook_outcome *delivery_add_result(struct delivery *d, const char *rel)
@@ -802,6 +837,9 @@ void delivery_reset_attempt(struct delivery *d)
 	free_results(d);
 	free(d->out.error);
 	memset(&d->out, 0, sizeof(d->out));
+	/* A retry is not the replay; it is retried or final on its own. */
+	d->replay = false;
+	d->attempt_ended = d->retry = false;
 }
 
 size_t delivery_env_push_hook(struct delivery *d, const char *rel)

@@ -73,6 +73,7 @@ struct delivery_params {
 	int64_t rowid;       /* its row, 0: none */
 	int64_t received_ms; /* when it first came, 0: now */
 	int attempt;         /* the attempt it is at, 0: the first */
+	bool replay;         /* that attempt is one `hookd replay` asked for */
 };
 
 struct delivery *delivery_new(const struct delivery_params *p);
@@ -131,6 +132,15 @@ void delivery_set_rowid(struct delivery *d, int64_t rowid);
 /* The current attempt (1-based), its results, its duration and outcome. */
 int delivery_attempt(const struct delivery *d);
 void delivery_set_attempt(struct delivery *d, int attempt);
+/* Whether the current attempt came from `hookd replay` (logged replay=true). */
+bool delivery_replay(const struct delivery *d);
+/* The attempt ran and is over: whether it will be retried, in retry_in_ms,
+ * at the wall clock's next_attempt_ms. Its log line says when, or, for an
+ * async delivery's failure not retried, final=true (an answer given before
+ * anything ran, a 409 or a 503, says neither). A new attempt
+ * (delivery_reset_attempt) clears it. */
+void delivery_set_attempt_end(struct delivery *d, bool retry, int64_t retry_in_ms,
+                              int64_t next_attempt_ms);
 /* A new, empty entry in d's results for the hook rel (copied, may be NULL). */
 struct hook_outcome *delivery_add_result(struct delivery *d, const char *rel);
 struct hook_outcome *delivery_last_result(struct delivery *d);

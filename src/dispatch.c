@@ -566,6 +566,7 @@ static void attempt_over(struct job *j)
 		const unsigned char *body = delivery_body(d, &len);
 		replaywin_forget(ds->replay, delivery_endpoint(d)->name, body, len);
 	}
+	delivery_set_attempt_end(d, st == DSTATE_RETRY_WAIT, delay, now_wall_ms() + delay);
 	delivery_log(d);
 	if (st != DSTATE_RETRY_WAIT)
 		job_enter(j, LC_DONE);

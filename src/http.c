@@ -1223,7 +1223,7 @@ static void note_refused(struct http_server *s, const char *peer, const char *wh
 		return;
 	char n[32];
 	snprintf(n, sizeof(n), "%ld", s->refused);
-	struct log_kv kv[] = {{"remote", peer}, {"error", why}, {"refused", n}};
+	struct log_kv kv[] = {{"remote", peer}, {"error", why}, LOG_INT("refused", n)};
 	log_kv(LOG_LVL_WARN, "connection refused", kv, ARRAY_SIZE(kv));
 	s->refused_warned_ms = now;
 	s->refused = 0;
@@ -1340,7 +1340,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	if (s->accept_warned_ms == 0 || now - s->accept_warned_ms >= 60000) {
 		char n[32];
 		snprintf(n, sizeof(n), "%ld", s->accept_failures);
-		struct log_kv kv[] = {{"error", evutil_socket_error_to_string(e)}, {"failures", n}};
+		struct log_kv kv[] = {{"error", evutil_socket_error_to_string(e)}, LOG_INT("failures", n)};
 		log_kv(LOG_LVL_WARN, "accept failed: new connections wait in the backlog, retried every 100ms",
 		       kv, ARRAY_SIZE(kv));
 		s->accept_warned_ms = now;

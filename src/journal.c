@@ -107,7 +107,7 @@ static bool sqlite_load(char *err, size_t errlen)
 }
 
 /* Bump when the schema changes, and add a migration step in schema_setup(). */
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 /* The CLI may hold a read while the daemon checkpoints; neither waits long. */
 #define BUSY_TIMEOUT_MS 5000
 
@@ -170,6 +170,15 @@ static const char schema_v1[] =
 	" PRIMARY KEY (delivery, attempt, seq)"
 	") WITHOUT ROWID;";
 
+/*
+ * Version 2: which attempts `hookd replay` asked for. A requeue for a
+ * replay records the attempt it will be (deliveries.replay_attempt); the
+ * attempt row, when it is written, compares itself with it.
+ */
+static const char schema_v2[] =
+	"ALTER TABLE deliveries ADD COLUMN replay_attempt INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE attempts ADD COLUMN replay INTEGER NOT NULL DEFAULT 0;";
+
 enum stmt_id {
 	ST_BEGIN,
 	ST_COMMIT,
@@ -201,6 +210,7 @@ enum stmt_id {
 	ST_EVENTS,
 	ST_SHOW,
 	ST_SHOW_ATTEMPTS,
+	ST_SHOW_ATTEMPTS_V1,
 	ST_SHOW_HOOKS,
 	ST_MAX
 };
@@ -208,7 +218,7 @@ enum stmt_id {
 /* The columns read_pending() expects, in its order. */
 #define PENDING_COLS \
 	"id, endpoint, delivery_id, event, remote_addr, state, attempts, next_due_ms," \
-	" received_ms, body, body_len, body_cut, headers"
+	" received_ms, body, body_len, body_cut, headers, replay_attempt"
 
 static const char *const stmt_sql[ST_MAX] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -237,10 +247,12 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_STARTED] = "UPDATE deliveries SET state = 1, run_attempt = ?2, run_started_ms = ?3,"
 	               " updated_ms = ?3 WHERE id = ?1",
 	[ST_ATTEMPT] = "INSERT INTO attempts (delivery, attempt, started_ms, finished_ms, http,"
-	               " status, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	               " status, error, replay) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+	               " coalesce((SELECT replay_attempt = ?2 FROM deliveries WHERE id = ?1), 0))"
 	               " ON CONFLICT (delivery, attempt) DO UPDATE SET"
 	               " started_ms = excluded.started_ms, finished_ms = excluded.finished_ms,"
-	               " http = excluded.http, status = excluded.status, error = excluded.error",
+	               " http = excluded.http, status = excluded.status, error = excluded.error,"
+	               " replay = excluded.replay",
 	[ST_HOOK] = "INSERT INTO hook_runs (delivery, attempt, seq, hook, exit, signal, ms, error,"
 	            " output) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 	            " ON CONFLICT (delivery, attempt, seq) DO UPDATE SET hook = excluded.hook,"
@@ -257,13 +269,15 @@ static const char *const stmt_sql[ST_MAX] = {
 	              "  ELSE body END"
 	              " WHERE id = ?1",
 	[ST_REQUEUE] = "UPDATE deliveries SET state = 0, async = 1, next_due_ms = ?2,"
-	               " updated_ms = ?2, run_attempt = 0 WHERE id = ?1",
+	               " updated_ms = ?2, run_attempt = 0, replay_attempt = attempts + 1"
+	               " WHERE id = ?1",
 	[ST_GET] = "SELECT " PENDING_COLS " FROM deliveries WHERE id = ?1",
 	/* Recovery's list: the body and headers stay in the journal until
 	 * each row is read back (journal_get), so that many pending bodies
 	 * are never in memory together. */
 	[ST_PENDING_ROWS] = "SELECT id, endpoint, delivery_id, event, remote_addr, state, attempts,"
-	                    " next_due_ms, received_ms, NULL, body_len, body_cut, NULL FROM deliveries"
+	                    " next_due_ms, received_ms, NULL, body_len, body_cut, NULL, replay_attempt"
+	                    " FROM deliveries"
 	                    " WHERE state < 3 AND async = 1 ORDER BY received_ms, id",
 	/* What recovery must change: any run under way, and sync deliveries
 	 * still pending (nobody will run them now). */
@@ -291,8 +305,11 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_SHOW] = "SELECT endpoint, delivery_id, event, remote_addr, async, state, attempts,"
 	            " received_ms, updated_ms, next_due_ms, http, status, error, headers, body,"
 	            " body_len, body_cut, run_attempt, run_started_ms FROM deliveries WHERE id = ?1",
-	[ST_SHOW_ATTEMPTS] = "SELECT attempt, started_ms, finished_ms, http, status, error"
+	[ST_SHOW_ATTEMPTS] = "SELECT attempt, started_ms, finished_ms, http, status, error, replay"
 	                     " FROM attempts WHERE delivery = ?1 ORDER BY attempt",
+	/* `show` on a journal a hookd of schema 1 still runs: no replay column. */
+	[ST_SHOW_ATTEMPTS_V1] = "SELECT attempt, started_ms, finished_ms, http, status, error, 0"
+	                        " FROM attempts WHERE delivery = ?1 ORDER BY attempt",
 	[ST_SHOW_HOOKS] = "SELECT hook, exit, signal, ms, error, output FROM hook_runs"
 	                  " WHERE delivery = ?1 AND attempt = ?2 ORDER BY seq",
 };
@@ -301,6 +318,7 @@ struct journal {
 	sqlite3 *db;
 	char *path;
 	bool readonly;
+	int schema; /* the file's version: read-only, it may be an older one */
 	uint64_t body_max;
 	int64_t keep_ms, max_rows;
 	int64_t pending; /* pending async deliveries */
@@ -676,14 +694,20 @@ static int schema_setup(struct journal *j, char *err, size_t errlen)
 		tx_rollback(j);
 		return -1;
 	}
-	if (version == 0) {
-		char *sql = xasprintf("%s PRAGMA user_version = %d;", schema_v1, SCHEMA_VERSION);
+	/* A new file gets version 1, then every step up, like an old one. */
+	if (version == 0 && sqlite3_exec(j->db, schema_v1, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	if (version < 2 && sqlite3_exec(j->db, schema_v2, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	/* Later: `if (version < 3) ...`, and the version bumped. */
+	if (version < SCHEMA_VERSION) {
+		char *sql = xasprintf("PRAGMA user_version = %d;", SCHEMA_VERSION);
 		int rc = sqlite3_exec(j->db, sql, NULL, NULL, NULL);
 		free(sql);
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
-	/* Later: `if (version < 2) { ALTER TABLE ...; user_version = 2 }`. */
+	j->schema = SCHEMA_VERSION;
 	if (tx_commit(j) < 0)
 		goto fail;
 	return 0;
@@ -811,6 +835,7 @@ struct journal *journal_open_readonly(const char *state_dir, char *err, size_t e
 		         j->path, version, SCHEMA_VERSION);
 		goto fail;
 	}
+	j->schema = version;
 	return j;
 fail:
 	journal_close(j);
@@ -1151,6 +1176,7 @@ static void read_pending(sqlite3_stmt *s, struct journal_pending *p)
 	p->next_due_ms = sqlite3_column_int64(s, 7);
 	p->received_ms = sqlite3_column_int64(s, 8);
 	p->body_complete = sqlite3_column_int(s, 11) == 0;
+	p->replay_attempt = sqlite3_column_int(s, 13);
 	if (sqlite3_column_type(s, 9) == SQLITE_NULL) {
 		/* Recovery's list: the body stays in the journal. */
 		p->body_len = (size_t)sqlite3_column_int64(s, 10);
@@ -1493,7 +1519,7 @@ enum result journal_read(struct journal *j, int64_t rowid,
 enum result journal_read_attempts(struct journal *j, int64_t rowid,
                                   const struct journal_attempt_visitor *v)
 {
-	sqlite3_stmt *a = stmt(j, ST_SHOW_ATTEMPTS);
+	sqlite3_stmt *a = stmt(j, j->schema < 2 ? ST_SHOW_ATTEMPTS_V1 : ST_SHOW_ATTEMPTS);
 	if (!a)
 		return RESULT_ERROR;
 	sqlite3_bind_int64(a, 1, rowid);
@@ -1508,6 +1534,7 @@ enum result journal_read_attempts(struct journal *j, int64_t rowid,
 			.http = sqlite3_column_int(a, 3),
 			.status = col_text(a, 4),
 			.error = col_text_or_null(a, 5),
+			.replay = sqlite3_column_int(a, 6) != 0,
 		};
 		v->attempt(&at, v->arg);
 

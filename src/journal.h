@@ -66,6 +66,7 @@ struct journal_attempt {
 	int http;
 	const char *status; /* "ok", "failed", "timeout", "unhandled" */
 	const char *error;  /* NULL or the reason */
+	bool replay;        /* read back: it was the attempt a `hookd replay` asked for */
 	const struct journal_hook *hooks;
 	size_t nhooks;
 };
@@ -77,6 +78,7 @@ struct journal_pending {
 	char *endpoint, *delivery_id, *event, *remote_addr;
 	enum delivery_state state;
 	int attempts;     /* attempts made so far */
+	int replay_attempt; /* the attempt the last `hookd replay` asked for, 0: none */
 	int64_t next_due_ms;
 	int64_t received_ms;
 	unsigned char *body; /* NULL in journal_recover's list */
@@ -145,7 +147,8 @@ int journal_attempt_finished(struct journal *j, int64_t rowid, const struct jour
                              enum delivery_state state, int64_t next_due_ms);
 
 /*
- * Marks a delivery queued again (replay), due now, committed durably. A
+ * Marks a delivery queued again (replay), due now, committed durably; its
+ * next attempt is recorded as the replay (journal_attempt.replay). A
  * replay has no client waiting, so it becomes an async delivery (counted by
  * journal_pending_count, recovered after a restart). RESULT_OK, UNKNOWN,
  * PENDING (already pending: nothing changed), BODY_CUT (its body was cut:

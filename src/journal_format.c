@@ -290,7 +290,8 @@ static void show_attempt(const struct journal_attempt *a, void *arg)
 	sa->any = true;
 	char t[40];
 	format_time(a->started_ms, t, sizeof(t));
-	sb_printf(sb, "\nattempt %d: started %s, ", a->attempt, t);
+	/* A replay is the one attempt nobody sent: said first. */
+	sb_printf(sb, "\nattempt %d: %sstarted %s, ", a->attempt, a->replay ? "replay, " : "", t);
 	if (a->finished_ms)
 		sb_printf(sb, "%lld ms, ", (long long)(a->finished_ms - a->started_ms));
 	else
@@ -557,6 +558,7 @@ static void attempt_json(const struct journal_attempt *a, void *arg)
 	put_json(sb, a->status);
 	sb_puts(sb, ",\"error\":");
 	put_json_or_null(sb, a->error);
+	sb_printf(sb, ",\"replay\":%s", a->replay ? "true" : "false");
 	sb_puts(sb, ",\"hooks\":[");
 }
 

@@ -65,6 +65,67 @@ static void logfmt_value(struct strbuf *sb, const char *v)
 		sb_json_str(sb, v, n + strlen(p));
 }
 
+/* The key as written, without its type marker. */
+static const char *key_name(const char *key)
+{
+	return key[0] == LOG_KV_INT_MARK || key[0] == LOG_KV_BOOL_MARK ? key + 1 : key;
+}
+
+/* Whether v is what JSON takes bare for its type: an integer in decimal
+ * (no leading zeros, no '+'), or true/false. */
+static bool json_bare(const char *v, char mark)
+{
+	if (mark == LOG_KV_BOOL_MARK)
+		return strcmp(v, "true") == 0 || strcmp(v, "false") == 0;
+	if (mark != LOG_KV_INT_MARK)
+		return false;
+	const char *p = v + (*v == '-');
+	if (*p < '0' || *p > '9' || (*p == '0' && p[1] != '\0'))
+		return false;
+	for (; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return true;
+}
+
+void log_format_line(struct strbuf *sb, enum log_format format, const char *ts,
+                     enum log_level level, const char *msg, const struct log_kv *kv, size_t n)
+{
+	if (format == LOG_FORMAT_JSON) {
+		sb_printf(sb, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_names[level]);
+		sb_json_str(sb, msg, strlen(msg));
+		for (size_t i = 0; i < n; i++) {
+			if (!kv[i].val)
+				continue;
+			const char *key = key_name(kv[i].key);
+			sb_putc(sb, ',');
+			sb_json_str(sb, key, strlen(key));
+			sb_putc(sb, ':');
+			if (json_bare(kv[i].val, kv[i].key[0]))
+				sb_puts(sb, kv[i].val);
+			else
+				sb_json_str(sb, kv[i].val, strlen(kv[i].val));
+		}
+		sb_putc(sb, '}');
+		return;
+	}
+	/* Plain copies: a line is written for every request. */
+	sb_puts(sb, "ts=");
+	sb_puts(sb, ts);
+	sb_puts(sb, " level=");
+	sb_puts(sb, level_names[level]);
+	sb_puts(sb, " msg=");
+	logfmt_value(sb, msg);
+	for (size_t i = 0; i < n; i++) {
+		if (!kv[i].val)
+			continue;
+		sb_putc(sb, ' ');
+		sb_puts(sb, key_name(kv[i].key));
+		sb_putc(sb, '=');
+		logfmt_value(sb, kv[i].val);
+	}
+}
+
 void log_kv(enum log_level level, const char *msg, const struct log_kv *kv, size_t n)
 {
 	struct strbuf sb;
@@ -74,35 +135,7 @@ void log_kv(enum log_level level, const char *msg, const struct log_kv *kv, size
 	format_rfc3339_ms(now_wall_ms(), ts, sizeof(ts));
 	if (under_journald)
 		sb_printf(&sb, "<%d>", level_prio[level]);
-	if (log_format == LOG_FORMAT_JSON) {
-		sb_printf(&sb, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_names[level]);
-		sb_json_str(&sb, msg, strlen(msg));
-		for (size_t i = 0; i < n; i++) {
-			if (!kv[i].val)
-				continue;
-			sb_putc(&sb, ',');
-			sb_json_str(&sb, kv[i].key, strlen(kv[i].key));
-			sb_putc(&sb, ':');
-			sb_json_str(&sb, kv[i].val, strlen(kv[i].val));
-		}
-		sb_putc(&sb, '}');
-	} else {
-		/* Plain copies: a line is written for every request. */
-		sb_puts(&sb, "ts=");
-		sb_puts(&sb, ts);
-		sb_puts(&sb, " level=");
-		sb_puts(&sb, level_names[level]);
-		sb_puts(&sb, " msg=");
-		logfmt_value(&sb, msg);
-		for (size_t i = 0; i < n; i++) {
-			if (!kv[i].val)
-				continue;
-			sb_putc(&sb, ' ');
-			sb_puts(&sb, kv[i].key);
-			sb_putc(&sb, '=');
-			logfmt_value(&sb, kv[i].val);
-		}
-	}
+	log_format_line(&sb, log_format, ts, level, msg, kv, n);
 	sb_putc(&sb, '\n');
 	/* One write a line, so lines from one process never interleave. */
 	size_t off = 0;

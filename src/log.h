@@ -12,12 +12,31 @@
 enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
 enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
 
+/*
+ * One pair; val NULL: the pair is left out. A value is a string unless the
+ * pair is made with LOG_INT or LOG_BOOL: JSON logs then write it bare, as a
+ * number or a boolean (logfmt writes every value the same way). The type
+ * rides on the key (a marker byte the line never shows), so a pair written
+ * {"key", val} stays a string and needs no change.
+ */
 struct log_kv {
 	const char *key;
-	const char *val; /* NULL: the pair is left out */
+	const char *val;
 };
 
+#define LOG_KV_INT_MARK '\001'
+#define LOG_KV_BOOL_MARK '\002'
+/* key must be a string literal; val a decimal integer, or "true"/"false"
+ * (anything else is written as a string: a JSON line stays valid). */
+#define LOG_INT(key, val) {"\001" key, (val)}
+#define LOG_BOOL(key, val) {"\002" key, (val)}
+
 void log_setup(enum log_format format);
+/* The line log_kv writes, with ts as its timestamp, appended to sb without
+ * the journald prefix and the newline (the unit tests check it). */
+struct strbuf;
+void log_format_line(struct strbuf *sb, enum log_format format, const char *ts,
+                     enum log_level level, const char *msg, const struct log_kv *kv, size_t n);
 /* One line: ts=... level=... msg=<msg> then each pair in order. */
 void log_kv(enum log_level level, const char *msg, const struct log_kv *kv, size_t n);
 /* Convenience: msg is formatted; no extra pairs. */

@@ -138,7 +138,7 @@ int settle_hook_caps(const struct hook_user *hu)
 		char uid[16], gid[16];
 		snprintf(uid, sizeof(uid), "%u", (unsigned)hu->uid);
 		snprintf(gid, sizeof(gid), "%u", (unsigned)hu->gid);
-		struct log_kv kv[] = {{"hook_user", hu->name}, {"uid", uid}, {"gid", gid}};
+		struct log_kv kv[] = {{"hook_user", hu->name}, LOG_INT("uid", uid), LOG_INT("gid", gid)};
 		log_kv(LOG_LVL_INFO, "hooks run as their own user", kv, ARRAY_SIZE(kv));
 	}
 	return 0;
@@ -168,7 +168,7 @@ int become_user(const struct run_as *ra, const struct hook_user *hu)
 	char uid[16], gid[16];
 	snprintf(uid, sizeof(uid), "%u", (unsigned)ra->uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)ra->gid);
-	struct log_kv kv[] = {{"user", ra->name}, {"uid", uid}, {"gid", gid}};
+	struct log_kv kv[] = {{"user", ra->name}, LOG_INT("uid", uid), LOG_INT("gid", gid)};
 	log_kv(LOG_LVL_INFO, "dropped privileges", kv, ARRAY_SIZE(kv));
 	return settle_hook_caps(hu);
 }

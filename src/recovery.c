@@ -60,6 +60,7 @@ static struct delivery *delivery_from_journal(struct config *cfg, struct journal
 		.received_ms = p->received_ms,
 		.rowid = p->rowid,
 		.attempt = attempt,
+		.replay = p->replay_attempt == attempt,
 	};
 	struct delivery *d = delivery_new(&dp);
 	json_object_put(root);
@@ -126,6 +127,8 @@ enum result dispatch_replay(struct dispatcher *ds, int64_t rowid)
 	} else if (!p.body_complete) {
 		rc = RESULT_BODY_CUT;
 	} else {
+		/* What journal_requeue records below: the next attempt is a replay. */
+		p.replay_attempt = p.attempts + 1;
 		struct delivery *d = delivery_from_journal(dispatcher_config(ds), &p, p.attempts + 1);
 		if (!d) {
 			rc = RESULT_UNKNOWN;

@@ -24,13 +24,38 @@
 #include "secrecy.h"
 #include "util.h"
 
+/* One of a hook's two output pipes: stdout is logged at info, stderr at
+ * warn (`journalctl -p warning` shows what a hook says went wrong). */
+struct output_stream {
+	struct hook_run *run;
+	int fd; /* the read end, -1 once closed */
+	struct event *ev;
+	bool is_err;
+	/* The line being gathered for the log (hook_run.line[index]). */
+	size_t index, line_len;
+	bool line_cut;
+};
+
+/*
+ * The last lines the rate limit dropped, to be logged when the hook ends:
+ * the lines just before a hook exits are where it says why. At most
+ * TAIL_LINES lines, and only those of them within the last
+ * OUTPUT_TAIL_MAX bytes (a ring; a line records where it starts in it).
+ */
+#define TAIL_LINES 20
+
+struct tail_line {
+	uint64_t at; /* where in tail_buf's stream of bytes it starts */
+	uint16_t len;
+	bool is_err, cut;
+};
+
 struct hook_run {
 	TAILQ_ENTRY(hook_run) link;
 	struct event_base *base;
 	pid_t pid;          /* 0 while a spawner thread starts it */
 	int pending_signal; /* to send to its group once the pid is known */
-	int out_fd; /* read end of the hooks's stdout+stderr, -1 once closed */
-	struct event *out_ev;
+	struct output_stream out[2]; /* stdout, stderr */
 	struct event *timeout_ev; /* the time limit, then the kill grace */
 	bool term_sent;
 	int64_t started_ms;
@@ -40,20 +65,22 @@ struct hook_run {
 
 	/* Output bookkeeping: a ring for the tail, a line for the log. */
 	size_t ring_len, ring_head;
-	size_t line_len;
-	bool line_cut;
 	/* When the last LOG_LINES_PER_SEC lines were logged (a ring): a line
 	 * is logged only if the oldest of them is a second old, so no second
 	 * anywhere holds more than LOG_LINES_PER_SEC lines. */
 	int64_t logged_at[LOG_LINES_PER_SEC];
 	size_t logged_next;
-	long dropped;
+	long dropped; /* since the last line logged */
+	struct tail_line tail[TAIL_LINES];
+	size_t tail_next, tail_count;
+	uint64_t tail_wpos;
 	char *rel, *endpoint, *event, *delivery_id;
 
 	/* The buffers last: a new run zeroes only what comes before them
 	 * (9 KiB of zeroes a hook were a visible part of its cost). */
-	char line[LOG_LINE_MAX];
+	char line[2][LOG_LINE_MAX];
 	char ring[OUTPUT_TAIL_MAX];
+	char tail_buf[OUTPUT_TAIL_MAX];
 	struct hook_result res;
 };
 
@@ -99,7 +126,7 @@ struct spawn_job {
 	/* In: read by the thread; they point into the job's own block. */
 	char *path, *dir;
 	char **envp;
-	int in_fd, out_fd;
+	int in_fd, out_fd, err_fd;
 	struct rlimits limits;
 	uint64_t reaps_before; /* `reaps` when it was queued */
 	/* Out: written by the thread. */
@@ -190,33 +217,27 @@ const char *signal_name(int sig)
 	return buf;
 }
 
-/* The line that counts the lines a hook's rate limit dropped. */
-static void log_dropped(struct hook_run *r)
+/* The line that counts the lines a hook's rate limit dropped; `tail`: how
+ * many more follow it, logged at the end. */
+static void log_dropped(struct hook_run *r, long dropped, size_t tail)
 {
-	if (r->dropped == 0)
+	if (dropped == 0)
 		return;
-	char n[32];
-	snprintf(n, sizeof(n), "%ld", r->dropped);
+	char n[32], t[32];
+	snprintf(n, sizeof(n), "%ld", dropped);
+	snprintf(t, sizeof(t), "%zu", tail);
 	struct log_kv kv[] = {
 		{"endpoint", r->endpoint}, {"event", r->event}, {"id", r->delivery_id},
-		{"hook", r->rel}, {"dropped", n},
+		{"hook", r->rel}, LOG_INT("dropped", n), LOG_INT("tail", tail ? t : NULL),
 	};
 	log_kv(LOG_LVL_WARN, "output lines dropped", kv, ARRAY_SIZE(kv));
-	r->dropped = 0;
 }
 
-static void log_output_line(struct hook_run *r, const char *line, size_t len, bool cut)
+/* One line of output in the log; `tail`: one the rate limit had dropped,
+ * logged as the hook ended. */
+static void emit_output_line(struct hook_run *r, bool is_err, const char *line, size_t len,
+                             bool cut, bool tail)
 {
-	int64_t now = now_mono_ms();
-	int64_t *oldest = &r->logged_at[r->logged_next];
-	if (*oldest != 0 && now - *oldest < 1000) {
-		r->dropped++;
-		return;
-	}
-	*oldest = now;
-	r->logged_next = (r->logged_next + 1) % LOG_LINES_PER_SEC;
-	/* Lines were dropped since the last one logged: say how many first. */
-	log_dropped(r);
 	char *text = xstrndup(line, len);
 	/* A NUL byte in the output would end the value early; show it as '?'. */
 	for (size_t i = 0; i < len; i++) {
@@ -225,10 +246,73 @@ static void log_output_line(struct hook_run *r, const char *line, size_t len, bo
 	}
 	struct log_kv kv[] = {
 		{"endpoint", r->endpoint}, {"event", r->event}, {"id", r->delivery_id},
-		{"hook", r->rel}, {"line", text}, {"cut", cut ? "true" : NULL},
+		{"hook", r->rel}, {"stream", is_err ? "stderr" : "stdout"}, {"line", text},
+		LOG_BOOL("cut", cut ? "true" : NULL), LOG_BOOL("tail", tail ? "true" : NULL),
 	};
-	log_kv(LOG_LVL_INFO, "output", kv, ARRAY_SIZE(kv));
+	log_kv(is_err ? LOG_LVL_WARN : LOG_LVL_INFO, "output", kv, ARRAY_SIZE(kv));
 	free(text);
+}
+
+/* A dropped line joins the tail (the oldest go). */
+static void tail_put(struct hook_run *r, bool is_err, const char *line, size_t len, bool cut)
+{
+	struct tail_line *t = &r->tail[r->tail_next];
+	t->at = r->tail_wpos;
+	t->len = (uint16_t)len; /* len <= LOG_LINE_MAX */
+	t->is_err = is_err;
+	t->cut = cut;
+	r->tail_next = (r->tail_next + 1) % TAIL_LINES;
+	if (r->tail_count < TAIL_LINES)
+		r->tail_count++;
+	for (size_t i = 0; i < len; i++)
+		r->tail_buf[(r->tail_wpos + i) % OUTPUT_TAIL_MAX] = line[i];
+	r->tail_wpos += len;
+}
+
+/* The hook has ended: lines dropped since the last one logged are counted,
+ * and the tail of them logged after the count. */
+static void log_dropped_and_tail(struct hook_run *r)
+{
+	if (r->dropped == 0)
+		return;
+	size_t first = (r->tail_next + TAIL_LINES - r->tail_count) % TAIL_LINES;
+	size_t kept = 0;
+	for (size_t i = 0; i < r->tail_count; i++) {
+		const struct tail_line *t = &r->tail[(first + i) % TAIL_LINES];
+		kept += r->tail_wpos - t->at <= OUTPUT_TAIL_MAX;
+	}
+	log_dropped(r, r->dropped - (long)kept, kept);
+	char line[LOG_LINE_MAX];
+	for (size_t i = 0; i < r->tail_count; i++) {
+		const struct tail_line *t = &r->tail[(first + i) % TAIL_LINES];
+		if (r->tail_wpos - t->at > OUTPUT_TAIL_MAX)
+			continue; /* its bytes were overwritten by later lines */
+		for (size_t k = 0; k < t->len; k++)
+			line[k] = r->tail_buf[(t->at + k) % OUTPUT_TAIL_MAX];
+		emit_output_line(r, t->is_err, line, t->len, t->cut, true);
+	}
+	r->dropped = 0;
+	r->tail_count = 0;
+}
+
+static void log_output_line(struct output_stream *o, const char *line, size_t len, bool cut)
+{
+	struct hook_run *r = o->run;
+	int64_t now = now_mono_ms();
+	int64_t *oldest = &r->logged_at[r->logged_next];
+	if (*oldest != 0 && now - *oldest < 1000) {
+		r->dropped++;
+		tail_put(r, o->is_err, line, len, cut);
+		return;
+	}
+	*oldest = now;
+	r->logged_next = (r->logged_next + 1) % LOG_LINES_PER_SEC;
+	/* Lines were dropped since the last one logged: say how many first
+	 * (the hook goes on: its last lines are still to come). */
+	log_dropped(r, r->dropped, 0);
+	r->dropped = 0;
+	r->tail_count = 0;
+	emit_output_line(r, o->is_err, line, len, cut, false);
 }
 
 /* The tail: keep the last OUTPUT_TAIL_MAX bytes in a ring. */
@@ -252,8 +336,10 @@ static void keep_tail(struct hook_run *r, const char *buf, size_t n)
 	}
 }
 
-static void take_output(struct hook_run *r, const char *buf, size_t n)
+static void take_output(struct output_stream *o, const char *buf, size_t n)
 {
+	struct hook_run *r = o->run;
+	char *line = r->line[o->index];
 	if (output_sink)
 		output_sink(buf, n);
 	keep_tail(r, buf, n);
@@ -265,51 +351,57 @@ static void take_output(struct hook_run *r, const char *buf, size_t n)
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *stop = nl ? nl : end;
-		if (!r->line_cut) {
-			size_t room = LOG_LINE_MAX - r->line_len;
+		if (!o->line_cut) {
+			size_t room = LOG_LINE_MAX - o->line_len;
 			size_t k = (size_t)(stop - p) < room ? (size_t)(stop - p) : room;
-			memcpy(r->line + r->line_len, p, k);
-			r->line_len += k;
+			memcpy(line + o->line_len, p, k);
+			o->line_len += k;
 			if ((size_t)(stop - p) > room) {
-				log_output_line(r, r->line, r->line_len, true);
-				r->line_len = 0;
-				r->line_cut = true;
+				log_output_line(o, line, o->line_len, true);
+				o->line_len = 0;
+				o->line_cut = true;
 			}
 		}
 		if (!nl)
 			break;
-		if (!r->line_cut)
-			log_output_line(r, r->line, r->line_len, false);
-		r->line_len = 0;
-		r->line_cut = false;
+		if (!o->line_cut)
+			log_output_line(o, line, o->line_len, false);
+		o->line_len = 0;
+		o->line_cut = false;
 		p = nl + 1;
 	}
 }
 
+static void close_stream(struct output_stream *o)
+{
+	if (o->ev) {
+		event_free(o->ev);
+		o->ev = NULL;
+	}
+	if (o->fd >= 0) {
+		close(o->fd);
+		o->fd = -1;
+	}
+	if (o->line_len > 0 && !o->line_cut)
+		log_output_line(o, o->run->line[o->index], o->line_len, false);
+	o->line_len = 0;
+}
+
 static void close_output(struct hook_run *r)
 {
-	if (r->out_ev) {
-		event_free(r->out_ev);
-		r->out_ev = NULL;
-	}
-	if (r->out_fd >= 0) {
-		close(r->out_fd);
-		r->out_fd = -1;
-	}
-	if (r->line_len > 0 && !r->line_cut)
-		log_output_line(r, r->line, r->line_len, false);
-	r->line_len = 0;
-	log_dropped(r);
+	close_stream(&r->out[0]);
+	close_stream(&r->out[1]);
+	log_dropped_and_tail(r);
 }
 
 /* Reads what the pipe holds now; at most `max_reads` reads. */
-static void read_output(struct hook_run *r, int max_reads)
+static void read_output(struct output_stream *o, int max_reads)
 {
 	char buf[8192];
-	for (int i = 0; i < max_reads && r->out_fd >= 0; i++) {
-		ssize_t n = read(r->out_fd, buf, sizeof(buf));
+	for (int i = 0; i < max_reads && o->fd >= 0; i++) {
+		ssize_t n = read(o->fd, buf, sizeof(buf));
 		if (n > 0) {
-			take_output(r, buf, (size_t)n);
+			take_output(o, buf, (size_t)n);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -317,7 +409,7 @@ static void read_output(struct hook_run *r, int max_reads)
 		if (n < 0 && errno == EAGAIN)
 			return;
 		/* EOF (every writer closed it) or an error: stop reading. */
-		close_output(r);
+		close_stream(o);
 		return;
 	}
 }
@@ -359,7 +451,8 @@ static void finish(struct hook_run *r)
 	/* What the hook wrote before it exited is in the pipe already; what a
 	 * background process writes later is not the hook's. Read one pipe's
 	 * worth at most, then close. */
-	read_output(r, 8);
+	read_output(&r->out[0], 8);
+	read_output(&r->out[1], 8);
 	close_output(r);
 	if (r->timeout_ev) {
 		event_free(r->timeout_ev);
@@ -495,6 +588,8 @@ static void job_free(struct spawn_job *j)
 		close(j->in_fd);
 	if (j->out_fd >= 0)
 		close(j->out_fd);
+	if (j->err_fd >= 0)
+		close(j->err_fd);
 	free(j);
 }
 
@@ -523,7 +618,7 @@ static void spawned(struct spawn_job *j)
 	}
 	r->pid = j->pid;
 	uint64_t j_reaps_before = j->reaps_before;
-	job_free(j); /* closes the child's ends: EOF on out_fd is now the hook's */
+	job_free(j); /* closes the child's ends: EOF on the pipes is now the hook's */
 	if (r->pending_signal)
 		kill(-r->pid, r->pending_signal);
 	if (early_take(r->pid, j_reaps_before, &status))
@@ -760,7 +855,7 @@ static void spawn_child(struct spawn_job *j)
 			sigaction(child_resets[i], &dfl, NULL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (setpgid(0, 0) < 0 || move_fd(j->in_fd, 0) < 0 || move_fd(j->out_fd, 1) < 0 ||
-		    move_fd(j->out_fd, 2) < 0)
+		    move_fd(j->err_fd, 2) < 0)
 			child_fail(j, errpipe[1], STAGE_SETUP, errno);
 		/* Every fd of hookd's is close-on-exec; this makes sure of it
 		 * (a library's fd, a connection) but must keep the error pipe,
@@ -894,7 +989,8 @@ static char *job_put(char **at, const char *s, size_t len)
 /* The job's own copy of what the thread reads (the caller's environment
  * changes as soon as runner_start returns), in one allocation with the
  * job: the job, the environment's pointers, then every string. */
-static struct spawn_job *job_new(const struct runner_params *p, int in_fd, int out_fd)
+static struct spawn_job *job_new(const struct runner_params *p, int in_fd, int out_fd,
+                                 int err_fd)
 {
 	size_t n = 0, bytes = strlen(p->path) + 1 + strlen(p->dir) + 1;
 	while (p->envp && p->envp[n])
@@ -911,6 +1007,7 @@ static struct spawn_job *job_new(const struct runner_params *p, int in_fd, int o
 	j->envp[n] = NULL;
 	j->in_fd = in_fd;
 	j->out_fd = out_fd;
+	j->err_fd = err_fd;
 	j->limits = p->limits;
 	return j;
 }
@@ -943,29 +1040,65 @@ void runner_cancel_held(const char *why)
 	}
 }
 
+/*
+ * fd moved to 3 or above (hookd started with 0, 1 or 2 closed): the child
+ * puts its three fds at 0, 1 and 2 one after the other, and one of them
+ * sitting where another goes would be overwritten first.
+ */
+static int above_stdio(int fd)
+{
+	if (fd < 0 || fd > 2)
+		return fd;
+	int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return moved;
+}
+
+/* A pipe for the hook's stdout or stderr: the write end the child's, the
+ * read end non-blocking. */
+static int output_pipe(int fds[2])
+{
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -1;
+	fds[1] = above_stdio(fds[1]);
+	/* pipe2 set nothing but O_CLOEXEC (a descriptor flag, not a status
+	 * flag): the read end's status flags are O_RDONLY alone. */
+	fcntl(fds[0], F_SETFL, O_RDONLY | O_NONBLOCK);
+	return fds[1] < 0 ? -1 : 0;
+}
+
+static void output_stream_open(struct hook_run *r, size_t i, int fd)
+{
+	struct output_stream *o = &r->out[i];
+	o->run = r;
+	o->fd = fd;
+	o->index = i;
+	o->is_err = i == 1;
+	o->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, on_output, o);
+	event_add(o->ev, NULL);
+}
+
 struct hook_run *runner_start(struct event_base *base, const struct runner_params *p,
                               hook_done_fn done, void *arg, struct hook_result *res)
 {
 	result_clear(res);
-	int in_fd = make_input(p->input, p->input_len);
-	int out[2] = {-1, -1};
+	int in_fd = above_stdio(make_input(p->input, p->input_len));
+	int out[2] = {-1, -1}, err[2] = {-1, -1};
 	int e = 0;
-	if (in_fd < 0 || pipe2(out, O_CLOEXEC) < 0) {
+	if (in_fd < 0 || output_pipe(out) < 0 || output_pipe(err) < 0) {
 		e = errno;
 		goto fail;
 	}
 	if ((e = start_spawners()) != 0)
 		goto fail;
-	struct spawn_job *j = job_new(p, in_fd, out[1]);
-	/* pipe2 set nothing but O_CLOEXEC (a descriptor flag, not a status
-	 * flag): the read end's status flags are O_RDONLY alone. */
-	fcntl(out[0], F_SETFL, O_RDONLY | O_NONBLOCK);
+	struct spawn_job *j = job_new(p, in_fd, out[1], err[1]);
 
 	struct hook_run *r = xmalloc(sizeof(*r));
 	memset(r, 0, offsetof(struct hook_run, line));
 	result_clear(&r->res);
 	r->base = base;
-	r->out_fd = out[0];
 	r->started_ms = now_mono_ms();
 	r->timeout_ms = p->timeout_ms;
 	r->kill_grace_ms = p->kill_grace_ms;
@@ -976,11 +1109,11 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 	r->endpoint = xstrdup(p->endpoint ? p->endpoint : "");
 	r->event = xstrdup(p->event ? p->event : "");
 	r->delivery_id = xstrdup(p->delivery_id ? p->delivery_id : "");
-	/* The write end stays open in the job until the process is started:
+	/* The write ends stay open in the job until the process is started:
 	 * no EOF before the hook's own. */
-	r->out_ev = event_new(base, r->out_fd, EV_READ | EV_PERSIST, on_output, r);
+	output_stream_open(r, 0, out[0]);
+	output_stream_open(r, 1, err[0]);
 	r->timeout_ev = evtimer_new(base, on_timeout, r);
-	event_add(r->out_ev, NULL);
 	struct timeval tv = {(time_t)(p->timeout_ms / 1000), (suseconds_t)(p->timeout_ms % 1000) * 1000};
 	evtimer_add(r->timeout_ev, &tv);
 	TAILQ_INSERT_TAIL(&active, r, link);
@@ -1001,9 +1134,11 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 fail:
 	if (in_fd >= 0)
 		close(in_fd);
-	if (out[0] >= 0) {
-		close(out[0]);
-		close(out[1]);
+	for (int i = 0; i < 2; i++) {
+		if (out[i] >= 0)
+			close(out[i]);
+		if (err[i] >= 0)
+			close(err[i]);
 	}
 	res->ran = false;
 	res->start_may_pass = start_may_pass(STAGE_SETUP, e);

@@ -63,7 +63,7 @@ static void reject(struct http_request *req, const struct endpoint *ep, int stat
 		{"event", event},
 		{"id", id},
 		{"status", "rejected"},
-		{"http", http},
+		LOG_INT("http", http),
 		{"remote", client ? client : req->peer},
 		{"error", error},
 	};
@@ -81,7 +81,7 @@ static void unauthorized(struct server *s, struct http_request *req, const struc
 	struct config *cfg = s->cfg;
 	char http[8] = "401";
 	struct log_kv kv[] = {
-		{"endpoint", ep->name}, {"status", "rejected"}, {"http", http},
+		{"endpoint", ep->name}, {"status", "rejected"}, LOG_INT("http", http),
 		{"remote", client}, {"error", "unauthorized"}, {"reason", why},
 	};
 	log_kv(LOG_LVL_WARN, "rejected", kv, ARRAY_SIZE(kv));

@@ -1005,6 +1005,99 @@ class TestOutput(Base):
 
 
 # --------------------------------------------------------------------------
+# README "Logs and signals": levels, the kept tail, JSON types
+
+def json_log(h):
+    """Every log line, each parsed as JSON (a line that is not fails)."""
+    return [json.loads(ln) for ln in h.logs() if ln.strip()]
+
+
+class TestLogs(Base):
+    HOOK = sh("echo out-line-1\necho 'deploy failed: disk full' >&2\nexit 0")
+
+    def test_stderr_at_warn_stdout_at_info(self):
+        with self.daemon(hooks={"build:start": self.HOOK}) as h:
+            eid = new_id()
+            self.assertAnswer(h.northflank(event_id=eid), 200)
+            out = h.wait_log("msg=output", "id=" + eid, "out-line-1")
+            err = h.wait_log("msg=output", "id=" + eid, "disk full")
+            self.assertIsNotNone(out, h.log_text())
+            self.assertIsNotNone(err, h.log_text())
+            f, g = harness.parse_logfmt(out), harness.parse_logfmt(err)
+            self.assertEqual((f["level"], f["stream"], f["line"]), ("info", "stdout", "out-line-1"))
+            self.assertEqual((g["level"], g["stream"], g["line"]),
+                             ("warn", "stderr", "deploy failed: disk full"))
+
+    def test_stderr_at_warn_stdout_at_info_json(self):
+        with self.daemon(cfg("log_format = json\n"), hooks={"build:start": self.HOOK}) as h:
+            eid = new_id()
+            self.assertAnswer(h.northflank(event_id=eid), 200)
+            self.assertIsNotNone(h.wait_log('"msg":"delivery"', eid), h.log_text())
+            got = {(e["level"], e["stream"], e["line"]) for e in json_log(h)
+                   if e["msg"] == "output" and e.get("id") == eid}
+            self.assertEqual(got, {("info", "stdout", "out-line-1"),
+                                   ("warn", "stderr", "deploy failed: disk full")})
+
+    def test_the_last_lines_of_a_flood_are_logged(self):
+        """10,000 lines in well under a second, then the one that matters
+        on stderr: the rate limit drops most, but the last lines are logged
+        when the hook ends, and every line is logged or counted."""
+        hook = sh("seq 1 10000\necho 'FATAL: disk full' >&2\nexit 1")
+        with self.daemon(cfg("").replace("timeout = 1s", "timeout = 10s"),
+                         hooks={"build:start": hook}) as h:
+            eid = new_id()
+            self.assertAnswer(h.northflank(event_id=eid), 500)
+            self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + eid), h.log_text())
+            fatal = h.log_lines("msg=output", "id=" + eid, "FATAL")
+            self.assertEqual(len(fatal), 1, h.log_text()[-3000:])
+            f = harness.parse_logfmt(fatal[0])
+            self.assertEqual((f["level"], f["stream"], f["line"], f.get("tail")),
+                             ("warn", "stderr", "FATAL: disk full", "true"))
+            logged = h.log_lines("msg=output", "id=" + eid)
+            tail = [ln for ln in logged if " tail=true" in ln]
+            self.assertEqual(logged[-len(tail):], tail, "the tail comes last")
+            self.assertLessEqual(len(tail), 20)
+            # Each stream's lines in order; between the two pipes hookd
+            # keeps the order it read them in.
+            outs = [harness.parse_logfmt(ln)["line"] for ln in tail if "stream=stdout" in ln]
+            self.assertEqual(outs, [str(n) for n in range(10001 - len(outs), 10001)])
+            drops = [harness.parse_logfmt(ln) for ln in
+                     h.log_lines("msg=\"output lines dropped\"", "id=" + eid)]
+            self.assertTrue(drops, h.log_text()[-3000:])
+            self.assertEqual(drops[-1].get("tail"), str(len(tail)))
+            self.assertEqual(len(logged) + sum(int(d["dropped"]) for d in drops), 10001)
+
+    def test_json_numbers_and_booleans(self):
+        hook = sh("head -c 3000 /dev/zero | tr '\\0' y; echo\nseq 1 300\nexit 3")
+        with self.daemon(cfg("log_format = json\n").replace("timeout = 1s", "timeout = 10s"),
+                         hooks={"build:start": hook}) as h:
+            eid = new_id()
+            self.assertAnswer(h.northflank(event_id=eid), 500)
+            self.assertIsNotNone(h.wait_log('"msg":"delivery"', eid), h.log_text())
+            lines = json_log(h)  # every line is JSON
+            mine = [e for e in lines if e.get("id") == eid]
+            d = [e for e in mine if e["msg"] == "delivery"][0]
+            self.assertIs(type(d["http"]), int, d)
+            self.assertEqual(d["http"], 500)
+            self.assertIs(type(d["ms"]), int, d)
+            self.assertIs(type(d["hooks"]), int, d)
+            cut = [e for e in mine if e["msg"] == "output" and e.get("cut") is not None]
+            self.assertEqual([e["cut"] for e in cut], [True], cut)
+            drops = [e for e in mine if e["msg"] == "output lines dropped"]
+            self.assertTrue(drops, mine[-5:])
+            self.assertTrue(all(type(e["dropped"]) is int for e in drops), drops)
+            self.assertIs(drops[-1]["tail"] > 0, True)
+            self.assertTrue(all(e["tail"] is True for e in mine
+                                if e["msg"] == "output" and "tail" in e))
+            # Strings stay strings, even one that looks like a number.
+            self.assertIsInstance(d["event"], str)
+            self.assertIsInstance([e for e in mine if e["msg"] == "output"][1]["line"], str)
+            # And the listening line's address is a string too.
+            listen = [e for e in lines if e["msg"] == "listening"][0]
+            self.assertIsInstance(listen["addr"], str)
+
+
+# --------------------------------------------------------------------------
 # README "Logs and signals": signals; HTTP/1.1 connections
 
 class TestSignalsAndConnections(Base):

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import unittest
+from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -200,6 +201,11 @@ class Async(Base):
             # The hook then runs; meanwhile a resend is a 409.
             self.wait_runs(h, 1, "start")
             self.assertStatus(h.post(eid), 409, "running")
+            # An answer given before anything ran is no attempt: neither
+            # retried nor final (README "Logs and signals").
+            line = h.wait_log("msg=delivery", "id=" + eid, "http=409")
+            self.assertIsNotNone(line, h.log_text())
+            self.assertNotRegex(line, r" (final|retry_in|next_attempt|attempts)=")
             self.wait_runs(h, 1, "end")
             rows = h.wait_states([eid])
             self.assertEqual(rows[eid]["state"], "succeeded", rows)
@@ -283,6 +289,48 @@ class Async(Base):
             time.sleep(0.6)
             self.assertEqual(attempts_of(h, eid), [1, 2, 3])
             self.assertIn(eid, [e["id"] for e in h.events("--failed")])
+
+    def test_retry_and_final_said_in_the_log(self):
+        """README "Logs and signals": an async attempt that will be retried
+        says when (retry_in, next_attempt); the last one says final=true
+        with the attempts made; a success says neither."""
+        ep = "mode = async\nretries = 1\nretry_backoff = 300ms\n"
+        with Hookd(config(endpoint=ep), {EVENT: rec_hook(rc="75")}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 202, "accepted")
+            h.wait_states([eid], ("failed",), timeout=10)
+            self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + eid, "final=true"),
+                                 h.log_text())
+            accepted, first, last = [harness.parse_logfmt(ln)
+                                     for ln in h.log_lines("msg=delivery", "id=" + eid)]
+            self.assertEqual(accepted["status"], "accepted")
+            self.assertNotRegex(h.log_lines("status=accepted", "id=" + eid)[0],
+                                r" (final|retry_in|next_attempt)=")
+            self.assertEqual((first["http"], first["mode"], first["retry_in"]),
+                             ("503", "async", "300ms"), first)
+            self.assertNotIn("final", first)
+            due = datetime.strptime(first["next_attempt"], "%Y-%m-%dT%H:%M:%S.%fZ")
+            due = due.replace(tzinfo=timezone.utc).timestamp()
+            started = [t for (i, _, t) in runs(h, "start") if i == eid]
+            self.assertEqual(len(started), 2)
+            self.assertGreaterEqual(started[1], due - 0.05, "the retry came when the log said")
+            self.assertLess(started[1], due + 1.0)
+            self.assertEqual((last["final"], last["attempts"], last["attempt"]),
+                             ("true", "2", "2"), last)
+            self.assertNotIn("retry_in", last)
+            self.assertNotIn("next_attempt", last)
+            # A success, and a sync failure (its sender decides): neither.
+            ok, sync = new_id("ok"), new_id("sync")
+        with Hookd(config(endpoint=ep), {EVENT: rec_hook()}) as h:
+            self.assertStatus(h.post(ok), 202, "accepted")
+            line = h.wait_log("msg=delivery", "id=" + ok)
+            self.assertIsNotNone(line, h.log_text())
+            self.assertNotRegex(line, r" (final|retry_in|next_attempt|replay)=")
+        with Hookd(config(), {EVENT: rec_hook(rc="75")}) as h:
+            self.assertStatus(h.post(sync), 503, "failed")
+            line = h.wait_log("msg=delivery", "id=" + sync)
+            self.assertIsNotNone(line, h.log_text())
+            self.assertNotRegex(line, r" (final|retry_in|next_attempt)=")
 
     def test_journal_max_overload(self):
         # One slot, a slow hook: one running and two queued make three pending.
@@ -899,6 +947,7 @@ class Commands(Base):
             self.assertNotIn(NF_TOKEN, r.stdout)
             [a] = d["attempt_list"]
             self.assertEqual((a["attempt"], a["http"], a["status"], a["error"]), (1, 200, "ok", None))
+            self.assertIs(a["replay"], False)
             self.assertIsInstance(a["ms"], int)
             [hk] = a["hooks"]
             self.assertEqual((hk["hook"], hk["exit"], hk["signal"], hk["error"]),
@@ -1011,6 +1060,37 @@ class Commands(Base):
             h.start()
             self.assertEqual(h.wait_states([eid])[eid]["attempts"], 2)
             self.assertEqual(attempts_of(h, eid), [1, 2])
+            # Still the replay after the restart.
+            self.assertRegex(h.cli("show", eid).stdout, r"\nattempt 2: replay, started ")
+            self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + eid, "replay=true"),
+                                 h.log_text())
+
+    def test_replay_marked_in_log_and_show(self):
+        """README "Logs and signals": the attempt a replay runs says
+        replay=true in the log; `show` and `show --json` mark it, and only
+        it (a later resend by the sender is not a replay)."""
+        with Hookd(config(), {EVENT: rec_hook(rc='$([ "$HOOK_ATTEMPT" = 2 ] && echo 1 || echo 0)')}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 200, "ok")
+            self.assertEqual(h.cli("replay", eid).returncode, 0)
+            self.wait_runs(h, 2, "end")
+            h.wait_states([eid], ("failed",))
+            self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + eid, "replay=true"),
+                                 h.log_text())
+            self.assertStatus(h.post(eid), 200, "ok")  # the sender's resend: attempt 3
+            self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + eid, "attempt=3"))
+            lines = [harness.parse_logfmt(ln) for ln in h.log_lines("msg=delivery", "id=" + eid)]
+            self.assertEqual([(f.get("attempt", "1"), f.get("replay")) for f in lines],
+                             [("1", None), ("2", "true"), ("3", None)], lines)
+            # The replay runs async: its failure is final (nothing retries a 500).
+            self.assertEqual((lines[1]["mode"], lines[1]["final"]), ("async", "true"))
+            out = h.cli("show", eid).stdout
+            self.assertRegex(out, r"\nattempt 1: started ")
+            self.assertRegex(out, r"\nattempt 2: replay, started .*http 500")
+            self.assertRegex(out, r"\nattempt 3: started ")
+            d = json.loads(h.cli("show", "--json", eid).stdout)
+            self.assertEqual([(a["attempt"], a["replay"]) for a in d["attempt_list"]],
+                             [(1, False), (2, True), (3, False)])
 
     def test_replay_refused_when_body_was_cut(self):
         with Hookd(config(server="journal_body_max = 100\n"), {EVENT: rec_hook()}) as h:

@@ -337,19 +337,23 @@ class LogFormatTest(unittest.TestCase):
                 self.assertRegex(o["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
                 self.assertIn(o["level"], ("debug", "info", "warn", "error"))
                 self.assertIsInstance(o["msg"], str)
-                for v in o.values():
-                    self.assertIsInstance(v, str, "values are strings: %r" % o)
+                # Numbers and flags are JSON's own (README "Logs and
+                # signals"); every other value is a string.
+                for k, v in o.items():
+                    want = (int if k in ("http", "ms", "hooks", "attempt", "uid", "gid")
+                            else str)
+                    self.assertIs(type(v), want, "%s: %r" % (k, o))
             dl = [o for o in objs if o["msg"] == "delivery"]
             self.assertEqual(len(dl), 1)
             self.assertEqual(dl[0]["endpoint"], "northflank")
             self.assertEqual(dl[0]["event"], "build:start")
             self.assertEqual(dl[0]["id"], "json-1")
             self.assertEqual(dl[0]["status"], "ok")
-            self.assertEqual(dl[0]["http"], "200")
+            self.assertEqual(dl[0]["http"], 200)
             self.assertEqual(dl[0]["level"], "info")
             rej = [o for o in objs if o["msg"] == "rejected"]
             self.assertEqual(rej[0]["level"], "warn")
-            self.assertEqual(rej[0]["http"], "401")
+            self.assertEqual(rej[0]["http"], 401)
             self.assertTrue(any("hook says hello" in json.dumps(o) for o in objs),
                             "the hook's output line is logged as JSON too")
             self.assertFalse(any("bad" == v for o in objs for v in o.values()),

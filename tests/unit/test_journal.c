@@ -213,7 +213,7 @@ static void test_open(void)
 	char *mode = sql_text(dir, "PRAGMA journal_mode");
 	CHECK_STR(mode, "wal", "journal mode");
 	free(mode);
-	CHECK(sql_int(dir, "PRAGMA user_version") == 1, "schema version");
+	CHECK(sql_int(dir, "PRAGMA user_version") == 2, "schema version");
 
 	journal_close(j);
 
@@ -753,6 +753,84 @@ static void test_find_requeue(void)
 	free(dir);
 }
 
+/* A replay's attempt is marked in the journal, and only that one; `show`
+ * and `show --json` say so. */
+static void test_replay_marks(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 1024, 0, 0);
+	int64_t r = final_delivery(j, "alpha", "rp", "e", T0, 500);
+	CHECK(journal_requeue(j, r) == RESULT_OK, "requeue");
+	struct journal_pending p;
+	CHECK(journal_get(j, r, &p) == RESULT_OK && p.replay_attempt == 2, "replay_attempt %d",
+	      p.replay_attempt);
+	journal_pending_free(&p);
+	CHECK(journal_attempt_started(j, r, 2, T0 + 10) == 0, "attempt 2 started");
+	CHECK(finish(j, r, 2, 503, DSTATE_RETRY_WAIT, T0 + 100) == 0, "attempt 2, a retry next");
+	CHECK(journal_attempt_started(j, r, 3, T0 + 100) == 0, "attempt 3 started");
+	CHECK(finish(j, r, 3, 200, DSTATE_SUCCEEDED, 0) == 0, "attempt 3");
+	char *marks = sql_text(dir, "SELECT group_concat(replay, ',') FROM"
+	                            " (SELECT replay FROM attempts ORDER BY attempt)");
+	CHECK_STR(marks, "0,1,0", "the replayed attempt, only");
+	free(marks);
+	char *out;
+	CHECK(run_show(j, "alpha", "rp", &out) == 0, "show");
+	CHECK(out && strstr(out, "\nattempt 2: replay, started ") &&
+	              strstr(out, "\nattempt 1: started ") && strstr(out, "\nattempt 3: started "),
+	      "show marks attempt 2: %s", out);
+	free(out);
+	struct strbuf sb, err;
+	sb_init(&sb);
+	sb_init(&err);
+	CHECK(journal_format_show_json(j, "alpha", "rp", &sb, &err) == RESULT_OK, "show --json");
+	json_object *o = json_tokener_parse(sb.buf ? sb.buf : "");
+	json_object *list = NULL;
+	CHECK(o && json_object_object_get_ex(o, "attempt_list", &list) &&
+	              json_object_array_length(list) == 3, "attempt_list: %s", sb.buf);
+	for (size_t i = 0; list && i < json_object_array_length(list); i++) {
+		json_object *rp = NULL;
+		json_object_object_get_ex(json_object_array_get_idx(list, i), "replay", &rp);
+		CHECK(rp && json_object_is_type(rp, json_type_boolean) &&
+		              json_object_get_boolean(rp) == (i == 1),
+		      "attempt %zu replay", i + 1);
+	}
+	json_object_put(o);
+	sb_free(&sb);
+	sb_free(&err);
+	journal_close(j);
+	free(dir);
+}
+
+/* A journal of schema 1 (no replay columns): `show` reads it as it is while
+ * an older hookd runs on it; the next hookd to open it adds them. */
+static void test_schema_1(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 1024, 0, 0);
+	final_delivery(j, "alpha", "old", "e", T0, 200);
+	journal_close(j);
+	sql_int(dir, "ALTER TABLE attempts DROP COLUMN replay");
+	sql_int(dir, "ALTER TABLE deliveries DROP COLUMN replay_attempt");
+	sql_int(dir, "PRAGMA user_version = 1");
+	CHECK(sql_int(dir, "SELECT count(*) FROM pragma_table_info('attempts')"
+	                   " WHERE name = 'replay'") == 0, "made a schema 1 file");
+	char err[256] = "";
+	j = journal_open_readonly(dir, err, sizeof(err));
+	CHECK(j != NULL, "readonly on schema 1: %s", err);
+	char *out = NULL;
+	CHECK(j && run_show(j, "alpha", "old", &out) == 0 && out &&
+	              strstr(out, "\nattempt 1: started "), "show on schema 1: %s", out);
+	free(out);
+	journal_close(j);
+	j = open_dir(dir, 1024, 0, 0);
+	CHECK(sql_int(dir, "PRAGMA user_version") == 2, "migrated to 2");
+	CHECK(sql_int(dir, "SELECT count(*) FROM attempts WHERE replay = 0") == 1,
+	      "the old attempt: no replay");
+	CHECK(sql_int(dir, "SELECT replay_attempt FROM deliveries") == 0, "replay_attempt 0");
+	journal_close(j);
+	free(dir);
+}
+
 static void test_events(void)
 {
 	char *dir = new_state_dir();
@@ -1207,6 +1285,8 @@ int main(void)
 	test_prune();
 	test_find_requeue();
 	test_events();
+	test_replay_marks();
+	test_schema_1();
 	test_show();
 	test_readonly();
 	test_batching();
