@@ -784,8 +784,11 @@ static void run_next_hook(struct job *j)
 	if (first)
 		attempt_begins(j);
 	struct delivery *d = j->d;
-	if (j->route.error || !j->route.name || j->next_hook >= j->route.nhooks) {
-		if (!route_outcome(j))
+	/* Whatever decides before a hook runs is looked at once, as the
+	 * attempt begins; after that, the chain ends when its hooks do. */
+	bool decided = first && route_outcome(j);
+	if (decided || j->next_hook >= j->route.nhooks) {
+		if (!decided)
 			delivery_set_outcome(d, 200, "ok", NULL);
 		release(j);
 		attempt_over(j);
