@@ -1659,8 +1659,9 @@ static bool check_all(struct loader *L)
 			continue;
 		c->status.v = xrealloc(c->status.v, (c->status.n + 1) * sizeof(*c->status.v));
 		c->status.v[c->status.n].exit_code = code;
-		c->status.v[c->status.n].http = L->status_http[code] < 0 ? 200 : L->status_http[code];
-		c->status.v[c->status.n].skip = L->status_http[code] < 0;
+		bool skip = L->status_http[code] < 0;
+		c->status.v[c->status.n].http = skip ? 200 : L->status_http[code];
+		c->status.v[c->status.n].skip = skip;
 		c->status.n++;
 	}
 	return true;

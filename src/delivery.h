@@ -31,8 +31,9 @@ struct journal_hook;
 /* The answer for a delivery, as the HTTP layer or `hookd run` gives it. */
 struct outcome {
 	int http;
-	const char *status; /* ok failed timeout skipped unhandled rejected overloaded duplicate queued
-	                     * running retry_wait accepted */
+	/* ok failed timeout skipped unhandled rejected overloaded duplicate
+	 * queued running retry_wait accepted */
+	const char *status;
 	char *error;        /* NULL or a short reason */
 	int retry_after;    /* seconds, 0: none */
 };

@@ -356,8 +356,9 @@ static void count_transition(struct job *j, enum lifecycle from, enum lifecycle 
 	const char *ended = ended_as(status);
 	const char *ep = delivery_endpoint(j->d)->name;
 	const char *event = j->route.name ? j->route.name : "other";
-	bool attempt_ended = to == LC_OVER || (from == LC_NEW && ended && strcmp(ended, "duplicate") != 0);
-	if (attempt_ended && status)
+	bool attempt_ended =
+	        to == LC_OVER || (from == LC_NEW && ended && strcmp(ended, "duplicate") != 0);
+	if (attempt_ended)
 		metrics_attempt(ep, event, status);
 	if (to == LC_DONE && ended)
 		metrics_delivery(ep, event, ended);
@@ -721,9 +722,9 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 	if (skip) {
 		/* The hook says the delivery is not for it: the rest of the
 		 * chain does not run either (README "[status]"). */
-		delivery_set_outcome(d, 200, "skipped",
-		                     xasprintf("hook %s exited with status %d, mapped to skip", h->rel,
-		                               h->res.exit_code));
+		char *why = xasprintf("hook %s exited with status %d, mapped to skip", h->rel,
+		                      h->res.exit_code);
+		delivery_set_outcome(d, 200, "skipped", why);
 		release(j);
 		attempt_over(j);
 		return;

@@ -66,8 +66,8 @@ static bool parse_term(char *word, struct match_term *t, char *err, size_t errle
 	bool negate = eq > word && eq[-1] == '!';
 	char *path = xstrndup(word, (size_t)(eq - word) - (negate ? 1 : 0));
 	if (!path_valid(path)) {
-		snprintf(err, errlen, "'%.60s' is not a dotted payload path such as ref or repository.name",
-		         path);
+		snprintf(err, errlen,
+		         "'%.60s' is not a dotted payload path such as ref or repository.name", path);
 		free(path);
 		return false;
 	}

@@ -343,7 +343,8 @@ char *metrics_render(const struct metrics_gauges *g)
 	     "retry_wait.");
 	sb_printf(&sb, "hookd_deliveries_pending{state=\"queued\"} %d\n", g->pending_queued);
 	sb_printf(&sb, "hookd_deliveries_pending{state=\"running\"} %d\n", g->pending_running);
-	sb_printf(&sb, "hookd_deliveries_pending{state=\"retry_wait\"} %d\n", g->pending_retry_wait);
+	sb_printf(&sb, "hookd_deliveries_pending{state=\"retry_wait\"} %d\n",
+	          g->pending_retry_wait);
 
 	head(&sb, "hookd_config_reloads_total", "counter", "SIGHUP reloads, by result.");
 	sb_printf(&sb, "hookd_config_reloads_total{result=\"ok\"} %llu\n",
