@@ -67,6 +67,9 @@ static void handle(struct http_request *req, void *arg)
 		.deliveries_queued = a->ds ? dispatcher_queued(a->ds) : 0,
 		.draining = a->draining,
 	};
+	if (a->ds)
+		dispatcher_pending(a->ds, &g.pending_queued, &g.pending_running,
+		                   &g.pending_retry_wait);
 	http_respond_typed(req, 200, METRICS_CONTENT_TYPE, NULL, metrics_render(&g), false);
 }
 

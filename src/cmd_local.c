@@ -402,6 +402,25 @@ static void print_routes(const char *hooks_dir, const char *hook_path)
 	free(names);
 }
 
+/* The [event] rules' match terms and the exit statuses that skip: what
+ * turns a delivery away without running (or finishing) its hooks. */
+static void print_event_rules(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nevents; i++) {
+		const struct match_rule *m = cfg->events[i].opts.match;
+		if (!m)
+			continue;
+		struct strbuf sb;
+		sb_init(&sb);
+		match_format(&sb, m);
+		printf("event %s: match %s\n", cfg->events[i].name, sb.buf);
+		sb_free(&sb);
+	}
+	for (size_t i = 0; i < cfg->status.n; i++)
+		if (cfg->status.v[i].skip)
+			printf("status %d = skip\n", cfg->status.v[i].exit_code);
+}
+
 int cmd_check(const struct options *o)
 {
 	struct config *cfg = load_or_die(o->config);
@@ -436,6 +455,7 @@ int cmd_check(const struct options *o)
 		       ti.expired ? " (expired)" : "");
 		tls_ctx_free(tls);
 	}
+	print_event_rules(cfg);
 	for (size_t i = 0; i < cfg->nendpoints; i++) {
 		const struct endpoint *ep = &cfg->endpoints[i];
 		printf("endpoint %s: POST %s scheme=%s hooks_dir=%s secrets=%zu%s%s\n", ep->name,

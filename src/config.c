@@ -366,6 +366,10 @@ static void opts_free(struct delivery_opts *o)
 	free(o->serialize);
 	free(o->serialize_scope);
 	free(o->workdir);
+	if (o->match) {
+		match_free(o->match);
+		free(o->match);
+	}
 }
 
 static void endpoint_free(struct endpoint *ep)
@@ -836,6 +840,20 @@ static bool set_serialize(struct loader *L, const struct keydef *k, void *obj, c
 	return true;
 }
 
+/* match ([event] only): the terms are checked here, so that `hookd check`
+ * and a reload refuse a bad path before any delivery meets it. */
+static bool set_match(struct loader *L, const struct keydef *k, void *obj, const char *v)
+{
+	struct delivery_opts *o = (struct delivery_opts *)(void *)((char *)obj + L->def->opts_off);
+	struct match_rule r;
+	char why[160];
+	if (!match_parse(v, &r, why, sizeof(why)))
+		return bad_value(L, k, v, why);
+	o->match = xmalloc(sizeof(*o->match));
+	*o->match = r;
+	return true;
+}
+
 /* ---- secrets ---- */
 
 static struct endpoint *cur_endpoint(struct loader *L)
@@ -1121,6 +1139,7 @@ static const struct keydef endpoint_keys[] = {
 
 static const struct keydef event_keys[] = {
 	OPTS_KEYS(EV),
+	{"match", set_match, EV(opts.match), 0, 0, OPT_MATCH, 0},
 };
 
 static const struct keydef admin_keys[] = {
@@ -1247,17 +1266,26 @@ static void *section_obj(struct loader *L)
 	}
 }
 
-/* [status]: "EXIT = HTTP", "default = HTTP", "timeout = HTTP". */
+/* [status]: "EXIT = HTTP", "EXIT = skip", "default = HTTP", "timeout = HTTP". */
 static bool status_key(struct loader *L, const char *name, const char *value)
 {
 	int http, code;
-	/* Every answer is a JSON body: no 1xx, 204 or 304, which carry none. */
-	if (!parse_int(value, 200, 599, &http) || http == 204 || http == 304)
+	bool skip = strcmp(value, "skip") == 0;
+	bool whole = strcmp(name, "default") == 0 || strcmp(name, "timeout") == 0;
+	/* Every answer is a JSON body: no 1xx, 204 or 304, which carry none.
+	 * A skip is an exit status's alone: default and timeout are failures. */
+	if (skip && whole)
+		return fail_at(L, L->lineno,
+		               "bad value 'skip' for %s in [status]: only an exit status may skip",
+		               name);
+	if (!skip && (!parse_int(value, 200, 599, &http) || http == 204 || http == 304))
 		return fail_at(L, L->lineno,
 		               "bad value '%s' for %s in [status]: expected an HTTP status 200..599 "
-		               "that has a body (not 204 or 304)",
+		               "that has a body (not 204 or 304), or skip",
 		               show(L, value), show(L, name));
-	if (strcmp(name, "default") == 0 || strcmp(name, "timeout") == 0) {
+	if (skip)
+		http = -1; /* status_http's mark for a skip */
+	if (whole) {
 		int first = seen_line(L, "status", name);
 		if (first)
 			return fail_at(L, L->lineno, "key '%s' given twice in [status] (first at line %d)",
@@ -1653,7 +1681,9 @@ static bool check_all(struct loader *L)
 			continue;
 		c->status.v = xrealloc(c->status.v, (c->status.n + 1) * sizeof(*c->status.v));
 		c->status.v[c->status.n].exit_code = code;
-		c->status.v[c->status.n].http = L->status_http[code];
+		bool skip = L->status_http[code] < 0;
+		c->status.v[c->status.n].http = skip ? 200 : L->status_http[code];
+		c->status.v[c->status.n].skip = skip;
 		c->status.n++;
 	}
 	return true;
@@ -1867,6 +1897,8 @@ static void overlay(struct delivery_opts *out, const struct delivery_opts *in)
 		out->env_array_max = in->env_array_max;
 	if (in->set & OPT_WORKDIR)
 		out->workdir = in->workdir;
+	if (in->set & OPT_MATCH)
+		out->match = in->match;
 	out->set |= in->set;
 }
 
@@ -1879,6 +1911,14 @@ void config_delivery_opts(const struct config *c, const struct endpoint *ep, con
 	const struct event_rule *r = rule_for(c, event);
 	if (r)
 		overlay(out, &r->opts);
+}
+
+bool status_skips(const struct status_map *m, int exit_code)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->v[i].exit_code == exit_code)
+			return m->v[i].skip;
+	return false;
 }
 
 int status_for_exit(const struct status_map *m, int exit_code)

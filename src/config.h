@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "match.h"
 #include "netaddr.h"
 #include "scheme.h"
 
@@ -45,6 +46,7 @@ enum {
 	OPT_ENV_MAX_BYTES = 1u << 6,
 	OPT_ENV_ARRAY_MAX = 1u << 7,
 	OPT_WORKDIR = 1u << 8,
+	OPT_MATCH = 1u << 9,
 };
 struct delivery_opts {
 	unsigned set;
@@ -64,6 +66,9 @@ struct delivery_opts {
 	/* The hooks' working directory, absolute; NULL: the directory that
 	 * holds the hook (the hooks dir, or a directory route's). */
 	char *workdir;
+	/* [event] only: what the payload must meet for the hooks to run
+	 * (match.h); NULL: anything. */
+	struct match_rule *match;
 };
 
 /* A pass_headers name as its variable's suffix, in place: ASCII letters
@@ -110,7 +115,8 @@ struct event_rule {
 
 struct status_entry {
 	int exit_code;
-	int http;
+	int http;  /* 200 for a skip */
+	bool skip; /* `EXIT = skip`: the delivery ends skipped, the rest of the chain unrun */
 };
 struct status_map {
 	struct status_entry *v; /* exit -> HTTP; defaults 0=200, 75=503 */
@@ -194,5 +200,7 @@ void config_delivery_opts(const struct config *c, const struct endpoint *ep,
 
 /* HTTP status for a hook's exit status (timeout handled by the caller). */
 int status_for_exit(const struct status_map *m, int exit_code);
+/* Whether [status] maps the exit status to skip. */
+bool status_skips(const struct status_map *m, int exit_code);
 
 #endif

@@ -16,7 +16,6 @@
 #include "hookuser.h"
 #include "journal.h"
 #include "log.h"
-#include "metrics.h"
 #include "scheme.h"
 #include "util.h"
 
@@ -40,6 +39,7 @@ struct delivery {
 	char **header_values; /* the endpoint's pass_headers, one each (NULL: absent), or NULL */
 	struct delivery_opts opts;
 	char *key; /* serialization key, NULL: none */
+	char *unmatched; /* the [event] match term the payload did not meet, NULL: none */
 	bool async;
 	int attempt;
 	bool replay; /* this attempt came from `hookd replay` */
@@ -220,7 +220,6 @@ void delivery_log(const struct delivery *d)
 		{"error", d->out.error},
 	};
 	log_kv(ok ? LOG_LVL_INFO : LOG_LVL_WARN, "delivery", kv, ARRAY_SIZE(kv));
-	metrics_delivery(d->ep->name, d->out.status, d->out.http);
 }
 
 /* ---- building a delivery -------------------------------------------- */
@@ -555,8 +554,9 @@ struct delivery *delivery_new(const struct delivery_params *p)
 	/* A journaled one is async whatever its config says now; run and env
 	 * are always the synchronous path. */
 	d->async = p->rowid ? true : !p->sync && d->opts.mode == MODE_ASYNC;
-	if (p->lazy && !root && d->opts.serialize) {
-		/* The key is in the payload: the tree is needed now. */
+	if (p->lazy && !root && (d->opts.serialize || d->opts.match) && p->body_len) {
+		/* The key, or what match tests, is in the payload: the tree is
+		 * needed now (README "[event NAME]": what match costs). */
 		root = d->root = payload_parse_json((const char *)p->body, p->body_len, NULL, 0);
 		lazy_parsed = true;
 	}
@@ -565,6 +565,16 @@ struct delivery *delivery_new(const struct delivery_params *p)
 		d->key = xasprintf("%s\x1f%s", d->opts.serialize_scope ? d->opts.serialize_scope : "",
 		                   v ? v : "");
 		free(v);
+	}
+	if (d->opts.match) {
+		long miss = match_eval(d->opts.match, root);
+		if (miss >= 0) {
+			struct strbuf sb;
+			sb_init(&sb);
+			sb_puts(&sb, "the payload does not match ");
+			match_format_term(&sb, &d->opts.match->v[miss]);
+			d->unmatched = sb_steal(&sb);
+		}
 	}
 	if (p->lazy) {
 		d->env_pending = true;
@@ -682,6 +692,7 @@ void delivery_free(struct delivery *d)
 	free_payload(d);
 	free(d->out.error);
 	free(d->key);
+	free(d->unmatched);
 	free(d->remote_addr);
 	free(d->id);
 	free(d->event);
@@ -738,6 +749,11 @@ const struct delivery_opts *delivery_opts(const struct delivery *d)
 const char *delivery_key(const struct delivery *d)
 {
 	return d->key;
+}
+
+const char *delivery_unmatched(const struct delivery *d)
+{
+	return d->unmatched;
 }
 
 const unsigned char *delivery_body(const struct delivery *d, size_t *len)

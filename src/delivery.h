@@ -31,7 +31,9 @@ struct journal_hook;
 /* The answer for a delivery, as the HTTP layer or `hookd run` gives it. */
 struct outcome {
 	int http;
-	const char *status; /* ok failed timeout unhandled rejected overloaded duplicate running accepted */
+	/* ok failed timeout skipped unhandled rejected overloaded duplicate
+	 * queued running retry_wait accepted */
+	const char *status;
 	char *error;        /* NULL or a short reason */
 	int retry_after;    /* seconds, 0: none */
 };
@@ -121,6 +123,10 @@ bool delivery_id_generated(const struct delivery *d);
 bool delivery_async(const struct delivery *d);
 const struct delivery_opts *delivery_opts(const struct delivery *d);
 const char *delivery_key(const struct delivery *d); /* serialization key, NULL: none */
+/* Why the payload does not meet its [event] rule's match ("the payload
+ * does not match ref=refs/heads/main"), NULL when it does or there is none:
+ * the delivery is to be skipped. Worked out when it is built. */
+const char *delivery_unmatched(const struct delivery *d);
 const unsigned char *delivery_body(const struct delivery *d, size_t *len);
 /* Its environment: metadata, payload and pass_headers variables. */
 struct envlist *delivery_env(struct delivery *d);

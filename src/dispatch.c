@@ -88,6 +88,7 @@ struct dispatcher {
 	TAILQ_HEAD(, memid) ids_fifo;
 	size_t nids_final;
 	bool draining;
+	int in_state[LC_COUNT]; /* deliveries in each state: hookd_deliveries_pending */
 	/* Handing freed slots on (release): a delivery that finishes at once
 	 * while it runs only gives its slot back, and the loop already under
 	 * way starts the next, so a queue of deliveries that each fail at once
@@ -316,10 +317,51 @@ static void job_free(struct job *j)
 static void answer(struct job *j)
 {
 	if (j->done) {
+		const struct outcome *out = delivery_outcome(j->d);
+		metrics_response(delivery_endpoint(j->d)->name, out->status, out->http);
 		delivery_done_fn done = j->done;
 		j->done = NULL;
 		done(j->d, j->done_arg);
 	}
+}
+
+/* What an answer's status word counts as when the delivery ends there
+ * (hookd_deliveries_total); NULL for one that ends no delivery: refused,
+ * pending (409) or accepted. */
+static const char *ended_as(const char *status)
+{
+	static const char *const ends[][2] = {
+		{"ok", "ok"},           {"failed", "failed"},       {"timeout", "failed"},
+		{"skipped", "skipped"}, {"unhandled", "unhandled"}, {"duplicate", "duplicate"},
+	};
+	for (size_t i = 0; status && i < ARRAY_SIZE(ends); i++)
+		if (strcmp(status, ends[i][0]) == 0)
+			return ends[i][1];
+	return NULL;
+}
+
+/* The counters of a change of state: an attempt ends entering OVER (or
+ * DONE straight from NEW, when a sync delivery had nothing to run: no
+ * route, or no match), a delivery entering DONE. The event label is the
+ * route that matched, so that its values are bounded by hooks.d. */
+static void count_transition(struct job *j, enum lifecycle from, enum lifecycle to)
+{
+	struct dispatcher *ds = j->ds;
+	ds->in_state[from]--;
+	if (to != LC_DONE && to != LC_SHELVED)
+		ds->in_state[to]++;
+	if (to != LC_OVER && to != LC_DONE)
+		return;
+	const char *status = delivery_outcome(j->d)->status;
+	const char *ended = ended_as(status);
+	const char *ep = delivery_endpoint(j->d)->name;
+	const char *event = j->route.name ? j->route.name : "other";
+	bool attempt_ended =
+	        to == LC_OVER || (from == LC_NEW && ended && strcmp(ended, "duplicate") != 0);
+	if (attempt_ended)
+		metrics_attempt(ep, event, status);
+	if (to == LC_DONE && ended)
+		metrics_delivery(ep, event, ended);
 }
 
 /*
@@ -358,6 +400,7 @@ static void job_enter(struct job *j, enum lifecycle to)
 	}
 	if (!delivery_async(j->d) && waiting_in_line(from) != waiting_in_line(to))
 		ds->queued_sync += waiting_in_line(to) ? 1 : -1;
+	count_transition(j, from, to);
 	j->state = to;
 	if (key && !holds_key(from) && holds_key(to)) {
 		/* Taken when free; passed on (still busy) from WAIT_KEY. */
@@ -407,6 +450,7 @@ static struct job *job_new(struct dispatcher *ds, struct delivery *d, delivery_d
 	j->d = d;
 	j->ds = ds;
 	j->state = LC_NEW;
+	ds->in_state[LC_NEW]++;
 	j->done = done;
 	j->done_arg = arg;
 	return j;
@@ -541,7 +585,9 @@ static void attempt_over(struct job *j)
 	delivery_set_ms(d, now_mono_ms() - j->started_mono);
 	bool ok = out->http >= 200 && out->http < 300;
 	bool retryable = !ok && (out->http == 503 || strcmp(out->status, "timeout") == 0);
-	enum delivery_state st = ok ? DSTATE_SUCCEEDED : DSTATE_FAILED;
+	enum delivery_state st = !ok                                 ? DSTATE_FAILED
+	                         : strcmp(out->status, "skipped") == 0 ? DSTATE_SKIPPED
+	                                                               : DSTATE_SUCCEEDED;
 	int64_t delay = 0;
 	int attempt = delivery_attempt(d);
 	if (delivery_async(d) && retryable && attempt < opts->retries + 1) {
@@ -584,6 +630,10 @@ static void answer_now(struct job *j, int http, const char *status, char *error,
 	delivery_set_retry_after(j->d, retry_after);
 	if (http == 503)
 		metrics_rejection(503, j->ds->draining ? "shutting_down" : "overloaded");
+	else if (http == 409)
+		metrics_rejection(409, "pending");
+	else if (http == 400)
+		metrics_rejection(400, NULL);
 	delivery_log(j->d);
 	job_enter(j, LC_DONE);
 }
@@ -614,8 +664,9 @@ static enum metrics_hook_outcome hook_outcome_kind(const struct hook_result *r, 
 	return bad ? MHOOK_FAILED : MHOOK_OK;
 }
 
-/* Outcomes decided by the route alone: none, or one that cannot run.
- * Returns false when there are hooks to run. A route hookd could not read
+/* Outcomes decided before any hook runs: no route, one that cannot run,
+ * or a payload the event's match turns away. Returns false when there are
+ * hooks to run. A route hookd could not read
  * for want of fds or memory is a 503: the sender may retry. */
 static bool route_outcome(struct job *j)
 {
@@ -632,6 +683,11 @@ static bool route_outcome(struct job *j)
 	}
 	if (!j->route.name) {
 		delivery_set_outcome(d, 200, "unhandled", xstrdup("no hook for this event"));
+		return true;
+	}
+	if (delivery_unmatched(d)) {
+		/* Not for these hooks: nothing runs (README "[event NAME]"). */
+		delivery_set_outcome(d, 200, "skipped", xstrdup(delivery_unmatched(d)));
 		return true;
 	}
 	return false;
@@ -667,8 +723,22 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 	h->res.output_len = res->output_len;
 	h->res.error = res->error ? xstrdup(res->error) : NULL;
 	int http;
-	bool bad = failed(&delivery_config(d)->status, &h->res, &http);
-	metrics_hook(hook_outcome_kind(&h->res, bad), h->res.ran ? h->res.ms : -1);
+	const struct config *cfg = delivery_config(d);
+	bool bad = failed(&cfg->status, &h->res, &http);
+	bool skip = !bad && h->res.ran && !h->res.timed_out && !h->res.signal &&
+	            h->res.exit_code >= 0 && status_skips(&cfg->status, h->res.exit_code);
+	metrics_hook(h->rel, skip ? MHOOK_SKIPPED : hook_outcome_kind(&h->res, bad),
+	             h->res.ran ? h->res.ms : -1);
+	if (skip) {
+		/* The hook says the delivery is not for it: the rest of the
+		 * chain does not run either (README "[status]"). */
+		char *why = xasprintf("hook %s exited with status %d, mapped to skip", h->rel,
+		                      h->res.exit_code);
+		delivery_set_outcome(d, 200, "skipped", why);
+		release(j);
+		attempt_over(j);
+		return;
+	}
 	if (bad) {
 		char *why;
 		if (h->res.timed_out || h->res.error)
@@ -725,8 +795,11 @@ static void run_next_hook(struct job *j)
 	if (first)
 		attempt_begins(j);
 	struct delivery *d = j->d;
-	if (j->route.error || !j->route.name || j->next_hook >= j->route.nhooks) {
-		if (!route_outcome(j))
+	/* Whatever decides before a hook runs is looked at once, as the
+	 * attempt begins; after that, the chain ends when its hooks do. */
+	bool decided = first && route_outcome(j);
+	if (decided || j->next_hook >= j->route.nhooks) {
+		if (!decided)
 			delivery_set_outcome(d, 200, "ok", NULL);
 		release(j);
 		attempt_over(j);
@@ -819,7 +892,9 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		enum delivery_state st;
 		int attempts;
 		if (id_lookup(ds, d, &st, &attempts) == 1) {
-			if (st == DSTATE_SUCCEEDED) {
+			if (st == DSTATE_SUCCEEDED || st == DSTATE_SKIPPED) {
+				/* A skipped delivery was not for these hooks: a
+				 * resend is not either. */
 				answer_now(j, 200, "duplicate", NULL, 0);
 				return;
 			}
@@ -981,6 +1056,13 @@ bool dispatcher_draining(const struct dispatcher *ds)
 int dispatcher_running(const struct dispatcher *ds)
 {
 	return ds->running;
+}
+
+void dispatcher_pending(const struct dispatcher *ds, int *queued, int *running, int *retry_wait)
+{
+	*queued = ds->in_state[LC_WAIT_KEY] + ds->in_state[LC_QUEUED];
+	*running = ds->in_state[LC_RUNNING] + ds->in_state[LC_OVER];
+	*retry_wait = ds->in_state[LC_WAIT_RETRY];
 }
 
 int dispatcher_queued(const struct dispatcher *ds)

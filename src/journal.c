@@ -113,12 +113,13 @@ static bool sqlite_load(char *err, size_t errlen)
 
 /*
  * The state is stored as its enum value: QUEUED 0, RUNNING 1, RETRY_WAIT 2
- * are pending, SUCCEEDED 3 and FAILED 4 final. The SQL below relies on that
- * order ("state < 3"), so new states must be appended and the queries
- * reviewed.
+ * are pending, SUCCEEDED 3, FAILED 4 and SKIPPED 5 final. The SQL below
+ * relies on that order ("state < 3"), so new states must be appended and
+ * the queries reviewed. (SKIPPED came later: an older hookd reading a
+ * journal with one shows its number.)
  */
 _Static_assert(DSTATE_QUEUED == 0 && DSTATE_RUNNING == 1 && DSTATE_RETRY_WAIT == 2 &&
-                       DSTATE_SUCCEEDED == 3 && DSTATE_FAILED == 4,
+                       DSTATE_SUCCEEDED == 3 && DSTATE_FAILED == 4 && DSTATE_SKIPPED == 5,
                "journal.db stores enum delivery_state values");
 
 static const char schema_v1[] =
@@ -300,7 +301,7 @@ static const char *const stmt_sql[ST_MAX] = {
 	 * was not 2xx (waiting for a retry, or resent after a failure). */
 	[ST_EVENTS] = "SELECT received_ms, endpoint, delivery_id, event, state, http, attempts"
 	              " FROM deliveries WHERE received_ms >= ?1 AND (?2 = 0 OR state = 4"
-	              " OR (state <> 3 AND attempts > 0 AND NOT (http BETWEEN 200 AND 299)))"
+	              " OR (state < 3 AND attempts > 0 AND NOT (http BETWEEN 200 AND 299)))"
 	              " ORDER BY received_ms DESC, id DESC",
 	[ST_SHOW] = "SELECT endpoint, delivery_id, event, remote_addr, async, state, attempts,"
 	            " received_ms, updated_ms, next_due_ms, http, status, error, headers, body,"
@@ -337,6 +338,7 @@ static const char *const state_names[] = {
 	[DSTATE_RETRY_WAIT] = "retry_wait",
 	[DSTATE_SUCCEEDED] = "succeeded",
 	[DSTATE_FAILED] = "failed",
+	[DSTATE_SKIPPED] = "skipped",
 };
 
 const char *delivery_state_name(enum delivery_state s)
@@ -1089,7 +1091,7 @@ static int update_finished(struct journal *j, int64_t rowid, int attempts, int h
 int journal_attempt_finished(struct journal *j, int64_t rowid, const struct journal_attempt *a,
                              enum delivery_state state, int64_t next_due_ms)
 {
-	if (j->readonly || (unsigned)state > DSTATE_FAILED)
+	if (j->readonly || (unsigned)state > DSTATE_SKIPPED)
 		return -1;
 	if (tx_begin_batched(j, false, true) < 0)
 		return -1;

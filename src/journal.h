@@ -26,6 +26,7 @@ enum delivery_state {
 	DSTATE_RETRY_WAIT, /* failed retryably; due again at next_due */
 	DSTATE_SUCCEEDED,  /* final, 2xx (unhandled included) */
 	DSTATE_FAILED,     /* final, not 2xx */
+	DSTATE_SKIPPED,    /* final, 200: its event's match or a hook's exit said skip */
 };
 const char *delivery_state_name(enum delivery_state s);
 /* Pending: queued, running or waiting for a retry (a resend gets 409). */
@@ -64,7 +65,7 @@ struct journal_attempt {
 	int attempt; /* 1-based */
 	int64_t started_ms, finished_ms;
 	int http;
-	const char *status; /* "ok", "failed", "timeout", "unhandled" */
+	const char *status; /* "ok", "failed", "timeout", "skipped", "unhandled" */
 	const char *error;  /* NULL or the reason */
 	bool replay;        /* read back: it was the attempt a `hookd replay` asked for */
 	const struct journal_hook *hooks;
@@ -140,7 +141,7 @@ int journal_attempt_started(struct journal *j, int64_t rowid, int attempt, int64
 
 /*
  * Records a finished attempt and the delivery's new state: SUCCEEDED,
- * FAILED, or RETRY_WAIT with next_due_ms. When the state is final the kept
+ * FAILED, SKIPPED, or RETRY_WAIT with next_due_ms. When the state is final the kept
  * body is cut to body_max.
  */
 int journal_attempt_finished(struct journal *j, int64_t rowid, const struct journal_attempt *a,

@@ -27,14 +27,16 @@ static const int64_t duration_bounds_ms[] = {
 };
 
 static const char *const hook_outcome_names[MHOOK_NOUTCOMES] = {
-	"ok", "failed", "timeout", "signal", "exec_failed",
+	"ok", "failed", "timeout", "signal", "exec_failed", "skipped",
 };
 
 static struct {
 	struct family deliveries;
+	struct family attempts;
+	struct family responses;
 	struct family rejections;
+	struct family hook_runs;
 	uint64_t reloads_ok, reloads_failed;
-	uint64_t hook_runs[MHOOK_NOUTCOMES];
 	uint64_t bucket[ARRAY_SIZE(duration_bounds_ms)]; /* not cumulative */
 	uint64_t observed;
 	int64_t sum_ms;
@@ -120,7 +122,7 @@ static void put_code(struct strbuf *sb, int http)
 	sb_append(sb, p, (size_t)(num + sizeof(num) - p));
 }
 
-void metrics_delivery(const char *endpoint, const char *status, int http)
+void metrics_response(const char *endpoint, const char *status, int http)
 {
 	metrics_start();
 	struct strbuf sb;
@@ -133,8 +135,36 @@ void metrics_delivery(const char *endpoint, const char *status, int http)
 	sb_puts(&sb, ",code=\"");
 	put_code(&sb, http);
 	sb_putc(&sb, '"');
-	family_add(&M.deliveries, sb.buf);
+	family_add(&M.responses, sb.buf);
 	sb_free(&sb);
+}
+
+/* endpoint, event and outcome: a delivery's and an attempt's labels. */
+static void add_outcome(struct family *f, const char *endpoint, const char *event,
+                        const char *outcome)
+{
+	metrics_start();
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_reserve(&sb, 127);
+	sb_puts(&sb, "endpoint=");
+	metrics_label_value(&sb, endpoint);
+	sb_puts(&sb, ",event=");
+	metrics_label_value(&sb, event);
+	sb_puts(&sb, ",outcome=");
+	metrics_label_value(&sb, outcome);
+	family_add(f, sb.buf);
+	sb_free(&sb);
+}
+
+void metrics_delivery(const char *endpoint, const char *event, const char *outcome)
+{
+	add_outcome(&M.deliveries, endpoint, event, outcome);
+}
+
+void metrics_attempt(const char *endpoint, const char *event, const char *outcome)
+{
+	add_outcome(&M.attempts, endpoint, event, outcome);
 }
 
 const char *metrics_reason_for(int http)
@@ -169,12 +199,21 @@ void metrics_rejection(int http, const char *reason)
 	sb_free(&sb);
 }
 
-void metrics_hook(enum metrics_hook_outcome outcome, int64_t ms)
+void metrics_hook(const char *hook, enum metrics_hook_outcome outcome, int64_t ms)
 {
 	metrics_start();
 	if ((int)outcome < 0 || outcome >= MHOOK_NOUTCOMES)
 		return;
-	M.hook_runs[outcome]++;
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_reserve(&sb, 127);
+	sb_puts(&sb, "hook=");
+	metrics_label_value(&sb, hook);
+	sb_puts(&sb, ",outcome=\"");
+	sb_puts(&sb, hook_outcome_names[outcome]);
+	sb_putc(&sb, '"');
+	family_add(&M.hook_runs, sb.buf);
+	sb_free(&sb);
 	if (ms < 0)
 		return;
 	M.observed++;
@@ -252,17 +291,26 @@ char *metrics_render(const struct metrics_gauges *g)
 	sb_printf(&sb, "hookd_draining %d\n", g->draining ? 1 : 0);
 
 	head(&sb, "hookd_deliveries_total", "counter",
-	     "Deliveries answered or finished, by endpoint, status word and HTTP status.");
+	     "Deliveries ended, each once, by endpoint, event (the route, or other) and outcome "
+	     "(ok, failed, skipped, unhandled, duplicate).");
 	render_family(&sb, "hookd_deliveries_total", &M.deliveries);
+
+	head(&sb, "hookd_attempts_total", "counter",
+	     "Attempts ended, by endpoint, event and outcome (ok, failed, timeout, skipped, "
+	     "unhandled).");
+	render_family(&sb, "hookd_attempts_total", &M.attempts);
+
+	head(&sb, "hookd_responses_total", "counter",
+	     "Answers senders got for deliveries, by endpoint, status word and HTTP status.");
+	render_family(&sb, "hookd_responses_total", &M.responses);
 
 	head(&sb, "hookd_rejections_total", "counter",
 	     "Requests refused before any hook ran, by HTTP status and reason.");
 	render_family(&sb, "hookd_rejections_total", &M.rejections);
 
-	head(&sb, "hookd_hook_runs_total", "counter", "Hooks finished, by outcome.");
-	for (int i = 0; i < MHOOK_NOUTCOMES; i++)
-		sb_printf(&sb, "hookd_hook_runs_total{outcome=\"%s\"} %llu\n", hook_outcome_names[i],
-		          (unsigned long long)M.hook_runs[i]);
+	head(&sb, "hookd_hook_runs_total", "counter",
+	     "Hooks finished, by hook (its path in hooks.d) and outcome.");
+	render_family(&sb, "hookd_hook_runs_total", &M.hook_runs);
 
 	head(&sb, "hookd_hook_duration_seconds", "histogram",
 	     "How long hooks ran, from start to exit (hooks that could not start are not counted).");
@@ -290,6 +338,14 @@ char *metrics_render(const struct metrics_gauges *g)
 	head(&sb, "hookd_deliveries_queued", "gauge", "Deliveries waiting for a slot now.");
 	sb_printf(&sb, "hookd_deliveries_queued %d\n", g->deliveries_queued);
 
+	head(&sb, "hookd_deliveries_pending", "gauge",
+	     "Deliveries not yet ended, by state: queued (for a slot or a key), running, "
+	     "retry_wait.");
+	sb_printf(&sb, "hookd_deliveries_pending{state=\"queued\"} %d\n", g->pending_queued);
+	sb_printf(&sb, "hookd_deliveries_pending{state=\"running\"} %d\n", g->pending_running);
+	sb_printf(&sb, "hookd_deliveries_pending{state=\"retry_wait\"} %d\n",
+	          g->pending_retry_wait);
+
 	head(&sb, "hookd_config_reloads_total", "counter", "SIGHUP reloads, by result.");
 	sb_printf(&sb, "hookd_config_reloads_total{result=\"ok\"} %llu\n",
 	          (unsigned long long)M.reloads_ok);
@@ -302,6 +358,9 @@ char *metrics_render(const struct metrics_gauges *g)
 void metrics_reset(void)
 {
 	family_free(&M.deliveries);
+	family_free(&M.attempts);
+	family_free(&M.responses);
 	family_free(&M.rejections);
+	family_free(&M.hook_runs);
 	memset(&M, 0, sizeof(M));
 }

@@ -1,10 +1,15 @@
 /*
  * The daemon's counters, for the admin listener's GET /metrics (README "Admin listener"):
- * deliveries by endpoint and status, hook runs by outcome, a histogram of
- * hook durations, rejections by reason, config reloads. The server, the
- * dispatcher and main call the metrics_* functions where those things
- * happen; gauges (hooks running, deliveries queued) are read at render
- * time from whoever owns them.
+ * deliveries by endpoint, event and outcome (each once, when it ends),
+ * attempts, the answers senders got, hook runs by hook and outcome, a
+ * histogram of hook durations, rejections by reason, config reloads. The
+ * server, the dispatcher and main call the metrics_* functions where those
+ * things happen; gauges (hooks running, deliveries pending) are read at
+ * render time from whoever owns them.
+ *
+ * Label values stay bounded: an endpoint is a config section, an event
+ * label the route that matched (a name in hooks.d) or "other", a hook its
+ * path in hooks.d, an outcome one of a few words.
  *
  * The state is process-wide: one daemon a process, and every call comes
  * from the event loop's thread, so there is no locking.
@@ -23,19 +28,27 @@ enum metrics_hook_outcome {
 	MHOOK_TIMEOUT,     /* stopped at its time limit */
 	MHOOK_SIGNAL,      /* ended by a signal it was not sent for a timeout */
 	MHOOK_EXEC_FAILED, /* could not be started */
+	MHOOK_SKIPPED,     /* exited with a status that [status] maps to skip */
 	MHOOK_NOUTCOMES
 };
 
 /* Notes the start time (hookd_start_time_seconds); later calls keep it. */
 void metrics_start(void);
-/* One answered delivery (the delivery log line): its endpoint, its
- * "status" word and the HTTP status it got. */
-void metrics_delivery(const char *endpoint, const char *status, int http);
+/* One delivery ended (hookd_deliveries_total): ok, failed, skipped,
+ * unhandled or duplicate; event is the label (the route's name or "other"). */
+void metrics_delivery(const char *endpoint, const char *event, const char *outcome);
+/* One attempt ended (hookd_attempts_total): ok, failed, timeout, skipped
+ * or unhandled. */
+void metrics_attempt(const char *endpoint, const char *event, const char *outcome);
+/* One answer a sender got for a delivery (hookd_responses_total): its
+ * "status" word and HTTP status. */
+void metrics_response(const char *endpoint, const char *status, int http);
 /* A request answered without running anything: 404, 405, 401, ... and
  * 503. reason: a short word, or NULL for the one that goes with http. */
 void metrics_rejection(int http, const char *reason);
-/* One hook's end; ms < 0 when it never ran (no duration observed). */
-void metrics_hook(enum metrics_hook_outcome outcome, int64_t ms);
+/* One hook's end (hook: its path in hooks.d); ms < 0 when it never ran
+ * (no duration observed). */
+void metrics_hook(const char *hook, enum metrics_hook_outcome outcome, int64_t ms);
 void metrics_reload(bool ok);
 
 /* Values read at render time. */
@@ -43,6 +56,9 @@ struct metrics_gauges {
 	int hooks_running;      /* hook processes alive */
 	int deliveries_running; /* deliveries holding a max_running slot */
 	int deliveries_queued;  /* deliveries waiting for a slot */
+	/* hookd_deliveries_pending{state}: waiting for a slot or a key, in
+	 * an attempt, waiting for a retry. */
+	int pending_queued, pending_running, pending_retry_wait;
 	bool draining;
 };
 

@@ -70,6 +70,102 @@ class Base(harness.HookdTestCase):
 
 
 # --------------------------------------------------------------------------
+# README "[event NAME]" and "[status]": a delivery that is not for the hooks
+# ends "skipped"
+
+MATCH_MAIN = ('\n[event build]\nmatch = data.build.branch=main* '
+              '"data.service.name!=* (test)"\n')
+
+
+def build_body(branch, service="Website", event="build:start"):
+    obj = sample_json()
+    obj["event"] = event
+    obj["data"]["build"]["branch"] = branch
+    obj["data"]["service"]["name"] = service
+    return obj
+
+
+class TestSkipped(Base):
+
+    def test_match_runs_only_what_matches(self):
+        with self.daemon(cfg(extra=MATCH_MAIN), hooks=CATCH_ALL) as h:
+            b = self.assertAnswer(h.northflank(body=build_body("master")), 200)
+            self.assertEqual(b.get("status"), "skipped", b)
+            self.assertEqual(b.get("hooks"), [])
+            self.assertIn("data.build.branch=main*", b.get("error", ""))
+            self.assertNothingRan(h)
+            h.wait_line(r"msg=delivery .*status=skipped http=200")
+            # The negated term, its glob quoted for the space in it.
+            b = self.assertAnswer(h.northflank(body=build_body("main", "Website (test)")), 200)
+            self.assertEqual(b.get("status"), "skipped", b)
+            self.assertIn('data.service.name!="* (test)"', b.get("error", ""))
+            self.assertNothingRan(h)
+            # All terms met: the hook runs.
+            b = self.assertAnswer(h.northflank(body=build_body("main-2")), 200)
+            self.assertEqual(b.get("status"), "ok", b)
+            self.assertEqual(h.ran(), ["build:start"])
+            # An event the rule does not cover is not tested.
+            h.reset_ran()
+            b = self.assertAnswer(h.northflank(body=build_body("x", event="deploy")), 200)
+            self.assertEqual(b.get("status"), "ok", b)
+            self.assertEqual(h.ran(), ["_default"])
+
+    def test_match_missing_path(self):
+        extra = "\n[event build]\nmatch = data.nope=* data.build.branch!=dev\n"
+        with self.daemon(cfg(extra=extra), hooks=CATCH_ALL) as h:
+            b = self.assertAnswer(h.northflank(body=build_body("main")), 200)
+            self.assertEqual(b.get("status"), "skipped", b)
+            self.assertNothingRan(h)
+            extra = "\n[event build]\nmatch = data.nope!=* data.build.pullRequestId=\n"
+        with self.daemon(cfg(extra=extra), hooks=CATCH_ALL) as h:
+            # A missing path meets PATH!=GLOB; null is the empty value.
+            b = self.assertAnswer(h.northflank(body=build_body("main")), 200)
+            self.assertEqual(b.get("status"), "ok", b)
+            self.assertEqual(h.ran(), ["build:start"])
+
+    def test_skipped_resend_is_duplicate(self):
+        with self.daemon(cfg(extra=MATCH_MAIN), hooks=CATCH_ALL) as h:
+            body = build_body("master")
+            b = self.assertAnswer(h.northflank(body=body, event_id="skip-1"), 200)
+            self.assertEqual(b.get("status"), "skipped", b)
+            b = self.assertAnswer(h.northflank(body=body, event_id="skip-1"), 200)
+            self.assertEqual(b.get("status"), "duplicate", b)
+            self.assertNothingRan(h)
+
+    def test_exit_status_mapped_to_skip_stops_the_chain(self):
+        hooks = {"build:start": None,
+                 "build:start/10-first": marker_hook("first", 78),
+                 "build:start/20-second": marker_hook("second")}
+        with self.daemon(cfg(extra="\n[status]\n78 = skip\n"), hooks=hooks) as h:
+            b = self.assertAnswer(h.northflank(), 200)
+            self.assertEqual(b.get("status"), "skipped", b)
+            self.assertEqual([x.get("hook") for x in b.get("hooks")], ["build:start/10-first"])
+            self.assertEqual(b["hooks"][0].get("exit"), 78)
+            self.assertIn("mapped to skip", b.get("error", ""))
+            self.assertEqual(h.ran(), ["first"], "the rest of the chain does not run")
+            h.wait_line(r"msg=delivery .*status=skipped http=200")
+        # Without the mapping, 78 is a failure as before.
+        with self.daemon(hooks=hooks) as h:
+            self.assertAnswer(h.northflank(), 500)
+
+    def test_check_prints_and_validates_match(self):
+        good = cfg(extra=MATCH_MAIN + "\n[status]\n78 = skip\n")
+        with self.daemon(good, hooks=CATCH_ALL, start=False) as h:
+            p = h.cli("check")
+            self.assertEqual(p.returncode, 0, p)
+            # Written back as it reads: quotes around a glob with a space.
+            self.assertIn('event build: match data.build.branch=main* '
+                          'data.service.name!="* (test)"', p.stdout)
+            self.assertIn("status 78 = skip", p.stdout)
+        bad = cfg(extra="\n[event build]\nmatch = data..branch=main\n")
+        with self.daemon(bad, hooks=CATCH_ALL, start=False) as h:
+            p = h.cli("check")
+            self.assertEqual(p.returncode, 2, p)
+            self.assertIn("hookd.ini:", p.stderr)
+            self.assertIn("is not a dotted payload path", p.stderr)
+
+
+# --------------------------------------------------------------------------
 # README "HTTP answers": answers decided before any hook runs
 
 class TestRejections(Base):

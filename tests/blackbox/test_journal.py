@@ -762,6 +762,55 @@ SER_HOOK = sh(
     "echo \"end $HOOK_DATA_SERVICE_ID $HOOK_ID $(date +%s.%N)\" >> '{tmp}/ser'\n")
 
 
+class Skipped(Base):
+    """A delivery its event's match turns away, or that a hook skips by an
+    exit status [status] maps to skip, is journaled "skipped": final, a
+    duplicate when resent, and not in `events --failed`."""
+
+    def test_async_match_and_exit_skip(self):
+        extra = ("[event build]\nmatch = data.build.branch=main\n"
+                 "\n[status]\n78 = skip\n")
+        hook = rec_hook(rc='$([ "$HOOK_DATA_SERVICE_ID" = skipme ] && echo 78 || echo 0)')
+        with Hookd(config(endpoint=ASYNC, extra=extra), {EVENT: hook}) as h:
+            body = sample_json()
+            body["data"]["build"]["branch"] = "dev"
+            not_main = new_id()
+            self.assertStatus(h.post(not_main, body=body), 202, "accepted")
+            body["data"]["build"]["branch"] = "main"
+            body["data"]["service"]["id"] = "skipme"
+            by_exit = new_id()
+            self.assertStatus(h.post(by_exit, body=body), 202, "accepted")
+            body["data"]["service"]["id"] = "website"
+            ran = new_id()
+            self.assertStatus(h.post(ran, body=body), 202, "accepted")
+            rows = h.wait_states([not_main, by_exit], states=("skipped",))
+            self.assertEqual(rows[not_main]["state"], "skipped", rows)
+            self.assertEqual(rows[by_exit]["state"], "skipped", rows)
+            self.assertEqual(h.wait_states([ran])[ran]["state"], "succeeded")
+            self.assertEqual(attempts_of(h, not_main), [], "a delivery that does not match runs nothing")
+            self.assertEqual(attempts_of(h, by_exit), [1])
+            self.assertEqual(h.events("--failed"), [])
+            for eid in (not_main, by_exit):
+                self.assertStatus(h.post(eid, body=body), 200, "duplicate")
+            out = h.cli("show", by_exit).stdout
+            self.assertIn("skipped", out)
+            text = h.cli("events").stdout
+            self.assertIn("skipped", text)
+
+    def test_sync_skip_is_journaled(self):
+        extra = "[event build]\nmatch = data.build.branch=main\n"
+        with Hookd(config(extra=extra), {EVENT: rec_hook()}) as h:
+            body = sample_json()
+            body["data"]["build"]["branch"] = "dev"
+            eid = new_id()
+            self.assertStatus(h.post(eid, body=body), 200, "skipped")
+            rows = h.wait_states([eid], states=("skipped",))
+            self.assertEqual(rows[eid]["state"], "skipped", rows)
+            self.assertStatus(h.post(eid, body=body), 200, "duplicate")
+            self.assertEqual(runs(h), [])
+            self.assertEqual(h.events("--failed"), [])
+
+
 class Serialize(Base):
 
     def check_serialized(self, h, order):

@@ -2,9 +2,11 @@
 by parsing), counters that move as deliveries happen, 404/405 as JSON, and
 an exit with all its connections open."""
 
+import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -119,7 +121,7 @@ class AdminTest(unittest.TestCase):
         with Daemon(cfg, hooks=hooks) as d:
             before = self.assertValidMetrics(d.scrape())
             self.assertEqual(metric(before, "hookd_deliveries_total", endpoint="northflank",
-                                    status="ok", code="200"), 0)
+                                    event="build:start", outcome="ok"), 0)
             self.assertEqual(d.deliver().status, 200)
             self.assertEqual(d.deliver().status, 200)
             dup = d.deliver(event_id="same-id")
@@ -145,18 +147,36 @@ class AdminTest(unittest.TestCase):
             self.assertTrue(raw.startswith(b"HTTP/1.1 431 "), raw[:60])
 
             s = self.assertValidMetrics(d.scrape())
+            # Each delivery once, by the route that matched ("other": none,
+            # or answered before routing).
             D = "hookd_deliveries_total"
-            self.assertEqual(metric(s, D, endpoint="northflank", status="ok", code="200"), 3)
-            self.assertEqual(metric(s, D, endpoint="northflank", status="duplicate", code="200"), 1)
-            self.assertEqual(metric(s, D, endpoint="northflank", status="failed", code="500"), 2)
-            self.assertEqual(metric(s, D, endpoint="northflank", status="timeout", code="504"), 1)
-            self.assertEqual(metric(s, D, endpoint="northflank", status="unhandled", code="200"), 1)
+            for event, outcome, n in (("build:start", "ok", 3), ("other", "duplicate", 1),
+                                      ("build:failure", "failed", 1),
+                                      ("build:abort", "failed", 1), ("build:slow", "failed", 1),
+                                      ("other", "unhandled", 1)):
+                self.assertEqual(metric(s, D, endpoint="northflank", event=event,
+                                        outcome=outcome), n, (event, outcome))
+            self.assertEqual(sum(v for (n, _), v in s.items() if n == D), 8)
+            A = "hookd_attempts_total"
+            for event, outcome, n in (("build:start", "ok", 3), ("build:failure", "failed", 1),
+                                      ("build:abort", "failed", 1), ("build:slow", "timeout", 1),
+                                      ("other", "unhandled", 1)):
+                self.assertEqual(metric(s, A, endpoint="northflank", event=event,
+                                        outcome=outcome), n, (event, outcome))
+            self.assertEqual(sum(v for (n, _), v in s.items() if n == A), 7, "no attempt for a duplicate")
+            # The answers, as hookd_deliveries_total counted them before.
+            P = "hookd_responses_total"
+            self.assertEqual(metric(s, P, endpoint="northflank", status="ok", code="200"), 3)
+            self.assertEqual(metric(s, P, endpoint="northflank", status="duplicate", code="200"), 1)
+            self.assertEqual(metric(s, P, endpoint="northflank", status="failed", code="500"), 2)
+            self.assertEqual(metric(s, P, endpoint="northflank", status="timeout", code="504"), 1)
+            self.assertEqual(metric(s, P, endpoint="northflank", status="unhandled", code="200"), 1)
             R = "hookd_hook_runs_total"
-            self.assertEqual(metric(s, R, outcome="ok"), 3)
-            self.assertEqual(metric(s, R, outcome="failed"), 1)
-            self.assertEqual(metric(s, R, outcome="signal"), 1)
-            self.assertEqual(metric(s, R, outcome="timeout"), 1)
-            self.assertEqual(metric(s, R, outcome="exec_failed"), 0)
+            self.assertEqual(metric(s, R, hook="build:start", outcome="ok"), 3)
+            self.assertEqual(metric(s, R, hook="build:failure", outcome="failed"), 1)
+            self.assertEqual(metric(s, R, hook="build:abort", outcome="signal"), 1)
+            self.assertEqual(metric(s, R, hook="build:slow", outcome="timeout"), 1)
+            self.assertEqual(sum(v for (n, _), v in s.items() if n == R), 6)
             H = "hookd_hook_duration_seconds"
             self.assertEqual(metric(s, H + "_count"), 6)
             self.assertEqual(metric(s, H + "_bucket", le="+Inf"), 6)
@@ -197,13 +217,19 @@ class AdminTest(unittest.TestCase):
             s = self.assertValidMetrics(d.scrape())
             self.assertEqual(metric(s, "hookd_hooks_running"), 1)
             self.assertEqual(metric(s, "hookd_deliveries_running"), 1)
+            P = "hookd_deliveries_pending"
+            self.assertEqual(metric(s, P, state="running"), 1)
+            self.assertEqual(metric(s, P, state="queued"), 1)
+            self.assertEqual(metric(s, P, state="retry_wait"), 0)
             # max_queued = 1 is full: the third is turned away with 503.
             r = d.deliver(event_id="g-3")
             self.assertEqual(r.status, 503)
             s = parse_metrics(d.scrape())
             self.assertEqual(metric(s, "hookd_rejections_total", code="503", reason="overloaded"), 1)
-            self.assertEqual(metric(s, "hookd_deliveries_total", endpoint="northflank",
+            self.assertEqual(metric(s, "hookd_responses_total", endpoint="northflank",
                                     status="overloaded", code="503"), 1)
+            self.assertEqual(sum(v for (n, _), v in s.items()
+                                 if n == "hookd_deliveries_total"), 0, "none ended yet")
 
             # SIGTERM while two deliveries are in: healthz turns 503 at once,
             # /metrics keeps answering, and both deliveries still finish.
@@ -232,9 +258,67 @@ class AdminTest(unittest.TestCase):
             self.assertEqual(d.deliver(path="/other").status, 200)
             s = self.assertValidMetrics(d.scrape())
             D = "hookd_deliveries_total"
-            self.assertEqual(metric(s, D, endpoint="northflank", status="ok", code="200"), 1)
-            self.assertEqual(metric(s, D, endpoint="eu.prod:b-1", status="ok", code="200"), 2)
+            self.assertEqual(metric(s, D, endpoint="northflank", event="build:start",
+                                    outcome="ok"), 1)
+            self.assertEqual(metric(s, D, endpoint="eu.prod:b-1", event="build:start",
+                                    outcome="ok"), 2)
             self.assertEqual(d.stop(), 0)
+
+    def test_retried_delivery_counted_once(self):
+        """An async delivery failing twice (exit 75) then ok: three attempts,
+        one delivery ended ok; waiting for its retry it is pending
+        retry_wait. A delivery its match skips and one a hook skips count as
+        skipped, each once."""
+        hooks = {"build:start": "#!/bin/sh\n[ \"$HOOK_ATTEMPT\" -ge 3 ] || exit 75\n",
+                 "deploy": "#!/bin/sh\nexit 78\n"}
+        cfg = base_config(extra_server="state_dir = state\n",
+                          extra="\n[event build]\nmode = async\nretry_backoff = 700ms\n"
+                          "match = data.build.branch!=skip-me\n\n[status]\n78 = skip\n")
+        with Daemon(cfg, hooks=hooks) as d:
+            self.assertEqual(d.deliver().status, 202)
+            P = "hookd_deliveries_pending"
+            wait_for(lambda: metric(parse_metrics(d.scrape()), P, state="retry_wait") == 1,
+                     what="a delivery waiting for its retry")
+            D, A = "hookd_deliveries_total", "hookd_attempts_total"
+            wait_for(lambda: metric(parse_metrics(d.scrape()), D, endpoint="northflank",
+                                    event="build:start", outcome="ok") == 1,
+                     timeout=15, what="the delivery to end ok")
+            s = self.assertValidMetrics(d.scrape())
+            lbl = dict(endpoint="northflank", event="build:start")
+            self.assertEqual(metric(s, A, outcome="failed", **lbl), 2)
+            self.assertEqual(metric(s, A, outcome="ok", **lbl), 1)
+            self.assertEqual(metric(s, D, outcome="failed", **lbl), 0, "retried, not failed")
+            self.assertEqual(metric(s, "hookd_responses_total", endpoint="northflank",
+                                    status="accepted", code="202"), 1)
+            for state in ("queued", "running", "retry_wait"):
+                self.assertEqual(metric(s, P, state=state), 0, state)
+            body = json.loads(sample_body("build:start"))
+            body["data"]["build"]["branch"] = "skip-me"
+            self.assertEqual(d.deliver(json.dumps(body).encode()).status, 202)
+            self.assertEqual(d.deliver(sample_body("deploy")).json["status"], "skipped")
+            wait_for(lambda: metric(parse_metrics(d.scrape()), D, outcome="skipped", **lbl) == 1,
+                     what="the async delivery skipped")
+            s = self.assertValidMetrics(d.scrape())
+            self.assertEqual(metric(s, D, endpoint="northflank", event="deploy",
+                                    outcome="skipped"), 1)
+            self.assertEqual(metric(s, "hookd_hook_runs_total", hook="deploy",
+                                    outcome="skipped"), 1)
+            R = "hookd_hook_runs_total"
+            self.assertEqual(metric(s, R, hook="build:start", outcome="ok"), 1)
+            self.assertEqual(metric(s, R, hook="build:start", outcome="failed"), 2,
+                             "not run for the skipped one")
+            self.assertEqual(d.stop(), 0)
+
+    def test_sample_alerts(self):
+        """The README's sample alerts (examples/prometheus/hookd-alerts.yml)
+        pass their promtool unit tests: retries that end ok alert nobody."""
+        tool = harness.find_promtool()
+        self.assertIsNotNone(tool, "promtool not found")
+        data = os.path.join(harness.SOURCE, "tests", "data")
+        p = subprocess.run([tool, "test", "rules", "hookd-alerts.test.yml"], cwd=data,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertIn("SUCCESS", p.stdout)
 
     def test_reload_counted(self):
         with Daemon(base_config()) as d:

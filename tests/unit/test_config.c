@@ -361,7 +361,24 @@ static const struct {
 	/* [status] */
 	{EP_A "[status]\n0 = 99\n",
 	 "hookd.ini:5: bad value '99' for 0 in [status]: expected an HTTP status 200..599 that has "
-	 "a body (not 204 or 304)"},
+	 "a body (not 204 or 304), or skip"},
+	{EP_A "[status]\ndefault = skip\n",
+	 "hookd.ini:5: bad value 'skip' for default in [status]: only an exit status may skip"},
+	{EP_A "[status]\ntimeout = skip\n", "hookd.ini:5: bad value 'skip' for timeout in [status]*"},
+	{EP_A "[status]\n78 = Skip\n", "hookd.ini:5: bad value 'Skip' for 78 in [status]*"},
+	{EP_A "[status]\n78 = skip\n78 = 200\n",
+	 "hookd.ini:6: exit status 78 given twice in [status] (first at line 5)"},
+	/* [event] match */
+	{EP_A "[event push]\nmatch = ref\n",
+	 "hookd.ini:5: bad value 'ref' for match in [event push]: 'ref' is not PATH=GLOB or PATH!=GLOB"},
+	{EP_A "[event push]\nmatch = ref=a a..b=c\n",
+	 "hookd.ini:5: bad value 'ref=a a..b=c' for match in [event push]: 'a..b' is not a dotted "
+	 "payload path*"},
+	{EP_A "[event push]\nmatch = msg=\"a b\n", "hookd.ini:5: bad value 'msg=\"a b' for match in [event push]: unclosed double quote"},
+	{EP_A "[event push]\nmatch =\n", "hookd.ini:5: *"},
+	{EP_A "[event push]\nmatch = a=1\nmatch = b=2\n", "hookd.ini:6: key 'match' given twice*"},
+	{EP_A "match = ref=main\n", "hookd.ini:4: unknown key 'match' in [endpoint a]"},
+	{"[server]\nmatch = ref=main\n", "hookd.ini:2: unknown key 'match' in [server]"},
 	{EP_A "[status]\n3 = 100\n", "hookd.ini:5: bad value '100' for 3 in [status]*"},
 	{EP_A "[status]\n3 = 199\n", "hookd.ini:5: bad value '199' for 3 in [status]*"},
 	{EP_A "[status]\n0 = 204\n", "hookd.ini:5: bad value '204' for 0 in [status]*"},
@@ -1281,6 +1298,42 @@ static void test_status(void)
 		      cases[i].exit);
 	CHECK(c->status.def == 502 && c->status.timeout == 503, "default/timeout");
 	CHECK(c->status.n == 4, "entries %zu", c->status.n);
+	CHECK(!status_skips(&c->status, 0) && !status_skips(&c->status, 2), "no skips");
+	config_unref(c);
+
+	/* EXIT = skip: a 200 that ends the delivery skipped; 75 may skip too. */
+	c = load(EP_A "[status]\n78 = skip\n75 = skip\n");
+	CHECK(c != NULL, "status skip: %s", err);
+	if (!c)
+		return;
+	CHECK(status_skips(&c->status, 78) && status_for_exit(&c->status, 78) == 200, "78 skips");
+	CHECK(status_skips(&c->status, 75) && status_for_exit(&c->status, 75) == 200, "75 skips");
+	CHECK(!status_skips(&c->status, 0) && !status_skips(&c->status, 1), "others do not");
+	config_unref(c);
+}
+
+/* [event] match: parsed into the rule, and taken by the events it covers. */
+static void test_match(void)
+{
+	struct config *c = load(EP_A "[event push]\nmatch = ref=refs/heads/main "
+	                        "\"head_commit.message!=*[skip ci]*\"\n"
+	                        "[event _default]\ntimeout = 5s\n");
+	CHECK(c != NULL, "match: %s", err);
+	if (!c)
+		return;
+	struct delivery_opts o;
+	config_delivery_opts(c, &c->endpoints[0], "push", &o);
+	CHECK(o.match && o.match->n == 2 && (o.set & OPT_MATCH), "push takes the rule");
+	if (o.match) {
+		CHECK_STR(o.match->v[0].path, "ref", "path");
+		CHECK_STR(o.match->v[0].glob, "refs/heads/main", "glob");
+		CHECK(!o.match->v[0].negate && o.match->v[1].negate, "negate");
+		CHECK_STR(o.match->v[1].glob, "*[skip ci]*", "quoted glob");
+	}
+	config_delivery_opts(c, &c->endpoints[0], "push:tag", &o);
+	CHECK(o.match != NULL, "push:tag falls to [event push]");
+	config_delivery_opts(c, &c->endpoints[0], "release", &o);
+	CHECK(o.match == NULL && !(o.set & OPT_MATCH), "release: _default has no match");
 	config_unref(c);
 }
 
@@ -1371,6 +1424,7 @@ int main(void)
 	test_workdir();
 	test_lookups();
 	test_status();
+	test_match();
 
 	if (chdir("/") == 0)
 		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

@@ -73,53 +73,71 @@ static void test_render(void)
 {
 	metrics_reset();
 	metrics_start();
-	metrics_delivery("nf", "ok", 200);
-	metrics_delivery("nf", "ok", 200);
-	metrics_delivery("nf", "failed", 500);
-	metrics_delivery("we\"ird\\name\n", "ok", 200);
+	metrics_delivery("nf", "build:start", "ok");
+	metrics_delivery("nf", "build:start", "ok");
+	metrics_delivery("nf", "other", "skipped");
+	metrics_delivery("we\"ird\\name\n", "deploy", "failed");
+	metrics_attempt("nf", "build:start", "timeout");
+	metrics_attempt("nf", "build:start", "ok");
+	metrics_response("nf", "ok", 200);
+	metrics_response("nf", "ok", 200);
+	metrics_response("nf", "failed", 500);
 	metrics_rejection(401, NULL);
 	metrics_rejection(401, NULL);
 	metrics_rejection(503, "shutting_down");
-	metrics_hook(MHOOK_OK, 3);         /* le 0.01 */
-	metrics_hook(MHOOK_OK, 10);        /* le 0.01: bounds are inclusive */
-	metrics_hook(MHOOK_FAILED, 11);    /* le 0.05 */
-	metrics_hook(MHOOK_TIMEOUT, 30000);/* le 30 */
-	metrics_hook(MHOOK_SIGNAL, 4000000); /* past every bound: +Inf only */
-	metrics_hook(MHOOK_EXEC_FAILED, -1); /* no duration */
+	metrics_hook("build:start", MHOOK_OK, 3);         /* le 0.01 */
+	metrics_hook("build:start", MHOOK_OK, 10);        /* le 0.01: bounds are inclusive */
+	metrics_hook("deploy.d/10-pull", MHOOK_FAILED, 11);    /* le 0.05 */
+	metrics_hook("deploy.d/10-pull", MHOOK_TIMEOUT, 30000);/* le 30 */
+	metrics_hook("x", MHOOK_SIGNAL, 4000000); /* past every bound: +Inf only */
+	metrics_hook("x", MHOOK_EXEC_FAILED, -1); /* no duration */
+	metrics_hook("x", MHOOK_SKIPPED, 10000); /* le 10 */
 	metrics_reload(true);
 	metrics_reload(false);
 	metrics_reload(false);
-	struct metrics_gauges g = {.hooks_running = 2, .deliveries_running = 3, .deliveries_queued = 4};
+	struct metrics_gauges g = {.hooks_running = 2, .deliveries_running = 3, .deliveries_queued = 4,
+	                           .pending_queued = 5, .pending_running = 3, .pending_retry_wait = 7};
 	char *text = metrics_render(&g);
 	static const char *const want[] = {
 		"# TYPE hookd_build_info gauge",
 		"hookd_build_info{version=\"" HOOKD_VERSION "\"} 1",
 		"# TYPE hookd_deliveries_total counter",
-		"hookd_deliveries_total{endpoint=\"nf\",status=\"ok\",code=\"200\"} 2",
-		"hookd_deliveries_total{endpoint=\"nf\",status=\"failed\",code=\"500\"} 1",
-		"hookd_deliveries_total{endpoint=\"we\\\"ird\\\\name\\n\",status=\"ok\",code=\"200\"} 1",
+		"hookd_deliveries_total{endpoint=\"nf\",event=\"build:start\",outcome=\"ok\"} 2",
+		"hookd_deliveries_total{endpoint=\"nf\",event=\"other\",outcome=\"skipped\"} 1",
+		"hookd_deliveries_total{endpoint=\"we\\\"ird\\\\name\\n\",event=\"deploy\","
+		"outcome=\"failed\"} 1",
+		"# TYPE hookd_attempts_total counter",
+		"hookd_attempts_total{endpoint=\"nf\",event=\"build:start\",outcome=\"timeout\"} 1",
+		"hookd_attempts_total{endpoint=\"nf\",event=\"build:start\",outcome=\"ok\"} 1",
+		"# TYPE hookd_responses_total counter",
+		"hookd_responses_total{endpoint=\"nf\",status=\"ok\",code=\"200\"} 2",
+		"hookd_responses_total{endpoint=\"nf\",status=\"failed\",code=\"500\"} 1",
 		"# TYPE hookd_rejections_total counter",
 		"hookd_rejections_total{code=\"401\",reason=\"unauthorized\"} 2",
 		"hookd_rejections_total{code=\"503\",reason=\"shutting_down\"} 1",
 		"# TYPE hookd_hook_runs_total counter",
-		"hookd_hook_runs_total{outcome=\"ok\"} 2",
-		"hookd_hook_runs_total{outcome=\"failed\"} 1",
-		"hookd_hook_runs_total{outcome=\"timeout\"} 1",
-		"hookd_hook_runs_total{outcome=\"signal\"} 1",
-		"hookd_hook_runs_total{outcome=\"exec_failed\"} 1",
+		"hookd_hook_runs_total{hook=\"build:start\",outcome=\"ok\"} 2",
+		"hookd_hook_runs_total{hook=\"deploy.d/10-pull\",outcome=\"failed\"} 1",
+		"hookd_hook_runs_total{hook=\"deploy.d/10-pull\",outcome=\"timeout\"} 1",
+		"hookd_hook_runs_total{hook=\"x\",outcome=\"signal\"} 1",
+		"hookd_hook_runs_total{hook=\"x\",outcome=\"exec_failed\"} 1",
+		"hookd_hook_runs_total{hook=\"x\",outcome=\"skipped\"} 1",
 		"# TYPE hookd_hook_duration_seconds histogram",
 		"hookd_hook_duration_seconds_bucket{le=\"0.01\"} 2",
 		"hookd_hook_duration_seconds_bucket{le=\"0.05\"} 3",
 		"hookd_hook_duration_seconds_bucket{le=\"0.25\"} 3",
-		"hookd_hook_duration_seconds_bucket{le=\"10\"} 3",
-		"hookd_hook_duration_seconds_bucket{le=\"30\"} 4",
-		"hookd_hook_duration_seconds_bucket{le=\"1800\"} 4",
-		"hookd_hook_duration_seconds_bucket{le=\"+Inf\"} 5",
-		"hookd_hook_duration_seconds_sum 4030.024",
-		"hookd_hook_duration_seconds_count 5",
+		"hookd_hook_duration_seconds_bucket{le=\"10\"} 4",
+		"hookd_hook_duration_seconds_bucket{le=\"30\"} 5",
+		"hookd_hook_duration_seconds_bucket{le=\"1800\"} 5",
+		"hookd_hook_duration_seconds_bucket{le=\"+Inf\"} 6",
+		"hookd_hook_duration_seconds_sum 4040.024",
+		"hookd_hook_duration_seconds_count 6",
 		"hookd_hooks_running 2",
 		"hookd_deliveries_running 3",
 		"hookd_deliveries_queued 4",
+		"hookd_deliveries_pending{state=\"queued\"} 5",
+		"hookd_deliveries_pending{state=\"running\"} 3",
+		"hookd_deliveries_pending{state=\"retry_wait\"} 7",
 		"hookd_draining 0",
 		"hookd_config_reloads_total{result=\"ok\"} 1",
 		"hookd_config_reloads_total{result=\"failed\"} 2",
@@ -144,7 +162,8 @@ static void test_render(void)
 	/* After a reset every counter starts again from zero. */
 	metrics_reset();
 	text = metrics_render(&g);
-	CHECK(has_line(text, "hookd_hook_runs_total{outcome=\"ok\"} 0"), "reset");
+	CHECK(strstr(text, "hookd_hook_runs_total{") == NULL, "reset hook runs");
+	CHECK(has_line(text, "hookd_hook_duration_seconds_count 0"), "reset");
 	CHECK(strstr(text, "hookd_deliveries_total{") == NULL, "reset deliveries");
 	free(text);
 	metrics_reset();
