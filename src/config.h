@@ -44,6 +44,7 @@ enum {
 	OPT_ENV_MAX_VARS = 1u << 5,
 	OPT_ENV_MAX_BYTES = 1u << 6,
 	OPT_ENV_ARRAY_MAX = 1u << 7,
+	OPT_RESPOND_WITHIN = 1u << 8,
 };
 struct delivery_opts {
 	unsigned set;
@@ -60,6 +61,10 @@ struct delivery_opts {
 	int env_max_vars;       /* default 1024 */
 	uint64_t env_max_bytes; /* default 512KiB */
 	int env_array_max;      /* default 32 */
+	/* A sync delivery not over by then is answered 202 and goes on as an
+	 * async one (dispatch.h); 0: off. Default: the endpoint scheme's
+	 * (scheme.h), and off without state_dir. */
+	int64_t respond_within_ms;
 };
 
 /* A pass_headers name as its variable's suffix, in place: ASCII letters

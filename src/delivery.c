@@ -40,6 +40,8 @@ struct delivery {
 	struct delivery_opts opts;
 	char *key; /* serialization key, NULL: none */
 	bool async;
+	bool handed_over; /* sync until respond_within passed: answered 202 then */
+	bool client_gone; /* its sender hung up before its answer */
 	int attempt;
 	int64_t rowid; /* journal row, 0: none */
 	struct header_copy {
@@ -142,7 +144,10 @@ char *delivery_response_json(const struct delivery *d, bool include_output)
 	sb_putc(&sb, ',');
 	json_field_str(&sb, "status", d->out.status);
 	sb_puts(&sb, ",\"hooks\":[");
-	for (size_t i = 0; i < d->nresults; i++) {
+	/* Accepted, its hooks are still to run or running: none is over. */
+	bool accepted = d->out.status && strcmp(d->out.status, "accepted") == 0;
+	size_t nresults = accepted ? 0 : d->nresults;
+	for (size_t i = 0; i < nresults; i++) {
 		const struct hook_outcome *h = &d->results[i];
 		if (i)
 			sb_putc(&sb, ',');
@@ -193,6 +198,8 @@ void delivery_log(const struct delivery *d)
 		{"hooks", decimal(hooks, (long long)d->nresults)},
 		{"attempt", d->attempt > 1 ? decimal(attempt, d->attempt) : NULL},
 		{"mode", d->async ? "async" : NULL},
+		/* What its sender saw: the 202 of respond_within, or nothing. */
+		{"client", d->client_gone ? "gone" : d->handed_over ? "accepted" : NULL},
 		{"env_omitted", d->env_report.omitted
 		                        ? decimal(omitted, (long long)d->env_report.omitted)
 		                        : NULL},
@@ -679,6 +686,17 @@ bool delivery_id_generated(const struct delivery *d)
 bool delivery_async(const struct delivery *d)
 {
 	return d->async;
+}
+
+void delivery_hand_over(struct delivery *d)
+{
+	d->async = true;
+	d->handed_over = true;
+}
+
+void delivery_set_client_gone(struct delivery *d)
+{
+	d->client_gone = true;
 }
 
 const struct delivery_opts *delivery_opts(const struct delivery *d)
