@@ -386,7 +386,8 @@ static void print_respond_within(const struct config *cfg, const struct endpoint
 		format_duration(dopts->respond_within_ms, d, sizeof(d));
 		printf("  respond_within %s%s\n", d,
 		       dopts->set & OPT_RESPOND_WITHIN ? "" : " (the scheme's default)");
-	} else if (!cfg->state_dir && ep->scheme->respond_within_ms > 0) {
+	} else if (!cfg->state_dir && ep->scheme->respond_within_ms > 0 &&
+	           !(dopts->set & OPT_RESPOND_WITHIN)) {
 		format_duration(ep->scheme->respond_within_ms, d, sizeof(d));
 		printf("  note: respond_within is off without state_dir: a %s sender that waits "
 		       "longer than its own timeout sees a failure (the default would answer 202 "

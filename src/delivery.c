@@ -694,6 +694,11 @@ void delivery_hand_over(struct delivery *d)
 	d->handed_over = true;
 }
 
+bool delivery_handed_over(const struct delivery *d)
+{
+	return d->handed_over;
+}
+
 void delivery_set_client_gone(struct delivery *d)
 {
 	d->client_gone = true;

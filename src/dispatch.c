@@ -301,6 +301,9 @@ static bool load_back(struct job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot read the delivery back from the journal");
 		return false;
 	}
+	/* Its log lines go on saying that its sender had a 202 at respond_within. */
+	if (delivery_handed_over(j->d))
+		delivery_hand_over(whole);
 	delivery_free(j->d);
 	j->d = whole;
 	return true;

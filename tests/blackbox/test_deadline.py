@@ -123,6 +123,9 @@ class RespondWithin(Base):
             self.assertEqual({k: (v["state"], v["attempts"]) for k, v in rows.items()},
                              {first: ("succeeded", 1), second: ("succeeded", 1)})
             self.assertEqual(attempts_of(h, second), [1])
+            lines = self.delivery_lines(h, second)
+            self.assertTrue(any("status=ok" in l and "client=accepted" in l for l in lines),
+                            lines)
 
     def test_kill9_after_the_202_recovered_and_completed(self):
         hook = rec_hook("[ -e '{tmp}/block' ] && sleep 30")
@@ -172,8 +175,8 @@ class ClientGone(Base):
             self.assertNotIn("client=", line)
 
 
-GH_SECTION = "[endpoint gh]\npath = /gh\nscheme = github\nsecret = s3cret-s3cret\n"
-SLACK_SECTION = "[endpoint sl]\npath = /sl\nscheme = slack\nsecret = s3cret-s3cret\n"
+GH_SECTION = "[endpoint gh]\npath = /gh\nscheme = github\nsecret = s3cret-s3cret-s3cret\n"
+SLACK_SECTION = "[endpoint sl]\npath = /sl\nscheme = slack\nsecret = s3cret-s3cret-s3cret\n"
 
 
 class Check(Base):
@@ -182,6 +185,10 @@ class Check(Base):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="hookd-deadline-")
         os.mkdir(os.path.join(self.tmp, "hooks.d"))
+        hook = os.path.join(self.tmp, "hooks.d", "ping")
+        with open(hook, "w") as f:
+            f.write("#!/bin/sh\nexit 0\n")
+        os.chmod(hook, 0o755)
 
     def tearDown(self):
         shutil.rmtree(self.tmp)
@@ -197,7 +204,7 @@ class Check(Base):
         rc, out, err = self.check("state_dir = %s/state\n" % self.tmp + GH_SECTION
                                   + SLACK_SECTION
                                   + "[endpoint nf]\npath = /nf\nscheme = northflank\n"
-                                  "secret = s3cret-s3cret\n")
+                                  "secret = s3cret-s3cret-s3cret\n")
         self.assertEqual(rc, 0, out + err)
         self.assertIn("endpoint gh:", out)
         self.assertIn("  respond_within 8s (the scheme's default)\n", out)
@@ -231,6 +238,7 @@ class Check(Base):
         self.assertIn("respond_within needs [server] state_dir (or 0 for off)", err)
         rc, out, err = self.check(GH_SECTION + "respond_within = 0\n")
         self.assertEqual(rc, 0, out + err)
+        self.assertNotIn("respond_within", out, "said off: no note")
 
 
 if __name__ == "__main__":
