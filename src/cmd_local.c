@@ -421,6 +421,25 @@ static void print_event_rules(const struct config *cfg)
 			printf("status %d = skip\n", cfg->status.v[i].exit_code);
 }
 
+/* A sender that waits only so long: when hookd answers it 202 and goes on
+ * (respond_within), or why it does not. */
+static void print_respond_within(const struct config *cfg, const struct endpoint *ep,
+                                 const struct delivery_opts *dopts)
+{
+	char d[32];
+	if (dopts->respond_within_ms > 0) {
+		format_duration(dopts->respond_within_ms, d, sizeof(d));
+		printf("  respond_within %s%s\n", d,
+		       dopts->set & OPT_RESPOND_WITHIN ? "" : " (the scheme's default)");
+	} else if (!cfg->state_dir && ep->scheme->respond_within_ms > 0 &&
+	           !(dopts->set & OPT_RESPOND_WITHIN)) {
+		format_duration(ep->scheme->respond_within_ms, d, sizeof(d));
+		printf("  note: respond_within is off without state_dir: a %s sender that waits "
+		       "longer than its own timeout sees a failure (the default would answer 202 "
+		       "after %s and go on)\n", scheme_name(ep->scheme), d);
+	}
+}
+
 int cmd_check(const struct options *o)
 {
 	struct config *cfg = load_or_die(o->config);
@@ -467,6 +486,7 @@ int cmd_check(const struct options *o)
 		printf("  env max_vars=%d max_bytes=%llu array_max=%d\n", dopts.env_max_vars,
 		       (unsigned long long)dopts.env_max_bytes, dopts.env_array_max);
 		printf("  workdir %s\n", dopts.workdir ? dopts.workdir : "(the hook's directory)");
+		print_respond_within(cfg, ep, &dopts);
 		check_secret_file(ep);
 		print_routes(ep->hooks_dir, delivery_hook_path(cfg));
 	}

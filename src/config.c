@@ -117,6 +117,7 @@ struct loader {
 	int status_http[MAX_EXIT + 1];
 	int status_line[MAX_EXIT + 1]; /* 0: not given in the file */
 	int async_line;                /* first `mode = async` */
+	int respond_within_line;       /* first `respond_within` above 0 */
 
 	bool failed;
 	int err_line; /* 0: the error has no line */
@@ -825,6 +826,16 @@ static bool set_mode(struct loader *L, const struct keydef *k, void *obj, const 
 	return true;
 }
 
+/* respond_within: a duration, 0 for off; one above 0 needs the journal. */
+static bool set_respond_within(struct loader *L, const struct keydef *k, void *obj, const char *v)
+{
+	if (!set_duration(L, k, obj, v))
+		return false;
+	if (*FIELD(obj, k, int64_t) > 0 && !L->respond_within_line)
+		L->respond_within_line = L->lineno;
+	return true;
+}
+
 /*
  * serialize: the section that gives it is its scope. An empty value
  * switches serializing off for this section (an [event] rule can so undo
@@ -1106,6 +1117,8 @@ static const struct keydef server_keys[] = {
 	{"retries", set_int, OFF(opts.retries), 0, 100, OPT_RETRIES, 0},                   \
 	{"retry_backoff", set_duration, OFF(opts.retry_backoff_ms), 0, 0, OPT_RETRY_BACKOFF, 0}, \
 	{"serialize", set_serialize, OFF(opts.serialize), 0, 0, OPT_SERIALIZE, 0},         \
+	{"respond_within", set_respond_within, OFF(opts.respond_within_ms), 0, 0,          \
+	 OPT_RESPOND_WITHIN, 0},                                                           \
 	ENV_KEYS(OFF, opts.),                                                              \
 	WORKDIR_KEY(OFF, opts.)
 
@@ -1667,6 +1680,10 @@ static bool check_all(struct loader *L)
 	}
 	if (L->async_line && !c->state_dir)
 		return fail_at(L, L->async_line, "mode = async needs [server] state_dir");
+	/* Going on after the 202 is an async delivery's: journaled. */
+	if (L->respond_within_line && !c->state_dir)
+		return fail_at(L, L->respond_within_line,
+		               "respond_within needs [server] state_dir (or 0 for off)");
 	/* serve makes a missing state_dir; one that cannot be a directory is
 	 * an error check reports too. */
 	struct stat st;
@@ -1899,6 +1916,8 @@ static void overlay(struct delivery_opts *out, const struct delivery_opts *in)
 		out->workdir = in->workdir;
 	if (in->set & OPT_MATCH)
 		out->match = in->match;
+	if (in->set & OPT_RESPOND_WITHIN)
+		out->respond_within_ms = in->respond_within_ms;
 	out->set |= in->set;
 }
 
@@ -1906,11 +1925,18 @@ void config_delivery_opts(const struct config *c, const struct endpoint *ep, con
                           struct delivery_opts *out)
 {
 	*out = c->server_opts;
+	/* The sender's own deadline, a little under its timeout. */
+	if (ep && ep->scheme)
+		out->respond_within_ms = ep->scheme->respond_within_ms;
 	if (ep)
 		overlay(out, &ep->opts);
 	const struct event_rule *r = rule_for(c, event);
 	if (r)
 		overlay(out, &r->opts);
+	/* Going on after the 202 needs the journal (one set without it is
+	 * refused at load; a scheme's default is simply off). */
+	if (!c->state_dir)
+		out->respond_within_ms = 0;
 }
 
 bool status_skips(const struct status_map *m, int exit_code)

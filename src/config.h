@@ -47,6 +47,7 @@ enum {
 	OPT_ENV_ARRAY_MAX = 1u << 7,
 	OPT_WORKDIR = 1u << 8,
 	OPT_MATCH = 1u << 9,
+	OPT_RESPOND_WITHIN = 1u << 10,
 };
 struct delivery_opts {
 	unsigned set;
@@ -69,6 +70,10 @@ struct delivery_opts {
 	/* [event] only: what the payload must meet for the hooks to run
 	 * (match.h); NULL: anything. */
 	struct match_rule *match;
+	/* A sync delivery not over by then is answered 202 and goes on as an
+	 * async one (dispatch.h); 0: off. Default: the endpoint scheme's
+	 * (scheme.h), and off without state_dir. */
+	int64_t respond_within_ms;
 };
 
 /* A pass_headers name as its variable's suffix, in place: ASCII letters

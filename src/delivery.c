@@ -41,6 +41,8 @@ struct delivery {
 	char *key; /* serialization key, NULL: none */
 	char *unmatched; /* the [event] match term the payload did not meet, NULL: none */
 	bool async;
+	bool handed_over; /* sync until respond_within passed: answered 202 then */
+	bool client_gone; /* its sender hung up before its answer */
 	int attempt;
 	bool replay; /* this attempt came from `hookd replay` */
 	bool attempt_ended, retry; /* delivery_set_attempt_end */
@@ -146,7 +148,10 @@ char *delivery_response_json(const struct delivery *d, bool include_output)
 	sb_putc(&sb, ',');
 	json_field_str(&sb, "status", d->out.status);
 	sb_puts(&sb, ",\"hooks\":[");
-	for (size_t i = 0; i < d->nresults; i++) {
+	/* Accepted, its hooks are still to run or running: none is over. */
+	bool accepted = d->out.status && strcmp(d->out.status, "accepted") == 0;
+	size_t nresults = accepted ? 0 : d->nresults;
+	for (size_t i = 0; i < nresults; i++) {
 		const struct hook_outcome *h = &d->results[i];
 		if (i)
 			sb_putc(&sb, ',');
@@ -214,6 +219,8 @@ void delivery_log(const struct delivery *d)
 		{"next_attempt", retry ? next_attempt : NULL},
 		LOG_BOOL("final", final ? "true" : NULL),
 		LOG_INT("attempts", final ? decimal(attempts, d->attempt) : NULL),
+		/* What its sender saw: the 202 of respond_within, or nothing. */
+		{"client", d->client_gone ? "gone" : d->handed_over ? "accepted" : NULL},
 		LOG_INT("env_omitted", d->env_report.omitted
 		                               ? decimal(omitted, (long long)d->env_report.omitted)
 		                               : NULL),
@@ -739,6 +746,22 @@ bool delivery_id_generated(const struct delivery *d)
 bool delivery_async(const struct delivery *d)
 {
 	return d->async;
+}
+
+void delivery_hand_over(struct delivery *d)
+{
+	d->async = true;
+	d->handed_over = true;
+}
+
+bool delivery_handed_over(const struct delivery *d)
+{
+	return d->handed_over;
+}
+
+void delivery_set_client_gone(struct delivery *d)
+{
+	d->client_gone = true;
 }
 
 const struct delivery_opts *delivery_opts(const struct delivery *d)

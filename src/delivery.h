@@ -121,6 +121,12 @@ const char *delivery_event(const struct delivery *d);
 const char *delivery_id(const struct delivery *d);
 bool delivery_id_generated(const struct delivery *d);
 bool delivery_async(const struct delivery *d);
+/* A sync delivery goes on as an async one (respond_within): its sender
+ * has had its 202; the log line says so from now on. */
+void delivery_hand_over(struct delivery *d);
+bool delivery_handed_over(const struct delivery *d);
+/* Its sender hung up before the answer: the log line says client=gone. */
+void delivery_set_client_gone(struct delivery *d);
 const struct delivery_opts *delivery_opts(const struct delivery *d);
 const char *delivery_key(const struct delivery *d); /* serialization key, NULL: none */
 /* Why the payload does not meet its [event] rule's match ("the payload

@@ -50,6 +50,7 @@ struct job {
 	int64_t started_mono;
 	int64_t retry_in_ms; /* entering WAIT_RETRY: how long */
 	struct event *retry_timer;
+	struct event *deadline; /* a sync delivery's respond_within */
 	delivery_done_fn done; /* NULL once answered */
 	void *done_arg;
 };
@@ -243,9 +244,11 @@ static void key_release(struct dispatcher *ds, const char *key)
 static const bool transitions[LC_COUNT][LC_COUNT] = {
 	[LC_NEW] = {[LC_WAIT_KEY] = true, [LC_QUEUED] = true, [LC_RUNNING] = true,
 	            [LC_WAIT_RETRY] = true, [LC_DONE] = true},
-	[LC_WAIT_KEY] = {[LC_QUEUED] = true, [LC_RUNNING] = true, [LC_SHELVED] = true},
-	[LC_QUEUED] = {[LC_RUNNING] = true, [LC_SHELVED] = true},
-	[LC_RUNNING] = {[LC_OVER] = true},
+	/* WAIT_KEY, QUEUED and RUNNING to themselves: handed over. */
+	[LC_WAIT_KEY] = {[LC_WAIT_KEY] = true, [LC_QUEUED] = true, [LC_RUNNING] = true,
+	                 [LC_SHELVED] = true},
+	[LC_QUEUED] = {[LC_QUEUED] = true, [LC_RUNNING] = true, [LC_SHELVED] = true},
+	[LC_RUNNING] = {[LC_RUNNING] = true, [LC_OVER] = true},
 	[LC_OVER] = {[LC_WAIT_RETRY] = true, [LC_DONE] = true, [LC_SHELVED] = true},
 	[LC_WAIT_RETRY] = {[LC_WAIT_KEY] = true, [LC_QUEUED] = true, [LC_RUNNING] = true,
 	                   [LC_SHELVED] = true},
@@ -299,6 +302,9 @@ static bool load_back(struct job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot read the delivery back from the journal");
 		return false;
 	}
+	/* Its log lines go on saying that its sender had a 202 at respond_within. */
+	if (delivery_handed_over(j->d))
+		delivery_hand_over(whole);
 	delivery_free(j->d);
 	j->d = whole;
 	return true;
@@ -308,6 +314,8 @@ static void job_free(struct job *j)
 {
 	if (j->retry_timer)
 		event_free(j->retry_timer);
+	if (j->deadline)
+		event_free(j->deadline);
 	route_free(&j->route);
 	delivery_free(j->d);
 	free(j);
@@ -379,6 +387,17 @@ static void job_enter(struct job *j, enum lifecycle to)
 		log_msg(LOG_LVL_ERROR, "delivery %s: no way from %s to %s", delivery_id(j->d),
 		        lifecycle_names[from], lifecycle_names[to]);
 		abort();
+	}
+	if (from == to) {
+		/* Handed over: sync until now, async from here on, in the same
+		 * place; in a line it no longer counts against max_queued, and
+		 * waits as a shell. */
+		if (waiting_in_line(from))
+			ds->queued_sync--;
+		delivery_hand_over(j->d);
+		if (from != LC_RUNNING)
+			shed(j);
+		return;
 	}
 	switch (from) {
 	case LC_WAIT_KEY:
@@ -620,6 +639,53 @@ static void attempt_over(struct job *j)
 		job_enter(j, LC_SHELVED); /* its retry is the next start's */
 	else
 		schedule_retry(j, delay);
+}
+
+/*
+ * respond_within passed with the sender still waiting: if the journal can
+ * take it as it takes an async delivery (journal_max, journal_max_bytes),
+ * its row becomes async (durably), the sender gets 202 "accepted", and the
+ * delivery goes on where it is; its outcome is the journal's and the log's.
+ * If not, it stays sync and its sender goes on waiting.
+ */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+	struct dispatcher *ds = j->ds;
+	struct delivery *d = j->d;
+	if (!j->done || delivery_async(d) || !dispatch_transition_legal(j->state, j->state))
+		return;
+	size_t len;
+	const unsigned char *body = delivery_body(d, &len);
+	const char *why = NULL;
+	if (journal_pending_count(ds->journal) >= ds->cfg->journal_max)
+		why = "journal_max deliveries pending";
+	else if ((uint64_t)journal_pending_bytes(ds->journal) + len > ds->cfg->journal_max_bytes)
+		why = "journal_max_bytes of bodies pending";
+	else if (journal_hand_over(ds->journal, delivery_rowid(d), j->state == LC_RUNNING, body,
+	                           len) < 0)
+		why = "cannot write the journal";
+	if (why) {
+		log_msg(LOG_LVL_WARN, "delivery %s: not answered at respond_within: %s",
+		        delivery_id(d), why);
+		return;
+	}
+	job_enter(j, j->state);
+	delivery_set_outcome(j->d, 202, "accepted", NULL);
+	delivery_set_ms(j->d, now_mono_ms() - j->started_mono);
+	delivery_log(j->d);
+	answer(j);
+}
+
+/* A sync delivery with a journal row: its sender's deadline starts now. */
+static void arm_deadline(struct job *j)
+{
+	int64_t ms = delivery_opts(j->d)->respond_within_ms;
+	if (ms <= 0 || !j->ds->journal || delivery_rowid(j->d) <= 0)
+		return;
+	j->deadline = evtimer_new(j->ds->base, on_deadline, j);
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(j->deadline, &tv);
 }
 
 /* Answered before anything runs; final. */
@@ -972,6 +1038,7 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		return;
 	}
 	record(ds, d);
+	arm_deadline(j);
 	/* Not now: it waits in WAIT_KEY or QUEUED, counted against max_queued. */
 	admit(j);
 }

@@ -35,6 +35,10 @@
  *   QUEUED,                                 for the next start; freed
  *   WAIT_RETRY,
  *   OVER (a retry due)
+ *   WAIT_KEY,   the same state, async       handed over: a sync delivery still there at
+ *   QUEUED,                                 its respond_within is answered 202 and goes
+ *   RUNNING                                 on as a journaled async one (the only change
+ *                                           that keeps the state)
  *
  * A delivery holds its key in QUEUED and RUNNING; a sync delivery in
  * WAIT_KEY or QUEUED counts against max_queued. A journaled async delivery

@@ -48,6 +48,7 @@ struct http_conn {
 	bool close_after; /* close once the answer is written */
 	bool linger_after;
 	bool dead;        /* the peer is gone while the handler has the request */
+	bool gone_told;   /* the gone handler knows that its client went */
 	bool handshaking; /* TLS: the handshake is not done yet */
 	bool broken;      /* a read or write failed: no TLS close_notify */
 	bool tls;         /* accepted under TLS: answers go through OpenSSL */
@@ -69,6 +70,7 @@ struct http_server {
 	struct http_limits lim;
 	http_handler handler;
 	http_head_handler head;
+	http_gone_handler gone;
 	http_error_body error_body;
 	void *arg;
 	struct evconnlistener **listeners;
@@ -1095,6 +1097,15 @@ static void on_write(struct bufferevent *bev, void *arg)
 	conn_process(c);
 }
 
+/* The handler hears (once) that the client of the request it holds went. */
+static void tell_gone(struct http_conn *c)
+{
+	if (c->state != CONN_HANDLING || !c->req || c->gone_told || !c->srv->gone)
+		return;
+	c->gone_told = true;
+	c->srv->gone(c->req, c->srv->arg);
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct http_conn *c = arg;
@@ -1106,6 +1117,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_ERROR)
 		c->broken = true;
+	tell_gone(c);
 	if (c->state == CONN_HANDLING && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
 		/* The client half-closed while its request is handled, or while
 		 * its answer is on the way (queued, or written straight to the
@@ -1374,6 +1386,11 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
 void http_server_set_head_handler(struct http_server *s, http_head_handler head)
 {
 	s->head = head;
+}
+
+void http_server_set_gone_handler(struct http_server *s, http_gone_handler gone)
+{
+	s->gone = gone;
 }
 
 int http_server_listen_fd(struct http_server *s, int fd)

@@ -40,6 +40,7 @@ struct http_request {
 	bool keep_alive;
 	uint64_t content_length; /* from the head: what body_len will be */
 	uint64_t tag; /* the head handler's own, kept for the handler */
+	void *owner;  /* the handler's own, while it holds the request */
 };
 
 struct http_limits {
@@ -75,10 +76,21 @@ typedef bool (*http_head_handler)(struct http_request *req, void *arg);
  * 411, 400): returns a malloc'd string. */
 typedef char *(*http_error_body)(int status, const char *error, void *arg);
 
+/*
+ * Called at most once for a request the handler holds, when its client
+ * closes or resets the connection before the answer (a sender that gave
+ * up waiting). The handler still answers req exactly once: after a reset
+ * http_respond only frees it; after a close it still writes the answer,
+ * for a client that only half-closed.
+ */
+typedef void (*http_gone_handler)(struct http_request *req, void *arg);
+
 struct http_server *http_server_new(struct event_base *base, const struct http_limits *lim,
                                     http_handler handler, http_error_body error_body, void *arg);
 /* Decides on each request from its head first (NULL: none, the default). */
 void http_server_set_head_handler(struct http_server *s, http_head_handler head);
+/* Is told when a client goes before its answer (NULL: not, the default). */
+void http_server_set_gone_handler(struct http_server *s, http_gone_handler gone);
 /* Listens on fd (already bound and listening, non-blocking). */
 int http_server_listen_fd(struct http_server *s, int fd);
 void http_server_set_limits(struct http_server *s, const struct http_limits *lim);

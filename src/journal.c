@@ -198,6 +198,7 @@ enum stmt_id {
 	ST_HOOK,
 	ST_FINISH,
 	ST_REQUEUE,
+	ST_HAND_OVER,
 	ST_GET,
 	ST_PENDING_ROWS,
 	ST_RECOVER_SCAN,
@@ -272,6 +273,13 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_REQUEUE] = "UPDATE deliveries SET state = 0, async = 1, next_due_ms = ?2,"
 	               " updated_ms = ?2, run_attempt = 0, replay_attempt = attempts + 1"
 	               " WHERE id = ?1",
+	/* A sync delivery going on as an async one: its whole body (stored
+	 * cut) when given, else the one it has. */
+	[ST_HAND_OVER] = "UPDATE deliveries SET async = 1, updated_ms = ?2,"
+	                 " state = CASE WHEN ?4 THEN state ELSE 0 END,"
+	                 " run_attempt = CASE WHEN ?4 THEN run_attempt ELSE 0 END,"
+	                 " body = coalesce(?3, body), body_cut = CASE WHEN ?3 IS NULL"
+	                 "  THEN body_cut ELSE 0 END WHERE id = ?1",
 	[ST_GET] = "SELECT " PENDING_COLS " FROM deliveries WHERE id = ?1",
 	/* Recovery's list: the body and headers stay in the journal until
 	 * each row is read back (journal_get), so that many pending bodies
@@ -1107,6 +1115,40 @@ int journal_attempt_finished(struct journal *j, int64_t rowid, const struct jour
 	if (tx_commit(j) < 0)
 		return -1;
 	count_pending(j, o.state, o.async, o.body_len, state, o.async, o.body_len);
+	return 0;
+fail:
+	tx_rollback(j);
+	return -1;
+}
+
+int journal_hand_over(struct journal *j, int64_t rowid, bool running, const unsigned char *body,
+                      size_t body_len)
+{
+	if (j->readonly)
+		return -1;
+	if (tx_begin(j, true) < 0)
+		return -1;
+	struct old_row o;
+	if (read_old(j, rowid, &o) != 1 || o.async ||
+	    !delivery_state_pending((enum delivery_state)o.state))
+		goto fail;
+	sqlite3_stmt *s = stmt(j, ST_HAND_OVER);
+	if (!s)
+		goto fail;
+	sqlite3_bind_int64(s, 1, rowid);
+	sqlite3_bind_int64(s, 2, now_wall_ms());
+	/* Only a body journal_record cut is written again. */
+	if (body_len > j->body_max)
+		sqlite3_bind_blob64(s, 3, body ? (const void *)body : "", body_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 3);
+	sqlite3_bind_int(s, 4, running);
+	if (step_done(j, s, "hand over") < 0)
+		goto fail;
+	if (tx_commit(j) < 0)
+		return -1;
+	count_pending(j, o.state, false, o.body_len, running ? o.state : DSTATE_QUEUED, true,
+	              o.body_len);
 	return 0;
 fail:
 	tx_rollback(j);

@@ -148,6 +148,17 @@ int journal_attempt_finished(struct journal *j, int64_t rowid, const struct jour
                              enum delivery_state state, int64_t next_due_ms);
 
 /*
+ * A pending sync delivery goes on as an async one (respond_within): its
+ * row becomes async, with its whole body (body, body_len: as received) if
+ * journal_record stored it cut, committed durably, so that recovery takes
+ * it up after a crash. running: its attempt is under way and stays
+ * recorded so; else it waits for a slot or its key, and is QUEUED. 0, or
+ * -1 (also when the row is not a pending sync one).
+ */
+int journal_hand_over(struct journal *j, int64_t rowid, bool running, const unsigned char *body,
+                      size_t body_len);
+
+/*
  * Marks a delivery queued again (replay), due now, committed durably; its
  * next attempt is recorded as the replay (journal_attempt.replay). A
  * replay has no client waiting, so it becomes an async delivery (counted by

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct endpoint;
 struct identity;
@@ -51,6 +52,9 @@ struct scheme {
 	 * scheme whose senders answer a challenge; NULL: none. */
 	const char *challenge;
 	bool takes_secret; /* false: an endpoint of this scheme has none */
+	/* The default respond_within (config.h delivery_opts): a little
+	 * under how long its senders wait for an answer; 0: off. */
+	int64_t respond_within_ms;
 	/* Turns a configured secret into the key, in place; NULL: the secret's
 	 * bytes are the key. secret_form says what it takes, for the error. */
 	bool (*decode_secret)(struct secret *s);

@@ -57,6 +57,8 @@ const struct scheme scheme_github = {
 		"X-Forgejo-Signature", NULL,
 	},
 	.takes_secret = true,
+	/* GitHub gives up on an answer after 10 s, and does not resend. */
+	.respond_within_ms = 8000,
 	/* Gitea and Forgejo: the JSON is in the `payload` field. */
 	.form = &(const struct scheme_form){.json_field = "payload", .plain_fields = false},
 	.verify_head = github_verify_head,

@@ -94,6 +94,8 @@ const struct scheme scheme_slack = {
 	/* The legacy verification token Slack still puts in every body. */
 	.credential_fields = (const char *const[]){"token", NULL},
 	.takes_secret = true,
+	/* Slack waits 3 s for an answer (and retries a delivery it gave up on). */
+	.respond_within_ms = 2500,
 	.form = &(const struct scheme_form){.json_field = "payload", .plain_fields = true},
 	.verify_head = slack_verify_head,
 	.verify = slack_verify,

@@ -353,6 +353,12 @@ static const struct {
 	{EP_A "mode = async\n", "hookd.ini:4: mode = async needs [server] state_dir"},
 	{EP_A "[event build]\nmode = async\n", "hookd.ini:5: mode = async needs [server] state_dir"},
 	{EP_A "[server]\nstate_dir =\n[event b]\nmode = async\n", "hookd.ini:7: mode = async needs [server] state_dir"},
+	{EP_A "respond_within = 5s\n",
+	 "hookd.ini:4: respond_within needs [server] state_dir (or 0 for off)"},
+	{EP_A "[event b]\nrespond_within = 1s\n",
+	 "hookd.ini:5: respond_within needs [server] state_dir (or 0 for off)"},
+	{EP_A "respond_within = soon\n", "hookd.ini:4: bad value 'soon' for respond_within*"},
+	{EP_A "respond_within = -1s\n", "hookd.ini:4: bad value '-1s' for respond_within*"},
 	{EP_A "[server]\nstate_dir = hookd.ini\n", "hookd.ini:5: state_dir *"},
 	{EP_A "[server]\nstate_dir = hookd.ini/state\n", "hookd.ini:5: state_dir *"},
 	/* TLS */
@@ -1094,6 +1100,48 @@ static void test_secrets(void)
 	}
 }
 
+/* respond_within: the scheme's default, the sections', and off without
+ * the journal. */
+static void test_respond_within(void)
+{
+	static const struct {
+		const char *ini;
+		const char *event;
+		int64_t want_ms;
+	} cases[] = {
+		{"[server]\nstate_dir = st\n[endpoint a]\npath = /a\nsecret = x\nscheme = github\n",
+		 "push", 8000},
+		{"[server]\nstate_dir = st\n[endpoint a]\npath = /a\nsecret = x\nscheme = slack\n",
+		 "message", 2500},
+		{"[server]\nstate_dir = st\n" EP_A, "x", 0},
+		{"[server]\nstate_dir = st\n" EP_A "scheme = northflank\n", "x", 0},
+		{"[server]\nstate_dir = st\n" EP_A "respond_within = 1500ms\n", "x", 1500},
+		{"[server]\nstate_dir = st\n[endpoint a]\npath = /a\nsecret = x\nscheme = github\n"
+		 "respond_within = 0\n", "push", 0},
+		{"[server]\nstate_dir = st\n[endpoint a]\npath = /a\nsecret = x\nscheme = github\n"
+		 "[event deploy]\nrespond_within = 3s\n", "deploy:prod", 3000},
+		{"[server]\nstate_dir = st\n[endpoint a]\npath = /a\nsecret = x\nscheme = github\n"
+		 "[event deploy]\nrespond_within = 3s\n", "push", 8000},
+		{"[server]\nstate_dir = st\n[endpoint a]\npath = /a\nsecret = x\nscheme = github\n"
+		 "respond_within = 5s\n[event _default]\nrespond_within = 0\n", "push", 0},
+		/* Without state_dir the scheme's default is off; 0 may be said. */
+		{"[endpoint a]\npath = /a\nsecret = x\nscheme = github\n", "push", 0},
+		{"[endpoint a]\npath = /a\nsecret = x\nscheme = slack\nrespond_within = 0\n",
+		 "message", 0},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct config *c = load(cases[i].ini);
+		CHECK(c != NULL, "respond_within case %zu: %s", i, err);
+		if (!c)
+			continue;
+		struct delivery_opts o;
+		config_delivery_opts(c, &c->endpoints[0], cases[i].event, &o);
+		CHECK(o.respond_within_ms == cases[i].want_ms, "respond_within case %zu: %lld", i,
+		      (long long)o.respond_within_ms);
+		config_unref(c);
+	}
+}
+
 static void test_delivery_opts(void)
 {
 	struct config *c = load("[server]\n"
@@ -1422,6 +1470,7 @@ int main(void)
 	test_secrets();
 	test_delivery_opts();
 	test_workdir();
+	test_respond_within();
 	test_lookups();
 	test_status();
 	test_match();

@@ -428,6 +428,66 @@ static void test_body_cut(void)
 	free(dir);
 }
 
+/* respond_within: a pending sync row becomes async, with its whole body,
+ * counted pending, and recovered as an async one. */
+static void test_hand_over(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 16, 0, 0);
+	static const char long_body[] = "0123456789abcdefghijklmnopqrstuvwxyz"; /* 36 */
+	static const struct {
+		const char *id, *body;
+		bool running;
+		enum delivery_state state;
+	} cases[] = {
+		{"h-running-long", long_body, true, DSTATE_RUNNING},
+		{"h-queued-long", long_body, false, DSTATE_QUEUED},
+		{"h-running-short", "{}", true, DSTATE_RUNNING},
+	};
+	int64_t rows[ARRAY_SIZE(cases)];
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int64_t pending = journal_pending_count(j), bytes = journal_pending_bytes(j);
+		size_t len = strlen(cases[i].body);
+		rows[i] = rec(j, "ep", cases[i].id, "e", false, T0, cases[i].body);
+		CHECK(journal_pending_count(j) == pending, "%s: sync is not counted", cases[i].id);
+		CHECK(journal_hand_over(j, rows[i], cases[i].running,
+		                        (const unsigned char *)cases[i].body, len) == 0,
+		      "%s: hand over", cases[i].id);
+		CHECK(journal_pending_count(j) == pending + 1, "%s: counted", cases[i].id);
+		CHECK(journal_pending_bytes(j) == bytes + (int64_t)len, "%s: bytes", cases[i].id);
+		struct journal_pending p;
+		CHECK(journal_get(j, rows[i], &p) == RESULT_OK, "%s get", cases[i].id);
+		CHECK(p.state == cases[i].state, "%s state %d", cases[i].id, (int)p.state);
+		CHECK(p.body_len == len && p.body_complete && memcmp(p.body, cases[i].body, len) == 0,
+		      "%s: whole body (%zu)", cases[i].id, p.body_len);
+		journal_pending_free(&p);
+		/* Async now: a second hand-over is refused. */
+		CHECK(journal_hand_over(j, rows[i], true, NULL, 0) < 0, "%s: again", cases[i].id);
+	}
+	/* Final and not pending: refused. */
+	int64_t done = rec(j, "ep", "h-final", "e", false, T0, "{}");
+	CHECK(finish(j, done, 1, 200, DSTATE_SUCCEEDED, 0) == 0, "finish");
+	CHECK(journal_hand_over(j, done, true, NULL, 0) < 0, "final: refused");
+	journal_close(j);
+
+	/* After a crash each is recovered as async, queued, due now. */
+	j = open_dir(dir, 16, 0, 0);
+	struct journal_pending *list = NULL;
+	size_t n = 0;
+	CHECK(journal_recover(j, &list, &n) == 0, "recover");
+	CHECK(n == ARRAY_SIZE(cases), "recovered %zu", n);
+	for (size_t i = 0; i < n; i++) {
+		CHECK(list[i].rowid == rows[i] && list[i].state == DSTATE_QUEUED, "recovered %zu", i);
+		/* A run cut short counts; a delivery still waiting had none. */
+		CHECK(list[i].attempts == (cases[i].running ? 1 : 0), "%s attempts %d", cases[i].id,
+		      list[i].attempts);
+		journal_pending_free(&list[i]);
+	}
+	free(list);
+	journal_close(j);
+	free(dir);
+}
+
 static void test_recover(void)
 {
 	char *dir = new_state_dir();
@@ -1280,6 +1340,7 @@ int main(void)
 	test_lifecycle();
 	test_resend();
 	test_body_cut();
+	test_hand_over();
 	test_recover();
 	test_pending_bytes();
 	test_prune();
