@@ -80,7 +80,7 @@ struct admin *admin_new(struct event_base *base, struct dispatcher *ds)
 	struct admin *a = xcalloc(1, sizeof(*a));
 	a->ds = ds;
 	if (ds)
-		a->web = webapi_new(ds);
+		a->web = webapi_new(base, ds);
 	/* Fixed limits: a scraper sends a short GET and reads the answer. */
 	struct http_limits lim = {
 		.max_headers = 16 * 1024,
@@ -108,7 +108,8 @@ void admin_free(struct admin *a)
 {
 	if (!a)
 		return;
-	http_server_free(a->http);
+	/* First: it answers the requests that wait for live output. */
 	webapi_free(a->web);
+	http_server_free(a->http);
 	free(a);
 }

@@ -181,16 +181,52 @@ void recent_list_json(const struct recent *r, const struct recent_filter *f, str
 	}
 }
 
+static const struct recent_item *find(const struct recent *r, const char *endpoint,
+                                      const char *id)
+{
+	uint64_t bottom = r->seq > RECENT_MAX ? r->seq - RECENT_MAX + 1 : 1;
+	for (uint64_t seq = r->seq; seq >= bottom && seq > 0; seq--) {
+		const struct recent_item *c = &r->ring[seq % RECENT_MAX];
+		if (c->seq == seq && strcmp(c->endpoint, endpoint) == 0 && strcmp(c->id, id) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static struct journal_hook hook_of(const struct recent_hook *rh)
+{
+	return (struct journal_hook){
+		.hook = rh->hook,
+		.exit_code = rh->exit_code,
+		.signal = rh->signal,
+		.ms = rh->ms,
+		.error = rh->error,
+		.output = rh->output,
+		.output_len = rh->output_len,
+	};
+}
+
+enum result recent_hooks(const struct recent *r, const char *endpoint, const char *id,
+                         const char **state, int *http, int *attempts,
+                         void (*visit)(const struct journal_hook *h, void *arg), void *arg)
+{
+	const struct recent_item *it = find(r, endpoint, id);
+	if (!it)
+		return RESULT_UNKNOWN;
+	*state = delivery_state_name(item_state(it));
+	*http = it->http;
+	*attempts = it->attempts;
+	for (size_t i = 0; i < it->nhooks; i++) {
+		struct journal_hook h = hook_of(&it->hooks[i]);
+		visit(&h, arg);
+	}
+	return RESULT_OK;
+}
+
 enum result recent_get_json(const struct recent *r, const char *endpoint, const char *id,
                             struct strbuf *out)
 {
-	const struct recent_item *it = NULL;
-	uint64_t bottom = r->seq > RECENT_MAX ? r->seq - RECENT_MAX + 1 : 1;
-	for (uint64_t seq = r->seq; seq >= bottom && seq > 0 && !it; seq--) {
-		const struct recent_item *c = &r->ring[seq % RECENT_MAX];
-		if (c->seq == seq && strcmp(c->endpoint, endpoint) == 0 && strcmp(c->id, id) == 0)
-			it = c;
-	}
+	const struct recent_item *it = find(r, endpoint, id);
 	if (!it)
 		return RESULT_UNKNOWN;
 	struct journal_entry e = {
@@ -225,16 +261,7 @@ enum result recent_get_json(const struct recent *r, const char *endpoint, const 
 		};
 		webjson_attempt(out, &a);
 		for (size_t i = 0; i < it->nhooks; i++) {
-			const struct recent_hook *rh = &it->hooks[i];
-			struct journal_hook h = {
-				.hook = rh->hook,
-				.exit_code = rh->exit_code,
-				.signal = rh->signal,
-				.ms = rh->ms,
-				.error = rh->error,
-				.output = rh->output,
-				.output_len = rh->output_len,
-			};
+			struct journal_hook h = hook_of(&it->hooks[i]);
 			webjson_hook(out, &h, i);
 		}
 		sb_puts(out, "]}");

@@ -41,4 +41,11 @@ void recent_list_json(const struct recent *r, const struct recent_filter *f, str
 enum result recent_get_json(const struct recent *r, const char *endpoint, const char *id,
                             struct strbuf *out);
 
+/* The delivery's last attempt: its state name, HTTP answer and attempts,
+ * and each hook's outcome to visit. RESULT_OK or RESULT_UNKNOWN. */
+struct journal_hook;
+enum result recent_hooks(const struct recent *r, const char *endpoint, const char *id,
+                         const char **state, int *http, int *attempts,
+                         void (*visit)(const struct journal_hook *h, void *arg), void *arg);
+
 #endif

@@ -11,10 +11,12 @@
 #include "dispatch.h"
 #include "http.h"
 #include "journal.h"
+#include "liveout.h"
 #include "log.h"
 #include "payload.h"
 #include "recent.h"
 #include "recovery.h"
+#include "runner.h"
 #include "rejections.h"
 #include "util.h"
 #include "web_assets.h"
@@ -31,17 +33,33 @@ struct webapi {
 	struct dispatcher *ds;
 	struct recent *recent; /* without a journal: the deliveries that ended */
 	struct webauth *auth;
+	struct liveout *live;  /* running deliveries' output */
 };
 
-struct webapi *webapi_new(struct dispatcher *ds)
+/* A delivery ended: into the memory of recent ones (without a journal),
+ * and its outcome to those who watch its output. */
+static void on_delivery_end(struct delivery *d, void *arg)
+{
+	struct webapi *w = arg;
+	if (w->recent)
+		recent_add(d, w->recent);
+	const struct outcome *out = delivery_outcome(d);
+	bool ok = out->http >= 200 && out->http <= 299;
+	liveout_ended(w->live, delivery_endpoint(d)->name, delivery_id(d),
+	              delivery_state_name(ok ? DSTATE_SUCCEEDED : DSTATE_FAILED), out->http,
+	              delivery_attempt(d));
+}
+
+struct webapi *webapi_new(struct event_base *base, struct dispatcher *ds)
 {
 	struct webapi *w = xcalloc(1, sizeof(*w));
 	w->ds = ds;
 	w->auth = webauth_new();
-	if (ds && !dispatcher_journal(ds)) {
+	w->live = liveout_new(base);
+	if (!dispatcher_journal(ds))
 		w->recent = recent_new();
-		dispatcher_on_end(ds, recent_add, w->recent);
-	}
+	dispatcher_on_end(ds, on_delivery_end, w);
+	runner_set_output_observer(liveout_take, w->live);
 	return w;
 }
 
@@ -49,8 +67,9 @@ void webapi_free(struct webapi *w)
 {
 	if (!w)
 		return;
-	if (w->recent && w->ds)
-		dispatcher_on_end(w->ds, NULL, NULL);
+	dispatcher_on_end(w->ds, NULL, NULL);
+	runner_set_output_observer(NULL, NULL);
+	liveout_free(w->live);
 	recent_free(w->recent);
 	webauth_free(w->auth);
 	free(w);
@@ -401,6 +420,100 @@ static void get_delivery(struct webapi *w, struct http_request *req, const char 
 	answer(req, 200, NULL, NULL, sb_steal(&sb));
 }
 
+/* ---- GET /api/v1/deliveries/ENDPOINT/ID/output ---- */
+
+struct kept_output {
+	struct strbuf *sb;
+	uint64_t n;        /* lines so far */
+	int attempt;       /* the attempt whose hooks are kept */
+	struct strbuf last; /* the last attempt's events */
+};
+
+/* A hook's kept output as numbered line events. */
+static void kept_hook(const struct journal_hook *h, void *arg)
+{
+	struct kept_output *k = arg;
+	const char *p = h->output ? h->output : "", *end = p + (h->output ? h->output_len : 0);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *stop = nl ? nl : end;
+		liveout_put_line(&k->last, ++k->n, h->hook, p, (size_t)(stop - p));
+		p = stop + (nl ? 1 : 0);
+	}
+}
+
+static void kept_attempt(const struct journal_attempt *a, void *arg)
+{
+	struct kept_output *k = arg;
+	/* Only the last attempt's output: start over at each. */
+	k->last.len = 0;
+	k->n = 0;
+	k->attempt = a->attempt;
+}
+
+struct kept_state {
+	enum delivery_state state;
+	int http, attempts;
+};
+
+static void kept_entry(const struct journal_entry *e, void *arg)
+{
+	struct kept_state *ks = arg;
+	ks->state = e->state;
+	ks->http = e->http;
+	ks->attempts = e->attempts;
+}
+
+static void get_output(struct webapi *w, struct http_request *req, const char *ep, const char *id)
+{
+	/* EventSource sends the last id it saw when it asks again. */
+	const char *last = http_header_get(req, "Last-Event-ID");
+	uint64_t after = 0;
+	if (last && !parse_u64(last, &after))
+		after = 0;
+	if (liveout_serve(w->live, req, ep, id, after, WEB_SECURITY_HEADERS))
+		return;
+	struct kept_output k = {0};
+	sb_init(&k.last);
+	struct kept_state ks = {0};
+	const char *state_name = NULL;
+	enum result r;
+	struct journal *j = dispatcher_journal(w->ds);
+	if (j) {
+		int64_t rowid;
+		r = journal_find(j, ep, id, &rowid);
+		if (r == RESULT_OK)
+			r = journal_read(j, rowid, kept_entry, &ks);
+		if (r == RESULT_OK) {
+			struct journal_attempt_visitor v = {kept_attempt, kept_hook, &k};
+			r = journal_read_attempts(j, rowid, &v);
+		}
+		state_name = delivery_state_name(ks.state);
+	} else {
+		r = recent_hooks(w->recent, ep, id, &state_name, &ks.http, &ks.attempts, kept_hook, &k);
+		ks.state = DSTATE_SUCCEEDED;
+	}
+	if (r != RESULT_OK) {
+		sb_free(&k.last);
+		send_error(req, r == RESULT_UNKNOWN ? 404 : 500, NULL,
+		           r == RESULT_UNKNOWN ? "no such delivery" : "the journal could not be read");
+		return;
+	}
+	struct strbuf sb;
+	sb_init(&sb);
+	if (delivery_state_pending(ks.state)) {
+		/* Waiting for a slot or a retry: nothing to show yet; ask again. */
+		sb_printf(&sb, "retry: %d\n\n: pending\n\n", 2000);
+	} else {
+		sb_printf(&sb, "retry: %d\n\n", LIVEOUT_RETRY_MS);
+		if (after < k.n)
+			sb_append(&sb, k.last.buf ? k.last.buf : "", k.last.len);
+		liveout_put_outcome(&sb, state_name, ks.http, ks.attempts);
+	}
+	sb_free(&k.last);
+	answer(req, 200, "text/event-stream; charset=utf-8", NULL, sb_steal(&sb));
+}
+
 /* ---- replay ---- */
 
 static const char *replay_words(enum result r)
@@ -424,6 +537,8 @@ static void post_replay_one(struct webapi *w, struct http_request *req, const ch
 	enum result r = journal_find(j, ep, id, &rowid);
 	if (r == RESULT_OK)
 		r = dispatch_replay(w->ds, rowid);
+	if (r == RESULT_OK)
+		liveout_forget(w->live, ep, id);
 	int status = r == RESULT_OK        ? 202
 	             : r == RESULT_UNKNOWN ? 404
 	             : r == RESULT_ERROR   ? 500
@@ -615,7 +730,9 @@ static void route_api(struct webapi *w, struct http_request *req, enum web_acces
 		return;
 	}
 	bool replay = replay_filter || strcmp(tail, "/replay") == 0;
-	if (!replay && *tail) {
+	if (!replay && strcmp(tail, "/output") == 0 && get) {
+		get_output(w, req, ep, id);
+	} else if (!replay && *tail) {
 		send_error(req, 404, NULL, "no such path");
 	} else if (!replay && !get) {
 		send_error(req, 405, "Allow: GET\r\n", "method not allowed");

@@ -5,7 +5,8 @@
  * first, by cursor), /api/v1/deliveries/ENDPOINT/ID (one in full, with the
  * environment its hooks got), POST .../replay and /api/v1/replay (through
  * the dispatcher, as `hookd replay`), /api/v1/rejections (rejections.h),
- * /api/v1/login and /logout (webauth.h). From the journal when there is
+ * /api/v1/login and /logout (webauth.h), and .../output: a delivery's
+ * output as Server-Sent Events (liveout.h). From the journal when there is
  * one, else from the memory of recent deliveries (recent.h), without
  * replay.
  */
@@ -15,10 +16,13 @@
 #include <stdbool.h>
 
 struct dispatcher;
+struct event_base;
 struct http_request;
 struct webapi;
 
-struct webapi *webapi_new(struct dispatcher *ds);
+/* Takes the dispatcher's end-of-delivery callback and the runner's output
+ * observer (one admin listener a process). */
+struct webapi *webapi_new(struct event_base *base, struct dispatcher *ds);
 void webapi_free(struct webapi *w);
 /* Answers req when its path is the page's or the API's; false otherwise. */
 bool webapi_handle(struct webapi *w, struct http_request *req);

@@ -10,6 +10,7 @@ let pollTimer = null;
 let cursors = [];     // the cursors of the pages before the one shown
 let current = null;   // the cursor of the page shown (null: the newest)
 let canWrite = false;
+let liveSource = null; // the EventSource of a running delivery's output
 
 // A new element with text, or with children (nodes or strings, as text).
 function el(tag, opts, ...children) {
@@ -121,6 +122,33 @@ async function loadList() {
 function stopPolling() {
   if (pollTimer) clearInterval(pollTimer);
   pollTimer = null;
+  stopLive();
+}
+
+function stopLive() {
+  if (liveSource) liveSource.close();
+  liveSource = null;
+}
+
+// A running delivery's output as its hooks print it; the outcome ends it.
+function watchLive(ep, id) {
+  stopLive();
+  const pre = $("live-output");
+  pre.textContent = "";
+  $("live").hidden = false;
+  let hook = null;
+  const src = new EventSource("/api/v1/deliveries/" + encodeURIComponent(ep) + "/" +
+                              encodeURIComponent(id) + "/output");
+  liveSource = src;
+  src.addEventListener("line", (ev) => {
+    const d = JSON.parse(ev.data);
+    if (d.hook !== hook) { hook = d.hook; pre.appendChild(el("strong", null, "[" + hook + "]\n")); }
+    pre.appendChild(document.createTextNode(d.line + "\n"));
+  });
+  src.addEventListener("outcome", () => {
+    stopLive();
+    setTimeout(() => { if (!$("detail").hidden) loadDetail(ep, id, true); }, 300);
+  });
 }
 
 function startPolling() {
@@ -174,8 +202,9 @@ function renderAttempts(list) {
   if (!list.length) ol.appendChild(el("li", null, "No attempt yet."));
 }
 
-async function loadDetail(ep, id) {
+async function loadDetail(ep, id, after_live) {
   stopPolling();
+  if (!after_live) $("live").hidden = true;
   show("detail");
   $("d-title").textContent = id;
   $("detail-error").textContent = "";
@@ -200,6 +229,7 @@ async function loadDetail(ep, id) {
     $("d-body").textContent = prettyBody(d);
     kvRows($("d-env"), (d.environment || []).map((v) => [v.name, v.value]));
     $("replay").hidden = !canWrite;
+    if (["queued", "running", "retry_wait"].includes(d.state)) watchLive(ep, id);
   } catch (e) {
     if (e instanceof AuthError) return needLogin();
     $("detail-error").textContent = e.message;
@@ -217,7 +247,7 @@ async function replay() {
     const r = await api("/api/v1/deliveries/" + encodeURIComponent(ep) + "/" +
                         encodeURIComponent(id) + "/replay", {method: "POST"});
     $("replay-result").textContent = r.status;
-    setTimeout(() => { if (!$("detail").hidden) loadDetail(ep, id); }, 1000);
+    watchLive(ep, id);
   } catch (e) {
     if (e instanceof AuthError) return needLogin();
     $("replay-result").textContent = e.message;

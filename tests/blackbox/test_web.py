@@ -183,6 +183,56 @@ class Api(Base):
             r = h.admin("POST", "/api/v1/replay", body=b"")
             self.assertEqual(r.status, 400, "a filter is needed")
 
+    def sse(self, h, path, last=None):
+        """One piece of an event stream -> ([(id, event, data)], raw text)."""
+        r = h.admin("GET", path, headers={"Last-Event-ID": last} if last else None)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.headers["content-type"].startswith("text/event-stream"), r)
+        events = []
+        for block in r.raw.decode().split("\n\n"):
+            f = {}
+            for line in block.split("\n"):
+                if ":" in line and not line.startswith(":"):
+                    k, v = line.split(":", 1)
+                    f[k] = v[1:] if v.startswith(" ") else v
+            if "event" in f:
+                events.append((f.get("id"), f["event"], json.loads(f["data"])))
+        return events, r.raw.decode()
+
+    def test_output_events(self):
+        slow = sh("echo 'first <b>'\nsleep 1\necho second\nsleep 1\necho third\n")
+        with Hookd(config(), {"build:start": OK, "build:slow": slow}) as h:
+            done = new_id("done")
+            h.post(done)
+            ev, raw = self.sse(h, path_of("northflank", done, "/output"))
+            self.assertIn("retry:", raw)
+            self.assertEqual([e[1] for e in ev], ["line", "outcome"])
+            self.assertEqual(ev[0][2], {"hook": "build:start", "line": "ran " + done})
+            self.assertEqual(ev[1][2]["state"], "succeeded")
+            self.assertEqual(ev[1][2]["http"], 200)
+            # A running one: each piece brings the lines after Last-Event-ID,
+            # the last one the outcome.
+            live = new_id("live")
+            t, out = h.post_bg(live, event="build:slow")
+            self.assertTrue(wait_until(lambda: h.admin(
+                "GET", path_of("northflank", live)).status == 200, 10))
+            lines, last, outcome = [], None, None
+            deadline = time.monotonic() + 15
+            while outcome is None and time.monotonic() < deadline:
+                ev, _ = self.sse(h, path_of("northflank", live, "/output"), last)
+                for i, kind, data in ev:
+                    if kind == "line":
+                        lines.append(data["line"])
+                        last = i
+                    else:
+                        outcome = data
+                if not lines:
+                    time.sleep(0.05)
+            t.join(10)
+            self.assertEqual(lines, ["first <b>", "second", "third"])
+            self.assertEqual(outcome["state"], "succeeded")
+            self.get(h, path_of("northflank", "nope", "/output"), status=404)
+
     def test_rejections_ring(self):
         with Hookd(config(), {"build:start": OK}) as h:
             r = h.post(new_id(), token="wrong-token-value-123")

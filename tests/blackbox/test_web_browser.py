@@ -147,6 +147,23 @@ class Browser(unittest.TestCase):
             self.shot("list-400px")
             d.set_window_size(1280, 900)
 
+    def test_live_output(self):
+        slow = sh("echo 'step one'\nsleep 1\necho 'step two'\nsleep 2\necho 'step three'\n")
+        with Hookd(journal_config(extra=ADMIN), {"build:slow": slow}) as h:
+            eid = new_id("live")
+            t, _ = h.post_bg(eid, event="build:slow")
+            d = self.driver
+            base = self.base(h)
+            self.assertTrue(harness.wait_until(lambda: h.admin(
+                "GET", "/api/v1/deliveries/northflank/" + eid).status == 200, 10))
+            d.get(base + "/deliveries/northflank/" + eid)
+            self.wait(EC.text_to_be_present_in_element((By.ID, "live-output"), "step two"))
+            self.assertNotIn("step three", self.text_of("#live-output"), "seen while it runs")
+            self.shot("live-output")
+            self.wait(EC.text_to_be_present_in_element((By.ID, "d-attempts"), "step three"), 12)
+            self.assertIn("succeeded", self.text_of("#d-summary"))
+            t.join(10)
+
     def test_hostile_payloads_run_no_script(self):
         hooks = {"build:start": OK}
         with Hookd(journal_config(extra=ADMIN), hooks) as h:
