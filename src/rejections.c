@@ -20,7 +20,7 @@ static int count;
 /* A field's copy, bounded: a path or reason is the sender's to make long. */
 static char *field(const char *s)
 {
-	return s ? xstrndup(s, 256) : NULL;
+	return s ? xstrndup(s, strnlen(s, 256)) : NULL;
 }
 
 static void clear(struct rejection *r)
