@@ -27,7 +27,6 @@
 #define LIST_MAX 500
 /* A filtered replay queues at most this many at once. */
 #define REPLAY_MAX 1000
-#define HTML_TYPE "text/html; charset=utf-8"
 
 struct webapi {
 	struct dispatcher *ds;
@@ -128,8 +127,9 @@ static char *url_decode(const char *s, size_t n, bool plus)
 	return out;
 }
 
-/* A query parameter's decoded value (malloc'd), or NULL when absent or empty. */
-static char *query_param(const struct http_request *req, const char *name)
+/* A query parameter's decoded value (malloc'd), or NULL when absent or
+ * empty; *bad is set when it is malformed (a bad or NUL percent escape). */
+static char *query_param(const struct http_request *req, const char *name, bool *bad)
 {
 	const char *q = strchr(req->target, '?');
 	size_t name_len = strlen(name);
@@ -137,6 +137,8 @@ static char *query_param(const struct http_request *req, const char *name)
 		size_t n = strcspn(p, "&");
 		if (n > name_len && strncmp(p, name, name_len) == 0 && p[name_len] == '=') {
 			char *v = url_decode(p + name_len + 1, n - name_len - 1, true);
+			if (!v)
+				*bad = true;
 			if (v && !v[0]) {
 				free(v);
 				v = NULL;
@@ -178,13 +180,16 @@ static void list_query_free(struct list_query *lq)
 static const char *list_query_parse(const struct http_request *req, struct list_query *lq)
 {
 	memset(lq, 0, sizeof(*lq));
-	lq->state = query_param(req, "state");
-	lq->event = query_param(req, "event");
-	lq->endpoint = query_param(req, "endpoint");
-	lq->since = query_param(req, "since");
-	lq->q = query_param(req, "q");
-	lq->limit = query_param(req, "limit");
-	lq->cursor = query_param(req, "cursor");
+	bool bad = false;
+	lq->state = query_param(req, "state", &bad);
+	lq->event = query_param(req, "event", &bad);
+	lq->endpoint = query_param(req, "endpoint", &bad);
+	lq->since = query_param(req, "since", &bad);
+	lq->q = query_param(req, "q", &bad);
+	lq->limit = query_param(req, "limit", &bad);
+	lq->cursor = query_param(req, "cursor", &bad);
+	if (bad)
+		return "a query parameter is not percent-encoded right (or holds %00)";
 	struct journal_filter *f = &lq->f;
 	f->state = -1;
 	f->endpoint = lq->endpoint;

@@ -119,7 +119,7 @@ class Api(Base):
             self.assertIsNone(p2["next"])
             # Refusals.
             for bad in (q(state="bogus"), q(limit=0), q(limit=501), q(limit="x"),
-                        q(cursor="zz"), q(since="yesterday")):
+                        q(cursor="zz"), q(since="yesterday"), "?q=%00", "?event=%zz"):
                 self.get(h, "/api/v1/deliveries" + bad, status=400)
             self.assertEqual(len(self.get(h, "/api/v1/deliveries" + q(limit=500))
                                  ["deliveries"]), 6)
