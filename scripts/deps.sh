@@ -10,12 +10,15 @@
 #                            example, prometheus-alertmanager as a real sender
 #                            (test_senders starts its own on a loopback port;
 #                            the packaged service is not used), and promtool
-#                            for the metrics.
+#                            for the metrics, and chromium, chromium-driver and
+#                            python3-selenium for the deliveries page's browser
+#                            tests (test_web_browser).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 pkgs="build-essential meson ninja-build pkg-config libevent-dev libjson-c-dev
 libinih-dev libssl-dev libsqlite3-dev python3 curl openssl clang valgrind"
-test_pkgs="debhelper dpkg-dev lintian mandoc man-db systemd git prometheus-alertmanager"
+test_pkgs="debhelper dpkg-dev lintian mandoc man-db systemd git prometheus-alertmanager
+chromium chromium-driver python3-selenium"
 with_test=no
 [ "${1:-}" = --test ] && with_test=yes
 

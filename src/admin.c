@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "runner.h"
 #include "util.h"
+#include "webapi.h"
 
 /* The text format's media type, as Prometheus asks for it. */
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -16,6 +17,7 @@
 struct admin {
 	struct http_server *http;
 	struct dispatcher *ds;
+	struct webapi *web; /* the deliveries page and API; NULL without a dispatcher */
 	bool draining;
 };
 
@@ -42,23 +44,25 @@ static char *error_body(int status, const char *error, void *arg)
 static void handle(struct http_request *req, void *arg)
 {
 	struct admin *a = arg;
+	if (a->web && webapi_handle(a->web, req))
+		return;
 	bool healthz = strcmp(req->path, "/healthz") == 0;
 	bool metrics = strcmp(req->path, "/metrics") == 0;
 	if (!healthz && !metrics) {
-		http_respond(req, 404, NULL, json_status("rejected", "no such path: try /healthz or /metrics"),
-		             false);
+		http_respond(req, 404, WEB_SECURITY_HEADERS,
+		             json_status("rejected", "no such path: try /, /healthz or /metrics"), false);
 		return;
 	}
 	if (strcmp(req->method, "GET") != 0) {
-		http_respond(req, 405, "Allow: GET\r\n", json_status("rejected", "method not allowed"),
-		             false);
+		http_respond(req, 405, WEB_SECURITY_HEADERS "Allow: GET\r\n",
+		             json_status("rejected", "method not allowed"), false);
 		return;
 	}
 	if (healthz) {
 		if (a->draining)
-			http_respond(req, 503, NULL, json_status("draining", NULL), false);
+			http_respond(req, 503, WEB_SECURITY_HEADERS, json_status("draining", NULL), false);
 		else
-			http_respond(req, 200, NULL, json_status("ok", NULL), false);
+			http_respond(req, 200, WEB_SECURITY_HEADERS, json_status("ok", NULL), false);
 		return;
 	}
 	struct metrics_gauges g = {
@@ -70,13 +74,16 @@ static void handle(struct http_request *req, void *arg)
 	if (a->ds)
 		dispatcher_pending(a->ds, &g.pending_queued, &g.pending_running,
 		                   &g.pending_retry_wait);
-	http_respond_typed(req, 200, METRICS_CONTENT_TYPE, NULL, metrics_render(&g), false);
+	http_respond_typed(req, 200, METRICS_CONTENT_TYPE, WEB_SECURITY_HEADERS, metrics_render(&g),
+	                   false);
 }
 
 struct admin *admin_new(struct event_base *base, struct dispatcher *ds)
 {
 	struct admin *a = xcalloc(1, sizeof(*a));
 	a->ds = ds;
+	if (ds)
+		a->web = webapi_new(base, ds);
 	/* Fixed limits: a scraper sends a short GET and reads the answer. */
 	struct http_limits lim = {
 		.max_headers = 16 * 1024,
@@ -104,6 +111,8 @@ void admin_free(struct admin *a)
 {
 	if (!a)
 		return;
+	/* First: it answers the requests that wait for live output. */
+	webapi_free(a->web);
 	http_server_free(a->http);
 	free(a);
 }

@@ -462,7 +462,11 @@ int cmd_check(const struct options *o)
 		printf("warning: %s\n", cfg->warnings[i]);
 	printf("listen %s%s\n", cfg->listen, tls ? " (https)" : "");
 	if (cfg->admin_listen)
-		printf("admin %s\n", cfg->admin_listen);
+		printf("admin %s%s%s%s%s\n", cfg->admin_listen,
+		       cfg->admin_token_file ? " token_file=" : "",
+		       cfg->admin_token_file ? cfg->admin_token_file : "",
+		       cfg->admin_readonly_token_file ? " readonly_token_file=" : "",
+		       cfg->admin_readonly_token_file ? cfg->admin_readonly_token_file : "");
 	if (hu.set)
 		printf("hook_user %s uid=%u gid=%u\n", hu.name, (unsigned)hu.uid, (unsigned)hu.gid);
 	hook_user_free(&hu);

@@ -415,6 +415,16 @@ static void config_free(struct config *c)
 	free(c->tls_ciphers);
 	opts_free(&c->server_opts);
 	free(c->admin_listen);
+	free(c->admin_token_file);
+	free(c->admin_readonly_token_file);
+	if (c->admin_token) {
+		OPENSSL_cleanse(c->admin_token, strlen(c->admin_token));
+		free(c->admin_token);
+	}
+	if (c->admin_readonly_token) {
+		OPENSSL_cleanse(c->admin_readonly_token, strlen(c->admin_readonly_token));
+		free(c->admin_readonly_token);
+	}
 	for (size_t i = 0; i < c->nendpoints; i++)
 		endpoint_free(&c->endpoints[i]);
 	free(c->endpoints);
@@ -1155,8 +1165,53 @@ static const struct keydef event_keys[] = {
 	{"match", set_match, EV(opts.match), 0, 0, OPT_MATCH, 0},
 };
 
+/*
+ * [admin] token_file and readonly_token_file: the token is the file's first
+ * line, at least 16 bytes (a token someone could guess guards nothing).
+ */
+#define ADMIN_TOKEN_MIN 16
+static bool set_admin_token_file(struct loader *L, const struct keydef *k, void *obj,
+                                 const char *v)
+{
+	struct config *c = L->c;
+	bool readonly = strcmp(k->name, "readonly_token_file") == 0;
+	if (!v[0])
+		return bad_value(L, k, v, "expected a path");
+	char *path = abs_path(c, v);
+	size_t len;
+	char *text = read_file(path, SECRET_FILE_MAX_BYTES, &len);
+	bool ok = false;
+	if (!text) {
+		fail_at(L, L->lineno, "[admin] cannot read %s '%s': %s", k->name, show(L, path),
+		        errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
+	} else {
+		text[strcspn(text, "\r\n")] = 0;
+		size_t n = strlen(text);
+		while (n && (text[n - 1] == ' ' || text[n - 1] == '\t'))
+			text[--n] = 0;
+		if (n < ADMIN_TOKEN_MIN)
+			fail_at(L, L->lineno, "[admin] %s '%s': the token (its first line) is shorter "
+			        "than %d bytes", k->name, show(L, path), ADMIN_TOKEN_MIN);
+		else
+			ok = true;
+	}
+	if (ok) {
+		char **dst = readonly ? &c->admin_readonly_token : &c->admin_token;
+		free(*dst);
+		*dst = xstrdup(text);
+	}
+	if (text) {
+		OPENSSL_cleanse(text, len);
+		free(text);
+	}
+	set_string(readonly ? &c->admin_readonly_token_file : &c->admin_token_file, path);
+	return ok;
+}
+
 static const struct keydef admin_keys[] = {
 	{"listen", set_optlisten, SRV(admin_listen), 0, 0, 0, 0},
+	{"token_file", set_admin_token_file, 0, 0, 0, 0, 0},
+	{"readonly_token_file", set_admin_token_file, 0, 0, 0, 0, 0},
 };
 
 static const struct section_def sections[] = {
@@ -1652,6 +1707,15 @@ static bool check_all(struct loader *L)
 
 	if (!check_unauthenticated_listener(L))
 		return false;
+	/* The admin listener shows every delivery and can replay them. */
+	if (c->admin_listen && !c->admin_token && !c->admin_readonly_token &&
+	    !listen_is_local(c->admin_listen))
+		return fail_at(L, seen_line(L, "admin", "listen"),
+		               "[admin] listen '%s' is not loopback or a unix socket, and no "
+		               "token_file is set: the deliveries page and API would be open to "
+		               "anyone who can connect; set token_file, or listen on 127.0.0.1, "
+		               "[::1] or unix:PATH",
+		               show(L, c->admin_listen));
 
 	/* A hook never gets a secret, not even one pass_env would hand it. */
 	for (size_t i = 0; i < c->nendpoints; i++) {

@@ -170,6 +170,10 @@ struct config {
 
 	/* [admin] */
 	char *admin_listen; /* NULL: off */
+	/* The deliveries page's tokens (token_file, readonly_token_file): NULL
+	 * when not set; then admin_listen must be loopback or a unix socket. */
+	char *admin_token, *admin_readonly_token;
+	char *admin_token_file, *admin_readonly_token_file;
 
 	struct endpoint *endpoints;
 	size_t nendpoints;

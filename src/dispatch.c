@@ -98,6 +98,8 @@ struct dispatcher {
 	bool releasing;
 	struct event *flush_ev; /* commits the journal's batch at the loop's turn's end */
 	struct replaywin *replay; /* the endpoints' replay_window */
+	delivery_done_fn on_end;  /* dispatcher_on_end's */
+	void *on_end_arg;
 };
 
 static void run_next_hook(struct job *j);
@@ -451,6 +453,8 @@ static void job_enter(struct job *j, enum lifecycle to)
 		break;
 	}
 	case LC_DONE:
+		if (ds->on_end)
+			ds->on_end(j->d, ds->on_end_arg);
 		answer(j);
 		job_free(j);
 		break;
@@ -1178,4 +1182,10 @@ void dispatcher_free(struct dispatcher *ds)
 	replaywin_free(ds->replay);
 	config_unref(ds->cfg);
 	free(ds);
+}
+
+void dispatcher_on_end(struct dispatcher *ds, delivery_done_fn fn, void *arg)
+{
+	ds->on_end = fn;
+	ds->on_end_arg = arg;
 }

@@ -96,6 +96,11 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
  * for its answer. */
 void dispatch_resume(struct dispatcher *ds, struct delivery *d, int64_t delay_ms);
 
+/* Calls fn with each delivery that ends (enters DONE: outcome final, just
+ * before its answer); the admin's memory of recent deliveries without a
+ * journal. NULL: none. */
+void dispatcher_on_end(struct dispatcher *ds, delivery_done_fn fn, void *arg);
+
 /* Shutting down: queued async deliveries stay journaled. */
 void dispatcher_drain(struct dispatcher *ds);
 /* True once nothing runs or waits that must finish first. */

@@ -180,6 +180,11 @@ static const char schema_v2[] =
 	"ALTER TABLE deliveries ADD COLUMN replay_attempt INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE attempts ADD COLUMN replay INTEGER NOT NULL DEFAULT 0;";
 
+static const char query_indexes[] =
+	"CREATE INDEX IF NOT EXISTS deliveries_state_received ON deliveries (state, received_ms);"
+	"CREATE INDEX IF NOT EXISTS deliveries_endpoint_received"
+	" ON deliveries (endpoint, received_ms);";
+
 enum stmt_id {
 	ST_BEGIN,
 	ST_COMMIT,
@@ -717,6 +722,10 @@ static int schema_setup(struct journal *j, char *err, size_t errlen)
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
+	/* The deliveries page's filters (journal_query): added to any journal,
+	 * old or new, without a schema version of their own. */
+	if (sqlite3_exec(j->db, query_indexes, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
 	j->schema = SCHEMA_VERSION;
 	if (tx_commit(j) < 0)
 		goto fail;
@@ -1622,4 +1631,71 @@ enum result journal_endpoints_of(struct journal *j, const char *delivery_id,
 		visit(col_text(s, 0), arg);
 	done(s);
 	return RESULT_OK;
+}
+
+/* ---- the deliveries page's list (webapi.c) ---- */
+
+enum result journal_query(struct journal *j, const struct journal_filter *f,
+                          bool (*visit)(const struct journal_row *r, void *arg), void *arg)
+{
+	/* Built per call: each filter left out is a clause left out, so that
+	 * SQLite picks the index that fits the ones given. */
+	struct strbuf sql;
+	sb_init(&sql);
+	sb_puts(&sql, "SELECT d.id, d.received_ms, d.endpoint, d.delivery_id, d.event, d.state,"
+	              " d.http, d.attempts, d.next_due_ms, d.status,"
+	              " (SELECT a.finished_ms - a.started_ms FROM attempts a WHERE a.delivery = d.id"
+	              "  ORDER BY a.attempt DESC LIMIT 1)"
+	              " FROM deliveries d WHERE d.received_ms >= ?1");
+	if (f->state >= 0)
+		sb_puts(&sql, " AND d.state = ?2");
+	if (f->endpoint)
+		sb_puts(&sql, " AND d.endpoint = ?3");
+	if (f->event_glob)
+		sb_puts(&sql, " AND d.event GLOB ?4");
+	if (f->text)
+		sb_puts(&sql, " AND instr(d.body, ?5) > 0");
+	if (f->before_ms > 0)
+		sb_puts(&sql, " AND (d.received_ms < ?6 OR (d.received_ms = ?6 AND d.id < ?7))");
+	sb_puts(&sql, " ORDER BY d.received_ms DESC, d.id DESC LIMIT ?8");
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(j->db, sql.buf, -1, &s, NULL) != SQLITE_OK) {
+		db_error(j, "query");
+		sb_free(&sql);
+		return RESULT_ERROR;
+	}
+	sb_free(&sql);
+	sqlite3_bind_int64(s, 1, f->since_ms);
+	sqlite3_bind_int(s, 2, f->state);
+	bind_text(s, 3, f->endpoint);
+	bind_text(s, 4, f->event_glob);
+	if (f->text)
+		sqlite3_bind_blob64(s, 5, f->text, strlen(f->text), SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, f->before_ms);
+	sqlite3_bind_int64(s, 7, f->before_rowid);
+	sqlite3_bind_int(s, 8, f->limit > 0 ? f->limit : 50);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct journal_row r = {
+			.rowid = sqlite3_column_int64(s, 0),
+			.received_ms = sqlite3_column_int64(s, 1),
+			.endpoint = col_text(s, 2),
+			.delivery_id = col_text(s, 3),
+			.event = col_text(s, 4),
+			.state = (enum delivery_state)sqlite3_column_int(s, 5),
+			.http = sqlite3_column_int(s, 6),
+			.attempts = sqlite3_column_int(s, 7),
+			.next_due_ms = sqlite3_column_int64(s, 8),
+			.status = col_text_or_null(s, 9),
+			.last_ms = sqlite3_column_type(s, 10) != SQLITE_NULL ? sqlite3_column_int64(s, 10)
+			                                                   : -1,
+		};
+		if (!visit(&r, arg))
+			break;
+	}
+	bool failed = rc != SQLITE_DONE && rc != SQLITE_ROW;
+	if (failed)
+		db_error(j, "query");
+	sqlite3_finalize(s);
+	return failed ? RESULT_ERROR : RESULT_OK;
 }

@@ -256,4 +256,34 @@ enum result journal_read_attempts(struct journal *j, int64_t rowid,
 enum result journal_endpoints_of(struct journal *j, const char *delivery_id,
                                  void (*visit)(const char *endpoint, void *arg), void *arg);
 
+/*
+ * The deliveries page's list (webapi.c): newest first (by first receipt,
+ * then rowid), the filters given (NULL or -1: any), from below the cursor
+ * (before_ms, before_rowid: the last row of the previous page; 0: the top),
+ * at most limit rows. Stops when visit returns false. RESULT_OK or
+ * RESULT_ERROR (logged).
+ */
+struct journal_filter {
+	int state;              /* enum delivery_state, -1: any */
+	const char *endpoint;   /* exact */
+	const char *event_glob; /* SQLite GLOB (fnmatch-like, case-sensitive) */
+	const char *text;       /* bytes the kept body holds */
+	int64_t since_ms;       /* received at or after */
+	int64_t before_ms, before_rowid;
+	int limit;
+};
+struct journal_row {
+	int64_t rowid;
+	int64_t received_ms;
+	const char *endpoint, *delivery_id, *event;
+	enum delivery_state state;
+	int http; /* the last attempt's; 0 before any */
+	int attempts;
+	int64_t next_due_ms;
+	const char *status; /* the last attempt's, NULL: none */
+	int64_t last_ms;    /* the last attempt's duration, -1: none or unfinished */
+};
+enum result journal_query(struct journal *j, const struct journal_filter *f,
+                          bool (*visit)(const struct journal_row *r, void *arg), void *arg);
+
 #endif

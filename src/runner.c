@@ -97,6 +97,8 @@ static TAILQ_HEAD(, hook_run) active = TAILQ_HEAD_INITIALIZER(active);
 static int nactive;
 static struct event *sigchld_ev;
 static void (*output_sink)(const char *buf, size_t n);
+static runner_output_observer output_observer;
+static void *output_observer_arg;
 
 /*
  * Starting a process is the one step of a delivery that waits: vfork
@@ -186,6 +188,12 @@ void runner_set_hook_user(const struct hook_user *hu)
 	/* hookd's own user and group need no switch, and hookd then kept no
 	 * capability to make one. */
 	hook_user = hu && hook_user_switches(hu, geteuid(), getegid()) ? hu : NULL;
+}
+
+void runner_set_output_observer(runner_output_observer fn, void *arg)
+{
+	output_observer = fn;
+	output_observer_arg = arg;
 }
 
 void runner_set_output_sink(void (*sink)(const char *buf, size_t n))
@@ -340,6 +348,8 @@ static void take_output(struct output_stream *o, const char *buf, size_t n)
 {
 	struct hook_run *r = o->run;
 	char *line = r->line[o->index];
+	if (output_observer)
+		output_observer(r->endpoint, r->delivery_id, r->rel, buf, n, output_observer_arg);
 	if (output_sink)
 		output_sink(buf, n);
 	keep_tail(r, buf, n);

@@ -92,6 +92,13 @@ void runner_set_hook_user(const struct hook_user *hu);
  * lines (the tail is kept either way). NULL: back to the log. */
 void runner_set_output_sink(void (*sink)(const char *buf, size_t n));
 
+/* Sees every hook's output as it is read, whatever else takes it (the
+ * deliveries page's live output); endpoint and id may be NULL (`hookd
+ * run`). NULL: none. */
+typedef void (*runner_output_observer)(const char *endpoint, const char *delivery_id,
+                                       const char *hook, const char *buf, size_t n, void *arg);
+void runner_set_output_observer(runner_output_observer fn, void *arg);
+
 const char *signal_name(int sig);
 
 #endif

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "netaddr.h"
+#include "rejections.h"
 #include "util.h"
 #include "verify.h"
 
@@ -40,6 +41,7 @@ static char *error_body(int status, const char *error, void *arg)
 {
 	/* The HTTP layer's own refusals (400, 408, 411, 413, 431) pass here. */
 	metrics_rejection(status, NULL);
+	rejections_add(status, NULL, NULL, NULL, error);
 	return response_json(NULL, NULL, NULL, "rejected", error);
 }
 
@@ -69,6 +71,7 @@ static void reject(struct http_request *req, const struct endpoint *ep, int stat
 	};
 	log_kv(LOG_LVL_WARN, "rejected", kv, ARRAY_SIZE(kv));
 	metrics_rejection(status, NULL);
+	rejections_add(status, client ? client : req->peer, ep ? ep->name : NULL, req->path, error);
 	http_respond(req, status, extra,
 	             response_json(ep ? ep->name : NULL, event, id, "rejected", error), true);
 }
@@ -86,6 +89,7 @@ static void unauthorized(struct server *s, struct http_request *req, const struc
 	};
 	log_kv(LOG_LVL_WARN, "rejected", kv, ARRAY_SIZE(kv));
 	metrics_rejection(401, NULL);
+	rejections_add(401, client, ep->name, NULL, why);
 	size_t i = (size_t)(ep - cfg->endpoints);
 	if (!s->unauthorized)
 		s->unauthorized = xcalloc(cfg->nendpoints, sizeof(*s->unauthorized));
@@ -129,6 +133,7 @@ static const struct endpoint *head_checks(struct server *s, struct http_request 
 	struct config *cfg = s->cfg;
 	if (s->draining) {
 		metrics_rejection(503, "shutting_down");
+		rejections_add(503, req->peer, NULL, req->path, "shutting down");
 		http_respond(req, 503, "Retry-After: 5\r\n",
 		             response_json(NULL, NULL, NULL, "overloaded", "shutting down"), true);
 		return NULL;
@@ -193,6 +198,9 @@ static void on_delivery_done(struct delivery *d, void *arg)
 {
 	struct http_request *req = arg;
 	const struct outcome *out = delivery_outcome(d);
+	if (out->http == 503 || (out->http >= 400 && out->http < 500 && out->http != 409))
+		rejections_add(out->http, req->peer, delivery_endpoint(d)->name, NULL,
+		               out->error ? out->error : out->status);
 	char extra[64] = "";
 	if (out->retry_after)
 		snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", out->retry_after);

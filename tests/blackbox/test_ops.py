@@ -70,7 +70,7 @@ class AdminTest(unittest.TestCase):
                     self.assertEqual(r.headers.get("allow"), "GET")
                     if method != "HEAD":
                         self.assertEqual(r.json["status"], "rejected")
-            for path in ("/", "/webhook", "/metrics/", "/healthzz", "/Metrics"):
+            for path in ("/webhook", "/metrics/", "/healthzz", "/Metrics"):
                 r = d.admin("GET", path)
                 self.assertEqual(r.status, 404, path)
                 self.assertEqual(r.headers["content-type"], "application/json")

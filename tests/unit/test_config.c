@@ -178,6 +178,11 @@ static const struct {
 	{EP_A "[admin]\nlisten = 10.0.0.256:9\n", "hookd.ini:5: bad value '10.0.0.256:9' for listen in [admin]*"},
 	{"[server]\nlisten =\n", "hookd.ini:2: bad value '' for listen*"},
 	{EP_A "[admin]\nlisten = localhost\n", "hookd.ini:5: bad value 'localhost' for listen in [admin]*"},
+	{EP_A "[admin]\nlisten = 0.0.0.0:9100\n",
+	 "hookd.ini:5: [admin] listen '0.0.0.0:9100' is not loopback or a unix socket, and no "
+	 "token_file is set*"},
+	{EP_A "[admin]\nlisten = 127.0.0.1:9100\ntoken_file = /nonexistent/token\n",
+	 "hookd.ini:6: [admin] cannot read token_file '/nonexistent/token'*"},
 	/* trusted_proxies / allow_from: the message after the colon is netaddr's */
 	{"[server]\ntrusted_proxies = 10.0.0.1 nope\n",
 	 "hookd.ini:2: bad value '10.0.0.1 nope' for trusted_proxies in [server]: *"},

@@ -1,0 +1,232 @@
+/* Who may use the deliveries page and API (webauth.h). */
+#include "webauth.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+#define SESSION_ID_BYTES 32
+#define FAIL_CLIENTS 64
+#define FAIL_WINDOW_MS 60000
+
+struct session {
+	char id[SESSION_ID_BYTES * 2 + 1]; /* "" : free */
+	enum web_access access;
+	int64_t expires_ms;
+};
+
+struct fail_count {
+	char client[64];
+	int n;
+	int64_t since_ms;
+};
+
+struct webauth {
+	struct session sessions[WEBAUTH_SESSIONS_MAX];
+	struct fail_count fails[FAIL_CLIENTS];
+};
+
+struct webauth *webauth_new(void)
+{
+	return xcalloc(1, sizeof(struct webauth));
+}
+
+void webauth_free(struct webauth *w)
+{
+	if (w) {
+		OPENSSL_cleanse(w, sizeof(*w));
+		free(w);
+	}
+}
+
+bool webauth_required(const struct config *cfg)
+{
+	return cfg->admin_token || cfg->admin_readonly_token;
+}
+
+static bool token_eq(const char *want, const char *got, size_t got_len)
+{
+	if (!want)
+		return false;
+	size_t n = strlen(want);
+	/* The length is not the secret; the bytes are compared in constant time. */
+	return n == got_len && CRYPTO_memcmp(want, got, n) == 0;
+}
+
+static enum web_access token_access(const struct config *cfg, const char *tok, size_t len)
+{
+	if (token_eq(cfg->admin_token, tok, len))
+		return WEB_WRITE;
+	if (token_eq(cfg->admin_readonly_token, tok, len))
+		return WEB_READ;
+	return WEB_NONE;
+}
+
+static struct fail_count *fail_slot(struct webauth *w, const char *client, bool make)
+{
+	struct fail_count *oldest = &w->fails[0];
+	int64_t now = now_wall_ms();
+	for (int i = 0; i < FAIL_CLIENTS; i++) {
+		struct fail_count *f = &w->fails[i];
+		if (f->client[0] && now - f->since_ms > FAIL_WINDOW_MS)
+			memset(f, 0, sizeof(*f));
+		if (f->client[0] && strcmp(f->client, client) == 0)
+			return f;
+		if (f->since_ms < oldest->since_ms)
+			oldest = f;
+	}
+	if (!make)
+		return NULL;
+	memset(oldest, 0, sizeof(*oldest));
+	snprintf(oldest->client, sizeof(oldest->client), "%s", client);
+	oldest->since_ms = now;
+	return oldest;
+}
+
+static bool limited(struct webauth *w, const char *client)
+{
+	struct fail_count *f = fail_slot(w, client, false);
+	return f && f->n >= WEBAUTH_FAILS_MAX;
+}
+
+static void count_failure(struct webauth *w, const struct http_request *req, const char *how)
+{
+	struct fail_count *f = fail_slot(w, req->peer, true);
+	f->n++;
+	struct log_kv kv[] = {
+		{"remote", req->peer},
+		{"path", req->path},
+		{"error", "wrong admin token"},
+		{"via", how},
+	};
+	log_kv(LOG_LVL_WARN, "admin refused", kv, ARRAY_SIZE(kv));
+}
+
+/* The session cookie's value in req, or NULL. */
+static const char *cookie_session(const struct http_request *req, size_t *len)
+{
+	const char *c = http_header_get(req, "Cookie");
+	size_t name_len = strlen(WEBAUTH_COOKIE);
+	for (const char *p = c; p && *p;) {
+		p += strspn(p, " ;");
+		size_t n = strcspn(p, ";");
+		if (n > name_len && strncmp(p, WEBAUTH_COOKIE, name_len) == 0 && p[name_len] == '=') {
+			*len = n - name_len - 1;
+			return p + name_len + 1;
+		}
+		p += n;
+	}
+	return NULL;
+}
+
+static struct session *find_session(struct webauth *w, const struct http_request *req)
+{
+	size_t len;
+	const char *id = cookie_session(req, &len);
+	if (!id || len != SESSION_ID_BYTES * 2)
+		return NULL;
+	int64_t now = now_wall_ms();
+	for (int i = 0; i < WEBAUTH_SESSIONS_MAX; i++) {
+		struct session *s = &w->sessions[i];
+		if (!s->id[0])
+			continue;
+		if (s->expires_ms <= now) {
+			memset(s, 0, sizeof(*s));
+			continue;
+		}
+		if (CRYPTO_memcmp(s->id, id, len) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+enum web_access webauth_check(struct webauth *w, const struct config *cfg,
+                              const struct http_request *req)
+{
+	if (!webauth_required(cfg))
+		return WEB_WRITE;
+	const char *auth = http_header_get(req, "Authorization");
+	if (auth) {
+		if (limited(w, req->peer))
+			return WEB_LIMITED;
+		if (strncasecmp(auth, "Bearer ", 7) != 0) {
+			count_failure(w, req, "authorization");
+			return WEB_NONE;
+		}
+		const char *tok = auth + 7;
+		enum web_access a = token_access(cfg, tok, strlen(tok));
+		if (a == WEB_NONE)
+			count_failure(w, req, "bearer");
+		return a;
+	}
+	struct session *s = find_session(w, req);
+	return s ? s->access : WEB_NONE;
+}
+
+char *webauth_login(struct webauth *w, const struct config *cfg, const struct http_request *req,
+                    const char *token, size_t token_len, bool *is_limited)
+{
+	*is_limited = limited(w, req->peer);
+	if (*is_limited)
+		return NULL;
+	enum web_access a = token_access(cfg, token, token_len);
+	if (a == WEB_NONE) {
+		count_failure(w, req, "login");
+		return NULL;
+	}
+	/* A free slot, else the one closest to expiring. */
+	struct session *slot = &w->sessions[0];
+	for (int i = 0; i < WEBAUTH_SESSIONS_MAX; i++) {
+		struct session *s = &w->sessions[i];
+		if (!s->id[0] || s->expires_ms < now_wall_ms()) {
+			slot = s;
+			break;
+		}
+		if (s->expires_ms < slot->expires_ms)
+			slot = s;
+	}
+	unsigned char raw[SESSION_ID_BYTES];
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return NULL;
+	for (int i = 0; i < SESSION_ID_BYTES; i++)
+		snprintf(slot->id + 2 * i, 3, "%02x", raw[i]);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	slot->access = a;
+	slot->expires_ms = now_wall_ms() + WEBAUTH_SESSION_MS;
+	return xasprintf("Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d\r\n",
+	                 WEBAUTH_COOKIE, slot->id, WEBAUTH_SESSION_MS / 1000);
+}
+
+const char *webauth_logout(struct webauth *w, const struct http_request *req)
+{
+	struct session *s = find_session(w, req);
+	if (s)
+		memset(s, 0, sizeof(*s));
+	return "Set-Cookie: " WEBAUTH_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\r\n";
+}
+
+bool webauth_same_origin(const struct http_request *req)
+{
+	const char *site = http_header_get(req, "Sec-Fetch-Site");
+	if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+		return false;
+	const char *origin = http_header_get(req, "Origin");
+	if (!origin)
+		return true;
+	const char *host = http_header_get(req, "Host");
+	if (!host)
+		return false;
+	const char *rest = NULL;
+	if (strncmp(origin, "http://", 7) == 0)
+		rest = origin + 7;
+	else if (strncmp(origin, "https://", 8) == 0)
+		rest = origin + 8;
+	return rest && strcmp(rest, host) == 0;
+}

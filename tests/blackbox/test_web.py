@@ -1,0 +1,439 @@
+"""The deliveries page and its JSON API on the admin listener (README
+"Deliveries page"; issue 18): the list with its filters and cursor, one
+delivery in full (no credential in it), replay one and by filter, the
+rejections ring, the memory of recent deliveries without a journal, the
+page's files from the binary, the security headers on every answer, and
+authentication: tokens, the read-only token, the login cookie, cross-site
+POSTs refused, wrong tokens rate-limited and logged without the token.
+"""
+
+import json
+import os
+import sys
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import NF_TOKEN, main, new_id, run_cli, sh, wait_until  # noqa: E402
+from harness import JournalHookd as Hookd  # noqa: E402
+from harness import journal_config  # noqa: E402
+
+OK = sh("echo \"ran $HOOK_ID\"\n")
+FAIL = sh("echo 'failing <script>' >&2\nexit 3\n")
+ADMIN = "\n[admin]\nlisten = 127.0.0.1:0\n"
+TOKEN = "admin-t0ken-0123456789abcdef"
+RO_TOKEN = "readonly-t0ken-0123456789abcd"
+HOSTILE = ["<script>document.title='pwned'</script>", "\"><img src=x onerror=alert(1)>",
+           "javascript:alert(1)", "line\u2028sep"]
+
+
+def config(state=True, admin=ADMIN):
+    return journal_config(state, extra=admin)
+
+
+def q(**kw):
+    return "?" + urllib.parse.urlencode(kw) if kw else ""
+
+
+def path_of(ep, i, tail=""):
+    return "/api/v1/deliveries/%s/%s%s" % (urllib.parse.quote(ep, safe=""),
+                                          urllib.parse.quote(i, safe=""), tail)
+
+
+class Base(unittest.TestCase):
+    maxDiff = None
+
+    def get(self, h, path, headers=None, status=200):
+        r = h.admin("GET", path, headers=headers)
+        self.assertEqual(r.status, status, (path, r))
+        self.assertTrue(r.headers.get("content-type", "").startswith("application/json"), r)
+        self.assertNotIn(NF_TOKEN.encode(), r.raw)
+        return r.json
+
+    def assertSecurityHeaders(self, r):
+        csp = r.headers.get("content-security-policy", "")
+        self.assertIn("frame-ancestors 'none'", csp)
+        self.assertIn("script-src 'self'", csp)
+        self.assertNotIn("unsafe-inline", csp)
+        self.assertEqual(r.headers.get("x-content-type-options"), "nosniff")
+        self.assertEqual(r.headers.get("referrer-policy"), "no-referrer")
+
+    def deliveries(self, h, n):
+        """n deliveries: even ones build:start (ok), odd ones deploy:fail (exit 3)."""
+        ids = []
+        for i in range(n):
+            eid = new_id("web%d" % i)
+            ev = "build:start" if i % 2 == 0 else "deploy:fail"
+            r = h.post(eid, event=ev)
+            self.assertIn(r.status, (200, 500), r)
+            ids.append(eid)
+            time.sleep(0.002)
+        return ids
+
+
+class Api(Base):
+
+    def test_list_filters_and_cursor(self):
+        with Hookd(config(), {"build:start": OK, "deploy:fail": FAIL}) as h:
+            ids = self.deliveries(h, 6)
+            body = self.get(h, "/api/v1/deliveries")
+            self.assertTrue(body["journal"])
+            got = [d["id"] for d in body["deliveries"]]
+            self.assertEqual(got, list(reversed(ids)), "newest first")
+            self.assertIsNone(body["next"])
+            first = body["deliveries"][0]
+            for k in ("endpoint", "event", "state", "received_at", "http", "attempts",
+                      "duration_ms", "next_retry_at"):
+                self.assertIn(k, first)
+            self.assertEqual(first["state"], "failed")
+            self.assertEqual(first["http"], 500)
+            self.assertEqual(first["attempts"], 1)
+            # Filters.
+            failed = self.get(h, "/api/v1/deliveries" + q(state="failed"))["deliveries"]
+            self.assertEqual([d["id"] for d in failed], [ids[5], ids[3], ids[1]])
+            ok = self.get(h, "/api/v1/deliveries" + q(event="build:*"))["deliveries"]
+            self.assertEqual({d["event"] for d in ok}, {"build:start"})
+            self.assertEqual(len(ok), 3)
+            self.assertEqual(len(self.get(h, "/api/v1/deliveries" + q(endpoint="northflank"))
+                                 ["deliveries"]), 6)
+            self.assertEqual(self.get(h, "/api/v1/deliveries" + q(endpoint="nope"))
+                             ["deliveries"], [])
+            text = self.get(h, "/api/v1/deliveries" + q(q=ids[2]))["deliveries"]
+            self.assertEqual(text, [], "the id is in the headers, not the body")
+            text = self.get(h, "/api/v1/deliveries" + q(q="deploy:fail"))["deliveries"]
+            self.assertEqual(len(text), 3)
+            future = int(time.time() * 1000) + 60000
+            self.assertEqual(self.get(h, "/api/v1/deliveries" + q(since=future))
+                             ["deliveries"], [])
+            self.assertEqual(len(self.get(h, "/api/v1/deliveries" + q(since="1h"))
+                                 ["deliveries"]), 6)
+            # Cursor paging: pages of 4 then 2, nothing twice.
+            p1 = self.get(h, "/api/v1/deliveries" + q(limit=4))
+            self.assertEqual(len(p1["deliveries"]), 4)
+            self.assertIsNotNone(p1["next"])
+            p2 = self.get(h, "/api/v1/deliveries" + q(limit=4, cursor=p1["next"]))
+            self.assertEqual([d["id"] for d in p1["deliveries"] + p2["deliveries"]],
+                             list(reversed(ids)))
+            self.assertIsNone(p2["next"])
+            # Refusals.
+            for bad in (q(state="bogus"), q(limit=0), q(limit=501), q(limit="x"),
+                        q(cursor="zz"), q(since="yesterday"), "?q=%00", "?event=%zz"):
+                self.get(h, "/api/v1/deliveries" + bad, status=400)
+            self.assertEqual(len(self.get(h, "/api/v1/deliveries" + q(limit=500))
+                                 ["deliveries"]), 6)
+            r = h.admin("POST", "/api/v1/deliveries", body=b"")
+            self.assertEqual(r.status, 405)
+            self.get(h, "/api/v1/nothing", status=404)
+
+    def test_one_delivery_in_full(self):
+        with Hookd(config(), {"build:start": OK, "deploy:fail": FAIL}) as h:
+            eid = new_id()
+            h.post(eid, event="deploy:fail")
+            d = self.get(h, path_of("northflank", eid))
+            self.assertEqual(d["id"], eid)
+            self.assertEqual(d["state"], "failed")
+            names = {x["name"].lower() for x in d["headers"]}
+            self.assertIn("x-northflank-notification-integration-event-id", names)
+            self.assertNotIn("x-northflank-notification-integration-token", names)
+            self.assertEqual(json.loads(d["body"])["event"], "deploy:fail")
+            env = {x["name"]: x["value"] for x in d["environment"]}
+            self.assertEqual(env.get("HOOK_ID"), eid)
+            self.assertEqual(env.get("HOOK_EVENT"), "deploy:fail")
+            self.assertNotIn(NF_TOKEN, json.dumps(d))
+            self.assertEqual(len(d["attempt_list"]), 1)
+            a = d["attempt_list"][0]
+            self.assertEqual(a["attempt"], 1)
+            self.assertEqual(a["http"], 500)
+            hook = a["hooks"][0]
+            self.assertEqual(hook["hook"], "deploy:fail")
+            self.assertEqual(hook["exit"], 3)
+            self.assertIsNone(hook["signal"])
+            self.assertIn("failing <script>", hook["output"])
+            self.get(h, path_of("northflank", "no-such-id"), status=404)
+            self.get(h, path_of("nope", eid), status=404)
+            self.get(h, path_of("northflank", eid, "/other"), status=404)
+            self.get(h, "/api/v1/deliveries/northflank/%zz", status=404)
+
+    def test_replay_one_and_by_filter(self):
+        with Hookd(config(), {"build:start": OK, "deploy:fail": FAIL}) as h:
+            ids = self.deliveries(h, 4)
+            r = h.admin("POST", path_of("northflank", ids[0], "/replay"), body=b"")
+            self.assertEqual(r.status, 202, r)
+            self.assertEqual(r.json["status"], "queued")
+            self.assertTrue(wait_until(
+                lambda: self.get(h, path_of("northflank", ids[0]))["attempts"] == 2, 10))
+            d = self.get(h, path_of("northflank", ids[0]))
+            self.assertEqual([a["attempt"] for a in d["attempt_list"]], [1, 2])
+            self.assertIn("replay", h.log_text())
+            r = h.admin("POST", path_of("northflank", "unknown", "/replay"), body=b"")
+            self.assertEqual(r.status, 404)
+            r = h.admin("GET", path_of("northflank", ids[0], "/replay"))
+            self.assertEqual(r.status, 405)
+            # By filter: the two failed ones.
+            r = h.admin("POST", "/api/v1/replay" + q(state="failed"), body=b"")
+            self.assertEqual(r.status, 202, r)
+            self.assertEqual(r.json["queued"], 2)
+            self.assertEqual(r.json["refused"], 0)
+            self.assertTrue(wait_until(lambda: all(
+                self.get(h, path_of("northflank", i))["attempts"] == 2 and
+                self.get(h, path_of("northflank", i))["state"] == "failed"
+                for i in (ids[1], ids[3])), 10))
+            r = h.admin("POST", "/api/v1/replay", body=b"")
+            self.assertEqual(r.status, 400, "a filter is needed")
+
+    def test_skipped_is_a_state_of_its_own(self):
+        """A delivery its event's match turns away is listed as skipped."""
+        conf = config(admin=ADMIN + "\n[event build:start]\nmatch = no.such.path=yes\n")
+        with Hookd(conf, {"build:start": OK}) as h:
+            i = new_id("skip")
+            h.post(i)
+            got = [d["id"] for d in self.get(h, "/api/v1/deliveries" + q(state="skipped"))
+                   ["deliveries"]]
+            self.assertEqual(got, [i])
+            self.assertEqual(self.get(h, "/api/v1/deliveries" + q(state="succeeded"))
+                             ["deliveries"], [])
+            self.assertEqual(self.get(h, path_of("northflank", i))["state"], "skipped")
+
+    def sse(self, h, path, last=None):
+        """One piece of an event stream -> ([(id, event, data)], raw text)."""
+        r = h.admin("GET", path, headers={"Last-Event-ID": last} if last else None)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.headers["content-type"].startswith("text/event-stream"), r)
+        events = []
+        for block in r.raw.decode().split("\n\n"):
+            f = {}
+            for line in block.split("\n"):
+                if ":" in line and not line.startswith(":"):
+                    k, v = line.split(":", 1)
+                    f[k] = v[1:] if v.startswith(" ") else v
+            if "event" in f:
+                events.append((f.get("id"), f["event"], json.loads(f["data"])))
+        return events, r.raw.decode()
+
+    def test_output_events(self):
+        slow = sh("echo 'first <b>'\nsleep 1\necho second\nsleep 1\necho third\n")
+        with Hookd(config(), {"build:start": OK, "build:slow": slow}) as h:
+            done = new_id("done")
+            h.post(done)
+            ev, raw = self.sse(h, path_of("northflank", done, "/output"))
+            self.assertIn("retry:", raw)
+            self.assertEqual([e[1] for e in ev], ["line", "outcome"])
+            self.assertEqual(ev[0][2], {"hook": "build:start", "line": "ran " + done})
+            self.assertEqual(ev[1][2]["state"], "succeeded")
+            self.assertEqual(ev[1][2]["http"], 200)
+            # A running one: each piece brings the lines after Last-Event-ID,
+            # the last one the outcome.
+            live = new_id("live")
+            t, out = h.post_bg(live, event="build:slow")
+            self.assertTrue(wait_until(lambda: h.admin(
+                "GET", path_of("northflank", live)).status == 200, 10))
+            lines, last, outcome = [], None, None
+            deadline = time.monotonic() + 15
+            while outcome is None and time.monotonic() < deadline:
+                ev, _ = self.sse(h, path_of("northflank", live, "/output"), last)
+                for i, kind, data in ev:
+                    if kind == "line":
+                        lines.append(data["line"])
+                        last = i
+                    else:
+                        outcome = data
+                if not lines:
+                    time.sleep(0.05)
+            t.join(10)
+            self.assertEqual(lines, ["first <b>", "second", "third"])
+            self.assertEqual(outcome["state"], "succeeded")
+            self.get(h, path_of("northflank", "nope", "/output"), status=404)
+
+    def test_rejections_ring(self):
+        with Hookd(config(), {"build:start": OK}) as h:
+            r = h.post(new_id(), token="wrong-token-value-123")
+            self.assertEqual(r.status, 401)
+            h.request("POST", "/nowhere", b"{}", {"Content-Type": "application/json"})
+            rej = self.get(h, "/api/v1/rejections")["rejections"]
+            self.assertGreaterEqual(len(rej), 2)
+            self.assertEqual(rej[0]["http"], 404)
+            self.assertEqual(rej[0]["path"], "/nowhere")
+            self.assertEqual(rej[1]["http"], 401)
+            self.assertEqual(rej[1]["endpoint"], "northflank")
+            self.assertEqual(rej[1]["client"], "127.0.0.1")
+            self.assertTrue(rej[1]["reason"])
+            self.assertNotIn("wrong-token-value-123", json.dumps(rej))
+            self.assertNotIn(NF_TOKEN, json.dumps(rej))
+
+    def test_without_journal_from_memory(self):
+        with Hookd(config(state=False), {"build:start": OK, "deploy:fail": FAIL}) as h:
+            ids = self.deliveries(h, 3)
+            body = self.get(h, "/api/v1/deliveries")
+            self.assertFalse(body["journal"])
+            self.assertEqual([d["id"] for d in body["deliveries"]], list(reversed(ids)))
+            self.assertEqual(len(self.get(h, "/api/v1/deliveries" + q(state="failed"))
+                                 ["deliveries"]), 1)
+            p1 = self.get(h, "/api/v1/deliveries" + q(limit=2))
+            p2 = self.get(h, "/api/v1/deliveries" + q(limit=2, cursor=p1["next"]))
+            self.assertEqual([d["id"] for d in p1["deliveries"] + p2["deliveries"]],
+                             list(reversed(ids)))
+            d = self.get(h, path_of("northflank", ids[1]))
+            self.assertEqual(d["attempt_list"][0]["hooks"][0]["exit"], 3)
+            self.assertNotIn(NF_TOKEN, json.dumps(d))
+            r = h.admin("POST", path_of("northflank", ids[1], "/replay"), body=b"")
+            self.assertEqual(r.status, 409)
+            self.assertIn("journal is off", r.json["error"])
+            self.assertFalse(self.get(h, "/api/v1/status")["journal"])
+
+    def test_page_and_headers(self):
+        with Hookd(config(), {"build:start": OK}) as h:
+            for path in ("/", "/deliveries/northflank/x", "/rejections"):
+                r = h.admin("GET", path)
+                self.assertEqual(r.status, 200, path)
+                self.assertTrue(r.headers["content-type"].startswith("text/html"))
+                self.assertSecurityHeaders(r)
+                html = r.raw.decode()
+                self.assertNotRegex(html, r"<script>|<script [^>]*>[^<]", "no inline script")
+                self.assertNotRegex(html, r" on[a-z]+=", "no inline handler")
+                self.assertNotIn("http://", html.replace("http://www.w3.org", ""))
+            total = 0
+            for name in ("app.js", "style.css"):
+                r = h.admin("GET", "/static/" + name)
+                self.assertEqual(r.status, 200, name)
+                self.assertSecurityHeaders(r)
+                total += len(r.raw)
+                self.assertNotIn(b"innerHTML", r.raw)
+            total += len(h.admin("GET", "/").raw)
+            self.assertLess(total, 64 * 1024)
+            for path in ("/api/v1/deliveries", "/healthz", "/metrics", "/nope"):
+                self.assertSecurityHeaders(h.admin("GET", path))
+            self.assertEqual(h.admin("GET", "/static/nope.js").status, 404)
+            self.assertEqual(h.admin("POST", "/", body=b"").status, 405)
+
+
+AUTH_ADMIN = ("\n[admin]\nlisten = 127.0.0.1:0\ntoken_file = {tmp}/token\n"
+              "readonly_token_file = {tmp}/ro-token\n")
+
+
+class Auth(Base):
+
+    def daemon(self, hooks=None):
+        h = Hookd(config(admin=AUTH_ADMIN), hooks or {"build:start": OK}, start=False)
+        h.write_file("token", TOKEN + "\n")
+        h.write_file("ro-token", RO_TOKEN + "\n")
+        h.secrets += [TOKEN, RO_TOKEN]
+        h.start()
+        return h
+
+    def test_tokens_and_readonly(self):
+        with self.daemon() as h:
+            eid = new_id()
+            h.post(eid)
+            r = h.admin("GET", "/api/v1/deliveries")
+            self.assertEqual(r.status, 401)
+            self.assertSecurityHeaders(r)
+            self.assertEqual(h.admin("GET", "/").status, 200, "the page itself is public")
+            bearer = {"Authorization": "Bearer " + TOKEN}
+            ro = {"Authorization": "Bearer " + RO_TOKEN}
+            self.assertEqual(len(self.get(h, "/api/v1/deliveries", bearer)["deliveries"]), 1)
+            self.assertEqual(len(self.get(h, "/api/v1/deliveries", ro)["deliveries"]), 1)
+            self.get(h, path_of("northflank", eid), ro)
+            r = h.admin("POST", path_of("northflank", eid, "/replay"), b"", ro)
+            self.assertEqual(r.status, 403, "read-only cannot replay")
+            r = h.admin("POST", "/api/v1/replay" + q(state="succeeded"), b"", ro)
+            self.assertEqual(r.status, 403)
+            r = h.admin("POST", path_of("northflank", eid, "/replay"), b"", bearer)
+            self.assertEqual(r.status, 202)
+            self.assertEqual(h.admin("GET", "/api/v1/deliveries",
+                                     headers={"Authorization": "Bearer " + TOKEN + "x"}).status,
+                             401)
+            self.assertEqual(h.admin("GET", "/api/v1/deliveries",
+                                     headers={"Authorization": "Basic " + TOKEN}).status, 401)
+            self.assertIn("wrong admin token", h.log_text())
+            self.assertNotIn(TOKEN, h.log_text())
+
+    def test_wrong_tokens_rate_limited(self):
+        with self.daemon() as h:
+            codes = [h.admin("GET", "/api/v1/deliveries",
+                             headers={"Authorization": "Bearer guess-%d" % i}).status
+                     for i in range(12)]
+            self.assertEqual(codes[:10], [401] * 10)
+            self.assertEqual(codes[10:], [429, 429])
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": TOKEN}).encode(),
+                        {"Content-Type": "application/json"})
+            self.assertEqual(r.status, 429, "even the right token waits")
+
+    def test_login_cookie_logout(self):
+        with self.daemon() as h:
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": "nope"}).encode())
+            self.assertEqual(r.status, 401)
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": RO_TOKEN}).encode())
+            self.assertEqual(r.status, 200, r)
+            cookie = r.headers["set-cookie"]
+            self.assertIn("HttpOnly", cookie)
+            self.assertIn("SameSite=Strict", cookie)
+            self.assertNotIn(RO_TOKEN, cookie)
+            sid = cookie.split(";")[0]
+            st = self.get(h, "/api/v1/status", {"Cookie": sid})
+            self.assertEqual(st["access"], "read")
+            r = h.admin("POST", "/api/v1/logout", b"", {"Cookie": sid})
+            self.assertEqual(r.status, 200)
+            self.assertIn("Max-Age=0", r.headers["set-cookie"])
+            self.assertEqual(h.admin("GET", "/api/v1/status", headers={"Cookie": sid}).status,
+                             401)
+            self.assertEqual(h.admin("GET", "/api/v1/status",
+                                     headers={"Cookie": "hookd_session=" + "0" * 64}).status,
+                             401)
+
+    def test_cross_site_posts_refused(self):
+        with self.daemon() as h:
+            eid = new_id()
+            h.post(eid)
+            bearer = {"Authorization": "Bearer " + TOKEN}
+            for extra in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+                          {"Sec-Fetch-Site": "same-site"}, {"Origin": "null"}):
+                hd = dict(bearer, **extra)
+                r = h.admin("POST", path_of("northflank", eid, "/replay"), b"", hd)
+                self.assertEqual(r.status, 403, extra)
+                r = h.admin("POST", "/api/v1/login", json.dumps({"token": TOKEN}).encode(),
+                            extra)
+                self.assertEqual(r.status, 403, extra)
+            port = h.wait_admin_port()
+            hd = dict(bearer, Origin="http://127.0.0.1:%d" % port, **{"Sec-Fetch-Site":
+                                                                       "same-origin"})
+            r = h.admin("POST", path_of("northflank", eid, "/replay"), b"", hd)
+            self.assertEqual(r.status, 202, r)
+
+    def test_open_admin_needs_a_token(self):
+        h = Hookd(config(admin="\n[admin]\nlisten = 0.0.0.0:0\n"), {}, start=False)
+        try:
+            r = run_cli(["check"], config=h.config_path)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("not loopback or a unix socket", r.stderr.decode())
+            self.assertIn("token_file", r.stderr.decode())
+            h.write_file("short", "short\n")
+            h.write_config(config(admin="\n[admin]\nlisten = 0.0.0.0:0\n"
+                                  "token_file = {tmp}/short\n"))
+            r = run_cli(["check"], config=h.config_path)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("shorter than 16 bytes", r.stderr.decode())
+        finally:
+            h.cleanup()
+
+
+class Hostile(Base):
+
+    def test_hostile_values_come_back_as_json_strings(self):
+        with Hookd(config(), {"build:start": OK}) as h:
+            eid = new_id("x") + HOSTILE[0]
+            body = harness.sample_json()
+            body["description"] = " ".join(HOSTILE)
+            r = h.post(eid, body=body, headers={"X-Northflank-Notification-Integration-Name":
+                                                HOSTILE[1]})
+            self.assertEqual(r.status, 200, r)
+            d = self.get(h, path_of("northflank", eid))
+            self.assertEqual(d["id"], eid)
+            self.assertIn(HOSTILE[3], json.loads(d["body"])["description"])
+            lst = self.get(h, "/api/v1/deliveries")["deliveries"]
+            self.assertEqual(lst[0]["id"], eid)
+
+
+if __name__ == "__main__":
+    main()
