@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -402,11 +403,51 @@ static void print_routes(const char *hooks_dir, const char *hook_path)
 	free(names);
 }
 
-/* The [event] rules' match terms and the exit statuses that skip: what
- * turns a delivery away without running (or finishing) its hooks. */
+/* The per-delivery settings an [event] section sets itself (its `set`
+ * bits), on one line; nothing when it sets none but match. */
+static void print_opts_set(const char *event, const struct delivery_opts *o)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	char d[32];
+	if (o->set & OPT_TIMEOUT) {
+		format_duration(o->timeout_ms, d, sizeof(d));
+		sb_printf(&sb, " timeout=%s", d);
+	}
+	if (o->set & OPT_MODE)
+		sb_printf(&sb, " mode=%s", o->mode == MODE_ASYNC ? "async" : "sync");
+	if (o->set & OPT_RETRIES)
+		sb_printf(&sb, " retries=%d", o->retries);
+	if (o->set & OPT_RETRY_BACKOFF) {
+		format_duration(o->retry_backoff_ms, d, sizeof(d));
+		sb_printf(&sb, " retry_backoff=%s", d);
+	}
+	if (o->set & OPT_SERIALIZE)
+		sb_printf(&sb, " serialize=%s", o->serialize ? o->serialize : "");
+	if (o->set & OPT_RESPOND_WITHIN) {
+		format_duration(o->respond_within_ms, d, sizeof(d));
+		sb_printf(&sb, " respond_within=%s", d);
+	}
+	if (o->set & OPT_ENV_MAX_VARS)
+		sb_printf(&sb, " env_max_vars=%d", o->env_max_vars);
+	if (o->set & OPT_ENV_MAX_BYTES)
+		sb_printf(&sb, " env_max_bytes=%llu", (unsigned long long)o->env_max_bytes);
+	if (o->set & OPT_ENV_ARRAY_MAX)
+		sb_printf(&sb, " env_array_max=%d", o->env_array_max);
+	if (o->set & OPT_WORKDIR)
+		sb_printf(&sb, " workdir=%s", o->workdir ? o->workdir : "(the hook's directory)");
+	if (sb.len)
+		printf("event %s:%s\n", event, sb.buf);
+	sb_free(&sb);
+}
+
+/* The [event] sections: what each sets, its match terms, and the exit
+ * statuses that skip: what turns a delivery away without running (or
+ * finishing) its hooks. */
 static void print_event_rules(const struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->nevents; i++) {
+		print_opts_set(cfg->events[i].name, &cfg->events[i].opts);
 		const struct match_rule *m = cfg->events[i].opts.match;
 		if (!m)
 			continue;
@@ -481,10 +522,20 @@ int cmd_check(const struct options *o)
 	print_event_rules(cfg);
 	for (size_t i = 0; i < cfg->nendpoints; i++) {
 		const struct endpoint *ep = &cfg->endpoints[i];
-		printf("endpoint %s: POST %s scheme=%s hooks_dir=%s secrets=%zu%s%s\n", ep->name,
+		printf("endpoint %s: POST %s scheme=%s hooks_dir=%s secrets=%zu%s%s", ep->name,
 		       ep->path, scheme_name(ep->scheme), ep->hooks_dir, ep->nsecrets,
 		       ep->fixed_event ? " event=" : "", ep->fixed_event ? ep->fixed_event : "");
-		/* The budget its events get, unless an [event] section sets another. */
+		if (ep->token_header || ep->token_prefix) {
+			/* As the token scheme reads them: Bearer only on Authorization. */
+			const char *hdr = ep->token_header ? ep->token_header : "Authorization";
+			const char *pre = ep->token_prefix ? ep->token_prefix
+			                  : strcasecmp(hdr, "Authorization") == 0 ? "Bearer" : "";
+			printf(" token_header=%s token_prefix=\"%s\"", hdr, pre);
+		}
+		printf("\n");
+		/* What its events get: the endpoint's settings over the server's,
+		 * and [event _default]'s over both; an [event] section of its own
+		 * (printed above) may set others. */
 		struct delivery_opts dopts;
 		config_delivery_opts(cfg, ep, NULL, &dopts);
 		printf("  env max_vars=%d max_bytes=%llu array_max=%d\n", dopts.env_max_vars,

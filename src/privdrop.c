@@ -181,7 +181,7 @@ void hook_identity_install(const struct hook_user *hu, uid_t own_uid)
 	if (r < 0) {
 		char n[16];
 		snprintf(n, sizeof(n), "%u", (unsigned)uid);
-		struct log_kv kv[] = {{"uid", n}, {"error", strerror(-r)}};
+		struct log_kv kv[] = {LOG_INT("uid", n), {"error", strerror(-r)}};
 		log_kv(LOG_LVL_WARN,
 		       "hooks get no HOME, USER, LOGNAME or SHELL: their uid has no password entry",
 		       kv, ARRAY_SIZE(kv));

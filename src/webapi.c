@@ -609,7 +609,7 @@ static void post_replay_filter(struct webapi *w, struct http_request *req)
 	}
 	char n[32];
 	snprintf(n, sizeof(n), "%d", queued);
-	struct log_kv kv[] = {{"remote", req->peer}, {"queued", n}};
+	struct log_kv kv[] = {{"remote", req->peer}, LOG_INT("queued", n)};
 	log_kv(LOG_LVL_INFO, "admin replay by filter", kv, ARRAY_SIZE(kv));
 	answer(req, 202, NULL, NULL,
 	     xasprintf("{\"queued\":%d,\"refused\":%d,\"pending\":%d,\"body_cut\":%d,"

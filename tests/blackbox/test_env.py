@@ -234,6 +234,19 @@ class TestBudget(Base):
             i = next(n for n, l in enumerate(lines) if l.startswith("endpoint plain:"))
             self.assertEqual(lines[i + 1], "  env max_vars=500 max_bytes=524288 array_max=32")
 
+    def test_check_prints_each_event_section(self):
+        """What an [event] section sets is in check's output, on its own line."""
+        conf = gh_config(extra="[event push]\ntimeout = 5s\nenv_max_vars = 10\n"
+                               "env_array_max = 2\n[event ping]\nmatch = zen=*\n")
+        with self.daemon(conf, start=False) as h:
+            p = h.cli("check")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            lines = p.stdout.splitlines()
+            self.assertIn("event push: timeout=5s env_max_vars=10 env_array_max=2", lines)
+            self.assertIn("event ping: match zen=*", lines)
+            self.assertFalse([l for l in lines if l.startswith("event ping:") and "=" in l
+                              and "match" not in l], lines)
+
     def test_config_values_checked(self):
         for line, why in (("env_max_bytes = 2MiB", "at most 1MiB"),
                           ("env_max_vars = -1", "whole number"),

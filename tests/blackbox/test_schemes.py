@@ -825,6 +825,12 @@ class TestTokenApiKey(SchemeMixin, SBase):
         t = self.secrets[0]
         return ["", "Bearer " + t, t[:-1], t + "x", " " + t + "x"]
 
+    def test_check_names_the_header_and_prefix(self):
+        with self.daemon(self.config(), secrets=self.secrets, start=False) as h:
+            p = h.cli("check")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn(' token_header=X-Hookd-Key token_prefix=""', p.stdout)
+
     def test_custom_prefix(self):
         self.extra = "token_header = X-Hookd-Key\ntoken_prefix = Token\n"
         try:
