@@ -11,6 +11,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "payload.h"
+#include "rejections.h"
 #include "secrecy.h"
 #include "sigutil.h"
 #include "util.h"
@@ -173,6 +174,7 @@ int main(int argc, char **argv)
 		payload_cleanup();
 		sig_cleanup();
 		secrecy_cleanup();
+		rejections_cleanup();
 		return rc;
 	}
 	return usage_error("unknown command '%s'", o.command);

@@ -38,16 +38,24 @@ struct output_stream {
 
 /*
  * The last lines the rate limit dropped, to be logged when the hook ends:
- * the lines just before a hook exits are where it says why. At most
- * TAIL_LINES lines, and only those of them within the last
+ * the lines just before a hook exits are where it says why. For each
+ * stream at most TAIL_LINES lines, and only those of them within its last
  * OUTPUT_TAIL_MAX bytes (a ring; a line records where it starts in it).
+ * One tail a stream: a flood on stdout, read after the stderr line that
+ * said why, must not push that line out.
  */
 #define TAIL_LINES 20
 
 struct tail_line {
-	uint64_t at; /* where in tail_buf's stream of bytes it starts */
+	uint64_t at; /* where in its stream's tail_buf of bytes it starts */
 	uint16_t len;
-	bool is_err, cut;
+	bool cut;
+};
+
+struct tail {
+	struct tail_line line[TAIL_LINES];
+	size_t next, count;
+	uint64_t wpos;
 };
 
 struct hook_run {
@@ -71,16 +79,14 @@ struct hook_run {
 	int64_t logged_at[LOG_LINES_PER_SEC];
 	size_t logged_next;
 	long dropped; /* since the last line logged */
-	struct tail_line tail[TAIL_LINES];
-	size_t tail_next, tail_count;
-	uint64_t tail_wpos;
+	struct tail tail[2]; /* stdout, stderr */
 	char *rel, *endpoint, *event, *delivery_id;
 
 	/* The buffers last: a new run zeroes only what comes before them
 	 * (9 KiB of zeroes a hook were a visible part of its cost). */
 	char line[2][LOG_LINE_MAX];
 	char ring[OUTPUT_TAIL_MAX];
-	char tail_buf[OUTPUT_TAIL_MAX];
+	char tail_buf[2][OUTPUT_TAIL_MAX];
 	struct hook_result res;
 };
 
@@ -264,17 +270,43 @@ static void emit_output_line(struct hook_run *r, bool is_err, const char *line, 
 /* A dropped line joins the tail (the oldest go). */
 static void tail_put(struct hook_run *r, bool is_err, const char *line, size_t len, bool cut)
 {
-	struct tail_line *t = &r->tail[r->tail_next];
-	t->at = r->tail_wpos;
+	struct tail *tl = &r->tail[is_err];
+	char *buf = r->tail_buf[is_err];
+	struct tail_line *t = &tl->line[tl->next];
+	t->at = tl->wpos;
 	t->len = (uint16_t)len; /* len <= LOG_LINE_MAX */
-	t->is_err = is_err;
 	t->cut = cut;
-	r->tail_next = (r->tail_next + 1) % TAIL_LINES;
-	if (r->tail_count < TAIL_LINES)
-		r->tail_count++;
+	tl->next = (tl->next + 1) % TAIL_LINES;
+	if (tl->count < TAIL_LINES)
+		tl->count++;
 	for (size_t i = 0; i < len; i++)
-		r->tail_buf[(r->tail_wpos + i) % OUTPUT_TAIL_MAX] = line[i];
-	r->tail_wpos += len;
+		buf[(tl->wpos + i) % OUTPUT_TAIL_MAX] = line[i];
+	tl->wpos += len;
+}
+
+/* The lines of a stream's tail whose bytes are still in its ring. */
+static size_t tail_kept(const struct tail *tl)
+{
+	size_t first = (tl->next + TAIL_LINES - tl->count) % TAIL_LINES, kept = 0;
+	for (size_t i = 0; i < tl->count; i++)
+		kept += tl->wpos - tl->line[(first + i) % TAIL_LINES].at <= OUTPUT_TAIL_MAX;
+	return kept;
+}
+
+static void tail_emit(struct hook_run *r, bool is_err)
+{
+	const struct tail *tl = &r->tail[is_err];
+	const char *buf = r->tail_buf[is_err];
+	size_t first = (tl->next + TAIL_LINES - tl->count) % TAIL_LINES;
+	char line[LOG_LINE_MAX];
+	for (size_t i = 0; i < tl->count; i++) {
+		const struct tail_line *t = &tl->line[(first + i) % TAIL_LINES];
+		if (tl->wpos - t->at > OUTPUT_TAIL_MAX)
+			continue; /* its bytes were overwritten by later lines */
+		for (size_t k = 0; k < t->len; k++)
+			line[k] = buf[(t->at + k) % OUTPUT_TAIL_MAX];
+		emit_output_line(r, is_err, line, t->len, t->cut, true);
+	}
 }
 
 /* The hook has ended: lines dropped since the last one logged are counted,
@@ -283,24 +315,13 @@ static void log_dropped_and_tail(struct hook_run *r)
 {
 	if (r->dropped == 0)
 		return;
-	size_t first = (r->tail_next + TAIL_LINES - r->tail_count) % TAIL_LINES;
-	size_t kept = 0;
-	for (size_t i = 0; i < r->tail_count; i++) {
-		const struct tail_line *t = &r->tail[(first + i) % TAIL_LINES];
-		kept += r->tail_wpos - t->at <= OUTPUT_TAIL_MAX;
-	}
+	size_t kept = tail_kept(&r->tail[0]) + tail_kept(&r->tail[1]);
 	log_dropped(r, r->dropped - (long)kept, kept);
-	char line[LOG_LINE_MAX];
-	for (size_t i = 0; i < r->tail_count; i++) {
-		const struct tail_line *t = &r->tail[(first + i) % TAIL_LINES];
-		if (r->tail_wpos - t->at > OUTPUT_TAIL_MAX)
-			continue; /* its bytes were overwritten by later lines */
-		for (size_t k = 0; k < t->len; k++)
-			line[k] = r->tail_buf[(t->at + k) % OUTPUT_TAIL_MAX];
-		emit_output_line(r, t->is_err, line, t->len, t->cut, true);
-	}
+	/* stdout's, then stderr's: where a hook says why it failed comes last. */
+	tail_emit(r, false);
+	tail_emit(r, true);
 	r->dropped = 0;
-	r->tail_count = 0;
+	r->tail[0].count = r->tail[1].count = 0;
 }
 
 static void log_output_line(struct output_stream *o, const char *line, size_t len, bool cut)
@@ -319,7 +340,7 @@ static void log_output_line(struct output_stream *o, const char *line, size_t le
 	 * (the hook goes on: its last lines are still to come). */
 	log_dropped(r, r->dropped, 0);
 	r->dropped = 0;
-	r->tail_count = 0;
+	r->tail[0].count = r->tail[1].count = 0;
 	emit_output_line(r, o->is_err, line, len, cut, false);
 }
 
