@@ -214,7 +214,8 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/webhook" \
 [ "$code" = 401 ] || fail "a wrong token got $code"
 [ "$(curl -s "http://127.0.0.1:$aport/healthz")" = '{"status":"ok"}' ] || fail "/healthz"
 curl -s "http://127.0.0.1:$aport/metrics" > "$work/metrics.txt"
-grep -q '^hookd_deliveries_total{endpoint="northflank",status="ok",code="200"} 1$' "$work/metrics.txt" ||
+grep -q '^hookd_deliveries_total{endpoint="northflank",event="build:start",outcome="ok"} 1$' \
+	"$work/metrics.txt" ||
 	fail "metrics: $(cat "$work/metrics.txt")"
 /usr/sbin/hookd -c "$work/hookd.ini" events | grep -q package-smoke-1 || fail "hookd events"
 code=$(curl -s -o "$work/probe.json" -w '%{http_code}' "http://127.0.0.1:$port/probe" \
