@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -28,6 +29,7 @@
 #include "route.h"
 #include "runner.h"
 #include "util.h"
+#include "walsync.h"
 
 /* How long a sender is told to wait before resending a pending delivery. */
 #define RETRY_AFTER_PENDING 10
@@ -52,6 +54,9 @@ struct job {
 	struct event *retry_timer;
 	delivery_done_fn done; /* NULL once answered */
 	void *done_arg;
+	/* Held for the journal (held_commit, held_sync): the batch that
+	 * recorded it, and the journal's losses then. */
+	uint64_t batch, losses;
 };
 /* A pending async delivery costs its entry here and its shell (delivery.h):
  * under 1 KiB together (README "Hardening and limits"). */
@@ -95,6 +100,11 @@ struct dispatcher {
 	 * before the next starts). */
 	bool releasing;
 	struct event *flush_ev; /* commits the journal's batch at the loop's turn's end */
+	/* Answers that wait for the journal, in batch order (in `link`): sync
+	 * outcomes until their batch is committed, async acceptances until a
+	 * sync of the WAL begun after that commit has ended (group commit). */
+	TAILQ_HEAD(jobq, job) held_commit, held_sync;
+	struct walsync *walsync; /* NULL: the WAL is synced on the loop */
 	struct replaywin *replay; /* the endpoints' replay_window */
 };
 
@@ -241,7 +251,7 @@ static void key_release(struct dispatcher *ds, const char *key)
 
 static const bool transitions[LC_COUNT][LC_COUNT] = {
 	[LC_NEW] = {[LC_WAIT_KEY] = true, [LC_QUEUED] = true, [LC_RUNNING] = true,
-	            [LC_WAIT_RETRY] = true, [LC_DONE] = true},
+	            [LC_WAIT_RETRY] = true, [LC_DONE] = true, [LC_SHELVED] = true},
 	[LC_WAIT_KEY] = {[LC_QUEUED] = true, [LC_RUNNING] = true, [LC_SHELVED] = true},
 	[LC_QUEUED] = {[LC_RUNNING] = true, [LC_SHELVED] = true},
 	[LC_RUNNING] = {[LC_OVER] = true},
@@ -489,16 +499,71 @@ static void flush_soon(struct dispatcher *ds)
 		event_active(ds->flush_ev, EV_TIMEOUT, 0);
 }
 
+static void answer_now(struct job *j, int http, const char *status, char *error,
+                       int retry_after);
+static void accepted(struct job *j, bool synced);
+
+/* An answer that waits for the batch the journal is writing now. */
+static void hold(struct job *j, bool sync_too)
+{
+	struct dispatcher *ds = j->ds;
+	j->batch = journal_batch_id(ds->journal);
+	j->losses = journal_losses(ds->journal);
+	TAILQ_INSERT_TAIL(sync_too ? &ds->held_sync : &ds->held_commit, j, link);
+	flush_soon(ds);
+}
+
+/* The WAL was synced, by a sync begun after batch `upto` was committed: the
+ * acceptances recorded up to it are durable and answered. */
+static void on_synced(uint64_t upto, bool ok, void *arg)
+{
+	struct dispatcher *ds = arg;
+	struct job *j;
+	while ((j = TAILQ_FIRST(&ds->held_sync)) && j->batch <= upto) {
+		TAILQ_REMOVE(&ds->held_sync, j, link);
+		/* A batch lost since, maybe its own: is its row there? */
+		if (j->losses != journal_losses(ds->journal) &&
+		    journal_lookup(ds->journal, delivery_endpoint(j->d)->name, delivery_id(j->d),
+		                   NULL, NULL, NULL) != RESULT_OK) {
+			answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
+			           RETRY_AFTER_OVERLOAD);
+			continue;
+		}
+		accepted(j, ok);
+	}
+}
+
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
 	struct dispatcher *ds = arg;
 	/* Hooks whose attempts that batch recorded may start now; if it was
 	 * lost, they must not (a crash would leave no trace of them), and
 	 * their senders are asked to retry. */
-	if (journal_flush(ds->journal) < 0)
+	int rc = journal_flush(ds->journal);
+	if (rc < 0)
 		runner_cancel_held("cannot record the attempt in the journal");
 	else
 		runner_release();
+	/* Sync outcomes are answered once committed (a failed commit was
+	 * logged): a resend after the answer is then always a duplicate. */
+	struct job *j;
+	while ((j = TAILQ_FIRST(&ds->held_commit))) {
+		TAILQ_REMOVE(&ds->held_commit, j, link);
+		job_enter(j, LC_DONE);
+	}
+	/* No batch is open now: an acceptance past the last commit was lost. */
+	uint64_t committed = journal_committed_id(ds->journal);
+	while ((j = TAILQ_LAST(&ds->held_sync, jobq)) && j->batch > committed) {
+		TAILQ_REMOVE(&ds->held_sync, j, link);
+		answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
+		           RETRY_AFTER_OVERLOAD);
+	}
+	if (TAILQ_EMPTY(&ds->held_sync))
+		return;
+	if (ds->walsync)
+		walsync_request(ds->walsync, committed);
+	else
+		on_synced(committed, fdatasync(journal_sync_fd(ds->journal)) == 0, ds);
 }
 
 static void journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
@@ -523,12 +588,17 @@ static void journal_finish(struct dispatcher *ds, struct delivery *d, enum deliv
 	if (journal_attempt_finished(ds->journal, delivery_rowid(d), &a, st, next_due) < 0)
 		log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s", delivery_id(d));
 	free(hooks);
-	/* A sync sender gets its answer next: the outcome is committed first,
-	 * so that a resend after the answer is always a duplicate. */
-	if (delivery_async(d))
-		flush_soon(ds);
-	else if (journal_flush(ds->journal) < 0)
-		log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s", delivery_id(d));
+	/* A sync sender's answer waits for this turn's commit (finish). */
+	flush_soon(ds);
+}
+
+/* Final: a sync sender's answer waits until its outcome is committed. */
+static void finish(struct job *j)
+{
+	if (j->ds->journal && delivery_rowid(j->d) && !delivery_async(j->d) && j->done)
+		hold(j, false);
+	else
+		job_enter(j, LC_DONE);
 }
 
 /* The delivery's attempt is over: record, then answer or retry. */
@@ -559,7 +629,7 @@ static void attempt_over(struct job *j)
 		memid_set(ds, d, st);
 	delivery_log(d);
 	if (st != DSTATE_RETRY_WAIT)
-		job_enter(j, LC_DONE);
+		finish(j);
 	else if (ds->draining)
 		job_enter(j, LC_SHELVED); /* its retry is the next start's */
 	else
@@ -850,13 +920,10 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 			           RETRY_AFTER_OVERLOAD);
 			return;
 		}
-		/* Durably queued: the sender has its answer now, the run comes later. */
-		delivery_set_outcome(d, 202, "accepted", NULL);
-		delivery_log(d);
-		answer(j);
-		delivery_reset_attempt(d);
-		j->next_hook = 0;
-		admit(j);
+		if (ds->journal)
+			hold(j, true); /* answered once synced: on_synced */
+		else
+			accepted(j, true);
 		return;
 	}
 
@@ -887,6 +954,29 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 	admit(j);
 }
 
+/* Durably queued (synced: else the sync failed and the sender is asked to
+ * send it again, though it may run anyway): the sender has its answer now,
+ * the run comes later. */
+static void accepted(struct job *j, bool synced)
+{
+	struct delivery *d = j->d;
+	if (synced)
+		delivery_set_outcome(d, 202, "accepted", NULL);
+	else
+		delivery_set_outcome(d, 503, "overloaded", xstrdup("cannot sync the journal"));
+	if (!synced)
+		delivery_set_retry_after(d, RETRY_AFTER_OVERLOAD);
+	delivery_log(d);
+	answer(j);
+	if (j->ds->draining) {
+		job_enter(j, LC_SHELVED); /* the next start's to run */
+		return;
+	}
+	delivery_reset_attempt(d);
+	j->next_hook = 0;
+	admit(j);
+}
+
 void dispatch_resume(struct dispatcher *ds, struct delivery *d, int64_t delay_ms)
 {
 	struct job *j = job_new(ds, d, NULL, NULL);
@@ -908,7 +998,14 @@ struct dispatcher *dispatcher_new(struct event_base *base, struct config *cfg,
 	if (journal) {
 		ds->flush_ev = event_new(base, -1, 0, on_flush, ds);
 		journal_set_batching(journal, true);
+		char err[128];
+		ds->walsync = walsync_new(base, journal_sync_fd(journal), on_synced, ds, err,
+		                          sizeof(err));
+		if (!ds->walsync)
+			log_msg(LOG_LVL_WARN, "journal: %s; syncing on the event loop", err);
 	}
+	TAILQ_INIT(&ds->held_commit);
+	TAILQ_INIT(&ds->held_sync);
 	TAILQ_INIT(&ds->queue);
 	TAILQ_INIT(&ds->waiting_retry);
 	TAILQ_INIT(&ds->ids_fifo);
@@ -956,7 +1053,8 @@ void dispatcher_drain(struct dispatcher *ds)
 
 bool dispatcher_idle(const struct dispatcher *ds)
 {
-	return ds->running == 0 && ds->queued_sync == 0;
+	return ds->running == 0 && ds->queued_sync == 0 && TAILQ_EMPTY(&ds->held_commit) &&
+	       TAILQ_EMPTY(&ds->held_sync);
 }
 
 bool dispatcher_draining(const struct dispatcher *ds)
@@ -995,6 +1093,18 @@ void dispatcher_free(struct dispatcher *ds)
 	dispatcher_drain(ds);
 	if (ds->journal)
 		journal_set_batching(ds->journal, false);
+	/* Stopped before they were answered (their senders are gone with the
+	 * server): committed above, the acceptances run at the next start. */
+	walsync_free(ds->walsync);
+	struct jobq *lines[] = {&ds->held_commit, &ds->held_sync};
+	for (size_t i = 0; i < ARRAY_SIZE(lines); i++) {
+		struct job *j;
+		while ((j = TAILQ_FIRST(lines[i]))) {
+			TAILQ_REMOVE(lines[i], j, link);
+			j->done = NULL;
+			job_free(j);
+		}
+	}
 	if (ds->flush_ev)
 		event_free(ds->flush_ev);
 	for (size_t b = 0; b < ARRAY_SIZE(ds->keys); b++) {

@@ -2,14 +2,18 @@
  * The delivery journal: SQLite in WAL mode, one connection a process.
  *
  * Costs on the daemon's hot path. A sync delivery is one read (lookup) and
- * two small write transactions: journal_record inserts the row already
- * RUNNING with the attempt about to start, so journal_attempt_started finds
- * nothing to change and writes nothing; journal_attempt_finished writes the
- * attempt, its hooks and the new state in one transaction. Commits use
- * synchronous=NORMAL (in WAL mode: no fsync a commit, the WAL is synced at
- * checkpoints), except the acceptance of an async delivery and a replay,
- * which are promised durable and so are committed with synchronous=FULL.
- * Every statement is prepared once (lazily) and reused.
+ * two small writes: journal_record inserts the row already RUNNING with the
+ * attempt about to start, so journal_attempt_started finds nothing to change
+ * and writes nothing; journal_attempt_finished writes the attempt, its hooks
+ * and the new state. In the daemon both writes join the batch of the loop's
+ * turn, one transaction that journal_flush commits for all of them.
+ * Commits use synchronous=NORMAL (in WAL mode: no fsync a commit, the WAL is
+ * synced at checkpoints). The acceptance of an async delivery is promised
+ * durable: batched, it is made so by the caller (group commit: the batch is
+ * committed, then the WAL synced through journal_sync_fd on a thread, and
+ * the 202s wait for that sync); unbatched, and for a replay, the commit
+ * runs with synchronous=FULL. Every statement is prepared once (lazily) and
+ * reused.
  *
  * The counts that journal_pending_count and journal_prune need are kept in
  * memory, changed only after a commit succeeds, and recounted at open, at
@@ -310,6 +314,10 @@ struct journal {
 	bool batching;   /* journal_set_batching() */
 	bool batch;      /* the batch's transaction is open */
 	bool batched_tx; /* the write under way is a savepoint in the batch */
+	uint64_t batch_id;     /* the open batch's, or the last one's; counts from 1 */
+	uint64_t committed_id; /* the last batch committed */
+	uint64_t losses;       /* batches lost */
+	int sync_fd;           /* the WAL, for the caller's fdatasync; -1: none */
 	sqlite3_stmt *st[ST_MAX];
 };
 
@@ -413,10 +421,31 @@ static int recount(struct journal *j);
 static void batch_lost(struct journal *j)
 {
 	j->batch = false;
+	j->losses++;
 	if (!sqlite3_get_autocommit(j->db))
 		exec_stmt(j, ST_ROLLBACK);
 	log_msg(LOG_LVL_ERROR, "journal: a batch of writes was lost: %s", sqlite3_errmsg(j->db));
 	recount(j);
+}
+
+uint64_t journal_batch_id(const struct journal *j)
+{
+	return j->batch_id;
+}
+
+uint64_t journal_committed_id(const struct journal *j)
+{
+	return j->committed_id;
+}
+
+uint64_t journal_losses(const struct journal *j)
+{
+	return j->losses;
+}
+
+int journal_sync_fd(const struct journal *j)
+{
+	return j->sync_fd;
 }
 
 int journal_flush(struct journal *j)
@@ -428,6 +457,7 @@ int journal_flush(struct journal *j)
 		batch_lost(j);
 		return -1;
 	}
+	j->committed_id = j->batch_id;
 	return 0;
 }
 
@@ -441,6 +471,7 @@ static int batch_begin(struct journal *j)
 		if (exec_stmt(j, ST_BEGIN) < 0)
 			return -1;
 		j->batch = true;
+		j->batch_id++;
 	}
 	if (exec_stmt(j, ST_SAVEPOINT) < 0)
 		return -1;
@@ -702,7 +733,32 @@ static struct journal *journal_new_handle(const char *state_dir)
 {
 	struct journal *j = xcalloc(1, sizeof(*j));
 	j->path = journal_path(state_dir);
+	j->sync_fd = -1;
 	return j;
+}
+
+/*
+ * A descriptor of our own on the WAL (SQLite keeps its own hidden): on
+ * Linux fdatasync writes out a file's data whichever descriptor it is
+ * called on. The WAL lives as long as the daemon's connection (SQLite
+ * deletes it only when the last connection closes), and is rewritten in
+ * place, never replaced. Its directory entry is made durable once, here.
+ */
+static int open_sync_fd(struct journal *j, const char *state_dir, char *err, size_t errlen)
+{
+	char *wal = xasprintf("%s-wal", j->path);
+	j->sync_fd = open(wal, O_RDWR | O_CLOEXEC);
+	if (j->sync_fd < 0)
+		snprintf(err, errlen, "%s: %s", wal, strerror(errno));
+	free(wal);
+	if (j->sync_fd < 0)
+		return -1;
+	int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
 }
 
 static bool pragma_ok(sqlite3 *db, const char *sql)
@@ -758,6 +814,8 @@ struct journal *journal_open(const char *state_dir, uint64_t body_max, int64_t k
 		snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
 		goto fail;
 	}
+	if (open_sync_fd(j, state_dir, err, errlen) < 0)
+		goto fail;
 	return j;
 fail:
 	journal_close(j);
@@ -833,6 +891,8 @@ void journal_close(struct journal *j)
 		sqlite3_finalize(j->st[i]);
 	if (j->db)
 		sqlite3_close(j->db);
+	if (j->sync_fd >= 0)
+		close(j->sync_fd);
 	free(j->path);
 	free(j);
 }
@@ -911,8 +971,9 @@ int64_t journal_record(struct journal *j, const struct journal_new *d)
 	int64_t drows = 0;
 	struct old_row o = {.state = DSTATE_SUCCEEDED};
 
-	/* The 202 promises the delivery survives a crash or power loss. */
-	if (tx_begin_batched(j, d->async, !d->async) < 0)
+	/* The 202 promises the delivery survives a crash or power loss: in a
+	 * batch the caller syncs it (journal_sync_fd) before answering. */
+	if (tx_begin_batched(j, d->async, true) < 0)
 		goto out;
 	int64_t old_id;
 	enum delivery_state old_state;

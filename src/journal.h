@@ -115,6 +115,21 @@ void journal_set_batching(struct journal *j, bool on);
 int journal_flush(struct journal *j); /* NULL and no batch are fine */
 
 /*
+ * Group commit. While batching, an async delivery's journal_record joins
+ * the batch too, and is not durable until the batch is committed
+ * (journal_flush) and then the WAL synced: fdatasync(journal_sync_fd()),
+ * begun after that commit. Batches are numbered from 1: journal_batch_id is
+ * the open batch's (the one a write just joined), journal_committed_id the
+ * last one committed. A batch is lost when its commit fails or SQLite rolls
+ * it back; journal_losses counts them, so a caller waiting on a batch knows
+ * to look its row up again.
+ */
+uint64_t journal_batch_id(const struct journal *j);
+uint64_t journal_committed_id(const struct journal *j);
+uint64_t journal_losses(const struct journal *j);
+int journal_sync_fd(const struct journal *j); /* -1 for a read-only journal */
+
+/*
  * Idempotency look-up. RESULT_OK, with state/attempts/rowid filled, when
  * (endpoint, id) is known; RESULT_UNKNOWN when not; RESULT_ERROR.
  */
@@ -123,7 +138,7 @@ enum result journal_lookup(struct journal *j, const char *endpoint, const char *
 
 /*
  * Records a delivery as QUEUED (async: committed durably, fsync'd, before
- * returning) or RUNNING (sync). A delivery id already known is updated in
+ * returning; while batching, see group commit above) or RUNNING (sync). A delivery id already known is updated in
  * place (a resend of a failed delivery): its state goes back to
  * queued/running, its attempts and first receipt time are kept, its
  * headers and body replaced (event and remote_addr too unless NULL). A sync

@@ -1014,13 +1014,22 @@ static void test_batching(void)
 	CHECK(journal_flush(w) == 0, "flush");
 	CHECK(journal_find(r, NULL, "b1", &rowid) == RESULT_OK && rowid == b1, "reader after the flush");
 
-	/* An outcome joins the batch; a durable write commits the batch first. */
+	/* An outcome joins the batch, and so does an async record (group
+	 * commit: the caller syncs the WAL after the batch's commit). */
 	CHECK(finish(w, b1, 1, 200, DSTATE_SUCCEEDED, 0) == 0, "finish in a batch");
 	CHECK(state_of(r, "ep", "b1", NULL) == DSTATE_RUNNING, "outcome not yet visible");
+	uint64_t batch = journal_batch_id(w);
+	CHECK(batch > journal_committed_id(w), "the open batch is not committed");
 	rec(w, "ep", "b2", "e", true, T0 + 1, "{}");
-	CHECK(state_of(r, "ep", "b1", NULL) == DSTATE_SUCCEEDED, "batch committed by async record");
+	CHECK(journal_batch_id(w) == batch, "the async record joined the open batch");
+	CHECK(journal_find(r, NULL, "b2", &rowid) == RESULT_UNKNOWN, "async record not yet visible");
+	CHECK(journal_flush(w) == 0, "flush");
+	CHECK(journal_committed_id(w) == batch, "that batch committed");
+	CHECK(journal_sync_fd(w) >= 0 && fdatasync(journal_sync_fd(w)) == 0, "the WAL syncs");
+	CHECK(state_of(r, "ep", "b1", NULL) == DSTATE_SUCCEEDED, "outcome committed");
 	CHECK(state_of(r, "ep", "b2", NULL) == DSTATE_QUEUED, "async record committed");
 	CHECK(journal_pending_count(w) == 1, "pending count");
+	CHECK(journal_losses(w) == 0, "no batch lost");
 
 	/* A failed write undoes only itself. */
 	int64_t b3 = rec(w, "ep", "b3", "e", false, T0 + 2, "{}");

@@ -1,0 +1,31 @@
+/*
+ * Group commit's second half: a thread that makes the journal's write-ahead
+ * log durable (fdatasync) off the event loop. The dispatcher asks for
+ * "everything committed up to batch N"; a sync that starts after that
+ * request covers it, and every request that arrives while one sync is
+ * under way is covered together by the next one. The loop hears of each
+ * finished sync through `done`, called on the loop with the highest batch
+ * the sync covered, and whether it succeeded. Only the dispatcher uses it.
+ */
+#ifndef HOOKD_WALSYNC_H
+#define HOOKD_WALSYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct walsync;
+
+typedef void (*walsync_done_fn)(uint64_t upto, bool ok, void *arg);
+
+/* fd: a descriptor of the file to sync (walsync does not close it). NULL
+ * when the thread cannot be started (err says why). */
+struct walsync *walsync_new(struct event_base *base, int fd, walsync_done_fn done, void *arg,
+                            char *err, size_t errlen);
+/* Everything written to the file before this call, tagged `upto`, is to
+ * become durable: a sync starts now, or as soon as the one under way ends. */
+void walsync_request(struct walsync *w, uint64_t upto);
+void walsync_free(struct walsync *w); /* NULL is fine; waits for a sync under way */
+
+#endif
