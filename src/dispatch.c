@@ -185,7 +185,8 @@ static void memid_set(struct dispatcher *ds, const struct delivery *d, enum deli
 	}
 }
 
-/* 1 and the state when the id is known, 0 when not. */
+/* 1 and the state when the id is known, 0 when not, -1 when the journal
+ * could not say. */
 static int id_lookup(struct dispatcher *ds, struct delivery *d, enum delivery_state *st,
                      int *attempts)
 {
@@ -193,7 +194,7 @@ static int id_lookup(struct dispatcher *ds, struct delivery *d, enum delivery_st
 		int64_t rowid;
 		enum result r = journal_lookup(ds->journal, delivery_endpoint(d)->name, delivery_id(d),
 		                               st, attempts, &rowid);
-		return r == RESULT_OK ? 1 : 0;
+		return r == RESULT_OK ? 1 : r == RESULT_UNKNOWN ? 0 : -1;
 	}
 	char *key = id_key(d);
 	struct memid *m = memid_find(ds, key);
@@ -843,8 +844,9 @@ static bool replayed(struct dispatcher *ds, const struct delivery *d)
 	                       len, ep->replay_window_ms, now_mono_ms());
 }
 
-/* Records the delivery as received; for async, durably. */
-static int record(struct dispatcher *ds, struct delivery *d)
+/* Records the delivery as received; for async, durably. known_new: the
+ * journal was just asked about its id, and knows none. */
+static int record(struct dispatcher *ds, struct delivery *d, bool known_new)
 {
 	replaywin_commit(ds->replay, delivery_endpoint(d)->name, delivery_id(d));
 	if (!ds->journal) {
@@ -855,6 +857,7 @@ static int record(struct dispatcher *ds, struct delivery *d)
 	struct journal_header *hdrs;
 	struct journal_new jn;
 	delivery_journal_new(d, &jn, &hdrs);
+	jn.known_new = known_new;
 	int64_t rowid = journal_record(ds->journal, &jn);
 	delivery_set_rowid(d, rowid);
 	free(hdrs);
@@ -871,10 +874,13 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		answer_now(j, 503, "overloaded", xstrdup("shutting down"), RETRY_AFTER_OVERLOAD);
 		return;
 	}
+	bool known_new = delivery_id_generated(d);
 	if (!delivery_id_generated(d)) {
 		enum delivery_state st;
 		int attempts;
-		if (id_lookup(ds, d, &st, &attempts) == 1) {
+		int found = id_lookup(ds, d, &st, &attempts);
+		known_new = found == 0;
+		if (found == 1) {
 			if (st == DSTATE_SUCCEEDED) {
 				answer_now(j, 200, "duplicate", NULL, 0);
 				return;
@@ -915,7 +921,7 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 			           RETRY_AFTER_OVERLOAD);
 			return;
 		}
-		if (record(ds, d) < 0) {
+		if (record(ds, d, known_new) < 0) {
 			answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
 			           RETRY_AFTER_OVERLOAD);
 			return;
@@ -931,7 +937,7 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 	if (route_outcome(j)) {
 		/* Nothing to run: no slot, but the outcome is journaled so a
 		 * resend is a duplicate. */
-		record(ds, d);
+		record(ds, d, known_new);
 		attempt_over(j);
 		return;
 	}
@@ -949,7 +955,7 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		answer_now(j, 400, "rejected", xstrdup(err), 0);
 		return;
 	}
-	record(ds, d);
+	record(ds, d, known_new);
 	/* Not now: it waits in WAIT_KEY or QUEUED, counted against max_queued. */
 	admit(j);
 }

@@ -314,6 +314,7 @@ struct journal {
 	bool batching;   /* journal_set_batching() */
 	bool batch;      /* the batch's transaction is open */
 	bool batched_tx; /* the write under way is a savepoint in the batch */
+	bool bare_tx;    /* ... or, one statement, in the batch without one */
 	uint64_t batch_id;     /* the open batch's, or the last one's; counts from 1 */
 	uint64_t committed_id; /* the last batch committed */
 	uint64_t losses;       /* batches lost */
@@ -504,6 +505,26 @@ static int tx_begin_batched(struct journal *j, bool durable, bool batched)
 	return 0;
 }
 
+/*
+ * A write of one statement in the batch needs no savepoint of its own: a
+ * statement that fails undoes only itself (SQLite's statement journal),
+ * unless SQLite gives up the whole transaction, which tx_rollback sees.
+ * Two statements fewer a sync delivery.
+ */
+static int tx_begin_one(struct journal *j, bool durable)
+{
+	if (!j->batching)
+		return tx_begin_batched(j, durable, false);
+	if (!j->batch) {
+		if (exec_stmt(j, ST_BEGIN) < 0)
+			return -1;
+		j->batch = true;
+		j->batch_id++;
+	}
+	j->bare_tx = true;
+	return 0;
+}
+
 static int tx_begin(struct journal *j, bool durable)
 {
 	return tx_begin_batched(j, durable, false);
@@ -518,6 +539,12 @@ static void tx_end(struct journal *j)
 
 static void tx_rollback(struct journal *j)
 {
+	if (j->bare_tx) {
+		j->bare_tx = false;
+		if (sqlite3_get_autocommit(j->db))
+			batch_lost(j);
+		return;
+	}
 	if (j->batched_tx) {
 		j->batched_tx = false;
 		if (sqlite3_get_autocommit(j->db)) {
@@ -536,6 +563,10 @@ static void tx_rollback(struct journal *j)
 /* Commits (in a batch: ends the savepoint); on failure rolls back. */
 static int tx_commit(struct journal *j)
 {
+	if (j->bare_tx) {
+		j->bare_tx = false;
+		return 0;
+	}
 	if (j->batched_tx) {
 		if (exec_stmt(j, ST_RELEASE) < 0) {
 			tx_rollback(j);
@@ -973,13 +1004,14 @@ int64_t journal_record(struct journal *j, const struct journal_new *d)
 
 	/* The 202 promises the delivery survives a crash or power loss: in a
 	 * batch the caller syncs it (journal_sync_fd) before answering. */
-	if (tx_begin_batched(j, d->async, true) < 0)
+	if (tx_begin_one(j, d->async) < 0)
 		goto out;
 	int64_t old_id;
 	enum delivery_state old_state;
 	int old_attempts;
-	enum result found = journal_lookup(j, d->endpoint, d->delivery_id, &old_state,
-	                                   &old_attempts, &old_id);
+	enum result found = d->known_new ? RESULT_UNKNOWN
+	                                 : journal_lookup(j, d->endpoint, d->delivery_id,
+	                                                  &old_state, &old_attempts, &old_id);
 	if (found == RESULT_ERROR)
 		goto fail;
 	if (found == RESULT_OK) {

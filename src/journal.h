@@ -47,6 +47,9 @@ struct journal_new {
 	size_t nheaders;
 	const unsigned char *body;
 	size_t body_len;
+	/* The caller's own journal_lookup found no row for this id just now
+	 * (or the id is one hookd made): journal_record does not look again. */
+	bool known_new;
 };
 
 /* A hook's outcome within one attempt. */

@@ -780,7 +780,7 @@ def main():
     if args.scale is None:
         args.scale = 1000 if args.short else 10000
 
-    hookd_bin = os.path.join(args.build, "hookd")
+    hookd_bin = os.path.abspath(os.path.join(args.build, "hookd"))
     probe_dir = os.path.join(args.build, "tests", "bench")
     for b in (hookd_bin, os.path.join(probe_dir, "probe_reject"),
               os.path.join(probe_dir, "probe_dispatch")):
