@@ -468,6 +468,7 @@ timeout = 15m
 max_running = {r}
 max_queued = {q}
 max_connections = {c}
+max_connections_per_client = {c}
 read_timeout = 5m
 idle_timeout = 15m
 
