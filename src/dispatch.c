@@ -38,6 +38,11 @@
 /* Without a journal, idempotency remembers this many finished ids. */
 #define MEMORY_IDS_MAX 10000
 #define MEMORY_BUCKETS 4096
+/* A checkpoint of the journal's WAL each time it grew by this many frames
+ * (SQLite's own auto-checkpoint default). */
+#define WAL_CHECKPOINT_FRAMES 1000
+/* ... and one on the loop, which lets the WAL start over, past this many. */
+#define WAL_RESTART_FRAMES 4000
 
 /* A delivery in the dispatcher's hands: where it is in its lifecycle, the
  * line it waits in, and its current attempt's route. */
@@ -105,6 +110,8 @@ struct dispatcher {
 	 * sync of the WAL begun after that commit has ended (group commit). */
 	TAILQ_HEAD(jobq, job) held_commit, held_sync;
 	struct walsync *walsync; /* NULL: the WAL is synced on the loop */
+	struct journal_checkpointer *checkpointer; /* NULL: SQLite checkpoints on the loop */
+	int checkpoint_frames; /* the WAL's frames when one was last asked for */
 	struct replaywin *replay; /* the endpoints' replay_window */
 };
 
@@ -559,12 +566,31 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 		answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
 		           RETRY_AFTER_OVERLOAD);
 	}
-	if (TAILQ_EMPTY(&ds->held_sync))
+	bool checkpoint = false;
+	if (ds->checkpointer) {
+		int frames = journal_wal_frames(ds->journal);
+		if (frames < ds->checkpoint_frames)
+			ds->checkpoint_frames = 0; /* the WAL started over */
+		if (frames >= WAL_RESTART_FRAMES && rc == 0) {
+			journal_checkpoint_here(ds->journal);
+			ds->checkpoint_frames = frames;
+		}
+		checkpoint = frames >= ds->checkpoint_frames + WAL_CHECKPOINT_FRAMES;
+		if (checkpoint)
+			ds->checkpoint_frames = frames;
+	}
+	if (TAILQ_EMPTY(&ds->held_sync) && !checkpoint)
 		return;
 	if (ds->walsync)
-		walsync_request(ds->walsync, committed);
+		walsync_request(ds->walsync, committed, checkpoint);
 	else
 		on_synced(committed, fdatasync(journal_sync_fd(ds->journal)) == 0, ds);
+}
+
+/* On the sync thread. */
+static int run_checkpoint(void *arg, char *err, size_t errlen)
+{
+	return journal_checkpoint(arg, err, errlen);
 }
 
 static void journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
@@ -1009,6 +1035,12 @@ struct dispatcher *dispatcher_new(struct event_base *base, struct config *cfg,
 		                          sizeof(err));
 		if (!ds->walsync)
 			log_msg(LOG_LVL_WARN, "journal: %s; syncing on the event loop", err);
+		else if ((ds->checkpointer = journal_checkpointer_open(journal, err, sizeof(err)))) {
+			journal_defer_checkpoints(journal);
+			walsync_set_checkpoint(ds->walsync, run_checkpoint, ds->checkpointer);
+		} else {
+			log_msg(LOG_LVL_WARN, "journal: %s; checkpoints on the event loop", err);
+		}
 	}
 	TAILQ_INIT(&ds->held_commit);
 	TAILQ_INIT(&ds->held_sync);
@@ -1102,6 +1134,7 @@ void dispatcher_free(struct dispatcher *ds)
 	/* Stopped before they were answered (their senders are gone with the
 	 * server): committed above, the acceptances run at the next start. */
 	walsync_free(ds->walsync);
+	journal_checkpointer_close(ds->checkpointer);
 	struct jobq *lines[] = {&ds->held_commit, &ds->held_sync};
 	for (size_t i = 0; i < ARRAY_SIZE(lines); i++) {
 		struct job *j;

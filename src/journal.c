@@ -12,8 +12,11 @@
  * durable: batched, it is made so by the caller (group commit: the batch is
  * committed, then the WAL synced through journal_sync_fd on a thread, and
  * the 202s wait for that sync); unbatched, and for a replay, the commit
- * runs with synchronous=FULL. Every statement is prepared once (lazily) and
- * reused.
+ * runs with synchronous=FULL. In the daemon, checkpoints (copying the WAL
+ * into the database, with their fsyncs) run on the sync thread through a
+ * second connection, and the loop's own connection only catches up what
+ * those left, now and then, so that the WAL can start over (journal.h).
+ * Every statement is prepared once (lazily) and reused.
  *
  * The counts that journal_pending_count and journal_prune need are kept in
  * memory, changed only after a commit succeeds, and recounted at open, at
@@ -67,7 +70,9 @@
 	X(sqlite3_prepare_v2) \
 	X(sqlite3_prepare_v3) \
 	X(sqlite3_reset) \
-	X(sqlite3_step)
+	X(sqlite3_step) \
+	X(sqlite3_wal_checkpoint_v2) \
+	X(sqlite3_wal_hook)
 
 #define SQLITE_POINTER(f) static __typeof__(f) *dl_##f;
 SQLITE_CALLS(SQLITE_POINTER)
@@ -100,6 +105,8 @@ static const struct dynsym sqlite_symbols[] = {SQLITE_CALLS(SQLITE_SYMBOL)};
 #define sqlite3_prepare_v3 dl_sqlite3_prepare_v3
 #define sqlite3_reset dl_sqlite3_reset
 #define sqlite3_step dl_sqlite3_step
+#define sqlite3_wal_checkpoint_v2 dl_sqlite3_wal_checkpoint_v2
+#define sqlite3_wal_hook dl_sqlite3_wal_hook
 
 static bool sqlite_load(char *err, size_t errlen)
 {
@@ -319,6 +326,7 @@ struct journal {
 	uint64_t committed_id; /* the last batch committed */
 	uint64_t losses;       /* batches lost */
 	int sync_fd;           /* the WAL, for the caller's fdatasync; -1: none */
+	int wal_frames;        /* in the WAL after the last commit (journal_defer_checkpoints) */
 	sqlite3_stmt *st[ST_MAX];
 };
 
@@ -447,6 +455,85 @@ uint64_t journal_losses(const struct journal *j)
 int journal_sync_fd(const struct journal *j)
 {
 	return j->sync_fd;
+}
+
+/* Instead of SQLite's auto-checkpoint (which this hook replaces): count. */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct journal *j = arg;
+	j->wal_frames = frames;
+	return SQLITE_OK;
+}
+
+void journal_defer_checkpoints(struct journal *j)
+{
+	sqlite3_wal_hook(j->db, on_wal_commit, j);
+}
+
+int journal_wal_frames(const struct journal *j)
+{
+	return j->wal_frames;
+}
+
+struct journal_checkpointer {
+	sqlite3 *db;
+};
+
+static bool pragma_ok(sqlite3 *db, const char *sql);
+
+struct journal_checkpointer *journal_checkpointer_open(const struct journal *j, char *err,
+                                                       size_t errlen)
+{
+	struct journal_checkpointer *c = xcalloc(1, sizeof(*c));
+	int rc = sqlite3_open_v2(j->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	                         NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", j->path,
+		         c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		journal_checkpointer_close(c);
+		return NULL;
+	}
+	/* synchronous=NORMAL: the WAL is synced before the copy, the database
+	 * file after it. */
+	if (!pragma_ok(c->db, "PRAGMA synchronous = NORMAL")) {
+		snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(c->db));
+		journal_checkpointer_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+int journal_checkpoint(struct journal_checkpointer *c, char *err, size_t errlen)
+{
+	/* PASSIVE: copies what no reader still needs, never waits for the
+	 * writer; what it could not copy waits for the next one. */
+	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+		snprintf(err, errlen, "checkpoint: %s", sqlite3_errmsg(c->db));
+		return -1;
+	}
+	return 0;
+}
+
+int journal_checkpoint_here(struct journal *j)
+{
+	if (j->batch)
+		return 0;
+	int rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+		db_error(j, "checkpoint");
+		return -1;
+	}
+	return 0;
+}
+
+void journal_checkpointer_close(struct journal_checkpointer *c)
+{
+	if (!c)
+		return;
+	if (c->db)
+		sqlite3_close(c->db);
+	free(c);
 }
 
 int journal_flush(struct journal *j)

@@ -133,6 +133,29 @@ uint64_t journal_losses(const struct journal *j);
 int journal_sync_fd(const struct journal *j); /* -1 for a read-only journal */
 
 /*
+ * Checkpoints off the daemon's thread. journal_defer_checkpoints turns
+ * SQLite's auto-checkpoint (copying the WAL into the database after a
+ * commit, with its fsyncs, on the committing thread) off; journal_wal_frames
+ * then says how many frames the WAL holds after the last commit, and the
+ * caller runs journal_checkpoint on a connection of its own
+ * (journal_checkpointer_open), on one other thread, when they are many.
+ * A checkpoint touches nothing of the daemon's but its own connection.
+ */
+struct journal_checkpointer;
+void journal_defer_checkpoints(struct journal *j);
+int journal_wal_frames(const struct journal *j);
+struct journal_checkpointer *journal_checkpointer_open(const struct journal *j, char *err,
+                                                       size_t errlen);
+int journal_checkpoint(struct journal_checkpointer *c, char *err, size_t errlen); /* 0, -1 */
+void journal_checkpointer_close(struct journal_checkpointer *c); /* NULL is fine */
+/* The same on the daemon's own connection, between batches. While the
+ * daemon commits, a checkpoint on another thread never catches up with the
+ * last frame, and only a WAL that was copied whole starts over: this one
+ * does (it copies only what the others left), and keeps the WAL's size
+ * bounded. 0, or -1 (logged). */
+int journal_checkpoint_here(struct journal *j);
+
+/*
  * Idempotency look-up. RESULT_OK, with state/attempts/rowid filled, when
  * (endpoint, id) is known; RESULT_UNKNOWN when not; RESULT_ERROR.
  */

@@ -24,6 +24,8 @@ struct walsync {
 	struct event *ev;
 	walsync_done_fn done;
 	void *arg;
+	walsync_checkpoint_fn checkpoint;
+	void *checkpoint_arg;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -31,6 +33,8 @@ struct walsync {
 	uint64_t wanted;  /* highest batch asked for */
 	uint64_t synced;  /* highest batch the last finished sync covered */
 	int failed;       /* errno of a sync that failed since the loop last looked */
+	bool checkpoint_wanted;
+	char checkpoint_err[160]; /* a checkpoint's failure, for the loop to log */
 	bool stop;
 };
 
@@ -39,10 +43,25 @@ static void *sync_thread(void *arg)
 	struct walsync *w = arg;
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		while (!w->stop && w->wanted <= w->synced)
+		while (!w->stop && w->wanted <= w->synced && !w->checkpoint_wanted)
 			pthread_cond_wait(&w->wake, &w->lock);
 		if (w->stop)
 			break;
+		if (w->wanted <= w->synced) {
+			w->checkpoint_wanted = false;
+			char err[sizeof(w->checkpoint_err)] = "";
+			pthread_mutex_unlock(&w->lock);
+			int rc = w->checkpoint ? w->checkpoint(w->checkpoint_arg, err, sizeof(err)) : 0;
+			pthread_mutex_lock(&w->lock);
+			if (rc < 0) {
+				memcpy(w->checkpoint_err, err, sizeof(err));
+				uint64_t one = 1;
+				if (write(w->efd, &one, sizeof(one)) < 0) {
+					/* as below */
+				}
+			}
+			continue;
+		}
 		/* Everything asked for so far was written before this point. */
 		uint64_t upto = w->wanted;
 		pthread_mutex_unlock(&w->lock);
@@ -71,7 +90,12 @@ static void on_synced(evutil_socket_t fd, short what, void *arg)
 	uint64_t upto = w->synced;
 	int failed = w->failed;
 	w->failed = 0;
+	char ckpt_err[sizeof(w->checkpoint_err)];
+	memcpy(ckpt_err, w->checkpoint_err, sizeof(ckpt_err));
+	w->checkpoint_err[0] = '\0';
 	pthread_mutex_unlock(&w->lock);
+	if (ckpt_err[0])
+		log_msg(LOG_LVL_ERROR, "journal: %s", ckpt_err);
 	if (failed)
 		log_msg(LOG_LVL_ERROR, "journal: cannot sync the write-ahead log: %s",
 		        strerror(failed));
@@ -109,14 +133,22 @@ struct walsync *walsync_new(struct event_base *base, int fd, walsync_done_fn don
 	return w;
 }
 
-void walsync_request(struct walsync *w, uint64_t upto)
+void walsync_request(struct walsync *w, uint64_t upto, bool checkpoint)
 {
 	pthread_mutex_lock(&w->lock);
-	if (upto > w->wanted) {
-		w->wanted = upto;
+	if (upto > w->wanted || (checkpoint && !w->checkpoint_wanted)) {
+		if (upto > w->wanted)
+			w->wanted = upto;
+		w->checkpoint_wanted |= checkpoint;
 		pthread_cond_signal(&w->wake);
 	}
 	pthread_mutex_unlock(&w->lock);
+}
+
+void walsync_set_checkpoint(struct walsync *w, walsync_checkpoint_fn fn, void *arg)
+{
+	w->checkpoint = fn;
+	w->checkpoint_arg = arg;
 }
 
 void walsync_free(struct walsync *w)

@@ -1031,6 +1031,18 @@ static void test_batching(void)
 	CHECK(journal_pending_count(w) == 1, "pending count");
 	CHECK(journal_losses(w) == 0, "no batch lost");
 
+	/* Checkpoints on a connection of their own; the writer counts frames. */
+	journal_defer_checkpoints(w);
+	struct journal_checkpointer *ck = journal_checkpointer_open(w, err, sizeof(err));
+	CHECK(ck != NULL, "checkpointer: %s", err);
+	rec(w, "ep", "b2x", "e", false, T0 + 1, "{}");
+	CHECK(journal_flush(w) == 0, "flush");
+	CHECK(journal_wal_frames(w) > 0, "the WAL holds frames");
+	CHECK(ck && journal_checkpoint(ck, err, sizeof(err)) == 0, "checkpoint: %s", err);
+	CHECK(journal_checkpoint_here(w) == 0, "checkpoint on the writer's connection");
+	CHECK(state_of(r, "ep", "b2x", NULL) == DSTATE_RUNNING, "still there after checkpoints");
+	journal_checkpointer_close(ck);
+
 	/* A failed write undoes only itself. */
 	int64_t b3 = rec(w, "ep", "b3", "e", false, T0 + 2, "{}");
 	CHECK(finish(w, 999999, 1, 200, DSTATE_SUCCEEDED, 0) < 0, "unknown row fails");
