@@ -1036,8 +1036,12 @@ struct dispatcher *dispatcher_new(struct event_base *base, struct config *cfg,
 		if (!ds->walsync)
 			log_msg(LOG_LVL_WARN, "journal: %s; syncing on the event loop", err);
 		else if ((ds->checkpointer = journal_checkpointer_open(journal, err, sizeof(err)))) {
-			journal_defer_checkpoints(journal);
-			walsync_set_checkpoint(ds->walsync, run_checkpoint, ds->checkpointer);
+			if (walsync_set_checkpoint(ds->walsync, run_checkpoint, ds->checkpointer)) {
+				journal_defer_checkpoints(journal);
+			} else {
+				journal_checkpointer_close(ds->checkpointer);
+				ds->checkpointer = NULL;
+			}
 		} else {
 			log_msg(LOG_LVL_WARN, "journal: %s; checkpoints on the event loop", err);
 		}

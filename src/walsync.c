@@ -27,6 +27,8 @@ struct walsync {
 	walsync_checkpoint_fn checkpoint;
 	void *checkpoint_arg;
 	pthread_t thread;
+	pthread_t checkpoint_thread; /* started by walsync_set_checkpoint */
+	bool checkpointing;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	/* Under lock: */
@@ -43,25 +45,10 @@ static void *sync_thread(void *arg)
 	struct walsync *w = arg;
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		while (!w->stop && w->wanted <= w->synced && !w->checkpoint_wanted)
+		while (!w->stop && w->wanted <= w->synced)
 			pthread_cond_wait(&w->wake, &w->lock);
 		if (w->stop)
 			break;
-		if (w->wanted <= w->synced) {
-			w->checkpoint_wanted = false;
-			char err[sizeof(w->checkpoint_err)] = "";
-			pthread_mutex_unlock(&w->lock);
-			int rc = w->checkpoint ? w->checkpoint(w->checkpoint_arg, err, sizeof(err)) : 0;
-			pthread_mutex_lock(&w->lock);
-			if (rc < 0) {
-				memcpy(w->checkpoint_err, err, sizeof(err));
-				uint64_t one = 1;
-				if (write(w->efd, &one, sizeof(one)) < 0) {
-					/* as below */
-				}
-			}
-			continue;
-		}
 		/* Everything asked for so far was written before this point. */
 		uint64_t upto = w->wanted;
 		pthread_mutex_unlock(&w->lock);
@@ -74,6 +61,37 @@ static void *sync_thread(void *arg)
 		uint64_t one = 1;
 		if (write(w->efd, &one, sizeof(one)) < 0) {
 			/* The counter cannot overflow here; nothing else can fail. */
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/*
+ * Checkpoints have a thread of their own: a checkpoint's fsync of the
+ * database file can take long, and the acceptances' syncs must not wait
+ * behind it.
+ */
+static void *checkpoint_thread(void *arg)
+{
+	struct walsync *w = arg;
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (!w->stop && !w->checkpoint_wanted)
+			pthread_cond_wait(&w->wake, &w->lock);
+		if (w->stop)
+			break;
+		w->checkpoint_wanted = false;
+		char err[sizeof(w->checkpoint_err)] = "";
+		pthread_mutex_unlock(&w->lock);
+		int rc = w->checkpoint(w->checkpoint_arg, err, sizeof(err));
+		pthread_mutex_lock(&w->lock);
+		if (rc < 0) {
+			memcpy(w->checkpoint_err, err, sizeof(err));
+			uint64_t one = 1;
+			if (write(w->efd, &one, sizeof(one)) < 0) {
+				/* The counter cannot overflow here. */
+			}
 		}
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -136,19 +154,21 @@ struct walsync *walsync_new(struct event_base *base, int fd, walsync_done_fn don
 void walsync_request(struct walsync *w, uint64_t upto, bool checkpoint)
 {
 	pthread_mutex_lock(&w->lock);
-	if (upto > w->wanted || (checkpoint && !w->checkpoint_wanted)) {
+	if (upto > w->wanted || (checkpoint && w->checkpointing && !w->checkpoint_wanted)) {
 		if (upto > w->wanted)
 			w->wanted = upto;
-		w->checkpoint_wanted |= checkpoint;
-		pthread_cond_signal(&w->wake);
+		w->checkpoint_wanted |= checkpoint && w->checkpointing;
+		pthread_cond_broadcast(&w->wake);
 	}
 	pthread_mutex_unlock(&w->lock);
 }
 
-void walsync_set_checkpoint(struct walsync *w, walsync_checkpoint_fn fn, void *arg)
+bool walsync_set_checkpoint(struct walsync *w, walsync_checkpoint_fn fn, void *arg)
 {
 	w->checkpoint = fn;
 	w->checkpoint_arg = arg;
+	w->checkpointing = pthread_create(&w->checkpoint_thread, NULL, checkpoint_thread, w) == 0;
+	return w->checkpointing;
 }
 
 void walsync_free(struct walsync *w)
@@ -157,9 +177,11 @@ void walsync_free(struct walsync *w)
 		return;
 	pthread_mutex_lock(&w->lock);
 	w->stop = true;
-	pthread_cond_signal(&w->wake);
+	pthread_cond_broadcast(&w->wake);
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
+	if (w->checkpointing)
+		pthread_join(w->checkpoint_thread, NULL);
 	event_free(w->ev);
 	close(w->efd);
 	pthread_mutex_destroy(&w->lock);

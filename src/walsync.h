@@ -5,7 +5,7 @@
  * request covers it, and every request that arrives while one sync is
  * under way is covered together by the next one. The loop hears of each
  * finished sync through `done`, called on the loop with the highest batch
- * the sync covered, and whether it succeeded. The same thread runs the
+ * the sync covered, and whether it succeeded. A second thread runs the
  * journal's checkpoints, so that their copying and fsyncs stay off the loop
  * too. Only the dispatcher uses it.
  */
@@ -29,10 +29,11 @@ struct walsync *walsync_new(struct event_base *base, int fd, walsync_done_fn don
  * become durable: a sync starts now, or as soon as the one under way ends.
  * checkpoint: then, on the thread, the checkpoint function too. */
 void walsync_request(struct walsync *w, uint64_t upto, bool checkpoint);
-/* The WAL's checkpoints, run on the thread after a sync when asked (0, or
- * -1 with a message that the loop logs). Set before the first request. */
+/* The WAL's checkpoints, run when asked on a second thread, so that a sync
+ * never waits behind one (0, or -1 with a message that the loop logs). Set
+ * before the first request; false when that thread cannot start. */
 typedef int (*walsync_checkpoint_fn)(void *arg, char *err, size_t errlen);
-void walsync_set_checkpoint(struct walsync *w, walsync_checkpoint_fn fn, void *arg);
+bool walsync_set_checkpoint(struct walsync *w, walsync_checkpoint_fn fn, void *arg);
 void walsync_free(struct walsync *w); /* NULL is fine; waits for a sync under way */
 
 #endif
