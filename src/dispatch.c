@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -28,6 +29,7 @@
 #include "route.h"
 #include "runner.h"
 #include "util.h"
+#include "walsync.h"
 
 /* How long a sender is told to wait before resending a pending delivery. */
 #define RETRY_AFTER_PENDING 10
@@ -36,6 +38,11 @@
 /* Without a journal, idempotency remembers this many finished ids. */
 #define MEMORY_IDS_MAX 10000
 #define MEMORY_BUCKETS 4096
+/* A checkpoint of the journal's WAL each time it grew by this many frames
+ * (SQLite's own auto-checkpoint default). */
+#define WAL_CHECKPOINT_FRAMES 1000
+/* ... and one on the loop, which lets the WAL start over, past this many. */
+#define WAL_RESTART_FRAMES 4000
 
 /* A delivery in the dispatcher's hands: where it is in its lifecycle, the
  * line it waits in, and its current attempt's route. */
@@ -53,6 +60,9 @@ struct job {
 	struct event *deadline; /* a sync delivery's respond_within */
 	delivery_done_fn done; /* NULL once answered */
 	void *done_arg;
+	/* Held for the journal (held_commit, held_sync): the batch that
+	 * recorded it, and the journal's losses then. */
+	uint64_t batch, losses;
 };
 /* A pending async delivery costs its entry here and its shell (delivery.h):
  * under 1 KiB together (README "Hardening and limits"). */
@@ -97,6 +107,13 @@ struct dispatcher {
 	 * before the next starts). */
 	bool releasing;
 	struct event *flush_ev; /* commits the journal's batch at the loop's turn's end */
+	/* Answers that wait for the journal, in batch order (in `link`): sync
+	 * outcomes until their batch is committed, async acceptances until a
+	 * sync of the WAL begun after that commit has ended (group commit). */
+	TAILQ_HEAD(jobq, job) held_commit, held_sync;
+	struct walsync *walsync; /* NULL: the WAL is synced on the loop */
+	struct journal_checkpointer *checkpointer; /* NULL: SQLite checkpoints on the loop */
+	int checkpoint_frames; /* the WAL's frames when one was last asked for */
 	struct replaywin *replay; /* the endpoints' replay_window */
 	delivery_done_fn on_end;  /* dispatcher_on_end's */
 	void *on_end_arg;
@@ -179,7 +196,8 @@ static void memid_set(struct dispatcher *ds, const struct delivery *d, enum deli
 	}
 }
 
-/* 1 and the state when the id is known, 0 when not. */
+/* 1 and the state when the id is known, 0 when not, -1 when the journal
+ * could not say. */
 static int id_lookup(struct dispatcher *ds, struct delivery *d, enum delivery_state *st,
                      int *attempts)
 {
@@ -187,7 +205,7 @@ static int id_lookup(struct dispatcher *ds, struct delivery *d, enum delivery_st
 		int64_t rowid;
 		enum result r = journal_lookup(ds->journal, delivery_endpoint(d)->name, delivery_id(d),
 		                               st, attempts, &rowid);
-		return r == RESULT_OK ? 1 : 0;
+		return r == RESULT_OK ? 1 : r == RESULT_UNKNOWN ? 0 : -1;
 	}
 	char *key = id_key(d);
 	struct memid *m = memid_find(ds, key);
@@ -245,7 +263,7 @@ static void key_release(struct dispatcher *ds, const char *key)
 
 static const bool transitions[LC_COUNT][LC_COUNT] = {
 	[LC_NEW] = {[LC_WAIT_KEY] = true, [LC_QUEUED] = true, [LC_RUNNING] = true,
-	            [LC_WAIT_RETRY] = true, [LC_DONE] = true},
+	            [LC_WAIT_RETRY] = true, [LC_DONE] = true, [LC_SHELVED] = true},
 	/* WAIT_KEY, QUEUED and RUNNING to themselves: handed over. */
 	[LC_WAIT_KEY] = {[LC_WAIT_KEY] = true, [LC_QUEUED] = true, [LC_RUNNING] = true,
 	                 [LC_SHELVED] = true},
@@ -556,16 +574,90 @@ static void flush_soon(struct dispatcher *ds)
 		event_active(ds->flush_ev, EV_TIMEOUT, 0);
 }
 
+static void answer_now(struct job *j, int http, const char *status, char *error,
+                       int retry_after);
+static void accepted(struct job *j, bool synced);
+
+/* An answer that waits for the batch the journal is writing now. */
+static void hold(struct job *j, bool sync_too)
+{
+	struct dispatcher *ds = j->ds;
+	j->batch = journal_batch_id(ds->journal);
+	j->losses = journal_losses(ds->journal);
+	TAILQ_INSERT_TAIL(sync_too ? &ds->held_sync : &ds->held_commit, j, link);
+	flush_soon(ds);
+}
+
+/* The WAL was synced, by a sync begun after batch `upto` was committed: the
+ * acceptances recorded up to it are durable and answered. */
+static void on_synced(uint64_t upto, bool ok, void *arg)
+{
+	struct dispatcher *ds = arg;
+	struct job *j;
+	while ((j = TAILQ_FIRST(&ds->held_sync)) && j->batch <= upto) {
+		TAILQ_REMOVE(&ds->held_sync, j, link);
+		/* A batch lost since, maybe its own: is its row there? */
+		if (j->losses != journal_losses(ds->journal) &&
+		    journal_lookup(ds->journal, delivery_endpoint(j->d)->name, delivery_id(j->d),
+		                   NULL, NULL, NULL) != RESULT_OK) {
+			answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
+			           RETRY_AFTER_OVERLOAD);
+			continue;
+		}
+		accepted(j, ok);
+	}
+}
+
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
 	struct dispatcher *ds = arg;
 	/* Hooks whose attempts that batch recorded may start now; if it was
 	 * lost, they must not (a crash would leave no trace of them), and
 	 * their senders are asked to retry. */
-	if (journal_flush(ds->journal) < 0)
+	int rc = journal_flush(ds->journal);
+	if (rc < 0)
 		runner_cancel_held("cannot record the attempt in the journal");
 	else
 		runner_release();
+	/* Sync outcomes are answered once committed (a failed commit was
+	 * logged): a resend after the answer is then always a duplicate. */
+	struct job *j;
+	while ((j = TAILQ_FIRST(&ds->held_commit))) {
+		TAILQ_REMOVE(&ds->held_commit, j, link);
+		job_enter(j, LC_DONE);
+	}
+	/* No batch is open now: an acceptance past the last commit was lost. */
+	uint64_t committed = journal_committed_id(ds->journal);
+	while ((j = TAILQ_LAST(&ds->held_sync, jobq)) && j->batch > committed) {
+		TAILQ_REMOVE(&ds->held_sync, j, link);
+		answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
+		           RETRY_AFTER_OVERLOAD);
+	}
+	bool checkpoint = false;
+	if (ds->checkpointer) {
+		int frames = journal_wal_frames(ds->journal);
+		if (frames < ds->checkpoint_frames)
+			ds->checkpoint_frames = 0; /* the WAL started over */
+		if (frames >= WAL_RESTART_FRAMES && rc == 0) {
+			journal_checkpoint_here(ds->journal);
+			ds->checkpoint_frames = frames;
+		}
+		checkpoint = frames >= ds->checkpoint_frames + WAL_CHECKPOINT_FRAMES;
+		if (checkpoint)
+			ds->checkpoint_frames = frames;
+	}
+	if (TAILQ_EMPTY(&ds->held_sync) && !checkpoint)
+		return;
+	if (ds->walsync)
+		walsync_request(ds->walsync, committed, checkpoint);
+	else
+		on_synced(committed, fdatasync(journal_sync_fd(ds->journal)) == 0, ds);
+}
+
+/* On the sync thread. */
+static int run_checkpoint(void *arg, char *err, size_t errlen)
+{
+	return journal_checkpoint(arg, err, errlen);
 }
 
 static void journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
@@ -590,12 +682,17 @@ static void journal_finish(struct dispatcher *ds, struct delivery *d, enum deliv
 	if (journal_attempt_finished(ds->journal, delivery_rowid(d), &a, st, next_due) < 0)
 		log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s", delivery_id(d));
 	free(hooks);
-	/* A sync sender gets its answer next: the outcome is committed first,
-	 * so that a resend after the answer is always a duplicate. */
-	if (delivery_async(d))
-		flush_soon(ds);
-	else if (journal_flush(ds->journal) < 0)
-		log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s", delivery_id(d));
+	/* A sync sender's answer waits for this turn's commit (finish). */
+	flush_soon(ds);
+}
+
+/* Final: a sync sender's answer waits until its outcome is committed. */
+static void finish(struct job *j)
+{
+	if (j->ds->journal && delivery_rowid(j->d) && !delivery_async(j->d) && j->done)
+		hold(j, false);
+	else
+		job_enter(j, LC_DONE);
 }
 
 /* The delivery's attempt is over: record, then answer or retry. */
@@ -638,7 +735,7 @@ static void attempt_over(struct job *j)
 	delivery_set_attempt_end(d, st == DSTATE_RETRY_WAIT, delay, now_wall_ms() + delay);
 	delivery_log(d);
 	if (st != DSTATE_RETRY_WAIT)
-		job_enter(j, LC_DONE);
+		finish(j);
 	else if (ds->draining)
 		job_enter(j, LC_SHELVED); /* its retry is the next start's */
 	else
@@ -926,8 +1023,9 @@ static bool replayed(struct dispatcher *ds, const struct delivery *d)
 	                       len, ep->replay_window_ms, now_mono_ms());
 }
 
-/* Records the delivery as received; for async, durably. */
-static int record(struct dispatcher *ds, struct delivery *d)
+/* Records the delivery as received; for async, durably. known_new: the
+ * journal was just asked about its id, and knows none. */
+static int record(struct dispatcher *ds, struct delivery *d, bool known_new)
 {
 	if (!ds->journal) {
 		replaywin_commit(ds->replay, delivery_endpoint(d)->name, delivery_id(d));
@@ -938,6 +1036,7 @@ static int record(struct dispatcher *ds, struct delivery *d)
 	struct journal_header *hdrs;
 	struct journal_new jn;
 	delivery_journal_new(d, &jn, &hdrs);
+	jn.known_new = known_new;
 	int64_t rowid = journal_record(ds->journal, &jn);
 	delivery_set_rowid(d, rowid);
 	free(hdrs);
@@ -958,10 +1057,13 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		answer_now(j, 503, "overloaded", xstrdup("shutting down"), RETRY_AFTER_OVERLOAD);
 		return;
 	}
+	bool known_new = delivery_id_generated(d);
 	if (!delivery_id_generated(d)) {
 		enum delivery_state st;
 		int attempts;
-		if (id_lookup(ds, d, &st, &attempts) == 1) {
+		int found = id_lookup(ds, d, &st, &attempts);
+		known_new = found == 0;
+		if (found == 1) {
 			if (st == DSTATE_SUCCEEDED || st == DSTATE_SKIPPED) {
 				/* A skipped delivery was not for these hooks: a
 				 * resend is not either. */
@@ -1004,18 +1106,15 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 			           RETRY_AFTER_OVERLOAD);
 			return;
 		}
-		if (record(ds, d) < 0) {
+		if (record(ds, d, known_new) < 0) {
 			answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
 			           RETRY_AFTER_OVERLOAD);
 			return;
 		}
-		/* Durably queued: the sender has its answer now, the run comes later. */
-		delivery_set_outcome(d, 202, "accepted", NULL);
-		delivery_log(d);
-		answer(j);
-		delivery_reset_attempt(d);
-		j->next_hook = 0;
-		admit(j);
+		if (ds->journal)
+			hold(j, true); /* answered once synced: on_synced */
+		else
+			accepted(j, true);
 		return;
 	}
 
@@ -1023,7 +1122,7 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 	if (route_outcome(j)) {
 		/* Nothing to run: no slot, but the outcome is journaled so a
 		 * resend is a duplicate. */
-		record(ds, d);
+		record(ds, d, known_new);
 		attempt_over(j);
 		return;
 	}
@@ -1041,9 +1140,32 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		answer_now(j, 400, "rejected", xstrdup(err), 0);
 		return;
 	}
-	record(ds, d);
+	record(ds, d, known_new);
 	arm_deadline(j);
 	/* Not now: it waits in WAIT_KEY or QUEUED, counted against max_queued. */
+	admit(j);
+}
+
+/* Durably queued (synced: else the sync failed and the sender is asked to
+ * send it again, though it may run anyway): the sender has its answer now,
+ * the run comes later. */
+static void accepted(struct job *j, bool synced)
+{
+	struct delivery *d = j->d;
+	if (synced)
+		delivery_set_outcome(d, 202, "accepted", NULL);
+	else
+		delivery_set_outcome(d, 503, "overloaded", xstrdup("cannot sync the journal"));
+	if (!synced)
+		delivery_set_retry_after(d, RETRY_AFTER_OVERLOAD);
+	delivery_log(d);
+	answer(j);
+	if (j->ds->draining) {
+		job_enter(j, LC_SHELVED); /* the next start's to run */
+		return;
+	}
+	delivery_reset_attempt(d);
+	j->next_hook = 0;
 	admit(j);
 }
 
@@ -1068,7 +1190,24 @@ struct dispatcher *dispatcher_new(struct event_base *base, struct config *cfg,
 	if (journal) {
 		ds->flush_ev = event_new(base, -1, 0, on_flush, ds);
 		journal_set_batching(journal, true);
+		char err[128];
+		ds->walsync = walsync_new(base, journal_sync_fd(journal), on_synced, ds, err,
+		                          sizeof(err));
+		if (!ds->walsync)
+			log_msg(LOG_LVL_WARN, "journal: %s; syncing on the event loop", err);
+		else if ((ds->checkpointer = journal_checkpointer_open(journal, err, sizeof(err)))) {
+			if (walsync_set_checkpoint(ds->walsync, run_checkpoint, ds->checkpointer)) {
+				journal_defer_checkpoints(journal);
+			} else {
+				journal_checkpointer_close(ds->checkpointer);
+				ds->checkpointer = NULL;
+			}
+		} else {
+			log_msg(LOG_LVL_WARN, "journal: %s; checkpoints on the event loop", err);
+		}
 	}
+	TAILQ_INIT(&ds->held_commit);
+	TAILQ_INIT(&ds->held_sync);
 	TAILQ_INIT(&ds->queue);
 	TAILQ_INIT(&ds->waiting_retry);
 	TAILQ_INIT(&ds->ids_fifo);
@@ -1116,7 +1255,8 @@ void dispatcher_drain(struct dispatcher *ds)
 
 bool dispatcher_idle(const struct dispatcher *ds)
 {
-	return ds->running == 0 && ds->queued_sync == 0;
+	return ds->running == 0 && ds->queued_sync == 0 && TAILQ_EMPTY(&ds->held_commit) &&
+	       TAILQ_EMPTY(&ds->held_sync);
 }
 
 bool dispatcher_draining(const struct dispatcher *ds)
@@ -1162,6 +1302,19 @@ void dispatcher_free(struct dispatcher *ds)
 	dispatcher_drain(ds);
 	if (ds->journal)
 		journal_set_batching(ds->journal, false);
+	/* Stopped before they were answered (their senders are gone with the
+	 * server): committed above, the acceptances run at the next start. */
+	walsync_free(ds->walsync);
+	journal_checkpointer_close(ds->checkpointer);
+	struct jobq *lines[] = {&ds->held_commit, &ds->held_sync};
+	for (size_t i = 0; i < ARRAY_SIZE(lines); i++) {
+		struct job *j;
+		while ((j = TAILQ_FIRST(lines[i]))) {
+			TAILQ_REMOVE(lines[i], j, link);
+			j->done = NULL;
+			job_free(j);
+		}
+	}
 	if (ds->flush_ev)
 		event_free(ds->flush_ev);
 	for (size_t b = 0; b < ARRAY_SIZE(ds->keys); b++) {

@@ -2,13 +2,20 @@
  * The delivery journal: SQLite in WAL mode, one connection a process.
  *
  * Costs on the daemon's hot path. A sync delivery is one read (lookup) and
- * two small write transactions: journal_record inserts the row already
- * RUNNING with the attempt about to start, so journal_attempt_started finds
- * nothing to change and writes nothing; journal_attempt_finished writes the
- * attempt, its hooks and the new state in one transaction. Commits use
- * synchronous=NORMAL (in WAL mode: no fsync a commit, the WAL is synced at
- * checkpoints), except the acceptance of an async delivery and a replay,
- * which are promised durable and so are committed with synchronous=FULL.
+ * two small writes: journal_record inserts the row already RUNNING with the
+ * attempt about to start, so journal_attempt_started finds nothing to change
+ * and writes nothing; journal_attempt_finished writes the attempt, its hooks
+ * and the new state. In the daemon both writes join the batch of the loop's
+ * turn, one transaction that journal_flush commits for all of them.
+ * Commits use synchronous=NORMAL (in WAL mode: no fsync a commit, the WAL is
+ * synced at checkpoints). The acceptance of an async delivery is promised
+ * durable: batched, it is made so by the caller (group commit: the batch is
+ * committed, then the WAL synced through journal_sync_fd on a thread, and
+ * the 202s wait for that sync); unbatched, and for a replay, the commit
+ * runs with synchronous=FULL. In the daemon, checkpoints (copying the WAL
+ * into the database, with their fsyncs) run on the sync thread through a
+ * second connection, and the loop's own connection only catches up what
+ * those left, now and then, so that the WAL can start over (journal.h).
  * Every statement is prepared once (lazily) and reused.
  *
  * The counts that journal_pending_count and journal_prune need are kept in
@@ -63,7 +70,9 @@
 	X(sqlite3_prepare_v2) \
 	X(sqlite3_prepare_v3) \
 	X(sqlite3_reset) \
-	X(sqlite3_step)
+	X(sqlite3_step) \
+	X(sqlite3_wal_checkpoint_v2) \
+	X(sqlite3_wal_hook)
 
 #define SQLITE_POINTER(f) static __typeof__(f) *dl_##f;
 SQLITE_CALLS(SQLITE_POINTER)
@@ -96,6 +105,8 @@ static const struct dynsym sqlite_symbols[] = {SQLITE_CALLS(SQLITE_SYMBOL)};
 #define sqlite3_prepare_v3 dl_sqlite3_prepare_v3
 #define sqlite3_reset dl_sqlite3_reset
 #define sqlite3_step dl_sqlite3_step
+#define sqlite3_wal_checkpoint_v2 dl_sqlite3_wal_checkpoint_v2
+#define sqlite3_wal_hook dl_sqlite3_wal_hook
 
 static bool sqlite_load(char *err, size_t errlen)
 {
@@ -342,6 +353,12 @@ struct journal {
 	bool batching;   /* journal_set_batching() */
 	bool batch;      /* the batch's transaction is open */
 	bool batched_tx; /* the write under way is a savepoint in the batch */
+	bool bare_tx;    /* ... or, one statement, in the batch without one */
+	uint64_t batch_id;     /* the open batch's, or the last one's; counts from 1 */
+	uint64_t committed_id; /* the last batch committed */
+	uint64_t losses;       /* batches lost */
+	int sync_fd;           /* the WAL, for the caller's fdatasync; -1: none */
+	int wal_frames;        /* in the WAL after the last commit (journal_defer_checkpoints) */
 	sqlite3_stmt *st[ST_MAX];
 };
 
@@ -446,10 +463,110 @@ static int recount(struct journal *j);
 static void batch_lost(struct journal *j)
 {
 	j->batch = false;
+	j->losses++;
 	if (!sqlite3_get_autocommit(j->db))
 		exec_stmt(j, ST_ROLLBACK);
 	log_msg(LOG_LVL_ERROR, "journal: a batch of writes was lost: %s", sqlite3_errmsg(j->db));
 	recount(j);
+}
+
+uint64_t journal_batch_id(const struct journal *j)
+{
+	return j->batch_id;
+}
+
+uint64_t journal_committed_id(const struct journal *j)
+{
+	return j->committed_id;
+}
+
+uint64_t journal_losses(const struct journal *j)
+{
+	return j->losses;
+}
+
+int journal_sync_fd(const struct journal *j)
+{
+	return j->sync_fd;
+}
+
+/* Instead of SQLite's auto-checkpoint (which this hook replaces): count. */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct journal *j = arg;
+	j->wal_frames = frames;
+	return SQLITE_OK;
+}
+
+void journal_defer_checkpoints(struct journal *j)
+{
+	sqlite3_wal_hook(j->db, on_wal_commit, j);
+}
+
+int journal_wal_frames(const struct journal *j)
+{
+	return j->wal_frames;
+}
+
+struct journal_checkpointer {
+	sqlite3 *db;
+};
+
+static bool pragma_ok(sqlite3 *db, const char *sql);
+
+struct journal_checkpointer *journal_checkpointer_open(const struct journal *j, char *err,
+                                                       size_t errlen)
+{
+	struct journal_checkpointer *c = xcalloc(1, sizeof(*c));
+	int rc = sqlite3_open_v2(j->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	                         NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", j->path,
+		         c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		journal_checkpointer_close(c);
+		return NULL;
+	}
+	/* synchronous=NORMAL: the WAL is synced before the copy, the database
+	 * file after it. */
+	if (!pragma_ok(c->db, "PRAGMA synchronous = NORMAL")) {
+		snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(c->db));
+		journal_checkpointer_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+int journal_checkpoint(struct journal_checkpointer *c, char *err, size_t errlen)
+{
+	/* PASSIVE: copies what no reader still needs, never waits for the
+	 * writer; what it could not copy waits for the next one. */
+	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+		snprintf(err, errlen, "checkpoint: %s", sqlite3_errmsg(c->db));
+		return -1;
+	}
+	return 0;
+}
+
+int journal_checkpoint_here(struct journal *j)
+{
+	if (j->batch)
+		return 0;
+	int rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+		db_error(j, "checkpoint");
+		return -1;
+	}
+	return 0;
+}
+
+void journal_checkpointer_close(struct journal_checkpointer *c)
+{
+	if (!c)
+		return;
+	if (c->db)
+		sqlite3_close(c->db);
+	free(c);
 }
 
 int journal_flush(struct journal *j)
@@ -461,6 +578,7 @@ int journal_flush(struct journal *j)
 		batch_lost(j);
 		return -1;
 	}
+	j->committed_id = j->batch_id;
 	return 0;
 }
 
@@ -474,6 +592,7 @@ static int batch_begin(struct journal *j)
 		if (exec_stmt(j, ST_BEGIN) < 0)
 			return -1;
 		j->batch = true;
+		j->batch_id++;
 	}
 	if (exec_stmt(j, ST_SAVEPOINT) < 0)
 		return -1;
@@ -506,6 +625,26 @@ static int tx_begin_batched(struct journal *j, bool durable, bool batched)
 	return 0;
 }
 
+/*
+ * A write of one statement in the batch needs no savepoint of its own: a
+ * statement that fails undoes only itself (SQLite's statement journal),
+ * unless SQLite gives up the whole transaction, which tx_rollback sees.
+ * Two statements fewer a sync delivery.
+ */
+static int tx_begin_one(struct journal *j, bool durable)
+{
+	if (!j->batching)
+		return tx_begin_batched(j, durable, false);
+	if (!j->batch) {
+		if (exec_stmt(j, ST_BEGIN) < 0)
+			return -1;
+		j->batch = true;
+		j->batch_id++;
+	}
+	j->bare_tx = true;
+	return 0;
+}
+
 static int tx_begin(struct journal *j, bool durable)
 {
 	return tx_begin_batched(j, durable, false);
@@ -520,6 +659,12 @@ static void tx_end(struct journal *j)
 
 static void tx_rollback(struct journal *j)
 {
+	if (j->bare_tx) {
+		j->bare_tx = false;
+		if (sqlite3_get_autocommit(j->db))
+			batch_lost(j);
+		return;
+	}
 	if (j->batched_tx) {
 		j->batched_tx = false;
 		if (sqlite3_get_autocommit(j->db)) {
@@ -538,6 +683,10 @@ static void tx_rollback(struct journal *j)
 /* Commits (in a batch: ends the savepoint); on failure rolls back. */
 static int tx_commit(struct journal *j)
 {
+	if (j->bare_tx) {
+		j->bare_tx = false;
+		return 0;
+	}
 	if (j->batched_tx) {
 		if (exec_stmt(j, ST_RELEASE) < 0) {
 			tx_rollback(j);
@@ -745,7 +894,32 @@ static struct journal *journal_new_handle(const char *state_dir)
 {
 	struct journal *j = xcalloc(1, sizeof(*j));
 	j->path = journal_path(state_dir);
+	j->sync_fd = -1;
 	return j;
+}
+
+/*
+ * A descriptor of our own on the WAL (SQLite keeps its own hidden): on
+ * Linux fdatasync writes out a file's data whichever descriptor it is
+ * called on. The WAL lives as long as the daemon's connection (SQLite
+ * deletes it only when the last connection closes), and is rewritten in
+ * place, never replaced. Its directory entry is made durable once, here.
+ */
+static int open_sync_fd(struct journal *j, const char *state_dir, char *err, size_t errlen)
+{
+	char *wal = xasprintf("%s-wal", j->path);
+	j->sync_fd = open(wal, O_RDWR | O_CLOEXEC);
+	if (j->sync_fd < 0)
+		snprintf(err, errlen, "%s: %s", wal, strerror(errno));
+	free(wal);
+	if (j->sync_fd < 0)
+		return -1;
+	int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
 }
 
 static bool pragma_ok(sqlite3 *db, const char *sql)
@@ -801,6 +975,8 @@ struct journal *journal_open(const char *state_dir, uint64_t body_max, int64_t k
 		snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
 		goto fail;
 	}
+	if (open_sync_fd(j, state_dir, err, errlen) < 0)
+		goto fail;
 	return j;
 fail:
 	journal_close(j);
@@ -877,6 +1053,8 @@ void journal_close(struct journal *j)
 		sqlite3_finalize(j->st[i]);
 	if (j->db)
 		sqlite3_close(j->db);
+	if (j->sync_fd >= 0)
+		close(j->sync_fd);
 	free(j->path);
 	free(j);
 }
@@ -955,14 +1133,16 @@ int64_t journal_record(struct journal *j, const struct journal_new *d)
 	int64_t drows = 0;
 	struct old_row o = {.state = DSTATE_SUCCEEDED};
 
-	/* The 202 promises the delivery survives a crash or power loss. */
-	if (tx_begin_batched(j, d->async, !d->async) < 0)
+	/* The 202 promises the delivery survives a crash or power loss: in a
+	 * batch the caller syncs it (journal_sync_fd) before answering. */
+	if (tx_begin_one(j, d->async) < 0)
 		goto out;
 	int64_t old_id;
 	enum delivery_state old_state;
 	int old_attempts;
-	enum result found = journal_lookup(j, d->endpoint, d->delivery_id, &old_state,
-	                                   &old_attempts, &old_id);
+	enum result found = d->known_new ? RESULT_UNKNOWN
+	                                 : journal_lookup(j, d->endpoint, d->delivery_id,
+	                                                  &old_state, &old_attempts, &old_id);
 	if (found == RESULT_ERROR)
 		goto fail;
 	if (found == RESULT_OK) {

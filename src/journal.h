@@ -48,6 +48,9 @@ struct journal_new {
 	size_t nheaders;
 	const unsigned char *body;
 	size_t body_len;
+	/* The caller's own journal_lookup found no row for this id just now
+	 * (or the id is one hookd made): journal_record does not look again. */
+	bool known_new;
 };
 
 /* A hook's outcome within one attempt. */
@@ -118,6 +121,44 @@ void journal_set_batching(struct journal *j, bool on);
 int journal_flush(struct journal *j); /* NULL and no batch are fine */
 
 /*
+ * Group commit. While batching, an async delivery's journal_record joins
+ * the batch too, and is not durable until the batch is committed
+ * (journal_flush) and then the WAL synced: fdatasync(journal_sync_fd()),
+ * begun after that commit. Batches are numbered from 1: journal_batch_id is
+ * the open batch's (the one a write just joined), journal_committed_id the
+ * last one committed. A batch is lost when its commit fails or SQLite rolls
+ * it back; journal_losses counts them, so a caller waiting on a batch knows
+ * to look its row up again.
+ */
+uint64_t journal_batch_id(const struct journal *j);
+uint64_t journal_committed_id(const struct journal *j);
+uint64_t journal_losses(const struct journal *j);
+int journal_sync_fd(const struct journal *j); /* -1 for a read-only journal */
+
+/*
+ * Checkpoints off the daemon's thread. journal_defer_checkpoints turns
+ * SQLite's auto-checkpoint (copying the WAL into the database after a
+ * commit, with its fsyncs, on the committing thread) off; journal_wal_frames
+ * then says how many frames the WAL holds after the last commit, and the
+ * caller runs journal_checkpoint on a connection of its own
+ * (journal_checkpointer_open), on one other thread, when they are many.
+ * A checkpoint touches nothing of the daemon's but its own connection.
+ */
+struct journal_checkpointer;
+void journal_defer_checkpoints(struct journal *j);
+int journal_wal_frames(const struct journal *j);
+struct journal_checkpointer *journal_checkpointer_open(const struct journal *j, char *err,
+                                                       size_t errlen);
+int journal_checkpoint(struct journal_checkpointer *c, char *err, size_t errlen); /* 0, -1 */
+void journal_checkpointer_close(struct journal_checkpointer *c); /* NULL is fine */
+/* The same on the daemon's own connection, between batches. While the
+ * daemon commits, a checkpoint on another thread never catches up with the
+ * last frame, and only a WAL that was copied whole starts over: this one
+ * does (it copies only what the others left), and keeps the WAL's size
+ * bounded. 0, or -1 (logged). */
+int journal_checkpoint_here(struct journal *j);
+
+/*
  * Idempotency look-up. RESULT_OK, with state/attempts/rowid filled, when
  * (endpoint, id) is known; RESULT_UNKNOWN when not; RESULT_ERROR.
  */
@@ -126,7 +167,7 @@ enum result journal_lookup(struct journal *j, const char *endpoint, const char *
 
 /*
  * Records a delivery as QUEUED (async: committed durably, fsync'd, before
- * returning) or RUNNING (sync). A delivery id already known is updated in
+ * returning; while batching, see group commit above) or RUNNING (sync). A delivery id already known is updated in
  * place (a resend of a failed delivery): its state goes back to
  * queued/running, its attempts and first receipt time are kept, its
  * headers and body replaced (event and remote_addr too unless NULL). A sync

@@ -24,6 +24,13 @@ Scenarios (hookd endpoint / peer hook id, all POSTing the sample payload):
   c  sync dispatch /bin/true  /true     /hooks/true   (peer: include-command-output)
   d  script reading 3 vars    /webhook  /hooks/script (peer: pass-environment-to-command)
 
+The journal (issue 20): a second hookd with state_dir set runs (b) and (c)
+again, and a third, with state_dir, one hook running (`max_running = 1`, a
+hook that sleeps) and an async endpoint, takes async deliveries at the same
+connections: every 202 waits for a sync of the journal's write-ahead log
+(group commit). Beside them the machine's own fdatasync rate, measured on
+the work directory's filesystem (where the state dirs are).
+
 Nothing here asserts a timing: the exit status is 0 when every server
 started, answered every scenario as expected and the scale test filled its
 queue; the targets are printed, not enforced.
@@ -195,6 +202,51 @@ def setup_configs(work, token):
     # hookd follows a symlink to an executable: the hook is /bin/true itself.
     os.symlink("/bin/true", os.path.join(d_true, "build:start"))
 
+    # The same daemon with the journal on: (b) and (c) again.
+    with open(os.path.join(work, "hookd-journal.ini"), "w") as f:
+        f.write("""; written by tests/bench/bench.py
+[server]
+listen = 127.0.0.1:0
+hooks_dir = hooks.d
+state_dir = {w}/state-journal
+
+[endpoint true]
+path = /true
+scheme = northflank
+secret = {t}
+hooks_dir = hooks-true.d
+
+[endpoint none]
+path = /none
+scheme = northflank
+secret = {t}
+hooks_dir = hooks-none.d
+""".format(t=token, w=work))
+
+    # Async acceptance: the queue behind one slow hook, so that what is
+    # measured is the answer, and the journal's syncs behind it.
+    d_slow = os.path.join(work, "hooks-slow.d")
+    os.mkdir(d_slow)
+    write_exec(os.path.join(d_slow, "build:start"),
+               "#!/bin/sh\necho $$ >> %s\nexec sleep 600\n" % os.path.join(work, "slow.pids"))
+    with open(os.path.join(work, "hookd-async.ini"), "w") as f:
+        f.write("""; written by tests/bench/bench.py
+[server]
+listen = 127.0.0.1:0
+hooks_dir = {w}/hooks-slow.d
+state_dir = {w}/state-async
+max_running = 1
+timeout = 15m
+journal_max = 100000000
+journal_max_bytes = 1000000000000
+
+[endpoint async]
+path = /async
+scheme = northflank
+secret = {t}
+mode = async
+""".format(t=token, w=work))
+
     with open(os.path.join(work, "hookd.ini"), "w") as f:
         f.write("""; written by tests/bench/bench.py
 [server]
@@ -313,6 +365,67 @@ def check_answer(port, path, token, want_status, want_text):
     if r.status != want_status or (want_text and want_text not in text):
         raise BenchError("POST %s on port %d: %d %r, expected %d with %r"
                          % (path, port, r.status, text[:200], want_status, want_text))
+
+
+# ---- the journal: the disk's limit, async acceptance -------------------------
+
+def fdatasync_rate(directory, secs=1.0):
+    """The machine's fdatasync rate on `directory`'s filesystem: 4 KiB
+    written in place, then fdatasync, over and over (as a WAL's pages are
+    rewritten) for `secs`. Returns (syncs/s, median latency us)."""
+    path = os.path.join(directory, "fdatasync-probe")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        block = b"\xa5" * 4096
+        for i in range(64):  # allocated first: the loop measures rewrites
+            os.pwrite(fd, block, i * 4096)
+        os.fsync(fd)
+        lat = []
+        t_end = time.monotonic() + secs
+        i = 0
+        while time.monotonic() < t_end or len(lat) < 50:
+            os.pwrite(fd, block, (i % 64) * 4096)
+            t0 = time.monotonic()
+            os.fdatasync(fd)
+            lat.append(time.monotonic() - t0)
+            i += 1
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return len(lat) / sum(lat), statistics.median(lat) * 1e6
+
+
+def async_test(hookd_bin, work, token, args, log_dir):
+    """Async deliveries at args.connections: each 202 after a sync."""
+    srv = Server("hookd (async)", [hookd_bin, "-c", os.path.join(work, "hookd-async.ini")],
+                 os.path.join(log_dir, "hookd-async.log"), cwd=work)
+    try:
+        srv.wait_port(r"msg=listening addr=127\.0\.0\.1:(\d+)")
+        check_answer(srv.port, "/async", token, 202, '"status":"accepted"')
+        runs = []
+        for rnd in range(args.rounds):
+            log("round %d, async acceptance" % (rnd + 1))
+            r = run_wrk(srv.port, "/async", token, args.connections, args.duration,
+                        "async-%d-%s" % (rnd, secrets.token_hex(4)), srv.pid)
+            errors = r["connect"] + r["read"] + r["write"] + r["timeout"] + r["status"]
+            if errors or r["requests"] == 0:
+                raise BenchError("async: %d requests, %d errors or unexpected statuses; its "
+                                 "log: %s" % (r["requests"], errors, srv.tail()))
+            runs.append(r)
+        runs.sort(key=lambda r: r["rps"])
+        return runs[len(runs) // 2]
+    finally:
+        # SIGTERM would wait for the sleeping hook; this test is over.
+        srv.stop(signal.SIGKILL)
+        try:
+            with open(os.path.join(work, "slow.pids")) as f:
+                for line in f:
+                    try:
+                        os.killpg(int(line), signal.SIGKILL)
+                    except (OSError, ValueError):
+                        pass
+        except OSError:
+            pass
 
 
 # ---- scale: deliveries waiting for slots -----------------------------------
@@ -518,6 +631,44 @@ def verdict(ok):
     return "yes" if ok else "**no**"
 
 
+def print_journal_table(res, jr, args):
+    """The journal's table: the disk's limit, group commit, the cost."""
+    rate, lat_us = jr["fsync"]
+    b, c = res["b"].get("hookd"), res["c"].get("hookd")
+    bj, cj = res["b"].get("hookd+journal"), res["c"].get("hookd+journal")
+    a = jr.get("async")
+    out = []
+    w = out.append
+    w("| the journal (state_dir set) | figure | target | met |")
+    w("|---|--:|---|---|")
+    w("| this machine's fdatasync rate (4 KiB rewritten, then fdatasync) | %s/s, "
+      "median %s | | |" % (format(int(round(rate)), ","), fmt_ms(lat_us)))
+    if a:
+        want = min(8 * rate, 0.5 * b["rps"]) if b else 8 * rate
+        ratio = a["rps"] / rate
+        w("| async accepts/s, %d connections (202 after a sync) | %s | >= %s "
+          "(the lower of 8x fdatasync, 50%% of (b)) | %s |"
+          % (args.connections, fmt_rps(a), format(int(round(want)), ","),
+             verdict(a["rps"] >= want)))
+        w("| async accepts / fdatasync rate | %s | >= 8x, or 50%% of (b) | %s |"
+          % (fmt_ratio(ratio), verdict(ratio >= 8 or (b and a["rps"] >= 0.5 * b["rps"]))))
+        if b:
+            p99_max = 2 * b["p99_us"] + 3 * 1e6 / rate
+            w("| 202 p99 (p50) | %s (%s) | <= 2x (b)'s p99 + 3 fdatasyncs: %s | %s |"
+              % (fmt_ms(a["p99_us"]), fmt_ms(a["p50_us"]), fmt_ms(p99_max),
+                 verdict(a["p99_us"] <= p99_max)))
+    for k, off, on, target in (("b", b, bj, 0.5), ("c", c, cj, 0.95)):
+        if off and on:
+            r = on["rps"] / off["rps"]
+            w("| (%s) with / without the journal | %s / %s req/s = %s (CPU/req %s / %s) "
+              "| >= %s | %s |" % (k, fmt_rps(on), fmt_rps(off), fmt_pct(r),
+                                  fmt_cpu(on["cpu_us"]) if on.get("cpu_us") else "—",
+                                  fmt_cpu(off["cpu_us"]) if off.get("cpu_us") else "—",
+                                  fmt_pct(target), verdict(r >= target)))
+    print()
+    print("\n".join(out))
+
+
 def print_table(res, rss, scale, args, load_before, load_after):
     sc = {
         "a": "(a) wrong token, rejected",
@@ -622,7 +773,8 @@ def main():
                     help="repeat every cell, interleaved, and take the median (1)")
     ap.add_argument("--scale", type=int, default=None,
                     help="deliveries waiting in the scale test (10000; 0: skip)")
-    ap.add_argument("--only", default="abcd", help="scenarios to run (abcd)")
+    ap.add_argument("--only", default="abcde",
+                    help="scenarios to run (abcde; e: async acceptance)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     args.duration = args.duration or (1 if args.short else 8)
@@ -630,7 +782,7 @@ def main():
     if args.scale is None:
         args.scale = 1000 if args.short else 10000
 
-    hookd_bin = os.path.join(args.build, "hookd")
+    hookd_bin = os.path.abspath(os.path.join(args.build, "hookd"))
     probe_dir = os.path.join(args.build, "tests", "bench")
     for b in (hookd_bin, os.path.join(probe_dir, "probe_reject"),
               os.path.join(probe_dir, "probe_dispatch")):
@@ -648,6 +800,9 @@ def main():
     try:
         servers["hookd"] = Server("hookd", [hookd_bin, "-c", os.path.join(work, "hookd.ini")],
                                   os.path.join(work, "hookd.log"))
+        servers["hookd+journal"] = Server(
+            "hookd+journal", [hookd_bin, "-c", os.path.join(work, "hookd-journal.ini")],
+            os.path.join(work, "hookd-journal.log"), cwd=work)
         peer_port = free_port()
         servers["peer"] = Server("peer", ["webhook", "-hooks", os.path.join(work, "hooks.json"),
                                           "-ip", "127.0.0.1", "-port", str(peer_port)],
@@ -655,6 +810,7 @@ def main():
         for p in ("probe_reject", "probe_dispatch"):
             servers[p] = Server(p, [os.path.join(probe_dir, p)], os.path.join(work, p + ".log"))
         servers["hookd"].wait_port(r"msg=listening addr=127\.0\.0\.1:(\d+)")
+        servers["hookd+journal"].wait_port(r"msg=listening addr=127\.0\.0\.1:(\d+)")
         servers["peer"].wait_connectable(peer_port)
         for p in ("probe_reject", "probe_dispatch"):
             servers[p].wait_port(r"listening (\d+)")
@@ -662,6 +818,7 @@ def main():
         rss = {n: {"idle": s.rss_kb()} for n, s in servers.items()}
 
         hp, pp = servers["hookd"].port, servers["peer"].port
+        jp = servers["hookd+journal"].port
         bad = "wrong-" + secrets.token_hex(8)
         # scenario -> [(server, port, path, token, expected status, expected text)]
         plan = {
@@ -669,21 +826,23 @@ def main():
                   ("peer", pp, "/hooks/true", bad, 401, "Hook rules were not satisfied"),
                   ("probe", servers["probe_reject"].port, "/true", bad, 401, "rejected")],
             "b": [("hookd", hp, "/none", token, 200, '"status":"unhandled"'),
+                  ("hookd+journal", jp, "/none", token, 200, '"status":"unhandled"'),
                   ("peer", pp, "/hooks/none", token, 200, "Hook rules were not satisfied")],
             "c": [("hookd", hp, "/true", token, 200, '"status":"ok"'),
+                  ("hookd+journal", jp, "/true", token, 200, '"status":"ok"'),
                   ("peer", pp, "/hooks/true", token, 200, ""),
                   ("probe", servers["probe_dispatch"].port, "/true", token, 200, '"ok"')],
             "d": [("hookd", hp, "/webhook", token, 200, '"status":"ok"'),
                   ("peer", pp, "/hooks/script", token, 200, "build social-hour-1312 of master")],
         }
-        for k in args.only:
+        for k in args.only.replace("e", ""):
             for name, port, path, tok, st, text in plan[k]:
                 check_answer(port, path, tok, st, text)
 
         res = {k: {} for k in "abcd"}
         runs = {}
         for rnd in range(args.rounds):
-            for k in args.only:
+            for k in args.only.replace("e", ""):
                 for name, port, path, tok, st, _ in plan[k]:
                     log("round %d, scenario %s: %s" % (rnd + 1, k, name))
                     srv = servers[{"probe": "probe_reject" if k == "a" else "probe_dispatch"}
@@ -712,12 +871,18 @@ def main():
                 raise BenchError("%s died during the load: %s" % (n, s.tail()))
         for s in servers.values():
             s.stop()
+        jr = {"fsync": fdatasync_rate(work)}
+        if "b" in args.only or "c" in args.only or "e" in args.only:
+            log("the machine's fdatasync rate: %.0f/s" % jr["fsync"][0])
+        if "e" in args.only:
+            jr["async"] = async_test(hookd_bin, work, token, args, work)
         scale = None
         if args.scale > 0:
             log("scale: %d deliveries waiting for a slot" % args.scale)
             scale = scale_test(hookd_bin, work, token, args.scale, work)
         load_after = loadavg()
         print_table(res, rss, scale, args, load_before, load_after)
+        print_journal_table(res, jr, args)
     finally:
         for s in servers.values():
             s.stop()

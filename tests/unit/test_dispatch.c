@@ -35,7 +35,7 @@ static void test_transitions(void)
 		enum lifecycle to[LC_COUNT];
 		size_t n;
 	} table[] = {
-		{LC_NEW, {LC_WAIT_KEY, LC_QUEUED, LC_RUNNING, LC_WAIT_RETRY, LC_DONE}, 5},
+		{LC_NEW, {LC_WAIT_KEY, LC_QUEUED, LC_RUNNING, LC_WAIT_RETRY, LC_DONE, LC_SHELVED}, 6},
 		/* To itself: a sync delivery handed over at respond_within. */
 		{LC_WAIT_KEY, {LC_WAIT_KEY, LC_QUEUED, LC_RUNNING, LC_SHELVED}, 4},
 		{LC_QUEUED, {LC_QUEUED, LC_RUNNING, LC_SHELVED}, 3},

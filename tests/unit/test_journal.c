@@ -1152,13 +1152,34 @@ static void test_batching(void)
 	CHECK(journal_flush(w) == 0, "flush");
 	CHECK(journal_find(r, NULL, "b1", &rowid) == RESULT_OK && rowid == b1, "reader after the flush");
 
-	/* An outcome joins the batch; a durable write commits the batch first. */
+	/* An outcome joins the batch, and so does an async record (group
+	 * commit: the caller syncs the WAL after the batch's commit). */
 	CHECK(finish(w, b1, 1, 200, DSTATE_SUCCEEDED, 0) == 0, "finish in a batch");
 	CHECK(state_of(r, "ep", "b1", NULL) == DSTATE_RUNNING, "outcome not yet visible");
+	uint64_t batch = journal_batch_id(w);
+	CHECK(batch > journal_committed_id(w), "the open batch is not committed");
 	rec(w, "ep", "b2", "e", true, T0 + 1, "{}");
-	CHECK(state_of(r, "ep", "b1", NULL) == DSTATE_SUCCEEDED, "batch committed by async record");
+	CHECK(journal_batch_id(w) == batch, "the async record joined the open batch");
+	CHECK(journal_find(r, NULL, "b2", &rowid) == RESULT_UNKNOWN, "async record not yet visible");
+	CHECK(journal_flush(w) == 0, "flush");
+	CHECK(journal_committed_id(w) == batch, "that batch committed");
+	CHECK(journal_sync_fd(w) >= 0 && fdatasync(journal_sync_fd(w)) == 0, "the WAL syncs");
+	CHECK(state_of(r, "ep", "b1", NULL) == DSTATE_SUCCEEDED, "outcome committed");
 	CHECK(state_of(r, "ep", "b2", NULL) == DSTATE_QUEUED, "async record committed");
 	CHECK(journal_pending_count(w) == 1, "pending count");
+	CHECK(journal_losses(w) == 0, "no batch lost");
+
+	/* Checkpoints on a connection of their own; the writer counts frames. */
+	journal_defer_checkpoints(w);
+	struct journal_checkpointer *ck = journal_checkpointer_open(w, err, sizeof(err));
+	CHECK(ck != NULL, "checkpointer: %s", err);
+	rec(w, "ep", "b2x", "e", false, T0 + 1, "{}");
+	CHECK(journal_flush(w) == 0, "flush");
+	CHECK(journal_wal_frames(w) > 0, "the WAL holds frames");
+	CHECK(ck && journal_checkpoint(ck, err, sizeof(err)) == 0, "checkpoint: %s", err);
+	CHECK(journal_checkpoint_here(w) == 0, "checkpoint on the writer's connection");
+	CHECK(state_of(r, "ep", "b2x", NULL) == DSTATE_RUNNING, "still there after checkpoints");
+	journal_checkpointer_close(ck);
 
 	/* A failed write undoes only itself. */
 	int64_t b3 = rec(w, "ep", "b3", "e", false, T0 + 2, "{}");
