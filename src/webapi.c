@@ -730,7 +730,19 @@ static void route_api(struct webapi *w, struct http_request *req, enum web_acces
 	const char *tail = "";
 	bool one = !replay_filter && strncmp(p, "deliveries/", 11) == 0 &&
 	           split_delivery_path(p + 11, &ep, &id, &tail);
+	if (!replay_filter && strncmp(p, "delivery", 8) == 0 &&
+	    (!p[8] || strcmp(p + 8, "/output") == 0 || strcmp(p + 8, "/replay") == 0)) {
+		/* The same by query, for an id or endpoint "." or "..", which no
+		 * browser sends as a path segment. */
+		bool bad = false;
+		ep = query_param(req, "endpoint", &bad);
+		id = query_param(req, "id", &bad);
+		tail = p + 8;
+		one = ep && id && !bad;
+	}
 	if (!replay_filter && !one) {
+		free(ep);
+		free(id);
 		send_error(req, 404, NULL, "no such path");
 		return;
 	}
@@ -763,7 +775,7 @@ bool webapi_handle(struct webapi *w, struct http_request *req)
 	const char *path = req->path;
 	bool api = strncmp(path, "/api/v1/", 8) == 0;
 	bool page = strcmp(path, "/") == 0 || strncmp(path, "/deliveries/", 12) == 0 ||
-	            strcmp(path, "/rejections") == 0;
+	            strcmp(path, "/delivery") == 0 || strcmp(path, "/rejections") == 0;
 	const char *asset = strncmp(path, "/static/", 8) == 0 ? path + 8 : NULL;
 	if (!api && !page && !asset)
 		return false;
