@@ -260,6 +260,11 @@ class Api(Base):
             self.assertEqual(rej[1]["client"], "127.0.0.1")
             self.assertTrue(rej[1]["reason"])
             self.assertNotIn("wrong-token-value-123", json.dumps(rej))
+            # The HTTP layer's own refusals name the client too.
+            harness.raw_exchange(h.port, b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+            rej = self.get(h, "/api/v1/rejections")["rejections"]
+            self.assertEqual(rej[0]["http"], 400)
+            self.assertEqual(rej[0]["client"], "127.0.0.1")
             self.assertNotIn(NF_TOKEN, json.dumps(rej))
 
     def test_without_journal_from_memory(self):
@@ -306,6 +311,17 @@ class Api(Base):
                 self.assertSecurityHeaders(h.admin("GET", path))
             self.assertEqual(h.admin("GET", "/static/nope.js").status, 404)
             self.assertEqual(h.admin("POST", "/", body=b"").status, 405)
+
+    def test_http_layer_answers_carry_the_headers(self):
+        """The admin listener's own refusals (431, 400) carry them too."""
+        with Hookd(config(), {"build:start": OK}) as h:
+            port = h.wait_admin_port()
+            big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"
+            bad = b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"
+            for data, status in ((big, 431), (bad, 400)):
+                r = harness.parse_raw_response(harness.raw_exchange(port, data))
+                self.assertEqual(r.status, status, r)
+                self.assertSecurityHeaders(r)
 
 
 AUTH_ADMIN = ("\n[admin]\nlisten = 127.0.0.1:0\ntoken_file = {tmp}/token\n"
