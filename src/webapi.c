@@ -212,12 +212,19 @@ static const char *list_query_parse(const struct http_request *req, struct list_
 			return "since: milliseconds since the epoch, or a duration such as 1h";
 	}
 	if (lq->cursor) {
-		long long a, b;
-		char end;
-		if (sscanf(lq->cursor, "%lld.%lld%c", &a, &b, &end) != 2 || a <= 0 || b < 0)
+		/* "MS.ROWID", both in range: digits only, no sign, no overflow. */
+		char *dot = strchr(lq->cursor, '.');
+		uint64_t a, b;
+		if (dot)
+			*dot = 0;
+		bool ok = dot && parse_u64(lq->cursor, &a) && parse_u64(dot + 1, &b) && a > 0 &&
+		          a <= INT64_MAX && b <= INT64_MAX;
+		if (dot)
+			*dot = '.';
+		if (!ok)
 			return "cursor: as the previous page's \"next\" gave it";
-		f->before_ms = a;
-		f->before_rowid = b;
+		f->before_ms = (int64_t)a;
+		f->before_rowid = (int64_t)b;
 	}
 	return NULL;
 }
@@ -471,7 +478,9 @@ static void kept_entry(const struct journal_entry *e, void *arg)
 
 static void get_output(struct webapi *w, struct http_request *req, const char *ep, const char *id)
 {
-	/* EventSource sends the last id it saw when it asks again. */
+	/* EventSource sends the last id it saw when it asks again. Anything
+	 * but plain digits in range (a sign, a space, an overflow) starts
+	 * from the first line: the client sees lines twice, never misses one. */
 	const char *last = http_header_get(req, "Last-Event-ID");
 	uint64_t after = 0;
 	if (last && !parse_u64(last, &after))

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "http.h"
@@ -200,8 +201,13 @@ char *webauth_login(struct webauth *w, const struct config *cfg, const struct ht
 	OPENSSL_cleanse(raw, sizeof(raw));
 	slot->access = a;
 	slot->expires_ms = now_wall_ms() + WEBAUTH_SESSION_MS;
-	return xasprintf("Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d\r\n",
-	                 WEBAUTH_COOKIE, slot->id, WEBAUTH_SESSION_MS / 1000);
+	/* Behind a TLS proxy the cookie must never go back in clear. Who sets
+	 * the header does not matter: Secure only narrows where it is sent. */
+	const char *proto = http_header_get(req, "X-Forwarded-Proto");
+	bool https = proto && strcasecmp(proto, "https") == 0;
+	return xasprintf("Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s\r\n",
+	                 WEBAUTH_COOKIE, slot->id, WEBAUTH_SESSION_MS / 1000,
+	                 https ? "; Secure" : "");
 }
 
 const char *webauth_logout(struct webauth *w, const struct http_request *req)

@@ -119,7 +119,10 @@ class Api(Base):
             self.assertIsNone(p2["next"])
             # Refusals.
             for bad in (q(state="bogus"), q(limit=0), q(limit=501), q(limit="x"),
-                        q(cursor="zz"), q(since="yesterday"), "?q=%00", "?event=%zz"):
+                        q(cursor="zz"), q(since="yesterday"), "?q=%00", "?event=%zz",
+                        q(cursor="99999999999999999999.1"), q(cursor="1.99999999999999999999"),
+                        q(cursor="9223372036854775808.1"), q(cursor="-1.0"),
+                        q(cursor="1.-1"), q(cursor="+1.2"), q(cursor=" 1.2"), q(cursor="1.2x")):
                 self.get(h, "/api/v1/deliveries" + bad, status=400)
             self.assertEqual(len(self.get(h, "/api/v1/deliveries" + q(limit=500))
                                  ["deliveries"]), 6)
@@ -223,6 +226,12 @@ class Api(Base):
             self.assertEqual(ev[0][2], {"hook": "build:start", "line": "ran " + done})
             self.assertEqual(ev[1][2]["state"], "succeeded")
             self.assertEqual(ev[1][2]["http"], 200)
+            # A Last-Event-ID that is not plain digits in range starts over.
+            for last in ("99999999999999999999", "-1", "1x"):
+                ev, _ = self.sse(h, path_of("northflank", done, "/output"), last)
+                self.assertEqual([e[1] for e in ev], ["line", "outcome"], last)
+            ev, _ = self.sse(h, path_of("northflank", done, "/output"), "1")
+            self.assertEqual([e[1] for e in ev], ["outcome"])
             # A running one: each piece brings the lines after Last-Event-ID,
             # the last one the outcome.
             live = new_id("live")
@@ -386,6 +395,10 @@ class Auth(Base):
             self.assertIn("HttpOnly", cookie)
             self.assertIn("SameSite=Strict", cookie)
             self.assertNotIn(RO_TOKEN, cookie)
+            self.assertNotIn("Secure", cookie)
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": RO_TOKEN}).encode(),
+                        {"X-Forwarded-Proto": "https"})
+            self.assertIn("; Secure", r.headers["set-cookie"], "behind a TLS proxy")
             sid = cookie.split(";")[0]
             st = self.get(h, "/api/v1/status", {"Cookie": sid})
             self.assertEqual(st["access"], "read")
