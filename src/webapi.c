@@ -693,6 +693,7 @@ static bool split_delivery_path(const char *rest, char **ep, char **id, const ch
 	if (!*ep || !*id) {
 		free(*ep);
 		free(*id);
+		*ep = *id = NULL;
 		return false;
 	}
 	return true;
@@ -790,6 +791,15 @@ bool webapi_handle(struct webapi *w, struct http_request *req)
 		return false;
 	bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
 	bool post = strcmp(req->method, "POST") == 0;
+	struct config *cfg = dispatcher_config(w->ds);
+	if (!webauth_host_ok(cfg, req)) {
+		log_msg(LOG_LVL_WARN, "admin: refused %s from %s: Host is not this listener's "
+		        "(DNS rebinding?)", path, req->peer);
+		send_error(req, 421, NULL,
+		           "Host is not localhost, an IP address or [admin] listen's: without a "
+		           "token_file the page answers only to those");
+		return true;
+	}
 	if (post && !webauth_same_origin(req)) {
 		log_msg(LOG_LVL_WARN, "admin: refused a cross-site POST to %s from %s", path, req->peer);
 		send_error(req, 403, NULL, "cross-site request refused");
@@ -804,7 +814,6 @@ bool webapi_handle(struct webapi *w, struct http_request *req)
 			send_error(req, 404, NULL, "no such file");
 		return true;
 	}
-	struct config *cfg = dispatcher_config(w->ds);
 	if (strcmp(path, "/api/v1/login") == 0) {
 		if (!post)
 			send_error(req, 405, "Allow: POST\r\n", "method not allowed");

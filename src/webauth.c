@@ -1,6 +1,7 @@
 /* Who may use the deliveries page and API (webauth.h). */
 #include "webauth.h"
 
+#include <arpa/inet.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -235,4 +236,48 @@ bool webauth_same_origin(const struct http_request *req)
 	else if (strncmp(origin, "https://", 8) == 0)
 		rest = origin + 8;
 	return rest && strcmp(rest, host) == 0;
+}
+
+/* host[0..n) without its ":PORT" (digits); brackets kept. */
+static size_t host_name_len(const char *host, size_t n)
+{
+	size_t end = n;
+	while (end > 0 && host[end - 1] >= '0' && host[end - 1] <= '9')
+		end--;
+	if (end > 0 && end < n && host[end - 1] == ':' && (host[0] != '[' || host[end - 2] == ']'))
+		return end - 1;
+	return n;
+}
+
+static bool ip_literal(const char *name, size_t n)
+{
+	char buf[64];
+	unsigned char addr[16];
+	if (n >= sizeof(buf))
+		return false;
+	if (n > 2 && name[0] == '[' && name[n - 1] == ']') {
+		memcpy(buf, name + 1, n - 2);
+		buf[n - 2] = 0;
+		return inet_pton(AF_INET6, buf, addr) == 1;
+	}
+	memcpy(buf, name, n);
+	buf[n] = 0;
+	return inet_pton(AF_INET, buf, addr) == 1;
+}
+
+bool webauth_host_ok(const struct config *cfg, const struct http_request *req)
+{
+	if (webauth_required(cfg))
+		return true;
+	const char *host = http_header_get(req, "Host");
+	if (!host)
+		return true; /* HTTP/1.0 by hand: no browser sends that */
+	size_t n = host_name_len(host, strlen(host));
+	if ((n == 9 && strncasecmp(host, "localhost", 9) == 0) || ip_literal(host, n))
+		return true;
+	const char *listen = cfg->admin_listen;
+	if (!listen || strncmp(listen, "unix:", 5) == 0)
+		return false;
+	size_t ln = host_name_len(listen, strlen(listen));
+	return ln == n && strncasecmp(listen, host, n) == 0;
 }

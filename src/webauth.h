@@ -45,6 +45,12 @@ char *webauth_login(struct webauth *w, const struct config *cfg, const struct ht
                     const char *token, size_t token_len, bool *limited);
 /* Ends req's session; returns the Set-Cookie line that clears it (static). */
 const char *webauth_logout(struct webauth *w, const struct http_request *req);
+/* Without a token, whether req's Host is one this listener can be reached
+ * by on purpose: "localhost", an IP literal (v4, or v6 in brackets), or
+ * [admin] listen's host, each with an optional port. Anything else is a
+ * name that resolves here by DNS rebinding (a page on another site that
+ * would read the API as same-origin): 421. With a token: always true. */
+bool webauth_host_ok(const struct config *cfg, const struct http_request *req);
 /* Whether a POST comes from a page of this listener: refuses one that a
  * browser says is cross-site (Sec-Fetch-Site) or whose Origin is not
  * this Host. A request without either (curl) passes. */

@@ -321,6 +321,22 @@ class Api(Base):
             self.assertEqual(h.admin("GET", "/static/nope.js").status, 404)
             self.assertEqual(h.admin("POST", "/", body=b"").status, 405)
 
+    def test_host_checked_without_a_token(self):
+        """DNS rebinding: without a token only localhost, an IP literal or
+        the listen address is a Host the page answers to (else 421)."""
+        with Hookd(config(), {"build:start": OK}) as h:
+            port = h.wait_admin_port()
+            for host in ("evil.example", "evil.example:%d" % port, "127.0.0.1.evil.example",
+                         "localhost.evil.example", "[::1].evil.example", "1:2"):
+                r = h.admin("GET", "/api/v1/deliveries", headers={"Host": host})
+                self.assertEqual(r.status, 421, host)
+                self.assertSecurityHeaders(r)
+                self.assertEqual(h.admin("GET", "/", headers={"Host": host}).status, 421)
+            for host in ("localhost", "LOCALHOST:%d" % port, "127.0.0.1", "127.0.0.1:%d" % port,
+                         "[::1]", "[::1]:%d" % port, "10.1.2.3:80"):
+                self.get(h, "/api/v1/deliveries", headers={"Host": host})
+            self.assertIn("DNS rebinding", h.log_text())
+
     def test_http_layer_answers_carry_the_headers(self):
         """The admin listener's own refusals (431, 400) carry them too."""
         with Hookd(config(), {"build:start": OK}) as h:
@@ -372,6 +388,8 @@ class Auth(Base):
             self.assertEqual(h.admin("GET", "/api/v1/deliveries",
                                      headers={"Authorization": "Basic " + TOKEN}).status, 401)
             self.assertIn("wrong admin token", h.log_text())
+            # With a token, any Host (a proxy's name) will do.
+            self.get(h, "/api/v1/deliveries", dict(bearer, Host="hooks.example.com"))
             self.assertNotIn(TOKEN, h.log_text())
 
     def test_wrong_tokens_rate_limited(self):
