@@ -221,9 +221,12 @@ const char *webauth_logout(struct webauth *w, const struct http_request *req)
 
 bool webauth_same_origin(const struct http_request *req)
 {
+	/* A browser that sends Sec-Fetch-Site says itself where the request
+	 * comes from; its Origin need not match Host, which a proxy may
+	 * rewrite (nginx's proxy_pass sends 127.0.0.1:PORT). */
 	const char *site = http_header_get(req, "Sec-Fetch-Site");
-	if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
-		return false;
+	if (site)
+		return strcmp(site, "same-origin") == 0 || strcmp(site, "none") == 0;
 	const char *origin = http_header_get(req, "Origin");
 	if (!origin)
 		return true;

@@ -51,9 +51,10 @@ const char *webauth_logout(struct webauth *w, const struct http_request *req);
  * name that resolves here by DNS rebinding (a page on another site that
  * would read the API as same-origin): 421. With a token: always true. */
 bool webauth_host_ok(const struct config *cfg, const struct http_request *req);
-/* Whether a POST comes from a page of this listener: refuses one that a
- * browser says is cross-site (Sec-Fetch-Site) or whose Origin is not
- * this Host. A request without either (curl) passes. */
+/* Whether a POST comes from a page of this listener: with Sec-Fetch-Site,
+ * what it says (same-origin or none), Origin unlooked at (a proxy may
+ * rewrite Host); without it, an Origin must be this Host. A request
+ * without either (curl) passes. */
 bool webauth_same_origin(const struct http_request *req);
 
 #endif

@@ -447,6 +447,18 @@ class Auth(Base):
                                                                        "same-origin"})
             r = h.admin("POST", path_of("northflank", eid, "/replay"), b"", hd)
             self.assertEqual(r.status, 202, r)
+            # Behind a proxy that sends Host 127.0.0.1:PORT: the browser's
+            # Sec-Fetch-Site decides, not Origin against Host.
+            time.sleep(0.5)
+            proxied = {"Origin": "https://hooks.example.com", "Sec-Fetch-Site": "same-origin"}
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": TOKEN}).encode(), proxied)
+            self.assertEqual(r.status, 200, r)
+            r = h.admin("POST", path_of("northflank", eid, "/replay"), b"", dict(bearer, **proxied))
+            self.assertIn(r.status, (202, 409), r)
+            # Without Sec-Fetch-Site (an older browser), Origin must be Host.
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": TOKEN}).encode(),
+                        {"Origin": "https://hooks.example.com"})
+            self.assertEqual(r.status, 403, r)
 
     def test_open_admin_needs_a_token(self):
         h = Hookd(config(admin="\n[admin]\nlisten = 0.0.0.0:0\n"), {}, start=False)
