@@ -5,8 +5,11 @@
  * socket. With them a request brings `Authorization: Bearer TOKEN`, or the
  * session cookie the login form got for one. Tokens are compared in
  * constant time and never logged; wrong ones are logged (the client, not
- * the token) and, past WEBAUTH_FAILS_MAX a minute from one client,
- * refused without a look (429). Sessions live in memory and expire.
+ * the token) and, past WEBAUTH_FAILS_MAX a minute from one client (an
+ * IPv6 /64), or WEBAUTH_FAILS_ALL_MAX from all, answered 429; a right
+ * token always passes (behind a proxy every client has one address).
+ * Sessions live in memory, half the table for each access level, expire,
+ * and end when a reload changes a token.
  */
 #ifndef HOOKD_WEBAUTH_H
 #define HOOKD_WEBAUTH_H
@@ -16,6 +19,7 @@
 #include <stdint.h>
 
 #define WEBAUTH_FAILS_MAX 10
+#define WEBAUTH_FAILS_ALL_MAX 100 /* from all clients together, a minute */
 #define WEBAUTH_SESSIONS_MAX 64
 #define WEBAUTH_SESSION_MS (8 * 3600 * 1000)
 #define WEBAUTH_COOKIE "hookd_session"

@@ -9,6 +9,7 @@ POSTs refused, wrong tokens rate-limited and logged without the token.
 
 import json
 import os
+import socket
 import sys
 import time
 import unittest
@@ -393,15 +394,67 @@ class Auth(Base):
             self.assertNotIn(TOKEN, h.log_text())
 
     def test_wrong_tokens_rate_limited(self):
+        """Wrong tokens are limited, right ones never (behind a proxy all
+        clients share one address): 10 a minute from one client, 100 from
+        all together."""
         with self.daemon() as h:
             codes = [h.admin("GET", "/api/v1/deliveries",
                              headers={"Authorization": "Bearer guess-%d" % i}).status
                      for i in range(12)]
             self.assertEqual(codes[:10], [401] * 10)
             self.assertEqual(codes[10:], [429, 429])
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": "guess"}).encode(),
+                        {"Content-Type": "application/json"})
+            self.assertEqual(r.status, 429)
             r = h.admin("POST", "/api/v1/login", json.dumps({"token": TOKEN}).encode(),
                         {"Content-Type": "application/json"})
-            self.assertEqual(r.status, 429, "even the right token waits")
+            self.assertEqual(r.status, 200, "the right token passes")
+            self.get(h, "/api/v1/deliveries", {"Authorization": "Bearer " + RO_TOKEN})
+
+    def test_global_failure_budget(self):
+        """Guesses spread over many addresses (127.0.0.N) meet a budget for
+        all clients together: 100 a minute; a right token still passes."""
+        with self.daemon() as h:
+            port = h.wait_admin_port()
+
+            def get_from(src, token):
+                s = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                             source_address=(src, 0))
+                try:
+                    s.sendall(("GET /api/v1/deliveries HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "Authorization: Bearer %s\r\nConnection: close\r\n\r\n"
+                               % token).encode())
+                    return harness.recv_response(s)[0]
+                finally:
+                    s.close()
+            codes = [get_from("127.0.0.%d" % (2 + i // 9), "guess-%d" % i) for i in range(100)]
+            self.assertEqual(codes, [401] * 100)
+            self.assertEqual(get_from("127.0.0.50", "guess"), 429, "the budget of all")
+            self.assertEqual(get_from("127.0.0.51", TOKEN), 200, "a right token passes")
+
+    def test_sessions_end_when_a_token_changes(self):
+        with self.daemon() as h:
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": TOKEN}).encode())
+            sid = r.headers["set-cookie"].split(";")[0]
+            self.get(h, "/api/v1/status", {"Cookie": sid})
+            self.assertIn("config reloaded", h.reload())
+            self.get(h, "/api/v1/status", {"Cookie": sid})  # same tokens: it lives
+            h.write_file("ro-token", RO_TOKEN + "-new\n")
+            self.assertIn("config reloaded", h.reload())
+            self.assertEqual(h.admin("GET", "/api/v1/status", headers={"Cookie": sid}).status,
+                             401, "a token changed: every session ended")
+            self.assertIn("every session ended", h.log_text())
+            self.get(h, "/api/v1/status", {"Authorization": "Bearer " + RO_TOKEN + "-new"})
+
+    def test_readonly_logins_do_not_evict_write_sessions(self):
+        with self.daemon() as h:
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": TOKEN}).encode())
+            sid = r.headers["set-cookie"].split(";")[0]
+            for _ in range(80):
+                r = h.admin("POST", "/api/v1/login", json.dumps({"token": RO_TOKEN}).encode())
+                self.assertEqual(r.status, 200)
+            st = self.get(h, "/api/v1/status", {"Cookie": sid})
+            self.assertEqual(st["access"], "write")
 
     def test_login_cookie_logout(self):
         with self.daemon() as h:
