@@ -200,6 +200,24 @@ class Api(Base):
                              ["deliveries"], [])
             self.assertEqual(self.get(h, path_of("northflank", i))["state"], "skipped")
 
+    def test_live_output_memory_is_bounded(self):
+        """A flood of output (12 deliveries of 8 MB each, nobody watching)
+        keeps the live output within its budget (4 MiB), not 96 MB."""
+        flood = sh("awk 'BEGIN { s = sprintf(\"%4000s\", \"\"); gsub(/ /, \"a\", s);"
+                   " for (i = 0; i < 2000; i++) print s }'\n")
+        with Hookd(config(), {"build:start": OK, "build:flood": flood}) as h:
+            h.post(new_id())
+            before = harness.rss_kb(h.proc.pid)
+            ids = [new_id("flood%d" % i) for i in range(12)]
+            for i in ids:
+                self.assertEqual(h.post(i, event="build:flood").status, 200)
+            grown = harness.rss_kb(h.proc.pid) - before
+            self.assertLess(grown, 30 * 1024, "RSS grew %d kB" % grown)
+            # The newest delivery's lines are still there, the oldest's gone.
+            ev, _ = self.sse(h, path_of("northflank", ids[-1], "/output"))
+            self.assertEqual(ev[-1][1], "outcome")
+            self.assertGreater(len(ev), 100)
+
     def sse(self, h, path, last=None):
         """One piece of an event stream -> ([(id, event, data)], raw text)."""
         r = h.admin("GET", path, headers={"Last-Event-ID": last} if last else None)
