@@ -27,6 +27,10 @@
 #define LIST_MAX 500
 /* A filtered replay queues at most this many at once. */
 #define REPLAY_MAX 1000
+/* `q` reads bodies: a page searches at most the newest this many rows
+ * within the other filters (the answer says so; its "next" goes on from
+ * there), so that a text nobody sent cannot read a whole journal. */
+#define TEXT_SEARCH_ROWS 10000
 
 struct webapi {
 	struct dispatcher *ds;
@@ -265,6 +269,19 @@ static bool list_visit(const struct journal_row *r, void *arg)
 	return true;
 }
 
+struct window {
+	int n;
+	int64_t last_ms;
+};
+
+static bool window_visit(const struct journal_row *r, void *arg)
+{
+	struct window *win = arg;
+	win->n++;
+	win->last_ms = r->received_ms;
+	return true;
+}
+
 static void get_list(struct webapi *w, struct http_request *req)
 {
 	struct list_query lq;
@@ -282,7 +299,20 @@ static void get_list(struct webapi *w, struct http_request *req)
 		struct list_out lo = {.sb = &sb, .limit = lq.f.limit};
 		struct journal_filter f = lq.f;
 		f.limit = lq.f.limit + 1; /* one more says whether a next page exists */
-		if (journal_query(j, &f, list_visit, &lo) != RESULT_OK) {
+		/* With q: the window of rows to search, by the indexes alone. Its
+		 * oldest millisecond is left out, so that the next page's cursor
+		 * (from that millisecond down) neither skips nor repeats a row. */
+		struct window win = {0};
+		enum result r = RESULT_OK;
+		if (f.text) {
+			struct journal_filter wf = lq.f;
+			wf.text = NULL;
+			wf.limit = TEXT_SEARCH_ROWS;
+			r = journal_query(j, &wf, window_visit, &win);
+			if (win.n == TEXT_SEARCH_ROWS && win.last_ms + 1 > f.since_ms)
+				f.since_ms = win.last_ms + 1;
+		}
+		if (r != RESULT_OK || journal_query(j, &f, list_visit, &lo) != RESULT_OK) {
 			sb_free(&sb);
 			list_query_free(&lq);
 			send_error(req, 500, NULL, "the journal could not be read");
@@ -291,8 +321,12 @@ static void get_list(struct webapi *w, struct http_request *req)
 		sb_puts(&sb, "],\"next\":");
 		if (lo.more)
 			sb_printf(&sb, "\"%lld.%lld\"", (long long)lo.last_ms, (long long)lo.last_rowid);
+		else if (win.n == TEXT_SEARCH_ROWS)
+			sb_printf(&sb, "\"%lld.0\"", (long long)win.last_ms + 1);
 		else
 			sb_puts(&sb, "null");
+		if (f.text)
+			sb_printf(&sb, ",\"searched\":%d", TEXT_SEARCH_ROWS);
 	} else {
 		struct recent_filter rf = {
 			.state = lq.f.state,

@@ -10,6 +10,7 @@ POSTs refused, wrong tokens rate-limited and logged without the token.
 import json
 import os
 import socket
+import sqlite3
 import sys
 import time
 import unittest
@@ -339,6 +340,47 @@ class Api(Base):
                 self.assertSecurityHeaders(h.admin("GET", path))
             self.assertEqual(h.admin("GET", "/static/nope.js").status, 404)
             self.assertEqual(h.admin("POST", "/", body=b"").status, 405)
+
+    def test_text_search_is_bounded(self):
+        """q searches at most the newest 10,000 rows a page (the answer says
+        so); "next" goes on below them, where the match is."""
+        with Hookd(config(), {"build:start": OK}) as h:
+            body = harness.sample_json()
+            body["description"] = "needle-7f3a"
+            needle = new_id("needle")
+            self.assertEqual(h.post(needle, body=body).status, 200)
+            h.stop()
+            db = sqlite3.connect(os.path.join(h.state, "journal.db"))
+            cols = [r[1] for r in db.execute("PRAGMA table_info(deliveries)") if r[1] != "id"]
+            row = dict(zip(cols, db.execute("SELECT %s FROM deliveries" % ",".join(cols))
+                           .fetchone()))
+            with db:
+                for i in range(10005):
+                    r = dict(row, delivery_id="hay-%05d" % i, body=b"{}",
+                             received_ms=row["received_ms"] + 1 + i)
+                    db.execute("INSERT INTO deliveries (%s) VALUES (%s)" % (
+                        ",".join(cols), ",".join("?" * len(cols))), [r[c] for c in cols])
+            db.close()
+            h.start()
+            p1 = self.get(h, "/api/v1/deliveries" + q(q="needle-7f3a"))
+            self.assertEqual(p1["searched"], 10000)
+            self.assertEqual(p1["deliveries"], [])
+            self.assertIsNotNone(p1["next"])
+            p2 = self.get(h, "/api/v1/deliveries" + q(q="needle-7f3a", cursor=p1["next"]))
+            self.assertEqual([d["id"] for d in p2["deliveries"]], [needle])
+            self.assertIsNone(p2["next"])
+            self.assertNotIn("searched", self.get(h, "/api/v1/deliveries"))
+            # No row twice, none skipped, across the window's edge.
+            seen, cur = [], None
+            while True:
+                pg = self.get(h, "/api/v1/deliveries" + q(q="{}", limit=500,
+                                                          **({"cursor": cur} if cur else {})))
+                seen += [d["id"] for d in pg["deliveries"]]
+                cur = pg["next"]
+                if not cur:
+                    break
+            self.assertEqual(len(seen), 10005)
+            self.assertEqual(len(set(seen)), 10005)
 
     def test_host_checked_without_a_token(self):
         """DNS rebinding: without a token only localhost, an IP literal or
