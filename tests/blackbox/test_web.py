@@ -213,7 +213,8 @@ class Api(Base):
             for i in ids:
                 self.assertEqual(h.post(i, event="build:flood").status, 200)
             grown = harness.rss_kb(h.proc.pid) - before
-            self.assertLess(grown, 30 * 1024, "RSS grew %d kB" % grown)
+            if not harness.binary_has_asan():  # its RSS is shadow memory and quarantine
+                self.assertLess(grown, 30 * 1024, "RSS grew %d kB" % grown)
             # The newest delivery's lines are still there, the oldest's gone.
             ev, _ = self.sse(h, path_of("northflank", ids[-1], "/output"))
             self.assertEqual(ev[-1][1], "outcome")
