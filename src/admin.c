@@ -36,7 +36,7 @@ static char *json_status(const char *status, const char *error)
 }
 
 /* Answers the HTTP layer gives itself (431, 413, 400, 408). */
-static char *error_body(int status, const char *error, void *arg)
+static char *error_body(int status, const char *error, const char *peer, void *arg)
 {
 	return json_status("rejected", error);
 }
@@ -93,6 +93,7 @@ struct admin *admin_new(struct event_base *base, struct dispatcher *ds)
 		.idle_timeout_ms = 60000,
 	};
 	a->http = http_server_new(base, &lim, handle, error_body, a);
+	http_server_set_error_headers(a->http, WEB_SECURITY_HEADERS);
 	return a;
 }
 

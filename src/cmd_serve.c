@@ -253,6 +253,7 @@ static void log_listening(const char *msg, int fd, const char *source, const cha
  * systemd passed sockets (one named "admin", by FileDescriptorName=, is the
  * admin's; the others are the webhook server's), else bound from [server]
  * listen and [admin] listen. addr gets the webhook listener's address.
+ * Returns 0, -1, or -2 for a config error (an admin socket open to all).
  */
 static int open_listeners(struct daemon *dm, const char *config, char *addr, size_t addrlen)
 {
@@ -266,6 +267,23 @@ static int open_listeners(struct daemon *dm, const char *config, char *addr, siz
 	int rc = -1;
 	bool admin_passed = false;
 	snprintf(addr, addrlen, "?");
+	/* The same rule as for [admin] listen (config.c): without a token
+	 * the deliveries page and API are open to whoever connects. */
+	bool tokens = dm->cfg->admin_token || dm->cfg->admin_readonly_token;
+	for (int i = 0; i < n && !tokens; i++) {
+		char where[160];
+		if (strcmp(socks[i].name, "admin") == 0 &&
+		    !sdlisten_is_local(socks[i].fd, where, sizeof(where))) {
+			log_msg(LOG_LVL_ERROR,
+			        "the admin socket passed by systemd (%s) is not loopback or a unix "
+			        "socket, and no [admin] token_file is set: the deliveries page and API "
+			        "would be open to anyone who can connect; set token_file, or bind the "
+			        "socket unit to 127.0.0.1, [::1] or a unix path",
+			        where);
+			rc = -2;
+			goto out;
+		}
+	}
 	for (int i = 0; i < n; i++) {
 		if (strcmp(socks[i].name, "admin") == 0) {
 			admin_passed = true;
@@ -392,8 +410,12 @@ int cmd_serve(const struct options *o)
 	evsignal_add(dm.sigterm, NULL);
 	evsignal_add(dm.sigint, NULL);
 	char addr[128];
-	if (open_listeners(&dm, o->config, addr, sizeof(addr)) < 0)
+	int lrc = open_listeners(&dm, o->config, addr, sizeof(addr));
+	if (lrc < 0) {
+		if (lrc == -2)
+			rc = EXIT_USAGE;
 		goto out;
+	}
 	/* Bound (and the journal open): nothing more needs root. The control
 	 * socket is made after this, as the user that will serve it. */
 	if (drop_privileges(dm.cfg, &ra, &hu) < 0)

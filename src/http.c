@@ -72,6 +72,7 @@ struct http_server {
 	http_head_handler head;
 	http_gone_handler gone;
 	http_error_body error_body;
+	const char *error_headers; /* on its own answers too; NULL: none */
 	void *arg;
 	struct evconnlistener **listeners;
 	size_t nlisteners;
@@ -113,6 +114,7 @@ const char *http_reason(int status)
 	case 411: return "Length Required";
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
+	case 421: return "Misdirected Request";
 	case 422: return "Unprocessable Content";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
@@ -405,8 +407,12 @@ static void budget_release(struct http_conn *c);
 static void early_error(struct http_conn *c, int status, const char *extra, const char *error,
                         bool linger)
 {
-	char *body = c->srv->error_body(status, error, c->srv->arg);
+	char *body = c->srv->error_body(status, error, c->peer, c->srv->arg);
+	char *headers = NULL;
+	if (c->srv->error_headers)
+		extra = headers = xasprintf("%s%s", c->srv->error_headers, extra ? extra : "");
 	write_response(c, status, extra, body, strlen(body), true);
+	free(headers);
 	free(body);
 	budget_release(c);
 	http_request_free(c->req);
@@ -1381,6 +1387,11 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
 	s->addrs = addr_counts_new();
 	s->budget.limit = lim->max_buffered;
 	return s;
+}
+
+void http_server_set_error_headers(struct http_server *s, const char *headers)
+{
+	s->error_headers = headers;
 }
 
 void http_server_set_head_handler(struct http_server *s, http_head_handler head)

@@ -73,8 +73,9 @@ typedef void (*http_handler)(struct http_request *req, void *arg);
  */
 typedef bool (*http_head_handler)(struct http_request *req, void *arg);
 /* Builds the JSON body of an answer the HTTP layer decides itself (413, 431,
- * 411, 400): returns a malloc'd string. */
-typedef char *(*http_error_body)(int status, const char *error, void *arg);
+ * 411, 400), to the client at peer (its address, or "unix"): returns a
+ * malloc'd string. */
+typedef char *(*http_error_body)(int status, const char *error, const char *peer, void *arg);
 
 /*
  * Called at most once for a request the handler holds, when its client
@@ -91,6 +92,9 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
 void http_server_set_head_handler(struct http_server *s, http_head_handler head);
 /* Is told when a client goes before its answer (NULL: not, the default). */
 void http_server_set_gone_handler(struct http_server *s, http_gone_handler gone);
+/* Header lines ("\r\n" ended) that the HTTP layer's own answers carry too
+ * (the admin listener's security headers); s keeps the pointer. */
+void http_server_set_error_headers(struct http_server *s, const char *headers);
 /* Listens on fd (already bound and listening, non-blocking). */
 int http_server_listen_fd(struct http_server *s, int fd);
 void http_server_set_limits(struct http_server *s, const struct http_limits *lim);

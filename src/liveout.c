@@ -16,12 +16,20 @@ struct line {
 	size_t len;
 };
 
+/* What a kept line costs against LIVEOUT_BYTES: its bytes, its hook's
+ * name, and the allocator's share of the two. */
+static size_t line_cost(const struct line *l)
+{
+	return l->len + strlen(l->hook) + 2 + 64;
+}
+
 struct waiter;
 
 struct live {
 	TAILQ_ENTRY(live) link;
 	char *endpoint, *id;
-	struct line *lines; /* a ring of LIVEOUT_LINES */
+	struct line *lines; /* a ring of cap, which grows up to LIVEOUT_LINES */
+	size_t cap;
 	uint64_t first, next; /* numbers: the oldest kept, the next to come (from 1) */
 	char *partial_hook;  /* a line not ended yet, and whose */
 	struct strbuf partial;
@@ -47,6 +55,7 @@ struct liveout {
 	struct event_base *base;
 	TAILQ_HEAD(live_list, live) lives; /* newest first */
 	int n;
+	size_t bytes; /* of every live's lines and rings: at most LIVEOUT_BYTES */
 };
 
 struct liveout *liveout_new(struct event_base *base)
@@ -87,7 +96,7 @@ static char *stream_body(const struct live *lv, uint64_t after)
 	put_retry(&sb);
 	uint64_t from = after + 1 > lv->first ? after + 1 : lv->first;
 	for (uint64_t n = from; n < lv->next; n++) {
-		const struct line *l = &lv->lines[n % LIVEOUT_LINES];
+		const struct line *l = &lv->lines[n % lv->cap];
 		liveout_put_line(&sb, n, l->hook, l->text, l->len);
 	}
 	if (lv->ended)
@@ -113,15 +122,23 @@ static void wake(struct live *lv)
 		waiter_answer(w);
 }
 
+static void drop_first(struct liveout *lo, struct live *lv)
+{
+	struct line *old = &lv->lines[lv->first % lv->cap];
+	lo->bytes -= line_cost(old);
+	free(old->hook);
+	free(old->text);
+	lv->first++;
+}
+
 static void live_free(struct liveout *lo, struct live *lv)
 {
 	wake(lv);
 	TAILQ_REMOVE(&lo->lives, lv, link);
 	lo->n--;
-	for (uint64_t n = lv->first; n < lv->next; n++) {
-		free(lv->lines[n % LIVEOUT_LINES].hook);
-		free(lv->lines[n % LIVEOUT_LINES].text);
-	}
+	while (lv->first < lv->next)
+		drop_first(lo, lv);
+	lo->bytes -= lv->cap * sizeof(*lv->lines);
 	free(lv->lines);
 	free(lv->endpoint);
 	free(lv->id);
@@ -162,25 +179,60 @@ static struct live *find(struct liveout *lo, const char *endpoint, const char *i
 	return NULL;
 }
 
-static void add_line(struct live *lv, const char *hook, const char *text, size_t len)
+/* Over LIVEOUT_BYTES: the oldest lines go, first those of deliveries that
+ * ended (the oldest of them first), then those of running ones. */
+static void trim(struct liveout *lo)
 {
-	if (lv->next - lv->first == LIVEOUT_LINES) {
-		struct line *old = &lv->lines[lv->first % LIVEOUT_LINES];
-		free(old->hook);
-		free(old->text);
-		lv->first++;
+	for (int ended = 1; ended >= 0 && lo->bytes > LIVEOUT_BYTES; ended--) {
+		struct live *lv;
+		for (lv = TAILQ_LAST(&lo->lives, live_list); lv && lo->bytes > LIVEOUT_BYTES;
+		     lv = TAILQ_PREV(lv, live_list, link)) {
+			if (lv->ended != (ended == 1))
+				continue;
+			while (lv->first < lv->next && lo->bytes > LIVEOUT_BYTES)
+				drop_first(lo, lv);
+		}
 	}
-	struct line *l = &lv->lines[lv->next % LIVEOUT_LINES];
+}
+
+/* A full ring below LIVEOUT_LINES doubles: most hooks print a few lines,
+ * and 64 rings of 2,000 would cost 3 MB before a line came. */
+static void grow(struct liveout *lo, struct live *lv)
+{
+	size_t cap = lv->cap ? lv->cap * 2 : 16;
+	if (cap > LIVEOUT_LINES)
+		cap = LIVEOUT_LINES;
+	struct line *lines = xcalloc(cap, sizeof(*lines));
+	for (uint64_t n = lv->first; n < lv->next; n++)
+		lines[n % cap] = lv->lines[n % lv->cap];
+	free(lv->lines);
+	lo->bytes += (cap - lv->cap) * sizeof(*lines);
+	lv->lines = lines;
+	lv->cap = cap;
+}
+
+static void add_line(struct liveout *lo, struct live *lv, const char *hook, const char *text,
+                     size_t len)
+{
+	if (lv->next - lv->first == lv->cap) {
+		if (lv->cap < LIVEOUT_LINES)
+			grow(lo, lv);
+		else
+			drop_first(lo, lv);
+	}
+	struct line *l = &lv->lines[lv->next % lv->cap];
 	l->hook = xstrdup(hook);
 	l->text = xstrndup(text, len);
 	l->len = len;
+	lo->bytes += line_cost(l);
 	lv->next++;
+	trim(lo);
 }
 
-static void flush_partial(struct live *lv)
+static void flush_partial(struct liveout *lo, struct live *lv)
 {
 	if (lv->partial.len > 0 || lv->partial_cut)
-		add_line(lv, lv->partial_hook ? lv->partial_hook : "",
+		add_line(lo, lv, lv->partial_hook ? lv->partial_hook : "",
 		         lv->partial.buf ? lv->partial.buf : "", lv->partial.len);
 	lv->partial.len = 0;
 	lv->partial_cut = false;
@@ -197,7 +249,6 @@ void liveout_take(const char *endpoint, const char *delivery_id, const char *hoo
 		lv = xcalloc(1, sizeof(*lv));
 		lv->endpoint = xstrdup(endpoint);
 		lv->id = xstrdup(delivery_id);
-		lv->lines = xcalloc(LIVEOUT_LINES, sizeof(*lv->lines));
 		lv->first = lv->next = 1;
 		sb_init(&lv->partial);
 		TAILQ_INIT(&lv->waiters);
@@ -217,7 +268,7 @@ void liveout_take(const char *endpoint, const char *delivery_id, const char *hoo
 		TAILQ_INSERT_HEAD(&lo->lives, lv, link);
 	}
 	if (!lv->partial_hook || strcmp(lv->partial_hook, hook) != 0) {
-		flush_partial(lv);
+		flush_partial(lo, lv);
 		free(lv->partial_hook);
 		lv->partial_hook = xstrdup(hook);
 	}
@@ -232,7 +283,7 @@ void liveout_take(const char *endpoint, const char *delivery_id, const char *hoo
 			lv->partial_cut = true;
 		if (!nl)
 			break;
-		flush_partial(lv);
+		flush_partial(lo, lv);
 		p = nl + 1;
 	}
 	wake(lv);
@@ -245,7 +296,7 @@ void liveout_ended(struct liveout *lo, const char *endpoint, const char *deliver
 	struct live *lv = find(lo, endpoint, delivery_id);
 	if (!lv)
 		return;
-	flush_partial(lv);
+	flush_partial(lo, lv);
 	lv->ended = true;
 	free(lv->state);
 	lv->state = xstrdup(state);

@@ -4,7 +4,7 @@
  * The runner hands every hook's output here as it reads it
  * (runner_set_output_observer); it is cut into lines, numbered, and kept
  * per delivery (the last LIVEOUT_LINES lines, LIVEOUT_DELIVERIES
- * deliveries, for LIVEOUT_KEEP_MS after the end).
+ * deliveries, for LIVEOUT_KEEP_MS after the end), all within LIVEOUT_BYTES.
  *
  * The answer is an event stream in pieces: the HTTP layer answers a
  * request once, whole, so a request waits (up to LIVEOUT_WAIT_MS) until
@@ -20,6 +20,9 @@
 #include <stdint.h>
 
 #define LIVEOUT_LINES 2000
+/* All deliveries' lines together: past it the oldest go, of the ones that
+ * ended first (a flood must not hold hundreds of MB nobody watches). */
+#define LIVEOUT_BYTES (4 * 1024 * 1024)
 #define LIVEOUT_LINE_MAX 4096
 #define LIVEOUT_DELIVERIES 64
 #define LIVEOUT_KEEP_MS (10 * 60 * 1000)

@@ -67,20 +67,41 @@ int usage_error(const char *fmt, const char *arg)
 }
 
 /* Options may come before or after the command. */
+/* The command, then its arguments; false when there are too many. */
+static bool add_word(struct options *o, const char *a)
+{
+	if (!o->command)
+		o->command = a;
+	else if (o->nargs < (int)ARRAY_SIZE(o->args))
+		o->args[o->nargs++] = a;
+	else
+		return false;
+	return true;
+}
+
+/* Options anywhere; "--" ends them (an id that starts with '-'). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->filter.limit = 100;
+	bool options_done = false; /* after "--": every word is an argument */
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!options_done && strcmp(a, "--") == 0) {
+			options_done = true;
+			continue;
+		}
 #define NEED_ARG()                                                          \
 	do {                                                                \
 		if (!next)                                                  \
 			return usage_error("option %s needs a value", a);   \
 		i++;                                                        \
 	} while (0)
-		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+		if (options_done) {
+			if (!add_word(o, a))
+				return usage_error("too many arguments: '%s'", a);
+		} else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
 			NEED_ARG();
 			o->config = next;
 		} else if (strncmp(a, "--config=", 9) == 0) {
@@ -117,11 +138,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return usage_error("bad number for --limit: '%s'", next);
 		} else if (a[0] == '-' && a[1] != '\0') {
 			return usage_error("unknown option '%s'", a);
-		} else if (!o->command) {
-			o->command = a;
-		} else if (o->nargs < (int)ARRAY_SIZE(o->args)) {
-			o->args[o->nargs++] = a;
-		} else {
+		} else if (!add_word(o, a)) {
 			return usage_error("too many arguments: '%s'", a);
 		}
 #undef NEED_ARG

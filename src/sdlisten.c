@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -98,4 +100,32 @@ out:
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDNAMES");
 	return rc;
+}
+
+bool sdlisten_is_local(int fd, char *addr, size_t addrlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	snprintf(addr, addrlen, "fd %d", fd);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return false;
+	char text[INET6_ADDRSTRLEN] = "";
+	if (ss.ss_family == AF_UNIX)
+		return true;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+		snprintf(addr, addrlen, "%s:%u", text, ntohs(in->sin_port));
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+		const unsigned char *b = in6->sin6_addr.s6_addr;
+		inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
+		snprintf(addr, addrlen, "[%s]:%u", text, ntohs(in6->sin6_port));
+		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127;
+	}
+	return false;
 }

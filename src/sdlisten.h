@@ -9,6 +9,7 @@
 #ifndef HOOKD_SDLISTEN_H
 #define HOOKD_SDLISTEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define SD_LISTEN_FDS_START 3
@@ -28,5 +29,12 @@ struct sd_socket {
  * environment either way. *out is malloc'd (free it), NULL when 0.
  */
 int sdlisten_take(struct sd_socket **out, char *err, size_t errlen);
+
+/*
+ * Whether the socket fd is bound to a loopback address (127.0.0.0/8, ::1,
+ * or ::ffff:127.x) or is a unix socket: what an admin listener without a
+ * token may be. addr gets the address as text, for the error.
+ */
+bool sdlisten_is_local(int fd, char *addr, size_t addrlen);
 
 #endif

@@ -37,11 +37,11 @@ static void unauthorized_free(struct server *s)
 	s->unauthorized = NULL;
 }
 
-static char *error_body(int status, const char *error, void *arg)
+static char *error_body(int status, const char *error, const char *peer, void *arg)
 {
 	/* The HTTP layer's own refusals (400, 408, 411, 413, 431) pass here. */
 	metrics_rejection(status, NULL);
-	rejections_add(status, NULL, NULL, NULL, error);
+	rejections_add(status, peer, NULL, NULL, error);
 	return response_json(NULL, NULL, NULL, "rejected", error);
 }
 

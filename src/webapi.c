@@ -27,6 +27,10 @@
 #define LIST_MAX 500
 /* A filtered replay queues at most this many at once. */
 #define REPLAY_MAX 1000
+/* `q` reads bodies: a page searches at most the newest this many rows
+ * within the other filters (the answer says so; its "next" goes on from
+ * there), so that a text nobody sent cannot read a whole journal. */
+#define TEXT_SEARCH_ROWS 10000
 
 struct webapi {
 	struct dispatcher *ds;
@@ -212,12 +216,19 @@ static const char *list_query_parse(const struct http_request *req, struct list_
 			return "since: milliseconds since the epoch, or a duration such as 1h";
 	}
 	if (lq->cursor) {
-		long long a, b;
-		char end;
-		if (sscanf(lq->cursor, "%lld.%lld%c", &a, &b, &end) != 2 || a <= 0 || b < 0)
+		/* "MS.ROWID", both in range: digits only, no sign, no overflow. */
+		char *dot = strchr(lq->cursor, '.');
+		uint64_t a, b;
+		if (dot)
+			*dot = 0;
+		bool ok = dot && parse_u64(lq->cursor, &a) && parse_u64(dot + 1, &b) && a > 0 &&
+		          a <= INT64_MAX && b <= INT64_MAX;
+		if (dot)
+			*dot = '.';
+		if (!ok)
 			return "cursor: as the previous page's \"next\" gave it";
-		f->before_ms = a;
-		f->before_rowid = b;
+		f->before_ms = (int64_t)a;
+		f->before_rowid = (int64_t)b;
 	}
 	return NULL;
 }
@@ -258,6 +269,19 @@ static bool list_visit(const struct journal_row *r, void *arg)
 	return true;
 }
 
+struct window {
+	int n;
+	int64_t last_ms;
+};
+
+static bool window_visit(const struct journal_row *r, void *arg)
+{
+	struct window *win = arg;
+	win->n++;
+	win->last_ms = r->received_ms;
+	return true;
+}
+
 static void get_list(struct webapi *w, struct http_request *req)
 {
 	struct list_query lq;
@@ -275,7 +299,20 @@ static void get_list(struct webapi *w, struct http_request *req)
 		struct list_out lo = {.sb = &sb, .limit = lq.f.limit};
 		struct journal_filter f = lq.f;
 		f.limit = lq.f.limit + 1; /* one more says whether a next page exists */
-		if (journal_query(j, &f, list_visit, &lo) != RESULT_OK) {
+		/* With q: the window of rows to search, by the indexes alone. Its
+		 * oldest millisecond is left out, so that the next page's cursor
+		 * (from that millisecond down) neither skips nor repeats a row. */
+		struct window win = {0};
+		enum result r = RESULT_OK;
+		if (f.text) {
+			struct journal_filter wf = lq.f;
+			wf.text = NULL;
+			wf.limit = TEXT_SEARCH_ROWS;
+			r = journal_query(j, &wf, window_visit, &win);
+			if (win.n == TEXT_SEARCH_ROWS && win.last_ms + 1 > f.since_ms)
+				f.since_ms = win.last_ms + 1;
+		}
+		if (r != RESULT_OK || journal_query(j, &f, list_visit, &lo) != RESULT_OK) {
 			sb_free(&sb);
 			list_query_free(&lq);
 			send_error(req, 500, NULL, "the journal could not be read");
@@ -284,8 +321,12 @@ static void get_list(struct webapi *w, struct http_request *req)
 		sb_puts(&sb, "],\"next\":");
 		if (lo.more)
 			sb_printf(&sb, "\"%lld.%lld\"", (long long)lo.last_ms, (long long)lo.last_rowid);
+		else if (win.n == TEXT_SEARCH_ROWS)
+			sb_printf(&sb, "\"%lld.0\"", (long long)win.last_ms + 1);
 		else
 			sb_puts(&sb, "null");
+		if (f.text)
+			sb_printf(&sb, ",\"searched\":%d", TEXT_SEARCH_ROWS);
 	} else {
 		struct recent_filter rf = {
 			.state = lq.f.state,
@@ -471,7 +512,9 @@ static void kept_entry(const struct journal_entry *e, void *arg)
 
 static void get_output(struct webapi *w, struct http_request *req, const char *ep, const char *id)
 {
-	/* EventSource sends the last id it saw when it asks again. */
+	/* EventSource sends the last id it saw when it asks again. Anything
+	 * but plain digits in range (a sign, a space, an overflow) starts
+	 * from the first line: the client sees lines twice, never misses one. */
 	const char *last = http_header_get(req, "Last-Event-ID");
 	uint64_t after = 0;
 	if (last && !parse_u64(last, &after))
@@ -684,6 +727,7 @@ static bool split_delivery_path(const char *rest, char **ep, char **id, const ch
 	if (!*ep || !*id) {
 		free(*ep);
 		free(*id);
+		*ep = *id = NULL;
 		return false;
 	}
 	return true;
@@ -730,7 +774,19 @@ static void route_api(struct webapi *w, struct http_request *req, enum web_acces
 	const char *tail = "";
 	bool one = !replay_filter && strncmp(p, "deliveries/", 11) == 0 &&
 	           split_delivery_path(p + 11, &ep, &id, &tail);
+	if (!replay_filter && strncmp(p, "delivery", 8) == 0 &&
+	    (!p[8] || strcmp(p + 8, "/output") == 0 || strcmp(p + 8, "/replay") == 0)) {
+		/* The same by query, for an id or endpoint "." or "..", which no
+		 * browser sends as a path segment. */
+		bool bad = false;
+		ep = query_param(req, "endpoint", &bad);
+		id = query_param(req, "id", &bad);
+		tail = p + 8;
+		one = ep && id && !bad;
+	}
 	if (!replay_filter && !one) {
+		free(ep);
+		free(id);
 		send_error(req, 404, NULL, "no such path");
 		return;
 	}
@@ -763,12 +819,21 @@ bool webapi_handle(struct webapi *w, struct http_request *req)
 	const char *path = req->path;
 	bool api = strncmp(path, "/api/v1/", 8) == 0;
 	bool page = strcmp(path, "/") == 0 || strncmp(path, "/deliveries/", 12) == 0 ||
-	            strcmp(path, "/rejections") == 0;
+	            strcmp(path, "/delivery") == 0 || strcmp(path, "/rejections") == 0;
 	const char *asset = strncmp(path, "/static/", 8) == 0 ? path + 8 : NULL;
 	if (!api && !page && !asset)
 		return false;
 	bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
 	bool post = strcmp(req->method, "POST") == 0;
+	struct config *cfg = dispatcher_config(w->ds);
+	if (!webauth_host_ok(cfg, req)) {
+		log_msg(LOG_LVL_WARN, "admin: refused %s from %s: Host is not this listener's "
+		        "(DNS rebinding?)", path, req->peer);
+		send_error(req, 421, NULL,
+		           "Host is not localhost, an IP address or [admin] listen's: without a "
+		           "token_file the page answers only to those");
+		return true;
+	}
 	if (post && !webauth_same_origin(req)) {
 		log_msg(LOG_LVL_WARN, "admin: refused a cross-site POST to %s from %s", path, req->peer);
 		send_error(req, 403, NULL, "cross-site request refused");
@@ -783,7 +848,6 @@ bool webapi_handle(struct webapi *w, struct http_request *req)
 			send_error(req, 404, NULL, "no such file");
 		return true;
 	}
-	struct config *cfg = dispatcher_config(w->ds);
 	if (strcmp(path, "/api/v1/login") == 0) {
 		if (!post)
 			send_error(req, 405, "Allow: POST\r\n", "method not allowed");

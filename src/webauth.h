@@ -5,8 +5,11 @@
  * socket. With them a request brings `Authorization: Bearer TOKEN`, or the
  * session cookie the login form got for one. Tokens are compared in
  * constant time and never logged; wrong ones are logged (the client, not
- * the token) and, past WEBAUTH_FAILS_MAX a minute from one client,
- * refused without a look (429). Sessions live in memory and expire.
+ * the token) and, past WEBAUTH_FAILS_MAX a minute from one client (an
+ * IPv6 /64), or WEBAUTH_FAILS_ALL_MAX from all, answered 429; a right
+ * token always passes (behind a proxy every client has one address).
+ * Sessions live in memory, half the table for each access level, expire,
+ * and end when a reload changes a token.
  */
 #ifndef HOOKD_WEBAUTH_H
 #define HOOKD_WEBAUTH_H
@@ -16,6 +19,7 @@
 #include <stdint.h>
 
 #define WEBAUTH_FAILS_MAX 10
+#define WEBAUTH_FAILS_ALL_MAX 100 /* from all clients together, a minute */
 #define WEBAUTH_SESSIONS_MAX 64
 #define WEBAUTH_SESSION_MS (8 * 3600 * 1000)
 #define WEBAUTH_COOKIE "hookd_session"
@@ -45,9 +49,16 @@ char *webauth_login(struct webauth *w, const struct config *cfg, const struct ht
                     const char *token, size_t token_len, bool *limited);
 /* Ends req's session; returns the Set-Cookie line that clears it (static). */
 const char *webauth_logout(struct webauth *w, const struct http_request *req);
-/* Whether a POST comes from a page of this listener: refuses one that a
- * browser says is cross-site (Sec-Fetch-Site) or whose Origin is not
- * this Host. A request without either (curl) passes. */
+/* Without a token, whether req's Host is one this listener can be reached
+ * by on purpose: "localhost", an IP literal (v4, or v6 in brackets), or
+ * [admin] listen's host, each with an optional port. Anything else is a
+ * name that resolves here by DNS rebinding (a page on another site that
+ * would read the API as same-origin): 421. With a token: always true. */
+bool webauth_host_ok(const struct config *cfg, const struct http_request *req);
+/* Whether a POST comes from a page of this listener: with Sec-Fetch-Site,
+ * what it says (same-origin or none), Origin unlooked at (a proxy may
+ * rewrite Host); without it, an Origin must be this Host. A request
+ * without either (curl) passes. */
 bool webauth_same_origin(const struct http_request *req);
 
 #endif

@@ -29,8 +29,22 @@ function clear(node) {
   while (node.firstChild) node.removeChild(node.firstChild);
 }
 
+// "." and ".." cannot be path segments: browsers resolve them, even as
+// %2E, before the request leaves. Such a delivery goes by query instead.
+const dots = (s) => s === "." || s === "..";
+function byQuery(ep, id) {
+  return "?endpoint=" + encodeURIComponent(ep) + "&id=" + encodeURIComponent(id);
+}
+
 function deliveryPath(ep, id) {
+  if (dots(ep) || dots(id)) return "/delivery" + byQuery(ep, id);
   return "/deliveries/" + encodeURIComponent(ep) + "/" + encodeURIComponent(id);
+}
+
+// The API's URL of a delivery, with "/output" or "/replay" as tail.
+function apiPath(ep, id, tail) {
+  if (dots(ep) || dots(id)) return "/api/v1/delivery" + tail + byQuery(ep, id);
+  return "/api/v1/deliveries/" + encodeURIComponent(ep) + "/" + encodeURIComponent(id) + tail;
 }
 
 function fmtTime(t) {
@@ -137,8 +151,7 @@ function watchLive(ep, id) {
   pre.textContent = "";
   $("live").hidden = false;
   let hook = null;
-  const src = new EventSource("/api/v1/deliveries/" + encodeURIComponent(ep) + "/" +
-                              encodeURIComponent(id) + "/output");
+  const src = new EventSource(apiPath(ep, id, "/output"));
   liveSource = src;
   src.addEventListener("line", (ev) => {
     const d = JSON.parse(ev.data);
@@ -209,13 +222,13 @@ async function loadDetail(ep, id, after_live) {
   $("d-title").textContent = id;
   $("detail-error").textContent = "";
   $("replay-result").textContent = "";
-  const cmd = "hookd replay --endpoint " + shellQuote(ep) + " " + shellQuote(id);
+  // "--": an id may start with '-'.
+  const cmd = "hookd replay --endpoint " + shellQuote(ep) + " -- " + shellQuote(id);
   $("replay-cmd").textContent = cmd;
   $("replay").dataset.ep = ep;
   $("replay").dataset.id = id;
   try {
-    const d = await api("/api/v1/deliveries/" + encodeURIComponent(ep) + "/" +
-                        encodeURIComponent(id));
+    const d = await api(apiPath(ep, id, ""));
     const dl = $("d-summary");
     clear(dl);
     const rows = [["Endpoint", d.endpoint], ["Event", d.event], ["State", d.state],
@@ -244,8 +257,7 @@ async function replay() {
   const ep = $("replay").dataset.ep, id = $("replay").dataset.id;
   if (!window.confirm("Run delivery " + id + " again?")) return;
   try {
-    const r = await api("/api/v1/deliveries/" + encodeURIComponent(ep) + "/" +
-                        encodeURIComponent(id) + "/replay", {method: "POST"});
+    const r = await api(apiPath(ep, id, "/replay"), {method: "POST"});
     $("replay-result").textContent = r.status;
     watchLive(ep, id);
   } catch (e) {
@@ -279,6 +291,10 @@ async function route() {
   const p = location.pathname;
   const m = p.match(/^\/deliveries\/([^/]+)\/([^/]+)$/);
   if (m) return loadDetail(decodeURIComponent(m[1]), decodeURIComponent(m[2]));
+  if (p === "/delivery") {
+    const q = new URLSearchParams(location.search);
+    return loadDetail(q.get("endpoint") || "", q.get("id") || "");
+  }
   if (p === "/rejections") return loadRejections();
   show("list");
   startPolling();

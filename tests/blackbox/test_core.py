@@ -2268,6 +2268,22 @@ class TestCommandLineForms(Base):
                 self.assertTrue(p.stderr.strip())
         self.assertEqual(self.h.ran(), [])
 
+    def test_double_dash_ends_options(self):
+        """After `--` a word that starts with '-' is an argument (the page's
+        `hookd replay --endpoint EP -- ID` for an id such as -x)."""
+        d = os.path.dirname(self.payload)
+        os.rename(self.payload, os.path.join(d, "-p.json"))
+        p = self.cli("env", "build:start", "-p.json", cwd=d)
+        self.assertEqual(p.returncode, 2, p)
+        self.assertIn(b"unknown option '-p.json'", p.stderr)
+        p = self.cli("env", "--endpoint", "first", "--", "build:start", "-p.json", cwd=d)
+        self.assertEqual(p.returncode, 0, p)
+        self.assertIn(b"HOOK_EVENT=build:start", p.stdout)
+        # after it, options are words too: one word too many for env
+        p = self.cli("env", "--", "build:start", "-p.json", "--json", cwd=d)
+        self.assertEqual(p.returncode, 2, p)
+        self.assertIn(b"too many arguments", p.stderr)
+
     def test_command_arguments_counted(self):
         for args in (("check", "x"), ("serve", "x"), ("events", "x"), ("show",),
                      ("show", "a", "b"), ("replay",), ("replay", "a", "b")):

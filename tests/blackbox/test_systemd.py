@@ -269,6 +269,27 @@ class SocketActivationTest(unittest.TestCase):
             web.close()
             adm.close()
 
+    def test_passed_admin_socket_open_to_all_needs_a_token(self):
+        web = listening_socket()
+        adm = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        adm.bind(("0.0.0.0", 0))
+        adm.listen(4)
+        wrap, fds = activated([web, adm])
+        try:
+            d = Daemon(base_config(admin=False), wrap=wrap, pass_fds=fds, listening=False,
+                       env={"LISTEN_FDNAMES": "hookd.socket:admin"})
+            d.expected_rc = 2
+            with d:
+                self.assertEqual(d.proc.wait(10), 2)
+                d.log_ended()
+                text = d.log_text()
+                self.assertIn("admin socket passed by systemd (0.0.0.0:%d) is not loopback"
+                              % adm.getsockname()[1], text)
+                self.assertIn("token_file", text)
+        finally:
+            web.close()
+            adm.close()
+
     def test_admin_bound_from_config_when_not_passed(self):
         web = listening_socket()
         wrap, fds = activated([web])

@@ -9,6 +9,8 @@ POSTs refused, wrong tokens rate-limited and logged without the token.
 
 import json
 import os
+import socket
+import sqlite3
 import sys
 import time
 import unittest
@@ -119,7 +121,10 @@ class Api(Base):
             self.assertIsNone(p2["next"])
             # Refusals.
             for bad in (q(state="bogus"), q(limit=0), q(limit=501), q(limit="x"),
-                        q(cursor="zz"), q(since="yesterday"), "?q=%00", "?event=%zz"):
+                        q(cursor="zz"), q(since="yesterday"), "?q=%00", "?event=%zz",
+                        q(cursor="99999999999999999999.1"), q(cursor="1.99999999999999999999"),
+                        q(cursor="9223372036854775808.1"), q(cursor="-1.0"),
+                        q(cursor="1.-1"), q(cursor="+1.2"), q(cursor=" 1.2"), q(cursor="1.2x")):
                 self.get(h, "/api/v1/deliveries" + bad, status=400)
             self.assertEqual(len(self.get(h, "/api/v1/deliveries" + q(limit=500))
                                  ["deliveries"]), 6)
@@ -196,6 +201,25 @@ class Api(Base):
                              ["deliveries"], [])
             self.assertEqual(self.get(h, path_of("northflank", i))["state"], "skipped")
 
+    def test_live_output_memory_is_bounded(self):
+        """A flood of output (12 deliveries of 8 MB each, nobody watching)
+        keeps the live output within its budget (4 MiB), not 96 MB."""
+        flood = sh("awk 'BEGIN { s = sprintf(\"%4000s\", \"\"); gsub(/ /, \"a\", s);"
+                   " for (i = 0; i < 2000; i++) print s }'\n")
+        with Hookd(config(), {"build:start": OK, "build:flood": flood}) as h:
+            h.post(new_id())
+            before = harness.rss_kb(h.proc.pid)
+            ids = [new_id("flood%d" % i) for i in range(12)]
+            for i in ids:
+                self.assertEqual(h.post(i, event="build:flood").status, 200)
+            grown = harness.rss_kb(h.proc.pid) - before
+            if not harness.binary_has_asan():  # its RSS is shadow memory and quarantine
+                self.assertLess(grown, 30 * 1024, "RSS grew %d kB" % grown)
+            # The newest delivery's lines are still there, the oldest's gone.
+            ev, _ = self.sse(h, path_of("northflank", ids[-1], "/output"))
+            self.assertEqual(ev[-1][1], "outcome")
+            self.assertGreater(len(ev), 100)
+
     def sse(self, h, path, last=None):
         """One piece of an event stream -> ([(id, event, data)], raw text)."""
         r = h.admin("GET", path, headers={"Last-Event-ID": last} if last else None)
@@ -223,6 +247,12 @@ class Api(Base):
             self.assertEqual(ev[0][2], {"hook": "build:start", "line": "ran " + done})
             self.assertEqual(ev[1][2]["state"], "succeeded")
             self.assertEqual(ev[1][2]["http"], 200)
+            # A Last-Event-ID that is not plain digits in range starts over.
+            for last in ("99999999999999999999", "-1", "1x"):
+                ev, _ = self.sse(h, path_of("northflank", done, "/output"), last)
+                self.assertEqual([e[1] for e in ev], ["line", "outcome"], last)
+            ev, _ = self.sse(h, path_of("northflank", done, "/output"), "1")
+            self.assertEqual([e[1] for e in ev], ["outcome"])
             # A running one: each piece brings the lines after Last-Event-ID,
             # the last one the outcome.
             live = new_id("live")
@@ -260,6 +290,11 @@ class Api(Base):
             self.assertEqual(rej[1]["client"], "127.0.0.1")
             self.assertTrue(rej[1]["reason"])
             self.assertNotIn("wrong-token-value-123", json.dumps(rej))
+            # The HTTP layer's own refusals name the client too.
+            harness.raw_exchange(h.port, b"GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+            rej = self.get(h, "/api/v1/rejections")["rejections"]
+            self.assertEqual(rej[0]["http"], 400)
+            self.assertEqual(rej[0]["client"], "127.0.0.1")
             self.assertNotIn(NF_TOKEN, json.dumps(rej))
 
     def test_without_journal_from_memory(self):
@@ -307,6 +342,74 @@ class Api(Base):
             self.assertEqual(h.admin("GET", "/static/nope.js").status, 404)
             self.assertEqual(h.admin("POST", "/", body=b"").status, 405)
 
+    def test_text_search_is_bounded(self):
+        """q searches at most the newest 10,000 rows a page (the answer says
+        so); "next" goes on below them, where the match is."""
+        with Hookd(config(), {"build:start": OK}) as h:
+            body = harness.sample_json()
+            body["description"] = "needle-7f3a"
+            needle = new_id("needle")
+            self.assertEqual(h.post(needle, body=body).status, 200)
+            h.stop()
+            db = sqlite3.connect(os.path.join(h.state, "journal.db"))
+            cols = [r[1] for r in db.execute("PRAGMA table_info(deliveries)") if r[1] != "id"]
+            row = dict(zip(cols, db.execute("SELECT %s FROM deliveries" % ",".join(cols))
+                           .fetchone()))
+            with db:
+                for i in range(10005):
+                    r = dict(row, delivery_id="hay-%05d" % i, body=b"{}",
+                             received_ms=row["received_ms"] + 1 + i)
+                    db.execute("INSERT INTO deliveries (%s) VALUES (%s)" % (
+                        ",".join(cols), ",".join("?" * len(cols))), [r[c] for c in cols])
+            db.close()
+            h.start()
+            p1 = self.get(h, "/api/v1/deliveries" + q(q="needle-7f3a"))
+            self.assertEqual(p1["searched"], 10000)
+            self.assertEqual(p1["deliveries"], [])
+            self.assertIsNotNone(p1["next"])
+            p2 = self.get(h, "/api/v1/deliveries" + q(q="needle-7f3a", cursor=p1["next"]))
+            self.assertEqual([d["id"] for d in p2["deliveries"]], [needle])
+            self.assertIsNone(p2["next"])
+            self.assertNotIn("searched", self.get(h, "/api/v1/deliveries"))
+            # No row twice, none skipped, across the window's edge.
+            seen, cur = [], None
+            while True:
+                pg = self.get(h, "/api/v1/deliveries" + q(q="{}", limit=500,
+                                                          **({"cursor": cur} if cur else {})))
+                seen += [d["id"] for d in pg["deliveries"]]
+                cur = pg["next"]
+                if not cur:
+                    break
+            self.assertEqual(len(seen), 10005)
+            self.assertEqual(len(set(seen)), 10005)
+
+    def test_host_checked_without_a_token(self):
+        """DNS rebinding: without a token only localhost, an IP literal or
+        the listen address is a Host the page answers to (else 421)."""
+        with Hookd(config(), {"build:start": OK}) as h:
+            port = h.wait_admin_port()
+            for host in ("evil.example", "evil.example:%d" % port, "127.0.0.1.evil.example",
+                         "localhost.evil.example", "[::1].evil.example", "1:2"):
+                r = h.admin("GET", "/api/v1/deliveries", headers={"Host": host})
+                self.assertEqual(r.status, 421, host)
+                self.assertSecurityHeaders(r)
+                self.assertEqual(h.admin("GET", "/", headers={"Host": host}).status, 421)
+            for host in ("localhost", "LOCALHOST:%d" % port, "127.0.0.1", "127.0.0.1:%d" % port,
+                         "[::1]", "[::1]:%d" % port, "10.1.2.3:80"):
+                self.get(h, "/api/v1/deliveries", headers={"Host": host})
+            self.assertIn("DNS rebinding", h.log_text())
+
+    def test_http_layer_answers_carry_the_headers(self):
+        """The admin listener's own refusals (431, 400) carry them too."""
+        with Hookd(config(), {"build:start": OK}) as h:
+            port = h.wait_admin_port()
+            big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"
+            bad = b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"
+            for data, status in ((big, 431), (bad, 400)):
+                r = harness.parse_raw_response(harness.raw_exchange(port, data))
+                self.assertEqual(r.status, status, r)
+                self.assertSecurityHeaders(r)
+
 
 AUTH_ADMIN = ("\n[admin]\nlisten = 127.0.0.1:0\ntoken_file = {tmp}/token\n"
               "readonly_token_file = {tmp}/ro-token\n")
@@ -347,18 +450,72 @@ class Auth(Base):
             self.assertEqual(h.admin("GET", "/api/v1/deliveries",
                                      headers={"Authorization": "Basic " + TOKEN}).status, 401)
             self.assertIn("wrong admin token", h.log_text())
+            # With a token, any Host (a proxy's name) will do.
+            self.get(h, "/api/v1/deliveries", dict(bearer, Host="hooks.example.com"))
             self.assertNotIn(TOKEN, h.log_text())
 
     def test_wrong_tokens_rate_limited(self):
+        """Wrong tokens are limited, right ones never (behind a proxy all
+        clients share one address): 10 a minute from one client, 100 from
+        all together."""
         with self.daemon() as h:
             codes = [h.admin("GET", "/api/v1/deliveries",
                              headers={"Authorization": "Bearer guess-%d" % i}).status
                      for i in range(12)]
             self.assertEqual(codes[:10], [401] * 10)
             self.assertEqual(codes[10:], [429, 429])
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": "guess"}).encode(),
+                        {"Content-Type": "application/json"})
+            self.assertEqual(r.status, 429)
             r = h.admin("POST", "/api/v1/login", json.dumps({"token": TOKEN}).encode(),
                         {"Content-Type": "application/json"})
-            self.assertEqual(r.status, 429, "even the right token waits")
+            self.assertEqual(r.status, 200, "the right token passes")
+            self.get(h, "/api/v1/deliveries", {"Authorization": "Bearer " + RO_TOKEN})
+
+    def test_global_failure_budget(self):
+        """Guesses spread over many addresses (127.0.0.N) meet a budget for
+        all clients together: 100 a minute; a right token still passes."""
+        with self.daemon() as h:
+            port = h.wait_admin_port()
+
+            def get_from(src, token):
+                s = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                             source_address=(src, 0))
+                try:
+                    s.sendall(("GET /api/v1/deliveries HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "Authorization: Bearer %s\r\nConnection: close\r\n\r\n"
+                               % token).encode())
+                    return harness.recv_response(s)[0]
+                finally:
+                    s.close()
+            codes = [get_from("127.0.0.%d" % (2 + i // 9), "guess-%d" % i) for i in range(100)]
+            self.assertEqual(codes, [401] * 100)
+            self.assertEqual(get_from("127.0.0.50", "guess"), 429, "the budget of all")
+            self.assertEqual(get_from("127.0.0.51", TOKEN), 200, "a right token passes")
+
+    def test_sessions_end_when_a_token_changes(self):
+        with self.daemon() as h:
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": TOKEN}).encode())
+            sid = r.headers["set-cookie"].split(";")[0]
+            self.get(h, "/api/v1/status", {"Cookie": sid})
+            self.assertIn("config reloaded", h.reload())
+            self.get(h, "/api/v1/status", {"Cookie": sid})  # same tokens: it lives
+            h.write_file("ro-token", RO_TOKEN + "-new\n")
+            self.assertIn("config reloaded", h.reload())
+            self.assertEqual(h.admin("GET", "/api/v1/status", headers={"Cookie": sid}).status,
+                             401, "a token changed: every session ended")
+            self.assertIn("every session ended", h.log_text())
+            self.get(h, "/api/v1/status", {"Authorization": "Bearer " + RO_TOKEN + "-new"})
+
+    def test_readonly_logins_do_not_evict_write_sessions(self):
+        with self.daemon() as h:
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": TOKEN}).encode())
+            sid = r.headers["set-cookie"].split(";")[0]
+            for _ in range(80):
+                r = h.admin("POST", "/api/v1/login", json.dumps({"token": RO_TOKEN}).encode())
+                self.assertEqual(r.status, 200)
+            st = self.get(h, "/api/v1/status", {"Cookie": sid})
+            self.assertEqual(st["access"], "write")
 
     def test_login_cookie_logout(self):
         with self.daemon() as h:
@@ -370,6 +527,10 @@ class Auth(Base):
             self.assertIn("HttpOnly", cookie)
             self.assertIn("SameSite=Strict", cookie)
             self.assertNotIn(RO_TOKEN, cookie)
+            self.assertNotIn("Secure", cookie)
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": RO_TOKEN}).encode(),
+                        {"X-Forwarded-Proto": "https"})
+            self.assertIn("; Secure", r.headers["set-cookie"], "behind a TLS proxy")
             sid = cookie.split(";")[0]
             st = self.get(h, "/api/v1/status", {"Cookie": sid})
             self.assertEqual(st["access"], "read")
@@ -400,6 +561,18 @@ class Auth(Base):
                                                                        "same-origin"})
             r = h.admin("POST", path_of("northflank", eid, "/replay"), b"", hd)
             self.assertEqual(r.status, 202, r)
+            # Behind a proxy that sends Host 127.0.0.1:PORT: the browser's
+            # Sec-Fetch-Site decides, not Origin against Host.
+            time.sleep(0.5)
+            proxied = {"Origin": "https://hooks.example.com", "Sec-Fetch-Site": "same-origin"}
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": TOKEN}).encode(), proxied)
+            self.assertEqual(r.status, 200, r)
+            r = h.admin("POST", path_of("northflank", eid, "/replay"), b"", dict(bearer, **proxied))
+            self.assertIn(r.status, (202, 409), r)
+            # Without Sec-Fetch-Site (an older browser), Origin must be Host.
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": TOKEN}).encode(),
+                        {"Origin": "https://hooks.example.com"})
+            self.assertEqual(r.status, 403, r)
 
     def test_open_admin_needs_a_token(self):
         h = Hookd(config(admin="\n[admin]\nlisten = 0.0.0.0:0\n"), {}, start=False)

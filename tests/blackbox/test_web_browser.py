@@ -123,7 +123,7 @@ class Browser(unittest.TestCase):
             d.find_element(By.LINK_TEXT, fail_id).click()
             self.wait(EC.text_to_be_present_in_element((By.ID, "d-attempts"),
                                                        "cannot reach the registry"))
-            self.assertIn("hookd replay --endpoint northflank " + fail_id,
+            self.assertIn("hookd replay --endpoint northflank -- " + fail_id,
                           self.text_of("#replay-cmd"))
             self.assertIn('"event": "deploy:fail"', self.text_of("#d-body"), "pretty-printed")
             self.assertIn("HOOK_EVENT", self.text_of("#d-env"))
@@ -146,6 +146,38 @@ class Browser(unittest.TestCase):
             self.assertLessEqual(width, 420, "the page fits 400 px (tables scroll inside)")
             self.shot("list-400px")
             d.set_window_size(1280, 900)
+
+    def test_dot_and_dash_ids(self):
+        """Ids "." and ".." open (a browser resolves them as path segments,
+        even as %2E, so the page asks by query) and replay; an id that starts
+        with '-' gets a replay command with "--" before it."""
+        with Hookd(journal_config(extra=ADMIN), {"build:start": OK}) as h:
+            for i in (".", "..", "-dash"):
+                h.post(i, event="build:start")
+            d = self.driver
+            d.get(self.base(h) + "/")
+            self.wait(lambda _: len(self.rows()) == 3)
+            for i in (".", ".."):
+                d.get(self.base(h) + "/")
+                self.wait(lambda _: len(self.rows()) == 3)
+                d.find_element(By.LINK_TEXT, i).click()
+                self.wait(EC.text_to_be_present_in_element((By.ID, "d-attempts"),
+                                                           "deployed " + i))
+                self.assertEqual(self.text_of("#d-title"), i)
+                self.assertEqual(self.text_of("#detail-error"), "")
+            # ".." replayed from its page: attempt 2 appears.
+            d.find_element(By.ID, "replay").click()
+            self.wait(EC.alert_is_present()).accept()
+            self.wait(EC.text_to_be_present_in_element((By.ID, "d-attempts"), "Attempt 2"), 12)
+            self.shot("dot-id")
+            d.get(self.base(h) + "/")
+            self.wait(lambda _: len(self.rows()) == 3)
+            d.find_element(By.LINK_TEXT, "-dash").click()
+            self.wait(EC.text_to_be_present_in_element((By.ID, "d-attempts"), "deployed -dash"))
+            cmd = self.text_of("#replay-cmd")
+            self.assertEqual(cmd, "hookd replay --endpoint northflank -- -dash")
+            p = harness.run_cli(cmd.split()[1:], config=h.config_path)
+            self.assertEqual(p.returncode, 0, p)
 
     def test_live_output(self):
         slow = sh("echo 'step one'\nsleep 1\necho 'step two'\nsleep 2\necho 'step three'\n")

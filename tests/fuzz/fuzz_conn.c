@@ -81,9 +81,10 @@ static bool head_handler(struct http_request *req, void *arg)
 	return false;
 }
 
-static char *error_body(int status, const char *error, void *arg)
+static char *error_body(int status, const char *error, const char *peer, void *arg)
 {
 	(void)arg;
+	(void)peer;
 	return xasprintf("{\"status\":%d,\"error\":\"%s\"}", status, error);
 }
 
