@@ -73,6 +73,15 @@ static void put_json(struct strbuf *sb, const char *s)
 	sb_json_str(sb, s, strlen(s));
 }
 
+/* ,"http":N, or null before any attempt answered. */
+static void put_json_http(struct strbuf *sb, int http)
+{
+	if (http)
+		sb_printf(sb, ",\"http\":%d", http);
+	else
+		sb_puts(sb, ",\"http\":null");
+}
+
 static void format_time(int64_t ms, char *buf, size_t len)
 {
 	format_rfc3339_ms(ms, buf, len);
@@ -117,10 +126,7 @@ static bool ev_visit(const struct journal_entry *e, void *arg)
 		sb_puts(out, ",\"event\":");
 		put_json(out, e->event);
 		sb_printf(out, ",\"state\":\"%s\"", delivery_state_name(e->state));
-		if (e->http)
-			sb_printf(out, ",\"http\":%d", e->http);
-		else
-			sb_puts(out, ",\"http\":null");
+		put_json_http(out, e->http);
 		sb_printf(out, ",\"attempts\":%d,\"received_at\":\"%s\"}", e->attempts, when);
 		l->nrows++;
 		return l->nrows < (size_t)l->limit;
@@ -413,7 +419,14 @@ enum result journal_format_show(struct journal *j, const char *endpoint, const c
 	return RESULT_OK;
 }
 
-/* ---- hookd show --json ---- */
+/* ---- a delivery as JSON: hookd show --json and the admin API ---- */
+
+const struct journal_json_style journal_json_show_style = {
+	.next_key = "next_due_at",
+	.running = true,
+	.body_null_if_binary = false,
+	.replay = true,
+};
 
 static bool is_utf8(const unsigned char *p, size_t n)
 {
@@ -427,27 +440,12 @@ static bool is_utf8(const unsigned char *p, size_t n)
 	return true;
 }
 
-static void put_json_or_null(struct strbuf *sb, const char *s)
-{
-	if (s)
-		put_json(sb, s);
-	else
-		sb_puts(sb, "null");
-}
-
-static void put_json_time(struct strbuf *sb, int64_t ms)
-{
-	char t[40];
-	format_time(ms, t, sizeof(t));
-	put_json(sb, t);
-}
-
 /* "Name: value" lines as [{"name":..., "value":...}]. */
 static void put_json_headers(struct strbuf *sb, const char *lines)
 {
 	sb_putc(sb, '[');
 	bool first = true;
-	for (const char *p = lines; *p;) {
+	for (const char *p = lines ? lines : ""; *p;) {
 		size_t n = strcspn(p, "\n");
 		const char *colon = memchr(p, ':', n);
 		if (colon) {
@@ -469,7 +467,8 @@ static void put_json_headers(struct strbuf *sb, const char *lines)
 }
 
 /* The kept body: "body" when it is UTF-8, else "body_base64". */
-static void put_json_body(struct strbuf *sb, const struct journal_entry *e)
+static void put_json_body(struct strbuf *sb, const struct journal_entry *e,
+                          const struct journal_json_style *st)
 {
 	sb_printf(sb, ",\"body_bytes\":%lld,\"body_kept\":%zu,\"body_cut\":%s",
 	          (long long)e->body_len, e->body_kept, e->body_cut ? "true" : "false");
@@ -480,108 +479,121 @@ static void put_json_body(struct strbuf *sb, const struct journal_entry *e)
 	}
 	char *b64 = xmalloc(4 * ((e->body_kept + 2) / 3) + 1);
 	EVP_EncodeBlock((unsigned char *)b64, e->body, (int)e->body_kept);
+	if (st->body_null_if_binary)
+		sb_puts(sb, ",\"body\":null");
 	sb_puts(sb, ",\"body_base64\":\"");
 	sb_puts(sb, b64);
 	sb_putc(sb, '"');
 	free(b64);
 }
 
-static void show_entry_json(const struct journal_entry *e, void *arg)
+void journal_json_running(struct strbuf *sb, const struct journal_entry *e)
 {
-	struct strbuf *sb = arg;
-	sb_puts(sb, "{\"endpoint\":");
-	put_json(sb, e->endpoint);
-	sb_puts(sb, ",\"id\":");
-	put_json(sb, e->delivery_id);
-	sb_puts(sb, ",\"event\":");
-	put_json(sb, e->event);
-	sb_printf(sb, ",\"state\":\"%s\",\"mode\":\"%s\",\"attempts\":%d", delivery_state_name(e->state),
-	          e->async ? "async" : "sync", e->attempts);
-	sb_puts(sb, ",\"received_at\":");
-	put_json_time(sb, e->received_ms);
-	sb_puts(sb, ",\"updated_at\":");
-	put_json_time(sb, e->updated_ms);
-	sb_puts(sb, ",\"next_due_at\":");
-	if (e->state == DSTATE_RETRY_WAIT)
-		put_json_time(sb, e->next_due_ms);
-	else
-		sb_puts(sb, "null");
 	if (e->state == DSTATE_RUNNING) {
 		sb_printf(sb, ",\"running\":{\"attempt\":%d,\"since\":", e->run_attempt);
-		put_json_time(sb, e->run_started_ms);
+		sb_json_time(sb, e->run_started_ms);
 		sb_putc(sb, '}');
 	} else {
 		sb_puts(sb, ",\"running\":null");
 	}
-	sb_puts(sb, ",\"remote_addr\":");
-	put_json(sb, e->remote_addr);
-	if (e->http)
-		sb_printf(sb, ",\"http\":%d", e->http);
-	else
-		sb_puts(sb, ",\"http\":null");
-	sb_puts(sb, ",\"status\":");
-	put_json_or_null(sb, e->status);
-	sb_puts(sb, ",\"error\":");
-	put_json_or_null(sb, e->error);
-	sb_puts(sb, ",\"headers\":");
-	put_json_headers(sb, e->headers);
-	put_json_body(sb, e);
 }
 
-struct json_attempts {
-	struct strbuf *sb;
-	int nattempts, nhooks; /* so far; hooks within the current attempt */
-};
-
-static void attempt_json(const struct journal_attempt *a, void *arg)
+void journal_json_entry(struct strbuf *sb, const struct journal_entry *e,
+                        const struct journal_json_style *st)
 {
-	struct json_attempts *ja = arg;
-	struct strbuf *sb = ja->sb;
-	sb_puts(sb, ja->nattempts++ ? "]},{" : "{");
-	ja->nhooks = 0;
-	sb_printf(sb, "\"attempt\":%d,\"started_at\":", a->attempt);
-	put_json_time(sb, a->started_ms);
+	sb_puts(sb, "{\"endpoint\":");
+	sb_json_str_or_null(sb, e->endpoint);
+	sb_puts(sb, ",\"id\":");
+	sb_json_str_or_null(sb, e->delivery_id);
+	sb_puts(sb, ",\"event\":");
+	sb_json_str_or_null(sb, e->event);
+	sb_printf(sb, ",\"state\":\"%s\",\"mode\":\"%s\",\"attempts\":%d",
+	          delivery_state_name(e->state), e->async ? "async" : "sync", e->attempts);
+	sb_puts(sb, ",\"received_at\":");
+	sb_json_time(sb, e->received_ms);
+	sb_puts(sb, ",\"updated_at\":");
+	sb_json_time(sb, e->updated_ms);
+	sb_printf(sb, ",\"%s\":", st->next_key);
+	sb_json_time(sb, e->state == DSTATE_RETRY_WAIT ? e->next_due_ms : 0);
+	if (st->running)
+		journal_json_running(sb, e);
+	sb_puts(sb, ",\"remote_addr\":");
+	sb_json_str_or_null(sb, e->remote_addr);
+	put_json_http(sb, e->http);
+	sb_puts(sb, ",\"status\":");
+	sb_json_str_or_null(sb, e->status);
+	sb_puts(sb, ",\"error\":");
+	sb_json_str_or_null(sb, e->error);
+	sb_puts(sb, ",\"headers\":");
+	put_json_headers(sb, e->headers);
+	put_json_body(sb, e, st);
+}
+
+void journal_json_attempt(struct strbuf *sb, const struct journal_attempt *a,
+                          const struct journal_json_style *st)
+{
+	sb_printf(sb, "{\"attempt\":%d,\"started_at\":", a->attempt);
+	sb_json_time(sb, a->started_ms);
 	sb_puts(sb, ",\"finished_at\":");
-	if (a->finished_ms)
-		put_json_time(sb, a->finished_ms);
-	else
-		sb_puts(sb, "null");
+	sb_json_time(sb, a->finished_ms);
 	if (a->finished_ms)
 		sb_printf(sb, ",\"ms\":%lld", (long long)(a->finished_ms - a->started_ms));
 	else
 		sb_puts(sb, ",\"ms\":null");
-	if (a->http)
-		sb_printf(sb, ",\"http\":%d", a->http);
-	else
-		sb_puts(sb, ",\"http\":null");
+	put_json_http(sb, a->http);
 	sb_puts(sb, ",\"status\":");
-	put_json(sb, a->status);
+	sb_json_str_or_null(sb, a->status);
 	sb_puts(sb, ",\"error\":");
-	put_json_or_null(sb, a->error);
-	sb_printf(sb, ",\"replay\":%s", a->replay ? "true" : "false");
+	sb_json_str_or_null(sb, a->error);
+	if (st->replay)
+		sb_printf(sb, ",\"replay\":%s", a->replay ? "true" : "false");
 	sb_puts(sb, ",\"hooks\":[");
 }
 
-static void hook_json(const struct journal_hook *h, void *arg)
+void journal_json_hook(struct strbuf *sb, const struct journal_hook *h, size_t i)
 {
-	struct json_attempts *ja = arg;
-	struct strbuf *sb = ja->sb;
-	sb_puts(sb, ja->nhooks++ ? ",{\"hook\":" : "{\"hook\":");
-	put_json(sb, h->hook);
+	sb_puts(sb, i ? ",{\"hook\":" : "{\"hook\":");
+	sb_json_str_or_null(sb, h->hook);
 	if (h->exit_code >= 0)
 		sb_printf(sb, ",\"exit\":%d", h->exit_code);
 	else
 		sb_puts(sb, ",\"exit\":null");
 	sb_puts(sb, ",\"signal\":");
-	put_json_or_null(sb, h->signal && *h->signal ? h->signal : NULL);
+	sb_json_str_or_null(sb, h->signal && *h->signal ? h->signal : NULL);
 	sb_printf(sb, ",\"ms\":%lld,\"error\":", (long long)h->ms);
-	put_json_or_null(sb, h->error);
+	sb_json_str_or_null(sb, h->error);
 	sb_puts(sb, ",\"output\":");
 	if (h->output)
 		sb_json_str(sb, h->output, h->output_len);
 	else
 		sb_puts(sb, "null");
 	sb_putc(sb, '}');
+}
+
+static void show_entry_json(const struct journal_entry *e, void *arg)
+{
+	journal_json_entry(arg, e, &journal_json_show_style);
+}
+
+struct json_attempts {
+	struct strbuf *sb;
+	int nattempts;
+	size_t nhooks; /* within the current attempt */
+};
+
+static void attempt_json(const struct journal_attempt *a, void *arg)
+{
+	struct json_attempts *ja = arg;
+	if (ja->nattempts++)
+		sb_puts(ja->sb, "]},");
+	ja->nhooks = 0;
+	journal_json_attempt(ja->sb, a, &journal_json_show_style);
+}
+
+static void hook_json(const struct journal_hook *h, void *arg)
+{
+	struct json_attempts *ja = arg;
+	journal_json_hook(ja->sb, h, ja->nhooks++);
 }
 
 enum result journal_format_show_json(struct journal *j, const char *endpoint,

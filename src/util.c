@@ -342,6 +342,25 @@ void sb_json_str(struct strbuf *sb, const char *s, size_t n)
 	sb_putc(sb, '"');
 }
 
+void sb_json_str_or_null(struct strbuf *sb, const char *s)
+{
+	if (s)
+		sb_json_str(sb, s, strlen(s));
+	else
+		sb_puts(sb, "null");
+}
+
+void sb_json_time(struct strbuf *sb, int64_t ms)
+{
+	if (ms <= 0) {
+		sb_puts(sb, "null");
+		return;
+	}
+	char t[40];
+	format_rfc3339_ms(ms, t, sizeof(t));
+	sb_printf(sb, "\"%s\"", t);
+}
+
 char *sb_steal(struct strbuf *sb)
 {
 	char *p = sb->buf ? sb->buf : xstrdup("");

@@ -54,6 +54,10 @@ size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp);
 /* Appends s[0..n) as a JSON string, quotes included; a byte that is not part of
  * valid UTF-8 becomes U+FFFD, so the text is always valid JSON. */
 void sb_json_str(struct strbuf *sb, const char *s, size_t n);
+/* s as a JSON string (sb_json_str), or null when s is NULL. */
+void sb_json_str_or_null(struct strbuf *sb, const char *s);
+/* A wall-clock time as an RFC 3339 JSON string (format_rfc3339_ms); ms <= 0 (none) is null. */
+void sb_json_time(struct strbuf *sb, int64_t ms);
 char *sb_steal(struct strbuf *sb);
 
 /* Monotonic and wall clocks in milliseconds. */

@@ -11,6 +11,7 @@
 #include "dispatch.h"
 #include "http.h"
 #include "journal.h"
+#include "journal_format.h"
 #include "liveout.h"
 #include "log.h"
 #include "payload.h"
@@ -362,13 +363,7 @@ static void detail_entry(const struct journal_entry *e, void *arg)
 {
 	struct detail *d = arg;
 	webjson_entry(d->sb, e);
-	if (e->state == DSTATE_RUNNING) {
-		sb_printf(d->sb, ",\"running\":{\"attempt\":%d,\"since\":", e->run_attempt);
-		webjson_time(d->sb, e->run_started_ms);
-		sb_putc(d->sb, '}');
-	} else {
-		sb_puts(d->sb, ",\"running\":null");
-	}
+	journal_json_running(d->sb, e);
 }
 
 static void detail_attempt(const struct journal_attempt *a, void *arg)

@@ -24,13 +24,12 @@ struct webjson_item {
 	int64_t next_retry_ms; /* 0: none */
 };
 void webjson_item(struct strbuf *sb, const struct webjson_item *it);
-/* The delivery's object, left open (the caller adds its fields and '}'). */
+/* The delivery's object, left open (the caller adds its fields and '}'):
+ * show --json's (journal_json_entry) in the API's words. */
 void webjson_entry(struct strbuf *sb, const struct journal_entry *e);
 /* An attempt's object, left open inside its "hooks":[ (the caller closes
  * with "]}"); hooks follow with webjson_hook, i counting from 0. */
 void webjson_attempt(struct strbuf *sb, const struct journal_attempt *a);
 void webjson_hook(struct strbuf *sb, const struct journal_hook *h, size_t i);
-void webjson_str_or_null(struct strbuf *sb, const char *s);
-void webjson_time(struct strbuf *sb, int64_t ms);
 
 #endif
