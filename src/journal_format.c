@@ -396,9 +396,17 @@ static enum result find_delivery(struct journal *j, const char *endpoint, const 
 	return r;
 }
 
-/* journal_read's answer, with the words for a delivery pruned between the two reads. */
-static enum result read_result(enum result r, struct strbuf *err)
+/* The delivery show names, found and read (its rowid for the attempts),
+ * or the words for the user in err: also for one pruned between the two reads. */
+static enum result read_delivery(struct journal *j, const char *endpoint,
+                                 const char *delivery_id, int64_t *rowid,
+                                 void (*visit)(const struct journal_entry *e, void *arg),
+                                 void *arg, struct strbuf *err)
 {
+	enum result r = find_delivery(j, endpoint, delivery_id, rowid, err);
+	if (r != RESULT_OK)
+		return r;
+	r = journal_read(j, *rowid, visit, arg);
 	if (r == RESULT_UNKNOWN)
 		sb_puts(err, "the delivery was just pruned from the journal");
 	return r;
@@ -408,10 +416,7 @@ enum result journal_format_show(struct journal *j, const char *endpoint, const c
                                 struct strbuf *out, struct strbuf *err)
 {
 	int64_t rowid;
-	enum result r = find_delivery(j, endpoint, delivery_id, &rowid, err);
-	if (r != RESULT_OK)
-		return r;
-	r = read_result(journal_read(j, rowid, show_entry, out), err);
+	enum result r = read_delivery(j, endpoint, delivery_id, &rowid, show_entry, out, err);
 	if (r != RESULT_OK)
 		return r;
 	if (show_attempts(j, out, rowid) < 0)
@@ -601,10 +606,7 @@ enum result journal_format_show_json(struct journal *j, const char *endpoint,
                                      struct strbuf *err)
 {
 	int64_t rowid;
-	enum result r = find_delivery(j, endpoint, delivery_id, &rowid, err);
-	if (r != RESULT_OK)
-		return r;
-	r = read_result(journal_read(j, rowid, show_entry_json, out), err);
+	enum result r = read_delivery(j, endpoint, delivery_id, &rowid, show_entry_json, out, err);
 	if (r != RESULT_OK)
 		return r;
 	sb_puts(out, ",\"attempt_list\":[");
@@ -640,11 +642,8 @@ enum result journal_format_show_body(struct journal *j, const char *endpoint,
                                      struct strbuf *err)
 {
 	int64_t rowid;
-	enum result r = find_delivery(j, endpoint, delivery_id, &rowid, err);
-	if (r != RESULT_OK)
-		return r;
 	struct raw_body b = {.out = out};
-	r = read_result(journal_read(j, rowid, body_raw, &b), err);
+	enum result r = read_delivery(j, endpoint, delivery_id, &rowid, body_raw, &b, err);
 	if (r == RESULT_OK && b.cut) {
 		sb_printf(err,
 		          "the journal kept only %zu of the body's %lld bytes (journal_body_max): "
