@@ -61,6 +61,20 @@ static uid_t local_uid(const struct run_as *ra)
 	return geteuid() == 0 && ra->set ? ra->uid : geteuid();
 }
 
+/* Who a hook started from here runs as, resolved and installed as under the
+ * daemon; false after the words on stderr (cfg released, as above). */
+static bool local_identity_or_fail(struct config *cfg, struct run_as *ra, struct hook_user *hu)
+{
+	if (!run_as_or_fail(cfg, ra))
+		return false;
+	if (!hook_user_or_fail(cfg, hu)) {
+		free(ra->name);
+		return false;
+	}
+	hook_identity_install(hu, local_uid(ra));
+	return true;
+}
+
 static unsigned char *read_all(const char *path, size_t *len, size_t max)
 {
 	FILE *f = path && strcmp(path, "-") != 0 ? fopen(path, "rb") : stdin;
@@ -170,17 +184,12 @@ int cmd_run(const struct options *o)
 	struct config *cfg = load_or_die(o->config);
 	log_setup((enum log_format)cfg->log_format);
 	struct run_as ra;
-	if (!run_as_or_fail(cfg, &ra))
+	struct hook_user hu;
+	if (!local_identity_or_fail(cfg, &ra, &hu))
 		return EXIT_USAGE;
 	/* The payload file is read as the one who runs this; then, run as
 	 * root with `user =`, the hook runs as that user, as it would under
 	 * the daemon: what this shows is what a delivery would do. */
-	struct hook_user hu;
-	if (!hook_user_or_fail(cfg, &hu)) {
-		free(ra.name);
-		return EXIT_USAGE;
-	}
-	hook_identity_install(&hu, local_uid(&ra));
 	struct delivery *d = local_delivery(o, cfg);
 	int dropped = geteuid() == 0 && ra.set ? become_user(&ra, &hu) : settle_hook_caps(&hu);
 	free(ra.name);
@@ -251,14 +260,9 @@ int cmd_env(const struct options *o)
 {
 	struct config *cfg = load_or_die(o->config);
 	struct run_as ra;
-	if (!run_as_or_fail(cfg, &ra))
-		return EXIT_USAGE;
 	struct hook_user hu;
-	if (!hook_user_or_fail(cfg, &hu)) {
-		free(ra.name);
+	if (!local_identity_or_fail(cfg, &ra, &hu))
 		return EXIT_USAGE;
-	}
-	hook_identity_install(&hu, local_uid(&ra));
 	free(ra.name);
 	hook_user_free(&hu);
 	struct delivery *d = local_delivery(o, cfg);
