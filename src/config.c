@@ -232,21 +232,6 @@ static bool header_name_valid(const char *s)
 	return true;
 }
 
-/* A dotted payload path: "event", "data.build.id"; no empty segment. */
-static bool dotted_valid(const char *s)
-{
-	if (!s[0] || s[0] == '.')
-		return false;
-	for (const char *p = s; *p; p++) {
-		unsigned char ch = (unsigned char)*p;
-		if (ch <= 0x20 || ch == 0x7f)
-			return false;
-		if (ch == '.' && (p[1] == '.' || p[1] == '\0'))
-			return false;
-	}
-	return true;
-}
-
 /* Splits on whitespace into a NULL-terminated array; *n gets the count. */
 static char **split_words(const char *s, size_t *n)
 {
@@ -816,7 +801,7 @@ static bool set_pass_headers(struct loader *L, const struct keydef *k, void *obj
 
 static bool set_dotted(struct loader *L, const struct keydef *k, void *obj, const char *v)
 {
-	if (!dotted_valid(v))
+	if (!payload_path_valid(v))
 		return bad_value(L, k, v, "expected a dotted payload path such as data.build.id");
 	set_string(FIELD(obj, k, char *), xstrdup(v));
 	return true;
@@ -854,7 +839,7 @@ static bool set_respond_within(struct loader *L, const struct keydef *k, void *o
 static bool set_serialize(struct loader *L, const struct keydef *k, void *obj, const char *v)
 {
 	struct delivery_opts *o = (struct delivery_opts *)(void *)((char *)obj + L->def->opts_off);
-	if (v[0] && !dotted_valid(v))
+	if (v[0] && !payload_path_valid(v))
 		return bad_value(L, k, v, "expected a dotted payload path such as data.service.id");
 	set_string(&o->serialize, v[0] ? xstrdup(v) : NULL);
 	set_string(&o->serialize_scope, v[0] ? xstrdup(L->section) : NULL);

@@ -13,22 +13,6 @@
 
 #define WS " \t\r\n\v\f"
 
-/* A dotted payload path as config.c takes one: no empty segment, no
- * control character or space. */
-static bool path_valid(const char *s)
-{
-	if (!s[0] || s[0] == '.')
-		return false;
-	for (const char *p = s; *p; p++) {
-		unsigned char ch = (unsigned char)*p;
-		if (ch <= 0x20 || ch == 0x7f)
-			return false;
-		if (ch == '.' && (p[1] == '.' || p[1] == '\0'))
-			return false;
-	}
-	return true;
-}
-
 /* One word, shell-like: double quotes group, and within them \" and \\
  * are escapes; outside quotes every byte is itself (a glob's own \* stays).
  * *s moves past it. NULL with err on an unclosed quote. */
@@ -65,7 +49,7 @@ static bool parse_term(char *word, struct match_term *t, char *err, size_t errle
 	}
 	bool negate = eq > word && eq[-1] == '!';
 	char *path = xstrndup(word, (size_t)(eq - word) - (negate ? 1 : 0));
-	if (!path_valid(path)) {
+	if (!payload_path_valid(path)) {
 		snprintf(err, errlen,
 		         "'%.60s' is not a dotted payload path such as ref or repository.name", path);
 		free(path);

@@ -489,6 +489,20 @@ static const char *scalar_text(json_object *o, size_t *n)
 	return s;
 }
 
+bool payload_path_valid(const char *s)
+{
+	if (!s[0] || s[0] == '.')
+		return false;
+	for (const char *p = s; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch <= 0x20 || ch == 0x7f)
+			return false;
+		if (ch == '.' && (p[1] == '.' || p[1] == '\0'))
+			return false;
+	}
+	return true;
+}
+
 char *payload_get_path(json_object *root, const char *dotted)
 {
 	json_object *o;

@@ -51,6 +51,9 @@ json_object *payload_parse_form(const char *body, size_t len, const char *json_f
  * is missing or names an object, an array or a string holding a NUL byte.
  */
 char *payload_get_path(json_object *root, const char *dotted);
+/* Whether s is a dotted path a config may name ("event", "data.build.id"):
+ * no empty segment, no space or control character. */
+bool payload_path_valid(const char *s);
 /* Like payload_get_path but only for string leaves; *found says whether the
  * path existed at all (present but not a string: returns NULL, found true;
  * a string holding a NUL byte counts as not a string). */
