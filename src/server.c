@@ -102,6 +102,32 @@ static void unauthorized(struct server *s, struct http_request *req, const struc
 	http_respond(req, 401, challenge[0] ? challenge : NULL, xstrdup(s->unauthorized[i]), true);
 }
 
+/* The request as the sender schemes read it (verify.h, scheme.h). */
+static struct verify_input verify_input_of(struct http_request *req, const struct endpoint *ep)
+{
+	return (struct verify_input){
+		.ep = ep,
+		.header = req_header,
+		.ctx = req,
+		.body = req->body,
+		.body_len = req->body_len,
+		.now = now_wall_ms() / 1000,
+	};
+}
+
+/* One step of the credentials check, the head's or the body's: false
+ * when it failed and the 401 went out. */
+static bool credentials_ok(struct server *s, struct http_request *req, const struct endpoint *ep,
+                           const char *client, const struct verify_input *in,
+                           bool (*step)(const struct verify_input *in, char *why, size_t whylen))
+{
+	char why[256] = "";
+	if (step(in, why, sizeof(why)))
+		return true;
+	unauthorized(s, req, ep, client, why);
+	return false;
+}
+
 /* The 415 check: false when it refused req; else the body's kind. */
 static bool media_type_ok(struct http_request *req, const struct endpoint *ep, const char *client,
                           enum content_kind *kind)
@@ -162,19 +188,9 @@ static const struct endpoint *head_checks(struct server *s, struct http_request 
 		reject(req, ep, 413, NULL, "body larger than max_body", NULL, NULL, client);
 		return NULL;
 	}
-	struct verify_input in = {
-		.ep = ep,
-		.header = req_header,
-		.ctx = req,
-		.body = req->body,
-		.body_len = req->body_len,
-		.now = now_wall_ms() / 1000,
-	};
-	char why[256] = "";
-	if (!verify_credentials_head(&in, why, sizeof(why))) {
-		unauthorized(s, req, ep, client, why);
+	struct verify_input in = verify_input_of(req, ep);
+	if (!credentials_ok(s, req, ep, client, &in, verify_credentials_head))
 		return NULL;
-	}
 	enum content_kind kind;
 	if (scheme_verifies_from_head(ep->scheme) && !media_type_ok(req, ep, client, &kind))
 		return NULL;
@@ -240,19 +256,9 @@ static void handle(struct http_request *req, void *arg)
 	const struct endpoint *ep = head_checks(s, req, client, req->tag == s->generation);
 	if (!ep)
 		return;
-	struct verify_input in = {
-		.ep = ep,
-		.header = req_header,
-		.ctx = req,
-		.body = req->body,
-		.body_len = req->body_len,
-		.now = now_wall_ms() / 1000,
-	};
-	char why[256] = "";
-	if (!verify_credentials_body(&in, why, sizeof(why))) {
-		unauthorized(s, req, ep, client, why);
+	struct verify_input in = verify_input_of(req, ep);
+	if (!credentials_ok(s, req, ep, client, &in, verify_credentials_body))
 		return;
-	}
 	enum content_kind kind;
 	if (!media_type_ok(req, ep, client, &kind))
 		return;
