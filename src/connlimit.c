@@ -27,18 +27,6 @@ struct addr_counts {
 	size_t n;
 };
 
-/* FNV-1a: short keys, no adversary-chosen collisions worth the name
- * (an attacker chooses few addresses). */
-static uint32_t addr_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h;
-}
-
 struct addr_counts *addr_counts_new(void)
 {
 	struct addr_counts *t = xcalloc(1, sizeof(*t));
@@ -84,7 +72,7 @@ static void grow(struct addr_counts *t)
 
 struct addr_count *addr_counts_add(struct addr_counts *t, const char *addr)
 {
-	uint32_t h = addr_hash(addr);
+	uint32_t h = str_hash(addr);
 	for (struct addr_count *e = t->buckets[h & (t->nbuckets - 1)]; e; e = e->next) {
 		if (e->hash == h && strncmp(e->addr, addr, ADDR_MAX - 1) == 0) {
 			e->count++;

@@ -122,16 +122,6 @@ struct dispatcher {
 static void run_next_hook(struct job *j);
 static void slot_acquire(struct job *j);
 
-static uint32_t hash_str(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h;
-}
-
 /* ---- idempotency ---------------------------------------------------- */
 
 /* endpoint \x1f id in one allocation, without a printf each. */
@@ -148,7 +138,7 @@ static char *id_key(const struct delivery *d)
 
 static struct memid *memid_find(struct dispatcher *ds, const char *key)
 {
-	struct memid *m = ds->ids[hash_str(key) % MEMORY_BUCKETS];
+	struct memid *m = ds->ids[str_hash(key) % MEMORY_BUCKETS];
 	while (m && strcmp(m->key, key) != 0)
 		m = m->next;
 	return m;
@@ -156,7 +146,7 @@ static struct memid *memid_find(struct dispatcher *ds, const char *key)
 
 static void memid_remove(struct dispatcher *ds, struct memid *m)
 {
-	struct memid **pp = &ds->ids[hash_str(m->key) % MEMORY_BUCKETS];
+	struct memid **pp = &ds->ids[str_hash(m->key) % MEMORY_BUCKETS];
 	while (*pp != m)
 		pp = &(*pp)->next;
 	*pp = m->next;
@@ -175,7 +165,7 @@ static void memid_set(struct dispatcher *ds, const struct delivery *d, enum deli
 		size_t n = strlen(key) + 1;
 		m = xcalloc(1, sizeof(*m) + n);
 		memcpy(m->key, key, n);
-		uint32_t b = hash_str(key) % MEMORY_BUCKETS;
+		uint32_t b = str_hash(key) % MEMORY_BUCKETS;
 		m->next = ds->ids[b];
 		ds->ids[b] = m;
 	}
@@ -221,7 +211,7 @@ static int id_lookup(struct dispatcher *ds, struct delivery *d, enum delivery_st
 
 static struct keyq *keyq_get(struct dispatcher *ds, const char *key, bool create)
 {
-	uint32_t b = hash_str(key) % ARRAY_SIZE(ds->keys);
+	uint32_t b = str_hash(key) % ARRAY_SIZE(ds->keys);
 	struct keyq *k = ds->keys[b];
 	while (k && strcmp(k->key, key) != 0)
 		k = k->next;
@@ -237,7 +227,7 @@ static struct keyq *keyq_get(struct dispatcher *ds, const char *key, bool create
 
 static void keyq_drop(struct dispatcher *ds, struct keyq *k)
 {
-	struct keyq **pp = &ds->keys[hash_str(k->key) % ARRAY_SIZE(ds->keys)];
+	struct keyq **pp = &ds->keys[str_hash(k->key) % ARRAY_SIZE(ds->keys)];
 	while (*pp != k)
 		pp = &(*pp)->next;
 	*pp = k->next;

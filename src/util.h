@@ -66,6 +66,11 @@ int64_t now_wall_ms(void);
 /* RFC 3339 UTC with milliseconds: 2026-11-26T20:41:06.123Z (buf >= 32). */
 void format_rfc3339_ms(int64_t wall_ms, char *buf, size_t len);
 
+/* FNV-1a of a string, for the in-memory hash tables: short keys, and no
+ * collisions an adversary chooses worth the name (a sender picks few
+ * addresses; ids and keys are spread over buckets only to shorten scans). */
+uint32_t str_hash(const char *s);
+
 /* The value of a hex digit (either case), or -1. */
 int hex_digit(unsigned char c);
 
