@@ -48,14 +48,6 @@ void rejections_add(int status, const char *client, const char *endpoint, const 
 		count++;
 }
 
-static void put_str_or_null(struct strbuf *sb, const char *s)
-{
-	if (s)
-		sb_json_str(sb, s, strlen(s));
-	else
-		sb_puts(sb, "null");
-}
-
 void rejections_json(struct strbuf *out, int limit)
 {
 	int n = limit > 0 && limit < count ? limit : count;
@@ -66,13 +58,13 @@ void rejections_json(struct strbuf *out, int limit)
 		format_rfc3339_ms(r->at_ms, t, sizeof(t));
 		sb_printf(out, "%s{\"time\":\"%s\",\"at_ms\":%lld,\"http\":%d,\"client\":", i ? "," : "",
 		          t, (long long)r->at_ms, r->status);
-		put_str_or_null(out, r->client);
+		sb_json_str_or_null(out, r->client);
 		sb_puts(out, ",\"endpoint\":");
-		put_str_or_null(out, r->endpoint);
+		sb_json_str_or_null(out, r->endpoint);
 		sb_puts(out, ",\"path\":");
-		put_str_or_null(out, r->path);
+		sb_json_str_or_null(out, r->path);
 		sb_puts(out, ",\"reason\":");
-		put_str_or_null(out, r->reason);
+		sb_json_str_or_null(out, r->reason);
 		sb_putc(out, '}');
 	}
 	sb_putc(out, ']');
