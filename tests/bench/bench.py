@@ -24,6 +24,16 @@ Scenarios (hookd endpoint / peer hook id, all POSTing the sample payload):
   c  sync dispatch /bin/true  /true     /hooks/true   (peer: include-command-output)
   d  script reading 3 vars    /webhook  /hooks/script (peer: pass-environment-to-command)
 
+The machine's limits (issue 20), measured first and printed under every
+table: its fdatasync rate and its posix_spawn rate (/bin/true, one at a
+time). (c) and (d) are held against the dispatch probe by CPU per delivery
+and p99 (the probe spawns (d)'s script for (d)).
+
+The burst (issue 20, scenario f): 10,000 async deliveries (1,000 with
+--short) sent as fast as they go to a hookd with the journal and a hook
+that does nothing: when the last 202 came, when the last one had run (by
+hookd's admin /metrics counters), its peak RSS.
+
 The journal (issue 20): a second hookd with state_dir set runs (b) and (c)
 again, and a third, with state_dir, one hook running (`max_running = 1`, a
 hook that sleeps) and an async endpoint, takes async deliveries at the same
@@ -395,6 +405,31 @@ def fdatasync_rate(directory, secs=1.0):
     return len(lat) / sum(lat), statistics.median(lat) * 1e6
 
 
+def posix_spawn_rate(secs=2.0):
+    """The machine's posix_spawn rate: /bin/true started with an empty
+    environment and waited for, one after another, for `secs` (what a
+    sync delivery of a hook that does nothing cannot beat on one CPU).
+    Returns (spawns/s, median us from the spawn to the reaped exit)."""
+    lat = []
+    t_end = time.monotonic() + secs
+    while time.monotonic() < t_end or len(lat) < 20:
+        t0 = time.monotonic()
+        pid = os.posix_spawn("/bin/true", ["/bin/true"], {})
+        os.waitpid(pid, 0)
+        lat.append(time.monotonic() - t0)
+    return len(lat) / sum(lat), statistics.median(lat) * 1e6
+
+
+def limits_line(lim):
+    """The machine's own limits, printed under every table."""
+    (frate, flat), (srate, slat) = lim["fsync"], lim["spawn"]
+    return ("This machine's limits, measured in this run: fdatasync %s/s (median %s; 4 KiB "
+            "rewritten, then fdatasync, on the work directory's filesystem); posix_spawn of "
+            "/bin/true %s/s (median %s from spawn to reaped exit, one at a time)."
+            % (format(int(round(frate)), ","), fmt_ms(flat), format(int(round(srate)), ","),
+               fmt_ms(slat)))
+
+
 def async_test(hookd_bin, work, token, args, log_dir):
     """Async deliveries at args.connections: each 202 after a sync."""
     srv = Server("hookd (async)", [hookd_bin, "-c", os.path.join(work, "hookd-async.ini")],
@@ -426,6 +461,116 @@ def async_test(hookd_bin, work, token, args, log_dir):
                         pass
         except OSError:
             pass
+
+
+# ---- the burst: a fixed number of async deliveries as fast as they go -------
+
+BURST_INI = """; written by tests/bench/bench.py
+[server]
+listen = 127.0.0.1:0
+hooks_dir = {w}/hooks-true.d
+state_dir = {w}/state-burst
+
+[admin]
+listen = 127.0.0.1:0
+
+[endpoint burst]
+path = /burst
+scheme = northflank
+secret = {t}
+mode = async
+"""
+
+
+def metrics_counts(port):
+    """(202s answered, deliveries ended ok) from hookd's /metrics."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode("utf-8", "replace")
+    finally:
+        c.close()
+    accepted = ran = 0
+    for line in text.splitlines():
+        if line.startswith("hookd_responses_total{") and 'code="202"' in line:
+            accepted += int(float(line.rsplit(" ", 1)[1]))
+        elif line.startswith("hookd_deliveries_total{") and 'outcome="ok"' in line:
+            ran += int(float(line.rsplit(" ", 1)[1]))
+    return accepted, ran
+
+
+def burst_test(hookd_bin, work, token, n, conns, log_dir):
+    """n async deliveries sent as fast as they go at `conns` connections to
+    a hookd with the SQLite journal and a hook that does nothing (/bin/true),
+    max_running at its default: when the last 202 came, when the last one
+    had run (hookd's own counters, polled every 50 ms), hookd's peak RSS."""
+    with open(os.path.join(work, "hookd-burst.ini"), "w") as f:
+        f.write(BURST_INI.format(t=token, w=work))
+    srv = Server("hookd (burst)", [hookd_bin, "-c", os.path.join(work, "hookd-burst.ini")],
+                 os.path.join(log_dir, "hookd-burst.log"), cwd=work)
+    try:
+        srv.wait_port(r"msg=listening addr=127\.0\.0\.1:(\d+)")
+        m = re.search(r'msg="admin listening" addr=127\.0\.0\.1:(\d+)', srv.tail(100000))
+        if not m:
+            raise BenchError("burst: hookd did not say where its admin listener is: "
+                             + srv.tail())
+        admin = int(m.group(1))
+        idle = srv.rss_kb()
+        acc0, ran0 = metrics_counts(admin)
+        env = dict(os.environ, BENCH_PATH="/burst", BENCH_TOKEN=token, BENCH_BODY=PAYLOAD,
+                   BENCH_EVENT="build:start", BENCH_RUN="burst-" + secrets.token_hex(4),
+                   BENCH_LIMIT=str(n))
+        argv = ["wrk", "-t1", "-c%d" % conns, "-d300s", "--timeout", "30s", "-s", LUA,
+                "http://127.0.0.1:%d/burst" % srv.port]
+        # wrk's thread stops sending at the n-th answer, but wrk itself
+        # exits at its duration: the times come from hookd's own counters
+        # (admin /metrics, polled every 50 ms), then wrk is interrupted
+        # (SIGINT: it prints its summary).
+        t0 = time.monotonic()
+        wrk = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        t_answered = t_ran = None
+        deadline = t0 + 600
+        try:
+            while t_ran is None:
+                if time.monotonic() > deadline:
+                    raise BenchError("burst: not done in 600 s (%d answered, %d ran); its log: %s"
+                                     % (accepted, ran, srv.tail()))
+                if t_answered is None and wrk.poll() is not None:
+                    raise BenchError("burst: wrk exited (%d): %s"
+                                     % (wrk.returncode, wrk.stderr.read().decode()[-500:]))
+                accepted, ran = metrics_counts(admin)
+                accepted -= acc0
+                ran -= ran0
+                now = time.monotonic() - t0
+                if t_answered is None and accepted >= n:
+                    t_answered = now
+                    wrk.send_signal(signal.SIGINT)
+                if t_answered is not None and ran >= accepted:
+                    t_ran = now
+                    break
+                time.sleep(0.05)
+            out, err = wrk.communicate(timeout=60)
+        finally:
+            if wrk.poll() is None:
+                wrk.kill()
+                wrk.wait()
+        # What was in flight when wrk stopped is accepted too.
+        accepted, ran = metrics_counts(admin)
+        accepted -= acc0
+        ran -= ran0
+        lines = [l for l in out.decode("utf-8", "replace").splitlines() if l.startswith("{")]
+        if not lines:
+            raise BenchError("burst: wrk printed no summary: %s" % err.decode()[-500:])
+        r = json.loads(lines[-1])
+        errors = r["connect"] + r["read"] + r["write"] + r["timeout"] + r["status"]
+        if errors or ran != accepted:
+            raise BenchError("burst: %d errors or unexpected statuses, %d accepted, %d ran; "
+                             "its log: %s" % (errors, accepted, ran, srv.tail()))
+        return {"n": n, "accepted": accepted, "ran": ran, "t_answered": t_answered,
+                "t_ran": t_ran, "p50_us": r["p50_us"], "p99_us": r["p99_us"],
+                "idle_kb": idle, "peak_kb": srv.rss_kb("VmHWM")}
+    finally:
+        srv.stop()
 
 
 # ---- scale: deliveries waiting for slots -----------------------------------
@@ -631,7 +776,7 @@ def verdict(ok):
     return "yes" if ok else "**no**"
 
 
-def print_journal_table(res, jr, args):
+def print_journal_table(res, jr, args, lim):
     """The journal's table: the disk's limit, group commit, the cost."""
     rate, lat_us = jr["fsync"]
     b, c = res["b"].get("hookd"), res["c"].get("hookd")
@@ -667,9 +812,67 @@ def print_journal_table(res, jr, args):
                                   fmt_pct(target), verdict(r >= target)))
     print()
     print("\n".join(out))
+    print()
+    print(limits_line(lim))
 
 
-def print_table(res, rss, scale, args, load_before, load_after):
+def print_limits_table(res, lim, burst, args):
+    """(c) and (d) against the dispatch probe (the issue's targets: CPU per
+    delivery and p99 at most 5% above the probe's), the machine's limits
+    beside them, and the burst."""
+    out = []
+    w = out.append
+    srate = lim["spawn"][0]
+    w("| against the machine's limits | hookd | probe | hookd/probe | target | met |")
+    w("|---|--:|--:|--:|---|---|")
+    w("| this machine's fdatasync rate | %s/s | | | | |"
+      % format(int(round(lim["fsync"][0])), ","))
+    w("| this machine's posix_spawn rate (/bin/true, one at a time) | %s/s | | | | |"
+      % format(int(round(srate)), ","))
+    for k, what in (("c", "(c) /bin/true"), ("d", "(d) the script")):
+        h, pr = res[k].get("hookd"), res[k].get("probe")
+        if not (h and pr):
+            continue
+        if h.get("cpu_us") and pr.get("cpu_us"):
+            r = h["cpu_us"] / pr["cpu_us"]
+            w("| %s: CPU per delivery | %s | %s | %s | <= 1.05x probe's | %s |"
+              % (what, fmt_cpu(h["cpu_us"]), fmt_cpu(pr["cpu_us"]), fmt_ratio(r),
+                 verdict(r <= 1.05)))
+        r = h["p99_us"] / pr["p99_us"] if pr["p99_us"] else None
+        w("| %s: p99 | %s | %s | %s | <= 1.05x probe's | %s |"
+          % (what, fmt_ms(h["p99_us"]), fmt_ms(pr["p99_us"]), fmt_ratio(r) if r else "—",
+             verdict(r is not None and r <= 1.05)))
+        w("| %s: deliveries/s, and against the posix_spawn rate | %s (%s) | %s (%s) | %s "
+          "| | |" % (what, fmt_rps(h), fmt_ratio(h["rps"] / srate), fmt_rps(pr),
+                     fmt_ratio(pr["rps"] / srate), fmt_pct(h["rps"] / pr["rps"])))
+    if burst:
+        n = burst["n"]
+        w("| burst: %s async deliveries at %d connections (SQLite journal, /bin/true, "
+          "max_running default) | | | | | |" % (format(n, ","), args.connections))
+        w("| time until the last 202 | %.2f s (%s/s), 202 p50 %s, p99 %s | | | | |"
+          % (burst["t_answered"], format(int(round(burst["accepted"] / burst["t_answered"])),
+                                         ","), fmt_ms(burst["p50_us"]), fmt_ms(burst["p99_us"])))
+        w("| time until the last one had run | %.2f s (%s/s, %s of the posix_spawn rate) | | | | |"
+          % (burst["t_ran"], format(int(round(burst["ran"] / burst["t_ran"])), ","),
+             fmt_pct(burst["ran"] / burst["t_ran"] / srate)))
+        w("| peak RSS (VmHWM) | %s (idle %s) | | | | |"
+          % (mb(burst["peak_kb"]), mb(burst["idle_kb"])))
+        w("| the same with the PostgreSQL journal | not measured: hookd has no PostgreSQL "
+          "journal yet | | | | |")
+    print()
+    print("\n".join(out))
+    print()
+    print(limits_line(lim))
+    if burst:
+        print()
+        print("- burst: wrk stops sending at the %s-th answer; the %s deliveries hookd "
+              "answered 202 (those in flight then included) are the ones waited for. Both "
+              "times are from wrk's start to when hookd's own counters (admin /metrics, "
+              "polled every 50 ms) showed them all answered, then all run."
+              % (format(burst["n"], ","), format(burst["accepted"], ",")))
+
+
+def print_table(res, rss, scale, args, load_before, load_after, lim):
     sc = {
         "a": "(a) wrong token, rejected",
         "b": "(b) an event with no hook",
@@ -723,6 +926,8 @@ def print_table(res, rss, scale, args, load_before, load_after):
     print()
     print("\n".join(out))
     print()
+    print(limits_line(lim))
+    print()
     print("Machine: %s. Load average %s before, %s after (other work on the machine moves "
           "requests/s and latencies; the CPU/req columns much less)."
           % (machine(), load_before, load_after))
@@ -734,8 +939,8 @@ def print_table(res, rss, scale, args, load_before, load_after):
            "the median of %d interleaved rounds" % args.rounds if args.rounds > 1
            else "one round"),
         "probe: probe_reject (bare libevent, 401) for (a), probe_dispatch (libevent + "
-        "posix_spawn of /bin/true + answer on SIGCHLD) for (c); RSS: probe_reject / "
-        "probe_dispatch.",
+        "posix_spawn of /bin/true + answer on SIGCHLD) for (c), the same probe spawning "
+        "(d)'s script for (d); RSS: probe_reject / probe_dispatch.",
         "CPU/req: the server's CPU time (user + system, the hooks it reaped included) "
         "over the requests it answered; when the machine is saturated, the ratio of two "
         "servers' CPU/req bounds the ratio of their requests/s. The peer (Go) runs on both "
@@ -773,14 +978,18 @@ def main():
                     help="repeat every cell, interleaved, and take the median (1)")
     ap.add_argument("--scale", type=int, default=None,
                     help="deliveries waiting in the scale test (10000; 0: skip)")
-    ap.add_argument("--only", default="abcde",
-                    help="scenarios to run (abcde; e: async acceptance)")
+    ap.add_argument("--burst", type=int, default=None,
+                    help="async deliveries in the burst (10000; --short: 1000; 0: skip)")
+    ap.add_argument("--only", default="abcdef",
+                    help="scenarios to run (abcdef; e: async acceptance, f: the burst)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     args.duration = args.duration or (1 if args.short else 8)
     args.connections = args.connections or (4 if args.short else 16)
     if args.scale is None:
         args.scale = 1000 if args.short else 10000
+    if args.burst is None:
+        args.burst = 1000 if args.short else 10000
 
     hookd_bin = os.path.abspath(os.path.join(args.build, "hookd"))
     probe_dir = os.path.join(args.build, "tests", "bench")
@@ -797,6 +1006,8 @@ def main():
     setup_configs(work, token)
     servers = {}
     load_before = loadavg()
+    log("the machine's limits: fdatasync and posix_spawn rates")
+    lim = {"fsync": fdatasync_rate(work), "spawn": posix_spawn_rate()}
     try:
         servers["hookd"] = Server("hookd", [hookd_bin, "-c", os.path.join(work, "hookd.ini")],
                                   os.path.join(work, "hookd.log"))
@@ -809,10 +1020,16 @@ def main():
                                  os.path.join(work, "peer.log"))
         for p in ("probe_reject", "probe_dispatch"):
             servers[p] = Server(p, [os.path.join(probe_dir, p)], os.path.join(work, p + ".log"))
+        # (d)'s limit: the same script spawned by the bare probe (with no
+        # variables, which costs the shell nothing measurable).
+        servers["probe_script"] = Server(
+            "probe_script", [os.path.join(probe_dir, "probe_dispatch"),
+                             os.path.join(work, "hooks.d", "build:start")],
+            os.path.join(work, "probe_script.log"))
         servers["hookd"].wait_port(r"msg=listening addr=127\.0\.0\.1:(\d+)")
         servers["hookd+journal"].wait_port(r"msg=listening addr=127\.0\.0\.1:(\d+)")
         servers["peer"].wait_connectable(peer_port)
-        for p in ("probe_reject", "probe_dispatch"):
+        for p in ("probe_reject", "probe_dispatch", "probe_script"):
             servers[p].wait_port(r"listening (\d+)")
         time.sleep(1.0)
         rss = {n: {"idle": s.rss_kb()} for n, s in servers.items()}
@@ -833,20 +1050,21 @@ def main():
                   ("peer", pp, "/hooks/true", token, 200, ""),
                   ("probe", servers["probe_dispatch"].port, "/true", token, 200, '"ok"')],
             "d": [("hookd", hp, "/webhook", token, 200, '"status":"ok"'),
-                  ("peer", pp, "/hooks/script", token, 200, "build social-hour-1312 of master")],
+                  ("peer", pp, "/hooks/script", token, 200, "build social-hour-1312 of master"),
+                  ("probe", servers["probe_script"].port, "/webhook", token, 200, '"ok"')],
         }
-        for k in args.only.replace("e", ""):
+        for k in args.only.replace("e", "").replace("f", ""):
             for name, port, path, tok, st, text in plan[k]:
                 check_answer(port, path, tok, st, text)
 
         res = {k: {} for k in "abcd"}
         runs = {}
         for rnd in range(args.rounds):
-            for k in args.only.replace("e", ""):
+            for k in args.only.replace("e", "").replace("f", ""):
                 for name, port, path, tok, st, _ in plan[k]:
                     log("round %d, scenario %s: %s" % (rnd + 1, k, name))
-                    srv = servers[{"probe": "probe_reject" if k == "a" else "probe_dispatch"}
-                                  .get(name, name)]
+                    probe = {"a": "probe_reject", "c": "probe_dispatch", "d": "probe_script"}
+                    srv = servers[probe[k] if name == "probe" else name]
                     r = run_wrk(port, path, tok, args.connections, args.duration,
                                 "%s-%s-%d-%s" % (k, name, rnd, secrets.token_hex(4)), srv.pid)
                     errors = r["connect"] + r["read"] + r["write"] + r["timeout"]
@@ -871,18 +1089,21 @@ def main():
                 raise BenchError("%s died during the load: %s" % (n, s.tail()))
         for s in servers.values():
             s.stop()
-        jr = {"fsync": fdatasync_rate(work)}
-        if "b" in args.only or "c" in args.only or "e" in args.only:
-            log("the machine's fdatasync rate: %.0f/s" % jr["fsync"][0])
+        jr = {"fsync": lim["fsync"]}
         if "e" in args.only:
             jr["async"] = async_test(hookd_bin, work, token, args, work)
+        burst = None
+        if "f" in args.only and args.burst > 0:
+            log("burst: %d async deliveries" % args.burst)
+            burst = burst_test(hookd_bin, work, token, args.burst, args.connections, work)
         scale = None
         if args.scale > 0:
             log("scale: %d deliveries waiting for a slot" % args.scale)
             scale = scale_test(hookd_bin, work, token, args.scale, work)
         load_after = loadavg()
-        print_table(res, rss, scale, args, load_before, load_after)
-        print_journal_table(res, jr, args)
+        print_table(res, rss, scale, args, load_before, load_after, lim)
+        print_limits_table(res, lim, burst, args)
+        print_journal_table(res, jr, args, lim)
     finally:
         for s in servers.values():
             s.stop()

@@ -3,14 +3,16 @@
 # (issue 8). One command, from a checkout:
 #
 #   sh tests/bench/bench.sh            # the full run: 8 s a cell, 16 connections
-#   sh tests/bench/bench.sh --short    # CI: 1 s a cell, 4 connections, 1,000 waiting
+#   sh tests/bench/bench.sh --short    # CI: 1 s a cell, 4 connections, 1,000 waiting,
+#                                      # a burst of 1,000
 #
 # It installs what it needs from Debian (the build dependencies, wrk, and
 # the peer: `webhook`, adnanh/webhook 2.8), builds hookd with
 # --buildtype=release and the two limit probes (-Dbench=true) in
 # build-release/, and runs tests/bench/bench.py, which prints one markdown
 # table. Further options go to bench.py (--rounds N, --duration S,
-# --connections N, --scale N, --only abcd, --keep; see bench.py --help).
+# --connections N, --scale N, --burst N, --only abcdef, --keep; see
+# bench.py --help).
 # Nothing here asserts a timing: the exit status is 0 when everything ran.
 set -eu
 cd "$(dirname "$0")/../.."

@@ -7,7 +7,8 @@
  * hookd's synchronous dispatch does all of this plus its real work, so
  * this is the ceiling it is measured against (bench.sh, scenario c).
  *
- * usage: probe_dispatch   (prints "listening PORT" once it listens)
+ * usage: probe_dispatch [PROGRAM]   (prints "listening PORT" once it listens)
+ * PROGRAM is /bin/true unless given (scenario d runs the script hook).
  */
 #include <signal.h>
 #include <spawn.h>
@@ -41,6 +42,7 @@ struct conn {
 };
 
 static LIST_HEAD(, conn) running = LIST_HEAD_INITIALIZER(running);
+static char *program_argv[] = {"/bin/true", NULL};
 
 static void conn_free(struct conn *c)
 {
@@ -55,9 +57,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 		return;
 	/* One request at a time a connection, as a webhook daemon answers. */
 	bufferevent_disable(bev, EV_READ);
-	static char *const argv[] = {"/bin/true", NULL};
 	static char *const envp[] = {NULL};
-	if (posix_spawn(&c->pid, argv[0], NULL, NULL, argv, envp) != 0) {
+	if (posix_spawn(&c->pid, program_argv[0], NULL, NULL, program_argv, envp) != 0) {
 		bufferevent_write(bev, failed, sizeof(failed) - 1);
 		bufferevent_enable(bev, EV_READ);
 		return;
@@ -117,8 +118,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_enable(c->bev, EV_READ);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc > 1)
+		program_argv[0] = argv[1];
 	signal(SIGPIPE, SIG_IGN);
 	struct event_base *base = event_base_new();
 	struct event *chld = evsignal_new(base, SIGCHLD, on_sigchld, NULL);
