@@ -200,7 +200,9 @@ class AdminTest(unittest.TestCase):
         counted; /healthz 503 and hookd_draining 1 while SIGTERM drains."""
         cfg = base_config(extra_server="max_running = 1\nmax_queued = 1\n")
         hooks = {"build:start": "#!/bin/sh\ntouch \"{tmp}/run.$HOOK_ID\"\n"
-                                "while [ ! -e '{tmp}/go' ]; do sleep 0.05; done\n"}
+                                # bounded: a test that fails leaves no hook behind
+                                "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 600 ]; do "
+                                "sleep 0.05; i=$((i+1)); done\n"}
         with Daemon(cfg, hooks=hooks) as d:
             results = {}
 
