@@ -54,6 +54,7 @@ static void usage(FILE *f)
 	      "options:\n"
 	      "  -c, --config FILE          config file (default $HOOKD_CONFIG, else /etc/hookd/hookd.ini)\n"
 	      "  --endpoint NAME            for run, env, show, replay (default: the first endpoint)\n"
+	      "  --                         end of options (an ID that starts with '-')\n"
 	      "  --help, --version\n",
 	      f);
 }

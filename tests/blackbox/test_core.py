@@ -1922,7 +1922,7 @@ class TestCommandLine(Base):
         p = self.cli("--help", config=False)
         self.assertEqual(p.returncode, 0, p)
         out = p.stdout.decode()
-        for s in ("serve", "check", "run", "env"):
+        for s in ("serve", "check", "run", "env", "end of options"):
             self.assertIn(s, out)
 
     def test_serve_is_the_default_command(self):
