@@ -50,6 +50,44 @@ static const char *req_header(void *ctx, const char *name)
 	return http_header_get(ctx, name);
 }
 
+/*
+ * A client that never authenticates decides how many refusals there are
+ * and what their paths say: at most REJECTED_LOG_PER_SEC "rejected" lines
+ * a second are logged, the rest counted in one "rejections not logged"
+ * line with the first refusal of a later second, and a path is logged cut
+ * to REJECTED_PATH_MAX bytes. Metrics and the rejections ring see every one.
+ */
+#define REJECTED_LOG_PER_SEC 50
+#define REJECTED_PATH_MAX 128
+
+static struct {
+	int64_t second;
+	int logged;
+	long skipped;
+} rejected_log;
+
+static void log_rejected(const struct log_kv *kv, size_t n)
+{
+	int64_t second = now_mono_ms() / 1000;
+	if (second != rejected_log.second) {
+		if (rejected_log.skipped) {
+			char c[24];
+			snprintf(c, sizeof(c), "%ld", rejected_log.skipped);
+			struct log_kv k[] = {LOG_INT("count", c)};
+			log_kv(LOG_LVL_WARN, "rejections not logged", k, ARRAY_SIZE(k));
+		}
+		rejected_log.second = second;
+		rejected_log.logged = 0;
+		rejected_log.skipped = 0;
+	}
+	if (rejected_log.logged >= REJECTED_LOG_PER_SEC) {
+		rejected_log.skipped++;
+		return;
+	}
+	rejected_log.logged++;
+	log_kv(LOG_LVL_WARN, "rejected", kv, n);
+}
+
 /* Refuses req with status: logged, counted, and the connection closed
  * (README "Hardening and limits"). */
 static void reject(struct http_request *req, const struct endpoint *ep, int status,
@@ -58,9 +96,12 @@ static void reject(struct http_request *req, const struct endpoint *ep, int stat
 {
 	char http[16];
 	snprintf(http, sizeof(http), "%d", status);
+	char path[REJECTED_PATH_MAX + 4];
+	snprintf(path, sizeof(path), "%.*s%s", REJECTED_PATH_MAX, req->path,
+	         strlen(req->path) > REJECTED_PATH_MAX ? "..." : "");
 	struct log_kv kv[] = {
 		{"endpoint", ep ? ep->name : NULL},
-		{"path", ep ? NULL : req->path},
+		{"path", ep ? NULL : path},
 		{"method", req->method},
 		{"event", event},
 		{"id", id},
@@ -69,7 +110,7 @@ static void reject(struct http_request *req, const struct endpoint *ep, int stat
 		{"remote", client ? client : req->peer},
 		{"error", error},
 	};
-	log_kv(LOG_LVL_WARN, "rejected", kv, ARRAY_SIZE(kv));
+	log_rejected(kv, ARRAY_SIZE(kv));
 	metrics_rejection(status, NULL);
 	rejections_add(status, client ? client : req->peer, ep ? ep->name : NULL, req->path, error);
 	http_respond(req, status, extra,
@@ -87,7 +128,7 @@ static void unauthorized(struct server *s, struct http_request *req, const struc
 		{"endpoint", ep->name}, {"status", "rejected"}, LOG_INT("http", http),
 		{"remote", client}, {"error", "unauthorized"}, {"reason", why},
 	};
-	log_kv(LOG_LVL_WARN, "rejected", kv, ARRAY_SIZE(kv));
+	log_rejected(kv, ARRAY_SIZE(kv));
 	metrics_rejection(401, NULL);
 	rejections_add(401, client, ep->name, NULL, why);
 	size_t i = (size_t)(ep - cfg->endpoints);

@@ -12,6 +12,7 @@ import base64
 import errno
 import json
 import os
+import re
 import resource
 import socket
 import sys
@@ -289,6 +290,40 @@ class TestRefuseFromHead(Base):
             self.assertNothingRan(h)
             body, hdrs = delivery(2)
             self.assertEqual(post_json(h.port, body, headers=hdrs)[0], 200)
+
+
+class TestRejectedLog(Base):
+
+    def test_a_flood_of_refusals_is_not_a_flood_of_log_lines(self):
+        """400 refusals with long, attacker-made paths in well under a
+        second: at most 50 "rejected" lines that second, each path cut to
+        128 bytes; the rest are counted in one line with the next refusal."""
+        with Daemon(config(), {"_default": MARK}) as h:
+            long_path = "/" + "A" * 2000
+            t0 = time.monotonic()
+            for i in range(400):
+                s = h.socket()
+                s.sendall(("GET %s%d HTTP/1.1\r\nHost: x\r\n\r\n" % (long_path, i)).encode())
+                self.assertEqual(recv_response(s)[0], 404)
+                s.close()
+            took = time.monotonic() - t0
+            time.sleep(1.1)
+            s = h.socket()
+            s.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(recv_response(s)[0], 404)
+            s.close()
+            self.assertIsNotNone(h.wait_log("path=/after"), h.log_text()[-2000:])
+            lines = [ln for ln in h.log_text().splitlines() if "msg=rejected" in ln]
+            # One line for /after, at most 50 a second for the flood.
+            self.assertLessEqual(len(lines) - 1, 50 * (int(took) + 1), took)
+            self.assertLess(len(lines), 401)
+            self.assertTrue(all(len(ln) < 600 for ln in lines), max(map(len, lines)))
+            self.assertIn("A" * 127 + "...", lines[0])
+            counted = [ln for ln in h.log_text().splitlines() if "rejections not logged" in ln]
+            self.assertTrue(counted, h.log_text()[-2000:])
+            n = sum(int(re.search(r"count=(\d+)", ln).group(1)) for ln in counted)
+            self.assertEqual(n + len(lines), 401)
+            self.assertNothingRan(h)
 
 
 class TestSlots(Base):
