@@ -117,11 +117,11 @@ void http_server_free(struct http_server *s);
 const char *http_header_get(const struct http_request *req, const char *name);
 
 /*
- * The request head parser, on its own so that it can be tested and fuzzed
- * without a connection. http_head_end: the offset just past the head's
- * empty line in buf[0..n), 0 when the head is not complete. It finds a
- * head that ends in a bare LF or CR too (then the offset past the byte
- * after it), so that the parser refuses it at once.
+ * The request head parser (http_parse.c), on its own so that it can be
+ * tested and fuzzed without a connection. http_head_end: the offset just
+ * past the head's empty line in buf[0..n), 0 when the head is not
+ * complete. It finds a head that ends in a bare LF or CR too (then the
+ * offset past the byte after it), so that the parser refuses it at once.
  */
 size_t http_head_end(const char *buf, size_t n);
 
