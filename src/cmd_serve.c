@@ -267,7 +267,7 @@ static int open_listeners(struct daemon *dm, const char *config, char *addr, siz
 	int rc = -1;
 	bool admin_passed = false;
 	snprintf(addr, addrlen, "?");
-	/* The same rule as for [admin] listen (config.c): without a token
+	/* The same rule as for [admin] listen (config_checks.c): without a token
 	 * the deliveries page and API are open to whoever connects. */
 	bool tokens = dm->cfg->admin_token || dm->cfg->admin_readonly_token;
 	for (int i = 0; i < n && !tokens; i++) {

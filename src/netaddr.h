@@ -14,7 +14,7 @@
  * A listen address: host:port, where host is an IPv4 address, localhost or
  * * (all); [v6addr]:port; or unix:/path. No name is looked up, so that
  * `check` and the daemon agree. Port 0 asks for an ephemeral port. The
- * parser says what is wrong; its callers (config.c, http_listen) word it.
+ * parser says what is wrong; its callers (config_values.c, http_listen) word it.
  */
 enum listen_error {
 	LISTEN_OK,

@@ -78,7 +78,7 @@ const struct scheme scheme_token = {
 	.keys = (const char *const[]){
 		"token_header", "token_prefix", "event_header", "event_field", "id_header", NULL,
 	},
-	/* The default token_header; an endpoint's own is one too (config.c
+	/* The default token_header; an endpoint's own is one too (config_checks.c
 	 * makes it the endpoint's signature_header). */
 	.credential_headers = (const char *const[]){DEFAULT_TOKEN_HEADER, NULL},
 	.takes_secret = true,
