@@ -21,7 +21,9 @@
 
 #include <event2/event.h>
 
+#include "idstore.h"
 #include "journal.h"
+#include "keyqueue.h"
 #include "log.h"
 #include "metrics.h"
 #include "recovery.h"
@@ -37,7 +39,6 @@
 #define MAX_BACKOFF_MS (3600 * 1000)
 /* Without a journal, idempotency remembers this many finished ids. */
 #define MEMORY_IDS_MAX 10000
-#define MEMORY_BUCKETS 4096
 /* A checkpoint of the journal's WAL each time it grew by this many frames
  * (SQLite's own auto-checkpoint default). */
 #define WAL_CHECKPOINT_FRAMES 1000
@@ -68,24 +69,6 @@ struct job {
  * under 1 KiB together (README "Hardening and limits"). */
 _Static_assert(sizeof(struct job) <= 256, "a waiting delivery's entry stays small");
 
-/* A serialization key and the deliveries waiting for it, in arrival order. */
-struct keyq {
-	struct keyq *next; /* hash chain */
-	char *key;
-	bool busy;
-	TAILQ_HEAD(, job) waiting;
-};
-
-/* Idempotency without a journal: (endpoint, id) -> state, in memory. */
-struct memid {
-	struct memid *next;            /* hash chain */
-	TAILQ_ENTRY(memid) fifo;       /* eviction order of finished ones */
-	enum delivery_state state;
-	int attempts;
-	bool in_fifo;
-	char key[];                    /* endpoint \x1f id: one allocation a remembered id */
-};
-
 struct dispatcher {
 	struct event_base *base;
 	struct config *cfg;
@@ -94,10 +77,8 @@ struct dispatcher {
 	int queued_sync; /* sync deliveries in WAIT_KEY or QUEUED */
 	TAILQ_HEAD(, job) queue;   /* waiting for a slot */
 	TAILQ_HEAD(, job) waiting_retry;
-	struct keyq *keys[256];
-	struct memid *ids[MEMORY_BUCKETS];
-	TAILQ_HEAD(, memid) ids_fifo;
-	size_t nids_final;
+	struct keyqueue *keys;
+	struct idstore *ids; /* without a journal */
 	bool draining;
 	int in_state[LC_COUNT]; /* deliveries in each state: hookd_deliveries_pending */
 	/* Handing freed slots on (release): a delivery that finishes at once
@@ -124,66 +105,9 @@ static void slot_acquire(struct job *j);
 
 /* ---- idempotency ---------------------------------------------------- */
 
-/* endpoint \x1f id in one allocation, without a printf each. */
-static char *id_key(const struct delivery *d)
+static void remember_id(struct dispatcher *ds, const struct delivery *d, enum delivery_state st)
 {
-	const char *ep = delivery_endpoint(d)->name, *id = delivery_id(d);
-	size_t ne = strlen(ep), ni = strlen(id);
-	char *s = xmalloc(ne + 1 + ni + 1);
-	memcpy(s, ep, ne);
-	s[ne] = '\x1f';
-	memcpy(s + ne + 1, id, ni + 1);
-	return s;
-}
-
-static struct memid *memid_find(struct dispatcher *ds, const char *key)
-{
-	struct memid *m = ds->ids[str_hash(key) % MEMORY_BUCKETS];
-	while (m && strcmp(m->key, key) != 0)
-		m = m->next;
-	return m;
-}
-
-static void memid_remove(struct dispatcher *ds, struct memid *m)
-{
-	struct memid **pp = &ds->ids[str_hash(m->key) % MEMORY_BUCKETS];
-	while (*pp != m)
-		pp = &(*pp)->next;
-	*pp = m->next;
-	if (m->in_fifo) {
-		TAILQ_REMOVE(&ds->ids_fifo, m, fifo);
-		ds->nids_final--;
-	}
-	free(m);
-}
-
-static void memid_set(struct dispatcher *ds, const struct delivery *d, enum delivery_state st)
-{
-	char *key = id_key(d);
-	struct memid *m = memid_find(ds, key);
-	if (!m) {
-		size_t n = strlen(key) + 1;
-		m = xcalloc(1, sizeof(*m) + n);
-		memcpy(m->key, key, n);
-		uint32_t b = str_hash(key) % MEMORY_BUCKETS;
-		m->next = ds->ids[b];
-		ds->ids[b] = m;
-	}
-	free(key);
-	m->state = st;
-	m->attempts = delivery_attempt(d);
-	if (m->in_fifo) {
-		TAILQ_REMOVE(&ds->ids_fifo, m, fifo);
-		m->in_fifo = false;
-		ds->nids_final--;
-	}
-	if (!delivery_state_pending(st)) {
-		TAILQ_INSERT_TAIL(&ds->ids_fifo, m, fifo);
-		m->in_fifo = true;
-		ds->nids_final++;
-		while (ds->nids_final > MEMORY_IDS_MAX)
-			memid_remove(ds, TAILQ_FIRST(&ds->ids_fifo));
-	}
+	idstore_set(ds->ids, delivery_endpoint(d)->name, delivery_id(d), st, delivery_attempt(d));
 }
 
 /* 1 and the state when the id is known, 0 when not, -1 when the journal
@@ -197,53 +121,20 @@ static int id_lookup(struct dispatcher *ds, struct delivery *d, enum delivery_st
 		                               st, attempts, &rowid);
 		return r == RESULT_OK ? 1 : r == RESULT_UNKNOWN ? 0 : -1;
 	}
-	char *key = id_key(d);
-	struct memid *m = memid_find(ds, key);
-	free(key);
-	if (!m)
-		return 0;
-	*st = m->state;
-	*attempts = m->attempts;
-	return 1;
+	return idstore_find(ds->ids, delivery_endpoint(d)->name, delivery_id(d), st, attempts);
 }
 
 /* ---- serialization keys --------------------------------------------- */
 
-static struct keyq *keyq_get(struct dispatcher *ds, const char *key, bool create)
-{
-	uint32_t b = str_hash(key) % ARRAY_SIZE(ds->keys);
-	struct keyq *k = ds->keys[b];
-	while (k && strcmp(k->key, key) != 0)
-		k = k->next;
-	if (!k && create) {
-		k = xcalloc(1, sizeof(*k));
-		k->key = xstrdup(key);
-		TAILQ_INIT(&k->waiting);
-		k->next = ds->keys[b];
-		ds->keys[b] = k;
-	}
-	return k;
-}
-
-static void keyq_drop(struct dispatcher *ds, struct keyq *k)
-{
-	struct keyq **pp = &ds->keys[str_hash(k->key) % ARRAY_SIZE(ds->keys)];
-	while (*pp != k)
-		pp = &(*pp)->next;
-	*pp = k->next;
-	free(k->key);
-	free(k);
-}
-
 /* The key passes straight to the next waiting for it, in arrival order. */
 static void key_release(struct dispatcher *ds, const char *key)
 {
-	struct keyq *k = keyq_get(ds, key, false);
+	struct keyq *k = keyqueue_get(ds->keys, key, false);
 	if (!k)
 		return;
 	struct job *next = TAILQ_FIRST(&k->waiting);
 	if (!next) {
-		keyq_drop(ds, k);
+		keyqueue_drop(ds->keys, k);
 		return;
 	}
 	slot_acquire(next);
@@ -411,7 +302,7 @@ static void job_enter(struct job *j, enum lifecycle to)
 	}
 	switch (from) {
 	case LC_WAIT_KEY:
-		TAILQ_REMOVE(&keyq_get(ds, key, false)->waiting, j, key_link);
+		TAILQ_REMOVE(&keyqueue_get(ds->keys, key, false)->waiting, j, key_link);
 		break;
 	case LC_QUEUED:
 		TAILQ_REMOVE(&ds->queue, j, link);
@@ -433,14 +324,14 @@ static void job_enter(struct job *j, enum lifecycle to)
 	j->state = to;
 	if (key && !holds_key(from) && holds_key(to)) {
 		/* Taken when free; passed on (still busy) from WAIT_KEY. */
-		keyq_get(ds, key, true)->busy = true;
+		keyqueue_get(ds->keys, key, true)->busy = true;
 	} else if (key && holds_key(from) && !holds_key(to)) {
 		/* Giving it back may start the next waiting for it at once. */
 		key_release(ds, key);
 	}
 	switch (to) {
 	case LC_WAIT_KEY:
-		TAILQ_INSERT_TAIL(&keyq_get(ds, key, false)->waiting, j, key_link);
+		TAILQ_INSERT_TAIL(&keyqueue_get(ds->keys, key, false)->waiting, j, key_link);
 		shed(j);
 		break;
 	case LC_QUEUED:
@@ -508,7 +399,7 @@ static void slot_acquire(struct job *j)
 static void admit(struct job *j)
 {
 	const char *key = delivery_key(j->d);
-	struct keyq *k = key ? keyq_get(j->ds, key, false) : NULL;
+	struct keyq *k = key ? keyqueue_get(j->ds->keys, key, false) : NULL;
 	if (k && k->busy) {
 		job_enter(j, LC_WAIT_KEY);
 		return;
@@ -712,7 +603,7 @@ static void attempt_over(struct job *j)
 	}
 	journal_finish(ds, d, st, st == DSTATE_RETRY_WAIT ? now_wall_ms() + delay : 0);
 	if (!ds->journal && !delivery_id_generated(d))
-		memid_set(ds, d, st);
+		remember_id(ds, d, st);
 	/* A sync delivery that failed is the sender's to send again. With an
 	 * id of its own, the id rules know the resend; without one, the same
 	 * body is all there is, and it must run. */
@@ -1020,7 +911,7 @@ static int record(struct dispatcher *ds, struct delivery *d, bool known_new)
 	if (!ds->journal) {
 		replaywin_commit(ds->replay, delivery_endpoint(d)->name, delivery_id(d));
 		if (!delivery_id_generated(d))
-			memid_set(ds, d, delivery_async(d) ? DSTATE_QUEUED : DSTATE_RUNNING);
+			remember_id(ds, d, delivery_async(d) ? DSTATE_QUEUED : DSTATE_RUNNING);
 		return 0;
 	}
 	struct journal_header *hdrs;
@@ -1117,7 +1008,7 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		return;
 	}
 	const char *key = delivery_key(d);
-	bool key_free = !key || !keyq_get(ds, key, false);
+	bool key_free = !key || !keyqueue_get(ds->keys, key, false);
 	bool now = key_free && ds->running < ds->cfg->max_running && TAILQ_EMPTY(&ds->queue);
 	if (!now && ds->queued_sync >= ds->cfg->max_queued) {
 		answer_now(j, 503, "overloaded", xstrdup("max_queued deliveries already waiting"),
@@ -1200,7 +1091,9 @@ struct dispatcher *dispatcher_new(struct event_base *base, struct config *cfg,
 	TAILQ_INIT(&ds->held_sync);
 	TAILQ_INIT(&ds->queue);
 	TAILQ_INIT(&ds->waiting_retry);
-	TAILQ_INIT(&ds->ids_fifo);
+	ds->keys = keyqueue_new();
+	if (!journal)
+		ds->ids = idstore_new(MEMORY_IDS_MAX);
 	ds->replay = replaywin_new(REPLAYWIN_MAX);
 	return ds;
 }
@@ -1220,14 +1113,12 @@ void dispatcher_drain(struct dispatcher *ds)
 	struct job *j, *next;
 	/* First those waiting for a key, so that releasing keys below never
 	 * hands one to an async delivery. */
-	for (size_t b = 0; b < ARRAY_SIZE(ds->keys); b++) {
-		for (struct keyq *k = ds->keys[b]; k; k = k->next) {
-			struct job *w, *wn;
-			for (w = TAILQ_FIRST(&k->waiting); w; w = wn) {
-				wn = TAILQ_NEXT(w, key_link);
-				if (delivery_async(w->d))
-					job_enter(w, LC_SHELVED);
-			}
+	for (struct keyq *k = keyqueue_next(ds->keys, NULL); k; k = keyqueue_next(ds->keys, k)) {
+		struct job *w, *wn;
+		for (w = TAILQ_FIRST(&k->waiting); w; w = wn) {
+			wn = TAILQ_NEXT(w, key_link);
+			if (delivery_async(w->d))
+				job_enter(w, LC_SHELVED);
 		}
 	}
 	for (j = TAILQ_FIRST(&ds->queue); j; j = next) {
@@ -1307,21 +1198,8 @@ void dispatcher_free(struct dispatcher *ds)
 	}
 	if (ds->flush_ev)
 		event_free(ds->flush_ev);
-	for (size_t b = 0; b < ARRAY_SIZE(ds->keys); b++) {
-		while (ds->keys[b]) {
-			struct keyq *k = ds->keys[b];
-			ds->keys[b] = k->next;
-			free(k->key);
-			free(k);
-		}
-	}
-	for (size_t b = 0; b < MEMORY_BUCKETS; b++) {
-		while (ds->ids[b]) {
-			struct memid *m = ds->ids[b];
-			ds->ids[b] = m->next;
-			free(m);
-		}
-	}
+	keyqueue_free(ds->keys);
+	idstore_free(ds->ids);
 	replaywin_free(ds->replay);
 	config_unref(ds->cfg);
 	free(ds);
