@@ -2,7 +2,9 @@
  * The dispatcher (dispatch.h): admission (idempotency, max_queued, the
  * journal's record of a delivery), serialization keys, the max_running
  * slots, running the hooks of an attempt, and retries. Every change of a
- * delivery's state goes through job_enter.
+ * delivery's state goes through job_enter. Its parts with a job of their
+ * own: the ids remembered without a journal (idstore.c), the keys' lines
+ * (keyqueue.c), the answers that wait for the journal (groupcommit.c).
  *
  * A pending async delivery waiting in a line is a shell (delivery_shed):
  * its body and environment are in its journal row, read back when an
@@ -21,7 +23,10 @@
 
 #include <event2/event.h>
 
+#include "groupcommit.h"
+#include "idstore.h"
 #include "journal.h"
+#include "keyqueue.h"
 #include "log.h"
 #include "metrics.h"
 #include "recovery.h"
@@ -29,7 +34,6 @@
 #include "route.h"
 #include "runner.h"
 #include "util.h"
-#include "walsync.h"
 
 /* How long a sender is told to wait before resending a pending delivery. */
 #define RETRY_AFTER_PENDING 10
@@ -37,12 +41,6 @@
 #define MAX_BACKOFF_MS (3600 * 1000)
 /* Without a journal, idempotency remembers this many finished ids. */
 #define MEMORY_IDS_MAX 10000
-#define MEMORY_BUCKETS 4096
-/* A checkpoint of the journal's WAL each time it grew by this many frames
- * (SQLite's own auto-checkpoint default). */
-#define WAL_CHECKPOINT_FRAMES 1000
-/* ... and one on the loop, which lets the WAL start over, past this many. */
-#define WAL_RESTART_FRAMES 4000
 
 /* A delivery in the dispatcher's hands: where it is in its lifecycle, the
  * line it waits in, and its current attempt's route. */
@@ -50,7 +48,12 @@ struct job {
 	struct delivery *d;
 	struct dispatcher *ds;
 	enum lifecycle state;
-	TAILQ_ENTRY(job) link;     /* the slot queue or waiting_retry */
+	/* Never in a line and held at once: the slot queue or waiting_retry,
+	 * or held for the journal (groupcommit.h). */
+	union {
+		TAILQ_ENTRY(job) link;
+		struct held_answer held;
+	};
 	TAILQ_ENTRY(job) key_link; /* its serialization key's line */
 	struct route route;
 	size_t next_hook;
@@ -60,31 +63,10 @@ struct job {
 	struct event *deadline; /* a sync delivery's respond_within */
 	delivery_done_fn done; /* NULL once answered */
 	void *done_arg;
-	/* Held for the journal (held_commit, held_sync): the batch that
-	 * recorded it, and the journal's losses then. */
-	uint64_t batch, losses;
 };
 /* A pending async delivery costs its entry here and its shell (delivery.h):
  * under 1 KiB together (README "Hardening and limits"). */
 _Static_assert(sizeof(struct job) <= 256, "a waiting delivery's entry stays small");
-
-/* A serialization key and the deliveries waiting for it, in arrival order. */
-struct keyq {
-	struct keyq *next; /* hash chain */
-	char *key;
-	bool busy;
-	TAILQ_HEAD(, job) waiting;
-};
-
-/* Idempotency without a journal: (endpoint, id) -> state, in memory. */
-struct memid {
-	struct memid *next;            /* hash chain */
-	TAILQ_ENTRY(memid) fifo;       /* eviction order of finished ones */
-	enum delivery_state state;
-	int attempts;
-	bool in_fifo;
-	char key[];                    /* endpoint \x1f id: one allocation a remembered id */
-};
 
 struct dispatcher {
 	struct event_base *base;
@@ -94,10 +76,8 @@ struct dispatcher {
 	int queued_sync; /* sync deliveries in WAIT_KEY or QUEUED */
 	TAILQ_HEAD(, job) queue;   /* waiting for a slot */
 	TAILQ_HEAD(, job) waiting_retry;
-	struct keyq *keys[256];
-	struct memid *ids[MEMORY_BUCKETS];
-	TAILQ_HEAD(, memid) ids_fifo;
-	size_t nids_final;
+	struct keyqueue *keys;
+	struct idstore *ids; /* without a journal */
 	bool draining;
 	int in_state[LC_COUNT]; /* deliveries in each state: hookd_deliveries_pending */
 	/* Handing freed slots on (release): a delivery that finishes at once
@@ -106,14 +86,7 @@ struct dispatcher {
 	 * does not nest one call a delivery (and each one's outcome is recorded
 	 * before the next starts). */
 	bool releasing;
-	struct event *flush_ev; /* commits the journal's batch at the loop's turn's end */
-	/* Answers that wait for the journal, in batch order (in `link`): sync
-	 * outcomes until their batch is committed, async acceptances until a
-	 * sync of the WAL begun after that commit has ended (group commit). */
-	TAILQ_HEAD(jobq, job) held_commit, held_sync;
-	struct walsync *walsync; /* NULL: the WAL is synced on the loop */
-	struct journal_checkpointer *checkpointer; /* NULL: SQLite checkpoints on the loop */
-	int checkpoint_frames; /* the WAL's frames when one was last asked for */
+	struct groupcommit *commit; /* with a journal: the answers that wait for it */
 	struct replaywin *replay; /* the endpoints' replay_window */
 	delivery_done_fn on_end;  /* dispatcher_on_end's */
 	void *on_end_arg;
@@ -124,66 +97,9 @@ static void slot_acquire(struct job *j);
 
 /* ---- idempotency ---------------------------------------------------- */
 
-/* endpoint \x1f id in one allocation, without a printf each. */
-static char *id_key(const struct delivery *d)
+static void remember_id(struct dispatcher *ds, const struct delivery *d, enum delivery_state st)
 {
-	const char *ep = delivery_endpoint(d)->name, *id = delivery_id(d);
-	size_t ne = strlen(ep), ni = strlen(id);
-	char *s = xmalloc(ne + 1 + ni + 1);
-	memcpy(s, ep, ne);
-	s[ne] = '\x1f';
-	memcpy(s + ne + 1, id, ni + 1);
-	return s;
-}
-
-static struct memid *memid_find(struct dispatcher *ds, const char *key)
-{
-	struct memid *m = ds->ids[str_hash(key) % MEMORY_BUCKETS];
-	while (m && strcmp(m->key, key) != 0)
-		m = m->next;
-	return m;
-}
-
-static void memid_remove(struct dispatcher *ds, struct memid *m)
-{
-	struct memid **pp = &ds->ids[str_hash(m->key) % MEMORY_BUCKETS];
-	while (*pp != m)
-		pp = &(*pp)->next;
-	*pp = m->next;
-	if (m->in_fifo) {
-		TAILQ_REMOVE(&ds->ids_fifo, m, fifo);
-		ds->nids_final--;
-	}
-	free(m);
-}
-
-static void memid_set(struct dispatcher *ds, const struct delivery *d, enum delivery_state st)
-{
-	char *key = id_key(d);
-	struct memid *m = memid_find(ds, key);
-	if (!m) {
-		size_t n = strlen(key) + 1;
-		m = xcalloc(1, sizeof(*m) + n);
-		memcpy(m->key, key, n);
-		uint32_t b = str_hash(key) % MEMORY_BUCKETS;
-		m->next = ds->ids[b];
-		ds->ids[b] = m;
-	}
-	free(key);
-	m->state = st;
-	m->attempts = delivery_attempt(d);
-	if (m->in_fifo) {
-		TAILQ_REMOVE(&ds->ids_fifo, m, fifo);
-		m->in_fifo = false;
-		ds->nids_final--;
-	}
-	if (!delivery_state_pending(st)) {
-		TAILQ_INSERT_TAIL(&ds->ids_fifo, m, fifo);
-		m->in_fifo = true;
-		ds->nids_final++;
-		while (ds->nids_final > MEMORY_IDS_MAX)
-			memid_remove(ds, TAILQ_FIRST(&ds->ids_fifo));
-	}
+	idstore_set(ds->ids, delivery_endpoint(d)->name, delivery_id(d), st, delivery_attempt(d));
 }
 
 /* 1 and the state when the id is known, 0 when not, -1 when the journal
@@ -197,53 +113,20 @@ static int id_lookup(struct dispatcher *ds, struct delivery *d, enum delivery_st
 		                               st, attempts, &rowid);
 		return r == RESULT_OK ? 1 : r == RESULT_UNKNOWN ? 0 : -1;
 	}
-	char *key = id_key(d);
-	struct memid *m = memid_find(ds, key);
-	free(key);
-	if (!m)
-		return 0;
-	*st = m->state;
-	*attempts = m->attempts;
-	return 1;
+	return idstore_find(ds->ids, delivery_endpoint(d)->name, delivery_id(d), st, attempts);
 }
 
 /* ---- serialization keys --------------------------------------------- */
 
-static struct keyq *keyq_get(struct dispatcher *ds, const char *key, bool create)
-{
-	uint32_t b = str_hash(key) % ARRAY_SIZE(ds->keys);
-	struct keyq *k = ds->keys[b];
-	while (k && strcmp(k->key, key) != 0)
-		k = k->next;
-	if (!k && create) {
-		k = xcalloc(1, sizeof(*k));
-		k->key = xstrdup(key);
-		TAILQ_INIT(&k->waiting);
-		k->next = ds->keys[b];
-		ds->keys[b] = k;
-	}
-	return k;
-}
-
-static void keyq_drop(struct dispatcher *ds, struct keyq *k)
-{
-	struct keyq **pp = &ds->keys[str_hash(k->key) % ARRAY_SIZE(ds->keys)];
-	while (*pp != k)
-		pp = &(*pp)->next;
-	*pp = k->next;
-	free(k->key);
-	free(k);
-}
-
 /* The key passes straight to the next waiting for it, in arrival order. */
 static void key_release(struct dispatcher *ds, const char *key)
 {
-	struct keyq *k = keyq_get(ds, key, false);
+	struct keyq *k = keyqueue_get(ds->keys, key, false);
 	if (!k)
 		return;
 	struct job *next = TAILQ_FIRST(&k->waiting);
 	if (!next) {
-		keyq_drop(ds, k);
+		keyqueue_drop(ds->keys, k);
 		return;
 	}
 	slot_acquire(next);
@@ -411,7 +294,7 @@ static void job_enter(struct job *j, enum lifecycle to)
 	}
 	switch (from) {
 	case LC_WAIT_KEY:
-		TAILQ_REMOVE(&keyq_get(ds, key, false)->waiting, j, key_link);
+		TAILQ_REMOVE(&keyqueue_get(ds->keys, key, false)->waiting, j, key_link);
 		break;
 	case LC_QUEUED:
 		TAILQ_REMOVE(&ds->queue, j, link);
@@ -433,14 +316,14 @@ static void job_enter(struct job *j, enum lifecycle to)
 	j->state = to;
 	if (key && !holds_key(from) && holds_key(to)) {
 		/* Taken when free; passed on (still busy) from WAIT_KEY. */
-		keyq_get(ds, key, true)->busy = true;
+		keyqueue_get(ds->keys, key, true)->busy = true;
 	} else if (key && holds_key(from) && !holds_key(to)) {
 		/* Giving it back may start the next waiting for it at once. */
 		key_release(ds, key);
 	}
 	switch (to) {
 	case LC_WAIT_KEY:
-		TAILQ_INSERT_TAIL(&keyq_get(ds, key, false)->waiting, j, key_link);
+		TAILQ_INSERT_TAIL(&keyqueue_get(ds->keys, key, false)->waiting, j, key_link);
 		shed(j);
 		break;
 	case LC_QUEUED:
@@ -508,7 +391,7 @@ static void slot_acquire(struct job *j)
 static void admit(struct job *j)
 {
 	const char *key = delivery_key(j->d);
-	struct keyq *k = key ? keyq_get(j->ds, key, false) : NULL;
+	struct keyq *k = key ? keyqueue_get(j->ds->keys, key, false) : NULL;
 	if (k && k->busy) {
 		job_enter(j, LC_WAIT_KEY);
 		return;
@@ -556,99 +439,57 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 
 /* ---- outcomes ------------------------------------------------------- */
 
-/* The journal's batch is committed once this turn of the event loop is
- * over: writes made in the same turn share one commit. */
-static void flush_soon(struct dispatcher *ds)
-{
-	if (ds->flush_ev)
-		event_active(ds->flush_ev, EV_TIMEOUT, 0);
-}
-
 static void answer_now(struct job *j, int http, const char *status, char *error,
                        int retry_after);
 static void accepted(struct job *j, bool synced);
 
+/* The job a held answer belongs to. */
+#define JOB_OF_HELD(h) ((struct job *)((char *)(h) - offsetof(struct job, held)))
+
 /* An answer that waits for the batch the journal is writing now. */
 static void hold(struct job *j, bool sync_too)
 {
-	struct dispatcher *ds = j->ds;
-	j->batch = journal_batch_id(ds->journal);
-	j->losses = journal_losses(ds->journal);
-	TAILQ_INSERT_TAIL(sync_too ? &ds->held_sync : &ds->held_commit, j, link);
-	flush_soon(ds);
+	groupcommit_hold(j->ds->commit, &j->held, sync_too);
 }
 
-/* The WAL was synced, by a sync begun after batch `upto` was committed: the
- * acceptances recorded up to it are durable and answered. */
-static void on_synced(uint64_t upto, bool ok, void *arg)
+/* A sync delivery's outcome, committed. */
+static void on_committed(struct held_answer *h, void *arg)
 {
-	struct dispatcher *ds = arg;
-	struct job *j;
-	while ((j = TAILQ_FIRST(&ds->held_sync)) && j->batch <= upto) {
-		TAILQ_REMOVE(&ds->held_sync, j, link);
-		/* A batch lost since, maybe its own: is its row there? */
-		if (j->losses != journal_losses(ds->journal) &&
-		    journal_lookup(ds->journal, delivery_endpoint(j->d)->name, delivery_id(j->d),
-		                   NULL, NULL, NULL) != RESULT_OK) {
-			answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
-			           RETRY_AFTER_OVERLOAD);
-			continue;
-		}
-		accepted(j, ok);
-	}
+	job_enter(JOB_OF_HELD(h), LC_DONE);
 }
 
-static void on_flush(evutil_socket_t fd, short what, void *arg)
+/* An acceptance, synced (or not): is its row there, if a batch was lost? */
+static void on_synced(struct held_answer *h, bool ok, bool maybe_lost, void *arg)
 {
-	struct dispatcher *ds = arg;
-	/* Hooks whose attempts that batch recorded may start now; if it was
-	 * lost, they must not (a crash would leave no trace of them), and
-	 * their senders are asked to retry. */
-	int rc = journal_flush(ds->journal);
-	if (rc < 0)
-		runner_cancel_held("cannot record the attempt in the journal");
-	else
-		runner_release();
-	/* Sync outcomes are answered once committed (a failed commit was
-	 * logged): a resend after the answer is then always a duplicate. */
-	struct job *j;
-	while ((j = TAILQ_FIRST(&ds->held_commit))) {
-		TAILQ_REMOVE(&ds->held_commit, j, link);
-		job_enter(j, LC_DONE);
-	}
-	/* No batch is open now: an acceptance past the last commit was lost. */
-	uint64_t committed = journal_committed_id(ds->journal);
-	while ((j = TAILQ_LAST(&ds->held_sync, jobq)) && j->batch > committed) {
-		TAILQ_REMOVE(&ds->held_sync, j, link);
+	struct job *j = JOB_OF_HELD(h);
+	if (maybe_lost && journal_lookup(j->ds->journal, delivery_endpoint(j->d)->name,
+	                                 delivery_id(j->d), NULL, NULL, NULL) != RESULT_OK) {
 		answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
 		           RETRY_AFTER_OVERLOAD);
-	}
-	bool checkpoint = false;
-	if (ds->checkpointer) {
-		int frames = journal_wal_frames(ds->journal);
-		if (frames < ds->checkpoint_frames)
-			ds->checkpoint_frames = 0; /* the WAL started over */
-		if (frames >= WAL_RESTART_FRAMES && rc == 0) {
-			journal_checkpoint_here(ds->journal);
-			ds->checkpoint_frames = frames;
-		}
-		checkpoint = frames >= ds->checkpoint_frames + WAL_CHECKPOINT_FRAMES;
-		if (checkpoint)
-			ds->checkpoint_frames = frames;
-	}
-	if (TAILQ_EMPTY(&ds->held_sync) && !checkpoint)
 		return;
-	if (ds->walsync)
-		walsync_request(ds->walsync, committed, checkpoint);
-	else
-		on_synced(committed, fdatasync(journal_sync_fd(ds->journal)) == 0, ds);
+	}
+	accepted(j, ok);
 }
 
-/* On the sync thread. */
-static int run_checkpoint(void *arg, char *err, size_t errlen)
+static void on_lost(struct held_answer *h, void *arg)
 {
-	return journal_checkpoint(arg, err, errlen);
+	answer_now(JOB_OF_HELD(h), 503, "overloaded", xstrdup("cannot write the journal"),
+	           RETRY_AFTER_OVERLOAD);
 }
+
+static void on_dropped(struct held_answer *h, void *arg)
+{
+	struct job *j = JOB_OF_HELD(h);
+	j->done = NULL;
+	job_free(j);
+}
+
+static const struct groupcommit_ops held_answers = {
+	.committed = on_committed,
+	.synced = on_synced,
+	.lost = on_lost,
+	.dropped = on_dropped,
+};
 
 static void journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
                            int64_t next_due)
@@ -673,7 +514,7 @@ static void journal_finish(struct dispatcher *ds, struct delivery *d, enum deliv
 		log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s", delivery_id(d));
 	free(hooks);
 	/* A sync sender's answer waits for this turn's commit (finish). */
-	flush_soon(ds);
+	groupcommit_flush_soon(ds->commit);
 }
 
 /* Final: a sync sender's answer waits until its outcome is committed. */
@@ -712,7 +553,7 @@ static void attempt_over(struct job *j)
 	}
 	journal_finish(ds, d, st, st == DSTATE_RETRY_WAIT ? now_wall_ms() + delay : 0);
 	if (!ds->journal && !delivery_id_generated(d))
-		memid_set(ds, d, st);
+		remember_id(ds, d, st);
 	/* A sync delivery that failed is the sender's to send again. With an
 	 * id of its own, the id rules know the resend; without one, the same
 	 * body is all there is, and it must run. */
@@ -983,15 +824,15 @@ static void run_next_hook(struct job *j)
 		.event = delivery_event(d),
 		.delivery_id = delivery_id(d),
 		/* The attempt, recorded as running in this turn's batch, is
-		 * committed before its first hook starts (on_flush): a crash
+		 * committed before its first hook starts (groupcommit.h): a crash
 		 * must never leave a hook that ran recorded as one that never
 		 * started, to run again after a restart as the same attempt. */
-		.hold = first && ds->flush_ev && delivery_rowid(d),
+		.hold = first && ds->commit && delivery_rowid(d),
 	};
 	struct hook_result res;
 	struct hook_run *run = runner_start(ds->base, &p, on_hook_done, j, &res);
 	if (run && p.hold)
-		flush_soon(ds);
+		groupcommit_flush_soon(ds->commit);
 	/* Take the two per-hook entries back off. */
 	delivery_env_pop(d, env_mark);
 	if (!run) {
@@ -1020,7 +861,7 @@ static int record(struct dispatcher *ds, struct delivery *d, bool known_new)
 	if (!ds->journal) {
 		replaywin_commit(ds->replay, delivery_endpoint(d)->name, delivery_id(d));
 		if (!delivery_id_generated(d))
-			memid_set(ds, d, delivery_async(d) ? DSTATE_QUEUED : DSTATE_RUNNING);
+			remember_id(ds, d, delivery_async(d) ? DSTATE_QUEUED : DSTATE_RUNNING);
 		return 0;
 	}
 	struct journal_header *hdrs;
@@ -1031,7 +872,7 @@ static int record(struct dispatcher *ds, struct delivery *d, bool known_new)
 	delivery_set_rowid(d, rowid);
 	free(hdrs);
 	if (!delivery_async(d))
-		flush_soon(ds);
+		groupcommit_flush_soon(ds->commit);
 	/* Only a delivery the journal holds is remembered: one answered 503
 	 * for want of a record may come again. */
 	if (rowid > 0)
@@ -1117,7 +958,7 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		return;
 	}
 	const char *key = delivery_key(d);
-	bool key_free = !key || !keyq_get(ds, key, false);
+	bool key_free = !key || !keyqueue_get(ds->keys, key, false);
 	bool now = key_free && ds->running < ds->cfg->max_running && TAILQ_EMPTY(&ds->queue);
 	if (!now && ds->queued_sync >= ds->cfg->max_queued) {
 		answer_now(j, 503, "overloaded", xstrdup("max_queued deliveries already waiting"),
@@ -1177,30 +1018,13 @@ struct dispatcher *dispatcher_new(struct event_base *base, struct config *cfg,
 	ds->base = base;
 	ds->cfg = config_ref(cfg);
 	ds->journal = journal;
-	if (journal) {
-		ds->flush_ev = event_new(base, -1, 0, on_flush, ds);
-		journal_set_batching(journal, true);
-		char err[128];
-		ds->walsync = walsync_new(base, journal_sync_fd(journal), on_synced, ds, err,
-		                          sizeof(err));
-		if (!ds->walsync)
-			log_msg(LOG_LVL_WARN, "journal: %s; syncing on the event loop", err);
-		else if ((ds->checkpointer = journal_checkpointer_open(journal, err, sizeof(err)))) {
-			if (walsync_set_checkpoint(ds->walsync, run_checkpoint, ds->checkpointer)) {
-				journal_defer_checkpoints(journal);
-			} else {
-				journal_checkpointer_close(ds->checkpointer);
-				ds->checkpointer = NULL;
-			}
-		} else {
-			log_msg(LOG_LVL_WARN, "journal: %s; checkpoints on the event loop", err);
-		}
-	}
-	TAILQ_INIT(&ds->held_commit);
-	TAILQ_INIT(&ds->held_sync);
+	if (journal)
+		ds->commit = groupcommit_new(base, journal, &held_answers, ds);
 	TAILQ_INIT(&ds->queue);
 	TAILQ_INIT(&ds->waiting_retry);
-	TAILQ_INIT(&ds->ids_fifo);
+	ds->keys = keyqueue_new();
+	if (!journal)
+		ds->ids = idstore_new(MEMORY_IDS_MAX);
 	ds->replay = replaywin_new(REPLAYWIN_MAX);
 	return ds;
 }
@@ -1220,14 +1044,12 @@ void dispatcher_drain(struct dispatcher *ds)
 	struct job *j, *next;
 	/* First those waiting for a key, so that releasing keys below never
 	 * hands one to an async delivery. */
-	for (size_t b = 0; b < ARRAY_SIZE(ds->keys); b++) {
-		for (struct keyq *k = ds->keys[b]; k; k = k->next) {
-			struct job *w, *wn;
-			for (w = TAILQ_FIRST(&k->waiting); w; w = wn) {
-				wn = TAILQ_NEXT(w, key_link);
-				if (delivery_async(w->d))
-					job_enter(w, LC_SHELVED);
-			}
+	for (struct keyq *k = keyqueue_next(ds->keys, NULL); k; k = keyqueue_next(ds->keys, k)) {
+		struct job *w, *wn;
+		for (w = TAILQ_FIRST(&k->waiting); w; w = wn) {
+			wn = TAILQ_NEXT(w, key_link);
+			if (delivery_async(w->d))
+				job_enter(w, LC_SHELVED);
 		}
 	}
 	for (j = TAILQ_FIRST(&ds->queue); j; j = next) {
@@ -1245,8 +1067,7 @@ void dispatcher_drain(struct dispatcher *ds)
 
 bool dispatcher_idle(const struct dispatcher *ds)
 {
-	return ds->running == 0 && ds->queued_sync == 0 && TAILQ_EMPTY(&ds->held_commit) &&
-	       TAILQ_EMPTY(&ds->held_sync);
+	return ds->running == 0 && ds->queued_sync == 0 && groupcommit_idle(ds->commit);
 }
 
 bool dispatcher_draining(const struct dispatcher *ds)
@@ -1290,38 +1111,9 @@ void dispatcher_free(struct dispatcher *ds)
 	if (!ds)
 		return;
 	dispatcher_drain(ds);
-	if (ds->journal)
-		journal_set_batching(ds->journal, false);
-	/* Stopped before they were answered (their senders are gone with the
-	 * server): committed above, the acceptances run at the next start. */
-	walsync_free(ds->walsync);
-	journal_checkpointer_close(ds->checkpointer);
-	struct jobq *lines[] = {&ds->held_commit, &ds->held_sync};
-	for (size_t i = 0; i < ARRAY_SIZE(lines); i++) {
-		struct job *j;
-		while ((j = TAILQ_FIRST(lines[i]))) {
-			TAILQ_REMOVE(lines[i], j, link);
-			j->done = NULL;
-			job_free(j);
-		}
-	}
-	if (ds->flush_ev)
-		event_free(ds->flush_ev);
-	for (size_t b = 0; b < ARRAY_SIZE(ds->keys); b++) {
-		while (ds->keys[b]) {
-			struct keyq *k = ds->keys[b];
-			ds->keys[b] = k->next;
-			free(k->key);
-			free(k);
-		}
-	}
-	for (size_t b = 0; b < MEMORY_BUCKETS; b++) {
-		while (ds->ids[b]) {
-			struct memid *m = ds->ids[b];
-			ds->ids[b] = m->next;
-			free(m);
-		}
-	}
+	groupcommit_free(ds->commit);
+	keyqueue_free(ds->keys);
+	idstore_free(ds->ids);
 	replaywin_free(ds->replay);
 	config_unref(ds->cfg);
 	free(ds);
