@@ -1,5 +1,8 @@
 /*
- * The delivery journal (README "Delivery guarantees"): state_dir/journal.db, SQLite in WAL mode.
+ * The delivery journal (README "Delivery guarantees", "Running on several
+ * machines"): SQLite in state_dir/journal.db (journal_sqlite.c), or
+ * PostgreSQL shared by several hookd instances (journal_pg.c); journal.c
+ * hands each call to the open one (journal_backend.h).
  * Every verified delivery is recorded with its headers (never credential
  * headers), its body, each attempt and each hook's outcome. It backs
  * idempotency by (endpoint, delivery id), async mode and retries, and the
@@ -8,6 +11,14 @@
  * All calls are made from the daemon's one thread (or from a CLI command's
  * own connection); SQLite's busy timeout lets the CLI read while the daemon
  * writes.
+ *
+ * A shared journal (journal_shared): every pending delivery is held by one
+ * instance under a lease (README "Running on several machines"): the
+ * instance that recorded or adopted it renews it (journal_heartbeat), and
+ * when the lease runs out another instance adopts the delivery
+ * (journal_adopt). Each take of a lease bumps the row's fencing token; a
+ * write about a delivery whose lease this instance lost changes nothing and
+ * returns JOURNAL_LOST.
  */
 #ifndef HOOKD_JOURNAL_H
 #define HOOKD_JOURNAL_H
@@ -19,6 +30,10 @@
 #include "result.h"
 
 struct journal;
+
+/* A write about a delivery another instance has taken since (shared
+ * journal: the lease ran out): nothing was written. */
+#define JOURNAL_LOST (-2)
 
 enum delivery_state {
 	DSTATE_QUEUED,     /* accepted, waiting for a slot or its key */
@@ -51,6 +66,9 @@ struct journal_new {
 	/* The caller's own journal_lookup found no row for this id just now
 	 * (or the id is one hookd made): journal_record does not look again. */
 	bool known_new;
+	/* Its serialization key (NULL: none): a shared journal orders and
+	 * excludes by it across instances (journal_take_turn). */
+	const char *key;
 };
 
 /* A hook's outcome within one attempt. */
@@ -93,16 +111,32 @@ struct journal_pending {
 };
 void journal_pending_free(struct journal_pending *p);
 
+/* Where the journal is and how it behaves (journal_opts_from_config). */
+struct journal_opts {
+	const char *state_dir; /* SQLite: state_dir/journal.db */
+	const char *url;       /* PostgreSQL connection string; NULL: SQLite */
+	const char *password;  /* PostgreSQL: journal_password_file's; NULL: libpq's own */
+	const char *instance;  /* this hookd's name in a shared journal */
+	int64_t lease_ms;      /* a shared journal's lease */
+	uint64_t body_max;     /* journal_body_max */
+	int64_t keep_ms, max_rows; /* pruning: journal_keep, journal_max */
+};
+struct config;
+void journal_opts_from_config(const struct config *cfg, struct journal_opts *o);
+/* Whether the config has a journal at all (state_dir or journal). */
+bool journal_configured(const struct config *cfg);
+
 /*
- * Opens (creating state_dir 0700 and the schema if missing) the journal.
- * `body_max` is journal_body_max; keep_ms/max_rows bound pruning.
+ * Opens (creating state_dir 0700, the database and the schema if missing,
+ * migrating an older schema) the journal.
  */
-struct journal *journal_open(const char *state_dir, uint64_t body_max, int64_t keep_ms,
-                             int64_t max_rows, char *err, size_t errlen);
+struct journal *journal_open(const struct journal_opts *o, char *err, size_t errlen);
 /* Read-only use by `events`/`show` while the daemon runs. */
-struct journal *journal_open_readonly(const char *state_dir, char *err, size_t errlen);
-/* Whether hookd has not written a journal in state_dir yet. */
-bool journal_missing(const char *state_dir);
+struct journal *journal_open_readonly(const struct journal_opts *o, char *err, size_t errlen);
+/* Whether hookd has not written a journal there yet (a shared one: never). */
+bool journal_missing(const struct journal_opts *o);
+/* "sqlite" or "postgresql". */
+const char *journal_backend_name(const struct journal *j);
 void journal_close(struct journal *j); /* NULL is fine; flushes first */
 
 /*
@@ -173,11 +207,15 @@ enum result journal_lookup(struct journal *j, const char *endpoint, const char *
  * headers and body replaced (event and remote_addr too unless NULL). A sync
  * delivery's body is stored already cut to body_max: it is only read once
  * final. Credential headers are dropped here too. Returns the rowid, -1 on
- * error.
+ * error, or JOURNAL_LOST when a shared journal has the id from another
+ * instance in the meantime, pending or final (look it up again). Shared,
+ * a sync delivery with a key is recorded QUEUED: journal_take_turn starts it.
  */
 int64_t journal_record(struct journal *j, const struct journal_new *d);
 
-/* Marks an attempt as started (state RUNNING). */
+/* Marks an attempt as started (state RUNNING). This and the two below
+ * return JOURNAL_LOST when a shared journal's lease on the delivery was
+ * lost (nothing written). */
 int journal_attempt_started(struct journal *j, int64_t rowid, int attempt, int64_t started_ms);
 
 /*
@@ -326,5 +364,36 @@ struct journal_row {
 };
 enum result journal_query(struct journal *j, const struct journal_filter *f,
                           bool (*visit)(const struct journal_row *r, void *arg), void *arg);
+
+/*
+ * Several instances (journal_shared). Without sharing (SQLite) these do
+ * nothing: always up, nothing to renew or adopt, always a delivery's turn.
+ */
+bool journal_shared(const struct journal *j);
+/* Whether the store answers; a journal that is down fails every call
+ * quickly and tries to reconnect (with backoff) on the next one. */
+bool journal_up(struct journal *j);
+/* Renews this instance's leases, and reconnects a journal that is down.
+ * Called every lease/3. 0, or -1 (down). */
+int journal_heartbeat(struct journal *j);
+/* Takes over at most max pending async deliveries whose lease ran out (an
+ * instance died): like journal_recover, which, shared, takes this
+ * instance's own deliveries of a previous run and the ones whose lease ran
+ * out. Sync ones whose lease ran out are marked FAILED (interrupted). */
+int journal_adopt(struct journal *j, size_t max, struct journal_pending **out, size_t *n);
+/* A delivery with a serialization key, about to start attempt `attempt`:
+ * marks it running (as journal_attempt_started) if no other delivery with
+ * the same key runs, on any instance, and none received before it waits
+ * queued. RESULT_OK: started; RESULT_PENDING: not its turn yet, nothing
+ * changed; RESULT_ERROR; or JOURNAL_LOST. */
+int journal_take_turn(struct journal *j, int64_t rowid, const char *key, int attempt,
+                      int64_t started_ms);
+
+/* Copying a journal (`hookd journal export` / `import`): one delivery as
+ * read back (journal_read, journal_read_attempts), written into this
+ * journal as it was, unless its (endpoint, id) is there already.
+ * RESULT_OK, RESULT_PENDING (there already: skipped), RESULT_ERROR. */
+enum result journal_import(struct journal *j, const struct journal_entry *e,
+                           const struct journal_attempt *attempts, size_t nattempts);
 
 #endif

@@ -1,0 +1,82 @@
+/*
+ * What a journal backend implements (private to journal.c and the
+ * backends: journal_sqlite.c, journal_pg.c). journal.c keeps the public
+ * calls of journal.h and hands each to the open journal's backend; each
+ * backend's handle begins with a `struct journal` whose `ops` points at
+ * its table. The calls mean what journal.h says they mean; an entry left
+ * NULL is a call the backend has nothing to do for (journal.c answers for
+ * it: see the defaults there).
+ */
+#ifndef HOOKD_JOURNAL_BACKEND_H
+#define HOOKD_JOURNAL_BACKEND_H
+
+#include "journal.h"
+
+struct journal_ops {
+	const char *name; /* "sqlite", "postgresql" */
+	struct journal *(*open)(const struct journal_opts *o, bool readonly, char *err,
+	                        size_t errlen);
+	void (*close)(struct journal *j);
+
+	/* Group commit (SQLite only; NULL elsewhere: every write is durable
+	 * when it returns). */
+	void (*set_batching)(struct journal *j, bool on);
+	int (*flush)(struct journal *j);
+	uint64_t (*batch_id)(const struct journal *j);
+	uint64_t (*committed_id)(const struct journal *j);
+	uint64_t (*losses)(const struct journal *j);
+	int (*sync_fd)(const struct journal *j);
+	void (*defer_checkpoints)(struct journal *j);
+	int (*wal_frames)(const struct journal *j);
+	struct journal_checkpointer *(*checkpointer_open)(const struct journal *j, char *err,
+	                                                  size_t errlen);
+	int (*checkpoint_here)(struct journal *j);
+
+	enum result (*lookup)(struct journal *j, const char *endpoint, const char *delivery_id,
+	                      enum delivery_state *state, int *attempts, int64_t *rowid);
+	int64_t (*record)(struct journal *j, const struct journal_new *d);
+	int (*attempt_started)(struct journal *j, int64_t rowid, int attempt, int64_t started_ms);
+	int (*attempt_finished)(struct journal *j, int64_t rowid, const struct journal_attempt *a,
+	                        enum delivery_state state, int64_t next_due_ms);
+	int (*hand_over)(struct journal *j, int64_t rowid, bool running, const unsigned char *body,
+	                 size_t body_len);
+	enum result (*requeue)(struct journal *j, int64_t rowid);
+	int (*recover)(struct journal *j, struct journal_pending **out, size_t *n);
+	enum result (*get)(struct journal *j, int64_t rowid, struct journal_pending *out);
+	enum result (*find)(struct journal *j, const char *endpoint, const char *delivery_id,
+	                    int64_t *rowid);
+	int (*prune)(struct journal *j, int64_t now_ms);
+	int64_t (*pending_count)(struct journal *j);
+	int64_t (*pending_bytes)(struct journal *j);
+
+	enum result (*list)(struct journal *j, int64_t since_ms, bool failed_only,
+	                    bool (*visit)(const struct journal_entry *e, void *arg), void *arg);
+	enum result (*read)(struct journal *j, int64_t rowid,
+	                    void (*visit)(const struct journal_entry *e, void *arg), void *arg);
+	enum result (*read_attempts)(struct journal *j, int64_t rowid,
+	                             const struct journal_attempt_visitor *v);
+	enum result (*endpoints_of)(struct journal *j, const char *delivery_id,
+	                            void (*visit)(const char *endpoint, void *arg), void *arg);
+	enum result (*query)(struct journal *j, const struct journal_filter *f,
+	                     bool (*visit)(const struct journal_row *r, void *arg), void *arg);
+
+	/* A journal shared by several instances (NULL for SQLite: the
+	 * defaults are "always up", "nothing to renew", "nothing to adopt",
+	 * "always its turn"). */
+	bool (*up)(struct journal *j);
+	int (*heartbeat)(struct journal *j);
+	int (*adopt)(struct journal *j, size_t max, struct journal_pending **out, size_t *n);
+	int (*take_turn)(struct journal *j, int64_t rowid, const char *key, int attempt,
+	                         int64_t started_ms);
+	int (*import)(struct journal *j, const struct journal_entry *e,
+	              const struct journal_attempt *attempts, size_t nattempts);
+};
+
+struct journal {
+	const struct journal_ops *ops;
+};
+
+extern const struct journal_ops journal_sqlite_ops;
+extern const struct journal_ops journal_pg_ops;
+
+#endif
