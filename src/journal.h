@@ -89,6 +89,7 @@ struct journal_attempt {
 	const char *status; /* "ok", "failed", "timeout", "skipped", "unhandled" */
 	const char *error;  /* NULL or the reason */
 	bool replay;        /* read back: it was the attempt a `hookd replay` asked for */
+	const char *instance; /* read back from a shared journal: who ran it; else NULL */
 	const struct journal_hook *hooks;
 	size_t nhooks;
 };
