@@ -1,0 +1,2061 @@
+/*
+ * The PostgreSQL journal backend (journal_backend.h): one database shared
+ * by several hookd instances (README "Running on several machines").
+ *
+ * It stores what the SQLite backend stores, in tables prefixed hookd_, and
+ * behaves the same way call for call (states, attempts, recovery's
+ * "interrupted" runs, bodies cut to body_max once final). What sharing adds:
+ *
+ * - Leases and fencing. A pending delivery is held by one instance (owner,
+ *   lease_until); each take of it (record, requeue, recover, adopt) bumps
+ *   its fence. This process remembers the fence of every row it holds (a
+ *   small open-addressing map), and every write about a delivery names it:
+ *   "WHERE id = $1 AND fence = $2 AND owner = me". No row matched: the
+ *   lease was lost to another instance, nothing is written, the call says
+ *   JOURNAL_LOST. Leases use the database's clock; the *_ms columns are the
+ *   caller's wall clock, as in SQLite.
+ * - Outages. A broken connection makes the journal "down": every call fails
+ *   at once until a backoff (250 ms doubling to 10 s) has passed, and the
+ *   next call (or the heartbeat) reconnects. Each call is one transaction,
+ *   so a failed write is never half done. Every write is durable when it
+ *   returns (PostgreSQL's commit): there is no batching here.
+ * - Serialization keys across instances (take_turn), under an advisory
+ *   transaction lock on the key's hash.
+ *
+ * libpq is loaded with dlopen when a journal is first opened (dynload.h),
+ * like libsqlite3: a daemon that does not use PostgreSQL never maps it.
+ * Calls are synchronous, on the caller's thread (libpq's blocking API).
+ */
+#include "journal_backend.h"
+
+#include <libpq-fe.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dynload.h"
+#include "log.h"
+#include "scheme.h"
+#include "util.h"
+
+/* ---- libpq, loaded on first use ---- */
+
+#define PQ_CALLS(X) \
+	X(PQclear) \
+	X(PQcmdTuples) \
+	X(PQconnectdbParams) \
+	X(PQdb) \
+	X(PQerrorMessage) \
+	X(PQexec) \
+	X(PQexecParams) \
+	X(PQfinish) \
+	X(PQfreemem) \
+	X(PQgetisnull) \
+	X(PQgetlength) \
+	X(PQgetvalue) \
+	X(PQhost) \
+	X(PQntuples) \
+	X(PQport) \
+	X(PQresultErrorField) \
+	X(PQresultErrorMessage) \
+	X(PQresultStatus) \
+	X(PQsetNoticeProcessor) \
+	X(PQstatus) \
+	X(PQtransactionStatus) \
+	X(PQunescapeBytea)
+
+#define PQ_POINTER(f) static __typeof__(f) *dl_##f;
+PQ_CALLS(PQ_POINTER)
+#define PQ_SYMBOL(f) {#f, &dl_##f},
+static const struct dynsym pq_symbols[] = {PQ_CALLS(PQ_SYMBOL)};
+
+#define PQclear dl_PQclear
+#define PQcmdTuples dl_PQcmdTuples
+#define PQconnectdbParams dl_PQconnectdbParams
+#define PQdb dl_PQdb
+#define PQerrorMessage dl_PQerrorMessage
+#define PQexec dl_PQexec
+#define PQexecParams dl_PQexecParams
+#define PQfinish dl_PQfinish
+#define PQfreemem dl_PQfreemem
+#define PQgetisnull dl_PQgetisnull
+#define PQgetlength dl_PQgetlength
+#define PQgetvalue dl_PQgetvalue
+#define PQhost dl_PQhost
+#define PQntuples dl_PQntuples
+#define PQport dl_PQport
+#define PQresultErrorField dl_PQresultErrorField
+#define PQresultErrorMessage dl_PQresultErrorMessage
+#define PQresultStatus dl_PQresultStatus
+#define PQsetNoticeProcessor dl_PQsetNoticeProcessor
+#define PQstatus dl_PQstatus
+#define PQtransactionStatus dl_PQtransactionStatus
+#define PQunescapeBytea dl_PQunescapeBytea
+
+static bool pq_load(char *err, size_t errlen)
+{
+	static bool loaded;
+	if (!loaded)
+		loaded = dynload("libpq.so.5", pq_symbols, ARRAY_SIZE(pq_symbols), err, errlen);
+	return loaded;
+}
+
+/* ---- the schema ---- */
+
+/* Bump when the schema changes, and add a step in schema_setup(). */
+#define PG_SCHEMA_VERSION 1
+
+/* Advisory lock keys (the one-bigint space; take_turn uses the two-int
+ * space, which never meets these). "hookd" in ASCII, then a number. */
+#define LOCK_SCHEMA 0x686f6f6b640001LL
+#define LOCK_PRUNE 0x686f6f6b640002LL
+/* take_turn: (0x686f6f6b, hashtext(key)) */
+#define LOCK_KEY_CLASS "1752133483"
+
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 10000
+/* journal_max and journal_max_bytes are asked on every async delivery:
+ * counted in the database at most this often, adjusted by this process's
+ * own writes in between. */
+#define COUNT_EVERY_MS 250
+
+/*
+ * States are stored as enum delivery_state values, as in SQLite ("state <
+ * 3": pending). id first in the unique key: `show ID` without endpoint.
+ */
+static const char schema_v1[] =
+	"CREATE TABLE hookd_schema (version int NOT NULL);"
+	"CREATE TABLE hookd_deliveries ("
+	" id bigserial PRIMARY KEY,"
+	" endpoint text NOT NULL,"
+	" delivery_id text NOT NULL,"
+	" event text NOT NULL,"
+	" remote_addr text NOT NULL DEFAULT '',"
+	" async boolean NOT NULL,"
+	" state int NOT NULL,"
+	" attempts int NOT NULL DEFAULT 0,"
+	" received_ms bigint NOT NULL,"
+	" updated_ms bigint NOT NULL,"
+	" next_due_ms bigint NOT NULL DEFAULT 0,"
+	" run_attempt int NOT NULL DEFAULT 0,"
+	" run_started_ms bigint NOT NULL DEFAULT 0,"
+	" http int NOT NULL DEFAULT 0,"
+	" status text,"
+	" error text,"
+	" headers text NOT NULL DEFAULT '',"
+	" body bytea NOT NULL DEFAULT '',"
+	" body_len bigint NOT NULL DEFAULT 0,"
+	" body_cut boolean NOT NULL DEFAULT false,"
+	" replay_attempt int NOT NULL DEFAULT 0,"
+	" serial_key text,"                 /* its serialization key, NULL: none */
+	" owner text,"                      /* the instance holding it while pending */
+	" lease_until timestamptz,"
+	" fence bigint NOT NULL DEFAULT 0," /* bumped on every take */
+	" instance text,"                   /* who recorded it */
+	" UNIQUE (delivery_id, endpoint));"
+	"CREATE INDEX hookd_deliveries_pending ON hookd_deliveries (async, received_ms)"
+	" WHERE state < 3;"
+	"CREATE INDEX hookd_deliveries_received ON hookd_deliveries (received_ms);"
+	"CREATE INDEX hookd_deliveries_state_received ON hookd_deliveries (state, received_ms);"
+	"CREATE INDEX hookd_deliveries_endpoint_received"
+	" ON hookd_deliveries (endpoint, received_ms);"
+	"CREATE INDEX hookd_deliveries_key ON hookd_deliveries (serial_key, id)"
+	" WHERE state < 3 AND serial_key IS NOT NULL;"
+	"CREATE INDEX hookd_deliveries_lease ON hookd_deliveries (owner, lease_until)"
+	" WHERE state < 3;"
+	"CREATE TABLE hookd_attempts ("
+	" delivery bigint NOT NULL REFERENCES hookd_deliveries (id) ON DELETE CASCADE,"
+	" attempt int NOT NULL,"
+	" started_ms bigint,"
+	" finished_ms bigint," /* NULL: interrupted, end unknown */
+	" http int NOT NULL DEFAULT 0,"
+	" status text NOT NULL,"
+	" error text,"
+	" replay boolean NOT NULL DEFAULT false,"
+	" instance text," /* who ran it */
+	" PRIMARY KEY (delivery, attempt));"
+	"CREATE TABLE hookd_hook_runs ("
+	" delivery bigint NOT NULL REFERENCES hookd_deliveries (id) ON DELETE CASCADE,"
+	" attempt int NOT NULL,"
+	" seq int NOT NULL,"
+	" hook text NOT NULL,"
+	" exit int,"
+	" signal text,"
+	" ms bigint NOT NULL DEFAULT 0,"
+	" error text,"
+	" output bytea,"
+	" PRIMARY KEY (delivery, attempt, seq));"
+	"INSERT INTO hookd_schema (version) VALUES (1);";
+
+/* ---- this process's leases: rowid -> fence ---- */
+
+struct fence_slot {
+	int64_t rowid; /* 0: empty */
+	int64_t fence;
+	int run_attempt; /* the attempt this process marked running, 0: none */
+};
+
+struct fence_map {
+	struct fence_slot *slots;
+	size_t cap, n; /* cap: a power of two */
+};
+
+static size_t fence_home(const struct fence_map *m, int64_t rowid)
+{
+	uint64_t h = (uint64_t)rowid * 0x9E3779B97F4A7C15ULL;
+	return (size_t)(h >> 32) & (m->cap - 1);
+}
+
+static struct fence_slot *fence_find(struct fence_map *m, int64_t rowid)
+{
+	if (m->cap == 0 || rowid <= 0)
+		return NULL;
+	for (size_t i = fence_home(m, rowid);; i = (i + 1) & (m->cap - 1)) {
+		if (m->slots[i].rowid == rowid)
+			return &m->slots[i];
+		if (m->slots[i].rowid == 0)
+			return NULL;
+	}
+}
+
+static void fence_put(struct fence_map *m, int64_t rowid, int64_t fence, int run_attempt);
+
+static void fence_grow(struct fence_map *m)
+{
+	struct fence_map old = *m;
+	m->cap = old.cap ? old.cap * 2 : 64;
+	m->slots = xcalloc(m->cap, sizeof(*m->slots));
+	m->n = 0;
+	for (size_t i = 0; i < old.cap; i++) {
+		if (old.slots[i].rowid)
+			fence_put(m, old.slots[i].rowid, old.slots[i].fence, old.slots[i].run_attempt);
+	}
+	free(old.slots);
+}
+
+static void fence_put(struct fence_map *m, int64_t rowid, int64_t fence, int run_attempt)
+{
+	if (rowid <= 0)
+		return;
+	struct fence_slot *s = fence_find(m, rowid);
+	if (!s) {
+		if ((m->n + 1) * 4 > m->cap * 3)
+			fence_grow(m);
+		size_t i = fence_home(m, rowid);
+		while (m->slots[i].rowid)
+			i = (i + 1) & (m->cap - 1);
+		s = &m->slots[i];
+		s->rowid = rowid;
+		m->n++;
+	}
+	s->fence = fence;
+	s->run_attempt = run_attempt;
+}
+
+/* Removal with backward shift: no tombstones, probes stay short. */
+static void fence_del(struct fence_map *m, int64_t rowid)
+{
+	struct fence_slot *s = fence_find(m, rowid);
+	if (!s)
+		return;
+	size_t hole = (size_t)(s - m->slots), mask = m->cap - 1;
+	m->slots[hole].rowid = 0;
+	m->n--;
+	for (size_t i = (hole + 1) & mask; m->slots[i].rowid; i = (i + 1) & mask) {
+		size_t home = fence_home(m, m->slots[i].rowid);
+		/* Moves back unless its home lies cyclically in (hole, i]. */
+		bool stays = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
+		if (stays)
+			continue;
+		m->slots[hole] = m->slots[i];
+		m->slots[i].rowid = 0;
+		hole = i;
+	}
+}
+
+/* ---- the handle ---- */
+
+struct pg_journal {
+	struct journal base;
+	PGconn *conn; /* NULL: down */
+	char *url, *password, *instance;
+	char *where; /* "host:port/dbname" for messages: never the connection string */
+	bool readonly;
+	bool noschema; /* read-only on a database hookd has not written yet */
+	uint64_t body_max;
+	int64_t keep_ms, max_rows, lease_ms;
+	int64_t backoff_ms, retry_at_ms; /* while down */
+	int64_t pending, pending_bytes, counted_at_ms;
+	bool counted;
+	struct fence_map fences;
+};
+
+static struct pg_journal *PGJ(struct journal *j)
+{
+	return (struct pg_journal *)j;
+}
+
+/* ---- parameters ---- */
+
+#define MAX_PARAMS 24
+
+struct params {
+	int n;
+	const char *val[MAX_PARAMS];
+	int len[MAX_PARAMS];
+	int fmt[MAX_PARAMS];
+	char num[MAX_PARAMS][24];
+	char *owned[MAX_PARAMS];
+};
+
+static int p_next(struct params *p)
+{
+	if (p->n >= MAX_PARAMS)
+		abort(); /* a programming error: the SQL below has fewer */
+	int i = p->n++;
+	p->len[i] = 0;
+	p->fmt[i] = 0;
+	p->owned[i] = NULL;
+	return i;
+}
+
+/* Text must be valid UTF-8 for the database: a byte that is not (a header
+ * may carry any) becomes '?'. */
+static void p_text(struct params *p, const char *s)
+{
+	int i = p_next(p);
+	p->val[i] = s;
+	if (!s)
+		return;
+	size_t n = strlen(s);
+	for (size_t k = 0; k < n;) {
+		size_t l = utf8_seq((const unsigned char *)s + k, n - k, NULL);
+		if (l > 0) {
+			k += l;
+			continue;
+		}
+		char *copy = xstrdup(s);
+		for (size_t c = k; c < n;) {
+			size_t cl = utf8_seq((const unsigned char *)copy + c, n - c, NULL);
+			if (cl == 0) {
+				copy[c] = '?';
+				cl = 1;
+			}
+			c += cl;
+		}
+		p->owned[i] = copy;
+		p->val[i] = copy;
+		break;
+	}
+}
+
+static void p_int(struct params *p, int64_t v)
+{
+	int i = p_next(p);
+	snprintf(p->num[i], sizeof(p->num[i]), "%lld", (long long)v);
+	p->val[i] = p->num[i];
+}
+
+static void p_bool(struct params *p, bool v)
+{
+	int i = p_next(p);
+	p->val[i] = v ? "t" : "f";
+}
+
+static void p_null(struct params *p)
+{
+	int i = p_next(p);
+	p->val[i] = NULL;
+}
+
+/* Binary: the bytes as they are (the SQL casts the parameter to bytea). */
+static void p_bytes(struct params *p, const void *b, size_t n)
+{
+	int i = p_next(p);
+	p->val[i] = b ? (const char *)b : "";
+	p->len[i] = n > INT_MAX ? INT_MAX : (int)n;
+	p->fmt[i] = 1;
+}
+
+static void p_free(struct params *p)
+{
+	for (int i = 0; i < p->n; i++)
+		free(p->owned[i]);
+	p->n = 0;
+}
+
+/* ---- the connection, its outages, statements ---- */
+
+static void ignore_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+/* libpq's messages end with a newline; log lines do not. */
+static void trim_message(char *buf, size_t len, const char *msg)
+{
+	snprintf(buf, len, "%s", msg ? msg : "");
+	size_t n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	for (char *c = buf; *c; c++) {
+		if (*c == '\n')
+			*c = ' ';
+	}
+}
+
+/* Connects: NULL with the reason in err. */
+static PGconn *pg_connect(struct pg_journal *j, char *err, size_t errlen)
+{
+	/* The defaults first: the connection string may override them (with
+	 * expand_dbname, later values win); the password file's last. */
+	const char *keys[12], *vals[12];
+	size_t n = 0;
+	keys[n] = "connect_timeout", vals[n++] = "5";
+	keys[n] = "application_name", vals[n++] = "hookd";
+	keys[n] = "keepalives", vals[n++] = "1";
+	keys[n] = "keepalives_idle", vals[n++] = "10";
+	keys[n] = "keepalives_interval", vals[n++] = "5";
+	keys[n] = "keepalives_count", vals[n++] = "3";
+	keys[n] = "dbname", vals[n++] = j->url;
+	if (j->password)
+		keys[n] = "password", vals[n++] = j->password;
+	keys[n] = NULL, vals[n] = NULL;
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (!j->where) {
+		const char *host = PQhost(c), *port = PQport(c), *db = PQdb(c);
+		j->where = xasprintf("%s:%s/%s", host && *host ? host : "?",
+		                     port && *port ? port : "5432", db ? db : "?");
+	}
+	if (PQstatus(c) != CONNECTION_OK) {
+		trim_message(err, errlen, PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	PQsetNoticeProcessor(c, ignore_notice, NULL);
+	const char *setup = j->readonly ? "SET statement_timeout = 10000;"
+	                                  " SET default_transaction_read_only = on"
+	                                : "SET statement_timeout = 10000";
+	PGresult *r = PQexec(c, setup);
+	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		trim_message(err, errlen, PQresultErrorMessage(r));
+	PQclear(r);
+	if (!ok) {
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void went_down(struct pg_journal *j, const char *why)
+{
+	char msg[512];
+	trim_message(msg, sizeof(msg), why);
+	if (j->conn)
+		PQfinish(j->conn);
+	j->conn = NULL;
+	j->backoff_ms = BACKOFF_MIN_MS;
+	j->retry_at_ms = now_mono_ms() + j->backoff_ms;
+	log_msg(LOG_LVL_WARN, "journal: PostgreSQL unreachable: %s; retrying in %g s", msg,
+	        (double)j->backoff_ms / 1000.0);
+}
+
+/* Connected, or reconnected now that the backoff has passed. */
+static bool ensure_up(struct pg_journal *j)
+{
+	if (j->conn)
+		return true;
+	int64_t now = now_mono_ms();
+	if (now < j->retry_at_ms)
+		return false;
+	char err[512];
+	j->conn = pg_connect(j, err, sizeof(err));
+	if (!j->conn) {
+		j->backoff_ms = j->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : j->backoff_ms * 2;
+		j->retry_at_ms = now_mono_ms() + j->backoff_ms;
+		log_msg(LOG_LVL_DEBUG, "journal: PostgreSQL still unreachable: %s", err);
+		return false;
+	}
+	j->counted = false;
+	log_msg(LOG_LVL_INFO, "journal: PostgreSQL reachable again");
+	return true;
+}
+
+/* A failure that means the connection is gone (libpq says so, or the
+ * server's SQLSTATE is a connection exception or a shutdown). */
+static bool connection_failure(struct pg_journal *j, const PGresult *r)
+{
+	if (PQstatus(j->conn) != CONNECTION_OK)
+		return true;
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	if (!state)
+		return !r;
+	return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+	       strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0;
+}
+
+/* Runs one statement: its result (the caller clears it), or NULL (logged;
+ * a broken connection puts the journal down). */
+static PGresult *run(struct pg_journal *j, const char *what, const char *sql, struct params *p)
+{
+	if (!j->conn)
+		return NULL;
+	PGresult *r = p ? PQexecParams(j->conn, sql, p->n, NULL, p->val, p->len, p->fmt, 0)
+	                : PQexec(j->conn, sql);
+	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return r;
+	if (connection_failure(j, r)) {
+		went_down(j, r ? PQresultErrorMessage(r) : PQerrorMessage(j->conn));
+	} else {
+		char msg[512];
+		trim_message(msg, sizeof(msg), PQresultErrorMessage(r));
+		log_msg(LOG_LVL_ERROR, "journal: %s: %s", what, msg);
+	}
+	PQclear(r);
+	return NULL;
+}
+
+/* A statement whose rows are not wanted: 0, or -1. */
+static int run_cmd(struct pg_journal *j, const char *what, const char *sql, struct params *p)
+{
+	PGresult *r = run(j, what, sql, p);
+	if (!r)
+		return -1;
+	PQclear(r);
+	return 0;
+}
+
+static int tx_begin(struct pg_journal *j)
+{
+	return run_cmd(j, "begin", "BEGIN", NULL);
+}
+
+static int tx_commit(struct pg_journal *j)
+{
+	return run_cmd(j, "commit", "COMMIT", NULL);
+}
+
+static void tx_rollback(struct pg_journal *j)
+{
+	if (j->conn && PQtransactionStatus(j->conn) != PQTRANS_IDLE)
+		run_cmd(j, "rollback", "ROLLBACK", NULL);
+}
+
+static int64_t col_i64(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static int col_int(const PGresult *r, int row, int col)
+{
+	return (int)col_i64(r, row, col);
+}
+
+static bool col_bool(const PGresult *r, int row, int col)
+{
+	return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
+}
+
+static const char *col_text(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col);
+}
+
+static const char *col_text_or_null(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+/* A bytea column's bytes (free with PQfreemem); "" for NULL. */
+static unsigned char *col_bytes(const PGresult *r, int row, int col, size_t *len)
+{
+	*len = 0;
+	if (PQgetisnull(r, row, col))
+		return NULL;
+	return PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), len);
+}
+
+static int64_t cmd_tuples(PGresult *r)
+{
+	return strtoll(PQcmdTuples(r), NULL, 10);
+}
+
+/* ---- open and close ---- */
+
+static int schema_setup(struct pg_journal *j, char *err, size_t errlen)
+{
+	char lock[96];
+	snprintf(lock, sizeof(lock), "SELECT pg_advisory_xact_lock(%lld)", (long long)LOCK_SCHEMA);
+	if (tx_begin(j) < 0 || run_cmd(j, "schema lock", lock, NULL) < 0)
+		goto fail;
+	PGresult *r = run(j, "schema", "SELECT to_regclass('hookd_schema') IS NOT NULL", NULL);
+	if (!r)
+		goto fail;
+	bool exists = col_bool(r, 0, 0);
+	PQclear(r);
+	int version = 0;
+	if (exists) {
+		r = run(j, "schema", "SELECT coalesce(max(version), 0) FROM hookd_schema", NULL);
+		if (!r)
+			goto fail;
+		version = col_int(r, 0, 0);
+		PQclear(r);
+	}
+	if (version > PG_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+		         "PostgreSQL %s: the journal's schema version %d is newer than this hookd's (%d)",
+		         j->where, version, PG_SCHEMA_VERSION);
+		tx_rollback(j);
+		return -1;
+	}
+	if (version == 0 && run_cmd(j, "schema", schema_v1, NULL) < 0)
+		goto fail;
+	/* Later: `if (version < 2) ...`, then the version row updated. */
+	if (tx_commit(j) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "PostgreSQL %s: cannot set up the journal's schema (logged)", j->where);
+	tx_rollback(j);
+	return -1;
+}
+
+/* Read-only: what the database holds, without changing it. */
+static int schema_check(struct pg_journal *j, char *err, size_t errlen)
+{
+	PGresult *r = run(j, "schema",
+	                  "SELECT CASE WHEN to_regclass('hookd_schema') IS NULL THEN 0"
+	                  " ELSE (SELECT coalesce(max(version), 0) FROM hookd_schema) END",
+	                  NULL);
+	if (!r) {
+		snprintf(err, errlen, "PostgreSQL %s: cannot read the journal's schema", j->where);
+		return -1;
+	}
+	int version = col_int(r, 0, 0);
+	PQclear(r);
+	if (version > PG_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+		         "PostgreSQL %s: the journal's schema version %d is newer than this hookd's (%d)",
+		         j->where, version, PG_SCHEMA_VERSION);
+		return -1;
+	}
+	j->noschema = version == 0;
+	return 0;
+}
+
+static void pg_close(struct journal *jj)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (!j)
+		return;
+	if (j->conn)
+		PQfinish(j->conn);
+	free(j->url);
+	if (j->password) {
+		explicit_bzero(j->password, strlen(j->password));
+		free(j->password);
+	}
+	free(j->instance);
+	free(j->where);
+	free(j->fences.slots);
+	free(j);
+}
+
+static struct journal *pg_open(const struct journal_opts *o, bool readonly, char *err,
+                               size_t errlen)
+{
+	if (!o->url) {
+		snprintf(err, errlen, "no PostgreSQL connection string");
+		return NULL;
+	}
+	if (!pq_load(err, errlen))
+		return NULL;
+	struct pg_journal *j = xcalloc(1, sizeof(*j));
+	j->base.ops = &journal_pg_ops;
+	j->url = xstrdup(o->url);
+	j->password = o->password ? xstrdup(o->password) : NULL;
+	j->instance = xstrdup(o->instance && *o->instance ? o->instance : "hookd");
+	j->readonly = readonly;
+	j->body_max = o->body_max > INT64_MAX ? INT64_MAX : o->body_max;
+	j->keep_ms = o->keep_ms;
+	j->max_rows = o->max_rows;
+	j->lease_ms = o->lease_ms > 0 ? o->lease_ms : 30000;
+	j->backoff_ms = BACKOFF_MIN_MS;
+	char why[512];
+	j->conn = pg_connect(j, why, sizeof(why));
+	if (!j->conn) {
+		snprintf(err, errlen, "PostgreSQL %s: %s", j->where ? j->where : "?", why);
+		goto fail;
+	}
+	if ((readonly ? schema_check(j, err, errlen) : schema_setup(j, err, errlen)) < 0)
+		goto fail;
+	return &j->base;
+fail:
+	pg_close(&j->base);
+	return NULL;
+}
+
+/* ---- shared helpers ---- */
+
+/* A call's start: connected (or reconnected after the backoff). */
+static bool usable(struct pg_journal *j)
+{
+	return ensure_up(j);
+}
+
+static bool writable(struct pg_journal *j)
+{
+	return !j->readonly && !j->noschema && ensure_up(j);
+}
+
+static void lease_param(struct params *p, const struct pg_journal *j)
+{
+	p_int(p, j->lease_ms);
+}
+
+#define LEASE_EXPR(n) "now() + $" #n "::bigint * interval '1 millisecond'"
+
+/* A row's change of pending async state, once committed: the counts follow
+ * until the next count in the database. */
+static void count_change(struct pg_journal *j, bool was, int64_t old_len, bool is,
+                         int64_t new_len)
+{
+	j->pending += (int64_t)is - (int64_t)was;
+	j->pending_bytes += (is ? new_len : 0) - (was ? old_len : 0);
+}
+
+static bool pending_async(int state, bool async)
+{
+	return async && delivery_state_pending((enum delivery_state)state);
+}
+
+/* "Name: value\n" lines, credential headers left out; CR and LF become
+ * spaces so that each header stays one line (as the SQLite backend). */
+static char *headers_text(const struct journal_new *d)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	for (size_t i = 0; i < d->nheaders; i++) {
+		const struct journal_header *h = &d->headers[i];
+		if (!h->name || header_is_credential(h->name, NULL))
+			continue;
+		size_t start = sb.len;
+		sb_puts(&sb, h->name);
+		sb_puts(&sb, ": ");
+		sb_puts(&sb, h->value ? h->value : "");
+		for (size_t k = start; k < sb.len; k++) {
+			if (sb.buf[k] == '\r' || sb.buf[k] == '\n')
+				sb.buf[k] = ' ';
+		}
+		sb_putc(&sb, '\n');
+	}
+	return sb_steal(&sb);
+}
+
+/* ---- the daemon's calls ---- */
+
+static enum result pg_lookup(struct journal *jj, const char *endpoint, const char *delivery_id,
+                             enum delivery_state *state, int *attempts, int64_t *rowid)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (j->noschema)
+		return RESULT_UNKNOWN;
+	if (!usable(j))
+		return RESULT_ERROR;
+	struct params p = {0};
+	p_text(&p, endpoint);
+	p_text(&p, delivery_id);
+	PGresult *r = run(j, "lookup",
+	                  "SELECT id, state, attempts FROM hookd_deliveries"
+	                  " WHERE delivery_id = $2::text AND endpoint = $1::text",
+	                  &p);
+	p_free(&p);
+	if (!r)
+		return RESULT_ERROR;
+	enum result ret = RESULT_UNKNOWN;
+	if (PQntuples(r) > 0) {
+		if (rowid)
+			*rowid = col_i64(r, 0, 0);
+		if (state)
+			*state = (enum delivery_state)col_int(r, 0, 1);
+		if (attempts)
+			*attempts = col_int(r, 0, 2);
+		ret = RESULT_OK;
+	}
+	PQclear(r);
+	return ret;
+}
+
+/*
+ * One statement: a new row, or a resend of a FAILED one updated in place
+ * (attempts, the last attempt's outcome and the first receipt kept). Any
+ * other existing row (another instance recorded it since the caller's
+ * lookup) returns nothing: JOURNAL_LOST.
+ */
+static const char sql_record[] =
+	"INSERT INTO hookd_deliveries AS d (endpoint, delivery_id, event, remote_addr, async,"
+	" state, received_ms, updated_ms, run_attempt, run_started_ms, headers, body, body_len,"
+	" body_cut, serial_key, owner, lease_until, fence, instance)"
+	" VALUES ($1::text, $2::text, $3::text, coalesce($4::text, ''), $5::boolean, $6::int,"
+	" $7::bigint, $7::bigint, CASE WHEN $6::int = 1 THEN 1 ELSE 0 END, $7::bigint, $8::text,"
+	" $9::bytea, $10::bigint, $11::boolean, $12::text, $13::text, " LEASE_EXPR(14) ", 1,"
+	" $13::text)"
+	" ON CONFLICT (delivery_id, endpoint) DO UPDATE SET event = excluded.event,"
+	" remote_addr = coalesce($4::text, d.remote_addr), async = excluded.async,"
+	" state = excluded.state, updated_ms = $15::bigint, next_due_ms = 0,"
+	" run_attempt = CASE WHEN excluded.state = 1 THEN d.attempts + 1 ELSE 0 END,"
+	" run_started_ms = $15::bigint, headers = excluded.headers, body = excluded.body,"
+	" body_len = excluded.body_len, body_cut = excluded.body_cut,"
+	" serial_key = excluded.serial_key, owner = excluded.owner,"
+	" lease_until = excluded.lease_until, fence = d.fence + 1, instance = excluded.instance"
+	" WHERE d.state = 4"
+	" RETURNING id, fence, run_attempt";
+
+static int64_t pg_record(struct journal *jj, const struct journal_new *d)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (j->readonly || !d->endpoint || !d->delivery_id || !d->event || !writable(j))
+		return -1;
+	/* Shared, a keyed sync delivery waits for its turn (take_turn). */
+	enum delivery_state st = d->async || d->key ? DSTATE_QUEUED : DSTATE_RUNNING;
+	/* A sync delivery's body is only read once final: stored already cut. */
+	size_t keep = d->body_len;
+	bool cut = false;
+	if (!d->async && keep > j->body_max) {
+		keep = (size_t)j->body_max;
+		cut = true;
+	}
+	char *headers = headers_text(d);
+	struct params p = {0};
+	p_text(&p, d->endpoint);
+	p_text(&p, d->delivery_id);
+	p_text(&p, d->event);
+	p_text(&p, d->remote_addr);
+	p_bool(&p, d->async);
+	p_int(&p, st);
+	p_int(&p, d->received_ms);
+	p_text(&p, headers);
+	p_bytes(&p, d->body, keep);
+	p_int(&p, (int64_t)d->body_len);
+	p_bool(&p, cut);
+	p_text(&p, d->key);
+	p_text(&p, j->instance);
+	lease_param(&p, j);
+	p_int(&p, now_wall_ms());
+	PGresult *r = run(j, "record", sql_record, &p);
+	p_free(&p);
+	free(headers);
+	if (!r)
+		return -1;
+	int64_t rowid = JOURNAL_LOST;
+	if (PQntuples(r) == 1) {
+		rowid = col_i64(r, 0, 0);
+		fence_put(&j->fences, rowid, col_i64(r, 0, 1), col_int(r, 0, 2));
+		/* The row it replaced, if any, was FAILED: not pending. */
+		count_change(j, false, 0, pending_async(st, d->async), (int64_t)d->body_len);
+	}
+	PQclear(r);
+	return rowid;
+}
+
+/* The fenced "mark running" of attempt_started and take_turn. */
+static const char sql_started[] =
+	"UPDATE hookd_deliveries SET state = 1, run_attempt = $3::int, run_started_ms = $4::bigint,"
+	" updated_ms = $4::bigint WHERE id = $1::bigint AND fence = $2::bigint AND owner = $5::text"
+	" AND state < 3";
+
+static int mark_running(struct pg_journal *j, struct fence_slot *f, int attempt,
+                        int64_t started_ms)
+{
+	int64_t rowid = f->rowid;
+	struct params p = {0};
+	p_int(&p, rowid);
+	p_int(&p, f->fence);
+	p_int(&p, attempt);
+	p_int(&p, started_ms);
+	p_text(&p, j->instance);
+	PGresult *r = run(j, "attempt started", sql_started, &p);
+	p_free(&p);
+	if (!r)
+		return -1;
+	int64_t n = cmd_tuples(r);
+	PQclear(r);
+	if (n == 0) {
+		fence_del(&j->fences, rowid);
+		return JOURNAL_LOST;
+	}
+	f = fence_find(&j->fences, rowid);
+	if (f)
+		f->run_attempt = attempt;
+	return 0;
+}
+
+static int pg_attempt_started(struct journal *jj, int64_t rowid, int attempt, int64_t started_ms)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (j->readonly)
+		return -1;
+	struct fence_slot *f = fence_find(&j->fences, rowid);
+	if (!f)
+		return JOURNAL_LOST;
+	/* The sync path: journal_record already marked this attempt running. */
+	if (f->run_attempt == attempt)
+		return 0;
+	if (!writable(j))
+		return -1;
+	return mark_running(j, f, attempt, started_ms);
+}
+
+/* replay: true/false as given, or NULL (a negative value): whether the
+ * delivery's last requeue asked for this attempt. */
+static const char sql_attempt[] =
+	"INSERT INTO hookd_attempts (delivery, attempt, started_ms, finished_ms, http, status,"
+	" error, replay, instance) VALUES ($1::bigint, $2::int, $3::bigint, $4::bigint, $5::int,"
+	" $6::text, $7::text, coalesce($8::boolean, (SELECT replay_attempt = $2::int"
+	" FROM hookd_deliveries WHERE id = $1::bigint), false), $9::text)"
+	" ON CONFLICT (delivery, attempt) DO UPDATE SET started_ms = excluded.started_ms,"
+	" finished_ms = excluded.finished_ms, http = excluded.http, status = excluded.status,"
+	" error = excluded.error, replay = excluded.replay, instance = excluded.instance";
+
+static const char sql_hook[] =
+	"INSERT INTO hookd_hook_runs (delivery, attempt, seq, hook, exit, signal, ms, error, output)"
+	" VALUES ($1::bigint, $2::int, $3::int, $4::text, $5::int, $6::text, $7::bigint, $8::text,"
+	" $9::bytea) ON CONFLICT (delivery, attempt, seq) DO UPDATE SET hook = excluded.hook,"
+	" exit = excluded.exit, signal = excluded.signal, ms = excluded.ms,"
+	" error = excluded.error, output = excluded.output";
+
+static int insert_hooks(struct pg_journal *j, int64_t rowid, const struct journal_attempt *a)
+{
+	for (size_t i = 0; i < a->nhooks; i++) {
+		const struct journal_hook *h = &a->hooks[i];
+		struct params p = {0};
+		p_int(&p, rowid);
+		p_int(&p, a->attempt);
+		p_int(&p, (int64_t)i + 1);
+		p_text(&p, h->hook ? h->hook : "");
+		if (h->exit_code >= 0)
+			p_int(&p, h->exit_code);
+		else
+			p_null(&p);
+		p_text(&p, h->signal);
+		p_int(&p, h->ms);
+		p_text(&p, h->error);
+		if (h->output)
+			p_bytes(&p, h->output, h->output_len);
+		else
+			p_null(&p);
+		int rc = run_cmd(j, "record hook", sql_hook, &p);
+		p_free(&p);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* replay: 1 yes, 0 no, -1 as the row's replay_attempt says. */
+static int insert_attempt(struct pg_journal *j, int64_t rowid, const struct journal_attempt *a,
+                          int replay, const char *instance)
+{
+	struct params p = {0};
+	p_int(&p, rowid);
+	p_int(&p, a->attempt);
+	p_int(&p, a->started_ms);
+	if (a->finished_ms)
+		p_int(&p, a->finished_ms);
+	else
+		p_null(&p);
+	p_int(&p, a->http);
+	p_text(&p, a->status ? a->status : "");
+	p_text(&p, a->error);
+	if (replay >= 0)
+		p_bool(&p, replay > 0);
+	else
+		p_null(&p);
+	p_text(&p, instance);
+	int rc = run_cmd(j, "record attempt", sql_attempt, &p);
+	p_free(&p);
+	if (rc < 0)
+		return -1;
+	return insert_hooks(j, rowid, a);
+}
+
+/*
+ * The outcome and the attempt in one statement (the attempt row only when
+ * the fence matched); a final state cuts the body to body_max and gives up
+ * the lease. In an UPDATE every expression sees the old row.
+ */
+static const char sql_finish[] =
+	"WITH u AS (UPDATE hookd_deliveries SET state = $3::int,"
+	" attempts = greatest(attempts, $4::int), http = $5::int, status = $6::text,"
+	" error = $7::text, next_due_ms = $8::bigint, updated_ms = $9::bigint, run_attempt = 0,"
+	" body_cut = CASE WHEN $3::int >= 3 AND length(body) > $10::bigint THEN true"
+	"  ELSE body_cut END,"
+	" body = CASE WHEN $3::int >= 3 AND length(body) > $10::bigint"
+	"  THEN substr(body, 1, least($10::bigint, 2147483647)::int) ELSE body END,"
+	" owner = CASE WHEN $3::int >= 3 THEN NULL ELSE owner END,"
+	" lease_until = CASE WHEN $3::int >= 3 THEN NULL ELSE lease_until END"
+	" WHERE id = $1::bigint AND fence = $2::bigint AND owner = $11::text"
+	" RETURNING id, async, body_len, replay_attempt, state),"
+	" a AS (INSERT INTO hookd_attempts (delivery, attempt, started_ms, finished_ms, http,"
+	"  status, error, replay, instance) SELECT id, $4::int, $12::bigint, $13::bigint, $5::int,"
+	"  $14::text, $7::text, replay_attempt = $4::int, $11::text FROM u"
+	"  ON CONFLICT (delivery, attempt) DO UPDATE SET started_ms = excluded.started_ms,"
+	"  finished_ms = excluded.finished_ms, http = excluded.http, status = excluded.status,"
+	"  error = excluded.error, replay = excluded.replay, instance = excluded.instance)"
+	" SELECT async, body_len FROM u";
+
+static int pg_attempt_finished(struct journal *jj, int64_t rowid, const struct journal_attempt *a,
+                               enum delivery_state state, int64_t next_due_ms)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (j->readonly || (unsigned)state > DSTATE_SKIPPED)
+		return -1;
+	struct fence_slot *f = fence_find(&j->fences, rowid);
+	if (!f)
+		return JOURNAL_LOST;
+	if (!writable(j))
+		return -1;
+	int64_t fence = f->fence;
+	/* Hooks' rows go in the same transaction, after the fenced write. */
+	bool tx = a->nhooks > 0;
+	if (tx && tx_begin(j) < 0)
+		return -1;
+	struct params p = {0};
+	p_int(&p, rowid);
+	p_int(&p, fence);
+	p_int(&p, state);
+	p_int(&p, a->attempt);
+	p_int(&p, a->http);
+	p_text(&p, a->status);
+	p_text(&p, a->error);
+	p_int(&p, state == DSTATE_RETRY_WAIT ? next_due_ms : 0);
+	p_int(&p, a->finished_ms ? a->finished_ms : now_wall_ms());
+	p_int(&p, (int64_t)j->body_max);
+	p_text(&p, j->instance);
+	p_int(&p, a->started_ms);
+	if (a->finished_ms)
+		p_int(&p, a->finished_ms);
+	else
+		p_null(&p);
+	p_text(&p, a->status ? a->status : "");
+	PGresult *r = run(j, "record outcome", sql_finish, &p);
+	p_free(&p);
+	if (!r)
+		goto fail;
+	bool found = PQntuples(r) == 1;
+	bool async = found && col_bool(r, 0, 0);
+	int64_t body_len = found ? col_i64(r, 0, 1) : 0;
+	PQclear(r);
+	if (!found) {
+		tx_rollback(j);
+		fence_del(&j->fences, rowid);
+		return JOURNAL_LOST;
+	}
+	if (tx && (insert_hooks(j, rowid, a) < 0 || tx_commit(j) < 0))
+		goto fail;
+	if (delivery_state_pending(state)) {
+		f = fence_find(&j->fences, rowid);
+		if (f)
+			f->run_attempt = 0;
+	} else {
+		fence_del(&j->fences, rowid);
+	}
+	count_change(j, async, body_len, pending_async(state, async), body_len);
+	return 0;
+fail:
+	tx_rollback(j);
+	return -1;
+}
+
+static int pg_hand_over(struct journal *jj, int64_t rowid, bool running,
+                        const unsigned char *body, size_t body_len)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (j->readonly)
+		return -1;
+	struct fence_slot *f = fence_find(&j->fences, rowid);
+	if (!f)
+		return JOURNAL_LOST;
+	if (!writable(j))
+		return -1;
+	struct params p = {0};
+	p_int(&p, rowid);
+	p_int(&p, now_wall_ms());
+	/* Only a body journal_record cut is written again. */
+	if (body_len > j->body_max)
+		p_bytes(&p, body, body_len);
+	else
+		p_null(&p);
+	p_bool(&p, running);
+	p_int(&p, f->fence);
+	p_text(&p, j->instance);
+	PGresult *r = run(j, "hand over",
+	                  "UPDATE hookd_deliveries SET async = true, updated_ms = $2::bigint,"
+	                  " state = CASE WHEN $4::boolean THEN state ELSE 0 END,"
+	                  " run_attempt = CASE WHEN $4::boolean THEN run_attempt ELSE 0 END,"
+	                  " body = coalesce($3::bytea, body),"
+	                  " body_cut = CASE WHEN $3::bytea IS NULL THEN body_cut ELSE false END"
+	                  " WHERE id = $1::bigint AND fence = $5::bigint AND owner = $6::text"
+	                  " AND NOT async AND state < 3 RETURNING body_len",
+	                  &p);
+	p_free(&p);
+	if (!r)
+		return -1;
+	bool found = PQntuples(r) == 1;
+	int64_t len = found ? col_i64(r, 0, 0) : 0;
+	PQclear(r);
+	if (!found) {
+		/* Lost, or not a pending sync delivery: which one? */
+		struct params q = {0};
+		p_int(&q, rowid);
+		p_int(&q, f->fence);
+		p_text(&q, j->instance);
+		r = run(j, "hand over",
+		        "SELECT 1 FROM hookd_deliveries WHERE id = $1::bigint AND fence = $2::bigint"
+		        " AND owner = $3::text",
+		        &q);
+		p_free(&q);
+		bool held = r && PQntuples(r) == 1;
+		PQclear(r);
+		if (r && !held) {
+			fence_del(&j->fences, rowid);
+			return JOURNAL_LOST;
+		}
+		return -1;
+	}
+	if (!running && (f = fence_find(&j->fences, rowid)))
+		f->run_attempt = 0;
+	count_change(j, false, 0, true, len);
+	return 0;
+}
+
+static enum result pg_requeue(struct journal *jj, int64_t rowid)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (!writable(j))
+		return RESULT_ERROR;
+	if (tx_begin(j) < 0)
+		return RESULT_ERROR;
+	struct params p = {0};
+	p_int(&p, rowid);
+	PGresult *r = run(j, "requeue",
+	                  "SELECT state, body_cut FROM hookd_deliveries WHERE id = $1::bigint"
+	                  " FOR UPDATE",
+	                  &p);
+	p_free(&p);
+	enum result ret = RESULT_ERROR;
+	if (!r)
+		goto fail;
+	if (PQntuples(r) == 0) {
+		ret = RESULT_UNKNOWN;
+	} else if (delivery_state_pending((enum delivery_state)col_int(r, 0, 0))) {
+		ret = RESULT_PENDING;
+	} else if (col_bool(r, 0, 1)) {
+		ret = RESULT_BODY_CUT;
+	} else {
+		ret = RESULT_OK;
+	}
+	PQclear(r);
+	if (ret != RESULT_OK)
+		goto fail;
+	ret = RESULT_ERROR;
+	p_int(&p, rowid);
+	p_int(&p, now_wall_ms());
+	p_text(&p, j->instance);
+	lease_param(&p, j);
+	r = run(j, "requeue",
+	        "UPDATE hookd_deliveries SET state = 0, async = true, next_due_ms = $2::bigint,"
+	        " updated_ms = $2::bigint, run_attempt = 0, replay_attempt = attempts + 1,"
+	        " owner = $3::text, lease_until = " LEASE_EXPR(4) ", fence = fence + 1"
+	        " WHERE id = $1::bigint RETURNING fence, body_len",
+	        &p);
+	p_free(&p);
+	if (!r)
+		goto fail;
+	int64_t fence = col_i64(r, 0, 0), len = col_i64(r, 0, 1);
+	PQclear(r);
+	if (tx_commit(j) < 0)
+		goto fail;
+	fence_put(&j->fences, rowid, fence, 0);
+	count_change(j, false, 0, true, len);
+	return RESULT_OK;
+fail:
+	tx_rollback(j);
+	return ret;
+}
+
+/* The columns read_pending() expects, in its order. */
+#define PENDING_COLS \
+	"id, endpoint, delivery_id, event, remote_addr, state, attempts, next_due_ms," \
+	" received_ms, body, body_len, body_cut, headers, replay_attempt"
+
+/* Fills p from a row of PENDING_COLS; a NULL body: the list, without body
+ * and headers. */
+static void read_pending(const PGresult *r, int row, struct journal_pending *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->rowid = col_i64(r, row, 0);
+	p->endpoint = xstrdup(col_text(r, row, 1));
+	p->delivery_id = xstrdup(col_text(r, row, 2));
+	p->event = xstrdup(col_text(r, row, 3));
+	p->remote_addr = xstrdup(col_text(r, row, 4));
+	p->state = (enum delivery_state)col_int(r, row, 5);
+	p->attempts = col_int(r, row, 6);
+	p->next_due_ms = col_i64(r, row, 7);
+	p->received_ms = col_i64(r, row, 8);
+	p->body_complete = !col_bool(r, row, 11);
+	p->replay_attempt = col_int(r, row, 13);
+	if (PQgetisnull(r, row, 9)) {
+		p->body_len = (size_t)col_i64(r, row, 10);
+		p->headers = xcalloc(1, sizeof(char *));
+		return;
+	}
+	size_t blen;
+	unsigned char *b = col_bytes(r, row, 9, &blen);
+	p->body = xmalloc(blen + 1);
+	if (b && blen)
+		memcpy(p->body, b, blen);
+	if (b)
+		PQfreemem(b);
+	p->body[blen] = '\0'; /* a convenience for text bodies; body_len counts */
+	p->body_len = blen;
+
+	const char *h = col_text(r, row, 12);
+	size_t n = 0;
+	for (const char *c = h; *c; c++)
+		n += *c == '\n';
+	p->headers = xcalloc(n + 1, sizeof(char *));
+	for (const char *c = h; *c;) {
+		const char *nl = strchr(c, '\n');
+		size_t len = nl ? (size_t)(nl - c) : strlen(c);
+		if (p->nheaders < n + 1)
+			p->headers[p->nheaders++] = xstrndup(c, len);
+		c += len + (nl ? 1 : 0);
+	}
+}
+
+/* What a take (recover, adopt) changes in one row. */
+struct take_row {
+	int64_t id;
+	bool async;
+	int state, attempts, run_attempt;
+	int64_t run_started_ms;
+	char *owner;
+};
+
+static void sb_id_array(struct strbuf *sb, int64_t id)
+{
+	sb_printf(sb, "%s%lld", sb->len > 1 ? "," : "", (long long)id);
+}
+
+/*
+ * Recovery and adoption: takes the pending rows the condition selects
+ * (locked, SKIP LOCKED: two instances never take the same row), counts a
+ * run under way as an interrupted attempt, fails sync ones (nobody waits
+ * for them now), and lists the async ones in arrival order without body
+ * and headers. Every row taken gets this instance as owner, a new lease
+ * and a new fence; a row left final is held by nobody.
+ */
+static int take_rows(struct pg_journal *j, bool adopt, size_t max, struct journal_pending **out,
+                     size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (!writable(j))
+		return -1;
+	struct take_row *rows = NULL;
+	size_t nrows = 0;
+	struct journal_pending *list = NULL;
+	size_t nlist = 0;
+	struct strbuf ids;
+	sb_init(&ids);
+	sb_putc(&ids, '{');
+	if (tx_begin(j) < 0)
+		goto fail;
+	struct params p = {0};
+	p_text(&p, j->instance);
+	p_int(&p, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+	PGresult *r = run(j, adopt ? "adopt" : "recover",
+	                  adopt ? "SELECT id, async, state, attempts, run_attempt, run_started_ms, owner"
+	                          " FROM hookd_deliveries WHERE state < 3 AND lease_until < now()"
+	                          " AND owner IS DISTINCT FROM $1::text"
+	                          " ORDER BY received_ms, id LIMIT $2::bigint FOR UPDATE SKIP LOCKED"
+	                        : "SELECT id, async, state, attempts, run_attempt, run_started_ms, owner"
+	                          " FROM hookd_deliveries WHERE state < 3 AND (owner = $1::text"
+	                          " OR lease_until IS NULL OR lease_until < now())"
+	                          " AND $2::bigint > 0 FOR UPDATE SKIP LOCKED",
+	                  &p);
+	p_free(&p);
+	if (!r)
+		goto fail;
+	nrows = (size_t)PQntuples(r);
+	rows = xcalloc(nrows ? nrows : 1, sizeof(*rows));
+	for (size_t i = 0; i < nrows; i++) {
+		struct take_row *t = &rows[i];
+		t->id = col_i64(r, (int)i, 0);
+		t->async = col_bool(r, (int)i, 1);
+		t->state = col_int(r, (int)i, 2);
+		t->attempts = col_int(r, (int)i, 3);
+		t->run_attempt = col_int(r, (int)i, 4);
+		t->run_started_ms = col_i64(r, (int)i, 5);
+		t->owner = PQgetisnull(r, (int)i, 6) ? NULL : xstrdup(col_text(r, (int)i, 6));
+	}
+	PQclear(r);
+
+	int64_t now = now_wall_ms();
+	for (size_t i = 0; i < nrows; i++) {
+		struct take_row *t = &rows[i];
+		sb_id_array(&ids, t->id);
+		if (t->state != DSTATE_RUNNING && t->async)
+			continue; /* only taken, below */
+		int attempts = t->attempts;
+		if (t->state == DSTATE_RUNNING) {
+			/* That run died with its instance: an attempt, with no HTTP
+			 * outcome (http 0) and no known end. */
+			attempts = t->run_attempt > t->attempts ? t->run_attempt : t->attempts + 1;
+			struct journal_attempt a = {
+				.attempt = attempts,
+				.started_ms = t->run_started_ms,
+				.status = "interrupted",
+				.error = "interrupted",
+			};
+			if (insert_attempt(j, t->id, &a, -1, t->owner) < 0)
+				goto fail;
+		}
+		enum delivery_state st = t->async ? DSTATE_QUEUED : DSTATE_FAILED;
+		p_int(&p, t->id);
+		p_int(&p, st);
+		p_int(&p, attempts);
+		p_int(&p, now);
+		p_int(&p, (int64_t)j->body_max);
+		if (run_cmd(j, "recover",
+		            "UPDATE hookd_deliveries SET state = $2::int,"
+		            " attempts = greatest(attempts, $3::int), http = 0,"
+		            " status = 'interrupted', error = 'interrupted', next_due_ms = 0,"
+		            " updated_ms = $4::bigint, run_attempt = 0,"
+		            " body_cut = CASE WHEN $2::int >= 3 AND length(body) > $5::bigint THEN true"
+		            "  ELSE body_cut END,"
+		            " body = CASE WHEN $2::int >= 3 AND length(body) > $5::bigint"
+		            "  THEN substr(body, 1, least($5::bigint, 2147483647)::int) ELSE body END,"
+		            " owner = NULL, lease_until = NULL WHERE id = $1::bigint",
+		            &p) < 0) {
+			p_free(&p);
+			goto fail;
+		}
+		p_free(&p);
+	}
+	sb_putc(&ids, '}');
+	/* Every row still pending is this instance's now. */
+	p_text(&p, ids.buf);
+	p_text(&p, j->instance);
+	lease_param(&p, j);
+	r = run(j, "recover",
+	        "UPDATE hookd_deliveries SET owner = $2::text, lease_until = " LEASE_EXPR(3) ","
+	        " fence = fence + 1 WHERE id = ANY ($1::bigint[]) AND state < 3",
+	        &p);
+	PQclear(r);
+	if (!r) {
+		p_free(&p);
+		goto fail;
+	}
+	p_free(&p);
+	p_text(&p, ids.buf);
+	r = run(j, "recover",
+	        "SELECT id, endpoint, delivery_id, event, remote_addr, state, attempts, next_due_ms,"
+	        " received_ms, NULL, body_len, body_cut, NULL, replay_attempt, fence, async"
+	        " FROM hookd_deliveries WHERE id = ANY ($1::bigint[]) AND state < 3"
+	        " ORDER BY received_ms, id",
+	        &p);
+	p_free(&p);
+	if (!r)
+		goto fail;
+	int nr = PQntuples(r);
+	list = xcalloc(nr ? (size_t)nr : 1, sizeof(*list));
+	for (int i = 0; i < nr; i++) {
+		if (!col_bool(r, i, 15))
+			continue;
+		read_pending(r, i, &list[nlist++]);
+	}
+	if (tx_commit(j) < 0) {
+		PQclear(r);
+		goto fail;
+	}
+	for (int i = 0; i < nr; i++) {
+		if (col_bool(r, i, 15))
+			fence_put(&j->fences, col_i64(r, i, 0), col_i64(r, i, 14), 0);
+	}
+	PQclear(r);
+	for (size_t i = 0; i < nrows; i++)
+		free(rows[i].owner);
+	free(rows);
+	sb_free(&ids);
+	j->counted = false; /* recounted on the next ask */
+	*out = list;
+	*n = nlist;
+	return 0;
+fail:
+	tx_rollback(j);
+	for (size_t i = 0; i < nrows; i++)
+		free(rows[i].owner);
+	free(rows);
+	sb_free(&ids);
+	for (size_t i = 0; i < nlist; i++)
+		journal_pending_free(&list[i]);
+	free(list);
+	return -1;
+}
+
+static int pg_recover(struct journal *jj, struct journal_pending **out, size_t *n)
+{
+	return take_rows(PGJ(jj), false, 1, out, n);
+}
+
+static int pg_adopt(struct journal *jj, size_t max, struct journal_pending **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (max == 0)
+		return 0;
+	return take_rows(PGJ(jj), true, max, out, n);
+}
+
+static enum result pg_get(struct journal *jj, int64_t rowid, struct journal_pending *out)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (j->noschema)
+		return RESULT_UNKNOWN;
+	if (!usable(j))
+		return RESULT_ERROR;
+	struct params p = {0};
+	p_int(&p, rowid);
+	PGresult *r = run(j, "get", "SELECT " PENDING_COLS " FROM hookd_deliveries WHERE id = $1::bigint",
+	                  &p);
+	p_free(&p);
+	if (!r)
+		return RESULT_ERROR;
+	enum result ret = RESULT_UNKNOWN;
+	if (PQntuples(r) == 1) {
+		read_pending(r, 0, out);
+		ret = RESULT_OK;
+	}
+	PQclear(r);
+	return ret;
+}
+
+static enum result pg_find(struct journal *jj, const char *endpoint, const char *delivery_id,
+                           int64_t *rowid)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (j->noschema)
+		return RESULT_UNKNOWN;
+	if (!usable(j))
+		return RESULT_ERROR;
+	struct params p = {0};
+	p_text(&p, delivery_id);
+	p_text(&p, endpoint);
+	PGresult *r = run(j, "find",
+	                  "SELECT id FROM hookd_deliveries WHERE delivery_id = $1::text"
+	                  " AND ($2::text IS NULL OR endpoint = $2::text) LIMIT 2",
+	                  &p);
+	p_free(&p);
+	if (!r)
+		return RESULT_ERROR;
+	int n = PQntuples(r);
+	if (n > 0 && rowid)
+		*rowid = col_i64(r, 0, 0);
+	PQclear(r);
+	return n == 0 ? RESULT_UNKNOWN : n == 1 ? RESULT_OK : RESULT_AMBIGUOUS;
+}
+
+/* One bounded DELETE: the rows it deleted, or -1. */
+static int prune_step(struct pg_journal *j, const char *sql, int64_t a, int64_t b)
+{
+	struct params p = {0};
+	p_int(&p, a);
+	if (b >= 0)
+		p_int(&p, b);
+	PGresult *r = run(j, "prune", sql, &p);
+	p_free(&p);
+	if (!r)
+		return -1;
+	int n = (int)cmd_tuples(r);
+	PQclear(r);
+	return n;
+}
+
+static int pg_prune(struct journal *jj, int64_t now_ms)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (!writable(j))
+		return -1;
+	if (j->keep_ms <= 0 && j->max_rows <= 0)
+		return 0;
+	char lock[96];
+	snprintf(lock, sizeof(lock), "SELECT pg_try_advisory_xact_lock(%lld)",
+	         (long long)LOCK_PRUNE);
+	if (tx_begin(j) < 0)
+		return -1;
+	PGresult *r = run(j, "prune", lock, NULL);
+	if (!r)
+		goto fail;
+	bool mine = col_bool(r, 0, 0);
+	PQclear(r);
+	if (!mine) {
+		/* Another instance prunes now. */
+		tx_rollback(j);
+		return 0;
+	}
+	int deleted = 0;
+	if (j->keep_ms > 0) {
+		int n = prune_step(j,
+		                   "DELETE FROM hookd_deliveries WHERE id IN (SELECT id FROM"
+		                   " hookd_deliveries WHERE received_ms < $1::bigint AND state >= 3"
+		                   " ORDER BY received_ms LIMIT $2::bigint)",
+		                   now_ms - j->keep_ms, JOURNAL_PRUNE_BATCH);
+		if (n < 0)
+			goto fail;
+		deleted += n;
+	}
+	if (j->max_rows > 0 && deleted < JOURNAL_PRUNE_BATCH) {
+		/* The planner's estimate first: an exact count only when the
+		 * table may be near the limit. */
+		r = run(j, "prune",
+		        "SELECT reltuples::bigint FROM pg_class WHERE oid = 'hookd_deliveries'::regclass",
+		        NULL);
+		if (!r)
+			goto fail;
+		int64_t estimate = col_i64(r, 0, 0);
+		PQclear(r);
+		int64_t rows = estimate;
+		if (estimate < 0 || estimate >= j->max_rows - j->max_rows / 10) {
+			r = run(j, "prune", "SELECT count(*) FROM hookd_deliveries", NULL);
+			if (!r)
+				goto fail;
+			rows = col_i64(r, 0, 0);
+			PQclear(r);
+		}
+		int64_t excess = rows - j->max_rows, budget = JOURNAL_PRUNE_BATCH - deleted;
+		if (excess > 0) {
+			int n = prune_step(j,
+			                   "DELETE FROM hookd_deliveries WHERE id IN (SELECT id FROM"
+			                   " hookd_deliveries WHERE state >= 3"
+			                   " ORDER BY received_ms, id LIMIT $1::bigint)",
+			                   excess < budget ? excess : budget, -1);
+			if (n < 0)
+				goto fail;
+			deleted += n;
+		}
+	}
+	if (tx_commit(j) < 0)
+		goto fail;
+	return deleted;
+fail:
+	tx_rollback(j);
+	return -1;
+}
+
+/* The pending async deliveries of every instance, counted at most every
+ * COUNT_EVERY_MS; in between (and while down) this process's own changes
+ * adjust the last count. */
+static void refresh_counts(struct pg_journal *j, bool force)
+{
+	int64_t now = now_mono_ms();
+	if (!force && j->counted && now - j->counted_at_ms < COUNT_EVERY_MS)
+		return;
+	if (j->noschema || !usable(j))
+		return;
+	PGresult *r = run(j, "count",
+	                  "SELECT count(*), coalesce(sum(body_len), 0) FROM hookd_deliveries"
+	                  " WHERE state < 3 AND async",
+	                  NULL);
+	if (!r)
+		return;
+	j->pending = col_i64(r, 0, 0);
+	j->pending_bytes = col_i64(r, 0, 1);
+	j->counted = true;
+	j->counted_at_ms = now;
+	PQclear(r);
+}
+
+static int64_t pg_pending_count(struct journal *jj)
+{
+	struct pg_journal *j = PGJ(jj);
+	refresh_counts(j, j->readonly);
+	return j->pending;
+}
+
+static int64_t pg_pending_bytes(struct journal *jj)
+{
+	struct pg_journal *j = PGJ(jj);
+	refresh_counts(j, j->readonly);
+	return j->pending_bytes;
+}
+
+/* ---- reading back ---- */
+
+static enum result pg_list(struct journal *jj, int64_t since_ms, bool failed_only,
+                           bool (*visit)(const struct journal_entry *e, void *arg), void *arg)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (j->noschema)
+		return RESULT_OK;
+	if (!usable(j))
+		return RESULT_ERROR;
+	struct params p = {0};
+	p_int(&p, since_ms);
+	p_bool(&p, failed_only);
+	PGresult *r = run(j, "events",
+	                  "SELECT received_ms, endpoint, delivery_id, event, state, http, attempts"
+	                  " FROM hookd_deliveries WHERE received_ms >= $1::bigint AND"
+	                  " (NOT $2::boolean OR state = 4"
+	                  " OR (state < 3 AND attempts > 0 AND NOT (http BETWEEN 200 AND 299)))"
+	                  " ORDER BY received_ms DESC, id DESC",
+	                  &p);
+	p_free(&p);
+	if (!r)
+		return RESULT_ERROR;
+	for (int i = 0, n = PQntuples(r); i < n; i++) {
+		struct journal_entry e = {
+			.received_ms = col_i64(r, i, 0),
+			.endpoint = col_text(r, i, 1),
+			.delivery_id = col_text(r, i, 2),
+			.event = col_text(r, i, 3),
+			.state = (enum delivery_state)col_int(r, i, 4),
+			.http = col_int(r, i, 5),
+			.attempts = col_int(r, i, 6),
+		};
+		if (!visit(&e, arg))
+			break;
+	}
+	PQclear(r);
+	return RESULT_OK;
+}
+
+static enum result pg_read(struct journal *jj, int64_t rowid,
+                           void (*visit)(const struct journal_entry *e, void *arg), void *arg)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (j->noschema)
+		return RESULT_UNKNOWN;
+	if (!usable(j))
+		return RESULT_ERROR;
+	struct params p = {0};
+	p_int(&p, rowid);
+	PGresult *r = run(j, "show",
+	                  "SELECT endpoint, delivery_id, event, remote_addr, async, state, attempts,"
+	                  " received_ms, updated_ms, next_due_ms, http, status, error, headers, body,"
+	                  " body_len, body_cut, run_attempt, run_started_ms FROM hookd_deliveries"
+	                  " WHERE id = $1::bigint",
+	                  &p);
+	p_free(&p);
+	if (!r)
+		return RESULT_ERROR;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return RESULT_UNKNOWN;
+	}
+	size_t kept;
+	unsigned char *body = col_bytes(r, 0, 14, &kept);
+	struct journal_entry e = {
+		.endpoint = col_text(r, 0, 0),
+		.delivery_id = col_text(r, 0, 1),
+		.event = col_text(r, 0, 2),
+		.remote_addr = col_text(r, 0, 3),
+		.async = col_bool(r, 0, 4),
+		.state = (enum delivery_state)col_int(r, 0, 5),
+		.attempts = col_int(r, 0, 6),
+		.received_ms = col_i64(r, 0, 7),
+		.updated_ms = col_i64(r, 0, 8),
+		.next_due_ms = col_i64(r, 0, 9),
+		.http = col_int(r, 0, 10),
+		.status = col_text_or_null(r, 0, 11),
+		.error = col_text_or_null(r, 0, 12),
+		.headers = col_text(r, 0, 13),
+		.body = body ? body : (const unsigned char *)"",
+		.body_kept = body ? kept : 0,
+		.body_len = col_i64(r, 0, 15),
+		.body_cut = col_bool(r, 0, 16),
+		.run_attempt = col_int(r, 0, 17),
+		.run_started_ms = col_i64(r, 0, 18),
+	};
+	visit(&e, arg);
+	if (body)
+		PQfreemem(body);
+	PQclear(r);
+	return RESULT_OK;
+}
+
+static enum result pg_read_attempts(struct journal *jj, int64_t rowid,
+                                    const struct journal_attempt_visitor *v)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (j->noschema)
+		return RESULT_OK;
+	if (!usable(j))
+		return RESULT_ERROR;
+	struct params p = {0};
+	p_int(&p, rowid);
+	PGresult *a = run(j, "show",
+	                  "SELECT attempt, started_ms, finished_ms, http, status, error, replay,"
+	                  " instance FROM hookd_attempts WHERE delivery = $1::bigint ORDER BY attempt",
+	                  &p);
+	PGresult *h = a ? run(j, "show",
+	                      "SELECT attempt, hook, exit, signal, ms, error, output FROM"
+	                      " hookd_hook_runs WHERE delivery = $1::bigint ORDER BY attempt, seq",
+	                      &p)
+	                : NULL;
+	p_free(&p);
+	if (!a || !h) {
+		PQclear(a);
+		return RESULT_ERROR;
+	}
+	int nh = PQntuples(h), k = 0;
+	for (int i = 0, n = PQntuples(a); i < n; i++) {
+		struct journal_attempt at = {
+			.attempt = col_int(a, i, 0),
+			.started_ms = col_i64(a, i, 1),
+			.finished_ms = col_i64(a, i, 2),
+			.http = col_int(a, i, 3),
+			.status = col_text(a, i, 4),
+			.error = col_text_or_null(a, i, 5),
+			.replay = col_bool(a, i, 6),
+			.instance = col_text_or_null(a, i, 7),
+		};
+		v->attempt(&at, v->arg);
+		while (k < nh && col_int(h, k, 0) < at.attempt)
+			k++;
+		for (; k < nh && col_int(h, k, 0) == at.attempt; k++) {
+			size_t olen;
+			unsigned char *out = col_bytes(h, k, 6, &olen);
+			struct journal_hook hk = {
+				.hook = col_text(h, k, 1),
+				.exit_code = PQgetisnull(h, k, 2) ? -1 : col_int(h, k, 2),
+				.signal = col_text_or_null(h, k, 3),
+				.ms = col_i64(h, k, 4),
+				.error = col_text_or_null(h, k, 5),
+				.output = out ? (const char *)out : NULL,
+				.output_len = out ? olen : 0,
+			};
+			v->hook(&hk, v->arg);
+			if (out)
+				PQfreemem(out);
+		}
+	}
+	PQclear(a);
+	PQclear(h);
+	return RESULT_OK;
+}
+
+static enum result pg_endpoints_of(struct journal *jj, const char *delivery_id,
+                                   void (*visit)(const char *endpoint, void *arg), void *arg)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (j->noschema)
+		return RESULT_OK;
+	if (!usable(j))
+		return RESULT_ERROR;
+	struct params p = {0};
+	p_text(&p, delivery_id);
+	PGresult *r = run(j, "find",
+	                  "SELECT endpoint FROM hookd_deliveries WHERE delivery_id = $1::text"
+	                  " ORDER BY endpoint",
+	                  &p);
+	p_free(&p);
+	if (!r)
+		return RESULT_ERROR;
+	for (int i = 0, n = PQntuples(r); i < n; i++)
+		visit(col_text(r, i, 0), arg);
+	PQclear(r);
+	return RESULT_OK;
+}
+
+/*
+ * SQLite's GLOB as a POSIX regular expression, anchored: '*' any run, '?'
+ * one character, "[...]" a set ("[^...]" its complement, a ']' first in
+ * it literal), everything else literal (case-sensitive, as GLOB).
+ */
+static char *glob_to_regex(const char *g)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_putc(&sb, '^');
+	for (const char *c = g; *c; c++) {
+		if (*c == '*') {
+			sb_puts(&sb, ".*");
+		} else if (*c == '?') {
+			sb_putc(&sb, '.');
+		} else if (*c == '[' && strchr(c + 1 + (c[1] == '^') + 1, ']') &&
+		           c[1 + (c[1] == '^')] != '\0') {
+			const char *e = c + 1;
+			sb_putc(&sb, '[');
+			if (*e == '^')
+				sb_putc(&sb, *e++);
+			if (*e == ']')
+				sb_putc(&sb, *e++);
+			for (; *e && *e != ']'; e++) {
+				if (*e == '\\' || *e == '[')
+					sb_putc(&sb, '\\');
+				sb_putc(&sb, *e);
+			}
+			sb_putc(&sb, ']');
+			c = e;
+		} else {
+			if (strchr(".^$|()+*?{}[]\\", *c))
+				sb_putc(&sb, '\\');
+			sb_putc(&sb, *c);
+		}
+	}
+	sb_putc(&sb, '$');
+	return sb_steal(&sb);
+}
+
+static enum result pg_query(struct journal *jj, const struct journal_filter *f,
+                            bool (*visit)(const struct journal_row *r, void *arg), void *arg)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (j->noschema)
+		return RESULT_OK;
+	if (!usable(j))
+		return RESULT_ERROR;
+	/* Built per call: each filter left out is a clause left out, so that
+	 * the planner picks the index that fits the ones given. */
+	struct strbuf sql;
+	sb_init(&sql);
+	struct params p = {0};
+	sb_puts(&sql, "SELECT d.id, d.received_ms, d.endpoint, d.delivery_id, d.event, d.state,"
+	              " d.http, d.attempts, d.next_due_ms, d.status,"
+	              " (SELECT a.finished_ms - a.started_ms FROM hookd_attempts a"
+	              "  WHERE a.delivery = d.id ORDER BY a.attempt DESC LIMIT 1)"
+	              " FROM hookd_deliveries d WHERE d.received_ms >= $1::bigint");
+	p_int(&p, f->since_ms);
+	if (f->state >= 0) {
+		p_int(&p, f->state);
+		sb_printf(&sql, " AND d.state = $%d::int", p.n);
+	}
+	if (f->endpoint) {
+		p_text(&p, f->endpoint);
+		sb_printf(&sql, " AND d.endpoint = $%d::text", p.n);
+	}
+	char *re = NULL;
+	if (f->event_glob) {
+		re = glob_to_regex(f->event_glob);
+		p_text(&p, re);
+		sb_printf(&sql, " AND d.event ~ $%d::text", p.n);
+	}
+	if (f->text) {
+		p_bytes(&p, f->text, strlen(f->text));
+		sb_printf(&sql, " AND position($%d::bytea in d.body) > 0", p.n);
+	}
+	if (f->before_ms > 0) {
+		p_int(&p, f->before_ms);
+		p_int(&p, f->before_rowid);
+		sb_printf(&sql,
+		          " AND (d.received_ms < $%d::bigint OR (d.received_ms = $%d::bigint"
+		          " AND d.id < $%d::bigint))",
+		          p.n - 1, p.n - 1, p.n);
+	}
+	p_int(&p, f->limit > 0 ? f->limit : 50);
+	sb_printf(&sql, " ORDER BY d.received_ms DESC, d.id DESC LIMIT $%d::bigint", p.n);
+	PGresult *r = run(j, "query", sql.buf, &p);
+	p_free(&p);
+	free(re);
+	sb_free(&sql);
+	if (!r)
+		return RESULT_ERROR;
+	for (int i = 0, n = PQntuples(r); i < n; i++) {
+		struct journal_row row = {
+			.rowid = col_i64(r, i, 0),
+			.received_ms = col_i64(r, i, 1),
+			.endpoint = col_text(r, i, 2),
+			.delivery_id = col_text(r, i, 3),
+			.event = col_text(r, i, 4),
+			.state = (enum delivery_state)col_int(r, i, 5),
+			.http = col_int(r, i, 6),
+			.attempts = col_int(r, i, 7),
+			.next_due_ms = col_i64(r, i, 8),
+			.status = col_text_or_null(r, i, 9),
+			.last_ms = PQgetisnull(r, i, 10) ? -1 : col_i64(r, i, 10),
+		};
+		if (!visit(&row, arg))
+			break;
+	}
+	PQclear(r);
+	return RESULT_OK;
+}
+
+/* ---- several instances ---- */
+
+static bool pg_up(struct journal *jj)
+{
+	return PGJ(jj)->conn != NULL;
+}
+
+static int pg_heartbeat(struct journal *jj)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (!ensure_up(j))
+		return -1;
+	if (j->readonly || j->noschema)
+		return 0;
+	struct params p = {0};
+	p_text(&p, j->instance);
+	lease_param(&p, j);
+	int rc = run_cmd(j, "heartbeat",
+	                 "UPDATE hookd_deliveries SET lease_until = " LEASE_EXPR(2)
+	                 " WHERE owner = $1::text AND state < 3",
+	                 &p);
+	p_free(&p);
+	return rc;
+}
+
+static const char sql_turn_lock[] =
+	"SELECT pg_advisory_xact_lock(" LOCK_KEY_CLASS ", hashtext($1::text))";
+
+static int pg_take_turn(struct journal *jj, int64_t rowid, const char *key, int attempt,
+                        int64_t started_ms)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (j->readonly || !key)
+		return RESULT_ERROR;
+	struct fence_slot *f = fence_find(&j->fences, rowid);
+	if (!f)
+		return JOURNAL_LOST;
+	if (!writable(j) || tx_begin(j) < 0)
+		return RESULT_ERROR;
+	/* Every instance's turn-taking on this key goes one at a time; the
+	 * lock is held until the commit makes the new RUNNING row visible. */
+	struct params p = {0};
+	p_text(&p, key);
+	PGresult *r = run(j, "take turn", sql_turn_lock, &p);
+	PQclear(r);
+	if (!r)
+		goto fail;
+	p_int(&p, rowid);
+	r = run(j, "take turn",
+	        "SELECT 1 FROM hookd_deliveries WHERE serial_key = $1::text AND state < 3"
+	        " AND id <> $2::bigint AND (state = 1 OR (state = 0 AND id < $2::bigint)) LIMIT 1",
+	        &p);
+	p_free(&p);
+	if (!r)
+		goto fail;
+	bool wait = PQntuples(r) > 0;
+	PQclear(r);
+	if (wait) {
+		tx_rollback(j);
+		return RESULT_PENDING;
+	}
+	int rc = mark_running(j, f, attempt, started_ms);
+	if (rc != 0) {
+		tx_rollback(j);
+		return rc == JOURNAL_LOST ? JOURNAL_LOST : RESULT_ERROR;
+	}
+	if (tx_commit(j) < 0) {
+		f = fence_find(&j->fences, rowid);
+		if (f)
+			f->run_attempt = 0;
+		goto fail;
+	}
+	return RESULT_OK;
+fail:
+	p_free(&p);
+	tx_rollback(j);
+	return RESULT_ERROR;
+}
+
+static int pg_import(struct journal *jj, const struct journal_entry *e,
+                     const struct journal_attempt *attempts, size_t nattempts)
+{
+	struct pg_journal *j = PGJ(jj);
+	if (!writable(j))
+		return RESULT_ERROR;
+	if (tx_begin(j) < 0)
+		return RESULT_ERROR;
+	bool pending = delivery_state_pending(e->state);
+	/* A pending one waits, held by nobody, for some instance to adopt it. */
+	struct params p = {0};
+	p_text(&p, e->endpoint);
+	p_text(&p, e->delivery_id);
+	p_text(&p, e->event);
+	p_text(&p, e->remote_addr ? e->remote_addr : "");
+	p_bool(&p, e->async);
+	p_int(&p, pending ? DSTATE_QUEUED : e->state);
+	p_int(&p, e->attempts);
+	p_int(&p, e->received_ms);
+	p_int(&p, e->updated_ms ? e->updated_ms : e->received_ms);
+	p_int(&p, e->next_due_ms);
+	p_int(&p, e->http);
+	p_text(&p, e->status);
+	p_text(&p, e->error);
+	p_text(&p, e->headers ? e->headers : "");
+	p_bytes(&p, e->body, e->body ? e->body_kept : 0);
+	p_int(&p, e->body_len);
+	p_bool(&p, e->body_cut);
+	p_bool(&p, pending);
+	PGresult *r = run(j, "import",
+	                  "INSERT INTO hookd_deliveries (endpoint, delivery_id, event, remote_addr,"
+	                  " async, state, attempts, received_ms, updated_ms, next_due_ms, http, status,"
+	                  " error, headers, body, body_len, body_cut, lease_until) VALUES ($1::text,"
+	                  " $2::text, $3::text, $4::text, $5::boolean, $6::int, $7::int, $8::bigint,"
+	                  " $9::bigint, $10::bigint, $11::int, $12::text, $13::text, $14::text,"
+	                  " $15::bytea, $16::bigint, $17::boolean,"
+	                  " CASE WHEN $18::boolean THEN '-infinity'::timestamptz END)"
+	                  " ON CONFLICT (delivery_id, endpoint) DO NOTHING RETURNING id",
+	                  &p);
+	p_free(&p);
+	if (!r)
+		goto fail;
+	bool inserted = PQntuples(r) == 1;
+	int64_t rowid = inserted ? col_i64(r, 0, 0) : 0;
+	PQclear(r);
+	if (!inserted) {
+		tx_rollback(j);
+		return RESULT_PENDING;
+	}
+	for (size_t i = 0; i < nattempts; i++) {
+		if (insert_attempt(j, rowid, &attempts[i], attempts[i].replay, attempts[i].instance) < 0)
+			goto fail;
+	}
+	if (tx_commit(j) < 0)
+		goto fail;
+	count_change(j, false, 0, pending_async(DSTATE_QUEUED, e->async && pending), e->body_len);
+	return RESULT_OK;
+fail:
+	tx_rollback(j);
+	return RESULT_ERROR;
+}
+
+const struct journal_ops journal_pg_ops = {
+	.name = "postgresql",
+	.open = pg_open,
+	.close = pg_close,
+	.lookup = pg_lookup,
+	.record = pg_record,
+	.attempt_started = pg_attempt_started,
+	.attempt_finished = pg_attempt_finished,
+	.hand_over = pg_hand_over,
+	.requeue = pg_requeue,
+	.recover = pg_recover,
+	.get = pg_get,
+	.find = pg_find,
+	.prune = pg_prune,
+	.pending_count = pg_pending_count,
+	.pending_bytes = pg_pending_bytes,
+	.list = pg_list,
+	.read = pg_read,
+	.read_attempts = pg_read_attempts,
+	.endpoints_of = pg_endpoints_of,
+	.query = pg_query,
+	.up = pg_up,
+	.heartbeat = pg_heartbeat,
+	.adopt = pg_adopt,
+	.take_turn = pg_take_turn,
+	.import = pg_import,
+};
