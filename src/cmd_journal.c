@@ -24,14 +24,17 @@ static struct journal *open_journal_ro(const struct options *o, struct config **
 {
 	struct config *cfg = load_or_die(o->config);
 	*cfgp = cfg;
-	if (!cfg->state_dir) {
-		fprintf(stderr, "hookd: the journal is off: set [server] state_dir in %s\n", o->config);
+	if (!journal_configured(cfg)) {
+		fprintf(stderr, "hookd: the journal is off: set [server] state_dir (or journal) in %s\n",
+		        o->config);
 		exit(EXIT_USAGE);
 	}
-	if (missing_ok && journal_missing(cfg->state_dir))
+	struct journal_opts jo;
+	journal_opts_from_config(cfg, &jo);
+	if (missing_ok && journal_missing(&jo))
 		return NULL;
 	char err[512];
-	struct journal *j = journal_open_readonly(cfg->state_dir, err, sizeof(err));
+	struct journal *j = journal_open_readonly(&jo, err, sizeof(err));
 	if (!j) {
 		fprintf(stderr, "hookd: journal: %s\n", err);
 		exit(1);
@@ -102,7 +105,12 @@ int cmd_replay(const struct options *o)
 		return usage_error("%s needs one delivery ID", o->command);
 	struct config *cfg = load_or_die(o->config);
 	if (!cfg->state_dir) {
-		fprintf(stderr, "hookd: the journal is off: set [server] state_dir in %s\n", o->config);
+		/* The control socket is in state_dir (a shared journal too). */
+		fprintf(stderr, "hookd: %s in %s\n",
+		        cfg->journal_url ? "replay asks the daemon through its control socket: set "
+		                           "[server] state_dir"
+		                         : "the journal is off: set [server] state_dir",
+		        o->config);
 		config_unref(cfg);
 		return EXIT_USAGE;
 	}

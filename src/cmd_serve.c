@@ -381,10 +381,10 @@ int cmd_serve(const struct options *o)
 		log_msg(LOG_LVL_ERROR, "cannot set up the event loop");
 		return 1;
 	}
-	if (dm.cfg->state_dir) {
-		dm.journal = journal_open(dm.cfg->state_dir, dm.cfg->journal_body_max,
-		                          dm.cfg->journal_keep_ms, dm.cfg->journal_max, err,
-		                          sizeof(err));
+	if (journal_configured(dm.cfg)) {
+		struct journal_opts jo;
+		journal_opts_from_config(dm.cfg, &jo);
+		dm.journal = journal_open(&jo, err, sizeof(err));
 		if (!dm.journal) {
 			log_msg(LOG_LVL_ERROR, "journal: %s", err);
 			goto out;
@@ -423,7 +423,7 @@ int cmd_serve(const struct options *o)
 	runner_set_hook_user(&hu);
 	dm.hu = &hu;
 	hook_identity_install(&hu, geteuid());
-	if (dm.journal) {
+	if (dm.journal && dm.cfg->state_dir) {
 		dm.ctl = control_new(dm.base, dm.cfg->state_dir, dm.ds, dm.journal, err, sizeof(err));
 		if (!dm.ctl)
 			log_msg(LOG_LVL_WARN, "%s: hookd replay will not reach this daemon", err);

@@ -315,6 +315,13 @@ static void config_free(struct config *c)
 	free(c->hook_group);
 	cidr_list_free(&c->trusted_proxies);
 	free(c->state_dir);
+	free(c->journal_url);
+	free(c->journal_password_file);
+	if (c->journal_password) {
+		OPENSSL_cleanse(c->journal_password, strlen(c->journal_password));
+		free(c->journal_password);
+	}
+	free(c->instance);
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->tls_ciphers);
@@ -400,6 +407,10 @@ static const struct keydef server_keys[] = {
 	{"journal_max", set_i64, SRV(journal_max), 1, INT64_MAX, 0, 0},
 	{"journal_body_max", set_size, SRV(journal_body_max), 0, 0, 0, 0},
 	{"journal_max_bytes", set_size, SRV(journal_max_bytes), 1, 0, 0, 0},
+	{"journal", set_journal_url, SRV(journal_url), 0, 0, 0, 0},
+	{"journal_password_file", set_journal_password_file, 0, 0, 0, 0, 0},
+	{"instance", set_instance, SRV(instance), 0, 0, 0, 0},
+	DUR_POS("lease", SRV(lease_ms)),
 	{"tls_cert", set_optpath, SRV(tls_cert), 0, 0, 0, 0},
 	{"tls_key", set_optpath, SRV(tls_key), 0, 0, 0, 0},
 	{"tls_ciphers", set_optstr, SRV(tls_ciphers), 0, 0, 0, 0},
@@ -780,6 +791,7 @@ static struct config *config_new(const char *path)
 	c->journal_max = 100000;
 	c->journal_body_max = 64 * 1024;
 	c->journal_max_bytes = 1024 * 1024 * 1024;
+	c->lease_ms = 30 * MS_SECOND;
 	c->log_format = LOG_FORMAT_LOGFMT;
 	c->server_opts.timeout_ms = 30 * MS_SECOND;
 	c->server_opts.mode = MODE_SYNC;
@@ -956,7 +968,7 @@ void config_delivery_opts(const struct config *c, const struct endpoint *ep, con
 		overlay(out, &r->opts);
 	/* Going on after the 202 needs the journal (one set without it is
 	 * refused at load; a scheme's default is simply off). */
-	if (!c->state_dir)
+	if (!c->state_dir && !c->journal_url)
 		out->respond_within_ms = 0;
 }
 

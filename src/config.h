@@ -161,6 +161,14 @@ struct config {
 	int64_t journal_max;    /* 100000 */
 	uint64_t journal_body_max; /* 64KiB */
 	uint64_t journal_max_bytes; /* 1GiB: the bodies of pending async deliveries */
+	/* A journal shared by several instances (README "Running on several
+	 * machines"): a libpq connection string (never with a password in it),
+	 * the password journal_password_file holds, this hookd's name in it
+	 * (default: the host name), and the lease on what it holds. */
+	char *journal_url;      /* NULL: SQLite in state_dir */
+	char *journal_password_file, *journal_password;
+	char *instance;
+	int64_t lease_ms;       /* 30s */
 	char *tls_cert, *tls_key, *tls_ciphers; /* NULL unless set */
 	int tls_cert_line, tls_key_line, tls_ciphers_line; /* where set, for messages */
 	int user_line, group_line;                         /* the same */

@@ -276,12 +276,20 @@ bool check_all(struct loader *L)
 		return fail_at(L, seen_line(L, "server", given), "%s is set but %s is not; give both or neither",
 		               given, missing);
 	}
-	if (L->async_line && !c->state_dir)
-		return fail_at(L, L->async_line, "mode = async needs [server] state_dir");
+	if (L->async_line && !c->state_dir && !c->journal_url)
+		return fail_at(L, L->async_line, "mode = async needs [server] state_dir or journal");
 	/* Going on after the 202 is an async delivery's: journaled. */
-	if (L->respond_within_line && !c->state_dir)
+	if (L->respond_within_line && !c->state_dir && !c->journal_url)
 		return fail_at(L, L->respond_within_line,
-		               "respond_within needs [server] state_dir (or 0 for off)");
+		               "respond_within needs [server] state_dir or journal (or 0 for off)");
+	if (c->journal_password_file && !c->journal_url)
+		return fail_at(L, seen_line(L, "server", "journal_password_file"),
+		               "journal_password_file is set but journal is not");
+	if (c->lease_ms < 3 * MS_SECOND)
+		return fail_at(L, seen_line(L, "server", "lease"),
+		               "lease must be at least 3s (it is renewed every lease/3)");
+	if (!c->instance)
+		c->instance = default_instance();
 	/* serve makes a missing state_dir; one that cannot be a directory is
 	 * an error check reports too. */
 	struct stat st;

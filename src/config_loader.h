@@ -144,6 +144,15 @@ bool set_match(struct loader *L, const struct keydef *k, void *obj, const char *
 bool set_token_prefix(struct loader *L, const struct keydef *k, void *obj, const char *v);
 bool set_fixed_event(struct loader *L, const struct keydef *k, void *obj, const char *v);
 
+/* config_values.c: [server] journal and instance; the host name as the
+ * default instance. */
+bool set_journal_url(struct loader *L, const struct keydef *k, void *obj, const char *v);
+bool set_instance(struct loader *L, const struct keydef *k, void *obj, const char *v);
+char *default_instance(void);
+/* config_secrets.c: [server] journal_password_file. */
+bool set_journal_password_file(struct loader *L, const struct keydef *k, void *obj,
+                               const char *v);
+
 /* config_secrets.c: secret, secret_file, secret_env; [admin]'s token files. */
 bool set_secret(struct loader *L, const struct keydef *k, void *obj, const char *v);
 bool set_secret_file(struct loader *L, const struct keydef *k, void *obj, const char *v);

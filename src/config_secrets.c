@@ -220,3 +220,40 @@ bool set_admin_token_file(struct loader *L, const struct keydef *k, void *obj, c
 	set_string(readonly ? &c->admin_readonly_token_file : &c->admin_token_file, path);
 	return ok;
 }
+
+/* [server] journal_password_file: the PostgreSQL password, the file's
+ * first line (kept from the log, the answers and the hooks as every secret). */
+bool set_journal_password_file(struct loader *L, const struct keydef *k, void *obj,
+                               const char *v)
+{
+	struct config *c = L->c;
+	if (!v[0])
+		return bad_value(L, k, v, "expected a path");
+	char *path = abs_path(c, v);
+	size_t len;
+	char *text = read_file(path, SECRET_FILE_MAX_BYTES, &len);
+	bool ok = false;
+	if (!text) {
+		fail_at(L, L->lineno, "cannot read journal_password_file '%s': %s", show(L, path),
+		        errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
+	} else {
+		text[strcspn(text, "\r\n")] = 0;
+		if (!text[0])
+			fail_at(L, L->lineno, "journal_password_file '%s' is empty", show(L, path));
+		else
+			ok = true;
+	}
+	if (ok) {
+		if (c->journal_password) {
+			OPENSSL_cleanse(c->journal_password, strlen(c->journal_password));
+			free(c->journal_password);
+		}
+		c->journal_password = xstrdup(text);
+	}
+	if (text) {
+		OPENSSL_cleanse(text, len);
+		free(text);
+	}
+	set_string(&c->journal_password_file, path);
+	return ok;
+}

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "netaddr.h"
@@ -462,4 +464,82 @@ bool set_fixed_event(struct loader *L, const struct keydef *k, void *obj, const 
 		return bad_value(L, k, v, "expected an event name (letters, digits, . _ : -)");
 	set_string(FIELD(obj, k, char *), xstrdup(v));
 	return true;
+}
+
+/*
+ * [server] journal: a libpq connection string, as a URL
+ * (postgresql://user@host:port/db?opt=v) or as keyword=value words. A
+ * password never goes in it: the config is readable by more than the
+ * database's owner, and the string shows up in `hookd check` (README
+ * "Running on several machines": journal_password_file or ~/.pgpass).
+ */
+static bool has_password(const char *v)
+{
+	const char *scheme_end = strstr(v, "://");
+	if (scheme_end) {
+		const char *auth = scheme_end + 3;
+		size_t hostpart = strcspn(auth, "/?");
+		const char *at = memchr(auth, '@', hostpart);
+		if (at && memchr(auth, ':', (size_t)(at - auth)))
+			return true;
+	}
+	/* keyword form, or a URL's ?password=... */
+	for (const char *p = v; *p; p++) {
+		if (strncasecmp(p, "password", 8) != 0)
+			continue;
+		bool starts = p == v || strchr(" \t?&", p[-1]);
+		const char *q = p + 8;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (starts && *q == '=')
+			return true;
+	}
+	return false;
+}
+
+bool set_journal_url(struct loader *L, const struct keydef *k, void *obj, const char *v)
+{
+	if (!v[0]) {
+		set_string(FIELD(obj, k, char *), NULL);
+		return true;
+	}
+	bool url = strncmp(v, "postgresql://", 13) == 0 || strncmp(v, "postgres://", 11) == 0;
+	if (!url && !strchr(v, '='))
+		return bad_value(L, k, v,
+		                 "expected a PostgreSQL connection string (postgresql://HOST/DB, "
+		                 "or keyword=value words)");
+	if (has_password(v))
+		return fail_at(L, L->lineno,
+		               "journal: the connection string holds a password; put it in "
+		               "journal_password_file (or libpq's ~/.pgpass) instead");
+	set_string(FIELD(obj, k, char *), xstrdup(v));
+	return true;
+}
+
+/* An instance name is logged, shown on the deliveries page and stored in
+ * every row it holds: a short, plain word. */
+#define INSTANCE_MAX 64
+static bool instance_valid(const char *v)
+{
+	size_t n = strlen(v);
+	return n > 0 && n <= INSTANCE_MAX &&
+	       strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+bool set_instance(struct loader *L, const struct keydef *k, void *obj, const char *v)
+{
+	if (!instance_valid(v))
+		return bad_value(L, k, v, "expected 1 to 64 letters, digits, '.', '_' or '-'");
+	set_string(FIELD(obj, k, char *), xstrdup(v));
+	return true;
+}
+
+char *default_instance(void)
+{
+	char host[256];
+	if (gethostname(host, sizeof(host)) < 0)
+		return xstrdup("hookd");
+	host[sizeof(host) - 1] = 0;
+	host[strcspn(host, ".")] = 0; /* the short name */
+	return instance_valid(host) ? xstrdup(host) : xstrdup("hookd");
 }

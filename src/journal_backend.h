@@ -79,4 +79,7 @@ struct journal {
 extern const struct journal_ops journal_sqlite_ops;
 extern const struct journal_ops journal_pg_ops;
 
+/* journal_missing for SQLite: no journal.db in state_dir yet. */
+bool journal_sqlite_missing(const char *state_dir);
+
 #endif

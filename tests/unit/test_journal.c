@@ -38,11 +38,21 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 #define T0 INT64_C(1700000000000) /* a fixed wall clock for the cases */
 
+/* The SQLite journal in dir (the one opts_for gives until the next call). */
+static const struct journal_opts *opts_for(const char *dir, uint64_t body_max, int64_t keep_ms,
+                                           int64_t max_rows)
+{
+	static struct journal_opts o;
+	o = (struct journal_opts){
+		.state_dir = dir, .body_max = body_max, .keep_ms = keep_ms, .max_rows = max_rows};
+	return &o;
+}
+
 static struct journal *open_dir(const char *dir, uint64_t body_max, int64_t keep_ms,
                                 int64_t max_rows)
 {
 	char err[256] = "";
-	struct journal *j = journal_open(dir, body_max, keep_ms, max_rows, err, sizeof(err));
+	struct journal *j = journal_open(opts_for(dir, body_max, keep_ms, max_rows), err, sizeof(err));
 	CHECK(j != NULL, "journal_open %s: %s", dir, err);
 	return j;
 }
@@ -225,10 +235,10 @@ static void test_open(void)
 	/* A newer schema is refused rather than misread. */
 	sql_int(dir, "PRAGMA user_version = 99");
 	char err[256] = "";
-	j = journal_open(dir, 1024, 0, 0, err, sizeof(err));
+	j = journal_open(opts_for(dir, 1024, 0, 0), err, sizeof(err));
 	CHECK(j == NULL && strstr(err, "newer"), "newer schema: %s", err);
 	journal_close(j);
-	j = journal_open_readonly(dir, err, sizeof(err));
+	j = journal_open_readonly(opts_for(dir, 0, 0, 0), err, sizeof(err));
 	CHECK(j == NULL && strstr(err, "newer"), "newer schema readonly: %s", err);
 	journal_close(j);
 
@@ -237,15 +247,15 @@ static void test_open(void)
 	int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	close(fd);
 	err[0] = '\0';
-	j = journal_open(file, 1024, 0, 0, err, sizeof(err));
+	j = journal_open(opts_for(file, 1024, 0, 0), err, sizeof(err));
 	CHECK(j == NULL && err[0], "state_dir is a file: %s", err);
 
 	/* A missing journal is a clear error for the CLI. */
 	char *missing = new_state_dir();
 	err[0] = '\0';
-	CHECK(journal_missing(missing), "journal_missing before the first run");
-	CHECK(!journal_missing(dir), "journal_missing after one");
-	j = journal_open_readonly(missing, err, sizeof(err));
+	CHECK(journal_missing(opts_for(missing, 0, 0, 0)), "journal_missing before the first run");
+	CHECK(!journal_missing(opts_for(dir, 0, 0, 0)), "journal_missing after one");
+	j = journal_open_readonly(opts_for(missing, 0, 0, 0), err, sizeof(err));
 	CHECK(j == NULL && strstr(err, "no journal"), "readonly missing: %s", err);
 	journal_close(NULL);
 	/* `events` lists no journal as no deliveries. */
@@ -670,7 +680,7 @@ static void test_pending_bytes(void)
 
 	/* A reader (`hookd` commands) asks the journal itself. */
 	char err[256];
-	struct journal *ro = journal_open_readonly(dir, err, sizeof(err));
+	struct journal *ro = journal_open_readonly(opts_for(dir, 0, 0, 0), err, sizeof(err));
 	CHECK(ro && journal_pending_bytes(ro) == 1000, "read-only: %s", err);
 	journal_close(ro);
 	free(dir);
@@ -875,7 +885,7 @@ static void test_schema_1(void)
 	CHECK(sql_int(dir, "SELECT count(*) FROM pragma_table_info('attempts')"
 	                   " WHERE name = 'replay'") == 0, "made a schema 1 file");
 	char err[256] = "";
-	j = journal_open_readonly(dir, err, sizeof(err));
+	j = journal_open_readonly(opts_for(dir, 0, 0, 0), err, sizeof(err));
 	CHECK(j != NULL, "readonly on schema 1: %s", err);
 	char *out = NULL;
 	CHECK(j && run_show(j, "alpha", "old", &out) == 0 && out &&
@@ -1092,7 +1102,7 @@ static void test_readonly(void)
 	struct journal *w = open_dir(dir, 1024, 0, 0);
 	final_delivery(w, "ep", "ro1", "e", T0, 200);
 	char err[256] = "";
-	struct journal *r = journal_open_readonly(dir, err, sizeof(err));
+	struct journal *r = journal_open_readonly(opts_for(dir, 0, 0, 0), err, sizeof(err));
 	CHECK(r != NULL, "readonly beside a writer: %s", err);
 	if (r) {
 		char *out;
@@ -1120,7 +1130,7 @@ static void test_readonly(void)
 	journal_close(w);
 
 	/* After the daemon is gone (WAL files removed on close) still readable. */
-	r = journal_open_readonly(dir, err, sizeof(err));
+	r = journal_open_readonly(opts_for(dir, 0, 0, 0), err, sizeof(err));
 	CHECK(r != NULL, "readonly without daemon: %s", err);
 	int64_t rowid;
 	CHECK(r && journal_find(r, NULL, "ro3", &rowid) == RESULT_OK, "reader after close");
@@ -1135,7 +1145,7 @@ static void test_batching(void)
 	char *dir = new_state_dir();
 	struct journal *w = open_dir(dir, 1024, 0, 0);
 	char err[256] = "";
-	struct journal *r = journal_open_readonly(dir, err, sizeof(err));
+	struct journal *r = journal_open_readonly(opts_for(dir, 0, 0, 0), err, sizeof(err));
 	CHECK(r != NULL, "reader: %s", err);
 	if (!r) {
 		journal_close(w);

@@ -1,0 +1,1921 @@
+/*
+ * The delivery journal: SQLite in WAL mode, one connection a process.
+ *
+ * Costs on the daemon's hot path. A sync delivery is one read (lookup) and
+ * two small writes: journal_record inserts the row already RUNNING with the
+ * attempt about to start, so journal_attempt_started finds nothing to change
+ * and writes nothing; journal_attempt_finished writes the attempt, its hooks
+ * and the new state. In the daemon both writes join the batch of the loop's
+ * turn, one transaction that journal_flush commits for all of them.
+ * Commits use synchronous=NORMAL (in WAL mode: no fsync a commit, the WAL is
+ * synced at checkpoints). The acceptance of an async delivery is promised
+ * durable: batched, it is made so by the caller (group commit: the batch is
+ * committed, then the WAL synced through journal_sync_fd on a thread, and
+ * the 202s wait for that sync); unbatched, and for a replay, the commit
+ * runs with synchronous=FULL. In the daemon, checkpoints (copying the WAL
+ * into the database, with their fsyncs) run on the sync thread through a
+ * second connection, and the loop's own connection only catches up what
+ * those left, now and then, so that the WAL can start over (journal.h).
+ * Every statement is prepared once (lazily) and reused.
+ *
+ * The counts that journal_pending_count and journal_prune need are kept in
+ * memory, changed only after a commit succeeds, and recounted at open, at
+ * recovery and at each prune, so that a count never drifts for long.
+ */
+#include "journal_backend.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dynload.h"
+#include "log.h"
+#include "util.h"
+
+/*
+ * libsqlite3 is loaded when a journal is first opened (dynload.h): a
+ * daemon without a state_dir never maps it. Every call below goes through
+ * these pointers, typed from sqlite3.h's own prototypes.
+ */
+#define SQLITE_CALLS(X) \
+	X(sqlite3_bind_blob64) \
+	X(sqlite3_bind_int) \
+	X(sqlite3_bind_int64) \
+	X(sqlite3_bind_null) \
+	X(sqlite3_bind_text) \
+	X(sqlite3_busy_timeout) \
+	X(sqlite3_changes) \
+	X(sqlite3_clear_bindings) \
+	X(sqlite3_close) \
+	X(sqlite3_column_blob) \
+	X(sqlite3_column_bytes) \
+	X(sqlite3_column_int) \
+	X(sqlite3_column_int64) \
+	X(sqlite3_column_text) \
+	X(sqlite3_column_type) \
+	X(sqlite3_errmsg) \
+	X(sqlite3_errstr) \
+	X(sqlite3_exec) \
+	X(sqlite3_finalize) \
+	X(sqlite3_get_autocommit) \
+	X(sqlite3_last_insert_rowid) \
+	X(sqlite3_open_v2) \
+	X(sqlite3_prepare_v2) \
+	X(sqlite3_prepare_v3) \
+	X(sqlite3_reset) \
+	X(sqlite3_step) \
+	X(sqlite3_wal_checkpoint_v2) \
+	X(sqlite3_wal_hook)
+
+#define SQLITE_POINTER(f) static __typeof__(f) *dl_##f;
+SQLITE_CALLS(SQLITE_POINTER)
+#define SQLITE_SYMBOL(f) {#f, &dl_##f},
+static const struct dynsym sqlite_symbols[] = {SQLITE_CALLS(SQLITE_SYMBOL)};
+
+#define sqlite3_bind_blob64 dl_sqlite3_bind_blob64
+#define sqlite3_bind_int dl_sqlite3_bind_int
+#define sqlite3_bind_int64 dl_sqlite3_bind_int64
+#define sqlite3_bind_null dl_sqlite3_bind_null
+#define sqlite3_bind_text dl_sqlite3_bind_text
+#define sqlite3_busy_timeout dl_sqlite3_busy_timeout
+#define sqlite3_changes dl_sqlite3_changes
+#define sqlite3_clear_bindings dl_sqlite3_clear_bindings
+#define sqlite3_close dl_sqlite3_close
+#define sqlite3_column_blob dl_sqlite3_column_blob
+#define sqlite3_column_bytes dl_sqlite3_column_bytes
+#define sqlite3_column_int dl_sqlite3_column_int
+#define sqlite3_column_int64 dl_sqlite3_column_int64
+#define sqlite3_column_text dl_sqlite3_column_text
+#define sqlite3_column_type dl_sqlite3_column_type
+#define sqlite3_errmsg dl_sqlite3_errmsg
+#define sqlite3_errstr dl_sqlite3_errstr
+#define sqlite3_exec dl_sqlite3_exec
+#define sqlite3_finalize dl_sqlite3_finalize
+#define sqlite3_get_autocommit dl_sqlite3_get_autocommit
+#define sqlite3_last_insert_rowid dl_sqlite3_last_insert_rowid
+#define sqlite3_open_v2 dl_sqlite3_open_v2
+#define sqlite3_prepare_v2 dl_sqlite3_prepare_v2
+#define sqlite3_prepare_v3 dl_sqlite3_prepare_v3
+#define sqlite3_reset dl_sqlite3_reset
+#define sqlite3_step dl_sqlite3_step
+#define sqlite3_wal_checkpoint_v2 dl_sqlite3_wal_checkpoint_v2
+#define sqlite3_wal_hook dl_sqlite3_wal_hook
+
+static bool sqlite_load(char *err, size_t errlen)
+{
+	static bool loaded;
+	if (!loaded)
+		loaded = dynload("libsqlite3.so.0", sqlite_symbols, ARRAY_SIZE(sqlite_symbols), err,
+		                 errlen);
+	return loaded;
+}
+
+/* Bump when the schema changes, and add a migration step in schema_setup(). */
+#define SCHEMA_VERSION 2
+/* The CLI may hold a read while the daemon checkpoints; neither waits long. */
+#define BUSY_TIMEOUT_MS 5000
+
+/*
+ * The state is stored as its enum value: QUEUED 0, RUNNING 1, RETRY_WAIT 2
+ * are pending, SUCCEEDED 3, FAILED 4 and SKIPPED 5 final. The SQL below
+ * relies on that order ("state < 3"), so new states must be appended and
+ * the queries reviewed. (SKIPPED came later: an older hookd reading a
+ * journal with one shows its number.)
+ */
+_Static_assert(DSTATE_QUEUED == 0 && DSTATE_RUNNING == 1 && DSTATE_RETRY_WAIT == 2 &&
+                       DSTATE_SUCCEEDED == 3 && DSTATE_FAILED == 4 && DSTATE_SKIPPED == 5,
+               "journal.db stores enum delivery_state values");
+
+static const char schema_v1[] =
+	"CREATE TABLE deliveries ("
+	" id INTEGER PRIMARY KEY,"
+	" endpoint TEXT NOT NULL,"
+	" delivery_id TEXT NOT NULL,"
+	" event TEXT NOT NULL,"
+	" remote_addr TEXT NOT NULL DEFAULT '',"
+	" async INTEGER NOT NULL,"
+	" state INTEGER NOT NULL,"
+	" attempts INTEGER NOT NULL DEFAULT 0,"  /* finished (or interrupted) ones */
+	" received_ms INTEGER NOT NULL,"         /* first receipt; a resend keeps it */
+	" updated_ms INTEGER NOT NULL,"
+	" next_due_ms INTEGER NOT NULL DEFAULT 0,"
+	" run_attempt INTEGER NOT NULL DEFAULT 0," /* while RUNNING: which attempt */
+	" run_started_ms INTEGER NOT NULL DEFAULT 0,"
+	" http INTEGER NOT NULL DEFAULT 0,"      /* last attempt's; 0: none yet */
+	" status TEXT,"
+	" error TEXT,"
+	" headers TEXT NOT NULL DEFAULT '',"     /* \"Name: value\\n\" lines */
+	" body BLOB NOT NULL DEFAULT x'',"
+	" body_len INTEGER NOT NULL DEFAULT 0,"  /* as received; body may be cut */
+	" body_cut INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE (delivery_id, endpoint)"        /* id first: `show ID` without endpoint */
+	");"
+	"CREATE INDEX deliveries_received ON deliveries (received_ms);"
+	"CREATE INDEX deliveries_pending ON deliveries (async, received_ms) WHERE state < 3;"
+	"CREATE TABLE attempts ("
+	" delivery INTEGER NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,"
+	" attempt INTEGER NOT NULL,"
+	" started_ms INTEGER,"
+	" finished_ms INTEGER,"                  /* NULL: interrupted, end unknown */
+	" http INTEGER NOT NULL DEFAULT 0,"
+	" status TEXT NOT NULL,"
+	" error TEXT,"
+	" PRIMARY KEY (delivery, attempt)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE hook_runs ("
+	" delivery INTEGER NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,"
+	" attempt INTEGER NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" hook TEXT NOT NULL,"
+	" exit INTEGER,"                         /* NULL: none */
+	" signal TEXT,"
+	" ms INTEGER NOT NULL DEFAULT 0,"
+	" error TEXT,"
+	" output BLOB,"
+	" PRIMARY KEY (delivery, attempt, seq)"
+	") WITHOUT ROWID;";
+
+/*
+ * Version 2: which attempts `hookd replay` asked for. A requeue for a
+ * replay records the attempt it will be (deliveries.replay_attempt); the
+ * attempt row, when it is written, compares itself with it.
+ */
+static const char schema_v2[] =
+	"ALTER TABLE deliveries ADD COLUMN replay_attempt INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE attempts ADD COLUMN replay INTEGER NOT NULL DEFAULT 0;";
+
+static const char query_indexes[] =
+	"CREATE INDEX IF NOT EXISTS deliveries_state_received ON deliveries (state, received_ms);"
+	"CREATE INDEX IF NOT EXISTS deliveries_endpoint_received"
+	" ON deliveries (endpoint, received_ms);";
+
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
+	ST_SYNC_FULL,
+	ST_SYNC_NORMAL,
+	ST_LOOKUP,
+	ST_OLD,
+	ST_INSERT,
+	ST_RESEND,
+	ST_STARTED,
+	ST_ATTEMPT,
+	ST_HOOK,
+	ST_FINISH,
+	ST_REQUEUE,
+	ST_HAND_OVER,
+	ST_GET,
+	ST_PENDING_ROWS,
+	ST_RECOVER_SCAN,
+	ST_FIND,
+	ST_FIND_ALL,
+	ST_COUNT_PENDING,
+	ST_COUNT_PENDING_BYTES,
+	ST_COUNT_ROWS,
+	ST_PRUNE_AGE,
+	ST_PRUNE_OLDEST,
+	ST_EVENTS,
+	ST_SHOW,
+	ST_SHOW_ATTEMPTS,
+	ST_SHOW_ATTEMPTS_V1,
+	ST_SHOW_HOOKS,
+	ST_MAX
+};
+
+/* The columns read_pending() expects, in its order. */
+#define PENDING_COLS \
+	"id, endpoint, delivery_id, event, remote_addr, state, attempts, next_due_ms," \
+	" received_ms, body, body_len, body_cut, headers, replay_attempt"
+
+static const char *const stmt_sql[ST_MAX] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVEPOINT] = "SAVEPOINT one_write",
+	[ST_RELEASE] = "RELEASE one_write",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO one_write",
+	[ST_SYNC_FULL] = "PRAGMA synchronous = FULL",
+	[ST_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+	[ST_LOOKUP] = "SELECT id, state, attempts FROM deliveries"
+	              " WHERE delivery_id = ?2 AND endpoint = ?1",
+	[ST_OLD] = "SELECT state, async, attempts, run_attempt, body_len FROM deliveries WHERE id = ?1",
+	[ST_INSERT] = "INSERT INTO deliveries (endpoint, delivery_id, event, remote_addr, async,"
+	              " state, received_ms, updated_ms, run_attempt, run_started_ms, headers,"
+	              " body, body_len, body_cut)"
+	              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?7, ?9, ?10, ?11, ?12)",
+	/* A resend: attempts, http/status/error of the last attempt and the
+	 * first receipt time stay. */
+	[ST_RESEND] = "UPDATE deliveries SET event = coalesce(?2, event),"
+	              " remote_addr = coalesce(?3, remote_addr), async = ?4, state = ?5,"
+	              " updated_ms = ?6, next_due_ms = 0,"
+	              " run_attempt = CASE WHEN ?5 = 1 THEN attempts + 1 ELSE 0 END,"
+	              " run_started_ms = ?6, headers = ?7, body = ?8, body_len = ?9,"
+	              " body_cut = ?10 WHERE id = ?1",
+	[ST_STARTED] = "UPDATE deliveries SET state = 1, run_attempt = ?2, run_started_ms = ?3,"
+	               " updated_ms = ?3 WHERE id = ?1",
+	[ST_ATTEMPT] = "INSERT INTO attempts (delivery, attempt, started_ms, finished_ms, http,"
+	               " status, error, replay) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+	               " coalesce((SELECT replay_attempt = ?2 FROM deliveries WHERE id = ?1), 0))"
+	               " ON CONFLICT (delivery, attempt) DO UPDATE SET"
+	               " started_ms = excluded.started_ms, finished_ms = excluded.finished_ms,"
+	               " http = excluded.http, status = excluded.status, error = excluded.error,"
+	               " replay = excluded.replay",
+	[ST_HOOK] = "INSERT INTO hook_runs (delivery, attempt, seq, hook, exit, signal, ms, error,"
+	            " output) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+	            " ON CONFLICT (delivery, attempt, seq) DO UPDATE SET hook = excluded.hook,"
+	            " exit = excluded.exit, signal = excluded.signal, ms = excluded.ms,"
+	            " error = excluded.error, output = excluded.output",
+	/* In an UPDATE every expression sees the old row, so body_cut is
+	 * decided from the body before it is cut. */
+	[ST_FINISH] = "UPDATE deliveries SET state = ?2, attempts = max(attempts, ?3), http = ?4,"
+	              " status = ?5, error = ?6, next_due_ms = ?7, updated_ms = ?8,"
+	              " run_attempt = 0,"
+	              " body_cut = CASE WHEN ?2 >= 3 AND length(body) > ?9 THEN 1"
+	              "  ELSE body_cut END,"
+	              " body = CASE WHEN ?2 >= 3 AND length(body) > ?9 THEN substr(body, 1, ?9)"
+	              "  ELSE body END"
+	              " WHERE id = ?1",
+	[ST_REQUEUE] = "UPDATE deliveries SET state = 0, async = 1, next_due_ms = ?2,"
+	               " updated_ms = ?2, run_attempt = 0, replay_attempt = attempts + 1"
+	               " WHERE id = ?1",
+	/* A sync delivery going on as an async one: its whole body (stored
+	 * cut) when given, else the one it has. */
+	[ST_HAND_OVER] = "UPDATE deliveries SET async = 1, updated_ms = ?2,"
+	                 " state = CASE WHEN ?4 THEN state ELSE 0 END,"
+	                 " run_attempt = CASE WHEN ?4 THEN run_attempt ELSE 0 END,"
+	                 " body = coalesce(?3, body), body_cut = CASE WHEN ?3 IS NULL"
+	                 "  THEN body_cut ELSE 0 END WHERE id = ?1",
+	[ST_GET] = "SELECT " PENDING_COLS " FROM deliveries WHERE id = ?1",
+	/* Recovery's list: the body and headers stay in the journal until
+	 * each row is read back (journal_get), so that many pending bodies
+	 * are never in memory together. */
+	[ST_PENDING_ROWS] = "SELECT id, endpoint, delivery_id, event, remote_addr, state, attempts,"
+	                    " next_due_ms, received_ms, NULL, body_len, body_cut, NULL, replay_attempt"
+	                    " FROM deliveries"
+	                    " WHERE state < 3 AND async = 1 ORDER BY received_ms, id",
+	/* What recovery must change: any run under way, and sync deliveries
+	 * still pending (nobody will run them now). */
+	[ST_RECOVER_SCAN] = "SELECT id, async, state, attempts, run_attempt, run_started_ms"
+	                    " FROM deliveries WHERE state < 3 AND (state = 1 OR async = 0)",
+	[ST_FIND] = "SELECT id FROM deliveries WHERE delivery_id = ?1"
+	            " AND (?2 IS NULL OR endpoint = ?2) LIMIT 2",
+	[ST_FIND_ALL] = "SELECT endpoint FROM deliveries WHERE delivery_id = ?1 ORDER BY endpoint",
+	[ST_COUNT_PENDING] = "SELECT count(*) FROM deliveries WHERE state < 3 AND async = 1",
+	/* A pending async row's body is whole (only a final one is cut), so
+	 * body_len is what it holds. */
+	[ST_COUNT_PENDING_BYTES] = "SELECT coalesce(sum(body_len), 0) FROM deliveries"
+	                           " WHERE state < 3 AND async = 1",
+	[ST_COUNT_ROWS] = "SELECT count(*) FROM deliveries",
+	[ST_PRUNE_AGE] = "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
+	                 " WHERE received_ms < ?1 AND state >= 3 ORDER BY received_ms LIMIT ?2)",
+	[ST_PRUNE_OLDEST] = "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
+	                    " WHERE state >= 3 ORDER BY received_ms, id LIMIT ?1)",
+	/* --failed: final and not 2xx, or pending again after an attempt that
+	 * was not 2xx (waiting for a retry, or resent after a failure). */
+	[ST_EVENTS] = "SELECT received_ms, endpoint, delivery_id, event, state, http, attempts"
+	              " FROM deliveries WHERE received_ms >= ?1 AND (?2 = 0 OR state = 4"
+	              " OR (state < 3 AND attempts > 0 AND NOT (http BETWEEN 200 AND 299)))"
+	              " ORDER BY received_ms DESC, id DESC",
+	[ST_SHOW] = "SELECT endpoint, delivery_id, event, remote_addr, async, state, attempts,"
+	            " received_ms, updated_ms, next_due_ms, http, status, error, headers, body,"
+	            " body_len, body_cut, run_attempt, run_started_ms FROM deliveries WHERE id = ?1",
+	[ST_SHOW_ATTEMPTS] = "SELECT attempt, started_ms, finished_ms, http, status, error, replay"
+	                     " FROM attempts WHERE delivery = ?1 ORDER BY attempt",
+	/* `show` on a journal a hookd of schema 1 still runs: no replay column. */
+	[ST_SHOW_ATTEMPTS_V1] = "SELECT attempt, started_ms, finished_ms, http, status, error, 0"
+	                        " FROM attempts WHERE delivery = ?1 ORDER BY attempt",
+	[ST_SHOW_HOOKS] = "SELECT hook, exit, signal, ms, error, output FROM hook_runs"
+	                  " WHERE delivery = ?1 AND attempt = ?2 ORDER BY seq",
+};
+
+struct sqlj {
+	struct journal base; /* first: the front's handle */
+	sqlite3 *db;
+	char *path;
+	bool readonly;
+	int schema; /* the file's version: read-only, it may be an older one */
+	uint64_t body_max;
+	int64_t keep_ms, max_rows;
+	int64_t pending; /* pending async deliveries */
+	int64_t pending_bytes; /* ... and the bytes of their bodies */
+	int64_t rows;    /* all deliveries */
+	bool durable_tx; /* the open transaction runs with synchronous=FULL */
+	bool batching;   /* journal_set_batching() */
+	bool batch;      /* the batch's transaction is open */
+	bool batched_tx; /* the write under way is a savepoint in the batch */
+	bool bare_tx;    /* ... or, one statement, in the batch without one */
+	uint64_t batch_id;     /* the open batch's, or the last one's; counts from 1 */
+	uint64_t committed_id; /* the last batch committed */
+	uint64_t losses;       /* batches lost */
+	int sync_fd;           /* the WAL, for the caller's fdatasync; -1: none */
+	int wal_frames;        /* in the WAL after the last commit (journal_defer_checkpoints) */
+	sqlite3_stmt *st[ST_MAX];
+};
+
+static bool pending_async(int state, bool async)
+{
+	return async && delivery_state_pending((enum delivery_state)state);
+}
+
+/* ---- statements and transactions ---- */
+
+static void db_error(struct sqlj *j, const char *what)
+{
+	log_msg(LOG_LVL_ERROR, "journal: %s: %s", what, sqlite3_errmsg(j->db));
+}
+
+/* The prepared statement, prepared on first use and kept for the
+ * connection's life. NULL (logged) if it cannot be prepared. */
+static sqlite3_stmt *stmt(struct sqlj *j, enum stmt_id id)
+{
+	if (!j->st[id]) {
+		int rc = sqlite3_prepare_v3(j->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+		                            &j->st[id], NULL);
+		if (rc != SQLITE_OK) {
+			db_error(j, "prepare");
+			j->st[id] = NULL;
+		}
+	}
+	return j->st[id];
+}
+
+/* Ready for the next use; the bound pointers are not kept. */
+static void done(sqlite3_stmt *s)
+{
+	if (s) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	}
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+/* Runs a statement that returns no rows (or whose rows are not wanted). */
+static int exec_stmt(struct sqlj *j, enum stmt_id id)
+{
+	sqlite3_stmt *s = stmt(j, id);
+	if (!s)
+		return -1;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		;
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		db_error(j, stmt_sql[id]);
+		return -1;
+	}
+	return 0;
+}
+
+/* Steps a statement with its parameters bound; 0 done, -1 error. */
+static int step_done(struct sqlj *j, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	done(s);
+	if (rc != SQLITE_DONE) {
+		db_error(j, what);
+		return -1;
+	}
+	return 0;
+}
+
+static int recount(struct sqlj *j);
+
+/* The batch was lost (a failed commit, or SQLite rolled it back after an
+ * I/O error): the counts included its writes. */
+static void batch_lost(struct sqlj *j)
+{
+	j->batch = false;
+	j->losses++;
+	if (!sqlite3_get_autocommit(j->db))
+		exec_stmt(j, ST_ROLLBACK);
+	log_msg(LOG_LVL_ERROR, "journal: a batch of writes was lost: %s", sqlite3_errmsg(j->db));
+	recount(j);
+}
+
+static uint64_t sq_batch_id(const struct journal *base)
+{
+	const struct sqlj *j = (const struct sqlj *)base;
+	return j->batch_id;
+}
+
+static uint64_t sq_committed_id(const struct journal *base)
+{
+	const struct sqlj *j = (const struct sqlj *)base;
+	return j->committed_id;
+}
+
+static uint64_t sq_losses(const struct journal *base)
+{
+	const struct sqlj *j = (const struct sqlj *)base;
+	return j->losses;
+}
+
+static int sq_sync_fd(const struct journal *base)
+{
+	const struct sqlj *j = (const struct sqlj *)base;
+	return j->sync_fd;
+}
+
+/* Instead of SQLite's auto-checkpoint (which this hook replaces): count. */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct sqlj *j = arg;
+	j->wal_frames = frames;
+	return SQLITE_OK;
+}
+
+static void sq_defer_checkpoints(struct journal *base)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	sqlite3_wal_hook(j->db, on_wal_commit, j);
+}
+
+static int sq_wal_frames(const struct journal *base)
+{
+	const struct sqlj *j = (const struct sqlj *)base;
+	return j->wal_frames;
+}
+
+struct journal_checkpointer {
+	sqlite3 *db;
+};
+
+static bool pragma_ok(sqlite3 *db, const char *sql);
+
+static struct journal_checkpointer *sq_checkpointer_open(const struct journal *base, char *err,
+                                                       size_t errlen)
+{
+	const struct sqlj *j = (const struct sqlj *)base;
+	struct journal_checkpointer *c = xcalloc(1, sizeof(*c));
+	int rc = sqlite3_open_v2(j->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	                         NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", j->path,
+		         c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		journal_checkpointer_close(c);
+		return NULL;
+	}
+	/* synchronous=NORMAL: the WAL is synced before the copy, the database
+	 * file after it. */
+	if (!pragma_ok(c->db, "PRAGMA synchronous = NORMAL")) {
+		snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(c->db));
+		journal_checkpointer_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+int journal_checkpoint(struct journal_checkpointer *c, char *err, size_t errlen)
+{
+	/* PASSIVE: copies what no reader still needs, never waits for the
+	 * writer; what it could not copy waits for the next one. */
+	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+		snprintf(err, errlen, "checkpoint: %s", sqlite3_errmsg(c->db));
+		return -1;
+	}
+	return 0;
+}
+
+static int sq_checkpoint_here(struct journal *base)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (j->batch)
+		return 0;
+	int rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+		db_error(j, "checkpoint");
+		return -1;
+	}
+	return 0;
+}
+
+void journal_checkpointer_close(struct journal_checkpointer *c)
+{
+	if (!c)
+		return;
+	if (c->db)
+		sqlite3_close(c->db);
+	free(c);
+}
+
+static int sq_flush(struct journal *base)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (!j || !j->batch)
+		return 0;
+	j->batch = false;
+	if (exec_stmt(j, ST_COMMIT) < 0) {
+		batch_lost(j);
+		return -1;
+	}
+	j->committed_id = j->batch_id;
+	return 0;
+}
+
+/*
+ * One write of the batch: the batch's transaction, begun if none is open,
+ * and a savepoint in it, so that a failed write undoes only itself.
+ */
+static int batch_begin(struct sqlj *j)
+{
+	if (!j->batch) {
+		if (exec_stmt(j, ST_BEGIN) < 0)
+			return -1;
+		j->batch = true;
+		j->batch_id++;
+	}
+	if (exec_stmt(j, ST_SAVEPOINT) < 0)
+		return -1;
+	j->batched_tx = true;
+	return 0;
+}
+
+/*
+ * A write transaction. durable: its commit is fsync'd before tx_commit()
+ * returns. synchronous is a connection setting that SQLite refuses to
+ * change inside a transaction, so it is switched to FULL before BEGIN and
+ * back to NORMAL once the transaction is over; an open batch is committed
+ * first. batched (only while batching is on): the write joins the batch,
+ * and tx_commit() only ends its savepoint: journal_flush() commits.
+ */
+static int tx_begin_batched(struct sqlj *j, bool durable, bool batched)
+{
+	if (batched && j->batching)
+		return batch_begin(j);
+	sq_flush(&j->base);
+	if (durable && exec_stmt(j, ST_SYNC_FULL) < 0)
+		return -1;
+	j->durable_tx = durable;
+	if (exec_stmt(j, ST_BEGIN) < 0) {
+		if (durable)
+			exec_stmt(j, ST_SYNC_NORMAL);
+		j->durable_tx = false;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A write of one statement in the batch needs no savepoint of its own: a
+ * statement that fails undoes only itself (SQLite's statement journal),
+ * unless SQLite gives up the whole transaction, which tx_rollback sees.
+ * Two statements fewer a sync delivery.
+ */
+static int tx_begin_one(struct sqlj *j, bool durable)
+{
+	if (!j->batching)
+		return tx_begin_batched(j, durable, false);
+	if (!j->batch) {
+		if (exec_stmt(j, ST_BEGIN) < 0)
+			return -1;
+		j->batch = true;
+		j->batch_id++;
+	}
+	j->bare_tx = true;
+	return 0;
+}
+
+static int tx_begin(struct sqlj *j, bool durable)
+{
+	return tx_begin_batched(j, durable, false);
+}
+
+static void tx_end(struct sqlj *j)
+{
+	if (j->durable_tx)
+		exec_stmt(j, ST_SYNC_NORMAL);
+	j->durable_tx = false;
+}
+
+static void tx_rollback(struct sqlj *j)
+{
+	if (j->bare_tx) {
+		j->bare_tx = false;
+		if (sqlite3_get_autocommit(j->db))
+			batch_lost(j);
+		return;
+	}
+	if (j->batched_tx) {
+		j->batched_tx = false;
+		if (sqlite3_get_autocommit(j->db)) {
+			batch_lost(j);
+		} else {
+			exec_stmt(j, ST_ROLLBACK_TO);
+			exec_stmt(j, ST_RELEASE);
+		}
+		return;
+	}
+	if (!sqlite3_get_autocommit(j->db))
+		exec_stmt(j, ST_ROLLBACK);
+	tx_end(j);
+}
+
+/* Commits (in a batch: ends the savepoint); on failure rolls back. */
+static int tx_commit(struct sqlj *j)
+{
+	if (j->bare_tx) {
+		j->bare_tx = false;
+		return 0;
+	}
+	if (j->batched_tx) {
+		if (exec_stmt(j, ST_RELEASE) < 0) {
+			tx_rollback(j);
+			return -1;
+		}
+		j->batched_tx = false;
+		return 0;
+	}
+	if (exec_stmt(j, ST_COMMIT) < 0) {
+		tx_rollback(j);
+		return -1;
+	}
+	tx_end(j);
+	return 0;
+}
+
+/* The old state of a row: 1 found, 0 not, -1 error. */
+struct old_row {
+	int state;
+	bool async;
+	int attempts;
+	int run_attempt;
+	int64_t body_len;
+};
+
+static int read_old(struct sqlj *j, int64_t rowid, struct old_row *o)
+{
+	sqlite3_stmt *s = stmt(j, ST_OLD);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, rowid);
+	int rc = sqlite3_step(s);
+	int ret = 0;
+	if (rc == SQLITE_ROW) {
+		o->state = sqlite3_column_int(s, 0);
+		o->async = sqlite3_column_int(s, 1) != 0;
+		o->attempts = sqlite3_column_int(s, 2);
+		o->run_attempt = sqlite3_column_int(s, 3);
+		o->body_len = sqlite3_column_int64(s, 4);
+		ret = 1;
+	} else if (rc != SQLITE_DONE) {
+		db_error(j, "read delivery");
+		ret = -1;
+	}
+	done(s);
+	return ret;
+}
+
+static int64_t count_query(struct sqlj *j, enum stmt_id id)
+{
+	sqlite3_stmt *s = stmt(j, id);
+	if (!s)
+		return -1;
+	int64_t n = -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	else
+		db_error(j, "count");
+	done(s);
+	return n;
+}
+
+static int recount(struct sqlj *j)
+{
+	int64_t p = count_query(j, ST_COUNT_PENDING);
+	int64_t b = count_query(j, ST_COUNT_PENDING_BYTES);
+	int64_t r = count_query(j, ST_COUNT_ROWS);
+	if (p < 0 || b < 0 || r < 0)
+		return -1;
+	j->pending = p;
+	j->pending_bytes = b;
+	j->rows = r;
+	return 0;
+}
+
+/* A row's change from (old state, old body) to (new state, new body): the
+ * pending count and bytes follow, once its write is committed. */
+static void count_pending(struct sqlj *j, int old_state, bool old_async, int64_t old_len,
+                          int new_state, bool new_async, int64_t new_len)
+{
+	bool was = pending_async(old_state, old_async), is = pending_async(new_state, new_async);
+	j->pending += (int64_t)is - (int64_t)was;
+	j->pending_bytes += (is ? new_len : 0) - (was ? old_len : 0);
+}
+
+/* ---- open and close ---- */
+
+/* mkdir -p; the last component (only if created here) gets mode 0700. */
+static int make_state_dir(const char *dir, char *err, size_t errlen)
+{
+	char *p = xstrdup(dir);
+	size_t len = strlen(p);
+	while (len > 1 && p[len - 1] == '/')
+		p[--len] = '\0';
+	int ret = 0;
+	for (char *c = p + 1;; c++) {
+		bool last = *c == '\0';
+		if (!last && *c != '/')
+			continue;
+		*c = '\0';
+		if (mkdir(p, last ? 0700 : 0755) == 0) {
+			/* The umask must not loosen or tighten it: exactly 0700. */
+			if (last && chmod(p, 0700) < 0) {
+				snprintf(err, errlen, "state_dir %s: chmod: %s", p, strerror(errno));
+				ret = -1;
+				break;
+			}
+		} else if (errno != EEXIST) {
+			snprintf(err, errlen, "state_dir %s: %s", p, strerror(errno));
+			ret = -1;
+			break;
+		}
+		if (last)
+			break;
+		*c = '/';
+	}
+	struct stat st;
+	if (ret == 0 && (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))) {
+		snprintf(err, errlen, "state_dir %s: not a directory", p);
+		ret = -1;
+	}
+	free(p);
+	return ret;
+}
+
+/* Creates the database file 0600 before SQLite does (SQLite would use
+ * 0644 & ~umask); SQLite gives the -wal and -shm files the same mode. */
+static int create_db_file(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	int ret = 0;
+	if (fchmod(fd, 0600) < 0) {
+		snprintf(err, errlen, "%s: chmod: %s", path, strerror(errno));
+		ret = -1;
+	}
+	close(fd);
+	return ret;
+}
+
+static int user_version(sqlite3 *db, int *version)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*version = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Creates the schema in an empty database or migrates an older one. */
+static int schema_setup(struct sqlj *j, char *err, size_t errlen)
+{
+	if (tx_begin(j, true) < 0)
+		goto fail;
+	int version;
+	if (user_version(j->db, &version) < 0)
+		goto fail;
+	if (version > SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %d is newer than this hookd's (%d)",
+		         j->path, version, SCHEMA_VERSION);
+		tx_rollback(j);
+		return -1;
+	}
+	/* A new file gets version 1, then every step up, like an old one. */
+	if (version == 0 && sqlite3_exec(j->db, schema_v1, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	if (version < 2 && sqlite3_exec(j->db, schema_v2, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	/* Later: `if (version < 3) ...`, and the version bumped. */
+	if (version < SCHEMA_VERSION) {
+		char *sql = xasprintf("PRAGMA user_version = %d;", SCHEMA_VERSION);
+		int rc = sqlite3_exec(j->db, sql, NULL, NULL, NULL);
+		free(sql);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	/* The deliveries page's filters (journal_query): added to any journal,
+	 * old or new, without a schema version of their own. */
+	if (sqlite3_exec(j->db, query_indexes, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	j->schema = SCHEMA_VERSION;
+	if (tx_commit(j) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: schema: %s", j->path, sqlite3_errmsg(j->db));
+	tx_rollback(j);
+	return -1;
+}
+
+static void sq_close(struct journal *base);
+
+static char *journal_path(const char *state_dir)
+{
+	return xasprintf("%s/journal.db", state_dir);
+}
+
+static struct sqlj *journal_new_handle(const char *state_dir)
+{
+	struct sqlj *j = xcalloc(1, sizeof(*j));
+	j->path = journal_path(state_dir);
+	j->sync_fd = -1;
+	return j;
+}
+
+/*
+ * A descriptor of our own on the WAL (SQLite keeps its own hidden): on
+ * Linux fdatasync writes out a file's data whichever descriptor it is
+ * called on. The WAL lives as long as the daemon's connection (SQLite
+ * deletes it only when the last connection closes), and is rewritten in
+ * place, never replaced. Its directory entry is made durable once, here.
+ */
+static int open_sync_fd(struct sqlj *j, const char *state_dir, char *err, size_t errlen)
+{
+	char *wal = xasprintf("%s-wal", j->path);
+	j->sync_fd = open(wal, O_RDWR | O_CLOEXEC);
+	if (j->sync_fd < 0)
+		snprintf(err, errlen, "%s: %s", wal, strerror(errno));
+	free(wal);
+	if (j->sync_fd < 0)
+		return -1;
+	int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+static bool pragma_ok(sqlite3 *db, const char *sql)
+{
+	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK;
+}
+
+static struct sqlj *open_rw(const char *state_dir, uint64_t body_max, int64_t keep_ms,
+                            int64_t max_rows, char *err, size_t errlen)
+{
+	if (!sqlite_load(err, errlen))
+		return NULL;
+	if (make_state_dir(state_dir, err, errlen) < 0)
+		return NULL;
+	struct sqlj *j = journal_new_handle(state_dir);
+	j->body_max = body_max > INT64_MAX ? INT64_MAX : body_max;
+	j->keep_ms = keep_ms;
+	j->max_rows = max_rows;
+	if (create_db_file(j->path, err, errlen) < 0)
+		goto fail;
+	/* NOMUTEX: one thread uses a connection. SQLite opens every file
+	 * O_CLOEXEC, so hooks never inherit the database. */
+	int rc = sqlite3_open_v2(j->path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	                         NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", j->path,
+		         j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_busy_timeout(j->db, BUSY_TIMEOUT_MS);
+
+	sqlite3_stmt *s;
+	bool wal = false;
+	if (sqlite3_prepare_v2(j->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW) {
+			const char *mode = (const char *)sqlite3_column_text(s, 0);
+			wal = mode && strcmp(mode, "wal") == 0;
+		}
+		sqlite3_finalize(s);
+	}
+	if (!wal) {
+		snprintf(err, errlen, "%s: cannot use WAL mode: %s", j->path, sqlite3_errmsg(j->db));
+		goto fail;
+	}
+	if (!pragma_ok(j->db, "PRAGMA synchronous = NORMAL") ||
+	    !pragma_ok(j->db, "PRAGMA foreign_keys = ON")) {
+		snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
+		goto fail;
+	}
+	if (schema_setup(j, err, errlen) < 0)
+		goto fail;
+	if (recount(j) < 0) {
+		snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
+		goto fail;
+	}
+	if (open_sync_fd(j, state_dir, err, errlen) < 0)
+		goto fail;
+	return j;
+fail:
+	sq_close(&j->base);
+	return NULL;
+}
+
+bool journal_sqlite_missing(const char *state_dir)
+{
+	char *path = journal_path(state_dir);
+	struct stat st;
+	bool missing = stat(path, &st) < 0 && errno == ENOENT;
+	free(path);
+	return missing;
+}
+
+static struct sqlj *open_ro(const char *state_dir, char *err, size_t errlen)
+{
+	if (!sqlite_load(err, errlen))
+		return NULL;
+	struct sqlj *j = journal_new_handle(state_dir);
+	j->readonly = true;
+	struct stat st;
+	if (stat(j->path, &st) < 0) {
+		if (errno == ENOENT)
+			snprintf(err, errlen, "%s: no journal yet (hookd has not run with this state_dir)",
+			         j->path);
+		else
+			snprintf(err, errlen, "%s: %s", j->path, strerror(errno));
+		goto fail;
+	}
+	int rc = sqlite3_open_v2(j->path, &j->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", j->path,
+		         j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_busy_timeout(j->db, BUSY_TIMEOUT_MS);
+	int version;
+	/* The first read is where a missing -shm that cannot be created, or
+	 * a file that is not a database, shows. */
+	if (user_version(j->db, &version) < 0) {
+		snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(j->db));
+		goto fail;
+	}
+	if (version == 0) {
+		snprintf(err, errlen, "%s: not a hookd journal (no schema)", j->path);
+		goto fail;
+	}
+	if (version > SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %d is newer than this hookd's (%d)",
+		         j->path, version, SCHEMA_VERSION);
+		goto fail;
+	}
+	j->schema = version;
+	return j;
+fail:
+	sq_close(&j->base);
+	return NULL;
+}
+
+static void sq_set_batching(struct journal *base, bool on)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (!on)
+		sq_flush(&j->base);
+	j->batching = on && !j->readonly;
+}
+
+static void sq_close(struct journal *base)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (!j)
+		return;
+	sq_flush(&j->base);
+	for (size_t i = 0; i < ST_MAX; i++)
+		sqlite3_finalize(j->st[i]);
+	if (j->db)
+		sqlite3_close(j->db);
+	if (j->sync_fd >= 0)
+		close(j->sync_fd);
+	free(j->path);
+	free(j);
+}
+
+/* ---- the daemon's calls ---- */
+
+static enum result sq_lookup(struct journal *base, const char *endpoint, const char *delivery_id,
+                           enum delivery_state *state, int *attempts, int64_t *rowid)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	sqlite3_stmt *s = stmt(j, ST_LOOKUP);
+	if (!s)
+		return RESULT_ERROR;
+	bind_text(s, 1, endpoint);
+	bind_text(s, 2, delivery_id);
+	int rc = sqlite3_step(s);
+	enum result ret = RESULT_UNKNOWN;
+	if (rc == SQLITE_ROW) {
+		if (rowid)
+			*rowid = sqlite3_column_int64(s, 0);
+		if (state)
+			*state = (enum delivery_state)sqlite3_column_int(s, 1);
+		if (attempts)
+			*attempts = sqlite3_column_int(s, 2);
+		ret = RESULT_OK;
+	} else if (rc != SQLITE_DONE) {
+		db_error(j, "lookup");
+		ret = RESULT_ERROR;
+	}
+	done(s);
+	return ret;
+}
+
+/* "Name: value\n" lines, credential headers left out; CR and LF in a
+ * name or value (which HTTP forbids anyway) become spaces so that each
+ * header stays one line. */
+static char *headers_text(const struct journal_new *d)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	for (size_t i = 0; i < d->nheaders; i++) {
+		const struct journal_header *h = &d->headers[i];
+		if (!h->name || header_is_credential(h->name, NULL))
+			continue;
+		size_t start = sb.len;
+		sb_puts(&sb, h->name);
+		sb_puts(&sb, ": ");
+		sb_puts(&sb, h->value ? h->value : "");
+		for (size_t k = start; k < sb.len; k++) {
+			if (sb.buf[k] == '\r' || sb.buf[k] == '\n')
+				sb.buf[k] = ' ';
+		}
+		sb_putc(&sb, '\n');
+	}
+	return sb_steal(&sb);
+}
+
+static int64_t sq_record(struct journal *base, const struct journal_new *d)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (j->readonly || !d->endpoint || !d->delivery_id || !d->event)
+		return -1;
+	enum delivery_state st = d->async ? DSTATE_QUEUED : DSTATE_RUNNING;
+	/*
+	 * A sync delivery's body is only ever read from the journal once it is
+	 * final (a pending one cannot be replayed, and its sender holds it), so
+	 * it is stored already cut: the whole body is not written twice.
+	 */
+	size_t keep = d->body_len;
+	bool cut = false;
+	if (!d->async && keep > j->body_max) {
+		keep = (size_t)j->body_max;
+		cut = true;
+	}
+	const void *body = d->body ? (const void *)d->body : "";
+	char *headers = headers_text(d);
+	int64_t rowid = -1;
+	int64_t drows = 0;
+	struct old_row o = {.state = DSTATE_SUCCEEDED};
+
+	/* The 202 promises the delivery survives a crash or power loss: in a
+	 * batch the caller syncs it (journal_sync_fd) before answering. */
+	if (tx_begin_one(j, d->async) < 0)
+		goto out;
+	int64_t old_id;
+	enum delivery_state old_state;
+	int old_attempts;
+	enum result found = d->known_new ? RESULT_UNKNOWN
+	                                 : sq_lookup(&j->base, d->endpoint, d->delivery_id,
+	                                                  &old_state, &old_attempts, &old_id);
+	if (found == RESULT_ERROR)
+		goto fail;
+	if (found == RESULT_OK) {
+		if (read_old(j, old_id, &o) != 1)
+			goto fail;
+		sqlite3_stmt *s = stmt(j, ST_RESEND);
+		if (!s)
+			goto fail;
+		sqlite3_bind_int64(s, 1, old_id);
+		bind_text(s, 2, d->event);
+		bind_text(s, 3, d->remote_addr);
+		sqlite3_bind_int(s, 4, d->async);
+		sqlite3_bind_int(s, 5, st);
+		sqlite3_bind_int64(s, 6, now_wall_ms());
+		bind_text(s, 7, headers);
+		sqlite3_bind_blob64(s, 8, body, keep, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 9, (int64_t)d->body_len);
+		sqlite3_bind_int(s, 10, cut);
+		if (step_done(j, s, "record resend") < 0)
+			goto fail;
+		rowid = old_id;
+	} else {
+		sqlite3_stmt *s = stmt(j, ST_INSERT);
+		if (!s)
+			goto fail;
+		bind_text(s, 1, d->endpoint);
+		bind_text(s, 2, d->delivery_id);
+		bind_text(s, 3, d->event);
+		bind_text(s, 4, d->remote_addr ? d->remote_addr : "");
+		sqlite3_bind_int(s, 5, d->async);
+		sqlite3_bind_int(s, 6, st);
+		sqlite3_bind_int64(s, 7, d->received_ms);
+		sqlite3_bind_int(s, 8, d->async ? 0 : 1); /* sync: attempt 1 is starting */
+		bind_text(s, 9, headers);
+		sqlite3_bind_blob64(s, 10, body, keep, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 11, (int64_t)d->body_len);
+		sqlite3_bind_int(s, 12, cut);
+		if (step_done(j, s, "record") < 0)
+			goto fail;
+		rowid = sqlite3_last_insert_rowid(j->db);
+		drows = 1;
+	}
+	if (tx_commit(j) < 0) {
+		rowid = -1;
+		goto out;
+	}
+	count_pending(j, o.state, o.async, o.body_len, st, d->async, (int64_t)d->body_len);
+	j->rows += drows;
+	goto out;
+fail:
+	rowid = -1;
+	tx_rollback(j);
+out:
+	free(headers);
+	return rowid;
+}
+
+static int sq_attempt_started(struct journal *base, int64_t rowid, int attempt, int64_t started_ms)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (j->readonly)
+		return -1;
+	struct old_row o;
+	int found = read_old(j, rowid, &o);
+	if (found <= 0)
+		return -1;
+	/* The sync path: journal_record already marked this attempt running. */
+	if (o.state == DSTATE_RUNNING && o.run_attempt == attempt)
+		return 0;
+	sqlite3_stmt *s = stmt(j, ST_STARTED);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, rowid);
+	sqlite3_bind_int(s, 2, attempt);
+	sqlite3_bind_int64(s, 3, started_ms);
+	if (step_done(j, s, "attempt started") < 0)
+		return -1;
+	count_pending(j, o.state, o.async, o.body_len, DSTATE_RUNNING, o.async, o.body_len);
+	return 0;
+}
+
+static int insert_attempt(struct sqlj *j, int64_t rowid, const struct journal_attempt *a)
+{
+	sqlite3_stmt *s = stmt(j, ST_ATTEMPT);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, rowid);
+	sqlite3_bind_int(s, 2, a->attempt);
+	sqlite3_bind_int64(s, 3, a->started_ms);
+	if (a->finished_ms)
+		sqlite3_bind_int64(s, 4, a->finished_ms);
+	else
+		sqlite3_bind_null(s, 4);
+	sqlite3_bind_int(s, 5, a->http);
+	bind_text(s, 6, a->status ? a->status : "");
+	bind_text(s, 7, a->error);
+	if (step_done(j, s, "record attempt") < 0)
+		return -1;
+	for (size_t i = 0; i < a->nhooks; i++) {
+		const struct journal_hook *h = &a->hooks[i];
+		s = stmt(j, ST_HOOK);
+		if (!s)
+			return -1;
+		sqlite3_bind_int64(s, 1, rowid);
+		sqlite3_bind_int(s, 2, a->attempt);
+		sqlite3_bind_int64(s, 3, (int64_t)i + 1);
+		bind_text(s, 4, h->hook ? h->hook : "");
+		if (h->exit_code >= 0)
+			sqlite3_bind_int(s, 5, h->exit_code);
+		else
+			sqlite3_bind_null(s, 5);
+		bind_text(s, 6, h->signal);
+		sqlite3_bind_int64(s, 7, h->ms);
+		bind_text(s, 8, h->error);
+		if (h->output)
+			sqlite3_bind_blob64(s, 9, h->output, h->output_len, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, 9);
+		if (step_done(j, s, "record hook") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int update_finished(struct sqlj *j, int64_t rowid, int attempts, int http,
+                           const char *status, const char *error, enum delivery_state state,
+                           int64_t next_due_ms, int64_t now_ms)
+{
+	sqlite3_stmt *s = stmt(j, ST_FINISH);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, rowid);
+	sqlite3_bind_int(s, 2, state);
+	sqlite3_bind_int(s, 3, attempts);
+	sqlite3_bind_int(s, 4, http);
+	bind_text(s, 5, status);
+	bind_text(s, 6, error);
+	sqlite3_bind_int64(s, 7, next_due_ms);
+	sqlite3_bind_int64(s, 8, now_ms);
+	sqlite3_bind_int64(s, 9, (int64_t)j->body_max);
+	return step_done(j, s, "record outcome");
+}
+
+static int sq_attempt_finished(struct journal *base, int64_t rowid, const struct journal_attempt *a,
+                             enum delivery_state state, int64_t next_due_ms)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (j->readonly || (unsigned)state > DSTATE_SKIPPED)
+		return -1;
+	if (tx_begin_batched(j, false, true) < 0)
+		return -1;
+	struct old_row o;
+	if (read_old(j, rowid, &o) != 1)
+		goto fail;
+	if (insert_attempt(j, rowid, a) < 0)
+		goto fail;
+	int64_t now = a->finished_ms ? a->finished_ms : now_wall_ms();
+	if (update_finished(j, rowid, a->attempt, a->http, a->status, a->error, state,
+	                    state == DSTATE_RETRY_WAIT ? next_due_ms : 0, now) < 0)
+		goto fail;
+	if (tx_commit(j) < 0)
+		return -1;
+	count_pending(j, o.state, o.async, o.body_len, state, o.async, o.body_len);
+	return 0;
+fail:
+	tx_rollback(j);
+	return -1;
+}
+
+static int sq_hand_over(struct journal *base, int64_t rowid, bool running, const unsigned char *body,
+                      size_t body_len)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (j->readonly)
+		return -1;
+	if (tx_begin(j, true) < 0)
+		return -1;
+	struct old_row o;
+	if (read_old(j, rowid, &o) != 1 || o.async ||
+	    !delivery_state_pending((enum delivery_state)o.state))
+		goto fail;
+	sqlite3_stmt *s = stmt(j, ST_HAND_OVER);
+	if (!s)
+		goto fail;
+	sqlite3_bind_int64(s, 1, rowid);
+	sqlite3_bind_int64(s, 2, now_wall_ms());
+	/* Only a body journal_record cut is written again. */
+	if (body_len > j->body_max)
+		sqlite3_bind_blob64(s, 3, body ? (const void *)body : "", body_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 3);
+	sqlite3_bind_int(s, 4, running);
+	if (step_done(j, s, "hand over") < 0)
+		goto fail;
+	if (tx_commit(j) < 0)
+		return -1;
+	count_pending(j, o.state, false, o.body_len, running ? o.state : DSTATE_QUEUED, true,
+	              o.body_len);
+	return 0;
+fail:
+	tx_rollback(j);
+	return -1;
+}
+
+static enum result sq_requeue(struct journal *base, int64_t rowid)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (j->readonly)
+		return RESULT_ERROR;
+	if (tx_begin(j, true) < 0)
+		return RESULT_ERROR;
+	struct old_row o;
+	int found = read_old(j, rowid, &o);
+	enum result ret = RESULT_ERROR;
+	if (found < 0)
+		goto fail;
+	if (found == 0) {
+		ret = RESULT_UNKNOWN;
+		goto fail;
+	}
+	if (delivery_state_pending((enum delivery_state)o.state)) {
+		ret = RESULT_PENDING;
+		goto fail;
+	}
+	sqlite3_stmt *s = stmt(j, ST_GET);
+	if (!s)
+		goto fail;
+	sqlite3_bind_int64(s, 1, rowid);
+	bool cut = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 11);
+	done(s);
+	if (cut) {
+		ret = RESULT_BODY_CUT;
+		goto fail;
+	}
+	s = stmt(j, ST_REQUEUE);
+	if (!s)
+		goto fail;
+	sqlite3_bind_int64(s, 1, rowid);
+	sqlite3_bind_int64(s, 2, now_wall_ms());
+	if (step_done(j, s, "requeue") < 0)
+		goto fail;
+	if (tx_commit(j) < 0)
+		return RESULT_ERROR;
+	count_pending(j, o.state, o.async, o.body_len, DSTATE_QUEUED, true, o.body_len);
+	return RESULT_OK;
+fail:
+	tx_rollback(j);
+	return ret;
+}
+
+static char *col_strdup(sqlite3_stmt *s, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(s, i);
+	return xstrdup(t ? t : "");
+}
+
+/* Fills p from a row of PENDING_COLS. */
+static void read_pending(sqlite3_stmt *s, struct journal_pending *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->rowid = sqlite3_column_int64(s, 0);
+	p->endpoint = col_strdup(s, 1);
+	p->delivery_id = col_strdup(s, 2);
+	p->event = col_strdup(s, 3);
+	p->remote_addr = col_strdup(s, 4);
+	p->state = (enum delivery_state)sqlite3_column_int(s, 5);
+	p->attempts = sqlite3_column_int(s, 6);
+	p->next_due_ms = sqlite3_column_int64(s, 7);
+	p->received_ms = sqlite3_column_int64(s, 8);
+	p->body_complete = sqlite3_column_int(s, 11) == 0;
+	p->replay_attempt = sqlite3_column_int(s, 13);
+	if (sqlite3_column_type(s, 9) == SQLITE_NULL) {
+		/* Recovery's list: the body stays in the journal. */
+		p->body_len = (size_t)sqlite3_column_int64(s, 10);
+		p->headers = xcalloc(1, sizeof(char *));
+		return;
+	}
+	const void *b = sqlite3_column_blob(s, 9);
+	size_t blen = (size_t)sqlite3_column_bytes(s, 9);
+	p->body = xmalloc(blen + 1);
+	if (blen)
+		memcpy(p->body, b, blen);
+	p->body[blen] = '\0'; /* a convenience for text bodies; body_len counts */
+	p->body_len = blen;
+
+	const char *h = (const char *)sqlite3_column_text(s, 12);
+	size_t n = 0;
+	for (const char *c = h; c && *c; c++)
+		n += *c == '\n';
+	p->headers = xcalloc(n + 1, sizeof(char *));
+	for (const char *c = h; c && *c;) {
+		const char *nl = strchr(c, '\n');
+		size_t len = nl ? (size_t)(nl - c) : strlen(c);
+		if (p->nheaders < n + 1)
+			p->headers[p->nheaders++] = xstrndup(c, len);
+		c += len + (nl ? 1 : 0);
+	}
+}
+
+static enum result sq_get(struct journal *base, int64_t rowid, struct journal_pending *out)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	sqlite3_stmt *s = stmt(j, ST_GET);
+	if (!s)
+		return RESULT_ERROR;
+	sqlite3_bind_int64(s, 1, rowid);
+	int rc = sqlite3_step(s);
+	enum result ret = RESULT_UNKNOWN;
+	if (rc == SQLITE_ROW) {
+		read_pending(s, out);
+		ret = RESULT_OK;
+	} else if (rc != SQLITE_DONE) {
+		db_error(j, "get");
+		ret = RESULT_ERROR;
+	}
+	done(s);
+	return ret;
+}
+
+static enum result sq_find(struct journal *base, const char *endpoint, const char *delivery_id,
+                         int64_t *rowid)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	sqlite3_stmt *s = stmt(j, ST_FIND);
+	if (!s)
+		return RESULT_ERROR;
+	bind_text(s, 1, delivery_id);
+	bind_text(s, 2, endpoint);
+	int n = 0, rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n++ == 0 && rowid)
+			*rowid = sqlite3_column_int64(s, 0);
+	}
+	done(s);
+	if (rc != SQLITE_DONE) {
+		db_error(j, "find");
+		return RESULT_ERROR;
+	}
+	return n == 0 ? RESULT_UNKNOWN : n == 1 ? RESULT_OK : RESULT_AMBIGUOUS;
+}
+
+/* What recovery changes in one row. */
+struct recover_row {
+	int64_t id;
+	bool async;
+	int state, attempts, run_attempt;
+	int64_t run_started_ms;
+};
+
+static int sq_recover(struct journal *base, struct journal_pending **out, size_t *n)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	*out = NULL;
+	*n = 0;
+	if (j->readonly)
+		return -1;
+	struct recover_row *rows = NULL;
+	size_t nrows = 0, cap = 0;
+	struct journal_pending *list = NULL;
+	size_t nlist = 0, lcap = 0;
+	if (tx_begin(j, false) < 0)
+		return -1;
+
+	/* Collected first: rows are not changed under a running SELECT. */
+	sqlite3_stmt *s = stmt(j, ST_RECOVER_SCAN);
+	if (!s)
+		goto fail;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (nrows == cap) {
+			cap = cap ? cap * 2 : 16;
+			rows = xrealloc(rows, cap * sizeof(*rows));
+		}
+		struct recover_row *r = &rows[nrows++];
+		r->id = sqlite3_column_int64(s, 0);
+		r->async = sqlite3_column_int(s, 1) != 0;
+		r->state = sqlite3_column_int(s, 2);
+		r->attempts = sqlite3_column_int(s, 3);
+		r->run_attempt = sqlite3_column_int(s, 4);
+		r->run_started_ms = sqlite3_column_int64(s, 5);
+	}
+	done(s);
+	if (rc != SQLITE_DONE) {
+		db_error(j, "recover");
+		goto fail;
+	}
+
+	int64_t now = now_wall_ms();
+	for (size_t i = 0; i < nrows; i++) {
+		struct recover_row *r = &rows[i];
+		int attempts = r->attempts;
+		if (r->state == DSTATE_RUNNING) {
+			/* That run died with hookd: it counts as an attempt, with no
+			 * HTTP outcome (http 0) and no known end. */
+			attempts = r->run_attempt > r->attempts ? r->run_attempt : r->attempts + 1;
+			struct journal_attempt a = {
+				.attempt = attempts,
+				.started_ms = r->run_started_ms,
+				.finished_ms = 0,
+				.http = 0,
+				.status = "interrupted",
+				.error = "interrupted",
+			};
+			if (insert_attempt(j, r->id, &a) < 0)
+				goto fail;
+		}
+		/* Async: queued again, due now. Sync: nobody waits for it any
+		 * more; the sender's resend runs it again. */
+		enum delivery_state st = r->async ? DSTATE_QUEUED : DSTATE_FAILED;
+		if (update_finished(j, r->id, attempts, 0, "interrupted", "interrupted", st, 0, now) < 0)
+			goto fail;
+	}
+
+	s = stmt(j, ST_PENDING_ROWS);
+	if (!s)
+		goto fail;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (nlist == lcap) {
+			lcap = lcap ? lcap * 2 : 16;
+			list = xrealloc(list, lcap * sizeof(*list));
+		}
+		read_pending(s, &list[nlist++]);
+	}
+	done(s);
+	if (rc != SQLITE_DONE) {
+		db_error(j, "recover");
+		goto fail;
+	}
+	if (tx_commit(j) < 0)
+		goto fail;
+	free(rows);
+	recount(j);
+	*out = list;
+	*n = nlist;
+	return 0;
+fail:
+	tx_rollback(j);
+	free(rows);
+	for (size_t i = 0; i < nlist; i++)
+		journal_pending_free(&list[i]);
+	free(list);
+	return -1;
+}
+
+/* One bounded DELETE; returns the rows it deleted or -1. */
+static int prune_step(struct sqlj *j, enum stmt_id id, int64_t a, int64_t b)
+{
+	sqlite3_stmt *s = stmt(j, id);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, a);
+	if (id == ST_PRUNE_AGE)
+		sqlite3_bind_int64(s, 2, b);
+	if (step_done(j, s, "prune") < 0)
+		return -1;
+	/* Direct deletes only; the cascaded attempts and hook runs are not
+	 * counted. */
+	int n = sqlite3_changes(j->db);
+	j->rows -= n;
+	return n;
+}
+
+static int sq_prune(struct journal *base, int64_t now_ms)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (j->readonly)
+		return -1;
+	int deleted = 0;
+	if (j->keep_ms > 0) {
+		int n = prune_step(j, ST_PRUNE_AGE, now_ms - j->keep_ms, JOURNAL_PRUNE_BATCH);
+		if (n < 0)
+			return -1;
+		deleted += n;
+	}
+	/* Recounted when over the limit: an exact count is cheap next to the
+	 * deletes it decides, and it keeps a drifted count from deleting too
+	 * much. */
+	if (j->max_rows > 0 && j->rows > j->max_rows && deleted < JOURNAL_PRUNE_BATCH) {
+		if (recount(j) < 0)
+			return -1;
+		int64_t excess = j->rows - j->max_rows;
+		int64_t budget = JOURNAL_PRUNE_BATCH - deleted;
+		if (excess > 0) {
+			int n = prune_step(j, ST_PRUNE_OLDEST, excess < budget ? excess : budget, 0);
+			if (n < 0)
+				return -1;
+			deleted += n;
+		}
+	} else if (deleted == 0) {
+		/* Nothing was due: a cheap moment to resync the pending count
+		 * and bytes. */
+		int64_t p = count_query(j, ST_COUNT_PENDING);
+		int64_t b = count_query(j, ST_COUNT_PENDING_BYTES);
+		if (p >= 0 && b >= 0) {
+			j->pending = p;
+			j->pending_bytes = b;
+		}
+	}
+	return deleted;
+}
+
+static int64_t sq_pending_count(struct journal *base)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (j->readonly)
+		return count_query(j, ST_COUNT_PENDING);
+	return j->pending;
+}
+
+static int64_t sq_pending_bytes(struct journal *base)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (j->readonly)
+		return count_query(j, ST_COUNT_PENDING_BYTES);
+	return j->pending_bytes;
+}
+
+/* ---- reading back, for `events` and `show` ---- */
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(s, i);
+	return t ? t : "";
+}
+
+/* The column's text, or NULL when it is NULL. */
+static const char *col_text_or_null(sqlite3_stmt *s, int i)
+{
+	return sqlite3_column_type(s, i) != SQLITE_NULL ? col_text(s, i) : NULL;
+}
+
+static enum result sq_list(struct journal *base, int64_t since_ms, bool failed_only,
+                         bool (*visit)(const struct journal_entry *e, void *arg), void *arg)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	sqlite3_stmt *s = stmt(j, ST_EVENTS);
+	if (!s)
+		return RESULT_ERROR;
+	sqlite3_bind_int64(s, 1, since_ms);
+	sqlite3_bind_int(s, 2, failed_only);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct journal_entry e = {
+			.received_ms = sqlite3_column_int64(s, 0),
+			.endpoint = col_text(s, 1),
+			.delivery_id = col_text(s, 2),
+			.event = col_text(s, 3),
+			.state = (enum delivery_state)sqlite3_column_int(s, 4),
+			.http = sqlite3_column_int(s, 5),
+			.attempts = sqlite3_column_int(s, 6),
+		};
+		if (!visit(&e, arg))
+			break;
+	}
+	bool failed = rc != SQLITE_DONE && rc != SQLITE_ROW;
+	if (failed)
+		db_error(j, "events");
+	done(s);
+	return failed ? RESULT_ERROR : RESULT_OK;
+}
+
+static enum result sq_read(struct journal *base, int64_t rowid,
+                         void (*visit)(const struct journal_entry *e, void *arg), void *arg)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	sqlite3_stmt *s = stmt(j, ST_SHOW);
+	if (!s)
+		return RESULT_ERROR;
+	sqlite3_bind_int64(s, 1, rowid);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		/* Pruned since the caller found its rowid (or unreadable: `show`
+		 * says the same either way). */
+		done(s);
+		return RESULT_UNKNOWN;
+	}
+	const unsigned char *body = sqlite3_column_blob(s, 14);
+	struct journal_entry e = {
+		.endpoint = col_text(s, 0),
+		.delivery_id = col_text(s, 1),
+		.event = col_text(s, 2),
+		.remote_addr = col_text(s, 3),
+		.async = sqlite3_column_int(s, 4) != 0,
+		.state = (enum delivery_state)sqlite3_column_int(s, 5),
+		.attempts = sqlite3_column_int(s, 6),
+		.received_ms = sqlite3_column_int64(s, 7),
+		.updated_ms = sqlite3_column_int64(s, 8),
+		.next_due_ms = sqlite3_column_int64(s, 9),
+		.http = sqlite3_column_int(s, 10),
+		.status = col_text_or_null(s, 11),
+		.error = col_text_or_null(s, 12),
+		.headers = col_text(s, 13),
+		.body = body ? body : (const unsigned char *)"",
+		.body_kept = (size_t)sqlite3_column_bytes(s, 14),
+		.body_len = sqlite3_column_int64(s, 15),
+		.body_cut = sqlite3_column_int(s, 16) != 0,
+		.run_attempt = sqlite3_column_int(s, 17),
+		.run_started_ms = sqlite3_column_int64(s, 18),
+	};
+	visit(&e, arg);
+	done(s);
+	return RESULT_OK;
+}
+
+static enum result sq_read_attempts(struct journal *base, int64_t rowid,
+                                  const struct journal_attempt_visitor *v)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	sqlite3_stmt *a = stmt(j, j->schema < 2 ? ST_SHOW_ATTEMPTS_V1 : ST_SHOW_ATTEMPTS);
+	if (!a)
+		return RESULT_ERROR;
+	sqlite3_bind_int64(a, 1, rowid);
+	int rc;
+	while ((rc = sqlite3_step(a)) == SQLITE_ROW) {
+		struct journal_attempt at = {
+			.attempt = sqlite3_column_int(a, 0),
+			.started_ms = sqlite3_column_int64(a, 1),
+			.finished_ms = sqlite3_column_type(a, 2) != SQLITE_NULL
+			                       ? sqlite3_column_int64(a, 2)
+			                       : 0,
+			.http = sqlite3_column_int(a, 3),
+			.status = col_text(a, 4),
+			.error = col_text_or_null(a, 5),
+			.replay = sqlite3_column_int(a, 6) != 0,
+		};
+		v->attempt(&at, v->arg);
+
+		sqlite3_stmt *h = stmt(j, ST_SHOW_HOOKS);
+		if (!h)
+			break;
+		sqlite3_bind_int64(h, 1, rowid);
+		sqlite3_bind_int(h, 2, at.attempt);
+		while (sqlite3_step(h) == SQLITE_ROW) {
+			struct journal_hook hk = {
+				.hook = col_text(h, 0),
+				.exit_code = sqlite3_column_type(h, 1) != SQLITE_NULL
+				                     ? sqlite3_column_int(h, 1)
+				                     : -1,
+				.signal = col_text_or_null(h, 2),
+				.ms = sqlite3_column_int64(h, 3),
+				.error = col_text_or_null(h, 4),
+				.output = sqlite3_column_blob(h, 5),
+				.output_len = (size_t)sqlite3_column_bytes(h, 5),
+			};
+			v->hook(&hk, v->arg);
+		}
+		done(h);
+	}
+	done(a);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		db_error(j, "show");
+		return RESULT_ERROR;
+	}
+	return RESULT_OK;
+}
+
+static enum result sq_endpoints_of(struct journal *base, const char *delivery_id,
+                                 void (*visit)(const char *endpoint, void *arg), void *arg)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	sqlite3_stmt *s = stmt(j, ST_FIND_ALL);
+	if (!s)
+		return RESULT_ERROR;
+	bind_text(s, 1, delivery_id);
+	while (sqlite3_step(s) == SQLITE_ROW)
+		visit(col_text(s, 0), arg);
+	done(s);
+	return RESULT_OK;
+}
+
+/* ---- the deliveries page's list (webapi.c) ---- */
+
+static enum result sq_query(struct journal *base, const struct journal_filter *f,
+                          bool (*visit)(const struct journal_row *r, void *arg), void *arg)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	/* Built per call: each filter left out is a clause left out, so that
+	 * SQLite picks the index that fits the ones given. */
+	struct strbuf sql;
+	sb_init(&sql);
+	sb_puts(&sql, "SELECT d.id, d.received_ms, d.endpoint, d.delivery_id, d.event, d.state,"
+	              " d.http, d.attempts, d.next_due_ms, d.status,"
+	              " (SELECT a.finished_ms - a.started_ms FROM attempts a WHERE a.delivery = d.id"
+	              "  ORDER BY a.attempt DESC LIMIT 1)"
+	              " FROM deliveries d WHERE d.received_ms >= ?1");
+	if (f->state >= 0)
+		sb_puts(&sql, " AND d.state = ?2");
+	if (f->endpoint)
+		sb_puts(&sql, " AND d.endpoint = ?3");
+	if (f->event_glob)
+		sb_puts(&sql, " AND d.event GLOB ?4");
+	if (f->text)
+		sb_puts(&sql, " AND instr(d.body, ?5) > 0");
+	if (f->before_ms > 0)
+		sb_puts(&sql, " AND (d.received_ms < ?6 OR (d.received_ms = ?6 AND d.id < ?7))");
+	sb_puts(&sql, " ORDER BY d.received_ms DESC, d.id DESC LIMIT ?8");
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(j->db, sql.buf, -1, &s, NULL) != SQLITE_OK) {
+		db_error(j, "query");
+		sb_free(&sql);
+		return RESULT_ERROR;
+	}
+	sb_free(&sql);
+	sqlite3_bind_int64(s, 1, f->since_ms);
+	sqlite3_bind_int(s, 2, f->state);
+	bind_text(s, 3, f->endpoint);
+	bind_text(s, 4, f->event_glob);
+	if (f->text)
+		sqlite3_bind_blob64(s, 5, f->text, strlen(f->text), SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, f->before_ms);
+	sqlite3_bind_int64(s, 7, f->before_rowid);
+	sqlite3_bind_int(s, 8, f->limit > 0 ? f->limit : 50);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct journal_row r = {
+			.rowid = sqlite3_column_int64(s, 0),
+			.received_ms = sqlite3_column_int64(s, 1),
+			.endpoint = col_text(s, 2),
+			.delivery_id = col_text(s, 3),
+			.event = col_text(s, 4),
+			.state = (enum delivery_state)sqlite3_column_int(s, 5),
+			.http = sqlite3_column_int(s, 6),
+			.attempts = sqlite3_column_int(s, 7),
+			.next_due_ms = sqlite3_column_int64(s, 8),
+			.status = col_text_or_null(s, 9),
+			.last_ms = sqlite3_column_type(s, 10) != SQLITE_NULL ? sqlite3_column_int64(s, 10)
+			                                                   : -1,
+		};
+		if (!visit(&r, arg))
+			break;
+	}
+	bool failed = rc != SQLITE_DONE && rc != SQLITE_ROW;
+	if (failed)
+		db_error(j, "query");
+	sqlite3_finalize(s);
+	return failed ? RESULT_ERROR : RESULT_OK;
+}
+
+static struct journal *sq_open(const struct journal_opts *o, bool readonly, char *err,
+                               size_t errlen)
+{
+	struct sqlj *j = readonly ? open_ro(o->state_dir, err, errlen)
+	                          : open_rw(o->state_dir, o->body_max, o->keep_ms, o->max_rows, err,
+	                                    errlen);
+	if (!j)
+		return NULL;
+	j->base.ops = &journal_sqlite_ops;
+	return &j->base;
+}
+
+const struct journal_ops journal_sqlite_ops = {
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.set_batching = sq_set_batching,
+	.flush = sq_flush,
+	.batch_id = sq_batch_id,
+	.committed_id = sq_committed_id,
+	.losses = sq_losses,
+	.sync_fd = sq_sync_fd,
+	.defer_checkpoints = sq_defer_checkpoints,
+	.wal_frames = sq_wal_frames,
+	.checkpointer_open = sq_checkpointer_open,
+	.checkpoint_here = sq_checkpoint_here,
+	.lookup = sq_lookup,
+	.record = sq_record,
+	.attempt_started = sq_attempt_started,
+	.attempt_finished = sq_attempt_finished,
+	.hand_over = sq_hand_over,
+	.requeue = sq_requeue,
+	.recover = sq_recover,
+	.get = sq_get,
+	.find = sq_find,
+	.prune = sq_prune,
+	.pending_count = sq_pending_count,
+	.pending_bytes = sq_pending_bytes,
+	.list = sq_list,
+	.read = sq_read,
+	.read_attempts = sq_read_attempts,
+	.endpoints_of = sq_endpoints_of,
+	.query = sq_query,
+};
