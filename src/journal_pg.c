@@ -393,17 +393,24 @@ static void ignore_notice(void *arg, const char *message)
 	(void)message;
 }
 
-/* libpq's messages end with a newline; log lines do not. */
+/* libpq's messages span lines (and end with a newline); a log line is
+ * one: every run of white space becomes one space. */
 static void trim_message(char *buf, size_t len, const char *msg)
 {
-	snprintf(buf, len, "%s", msg ? msg : "");
-	size_t n = strlen(buf);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	for (char *c = buf; *c; c++) {
-		if (*c == '\n')
-			*c = ' ';
+	size_t n = 0;
+	bool space = false;
+	for (const char *c = msg ? msg : ""; *c && n + 1 < len; c++) {
+		if (*c == '\n' || *c == '\t' || *c == '\r' || *c == ' ') {
+			space = n > 0;
+			continue;
+		}
+		if (space && n + 2 < len)
+			buf[n++] = ' ';
+		space = false;
+		buf[n++] = *c;
 	}
+	if (len > 0)
+		buf[n < len ? n : len - 1] = '\0';
 }
 
 /* Connects: NULL with the reason in err. */
@@ -631,15 +638,17 @@ fail:
 /* Read-only: what the database holds, without changing it. */
 static int schema_check(struct pg_journal *j, char *err, size_t errlen)
 {
-	PGresult *r = run(j, "schema",
-	                  "SELECT CASE WHEN to_regclass('hookd_schema') IS NULL THEN 0"
-	                  " ELSE (SELECT coalesce(max(version), 0) FROM hookd_schema) END",
-	                  NULL);
+	PGresult *r = run(j, "schema", "SELECT to_regclass('hookd_schema') IS NOT NULL", NULL);
+	int version = 0;
+	if (r && col_bool(r, 0, 0)) {
+		PQclear(r);
+		r = run(j, "schema", "SELECT coalesce(max(version), 0) FROM hookd_schema", NULL);
+		version = r ? col_int(r, 0, 0) : 0;
+	}
 	if (!r) {
 		snprintf(err, errlen, "PostgreSQL %s: cannot read the journal's schema", j->where);
 		return -1;
 	}
-	int version = col_int(r, 0, 0);
 	PQclear(r);
 	if (version > PG_SCHEMA_VERSION) {
 		snprintf(err, errlen,
@@ -1535,7 +1544,7 @@ static int pg_prune(struct journal *jj, int64_t now_ms)
 		int64_t estimate = col_i64(r, 0, 0);
 		PQclear(r);
 		int64_t rows = estimate;
-		if (estimate < 0 || estimate >= j->max_rows - j->max_rows / 10) {
+		if (estimate < 0 || estimate >= j->max_rows / 2) {
 			r = run(j, "prune", "SELECT count(*) FROM hookd_deliveries", NULL);
 			if (!r)
 				goto fail;

@@ -1,0 +1,924 @@
+/*
+ * The PostgreSQL journal (journal_pg.c) against a real server: the one
+ * HOOKD_TEST_PG names (a libpq connection string of a database the test
+ * may create tables in; unset: the test says why and exits 77, skipped).
+ * Each run works in a schema of its own (search_path), dropped at the end.
+ *
+ * Two handles with instance names "a" and "b" and a 200 ms lease stand for
+ * two hookd instances: fencing, heartbeats, adoption, serialization keys
+ * across instances, recovery, pruning by one instance, import, the
+ * shared pending counts, the readers, and outages (a connection the
+ * server ends; with HOOKD_TEST_PG_STOP and HOOKD_TEST_PG_START, shell
+ * commands that stop and start the server, a real outage too).
+ */
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "journal.h"
+#include "util.h"
+
+#define T0 INT64_C(1700000000000) /* a fixed wall clock for the cases */
+#define LEASE_MS 200
+
+static const char *base_conninfo;
+static char schema[32];
+static PGconn *raw; /* the test's own connection, to look and to meddle */
+
+/* The test's connection string with options added: key=value form or a
+ * postgresql:// URL. */
+static char *conninfo_with(const char *appname, const char *search_path)
+{
+	bool url = strncmp(base_conninfo, "postgres", 8) == 0 && strstr(base_conninfo, "://");
+	if (url)
+		return xasprintf("%s%sapplication_name=%s&options=-c%%20search_path%%3D%s",
+		                 base_conninfo, strchr(base_conninfo, '?') ? "&" : "?", appname,
+		                 search_path);
+	return xasprintf("%s application_name=%s options='-c search_path=%s'", base_conninfo,
+	                 appname, search_path);
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static PGresult *sql(const char *q)
+{
+	PGresult *r = PQexec(raw, q);
+	ExecStatusType st = PQresultStatus(r);
+	CHECK(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", q,
+	      PQresultErrorMessage(r));
+	return r;
+}
+
+static void sql_do(const char *q)
+{
+	PQclear(sql(q));
+}
+
+/* The first column of the first row as a number (-1: none). */
+static int64_t sql_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int64_t sql_int(const char *fmt, ...)
+{
+	char q[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(q, sizeof(q), fmt, ap);
+	va_end(ap);
+	PGresult *r = sql(q);
+	int64_t v = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+	                                                      : -1;
+	PQclear(r);
+	return v;
+}
+
+struct opts_ex {
+	uint64_t body_max;
+	int64_t keep_ms, max_rows;
+};
+
+static struct journal *open_as(const char *instance, const struct opts_ex *x, bool readonly,
+                               const char *search_path)
+{
+	char app[128];
+	snprintf(app, sizeof(app), "%s_%s", schema, instance);
+	char *url = conninfo_with(app, search_path ? search_path : schema);
+	struct journal_opts o = {
+		.url = url,
+		.instance = instance,
+		.lease_ms = LEASE_MS,
+		.body_max = x && x->body_max ? x->body_max : 1024,
+		.keep_ms = x ? x->keep_ms : 0,
+		.max_rows = x ? x->max_rows : 0,
+	};
+	char err[512] = "";
+	struct journal *j = readonly ? journal_open_readonly(&o, err, sizeof(err))
+	                             : journal_open(&o, err, sizeof(err));
+	CHECK(j != NULL, "open %s: %s", instance, err);
+	free(url);
+	return j;
+}
+
+static const struct journal_header std_headers[] = {
+	{"Content-Type", "application/json"},
+	{"Authorization", "Bearer secret"}, /* a credential: never stored */
+	{"X-Odd", "caf\xe9"},               /* not UTF-8: stored with a '?' */
+};
+
+static int64_t rec_key(struct journal *j, const char *endpoint, const char *id, bool async,
+                       int64_t received_ms, const char *body, const char *key)
+{
+	struct journal_new d = {
+		.endpoint = endpoint,
+		.delivery_id = id,
+		.event = "push",
+		.remote_addr = "127.0.0.1",
+		.async = async,
+		.received_ms = received_ms,
+		.headers = std_headers,
+		.nheaders = ARRAY_SIZE(std_headers),
+		.body = (const unsigned char *)body,
+		.body_len = body ? strlen(body) : 0,
+		.key = key,
+	};
+	return journal_record(j, &d);
+}
+
+static int64_t rec(struct journal *j, const char *endpoint, const char *id, bool async,
+                   int64_t received_ms, const char *body)
+{
+	return rec_key(j, endpoint, id, async, received_ms, body, NULL);
+}
+
+static int finish(struct journal *j, int64_t rowid, int attempt, int http,
+                  enum delivery_state st)
+{
+	static const struct journal_hook hooks[] = {
+		{.hook = "10-log", .exit_code = 0, .ms = 3, .output = "out\n", .output_len = 4},
+		{.hook = "20-fail", .exit_code = -1, .signal = "SIGKILL", .ms = 5,
+		 .error = "timed out after 1s"},
+	};
+	struct journal_attempt a = {
+		.attempt = attempt,
+		.started_ms = T0 + attempt * 1000,
+		.finished_ms = T0 + attempt * 1000 + 50,
+		.http = http,
+		.status = http >= 200 && http < 300 ? "ok" : "failed",
+		.error = http >= 200 && http < 300 ? NULL : "exit 1",
+		.hooks = hooks,
+		.nhooks = ARRAY_SIZE(hooks),
+	};
+	return journal_attempt_finished(j, rowid, &a, st, st == DSTATE_RETRY_WAIT ? T0 + 99 : 0);
+}
+
+/* ---- readers' visitors ---- */
+
+struct seen {
+	int n;
+	char ids[64][32];
+	struct journal_entry e; /* journal_read's, strings copied below */
+	char body[256];
+	size_t body_kept;
+	char headers[512];
+	int attempts, hooks;
+	char instance[32];
+	bool replay[8];
+	char hook_out[32];
+};
+
+static bool see_row(const struct journal_row *r, void *arg)
+{
+	struct seen *s = arg;
+	if (s->n < 64)
+		snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", r->delivery_id);
+	s->n++;
+	return true;
+}
+
+static bool see_entry(const struct journal_entry *e, void *arg)
+{
+	struct seen *s = arg;
+	if (s->n < 64)
+		snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", e->delivery_id);
+	s->n++;
+	return true;
+}
+
+static void see_one(const struct journal_entry *e, void *arg)
+{
+	struct seen *s = arg;
+	s->e = *e;
+	s->body_kept = e->body_kept < sizeof(s->body) ? e->body_kept : sizeof(s->body) - 1;
+	memcpy(s->body, e->body, s->body_kept);
+	s->body[s->body_kept] = '\0';
+	snprintf(s->headers, sizeof(s->headers), "%s", e->headers);
+	s->e.endpoint = s->e.delivery_id = s->e.event = s->e.remote_addr = NULL;
+	s->e.status = s->e.error = s->e.headers = NULL;
+	s->e.body = NULL;
+}
+
+static void see_attempt(const struct journal_attempt *a, void *arg)
+{
+	struct seen *s = arg;
+	if (s->attempts < 8)
+		s->replay[s->attempts] = a->replay;
+	s->attempts++;
+	snprintf(s->instance, sizeof(s->instance), "%s", a->instance ? a->instance : "(null)");
+}
+
+static void see_hook(const struct journal_hook *h, void *arg)
+{
+	struct seen *s = arg;
+	if (s->hooks++ == 0)
+		snprintf(s->hook_out, sizeof(s->hook_out), "%.*s", (int)h->output_len,
+		         h->output ? h->output : "");
+}
+
+static void see_endpoint(const char *endpoint, void *arg)
+{
+	struct seen *s = arg;
+	if (s->n < 64)
+		snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", endpoint);
+	s->n++;
+}
+
+static struct seen read_row(struct journal *j, int64_t rowid)
+{
+	struct seen s = {0};
+	CHECK(journal_read(j, rowid, see_one, &s) == RESULT_OK, "read %lld", (long long)rowid);
+	struct journal_attempt_visitor v = {see_attempt, see_hook, &s};
+	CHECK(journal_read_attempts(j, rowid, &v) == RESULT_OK, "attempts %lld", (long long)rowid);
+	return s;
+}
+
+/* ---- the cases ---- */
+
+static void test_schema(void)
+{
+	CHECK(sql_int("SELECT version FROM %s.hookd_schema", schema) == 1, "schema version 1");
+	struct journal *a = open_as("a", NULL, false, NULL);
+	CHECK_STR(journal_backend_name(a), "postgresql", "name");
+	CHECK(journal_shared(a) && journal_up(a), "shared and up");
+	journal_close(a);
+	CHECK(sql_int("SELECT count(*) FROM %s.hookd_schema", schema) == 1, "one version row");
+
+	/* A schema newer than this hookd: refused, read-only too. */
+	char q[256];
+	snprintf(q, sizeof(q), "UPDATE %s.hookd_schema SET version = 99", schema);
+	sql_do(q);
+	char app[128], err[512] = "";
+	snprintf(app, sizeof(app), "%s_new", schema);
+	char *url = conninfo_with(app, schema);
+	struct journal_opts o = {.url = url, .instance = "a", .lease_ms = LEASE_MS, .body_max = 64};
+	struct journal *j = journal_open(&o, err, sizeof(err));
+	CHECK(j == NULL && strstr(err, "newer"), "newer schema refused: %s", err);
+	journal_close(j);
+	j = journal_open_readonly(&o, err, sizeof(err));
+	CHECK(j == NULL && strstr(err, "newer"), "newer schema refused read-only: %s", err);
+	journal_close(j);
+	free(url);
+	snprintf(q, sizeof(q), "UPDATE %s.hookd_schema SET version = 1", schema);
+	sql_do(q);
+
+	/* Read-only on a database hookd has not written: an empty journal. */
+	char empty[80];
+	snprintf(empty, sizeof(empty), "%s_empty", schema);
+	snprintf(q, sizeof(q), "CREATE SCHEMA %s", empty);
+	sql_do(q);
+	struct journal *r = open_as("r", NULL, true, empty);
+	if (r) {
+		CHECK(journal_lookup(r, "e", "x", NULL, NULL, NULL) == RESULT_UNKNOWN, "empty lookup");
+		struct seen s = {0};
+		CHECK(journal_list(r, 0, false, see_entry, &s) == RESULT_OK && s.n == 0, "empty list");
+		CHECK(journal_pending_count(r) == 0, "no pending");
+		CHECK(journal_record(r, &(struct journal_new){.endpoint = "e", .delivery_id = "x",
+		                                              .event = "p"}) == -1,
+		      "read-only refuses writes");
+	}
+	journal_close(r);
+	CHECK(sql_int("SELECT count(*) FROM pg_tables WHERE schemaname = '%s'", empty) == 0,
+	      "read-only created nothing");
+	snprintf(q, sizeof(q), "DROP SCHEMA %s", empty);
+	sql_do(q);
+}
+
+/* record, attempts, final states and the cutting of bodies. */
+static void test_lifecycle(void)
+{
+	static const struct {
+		const char *id;
+		bool async;
+		const char *body;
+		enum delivery_state final;
+		int http;
+		bool want_cut;
+	} cases[] = {
+		{"sync-small", false, "0123456789", DSTATE_SUCCEEDED, 200, false},
+		{"sync-big", false, "0123456789abcdefghij", DSTATE_SUCCEEDED, 200, true},
+		{"async-big", true, "0123456789abcdefghij", DSTATE_FAILED, 500, true},
+		{"async-skip", true, "0123456789", DSTATE_SKIPPED, 200, false},
+	};
+	struct opts_ex x = {.body_max = 12};
+	struct journal *a = open_as("a", &x, false, NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const char *id = cases[i].id;
+		int64_t row = rec(a, "life", id, cases[i].async, T0 + (int64_t)i, cases[i].body);
+		CHECK(row > 0, "%s: record", id);
+		enum delivery_state st;
+		int attempts = -1;
+		int64_t got;
+		CHECK(journal_lookup(a, "life", id, &st, &attempts, &got) == RESULT_OK, "%s", id);
+		CHECK(got == row && attempts == 0, "%s: lookup", id);
+		CHECK(st == (cases[i].async ? DSTATE_QUEUED : DSTATE_RUNNING), "%s: state %d", id, st);
+		if (cases[i].async) {
+			/* Whole while pending, whatever body_max says. */
+			struct journal_pending p;
+			CHECK(journal_get(a, row, &p) == RESULT_OK, "%s: get", id);
+			CHECK(p.body_len == strlen(cases[i].body) && p.body_complete, "%s: whole", id);
+			CHECK(p.nheaders == 2, "%s: headers %zu (credential left out)", id, p.nheaders);
+			if (p.nheaders == 2)
+				CHECK_STR(p.headers[1], "X-Odd: caf?", "%s: not UTF-8", id);
+			journal_pending_free(&p);
+			CHECK(journal_attempt_started(a, row, 1, T0 + 1000) == 0, "%s: started", id);
+			CHECK(journal_lookup(a, "life", id, &st, NULL, NULL) == RESULT_OK &&
+			              st == DSTATE_RUNNING,
+			      "%s: running", id);
+			CHECK(finish(a, row, 1, 503, DSTATE_RETRY_WAIT) == 0, "%s: retry", id);
+			struct seen s = read_row(a, row);
+			CHECK(s.e.state == DSTATE_RETRY_WAIT && s.e.next_due_ms == T0 + 99 && !s.e.body_cut,
+			      "%s: retry_wait, whole", id);
+			CHECK(journal_attempt_started(a, row, 2, T0 + 2000) == 0, "%s: started 2", id);
+			CHECK(finish(a, row, 2, cases[i].http, cases[i].final) == 0, "%s: finish", id);
+		} else {
+			CHECK(journal_attempt_started(a, row, 1, T0 + 1000) == 0, "%s: started", id);
+			CHECK(finish(a, row, 1, cases[i].http, cases[i].final) == 0, "%s: finish", id);
+		}
+		struct seen s = read_row(a, row);
+		CHECK(s.e.state == cases[i].final, "%s: final %d", id, s.e.state);
+		CHECK(s.e.http == cases[i].http, "%s: http", id);
+		CHECK(s.e.attempts == (cases[i].async ? 2 : 1), "%s: attempts %d", id, s.e.attempts);
+		CHECK(s.e.body_cut == cases[i].want_cut, "%s: cut", id);
+		CHECK(s.body_kept == (cases[i].want_cut ? 12 : strlen(cases[i].body)), "%s: kept %zu",
+		      id, s.body_kept);
+		CHECK(s.e.body_len == (int64_t)strlen(cases[i].body), "%s: body_len", id);
+		CHECK(!strstr(s.headers, "secret"), "%s: no credential", id);
+		CHECK(s.attempts == (cases[i].async ? 2 : 1) && s.hooks == (cases[i].async ? 4 : 2),
+		      "%s: %d attempts %d hooks", id, s.attempts, s.hooks);
+		CHECK_STR(s.instance, "a", "%s: attempt's instance", id);
+		CHECK_STR(s.hook_out, "out\n", "%s: hook output", id);
+		/* Final: held by nobody; a write about it now is a lost one. */
+		CHECK(finish(a, row, 3, 200, DSTATE_SUCCEEDED) == JOURNAL_LOST, "%s: final", id);
+	}
+	CHECK(sql_int("SELECT count(*) FROM %s.hookd_deliveries WHERE owner IS NOT NULL"
+	              " AND state >= 3", schema) == 0, "final rows have no owner");
+	journal_close(a);
+}
+
+static void test_resend_and_conflict(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	struct journal *b = open_as("b", NULL, false, NULL);
+	int64_t row = rec(a, "re", "r1", false, T0, "x");
+	CHECK(finish(a, row, 1, 500, DSTATE_FAILED) == 0, "failed");
+	/* The sender's resend lands on b: updated in place. */
+	int64_t again = rec(b, "re", "r1", false, T0 + 5000, "y");
+	CHECK(again == row, "resend keeps the row (%lld, %lld)", (long long)again, (long long)row);
+	struct seen s = read_row(b, row);
+	CHECK(s.e.state == DSTATE_RUNNING && s.e.attempts == 1 && s.e.run_attempt == 2,
+	      "resend: running attempt 2 (%d %d %d)", s.e.state, s.e.attempts, s.e.run_attempt);
+	CHECK(s.e.received_ms == T0, "first receipt kept");
+	CHECK_STR(s.body, "y", "body replaced");
+	/* a no longer holds it. */
+	CHECK(finish(a, row, 2, 200, DSTATE_SUCCEEDED) == JOURNAL_LOST, "a lost it");
+	CHECK(finish(b, row, 2, 200, DSTATE_SUCCEEDED) == 0, "b finishes");
+
+	/* Recorded by another instance since the caller's lookup: pending or
+	 * final, the write is lost. */
+	int64_t p = rec(a, "re", "r2", true, T0, "x");
+	CHECK(p > 0, "record");
+	struct journal_new d = {.endpoint = "re", .delivery_id = "r2", .event = "push",
+	                        .async = true, .received_ms = T0, .known_new = true};
+	CHECK(journal_record(b, &d) == JOURNAL_LOST, "pending elsewhere: lost");
+	d.delivery_id = "r1";
+	CHECK(journal_record(b, &d) == JOURNAL_LOST, "succeeded elsewhere: lost");
+	CHECK(finish(a, p, 1, 200, DSTATE_SUCCEEDED) == 0, "a still holds r2");
+	journal_close(a);
+	journal_close(b);
+}
+
+static void test_fencing(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	struct journal *b = open_as("b", NULL, false, NULL);
+	int64_t row = rec(a, "fence", "f1", true, T0, "x");
+	CHECK(journal_attempt_started(a, row, 1, T0 + 1000) == 0, "a starts");
+	struct journal_pending *list;
+	size_t n;
+	CHECK(journal_adopt(b, 10, &list, &n) == 0 && n == 0, "lease alive: nothing to adopt");
+	free(list);
+	sleep_ms(LEASE_MS + 100);
+	CHECK(journal_adopt(b, 10, &list, &n) == 0 && n == 1, "b adopts (%zu)", n);
+	if (n == 1) {
+		CHECK(list[0].rowid == row && list[0].state == DSTATE_QUEUED && !list[0].body,
+		      "adopted: queued, no body");
+		CHECK(list[0].attempts == 1, "the run a had under way counts (%d)", list[0].attempts);
+	}
+	for (size_t i = 0; i < n; i++)
+		journal_pending_free(&list[i]);
+	free(list);
+	CHECK(finish(a, row, 1, 200, DSTATE_SUCCEEDED) == JOURNAL_LOST, "a's outcome is lost");
+	struct seen s = read_row(b, row);
+	CHECK(s.attempts == 1 && s.hooks == 0, "a wrote nothing (%d attempts, %d hooks)", s.attempts,
+	      s.hooks);
+	CHECK(s.e.state == DSTATE_QUEUED, "still queued");
+	CHECK(journal_attempt_started(a, row, 2, T0) == JOURNAL_LOST, "a cannot start it");
+	CHECK(journal_attempt_started(b, row, 2, T0 + 2000) == 0, "b starts attempt 2");
+	CHECK(finish(b, row, 2, 200, DSTATE_SUCCEEDED) == 0, "b finishes");
+
+	/* The heartbeat keeps a's lease. */
+	int64_t kept = rec(a, "fence", "f2", true, T0, "x");
+	for (int i = 0; i < 6; i++) {
+		sleep_ms(LEASE_MS / 3);
+		CHECK(journal_heartbeat(a) == 0, "heartbeat");
+	}
+	CHECK(journal_adopt(b, 10, &list, &n) == 0 && n == 0, "renewed: not adopted (%zu)", n);
+	for (size_t i = 0; i < n; i++)
+		journal_pending_free(&list[i]);
+	free(list);
+	CHECK(finish(a, kept, 1, 200, DSTATE_SUCCEEDED) == 0, "a still holds it");
+	journal_close(a);
+	journal_close(b);
+}
+
+static void test_take_turn(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	struct journal *b = open_as("b", NULL, false, NULL);
+	int64_t r1 = rec_key(a, "turn", "t1", false, T0, "1", "k");
+	int64_t r2 = rec_key(a, "turn", "t2", true, T0 + 1, "2", "k");
+	int64_t r3 = rec_key(b, "turn", "t3", false, T0 + 2, "3", "k");
+	int64_t other = rec_key(b, "turn", "o1", false, T0 + 3, "o", "other");
+	enum delivery_state st;
+	CHECK(journal_lookup(a, "turn", "t1", &st, NULL, NULL) == RESULT_OK && st == DSTATE_QUEUED,
+	      "a keyed sync delivery is recorded queued");
+	const struct {
+		char who;
+		int64_t *row;
+		int want;
+		const char *why;
+	} steps[] = {
+		{'a', &r2, RESULT_PENDING, "t1 waits before t2"},
+		{'b', &r3, RESULT_PENDING, "t1, t2 wait before t3"},
+		{'b', &other, RESULT_OK, "another key runs at once"},
+		{'a', &r1, RESULT_OK, "t1 first"},
+		{'a', &r2, RESULT_PENDING, "t1 runs"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+		struct journal *j = steps[i].who == 'a' ? a : b;
+		int got = journal_take_turn(j, *steps[i].row, *steps[i].row == other ? "other" : "k", 1,
+		                            T0 + 10);
+		CHECK(got == steps[i].want, "%s: got %d", steps[i].why, got);
+	}
+	CHECK(finish(a, r1, 1, 200, DSTATE_SUCCEEDED) == 0, "t1 done");
+	CHECK(journal_take_turn(b, r3, "k", 1, T0) == RESULT_PENDING, "t2 before t3");
+	CHECK(journal_take_turn(a, r2, "k", 1, T0) == RESULT_OK, "t2's turn");
+	CHECK(journal_take_turn(b, r3, "k", 1, T0) == RESULT_PENDING, "t2 runs");
+	CHECK(finish(a, r2, 1, 200, DSTATE_SUCCEEDED) == 0, "t2 done");
+	CHECK(journal_take_turn(a, r3, "k", 1, T0) == JOURNAL_LOST, "a does not hold t3");
+	CHECK(journal_take_turn(b, r3, "k", 1, T0) == RESULT_OK, "t3's turn");
+	CHECK(journal_attempt_started(b, r3, 1, T0) == 0, "already running");
+	CHECK(finish(b, r3, 1, 200, DSTATE_SUCCEEDED) == 0, "t3 done");
+	CHECK(finish(b, other, 1, 200, DSTATE_SUCCEEDED) == 0, "other done");
+	journal_close(a);
+	journal_close(b);
+}
+
+struct adopter {
+	struct journal *j;
+	int64_t got[64];
+	size_t n;
+};
+
+static void *adopt_loop(void *arg)
+{
+	struct adopter *ad = arg;
+	for (int round = 0; round < 50; round++) {
+		struct journal_pending *list;
+		size_t n;
+		if (journal_adopt(ad->j, 3, &list, &n) < 0)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			if (ad->n < ARRAY_SIZE(ad->got))
+				ad->got[ad->n++] = list[i].rowid;
+			journal_pending_free(&list[i]);
+		}
+		free(list);
+		if (n == 0 && round > 5)
+			break;
+	}
+	return NULL;
+}
+
+static void test_adopt_once(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	enum { ROWS = 30 };
+	int64_t rows[ROWS];
+	for (int i = 0; i < ROWS; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "ad%d", i);
+		rows[i] = rec(a, "adopt", id, true, T0 + i, "x");
+	}
+	/* a dies: its handle is closed without a word. */
+	journal_close(a);
+	sleep_ms(LEASE_MS + 100);
+	struct adopter b = {.j = open_as("b", NULL, false, NULL)};
+	struct adopter c = {.j = open_as("c", NULL, false, NULL)};
+	pthread_t tb, tc;
+	pthread_create(&tb, NULL, adopt_loop, &b);
+	pthread_create(&tc, NULL, adopt_loop, &c);
+	pthread_join(tb, NULL);
+	pthread_join(tc, NULL);
+	CHECK(b.n + c.n == ROWS, "every row adopted once: %zu + %zu", b.n, c.n);
+	for (int i = 0; i < ROWS; i++) {
+		int times = 0;
+		for (size_t k = 0; k < b.n; k++)
+			times += b.got[k] == rows[i];
+		for (size_t k = 0; k < c.n; k++)
+			times += c.got[k] == rows[i];
+		CHECK(times == 1, "row %d taken %d times", i, times);
+	}
+	for (size_t k = 0; k < b.n; k++)
+		CHECK(finish(b.j, b.got[k], 1, 200, DSTATE_SUCCEEDED) == 0, "b holds its rows");
+	for (size_t k = 0; k < c.n; k++)
+		CHECK(finish(c.j, c.got[k], 1, 200, DSTATE_SUCCEEDED) == 0, "c holds its rows");
+	journal_close(b.j);
+	journal_close(c.j);
+}
+
+static void test_recover(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	struct journal *b = open_as("b", NULL, false, NULL);
+	int64_t run = rec(a, "rec", "running", true, T0 + 2, "r");
+	CHECK(journal_attempt_started(a, run, 1, T0 + 100) == 0, "started");
+	int64_t queued = rec(a, "rec", "queued", true, T0 + 1, "q");
+	int64_t sync = rec(a, "rec", "sync", false, T0 + 3, "s");
+	int64_t bs = rec(b, "rec", "b's", true, T0, "b");
+	journal_close(a);
+	/* a again (same name): its own rows, at once, without waiting for the
+	 * lease; b's, alive, stay b's. */
+	a = open_as("a", NULL, false, NULL);
+	struct journal_pending *list;
+	size_t n;
+	CHECK(journal_recover(a, &list, &n) == 0 && n == 2, "recover: %zu", n);
+	if (n == 2) {
+		CHECK(list[0].rowid == queued && list[1].rowid == run, "arrival order");
+		CHECK(list[1].state == DSTATE_QUEUED && list[1].attempts == 1, "run counted");
+		CHECK(list[0].attempts == 0, "queued untouched");
+	}
+	for (size_t i = 0; i < n; i++)
+		journal_pending_free(&list[i]);
+	free(list);
+	struct seen s = read_row(a, run);
+	CHECK(s.attempts == 1 && s.e.http == 0, "interrupted attempt");
+	CHECK_STR(s.instance, "a", "who ran it");
+	CHECK(sql_int("SELECT count(*) FROM %s.hookd_attempts WHERE delivery = %lld AND"
+	              " status = 'interrupted' AND finished_ms IS NULL", schema, (long long)run) == 1,
+	      "recorded interrupted");
+	s = read_row(a, sync);
+	CHECK(s.e.state == DSTATE_FAILED && s.e.attempts == 1, "sync failed (%d, %d)", s.e.state,
+	      s.e.attempts);
+	CHECK(finish(a, run, 2, 200, DSTATE_SUCCEEDED) == 0, "a holds it again");
+	CHECK(finish(a, queued, 1, 200, DSTATE_SUCCEEDED) == 0, "and this");
+	CHECK(finish(b, bs, 1, 200, DSTATE_SUCCEEDED) == 0, "b kept its own");
+	journal_close(a);
+	journal_close(b);
+}
+
+static void test_requeue_hand_over(void)
+{
+	struct opts_ex x = {.body_max = 4};
+	struct journal *a = open_as("a", &x, false, NULL);
+	struct journal *b = open_as("b", &x, false, NULL);
+	int64_t row = rec(a, "rq", "q1", true, T0, "abc");
+	CHECK(journal_requeue(b, row) == RESULT_PENDING, "pending");
+	CHECK(finish(a, row, 1, 200, DSTATE_SUCCEEDED) == 0, "done");
+	CHECK(journal_requeue(b, row) == RESULT_OK, "requeued by b");
+	CHECK(journal_requeue(b, 999999) == RESULT_UNKNOWN, "unknown");
+	CHECK(finish(a, row, 2, 200, DSTATE_SUCCEEDED) == JOURNAL_LOST, "b holds it now");
+	CHECK(journal_attempt_started(b, row, 2, T0) == 0 && finish(b, row, 2, 200,
+	                                                              DSTATE_SUCCEEDED) == 0,
+	      "b runs the replay");
+	struct seen s = read_row(b, row);
+	CHECK(s.attempts == 2 && !s.replay[0] && s.replay[1], "attempt 2 was the replay");
+	int64_t cut = rec(a, "rq", "q2", false, T0, "0123456789");
+	CHECK(finish(a, cut, 1, 200, DSTATE_SUCCEEDED) == 0, "done");
+	CHECK(journal_requeue(a, cut) == RESULT_BODY_CUT, "cut");
+
+	/* A sync delivery goes on as an async one, with its whole body. */
+	int64_t before = journal_pending_count(a);
+	int64_t h = rec(a, "rq", "h1", false, T0, "0123456789");
+	CHECK(journal_hand_over(b, h, false, (const unsigned char *)"0123456789", 10) == JOURNAL_LOST,
+	      "b does not hold it");
+	CHECK(journal_hand_over(a, h, false, (const unsigned char *)"0123456789", 10) == 0,
+	      "hand over");
+	CHECK(journal_pending_count(a) == before + 1, "counted pending");
+	struct journal_pending p;
+	CHECK(journal_get(a, h, &p) == RESULT_OK && p.body_len == 10 && p.body_complete &&
+	              p.state == DSTATE_QUEUED,
+	      "queued with its whole body");
+	journal_pending_free(&p);
+	CHECK(journal_hand_over(a, h, false, NULL, 0) == -1, "not a sync one any more");
+	CHECK(finish(a, h, 1, 200, DSTATE_SUCCEEDED) == 0, "done");
+	journal_close(a);
+	journal_close(b);
+}
+
+static void test_counts(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	struct journal *b = open_as("b", NULL, false, NULL);
+	int64_t c0 = journal_pending_count(a), b0 = journal_pending_bytes(a);
+	int64_t r1 = rec(a, "cnt", "c1", true, T0, "12345");
+	int64_t r2 = rec(a, "cnt", "c2", false, T0, "12345"); /* sync: not counted */
+	CHECK(journal_pending_count(a) == c0 + 1 && journal_pending_bytes(a) == b0 + 5,
+	      "own write counted at once");
+	int64_t r3 = rec(b, "cnt", "c3", true, T0, "123");
+	sleep_ms(300);
+	CHECK(journal_pending_count(a) == c0 + 2 && journal_pending_bytes(a) == b0 + 8,
+	      "b's counted within 250 ms (%lld)", (long long)journal_pending_count(a));
+	CHECK(finish(a, r1, 1, 200, DSTATE_SUCCEEDED) == 0, "done");
+	CHECK(journal_pending_count(a) == c0 + 1, "own final at once");
+	CHECK(finish(b, r3, 1, 200, DSTATE_SUCCEEDED) == 0, "done");
+	CHECK(finish(a, r2, 1, 200, DSTATE_SUCCEEDED) == 0, "done");
+	journal_close(a);
+	journal_close(b);
+}
+
+static void test_readers(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	int64_t base = T0 + 1000000;
+	static const struct {
+		const char *endpoint, *id, *event, *body;
+		int http;
+		enum delivery_state st;
+	} rows[] = {
+		{"gh", "x1", "push", "hello world", 200, DSTATE_SUCCEEDED},
+		{"gh", "x2", "pull_request", "goodbye", 500, DSTATE_FAILED},
+		{"gl", "x1", "push.tag", "hello again", 200, DSTATE_SUCCEEDED},
+		{"gl", "x3", "issue", "nothing", 503, DSTATE_RETRY_WAIT},
+	};
+	int64_t ids[ARRAY_SIZE(rows)];
+	for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+		struct journal_new d = {.endpoint = rows[i].endpoint, .delivery_id = rows[i].id,
+		                        .event = rows[i].event, .async = true,
+		                        .received_ms = base + (int64_t)i,
+		                        .body = (const unsigned char *)rows[i].body,
+		                        .body_len = strlen(rows[i].body)};
+		ids[i] = journal_record(a, &d);
+		CHECK(ids[i] > 0 && finish(a, ids[i], 1, rows[i].http, rows[i].st) == 0, "row %zu", i);
+	}
+	static const struct {
+		struct journal_filter f;
+		const char *want; /* ids newest first */
+	} queries[] = {
+		{{.state = -1}, "x3 x1 x2 x1"},
+		{{.state = DSTATE_SUCCEEDED}, "x1 x1"},
+		{{.state = -1, .endpoint = "gh"}, "x2 x1"},
+		{{.state = -1, .event_glob = "push*"}, "x1 x1"},
+		{{.state = -1, .event_glob = "pu?h"}, "x1"},
+		{{.state = -1, .event_glob = "[ip]*"}, "x3 x1 x2 x1"},
+		{{.state = -1, .event_glob = "[^p]*"}, "x3"},
+		{{.state = -1, .event_glob = "push.tag"}, "x1"},
+		{{.state = -1, .event_glob = "push.ta"}, ""},
+		{{.state = -1, .text = "hello"}, "x1 x1"},
+		{{.state = -1, .text = "bye"}, "x2"},
+		{{.state = -1, .limit = 2}, "x3 x1"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(queries); i++) {
+		struct journal_filter f = queries[i].f;
+		f.since_ms = base;
+		struct seen s = {0};
+		CHECK(journal_query(a, &f, see_row, &s) == RESULT_OK, "query %zu", i);
+		char got[256] = "";
+		for (int k = 0; k < s.n && k < 64; k++)
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", k ? " " : "",
+			         s.ids[k]);
+		CHECK_STR(got, queries[i].want, "query %zu", i);
+	}
+	/* The cursor: below (received_ms, rowid) of the second row. */
+	struct journal_filter f = {.state = -1, .since_ms = base, .before_ms = base + 2,
+	                           .before_rowid = ids[2]};
+	struct seen s = {0};
+	CHECK(journal_query(a, &f, see_row, &s) == RESULT_OK && s.n == 2, "cursor: %d", s.n);
+
+	s = (struct seen){0};
+	CHECK(journal_list(a, base, false, see_entry, &s) == RESULT_OK && s.n == 4, "list %d", s.n);
+	s = (struct seen){0};
+	CHECK(journal_list(a, base, true, see_entry, &s) == RESULT_OK && s.n == 2, "failed %d", s.n);
+	s = (struct seen){0};
+	CHECK(journal_endpoints_of(a, "x1", see_endpoint, &s) == RESULT_OK && s.n == 2, "of x1");
+	CHECK_STR(s.ids[0], "gh", "name order");
+	int64_t found;
+	CHECK(journal_find(a, NULL, "x1", &found) == RESULT_AMBIGUOUS, "ambiguous");
+	CHECK(journal_find(a, "gl", "x1", &found) == RESULT_OK && found == ids[2], "find");
+	CHECK(journal_find(a, NULL, "nope", &found) == RESULT_UNKNOWN, "unknown");
+	CHECK(journal_read(a, 999999, see_one, &s) == RESULT_UNKNOWN, "read unknown");
+	CHECK(finish(a, ids[3], 2, 200, DSTATE_SUCCEEDED) == 0, "done");
+
+	/* A reader beside the writer. */
+	struct journal *r = open_as("r", NULL, true, NULL);
+	s = (struct seen){0};
+	CHECK(r && journal_list(r, base, false, see_entry, &s) == RESULT_OK && s.n == 4,
+	      "read-only list");
+	journal_close(r);
+	journal_close(a);
+}
+
+static void test_prune(void)
+{
+	struct opts_ex x = {.keep_ms = 1000, .max_rows = 0};
+	struct journal *a = open_as("a", &x, false, NULL);
+	struct journal *b = open_as("b", &x, false, NULL);
+	int64_t old = T0 - 100000000;
+	for (int i = 0; i < 5; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "old%d", i);
+		int64_t row = rec(a, "prune", id, true, old + i, "x");
+		CHECK(finish(a, row, 1, 200, DSTATE_SUCCEEDED) == 0, "final");
+	}
+	int64_t pending = rec(a, "prune", "oldpending", true, old, "x");
+	/* Another instance prunes now (it holds the lock): this one skips. */
+	sql_do("BEGIN");
+	sql_do("SELECT pg_advisory_xact_lock(29395921911676930)"); /* LOCK_PRUNE */
+	CHECK(journal_prune(b, T0) == 0, "one instance at a time");
+	sql_do("ROLLBACK");
+	CHECK(journal_prune(b, T0) == 5, "the old final ones");
+	CHECK(journal_lookup(a, "prune", "oldpending", NULL, NULL, NULL) == RESULT_OK,
+	      "pending kept");
+	CHECK(finish(a, pending, 1, 200, DSTATE_SUCCEEDED) == 0, "done");
+	journal_close(a);
+	journal_close(b);
+
+	/* max_rows: the oldest final ones past it. */
+	int64_t total = sql_int("SELECT count(*) FROM %s.hookd_deliveries", schema);
+	struct opts_ex m = {.max_rows = total - 3};
+	a = open_as("a", &m, false, NULL);
+	CHECK(journal_prune(a, T0) == 3, "down to max_rows");
+	CHECK(sql_int("SELECT count(*) FROM %s.hookd_deliveries", schema) == total - 3, "count");
+	journal_close(a);
+}
+
+static void test_import(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	struct journal *b = open_as("b", NULL, false, NULL);
+	static const struct journal_hook hooks[] = {
+		{.hook = "h", .exit_code = 0, .ms = 1, .output = "o", .output_len = 1}};
+	struct journal_attempt at[] = {
+		{.attempt = 1, .started_ms = T0, .finished_ms = T0 + 5, .http = 503, .status = "failed",
+		 .error = "exit 75", .instance = "old", .hooks = hooks, .nhooks = 1},
+	};
+	struct journal_entry done = {.endpoint = "imp", .delivery_id = "i1", .event = "push",
+	                             .remote_addr = "10.0.0.1", .state = DSTATE_SUCCEEDED,
+	                             .http = 200, .attempts = 1, .received_ms = T0,
+	                             .updated_ms = T0 + 5, .status = "ok", .headers = "A: b\n",
+	                             .body = (const unsigned char *)"body", .body_kept = 4,
+	                             .body_len = 4, .async = true};
+	CHECK(journal_import(a, &done, at, 1) == RESULT_OK, "import");
+	CHECK(journal_import(b, &done, at, 1) == RESULT_PENDING, "there already");
+	int64_t row;
+	CHECK(journal_find(a, "imp", "i1", &row) == RESULT_OK, "found");
+	struct seen s = read_row(b, row);
+	CHECK(s.e.state == DSTATE_SUCCEEDED && s.attempts == 1 && s.hooks == 1, "as it was");
+	CHECK_STR(s.instance, "old", "the attempt's instance kept");
+	CHECK_STR(s.body, "body", "body");
+
+	struct journal_entry waiting = done;
+	waiting.delivery_id = "i2";
+	waiting.state = DSTATE_RETRY_WAIT;
+	CHECK(journal_import(a, &waiting, at, 1) == RESULT_OK, "import pending");
+	struct journal_pending *list;
+	size_t n;
+	CHECK(journal_adopt(b, 10, &list, &n) == 0 && n == 1, "some instance adopts it (%zu)", n);
+	if (n == 1) {
+		CHECK(list[0].state == DSTATE_QUEUED && list[0].attempts == 1, "queued");
+		CHECK(finish(b, list[0].rowid, 2, 200, DSTATE_SUCCEEDED) == 0, "b runs it");
+	}
+	for (size_t i = 0; i < n; i++)
+		journal_pending_free(&list[i]);
+	free(list);
+	journal_close(a);
+	journal_close(b);
+}
+
+/* Ends the journal's connection from the server's side. */
+static void terminate(const char *instance)
+{
+	char q[256];
+	snprintf(q, sizeof(q),
+	         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+	         " WHERE application_name = '%s_%s'",
+	         schema, instance);
+	CHECK(sql_int("%s", q) == 1, "terminated %s", instance);
+}
+
+static void test_outage(void)
+{
+	/* Nothing listens there: open fails, saying where, not the string. */
+	struct journal_opts o = {.url = "host=127.0.0.1 port=1 user=someone dbname=nowhere",
+	                         .instance = "a", .lease_ms = LEASE_MS, .body_max = 64};
+	char err[512] = "";
+	struct journal *j = journal_open(&o, err, sizeof(err));
+	CHECK(j == NULL, "open fails");
+	CHECK(strstr(err, "127.0.0.1:1/nowhere") != NULL, "says where: %s", err);
+	CHECK(strstr(err, "host=") == NULL, "not the connection string: %s", err);
+	journal_close(j);
+
+	struct journal *a = open_as("a", NULL, false, NULL);
+	int64_t row = rec(a, "out", "o1", true, T0, "x");
+	terminate("a");
+	CHECK(rec(a, "out", "o2", true, T0, "x") == -1, "the call that finds it broken fails");
+	CHECK(!journal_up(a), "down");
+	int64_t t = now_mono_ms();
+	enum result lr = journal_lookup(a, "out", "o1", NULL, NULL, NULL);
+	CHECK(lr == RESULT_ERROR && now_mono_ms() - t < 50, "fails at once while down");
+	CHECK(finish(a, row, 1, 200, DSTATE_SUCCEEDED) == -1, "writes fail");
+	sleep_ms(300);
+	CHECK(journal_heartbeat(a) == 0 && journal_up(a), "the heartbeat reconnects");
+	CHECK(finish(a, row, 1, 200, DSTATE_SUCCEEDED) == 0, "the lease held: a finishes it");
+	CHECK(journal_lookup(a, "out", "o2", NULL, NULL, NULL) == RESULT_UNKNOWN,
+	      "the failed write left nothing");
+
+	/* A real outage, when the test may stop and start the server. */
+	const char *stop = getenv("HOOKD_TEST_PG_STOP"), *start = getenv("HOOKD_TEST_PG_START");
+	if (stop && start) {
+		int64_t r2 = rec(a, "out", "o3", true, T0, "x");
+		PQfinish(raw);
+		raw = NULL;
+		CHECK(system(stop) == 0, "stop: %s", stop);
+		CHECK(finish(a, r2, 1, 200, DSTATE_SUCCEEDED) == -1, "server down: fails");
+		CHECK(!journal_up(a), "down");
+		sleep_ms(300);
+		CHECK(journal_heartbeat(a) == -1 && !journal_up(a), "still down");
+		CHECK(system(start) == 0, "start: %s", start);
+		bool up = false;
+		for (int i = 0; i < 100 && !up; i++) {
+			sleep_ms(100);
+			up = journal_heartbeat(a) == 0;
+		}
+		CHECK(up && journal_up(a), "reconnected after the restart");
+		CHECK(finish(a, r2, 1, 200, DSTATE_SUCCEEDED) == 0, "and finishes it");
+		char *ci = conninfo_with(schema, schema);
+		raw = PQconnectdb(ci);
+		free(ci);
+		CHECK(PQstatus(raw) == CONNECTION_OK, "test connection again");
+		sql_do("SET client_min_messages = warning");
+	} else {
+		printf("test_journal_pg: HOOKD_TEST_PG_STOP/START unset: no server restart\n");
+	}
+	journal_close(a);
+}
+
+int main(void)
+{
+	base_conninfo = getenv("HOOKD_TEST_PG");
+	if (!base_conninfo || !*base_conninfo) {
+		printf("test_journal_pg: HOOKD_TEST_PG is unset (a libpq connection string of a"
+		       " database the test may create tables in): skipped\n");
+		return 77;
+	}
+	snprintf(schema, sizeof(schema), "hookd_test_%ld", (long)getpid());
+	char *ci = conninfo_with(schema, "public");
+	raw = PQconnectdb(ci);
+	free(ci);
+	if (PQstatus(raw) != CONNECTION_OK) {
+		fprintf(stderr, "test_journal_pg: cannot connect: %s", PQerrorMessage(raw));
+		PQfinish(raw);
+		return 1;
+	}
+	char q[128];
+	sql_do("SET client_min_messages = warning");
+	snprintf(q, sizeof(q), "CREATE SCHEMA %s", schema);
+	sql_do(q);
+	snprintf(q, sizeof(q), "SET search_path = %s", schema);
+	sql_do(q);
+
+	struct journal *first = open_as("a", NULL, false, NULL);
+	if (!first) {
+		snprintf(q, sizeof(q), "DROP SCHEMA %s CASCADE", schema);
+		sql_do(q);
+		PQfinish(raw);
+		return check_done("test_journal_pg");
+	}
+	journal_close(first);
+	test_schema();
+	test_lifecycle();
+	test_resend_and_conflict();
+	test_fencing();
+	test_take_turn();
+	test_adopt_once();
+	test_recover();
+	test_requeue_hand_over();
+	test_counts();
+	test_readers();
+	test_prune();
+	test_import();
+	test_outage();
+
+	snprintf(q, sizeof(q), "DROP SCHEMA %s CASCADE", schema);
+	if (raw)
+		sql_do(q);
+	PQfinish(raw);
+	return check_done("test_journal_pg");
+}
