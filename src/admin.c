@@ -6,6 +6,7 @@
 
 #include "dispatch.h"
 #include "http.h"
+#include "journal.h"
 #include "metrics.h"
 #include "runner.h"
 #include "util.h"
@@ -58,9 +59,15 @@ static void handle(struct http_request *req, void *arg)
 		             json_status("rejected", "method not allowed"), false);
 		return;
 	}
+	struct journal *journal = a->ds ? dispatcher_journal(a->ds) : NULL;
 	if (healthz) {
 		if (a->draining)
 			http_respond(req, 503, WEB_SECURITY_HEADERS, json_status("draining", NULL), false);
+		else if (!journal_up(journal))
+			http_respond(req, 503, WEB_SECURITY_HEADERS,
+			             json_status("journal_down",
+			                         "the journal cannot be reached: deliveries get 503"),
+			             false);
 		else
 			http_respond(req, 200, WEB_SECURITY_HEADERS, json_status("ok", NULL), false);
 		return;
@@ -70,6 +77,7 @@ static void handle(struct http_request *req, void *arg)
 		.deliveries_running = a->ds ? dispatcher_running(a->ds) : 0,
 		.deliveries_queued = a->ds ? dispatcher_queued(a->ds) : 0,
 		.draining = a->draining,
+		.journal_up = journal ? journal_up(journal) : -1,
 	};
 	if (a->ds)
 		dispatcher_pending(a->ds, &g.pending_queued, &g.pending_running,

@@ -476,7 +476,7 @@ static void print_respond_within(const struct config *cfg, const struct endpoint
 		format_duration(dopts->respond_within_ms, d, sizeof(d));
 		printf("  respond_within %s%s\n", d,
 		       dopts->set & OPT_RESPOND_WITHIN ? "" : " (the scheme's default)");
-	} else if (!cfg->state_dir && ep->scheme->respond_within_ms > 0 &&
+	} else if (!cfg->state_dir && !cfg->journal_url && ep->scheme->respond_within_ms > 0 &&
 	           !(dopts->set & OPT_RESPOND_WITHIN)) {
 		format_duration(ep->scheme->respond_within_ms, d, sizeof(d));
 		printf("  note: respond_within is off without state_dir: a %s sender that waits "
@@ -512,6 +512,16 @@ int cmd_check(const struct options *o)
 		       cfg->admin_token_file ? cfg->admin_token_file : "",
 		       cfg->admin_readonly_token_file ? " readonly_token_file=" : "",
 		       cfg->admin_readonly_token_file ? cfg->admin_readonly_token_file : "");
+	if (cfg->journal_url) {
+		char lease[32];
+		format_duration(cfg->lease_ms, lease, sizeof(lease));
+		/* The connection string holds no password (refused at load). */
+		printf("journal postgresql %s instance=%s lease=%s%s%s\n", cfg->journal_url,
+		       cfg->instance, lease, cfg->journal_password_file ? " password_file=" : "",
+		       cfg->journal_password_file ? cfg->journal_password_file : "");
+	} else if (cfg->state_dir) {
+		printf("journal sqlite %s/journal.db\n", cfg->state_dir);
+	}
 	if (hu.set)
 		printf("hook_user %s uid=%u gid=%u\n", hu.name, (unsigned)hu.uid, (unsigned)hu.gid);
 	hook_user_free(&hu);

@@ -20,6 +20,7 @@
 #include "dispatch.h"
 #include "hookuser.h"
 #include "http.h"
+#include "fleet.h"
 #include "journal.h"
 #include "log.h"
 #include "metrics.h"
@@ -87,6 +88,7 @@ struct daemon {
 	struct server *srv;
 	struct control *ctl;
 	struct admin *admin;
+	struct fleet *fleet; /* a shared journal's upkeep */
 	struct event *sighup, *sigterm, *sigint, *drain_timer, *prune_timer, *trim_timer;
 	uint64_t trim_seen, trim_done; /* server_requests() at the last tick, at the last trim */
 	bool draining;
@@ -430,6 +432,8 @@ int cmd_serve(const struct options *o)
 	}
 	if (dispatch_recover(dm.ds) < 0)
 		log_msg(LOG_LVL_ERROR, "journal: cannot recover pending deliveries");
+	if (journal_shared(dm.journal))
+		dm.fleet = fleet_new(dm.base, dm.ds, dm.journal, dm.cfg->lease_ms);
 	if (dm.journal) {
 		dm.prune_timer = evtimer_new(dm.base, on_prune, &dm);
 		on_prune(-1, 0, &dm);
@@ -468,6 +472,7 @@ out:
 		event_free(dm.prune_timer);
 	if (dm.trim_timer)
 		event_free(dm.trim_timer);
+	fleet_free(dm.fleet);
 	control_free(dm.ctl);
 	admin_free(dm.admin);
 	server_free(dm.srv);

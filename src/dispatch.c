@@ -39,6 +39,11 @@
 #define RETRY_AFTER_PENDING 10
 #define RETRY_AFTER_OVERLOAD 5
 #define MAX_BACKOFF_MS (3600 * 1000)
+/* A shared journal: how often deliveries waiting for their turn ask again
+ * (README "Running on several machines"), and how many keys that are not
+ * free yet end one round of asking. */
+#define TURN_POLL_MS 100
+#define TURN_BUSY_KEYS_MAX 32
 /* Without a journal, idempotency remembers this many finished ids. */
 #define MEMORY_IDS_MAX 10000
 
@@ -48,8 +53,8 @@ struct job {
 	struct delivery *d;
 	struct dispatcher *ds;
 	enum lifecycle state;
-	/* Never in a line and held at once: the slot queue or waiting_retry,
-	 * or held for the journal (groupcommit.h). */
+	/* Never in a line and held at once: the slot queue, waiting_retry or
+	 * waiting_turn, or held for the journal (groupcommit.h). */
 	union {
 		TAILQ_ENTRY(job) link;
 		struct held_answer held;
@@ -76,6 +81,9 @@ struct dispatcher {
 	int queued_sync; /* sync deliveries in WAIT_KEY or QUEUED */
 	TAILQ_HEAD(, job) queue;   /* waiting for a slot */
 	TAILQ_HEAD(, job) waiting_retry;
+	TAILQ_HEAD(, job) waiting_turn; /* shared journal: WAIT_TURN */
+	struct event *turn_timer;
+	bool shared; /* journal_shared */
 	struct keyqueue *keys;
 	struct idstore *ids; /* without a journal */
 	bool draining;
@@ -136,15 +144,19 @@ static void key_release(struct dispatcher *ds, const char *key)
 
 static const bool transitions[LC_COUNT][LC_COUNT] = {
 	[LC_NEW] = {[LC_WAIT_KEY] = true, [LC_QUEUED] = true, [LC_RUNNING] = true,
-	            [LC_WAIT_RETRY] = true, [LC_DONE] = true, [LC_SHELVED] = true},
-	/* WAIT_KEY, QUEUED and RUNNING to themselves: handed over. */
+	            [LC_WAIT_RETRY] = true, [LC_DONE] = true, [LC_SHELVED] = true,
+	            [LC_WAIT_TURN] = true},
+	/* WAIT_KEY, QUEUED, RUNNING and WAIT_TURN to themselves: handed over. */
 	[LC_WAIT_KEY] = {[LC_WAIT_KEY] = true, [LC_QUEUED] = true, [LC_RUNNING] = true,
-	                 [LC_SHELVED] = true},
-	[LC_QUEUED] = {[LC_QUEUED] = true, [LC_RUNNING] = true, [LC_SHELVED] = true},
+	                 [LC_SHELVED] = true, [LC_WAIT_TURN] = true},
+	[LC_QUEUED] = {[LC_QUEUED] = true, [LC_RUNNING] = true, [LC_SHELVED] = true,
+	               [LC_WAIT_TURN] = true},
 	[LC_RUNNING] = {[LC_RUNNING] = true, [LC_OVER] = true},
 	[LC_OVER] = {[LC_WAIT_RETRY] = true, [LC_DONE] = true, [LC_SHELVED] = true},
 	[LC_WAIT_RETRY] = {[LC_WAIT_KEY] = true, [LC_QUEUED] = true, [LC_RUNNING] = true,
-	                   [LC_SHELVED] = true},
+	                   [LC_SHELVED] = true, [LC_WAIT_TURN] = true},
+	[LC_WAIT_TURN] = {[LC_WAIT_KEY] = true, [LC_QUEUED] = true, [LC_RUNNING] = true,
+	                  [LC_WAIT_TURN] = true, [LC_DONE] = true, [LC_SHELVED] = true},
 };
 
 bool dispatch_transition_legal(enum lifecycle from, enum lifecycle to)
@@ -153,7 +165,7 @@ bool dispatch_transition_legal(enum lifecycle from, enum lifecycle to)
 }
 
 static const char *const lifecycle_names[LC_COUNT] = {
-	"new", "wait_key", "queued", "running", "over", "wait_retry", "done", "shelved",
+	"new", "wait_key", "queued", "running", "over", "wait_retry", "done", "shelved", "wait_turn",
 };
 
 /* The states in which a delivery holds its serialization key. */
@@ -165,7 +177,7 @@ static bool holds_key(enum lifecycle s)
 /* The states in which a sync delivery counts against max_queued. */
 static bool waiting_in_line(enum lifecycle s)
 {
-	return s == LC_WAIT_KEY || s == LC_QUEUED;
+	return s == LC_WAIT_KEY || s == LC_QUEUED || s == LC_WAIT_TURN;
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg);
@@ -307,6 +319,9 @@ static void job_enter(struct job *j, enum lifecycle to)
 		event_free(j->retry_timer);
 		j->retry_timer = NULL;
 		break;
+	case LC_WAIT_TURN:
+		TAILQ_REMOVE(&ds->waiting_turn, j, link);
+		break;
 	default:
 		break;
 	}
@@ -320,6 +335,10 @@ static void job_enter(struct job *j, enum lifecycle to)
 	} else if (key && holds_key(from) && !holds_key(to)) {
 		/* Giving it back may start the next waiting for it at once. */
 		key_release(ds, key);
+	} else if (key && from == LC_WAIT_KEY && to == LC_WAIT_TURN) {
+		/* The key was passed to it (still busy), but it does not run:
+		 * the journal orders the key across instances; on to the next. */
+		key_release(ds, key);
 	}
 	switch (to) {
 	case LC_WAIT_KEY:
@@ -329,6 +348,14 @@ static void job_enter(struct job *j, enum lifecycle to)
 	case LC_QUEUED:
 		TAILQ_INSERT_TAIL(&ds->queue, j, link);
 		shed(j);
+		break;
+	case LC_WAIT_TURN:
+		TAILQ_INSERT_TAIL(&ds->waiting_turn, j, link);
+		shed(j);
+		if (!evtimer_pending(ds->turn_timer, NULL)) {
+			struct timeval tv = {0, TURN_POLL_MS * 1000};
+			evtimer_add(ds->turn_timer, &tv);
+		}
 		break;
 	case LC_RUNNING:
 		ds->running++;
@@ -370,8 +397,52 @@ static struct job *job_new(struct dispatcher *ds, struct delivery *d, delivery_d
 	return j;
 }
 
+static void answer_now(struct job *j, int http, const char *status, char *error,
+                       int retry_after);
+
+/*
+ * A shared journal: the delivery may run only once the journal says it
+ * may (journal.h journal_take_turn): its key free on every instance, its
+ * lease still this instance's, the journal reachable. Else it waits in
+ * WAIT_TURN, or, taken over by another instance, leaves this one.
+ * Without sharing, always true (the attempt is recorded as it begins).
+ */
+static bool turn_taken(struct job *j)
+{
+	struct dispatcher *ds = j->ds;
+	struct delivery *d = j->d;
+	const char *key = delivery_key(d);
+	if (!ds->shared || !delivery_rowid(d) || (!key && !delivery_async(d)))
+		return true; /* a sync delivery without a key was recorded running */
+	int r;
+	if (key) {
+		r = journal_take_turn(ds->journal, delivery_rowid(d), key, delivery_attempt(d),
+		                      now_wall_ms());
+	} else {
+		r = journal_attempt_started(ds->journal, delivery_rowid(d), delivery_attempt(d),
+		                            now_wall_ms());
+		r = r == 0 ? RESULT_OK : r == JOURNAL_LOST ? JOURNAL_LOST : RESULT_ERROR;
+	}
+	if (r == RESULT_OK)
+		return true;
+	if (j->state != LC_WAIT_TURN) /* else it keeps its place in the line */
+		job_enter(j, LC_WAIT_TURN);
+	if (r != JOURNAL_LOST)
+		return false;
+	log_msg(LOG_LVL_WARN, "delivery %s (endpoint %s): another instance took it over "
+	        "(this one's lease ran out); not run here", delivery_id(d), delivery_endpoint(d)->name);
+	if (delivery_async(d) || !j->done)
+		job_enter(j, LC_SHELVED);
+	else
+		answer_now(j, 503, "overloaded", xstrdup("taken over by another instance"),
+		           RETRY_AFTER_PENDING);
+	return false;
+}
+
 static void start_running(struct job *j)
 {
+	if (!turn_taken(j))
+		return;
 	job_enter(j, LC_RUNNING);
 	run_next_hook(j);
 }
@@ -397,6 +468,52 @@ static void admit(struct job *j)
 		return;
 	}
 	slot_acquire(j);
+}
+
+/*
+ * Deliveries waiting for their turn (shared journal) ask again, in the
+ * order they came; once a key was not free this round, the later ones with
+ * it wait for the next (they would only be told the same). Those that stay
+ * keep their place.
+ */
+static void on_turn_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct dispatcher *ds = arg;
+	const char *busy[TURN_BUSY_KEYS_MAX];
+	size_t nbusy = 0;
+	/* A delivery admitted here may come back at the tail: one round looks
+	 * at each only once. */
+	size_t n = 0;
+	struct job *j;
+	TAILQ_FOREACH(j, &ds->waiting_turn, link)
+		n++;
+	struct job **round = xcalloc(n ? n : 1, sizeof(*round));
+	n = 0;
+	TAILQ_FOREACH(j, &ds->waiting_turn, link)
+		round[n++] = j;
+	for (size_t i = 0; i < n && nbusy < TURN_BUSY_KEYS_MAX; i++) {
+		j = round[i];
+		const char *key = delivery_key(j->d);
+		bool skip = false;
+		for (size_t b = 0; key && b < nbusy && !skip; b++)
+			skip = strcmp(busy[b], key) == 0;
+		if (skip)
+			continue;
+		admit(j); /* may end j (shelved, answered): not touched below */
+		bool still = false;
+		for (struct job *w = TAILQ_FIRST(&ds->waiting_turn); w && !still;
+		     w = TAILQ_NEXT(w, link))
+			still = w == j;
+		if (still && key)
+			busy[nbusy++] = delivery_key(j->d);
+		if (!journal_up(ds->journal))
+			break; /* no use asking a journal that is down */
+	}
+	free(round);
+	if (!TAILQ_EMPTY(&ds->waiting_turn)) {
+		struct timeval tv = {0, TURN_POLL_MS * 1000};
+		evtimer_add(ds->turn_timer, &tv);
+	}
 }
 
 /* Free slots go to the first in line. */
@@ -449,7 +566,16 @@ static void accepted(struct job *j, bool synced);
 /* An answer that waits for the batch the journal is writing now. */
 static void hold(struct job *j, bool sync_too)
 {
-	groupcommit_hold(j->ds->commit, &j->held, sync_too);
+	if (j->ds->commit) {
+		groupcommit_hold(j->ds->commit, &j->held, sync_too);
+		return;
+	}
+	/* A journal whose every write is durable when it returns (shared):
+	 * nothing to wait for. */
+	if (sync_too)
+		accepted(j, true);
+	else
+		job_enter(j, LC_DONE);
 }
 
 /* A sync delivery's outcome, committed. */
@@ -491,11 +617,13 @@ static const struct groupcommit_ops held_answers = {
 	.dropped = on_dropped,
 };
 
-static void journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
-                           int64_t next_due)
+/* Records the attempt's outcome: 0, -1 (not recorded: logged), or
+ * JOURNAL_LOST (another instance took the delivery over). */
+static int journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
+                          int64_t next_due)
 {
 	if (!ds->journal || !delivery_rowid(d))
-		return;
+		return 0;
 	size_t nhooks;
 	struct journal_hook *hooks = delivery_journal_hooks(d, &nhooks);
 	const struct outcome *out = delivery_outcome(d);
@@ -510,11 +638,17 @@ static void journal_finish(struct dispatcher *ds, struct delivery *d, enum deliv
 		.hooks = hooks,
 		.nhooks = nhooks,
 	};
-	if (journal_attempt_finished(ds->journal, delivery_rowid(d), &a, st, next_due) < 0)
+	int rc = journal_attempt_finished(ds->journal, delivery_rowid(d), &a, st, next_due);
+	if (rc == JOURNAL_LOST)
+		log_msg(LOG_LVL_WARN, "delivery %s (endpoint %s): another instance took it over while "
+		        "it ran (this one's lease ran out); attempt %d's outcome is not recorded",
+		        delivery_id(d), delivery_endpoint(d)->name, a.attempt);
+	else if (rc < 0)
 		log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s", delivery_id(d));
 	free(hooks);
 	/* A sync sender's answer waits for this turn's commit (finish). */
 	groupcommit_flush_soon(ds->commit);
+	return rc < 0 ? rc : 0;
 }
 
 /* Final: a sync sender's answer waits until its outcome is committed. */
@@ -551,7 +685,8 @@ static void attempt_over(struct job *j)
 			delay = MAX_BACKOFF_MS;
 		st = DSTATE_RETRY_WAIT;
 	}
-	journal_finish(ds, d, st, st == DSTATE_RETRY_WAIT ? now_wall_ms() + delay : 0);
+	bool lost = journal_finish(ds, d, st, st == DSTATE_RETRY_WAIT ? now_wall_ms() + delay : 0) ==
+	            JOURNAL_LOST;
 	if (!ds->journal && !delivery_id_generated(d))
 		remember_id(ds, d, st);
 	/* A sync delivery that failed is the sender's to send again. With an
@@ -565,7 +700,9 @@ static void attempt_over(struct job *j)
 	}
 	delivery_set_attempt_end(d, st == DSTATE_RETRY_WAIT, delay, now_wall_ms() + delay);
 	delivery_log(d);
-	if (st != DSTATE_RETRY_WAIT)
+	if (lost && delivery_async(d))
+		job_enter(j, LC_SHELVED); /* the other instance's now */
+	else if (st != DSTATE_RETRY_WAIT)
 		finish(j);
 	else if (ds->draining)
 		job_enter(j, LC_SHELVED); /* its retry is the next start's */
@@ -596,7 +733,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 		why = "journal_max_bytes of bodies pending";
 	else if (journal_hand_over(ds->journal, delivery_rowid(d), j->state == LC_RUNNING, body,
 	                           len) < 0)
-		why = "cannot write the journal";
+		why = "cannot write the journal (or another instance took it over)";
 	if (why) {
 		log_msg(LOG_LVL_WARN, "delivery %s: not answered at respond_within: %s",
 		        delivery_id(d), why);
@@ -777,8 +914,9 @@ static void attempt_begins(struct job *j)
 		j->route.may_pass = !loaded;
 	}
 	/* A sync delivery was recorded as running this attempt already
-	 * (journal_record): asking again would only cost a read. */
-	if (ds->journal && delivery_rowid(d) && delivery_async(d))
+	 * (journal_record): asking again would only cost a read. A shared
+	 * journal recorded it before it entered RUNNING (turn_taken). */
+	if (ds->journal && delivery_rowid(d) && delivery_async(d) && !ds->shared)
 		journal_attempt_started(ds->journal, delivery_rowid(d), delivery_attempt(d),
 		                        now_wall_ms());
 	for (size_t i = 0; i < j->route.nskipped; i++)
@@ -855,7 +993,9 @@ static bool replayed(struct dispatcher *ds, const struct delivery *d)
 }
 
 /* Records the delivery as received; for async, durably. known_new: the
- * journal was just asked about its id, and knows none. */
+ * journal was just asked about its id, and knows none. 0, -1, or
+ * JOURNAL_LOST: a shared journal got the same id from another instance
+ * in the meantime. */
 static int record(struct dispatcher *ds, struct delivery *d, bool known_new)
 {
 	if (!ds->journal) {
@@ -868,9 +1008,12 @@ static int record(struct dispatcher *ds, struct delivery *d, bool known_new)
 	struct journal_new jn;
 	delivery_journal_new(d, &jn, &hdrs);
 	jn.known_new = known_new;
+	jn.key = delivery_key(d);
 	int64_t rowid = journal_record(ds->journal, &jn);
-	delivery_set_rowid(d, rowid);
 	free(hdrs);
+	if (rowid == JOURNAL_LOST)
+		return JOURNAL_LOST;
+	delivery_set_rowid(d, rowid);
 	if (!delivery_async(d))
 		groupcommit_flush_soon(ds->commit);
 	/* Only a delivery the journal holds is remembered: one answered 503
@@ -878,6 +1021,67 @@ static int record(struct dispatcher *ds, struct delivery *d, bool known_new)
 	if (rowid > 0)
 		replaywin_commit(ds->replay, delivery_endpoint(d)->name, delivery_id(d));
 	return rowid > 0 ? 0 : -1;
+}
+
+/* Without the store, hookd cannot tell a resend from a new delivery:
+ * nothing runs, and the sender is asked to come back. */
+static void journal_unavailable(struct job *j, const char *why)
+{
+	answer_now(j, 503, "overloaded", xstrdup(why), RETRY_AFTER_OVERLOAD);
+}
+
+/*
+ * The id rules: a delivery id already known is a duplicate (200), still
+ * pending (409), or a resend of a failed one (its next attempt). 1 when
+ * known and to run again, 0 when new, -1 when answered here.
+ */
+static int known_id(struct job *j)
+{
+	struct delivery *d = j->d;
+	enum delivery_state st;
+	int attempts;
+	int found = id_lookup(j->ds, d, &st, &attempts);
+	if (found < 0) {
+		journal_unavailable(j, "cannot read the journal");
+		return -1;
+	}
+	if (found == 0)
+		return 0;
+	if (st == DSTATE_SUCCEEDED || st == DSTATE_SKIPPED) {
+		/* A skipped delivery was not for these hooks: a resend is not
+		 * either. */
+		answer_now(j, 200, "duplicate", NULL, 0);
+		return -1;
+	}
+	if (delivery_state_pending(st)) {
+		/* The state it is in: queued, running or retry_wait. */
+		answer_now(j, 409, delivery_state_name(st), xstrdup("this delivery is still pending"),
+		           RETRY_AFTER_PENDING);
+		return -1;
+	}
+	delivery_set_attempt(d, attempts + 1);
+	return 1;
+}
+
+/* Records j's delivery; false when answered here: the journal failed (503),
+ * or another instance recorded the same id first (the id rules again). */
+static bool recorded(struct job *j, bool known_new)
+{
+	/* Twice at most: the id could come and go again between two looks
+	 * only if another instance pruned it in between. */
+	for (int tries = 0; tries < 2; tries++) {
+		int rc = record(j->ds, j->d, known_new);
+		if (rc == 0)
+			return true;
+		if (rc != JOURNAL_LOST)
+			break;
+		int found = known_id(j);
+		if (found < 0)
+			return false; /* answered: duplicate, pending, or no journal */
+		known_new = found == 0;
+	}
+	journal_unavailable(j, "cannot write the journal");
+	return false;
 }
 
 void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn done, void *arg)
@@ -890,26 +1094,10 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 	}
 	bool known_new = delivery_id_generated(d);
 	if (!delivery_id_generated(d)) {
-		enum delivery_state st;
-		int attempts;
-		int found = id_lookup(ds, d, &st, &attempts);
+		int found = known_id(j);
+		if (found < 0)
+			return; /* answered */
 		known_new = found == 0;
-		if (found == 1) {
-			if (st == DSTATE_SUCCEEDED || st == DSTATE_SKIPPED) {
-				/* A skipped delivery was not for these hooks: a
-				 * resend is not either. */
-				answer_now(j, 200, "duplicate", NULL, 0);
-				return;
-			}
-			if (delivery_state_pending(st)) {
-				/* The state it is in: queued, running or retry_wait. */
-				answer_now(j, 409, delivery_state_name(st),
-				           xstrdup("this delivery is still pending"),
-				           RETRY_AFTER_PENDING);
-				return;
-			}
-			delivery_set_attempt(d, attempts + 1);
-		}
 	}
 	if (replayed(ds, d)) {
 		answer_now(j, 200, "duplicate",
@@ -937,11 +1125,8 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 			           RETRY_AFTER_OVERLOAD);
 			return;
 		}
-		if (record(ds, d, known_new) < 0) {
-			answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
-			           RETRY_AFTER_OVERLOAD);
+		if (!recorded(j, known_new))
 			return;
-		}
 		if (ds->journal)
 			hold(j, true); /* answered once synced: on_synced */
 		else
@@ -953,8 +1138,8 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 	if (route_outcome(j)) {
 		/* Nothing to run: no slot, but the outcome is journaled so a
 		 * resend is a duplicate. */
-		record(ds, d, known_new);
-		attempt_over(j);
+		if (recorded(j, known_new))
+			attempt_over(j);
 		return;
 	}
 	const char *key = delivery_key(d);
@@ -971,7 +1156,8 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		answer_now(j, 400, "rejected", xstrdup(err), 0);
 		return;
 	}
-	record(ds, d, known_new);
+	if (!recorded(j, known_new))
+		return;
 	arm_deadline(j);
 	/* Not now: it waits in WAIT_KEY or QUEUED, counted against max_queued. */
 	admit(j);
@@ -1018,10 +1204,15 @@ struct dispatcher *dispatcher_new(struct event_base *base, struct config *cfg,
 	ds->base = base;
 	ds->cfg = config_ref(cfg);
 	ds->journal = journal;
-	if (journal)
+	ds->shared = journal_shared(journal);
+	/* Group commit is for a journal whose commits wait for a sync of
+	 * their own (SQLite); a shared one's writes are durable as they return. */
+	if (journal && journal_sync_fd(journal) >= 0)
 		ds->commit = groupcommit_new(base, journal, &held_answers, ds);
 	TAILQ_INIT(&ds->queue);
 	TAILQ_INIT(&ds->waiting_retry);
+	TAILQ_INIT(&ds->waiting_turn);
+	ds->turn_timer = evtimer_new(base, on_turn_poll, ds);
 	ds->keys = keyqueue_new();
 	if (!journal)
 		ds->ids = idstore_new(MEMORY_IDS_MAX);
@@ -1063,6 +1254,11 @@ void dispatcher_drain(struct dispatcher *ds)
 	}
 	while ((j = TAILQ_FIRST(&ds->waiting_retry)))
 		job_enter(j, LC_SHELVED);
+	for (j = TAILQ_FIRST(&ds->waiting_turn); j; j = next) {
+		next = TAILQ_NEXT(j, link);
+		if (delivery_async(j->d))
+			job_enter(j, LC_SHELVED);
+	}
 }
 
 bool dispatcher_idle(const struct dispatcher *ds)
@@ -1082,7 +1278,7 @@ int dispatcher_running(const struct dispatcher *ds)
 
 void dispatcher_pending(const struct dispatcher *ds, int *queued, int *running, int *retry_wait)
 {
-	*queued = ds->in_state[LC_WAIT_KEY] + ds->in_state[LC_QUEUED];
+	*queued = ds->in_state[LC_WAIT_KEY] + ds->in_state[LC_QUEUED] + ds->in_state[LC_WAIT_TURN];
 	*running = ds->in_state[LC_RUNNING] + ds->in_state[LC_OVER];
 	*retry_wait = ds->in_state[LC_WAIT_RETRY];
 }
@@ -1112,6 +1308,13 @@ void dispatcher_free(struct dispatcher *ds)
 		return;
 	dispatcher_drain(ds);
 	groupcommit_free(ds->commit);
+	/* Sync deliveries still waiting for their turn have no sender left. */
+	struct job *j;
+	while ((j = TAILQ_FIRST(&ds->waiting_turn))) {
+		j->done = NULL;
+		job_enter(j, LC_SHELVED);
+	}
+	event_free(ds->turn_timer);
 	keyqueue_free(ds->keys);
 	idstore_free(ds->ids);
 	replaywin_free(ds->replay);

@@ -37,11 +37,24 @@
  *   OVER (a retry due)
  *   WAIT_KEY,   the same state, async       handed over: a sync delivery still there at
  *   QUEUED,                                 its respond_within is answered 202 and goes
- *   RUNNING                                 on as a journaled async one (the only change
- *                                           that keeps the state)
+ *   RUNNING,                                on as a journaled async one (the only change
+ *   WAIT_TURN                               that keeps the state)
+ *
+ * With a shared journal (several instances, journal_shared) a delivery
+ * about to run first asks the journal (journal_take_turn, or
+ * journal_attempt_started without a key): one whose key is busy on another
+ * instance, or that the journal cannot be asked about now, waits in
+ * WAIT_TURN, asked again every TURN_POLL_MS; one another instance took
+ * over (its lease ran out) is SHELVED, a sync one answered 503:
+ *
+ *   NEW, WAIT_KEY, QUEUED,   WAIT_TURN       not its turn yet, or the journal is down
+ *   WAIT_RETRY
+ *   WAIT_TURN   WAIT_KEY, QUEUED, RUNNING   asked again: admitted as from NEW
+ *               DONE                        sync, taken over by another instance
+ *   any waiting SHELVED                     async, taken over by another instance
  *
  * A delivery holds its key in QUEUED and RUNNING; a sync delivery in
- * WAIT_KEY or QUEUED counts against max_queued. A journaled async delivery
+ * WAIT_KEY, QUEUED or WAIT_TURN counts against max_queued. A journaled async delivery
  * entering WAIT_KEY, QUEUED or WAIT_RETRY becomes a shell (delivery_shed):
  * its body and environment wait in the journal, and are read back
  * (delivery_from_row) when it enters RUNNING.
@@ -68,6 +81,7 @@ enum lifecycle {
 	LC_WAIT_RETRY,
 	LC_DONE,
 	LC_SHELVED,
+	LC_WAIT_TURN,
 	LC_COUNT
 };
 

@@ -346,6 +346,12 @@ char *metrics_render(const struct metrics_gauges *g)
 	sb_printf(&sb, "hookd_deliveries_pending{state=\"retry_wait\"} %d\n",
 	          g->pending_retry_wait);
 
+	if (g->journal_up >= 0) {
+		head(&sb, "hookd_journal_up", "gauge",
+		     "1 while the journal answers, 0 while it cannot be reached (deliveries get 503).");
+		sb_printf(&sb, "hookd_journal_up %d\n", g->journal_up);
+	}
+
 	head(&sb, "hookd_config_reloads_total", "counter", "SIGHUP reloads, by result.");
 	sb_printf(&sb, "hookd_config_reloads_total{result=\"ok\"} %llu\n",
 	          (unsigned long long)M.reloads_ok);

@@ -60,6 +60,7 @@ struct metrics_gauges {
 	 * an attempt, waiting for a retry. */
 	int pending_queued, pending_running, pending_retry_wait;
 	bool draining;
+	int journal_up; /* 1 or 0; -1: no journal */
 };
 
 /* Prometheus text exposition format 0.0.4, malloc'd. */

@@ -82,15 +82,11 @@ struct delivery *delivery_from_row(struct journal *journal, struct config *cfg, 
 	return d;
 }
 
-int dispatch_recover(struct dispatcher *ds)
+/* Pending async deliveries the journal gave this instance (recovered or
+ * adopted) go to the dispatcher; frees v. */
+static void resume_all(struct dispatcher *ds, struct journal_pending *v, size_t n)
 {
 	struct journal *journal = dispatcher_journal(ds);
-	if (!journal)
-		return 0;
-	struct journal_pending *v = NULL;
-	size_t n = 0;
-	if (journal_recover(journal, &v, &n) < 0)
-		return -1;
 	int64_t now = now_wall_ms();
 	for (size_t i = 0; i < n; i++) {
 		/* One waiting for its retry keeps its due time; the attempt it
@@ -106,9 +102,37 @@ int dispatch_recover(struct dispatcher *ds)
 		journal_pending_free(&v[i]);
 	}
 	free(v);
+}
+
+int dispatch_recover(struct dispatcher *ds)
+{
+	struct journal *journal = dispatcher_journal(ds);
+	if (!journal)
+		return 0;
+	struct journal_pending *v = NULL;
+	size_t n = 0;
+	if (journal_recover(journal, &v, &n) < 0)
+		return -1;
+	resume_all(ds, v, n);
 	if (n)
 		log_msg(LOG_LVL_INFO, "journal: %zu pending async deliveries resumed", n);
 	return 0;
+}
+
+int dispatch_adopt(struct dispatcher *ds, size_t max)
+{
+	struct journal *journal = dispatcher_journal(ds);
+	if (!journal || dispatcher_draining(ds))
+		return 0;
+	struct journal_pending *v = NULL;
+	size_t n = 0;
+	if (journal_adopt(journal, max, &v, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		log_msg(LOG_LVL_WARN, "delivery %s (endpoint %s): its instance's lease ran out; "
+		        "taken over here", v[i].delivery_id, v[i].endpoint);
+	resume_all(ds, v, n);
+	return (int)n;
 }
 
 enum result dispatch_replay(struct dispatcher *ds, int64_t rowid)

@@ -7,6 +7,7 @@
 #ifndef HOOKD_RECOVERY_H
 #define HOOKD_RECOVERY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "result.h"
@@ -30,6 +31,9 @@ struct delivery *delivery_from_row(struct journal *journal, struct config *cfg, 
 /* Recovers the journal's pending async deliveries (at start); 0, or -1
  * when the journal cannot be read. */
 int dispatch_recover(struct dispatcher *ds);
+/* A shared journal: takes over at most max pending async deliveries whose
+ * instance's lease ran out (journal_adopt). How many, or -1. */
+int dispatch_adopt(struct dispatcher *ds, size_t max);
 /* Replays a journaled delivery by rowid: RESULT_OK (queued), RESULT_UNKNOWN,
  * RESULT_PENDING (already queued, running or waiting for a retry) or
  * RESULT_BODY_CUT. */

@@ -235,7 +235,7 @@ class Check(Base):
     def test_set_without_state_dir_is_an_error(self):
         rc, out, err = self.check(GH_SECTION + "respond_within = 5s\n")
         self.assertEqual(rc, 2, out + err)
-        self.assertIn("respond_within needs [server] state_dir (or 0 for off)", err)
+        self.assertIn("respond_within needs [server] state_dir or journal (or 0 for off)", err)
         rc, out, err = self.check(GH_SECTION + "respond_within = 0\n")
         self.assertEqual(rc, 0, out + err)
         self.assertNotIn("respond_within", out, "said off: no note")

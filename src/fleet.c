@@ -1,0 +1,64 @@
+/*
+ * A shared journal's upkeep (fleet.h). The timer runs on the daemon's
+ * loop: every call it makes is one short statement on the journal's
+ * connection.
+ */
+#include "fleet.h"
+
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "journal.h"
+#include "log.h"
+#include "recovery.h"
+#include "util.h"
+
+#define TICK_MS 1000
+/* Deliveries taken over in one tick: a dead instance's backlog comes over
+ * a few hundred a second, never all in one stall of the loop. */
+#define ADOPT_MAX 200
+
+struct fleet {
+	struct dispatcher *ds;
+	struct journal *journal;
+	struct event *tick;
+	int64_t renew_every_ms;
+	int64_t renewed_mono;
+};
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct fleet *f = arg;
+	int64_t now = now_mono_ms();
+	bool was_up = journal_up(f->journal);
+	/* Down, the heartbeat is what reconnects. */
+	if (!was_up || now - f->renewed_mono >= f->renew_every_ms) {
+		if (journal_heartbeat(f->journal) == 0)
+			f->renewed_mono = now;
+	}
+	if (journal_up(f->journal))
+		dispatch_adopt(f->ds, ADOPT_MAX);
+}
+
+struct fleet *fleet_new(struct event_base *base, struct dispatcher *ds, struct journal *journal,
+                        int64_t lease_ms)
+{
+	struct fleet *f = xcalloc(1, sizeof(*f));
+	f->ds = ds;
+	f->journal = journal;
+	f->renew_every_ms = lease_ms / 3;
+	f->renewed_mono = now_mono_ms();
+	f->tick = event_new(base, -1, EV_PERSIST, on_tick, f);
+	struct timeval tv = {TICK_MS / 1000, (TICK_MS % 1000) * 1000};
+	evtimer_add(f->tick, &tv);
+	return f;
+}
+
+void fleet_free(struct fleet *f)
+{
+	if (!f)
+		return;
+	event_free(f->tick);
+	free(f);
+}
