@@ -291,7 +291,8 @@ struct pg_journal {
 	struct fence_map fences;
 };
 
-static struct pg_journal *PGJ(struct journal *j)
+/* The backend's handle behind the front's (journal_backend.h). */
+static struct pg_journal *pg_of(struct journal *j)
 {
 	return (struct pg_journal *)j;
 }
@@ -662,7 +663,7 @@ static int schema_check(struct pg_journal *j, char *err, size_t errlen)
 
 static void pg_close(struct journal *jj)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (!j)
 		return;
 	if (j->conn)
@@ -774,7 +775,7 @@ static char *headers_text(const struct journal_new *d)
 static enum result pg_lookup(struct journal *jj, const char *endpoint, const char *delivery_id,
                              enum delivery_state *state, int *attempts, int64_t *rowid)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (j->noschema)
 		return RESULT_UNKNOWN;
 	if (!usable(j))
@@ -830,7 +831,7 @@ static const char sql_record[] =
 
 static int64_t pg_record(struct journal *jj, const struct journal_new *d)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (j->readonly || !d->endpoint || !d->delivery_id || !d->event || !writable(j))
 		return -1;
 	/* Shared, a keyed sync delivery waits for its turn (take_turn). */
@@ -909,7 +910,7 @@ static int mark_running(struct pg_journal *j, struct fence_slot *f, int attempt,
 
 static int pg_attempt_started(struct journal *jj, int64_t rowid, int attempt, int64_t started_ms)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (j->readonly)
 		return -1;
 	struct fence_slot *f = fence_find(&j->fences, rowid);
@@ -1024,7 +1025,7 @@ static const char sql_finish[] =
 static int pg_attempt_finished(struct journal *jj, int64_t rowid, const struct journal_attempt *a,
                                enum delivery_state state, int64_t next_due_ms)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (j->readonly || (unsigned)state > DSTATE_SKIPPED)
 		return -1;
 	struct fence_slot *f = fence_find(&j->fences, rowid);
@@ -1087,7 +1088,7 @@ fail:
 static int pg_hand_over(struct journal *jj, int64_t rowid, bool running,
                         const unsigned char *body, size_t body_len)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (j->readonly)
 		return -1;
 	struct fence_slot *f = fence_find(&j->fences, rowid);
@@ -1148,7 +1149,7 @@ static int pg_hand_over(struct journal *jj, int64_t rowid, bool running,
 
 static enum result pg_requeue(struct journal *jj, int64_t rowid)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (!writable(j))
 		return RESULT_ERROR;
 	if (tx_begin(j) < 0)
@@ -1291,7 +1292,9 @@ static int take_rows(struct pg_journal *j, bool adopt, size_t max, struct journa
 		goto fail;
 	struct params p = {0};
 	p_text(&p, j->instance);
-	p_int(&p, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+	if (adopt)
+		p_int(&p, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+	/* Recovery: this instance's own rows (of a previous run) too. */
 	PGresult *r = run(j, adopt ? "adopt" : "recover",
 	                  adopt ? "SELECT id, async, state, attempts, run_attempt, run_started_ms, owner"
 	                          " FROM hookd_deliveries WHERE state < 3 AND lease_until < now()"
@@ -1300,7 +1303,7 @@ static int take_rows(struct pg_journal *j, bool adopt, size_t max, struct journa
 	                        : "SELECT id, async, state, attempts, run_attempt, run_started_ms, owner"
 	                          " FROM hookd_deliveries WHERE state < 3 AND (owner = $1::text"
 	                          " OR lease_until IS NULL OR lease_until < now())"
-	                          " AND $2::bigint > 0 FOR UPDATE SKIP LOCKED",
+	                          " FOR UPDATE SKIP LOCKED",
 	                  &p);
 	p_free(&p);
 	if (!r)
@@ -1424,7 +1427,7 @@ fail:
 
 static int pg_recover(struct journal *jj, struct journal_pending **out, size_t *n)
 {
-	return take_rows(PGJ(jj), false, 1, out, n);
+	return take_rows(pg_of(jj), false, 0, out, n);
 }
 
 static int pg_adopt(struct journal *jj, size_t max, struct journal_pending **out, size_t *n)
@@ -1433,12 +1436,12 @@ static int pg_adopt(struct journal *jj, size_t max, struct journal_pending **out
 	*n = 0;
 	if (max == 0)
 		return 0;
-	return take_rows(PGJ(jj), true, max, out, n);
+	return take_rows(pg_of(jj), true, max, out, n);
 }
 
 static enum result pg_get(struct journal *jj, int64_t rowid, struct journal_pending *out)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (j->noschema)
 		return RESULT_UNKNOWN;
 	if (!usable(j))
@@ -1462,7 +1465,7 @@ static enum result pg_get(struct journal *jj, int64_t rowid, struct journal_pend
 static enum result pg_find(struct journal *jj, const char *endpoint, const char *delivery_id,
                            int64_t *rowid)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (j->noschema)
 		return RESULT_UNKNOWN;
 	if (!usable(j))
@@ -1502,7 +1505,7 @@ static int prune_step(struct pg_journal *j, const char *sql, int64_t a, int64_t 
 
 static int pg_prune(struct journal *jj, int64_t now_ms)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (!writable(j))
 		return -1;
 	if (j->keep_ms <= 0 && j->max_rows <= 0)
@@ -1596,14 +1599,14 @@ static void refresh_counts(struct pg_journal *j, bool force)
 
 static int64_t pg_pending_count(struct journal *jj)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	refresh_counts(j, j->readonly);
 	return j->pending;
 }
 
 static int64_t pg_pending_bytes(struct journal *jj)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	refresh_counts(j, j->readonly);
 	return j->pending_bytes;
 }
@@ -1613,7 +1616,7 @@ static int64_t pg_pending_bytes(struct journal *jj)
 static enum result pg_list(struct journal *jj, int64_t since_ms, bool failed_only,
                            bool (*visit)(const struct journal_entry *e, void *arg), void *arg)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (j->noschema)
 		return RESULT_OK;
 	if (!usable(j))
@@ -1651,7 +1654,7 @@ static enum result pg_list(struct journal *jj, int64_t since_ms, bool failed_onl
 static enum result pg_read(struct journal *jj, int64_t rowid,
                            void (*visit)(const struct journal_entry *e, void *arg), void *arg)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (j->noschema)
 		return RESULT_UNKNOWN;
 	if (!usable(j))
@@ -1705,7 +1708,7 @@ static enum result pg_read(struct journal *jj, int64_t rowid,
 static enum result pg_read_attempts(struct journal *jj, int64_t rowid,
                                     const struct journal_attempt_visitor *v)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (j->noschema)
 		return RESULT_OK;
 	if (!usable(j))
@@ -1766,7 +1769,7 @@ static enum result pg_read_attempts(struct journal *jj, int64_t rowid,
 static enum result pg_endpoints_of(struct journal *jj, const char *delivery_id,
                                    void (*visit)(const char *endpoint, void *arg), void *arg)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (j->noschema)
 		return RESULT_OK;
 	if (!usable(j))
@@ -1829,7 +1832,7 @@ static char *glob_to_regex(const char *g)
 static enum result pg_query(struct journal *jj, const struct journal_filter *f,
                             bool (*visit)(const struct journal_row *r, void *arg), void *arg)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (j->noschema)
 		return RESULT_OK;
 	if (!usable(j))
@@ -1904,12 +1907,12 @@ static enum result pg_query(struct journal *jj, const struct journal_filter *f,
 
 static bool pg_up(struct journal *jj)
 {
-	return PGJ(jj)->conn != NULL;
+	return pg_of(jj)->conn != NULL;
 }
 
 static int pg_heartbeat(struct journal *jj)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (!ensure_up(j))
 		return -1;
 	if (j->readonly || j->noschema)
@@ -1931,7 +1934,7 @@ static const char sql_turn_lock[] =
 static int pg_take_turn(struct journal *jj, int64_t rowid, const char *key, int attempt,
                         int64_t started_ms)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (j->readonly || !key)
 		return RESULT_ERROR;
 	struct fence_slot *f = fence_find(&j->fences, rowid);
@@ -1982,7 +1985,7 @@ fail:
 static int pg_import(struct journal *jj, const struct journal_entry *e,
                      const struct journal_attempt *attempts, size_t nattempts)
 {
-	struct pg_journal *j = PGJ(jj);
+	struct pg_journal *j = pg_of(jj);
 	if (!writable(j))
 		return RESULT_ERROR;
 	if (tx_begin(j) < 0)
