@@ -1275,5 +1275,128 @@ class AsyncHooksDir(harness.HookdTestCase):
             self.assertTrue(h.wait_file("ran", timeout=10), "the resend did not run")
 
 
+# --------------------------------------------------------------------------
+# copying a journal: `hookd journal export` and `import`
+
+class Copy(Base):
+    """README "Moving from SQLite": a stopped hookd's journal exported as
+    JSON lines and imported into a fresh one reads the same in `events` and
+    `show --json`; its pending deliveries run when the new daemon starts,
+    and nothing else does; a second import skips them all; a malformed line
+    stops the import at that line, naming it, and keeps what came before."""
+
+    SERVER = "journal_body_max = 1KiB\n"
+    ENDPOINT = "mode = async\nretry_backoff = 3s\n"
+    EXTRA = "[status]\n78 = skip\n"
+
+    def hooks(self):
+        return {
+            EVENT: rec_hook("printf 'out\\377\\n'"),  # binary output
+            "build:failure": rec_hook(rc="1"),
+            "build:skip": rec_hook(rc="78"),
+            "build:retry": rec_hook(rc='$([ "$HOOK_ATTEMPT" -ge 2 ] && echo 0 || echo 75)'),
+            "build:hold": rec_hook("sleep 1"),
+        }
+
+    def new_hookd(self, start):
+        return Hookd(config(server=self.SERVER, endpoint=self.ENDPOINT, extra=self.EXTRA),
+                     self.hooks(), start=start)
+
+    def import_file(self, h, path):
+        r = h.cli("journal", "import", path)
+        return r.returncode, r.stderr
+
+    def shows(self, h, ids):
+        out = {}
+        for eid in ids:
+            r = h.cli("show", "--json", eid)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out[eid] = json.loads(r.stdout)
+        return out
+
+    def test_export_import_sqlite(self):
+        with self.new_hookd(True) as old:
+            ok, bad, skip, unhandled, retry, hold = (
+                new_id(n) for n in ("ok", "bad", "skip", "unhandled", "retry", "hold"))
+            for eid, event in ((ok, None), (bad, "build:failure"), (skip, "build:skip"),
+                               (unhandled, "job-run:start"), (retry, "build:retry")):
+                self.assertStatus(old.post(eid, event=event), 202, "accepted")
+                time.sleep(0.01)  # distinct receipt times: the export's order shows
+            old.wait_states([ok, unhandled])
+            old.wait_states([bad], ("failed",))
+            old.wait_states([skip], ("skipped",))
+            old.wait_states([retry], ("retry_wait",))
+            # A replay that ran (attempt 2 of `bad` is marked), and one that
+            # waits for the next start: asked while hookd shuts down.
+            self.assertEqual(old.cli("replay", bad).returncode, 0)
+            self.assertTrue(wait_until(lambda: old.event_of(bad)["attempts"] == 2 and
+                                       old.event_of(bad)["state"] == "failed", 10))
+            big = dict(sample_json(), pad="x" * 2000)  # cut when final (journal_body_max)
+            self.assertStatus(old.post(hold, body=big, event="build:hold"), 202, "accepted")
+            self.wait_runs(old, 1 + 1 + 1 + 1 + 2, "start")  # ok, bad x2, skip, retry, hold
+            old.proc.send_signal(signal.SIGTERM)
+            self.assertTrue(old.wait_log("SIGTERM received"), old.log_text())
+            self.assertEqual(old.cli("replay", ok).returncode, 0)
+            old.stop()
+            ids = [ok, bad, skip, unhandled, retry, hold]
+            states = {e["id"]: e["state"] for e in old.events()}
+            self.assertEqual(states, {ok: "queued", bad: "failed", skip: "skipped",
+                                      unhandled: "succeeded", retry: "retry_wait",
+                                      hold: "succeeded"})
+
+            r = old.cli("journal", "export")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("exported 6", r.stderr)
+            lines = r.stdout.splitlines()
+            rows = [json.loads(l) for l in lines]
+            self.assertEqual([d["id"] for d in rows], ids, "oldest first")
+            by_id = {d["id"]: d for d in rows}
+            self.assertEqual((by_id[ok]["state"], by_id[ok]["replay_attempt"]), ("queued", 2))
+            self.assertFalse(by_id[ok]["body_cut"], "a pending body is whole")
+            self.assertTrue(by_id[hold]["body_cut"], "journal_body_max cut a final one")
+            self.assertGreater(by_id[hold]["body_len"], 2000)
+            self.assertEqual([a["replay"] for a in by_id[bad]["attempt_list"]], [False, True])
+            out = by_id[ok]["attempt_list"][0]["hooks"][0]["output_base64"]
+            self.assertEqual(__import__("base64").b64decode(out), b"out\377\n")
+            before_events, before_shows = old.events(), self.shows(old, ids)
+
+            with self.new_hookd(False) as new:
+                path = os.path.join(new.tmp, "journal.jsonl")
+                with open(path, "w") as f:
+                    f.write(r.stdout)
+                self.assertEqual(self.import_file(new, path),
+                                 (0, "imported 6, skipped 0 (already there)\n"))
+                self.assertEqual(new.events(), before_events)
+                self.assertEqual(self.shows(new, ids), before_shows)
+                # Again, from stdin: all there already.
+                again = subprocess.run([harness.HOOKD_BIN, "-c", new.config_path, "journal",
+                                        "import"], input=r.stdout, text=True,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=15)
+                self.assertEqual((again.returncode, again.stderr),
+                                 (0, "imported 0, skipped 6 (already there)\n"))
+
+                # The pending ones run, as the journal had them; nothing else.
+                new.start()
+                rows2 = new.wait_states([ok, retry], timeout=15)
+                self.assertEqual((rows2[ok]["attempts"], rows2[retry]["attempts"]), (2, 2))
+                self.assertEqual(attempts_of(new, ok), [2])
+                self.assertEqual(attempts_of(new, retry), [2])
+                self.assertEqual(sorted(i for (i, _, _) in runs(new)), sorted([ok, retry]))
+                self.assertRegex(new.cli("show", ok).stdout, r"\nattempt 2: replay, started ")
+                self.assertEqual(new.events("--failed"), [e for e in before_events
+                                                          if e["id"] == bad])
+
+            # A malformed line: the import stops there, keeps the one before.
+            with self.new_hookd(False) as third:
+                path = os.path.join(third.tmp, "broken.jsonl")
+                with open(path, "w") as f:
+                    f.write(lines[0] + "\n{\"v\":1,\"endpoint\":\n" + "\n".join(lines[1:]))
+                rc, err = self.import_file(third, path)
+                self.assertEqual(rc, 1, err)
+                self.assertIn("%s:2: not JSON" % path, err)
+                self.assertIn("imported 1, skipped 0 (already there)", err)
+                self.assertEqual([e["id"] for e in third.events()], [ok])
+
+
 if __name__ == "__main__":
     main()
