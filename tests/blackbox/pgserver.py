@@ -107,6 +107,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def alive(pid):
+    """Whether pid is a process and not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def db_name(db):
     """The database name of a name or of a URL of this module."""
     if "://" not in db:
@@ -280,8 +289,7 @@ class PgServer:
                     fields = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            state, ppid = fields[0], int(fields[1])
-            if state != "Z" and (int(d) == master or ppid == master):
+            if fields[0] != "Z" and (int(d) == master or int(fields[1]) == master):
                 found.append(int(d))
         return found
 
@@ -330,10 +338,15 @@ class PgServer:
                           (mode, p.returncode, p.stderr))
 
     def destroy(self):
-        """Stops the server (not gently) and removes DIR."""
+        """Stops the server (not gently), waits until none of its processes
+        is left, and removes DIR."""
+        pids = self.pids()
         try:
             self._stop("immediate")
         finally:
+            deadline = time.monotonic() + WAIT
+            while any(alive(p) for p in pids) and time.monotonic() < deadline:
+                time.sleep(0.02)
             shutil.rmtree(self.top, ignore_errors=True)
 
     # ---- databases and queries
