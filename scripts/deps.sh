@@ -12,13 +12,16 @@
 #                            the packaged service is not used), and promtool
 #                            for the metrics, and chromium, chromium-driver and
 #                            python3-selenium for the deliveries page's browser
-#                            tests (test_web_browser).
+#                            tests (test_web_browser), and postgresql for the
+#                            PostgreSQL journal's tests (tests/blackbox/pgserver.py
+#                            runs its own server from it in a temp dir; the
+#                            cluster the package makes is not used).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 pkgs="build-essential meson ninja-build pkg-config libevent-dev libjson-c-dev
 libinih-dev libssl-dev libsqlite3-dev python3 curl openssl clang valgrind"
 test_pkgs="debhelper dpkg-dev lintian mandoc man-db systemd git prometheus-alertmanager
-chromium chromium-driver python3-selenium"
+chromium chromium-driver python3-selenium postgresql"
 with_test=no
 [ "${1:-}" = --test ] && with_test=yes
 

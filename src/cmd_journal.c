@@ -1,9 +1,11 @@
 /*
  * The journal's commands: `hookd events` and `hookd show` read the journal
  * themselves (journal_format.c words it), `hookd replay` asks the running
- * daemon over its control socket.
+ * daemon over its control socket, `hookd journal export` and `import` copy
+ * a journal's deliveries out and in (journal_copy.c's lines).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "config.h"
 #include "control.h"
 #include "journal.h"
+#include "journal_copy.h"
 #include "journal_format.h"
 #include "util.h"
 
@@ -123,4 +126,187 @@ int cmd_replay(const struct options *o)
 	}
 	printf("delivery %s queued for replay\n", o->args[0]);
 	return 0;
+}
+
+/* ---- copying a journal: `hookd journal export` and `import` ---------- */
+
+/* Every delivery's rowid, oldest first: the deliveries page's list, newest
+ * first a page at a time, turned round. */
+struct rowids {
+	int64_t *v;
+	size_t n, cap;
+	int64_t last_ms, last_rowid;
+	int page;
+};
+
+static bool add_rowid(const struct journal_row *r, void *arg)
+{
+	struct rowids *ids = arg;
+	if (ids->n == ids->cap) {
+		ids->cap = ids->cap ? 2 * ids->cap : 256;
+		ids->v = xrealloc(ids->v, ids->cap * sizeof(*ids->v));
+	}
+	ids->v[ids->n++] = r->rowid;
+	ids->last_ms = r->received_ms;
+	ids->last_rowid = r->rowid;
+	ids->page++;
+	return true;
+}
+
+static enum result all_rowids(struct journal *j, struct rowids *ids)
+{
+	enum { PAGE = 1000 };
+	struct journal_filter f = {.state = -1, .limit = PAGE};
+	do {
+		ids->page = 0;
+		if (journal_query(j, &f, add_rowid, ids) != RESULT_OK)
+			return RESULT_ERROR;
+		f.before_ms = ids->last_ms;
+		f.before_rowid = ids->last_rowid;
+	} while (ids->page == PAGE);
+	for (size_t a = 0, b = ids->n; a + 1 < b; a++, b--) {
+		int64_t t = ids->v[a];
+		ids->v[a] = ids->v[b - 1];
+		ids->v[b - 1] = t;
+	}
+	return RESULT_OK;
+}
+
+/* One line a delivery, each written as soon as it is read: no read stays
+ * open while stdout is slow, and a large journal is never in memory. */
+static int journal_export(const struct options *o)
+{
+	if (o->nargs != 1)
+		return usage_error("%s export takes no file: it writes to stdout", o->command);
+	struct config *cfg;
+	struct journal *j = open_journal_ro(o, &cfg, true);
+	struct rowids ids = {0};
+	int rc = 0;
+	if (j && all_rowids(j, &ids) != RESULT_OK) {
+		fprintf(stderr, "hookd: journal: cannot list the deliveries\n");
+		rc = 1;
+	}
+	struct strbuf line;
+	sb_init(&line);
+	size_t exported = 0;
+	bool out_ok = true;
+	for (size_t i = 0; i < ids.n && rc == 0 && out_ok; i++) {
+		struct journal_copy c;
+		enum result r = journal_copy_read(j, ids.v[i], &c);
+		if (r == RESULT_UNKNOWN)
+			continue; /* pruned since it was listed */
+		if (r != RESULT_OK) {
+			fprintf(stderr, "hookd: journal: cannot read delivery %zu of %zu\n", i + 1,
+			        ids.n);
+			rc = 1;
+			break;
+		}
+		line.len = 0;
+		journal_copy_format(&c, &line);
+		journal_copy_free(&c);
+		out_ok = fwrite(line.buf, 1, line.len, stdout) == line.len;
+		exported += out_ok;
+	}
+	if (fflush(stdout) != 0)
+		out_ok = false;
+	/* A reader that stopped reading (`| head`) is no error, as for events. */
+	if (!out_ok && errno != EPIPE) {
+		fprintf(stderr, "hookd: writing output: %s\n", strerror(errno));
+		rc = 1;
+	}
+	if (rc == 0 && out_ok)
+		fprintf(stderr, "exported %zu\n", exported);
+	sb_free(&line);
+	free(ids.v);
+	journal_close(j);
+	config_unref(cfg);
+	return rc;
+}
+
+/* One line a delivery, each its own transaction: what came before a bad
+ * line stays imported, and the same file imported again skips it. */
+static int journal_import_lines(const struct options *o)
+{
+	const char *path = o->nargs == 2 ? o->args[1] : NULL;
+	FILE *in = stdin;
+	if (path && strcmp(path, "-") != 0) {
+		in = fopen(path, "r");
+		if (!in) {
+			fprintf(stderr, "hookd: %s: %s\n", path, strerror(errno));
+			return 1;
+		}
+	} else {
+		path = "stdin";
+	}
+	struct config *cfg = load_or_die(o->config);
+	if (!journal_configured(cfg)) {
+		fprintf(stderr, "hookd: the journal is off: set [server] state_dir (or journal) in %s\n",
+		        o->config);
+		config_unref(cfg);
+		if (in != stdin)
+			fclose(in);
+		return EXIT_USAGE;
+	}
+	struct journal_opts jo;
+	journal_opts_from_config(cfg, &jo);
+	char err[512];
+	struct journal *j = journal_open(&jo, err, sizeof(err));
+	if (!j) {
+		fprintf(stderr, "hookd: journal: %s\n", err);
+		config_unref(cfg);
+		if (in != stdin)
+			fclose(in);
+		return 1;
+	}
+	char *line = NULL;
+	size_t cap = 0, lineno = 0, imported = 0, skipped = 0;
+	ssize_t n;
+	int rc = 0;
+	while ((n = getline(&line, &cap, in)) >= 0) {
+		lineno++;
+		size_t len = (size_t)n;
+		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			len--;
+		if (len == 0)
+			continue;
+		struct journal_copy c;
+		if (!journal_copy_parse(line, len, &c, err, sizeof(err))) {
+			fprintf(stderr, "hookd: %s:%zu: %s\n", path, lineno, err);
+			rc = 1;
+			break;
+		}
+		enum result r = journal_import(j, &c.entry, c.attempts, c.nattempts);
+		if (r == RESULT_OK)
+			imported++;
+		else if (r == RESULT_PENDING)
+			skipped++;
+		else
+			fprintf(stderr, "hookd: %s:%zu: delivery %s (endpoint %s): the journal did not "
+			        "take it\n", path, lineno, c.entry.delivery_id, c.entry.endpoint);
+		journal_copy_free(&c);
+		if (r != RESULT_OK && r != RESULT_PENDING) {
+			rc = 1;
+			break;
+		}
+	}
+	if (rc == 0 && ferror(in)) {
+		fprintf(stderr, "hookd: %s: %s\n", path, strerror(errno));
+		rc = 1;
+	}
+	fprintf(stderr, "imported %zu, skipped %zu (already there)\n", imported, skipped);
+	free(line);
+	if (in != stdin)
+		fclose(in);
+	journal_close(j);
+	config_unref(cfg);
+	return rc;
+}
+
+int cmd_journal(const struct options *o)
+{
+	if (o->nargs >= 1 && strcmp(o->args[0], "export") == 0)
+		return journal_export(o);
+	if (o->nargs >= 1 && strcmp(o->args[0], "import") == 0)
+		return journal_import_lines(o);
+	return usage_error("%s needs 'export' or 'import [FILE]'", o->command);
 }

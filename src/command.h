@@ -49,5 +49,6 @@ int cmd_env(const struct options *o);    /* cmd_local.c */
 int cmd_events(const struct options *o); /* cmd_journal.c */
 int cmd_show(const struct options *o);   /* cmd_journal.c */
 int cmd_replay(const struct options *o); /* cmd_journal.c */
+int cmd_journal(const struct options *o); /* cmd_journal.c: export, import */
 
 #endif

@@ -308,6 +308,9 @@ struct journal_entry {
 	bool body_cut;
 	int run_attempt; /* while RUNNING: which attempt, since when */
 	int64_t run_started_ms;
+	/* The attempt the last `hookd replay` asked for, 0: none. Only
+	 * journal_import reads it (journal_read leaves it 0: journal_get says). */
+	int replay_attempt;
 };
 
 /* Deliveries received at or after since_ms, newest first by first receipt;

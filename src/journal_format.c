@@ -312,6 +312,10 @@ static void show_attempt(const struct journal_attempt *a, void *arg)
 		sb_puts(sb, ", error: ");
 		put_safe(sb, a->error, strlen(a->error), false);
 	}
+	if (a->instance) {
+		sb_puts(sb, ", on ");
+		put_safe(sb, a->instance, strlen(a->instance), false);
+	}
 	sb_putc(sb, '\n');
 }
 
@@ -552,6 +556,10 @@ void journal_json_attempt(struct strbuf *sb, const struct journal_attempt *a,
 	sb_json_str_or_null(sb, a->error);
 	if (st->replay)
 		sb_printf(sb, ",\"replay\":%s", a->replay ? "true" : "false");
+	if (a->instance) { /* a shared journal's: which instance ran it */
+		sb_puts(sb, ",\"instance\":");
+		sb_json_str_or_null(sb, a->instance);
+	}
 	sb_puts(sb, ",\"hooks\":[");
 }
 

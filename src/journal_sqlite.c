@@ -1875,6 +1875,100 @@ static enum result sq_query(struct journal *base, const struct journal_filter *f
 	return failed ? RESULT_ERROR : RESULT_OK;
 }
 
+/* ---- copying a journal in (`hookd journal import`) ---- */
+
+/*
+ * The delivery as it was, with its attempts and hooks, in one transaction.
+ * A pending one stays pending as it was (a RUNNING one too, as after a
+ * crash): the daemon's recovery takes it at its next start. The statements
+ * are prepared per call: an import is a command of its own, not the
+ * daemon's path.
+ */
+static int sq_import(struct journal *base, const struct journal_entry *e,
+                     const struct journal_attempt *attempts, size_t nattempts)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (j->readonly || !e->endpoint || !e->delivery_id || !e->event ||
+	    (unsigned)e->state > DSTATE_SKIPPED)
+		return RESULT_ERROR;
+	static const char insert_sql[] =
+		"INSERT INTO deliveries (endpoint, delivery_id, event, remote_addr, async, state,"
+		" attempts, received_ms, updated_ms, next_due_ms, run_attempt, run_started_ms, http,"
+		" status, error, headers, body, body_len, body_cut, replay_attempt)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
+		" ?18, ?19, ?20) ON CONFLICT (delivery_id, endpoint) DO NOTHING";
+	/* insert_attempt marks the attempt the row's replay_attempt names;
+	 * the copy says for itself which were replays. */
+	static const char replay_sql[] =
+		"UPDATE attempts SET replay = ?3 WHERE delivery = ?1 AND attempt = ?2";
+	bool pending = delivery_state_pending(e->state);
+	bool running = e->state == DSTATE_RUNNING;
+	sqlite3_stmt *ins = NULL, *rep = NULL;
+	if (sqlite3_prepare_v2(j->db, insert_sql, -1, &ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(j->db, replay_sql, -1, &rep, NULL) != SQLITE_OK) {
+		db_error(j, "import");
+		sqlite3_finalize(ins);
+		return RESULT_ERROR;
+	}
+	int ret = RESULT_ERROR;
+	if (tx_begin(j, pending && e->async) < 0)
+		goto out;
+	bind_text(ins, 1, e->endpoint);
+	bind_text(ins, 2, e->delivery_id);
+	bind_text(ins, 3, e->event);
+	bind_text(ins, 4, e->remote_addr ? e->remote_addr : "");
+	sqlite3_bind_int(ins, 5, e->async);
+	sqlite3_bind_int(ins, 6, e->state);
+	sqlite3_bind_int(ins, 7, e->attempts);
+	sqlite3_bind_int64(ins, 8, e->received_ms);
+	sqlite3_bind_int64(ins, 9, e->updated_ms ? e->updated_ms : e->received_ms);
+	sqlite3_bind_int64(ins, 10, e->state == DSTATE_RETRY_WAIT ? e->next_due_ms : 0);
+	sqlite3_bind_int(ins, 11, running ? e->run_attempt : 0);
+	sqlite3_bind_int64(ins, 12, running ? e->run_started_ms : 0);
+	sqlite3_bind_int(ins, 13, e->http);
+	bind_text(ins, 14, e->status);
+	bind_text(ins, 15, e->error);
+	bind_text(ins, 16, e->headers ? e->headers : "");
+	sqlite3_bind_blob64(ins, 17, e->body ? (const void *)e->body : "",
+	                    e->body ? e->body_kept : 0, SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 18, e->body_len);
+	sqlite3_bind_int(ins, 19, e->body_cut);
+	sqlite3_bind_int(ins, 20, e->replay_attempt);
+	if (sqlite3_step(ins) != SQLITE_DONE) {
+		db_error(j, "import");
+		goto fail;
+	}
+	if (sqlite3_changes(j->db) == 0) {
+		ret = RESULT_PENDING; /* (endpoint, id) is there already */
+		goto fail;
+	}
+	int64_t rowid = sqlite3_last_insert_rowid(j->db);
+	for (size_t i = 0; i < nattempts; i++) {
+		if (insert_attempt(j, rowid, &attempts[i]) < 0)
+			goto fail;
+		sqlite3_reset(rep);
+		sqlite3_bind_int64(rep, 1, rowid);
+		sqlite3_bind_int(rep, 2, attempts[i].attempt);
+		sqlite3_bind_int(rep, 3, attempts[i].replay);
+		if (sqlite3_step(rep) != SQLITE_DONE) {
+			db_error(j, "import attempt");
+			goto fail;
+		}
+	}
+	if (tx_commit(j) < 0)
+		goto out;
+	count_pending(j, DSTATE_SUCCEEDED, false, 0, e->state, e->async, e->body_len);
+	j->rows++;
+	ret = RESULT_OK;
+	goto out;
+fail:
+	tx_rollback(j);
+out:
+	sqlite3_finalize(ins);
+	sqlite3_finalize(rep);
+	return ret;
+}
+
 static struct journal *sq_open(const struct journal_opts *o, bool readonly, char *err,
                                size_t errlen)
 {
@@ -1918,4 +2012,5 @@ const struct journal_ops journal_sqlite_ops = {
 	.read_attempts = sq_read_attempts,
 	.endpoints_of = sq_endpoints_of,
 	.query = sq_query,
+	.import = sq_import,
 };

@@ -40,6 +40,11 @@ static const struct command {
 	 "                             one journaled delivery in full, as JSON, or its raw body\n"},
 	{"replay", cmd_replay, 1,
 	 "  replay [--endpoint NAME] ID  run a journaled delivery again, through the daemon\n"},
+	{"journal", cmd_journal, 2,
+	 "  journal export             write every journaled delivery to stdout, oldest first,\n"
+	 "                             one JSON line each (stop hookd first)\n"
+	 "  journal import [FILE]      read such lines (FILE or stdin) into this config's journal;\n"
+	 "                             deliveries already there are skipped\n"},
 };
 
 static void usage(FILE *f)

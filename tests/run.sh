@@ -5,9 +5,24 @@
 # builds (the soak and the valgrind smoke run included), then the unit tests
 # again under valgrind memcheck, then builds, installs and checks the Debian
 # package. Prints one closing line: "N passed, N failed".
+#
+# One PostgreSQL (tests/blackbox/pgserver.py) serves the whole run: started
+# before the suites, stopped and removed at exit, even when a suite fails.
+# The tests find it through HOOKD_TEST_PG_DIR; each suite also gets a new
+# scratch database for the C unit tests, HOOKD_TEST_PG (a libpq URL on the
+# unix socket), with HOOKD_TEST_PG_TCP and HOOKD_TEST_PG_PASSWORD_FILE.
 set -u
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh --test || exit 1
+
+pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/hookd-pg-run.XXXXXX") || exit 1
+trap 'python3 tests/blackbox/pgserver.py stop "$pg_dir"' EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+python3 tests/blackbox/pgserver.py start "$pg_dir" || {
+	echo "cannot start the tests' PostgreSQL (tests/blackbox/pgserver.py)"; exit 1; }
+export HOOKD_TEST_PG_DIR="$pg_dir"
 
 passed=0
 failed=0
@@ -21,6 +36,9 @@ run_suite() {
 		failed=$((failed + 1))
 		return
 	fi
+	pg_env=$(python3 tests/blackbox/pgserver.py env "$pg_dir") || {
+		failed=$((failed + 1)); return; }
+	eval "$pg_env"
 	meson test -C "$dir" --print-errorlogs --num-processes 2 \
 		${TEST_SETUP:+--setup "$TEST_SETUP"} ${MESON_TEST_ARGS:-}
 	# Count per test from meson's JSON log.

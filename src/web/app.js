@@ -199,6 +199,7 @@ function renderAttempts(list) {
       el("strong", null, "Attempt " + a.attempt), " · ", fmtTime(a.started_at),
       a.ms !== null ? " · " + fmtMs(a.ms) : " · unfinished",
       a.http !== null ? " · HTTP " + a.http : "", " · ", a.status || "",
+      a.instance ? " · on " + a.instance : "",
       a.error ? el("div", {cls: "error"}, a.error) : null);
     for (const h of a.hooks) {
       const what = [];

@@ -11,7 +11,11 @@ send its log to a file, give it a state dir, serve TLS from a given dir.
 
 Config and hook texts may contain the placeholders {tmp} (the temp dir),
 {hooks} (the hooks dir, {tmp}/hooks.d) and {state} ({tmp}/state); they are
-replaced literally (no str.format, so shell `${x}` is safe).
+replaced literally (no str.format, so shell `${x}` is safe). {journal}, in
+[server], is the journal backend's lines: none for SQLite (the default, in
+state_dir), and with HOOKD_TEST_JOURNAL=postgresql `journal = URL` and
+`journal_password_file = PATH` of a new database for each daemon, on the
+tests' own PostgreSQL (pgserver.py); journal_config() puts it there.
 Certificates for the TLS tests come from pki.py.
 """
 
@@ -32,9 +36,17 @@ import time
 import unittest
 import uuid
 
+import pgserver  # the tests' own PostgreSQL (same dir)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("HOOKD_SOURCE") or os.path.normpath(os.path.join(HERE, "..", ".."))
 HOOKD_BIN = os.path.abspath(os.environ.get("HOOKD_BIN") or os.path.join(SOURCE, "build", "hookd"))
+
+# The journal backend the journal tests run against: sqlite (state_dir) or
+# postgresql (pgserver.py's cluster; bb_journal_pg).
+JOURNAL_BACKEND = os.environ.get("HOOKD_TEST_JOURNAL") or "sqlite"
+if JOURNAL_BACKEND not in ("sqlite", "postgresql"):
+    raise SystemExit("HOOKD_TEST_JOURNAL=%s: sqlite or postgresql" % JOURNAL_BACKEND)
 
 
 
@@ -685,6 +697,9 @@ class Hookd:
         self.preexec_fn = preexec_fn
         self.wait_admin = wait_admin
         self.expected_rc = 0
+        self.journal_backend = "sqlite"  # {journal}: see journal_lines()
+        self.journal_url = None
+        self._journal_lines = None
         self.proc = None
         self.port = None
         self.admin_port = None
@@ -722,8 +737,34 @@ class Hookd:
         return self.proc.pid
 
     def subst(self, text):
+        if "{journal}" in text:
+            text = text.replace("{journal}", self.journal_lines())
         return (text.replace("{tmp}", self.tmp).replace("{hooks}", self.hooks)
                 .replace("{state}", self.state))
+
+    def journal_lines(self):
+        """What {journal} stands for: made once, so that a restart or a
+        rewritten config keeps the same database."""
+        if self._journal_lines is None:
+            self._journal_lines = ""
+            if JOURNAL_BACKEND == "postgresql":
+                self.journal_url = pgserver.cluster().create_database()
+                self.journal_backend = "postgresql"
+                self._journal_lines = pg_config_lines(self.journal_url)
+                self.secrets.append(pgserver.cluster().password())
+        return self._journal_lines
+
+    def journal_query(self, sql):
+        """Rows of sql on this daemon's journal, SQLite or PostgreSQL (a
+        list of tuples; PostgreSQL's values come as strings)."""
+        if self.journal_backend == "postgresql":
+            return pgserver.cluster().psql(self.journal_url, sql)
+        import sqlite3
+        db = sqlite3.connect("file:%s/journal.db?mode=ro" % self.state, uri=True)
+        try:
+            return db.execute(sql).fetchall()
+        finally:
+            db.close()
 
     def path(self, rel):
         return os.path.join(self.tmp, rel)
@@ -1091,6 +1132,12 @@ class Hookd:
         self.kill_recorded_groups()
         if self.own_tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.journal_url:
+            try:
+                pgserver.cluster().drop_database(self.journal_url)
+            except pgserver.PgError as e:  # costs disk only: say so, keep the test's outcome
+                print("harness: cannot drop %s: %s" % (self.journal_url, e), file=sys.stderr)
+            self.journal_url = None
 
     def __enter__(self):
         return self
@@ -1438,15 +1485,36 @@ secret = %s
 """ % NF_TOKEN
 
 
+def pg_config_lines(db_url, instance=None, lease=None):
+    """The [server] lines of a PostgreSQL journal at db_url (a URL of the
+    tests' cluster, pgserver.py): the password through journal_password_file;
+    instance and lease when given (several daemons on one database)."""
+    text = "journal = %s\njournal_password_file = %s\n" % (
+        db_url, pgserver.cluster().password_file())
+    if instance is not None:
+        text += "instance = %s\n" % instance
+    if lease is not None:
+        text += "lease = %s\n" % lease
+    return text
+
+
+def sqlite_only(test):
+    """A test about the SQLite journal's file itself: skipped, and said so,
+    when the journal tests run against PostgreSQL."""
+    return unittest.skipIf(JOURNAL_BACKEND == "postgresql",
+                           "SQLite file: not applicable to PostgreSQL")(test)
+
+
 def journal_config(state=True, server="", endpoint="", extra=""):
-    """A Northflank endpoint at /webhook; state False leaves state_dir unset.
-    server, endpoint: more "key = value" lines for those sections (a
-    [server] key given there replaces the default one)."""
+    """A Northflank endpoint at /webhook with the journal of
+    HOOKD_TEST_JOURNAL ({journal}); state False leaves state_dir unset, and
+    the journal off. server, endpoint: more "key = value" lines for those
+    sections (a [server] key given there replaces the default one)."""
     defaults = {"timeout": "10s", "kill_grace": "1s"}
     given = {l.split("=")[0].strip() for l in server.splitlines() if "=" in l}
     lines = "".join("%s = %s\n" % kv for kv in defaults.items() if kv[0] not in given)
     return ("[server]\nlisten = 127.0.0.1:0\nhooks_dir = {hooks}\n" + lines
-            + ("state_dir = {state}\n" if state else "") + server
+            + ("state_dir = {state}\n{journal}" if state else "") + server
             + "\n[endpoint northflank]\npath = /webhook\nscheme = northflank\n"
             "secret = %s\n" % NF_TOKEN + endpoint + "\n" + extra)
 

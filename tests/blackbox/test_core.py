@@ -1932,7 +1932,8 @@ class TestCommandLine(Base):
             self.assertEqual(h.ran(), ["build:start"])
 
     def test_usage_errors_exit_2(self):
-        for args in (("frobnicate",), ("--bogus-option",), ("run",), ("env",)):
+        for args in (("frobnicate",), ("--bogus-option",), ("run",), ("env",), ("journal",),
+                     ("journal", "copy")):
             with self.subTest(args=args):
                 p = self.cli(*args)
                 self.assertEqual(p.returncode, 2, p)

@@ -24,7 +24,7 @@
 #include "util.h"
 
 static const char *const state_names[LC_COUNT] = {
-	"new", "wait_key", "queued", "running", "over", "wait_retry", "done", "shelved",
+	"new", "wait_key", "queued", "running", "over", "wait_retry", "done", "shelved", "wait_turn",
 };
 
 static void test_transitions(void)
@@ -35,15 +35,20 @@ static void test_transitions(void)
 		enum lifecycle to[LC_COUNT];
 		size_t n;
 	} table[] = {
-		{LC_NEW, {LC_WAIT_KEY, LC_QUEUED, LC_RUNNING, LC_WAIT_RETRY, LC_DONE, LC_SHELVED}, 6},
+		{LC_NEW,
+		 {LC_WAIT_KEY, LC_QUEUED, LC_RUNNING, LC_WAIT_RETRY, LC_DONE, LC_SHELVED, LC_WAIT_TURN},
+		 7},
 		/* To itself: a sync delivery handed over at respond_within. */
-		{LC_WAIT_KEY, {LC_WAIT_KEY, LC_QUEUED, LC_RUNNING, LC_SHELVED}, 4},
-		{LC_QUEUED, {LC_QUEUED, LC_RUNNING, LC_SHELVED}, 3},
+		{LC_WAIT_KEY, {LC_WAIT_KEY, LC_QUEUED, LC_RUNNING, LC_SHELVED, LC_WAIT_TURN}, 5},
+		{LC_QUEUED, {LC_QUEUED, LC_RUNNING, LC_SHELVED, LC_WAIT_TURN}, 4},
 		{LC_RUNNING, {LC_RUNNING, LC_OVER}, 2},
 		{LC_OVER, {LC_WAIT_RETRY, LC_DONE, LC_SHELVED}, 3},
-		{LC_WAIT_RETRY, {LC_WAIT_KEY, LC_QUEUED, LC_RUNNING, LC_SHELVED}, 4},
+		{LC_WAIT_RETRY, {LC_WAIT_KEY, LC_QUEUED, LC_RUNNING, LC_SHELVED, LC_WAIT_TURN}, 5},
 		{LC_DONE, {0}, 0},
 		{LC_SHELVED, {0}, 0},
+		/* A shared journal's: not its turn yet (dispatch.h). */
+		{LC_WAIT_TURN,
+		 {LC_WAIT_KEY, LC_QUEUED, LC_RUNNING, LC_WAIT_TURN, LC_DONE, LC_SHELVED}, 6},
 	};
 	CHECK(ARRAY_SIZE(table) == LC_COUNT, "a row for every state");
 	for (size_t r = 0; r < ARRAY_SIZE(table); r++) {
