@@ -383,6 +383,12 @@ int cmd_serve(const struct options *o)
 		log_msg(LOG_LVL_ERROR, "cannot set up the event loop");
 		return 1;
 	}
+	/* The SQLite journal makes it; a shared one's control socket needs it too. */
+	if (dm.cfg->journal_url && dm.cfg->state_dir &&
+	    state_dir_make(dm.cfg->state_dir, err, sizeof(err)) < 0) {
+		log_msg(LOG_LVL_ERROR, "%s", err);
+		goto out;
+	}
 	if (journal_configured(dm.cfg)) {
 		struct journal_opts jo;
 		journal_opts_from_config(dm.cfg, &jo);

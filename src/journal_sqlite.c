@@ -764,43 +764,6 @@ static void count_pending(struct sqlj *j, int old_state, bool old_async, int64_t
 /* ---- open and close ---- */
 
 /* mkdir -p; the last component (only if created here) gets mode 0700. */
-static int make_state_dir(const char *dir, char *err, size_t errlen)
-{
-	char *p = xstrdup(dir);
-	size_t len = strlen(p);
-	while (len > 1 && p[len - 1] == '/')
-		p[--len] = '\0';
-	int ret = 0;
-	for (char *c = p + 1;; c++) {
-		bool last = *c == '\0';
-		if (!last && *c != '/')
-			continue;
-		*c = '\0';
-		if (mkdir(p, last ? 0700 : 0755) == 0) {
-			/* The umask must not loosen or tighten it: exactly 0700. */
-			if (last && chmod(p, 0700) < 0) {
-				snprintf(err, errlen, "state_dir %s: chmod: %s", p, strerror(errno));
-				ret = -1;
-				break;
-			}
-		} else if (errno != EEXIST) {
-			snprintf(err, errlen, "state_dir %s: %s", p, strerror(errno));
-			ret = -1;
-			break;
-		}
-		if (last)
-			break;
-		*c = '/';
-	}
-	struct stat st;
-	if (ret == 0 && (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))) {
-		snprintf(err, errlen, "state_dir %s: not a directory", p);
-		ret = -1;
-	}
-	free(p);
-	return ret;
-}
-
 /* Creates the database file 0600 before SQLite does (SQLite would use
  * 0644 & ~umask); SQLite gives the -wal and -shm files the same mode. */
 static int create_db_file(const char *path, char *err, size_t errlen)
@@ -923,7 +886,7 @@ static struct sqlj *open_rw(const char *state_dir, uint64_t body_max, int64_t ke
 {
 	if (!sqlite_load(err, errlen))
 		return NULL;
-	if (make_state_dir(state_dir, err, errlen) < 0)
+	if (state_dir_make(state_dir, err, errlen) < 0)
 		return NULL;
 	struct sqlj *j = journal_new_handle(state_dir);
 	j->body_max = body_max > INT64_MAX ? INT64_MAX : body_max;

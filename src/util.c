@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static void oom(void)
@@ -456,4 +457,42 @@ bool ascii_casecmp_eq(const char *a, const char *b)
 			return false;
 	}
 	return *a == *b;
+}
+
+/* Made with its parents (0755), itself exactly 0700 (util.h). */
+int state_dir_make(const char *dir, char *err, size_t errlen)
+{
+	char *p = xstrdup(dir);
+	size_t len = strlen(p);
+	while (len > 1 && p[len - 1] == '/')
+		p[--len] = '\0';
+	int ret = 0;
+	for (char *c = p + 1;; c++) {
+		bool last = *c == '\0';
+		if (!last && *c != '/')
+			continue;
+		*c = '\0';
+		if (mkdir(p, last ? 0700 : 0755) == 0) {
+			/* The umask must not loosen or tighten it: exactly 0700. */
+			if (last && chmod(p, 0700) < 0) {
+				snprintf(err, errlen, "state_dir %s: chmod: %s", p, strerror(errno));
+				ret = -1;
+				break;
+			}
+		} else if (errno != EEXIST) {
+			snprintf(err, errlen, "state_dir %s: %s", p, strerror(errno));
+			ret = -1;
+			break;
+		}
+		if (last)
+			break;
+		*c = '/';
+	}
+	struct stat st;
+	if (ret == 0 && (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))) {
+		snprintf(err, errlen, "state_dir %s: not a directory", p);
+		ret = -1;
+	}
+	free(p);
+	return ret;
 }

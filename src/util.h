@@ -82,4 +82,8 @@ bool ascii_casecmp_eq(const char *a, const char *b);
  * written. Such a failure asks the sender to retry (503). */
 bool error_may_pass(int err);
 
+/* state_dir: made when missing (its parents too), exactly 0700 (README
+ * "Delivery guarantees"); 0, or -1 with the reason in err. */
+int state_dir_make(const char *dir, char *err, size_t errlen);
+
 #endif
