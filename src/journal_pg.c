@@ -2011,14 +2011,16 @@ static int pg_import(struct journal *jj, const struct journal_entry *e,
 	p_int(&p, e->body_len);
 	p_bool(&p, e->body_cut);
 	p_bool(&p, pending);
+	p_int(&p, pending ? e->replay_attempt : 0);
 	PGresult *r = run(j, "import",
 	                  "INSERT INTO hookd_deliveries (endpoint, delivery_id, event, remote_addr,"
 	                  " async, state, attempts, received_ms, updated_ms, next_due_ms, http, status,"
-	                  " error, headers, body, body_len, body_cut, lease_until) VALUES ($1::text,"
+	                  " error, headers, body, body_len, body_cut, lease_until, replay_attempt)"
+	                  " VALUES ($1::text,"
 	                  " $2::text, $3::text, $4::text, $5::boolean, $6::int, $7::int, $8::bigint,"
 	                  " $9::bigint, $10::bigint, $11::int, $12::text, $13::text, $14::text,"
 	                  " $15::bytea, $16::bigint, $17::boolean,"
-	                  " CASE WHEN $18::boolean THEN '-infinity'::timestamptz END)"
+	                  " CASE WHEN $18::boolean THEN '-infinity'::timestamptz END, $19::int)"
 	                  " ON CONFLICT (delivery_id, endpoint) DO NOTHING RETURNING id",
 	                  &p);
 	p_free(&p);
