@@ -5,13 +5,13 @@
  * log line, the journal's record of it).
  */
 #include "delivery.h"
+#include "crypto.h"
 
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/rand.h>
 
 #include "hookuser.h"
 #include "journal.h"
@@ -234,7 +234,7 @@ void delivery_log(const struct delivery *d)
 static void generate_id(char *buf, size_t len)
 {
 	unsigned char r[16];
-	if (RAND_bytes(r, sizeof(r)) != 1) {
+	if (!crypto_random(r, sizeof(r))) {
 		int64_t t = now_wall_ms();
 		memcpy(r, &t, sizeof(t));
 		memcpy(r + 8, &t, sizeof(t));
