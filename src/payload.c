@@ -539,17 +539,70 @@ void envlist_init(struct envlist *e)
 	e->v = xcalloc(e->cap, sizeof *e->v);
 	e->n = 0;
 	e->bytes = 0;
+	e->shared = NULL;
+	e->nshared = 0;
+}
+
+struct envshare {
+	size_t refs;
+	struct envlist list;
+};
+
+struct envshare *envshare_new(const struct envlist *src)
+{
+	struct envshare *s = xcalloc(1, sizeof(*s));
+	s->refs = 1;
+	envlist_init(&s->list);
+	envlist_copy(&s->list, src);
+	return s;
+}
+
+void envshare_unref(struct envshare *s)
+{
+	if (s && --s->refs == 0) {
+		envlist_free(&s->list);
+		free(s);
+	}
+}
+
+/* The shared entries become this list's own copies, before one of them
+ * changes (or moves, in a sort). */
+static void envlist_unshare(struct envlist *e)
+{
+	for (size_t i = 0; i < e->nshared; i++)
+		e->v[i] = xstrdup(e->v[i]);
+	envshare_unref(e->shared);
+	e->shared = NULL;
+	e->nshared = 0;
+}
+
+void envlist_share(struct envlist *dst, struct envshare *s)
+{
+	const struct envlist *src = &s->list;
+	if (!dst->v)
+		envlist_init(dst);
+	while (src->n + 1 > dst->cap) {
+		dst->cap *= 2;
+		dst->v = xrealloc(dst->v, dst->cap * sizeof *dst->v);
+	}
+	memcpy(dst->v, src->v, (src->n + 1) * sizeof *dst->v); /* the NULL too */
+	dst->n = dst->nshared = src->n;
+	dst->bytes = src->bytes;
+	dst->shared = s;
+	s->refs++;
 }
 
 void envlist_free(struct envlist *e)
 {
 	if (!e || !e->v)
 		return;
-	for (size_t i = 0; i < e->n; i++)
+	for (size_t i = e->nshared; i < e->n; i++)
 		free(e->v[i]);
+	envshare_unref(e->shared);
 	free(e->v);
 	e->v = NULL;
-	e->n = e->cap = e->bytes = 0;
+	e->n = e->cap = e->bytes = e->nshared = 0;
+	e->shared = NULL;
 }
 
 static size_t entry_name_len(const char *entry)
@@ -573,6 +626,8 @@ void envlist_remove(struct envlist *e, const char *name)
 	long i = e->v ? envlist_find(e, name) : -1;
 	if (i < 0)
 		return;
+	if ((size_t)i < e->nshared)
+		envlist_unshare(e);
 	e->bytes -= strlen(e->v[i]) + 1;
 	free(e->v[i]);
 	memmove(&e->v[i], &e->v[i + 1], (e->n - (size_t)i) * sizeof(*e->v)); /* the NULL too */
@@ -618,6 +673,8 @@ void envlist_add_len(struct envlist *e, const char *name, const char *value, siz
 	if (i >= 0) {
 		/* A name given twice: the later value replaces the earlier, so
 		 * a hook never sees two entries that getenv() would pick from. */
+		if ((size_t)i < e->nshared)
+			envlist_unshare(e);
 		e->bytes -= strlen(e->v[i]) + 1;
 		free(e->v[i]);
 		e->v[i] = entry;
@@ -652,6 +709,7 @@ static int entry_cmp(const void *a, const void *b)
 
 void envlist_sort(struct envlist *e)
 {
+	envlist_unshare(e);
 	if (e->n > 1)
 		qsort(e->v, e->n, sizeof *e->v, entry_cmp);
 }
