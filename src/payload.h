@@ -61,14 +61,17 @@ const char *payload_get_string(json_object *root, const char *dotted, bool *foun
 
 /* A hook's environment: "NAME=value" strings. Its first entries may be
  * an envshare's (envlist_share): every delivery starts with the same fixed
- * environment, held once rather than copied into each one. */
+ * environment, held once rather than copied into each one. A flattened
+ * payload's entries are one allocation (an envblock), not one each. */
 struct envshare;
+struct envblock;
 struct envlist {
 	char **v; /* always NULL-terminated */
 	size_t n, cap;
 	size_t bytes; /* sum of strlen(entry) + 1 */
 	struct envshare *shared; /* v[0 .. nshared) are its strings; NULL: none */
 	size_t nshared;
+	struct envblock *blocks; /* entries that live in these are not freed one by one */
 };
 void envlist_init(struct envlist *e);
 void envlist_free(struct envlist *e);
