@@ -29,6 +29,7 @@
  * needs the whole file is checked in config_checks.c (config_loader.h).
  */
 #include "config.h"
+#include "crypto.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -41,7 +42,6 @@
 #include <unistd.h>
 
 #include <ini.h>
-#include <openssl/crypto.h>
 
 #include "config_loader.h"
 #include "log.h"
@@ -224,10 +224,10 @@ char *read_file(const char *path, size_t max, size_t *len)
 		}
 		sb_append(&sb, buf, (size_t)r);
 	}
-	OPENSSL_cleanse(buf, sizeof(buf));
+	crypto_wipe(buf, sizeof(buf));
 	close(fd);
 	if (err) {
-		OPENSSL_cleanse(sb.buf, sb.len);
+		crypto_wipe(sb.buf, sb.len);
 		sb_free(&sb);
 		errno = err;
 		return NULL;
@@ -261,7 +261,7 @@ void secrets_free(struct secret *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].data)
-			OPENSSL_cleanse(v[i].data, v[i].len);
+			crypto_wipe(v[i].data, v[i].len);
 		free(v[i].data);
 	}
 	free(v);
@@ -318,7 +318,7 @@ static void config_free(struct config *c)
 	free(c->journal_url);
 	free(c->journal_password_file);
 	if (c->journal_password) {
-		OPENSSL_cleanse(c->journal_password, strlen(c->journal_password));
+		crypto_wipe(c->journal_password, strlen(c->journal_password));
 		free(c->journal_password);
 	}
 	free(c->instance);
@@ -330,11 +330,11 @@ static void config_free(struct config *c)
 	free(c->admin_token_file);
 	free(c->admin_readonly_token_file);
 	if (c->admin_token) {
-		OPENSSL_cleanse(c->admin_token, strlen(c->admin_token));
+		crypto_wipe(c->admin_token, strlen(c->admin_token));
 		free(c->admin_token);
 	}
 	if (c->admin_readonly_token) {
-		OPENSSL_cleanse(c->admin_readonly_token, strlen(c->admin_readonly_token));
+		crypto_wipe(c->admin_readonly_token, strlen(c->admin_readonly_token));
 		free(c->admin_readonly_token);
 	}
 	for (size_t i = 0; i < c->nendpoints; i++)
@@ -846,7 +846,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 		c = NULL;
 	}
 	/* The text holds the secrets given inline. */
-	OPENSSL_cleanse(L.text, L.len);
+	crypto_wipe(L.text, L.len);
 	free(L.text);
 	free(L.section);
 	for (size_t i = 0; i < L.nseen; i++) {

@@ -4,12 +4,12 @@
  * secret's key, file or line, never its bytes; every copy read is wiped.
  */
 #include "config_loader.h"
+#include "crypto.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 
 #include "secrecy.h"
 #include "util.h"
@@ -101,7 +101,7 @@ static bool secret_words_unquoted(struct loader *L, const struct endpoint *ep, c
 		bool empty_pair = len == 2 && words[i][0] == words[i][1];
 		if (!empty_pair && (strchr("\"'", words[i][0]) || strchr("\"'", words[i][len - 1])))
 			quoted = true;
-		OPENSSL_cleanse(words[i], len);
+		crypto_wipe(words[i], len);
 	}
 	free_words(words);
 	if (quoted)
@@ -151,7 +151,7 @@ bool set_secret_file(struct loader *L, const struct keydef *k, void *obj, const 
 	if (ok)
 		store_secret_lines(ep, text);
 	if (text) {
-		OPENSSL_cleanse(text, len);
+		crypto_wipe(text, len);
 		free(text);
 	}
 	/* Kept for `hookd check` (the file's mode) and for naming the file in
@@ -214,7 +214,7 @@ bool set_admin_token_file(struct loader *L, const struct keydef *k, void *obj, c
 		*dst = xstrdup(text);
 	}
 	if (text) {
-		OPENSSL_cleanse(text, len);
+		crypto_wipe(text, len);
 		free(text);
 	}
 	set_string(readonly ? &c->admin_readonly_token_file : &c->admin_token_file, path);
@@ -245,13 +245,13 @@ bool set_journal_password_file(struct loader *L, const struct keydef *k, void *o
 	}
 	if (ok) {
 		if (c->journal_password) {
-			OPENSSL_cleanse(c->journal_password, strlen(c->journal_password));
+			crypto_wipe(c->journal_password, strlen(c->journal_password));
 			free(c->journal_password);
 		}
 		c->journal_password = xstrdup(text);
 	}
 	if (text) {
-		OPENSSL_cleanse(text, len);
+		crypto_wipe(text, len);
 		free(text);
 	}
 	set_string(&c->journal_password_file, path);

@@ -5,13 +5,13 @@
  * log line, the journal's record of it).
  */
 #include "delivery.h"
+#include "crypto.h"
 
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/rand.h>
 
 #include "hookuser.h"
 #include "journal.h"
@@ -234,7 +234,7 @@ void delivery_log(const struct delivery *d)
 static void generate_id(char *buf, size_t len)
 {
 	unsigned char r[16];
-	if (RAND_bytes(r, sizeof(r)) != 1) {
+	if (!crypto_random(r, sizeof(r))) {
 		int64_t t = now_wall_ms();
 		memcpy(r, &t, sizeof(t));
 		memcpy(r + 8, &t, sizeof(t));
@@ -268,6 +268,7 @@ static struct {
 	char **pass_env;
 	char **reserved; /* NULL-terminated */
 	struct envlist base;
+	struct envshare *shared; /* base, which each delivery's env starts with */
 	struct hook_identity identity; /* all NULL: none known */
 	bool stale;                    /* the identity changed since base was built */
 } once;
@@ -305,6 +306,8 @@ void delivery_cleanup(void)
 	free(once.reserved);
 	once.reserved = NULL;
 	envlist_free(&once.base);
+	envshare_unref(once.shared);
+	once.shared = NULL;
 	hook_identity_free(&once.identity);
 }
 
@@ -364,6 +367,9 @@ static void once_update(const struct config *cfg)
 	}
 	if (!have_path)
 		envlist_add(&once.base, "PATH", "/usr/local/bin:/usr/bin:/bin");
+	/* Deliveries still waiting keep the one they started with. */
+	envshare_unref(once.shared);
+	once.shared = envshare_new(&once.base);
 }
 
 const char *delivery_hook_path(const struct config *cfg)
@@ -382,7 +388,7 @@ static void build_env_base(struct delivery *d)
 	const struct config *cfg = d->cfg;
 	once_update(cfg);
 	envlist_init(&d->env);
-	envlist_copy(&d->env, &once.base);
+	envlist_share(&d->env, once.shared);
 	const char *pre = cfg->env_prefix;
 	char name[ENV_META_NAME_MAX], ts[40];
 	format_rfc3339_ms(d->received_ms, ts, sizeof(ts));

@@ -6,7 +6,8 @@
 #include <string.h>
 
 /* Every library loaded, closed at exit: the loader's own records of them
- * are then freed too (valgrind: "All heap blocks were freed"). */
+ * are then freed too (valgrind: "All heap blocks were freed"), but for a
+ * library that cannot be unloaded (libcrypto is NODELETE; tests/valgrind.supp). */
 #define DYNLOAD_MAX 8
 static void *handles[DYNLOAD_MAX];
 static size_t nhandles;

@@ -19,7 +19,6 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "connlimit.h"

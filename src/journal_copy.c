@@ -10,11 +10,12 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "crypto.h"
 
 /* ---- ownership ---- */
 
@@ -139,16 +140,8 @@ static json_object *str_or_null(const char *s)
 
 static json_object *base64(const unsigned char *p, size_t n)
 {
-	/* In pieces: EVP_EncodeBlock counts in int. A piece of a multiple of
-	 * three bytes encodes with no padding, so the pieces join. */
-	enum { PIECE = 3 * 16384 };
 	char *out = xmalloc(4 * ((n + 2) / 3) + 1);
-	size_t len = 0;
-	for (size_t off = 0; off < n; off += PIECE) {
-		size_t k = n - off < PIECE ? n - off : PIECE;
-		len += (size_t)EVP_EncodeBlock((unsigned char *)out + len, p + off, (int)k);
-	}
-	out[len] = '\0';
+	size_t len = crypto_b64_encode(out, p, n);
 	json_object *o = json_object_new_string_len(out, (int)len);
 	free(out);
 	return o;
@@ -343,18 +336,7 @@ static bool b64_decode(const char *s, size_t slen, unsigned char **out, size_t *
 			return false;
 	}
 	unsigned char *buf = xmalloc(slen / 4 * 3 + 1);
-	size_t len = 0;
-	enum { PIECE = 4 * 16384 };
-	for (size_t off = 0; off < slen; off += PIECE) {
-		size_t k = slen - off < PIECE ? slen - off : PIECE;
-		int n = EVP_DecodeBlock(buf + len, (const unsigned char *)s + off, (int)k);
-		if (n < 0) {
-			free(buf);
-			return false;
-		}
-		len += (size_t)n;
-	}
-	len -= pads; /* EVP_DecodeBlock counts padding as zero bytes */
+	size_t len = crypto_b64_decode(buf, s, slen);
 	buf[len] = '\0';
 	*out = buf;
 	*outlen = len;

@@ -5,9 +5,9 @@
  * buffer; the commands (cmd_journal.c) print it.
  */
 #include "journal_format.h"
+#include "crypto.h"
 
 #include <fnmatch.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,10 +240,10 @@ static void put_body(struct strbuf *sb, const unsigned char *body, size_t kept, 
 		return;
 	}
 	/* 57 input bytes a line: 76 columns of base64. */
-	unsigned char line[80];
+	char line[80];
 	for (size_t off = 0; off < kept; off += 57) {
 		size_t n = kept - off < 57 ? kept - off : 57;
-		EVP_EncodeBlock(line, body + off, (int)n);
+		crypto_b64_encode(line, body + off, n);
 		sb_printf(sb, "  %s\n", line);
 	}
 }
@@ -487,7 +487,7 @@ static void put_json_body(struct strbuf *sb, const struct journal_entry *e,
 		return;
 	}
 	char *b64 = xmalloc(4 * ((e->body_kept + 2) / 3) + 1);
-	EVP_EncodeBlock((unsigned char *)b64, e->body, (int)e->body_kept);
+	crypto_b64_encode(b64, e->body, e->body_kept);
 	if (st->body_null_if_binary)
 		sb_puts(sb, ",\"body\":null");
 	sb_puts(sb, ",\"body_base64\":\"");

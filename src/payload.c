@@ -539,17 +539,112 @@ void envlist_init(struct envlist *e)
 	e->v = xcalloc(e->cap, sizeof *e->v);
 	e->n = 0;
 	e->bytes = 0;
+	e->shared = NULL;
+	e->nshared = 0;
+	e->blocks = NULL;
+}
+
+/* Entries written together (a flattened payload), freed with the list. */
+struct envblock {
+	struct envblock *next;
+	size_t len;
+	char text[];
+};
+
+/* A block for len bytes of entries, which e frees. */
+static char *envlist_block(struct envlist *e, size_t len)
+{
+	struct envblock *b = xmalloc(sizeof(*b) + len);
+	b->len = len;
+	b->next = e->blocks;
+	e->blocks = b;
+	return b->text;
+}
+
+/* Whether entry was allocated on its own (and is freed on its own). */
+static bool entry_is_own(const struct envlist *e, size_t i)
+{
+	if (i < e->nshared)
+		return false;
+	uintptr_t p = (uintptr_t)e->v[i];
+	for (const struct envblock *b = e->blocks; b; b = b->next) {
+		if (p >= (uintptr_t)b->text && p < (uintptr_t)b->text + b->len)
+			return false;
+	}
+	return true;
+}
+
+static void entry_free(struct envlist *e, size_t i)
+{
+	if (entry_is_own(e, i))
+		free(e->v[i]);
+}
+
+struct envshare {
+	size_t refs;
+	struct envlist list;
+};
+
+struct envshare *envshare_new(const struct envlist *src)
+{
+	struct envshare *s = xcalloc(1, sizeof(*s));
+	s->refs = 1;
+	envlist_init(&s->list);
+	envlist_copy(&s->list, src);
+	return s;
+}
+
+void envshare_unref(struct envshare *s)
+{
+	if (s && --s->refs == 0) {
+		envlist_free(&s->list);
+		free(s);
+	}
+}
+
+/* The shared entries become this list's own copies, before one of them
+ * changes (or moves, in a sort). */
+static void envlist_unshare(struct envlist *e)
+{
+	for (size_t i = 0; i < e->nshared; i++)
+		e->v[i] = xstrdup(e->v[i]);
+	envshare_unref(e->shared);
+	e->shared = NULL;
+	e->nshared = 0;
+}
+
+void envlist_share(struct envlist *dst, struct envshare *s)
+{
+	const struct envlist *src = &s->list;
+	if (!dst->v)
+		envlist_init(dst);
+	while (src->n + 1 > dst->cap) {
+		dst->cap *= 2;
+		dst->v = xrealloc(dst->v, dst->cap * sizeof *dst->v);
+	}
+	memcpy(dst->v, src->v, (src->n + 1) * sizeof *dst->v); /* the NULL too */
+	dst->n = dst->nshared = src->n;
+	dst->bytes = src->bytes;
+	dst->shared = s;
+	s->refs++;
 }
 
 void envlist_free(struct envlist *e)
 {
 	if (!e || !e->v)
 		return;
-	for (size_t i = 0; i < e->n; i++)
-		free(e->v[i]);
+	for (size_t i = e->nshared; i < e->n; i++)
+		entry_free(e, i);
+	envshare_unref(e->shared);
+	while (e->blocks) {
+		struct envblock *b = e->blocks;
+		e->blocks = b->next;
+		free(b);
+	}
 	free(e->v);
 	e->v = NULL;
-	e->n = e->cap = e->bytes = 0;
+	e->n = e->cap = e->bytes = e->nshared = 0;
+	e->shared = NULL;
 }
 
 static size_t entry_name_len(const char *entry)
@@ -573,8 +668,10 @@ void envlist_remove(struct envlist *e, const char *name)
 	long i = e->v ? envlist_find(e, name) : -1;
 	if (i < 0)
 		return;
+	if ((size_t)i < e->nshared)
+		envlist_unshare(e);
 	e->bytes -= strlen(e->v[i]) + 1;
-	free(e->v[i]);
+	entry_free(e, (size_t)i);
 	memmove(&e->v[i], &e->v[i + 1], (e->n - (size_t)i) * sizeof(*e->v)); /* the NULL too */
 	e->n--;
 }
@@ -618,8 +715,10 @@ void envlist_add_len(struct envlist *e, const char *name, const char *value, siz
 	if (i >= 0) {
 		/* A name given twice: the later value replaces the earlier, so
 		 * a hook never sees two entries that getenv() would pick from. */
+		if ((size_t)i < e->nshared)
+			envlist_unshare(e);
 		e->bytes -= strlen(e->v[i]) + 1;
-		free(e->v[i]);
+		entry_free(e, (size_t)i);
 		e->v[i] = entry;
 		e->bytes += strlen(entry) + 1;
 		return;
@@ -652,6 +751,7 @@ static int entry_cmp(const void *a, const void *b)
 
 void envlist_sort(struct envlist *e)
 {
+	envlist_unshare(e);
 	if (e->n > 1)
 		qsort(e->v, e->n, sizeof *e->v, entry_cmp);
 }
@@ -1114,6 +1214,7 @@ static void flatten_admit(struct flatten *f, struct flatten_report *rep)
 
 	size_t vars = 0, bytes = 0, omitted = f->overflow, collisions = 0;
 	size_t listed = 0, listed_collisions = 0;
+	size_t *kept = xmalloc((f->nleaves ? f->nleaves : 1) * sizeof(*kept));
 	struct strbuf names, collided;
 	sb_init(&names);
 	sb_init(&collided);
@@ -1155,15 +1256,22 @@ static void flatten_admit(struct flatten *f, struct flatten_report *rep)
 			report_name(&names, &listed, name);
 			continue;
 		}
-		char *e = xmalloc(entry);
-		memcpy(e, name, l->name_len);
-		e[l->name_len] = '=';
-		memcpy(e + l->name_len + 1, f->arena.buf + l->value_off, l->value_len + 1);
-		envlist_append_len(env, e, entry - 1);
-		vars++;
+		kept[vars++] = i;
 		bytes += entry;
 	}
 	nameset_free(&taken);
+	/* The kept entries in one allocation: a waiting delivery holds its
+	 * payload's variables without a malloc header and rounding each. */
+	char *e = vars ? envlist_block(env, bytes) : NULL;
+	for (size_t k = 0; k < vars; k++) {
+		const struct leaf *l = &f->leaves[kept[k]];
+		memcpy(e, f->arena.buf + l->name_off, l->name_len);
+		e[l->name_len] = '=';
+		memcpy(e + l->name_len + 1, f->arena.buf + l->value_off, l->value_len + 1);
+		envlist_append_len(env, e, l->name_len + 1 + l->value_len);
+		e += l->name_len + 1 + l->value_len + 1;
+	}
+	free(kept);
 	if (rep) {
 		rep->omitted = omitted;
 		rep->collisions = collisions;

@@ -6,12 +6,12 @@
  * costs the same whatever the id's length.
  */
 #include "replaywin.h"
+#include "crypto.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 
-#include <openssl/evp.h>
 
 #include "util.h"
 
@@ -61,7 +61,8 @@ void replaywin_free(struct replaywin *w)
 		free(e);
 	}
 	free(w->buckets);
-	EVP_MD_CTX_free(w->md);
+	if (w->md)
+		EVP_MD_CTX_free(w->md);
 	free(w);
 }
 
@@ -75,7 +76,7 @@ static bool digest(struct replaywin *w, const char *endpoint, const void *data, 
                    unsigned char out[DIGEST_LEN])
 {
 	unsigned int n = 0;
-	if (!w->md && !(w->md = EVP_MD_CTX_new()))
+	if (!w->md && (!crypto_ready() || !(w->md = EVP_MD_CTX_new())))
 		return false;
 	return EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) == 1 &&
 	       EVP_DigestUpdate(w->md, endpoint, strlen(endpoint) + 1) == 1 &&

@@ -5,13 +5,13 @@
  * or a core file.
  */
 #include "secrecy.h"
+#include "crypto.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 
-#include <openssl/crypto.h>
 
 #include "util.h"
 
@@ -73,7 +73,7 @@ static void wipe_from_environment(const char *name)
 	}
 	unsetenv(name);
 	for (size_t i = 0; i < n; i++)
-		OPENSSL_cleanse(found[i], strlen(found[i]));
+		crypto_wipe(found[i], strlen(found[i]));
 }
 
 const char *secrecy_take_env(const char *name)
@@ -99,7 +99,7 @@ void secrecy_cleanup(void)
 	while (taken) {
 		struct taken *t = taken;
 		taken = t->next;
-		OPENSSL_cleanse(t->value, strlen(t->value));
+		crypto_wipe(t->value, strlen(t->value));
 		free(t->value);
 		free(t->name);
 		free(t);

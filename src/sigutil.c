@@ -1,6 +1,6 @@
 /*
  * The signing schemes' common ground (sigutil.h). Every MAC is libcrypto's
- * HMAC (EVP_MAC) and every compare of a credential is CRYPTO_memcmp over
+ * HMAC (EVP_MAC) and every compare of a credential is crypto_equal over
  * equal-length buffers.
  *
  * The decoding of what senders send (hex, base64, header lists) is strict:
@@ -8,15 +8,12 @@
  * is at worst "malformed", never an overflow.
  */
 #include "sigutil.h"
+#include "crypto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 
 #include "util.h"
 
@@ -73,8 +70,9 @@ static EVP_MAC *hmac_impl;
 static void keyed_clear(struct keyed *k)
 {
 	EVP_MAC_CTX_free(k->ctx);
-	OPENSSL_clear_free(k->key, k->keylen);
-	OPENSSL_cleanse(k, sizeof(*k));
+	crypto_wipe(k->key, k->keylen);
+	free(k->key);
+	crypto_wipe(k, sizeof(*k));
 }
 
 static struct keyed *keyed_get(enum hmac_alg alg, const unsigned char *key, size_t keylen)
@@ -84,6 +82,8 @@ static struct keyed *keyed_get(enum hmac_alg alg, const unsigned char *key, size
 		if (k->alg == alg && k->keylen == keylen && memcmp(k->key, key, keylen) == 0)
 			return k;
 	}
+	if (!crypto_ready())
+		return NULL;
 	if (!hmac_impl && !(hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL)))
 		return NULL;
 	EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_impl);
@@ -115,7 +115,8 @@ void sig_cleanup(void)
 {
 	while (nkeyed)
 		keyed_clear(&keyed[--nkeyed]);
-	EVP_MAC_free(hmac_impl);
+	if (hmac_impl)
+		EVP_MAC_free(hmac_impl);
 	hmac_impl = NULL;
 }
 
@@ -168,14 +169,14 @@ bool sig_macs_match(const struct sig_macs *m, const unsigned char *sig, size_t s
 	if (siglen != m->len)
 		return false;
 	for (size_t i = 0; i < m->n; i++)
-		any |= CRYPTO_memcmp(m->v[i], sig, siglen) == 0;
+		any |= crypto_equal(m->v[i], sig, siglen);
 	return any;
 }
 
 void sig_macs_free(struct sig_macs *m)
 {
 	if (m->v) {
-		OPENSSL_cleanse(m->v, (m->n ? m->n : 1) * sizeof(*m->v));
+		crypto_wipe(m->v, (m->n ? m->n : 1) * sizeof(*m->v));
 		free(m->v);
 	}
 	m->v = NULL;
@@ -214,10 +215,8 @@ static bool is_b64(unsigned char c)
 }
 
 /*
- * Exactly the padded standard base64 of n bytes. EVP_DecodeBlock skips
- * surrounding whitespace and returns a length that counts the padding as
- * bytes, so the shape is checked here first and the true length derived
- * from n.
+ * Exactly the padded standard base64 of n bytes: the shape is checked
+ * here, then decoded (crypto_b64_decode takes only checked text).
  */
 bool sig_b64_decode_exact(const char *s, size_t slen, unsigned char *out, size_t n)
 {
@@ -232,12 +231,12 @@ bool sig_b64_decode_exact(const char *s, size_t slen, unsigned char *out, size_t
 		if (pad_pos ? s[i] != '=' : !is_b64((unsigned char)s[i]))
 			return false;
 	}
-	if (EVP_DecodeBlock(buf, (const unsigned char *)s, (int)slen) != (int)(want / 4 * 3))
+	if (crypto_b64_decode(buf, s, slen) != n)
 		return false;
 	/* Only the canonical text: the last character must not carry bits
 	 * the decoder drops, so one MAC has exactly one accepted spelling. */
-	unsigned char again[4 * ((SIG_MAC_MAX + 2) / 3) + 1];
-	if (EVP_EncodeBlock(again, buf, (int)n) != (int)slen || memcmp(again, s, slen) != 0)
+	char again[4 * ((SIG_MAC_MAX + 2) / 3) + 1];
+	if (crypto_b64_encode(again, buf, n) != slen || memcmp(again, s, slen) != 0)
 		return false;
 	memcpy(out, buf, n);
 	return true;
@@ -246,8 +245,8 @@ bool sig_b64_decode_exact(const char *s, size_t slen, unsigned char *out, size_t
 /*
  * A key as base64: the alphabet, '=' only as one or two final characters,
  * a length that is a multiple of four once the missing padding is added.
- * EVP_DecodeBlock takes "Y===" and "YQ=a" and counts padding as zero
- * bytes, so the text is checked here first. The copies are cleansed.
+ * The text is checked here first (crypto_b64_decode takes only checked
+ * text). The copies are cleansed.
  */
 bool sig_b64_decode_key(const char *s, size_t n, unsigned char **out, size_t *outlen)
 {
@@ -269,16 +268,16 @@ bool sig_b64_decode_key(const char *s, size_t n, unsigned char **out, size_t *ou
 	memset(text + body, '=', need);
 	text[tlen] = '\0';
 	unsigned char *key = xmalloc(tlen / 4 * 3 + 1);
-	int r = EVP_DecodeBlock(key, (const unsigned char *)text, (int)tlen);
-	OPENSSL_cleanse(text, tlen);
+	size_t r = crypto_b64_decode(key, text, tlen);
+	crypto_wipe(text, tlen);
 	free(text);
-	if (r < 0 || (size_t)r < need || (size_t)r - need == 0) {
-		OPENSSL_cleanse(key, tlen / 4 * 3 + 1);
+	if (r == 0) {
+		crypto_wipe(key, tlen / 4 * 3 + 1);
 		free(key);
 		return false;
 	}
 	*out = key;
-	*outlen = (size_t)r - need; /* EVP_DecodeBlock counts padding as bytes */
+	*outlen = r;
 	return true;
 }
 
@@ -362,8 +361,8 @@ bool sig_match_secret(const struct endpoint *ep, const void *value, size_t len,
 			k->have_self = keyed_mac(k, &ps, 1, k->self);
 		if (!k || !k->have_self || !keyed_mac(k, &pt, 1, a))
 			return verify_fail(why, whylen, "crypto failure");
-		any |= CRYPTO_memcmp(a, k->self, sig_digest_len(HMAC_SHA256)) == 0;
-		OPENSSL_cleanse(a, sizeof(a));
+		any |= crypto_equal(a, k->self, sig_digest_len(HMAC_SHA256));
+		crypto_wipe(a, sizeof(a));
 	}
 	return any ? true : verify_fail(why, whylen, mismatch);
 }

@@ -8,13 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/bio.h>
-#include <openssl/bn.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include "dynload.h"
 #include "tlslib.h"
@@ -32,7 +26,8 @@ bool tlslib_load(char *err, size_t errlen)
 {
 	static bool loaded;
 	if (!loaded)
-		loaded = dynload("libssl.so.3", ssl_symbols, ARRAY_SIZE(ssl_symbols), err, errlen) &&
+		loaded = crypto_load(err, errlen) &&
+		         dynload("libssl.so.3", ssl_symbols, ARRAY_SIZE(ssl_symbols), err, errlen) &&
 		         dynload("libevent_openssl-2.1.so.7", event_symbols,
 		                 ARRAY_SIZE(event_symbols), err, errlen);
 	return loaded;
@@ -127,7 +122,7 @@ static EVP_PKEY *load_key(const char *path, char *err, size_t errlen)
 	else if (!pkey)
 		snprintf(err, errlen, "tls_key %s: not a PEM private key", path);
 out:
-	OPENSSL_cleanse(buf, len);
+	crypto_wipe(buf, len);
 	free(buf);
 	close(fd);
 	return pkey;

@@ -15,6 +15,8 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 
+#include "crypto.h" /* after OpenSSL's headers: libcrypto's calls through pointers too */
+
 #define TLSLIB_SSL_CALLS(X)                                                               \
 	X(TLS_server_method) X(SSL_CTX_new) X(SSL_CTX_free) X(SSL_CTX_up_ref) X(SSL_CTX_ctrl) \
 	X(SSL_CTX_set_options) X(SSL_CTX_set_cipher_list) X(SSL_CTX_set_session_id_context) \
@@ -30,7 +32,7 @@ TLSLIB_SSL_CALLS(TLSLIB_POINTER)
 TLSLIB_EVENT_CALLS(TLSLIB_POINTER)
 #undef TLSLIB_POINTER
 
-/* Loads both libraries (once). false with the reason in err. */
+/* Loads both libraries and libcrypto (once). false with the reason in err. */
 bool tlslib_load(char *err, size_t errlen);
 
 #define TLS_server_method dl_TLS_server_method

@@ -1,9 +1,8 @@
 /* Who may use the deliveries page and API (webauth.h). */
 #include "webauth.h"
+#include "crypto.h"
 
 #include <arpa/inet.h>
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,12 +50,12 @@ void webauth_free(struct webauth *w)
 {
 	if (w) {
 		if (w->token)
-			OPENSSL_cleanse(w->token, strlen(w->token));
+			crypto_wipe(w->token, strlen(w->token));
 		if (w->readonly_token)
-			OPENSSL_cleanse(w->readonly_token, strlen(w->readonly_token));
+			crypto_wipe(w->readonly_token, strlen(w->readonly_token));
 		free(w->token);
 		free(w->readonly_token);
-		OPENSSL_cleanse(w, sizeof(*w));
+		crypto_wipe(w, sizeof(*w));
 		free(w);
 	}
 }
@@ -72,7 +71,7 @@ static bool token_eq(const char *want, const char *got, size_t got_len)
 		return false;
 	size_t n = strlen(want);
 	/* The length is not the secret; the bytes are compared in constant time. */
-	return n == got_len && CRYPTO_memcmp(want, got, n) == 0;
+	return n == got_len && crypto_equal(want, got, n);
 }
 
 static enum web_access token_access(const struct config *cfg, const char *tok, size_t len)
@@ -89,7 +88,7 @@ static bool same_secret(const char *a, const char *b)
 	if (!a || !b)
 		return a == b;
 	size_t n = strlen(a);
-	return n == strlen(b) && CRYPTO_memcmp(a, b, n) == 0;
+	return n == strlen(b) && crypto_equal(a, b, n);
 }
 
 static char *dup_secret(const char *s)
@@ -105,10 +104,10 @@ static void sync_tokens(struct webauth *w, const struct config *cfg)
 	    same_secret(w->readonly_token, cfg->admin_readonly_token))
 		return;
 	bool had = w->token || w->readonly_token;
-	OPENSSL_cleanse(w->sessions, sizeof(w->sessions));
+	crypto_wipe(w->sessions, sizeof(w->sessions));
 	for (char **t = &w->token; t; t = t == &w->token ? &w->readonly_token : NULL) {
 		if (*t)
-			OPENSSL_cleanse(*t, strlen(*t));
+			crypto_wipe(*t, strlen(*t));
 		free(*t);
 	}
 	w->token = dup_secret(cfg->admin_token);
@@ -214,7 +213,7 @@ static struct session *find_session(struct webauth *w, const struct http_request
 			memset(s, 0, sizeof(*s));
 			continue;
 		}
-		if (CRYPTO_memcmp(s->id, id, len) == 0)
+		if (crypto_equal(s->id, id, len))
 			return s;
 	}
 	return NULL;
@@ -280,11 +279,11 @@ char *webauth_login(struct webauth *w, const struct config *cfg, const struct ht
 	if (!slot)
 		return NULL;
 	unsigned char raw[SESSION_ID_BYTES];
-	if (RAND_bytes(raw, sizeof(raw)) != 1)
+	if (!crypto_random(raw, sizeof(raw)))
 		return NULL;
 	for (int i = 0; i < SESSION_ID_BYTES; i++)
 		snprintf(slot->id + 2 * i, 3, "%02x", raw[i]);
-	OPENSSL_cleanse(raw, sizeof(raw));
+	crypto_wipe(raw, sizeof(raw));
 	slot->access = a;
 	slot->expires_ms = now_wall_ms() + WEBAUTH_SESSION_MS;
 	/* Behind a TLS proxy the cookie must never go back in clear. Who sets

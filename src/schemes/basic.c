@@ -10,9 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/crypto.h>
 
 #include "scheme.h"
+#include "crypto.h"
 #include "sigutil.h"
 #include "verify.h"
 
@@ -52,7 +52,7 @@ static bool basic_verify(const struct verify_input *in, char *why, size_t whylen
 		ok = verify_fail(why, whylen, "malformed credentials");
 	else
 		ok = sig_match_secret(in->ep, pair, len, "user or password mismatch", why, whylen);
-	OPENSSL_cleanse(pair, len);
+	crypto_wipe(pair, len);
 	free(pair);
 	return ok;
 }

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 
 #include "scheme.h"
+#include "crypto.h"
 #include "sigutil.h"
 #include "util.h"
 #include "verify.h"
@@ -124,7 +124,7 @@ static bool standard_decode_secret(struct secret *s)
 	}
 	if (!sig_b64_decode_key(b, n, &key, &keylen))
 		return false;
-	OPENSSL_cleanse(s->data, s->len);
+	crypto_wipe(s->data, s->len);
 	free(s->data);
 	s->data = key;
 	s->len = keylen;

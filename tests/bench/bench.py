@@ -17,7 +17,8 @@ hookd/probe against the issue's targets, idle RSS and RSS after load, the
 scale test (deliveries waiting for slots, hookd's peak RSS) and the machine.
 
 Scenarios (hookd endpoint / peer hook id, all POSTing the sample payload):
-  a  wrong token              /true     /hooks/true   (401; peer: rule mismatch code 401)
+  a  wrong token              /true     /hooks/true   (401; peer: rule mismatch code 401;
+                              "Connection: close" to all: hookd closes after a refusal)
   b  an event with no hook    /none     /hooks/none   (hookd: empty hooks dir, 200
                               "unhandled"; peer: the token matches but the rule
                               wants another event: 200 "Hook rules were not satisfied.")
@@ -331,9 +332,18 @@ def cpu_ticks(pid):
     return sum(int(x) for x in fields[11:15])
 
 
-def run_wrk(port, path, token, conns, secs, run_id, pid=None):
+# Scenarios whose every request says "Connection: close", to every server:
+# hookd closes the connection after a refusal (README "Hardening and
+# limits"), where the peer and probe_reject would keep it open; (a) is then
+# the same work for all three, a connection a request.
+CLOSE_SCENARIOS = {"a"}
+
+
+def run_wrk(port, path, token, conns, secs, run_id, pid=None, close=False):
     env = dict(os.environ, BENCH_PATH=path, BENCH_TOKEN=token, BENCH_BODY=PAYLOAD,
                BENCH_EVENT="build:start", BENCH_RUN=run_id)
+    if close:
+        env["BENCH_CLOSE"] = "1"
     argv = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % secs, "--timeout", "10s",
             "-s", LUA, "http://127.0.0.1:%d%s" % (port, path)]
     t0 = cpu_ticks(pid) if pid else 0
@@ -938,6 +948,9 @@ def print_table(res, rss, scale, args, load_before, load_after, lim):
         % (args.connections, args.duration,
            "the median of %d interleaved rounds" % args.rounds if args.rounds > 1
            else "one round"),
+        "(a): every request says \"Connection: close\", to all three servers: hookd closes "
+        "the connection after a refusal, so each server opens, answers and closes a "
+        "connection a request.",
         "probe: probe_reject (bare libevent, 401) for (a), probe_dispatch (libevent + "
         "posix_spawn of /bin/true + answer on SIGCHLD) for (c), the same probe spawning "
         "(d)'s script for (d); RSS: probe_reject / probe_dispatch.",
@@ -1066,7 +1079,8 @@ def main():
                     probe = {"a": "probe_reject", "c": "probe_dispatch", "d": "probe_script"}
                     srv = servers[probe[k] if name == "probe" else name]
                     r = run_wrk(port, path, tok, args.connections, args.duration,
-                                "%s-%s-%d-%s" % (k, name, rnd, secrets.token_hex(4)), srv.pid)
+                                "%s-%s-%d-%s" % (k, name, rnd, secrets.token_hex(4)), srv.pid,
+                                close=k in CLOSE_SCENARIOS)
                     errors = r["connect"] + r["read"] + r["write"] + r["timeout"]
                     # wrk counts every answer outside 2xx/3xx as a "status" error.
                     wrong = r["status"] if st < 400 else r["requests"] - r["status"]

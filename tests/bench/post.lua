@@ -7,6 +7,8 @@
 --   BENCH_RUN    a prefix that makes the ids unique across runs
 --   BENCH_LIMIT  if set, stop after that many answers (the burst: a fixed
 --                number of deliveries, as fast as they go; run with -t1)
+--   BENCH_CLOSE  if set, every request says "Connection: close": a new
+--                connection each (scenario a, where hookd closes anyway)
 -- At the end it prints one line of JSON with the counts and percentiles.
 
 local path = os.getenv("BENCH_PATH") or "/"
@@ -25,6 +27,9 @@ local headers = {
 	["X-Northflank-Notification-Integration-Id"] = "bench-integration",
 	["X-Northflank-Notification-Integration-Name"] = "Bench",
 }
+if os.getenv("BENCH_CLOSE") then
+	headers["Connection"] = "close"
+end
 
 request = function()
 	n = n + 1

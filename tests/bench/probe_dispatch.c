@@ -53,7 +53,7 @@ static void conn_free(struct conn *c)
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
-	if (!probe_take_request(bufferevent_get_input(bev), &c->body_need, &c->in_body))
+	if (!probe_take_request(bufferevent_get_input(bev), &c->body_need, &c->in_body, NULL))
 		return;
 	/* One request at a time a connection, as a webhook daemon answers. */
 	bufferevent_disable(bev, EV_READ);

@@ -742,6 +742,34 @@ class TestNone(SBase):
                 self.assertEqual(p.returncode, 2, "an endpoint without a secret: %r" % (p,))
 
 
+def libcrypto_mapped(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return "libcrypto.so" in f.read()
+
+
+class TestLibcryptoOnDemand(SBase):
+    """libcrypto is loaded by the first MAC hookd computes (src/crypto.h):
+    not at start, not for an endpoint that verifies nothing; a token is
+    compared by HMAC, so its first request loads it, and it stays."""
+
+    def test_loaded_by_the_first_verification(self):
+        conf = (SERVER + "\n[endpoint open]\npath = /open\nscheme = none\n"
+                "\n[endpoint token]\npath = /hook\nscheme = token\nsecret = tok-4f1c9a\n")
+        with self.daemon(conf, secrets=["tok-4f1c9a"]) as h:
+            pid = h.proc.pid
+            self.assertFalse(libcrypto_mapped(pid), "libcrypto mapped at start")
+            body = json_body({"event": "a:b"})
+            req = Req(body, {"Content-Type": "application/json"}, "a:b", None)
+            self.assertDelivered(h, self.send(h, req, "/open"), req, "open")
+            self.assertFalse(libcrypto_mapped(pid), "libcrypto mapped for scheme = none")
+            req = Req(body, {"Content-Type": "application/json",
+                             "Authorization": "Bearer tok-wrong"}, "a:b", None)
+            self.assertRejected(h, self.send(h, req), "a wrong token")
+            self.assertTrue(libcrypto_mapped(pid), "the token's compare did not load it")
+            req = req.with_header("Authorization", "Bearer tok-4f1c9a")
+            self.assertDelivered(h, self.send(h, req), req, "token")
+
+
 class TestToken(SchemeMixin, SBase):
     """scheme = token with every default: Authorization: Bearer <token>, the
     event in the body's `event`. The token covers no body bytes."""

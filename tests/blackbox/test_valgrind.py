@@ -3,7 +3,8 @@ the main paths (hooks that succeed, fail, time out and get killed, every
 early rejection, keep-alive, async with the journal, duplicates, replay,
 SIGHUP, connections left open and half-sent requests at shutdown), then
 SIGTERM. hookd must exit 0: valgrind exits 99 on any memory error or
-definite leak, and the heap must be empty at exit.
+definite leak, and the heap must be empty at exit but for the dynamic
+loader's records of libcrypto, which cannot be unloaded (tests/valgrind.supp).
 
 $HOOKD_WRAPPER is the valgrind command (tests/meson.build sets it); without
 it a default one is used. Skipped (exit 77) when the binary is built with
@@ -14,6 +15,7 @@ Run: HOOKD_BIN=build/hookd python3 tests/blackbox/test_valgrind.py
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,7 +30,9 @@ from harness import HOOKD_BIN, binary_has_asan, recv_response, sh, wrapper_argv 
 from harness import hardened_hookd as Daemon  # noqa: E402
 
 DEFAULT_WRAPPER = ("valgrind --leak-check=full --errors-for-leak-kinds=definite "
-                   "--error-exitcode=99")
+                   "--error-exitcode=99 --suppressions=" +
+                   os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "valgrind.supp"))
 
 # limit_cpu makes hooks take the fork+exec path. Not limit_nofile: valgrind
 # refuses to change the fd hard limit, so under valgrind every hook would
@@ -145,7 +149,12 @@ class TestValgrind(unittest.TestCase):
             tail = log[log.find("HEAP SUMMARY"):] if "HEAP SUMMARY" in log else log[-3000:]
             print(tail)
             self.assertEqual(rc, 0, "valgrind reported errors:\n" + tail)
-            self.assertIn("All heap blocks were freed", log, "memory still allocated at exit")
+            # Empty, or what is left is only the suppressed loader records.
+            empty = "All heap blocks were freed" in log
+            left = re.findall(r"(definitely lost|indirectly lost|possibly lost|still reachable):"
+                              r" ([\d,]+) bytes", log)
+            only_suppressed = bool(left) and all(n == "0" for _, n in left)
+            self.assertTrue(empty or only_suppressed, "memory still allocated at exit")
 
 
 def main():

@@ -1070,6 +1070,56 @@ static void test_sample(void)
 	free(body);
 }
 
+/*
+ * A shared start (envlist_share) and a flattened payload's block: lists
+ * that replace, remove, sort and free their entries as any other list,
+ * and leave the shared copy as it was (ASan: nothing freed twice).
+ */
+static void test_envlist_shared_and_block(void)
+{
+	struct envlist base;
+	envlist_init(&base);
+	envlist_add(&base, "USER", "hooks");
+	envlist_add(&base, "PATH", "/usr/bin:/bin");
+	struct envshare *share = envshare_new(&base);
+	envlist_free(&base);
+
+	struct flatten_opts fo = {.prefix = "HOOK_", .max_vars = 100, .max_bytes = 100000,
+	                          .array_max = 100};
+	const char *json = "{\"event\":\"a:b\",\"n\":1,\"s\":\"x\"}";
+	struct envlist a, b;
+	envlist_init(&a);
+	envlist_share(&a, share);
+	envlist_init(&b);
+	envlist_share(&b, share);
+	envshare_unref(share); /* the lists hold it now */
+	CHECK(payload_flatten_text(json, strlen(json), &fo, &a, NULL), "flatten a");
+	CHECK(payload_flatten_text(json, strlen(json), &fo, &b, NULL), "flatten b");
+	char *t = env_text(&a);
+	CHECK_STR(t, "USER=hooks\nPATH=/usr/bin:/bin\nHOOK_EVENT=a:b\nHOOK_N=1\nHOOK_S=x\n",
+	          "shared start, then the payload");
+	free(t);
+
+	envlist_add(&a, "HOOK_N", "2");     /* a payload entry replaced */
+	envlist_remove(&a, "HOOK_S");       /* and one removed */
+	envlist_add(&a, "PATH", "/opt/bin"); /* a shared one replaced: a's own copy */
+	envlist_remove(&a, "USER");
+	t = env_text(&a);
+	CHECK_STR(t, "PATH=/opt/bin\nHOOK_EVENT=a:b\nHOOK_N=2\n", "a changed");
+	free(t);
+	envlist_sort(&b);
+	t = env_text(&b);
+	CHECK_STR(t, "HOOK_EVENT=a:b\nHOOK_N=1\nHOOK_S=x\nPATH=/usr/bin:/bin\nUSER=hooks\n",
+	          "b sorted, untouched by a");
+	free(t);
+	size_t bytes = 0;
+	for (size_t i = 0; i < b.n; i++)
+		bytes += strlen(b.v[i]) + 1;
+	CHECK(b.bytes == bytes, "b's bytes %zu, counted %zu", b.bytes, bytes);
+	envlist_free(&a);
+	envlist_free(&b);
+}
+
 int main(void)
 {
 	test_event_names();
@@ -1086,6 +1136,7 @@ int main(void)
 	test_flatten_limits();
 	test_flatten_env();
 	test_envlist();
+	test_envlist_shared_and_block();
 	test_sample();
 	return check_done("payload");
 }
