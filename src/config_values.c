@@ -483,18 +483,35 @@ static bool has_password(const char *v)
 		if (at && memchr(auth, ':', (size_t)(at - auth)))
 			return true;
 	}
-	/* keyword form, or a URL's ?password=... */
-	for (const char *p = v; *p; p++) {
+	/* keyword form, or a URL's ?password=... (libpq decodes %XX in a URL's
+	 * parameter names too: looked for in a decoded copy) */
+	char *plain = xstrdup(v);
+	if (scheme_end) {
+		char *o = plain;
+		for (const char *c = v; *c; c++) {
+			if (c[0] == '%' && isxdigit((unsigned char)c[1]) &&
+			    isxdigit((unsigned char)c[2])) {
+				char hex[3] = {c[1], c[2], 0};
+				*o++ = (char)strtol(hex, NULL, 16);
+				c += 2;
+			} else {
+				*o++ = *c;
+			}
+		}
+		*o = 0;
+	}
+	bool found = false;
+	for (const char *p = plain; *p && !found; p++) {
 		if (strncasecmp(p, "password", 8) != 0)
 			continue;
-		bool starts = p == v || strchr(" \t?&", p[-1]);
+		bool starts = p == plain || isspace((unsigned char)p[-1]) || strchr("?&", p[-1]);
 		const char *q = p + 8;
-		while (*q == ' ' || *q == '\t')
+		while (isspace((unsigned char)*q))
 			q++;
-		if (starts && *q == '=')
-			return true;
+		found = starts && *q == '=';
 	}
-	return false;
+	free(plain);
+	return found;
 }
 
 bool set_journal_url(struct loader *L, const struct keydef *k, void *obj, const char *v)

@@ -222,7 +222,9 @@ int journal_attempt_started(struct journal *j, int64_t rowid, int attempt, int64
 /*
  * Records a finished attempt and the delivery's new state: SUCCEEDED,
  * FAILED, SKIPPED, or RETRY_WAIT with next_due_ms. When the state is final the kept
- * body is cut to body_max.
+ * body is cut to body_max. Shared, a final outcome that could not be
+ * written (-1) lets the delivery go: its lease runs out and an instance
+ * (this one too) adopts it, its run counted as interrupted.
  */
 int journal_attempt_finished(struct journal *j, int64_t rowid, const struct journal_attempt *a,
                              enum delivery_state state, int64_t next_due_ms);
@@ -377,11 +379,12 @@ bool journal_shared(const struct journal *j);
 /* Whether the store answers; a journal that is down fails every call
  * quickly and tries to reconnect (with backoff) on the next one. */
 bool journal_up(struct journal *j);
-/* Renews this instance's leases, and reconnects a journal that is down.
- * Called every lease/3. 0, or -1 (down). */
+/* Renews the leases of the deliveries this instance holds (not those it
+ * let go, or whose record it never saw committed), and reconnects a
+ * journal that is down. Called every lease/3. 0, or -1 (down). */
 int journal_heartbeat(struct journal *j);
 /* Takes over at most max pending async deliveries whose lease ran out (an
- * instance died): like journal_recover, which, shared, takes this
+ * instance died, or this one let them go): like journal_recover, which, shared, takes this
  * instance's own deliveries of a previous run and the ones whose lease ran
  * out. Sync ones whose lease ran out are marked FAILED (interrupted). */
 int journal_adopt(struct journal *j, size_t max, struct journal_pending **out, size_t *n);

@@ -422,7 +422,7 @@ static const char *parse_headers(struct parse *p, json_object *o)
 static void parse_hook(struct parse *p, json_object *o, size_t ai, size_t hi,
                        struct journal_hook *h)
 {
-	char where[64];
+	char where[80]; /* two size_t of 20 digits fit */
 	snprintf(where, sizeof(where), "attempt_list[%zu].hooks[%zu]: ", ai, hi);
 	if (!json_object_is_type(o, json_type_object)) {
 		fail(p, "%sis not an object", where);

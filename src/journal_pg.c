@@ -876,14 +876,17 @@ static int64_t pg_record(struct journal *jj, const struct journal_new *d)
 	return rowid;
 }
 
-/* The fenced "mark running" of attempt_started and take_turn. */
+/* The fenced "mark running" of attempt_started and take_turn. take_turn's
+ * key goes in the row too: one recorded without it (imported, or before its
+ * endpoint had serialize) must hold its key for the other instances while
+ * it runs. */
 static const char sql_started[] =
 	"UPDATE hookd_deliveries SET state = 1, run_attempt = $3::int, run_started_ms = $4::bigint,"
-	" updated_ms = $4::bigint WHERE id = $1::bigint AND fence = $2::bigint AND owner = $5::text"
-	" AND state < 3";
+	" updated_ms = $4::bigint, serial_key = coalesce($6::text, serial_key)"
+	" WHERE id = $1::bigint AND fence = $2::bigint AND owner = $5::text AND state < 3";
 
 static int mark_running(struct pg_journal *j, struct fence_slot *f, int attempt,
-                        int64_t started_ms)
+                        int64_t started_ms, const char *key)
 {
 	int64_t rowid = f->rowid;
 	struct params p = {0};
@@ -892,6 +895,7 @@ static int mark_running(struct pg_journal *j, struct fence_slot *f, int attempt,
 	p_int(&p, attempt);
 	p_int(&p, started_ms);
 	p_text(&p, j->instance);
+	p_text(&p, key);
 	PGresult *r = run(j, "attempt started", sql_started, &p);
 	p_free(&p);
 	if (!r)
@@ -921,7 +925,7 @@ static int pg_attempt_started(struct journal *jj, int64_t rowid, int attempt, in
 		return 0;
 	if (!writable(j))
 		return -1;
-	return mark_running(j, f, attempt, started_ms);
+	return mark_running(j, f, attempt, started_ms, NULL);
 }
 
 /* replay: true/false as given, or NULL (a negative value): whether the
@@ -1022,10 +1026,29 @@ static const char sql_finish[] =
 	"  error = excluded.error, replay = excluded.replay, instance = excluded.instance)"
 	" SELECT async, body_len FROM u";
 
+static int finish_row(struct pg_journal *j, int64_t rowid, const struct journal_attempt *a,
+                      enum delivery_state state, int64_t next_due_ms);
+
+/*
+ * A final outcome that could not be written: the caller lets the delivery
+ * go (it is done here), so this process no longer holds it either. Its
+ * lease is not renewed and runs out, and an instance (this one too) takes
+ * it over as after a crash (its run counted as interrupted): else a live
+ * instance would renew a row nobody runs, pending for ever.
+ */
 static int pg_attempt_finished(struct journal *jj, int64_t rowid, const struct journal_attempt *a,
                                enum delivery_state state, int64_t next_due_ms)
 {
 	struct pg_journal *j = pg_of(jj);
+	int rc = finish_row(j, rowid, a, state, next_due_ms);
+	if (rc == -1 && (unsigned)state <= DSTATE_SKIPPED && !delivery_state_pending(state))
+		fence_del(&j->fences, rowid);
+	return rc;
+}
+
+static int finish_row(struct pg_journal *j, int64_t rowid, const struct journal_attempt *a,
+                      enum delivery_state state, int64_t next_due_ms)
+{
 	if (j->readonly || (unsigned)state > DSTATE_SKIPPED)
 		return -1;
 	struct fence_slot *f = fence_find(&j->fences, rowid);
@@ -1291,15 +1314,15 @@ static int take_rows(struct pg_journal *j, bool adopt, size_t max, struct journa
 	if (tx_begin(j) < 0)
 		goto fail;
 	struct params p = {0};
-	p_text(&p, j->instance);
 	if (adopt)
 		p_int(&p, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+	else
+		p_text(&p, j->instance);
 	/* Recovery: this instance's own rows (of a previous run) too. */
 	PGresult *r = run(j, adopt ? "adopt" : "recover",
 	                  adopt ? "SELECT id, async, state, attempts, run_attempt, run_started_ms, owner"
 	                          " FROM hookd_deliveries WHERE state < 3 AND lease_until < now()"
-	                          " AND owner IS DISTINCT FROM $1::text"
-	                          " ORDER BY received_ms, id LIMIT $2::bigint FOR UPDATE SKIP LOCKED"
+	                          " ORDER BY received_ms, id LIMIT $1::bigint FOR UPDATE SKIP LOCKED"
 	                        : "SELECT id, async, state, attempts, run_attempt, run_started_ms, owner"
 	                          " FROM hookd_deliveries WHERE state < 3 AND (owner = $1::text"
 	                          " OR lease_until IS NULL OR lease_until < now())"
@@ -1325,6 +1348,13 @@ static int take_rows(struct pg_journal *j, bool adopt, size_t max, struct journa
 	int64_t now = now_wall_ms();
 	for (size_t i = 0; i < nrows; i++) {
 		struct take_row *t = &rows[i];
+		/* Adopting, this instance's own rows are taken only when it let
+		 * them go (journal_attempt_finished): one it still holds, whose
+		 * lease ran out while the journal was down, is renewed by the
+		 * next heartbeat, and still runs here. */
+		if (adopt && t->owner && strcmp(t->owner, j->instance) == 0 &&
+		    fence_find(&j->fences, t->id))
+			continue;
 		sb_id_array(&ids, t->id);
 		if (t->state != DSTATE_RUNNING && t->async)
 			continue; /* only taken, below */
@@ -1917,14 +1947,26 @@ static int pg_heartbeat(struct journal *jj)
 		return -1;
 	if (j->readonly || j->noschema)
 		return 0;
+	/* Only the rows this process holds: one it let go (or whose record
+	 * it never heard committed) runs out and is taken over. */
+	struct strbuf held;
+	sb_init(&held);
+	sb_putc(&held, '{');
+	for (size_t i = 0; i < j->fences.cap; i++) {
+		if (j->fences.slots[i].rowid)
+			sb_id_array(&held, j->fences.slots[i].rowid);
+	}
+	sb_putc(&held, '}');
 	struct params p = {0};
 	p_text(&p, j->instance);
 	lease_param(&p, j);
+	p_text(&p, held.buf);
 	int rc = run_cmd(j, "heartbeat",
 	                 "UPDATE hookd_deliveries SET lease_until = " LEASE_EXPR(2)
-	                 " WHERE owner = $1::text AND state < 3",
+	                 " WHERE owner = $1::text AND state < 3 AND id = ANY ($3::bigint[])",
 	                 &p);
 	p_free(&p);
+	sb_free(&held);
 	return rc;
 }
 
@@ -1964,7 +2006,7 @@ static int pg_take_turn(struct journal *jj, int64_t rowid, const char *key, int 
 		tx_rollback(j);
 		return RESULT_PENDING;
 	}
-	int rc = mark_running(j, f, attempt, started_ms);
+	int rc = mark_running(j, f, attempt, started_ms, key);
 	if (rc != 0) {
 		tx_rollback(j);
 		return rc == JOURNAL_LOST ? JOURNAL_LOST : RESULT_ERROR;

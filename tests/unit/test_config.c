@@ -371,6 +371,11 @@ static const struct {
 	 "hookd.ini:5: journal: the connection string holds a password*"},
 	{EP_A "[server]\njournal = postgresql://db/hookd?sslmode=require&password=pw\n",
 	 "hookd.ini:5: journal: the connection string holds a password*"},
+	/* libpq decodes a URL's parameter names too */
+	{EP_A "[server]\njournal = postgresql://db/hookd?%70assword=pw\n",
+	 "hookd.ini:5: journal: the connection string holds a password*"},
+	{EP_A "[server]\njournal = postgresql://db/hookd?sslmode=require&pass%77ord=pw\n",
+	 "hookd.ini:5: journal: the connection string holds a password*"},
 	{EP_A "[server]\njournal = db.example\n",
 	 "hookd.ini:5: bad value 'db.example' for journal in [server]: expected a PostgreSQL "
 	 "connection string (postgresql://HOST/DB, or keyword=value words)"},

@@ -833,7 +833,9 @@ static void test_outage(void)
 	int64_t t = now_mono_ms();
 	enum result lr = journal_lookup(a, "out", "o1", NULL, NULL, NULL);
 	CHECK(lr == RESULT_ERROR && now_mono_ms() - t < 50, "fails at once while down");
-	CHECK(finish(a, row, 1, 200, DSTATE_SUCCEEDED) == -1, "writes fail");
+	/* (A retry's outcome: the delivery stays this instance's. A final one
+	 * not written is let go: test_unwritten_outcome_not_held_forever.) */
+	CHECK(finish(a, row, 1, 503, DSTATE_RETRY_WAIT) == -1, "writes fail");
 	sleep_ms(300);
 	CHECK(journal_heartbeat(a) == 0 && journal_up(a), "the heartbeat reconnects");
 	CHECK(finish(a, row, 1, 200, DSTATE_SUCCEEDED) == 0, "the lease held: a finishes it");
@@ -847,7 +849,7 @@ static void test_outage(void)
 		PQfinish(raw);
 		raw = NULL;
 		CHECK(system(stop) == 0, "stop: %s", stop);
-		CHECK(finish(a, r2, 1, 200, DSTATE_SUCCEEDED) == -1, "server down: fails");
+		CHECK(finish(a, r2, 1, 503, DSTATE_RETRY_WAIT) == -1, "server down: fails");
 		CHECK(!journal_up(a), "down");
 		sleep_ms(300);
 		CHECK(journal_heartbeat(a) == -1 && !journal_up(a), "still down");
@@ -868,6 +870,85 @@ static void test_outage(void)
 		printf("test_journal_pg: HOOKD_TEST_PG_STOP/START unset: no server restart\n");
 	}
 	journal_close(a);
+}
+
+/* A delivery whose row has no key yet (imported, or recorded before its
+ * endpoint had serialize) holds its key once it runs: no other instance
+ * starts one with the same key meanwhile. */
+static void test_turn_key_taken_at_run(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	struct journal *b = open_as("b", NULL, false, NULL);
+	struct journal_entry old = {.endpoint = "tk", .delivery_id = "tk1", .event = "push",
+	                            .remote_addr = "", .state = DSTATE_QUEUED, .received_ms = T0,
+	                            .updated_ms = T0, .headers = "", .async = true,
+	                            .body = (const unsigned char *)"x", .body_kept = 1,
+	                            .body_len = 1};
+	CHECK(journal_import(a, &old, NULL, 0) == RESULT_OK, "import a pending one");
+	struct journal_pending *list;
+	size_t n;
+	CHECK(journal_adopt(b, 10, &list, &n) == 0 && n == 1, "b adopts it (%zu)", n);
+	int64_t imported = n == 1 ? list[0].rowid : 0;
+	for (size_t i = 0; i < n; i++)
+		journal_pending_free(&list[i]);
+	free(list);
+	CHECK(journal_take_turn(b, imported, "k", 1, T0 + 10) == RESULT_OK, "b runs it with key k");
+	int64_t later = rec_key(a, "tk", "tk2", true, T0 + 20, "y", "k");
+	CHECK(journal_take_turn(a, later, "k", 1, T0 + 30) == RESULT_PENDING,
+	      "a waits: k runs on b");
+	CHECK(finish(b, imported, 1, 200, DSTATE_SUCCEEDED) == 0, "b done");
+	CHECK(journal_take_turn(a, later, "k", 1, T0 + 40) == RESULT_OK, "then a's turn");
+	CHECK(finish(a, later, 1, 200, DSTATE_SUCCEEDED) == 0, "a done");
+	journal_close(a);
+	journal_close(b);
+}
+
+/* A final outcome that could not be written (the journal went down as the
+ * run ended): the dispatcher lets the delivery go, so its lease must not be
+ * renewed by this instance forever; it is taken over as after a crash, by
+ * another instance or by this one. */
+static void test_unwritten_outcome_not_held_forever(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	struct journal *b = open_as("b", NULL, false, NULL);
+	int64_t row = rec(a, "unw", "u1", true, T0, "x");
+	int64_t kept = rec(a, "unw", "u2", true, T0 + 1, "x");
+	CHECK(journal_attempt_started(a, row, 1, T0 + 1000) == 0, "a starts u1");
+	terminate("a");
+	CHECK(finish(a, row, 1, 200, DSTATE_SUCCEEDED) == -1, "its outcome cannot be written");
+	sleep_ms(300);
+	for (int i = 0; i < 6; i++) {
+		sleep_ms(LEASE_MS / 3);
+		CHECK(journal_heartbeat(a) == 0, "a's heartbeat");
+	}
+	struct journal_pending *list;
+	size_t n;
+	CHECK(journal_adopt(b, 10, &list, &n) == 0 && n == 1, "b takes u1 over (%zu)", n);
+	if (n == 1)
+		CHECK(list[0].rowid == row && list[0].attempts == 1, "the cut run counts");
+	for (size_t i = 0; i < n; i++)
+		journal_pending_free(&list[i]);
+	free(list);
+	CHECK(finish(b, row, 2, 200, DSTATE_SUCCEEDED) == 0, "b runs it");
+	CHECK(finish(a, kept, 1, 200, DSTATE_SUCCEEDED) == 0, "a still holds u2");
+
+	/* Alone, an instance takes over what it let go itself. */
+	int64_t alone = rec(a, "unw", "u3", true, T0 + 2, "x");
+	CHECK(journal_attempt_started(a, alone, 1, T0 + 1000) == 0, "a starts u3");
+	terminate("a");
+	CHECK(finish(a, alone, 1, 500, DSTATE_FAILED) == -1, "its outcome cannot be written");
+	sleep_ms(300);
+	for (int i = 0; i < 6; i++) {
+		sleep_ms(LEASE_MS / 3);
+		CHECK(journal_heartbeat(a) == 0, "a's heartbeat");
+	}
+	CHECK(journal_adopt(a, 10, &list, &n) == 0 && n == 1, "a takes u3 up again (%zu)", n);
+	for (size_t i = 0; i < n; i++)
+		journal_pending_free(&list[i]);
+	free(list);
+	CHECK(finish(a, alone, 2, 200, DSTATE_SUCCEEDED) == 0, "a runs it");
+	journal_close(a);
+	journal_close(b);
 }
 
 int main(void)
@@ -915,6 +996,8 @@ int main(void)
 	test_prune();
 	test_import();
 	test_outage();
+	test_turn_key_taken_at_run();
+	test_unwritten_outcome_not_held_forever();
 
 	snprintf(q, sizeof(q), "DROP SCHEMA %s CASCADE", schema);
 	if (raw)
