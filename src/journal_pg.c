@@ -126,6 +126,7 @@ static bool pq_load(char *err, size_t errlen)
  */
 static const char schema_v1[] =
 	"CREATE TABLE hookd_schema (version int NOT NULL);"
+	"CREATE SEQUENCE hookd_queue_seq;"
 	"CREATE TABLE hookd_deliveries ("
 	" id bigserial PRIMARY KEY,"
 	" endpoint text NOT NULL,"
@@ -153,6 +154,9 @@ static const char schema_v1[] =
 	" lease_until timestamptz,"
 	" fence bigint NOT NULL DEFAULT 0," /* bumped on every take */
 	" instance text,"                   /* who recorded it */
+	/* Its place in its key's line: taken again when a resend or a replay
+	 * queues it again, so that it goes behind what came meanwhile. */
+	" queued_seq bigint NOT NULL DEFAULT nextval('hookd_queue_seq'),"
 	" UNIQUE (delivery_id, endpoint));"
 	"CREATE INDEX hookd_deliveries_pending ON hookd_deliveries (async, received_ms)"
 	" WHERE state < 3;"
@@ -160,7 +164,7 @@ static const char schema_v1[] =
 	"CREATE INDEX hookd_deliveries_state_received ON hookd_deliveries (state, received_ms);"
 	"CREATE INDEX hookd_deliveries_endpoint_received"
 	" ON hookd_deliveries (endpoint, received_ms);"
-	"CREATE INDEX hookd_deliveries_key ON hookd_deliveries (serial_key, id)"
+	"CREATE INDEX hookd_deliveries_key ON hookd_deliveries (serial_key, queued_seq)"
 	" WHERE state < 3 AND serial_key IS NOT NULL;"
 	"CREATE INDEX hookd_deliveries_lease ON hookd_deliveries (owner, lease_until)"
 	" WHERE state < 3;"
@@ -825,7 +829,8 @@ static const char sql_record[] =
 	" run_started_ms = $15::bigint, headers = excluded.headers, body = excluded.body,"
 	" body_len = excluded.body_len, body_cut = excluded.body_cut,"
 	" serial_key = excluded.serial_key, owner = excluded.owner,"
-	" lease_until = excluded.lease_until, fence = d.fence + 1, instance = excluded.instance"
+	" lease_until = excluded.lease_until, fence = d.fence + 1, instance = excluded.instance,"
+	" queued_seq = nextval('hookd_queue_seq')"
 	" WHERE d.state = 4"
 	" RETURNING id, fence, run_attempt";
 
@@ -1207,7 +1212,8 @@ static enum result pg_requeue(struct journal *jj, int64_t rowid)
 	r = run(j, "requeue",
 	        "UPDATE hookd_deliveries SET state = 0, async = true, next_due_ms = $2::bigint,"
 	        " updated_ms = $2::bigint, run_attempt = 0, replay_attempt = attempts + 1,"
-	        " owner = $3::text, lease_until = " LEASE_EXPR(4) ", fence = fence + 1"
+	        " owner = $3::text, lease_until = " LEASE_EXPR(4) ", fence = fence + 1,"
+	        " queued_seq = nextval('hookd_queue_seq')"
 	        " WHERE id = $1::bigint RETURNING fence, body_len",
 	        &p);
 	p_free(&p);
@@ -1995,7 +2001,8 @@ static int pg_take_turn(struct journal *jj, int64_t rowid, const char *key, int 
 	p_int(&p, rowid);
 	r = run(j, "take turn",
 	        "SELECT 1 FROM hookd_deliveries WHERE serial_key = $1::text AND state < 3"
-	        " AND id <> $2::bigint AND (state = 1 OR (state = 0 AND id < $2::bigint)) LIMIT 1",
+	        " AND id <> $2::bigint AND (state = 1 OR (state = 0 AND queued_seq <"
+	        " (SELECT queued_seq FROM hookd_deliveries WHERE id = $2::bigint))) LIMIT 1",
 	        &p);
 	p_free(&p);
 	if (!r)

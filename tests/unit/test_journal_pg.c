@@ -903,6 +903,25 @@ static void test_turn_key_taken_at_run(void)
 	journal_close(b);
 }
 
+/* A resend of a failed delivery goes behind the same key's deliveries that
+ * came meanwhile, as its local line would put it: its row keeps its id,
+ * but takes a new place in the key's line. */
+static void test_resend_goes_behind(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	int64_t x = rec_key(a, "ord", "x", false, T0, "x", "k");
+	CHECK(journal_take_turn(a, x, "k", 1, T0 + 1) == RESULT_OK, "x runs");
+	CHECK(finish(a, x, 1, 500, DSTATE_FAILED) == 0, "x failed");
+	int64_t z = rec_key(a, "ord", "z", true, T0 + 10, "z", "k");
+	CHECK(rec_key(a, "ord", "x", false, T0 + 20, "x", "k") == x, "x resent: the same row");
+	CHECK(journal_take_turn(a, z, "k", 1, T0 + 30) == RESULT_OK, "z came first: its turn");
+	CHECK(journal_take_turn(a, x, "k", 2, T0 + 31) == RESULT_PENDING, "x waits behind z");
+	CHECK(finish(a, z, 1, 200, DSTATE_SUCCEEDED) == 0, "z done");
+	CHECK(journal_take_turn(a, x, "k", 2, T0 + 40) == RESULT_OK, "then x");
+	CHECK(finish(a, x, 2, 200, DSTATE_SUCCEEDED) == 0, "x done");
+	journal_close(a);
+}
+
 /* A final outcome that could not be written (the journal went down as the
  * run ended): the dispatcher lets the delivery go, so its lease must not be
  * renewed by this instance forever; it is taken over as after a crash, by
@@ -997,6 +1016,7 @@ int main(void)
 	test_import();
 	test_outage();
 	test_turn_key_taken_at_run();
+	test_resend_goes_behind();
 	test_unwritten_outcome_not_held_forever();
 
 	snprintf(q, sizeof(q), "DROP SCHEMA %s CASCADE", schema);
