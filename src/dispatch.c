@@ -84,6 +84,7 @@ struct dispatcher {
 	TAILQ_HEAD(, job) waiting_turn; /* shared journal: WAIT_TURN */
 	struct event *turn_timer;
 	bool shared; /* journal_shared */
+	bool moving_line; /* line_to_turn is under way */
 	struct keyqueue *keys;
 	struct idstore *ids; /* without a journal */
 	bool draining;
@@ -138,6 +139,22 @@ static void key_release(struct dispatcher *ds, const char *key)
 		return;
 	}
 	slot_acquire(next);
+}
+
+static void job_enter(struct job *j, enum lifecycle to);
+
+/* A key's whole line goes to WAIT_TURN, in order, and the key is free. */
+static void line_to_turn(struct dispatcher *ds, const char *key)
+{
+	struct keyq *k = keyqueue_get(ds->keys, key, false);
+	if (!k)
+		return;
+	ds->moving_line = true;
+	struct job *w;
+	while ((w = TAILQ_FIRST(&k->waiting)))
+		job_enter(w, LC_WAIT_TURN);
+	ds->moving_line = false;
+	keyqueue_drop(ds->keys, k);
 }
 
 /* ---- the lifecycle -------------------------------------------------- */
@@ -335,10 +352,12 @@ static void job_enter(struct job *j, enum lifecycle to)
 	} else if (key && holds_key(from) && !holds_key(to)) {
 		/* Giving it back may start the next waiting for it at once. */
 		key_release(ds, key);
-	} else if (key && from == LC_WAIT_KEY && to == LC_WAIT_TURN) {
+	} else if (key && from == LC_WAIT_KEY && to == LC_WAIT_TURN && !ds->moving_line) {
 		/* The key was passed to it (still busy), but it does not run:
-		 * the journal orders the key across instances; on to the next. */
-		key_release(ds, key);
+		 * its key is busy on another instance. The rest of its line
+		 * would only be told the same, one journal question each: they
+		 * wait for their turn behind it, in their order. */
+		line_to_turn(ds, key);
 	}
 	switch (to) {
 	case LC_WAIT_KEY:
