@@ -35,6 +35,9 @@ import pgserver
 LEASE_S = 3
 N_DELIVERIES = int(os.environ.get("HOOKD_SEVERAL_N") or 2000)
 HTTP_TIMEOUT = 30.0
+# HOOKD_SEVERAL_PG_RESTART=0 leaves PostgreSQL's restart out of the
+# two-instance run (to look at the rest of it alone).
+PG_RESTART = os.environ.get("HOOKD_SEVERAL_PG_RESTART", "1") != "0"
 
 _pg = None
 
@@ -179,7 +182,9 @@ class Fleet:
 
     def dump_logs(self):
         for h in self.instances:
-            print("---- log of %s:\n%s" % (h.config_path, h.log_text()[-6000:]))
+            lines = [l for l in h.logs() if "msg=delivery " not in l and "level=debug" not in l]
+            print("---- log of %s (deliveries' lines left out):\n%s"
+                  % (h.config_path, "\n".join(lines[-60:])))
 
     def close(self, check=True):
         try:
@@ -537,7 +542,8 @@ def big_run(tc, f, n):
     # PostgreSQL restarted once, a third of the way.
     wait_accepted(n // 3)
     t0 = time.monotonic()
-    pg().restart()
+    if PG_RESTART:
+        pg().restart()
     pg_outage = time.monotonic() - t0
     # A killed (with its hooks) and started again, two thirds of the way.
     wait_accepted(2 * n // 3)
@@ -551,40 +557,47 @@ def big_run(tc, f, n):
     tc.assertEqual(problems[:20], [], "%d unexpected answers" % len(problems))
     # Every delivery ends succeeded, bounded.
     done = H.wait_until(lambda: f.query("SELECT count(*) FROM hookd_deliveries WHERE state = 3")
-                        [0][0] == str(n), 120, step=0.5)
+                        [0][0] == str(n), float(os.environ.get("HOOKD_SEVERAL_WAIT") or 60), step=0.5)
     tc.assertTrue(done, "not all %d succeeded: %r" % (n, f.query(
-        "SELECT state, count(*) FROM hookd_deliveries GROUP BY state")))
+        "SELECT delivery_id, state, owner, lease_until > now(), serial_key, run_attempt,"
+        " attempts FROM hookd_deliveries WHERE state <> 3 ORDER BY id")))
     t_done = time.monotonic()
 
-    rows = f.query("SELECT d.delivery_id, d.id, d.state, d.serial_key,"
+    rows = f.query("SELECT d.delivery_id, d.id, d.state,"
                    " count(a.attempt) FILTER (WHERE a.status = 'ok' AND a.http = 200),"
                    " count(a.attempt) FROM hookd_deliveries d"
                    " LEFT JOIN hookd_attempts a ON a.delivery = d.id"
-                   " WHERE d.endpoint = 'jobs' GROUP BY d.delivery_id, d.id, d.state,"
-                   " d.serial_key")
+                   " WHERE d.endpoint = 'jobs' GROUP BY d.delivery_id, d.id, d.state")
     tc.assertEqual(len(rows), n)
     order = {}
-    for did, rowid, state, key, oks, attempts in rows:
+    for did, rowid, state, oks, attempts in rows:
         tc.assertEqual((state, oks), ("3", "1"), "%s: state %s, %s ok attempts of %s"
                        % (did, state, oks, attempts))
-        tc.assertEqual(key, keys[did])
         order[did] = int(rowid)
 
-    # The runs: one that ended per delivery; any other was cut by the kill.
+    # The runs: one per delivery, but for runs the kill cut: those the
+    # journal records as interrupted attempts of the killed instance (a
+    # hook may have printed its end line before hookd could record it).
+    interrupted = {(did, int(att)) for did, att, inst in f.query(
+        "SELECT d.delivery_id, a.attempt, a.instance FROM hookd_attempts a JOIN"
+        " hookd_deliveries d ON d.id = a.delivery WHERE a.status = 'interrupted'")}
     runs = f.runs()
     tc.assertEqual(set(runs), set(keys), "deliveries that never ran, or unknown ones")
     cut = []
     for did, rs in runs.items():
-        ended = [r for r in rs if r["end"] is not None]
-        tc.assertEqual(len(ended), 1, "%s ran to its end %d times: %r" % (did, len(ended), rs))
+        whole = [r for r in rs if (did, r["attempt"]) not in interrupted]
+        tc.assertEqual(len(whole), 1, "%s ran %d times, not cut: %r" % (did, len(whole), rs))
+        tc.assertIsNotNone(whole[0]["end"], rs)
         for r in rs:
+            if r is whole[0]:
+                continue
+            tc.assertEqual(r["instance"], "a", "a run cut not by the kill: %r" % r)
+            tc.assertLess(r["start"], kill_wall_after, "cut, yet started after the kill")
+            tc.assertGreater(whole[0]["attempt"], r["attempt"], rs)
+            tc.assertGreater(whole[0]["start"], r["start"], rs)
             if r["end"] is None:
-                tc.assertEqual(r["instance"], "a", "a run cut not by the kill: %r" % r)
-                tc.assertLess(r["start"], kill_wall_after, "cut, yet started after the kill")
-                tc.assertGreater(ended[0]["attempt"], r["attempt"], rs)
-                tc.assertGreater(ended[0]["start"], r["start"], rs)
                 r["end"] = kill_wall_after  # for the overlap check
-                cut.append(did)
+            cut.append(did)
 
     # Per key: starts in arrival (journal) order, no two runs overlapping.
     by_key = {}
@@ -602,7 +615,7 @@ def big_run(tc, f, n):
         for prev, nxt in zip(rs, rs[1:]):
             tc.assertGreaterEqual(nxt["start"], prev["end"],
                                   "key %s: %r and %r overlapped" % (key, prev, nxt))
-        shared_keys += len(rs) > 1
+        shared_keys += len({r["id"] for r in rs}) > 1
 
     for h in (a, b):
         tc.assertFalse(h.log_lines("level=error"), "\n".join(h.log_lines("level=error")[:5]))
