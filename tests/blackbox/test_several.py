@@ -1,0 +1,634 @@
+#!/usr/bin/env python3
+"""Several hookd instances on one PostgreSQL journal (README "Running on
+several machines"), black-box: real daemons on 127.0.0.1:0, real hooks, and
+a private PostgreSQL of this file's own (pgserver.new_cluster()), which the
+tests stop and restart; each test gets a new database of it.
+
+The hooks are bash scripts that append `start ID ATTEMPT INSTANCE TIME`
+and `end ID ATTEMPT INSTANCE TIME` lines to one run log shared by the
+instances, each line one O_APPEND write, so that the test can tell which
+instance ran what, when, and whether a run was cut. A delivery's payload
+says how long its hook sleeps (`sleep`, and `sleep1` for its first
+attempt only), its first attempt's exit status (`exit1`, else 0) and its
+serialization key (`k`).
+
+test_two_instances is issue 19's two-instance run (2,000 deliveries by
+default; HOOKD_SEVERAL_N changes it); the others each show one guarantee.
+"""
+
+import http.client
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import harness as H
+import pgserver
+
+LEASE_S = 3
+N_DELIVERIES = int(os.environ.get("HOOKD_SEVERAL_N") or 2000)
+HTTP_TIMEOUT = 30.0
+# HOOKD_SEVERAL_PG_RESTART=0 leaves PostgreSQL's restart out of the
+# two-instance run (to look at the rest of it alone).
+PG_RESTART = os.environ.get("HOOKD_SEVERAL_PG_RESTART", "1") != "0"
+
+_pg = None
+
+
+def pg():
+    """This file's private PostgreSQL, made at the first use."""
+    global _pg
+    if _pg is None:
+        _pg = pgserver.new_cluster()
+    return _pg
+
+
+HOOK = r"""#!/bin/bash
+# One run: a start line and an end line, each one write to the shared log.
+s=${HOOK_SLEEP:-0}
+if [ "$HOOK_ATTEMPT" = 1 ] && [ -n "$HOOK_SLEEP1" ]; then s=$HOOK_SLEEP1; fi
+printf 'start %s %s @INST@ %s\n' "$HOOK_ID" "$HOOK_ATTEMPT" "$EPOCHREALTIME" >> '@LOG@'
+if [ "$s" != 0 ]; then sleep "$s"; fi
+printf 'end %s %s @INST@ %s\n' "$HOOK_ID" "$HOOK_ATTEMPT" "$EPOCHREALTIME" >> '@LOG@'
+if [ "$HOOK_ATTEMPT" = 1 ] && [ -n "$HOOK_EXIT1" ]; then exit "$HOOK_EXIT1"; fi
+"""
+
+
+def config(url, instance, lease=LEASE_S, server="", endpoint="", admin=""):
+    """Two endpoints on one journal: /job (async, retries, serialize = k)
+    and /sync (sync, serialize = k); both with a fixed event `job`, the
+    delivery id from X-Id, and no credential (scheme = none)."""
+    return ("[server]\nlisten = 127.0.0.1:0\nhooks_dir = {hooks}\nstate_dir = {state}\n"
+            "timeout = 60s\nkill_grace = 1s\n"
+            "journal = %s\njournal_password_file = %s\ninstance = %s\nlease = %ds\n%s"
+            "\n[endpoint jobs]\npath = /job\nscheme = none\nevent = job\nid_header = X-Id\n"
+            "mode = async\nretries = 5\nretry_backoff = 1s\nserialize = k\n%s"
+            "\n[endpoint syncjobs]\npath = /sync\nscheme = none\nevent = job\nid_header = X-Id\n"
+            "serialize = k\n"
+            "\n[admin]\nlisten = 127.0.0.1:0\n%s"
+            % (url, pg().password_file(), instance, lease,
+               server if "max_running" in server else server + "max_running = 8\n",
+               endpoint, admin))
+
+
+def post(port, path, did, key, sleep=0, sleep1=None, exit1=None, timeout=HTTP_TIMEOUT):
+    """One delivery -> (status, headers dict, body dict or None)."""
+    obj = {"k": key, "sleep": str(sleep)}
+    if exit1 is not None:
+        obj["exit1"] = str(exit1)
+    if sleep1 is not None:
+        obj["sleep1"] = str(sleep1)
+    body = json.dumps(obj).encode()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("POST", path, body, {"Content-Type": "application/json", "X-Id": did,
+                                       "Content-Length": str(len(body))})
+        r = c.getresponse()
+        raw = r.read()
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        c.close()
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = None
+    return r.status, hdrs, parsed
+
+
+def read_runs(path):
+    """The run log: [(kind, id, attempt, instance, time)]."""
+    out = []
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        w = line.split()
+        if len(w) != 5 or w[0] not in ("start", "end"):
+            raise AssertionError("a torn run-log line: %r" % line)
+        out.append((w[0], w[1], int(w[2]), w[3], float(w[4].replace(",", "."))))
+    return out
+
+
+def runs_by_delivery(path):
+    """{id: [run]}, each run a dict attempt, instance, start, end (None: cut)."""
+    runs = {}
+    open_runs = {}
+    for kind, did, att, inst, t in read_runs(path):
+        k = (did, att, inst)
+        if kind == "start":
+            if k in open_runs:
+                raise AssertionError("run %r started twice" % (k,))
+            r = {"id": did, "attempt": att, "instance": inst, "start": t, "end": None}
+            open_runs[k] = r
+            runs.setdefault(did, []).append(r)
+        else:
+            r = open_runs.pop(k, None)
+            if r is None:
+                raise AssertionError("an end without a start: %r" % (k,))
+            r["end"] = t
+    return runs
+
+
+class Fleet:
+    """A database on the private cluster, a shared run log, and the
+    instances started on it (stopped and removed by close())."""
+
+    def __init__(self):
+        self.url = pg().create_database()
+        self.dir = tempfile.mkdtemp(prefix="hookd-several-")
+        self.runlog = os.path.join(self.dir, "runs.log")
+        self.instances = []
+
+    def hook(self, instance):
+        return HOOK.replace("@INST@", instance).replace("@LOG@", self.runlog)
+
+    def start(self, instance, **kw):
+        cfg = config(self.url, instance, **{k: v for k, v in kw.items()
+                                            if k in ("lease", "server", "endpoint", "admin")})
+        h = H.Hookd(cfg, hooks={"job": self.hook(instance)}, log_file=True, wait_admin=True,
+                    secrets=(pg().password(),), start=kw.get("start", True))
+        self.instances.append(h)
+        return h
+
+    def query(self, sql):
+        return pg().psql(self.url, sql)
+
+    def state_of(self, did, endpoint="jobs"):
+        rows = self.query("SELECT state FROM hookd_deliveries WHERE endpoint = '%s' AND "
+                          "delivery_id = '%s'" % (endpoint, did))
+        return int(rows[0][0]) if rows else None
+
+    def wait_state(self, did, state=3, timeout=20.0, endpoint="jobs"):
+        H.wait_for(lambda: self.state_of(did, endpoint) == state, timeout,
+                   "%s in state %d (is %r)" % (did, state, self.state_of(did, endpoint)))
+
+    def runs(self):
+        return runs_by_delivery(self.runlog)
+
+    def wait_run(self, did, kind="start", timeout=10.0, instance=None):
+        def seen():
+            return any(k == kind and i == did and (instance is None or n == instance)
+                       for k, i, _, n, _ in read_runs(self.runlog))
+        H.wait_for(seen, timeout, "a %s line for %s" % (kind, did))
+
+    def dump_logs(self):
+        for h in self.instances:
+            lines = [l for l in h.logs() if "msg=delivery " not in l and "level=debug" not in l]
+            print("---- log of %s (deliveries' lines left out):\n%s"
+                  % (h.config_path, "\n".join(lines[-60:])))
+
+    def close(self, check=True):
+        try:
+            for h in self.instances:
+                h.__exit__(None if check else AssertionError, None, None)
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            try:
+                pg().drop_database(self.url)
+            except pgserver.PgError:
+                pass
+
+
+class SeveralTest(H.HookdTestCase):
+
+    def setUp(self):
+        self.t0 = time.monotonic()
+        self.bad_before = self._bad()
+        if not pg().running():  # a test that failed with PostgreSQL stopped
+            pg().start()
+        self.fleet = Fleet()
+
+    def _bad(self):
+        """Failures and errors so far (tearDown's own part starts as a success)."""
+        r = self._outcome.result
+        return len(r.failures) + len(r.errors)
+
+    def tearDown(self):
+        ok = self._bad() == self.bad_before
+        if not pg().running():
+            pg().start()
+        if not ok:
+            self.fleet.dump_logs()
+        self.fleet.close(check=ok)
+        print("  (%s: %.1f s)" % (self._testMethodName, time.monotonic() - self.t0))
+
+    # ---- point 2: dedupe across instances
+
+    def test_resend_to_the_other_instance(self):
+        """A resend to B of a delivery that succeeded on A is a 200
+        duplicate; of one still running on A, a 409; its hook ran once."""
+        f = self.fleet
+        a, b = f.start("a"), f.start("b")
+        st, _, body = post(a.port, "/sync", "s-1", "x")
+        self.assertEqual((st, body["status"]), (200, "ok"))
+        st, _, body = post(b.port, "/sync", "s-1", "x")
+        self.assertEqual((st, body["status"]), (200, "duplicate"), body)
+        st, _, _ = post(a.port, "/job", "slow-1", "y", sleep=2)
+        self.assertEqual(st, 202)
+        f.wait_run("slow-1")
+        st, hdrs, body = post(b.port, "/job", "slow-1", "y", sleep=2)
+        self.assertEqual(st, 409, body)
+        self.assertEqual(body["status"], "running")
+        self.assertIn("retry-after", hdrs)
+        f.wait_state("slow-1")
+        st, _, body = post(b.port, "/job", "slow-1", "y")
+        self.assertEqual((st, body["status"]), (200, "duplicate"))
+        runs = f.runs()
+        self.assertEqual([(r["instance"], r["attempt"]) for r in runs["s-1"]], [("a", 1)])
+        self.assertEqual([(r["instance"], r["attempt"]) for r in runs["slow-1"]], [("a", 1)])
+
+    # ---- point 4: serialize across instances
+
+    def test_serialize_across_instances(self):
+        """A slow keyed run on A: a later delivery with its key sent to B
+        starts only after A's ended; one with another key runs at once."""
+        f = self.fleet
+        a, b = f.start("a"), f.start("b")
+        self.assertEqual(post(a.port, "/job", "k-first", "K", sleep=2)[0], 202)
+        f.wait_run("k-first")
+        self.assertEqual(post(b.port, "/job", "k-second", "K")[0], 202)
+        self.assertEqual(post(b.port, "/job", "other", "L")[0], 202)
+        f.wait_state("other", timeout=5)
+        f.wait_state("k-second", timeout=10)
+        runs = f.runs()
+        first, second, other = runs["k-first"][0], runs["k-second"][0], runs["other"][0]
+        self.assertEqual((first["instance"], second["instance"], other["instance"]),
+                         ("a", "b", "b"))
+        self.assertLess(other["end"], first["end"], "another key waited for K")
+        self.assertGreaterEqual(second["start"], first["end"],
+                                "the same key ran on two instances at once")
+        # It asks again every 100 ms: it starts soon after.
+        self.assertLess(second["start"] - first["end"], 1.5)
+
+    # ---- point 3: a killed instance's delivery is taken over
+
+    def test_kill_mid_run_taken_over(self):
+        """SIGKILL of A while its hook runs: after the lease B takes the
+        delivery over as attempt 2, says so, and it succeeds."""
+        f = self.fleet
+        a, b = f.start("a"), f.start("b")
+        self.assertEqual(post(a.port, "/job", "cut-1", "z", sleep=0, sleep1=30)[0], 202)
+        f.wait_run("cut-1", instance="a")
+        killed = time.monotonic()
+        a.kill9()
+        a.kill_orphaned_hooks()
+        a.expected_rc = -signal.SIGKILL
+        line = b.wait_line(r"delivery cut-1 .*taken over here", timeout=LEASE_S + 5)
+        f.wait_state("cut-1", timeout=LEASE_S + 8)
+        took = time.monotonic() - killed
+        print("  taken over and done %.1f s after the kill: %s" % (took, line))
+        self.assertLess(took, LEASE_S + 5)
+        runs = f.runs()["cut-1"]
+        self.assertEqual([(r["instance"], r["attempt"], r["end"] is not None) for r in runs],
+                         [("a", 1, False), ("b", 2, True)])
+        rows = f.query("SELECT a.attempt, a.status, a.instance FROM hookd_attempts a JOIN "
+                       "hookd_deliveries d ON d.id = a.delivery WHERE d.delivery_id = 'cut-1' "
+                       "ORDER BY a.attempt")
+        self.assertEqual([(r[0], r[2]) for r in rows], [("1", "a"), ("2", "b")], rows)
+        self.assertEqual(rows[0][1], "interrupted", rows)
+
+    # ---- point 5: PostgreSQL unreachable
+
+    def test_postgresql_down_and_back(self):
+        """PostgreSQL stopped: 503 + Retry-After for sync and async, nothing
+        runs, /healthz journal_down, hookd_journal_up 0, logged once; back:
+        deliveries run, hookd_journal_up 1, and one accepted before (its
+        retry due during the outage) ran."""
+        f = self.fleet
+        a = f.start("a")
+        self.assertEqual(post(a.port, "/job", "before-1", "Q", exit1=75)[0], 202)
+        f.wait_state("before-1", state=2)  # retry_wait, due in 1 s
+        pg().stop()
+        try:
+            for path in ("/sync", "/job"):
+                for i in range(3):
+                    st, hdrs, body = post(a.port, path, "down-%s-%d" % (path[1:], i), "D")
+                    self.assertEqual(st, 503, body)
+                    self.assertTrue(hdrs.get("retry-after", "").isdigit(), hdrs)
+            r = a.admin("GET", "/healthz")
+            self.assertEqual((r.status, r.json.get("status")), (503, "journal_down"))
+            self.assertEqual(H.metric(H.parse_metrics(a.scrape()), "hookd_journal_up"), 0)
+            time.sleep(2.5)  # the retry falls due; the backoff's reconnects fail
+            self.assertEqual(a.count_log(r"PostgreSQL unreachable"), 1, a.log_text()[-3000:])
+            self.assertEqual(len(f.runs()["before-1"]), 1, "it ran while PostgreSQL was down")
+        finally:
+            pg().start()
+        H.wait_for(lambda: a.admin("GET", "/healthz").status == 200, 15, "healthz 200")
+        self.assertEqual(H.metric(H.parse_metrics(a.scrape()), "hookd_journal_up"), 1)
+        self.assertTrue(a.log_lines("PostgreSQL reachable again"))
+        st, _, body = post(a.port, "/sync", "after-1", "E")
+        self.assertEqual((st, body["status"]), (200, "ok"))
+        f.wait_state("before-1")
+        runs = f.runs()
+        self.assertFalse([d for d in runs if d.startswith("down-")], "a hook ran while down")
+        self.assertEqual([r["attempt"] for r in runs["before-1"]], [1, 2])
+        self.assertEqual(len(runs["after-1"]), 1)
+
+    def test_run_ending_while_postgresql_down(self):
+        """A run that ends while PostgreSQL is down: once it is back, the
+        delivery is recorded (or run again) and the one queued behind it on
+        its key runs. Nothing accepted before the outage is lost."""
+        f = self.fleet
+        a = f.start("a")
+        self.assertEqual(post(a.port, "/job", "across-1", "Q", sleep=1.5)[0], 202)
+        self.assertEqual(post(a.port, "/job", "across-2", "Q")[0], 202)
+        f.wait_run("across-1")
+        pg().stop()
+        try:
+            f.wait_run("across-1", kind="end")
+            time.sleep(0.5)
+        finally:
+            pg().start()
+        H.wait_for(lambda: a.admin("GET", "/healthz").status == 200, 15, "healthz 200")
+        f.wait_state("across-1", timeout=LEASE_S + 10)
+        f.wait_state("across-2", timeout=5)
+        self.assertEqual(len(f.runs()["across-2"]), 1)
+
+    # ---- point 6: events, show, the API and replay on the other instance
+
+    def test_listings_and_replay_on_the_other_instance(self):
+        """`hookd events`, `show` and the deliveries API on B list A's
+        deliveries, each attempt with its instance; a replay asked on B
+        (by the API, and by `hookd replay`) runs on B."""
+        f = self.fleet
+        a = f.start("a")
+        token = "t" * 24
+        b = f.start("b", admin="token_file = {tmp}/admin.token\n", start=False)
+        b.write_file("admin.token", token + "\n", mode=0o600)
+        b.start()
+        for i in range(3):
+            st, _, _ = post(a.port, "/sync", "on-a-%d" % i, "x%d" % i)
+            self.assertEqual(st, 200)
+        ids = {e["id"] for e in b.events()}
+        self.assertLessEqual({"on-a-0", "on-a-1", "on-a-2"}, ids)
+        shown = json.loads(b.cli("show", "--json", "on-a-0").stdout)
+        self.assertEqual([(x["attempt"], x.get("instance")) for x in shown["attempt_list"]],
+                         [(1, "a")])
+        auth = {"Authorization": "Bearer " + token}
+        r = H.http_request(b.wait_admin_port(), "GET", "/api/v1/deliveries?endpoint=syncjobs",
+                           headers=auth)
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertLessEqual({"on-a-0", "on-a-1", "on-a-2"},
+                             {d["id"] for d in r.json["deliveries"]})
+        r = H.http_request(b.wait_admin_port(), "GET", "/api/v1/deliveries/syncjobs/on-a-1",
+                           headers=auth)
+        self.assertEqual([x.get("instance") for x in r.json["attempt_list"]], ["a"])
+        # Replays asked on B.
+        r = H.http_request(b.wait_admin_port(), "POST",
+                           "/api/v1/deliveries/syncjobs/on-a-1/replay", b"", headers=auth)
+        self.assertEqual(r.status, 202, r.raw)
+        p = b.cli("replay", "--endpoint", "syncjobs", "on-a-2")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        f.wait_run("on-a-1", kind="end", instance="b")
+        f.wait_run("on-a-2", kind="end", instance="b")
+        f.wait_state("on-a-1", endpoint="syncjobs")
+        f.wait_state("on-a-2", endpoint="syncjobs")
+        runs = f.runs()
+        for d in ("on-a-1", "on-a-2"):
+            self.assertEqual([(r["instance"], r["attempt"]) for r in runs[d]],
+                             [("a", 1), ("b", 2)])
+        shown = json.loads(a.cli("show", "--json", "on-a-2").stdout)
+        self.assertEqual([(x["attempt"], x.get("instance"), x["replay"])
+                          for x in shown["attempt_list"]], [(1, "a", False), (2, "b", True)])
+
+    def test_journal_max_counts_both_instances(self):
+        """journal_max = 3: two pending on A and one on B fill it; a fourth,
+        to either, is 503 and runs nothing."""
+        f = self.fleet
+        cap = "journal_max = 3\nmax_running = 1\n"
+        a, b = f.start("a", server=cap), f.start("b", server=cap)
+        for did, h in (("m-1", a), ("m-2", a), ("m-3", b)):
+            st, _, body = post(h.port, "/job", did, did, sleep=3)
+            self.assertEqual(st, 202, body)
+        # Each instance counts everyone's pending rows at most every 250 ms
+        # (journal_pg.c), adjusting the count by its own writes in between.
+        time.sleep(0.5)
+        for h in (a, b):
+            st, hdrs, body = post(h.port, "/job", "m-over-" + h.subst("{tmp}")[-4:], "o")
+            self.assertEqual((st, body["status"]), (503, "overloaded"), body)
+            self.assertIn("retry-after", hdrs)
+        for did in ("m-1", "m-2", "m-3"):
+            f.wait_state(did, timeout=15)
+        self.assertFalse([d for d in f.runs() if d.startswith("m-over")])
+        self.assertEqual(post(b.port, "/job", "m-4", "m-4")[0], 202)
+        f.wait_state("m-4")
+
+    # ---- point 1: the password never in the config line, and a wrong one
+
+    def test_password_in_journal_line_refused(self):
+        f = self.fleet
+        h = f.start("a", start=False)
+        text = h.read("hookd.ini").replace(f.url, f.url.replace("hookd@", "hookd:s3cr3t-pw@"))
+        h.write_file("hookd.ini", text)
+        p = h.cli("check")
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertIn("the connection string holds a password; put it in journal_password_file",
+                      p.stderr)
+        self.assertNotIn("s3cr3t-pw", p.stdout + p.stderr)
+
+    def test_wrong_password_does_not_start(self):
+        f = self.fleet
+        h = f.start("a", start=False)
+        wrong = "not-the-password-%d" % os.getpid()
+        pw = h.write_file("wrong.pw", wrong, mode=0o600)
+        h.write_file("hookd.ini", h.read("hookd.ini").replace(pg().password_file(), pw))
+        h.secrets.append(wrong)
+        p = subprocess.run([H.HOOKD_BIN, "-c", h.config_path, "serve"], cwd=h.tmp,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30, env=h.env)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertRegex(p.stdout, r"password authentication failed")
+        self.assertNotIn(wrong, p.stdout)
+        self.assertNotIn(pg().password(), p.stdout)
+        self.assertNotIn("listening", p.stdout)
+
+    # ---- point 7: the two-instance run
+
+    def test_two_instances(self):
+        big_run(self, self.fleet, N_DELIVERIES)
+
+
+def big_run(tc, f, n):
+    """Issue 19 point 7: n deliveries over A and B, each resent to the
+    other; PostgreSQL restarted once and A SIGKILLed and started again in
+    the middle; then every delivery succeeded once, no hook ran twice but
+    for runs the kill cut, and each key's runs were in arrival order and
+    never overlapped."""
+    t_begin = time.monotonic()
+    a, b = f.start("a"), f.start("b")
+    inst = {"a": a, "b": b}
+    keys = {}
+    for i in range(n):
+        # A quarter share 20 keys (25 each); the others a key each.
+        keys["d%05d" % i] = "k%02d" % (i // 4 % 20) if i % 4 == 0 else "u%05d" % i
+    lock = threading.Lock()
+    stats = {"accepted": 0, "503": {"a": 0, "b": 0}, "503_no_retry_after": 0,
+             "resend": {}, "first": {}, "conn_errors": 0}
+    problems = []
+    work = queue.Queue()
+    for i in range(n):
+        work.put(i)
+    deadline = time.monotonic() + 180
+
+    def send(name, did, first):
+        """Sends until a final answer: a refused connection (the instance
+        is down) or a 503 (PostgreSQL is) is sent again, bounded."""
+        retried = False  # a resend of its own: it may have been recorded
+        for _ in range(200):
+            if time.monotonic() > deadline:
+                break
+            port = inst[name].port
+            if port is None:
+                time.sleep(0.1)
+                continue
+            try:
+                st, hdrs, body = post(port, "/job", did, keys[did], sleep=0.02, timeout=20)
+            except (OSError, http.client.HTTPException):
+                with lock:
+                    stats["conn_errors"] += 1
+                retried = True
+                time.sleep(0.1)
+                continue
+            if st == 503:
+                ra = hdrs.get("retry-after", "")
+                with lock:
+                    stats["503"][name] += 1
+                    if not ra.isdigit():
+                        stats["503_no_retry_after"] += 1
+                retried = True
+                time.sleep(min(int(ra) if ra.isdigit() else 1, 5))
+                continue
+            return st, (body or {}).get("status"), retried
+        return None, "gave up", retried
+
+    def sender():
+        while time.monotonic() < deadline:
+            try:
+                i = work.get_nowait()
+            except queue.Empty:
+                return
+            did = "d%05d" % i
+            first, other = ("a", "b") if i % 2 else ("b", "a")
+            st, status, retried = send(first, did, True)
+            ok = st == 202 or (retried and (st, status) in ((200, "duplicate"), (409, "queued"),
+                                                            (409, "running")))
+            if not ok:
+                problems.append("%s first to %s: %r %r" % (did, first, st, status))
+            st2, status2, _ = send(other, did, False)
+            if (st2, status2) not in ((200, "duplicate"), (409, "queued"), (409, "running"),
+                                      (409, "retry_wait")):
+                problems.append("%s resent to %s: %r %r" % (did, other, st2, status2))
+            with lock:
+                stats["accepted"] += 1
+                stats["resend"][st2] = stats["resend"].get(st2, 0) + 1
+
+    threads = [threading.Thread(target=sender, daemon=True) for _ in range(8)]
+    for t in threads:
+        t.start()
+
+    def wait_accepted(count):
+        H.wait_for(lambda: stats["accepted"] >= count or not any(t.is_alive() for t in threads),
+                   120, "%d deliveries sent" % count)
+
+    # PostgreSQL restarted once, a third of the way.
+    wait_accepted(n // 3)
+    t0 = time.monotonic()
+    if PG_RESTART:
+        pg().restart()
+    pg_outage = time.monotonic() - t0
+    # A killed (with its hooks) and started again, two thirds of the way.
+    wait_accepted(2 * n // 3)
+    a.kill9()
+    a.kill_orphaned_hooks()
+    kill_wall_after = time.time()
+    a.start()
+    for t in threads:
+        t.join(max(1, deadline - time.monotonic()))
+    tc.assertFalse([t for t in threads if t.is_alive()], "senders still at work")
+    tc.assertEqual(problems[:20], [], "%d unexpected answers" % len(problems))
+    # Every delivery ends succeeded, bounded.
+    done = H.wait_until(lambda: f.query("SELECT count(*) FROM hookd_deliveries WHERE state = 3")
+                        [0][0] == str(n), float(os.environ.get("HOOKD_SEVERAL_WAIT") or 60), step=0.5)
+    tc.assertTrue(done, "not all %d succeeded: %r" % (n, f.query(
+        "SELECT delivery_id, state, owner, lease_until > now(), serial_key, run_attempt,"
+        " attempts FROM hookd_deliveries WHERE state <> 3 ORDER BY id")))
+    t_done = time.monotonic()
+
+    rows = f.query("SELECT d.delivery_id, d.id, d.state,"
+                   " count(a.attempt) FILTER (WHERE a.status = 'ok' AND a.http = 200),"
+                   " count(a.attempt) FROM hookd_deliveries d"
+                   " LEFT JOIN hookd_attempts a ON a.delivery = d.id"
+                   " WHERE d.endpoint = 'jobs' GROUP BY d.delivery_id, d.id, d.state")
+    tc.assertEqual(len(rows), n)
+    order = {}
+    for did, rowid, state, oks, attempts in rows:
+        tc.assertEqual((state, oks), ("3", "1"), "%s: state %s, %s ok attempts of %s"
+                       % (did, state, oks, attempts))
+        order[did] = int(rowid)
+
+    # The runs: one per delivery, but for runs the kill cut: those the
+    # journal records as interrupted attempts of the killed instance (a
+    # hook may have printed its end line before hookd could record it).
+    interrupted = {(did, int(att)) for did, att, inst in f.query(
+        "SELECT d.delivery_id, a.attempt, a.instance FROM hookd_attempts a JOIN"
+        " hookd_deliveries d ON d.id = a.delivery WHERE a.status = 'interrupted'")}
+    runs = f.runs()
+    tc.assertEqual(set(runs), set(keys), "deliveries that never ran, or unknown ones")
+    cut = []
+    for did, rs in runs.items():
+        whole = [r for r in rs if (did, r["attempt"]) not in interrupted]
+        tc.assertEqual(len(whole), 1, "%s ran %d times, not cut: %r" % (did, len(whole), rs))
+        tc.assertIsNotNone(whole[0]["end"], rs)
+        for r in rs:
+            if r is whole[0]:
+                continue
+            tc.assertEqual(r["instance"], "a", "a run cut not by the kill: %r" % r)
+            tc.assertLess(r["start"], kill_wall_after, "cut, yet started after the kill")
+            tc.assertGreater(whole[0]["attempt"], r["attempt"], rs)
+            tc.assertGreater(whole[0]["start"], r["start"], rs)
+            if r["end"] is None:
+                r["end"] = kill_wall_after  # for the overlap check
+            cut.append(did)
+
+    # Per key: starts in arrival (journal) order, no two runs overlapping.
+    by_key = {}
+    for did, rs in runs.items():
+        by_key.setdefault(keys[did], []).extend(rs)
+    shared_keys = 0
+    for key, rs in by_key.items():
+        rs.sort(key=lambda r: r["start"])
+        seq = []
+        for r in rs:
+            if not seq or seq[-1] != r["id"]:
+                seq.append(r["id"])
+        tc.assertEqual(seq, sorted(set(seq), key=order.get),
+                       "key %s: runs out of arrival order" % key)
+        for prev, nxt in zip(rs, rs[1:]):
+            tc.assertGreaterEqual(nxt["start"], prev["end"],
+                                  "key %s: %r and %r overlapped" % (key, prev, nxt))
+        shared_keys += len({r["id"] for r in rs}) > 1
+
+    for h in (a, b):
+        tc.assertFalse(h.log_lines("level=error"), "\n".join(h.log_lines("level=error")[:5]))
+    print("  two instances: %d deliveries (%d keys shared), %d runs in all, %d cut by the "
+          "kill (%s), %d 503s while PostgreSQL restarted (a %d, b %d; %.1f s), resends %r, "
+          "%d refused connections; all done in %.1f s (%.1f s wall for the test)"
+          % (n, shared_keys, sum(len(r) for r in runs.values()), len(cut),
+             " ".join(sorted(cut)[:8]), stats["503"]["a"] + stats["503"]["b"],
+             stats["503"]["a"], stats["503"]["b"], pg_outage, stats["resend"],
+             stats["conn_errors"], t_done - t_begin, time.monotonic() - t_begin))
+    tc.assertEqual(stats["503_no_retry_after"], 0)
+    tc.assertGreater(len(cut), 0, "the kill cut no run: it was not mid-run")
+
+
+if __name__ == "__main__":
+    H.main()
