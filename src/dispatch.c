@@ -29,6 +29,7 @@
 #include "keyqueue.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "recovery.h"
 #include "replaywin.h"
 #include "route.h"
@@ -85,6 +86,7 @@ struct dispatcher {
 	struct event *turn_timer;
 	bool shared; /* journal_shared */
 	bool moving_line; /* line_to_turn is under way */
+	struct outbox *outbox; /* shared: outcomes to write when the journal is back */
 	struct keyqueue *keys;
 	struct idstore *ids; /* without a journal */
 	bool draining;
@@ -434,7 +436,9 @@ static bool turn_taken(struct job *j)
 	if (!ds->shared || !delivery_rowid(d) || (!key && !delivery_async(d)))
 		return true; /* a sync delivery without a key was recorded running */
 	int r;
-	if (key) {
+	if (outbox_holds(ds->outbox, delivery_rowid(d))) {
+		r = RESULT_PENDING; /* its last attempt's outcome is written first */
+	} else if (key) {
 		r = journal_take_turn(ds->journal, delivery_rowid(d), key, delivery_attempt(d),
 		                      now_wall_ms());
 	} else {
@@ -498,6 +502,7 @@ static void admit(struct job *j)
 static void on_turn_poll(evutil_socket_t fd, short what, void *arg)
 {
 	struct dispatcher *ds = arg;
+	dispatch_write_outbox(ds);
 	const char *busy[TURN_BUSY_KEYS_MAX];
 	size_t nbusy = 0;
 	/* A delivery admitted here may come back at the tail: one round looks
@@ -533,6 +538,13 @@ static void on_turn_poll(evutil_socket_t fd, short what, void *arg)
 		struct timeval tv = {0, TURN_POLL_MS * 1000};
 		evtimer_add(ds->turn_timer, &tv);
 	}
+}
+
+size_t dispatch_write_outbox(struct dispatcher *ds)
+{
+	if (!ds->outbox || !outbox_count(ds->outbox) || !journal_up(ds->journal))
+		return outbox_count(ds->outbox);
+	return outbox_flush(ds->outbox);
 }
 
 /* Free slots go to the first in line. */
@@ -658,7 +670,11 @@ static int journal_finish(struct dispatcher *ds, struct delivery *d, enum delive
 		.nhooks = nhooks,
 	};
 	int rc = journal_attempt_finished(ds->journal, delivery_rowid(d), &a, st, next_due);
-	if (rc == JOURNAL_LOST)
+	if (rc == -1 && ds->outbox && !journal_up(ds->journal)) {
+		/* Written when the journal is back; the delivery stays ours. */
+		outbox_add(ds->outbox, delivery_rowid(d), &a, st, next_due);
+		rc = 0;
+	} else if (rc == JOURNAL_LOST)
 		log_msg(LOG_LVL_WARN, "delivery %s (endpoint %s): another instance took it over while "
 		        "it ran (this one's lease ran out); attempt %d's outcome is not recorded",
 		        delivery_id(d), delivery_endpoint(d)->name, a.attempt);
@@ -1224,6 +1240,8 @@ struct dispatcher *dispatcher_new(struct event_base *base, struct config *cfg,
 	ds->cfg = config_ref(cfg);
 	ds->journal = journal;
 	ds->shared = journal_shared(journal);
+	if (ds->shared)
+		ds->outbox = outbox_new(journal);
 	/* Group commit is for a journal whose commits wait for a sync of
 	 * their own (SQLite); a shared one's writes are durable as they return. */
 	if (journal && journal_sync_fd(journal) >= 0)
@@ -1334,6 +1352,8 @@ void dispatcher_free(struct dispatcher *ds)
 		job_enter(j, LC_SHELVED);
 	}
 	event_free(ds->turn_timer);
+	dispatch_write_outbox(ds); /* a last try */
+	outbox_free(ds->outbox);
 	keyqueue_free(ds->keys);
 	idstore_free(ds->ids);
 	replaywin_free(ds->replay);

@@ -63,6 +63,7 @@
 #define HOOKD_DISPATCH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -109,6 +110,10 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
  * or, delay_ms > 0, after waiting that long for its retry. Nobody waits
  * for its answer. */
 void dispatch_resume(struct dispatcher *ds, struct delivery *d, int64_t delay_ms);
+
+/* A shared journal: writes the outcomes of attempts that ended while it was
+ * down (outbox.h), if it answers now; how many still wait. */
+size_t dispatch_write_outbox(struct dispatcher *ds);
 
 /* Calls fn with each delivery that ends (enters DONE: outcome final, just
  * before its answer); the admin's memory of recent deliveries without a

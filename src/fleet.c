@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "journal.h"
+#include "dispatch.h"
 #include "log.h"
 #include "recovery.h"
 #include "util.h"
@@ -23,8 +24,9 @@ struct fleet {
 	struct dispatcher *ds;
 	struct journal *journal;
 	struct event *tick;
-	int64_t renew_every_ms;
+	int64_t lease_ms, renew_every_ms;
 	int64_t renewed_mono;
+	int64_t down_mono; /* when the journal was last seen down; 0: never */
 };
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -37,8 +39,17 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		if (journal_heartbeat(f->journal) == 0)
 			f->renewed_mono = now;
 	}
-	if (journal_up(f->journal))
-		dispatch_adopt(f->ds, ADOPT_MAX);
+	if (!journal_up(f->journal)) {
+		f->down_mono = now;
+		return;
+	}
+	dispatch_write_outbox(f->ds);
+	/* Leases that ran out while the journal was down say nothing of their
+	 * instances: none could renew. For one lease after an outage, each
+	 * instance renews its own and takes nobody's. */
+	if (f->down_mono && now - f->down_mono < f->lease_ms)
+		return;
+	dispatch_adopt(f->ds, ADOPT_MAX);
 }
 
 struct fleet *fleet_new(struct event_base *base, struct dispatcher *ds, struct journal *journal,
@@ -47,6 +58,7 @@ struct fleet *fleet_new(struct event_base *base, struct dispatcher *ds, struct j
 	struct fleet *f = xcalloc(1, sizeof(*f));
 	f->ds = ds;
 	f->journal = journal;
+	f->lease_ms = lease_ms;
 	f->renew_every_ms = lease_ms / 3;
 	f->renewed_mono = now_mono_ms();
 	f->tick = event_new(base, -1, EV_PERSIST, on_tick, f);

@@ -222,9 +222,9 @@ int journal_attempt_started(struct journal *j, int64_t rowid, int attempt, int64
 /*
  * Records a finished attempt and the delivery's new state: SUCCEEDED,
  * FAILED, SKIPPED, or RETRY_WAIT with next_due_ms. When the state is final the kept
- * body is cut to body_max. Shared, a final outcome that could not be
- * written (-1) lets the delivery go: its lease runs out and an instance
- * (this one too) adopts it, its run counted as interrupted.
+ * body is cut to body_max. Shared, an outcome that could not be written
+ * (-1: the journal down) leaves the delivery held by this instance, its
+ * lease renewed: the caller writes it again later (outbox.h).
  */
 int journal_attempt_finished(struct journal *j, int64_t rowid, const struct journal_attempt *a,
                              enum delivery_state state, int64_t next_due_ms);

@@ -1035,20 +1035,15 @@ static int finish_row(struct pg_journal *j, int64_t rowid, const struct journal_
                       enum delivery_state state, int64_t next_due_ms);
 
 /*
- * A final outcome that could not be written: the caller lets the delivery
- * go (it is done here), so this process no longer holds it either. Its
- * lease is not renewed and runs out, and an instance (this one too) takes
- * it over as after a crash (its run counted as interrupted): else a live
- * instance would renew a row nobody runs, pending for ever.
+ * An outcome that could not be written (the journal down as the run ended)
+ * stays held: the caller writes it again once the journal is back
+ * (outbox.h), and until then the row's lease is renewed, so that nobody
+ * runs the delivery again.
  */
 static int pg_attempt_finished(struct journal *jj, int64_t rowid, const struct journal_attempt *a,
                                enum delivery_state state, int64_t next_due_ms)
 {
-	struct pg_journal *j = pg_of(jj);
-	int rc = finish_row(j, rowid, a, state, next_due_ms);
-	if (rc == -1 && (unsigned)state <= DSTATE_SKIPPED && !delivery_state_pending(state))
-		fence_del(&j->fences, rowid);
-	return rc;
+	return finish_row(pg_of(jj), rowid, a, state, next_due_ms);
 }
 
 static int finish_row(struct pg_journal *j, int64_t rowid, const struct journal_attempt *a,

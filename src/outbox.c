@@ -1,0 +1,137 @@
+/*
+ * Unwritten outcomes (outbox.h). Few and short-lived: only attempts that
+ * ended while the journal was down, and nothing new runs meanwhile (every
+ * delivery is answered 503), so a list is enough.
+ */
+#include "outbox.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "log.h"
+#include "util.h"
+
+struct unwritten {
+	TAILQ_ENTRY(unwritten) link;
+	int64_t rowid;
+	struct journal_attempt a; /* every string and the hooks owned */
+	enum delivery_state state;
+	int64_t next_due_ms;
+};
+
+struct outbox {
+	struct journal *journal;
+	TAILQ_HEAD(, unwritten) items;
+	size_t n;
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static void unwritten_free(struct unwritten *u)
+{
+	for (size_t i = 0; i < u->a.nhooks; i++) {
+		struct journal_hook *h = (struct journal_hook *)&u->a.hooks[i];
+		free((char *)h->hook);
+		free((char *)h->signal);
+		free((char *)h->error);
+		free((char *)h->output);
+	}
+	free((struct journal_hook *)u->a.hooks);
+	free((char *)u->a.status);
+	free((char *)u->a.error);
+	free((char *)u->a.instance);
+	free(u);
+}
+
+struct outbox *outbox_new(struct journal *journal)
+{
+	struct outbox *o = xcalloc(1, sizeof(*o));
+	o->journal = journal;
+	TAILQ_INIT(&o->items);
+	return o;
+}
+
+void outbox_free(struct outbox *o)
+{
+	if (!o)
+		return;
+	struct unwritten *u;
+	while ((u = TAILQ_FIRST(&o->items))) {
+		TAILQ_REMOVE(&o->items, u, link);
+		log_msg(LOG_LVL_WARN, "journal: an outcome of delivery row %lld was never written; "
+		        "the delivery runs again when an instance takes it up", (long long)u->rowid);
+		unwritten_free(u);
+	}
+	free(o);
+}
+
+void outbox_add(struct outbox *o, int64_t rowid, const struct journal_attempt *a,
+                enum delivery_state state, int64_t next_due_ms)
+{
+	struct unwritten *u = xcalloc(1, sizeof(*u));
+	u->rowid = rowid;
+	u->state = state;
+	u->next_due_ms = next_due_ms;
+	u->a = *a;
+	u->a.status = dup_or_null(a->status);
+	u->a.error = dup_or_null(a->error);
+	u->a.instance = dup_or_null(a->instance);
+	struct journal_hook *hooks = a->nhooks ? xcalloc(a->nhooks, sizeof(*hooks)) : NULL;
+	for (size_t i = 0; i < a->nhooks; i++) {
+		hooks[i] = a->hooks[i];
+		hooks[i].hook = dup_or_null(a->hooks[i].hook);
+		hooks[i].signal = dup_or_null(a->hooks[i].signal);
+		hooks[i].error = dup_or_null(a->hooks[i].error);
+		char *out = NULL;
+		if (a->hooks[i].output) {
+			out = xmalloc(a->hooks[i].output_len + 1);
+			memcpy(out, a->hooks[i].output, a->hooks[i].output_len);
+			out[a->hooks[i].output_len] = 0;
+		}
+		hooks[i].output = out;
+	}
+	u->a.hooks = hooks;
+	TAILQ_INSERT_TAIL(&o->items, u, link);
+	o->n++;
+	log_msg(LOG_LVL_WARN, "journal: attempt %d of delivery row %lld ended while the journal "
+	        "was down; its outcome is written when it is back", a->attempt, (long long)rowid);
+}
+
+size_t outbox_flush(struct outbox *o)
+{
+	struct unwritten *u;
+	while ((u = TAILQ_FIRST(&o->items))) {
+		int rc = journal_attempt_finished(o->journal, u->rowid, &u->a, u->state,
+		                                  u->next_due_ms);
+		if (rc == -1)
+			break; /* still down: the same order next time */
+		if (rc == JOURNAL_LOST)
+			log_msg(LOG_LVL_WARN, "journal: attempt %d of delivery row %lld is not recorded: "
+			        "another instance took the delivery over meanwhile", u->a.attempt,
+			        (long long)u->rowid);
+		TAILQ_REMOVE(&o->items, u, link);
+		o->n--;
+		unwritten_free(u);
+	}
+	return o->n;
+}
+
+bool outbox_holds(const struct outbox *o, int64_t rowid)
+{
+	if (!o)
+		return false;
+	const struct unwritten *u;
+	TAILQ_FOREACH(u, &o->items, link)
+		if (u->rowid == rowid)
+			return true;
+	return false;
+}
+
+size_t outbox_count(const struct outbox *o)
+{
+	return o ? o->n : 0;
+}
