@@ -5,7 +5,8 @@
  * two small writes: journal_record inserts the row already RUNNING with the
  * attempt about to start, so journal_attempt_started finds nothing to change
  * and writes nothing; journal_attempt_finished writes the attempt, its hooks
- * and the new state. In the daemon both writes join the batch of the loop's
+ * and the new state. One with nothing to run (no hook, a `match` skip) is
+ * one write: journal_record_final inserts it final with its attempt. In the daemon both writes join the batch of the loop's
  * turn, one transaction that journal_flush commits for all of them.
  * Commits use synchronous=NORMAL (in WAL mode: no fsync a commit, the WAL is
  * synced at checkpoints). The acceptance of an async delivery is promised
