@@ -54,6 +54,7 @@ struct job {
 	struct delivery *d;
 	struct dispatcher *ds;
 	enum lifecycle state;
+	bool recorded_final; /* its outcome went into its record (journal_record_final) */
 	/* Never in a line and held at once: the slot queue, waiting_retry or
 	 * waiting_turn, or held for the journal (groupcommit.h). */
 	union {
@@ -648,18 +649,15 @@ static const struct groupcommit_ops held_answers = {
 	.dropped = on_dropped,
 };
 
-/* Records the attempt's outcome: 0, -1 (not recorded: logged), or
- * JOURNAL_LOST (another instance took the delivery over). */
-static int journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
-                          int64_t next_due)
+/* The attempt just over, for the journal; the hooks it points at are the
+ * caller's to free. */
+static struct journal_hook *attempt_of(const struct delivery *d, struct journal_attempt *a)
 {
-	if (!ds->journal || !delivery_rowid(d))
-		return 0;
 	size_t nhooks;
 	struct journal_hook *hooks = delivery_journal_hooks(d, &nhooks);
 	const struct outcome *out = delivery_outcome(d);
 	int64_t now = now_wall_ms();
-	struct journal_attempt a = {
+	*a = (struct journal_attempt){
 		.attempt = delivery_attempt(d),
 		.started_ms = now - delivery_ms(d),
 		.finished_ms = now,
@@ -669,6 +667,27 @@ static int journal_finish(struct dispatcher *ds, struct delivery *d, enum delive
 		.hooks = hooks,
 		.nhooks = nhooks,
 	};
+	return hooks;
+}
+
+/* The state an attempt's outcome leaves a delivery in, retries aside. */
+static enum delivery_state final_state(const struct outcome *out)
+{
+	bool ok = out->http >= 200 && out->http < 300;
+	return !ok                                 ? DSTATE_FAILED
+	       : strcmp(out->status, "skipped") == 0 ? DSTATE_SKIPPED
+	                                             : DSTATE_SUCCEEDED;
+}
+
+/* Records the attempt's outcome: 0, -1 (not recorded: logged), or
+ * JOURNAL_LOST (another instance took the delivery over). */
+static int journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
+                          int64_t next_due)
+{
+	if (!ds->journal || !delivery_rowid(d))
+		return 0;
+	struct journal_attempt a;
+	struct journal_hook *hooks = attempt_of(d, &a);
 	int rc = journal_attempt_finished(ds->journal, delivery_rowid(d), &a, st, next_due);
 	if (rc == -1 && ds->outbox && !journal_up(ds->journal)) {
 		/* Written when the journal is back; the delivery stays ours. */
@@ -705,9 +724,7 @@ static void attempt_over(struct job *j)
 	delivery_set_ms(d, now_mono_ms() - j->started_mono);
 	bool ok = out->http >= 200 && out->http < 300;
 	bool retryable = !ok && (out->http == 503 || strcmp(out->status, "timeout") == 0);
-	enum delivery_state st = !ok                                 ? DSTATE_FAILED
-	                         : strcmp(out->status, "skipped") == 0 ? DSTATE_SKIPPED
-	                                                               : DSTATE_SUCCEEDED;
+	enum delivery_state st = final_state(out);
 	int64_t delay = 0;
 	int attempt = delivery_attempt(d);
 	if (delivery_async(d) && retryable && attempt < opts->retries + 1) {
@@ -720,8 +737,9 @@ static void attempt_over(struct job *j)
 			delay = MAX_BACKOFF_MS;
 		st = DSTATE_RETRY_WAIT;
 	}
-	bool lost = journal_finish(ds, d, st, st == DSTATE_RETRY_WAIT ? now_wall_ms() + delay : 0) ==
-	            JOURNAL_LOST;
+	bool lost = !j->recorded_final &&
+	            journal_finish(ds, d, st, st == DSTATE_RETRY_WAIT ? now_wall_ms() + delay : 0) ==
+	                    JOURNAL_LOST;
 	if (!ds->journal && !delivery_id_generated(d))
 		remember_id(ds, d, st);
 	/* A sync delivery that failed is the sender's to send again. With an
@@ -1028,10 +1046,11 @@ static bool replayed(struct dispatcher *ds, const struct delivery *d)
 }
 
 /* Records the delivery as received; for async, durably. known_new: the
- * journal was just asked about its id, and knows none. 0, -1, or
+ * journal was just asked about its id, and knows none. final: a sync
+ * delivery with nothing to run, recorded with its outcome. 0, -1, or
  * JOURNAL_LOST: a shared journal got the same id from another instance
  * in the meantime. */
-static int record(struct dispatcher *ds, struct delivery *d, bool known_new)
+static int record(struct dispatcher *ds, struct delivery *d, bool known_new, bool final)
 {
 	if (!ds->journal) {
 		replaywin_commit(ds->replay, delivery_endpoint(d)->name, delivery_id(d));
@@ -1044,7 +1063,15 @@ static int record(struct dispatcher *ds, struct delivery *d, bool known_new)
 	delivery_journal_new(d, &jn, &hdrs);
 	jn.known_new = known_new;
 	jn.key = delivery_key(d);
-	int64_t rowid = journal_record(ds->journal, &jn);
+	int64_t rowid;
+	if (final) {
+		struct journal_attempt a;
+		struct journal_hook *hooks = attempt_of(d, &a);
+		rowid = journal_record_final(ds->journal, &jn, &a, final_state(delivery_outcome(d)));
+		free(hooks);
+	} else {
+		rowid = journal_record(ds->journal, &jn);
+	}
 	free(hdrs);
 	if (rowid == JOURNAL_LOST)
 		return JOURNAL_LOST;
@@ -1105,7 +1132,7 @@ static bool recorded(struct job *j, bool known_new)
 	/* Twice at most: the id could come and go again between two looks
 	 * only if another instance pruned it in between. */
 	for (int tries = 0; tries < 2; tries++) {
-		int rc = record(j->ds, j->d, known_new);
+		int rc = record(j->ds, j->d, known_new, j->recorded_final);
 		if (rc == 0)
 			return true;
 		if (rc != JOURNAL_LOST)
@@ -1172,7 +1199,9 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 	resolve(j);
 	if (route_outcome(j)) {
 		/* Nothing to run: no slot, but the outcome is journaled so a
-		 * resend is a duplicate. */
+		 * resend is a duplicate; with the record, in one write. */
+		delivery_set_ms(d, now_mono_ms() - j->started_mono);
+		j->recorded_final = true;
 		if (recorded(j, known_new))
 			attempt_over(j);
 		return;

@@ -177,6 +177,24 @@ int64_t journal_record(struct journal *j, const struct journal_new *d)
 	return j->ops->record(j, d);
 }
 
+int64_t journal_record_final(struct journal *j, const struct journal_new *d,
+                             const struct journal_attempt *a, enum delivery_state state)
+{
+	if (j->ops->record_final)
+		return j->ops->record_final(j, d, a, state);
+	int64_t rowid = j->ops->record(j, d);
+	if (rowid <= 0)
+		return rowid;
+	int rc = j->ops->attempt_finished(j, rowid, a, state, 0);
+	if (rc == JOURNAL_LOST)
+		log_msg(LOG_LVL_WARN, "delivery %s (endpoint %s): another instance took it over; "
+		        "attempt %d's outcome is not recorded", d->delivery_id, d->endpoint,
+		        a->attempt);
+	else if (rc < 0)
+		log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s", d->delivery_id);
+	return rowid;
+}
+
 int journal_attempt_started(struct journal *j, int64_t rowid, int attempt, int64_t started_ms)
 {
 	return j->ops->attempt_started(j, rowid, attempt, started_ms);

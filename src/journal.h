@@ -214,6 +214,19 @@ enum result journal_lookup(struct journal *j, const char *endpoint, const char *
  */
 int64_t journal_record(struct journal *j, const struct journal_new *d);
 
+/*
+ * A sync delivery with nothing to run (no hook for its event, a `match`
+ * that skips it, a route that failed), recorded final at once: what
+ * journal_record and then journal_attempt_finished(a, state) would leave,
+ * in one write where the backend can (SQLite, for an id it has not seen:
+ * d->known_new). state: SUCCEEDED, FAILED or SKIPPED. Returns as
+ * journal_record does; an outcome that could not be recorded after the
+ * record is logged, and the rowid returned (as attempt_finished's caller
+ * would go on).
+ */
+int64_t journal_record_final(struct journal *j, const struct journal_new *d,
+                             const struct journal_attempt *a, enum delivery_state state);
+
 /* Marks an attempt as started (state RUNNING). This and the two below
  * return JOURNAL_LOST when a shared journal's lease on the delivery was
  * lost (nothing written). */

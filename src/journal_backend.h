@@ -35,6 +35,9 @@ struct journal_ops {
 	enum result (*lookup)(struct journal *j, const char *endpoint, const char *delivery_id,
 	                      enum delivery_state *state, int *attempts, int64_t *rowid);
 	int64_t (*record)(struct journal *j, const struct journal_new *d);
+	/* NULL: journal.c calls record, then attempt_finished. */
+	int64_t (*record_final)(struct journal *j, const struct journal_new *d,
+	                        const struct journal_attempt *a, enum delivery_state state);
 	int (*attempt_started)(struct journal *j, int64_t rowid, int attempt, int64_t started_ms);
 	int (*attempt_finished)(struct journal *j, int64_t rowid, const struct journal_attempt *a,
 	                        enum delivery_state state, int64_t next_due_ms);

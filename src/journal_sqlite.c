@@ -5,7 +5,8 @@
  * two small writes: journal_record inserts the row already RUNNING with the
  * attempt about to start, so journal_attempt_started finds nothing to change
  * and writes nothing; journal_attempt_finished writes the attempt, its hooks
- * and the new state. In the daemon both writes join the batch of the loop's
+ * and the new state. One with nothing to run (no hook, a `match` skip) is
+ * one write: journal_record_final inserts it final with its attempt. In the daemon both writes join the batch of the loop's
  * turn, one transaction that journal_flush commits for all of them.
  * Commits use synchronous=NORMAL (in WAL mode: no fsync a commit, the WAL is
  * synced at checkpoints). The acceptance of an async delivery is promised
@@ -208,6 +209,7 @@ enum stmt_id {
 	ST_LOOKUP,
 	ST_OLD,
 	ST_INSERT,
+	ST_INSERT_FINAL,
 	ST_RESEND,
 	ST_STARTED,
 	ST_ATTEMPT,
@@ -254,6 +256,13 @@ static const char *const stmt_sql[ST_MAX] = {
 	              " state, received_ms, updated_ms, run_attempt, run_started_ms, headers,"
 	              " body, body_len, body_cut)"
 	              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?7, ?9, ?10, ?11, ?12)",
+	/* A sync delivery with nothing to run, final at once: the row
+	 * ST_INSERT and then ST_FINISH would leave. */
+	[ST_INSERT_FINAL] = "INSERT INTO deliveries (endpoint, delivery_id, event, remote_addr,"
+	                    " async, state, received_ms, updated_ms, run_attempt, run_started_ms,"
+	                    " headers, body, body_len, body_cut, attempts, http, status, error)"
+	                    " VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, 0, ?6, ?8, ?9, ?10, ?11, ?12,"
+	                    " ?13, ?14, ?15)",
 	/* A resend: attempts, http/status/error of the last attempt and the
 	 * first receipt time stay. */
 	[ST_RESEND] = "UPDATE deliveries SET event = coalesce(?2, event),"
@@ -1270,6 +1279,74 @@ fail:
 	return -1;
 }
 
+/*
+ * journal_record_final: for an id not seen before, the row inserted final
+ * and its attempt, in one write of the batch. Against journal_record and
+ * journal_attempt_finished, it spares the read of the old row, the update
+ * that rewrites the whole row, and the pending and state index entries
+ * that the RUNNING row made and the update took away again. A resend
+ * (an id seen before) keeps what its row had: the two writes.
+ */
+static int64_t sq_record_final(struct journal *base, const struct journal_new *d,
+                               const struct journal_attempt *a, enum delivery_state state)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (!d->known_new || d->async || state < DSTATE_SUCCEEDED || state > DSTATE_SKIPPED) {
+		int64_t rowid = sq_record(base, d);
+		if (rowid > 0 && sq_attempt_finished(base, rowid, a, state, 0) < 0)
+			log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s",
+			        d->delivery_id);
+		return rowid;
+	}
+	if (j->readonly || !d->endpoint || !d->delivery_id || !d->event)
+		return -1;
+	size_t keep = d->body_len;
+	bool cut = false;
+	if (keep > j->body_max) {
+		keep = (size_t)j->body_max;
+		cut = true;
+	}
+	char *headers = headers_text(d);
+	int64_t rowid = -1;
+	if (tx_begin_batched(j, false, true) < 0)
+		goto out;
+	sqlite3_stmt *s = stmt(j, ST_INSERT_FINAL);
+	if (!s)
+		goto fail;
+	bind_text(s, 1, d->endpoint);
+	bind_text(s, 2, d->delivery_id);
+	bind_text(s, 3, d->event);
+	bind_text(s, 4, d->remote_addr ? d->remote_addr : "");
+	sqlite3_bind_int(s, 5, state);
+	sqlite3_bind_int64(s, 6, d->received_ms);
+	sqlite3_bind_int64(s, 7, a->finished_ms ? a->finished_ms : now_wall_ms());
+	bind_text(s, 8, headers);
+	sqlite3_bind_blob64(s, 9, d->body ? (const void *)d->body : "", keep, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 10, (int64_t)d->body_len);
+	sqlite3_bind_int(s, 11, cut);
+	sqlite3_bind_int(s, 12, a->attempt);
+	sqlite3_bind_int(s, 13, a->http);
+	bind_text(s, 14, a->status);
+	bind_text(s, 15, a->error);
+	if (step_done(j, s, "record") < 0)
+		goto fail;
+	rowid = sqlite3_last_insert_rowid(j->db);
+	if (insert_attempt(j, rowid, a) < 0)
+		goto fail;
+	if (tx_commit(j) < 0) {
+		rowid = -1;
+		goto out;
+	}
+	j->rows++;
+	goto out;
+fail:
+	rowid = -1;
+	tx_rollback(j);
+out:
+	free(headers);
+	return rowid;
+}
+
 static int sq_hand_over(struct journal *base, int64_t rowid, bool running, const unsigned char *body,
                       size_t body_len)
 {
@@ -1960,6 +2037,7 @@ const struct journal_ops journal_sqlite_ops = {
 	.checkpoint_here = sq_checkpoint_here,
 	.lookup = sq_lookup,
 	.record = sq_record,
+	.record_final = sq_record_final,
 	.attempt_started = sq_attempt_started,
 	.attempt_finished = sq_attempt_finished,
 	.hand_over = sq_hand_over,

@@ -4,13 +4,14 @@ busy the machine is: instructions under callgrind, and system calls under
 strace, for each scenario of bench.py.
 
     python3 tests/bench/profile.py --build build-release [--requests 2000]
-        [--only abcd] [--tool callgrind|strace] [--probes] [--keep]
+        [--only abcd] [--tool callgrind|strace] [--probes] [--journal] [--keep]
 
 Each scenario sends N requests one after another on one keep-alive
 connection, with the counters zeroed before and read after, so start-up
 is not counted. Prints one line a scenario: instructions (or system
 calls) a request. With --keep the callgrind files stay in the work
-directory for callgrind_annotate.
+directory for callgrind_annotate. --journal: the same with the journal on
+(scenarios b and c), one request a batch.
 """
 
 import argparse
@@ -80,13 +81,16 @@ def main():
     ap.add_argument("--tool", choices=("callgrind", "strace"), default="callgrind")
     ap.add_argument("--probes", action="store_true", help="also the probes, for a and c")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--journal", action="store_true",
+                    help="hookd with state_dir set (bench.py's journal config: b and c only)")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     work = tempfile.mkdtemp(prefix="hookd-prof-")
     token = secrets.token_hex(24)
     bench.setup_configs(work, token)
     targets = [("hookd", [os.path.join(args.build, "hookd"), "-c",
-                          os.path.join(work, "hookd.ini")],
+                          os.path.join(work, "hookd-journal.ini" if args.journal
+                                       else "hookd.ini")],
                 r"msg=listening addr=127\.0\.0\.1:(\d+)", args.only)]
     if args.probes:
         pdir = os.path.join(args.build, "tests", "bench")
