@@ -1243,7 +1243,7 @@ def print_pg_table(pg, jr, args, lim):
     print(limits_line(lim))
     print()
     print("- PostgreSQL: each hookd holds one connection, and an acceptance is two statements "
-          "(the look-up, then the record, committed alone: a WAL flush each), each a blocking "
+          "(the look-up, then the record, committed alone: a WAL flush), each a blocking "
           "round trip from hookd's event loop, parsed and planned each time (no prepared "
           "statements); one connection's commits never share a flush (group commit needs "
           "concurrent transactions). A new database for each measurement; hooks, slot limits "
