@@ -42,6 +42,14 @@ connections: every 202 waits for a sync of the journal's write-ahead log
 (group commit). Beside them the machine's own fdatasync rate, measured on
 the work directory's filesystem (where the state dirs are).
 
+The PostgreSQL journal (issue 19 point 8, `--only g`): a private server
+(tests/blackbox/pgserver.py, started and removed here), async accepts/s as
+above with SQLite, PostgreSQL and one instance, and two instances sharing
+one database; the claim latency (202 -> the hook's start); the take-over
+after a SIGKILL with lease = 3s; with f, the burst with it too. The
+server's settings that matter (synchronous_commit, fsync, ...) are printed
+with its table.
+
 Nothing here asserts a timing: the exit status is 0 when every server
 started, answered every scenario as expected and the scale test filled its
 queue; the targets are printed, not enforced.
@@ -479,8 +487,8 @@ BURST_INI = """; written by tests/bench/bench.py
 [server]
 listen = 127.0.0.1:0
 hooks_dir = {w}/hooks-true.d
-state_dir = {w}/state-burst
-
+state_dir = {w}/state-{name}
+{journal}
 [admin]
 listen = 127.0.0.1:0
 
@@ -509,15 +517,17 @@ def metrics_counts(port):
     return accepted, ran
 
 
-def burst_test(hookd_bin, work, token, n, conns, log_dir):
+def burst_test(hookd_bin, work, token, n, conns, log_dir, name="burst", journal=""):
     """n async deliveries sent as fast as they go at `conns` connections to
-    a hookd with the SQLite journal and a hook that does nothing (/bin/true),
+    a hookd with the SQLite journal (or the [server] lines `journal`: the
+    PostgreSQL one) and a hook that does nothing (/bin/true),
     max_running at its default: when the last 202 came, when the last one
     had run (hookd's own counters, polled every 50 ms), hookd's peak RSS."""
-    with open(os.path.join(work, "hookd-burst.ini"), "w") as f:
-        f.write(BURST_INI.format(t=token, w=work))
-    srv = Server("hookd (burst)", [hookd_bin, "-c", os.path.join(work, "hookd-burst.ini")],
-                 os.path.join(log_dir, "hookd-burst.log"), cwd=work)
+    ini = os.path.join(work, "hookd-%s.ini" % name)
+    with open(ini, "w") as f:
+        f.write(BURST_INI.format(t=token, w=work, name=name, journal=journal))
+    srv = Server("hookd (%s)" % name, [hookd_bin, "-c", ini],
+                 os.path.join(log_dir, "hookd-%s.log" % name), cwd=work)
     try:
         srv.wait_port(r"msg=listening addr=127\.0\.0\.1:(\d+)")
         m = re.search(r'msg="admin listening" addr=127\.0\.0\.1:(\d+)', srv.tail(100000))
@@ -581,6 +591,358 @@ def burst_test(hookd_bin, work, token, n, conns, log_dir):
                 "idle_kb": idle, "peak_kb": srv.rss_kb("VmHWM")}
     finally:
         srv.stop()
+
+
+# ---- the PostgreSQL journal (issue 19 point 8, issue 20 point 3) -------------
+#
+# A private PostgreSQL (tests/blackbox/pgserver.py: initdb in a temp dir,
+# run as `nobody` when we are root, on a loopback port, stopped and removed
+# at the end), a new database for each measurement. What it measures:
+#   async accepts/s at the run's connections, the queue behind one slow
+#     hook (as (e)): SQLite, PostgreSQL with one instance, with two (two
+#     hookd on two ports sharing one database, half the connections each),
+#     in interleaved rounds;
+#   the claim latency: 202 -> the hook's start (the hook, bash, writes
+#     $EPOCHREALTIME first thing), one delivery at a time, alternately to
+#     each instance;
+#   the take-over after a SIGKILL: lease = 3s, the delivery's hook running
+#     on instance a when a is killed, until the hook starts again on b;
+#   the burst (f) with the PostgreSQL journal.
+
+PG_LEASE_S = 3
+PG_SETTINGS = ("server_version", "synchronous_commit", "fsync", "wal_sync_method",
+               "full_page_writes", "commit_delay", "shared_buffers")
+
+CLAIM_HOOK = """#!/bin/bash
+# Writes when it started (bash: no fork for the clock).
+echo "$HOOK_ID $EPOCHREALTIME" >> {stamps}
+"""
+
+TAKEOVER_HOOK = """#!/bin/bash
+# The first attempt holds its slot until it is killed with its instance.
+echo "$HOOK_ID $HOOK_ATTEMPT $EPOCHREALTIME $$" >> {stamps}
+[ "$HOOK_ATTEMPT" = 1 ] && exec sleep 600
+exit 0
+"""
+
+
+def pg_journal_lines(pg, db_url, instance, lease=None):
+    text = "journal = %s\njournal_password_file = %s\ninstance = %s\n" % (
+        db_url, pg.password_file(), instance)
+    if lease:
+        text += "lease = %s\n" % lease
+    return text
+
+
+def start_hookd(hookd_bin, work, token, name, hooks_dir, journal="", server_extra="",
+                admin=False):
+    """A hookd with one async endpoint /async, its state in work/state-NAME."""
+    ini = os.path.join(work, "hookd-%s.ini" % name)
+    with open(ini, "w") as f:
+        f.write("""; written by tests/bench/bench.py
+[server]
+listen = 127.0.0.1:0
+hooks_dir = {h}
+state_dir = {w}/state-{n}
+{j}{x}
+{a}
+[endpoint async]
+path = /async
+scheme = northflank
+secret = {t}
+mode = async
+""".format(h=hooks_dir, w=work, n=name, j=journal, x=server_extra, t=token,
+           a="[admin]\nlisten = 127.0.0.1:0\n" if admin else ""))
+    srv = Server("hookd (%s)" % name, [hookd_bin, "-c", ini],
+                 os.path.join(work, "hookd-%s.log" % name), cwd=work)
+    try:
+        srv.wait_port(r"msg=listening addr=127\.0\.0\.1:(\d+)", timeout=30)
+    except BaseException:
+        srv.stop(signal.SIGKILL)
+        raise
+    return srv
+
+
+def kill_hooks(pidfile, field=0):
+    """SIGKILL to the process group of every pid in pidfile's lines (hookd
+    gives each hook a group of its own; a hookd killed leaves them)."""
+    try:
+        with open(pidfile) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        try:
+            os.killpg(int(line.split()[field]), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
+
+
+def pg_cpu_ticks(pg):
+    total = 0
+    for pid in pg.pids():
+        try:
+            total += cpu_ticks(pid)
+        except OSError:
+            pass
+    return total
+
+
+def wrk_together(targets, token, conns, secs, run_id):
+    """wrk against several hookd at once, `conns` connections split among
+    them: the sum of their answers over the longest duration; p50 and p99
+    the worst of them; CPU per request of all the hookd and of PostgreSQL
+    (pg: its pids, or None)."""
+    procs = []
+    share = [conns // len(targets) + (1 if i < conns % len(targets) else 0)
+             for i in range(len(targets))]
+    pids = [srv.pid for srv, _ in targets]
+    pg = targets[0][1]
+    t0 = sum(cpu_ticks(p) for p in pids)
+    g0 = pg_cpu_ticks(pg) if pg else 0
+    for i, (srv, _) in enumerate(targets):
+        env = dict(os.environ, BENCH_PATH="/async", BENCH_TOKEN=token, BENCH_BODY=PAYLOAD,
+                   BENCH_EVENT="build:start", BENCH_RUN="%s-%d" % (run_id, i))
+        argv = ["wrk", "-t1", "-c%d" % share[i], "-d%ds" % secs, "--timeout", "10s",
+                "-s", LUA, "http://127.0.0.1:%d/async" % srv.port]
+        procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE))
+    results = []
+    for (srv, _), p in zip(targets, procs):
+        try:
+            out, err = p.communicate(timeout=secs + 60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise BenchError("wrk against %s did not end" % srv.name)
+        lines = [l for l in out.decode("utf-8", "replace").splitlines() if l.startswith("{")]
+        if p.returncode != 0 or not lines:
+            raise BenchError("wrk against %s failed (%d): %s" % (srv.name, p.returncode,
+                                                                 err.decode()[-500:]))
+        r = json.loads(lines[-1])
+        errors = r["connect"] + r["read"] + r["write"] + r["timeout"] + r["status"]
+        if errors or r["requests"] == 0:
+            raise BenchError("async against %s: %d requests, %d errors or unexpected statuses;"
+                             " its log: %s" % (srv.name, r["requests"], errors, srv.tail()))
+        results.append(r)
+    t1 = sum(cpu_ticks(p) for p in pids)
+    g1 = pg_cpu_ticks(pg) if pg else 0
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    n = sum(r["requests"] for r in results)
+    dur = max(r["duration_us"] for r in results) / 1e6
+    return {"requests": n, "rps": n / dur, "p50_us": max(r["p50_us"] for r in results),
+            "p99_us": max(r["p99_us"] for r in results),
+            "cpu_us": (t1 - t0) * tick_us / n, "pg_cpu_us": (g1 - g0) * tick_us / n if pg else None}
+
+
+def pg_async(hookd_bin, work, token, args, pg):
+    """Async accepts/s behind one slow hook: SQLite, PostgreSQL with one
+    instance and with two, in interleaved rounds."""
+    slow = os.path.join(work, "hooks-slow.d")
+    pidfile = os.path.join(work, "slow.pids")
+    servers = []
+    try:
+        sq = start_hookd(hookd_bin, work, token, "async-sqlite", slow,
+                         server_extra="max_running = 1\ntimeout = 15m\n"
+                         "journal_max = 100000000\njournal_max_bytes = 1000000000000\n")
+        servers.append(sq)
+        extra = "max_running = 1\ntimeout = 15m\n"
+        db1 = pg.create_database()
+        p1 = start_hookd(hookd_bin, work, token, "async-pg1", slow,
+                         journal=pg_journal_lines(pg, db1, "a"), server_extra=extra)
+        servers.append(p1)
+        db2 = pg.create_database()
+        p2 = [start_hookd(hookd_bin, work, token, "async-pg2" + i, slow,
+                          journal=pg_journal_lines(pg, db2, i), server_extra=extra)
+              for i in "ab"]
+        servers += p2
+        for s in servers:
+            check_answer(s.port, "/async", token, 202, '"status":"accepted"')
+        plan = [("sqlite", [(sq, None)]), ("pg1", [(p1, pg)]), ("pg2", [(s, pg) for s in p2])]
+        runs = {}
+        for rnd in range(args.rounds):
+            for name, targets in plan:
+                log("round %d, async acceptance: %s" % (rnd + 1, name))
+                runs.setdefault(name, []).append(wrk_together(
+                    targets, token, args.connections, args.duration,
+                    "pgasync-%s-%d-%s" % (name, rnd, secrets.token_hex(4))))
+        res = {}
+        for name, rs in runs.items():
+            in_order = [r["rps"] for r in rs]
+            rs.sort(key=lambda r: r["rps"])
+            res[name] = rs[len(rs) // 2]
+            res[name]["all"] = in_order
+        return res
+    finally:
+        # SIGTERM would wait for the sleeping hook; this test is over.
+        for s in servers:
+            s.stop(signal.SIGKILL)
+        kill_hooks(pidfile)
+
+
+def post_one(port, token, delivery_id):
+    """One delivery; the status, and the wall clock when its answer came."""
+    with open(PAYLOAD, "rb") as f:
+        body = f.read()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("POST", "/async", body=body, headers={
+            "Content-Type": "application/json",
+            "X-Northflank-Notification-Integration-Token": token,
+            "X-Northflank-Notification-Integration-Event-Type": "build:start",
+            "X-Northflank-Notification-Integration-Event-Id": delivery_id,
+        })
+        r = c.getresponse()
+        r.read()
+        return r.status, time.time()
+    finally:
+        c.close()
+
+
+def read_stamps(path):
+    try:
+        with open(path) as f:
+            return [l.split() for l in f.read().splitlines() if l.strip()]
+    except OSError:
+        return []
+
+
+def percentile(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, int(round(p / 100.0 * len(v) + 0.5)) - 1))]
+
+
+def claim_latency(servers, token, n, stamps, prefix):
+    """n deliveries, one at a time, alternately to each server: 202 -> the
+    hook's start (its own clock line), in us: p50, p99, max."""
+    answered = {}
+    for i in range(n):
+        did = "%s-%d" % (prefix, i)
+        status, t = post_one(servers[i % len(servers)].port, token, did)
+        if status != 202:
+            raise BenchError("claim: delivery %s answered %d" % (did, status))
+        answered[did] = t
+    deadline = time.monotonic() + 30
+    while True:
+        started = {s[0]: float(s[1]) for s in read_stamps(stamps) if s[0] in answered}
+        if len(started) == n:
+            break
+        if time.monotonic() > deadline:
+            raise BenchError("claim: %d of %d hooks started in 30 s" % (len(started), n))
+        time.sleep(0.05)
+    lat = [(started[d] - t) * 1e6 for d, t in answered.items()]
+    return {"n": n, "p50_us": percentile(lat, 50), "p99_us": percentile(lat, 99),
+            "max_us": max(lat), "min_us": min(lat)}
+
+
+def pg_claim(hookd_bin, work, token, args, pg, n):
+    """Claim latency with SQLite, PostgreSQL one instance and two."""
+    hooks = os.path.join(work, "hooks-claim.d")
+    os.mkdir(hooks)
+    stamps = os.path.join(work, "claim.stamps")
+    write_exec(os.path.join(hooks, "build:start"), CLAIM_HOOK.format(stamps=stamps))
+    res = {}
+    for name in ("sqlite", "pg1", "pg2"):
+        servers = []
+        try:
+            if name == "sqlite":
+                servers.append(start_hookd(hookd_bin, work, token, "claim-sqlite", hooks))
+            else:
+                db = pg.create_database()
+                for inst in ("a", "b")[:int(name[-1])]:
+                    servers.append(start_hookd(hookd_bin, work, token, "claim-%s%s" % (name, inst),
+                                               hooks, journal=pg_journal_lines(pg, db, inst)))
+            log("claim latency: %s, %d deliveries" % (name, n))
+            res[name] = claim_latency(servers, token, n, stamps,
+                                      "claim-%s-%s" % (name, secrets.token_hex(4)))
+        finally:
+            for s in servers:
+                s.stop()
+    return res
+
+
+def pg_takeover(hookd_bin, work, token, pg, kills):
+    """lease = 3s; a delivery's hook running on instance a when a is killed
+    (SIGKILL, at a random moment of its renewal period): from the kill
+    until its next attempt starts on b, in seconds."""
+    hooks = os.path.join(work, "hooks-takeover.d")
+    os.mkdir(hooks)
+    stamps = os.path.join(work, "takeover.stamps")
+    write_exec(os.path.join(hooks, "build:start"), TAKEOVER_HOOK.format(stamps=stamps))
+    db = pg.create_database()
+    lease = "%ds" % PG_LEASE_S
+    out = []
+    b = start_hookd(hookd_bin, work, token, "takeover-b", hooks,
+                    journal=pg_journal_lines(pg, db, "b", lease))
+    a = None
+    try:
+        for k in range(kills):
+            a = start_hookd(hookd_bin, work, token, "takeover-a%d" % k, hooks,
+                            journal=pg_journal_lines(pg, db, "a%d" % k, lease))
+            did = "takeover-%d-%s" % (k, secrets.token_hex(4))
+            status, _ = post_one(a.port, token, did)
+            if status != 202:
+                raise BenchError("take-over: delivery answered %d" % status)
+            deadline = time.monotonic() + 10
+            while not any(s[0] == did and s[1] == "1" for s in read_stamps(stamps)):
+                if time.monotonic() > deadline:
+                    raise BenchError("take-over: the hook did not start on a: " + a.tail())
+                time.sleep(0.02)
+            time.sleep(secrets.randbelow(1000) / 1000.0 * PG_LEASE_S / 3)
+            t_kill = time.time()
+            a.stop(signal.SIGKILL)
+            a = None
+            kill_hooks(stamps, 3)
+            deadline = time.monotonic() + 3 * PG_LEASE_S + 10
+            while True:
+                again = [s for s in read_stamps(stamps) if s[0] == did and s[1] == "2"]
+                if again:
+                    out.append(float(again[0][2]) - t_kill)
+                    break
+                if time.monotonic() > deadline:
+                    raise BenchError("take-over: b did not take the delivery over in %d s: %s"
+                                     % (3 * PG_LEASE_S + 10, b.tail()))
+                time.sleep(0.02)
+            log("take-over %d: %.2f s" % (k + 1, out[-1]))
+    finally:
+        if a:
+            a.stop(signal.SIGKILL)
+        b.stop()
+        kill_hooks(stamps, 3)
+    return {"lease_s": PG_LEASE_S, "times": out}
+
+
+def pg_tests(hookd_bin, work, token, args):
+    """Everything measured against a private PostgreSQL; the server is
+    started here and stopped (and removed) before this returns."""
+    sys.path.insert(0, os.path.join(SOURCE, "tests", "blackbox"))
+    import pgserver
+    log("PostgreSQL: a private server (initdb, start)")
+    try:
+        pg = pgserver.new_cluster()
+    except pgserver.PgError as e:
+        raise BenchError("PostgreSQL: %s" % e)
+    log("PostgreSQL %s in %s, port %d" % (os.path.basename(os.path.dirname(pg.bin_dir)),
+                                          pg.top, pg.port))
+    try:
+        res = {"settings": dict(pg.psql("postgres", "SELECT name, current_setting(name) "
+                                        "FROM pg_settings WHERE name IN (%s)" % ", ".join(
+                                            "'%s'" % s for s in PG_SETTINGS))),
+               "on": "a private server on this machine (initdb in %s), TCP on 127.0.0.1"
+                     % tempfile.gettempdir()}
+        res["async"] = pg_async(hookd_bin, work, token, args, pg)
+        res["claim"] = pg_claim(hookd_bin, work, token, args, pg, 20 if args.short else 200)
+        if args.takeovers > 0:
+            log("take-over: lease %d s, %d kills" % (PG_LEASE_S, args.takeovers))
+            res["takeover"] = pg_takeover(hookd_bin, work, token, pg, args.takeovers)
+        if "f" in args.only and args.burst > 0:
+            log("burst: %d async deliveries, PostgreSQL journal" % args.burst)
+            res["burst"] = burst_test(hookd_bin, work, token, args.burst, args.connections, work,
+                                      "burst-pg", pg_journal_lines(pg, pg.create_database(), "a"))
+        return res
+    finally:
+        log("PostgreSQL: stopping the private server")
+        pg.destroy()
 
 
 # ---- scale: deliveries waiting for slots -----------------------------------
@@ -826,7 +1188,83 @@ def print_journal_table(res, jr, args, lim):
     print(limits_line(lim))
 
 
-def print_limits_table(res, lim, burst, args):
+def print_pg_table(pg, jr, args, lim):
+    """The PostgreSQL journal beside SQLite's and the machine's fdatasync."""
+    rate, lat_us = jr["fsync"]
+    st = pg["settings"]
+    a = pg["async"]
+    out = []
+    w = out.append
+    w("| the PostgreSQL journal | figure | against |")
+    w("|---|--:|---|")
+    w("| this machine's fdatasync rate (4 KiB rewritten, then fdatasync) | %s/s, median %s | |"
+      % (format(int(round(rate)), ","), fmt_ms(lat_us)))
+    w("| the server: PostgreSQL %s, %s | %s | |"
+      % (st.get("server_version", "?"), pg["on"], ", ".join(
+          "%s %s" % (k, st[k]) for k in PG_SETTINGS[1:] if k in st)))
+
+    def acc(r):
+        return "%s (202 p50 %s, p99 %s)" % (fmt_rps(r), fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]))
+
+    def cpu(r):
+        text = "CPU/req: hookd %s" % fmt_cpu(r["cpu_us"])
+        if r.get("pg_cpu_us") is not None:
+            text += " + PostgreSQL %s" % fmt_cpu(r["pg_cpu_us"])
+        return text
+
+    half = args.connections // 2
+    rows = (("sqlite", "async accepts/s, %d connections, the SQLite journal" % args.connections),
+            ("pg1", "async accepts/s, %d connections, PostgreSQL, one instance"
+             % args.connections),
+            ("pg2", "async accepts/s, %d connections, PostgreSQL, two instances (a and b, %d "
+             "connections each, one database)" % (args.connections, half)))
+    for key, label in rows:
+        r = a[key]
+        vs = ["%s the fdatasync rate" % fmt_ratio(r["rps"] / rate)]
+        if key != "sqlite":
+            vs.append("%s of SQLite's" % fmt_pct(r["rps"] / a["sqlite"]["rps"]))
+        if key == "pg2":
+            vs.append("%s one instance's" % fmt_ratio(r["rps"] / a["pg1"]["rps"]))
+        vs.append(cpu(r))
+        if len(r["all"]) > 1:
+            vs.append("rounds in order: " + ", ".join(format(int(round(x)), ",") for x in r["all"]))
+        w("| %s | %s | %s |" % (label, acc(r), "; ".join(vs)))
+    names = {"sqlite": "SQLite", "pg1": "PostgreSQL, one instance",
+             "pg2": "PostgreSQL, two instances (alternately to a and b)"}
+    for key in ("sqlite", "pg1", "pg2"):
+        c = pg["claim"].get(key)
+        if c:
+            w("| claim latency, 202 -> hook start, %s: p50 / p99 (max) | %s / %s (%s) | "
+              "%d deliveries one at a time; the fdatasync median is %s |"
+              % (names[key], fmt_ms(c["p50_us"]), fmt_ms(c["p99_us"]), fmt_ms(c["max_us"]),
+                 c["n"], fmt_ms(lat_us)))
+    t = pg.get("takeover")
+    if t and t["times"]:
+        lease = t["lease_s"]
+        w("| take-over after SIGKILL (lease = %ds): from the kill to the hook's next start on "
+          "the other instance | %s | lease %d s (renewed every %.1f s; adoption polled every "
+          "1 s: expect %.1f to %.1f s); %d kill%s, median %.2f s |"
+          % (lease, ", ".join("%.2f s" % x for x in t["times"]), lease, lease / 3.0,
+             lease * 2 / 3.0, lease + 1.0, len(t["times"]), "" if len(t["times"]) == 1 else "s",
+             statistics.median(t["times"])))
+    print()
+    print("\n".join(out))
+    print()
+    print(limits_line(lim))
+    print()
+    print("- PostgreSQL: each hookd holds one connection, and an acceptance is two statements "
+          "(the look-up, then the record, committed alone: a WAL flush), each a blocking "
+          "round trip from hookd's event loop, parsed and planned each time (no prepared "
+          "statements); one connection's commits never share a flush (group commit needs "
+          "concurrent transactions). A new database for each measurement; hooks, slot limits "
+          "and connections as for SQLite's; CPU/req of PostgreSQL is all its processes'.")
+    print("- claim latency: the wall clock of the 202 in the client against the one the hook "
+          "(bash) writes first thing. take-over: instance a killed at a random moment of its "
+          "renewal period while the delivery's first attempt runs there; the figure ends when "
+          "the next attempt starts on b.")
+
+
+def print_limits_table(res, lim, burst, args, pgres=None):
     """(c) and (d) against the dispatch probe (the issue's targets: CPU per
     delivery and p99 at most 5% above the probe's), the machine's limits
     beside them, and the burst."""
@@ -867,8 +1305,19 @@ def print_limits_table(res, lim, burst, args):
              fmt_pct(burst["ran"] / burst["t_ran"] / srate)))
         w("| peak RSS (VmHWM) | %s (idle %s) | | | | |"
           % (mb(burst["peak_kb"]), mb(burst["idle_kb"])))
-        w("| the same with the PostgreSQL journal | not measured: hookd has no PostgreSQL "
-          "journal yet | | | | |")
+        pb = pgres and pgres.get("burst")
+        if pb:
+            w("| the same with the PostgreSQL journal (one instance): the last 202 | %.2f s "
+              "(%s/s), 202 p50 %s, p99 %s | | | | |"
+              % (pb["t_answered"], format(int(round(pb["accepted"] / pb["t_answered"])), ","),
+                 fmt_ms(pb["p50_us"]), fmt_ms(pb["p99_us"])))
+            w("| the same with the PostgreSQL journal: the last one run | %.2f s (%s/s) | | | | |"
+              % (pb["t_ran"], format(int(round(pb["ran"] / pb["t_ran"])), ",")))
+            w("| the same with the PostgreSQL journal: peak RSS (VmHWM) | %s (idle %s) | | | | |"
+              % (mb(pb["peak_kb"]), mb(pb["idle_kb"])))
+        else:
+            w("| the same with the PostgreSQL journal | not measured (--only without g) "
+              "| | | | |")
     print()
     print("\n".join(out))
     print()
@@ -993,8 +1442,11 @@ def main():
                     help="deliveries waiting in the scale test (10000; 0: skip)")
     ap.add_argument("--burst", type=int, default=None,
                     help="async deliveries in the burst (10000; --short: 1000; 0: skip)")
-    ap.add_argument("--only", default="abcdef",
-                    help="scenarios to run (abcdef; e: async acceptance, f: the burst)")
+    ap.add_argument("--only", default="abcdefg",
+                    help="scenarios to run (abcdefg; e: async acceptance, f: the burst, "
+                    "g: the PostgreSQL journal, with f: the burst with it too)")
+    ap.add_argument("--takeovers", type=int, default=None,
+                    help="g: instances killed to time the take-over (3; --short: 1; 0: skip)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     args.duration = args.duration or (1 if args.short else 8)
@@ -1003,6 +1455,8 @@ def main():
         args.scale = 1000 if args.short else 10000
     if args.burst is None:
         args.burst = 1000 if args.short else 10000
+    if args.takeovers is None:
+        args.takeovers = 1 if args.short else 3
 
     hookd_bin = os.path.abspath(os.path.join(args.build, "hookd"))
     probe_dir = os.path.join(args.build, "tests", "bench")
@@ -1066,14 +1520,14 @@ def main():
                   ("peer", pp, "/hooks/script", token, 200, "build social-hour-1312 of master"),
                   ("probe", servers["probe_script"].port, "/webhook", token, 200, '"ok"')],
         }
-        for k in args.only.replace("e", "").replace("f", ""):
+        for k in args.only.replace("e", "").replace("f", "").replace("g", ""):
             for name, port, path, tok, st, text in plan[k]:
                 check_answer(port, path, tok, st, text)
 
         res = {k: {} for k in "abcd"}
         runs = {}
         for rnd in range(args.rounds):
-            for k in args.only.replace("e", "").replace("f", ""):
+            for k in args.only.replace("e", "").replace("f", "").replace("g", ""):
                 for name, port, path, tok, st, _ in plan[k]:
                     log("round %d, scenario %s: %s" % (rnd + 1, k, name))
                     probe = {"a": "probe_reject", "c": "probe_dispatch", "d": "probe_script"}
@@ -1110,14 +1564,19 @@ def main():
         if "f" in args.only and args.burst > 0:
             log("burst: %d async deliveries" % args.burst)
             burst = burst_test(hookd_bin, work, token, args.burst, args.connections, work)
+        pgres = None
+        if "g" in args.only:
+            pgres = pg_tests(hookd_bin, work, token, args)
         scale = None
         if args.scale > 0:
             log("scale: %d deliveries waiting for a slot" % args.scale)
             scale = scale_test(hookd_bin, work, token, args.scale, work)
         load_after = loadavg()
         print_table(res, rss, scale, args, load_before, load_after, lim)
-        print_limits_table(res, lim, burst, args)
+        print_limits_table(res, lim, burst, args, pgres)
         print_journal_table(res, jr, args, lim)
+        if pgres:
+            print_pg_table(pgres, jr, args, lim)
     finally:
         for s in servers.values():
             s.stop()

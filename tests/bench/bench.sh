@@ -4,14 +4,15 @@
 #
 #   sh tests/bench/bench.sh            # the full run: 8 s a cell, 16 connections
 #   sh tests/bench/bench.sh --short    # CI: 1 s a cell, 4 connections, 1,000 waiting,
-#                                      # a burst of 1,000
+#                                      # a burst of 1,000, PostgreSQL's cases tiny
 #
 # It installs what it needs from Debian (the build dependencies, wrk, and
-# the peer: `webhook`, adnanh/webhook 2.8), builds hookd with
+# the peer: `webhook`, adnanh/webhook 2.8; `postgresql`, whose binaries start
+# a private server for the journal's cases), builds hookd with
 # --buildtype=release and the two limit probes (-Dbench=true) in
 # build-release/, and runs tests/bench/bench.py, which prints one markdown
 # table. Further options go to bench.py (--rounds N, --duration S,
-# --connections N, --scale N, --burst N, --only abcdef, --keep; see
+# --connections N, --scale N, --burst N, --takeovers N, --only abcdefg, --keep; see
 # bench.py --help).
 # Nothing here asserts a timing: the exit status is 0 when everything ran.
 set -eu
@@ -23,6 +24,7 @@ sh scripts/deps.sh || exit 1
 missing=""
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 command -v webhook >/dev/null 2>&1 || missing="$missing webhook"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "bench.sh: missing:$missing (run as root, or: sudo apt-get install -y$missing)" >&2
