@@ -18,11 +18,12 @@ static void unload_all(void)
 		dlclose(handles[--nhandles]);
 }
 
-bool dynload(const char *soname, const struct dynsym *syms, size_t n, char *err, size_t errlen)
+static bool load(const char *soname, int flags, const struct dynsym *syms, size_t n, char *err,
+                 size_t errlen)
 {
 	/* RTLD_NOW: a symbol that is missing shows here, not at its first
 	 * call. The handle stays open until exit: the pointers live as long. */
-	void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+	void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL | flags);
 	if (!h) {
 		snprintf(err, errlen, "cannot load %s: %s", soname, dlerror());
 		return false;
@@ -45,4 +46,18 @@ bool dynload(const char *soname, const struct dynsym *syms, size_t n, char *err,
 		memcpy(syms[i].slot, &p, sizeof(p));
 	}
 	return true;
+}
+
+bool dynload(const char *soname, const struct dynsym *syms, size_t n, char *err, size_t errlen)
+{
+	return load(soname, 0, syms, n, err, errlen);
+}
+
+bool dynload_resident(const char *soname, const struct dynsym *syms, size_t n, char *err,
+                      size_t errlen)
+{
+	/* Closed at exit like the others (the loader's records freed), but
+	 * never unmapped (LeakSanitizer crashed walking the
+	 * threads' data of a libpq unloaded at exit). */
+	return load(soname, RTLD_NODELETE, syms, n, err, errlen);
 }

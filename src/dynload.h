@@ -18,5 +18,10 @@ struct dynsym {
 /* Loads soname and fills every slot. false with the reason in err when
  * the library or a symbol is missing; no slot is then set. */
 bool dynload(const char *soname, const struct dynsym *syms, size_t n, char *err, size_t errlen);
+/* The same for a library that must stay mapped until the process ends:
+ * libpq, whose own dependencies (Kerberos, LDAP) leave thread-specific
+ * data behind that a process exit walks after an unload. */
+bool dynload_resident(const char *soname, const struct dynsym *syms, size_t n, char *err,
+                      size_t errlen);
 
 #endif

@@ -97,7 +97,7 @@ static bool pq_load(char *err, size_t errlen)
 {
 	static bool loaded;
 	if (!loaded)
-		loaded = dynload("libpq.so.5", pq_symbols, ARRAY_SIZE(pq_symbols), err, errlen);
+		loaded = dynload_resident("libpq.so.5", pq_symbols, ARRAY_SIZE(pq_symbols), err, errlen);
 	return loaded;
 }
 

@@ -112,7 +112,7 @@ echo "== the dlopen'ed libraries"
 # so dpkg-shlibdeps cannot see them. The sonames are read from the source
 # (every dynload("...") call); each must load, and the package that ships it
 # must be one hookd's Depends names (debian/control lists them by hand).
-sonames=$(grep -rhoE 'dynload\("[^"]+"' src | sed 's/^dynload("//; s/"$//' | sort -u)
+sonames=$(grep -rhoE 'dynload(_resident)?\("[^"]+"' src | sed 's/^dynload[a-z_]*("//; s/"$//' | sort -u)
 [ -n "$sonames" ] || fail "no dynload(\"...\") soname found in src/"
 depends=$(dpkg-query -W -f='${Depends}' hookd | tr ',|' '\n\n' | sed 's/^ *//; s/[ :].*//')
 for so in $sonames; do
