@@ -180,6 +180,37 @@ bool set_secret_env(struct loader *L, const struct keydef *k, void *obj, const c
 }
 
 /*
+ * The first line of a secret file (the whole file wiped once read), or NULL
+ * with the reason reported: `key` names the setting, after `section` ("[admin] "
+ * or "").
+ */
+static char *secret_first_line(struct loader *L, const char *section, const char *key,
+                               const char *path)
+{
+	size_t len;
+	char *text = read_file(path, SECRET_FILE_MAX_BYTES, &len);
+	if (!text) {
+		fail_at(L, L->lineno, "%scannot read %s '%s': %s", section, key, show(L, path),
+		        errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
+		return NULL;
+	}
+	char *line = xstrndup(text, strcspn(text, "\r\n"));
+	crypto_wipe(text, len);
+	free(text);
+	return line;
+}
+
+/* A secret held in memory, replaced: the old one wiped first. */
+static void replace_secret(char **dst, char *value)
+{
+	if (*dst) {
+		crypto_wipe(*dst, strlen(*dst));
+		free(*dst);
+	}
+	*dst = value;
+}
+
+/*
  * [admin] token_file and readonly_token_file: the token is the file's first
  * line, at least 16 bytes (a token someone could guess guards nothing).
  */
@@ -191,17 +222,12 @@ bool set_admin_token_file(struct loader *L, const struct keydef *k, void *obj, c
 	if (!v[0])
 		return bad_value(L, k, v, "expected a path");
 	char *path = abs_path(c, v);
-	size_t len;
-	char *text = read_file(path, SECRET_FILE_MAX_BYTES, &len);
+	char *token = secret_first_line(L, "[admin] ", k->name, path);
 	bool ok = false;
-	if (!text) {
-		fail_at(L, L->lineno, "[admin] cannot read %s '%s': %s", k->name, show(L, path),
-		        errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
-	} else {
-		text[strcspn(text, "\r\n")] = 0;
-		size_t n = strlen(text);
-		while (n && (text[n - 1] == ' ' || text[n - 1] == '\t'))
-			text[--n] = 0;
+	if (token) {
+		size_t n = strlen(token);
+		while (n && (token[n - 1] == ' ' || token[n - 1] == '\t'))
+			token[--n] = 0;
 		if (n < ADMIN_TOKEN_MIN)
 			fail_at(L, L->lineno, "[admin] %s '%s': the token (its first line) is shorter "
 			        "than %d bytes", k->name, show(L, path), ADMIN_TOKEN_MIN);
@@ -209,13 +235,10 @@ bool set_admin_token_file(struct loader *L, const struct keydef *k, void *obj, c
 			ok = true;
 	}
 	if (ok) {
-		char **dst = readonly ? &c->admin_readonly_token : &c->admin_token;
-		free(*dst);
-		*dst = xstrdup(text);
-	}
-	if (text) {
-		crypto_wipe(text, len);
-		free(text);
+		replace_secret(readonly ? &c->admin_readonly_token : &c->admin_token, token);
+	} else if (token) {
+		crypto_wipe(token, strlen(token));
+		free(token);
 	}
 	set_string(readonly ? &c->admin_readonly_token_file : &c->admin_token_file, path);
 	return ok;
@@ -230,30 +253,14 @@ bool set_journal_password_file(struct loader *L, const struct keydef *k, void *o
 	if (!v[0])
 		return bad_value(L, k, v, "expected a path");
 	char *path = abs_path(c, v);
-	size_t len;
-	char *text = read_file(path, SECRET_FILE_MAX_BYTES, &len);
-	bool ok = false;
-	if (!text) {
-		fail_at(L, L->lineno, "cannot read journal_password_file '%s': %s", show(L, path),
-		        errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
-	} else {
-		text[strcspn(text, "\r\n")] = 0;
-		if (!text[0])
-			fail_at(L, L->lineno, "journal_password_file '%s' is empty", show(L, path));
-		else
-			ok = true;
-	}
-	if (ok) {
-		if (c->journal_password) {
-			crypto_wipe(c->journal_password, strlen(c->journal_password));
-			free(c->journal_password);
-		}
-		c->journal_password = xstrdup(text);
-	}
-	if (text) {
-		crypto_wipe(text, len);
-		free(text);
-	}
+	char *password = secret_first_line(L, "", k->name, path);
+	bool ok = password && password[0];
+	if (password && !ok)
+		fail_at(L, L->lineno, "journal_password_file '%s' is empty", show(L, path));
+	if (ok)
+		replace_secret(&c->journal_password, password);
+	else
+		free(password);
 	set_string(&c->journal_password_file, path);
 	return ok;
 }
