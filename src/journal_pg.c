@@ -1302,17 +1302,20 @@ static void sb_id_array(struct strbuf *sb, int64_t id)
 
 /*
  * The owners of pending rows whose lease ran out, or who have no lease at
- * all, as an array. The distinct owners are walked on the owner index (one
- * probe an owner, however many rows each holds), and each is looked up in
- * hookd_instances: no scan of the pending rows.
+ * all, as a text[] literal. The distinct owners are walked on the owner
+ * index (one probe an owner, however many rows each holds), and each is
+ * looked up in hookd_instances: no scan of the pending rows. It is a
+ * statement of its own, its answer a parameter of the take: as a sub-select
+ * the planner cannot know the array is short (mostly empty), and filters
+ * every pending row instead of probing the index.
  */
-#define SQL_DEAD_OWNERS \
-	"ARRAY(WITH RECURSIVE o(name) AS (" \
-	" SELECT min(owner) FROM hookd_deliveries WHERE state < 3" \
-	" UNION ALL SELECT (SELECT min(owner) FROM hookd_deliveries" \
-	"  WHERE state < 3 AND owner > o.name) FROM o WHERE o.name IS NOT NULL)" \
-	" SELECT name FROM o WHERE name IS NOT NULL AND NOT EXISTS (SELECT 1" \
-	"  FROM hookd_instances i WHERE i.name = o.name AND i.lease_until >= now()))"
+static const char sql_dead_owners[] =
+	"WITH RECURSIVE o(name) AS ("
+	" SELECT min(owner) FROM hookd_deliveries WHERE state < 3"
+	" UNION ALL SELECT (SELECT min(owner) FROM hookd_deliveries"
+	"  WHERE state < 3 AND owner > o.name) FROM o WHERE o.name IS NOT NULL)"
+	" SELECT coalesce(array_agg(name), '{}') FROM o WHERE name IS NOT NULL AND NOT EXISTS"
+	" (SELECT 1 FROM hookd_instances i WHERE i.name = o.name AND i.lease_until >= now())";
 
 #define TAKE_COLS "SELECT id, async, state, attempts, run_attempt, run_started_ms, owner"
 
@@ -1323,7 +1326,7 @@ static void sb_id_array(struct strbuf *sb, int64_t id)
  * for them now), and lists the async ones in arrival order without body
  * and headers. Every row taken gets this instance as owner and a new
  * fence; a row left final is held by nobody. Adoption takes rows held by
- * nobody and those of owners whose lease ran out (SQL_DEAD_OWNERS).
+ * nobody and those of owners whose lease ran out (sql_dead_owners).
  */
 static int take_rows(struct pg_journal *j, bool adopt, size_t max, struct journal_pending **out,
                      size_t *n)
@@ -1341,22 +1344,28 @@ static int take_rows(struct pg_journal *j, bool adopt, size_t max, struct journa
 	sb_putc(&ids, '{');
 	if (tx_begin(j) < 0)
 		goto fail;
+	PGresult *r = run(j, adopt ? "adopt" : "recover", sql_dead_owners, NULL);
+	if (!r)
+		goto fail;
+	char *dead = xstrdup(col_text(r, 0, 0));
+	PQclear(r);
 	struct params p = {0};
+	p_text(&p, dead);
 	if (adopt)
 		p_int(&p, max > INT64_MAX ? INT64_MAX : (int64_t)max);
 	else
 		p_text(&p, j->instance);
 	/* Recovery: this instance's own rows (of a previous run) too. */
-	PGresult *r = run(j, adopt ? "adopt" : "recover",
-	                  adopt ? TAKE_COLS " FROM hookd_deliveries WHERE state < 3 AND (owner IS NULL"
-	                                  " OR owner = ANY (" SQL_DEAD_OWNERS "))"
-	                                  " ORDER BY received_ms, id LIMIT $1::bigint"
-	                                  " FOR UPDATE SKIP LOCKED"
-	                        : TAKE_COLS " FROM hookd_deliveries WHERE state < 3 AND (owner IS NULL"
-	                                  " OR owner = $1::text OR owner = ANY (" SQL_DEAD_OWNERS "))"
-	                                  " FOR UPDATE SKIP LOCKED",
-	                  &p);
+	r = run(j, adopt ? "adopt" : "recover",
+	        adopt ? TAKE_COLS " FROM hookd_deliveries WHERE state < 3 AND (owner IS NULL"
+	                        " OR owner = ANY ($1::text[])) ORDER BY received_ms, id"
+	                        " LIMIT $2::bigint FOR UPDATE SKIP LOCKED"
+	              : TAKE_COLS " FROM hookd_deliveries WHERE state < 3 AND (owner IS NULL"
+	                        " OR owner = ANY ($1::text[]) OR owner = $2::text)"
+	                        " FOR UPDATE SKIP LOCKED",
+	        &p);
 	p_free(&p);
+	free(dead);
 	if (!r)
 		goto fail;
 	nrows = (size_t)PQntuples(r);

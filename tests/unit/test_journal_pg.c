@@ -1006,6 +1006,36 @@ static void test_release_on_reconnect(void)
 	journal_close(b);
 }
 
+/* The lease is the instance's (hookd_instances): open takes it, and rows
+ * whose owner has no lease row at all are anybody's to adopt. */
+static void test_instance_lease(void)
+{
+	struct journal *b = open_as("b", NULL, false, NULL);
+	CHECK(sql_int("SELECT count(*) FROM %s.hookd_instances WHERE name = 'b'"
+	              " AND lease_until > now()", schema) == 1,
+	      "open takes b's lease");
+	char q[512];
+	snprintf(q, sizeof(q),
+	         "INSERT INTO %s.hookd_deliveries (endpoint, delivery_id, event, async, state,"
+	         " received_ms, updated_ms, owner, fence, instance)"
+	         " VALUES ('ghost', 'g1', 'push', true, 0, %lld, %lld, 'ghost', 3, 'ghost')",
+	         schema, (long long)T0, (long long)T0);
+	sql_do(q);
+	struct journal_pending *list;
+	size_t n;
+	CHECK(journal_adopt(b, 10, &list, &n) == 0 && n == 1, "no lease row: adopted (%zu)", n);
+	if (n == 1) {
+		CHECK(sql_int("SELECT fence FROM %s.hookd_deliveries WHERE id = %lld AND owner = 'b'",
+		              schema, (long long)list[0].rowid) == 4,
+		      "b's now, fence bumped");
+		CHECK(finish(b, list[0].rowid, 1, 200, DSTATE_SUCCEEDED) == 0, "b runs it");
+	}
+	for (size_t i = 0; i < n; i++)
+		journal_pending_free(&list[i]);
+	free(list);
+	journal_close(b);
+}
+
 /* The heartbeat is one statement whatever this instance holds: with
  * HELD_ROWS rows held (recovered from a previous run, so that they are in
  * this process's fence map), it writes no delivery row at all, only the
@@ -1102,6 +1132,7 @@ int main(void)
 	test_resend_goes_behind();
 	test_unwritten_outcome_stays_held();
 	test_release_on_reconnect();
+	test_instance_lease();
 	test_heartbeat_is_one_row();
 
 	snprintf(q, sizeof(q), "DROP SCHEMA %s CASCADE", schema);
