@@ -13,10 +13,10 @@
  * writes.
  *
  * A shared journal (journal_shared): every pending delivery is held by one
- * instance under a lease (README "Running on several machines"): the
- * instance that recorded or adopted it renews it (journal_heartbeat), and
- * when the lease runs out another instance adopts the delivery
- * (journal_adopt). Each take of a lease bumps the row's fencing token; a
+ * instance under that instance's lease (README "Running on several
+ * machines"): the instance that recorded or adopted it renews its lease,
+ * one for all it holds (journal_heartbeat), and when the lease runs out
+ * another instance adopts its deliveries (journal_adopt). Each take of a lease bumps the row's fencing token; a
  * write about a delivery whose lease this instance lost changes nothing and
  * returns JOURNAL_LOST.
  */
@@ -236,8 +236,9 @@ int journal_attempt_started(struct journal *j, int64_t rowid, int attempt, int64
  * Records a finished attempt and the delivery's new state: SUCCEEDED,
  * FAILED, SKIPPED, or RETRY_WAIT with next_due_ms. When the state is final the kept
  * body is cut to body_max. Shared, an outcome that could not be written
- * (-1: the journal down) leaves the delivery held by this instance, its
- * lease renewed: the caller writes it again later (outbox.h).
+ * (-1: the journal down) leaves the delivery held by this instance (under
+ * its lease, as long as it renews it): the caller writes it again later
+ * (outbox.h).
  */
 int journal_attempt_finished(struct journal *j, int64_t rowid, const struct journal_attempt *a,
                              enum delivery_state state, int64_t next_due_ms);
@@ -392,9 +393,11 @@ bool journal_shared(const struct journal *j);
 /* Whether the store answers; a journal that is down fails every call
  * quickly and tries to reconnect (with backoff) on the next one. */
 bool journal_up(struct journal *j);
-/* Renews the leases of the deliveries this instance holds (not those it
- * let go, or whose record it never saw committed), and reconnects a
- * journal that is down. Called every lease/3. 0, or -1 (down). */
+/* Renews this instance's lease, which covers every delivery it holds, in
+ * one statement whatever their number; reconnects a journal that is down,
+ * and after an outage lets go of the deliveries it owns but does not hold
+ * (a take whose commit it never heard back), for journal_adopt. Called
+ * every lease/3. 0, or -1 (down). */
 int journal_heartbeat(struct journal *j);
 /* Takes over at most max pending async deliveries whose lease ran out (an
  * instance died, or this one let them go): like journal_recover, which, shared, takes this

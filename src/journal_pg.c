@@ -6,14 +6,17 @@
  * behaves the same way call for call (states, attempts, recovery's
  * "interrupted" runs, bodies cut to body_max once final). What sharing adds:
  *
- * - Leases and fencing. A pending delivery is held by one instance (owner,
- *   lease_until); each take of it (record, requeue, recover, adopt) bumps
- *   its fence. This process remembers the fence of every row it holds (a
- *   small open-addressing map), and every write about a delivery names it:
- *   "WHERE id = $1 AND fence = $2 AND owner = me". No row matched: the
- *   lease was lost to another instance, nothing is written, the call says
- *   JOURNAL_LOST. Leases use the database's clock; the *_ms columns are the
- *   caller's wall clock, as in SQLite.
+ * - Leases and fencing. An instance holds one lease (its row in
+ *   hookd_instances: lease_until, renewed by the heartbeat in one statement
+ *   whatever it holds); a pending delivery is held by its owner while the
+ *   owner's lease lasts, and owner NULL means held by nobody (let go, or
+ *   imported). Each take of a delivery (record, requeue, recover, adopt)
+ *   bumps its fence. This process remembers the fence of every row it holds
+ *   (a small open-addressing map), and every write about a delivery names
+ *   it: "WHERE id = $1 AND fence = $2 AND owner = me". No row matched: the
+ *   delivery was taken by another instance, nothing is written, the call
+ *   says JOURNAL_LOST. Leases use the database's clock; the *_ms columns
+ *   are the caller's wall clock, as in SQLite.
  * - Outages. A broken connection makes the journal "down": every call fails
  *   at once until a backoff (250 ms doubling to 10 s) has passed, and the
  *   next call (or the heartbeat) reconnects. Each call is one transaction,
@@ -151,7 +154,6 @@ static const char schema_v1[] =
 	" replay_attempt int NOT NULL DEFAULT 0,"
 	" serial_key text,"                 /* its serialization key, NULL: none */
 	" owner text,"                      /* the instance holding it while pending */
-	" lease_until timestamptz,"
 	" fence bigint NOT NULL DEFAULT 0," /* bumped on every take */
 	" instance text,"                   /* who recorded it */
 	/* Its place in its key's line: taken again when a resend or a replay
@@ -166,8 +168,9 @@ static const char schema_v1[] =
 	" ON hookd_deliveries (endpoint, received_ms);"
 	"CREATE INDEX hookd_deliveries_key ON hookd_deliveries (serial_key, queued_seq)"
 	" WHERE state < 3 AND serial_key IS NOT NULL;"
-	"CREATE INDEX hookd_deliveries_lease ON hookd_deliveries (owner, lease_until)"
-	" WHERE state < 3;"
+	"CREATE INDEX hookd_deliveries_owner ON hookd_deliveries (owner) WHERE state < 3;"
+	/* One lease an instance: its deliveries are held while it lasts. */
+	"CREATE TABLE hookd_instances (name text PRIMARY KEY, lease_until timestamptz NOT NULL);"
 	"CREATE TABLE hookd_attempts ("
 	" delivery bigint NOT NULL REFERENCES hookd_deliveries (id) ON DELETE CASCADE,"
 	" attempt int NOT NULL,"
@@ -292,6 +295,8 @@ struct pg_journal {
 	int64_t backoff_ms, retry_at_ms; /* while down */
 	int64_t pending, pending_bytes, counted_at_ms;
 	bool counted;
+	/* Reconnected: the rows owned but not held are let go (release_unheld). */
+	bool release_due;
 	struct fence_map fences;
 };
 
@@ -466,6 +471,8 @@ static PGconn *pg_connect(struct pg_journal *j, char *err, size_t errlen)
 	return c;
 }
 
+static int renew_lease(struct pg_journal *j);
+
 static void went_down(struct pg_journal *j, const char *why)
 {
 	char msg[512];
@@ -496,6 +503,7 @@ static bool ensure_up(struct pg_journal *j)
 		return false;
 	}
 	j->counted = false;
+	j->release_due = !j->readonly;
 	log_msg(LOG_LVL_INFO, "journal: PostgreSQL reachable again");
 	return true;
 }
@@ -711,6 +719,12 @@ static struct journal *pg_open(const struct journal_opts *o, bool readonly, char
 	}
 	if ((readonly ? schema_check(j, err, errlen) : schema_setup(j, err, errlen)) < 0)
 		goto fail;
+	/* Held from the first record on, before the first heartbeat. */
+	if (!readonly && renew_lease(j) < 0) {
+		snprintf(err, errlen, "PostgreSQL %s: cannot take this instance's lease (logged)",
+		         j->where);
+		goto fail;
+	}
 	return &j->base;
 fail:
 	pg_close(&j->base);
@@ -817,19 +831,18 @@ static enum result pg_lookup(struct journal *jj, const char *endpoint, const cha
 static const char sql_record[] =
 	"INSERT INTO hookd_deliveries AS d (endpoint, delivery_id, event, remote_addr, async,"
 	" state, received_ms, updated_ms, run_attempt, run_started_ms, headers, body, body_len,"
-	" body_cut, serial_key, owner, lease_until, fence, instance)"
+	" body_cut, serial_key, owner, fence, instance)"
 	" VALUES ($1::text, $2::text, $3::text, coalesce($4::text, ''), $5::boolean, $6::int,"
 	" $7::bigint, $7::bigint, CASE WHEN $6::int = 1 THEN 1 ELSE 0 END, $7::bigint, $8::text,"
-	" $9::bytea, $10::bigint, $11::boolean, $12::text, $13::text, " LEASE_EXPR(14) ", 1,"
-	" $13::text)"
+	" $9::bytea, $10::bigint, $11::boolean, $12::text, $13::text, 1, $13::text)"
 	" ON CONFLICT (delivery_id, endpoint) DO UPDATE SET event = excluded.event,"
 	" remote_addr = coalesce($4::text, d.remote_addr), async = excluded.async,"
-	" state = excluded.state, updated_ms = $15::bigint, next_due_ms = 0,"
+	" state = excluded.state, updated_ms = $14::bigint, next_due_ms = 0,"
 	" run_attempt = CASE WHEN excluded.state = 1 THEN d.attempts + 1 ELSE 0 END,"
-	" run_started_ms = $15::bigint, headers = excluded.headers, body = excluded.body,"
+	" run_started_ms = $14::bigint, headers = excluded.headers, body = excluded.body,"
 	" body_len = excluded.body_len, body_cut = excluded.body_cut,"
 	" serial_key = excluded.serial_key, owner = excluded.owner,"
-	" lease_until = excluded.lease_until, fence = d.fence + 1, instance = excluded.instance,"
+	" fence = d.fence + 1, instance = excluded.instance,"
 	" queued_seq = nextval('hookd_queue_seq')"
 	" WHERE d.state = 4"
 	" RETURNING id, fence, run_attempt";
@@ -863,7 +876,6 @@ static int64_t pg_record(struct journal *jj, const struct journal_new *d)
 	p_bool(&p, cut);
 	p_text(&p, d->key);
 	p_text(&p, j->instance);
-	lease_param(&p, j);
 	p_int(&p, now_wall_ms());
 	PGresult *r = run(j, "record", sql_record, &p);
 	p_free(&p);
@@ -1019,8 +1031,7 @@ static const char sql_finish[] =
 	"  ELSE body_cut END,"
 	" body = CASE WHEN $3::int >= 3 AND length(body) > $10::bigint"
 	"  THEN substr(body, 1, least($10::bigint, 2147483647)::int) ELSE body END,"
-	" owner = CASE WHEN $3::int >= 3 THEN NULL ELSE owner END,"
-	" lease_until = CASE WHEN $3::int >= 3 THEN NULL ELSE lease_until END"
+	" owner = CASE WHEN $3::int >= 3 THEN NULL ELSE owner END"
 	" WHERE id = $1::bigint AND fence = $2::bigint AND owner = $11::text"
 	" RETURNING id, async, body_len, replay_attempt, state),"
 	" a AS (INSERT INTO hookd_attempts (delivery, attempt, started_ms, finished_ms, http,"
@@ -1037,8 +1048,8 @@ static int finish_row(struct pg_journal *j, int64_t rowid, const struct journal_
 /*
  * An outcome that could not be written (the journal down as the run ended)
  * stays held: the caller writes it again once the journal is back
- * (outbox.h), and until then the row's lease is renewed, so that nobody
- * runs the delivery again.
+ * (outbox.h); the row stays in the fence map, so that it stays this
+ * instance's while its lease lasts, and nobody runs the delivery again.
  */
 static int pg_attempt_finished(struct journal *jj, int64_t rowid, const struct journal_attempt *a,
                                enum delivery_state state, int64_t next_due_ms)
@@ -1203,11 +1214,10 @@ static enum result pg_requeue(struct journal *jj, int64_t rowid)
 	p_int(&p, rowid);
 	p_int(&p, now_wall_ms());
 	p_text(&p, j->instance);
-	lease_param(&p, j);
 	r = run(j, "requeue",
 	        "UPDATE hookd_deliveries SET state = 0, async = true, next_due_ms = $2::bigint,"
 	        " updated_ms = $2::bigint, run_attempt = 0, replay_attempt = attempts + 1,"
-	        " owner = $3::text, lease_until = " LEASE_EXPR(4) ", fence = fence + 1,"
+	        " owner = $3::text, fence = fence + 1,"
 	        " queued_seq = nextval('hookd_queue_seq')"
 	        " WHERE id = $1::bigint RETURNING fence, body_len",
 	        &p);
@@ -1291,12 +1301,32 @@ static void sb_id_array(struct strbuf *sb, int64_t id)
 }
 
 /*
+ * The owners of pending rows whose lease ran out, or who have no lease at
+ * all, as a text[] literal. The distinct owners are walked on the owner
+ * index (one probe an owner, however many rows each holds), and each is
+ * looked up in hookd_instances: no scan of the pending rows. It is a
+ * statement of its own, its answer a parameter of the take: as a sub-select
+ * the planner cannot know the array is short (mostly empty), and filters
+ * every pending row instead of probing the index.
+ */
+static const char sql_dead_owners[] =
+	"WITH RECURSIVE o(name) AS ("
+	" SELECT min(owner) FROM hookd_deliveries WHERE state < 3"
+	" UNION ALL SELECT (SELECT min(owner) FROM hookd_deliveries"
+	"  WHERE state < 3 AND owner > o.name) FROM o WHERE o.name IS NOT NULL)"
+	" SELECT coalesce(array_agg(name), '{}') FROM o WHERE name IS NOT NULL AND NOT EXISTS"
+	" (SELECT 1 FROM hookd_instances i WHERE i.name = o.name AND i.lease_until >= now())";
+
+#define TAKE_COLS "SELECT id, async, state, attempts, run_attempt, run_started_ms, owner"
+
+/*
  * Recovery and adoption: takes the pending rows the condition selects
  * (locked, SKIP LOCKED: two instances never take the same row), counts a
  * run under way as an interrupted attempt, fails sync ones (nobody waits
  * for them now), and lists the async ones in arrival order without body
- * and headers. Every row taken gets this instance as owner, a new lease
- * and a new fence; a row left final is held by nobody.
+ * and headers. Every row taken gets this instance as owner and a new
+ * fence; a row left final is held by nobody. Adoption takes rows held by
+ * nobody and those of owners whose lease ran out (sql_dead_owners).
  */
 static int take_rows(struct pg_journal *j, bool adopt, size_t max, struct journal_pending **out,
                      size_t *n)
@@ -1314,22 +1344,28 @@ static int take_rows(struct pg_journal *j, bool adopt, size_t max, struct journa
 	sb_putc(&ids, '{');
 	if (tx_begin(j) < 0)
 		goto fail;
+	PGresult *r = run(j, adopt ? "adopt" : "recover", sql_dead_owners, NULL);
+	if (!r)
+		goto fail;
+	char *dead = xstrdup(col_text(r, 0, 0));
+	PQclear(r);
 	struct params p = {0};
+	p_text(&p, dead);
 	if (adopt)
 		p_int(&p, max > INT64_MAX ? INT64_MAX : (int64_t)max);
 	else
 		p_text(&p, j->instance);
 	/* Recovery: this instance's own rows (of a previous run) too. */
-	PGresult *r = run(j, adopt ? "adopt" : "recover",
-	                  adopt ? "SELECT id, async, state, attempts, run_attempt, run_started_ms, owner"
-	                          " FROM hookd_deliveries WHERE state < 3 AND lease_until < now()"
-	                          " ORDER BY received_ms, id LIMIT $1::bigint FOR UPDATE SKIP LOCKED"
-	                        : "SELECT id, async, state, attempts, run_attempt, run_started_ms, owner"
-	                          " FROM hookd_deliveries WHERE state < 3 AND (owner = $1::text"
-	                          " OR lease_until IS NULL OR lease_until < now())"
-	                          " FOR UPDATE SKIP LOCKED",
-	                  &p);
+	r = run(j, adopt ? "adopt" : "recover",
+	        adopt ? TAKE_COLS " FROM hookd_deliveries WHERE state < 3 AND (owner IS NULL"
+	                        " OR owner = ANY ($1::text[])) ORDER BY received_ms, id"
+	                        " LIMIT $2::bigint FOR UPDATE SKIP LOCKED"
+	              : TAKE_COLS " FROM hookd_deliveries WHERE state < 3 AND (owner IS NULL"
+	                        " OR owner = ANY ($1::text[]) OR owner = $2::text)"
+	                        " FOR UPDATE SKIP LOCKED",
+	        &p);
 	p_free(&p);
+	free(dead);
 	if (!r)
 		goto fail;
 	nrows = (size_t)PQntuples(r);
@@ -1349,10 +1385,10 @@ static int take_rows(struct pg_journal *j, bool adopt, size_t max, struct journa
 	int64_t now = now_wall_ms();
 	for (size_t i = 0; i < nrows; i++) {
 		struct take_row *t = &rows[i];
-		/* Adopting, this instance's own rows are taken only when it let
-		 * them go (journal_attempt_finished): one it still holds, whose
-		 * lease ran out while the journal was down, is renewed by the
-		 * next heartbeat, and still runs here. */
+		/* Adopting, this instance's own rows are taken only when it does
+		 * not hold them any more (released, see release_unheld): one it
+		 * still holds, whose lease ran out while the journal was down, is
+		 * renewed by the next heartbeat, and still runs here. */
 		if (adopt && t->owner && strcmp(t->owner, j->instance) == 0 &&
 		    fence_find(&j->fences, t->id))
 			continue;
@@ -1388,7 +1424,7 @@ static int take_rows(struct pg_journal *j, bool adopt, size_t max, struct journa
 		            "  ELSE body_cut END,"
 		            " body = CASE WHEN $2::int >= 3 AND length(body) > $5::bigint"
 		            "  THEN substr(body, 1, least($5::bigint, 2147483647)::int) ELSE body END,"
-		            " owner = NULL, lease_until = NULL WHERE id = $1::bigint",
+		            " owner = NULL WHERE id = $1::bigint",
 		            &p) < 0) {
 			p_free(&p);
 			goto fail;
@@ -1399,9 +1435,8 @@ static int take_rows(struct pg_journal *j, bool adopt, size_t max, struct journa
 	/* Every row still pending is this instance's now. */
 	p_text(&p, ids.buf);
 	p_text(&p, j->instance);
-	lease_param(&p, j);
 	r = run(j, "recover",
-	        "UPDATE hookd_deliveries SET owner = $2::text, lease_until = " LEASE_EXPR(3) ","
+	        "UPDATE hookd_deliveries SET owner = $2::text,"
 	        " fence = fence + 1 WHERE id = ANY ($1::bigint[]) AND state < 3",
 	        &p);
 	PQclear(r);
@@ -1941,15 +1976,30 @@ static bool pg_up(struct journal *jj)
 	return pg_of(jj)->conn != NULL;
 }
 
-static int pg_heartbeat(struct journal *jj)
+/* This instance's lease, from now: one row, whatever it holds. */
+static int renew_lease(struct pg_journal *j)
 {
-	struct pg_journal *j = pg_of(jj);
-	if (!ensure_up(j))
-		return -1;
-	if (j->readonly || j->noschema)
-		return 0;
-	/* Only the rows this process holds: one it let go (or whose record
-	 * it never heard committed) runs out and is taken over. */
+	struct params p = {0};
+	p_text(&p, j->instance);
+	lease_param(&p, j);
+	int rc = run_cmd(j, "renew lease",
+	                 "INSERT INTO hookd_instances AS i (name, lease_until)"
+	                 " VALUES ($1::text, " LEASE_EXPR(2) ")"
+	                 " ON CONFLICT (name) DO UPDATE SET lease_until = excluded.lease_until",
+	                 &p);
+	p_free(&p);
+	return rc;
+}
+
+/*
+ * After an outage: the rows this instance owns but does not hold (a write
+ * that took one, record, requeue or adopt, was committed but its answer
+ * lost with the connection) are let go, so that adoption takes them up.
+ * The lease no longer names rows, so nothing else would. One statement,
+ * the held ids in an array (an anti-join: the array is hashed once).
+ */
+static int release_unheld(struct pg_journal *j)
+{
 	struct strbuf held;
 	sb_init(&held);
 	sb_putc(&held, '{');
@@ -1960,15 +2010,38 @@ static int pg_heartbeat(struct journal *jj)
 	sb_putc(&held, '}');
 	struct params p = {0};
 	p_text(&p, j->instance);
-	lease_param(&p, j);
 	p_text(&p, held.buf);
-	int rc = run_cmd(j, "heartbeat",
-	                 "UPDATE hookd_deliveries SET lease_until = " LEASE_EXPR(2)
-	                 " WHERE owner = $1::text AND state < 3 AND id = ANY ($3::bigint[])",
-	                 &p);
+	PGresult *r = run(j, "release",
+	                  "UPDATE hookd_deliveries d SET owner = NULL"
+	                  " WHERE owner = $1::text AND state < 3 AND NOT EXISTS"
+	                  " (SELECT 1 FROM unnest($2::bigint[]) h(id) WHERE h.id = d.id)",
+	                  &p);
 	p_free(&p);
 	sb_free(&held);
-	return rc;
+	if (!r)
+		return -1;
+	int64_t n = cmd_tuples(r);
+	PQclear(r);
+	if (n > 0)
+		log_msg(LOG_LVL_INFO,
+		        "journal: %lld deliveries whose take was not confirmed before the outage"
+		        " let go, for any instance to take up",
+		        (long long)n);
+	return 0;
+}
+
+static int pg_heartbeat(struct journal *jj)
+{
+	struct pg_journal *j = pg_of(jj);
+	if (!ensure_up(j))
+		return -1;
+	if (j->readonly || j->noschema)
+		return 0;
+	if (renew_lease(j) < 0)
+		return -1;
+	if (j->release_due && release_unheld(j) == 0)
+		j->release_due = false;
+	return 0;
 }
 
 static const char sql_turn_lock[] =
@@ -2035,7 +2108,8 @@ static int pg_import(struct journal *jj, const struct journal_entry *e,
 	if (tx_begin(j) < 0)
 		return RESULT_ERROR;
 	bool pending = delivery_state_pending(e->state);
-	/* A pending one waits, held by nobody, for some instance to adopt it. */
+	/* A pending one waits, held by nobody (owner NULL), for some instance
+	 * to adopt it. */
 	struct params p = {0};
 	p_text(&p, e->endpoint);
 	p_text(&p, e->delivery_id);
@@ -2054,17 +2128,15 @@ static int pg_import(struct journal *jj, const struct journal_entry *e,
 	p_bytes(&p, e->body, e->body ? e->body_kept : 0);
 	p_int(&p, e->body_len);
 	p_bool(&p, e->body_cut);
-	p_bool(&p, pending);
 	p_int(&p, pending ? e->replay_attempt : 0);
 	PGresult *r = run(j, "import",
 	                  "INSERT INTO hookd_deliveries (endpoint, delivery_id, event, remote_addr,"
 	                  " async, state, attempts, received_ms, updated_ms, next_due_ms, http, status,"
-	                  " error, headers, body, body_len, body_cut, lease_until, replay_attempt)"
+	                  " error, headers, body, body_len, body_cut, replay_attempt)"
 	                  " VALUES ($1::text,"
 	                  " $2::text, $3::text, $4::text, $5::boolean, $6::int, $7::int, $8::bigint,"
 	                  " $9::bigint, $10::bigint, $11::int, $12::text, $13::text, $14::text,"
-	                  " $15::bytea, $16::bigint, $17::boolean,"
-	                  " CASE WHEN $18::boolean THEN '-infinity'::timestamptz END, $19::int)"
+	                  " $15::bytea, $16::bigint, $17::boolean, $18::int)"
 	                  " ON CONFLICT (delivery_id, endpoint) DO NOTHING RETURNING id",
 	                  &p);
 	p_free(&p);

@@ -559,7 +559,8 @@ def big_run(tc, f, n):
     done = H.wait_until(lambda: f.query("SELECT count(*) FROM hookd_deliveries WHERE state = 3")
                         [0][0] == str(n), float(os.environ.get("HOOKD_SEVERAL_WAIT") or 60), step=0.5)
     tc.assertTrue(done, "not all %d succeeded: %r" % (n, f.query(
-        "SELECT delivery_id, state, owner, lease_until > now(), serial_key, run_attempt,"
+        "SELECT delivery_id, state, owner, (SELECT i.lease_until > now() FROM hookd_instances i"
+        " WHERE i.name = owner), serial_key, run_attempt,"
         " attempts FROM hookd_deliveries WHERE state <> 3 ORDER BY id")))
     t_done = time.monotonic()
 
