@@ -14,6 +14,7 @@
 #include "config.h"
 #include "journal_backend.h"
 #include "log.h"
+#include "scheme.h"
 #include "util.h"
 
 static const char *const state_names[] = {
@@ -50,6 +51,34 @@ void journal_pending_free(struct journal_pending *p)
 		free(p->headers[i]);
 	free(p->headers);
 	memset(p, 0, sizeof(*p));
+}
+
+/* ---- shared by the backends (journal_backend.h) ---- */
+
+bool journal_pending_async(int state, bool async)
+{
+	return async && delivery_state_pending((enum delivery_state)state);
+}
+
+char *journal_headers_text(const struct journal_new *d)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	for (size_t i = 0; i < d->nheaders; i++) {
+		const struct journal_header *h = &d->headers[i];
+		if (!h->name || header_is_credential(h->name, NULL))
+			continue;
+		size_t start = sb.len;
+		sb_puts(&sb, h->name);
+		sb_puts(&sb, ": ");
+		sb_puts(&sb, h->value ? h->value : "");
+		for (size_t k = start; k < sb.len; k++) {
+			if (sb.buf[k] == '\r' || sb.buf[k] == '\n')
+				sb.buf[k] = ' ';
+		}
+		sb_putc(&sb, '\n');
+	}
+	return sb_steal(&sb);
 }
 
 /* ---- opening ---- */

@@ -82,6 +82,13 @@ struct journal {
 extern const struct journal_ops journal_sqlite_ops;
 extern const struct journal_ops journal_pg_ops;
 
+/* What both backends store alike: whether a state is a pending async
+ * delivery (journal_max counts those), and a delivery's headers as
+ * "Name: value\n" lines, credential headers left out, CR and LF (which
+ * HTTP forbids anyway) made spaces so that each header stays one line. */
+bool journal_pending_async(int state, bool async);
+char *journal_headers_text(const struct journal_new *d); /* malloc'd */
+
 /* journal_missing for SQLite: no journal.db in state_dir yet. */
 bool journal_sqlite_missing(const char *state_dir);
 

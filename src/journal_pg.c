@@ -39,7 +39,6 @@
 
 #include "dynload.h"
 #include "log.h"
-#include "scheme.h"
 #include "util.h"
 
 /* ---- libpq, loaded on first use ---- */
@@ -760,34 +759,6 @@ static void count_change(struct pg_journal *j, bool was, int64_t old_len, bool i
 	j->pending_bytes += (is ? new_len : 0) - (was ? old_len : 0);
 }
 
-static bool pending_async(int state, bool async)
-{
-	return async && delivery_state_pending((enum delivery_state)state);
-}
-
-/* "Name: value\n" lines, credential headers left out; CR and LF become
- * spaces so that each header stays one line (as the SQLite backend). */
-static char *headers_text(const struct journal_new *d)
-{
-	struct strbuf sb;
-	sb_init(&sb);
-	for (size_t i = 0; i < d->nheaders; i++) {
-		const struct journal_header *h = &d->headers[i];
-		if (!h->name || header_is_credential(h->name, NULL))
-			continue;
-		size_t start = sb.len;
-		sb_puts(&sb, h->name);
-		sb_puts(&sb, ": ");
-		sb_puts(&sb, h->value ? h->value : "");
-		for (size_t k = start; k < sb.len; k++) {
-			if (sb.buf[k] == '\r' || sb.buf[k] == '\n')
-				sb.buf[k] = ' ';
-		}
-		sb_putc(&sb, '\n');
-	}
-	return sb_steal(&sb);
-}
-
 /* ---- the daemon's calls ---- */
 
 static enum result pg_lookup(struct journal *jj, const char *endpoint, const char *delivery_id,
@@ -861,7 +832,7 @@ static int64_t pg_record(struct journal *jj, const struct journal_new *d)
 		keep = (size_t)j->body_max;
 		cut = true;
 	}
-	char *headers = headers_text(d);
+	char *headers = journal_headers_text(d);
 	struct params p = {0};
 	p_text(&p, d->endpoint);
 	p_text(&p, d->delivery_id);
@@ -887,7 +858,7 @@ static int64_t pg_record(struct journal *jj, const struct journal_new *d)
 		rowid = col_i64(r, 0, 0);
 		fence_put(&j->fences, rowid, col_i64(r, 0, 1), col_int(r, 0, 2));
 		/* The row it replaced, if any, was FAILED: not pending. */
-		count_change(j, false, 0, pending_async(st, d->async), (int64_t)d->body_len);
+		count_change(j, false, 0, journal_pending_async(st, d->async), (int64_t)d->body_len);
 	}
 	PQclear(r);
 	return rowid;
@@ -1112,7 +1083,7 @@ static int finish_row(struct pg_journal *j, int64_t rowid, const struct journal_
 	} else {
 		fence_del(&j->fences, rowid);
 	}
-	count_change(j, async, body_len, pending_async(state, async), body_len);
+	count_change(j, async, body_len, journal_pending_async(state, async), body_len);
 	return 0;
 fail:
 	tx_rollback(j);
@@ -2155,7 +2126,7 @@ static int pg_import(struct journal *jj, const struct journal_entry *e,
 	}
 	if (tx_commit(j) < 0)
 		goto fail;
-	count_change(j, false, 0, pending_async(DSTATE_QUEUED, e->async && pending), e->body_len);
+	count_change(j, false, 0, journal_pending_async(DSTATE_QUEUED, e->async && pending), e->body_len);
 	return RESULT_OK;
 fail:
 	tx_rollback(j);

@@ -372,11 +372,6 @@ struct sqlj {
 	sqlite3_stmt *st[ST_MAX];
 };
 
-static bool pending_async(int state, bool async)
-{
-	return async && delivery_state_pending((enum delivery_state)state);
-}
-
 /* ---- statements and transactions ---- */
 
 static void db_error(struct sqlj *j, const char *what)
@@ -765,7 +760,7 @@ static int recount(struct sqlj *j)
 static void count_pending(struct sqlj *j, int old_state, bool old_async, int64_t old_len,
                           int new_state, bool new_async, int64_t new_len)
 {
-	bool was = pending_async(old_state, old_async), is = pending_async(new_state, new_async);
+	bool was = journal_pending_async(old_state, old_async), is = journal_pending_async(new_state, new_async);
 	j->pending += (int64_t)is - (int64_t)was;
 	j->pending_bytes += (is ? new_len : 0) - (was ? old_len : 0);
 }
@@ -1053,30 +1048,6 @@ static enum result sq_lookup(struct journal *base, const char *endpoint, const c
 	return ret;
 }
 
-/* "Name: value\n" lines, credential headers left out; CR and LF in a
- * name or value (which HTTP forbids anyway) become spaces so that each
- * header stays one line. */
-static char *headers_text(const struct journal_new *d)
-{
-	struct strbuf sb;
-	sb_init(&sb);
-	for (size_t i = 0; i < d->nheaders; i++) {
-		const struct journal_header *h = &d->headers[i];
-		if (!h->name || header_is_credential(h->name, NULL))
-			continue;
-		size_t start = sb.len;
-		sb_puts(&sb, h->name);
-		sb_puts(&sb, ": ");
-		sb_puts(&sb, h->value ? h->value : "");
-		for (size_t k = start; k < sb.len; k++) {
-			if (sb.buf[k] == '\r' || sb.buf[k] == '\n')
-				sb.buf[k] = ' ';
-		}
-		sb_putc(&sb, '\n');
-	}
-	return sb_steal(&sb);
-}
-
 static int64_t sq_record(struct journal *base, const struct journal_new *d)
 {
 	struct sqlj *j = (struct sqlj *)base;
@@ -1095,7 +1066,7 @@ static int64_t sq_record(struct journal *base, const struct journal_new *d)
 		cut = true;
 	}
 	const void *body = d->body ? (const void *)d->body : "";
-	char *headers = headers_text(d);
+	char *headers = journal_headers_text(d);
 	int64_t rowid = -1;
 	int64_t drows = 0;
 	struct old_row o = {.state = DSTATE_SUCCEEDED};
@@ -1306,7 +1277,7 @@ static int64_t sq_record_final(struct journal *base, const struct journal_new *d
 		keep = (size_t)j->body_max;
 		cut = true;
 	}
-	char *headers = headers_text(d);
+	char *headers = journal_headers_text(d);
 	int64_t rowid = -1;
 	if (tx_begin_batched(j, false, true) < 0)
 		goto out;
