@@ -453,8 +453,10 @@ static bool turn_taken(struct job *j)
 		job_enter(j, LC_WAIT_TURN);
 	if (r != JOURNAL_LOST)
 		return false;
-	log_msg(LOG_LVL_WARN, "delivery %s (endpoint %s): another instance took it over "
-	        "(this one's lease ran out); not run here", delivery_id(d), delivery_endpoint(d)->name);
+	/* Taken to run there: queued here while this instance's slots were
+	 * busy (journal_steal), or held past its lease. */
+	log_msg(LOG_LVL_INFO, "delivery %s (endpoint %s): another instance took it over; not "
+	        "run here", delivery_id(d), delivery_endpoint(d)->name);
 	if (delivery_async(d) || !j->done)
 		job_enter(j, LC_SHELVED);
 	else
@@ -1347,6 +1349,13 @@ void dispatcher_pending(const struct dispatcher *ds, int *queued, int *running, 
 	*queued = ds->in_state[LC_WAIT_KEY] + ds->in_state[LC_QUEUED] + ds->in_state[LC_WAIT_TURN];
 	*running = ds->in_state[LC_RUNNING] + ds->in_state[LC_OVER];
 	*retry_wait = ds->in_state[LC_WAIT_RETRY];
+}
+
+int dispatcher_free_slots(const struct dispatcher *ds)
+{
+	int free_slots = ds->cfg->max_running - ds->running - ds->in_state[LC_QUEUED] -
+	                 ds->in_state[LC_WAIT_TURN];
+	return free_slots > 0 ? free_slots : 0;
 }
 
 int dispatcher_queued(const struct dispatcher *ds)

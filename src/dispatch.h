@@ -127,6 +127,8 @@ bool dispatcher_idle(const struct dispatcher *ds);
 bool dispatcher_draining(const struct dispatcher *ds);
 int dispatcher_running(const struct dispatcher *ds);
 int dispatcher_queued(const struct dispatcher *ds);
+/* max_running slots no delivery runs in or waits for. */
+int dispatcher_free_slots(const struct dispatcher *ds);
 /* Deliveries not yet ended (hookd_deliveries_pending): waiting for a slot
  * or a key, in an attempt, waiting for a retry. */
 void dispatcher_pending(const struct dispatcher *ds, int *queued, int *running, int *retry_wait);

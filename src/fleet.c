@@ -19,6 +19,10 @@
 /* Deliveries taken over in one tick: a dead instance's backlog comes over
  * a few hundred a second, never all in one stall of the loop. */
 #define ADOPT_MAX 200
+/* How long a delivery waits for a slot on its own instance before another
+ * with a free one takes it: long enough that an instance about to start
+ * it is not raced for it. */
+#define STEAL_AFTER_MS 1000
 
 struct fleet {
 	struct dispatcher *ds;
@@ -50,6 +54,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	if (f->down_mono && now - f->down_mono < f->lease_ms)
 		return;
 	dispatch_adopt(f->ds, ADOPT_MAX);
+	/* One queue for all: free slots here take what waits for a slot
+	 * elsewhere (README "Running on several machines"). */
+	dispatch_steal(f->ds, (size_t)dispatcher_free_slots(f->ds), STEAL_AFTER_MS);
 }
 
 struct fleet *fleet_new(struct event_base *base, struct dispatcher *ds, struct journal *journal,

@@ -333,6 +333,14 @@ int journal_adopt(struct journal *j, size_t max, struct journal_pending **out, s
 	return j->ops->adopt ? j->ops->adopt(j, max, out, n) : 0;
 }
 
+int journal_steal(struct journal *j, size_t max, int64_t queued_before_ms,
+                  struct journal_pending **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return j->ops->steal ? j->ops->steal(j, max, queued_before_ms, out, n) : 0;
+}
+
 int journal_take_turn(struct journal *j, int64_t rowid, const char *key, int attempt,
                       int64_t started_ms)
 {

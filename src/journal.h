@@ -404,6 +404,13 @@ int journal_heartbeat(struct journal *j);
  * instance's own deliveries of a previous run and the ones whose lease ran
  * out. Sync ones whose lease ran out are marked FAILED (interrupted). */
 int journal_adopt(struct journal *j, size_t max, struct journal_pending **out, size_t *n);
+/* One queue for all: takes over at most max async deliveries that other
+ * (live) instances have had queued, not started, since before
+ * queued_before_ms (their slots are busy), so that an instance with free
+ * slots runs them. Returned as journal_adopt's; their instances find them
+ * gone (JOURNAL_LOST) when they come to start them. */
+int journal_steal(struct journal *j, size_t max, int64_t queued_before_ms,
+                  struct journal_pending **out, size_t *n);
 /* A delivery with a serialization key, about to start attempt `attempt`:
  * marks it running (as journal_attempt_started) if no other delivery with
  * the same key runs, on any instance, and none received before it waits

@@ -1299,9 +1299,15 @@ static const char sql_dead_owners[] =
  * fence; a row left final is held by nobody. Adoption takes rows held by
  * nobody and those of owners whose lease ran out (sql_dead_owners).
  */
-static int take_rows(struct pg_journal *j, bool adopt, size_t max, struct journal_pending **out,
-                     size_t *n)
+/* What take_rows takes: at start, this instance's own rows and the dead
+ * instances'; adopting, the dead instances'; stealing, async deliveries
+ * still queued on live ones since before steal_before_ms. */
+enum take_mode { TAKE_RECOVER, TAKE_ADOPT, TAKE_STEAL };
+
+static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
+                     int64_t steal_before_ms, struct journal_pending **out, size_t *n)
 {
+	bool adopt = mode != TAKE_RECOVER;
 	*out = NULL;
 	*n = 0;
 	if (!writable(j))
@@ -1315,28 +1321,44 @@ static int take_rows(struct pg_journal *j, bool adopt, size_t max, struct journa
 	sb_putc(&ids, '{');
 	if (tx_begin(j) < 0)
 		goto fail;
-	PGresult *r = run(j, adopt ? "adopt" : "recover", sql_dead_owners, NULL);
-	if (!r)
-		goto fail;
-	char *dead = xstrdup(col_text(r, 0, 0));
-	PQclear(r);
+	PGresult *r;
 	struct params p = {0};
-	p_text(&p, dead);
-	if (adopt)
-		p_int(&p, max > INT64_MAX ? INT64_MAX : (int64_t)max);
-	else
+	if (mode == TAKE_STEAL) {
+		/* Queued, not yet started by its instance, for a while: its
+		 * instance's slots are all busy. Its instance finds it gone when
+		 * it comes to start it (the fence moved: JOURNAL_LOST). */
 		p_text(&p, j->instance);
-	/* Recovery: this instance's own rows (of a previous run) too. */
-	r = run(j, adopt ? "adopt" : "recover",
-	        adopt ? TAKE_COLS " FROM hookd_deliveries WHERE state < 3 AND (owner IS NULL"
-	                        " OR owner = ANY ($1::text[])) ORDER BY received_ms, id"
-	                        " LIMIT $2::bigint FOR UPDATE SKIP LOCKED"
-	              : TAKE_COLS " FROM hookd_deliveries WHERE state < 3 AND (owner IS NULL"
-	                        " OR owner = ANY ($1::text[]) OR owner = $2::text)"
-	                        " FOR UPDATE SKIP LOCKED",
-	        &p);
-	p_free(&p);
-	free(dead);
+		p_int(&p, steal_before_ms);
+		p_int(&p, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+		r = run(j, "steal",
+		        TAKE_COLS " FROM hookd_deliveries WHERE state = 0 AND async AND owner IS NOT NULL"
+		        " AND owner <> $1::text AND updated_ms < $2::bigint AND next_due_ms <= $2::bigint"
+		        " ORDER BY queued_seq LIMIT $3::bigint FOR UPDATE SKIP LOCKED",
+		        &p);
+		p_free(&p);
+	} else {
+		r = run(j, adopt ? "adopt" : "recover", sql_dead_owners, NULL);
+		if (!r)
+			goto fail;
+		char *dead = xstrdup(col_text(r, 0, 0));
+		PQclear(r);
+		p_text(&p, dead);
+		if (adopt)
+			p_int(&p, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+		else
+			p_text(&p, j->instance);
+		/* Recovery: this instance's own rows (of a previous run) too. */
+		r = run(j, adopt ? "adopt" : "recover",
+		        adopt ? TAKE_COLS " FROM hookd_deliveries WHERE state < 3 AND (owner IS NULL"
+		                        " OR owner = ANY ($1::text[])) ORDER BY received_ms, id"
+		                        " LIMIT $2::bigint FOR UPDATE SKIP LOCKED"
+		              : TAKE_COLS " FROM hookd_deliveries WHERE state < 3 AND (owner IS NULL"
+		                        " OR owner = ANY ($1::text[]) OR owner = $2::text)"
+		                        " FOR UPDATE SKIP LOCKED",
+		        &p);
+		p_free(&p);
+		free(dead);
+	}
 	if (!r)
 		goto fail;
 	nrows = (size_t)PQntuples(r);
@@ -1464,7 +1486,7 @@ fail:
 
 static int pg_recover(struct journal *jj, struct journal_pending **out, size_t *n)
 {
-	return take_rows(pg_of(jj), false, 0, out, n);
+	return take_rows(pg_of(jj), TAKE_RECOVER, 0, 0, out, n);
 }
 
 static int pg_adopt(struct journal *jj, size_t max, struct journal_pending **out, size_t *n)
@@ -1473,7 +1495,17 @@ static int pg_adopt(struct journal *jj, size_t max, struct journal_pending **out
 	*n = 0;
 	if (max == 0)
 		return 0;
-	return take_rows(pg_of(jj), true, max, out, n);
+	return take_rows(pg_of(jj), TAKE_ADOPT, max, 0, out, n);
+}
+
+static int pg_steal(struct journal *jj, size_t max, int64_t queued_before_ms,
+                    struct journal_pending **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (max == 0)
+		return 0;
+	return take_rows(pg_of(jj), TAKE_STEAL, max, queued_before_ms, out, n);
 }
 
 static enum result pg_get(struct journal *jj, int64_t rowid, struct journal_pending *out)
@@ -2157,6 +2189,7 @@ const struct journal_ops journal_pg_ops = {
 	.up = pg_up,
 	.heartbeat = pg_heartbeat,
 	.adopt = pg_adopt,
+	.steal = pg_steal,
 	.take_turn = pg_take_turn,
 	.import = pg_import,
 };

@@ -135,6 +135,22 @@ int dispatch_adopt(struct dispatcher *ds, size_t max)
 	return (int)n;
 }
 
+int dispatch_steal(struct dispatcher *ds, size_t max, int64_t waited_ms)
+{
+	struct journal *journal = dispatcher_journal(ds);
+	if (!journal || dispatcher_draining(ds) || max == 0)
+		return 0;
+	struct journal_pending *v = NULL;
+	size_t n = 0;
+	if (journal_steal(journal, max, now_wall_ms() - waited_ms, &v, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		log_msg(LOG_LVL_INFO, "delivery %s (endpoint %s): queued on another instance whose "
+		        "slots are busy; taken to run here", v[i].delivery_id, v[i].endpoint);
+	resume_all(ds, v, n);
+	return (int)n;
+}
+
 enum result dispatch_replay(struct dispatcher *ds, int64_t rowid)
 {
 	struct journal *journal = dispatcher_journal(ds);

@@ -34,6 +34,10 @@ int dispatch_recover(struct dispatcher *ds);
 /* A shared journal: takes over at most max pending async deliveries whose
  * instance's lease ran out (journal_adopt). How many, or -1. */
 int dispatch_adopt(struct dispatcher *ds, size_t max);
+/* A shared journal: takes at most max async deliveries that other
+ * instances have had queued for waited_ms without a free slot
+ * (journal_steal). How many, or -1. */
+int dispatch_steal(struct dispatcher *ds, size_t max, int64_t waited_ms);
 /* Replays a journaled delivery by rowid: RESULT_OK (queued), RESULT_UNKNOWN,
  * RESULT_PENDING (already queued, running or waiting for a retry) or
  * RESULT_BODY_CUT. */

@@ -269,6 +269,31 @@ class SeveralTest(H.HookdTestCase):
         # It asks again every 100 ms: it starts soon after.
         self.assertLess(second["start"] - first["end"], 1.5)
 
+    # ---- point 3: one queue for all
+
+    def test_free_slots_take_another_instances_queue(self):
+        """A has one slot and a backlog, B is idle: B takes what waited on
+        A for a slot (after a second), runs it once, and A does not."""
+        f = self.fleet
+        a = f.start("a", server="max_running = 1\n")
+        b = f.start("b")
+        ids = ["q-%d" % i for i in range(6)]
+        for did in ids:  # distinct keys: nothing orders them
+            self.assertEqual(post(a.port, "/job", did, did, sleep=1.5)[0], 202)
+        for did in ids:
+            f.wait_state(did, timeout=20)
+        runs = f.runs()
+        where = {did: [(r["instance"], r["attempt"]) for r in runs[did]] for did in ids}
+        for did in ids:
+            self.assertEqual(len(where[did]), 1, "%s ran once: %r" % (did, where))
+            self.assertEqual(where[did][0][1], 1, "as its first attempt: %r" % where)
+        on_b = [did for did in ids if where[did][0][0] == "b"]
+        print("  ran on b: %s" % " ".join(on_b))
+        self.assertGreaterEqual(len(on_b), 2, "B's free slots took A's queue: %r" % where)
+        b.wait_line(r"delivery %s .*taken to run here" % on_b[0], timeout=5)
+        a.wait_line(r"delivery %s .*another instance took it over; not run here" % on_b[0],
+                    timeout=15)
+
     # ---- point 3: a killed instance's delivery is taken over
 
     def test_kill_mid_run_taken_over(self):
