@@ -657,7 +657,15 @@ long envlist_find(const struct envlist *e, const char *name)
 {
 	size_t n = strlen(name);
 	for (size_t i = 0; i < e->n; i++) {
-		if (strncmp(e->v[i], name, n) == 0 && e->v[i][n] == '=')
+		/* Inline: most entries differ within a few bytes of a shared
+		 * prefix, and a delivery looks up every variable it adds among
+		 * all it has (a strncmp call each was a visible cost). Stops at
+		 * the first difference, so never reads past the entry's end. */
+		const char *v = e->v[i];
+		size_t k = 0;
+		while (k < n && v[k] == name[k])
+			k++;
+		if (k == n && v[n] == '=')
 			return (long)i;
 	}
 	return -1;

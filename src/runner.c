@@ -180,6 +180,7 @@ static struct {
 	uint64_t seq;
 	int64_t at;
 } early[EARLY_EXITS];
+static size_t nearly; /* entries in use: nearly always none, and then no scan */
 static uint64_t reaps; /* children reaped so far */
 
 /* Who the children become (NULL: they stay hookd's uid), and the core
@@ -554,18 +555,25 @@ static void take_status(struct hook_run *r, int status)
 
 static void early_expire(int64_t now)
 {
-	for (size_t i = 0; i < EARLY_EXITS; i++)
-		if (early[i].pid > 0 && now - early[i].at > EARLY_EXIT_TTL_MS)
+	for (size_t i = 0; i < EARLY_EXITS && nearly > 0; i++) {
+		if (early[i].pid > 0 && now - early[i].at > EARLY_EXIT_TTL_MS) {
 			early[i].pid = 0;
+			nearly--;
+		}
+	}
 }
 
 /* The status of pid if it was reaped after reap number `after` but before
  * the loop knew the pid; removed. */
 static bool early_take(pid_t pid, uint64_t after, int *status)
 {
-	for (size_t i = 0; i < EARLY_EXITS; i++) {
+	for (size_t i = 0, seen = 0; i < EARLY_EXITS && seen < nearly; i++) {
+		if (early[i].pid <= 0)
+			continue;
+		seen++;
 		if (early[i].pid == pid && early[i].seq > after) {
 			early[i].pid = 0;
+			nearly--;
 			*status = early[i].status;
 			return true;
 		}
@@ -586,6 +594,8 @@ static void early_put(pid_t pid, int status)
 		if (early[i].seq < early[slot].seq)
 			slot = i; /* full: the oldest goes */
 	}
+	if (early[slot].pid == 0)
+		nearly++;
 	early[slot].pid = pid;
 	early[slot].status = status;
 	early[slot].seq = reaps;
