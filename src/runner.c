@@ -434,6 +434,12 @@ static void read_output(struct output_stream *o, int max_reads)
 		ssize_t n = read(o->fd, buf, sizeof(buf));
 		if (n > 0) {
 			take_output(o, buf, (size_t)n);
+			/* Less than asked for: the pipe is empty now, and another
+			 * read would only say EAGAIN (a system call for most lines
+			 * a hook writes). What comes next, or the EOF, wakes the
+			 * loop again (the event is level-triggered). */
+			if ((size_t)n < sizeof(buf))
+				return;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
