@@ -1004,7 +1004,7 @@ static size_t put_decimal(char *buf, size_t v)
 static size_t node_add(struct flatten *f, size_t parent, const char *key, size_t index)
 {
 	if (f->nnodes == f->nodes_cap) {
-		f->nodes_cap = f->nodes_cap ? f->nodes_cap * 2 : 64;
+		f->nodes_cap = f->nodes_cap ? f->nodes_cap * 2 : 32;
 		f->nodes = xrealloc(f->nodes, f->nodes_cap * sizeof(*f->nodes));
 	}
 	f->nodes[f->nnodes] = (struct path_node){parent, key, index};
@@ -1350,7 +1350,10 @@ static void flatten_begin(struct flatten *f, const struct flatten_opts *o, struc
 	sb_reserve(&f->name, 128);
 	sb_puts(&f->name, prefix);
 	sb_init(&f->arena);
-	sb_reserve(&f->arena, 2048); /* a small payload's names and values, in one go */
+	/* A small payload's names and values in one go; at most 1 KiB, which
+	 * malloc serves from its per-thread cache (a larger first block went
+	 * the slow way, every delivery). */
+	sb_reserve(&f->arena, 1000);
 	f->node = SIZE_MAX; /* the root container's node will be the first */
 }
 
