@@ -858,7 +858,8 @@ static void nameset_init(struct nameset *ns, size_t expect)
 	ns->slots = xcalloc(cap, sizeof(*ns->slots));
 	ns->hashes = xmalloc(cap * sizeof(*ns->hashes));
 	sb_init(&ns->names);
-	sb_reserve(&ns->names, expect * 24);
+	/* Names are a few dozen bytes; a large payload's grow as they come. */
+	sb_reserve(&ns->names, expect < 170 ? expect * 24 : 4096);
 }
 
 static void nameset_free(struct nameset *ns)
