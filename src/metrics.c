@@ -9,9 +9,14 @@
 #include "version.h"
 
 /* One labeled series of a counter: its label set, already rendered and
- * escaped ("endpoint=\"nf\",status=\"ok\""), and its value. */
+ * escaped ("endpoint=\"nf\",status=\"ok\""), and its value. `raw` holds
+ * the label values it was made from as given (each NUL-ended, in order)
+ * and `code` its number label (or 0), so that a delivery finds its series
+ * without rendering and escaping its labels again. */
 struct series {
 	char *labels;
+	char *raw;
+	int code;
 	uint64_t value;
 };
 
@@ -43,7 +48,59 @@ static struct {
 	int64_t start_wall_ms;
 } M;
 
-static void family_add(struct family *f, const char *labels)
+/* The label values of one count: up to three strings (NULL: "") and a
+ * number. */
+struct label_values {
+	const char *v[3];
+	size_t n;
+	int code;
+};
+
+static bool series_made_from(const struct series *s, const struct label_values *lv)
+{
+	if (!s->raw || s->code != lv->code)
+		return false;
+	const char *r = s->raw;
+	for (size_t i = 0; i < lv->n; i++) {
+		const char *v = lv->v[i] ? lv->v[i] : "";
+		if (strcmp(r, v) != 0)
+			return false;
+		r += strlen(r) + 1;
+	}
+	return true;
+}
+
+/* Counts lv in the series made from the same values; false when there is
+ * none yet (the caller renders the labels and calls family_add). */
+static bool family_hit(struct family *f, const struct label_values *lv)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		if (series_made_from(&f->v[i], lv)) {
+			f->v[i].value++;
+			return true;
+		}
+	}
+	return false;
+}
+
+static char *raw_values(const struct label_values *lv)
+{
+	size_t len = 0;
+	for (size_t i = 0; i < lv->n; i++)
+		len += strlen(lv->v[i] ? lv->v[i] : "") + 1;
+	char *raw = xmalloc(len ? len : 1), *at = raw;
+	for (size_t i = 0; i < lv->n; i++) {
+		const char *v = lv->v[i] ? lv->v[i] : "";
+		size_t n = strlen(v) + 1;
+		memcpy(at, v, n);
+		at += n;
+	}
+	return raw;
+}
+
+/* By the rendered labels: values that render alike (two invalid UTF-8
+ * bytes are both U+FFFD) share one series, as they always did. */
+static void family_add(struct family *f, const char *labels, const struct label_values *lv)
 {
 	for (size_t i = 0; i < f->n; i++) {
 		if (strcmp(f->v[i].labels, labels) == 0) {
@@ -53,14 +110,18 @@ static void family_add(struct family *f, const char *labels)
 	}
 	f->v = xrealloc(f->v, (f->n + 1) * sizeof(*f->v));
 	f->v[f->n].labels = xstrdup(labels);
+	f->v[f->n].raw = lv ? raw_values(lv) : NULL;
+	f->v[f->n].code = lv ? lv->code : 0;
 	f->v[f->n].value = 1;
 	f->n++;
 }
 
 static void family_free(struct family *f)
 {
-	for (size_t i = 0; i < f->n; i++)
+	for (size_t i = 0; i < f->n; i++) {
 		free(f->v[i].labels);
+		free(f->v[i].raw);
+	}
 	free(f->v);
 	f->v = NULL;
 	f->n = 0;
@@ -125,6 +186,9 @@ static void put_code(struct strbuf *sb, int http)
 void metrics_response(const char *endpoint, const char *status, int http)
 {
 	metrics_start();
+	const struct label_values lv = {{endpoint, status}, 2, http};
+	if (family_hit(&M.responses, &lv))
+		return;
 	struct strbuf sb;
 	sb_init(&sb);
 	sb_reserve(&sb, 127);
@@ -135,7 +199,7 @@ void metrics_response(const char *endpoint, const char *status, int http)
 	sb_puts(&sb, ",code=\"");
 	put_code(&sb, http);
 	sb_putc(&sb, '"');
-	family_add(&M.responses, sb.buf);
+	family_add(&M.responses, sb.buf, &lv);
 	sb_free(&sb);
 }
 
@@ -144,6 +208,9 @@ static void add_outcome(struct family *f, const char *endpoint, const char *even
                         const char *outcome)
 {
 	metrics_start();
+	const struct label_values lv = {{endpoint, event, outcome}, 3, 0};
+	if (family_hit(f, &lv))
+		return;
 	struct strbuf sb;
 	sb_init(&sb);
 	sb_reserve(&sb, 127);
@@ -153,7 +220,7 @@ static void add_outcome(struct family *f, const char *endpoint, const char *even
 	metrics_label_value(&sb, event);
 	sb_puts(&sb, ",outcome=");
 	metrics_label_value(&sb, outcome);
-	family_add(f, sb.buf);
+	family_add(f, sb.buf, &lv);
 	sb_free(&sb);
 }
 
@@ -188,14 +255,17 @@ const char *metrics_reason_for(int http)
 void metrics_rejection(int http, const char *reason)
 {
 	metrics_start();
+	const struct label_values lv = {{reason ? reason : metrics_reason_for(http)}, 1, http};
+	if (family_hit(&M.rejections, &lv))
+		return;
 	struct strbuf sb;
 	sb_init(&sb);
 	sb_reserve(&sb, 63);
 	sb_puts(&sb, "code=\"");
 	put_code(&sb, http);
 	sb_puts(&sb, "\",reason=");
-	metrics_label_value(&sb, reason ? reason : metrics_reason_for(http));
-	family_add(&M.rejections, sb.buf);
+	metrics_label_value(&sb, lv.v[0]);
+	family_add(&M.rejections, sb.buf, &lv);
 	sb_free(&sb);
 }
 
@@ -204,16 +274,19 @@ void metrics_hook(const char *hook, enum metrics_hook_outcome outcome, int64_t m
 	metrics_start();
 	if ((int)outcome < 0 || outcome >= MHOOK_NOUTCOMES)
 		return;
-	struct strbuf sb;
-	sb_init(&sb);
-	sb_reserve(&sb, 127);
-	sb_puts(&sb, "hook=");
-	metrics_label_value(&sb, hook);
-	sb_puts(&sb, ",outcome=\"");
-	sb_puts(&sb, hook_outcome_names[outcome]);
-	sb_putc(&sb, '"');
-	family_add(&M.hook_runs, sb.buf);
-	sb_free(&sb);
+	const struct label_values lv = {{hook}, 1, (int)outcome};
+	if (!family_hit(&M.hook_runs, &lv)) {
+		struct strbuf sb;
+		sb_init(&sb);
+		sb_reserve(&sb, 127);
+		sb_puts(&sb, "hook=");
+		metrics_label_value(&sb, hook);
+		sb_puts(&sb, ",outcome=\"");
+		sb_puts(&sb, hook_outcome_names[outcome]);
+		sb_putc(&sb, '"');
+		family_add(&M.hook_runs, sb.buf, &lv);
+		sb_free(&sb);
+	}
 	if (ms < 0)
 		return;
 	M.observed++;

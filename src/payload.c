@@ -657,7 +657,15 @@ long envlist_find(const struct envlist *e, const char *name)
 {
 	size_t n = strlen(name);
 	for (size_t i = 0; i < e->n; i++) {
-		if (strncmp(e->v[i], name, n) == 0 && e->v[i][n] == '=')
+		/* Inline: most entries differ within a few bytes of a shared
+		 * prefix, and a delivery looks up every variable it adds among
+		 * all it has (a strncmp call each was a visible cost). Stops at
+		 * the first difference, so never reads past the entry's end. */
+		const char *v = e->v[i];
+		size_t k = 0;
+		while (k < n && v[k] == name[k])
+			k++;
+		if (k == n && v[n] == '=')
 			return (long)i;
 	}
 	return -1;
@@ -813,23 +821,45 @@ static uint32_t name_seed(void)
 	return seed;
 }
 
+/* Seeded, eight bytes a step (a multiply and a shift each): names are
+ * mostly a long shared prefix ("HOOK_DATA_"), which a byte at a time
+ * (FNV-1a, before) spent most of a delivery's flattening on. */
 static uint32_t name_hash(const char *s, size_t n)
 {
-	uint32_t h = 2166136261u ^ name_seed(); /* FNV-1a, seeded */
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
+	uint64_t h = (0x9E3779B97F4A7C15u ^ name_seed()) + n;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, s + i, sizeof(w));
+		h = (h ^ w) * 0xFF51AFD7ED558CCDu;
+		h ^= h >> 32;
 	}
-	return h;
+	uint64_t tail = 0;
+	if (n >= 8 && i < n) {
+		memcpy(&tail, s + n - 8, sizeof(tail)); /* the last eight, overlapping */
+	} else {
+		for (unsigned shift = 0; i < n; i++, shift += 8)
+			tail |= (uint64_t)(unsigned char)s[i] << shift;
+	}
+	h = (h ^ tail) * 0xC4CEB9FE1A85EC53u;
+	h ^= h >> 29;
+	return (uint32_t)h;
 }
 
-static void nameset_init(struct nameset *ns, size_t cap)
+/* Room for `expect` names (more are fine: the set grows), so that the
+ * usual payload never rehashes nor moves its names. */
+static void nameset_init(struct nameset *ns, size_t expect)
 {
+	size_t cap = 64;
+	while (cap < expect * 2 + 2)
+		cap *= 2;
 	ns->cap = cap;
 	ns->n = 0;
 	ns->slots = xcalloc(cap, sizeof(*ns->slots));
 	ns->hashes = xmalloc(cap * sizeof(*ns->hashes));
 	sb_init(&ns->names);
+	/* Names are a few dozen bytes; a large payload's grow as they come. */
+	sb_reserve(&ns->names, expect < 170 ? expect * 24 : 4096);
 }
 
 static void nameset_free(struct nameset *ns)
@@ -887,8 +917,10 @@ static bool nameset_add(struct nameset *ns, const char *s, size_t n)
 	}
 	ns->slots[i] = ns->names.len + 1;
 	ns->hashes[i] = h;
-	sb_append(&ns->names, s, n);
-	sb_putc(&ns->names, '\0');
+	sb_reserve(&ns->names, n + 1);
+	memcpy(ns->names.buf + ns->names.len, s, n);
+	ns->names.buf[ns->names.len + n] = '\0';
+	ns->names.len += n + 1;
 	ns->n++;
 	return true;
 }
@@ -955,10 +987,25 @@ struct flatten {
 
 static const char *decode_string(const char *p, struct strbuf *out);
 
+/* v in decimal at buf (room for 21 bytes), no NUL; returns its length.
+ * snprintf's formatting machinery was a tenth of flattening a payload. */
+static size_t put_decimal(char *buf, size_t v)
+{
+	char rev[24];
+	size_t k = 0;
+	do {
+		rev[k++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < k; i++)
+		buf[i] = rev[k - 1 - i];
+	return k;
+}
+
 static size_t node_add(struct flatten *f, size_t parent, const char *key, size_t index)
 {
 	if (f->nnodes == f->nodes_cap) {
-		f->nodes_cap = f->nodes_cap ? f->nodes_cap * 2 : 64;
+		f->nodes_cap = f->nodes_cap ? f->nodes_cap * 2 : 32;
 		f->nodes = xrealloc(f->nodes, f->nodes_cap * sizeof(*f->nodes));
 	}
 	f->nodes[f->nnodes] = (struct path_node){parent, key, index};
@@ -993,8 +1040,7 @@ static size_t name_push(struct flatten *f, const char *key, size_t keylen)
 static size_t name_push_index(struct flatten *f, size_t i)
 {
 	char idx[24];
-	int len = snprintf(idx, sizeof idx, "%zu", i);
-	return name_push(f, idx, (size_t)len);
+	return name_push(f, idx, put_decimal(idx, i));
 }
 
 static void name_pop(struct flatten *f, size_t saved)
@@ -1085,10 +1131,10 @@ static void count_set(struct flatten *f, size_t i, size_t n)
 	if (i == SIZE_MAX || f->leaves[i].unfit)
 		return;
 	char num[24];
-	int len = snprintf(num, sizeof(num), "%zu", n);
+	size_t len = put_decimal(num, n);
 	struct leaf *l = &f->leaves[i];
-	l->value_off = arena_put(&f->arena, num, (size_t)len);
-	l->value_len = (size_t)len;
+	l->value_off = arena_put(&f->arena, num, len);
+	l->value_len = len;
 	if (l->name_len + l->value_len + 2 > f->o->max_bytes)
 		l->unfit = UNFIT_VALUE;
 }
@@ -1201,11 +1247,14 @@ static void report_name(struct strbuf *sb, size_t *listed, const char *name)
 static void flatten_admit(struct flatten *f, struct flatten_report *rep)
 {
 	struct envlist *env = f->env;
-	struct nameset taken;
-	nameset_init(&taken, 64);
-	for (size_t i = 0; f->o->reserved && f->o->reserved[i]; i++)
-		nameset_add(&taken, f->o->reserved[i], strlen(f->o->reserved[i]));
+	size_t nreserved = 0;
+	while (f->o->reserved && f->o->reserved[nreserved])
+		nreserved++;
 	size_t base = env->v ? env->n : 0;
+	struct nameset taken;
+	nameset_init(&taken, nreserved + base + f->nleaves);
+	for (size_t i = 0; i < nreserved; i++)
+		nameset_add(&taken, f->o->reserved[i], strlen(f->o->reserved[i]));
 	for (size_t i = 0; i < base; i++)
 		nameset_add(&taken, env->v[i], entry_name_len(env->v[i]));
 
@@ -1299,9 +1348,13 @@ static void flatten_begin(struct flatten *f, const struct flatten_opts *o, struc
 	const char *prefix = o->prefix ? o->prefix : "";
 	f->prefixlen = strlen(prefix);
 	sb_init(&f->name);
+	sb_reserve(&f->name, 128);
 	sb_puts(&f->name, prefix);
 	sb_init(&f->arena);
-	sb_reserve(&f->arena, 2048); /* a small payload's names and values, in one go */
+	/* A small payload's names and values in one go; at most 1 KiB, which
+	 * malloc serves from its per-thread cache (a larger first block went
+	 * the slow way, every delivery). */
+	sb_reserve(&f->arena, 1000);
 	f->node = SIZE_MAX; /* the root container's node will be the first */
 }
 
@@ -1443,7 +1496,9 @@ struct text_walk {
 
 static const char *skip_ws(const char *p)
 {
-	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+	/* One compare for what is not blank (nearly every byte that is not
+	 * indentation), then which blank. */
+	while ((unsigned char)*p <= ' ' && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r'))
 		p++;
 	return p;
 }
@@ -1491,7 +1546,8 @@ static void put_utf8(struct strbuf *sb, unsigned c)
 static const char *decode_string(const char *p, struct strbuf *out)
 {
 	out->len = 0;
-	sb_append(out, "", 0); /* "" when nothing follows */
+	sb_reserve(out, 0);
+	out->buf[0] = '\0'; /* "" when nothing follows */
 	unsigned high = 0; /* a high surrogate waiting for its low half */
 	for (p++;;) {
 		const char *run = p;
@@ -1576,7 +1632,8 @@ static const char *walk_scalar(struct text_walk *w, const char *p, size_t level,
 static const char *walk_object(struct text_walk *w, const char *p, size_t level, bool counting)
 {
 	char id[32];
-	int idlen = snprintf(id, sizeof(id), "%zu:", w->objects++);
+	size_t idlen = put_decimal(id, w->objects++);
+	id[idlen++] = ':';
 	/* Below the deepest level only the count of what is left out matters
 	 * (and the keys, to find one given twice). */
 	bool cut = !counting && level >= FLATTEN_MAX_DEPTH;
@@ -1590,7 +1647,7 @@ static const char *walk_object(struct text_walk *w, const char *p, size_t level,
 		size_t klen = strlen(w->str.buf); /* json-c's keys are C strings */
 		/* The key, with its object's number, among all keys met. */
 		w->key.len = 0;
-		sb_append(&w->key, id, (size_t)idlen);
+		sb_append(&w->key, id, idlen);
 		sb_append(&w->key, w->str.buf, klen);
 		if (!nameset_add(&w->keys, w->key.buf, w->key.len)) {
 			w->dup = true;
@@ -1678,9 +1735,11 @@ bool payload_flatten_text(const char *body, size_t len, const struct flatten_opt
 	struct text_walk w = {.objects = 0};
 	flatten_begin(&w.f, o, env);
 	w.f.keys_quoted = true;
-	nameset_init(&w.keys, 64);
+	nameset_init(&w.keys, 24);
 	sb_init(&w.str);
+	sb_reserve(&w.str, 256);
 	sb_init(&w.key);
+	sb_reserve(&w.key, 128);
 	const char *p = skip_ws(body);
 	if (*p == '{' || *p == '[')
 		walk_value(&w, p, 0, false);

@@ -180,6 +180,7 @@ static struct {
 	uint64_t seq;
 	int64_t at;
 } early[EARLY_EXITS];
+static size_t nearly; /* entries in use: nearly always none, and then no scan */
 static uint64_t reaps; /* children reaped so far */
 
 /* Who the children become (NULL: they stay hookd's uid), and the core
@@ -433,6 +434,12 @@ static void read_output(struct output_stream *o, int max_reads)
 		ssize_t n = read(o->fd, buf, sizeof(buf));
 		if (n > 0) {
 			take_output(o, buf, (size_t)n);
+			/* Less than asked for: the pipe is empty now, and another
+			 * read would only say EAGAIN (a system call for most lines
+			 * a hook writes). What comes next, or the EOF, wakes the
+			 * loop again (the event is level-triggered). */
+			if ((size_t)n < sizeof(buf))
+				return;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -554,18 +561,25 @@ static void take_status(struct hook_run *r, int status)
 
 static void early_expire(int64_t now)
 {
-	for (size_t i = 0; i < EARLY_EXITS; i++)
-		if (early[i].pid > 0 && now - early[i].at > EARLY_EXIT_TTL_MS)
+	for (size_t i = 0; i < EARLY_EXITS && nearly > 0; i++) {
+		if (early[i].pid > 0 && now - early[i].at > EARLY_EXIT_TTL_MS) {
 			early[i].pid = 0;
+			nearly--;
+		}
+	}
 }
 
 /* The status of pid if it was reaped after reap number `after` but before
  * the loop knew the pid; removed. */
 static bool early_take(pid_t pid, uint64_t after, int *status)
 {
-	for (size_t i = 0; i < EARLY_EXITS; i++) {
+	for (size_t i = 0, seen = 0; i < EARLY_EXITS && seen < nearly; i++) {
+		if (early[i].pid <= 0)
+			continue;
+		seen++;
 		if (early[i].pid == pid && early[i].seq > after) {
 			early[i].pid = 0;
+			nearly--;
 			*status = early[i].status;
 			return true;
 		}
@@ -586,6 +600,8 @@ static void early_put(pid_t pid, int status)
 		if (early[i].seq < early[slot].seq)
 			slot = i; /* full: the oldest goes */
 	}
+	if (early[slot].pid == 0)
+		nearly++;
 	early[slot].pid = pid;
 	early[slot].status = status;
 	early[slot].seq = reaps;
@@ -1033,8 +1049,11 @@ static struct spawn_job *job_new(const struct runner_params *p, int in_fd, int o
 	char *at = (char *)j + head;
 	j->path = job_put(&at, p->path, strlen(p->path));
 	j->dir = job_put(&at, p->dir, strlen(p->dir));
-	for (size_t i = 0; i < n; i++)
-		j->envp[i] = job_put(&at, p->envp[i], strlen(p->envp[i]));
+	for (size_t i = 0; i < n; i++) {
+		/* Copied as it is measured: one pass over each string, not two. */
+		j->envp[i] = at;
+		at = stpcpy(at, p->envp[i]) + 1;
+	}
 	j->envp[n] = NULL;
 	j->in_fd = in_fd;
 	j->out_fd = out_fd;

@@ -79,7 +79,7 @@ def main():
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--only", default="abcd")
     ap.add_argument("--tool", choices=("callgrind", "strace"), default="callgrind")
-    ap.add_argument("--probes", action="store_true", help="also the probes, for a and c")
+    ap.add_argument("--probes", action="store_true", help="also the probes, for a, c and d")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--journal", action="store_true",
                     help="hookd with state_dir set (bench.py's journal config: b and c only)")
@@ -98,6 +98,10 @@ def main():
                         r"listening (\d+)", "a" if "a" in args.only else ""))
         targets.append(("probe_dispatch", [os.path.join(pdir, "probe_dispatch")],
                         r"listening (\d+)", "c" if "c" in args.only else ""))
+        # (d)'s limit, as bench.py has it: the probe spawning the same script.
+        targets.append(("probe_script", [os.path.join(pdir, "probe_dispatch"),
+                                         os.path.join(work, "hooks.d", "build:start")],
+                        r"listening (\d+)", "d" if "d" in args.only else ""))
     try:
         for name, argv, rx, scen in targets:
             if not scen:

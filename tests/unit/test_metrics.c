@@ -169,10 +169,44 @@ static void test_render(void)
 	metrics_reset();
 }
 
+/* A series is found by the values it was made from; values that render
+ * alike (each invalid byte is U+FFFD) still count in one series. */
+static void test_same_labels(void)
+{
+	metrics_reset();
+	metrics_delivery("nf", "bad\xff", "ok");
+	metrics_delivery("nf", "bad\xfe", "ok");
+	metrics_delivery("nf", "bad\xff", "ok");
+	metrics_delivery(NULL, "e", "ok");
+	metrics_delivery("", "e", "ok");
+	metrics_response("nf", "ok", 200);
+	metrics_response("nf", "ok", 202);
+	metrics_hook("h", MHOOK_OK, -1);
+	metrics_hook("h", MHOOK_FAILED, -1);
+	metrics_hook("h", MHOOK_OK, -1);
+	struct metrics_gauges g = {0};
+	char *text = metrics_render(&g);
+	CHECK(has_line(text, "hookd_deliveries_total{endpoint=\"nf\",event=\"bad\xef\xbf\xbd\","
+	                     "outcome=\"ok\"} 3"),
+	      "values that render alike share a series:\n%s", text);
+	CHECK(has_line(text, "hookd_deliveries_total{endpoint=\"\",event=\"e\",outcome=\"ok\"} 2"),
+	      "NULL is the empty value");
+	CHECK(has_line(text, "hookd_responses_total{endpoint=\"nf\",status=\"ok\",code=\"200\"} 1"),
+	      "the code tells series apart (200)");
+	CHECK(has_line(text, "hookd_responses_total{endpoint=\"nf\",status=\"ok\",code=\"202\"} 1"),
+	      "the code tells series apart (202)");
+	CHECK(has_line(text, "hookd_hook_runs_total{hook=\"h\",outcome=\"ok\"} 2") &&
+	              has_line(text, "hookd_hook_runs_total{hook=\"h\",outcome=\"failed\"} 1"),
+	      "the outcome tells hook runs apart");
+	free(text);
+	metrics_reset();
+}
+
 int main(void)
 {
 	test_label_values();
 	test_reasons();
 	test_render();
+	test_same_labels();
 	return check_done("metrics");
 }
