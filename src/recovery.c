@@ -74,7 +74,11 @@ struct delivery *delivery_from_row(struct journal *journal, struct config *cfg, 
 	struct journal_pending p;
 	memset(&p, 0, sizeof(p));
 	if (journal_get(journal, rowid, &p) != RESULT_OK) {
-		log_msg(LOG_LVL_ERROR, "journal: cannot read delivery row %lld back", (long long)rowid);
+		/* A journal that went down is an outage, logged as such once;
+		 * the attempt fails with a 503 and is retried. */
+		bool down = !journal_up(journal);
+		log_msg(down ? LOG_LVL_WARN : LOG_LVL_ERROR, "journal: cannot read delivery row %lld back%s",
+		        (long long)rowid, down ? ": the journal is down" : "");
 		return NULL;
 	}
 	struct delivery *d = delivery_from_journal(cfg, &p, attempt);
