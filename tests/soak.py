@@ -10,6 +10,8 @@ Any growth past a small margin fails.
     python3 tests/soak.py [SECONDS] [--threads N]
 
 SECONDS defaults to 20 (the CI run); the figures in tests/bench/RESULTS.md come from 300.
+With HOOKD_TEST_JOURNAL=postgresql the journal is a PostgreSQL one
+(tests/blackbox/pgserver.py's server; the harness's {journal}).
 $HOOKD_BIN is the daemon (default build/hookd); $HOOKD_WRAPPER is honoured.
 Exit 0 on success, 1 on growth or an unexpected answer.
 """
@@ -46,6 +48,7 @@ max_running = 8
 max_queued = 32
 include_output = yes
 state_dir = {tmp}/state
+{journal}
 journal_max = 2000
 
 [event slow]
