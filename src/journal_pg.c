@@ -168,6 +168,10 @@ static const char schema_v1[] =
 	"CREATE INDEX hookd_deliveries_key ON hookd_deliveries (serial_key, queued_seq)"
 	" WHERE state < 3 AND serial_key IS NOT NULL;"
 	"CREATE INDEX hookd_deliveries_owner ON hookd_deliveries (owner) WHERE state < 3;"
+	/* journal_steal, once a second on every instance with a free slot:
+	 * the oldest queued async rows first, without sorting the backlog. */
+	"CREATE INDEX hookd_deliveries_queued ON hookd_deliveries (queued_seq)"
+	" WHERE state = 0 AND async;"
 	/* One lease an instance: its deliveries are held while it lasts. */
 	"CREATE TABLE hookd_instances (name text PRIMARY KEY, lease_until timestamptz NOT NULL);"
 	"CREATE TABLE hookd_attempts ("
