@@ -381,6 +381,11 @@ static const struct {
 	 "connection string (postgresql://HOST/DB, or keyword=value words)"},
 	{EP_A "[server]\njournal_password_file = /nonexistent/pw\n",
 	 "hookd.ini:5: cannot read journal_password_file '/nonexistent/pw': No such file or directory"},
+	{EP_A "[server]\njournal = postgresql://db/hookd\njournal_password_file = /dev/null\n",
+	 "hookd.ini:6: journal_password_file '/dev/null' is empty"},
+	/* any readable file with a first line (every system has this one) */
+	{EP_A "[server]\njournal_password_file = /etc/os-release\n",
+	 "hookd.ini:5: journal_password_file is set but journal is not"},
 	{EP_A "[server]\ninstance = a b\n",
 	 "hookd.ini:5: bad value 'a b' for instance in [server]: expected 1 to 64 letters, digits, '.', '_' or '-'"},
 	{EP_A "[server]\ninstance =\n", "hookd.ini:5: bad value '' for instance*"},
