@@ -379,6 +379,13 @@ int cmd_serve(const struct options *o)
 		return EXIT_USAGE;
 	}
 	dm.base = event_base_new();
+	/* Three priorities: every event at the middle one (libevent's default),
+	 * but the journal's group commit at the last, which runs once a turn
+	 * has nothing else to do (groupcommit.c). Before any event is made. */
+	if (dm.base && event_base_priority_init(dm.base, 3) < 0) {
+		event_base_free(dm.base);
+		dm.base = NULL;
+	}
 	if (!dm.base || runner_init(dm.base) < 0) {
 		log_msg(LOG_LVL_ERROR, "cannot set up the event loop");
 		return 1;

@@ -20,6 +20,9 @@
 #define WAL_CHECKPOINT_FRAMES 1000
 /* ... and one on the loop, which lets the WAL start over, past this many. */
 #define WAL_RESTART_FRAMES 4000
+/* A batch waits for the loop to run out of other work at most this long:
+ * under a steady stream of requests the loop may never be idle. */
+#define FLUSH_LINGER_MS 5
 
 TAILQ_HEAD(heldq, held_answer);
 
@@ -27,7 +30,9 @@ struct groupcommit {
 	struct journal *journal;
 	const struct groupcommit_ops *ops;
 	void *arg;
-	struct event *flush_ev; /* commits the journal's batch at the loop's turn's end */
+	/* Commit the journal's batch: flush_ev at the loop's lowest priority,
+	 * once a turn has no other work; linger_ev if that takes too long. */
+	struct event *flush_ev, *linger_ev;
 	/* In batch order: sync outcomes until their batch is committed, async
 	 * acceptances until a sync of the WAL begun after that commit ended. */
 	struct heldq held_commit, held_sync;
@@ -51,6 +56,9 @@ static void on_synced(uint64_t upto, bool ok, void *arg)
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
 	struct groupcommit *g = arg;
+	/* Whichever of the two came first: the other has nothing to do. */
+	event_del(g->flush_ev);
+	event_del(g->linger_ev);
 	/* Hooks whose attempts that batch recorded may start now; if it was
 	 * lost, they must not (a crash would leave no trace of them), and
 	 * their senders are asked to retry. */
@@ -107,6 +115,11 @@ struct groupcommit *groupcommit_new(struct event_base *base, struct journal *jou
 	TAILQ_INIT(&g->held_commit);
 	TAILQ_INIT(&g->held_sync);
 	g->flush_ev = event_new(base, -1, 0, on_flush, g);
+	g->linger_ev = evtimer_new(base, on_flush, g);
+	/* The loop's lowest priority (cmd_serve.c sets them up): the requests
+	 * that arrive while a turn's records are written join the same batch,
+	 * and share its commit and sync. */
+	event_priority_set(g->flush_ev, event_base_get_npriorities(base) - 1);
 	journal_set_batching(journal, true);
 	char err[128];
 	g->walsync = walsync_new(base, journal_sync_fd(journal), on_synced, g, err, sizeof(err));
@@ -143,13 +156,17 @@ void groupcommit_free(struct groupcommit *g)
 		}
 	}
 	event_free(g->flush_ev);
+	event_free(g->linger_ev);
 	free(g);
 }
 
 void groupcommit_flush_soon(struct groupcommit *g)
 {
-	if (g && g->flush_ev)
-		event_active(g->flush_ev, EV_TIMEOUT, 0);
+	if (!g || !g->flush_ev)
+		return;
+	event_active(g->flush_ev, EV_TIMEOUT, 0);
+	if (!event_pending(g->linger_ev, EV_TIMEOUT, NULL))
+		event_add(g->linger_ev, &(struct timeval){0, FLUSH_LINGER_MS * 1000});
 }
 
 void groupcommit_hold(struct groupcommit *g, struct held_answer *h, bool sync_too)

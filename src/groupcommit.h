@@ -1,7 +1,8 @@
 /*
  * Group commit (HACKING.md "Group commit"): the dispatcher's answers that
- * wait for the journal. The journal's batch is committed at the end of the
- * event loop's turn (groupcommit_flush_soon); a sync delivery's outcome is
+ * wait for the journal. The journal's batch is committed once the event
+ * loop has nothing else to do, or 5 ms after it was asked for
+ * (groupcommit_flush_soon); a sync delivery's outcome is
  * answered once its batch is committed, an async acceptance once a sync of
  * the WAL begun after that commit has ended (walsync's thread, or on the
  * loop when it cannot start). Past so many frames it also asks for the
@@ -50,8 +51,9 @@ struct groupcommit *groupcommit_new(struct event_base *base, struct journal *jou
 /* Batching off, the threads stopped, what is still held dropped. */
 void groupcommit_free(struct groupcommit *g);
 
-/* The batch is committed once this turn of the event loop is over: writes
- * made in the same turn share one commit. NULL is fine (no journal). */
+/* The batch is committed once the event loop has nothing else to do (at
+ * most 5 ms from now): writes made meanwhile share one commit. NULL is
+ * fine (no journal). */
 void groupcommit_flush_soon(struct groupcommit *g);
 /* h's answer waits for the batch the journal is writing now: for its
  * commit, or (sync_too) for a sync of the WAL after it. */
