@@ -1,7 +1,8 @@
 /*
  * A shared journal's upkeep (fleet.h). The timer runs on the daemon's
  * loop: every call it makes is one short statement on the journal's
- * connection.
+ * connection. While the journal is down, the loop never waits for a
+ * reconnect: it is told when one is through.
  */
 #include "fleet.h"
 
@@ -25,13 +26,41 @@
 #define STEAL_AFTER_MS 1000
 
 struct fleet {
+	struct event_base *base;
 	struct dispatcher *ds;
 	struct journal *journal;
 	struct event *tick;
+	struct event *reconnect; /* waits for a reconnect's end, NULL: none */
 	int64_t lease_ms, renew_every_ms;
 	int64_t renewed_mono;
 	int64_t down_mono; /* when the journal was last seen down; 0: never */
 };
+
+static void on_tick(evutil_socket_t fd, short what, void *arg);
+
+static void on_reconnect_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct fleet *f = arg;
+	event_free(f->reconnect);
+	f->reconnect = NULL;
+	on_tick(fd, what, f);
+}
+
+/* A reconnect goes on without the loop (journal_reconnect_fd): the loop
+ * waits for its end, and takes its connection over at once (the tick
+ * comes back to it anyway, should a call have taken it first). */
+static void watch_reconnect(struct fleet *f)
+{
+	if (f->reconnect) {
+		event_free(f->reconnect);
+		f->reconnect = NULL;
+	}
+	int fd = journal_reconnect_fd(f->journal);
+	if (fd < 0)
+		return;
+	f->reconnect = event_new(f->base, fd, EV_READ, on_reconnect_ready, f);
+	event_add(f->reconnect, NULL);
+}
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -45,6 +74,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 	if (!journal_up(f->journal)) {
 		f->down_mono = now;
+		watch_reconnect(f);
 		return;
 	}
 	dispatch_write_outbox(f->ds);
@@ -63,6 +93,7 @@ struct fleet *fleet_new(struct event_base *base, struct dispatcher *ds, struct j
                         int64_t lease_ms)
 {
 	struct fleet *f = xcalloc(1, sizeof(*f));
+	f->base = base;
 	f->ds = ds;
 	f->journal = journal;
 	f->lease_ms = lease_ms;
@@ -79,5 +110,7 @@ void fleet_free(struct fleet *f)
 	if (!f)
 		return;
 	event_free(f->tick);
+	if (f->reconnect)
+		event_free(f->reconnect);
 	free(f);
 }
