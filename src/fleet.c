@@ -6,7 +6,9 @@
  */
 #include "fleet.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -31,6 +33,7 @@ struct fleet {
 	struct journal *journal;
 	struct event *tick;
 	struct event *reconnect; /* waits for a reconnect's end, NULL: none */
+	int reconnect_fd;        /* reconnect's descriptor: our own copy */
 	int64_t lease_ms, renew_every_ms;
 	int64_t renewed_mono;
 	int64_t down_mono; /* when the journal was last seen down; 0: never */
@@ -38,11 +41,19 @@ struct fleet {
 
 static void on_tick(evutil_socket_t fd, short what, void *arg);
 
+static void unwatch_reconnect(struct fleet *f)
+{
+	if (!f->reconnect)
+		return;
+	event_free(f->reconnect);
+	close(f->reconnect_fd);
+	f->reconnect = NULL;
+}
+
 static void on_reconnect_ready(evutil_socket_t fd, short what, void *arg)
 {
 	struct fleet *f = arg;
-	event_free(f->reconnect);
-	f->reconnect = NULL;
+	unwatch_reconnect(f);
 	on_tick(fd, what, f);
 }
 
@@ -51,14 +62,19 @@ static void on_reconnect_ready(evutil_socket_t fd, short what, void *arg)
  * comes back to it anyway, should a call have taken it first). */
 static void watch_reconnect(struct fleet *f)
 {
-	if (f->reconnect) {
-		event_free(f->reconnect);
-		f->reconnect = NULL;
-	}
+	unwatch_reconnect(f);
 	int fd = journal_reconnect_fd(f->journal);
 	if (fd < 0)
 		return;
-	f->reconnect = event_new(f->base, fd, EV_READ, on_reconnect_ready, f);
+	/* The loop watches a descriptor of its own: the journal closes its
+	 * one when any call takes the connection over, and an event left on a
+	 * closed descriptor would, once the number is reused (a client's
+	 * socket), keep the new one out of epoll. The copy keeps the pipe
+	 * open; the end of the reconnect makes it readable either way. */
+	f->reconnect_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (f->reconnect_fd < 0)
+		return;
+	f->reconnect = event_new(f->base, f->reconnect_fd, EV_READ, on_reconnect_ready, f);
 	event_add(f->reconnect, NULL);
 }
 
@@ -110,7 +126,6 @@ void fleet_free(struct fleet *f)
 	if (!f)
 		return;
 	event_free(f->tick);
-	if (f->reconnect)
-		event_free(f->reconnect);
+	unwatch_reconnect(f);
 	free(f);
 }
