@@ -490,6 +490,10 @@ out:
 	admin_free(dm.admin);
 	server_free(dm.srv);
 	dispatcher_free(dm.ds);
+	/* Stopped cleanly, its last write done: the other instances adopt what
+	 * it leaves at once, not a lease later. */
+	if (rc == 0 && journal_shared(dm.journal))
+		journal_release(dm.journal);
 	journal_close(dm.journal);
 	runner_shutdown();
 	route_cache_clear();

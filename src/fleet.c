@@ -1,11 +1,14 @@
 /*
  * A shared journal's upkeep (fleet.h). The timer runs on the daemon's
  * loop: every call it makes is one short statement on the journal's
- * connection.
+ * connection. While the journal is down, the loop never waits for a
+ * reconnect: it is told when one is through.
  */
 #include "fleet.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -25,13 +28,55 @@
 #define STEAL_AFTER_MS 1000
 
 struct fleet {
+	struct event_base *base;
 	struct dispatcher *ds;
 	struct journal *journal;
 	struct event *tick;
+	struct event *reconnect; /* waits for a reconnect's end, NULL: none */
+	int reconnect_fd;        /* reconnect's descriptor: our own copy */
 	int64_t lease_ms, renew_every_ms;
 	int64_t renewed_mono;
 	int64_t down_mono; /* when the journal was last seen down; 0: never */
 };
+
+static void on_tick(evutil_socket_t fd, short what, void *arg);
+
+static void unwatch_reconnect(struct fleet *f)
+{
+	if (!f->reconnect)
+		return;
+	event_free(f->reconnect);
+	close(f->reconnect_fd);
+	f->reconnect = NULL;
+}
+
+static void on_reconnect_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct fleet *f = arg;
+	unwatch_reconnect(f);
+	on_tick(fd, what, f);
+}
+
+/* A reconnect goes on without the loop (journal_reconnect_fd): the loop
+ * waits for its end, and takes its connection over at once (the tick
+ * comes back to it anyway, should a call have taken it first). */
+static void watch_reconnect(struct fleet *f)
+{
+	unwatch_reconnect(f);
+	int fd = journal_reconnect_fd(f->journal);
+	if (fd < 0)
+		return;
+	/* The loop watches a descriptor of its own: the journal closes its
+	 * one when any call takes the connection over, and an event left on a
+	 * closed descriptor would, once the number is reused (a client's
+	 * socket), keep the new one out of epoll. The copy keeps the pipe
+	 * open; the end of the reconnect makes it readable either way. */
+	f->reconnect_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (f->reconnect_fd < 0)
+		return;
+	f->reconnect = event_new(f->base, f->reconnect_fd, EV_READ, on_reconnect_ready, f);
+	event_add(f->reconnect, NULL);
+}
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -45,6 +90,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 	if (!journal_up(f->journal)) {
 		f->down_mono = now;
+		watch_reconnect(f);
 		return;
 	}
 	dispatch_write_outbox(f->ds);
@@ -63,6 +109,7 @@ struct fleet *fleet_new(struct event_base *base, struct dispatcher *ds, struct j
                         int64_t lease_ms)
 {
 	struct fleet *f = xcalloc(1, sizeof(*f));
+	f->base = base;
 	f->ds = ds;
 	f->journal = journal;
 	f->lease_ms = lease_ms;
@@ -79,5 +126,6 @@ void fleet_free(struct fleet *f)
 	if (!f)
 		return;
 	event_free(f->tick);
+	unwatch_reconnect(f);
 	free(f);
 }

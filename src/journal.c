@@ -326,6 +326,16 @@ int journal_heartbeat(struct journal *j)
 	return j->ops->heartbeat ? j->ops->heartbeat(j) : 0;
 }
 
+int journal_reconnect_fd(struct journal *j)
+{
+	return j->ops->reconnect_fd ? j->ops->reconnect_fd(j) : -1;
+}
+
+int journal_release(struct journal *j)
+{
+	return j && j->ops->release ? j->ops->release(j) : -1;
+}
+
 int journal_adopt(struct journal *j, size_t max, struct journal_pending **out, size_t *n)
 {
 	*out = NULL;

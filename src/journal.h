@@ -394,11 +394,23 @@ bool journal_shared(const struct journal *j);
  * quickly and tries to reconnect (with backoff) on the next one. */
 bool journal_up(struct journal *j);
 /* Renews this instance's lease, which covers every delivery it holds, in
- * one statement whatever their number; reconnects a journal that is down,
+ * one statement whatever their number (and now and then forgets the lease
+ * rows of instances gone for over a day); reconnects a journal that is
+ * down (without waiting: see journal_reconnect_fd),
  * and after an outage lets go of the deliveries it owns but does not hold
  * (a take whose commit it never heard back), for journal_adopt. Called
  * every lease/3. 0, or -1 (down). */
 int journal_heartbeat(struct journal *j);
+/* Down, a reconnect under way (started by a call or the heartbeat once the
+ * backoff has passed; no call waits for it): a descriptor that becomes
+ * readable when it is through, for the daemon's loop to call
+ * journal_heartbeat then. -1: none under way. */
+int journal_reconnect_fd(struct journal *j);
+/* A clean stop, once this instance writes nothing more (journal_close
+ * next): gives up its lease and the deliveries it holds, which the other
+ * instances adopt at their next tick. 0, or -1 (down, or nothing shared:
+ * the lease runs out by itself). */
+int journal_release(struct journal *j);
 /* Takes over at most max pending async deliveries whose lease ran out (an
  * instance died, or this one let them go): like journal_recover, which, shared, takes this
  * instance's own deliveries of a previous run and the ones whose lease ran

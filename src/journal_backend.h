@@ -68,6 +68,8 @@ struct journal_ops {
 	 * "always its turn"). */
 	bool (*up)(struct journal *j);
 	int (*heartbeat)(struct journal *j);
+	int (*reconnect_fd)(struct journal *j);
+	int (*release)(struct journal *j);
 	int (*adopt)(struct journal *j, size_t max, struct journal_pending **out, size_t *n);
 	int (*steal)(struct journal *j, size_t max, int64_t queued_before_ms,
 	             struct journal_pending **out, size_t *n);

@@ -27,15 +27,20 @@
  *
  * libpq is loaded with dlopen when a journal is first opened (dynload.h),
  * like libsqlite3: a daemon that does not use PostgreSQL never maps it.
- * Calls are synchronous, on the caller's thread (libpq's blocking API).
+ * Calls are synchronous, on the caller's thread (libpq's blocking API),
+ * but for a reconnect, which runs on a thread of its own (ensure_up).
  */
 #include "journal_backend.h"
 
 #include <libpq-fe.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dynload.h"
 #include "log.h"
@@ -117,6 +122,10 @@ static bool pq_load(char *err, size_t errlen)
 
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 10000
+/* prune_instances: a lease row is forgotten this long after it ended, if
+ * its instance holds nothing (README "Running on several machines"). */
+#define INSTANCE_GONE "1 day"
+#define PRUNE_INSTANCES_EVERY_MS 60000
 /* journal_max and journal_max_bytes are asked on every async delivery:
  * counted in the database at most this often, adjusted by this process's
  * own writes in between. */
@@ -288,7 +297,9 @@ static void fence_del(struct fence_map *m, int64_t rowid)
 
 struct pg_journal {
 	struct journal base;
-	PGconn *conn; /* NULL: down */
+	PGconn *conn;                /* NULL: down */
+	struct reconnect *reconnect; /* down: one under way (ensure_up), or NULL */
+	int64_t instances_pruned_ms; /* prune_instances: when last, 0: never */
 	char *url, *password, *instance;
 	char *where; /* "host:port/dbname" for messages: never the connection string */
 	bool readonly;
@@ -426,12 +437,12 @@ static void trim_message(char *buf, size_t len, const char *msg)
 		buf[n < len ? n : len - 1] = '\0';
 }
 
-/* Connects: NULL with the reason in err. */
-static PGconn *pg_connect(struct pg_journal *j, char *err, size_t errlen)
+/* The connection's parameters: hookd's defaults first, then the
+ * connection string, which may override them (with expand_dbname, later
+ * values win); the password file's last. keys and vals hold 12. */
+static void connect_params(const char *url, const char *password, const char **keys,
+                           const char **vals)
 {
-	/* The defaults first: the connection string may override them (with
-	 * expand_dbname, later values win); the password file's last. */
-	const char *keys[12], *vals[12];
 	size_t n = 0;
 	keys[n] = "connect_timeout", vals[n++] = "5";
 	keys[n] = "application_name", vals[n++] = "hookd";
@@ -439,19 +450,29 @@ static PGconn *pg_connect(struct pg_journal *j, char *err, size_t errlen)
 	keys[n] = "keepalives_idle", vals[n++] = "10";
 	keys[n] = "keepalives_interval", vals[n++] = "5";
 	keys[n] = "keepalives_count", vals[n++] = "3";
-	keys[n] = "dbname", vals[n++] = j->url;
-	if (j->password)
-		keys[n] = "password", vals[n++] = j->password;
+	keys[n] = "dbname", vals[n++] = url;
+	if (password)
+		keys[n] = "password", vals[n++] = password;
 	keys[n] = NULL, vals[n] = NULL;
+}
+
+/* Connects and sets the connection up for hookd's use, waiting for it:
+ * NULL with the reason in err. *where, if NULL, is set to where the
+ * journal is, for messages ("host:port/dbname": never the string). */
+static PGconn *connect_now(const char *url, const char *password, bool readonly, char **where,
+                           char *err, size_t errlen)
+{
+	const char *keys[12], *vals[12];
+	connect_params(url, password, keys, vals);
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (!j->where) {
+	if (where && !*where) {
 		const char *host = PQhost(c), *port = PQport(c), *db = PQdb(c);
-		j->where = xasprintf("%s:%s/%s", host && *host ? host : "?",
-		                     port && *port ? port : "5432", db ? db : "?");
+		*where = xasprintf("%s:%s/%s", host && *host ? host : "?",
+		                   port && *port ? port : "5432", db ? db : "?");
 	}
 	if (PQstatus(c) != CONNECTION_OK) {
 		trim_message(err, errlen, PQerrorMessage(c));
@@ -459,9 +480,9 @@ static PGconn *pg_connect(struct pg_journal *j, char *err, size_t errlen)
 		return NULL;
 	}
 	PQsetNoticeProcessor(c, ignore_notice, NULL);
-	const char *setup = j->readonly ? "SET statement_timeout = 10000;"
-	                                  " SET default_transaction_read_only = on"
-	                                : "SET statement_timeout = 10000";
+	const char *setup = readonly ? "SET statement_timeout = 10000;"
+	                               " SET default_transaction_read_only = on"
+	                             : "SET statement_timeout = 10000";
 	PGresult *r = PQexec(c, setup);
 	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	if (!ok)
@@ -489,26 +510,142 @@ static void went_down(struct pg_journal *j, const char *why)
 	        (double)j->backoff_ms / 1000.0);
 }
 
-/* Connected, or reconnected now that the backoff has passed. */
-static bool ensure_up(struct pg_journal *j)
+/*
+ * A reconnect runs on a thread of its own, with libpq's blocking connect as
+ * at open (connect_timeout for each host of a list, a host name resolved),
+ * so that no call waits for the network: a host that drops packets would
+ * otherwise hold the daemon's loop up to connect_timeout, and hookd would
+ * answer nothing meanwhile, not even /healthz. The thread works on copies;
+ * when done it leaves its connection here and makes `wake` readable (the
+ * daemon's loop waits on it: journal_reconnect_fd), and the next call or
+ * heartbeat takes the connection over. A journal closed first leaves the
+ * thread to finish and free it alone (abandoned).
+ */
+struct reconnect {
+	pthread_mutex_t lock;
+	bool done, abandoned; /* under lock */
+	PGconn *conn;         /* done: connected and set up, or NULL */
+	char err[512];        /* done without conn: why */
+	int wake[2];          /* a pipe: readable once done */
+	char *url, *password;
+	bool readonly;
+};
+
+static void reconnect_free(struct reconnect *rc)
 {
-	if (j->conn)
-		return true;
-	int64_t now = now_mono_ms();
-	if (now < j->retry_at_ms)
+	if (rc->conn)
+		PQfinish(rc->conn);
+	if (rc->password) {
+		explicit_bzero(rc->password, strlen(rc->password));
+		free(rc->password);
+	}
+	free(rc->url);
+	close(rc->wake[0]);
+	close(rc->wake[1]);
+	pthread_mutex_destroy(&rc->lock);
+	free(rc);
+}
+
+static void *reconnect_run(void *arg)
+{
+	struct reconnect *rc = arg;
+	char err[sizeof(rc->err)] = "";
+	PGconn *c = connect_now(rc->url, rc->password, rc->readonly, NULL, err, sizeof(err));
+	pthread_mutex_lock(&rc->lock);
+	rc->conn = c;
+	memcpy(rc->err, err, sizeof(err));
+	rc->done = true;
+	bool abandoned = rc->abandoned;
+	if (!abandoned) {
+		/* Under the lock: once it is released the journal may free rc. */
+		ssize_t w = write(rc->wake[1], "", 1);
+		(void)w; /* a new pipe's first byte: never full */
+	}
+	pthread_mutex_unlock(&rc->lock);
+	if (abandoned)
+		reconnect_free(rc);
+	return NULL;
+}
+
+/* Starts a reconnect: false if no thread could be made. */
+static bool reconnect_start(struct pg_journal *j)
+{
+	struct reconnect *rc = xcalloc(1, sizeof(*rc));
+	if (pipe2(rc->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+		free(rc);
 		return false;
-	char err[512];
-	j->conn = pg_connect(j, err, sizeof(err));
-	if (!j->conn) {
-		j->backoff_ms = j->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : j->backoff_ms * 2;
-		j->retry_at_ms = now_mono_ms() + j->backoff_ms;
+	}
+	pthread_mutex_init(&rc->lock, NULL);
+	rc->url = xstrdup(j->url);
+	rc->password = j->password ? xstrdup(j->password) : NULL;
+	rc->readonly = j->readonly;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* Signals are for the daemon's loop: none for this thread. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_t t;
+	int e = pthread_create(&t, &attr, reconnect_run, rc);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (e != 0) {
+		log_msg(LOG_LVL_WARN, "journal: cannot start a reconnect: %s", strerror(e));
+		reconnect_free(rc);
+		return false;
+	}
+	j->reconnect = rc;
+	return true;
+}
+
+static void backoff_more(struct pg_journal *j)
+{
+	j->backoff_ms = j->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : j->backoff_ms * 2;
+	j->retry_at_ms = now_mono_ms() + j->backoff_ms;
+}
+
+/* The reconnect under way, if done: its connection taken over (true), or
+ * the next one after a longer backoff. */
+static bool reconnect_finish(struct pg_journal *j)
+{
+	struct reconnect *rc = j->reconnect;
+	pthread_mutex_lock(&rc->lock);
+	bool done = rc->done;
+	pthread_mutex_unlock(&rc->lock);
+	if (!done)
+		return false;
+	PGconn *c = rc->conn;
+	rc->conn = NULL;
+	char err[sizeof(rc->err)];
+	memcpy(err, rc->err, sizeof(err));
+	reconnect_free(rc);
+	j->reconnect = NULL;
+	if (!c) {
+		backoff_more(j);
 		log_msg(LOG_LVL_DEBUG, "journal: PostgreSQL still unreachable: %s", err);
 		return false;
 	}
+	j->conn = c;
 	j->counted = false;
 	j->release_due = !j->readonly;
 	log_msg(LOG_LVL_INFO, "journal: PostgreSQL reachable again");
 	return true;
+}
+
+/* Connected; or, down, a reconnect started (once the backoff has passed)
+ * or taken over when done, without waiting: false until it is through. */
+static bool ensure_up(struct pg_journal *j)
+{
+	if (j->conn)
+		return true;
+	if (j->reconnect)
+		return reconnect_finish(j);
+	if (now_mono_ms() < j->retry_at_ms)
+		return false;
+	if (!reconnect_start(j))
+		backoff_more(j);
+	return false;
 }
 
 /* A failure that means the connection is gone (libpq says so, or the
@@ -683,6 +820,15 @@ static void pg_close(struct journal *jj)
 		return;
 	if (j->conn)
 		PQfinish(j->conn);
+	if (j->reconnect) {
+		struct reconnect *rc = j->reconnect;
+		pthread_mutex_lock(&rc->lock);
+		bool done = rc->done;
+		rc->abandoned = true;
+		pthread_mutex_unlock(&rc->lock);
+		if (done)
+			reconnect_free(rc);
+	}
 	free(j->url);
 	if (j->password) {
 		explicit_bzero(j->password, strlen(j->password));
@@ -715,7 +861,7 @@ static struct journal *pg_open(const struct journal_opts *o, bool readonly, char
 	j->lease_ms = o->lease_ms > 0 ? o->lease_ms : 30000;
 	j->backoff_ms = BACKOFF_MIN_MS;
 	char why[512];
-	j->conn = pg_connect(j, why, sizeof(why));
+	j->conn = connect_now(j->url, j->password, j->readonly, &j->where, why, sizeof(why));
 	if (!j->conn) {
 		snprintf(err, errlen, "PostgreSQL %s: %s", j->where ? j->where : "?", why);
 		goto fail;
@@ -2037,6 +2183,36 @@ static int release_unheld(struct pg_journal *j)
 	return 0;
 }
 
+/*
+ * The lease rows of instances gone for good (a machine replaced): those
+ * whose lease ended over INSTANCE_GONE ago and that hold nothing, deleted
+ * at most every PRUNE_INSTANCES_EVERY_MS by each instance. hookd_instances
+ * has a row a name, and each candidate is one probe of the owner index.
+ * A row deleted too soon would do no harm: no lease row at all reads as a
+ * lease run out, and the next heartbeat of its instance writes it again.
+ */
+static void prune_instances(struct pg_journal *j)
+{
+	int64_t now = now_mono_ms();
+	if (j->instances_pruned_ms && now - j->instances_pruned_ms < PRUNE_INSTANCES_EVERY_MS)
+		return;
+	j->instances_pruned_ms = now;
+	PGresult *r = run(j, "prune instances",
+	                  "DELETE FROM hookd_instances i WHERE lease_until < now() - interval '"
+	                  INSTANCE_GONE "' AND NOT EXISTS (SELECT 1 FROM hookd_deliveries d"
+	                  " WHERE d.owner = i.name AND d.state < 3)",
+	                  NULL);
+	if (!r)
+		return;
+	int64_t n = cmd_tuples(r);
+	PQclear(r);
+	if (n > 0)
+		log_msg(LOG_LVL_INFO,
+		        "journal: the leases of %lld instances gone for over " INSTANCE_GONE
+		        " forgotten",
+		        (long long)n);
+}
+
 static int pg_heartbeat(struct journal *jj)
 {
 	struct pg_journal *j = pg_of(jj);
@@ -2048,7 +2224,58 @@ static int pg_heartbeat(struct journal *jj)
 		return -1;
 	if (j->release_due && release_unheld(j) == 0)
 		j->release_due = false;
+	prune_instances(j);
 	return 0;
+}
+
+static int pg_reconnect_fd(struct journal *jj)
+{
+	struct pg_journal *j = pg_of(jj);
+	return j->reconnect ? j->reconnect->wake[0] : -1;
+}
+
+/*
+ * A clean stop, after this instance's last write: what it holds is let go
+ * (owner NULL: a write of this process after this would be JOURNAL_LOST)
+ * and its lease ends now, in one transaction, so that the other instances
+ * adopt its deliveries (retry_wait ones too) at their next tick instead of
+ * a lease later. Down, nothing is tried: the lease runs out by itself.
+ */
+static int pg_release(struct journal *jj)
+{
+	struct pg_journal *j = pg_of(jj);
+	if (j->readonly || j->noschema || !j->conn)
+		return -1;
+	if (tx_begin(j) < 0)
+		return -1;
+	struct params p = {0};
+	p_text(&p, j->instance);
+	PGresult *r = run(j, "release",
+	                  "UPDATE hookd_deliveries SET owner = NULL WHERE owner = $1::text"
+	                  " AND state < 3",
+	                  &p);
+	if (!r)
+		goto fail;
+	int64_t n = cmd_tuples(r);
+	PQclear(r);
+	if (run_cmd(j, "release",
+	            "UPDATE hookd_instances SET lease_until = least(lease_until, now())"
+	            " WHERE name = $1::text",
+	            &p) < 0 ||
+	    tx_commit(j) < 0)
+		goto fail;
+	p_free(&p);
+	free(j->fences.slots);
+	memset(&j->fences, 0, sizeof(j->fences));
+	log_msg(LOG_LVL_INFO,
+	        "journal: this instance's lease ended; %lld pending deliveries left for the"
+	        " other instances",
+	        (long long)n);
+	return 0;
+fail:
+	p_free(&p);
+	tx_rollback(j);
+	return -1;
 }
 
 static const char sql_turn_lock[] =
@@ -2192,6 +2419,8 @@ const struct journal_ops journal_pg_ops = {
 	.query = pg_query,
 	.up = pg_up,
 	.heartbeat = pg_heartbeat,
+	.reconnect_fd = pg_reconnect_fd,
+	.release = pg_release,
 	.adopt = pg_adopt,
 	.steal = pg_steal,
 	.take_turn = pg_take_turn,

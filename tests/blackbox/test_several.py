@@ -23,6 +23,7 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -61,21 +62,22 @@ if [ "$HOOK_ATTEMPT" = 1 ] && [ -n "$HOOK_EXIT1" ]; then exit "$HOOK_EXIT1"; fi
 """
 
 
-def config(url, instance, lease=LEASE_S, server="", endpoint="", admin=""):
+def config(url, instance, lease=LEASE_S, server="", endpoint="", admin="", extra=""):
     """Two endpoints on one journal: /job (async, retries, serialize = k)
     and /sync (sync, serialize = k); both with a fixed event `job`, the
-    delivery id from X-Id, and no credential (scheme = none)."""
+    delivery id from X-Id, and no credential (scheme = none); extra: more
+    sections."""
     return ("[server]\nlisten = 127.0.0.1:0\nhooks_dir = {hooks}\nstate_dir = {state}\n"
             "timeout = 60s\nkill_grace = 1s\n"
             "journal = %s\njournal_password_file = %s\ninstance = %s\nlease = %ds\n%s"
             "\n[endpoint jobs]\npath = /job\nscheme = none\nevent = job\nid_header = X-Id\n"
             "mode = async\nretries = 5\nretry_backoff = 1s\nserialize = k\n%s"
             "\n[endpoint syncjobs]\npath = /sync\nscheme = none\nevent = job\nid_header = X-Id\n"
-            "serialize = k\n"
+            "serialize = k\n%s"
             "\n[admin]\nlisten = 127.0.0.1:0\n%s"
             % (url, pg().password_file(), instance, lease,
                server if "max_running" in server else server + "max_running = 8\n",
-               endpoint, admin))
+               endpoint, extra, admin))
 
 
 def post(port, path, did, key, sleep=0, sleep1=None, exit1=None, timeout=HTTP_TIMEOUT):
@@ -138,6 +140,99 @@ def runs_by_delivery(path):
     return runs
 
 
+class SilentProxy:
+    """A TCP proxy to PostgreSQL that can turn silent: go_silent() cuts the
+    connections it carries and from then on accepts new ones and never
+    answers (to a client, a host that drops packets: no RST, no reply);
+    go_on() closes those and forwards again."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.silent = False
+        self.lock = threading.Lock()
+        self.carried, self.held, self.socks = [], [], []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.socks.append(c)
+                if self.silent:
+                    self.held.append(c)
+                    continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+                u.settimeout(None)
+            except OSError:
+                c.shutdown(socket.SHUT_RDWR)
+                continue
+            with self.lock:
+                self.socks.append(u)
+                self.carried.append((c, u))
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def held_count(self):
+        with self.lock:
+            return len(self.held)
+
+    def go_silent(self):
+        with self.lock:
+            self.silent = True
+            carried, self.carried = self.carried, []
+        for pair in carried:
+            for s in pair:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def go_on(self):
+        with self.lock:
+            self.silent = False
+            held, self.held = self.held, []
+        for s in held:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.listener.close()
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
 class Fleet:
     """A database on the private cluster, a shared run log, and the
     instances started on it (stopped and removed by close())."""
@@ -151,9 +246,10 @@ class Fleet:
     def hook(self, instance):
         return HOOK.replace("@INST@", instance).replace("@LOG@", self.runlog)
 
-    def start(self, instance, **kw):
-        cfg = config(self.url, instance, **{k: v for k, v in kw.items()
-                                            if k in ("lease", "server", "endpoint", "admin")})
+    def start(self, instance, url=None, **kw):
+        cfg = config(url or self.url, instance,
+                     **{k: v for k, v in kw.items()
+                        if k in ("lease", "server", "endpoint", "admin", "extra")})
         h = H.Hookd(cfg, hooks={"job": self.hook(instance)}, log_file=True, wait_admin=True,
                     secrets=(pg().password(),), start=kw.get("start", True))
         self.instances.append(h)
@@ -358,6 +454,53 @@ class SeveralTest(H.HookdTestCase):
         self.assertEqual([r["attempt"] for r in runs["before-1"]], [1, 2])
         self.assertEqual(len(runs["after-1"]), 1)
 
+    def test_reconnect_does_not_stop_answering(self):
+        """PostgreSQL's host turns silent (connections made, nothing ever
+        answered: a host that drops packets): while hookd's reconnect
+        waits there (up to connect_timeout, 5 s), hookd keeps answering,
+        /healthz 503 journal_down, a request without its credential 401,
+        a delivery 503, each at once; back, it reconnects."""
+        f = self.fleet
+        proxy = SilentProxy(pg().port)
+        try:
+            url = f.url.replace(":%d/" % pg().port, ":%d/" % proxy.port)
+            self.assertNotEqual(url, f.url)
+            a = f.start("a", url=url, extra="\n[endpoint nf]\npath = /nf\n"
+                        "scheme = northflank\nsecret = %s\n" % H.NF_TOKEN)
+            self.assertEqual(post(a.port, "/sync", "rc-1", "x")[0], 200)
+            proxy.go_silent()
+            # The next statement finds its connection cut; then, after the
+            # backoff, a reconnect goes to the silent host.
+            self.assertEqual(post(a.port, "/sync", "rc-2", "x")[0], 503)
+            H.wait_for(lambda: proxy.held_count() > 0, 5, "a reconnect to the silent host")
+            slowest, asked = 0.0, 0
+            until = time.monotonic() + 2.5  # within connect_timeout of the reconnect
+            while time.monotonic() < until:
+                t = time.monotonic()
+                r = a.admin("GET", "/healthz")
+                self.assertEqual((r.status, r.json.get("status")), (503, "journal_down"))
+                took = time.monotonic() - t
+                t = time.monotonic()
+                r = H.http_request(a.port, "POST", "/nf", b"{}",
+                                   headers={"Content-Type": "application/json"})
+                self.assertEqual(r.status, 401)
+                took = max(took, time.monotonic() - t)
+                t = time.monotonic()
+                self.assertEqual(post(a.port, "/sync", "rc-down-%d" % asked, "x")[0], 503)
+                slowest = max(slowest, took, time.monotonic() - t)
+                asked += 1
+                time.sleep(0.05)
+            print("  %d rounds while the reconnect waited on a silent host, slowest answer "
+                  "%.0f ms" % (asked, slowest * 1000))
+            self.assertEqual(proxy.held_count(), 1, "one reconnect at a time")
+            self.assertLess(slowest, 0.2, "an answer waited for the reconnect")
+            proxy.go_on()
+            H.wait_for(lambda: a.admin("GET", "/healthz").status == 200, 15, "healthz 200")
+            self.assertEqual(post(a.port, "/sync", "rc-3", "x")[0], 200)
+            self.assertFalse([d for d in f.runs() if d.startswith("rc-down")])
+        finally:
+            proxy.close()
+
     def test_run_ending_while_postgresql_down(self):
         """A run that ends while PostgreSQL is down: once it is back, the
         delivery is recorded (or run again) and the one queued behind it on
@@ -377,6 +520,32 @@ class SeveralTest(H.HookdTestCase):
         f.wait_state("across-1", timeout=LEASE_S + 10)
         f.wait_state("across-2", timeout=5)
         self.assertEqual(len(f.runs()["across-2"]), 1)
+
+    # ---- a clean stop gives up the lease
+
+    def test_clean_stop_gives_up_the_lease(self):
+        """lease = 30 s: A holds a delivery waiting for its retry; SIGTERM
+        A; B adopts it at once and runs the retry when due, not a lease
+        later; A's lease row says it ended."""
+        f = self.fleet
+        extra = ("\n[endpoint slowretry]\npath = /slowretry\nscheme = none\nevent = job\n"
+                 "id_header = X-Id\nmode = async\nretries = 3\nretry_backoff = 3s\n")
+        a = f.start("a", lease=30, extra=extra)
+        b = f.start("b", lease=30, extra=extra)
+        self.assertEqual(post(a.port, "/slowretry", "sr-1", "x", exit1=75)[0], 202)
+        f.wait_state("sr-1", state=2, endpoint="slowretry")
+        stopped = time.monotonic()
+        a.stop()
+        self.assertTrue(a.log_lines("lease ended; 1 pending deliveries left"), a.log_text()[-2000:])
+        self.assertEqual(f.query("SELECT lease_until <= now() FROM hookd_instances"
+                                 " WHERE name = 'a'"), [("t",)])
+        b.wait_line(r"delivery sr-1 .*taken over here", timeout=5)
+        f.wait_state("sr-1", endpoint="slowretry", timeout=15)
+        took = time.monotonic() - stopped
+        print("  retried on b %.1f s after a's SIGTERM (lease 30 s)" % took)
+        self.assertLess(took, 12)
+        runs = f.runs()["sr-1"]
+        self.assertEqual([(r["instance"], r["attempt"]) for r in runs], [("a", 1), ("b", 2)])
 
     # ---- point 6: events, show, the API and replay on the other instance
 

@@ -11,12 +11,15 @@
  * server ends; with HOOKD_TEST_PG_STOP and HOOKD_TEST_PG_START, shell
  * commands that stop and start the server, a real outage too).
  */
+#include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -813,6 +816,21 @@ static void terminate(const char *instance)
 	CHECK(sql_int("%s", q) == 1, "terminated %s", instance);
 }
 
+/* Down, after the backoff: heartbeats until the reconnect, which runs
+ * without them, is through. No call may wait for it. */
+static bool reconnect(struct journal *j)
+{
+	for (int i = 0; i < 600; i++) {
+		int64_t t = now_mono_ms();
+		int rc = journal_heartbeat(j);
+		CHECK(now_mono_ms() - t < 100, "a heartbeat while reconnecting does not wait");
+		if (rc == 0 && journal_up(j))
+			return true;
+		sleep_ms(10);
+	}
+	return false;
+}
+
 static void test_outage(void)
 {
 	/* Nothing listens there: open fails, saying where, not the string. */
@@ -837,7 +855,7 @@ static void test_outage(void)
 	 * written: test_unwritten_outcome_stays_held.) */
 	CHECK(finish(a, row, 1, 503, DSTATE_RETRY_WAIT) == -1, "writes fail");
 	sleep_ms(300);
-	CHECK(journal_heartbeat(a) == 0 && journal_up(a), "the heartbeat reconnects");
+	CHECK(reconnect(a), "the heartbeat reconnects");
 	CHECK(finish(a, row, 1, 200, DSTATE_SUCCEEDED) == 0, "the lease held: a finishes it");
 	CHECK(journal_lookup(a, "out", "o2", NULL, NULL, NULL) == RESULT_UNKNOWN,
 	      "the failed write left nothing");
@@ -857,7 +875,7 @@ static void test_outage(void)
 		bool up = false;
 		for (int i = 0; i < 100 && !up; i++) {
 			sleep_ms(100);
-			up = journal_heartbeat(a) == 0;
+			up = reconnect(a);
 		}
 		CHECK(up && journal_up(a), "reconnected after the restart");
 		CHECK(finish(a, r2, 1, 200, DSTATE_SUCCEEDED) == 0, "and finishes it");
@@ -936,6 +954,7 @@ static void test_unwritten_outcome_stays_held(void)
 	terminate("a");
 	CHECK(finish(a, row, 1, 200, DSTATE_SUCCEEDED) == -1, "its outcome cannot be written");
 	sleep_ms(300);
+	CHECK(reconnect(a), "a reconnects");
 	for (int i = 0; i < 6; i++) {
 		sleep_ms(LEASE_MS / 3);
 		CHECK(journal_heartbeat(a) == 0, "a's heartbeat");
@@ -987,7 +1006,7 @@ static void test_release_on_reconnect(void)
 	terminate("a");
 	CHECK(journal_lookup(a, "rel", "held", NULL, NULL, NULL) == RESULT_ERROR, "down");
 	sleep_ms(300);
-	CHECK(journal_heartbeat(a) == 0 && journal_up(a), "reconnected");
+	CHECK(reconnect(a), "reconnected");
 	CHECK(sql_int("SELECT count(*) FROM %s.hookd_deliveries WHERE id = %lld AND owner IS NULL",
 	              schema, (long long)lost) == 1,
 	      "the row a does not hold is let go");
@@ -1083,6 +1102,191 @@ static void test_heartbeat_is_one_row(void)
 	journal_close(hb);
 }
 
+/* A TCP listener that never accepts nor answers: a connection to it is
+ * made (the kernel's backlog) and then hears nothing, as from a host that
+ * drops packets. Its port in *port. */
+static int silent_listener(int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 16) == 0 &&
+	              getsockname(fd, (struct sockaddr *)&sa, &len) == 0,
+	      "a silent listener");
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* The test's server behind a silent first host: every connection, the
+ * first at open and each reconnect, waits connect_timeout (2 s) there,
+ * then goes on to the server. */
+static char *conninfo_behind_silent(int silent_port, const char *appname)
+{
+	PQconninfoOption *opts = PQconninfoParse(base_conninfo, NULL);
+	CHECK(opts != NULL, "the test's connection string parses");
+	const char *host = "", *port = "", *db = "", *user = "";
+	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+		const char *v = o->val ? o->val : "";
+		if (strcmp(o->keyword, "host") == 0)
+			host = v;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = v;
+		else if (strcmp(o->keyword, "dbname") == 0)
+			db = v;
+		else if (strcmp(o->keyword, "user") == 0)
+			user = v;
+	}
+	char *ci = xasprintf("host='127.0.0.1,%s' port='%d,%s' dbname='%s'%s%s%s connect_timeout=2"
+	                     " application_name=%s options='-c search_path=%s'",
+	                     host, silent_port, port, db, *user ? " user='" : "", user,
+	                     *user ? "'" : "", appname, schema);
+	PQconninfoFree(opts);
+	return ci;
+}
+
+/* Issue: a reconnect waited for the network on the caller's thread, up to
+ * connect_timeout for a host that drops packets, and the daemon answered
+ * nothing meanwhile. It runs on a thread of its own now: while it waits on
+ * the silent host, every call fails at once, and then it is through. A
+ * journal closed while one is under way leaves it to end alone. */
+static void test_reconnect_does_not_wait(void)
+{
+	int sport;
+	int silent = silent_listener(&sport);
+	char app[64];
+	snprintf(app, sizeof(app), "%s_rc", schema);
+	char *ci = conninfo_behind_silent(sport, app);
+	struct journal_opts o = {.url = ci, .instance = "rc", .lease_ms = LEASE_MS, .body_max = 64};
+	char err[512] = "";
+	int64_t t = now_mono_ms();
+	struct journal *j = journal_open(&o, err, sizeof(err));
+	CHECK(j != NULL, "open behind a silent host: %s", err);
+	if (!j) {
+		free(ci);
+		close(silent);
+		return;
+	}
+	CHECK(now_mono_ms() - t >= 1500, "the open waited there (%lld ms)",
+	      (long long)(now_mono_ms() - t));
+	int64_t row = rec(j, "rc", "r1", true, T0, "x");
+	CHECK(row > 0, "recorded");
+	terminate("rc");
+	CHECK(journal_lookup(j, "rc", "r1", NULL, NULL, NULL) == RESULT_ERROR && !journal_up(j),
+	      "down");
+	sleep_ms(300); /* the backoff */
+	int64_t slowest = 0, began = now_mono_ms();
+	int calls = 0;
+	bool under_way = false;
+	while (now_mono_ms() - began < 1200) {
+		t = now_mono_ms();
+		int hb = journal_heartbeat(j);
+		enum result lr = journal_lookup(j, "rc", "r1", NULL, NULL, NULL);
+		int64_t took = now_mono_ms() - t;
+		slowest = took > slowest ? took : slowest;
+		CHECK(hb == -1 && lr == RESULT_ERROR && !journal_up(j), "still down while it waits");
+		under_way |= journal_reconnect_fd(j) >= 0;
+		calls++;
+		sleep_ms(20);
+	}
+	printf("test_journal_pg: %d calls while a reconnect waited on a silent host, the slowest"
+	       " %lld ms\n",
+	       calls, (long long)slowest);
+	CHECK(slowest < 100, "no call waited for the reconnect (%lld ms)", (long long)slowest);
+	CHECK(under_way, "a reconnect was under way");
+	CHECK(reconnect(j), "then through, to the second host");
+	CHECK(journal_reconnect_fd(j) == -1, "none under way once up");
+	CHECK(finish(j, row, 1, 200, DSTATE_SUCCEEDED) == 0, "and writes again");
+
+	/* Closed while a reconnect waits: the thread ends and frees alone. */
+	terminate("rc");
+	CHECK(journal_heartbeat(j) == -1, "down again");
+	sleep_ms(300);
+	CHECK(journal_heartbeat(j) == -1 && journal_reconnect_fd(j) >= 0, "a reconnect under way");
+	journal_close(j);
+	free(ci);
+	close(silent);
+}
+
+/* A clean stop (journal_release, after the last write): what the instance
+ * held is let go and its lease ends, so that another adopts at once, not a
+ * lease later; a write of the stopped instance after that is lost. */
+static void test_release(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	struct journal *b = open_as("b", NULL, false, NULL);
+	int64_t queued = rec(a, "rls", "q1", true, T0, "x");
+	int64_t waiting = rec(a, "rls", "w1", true, T0 + 1, "x");
+	CHECK(finish(a, waiting, 1, 503, DSTATE_RETRY_WAIT) == 0, "w1 waits for a retry");
+	CHECK(journal_heartbeat(a) == 0, "a's lease renewed");
+	struct journal_pending *list;
+	size_t n;
+	CHECK(journal_adopt(b, 10, &list, &n) == 0 && n == 0, "a lives: b takes nothing (%zu)", n);
+	free(list);
+	CHECK(journal_release(a) == 0, "a stops");
+	CHECK(sql_int("SELECT count(*) FROM %s.hookd_instances WHERE name = 'a'"
+	              " AND lease_until <= now()", schema) == 1,
+	      "a's lease ended");
+	CHECK(sql_int("SELECT count(*) FROM %s.hookd_deliveries WHERE endpoint = 'rls'"
+	              " AND owner IS NULL", schema) == 2,
+	      "what a held is let go");
+	CHECK(journal_adopt(b, 10, &list, &n) == 0 && n == 2, "b adopts both at once (%zu)", n);
+	for (size_t i = 0; i < n; i++) {
+		CHECK(list[i].rowid == (i == 0 ? queued : waiting), "in order");
+		if (list[i].rowid == waiting)
+			CHECK(list[i].state == DSTATE_RETRY_WAIT && list[i].attempts == 1,
+			      "w1 still waits for its retry");
+		journal_pending_free(&list[i]);
+	}
+	free(list);
+	CHECK(finish(a, queued, 1, 200, DSTATE_SUCCEEDED) == JOURNAL_LOST, "a's late write lost");
+	CHECK(finish(b, queued, 1, 200, DSTATE_SUCCEEDED) == 0, "b runs q1");
+	CHECK(finish(b, waiting, 2, 200, DSTATE_SUCCEEDED) == 0, "b runs w1's retry");
+	CHECK(journal_release(b) == 0 && journal_release(b) == 0, "b stops: holds nothing, twice");
+	journal_close(a);
+	journal_close(b);
+	struct journal *ro = open_as("a", NULL, true, NULL);
+	CHECK(journal_release(ro) == -1, "a reader has no lease to give up");
+	journal_close(ro);
+}
+
+/* Lease rows of instances gone for good are forgotten: ended over a day
+ * ago and holding nothing; a recent one, or one that still holds a row,
+ * stays. At most once a minute an instance. */
+static void test_prune_instances(void)
+{
+	char q[1024];
+	snprintf(q, sizeof(q),
+	         "INSERT INTO %s.hookd_instances (name, lease_until) VALUES"
+	         " ('gone', now() - interval '2 days'), ('gone-holding', now() - interval '2 days'),"
+	         " ('recent', now() - interval '1 hour');"
+	         "INSERT INTO %s.hookd_deliveries (endpoint, delivery_id, event, async, state,"
+	         " received_ms, updated_ms, owner, fence, instance)"
+	         " VALUES ('pri', 'p1', 'push', true, 2, %lld, %lld, 'gone-holding', 1, 'x')",
+	         schema, schema, (long long)T0, (long long)T0);
+	sql_do(q);
+	struct journal *p = open_as("pruner", NULL, false, NULL);
+	CHECK(journal_heartbeat(p) == 0, "heartbeat");
+	CHECK(sql_int("SELECT count(*) FROM %s.hookd_instances WHERE name = 'gone'", schema) == 0,
+	      "gone for two days, holding nothing: forgotten");
+	CHECK(sql_int("SELECT count(*) FROM %s.hookd_instances WHERE name IN"
+	              " ('gone-holding', 'recent', 'pruner')", schema) == 3,
+	      "one holding a row, a recent one, and the live one stay");
+	snprintf(q, sizeof(q),
+	         "INSERT INTO %s.hookd_instances (name, lease_until) VALUES"
+	         " ('gone2', now() - interval '2 days')",
+	         schema);
+	sql_do(q);
+	CHECK(journal_heartbeat(p) == 0, "heartbeat");
+	CHECK(sql_int("SELECT count(*) FROM %s.hookd_instances WHERE name = 'gone2'", schema) == 1,
+	      "not again within the minute");
+	snprintf(q, sizeof(q),
+	         "DELETE FROM %s.hookd_deliveries WHERE endpoint = 'pri';"
+	         "DELETE FROM %s.hookd_instances WHERE name IN ('gone-holding', 'recent', 'gone2')",
+	         schema, schema);
+	sql_do(q);
+	journal_close(p);
+}
+
 int main(void)
 {
 	base_conninfo = getenv("HOOKD_TEST_PG");
@@ -1134,6 +1338,9 @@ int main(void)
 	test_release_on_reconnect();
 	test_instance_lease();
 	test_heartbeat_is_one_row();
+	test_reconnect_does_not_wait();
+	test_release();
+	test_prune_instances();
 
 	snprintf(q, sizeof(q), "DROP SCHEMA %s CASCADE", schema);
 	if (raw)
