@@ -133,8 +133,8 @@ int dispatch_adopt(struct dispatcher *ds, size_t max)
 	if (journal_adopt(journal, max, &v, &n) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++)
-		log_msg(LOG_LVL_WARN, "delivery %s (endpoint %s): its instance's lease ran out; "
-		        "taken over here", v[i].delivery_id, v[i].endpoint);
+		log_msg(LOG_LVL_WARN, "delivery %s (endpoint %s): its instance stopped or its lease "
+		        "ran out; taken over here", v[i].delivery_id, v[i].endpoint);
 	resume_all(ds, v, n);
 	return (int)n;
 }
