@@ -213,6 +213,7 @@ enum stmt_id {
 	ST_RESEND,
 	ST_STARTED,
 	ST_ATTEMPT,
+	ST_ATTEMPT_NEW,
 	ST_HOOK,
 	ST_FINISH,
 	ST_REQUEUE,
@@ -222,6 +223,7 @@ enum stmt_id {
 	ST_RECOVER_SCAN,
 	ST_FIND,
 	ST_FIND_ALL,
+	ST_DELETE_ROW,
 	ST_COUNT_PENDING,
 	ST_COUNT_PENDING_BYTES,
 	ST_COUNT_ROWS,
@@ -280,6 +282,10 @@ static const char *const stmt_sql[ST_MAX] = {
 	               " started_ms = excluded.started_ms, finished_ms = excluded.finished_ms,"
 	               " http = excluded.http, status = excluded.status, error = excluded.error,"
 	               " replay = excluded.replay",
+	/* The attempt of a row just inserted (journal_record_final): no row of
+	 * it to update, no replay asked for. */
+	[ST_ATTEMPT_NEW] = "INSERT INTO attempts (delivery, attempt, started_ms, finished_ms, http,"
+	                   " status, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[ST_HOOK] = "INSERT INTO hook_runs (delivery, attempt, seq, hook, exit, signal, ms, error,"
 	            " output) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 	            " ON CONFLICT (delivery, attempt, seq) DO UPDATE SET hook = excluded.hook,"
@@ -320,6 +326,8 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_FIND] = "SELECT id FROM deliveries WHERE delivery_id = ?1"
 	            " AND (?2 IS NULL OR endpoint = ?2) LIMIT 2",
 	[ST_FIND_ALL] = "SELECT endpoint FROM deliveries WHERE delivery_id = ?1 ORDER BY endpoint",
+	/* Its attempts and hook runs go with it (ON DELETE CASCADE). */
+	[ST_DELETE_ROW] = "DELETE FROM deliveries WHERE id = ?1",
 	[ST_COUNT_PENDING] = "SELECT count(*) FROM deliveries WHERE state < 3 AND async = 1",
 	/* A pending async row's body is whole (only a final one is cut), so
 	 * body_len is what it holds. */
@@ -622,7 +630,8 @@ static int tx_begin_batched(struct sqlj *j, bool durable, bool batched)
  * A write of one statement in the batch needs no savepoint of its own: a
  * statement that fails undoes only itself (SQLite's statement journal),
  * unless SQLite gives up the whole transaction, which tx_rollback sees.
- * Two statements fewer a sync delivery.
+ * Two statements fewer a sync delivery. A write of several statements
+ * runs so only when it can undo its first by itself (undo_insert).
  */
 static int tx_begin_one(struct sqlj *j, bool durable)
 {
@@ -1162,9 +1171,11 @@ static int sq_attempt_started(struct journal *base, int64_t rowid, int attempt, 
 	return 0;
 }
 
-static int insert_attempt(struct sqlj *j, int64_t rowid, const struct journal_attempt *a)
+/* new_row: the delivery's row was inserted in this transaction. */
+static int insert_attempt(struct sqlj *j, int64_t rowid, const struct journal_attempt *a,
+                          bool new_row)
 {
-	sqlite3_stmt *s = stmt(j, ST_ATTEMPT);
+	sqlite3_stmt *s = stmt(j, new_row ? ST_ATTEMPT_NEW : ST_ATTEMPT);
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, rowid);
@@ -1235,7 +1246,7 @@ static int sq_attempt_finished(struct journal *base, int64_t rowid, const struct
 	struct old_row o;
 	if (read_old(j, rowid, &o) != 1)
 		goto fail;
-	if (insert_attempt(j, rowid, a) < 0)
+	if (insert_attempt(j, rowid, a, false) < 0)
 		goto fail;
 	int64_t now = a->finished_ms ? a->finished_ms : now_wall_ms();
 	if (update_finished(j, rowid, a->attempt, a->http, a->status, a->error, state,
@@ -1251,12 +1262,35 @@ fail:
 }
 
 /*
+ * A write of several statements in the batch without a savepoint of its
+ * own (tx_begin_one), whose later statement failed: the row its first one
+ * inserted is deleted again. Should that fail too, the whole batch is
+ * rolled back (tx_rollback then counts it lost), so that no half of a
+ * write is ever committed.
+ */
+static void undo_insert(struct sqlj *j, int64_t rowid)
+{
+	if (!j->bare_tx || sqlite3_get_autocommit(j->db))
+		return; /* a transaction of its own, or SQLite gave the batch up */
+	sqlite3_stmt *s = stmt(j, ST_DELETE_ROW);
+	if (s) {
+		sqlite3_bind_int64(s, 1, rowid);
+		if (step_done(j, s, "undo a record") == 0)
+			return;
+	}
+	exec_stmt(j, ST_ROLLBACK);
+}
+
+/*
  * journal_record_final: for an id not seen before, the row inserted final
  * and its attempt, in one write of the batch. Against journal_record and
  * journal_attempt_finished, it spares the read of the old row, the update
  * that rewrites the whole row, and the pending and state index entries
- * that the RUNNING row made and the update took away again. A resend
- * (an id seen before) keeps what its row had: the two writes.
+ * that the RUNNING row made and the update took away again. It needs no
+ * savepoint in the batch (whose first change to each page copies the
+ * page, some 9,000 instructions a delivery): a failed attempt insert
+ * deletes the row again (undo_insert). A resend (an id seen before) keeps
+ * what its row had: the two writes.
  */
 static int64_t sq_record_final(struct journal *base, const struct journal_new *d,
                                const struct journal_attempt *a, enum delivery_state state)
@@ -1279,7 +1313,7 @@ static int64_t sq_record_final(struct journal *base, const struct journal_new *d
 	}
 	char *headers = journal_headers_text(d);
 	int64_t rowid = -1;
-	if (tx_begin_batched(j, false, true) < 0)
+	if (tx_begin_one(j, false) < 0)
 		goto out;
 	sqlite3_stmt *s = stmt(j, ST_INSERT_FINAL);
 	if (!s)
@@ -1302,8 +1336,10 @@ static int64_t sq_record_final(struct journal *base, const struct journal_new *d
 	if (step_done(j, s, "record") < 0)
 		goto fail;
 	rowid = sqlite3_last_insert_rowid(j->db);
-	if (insert_attempt(j, rowid, a) < 0)
+	if (insert_attempt(j, rowid, a, true) < 0) {
+		undo_insert(j, rowid);
 		goto fail;
+	}
 	if (tx_commit(j) < 0) {
 		rowid = -1;
 		goto out;
@@ -1552,7 +1588,7 @@ static int sq_recover(struct journal *base, struct journal_pending **out, size_t
 				.status = "interrupted",
 				.error = "interrupted",
 			};
-			if (insert_attempt(j, r->id, &a) < 0)
+			if (insert_attempt(j, r->id, &a, false) < 0)
 				goto fail;
 		}
 		/* Async: queued again, due now. Sync: nobody waits for it any
@@ -1955,7 +1991,7 @@ static int sq_import(struct journal *base, const struct journal_entry *e,
 	}
 	int64_t rowid = sqlite3_last_insert_rowid(j->db);
 	for (size_t i = 0; i < nattempts; i++) {
-		if (insert_attempt(j, rowid, &attempts[i]) < 0)
+		if (insert_attempt(j, rowid, &attempts[i], false) < 0)
 			goto fail;
 		sqlite3_reset(rep);
 		sqlite3_bind_int64(rep, 1, rowid);

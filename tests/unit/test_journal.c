@@ -1359,6 +1359,78 @@ static void bench(void)
 	free(dir);
 }
 
+/* journal_record_final for an id not seen before (one write, no savepoint
+ * of its own in the batch) leaves what journal_record and then
+ * journal_attempt_finished leave; an attempt that cannot be written takes
+ * its row out again, and only when that fails too is the batch lost. */
+static void test_record_final(void)
+{
+	char *dir = new_state_dir();
+	struct journal *w = open_dir(dir, 1024, 0, 0);
+	journal_set_batching(w, true);
+	struct journal_new d = {
+		.endpoint = "ep", .delivery_id = "f1", .event = "e", .remote_addr = "127.0.0.1",
+		.received_ms = T0, .headers = std_headers, .nheaders = ARRAY_SIZE(std_headers),
+		.body = (const unsigned char *)"{}", .body_len = 2, .known_new = true,
+	};
+	struct journal_attempt a = {
+		.attempt = 1, .started_ms = T0 + 1, .finished_ms = T0 + 2,
+		.status = "skipped", .error = "no hook for e",
+	};
+	CHECK(journal_record_final(w, &d, &a, DSTATE_SKIPPED) > 0, "record_final f1");
+	d.delivery_id = "f2";
+	d.known_new = false; /* the two writes */
+	CHECK(journal_record_final(w, &d, &a, DSTATE_SKIPPED) > 0, "record_final f2");
+	CHECK(journal_flush(w) == 0, "flush");
+	char *one, *two;
+	CHECK(run_show(w, NULL, "f1", &one) == 0 && run_show(w, NULL, "f2", &two) == 0, "show");
+	char *at = one ? strstr(one, "f1") : NULL;
+	if (at)
+		at[1] = '2';
+	CHECK(one && two && strcmp(one, two) == 0, "the same row and attempt:\n%s\n%s",
+	      one ? one : "", two ? two : "");
+	CHECK(one && strstr(one, "attempt 1: started ") && strstr(one, "error: no hook for e"),
+	      "the attempt is shown: %s", one ? one : "");
+	free(one);
+	free(two);
+
+	/* An attempt that cannot be written (a trigger refuses attempt 7). */
+	sql_int(dir, "CREATE TRIGGER refuse_7 BEFORE INSERT ON attempts WHEN NEW.attempt = 7"
+	             " BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	int64_t rowid;
+	rec(w, "ep", "g1", "e", false, T0, "{}");
+	d.known_new = true;
+	d.delivery_id = "g2";
+	a.attempt = 7;
+	CHECK(journal_record_final(w, &d, &a, DSTATE_SKIPPED) < 0, "g2 fails");
+	CHECK(journal_flush(w) == 0, "flush after the failed write");
+	CHECK(journal_lookup(w, "ep", "g2", NULL, NULL, &rowid) == RESULT_UNKNOWN, "no g2 row");
+	CHECK(sql_int(dir, "SELECT count(*) FROM deliveries WHERE delivery_id = 'g2'") == 0,
+	      "no g2 row committed");
+	CHECK(state_of(w, "ep", "g1", NULL) == DSTATE_RUNNING, "the batch's other write stays");
+	CHECK(journal_losses(w) == 0, "no batch lost");
+
+	/* ... and the row cannot be taken out either: the batch goes. */
+	sql_int(dir, "CREATE TRIGGER keep_rows BEFORE DELETE ON deliveries"
+	             " BEGIN SELECT RAISE(ABORT, 'kept'); END");
+	rec(w, "ep", "g3", "e", false, T0, "{}");
+	d.delivery_id = "g4";
+	CHECK(journal_record_final(w, &d, &a, DSTATE_SKIPPED) < 0, "g4 fails");
+	CHECK(journal_losses(w) == 1, "the batch was lost");
+	CHECK(journal_flush(w) == 0, "nothing left to flush");
+	CHECK(journal_lookup(w, "ep", "g3", NULL, NULL, &rowid) == RESULT_UNKNOWN &&
+	              journal_lookup(w, "ep", "g4", NULL, NULL, &rowid) == RESULT_UNKNOWN,
+	      "neither g3 nor half of g4");
+	CHECK(sql_int(dir, "SELECT count(*) FROM attempts WHERE attempt = 7") == 0, "no attempt 7");
+	d.delivery_id = "g5";
+	a.attempt = 1;
+	CHECK(journal_record_final(w, &d, &a, DSTATE_SKIPPED) > 0, "the journal goes on");
+	CHECK(journal_flush(w) == 0, "flush");
+	CHECK(sql_int(dir, "SELECT count(*) FROM deliveries WHERE delivery_id = 'g5'") == 1, "g5");
+	journal_close(w);
+	free(dir);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/hookd-journal-XXXXXX");
@@ -1382,6 +1454,7 @@ int main(void)
 	test_show();
 	test_readonly();
 	test_batching();
+	test_record_final();
 	test_credentials();
 	bench();
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
