@@ -901,6 +901,35 @@ static void test_schema_1(void)
 	free(dir);
 }
 
+/* A new journal's pages are 2 KiB (open_rw); one made with other pages
+ * (an older hookd's 4 KiB) opens and goes on with its own. */
+static void test_page_size(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 1024, 0, 0);
+	final_delivery(j, "alpha", "before", "e", T0, 200);
+	journal_close(j);
+	CHECK(sql_int(dir, "PRAGMA page_size") == 2048, "a new journal: 2 KiB pages");
+	char *path = xasprintf("%s/journal.db", dir);
+	sqlite3 *db;
+	CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+	              sqlite3_exec(db, "PRAGMA journal_mode = DELETE; PRAGMA page_size = 4096;"
+	                               " VACUUM; PRAGMA journal_mode = WAL;",
+	                           NULL, NULL, NULL) == SQLITE_OK,
+	      "made a journal of 4 KiB pages");
+	sqlite3_close(db);
+	free(path);
+	CHECK(sql_int(dir, "PRAGMA page_size") == 4096, "4 KiB pages");
+	j = open_dir(dir, 1024, 0, 0);
+	final_delivery(j, "alpha", "after", "e", T0 + 1, 200);
+	CHECK(state_of(j, "alpha", "before", NULL) == DSTATE_SUCCEEDED &&
+	              state_of(j, "alpha", "after", NULL) == DSTATE_SUCCEEDED,
+	      "both rows there");
+	journal_close(j);
+	CHECK(sql_int(dir, "PRAGMA page_size") == 4096, "it keeps its pages");
+	free(dir);
+}
+
 static void test_events(void)
 {
 	char *dir = new_state_dir();
@@ -1451,6 +1480,7 @@ int main(void)
 	test_events();
 	test_replay_marks();
 	test_schema_1();
+	test_page_size();
 	test_show();
 	test_readonly();
 	test_batching();
