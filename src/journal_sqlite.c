@@ -55,6 +55,7 @@
 	X(sqlite3_changes) \
 	X(sqlite3_clear_bindings) \
 	X(sqlite3_close) \
+	X(sqlite3_config) \
 	X(sqlite3_column_blob) \
 	X(sqlite3_column_bytes) \
 	X(sqlite3_column_int) \
@@ -89,6 +90,7 @@ static const struct dynsym sqlite_symbols[] = {SQLITE_CALLS(SQLITE_SYMBOL)};
 #define sqlite3_changes dl_sqlite3_changes
 #define sqlite3_clear_bindings dl_sqlite3_clear_bindings
 #define sqlite3_close dl_sqlite3_close
+#define sqlite3_config dl_sqlite3_config
 #define sqlite3_column_blob dl_sqlite3_column_blob
 #define sqlite3_column_bytes dl_sqlite3_column_bytes
 #define sqlite3_column_int dl_sqlite3_column_int
@@ -112,9 +114,19 @@ static const struct dynsym sqlite_symbols[] = {SQLITE_CALLS(SQLITE_SYMBOL)};
 static bool sqlite_load(char *err, size_t errlen)
 {
 	static bool loaded;
-	if (!loaded)
+	if (!loaded) {
 		loaded = dynload("libsqlite3.so.0", sqlite_symbols, ARRAY_SIZE(sqlite_symbols), err,
 		                 errlen);
+		/*
+		 * Without its memory statistics (which hookd never reads), SQLite
+		 * takes no process-wide lock around each of its allocations and
+		 * frees (dozens a delivery). Possible only before SQLite's first use in
+		 * the process; later (a test that used it first) it is refused,
+		 * and changes nothing.
+		 */
+		if (loaded)
+			sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	}
 	return loaded;
 }
 
