@@ -1446,7 +1446,8 @@ static void test_record_final(void)
 	d.delivery_id = "g4";
 	CHECK(journal_record_final(w, &d, &a, DSTATE_SKIPPED) < 0, "g4 fails");
 	CHECK(journal_losses(w) == 1, "the batch was lost");
-	CHECK(journal_flush(w) == 0, "nothing left to flush");
+	CHECK(journal_flush(w) < 0, "the next flush says a batch was lost");
+	CHECK(journal_flush(w) == 0, "once");
 	CHECK(journal_lookup(w, "ep", "g3", NULL, NULL, &rowid) == RESULT_UNKNOWN &&
 	              journal_lookup(w, "ep", "g4", NULL, NULL, &rowid) == RESULT_UNKNOWN,
 	      "neither g3 nor half of g4");
@@ -1456,6 +1457,66 @@ static void test_record_final(void)
 	CHECK(journal_record_final(w, &d, &a, DSTATE_SKIPPED) > 0, "the journal goes on");
 	CHECK(journal_flush(w) == 0, "flush");
 	CHECK(sql_int(dir, "SELECT count(*) FROM deliveries WHERE delivery_id = 'g5'") == 1, "g5");
+	journal_close(w);
+	free(dir);
+}
+
+/* journal_attempt_finished, also without a savepoint of its own: a failed
+ * attempt insert leaves the batch as it was; a failure after it (a hook's
+ * run, the row's update) gives the batch up rather than commit half. */
+static void test_finish_failures(void)
+{
+	char *dir = new_state_dir();
+	struct journal *w = open_dir(dir, 1024, 0, 0);
+	sql_int(dir, "CREATE TRIGGER refuse_7 BEFORE INSERT ON attempts WHEN NEW.attempt = 7"
+	             " BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	sql_int(dir, "CREATE TRIGGER refuse_599 BEFORE UPDATE OF http ON deliveries"
+	             " WHEN NEW.http = 599 BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	sql_int(dir, "CREATE TRIGGER refuse_hook BEFORE INSERT ON hook_runs WHEN NEW.attempt = 8"
+	             " BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	journal_set_batching(w, true);
+	int64_t h1 = rec(w, "ep", "h1", "e", false, T0, "{}");
+	int64_t h2 = rec(w, "ep", "h2", "e", false, T0, "{}");
+	CHECK(journal_flush(w) == 0, "flush");
+
+	/* The attempt itself refused: nothing of it, the batch goes on. */
+	int64_t h3 = rec(w, "ep", "h3", "e", false, T0, "{}");
+	CHECK(finish(w, h1, 7, 200, DSTATE_SUCCEEDED, 0) < 0, "attempt 7 refused");
+	CHECK(finish(w, h2, 1, 200, DSTATE_SUCCEEDED, 0) == 0, "h2 finished");
+	CHECK(journal_flush(w) == 0, "flush");
+	CHECK(journal_losses(w) == 0, "no batch lost");
+	CHECK(state_of(w, "ep", "h1", NULL) == DSTATE_RUNNING, "h1 as it was");
+	CHECK(state_of(w, "ep", "h2", NULL) == DSTATE_SUCCEEDED, "h2 committed");
+	CHECK(state_of(w, "ep", "h3", NULL) == DSTATE_RUNNING, "h3 committed");
+	CHECK(sql_int(dir, "SELECT count(*) FROM attempts WHERE attempt = 7") == 0, "no attempt 7");
+
+	/* The update refused after the attempt was written: the batch goes. */
+	int64_t h4 = rec(w, "ep", "h4", "e", false, T0, "{}");
+	CHECK(finish(w, h3, 1, 599, DSTATE_FAILED, 0) < 0, "update refused");
+	CHECK(journal_losses(w) == 1, "the batch was given up");
+	CHECK(journal_flush(w) < 0, "the next flush says a batch was lost");
+	CHECK(journal_lookup(w, "ep", "h4", NULL, NULL, &h4) == RESULT_UNKNOWN, "h4 went with it");
+	CHECK(state_of(w, "ep", "h3", NULL) == DSTATE_RUNNING, "h3 as it was");
+	CHECK(sql_int(dir, "SELECT count(*) FROM attempts WHERE delivery = (SELECT id FROM"
+	                   " deliveries WHERE delivery_id = 'h3')") == 0,
+	      "no half-written attempt");
+
+	/* A hook's run refused after the attempt was written: the same. */
+	rec(w, "ep", "h5", "e", false, T0, "{}");
+	CHECK(finish(w, h3, 8, 200, DSTATE_SUCCEEDED, 0) < 0, "hook run refused");
+	CHECK(journal_losses(w) == 2, "the batch was given up");
+	CHECK(sql_int(dir, "SELECT count(*) FROM attempts WHERE attempt = 8") == 0, "no attempt 8");
+	CHECK(journal_lookup(w, "ep", "h5", NULL, NULL, &h4) == RESULT_UNKNOWN, "h5 went with it");
+
+	/* And the journal goes on, with counts that match its rows; the flush
+	 * that commits the next batch still tells of the lost one. */
+	CHECK(finish(w, h3, 1, 200, DSTATE_SUCCEEDED, 0) == 0, "h3 finished");
+	CHECK(journal_flush(w) < 0, "a batch was lost since the last flush");
+	CHECK(journal_flush(w) == 0, "flush");
+	CHECK(sql_int(dir, "SELECT state FROM deliveries WHERE delivery_id = 'h3'") ==
+	              DSTATE_SUCCEEDED,
+	      "h3 committed");
+	CHECK(journal_pending_count(w) == 0, "no pending async delivery");
 	journal_close(w);
 	free(dir);
 }
@@ -1485,6 +1546,7 @@ int main(void)
 	test_readonly();
 	test_batching();
 	test_record_final();
+	test_finish_failures();
 	test_credentials();
 	bench();
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
