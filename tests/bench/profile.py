@@ -7,7 +7,8 @@ strace, for each scenario of bench.py.
         [--only abcde] [--tool callgrind|strace] [--probes] [--journal] [--keep]
 
 Each scenario sends N requests one after another on one keep-alive
-connection, with the counters zeroed before and read after, so start-up
+connection (a new one after each refusal, which closes its connection:
+scenario a), with the counters zeroed before and read after, so start-up
 is not counted. Prints one line a scenario: instructions (or system
 calls) a request. With --keep the callgrind files stay in the work
 directory for callgrind_annotate. --journal: the same with the journal on
@@ -59,12 +60,18 @@ def send_n(port, path, token, n):
                 m = re.search(rb"(?i)content-length: *(\d+)", buf[:head_end])
                 need = head_end + 4 + (int(m.group(1)) if m else 0)
                 if len(buf) >= need:
+                    closing = re.search(rb"(?i)\r\nconnection: *close", buf[:head_end])
                     buf = buf[need:]
                     break
             chunk = s.recv(65536)
             if not chunk:
                 raise bench.BenchError("connection closed after %d answers" % i)
             buf += chunk
+        if closing:
+            # A refusal (scenario a) closes its connection: a new one.
+            s.close()
+            s = socket.create_connection(("127.0.0.1", port), timeout=60)
+            buf = b""
     s.close()
 
 
