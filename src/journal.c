@@ -60,22 +60,33 @@ bool journal_pending_async(int state, bool async)
 	return async && delivery_state_pending((enum delivery_state)state);
 }
 
+/* s, with any CR or LF in it turned into a space, so that each header
+ * stays one line (a header from elsewhere than the HTTP parser may hold one). */
+static void put_one_line(struct strbuf *sb, const char *s)
+{
+	size_t n = strlen(s);
+	size_t start = sb->len;
+	sb_append(sb, s, n);
+	char *end = sb->buf + sb->len;
+	for (char *p = sb->buf + start; (p = memchr(p, '\r', (size_t)(end - p)));)
+		*p++ = ' ';
+	for (char *p = sb->buf + start; (p = memchr(p, '\n', (size_t)(end - p)));)
+		*p++ = ' ';
+}
+
 char *journal_headers_text(const struct journal_new *d)
 {
 	struct strbuf sb;
 	sb_init(&sb);
+	/* A request's headers are a few hundred bytes: room for most at once. */
+	sb_reserve(&sb, 512);
 	for (size_t i = 0; i < d->nheaders; i++) {
 		const struct journal_header *h = &d->headers[i];
 		if (!h->name || header_is_credential(h->name, NULL))
 			continue;
-		size_t start = sb.len;
-		sb_puts(&sb, h->name);
-		sb_puts(&sb, ": ");
-		sb_puts(&sb, h->value ? h->value : "");
-		for (size_t k = start; k < sb.len; k++) {
-			if (sb.buf[k] == '\r' || sb.buf[k] == '\n')
-				sb.buf[k] = ' ';
-		}
+		put_one_line(&sb, h->name);
+		sb_append(&sb, ": ", 2);
+		put_one_line(&sb, h->value ? h->value : "");
 		sb_putc(&sb, '\n');
 	}
 	return sb_steal(&sb);

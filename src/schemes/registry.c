@@ -4,6 +4,7 @@
  * them), and the look-ups over it. A new scheme is one file in this
  * directory, its extern declaration and its line in the table.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "scheme.h"
@@ -97,16 +98,69 @@ static char lower(char c)
 	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
-/* Whether the NULL-terminated list names the header (len bytes, first
- * byte in lower case: first), in any case. Every header of every request
- * is looked up here, twice with a journal, against some twenty names, most
- * of them beginning with "X-": the first byte and the length turn nearly
- * all of them away before a whole comparison. */
-static bool listed(const char *const *list, const char *name, size_t len, char first)
+/*
+ * Every header of every request is looked up here, twice with a journal
+ * (what a hook gets, what the journal keeps), against the twenty-odd names
+ * of the lists above, most of them beginning with "X-". So the names are
+ * indexed by length once, and a header is compared with the few of its own
+ * length only. A name longer than the index holds (none today) sends every
+ * look-up the slow way, through the lists themselves.
+ */
+#define CREDENTIAL_LEN_MAX 63
+#define CREDENTIAL_NAMES_MAX 64
+
+static struct {
+	const char *names[CREDENTIAL_NAMES_MAX]; /* by length, shortest first */
+	unsigned char first[CREDENTIAL_NAMES_MAX]; /* each one's first byte, lower case */
+	/* names of length n: names[start[n]] up to names[start[n + 1]] */
+	unsigned char start[CREDENTIAL_LEN_MAX + 2];
+	bool unindexed; /* a name the index cannot hold: no index */
+} credential_index;
+static pthread_once_t credential_index_once = PTHREAD_ONCE_INIT;
+
+static void index_list(const char *const *list, size_t *count, size_t len)
 {
 	for (; list && *list; list++) {
-		if (lower(**list) == first && strlen(*list) == len &&
-		    ascii_casecmp_eq(name, *list))
+		size_t n = strlen(*list);
+		if (n > CREDENTIAL_LEN_MAX || *count == CREDENTIAL_NAMES_MAX) {
+			credential_index.unindexed = true;
+			return;
+		}
+		if (n != len)
+			continue;
+		credential_index.names[*count] = *list;
+		credential_index.first[*count] = (unsigned char)lower(**list);
+		(*count)++;
+	}
+}
+
+static void build_credential_index(void)
+{
+	size_t count = 0;
+	for (size_t len = 0; len <= CREDENTIAL_LEN_MAX && !credential_index.unindexed; len++) {
+		credential_index.start[len] = (unsigned char)count;
+		index_list(credential_headers, &count, len);
+		for (size_t i = 0; i < ARRAY_SIZE(schemes); i++)
+			index_list(schemes[i]->credential_headers, &count, len);
+	}
+	credential_index.start[CREDENTIAL_LEN_MAX + 1] = (unsigned char)count;
+}
+
+static bool listed(const char *const *list, const char *name)
+{
+	for (; list && *list; list++) {
+		if (ascii_casecmp_eq(name, *list))
+			return true;
+	}
+	return false;
+}
+
+static bool listed_anywhere(const char *name)
+{
+	if (listed(credential_headers, name))
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(schemes); i++) {
+		if (listed(schemes[i]->credential_headers, name))
 			return true;
 	}
 	return false;
@@ -116,13 +170,19 @@ bool header_is_credential(const char *name, const char *signature_header)
 {
 	if (!name)
 		return false;
-	size_t len = strlen(name);
-	char first = lower(name[0]);
-	if (listed(credential_headers, name, len, first))
+	if (signature_header && ascii_casecmp_eq(name, signature_header))
 		return true;
-	for (size_t i = 0; i < ARRAY_SIZE(schemes); i++) {
-		if (listed(schemes[i]->credential_headers, name, len, first))
+	pthread_once(&credential_index_once, build_credential_index);
+	if (credential_index.unindexed)
+		return listed_anywhere(name);
+	size_t len = strlen(name);
+	if (len > CREDENTIAL_LEN_MAX)
+		return false;
+	unsigned char first = (unsigned char)lower(name[0]);
+	for (size_t i = credential_index.start[len]; i < credential_index.start[len + 1]; i++) {
+		if (credential_index.first[i] == first &&
+		    ascii_casecmp_eq(name, credential_index.names[i]))
 			return true;
 	}
-	return signature_header && ascii_casecmp_eq(name, signature_header);
+	return false;
 }

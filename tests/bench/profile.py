@@ -4,14 +4,18 @@ busy the machine is: instructions under callgrind, and system calls under
 strace, for each scenario of bench.py.
 
     python3 tests/bench/profile.py --build build-release [--requests 2000]
-        [--only abcd] [--tool callgrind|strace] [--probes] [--journal] [--keep]
+        [--only abcde] [--tool callgrind|strace] [--probes] [--journal] [--keep]
 
 Each scenario sends N requests one after another on one keep-alive
-connection, with the counters zeroed before and read after, so start-up
+connection (a new one after each refusal, which closes its connection:
+scenario a), with the counters zeroed before and read after, so start-up
 is not counted. Prints one line a scenario: instructions (or system
 calls) a request. With --keep the callgrind files stay in the work
 directory for callgrind_annotate. --journal: the same with the journal on
-(scenarios b and c), one request a batch.
+(scenarios b and c), one request a batch. Scenario e (only when asked for:
+--only e) is the async acceptance of bench.py's hookd-async.ini, always
+with the journal: one hook running (a sleep), every other delivery queued,
+each 202 after the commit and the sync of the WAL that hold its record.
 """
 
 import argparse
@@ -29,7 +33,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
-PATHS = {"a": "/true", "b": "/none", "c": "/true", "d": "/webhook"}
+PATHS = {"a": "/true", "b": "/none", "c": "/true", "d": "/webhook", "e": "/async"}
 
 
 def request_bytes(path, token, i, body):
@@ -56,12 +60,18 @@ def send_n(port, path, token, n):
                 m = re.search(rb"(?i)content-length: *(\d+)", buf[:head_end])
                 need = head_end + 4 + (int(m.group(1)) if m else 0)
                 if len(buf) >= need:
+                    closing = re.search(rb"(?i)\r\nconnection: *close", buf[:head_end])
                     buf = buf[need:]
                     break
             chunk = s.recv(65536)
             if not chunk:
                 raise bench.BenchError("connection closed after %d answers" % i)
             buf += chunk
+        if closing:
+            # A refusal (scenario a) closes its connection: a new one.
+            s.close()
+            s = socket.create_connection(("127.0.0.1", port), timeout=60)
+            buf = b""
     s.close()
 
 
@@ -73,11 +83,24 @@ def callgrind_total(path):
     raise bench.BenchError("no totals in " + path)
 
 
+def kill_slow_hooks(work):
+    """Scenario e's hook: a sleep in a process group of its own."""
+    try:
+        with open(os.path.join(work, "slow.pids")) as f:
+            for line in f:
+                try:
+                    os.killpg(int(line), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+    except OSError:
+        pass
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--only", default="abcd")
+    ap.add_argument("--only", default="abcd", help="scenarios; e (async acceptance) too if named")
     ap.add_argument("--tool", choices=("callgrind", "strace"), default="callgrind")
     ap.add_argument("--probes", action="store_true", help="also the probes, for a, c and d")
     ap.add_argument("--keep", action="store_true")
@@ -88,10 +111,15 @@ def main():
     work = tempfile.mkdtemp(prefix="hookd-prof-")
     token = secrets.token_hex(24)
     bench.setup_configs(work, token)
+    listening = r"msg=listening addr=127\.0\.0\.1:(\d+)"
     targets = [("hookd", [os.path.join(args.build, "hookd"), "-c",
                           os.path.join(work, "hookd-journal.ini" if args.journal
                                        else "hookd.ini")],
-                r"msg=listening addr=127\.0\.0\.1:(\d+)", args.only)]
+                listening, args.only.replace("e", ""))]
+    if "e" in args.only:
+        targets.append(("hookd-async", [os.path.join(args.build, "hookd"), "-c",
+                                        os.path.join(work, "hookd-async.ini")],
+                        listening, "e"))
     if args.probes:
         pdir = os.path.join(args.build, "tests", "bench")
         targets.append(("probe_reject", [os.path.join(pdir, "probe_reject")],
@@ -140,7 +168,7 @@ def main():
                     with open("/proc/%d/task/%d/children" % (srv.pid, srv.pid)) as f:
                         traced = [int(p) for p in f.read().split()]
                     for p in traced:
-                        os.kill(p, signal.SIGTERM)
+                        os.kill(p, signal.SIGKILL if "e" in scen else signal.SIGTERM)
                     srv.proc.wait(timeout=30)
                     srv.stop()
                     with open(out) as f:
@@ -151,7 +179,12 @@ def main():
                     print("%-15s %s  %6.1f system calls a request\n%s"
                           % (name, scen, total / n, text), flush=True)
             finally:
-                srv.stop()
+                if "e" in scen:
+                    # SIGTERM would wait for the sleeping hook.
+                    srv.stop(signal.SIGKILL)
+                    kill_slow_hooks(work)
+                else:
+                    srv.stop()
     finally:
         if args.keep:
             print("kept " + work)

@@ -901,6 +901,35 @@ static void test_schema_1(void)
 	free(dir);
 }
 
+/* A new journal's pages are 2 KiB (open_rw); one made with other pages
+ * (an older hookd's 4 KiB) opens and goes on with its own. */
+static void test_page_size(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 1024, 0, 0);
+	final_delivery(j, "alpha", "before", "e", T0, 200);
+	journal_close(j);
+	CHECK(sql_int(dir, "PRAGMA page_size") == 2048, "a new journal: 2 KiB pages");
+	char *path = xasprintf("%s/journal.db", dir);
+	sqlite3 *db;
+	CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+	              sqlite3_exec(db, "PRAGMA journal_mode = DELETE; PRAGMA page_size = 4096;"
+	                               " VACUUM; PRAGMA journal_mode = WAL;",
+	                           NULL, NULL, NULL) == SQLITE_OK,
+	      "made a journal of 4 KiB pages");
+	sqlite3_close(db);
+	free(path);
+	CHECK(sql_int(dir, "PRAGMA page_size") == 4096, "4 KiB pages");
+	j = open_dir(dir, 1024, 0, 0);
+	final_delivery(j, "alpha", "after", "e", T0 + 1, 200);
+	CHECK(state_of(j, "alpha", "before", NULL) == DSTATE_SUCCEEDED &&
+	              state_of(j, "alpha", "after", NULL) == DSTATE_SUCCEEDED,
+	      "both rows there");
+	journal_close(j);
+	CHECK(sql_int(dir, "PRAGMA page_size") == 4096, "it keeps its pages");
+	free(dir);
+}
+
 static void test_events(void)
 {
 	char *dir = new_state_dir();
@@ -1359,6 +1388,139 @@ static void bench(void)
 	free(dir);
 }
 
+/* journal_record_final for an id not seen before (one write, no savepoint
+ * of its own in the batch) leaves what journal_record and then
+ * journal_attempt_finished leave; an attempt that cannot be written takes
+ * its row out again, and only when that fails too is the batch lost. */
+static void test_record_final(void)
+{
+	char *dir = new_state_dir();
+	struct journal *w = open_dir(dir, 1024, 0, 0);
+	journal_set_batching(w, true);
+	struct journal_new d = {
+		.endpoint = "ep", .delivery_id = "f1", .event = "e", .remote_addr = "127.0.0.1",
+		.received_ms = T0, .headers = std_headers, .nheaders = ARRAY_SIZE(std_headers),
+		.body = (const unsigned char *)"{}", .body_len = 2, .known_new = true,
+	};
+	struct journal_attempt a = {
+		.attempt = 1, .started_ms = T0 + 1, .finished_ms = T0 + 2,
+		.status = "skipped", .error = "no hook for e",
+	};
+	CHECK(journal_record_final(w, &d, &a, DSTATE_SKIPPED) > 0, "record_final f1");
+	d.delivery_id = "f2";
+	d.known_new = false; /* the two writes */
+	CHECK(journal_record_final(w, &d, &a, DSTATE_SKIPPED) > 0, "record_final f2");
+	CHECK(journal_flush(w) == 0, "flush");
+	char *one, *two;
+	CHECK(run_show(w, NULL, "f1", &one) == 0 && run_show(w, NULL, "f2", &two) == 0, "show");
+	char *at = one ? strstr(one, "f1") : NULL;
+	if (at)
+		at[1] = '2';
+	CHECK(one && two && strcmp(one, two) == 0, "the same row and attempt:\n%s\n%s",
+	      one ? one : "", two ? two : "");
+	CHECK(one && strstr(one, "attempt 1: started ") && strstr(one, "error: no hook for e"),
+	      "the attempt is shown: %s", one ? one : "");
+	free(one);
+	free(two);
+
+	/* An attempt that cannot be written (a trigger refuses attempt 7). */
+	sql_int(dir, "CREATE TRIGGER refuse_7 BEFORE INSERT ON attempts WHEN NEW.attempt = 7"
+	             " BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	int64_t rowid;
+	rec(w, "ep", "g1", "e", false, T0, "{}");
+	d.known_new = true;
+	d.delivery_id = "g2";
+	a.attempt = 7;
+	CHECK(journal_record_final(w, &d, &a, DSTATE_SKIPPED) < 0, "g2 fails");
+	CHECK(journal_flush(w) == 0, "flush after the failed write");
+	CHECK(journal_lookup(w, "ep", "g2", NULL, NULL, &rowid) == RESULT_UNKNOWN, "no g2 row");
+	CHECK(sql_int(dir, "SELECT count(*) FROM deliveries WHERE delivery_id = 'g2'") == 0,
+	      "no g2 row committed");
+	CHECK(state_of(w, "ep", "g1", NULL) == DSTATE_RUNNING, "the batch's other write stays");
+	CHECK(journal_losses(w) == 0, "no batch lost");
+
+	/* ... and the row cannot be taken out either: the batch goes. */
+	sql_int(dir, "CREATE TRIGGER keep_rows BEFORE DELETE ON deliveries"
+	             " BEGIN SELECT RAISE(ABORT, 'kept'); END");
+	rec(w, "ep", "g3", "e", false, T0, "{}");
+	d.delivery_id = "g4";
+	CHECK(journal_record_final(w, &d, &a, DSTATE_SKIPPED) < 0, "g4 fails");
+	CHECK(journal_losses(w) == 1, "the batch was lost");
+	CHECK(journal_flush(w) < 0, "the next flush says a batch was lost");
+	CHECK(journal_flush(w) == 0, "once");
+	CHECK(journal_lookup(w, "ep", "g3", NULL, NULL, &rowid) == RESULT_UNKNOWN &&
+	              journal_lookup(w, "ep", "g4", NULL, NULL, &rowid) == RESULT_UNKNOWN,
+	      "neither g3 nor half of g4");
+	CHECK(sql_int(dir, "SELECT count(*) FROM attempts WHERE attempt = 7") == 0, "no attempt 7");
+	d.delivery_id = "g5";
+	a.attempt = 1;
+	CHECK(journal_record_final(w, &d, &a, DSTATE_SKIPPED) > 0, "the journal goes on");
+	CHECK(journal_flush(w) == 0, "flush");
+	CHECK(sql_int(dir, "SELECT count(*) FROM deliveries WHERE delivery_id = 'g5'") == 1, "g5");
+	journal_close(w);
+	free(dir);
+}
+
+/* journal_attempt_finished, also without a savepoint of its own: a failed
+ * attempt insert leaves the batch as it was; a failure after it (a hook's
+ * run, the row's update) gives the batch up rather than commit half. */
+static void test_finish_failures(void)
+{
+	char *dir = new_state_dir();
+	struct journal *w = open_dir(dir, 1024, 0, 0);
+	sql_int(dir, "CREATE TRIGGER refuse_7 BEFORE INSERT ON attempts WHEN NEW.attempt = 7"
+	             " BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	sql_int(dir, "CREATE TRIGGER refuse_599 BEFORE UPDATE OF http ON deliveries"
+	             " WHEN NEW.http = 599 BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	sql_int(dir, "CREATE TRIGGER refuse_hook BEFORE INSERT ON hook_runs WHEN NEW.attempt = 8"
+	             " BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	journal_set_batching(w, true);
+	int64_t h1 = rec(w, "ep", "h1", "e", false, T0, "{}");
+	int64_t h2 = rec(w, "ep", "h2", "e", false, T0, "{}");
+	CHECK(journal_flush(w) == 0, "flush");
+
+	/* The attempt itself refused: nothing of it, the batch goes on. */
+	int64_t h3 = rec(w, "ep", "h3", "e", false, T0, "{}");
+	CHECK(finish(w, h1, 7, 200, DSTATE_SUCCEEDED, 0) < 0, "attempt 7 refused");
+	CHECK(finish(w, h2, 1, 200, DSTATE_SUCCEEDED, 0) == 0, "h2 finished");
+	CHECK(journal_flush(w) == 0, "flush");
+	CHECK(journal_losses(w) == 0, "no batch lost");
+	CHECK(state_of(w, "ep", "h1", NULL) == DSTATE_RUNNING, "h1 as it was");
+	CHECK(state_of(w, "ep", "h2", NULL) == DSTATE_SUCCEEDED, "h2 committed");
+	CHECK(state_of(w, "ep", "h3", NULL) == DSTATE_RUNNING, "h3 committed");
+	CHECK(sql_int(dir, "SELECT count(*) FROM attempts WHERE attempt = 7") == 0, "no attempt 7");
+
+	/* The update refused after the attempt was written: the batch goes. */
+	int64_t h4 = rec(w, "ep", "h4", "e", false, T0, "{}");
+	CHECK(finish(w, h3, 1, 599, DSTATE_FAILED, 0) < 0, "update refused");
+	CHECK(journal_losses(w) == 1, "the batch was given up");
+	CHECK(journal_flush(w) < 0, "the next flush says a batch was lost");
+	CHECK(journal_lookup(w, "ep", "h4", NULL, NULL, &h4) == RESULT_UNKNOWN, "h4 went with it");
+	CHECK(state_of(w, "ep", "h3", NULL) == DSTATE_RUNNING, "h3 as it was");
+	CHECK(sql_int(dir, "SELECT count(*) FROM attempts WHERE delivery = (SELECT id FROM"
+	                   " deliveries WHERE delivery_id = 'h3')") == 0,
+	      "no half-written attempt");
+
+	/* A hook's run refused after the attempt was written: the same. */
+	rec(w, "ep", "h5", "e", false, T0, "{}");
+	CHECK(finish(w, h3, 8, 200, DSTATE_SUCCEEDED, 0) < 0, "hook run refused");
+	CHECK(journal_losses(w) == 2, "the batch was given up");
+	CHECK(sql_int(dir, "SELECT count(*) FROM attempts WHERE attempt = 8") == 0, "no attempt 8");
+	CHECK(journal_lookup(w, "ep", "h5", NULL, NULL, &h4) == RESULT_UNKNOWN, "h5 went with it");
+
+	/* And the journal goes on, with counts that match its rows; the flush
+	 * that commits the next batch still tells of the lost one. */
+	CHECK(finish(w, h3, 1, 200, DSTATE_SUCCEEDED, 0) == 0, "h3 finished");
+	CHECK(journal_flush(w) < 0, "a batch was lost since the last flush");
+	CHECK(journal_flush(w) == 0, "flush");
+	CHECK(sql_int(dir, "SELECT state FROM deliveries WHERE delivery_id = 'h3'") ==
+	              DSTATE_SUCCEEDED,
+	      "h3 committed");
+	CHECK(journal_pending_count(w) == 0, "no pending async delivery");
+	journal_close(w);
+	free(dir);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/hookd-journal-XXXXXX");
@@ -1379,9 +1541,12 @@ int main(void)
 	test_events();
 	test_replay_marks();
 	test_schema_1();
+	test_page_size();
 	test_show();
 	test_readonly();
 	test_batching();
+	test_record_final();
+	test_finish_failures();
 	test_credentials();
 	bench();
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

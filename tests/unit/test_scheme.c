@@ -114,9 +114,89 @@ static void test_keys(void)
 		      "%s takes %s", cases[i].scheme, cases[i].key);
 }
 
+/* header_is_credential's names, in any case, and names close to them that
+ * are no credential (one byte more or less, another byte, the same length
+ * as a credential): the filter looks at lengths and first bytes first. */
+static void test_credential_headers(void)
+{
+	static const struct {
+		const char *name;
+		bool credential;
+	} cases[] = {
+		{"Authorization", true},
+		{"authorization", true},
+		{"AUTHORIZATION", true},
+		{"Proxy-Authorization", true},
+		{"cookie", true},
+		{"X-Webhook-Signature", true},
+		{"x-webhook-token", true},
+		{"X-Webhook-Secret", true},
+		{"X-API-KEY", true},
+		{"X-Auth-Token", true},
+		{"X-Shopify-Hmac-Sha256", true},
+		{"X-Twilio-Signature", true},
+		{"X-Northflank-Notification-Integration-Token", true},
+		{"x-northflank-notification-integration-token", true},
+		{"X-Hub-Signature", true},
+		{"X-Hub-Signature-256", true},
+		{"X-Gitea-Signature", true},
+		{"X-Gogs-Signature", true},
+		{"X-Forgejo-Signature", true},
+		{"X-Gitlab-Token", true},
+		{"Webhook-Signature", true},
+		{"svix-signature", true},
+		{"Stripe-Signature", true},
+		{"X-Slack-Signature", true},
+		{"X-Signature", true},
+		{"x-signature", true},
+		{"Host", false},
+		{"Content-Type", false},
+		{"Content-Length", false},
+		{"User-Agent", false},
+		{"Cookies", false},
+		{"Cooki", false},
+		{"Authorisation", false},
+		{"Xuthorization", false},
+		{"Authorizatio", false},
+		{"X-Auth-Tokens", false},
+		{"Y-Auth-Token", false},
+		{"X-Auth-Tokeo", false},
+		{"X-Northflank-Notification-Integration-Event-Type", false},
+		{"X-Northflank-Notification-Integration-Event-Id", false},
+		{"X-Northflank-Notification-Integration-Id", false},
+		{"X-Hub-Signature-25", false},
+		{"X-GitHub-Event", false},
+		{"X-GitHub-Delivery", false},
+		{"X-Gitlab-Event", false},
+		{"Stripe-Signatures", false},
+		{"webhook-id", false},
+		{"X-Slack-Request-Timestamp", false},
+		{"", false},
+		{"X", false},
+		{"A-very-long-header-name-that-is-longer-than-any-credential-header-name-ever-was",
+		 false},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		CHECK(header_is_credential(cases[i].name, NULL) == cases[i].credential,
+		      "%s: credential %d", cases[i].name, cases[i].credential);
+	CHECK(!header_is_credential(NULL, NULL) && !header_is_credential(NULL, "X-Sig"),
+	      "no name, no credential");
+	/* The endpoint's own signature_header, in any case, whatever its length. */
+	CHECK(header_is_credential("x-my-sig", "X-My-Sig"), "signature_header, other case");
+	CHECK(!header_is_credential("X-My-Sig2", "X-My-Sig"), "signature_header: exact name only");
+	CHECK(!header_is_credential("X-My-Si", "X-My-Sig"), "signature_header: not a prefix");
+	CHECK(!header_is_credential("X-My-Sig", NULL), "X-My-Sig without signature_header");
+	const char *longer = "X-A-Signature-Header-Longer-Than-Sixty-Three-Bytes-Of-Header-Name-1";
+	CHECK(header_is_credential("x-a-signature-header-longer-than-sixty-three-bytes-of-header-name-1",
+	                           longer),
+	      "a long signature_header");
+	CHECK(!header_is_credential("Content-Type", longer), "a long signature_header: no other");
+}
+
 int main(void)
 {
 	test_entries();
 	test_keys();
+	test_credential_headers();
 	return check_done("scheme");
 }
