@@ -143,14 +143,17 @@ void journal_close(struct journal *j); /* NULL is fine; flushes first */
 /*
  * Batching (the daemon turns it on): the writes that need not be durable
  * at once, a sync delivery's journal_record and every
- * journal_attempt_finished, are left in one open write transaction, each
- * in a savepoint of its own, until journal_flush() commits them together;
- * any other write commits the batch first. A batch saves a commit per
- * write under load; its writes are visible to this connection at once and
- * to other readers (the CLI) after the flush, so the caller flushes soon
- * (at the end of the event loop's turn) and before answering a sync
- * delivery. journal_flush returns 0, or -1 when the batch was lost
- * (logged). Off by default; turning it off flushes.
+ * journal_attempt_finished, are left in one open write transaction until
+ * journal_flush() commits them together; any other write commits the
+ * batch first. A write that fails part way undoes what it wrote, or, when
+ * it cannot (an attempt row that replaced an older one), the whole batch,
+ * which is then lost like a batch whose commit failed. A batch saves a
+ * commit per write under load; its writes are visible to this connection
+ * at once and to other readers (the CLI) after the flush, so the caller
+ * flushes soon (groupcommit.c: once the event loop has nothing else to
+ * do) and before answering a sync delivery. journal_flush returns 0, or
+ * -1 when a batch was lost since the last flush (logged). Off by default;
+ * turning it off flushes.
  */
 void journal_set_batching(struct journal *j, bool on);
 int journal_flush(struct journal *j); /* NULL and no batch are fine */
