@@ -29,6 +29,10 @@
 struct output_stream {
 	struct hook_run *run;
 	int fd; /* the read end, -1 once closed */
+	/* The child's end, held until the hook is done: the hook's exit ends
+	 * its run (SIGCHLD), and an EOF at the same moment only woke the
+	 * loop a second time, for every hook. */
+	int write_fd;
 	struct event *ev;
 	bool is_err;
 	/* The line being gathered for the log (hook_run.line[index]). */
@@ -113,9 +117,18 @@ static void *output_observer_arg;
  * loop, that wait was most of the loop's time under load, and every other
  * request waited behind it. So hooks are started by a few spawner
  * threads: the loop queues a job (fds made, environment copied) and goes
- * on; a thread starts the process and hands the pid back through an
- * eventfd. The threads do nothing else (no malloc, no locks but the
+ * on; a thread starts the process and puts the job, with its pid, on the
+ * done queue. The threads do nothing else (no malloc, no locks but the
  * queue's, all signals blocked); everything else stays on the loop.
+ *
+ * The loop needs a pid only to match an exit, or to signal the group: it
+ * takes the done queue when a SIGCHLD comes, and before a time limit's
+ * signal. Waking the loop for every start (an eventfd written, the loop
+ * scheduled, the eventfd read) was a tenth of hookd's own CPU a delivery
+ * in (c): the eventfd is written only for a start that failed (there may
+ * be no child, so no SIGCHLD) and when the loop asked for the next job
+ * done (want_wake: it reaped a child it could not yet match, or has a
+ * signal waiting for a pid).
  *
  * A child between vfork and execve runs on a CPU: starts are CPU-bound,
  * and more of them at once than there are CPUs only share those CPUs, so
@@ -151,6 +164,7 @@ static struct {
 	bool stopping;
 	int efd;              /* the threads' "jobs are done" to the loop */
 	struct event *efd_ev;
+	bool want_wake;       /* the loop waits for the next job done */
 	/* Jobs of runs started with `hold`, until runner_release(); the
 	 * loop's alone, so not under the lock. */
 	STAILQ_HEAD(, spawn_job) held;
@@ -163,9 +177,12 @@ static struct {
 	.held = STAILQ_HEAD_INITIALIZER(spawners.held),
 };
 
+static void take_done(void);
+static bool want_next_done(void);
+
 /*
- * A child can exit before the loop has read its pid from the eventfd; its
- * status waits here until then. Each reap is numbered: a job takes only a
+ * A child can exit before the loop has taken its job from the done queue;
+ * its status waits here until then. Each reap is numbered: a job takes only a
  * status reaped after it was queued, so an entry nobody claimed (a child
  * that could not exec, reaped before its job came back) can never be
  * mistaken for a later process that got the same pid. Unclaimed
@@ -414,6 +431,10 @@ static void close_stream(struct output_stream *o)
 		close(o->fd);
 		o->fd = -1;
 	}
+	if (o->write_fd >= 0) {
+		close(o->write_fd);
+		o->write_fd = -1;
+	}
 	if (o->line_len > 0 && !o->line_cut)
 		log_output_line(o, o->run->line[o->index], o->line_len, false);
 	o->line_len = 0;
@@ -436,8 +457,9 @@ static void read_output(struct output_stream *o, int max_reads)
 			take_output(o, buf, (size_t)n);
 			/* Less than asked for: the pipe is empty now, and another
 			 * read would only say EAGAIN (a system call for most lines
-			 * a hook writes). What comes next, or the EOF, wakes the
-			 * loop again (the event is level-triggered). */
+			 * a hook writes). What comes next wakes the loop again
+			 * (the event is level-triggered); the rest when the hook
+			 * has exited is finish()'s. */
 			if ((size_t)n < sizeof(buf))
 				return;
 			continue;
@@ -446,7 +468,8 @@ static void read_output(struct output_stream *o, int max_reads)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return;
-		/* EOF (every writer closed it) or an error: stop reading. */
+		/* An error, or EOF (hookd holds a write end until finish(),
+		 * so only once it gave it up): stop reading. */
 		close_stream(o);
 		return;
 	}
@@ -527,10 +550,15 @@ static void finish(struct hook_run *r)
  * when its pid is known (never kill(0, ...): that is hookd's own group). */
 static void signal_group(struct hook_run *r, int sig)
 {
-	if (r->pid > 0)
+	if (r->pid > 0) {
 		kill(-r->pid, sig);
-	else
-		r->pending_signal = sig;
+		return;
+	}
+	r->pending_signal = sig;
+	/* Sent when its job is taken from the done queue: now, if it is
+	 * there already, else when a thread puts it there. */
+	if (want_next_done())
+		event_active(spawners.efd_ev, EV_READ, 0);
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
@@ -610,6 +638,9 @@ static void early_put(pid_t pid, int status)
 
 static void on_sigchld(evutil_socket_t fd, short what, void *arg)
 {
+	/* The pids of the children that may have exited. */
+	take_done();
+	bool unmatched = false;
 	/* SIGCHLDs coalesce: reap everything that has exited. */
 	for (;;) {
 		int status;
@@ -622,21 +653,29 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
 			if (r->pid == pid)
 				break;
 		}
-		if (r)
+		if (r) {
 			take_status(r, status);
-		else
+		} else {
 			early_put(pid, status); /* its start is still on its way */
+			unmatched = true;
+		}
 	}
+	/* A thread put its job on the queue after take_done() above, or will
+	 * yet: it must wake the loop for it, as no other SIGCHLD may come. */
+	if (unmatched && want_next_done())
+		take_done();
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
 }
 
 static void job_free(struct spawn_job *j)
 {
-	if (j->in_fd >= 0)
-		close(j->in_fd);
-	if (j->out_fd >= 0)
-		close(j->out_fd);
-	if (j->err_fd >= 0)
-		close(j->err_fd);
+	close_fd(&j->in_fd);
 	free(j);
 }
 
@@ -665,18 +704,16 @@ static void spawned(struct spawn_job *j)
 	}
 	r->pid = j->pid;
 	uint64_t j_reaps_before = j->reaps_before;
-	job_free(j); /* closes the child's ends: EOF on the pipes is now the hook's */
+	job_free(j);
 	if (r->pending_signal)
 		kill(-r->pid, r->pending_signal);
 	if (early_take(r->pid, j_reaps_before, &status))
 		take_status(r, status);
 }
 
-static void on_spawned(evutil_socket_t fd, short what, void *arg)
+/* On the loop: the jobs the threads are done with. */
+static void take_done(void)
 {
-	uint64_t n;
-	ssize_t rd = read(spawners.efd, &n, sizeof(n));
-	(void)rd;
 	STAILQ_HEAD(, spawn_job) done = STAILQ_HEAD_INITIALIZER(done);
 	pthread_mutex_lock(&spawners.lock);
 	STAILQ_CONCAT(&done, &spawners.done);
@@ -686,6 +723,25 @@ static void on_spawned(evutil_socket_t fd, short what, void *arg)
 		STAILQ_REMOVE_HEAD(&done, link);
 		spawned(j);
 	}
+}
+
+static void on_spawned(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t n;
+	ssize_t rd = read(spawners.efd, &n, sizeof(n)); /* EAGAIN if event_active */
+	(void)rd;
+	take_done();
+}
+
+/* The loop waits for a job done: the next one a thread finishes wakes it.
+ * True if one is on the queue already. */
+static bool want_next_done(void)
+{
+	pthread_mutex_lock(&spawners.lock);
+	spawners.want_wake = true;
+	bool ready = !STAILQ_EMPTY(&spawners.done);
+	pthread_mutex_unlock(&spawners.lock);
+	return ready;
 }
 
 int runner_init(struct event_base *base)
@@ -975,13 +1031,21 @@ static void *spawner_main(void *unused)
 		pthread_mutex_unlock(&spawners.lock);
 
 		spawn_child(j);
+		/* The child has its stdin: here and now, not whenever the loop
+		 * takes the job. */
+		close_fd(&j->in_fd);
 
 		pthread_mutex_lock(&spawners.lock);
 		STAILQ_INSERT_TAIL(&spawners.done, j, link);
+		bool wake = j->err != 0 || spawners.want_wake;
+		if (wake)
+			spawners.want_wake = false;
 		pthread_mutex_unlock(&spawners.lock);
-		uint64_t one = 1;
-		ssize_t w = write(spawners.efd, &one, sizeof(one));
-		(void)w;
+		if (wake) {
+			uint64_t one = 1;
+			ssize_t w = write(spawners.efd, &one, sizeof(one));
+			(void)w;
+		}
 	}
 }
 
@@ -1085,8 +1149,8 @@ void runner_cancel_held(const char *why)
 		r->res.ran = false;
 		r->res.start_may_pass = true;
 		r->res.error = xstrdup(why);
-		job_free(j); /* closes the write end: the output pipe is at EOF */
-		finish(r);
+		job_free(j);
+		finish(r); /* closes the pipes: nothing ever wrote them */
 	}
 }
 
@@ -1119,11 +1183,12 @@ static int output_pipe(int fds[2])
 	return fds[1] < 0 ? -1 : 0;
 }
 
-static void output_stream_open(struct hook_run *r, size_t i, int fd)
+static void output_stream_open(struct hook_run *r, size_t i, int fd, int write_fd)
 {
 	struct output_stream *o = &r->out[i];
 	o->run = r;
 	o->fd = fd;
+	o->write_fd = write_fd;
 	o->index = i;
 	o->is_err = i == 1;
 	o->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, on_output, o);
@@ -1159,10 +1224,9 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 	r->endpoint = xstrdup(p->endpoint ? p->endpoint : "");
 	r->event = xstrdup(p->event ? p->event : "");
 	r->delivery_id = xstrdup(p->delivery_id ? p->delivery_id : "");
-	/* The write ends stay open in the job until the process is started:
-	 * no EOF before the hook's own. */
-	output_stream_open(r, 0, out[0]);
-	output_stream_open(r, 1, err[0]);
+	/* The write ends stay open until the run is over (write_fd). */
+	output_stream_open(r, 0, out[0], out[1]);
+	output_stream_open(r, 1, err[0], err[1]);
 	r->timeout_ev = evtimer_new(base, on_timeout, r);
 	struct timeval tv = {(time_t)(p->timeout_ms / 1000), (suseconds_t)(p->timeout_ms % 1000) * 1000};
 	evtimer_add(r->timeout_ev, &tv);
@@ -1177,8 +1241,8 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 	}
 	pthread_mutex_lock(&spawners.lock);
 	STAILQ_INSERT_TAIL(&spawners.todo, j, link);
-	pthread_cond_signal(&spawners.wake);
 	pthread_mutex_unlock(&spawners.lock);
+	pthread_cond_signal(&spawners.wake);
 	return r;
 
 fail:

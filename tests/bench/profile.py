@@ -4,13 +4,15 @@ busy the machine is: instructions under callgrind, and system calls under
 strace, for each scenario of bench.py.
 
     python3 tests/bench/profile.py --build build-release [--requests 2000]
-        [--only abcde] [--tool callgrind|strace] [--probes] [--journal] [--keep]
+        [--only abcde] [--tool callgrind|strace] [--follow] [--probes] [--journal] [--keep]
 
 Each scenario sends N requests one after another on one keep-alive
 connection (a new one after each refusal, which closes its connection:
 scenario a), with the counters zeroed before and read after, so start-up
 is not counted. Prints one line a scenario: instructions (or system
-calls) a request. With --keep the callgrind files stay in the work
+calls) a request; --follow counts every thread's system calls and the
+hooks' own (the process between fork and exec, and what it runs), not
+only the event loop's. With --keep the callgrind files stay in the work
 directory for callgrind_annotate. --journal: the same with the journal on
 (scenarios b and c), one request a batch. Scenario e (only when asked for:
 --only e) is the async acceptance of bench.py's hookd-async.ini, always
@@ -104,6 +106,8 @@ def main():
     ap.add_argument("--tool", choices=("callgrind", "strace"), default="callgrind")
     ap.add_argument("--probes", action="store_true", help="also the probes, for a, c and d")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--follow", action="store_true",
+                    help="strace -f: every thread, and the hooks' processes too")
     ap.add_argument("--journal", action="store_true",
                     help="hookd with state_dir set (bench.py's journal config: b and c only)")
     args = ap.parse_args()
@@ -138,7 +142,8 @@ def main():
             if args.tool == "callgrind":
                 wrapped = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + argv
             else:
-                wrapped = ["strace", "-c", "-o", out] + argv
+                wrapped = (["strace", "-c"] + (["-f"] if args.follow else [])
+                           + ["-o", out] + argv)
             srv = bench.Server(name, wrapped, os.path.join(work, name + ".log"))
             try:
                 srv.wait_port(rx, timeout=60)
