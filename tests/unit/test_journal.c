@@ -752,6 +752,51 @@ static void test_prune(void)
 	free(dir);
 }
 
+/*
+ * journal_prune recounts the pending deliveries (the counts kept in memory)
+ * only in a quiet moment, when no batch was written since its previous
+ * call: the recount reads every pending row, too much each second under
+ * load. A change made behind the module's back shows the recount.
+ */
+static void test_prune_recount(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 1024, 0, 0);
+	journal_set_batching(j, true);
+	rec(j, "ep", "p1", "e", true, T0, "{}");
+	rec(j, "ep", "p2", "e", true, T0, "{}");
+	CHECK(journal_flush(j) == 0, "flush");
+	CHECK(journal_pending_count(j) == 2, "two pending");
+	static const struct {
+		const char *id;   /* made final behind the module's back, or NULL */
+		bool write;       /* a batch written before the prune */
+		int64_t want;     /* the count after the prune */
+	} steps[] = {
+		{"p1", false, 2}, /* a batch since the last prune (the records): no recount */
+		{NULL, false, 1}, /* quiet: recounted */
+		{"p2", true, 2},  /* p3 written, p2 gone: not yet */
+		{NULL, false, 1}, /* quiet: recounted (p3) */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+		if (steps[i].id) {
+			char *sql = xasprintf("UPDATE deliveries SET state = %d WHERE delivery_id = '%s'"
+			                      " RETURNING state", DSTATE_SUCCEEDED, steps[i].id);
+			CHECK(sql_int(dir, sql) == DSTATE_SUCCEEDED, "step %zu: %s made final", i,
+			      steps[i].id);
+			free(sql);
+		}
+		if (steps[i].write) {
+			rec(j, "ep", "p3", "e", true, T0, "{}");
+			CHECK(journal_flush(j) == 0, "step %zu: flush", i);
+		}
+		CHECK(journal_prune(j, T0) == 0, "step %zu: nothing to prune", i);
+		CHECK(journal_pending_count(j) == steps[i].want, "step %zu: pending %lld, want %lld",
+		      i, (long long)journal_pending_count(j), (long long)steps[i].want);
+	}
+	journal_close(j);
+	free(dir);
+}
+
 static void test_find_requeue(void)
 {
 	char *dir = new_state_dir();
@@ -1537,6 +1582,7 @@ int main(void)
 	test_recover();
 	test_pending_bytes();
 	test_prune();
+	test_prune_recount();
 	test_find_requeue();
 	test_events();
 	test_replay_marks();
