@@ -126,9 +126,12 @@ static void *output_observer_arg;
  * signal. Waking the loop for every start (an eventfd written, the loop
  * scheduled, the eventfd read) was a tenth of hookd's own CPU a delivery
  * in (c): the eventfd is written only for a start that failed (there may
- * be no child, so no SIGCHLD) and when the loop asked for the next job
- * done (want_wake: it reaped a child it could not yet match, or has a
- * signal waiting for a pid).
+ * be no child, so no SIGCHLD) and while the loop waits for jobs to come
+ * back (want_wake: it reaped a child it could not yet match, or holds a
+ * signal for a pid it does not know yet). want_wake is the loop's to set
+ * and clear (update_want_wake, after each look at the queue): a thread
+ * that took it for itself would leave a second job the loop waits for
+ * with nobody to wake it.
  *
  * A child between vfork and execve runs on a CPU: starts are CPU-bound,
  * and more of them at once than there are CPUs only share those CPUs, so
@@ -164,7 +167,7 @@ static struct {
 	bool stopping;
 	int efd;              /* the threads' "jobs are done" to the loop */
 	struct event *efd_ev;
-	bool want_wake;       /* the loop waits for the next job done */
+	bool want_wake;       /* the loop waits for jobs done: every one wakes it */
 	/* Jobs of runs started with `hold`, until runner_release(); the
 	 * loop's alone, so not under the lock. */
 	STAILQ_HEAD(, spawn_job) held;
@@ -178,7 +181,12 @@ static struct {
 };
 
 static void take_done(void);
-static bool want_next_done(void);
+static void update_want_wake(void);
+
+/* A seam for tests/unit/test_runner.c, which holds a spawner thread up
+ * here to make the loop wait for a job: called, when defined, after each
+ * start. Nothing in hookd defines it. */
+void runner_test_after_start(const char *path) __attribute__((weak));
 
 /*
  * A child can exit before the loop has taken its job from the done queue;
@@ -557,8 +565,7 @@ static void signal_group(struct hook_run *r, int sig)
 	r->pending_signal = sig;
 	/* Sent when its job is taken from the done queue: now, if it is
 	 * there already, else when a thread puts it there. */
-	if (want_next_done())
-		event_active(spawners.efd_ev, EV_READ, 0);
+	update_want_wake();
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
@@ -662,8 +669,8 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
 	}
 	/* A thread put its job on the queue after take_done() above, or will
 	 * yet: it must wake the loop for it, as no other SIGCHLD may come. */
-	if (unmatched && want_next_done())
-		take_done();
+	if (unmatched)
+		update_want_wake();
 }
 
 static void close_fd(int *fd)
@@ -723,6 +730,7 @@ static void take_done(void)
 		STAILQ_REMOVE_HEAD(&done, link);
 		spawned(j);
 	}
+	update_want_wake();
 }
 
 static void on_spawned(evutil_socket_t fd, short what, void *arg)
@@ -733,15 +741,35 @@ static void on_spawned(evutil_socket_t fd, short what, void *arg)
 	take_done();
 }
 
-/* The loop waits for a job done: the next one a thread finishes wakes it.
- * True if one is on the queue already. */
-static bool want_next_done(void)
+/* Whether the loop waits for a job to come back: a child reaped before
+ * its job did (an entry of the early table), or a signal held for a run
+ * whose pid is not known yet. */
+static bool waiting_for_jobs(void)
 {
+	if (nearly > 0)
+		early_expire(now_mono_ms()); /* a failed start's, claimed by no job */
+	if (nearly > 0)
+		return true;
+	struct hook_run *r;
+	TAILQ_FOREACH(r, &active, link) {
+		if (r->pid <= 0 && r->pending_signal)
+			return true;
+	}
+	return false;
+}
+
+/* Every job done wakes the loop while it waits for some (and a job put
+ * on the queue before the flag was set is taken at once); none does
+ * otherwise. */
+static void update_want_wake(void)
+{
+	bool want = waiting_for_jobs();
 	pthread_mutex_lock(&spawners.lock);
-	spawners.want_wake = true;
-	bool ready = !STAILQ_EMPTY(&spawners.done);
+	spawners.want_wake = want;
+	bool ready = want && !STAILQ_EMPTY(&spawners.done);
 	pthread_mutex_unlock(&spawners.lock);
-	return ready;
+	if (ready)
+		event_active(spawners.efd_ev, EV_READ, 0);
 }
 
 int runner_init(struct event_base *base)
@@ -1031,6 +1059,8 @@ static void *spawner_main(void *unused)
 		pthread_mutex_unlock(&spawners.lock);
 
 		spawn_child(j);
+		if (runner_test_after_start)
+			runner_test_after_start(j->path);
 		/* The child has its stdin: here and now, not whenever the loop
 		 * takes the job. */
 		close_fd(&j->in_fd);
@@ -1038,8 +1068,6 @@ static void *spawner_main(void *unused)
 		pthread_mutex_lock(&spawners.lock);
 		STAILQ_INSERT_TAIL(&spawners.done, j, link);
 		bool wake = j->err != 0 || spawners.want_wake;
-		if (wake)
-			spawners.want_wake = false;
 		pthread_mutex_unlock(&spawners.lock);
 		if (wake) {
 			uint64_t one = 1;

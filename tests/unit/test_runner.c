@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,6 +48,20 @@ static bool exists(const char *dir, const char *name)
 	bool yes = access(p, F_OK) == 0;
 	free(p);
 	return yes;
+}
+
+/* Spawner threads held up after a start (runner.c's seam): "slowq" as if
+ * its thread was preempted for 300 ms after the child started, "slowy"
+ * for 100 ms. */
+void runner_test_after_start(const char *path);
+void runner_test_after_start(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	if (strcmp(base, "slowq") == 0)
+		usleep(300 * 1000);
+	else if (strcmp(base, "slowy") == 0)
+		usleep(100 * 1000);
 }
 
 static struct hook_run *start(struct event_base *base, const char *dir, const char *hook,
@@ -120,8 +135,48 @@ int main(void)
 	CHECK(done.count == 3 && done.ran && done.exit_code == 0 && exists(dir, "now.ran"),
 	      "a run without hold did not run");
 
+	/*
+	 * A hook that exits before its spawner thread hands its job back (the
+	 * thread preempted: the seam above holds it 300 ms), while another
+	 * thread hands back a second job first: the loop reaped the first
+	 * child without knowing its pid and waits for its job; the second
+	 * job's wake must not end that wait. The first run is over when its
+	 * job comes back, not when the other hook (3 s) exits.
+	 */
+	static const struct {
+		const char *name, *text;
+	} racers[] = {
+		{"slowq", "#!/bin/sh\nexit 0\n"},
+		{"slowy", "#!/bin/sh\nsleep 3\n"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(racers); i++) {
+		char *p = xasprintf("%s/%s", dir, racers[i].name);
+		FILE *f = fopen(p, "w");
+		CHECK(f != NULL, "%s", p);
+		if (f) {
+			fputs(racers[i].text, f);
+			fclose(f);
+		}
+		chmod(p, 0755);
+		free(p);
+	}
+	int64_t t0 = now_mono_ms();
+	CHECK(start(base, dir, "slowq", false) != NULL, "start slowq");
+	CHECK(start(base, dir, "slowy", false) != NULL, "start slowy");
+	loop_until(base, 4, 2500);
+	CHECK(done.count == 4 && done.ran && done.exit_code == 0,
+	      "the hook that exited first was not seen until the other one exited: %d runs "
+	      "done after %lld ms", done.count, (long long)(now_mono_ms() - t0));
+	loop_until(base, 5, 10000);
+	CHECK(done.count == 5 && done.ran && done.exit_code == 0, "slowy: %d", done.count);
+
 	runner_shutdown();
 	event_base_free(base);
+	for (size_t i = 0; i < ARRAY_SIZE(racers); i++) {
+		char *p = xasprintf("%s/%s", dir, racers[i].name);
+		unlink(p);
+		free(p);
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		char *p = xasprintf("%s/%s", dir, names[i]);
 		char *ran = xasprintf("%s.ran", p);
