@@ -233,6 +233,7 @@ enum stmt_id {
 	ST_FIND,
 	ST_FIND_ALL,
 	ST_DELETE_ROW,
+	ST_MOVE_ROW,
 	ST_COUNT_PENDING,
 	ST_COUNT_PENDING_BYTES,
 	ST_COUNT_ROWS,
@@ -334,6 +335,7 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_FIND_ALL] = "SELECT endpoint FROM deliveries WHERE delivery_id = ?1 ORDER BY endpoint",
 	/* Its attempts and hook runs go with it (ON DELETE CASCADE). */
 	[ST_DELETE_ROW] = "DELETE FROM deliveries WHERE id = ?1",
+	[ST_MOVE_ROW] = "UPDATE deliveries SET id = ?1 WHERE id = ?2",
 	[ST_COUNT_PENDING] = "SELECT count(*) FROM deliveries WHERE state < 3 AND async = 1",
 	/* A pending async row's body is whole (only a final one is cut), so
 	 * body_len is what it holds. */
@@ -374,6 +376,7 @@ struct sqlj {
 	int64_t pending_bytes; /* ... and the bytes of their bodies */
 	uint64_t pruned_batch; /* batch_id at the last journal_prune */
 	int64_t rows;    /* all deliveries */
+	int64_t top_rowid; /* the largest row id handed out (unique_rowid) */
 	bool durable_tx; /* the open transaction runs with synchronous=FULL */
 	bool batching;   /* journal_set_batching() */
 	bool batch;      /* the batch's transaction is open */
@@ -1051,6 +1054,32 @@ static enum result sq_lookup(struct journal *base, const char *endpoint, const c
 	return ret;
 }
 
+/*
+ * SQLite gives a new row the largest id in the table + 1: after a lost
+ * batch, that is the id of a row rolled back with it, which a caller may
+ * still hold (its hooks running) and write its outcome under. A row given
+ * an id at or below one handed out before is moved past them all, so that
+ * such a stale id finds no row. The new id, or -1 (the move failed: the
+ * caller undoes its insert).
+ */
+static int64_t unique_rowid(struct sqlj *j, int64_t rowid)
+{
+	if (rowid > j->top_rowid) {
+		j->top_rowid = rowid;
+		return rowid;
+	}
+	sqlite3_stmt *s = stmt(j, ST_MOVE_ROW);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, j->top_rowid + 1);
+	sqlite3_bind_int64(s, 2, rowid);
+	if (step_done(j, s, "record") < 0)
+		return -1;
+	return ++j->top_rowid;
+}
+
+static void undo_insert(struct sqlj *j, int64_t rowid);
+
 static int64_t sq_record(struct journal *base, const struct journal_new *d)
 {
 	struct sqlj *j = (struct sqlj *)base;
@@ -1123,7 +1152,12 @@ static int64_t sq_record(struct journal *base, const struct journal_new *d)
 		sqlite3_bind_int(s, 12, cut);
 		if (step_done(j, s, "record") < 0)
 			goto fail;
-		rowid = sqlite3_last_insert_rowid(j->db);
+		int64_t inserted = sqlite3_last_insert_rowid(j->db);
+		rowid = unique_rowid(j, inserted);
+		if (rowid < 0) {
+			undo_insert(j, inserted);
+			goto fail;
+		}
 		drows = 1;
 	}
 	if (tx_commit(j) < 0) {
@@ -1350,9 +1384,10 @@ static int64_t sq_record_final(struct journal *base, const struct journal_new *d
 	bind_text(s, 15, a->error);
 	if (step_done(j, s, "record") < 0)
 		goto fail;
-	rowid = sqlite3_last_insert_rowid(j->db);
-	if (insert_attempt(j, rowid, a, true) < 0) {
-		undo_insert(j, rowid);
+	int64_t inserted = sqlite3_last_insert_rowid(j->db);
+	rowid = unique_rowid(j, inserted);
+	if (rowid < 0 || insert_attempt(j, rowid, a, true) < 0) {
+		undo_insert(j, rowid < 0 ? inserted : rowid);
 		goto fail;
 	}
 	if (tx_commit(j) < 0) {

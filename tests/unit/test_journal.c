@@ -1540,8 +1540,18 @@ static void test_finish_failures(void)
 	CHECK(finish(w, h3, 1, 599, DSTATE_FAILED, 0) < 0, "update refused");
 	CHECK(journal_losses(w) == 1, "the batch was given up");
 	CHECK(journal_flush(w) < 0, "the next flush says a batch was lost");
+	int64_t lost = h4;
 	CHECK(journal_lookup(w, "ep", "h4", NULL, NULL, &h4) == RESULT_UNKNOWN, "h4 went with it");
 	CHECK(state_of(w, "ep", "h3", NULL) == DSTATE_RUNNING, "h3 as it was");
+	/* h4's id, handed out in the lost batch, is never given again: a
+	 * write under it (its hooks ran on) finds no row, not the next
+	 * delivery's. */
+	int64_t h6 = rec(w, "ep", "h6", "e", false, T0, "{}");
+	CHECK(h6 > lost, "a new id: %lld after the lost %lld", (long long)h6, (long long)lost);
+	CHECK(finish(w, lost, 1, 500, DSTATE_FAILED, 0) < 0, "a write under a lost id");
+	CHECK(state_of(w, "ep", "h6", NULL) == DSTATE_RUNNING, "h6 untouched");
+	CHECK(journal_flush(w) == 0, "flush");
+	CHECK(state_of(w, "ep", "h6", NULL) == DSTATE_RUNNING, "h6 committed as recorded");
 	CHECK(sql_int(dir, "SELECT count(*) FROM attempts WHERE delivery = (SELECT id FROM"
 	                   " deliveries WHERE delivery_id = 'h3')") == 0,
 	      "no half-written attempt");
