@@ -439,19 +439,23 @@ static void close_stream(struct output_stream *o)
 		close(o->fd);
 		o->fd = -1;
 	}
-	if (o->write_fd >= 0) {
-		close(o->write_fd);
-		o->write_fd = -1;
-	}
 	if (o->line_len > 0 && !o->line_cut)
 		log_output_line(o, o->run->line[o->index], o->line_len, false);
 	o->line_len = 0;
 }
 
+/* At the run's end, when no spawner thread has its job: only then the
+ * write ends, which a thread starting the hook dup2()s into the child (a
+ * read error closes a stream earlier, and its number could be reused). */
 static void close_output(struct hook_run *r)
 {
-	close_stream(&r->out[0]);
-	close_stream(&r->out[1]);
+	for (size_t i = 0; i < ARRAY_SIZE(r->out); i++) {
+		close_stream(&r->out[i]);
+		if (r->out[i].write_fd >= 0) {
+			close(r->out[i].write_fd);
+			r->out[i].write_fd = -1;
+		}
+	}
 	log_dropped_and_tail(r);
 }
 
