@@ -438,14 +438,24 @@ def posix_spawn_rate(secs=2.0):
     return len(lat) / sum(lat), statistics.median(lat) * 1e6
 
 
+def best_limits(fsyncs, spawns):
+    """The highest of each rate measured: (rate, median latency), and all the rates."""
+    return {"fsync": max(fsyncs), "spawn": max(spawns),
+            "fsync_all": [r for r, _ in fsyncs], "spawn_all": [r for r, _ in spawns]}
+
+
 def limits_line(lim):
     """The machine's own limits, printed under every table."""
     (frate, flat), (srate, slat) = lim["fsync"], lim["spawn"]
-    return ("This machine's limits, measured in this run: fdatasync %s/s (median %s; 4 KiB "
-            "rewritten, then fdatasync, on the work directory's filesystem); posix_spawn of "
-            "/bin/true %s/s (median %s from spawn to reaped exit, one at a time)."
-            % (format(int(round(frate)), ","), fmt_ms(flat), format(int(round(srate)), ","),
-               fmt_ms(slat)))
+
+    def all_of(key):
+        return ", ".join(format(int(round(r)), ",") for r in lim[key])
+    return ("This machine's limits, measured in this run (the best of the measurements at "
+            "the start, before the async test and at the end: %s/s, and %s/s): fdatasync %s/s "
+            "(median %s; 4 KiB rewritten, then fdatasync, on the work directory's filesystem); "
+            "posix_spawn of /bin/true %s/s (median %s from spawn to reaped exit, one at a time)."
+            % (all_of("fsync_all"), all_of("spawn_all"), format(int(round(frate)), ","),
+               fmt_ms(flat), format(int(round(srate)), ","), fmt_ms(slat)))
 
 
 def async_test(hookd_bin, work, token, args, log_dir):
@@ -1553,7 +1563,11 @@ def main():
     servers = {}
     load_before = loadavg()
     log("the machine's limits: fdatasync and posix_spawn rates")
-    lim = {"fsync": fdatasync_rate(work), "spawn": posix_spawn_rate()}
+    # Measured at the start, again before the async test (fdatasync) and
+    # at the end: other work on the machine can halve a measurement, and
+    # a target against a limit is held to the best of them.
+    fsyncs, spawns = [fdatasync_rate(work)], [posix_spawn_rate()]
+    lim = best_limits(fsyncs, spawns)
     try:
         servers["hookd"] = Server("hookd", [hookd_bin, "-c", os.path.join(work, "hookd.ini")],
                                   os.path.join(work, "hookd.log"))
@@ -1636,8 +1650,9 @@ def main():
                 raise BenchError("%s died during the load: %s" % (n, s.tail()))
         for s in servers.values():
             s.stop()
-        jr = {"fsync": lim["fsync"]}
+        jr = {}
         if "e" in args.only:
+            fsyncs.append(fdatasync_rate(work))
             jr["async"] = async_test(hookd_bin, work, token, args, work)
         burst = None
         if "f" in args.only and args.burst > 0:
@@ -1651,6 +1666,10 @@ def main():
             log("scale: %d deliveries waiting for a slot" % args.scale)
             scale = scale_test(hookd_bin, work, token, args.scale, work)
         load_after = loadavg()
+        fsyncs.append(fdatasync_rate(work))
+        spawns.append(posix_spawn_rate())
+        lim = best_limits(fsyncs, spawns)
+        jr["fsync"] = lim["fsync"]
         print_table(res, rss, scale, args, load_before, load_after, lim)
         print_limits_table(res, lim, burst, args, pgres)
         print_journal_table(res, jr, args, lim)
