@@ -217,6 +217,8 @@ static void sb_grow(struct strbuf *sb, size_t extra)
 void sb_reserve(struct strbuf *sb, size_t n)
 {
 	sb_grow(sb, n);
+	/* A buffer is a string at every step, even one nothing was put in. */
+	sb->buf[sb->len] = '\0';
 }
 
 void sb_append(struct strbuf *sb, const char *s, size_t n)
