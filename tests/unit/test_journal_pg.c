@@ -1118,8 +1118,12 @@ static int silent_listener(int *port)
 }
 
 /* The test's server behind a silent first host: every connection, the
- * first at open and each reconnect, waits connect_timeout (2 s) there,
- * then goes on to the server. */
+ * first at open and each reconnect, waits connect_timeout there, then goes
+ * on to the server. libpq counts that timeout in whole seconds of the
+ * clock from the TCP handshake on (the silent host completes it), so 4 s
+ * can end after just over 3: still longer than anything the test waits
+ * for before it expects the reconnect through (2 s could end after 1.01 s,
+ * inside the 1.5 s the test watches calls fail). */
 static char *conninfo_behind_silent(int silent_port, const char *appname)
 {
 	PQconninfoOption *opts = PQconninfoParse(base_conninfo, NULL);
@@ -1136,7 +1140,7 @@ static char *conninfo_behind_silent(int silent_port, const char *appname)
 		else if (strcmp(o->keyword, "user") == 0)
 			user = v;
 	}
-	char *ci = xasprintf("host='127.0.0.1,%s' port='%d,%s' dbname='%s'%s%s%s connect_timeout=2"
+	char *ci = xasprintf("host='127.0.0.1,%s' port='%d,%s' dbname='%s'%s%s%s connect_timeout=4"
 	                     " application_name=%s options='-c search_path=%s'",
 	                     host, silent_port, port, db, *user ? " user='" : "", user,
 	                     *user ? "'" : "", appname, schema);
