@@ -429,6 +429,16 @@ static void bind_text(sqlite3_stmt *s, int i, const char *v)
 		sqlite3_bind_null(s, i);
 }
 
+/* A new row's first four columns, the same in ST_INSERT and
+ * ST_INSERT_FINAL: who sent what. */
+static void bind_identity(sqlite3_stmt *s, const struct journal_new *d)
+{
+	bind_text(s, 1, d->endpoint);
+	bind_text(s, 2, d->delivery_id);
+	bind_text(s, 3, d->event);
+	bind_text(s, 4, d->remote_addr ? d->remote_addr : "");
+}
+
 /* Runs a statement that returns no rows (or whose rows are not wanted). */
 static int exec_stmt(struct sqlj *j, enum stmt_id id)
 {
@@ -1138,10 +1148,7 @@ static int64_t sq_record(struct journal *base, const struct journal_new *d)
 		sqlite3_stmt *s = stmt(j, ST_INSERT);
 		if (!s)
 			goto fail;
-		bind_text(s, 1, d->endpoint);
-		bind_text(s, 2, d->delivery_id);
-		bind_text(s, 3, d->event);
-		bind_text(s, 4, d->remote_addr ? d->remote_addr : "");
+		bind_identity(s, d);
 		sqlite3_bind_int(s, 5, d->async);
 		sqlite3_bind_int(s, 6, st);
 		sqlite3_bind_int64(s, 7, d->received_ms);
@@ -1367,10 +1374,7 @@ static int64_t sq_record_final(struct journal *base, const struct journal_new *d
 	sqlite3_stmt *s = stmt(j, ST_INSERT_FINAL);
 	if (!s)
 		goto fail;
-	bind_text(s, 1, d->endpoint);
-	bind_text(s, 2, d->delivery_id);
-	bind_text(s, 3, d->event);
-	bind_text(s, 4, d->remote_addr ? d->remote_addr : "");
+	bind_identity(s, d);
 	sqlite3_bind_int(s, 5, state);
 	sqlite3_bind_int64(s, 6, d->received_ms);
 	sqlite3_bind_int64(s, 7, a->finished_ms ? a->finished_ms : now_wall_ms());

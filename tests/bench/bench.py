@@ -489,15 +489,20 @@ def async_test(hookd_bin, work, token, args, log_dir):
     finally:
         # SIGTERM would wait for the sleeping hook; this test is over.
         srv.stop(signal.SIGKILL)
-        try:
-            with open(os.path.join(work, "slow.pids")) as f:
-                for line in f:
-                    try:
-                        os.killpg(int(line), signal.SIGKILL)
-                    except (OSError, ValueError):
-                        pass
-        except OSError:
-            pass
+        kill_slow_hooks(work)
+
+
+def kill_slow_hooks(work):
+    """The async test's hooks: each a sleep in a process group of its own."""
+    try:
+        with open(os.path.join(work, "slow.pids")) as f:
+            for line in f:
+                try:
+                    os.killpg(int(line), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+    except OSError:
+        pass
 
 
 # ---- the burst: a fixed number of async deliveries as fast as they go -------

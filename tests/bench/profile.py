@@ -85,19 +85,6 @@ def callgrind_total(path):
     raise bench.BenchError("no totals in " + path)
 
 
-def kill_slow_hooks(work):
-    """Scenario e's hook: a sleep in a process group of its own."""
-    try:
-        with open(os.path.join(work, "slow.pids")) as f:
-            for line in f:
-                try:
-                    os.killpg(int(line), signal.SIGKILL)
-                except (OSError, ValueError):
-                    pass
-    except OSError:
-        pass
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
@@ -187,7 +174,7 @@ def main():
                 if "e" in scen:
                     # SIGTERM would wait for the sleeping hook.
                     srv.stop(signal.SIGKILL)
-                    kill_slow_hooks(work)
+                    bench.kill_slow_hooks(work)
                 else:
                     srv.stop()
     finally:
