@@ -22,13 +22,14 @@
  * The counts that journal_pending_count and journal_prune need are kept in
  * memory, changed only after a commit succeeds, and recounted at open, at
  * recovery and at each prune, so that a count never drifts for long.
+ *
+ * The transactions and the batch are in journal_sqlite_batch.c.
  */
-#include "journal_backend.h"
+#include "journal_sqlite_private.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,76 +41,11 @@
 #include "log.h"
 #include "util.h"
 
-/*
- * libsqlite3 is loaded when a journal is first opened (dynload.h): a
- * daemon without a state_dir never maps it. Every call below goes through
- * these pointers, typed from sqlite3.h's own prototypes.
- */
-#define SQLITE_CALLS(X) \
-	X(sqlite3_bind_blob64) \
-	X(sqlite3_bind_int) \
-	X(sqlite3_bind_int64) \
-	X(sqlite3_bind_null) \
-	X(sqlite3_bind_text) \
-	X(sqlite3_busy_timeout) \
-	X(sqlite3_changes) \
-	X(sqlite3_clear_bindings) \
-	X(sqlite3_close) \
-	X(sqlite3_config) \
-	X(sqlite3_column_blob) \
-	X(sqlite3_column_bytes) \
-	X(sqlite3_column_int) \
-	X(sqlite3_column_int64) \
-	X(sqlite3_column_text) \
-	X(sqlite3_column_type) \
-	X(sqlite3_errmsg) \
-	X(sqlite3_errstr) \
-	X(sqlite3_exec) \
-	X(sqlite3_finalize) \
-	X(sqlite3_get_autocommit) \
-	X(sqlite3_last_insert_rowid) \
-	X(sqlite3_open_v2) \
-	X(sqlite3_prepare_v2) \
-	X(sqlite3_prepare_v3) \
-	X(sqlite3_reset) \
-	X(sqlite3_step) \
-	X(sqlite3_wal_checkpoint_v2) \
-	X(sqlite3_wal_hook)
-
-#define SQLITE_POINTER(f) static __typeof__(f) *dl_##f;
-SQLITE_CALLS(SQLITE_POINTER)
+/* The pointers journal_sqlite_private.h declares, filled by sqlite_load. */
+#define SQLITE_DEFINITION(f) __typeof__(dl_##f) dl_##f;
+SQLITE_CALLS(SQLITE_DEFINITION)
 #define SQLITE_SYMBOL(f) {#f, &dl_##f},
 static const struct dynsym sqlite_symbols[] = {SQLITE_CALLS(SQLITE_SYMBOL)};
-
-#define sqlite3_bind_blob64 dl_sqlite3_bind_blob64
-#define sqlite3_bind_int dl_sqlite3_bind_int
-#define sqlite3_bind_int64 dl_sqlite3_bind_int64
-#define sqlite3_bind_null dl_sqlite3_bind_null
-#define sqlite3_bind_text dl_sqlite3_bind_text
-#define sqlite3_busy_timeout dl_sqlite3_busy_timeout
-#define sqlite3_changes dl_sqlite3_changes
-#define sqlite3_clear_bindings dl_sqlite3_clear_bindings
-#define sqlite3_close dl_sqlite3_close
-#define sqlite3_config dl_sqlite3_config
-#define sqlite3_column_blob dl_sqlite3_column_blob
-#define sqlite3_column_bytes dl_sqlite3_column_bytes
-#define sqlite3_column_int dl_sqlite3_column_int
-#define sqlite3_column_int64 dl_sqlite3_column_int64
-#define sqlite3_column_text dl_sqlite3_column_text
-#define sqlite3_column_type dl_sqlite3_column_type
-#define sqlite3_errmsg dl_sqlite3_errmsg
-#define sqlite3_errstr dl_sqlite3_errstr
-#define sqlite3_exec dl_sqlite3_exec
-#define sqlite3_finalize dl_sqlite3_finalize
-#define sqlite3_get_autocommit dl_sqlite3_get_autocommit
-#define sqlite3_last_insert_rowid dl_sqlite3_last_insert_rowid
-#define sqlite3_open_v2 dl_sqlite3_open_v2
-#define sqlite3_prepare_v2 dl_sqlite3_prepare_v2
-#define sqlite3_prepare_v3 dl_sqlite3_prepare_v3
-#define sqlite3_reset dl_sqlite3_reset
-#define sqlite3_step dl_sqlite3_step
-#define sqlite3_wal_checkpoint_v2 dl_sqlite3_wal_checkpoint_v2
-#define sqlite3_wal_hook dl_sqlite3_wal_hook
 
 static bool sqlite_load(char *err, size_t errlen)
 {
@@ -208,44 +144,6 @@ static const char query_indexes[] =
 	"CREATE INDEX IF NOT EXISTS deliveries_state_received ON deliveries (state, received_ms);"
 	"CREATE INDEX IF NOT EXISTS deliveries_endpoint_received"
 	" ON deliveries (endpoint, received_ms);";
-
-enum stmt_id {
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
-	ST_SYNC_FULL,
-	ST_SYNC_NORMAL,
-	ST_LOOKUP,
-	ST_OLD,
-	ST_INSERT,
-	ST_INSERT_FINAL,
-	ST_RESEND,
-	ST_STARTED,
-	ST_ATTEMPT,
-	ST_ATTEMPT_NEW,
-	ST_HOOK,
-	ST_FINISH,
-	ST_REQUEUE,
-	ST_HAND_OVER,
-	ST_GET,
-	ST_PENDING_ROWS,
-	ST_RECOVER_SCAN,
-	ST_FIND,
-	ST_FIND_ALL,
-	ST_DELETE_ROW,
-	ST_MOVE_ROW,
-	ST_COUNT_PENDING,
-	ST_COUNT_PENDING_BYTES,
-	ST_COUNT_ROWS,
-	ST_PRUNE_AGE,
-	ST_PRUNE_OLDEST,
-	ST_EVENTS,
-	ST_SHOW,
-	ST_SHOW_ATTEMPTS,
-	ST_SHOW_ATTEMPTS_V1,
-	ST_SHOW_HOOKS,
-	ST_MAX
-};
 
 /* The columns read_pending() expects, in its order. */
 #define PENDING_COLS \
@@ -364,42 +262,16 @@ static const char *const stmt_sql[ST_MAX] = {
 	                  " WHERE delivery = ?1 AND attempt = ?2 ORDER BY seq",
 };
 
-struct sqlj {
-	struct journal base; /* first: the front's handle */
-	sqlite3 *db;
-	char *path;
-	bool readonly;
-	int schema; /* the file's version: read-only, it may be an older one */
-	uint64_t body_max;
-	int64_t keep_ms, max_rows;
-	int64_t pending; /* pending async deliveries */
-	int64_t pending_bytes; /* ... and the bytes of their bodies */
-	uint64_t pruned_batch; /* batch_id at the last journal_prune */
-	int64_t rows;    /* all deliveries */
-	int64_t top_rowid; /* the largest row id handed out (unique_rowid) */
-	bool durable_tx; /* the open transaction runs with synchronous=FULL */
-	bool batching;   /* journal_set_batching() */
-	bool batch;      /* the batch's transaction is open */
-	bool lost_unflushed; /* a batch lost since the last journal_flush */
-	bool bare_tx;    /* the write under way is in the batch */
-	uint64_t batch_id;     /* the open batch's, or the last one's; counts from 1 */
-	uint64_t committed_id; /* the last batch committed */
-	uint64_t losses;       /* batches lost */
-	int sync_fd;           /* the WAL, for the caller's fdatasync; -1: none */
-	int wal_frames;        /* in the WAL after the last commit (journal_defer_checkpoints) */
-	sqlite3_stmt *st[ST_MAX];
-};
-
 /* ---- statements and transactions ---- */
 
-static void db_error(struct sqlj *j, const char *what)
+void db_error(struct sqlj *j, const char *what)
 {
 	log_msg(LOG_LVL_ERROR, "journal: %s: %s", what, sqlite3_errmsg(j->db));
 }
 
 /* The prepared statement, prepared on first use and kept for the
  * connection's life. NULL (logged) if it cannot be prepared. */
-static sqlite3_stmt *stmt(struct sqlj *j, enum stmt_id id)
+sqlite3_stmt *stmt(struct sqlj *j, enum stmt_id id)
 {
 	if (!j->st[id]) {
 		int rc = sqlite3_prepare_v3(j->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
@@ -413,7 +285,7 @@ static sqlite3_stmt *stmt(struct sqlj *j, enum stmt_id id)
 }
 
 /* Ready for the next use; the bound pointers are not kept. */
-static void done(sqlite3_stmt *s)
+void done(sqlite3_stmt *s)
 {
 	if (s) {
 		sqlite3_reset(s);
@@ -421,7 +293,7 @@ static void done(sqlite3_stmt *s)
 	}
 }
 
-static void bind_text(sqlite3_stmt *s, int i, const char *v)
+void bind_text(sqlite3_stmt *s, int i, const char *v)
 {
 	if (v)
 		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
@@ -440,7 +312,7 @@ static void bind_identity(sqlite3_stmt *s, const struct journal_new *d)
 }
 
 /* Runs a statement that returns no rows (or whose rows are not wanted). */
-static int exec_stmt(struct sqlj *j, enum stmt_id id)
+int exec_stmt(struct sqlj *j, enum stmt_id id)
 {
 	sqlite3_stmt *s = stmt(j, id);
 	if (!s)
@@ -457,7 +329,7 @@ static int exec_stmt(struct sqlj *j, enum stmt_id id)
 }
 
 /* Steps a statement with its parameters bound; 0 done, -1 error. */
-static int step_done(struct sqlj *j, sqlite3_stmt *s, const char *what)
+int step_done(struct sqlj *j, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);
 	done(s);
@@ -465,239 +337,6 @@ static int step_done(struct sqlj *j, sqlite3_stmt *s, const char *what)
 		db_error(j, what);
 		return -1;
 	}
-	return 0;
-}
-
-static int recount(struct sqlj *j);
-
-/* The batch was lost (a failed commit, or SQLite rolled it back after an
- * I/O error): the counts included its writes. */
-static void batch_lost(struct sqlj *j)
-{
-	j->batch = false;
-	j->losses++;
-	j->lost_unflushed = true;
-	if (!sqlite3_get_autocommit(j->db))
-		exec_stmt(j, ST_ROLLBACK);
-	log_msg(LOG_LVL_ERROR, "journal: a batch of writes was lost: %s", sqlite3_errmsg(j->db));
-	recount(j);
-}
-
-static uint64_t sq_batch_id(const struct journal *base)
-{
-	const struct sqlj *j = (const struct sqlj *)base;
-	return j->batch_id;
-}
-
-static uint64_t sq_committed_id(const struct journal *base)
-{
-	const struct sqlj *j = (const struct sqlj *)base;
-	return j->committed_id;
-}
-
-static uint64_t sq_losses(const struct journal *base)
-{
-	const struct sqlj *j = (const struct sqlj *)base;
-	return j->losses;
-}
-
-static int sq_sync_fd(const struct journal *base)
-{
-	const struct sqlj *j = (const struct sqlj *)base;
-	return j->sync_fd;
-}
-
-/* Instead of SQLite's auto-checkpoint (which this hook replaces): count. */
-static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
-{
-	struct sqlj *j = arg;
-	j->wal_frames = frames;
-	return SQLITE_OK;
-}
-
-static void sq_defer_checkpoints(struct journal *base)
-{
-	struct sqlj *j = (struct sqlj *)base;
-	sqlite3_wal_hook(j->db, on_wal_commit, j);
-}
-
-static int sq_wal_frames(const struct journal *base)
-{
-	const struct sqlj *j = (const struct sqlj *)base;
-	return j->wal_frames;
-}
-
-struct journal_checkpointer {
-	sqlite3 *db;
-};
-
-static bool pragma_ok(sqlite3 *db, const char *sql);
-
-static struct journal_checkpointer *sq_checkpointer_open(const struct journal *base, char *err,
-                                                       size_t errlen)
-{
-	const struct sqlj *j = (const struct sqlj *)base;
-	struct journal_checkpointer *c = xcalloc(1, sizeof(*c));
-	int rc = sqlite3_open_v2(j->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-	                         NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", j->path,
-		         c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
-		journal_checkpointer_close(c);
-		return NULL;
-	}
-	/* synchronous=NORMAL: the WAL is synced before the copy, the database
-	 * file after it. */
-	if (!pragma_ok(c->db, "PRAGMA synchronous = NORMAL")) {
-		snprintf(err, errlen, "%s: %s", j->path, sqlite3_errmsg(c->db));
-		journal_checkpointer_close(c);
-		return NULL;
-	}
-	return c;
-}
-
-int journal_checkpoint(struct journal_checkpointer *c, char *err, size_t errlen)
-{
-	/* PASSIVE: copies what no reader still needs, never waits for the
-	 * writer; what it could not copy waits for the next one. */
-	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-		snprintf(err, errlen, "checkpoint: %s", sqlite3_errmsg(c->db));
-		return -1;
-	}
-	return 0;
-}
-
-static int sq_checkpoint_here(struct journal *base)
-{
-	struct sqlj *j = (struct sqlj *)base;
-	if (j->batch)
-		return 0;
-	int rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-		db_error(j, "checkpoint");
-		return -1;
-	}
-	return 0;
-}
-
-void journal_checkpointer_close(struct journal_checkpointer *c)
-{
-	if (!c)
-		return;
-	if (c->db)
-		sqlite3_close(c->db);
-	free(c);
-}
-
-/* Commits the open batch, if any; -1 when that fails (the batch is lost). */
-static int commit_batch(struct sqlj *j)
-{
-	if (!j->batch)
-		return 0;
-	j->batch = false;
-	if (exec_stmt(j, ST_COMMIT) < 0) {
-		batch_lost(j);
-		return -1;
-	}
-	j->committed_id = j->batch_id;
-	return 0;
-}
-
-/*
- * -1 also when a batch was lost since the last flush, before its commit
- * (SQLite gave it up after an error, or a write could not undo its own
- * half: abandon_batch), even if a later batch committed: the caller's
- * hooks held for their records' commit must not start.
- */
-static int sq_flush(struct journal *base)
-{
-	struct sqlj *j = (struct sqlj *)base;
-	if (!j)
-		return 0;
-	int rc = commit_batch(j);
-	if (j->lost_unflushed)
-		rc = -1;
-	j->lost_unflushed = false;
-	return rc;
-}
-
-/*
- * A write transaction of its own. durable: its commit is fsync'd before
- * tx_commit() returns. synchronous is a connection setting that SQLite
- * refuses to change inside a transaction, so it is switched to FULL before
- * BEGIN and back to NORMAL once the transaction is over; an open batch is
- * committed first.
- */
-static int tx_begin(struct sqlj *j, bool durable)
-{
-	commit_batch(j);
-	if (durable && exec_stmt(j, ST_SYNC_FULL) < 0)
-		return -1;
-	j->durable_tx = durable;
-	if (exec_stmt(j, ST_BEGIN) < 0) {
-		if (durable)
-			exec_stmt(j, ST_SYNC_NORMAL);
-		j->durable_tx = false;
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * A write that joins the batch (while batching is on; else one of its
- * own), without a savepoint: a statement that fails undoes only itself
- * (SQLite's statement journal), unless SQLite gives up the whole
- * transaction, which tx_rollback sees; a write of several statements
- * undoes its earlier ones itself when a later one fails (abandon_batch).
- * tx_commit() leaves the batch to journal_flush().
- */
-static int tx_begin_one(struct sqlj *j, bool durable)
-{
-	if (!j->batching)
-		return tx_begin(j, durable);
-	if (!j->batch) {
-		if (exec_stmt(j, ST_BEGIN) < 0)
-			return -1;
-		j->batch = true;
-		j->batch_id++;
-	}
-	j->bare_tx = true;
-	return 0;
-}
-
-static void tx_end(struct sqlj *j)
-{
-	if (j->durable_tx)
-		exec_stmt(j, ST_SYNC_NORMAL);
-	j->durable_tx = false;
-}
-
-static void tx_rollback(struct sqlj *j)
-{
-	if (j->bare_tx) {
-		j->bare_tx = false;
-		if (sqlite3_get_autocommit(j->db))
-			batch_lost(j);
-		return;
-	}
-	if (!sqlite3_get_autocommit(j->db))
-		exec_stmt(j, ST_ROLLBACK);
-	tx_end(j);
-}
-
-/* Commits (in a batch: leaves that to journal_flush); on failure rolls back. */
-static int tx_commit(struct sqlj *j)
-{
-	if (j->bare_tx) {
-		j->bare_tx = false;
-		return 0;
-	}
-	if (exec_stmt(j, ST_COMMIT) < 0) {
-		tx_rollback(j);
-		return -1;
-	}
-	tx_end(j);
 	return 0;
 }
 
@@ -747,7 +386,7 @@ static int64_t count_query(struct sqlj *j, enum stmt_id id)
 	return n;
 }
 
-static int recount(struct sqlj *j)
+int recount(struct sqlj *j)
 {
 	int64_t p = count_query(j, ST_COUNT_PENDING);
 	int64_t b = count_query(j, ST_COUNT_PENDING_BYTES);
@@ -885,7 +524,7 @@ static int open_sync_fd(struct sqlj *j, const char *state_dir, char *err, size_t
 	return 0;
 }
 
-static bool pragma_ok(sqlite3 *db, const char *sql)
+bool pragma_ok(sqlite3 *db, const char *sql)
 {
 	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK;
 }
@@ -1011,14 +650,6 @@ fail:
 	return NULL;
 }
 
-static void sq_set_batching(struct journal *base, bool on)
-{
-	struct sqlj *j = (struct sqlj *)base;
-	if (!on)
-		sq_flush(&j->base);
-	j->batching = on && !j->readonly;
-}
-
 static void sq_close(struct journal *base)
 {
 	struct sqlj *j = (struct sqlj *)base;
@@ -1063,32 +694,6 @@ static enum result sq_lookup(struct journal *base, const char *endpoint, const c
 	done(s);
 	return ret;
 }
-
-/*
- * SQLite gives a new row the largest id in the table + 1: after a lost
- * batch, that is the id of a row rolled back with it, which a caller may
- * still hold (its hooks running) and write its outcome under. A row given
- * an id at or below one handed out before is moved past them all, so that
- * such a stale id finds no row. The new id, or -1 (the move failed: the
- * caller undoes its insert).
- */
-static int64_t unique_rowid(struct sqlj *j, int64_t rowid)
-{
-	if (rowid > j->top_rowid) {
-		j->top_rowid = rowid;
-		return rowid;
-	}
-	sqlite3_stmt *s = stmt(j, ST_MOVE_ROW);
-	if (!s)
-		return -1;
-	sqlite3_bind_int64(s, 1, j->top_rowid + 1);
-	sqlite3_bind_int64(s, 2, rowid);
-	if (step_done(j, s, "record") < 0)
-		return -1;
-	return ++j->top_rowid;
-}
-
-static void undo_insert(struct sqlj *j, int64_t rowid);
 
 static int64_t sq_record(struct journal *base, const struct journal_new *d)
 {
@@ -1271,37 +876,6 @@ static int update_finished(struct sqlj *j, int64_t rowid, int attempts, int http
 	sqlite3_bind_int64(s, 8, now_ms);
 	sqlite3_bind_int64(s, 9, (int64_t)j->body_max);
 	return step_done(j, s, "record outcome");
-}
-
-/*
- * The writes of several statements in the batch run without a savepoint
- * of their own (tx_begin_one): inside one, SQLite copies each page before
- * its first change, some 9,000 instructions a delivery. A statement that
- * fails undoes itself; when a later one fails, what the earlier ones
- * wrote is undone here. Where it cannot be told apart from the rest of the
- * batch, the whole batch is rolled back (tx_rollback then counts it lost,
- * as when SQLite gives a batch up after an I/O error): no half of a write
- * is ever committed.
- */
-static void abandon_batch(struct sqlj *j)
-{
-	if (j->bare_tx && !sqlite3_get_autocommit(j->db))
-		exec_stmt(j, ST_ROLLBACK);
-}
-
-/* The row that the write's first statement inserted, deleted again; its
- * attempts and hook runs go with it. */
-static void undo_insert(struct sqlj *j, int64_t rowid)
-{
-	if (!j->bare_tx || sqlite3_get_autocommit(j->db))
-		return; /* a transaction of its own, or SQLite gave the batch up */
-	sqlite3_stmt *s = stmt(j, ST_DELETE_ROW);
-	if (s) {
-		sqlite3_bind_int64(s, 1, rowid);
-		if (step_done(j, s, "undo a record") == 0)
-			return;
-	}
-	abandon_batch(j);
 }
 
 static int sq_attempt_finished(struct journal *base, int64_t rowid, const struct journal_attempt *a,
