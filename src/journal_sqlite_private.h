@@ -1,9 +1,10 @@
 /*
- * What the parts of the SQLite journal share (journal_sqlite.c, journal_sqlite_batch.c);
- * nothing else includes it: the handle (struct sqlj), the statements'
- * ids (their SQL is in journal_sqlite.c's stmt_sql), libsqlite3's calls
- * through the pointers that journal_sqlite.c fills, and the
- * helpers that more than one part calls.
+ * What the parts of the SQLite journal share (journal_sqlite.c,
+ * journal_sqlite_batch.c, journal_sqlite_read.c); nothing else includes it:
+ * the handle (struct sqlj), the statements' ids (their SQL is in
+ * journal_sqlite.c's stmt_sql), libsqlite3's calls through the pointers
+ * that journal_sqlite.c fills, and the helpers that more than one part
+ * calls.
  */
 #ifndef HOOKD_JOURNAL_SQLITE_PRIVATE_H
 #define HOOKD_JOURNAL_SQLITE_PRIVATE_H
@@ -168,6 +169,9 @@ struct sqlj {
 #define unique_rowid(...) sqlj_unique_rowid(__VA_ARGS__)
 #define undo_insert(...) sqlj_undo_insert(__VA_ARGS__)
 #define abandon_batch(...) sqlj_abandon_batch(__VA_ARGS__)
+#define count_pending(...) sqlj_count_pending(__VA_ARGS__)
+#define insert_attempt(...) sqlj_insert_attempt(__VA_ARGS__)
+#define read_pending(...) sqlj_read_pending(__VA_ARGS__)
 
 /* journal_sqlite.c: the statements and the counts */
 void db_error(struct sqlj *j, const char *what);
@@ -177,6 +181,10 @@ void bind_text(sqlite3_stmt *s, int i, const char *v);
 int exec_stmt(struct sqlj *j, enum stmt_id id);
 int step_done(struct sqlj *j, sqlite3_stmt *s, const char *what);
 int recount(struct sqlj *j);
+void count_pending(struct sqlj *j, int old_state, bool old_async, int64_t old_len,
+                   int new_state, bool new_async, int64_t new_len);
+int insert_attempt(struct sqlj *j, int64_t rowid, const struct journal_attempt *a,
+                   bool new_row);
 bool pragma_ok(sqlite3 *db, const char *sql);
 
 /* journal_sqlite_batch.c: transactions, the batch and checkpoints */
@@ -198,5 +206,23 @@ int sq_wal_frames(const struct journal *base);
 struct journal_checkpointer *sq_checkpointer_open(const struct journal *base, char *err,
                                                 size_t errlen);
 int sq_checkpoint_here(struct journal *base);
+
+/* journal_sqlite_read.c: reading back, and import */
+void read_pending(sqlite3_stmt *s, struct journal_pending *p);
+enum result sq_get(struct journal *base, int64_t rowid, struct journal_pending *out);
+enum result sq_find(struct journal *base, const char *endpoint, const char *delivery_id,
+                    int64_t *rowid);
+enum result sq_list(struct journal *base, int64_t since_ms, bool failed_only,
+                    bool (*visit)(const struct journal_entry *e, void *arg), void *arg);
+enum result sq_read(struct journal *base, int64_t rowid,
+                    void (*visit)(const struct journal_entry *e, void *arg), void *arg);
+enum result sq_read_attempts(struct journal *base, int64_t rowid,
+                             const struct journal_attempt_visitor *v);
+enum result sq_endpoints_of(struct journal *base, const char *delivery_id,
+                            void (*visit)(const char *endpoint, void *arg), void *arg);
+enum result sq_query(struct journal *base, const struct journal_filter *f,
+                     bool (*visit)(const struct journal_row *r, void *arg), void *arg);
+int sq_import(struct journal *base, const struct journal_entry *e,
+              const struct journal_attempt *attempts, size_t nattempts);
 
 #endif
