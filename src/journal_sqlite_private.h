@@ -1,10 +1,10 @@
 /*
  * What the parts of the SQLite journal share (journal_sqlite.c,
- * journal_sqlite_batch.c, journal_sqlite_read.c); nothing else includes it:
- * the handle (struct sqlj), the statements' ids (their SQL is in
- * journal_sqlite.c's stmt_sql), libsqlite3's calls through the pointers
- * that journal_sqlite.c fills, and the helpers that more than one part
- * calls.
+ * journal_sqlite_open.c, journal_sqlite_batch.c, journal_sqlite_read.c);
+ * nothing else includes it: the handle (struct sqlj), the statements' ids
+ * (their SQL is in journal_sqlite.c's stmt_sql), libsqlite3's calls through
+ * the pointers that journal_sqlite_open.c fills, and the helpers that more
+ * than one part calls.
  */
 #ifndef HOOKD_JOURNAL_SQLITE_PRIVATE_H
 #define HOOKD_JOURNAL_SQLITE_PRIVATE_H
@@ -154,7 +154,6 @@ struct sqlj {
  * link names are this backend's own (sqlj_...): journal_pg.c has helpers
  * of the same names (tx_begin, insert_attempt, read_pending, ...).
  */
-#define pragma_ok(...) sqlj_pragma_ok(__VA_ARGS__)
 #define db_error(...) sqlj_db_error(__VA_ARGS__)
 #define stmt(...) sqlj_stmt(__VA_ARGS__)
 #define done(...) sqlj_done(__VA_ARGS__)
@@ -172,6 +171,7 @@ struct sqlj {
 #define count_pending(...) sqlj_count_pending(__VA_ARGS__)
 #define insert_attempt(...) sqlj_insert_attempt(__VA_ARGS__)
 #define read_pending(...) sqlj_read_pending(__VA_ARGS__)
+#define pragma_ok(...) sqlj_pragma_ok(__VA_ARGS__)
 
 /* journal_sqlite.c: the statements and the counts */
 void db_error(struct sqlj *j, const char *what);
@@ -185,7 +185,6 @@ void count_pending(struct sqlj *j, int old_state, bool old_async, int64_t old_le
                    int new_state, bool new_async, int64_t new_len);
 int insert_attempt(struct sqlj *j, int64_t rowid, const struct journal_attempt *a,
                    bool new_row);
-bool pragma_ok(sqlite3 *db, const char *sql);
 
 /* journal_sqlite_batch.c: transactions, the batch and checkpoints */
 int tx_begin(struct sqlj *j, bool durable);
@@ -224,5 +223,11 @@ enum result sq_query(struct journal *base, const struct journal_filter *f,
                      bool (*visit)(const struct journal_row *r, void *arg), void *arg);
 int sq_import(struct journal *base, const struct journal_entry *e,
               const struct journal_attempt *attempts, size_t nattempts);
+
+/* journal_sqlite_open.c: open and close */
+bool pragma_ok(sqlite3 *db, const char *sql);
+struct journal *sq_open(const struct journal_opts *o, bool readonly, char *err,
+                        size_t errlen);
+void sq_close(struct journal *base);
 
 #endif
