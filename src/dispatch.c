@@ -604,8 +604,8 @@ static void hold(struct job *j, bool sync_too)
 		groupcommit_hold(j->ds->commit, &j->held, sync_too);
 		return;
 	}
-	/* A journal whose every write is durable when it returns (shared):
-	 * nothing to wait for. */
+	/* A journal whose every write is durable when it returns (one that
+	 * cannot batch): nothing to wait for. */
 	if (sync_too)
 		accepted(j, true);
 	else
@@ -1273,9 +1273,9 @@ struct dispatcher *dispatcher_new(struct event_base *base, struct config *cfg,
 	ds->shared = journal_shared(journal);
 	if (ds->shared)
 		ds->outbox = outbox_new(journal);
-	/* Group commit is for a journal whose commits wait for a sync of
-	 * their own (SQLite); a shared one's writes are durable as they return. */
-	if (journal && journal_sync_fd(journal) >= 0)
+	/* Group commit: SQLite's commits wait for a sync of the WAL of their
+	 * own, PostgreSQL's (each a flush of its WAL) for nothing more. */
+	if (journal_batches(journal))
 		ds->commit = groupcommit_new(base, journal, &held_answers, ds);
 	TAILQ_INIT(&ds->queue);
 	TAILQ_INIT(&ds->waiting_retry);

@@ -38,6 +38,8 @@ struct groupcommit {
 	/* In batch order: sync outcomes until their batch is committed, async
 	 * acceptances until a sync of the WAL begun after that commit ended. */
 	struct heldq held_commit, held_sync;
+	/* The journal's commit is durable (PostgreSQL): no WAL of ours to sync. */
+	bool durable_commits;
 	struct walsync *walsync; /* NULL: the WAL is synced on the loop */
 	struct journal_checkpointer *checkpointer; /* NULL: SQLite checkpoints on the loop */
 	int checkpoint_frames; /* the WAL's frames when one was last asked for */
@@ -79,6 +81,10 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 	while ((h = TAILQ_LAST(&g->held_sync, heldq)) && h->batch > committed) {
 		TAILQ_REMOVE(&g->held_sync, h, link);
 		g->ops->lost(h, g->arg);
+	}
+	if (g->durable_commits) {
+		on_synced(committed, true, g);
+		return;
 	}
 	bool checkpoint = false;
 	if (g->checkpointer) {
@@ -123,6 +129,9 @@ struct groupcommit *groupcommit_new(struct event_base *base, struct journal *jou
 	 * and share its commit and sync. */
 	event_priority_set(g->flush_ev, event_base_get_npriorities(base) - 1);
 	journal_set_batching(journal, true);
+	g->durable_commits = journal_sync_fd(journal) < 0;
+	if (g->durable_commits)
+		return g;
 	char err[128];
 	g->walsync = walsync_new(base, journal_sync_fd(journal), on_synced, g, err, sizeof(err));
 	if (!g->walsync)

@@ -5,7 +5,8 @@
  * (groupcommit_flush_soon); a sync delivery's outcome is
  * answered once its batch is committed, an async acceptance once a sync of
  * the WAL begun after that commit has ended (walsync's thread, or on the
- * loop when it cannot start). Past so many frames it also asks for the
+ * loop when it cannot start), or at the commit with a journal whose commit
+ * is durable (PostgreSQL). Past so many frames it also asks for the
  * WAL's checkpoints. After each commit the hooks whose attempts it recorded
  * may start (runner_release), or not if it failed (runner_cancel_held).
  *

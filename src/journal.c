@@ -158,6 +158,11 @@ int journal_flush(struct journal *j)
 	return j && j->ops->flush ? j->ops->flush(j) : 0;
 }
 
+bool journal_batches(const struct journal *j)
+{
+	return j && j->ops->set_batching;
+}
+
 uint64_t journal_batch_id(const struct journal *j)
 {
 	return j->ops->batch_id ? j->ops->batch_id(j) : 0;

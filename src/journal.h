@@ -157,12 +157,15 @@ void journal_close(struct journal *j); /* NULL is fine; flushes first */
  */
 void journal_set_batching(struct journal *j, bool on);
 int journal_flush(struct journal *j); /* NULL and no batch are fine */
+bool journal_batches(const struct journal *j); /* whether the backend can */
 
 /*
  * Group commit. While batching, an async delivery's journal_record joins
  * the batch too, and is not durable until the batch is committed
  * (journal_flush) and then the WAL synced: fdatasync(journal_sync_fd()),
- * begun after that commit. Batches are numbered from 1: journal_batch_id is
+ * begun after that commit. A backend whose commit is durable when it
+ * returns (PostgreSQL) has no sync fd (-1): its batch is durable once
+ * committed. (PostgreSQL batches journal_record only; see journal_pg.c.) Batches are numbered from 1: journal_batch_id is
  * the open batch's (the one a write just joined), journal_committed_id the
  * last one committed. A batch is lost when its commit fails or SQLite rolls
  * it back; journal_losses counts them, so a caller waiting on a batch knows

@@ -20,8 +20,15 @@
  * - Outages. A broken connection makes the journal "down": every call fails
  *   at once until a backoff (250 ms doubling to 10 s) has passed, and the
  *   next call (or the heartbeat) reconnects. Each call is one transaction,
- *   so a failed write is never half done. Every write is durable when it
- *   returns (PostgreSQL's commit): there is no batching here.
+ *   so a failed write is never half done.
+ * - Group commit. While batching (journal.h), journal_record joins one
+ *   open transaction that journal_flush commits: the acceptances of a turn
+ *   of the daemon's loop share one commit, and so one flush of
+ *   PostgreSQL's WAL, which is what a commit waits for. Every other write
+ *   commits the batch first and is durable when it returns, an outcome
+ *   above all (a lost one would be run again; outbox.h). A statement that
+ *   fails inside the batch, or the connection, loses the whole batch (the
+ *   server aborts the transaction): the caller answers its deliveries 503.
  * - Serialization keys across instances (take_turn), under an advisory
  *   transaction lock on the key's hash.
  *
@@ -312,6 +319,12 @@ struct pg_journal {
 	/* Reconnected: the rows owned but not held are let go (release_unheld). */
 	bool release_due;
 	struct fence_map fences;
+	/* Group commit (journal.h): the batch's transaction, and the rows it
+	 * recorded, whose fences go if it is lost. */
+	bool batching, batch, lost_unflushed;
+	uint64_t batch_id, committed_id, losses;
+	int64_t *batch_rows;
+	size_t nbatch_rows, batch_rows_cap;
 };
 
 /* The backend's handle behind the front's (journal_backend.h). */
@@ -496,6 +509,7 @@ static PGconn *connect_now(const char *url, const char *password, bool readonly,
 }
 
 static int renew_lease(struct pg_journal *j);
+static void batch_lost(struct pg_journal *j);
 
 static void went_down(struct pg_journal *j, const char *why)
 {
@@ -504,6 +518,8 @@ static void went_down(struct pg_journal *j, const char *why)
 	if (j->conn)
 		PQfinish(j->conn);
 	j->conn = NULL;
+	if (j->batch)
+		batch_lost(j);
 	j->backoff_ms = BACKOFF_MIN_MS;
 	j->retry_at_ms = now_mono_ms() + j->backoff_ms;
 	log_msg(LOG_LVL_WARN, "journal: PostgreSQL unreachable: %s; retrying in %g s", msg,
@@ -661,8 +677,25 @@ static bool connection_failure(struct pg_journal *j, const PGresult *r)
 	       strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0;
 }
 
+/* The open batch is gone, none of it committed: a statement in it failed
+ * (the server aborted the transaction) or the connection did. */
+static void batch_lost(struct pg_journal *j)
+{
+	j->batch = false;
+	j->losses++;
+	j->lost_unflushed = true;
+	if (j->conn && PQtransactionStatus(j->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(j->conn, "ROLLBACK"));
+	for (size_t i = 0; i < j->nbatch_rows; i++)
+		fence_del(&j->fences, j->batch_rows[i]);
+	j->nbatch_rows = 0;
+	j->counted = false; /* recounted on the next ask */
+	log_msg(LOG_LVL_ERROR, "journal: a batch of writes was lost");
+}
+
 /* Runs one statement: its result (the caller clears it), or NULL (logged;
- * a broken connection puts the journal down). */
+ * a broken connection puts the journal down; inside the batch, the batch
+ * is lost). */
 static PGresult *run(struct pg_journal *j, const char *what, const char *sql, struct params *p)
 {
 	if (!j->conn)
@@ -680,6 +713,8 @@ static PGresult *run(struct pg_journal *j, const char *what, const char *sql, st
 		log_msg(LOG_LVL_ERROR, "journal: %s: %s", what, msg);
 	}
 	PQclear(r);
+	if (j->batch)
+		batch_lost(j);
 	return NULL;
 }
 
@@ -693,8 +728,23 @@ static int run_cmd(struct pg_journal *j, const char *what, const char *sql, stru
 	return 0;
 }
 
+/* Commits the open batch, if any; -1 when that fails (the batch is lost). */
+static int commit_batch(struct pg_journal *j)
+{
+	if (!j->batch)
+		return 0;
+	if (run_cmd(j, "commit", "COMMIT", NULL) < 0)
+		return -1; /* run() counted the batch lost */
+	j->batch = false;
+	j->nbatch_rows = 0;
+	j->committed_id = j->batch_id;
+	return 0;
+}
+
+/* A transaction of its own: after the batch's. */
 static int tx_begin(struct pg_journal *j)
 {
+	commit_batch(j);
 	return run_cmd(j, "begin", "BEGIN", NULL);
 }
 
@@ -813,11 +863,14 @@ static int schema_check(struct pg_journal *j, char *err, size_t errlen)
 	return 0;
 }
 
+static int pg_flush(struct journal *jj);
+
 static void pg_close(struct journal *jj)
 {
 	struct pg_journal *j = pg_of(jj);
 	if (!j)
 		return;
+	pg_flush(jj);
 	if (j->conn)
 		PQfinish(j->conn);
 	if (j->reconnect) {
@@ -837,6 +890,7 @@ static void pg_close(struct journal *jj)
 	free(j->instance);
 	free(j->where);
 	free(j->fences.slots);
+	free(j->batch_rows);
 	free(j);
 }
 
@@ -888,9 +942,81 @@ static bool usable(struct pg_journal *j)
 	return ensure_up(j);
 }
 
+/* A write of its own, durable when it returns: the batch is committed
+ * first (if that fails the batch is lost, and this write goes on alone). */
 static bool writable(struct pg_journal *j)
 {
-	return !j->readonly && !j->noschema && ensure_up(j);
+	if (j->readonly || j->noschema || !ensure_up(j))
+		return false;
+	commit_batch(j);
+	return ensure_up(j);
+}
+
+/* A write that joins the batch (while batching; else one of its own). */
+static bool batch_join(struct pg_journal *j)
+{
+	if (!j->batching)
+		return writable(j);
+	if (j->readonly || j->noschema || !ensure_up(j))
+		return false;
+	if (!j->batch) {
+		if (run_cmd(j, "begin", "BEGIN", NULL) < 0)
+			return false;
+		j->batch = true;
+		j->batch_id++;
+	}
+	return true;
+}
+
+static void batch_add_row(struct pg_journal *j, int64_t rowid)
+{
+	if (!j->batch)
+		return;
+	if (j->nbatch_rows == j->batch_rows_cap) {
+		j->batch_rows_cap = j->batch_rows_cap ? 2 * j->batch_rows_cap : 64;
+		j->batch_rows = xrealloc(j->batch_rows, j->batch_rows_cap * sizeof(*j->batch_rows));
+	}
+	j->batch_rows[j->nbatch_rows++] = rowid;
+}
+
+/*
+ * -1 also when a batch was lost since the last flush, even if a later one
+ * committed: the caller's hooks held for their records' commit must not
+ * start (as in SQLite).
+ */
+static int pg_flush(struct journal *jj)
+{
+	struct pg_journal *j = pg_of(jj);
+	if (!j)
+		return 0;
+	int rc = commit_batch(j);
+	if (j->lost_unflushed)
+		rc = -1;
+	j->lost_unflushed = false;
+	return rc;
+}
+
+static void pg_set_batching(struct journal *jj, bool on)
+{
+	struct pg_journal *j = pg_of(jj);
+	if (!on)
+		pg_flush(jj);
+	j->batching = on && !j->readonly;
+}
+
+static uint64_t pg_batch_id(const struct journal *jj)
+{
+	return ((const struct pg_journal *)jj)->batch_id;
+}
+
+static uint64_t pg_committed_id(const struct journal *jj)
+{
+	return ((const struct pg_journal *)jj)->committed_id;
+}
+
+static uint64_t pg_losses(const struct journal *jj)
+{
+	return ((const struct pg_journal *)jj)->losses;
 }
 
 static void lease_param(struct params *p, const struct pg_journal *j)
@@ -971,7 +1097,7 @@ static const char sql_record[] =
 static int64_t pg_record(struct journal *jj, const struct journal_new *d)
 {
 	struct pg_journal *j = pg_of(jj);
-	if (j->readonly || !d->endpoint || !d->delivery_id || !d->event || !writable(j))
+	if (j->readonly || !d->endpoint || !d->delivery_id || !d->event || !batch_join(j))
 		return -1;
 	/* Shared, a keyed sync delivery waits for its turn (take_turn). */
 	enum delivery_state st = d->async || d->key ? DSTATE_QUEUED : DSTATE_RUNNING;
@@ -1007,6 +1133,7 @@ static int64_t pg_record(struct journal *jj, const struct journal_new *d)
 	if (PQntuples(r) == 1) {
 		rowid = col_i64(r, 0, 0);
 		fence_put(&j->fences, rowid, col_i64(r, 0, 1), col_int(r, 0, 2));
+		batch_add_row(j, rowid);
 		/* The row it replaced, if any, was FAILED: not pending. */
 		count_change(j, false, 0, journal_pending_async(st, d->async), (int64_t)d->body_len);
 	}
@@ -2220,7 +2347,7 @@ static int pg_heartbeat(struct journal *jj)
 		return -1;
 	if (j->readonly || j->noschema)
 		return 0;
-	if (renew_lease(j) < 0)
+	if (!writable(j) || renew_lease(j) < 0)
 		return -1;
 	if (j->release_due && release_unheld(j) == 0)
 		j->release_due = false;
@@ -2401,6 +2528,11 @@ const struct journal_ops journal_pg_ops = {
 	.open = pg_open,
 	.close = pg_close,
 	.lookup = pg_lookup,
+	.set_batching = pg_set_batching,
+	.flush = pg_flush,
+	.batch_id = pg_batch_id,
+	.committed_id = pg_committed_id,
+	.losses = pg_losses,
 	.record = pg_record,
 	.attempt_started = pg_attempt_started,
 	.attempt_finished = pg_attempt_finished,

@@ -417,6 +417,67 @@ class SeveralTest(H.HookdTestCase):
         self.assertEqual([(r[0], r[2]) for r in rows], [("1", "a"), ("2", "b")], rows)
         self.assertEqual(rows[0][1], "interrupted", rows)
 
+    # ---- group commit on PostgreSQL (issue 20)
+
+    def test_kill9_under_load_loses_no_202(self):
+        """The acceptances of a turn share one commit (journal_pg.c's
+        batch), and a 202 leaves only after it: a row is there the moment
+        its 202 is read, and a SIGKILL while 8 senders post loses none
+        answered 202; after the restart every one of them ran and
+        succeeded. Each commit of the database is made 20 ms slower
+        (commit_delay), so that a 202 sent before its commit would be seen
+        doing so."""
+        f = self.fleet
+        f.query("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET commit_delay = 20000',"
+                " current_database()); EXECUTE format('ALTER DATABASE %I SET"
+                " commit_siblings = 0', current_database()); END $$")
+        a = f.start("a")
+        accepted, seen_at_once = [], []
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def sender(k):
+            n = 0
+            while not stop.is_set():
+                did = "k9-%d-%d" % (k, n)
+                n += 1
+                try:
+                    st = post(a.port, "/job", did, did, timeout=5)[0]
+                except (OSError, http.client.HTTPException):
+                    continue  # the daemon died under it: no answer, no promise
+                if st != 202:
+                    continue
+                with lock:
+                    accepted.append(did)
+                    look = len(seen_at_once) < 20 and n % 5 == 1
+                if look:
+                    seen_at_once.append((did, f.state_of(did)))
+        threads = [threading.Thread(target=sender, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        enough = H.wait_until(lambda: len(accepted) >= 200, 60)
+        a.kill9()
+        stop.set()
+        for t in threads:
+            t.join(30)
+        self.assertTrue(enough, "only %d accepted before the kill" % len(accepted))
+        a.kill_orphaned_hooks()
+        self.assertTrue(seen_at_once)
+        self.assertEqual([d for d, st in seen_at_once if st is None], [],
+                         "a 202 before its row was committed")
+        a.start()
+        ids = "','".join(accepted)
+
+        def done():
+            rows = f.query("SELECT count(*) FROM hookd_deliveries WHERE state = 3 AND"
+                           " delivery_id IN ('%s')" % ids)
+            return int(rows[0][0]) == len(accepted)
+        H.wait_for(done, 120, "every delivery answered 202 succeeded")
+        runs = f.runs()
+        never = [d for d in accepted if not any(r["end"] for r in runs.get(d, []))]
+        self.assertEqual(never, [], "answered 202, never ran to its end")
+        print("  %d accepted before the kill, each ran" % len(accepted))
+
     # ---- point 5: PostgreSQL unreachable
 
     def test_postgresql_down_and_back(self):

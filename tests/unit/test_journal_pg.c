@@ -1291,6 +1291,78 @@ static void test_prune_instances(void)
 	journal_close(p);
 }
 
+/* Group commit (journal.h): the acceptances of a batch share one commit;
+ * other instances see them after journal_flush, and a batch that fails
+ * (a statement in it, or the connection) is lost whole, its rows with it. */
+static int64_t rows_with_id(const char *id)
+{
+	return sql_int("SELECT count(*) FROM hookd_deliveries WHERE delivery_id = '%s'", id);
+}
+
+static void test_batch(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	CHECK(journal_batches(a), "PostgreSQL batches");
+	journal_set_batching(a, true);
+	uint64_t b0 = journal_batch_id(a), c0 = journal_committed_id(a);
+	int64_t r1 = rec(a, "gc", "gc-1", true, T0, "x");
+	int64_t r2 = rec(a, "gc", "gc-2", false, T0, "y");
+	CHECK(r1 > 0 && r2 > 0, "recorded in the batch");
+	CHECK(journal_batch_id(a) == b0 + 1 && journal_committed_id(a) == c0, "one batch, open");
+	CHECK(rows_with_id("gc-1") == 0 && rows_with_id("gc-2") == 0,
+	      "not seen by another connection before the flush");
+	CHECK(journal_lookup(a, "gc", "gc-1", NULL, NULL, NULL) == RESULT_OK,
+	      "seen by its own lookups at once");
+	CHECK(journal_flush(a) == 0, "flushed");
+	CHECK(journal_committed_id(a) == b0 + 1, "committed");
+	CHECK(rows_with_id("gc-1") == 1 && rows_with_id("gc-2") == 1, "seen after the flush");
+
+	/* A write of its own commits the batch first. */
+	int64_t r3 = rec(a, "gc", "gc-3", true, T0, "z");
+	CHECK(journal_attempt_started(a, r3, 1, T0 + 1) == 0, "started");
+	CHECK(rows_with_id("gc-3") == 1, "committed by the write after it");
+
+	/* A statement that fails inside the batch loses the whole batch. */
+	sql_do("ALTER TABLE hookd_deliveries ADD CONSTRAINT test_no_boom"
+	       " CHECK (delivery_id <> 'gc-boom')");
+	uint64_t losses = journal_losses(a);
+	CHECK(rec(a, "gc", "gc-4", true, T0, "x") > 0, "in the batch");
+	CHECK(rec(a, "gc", "gc-boom", true, T0, "x") == -1, "refused by the database");
+	CHECK(journal_losses(a) == losses + 1, "the batch is counted lost");
+	CHECK(journal_flush(a) == -1, "the flush says a batch was lost");
+	CHECK(journal_flush(a) == 0, "once");
+	CHECK(rows_with_id("gc-4") == 0, "its other row went with it");
+	CHECK(journal_attempt_started(a, r1, 1, T0 + 2) == 0, "rows committed before stay held");
+	sql_do("ALTER TABLE hookd_deliveries DROP CONSTRAINT test_no_boom");
+	CHECK(rec(a, "gc", "gc-4", true, T0, "x") > 0 && journal_flush(a) == 0,
+	      "the next batch commits");
+	CHECK(rows_with_id("gc-4") == 1, "written again");
+
+	/* The connection lost with a batch open: the batch is lost, the
+	 * delivery it recorded is no longer this instance's. */
+	int64_t r5 = rec(a, "gc", "gc-5", true, T0, "x");
+	CHECK(r5 > 0, "in the batch");
+	terminate("a");
+	CHECK(journal_flush(a) == -1, "its commit fails: lost");
+	CHECK(journal_losses(a) == losses + 2, "counted");
+	sleep_ms(300);
+	CHECK(reconnect(a), "reconnected");
+	CHECK(rows_with_id("gc-5") == 0, "nothing of it committed");
+	CHECK(journal_attempt_started(a, r5, 1, T0 + 3) == JOURNAL_LOST,
+	      "its fence is forgotten: a write about it is lost, not applied");
+	CHECK(rec(a, "gc", "gc-5", true, T0, "x") > 0 && journal_flush(a) == 0,
+	      "the sender's retry is recorded");
+	CHECK(rows_with_id("gc-5") == 1, "committed");
+
+	/* Batching off flushes, and writes commit at once again. */
+	CHECK(rec(a, "gc", "gc-6", true, T0, "x") > 0, "in the batch");
+	journal_set_batching(a, false);
+	CHECK(rows_with_id("gc-6") == 1, "flushed by turning batching off");
+	CHECK(rec(a, "gc", "gc-7", true, T0, "x") > 0 && rows_with_id("gc-7") == 1,
+	      "unbatched: committed when it returns");
+	journal_close(a);
+}
+
 int main(void)
 {
 	base_conninfo = getenv("HOOKD_TEST_PG");
@@ -1345,6 +1417,7 @@ int main(void)
 	test_reconnect_does_not_wait();
 	test_release();
 	test_prune_instances();
+	test_batch();
 
 	snprintf(q, sizeof(q), "DROP SCHEMA %s CASCADE", schema);
 	if (raw)
