@@ -96,7 +96,7 @@ struct admin *admin_new(struct event_base *base, struct dispatcher *ds)
 	struct http_limits lim = {
 		.max_headers = 16 * 1024,
 		.max_body = 4096,
-		.max_connections = 64,
+		.max_connections = ADMIN_MAX_CONNECTIONS,
 		.read_timeout_ms = 10000,
 		.idle_timeout_ms = 60000,
 	};

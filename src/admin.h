@@ -14,6 +14,10 @@ struct event_base;
 struct dispatcher;
 struct admin;
 
+/* Its own bound on connections: a scraper sends a short GET and reads the
+ * answer. Part of the open files hookd needs (fdlimit.h). */
+#define ADMIN_MAX_CONNECTIONS 64
+
 /* ds is read for the gauges (deliveries running and queued); it may be NULL. */
 struct admin *admin_new(struct event_base *base, struct dispatcher *ds);
 /* Listens on fd (bound, listening, non-blocking); the admin owns it then. */

@@ -19,6 +19,7 @@
 #include "command.h"
 #include "config.h"
 #include "dispatch.h"
+#include "fdlimit.h"
 #include "hookuser.h"
 #include "log.h"
 #include "payload.h"
@@ -560,6 +561,8 @@ int cmd_check(const struct options *o)
 		print_routes(ep->hooks_dir, delivery_hook_path(cfg));
 	}
 	preflight_workdirs(cfg, workdir_finding, NULL);
+	if (!fdlimit_check(cfg, err, sizeof(err)))
+		finding(false, "", "%s", err);
 	config_unref(cfg);
 	return check_status(o->strict);
 }

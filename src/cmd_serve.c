@@ -18,6 +18,7 @@
 #include "config.h"
 #include "control.h"
 #include "dispatch.h"
+#include "fdlimit.h"
 #include "hookuser.h"
 #include "http.h"
 #include "fleet.h"
@@ -155,6 +156,15 @@ static void log_config_warnings(const struct config *cfg)
 	preflight_workdirs(cfg, log_workdir, NULL);
 }
 
+/* Enough open files for what the config allows (fdlimit.h), or a warning. */
+static void raise_fd_limit(const struct config *cfg)
+{
+	char msg[512];
+	enum fdlimit_outcome o = fdlimit_apply(cfg, msg, sizeof(msg));
+	if (o != FDLIMIT_ENOUGH)
+		log_msg(o == FDLIMIT_SHORT ? LOG_LVL_WARN : LOG_LVL_INFO, "%s", msg);
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *dm = arg;
@@ -191,6 +201,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	dm->cfg = cfg;
 	log_setup((enum log_format)cfg->log_format);
 	log_config_warnings(cfg);
+	raise_fd_limit(cfg);
 	/* The password entry may have changed (a new home): read again. */
 	hook_identity_install(dm->hu, geteuid());
 	server_set_config(dm->srv, cfg);
@@ -351,6 +362,7 @@ int cmd_serve(const struct options *o)
 	dm.cfg = load_or_die(o->config);
 	log_setup((enum log_format)dm.cfg->log_format);
 	log_config_warnings(dm.cfg);
+	raise_fd_limit(dm.cfg);
 	metrics_start();
 	char nerr[512];
 	if (sdnotify_open(nerr, sizeof(nerr)) < 0)

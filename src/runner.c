@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 
+#include "fdlimit.h"
 #include "hookuser.h"
 #include "log.h"
 #include "secrecy.h"
@@ -208,12 +209,16 @@ static struct {
 static size_t nearly; /* entries in use: nearly always none, and then no scan */
 static uint64_t reaps; /* children reaped so far */
 
-/* Who the children become (NULL: they stay hookd's uid), and the core
- * limit hookd lowered for itself, given back to them. Set before the
- * spawner threads start; only read afterwards. */
+/* Who the children become (NULL: they stay hookd's uid), and the limits
+ * hookd changed for itself, given back to them: the core limit it lowered
+ * (secrecy.h) and the open-files limit it raised (fdlimit.h). Set before
+ * the spawner threads start; only read afterwards. */
 static const struct hook_user *hook_user;
-static struct rlimit hook_core;
-static bool hook_core_known;
+static struct given_back {
+	int resource;
+	bool known;
+	struct rlimit rl;
+} given_back[] = {{RLIMIT_CORE, false, {0, 0}}, {RLIMIT_NOFILE, false, {0, 0}}};
 
 void runner_set_hook_user(const struct hook_user *hu)
 {
@@ -1000,6 +1005,12 @@ static void spawn_child(struct spawn_job *j)
 		if (keep > 3)
 			close_range(3, (unsigned)keep - 1, 0);
 		close_range(keep < 3 ? 3U : (unsigned)keep + 1, ~0U, 0);
+		/* Within the hard limits hookd kept: cannot fail (but for a
+		 * hard limit lowered from outside since, and then the child
+		 * keeps hookd's). First, so that a configured limit wins. */
+		for (size_t i = 0; i < ARRAY_SIZE(given_back); i++)
+			if (given_back[i].known)
+				setrlimit(given_back[i].resource, &given_back[i].rl);
 		static const struct {
 			int resource;
 			int stage;
@@ -1013,9 +1024,6 @@ static void spawn_child(struct spawn_job *j)
 			if (apply_limit(lims[i].resource, values[i]) < 0)
 				child_fail(j, errpipe[1], lims[i].stage, errno);
 		}
-		/* Within the hard limit hookd kept: cannot fail. */
-		if (hook_core_known)
-			setrlimit(RLIMIT_CORE, &hook_core);
 		/* Last before exec: from here on the child could not undo a
 		 * step that needs hookd's powers. */
 		if (hook_user) {
@@ -1100,7 +1108,9 @@ static int start_spawners(void)
 	if (spawners.efd < 0)
 		return EINVAL; /* runner_init was not called */
 	note_signals_to_reset();
-	hook_core_known = secrecy_hook_core_limit(&hook_core);
+	/* In given_back's order. */
+	given_back[0].known = secrecy_hook_core_limit(&given_back[0].rl);
+	given_back[1].known = fdlimit_hook_limit(&given_back[1].rl);
 	pthread_attr_t ta;
 	pthread_attr_init(&ta);
 	pthread_attr_setstacksize(&ta, 256 * 1024);

@@ -1,5 +1,6 @@
 """Black-box hardening tests (issue 4): hostile clients (header, body and
-time limits, chunked bodies, connection floods, slowloris, fd exhaustion),
+time limits, chunked bodies, connection floods, slowloris, fd exhaustion,
+hookd's own open-files limit),
 misbehaving hooks (huge output, ignoring SIGTERM, escaping the group,
 signals, rlimits), privilege dropping and shutdown under load.
 
@@ -412,6 +413,96 @@ class TestClientLimits(Base):
             self.assertEqual(h.read("ran").split(), ["b", "b"])
             keep.close()
             self.assertEqual(h.stop(), 0)
+
+
+
+def nofile_limits(pid):
+    """The open-files (soft, hard) of a process, from /proc/PID/limits."""
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    raise AssertionError("no open files line in /proc/%d/limits" % pid)
+
+
+def nofile(soft, hard):
+    """A preexec_fn: hookd starts with these open-files limits."""
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+# The defaults' need: max_connections 1024 + 4 x max_running 16 + 64.
+NEED = "1152 hookd may need (max_connections 1024 + 4 x max_running 16 + 64)"
+SHORT = "open files: the hard limit 512 is below the " + NEED
+ULIMIT = sh("echo nofile $(ulimit -Sn) $(ulimit -Hn)")
+
+
+class TestOpenFilesLimit(Base):
+    """hookd raises its own soft open-files limit to what the config needs
+    (a shell's 1,024 is short of the defaults' 1,152), its hooks get the one
+    it started with, and a hard limit short of the need is a warning."""
+
+    def hook_nofile(self, h):
+        st, body = post_json(h.port, event("lim"), timeout=20)
+        self.assertEqual(st, 200, body)
+        return hook_of(body)["output"].split()
+
+    def test_soft_limit_raised_hooks_get_the_one_hookd_started_with(self):
+        with Daemon(config(), {"lim": ULIMIT}, preexec_fn=nofile(256, 4096), wrap=False) as h:
+            self.assertEqual(nofile_limits(h.pid), (1152, 4096))
+            self.assertIsNotNone(h.wait_log("level=info", "soft limit raised from 256 to 1152",
+                                            NEED, "hooks get 256"), h.log_text())
+            self.assertEqual(self.hook_nofile(h), ["nofile", "256", "4096"])
+            # A reload that needs more raises it again (within the hard
+            # limit: no privilege needed); the hooks' stays.
+            h.write_config(config("max_connections = 2000\n"))
+            self.assertIn("config reloaded", h.reload())
+            self.assertEqual(nofile_limits(h.pid), (2128, 4096))
+            self.assertEqual(self.hook_nofile(h), ["nofile", "256", "4096"])
+            # limit_nofile still wins.
+            h.write_config(config("max_connections = 2000\nlimit_nofile = 100\n"))
+            self.assertIn("config reloaded", h.reload())
+            self.assertEqual(self.hook_nofile(h), ["nofile", "100", "100"])
+            self.assertEqual(h.log_lines("level=warn", "open files"), [])
+            self.assertEqual(h.stop(), 0)
+
+    def test_enough_already_is_left_alone(self):
+        with Daemon(config(), {"lim": ULIMIT}, preexec_fn=nofile(2000, 4096), wrap=False) as h:
+            self.assertEqual(nofile_limits(h.pid), (2000, 4096))
+            self.assertEqual(self.hook_nofile(h), ["nofile", "2000", "4096"])
+            self.assertEqual(h.log_lines("open files"), [])
+            self.assertEqual(h.stop(), 0)
+
+    def test_hard_limit_below_the_need_warns_and_serves(self):
+        with Daemon(config(), {"lim": ULIMIT, "_default": MARK}, preexec_fn=nofile(256, 512),
+                    wrap=False) as h:
+            self.assertIsNotNone(h.wait_log("level=warn", SHORT), h.log_text())
+            self.assertEqual(len(h.log_lines("open files")), 1, h.log_text())
+            # As far as the hard limit goes.
+            self.assertEqual(nofile_limits(h.pid), (512, 512))
+            self.assertEqual(post_json(h.port, event("b"), timeout=20)[0], 200)
+            self.assertEqual(h.read("ran").split(), ["b"])
+            self.assertEqual(self.hook_nofile(h), ["nofile", "256", "512"])
+            # Each reload says it again while it holds.
+            h.reload()
+            self.assertEqual(len(h.log_lines("level=warn", SHORT)), 2, h.log_text())
+            self.assertEqual(h.stop(), 0)
+
+    def test_check_warns_of_a_short_hard_limit(self):
+        with Daemon(config(), {"_default": MARK}, start=False) as h:
+            def check(limits, *args):
+                return subprocess.run([HOOKD_BIN, "-c", h.config_path, "check"] + list(args),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      env=harness.plain_env(), preexec_fn=nofile(*limits),
+                                      timeout=30, text=True)
+            p = check((256, 512))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("warning: " + SHORT, p.stdout)
+            self.assertEqual(check((256, 512), "--strict").returncode, 2)
+            p = check((256, 4096), "--strict")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertNotIn("open files", p.stdout)
+            self.assertEqual(h.ran(), [])
 
 
 # ---------------------------------------------------------------------------
