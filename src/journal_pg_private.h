@@ -1,0 +1,175 @@
+/*
+ * What the files of the PostgreSQL journal backend share (journal_pg.c and
+ * the journal_pg_*.c beside it; nothing else includes this): libpq's calls,
+ * loaded on first use, the handle, statements' parameters, and the
+ * functions one file calls in another.
+ */
+#ifndef HOOKD_JOURNAL_PG_PRIVATE_H
+#define HOOKD_JOURNAL_PG_PRIVATE_H
+
+#include "journal_backend.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+/* ---- libpq, loaded on first use ---- */
+
+#define PQ_CALLS(X) \
+	X(PQclear) \
+	X(PQcmdTuples) \
+	X(PQconnectdbParams) \
+	X(PQdb) \
+	X(PQerrorMessage) \
+	X(PQexec) \
+	X(PQexecParams) \
+	X(PQfinish) \
+	X(PQfreemem) \
+	X(PQgetisnull) \
+	X(PQgetlength) \
+	X(PQgetvalue) \
+	X(PQhost) \
+	X(PQntuples) \
+	X(PQport) \
+	X(PQresultErrorField) \
+	X(PQresultErrorMessage) \
+	X(PQresultStatus) \
+	X(PQsetNoticeProcessor) \
+	X(PQstatus) \
+	X(PQtransactionStatus) \
+	X(PQunescapeBytea)
+
+#define PQ_POINTER(f) extern __typeof__(f) *dl_##f;
+PQ_CALLS(PQ_POINTER)
+
+#define PQclear dl_PQclear
+#define PQcmdTuples dl_PQcmdTuples
+#define PQconnectdbParams dl_PQconnectdbParams
+#define PQdb dl_PQdb
+#define PQerrorMessage dl_PQerrorMessage
+#define PQexec dl_PQexec
+#define PQexecParams dl_PQexecParams
+#define PQfinish dl_PQfinish
+#define PQfreemem dl_PQfreemem
+#define PQgetisnull dl_PQgetisnull
+#define PQgetlength dl_PQgetlength
+#define PQgetvalue dl_PQgetvalue
+#define PQhost dl_PQhost
+#define PQntuples dl_PQntuples
+#define PQport dl_PQport
+#define PQresultErrorField dl_PQresultErrorField
+#define PQresultErrorMessage dl_PQresultErrorMessage
+#define PQresultStatus dl_PQresultStatus
+#define PQsetNoticeProcessor dl_PQsetNoticeProcessor
+#define PQstatus dl_PQstatus
+#define PQtransactionStatus dl_PQtransactionStatus
+#define PQunescapeBytea dl_PQunescapeBytea
+
+bool pq_load(char *err, size_t errlen);
+
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 10000
+
+/* ---- this process's leases: rowid -> fence ---- */
+
+struct fence_slot {
+	int64_t rowid; /* 0: empty */
+	int64_t fence;
+	int run_attempt; /* the attempt this process marked running, 0: none */
+};
+
+struct fence_map {
+	struct fence_slot *slots;
+	size_t cap, n; /* cap: a power of two */
+};
+
+/* ---- the handle ---- */
+
+struct pg_journal {
+	struct journal base;
+	PGconn *conn;                /* NULL: down */
+	struct reconnect *reconnect; /* down: one under way (ensure_up), or NULL */
+	int64_t instances_pruned_ms; /* prune_instances: when last, 0: never */
+	char *url, *password, *instance;
+	char *where; /* "host:port/dbname" for messages: never the connection string */
+	bool readonly;
+	bool noschema; /* read-only on a database hookd has not written yet */
+	uint64_t body_max;
+	int64_t keep_ms, max_rows, lease_ms;
+	int64_t backoff_ms, retry_at_ms; /* while down */
+	int64_t pending, pending_bytes, counted_at_ms;
+	bool counted;
+	/* Reconnected: the rows owned but not held are let go (release_unheld). */
+	bool release_due;
+	struct fence_map fences;
+};
+
+struct pg_journal *pg_of(struct journal *j);
+
+/* ---- parameters ---- */
+
+#define MAX_PARAMS 24
+
+struct params {
+	int n;
+	const char *val[MAX_PARAMS];
+	int len[MAX_PARAMS];
+	int fmt[MAX_PARAMS];
+	char num[MAX_PARAMS][24];
+	char *owned[MAX_PARAMS];
+};
+
+void p_text(struct params *p, const char *s);
+void p_int(struct params *p, int64_t v);
+void p_bool(struct params *p, bool v);
+void p_null(struct params *p);
+void p_bytes(struct params *p, const void *b, size_t n);
+void p_free(struct params *p);
+
+/* ---- the connection (journal_pg_connect.c) ---- */
+
+/*
+ * A reconnect runs on a thread of its own, with libpq's blocking connect as
+ * at open (connect_timeout for each host of a list, a host name resolved),
+ * so that no call waits for the network: a host that drops packets would
+ * otherwise hold the daemon's loop up to connect_timeout, and hookd would
+ * answer nothing meanwhile, not even /healthz. The thread works on copies;
+ * when done it leaves its connection here and makes `wake` readable (the
+ * daemon's loop waits on it: journal_reconnect_fd), and the next call or
+ * heartbeat takes the connection over. A journal closed first leaves the
+ * thread to finish and free it alone (abandoned).
+ */
+struct reconnect {
+	pthread_mutex_t lock;
+	bool done, abandoned; /* under lock */
+	PGconn *conn;         /* done: connected and set up, or NULL */
+	char err[512];        /* done without conn: why */
+	int wake[2];          /* a pipe: readable once done */
+	char *url, *password;
+	bool readonly;
+};
+
+void reconnect_free(struct reconnect *rc);
+PGconn *connect_now(const char *url, const char *password, bool readonly, char **where,
+                    char *err, size_t errlen);
+bool ensure_up(struct pg_journal *j);
+PGresult *run(struct pg_journal *j, const char *what, const char *sql, struct params *p);
+int run_cmd(struct pg_journal *j, const char *what, const char *sql, struct params *p);
+int tx_begin(struct pg_journal *j);
+int tx_commit(struct pg_journal *j);
+void tx_rollback(struct pg_journal *j);
+int64_t col_i64(const PGresult *r, int row, int col);
+int col_int(const PGresult *r, int row, int col);
+bool col_bool(const PGresult *r, int row, int col);
+const char *col_text(const PGresult *r, int row, int col);
+const char *col_text_or_null(const PGresult *r, int row, int col);
+unsigned char *col_bytes(const PGresult *r, int row, int col, size_t *len);
+int64_t cmd_tuples(PGresult *r);
+bool pg_up(struct journal *jj);
+int pg_reconnect_fd(struct journal *jj);
+
+#endif
