@@ -87,6 +87,10 @@ struct fence_map {
 	size_t cap, n; /* cap: a power of two */
 };
 
+struct fence_slot *fence_find(struct fence_map *m, int64_t rowid);
+void fence_put(struct fence_map *m, int64_t rowid, int64_t fence, int run_attempt);
+void fence_del(struct fence_map *m, int64_t rowid);
+
 /* ---- the handle ---- */
 
 struct pg_journal {
@@ -171,5 +175,15 @@ unsigned char *col_bytes(const PGresult *r, int row, int col, size_t *len);
 int64_t cmd_tuples(PGresult *r);
 bool pg_up(struct journal *jj);
 int pg_reconnect_fd(struct journal *jj);
+
+/* ---- leases (journal_pg_lease.c) ---- */
+
+int renew_lease(struct pg_journal *j);
+int pg_heartbeat(struct journal *jj);
+int pg_release(struct journal *jj);
+
+/* ---- take-overs (journal_pg_take.c) ---- */
+
+void sb_id_array(struct strbuf *sb, int64_t id);
 
 #endif
