@@ -176,6 +176,13 @@ int64_t cmd_tuples(PGresult *r);
 bool pg_up(struct journal *jj);
 int pg_reconnect_fd(struct journal *jj);
 
+/* ---- the calls' shared steps (journal_pg.c) ---- */
+
+bool usable(struct pg_journal *j);
+bool writable(struct pg_journal *j);
+int insert_attempt(struct pg_journal *j, int64_t rowid, const struct journal_attempt *a,
+                   int replay, const char *instance);
+
 /* ---- leases (journal_pg_lease.c) ---- */
 
 int renew_lease(struct pg_journal *j);
@@ -185,5 +192,11 @@ int pg_release(struct journal *jj);
 /* ---- take-overs (journal_pg_take.c) ---- */
 
 void sb_id_array(struct strbuf *sb, int64_t id);
+
+int pg_recover(struct journal *jj, struct journal_pending **out, size_t *n);
+int pg_adopt(struct journal *jj, size_t max, struct journal_pending **out, size_t *n);
+int pg_steal(struct journal *jj, size_t max, int64_t queued_before_ms,
+             struct journal_pending **out, size_t *n);
+enum result pg_get(struct journal *jj, int64_t rowid, struct journal_pending *out);
 
 #endif
