@@ -180,6 +180,8 @@ int pg_reconnect_fd(struct journal *jj);
 
 bool usable(struct pg_journal *j);
 bool writable(struct pg_journal *j);
+void count_change(struct pg_journal *j, bool was, int64_t old_len, bool is,
+                  int64_t new_len);
 int insert_attempt(struct pg_journal *j, int64_t rowid, const struct journal_attempt *a,
                    int replay, const char *instance);
 
@@ -198,5 +200,20 @@ int pg_adopt(struct journal *jj, size_t max, struct journal_pending **out, size_
 int pg_steal(struct journal *jj, size_t max, int64_t queued_before_ms,
              struct journal_pending **out, size_t *n);
 enum result pg_get(struct journal *jj, int64_t rowid, struct journal_pending *out);
+
+/* ---- reading back, import (journal_pg_read.c) ---- */
+
+enum result pg_list(struct journal *jj, int64_t since_ms, bool failed_only,
+                    bool (*visit)(const struct journal_entry *e, void *arg), void *arg);
+enum result pg_read(struct journal *jj, int64_t rowid,
+                    void (*visit)(const struct journal_entry *e, void *arg), void *arg);
+enum result pg_read_attempts(struct journal *jj, int64_t rowid,
+                             const struct journal_attempt_visitor *v);
+enum result pg_endpoints_of(struct journal *jj, const char *delivery_id,
+                            void (*visit)(const char *endpoint, void *arg), void *arg);
+enum result pg_query(struct journal *jj, const struct journal_filter *f,
+                     bool (*visit)(const struct journal_row *r, void *arg), void *arg);
+int pg_import(struct journal *jj, const struct journal_entry *e,
+              const struct journal_attempt *attempts, size_t nattempts);
 
 #endif
