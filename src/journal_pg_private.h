@@ -17,6 +17,44 @@
 
 #include "util.h"
 
+/*
+ * The helpers the files share keep their short names in the code; their
+ * link names are this backend's own (pgj_...), apart from the SQLite
+ * backend's helpers of the same names (tx_begin, insert_attempt, ...) and
+ * anything else in the library.
+ */
+#define pq_load(...) pgj_pq_load(__VA_ARGS__)
+#define fence_find(...) pgj_fence_find(__VA_ARGS__)
+#define fence_put(...) pgj_fence_put(__VA_ARGS__)
+#define fence_del(...) pgj_fence_del(__VA_ARGS__)
+#define p_text(...) pgj_p_text(__VA_ARGS__)
+#define p_int(...) pgj_p_int(__VA_ARGS__)
+#define p_bool(...) pgj_p_bool(__VA_ARGS__)
+#define p_null(...) pgj_p_null(__VA_ARGS__)
+#define p_bytes(...) pgj_p_bytes(__VA_ARGS__)
+#define p_free(...) pgj_p_free(__VA_ARGS__)
+#define reconnect_free(...) pgj_reconnect_free(__VA_ARGS__)
+#define connect_now(...) pgj_connect_now(__VA_ARGS__)
+#define ensure_up(...) pgj_ensure_up(__VA_ARGS__)
+#define run(...) pgj_run(__VA_ARGS__)
+#define run_cmd(...) pgj_run_cmd(__VA_ARGS__)
+#define tx_begin(...) pgj_tx_begin(__VA_ARGS__)
+#define tx_commit(...) pgj_tx_commit(__VA_ARGS__)
+#define tx_rollback(...) pgj_tx_rollback(__VA_ARGS__)
+#define col_i64(...) pgj_col_i64(__VA_ARGS__)
+#define col_int(...) pgj_col_int(__VA_ARGS__)
+#define col_bool(...) pgj_col_bool(__VA_ARGS__)
+#define col_text(...) pgj_col_text(__VA_ARGS__)
+#define col_text_or_null(...) pgj_col_text_or_null(__VA_ARGS__)
+#define col_bytes(...) pgj_col_bytes(__VA_ARGS__)
+#define cmd_tuples(...) pgj_cmd_tuples(__VA_ARGS__)
+#define usable(...) pgj_usable(__VA_ARGS__)
+#define writable(...) pgj_writable(__VA_ARGS__)
+#define count_change(...) pgj_count_change(__VA_ARGS__)
+#define insert_attempt(...) pgj_insert_attempt(__VA_ARGS__)
+#define renew_lease(...) pgj_renew_lease(__VA_ARGS__)
+#define sb_id_array(...) pgj_sb_id_array(__VA_ARGS__)
+
 /* ---- libpq, loaded on first use ---- */
 
 #define PQ_CALLS(X) \
