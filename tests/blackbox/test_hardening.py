@@ -651,9 +651,13 @@ class TestHooks(Base):
 
     def test_limit_nproc_contains_a_fork_bomb(self):
         if IS_ROOT:
-            # RLIMIT_NPROC does not bind root: the daemon runs as nobody.
-            uid = pwd.getpwnam("nobody").pw_uid
-            user = "user = nobody\n"
+            # RLIMIT_NPROC does not bind root: the daemon runs as another
+            # user, which counts every process of that user: `daemon`
+            # (base-passwd's, which runs nothing) rather than `nobody`,
+            # under which the tests' own PostgreSQL servers come and go.
+            name = "daemon" if "daemon" in {p.pw_name for p in pwd.getpwall()} else "nobody"
+            uid = pwd.getpwnam(name).pw_uid
+            user = "user = %s\n" % name
         else:
             uid = os.getuid()
             user = ""

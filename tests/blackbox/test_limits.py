@@ -314,8 +314,10 @@ class TestRejectedLog(Base):
             s.close()
             self.assertIsNotNone(h.wait_log("path=/after"), h.log_text()[-2000:])
             lines = [ln for ln in h.log_text().splitlines() if "msg=rejected" in ln]
-            # One line for /after, at most 50 a second for the flood.
-            self.assertLessEqual(len(lines) - 1, 50 * (int(took) + 1), took)
+            # One line for /after, at most 50 a second for the flood; the
+            # limit counts by the clock's seconds, and a flood of under a
+            # second may still span two of them.
+            self.assertLessEqual(len(lines) - 1, 50 * (int(took) + 2), took)
             self.assertLess(len(lines), 401)
             self.assertTrue(all(len(ln) < 600 for ln in lines), max(map(len, lines)))
             self.assertIn("A" * 127 + "...", lines[0])
