@@ -11,6 +11,8 @@
 
 #include <json-c/json.h>
 
+#include "envlist.h"
+
 #define EVENT_NAME_MAX 128
 
 /* ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$ over exactly len bytes. */
@@ -58,43 +60,6 @@ bool payload_path_valid(const char *s);
  * path existed at all (present but not a string: returns NULL, found true;
  * a string holding a NUL byte counts as not a string). */
 const char *payload_get_string(json_object *root, const char *dotted, bool *found);
-
-/* A hook's environment: "NAME=value" strings. Its first entries may be
- * an envshare's (envlist_share): every delivery starts with the same fixed
- * environment, held once rather than copied into each one. A flattened
- * payload's entries are one allocation (an envblock), not one each. */
-struct envshare;
-struct envblock;
-struct envlist {
-	char **v; /* always NULL-terminated */
-	size_t n, cap;
-	size_t bytes; /* sum of strlen(entry) + 1 */
-	struct envshare *shared; /* v[0 .. nshared) are its strings; NULL: none */
-	size_t nshared;
-	struct envblock *blocks; /* entries that live in these are not freed one by one */
-};
-void envlist_init(struct envlist *e);
-void envlist_free(struct envlist *e);
-/* Adding a NAME already present replaces its value (one entry a name). */
-void envlist_add(struct envlist *e, const char *name, const char *value);
-void envlist_add_len(struct envlist *e, const char *name, const char *value, size_t vlen);
-/* Appends src's entries to dst, which holds none of src's names (an
- * empty list, say): a copy, names of any length. */
-void envlist_copy(struct envlist *dst, const struct envlist *src);
-
-/* A read-only copy of a list that many lists start with, freed with its
- * last reference. Taken and dropped on one thread (the event loop's). */
-struct envshare *envshare_new(const struct envlist *src);
-void envshare_unref(struct envshare *s);
-/* dst (empty) starts with s's entries, by reference: they are copied into
- * dst only if one of them is replaced or removed, or dst is sorted. */
-void envlist_share(struct envlist *dst, struct envshare *s);
-/* Removes NAME's entry, if there is one. */
-void envlist_remove(struct envlist *e, const char *name);
-/* Finds NAME's entry index, or -1. */
-long envlist_find(const struct envlist *e, const char *name);
-/* Sorts by name in byte order (for `hookd env`). */
-void envlist_sort(struct envlist *e);
 
 /* Normalizes one key per README "What a hook gets" into out (>= strlen(key)*2+1); returns the
  * length, 0 when the key normalizes to nothing. */
