@@ -21,6 +21,8 @@
 #include "runner.h"
 #include "util.h"
 
+/* ---- running the hooks of an attempt -------------------------------- */
+
 /* A shell is read back whole from its journal row as its attempt starts
  * (under the config it came with); false, with the reason in err, when it
  * cannot be. */
@@ -42,8 +44,6 @@ static bool load_back(struct job *j, char *err, size_t errlen)
 	j->d = whole;
 	return true;
 }
-
-/* ---- running the hooks of an attempt -------------------------------- */
 
 static bool failed(const struct status_map *m, const struct hook_result *r, int *http)
 {
