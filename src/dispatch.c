@@ -3,8 +3,9 @@
  * journal's record of a delivery), serialization keys, the max_running
  * slots, running the hooks of an attempt, and retries. Every change of a
  * delivery's state goes through job_enter. Its parts with a job of their
- * own: the ids remembered without a journal (idstore.c), the keys' lines
- * (keyqueue.c), the answers that wait for the journal (groupcommit.c).
+ * own: an attempt and its hooks (dispatch_run.c), the ids remembered
+ * without a journal (idstore.c), the keys' lines (keyqueue.c), the answers
+ * that wait for the journal (groupcommit.c).
  *
  * A pending async delivery waiting in a line is a shell (delivery_shed):
  * its body and environment are in its journal row, read back when an
@@ -13,7 +14,6 @@
  */
 #include "dispatch.h"
 
-#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +23,7 @@
 
 #include <event2/event.h>
 
+#include "dispatch_private.h"
 #include "groupcommit.h"
 #include "idstore.h"
 #include "journal.h"
@@ -30,15 +31,12 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
-#include "recovery.h"
 #include "replaywin.h"
 #include "route.h"
-#include "runner.h"
 #include "util.h"
 
 /* How long a sender is told to wait before resending a pending delivery. */
 #define RETRY_AFTER_PENDING 10
-#define RETRY_AFTER_OVERLOAD 5
 #define MAX_BACKOFF_MS (3600 * 1000)
 /* A shared journal: how often deliveries waiting for their turn ask again
  * (README "Running on several machines"), and how many keys that are not
@@ -48,63 +46,6 @@
 /* Without a journal, idempotency remembers this many finished ids. */
 #define MEMORY_IDS_MAX 10000
 
-/* A delivery in the dispatcher's hands: where it is in its lifecycle, the
- * line it waits in, and its current attempt's route. */
-struct job {
-	struct delivery *d;
-	struct dispatcher *ds;
-	enum lifecycle state;
-	bool recorded_final; /* its outcome went into its record (journal_record_final) */
-	/* Never in a line and held at once: the slot queue, waiting_retry or
-	 * waiting_turn, or held for the journal (groupcommit.h). */
-	union {
-		TAILQ_ENTRY(job) link;
-		struct held_answer held;
-	};
-	TAILQ_ENTRY(job) key_link; /* its serialization key's line */
-	struct route route;
-	size_t next_hook;
-	int64_t started_mono;
-	int64_t retry_in_ms; /* entering WAIT_RETRY: how long */
-	struct event *retry_timer;
-	struct event *deadline; /* a sync delivery's respond_within */
-	delivery_done_fn done; /* NULL once answered */
-	void *done_arg;
-};
-/* A pending async delivery costs its entry here and its shell (delivery.h):
- * under 1 KiB together (README "Hardening and limits"). */
-_Static_assert(sizeof(struct job) <= 256, "a waiting delivery's entry stays small");
-
-struct dispatcher {
-	struct event_base *base;
-	struct config *cfg;
-	struct journal *journal;
-	int running;
-	int queued_sync; /* sync deliveries in WAIT_KEY or QUEUED */
-	TAILQ_HEAD(, job) queue;   /* waiting for a slot */
-	TAILQ_HEAD(, job) waiting_retry;
-	TAILQ_HEAD(, job) waiting_turn; /* shared journal: WAIT_TURN */
-	struct event *turn_timer;
-	bool shared; /* journal_shared */
-	bool moving_line; /* line_to_turn is under way */
-	struct outbox *outbox; /* shared: outcomes to write when the journal is back */
-	struct keyqueue *keys;
-	struct idstore *ids; /* without a journal */
-	bool draining;
-	int in_state[LC_COUNT]; /* deliveries in each state: hookd_deliveries_pending */
-	/* Handing freed slots on (release): a delivery that finishes at once
-	 * while it runs only gives its slot back, and the loop already under
-	 * way starts the next, so a queue of deliveries that each fail at once
-	 * does not nest one call a delivery (and each one's outcome is recorded
-	 * before the next starts). */
-	bool releasing;
-	struct groupcommit *commit; /* with a journal: the answers that wait for it */
-	struct replaywin *replay; /* the endpoints' replay_window */
-	delivery_done_fn on_end;  /* dispatcher_on_end's */
-	void *on_end_arg;
-};
-
-static void run_next_hook(struct job *j);
 static void slot_acquire(struct job *j);
 
 /* ---- idempotency ---------------------------------------------------- */
@@ -211,28 +152,6 @@ static void shed(struct job *j)
 		return;
 	delivery_shed(j->d);
 	route_free(&j->route); /* an async delivery's route is read when it runs */
-}
-
-/* A shell is read back whole from its journal row as its attempt starts
- * (under the config it came with); false, with the reason in err, when it
- * cannot be. */
-static bool load_back(struct job *j, char *err, size_t errlen)
-{
-	if (!delivery_is_shell(j->d))
-		return true;
-	struct delivery *whole = delivery_from_row(j->ds->journal, delivery_config(j->d),
-	                                           delivery_rowid(j->d), delivery_attempt(j->d));
-	if (!whole || strcmp(delivery_id(whole), delivery_id(j->d)) != 0) {
-		delivery_free(whole);
-		snprintf(err, errlen, "cannot read the delivery back from the journal");
-		return false;
-	}
-	/* Its log lines go on saying that its sender had a 202 at respond_within. */
-	if (delivery_handed_over(j->d))
-		delivery_hand_over(whole);
-	delivery_free(j->d);
-	j->d = whole;
-	return true;
 }
 
 static void job_free(struct job *j)
@@ -558,7 +477,7 @@ static void start_queued(struct dispatcher *ds)
 }
 
 /* The attempt is over: its slot and key go back, and on to those in line. */
-static void release(struct job *j)
+void release(struct job *j)
 {
 	struct dispatcher *ds = j->ds;
 	bool outer = !ds->releasing;
@@ -717,7 +636,7 @@ static void finish(struct job *j)
 }
 
 /* The delivery's attempt is over: record, then answer or retry. */
-static void attempt_over(struct job *j)
+void attempt_over(struct job *j)
 {
 	struct dispatcher *ds = j->ds;
 	struct delivery *d = j->d;
@@ -826,212 +745,6 @@ static void answer_now(struct job *j, int http, const char *status, char *error,
 		metrics_rejection(400, NULL);
 	delivery_log(j->d);
 	job_enter(j, LC_DONE);
-}
-
-/* ---- running the hooks of an attempt -------------------------------- */
-
-static bool failed(const struct status_map *m, const struct hook_result *r, int *http)
-{
-	if (r->timed_out)
-		*http = m->timeout;
-	else if (!r->ran && r->start_may_pass)
-		*http = 503; /* the sender may retry: hookd was short of fds, memory... */
-	else if (!r->ran || r->exit_code < 0)
-		*http = m->def;
-	else
-		*http = status_for_exit(m, r->exit_code);
-	return *http < 200 || *http > 299;
-}
-
-static enum metrics_hook_outcome hook_outcome_kind(const struct hook_result *r, bool bad)
-{
-	if (!r->ran)
-		return MHOOK_EXEC_FAILED;
-	if (r->timed_out)
-		return MHOOK_TIMEOUT;
-	if (r->signal)
-		return MHOOK_SIGNAL;
-	return bad ? MHOOK_FAILED : MHOOK_OK;
-}
-
-/* Outcomes decided before any hook runs: no route, one that cannot run,
- * or a payload the event's match turns away. Returns false when there are
- * hooks to run. A route hookd could not read
- * for want of fds or memory is a 503: the sender may retry. */
-static bool route_outcome(struct job *j)
-{
-	struct delivery *d = j->d;
-	if (j->route.error) {
-		delivery_set_outcome(d, j->route.may_pass ? 503 : delivery_config(d)->status.def,
-		                     "failed", xstrdup(j->route.error));
-		if (j->route.may_pass)
-			delivery_set_retry_after(d, RETRY_AFTER_OVERLOAD);
-		struct hook_outcome *h = delivery_add_result(d, j->route.name ? j->route.name : "");
-		h->res.exit_code = -1;
-		h->res.error = xstrdup(j->route.error);
-		return true;
-	}
-	if (!j->route.name) {
-		delivery_set_outcome(d, 200, "unhandled", xstrdup("no hook for this event"));
-		return true;
-	}
-	if (delivery_unmatched(d)) {
-		/* Not for these hooks: nothing runs (README "[event NAME]"). */
-		delivery_set_outcome(d, 200, "skipped", xstrdup(delivery_unmatched(d)));
-		return true;
-	}
-	return false;
-}
-
-static void resolve(struct job *j)
-{
-	const struct endpoint *ep = delivery_endpoint(j->d);
-	route_free(&j->route);
-	if (route_resolve(ep->hooks_dir, delivery_event(j->d), &j->route) < 0 && !j->route.error) {
-		j->route.may_pass = error_may_pass(errno);
-		j->route.error = xasprintf("cannot read hooks dir %s: %s", ep->hooks_dir,
-		                           strerror(errno));
-	}
-}
-
-/* A hook's exit mapped to 503 (exit 75 by default) asks the sender to come
- * back: after retry_backoff, the wait hookd's own first retry would take. */
-static int retry_after_for(const struct delivery *d)
-{
-	int64_t s = (delivery_opts(d)->retry_backoff_ms + 999) / 1000;
-	return s < 1 ? 1 : s > 3600 ? 3600 : (int)s;
-}
-
-static void on_hook_done(const struct hook_result *res, void *arg)
-{
-	struct job *j = arg;
-	struct delivery *d = j->d;
-	struct hook_outcome *h = delivery_last_result(d);
-	/* The fields, and of the output only what there is. */
-	memcpy(&h->res, res, offsetof(struct hook_result, output));
-	memcpy(h->res.output, res->output, res->output_len);
-	h->res.output_len = res->output_len;
-	h->res.error = res->error ? xstrdup(res->error) : NULL;
-	int http;
-	const struct config *cfg = delivery_config(d);
-	bool bad = failed(&cfg->status, &h->res, &http);
-	bool skip = !bad && h->res.ran && !h->res.timed_out && !h->res.signal &&
-	            h->res.exit_code >= 0 && status_skips(&cfg->status, h->res.exit_code);
-	metrics_hook(h->rel, skip ? MHOOK_SKIPPED : hook_outcome_kind(&h->res, bad),
-	             h->res.ran ? h->res.ms : -1);
-	if (skip) {
-		/* The hook says the delivery is not for it: the rest of the
-		 * chain does not run either (README "[status]"). */
-		char *why = xasprintf("hook %s exited with status %d, mapped to skip", h->rel,
-		                      h->res.exit_code);
-		delivery_set_outcome(d, 200, "skipped", why);
-		release(j);
-		attempt_over(j);
-		return;
-	}
-	if (bad) {
-		char *why;
-		if (h->res.timed_out || h->res.error)
-			why = xasprintf("hook %s: %s", h->rel, h->res.error);
-		else
-			why = xasprintf("hook %s exited with status %d", h->rel, h->res.exit_code);
-		bool may_pass = !h->res.ran && h->res.start_may_pass;
-		delivery_set_outcome(d, http, h->res.timed_out ? "timeout" : "failed", why);
-		if (may_pass)
-			delivery_set_retry_after(d, RETRY_AFTER_OVERLOAD);
-		else if (http == 503)
-			delivery_set_retry_after(d, retry_after_for(d));
-		release(j);
-		attempt_over(j);
-		return;
-	}
-	run_next_hook(j);
-}
-
-/* An attempt begins: the delivery whole (a shell is read back), its
- * environment, its route, and the journal's record that it runs. */
-static void attempt_begins(struct job *j)
-{
-	struct dispatcher *ds = j->ds;
-	char err[128];
-	bool loaded = load_back(j, err, sizeof(err));
-	struct delivery *d = j->d;
-	bool env_ok = loaded && delivery_build_env(d, err, sizeof(err));
-	if (delivery_async(d)) {
-		/* An async delivery's route is read when it runs. */
-		resolve(j);
-	}
-	if (!env_ok) {
-		/* dispatch_submit built it already: this is a guard only. A row
-		 * that could not be read may be read next time: a 503, retried. */
-		route_free(&j->route);
-		j->route.error = xstrdup(err);
-		j->route.may_pass = !loaded;
-	}
-	/* A sync delivery was recorded as running this attempt already
-	 * (journal_record): asking again would only cost a read. A shared
-	 * journal recorded it before it entered RUNNING (turn_taken). */
-	if (ds->journal && delivery_rowid(d) && delivery_async(d) && !ds->shared)
-		journal_attempt_started(ds->journal, delivery_rowid(d), delivery_attempt(d),
-		                        now_wall_ms());
-	for (size_t i = 0; i < j->route.nskipped; i++)
-		log_msg(LOG_LVL_WARN, "skipped %s: not executable (delivery %s)", j->route.skipped[i],
-		        delivery_id(d));
-}
-
-static void run_next_hook(struct job *j)
-{
-	struct dispatcher *ds = j->ds;
-	bool first = j->next_hook == 0;
-	if (first)
-		attempt_begins(j);
-	struct delivery *d = j->d;
-	/* Whatever decides before a hook runs is looked at once, as the
-	 * attempt begins; after that, the chain ends when its hooks do. */
-	bool decided = first && route_outcome(j);
-	if (decided || j->next_hook >= j->route.nhooks) {
-		if (!decided)
-			delivery_set_outcome(d, 200, "ok", NULL);
-		release(j);
-		attempt_over(j);
-		return;
-	}
-	const struct hook *hk = &j->route.hooks[j->next_hook++];
-	const struct config *cfg = delivery_config(d);
-	/* The per-hook variables go after the shared ones. */
-	size_t env_mark = delivery_env_push_hook(d, hk->rel);
-	delivery_add_result(d, hk->rel);
-	size_t body_len;
-	const unsigned char *body = delivery_body(d, &body_len);
-	struct runner_params p = {
-		.path = hk->path,
-		.dir = delivery_opts(d)->workdir ? delivery_opts(d)->workdir : hk->dir,
-		.rel = hk->rel,
-		.envp = delivery_env(d)->v,
-		.input = body,
-		.input_len = body_len,
-		.timeout_ms = delivery_opts(d)->timeout_ms,
-		.kill_grace_ms = cfg->kill_grace_ms,
-		.limits = {cfg->limit_nofile, cfg->limit_nproc, cfg->limit_memory, cfg->limit_cpu},
-		.endpoint = delivery_endpoint(d)->name,
-		.event = delivery_event(d),
-		.delivery_id = delivery_id(d),
-		/* The attempt, recorded as running in this turn's batch, is
-		 * committed before its first hook starts (groupcommit.h): a crash
-		 * must never leave a hook that ran recorded as one that never
-		 * started, to run again after a restart as the same attempt. */
-		.hold = first && ds->commit && delivery_rowid(d),
-	};
-	struct hook_result res;
-	struct hook_run *run = runner_start(ds->base, &p, on_hook_done, j, &res);
-	if (run && p.hold)
-		groupcommit_flush_soon(ds->commit);
-	/* Take the two per-hook entries back off. */
-	delivery_env_pop(d, env_mark);
-	if (!run) {
-		on_hook_done(&res, j);
-		free(res.error);
-	}
 }
 
 /* ---- admission ------------------------------------------------------ */

@@ -1,7 +1,8 @@
 /*
  * The request body: Content-Type classification, JSON (and form) decoding,
- * dotted-path look-ups, and the flattening of every scalar leaf into a
- * hook's environment (README "What a hook gets").
+ * dotted-path look-ups. It includes envlist.h (a hook's environment) and
+ * flatten.h (every scalar leaf into that environment, README "What a hook
+ * gets"), which a payload's callers use with it.
  */
 #ifndef HOOKD_PAYLOAD_H
 #define HOOKD_PAYLOAD_H
@@ -10,6 +11,9 @@
 #include <stddef.h>
 
 #include <json-c/json.h>
+
+#include "envlist.h"
+#include "flatten.h"
 
 #define EVENT_NAME_MAX 128
 
@@ -59,116 +63,7 @@ bool payload_path_valid(const char *s);
  * a string holding a NUL byte counts as not a string). */
 const char *payload_get_string(json_object *root, const char *dotted, bool *found);
 
-/* A hook's environment: "NAME=value" strings. Its first entries may be
- * an envshare's (envlist_share): every delivery starts with the same fixed
- * environment, held once rather than copied into each one. A flattened
- * payload's entries are one allocation (an envblock), not one each. */
-struct envshare;
-struct envblock;
-struct envlist {
-	char **v; /* always NULL-terminated */
-	size_t n, cap;
-	size_t bytes; /* sum of strlen(entry) + 1 */
-	struct envshare *shared; /* v[0 .. nshared) are its strings; NULL: none */
-	size_t nshared;
-	struct envblock *blocks; /* entries that live in these are not freed one by one */
-};
-void envlist_init(struct envlist *e);
-void envlist_free(struct envlist *e);
-/* Adding a NAME already present replaces its value (one entry a name). */
-void envlist_add(struct envlist *e, const char *name, const char *value);
-void envlist_add_len(struct envlist *e, const char *name, const char *value, size_t vlen);
-/* Appends src's entries to dst, which holds none of src's names (an
- * empty list, say): a copy, names of any length. */
-void envlist_copy(struct envlist *dst, const struct envlist *src);
-
-/* A read-only copy of a list that many lists start with, freed with its
- * last reference. Taken and dropped on one thread (the event loop's). */
-struct envshare *envshare_new(const struct envlist *src);
-void envshare_unref(struct envshare *s);
-/* dst (empty) starts with s's entries, by reference: they are copied into
- * dst only if one of them is replaced or removed, or dst is sorted. */
-void envlist_share(struct envlist *dst, struct envshare *s);
-/* Removes NAME's entry, if there is one. */
-void envlist_remove(struct envlist *e, const char *name);
-/* Finds NAME's entry index, or -1. */
-long envlist_find(const struct envlist *e, const char *name);
-/* Sorts by name in byte order (for `hookd env`). */
-void envlist_sort(struct envlist *e);
-
-/* Normalizes one key per README "What a hook gets" into out (>= strlen(key)*2+1); returns the
- * length, 0 when the key normalizes to nothing. */
-size_t env_key_normalize(const char *key, size_t keylen, char *out);
-
-/*
- * How a payload is flattened: the prefix, the names it never takes, and
- * the budget (README "Flattening the payload").
- */
-struct flatten_opts {
-	const char *prefix;
-	const char *const *reserved; /* full names, prefix included, NULL-terminated; or NULL */
-	size_t max_vars;  /* payload variables at most (env_max_vars) */
-	size_t max_bytes; /* their strlen("N=v") + 1 in all at most (env_max_bytes) */
-	size_t array_max; /* elements an array gives at most (env_array_max) */
-};
-#define FLATTEN_OPTS(prefix, reserved)                                                   \
-	((struct flatten_opts){(prefix), (reserved), FLATTEN_MAX_VARS, FLATTEN_MAX_BYTES, \
-	                       FLATTEN_ARRAY_MAX})
-
-/* What a flattening left out, for the log line that says so. */
-#define FLATTEN_REPORT_NAMES 8
-struct flatten_report {
-	size_t omitted;      /* leaves left out by a limit */
-	size_t collisions;   /* leaves whose name a metadata variable or an earlier leaf held */
-	char *omitted_names; /* the first FLATTEN_REPORT_NAMES of them, space-separated; or NULL */
-	char *collided;      /* "NAME (path), ..." for the first collisions' losers; or NULL */
-};
-void flatten_report_free(struct flatten_report *r);
-
-/*
- * Flattens every scalar leaf of root into env with the prefix, and gives
- * each array a <NAME>_COUNT. Candidates are admitted in this order: those
- * inside no array, then those inside one array, then inside two, ...;
- * within each, shallowest first, in document order within a depth (an
- * array's count sits where the array is). Each array gives its first
- * array_max elements; the rest are left out. Names in `reserved` and
- * names already in env are never taken; between two leaves with one
- * name, the first admitted wins, and a leaf left out by a limit still
- * holds its name. Left out (and counted): strings with a NUL byte,
- * values over 64 KiB, names over 4 KiB, leaves deeper than 32 levels,
- * elements past array_max, and whatever does not fit max_vars or
- * max_bytes. Collisions are counted apart; a leaf equal to the metadata
- * variable it meets (a body's "event" naming the delivery's event) is
- * not one. Leaves whose name is empty are dropped without a count.
- * Variables are appended in admission order. rep may be NULL.
- */
-void payload_flatten(json_object *root, const struct flatten_opts *o, struct envlist *env,
-                     struct flatten_report *rep);
-
-/*
- * payload_flatten for a body json_scan accepted, whole and as it was
- * scanned (the walk trusts its structure and reads only up to the root
- * object's closing brace), from its text: the same
- * variables, in the same order, and the same report, without building a
- * tree. Returns false, env as it was and rep empty, for a body with an
- * object that has a key twice: that one needs json-c's tree (the last
- * value, in the first one's place).
- */
-bool payload_flatten_text(const char *body, size_t len, const struct flatten_opts *o,
-                          struct envlist *env, struct flatten_report *rep);
-
 /* Frees what parsing keeps between bodies (its JSON tokener); at exit. */
 void payload_cleanup(void);
-
-#define FLATTEN_MAX_VALUE (64 * 1024)
-#define FLATTEN_MAX_VARS 1024
-#define FLATTEN_MAX_BYTES (512 * 1024)
-#define FLATTEN_MAX_DEPTH 32
-#define FLATTEN_MAX_NAME 4096 /* execve refuses one string over 128 KiB */
-#define FLATTEN_ARRAY_MAX 32
-/* Names and values a flattening holds while it orders them; past this
- * (only a payload built for it: 4 KiB names on short leaves) the rest is
- * left out. */
-#define FLATTEN_COLLECT_MAX (16 * 1024 * 1024)
 
 #endif

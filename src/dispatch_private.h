@@ -1,0 +1,91 @@
+/*
+ * What dispatch.c (the lifecycle, admission, outcomes) and dispatch_run.c
+ * (an attempt's hooks) share: the dispatcher and its jobs, and the calls
+ * between the two. Only those two files include it.
+ */
+#ifndef HOOKD_DISPATCH_PRIVATE_H
+#define HOOKD_DISPATCH_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "dispatch.h"
+#include "groupcommit.h"
+#include "route.h"
+
+struct event;
+
+/* How long a sender is told to wait before resending, hookd being short of
+ * something (a slot, the journal, fds). */
+#define RETRY_AFTER_OVERLOAD 5
+
+/* A delivery in the dispatcher's hands: where it is in its lifecycle, the
+ * line it waits in, and its current attempt's route. */
+struct job {
+	struct delivery *d;
+	struct dispatcher *ds;
+	enum lifecycle state;
+	bool recorded_final; /* its outcome went into its record (journal_record_final) */
+	/* Never in a line and held at once: the slot queue, waiting_retry or
+	 * waiting_turn, or held for the journal (groupcommit.h). */
+	union {
+		TAILQ_ENTRY(job) link;
+		struct held_answer held;
+	};
+	TAILQ_ENTRY(job) key_link; /* its serialization key's line */
+	struct route route;
+	size_t next_hook;
+	int64_t started_mono;
+	int64_t retry_in_ms; /* entering WAIT_RETRY: how long */
+	struct event *retry_timer;
+	struct event *deadline; /* a sync delivery's respond_within */
+	delivery_done_fn done; /* NULL once answered */
+	void *done_arg;
+};
+/* A pending async delivery costs its entry here and its shell (delivery.h):
+ * under 1 KiB together (README "Hardening and limits"). */
+_Static_assert(sizeof(struct job) <= 256, "a waiting delivery's entry stays small");
+
+struct dispatcher {
+	struct event_base *base;
+	struct config *cfg;
+	struct journal *journal;
+	int running;
+	int queued_sync; /* sync deliveries in WAIT_KEY or QUEUED */
+	TAILQ_HEAD(, job) queue;   /* waiting for a slot */
+	TAILQ_HEAD(, job) waiting_retry;
+	TAILQ_HEAD(, job) waiting_turn; /* shared journal: WAIT_TURN */
+	struct event *turn_timer;
+	bool shared; /* journal_shared */
+	bool moving_line; /* line_to_turn is under way */
+	struct outbox *outbox; /* shared: outcomes to write when the journal is back */
+	struct keyqueue *keys;
+	struct idstore *ids; /* without a journal */
+	bool draining;
+	int in_state[LC_COUNT]; /* deliveries in each state: hookd_deliveries_pending */
+	/* Handing freed slots on (release): a delivery that finishes at once
+	 * while it runs only gives its slot back, and the loop already under
+	 * way starts the next, so a queue of deliveries that each fail at once
+	 * does not nest one call a delivery (and each one's outcome is recorded
+	 * before the next starts). */
+	bool releasing;
+	struct groupcommit *commit; /* with a journal: the answers that wait for it */
+	struct replaywin *replay; /* the endpoints' replay_window */
+	delivery_done_fn on_end;  /* dispatcher_on_end's */
+	void *on_end_arg;
+};
+
+/* dispatch_run.c: the next hook of j's attempt (its first: the attempt
+ * begins); the route of j's event read; the outcomes decided before any
+ * hook runs (true: one was). */
+void run_next_hook(struct job *j);
+void resolve(struct job *j);
+bool route_outcome(struct job *j);
+/* dispatch.c: the attempt is over (its slot and key go back), then its
+ * outcome is recorded and answered or retried. */
+void release(struct job *j);
+void attempt_over(struct job *j);
+
+#endif
