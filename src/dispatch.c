@@ -389,7 +389,7 @@ static void start_running(struct job *j)
 	if (!turn_taken(j))
 		return;
 	job_enter(j, LC_RUNNING);
-	run_next_hook(j);
+	job_run_next_hook(j);
 }
 
 static void slot_acquire(struct job *j)
@@ -477,7 +477,7 @@ static void start_queued(struct dispatcher *ds)
 }
 
 /* The attempt is over: its slot and key go back, and on to those in line. */
-void release(struct job *j)
+void job_release(struct job *j)
 {
 	struct dispatcher *ds = j->ds;
 	bool outer = !ds->releasing;
@@ -636,7 +636,7 @@ static void finish(struct job *j)
 }
 
 /* The delivery's attempt is over: record, then answer or retry. */
-void attempt_over(struct job *j)
+void job_attempt_over(struct job *j)
 {
 	struct dispatcher *ds = j->ds;
 	struct delivery *d = j->d;
@@ -911,14 +911,14 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		return;
 	}
 
-	resolve(j);
-	if (route_outcome(j)) {
+	job_resolve(j);
+	if (job_route_outcome(j)) {
 		/* Nothing to run: no slot, but the outcome is journaled so a
 		 * resend is a duplicate; with the record, in one write. */
 		delivery_set_ms(d, now_mono_ms() - j->started_mono);
 		j->recorded_final = true;
 		if (recorded(j, known_new))
-			attempt_over(j);
+			job_attempt_over(j);
 		return;
 	}
 	const char *key = delivery_key(d);

@@ -80,12 +80,12 @@ struct dispatcher {
 /* dispatch_run.c: the next hook of j's attempt (its first: the attempt
  * begins); the route of j's event read; the outcomes decided before any
  * hook runs (true: one was). */
-void run_next_hook(struct job *j);
-void resolve(struct job *j);
-bool route_outcome(struct job *j);
+void job_run_next_hook(struct job *j);
+void job_resolve(struct job *j);
+bool job_route_outcome(struct job *j);
 /* dispatch.c: the attempt is over (its slot and key go back), then its
  * outcome is recorded and answered or retried. */
-void release(struct job *j);
-void attempt_over(struct job *j);
+void job_release(struct job *j);
+void job_attempt_over(struct job *j);
 
 #endif

@@ -73,7 +73,7 @@ static enum metrics_hook_outcome hook_outcome_kind(const struct hook_result *r, 
  * or a payload the event's match turns away. Returns false when there are
  * hooks to run. A route hookd could not read
  * for want of fds or memory is a 503: the sender may retry. */
-bool route_outcome(struct job *j)
+bool job_route_outcome(struct job *j)
 {
 	struct delivery *d = j->d;
 	if (j->route.error) {
@@ -98,7 +98,7 @@ bool route_outcome(struct job *j)
 	return false;
 }
 
-void resolve(struct job *j)
+void job_resolve(struct job *j)
 {
 	const struct endpoint *ep = delivery_endpoint(j->d);
 	route_free(&j->route);
@@ -140,8 +140,8 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 		char *why = xasprintf("hook %s exited with status %d, mapped to skip", h->rel,
 		                      h->res.exit_code);
 		delivery_set_outcome(d, 200, "skipped", why);
-		release(j);
-		attempt_over(j);
+		job_release(j);
+		job_attempt_over(j);
 		return;
 	}
 	if (bad) {
@@ -156,11 +156,11 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 			delivery_set_retry_after(d, RETRY_AFTER_OVERLOAD);
 		else if (http == 503)
 			delivery_set_retry_after(d, retry_after_for(d));
-		release(j);
-		attempt_over(j);
+		job_release(j);
+		job_attempt_over(j);
 		return;
 	}
-	run_next_hook(j);
+	job_run_next_hook(j);
 }
 
 /* An attempt begins: the delivery whole (a shell is read back), its
@@ -174,7 +174,7 @@ static void attempt_begins(struct job *j)
 	bool env_ok = loaded && delivery_build_env(d, err, sizeof(err));
 	if (delivery_async(d)) {
 		/* An async delivery's route is read when it runs. */
-		resolve(j);
+		job_resolve(j);
 	}
 	if (!env_ok) {
 		/* dispatch_submit built it already: this is a guard only. A row
@@ -194,7 +194,7 @@ static void attempt_begins(struct job *j)
 		        delivery_id(d));
 }
 
-void run_next_hook(struct job *j)
+void job_run_next_hook(struct job *j)
 {
 	struct dispatcher *ds = j->ds;
 	bool first = j->next_hook == 0;
@@ -203,12 +203,12 @@ void run_next_hook(struct job *j)
 	struct delivery *d = j->d;
 	/* Whatever decides before a hook runs is looked at once, as the
 	 * attempt begins; after that, the chain ends when its hooks do. */
-	bool decided = first && route_outcome(j);
+	bool decided = first && job_route_outcome(j);
 	if (decided || j->next_hook >= j->route.nhooks) {
 		if (!decided)
 			delivery_set_outcome(d, 200, "ok", NULL);
-		release(j);
-		attempt_over(j);
+		job_release(j);
+		job_attempt_over(j);
 		return;
 	}
 	const struct hook *hk = &j->route.hooks[j->next_hook++];

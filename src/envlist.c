@@ -128,7 +128,7 @@ void envlist_free(struct envlist *e)
 	e->shared = NULL;
 }
 
-size_t entry_name_len(const char *entry)
+size_t envlist_entry_name_len(const char *entry)
 {
 	const char *eq = strchr(entry, '=');
 	return eq ? (size_t)(eq - entry) : strlen(entry);
@@ -229,7 +229,7 @@ void envlist_add(struct envlist *e, const char *name, const char *value)
 static int entry_cmp(const void *a, const void *b)
 {
 	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-	size_t nx = entry_name_len(x), ny = entry_name_len(y);
+	size_t nx = envlist_entry_name_len(x), ny = envlist_entry_name_len(y);
 	/* The names alone, a name before any longer one it starts: comparing
 	 * whole entries would put "A0=" before "A=" ('0' < '='). */
 	int c = memcmp(x, y, nx < ny ? nx : ny);

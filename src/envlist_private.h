@@ -16,6 +16,6 @@ char *envlist_block(struct envlist *e, size_t len);
 /* Appends entry (strlen len) without looking for its NAME. */
 void envlist_append_len(struct envlist *e, char *entry, size_t len);
 /* The length of an entry's NAME (up to its '='). */
-size_t entry_name_len(const char *entry);
+size_t envlist_entry_name_len(const char *entry);
 
 #endif

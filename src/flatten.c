@@ -36,12 +36,12 @@ size_t env_key_normalize(const char *key, size_t keylen, char *out)
 		unsigned char c = (unsigned char)key[i];
 		if (i > 0 && is_upper(c)) {
 			unsigned char p = (unsigned char)key[i - 1];
-			if (is_lower(p) || is_digit(p))
+			if (is_lower(p) || payload_is_digit(p))
 				pending = true; /* camelCase, v2Api */
 		}
 		if (is_lower(c))
 			c = (unsigned char)(c - 'a' + 'A');
-		if (!is_upper(c) && !is_digit(c)) {
+		if (!is_upper(c) && !payload_is_digit(c)) {
 			pending = true; /* runs collapse: one flag, not a count */
 			continue;
 		}
@@ -518,7 +518,7 @@ static void flatten_admit(struct flatten *f, struct flatten_report *rep)
 	for (size_t i = 0; i < nreserved; i++)
 		nameset_add(&taken, f->o->reserved[i], strlen(f->o->reserved[i]));
 	for (size_t i = 0; i < base; i++)
-		nameset_add(&taken, env->v[i], entry_name_len(env->v[i]));
+		nameset_add(&taken, env->v[i], envlist_entry_name_len(env->v[i]));
 
 	if (!leaves_sorted(f->leaves, f->nleaves))
 		qsort(f->leaves, f->nleaves, sizeof(*f->leaves), leaf_cmp);
@@ -714,7 +714,7 @@ static void flatten_node(struct flatten *f, json_object *o, size_t level)
 		break;
 	default: {
 		size_t vlen = 0;
-		const char *val = scalar_text(o, &vlen);
+		const char *val = payload_scalar_text(o, &vlen);
 		flatten_value(f, val, vlen, level);
 		break;
 	}

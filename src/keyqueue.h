@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <sys/queue.h>
 
-struct job; /* the dispatcher's (dispatch.c) */
+struct job; /* the dispatcher's (dispatch_private.h) */
 
 /* A serialization key and the deliveries waiting for it. */
 struct keyq {

@@ -21,7 +21,7 @@ static bool is_alnum(unsigned char c)
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-bool is_digit(unsigned char c)
+bool payload_is_digit(unsigned char c)
 {
 	return c >= '0' && c <= '9';
 }
@@ -138,7 +138,7 @@ static bool is_int_token(const char *tok, size_t n)
 	if (i == n)
 		return false;
 	for (; i < n; i++)
-		if (!is_digit((unsigned char)tok[i]))
+		if (!payload_is_digit((unsigned char)tok[i]))
 			return false;
 	return true;
 }
@@ -159,8 +159,8 @@ static void mark_numbers(const char *body, size_t len, char *out)
 			while (body[i] != '"')
 				i += body[i] == '\\' ? 2 : 1;
 			i++;
-		} else if (c == '-' || is_digit(c)) {
-			while (i < len && (is_digit((unsigned char)body[i]) || body[i] == '-' ||
+		} else if (c == '-' || payload_is_digit(c)) {
+			while (i < len && (payload_is_digit((unsigned char)body[i]) || body[i] == '-' ||
 			                   body[i] == '+' || body[i] == '.' || body[i] == 'e' ||
 			                   body[i] == 'E'))
 				i++;
@@ -453,7 +453,7 @@ static bool lookup_path(json_object *root, const char *dotted, json_object **out
 
 /* A scalar's text as a hook sees it (n bytes, may hold a NUL for strings);
  * NULL for objects and arrays. */
-const char *scalar_text(json_object *o, size_t *n)
+const char *payload_scalar_text(json_object *o, size_t *n)
 {
 	const char *s;
 	switch (json_object_get_type(o)) {
@@ -499,7 +499,7 @@ char *payload_get_path(json_object *root, const char *dotted)
 	if (!lookup_path(root, dotted, &o))
 		return NULL;
 	size_t n;
-	const char *s = scalar_text(o, &n);
+	const char *s = payload_scalar_text(o, &n);
 	/* A C string cannot say where a NUL-holding value ends. */
 	if (!s || memchr(s, '\0', n))
 		return NULL;

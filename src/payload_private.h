@@ -13,8 +13,8 @@
 
 /* A scalar's text (n bytes, may hold a NUL for strings); NULL for objects
  * and arrays. */
-const char *scalar_text(json_object *o, size_t *n);
+const char *payload_scalar_text(json_object *o, size_t *n);
 /* '0'..'9'. */
-bool is_digit(unsigned char c);
+bool payload_is_digit(unsigned char c);
 
 #endif
