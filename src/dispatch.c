@@ -537,14 +537,37 @@ static void on_committed(struct held_answer *h, void *arg)
 	job_enter(JOB_OF_HELD(h), LC_DONE);
 }
 
-/* An acceptance, synced (or not): is its row there, if a batch was lost? */
+/* An acceptance whose record was lost with its batch: 503, and its body
+ * forgotten by the replay window (record() remembered it), so that the
+ * sender's resend, under whatever id, runs. */
+static void acceptance_lost(struct job *j)
+{
+	size_t len;
+	const unsigned char *body = delivery_body(j->d, &len);
+	replaywin_forget(j->ds->replay, delivery_endpoint(j->d)->name, body, len);
+	answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
+	           RETRY_AFTER_OVERLOAD);
+}
+
+/* After a lost batch, whether j's record is one that was committed: its
+ * row, still pending (nothing runs before the answer). A resend of a
+ * failed delivery rewrites that row in place, so a lost one leaves the
+ * row there, failed. */
+static bool record_committed(struct job *j)
+{
+	enum delivery_state st;
+	int64_t rowid;
+	return journal_lookup(j->ds->journal, delivery_endpoint(j->d)->name, delivery_id(j->d),
+	                      &st, NULL, &rowid) == RESULT_OK &&
+	       rowid == delivery_rowid(j->d) && delivery_state_pending(st);
+}
+
+/* An acceptance, synced (or not): is its record there, if a batch was lost? */
 static void on_synced(struct held_answer *h, bool ok, bool maybe_lost, void *arg)
 {
 	struct job *j = JOB_OF_HELD(h);
-	if (maybe_lost && journal_lookup(j->ds->journal, delivery_endpoint(j->d)->name,
-	                                 delivery_id(j->d), NULL, NULL, NULL) != RESULT_OK) {
-		answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
-		           RETRY_AFTER_OVERLOAD);
+	if (maybe_lost && !record_committed(j)) {
+		acceptance_lost(j);
 		return;
 	}
 	accepted(j, ok);
@@ -552,8 +575,7 @@ static void on_synced(struct held_answer *h, bool ok, bool maybe_lost, void *arg
 
 static void on_lost(struct held_answer *h, void *arg)
 {
-	answer_now(JOB_OF_HELD(h), 503, "overloaded", xstrdup("cannot write the journal"),
-	           RETRY_AFTER_OVERLOAD);
+	acceptance_lost(JOB_OF_HELD(h));
 }
 
 static void on_dropped(struct held_answer *h, void *arg)

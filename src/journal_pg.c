@@ -288,9 +288,15 @@ fail:
 
 /* ---- shared helpers ---- */
 
-/* A call's start: connected (or reconnected after the backoff). */
+/* A read's start: connected (or reconnected after the backoff), the batch
+ * committed first, so that a read that fails (a statement timeout on the
+ * deliveries page's search) does not take the batch's acceptances with it.
+ * pg_lookup alone reads inside the batch. */
 bool usable(struct pg_journal *j)
 {
+	if (!ensure_up(j))
+		return false;
+	commit_batch(j);
 	return ensure_up(j);
 }
 
@@ -302,6 +308,18 @@ bool writable(struct pg_journal *j)
 		return false;
 	commit_batch(j);
 	return ensure_up(j);
+}
+
+/* A fenced write's start, once fence_find found rowid held: writable(),
+ * whose commit of the batch may lose it, and with it its rows' fences
+ * (fence_del moves slots), so the fence is looked up again. -1: not
+ * writable; JOURNAL_LOST: no longer held. */
+static int writable_fenced(struct pg_journal *j, int64_t rowid, struct fence_slot **f)
+{
+	if (!writable(j))
+		return -1;
+	*f = fence_find(&j->fences, rowid);
+	return *f ? 0 : JOURNAL_LOST;
 }
 
 /* A row's change of pending async state, once committed: the counts follow
@@ -321,7 +339,9 @@ static enum result pg_lookup(struct journal *jj, const char *endpoint, const cha
 	struct pg_journal *j = pg_of(jj);
 	if (j->noschema)
 		return RESULT_UNKNOWN;
-	if (!usable(j))
+	/* In the batch: it sees the batch's own records (a resend in the
+	 * same turn), where usable() would commit them first. */
+	if (!ensure_up(j))
 		return RESULT_ERROR;
 	struct params p = {0};
 	p_text(&p, endpoint);
@@ -466,8 +486,9 @@ static int pg_attempt_started(struct journal *jj, int64_t rowid, int attempt, in
 	/* The sync path: journal_record already marked this attempt running. */
 	if (f->run_attempt == attempt)
 		return 0;
-	if (!writable(j))
-		return -1;
+	int rc = writable_fenced(j, rowid, &f);
+	if (rc < 0)
+		return rc;
 	return mark_running(j, f, attempt, started_ms, NULL);
 }
 
@@ -591,8 +612,9 @@ static int finish_row(struct pg_journal *j, int64_t rowid, const struct journal_
 	struct fence_slot *f = fence_find(&j->fences, rowid);
 	if (!f)
 		return JOURNAL_LOST;
-	if (!writable(j))
-		return -1;
+	int rc = writable_fenced(j, rowid, &f);
+	if (rc < 0)
+		return rc;
 	int64_t fence = f->fence;
 	/* Hooks' rows go in the same transaction, after the fenced write. */
 	bool tx = a->nhooks > 0;
@@ -654,8 +676,9 @@ static int pg_hand_over(struct journal *jj, int64_t rowid, bool running,
 	struct fence_slot *f = fence_find(&j->fences, rowid);
 	if (!f)
 		return JOURNAL_LOST;
-	if (!writable(j))
-		return -1;
+	int rc = writable_fenced(j, rowid, &f);
+	if (rc < 0)
+		return rc;
 	struct params p = {0};
 	p_int(&p, rowid);
 	p_int(&p, now_wall_ms());
@@ -925,7 +948,10 @@ static int pg_take_turn(struct journal *jj, int64_t rowid, const char *key, int 
 	struct fence_slot *f = fence_find(&j->fences, rowid);
 	if (!f)
 		return JOURNAL_LOST;
-	if (!writable(j) || tx_begin(j) < 0)
+	int held = writable_fenced(j, rowid, &f);
+	if (held == JOURNAL_LOST)
+		return JOURNAL_LOST;
+	if (held < 0 || tx_begin(j) < 0)
 		return RESULT_ERROR;
 	/* Every instance's turn-taking on this key goes one at a time; the
 	 * lock is held until the commit makes the new RUNNING row visible. */

@@ -1354,6 +1354,33 @@ static void test_batch(void)
 	      "the sender's retry is recorded");
 	CHECK(rows_with_id("gc-5") == 1, "committed");
 
+	/* A read other than the lookup commits the batch first: one that
+	 * fails (a statement timeout) must not take the batch with it. */
+	CHECK(rec(a, "gc", "gc-r", true, T0, "x") > 0 && rows_with_id("gc-r") == 0, "in the batch");
+	CHECK(journal_pending_count(a) >= 0 && rows_with_id("gc-r") >= 0, "counted");
+	int64_t found_row = 0;
+	CHECK(journal_find(a, "gc", "gc-r", &found_row) == RESULT_OK, "found");
+	CHECK(rows_with_id("gc-r") == 1, "committed by the read");
+
+	/* A commit that fails with the connection up (a deferred check): a
+	 * write about a row of that batch is lost, and writes nothing else. */
+	sql_do("CREATE FUNCTION test_no_defer() RETURNS trigger LANGUAGE plpgsql AS"
+	       " $$ BEGIN IF NEW.delivery_id = 'gc-defer' THEN RAISE EXCEPTION 'refused';"
+	       " END IF; RETURN NULL; END $$");
+	sql_do("CREATE CONSTRAINT TRIGGER test_no_defer AFTER INSERT ON hookd_deliveries"
+	       " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_no_defer()");
+	int64_t before = sql_int("SELECT count(*) FROM hookd_deliveries WHERE state = 1");
+	int64_t rd = rec(a, "gc", "gc-defer", true, T0, "x");
+	CHECK(rd > 0, "recorded in the batch");
+	CHECK(journal_attempt_started(a, rd, 1, T0 + 4) == JOURNAL_LOST,
+	      "its batch's commit failed: the row is not held");
+	CHECK(journal_up(a), "the connection stayed up");
+	CHECK(sql_int("SELECT count(*) FROM hookd_deliveries WHERE state = 1") == before,
+	      "no other row was marked running");
+	CHECK(journal_flush(a) == -1 && journal_flush(a) == 0, "the flush says so, once");
+	sql_do("DROP TRIGGER test_no_defer ON hookd_deliveries");
+	sql_do("DROP FUNCTION test_no_defer()");
+
 	/* Batching off flushes, and writes commit at once again. */
 	CHECK(rec(a, "gc", "gc-6", true, T0, "x") > 0, "in the batch");
 	journal_set_batching(a, false);
