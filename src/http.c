@@ -830,8 +830,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	/* A unix socket's peers are all "unix" (a local proxy): not one
 	 * client, so not counted as one. */
-	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
-		c->addr = addr_counts_add(s->addrs, c->peer);
+	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+		char group[64];
+		client_group(c->peer, group, sizeof(group));
+		c->addr = addr_counts_add(s->addrs, group);
+	}
 	if (!make_room(s, c)) {
 		if (c->addr)
 			addr_counts_drop(s->addrs, c->addr);

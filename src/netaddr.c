@@ -322,3 +322,16 @@ void client_address(const struct cidr_list *trusted, const char *peer, const cha
 	/* Every hop is trusted: the leftmost is the furthest one known. */
 	copy_n(out, outlen, last, lastlen);
 }
+
+void client_group(const char *addr, char *out, size_t outlen)
+{
+	unsigned char a[16];
+	char text[INET6_ADDRSTRLEN];
+	if (inet_pton(AF_INET6, addr, a) == 1 && !IN6_IS_ADDR_V4MAPPED((struct in6_addr *)a)) {
+		memset(a + 8, 0, 8);
+		inet_ntop(AF_INET6, a, text, sizeof(text));
+		snprintf(out, outlen, "%s/64", text);
+		return;
+	}
+	snprintf(out, outlen, "%s", addr);
+}

@@ -58,4 +58,12 @@ bool cidr_list_match(const struct cidr_list *l, const char *addr);
 void client_address(const struct cidr_list *trusted, const char *peer,
                     const char *xff, char *out, size_t outlen);
 
+/*
+ * What a client is counted by (its connections, the admin listener's
+ * failed logins): its address, an IPv6 one by its /64 ("2001:db8:1:2::/64"),
+ * since one host has a whole /64 to hop across; an IPv4-mapped one as it
+ * is. Writes into out (>= 64 bytes).
+ */
+void client_group(const char *addr, char *out, size_t outlen);
+
 #endif

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "netaddr.h"
 #include "util.h"
 
 #define SESSION_ID_BYTES 32
@@ -116,21 +117,6 @@ static void sync_tokens(struct webauth *w, const struct config *cfg)
 		log_msg(LOG_LVL_INFO, "admin: a token changed: every session ended");
 }
 
-/* The key failures are counted by: the address, an IPv6 one by its /64
- * (one host has a whole /64 to hop across). */
-static void client_key(const char *peer, char *key, size_t keylen)
-{
-	unsigned char a[16];
-	char text[INET6_ADDRSTRLEN];
-	if (inet_pton(AF_INET6, peer, a) == 1 && !IN6_IS_ADDR_V4MAPPED((struct in6_addr *)a)) {
-		memset(a + 8, 0, 8);
-		inet_ntop(AF_INET6, a, text, sizeof(text));
-		snprintf(key, keylen, "%s/64", text);
-		return;
-	}
-	snprintf(key, keylen, "%s", peer);
-}
-
 static struct fail_count *fail_slot(struct webauth *w, const char *client, bool make)
 {
 	struct fail_count *oldest = &w->fails[0];
@@ -156,7 +142,7 @@ static struct fail_count *fail_slot(struct webauth *w, const char *client, bool 
 static bool limited(struct webauth *w, const char *peer)
 {
 	char key[64];
-	client_key(peer, key, sizeof(key));
+	client_group(peer, key, sizeof(key));
 	struct fail_count *f = fail_slot(w, key, false);
 	if (w->all.n && now_wall_ms() - w->all.since_ms > FAIL_WINDOW_MS)
 		w->all.n = 0;
@@ -166,7 +152,7 @@ static bool limited(struct webauth *w, const char *peer)
 static void count_failure(struct webauth *w, const struct http_request *req, const char *how)
 {
 	char key[64];
-	client_key(req->peer, key, sizeof(key));
+	client_group(req->peer, key, sizeof(key));
 	struct fail_count *f = fail_slot(w, key, true);
 	f->n++;
 	if (!w->all.n)

@@ -295,11 +295,37 @@ static void test_client_address(void)
 	cidr_list_free(&l);
 }
 
+/* What a client is counted by: an IPv6 address by its /64. */
+static void test_client_group(void)
+{
+	static const struct {
+		const char *addr, *group;
+	} cases[] = {
+		{"192.0.2.7", "192.0.2.7"},
+		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2::9", "2001:db8:1:2::/64"},     /* the same /64 */
+		{"2001:db8:1:3::9", "2001:db8:1:3::/64"},     /* the next one */
+		{"::1", "::/64"},
+		{"fe80::1:2:3:4", "fe80::/64"},
+		{"::ffff:192.0.2.7", "::ffff:192.0.2.7"},     /* IPv4-mapped: one address */
+		{"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ffff:ffff:ffff:ffff::/64"},
+		{"unix", "unix"},
+		{"", ""},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char out[64];
+		client_group(cases[i].addr, out, sizeof(out));
+		CHECK(strcmp(out, cases[i].group) == 0, "%s -> %s, not %s", cases[i].addr, out,
+		      cases[i].group);
+	}
+}
+
 int main(void)
 {
 	test_listen();
 	test_parse();
 	test_match();
 	test_client_address();
+	test_client_group();
 	return check_done("netaddr");
 }
