@@ -479,8 +479,15 @@ class Crash(Base):
             ids = [new_id("k%02d" % n) for n in range(50)]
             for eid in ids:
                 self.assertStatus(h.post(eid), 202, "accepted")
-            # Let some finish, then kill while others run and most wait.
+            # Let some finish, then kill while others run and most wait
+            # (hooks of 0.3 s: one seen running is still running when the
+            # kill comes a moment later).
             self.wait_runs(h, 6, "end")
+
+            def running():
+                ended = {i for (i, a, _) in runs(h, "end") if a == 1}
+                return {i for (i, a, _) in runs(h, "start") if a == 1} - ended
+            harness.wait_until(running, 5)
             h.kill9()
             # Those started and not ended at the kill were running when
             # hookd died; among them, any it started a moment before dying
