@@ -1313,11 +1313,12 @@ def print_pg_table(pg, jr, args, lim):
     print(limits_line(lim))
     print()
     print("- PostgreSQL: each hookd holds one connection, and an acceptance is two statements "
-          "(the look-up, then the record, committed alone: a WAL flush), each a blocking "
-          "round trip from hookd's event loop, parsed and planned each time (no prepared "
-          "statements); one connection's commits never share a flush (group commit needs "
-          "concurrent transactions). A new database for each measurement; hooks, slot limits "
-          "and connections as for SQLite's; CPU/req of PostgreSQL is all its processes'.")
+          "(the look-up, then the record), each a blocking round trip from hookd's event loop, "
+          "parsed and planned each time (no prepared statements); the records of a turn of the "
+          "loop share one transaction and its commit (one WAL flush: group commit), while a "
+          "run's start and outcome each commit alone. A new database for each measurement; "
+          "hooks, slot limits and connections as for SQLite's; CPU/req of PostgreSQL is all "
+          "its processes'.")
     print("- claim latency: the wall clock of the 202 in the client against the one the hook "
           "(bash) writes first thing. take-over: instance a killed at a random moment of its "
           "renewal period while the delivery's first attempt runs there; the figure ends when "
