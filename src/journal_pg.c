@@ -21,8 +21,9 @@
  *   at once until a backoff (250 ms doubling to 10 s) has passed, and the
  *   next call (or the heartbeat) reconnects. Each call is one transaction,
  *   so a failed write is never half done.
- * - Group commit. While batching (journal.h), journal_record joins one
- *   open transaction that journal_flush commits: the acceptances of a turn
+ * - Group commit. While batching (journal.h), journal_record (of a
+ *   delivery without a serialization key) joins one open transaction
+ *   that journal_flush commits: the acceptances of a turn
  *   of the daemon's loop share one commit, and so one flush of
  *   PostgreSQL's WAL, which is what a commit waits for. Every other write
  *   commits the batch first and is durable when it returns, an outcome
@@ -395,7 +396,12 @@ static const char sql_record[] =
 static int64_t pg_record(struct journal *jj, const struct journal_new *d)
 {
 	struct pg_journal *j = pg_of(jj);
-	if (j->readonly || !d->endpoint || !d->delivery_id || !d->event || !batch_join(j))
+	/* A delivery with a serialization key commits at once: its place in
+	 * its key's line (queued_seq, taken here) must be seen by the other
+	 * instances' take_turn before a later delivery's, which a batch open
+	 * for up to 5 ms would not ensure. */
+	if (j->readonly || !d->endpoint || !d->delivery_id || !d->event ||
+	    !(d->key ? writable(j) : batch_join(j)))
 		return -1;
 	/* Shared, a keyed sync delivery waits for its turn (take_turn). */
 	enum delivery_state st = d->async || d->key ? DSTATE_QUEUED : DSTATE_RUNNING;

@@ -1317,6 +1317,20 @@ static void test_batch(void)
 	CHECK(journal_committed_id(a) == b0 + 1, "committed");
 	CHECK(rows_with_id("gc-1") == 1 && rows_with_id("gc-2") == 1, "seen after the flush");
 
+	/* A delivery with a serialization key commits at once: its place in
+	 * the key's line is read by the other instances' take_turn, and one
+	 * recorded later elsewhere must wait for it. */
+	struct journal *b = open_as("b", NULL, false, NULL);
+	CHECK(rec(a, "gc", "gc-open", true, T0, "x") > 0, "a batch open on a");
+	CHECK(rec_key(a, "gc", "gc-k1", true, T0, "k", "key-1") > 0, "keyed, on a");
+	CHECK(rows_with_id("gc-k1") == 1, "committed when it returns");
+	int64_t k2 = rec_key(b, "gc", "gc-k2", true, T0 + 1, "k", "key-1");
+	CHECK(k2 > 0, "the same key, later, on b");
+	CHECK(journal_take_turn(b, k2, "key-1", 1, T0 + 2) == RESULT_PENDING,
+	      "b's waits for a's, recorded first");
+	journal_close(b);
+	CHECK(journal_flush(a) == 0, "flushed");
+
 	/* A write of its own commits the batch first. */
 	int64_t r3 = rec(a, "gc", "gc-3", true, T0, "z");
 	CHECK(journal_attempt_started(a, r3, 1, T0 + 1) == 0, "started");
