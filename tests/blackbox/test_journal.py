@@ -479,25 +479,32 @@ class Crash(Base):
             ids = [new_id("k%02d" % n) for n in range(50)]
             for eid in ids:
                 self.assertStatus(h.post(eid), 202, "accepted")
-            # Let some finish, then kill while others run and most wait
-            # (hooks of 0.3 s: one seen running is still running when the
-            # kill comes a moment later).
+            # Let some finish, then kill while others run and most wait:
+            # while a hook that started under 0.15 s ago runs (hooks of
+            # 0.3 s start and end together, four at a time, so one near its
+            # end may end before the kill, and with it all four).
             self.wait_runs(h, 6, "end")
 
-            def running():
+            def running_fresh():
                 ended = {i for (i, a, _) in runs(h, "end") if a == 1}
-                return {i for (i, a, _) in runs(h, "start") if a == 1} - ended
-            harness.wait_until(running, 5)
+                now = time.time()
+                return {i for (i, a, t) in runs(h, "start")
+                        if a == 1 and i not in ended and now - t < 0.15}
+            self.assertTrue(harness.wait_until(running_fresh, 5, step=0.005),
+                            "no hook seen starting")
+            seen_running = running_fresh()
             h.kill9()
-            # Those started and not ended at the kill were running when
-            # hookd died; among them, any it started a moment before dying
-            # (they record their start a little later, and are killed
-            # with the other orphans).
+            # The dead daemon's hooks, at once: a hook outlives hookd, and
+            # one left to end would not count as running at the kill.
+            h.kill_orphaned_hooks()
+            # Those started and not ended were running when hookd died; a
+            # hook it started a moment before dying may not have written
+            # its start line (its row says running: attempt 2 below).
             ended = {i for (i, a, _) in runs(h, "end") if a == 1}
-            h.kill_orphaned_hooks()  # the dead daemon's hooks
             started = {i for (i, a, _) in runs(h, "start") if a == 1}
             interrupted = started - ended
-            self.assertTrue(interrupted, "nothing was running at the kill")
+            self.assertTrue(interrupted, "nothing was running at the kill (seen running "
+                            "just before: %r; the run log: %r)" % (seen_running, h.read("runs")))
             self.assertLess(len(started), 50, "everything had started before the kill")
             before = len(runs(h, "start"))
 
