@@ -3,7 +3,7 @@
  * config can make hookd hold at once (one formula, here), the soft limit
  * raised to that at start and on every reload (never past the hard limit),
  * one warning when the hard limit is short of it, and the limit hookd
- * started with, which its hooks get back (runner.c): a program that uses
+ * started with, which its hooks get back (spawn.c): a program that uses
  * select() breaks with descriptors past 1,024.
  *
  * Called by `hookd serve` (start and reload) and `hookd check`; the

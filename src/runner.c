@@ -20,8 +20,8 @@
 #include <event2/event.h>
 
 #include "fdlimit.h"
-#include "hookuser.h"
 #include "log.h"
+#include "runner_private.h"
 #include "secrecy.h"
 #include "util.h"
 
@@ -145,20 +145,6 @@ static void *output_observer_arg;
 #define SPAWNERS_MIN 2
 #define SPAWNERS_MAX 16
 
-struct spawn_job {
-	STAILQ_ENTRY(spawn_job) link;
-	struct hook_run *run;
-	/* In: read by the thread; they point into the job's own block. */
-	char *path, *dir;
-	char **envp;
-	int in_fd, out_fd, err_fd;
-	struct rlimits limits;
-	uint64_t reaps_before; /* `reaps` when it was queued */
-	/* Out: written by the thread. */
-	pid_t pid; /* with err set: a fork child that reported the failure */
-	int err, stage;
-};
-
 static struct {
 	pthread_t threads[SPAWNERS_MAX];
 	int nthreads;
@@ -208,24 +194,6 @@ static struct {
 } early[EARLY_EXITS];
 static size_t nearly; /* entries in use: nearly always none, and then no scan */
 static uint64_t reaps; /* children reaped so far */
-
-/* Who the children become (NULL: they stay hookd's uid), and the limits
- * hookd changed for itself, given back to them: the core limit it lowered
- * (secrecy.h) and the open-files limit it raised (fdlimit.h). Set before
- * the spawner threads start; only read afterwards. */
-static const struct hook_user *hook_user;
-static struct given_back {
-	int resource;
-	bool known;
-	struct rlimit rl;
-} given_back[] = {{RLIMIT_CORE, false, {0, 0}}, {RLIMIT_NOFILE, false, {0, 0}}};
-
-void runner_set_hook_user(const struct hook_user *hu)
-{
-	/* hookd's own user and group need no switch, and hookd then kept no
-	 * capability to make one. */
-	hook_user = hu && hook_user_switches(hu, geteuid(), getegid()) ? hu : NULL;
-}
 
 void runner_set_output_observer(runner_output_observer fn, void *arg)
 {
@@ -496,14 +464,6 @@ static void on_output(evutil_socket_t fd, short what, void *arg)
 {
 	read_output(arg, 4);
 }
-
-/* Where a fork+exec child failed, reported to the parent with errno. */
-enum child_stage { STAGE_SETUP, STAGE_LIMIT_NOFILE, STAGE_LIMIT_NPROC, STAGE_LIMIT_MEMORY,
-                   STAGE_LIMIT_CPU, STAGE_USER, STAGE_CHDIR, STAGE_EXEC };
-struct child_error {
-	int stage;
-	int err;
-};
 
 /* The stage a start failed at, as the hook's error says it. */
 static const char *const stage_names[] = {
@@ -872,189 +832,6 @@ static int make_input(const unsigned char *data, size_t len)
 	return fd;
 }
 
-static int apply_limit(int resource, int64_t value)
-{
-	if (value < 0)
-		return 0;
-	struct rlimit rl = {(rlim_t)value, (rlim_t)value};
-	return setrlimit(resource, &rl);
-}
-
-
-/* dup2 for the child's stdin/stdout/stderr. An fd already where it goes
- * (hookd started with 0, 1 or 2 closed) would keep its close-on-exec flag
- * through dup2: cleared instead, as posix_spawn does. */
-static int move_fd(int from, int to)
-{
-	if (from == to)
-		return fcntl(to, F_SETFD, 0);
-	return dup2(from, to);
-}
-
-/*
- * The signals whose action is not the default when the spawner threads
- * start: hookd's handlers, SIGPIPE ignored, and anything hookd inherited
- * ignored or a library caught. A child puts these, and only these, back
- * to the default: one system call for each of the 64 signals was a
- * visible part of starting a hook. The signals hookd itself ever changes
- * are always among them, whatever their action at that moment, so a
- * handler set later (those at shutdown) is covered too.
- */
-static int child_resets[NSIG];
-static int nchild_resets;
-
-static void note_signals_to_reset(void)
-{
-	/* Every signal hookd catches or ignores, at any time, must be here. */
-	static const int ours[] = {SIGHUP, SIGINT, SIGTERM, SIGPIPE, SIGCHLD};
-	nchild_resets = 0;
-	for (int s = 1; s < NSIG; s++) {
-		bool reset = false;
-		for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
-			reset |= ours[i] == s;
-		struct sigaction sa;
-		/* glibc refuses its own internal signals: they are caught, so
-		 * execve resets them. */
-		if (!reset && sigaction(s, NULL, &sa) == 0)
-			reset = sa.sa_handler != SIG_DFL;
-		if (reset)
-			child_resets[nchild_resets++] = s;
-	}
-}
-
-#if defined(__SANITIZE_ADDRESS__)
-/* AddressSanitizer must not see a child run on its parent's stack: fork,
- * and the child's failure comes back over a pipe. */
-#define spawn_fork fork
-#define CHILD_SHARES_MEMORY 0
-#else
-#define spawn_fork vfork
-#define CHILD_SHARES_MEMORY 1
-#endif
-
-/* In the child: why it cannot become the hook, then exit. A vfork child
- * shares its parent's memory, and the parent runs again only once it has
- * exited: it writes the job itself (as glibc's posix_spawn does). A fork
- * child writes the pipe. */
-static void child_fail(struct spawn_job *j, int errfd, int stage, int err)
-{
-	if (CHILD_SHARES_MEMORY) {
-		j->stage = stage;
-		j->err = err;
-	} else {
-		struct child_error ce = {stage, err};
-		ssize_t w = write(errfd, &ce, sizeof(ce));
-		(void)w;
-	}
-	_exit(127);
-}
-
-/*
- * Starts j's hook, on a spawner thread: vfork, then in the child only
- * async-signal-safe calls up to execve (it shares the memory of a parent
- * that has other threads, and writes nothing but its own locals and, if
- * it fails, the job's outcome). This is posix_spawn's method without what
- * glibc adds to it: a stack mapped and unmapped for every child (a TLB
- * flush on every core that runs one of hookd's threads) and a getrlimit
- * for each file action; and it sets the resource limits posix_spawn
- * cannot. What the child could not do is never mistaken for the hook's
- * own exit status 127, and says which step failed (a limit the kernel, or
- * valgrind, refuses is not an exec failure).
- */
-static void spawn_child(struct spawn_job *j)
-{
-	int errpipe[2] = {-1, -1};
-	j->stage = STAGE_SETUP;
-	j->err = 0;
-	if (!CHILD_SHARES_MEMORY && pipe2(errpipe, O_CLOEXEC) < 0) {
-		j->err = errno;
-		return;
-	}
-	/* Made before: the child only reads them. */
-	sigset_t none;
-	sigemptyset(&none);
-	struct sigaction dfl;
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	char *argv[] = {j->path, NULL};
-	pid_t child = spawn_fork();
-	if (child < 0) {
-		j->err = errno;
-		if (!CHILD_SHARES_MEMORY) {
-			close(errpipe[0]);
-			close(errpipe[1]);
-		}
-		return;
-	}
-	if (child == 0) {
-		/* Every handler back to the default before any signal can be
-		 * delivered here (the thread had them all blocked): a handler
-		 * of hookd's must never run in this child. Ignored ones too:
-		 * SIGPIPE, ignored by hookd, would stay ignored across exec. */
-		for (int i = 0; i < nchild_resets; i++)
-			sigaction(child_resets[i], &dfl, NULL);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (setpgid(0, 0) < 0 || move_fd(j->in_fd, 0) < 0 || move_fd(j->out_fd, 1) < 0 ||
-		    move_fd(j->err_fd, 2) < 0)
-			child_fail(j, errpipe[1], STAGE_SETUP, errno);
-		/* Every fd of hookd's is close-on-exec; this makes sure of it
-		 * (a library's fd, a connection) but must keep the error pipe,
-		 * if there is one, which closes on exec anyway. An old kernel
-		 * without close_range leaves it to close-on-exec. */
-		int keep = errpipe[1];
-		if (keep > 3)
-			close_range(3, (unsigned)keep - 1, 0);
-		close_range(keep < 3 ? 3U : (unsigned)keep + 1, ~0U, 0);
-		/* Within the hard limits hookd kept: cannot fail (but for a
-		 * hard limit lowered from outside since, and then the child
-		 * keeps hookd's). First, so that a configured limit wins. */
-		for (size_t i = 0; i < ARRAY_SIZE(given_back); i++)
-			if (given_back[i].known)
-				setrlimit(given_back[i].resource, &given_back[i].rl);
-		static const struct {
-			int resource;
-			int stage;
-		} lims[] = {
-			{RLIMIT_NOFILE, STAGE_LIMIT_NOFILE}, {RLIMIT_NPROC, STAGE_LIMIT_NPROC},
-			{RLIMIT_AS, STAGE_LIMIT_MEMORY}, {RLIMIT_CPU, STAGE_LIMIT_CPU},
-		};
-		const int64_t values[] = {j->limits.nofile, j->limits.nproc, j->limits.memory,
-		                          j->limits.cpu};
-		for (size_t i = 0; i < ARRAY_SIZE(lims); i++) {
-			if (apply_limit(lims[i].resource, values[i]) < 0)
-				child_fail(j, errpipe[1], lims[i].stage, errno);
-		}
-		/* Last before exec: from here on the child could not undo a
-		 * step that needs hookd's powers. */
-		if (hook_user) {
-			int r = hook_user_become(hook_user);
-			if (r < 0)
-				child_fail(j, errpipe[1], STAGE_USER, -r);
-		}
-		/* As the hook's user: a workdir it may not enter is its error
-		 * now, not a cwd it cannot use. */
-		if (chdir(j->dir) < 0)
-			child_fail(j, errpipe[1], STAGE_CHDIR, errno);
-		execve(j->path, argv, j->envp);
-		child_fail(j, errpipe[1], STAGE_EXEC, errno);
-	}
-	j->pid = child;
-	if (CHILD_SHARES_MEMORY)
-		return; /* j->stage and j->err are the child's, if it failed */
-	close(errpipe[1]);
-	struct child_error ce = {STAGE_EXEC, 0};
-	ssize_t n;
-	do {
-		n = read(errpipe[0], &ce, sizeof(ce));
-	} while (n < 0 && errno == EINTR);
-	close(errpipe[0]);
-	if (n == (ssize_t)sizeof(ce) && ce.err != 0) {
-		/* The child exits 127 now; the loop reaps it (spawned()). */
-		j->stage = ce.stage;
-		j->err = ce.err;
-	}
-}
-
 static void *spawner_main(void *unused)
 {
 	(void)unused;
@@ -1108,9 +885,9 @@ static int start_spawners(void)
 	if (spawners.efd < 0)
 		return EINVAL; /* runner_init was not called */
 	note_signals_to_reset();
-	/* In given_back's order. */
-	given_back[0].known = secrecy_hook_core_limit(&given_back[0].rl);
-	given_back[1].known = fdlimit_hook_limit(&given_back[1].rl);
+	/* In runner_given_back's order. */
+	runner_given_back[0].known = secrecy_hook_core_limit(&runner_given_back[0].rl);
+	runner_given_back[1].known = fdlimit_hook_limit(&runner_given_back[1].rl);
 	pthread_attr_t ta;
 	pthread_attr_init(&ta);
 	pthread_attr_setstacksize(&ta, 256 * 1024);
