@@ -25,76 +25,6 @@
 #include "secrecy.h"
 #include "util.h"
 
-/* One of a hook's two output pipes: stdout is logged at info, stderr at
- * warn (`journalctl -p warning` shows what a hook says went wrong). */
-struct output_stream {
-	struct hook_run *run;
-	int fd; /* the read end, -1 once closed */
-	/* The child's end, held until the hook is done: the hook's exit ends
-	 * its run (SIGCHLD), and an EOF at the same moment only woke the
-	 * loop a second time, for every hook. */
-	int write_fd;
-	struct event *ev;
-	bool is_err;
-	/* The line being gathered for the log (hook_run.line[index]). */
-	size_t index, line_len;
-	bool line_cut;
-};
-
-/*
- * The last lines the rate limit dropped, to be logged when the hook ends:
- * the lines just before a hook exits are where it says why. For each
- * stream at most TAIL_LINES lines, and only those of them within its last
- * OUTPUT_TAIL_MAX bytes (a ring; a line records where it starts in it).
- * One tail a stream: a flood on stdout, read after the stderr line that
- * said why, must not push that line out.
- */
-#define TAIL_LINES 20
-
-struct tail_line {
-	uint64_t at; /* where in its stream's tail_buf of bytes it starts */
-	uint16_t len;
-	bool cut;
-};
-
-struct tail {
-	struct tail_line line[TAIL_LINES];
-	size_t next, count;
-	uint64_t wpos;
-};
-
-struct hook_run {
-	TAILQ_ENTRY(hook_run) link;
-	struct event_base *base;
-	pid_t pid;          /* 0 while a spawner thread starts it */
-	int pending_signal; /* to send to its group once the pid is known */
-	struct output_stream out[2]; /* stdout, stderr */
-	struct event *timeout_ev; /* the time limit, then the kill grace */
-	bool term_sent;
-	int64_t started_ms;
-	int64_t timeout_ms, kill_grace_ms;
-	hook_done_fn done;
-	void *arg;
-
-	/* Output bookkeeping: a ring for the tail, a line for the log. */
-	size_t ring_len, ring_head;
-	/* When the last LOG_LINES_PER_SEC lines were logged (a ring): a line
-	 * is logged only if the oldest of them is a second old, so no second
-	 * anywhere holds more than LOG_LINES_PER_SEC lines. */
-	int64_t logged_at[LOG_LINES_PER_SEC];
-	size_t logged_next;
-	long dropped; /* since the last line logged */
-	struct tail tail[2]; /* stdout, stderr */
-	char *rel, *endpoint, *event, *delivery_id;
-
-	/* The buffers last: a new run zeroes only what comes before them
-	 * (9 KiB of zeroes a hook were a visible part of its cost). */
-	char line[2][LOG_LINE_MAX];
-	char ring[OUTPUT_TAIL_MAX];
-	char tail_buf[2][OUTPUT_TAIL_MAX];
-	struct hook_result res;
-};
-
 /* A result with no outcome yet; its output bytes are left as they are
  * (output_len says how many count). */
 static void result_clear(struct hook_result *res)
@@ -107,9 +37,6 @@ static void result_clear(struct hook_result *res)
 static TAILQ_HEAD(, hook_run) active = TAILQ_HEAD_INITIALIZER(active);
 static int nactive;
 static struct event *sigchld_ev;
-static void (*output_sink)(const char *buf, size_t n);
-static runner_output_observer output_observer;
-static void *output_observer_arg;
 
 /*
  * Starting a process is the one step of a delivery that waits: vfork
@@ -195,17 +122,6 @@ static struct {
 static size_t nearly; /* entries in use: nearly always none, and then no scan */
 static uint64_t reaps; /* children reaped so far */
 
-void runner_set_output_observer(runner_output_observer fn, void *arg)
-{
-	output_observer = fn;
-	output_observer_arg = arg;
-}
-
-void runner_set_output_sink(void (*sink)(const char *buf, size_t n))
-{
-	output_sink = sink;
-}
-
 const char *signal_name(int sig)
 {
 	static const struct {
@@ -228,241 +144,6 @@ const char *signal_name(int sig)
 	static char buf[16];
 	snprintf(buf, sizeof(buf), "SIG%d", sig);
 	return buf;
-}
-
-/* The line that counts the lines a hook's rate limit dropped; `tail`: how
- * many more follow it, logged at the end. */
-static void log_dropped(struct hook_run *r, long dropped, size_t tail)
-{
-	if (dropped == 0)
-		return;
-	char n[32], t[32];
-	snprintf(n, sizeof(n), "%ld", dropped);
-	snprintf(t, sizeof(t), "%zu", tail);
-	struct log_kv kv[] = {
-		{"endpoint", r->endpoint}, {"event", r->event}, {"id", r->delivery_id},
-		{"hook", r->rel}, LOG_INT("dropped", n), LOG_INT("tail", tail ? t : NULL),
-	};
-	log_kv(LOG_LVL_WARN, "output lines dropped", kv, ARRAY_SIZE(kv));
-}
-
-/* One line of output in the log; `tail`: one the rate limit had dropped,
- * logged as the hook ended. */
-static void emit_output_line(struct hook_run *r, bool is_err, const char *line, size_t len,
-                             bool cut, bool tail)
-{
-	char *text = xstrndup(line, len);
-	/* A NUL byte in the output would end the value early; show it as '?'. */
-	for (size_t i = 0; i < len; i++) {
-		if (text[i] == '\0')
-			text[i] = '?';
-	}
-	struct log_kv kv[] = {
-		{"endpoint", r->endpoint}, {"event", r->event}, {"id", r->delivery_id},
-		{"hook", r->rel}, {"stream", is_err ? "stderr" : "stdout"}, {"line", text},
-		LOG_BOOL("cut", cut ? "true" : NULL), LOG_BOOL("tail", tail ? "true" : NULL),
-	};
-	log_kv(is_err ? LOG_LVL_WARN : LOG_LVL_INFO, "output", kv, ARRAY_SIZE(kv));
-	free(text);
-}
-
-/* A dropped line joins the tail (the oldest go). */
-static void tail_put(struct hook_run *r, bool is_err, const char *line, size_t len, bool cut)
-{
-	struct tail *tl = &r->tail[is_err];
-	char *buf = r->tail_buf[is_err];
-	struct tail_line *t = &tl->line[tl->next];
-	t->at = tl->wpos;
-	t->len = (uint16_t)len; /* len <= LOG_LINE_MAX */
-	t->cut = cut;
-	tl->next = (tl->next + 1) % TAIL_LINES;
-	if (tl->count < TAIL_LINES)
-		tl->count++;
-	for (size_t i = 0; i < len; i++)
-		buf[(tl->wpos + i) % OUTPUT_TAIL_MAX] = line[i];
-	tl->wpos += len;
-}
-
-/* The lines of a stream's tail whose bytes are still in its ring. */
-static size_t tail_kept(const struct tail *tl)
-{
-	size_t first = (tl->next + TAIL_LINES - tl->count) % TAIL_LINES, kept = 0;
-	for (size_t i = 0; i < tl->count; i++)
-		kept += tl->wpos - tl->line[(first + i) % TAIL_LINES].at <= OUTPUT_TAIL_MAX;
-	return kept;
-}
-
-static void tail_emit(struct hook_run *r, bool is_err)
-{
-	const struct tail *tl = &r->tail[is_err];
-	const char *buf = r->tail_buf[is_err];
-	size_t first = (tl->next + TAIL_LINES - tl->count) % TAIL_LINES;
-	char line[LOG_LINE_MAX];
-	for (size_t i = 0; i < tl->count; i++) {
-		const struct tail_line *t = &tl->line[(first + i) % TAIL_LINES];
-		if (tl->wpos - t->at > OUTPUT_TAIL_MAX)
-			continue; /* its bytes were overwritten by later lines */
-		for (size_t k = 0; k < t->len; k++)
-			line[k] = buf[(t->at + k) % OUTPUT_TAIL_MAX];
-		emit_output_line(r, is_err, line, t->len, t->cut, true);
-	}
-}
-
-/* The hook has ended: lines dropped since the last one logged are counted,
- * and the tail of them logged after the count. */
-static void log_dropped_and_tail(struct hook_run *r)
-{
-	if (r->dropped == 0)
-		return;
-	size_t kept = tail_kept(&r->tail[0]) + tail_kept(&r->tail[1]);
-	log_dropped(r, r->dropped - (long)kept, kept);
-	/* stdout's, then stderr's: where a hook says why it failed comes last. */
-	tail_emit(r, false);
-	tail_emit(r, true);
-	r->dropped = 0;
-	r->tail[0].count = r->tail[1].count = 0;
-}
-
-static void log_output_line(struct output_stream *o, const char *line, size_t len, bool cut)
-{
-	struct hook_run *r = o->run;
-	int64_t now = now_mono_ms();
-	int64_t *oldest = &r->logged_at[r->logged_next];
-	if (*oldest != 0 && now - *oldest < 1000) {
-		r->dropped++;
-		tail_put(r, o->is_err, line, len, cut);
-		return;
-	}
-	*oldest = now;
-	r->logged_next = (r->logged_next + 1) % LOG_LINES_PER_SEC;
-	/* Lines were dropped since the last one logged: say how many first
-	 * (the hook goes on: its last lines are still to come). */
-	log_dropped(r, r->dropped, 0);
-	r->dropped = 0;
-	r->tail[0].count = r->tail[1].count = 0;
-	emit_output_line(r, o->is_err, line, len, cut, false);
-}
-
-/* The tail: keep the last OUTPUT_TAIL_MAX bytes in a ring. */
-static void keep_tail(struct hook_run *r, const char *buf, size_t n)
-{
-	if (n >= OUTPUT_TAIL_MAX) {
-		memcpy(r->ring, buf + n - OUTPUT_TAIL_MAX, OUTPUT_TAIL_MAX);
-		r->ring_head = 0;
-		r->ring_len = OUTPUT_TAIL_MAX;
-		return;
-	}
-	while (n > 0) {
-		size_t pos = (r->ring_head + r->ring_len) % OUTPUT_TAIL_MAX;
-		size_t k = OUTPUT_TAIL_MAX - pos < n ? OUTPUT_TAIL_MAX - pos : n;
-		memcpy(r->ring + pos, buf, k);
-		size_t over = r->ring_len + k > OUTPUT_TAIL_MAX ? r->ring_len + k - OUTPUT_TAIL_MAX : 0;
-		r->ring_len += k - over;
-		r->ring_head = (r->ring_head + over) % OUTPUT_TAIL_MAX;
-		buf += k;
-		n -= k;
-	}
-}
-
-static void take_output(struct output_stream *o, const char *buf, size_t n)
-{
-	struct hook_run *r = o->run;
-	char *line = r->line[o->index];
-	if (output_observer)
-		output_observer(r->endpoint, r->delivery_id, r->rel, buf, n, output_observer_arg);
-	if (output_sink)
-		output_sink(buf, n);
-	keep_tail(r, buf, n);
-	if (output_sink)
-		return;
-	/* The log: one line a line, cut at LOG_LINE_MAX; the rest of a cut
-	 * line is skipped up to its newline. */
-	const char *p = buf, *end = buf + n;
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *stop = nl ? nl : end;
-		if (!o->line_cut) {
-			size_t room = LOG_LINE_MAX - o->line_len;
-			size_t k = (size_t)(stop - p) < room ? (size_t)(stop - p) : room;
-			memcpy(line + o->line_len, p, k);
-			o->line_len += k;
-			if ((size_t)(stop - p) > room) {
-				log_output_line(o, line, o->line_len, true);
-				o->line_len = 0;
-				o->line_cut = true;
-			}
-		}
-		if (!nl)
-			break;
-		if (!o->line_cut)
-			log_output_line(o, line, o->line_len, false);
-		o->line_len = 0;
-		o->line_cut = false;
-		p = nl + 1;
-	}
-}
-
-static void close_stream(struct output_stream *o)
-{
-	if (o->ev) {
-		event_free(o->ev);
-		o->ev = NULL;
-	}
-	if (o->fd >= 0) {
-		close(o->fd);
-		o->fd = -1;
-	}
-	if (o->line_len > 0 && !o->line_cut)
-		log_output_line(o, o->run->line[o->index], o->line_len, false);
-	o->line_len = 0;
-}
-
-/* At the run's end, when no spawner thread has its job: only then the
- * write ends, which a thread starting the hook dup2()s into the child (a
- * read error closes a stream earlier, and its number could be reused). */
-static void close_output(struct hook_run *r)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(r->out); i++) {
-		close_stream(&r->out[i]);
-		if (r->out[i].write_fd >= 0) {
-			close(r->out[i].write_fd);
-			r->out[i].write_fd = -1;
-		}
-	}
-	log_dropped_and_tail(r);
-}
-
-/* Reads what the pipe holds now; at most `max_reads` reads. */
-static void read_output(struct output_stream *o, int max_reads)
-{
-	char buf[8192];
-	for (int i = 0; i < max_reads && o->fd >= 0; i++) {
-		ssize_t n = read(o->fd, buf, sizeof(buf));
-		if (n > 0) {
-			take_output(o, buf, (size_t)n);
-			/* Less than asked for: the pipe is empty now, and another
-			 * read would only say EAGAIN (a system call for most lines
-			 * a hook writes). What comes next wakes the loop again
-			 * (the event is level-triggered); the rest when the hook
-			 * has exited is finish()'s. */
-			if ((size_t)n < sizeof(buf))
-				return;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		/* An error, or EOF (hookd holds a write end until finish(),
-		 * so only once it gave it up): stop reading. */
-		close_stream(o);
-		return;
-	}
-}
-
-static void on_output(evutil_socket_t fd, short what, void *arg)
-{
-	read_output(arg, 4);
 }
 
 /* The stage a start failed at, as the hook's error says it. */
@@ -489,9 +170,9 @@ static void finish(struct hook_run *r)
 	/* What the hook wrote before it exited is in the pipe already; what a
 	 * background process writes later is not the hook's. Read one pipe's
 	 * worth at most, then close. */
-	read_output(&r->out[0], 8);
-	read_output(&r->out[1], 8);
-	close_output(r);
+	runner_read_output(&r->out[0], 8);
+	runner_read_output(&r->out[1], 8);
+	runner_close_output(r);
 	if (r->timeout_ev) {
 		event_free(r->timeout_ev);
 		r->timeout_ev = NULL;
@@ -1010,7 +691,7 @@ static void output_stream_open(struct hook_run *r, size_t i, int fd, int write_f
 	o->write_fd = write_fd;
 	o->index = i;
 	o->is_err = i == 1;
-	o->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, on_output, o);
+	o->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, runner_on_output, o);
 	event_add(o->ev, NULL);
 }
 
