@@ -226,15 +226,7 @@ static void pg_close(struct journal *jj)
 	pg_flush(jj);
 	if (j->conn)
 		PQfinish(j->conn);
-	if (j->reconnect) {
-		struct reconnect *rc = j->reconnect;
-		pthread_mutex_lock(&rc->lock);
-		bool done = rc->done;
-		rc->abandoned = true;
-		pthread_mutex_unlock(&rc->lock);
-		if (done)
-			reconnect_free(rc);
-	}
+	reconnect_end(j);
 	free(j->url);
 	if (j->password) {
 		explicit_bzero(j->password, strlen(j->password));

@@ -215,7 +215,7 @@ static void went_down(struct pg_journal *j, const char *why)
 	        (double)j->backoff_ms / 1000.0);
 }
 
-void reconnect_free(struct reconnect *rc)
+static void reconnect_free(struct reconnect *rc)
 {
 	if (rc->conn)
 		PQfinish(rc->conn);
@@ -239,15 +239,9 @@ static void *reconnect_run(void *arg)
 	rc->conn = c;
 	memcpy(rc->err, err, sizeof(err));
 	rc->done = true;
-	bool abandoned = rc->abandoned;
-	if (!abandoned) {
-		/* Under the lock: once it is released the journal may free rc. */
-		ssize_t w = write(rc->wake[1], "", 1);
-		(void)w; /* a new pipe's first byte: never full */
-	}
+	ssize_t w = write(rc->wake[1], "", 1);
+	(void)w; /* a new pipe's first byte: never full */
 	pthread_mutex_unlock(&rc->lock);
-	if (abandoned)
-		reconnect_free(rc);
 	return NULL;
 }
 
@@ -263,17 +257,12 @@ static bool reconnect_start(struct pg_journal *j)
 	rc->url = xstrdup(j->url);
 	rc->password = j->password ? xstrdup(j->password) : NULL;
 	rc->readonly = j->readonly;
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	/* Signals are for the daemon's loop: none for this thread. */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_t t;
-	int e = pthread_create(&t, &attr, reconnect_run, rc);
+	int e = pthread_create(&rc->thread, NULL, reconnect_run, rc);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
 	if (e != 0) {
 		log_msg(LOG_LVL_WARN, "journal: cannot start a reconnect: %s", strerror(e));
 		reconnect_free(rc);
@@ -299,6 +288,7 @@ static bool reconnect_finish(struct pg_journal *j)
 	pthread_mutex_unlock(&rc->lock);
 	if (!done)
 		return false;
+	pthread_join(rc->thread, NULL); /* past its last touch of rc: at once */
 	PGconn *c = rc->conn;
 	rc->conn = NULL;
 	char err[sizeof(rc->err)];
@@ -315,6 +305,25 @@ static bool reconnect_finish(struct pg_journal *j)
 	j->release_due = !j->readonly;
 	log_msg(LOG_LVL_INFO, "journal: PostgreSQL reachable again");
 	return true;
+}
+
+/*
+ * The journal closes: the reconnect under way, if any, is waited for, not
+ * left running. At a clean stop the process exits next, and a thread
+ * still inside libpq (and OpenSSL, with TLS) would run on while their
+ * cleanup at exit frees what it uses. The wait is libpq's own bound: what
+ * is left of connect_timeout for each host of the connection string (5 s
+ * by default), as for the connection at start; libpq cannot be asked to
+ * give up a connect sooner.
+ */
+void reconnect_end(struct pg_journal *j)
+{
+	struct reconnect *rc = j->reconnect;
+	if (!rc)
+		return;
+	pthread_join(rc->thread, NULL);
+	reconnect_free(rc);
+	j->reconnect = NULL;
 }
 
 /* Connected; or, down, a reconnect started (once the backoff has passed)

@@ -33,7 +33,7 @@
 #define p_null(...) pgj_p_null(__VA_ARGS__)
 #define p_bytes(...) pgj_p_bytes(__VA_ARGS__)
 #define p_free(...) pgj_p_free(__VA_ARGS__)
-#define reconnect_free(...) pgj_reconnect_free(__VA_ARGS__)
+#define reconnect_end(...) pgj_reconnect_end(__VA_ARGS__)
 #define connect_now(...) pgj_connect_now(__VA_ARGS__)
 #define ensure_up(...) pgj_ensure_up(__VA_ARGS__)
 #define run(...) pgj_run(__VA_ARGS__)
@@ -191,12 +191,14 @@ void p_free(struct params *p);
  * answer nothing meanwhile, not even /healthz. The thread works on copies;
  * when done it leaves its connection here and makes `wake` readable (the
  * daemon's loop waits on it: journal_reconnect_fd), and the next call or
- * heartbeat takes the connection over. A journal closed first leaves the
- * thread to finish and free it alone (abandoned).
+ * heartbeat takes the connection over (joining the thread, which touches
+ * nothing once done). A journal closed first waits for the thread
+ * (reconnect_end).
  */
 struct reconnect {
+	pthread_t thread;
 	pthread_mutex_t lock;
-	bool done, abandoned; /* under lock */
+	bool done;            /* under lock */
 	PGconn *conn;         /* done: connected and set up, or NULL */
 	char err[512];        /* done without conn: why */
 	int wake[2];          /* a pipe: readable once done */
@@ -204,7 +206,7 @@ struct reconnect {
 	bool readonly;
 };
 
-void reconnect_free(struct reconnect *rc);
+void reconnect_end(struct pg_journal *j);
 PGconn *connect_now(const char *url, const char *password, bool readonly, char **where,
                     char *err, size_t errlen);
 bool ensure_up(struct pg_journal *j);
