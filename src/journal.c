@@ -149,13 +149,32 @@ void journal_close(struct journal *j)
 
 void journal_set_batching(struct journal *j, bool on)
 {
-	if (j->ops->set_batching)
-		j->ops->set_batching(j, on);
+	if (!j->ops->set_batching)
+		return;
+	if (!on)
+		journal_flush(j);
+	j->ops->set_batching(j, on);
 }
 
+/*
+ * -1 also when a batch was lost since the last flush, even if a later one
+ * committed: the caller's hooks held for their records' commit must not
+ * start. Said once.
+ */
 int journal_flush(struct journal *j)
 {
-	return j && j->ops->flush ? j->ops->flush(j) : 0;
+	if (!j || !j->ops->commit_batch)
+		return 0;
+	int rc = j->ops->commit_batch(j);
+	if (j->lost_unflushed)
+		rc = -1;
+	j->lost_unflushed = false;
+	return rc;
+}
+
+void journal_batch_lost(struct journal *j)
+{
+	j->lost_unflushed = true;
 }
 
 bool journal_batches(const struct journal *j)

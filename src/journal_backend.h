@@ -18,10 +18,12 @@ struct journal_ops {
 	                        size_t errlen);
 	void (*close)(struct journal *j);
 
-	/* Group commit (SQLite only; NULL elsewhere: every write is durable
-	 * when it returns). */
+	/* Group commit (NULL for a backend whose every write is durable when
+	 * it returns). set_batching: journal.c has flushed before it turns
+	 * batching off. commit_batch: commits the open batch, if any; 0, or -1
+	 * when that fails (the batch is lost: journal_batch_lost). */
 	void (*set_batching)(struct journal *j, bool on);
-	int (*flush)(struct journal *j);
+	int (*commit_batch)(struct journal *j);
 	uint64_t (*batch_id)(const struct journal *j);
 	uint64_t (*committed_id)(const struct journal *j);
 	uint64_t (*losses)(const struct journal *j);
@@ -81,6 +83,7 @@ struct journal_ops {
 
 struct journal {
 	const struct journal_ops *ops;
+	bool lost_unflushed; /* a batch lost since the last journal_flush */
 };
 
 extern const struct journal_ops journal_sqlite_ops;
@@ -92,6 +95,11 @@ extern const struct journal_ops journal_pg_ops;
  * HTTP forbids anyway) made spaces so that each header stays one line. */
 bool journal_pending_async(int state, bool async);
 char *journal_headers_text(const struct journal_new *d); /* malloc'd */
+
+/* A backend's batch was lost, none of it committed (its commit failed, or
+ * the transaction went with a statement or the connection): the next
+ * journal_flush says so. */
+void journal_batch_lost(struct journal *j);
 
 /* journal_missing for SQLite: no journal.db in state_dir yet. */
 bool journal_sqlite_missing(const char *state_dir);

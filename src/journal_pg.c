@@ -223,7 +223,7 @@ static void pg_close(struct journal *jj)
 	struct pg_journal *j = pg_of(jj);
 	if (!j)
 		return;
-	pg_flush(jj);
+	commit_batch(j);
 	if (j->conn)
 		PQfinish(j->conn);
 	reconnect_end(j);
@@ -998,7 +998,7 @@ const struct journal_ops journal_pg_ops = {
 	.close = pg_close,
 	.lookup = pg_lookup,
 	.set_batching = pg_set_batching,
-	.flush = pg_flush,
+	.commit_batch = pg_commit_batch,
 	.batch_id = pg_batch_id,
 	.committed_id = pg_committed_id,
 	.losses = pg_losses,

@@ -360,7 +360,7 @@ static void batch_lost(struct pg_journal *j)
 {
 	j->batch = false;
 	j->losses++;
-	j->lost_unflushed = true;
+	journal_batch_lost(&j->base);
 	if (j->conn && PQtransactionStatus(j->conn) != PQTRANS_IDLE)
 		PQclear(PQexec(j->conn, "ROLLBACK"));
 	for (size_t i = 0; i < j->nbatch_rows; i++)
@@ -463,28 +463,14 @@ void batch_add_row(struct pg_journal *j, int64_t rowid)
 	j->batch_rows[j->nbatch_rows++] = rowid;
 }
 
-/*
- * -1 also when a batch was lost since the last flush, even if a later one
- * committed: the caller's hooks held for their records' commit must not
- * start (as in SQLite).
- */
-int pg_flush(struct journal *jj)
+int pg_commit_batch(struct journal *jj)
 {
-	struct pg_journal *j = pg_of(jj);
-	if (!j)
-		return 0;
-	int rc = commit_batch(j);
-	if (j->lost_unflushed)
-		rc = -1;
-	j->lost_unflushed = false;
-	return rc;
+	return commit_batch(pg_of(jj));
 }
 
 void pg_set_batching(struct journal *jj, bool on)
 {
 	struct pg_journal *j = pg_of(jj);
-	if (!on)
-		pg_flush(jj);
 	j->batching = on && !j->readonly;
 }
 

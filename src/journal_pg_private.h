@@ -153,7 +153,7 @@ struct pg_journal {
 	struct fence_map fences;
 	/* Group commit (journal.h): the batch's transaction, and the rows it
 	 * recorded, whose fences go if it is lost. */
-	bool batching, batch, lost_unflushed;
+	bool batching, batch;
 	uint64_t batch_id, committed_id, losses;
 	int64_t *batch_rows;
 	size_t nbatch_rows, batch_rows_cap;
@@ -218,7 +218,7 @@ void tx_rollback(struct pg_journal *j);
 int commit_batch(struct pg_journal *j);
 bool batch_join(struct pg_journal *j);
 void batch_add_row(struct pg_journal *j, int64_t rowid);
-int pg_flush(struct journal *jj);
+int pg_commit_batch(struct journal *jj);
 void pg_set_batching(struct journal *jj, bool on);
 uint64_t pg_batch_id(const struct journal *jj);
 uint64_t pg_committed_id(const struct journal *jj);

@@ -19,7 +19,7 @@ static void batch_lost(struct sqlj *j)
 {
 	j->batch = false;
 	j->losses++;
-	j->lost_unflushed = true;
+	journal_batch_lost(&j->base);
 	if (!sqlite3_get_autocommit(j->db))
 		exec_stmt(j, ST_ROLLBACK);
 	log_msg(LOG_LVL_ERROR, "journal: a batch of writes was lost: %s", sqlite3_errmsg(j->db));
@@ -146,28 +146,18 @@ static int commit_batch(struct sqlj *j)
 }
 
 /*
- * -1 also when a batch was lost since the last flush, before its commit
- * (SQLite gave it up after an error, or a write could not undo its own
- * half: abandon_batch), even if a later batch committed: the caller's
- * hooks held for their records' commit must not start.
+ * A batch can also be lost before its commit (SQLite gave it up after an
+ * error, or a write could not undo its own half: abandon_batch); either
+ * way batch_lost tells journal_flush, which says so once.
  */
-int sq_flush(struct journal *base)
+int sq_commit_batch(struct journal *base)
 {
-	struct sqlj *j = (struct sqlj *)base;
-	if (!j)
-		return 0;
-	int rc = commit_batch(j);
-	if (j->lost_unflushed)
-		rc = -1;
-	j->lost_unflushed = false;
-	return rc;
+	return commit_batch((struct sqlj *)base);
 }
 
 void sq_set_batching(struct journal *base, bool on)
 {
 	struct sqlj *j = (struct sqlj *)base;
-	if (!on)
-		sq_flush(&j->base);
 	j->batching = on && !j->readonly;
 }
 

@@ -367,7 +367,7 @@ void sq_close(struct journal *base)
 	struct sqlj *j = (struct sqlj *)base;
 	if (!j)
 		return;
-	sq_flush(&j->base);
+	sq_commit_batch(&j->base);
 	for (size_t i = 0; i < ST_MAX; i++)
 		sqlite3_finalize(j->st[i]);
 	if (j->db)

@@ -139,7 +139,6 @@ struct sqlj {
 	bool durable_tx; /* the open transaction runs with synchronous=FULL */
 	bool batching;   /* journal_set_batching() */
 	bool batch;      /* the batch's transaction is open */
-	bool lost_unflushed; /* a batch lost since the last journal_flush */
 	bool bare_tx;    /* the write under way is in the batch */
 	uint64_t batch_id;     /* the open batch's, or the last one's; counts from 1 */
 	uint64_t committed_id; /* the last batch committed */
@@ -195,7 +194,7 @@ int64_t unique_rowid(struct sqlj *j, int64_t rowid);
 void abandon_batch(struct sqlj *j);
 void undo_insert(struct sqlj *j, int64_t rowid);
 void sq_set_batching(struct journal *base, bool on);
-int sq_flush(struct journal *base);
+int sq_commit_batch(struct journal *base);
 uint64_t sq_batch_id(const struct journal *base);
 uint64_t sq_committed_id(const struct journal *base);
 uint64_t sq_losses(const struct journal *base);
