@@ -829,6 +829,16 @@ static void journal_unavailable(struct job *j, const char *why)
 	answer_now(j, 503, "overloaded", xstrdup(why), RETRY_AFTER_OVERLOAD);
 }
 
+/* A delivery that ran (or was skipped) before: nothing runs. Its route is
+ * looked up all the same, so that the metrics count the duplicate under
+ * the event it resent (a hooks.d name, bounded as any route), not under
+ * "other". */
+static void answer_duplicate(struct job *j, char *why)
+{
+	job_resolve(j);
+	answer_now(j, 200, "duplicate", why, 0);
+}
+
 /*
  * The id rules: a delivery id already known is a duplicate (200), still
  * pending (409), or a resend of a failed one (its next attempt). 1 when
@@ -849,7 +859,7 @@ static int known_id(struct job *j)
 	if (st == DSTATE_SUCCEEDED || st == DSTATE_SKIPPED) {
 		/* A skipped delivery was not for these hooks: a resend is not
 		 * either. */
-		answer_now(j, 200, "duplicate", NULL, 0);
+		answer_duplicate(j, NULL);
 		return -1;
 	}
 	if (delivery_state_pending(st)) {
@@ -899,9 +909,8 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		known_new = found == 0;
 	}
 	if (replayed(ds, d)) {
-		answer_now(j, 200, "duplicate",
-		           xstrdup("the same body came under another delivery id within replay_window"),
-		           0);
+		answer_duplicate(
+		        j, xstrdup("the same body came under another delivery id within replay_window"));
 		return;
 	}
 

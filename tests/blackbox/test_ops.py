@@ -131,6 +131,10 @@ class AdminTest(unittest.TestCase):
             self.assertEqual(d.deliver(sample_body("build:abort")).status, 500)
             self.assertEqual(d.deliver(sample_body("build:slow")).status, 504)
             self.assertEqual(d.deliver(sample_body("nothing:here")).json["status"], "unhandled")
+            # A resend of a delivery that had no route: a duplicate with none.
+            self.assertEqual(d.deliver(sample_body("nothing:here"), event_id="none-id").status, 200)
+            self.assertEqual(d.deliver(sample_body("nothing:here"),
+                                       event_id="none-id").json["status"], "duplicate")
             # Rejections, one of each kind the server decides.
             self.assertEqual(d.deliver(token="wrong").status, 401)
             self.assertEqual(d.deliver(token="wrong").status, 401)
@@ -148,29 +152,32 @@ class AdminTest(unittest.TestCase):
 
             s = self.assertValidMetrics(d.scrape())
             # Each delivery once, by the route that matched ("other": none,
-            # or answered before routing).
+            # or answered before routing). A duplicate counts under the
+            # route of the event it resent, never under the event's own name.
             D = "hookd_deliveries_total"
-            for event, outcome, n in (("build:start", "ok", 3), ("other", "duplicate", 1),
+            for event, outcome, n in (("build:start", "ok", 3), ("build:start", "duplicate", 1),
+                                      ("other", "duplicate", 1),
                                       ("build:failure", "failed", 1),
                                       ("build:abort", "failed", 1), ("build:slow", "failed", 1),
-                                      ("other", "unhandled", 1)):
+                                      ("other", "unhandled", 2)):
                 self.assertEqual(metric(s, D, endpoint="northflank", event=event,
                                         outcome=outcome), n, (event, outcome))
-            self.assertEqual(sum(v for (n, _), v in s.items() if n == D), 8)
+            self.assertEqual(sum(v for (n, _), v in s.items() if n == D), 10)
+            self.assertFalse([k for k in s if k[0] == D and ("event", "nothing:here") in k[1]])
             A = "hookd_attempts_total"
             for event, outcome, n in (("build:start", "ok", 3), ("build:failure", "failed", 1),
                                       ("build:abort", "failed", 1), ("build:slow", "timeout", 1),
-                                      ("other", "unhandled", 1)):
+                                      ("other", "unhandled", 2)):
                 self.assertEqual(metric(s, A, endpoint="northflank", event=event,
                                         outcome=outcome), n, (event, outcome))
-            self.assertEqual(sum(v for (n, _), v in s.items() if n == A), 7, "no attempt for a duplicate")
+            self.assertEqual(sum(v for (n, _), v in s.items() if n == A), 8, "no attempt for a duplicate")
             # The answers, as hookd_deliveries_total counted them before.
             P = "hookd_responses_total"
             self.assertEqual(metric(s, P, endpoint="northflank", status="ok", code="200"), 3)
-            self.assertEqual(metric(s, P, endpoint="northflank", status="duplicate", code="200"), 1)
+            self.assertEqual(metric(s, P, endpoint="northflank", status="duplicate", code="200"), 2)
             self.assertEqual(metric(s, P, endpoint="northflank", status="failed", code="500"), 2)
             self.assertEqual(metric(s, P, endpoint="northflank", status="timeout", code="504"), 1)
-            self.assertEqual(metric(s, P, endpoint="northflank", status="unhandled", code="200"), 1)
+            self.assertEqual(metric(s, P, endpoint="northflank", status="unhandled", code="200"), 2)
             R = "hookd_hook_runs_total"
             self.assertEqual(metric(s, R, hook="build:start", outcome="ok"), 3)
             self.assertEqual(metric(s, R, hook="build:failure", outcome="failed"), 1)
