@@ -45,6 +45,7 @@ struct delivery {
 	bool client_gone; /* its sender hung up before its answer */
 	int attempt;
 	bool replay; /* this attempt came from `hookd replay` */
+	int retries_from; /* delivery_retries_from */
 	bool attempt_ended, retry; /* delivery_set_attempt_end */
 	int64_t retry_in_ms, next_attempt_ms;
 	int64_t rowid; /* journal row, 0: none */
@@ -562,6 +563,7 @@ struct delivery *delivery_new(const struct delivery_params *p)
 	delivery_meta(d, p->header, p->header_ctx);
 	d->attempt = p->attempt ? p->attempt : 1;
 	d->replay = p->replay;
+	d->retries_from = p->retries_from > 0 && p->retries_from <= d->attempt ? p->retries_from : 1;
 	d->rowid = p->rowid;
 	config_delivery_opts(p->cfg, p->ep, p->event, &d->opts);
 	/* A journaled one is async whatever its config says now; run and env
@@ -821,6 +823,11 @@ void delivery_set_attempt(struct delivery *d, int attempt)
 bool delivery_replay(const struct delivery *d)
 {
 	return d->replay;
+}
+
+int delivery_retries_from(const struct delivery *d)
+{
+	return d->retries_from;
 }
 
 void delivery_set_attempt_end(struct delivery *d, bool retry, int64_t retry_in_ms,

@@ -76,6 +76,7 @@ struct delivery_params {
 	int64_t received_ms; /* when it first came, 0: now */
 	int attempt;         /* the attempt it is at, 0: the first */
 	bool replay;         /* that attempt is one `hookd replay` asked for */
+	int retries_from;    /* the attempt its retries count from (the last replay's), 0: the first */
 };
 
 struct delivery *delivery_new(const struct delivery_params *p);
@@ -146,6 +147,9 @@ int delivery_attempt(const struct delivery *d);
 void delivery_set_attempt(struct delivery *d, int attempt);
 /* Whether the current attempt came from `hookd replay` (logged replay=true). */
 bool delivery_replay(const struct delivery *d);
+/* The attempt hookd's retries count from: the one the last `hookd replay`
+ * asked for (a replay has retries of its own, README "Async mode"), else 1. */
+int delivery_retries_from(const struct delivery *d);
 /* The attempt ran and is over: whether it will be retried, in retry_in_ms,
  * at the wall clock's next_attempt_ms. Its log line says when, or, for an
  * async delivery's failure not retried, final=true (an answer given before

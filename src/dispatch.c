@@ -669,12 +669,14 @@ void job_attempt_over(struct job *j)
 	bool retryable = !ok && (out->http == 503 || strcmp(out->status, "timeout") == 0);
 	enum delivery_state st = final_state(out);
 	int64_t delay = 0;
-	int attempt = delivery_attempt(d);
-	if (delivery_async(d) && retryable && attempt < opts->retries + 1) {
+	/* The attempts of this run of retries: since the first, or since the
+	 * last replay (its count is its own). */
+	int tried = delivery_attempt(d) - delivery_retries_from(d) + 1;
+	if (delivery_async(d) && retryable && tried < opts->retries + 1) {
 		/* The n-th retry waits backoff * 2^(n-1), capped at an hour;
 		 * shutting down, the same due time is the next start's to keep. */
 		delay = opts->retry_backoff_ms;
-		for (int n = 1; n < attempt && delay < MAX_BACKOFF_MS; n++)
+		for (int n = 1; n < tried && delay < MAX_BACKOFF_MS; n++)
 			delay *= 2;
 		if (delay > MAX_BACKOFF_MS)
 			delay = MAX_BACKOFF_MS;

@@ -61,6 +61,9 @@ static struct delivery *delivery_from_journal(struct config *cfg, struct journal
 		.rowid = p->rowid,
 		.attempt = attempt,
 		.replay = p->replay_attempt == attempt,
+		/* A replay's retries are its own: counted from it, not from the
+		 * attempts before it (which may have used them all up). */
+		.retries_from = p->replay_attempt,
 	};
 	struct delivery *d = delivery_new(&dp);
 	json_object_put(root);

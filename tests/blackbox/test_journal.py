@@ -1164,6 +1164,39 @@ class Commands(Base):
             self.assertEqual([(a["attempt"], a["replay"]) for a in d["attempt_list"]],
                              [(1, False), (2, True), (3, False)])
 
+    def test_replay_has_retries_of_its_own(self):
+        """README "Async mode": a replay is retried as a new async delivery
+        is, its count of retries its own: after an async delivery used up
+        its retries, and after a sync one failed (its first retry waits
+        retry_backoff, not twice that for the attempt before the replay)."""
+        ep = "retries = 1\nretry_backoff = 300ms\n"
+        with Hookd(config(endpoint="mode = async\n" + ep), {EVENT: rec_hook(rc="75")}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 202, "accepted")
+            h.wait_states([eid], ("failed",), timeout=10)
+            self.assertEqual(attempts_of(h, eid), [1, 2])
+            self.assertEqual(h.cli("replay", eid).returncode, 0)
+            self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + eid, "attempt=4",
+                                            "final=true"), h.log_text())
+            lines = [harness.parse_logfmt(ln) for ln in h.log_lines("msg=delivery", "id=" + eid)]
+            self.assertEqual([(f.get("attempt", "1"), f.get("replay"), f.get("retry_in"),
+                               f.get("final")) for f in lines[1:]],
+                             [("1", None, "300ms", None), ("2", None, None, "true"),
+                              ("3", "true", "300ms", None), ("4", None, None, "true")], lines)
+            self.assertEqual(h.event_of(eid)["state"], "failed")
+        with Hookd(config(endpoint=ep), {EVENT: rec_hook(rc="75")}) as h:
+            eid = new_id()
+            self.assertStatus(h.post(eid), 503, "failed")
+            self.assertEqual(h.cli("replay", eid).returncode, 0)
+            self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + eid, "attempt=3",
+                                            "final=true"), h.log_text())
+            lines = [harness.parse_logfmt(ln) for ln in h.log_lines("msg=delivery", "id=" + eid)]
+            self.assertEqual([(f.get("attempt", "1"), f.get("mode"), f.get("retry_in"),
+                               f.get("final")) for f in lines],
+                             [("1", None, None, None), ("2", "async", "300ms", None),
+                              ("3", "async", None, "true")], lines)
+            self.assertEqual(attempts_of(h, eid), [1, 2, 3])
+
     def test_replay_refused_when_body_was_cut(self):
         with Hookd(config(server="journal_body_max = 100\n"), {EVENT: rec_hook()}) as h:
             eid = new_id()
