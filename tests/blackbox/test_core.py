@@ -657,55 +657,58 @@ class TestRouting(Base):
 
     def test_hook_added_after_remembered_misses_runs_at_once(self):
         # hookd remembers an event with no route in a hooks dir that has
-        # not changed for 5 s; a hook added, a hook removed or the dir
-        # replaced is seen by the very next delivery.
-        def unhandled(event):
-            b = self.assertAnswer(h.northflank(event=event), 200)
+        # not changed for 5 s (route.h ROUTE_SETTLE_MS, a constant: coarse
+        # ctimes, changes made during a look-up); a hook added, a hook
+        # removed or the dir replaced is seen by the very next delivery.
+        # Three endpoints, a hooks dir each (and the dir that will replace
+        # one), made together: they settle in the same one wait.
+        def unhandled(event, path="/webhook"):
+            b = self.assertAnswer(h.northflank(event=event, path=path), 200)
             self.assertEqual(b.get("status"), "unhandled", b)
 
-        def settled(path):
+        def settled(*paths):
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and time.time() - os.stat(path).st_ctime < 5.2:
-                time.sleep(0.1)
-            self.assertGreater(time.time() - os.stat(path).st_ctime, 5.2)
+            for path in paths:
+                while time.monotonic() < deadline and time.time() - os.stat(path).st_ctime < 5.2:
+                    time.sleep(0.1)
+                self.assertGreater(time.time() - os.stat(path).st_ctime, 5.2, path)
 
-        with self.daemon(hooks={"other": marker_hook("other")}) as h:
-            unhandled("billing:invoice-paid")
-            settled(h.hooks)
-            for _ in range(3):
+        extra = "".join("\n[endpoint %s]\npath = /%s\nscheme = northflank\nsecret = %s\n"
+                        "hooks_dir = {tmp}/%s.d\n" % (n, n, NF_TOKEN, n)
+                        for n in ("swapped", "gone"))
+        hooks = {"other": marker_hook("other"), "../swapped.d/other": marker_hook("other"),
+                 "../gone.d/other": marker_hook("other"),
+                 "../swapped.next/billing:invoice-paid": marker_hook("next")}
+        with self.daemon(cfg(extra=extra), hooks=hooks) as h:
+            swapped, gone = h.path("swapped.d"), h.path("gone.d")
+            settled(h.hooks, swapped, gone, h.path("swapped.next"))
+            # A hook added: found at once.
+            for _ in range(4):
                 unhandled("billing:invoice-paid")
             h.write_hook("billing", marker_hook("billing"))
             self.assertAnswer(h.northflank(event="billing:invoice-paid"), 200)
             self.assertEqual(h.ran(), ["billing"])
             h.remove_hook("billing")
             unhandled("billing:invoice-paid")
-            settled(h.hooks)
-            for _ in range(3):
-                unhandled("billing:invoice-paid")
             # Another dir in its place, with the hook: found at once.
-            other = h.hooks + ".next"
-            os.mkdir(other)
-            with open(os.path.join(other, "billing:invoice-paid"), "w") as f:
-                f.write("#!/bin/sh\necho next >> '%s/ran'\n" % h.tmp)
-            os.chmod(os.path.join(other, "billing:invoice-paid"), 0o755)
-            settled(other)
-            os.rename(h.hooks, h.hooks + ".old")
-            os.rename(other, h.hooks)
+            for _ in range(4):
+                unhandled("billing:invoice-paid", "/swapped")
+            os.rename(swapped, swapped + ".old")
+            os.rename(h.path("swapped.next"), swapped)
             h.reset_ran()
-            self.assertAnswer(h.northflank(event="billing:invoice-paid"), 200)
+            self.assertAnswer(h.northflank(event="billing:invoice-paid", path="/swapped"), 200)
             self.assertEqual(h.ran(), ["next"])
             # Misses remembered, then the hooks dir gone: an error the
             # sender retries, never "unhandled"; nothing runs.
-            settled(h.hooks)
-            for _ in range(2):
-                unhandled("nothing:here")
-            os.rename(h.hooks, h.hooks + ".gone")
+            for _ in range(3):
+                unhandled("nothing:here", "/gone")
+            os.rename(gone, gone + ".old")
             h.reset_ran()
             for name in ("nothing:here", "billing:invoice-paid"):
-                b = self.assertAnswer(h.northflank(event=name), 500)
+                b = self.assertAnswer(h.northflank(event=name, path="/gone"), 500)
                 self.assertEqual(b.get("status"), "failed", b)
                 self.assertTrue(b.get("error", "").startswith(
-                    "cannot read hooks dir %s: No such file or directory" % h.hooks), b)
+                    "cannot read hooks dir %s: No such file or directory" % gone), b)
             self.assertNothingRan(h)
 
     def test_run_parts_stops_at_first_failure(self):
