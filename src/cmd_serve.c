@@ -165,6 +165,26 @@ static void raise_fd_limit(const struct config *cfg)
 		log_msg(o == FDLIMIT_SHORT ? LOG_LVL_WARN : LOG_LVL_INFO, "%s", msg);
 }
 
+/*
+ * The journal is opened once, at start. A config validated against another
+ * journal than the one open (one added: async events and respond_within's
+ * default need it; one removed or moved) would have hookd answer 202 with
+ * nothing on disk, or journal where the config no longer says: such a
+ * reload fails whole, the old config kept, and says to restart.
+ */
+static bool journal_unchanged(const struct config *next, const struct config *now, char *err,
+                              size_t errlen)
+{
+	const char *key = !str_eq_null(next->state_dir, now->state_dir) ? "state_dir"
+	                  : !str_eq_null(next->journal_url, now->journal_url) ? "journal"
+	                                                                      : NULL;
+	if (!key)
+		return true;
+	snprintf(err, errlen, "[server] %s changed: the journal opens only at start; restart hookd",
+	         key);
+	return false;
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *dm = arg;
@@ -175,6 +195,10 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	struct ssl_ctx_st *tls = NULL;
 	/* The certificate pair is reread on every reload (a renewal keeps its
 	 * paths); a bad pair fails the whole reload, like any config error. */
+	if (cfg && !journal_unchanged(cfg, dm->cfg, err, sizeof(err))) {
+		config_unref(cfg);
+		cfg = NULL;
+	}
 	if (cfg && !tls_from_config(cfg, &tls, err, sizeof(err))) {
 		config_unref(cfg);
 		cfg = NULL;

@@ -444,6 +444,56 @@ class Async(Base):
 # --------------------------------------------------------------------------
 # crashes and shutdown
 
+class Reload(Base):
+    """The journal opens at start: a SIGHUP cannot add, drop or move it."""
+
+    def reload_refused(self, before, after, key):
+        h = Hookd(before, {EVENT: rec_hook()})
+        try:
+            h.write_config(after)
+            line = h.reload()
+            self.assertIn("reload failed", line)
+            self.assertIn("[server] %s changed" % key, line)
+            self.assertIn("restart hookd", line)
+            return h
+        except BaseException:
+            h.stop(check=False)
+            h.cleanup()
+            raise
+
+    def finish(self, h):
+        try:
+            errors = [l for l in h.logs() if "level=error" in l]
+            self.assertEqual(len(errors), 1, errors)  # the reload's, and no other
+            h.stop()
+        finally:
+            h.cleanup()
+
+    def test_reload_cannot_add_the_journal(self):
+        # Without it, an async event is a config error at start; added by a
+        # SIGHUP it would be answered 202 with nothing on disk.
+        h = self.reload_refused(config(False), config(True, extra=(
+            "[event %s]\nmode = async\n" % EVENT)), "state_dir")
+        eid = new_id()
+        r = h.post(eid)
+        self.assertStatus(r, 200, "ok")  # the old config: sync, as before
+        self.assertEqual(attempts_of(h, eid), [1])
+        self.assertFalse(os.path.exists(h.state), "a journal appeared")
+        self.finish(h)
+
+    def test_reload_cannot_drop_or_move_the_journal(self):
+        before = config(True, extra="[event %s]\nmode = async\n" % EVENT)
+        moved = before.replace("state_dir = {state}", "state_dir = {tmp}/elsewhere")
+        for what, after in (("dropped", config(False)), ("moved", moved)):
+            with self.subTest(what):
+                h = self.reload_refused(before, after, "state_dir")
+                eid = new_id()
+                self.assertStatus(h.post(eid), 202, "accepted")  # still journaled
+                self.wait_runs(h, 1)
+                self.assertFalse(os.path.exists(h.path("elsewhere")))
+                self.finish(h)
+
+
 class Crash(Base):
 
     def test_attempt_committed_before_the_hook_starts(self):
