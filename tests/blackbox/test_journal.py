@@ -729,6 +729,31 @@ class Crash(Base):
             self.assertStatus(h.post(waiting), 200, "ok")
             self.assertEqual(attempts_of(h, waiting), [1])
 
+    def test_async_left_pending_by_a_missing_endpoint_runs_once_it_is_back(self):
+        # Started with its endpoint gone from the config, hookd leaves an
+        # accepted async delivery pending (logged). A reload that brings
+        # the endpoint back runs it; until then nothing could (a resend is
+        # a 409, replay says it is pending).
+        srv = "max_running = 1\n"
+        with Hookd(config(server=srv, endpoint=ASYNC), {EVENT: rec_hook("sleep 1")}) as h:
+            h.check_no_secrets = lambda: harness.Hookd.check_no_secrets(h)
+            first, left = new_id("first"), new_id("left")
+            self.assertStatus(h.post(first), 202, "accepted")
+            self.assertStatus(h.post(left), 202, "accepted")
+            self.wait_runs(h, 1, "start")
+            h.stop()
+            self.assertEqual(h.event_of(left)["state"], "queued")
+            cfg = open(h.config_path).read()
+            h.write_config(cfg.replace("[endpoint northflank]", "[endpoint renamed]"))
+            h.start()
+            self.assertIsNotNone(h.wait_log("no longer configured", left))
+            self.assertEqual(attempts_of(h, left), [])
+            h.write_config(cfg)
+            h.reload()
+            self.assertEqual(h.wait_states([left], timeout=5)[left]["state"], "succeeded")
+            self.assertEqual(attempts_of(h, left), [1])
+            self.assertStatus(h.post(left), 200, "duplicate")
+
     def test_sigterm_keeps_queued_async_for_next_start(self):
         srv = "max_running = 1\n"
         with Hookd(config(server=srv, endpoint=ASYNC), {EVENT: rec_hook("sleep 1")}) as h:
