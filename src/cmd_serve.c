@@ -240,6 +240,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 		tls_ctx_free(tls);
 	}
 	dispatcher_set_config(dm->ds, cfg);
+	dispatch_resume_left(dm->ds);
 	log_msg(LOG_LVL_INFO, "config reloaded from %s", dm->config_path);
 	metrics_reload(true);
 	sdnotify_send("READY=1\nSTATUS=serving; config reloaded");
@@ -526,6 +527,7 @@ out:
 	admin_free(dm.admin);
 	server_free(dm.srv);
 	dispatcher_free(dm.ds);
+	recovery_forget_left();
 	/* Stopped cleanly, its last write done: the other instances adopt what
 	 * it leaves at once, not a lease later. */
 	if (rc == 0 && journal_shared(dm.journal))

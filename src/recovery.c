@@ -89,26 +89,98 @@ struct delivery *delivery_from_row(struct journal *journal, struct config *cfg, 
 	return d;
 }
 
+/*
+ * Pending async deliveries whose endpoint the config did not have when they
+ * were taken up: they stay pending in the journal, and run once a reload
+ * configures their endpoint again (dispatch_resume_left). One daemon, one
+ * dispatcher: the list is this module's.
+ */
+struct left_row {
+	int64_t rowid;
+	char *endpoint, *delivery_id;
+	enum delivery_state state;
+	int attempts;
+	int64_t next_due_ms;
+};
+static struct left_row *left_rows;
+static size_t left_count, left_cap;
+
+/* One pending row to the dispatcher: its attempt and due time from the
+ * row, read whole (its serialization key is in its payload) and, unless it
+ * starts now, a shell again (dispatch.c): one body at a time in memory. */
+static void resume_row(struct dispatcher *ds, int64_t rowid, enum delivery_state state,
+                       int attempts, int64_t next_due_ms)
+{
+	/* One waiting for its retry keeps its due time; the attempt it waits
+	 * for is its next. */
+	int64_t now = now_wall_ms();
+	bool due_later = state == DSTATE_RETRY_WAIT && next_due_ms > now;
+	struct delivery *d = delivery_from_row(dispatcher_journal(ds), dispatcher_config(ds), rowid,
+	                                       due_later ? attempts : attempts + 1);
+	if (d)
+		dispatch_resume(ds, d, due_later ? next_due_ms - now : 0);
+}
+
 /* Pending async deliveries the journal gave this instance (recovered or
- * adopted) go to the dispatcher; frees v. */
+ * adopted) go to the dispatcher; those of an endpoint not configured wait
+ * for a reload. Frees v. */
 static void resume_all(struct dispatcher *ds, struct journal_pending *v, size_t n)
 {
-	struct journal *journal = dispatcher_journal(ds);
-	int64_t now = now_wall_ms();
 	for (size_t i = 0; i < n; i++) {
-		/* One waiting for its retry keeps its due time; the attempt it
-		 * waits for is its next. Each is read whole (its serialization
-		 * key is in its payload) and, unless it starts now, becomes a
-		 * shell again (dispatch.c): one body at a time in memory. */
-		bool due_later = v[i].state == DSTATE_RETRY_WAIT && v[i].next_due_ms > now;
-		struct delivery *d =
-			delivery_from_row(journal, dispatcher_config(ds), v[i].rowid,
-			                  due_later ? v[i].attempts : v[i].attempts + 1);
-		if (d)
-			dispatch_resume(ds, d, due_later ? v[i].next_due_ms - now : 0);
-		journal_pending_free(&v[i]);
+		struct journal_pending *p = &v[i];
+		if (config_endpoint_by_name(dispatcher_config(ds), p->endpoint)) {
+			resume_row(ds, p->rowid, p->state, p->attempts, p->next_due_ms);
+		} else {
+			log_msg(LOG_LVL_ERROR, "journal: delivery %s is for endpoint '%s', which is no "
+			        "longer configured; it waits for a reload that configures it",
+			        p->delivery_id, p->endpoint);
+			if (left_count == left_cap) {
+				left_cap = left_cap ? left_cap * 2 : 16;
+				left_rows = xrealloc(left_rows, left_cap * sizeof(*left_rows));
+			}
+			left_rows[left_count++] = (struct left_row){
+				.rowid = p->rowid, .endpoint = xstrdup(p->endpoint),
+				.delivery_id = xstrdup(p->delivery_id), .state = p->state,
+				.attempts = p->attempts, .next_due_ms = p->next_due_ms,
+			};
+		}
+		journal_pending_free(p);
 	}
 	free(v);
+}
+
+int dispatch_resume_left(struct dispatcher *ds)
+{
+	if (dispatcher_draining(ds))
+		return 0; /* journaled: the next start takes them up */
+	size_t kept = 0;
+	int resumed = 0;
+	for (size_t i = 0; i < left_count; i++) {
+		struct left_row *r = &left_rows[i];
+		if (!config_endpoint_by_name(dispatcher_config(ds), r->endpoint)) {
+			left_rows[kept++] = *r;
+			continue;
+		}
+		log_msg(LOG_LVL_INFO, "journal: delivery %s (endpoint %s) resumed: its endpoint is "
+		        "configured again", r->delivery_id, r->endpoint);
+		resume_row(ds, r->rowid, r->state, r->attempts, r->next_due_ms);
+		free(r->endpoint);
+		free(r->delivery_id);
+		resumed++;
+	}
+	left_count = kept;
+	return resumed;
+}
+
+void recovery_forget_left(void)
+{
+	for (size_t i = 0; i < left_count; i++) {
+		free(left_rows[i].endpoint);
+		free(left_rows[i].delivery_id);
+	}
+	free(left_rows);
+	left_rows = NULL;
+	left_count = left_cap = 0;
 }
 
 int dispatch_recover(struct dispatcher *ds)

@@ -38,6 +38,12 @@ int dispatch_adopt(struct dispatcher *ds, size_t max);
  * instances have had queued for waited_ms without a free slot
  * (journal_steal). How many, or -1. */
 int dispatch_steal(struct dispatcher *ds, size_t max, int64_t waited_ms);
+/* After a reload: the pending async deliveries that recovery, adoption or
+ * a steal left waiting because their endpoint was not configured, resumed
+ * if the config now has it (README "Logs and signals"). How many. */
+int dispatch_resume_left(struct dispatcher *ds);
+/* Frees the list of those still waiting (at exit). */
+void recovery_forget_left(void);
 /* Replays a journaled delivery by rowid: RESULT_OK (queued), RESULT_UNKNOWN,
  * RESULT_PENDING (already queued, running or waiting for a retry) or
  * RESULT_BODY_CUT. */
