@@ -434,6 +434,29 @@ class Async(Base):
             wait = (t["next_due_at"] - t["updated_at"]).total_seconds()
             self.assertTrue(1.9 <= wait <= 2.1, "retry due %.3f s after the attempt" % wait)
 
+    def test_retries_keep_the_config_they_came_with_across_a_reload(self):
+        # README "Logs and signals", SIGHUP: a pending delivery's later
+        # attempts run under the config it was accepted with (its hooks
+        # dir, its retries); new deliveries take the reloaded one.
+        ep = "mode = async\nretry_backoff = 300ms\nretries = 2\n"
+        with Hookd(config(endpoint=ep), {EVENT: rec_hook(rc="75")}) as h:
+            os.makedirs(h.path("hooks2"))
+            h.write_hook(EVENT, rec_hook().replace("start $HOOK_ID", "new $HOOK_ID"),
+                         hooks_dir=h.path("hooks2"))
+            old = new_id("old")
+            self.assertStatus(h.post(old), 202, "accepted")
+            self.wait_runs(h, 1, "end")
+            cfg = open(h.config_path).read()
+            h.write_config(cfg.replace("hooks_dir = " + h.hooks, "hooks_dir = {tmp}/hooks2")
+                           .replace("retries = 2", "retries = 0"))
+            h.reload()
+            self.assertEqual(h.wait_states([old], ("failed",), 10)[old]["attempts"], 3)
+            self.assertEqual(attempts_of(h, old), [1, 2, 3])
+            new = new_id("new")
+            self.assertStatus(h.post(new), 202, "accepted")
+            self.assertEqual(h.wait_states([new], timeout=5)[new]["state"], "succeeded", h.log_text())
+            self.assertEqual([w[0] for w in h.lines_of("runs") if w[1] == new], ["new", "end"])
+
     def test_async_needs_state_dir(self):
         with Hookd(config(False, endpoint=ASYNC), start=False) as h:
             r = h.cli("check")
