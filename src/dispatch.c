@@ -353,11 +353,13 @@ static bool turn_taken(struct job *j)
 	struct dispatcher *ds = j->ds;
 	struct delivery *d = j->d;
 	const char *key = delivery_key(d);
-	if (!ds->shared || !delivery_rowid(d) || (!key && !delivery_async(d)))
-		return true; /* a sync delivery without a key was recorded running */
+	if (!delivery_rowid(d))
+		return true;
 	int r;
 	if (outbox_holds(ds->outbox, delivery_rowid(d))) {
 		r = RESULT_PENDING; /* its last attempt's outcome is written first */
+	} else if (!ds->shared || (!key && !delivery_async(d))) {
+		return true; /* a sync delivery without a key was recorded running */
 	} else if (key) {
 		r = journal_take_turn(ds->journal, delivery_rowid(d), key, delivery_attempt(d),
 		                      now_wall_ms());
@@ -462,11 +464,34 @@ static void on_turn_poll(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* SQLite's outcomes join its batch: kept until their batch is known
+ * committed (outbox.h). */
+static bool outcomes_batched(const struct dispatcher *ds)
+{
+	return ds->commit && !ds->shared;
+}
+
 size_t dispatch_write_outbox(struct dispatcher *ds)
 {
 	if (!ds->outbox || !outbox_count(ds->outbox) || !journal_up(ds->journal))
 		return outbox_count(ds->outbox);
-	return outbox_flush(ds->outbox);
+	bool batched = outcomes_batched(ds);
+	size_t left = outbox_flush(ds->outbox, batched);
+	if (batched)
+		groupcommit_flush_soon(ds->commit);
+	return left;
+}
+
+/* Outcomes a lost batch took with it are written again each second until
+ * a batch that holds them is committed. */
+#define OUTBOX_RETRY_MS 1000
+
+static void on_outbox_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct dispatcher *ds = arg;
+	struct timeval tv = {OUTBOX_RETRY_MS / 1000, 0};
+	if (dispatch_write_outbox(ds))
+		evtimer_add(ds->outbox_timer, &tv);
 }
 
 /* Free slots go to the first in line. */
@@ -578,6 +603,18 @@ static void on_lost(struct held_answer *h, void *arg)
 	acceptance_lost(JOB_OF_HELD(h));
 }
 
+/* After each commit: the outcomes it took are settled, those lost with a
+ * batch written again. */
+static void on_flushed(void *arg)
+{
+	struct dispatcher *ds = arg;
+	struct timeval tv = {OUTBOX_RETRY_MS / 1000, 0};
+	if (outbox_settle(ds->outbox, journal_committed_id(ds->journal),
+	                  journal_losses(ds->journal)) &&
+	    !evtimer_pending(ds->outbox_timer, NULL))
+		evtimer_add(ds->outbox_timer, &tv);
+}
+
 static void on_dropped(struct held_answer *h, void *arg)
 {
 	struct job *j = JOB_OF_HELD(h);
@@ -589,6 +626,7 @@ static const struct groupcommit_ops held_answers = {
 	.committed = on_committed,
 	.synced = on_synced,
 	.lost = on_lost,
+	.flushed = on_flushed,
 	.dropped = on_dropped,
 };
 
@@ -632,7 +670,10 @@ static int journal_finish(struct dispatcher *ds, struct delivery *d, enum delive
 	struct journal_attempt a;
 	struct journal_hook *hooks = attempt_of(d, &a);
 	int rc = journal_attempt_finished(ds->journal, delivery_rowid(d), &a, st, next_due);
-	if (rc == -1 && ds->outbox && !journal_up(ds->journal)) {
+	if (rc == 0 && outcomes_batched(ds)) {
+		outbox_keep(ds->outbox, delivery_rowid(d), &a, st, next_due,
+		            journal_batch_id(ds->journal), journal_losses(ds->journal));
+	} else if (rc == -1 && ds->shared && !journal_up(ds->journal)) {
 		/* Written when the journal is back; the delivery stays ours. */
 		outbox_add(ds->outbox, delivery_rowid(d), &a, st, next_due);
 		rc = 0;
@@ -1017,8 +1058,9 @@ struct dispatcher *dispatcher_new(struct event_base *base, struct config *cfg,
 	ds->cfg = config_ref(cfg);
 	ds->journal = journal;
 	ds->shared = journal_shared(journal);
-	if (ds->shared)
+	if (journal)
 		ds->outbox = outbox_new(journal);
+	ds->outbox_timer = evtimer_new(base, on_outbox_retry, ds);
 	/* Group commit: SQLite's commits wait for a sync of the WAL of their
 	 * own, PostgreSQL's (each a flush of its WAL) for nothing more. */
 	if (journal_batches(journal))
@@ -1128,7 +1170,12 @@ void dispatcher_free(struct dispatcher *ds)
 	if (!ds)
 		return;
 	dispatcher_drain(ds);
-	groupcommit_free(ds->commit);
+	groupcommit_free(ds->commit); /* the last batch committed, batching off */
+	ds->commit = NULL;
+	if (ds->outbox)
+		outbox_settle(ds->outbox, journal_committed_id(ds->journal),
+		              journal_losses(ds->journal));
+	event_free(ds->outbox_timer);
 	/* Sync deliveries still waiting for their turn have no sender left. */
 	struct job *j;
 	while ((j = TAILQ_FIRST(&ds->waiting_turn))) {

@@ -60,7 +60,10 @@ struct dispatcher {
 	struct event *turn_timer;
 	bool shared; /* journal_shared */
 	bool moving_line; /* line_to_turn is under way */
-	struct outbox *outbox; /* shared: outcomes to write when the journal is back */
+	/* With a journal: outcomes to write when a shared one is back, and
+	 * SQLite's until their batch is committed (outbox.h) */
+	struct outbox *outbox;
+	struct event *outbox_timer; /* writes SQLite's lost outcomes again */
 	struct keyqueue *keys;
 	struct idstore *ids; /* without a journal */
 	bool draining;

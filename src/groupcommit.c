@@ -71,6 +71,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 		runner_cancel_held("cannot record the attempt in the journal");
 	else
 		runner_release();
+	g->ops->flushed(g->arg);
 	struct held_answer *h;
 	while ((h = TAILQ_FIRST(&g->held_commit))) {
 		TAILQ_REMOVE(&g->held_commit, h, link);

@@ -39,6 +39,9 @@ struct groupcommit_ops {
 	void (*synced)(struct held_answer *h, bool ok, bool maybe_lost, void *arg);
 	/* An acceptance past the last commit: its batch was lost. */
 	void (*lost)(struct held_answer *h, void *arg);
+	/* After each commit of the batch, or its loss, before the answers
+	 * held for it. */
+	void (*flushed)(void *arg);
 	/* At groupcommit_free: never answered. */
 	void (*dropped)(struct held_answer *h, void *arg);
 };

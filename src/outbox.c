@@ -1,7 +1,8 @@
 /*
- * Unwritten outcomes (outbox.h). Few and short-lived: only attempts that
- * ended while the journal was down, and nothing new runs meanwhile (every
- * delivery is answered 503), so a list is enough.
+ * Unwritten outcomes (outbox.h). Few and short-lived: attempts that ended
+ * while the journal was down (nothing new runs meanwhile: every delivery is
+ * answered 503), and the outcomes of the SQLite batch open now or lost, so
+ * a list is enough.
  */
 #include "outbox.h"
 
@@ -18,12 +19,16 @@ struct unwritten {
 	struct journal_attempt a; /* every string and the hooks owned */
 	enum delivery_state state;
 	int64_t next_due_ms;
+	/* Written into this batch, when the journal had lost `losses`; 0: to
+	 * be written. */
+	uint64_t batch, losses;
+	bool told; /* its loss was logged */
 };
 
 struct outbox {
 	struct journal *journal;
 	TAILQ_HEAD(, unwritten) items;
-	size_t n;
+	size_t n; /* of them, to be written (batch 0) */
 };
 
 static char *dup_or_null(const char *s)
@@ -63,14 +68,14 @@ void outbox_free(struct outbox *o)
 	while ((u = TAILQ_FIRST(&o->items))) {
 		TAILQ_REMOVE(&o->items, u, link);
 		log_msg(LOG_LVL_WARN, "journal: an outcome of delivery row %lld was never written; "
-		        "the delivery runs again when an instance takes it up", (long long)u->rowid);
+		        "the delivery runs again when it is next taken up", (long long)u->rowid);
 		unwritten_free(u);
 	}
 	free(o);
 }
 
-void outbox_add(struct outbox *o, int64_t rowid, const struct journal_attempt *a,
-                enum delivery_state state, int64_t next_due_ms)
+static struct unwritten *copy_of(int64_t rowid, const struct journal_attempt *a,
+                                 enum delivery_state state, int64_t next_due_ms)
 {
 	struct unwritten *u = xcalloc(1, sizeof(*u));
 	u->rowid = rowid;
@@ -95,26 +100,76 @@ void outbox_add(struct outbox *o, int64_t rowid, const struct journal_attempt *a
 		hooks[i].output = out;
 	}
 	u->a.hooks = hooks;
-	TAILQ_INSERT_TAIL(&o->items, u, link);
+	return u;
+}
+
+void outbox_add(struct outbox *o, int64_t rowid, const struct journal_attempt *a,
+                enum delivery_state state, int64_t next_due_ms)
+{
+	struct unwritten *u = copy_of(rowid, a, state, next_due_ms);
+	TAILQ_INSERT_TAIL(&o->items, u, link); /* a macro: u, not the call */
 	o->n++;
 	log_msg(LOG_LVL_WARN, "journal: attempt %d of delivery row %lld ended while the journal "
 	        "was down; its outcome is written when it is back", a->attempt, (long long)rowid);
 }
 
-size_t outbox_flush(struct outbox *o)
+void outbox_keep(struct outbox *o, int64_t rowid, const struct journal_attempt *a,
+                 enum delivery_state state, int64_t next_due_ms, uint64_t batch,
+                 uint64_t losses)
 {
-	struct unwritten *u;
-	while ((u = TAILQ_FIRST(&o->items))) {
+	struct unwritten *u = copy_of(rowid, a, state, next_due_ms);
+	u->batch = batch;
+	u->losses = losses;
+	TAILQ_INSERT_TAIL(&o->items, u, link);
+}
+
+size_t outbox_settle(struct outbox *o, uint64_t committed, uint64_t losses)
+{
+	struct unwritten *u, *next;
+	for (u = TAILQ_FIRST(&o->items); u; u = next) {
+		next = TAILQ_NEXT(u, link);
+		if (!u->batch)
+			continue;
+		if (u->batch <= committed && u->losses == losses) {
+			TAILQ_REMOVE(&o->items, u, link);
+			unwritten_free(u);
+			continue;
+		}
+		/* Its batch, or one after it that it cannot be told from, was
+		 * lost: the row may still say running. */
+		if (!u->told)
+			log_msg(LOG_LVL_WARN, "journal: the outcome of attempt %d of delivery row %lld "
+			        "may have been lost with a batch; it is written again until it is "
+			        "committed", u->a.attempt, (long long)u->rowid);
+		u->told = true;
+		u->batch = 0;
+		o->n++;
+	}
+	return o->n;
+}
+
+size_t outbox_flush(struct outbox *o, bool batching)
+{
+	struct unwritten *u, *next;
+	for (u = TAILQ_FIRST(&o->items); u && o->n; u = next) {
+		next = TAILQ_NEXT(u, link);
+		if (u->batch)
+			continue; /* written, not yet known committed */
 		int rc = journal_attempt_finished(o->journal, u->rowid, &u->a, u->state,
 		                                  u->next_due_ms);
 		if (rc == -1)
 			break; /* still down: the same order next time */
+		o->n--;
+		if (rc == 0 && batching) {
+			u->batch = journal_batch_id(o->journal);
+			u->losses = journal_losses(o->journal);
+			continue;
+		}
 		if (rc == JOURNAL_LOST)
 			log_msg(LOG_LVL_WARN, "journal: attempt %d of delivery row %lld is not recorded: "
 			        "another instance took the delivery over meanwhile", u->a.attempt,
 			        (long long)u->rowid);
 		TAILQ_REMOVE(&o->items, u, link);
-		o->n--;
 		unwritten_free(u);
 	}
 	return o->n;

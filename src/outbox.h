@@ -5,6 +5,13 @@
  * is recorded when the journal is back, and does not run again). The
  * delivery stays held by this instance meanwhile (journal_pg.c renews its
  * lease), and its next attempt waits for its outcome (outbox_holds).
+ *
+ * Also outcomes a batch of the SQLite journal took (outbox_keep): kept
+ * until that batch is known committed (outbox_settle), and written again
+ * if it was lost (a full disk, an I/O error): the hook ran, and an outcome
+ * lost with its batch would leave the row `running`, to run again after a
+ * restart. Writing an outcome again is harmless: its attempt row is
+ * replaced and the row's state set to what it already is.
  */
 #ifndef HOOKD_OUTBOX_H
 #define HOOKD_OUTBOX_H
@@ -22,12 +29,25 @@ void outbox_free(struct outbox *o); /* NULL is fine */
 /* Keeps a copy of the outcome journal_attempt_finished could not write. */
 void outbox_add(struct outbox *o, int64_t rowid, const struct journal_attempt *a,
                 enum delivery_state state, int64_t next_due_ms);
-/* Writes what it holds, oldest first, until the journal fails again; an
- * outcome whose delivery another instance took meanwhile (JOURNAL_LOST) is
- * dropped, logged. How many are still waiting. */
-size_t outbox_flush(struct outbox *o);
-/* Whether an outcome of this delivery still waits to be written. */
+/* Keeps a copy of an outcome journal_attempt_finished wrote into the open
+ * batch `batch`, when the journal had lost `losses` batches. */
+void outbox_keep(struct outbox *o, int64_t rowid, const struct journal_attempt *a,
+                 enum delivery_state state, int64_t next_due_ms, uint64_t batch,
+                 uint64_t losses);
+/* After a commit of the batches: those kept outcomes whose batch is
+ * committed with no batch lost since they were written are dropped; the
+ * others are to be written again (logged once each). How many wait to be
+ * written. */
+size_t outbox_settle(struct outbox *o, uint64_t committed, uint64_t losses);
+/* Writes what waits to be written, oldest first, until the journal fails
+ * again; an outcome whose delivery another instance took meanwhile
+ * (JOURNAL_LOST) is dropped, logged. One written into a batch (batching:
+ * the journal's outcomes join its batch) is kept until it settles. How
+ * many still wait to be written. */
+size_t outbox_flush(struct outbox *o, bool batching);
+/* Whether an outcome of this delivery still waits to be written, or to be
+ * known committed. */
 bool outbox_holds(const struct outbox *o, int64_t rowid);
-size_t outbox_count(const struct outbox *o);
+size_t outbox_count(const struct outbox *o); /* those waiting to be written */
 
 #endif

@@ -533,8 +533,9 @@ class DiskFull(Base):
         subprocess.run(["umount", self.fs])
         os.rmdir(self.fs)
 
-    def daemon(self, hook):
-        cfg = config().replace("state_dir = {state}", "state_dir = %s/state" % self.fs)
+    def daemon(self, hook, endpoint=""):
+        cfg = config(endpoint=endpoint).replace("state_dir = {state}",
+                                                "state_dir = %s/state" % self.fs)
         h = Hookd(cfg, {EVENT: hook})
         # The full disk is logged at error, as it should be.
         h.check_no_secrets = lambda: harness.Hookd.check_no_secrets(h)
@@ -543,31 +544,52 @@ class DiskFull(Base):
     # A sync delivery's answer waits for the commit of its outcome
     # (README "The journal", Cost: "so that a resend after it is always a
     # duplicate"). When that commit fails (the disk filled while the hook
-    # ran), the sender is answered 200 all the same, and the row stays
-    # `running` with no attempt: every resend is a 409 `running` for as
-    # long as hookd runs, and after a restart it is failed and runs again.
-    # The answer is given by dispatch.c's held answers (on_committed),
-    # which another change holds this round.
+    # ran), the hook did run: the sender is answered 200, and the outcome
+    # is written again until a commit takes it, so that the row does not
+    # stay `running` (every resend a 409, and after a restart, failed and
+    # run again).
+    FILL = ("[ -e '{tmp}/fill' ] && dd if=/dev/zero of='%s/filler' bs=4k 2>/dev/null\n"
+            "true")
+
+    def room_again(self, h):
+        os.unlink(h.path("fill"))
+        os.unlink(os.path.join(self.fs, "filler"))
+
     @sqlite_only
-    @unittest.expectedFailure
-    def test_outcome_lost_to_a_full_disk_is_not_answered_ok(self):
-        fill = ("[ -e '{tmp}/fill' ] && dd if=/dev/zero of='%s/filler' bs=4k 2>/dev/null\n"
-                "true" % self.fs)
-        with self.daemon(rec_hook(fill)) as h:
+    def test_outcome_lost_to_a_full_disk_is_written_again(self):
+        with self.daemon(rec_hook(self.FILL % self.fs)) as h:
             self.assertStatus(h.post(new_id("warm")), 200, "ok")
             h.write_file("fill", "")
             eid = new_id("full")
             r = h.post(eid)
             self.assertEqual(attempts_of(h, eid, "end"), [1])
-            os.unlink(h.path("fill"))
-            os.unlink(os.path.join(self.fs, "filler"))
+            self.room_again(h)
             if r.status == 200:
-                # Answered ok: the journal says so, and a resend is a duplicate.
-                self.assertEqual(h.event_of(eid)["state"], "succeeded")
+                # Answered ok: the journal says so once there is room, and
+                # a resend is a duplicate.
+                self.assertEqual(h.wait_states([eid], timeout=10)[eid]["state"], "succeeded")
                 self.assertStatus(h.post(eid), 200, "duplicate")
+                self.assertIsNotNone(h.wait_log("may have been lost with a batch", timeout=1),
+                                     "the lost commit was not what happened:\n" + h.log_text())
             else:
                 # Not recorded, and said so: the resend, with room again, runs.
                 self.assertStatus(h.post(eid), 200, "ok")
+
+    @sqlite_only
+    def test_async_outcome_lost_to_a_full_disk_does_not_run_again(self):
+        with self.daemon(rec_hook(self.FILL % self.fs), endpoint=ASYNC) as h:
+            h.write_file("fill", "")
+            eid = new_id("full")
+            self.assertStatus(h.post(eid), 202, "accepted")
+            self.wait_runs(h, 1)
+            self.assertIsNotNone(h.wait_log("may have been lost with a batch", timeout=10),
+                                 "no lost commit:\n" + h.log_text())
+            self.room_again(h)
+            self.assertEqual(h.wait_states([eid], timeout=10)[eid]["state"], "succeeded")
+            h.stop()
+            h.start()
+            time.sleep(0.5)
+            self.assertEqual(attempts_of(h, eid, "start"), [1], "it ran again")
 
 
 class Crash(Base):
