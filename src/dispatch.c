@@ -358,8 +358,9 @@ static bool turn_taken(struct job *j)
 	int r;
 	if (outbox_holds(ds->outbox, delivery_rowid(d))) {
 		r = RESULT_PENDING; /* its last attempt's outcome is written first */
-	} else if (!ds->shared || (!key && !delivery_async(d))) {
-		return true; /* a sync delivery without a key was recorded running */
+	} else if (!ds->shared || (!key && !delivery_async(d) && !j->recorded_waiting)) {
+		/* a sync delivery without a key that did not wait was recorded running */
+		return true;
 	} else if (key) {
 		r = journal_take_turn(ds->journal, delivery_rowid(d), key, delivery_attempt(d),
 		                      now_wall_ms());
@@ -830,12 +831,14 @@ static bool replayed(struct dispatcher *ds, const struct delivery *d)
  * delivery with nothing to run, recorded with its outcome. 0, -1, or
  * JOURNAL_LOST: a shared journal got the same id from another instance
  * in the meantime. */
-static int record(struct dispatcher *ds, struct delivery *d, bool known_new, bool final)
+static int record(struct dispatcher *ds, struct delivery *d, bool known_new, bool final,
+                  bool waits)
 {
 	if (!ds->journal) {
 		replaywin_commit(ds->replay, delivery_endpoint(d)->name, delivery_id(d));
 		if (!delivery_id_generated(d))
-			remember_id(ds, d, delivery_async(d) ? DSTATE_QUEUED : DSTATE_RUNNING);
+			remember_id(ds, d,
+			            delivery_async(d) || waits ? DSTATE_QUEUED : DSTATE_RUNNING);
 		return 0;
 	}
 	struct journal_header *hdrs;
@@ -843,6 +846,7 @@ static int record(struct dispatcher *ds, struct delivery *d, bool known_new, boo
 	delivery_journal_new(d, &jn, &hdrs);
 	jn.known_new = known_new;
 	jn.key = delivery_key(d);
+	jn.waits = waits;
 	int64_t rowid;
 	if (final) {
 		struct journal_attempt a;
@@ -922,7 +926,7 @@ static bool recorded(struct job *j, bool known_new)
 	/* Twice at most: the id could come and go again between two looks
 	 * only if another instance pruned it in between. */
 	for (int tries = 0; tries < 2; tries++) {
-		int rc = record(j->ds, j->d, known_new, j->recorded_final);
+		int rc = record(j->ds, j->d, known_new, j->recorded_final, j->recorded_waiting);
 		if (rc == 0)
 			return true;
 		if (rc != JOURNAL_LOST)
@@ -1009,6 +1013,9 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 		answer_now(j, 400, "rejected", xstrdup(err), 0);
 		return;
 	}
+	/* One that will wait is recorded queued, not running (a slot handed
+	 * on within release is one it waits for too). */
+	j->recorded_waiting = !now || ds->releasing;
 	if (!recorded(j, known_new))
 		return;
 	arm_deadline(j);

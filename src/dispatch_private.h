@@ -28,6 +28,9 @@ struct job {
 	struct dispatcher *ds;
 	enum lifecycle state;
 	bool recorded_final; /* its outcome went into its record (journal_record_final) */
+	/* A sync delivery recorded as waiting for a slot or its key (queued,
+	 * journal_new.waits): its attempt is marked running as it starts. */
+	bool recorded_waiting;
 	/* Never in a line and held at once: the slot queue, waiting_retry or
 	 * waiting_turn, or held for the journal (groupcommit.h). */
 	union {

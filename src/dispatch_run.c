@@ -13,6 +13,7 @@
 
 #include "dispatch_private.h"
 #include "groupcommit.h"
+#include "idstore.h"
 #include "journal.h"
 #include "log.h"
 #include "metrics.h"
@@ -183,12 +184,17 @@ static void attempt_begins(struct job *j)
 		j->route.error = xstrdup(err);
 		j->route.may_pass = !loaded;
 	}
-	/* A sync delivery was recorded as running this attempt already
-	 * (journal_record): asking again would only cost a read. A shared
-	 * journal recorded it before it entered RUNNING (turn_taken). */
-	if (ds->journal && delivery_rowid(d) && delivery_async(d) && !ds->shared)
+	/* A sync delivery that did not wait was recorded as running this
+	 * attempt already (journal_record): asking again would only cost a
+	 * read. A shared journal recorded it before it entered RUNNING
+	 * (turn_taken). */
+	if (ds->journal && delivery_rowid(d) && (delivery_async(d) || j->recorded_waiting) &&
+	    !ds->shared)
 		journal_attempt_started(ds->journal, delivery_rowid(d), delivery_attempt(d),
 		                        now_wall_ms());
+	else if (!ds->journal && j->recorded_waiting && !delivery_id_generated(d))
+		idstore_set(ds->ids, delivery_endpoint(d)->name, delivery_id(d), DSTATE_RUNNING,
+		            delivery_attempt(d));
 	for (size_t i = 0; i < j->route.nskipped; i++)
 		log_msg(LOG_LVL_WARN, "skipped %s: not executable (delivery %s)", j->route.skipped[i],
 		        delivery_id(d));

@@ -69,6 +69,10 @@ struct journal_new {
 	/* Its serialization key (NULL: none): a shared journal orders and
 	 * excludes by it across instances (journal_take_turn). */
 	const char *key;
+	/* A sync delivery that waits for a run slot or its key before its
+	 * attempt starts: recorded QUEUED, like an async one, and marked
+	 * running by journal_attempt_started when it leaves the line. */
+	bool waits;
 };
 
 /* A hook's outcome within one attempt. */
@@ -208,10 +212,11 @@ enum result journal_lookup(struct journal *j, const char *endpoint, const char *
 
 /*
  * Records a delivery as QUEUED (async: committed durably, fsync'd, before
- * returning; while batching, see group commit above) or RUNNING (sync). A delivery id already known is updated in
- * place (a resend of a failed delivery): its state goes back to
- * queued/running, its attempts and first receipt time are kept, its
- * headers and body replaced (event and remote_addr too unless NULL). A sync
+ * returning; while batching, see group commit above; or a sync one that
+ * waits: d->waits) or RUNNING (sync, its attempt starting now). A delivery
+ * id already known is updated in place (a resend of a failed delivery): its
+ * state goes back to queued/running, its attempts and first receipt time
+ * are kept, its headers and body replaced (event and remote_addr too unless NULL). A sync
  * delivery's body is stored already cut to body_max: it is only read once
  * final. Credential headers are dropped here too. Returns the rowid, -1 on
  * error, or JOURNAL_LOST when a shared journal has the id from another
@@ -276,7 +281,8 @@ enum result journal_requeue(struct journal *j, int64_t rowid);
  * journal_get: the pending bodies are never all in memory at once). A RUNNING one died with hookd: that run is counted as
  * an attempt (recorded as such: http 0, status and error "interrupted") and
  * it becomes QUEUED, due now. Sync deliveries left RUNNING are marked FAILED
- * the same way (that run counted too). Call it before recording new
+ * the same way (that run counted too); those left QUEUED (they waited for a
+ * slot or their key and never ran) are marked FAILED with no attempt. Call it before recording new
  * deliveries. The caller frees *out with
  * journal_pending_free() on each element and free().
  */

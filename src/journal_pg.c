@@ -395,8 +395,9 @@ static int64_t pg_record(struct journal *jj, const struct journal_new *d)
 	if (j->readonly || !d->endpoint || !d->delivery_id || !d->event ||
 	    !(d->key ? writable(j) : batch_join(j)))
 		return -1;
-	/* Shared, a keyed sync delivery waits for its turn (take_turn). */
-	enum delivery_state st = d->async || d->key ? DSTATE_QUEUED : DSTATE_RUNNING;
+	/* Shared, a keyed sync delivery waits for its turn (take_turn); one
+	 * that waits for a slot has not started either (attempt_started). */
+	enum delivery_state st = d->async || d->key || d->waits ? DSTATE_QUEUED : DSTATE_RUNNING;
 	/* A sync delivery's body is only read once final: stored already cut. */
 	size_t keep = d->body_len;
 	bool cut = false;

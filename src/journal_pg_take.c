@@ -205,16 +205,20 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 			if (insert_attempt(j, t->id, &a, -1, t->owner) < 0)
 				goto fail;
 		}
+		/* A sync one that waited for a slot or its key never ran: failed
+		 * with no attempt, its sender's resend its first run. */
 		enum delivery_state st = t->async ? DSTATE_QUEUED : DSTATE_FAILED;
 		p_int(&p, t->id);
 		p_int(&p, st);
 		p_int(&p, attempts);
 		p_int(&p, now);
 		p_int(&p, (int64_t)j->body_max);
+		p_text(&p, t->async || t->state == DSTATE_RUNNING ? "interrupted"
+		                                                  : "interrupted before it ran");
 		if (run_cmd(j, "recover",
 		            "UPDATE hookd_deliveries SET state = $2::int,"
 		            " attempts = greatest(attempts, $3::int), http = 0,"
-		            " status = 'interrupted', error = 'interrupted', next_due_ms = 0,"
+		            " status = 'interrupted', error = $6::text, next_due_ms = 0,"
 		            " updated_ms = $4::bigint, run_attempt = 0,"
 		            " body_cut = CASE WHEN $2::int >= 3 AND length(body) > $5::bigint THEN true"
 		            "  ELSE body_cut END,"

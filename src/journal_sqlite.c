@@ -333,7 +333,9 @@ static int64_t sq_record(struct journal *base, const struct journal_new *d)
 	struct sqlj *j = (struct sqlj *)base;
 	if (j->readonly || !d->endpoint || !d->delivery_id || !d->event)
 		return -1;
-	enum delivery_state st = d->async ? DSTATE_QUEUED : DSTATE_RUNNING;
+	/* A sync delivery that must wait for a slot or its key has not started:
+	 * its attempt is marked running when it leaves the line. */
+	enum delivery_state st = d->async || d->waits ? DSTATE_QUEUED : DSTATE_RUNNING;
 	/*
 	 * A sync delivery's body is only ever read from the journal once it is
 	 * final (a pending one cannot be replayed, and its sender holds it), so
@@ -390,7 +392,7 @@ static int64_t sq_record(struct journal *base, const struct journal_new *d)
 		sqlite3_bind_int(s, 5, d->async);
 		sqlite3_bind_int(s, 6, st);
 		sqlite3_bind_int64(s, 7, d->received_ms);
-		sqlite3_bind_int(s, 8, d->async ? 0 : 1); /* sync: attempt 1 is starting */
+		sqlite3_bind_int(s, 8, st == DSTATE_RUNNING); /* attempt 1 is starting */
 		bind_text(s, 9, headers);
 		sqlite3_bind_blob64(s, 10, body, keep, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 11, (int64_t)d->body_len);
@@ -762,9 +764,12 @@ static int sq_recover(struct journal *base, struct journal_pending **out, size_t
 				goto fail;
 		}
 		/* Async: queued again, due now. Sync: nobody waits for it any
-		 * more; the sender's resend runs it again. */
+		 * more; the sender's resend runs it again (one that waited for a
+		 * slot or its key never ran: no attempt, its resend is its first). */
 		enum delivery_state st = r->async ? DSTATE_QUEUED : DSTATE_FAILED;
-		if (update_finished(j, r->id, attempts, 0, "interrupted", "interrupted", st, 0, now) < 0)
+		const char *why = r->async || r->state == DSTATE_RUNNING ? "interrupted"
+		                                                         : "interrupted before it ran";
+		if (update_finished(j, r->id, attempts, 0, "interrupted", why, st, 0, now) < 0)
 			goto fail;
 	}
 

@@ -745,15 +745,11 @@ class Crash(Base):
             self.assertStatus(h.post(eid), 200, "ok")
             self.assertEqual(attempts_of(h, eid), [1, 2])
 
-    # The sync path records a delivery as running when it is received,
-    # also one that then waits for a slot (or its key): a resend's 409
-    # and `hookd events` say running, and after a crash the journal holds
-    # an interrupted attempt 1 that never ran, so that the sender's resend
-    # is HOOK_ATTEMPT=2 for the first run (README "Delivery guarantees").
-    # The fix is in dispatch.c (record a sync delivery that will wait as
-    # queued, and mark its attempt started as it leaves the line), which
-    # another change holds this round.
-    @unittest.expectedFailure
+    # A sync delivery that waits for a slot (or its key) is recorded
+    # queued, not running: a resend's 409 and `hookd events` say queued,
+    # and after a crash it is failed with no attempt (it never ran), so
+    # that the sender's resend is its first run, HOOK_ATTEMPT=1 (README
+    # "Delivery guarantees", "Sync mode after a crash").
     def test_sync_waiting_for_a_slot_is_queued_not_running(self):
         srv = "max_running = 1\n"
         with Hookd(config(server=srv), {EVENT: rec_hook("sleep 2")}) as h:
@@ -769,9 +765,73 @@ class Crash(Base):
             for t in (t1, t2):
                 t.join(5)
             h.start()
-            # It never ran: no attempt, and its resend is its first run.
-            self.assertEqual(h.event_of(waiting)["attempts"], 0)
+            # It never ran: failed (nobody waits for it now, as a sync
+            # delivery cut off in its run), no attempt, and its resend is
+            # its first run. The one that ran has its interrupted attempt.
+            # (The "listening" line comes before recovery ends.)
+            wait_until(lambda: h.event_of(waiting)["state"] != "queued", 5)
+            row = h.event_of(waiting)
+            self.assertEqual((row["state"], row["attempts"]), ("failed", 0), row)
+            self.assertIn(waiting, [e["id"] for e in h.events("--failed")])
+            self.assertIn("interrupted before it ran", h.cli("show", waiting).stdout)
+            self.assertEqual(h.event_of(first)["attempts"], 1)
+            self.assertEqual(attempts_of(h, waiting), [])
             self.assertStatus(h.post(waiting), 200, "ok")
+            self.assertEqual(attempts_of(h, waiting), [1])
+
+    def test_sync_waiting_for_its_key_is_queued_then_running(self):
+        # The same for a wait for its serialize key; once the key is free it
+        # is recorded running as it starts, and a crash then counts that run.
+        ep = "serialize = data.service.id\n"
+        hook = rec_hook("while [ -e \"{tmp}/block.$HOOK_ID\" ]; do sleep 0.05; done")
+        with Hookd(config(server="max_running = 4\n", endpoint=ep), {EVENT: hook}) as h:
+            first, waiting = new_id("first"), new_id("waiting")
+            for eid in (first, waiting):
+                h.write_file("block." + eid, "")
+            t1, o1 = h.post_bg(first)
+            self.wait_runs(h, 1, "start")
+            t2, o2 = h.post_bg(waiting)
+            self.assertTrue(wait_until(lambda: h.event_of(waiting), 5), "not recorded")
+            self.assertEqual(h.event_of(waiting)["state"], "queued")
+            self.assertStatus(h.post(waiting), 409, "queued")
+            os.unlink(h.path("block." + first))
+            t1.join(10)
+            self.assertStatus(o1[0], 200, "ok")
+            self.wait_runs(h, 2, "start")
+            self.assertEqual(h.event_of(waiting)["state"], "running")
+            self.assertStatus(h.post(waiting), 409, "running")
+            h.kill9()
+            h.kill_orphaned_hooks()
+            t2.join(5)
+            os.unlink(h.path("block." + waiting))
+            h.start()
+            wait_until(lambda: h.event_of(waiting)["state"] != "running", 5)
+            row = h.event_of(waiting)
+            self.assertEqual((row["state"], row["attempts"]), ("failed", 1), row)
+            self.assertStatus(h.post(waiting), 200, "ok")
+            self.assertEqual(attempts_of(h, waiting), [1, 2])
+
+    def test_sync_waiting_without_a_journal_is_queued_then_running(self):
+        # In memory too: 409 queued while it waits, running once it runs.
+        srv = "max_running = 1\n"
+        hook = rec_hook("while [ -e \"{tmp}/block.$HOOK_ID\" ]; do sleep 0.05; done")
+        with Hookd(config(False, server=srv), {EVENT: hook}) as h:
+            first, waiting = new_id("first"), new_id("waiting")
+            for eid in (first, waiting):
+                h.write_file("block." + eid, "")
+            t1, o1 = h.post_bg(first)
+            self.wait_runs(h, 1, "start")
+            t2, o2 = h.post_bg(waiting)
+            time.sleep(0.5)  # no journal to watch it arrive by
+            self.assertStatus(h.post(waiting), 409, "queued")
+            os.unlink(h.path("block." + first))
+            self.wait_runs(h, 2, "start")
+            self.assertStatus(h.post(waiting), 409, "running")
+            os.unlink(h.path("block." + waiting))
+            for t, o in ((t1, o1), (t2, o2)):
+                t.join(10)
+                self.assertStatus(o[0], 200, "ok")
+            self.assertStatus(h.post(waiting), 200, "duplicate")
             self.assertEqual(attempts_of(h, waiting), [1])
 
     def test_async_left_pending_by_a_missing_endpoint_runs_once_it_is_back(self):
