@@ -127,6 +127,30 @@ class RespondWithin(Base):
             self.assertTrue(any("status=ok" in l and "client=accepted" in l for l in lines),
                             lines)
 
+    def test_queued_delivery_answered_then_kill9_runs_as_its_first_attempt(self):
+        # Handed over while it waits for the one slot (recorded queued, it
+        # never ran), then a crash: recovered as an async delivery, it runs
+        # after the restart as attempt 1 (no interrupted attempt).
+        hook = rec_hook("while [ -e \"{tmp}/block.$HOOK_ID\" ]; do sleep 0.05; done")
+        srv = "max_running = 1\n"
+        with Hookd(config(server=srv, endpoint=WITHIN), {EVENT: hook}) as h:
+            first, second = new_id("first"), new_id("second")
+            h.write_file("block." + first, "")
+            t, out = h.post_bg(first)
+            self.assertTrue(wait_until(lambda: attempts_of(h, first), 5))
+            self.assertStatus(h.post(second), 202, "accepted")
+            self.assertEqual(h.event_of(second)["state"], "queued")
+            h.kill9()
+            h.kill_orphaned_hooks()
+            t.join(5)
+            os.unlink(h.path("block." + first))
+            h.start()
+            rows = h.wait_states([second], timeout=10)
+            self.assertEqual((rows[second]["state"], rows[second]["attempts"]),
+                             ("succeeded", 1), rows)
+            self.assertEqual(attempts_of(h, second), [1])
+            self.assertNotIn("interrupted", h.cli("show", second).stdout)
+
     def test_kill9_after_the_202_recovered_and_completed(self):
         hook = rec_hook("[ -e '{tmp}/block' ] && sleep 30")
         srv = "journal_body_max = 64\n"
