@@ -216,8 +216,8 @@ enum result journal_lookup(struct journal *j, const char *endpoint, const char *
  * waits: d->waits) or RUNNING (sync, its attempt starting now). A delivery
  * id already known is updated in place (a resend of a failed delivery): its
  * state goes back to queued/running, its attempts and first receipt time
- * are kept, its headers and body replaced (event and remote_addr too unless NULL). A sync
- * delivery's body is stored already cut to body_max: it is only read once
+ * are kept, its headers and body replaced (event and remote_addr too
+ * unless NULL). A sync delivery's body is stored already cut to body_max: it is only read once
  * final. Credential headers are dropped here too. Returns the rowid, -1 on
  * error, or JOURNAL_LOST when a shared journal has the id from another
  * instance in the meantime, pending or final (look it up again). Shared,
@@ -282,8 +282,8 @@ enum result journal_requeue(struct journal *j, int64_t rowid);
  * an attempt (recorded as such: http 0, status and error "interrupted") and
  * it becomes QUEUED, due now. Sync deliveries left RUNNING are marked FAILED
  * the same way (that run counted too); those left QUEUED (they waited for a
- * slot or their key and never ran) are marked FAILED with no attempt. Call it before recording new
- * deliveries. The caller frees *out with
+ * slot or their key and never ran) are marked FAILED with no attempt. Call
+ * it before recording new deliveries. The caller frees *out with
  * journal_pending_free() on each element and free().
  */
 int journal_recover(struct journal *j, struct journal_pending **out, size_t *n);

@@ -779,18 +779,26 @@ class Crash(Base):
             self.assertStatus(h.post(waiting), 200, "ok")
             self.assertEqual(attempts_of(h, waiting), [1])
 
+    BLOCKED = rec_hook("while [ -e \"{tmp}/block.$HOOK_ID\" ]; do sleep 0.05; done")
+
+    def first_then_waiting(self, h):
+        """Posts `first`, whose hook runs until its block file goes, then
+        `waiting` (blocked the same way once it runs), each in a thread:
+        (first, waiting, (t1, o1), (t2, o2))."""
+        first, waiting = new_id("first"), new_id("waiting")
+        for eid in (first, waiting):
+            h.write_file("block." + eid, "")
+        posted = [h.post_bg(first)]
+        self.wait_runs(h, 1, "start")
+        posted.append(h.post_bg(waiting))
+        return first, waiting, posted[0], posted[1]
+
     def test_sync_waiting_for_its_key_is_queued_then_running(self):
         # The same for a wait for its serialize key; once the key is free it
         # is recorded running as it starts, and a crash then counts that run.
         ep = "serialize = data.service.id\n"
-        hook = rec_hook("while [ -e \"{tmp}/block.$HOOK_ID\" ]; do sleep 0.05; done")
-        with Hookd(config(server="max_running = 4\n", endpoint=ep), {EVENT: hook}) as h:
-            first, waiting = new_id("first"), new_id("waiting")
-            for eid in (first, waiting):
-                h.write_file("block." + eid, "")
-            t1, o1 = h.post_bg(first)
-            self.wait_runs(h, 1, "start")
-            t2, o2 = h.post_bg(waiting)
+        with Hookd(config(server="max_running = 4\n", endpoint=ep), {EVENT: self.BLOCKED}) as h:
+            first, waiting, (t1, o1), (t2, o2) = self.first_then_waiting(h)
             self.assertTrue(wait_until(lambda: h.event_of(waiting), 5), "not recorded")
             self.assertEqual(h.event_of(waiting)["state"], "queued")
             self.assertStatus(h.post(waiting), 409, "queued")
@@ -814,14 +822,8 @@ class Crash(Base):
     def test_sync_waiting_without_a_journal_is_queued_then_running(self):
         # In memory too: 409 queued while it waits, running once it runs.
         srv = "max_running = 1\n"
-        hook = rec_hook("while [ -e \"{tmp}/block.$HOOK_ID\" ]; do sleep 0.05; done")
-        with Hookd(config(False, server=srv), {EVENT: hook}) as h:
-            first, waiting = new_id("first"), new_id("waiting")
-            for eid in (first, waiting):
-                h.write_file("block." + eid, "")
-            t1, o1 = h.post_bg(first)
-            self.wait_runs(h, 1, "start")
-            t2, o2 = h.post_bg(waiting)
+        with Hookd(config(False, server=srv), {EVENT: self.BLOCKED}) as h:
+            first, waiting, (t1, o1), (t2, o2) = self.first_then_waiting(h)
             time.sleep(0.5)  # no journal to watch it arrive by
             self.assertStatus(h.post(waiting), 409, "queued")
             os.unlink(h.path("block." + first))
