@@ -574,6 +574,47 @@ class Auth(Base):
                         {"Origin": "https://hooks.example.com"})
             self.assertEqual(r.status, 403, r)
 
+    def test_a_flood_of_admin_refusals_is_not_a_flood_of_log_lines(self):
+        """Cross-site POSTs (with a token set), wrong Hosts (without) and
+        wrong tokens with long, attacker-made paths: what a client that
+        never authenticates decides is logged at most 50 lines a second,
+        each path cut to 128 bytes, as on the webhook listener."""
+        long_path = "/api/v1/" + "A" * 8000
+        with self.daemon() as h:
+            port = h.wait_admin_port()
+
+            def flood(extra, n):
+                t0 = time.monotonic()
+                for i in range(n):
+                    r = harness.parse_raw_response(harness.raw_exchange(port, (
+                        "POST %s%d HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Length: 0\r\n"
+                        "Connection: close\r\n\r\n" % (long_path, i, extra)).encode()))
+                    self.assertIn(r.status, (401, 403, 421, 429), r)
+                return time.monotonic() - t0
+            took = flood("Sec-Fetch-Site: cross-site\r\n", 300)
+            took += flood("Authorization: Bearer guess\r\n", 20)
+            lines = h.logs()
+            self.assertTrue(all(len(ln) < 600 for ln in lines), max(map(len, lines)))
+            refused = [ln for ln in lines if "cross-site" in ln]
+            self.assertLessEqual(len(refused), 50 * (int(took) + 2), took)
+            self.assertIn("A" * 120, refused[0])
+            self.assertIn("...", refused[0])
+            self.assertIn("A" * 120 + "...", h.wait_log("wrong admin token"))
+        with Hookd(config(), {"build:start": OK}) as h:
+            port = h.wait_admin_port()
+            t0 = time.monotonic()
+            for i in range(300):
+                r = harness.parse_raw_response(harness.raw_exchange(port, (
+                    "GET %s%d HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+                    % (long_path, i)).encode()))
+                self.assertEqual(r.status, 421, r)
+            took = time.monotonic() - t0
+            lines = h.logs()
+            self.assertTrue(all(len(ln) < 600 for ln in lines), max(map(len, lines)))
+            refused = [ln for ln in lines if "DNS rebinding" in ln]
+            self.assertLessEqual(len(refused), 50 * (int(took) + 2), took)
+            self.assertGreater(len(refused), 0)
+
     def test_open_admin_needs_a_token(self):
         h = Hookd(config(admin="\n[admin]\nlisten = 0.0.0.0:0\n"), {}, start=False)
         try:
