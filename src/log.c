@@ -159,3 +159,33 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	log_kv(level, msg ? msg : fmt, NULL, 0);
 	free(msg);
 }
+
+void log_limited(struct log_budget *b, int per_sec, const char *skipped_msg, enum log_level level,
+                 const char *msg, const struct log_kv *kv, size_t n)
+{
+	int64_t second = now_mono_ms() / 1000;
+	if (second != b->second) {
+		if (b->skipped) {
+			char c[24];
+			snprintf(c, sizeof(c), "%ld", b->skipped);
+			struct log_kv k[] = {LOG_INT("count", c)};
+			log_kv(LOG_LVL_WARN, skipped_msg, k, ARRAY_SIZE(k));
+		}
+		b->second = second;
+		b->logged = 0;
+		b->skipped = 0;
+	}
+	if (b->logged >= per_sec) {
+		b->skipped++;
+		return;
+	}
+	b->logged++;
+	log_kv(level, msg, kv, n);
+}
+
+const char *log_path_cut(char buf[LOG_PATH_MAX + 4], const char *path)
+{
+	snprintf(buf, LOG_PATH_MAX + 4, "%.*s%s", LOG_PATH_MAX, path,
+	         strlen(path) > LOG_PATH_MAX ? "..." : "");
+	return buf;
+}

@@ -8,6 +8,7 @@
 #define HOOKD_LOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
 enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
@@ -41,5 +42,24 @@ void log_format_line(struct strbuf *sb, enum log_format format, const char *ts,
 void log_kv(enum log_level level, const char *msg, const struct log_kv *kv, size_t n);
 /* Convenience: msg is formatted; no extra pairs. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Lines whose number a client decides (refusals of clients that never
+ * authenticate): at most `per_sec` a second are logged, the rest counted
+ * in one `skipped_msg` line (count=N) with the first line of a later
+ * second. One budget (zeroed) for each kind of line.
+ */
+struct log_budget {
+	int64_t second;
+	int logged;
+	long skipped;
+};
+void log_limited(struct log_budget *b, int per_sec, const char *skipped_msg, enum log_level level,
+                 const char *msg, const struct log_kv *kv, size_t n);
+
+/* A request path as a log value: cut to LOG_PATH_MAX bytes and "..." (a
+ * client makes it as long as max_headers). Returns buf. */
+#define LOG_PATH_MAX 128
+const char *log_path_cut(char buf[LOG_PATH_MAX + 4], const char *path);
 
 #endif

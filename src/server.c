@@ -55,37 +55,16 @@ static const char *req_header(void *ctx, const char *name)
  * and what their paths say: at most REJECTED_LOG_PER_SEC "rejected" lines
  * a second are logged, the rest counted in one "rejections not logged"
  * line with the first refusal of a later second, and a path is logged cut
- * to REJECTED_PATH_MAX bytes. Metrics and the rejections ring see every one.
+ * to LOG_PATH_MAX bytes. Metrics and the rejections ring see every one.
  */
 #define REJECTED_LOG_PER_SEC 50
-#define REJECTED_PATH_MAX 128
 
-static struct {
-	int64_t second;
-	int logged;
-	long skipped;
-} rejected_log;
+static struct log_budget rejected_log;
 
 static void log_rejected(const struct log_kv *kv, size_t n)
 {
-	int64_t second = now_mono_ms() / 1000;
-	if (second != rejected_log.second) {
-		if (rejected_log.skipped) {
-			char c[24];
-			snprintf(c, sizeof(c), "%ld", rejected_log.skipped);
-			struct log_kv k[] = {LOG_INT("count", c)};
-			log_kv(LOG_LVL_WARN, "rejections not logged", k, ARRAY_SIZE(k));
-		}
-		rejected_log.second = second;
-		rejected_log.logged = 0;
-		rejected_log.skipped = 0;
-	}
-	if (rejected_log.logged >= REJECTED_LOG_PER_SEC) {
-		rejected_log.skipped++;
-		return;
-	}
-	rejected_log.logged++;
-	log_kv(LOG_LVL_WARN, "rejected", kv, n);
+	log_limited(&rejected_log, REJECTED_LOG_PER_SEC, "rejections not logged", LOG_LVL_WARN,
+	            "rejected", kv, n);
 }
 
 /* Refuses req with status: logged, counted, and the connection closed
@@ -96,12 +75,10 @@ static void reject(struct http_request *req, const struct endpoint *ep, int stat
 {
 	char http[16];
 	snprintf(http, sizeof(http), "%d", status);
-	char path[REJECTED_PATH_MAX + 4];
-	snprintf(path, sizeof(path), "%.*s%s", REJECTED_PATH_MAX, req->path,
-	         strlen(req->path) > REJECTED_PATH_MAX ? "..." : "");
+	char path[LOG_PATH_MAX + 4];
 	struct log_kv kv[] = {
 		{"endpoint", ep ? ep->name : NULL},
-		{"path", ep ? NULL : path},
+		{"path", ep ? NULL : log_path_cut(path, req->path)},
 		{"method", req->method},
 		{"event", event},
 		{"id", id},

@@ -809,6 +809,27 @@ static void route_api(struct webapi *w, struct http_request *req, enum web_acces
 	free(id);
 }
 
+/*
+ * A refusal before any token is looked at: a client that never
+ * authenticates decides how many there are and how long their paths
+ * are, so they share one budget of lines a second (as the webhook
+ * listener's, README "Hardening and limits") and the path is cut.
+ */
+#define REFUSED_LOG_PER_SEC 50
+
+static void log_refused(const struct http_request *req, const char *why)
+{
+	static struct log_budget budget;
+	char path[LOG_PATH_MAX + 4];
+	struct log_kv kv[] = {
+		{"remote", req->peer},
+		{"path", log_path_cut(path, req->path)},
+		{"error", why},
+	};
+	log_limited(&budget, REFUSED_LOG_PER_SEC, "admin refusals not logged", LOG_LVL_WARN,
+	            "admin refused", kv, ARRAY_SIZE(kv));
+}
+
 bool webapi_handle(struct webapi *w, struct http_request *req)
 {
 	const char *path = req->path;
@@ -822,15 +843,14 @@ bool webapi_handle(struct webapi *w, struct http_request *req)
 	bool post = strcmp(req->method, "POST") == 0;
 	struct config *cfg = dispatcher_config(w->ds);
 	if (!webauth_host_ok(cfg, req)) {
-		log_msg(LOG_LVL_WARN, "admin: refused %s from %s: Host is not this listener's "
-		        "(DNS rebinding?)", path, req->peer);
+		log_refused(req, "Host is not this listener's (DNS rebinding?)");
 		send_error(req, 421, NULL,
 		           "Host is not localhost, an IP address or [admin] listen's: without a "
 		           "token_file the page answers only to those");
 		return true;
 	}
 	if (post && !webauth_same_origin(req)) {
-		log_msg(LOG_LVL_WARN, "admin: refused a cross-site POST to %s from %s", path, req->peer);
+		log_refused(req, "cross-site POST");
 		send_error(req, 403, NULL, "cross-site request refused");
 		return true;
 	}

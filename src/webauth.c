@@ -158,9 +158,10 @@ static void count_failure(struct webauth *w, const struct http_request *req, con
 	if (!w->all.n)
 		w->all.since_ms = now_wall_ms();
 	w->all.n++;
+	char path[LOG_PATH_MAX + 4];
 	struct log_kv kv[] = {
 		{"remote", req->peer},
-		{"path", req->path},
+		{"path", log_path_cut(path, req->path)},
 		{"error", "wrong admin token"},
 		{"via", how},
 	};
