@@ -21,8 +21,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (NF_PREFIX, NF_TOKEN, binary_has_asan, post_json,  # noqa: E402
-                     read_until_closed, recv_response, sh, status_kb)
+from harness import (NF_PREFIX, NF_TOKEN, binary_has_asan, cpu_seconds,  # noqa: E402
+                     post_json, read_until_closed, recv_response, sh, status_kb)
 from harness import hardened_hookd as Daemon  # noqa: E402
 
 MIB = 1024 * 1024
@@ -290,6 +290,47 @@ class TestRefuseFromHead(Base):
             self.assertNothingRan(h)
             body, hdrs = delivery(2)
             self.assertEqual(post_json(h.port, body, headers=hdrs)[0], 200)
+
+
+class TestTrickledHead(Base):
+
+    def trickle(self, h, first, unit, conns=10, head_bytes=30000):
+        """hookd's CPU seconds while conns connections each send first, then
+        unit a send (TCP_NODELAY, paced: about one read each) up to
+        head_bytes, never ending the head."""
+        socks = []
+        for _ in range(conns):
+            s = h.socket()
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.sendall(first)
+            socks.append(s)
+        c0 = cpu_seconds(h.pid)
+        deadline = time.monotonic() + 20
+        for _ in range(head_bytes // len(unit)):
+            for s in socks:
+                s.sendall(unit)
+            time.sleep(0.0005)
+            self.assertLess(time.monotonic(), deadline)
+        for s in socks:
+            s.close()
+        time.sleep(0.3)
+        return cpu_seconds(h.pid) - c0
+
+    def test_a_trickled_head_is_searched_once(self):
+        """A head sent a few bytes a read is searched for its end once, not
+        once a read: 10 clients trickling 30 KB of short header lines (or
+        of empty lines before a request line) cost the loop about what 30
+        KB of one long line does, that is about the reads. It was
+        quadratic: each read searched every line again (1.5 s against
+        0.2 s here)."""
+        with Daemon(config("max_headers = 32KiB\nread_timeout = 30s"),
+                    {"_default": MARK}) as h:
+            flat = self.trickle(h, b"POST /webhook HTTP/1.1\r\nX-A: ", b"aaaaa")
+            lines = self.trickle(h, b"POST /webhook HTTP/1.1\r\n", b"X:y\r\n")
+            blank = self.trickle(h, b"", b"\r\n\r\n", head_bytes=30000)
+            self.assertLess(lines, 2.5 * flat + 0.2, (lines, flat))
+            self.assertLess(blank, 2.5 * flat + 0.2, (blank, flat))
+            self.assertNothingRan(h)
 
 
 class TestRejectedLog(Base):
