@@ -54,6 +54,7 @@ struct http_conn {
 	bool at_head;     /* the head handler has the request: its answer closes */
 	bool budget_wait; /* in srv->waiters, reading paused */
 	bool expect_continue;
+	struct http_head_scan scan; /* how far the head being read was searched */
 	size_t body_need;
 	uint64_t reserved; /* of srv->budget, while the body is read */
 	struct addr_count *addr; /* its peer address's count; NULL for unix sockets */
@@ -404,12 +405,13 @@ static void read_head(struct http_conn *c)
 	uint64_t max = c->srv->lim.max_headers;
 	size_t look = avail < max + 3 ? avail : (size_t)max + 3;
 	char *buf = (char *)evbuffer_pullup(in, (ev_ssize_t)look);
-	size_t end = http_head_end(buf, look);
+	size_t end = http_head_end_scan(buf, look, &c->scan);
 	if (end == 0 || end > max + 2) {
 		if (avail > max)
 			early_error(c, 431, NULL, "request headers larger than max_headers", true);
 		return;
 	}
+	c->scan = (struct http_head_scan){0}; /* the next head is searched from its start */
 	struct http_request *req = xcalloc(1, sizeof(*req));
 	req->conn = c;
 	req->peer = c->peer;

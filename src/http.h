@@ -125,6 +125,20 @@ const char *http_header_get(const struct http_request *req, const char *name);
  */
 size_t http_head_end(const char *buf, size_t n);
 
+/*
+ * The same search, resumed where the last one on the same bytes stopped:
+ * a head that arrives a few bytes a read is searched once in all, not
+ * once a read (which was quadratic in max_headers: a client trickling
+ * short header lines cost the loop a rescan of everything it had sent
+ * for each read). Zero *scan before the first search of each head;
+ * buf[0..n) holds what the last search was given, and more.
+ */
+struct http_head_scan {
+	size_t at;         /* the search goes on from here */
+	bool past_blanks;  /* the empty lines before a request line are behind */
+};
+size_t http_head_end_scan(const char *buf, size_t n, struct http_head_scan *scan);
+
 /* What the head says about the body. */
 struct http_head {
 	bool chunked;         /* a Transfer-Encoding header: refused with 411 */

@@ -163,13 +163,19 @@ static bool span_caseeq(const char *s, size_t n, const char *lit)
 	return i == n && lit[i] == '\0';
 }
 
-size_t http_head_end(const char *buf, size_t n)
+size_t http_head_end_scan(const char *buf, size_t n, struct http_head_scan *scan)
 {
-	const char *p = buf, *end = buf + n;
-	/* Empty lines before a request line (a client's CRLF after a body)
-	 * are no head of their own: the parser skips them. */
-	while (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
-		p += 2;
+	const char *p = buf + scan->at, *end = buf + n;
+	if (!scan->past_blanks) {
+		/* Empty lines before a request line (a client's CRLF after a
+		 * body) are no head of their own: the parser skips them. */
+		while (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
+			p += 2;
+		scan->at = (size_t)(p - buf);
+		if (end - p < 2)
+			return 0; /* only empty lines so far, or half of one */
+		scan->past_blanks = true;
+	}
 	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
 		size_t i = (size_t)(p - buf);
 		if (i + 1 < n && buf[i + 1] == '\n')
@@ -181,7 +187,17 @@ size_t http_head_end(const char *buf, size_t n)
 			return i + 3;
 		p++;
 	}
+	/* An LF among the last two bytes is looked at again with the bytes
+	 * after it; every one before is decided. */
+	if (n - 2 > scan->at)
+		scan->at = n - 2;
 	return 0;
+}
+
+size_t http_head_end(const char *buf, size_t n)
+{
+	struct http_head_scan scan = {0};
+	return http_head_end_scan(buf, n, &scan);
 }
 
 struct span {

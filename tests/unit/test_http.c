@@ -71,6 +71,29 @@ static void test_malformed(void)
 	}
 }
 
+/* http_head_end_scan fed buf[0..n) `step` bytes at a time, as a
+ * connection reads it: where it finds the head's end, or 0. */
+static size_t head_end_in_steps(const char *buf, size_t n, size_t step)
+{
+	struct http_head_scan scan = {0};
+	for (size_t have = step < n ? step : n;; have = have + step < n ? have + step : n) {
+		size_t end = http_head_end_scan(buf, have, &scan);
+		if (end || have == n)
+			return end;
+	}
+}
+
+/* The resumed search finds what one search of the whole does, however
+ * the bytes came (the connection's reads). */
+static void check_steps(const char *buf, size_t n, const char *what)
+{
+	size_t whole = http_head_end(buf, n);
+	for (size_t step = 1; step <= 5; step++) {
+		size_t got = head_end_in_steps(buf, n, step);
+		CHECK(got == whole, "%s, %zu bytes a read: %zu, want %zu", what, step, got, whole);
+	}
+}
+
 /* Where a head ends: its empty line, or the byte after a bare LF or CR there. */
 static void test_head_end(void)
 {
@@ -86,10 +109,14 @@ static void test_head_end(void)
 		{"GET / HTTP/1.1\r\nA: b\n\nbody", 22},
 		{"GET / HTTP/1.1\r\nA: b\r\n\rX: c\r\n\r\n", 24},
 		{"GET / HTTP/1.1\r\nA: b\r\n\r\r\n", 24},
+		{"\r\n\r", 0},
+		{"\r\n\r\nG\r\n\n", 8},
+		{"\r\r\nX\r\n\r\n", 8},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		size_t got = http_head_end(cases[i].buf, strlen(cases[i].buf));
 		CHECK(got == cases[i].want, "case %zu: %zu, want %zu", i, got, cases[i].want);
+		check_steps(cases[i].buf, strlen(cases[i].buf), cases[i].buf);
 	}
 }
 
@@ -230,6 +257,7 @@ static struct conn_run read_as_connection(const char *buf, size_t n)
 	size_t at = 0;
 	while (at < n) {
 		size_t end = http_head_end(buf + at, n - at);
+		check_steps(buf + at, n - at, "llhttp corpus");
 		if (end == 0) {
 			r.refused = refused_once_ended(buf + at, n - at, &r.why);
 			return r;
