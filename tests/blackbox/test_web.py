@@ -615,6 +615,39 @@ class Auth(Base):
             self.assertLessEqual(len(refused), 50 * (int(took) + 2), took)
             self.assertGreater(len(refused), 0)
 
+    def test_unfinished_requests_do_not_keep_the_admin_slots(self):
+        """The admin listener's 64 connections, from one address, all
+        trickling a request (a head, or a body after a whole head): a
+        scrape of /healthz is still answered at once, the oldest
+        unfinished request closed to make room. It waited for their read
+        deadline (10 s)."""
+        with self.daemon() as h:
+            port = h.wait_admin_port()
+            socks = []
+            try:
+                for i in range(64):
+                    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" if i % 2 else
+                              b"POST /api/v1/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              b"Content-Length: 4000\r\n\r\n{")
+                    socks.append(s)
+                time.sleep(0.3)
+                for s in socks:
+                    try:
+                        s.send(b"X")
+                    except OSError:
+                        pass
+                t0 = time.monotonic()
+                r = harness.parse_raw_response(harness.raw_exchange(
+                    port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Connection: close\r\n\r\n", timeout=15))
+                took = time.monotonic() - t0
+                self.assertEqual(r.status, 200, r)
+                self.assertLess(took, 1.0)
+            finally:
+                for s in socks:
+                    s.close()
+
     def test_open_admin_needs_a_token(self):
         h = Hookd(config(admin="\n[admin]\nlisten = 0.0.0.0:0\n"), {}, start=False)
         try:
