@@ -99,6 +99,8 @@ struct admin *admin_new(struct event_base *base, struct dispatcher *ds)
 		.max_connections = ADMIN_MAX_CONNECTIONS,
 		.read_timeout_ms = 10000,
 		.idle_timeout_ms = 60000,
+		/* 64 trickled requests from anyone would keep a scrape out. */
+		.unfinished_idle = true,
 	};
 	a->http = http_server_new(base, &lim, handle, error_body, a);
 	http_server_set_error_headers(a->http, WEB_SECURITY_HEADERS);

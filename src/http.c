@@ -401,7 +401,8 @@ static void read_head(struct http_conn *c)
 		c->idle = false;
 		arm_timer(c, c->srv->lim.read_timeout_ms);
 	}
-	idle_remove(c);
+	if (!c->srv->lim.unfinished_idle)
+		idle_remove(c);
 	uint64_t max = c->srv->lim.max_headers;
 	size_t look = avail < max + 3 ? avail : (size_t)max + 3;
 	char *buf = (char *)evbuffer_pullup(in, (ev_ssize_t)look);
@@ -431,6 +432,7 @@ static void read_head(struct http_conn *c)
 	req->content_length = info.length;
 	struct http_server *s = c->srv;
 	if (s->head) {
+		idle_remove(c); /* the head handler has the request: never closed under it */
 		c->state = CONN_HANDLING;
 		c->at_head = true;
 		bool go = s->head(req, s->arg);
@@ -469,6 +471,7 @@ static void read_body(struct http_conn *c)
 	c->state = CONN_HANDLING;
 	evtimer_del(c->timer);
 	budget_release(c);
+	idle_remove(c); /* whole now: with unfinished_idle it was idle until here */
 	/* Reading stays on while the request is handled: turning it off and
 	 * on again costs two epoll_ctl calls a request, and a client sends
 	 * nothing more before its answer. One that does is stopped then

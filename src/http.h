@@ -57,6 +57,12 @@ struct http_limits {
 	 * hold: past it, its own longest-idle connection is closed, or with
 	 * none idle the new one is. 0: no bound. */
 	int max_connections_per_client;
+	/* A connection whose request is not whole yet (head or body) counts as
+	 * idle: closed first to admit a new one at max_connections. For a
+	 * listener whose clients send a request at once (the admin's
+	 * scrapers and browsers), so that trickled requests cannot keep every
+	 * slot until their read deadline. */
+	bool unfinished_idle;
 };
 
 /* Called once per complete request. The handler must answer it exactly

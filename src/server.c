@@ -342,6 +342,8 @@ static void limits_from(const struct config *cfg, struct http_limits *lim)
 	lim->idle_timeout_ms = cfg->idle_timeout_ms;
 	lim->max_buffered = cfg->max_buffered;
 	lim->max_connections_per_client = cfg->max_connections_per_client;
+	/* A request under way keeps its slot (README "Hardening and limits"). */
+	lim->unfinished_idle = false;
 }
 
 struct server *server_new(struct event_base *base, struct config *cfg, struct dispatcher *ds)

@@ -115,7 +115,7 @@ static void setup(void)
 	}
 	memmove(sock_path, sock_path + 5, strlen(sock_path + 5) + 1);
 	base = event_base_new();
-	struct http_limits lim = {2048, 1024, 4, 3600000, 3600000, 16, 0};
+	struct http_limits lim = {2048, 1024, 4, 3600000, 3600000, 16, 0, false};
 	srv = http_server_new(base, &lim, handler, error_body, NULL);
 	http_server_set_head_handler(srv, head_handler);
 	FUZZ_ASSERT(http_server_listen_fd(srv, fd) == 0);
