@@ -292,6 +292,37 @@ class TestRefuseFromHead(Base):
             self.assertEqual(post_json(h.port, body, headers=hdrs)[0], 200)
 
 
+class TestStalledBodies(Base):
+
+    def test_stalled_bodies_without_credentials_do_not_keep_deliveries_out(self):
+        """A signature scheme can check its credential only with the body:
+        16 clients with a made-up GitHub signature announce 1 MiB, send one
+        byte and stall, under max_buffered = 8MiB. A body that at its pace
+        cannot be whole by its read deadline gives its room up (408) once
+        another waits for room, so a delivery is answered within seconds,
+        not after their read deadline (it was 503 then)."""
+        with Daemon(config("max_buffered = 8MiB\nread_timeout = 10s"),
+                    {"_default": MARK}) as h:
+            socks = []
+            for _ in range(16):
+                s = h.socket()
+                s.sendall(("POST /gh HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=%s\r\n"
+                           "X-GitHub-Event: push\r\nContent-Type: application/json\r\n"
+                           "Content-Length: %d\r\n\r\n{" % ("0" * 64, MIB)).encode())
+                socks.append(s)
+            time.sleep(0.3)
+            body, hdrs = delivery()
+            t0 = time.monotonic()
+            st, raw = post_json(h.port, body, headers=hdrs, timeout=15)
+            took = time.monotonic() - t0
+            self.assertEqual(st, 200, raw)
+            self.assertLess(took, 4.0)
+            self.assertEqual(recv_response(socks[0], timeout=5)[0], 408)
+            for s in socks:
+                s.close()
+            self.assertEqual(h.read("ran"), "build:start\n")
+
+
 class TestTrickledHead(Base):
 
     def trickle(self, h, first, unit, conns=10, head_bytes=30000):
