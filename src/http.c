@@ -57,6 +57,8 @@ struct http_conn {
 	struct http_head_scan scan; /* how far the head being read was searched */
 	size_t body_need;
 	uint64_t reserved; /* of srv->budget, while the body is read */
+	int64_t deadline_ms;  /* the request's read deadline (monotonic) */
+	int64_t body_since_ms; /* when its body began to be read */
 	struct addr_count *addr; /* its peer address's count; NULL for unix sockets */
 	size_t lingered;
 	int64_t linger_until; /* monotonic ms */
@@ -76,6 +78,7 @@ struct http_server {
 	struct evconnlistener **listeners;
 	size_t nlisteners;
 	struct event *retry_accept;
+	struct event *budget_check; /* while bodies wait for room: shed_stalled_bodies */
 	bool stopped;
 	bool paused; /* at max_connections with no connection idle */
 	int64_t accept_warned_ms; /* out of fds: logged at most once a minute */
@@ -139,6 +142,13 @@ static void arm_timer(struct http_conn *c, int64_t ms)
 	evtimer_add(c->timer, &tv);
 }
 
+/* The one read deadline of a request, from accept or its first byte. */
+static void arm_deadline(struct http_conn *c)
+{
+	c->deadline_ms = now_mono_ms() + c->srv->lim.read_timeout_ms;
+	arm_timer(c, c->srv->lim.read_timeout_ms);
+}
+
 /*
  * The idle list: connections that hold no request, those that sent none
  * yet (since accept or since their last answer: a TLS handshake too) and
@@ -176,6 +186,7 @@ static void idle_remove(struct http_conn *c)
 static void body_start(struct http_conn *c)
 {
 	c->reserved = c->body_need;
+	c->body_since_ms = now_mono_ms();
 	body_budget_take(&c->srv->budget, c->reserved);
 	/* Only now: a client that waits for it sends its body only once
 	 * nothing in the head refused it and there is room. */
@@ -209,6 +220,51 @@ static void budget_release(struct http_conn *c)
 		c->reserved = 0;
 		admit_waiters(s);
 	}
+}
+
+static void early_error(struct http_conn *c, int status, const char *extra, const char *error,
+                        bool linger);
+
+/*
+ * While a body waits for room, the bodies holding room that at the pace
+ * they kept cannot be whole by their read deadline give it up (408 now
+ * rather than at the deadline). A signature scheme reads the body before
+ * it can tell a sender from anyone, so without this a few clients that
+ * announce max_body, send a byte and stall kept every delivery out of
+ * max_buffered until their deadline. A pace is judged after
+ * BODY_PACE_MIN_MS, and only while another body waits: alone, a slow
+ * body keeps its room to its deadline as before.
+ */
+#define BODY_PACE_MIN_MS 1000
+#define BUDGET_CHECK_MS 250
+
+static void shed_stalled_bodies(struct http_server *s)
+{
+	int64_t now = now_mono_ms();
+	struct http_conn *c, *next;
+	for (c = TAILQ_FIRST(&s->conns); c && !TAILQ_EMPTY(&s->waiters); c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->state != CONN_BODY || !c->reserved)
+			continue;
+		int64_t spent = now - c->body_since_ms, allowed = c->deadline_ms - c->body_since_ms;
+		if (spent < BODY_PACE_MIN_MS)
+			continue;
+		double got = (double)evbuffer_get_length(bufferevent_get_input(c->bev));
+		if (got * (double)allowed >= (double)c->body_need * (double)spent)
+			continue; /* on pace */
+		early_error(c, 408, NULL, "request body too slow to arrive within read_timeout",
+		            false);
+	}
+	if (!TAILQ_EMPTY(&s->waiters)) {
+		struct timeval tv;
+		tv_from_ms(&tv, BUDGET_CHECK_MS);
+		evtimer_add(s->budget_check, &tv);
+	}
+}
+
+static void on_budget_check(evutil_socket_t fd, short what, void *arg)
+{
+	shed_stalled_bodies(arg);
 }
 
 /* Appends s to the head being built in buf (room for `cap` bytes). */
@@ -399,7 +455,7 @@ static void read_head(struct http_conn *c)
 	if (c->idle) {
 		/* The first byte of a new request: its read deadline starts. */
 		c->idle = false;
-		arm_timer(c, c->srv->lim.read_timeout_ms);
+		arm_deadline(c);
 	}
 	if (!c->srv->lim.unfinished_idle)
 		idle_remove(c);
@@ -456,6 +512,7 @@ static void read_head(struct http_conn *c)
 	c->budget_wait = true;
 	TAILQ_INSERT_TAIL(&s->waiters, c, wait_link);
 	bufferevent_disable(c->bev, EV_READ);
+	shed_stalled_bodies(s);
 }
 
 static void read_body(struct http_conn *c)
@@ -862,7 +919,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	c->state = CONN_HEAD;
 	c->idle = false;
 	/* From accept to the request's last byte: one read deadline. */
-	arm_timer(c, s->lim.read_timeout_ms);
+	arm_deadline(c);
 	bufferevent_enable(c->bev, EV_READ);
 	TAILQ_INSERT_TAIL(&s->conns, c, link);
 	s->nconns++;
@@ -912,6 +969,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
 	s->error_body = error_body;
 	s->arg = arg;
 	s->retry_accept = evtimer_new(base, on_retry_accept, s);
+	s->budget_check = evtimer_new(base, on_budget_check, s);
 	TAILQ_INIT(&s->conns);
 	TAILQ_INIT(&s->idle);
 	TAILQ_INIT(&s->waiters);
@@ -1011,6 +1069,7 @@ void http_server_free(struct http_server *s)
 		conn_free(c);
 	}
 	event_free(s->retry_accept);
+	event_free(s->budget_check);
 	addr_counts_free(s->addrs);
 	if (s->tls)
 		SSL_CTX_free(s->tls);

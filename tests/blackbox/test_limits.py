@@ -239,12 +239,14 @@ class TestRefuseFromHead(Base):
 
     def test_a_body_waits_for_room_then_is_read(self):
         """A body that does not fit max_buffered waits (no 100 Continue),
-        and is read once the body before it is done."""
+        and is read once the body before it is done (which keeps a pace
+        that makes its deadline: else it gives its room up, see
+        TestStalledBodies)."""
         with Daemon(config("max_buffered = 1MiB\nread_timeout = 20s"), {"_default": MARK}) as h:
             big = json.dumps({"event": "big", "pad": ""}).encode()
             big = big[:-2] + b"p" * (MIB - len(big)) + b'"}'  # all of the room
             a = h.socket()
-            a.sendall(head(length=len(big), token=NF_TOKEN) + big[:1000])
+            a.sendall(head(length=len(big), token=NF_TOKEN) + big[:MIB // 2])
             time.sleep(0.3)
             small, _ = delivery()
             b = h.socket()
@@ -253,7 +255,7 @@ class TestRefuseFromHead(Base):
             b.settimeout(1.0)
             with self.assertRaises(socket.timeout, msg="100 Continue while there was no room"):
                 b.recv(100)
-            a.sendall(big[1000:])
+            a.sendall(big[MIB // 2:])
             st, _, raw = recv_response(a)
             self.assertEqual(st, 200, raw)
             b.settimeout(5)
@@ -267,12 +269,15 @@ class TestRefuseFromHead(Base):
 
     def test_a_body_that_never_gets_room_is_503_retry_after(self):
         """A request still waiting for room at its read deadline: 503 with
-        Retry-After (hookd's load, not the client's pace), nothing runs."""
+        Retry-After (hookd's load, not the client's pace), nothing runs.
+        The body holding the room is on a pace to make its own deadline
+        (nearly all sent), so it keeps it."""
         with Daemon(config("max_buffered = 1MiB\nread_timeout = 2s"), {"_default": MARK}) as h:
             b = h.socket()  # its read deadline runs from here
             time.sleep(0.5)
             a = h.socket()
-            a.sendall(head(token=NF_TOKEN) + b"{")  # holds the 1 MiB and stalls
+            # Holds the 1 MiB and stalls, nearly whole.
+            a.sendall(head(token=NF_TOKEN) + b"{" + b"x" * (MIB - 10000))
             time.sleep(0.5)
             small, _ = delivery()
             b.sendall(head(length=len(small), token=NF_TOKEN,
