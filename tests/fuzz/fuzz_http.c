@@ -110,11 +110,25 @@ static void round_trip(const struct http_request *req, const struct http_head *h
 	sb_free(&sb);
 }
 
+/* The search resumed read after read (the connection's) finds the end
+ * one search of the whole finds, whatever the reads' sizes. */
+static void check_resumed(const char *buf, size_t size, size_t end)
+{
+	struct http_head_scan scan = {0};
+	size_t have = 0, got = 0, step = 1 + (size ? (unsigned char)buf[0] % 7 : 0);
+	while (have < size && !got) {
+		have = have + step < size ? have + step : size;
+		got = http_head_end_scan(buf, have, &scan);
+	}
+	FUZZ_ASSERT(got == end);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *buf = (const char *)data;
 	for (int r = 0; r < MAX_REQUESTS && size > 0; r++) {
 		size_t end = http_head_end(buf, size);
+		check_resumed(buf, size, end);
 		if (end == 0)
 			break; /* the server waits for more, or answers 431 */
 		FUZZ_ASSERT(end <= size);
