@@ -591,6 +591,27 @@ class DiskFull(Base):
             time.sleep(0.5)
             self.assertEqual(attempts_of(h, eid, "start"), [1], "it ran again")
 
+    @sqlite_only
+    def test_lost_outcome_written_again_each_second_while_its_retry_waits(self):
+        # README "A journal write that fails": an outcome lost with its
+        # batch is written again every second. With its retry due (and so
+        # waiting for that outcome), the turn poll writes it again every
+        # 100 ms: each write a new lost batch and two error lines.
+        hook = rec_hook("if [ -e '{tmp}/fill' ]; then dd if=/dev/zero of='%s/filler' "
+                        "bs=4k 2>/dev/null; exit 75; fi" % self.fs)
+        with self.daemon(hook, endpoint=ASYNC + "retries = 3\n") as h:
+            h.write_file("fill", "")
+            eid = new_id("full")
+            self.assertStatus(h.post(eid), 202, "accepted")
+            self.wait_runs(h, 1, kind="start")
+            self.assertIsNotNone(h.wait_log("may have been lost with a batch", timeout=10))
+            before = h.log_text().count("a batch of writes was lost")
+            time.sleep(3)
+            lost = h.log_text().count("a batch of writes was lost") - before
+            self.room_again(h)
+            self.assertEqual(h.wait_states([eid], timeout=10)[eid]["state"], "succeeded")
+            self.assertLessEqual(lost, 5, "written again %d times in 3 s" % lost)
+
 
 class Crash(Base):
 
