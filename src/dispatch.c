@@ -358,6 +358,10 @@ static bool turn_taken(struct job *j)
 	int r;
 	if (outbox_holds(ds->outbox, delivery_rowid(d))) {
 		r = RESULT_PENDING; /* its last attempt's outcome is written first */
+		/* A sync resend's record may have gone with the batch that lost
+		 * that outcome: its attempt is marked running as it starts. */
+		if (!delivery_async(d))
+			j->recorded_waiting = true;
 	} else if (!ds->shared || (!key && !delivery_async(d) && !j->recorded_waiting)) {
 		/* a sync delivery without a key that did not wait was recorded running */
 		return true;
@@ -427,7 +431,8 @@ static void admit(struct job *j)
 static void on_turn_poll(evutil_socket_t fd, short what, void *arg)
 {
 	struct dispatcher *ds = arg;
-	dispatch_write_outbox(ds);
+	if (ds->shared)
+		dispatch_write_outbox(ds); /* SQLite's: on_outbox_retry, each second */
 	const char *busy[TURN_BUSY_KEYS_MAX];
 	size_t nbusy = 0;
 	/* A delivery admitted here may come back at the tail: one round looks
@@ -674,6 +679,13 @@ static int journal_finish(struct dispatcher *ds, struct delivery *d, enum delive
 	if (rc == 0 && outcomes_batched(ds)) {
 		outbox_keep(ds->outbox, delivery_rowid(d), &a, st, next_due,
 		            journal_batch_id(ds->journal), journal_losses(ds->journal));
+	} else if (rc == -1 && outcomes_batched(ds)) {
+		/* Refused outright (its batch given up, a statement that failed):
+		 * written again as one lost at the commit is (no batch of its
+		 * own: settled as lost at the next flush). */
+		outbox_keep(ds->outbox, delivery_rowid(d), &a, st, next_due, UINT64_MAX,
+		            journal_losses(ds->journal));
+		rc = 0;
 	} else if (rc == -1 && ds->shared && !journal_up(ds->journal)) {
 		/* Written when the journal is back; the delivery stays ours. */
 		outbox_add(ds->outbox, delivery_rowid(d), &a, st, next_due);
