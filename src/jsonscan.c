@@ -235,6 +235,8 @@ enum json_scan_result json_scan(const char *b, size_t len, struct json_scan *sca
 		else if (paths[f].nseg > 0)
 			all |= 1u << f;
 	}
+	if (len == 0)
+		return JSON_SCAN_EMPTY;
 
 value:
 	while (i < len && is_ws(b[i]))
@@ -385,6 +387,8 @@ const char *json_scan_error(enum json_scan_result r)
 		return "body is not a JSON object";
 	case JSON_SCAN_BAD_UTF8:
 		return "body is not valid JSON: a string is not UTF-8";
+	case JSON_SCAN_EMPTY:
+		return "body is empty";
 	case JSON_SCAN_INVALID:
 	default:
 		return "body is not valid JSON";

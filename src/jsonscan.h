@@ -27,6 +27,7 @@ enum json_scan_result {
 	JSON_SCAN_TOO_DEEP,   /* containers nest deeper than JSON_MAX_DEPTH */
 	JSON_SCAN_NOT_OBJECT, /* valid JSON, but not an object */
 	JSON_SCAN_BAD_UTF8,   /* not JSON: a string holds bytes that are not UTF-8 */
+	JSON_SCAN_EMPTY,      /* no bytes at all (told apart: a sender's file was missing) */
 };
 
 #define JSON_SCAN_MAX_FIELDS 8

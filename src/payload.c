@@ -396,6 +396,13 @@ json_object *payload_parse_form(const char *body, size_t len, const char *json_f
 		json_object_put(fields);
 		return NULL;
 	}
+	if (json_object_get_string_len(val) == 0) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "form field '%s' is empty", json_field);
+		set_err(err, errlen, msg);
+		json_object_put(fields);
+		return NULL;
+	}
 	char jerr[96];
 	json_object *root = payload_parse_json(json_object_get_string(val),
 	                                       (size_t)json_object_get_string_len(val), jerr,

@@ -167,6 +167,11 @@ bool scheme_decode(const struct verify_input *in, enum content_kind kind, json_o
 		*root = json_object_new_object();
 		return true;
 	}
+	/* Said as such for every kind: an empty form would otherwise be
+	 * refused for a field it lacks, far from the cause (curl's
+	 * --data @file of a missing file sends nothing). */
+	if (len == 0)
+		return verify_fail(err, errlen, json_scan_error(JSON_SCAN_EMPTY));
 	if (kind == CONTENT_JSON && sum) {
 		const char *paths[JSON_SCAN_MAX_FIELDS];
 		struct json_scan_field fields[JSON_SCAN_MAX_FIELDS];

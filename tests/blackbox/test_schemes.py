@@ -1039,6 +1039,40 @@ class TestFixedEvent(SBase):
             self.assertAnswer(r, 400, "empty body, no fixed event")
             self.assertNothingRan(h)
 
+    def test_empty_body_is_said_empty_by_every_scheme(self):
+        """curl --data @missing-file sends no body: each scheme, with a JSON or
+        a form Content-Type, says "body is empty" (not "not valid JSON" or a
+        form field missing), and so do `hookd env` and `run`."""
+        gh, sl = "gh-empty-s3cret", "slack-empty-s3cret"
+        conf = (SERVER + "\n[endpoint tok]\npath = /tok\nscheme = token\nsecret = %s\n"
+                "\n[endpoint gh]\npath = /gh\nscheme = github\nsecret = %s\n"
+                "\n[endpoint sl]\npath = /sl\nscheme = slack\nsecret = %s\n"
+                "\n[endpoint nf]\npath = /nf\nscheme = northflank\nsecret = %s\n"
+                % (self.TOKEN, gh, sl, NF_TOKEN))
+        form = "application/x-www-form-urlencoded"
+        with self.daemon(conf, secrets=[self.TOKEN, gh, sl]) as h:
+            ts = int(time.time())
+            cases = [
+                ("/tok", {"Authorization": "Bearer " + self.TOKEN}),
+                ("/nf", {NF_PREFIX + "Token": NF_TOKEN, "Content-Type": "application/json"}),
+                ("/gh", {"X-GitHub-Event": "push", "X-GitHub-Delivery": new_id("gh"),
+                         "X-Hub-Signature-256": github_sig(gh, b"")}),
+                ("/gh", {"X-GitHub-Event": "push", "X-GitHub-Delivery": new_id("gh"),
+                         "Content-Type": form, "X-Hub-Signature-256": github_sig(gh, b"")}),
+                ("/sl", {"Content-Type": form, "X-Slack-Request-Timestamp": str(ts),
+                         "X-Slack-Signature": slack_sig(sl, ts, b"")}),
+            ]
+            for path, headers in cases:
+                r = h.post(path, b"", headers)
+                b = self.assertAnswer(r, 400, "%s %r" % (path, headers))
+                self.assertEqual(b.get("error"), "body is empty", r)
+            self.assertNothingRan(h)
+            for cmd in (["env", "x"], ["run", "x"]):
+                p = harness.run_cli([cmd[0], "--endpoint", "tok", cmd[1]], config=h.config_path,
+                                   input=b"")
+                self.assertEqual(p.returncode, 2, p)
+                self.assertIn("body is empty", p.stderr.decode())
+
     def test_fixed_wins_over_event_header_and_field(self):
         conf = self.conf(scheme="none", secret=False,
                          extra="event = ping\nevent_header = X-Ev\nid_header = X-Id\n")

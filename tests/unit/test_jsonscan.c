@@ -44,7 +44,7 @@ static void test_verdicts(void)
 		{ N("\"s\""), JSON_SCAN_NOT_OBJECT },
 		{ N("1"), JSON_SCAN_NOT_OBJECT },
 		{ N(" null "), JSON_SCAN_NOT_OBJECT },
-		{ N(""), JSON_SCAN_INVALID },
+		{ N(""), JSON_SCAN_EMPTY },
 		{ N(" \n"), JSON_SCAN_INVALID },
 		{ N("{"), JSON_SCAN_INVALID },
 		{ N("}"), JSON_SCAN_INVALID },
@@ -112,6 +112,7 @@ static void test_verdicts(void)
 	CHECK_STR(json_scan_error(JSON_SCAN_NOT_OBJECT), "body is not a JSON object", "message");
 	CHECK_STR(json_scan_error(JSON_SCAN_BAD_UTF8), "body is not valid JSON: a string is not UTF-8",
 	          "message");
+	CHECK_STR(json_scan_error(JSON_SCAN_EMPTY), "body is empty", "message");
 	CHECK(json_scan_error(JSON_SCAN_OK) == NULL, "no message for OK");
 }
 
