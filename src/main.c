@@ -37,7 +37,8 @@ static const struct command {
 	 "                             list journaled deliveries, newest first\n"},
 	{"show", cmd_show, 1,
 	 "  show [--endpoint NAME] [--json | --body] ID\n"
-	 "                             one journaled delivery in full, as JSON, or its raw body\n"},
+	 "                             one journaled delivery in full, as text (--json: as JSON,\n"
+	 "                             --body: only its body's bytes)\n"},
 	{"replay", cmd_replay, 1,
 	 "  replay [--endpoint NAME] ID  run a journaled delivery again, through the daemon\n"},
 	{"journal", cmd_journal, 2,
@@ -58,7 +59,9 @@ static void usage(FILE *f)
 	fputs("\n"
 	      "options:\n"
 	      "  -c, --config FILE          config file (default $HOOKD_CONFIG, else /etc/hookd/hookd.ini)\n"
-	      "  --endpoint NAME            for run, env, show, replay (default: the first endpoint)\n"
+	      "  --endpoint NAME            run, env: the endpoint (default: the first in the file);\n"
+	      "                             show, replay: where ID was delivered (default: any\n"
+	      "                             endpoint; needed when ID is known at several)\n"
 	      "  --                         end of options (an ID that starts with '-')\n"
 	      "  --help, --version\n",
 	      f);

@@ -1929,6 +1929,14 @@ class TestCommandLine(Base):
         out = p.stdout.decode()
         for s in ("serve", "check", "run", "env", "end of options"):
             self.assertIn(s, out)
+        # What the code does: show and replay find an id at any endpoint
+        # (only run and env default to the first), show prints text unless
+        # told --json or --body.
+        flat = " ".join(out.split())
+        self.assertIn("run, env: the endpoint (default: the first in the file)", flat)
+        self.assertIn("show, replay: where ID was delivered (default: any endpoint;", flat)
+        self.assertIn("in full, as text (--json: as JSON, --body: only its body's bytes)", flat)
+        self.assertNotIn("for run, env, show, replay (default: the first endpoint)", flat)
 
     def test_serve_is_the_default_command(self):
         with Hookd(NF_CONFIG, {"build:start": marker_hook("build:start")}, args=[],
