@@ -76,6 +76,11 @@ struct scheme {
 	 * root is a JSON object. */
 	bool (*identify)(const struct verify_input *in, struct json_object *root,
 	                 struct identity *id, char *err, size_t errlen);
+	/* The delivery id header identify() reads, its value unchecked; NULL:
+	 * the id is in the body (stripe, slack), or the endpoint's id_header
+	 * names it (the configured schemes). For a refusal after the
+	 * credentials passed, before identify() could run. */
+	const char *(*header_id)(const struct verify_input *in);
 };
 
 /* The registry: NULL when no scheme has that name. */

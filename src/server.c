@@ -68,7 +68,10 @@ static void log_rejected(const struct log_kv *kv, size_t n)
 }
 
 /* Refuses req with status: logged, counted, and the connection closed
- * (README "Hardening and limits"). */
+ * (README "Hardening and limits"). The line's fields are README "Logs and
+ * signals"': the method only when it is not POST (the 404's and 405's);
+ * id only for a request whose credentials passed (an empty id: none), so
+ * that an unauthenticated client puts no more of its input in our logs. */
 static void reject(struct http_request *req, const struct endpoint *ep, int status,
                    const char *extra, const char *error, const char *event, const char *id,
                    const char *client)
@@ -76,10 +79,12 @@ static void reject(struct http_request *req, const struct endpoint *ep, int stat
 	char http[16];
 	snprintf(http, sizeof(http), "%d", status);
 	char path[LOG_PATH_MAX + 4];
+	if (id && !*id)
+		id = NULL;
 	struct log_kv kv[] = {
 		{"endpoint", ep ? ep->name : NULL},
 		{"path", ep ? NULL : log_path_cut(path, req->path)},
-		{"method", req->method},
+		{"method", strcmp(req->method, "POST") != 0 ? req->method : NULL},
 		{"event", event},
 		{"id", id},
 		{"status", "rejected"},
@@ -146,13 +151,16 @@ static bool credentials_ok(struct server *s, struct http_request *req, const str
 	return false;
 }
 
-/* The 415 check: false when it refused req; else the body's kind. */
+/* The 415 check, once the credentials passed: false when it refused req;
+ * else the body's kind. */
 static bool media_type_ok(struct http_request *req, const struct endpoint *ep, const char *client,
-                          enum content_kind *kind)
+                          const struct verify_input *in, enum content_kind *kind)
 {
 	*kind = content_type_classify(http_header_get(req, "Content-Type"));
 	if (!scheme_accepts_content(ep, *kind, req->content_length)) {
-		reject(req, ep, 415, NULL, "Content-Type is not JSON", NULL, NULL, client);
+		struct identity hid;
+		identity_header_id(in, &hid);
+		reject(req, ep, 415, NULL, "Content-Type is not JSON", NULL, hid.id, client);
 		return false;
 	}
 	return true;
@@ -210,7 +218,7 @@ static const struct endpoint *head_checks(struct server *s, struct http_request 
 	if (!credentials_ok(s, req, ep, client, &in, verify_credentials_head))
 		return NULL;
 	enum content_kind kind;
-	if (scheme_verifies_from_head(ep->scheme) && !media_type_ok(req, ep, client, &kind))
+	if (scheme_verifies_from_head(ep->scheme) && !media_type_ok(req, ep, client, &in, &kind))
 		return NULL;
 	return ep;
 }
@@ -278,19 +286,23 @@ static void handle(struct http_request *req, void *arg)
 	if (!credentials_ok(s, req, ep, client, &in, verify_credentials_body))
 		return;
 	enum content_kind kind;
-	if (!media_type_ok(req, ep, client, &kind))
+	if (!media_type_ok(req, ep, client, &in, &kind))
 		return;
 	json_object *root = NULL;
 	struct body_summary sum;
 	char err[256];
-	if (!scheme_decode(&in, kind, &root, &sum, err, sizeof(err))) {
-		reject(req, ep, 400, NULL, err, NULL, NULL, client);
-		return;
-	}
 	struct identity id;
 	memset(&id, 0, sizeof(id));
+	if (!scheme_decode(&in, kind, &root, &sum, err, sizeof(err))) {
+		/* Verified: the sender's id (from its header) lets it find the
+		 * delivery this 400 answers. */
+		identity_header_id(&in, &id);
+		reject(req, ep, 400, NULL, err, NULL, id.id, client);
+		return;
+	}
 	if (!scheme_identify(&in, root, &id, err, sizeof(err))) {
-		reject(req, ep, 400, NULL, err, NULL, NULL, client);
+		identity_header_id(&in, &id);
+		reject(req, ep, 400, NULL, err, NULL, id.id, client);
 		json_object_put(root);
 		identity_clear(&id);
 		return;

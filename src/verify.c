@@ -272,6 +272,19 @@ bool identity_set_id(struct identity *id, const char *v, char *err, size_t errle
 	return true;
 }
 
+void identity_header_id(const struct verify_input *in, struct identity *id)
+{
+	const struct endpoint *ep = in->ep;
+	const char *v = NULL;
+
+	if (ep->scheme && ep->scheme->header_id)
+		v = ep->scheme->header_id(in);
+	else if (ep->id_header && *ep->id_header)
+		v = verify_header(in, ep->id_header);
+	if (!identity_set_id(id, v, NULL, 0))
+		id->id[0] = '\0';
+}
+
 size_t body_fields_configured(const struct endpoint *ep, const char **paths)
 {
 	if (ep->fixed_event || (ep->event_header && *ep->event_header))

@@ -101,6 +101,13 @@ bool identity_set_event_suffixed(struct identity *id, const char *base, const ch
 /* The delivery id, v NULL or "" for none; "invalid delivery id" when too
  * long or holding control characters. */
 bool identity_set_id(struct identity *id, const char *v, char *err, size_t errlen);
+/* The delivery id the request's headers carry (the scheme's id header, or
+ * the endpoint's id_header), as identity_set_id takes it, into id->id:
+ * for answering and logging a refusal of a verified request that has no
+ * identity yet (a body that does not parse, an event that is not valid).
+ * Only for a request whose credentials passed; "" when there is none or
+ * it is unfit. */
+void identity_header_id(const struct verify_input *in, struct identity *id);
 /* The string at `path` in the body: "event missing" and "event is not a
  * string" when it is not one. */
 const char *body_event(json_object *root, const char *path, char *err, size_t errlen);

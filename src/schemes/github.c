@@ -37,6 +37,11 @@ static bool github_verify(const struct verify_input *in, char *why, size_t whyle
 	return sig_verify_prefixed(in, v, "sha1=", HMAC_SHA1, SIG_HEX, why, whylen);
 }
 
+static const char *github_header_id(const struct verify_input *in)
+{
+	return verify_header(in, "X-GitHub-Delivery");
+}
+
 static bool github_identify(const struct verify_input *in, json_object *root, struct identity *id,
                             char *err, size_t errlen)
 {
@@ -46,7 +51,7 @@ static bool github_identify(const struct verify_input *in, json_object *root, st
 		return verify_fail(err, errlen, "event header missing");
 	if (!identity_set_event_suffixed(id, ev, body_string(root, "action"), err, errlen))
 		return false;
-	return identity_set_id(id, verify_header(in, "X-GitHub-Delivery"), err, errlen);
+	return identity_set_id(id, github_header_id(in), err, errlen);
 }
 
 const struct scheme scheme_github = {
@@ -65,4 +70,5 @@ const struct scheme scheme_github = {
 	.verify = github_verify,
 	.body_fields = (const char *const[]){"action", NULL},
 	.identify = github_identify,
+	.header_id = github_header_id,
 };

@@ -12,23 +12,25 @@ static bool gitlab_verify(const struct verify_input *in, char *why, size_t whyle
 	return sig_verify_token(in, "X-Gitlab-Token", why, whylen);
 }
 
+/* Idempotency-Key stays the same across GitLab's retries; the UUID is
+ * the fallback for older GitLab versions. */
+static const char *gitlab_header_id(const struct verify_input *in)
+{
+	const char *key = verify_header(in, "Idempotency-Key");
+	return key && *key ? key : verify_header(in, "X-Gitlab-Event-UUID");
+}
+
 static bool gitlab_identify(const struct verify_input *in, json_object *root, struct identity *id,
                             char *err, size_t errlen)
 {
 	const char *ev = body_event(root, "object_kind", err, errlen);
-	const char *key;
 
 	if (!ev)
 		return false;
 	if (!identity_set_event_suffixed(id, ev, body_string(root, "object_attributes.action"), err,
 	                                 errlen))
 		return false;
-	/* Idempotency-Key stays the same across GitLab's retries; the UUID is
-	 * the fallback for older GitLab versions. */
-	key = verify_header(in, "Idempotency-Key");
-	if (!key || !*key)
-		key = verify_header(in, "X-Gitlab-Event-UUID");
-	return identity_set_id(id, key, err, errlen);
+	return identity_set_id(id, gitlab_header_id(in), err, errlen);
 }
 
 const struct scheme scheme_gitlab = {
@@ -39,4 +41,5 @@ const struct scheme scheme_gitlab = {
 	.verify_head = gitlab_verify,
 	.body_fields = (const char *const[]){"object_kind", "object_attributes.action", NULL},
 	.identify = gitlab_identify,
+	.header_id = gitlab_header_id,
 };

@@ -18,6 +18,11 @@ static bool northflank_verify(const struct verify_input *in, char *why, size_t w
 	return sig_verify_token(in, NF_HEADER("Token"), why, whylen);
 }
 
+static const char *northflank_header_id(const struct verify_input *in)
+{
+	return verify_header(in, NF_HEADER("Event-Id"));
+}
+
 static bool northflank_identify(const struct verify_input *in, json_object *root,
                                 struct identity *id, char *err, size_t errlen)
 {
@@ -29,7 +34,7 @@ static bool northflank_identify(const struct verify_input *in, json_object *root
 	hdr = verify_header(in, NF_HEADER("Event-Type"));
 	if (hdr && strcmp(hdr, ev) != 0)
 		return verify_fail(err, errlen, "event type header does not match body");
-	return identity_set_id(id, verify_header(in, NF_HEADER("Event-Id")), err, errlen);
+	return identity_set_id(id, northflank_header_id(in), err, errlen);
 }
 
 const struct scheme scheme_northflank = {
@@ -45,4 +50,5 @@ const struct scheme scheme_northflank = {
 	.verify_head = northflank_verify,
 	.body_fields = (const char *const[]){"event", NULL},
 	.identify = northflank_identify,
+	.header_id = northflank_header_id,
 };

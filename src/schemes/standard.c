@@ -101,12 +101,17 @@ static bool standard_verify(const struct verify_input *in, char *why, size_t why
 	return verify_fail(why, whylen, "signature mismatch");
 }
 
+static const char *standard_header_id(const struct verify_input *in)
+{
+	return standard_header(in, "id");
+}
+
 static bool standard_identify(const struct verify_input *in, json_object *root,
                               struct identity *id, char *err, size_t errlen)
 {
 	const char *ev = body_event(root, "type", err, errlen);
 	return ev && identity_set_event(id, ev, strlen(ev), err, errlen) &&
-	       identity_set_id(id, standard_header(in, "id"), err, errlen);
+	       identity_set_id(id, standard_header_id(in), err, errlen);
 }
 
 /* A key is "whsec_" (optional) then base64 of the key's bytes; the bytes
@@ -142,4 +147,5 @@ const struct scheme scheme_standard = {
 	.verify = standard_verify,
 	.body_fields = (const char *const[]){"type", NULL},
 	.identify = standard_identify,
+	.header_id = standard_header_id,
 };

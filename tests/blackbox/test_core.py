@@ -240,6 +240,45 @@ class TestRejections(Base):
                 self.assertEqual(b, bodies[0], "a 401 body says which credential failed")
             self.assertNothingRan(h)
 
+    def rejected_lines(self, h, n):
+        self.assertTrue(harness.wait_until(
+            lambda: len(h.log_lines("msg=rejected")) >= n, 5), h.log_text()[-2000:])
+        return [harness.parse_logfmt(ln) for ln in h.log_lines("msg=rejected")]
+
+    def test_400_after_verification_names_the_senders_id(self):
+        """A verified request refused with 400 (or 415) answers and logs the
+        delivery id its header gave, so that the sender can find it; a 401
+        neither answers nor logs one; no line about a POST names the method."""
+        with self.daemon(hooks=CATCH_ALL) as h:
+            cases = [
+                ("not json", dict(body=b'{"event":', event_type=None), 400, "a1"),
+                ("bad event", dict(event="../x", event_type=None), 400, 'b2 "quoted" =x'),
+                ("no event", dict(body={"data": {}}, event_type=None), 400, "c3"),
+                ("empty", dict(body=b"", event_type=None), 400, "d4"),
+                ("415", dict(content_type="text/plain"), 415, "e5"),
+            ]
+            for name, kw, status, did in cases:
+                b = self.assertAnswer(h.northflank(event_id=did, **kw), status, name)
+                self.assertEqual(b.get("id"), did, name)
+            # An unfit id is not echoed: the 400 says so, with no id.
+            b = self.assertAnswer(h.northflank(event_id="f6" * 150), 400)
+            self.assertEqual((b.get("error"), b.get("id")), ("invalid delivery id", None))
+            b = self.assertAnswer(h.northflank(event_id="secret-g7", token="wrong"), 401)
+            self.assertIsNone(b.get("id"))
+            self.assertAnswer(h.request("GET", "/webhook"), 405)
+            lines = self.rejected_lines(h, len(cases) + 3)
+            for (name, _, status, did), f in zip(cases, lines):
+                self.assertEqual((f.get("id"), f.get("http")), (did, str(status)), (name, f))
+            self.assertNotIn("id", lines[len(cases)], "an unfit id in the log")
+            self.assertEqual(lines[len(cases) + 1].get("http"), "401")
+            self.assertNotIn("secret-g7", h.log_text(), "an unverified request's id was logged")
+            self.assertEqual(lines[-1].get("method"), "GET", lines[-1])
+            for f in lines[:-1]:
+                self.assertNotIn("method", f, f)
+                self.assertEqual(f.get("endpoint"), "northflank", f)
+                self.assertEqual(f.get("remote"), "127.0.0.1", f)
+            self.assertNothingRan(h)
+
     def test_415_not_json(self):
         with self.daemon(hooks=CATCH_ALL) as h:
             for ct in ("text/plain", "application/x-www-form-urlencoded",
