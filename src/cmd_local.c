@@ -486,6 +486,16 @@ static void print_respond_within(const struct config *cfg, const struct endpoint
 	}
 }
 
+/* The first endpoint before cfg->endpoints[i] with the same hooks dir:
+ * its routes, and what is wrong with them, are listed once, under it. */
+static const struct endpoint *hooks_dir_listed(const struct config *cfg, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(cfg->endpoints[j].hooks_dir, cfg->endpoints[i].hooks_dir) == 0)
+			return &cfg->endpoints[j];
+	return NULL;
+}
+
 int cmd_check(const struct options *o)
 {
 	struct config *cfg = load_or_die(o->config);
@@ -558,7 +568,11 @@ int cmd_check(const struct options *o)
 		printf("  workdir %s\n", dopts.workdir ? dopts.workdir : "(the hook's directory)");
 		print_respond_within(cfg, ep, &dopts);
 		check_secret_file(ep);
-		print_routes(ep->hooks_dir, delivery_hook_path(cfg));
+		const struct endpoint *first = hooks_dir_listed(cfg, i);
+		if (first)
+			printf("  routes: as endpoint %s (the same hooks_dir)\n", first->name);
+		else
+			print_routes(ep->hooks_dir, delivery_hook_path(cfg));
 	}
 	preflight_workdirs(cfg, workdir_finding, NULL);
 	if (!fdlimit_check(cfg, err, sizeof(err)))

@@ -1759,6 +1759,23 @@ class TestCommandLine(Base):
                 os.rmdir(os.path.join(self.h.hooks, "dir"))
         self.assertEqual(self.h.ran(), [], "check runs no hook")
 
+    def test_check_counts_a_shared_hooks_dir_once(self):
+        """Two endpoints with one hooks dir: a hook that cannot run is one
+        error (and a skipped file one warning), listed under the first
+        endpoint; the second says whose routes it shares."""
+        self.h.write_config(NF_CONFIG + "\n[endpoint second]\npath = /second\n"
+                            "scheme = northflank\nsecret = %s\n" % NF_TOKEN)
+        self.h.write_hook("nx", "#!/bin/sh\nexit 0\n", 0o644)
+        self.h.write_hook("dir/10-a", "#!/bin/sh\nexit 0\n")
+        self.h.write_hook("dir/20-b", "#!/bin/sh\nexit 0\n", 0o644)
+        rc, out, err = self.check_out()
+        self.assertEqual(rc, 2, (out, err))
+        self.assertEqual(out.count("error: not executable: nx"), 1, out)
+        self.assertEqual(out.count("skipped, not executable: dir/20-b"), 1, out)
+        self.assertIn("hookd: check: 1 error, 1 warning", err)
+        self.assertRegex(out, r"endpoint second: [^\n]*\n(  [^\n]*\n)*"
+                         r"  routes: as endpoint northflank \(the same hooks_dir\)\n")
+
     def test_check_hooks_that_run_pass(self):
         shutil.rmtree(self.h.hooks)
         os.makedirs(self.h.hooks)
