@@ -192,10 +192,19 @@ static const char *ended_as(const char *status)
 	return NULL;
 }
 
+/* Whether j's delivery ended once before: a sender's resend of a failed
+ * one, or a `hookd replay` (its retries included: they count from it). */
+static bool ended_before(const struct job *j)
+{
+	return j->rerun || delivery_replay(j->d) || delivery_retries_from(j->d) > 1;
+}
+
 /* The counters of a change of state: an attempt ends entering OVER (or
  * DONE straight from NEW, when a sync delivery had nothing to run: no
- * route, or no match), a delivery entering DONE. The event label is the
- * route that matched, so that its values are bounded by hooks.d. */
+ * route, or no match), a delivery entering DONE the first time it ends
+ * (each delivery once; a resend or a replay that runs it again is one
+ * more attempt). The event label is the route that matched, so that its
+ * values are bounded by hooks.d. */
 static void count_transition(struct job *j, enum lifecycle from, enum lifecycle to)
 {
 	struct dispatcher *ds = j->ds;
@@ -212,7 +221,7 @@ static void count_transition(struct job *j, enum lifecycle from, enum lifecycle 
 	        to == LC_OVER || (from == LC_NEW && ended && strcmp(ended, "duplicate") != 0);
 	if (attempt_ended)
 		metrics_attempt(ep, event, status);
-	if (to == LC_DONE && ended)
+	if (to == LC_DONE && ended && !ended_before(j))
 		metrics_delivery(ep, event, ended);
 }
 
@@ -928,6 +937,7 @@ static int known_id(struct job *j)
 		return -1;
 	}
 	delivery_set_attempt(d, attempts + 1);
+	j->rerun = true;
 	return 1;
 }
 

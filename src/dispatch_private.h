@@ -31,6 +31,9 @@ struct job {
 	/* A sync delivery recorded as waiting for a slot or its key (queued,
 	 * journal_new.waits): its attempt is marked running as it starts. */
 	bool recorded_waiting;
+	/* A sender's resend of a delivery that ended failed: it ran, and was
+	 * counted in hookd_deliveries_total, before (README "Admin listener"). */
+	bool rerun;
 	/* Never in a line and held at once: the slot queue, waiting_retry or
 	 * waiting_turn, or held for the journal (groupcommit.h). */
 	union {

@@ -364,8 +364,9 @@ char *metrics_render(const struct metrics_gauges *g)
 	sb_printf(&sb, "hookd_draining %d\n", g->draining ? 1 : 0);
 
 	head(&sb, "hookd_deliveries_total", "counter",
-	     "Deliveries ended, each once, by endpoint, event (the route, or other) and outcome "
-	     "(ok, failed, skipped, unhandled, duplicate).");
+	     "Deliveries ended, each once (a resend or replay that runs one again: attempts "
+	     "only), by endpoint, event (the route, or other) and outcome (ok, failed, skipped, "
+	     "unhandled, duplicate).");
 	render_family(&sb, "hookd_deliveries_total", &M.deliveries);
 
 	head(&sb, "hookd_attempts_total", "counter",

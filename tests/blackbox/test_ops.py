@@ -318,6 +318,37 @@ class AdminTest(unittest.TestCase):
                              "not run for the skipped one")
             self.assertEqual(d.stop(), 0)
 
+    def test_resend_and_replay_count_the_delivery_once(self):
+        """hookd_deliveries_total counts each delivery once, when it first
+        ends: a sender's resend of a failed sync delivery and a replay run
+        it again, which hookd_attempts_total counts (and
+        hookd_responses_total the resend's answer)."""
+        hooks = {"build:start": "#!/bin/sh\n[ -e '{tmp}/ran' ] && exit 0\n"
+                                "touch '{tmp}/ran'\nexit 3\n"}
+        cfg = base_config(extra_server="state_dir = state\n")
+        with Daemon(cfg, hooks=hooks) as d:
+            self.assertEqual(d.deliver(event_id="once-1").status, 500)
+            self.assertEqual(d.deliver(event_id="once-1").status, 200, "the resend")
+            self.assertEqual(d.deliver(event_id="once-1").json["status"], "duplicate")
+            D, A = "hookd_deliveries_total", "hookd_attempts_total"
+            lbl = dict(endpoint="northflank", event="build:start")
+            s = self.assertValidMetrics(d.scrape())
+            self.assertEqual(metric(s, D, outcome="failed", **lbl), 1)
+            self.assertEqual(metric(s, D, outcome="ok", **lbl), 0, "counted again at its resend")
+            self.assertEqual(metric(s, D, outcome="duplicate", **lbl), 1)
+            self.assertEqual(metric(s, A, outcome="failed", **lbl), 1)
+            self.assertEqual(metric(s, A, outcome="ok", **lbl), 1)
+            self.assertEqual(metric(s, "hookd_responses_total", endpoint="northflank",
+                                    status="ok", code="200"), 1)
+            p = d.cli("replay", "once-1")
+            self.assertEqual(p.returncode, 0, p)
+            wait_for(lambda: metric(parse_metrics(d.scrape()), A, outcome="ok", **lbl) == 2,
+                     what="the replay to run")
+            s = self.assertValidMetrics(d.scrape())
+            self.assertEqual(sum(v for (n, _), v in s.items() if n == D), 2,
+                             "a replay counts as an attempt only")
+            self.assertEqual(d.stop(), 0)
+
     def test_sample_alerts(self):
         """The README's sample alerts (examples/prometheus/hookd-alerts.yml)
         pass their promtool unit tests: retries that end ok alert nobody."""
