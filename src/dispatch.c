@@ -217,8 +217,8 @@ static void count_transition(struct job *j, enum lifecycle from, enum lifecycle 
 	const char *ended = ended_as(status);
 	const char *ep = delivery_endpoint(j->d)->name;
 	const char *event = j->route.name ? j->route.name : "other";
-	bool attempt_ended =
-	        to == LC_OVER || (from == LC_NEW && ended && strcmp(ended, "duplicate") != 0);
+	bool attempt_ended = (to == LC_OVER && !j->start_lost) ||
+	                     (from == LC_NEW && ended && strcmp(ended, "duplicate") != 0);
 	if (attempt_ended)
 		metrics_attempt(ep, event, status);
 	if (to == LC_DONE && ended && !ended_before(j))
@@ -587,6 +587,33 @@ static void acceptance_lost(struct job *j)
 	replaywin_forget(j->ds->replay, delivery_endpoint(j->d)->name, body, len);
 	answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
 	           RETRY_AFTER_OVERLOAD);
+}
+
+/*
+ * The batch that recorded the start of j's attempt was lost (the disk
+ * full): its first hook never started. A row committed before that batch
+ * (an async delivery, a sync one that waited for a slot or its key) has
+ * an attempt that could not start for a reason that may pass: 503
+ * `failed`, retried as such when async. Otherwise the batch took the
+ * delivery's record with it (or a resend's rewrite of its failed row): the
+ * journal holds nothing new of it and nothing ran, which is README "HTTP
+ * answers"' 503 `overloaded`, no attempt, no hook.
+ */
+void job_start_lost(struct job *j)
+{
+	struct delivery *d = j->d;
+	delivery_reset_attempt(d);
+	if (delivery_async(d) || j->recorded_waiting) {
+		delivery_set_outcome(d, 503, "failed", xstrdup("cannot write the journal"));
+		delivery_set_retry_after(d, RETRY_AFTER_OVERLOAD);
+		job_release(j);
+		job_attempt_over(j);
+		return;
+	}
+	j->start_lost = true;
+	delivery_set_outcome(d, 503, "overloaded", NULL);
+	job_release(j);
+	acceptance_lost(j);
 }
 
 /* After a lost batch, whether j's record is one that was committed: its

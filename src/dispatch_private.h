@@ -34,6 +34,9 @@ struct job {
 	/* A sender's resend of a delivery that ended failed: it ran, and was
 	 * counted in hookd_deliveries_total, before (README "Admin listener"). */
 	bool rerun;
+	/* Its first hook was held for a batch that was lost (job_start_lost):
+	 * no attempt began. */
+	bool start_lost;
 	/* Never in a line and held at once: the slot queue, waiting_retry or
 	 * waiting_turn, or held for the journal (groupcommit.h). */
 	union {
@@ -96,5 +99,8 @@ bool job_route_outcome(struct job *j);
  * outcome is recorded and answered or retried. */
 void job_release(struct job *j);
 void job_attempt_over(struct job *j);
+/* dispatch.c: the first hook of j's attempt never started, its start's
+ * batch lost (runner_cancel_held). */
+void job_start_lost(struct job *j);
 
 #endif

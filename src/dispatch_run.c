@@ -122,6 +122,10 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 {
 	struct job *j = arg;
 	struct delivery *d = j->d;
+	if (res->start_cancelled) {
+		job_start_lost(j);
+		return;
+	}
 	struct hook_outcome *h = delivery_last_result(d);
 	/* The fields, and of the output only what there is. */
 	memcpy(&h->res, res, offsetof(struct hook_result, output));

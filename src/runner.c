@@ -648,6 +648,7 @@ void runner_cancel_held(const char *why)
 		struct hook_run *r = j->run;
 		r->res.ran = false;
 		r->res.start_may_pass = true;
+		r->res.start_cancelled = true;
 		r->res.error = xstrdup(why);
 		job_free(j);
 		finish(r); /* closes the pipes: nothing ever wrote them */

@@ -27,6 +27,8 @@ struct hook_result {
 	bool ran;       /* false: it could not be started */
 	bool start_may_pass; /* not started for a reason that may pass: out of
 	                      * fds, memory or processes, the file being written */
+	bool start_cancelled; /* not started: held for a journal batch that was
+	                       * lost (runner_cancel_held) */
 	int64_t ms;
 	char *error;    /* NULL, "exec failed: ...", "timed out after 30s" */
 	char output[OUTPUT_TAIL_MAX]; /* the last bytes of stdout+stderr */
@@ -69,7 +71,8 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 void runner_release(void);
 
 /* Ends the runs started with `hold` without starting them: each is done,
- * not run, with `why` as its error and start_may_pass set. */
+ * not run, with `why` as its error and start_may_pass and start_cancelled
+ * set. */
 void runner_cancel_held(const char *why);
 
 /* Installs the SIGCHLD handler on base; call once before runner_start. The

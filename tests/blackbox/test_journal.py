@@ -575,6 +575,41 @@ class DiskFull(Base):
                 # Not recorded, and said so: the resend, with room again, runs.
                 self.assertStatus(h.post(eid), 200, "ok")
 
+    def fill_up(self):
+        """The file system full now, from the test (no hook needed)."""
+        fd = os.open(os.path.join(self.fs, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096) > 0:
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    @sqlite_only
+    def test_new_delivery_not_recorded_is_overloaded_with_no_attempt(self):
+        """The disk full before a new sync delivery comes: its record is lost
+        with its batch, so its hook never starts; it is answered 503
+        overloaded (README "HTTP answers"), logged with hooks=0, and counts
+        no attempt; with room again its resend runs."""
+        with self.daemon(rec_hook()) as h:
+            self.assertStatus(h.post(new_id("warm")), 200, "ok")
+            self.fill_up()
+            eid = new_id("full")
+            r = h.post(eid)
+            self.assertStatus(r, 503, "overloaded")
+            self.assertEqual(r.json.get("hooks"), [], r)
+            self.assertEqual(r.json.get("error"), "cannot write the journal", r)
+            self.assertIsNotNone(r.headers.get("retry-after"), r)
+            self.assertEqual(attempts_of(h, eid), [], "the hook started")
+            line = h.wait_log("msg=delivery", "id=" + eid, "http=503")
+            self.assertIsNotNone(line, h.log_text())
+            f = harness.parse_logfmt(line)
+            self.assertEqual((f.get("status"), f.get("hooks")), ("overloaded", "0"), line)
+            os.unlink(os.path.join(self.fs, "filler"))
+            self.assertStatus(h.post(eid), 200, "ok")
+            self.assertEqual(attempts_of(h, eid, "end"), [1])
+
     @sqlite_only
     def test_async_outcome_lost_to_a_full_disk_does_not_run_again(self):
         with self.daemon(rec_hook(self.FILL % self.fs), endpoint=ASYNC) as h:

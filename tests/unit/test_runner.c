@@ -17,7 +17,7 @@
 
 static struct {
 	int count;
-	bool ran, may_pass;
+	bool ran, may_pass, cancelled;
 	int exit_code;
 	char error[128];
 } done;
@@ -28,6 +28,7 @@ static void on_done(const struct hook_result *res, void *arg)
 	done.count++;
 	done.ran = res->ran;
 	done.may_pass = res->start_may_pass;
+	done.cancelled = res->start_cancelled;
 	done.exit_code = res->exit_code;
 	snprintf(done.error, sizeof(done.error), "%s", res->error ? res->error : "");
 }
@@ -115,15 +116,15 @@ int main(void)
 	CHECK(done.count == 0 && !exists(dir, "held.ran"), "a held run started");
 	runner_release();
 	loop_until(base, 1, 10000);
-	CHECK(done.count == 1 && done.ran && done.exit_code == 0, "released run: %d %d %d",
-	      done.count, done.ran, done.exit_code);
+	CHECK(done.count == 1 && done.ran && done.exit_code == 0 && !done.cancelled,
+	      "released run: %d %d %d", done.count, done.ran, done.exit_code);
 	CHECK(exists(dir, "held.ran"), "the released hook did not run");
 
 	/* Cancelled: done at once, not run, may pass; never starts later. */
 	CHECK(start(base, dir, "cancelled", true) != NULL, "start cancelled");
 	runner_cancel_held("cannot record the attempt");
-	CHECK(done.count == 2 && !done.ran && done.may_pass, "cancelled run: %d %d %d",
-	      done.count, done.ran, done.may_pass);
+	CHECK(done.count == 2 && !done.ran && done.may_pass && done.cancelled,
+	      "cancelled run: %d %d %d %d", done.count, done.ran, done.may_pass, done.cancelled);
 	CHECK_STR(done.error, "cannot record the attempt", "cancelled run's error");
 	runner_release();
 	loop_until(base, 3, 400);
