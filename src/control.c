@@ -55,6 +55,7 @@ static const char *replay_message(enum result r)
 	case RESULT_OK: return "queued";
 	case RESULT_PENDING: return "already pending";
 	case RESULT_BODY_CUT: return "its body was not kept";
+	case RESULT_NO_ENDPOINT: return "its endpoint is not in the config";
 	case RESULT_UNKNOWN:
 	case RESULT_AMBIGUOUS:
 	case RESULT_ERROR:
@@ -114,7 +115,16 @@ static void on_line(struct bufferevent *bev, void *arg)
 		answer(bev, RESULT_UNKNOWN, "journal error");
 	} else {
 		enum result rc = dispatch_replay(c->ds, rowid);
-		answer(bev, rc, replay_message(rc));
+		struct journal_pending p = {0};
+		if (rc == RESULT_NO_ENDPOINT && journal_get(c->j, rowid, &p) == RESULT_OK) {
+			/* show lists it: say which endpoint the config lacks. */
+			char msg[CONTROL_LINE_MAX];
+			snprintf(msg, sizeof(msg), "its endpoint %s is not in the config", p.endpoint);
+			answer(bev, rc, msg);
+		} else {
+			answer(bev, rc, replay_message(rc));
+		}
+		journal_pending_free(&p);
 	}
 	free(line);
 }
@@ -242,7 +252,7 @@ enum result control_replay(const char *state_dir, const char *endpoint, const ch
 	buf[got] = '\0';
 	char *end;
 	long v = strtol(buf, &end, 10);
-	if (got == 0 || end == buf || *end != ' ' || v < RESULT_OK || v > RESULT_AMBIGUOUS) {
+	if (got == 0 || end == buf || *end != ' ' || v < RESULT_OK || v > RESULT_NO_ENDPOINT) {
 		snprintf(err, errlen, "no answer from the daemon");
 		return RESULT_ERROR;
 	}

@@ -245,6 +245,8 @@ enum result dispatch_replay(struct dispatcher *ds, int64_t rowid)
 		rc = RESULT_PENDING;
 	} else if (!p.body_complete) {
 		rc = RESULT_BODY_CUT;
+	} else if (!config_endpoint_by_name(dispatcher_config(ds), p.endpoint)) {
+		rc = RESULT_NO_ENDPOINT;
 	} else {
 		/* What journal_requeue records below: the next attempt is a replay. */
 		p.replay_attempt = p.attempts + 1;

@@ -45,8 +45,9 @@ int dispatch_resume_left(struct dispatcher *ds);
 /* Frees the list of those still waiting (at exit). */
 void recovery_forget_left(void);
 /* Replays a journaled delivery by rowid: RESULT_OK (queued), RESULT_UNKNOWN,
- * RESULT_PENDING (already queued, running or waiting for a retry) or
- * RESULT_BODY_CUT. */
+ * RESULT_PENDING (already queued, running or waiting for a retry),
+ * RESULT_BODY_CUT or RESULT_NO_ENDPOINT (its endpoint was removed from the
+ * config; nothing changed). */
 enum result dispatch_replay(struct dispatcher *ds, int64_t rowid);
 
 #endif

@@ -16,6 +16,7 @@ enum result {
 	RESULT_PENDING = 2,   /* already queued, running or waiting for a retry */
 	RESULT_BODY_CUT = 3,  /* its body was not kept whole: cannot run again */
 	RESULT_AMBIGUOUS = 4, /* that id under several endpoints: name one */
+	RESULT_NO_ENDPOINT = 5, /* its endpoint is not in the config: cannot run */
 };
 
 #endif

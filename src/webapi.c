@@ -566,6 +566,7 @@ static const char *replay_words(enum result r)
 	case RESULT_PENDING: return "already pending";
 	case RESULT_BODY_CUT: return "its body was not kept whole";
 	case RESULT_UNKNOWN: return "no such delivery";
+	case RESULT_NO_ENDPOINT: return "its endpoint is not in the config";
 	case RESULT_AMBIGUOUS:
 	case RESULT_ERROR: break;
 	}

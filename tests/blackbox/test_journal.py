@@ -1432,6 +1432,26 @@ class Commands(Base):
             self.assertEqual(s.recv(64), b"", "the connection is closed")
             s.close()
 
+    def test_replay_of_a_delivery_whose_endpoint_was_removed(self):
+        """show still lists it; replay says what is wrong (not "unknown
+        delivery"), with or without --endpoint, and changes nothing."""
+        other = "\n[endpoint gone]\npath = /gone\nscheme = northflank\nsecret = %s\n" % NF_TOKEN
+        with Hookd(config(extra=other), {EVENT: rec_hook()}) as h:
+            eid = new_id()
+            r = h.request("POST", "/gone", json.dumps(sample_json()).encode(),
+                          harness.nf_headers(eid))
+            self.assertStatus(r, 200, "ok")
+            h.write_config(config())
+            h.reload()
+            self.assertEqual(h.cli("show", eid).returncode, 0)
+            for args in ([eid], ["--endpoint", "gone", eid]):
+                p = h.cli("replay", *args)
+                self.assertEqual(p.returncode, 1, p)
+                self.assertEqual(p.stderr.strip(),
+                                 "hookd: replay %s: its endpoint gone is not in the config" % eid)
+            self.assertEqual(attempts_of(h, eid), [1], "it ran again")
+            self.assertEqual(h.events()[0]["state"], "succeeded")
+
     def test_replay_while_shutting_down_waits_for_next_start(self):
         hooks = {EVENT: rec_hook(), "build:success": rec_hook("sleep 1.5")}
         with Hookd(config(), hooks) as h:
