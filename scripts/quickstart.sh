@@ -18,7 +18,7 @@ hookd is starting on 127.0.0.1:9000. Try, from another shell:
     -H 'Content-Type: application/json' \\
     -H "X-Northflank-Notification-Integration-Token: \$(cat $(pwd)/northflank.token)" \\
     -H 'X-Northflank-Notification-Integration-Event-Id: demo-1' \\
-    --data @tests/data/northflank-build-start.json
+    --data @$(pwd)/tests/data/northflank-build-start.json
 
 MSG
 exec ./build/hookd -c hookd.ini serve
