@@ -582,6 +582,32 @@ class SeveralTest(H.HookdTestCase):
         f.wait_state("across-2", timeout=5)
         self.assertEqual(len(f.runs()["across-2"]), 1)
 
+    def test_start_after_outage_takes_no_live_instances_run(self):
+        """PostgreSQL down for longer than the lease while A runs a long
+        hook; B starts as soon as it is back (systemd starting it again),
+        before A's reconnect backoff has let A renew: B must not take A's
+        running delivery as if A were dead (a leased-out lease during an
+        outage says nothing of its instance): it must not run while A's
+        run goes on."""
+        f = self.fleet
+        a = f.start("a")
+        b = f.start("b", start=False)
+        self.assertEqual(post(a.port, "/job", "ol-1", "x", sleep=0, sleep1=20)[0], 202)
+        f.wait_run("ol-1", instance="a")
+        pg().stop()
+        try:
+            time.sleep(LEASE_S + 7)  # A's backoff grows to 8 s
+        finally:
+            pg().start()
+        b.start()
+        f.wait_state("ol-1", timeout=40)
+        runs = f.runs()["ol-1"]
+        where = [(r["instance"], r["attempt"], r["start"], r["end"]) for r in runs]
+        for x, y in zip(runs, runs[1:]):
+            self.assertGreaterEqual(y["start"], x["end"] or 1e99,
+                                    "ol-1 ran on two instances at once: %r" % where)
+        self.assertEqual([(r["instance"], r["attempt"]) for r in runs], [("a", 1)], where)
+
     # ---- a clean stop gives up the lease
 
     def test_clean_stop_gives_up_the_lease(self):
