@@ -270,6 +270,15 @@ class Fleet:
     def runs(self):
         return runs_by_delivery(self.runlog)
 
+    def wait_db_up_for(self, seconds=12.5):
+        """Waits until PostgreSQL has been up that long: before, no lease
+        that ran out counts (a fresh or restarted cluster: journal_pg_take.c
+        DB_UP_GRACE_MS), and nobody's deliveries are taken over."""
+        up = float(self.query("SELECT extract(epoch FROM now() - pg_postmaster_start_time())")
+                   [0][0])
+        if up < seconds:
+            time.sleep(seconds - up)
+
     def wait_run(self, did, kind="start", timeout=10.0, instance=None):
         def seen():
             return any(k == kind and i == did and (instance is None or n == instance)
@@ -396,6 +405,7 @@ class SeveralTest(H.HookdTestCase):
         """SIGKILL of A while its hook runs: after the lease B takes the
         delivery over as attempt 2, says so, and it succeeds."""
         f = self.fleet
+        f.wait_db_up_for()
         a, b = f.start("a"), f.start("b")
         self.assertEqual(post(a.port, "/job", "cut-1", "z", sleep=0, sleep1=30)[0], 202)
         f.wait_run("cut-1", instance="a")
@@ -607,6 +617,76 @@ class SeveralTest(H.HookdTestCase):
             self.assertGreaterEqual(y["start"], x["end"] or 1e99,
                                     "ol-1 ran on two instances at once: %r" % where)
         self.assertEqual([(r["instance"], r["attempt"]) for r in runs], [("a", 1)], where)
+
+    def test_kill9_while_sync_waits_for_a_slot(self):
+        """max_running = 1 on A: a sync delivery runs, a second waits for
+        the slot (recorded queued; its resend to B is a 409 queued); kill
+        -9 A: B marks the waiting one failed without running it, and the
+        running one failed with its run interrupted; their senders'
+        resends to B run them, the waiting one as its first attempt."""
+        f = self.fleet
+        f.wait_db_up_for()
+        a = f.start("a", server="max_running = 1\n")
+        b = f.start("b")
+        answers = {}
+
+        def send(did, sleep):
+            try:
+                answers[did] = post(a.port, "/sync", did, did, sleep=sleep, timeout=20)[0]
+            except (OSError, http.client.HTTPException) as e:
+                answers[did] = repr(e)
+        t1 = threading.Thread(target=send, args=("w-run", 30))
+        t1.start()
+        f.wait_run("w-run", instance="a")
+        t2 = threading.Thread(target=send, args=("w-wait", 0))
+        t2.start()
+        H.wait_for(lambda: f.state_of("w-wait", "syncjobs") == 0, 5, "w-wait recorded queued")
+        st, _, body = post(b.port, "/sync", "w-wait", "w-wait")
+        self.assertEqual((st, body["status"]), (409, "queued"), body)
+        a.kill9()
+        a.kill_orphaned_hooks()
+        a.expected_rc = -signal.SIGKILL
+        t1.join(10)
+        t2.join(10)
+        self.assertFalse(isinstance(answers.get("w-run"), int), answers)
+        self.assertFalse(isinstance(answers.get("w-wait"), int), answers)
+        f.wait_state("w-wait", state=4, endpoint="syncjobs", timeout=LEASE_S + 5)
+        f.wait_state("w-run", state=4, endpoint="syncjobs", timeout=3)
+        time.sleep(1.5)  # B's next ticks: it runs neither by itself
+        self.assertNotIn("w-wait", f.runs())
+        self.assertEqual(len(f.runs()["w-run"]), 1)
+        rows = f.query("SELECT error, attempts FROM hookd_deliveries WHERE delivery_id = 'w-wait'")
+        self.assertEqual(rows, [("interrupted before it ran", "0")])
+        st, _, body = post(b.port, "/sync", "w-wait", "w-wait")
+        self.assertEqual((st, body["status"]), (200, "ok"), body)
+        st, _, body = post(b.port, "/sync", "w-run", "w-run")
+        self.assertEqual((st, body["status"]), (200, "ok"), body)
+        runs = f.runs()
+        self.assertEqual([(r["instance"], r["attempt"]) for r in runs["w-wait"]], [("b", 1)])
+        self.assertEqual([(r["instance"], r["attempt"]) for r in runs["w-run"]],
+                         [("a", 1), ("b", 2)])
+
+    def test_key_line_not_bounced_between_instances(self):
+        """Keyed async deliveries waiting on A behind a long run of their
+        key (A's slots free): B's free slots may take them (queued over a
+        second), but they must not bounce between A and B every second,
+        and each runs once, in order."""
+        f = self.fleet
+        a, b = f.start("a"), f.start("b")
+        self.assertEqual(post(a.port, "/job", "bl-0", "K", sleep=6)[0], 202)
+        f.wait_run("bl-0")
+        for i in (1, 2, 3):
+            self.assertEqual(post(a.port, "/job", "bl-%d" % i, "K")[0], 202)
+        for i in (1, 2, 3):
+            f.wait_state("bl-%d" % i, timeout=20)
+        taken = a.count_log(r"bl-\d .*taken to run here") + b.count_log(r"bl-\d .*taken to run here")
+        runs = f.runs()
+        where = {d: [(r["instance"], r["attempt"]) for r in runs[d]] for d in sorted(runs)}
+        for i in (1, 2, 3):
+            self.assertEqual(len(runs["bl-%d" % i]), 1, where)
+        order = sorted(("bl-%d" % i for i in (0, 1, 2, 3)), key=lambda d: runs[d][0]["start"])
+        self.assertEqual(order, ["bl-0", "bl-1", "bl-2", "bl-3"], where)
+        self.assertLessEqual(taken, 3, "taken %d times for 3 deliveries: they bounced" % taken)
 
     # ---- a clean stop gives up the lease
 
