@@ -88,8 +88,21 @@ static const char sql_dead_owners[] =
 	" SELECT min(owner) FROM hookd_deliveries WHERE state < 3"
 	" UNION ALL SELECT (SELECT min(owner) FROM hookd_deliveries"
 	"  WHERE state < 3 AND owner > o.name) FROM o WHERE o.name IS NOT NULL)"
-	" SELECT coalesce(array_agg(name), '{}') FROM o WHERE name IS NOT NULL AND NOT EXISTS"
+	" SELECT coalesce(array_agg(name), '{}') FROM o WHERE name IS NOT NULL"
+	" AND now() - pg_postmaster_start_time() > $1::bigint * interval '1 millisecond'"
+	" AND NOT EXISTS"
 	" (SELECT 1 FROM hookd_instances i WHERE i.name = o.name AND i.lease_until >= now())";
+
+/*
+ * A lease that ran out while PostgreSQL was down (stopped, restarted) says
+ * nothing of its instance: none could renew. Each live one renews once its
+ * reconnect is through, at the latest its longest backoff after the
+ * database is back, and one heartbeat tick later. Until then nobody's rows
+ * are taken as a dead instance's: an instance that only sees the database
+ * after the outage (just started, or reconnected sooner) would otherwise
+ * take over runs still going on.
+ */
+#define DB_UP_GRACE_MS (BACKOFF_MAX_MS + 2000)
 
 #define TAKE_COLS "SELECT id, async, state, attempts, run_attempt, run_started_ms, owner"
 
@@ -140,7 +153,9 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 		        &p);
 		p_free(&p);
 	} else {
-		r = run(j, adopt ? "adopt" : "recover", sql_dead_owners, NULL);
+		p_int(&p, DB_UP_GRACE_MS);
+		r = run(j, adopt ? "adopt" : "recover", sql_dead_owners, &p);
+		p_free(&p);
 		if (!r)
 			goto fail;
 		char *dead = xstrdup(col_text(r, 0, 0));
