@@ -203,6 +203,13 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 		if (adopt && t->owner && strcmp(t->owner, j->instance) == 0 &&
 		    fence_find(&j->fences, t->id))
 			continue;
+		/* Stealing, a row this instance still has a fence for was stolen
+		 * from it, and its own job for it has not asked yet (it waits for
+		 * a slot or its local key): taken back, the row's new fence would
+		 * be that job's too, and both would run it. That job finds it lost
+		 * first (and forgets the fence). */
+		if (mode == TAKE_STEAL && fence_find(&j->fences, t->id))
+			continue;
 		sb_id_array(&ids, t->id);
 		if (t->state != DSTATE_RUNNING && t->async)
 			continue; /* only taken, below */
@@ -250,9 +257,13 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 	/* Every row still pending is this instance's now. */
 	p_text(&p, ids.buf);
 	p_text(&p, j->instance);
+	/* A stolen row's time in the queue starts again on its new instance:
+	 * else the one it came from steals it back at its next tick. */
+	p_int(&p, mode == TAKE_STEAL ? now : 0);
 	r = run(j, "recover",
-	        "UPDATE hookd_deliveries SET owner = $2::text,"
-	        " fence = fence + 1 WHERE id = ANY ($1::bigint[]) AND state < 3",
+	        "UPDATE hookd_deliveries SET owner = $2::text, fence = fence + 1,"
+	        " updated_ms = greatest(updated_ms, $3::bigint)"
+	        " WHERE id = ANY ($1::bigint[]) AND state < 3",
 	        &p);
 	PQclear(r);
 	if (!r) {
