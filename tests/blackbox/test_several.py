@@ -688,6 +688,106 @@ class SeveralTest(H.HookdTestCase):
         self.assertEqual(order, ["bl-0", "bl-1", "bl-2", "bl-3"], where)
         self.assertLessEqual(taken, 3, "taken %d times for 3 deliveries: they bounced" % taken)
 
+    def test_kill9_mid_key_line_of_sync_deliveries(self):
+        """One key's line of sync deliveries over A and B, interleaved
+        (serialize is per endpoint: all on /sync); kill -9 A while its
+        first runs: B's go on in arrival order once A's are failed (the
+        cut one with its run interrupted, the waiting one with none),
+        never two at once, each answered 200 and run once; A's waiting
+        one never runs until resent."""
+        f = self.fleet
+        f.wait_db_up_for()
+        a, b = f.start("a"), f.start("b")
+        answers = {}
+
+        def send(h, did, sleep1=None):
+            try:
+                answers[did] = post(h.port, "/sync", did, "K", sleep=0.5, sleep1=sleep1,
+                                    timeout=40)[:3:2]
+            except (OSError, http.client.HTTPException) as e:
+                answers[did] = (repr(e), None)
+        threads = [threading.Thread(target=send, args=(a, "ml-1", 30))]
+        threads[0].start()
+        f.wait_run("ml-1", instance="a")
+        for did, h in (("ml-2", b), ("ml-3", a), ("ml-4", b)):
+            t = threading.Thread(target=send, args=(h, did))
+            t.start()
+            threads.append(t)
+            H.wait_for(lambda: f.state_of(did, "syncjobs") == 0 or did in answers, 5,
+                       did + " recorded")
+            self.assertNotIn(did, answers)
+        a.kill9()
+        a.kill_orphaned_hooks()
+        a.expected_rc = -signal.SIGKILL
+        for t in threads:
+            t.join(45)
+        got = {d: (st, (body or {}).get("status")) if isinstance(st, int) else "dropped"
+               for d, (st, body) in answers.items()}
+        self.assertEqual(got, {"ml-1": "dropped", "ml-2": (200, "ok"), "ml-3": "dropped",
+                               "ml-4": (200, "ok")})
+        runs = f.runs()
+        seq = sorted((r for d in runs for r in runs[d]), key=lambda r: r["start"])
+        where = [(r["id"], r["instance"], r["attempt"]) for r in seq]
+        self.assertEqual(where, [("ml-1", "a", 1), ("ml-2", "b", 1), ("ml-4", "b", 1)], where)
+        for x, y in zip(seq[1:], seq[2:]):
+            self.assertGreaterEqual(y["start"], x["end"], "overlap: %r" % where)
+        self.assertEqual(f.query("SELECT delivery_id, state, error, attempts FROM"
+                                 " hookd_deliveries WHERE delivery_id IN ('ml-1', 'ml-3')"
+                                 " ORDER BY 1"),
+                         [("ml-1", "4", "interrupted", "1"),
+                          ("ml-3", "4", "interrupted before it ran", "0")])
+        st, _, body = post(b.port, "/sync", "ml-3", "K")
+        self.assertEqual((st, body["status"]), (200, "ok"), body)
+        self.assertEqual([(r["instance"], r["attempt"]) for r in f.runs()["ml-3"]], [("b", 1)])
+
+    def test_postgresql_down_while_sync_waits_in_line(self):
+        """max_running = 1 on A: a sync run, two sync deliveries waiting
+        for the slot; PostgreSQL stopped for longer than the lease, the run
+        ends meanwhile, then started: each sender gets 200, each ran once
+        on A, the journal says succeeded, and B took nothing over."""
+        f = self.fleet
+        a = f.start("a", server="max_running = 1\n")
+        b = f.start("b")
+        answers = {}
+
+        def send(did, sleep):
+            try:
+                answers[did] = post(a.port, "/sync", did, did, sleep=sleep, timeout=40)[:3:2]
+            except (OSError, http.client.HTTPException) as e:
+                answers[did] = (repr(e), None)
+        threads = [threading.Thread(target=send, args=("pw-1", 2))]
+        threads[0].start()
+        f.wait_run("pw-1")
+        for did in ("pw-2", "pw-3"):
+            t = threading.Thread(target=send, args=(did, 0.5))
+            t.start()
+            threads.append(t)
+            H.wait_for(lambda: f.state_of(did, "syncjobs") == 0, 5, did + " recorded queued")
+        pg().stop()
+        try:
+            f.wait_run("pw-1", kind="end")
+            time.sleep(LEASE_S + 2)
+        finally:
+            pg().start()
+        for t in threads:
+            t.join(45)
+        got = {d: (st, (body or {}).get("status")) for d, (st, body) in answers.items()}
+        for did in ("pw-1", "pw-2", "pw-3"):
+            f.wait_state(did, endpoint="syncjobs", timeout=15)
+        runs = f.runs()
+        where = {d: [(r["instance"], r["attempt"]) for r in runs.get(d, [])]
+                 for d in ("pw-1", "pw-2", "pw-3")}
+        print("  answers %r, runs %r" % (got, where))
+        self.assertEqual(where, {d: [("a", 1)] for d in where})
+        self.assertEqual(got["pw-1"], (200, "ok"))
+        for did in ("pw-2", "pw-3"):
+            self.assertIn(got[did], ((200, "ok"), (503, "overloaded")), got)
+        self.assertFalse(b.log_lines("taken over here"), b.log_text()[-2000:])
+        seq = sorted((runs[d][0] for d in where), key=lambda r: r["start"])
+        for x, y in zip(seq, seq[1:]):
+            self.assertGreaterEqual(y["start"], x["end"], "max_running = 1, yet %s and %s "
+                                    "overlapped" % (x["id"], y["id"]))
+
     # ---- a clean stop gives up the lease
 
     def test_clean_stop_gives_up_the_lease(self):
