@@ -788,6 +788,49 @@ class SeveralTest(H.HookdTestCase):
             self.assertGreaterEqual(y["start"], x["end"], "max_running = 1, yet %s and %s "
                                     "overlapped" % (x["id"], y["id"]))
 
+    def test_one_slot_each_burst_to_both(self):
+        """max_running = 1 on A and B: a burst of async deliveries to both
+        (a few keys shared, the rest a key each), each resent to the other
+        instance at once: every one runs exactly once, as attempt 1, a
+        key's runs never overlap, and each resend is a 409 or a 200
+        duplicate."""
+        f = self.fleet
+        a = f.start("a", server="max_running = 1\n")
+        b = f.start("b", server="max_running = 1\n")
+        ids = ["ob-%02d" % i for i in range(24)]
+        keys = {d: ("S%d" % (i % 3) if i % 2 else d) for i, d in enumerate(ids)}
+        resends = []
+        lock = threading.Lock()
+
+        def sender(part):
+            for i, did in enumerate(part):
+                first, other = (a, b) if i % 2 else (b, a)
+                st, _, body = post(first.port, "/job", did, keys[did], sleep=0.3)
+                self.assertEqual(st, 202, body)
+                st, _, body = post(other.port, "/job", did, keys[did], sleep=0.3)
+                with lock:
+                    resends.append((did, st, (body or {}).get("status")))
+        threads = [threading.Thread(target=sender, args=(ids[k::4],)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        for did in ids:
+            f.wait_state(did, timeout=40)
+        bad = [r for r in resends if (r[1], r[2]) not in ((409, "queued"), (409, "running"),
+                                                         (200, "duplicate"))]
+        self.assertEqual(bad, [])
+        runs = f.runs()
+        where = {d: [(r["instance"], r["attempt"]) for r in runs.get(d, [])] for d in ids}
+        self.assertEqual([d for d in ids if len(where[d]) != 1 or where[d][0][1] != 1], [],
+                         where)
+        for k in set(keys.values()):
+            rs = sorted((runs[d][0] for d in ids if keys[d] == k), key=lambda r: r["start"])
+            for x, y in zip(rs, rs[1:]):
+                self.assertGreaterEqual(y["start"], x["end"], "key %s overlapped" % k)
+        print("  on a: %d, on b: %d" % (sum(w[0][0] == "a" for w in where.values()),
+                                        sum(w[0][0] == "b" for w in where.values())))
+
     # ---- a clean stop gives up the lease
 
     def test_clean_stop_gives_up_the_lease(self):
