@@ -831,6 +831,46 @@ class SeveralTest(H.HookdTestCase):
         print("  on a: %d, on b: %d" % (sum(w[0][0] == "a" for w in where.values()),
                                         sum(w[0][0] == "b" for w in where.values())))
 
+    def test_sigterm_while_sync_waits_for_a_slot(self):
+        """max_running = 1 on A: a sync run and a sync delivery waiting for
+        the slot; SIGTERM A: the waiting one is answered (200 if it ran,
+        else a 503 and never run), and a resend to B after A's end is not
+        a 409 for long: it runs (as attempt 1 if it never ran) or is a
+        duplicate."""
+        f = self.fleet
+        a = f.start("a", server="max_running = 1\n")
+        b = f.start("b")
+        answers = {}
+
+        def send(did, sleep):
+            try:
+                answers[did] = post(a.port, "/sync", did, did, sleep=sleep, timeout=20)[:3:2]
+            except (OSError, http.client.HTTPException) as e:
+                answers[did] = (repr(e), None)
+        t1 = threading.Thread(target=send, args=("tw-run", 2))
+        t1.start()
+        f.wait_run("tw-run")
+        t2 = threading.Thread(target=send, args=("tw-wait", 0))
+        t2.start()
+        H.wait_for(lambda: f.state_of("tw-wait", "syncjobs") == 0, 5, "tw-wait queued")
+        a.stop()
+        t1.join(10)
+        t2.join(10)
+        got = {d: (st, (body or {}).get("status")) for d, (st, body) in answers.items()}
+        ran = "tw-wait" in f.runs()
+        print("  answers %r, tw-wait ran on a: %r" % (got, ran))
+        self.assertEqual(got["tw-run"], (200, "ok"))
+        self.assertEqual(got["tw-wait"], (200, "ok") if ran else (503, "overloaded"), got)
+        deadline = time.monotonic() + 5
+        while True:
+            st, _, body = post(b.port, "/sync", "tw-wait", "tw-wait")
+            if st != 409 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual((st, body["status"]), (200, "duplicate" if ran else "ok"), body)
+        self.assertEqual([(r["instance"], r["attempt"]) for r in f.runs()["tw-wait"]],
+                         [("a", 1)] if ran else [("b", 1)])
+
     # ---- a clean stop gives up the lease
 
     def test_clean_stop_gives_up_the_lease(self):
