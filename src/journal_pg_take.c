@@ -147,8 +147,13 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 		p_int(&p, steal_before_ms);
 		p_int(&p, max > INT64_MAX ? INT64_MAX : (int64_t)max);
 		r = run(j, "steal",
-		        TAKE_COLS " FROM hookd_deliveries WHERE state = 0 AND async AND owner IS NOT NULL"
+		        TAKE_COLS " FROM hookd_deliveries d WHERE state = 0 AND async AND owner IS NOT NULL"
 		        " AND owner <> $1::text AND updated_ms < $2::bigint AND next_due_ms <= $2::bigint"
+		        /* One that waits for its key, not for a slot, runs no sooner
+		         * here (README: only a wait for a slot is taken). */
+		        " AND (serial_key IS NULL OR NOT EXISTS (SELECT 1 FROM hookd_deliveries o"
+		        "  WHERE o.serial_key = d.serial_key AND o.state < 3 AND o.id <> d.id"
+		        "  AND (o.state = 1 OR (o.state = 0 AND o.queued_seq < d.queued_seq))))"
 		        " ORDER BY queued_seq LIMIT $3::bigint FOR UPDATE SKIP LOCKED",
 		        &p);
 		p_free(&p);
