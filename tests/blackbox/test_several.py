@@ -872,6 +872,38 @@ class SeveralTest(H.HookdTestCase):
         self.assertEqual([(r["instance"], r["attempt"]) for r in f.runs()["tw-wait"]],
                          [("a", 1)] if ran else [("b", 1)])
 
+    def test_stolen_then_adopted_back_runs_once(self):
+        """A (two slots, both busy) queues x-1; B steals it and runs it;
+        B is killed -9 mid-run; A adopts it after the lease. A's first job
+        for x-1, still waiting for a slot, must not run it beside (or
+        before) the adopted one: x-1 runs on A once, as attempt 2."""
+        f = self.fleet
+        f.wait_db_up_for()
+        a = f.start("a", server="max_running = 2\n")
+        b = f.start("b")
+        for did in ("long-1", "long-2"):
+            self.assertEqual(post(a.port, "/job", did, did, sleep=8)[0], 202)
+        f.wait_run("long-1", instance="a")
+        f.wait_run("long-2", instance="a")
+        self.assertEqual(post(a.port, "/job", "x-1", "x", sleep=0, sleep1=20)[0], 202)
+        f.wait_run("x-1", instance="b", timeout=5)
+        b.kill9()
+        b.kill_orphaned_hooks()
+        b.expected_rc = -signal.SIGKILL
+        a.wait_line(r"delivery x-1 .*taken over here", timeout=LEASE_S + 5)
+        f.wait_state("long-1", timeout=15)
+        f.wait_state("long-2", timeout=5)
+        f.wait_state("x-1", timeout=40)
+        time.sleep(1.5)
+        runs = f.runs()["x-1"]
+        rows = f.query("SELECT a.attempt, a.status, a.instance FROM hookd_attempts a JOIN "
+                       "hookd_deliveries d ON d.id = a.delivery WHERE d.delivery_id = 'x-1' "
+                       "ORDER BY a.attempt")
+        print("  runs %r, attempts %r" % ([(r["instance"], r["attempt"]) for r in runs], rows))
+        self.assertEqual([(r["instance"], r["attempt"]) for r in runs], [("b", 1), ("a", 2)])
+        self.assertEqual([(r[0], r[1], r[2]) for r in rows],
+                         [("1", "interrupted", "b"), ("2", "ok", "a")])
+
     # ---- a clean stop gives up the lease
 
     def test_clean_stop_gives_up_the_lease(self):
