@@ -589,6 +589,8 @@ static void acceptance_lost(struct job *j)
 	           RETRY_AFTER_OVERLOAD);
 }
 
+static bool record_committed(struct job *j);
+
 /*
  * The batch that recorded the start of j's attempt was lost (the disk
  * full): its first hook never started. A row committed before that batch
@@ -603,7 +605,11 @@ void job_start_lost(struct job *j)
 {
 	struct delivery *d = j->d;
 	delivery_reset_attempt(d);
-	if (delivery_async(d) || j->recorded_waiting) {
+	/* A batch lost after another write had committed the batch before it
+	 * (mid-turn) leaves the record of a sync delivery that did not wait in
+	 * place, running: it gets its failed attempt too, not a row stuck
+	 * running. */
+	if (delivery_async(d) || j->recorded_waiting || record_committed(j)) {
 		delivery_set_outcome(d, 503, "failed", xstrdup("cannot write the journal"));
 		delivery_set_retry_after(d, RETRY_AFTER_OVERLOAD);
 		job_release(j);

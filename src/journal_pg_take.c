@@ -201,19 +201,16 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 	int64_t now = now_wall_ms();
 	for (size_t i = 0; i < nrows; i++) {
 		struct take_row *t = &rows[i];
-		/* Adopting, this instance's own rows are taken only when it does
-		 * not hold them any more (released, see release_unheld): one it
-		 * still holds, whose lease ran out while the journal was down, is
-		 * renewed by the next heartbeat, and still runs here. */
-		if (adopt && t->owner && strcmp(t->owner, j->instance) == 0 &&
-		    fence_find(&j->fences, t->id))
-			continue;
-		/* Stealing, a row this instance still has a fence for was stolen
-		 * from it, and its own job for it has not asked yet (it waits for
-		 * a slot or its local key): taken back, the row's new fence would
-		 * be that job's too, and both would run it. That job finds it lost
-		 * first (and forgets the fence). */
-		if (mode == TAKE_STEAL && fence_find(&j->fences, t->id))
+		/* Adopting or stealing, a row this instance still has a fence for
+		 * is left alone: its own, whose lease ran out while the journal
+		 * was down, is renewed by the next heartbeat and still runs here
+		 * (taken only once released, see release_unheld); one taken from
+		 * it (stolen, then maybe adopted from the dead thief) still has
+		 * its old job here, waiting for a slot or its local key: taken
+		 * back, the row's new fence would be that job's too, and both
+		 * would run it. That job finds it lost first (and forgets the
+		 * fence); a later tick takes the row. */
+		if ((adopt || mode == TAKE_STEAL) && fence_find(&j->fences, t->id))
 			continue;
 		sb_id_array(&ids, t->id);
 		if (t->state != DSTATE_RUNNING && t->async)
