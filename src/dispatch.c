@@ -3,7 +3,8 @@
  * journal's record of a delivery), serialization keys, the max_running
  * slots, running the hooks of an attempt, and retries. Every change of a
  * delivery's state goes through job_enter. Its parts with a job of their
- * own: an attempt and its hooks (dispatch_run.c), the ids remembered
+ * own: an attempt and its hooks (dispatch_run.c), an attempt's outcome
+ * written to the journal and the outbox (dispatch_outcome.c), the ids remembered
  * without a journal (idstore.c), the keys' lines (keyqueue.c), the answers
  * that wait for the journal (groupcommit.c).
  *
@@ -479,36 +480,6 @@ static void on_turn_poll(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* SQLite's outcomes join its batch: kept until their batch is known
- * committed (outbox.h). */
-static bool outcomes_batched(const struct dispatcher *ds)
-{
-	return ds->commit && !ds->shared;
-}
-
-size_t dispatch_write_outbox(struct dispatcher *ds)
-{
-	if (!ds->outbox || !outbox_count(ds->outbox) || !journal_up(ds->journal))
-		return outbox_count(ds->outbox);
-	bool batched = outcomes_batched(ds);
-	size_t left = outbox_flush(ds->outbox, batched);
-	if (batched)
-		groupcommit_flush_soon(ds->commit);
-	return left;
-}
-
-/* Outcomes a lost batch took with it are written again each second until
- * a batch that holds them is committed. */
-#define OUTBOX_RETRY_MS 1000
-
-static void on_outbox_retry(evutil_socket_t fd, short what, void *arg)
-{
-	struct dispatcher *ds = arg;
-	struct timeval tv = {OUTBOX_RETRY_MS / 1000, 0};
-	if (dispatch_write_outbox(ds))
-		evtimer_add(ds->outbox_timer, &tv);
-}
-
 /* Free slots go to the first in line. */
 static void start_queued(struct dispatcher *ds)
 {
@@ -651,18 +622,6 @@ static void on_lost(struct held_answer *h, void *arg)
 	acceptance_lost(JOB_OF_HELD(h));
 }
 
-/* After each commit: the outcomes it took are settled, those lost with a
- * batch written again. */
-static void on_flushed(void *arg)
-{
-	struct dispatcher *ds = arg;
-	struct timeval tv = {OUTBOX_RETRY_MS / 1000, 0};
-	if (outbox_settle(ds->outbox, journal_committed_id(ds->journal),
-	                  journal_losses(ds->journal)) &&
-	    !evtimer_pending(ds->outbox_timer, NULL))
-		evtimer_add(ds->outbox_timer, &tv);
-}
-
 static void on_dropped(struct held_answer *h, void *arg)
 {
 	struct job *j = JOB_OF_HELD(h);
@@ -674,75 +633,9 @@ static const struct groupcommit_ops held_answers = {
 	.committed = on_committed,
 	.synced = on_synced,
 	.lost = on_lost,
-	.flushed = on_flushed,
+	.flushed = dispatch_on_flushed,
 	.dropped = on_dropped,
 };
-
-/* The attempt just over, for the journal; the hooks it points at are the
- * caller's to free. */
-static struct journal_hook *attempt_of(const struct delivery *d, struct journal_attempt *a)
-{
-	size_t nhooks;
-	struct journal_hook *hooks = delivery_journal_hooks(d, &nhooks);
-	const struct outcome *out = delivery_outcome(d);
-	int64_t now = now_wall_ms();
-	*a = (struct journal_attempt){
-		.attempt = delivery_attempt(d),
-		.started_ms = now - delivery_ms(d),
-		.finished_ms = now,
-		.http = out->http,
-		.status = out->status,
-		.error = out->error,
-		.hooks = hooks,
-		.nhooks = nhooks,
-	};
-	return hooks;
-}
-
-/* The state an attempt's outcome leaves a delivery in, retries aside. */
-static enum delivery_state final_state(const struct outcome *out)
-{
-	bool ok = out->http >= 200 && out->http < 300;
-	return !ok                                 ? DSTATE_FAILED
-	       : strcmp(out->status, "skipped") == 0 ? DSTATE_SKIPPED
-	                                             : DSTATE_SUCCEEDED;
-}
-
-/* Records the attempt's outcome: 0, -1 (not recorded: logged), or
- * JOURNAL_LOST (another instance took the delivery over). */
-static int journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
-                          int64_t next_due)
-{
-	if (!ds->journal || !delivery_rowid(d))
-		return 0;
-	struct journal_attempt a;
-	struct journal_hook *hooks = attempt_of(d, &a);
-	int rc = journal_attempt_finished(ds->journal, delivery_rowid(d), &a, st, next_due);
-	if (rc == 0 && outcomes_batched(ds)) {
-		outbox_keep(ds->outbox, delivery_rowid(d), &a, st, next_due,
-		            journal_batch_id(ds->journal), journal_losses(ds->journal));
-	} else if (rc == -1 && outcomes_batched(ds)) {
-		/* Refused outright (its batch given up, a statement that failed):
-		 * written again as one lost at the commit is (no batch of its
-		 * own: settled as lost at the next flush). */
-		outbox_keep(ds->outbox, delivery_rowid(d), &a, st, next_due, UINT64_MAX,
-		            journal_losses(ds->journal));
-		rc = 0;
-	} else if (rc == -1 && ds->shared && !journal_up(ds->journal)) {
-		/* Written when the journal is back; the delivery stays ours. */
-		outbox_add(ds->outbox, delivery_rowid(d), &a, st, next_due);
-		rc = 0;
-	} else if (rc == JOURNAL_LOST)
-		log_msg(LOG_LVL_WARN, "delivery %s (endpoint %s): another instance took it over while "
-		        "it ran (this one's lease ran out); attempt %d's outcome is not recorded",
-		        delivery_id(d), delivery_endpoint(d)->name, a.attempt);
-	else if (rc < 0)
-		log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s", delivery_id(d));
-	free(hooks);
-	/* A sync sender's answer waits for this turn's commit (finish). */
-	groupcommit_flush_soon(ds->commit);
-	return rc < 0 ? rc : 0;
-}
 
 /* Final: a sync sender's answer waits until its outcome is committed. */
 static void finish(struct job *j)
@@ -763,7 +656,7 @@ void job_attempt_over(struct job *j)
 	delivery_set_ms(d, now_mono_ms() - j->started_mono);
 	bool ok = out->http >= 200 && out->http < 300;
 	bool retryable = !ok && (out->http == 503 || strcmp(out->status, "timeout") == 0);
-	enum delivery_state st = final_state(out);
+	enum delivery_state st = dispatch_final_state(out);
 	int64_t delay = 0;
 	/* The attempts of this run of retries: since the first, or since the
 	 * last replay (its count is its own). */
@@ -778,9 +671,9 @@ void job_attempt_over(struct job *j)
 			delay = MAX_BACKOFF_MS;
 		st = DSTATE_RETRY_WAIT;
 	}
+	int64_t next_due = st == DSTATE_RETRY_WAIT ? now_wall_ms() + delay : 0;
 	bool lost = !j->recorded_final &&
-	            journal_finish(ds, d, st, st == DSTATE_RETRY_WAIT ? now_wall_ms() + delay : 0) ==
-	                    JOURNAL_LOST;
+	            dispatch_journal_finish(ds, d, st, next_due) == JOURNAL_LOST;
 	if (!ds->journal && !delivery_id_generated(d))
 		remember_id(ds, d, st);
 	/* A sync delivery that failed is the sender's to send again. With an
@@ -904,8 +797,9 @@ static int record(struct dispatcher *ds, struct delivery *d, bool known_new, boo
 	int64_t rowid;
 	if (final) {
 		struct journal_attempt a;
-		struct journal_hook *hooks = attempt_of(d, &a);
-		rowid = journal_record_final(ds->journal, &jn, &a, final_state(delivery_outcome(d)));
+		struct journal_hook *hooks = dispatch_attempt_of(d, &a);
+		rowid = journal_record_final(ds->journal, &jn, &a,
+		                             dispatch_final_state(delivery_outcome(d)));
 		free(hooks);
 	} else {
 		rowid = journal_record(ds->journal, &jn);
@@ -1122,7 +1016,7 @@ struct dispatcher *dispatcher_new(struct event_base *base, struct config *cfg,
 	ds->shared = journal_shared(journal);
 	if (journal)
 		ds->outbox = outbox_new(journal);
-	ds->outbox_timer = evtimer_new(base, on_outbox_retry, ds);
+	ds->outbox_timer = evtimer_new(base, dispatch_on_outbox_retry, ds);
 	/* Group commit: SQLite's commits wait for a sync of the WAL of their
 	 * own, PostgreSQL's (each a flush of its WAL) for nothing more. */
 	if (journal_batches(journal))

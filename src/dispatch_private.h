@@ -1,7 +1,8 @@
 /*
- * What dispatch.c (the lifecycle, admission, outcomes) and dispatch_run.c
- * (an attempt's hooks) share: the dispatcher and its jobs, and the calls
- * between the two. Only those two files include it.
+ * What dispatch.c (the lifecycle, admission, outcomes), dispatch_run.c
+ * (an attempt's hooks) and dispatch_outcome.c (an outcome to the journal)
+ * share: the dispatcher and its jobs, and the calls between them. Only
+ * those files include it.
  */
 #ifndef HOOKD_DISPATCH_PRIVATE_H
 #define HOOKD_DISPATCH_PRIVATE_H
@@ -11,8 +12,11 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include <event2/util.h>
+
 #include "dispatch.h"
 #include "groupcommit.h"
+#include "journal.h"
 #include "route.h"
 
 struct event;
@@ -102,5 +106,17 @@ void job_attempt_over(struct job *j);
 /* dispatch.c: the first hook of j's attempt never started, its start's
  * batch lost (runner_cancel_held). */
 void job_start_lost(struct job *j);
+/* dispatch_outcome.c: the attempt just over, for the journal (the hooks it
+ * points at are the caller's to free); the state its outcome leaves a
+ * delivery in, retries aside; its outcome recorded (0, -1, or
+ * JOURNAL_LOST); the outbox written again each second (outbox_timer's
+ * callback), and settled after each commit (groupcommit's flushed op). */
+struct outcome;
+struct journal_hook *dispatch_attempt_of(const struct delivery *d, struct journal_attempt *a);
+enum delivery_state dispatch_final_state(const struct outcome *out);
+int dispatch_journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
+                            int64_t next_due);
+void dispatch_on_outbox_retry(evutil_socket_t fd, short what, void *arg);
+void dispatch_on_flushed(void *arg);
 
 #endif
