@@ -376,23 +376,28 @@ bool sig_verify_token(const struct verify_input *in, const char *name, char *why
 	return sig_match_secret(in->ep, token, strlen(token), "token mismatch", why, whylen);
 }
 
-/* "<prefix><encoded MAC>" over the raw body. */
-bool sig_verify_prefixed(const struct verify_input *in, const char *value, const char *prefix,
-                         enum hmac_alg alg, enum sig_encoding enc, char *why, size_t whylen)
+/* The head's part of "<prefix><encoded MAC>": all but the MAC itself. */
+bool sig_parse_prefixed(const struct endpoint *ep, const char *value, const char *prefix,
+                        enum hmac_alg alg, enum sig_encoding enc, unsigned char *sig, char *why,
+                        size_t whylen)
 {
 	size_t plen = prefix ? strlen(prefix) : 0;
-	size_t dlen = sig_digest_len(alg);
-	unsigned char sig[SIG_MAC_MAX];
-	struct sig_part body = {in->body, in->body_len};
 
 	if (!*value)
 		return verify_fail(why, whylen, "signature header empty");
 	if (plen && strncmp(value, prefix, plen) != 0)
 		return verify_fail(why, whylen, "signature prefix missing");
 	value += plen;
-	if (!sig_decode(enc, value, strlen(value), sig, dlen))
+	if (!sig_decode(enc, value, strlen(value), sig, sig_digest_len(alg)))
 		return verify_fail(why, whylen, "malformed signature");
-	if (!sig_have_secret(in->ep))
+	if (!sig_have_secret(ep))
 		return verify_fail(why, whylen, "no secret configured");
-	return sig_verify_one(in->ep, alg, &body, 1, sig, dlen, why, whylen);
+	return true;
+}
+
+bool sig_verify_body(const struct verify_input *in, enum hmac_alg alg, const unsigned char *sig,
+                     char *why, size_t whylen)
+{
+	struct sig_part body = {in->body, in->body_len};
+	return sig_verify_one(in->ep, alg, &body, 1, sig, sig_digest_len(alg), why, whylen);
 }

@@ -68,9 +68,18 @@ bool sig_match_secret(const struct endpoint *ep, const void *value, size_t len,
 /* The header `name` equals a secret, as sig_match_secret compares it. */
 bool sig_verify_token(const struct verify_input *in, const char *name, char *why, size_t whylen);
 
-/* value is "<prefix><MAC of the raw body, encoded>"; prefix may be NULL. */
-bool sig_verify_prefixed(const struct verify_input *in, const char *value, const char *prefix,
-                         enum hmac_alg alg, enum sig_encoding enc, char *why, size_t whylen);
+/* value is "<prefix><MAC, encoded>" (prefix may be NULL), as far as the
+ * request head decides it: the prefix, the exact encoding of a MAC of
+ * alg (decoded into sig, sig_digest_len(alg) bytes), and a secret on ep to
+ * check it with. The reasons: "signature header empty", "signature prefix
+ * missing", "malformed signature", "no secret configured". */
+bool sig_parse_prefixed(const struct endpoint *ep, const char *value, const char *prefix,
+                        enum hmac_alg alg, enum sig_encoding enc, unsigned char *sig, char *why,
+                        size_t whylen);
+/* sig (sig_digest_len(alg) bytes) is the MAC of the raw body under one of
+ * in->ep's secrets, as sig_verify_one checks it. */
+bool sig_verify_body(const struct verify_input *in, enum hmac_alg alg, const unsigned char *sig,
+                     char *why, size_t whylen);
 
 /* Frees the keyed HMAC contexts kept between requests; at exit, before
  * OpenSSL's own cleanup. */

@@ -9,32 +9,44 @@
 #include "sigutil.h"
 #include "verify.h"
 
-/* The signature headers github_verify takes, before the body is read. */
-static bool github_verify_head(const struct verify_input *in, char *why, size_t whylen)
-{
-	if (verify_header(in, "X-Hub-Signature-256"))
-		return true;
-	if (!verify_header(in, "X-Hub-Signature"))
-		return verify_fail(why, whylen, "signature header missing");
-	if (!in->ep->allow_sha1)
-		return verify_fail(why, whylen, "sha1 signature not allowed");
-	return true;
-}
-
-static bool github_verify(const struct verify_input *in, char *why, size_t whylen)
+/*
+ * The signature as far as the request head decides it, the one place that
+ * reads the headers: X-Hub-Signature-256, else X-Hub-Signature where
+ * allow_sha1 lets it count; its prefix and hex; a secret. The MAC into
+ * sig, its digest into *alg.
+ */
+static bool github_signature(const struct verify_input *in, enum hmac_alg *alg,
+                             unsigned char *sig, char *why, size_t whylen)
 {
 	const char *v = verify_header(in, "X-Hub-Signature-256");
 
 	/* A present SHA-256 header is never bypassed by a SHA-1 one: that
 	 * would let a downgrade through. */
+	*alg = HMAC_SHA256;
 	if (v)
-		return sig_verify_prefixed(in, v, "sha256=", HMAC_SHA256, SIG_HEX, why, whylen);
+		return sig_parse_prefixed(in->ep, v, "sha256=", *alg, SIG_HEX, sig, why, whylen);
 	v = verify_header(in, "X-Hub-Signature");
 	if (!v)
 		return verify_fail(why, whylen, "signature header missing");
 	if (!in->ep->allow_sha1)
 		return verify_fail(why, whylen, "sha1 signature not allowed");
-	return sig_verify_prefixed(in, v, "sha1=", HMAC_SHA1, SIG_HEX, why, whylen);
+	*alg = HMAC_SHA1;
+	return sig_parse_prefixed(in->ep, v, "sha1=", *alg, SIG_HEX, sig, why, whylen);
+}
+
+static bool github_verify_head(const struct verify_input *in, char *why, size_t whylen)
+{
+	enum hmac_alg alg;
+	unsigned char sig[SIG_MAC_MAX];
+	return github_signature(in, &alg, sig, why, whylen);
+}
+
+static bool github_verify(const struct verify_input *in, char *why, size_t whylen)
+{
+	enum hmac_alg alg;
+	unsigned char sig[SIG_MAC_MAX];
+	return github_signature(in, &alg, sig, why, whylen) &&
+	       sig_verify_body(in, alg, sig, why, whylen);
 }
 
 static const char *github_header_id(const struct verify_input *in)

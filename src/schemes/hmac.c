@@ -15,23 +15,31 @@ static const char *signature_header(const struct endpoint *ep)
 	                                                     : DEFAULT_SIGNATURE_HEADER;
 }
 
-/* The signature header, before the body is read. */
-static bool hmac_verify_head(const struct verify_input *in, char *why, size_t whylen)
-{
-	if (!verify_header(in, signature_header(in->ep)))
-		return verify_fail(why, whylen, "signature header missing");
-	return true;
-}
-
-static bool hmac_verify(const struct verify_input *in, char *why, size_t whylen)
+/* The signature as far as the request head decides it: the header, the
+ * configured prefix and encoding, a secret; the MAC into sig. */
+static bool hmac_signature(const struct verify_input *in, unsigned char *sig, char *why,
+                           size_t whylen)
 {
 	const struct endpoint *ep = in->ep;
 	const char *v = verify_header(in, signature_header(ep));
 
 	if (!v)
 		return verify_fail(why, whylen, "signature header missing");
-	return sig_verify_prefixed(in, v, ep->signature_prefix, ep->algorithm, ep->encoding, why,
-	                       whylen);
+	return sig_parse_prefixed(ep, v, ep->signature_prefix, ep->algorithm, ep->encoding, sig,
+	                          why, whylen);
+}
+
+static bool hmac_verify_head(const struct verify_input *in, char *why, size_t whylen)
+{
+	unsigned char sig[SIG_MAC_MAX];
+	return hmac_signature(in, sig, why, whylen);
+}
+
+static bool hmac_verify(const struct verify_input *in, char *why, size_t whylen)
+{
+	unsigned char sig[SIG_MAC_MAX];
+	return hmac_signature(in, sig, why, whylen) &&
+	       sig_verify_body(in, in->ep->algorithm, sig, why, whylen);
 }
 
 const struct scheme scheme_hmac = {
