@@ -33,72 +33,98 @@ static const char *standard_header(const struct verify_input *in, const char *wh
 	return verify_header(in, name);
 }
 
-/* The three headers of one family, before the body is read. */
+/* The next "v1,<base64>" entry of the space-separated list at *p, *p
+ * moved past it: 1 with its MAC in sig, 0 when it is malformed, -1 at the
+ * list's end. Entries of other versions are skipped. */
+static int next_v1(const char **p, unsigned char *sig)
+{
+	const char *q = *p;
+
+	for (;;) {
+		q += strspn(q, " ");
+		if (!*q) {
+			*p = q;
+			return -1;
+		}
+		const char *entry = q;
+		size_t n = strcspn(q, " ");
+		q += n;
+		if (n > 3 && memcmp(entry, "v1,", 3) == 0) {
+			*p = q;
+			return sig_b64_decode_exact(entry + 3, n - 3, sig, 32) ? 1 : 0;
+		}
+	}
+}
+
+/* The request's three headers of one family. */
+struct standard_head {
+	const char *msgid, *ts, *sigs;
+};
+
+/*
+ * What the request head decides, the one place that reads the headers:
+ * the three there, the timestamp fresh, a secret, and a well-formed v1
+ * signature among the entries.
+ */
+static bool standard_check_head(const struct verify_input *in, struct standard_head *h,
+                                char *why, size_t whylen)
+{
+	unsigned char sig[SIG_MAC_MAX];
+	int r;
+
+	h->sigs = standard_header(in, "signature");
+	h->msgid = standard_header(in, "id");
+	h->ts = standard_header(in, "timestamp");
+	if (!h->sigs || !*h->sigs)
+		return verify_fail(why, whylen, "signature header missing");
+	if (!h->msgid || !*h->msgid)
+		return verify_fail(why, whylen, "id header missing");
+	if (!h->ts)
+		return verify_fail(why, whylen, "timestamp missing");
+	if (!sig_fresh_and_keyed(in, h->ts, strlen(h->ts), why, whylen))
+		return false;
+	const char *p = h->sigs;
+	bool v1_seen = false;
+	while ((r = next_v1(&p, sig)) == 0)
+		v1_seen = true;
+	if (r > 0)
+		return true;
+	return verify_fail(why, whylen, v1_seen ? "malformed signature" : "no v1 signature");
+}
+
 static bool standard_verify_head(const struct verify_input *in, char *why, size_t whylen)
 {
-	const char *v = standard_header(in, "signature"), *msgid = standard_header(in, "id");
-
-	if (!v || !*v)
-		return verify_fail(why, whylen, "signature header missing");
-	if (!msgid || !*msgid)
-		return verify_fail(why, whylen, "id header missing");
-	if (!standard_header(in, "timestamp"))
-		return verify_fail(why, whylen, "timestamp missing");
-	return true;
+	struct standard_head h;
+	return standard_check_head(in, &h, why, whylen);
 }
 
 /* Standard Webhooks: id.timestamp.body, signatures "v1,<base64>" separated
- * by spaces; other versions are skipped, any v1 matching suffices. */
+ * by spaces; any v1 matching suffices. Every entry is compared, whichever
+ * matched. */
 static bool standard_verify(const struct verify_input *in, char *why, size_t whylen)
 {
-	const char *msgid = standard_header(in, "id");
-	const char *ts = standard_header(in, "timestamp");
-	const char *v = standard_header(in, "signature");
+	struct standard_head h;
 	struct sig_macs m = {0};
-	size_t v1_seen = 0, v1_wellformed = 0;
+	unsigned char sig[SIG_MAC_MAX];
 	bool any = false;
+	int r;
 
-	if (!v || !*v)
-		return verify_fail(why, whylen, "signature header missing");
-	if (!msgid || !*msgid)
-		return verify_fail(why, whylen, "id header missing");
-	if (!ts)
-		return verify_fail(why, whylen, "timestamp missing");
-	if (!sig_fresh_and_keyed(in, ts, strlen(ts), why, whylen))
+	if (!standard_check_head(in, &h, why, whylen))
 		return false;
-
 	struct sig_part parts[] = {
-		{msgid, strlen(msgid)}, {".", 1}, {ts, strlen(ts)}, {".", 1},
+		{h.msgid, strlen(h.msgid)}, {".", 1}, {h.ts, strlen(h.ts)}, {".", 1},
 		{in->body, in->body_len},
 	};
 	if (sig_macs_compute(in->ep, HMAC_SHA256, parts, ARRAY_SIZE(parts), &m) < 0) {
 		sig_macs_free(&m);
 		return verify_fail(why, whylen, "crypto failure");
 	}
-	for (const char *p = v; *p;) {
-		if (*p == ' ') {
-			p++;
-			continue;
-		}
-		size_t n = strcspn(p, " ");
-		if (n > 3 && memcmp(p, "v1,", 3) == 0) {
-			unsigned char sig[SIG_MAC_MAX];
-			v1_seen++;
-			if (sig_b64_decode_exact(p + 3, n - 3, sig, 32)) {
-				v1_wellformed++;
-				any |= sig_macs_match(&m, sig, 32);
-			}
-		}
-		p += n;
+	for (const char *p = h.sigs; (r = next_v1(&p, sig)) >= 0;) {
+		if (r > 0)
+			any |= sig_macs_match(&m, sig, 32);
 	}
 	sig_macs_free(&m);
-	if (any)
-		return true;
-	if (v1_seen == 0)
-		return verify_fail(why, whylen, "no v1 signature");
-	if (v1_wellformed == 0)
-		return verify_fail(why, whylen, "malformed signature");
-	return verify_fail(why, whylen, "signature mismatch");
+	return any ? true : verify_fail(why, whylen, "signature mismatch");
 }
 
 static const char *standard_header_id(const struct verify_input *in)
