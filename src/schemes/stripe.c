@@ -11,73 +11,114 @@
 #include "util.h"
 #include "verify.h"
 
-/* The signature header, before the body is read. */
-static bool stripe_verify_head(const struct verify_input *in, char *why, size_t whylen)
+/* One "key=value" entry of the comma-separated header. */
+struct stripe_entry {
+	const char *key; /* "" when the entry has no '=' or no key */
+	size_t keylen;
+	const char *value;
+	size_t valuelen;
+};
+
+/* The entry at *p, *p moved past it (NULL after the last); false when
+ * there is none left. */
+static bool next_entry(const char **p, struct stripe_entry *e)
 {
-	const char *v = verify_header(in, "Stripe-Signature");
-	return v && *v ? true : verify_fail(why, whylen, "signature header missing");
+	if (!*p)
+		return false;
+	size_t n = strcspn(*p, ",");
+	const char *eq = memchr(*p, '=', n);
+	e->key = *p;
+	e->keylen = eq ? (size_t)(eq - *p) : 0;
+	e->value = eq ? eq + 1 : *p + n;
+	e->valuelen = eq ? n - e->keylen - 1 : 0;
+	*p = (*p)[n] ? *p + n + 1 : NULL;
+	return true;
 }
 
-/* Stripe: "t=<unix>,v1=<hex>[,v1=<hex>...][,v0=...]" over "<t>.<body>". */
-static bool stripe_verify(const struct verify_input *in, char *why, size_t whylen)
+static bool entry_is(const struct stripe_entry *e, const char *key)
 {
-	const char *v = verify_header(in, "Stripe-Signature");
-	const char *t = NULL;
-	size_t tlen = 0, v1_seen = 0, v1_wellformed = 0;
-	struct sig_macs m = {0};
-	bool any = false;
+	return e->keylen == strlen(key) && memcmp(e->key, key, e->keylen) == 0;
+}
 
-	if (!v || !*v)
+/* A v1 entry's MAC into sig: whether it is one and well formed. */
+static bool entry_v1(const struct stripe_entry *e, unsigned char *sig)
+{
+	return entry_is(e, "v1") && sig_hex_decode_exact(e->value, e->valuelen, sig, 32);
+}
+
+/*
+ * What the request head decides of "t=<unix>,v1=<hex>[,v1=<hex>...][,v0=...]",
+ * the one place that reads the header: the shape, one timestamp and fresh,
+ * a secret, a well-formed v1 among the entries. The header into *v, the
+ * timestamp (signed too) into *t and *tlen.
+ */
+static bool stripe_check_head(const struct verify_input *in, const char **v, const char **t,
+                              size_t *tlen, char *why, size_t whylen)
+{
+	struct stripe_entry e;
+	size_t v1_seen = 0, v1_wellformed = 0;
+	unsigned char sig[32];
+
+	*v = verify_header(in, "Stripe-Signature");
+	*t = NULL;
+	*tlen = 0;
+	if (!*v || !**v)
 		return verify_fail(why, whylen, "signature header missing");
-	/* First pass: the shape, the timestamp and whether any v1 exists. */
-	for (const char *p = v;;) {
-		size_t n = strcspn(p, ",");
-		const char *eq = memchr(p, '=', n);
-		if (!eq || eq == p)
+	for (const char *p = *v; next_entry(&p, &e);) {
+		if (e.keylen == 0)
 			return verify_fail(why, whylen, "malformed signature header");
-		if (eq - p == 1 && p[0] == 't') {
-			if (t)
+		if (entry_is(&e, "t")) {
+			if (*t)
 				return verify_fail(why, whylen, "malformed signature header");
-			t = eq + 1;
-			tlen = n - 2;
-		} else if (eq - p == 2 && p[0] == 'v' && p[1] == '1') {
+			*t = e.value;
+			*tlen = e.valuelen;
+		} else if (entry_is(&e, "v1")) {
 			v1_seen++;
+			v1_wellformed += entry_v1(&e, sig);
 		}
-		if (!p[n])
-			break;
-		p += n + 1;
 	}
-	if (!t)
+	if (!*t)
 		return verify_fail(why, whylen, "timestamp missing");
 	if (v1_seen == 0)
 		return verify_fail(why, whylen, "no v1 signature");
-	if (!sig_fresh_and_keyed(in, t, tlen, why, whylen))
+	if (!sig_fresh_and_keyed(in, *t, *tlen, why, whylen))
 		return false;
+	if (v1_wellformed == 0)
+		return verify_fail(why, whylen, "malformed signature");
+	return true;
+}
 
+static bool stripe_verify_head(const struct verify_input *in, char *why, size_t whylen)
+{
+	const char *v, *t;
+	size_t tlen;
+	return stripe_check_head(in, &v, &t, &tlen, why, whylen);
+}
+
+/* Over "<t>.<body>"; any v1 matching suffices. Every v1 is compared,
+ * whichever matched. */
+static bool stripe_verify(const struct verify_input *in, char *why, size_t whylen)
+{
+	const char *v, *t;
+	size_t tlen;
+	struct stripe_entry e;
+	struct sig_macs m = {0};
+	unsigned char sig[32];
+	bool any = false;
+
+	if (!stripe_check_head(in, &v, &t, &tlen, why, whylen))
+		return false;
 	struct sig_part parts[] = {{t, tlen}, {".", 1}, {in->body, in->body_len}};
 	if (sig_macs_compute(in->ep, HMAC_SHA256, parts, ARRAY_SIZE(parts), &m) < 0) {
 		sig_macs_free(&m);
 		return verify_fail(why, whylen, "crypto failure");
 	}
-	for (const char *p = v;;) {
-		size_t n = strcspn(p, ",");
-		if (n > 3 && memcmp(p, "v1=", 3) == 0) {
-			unsigned char sig[32];
-			if (sig_hex_decode_exact(p + 3, n - 3, sig, sizeof(sig))) {
-				v1_wellformed++;
-				any |= sig_macs_match(&m, sig, sizeof(sig));
-			}
-		}
-		if (!p[n])
-			break;
-		p += n + 1;
+	for (const char *p = v; next_entry(&p, &e);) {
+		if (entry_v1(&e, sig))
+			any |= sig_macs_match(&m, sig, sizeof(sig));
 	}
 	sig_macs_free(&m);
-	if (any)
-		return true;
-	if (v1_wellformed == 0)
-		return verify_fail(why, whylen, "malformed signature");
-	return verify_fail(why, whylen, "signature mismatch");
+	return any ? true : verify_fail(why, whylen, "signature mismatch");
 }
 
 static bool stripe_identify(const struct verify_input *in, json_object *root, struct identity *id,
