@@ -61,10 +61,12 @@ struct scheme {
 	const char *secret_form;
 	const struct scheme_form *form; /* NULL: JSON bodies only */
 	/* The credential check of verify_credentials(), same contract, in
-	 * two parts. verify_head: what the request head decides alone, run
-	 * before any body byte is read (in->body NULL): a token scheme's whole
-	 * check, a signing scheme's "its headers are there"; NULL: nothing.
-	 * verify: the rest, with the body (a signature); NULL when the head
+	 * two parts. verify_head: everything the request head decides alone,
+	 * run before any body byte is read (in->body NULL): a token scheme's
+	 * whole check; for a signing scheme all but the MAC (the headers, the
+	 * signature's prefix and encoding, a fresh timestamp, a secret);
+	 * NULL: nothing. verify: the rest, with the body (the MAC), reading
+	 * the headers through the same code as verify_head; NULL when the head
 	 * decides the credentials whole (scheme_verifies_from_head). */
 	bool (*verify_head)(const struct verify_input *in, char *why, size_t whylen);
 	bool (*verify)(const struct verify_input *in, char *why, size_t whylen);
