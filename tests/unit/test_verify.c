@@ -1011,6 +1011,103 @@ static void test_reasons(void)
 	}
 }
 
+/*
+ * What the head alone shows is not authenticated is refused by the head
+ * check (no body yet, in->body NULL), with the reason the whole check
+ * gives; a head that can verify passes it, the MAC being the body's.
+ */
+static void test_head_refusals(void)
+{
+	static const struct {
+		enum setup_id s;
+		enum mutation m;
+		const char *why; /* NULL: the head passes */
+	} cases[] = {
+		{S_GITHUB, M_VALID, NULL},
+		{S_GITHUB, M_WRONG_SECRET, NULL},
+		{S_GITHUB, M_UPPER, NULL},
+		{S_GITHUB, M_MISSING, "signature header missing"},
+		{S_GITHUB, M_EMPTY, "signature header empty"},
+		{S_GITHUB, M_PREFIX, "signature prefix missing"},
+		{S_GITHUB, M_TRUNC, "malformed signature"},
+		{S_GITHUB, M_EXTRA, "malformed signature"},
+		{S_GITHUB, M_BADCHAR, "malformed signature"},
+		{S_GITHUB, M_HUGE, "malformed signature"},
+		{S_GITHUB, M_NO_SECRET, "no secret configured"},
+		{S_GITHUB_SHA1, M_VALID, NULL},
+		{S_GITHUB_SHA1, M_PREFIX, "signature prefix missing"},
+		{S_GITHUB_SHA1, M_TRUNC, "malformed signature"},
+		{S_HMAC_HEX, M_VALID, NULL},
+		{S_HMAC_HEX, M_PREFIX, "malformed signature"},
+		{S_HMAC_HEX, M_BADCHAR, "malformed signature"},
+		{S_HMAC_HEX, M_NO_SECRET, "no secret configured"},
+		{S_HMAC_B64_512, M_VALID, NULL},
+		{S_HMAC_B64_512, M_TRUNC, "malformed signature"},
+		{S_HMAC_SHA1_PREFIX, M_VALID, NULL},
+		{S_HMAC_SHA1_PREFIX, M_PREFIX, "signature prefix missing"},
+		{S_STANDARD, M_VALID, NULL},
+		{S_STANDARD, M_WRONG_SECRET, NULL},
+		{S_STANDARD, M_TS_OLD4, NULL},
+		{S_STANDARD, M_TS_NEW4, NULL},
+		{S_STANDARD, M_TS_OLD6, "timestamp outside tolerance"},
+		{S_STANDARD, M_TS_NEW6, "timestamp outside tolerance"},
+		{S_STANDARD, M_TS_GARBAGE, "malformed timestamp"},
+		{S_STANDARD, M_TS_MISSING, "timestamp missing"},
+		{S_STANDARD, M_PREFIX, "no v1 signature"},
+		{S_STANDARD, M_TRUNC, "malformed signature"},
+		{S_STANDARD, M_BADCHAR, "malformed signature"},
+		{S_STANDARD, M_NO_SECRET, "no secret configured"},
+		{S_STANDARD, M_EMPTY_SECRET, "no secret configured"},
+		{S_STRIPE, M_VALID, NULL},
+		{S_STRIPE, M_WRONG_SECRET, NULL},
+		{S_STRIPE, M_TS_OLD4, NULL},
+		{S_STRIPE, M_TS_OLD6, "timestamp outside tolerance"},
+		{S_STRIPE, M_TS_NEW6, "timestamp outside tolerance"},
+		{S_STRIPE, M_TS_GARBAGE, "malformed timestamp"},
+		{S_STRIPE, M_TS_MISSING, "timestamp missing"},
+		{S_STRIPE, M_PREFIX, "no v1 signature"},
+		{S_STRIPE, M_TRUNC, "malformed signature"},
+		{S_STRIPE, M_BADCHAR, "malformed signature"},
+		{S_STRIPE, M_NO_SECRET, "no secret configured"},
+		{S_SLACK, M_VALID, NULL},
+		{S_SLACK, M_WRONG_SECRET, NULL},
+		{S_SLACK, M_TS_NEW4, NULL},
+		{S_SLACK, M_TS_OLD6, "timestamp outside tolerance"},
+		{S_SLACK, M_TS_NEW6, "timestamp outside tolerance"},
+		{S_SLACK, M_TS_GARBAGE, "malformed timestamp"},
+		{S_SLACK, M_TS_MISSING, "timestamp missing"},
+		{S_SLACK, M_PREFIX, "signature prefix missing"},
+		{S_SLACK, M_TRUNC, "malformed signature"},
+		{S_SLACK, M_EXTRA, "malformed signature"},
+		{S_SLACK, M_NO_SECRET, "no secret configured"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const struct setup *s = &setups[cases[i].s];
+		enum mutation m = cases[i].m;
+		struct test_ep t;
+		struct req r = {0};
+		char why[128] = "";
+		int64_t ts = m == M_TS_OLD6 ? NOW - 360 : m == M_TS_NEW6 ? NOW + 360
+		           : m == M_TS_OLD4 ? NOW - 240 : m == M_TS_NEW4 ? NOW + 240 : NOW;
+		setup_ep(&t, s);
+		if (m == M_EMPTY_SECRET)
+			ep_secret(&t, "", 0);
+		else if (m != M_NO_SECRET)
+			setup_secret(&t, s, SECRET_A);
+		sign(s, m == M_WRONG_SECRET ? SECRET_B : SECRET_A, BODY, ts, &r);
+		mutate(s, m, &r);
+		struct verify_input head = {.ep = &t.ep, .header = req_header, .ctx = &r, .now = NOW};
+		bool ok = verify_credentials_head(&head, why, sizeof(why));
+		if (cases[i].why) {
+			CHECK(!ok, "%s case %zu: the head passed", s->name, i);
+			CHECK_STR(why, cases[i].why, "%s case %zu head reason", s->name, i);
+		} else {
+			CHECK(ok, "%s case %zu: the head refused: %s", s->name, i, why);
+		}
+		req_free(&r);
+	}
+}
+
 /* Scheme-specific header shapes that the generic mutations do not reach. */
 static void test_header_shapes(void)
 {
@@ -1685,6 +1782,7 @@ int main(void)
 	test_fixed_vectors();
 	test_scheme_matrix();
 	test_reasons();
+	test_head_refusals();
 	test_header_shapes();
 	test_fuzz();
 	test_decode();
