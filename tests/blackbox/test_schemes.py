@@ -22,7 +22,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (NF_CONFIG, NF_PREFIX, NF_TOKEN, Hookd, json_body,  # noqa: E402
-                     marker_hook, new_id, parse_env, sample_body, sh)
+                     marker_hook, new_id, parse_env, recv_response, sample_body, sh)
 
 SERVER = """\
 [server]
@@ -139,6 +139,31 @@ class SBase(harness.HookdTestCase):
         self.assertEqual(b.get("status"), "rejected", r)
         self.assertNothingRan(h, what)
 
+    def assertRefusedFromHead(self, h, req, what, reason=None):
+        """Only req's head is sent, announcing a body of 1,000,000 bytes
+        that never comes: 401 within 2 s (not after waiting for the body),
+        the connection closed, reason logged, no hook ran."""
+        head = "POST %s HTTP/1.1\r\nHost: x\r\n" % self.path
+        for k, v in req.headers.items():
+            head += "%s: %s\r\n" % (k, v)
+        head += "Content-Length: 1000000\r\n\r\n"
+        s = h.socket()
+        try:
+            t0 = time.monotonic()
+            s.sendall(head.encode())
+            st, hdrs, body = recv_response(s, timeout=2.0)
+            took = time.monotonic() - t0
+        finally:
+            s.close()
+        self.assertEqual(st, 401, "%s: no 401 from the head within 2 s: %r" % (what, body))
+        self.assertLess(took, 2.0, what)
+        self.assertEqual(hdrs.get("connection"), "close", what)
+        self.assertEqual(json.loads(body).get("status"), "rejected", what)
+        if reason:
+            self.assertTrue(h.wait_log("unauthorized", reason, timeout=2.0),
+                            "%s: no log line with %r" % (what, reason))
+        self.assertNothingRan(h, what)
+
 
 class SchemeMixin:
     """Generic tests for a scheme with credentials. A subclass sets scheme,
@@ -182,6 +207,15 @@ class SchemeMixin:
                 r = self.send(h, req.with_header(self.sig_header, value))
                 self.assertRejected(h, r, "%s: %r" % (self.sig_header, value))
 
+    def test_malformed_refused_from_the_head(self):
+        """A credential header whose shape is wrong is refused before any
+        body byte is read."""
+        with self.daemon(self.config(), secrets=self.secrets) as h:
+            req = self.make(self.secrets[0])
+            for value in self.malformed(req):
+                self.assertRefusedFromHead(h, req.with_header(self.sig_header, value),
+                                           "%s: %r" % (self.sig_header, value))
+
     def test_rotated_second_secret(self):
         conf = self.config(" ".join(self.secrets))
         with self.daemon(conf, secrets=self.secrets) as h:
@@ -214,6 +248,17 @@ class TimestampMixin:
                 self.assertDelivered(h, self.send(h, req), req, self.scheme)
         finally:
             self.extra = type(self).extra
+
+    def test_stale_timestamp_refused_from_the_head(self):
+        """A timestamp outside the tolerance, or not one, is refused before
+        any body byte is read, whatever the signature."""
+        with self.daemon(self.config(), secrets=self.secrets) as h:
+            now = int(time.time())
+            for ts, reason in ((now - 360, "timestamp outside tolerance"),
+                               (now + 360, "timestamp outside tolerance"),
+                               ("abc", "malformed timestamp")):
+                req = self.make(self.secrets[0], ts=ts)
+                self.assertRefusedFromHead(h, req, "timestamp %r" % ts, reason)
 
     def test_timestamp_malformed(self):
         with self.daemon(self.config(), secrets=self.secrets) as h:
