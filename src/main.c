@@ -63,7 +63,7 @@ static void usage(FILE *f)
 	      "                             show, replay: where ID was delivered (default: any\n"
 	      "                             endpoint; needed when ID is known at several)\n"
 	      "  --                         end of options (an ID that starts with '-')\n"
-	      "  --help, --version\n",
+	      "  -h, --help, --version\n",
 	      f);
 }
 
