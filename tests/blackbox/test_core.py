@@ -1974,6 +1974,36 @@ class TestCommandLine(Base):
                                      stdout=subprocess.PIPE, timeout=10).stdout.decode()
                 self.assertEqual(got, weird[name[5:].lower()], name)
 
+    def test_shipped_configs_check(self):
+        """hookd.ini (the quick start's) and packaging/hookd.ini (the
+        package's /etc/hookd/hookd.ini) pass `hookd check --strict` with
+        the repository's hooks.d, each beside the token its installer makes
+        (the package's absolute paths moved into a temp dir, and its
+        hook_user, a user the package makes, left out)."""
+        for name in ("hookd.ini", os.path.join("packaging", "hookd.ini")):
+            with self.subTest(config=name):
+                root = os.path.join(self.h.tmp, "shipped-" + name.replace(os.sep, "-"))
+                for d in ("etc", "state", "work"):
+                    os.makedirs(os.path.join(root, d))
+                shutil.copytree(os.path.join(harness.SOURCE, "hooks.d"),
+                                os.path.join(root, "hooks.d"))
+                for token in ("northflank.token", os.path.join("etc", "northflank.token")):
+                    fd = os.open(os.path.join(root, token), os.O_WRONLY | os.O_CREAT, 0o600)
+                    os.write(fd, (NF_TOKEN + "\n").encode())
+                    os.close(fd)
+                with open(os.path.join(harness.SOURCE, name), encoding="utf-8") as f:
+                    text = f.read()
+                text = (text.replace("/etc/hookd/", root + "/etc/")
+                        .replace("/var/lib/hookd-hooks", root + "/work")
+                        .replace("/var/lib/hookd", root + "/state"))
+                text = re.sub(r"(?m)^hook_user = .*$", "hook_user =", text)
+                config = os.path.join(root, "hookd.ini")
+                with open(config, "w", encoding="utf-8") as f:
+                    f.write(text)
+                p = harness.run_cli(["check", "--strict"], config=config, cwd=root)
+                self.assertEqual(p.returncode, 0, p)
+                self.assertIn("endpoint northflank:", p.stdout.decode())
+
     def test_version_and_help(self):
         p = self.cli("--version", config=False)
         self.assertEqual(p.returncode, 0, p)
