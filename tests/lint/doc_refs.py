@@ -3,7 +3,8 @@
 is named there:
 
 - every `](#anchor)` link in README.md and HACKING.md is a heading of that
-  file (GitHub's anchors: lower case, punctuation dropped, spaces to '-');
+  file (GitHub's anchors: lower case, punctuation dropped, spaces to '-'),
+  and README's Contents lists every chapter;
 - every metric src/metrics.c exports is in README's "Admin listener" and in
   hookd.8's ADMIN LISTENER, and every hookd_* name either documents is one;
 - every command of src/main.c's table and every option its parser takes is
@@ -59,6 +60,18 @@ for name, md in (("README.md", readme), ("HACKING.md", hacking)):
     for a in sorted(set(re.findall(r"\]\(#([^)]+)\)", md))):
         if a not in have:
             problems.append("%s: link #%s names no heading" % (name, a))
+
+# README's Contents names every chapter (## heading) but itself.
+contents = section(readme, r"^## Contents\n", r"^## ")
+listed = set(re.findall(r"\]\(#([^)]+)\)", contents))
+fenced = False
+for line in readme.split("\n"):
+    if line.startswith("```"):
+        fenced = not fenced
+    if not fenced and line.startswith("## ") and line != "## Contents":
+        a = re.sub(r"[^\w\- ]", "", line[3:].strip().lower()).replace(" ", "-")
+        if a not in listed:
+            problems.append("README.md: chapter '%s' is not in Contents" % line[3:])
 
 # ---- metrics ----
 
