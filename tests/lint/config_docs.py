@@ -19,13 +19,10 @@ import os
 import re
 import sys
 
-ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from doclint import ROOT, finish, read  # noqa: E402
+
 problems = []
-
-
-def read(*parts):
-    with open(os.path.join(ROOT, *parts), encoding="utf-8") as f:
-        return f.read()
 
 
 # ---- the code ----
@@ -286,8 +283,5 @@ for doc, named in (("man/hookd.ini.5 SCHEMES", man_schemes), ("README.md scheme"
     for s in sorted(named - set(schemes)):
         problems.append("%s: scheme '%s' is documented, the code has none" % (doc, s))
 
-for p in problems:
-    print(p)
-if problems:
-    sys.exit(1)
-print("config_docs: %d keys, %d schemes agree" % (sum(len(v) for v in code.values()), len(schemes)))
+finish(problems, "config_docs: %d keys, %d schemes agree"
+       % (sum(len(v) for v in code.values()), len(schemes)))

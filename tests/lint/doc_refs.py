@@ -21,13 +21,10 @@ import os
 import re
 import sys
 
-ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from doclint import ROOT, finish, read  # noqa: E402
+
 problems = []
-
-
-def read(*parts):
-    with open(os.path.join(ROOT, *parts), encoding="utf-8") as f:
-        return f.read()
 
 
 def section(text, heading_re, end_re):
@@ -133,9 +130,5 @@ for path in sorted(named):
     if not os.path.exists(os.path.join(src, path)):
         problems.append("HACKING.md \"Files\": %s is listed, src/ has no such file" % path)
 
-for p in problems:
-    print(p)
-if problems:
-    sys.exit(1)
-print("doc_refs: %d metrics, %d commands, %d options, %d files agree"
-      % (len(exported), len(commands), len(options), len(named)))
+finish(problems, "doc_refs: %d metrics, %d commands, %d options, %d files agree"
+       % (len(exported), len(commands), len(options), len(named)))
