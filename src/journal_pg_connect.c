@@ -140,34 +140,75 @@ static void trim_message(char *buf, size_t len, const char *msg)
 		buf[n < len ? n : len - 1] = '\0';
 }
 
+/*
+ * A statement's bound on the server (statement_timeout), and a write's on
+ * the network (tcp_user_timeout: data a silent host never acknowledges
+ * fails the connection after as long, where keepalives alone would wait
+ * for the connection to go idle first).
+ */
+#define STATEMENT_TIMEOUT_MS 10000
+
+/*
+ * The session's settings travel in the startup packet (libpq's `options`),
+ * so that connecting is all a reconnect does, bounded by connect_timeout:
+ * a statement after it would wait for a host gone silent in between. The
+ * connection string's own options (else PGOPTIONS, which libpq would have
+ * used) come first and are kept; hookd's come last and win, as the SET
+ * they replace did.
+ */
+static char *startup_options(const char *url, bool readonly)
+{
+	const char *theirs = getenv("PGOPTIONS");
+	PQconninfoOption *parsed = PQconninfoParse(url, NULL);
+	for (PQconninfoOption *o = parsed; o && o->keyword; o++) {
+		if (strcmp(o->keyword, "options") == 0 && o->val && *o->val)
+			theirs = o->val;
+	}
+	char *s = xasprintf("%s%s-c statement_timeout=%d%s", theirs ? theirs : "",
+	                    theirs && *theirs ? " " : "", STATEMENT_TIMEOUT_MS,
+	                    readonly ? " -c default_transaction_read_only=on" : "");
+	if (parsed)
+		PQconninfoFree(parsed);
+	return s;
+}
+
 /* The connection's parameters: hookd's defaults first, then the
  * connection string, which may override them (with expand_dbname, later
- * values win); the password file's last. keys and vals hold 12. */
-static void connect_params(const char *url, const char *password, const char **keys,
-                           const char **vals)
+ * values win), then the session's settings (options, which hold the
+ * string's own); the password file's last. keys and vals hold 12;
+ * user_timeout is the caller's buffer for tcp_user_timeout's value. */
+static void connect_params(const char *url, const char *password, const char *options,
+                           char user_timeout[16], const char **keys, const char **vals)
 {
 	size_t n = 0;
+	snprintf(user_timeout, 16, "%d", STATEMENT_TIMEOUT_MS);
 	keys[n] = "connect_timeout", vals[n++] = "5";
 	keys[n] = "application_name", vals[n++] = "hookd";
 	keys[n] = "keepalives", vals[n++] = "1";
 	keys[n] = "keepalives_idle", vals[n++] = "10";
 	keys[n] = "keepalives_interval", vals[n++] = "5";
 	keys[n] = "keepalives_count", vals[n++] = "3";
+	keys[n] = "tcp_user_timeout", vals[n++] = user_timeout;
 	keys[n] = "dbname", vals[n++] = url;
+	keys[n] = "options", vals[n++] = options;
 	if (password)
 		keys[n] = "password", vals[n++] = password;
 	keys[n] = NULL, vals[n] = NULL;
 }
 
-/* Connects and sets the connection up for hookd's use, waiting for it:
- * NULL with the reason in err. *where, if NULL, is set to where the
- * journal is, for messages ("host:port/dbname": never the string). */
+/* Connects, the session set up for hookd's use in the same exchange,
+ * waiting for it: NULL with the reason in err. *where, if NULL, is set to
+ * where the journal is, for messages ("host:port/dbname": never the
+ * string). */
 PGconn *connect_now(const char *url, const char *password, bool readonly, char **where,
                            char *err, size_t errlen)
 {
 	const char *keys[12], *vals[12];
-	connect_params(url, password, keys, vals);
+	char user_timeout[16];
+	char *options = startup_options(url, readonly);
+	connect_params(url, password, options, user_timeout, keys, vals);
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	free(options);
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -183,19 +224,34 @@ PGconn *connect_now(const char *url, const char *password, bool readonly, char *
 		return NULL;
 	}
 	PQsetNoticeProcessor(c, ignore_notice, NULL);
-	const char *setup = readonly ? "SET statement_timeout = 10000;"
-	                               " SET default_transaction_read_only = on"
-	                             : "SET statement_timeout = 10000";
-	PGresult *r = PQexec(c, setup);
-	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	if (!ok)
-		trim_message(err, errlen, PQresultErrorMessage(r));
-	PQclear(r);
-	if (!ok) {
-		PQfinish(c);
-		return NULL;
-	}
 	return c;
+}
+
+/* The longest a connect with c's settings can take: connect_timeout (at
+ * least 2 s, as libpq counts it) for each host of the connection string's
+ * list; -1 if it has none (libpq then waits as long as the network does). */
+int64_t connect_bound_ms(PGconn *c)
+{
+	PQconninfoOption *info = PQconninfo(c);
+	long timeout = 0;
+	int64_t hosts = 1;
+	for (PQconninfoOption *o = info; o && o->keyword; o++) {
+		if (!o->val)
+			continue;
+		if (strcmp(o->keyword, "connect_timeout") == 0) {
+			timeout = strtol(o->val, NULL, 10);
+		} else if (strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) {
+			int64_t n = 1;
+			for (const char *p = o->val; *p; p++)
+				n += *p == ',';
+			hosts = n > hosts ? n : hosts;
+		}
+	}
+	if (info)
+		PQconninfoFree(info);
+	if (timeout <= 0)
+		return -1;
+	return (timeout < 2 ? 2 : timeout) * 1000 * hosts;
 }
 
 static void batch_lost(struct pg_journal *j);
@@ -313,8 +369,9 @@ static bool reconnect_finish(struct pg_journal *j)
  * still inside libpq (and OpenSSL, with TLS) would run on while their
  * cleanup at exit frees what it uses. The wait is libpq's own bound: what
  * is left of connect_timeout for each host of the connection string (5 s
- * by default), as for the connection at start; libpq cannot be asked to
- * give up a connect sooner.
+ * by default), as for the connection at start, the session's settings
+ * included (startup_options); libpq cannot be asked to give up a connect
+ * sooner.
  */
 void reconnect_end(struct pg_journal *j)
 {

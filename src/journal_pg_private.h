@@ -35,6 +35,7 @@
 #define p_free(...) pgj_p_free(__VA_ARGS__)
 #define reconnect_end(...) pgj_reconnect_end(__VA_ARGS__)
 #define connect_now(...) pgj_connect_now(__VA_ARGS__)
+#define connect_bound_ms(...) pgj_connect_bound_ms(__VA_ARGS__)
 #define ensure_up(...) pgj_ensure_up(__VA_ARGS__)
 #define run(...) pgj_run(__VA_ARGS__)
 #define run_cmd(...) pgj_run_cmd(__VA_ARGS__)
@@ -64,6 +65,9 @@
 	X(PQclear) \
 	X(PQcmdTuples) \
 	X(PQconnectdbParams) \
+	X(PQconninfo) \
+	X(PQconninfoFree) \
+	X(PQconninfoParse) \
 	X(PQdb) \
 	X(PQerrorMessage) \
 	X(PQexec) \
@@ -90,6 +94,9 @@ PQ_CALLS(PQ_POINTER)
 #define PQclear dl_PQclear
 #define PQcmdTuples dl_PQcmdTuples
 #define PQconnectdbParams dl_PQconnectdbParams
+#define PQconninfo dl_PQconninfo
+#define PQconninfoFree dl_PQconninfoFree
+#define PQconninfoParse dl_PQconninfoParse
 #define PQdb dl_PQdb
 #define PQerrorMessage dl_PQerrorMessage
 #define PQexec dl_PQexec
@@ -209,6 +216,7 @@ struct reconnect {
 void reconnect_end(struct pg_journal *j);
 PGconn *connect_now(const char *url, const char *password, bool readonly, char **where,
                     char *err, size_t errlen);
+int64_t connect_bound_ms(PGconn *c);
 bool ensure_up(struct pg_journal *j);
 PGresult *run(struct pg_journal *j, const char *what, const char *sql, struct params *p);
 int run_cmd(struct pg_journal *j, const char *what, const char *sql, struct params *p);
