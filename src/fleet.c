@@ -35,6 +35,7 @@ struct fleet {
 	struct event *reconnect; /* waits for a reconnect's end, NULL: none */
 	int reconnect_fd;        /* reconnect's descriptor: our own copy */
 	int64_t lease_ms, renew_every_ms;
+	int64_t quiet_ms; /* after a reconnect: fleet_quiet_ms */
 	int64_t renewed_mono;
 	int64_t down_mono; /* when the journal was last seen down; 0: never */
 };
@@ -95,14 +96,30 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 	dispatch_write_outbox(f->ds);
 	/* Leases that ran out while the journal was down say nothing of their
-	 * instances: none could renew. For one lease after an outage, each
-	 * instance renews its own and takes nobody's. */
-	if (f->down_mono && now - f->down_mono < f->lease_ms)
+	 * instances: none could renew. For a while after an outage
+	 * (fleet_quiet_ms), each instance renews its own and takes nobody's. */
+	if (f->down_mono && now - f->down_mono < f->quiet_ms)
 		return;
 	dispatch_adopt(f->ds, ADOPT_MAX);
 	/* One queue for all: free slots here take what waits for a slot
 	 * elsewhere (README "Running on several machines"). */
 	dispatch_steal(f->ds, (size_t)dispatcher_free_slots(f->ds), STEAL_AFTER_MS);
+}
+
+/*
+ * Another instance cut off by the same outage of the network may be
+ * through its reconnect later than this one: its attempt may have gone out
+ * just before the network came back, to wait out connect_timeout on a
+ * silent host, then its backoff (the journal's reconnect lag); a tick
+ * later it tries again, and a tick after that its renewal is in. Until
+ * then its lease, which ran out meanwhile, says nothing of it. The lease
+ * is the least: what an instance's own lease would have given it anyway.
+ * Without a bound on the reconnect, the lease is all there is.
+ */
+int64_t fleet_quiet_ms(int64_t lease_ms, int64_t reconnect_lag_ms)
+{
+	int64_t catch_up = reconnect_lag_ms < 0 ? 0 : reconnect_lag_ms + 2 * TICK_MS;
+	return catch_up > lease_ms ? catch_up : lease_ms;
 }
 
 struct fleet *fleet_new(struct event_base *base, struct dispatcher *ds, struct journal *journal,
@@ -114,6 +131,7 @@ struct fleet *fleet_new(struct event_base *base, struct dispatcher *ds, struct j
 	f->journal = journal;
 	f->lease_ms = lease_ms;
 	f->renew_every_ms = lease_ms / 3;
+	f->quiet_ms = fleet_quiet_ms(lease_ms, journal_reconnect_lag_ms(journal));
 	f->renewed_mono = now_mono_ms();
 	f->tick = event_new(base, -1, EV_PERSIST, on_tick, f);
 	struct timeval tv = {TICK_MS / 1000, (TICK_MS % 1000) * 1000};

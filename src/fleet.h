@@ -19,4 +19,10 @@ struct fleet *fleet_new(struct event_base *base, struct dispatcher *ds, struct j
                         int64_t lease_ms);
 void fleet_free(struct fleet *f); /* NULL is fine */
 
+/* How long after its own reconnect an instance counts no other instance's
+ * lease as run out (nobody's deliveries taken over): the lease, or the
+ * longest another instance can lag behind with its own reconnect
+ * (journal_reconnect_lag_ms; -1: no bound) and renewal, if longer. */
+int64_t fleet_quiet_ms(int64_t lease_ms, int64_t reconnect_lag_ms);
+
 #endif

@@ -366,6 +366,11 @@ int journal_reconnect_fd(struct journal *j)
 	return j->ops->reconnect_fd ? j->ops->reconnect_fd(j) : -1;
 }
 
+int64_t journal_reconnect_lag_ms(struct journal *j)
+{
+	return j->ops->reconnect_lag_ms ? j->ops->reconnect_lag_ms(j) : 0;
+}
+
 int journal_release(struct journal *j)
 {
 	return j && j->ops->release ? j->ops->release(j) : -1;

@@ -418,6 +418,11 @@ int journal_heartbeat(struct journal *j);
  * readable when it is through, for the daemon's loop to call
  * journal_heartbeat then. -1: none under way. */
 int journal_reconnect_fd(struct journal *j);
+/* The longest this instance can take, once the store answers again after
+ * an outage, to be through its reconnect: the longest backoff plus the
+ * longest connect (each attempt is bounded). 0: it never goes down; -1:
+ * no bound (a connect may wait as long as the network does). */
+int64_t journal_reconnect_lag_ms(struct journal *j);
 /* A clean stop, once this instance writes nothing more (journal_close
  * next): gives up its lease and the deliveries it holds, which the other
  * instances adopt at their next tick. 0, or -1 (down, or nothing shared:

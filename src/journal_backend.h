@@ -71,6 +71,7 @@ struct journal_ops {
 	bool (*up)(struct journal *j);
 	int (*heartbeat)(struct journal *j);
 	int (*reconnect_fd)(struct journal *j);
+	int64_t (*reconnect_lag_ms)(struct journal *j);
 	int (*release)(struct journal *j);
 	int (*adopt)(struct journal *j, size_t max, struct journal_pending **out, size_t *n);
 	int (*steal)(struct journal *j, size_t max, int64_t queued_before_ms,

@@ -265,6 +265,10 @@ static struct journal *pg_open(const struct journal_opts *o, bool readonly, char
 		snprintf(err, errlen, "PostgreSQL %s: %s", j->where ? j->where : "?", why);
 		goto fail;
 	}
+	/* Reached again, a reconnect waits out the backoff it is in, then
+	 * connects (every reconnect has these settings: the same string). */
+	int64_t connect_ms = connect_bound_ms(j->conn);
+	j->reconnect_lag_ms = connect_ms < 0 ? -1 : BACKOFF_MAX_MS + connect_ms;
 	if ((readonly ? schema_check(j, err, errlen) : schema_setup(j, err, errlen)) < 0)
 		goto fail;
 	/* Held from the first record on, before the first heartbeat. */
@@ -1022,6 +1026,7 @@ const struct journal_ops journal_pg_ops = {
 	.up = pg_up,
 	.heartbeat = pg_heartbeat,
 	.reconnect_fd = pg_reconnect_fd,
+	.reconnect_lag_ms = pg_reconnect_lag_ms,
 	.release = pg_release,
 	.adopt = pg_adopt,
 	.steal = pg_steal,

@@ -592,6 +592,11 @@ bool pg_up(struct journal *jj)
 	return pg_of(jj)->conn != NULL;
 }
 
+int64_t pg_reconnect_lag_ms(struct journal *jj)
+{
+	return pg_of(jj)->reconnect_lag_ms;
+}
+
 int pg_reconnect_fd(struct journal *jj)
 {
 	struct pg_journal *j = pg_of(jj);

@@ -153,6 +153,7 @@ struct pg_journal {
 	uint64_t body_max;
 	int64_t keep_ms, max_rows, lease_ms;
 	int64_t backoff_ms, retry_at_ms; /* while down */
+	int64_t reconnect_lag_ms;         /* journal_reconnect_lag_ms */
 	int64_t pending, pending_bytes, counted_at_ms;
 	bool counted;
 	/* Reconnected: the rows owned but not held are let go (release_unheld). */
@@ -240,6 +241,7 @@ unsigned char *col_bytes(const PGresult *r, int row, int col, size_t *len);
 int64_t cmd_tuples(PGresult *r);
 bool pg_up(struct journal *jj);
 int pg_reconnect_fd(struct journal *jj);
+int64_t pg_reconnect_lag_ms(struct journal *jj);
 
 /* ---- the calls' shared steps (journal_pg.c) ---- */
 

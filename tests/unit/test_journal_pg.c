@@ -1188,6 +1188,9 @@ static void test_reconnect_does_not_wait(void)
 	}
 	CHECK(now_mono_ms() - t >= 1500, "the open waited there (%lld ms)",
 	      (long long)(now_mono_ms() - t));
+	/* Two hosts, connect_timeout=4 each, after the longest backoff (10 s). */
+	CHECK(journal_reconnect_lag_ms(j) == 10000 + 2 * 4000, "the reconnect's lag: %lld ms",
+	      (long long)journal_reconnect_lag_ms(j));
 	int64_t row = rec(j, "rc", "r1", true, T0, "x");
 	CHECK(row > 0, "recorded");
 	terminate("rc");
