@@ -279,6 +279,21 @@ class Fleet:
         if up < seconds:
             time.sleep(seconds - up)
 
+    def send_sync(self, answers, h, did, key=None, timeout=HTTP_TIMEOUT, **payload):
+        """Sends a sync delivery (key: did's own unless given; payload:
+        post()'s sleep, sleep1) to instance h on a thread of its own,
+        started and returned: when it ends, answers[did] is (status, body),
+        or (the error's repr, None) if the connection broke."""
+        def run():
+            try:
+                answers[did] = post(h.port, "/sync", did, key or did, timeout=timeout,
+                                    **payload)[:3:2]
+            except (OSError, http.client.HTTPException) as e:
+                answers[did] = (repr(e), None)
+        t = threading.Thread(target=run)
+        t.start()
+        return t
+
     def wait_run(self, did, kind="start", timeout=10.0, instance=None):
         def seen():
             return any(k == kind and i == did and (instance is None or n == instance)
@@ -629,17 +644,9 @@ class SeveralTest(H.HookdTestCase):
         a = f.start("a", server="max_running = 1\n")
         b = f.start("b")
         answers = {}
-
-        def send(did, sleep):
-            try:
-                answers[did] = post(a.port, "/sync", did, did, sleep=sleep, timeout=20)[0]
-            except (OSError, http.client.HTTPException) as e:
-                answers[did] = repr(e)
-        t1 = threading.Thread(target=send, args=("w-run", 30))
-        t1.start()
+        t1 = f.send_sync(answers, a, "w-run", sleep=30, timeout=20)
         f.wait_run("w-run", instance="a")
-        t2 = threading.Thread(target=send, args=("w-wait", 0))
-        t2.start()
+        t2 = f.send_sync(answers, a, "w-wait", timeout=20)
         H.wait_for(lambda: f.state_of("w-wait", "syncjobs") == 0, 5, "w-wait recorded queued")
         st, _, body = post(b.port, "/sync", "w-wait", "w-wait")
         self.assertEqual((st, body["status"]), (409, "queued"), body)
@@ -648,8 +655,8 @@ class SeveralTest(H.HookdTestCase):
         a.expected_rc = -signal.SIGKILL
         t1.join(10)
         t2.join(10)
-        self.assertFalse(isinstance(answers.get("w-run"), int), answers)
-        self.assertFalse(isinstance(answers.get("w-wait"), int), answers)
+        self.assertFalse(isinstance(answers.get("w-run", (None,))[0], int), answers)
+        self.assertFalse(isinstance(answers.get("w-wait", (None,))[0], int), answers)
         f.wait_state("w-wait", state=4, endpoint="syncjobs", timeout=LEASE_S + 5)
         f.wait_state("w-run", state=4, endpoint="syncjobs", timeout=3)
         time.sleep(1.5)  # B's next ticks: it runs neither by itself
@@ -700,20 +707,10 @@ class SeveralTest(H.HookdTestCase):
         f.wait_db_up_for()
         a, b = f.start("a"), f.start("b")
         answers = {}
-
-        def send(h, did, sleep1=None):
-            try:
-                answers[did] = post(h.port, "/sync", did, "K", sleep=0.5, sleep1=sleep1,
-                                    timeout=40)[:3:2]
-            except (OSError, http.client.HTTPException) as e:
-                answers[did] = (repr(e), None)
-        threads = [threading.Thread(target=send, args=(a, "ml-1", 30))]
-        threads[0].start()
+        threads = [f.send_sync(answers, a, "ml-1", "K", sleep=0.5, sleep1=30, timeout=40)]
         f.wait_run("ml-1", instance="a")
         for did, h in (("ml-2", b), ("ml-3", a), ("ml-4", b)):
-            t = threading.Thread(target=send, args=(h, did))
-            t.start()
-            threads.append(t)
+            threads.append(f.send_sync(answers, h, did, "K", sleep=0.5, timeout=40))
             H.wait_for(lambda: f.state_of(did, "syncjobs") == 0 or did in answers, 5,
                        did + " recorded")
             self.assertNotIn(did, answers)
@@ -750,19 +747,10 @@ class SeveralTest(H.HookdTestCase):
         a = f.start("a", server="max_running = 1\n")
         b = f.start("b")
         answers = {}
-
-        def send(did, sleep):
-            try:
-                answers[did] = post(a.port, "/sync", did, did, sleep=sleep, timeout=40)[:3:2]
-            except (OSError, http.client.HTTPException) as e:
-                answers[did] = (repr(e), None)
-        threads = [threading.Thread(target=send, args=("pw-1", 2))]
-        threads[0].start()
+        threads = [f.send_sync(answers, a, "pw-1", sleep=2, timeout=40)]
         f.wait_run("pw-1")
         for did in ("pw-2", "pw-3"):
-            t = threading.Thread(target=send, args=(did, 0.5))
-            t.start()
-            threads.append(t)
+            threads.append(f.send_sync(answers, a, did, sleep=0.5, timeout=40))
             H.wait_for(lambda: f.state_of(did, "syncjobs") == 0, 5, did + " recorded queued")
         pg().stop()
         try:
@@ -842,17 +830,9 @@ class SeveralTest(H.HookdTestCase):
         a = f.start("a", server="max_running = 1\n")
         b = f.start("b")
         answers = {}
-
-        def send(did, sleep):
-            try:
-                answers[did] = post(a.port, "/sync", did, did, sleep=sleep, timeout=20)[:3:2]
-            except (OSError, http.client.HTTPException) as e:
-                answers[did] = (repr(e), None)
-        t1 = threading.Thread(target=send, args=("tw-run", 2))
-        t1.start()
+        t1 = f.send_sync(answers, a, "tw-run", sleep=2, timeout=20)
         f.wait_run("tw-run")
-        t2 = threading.Thread(target=send, args=("tw-wait", 0))
-        t2.start()
+        t2 = f.send_sync(answers, a, "tw-wait", timeout=20)
         H.wait_for(lambda: f.state_of("tw-wait", "syncjobs") == 0, 5, "tw-wait queued")
         a.stop()
         t1.join(10)
