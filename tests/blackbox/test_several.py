@@ -587,6 +587,42 @@ class SeveralTest(H.HookdTestCase):
         finally:
             proxy.close()
 
+    def test_silent_host_bounded_by_connect_timeout(self):
+        """A host that lets connections in and never answers: hookd at
+        start gives up within connect_timeout (2 s here) and a margin; and
+        a SIGTERM while a reconnect waits there is a clean stop within that
+        bound too (a reconnect is the connect alone: no statement after it
+        waits without a bound)."""
+        f = self.fleet
+        proxy = SilentProxy(pg().port)
+        try:
+            url = f.url.replace(":%d/" % pg().port, ":%d/" % proxy.port)
+            url += ("&" if "?" in url else "?") + "connect_timeout=2"
+            proxy.go_silent()
+            h = f.start("s", url=url, start=False)
+            t = time.monotonic()
+            p = subprocess.run([H.HOOKD_BIN, "-c", h.config_path, "serve"], cwd=h.tmp,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=30, env=h.env)
+            took = time.monotonic() - t
+            print("  start against a silent host gave up after %.1f s" % took)
+            self.assertNotEqual(p.returncode, 0, p.stdout)
+            self.assertNotIn("listening", p.stdout)
+            self.assertLess(took, 2 + 3, p.stdout)
+            proxy.go_on()
+            a = f.start("a", url=url)
+            self.assertEqual(post(a.port, "/sync", "sh-1", "x")[0], 200)
+            proxy.go_silent()
+            self.assertEqual(post(a.port, "/sync", "sh-2", "x")[0], 503)
+            H.wait_for(lambda: proxy.held_count() > 0, 5, "a reconnect to the silent host")
+            t = time.monotonic()
+            a.stop()
+            took = time.monotonic() - t
+            print("  SIGTERM during a reconnect to a silent host: stopped after %.1f s" % took)
+            self.assertLess(took, 2 + 3)
+        finally:
+            proxy.close()
+
     def test_run_ending_while_postgresql_down(self):
         """A run that ends while PostgreSQL is down: once it is back, the
         delivery is recorded (or run again) and the one queued behind it on
