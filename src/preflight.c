@@ -95,8 +95,8 @@ static enum preflight check_shebang(char *line, const char *hook_path, char *why
 {
 	if (strchr(line, '\r'))
 		return say(PREFLIGHT_ERROR, why, len,
-		           "its #! line ends in a carriage return (CRLF line endings): it would "
-		           "fail with \"No such file or directory\"");
+		           "its #! line ends in a carriage return (CRLF line endings): execve "
+		           "fails with \"No such file or directory\"");
 	char *interp = line + 2 + strspn(line + 2, " \t");
 	size_t n = strcspn(interp, " \t");
 	char *arg = interp + n + strspn(interp + n, " \t");

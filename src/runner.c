@@ -21,6 +21,7 @@
 
 #include "fdlimit.h"
 #include "log.h"
+#include "preflight.h"
 #include "runner_private.h"
 #include "secrecy.h"
 #include "util.h"
@@ -336,6 +337,35 @@ static void job_free(struct spawn_job *j)
 	free(j);
 }
 
+/* The PATH in a job's environment, as its hook got it. */
+static const char *job_env_path(const struct spawn_job *j)
+{
+	for (char **e = j->envp; *e; e++) {
+		if (strncmp(*e, "PATH=", 5) == 0)
+			return *e + 5;
+	}
+	return "";
+}
+
+/*
+ * execve's ENOENT names no file: the hook, routed a moment ago, may have
+ * been removed since, or its #! line names an interpreter that is not
+ * there (or ends in a carriage return). "No such file or directory" for
+ * a hook that is there sent people looking for the wrong file, so say
+ * which it is, as `hookd check` would.
+ */
+static char *exec_enoent_error(const struct spawn_job *j)
+{
+	const char *stage = stage_names[STAGE_EXEC];
+	if (access(j->path, F_OK) != 0)
+		return xasprintf("%s: %s (the hook was removed after it was routed)", stage,
+		                 strerror(ENOENT));
+	char why[512];
+	if (preflight_hook(j->path, job_env_path(j), why, sizeof(why)) == PREFLIGHT_ERROR)
+		return xasprintf("%s: %s", stage, why);
+	return xasprintf("%s: %s", stage, strerror(ENOENT));
+}
+
 /* On the loop: a thread has started (or failed to start) j's hook. */
 static void spawned(struct spawn_job *j)
 {
@@ -353,6 +383,8 @@ static void spawned(struct spawn_job *j)
 		if (j->stage == STAGE_CHDIR)
 			r->res.error = xasprintf("%s %s: %s", stage_names[j->stage], j->dir,
 			                         strerror(j->err));
+		else if (j->stage == STAGE_EXEC && j->err == ENOENT)
+			r->res.error = exec_enoent_error(j);
 		else
 			r->res.error = xasprintf("%s: %s", stage_names[j->stage], strerror(j->err));
 		job_free(j);

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import JournalHookd, journal_config  # noqa: E402
 from harness import (CANARY_NAME, CANARY_VALUE, NF_CONFIG, NF_INTEGRATION_ID,  # noqa: E402
                      NF_INTEGRATION_NAME, NF_PREFIX, NF_TOKEN, SHELL_VARS, Hookd,
                      env_hook, json_body, marker_hook, new_id, nf_request, parse_env,
@@ -875,6 +876,46 @@ class TestExitAndLimits(Base):
             self.assertIsNone(e.get("exit"), "exec failure has no exit status: %r" % e)
             self.assertTrue(str(e.get("error", "")).startswith("exec failed: "), e)
             self.assertIn("No such file or directory", e.get("error", ""))
+
+    def test_exec_enoent_says_which_file(self):
+        """execve's ENOENT for a hook that is there names the #! line's
+        missing interpreter, or its CRLF ending; for a hook removed while
+        its delivery waited for a slot it says so. The answer, the log line,
+        `hookd show --json` and the deliveries API say the same."""
+        conf = journal_config(server="max_running = 1\n",
+                              extra="[admin]\nlisten = 127.0.0.1:0\n")
+        hooks = {"interp": "#!/nonexistent/interp\necho hi\n",
+                 "crlf": (b"#!/bin/sh\r\necho hi\r\n", 0o755),
+                 "hold": sh("sleep 1\n"), "victim": marker_hook("victim")}
+        with JournalHookd(conf, hooks=hooks) as h:
+            answers = {"i-1": h.post("i-1", event="interp"), "c-1": h.post("c-1", event="crlf")}
+            t, out = h.post_bg("h-1", event="hold")
+            wait_for(lambda: (h.event_of("h-1") or {}).get("state") == "running",
+                     what="h-1 running")
+            t2, out2 = h.post_bg("v-1", event="victim")
+            wait_for(lambda: h.event_of("v-1") is not None, what="v-1 journaled")
+            os.unlink(os.path.join(h.hooks, "victim"))
+            t.join(10)
+            t2.join(10)
+            answers["v-1"] = out2[0]
+            want = {"i-1": "exec failed: interpreter /nonexistent/interp: "
+                           "No such file or directory",
+                    "c-1": "exec failed: its #! line ends in a carriage return",
+                    "v-1": "exec failed: No such file or directory (the hook was removed "
+                           "after it was routed)"}
+            for eid, r in answers.items():
+                b = self.assertAnswer(r, 500)
+                e = self.hook_entry(b)
+                self.assertIsNone(e.get("exit"), e)
+                self.assertTrue(e["error"].startswith(want[eid]), (eid, e))
+                line = h.wait_log("msg=delivery", "id=%s " % eid)
+                self.assertEqual(harness.parse_logfmt(line)["error"], b["error"], line)
+                shown = json.loads(h.cli("show", "--json", eid).stdout)
+                api = h.admin("GET", "/api/v1/deliveries/northflank/" + eid).json
+                for d in (shown, api):
+                    self.assertEqual(d["error"], b["error"], d)
+                    self.assertEqual(d["attempt_list"][0]["hooks"][0]["error"], e["error"], d)
+            self.assertNothingRan(h)
 
     def test_hook_being_written_is_503(self):
         # A hook still open for writing (a deploy copying it in) cannot be
