@@ -413,11 +413,18 @@ static void put_environment(struct webapi *w, struct strbuf *sb, int64_t rowid, 
 
 struct attempts_count {
 	int attempts;
+	bool body_cut;
+	size_t body_kept;
+	int64_t body_len;
 };
 
 static void count_attempts(const struct journal_entry *e, void *arg)
 {
-	((struct attempts_count *)arg)->attempts = e->attempts;
+	struct attempts_count *ac = arg;
+	ac->attempts = e->attempts;
+	ac->body_cut = e->body_cut;
+	ac->body_kept = e->body_kept;
+	ac->body_len = e->body_len;
 }
 
 static void get_delivery(struct webapi *w, struct http_request *req, const char *ep,
@@ -443,8 +450,16 @@ static void get_delivery(struct webapi *w, struct http_request *req, const char 
 		r = journal_read(j, rowid, detail_entry, &d);
 	if (r == RESULT_OK)
 		r = journal_read(j, rowid, count_attempts, &ac);
-	if (r == RESULT_OK) {
+	if (r == RESULT_OK && ac.body_cut) {
+		/* The payload's variables came from the whole body: rebuilt from
+		 * its kept part they would be a different, shorter list. */
+		sb_printf(&sb, ",\"environment\":null,\"environment_unknown\":\"the journal kept %zu "
+		          "of the body's %lld bytes; its hooks' variables cannot be rebuilt\"",
+		          ac.body_kept, (long long)ac.body_len);
+	} else if (r == RESULT_OK) {
 		put_environment(w, &sb, rowid, ac.attempts);
+	}
+	if (r == RESULT_OK) {
 		sb_puts(&sb, ",\"attempt_list\":[");
 		struct journal_attempt_visitor v = {detail_attempt, detail_hook, &d};
 		r = journal_read_attempts(j, rowid, &v);

@@ -241,7 +241,8 @@ async function loadDetail(ep, id, after_live) {
     renderAttempts(d.attempt_list || []);
     kvRows($("d-headers"), (d.headers || []).map((h) => [h.name, h.value]));
     $("d-body").textContent = prettyBody(d);
-    kvRows($("d-env"), (d.environment || []).map((v) => [v.name, v.value]));
+    kvRows($("d-env"), d.environment_unknown ? [["(not known)", d.environment_unknown]]
+      : (d.environment || []).map((v) => [v.name, v.value]));
     $("replay").hidden = !canWrite;
     if (["queued", "running", "retry_wait"].includes(d.state)) watchLive(ep, id);
   } catch (e) {

@@ -161,6 +161,29 @@ class Api(Base):
             self.get(h, path_of("northflank", eid, "/other"), status=404)
             self.get(h, "/api/v1/deliveries/northflank/%zz", status=404)
 
+    def test_environment_of_a_cut_body_is_not_guessed(self):
+        """A body over journal_body_max is kept cut: the variables its hook
+        got (HOOK_REF, after the cut) cannot be rebuilt from the kept part,
+        so the API says so instead of listing a shorter environment as the
+        one the hook got."""
+        dump = sh("env | grep '^HOOK_REF='\n")
+        conf = journal_config(server="journal_body_max = 1KiB\n", extra=ADMIN)
+        with Hookd(conf, {"big": dump, "small": dump}) as h:
+            big, small = new_id("big"), new_id("small")
+            r = h.post(big, body={"event": "big", "pad": "x" * 4000, "ref": "main"})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(h.post(small, body={"event": "small", "ref": "main"}).status, 200)
+            d = self.get(h, path_of("northflank", big))
+            self.assertTrue(d["body_cut"], d)
+            self.assertEqual(d["attempt_list"][0]["hooks"][0]["output"], "HOOK_REF=main\n")
+            self.assertIsNone(d["environment"], "a guess without HOOK_REF=main: %r"
+                              % d["environment"])
+            self.assertIn("cannot be rebuilt", d["environment_unknown"])
+            d = self.get(h, path_of("northflank", small))
+            env = {x["name"]: x["value"] for x in d["environment"]}
+            self.assertEqual(env.get("HOOK_REF"), "main")
+            self.assertNotIn("environment_unknown", d)
+
     def test_replay_one_and_by_filter(self):
         with Hookd(config(), {"build:start": OK, "deploy:fail": FAIL}) as h:
             ids = self.deliveries(h, 4)
