@@ -168,6 +168,37 @@ static void keep_tail(struct hook_run *r, const char *buf, size_t n)
 	}
 }
 
+static void flush_pending(struct output_stream *o)
+{
+	keep_tail(o->run, o->run->pend[o->index], o->pend_len);
+	o->pend_len = 0;
+}
+
+/*
+ * Into the tail line by line: a read ends anywhere, and the other stream's
+ * line read between two parts of one line was kept inside it ("line 2982
+ * xxxFINAL ERROR LINE"). The unfinished end of a read waits in pend until
+ * its newline comes, the stream ends, or it outgrows pend (a line longer
+ * than LOG_LINE_MAX goes in as it comes).
+ */
+static void keep_tail_lines(struct output_stream *o, const char *buf, size_t n)
+{
+	const char *last_nl = n ? memrchr(buf, '\n', n) : NULL;
+	size_t whole = last_nl ? (size_t)(last_nl - buf) + 1 : 0;
+	if (whole > 0) {
+		flush_pending(o);
+		keep_tail(o->run, buf, whole);
+	}
+	size_t rest = n - whole;
+	if (o->pend_len + rest > LOG_LINE_MAX) {
+		flush_pending(o);
+		keep_tail(o->run, buf + whole, rest);
+		return;
+	}
+	memcpy(o->run->pend[o->index] + o->pend_len, buf + whole, rest);
+	o->pend_len += rest;
+}
+
 static void take_output(struct output_stream *o, const char *buf, size_t n)
 {
 	struct hook_run *r = o->run;
@@ -176,7 +207,7 @@ static void take_output(struct output_stream *o, const char *buf, size_t n)
 		output_observer(r->endpoint, r->delivery_id, r->rel, buf, n, output_observer_arg);
 	if (output_sink)
 		output_sink(buf, n);
-	keep_tail(r, buf, n);
+	keep_tail_lines(o, buf, n);
 	if (output_sink)
 		return;
 	/* The log: one line a line, cut at LOG_LINE_MAX; the rest of a cut
@@ -219,6 +250,7 @@ static void close_stream(struct output_stream *o)
 	if (o->line_len > 0 && !o->line_cut)
 		log_output_line(o, o->run->line[o->index], o->line_len, false);
 	o->line_len = 0;
+	flush_pending(o);
 }
 
 /* At the run's end, when no spawner thread has its job: only then the

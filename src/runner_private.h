@@ -34,6 +34,10 @@ struct output_stream {
 	/* The line being gathered for the log (hook_run.line[index]). */
 	size_t index, line_len;
 	bool line_cut;
+	/* The end of the stream's last line, not yet in the tail's ring
+	 * (hook_run.pend[index]): a line goes there whole, so that a line of
+	 * the other stream never lands inside it. */
+	size_t pend_len;
 };
 
 /*
@@ -85,6 +89,7 @@ struct hook_run {
 	/* The buffers last: a new run zeroes only what comes before them
 	 * (9 KiB of zeroes a hook were a visible part of its cost). */
 	char line[2][LOG_LINE_MAX];
+	char pend[2][LOG_LINE_MAX];
 	char ring[OUTPUT_TAIL_MAX];
 	char tail_buf[2][OUTPUT_TAIL_MAX];
 	struct hook_result res;

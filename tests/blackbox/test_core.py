@@ -1194,6 +1194,30 @@ def json_log(h):
 class TestLogs(Base):
     HOOK = sh("echo out-line-1\necho 'deploy failed: disk full' >&2\nexit 0")
 
+    def test_output_tail_keeps_lines_whole(self):
+        """A stderr line written while stdout's line is half written goes
+        into the output tail before it, not inside it: the answer, `hookd
+        show --json` and the deliveries API hold the same tail, each of its
+        lines one the log logged."""
+        hook = sh("printf 'out-start '\nsleep 0.3\necho 'ERR LINE' >&2\nsleep 0.3\n"
+                  "echo out-end\nprintf 'no nl'\nexit 2\n")
+        conf = journal_config(server="include_output = yes\n",
+                              extra="[admin]\nlisten = 127.0.0.1:0\n")
+        with JournalHookd(conf, hooks={"mix": hook}) as h:
+            b = self.assertAnswer(h.post("mx-1", event="mix"), 500)
+            out = self.hook_entry(b)["output"]
+            lines = out.split("\n")
+            self.assertEqual(sorted(lines), ["ERR LINE", "no nl", "out-start out-end"], out)
+            self.assertEqual(lines[-1], "no nl", out)
+            shown = json.loads(h.cli("show", "--json", "mx-1").stdout)
+            api = h.admin("GET", "/api/v1/deliveries/northflank/mx-1").json
+            for d in (shown, api):
+                self.assertEqual(d["attempt_list"][0]["hooks"][0]["output"], out, d)
+            h.wait_log("msg=delivery", "id=mx-1")
+            logged = [harness.parse_logfmt(l)["line"] for l in h.log_lines("msg=output",
+                                                                            "id=mx-1")]
+            self.assertEqual(sorted(logged), sorted(lines), logged)
+
     def test_stderr_at_warn_stdout_at_info(self):
         with self.daemon(hooks={"build:start": self.HOOK}) as h:
             eid = new_id()
