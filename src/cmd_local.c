@@ -398,7 +398,8 @@ static void print_routes(const char *hooks_dir, const char *hook_path)
 					printf(" (empty directory)");
 				printf("\n");
 				for (size_t k = 0; k < r.nskipped; k++)
-					finding(false, "    ", "skipped, not executable: %s", r.skipped[k]);
+					finding(false, "    ", "skipped, %s: %s", r.skipped_why[k],
+					        r.skipped[k]);
 				check_route_hooks(&r, hook_path);
 			}
 		}

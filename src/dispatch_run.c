@@ -199,9 +199,16 @@ static void attempt_begins(struct job *j)
 	else if (!ds->journal && j->recorded_waiting && !delivery_id_generated(d))
 		idstore_set(ds->ids, delivery_endpoint(d)->name, delivery_id(d), DSTATE_RUNNING,
 		            delivery_attempt(d));
-	for (size_t i = 0; i < j->route.nskipped; i++)
-		log_msg(LOG_LVL_WARN, "skipped %s: not executable (delivery %s)", j->route.skipped[i],
-		        delivery_id(d));
+	for (size_t i = 0; i < j->route.nskipped; i++) {
+		/* Keyed as the delivery's other lines, so that a search for its
+		 * id finds it. */
+		struct log_kv kv[] = {
+			{"endpoint", delivery_endpoint(d)->name}, {"event", delivery_event(d)},
+			{"id", delivery_id(d)}, {"hook", j->route.skipped[i]},
+			{"error", j->route.skipped_why[i]},
+		};
+		log_kv(LOG_LVL_WARN, "hook skipped", kv, ARRAY_SIZE(kv));
+	}
 }
 
 void job_run_next_hook(struct job *j)

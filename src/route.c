@@ -120,6 +120,22 @@ static int str_ptr_cmp(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Names cand/name among r's skipped entries, in byte order, with why. */
+static void skip_entry(struct route *r, const char *cand, const char *name, const char *why)
+{
+	char *rel = xasprintf("%s/%s", cand, name);
+	r->skipped = xrealloc(r->skipped, (r->nskipped + 1) * sizeof *r->skipped);
+	r->skipped_why = xrealloc(r->skipped_why, (r->nskipped + 1) * sizeof *r->skipped_why);
+	size_t at = r->nskipped;
+	for (; at > 0 && strcmp(r->skipped[at - 1], rel) > 0; at--) {
+		r->skipped[at] = r->skipped[at - 1];
+		r->skipped_why[at] = r->skipped_why[at - 1];
+	}
+	r->skipped[at] = rel;
+	r->skipped_why[at] = why;
+	r->nskipped++;
+}
+
 /* Collects the executables of a directory route in byte order of their names. */
 static void resolve_dir(struct route *r, int dfd, const char *hooks_dir, const char *cand)
 {
@@ -140,12 +156,17 @@ static void resolve_dir(struct route *r, int dfd, const char *hooks_dir, const c
 		if (route_name_skipped(name))
 			continue;
 		struct stat st;
-		/* Symlinks are followed: a link to a script in /usr/share is fine. */
-		if (fstatat(fd, name, &st, 0) < 0 || !S_ISREG(st.st_mode))
-			continue; /* subdirectories, sockets, dangling links: not hooks */
+		/* Symlinks are followed: a link to a script in /usr/share is fine.
+		 * One whose target is gone was a hook: named, not ignored. */
+		if (fstatat(fd, name, &st, 0) < 0) {
+			if (errno == ENOENT)
+				skip_entry(r, cand, name, "a dangling symlink");
+			continue;
+		}
+		if (!S_ISREG(st.st_mode))
+			continue; /* subdirectories, sockets: not hooks */
 		if (faccessat(fd, name, X_OK, AT_EACCESS) < 0) {
-			r->skipped = xrealloc(r->skipped, (r->nskipped + 1) * sizeof *r->skipped);
-			r->skipped[r->nskipped++] = xasprintf("%s/%s", cand, name);
+			skip_entry(r, cand, name, "not executable");
 			continue;
 		}
 		names = xrealloc(names, (nnames + 1) * sizeof *names);
@@ -155,8 +176,6 @@ static void resolve_dir(struct route *r, int dfd, const char *hooks_dir, const c
 
 	if (nnames > 1)
 		qsort(names, nnames, sizeof *names, str_ptr_cmp);
-	if (r->nskipped > 1)
-		qsort(r->skipped, r->nskipped, sizeof *r->skipped, str_ptr_cmp);
 	char *dir = xasprintf("%s/%s", hooks_dir, cand);
 	for (size_t i = 0; i < nnames; i++) {
 		char *rel = xasprintf("%s/%s", cand, names[i]);
@@ -469,6 +488,7 @@ void route_free(struct route *r)
 	for (size_t i = 0; i < r->nskipped; i++)
 		free(r->skipped[i]);
 	free(r->skipped);
+	free(r->skipped_why);
 	free(r->name);
 	free(r->error);
 	memset(r, 0, sizeof *r);

@@ -38,9 +38,12 @@ struct route {
 	size_t nhooks;
 	char *error;      /* set when the route cannot run: "not executable: deploy" */
 	bool may_pass;    /* that error may pass (error_may_pass): a 503 */
-	/* Non-executable regular files in a directory route: skipped as
-	 * run-parts does, but named here so the delivery's log says so. */
+	/* Entries of a directory route that look like hooks but cannot run
+	 * (non-executable regular files, dangling symlinks): skipped as
+	 * run-parts does, but named here, each with why (a static string),
+	 * so the delivery's log and `hookd check` say so. */
 	char **skipped;
+	const char **skipped_why;
 	size_t nskipped;
 };
 

@@ -781,6 +781,29 @@ class TestRouting(Base):
             self.assertEqual([e.get("hook") for e in b["hooks"]],
                              ["deploy/10", "deploy/9", "deploy/B", "deploy/_x", "deploy/a"])
 
+    def test_run_parts_names_what_it_skips_by_delivery(self):
+        """A directory route's entries that cannot run, a non-executable file
+        and a symlink whose target is gone, are skipped, each named in a
+        warn line with the delivery's endpoint, event and id (a search for
+        the id finds them) and why; `hookd check` names both."""
+        hooks = {"deploy/10-a": marker_hook("10-a"), "deploy/20-off": (marker_hook("off"), 0o644),
+                 "deploy/40-b": marker_hook("40-b")}
+        with self.daemon(hooks=hooks) as h:
+            os.symlink(os.path.join(h.tmp, "gone"), os.path.join(h.hooks, "deploy", "30-gone"))
+            b = self.assertAnswer(h.northflank(event="deploy"), 200)
+            self.assertEqual(h.ran(), ["10-a", "40-b"])
+            self.assertEqual([e["hook"] for e in b["hooks"]], ["deploy/10-a", "deploy/40-b"])
+            h.wait_log("msg=delivery", "id=%s " % b["id"])
+            got = [harness.parse_logfmt(l) for l in h.log_lines('msg="hook skipped"')]
+            self.assertEqual([(g.get("level"), g.get("id"), g.get("event"), g.get("hook"),
+                               g.get("error")) for g in got],
+                             [("warn", b["id"], "deploy", "deploy/20-off", "not executable"),
+                              ("warn", b["id"], "deploy", "deploy/30-gone",
+                               "a dangling symlink")])
+            out = h.cli("check").stdout
+            self.assertIn("skipped, not executable: deploy/20-off", out)
+            self.assertIn("skipped, a dangling symlink: deploy/30-gone", out)
+
     def test_symlinked_and_dangling_routes(self):
         with self.daemon(hooks={"scripts/deploy": marker_hook("deploy")}) as h:
             os.symlink(os.path.join(h.hooks, "scripts", "deploy"),

@@ -295,7 +295,7 @@ static void test_resolve(void)
 	mkfile("release/70-w.rpmnew", 0755);
 	mkdir_rel("release/99-subdir");     /* ignored silently */
 	symlink_rel("10-pull", "release/25-link");       /* link to an executable */
-	symlink_rel("missing", "release/26-dangling");   /* ignored */
+	symlink_rel("missing", "release/26-dangling");   /* skipped, named */
 	symlink_rel("99-subdir", "release/27-dirlink");  /* ignored */
 	mkfile("release/B-upper", 0755);
 	mkfile("release/a-lower", 0755);
@@ -329,16 +329,18 @@ static void test_resolve(void)
 		{ "deploy:prod", "deploy|not executable: deploy||" },
 		{ "release",
 		  "release|-|release/10-pull,release/20-notify,release/25-link,release/30-restart,"
-		  "release/B-upper,release/a-lower|release/15-readme" },
+		  "release/B-upper,release/a-lower|release/15-readme,release/26-dangling" },
 		{ "release:v1", "release|-|release/10-pull,release/20-notify,release/25-link,"
-		                "release/30-restart,release/B-upper,release/a-lower|release/15-readme" },
+		                "release/30-restart,release/B-upper,release/a-lower|release/15-readme,"
+		                "release/26-dangling" },
 		{ "quiet", "quiet|-||" },
 		{ "docs", "docs|-||docs/README" },
 		{ "linked", "linked|-|linked|" },
 		{ "linked-noexec", "linked-noexec|not executable: linked-noexec||" },
 		{ "dangling", "dangling|cannot open: dangling: No such file or directory||" },
 		{ "linkdir:x", "linkdir|-|linkdir/10-pull,linkdir/20-notify,linkdir/25-link,"
-		               "linkdir/30-restart,linkdir/B-upper,linkdir/a-lower|linkdir/15-readme" },
+		               "linkdir/30-restart,linkdir/B-upper,linkdir/a-lower|linkdir/15-readme,"
+		               "linkdir/26-dangling" },
 		{ "pipe", "pipe|not a regular file or directory: pipe||" },
 		{ "pipe:x", "pipe|not a regular file or directory: pipe||" },
 		{ "unknown", "_default|-|_default|" },
