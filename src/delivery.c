@@ -32,6 +32,7 @@ struct delivery {
 	struct envlist env; /* metadata + payload; HOOK_HOOK/HOOK_ATTEMPT added per hook */
 	struct flatten_report env_report; /* what env left out (pass_headers too) */
 	bool env_pending;   /* lazy: env not built yet, from root */
+	bool quiet;         /* delivery_params.quiet */
 	json_object *root;  /* the parsed payload until then (a reference), else NULL */
 	bool parse_body;    /* ... and with root NULL: from the JSON body, parsed then */
 	long long scanned_big_numbers; /* the server's json_scan of it, -1: not scanned */
@@ -519,7 +520,7 @@ static void build_env(struct delivery *d, json_object *root)
 static void env_report_log(const struct delivery *d)
 {
 	const struct flatten_report *r = &d->env_report;
-	if (!r->omitted && !r->collisions)
+	if (d->quiet || (!r->omitted && !r->collisions))
 		return;
 	char omitted[24], collisions[24];
 	struct log_kv kv[] = {
@@ -563,6 +564,7 @@ struct delivery *delivery_new(const struct delivery_params *p)
 	delivery_meta(d, p->header, p->header_ctx);
 	d->attempt = p->attempt ? p->attempt : 1;
 	d->replay = p->replay;
+	d->quiet = p->quiet;
 	d->retries_from = p->retries_from > 0 && p->retries_from <= d->attempt ? p->retries_from : 1;
 	d->rowid = p->rowid;
 	config_delivery_opts(p->cfg, p->ep, p->event, &d->opts);
@@ -640,6 +642,11 @@ bool delivery_build_env(struct delivery *d, char *err, size_t errlen)
 	json_object_put(d->root);
 	d->root = NULL;
 	return true;
+}
+
+size_t delivery_env_omitted(const struct delivery *d)
+{
+	return d->env_report.omitted;
 }
 
 static void free_results(struct delivery *d)

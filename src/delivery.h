@@ -77,6 +77,9 @@ struct delivery_params {
 	int attempt;         /* the attempt it is at, 0: the first */
 	bool replay;         /* that attempt is one `hookd replay` asked for */
 	int retries_from;    /* the attempt its retries count from (the last replay's), 0: the first */
+	/* Built for a look (the deliveries page), not a run: what its
+	 * environment left out is not logged again. */
+	bool quiet;
 };
 
 struct delivery *delivery_new(const struct delivery_params *p);
@@ -93,6 +96,8 @@ void delivery_keep_header(struct delivery *d, const char *name, const char *valu
 /* Builds d's environment if it is still pending; then drops the payload.
  * false (with the reason in err) when the body cannot be parsed. */
 bool delivery_build_env(struct delivery *d, char *err, size_t errlen);
+/* How many payload variables the built environment left out (limits). */
+size_t delivery_env_omitted(const struct delivery *d);
 /*
  * A journaled delivery waiting in a line (queued, waiting for its key or
  * for a retry) need not hold what its journal row holds: delivery_shed

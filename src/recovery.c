@@ -33,7 +33,7 @@ static const char *pending_header(void *ctx, const char *name)
  * headers and payload), at the given attempt; NULL when its endpoint is no
  * longer configured. */
 static struct delivery *delivery_from_journal(struct config *cfg, struct journal_pending *p,
-                                              int attempt)
+                                              int attempt, bool quiet)
 {
 	const struct endpoint *ep = config_endpoint_by_name(cfg, p->endpoint);
 	if (!ep) {
@@ -64,6 +64,7 @@ static struct delivery *delivery_from_journal(struct config *cfg, struct journal
 		/* A replay's retries are its own: counted from it, not from the
 		 * attempts before it (which may have used them all up). */
 		.retries_from = p->replay_attempt,
+		.quiet = quiet,
 	};
 	struct delivery *d = delivery_new(&dp);
 	json_object_put(root);
@@ -71,8 +72,8 @@ static struct delivery *delivery_from_journal(struct config *cfg, struct journal
 	return d;
 }
 
-struct delivery *delivery_from_row(struct journal *journal, struct config *cfg, int64_t rowid,
-                                   int attempt)
+static struct delivery *from_row(struct journal *journal, struct config *cfg, int64_t rowid,
+                                 int attempt, bool quiet)
 {
 	struct journal_pending p;
 	memset(&p, 0, sizeof(p));
@@ -84,9 +85,21 @@ struct delivery *delivery_from_row(struct journal *journal, struct config *cfg, 
 		        (long long)rowid, down ? ": the journal is down" : "");
 		return NULL;
 	}
-	struct delivery *d = delivery_from_journal(cfg, &p, attempt);
+	struct delivery *d = delivery_from_journal(cfg, &p, attempt, quiet);
 	journal_pending_free(&p);
 	return d;
+}
+
+struct delivery *delivery_from_row(struct journal *journal, struct config *cfg, int64_t rowid,
+                                   int attempt)
+{
+	return from_row(journal, cfg, rowid, attempt, false);
+}
+
+struct delivery *delivery_view_from_row(struct journal *journal, struct config *cfg,
+                                        int64_t rowid, int attempt)
+{
+	return from_row(journal, cfg, rowid, attempt, true);
 }
 
 /*
@@ -250,7 +263,8 @@ enum result dispatch_replay(struct dispatcher *ds, int64_t rowid)
 	} else {
 		/* What journal_requeue records below: the next attempt is a replay. */
 		p.replay_attempt = p.attempts + 1;
-		struct delivery *d = delivery_from_journal(dispatcher_config(ds), &p, p.attempts + 1);
+		struct delivery *d = delivery_from_journal(dispatcher_config(ds), &p, p.attempts + 1,
+		                                           false);
 		if (!d) {
 			rc = RESULT_UNKNOWN;
 		} else {

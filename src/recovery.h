@@ -27,6 +27,10 @@ struct journal;
  */
 struct delivery *delivery_from_row(struct journal *journal, struct config *cfg, int64_t rowid,
                                    int attempt);
+/* The same for a look at it (the deliveries page): nothing ran, so what
+ * its environment leaves out is not logged. */
+struct delivery *delivery_view_from_row(struct journal *journal, struct config *cfg,
+                                        int64_t rowid, int attempt);
 
 /* Recovers the journal's pending async deliveries (at start); 0, or -1
  * when the journal cannot be read. */

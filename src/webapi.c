@@ -386,8 +386,8 @@ static void detail_hook(const struct journal_hook *h, void *arg)
 static void put_environment(struct webapi *w, struct strbuf *sb, int64_t rowid, int attempts)
 {
 	struct config *cfg = dispatcher_config(w->ds);
-	struct delivery *d = delivery_from_row(dispatcher_journal(w->ds), cfg, rowid,
-	                                       attempts > 0 ? attempts : 1);
+	struct delivery *d = delivery_view_from_row(dispatcher_journal(w->ds), cfg, rowid,
+	                                            attempts > 0 ? attempts : 1);
 	char err[256];
 	if (!d || !delivery_build_env(d, err, sizeof(err))) {
 		sb_puts(sb, ",\"environment\":null");
@@ -408,6 +408,7 @@ static void put_environment(struct webapi *w, struct strbuf *sb, int64_t rowid, 
 		sb_putc(sb, '}');
 	}
 	sb_putc(sb, ']');
+	sb_printf(sb, ",\"env_omitted\":%zu", delivery_env_omitted(d));
 	delivery_free(d);
 }
 

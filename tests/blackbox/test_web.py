@@ -184,6 +184,25 @@ class Api(Base):
             self.assertEqual(env.get("HOOK_REF"), "main")
             self.assertNotIn("environment_unknown", d)
 
+    def test_looking_at_a_delivery_logs_nothing_about_it(self):
+        """The page rebuilds a delivery's environment from the journal; a
+        payload that lost variables to the limits was logged "environment
+        incomplete" again at each look, as if it had run again. Now only
+        its run logs it, and the API says how many its hooks did not get,
+        as the answer does."""
+        with Hookd(config(), {"big:array": OK}) as h:
+            eid = new_id()
+            r = h.post(eid, body={"event": "big:array", "a": list(range(40))})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json["env_omitted"], 8, r.json)
+            h.wait_log("msg=delivery", "id=%s " % eid)
+            looks = [self.get(h, path_of("northflank", eid)) for _ in range(3)]
+            time.sleep(0.2)
+            lines = h.log_lines('msg="environment incomplete"', "id=%s " % eid)
+            self.assertEqual(len(lines), 1, lines)
+            for d in looks:
+                self.assertEqual(d.get("env_omitted"), 8, d)
+
     def test_replay_one_and_by_filter(self):
         with Hookd(config(), {"build:start": OK, "deploy:fail": FAIL}) as h:
             ids = self.deliveries(h, 4)
