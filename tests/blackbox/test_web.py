@@ -203,6 +203,22 @@ class Api(Base):
             for d in looks:
                 self.assertEqual(d.get("env_omitted"), 8, d)
 
+    def test_looking_at_a_delivery_of_a_removed_endpoint_logs_nothing(self):
+        """A look at a delivery whose endpoint a reload removed logged an
+        error ("no longer configured") at each look, as recovery does."""
+        with Hookd(config(), {"build:start": OK}) as h:
+            eid = new_id()
+            self.assertEqual(h.post(eid, event="build:start").status, 200)
+            h.wait_log("msg=delivery", "id=%s " % eid)
+            h.write_config(config().replace("[endpoint northflank]", "[endpoint renamed]"))
+            self.assertIn("config reloaded", h.reload())
+            mark = len(h.logs())
+            for _ in range(3):
+                d = self.get(h, path_of("northflank", eid))
+                self.assertIsNone(d.get("environment"), d)
+            time.sleep(0.2)
+            self.assertEqual([l for l in h.logs()[mark:] if eid in l], [])
+
     def test_replay_one_and_by_filter(self):
         with Hookd(config(), {"build:start": OK, "deploy:fail": FAIL}) as h:
             ids = self.deliveries(h, 4)
