@@ -37,8 +37,9 @@ static struct delivery *delivery_from_journal(struct config *cfg, struct journal
 {
 	const struct endpoint *ep = config_endpoint_by_name(cfg, p->endpoint);
 	if (!ep) {
-		log_msg(LOG_LVL_ERROR, "journal: delivery %s is for endpoint '%s', which is no longer configured",
-		        p->delivery_id, p->endpoint);
+		if (!quiet)
+			log_msg(LOG_LVL_ERROR, "journal: delivery %s is for endpoint '%s', which is no longer configured",
+			        p->delivery_id, p->endpoint);
 		return NULL;
 	}
 	json_object *root = NULL;

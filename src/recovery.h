@@ -28,7 +28,8 @@ struct journal;
 struct delivery *delivery_from_row(struct journal *journal, struct config *cfg, int64_t rowid,
                                    int attempt);
 /* The same for a look at it (the deliveries page): nothing ran, so what
- * its environment leaves out is not logged. */
+ * its environment leaves out, or an endpoint no longer configured, is not
+ * logged. */
 struct delivery *delivery_view_from_row(struct journal *journal, struct config *cfg,
                                         int64_t rowid, int attempt);
 
