@@ -172,6 +172,19 @@ static char *startup_options(const char *url, bool readonly)
 	return s;
 }
 
+/* Whether this libpq takes keyword (tcp_user_timeout came with libpq 12;
+ * an older one refuses every connect that names it). */
+static bool libpq_knows(const char *keyword)
+{
+	PQconninfoOption *all = PQconndefaults();
+	bool known = false;
+	for (PQconninfoOption *o = all; o && o->keyword && !known; o++)
+		known = strcmp(o->keyword, keyword) == 0;
+	if (all)
+		PQconninfoFree(all);
+	return known;
+}
+
 /* The connection's parameters: hookd's defaults first, then the
  * connection string, which may override them (with expand_dbname, later
  * values win), then the session's settings (options, which hold the
@@ -188,7 +201,8 @@ static void connect_params(const char *url, const char *password, const char *op
 	keys[n] = "keepalives_idle", vals[n++] = "10";
 	keys[n] = "keepalives_interval", vals[n++] = "5";
 	keys[n] = "keepalives_count", vals[n++] = "3";
-	keys[n] = "tcp_user_timeout", vals[n++] = user_timeout;
+	if (libpq_knows("tcp_user_timeout"))
+		keys[n] = "tcp_user_timeout", vals[n++] = user_timeout;
 	keys[n] = "dbname", vals[n++] = url;
 	keys[n] = "options", vals[n++] = options;
 	if (password)

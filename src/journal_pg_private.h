@@ -64,6 +64,7 @@
 #define PQ_CALLS(X) \
 	X(PQclear) \
 	X(PQcmdTuples) \
+	X(PQconndefaults) \
 	X(PQconnectdbParams) \
 	X(PQconninfo) \
 	X(PQconninfoFree) \
@@ -93,6 +94,7 @@ PQ_CALLS(PQ_POINTER)
 
 #define PQclear dl_PQclear
 #define PQcmdTuples dl_PQcmdTuples
+#define PQconndefaults dl_PQconndefaults
 #define PQconnectdbParams dl_PQconnectdbParams
 #define PQconninfo dl_PQconninfo
 #define PQconninfoFree dl_PQconninfoFree
