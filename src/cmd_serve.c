@@ -185,11 +185,24 @@ static bool journal_unchanged(const struct config *next, const struct config *no
 	return false;
 }
 
+/* A reload's end for systemd: ready again, or, while stopping, only the
+ * status (the drain goes on). */
+static void notify_reloaded(const struct daemon *dm, const char *what)
+{
+	if (dm->draining)
+		sdnotify_send("STATUS=draining: finishing running deliveries; %s", what);
+	else
+		sdnotify_send("READY=1\nSTATUS=serving; %s", what);
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *dm = arg;
 	char err[1024];
-	sdnotify_reloading();
+	/* Stopping, systemd has been told so (STOPPING=1): a reload then must
+	 * not tell it "ready, serving" again. */
+	if (!dm->draining)
+		sdnotify_reloading();
 	route_cache_clear(); /* a SIGHUP forgets remembered misses, whatever the config */
 	struct config *cfg = config_load(dm->config_path, err, sizeof(err));
 	struct ssl_ctx_st *tls = NULL;
@@ -207,7 +220,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 		struct log_kv kv[] = {{"error", err}};
 		log_kv(LOG_LVL_ERROR, "reload failed, keeping the old config", kv, 1);
 		metrics_reload(false);
-		sdnotify_send("READY=1\nSTATUS=serving; the last reload failed, old config kept");
+		notify_reloaded(dm, "the last reload failed, old config kept");
 		return;
 	}
 	if (strcmp(cfg->listen, dm->cfg->listen) != 0 && !dm->socket_activated)
@@ -243,7 +256,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	dispatch_resume_left(dm->ds);
 	log_msg(LOG_LVL_INFO, "config reloaded from %s", dm->config_path);
 	metrics_reload(true);
-	sdnotify_send("READY=1\nSTATUS=serving; config reloaded");
+	notify_reloaded(dm, "config reloaded");
 }
 
 static void check_drained(evutil_socket_t fd, short what, void *arg)
@@ -259,14 +272,40 @@ static void check_drained(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(dm->drain_timer, &tv);
 }
 
+/* The last line: with a journal, what the drain left in it for the next
+ * start (async deliveries not yet started, and those waiting for a retry). */
+static void log_stopped(const struct daemon *dm)
+{
+	if (!dm->journal) {
+		log_msg(LOG_LVL_INFO, "stopped");
+		return;
+	}
+	int queued, retry_wait;
+	dispatcher_left(dm->ds, &queued, &retry_wait);
+	char q[16], r[16];
+	snprintf(q, sizeof(q), "%d", queued);
+	snprintf(r, sizeof(r), "%d", retry_wait);
+	struct log_kv kv[] = {LOG_INT("left_queued", q), LOG_INT("left_retry_wait", r)};
+	log_kv(LOG_LVL_INFO, "stopped", kv, ARRAY_SIZE(kv));
+}
+
 static void on_terminate(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *dm = arg;
-	if (dm->draining)
+	const char *name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+	if (dm->draining) {
+		/* Said, so that whoever sent it again knows why hookd is still
+		 * there: the drain goes on (SIGKILL would cut it short). */
+		int queued, running, retry_wait;
+		dispatcher_pending(dm->ds, &queued, &running, &retry_wait);
+		log_msg(LOG_LVL_INFO,
+		        "%s received again: already stopping; still finishing %d running and %d "
+		        "waiting deliveries",
+		        name, running, queued);
 		return;
+	}
 	dm->draining = true;
-	log_msg(LOG_LVL_INFO, "%s received: finishing running deliveries",
-	        sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	log_msg(LOG_LVL_INFO, "%s received: finishing running deliveries", name);
 	sdnotify_send("STOPPING=1\nSTATUS=draining: finishing running deliveries");
 	admin_set_draining(dm->admin);
 	server_drain(dm->srv);
@@ -496,7 +535,7 @@ int cmd_serve(const struct options *o)
 		log_msg(LOG_LVL_INFO, "systemd watchdog: keep-alive every %llums",
 		        (unsigned long long)(sdnotify_watchdog_usec() / 2000));
 	event_base_dispatch(dm.base);
-	log_msg(LOG_LVL_INFO, "stopped");
+	log_stopped(&dm);
 	rc = 0;
 out:
 	if (dm.sighup) {

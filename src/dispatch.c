@@ -335,6 +335,18 @@ static void job_enter(struct job *j, enum lifecycle to)
 	}
 }
 
+/* Shutting down: an async delivery that has not started stays journaled,
+ * its place (queued) or its due time (retry_wait) the next start's; counted
+ * for the "stopped" line (dispatcher_left). */
+static void leave_for_next_start(struct job *j)
+{
+	if (j->state == LC_WAIT_RETRY || j->state == LC_OVER)
+		j->ds->left_retry_wait++;
+	else
+		j->ds->left_queued++;
+	job_enter(j, LC_SHELVED);
+}
+
 static struct job *job_new(struct dispatcher *ds, struct delivery *d, delivery_done_fn done,
                            void *arg)
 {
@@ -692,7 +704,7 @@ void job_attempt_over(struct job *j)
 	else if (st != DSTATE_RETRY_WAIT)
 		finish(j);
 	else if (ds->draining)
-		job_enter(j, LC_SHELVED); /* its retry is the next start's */
+		leave_for_next_start(j); /* its retry is the next start's */
 	else
 		schedule_retry(j, delay);
 }
@@ -987,7 +999,7 @@ static void accepted(struct job *j, bool synced)
 	delivery_log(d);
 	answer(j);
 	if (j->ds->draining) {
-		job_enter(j, LC_SHELVED); /* the next start's to run */
+		leave_for_next_start(j); /* the next start's to run */
 		return;
 	}
 	delivery_reset_attempt(d);
@@ -1052,7 +1064,7 @@ void dispatcher_drain(struct dispatcher *ds)
 		for (w = TAILQ_FIRST(&k->waiting); w; w = wn) {
 			wn = TAILQ_NEXT(w, key_link);
 			if (delivery_async(w->d))
-				job_enter(w, LC_SHELVED);
+				leave_for_next_start(w);
 		}
 	}
 	for (j = TAILQ_FIRST(&ds->queue); j; j = next) {
@@ -1060,22 +1072,28 @@ void dispatcher_drain(struct dispatcher *ds)
 		if (delivery_async(j->d)) {
 			/* It held its key while waiting for a slot; a sync delivery
 			 * waiting for that key may take it now. */
-			job_enter(j, LC_SHELVED);
+			leave_for_next_start(j);
 			next = TAILQ_FIRST(&ds->queue);
 		}
 	}
 	while ((j = TAILQ_FIRST(&ds->waiting_retry)))
-		job_enter(j, LC_SHELVED);
+		leave_for_next_start(j);
 	for (j = TAILQ_FIRST(&ds->waiting_turn); j; j = next) {
 		next = TAILQ_NEXT(j, link);
 		if (delivery_async(j->d))
-			job_enter(j, LC_SHELVED);
+			leave_for_next_start(j);
 	}
 }
 
 bool dispatcher_idle(const struct dispatcher *ds)
 {
 	return ds->running == 0 && ds->queued_sync == 0 && groupcommit_idle(ds->commit);
+}
+
+void dispatcher_left(const struct dispatcher *ds, int *queued, int *retry_wait)
+{
+	*queued = ds->left_queued;
+	*retry_wait = ds->left_retry_wait;
 }
 
 bool dispatcher_draining(const struct dispatcher *ds)

@@ -125,6 +125,9 @@ void dispatcher_drain(struct dispatcher *ds);
 /* True once nothing runs or waits that must finish first. */
 bool dispatcher_idle(const struct dispatcher *ds);
 bool dispatcher_draining(const struct dispatcher *ds);
+/* Shutting down: how many async deliveries were left journaled for the next
+ * start, waiting for a slot or their key, and waiting for a retry. */
+void dispatcher_left(const struct dispatcher *ds, int *queued, int *retry_wait);
 int dispatcher_running(const struct dispatcher *ds);
 int dispatcher_queued(const struct dispatcher *ds);
 /* max_running slots no delivery runs in or waits for. */

@@ -80,6 +80,7 @@ struct dispatcher {
 	struct keyqueue *keys;
 	struct idstore *ids; /* without a journal */
 	bool draining;
+	int left_queued, left_retry_wait; /* async ones the drain left to the next start */
 	int in_state[LC_COUNT]; /* deliveries in each state: hookd_deliveries_pending */
 	/* Handing freed slots on (release): a delivery that finishes at once
 	 * while it runs only gives its slot back, and the loop already under

@@ -940,6 +940,41 @@ class Crash(Base):
             self.assertEqual([(i, a) for (i, a, _) in runs(h, "start")],
                              [(i, 1) for i in ids])
 
+    def test_sigterm_logs_what_it_leaves_for_the_next_start(self):
+        # README "Logs and signals": the drain's last line counts the async
+        # deliveries it left in the journal, queued (for a slot, for their
+        # key, or accepted during the drain) and waiting for a retry; a
+        # second SIGTERM during the drain says that the drain goes on.
+        srv = "max_running = 1\n"
+        ep = "mode = async\nretry_backoff = 30s\n"
+        hook = rec_hook('[ "$HOOK_ID" = "$(cat {tmp}/slow)" ] && sleep 1.5',
+                        rc='$([ "$HOOK_ID" = "$(cat {tmp}/fail)" ] && echo 75 || echo 0)')
+        with Hookd(config(server=srv, endpoint=ep), {EVENT: hook}) as h:
+            retry, slow, q1, q2 = (new_id(n) for n in ("retry", "slow", "q1", "q2"))
+            h.write_file("fail", retry + "\n")
+            h.write_file("slow", slow + "\n")
+            self.assertStatus(h.post(retry), 202, "accepted")
+            h.wait_states([retry], ("retry_wait",), timeout=5)
+            for eid in (slow, q1, q2):
+                self.assertStatus(h.post(eid), 202, "accepted")
+            self.wait_runs(h, 2, "start")
+            mark = len(h.logs())
+            h.send_signal(signal.SIGTERM)
+            h.wait_log("SIGTERM received", start=mark)
+            h.send_signal(signal.SIGTERM)
+            again = h.wait_log("SIGTERM received again", start=mark)
+            self.assertIsNotNone(again, h.log_text())
+            self.assertIn("still finishing 1 running", again)
+            rc, _ = h.stop()
+            self.assertEqual(rc, 0)
+            stopped = [harness.parse_logfmt(l) for l in h.logs()[mark:] if "msg=stopped" in l]
+            self.assertEqual(len(stopped), 1, h.log_text())
+            self.assertEqual((stopped[0].get("left_queued"), stopped[0].get("left_retry_wait")),
+                             ("2", "1"), h.log_text())
+            rows = {e["id"]: e["state"] for e in h.events()}
+            self.assertEqual([rows[i] for i in (retry, slow, q1, q2)],
+                             ["retry_wait", "succeeded", "queued", "queued"])
+
 
 # --------------------------------------------------------------------------
 # pending async deliveries live in the journal (issue 16, point 3)

@@ -10,6 +10,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import unittest
 import uuid
@@ -149,6 +150,37 @@ class NotifyTest(unittest.TestCase):
                 self.assertEqual(d.stop(), 0)
                 # No watchdog was asked for: no keep-alives were sent.
                 self.assertFalse([m for m in ns.messages if "WATCHDOG" in m[1]])
+        finally:
+            ns.close()
+
+    def test_reload_while_draining_stays_stopping(self):
+        # A SIGHUP that comes during the drain (a hook still runs) is
+        # applied, but systemd, told STOPPING=1, is not told READY=1 or
+        # "serving" again: the status stays a draining one.
+        ns = NotifySocket()
+        hook = "#!/bin/sh\ntouch '{tmp}/started'\nsleep 1.5\n"
+        try:
+            with Daemon(base_config(), hooks={"build:start": hook},
+                        env={"NOTIFY_SOCKET": ns.env}) as d:
+                ns.wait("READY", "1")
+                out = []
+                t = threading.Thread(target=lambda: out.append(d.northflank(event_id="drain-1")))
+                t.start()
+                harness.wait_for(lambda: os.path.exists(d.path("started")), 5, "the hook ran")
+                d.send_signal(signal.SIGTERM)
+                ns.wait("STOPPING", "1")
+                d.reload()
+                self.assertEqual(d.stop(), 0)
+                t.join(10)
+                self.assertEqual(out[0].status, 200, out)
+                while ns.recv(0.2):
+                    pass
+                after = [m[1] for m in ns.messages]
+                after = after[next(i for i, f in enumerate(after) if "STOPPING" in f):]
+                self.assertFalse([f for f in after if "READY" in f or "RELOADING" in f], after)
+                self.assertTrue(all("draining" in f.get("STATUS", "draining") for f in after),
+                                after)
+                self.assertIn("config reloaded", after[-1].get("STATUS", ""), after)
         finally:
             ns.close()
 
