@@ -1010,7 +1010,9 @@ static void accepted(struct job *j, bool synced)
 void dispatch_resume(struct dispatcher *ds, struct delivery *d, int64_t delay_ms)
 {
 	struct job *j = job_new(ds, d, NULL, NULL);
-	if (delay_ms > 0)
+	if (ds->draining)
+		leave_for_next_start(j); /* journaled: the next start runs it */
+	else if (delay_ms > 0)
 		schedule_retry(j, delay_ms);
 	else
 		admit(j);

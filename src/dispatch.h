@@ -108,7 +108,8 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 
 /* Takes a journaled async delivery back (recovery, replay): admitted now,
  * or, delay_ms > 0, after waiting that long for its retry. Nobody waits
- * for its answer. */
+ * for its answer. Shutting down, it stays journaled for the next start
+ * (and is counted as left: dispatcher_left). */
 void dispatch_resume(struct dispatcher *ds, struct delivery *d, int64_t delay_ms);
 
 /* A shared journal: writes the outcomes of attempts that ended while it was

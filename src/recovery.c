@@ -275,12 +275,11 @@ enum result dispatch_replay(struct dispatcher *ds, int64_t rowid)
 				 * hookd stops: journaled, run at the next start. */
 				log_msg(LOG_LVL_INFO, "delivery %s (endpoint %s) queued for replay at the next start",
 				        delivery_id(d), delivery_endpoint(d)->name);
-				delivery_free(d);
 			} else {
 				log_msg(LOG_LVL_INFO, "replaying delivery %s (endpoint %s)", delivery_id(d),
 				        delivery_endpoint(d)->name);
-				dispatch_resume(ds, d, 0);
 			}
+			dispatch_resume(ds, d, 0); /* draining, it is only counted as left */
 		}
 	}
 	journal_pending_free(&p);

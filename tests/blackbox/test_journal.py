@@ -1504,6 +1504,9 @@ class Commands(Base):
             self.assertStatus(out[0], 200, "ok")
             self.assertEqual(attempts_of(h, eid), [1])
             self.assertEqual(h.event_of(eid)["state"], "queued")
+            # The stop's last line counts it among what it left.
+            self.assertTrue(h.log_lines("msg=stopped left_queued=1 left_retry_wait=0"),
+                            h.log_text())
             h.start()
             self.assertEqual(h.wait_states([eid])[eid]["attempts"], 2)
             self.assertEqual(attempts_of(h, eid), [1, 2])
