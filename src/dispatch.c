@@ -1054,29 +1054,52 @@ void dispatcher_set_config(struct dispatcher *ds, struct config *cfg)
 	start_queued(ds);
 }
 
-/* Async deliveries not yet started stay journaled for the next start. */
+/* Whether a sync delivery waits in k's line: it runs before hookd stops,
+ * so the deliveries ahead of it with that key must too (arrival order). */
+static bool sync_waits_for(const struct keyq *k)
+{
+	const struct job *w;
+	TAILQ_FOREACH(w, &k->waiting, key_link)
+		if (!delivery_async(w->d))
+			return true;
+	return false;
+}
+
+/*
+ * Async deliveries not yet started stay journaled for the next start, but
+ * for those ahead of a sync delivery in their key's line: the sync one
+ * runs before hookd stops (its sender waits), and a delivery with the
+ * same key that came before it runs first (README "serialize"). Such
+ * async ones are there only when a sync section's delivery became async
+ * (handed over at respond_within, or replayed).
+ */
 void dispatcher_drain(struct dispatcher *ds)
 {
 	ds->draining = true;
 	struct job *j, *next;
-	/* First those waiting for a key, so that releasing keys below never
-	 * hands one to an async delivery. */
+	/* First those waiting for a key, behind the last sync one of their
+	 * line, so that releasing keys below never hands one to an async
+	 * delivery. */
 	for (struct keyq *k = keyqueue_next(ds->keys, NULL); k; k = keyqueue_next(ds->keys, k)) {
-		struct job *w, *wn;
-		for (w = TAILQ_FIRST(&k->waiting); w; w = wn) {
+		struct job *w, *last_sync = NULL;
+		TAILQ_FOREACH(w, &k->waiting, key_link)
+			if (!delivery_async(w->d))
+				last_sync = w;
+		w = last_sync ? TAILQ_NEXT(last_sync, key_link) : TAILQ_FIRST(&k->waiting);
+		for (struct job *wn; w; w = wn) {
 			wn = TAILQ_NEXT(w, key_link);
-			if (delivery_async(w->d))
-				leave_for_next_start(w);
+			leave_for_next_start(w);
 		}
 	}
 	for (j = TAILQ_FIRST(&ds->queue); j; j = next) {
 		next = TAILQ_NEXT(j, link);
-		if (delivery_async(j->d)) {
-			/* It held its key while waiting for a slot; a sync delivery
-			 * waiting for that key may take it now. */
+		const char *key = delivery_key(j->d);
+		struct keyq *k = key ? keyqueue_get(ds->keys, key, false) : NULL;
+		/* It holds its key while waiting for a slot: with a sync one
+		 * waiting for that key it stays, and runs first. Else its
+		 * line is empty now, and giving the key back starts nothing. */
+		if (delivery_async(j->d) && !(k && sync_waits_for(k)))
 			leave_for_next_start(j);
-			next = TAILQ_FIRST(&ds->queue);
-		}
 	}
 	while ((j = TAILQ_FIRST(&ds->waiting_retry)))
 		leave_for_next_start(j);

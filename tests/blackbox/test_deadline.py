@@ -171,6 +171,40 @@ class RespondWithin(Base):
             self.assertIn("status interrupted", h.cli("show", eid).stdout)
 
 
+    def test_sigterm_keeps_the_key_order_of_a_handed_over_delivery(self):
+        # README "serialize": same key, arrival order, also across a stop.
+        # `first` runs (or, max_running = 1, holds the slot); `handed`
+        # waits behind it and is handed over (202, async); `last`, sync,
+        # waits behind `handed`; SIGTERM. `last` runs before hookd stops,
+        # so `handed` must too, before it, not be left to the next start.
+        hook = sh("echo \"start $HOOK_ID $HOOK_ATTEMPT\" >> '{tmp}/runs'\n"
+                  "sleep $HOOK_DATA_SLEEP\n")
+        for slots, first_key in ((2, "A"), (1, "B")):
+            with self.subTest(max_running=slots), \
+                    Hookd(config(server="max_running = %d\n" % slots,
+                                 endpoint="respond_within = 700ms\nserialize = data.k\n"),
+                          {EVENT: hook}) as h:
+                def body(key, sleep):
+                    b = sample_json()
+                    b["data"].update(k=key, sleep=sleep)
+                    return b
+                first, handed, last = new_id("first"), new_id("handed"), new_id("last")
+                t1, o1 = h.post_bg(first, body=body(first_key, 3))
+                self.assertTrue(wait_until(lambda: attempts_of(h, first), 5))
+                t2, o2 = h.post_bg(handed, body=body("A", 0))
+                t2.join(5)
+                self.assertStatus(o2[0], 202, "accepted")
+                t3, o3 = h.post_bg(last, body=body("A", 0))
+                self.assertTrue(wait_until(lambda: h.event_of(last), 5))
+                rc, _ = h.stop()
+                self.assertEqual(rc, 0)
+                for t in (t1, t3):
+                    t.join(5)
+                order = [w[1] for w in h.lines_of("runs") if w[0] == "start"]
+                self.assertEqual(order, [first, handed, last], h.log_text())
+                self.assertTrue(h.log_lines("msg=stopped left_queued=0"), h.log_text())
+
+
 class ClientGone(Base):
 
     def test_client_that_hangs_up_is_logged_gone(self):
