@@ -32,9 +32,10 @@
  *               DONE                        final: recorded, answered, freed
  *   WAIT_RETRY  WAIT_KEY, QUEUED, RUNNING   its due time came: admitted again
  *   WAIT_KEY,   SHELVED                     shutting down, async: it stays journaled
- *   QUEUED,                                 for the next start; freed
- *   WAIT_RETRY,
- *   OVER (a retry due)
+ *   QUEUED,                                 for the next start; freed (not one that
+ *   WAIT_RETRY,                             a sync delivery waits behind for its
+ *   OVER (a retry due),                     key: that one runs first)
+ *   NEW
  *   WAIT_KEY,   the same state, async       handed over: a sync delivery still there at
  *   QUEUED,                                 its respond_within is answered 202 and goes
  *   RUNNING,                                on as a journaled async one (the only change
