@@ -93,6 +93,12 @@ struct journal_attempt {
 	const char *status; /* "ok", "failed", "timeout", "skipped", "unhandled" */
 	const char *error;  /* NULL or the reason */
 	bool replay;        /* read back: it was the attempt a `hookd replay` asked for */
+	/* A sync delivery's sender hung up before its answer (its client timed
+	 * out, the connection dropped while the hook ran): the http above is
+	 * what was due, never what the sender got (README "Delivery
+	 * guarantees"). Known when the attempt ends, written with it; learnt
+	 * later (while the answer waited for the commit): journal_client_gone. */
+	bool client_gone;
 	const char *instance; /* read back from a shared journal: who ran it; else NULL */
 	const struct journal_hook *hooks;
 	size_t nhooks;
@@ -255,6 +261,15 @@ int journal_attempt_finished(struct journal *j, int64_t rowid, const struct jour
                              enum delivery_state state, int64_t next_due_ms);
 
 /*
+ * Marks attempt `attempt` of the delivery as one whose answer never
+ * reached its sender (journal_attempt.client_gone), once its outcome is
+ * recorded: the sender hung up while the answer waited for the commit.
+ * Not fenced (the attempt's outcome is recorded, and nobody writes it
+ * again); batched like journal_attempt_finished. 0, or -1 (logged).
+ */
+int journal_client_gone(struct journal *j, int64_t rowid, int attempt);
+
+/*
  * A pending sync delivery goes on as an async one (respond_within): its
  * row becomes async, with its whole body (body, body_len: as received) if
  * journal_record stored it cut, committed durably, so that recovery takes
@@ -393,6 +408,7 @@ struct journal_row {
 	int64_t next_due_ms;
 	const char *status; /* the last attempt's, NULL: none */
 	int64_t last_ms;    /* the last attempt's duration, -1: none or unfinished */
+	bool client_gone;   /* the last attempt's (journal_attempt.client_gone) */
 };
 enum result journal_query(struct journal *j, const struct journal_filter *f,
                           bool (*visit)(const struct journal_row *r, void *arg), void *arg);

@@ -43,6 +43,7 @@ struct journal_ops {
 	int (*attempt_started)(struct journal *j, int64_t rowid, int attempt, int64_t started_ms);
 	int (*attempt_finished)(struct journal *j, int64_t rowid, const struct journal_attempt *a,
 	                        enum delivery_state state, int64_t next_due_ms);
+	int (*client_gone)(struct journal *j, int64_t rowid, int attempt);
 	int (*hand_over)(struct journal *j, int64_t rowid, bool running, const unsigned char *body,
 	                 size_t body_len);
 	enum result (*requeue)(struct journal *j, int64_t rowid);

@@ -186,6 +186,7 @@ static json_object *attempt_object(const struct journal_attempt *a)
 	json_object_object_add(o, "status", str_or_null(a->status));
 	json_object_object_add(o, "error", str_or_null(a->error));
 	json_object_object_add(o, "replay", json_object_new_boolean(a->replay));
+	json_object_object_add(o, "client_gone", json_object_new_boolean(a->client_gone));
 	json_object_object_add(o, "instance", str_or_null(a->instance));
 	json_object *hooks = json_object_new_array();
 	for (size_t i = 0; i < a->nhooks; i++)
@@ -451,6 +452,7 @@ static void parse_attempt(struct parse *p, json_object *o, size_t ai, struct jou
 	a->status = get_str(p, o, where, "status", true, "");
 	a->error = get_str(p, o, where, "error", false, NULL);
 	a->replay = get_bool(p, o, where, "replay", false);
+	a->client_gone = get_bool(p, o, where, "client_gone", false);
 	a->instance = get_str(p, o, where, "instance", false, NULL);
 	json_object *hooks = get_array(p, o, where, "hooks");
 	size_t n = hooks ? json_object_array_length(hooks) : 0;

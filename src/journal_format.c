@@ -306,6 +306,8 @@ static void show_attempt(const struct journal_attempt *a, void *arg)
 		sb_printf(sb, "http %d, ", a->http);
 	else
 		sb_puts(sb, "no http, ");
+	if (a->client_gone)
+		sb_puts(sb, "sender gone before the answer, ");
 	sb_puts(sb, "status ");
 	put_safe(sb, a->status, strlen(a->status), false);
 	if (a->error) {
@@ -554,6 +556,9 @@ void journal_json_attempt(struct strbuf *sb, const struct journal_attempt *a,
 	sb_json_str_or_null(sb, a->status);
 	sb_puts(sb, ",\"error\":");
 	sb_json_str_or_null(sb, a->error);
+	/* Its answer never reached the sender (it hung up first): http is what
+	 * was due, not what the sender got. */
+	sb_printf(sb, ",\"client_gone\":%s", a->client_gone ? "true" : "false");
 	if (st->replay)
 		sb_printf(sb, ",\"replay\":%s", a->replay ? "true" : "false");
 	if (a->instance) { /* a shared journal's: which instance ran it */

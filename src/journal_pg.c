@@ -55,7 +55,7 @@
 /* ---- the schema ---- */
 
 /* Bump when the schema changes, and add a step in schema_setup(). */
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 
 /* Advisory lock keys (the one-bigint space; take_turn uses the two-int
  * space, which never meets these). "hookd" in ASCII, then a number. */
@@ -145,6 +145,16 @@ static const char schema_v1[] =
 	" PRIMARY KEY (delivery, attempt, seq));"
 	"INSERT INTO hookd_schema (version) VALUES (1);";
 
+/*
+ * Version 2: an attempt whose answer never reached its sender (it hung up
+ * first: journal_attempt.client_gone). An instance of version 1 refuses
+ * to open the journal once one of version 2 has migrated it; one already
+ * running goes on (the column has a default), its attempts unmarked.
+ */
+static const char schema_v2[] =
+	"ALTER TABLE hookd_attempts ADD COLUMN client_gone boolean NOT NULL DEFAULT false;"
+	"UPDATE hookd_schema SET version = 2;";
+
 /* ---- the handle ---- */
 
 /* The backend's handle behind the front's (journal_backend.h). */
@@ -183,7 +193,10 @@ static int schema_setup(struct pg_journal *j, char *err, size_t errlen)
 	}
 	if (version == 0 && run_cmd(j, "schema", schema_v1, NULL) < 0)
 		goto fail;
-	/* Later: `if (version < 2) ...`, then the version row updated. */
+	if (version < 2 && run_cmd(j, "schema", schema_v2, NULL) < 0)
+		goto fail;
+	/* Later: `if (version < 3) ...`, its step updating the version row. */
+	j->schema = PG_SCHEMA_VERSION;
 	if (tx_commit(j) < 0)
 		goto fail;
 	return 0;
@@ -215,6 +228,7 @@ static int schema_check(struct pg_journal *j, char *err, size_t errlen)
 		return -1;
 	}
 	j->noschema = version == 0;
+	j->schema = version;
 	return 0;
 }
 
@@ -499,12 +513,13 @@ static int pg_attempt_started(struct journal *jj, int64_t rowid, int attempt, in
  * delivery's last requeue asked for this attempt. */
 static const char sql_attempt[] =
 	"INSERT INTO hookd_attempts (delivery, attempt, started_ms, finished_ms, http, status,"
-	" error, replay, instance) VALUES ($1::bigint, $2::int, $3::bigint, $4::bigint, $5::int,"
-	" $6::text, $7::text, coalesce($8::boolean, (SELECT replay_attempt = $2::int"
-	" FROM hookd_deliveries WHERE id = $1::bigint), false), $9::text)"
+	" error, replay, instance, client_gone) VALUES ($1::bigint, $2::int, $3::bigint,"
+	" $4::bigint, $5::int, $6::text, $7::text, coalesce($8::boolean, (SELECT replay_attempt ="
+	" $2::int FROM hookd_deliveries WHERE id = $1::bigint), false), $9::text, $10::boolean)"
 	" ON CONFLICT (delivery, attempt) DO UPDATE SET started_ms = excluded.started_ms,"
 	" finished_ms = excluded.finished_ms, http = excluded.http, status = excluded.status,"
-	" error = excluded.error, replay = excluded.replay, instance = excluded.instance";
+	" error = excluded.error, replay = excluded.replay, instance = excluded.instance,"
+	" client_gone = excluded.client_gone";
 
 static const char sql_hook[] =
 	"INSERT INTO hookd_hook_runs (delivery, attempt, seq, hook, exit, signal, ms, error, output)"
@@ -561,6 +576,7 @@ int insert_attempt(struct pg_journal *j, int64_t rowid, const struct journal_att
 	else
 		p_null(&p);
 	p_text(&p, instance);
+	p_bool(&p, a->client_gone);
 	int rc = run_cmd(j, "record attempt", sql_attempt, &p);
 	p_free(&p);
 	if (rc < 0)
@@ -585,11 +601,13 @@ static const char sql_finish[] =
 	" WHERE id = $1::bigint AND fence = $2::bigint AND owner = $11::text"
 	" RETURNING id, async, body_len, replay_attempt, state),"
 	" a AS (INSERT INTO hookd_attempts (delivery, attempt, started_ms, finished_ms, http,"
-	"  status, error, replay, instance) SELECT id, $4::int, $12::bigint, $13::bigint, $5::int,"
-	"  $14::text, $7::text, replay_attempt = $4::int, $11::text FROM u"
+	"  status, error, replay, instance, client_gone) SELECT id, $4::int, $12::bigint,"
+	"  $13::bigint, $5::int, $14::text, $7::text, replay_attempt = $4::int, $11::text,"
+	"  $15::boolean FROM u"
 	"  ON CONFLICT (delivery, attempt) DO UPDATE SET started_ms = excluded.started_ms,"
 	"  finished_ms = excluded.finished_ms, http = excluded.http, status = excluded.status,"
-	"  error = excluded.error, replay = excluded.replay, instance = excluded.instance)"
+	"  error = excluded.error, replay = excluded.replay, instance = excluded.instance,"
+	"  client_gone = excluded.client_gone)"
 	" SELECT async, body_len FROM u";
 
 static int finish_row(struct pg_journal *j, int64_t rowid, const struct journal_attempt *a,
@@ -641,6 +659,7 @@ static int finish_row(struct pg_journal *j, int64_t rowid, const struct journal_
 	else
 		p_null(&p);
 	p_text(&p, a->status ? a->status : "");
+	p_bool(&p, a->client_gone);
 	PGresult *r = run(j, "record outcome", sql_finish, &p);
 	p_free(&p);
 	if (!r)
@@ -668,6 +687,24 @@ static int finish_row(struct pg_journal *j, int64_t rowid, const struct journal_
 fail:
 	tx_rollback(j);
 	return -1;
+}
+
+/* Unfenced: the attempt's outcome is recorded (its delivery final, its
+ * lease given up), and this only says more of it. */
+static int pg_client_gone(struct journal *jj, int64_t rowid, int attempt)
+{
+	struct pg_journal *j = pg_of(jj);
+	if (j->readonly || !writable(j))
+		return -1;
+	struct params p = {0};
+	p_int(&p, rowid);
+	p_int(&p, attempt);
+	int rc = run_cmd(j, "record client gone",
+	                 "UPDATE hookd_attempts SET client_gone = true"
+	                 " WHERE delivery = $1::bigint AND attempt = $2::int",
+	                 &p);
+	p_free(&p);
+	return rc < 0 ? -1 : 0;
 }
 
 static int pg_hand_over(struct journal *jj, int64_t rowid, bool running,
@@ -1010,6 +1047,7 @@ const struct journal_ops journal_pg_ops = {
 	.record = pg_record,
 	.attempt_started = pg_attempt_started,
 	.attempt_finished = pg_attempt_finished,
+	.client_gone = pg_client_gone,
 	.hand_over = pg_hand_over,
 	.requeue = pg_requeue,
 	.recover = pg_recover,

@@ -152,6 +152,7 @@ struct pg_journal {
 	char *where; /* "host:port/dbname" for messages: never the connection string */
 	bool readonly;
 	bool noschema; /* read-only on a database hookd has not written yet */
+	int schema;    /* its version: read-only, it may be an older one */
 	uint64_t body_max;
 	int64_t keep_ms, max_rows, lease_ms;
 	int64_t backoff_ms, retry_at_ms; /* while down */

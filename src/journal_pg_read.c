@@ -113,9 +113,15 @@ enum result pg_read_attempts(struct journal *jj, int64_t rowid,
 		return RESULT_ERROR;
 	struct params p = {0};
 	p_int(&p, rowid);
+	/* Read-only on a journal of schema 1 (an older instance's): no client_gone. */
 	PGresult *a = run(j, "show",
-	                  "SELECT attempt, started_ms, finished_ms, http, status, error, replay,"
-	                  " instance FROM hookd_attempts WHERE delivery = $1::bigint ORDER BY attempt",
+	                  j->schema < 2
+	                          ? "SELECT attempt, started_ms, finished_ms, http, status, error,"
+	                            " replay, instance, false FROM hookd_attempts"
+	                            " WHERE delivery = $1::bigint ORDER BY attempt"
+	                          : "SELECT attempt, started_ms, finished_ms, http, status, error,"
+	                            " replay, instance, client_gone FROM hookd_attempts"
+	                            " WHERE delivery = $1::bigint ORDER BY attempt",
 	                  &p);
 	PGresult *h = a ? run(j, "show",
 	                      "SELECT attempt, hook, exit, signal, ms, error, output FROM"
@@ -138,6 +144,7 @@ enum result pg_read_attempts(struct journal *jj, int64_t rowid,
 			.error = col_text_or_null(a, i, 5),
 			.replay = col_bool(a, i, 6),
 			.instance = col_text_or_null(a, i, 7),
+			.client_gone = col_bool(a, i, 8),
 		};
 		v->attempt(&at, v->arg);
 		while (k < nh && col_int(h, k, 0) < at.attempt)
@@ -243,7 +250,9 @@ enum result pg_query(struct journal *jj, const struct journal_filter *f,
 	sb_puts(&sql, "SELECT d.id, d.received_ms, d.endpoint, d.delivery_id, d.event, d.state,"
 	              " d.http, d.attempts, d.next_due_ms, d.status,"
 	              " (SELECT a.finished_ms - a.started_ms FROM hookd_attempts a"
-	              "  WHERE a.delivery = d.id ORDER BY a.attempt DESC LIMIT 1)"
+	              "  WHERE a.delivery = d.id ORDER BY a.attempt DESC LIMIT 1),"
+	              " coalesce((SELECT a.client_gone FROM hookd_attempts a"
+	              "  WHERE a.delivery = d.id ORDER BY a.attempt DESC LIMIT 1), false)"
 	              " FROM hookd_deliveries d WHERE d.received_ms >= $1::bigint");
 	p_int(&p, f->since_ms);
 	if (f->state >= 0) {
@@ -293,6 +302,7 @@ enum result pg_query(struct journal *jj, const struct journal_filter *f,
 			.next_due_ms = col_i64(r, i, 8),
 			.status = col_text_or_null(r, i, 9),
 			.last_ms = PQgetisnull(r, i, 10) ? -1 : col_i64(r, i, 10),
+			.client_gone = col_bool(r, i, 11),
 		};
 		if (!visit(&row, arg))
 			break;

@@ -71,16 +71,17 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_STARTED] = "UPDATE deliveries SET state = 1, run_attempt = ?2, run_started_ms = ?3,"
 	               " updated_ms = ?3 WHERE id = ?1",
 	[ST_ATTEMPT] = "INSERT INTO attempts (delivery, attempt, started_ms, finished_ms, http,"
-	               " status, error, replay) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+	               " status, error, client_gone, replay) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
 	               " coalesce((SELECT replay_attempt = ?2 FROM deliveries WHERE id = ?1), 0))"
 	               " ON CONFLICT (delivery, attempt) DO UPDATE SET"
 	               " started_ms = excluded.started_ms, finished_ms = excluded.finished_ms,"
 	               " http = excluded.http, status = excluded.status, error = excluded.error,"
-	               " replay = excluded.replay",
+	               " client_gone = excluded.client_gone, replay = excluded.replay",
 	/* The attempt of a row just inserted (journal_record_final): no row of
 	 * it to update, no replay asked for. */
 	[ST_ATTEMPT_NEW] = "INSERT INTO attempts (delivery, attempt, started_ms, finished_ms, http,"
-	                   " status, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	                   " status, error, client_gone) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[ST_CLIENT_GONE] = "UPDATE attempts SET client_gone = 1 WHERE delivery = ?1 AND attempt = ?2",
 	[ST_HOOK] = "INSERT INTO hook_runs (delivery, attempt, seq, hook, exit, signal, ms, error,"
 	            " output) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 	            " ON CONFLICT (delivery, attempt, seq) DO UPDATE SET hook = excluded.hook,"
@@ -143,11 +144,14 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_SHOW] = "SELECT endpoint, delivery_id, event, remote_addr, async, state, attempts,"
 	            " received_ms, updated_ms, next_due_ms, http, status, error, headers, body,"
 	            " body_len, body_cut, run_attempt, run_started_ms FROM deliveries WHERE id = ?1",
-	[ST_SHOW_ATTEMPTS] = "SELECT attempt, started_ms, finished_ms, http, status, error, replay"
-	                     " FROM attempts WHERE delivery = ?1 ORDER BY attempt",
-	/* `show` on a journal a hookd of schema 1 still runs: no replay column. */
-	[ST_SHOW_ATTEMPTS_V1] = "SELECT attempt, started_ms, finished_ms, http, status, error, 0"
+	[ST_SHOW_ATTEMPTS] = "SELECT attempt, started_ms, finished_ms, http, status, error, replay,"
+	                     " client_gone FROM attempts WHERE delivery = ?1 ORDER BY attempt",
+	/* `show` on a journal an older hookd still runs: schema 1 has no
+	 * replay column, schema 2 no client_gone. */
+	[ST_SHOW_ATTEMPTS_V1] = "SELECT attempt, started_ms, finished_ms, http, status, error, 0, 0"
 	                        " FROM attempts WHERE delivery = ?1 ORDER BY attempt",
+	[ST_SHOW_ATTEMPTS_V2] = "SELECT attempt, started_ms, finished_ms, http, status, error,"
+	                        " replay, 0 FROM attempts WHERE delivery = ?1 ORDER BY attempt",
 	[ST_SHOW_HOOKS] = "SELECT hook, exit, signal, ms, error, output FROM hook_runs"
 	                  " WHERE delivery = ?1 AND attempt = ?2 ORDER BY seq",
 };
@@ -466,6 +470,7 @@ int insert_attempt(struct sqlj *j, int64_t rowid, const struct journal_attempt *
 	sqlite3_bind_int(s, 5, a->http);
 	bind_text(s, 6, a->status ? a->status : "");
 	bind_text(s, 7, a->error);
+	sqlite3_bind_int(s, 8, a->client_gone);
 	if (step_done(j, s, "record attempt") < 0)
 		return -1;
 	for (size_t i = 0; i < a->nhooks; i++) {
@@ -615,6 +620,28 @@ fail:
 out:
 	free(headers);
 	return rowid;
+}
+
+/* Not counted, nothing pending changes: a write of the batch like an
+ * outcome's (a lost batch loses the mark, which only says more). */
+static int sq_client_gone(struct journal *base, int64_t rowid, int attempt)
+{
+	struct sqlj *j = (struct sqlj *)base;
+	if (j->readonly || j->schema < 3)
+		return -1;
+	if (tx_begin_one(j, false) < 0)
+		return -1;
+	sqlite3_stmt *s = stmt(j, ST_CLIENT_GONE);
+	if (!s)
+		goto fail;
+	sqlite3_bind_int64(s, 1, rowid);
+	sqlite3_bind_int(s, 2, attempt);
+	if (step_done(j, s, "record client gone") < 0)
+		goto fail;
+	return tx_commit(j);
+fail:
+	tx_rollback(j);
+	return -1;
 }
 
 static int sq_hand_over(struct journal *base, int64_t rowid, bool running, const unsigned char *body,
@@ -900,6 +927,7 @@ const struct journal_ops journal_sqlite_ops = {
 	.record_final = sq_record_final,
 	.attempt_started = sq_attempt_started,
 	.attempt_finished = sq_attempt_finished,
+	.client_gone = sq_client_gone,
 	.hand_over = sq_hand_over,
 	.requeue = sq_requeue,
 	.recover = sq_recover,

@@ -45,7 +45,7 @@ static bool sqlite_load(char *err, size_t errlen)
 }
 
 /* Bump when the schema changes, and add a migration step in schema_setup(). */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 /* The CLI may hold a read while the daemon checkpoints; neither waits long. */
 #define BUSY_TIMEOUT_MS 5000
 
@@ -118,6 +118,15 @@ static const char schema_v2[] =
 	"ALTER TABLE deliveries ADD COLUMN replay_attempt INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE attempts ADD COLUMN replay INTEGER NOT NULL DEFAULT 0;";
 
+/*
+ * Version 3: an attempt whose answer never reached its sender (it hung up
+ * first: journal_attempt.client_gone). A hookd of version 2 refuses the
+ * file (it is newer than its own) rather than write attempts that do not
+ * say so.
+ */
+static const char schema_v3[] =
+	"ALTER TABLE attempts ADD COLUMN client_gone INTEGER NOT NULL DEFAULT 0;";
+
 static const char query_indexes[] =
 	"CREATE INDEX IF NOT EXISTS deliveries_state_received ON deliveries (state, received_ms);"
 	"CREATE INDEX IF NOT EXISTS deliveries_endpoint_received"
@@ -177,7 +186,9 @@ static int schema_setup(struct sqlj *j, char *err, size_t errlen)
 		goto fail;
 	if (version < 2 && sqlite3_exec(j->db, schema_v2, NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
-	/* Later: `if (version < 3) ...`, and the version bumped. */
+	if (version < 3 && sqlite3_exec(j->db, schema_v3, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	/* Later: `if (version < 4) ...`, and the version bumped. */
 	if (version < SCHEMA_VERSION) {
 		char *sql = xasprintf("PRAGMA user_version = %d;", SCHEMA_VERSION);
 		int rc = sqlite3_exec(j->db, sql, NULL, NULL, NULL);

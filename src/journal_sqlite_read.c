@@ -191,7 +191,9 @@ enum result sq_read_attempts(struct journal *base, int64_t rowid,
                                   const struct journal_attempt_visitor *v)
 {
 	struct sqlj *j = (struct sqlj *)base;
-	sqlite3_stmt *a = stmt(j, j->schema < 2 ? ST_SHOW_ATTEMPTS_V1 : ST_SHOW_ATTEMPTS);
+	sqlite3_stmt *a = stmt(j, j->schema < 2   ? ST_SHOW_ATTEMPTS_V1
+	                          : j->schema < 3 ? ST_SHOW_ATTEMPTS_V2
+	                                          : ST_SHOW_ATTEMPTS);
 	if (!a)
 		return RESULT_ERROR;
 	sqlite3_bind_int64(a, 1, rowid);
@@ -207,6 +209,7 @@ enum result sq_read_attempts(struct journal *base, int64_t rowid,
 			.status = col_text(a, 4),
 			.error = col_text_or_null(a, 5),
 			.replay = sqlite3_column_int(a, 6) != 0,
+			.client_gone = sqlite3_column_int(a, 7) != 0,
 		};
 		v->attempt(&at, v->arg);
 
@@ -266,6 +269,8 @@ enum result sq_query(struct journal *base, const struct journal_filter *f,
 	sb_puts(&sql, "SELECT d.id, d.received_ms, d.endpoint, d.delivery_id, d.event, d.state,"
 	              " d.http, d.attempts, d.next_due_ms, d.status,"
 	              " (SELECT a.finished_ms - a.started_ms FROM attempts a WHERE a.delivery = d.id"
+	              "  ORDER BY a.attempt DESC LIMIT 1),"
+	              " (SELECT a.client_gone FROM attempts a WHERE a.delivery = d.id"
 	              "  ORDER BY a.attempt DESC LIMIT 1)"
 	              " FROM deliveries d WHERE d.received_ms >= ?1");
 	if (f->state >= 0)
@@ -310,6 +315,7 @@ enum result sq_query(struct journal *base, const struct journal_filter *f,
 			.status = col_text_or_null(s, 9),
 			.last_ms = sqlite3_column_type(s, 10) != SQLITE_NULL ? sqlite3_column_int64(s, 10)
 			                                                   : -1,
+			.client_gone = sqlite3_column_int(s, 11) != 0,
 		};
 		if (!visit(&r, arg))
 			break;

@@ -223,7 +223,7 @@ static void test_open(void)
 	char *mode = sql_text(dir, "PRAGMA journal_mode");
 	CHECK_STR(mode, "wal", "journal mode");
 	free(mode);
-	CHECK(sql_int(dir, "PRAGMA user_version") == 2, "schema version");
+	CHECK(sql_int(dir, "PRAGMA user_version") == 3, "schema version");
 
 	journal_close(j);
 
@@ -924,6 +924,7 @@ static void test_schema_1(void)
 	struct journal *j = open_dir(dir, 1024, 0, 0);
 	final_delivery(j, "alpha", "old", "e", T0, 200);
 	journal_close(j);
+	sql_int(dir, "ALTER TABLE attempts DROP COLUMN client_gone");
 	sql_int(dir, "ALTER TABLE attempts DROP COLUMN replay");
 	sql_int(dir, "ALTER TABLE deliveries DROP COLUMN replay_attempt");
 	sql_int(dir, "PRAGMA user_version = 1");
@@ -938,10 +939,93 @@ static void test_schema_1(void)
 	free(out);
 	journal_close(j);
 	j = open_dir(dir, 1024, 0, 0);
-	CHECK(sql_int(dir, "PRAGMA user_version") == 2, "migrated to 2");
-	CHECK(sql_int(dir, "SELECT count(*) FROM attempts WHERE replay = 0") == 1,
-	      "the old attempt: no replay");
+	CHECK(sql_int(dir, "PRAGMA user_version") == 3, "migrated to 3");
+	CHECK(sql_int(dir, "SELECT count(*) FROM attempts WHERE replay = 0 AND client_gone = 0") ==
+	              1,
+	      "the old attempt: no replay, its sender not gone");
 	CHECK(sql_int(dir, "SELECT replay_attempt FROM deliveries") == 0, "replay_attempt 0");
+	journal_close(j);
+	free(dir);
+}
+
+/* One attempt's outcome and whether its sender hung up before the answer,
+ * as show and show --json say it. */
+static void check_gone_shown(struct journal *j, const char *id, bool gone)
+{
+	char *out = NULL;
+	CHECK(run_show(j, "alpha", id, &out) == 0 && out, "show %s", id);
+	CHECK(out && (strstr(out, "http 200, sender gone before the answer, status ok") != NULL) ==
+	                     gone,
+	      "show %s says the sender %s: %s", id, gone ? "went" : "waited", out);
+	free(out);
+	struct strbuf sb, err;
+	sb_init(&sb);
+	sb_init(&err);
+	CHECK(journal_format_show_json(j, "alpha", id, &sb, &err) == RESULT_OK, "show --json %s", id);
+	json_object *o = json_tokener_parse(sb.buf ? sb.buf : ""), *list = NULL, *g = NULL;
+	if (o && json_object_object_get_ex(o, "attempt_list", &list))
+		json_object_object_get_ex(json_object_array_get_idx(list, 0), "client_gone", &g);
+	CHECK(g && json_object_is_type(g, json_type_boolean) && json_object_get_boolean(g) == gone,
+	      "show --json %s: client_gone %d: %s", id, gone, sb.buf);
+	json_object_put(o);
+	sb_free(&sb);
+	sb_free(&err);
+}
+
+/* journal_query's visitor: counts the rows, and those whose sender went. */
+struct gone_count {
+	int rows, gone;
+};
+static bool count_gone(const struct journal_row *row, void *arg)
+{
+	struct gone_count *n = arg;
+	n->rows++;
+	n->gone += row->client_gone;
+	return true;
+}
+
+/* A journal of schema 2 (no client_gone): `show` reads it while an older
+ * hookd runs on it; the next hookd to open it adds the column, its old
+ * attempts unmarked; an attempt's sender that hung up is recorded with its
+ * outcome, or after it (journal_client_gone). */
+static void test_schema_2(void)
+{
+	char *dir = new_state_dir();
+	struct journal *j = open_dir(dir, 1024, 0, 0);
+	final_delivery(j, "alpha", "old", "e", T0, 200);
+	journal_close(j);
+	sql_int(dir, "ALTER TABLE attempts DROP COLUMN client_gone");
+	sql_int(dir, "PRAGMA user_version = 2");
+	char err[256] = "";
+	j = journal_open_readonly(opts_for(dir, 0, 0, 0), err, sizeof(err));
+	CHECK(j != NULL, "readonly on schema 2: %s", err);
+	if (j)
+		check_gone_shown(j, "old", false);
+	journal_close(j);
+	j = open_dir(dir, 1024, 0, 0);
+	CHECK(sql_int(dir, "PRAGMA user_version") == 3, "migrated to 3");
+	CHECK(sql_int(dir, "SELECT count(*) FROM attempts WHERE client_gone = 0") == 1,
+	      "the old attempt: its sender not gone");
+	check_gone_shown(j, "old", false);
+
+	/* Known as the attempt ends: written with its outcome. */
+	int64_t r = rec(j, "alpha", "went", "e", false, T0 + 1, "{}");
+	struct journal_attempt a = {
+		.attempt = 1, .started_ms = T0 + 1, .finished_ms = T0 + 5, .http = 200,
+		.status = "ok", .client_gone = true,
+	};
+	CHECK(journal_attempt_finished(j, r, &a, DSTATE_SUCCEEDED, 0) == 0, "finished, gone");
+	check_gone_shown(j, "went", true);
+	/* Learnt once the outcome is written (the answer waited for its commit). */
+	r = final_delivery(j, "alpha", "later", "e", T0 + 2, 200);
+	check_gone_shown(j, "later", false);
+	CHECK(journal_client_gone(j, r, 1) == 0, "marked gone later");
+	check_gone_shown(j, "later", true);
+	/* The list (the deliveries page) says it of the last attempt. */
+	struct journal_filter f = {.state = -1, .limit = 10};
+	struct gone_count n = {0, 0};
+	CHECK(journal_query(j, &f, count_gone, &n) == RESULT_OK, "query");
+	CHECK(n.gone == 2 && n.rows == 3, "query: %d of %d rows gone", n.gone, n.rows);
 	journal_close(j);
 	free(dir);
 }
@@ -1597,6 +1681,7 @@ int main(void)
 	test_events();
 	test_replay_marks();
 	test_schema_1();
+	test_schema_2();
 	test_page_size();
 	test_show();
 	test_readonly();

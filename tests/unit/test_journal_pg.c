@@ -175,6 +175,7 @@ struct seen {
 	int attempts, hooks;
 	char instance[32];
 	bool replay[8];
+	bool client_gone[8];
 	char hook_out[32];
 };
 
@@ -214,6 +215,8 @@ static void see_attempt(const struct journal_attempt *a, void *arg)
 	struct seen *s = arg;
 	if (s->attempts < 8)
 		s->replay[s->attempts] = a->replay;
+	if (s->attempts < 8)
+		s->client_gone[s->attempts] = a->client_gone;
 	s->attempts++;
 	snprintf(s->instance, sizeof(s->instance), "%s", a->instance ? a->instance : "(null)");
 }
@@ -247,7 +250,7 @@ static struct seen read_row(struct journal *j, int64_t rowid)
 
 static void test_schema(void)
 {
-	CHECK(sql_int("SELECT version FROM %s.hookd_schema", schema) == 1, "schema version 1");
+	CHECK(sql_int("SELECT version FROM %s.hookd_schema", schema) == 2, "schema version 2");
 	struct journal *a = open_as("a", NULL, false, NULL);
 	CHECK_STR(journal_backend_name(a), "postgresql", "name");
 	CHECK(journal_shared(a) && journal_up(a), "shared and up");
@@ -269,7 +272,7 @@ static void test_schema(void)
 	CHECK(j == NULL && strstr(err, "newer"), "newer schema refused read-only: %s", err);
 	journal_close(j);
 	free(url);
-	snprintf(q, sizeof(q), "UPDATE %s.hookd_schema SET version = 1", schema);
+	snprintf(q, sizeof(q), "UPDATE %s.hookd_schema SET version = 2", schema);
 	sql_do(q);
 
 	/* Read-only on a database hookd has not written: an empty journal. */
@@ -292,6 +295,47 @@ static void test_schema(void)
 	      "read-only created nothing");
 	snprintf(q, sizeof(q), "DROP SCHEMA %s", empty);
 	sql_do(q);
+}
+
+/* Schema 1 (no client_gone): read as it is read-only (an older instance
+ * may run on it), migrated by the next open; an attempt's sender that hung
+ * up is recorded with its outcome, or after it (journal_client_gone). */
+static void test_schema_1_client_gone(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	int64_t old = rec(a, "cg", "gone-old", false, T0, "{}");
+	CHECK(finish(a, old, 1, 200, DSTATE_SUCCEEDED) == 0, "old finished");
+	journal_close(a);
+	char q[256];
+	snprintf(q, sizeof(q),
+	         "ALTER TABLE %s.hookd_attempts DROP COLUMN client_gone;"
+	         " UPDATE %s.hookd_schema SET version = 1",
+	         schema, schema);
+	sql_do(q);
+	struct journal *r = open_as("r", NULL, true, NULL);
+	if (r) {
+		struct seen s = read_row(r, old);
+		CHECK(s.attempts == 1 && !s.client_gone[0], "schema 1 read-only: attempt unmarked");
+	}
+	journal_close(r);
+	a = open_as("a", NULL, false, NULL);
+	CHECK(sql_int("SELECT version FROM %s.hookd_schema", schema) == 2, "migrated to 2");
+	CHECK(sql_int("SELECT count(*) FROM %s.hookd_attempts WHERE delivery = %lld"
+	              " AND NOT client_gone", schema, (long long)old) == 1, "old attempt unmarked");
+	/* Known as the attempt ends: written with the outcome. */
+	int64_t went = rec(a, "cg", "gone-went", false, T0 + 1, "{}");
+	struct journal_attempt at = {
+		.attempt = 1, .started_ms = T0 + 1, .finished_ms = T0 + 5, .http = 200,
+		.status = "ok", .client_gone = true,
+	};
+	CHECK(journal_attempt_finished(a, went, &at, DSTATE_SUCCEEDED, 0) == 0, "finished, gone");
+	struct seen s = read_row(a, went);
+	CHECK(s.attempts == 1 && s.client_gone[0], "gone with the outcome");
+	/* Learnt after it. */
+	CHECK(journal_client_gone(a, old, 1) == 0, "marked later");
+	s = read_row(a, old);
+	CHECK(s.attempts == 1 && s.client_gone[0], "gone after the outcome");
+	journal_close(a);
 }
 
 /* record, attempts, final states and the cutting of bodies. */
@@ -1594,6 +1638,7 @@ int main(void)
 	if (up_ms < 12500)
 		usleep((useconds_t)(12500 - up_ms) * 1000);
 	test_schema();
+	test_schema_1_client_gone();
 	test_lifecycle();
 	test_resend_and_conflict();
 	test_fencing();
