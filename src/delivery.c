@@ -779,6 +779,11 @@ void delivery_set_client_gone(struct delivery *d)
 	d->client_gone = true;
 }
 
+bool delivery_client_gone(const struct delivery *d)
+{
+	return d->client_gone;
+}
+
 const struct delivery_opts *delivery_opts(const struct delivery *d)
 {
 	return &d->opts;

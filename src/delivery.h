@@ -133,6 +133,7 @@ void delivery_hand_over(struct delivery *d);
 bool delivery_handed_over(const struct delivery *d);
 /* Its sender hung up before the answer: the log line says client=gone. */
 void delivery_set_client_gone(struct delivery *d);
+bool delivery_client_gone(const struct delivery *d);
 const struct delivery_opts *delivery_opts(const struct delivery *d);
 const char *delivery_key(const struct delivery *d); /* serialization key, NULL: none */
 /* Why the payload does not meet its [event] rule's match ("the payload

@@ -171,6 +171,12 @@ static void answer(struct job *j)
 {
 	if (j->done) {
 		const struct outcome *out = delivery_outcome(j->d);
+		/* Its sender hung up after the outcome was written, while the
+		 * answer waited for its commit: the journal says so now. */
+		if (j->outcome_unmarked && delivery_client_gone(j->d) &&
+		    journal_client_gone(j->ds->journal, delivery_rowid(j->d),
+		                        delivery_attempt(j->d)) == 0)
+			groupcommit_flush_soon(j->ds->commit);
 		metrics_response(delivery_endpoint(j->d)->name, out->status, out->http);
 		delivery_done_fn done = j->done;
 		j->done = NULL;
@@ -686,6 +692,8 @@ void job_attempt_over(struct job *j)
 	int64_t next_due = st == DSTATE_RETRY_WAIT ? now_wall_ms() + delay : 0;
 	bool lost = !j->recorded_final &&
 	            dispatch_journal_finish(ds, d, st, next_due) == JOURNAL_LOST;
+	j->outcome_unmarked = ds->journal && delivery_rowid(d) > 0 && !lost &&
+	                      !delivery_client_gone(d);
 	if (!ds->journal && !delivery_id_generated(d))
 		remember_id(ds, d, st);
 	/* A sync delivery that failed is the sender's to send again. With an

@@ -61,7 +61,11 @@ void dispatch_on_flushed(void *arg)
 }
 
 /* The attempt just over, for the journal; the hooks it points at are the
- * caller's to free. */
+ * caller's to free. A sender that hung up while it ran (the log line's
+ * client=gone) is recorded with it, in the same write; one that hangs up
+ * later, while its answer waits for the commit, by a write of its own
+ * then (dispatch.c, answer()): the outcome cannot wait for the answer,
+ * which itself waits for the outcome's commit. */
 struct journal_hook *dispatch_attempt_of(const struct delivery *d,
                                          struct journal_attempt *a)
 {
@@ -76,6 +80,7 @@ struct journal_hook *dispatch_attempt_of(const struct delivery *d,
 		.http = out->http,
 		.status = out->status,
 		.error = out->error,
+		.client_gone = delivery_client_gone(d),
 		.hooks = hooks,
 		.nhooks = nhooks,
 	};

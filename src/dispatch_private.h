@@ -41,6 +41,9 @@ struct job {
 	/* Its first hook was held for a batch that was lost (job_start_lost):
 	 * no attempt began. */
 	bool start_lost;
+	/* Its attempt's outcome is recorded as answered: if its sender hangs
+	 * up before the answer goes, answer() marks it (journal_client_gone). */
+	bool outcome_unmarked;
 	/* Never in a line and held at once: the slot queue, waiting_retry or
 	 * waiting_turn, or held for the journal (groupcommit.h). */
 	union {
