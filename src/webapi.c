@@ -260,6 +260,7 @@ static bool list_visit(const struct journal_row *r, void *arg)
 		.http = r->http,
 		.attempts = r->attempts,
 		.duration_ms = r->last_ms,
+		.client_gone = r->client_gone,
 		.next_retry_ms = r->state == DSTATE_RETRY_WAIT ? r->next_due_ms : 0,
 	};
 	if (lo->n++)

@@ -21,6 +21,7 @@ void webjson_item(struct strbuf *sb, const struct webjson_item *it)
 		sb_printf(sb, ",\"http\":%d", it->http);
 	else
 		sb_puts(sb, ",\"http\":null");
+	sb_printf(sb, ",\"client_gone\":%s", it->client_gone ? "true" : "false");
 	sb_printf(sb, ",\"attempts\":%d,\"status\":", it->attempts);
 	sb_json_str_or_null(sb, it->status);
 	if (it->duration_ms >= 0)

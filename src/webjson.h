@@ -8,6 +8,7 @@
 #ifndef HOOKD_WEBJSON_H
 #define HOOKD_WEBJSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,7 @@ struct webjson_item {
 	int http, attempts;
 	int64_t duration_ms;   /* the last attempt's, -1: none */
 	int64_t next_retry_ms; /* 0: none */
+	bool client_gone;      /* the last attempt's answer never reached its sender */
 };
 void webjson_item(struct strbuf *sb, const struct webjson_item *it);
 /* The delivery's object, left open (the caller adds its fields and '}'):

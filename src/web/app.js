@@ -107,7 +107,7 @@ function renderList(body) {
     tb.appendChild(el("tr", null,
       el("td", {title: d.received_at || ""}, fmtTime(d.received_at)),
       el("td", null, d.endpoint), el("td", null, d.event), el("td", null, link),
-      stateCell(d.state), el("td", null, d.http === null ? "" : d.http),
+      stateCell(d.state), el("td", null, httpOf(d)),
       el("td", null, d.attempts), el("td", null, fmtMs(d.duration_ms)),
       el("td", null, fmtTime(d.next_retry_at))));
   }
@@ -191,6 +191,15 @@ function prettyBody(d) {
   return text;
 }
 
+// The delivery's http is its last attempt's: the list says whether that
+// attempt's sender hung up before its answer, the detail each attempt.
+function httpOf(d) {
+  if (d.http === null) return "";
+  const list = d.attempt_list || [];
+  const gone = list.length ? list[list.length - 1].client_gone : d.client_gone;
+  return gone ? d.http + " (sender gone before the answer)" : d.http;
+}
+
 function renderAttempts(list) {
   const ol = $("d-attempts");
   clear(ol);
@@ -198,7 +207,8 @@ function renderAttempts(list) {
     const li = el("li", null,
       el("strong", null, "Attempt " + a.attempt), " · ", fmtTime(a.started_at),
       a.ms !== null ? " · " + fmtMs(a.ms) : " · unfinished",
-      a.http !== null ? " · HTTP " + a.http : "", " · ", a.status || "",
+      a.http !== null ? " · HTTP " + a.http : "",
+      a.client_gone ? " (sender gone before the answer)" : "", " · ", a.status || "",
       a.instance ? " · on " + a.instance : "",
       a.error ? el("div", {cls: "error"}, a.error) : null);
     for (const h of a.hooks) {
@@ -233,7 +243,7 @@ async function loadDetail(ep, id, after_live) {
     const dl = $("d-summary");
     clear(dl);
     const rows = [["Endpoint", d.endpoint], ["Event", d.event], ["State", d.state],
-                  ["HTTP", d.http === null ? "" : d.http], ["Attempts", d.attempts],
+                  ["HTTP", httpOf(d)], ["Attempts", d.attempts],
                   ["Received", fmtTime(d.received_at)], ["Updated", fmtTime(d.updated_at)],
                   ["Next retry", fmtTime(d.next_retry_at)], ["Mode", d.mode],
                   ["Client", d.remote_addr], ["Error", d.error || ""]];
