@@ -29,8 +29,8 @@ from datetime import datetime, timezone
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (NF_INTEGRATION_ID, NF_INTEGRATION_NAME, NF_PREFIX, NF_TOKEN,  # noqa: E402
-                     binary_has_asan, main, new_id, sh, sample_json, sqlite_only, status_kb,
-                     wait_until)
+                     binary_has_asan, main, new_id, nf_request, sh, sample_json, sqlite_only,
+                     status_kb, wait_until)
 from harness import JournalHookd as Hookd  # noqa: E402
 from harness import journal_config as config  # noqa: E402
 
@@ -1244,6 +1244,60 @@ class Serialize(Base):
                 self.assertStatus(h.post(eid, body=payload_for(svc)), 202, "accepted")
             h.wait_states([i for (_, i) in order], timeout=15)
             self.check_serialized(h, order)
+
+
+# --------------------------------------------------------------------------
+# a sync sender that hangs up before its answer: the journal says so
+
+class ClientGone(Base):
+    ADMIN = "\n[admin]\nlisten = 127.0.0.1:0\n"
+
+    def api_attempts(self, h, eid):
+        r = h.admin("GET", "/api/v1/deliveries/northflank/" + eid)
+        self.assertEqual(r.status, 200, r)
+        return r.json["attempt_list"]
+
+    def api_item(self, h, eid):
+        r = h.admin("GET", "/api/v1/deliveries")
+        self.assertEqual(r.status, 200, r)
+        [d] = [d for d in r.json["deliveries"] if d["id"] == eid]
+        return d
+
+    def test_sender_gone_before_the_answer_is_recorded(self):
+        # The sender's client gives up after 0.5 s; the hook runs 2 s.
+        with Hookd(config(extra=self.ADMIN), {EVENT: rec_hook("sleep 2")}) as h:
+            gone, waited = new_id("gone"), new_id("waited")
+            s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+            s.sendall(nf_request(gone))
+            time.sleep(0.5)
+            s.close()
+            line = h.wait_log("msg=delivery", "id=%s " % gone, "status=ok", timeout=10)
+            self.assertIsNotNone(line, h.log_text())
+            self.assertIn("client=gone", line)
+            self.assertStatus(h.post(waited), 200, "ok")
+            self.assertEqual(attempts_of(h, gone, "end"), [1])
+
+            # show --json and the API: the attempt's http is what was due,
+            # and its answer never reached the sender.
+            d = json.loads(h.cli("show", "--json", gone).stdout)
+            self.assertEqual((d["state"], d["http"]), ("succeeded", 200))
+            [a] = d["attempt_list"]
+            self.assertEqual((a["http"], a["client_gone"]), (200, True))
+            [a] = self.api_attempts(h, gone)
+            self.assertEqual((a["http"], a["client_gone"]), (200, True))
+            self.assertIs(self.api_item(h, gone)["client_gone"], True)
+            out = h.cli("show", gone).stdout
+            self.assertIn("http 200, sender gone before the answer, status ok", out)
+
+            # A sender that waited: nothing of it.
+            [a] = json.loads(h.cli("show", "--json", waited).stdout)["attempt_list"]
+            self.assertEqual((a["http"], a["client_gone"]), (200, False))
+            [a] = self.api_attempts(h, waited)
+            self.assertIs(a["client_gone"], False)
+            self.assertIs(self.api_item(h, waited)["client_gone"], False)
+            self.assertNotIn("sender gone", h.cli("show", waited).stdout)
+            line = h.wait_log("msg=delivery", "id=%s " % waited, timeout=5)
+            self.assertNotIn("client=", line)
 
 
 # --------------------------------------------------------------------------
