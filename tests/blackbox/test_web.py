@@ -457,6 +457,15 @@ class Api(Base):
                 self.get(h, "/api/v1/deliveries", headers={"Host": host})
             self.assertIsNotNone(h.wait_log("DNS rebinding"), h.log_text())
 
+    def test_metrics_open_without_token_file(self):
+        """Without token_file (loopback only) /metrics needs no token."""
+        with Hookd(config(), {"build:start": OK}) as h:
+            h.post(new_id())
+            r = h.admin("GET", "/metrics")
+            self.assertEqual(r.status, 200, r)
+            self.assertIn('endpoint="northflank"', r.text)
+            self.assertEqual(h.admin("GET", "/healthz").status, 200)
+
     def test_http_layer_answers_carry_the_headers(self):
         """The admin listener's own refusals (431, 400) carry them too."""
         with Hookd(config(), {"build:start": OK}) as h:
@@ -511,6 +520,38 @@ class Auth(Base):
             # With a token, any Host (a proxy's name) will do.
             self.get(h, "/api/v1/deliveries", dict(bearer, Host="hooks.example.com"))
             self.assertNotIn(TOKEN, h.log_text())
+
+    def test_metrics_need_a_token(self):
+        """With token_file, /metrics names every endpoint, hook and route:
+        it needs a token as the API does (either one, or the login cookie);
+        /healthz stays open for a load balancer."""
+        with self.daemon() as h:
+            h.post(new_id())
+            api = h.admin("GET", "/api/v1/deliveries")
+            for headers in (None, {"Authorization": "Bearer " + TOKEN + "x"},
+                            {"Authorization": "Basic " + TOKEN},
+                            {"Cookie": "hookd_session=" + "0" * 64}):
+                r = h.admin("GET", "/metrics", headers=headers)
+                self.assertEqual(r.status, 401, (headers, r))
+                self.assertEqual(r.headers.get("www-authenticate"), 'Bearer realm="hookd"')
+                self.assertEqual(r.headers.get("www-authenticate"),
+                                 api.headers.get("www-authenticate"), "as the API answers")
+                self.assertSecurityHeaders(r)
+                self.assertEqual(r.json["status"], "rejected")
+                for name in ("northflank", "build", "hookd_", "/webhook"):
+                    self.assertNotIn(name, r.text, (headers, r.text))
+            self.assertIsNotNone(h.wait_log("admin refused", "/metrics"), h.log_text())
+            r = h.admin("GET", "/healthz")
+            self.assertEqual((r.status, r.json), (200, {"status": "ok"}))
+            r = h.admin("POST", "/api/v1/login", json.dumps({"token": RO_TOKEN}).encode())
+            cookie = {"Cookie": r.headers["set-cookie"].split(";")[0]}
+            for headers in ({"Authorization": "Bearer " + TOKEN},
+                            {"Authorization": "Bearer " + RO_TOKEN}, cookie):
+                r = h.admin("GET", "/metrics", headers=headers)
+                self.assertEqual(r.status, 200, (headers, r))
+                self.assertIn('endpoint="northflank"', r.text)
+                ok, out = harness.promtool_check(r.text)
+                self.assertTrue(ok and not out.strip(), "promtool:\n%s\n---\n%s" % (out, r.text))
 
     def test_wrong_tokens_rate_limited(self):
         """Wrong tokens are limited, right ones never (behind a proxy all
