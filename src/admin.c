@@ -72,6 +72,10 @@ static void handle(struct http_request *req, void *arg)
 			http_respond(req, 200, WEB_SECURITY_HEADERS, json_status("ok", NULL), false);
 		return;
 	}
+	/* Endpoint, hook and route names, and their counts: with tokens,
+	 * only for those who bring one (README "Admin listener"). */
+	if (a->web && !webapi_may_read(a->web, req))
+		return;
 	struct metrics_gauges g = {
 		.hooks_running = runner_active(),
 		.deliveries_running = a->ds ? dispatcher_running(a->ds) : 0,

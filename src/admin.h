@@ -4,8 +4,10 @@
  * hookd. GET /healthz answers 200 {"status":"ok"} while serving and 503
  * {"status":"draining"} once SIGTERM has come; GET /metrics answers the
  * Prometheus text format (metrics.h). Other methods get 405 + Allow: GET,
- * other paths 404, both as JSON. It never runs a hook and needs no
- * credentials: bind it to loopback or a private address.
+ * other paths 404, both as JSON. It never runs a hook. Without [admin]
+ * token_file it needs no credentials and may listen only on loopback or a
+ * unix socket; with it, /metrics needs a token as the deliveries API does
+ * (webapi_may_read), and only /healthz stays open.
  */
 #ifndef HOOKD_ADMIN_H
 #define HOOKD_ADMIN_H

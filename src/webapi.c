@@ -848,6 +848,21 @@ static void log_refused(const struct http_request *req, const char *why)
 	            "admin refused", kv, ARRAY_SIZE(kv));
 }
 
+/* What req's token (or session) lets it do; WEB_NONE when it has been
+ * answered 401 or 429 (wrong tokens are logged by webauth). */
+static enum web_access authorize(struct webapi *w, struct http_request *req)
+{
+	enum web_access access = webauth_check(w->auth, dispatcher_config(w->ds), req);
+	if (access == WEB_LIMITED) {
+		send_error(req, 429, "Retry-After: 60\r\n", "too many wrong tokens: wait a minute");
+		return WEB_NONE;
+	}
+	if (access == WEB_NONE)
+		send_error(req, 401, "WWW-Authenticate: Bearer realm=\"hookd\"\r\n",
+		           "a token is needed: Authorization: Bearer TOKEN, or log in");
+	return access;
+}
+
 bool webapi_handle(struct webapi *w, struct http_request *req)
 {
 	const char *path = req->path;
@@ -896,16 +911,20 @@ bool webapi_handle(struct webapi *w, struct http_request *req)
 			     xstrdup("{\"status\":\"logged out\"}"));
 		return true;
 	}
-	enum web_access access = webauth_check(w->auth, cfg, req);
-	if (access == WEB_LIMITED) {
-		send_error(req, 429, "Retry-After: 60\r\n", "too many wrong tokens: wait a minute");
-		return true;
-	}
-	if (access == WEB_NONE) {
-		send_error(req, 401, "WWW-Authenticate: Bearer realm=\"hookd\"\r\n",
-		           "a token is needed: Authorization: Bearer TOKEN, or log in");
-		return true;
-	}
-	route_api(w, req, access);
+	enum web_access access = authorize(w, req);
+	if (access != WEB_NONE)
+		route_api(w, req, access);
 	return true;
+}
+
+bool webapi_may_read(struct webapi *w, struct http_request *req)
+{
+	/* The API does not log a missing token (the page asks with none
+	 * first); a scraper without one is misconfigured, so it is said. */
+	bool had_token = http_header_get(req, "Authorization") != NULL;
+	if (authorize(w, req) != WEB_NONE)
+		return true;
+	if (!had_token)
+		log_refused(req, "no admin token");
+	return false;
 }

@@ -26,6 +26,11 @@ struct webapi *webapi_new(struct event_base *base, struct dispatcher *ds);
 void webapi_free(struct webapi *w);
 /* Answers req when its path is the page's or the API's; false otherwise. */
 bool webapi_handle(struct webapi *w, struct http_request *req);
+/* Whether req may read what the API reads (the admin's /metrics): always
+ * without [admin] token_file, else with either token or a session, as the
+ * API; false when req has been answered 401 or 429 (a missing token logged
+ * within the admin's budget of refusal lines). */
+bool webapi_may_read(struct webapi *w, struct http_request *req);
 
 /* The header lines every admin answer carries (CSP, nosniff, no referrer). */
 #define WEB_SECURITY_HEADERS                                                                    \

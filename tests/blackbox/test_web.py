@@ -540,7 +540,9 @@ class Auth(Base):
                 self.assertEqual(r.json["status"], "rejected")
                 for name in ("northflank", "build", "hookd_", "/webhook"):
                     self.assertNotIn(name, r.text, (headers, r.text))
-            self.assertIsNotNone(h.wait_log("admin refused", "/metrics"), h.log_text())
+            self.assertIsNotNone(h.wait_log("admin refused", "/metrics", "no admin token"),
+                                 h.log_text())
+            self.assertIsNotNone(h.wait_log("admin refused", "/metrics", "wrong admin token"))
             r = h.admin("GET", "/healthz")
             self.assertEqual((r.status, r.json), (200, {"status": "ok"}))
             r = h.admin("POST", "/api/v1/login", json.dumps({"token": RO_TOKEN}).encode())
