@@ -197,7 +197,7 @@ char *delivery_response_json(const struct delivery *d, bool include_output)
  */
 void delivery_log(const struct delivery *d)
 {
-	char http[24], ms[24], hooks[24], attempt[24], omitted[24];
+	char http[24], ms[24], hooks[24], omitted[24];
 	char retry_in[24], next_attempt[40], attempts[24];
 	bool ok = d->out.http >= 200 && d->out.http < 300;
 	bool retry = d->attempt_ended && d->retry && !ok;
@@ -207,14 +207,10 @@ void delivery_log(const struct delivery *d)
 		format_rfc3339_ms(d->next_attempt_ms, next_attempt, sizeof(next_attempt));
 	}
 	struct log_kv kv[] = {
-		{"endpoint", d->ep->name},
-		{"event", d->event},
-		{"id", d->id},
 		{"status", d->out.status},
 		LOG_INT("http", decimal(http, d->out.http)),
 		LOG_INT("ms", decimal(ms, (long long)d->ms)),
 		LOG_INT("hooks", decimal(hooks, (long long)d->nresults)),
-		LOG_INT("attempt", d->attempt > 1 ? decimal(attempt, d->attempt) : NULL),
 		{"mode", d->async ? "async" : NULL},
 		LOG_BOOL("replay", d->replay ? "true" : NULL),
 		{"retry_in", retry ? retry_in : NULL},
@@ -228,7 +224,8 @@ void delivery_log(const struct delivery *d)
 		                               : NULL),
 		{"error", d->out.error},
 	};
-	log_kv(ok ? LOG_LVL_INFO : LOG_LVL_WARN, "delivery", kv, ARRAY_SIZE(kv));
+	struct log_delivery who = delivery_who(d);
+	log_about(ok ? LOG_LVL_INFO : LOG_LVL_WARN, "delivery", &who, kv, ARRAY_SIZE(kv));
 }
 
 /* ---- building a delivery -------------------------------------------- */
@@ -524,16 +521,14 @@ static void env_report_log(const struct delivery *d)
 		return;
 	char omitted[24], collisions[24];
 	struct log_kv kv[] = {
-		{"endpoint", d->ep->name},
-		{"event", d->event},
-		{"id", d->id},
 		LOG_INT("env_omitted", r->omitted ? decimal(omitted, (long long)r->omitted) : NULL),
 		{"omitted", r->omitted_names},
 		LOG_INT("env_collisions",
 		        r->collisions ? decimal(collisions, (long long)r->collisions) : NULL),
 		{"collided", r->collided},
 	};
-	log_kv(LOG_LVL_WARN, "environment incomplete", kv, ARRAY_SIZE(kv));
+	struct log_delivery who = delivery_who(d);
+	log_about(LOG_LVL_WARN, "environment incomplete", &who, kv, ARRAY_SIZE(kv));
 }
 
 struct delivery *delivery_new(const struct delivery_params *p)
@@ -746,6 +741,11 @@ const struct endpoint *delivery_endpoint(const struct delivery *d)
 const char *delivery_event(const struct delivery *d)
 {
 	return d->event;
+}
+
+struct log_delivery delivery_who(const struct delivery *d)
+{
+	return (struct log_delivery){d->ep->name, d->event, d->id, d->attempt};
 }
 
 const char *delivery_id(const struct delivery *d)

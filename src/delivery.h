@@ -20,6 +20,7 @@
 #include <json-c/json.h>
 
 #include "config.h"
+#include "log.h"
 #include "payload.h"
 #include "runner.h"
 
@@ -126,6 +127,8 @@ const struct endpoint *delivery_endpoint(const struct delivery *d);
 const char *delivery_event(const struct delivery *d);
 const char *delivery_id(const struct delivery *d);
 bool delivery_id_generated(const struct delivery *d);
+/* The keys of a log line about it (log_about): endpoint, event, id, attempt. */
+struct log_delivery delivery_who(const struct delivery *d);
 bool delivery_async(const struct delivery *d);
 /* A sync delivery goes on as an async one (respond_within): its sender
  * has had its 202; the log line says so from now on. */

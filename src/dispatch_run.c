@@ -203,11 +203,10 @@ static void attempt_begins(struct job *j)
 		/* Keyed as the delivery's other lines, so that a search for its
 		 * id finds it. */
 		struct log_kv kv[] = {
-			{"endpoint", delivery_endpoint(d)->name}, {"event", delivery_event(d)},
-			{"id", delivery_id(d)}, {"hook", j->route.skipped[i]},
-			{"error", j->route.skipped_why[i]},
+			{"hook", j->route.skipped[i]}, {"error", j->route.skipped_why[i]},
 		};
-		log_kv(LOG_LVL_WARN, "hook skipped", kv, ARRAY_SIZE(kv));
+		struct log_delivery who = delivery_who(d);
+		log_about(LOG_LVL_WARN, "hook skipped", &who, kv, ARRAY_SIZE(kv));
 	}
 }
 
@@ -248,6 +247,7 @@ void job_run_next_hook(struct job *j)
 		.endpoint = delivery_endpoint(d)->name,
 		.event = delivery_event(d),
 		.delivery_id = delivery_id(d),
+		.attempt = delivery_attempt(d),
 		/* The attempt, recorded as running in this turn's batch, is
 		 * committed before its first hook starts (groupcommit.h): a crash
 		 * must never leave a hook that ran recorded as one that never

@@ -148,6 +148,27 @@ void log_kv(enum log_level level, const char *msg, const struct log_kv *kv, size
 	sb_free(&sb);
 }
 
+#define LOG_ABOUT_MAX 24
+
+void log_about(enum log_level level, const char *msg, const struct log_delivery *who,
+               const struct log_kv *kv, size_t n)
+{
+	char attempt[24];
+	snprintf(attempt, sizeof(attempt), "%d", who->attempt);
+	struct log_kv all[LOG_ABOUT_MAX] = {
+		{"endpoint", who->endpoint},
+		{"event", who->event},
+		{"id", who->id},
+		LOG_INT("attempt", who->attempt > 1 ? attempt : NULL),
+	};
+	size_t keys = 4;
+	if (n > LOG_ABOUT_MAX - keys)
+		n = LOG_ABOUT_MAX - keys; /* a programming error: every caller has a few */
+	if (n)
+		memcpy(all + keys, kv, n * sizeof(*kv));
+	log_kv(level, msg, all, keys + n);
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	va_list ap;

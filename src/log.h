@@ -40,6 +40,18 @@ void log_format_line(struct strbuf *sb, enum log_format format, const char *ts,
                      enum log_level level, const char *msg, const struct log_kv *kv, size_t n);
 /* One line: ts=... level=... msg=<msg> then each pair in order. */
 void log_kv(enum log_level level, const char *msg, const struct log_kv *kv, size_t n);
+/*
+ * A line about one delivery: its keys first, the same on every such line
+ * so that a search for id=ID finds them all (README "Logs and signals"):
+ * endpoint, event (NULL: not known), id, and attempt from 2 on (0 or 1:
+ * left out, as the first attempt is), then kv.
+ */
+struct log_delivery {
+	const char *endpoint, *event, *id;
+	int attempt;
+};
+void log_about(enum log_level level, const char *msg, const struct log_delivery *who,
+               const struct log_kv *kv, size_t n);
 /* Convenience: msg is formatted; no extra pairs. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

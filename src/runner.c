@@ -757,6 +757,7 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 	r->endpoint = xstrdup(p->endpoint ? p->endpoint : "");
 	r->event = xstrdup(p->event ? p->event : "");
 	r->delivery_id = xstrdup(p->delivery_id ? p->delivery_id : "");
+	r->who = (struct log_delivery){r->endpoint, r->event, r->delivery_id, p->attempt};
 	/* The write ends stay open until the run is over (write_fd). */
 	output_stream_open(r, 0, out[0], out[1]);
 	output_stream_open(r, 1, err[0], err[1]);

@@ -51,6 +51,7 @@ struct runner_params {
 	struct rlimits limits;
 	/* For the log lines of the hook's output. */
 	const char *endpoint, *event, *delivery_id;
+	int attempt;
 	/* The process is started only at the next runner_release(): the
 	 * caller has a record of this run to commit first. */
 	bool hold;

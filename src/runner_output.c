@@ -44,10 +44,9 @@ static void log_dropped(struct hook_run *r, long dropped, size_t tail)
 	snprintf(n, sizeof(n), "%ld", dropped);
 	snprintf(t, sizeof(t), "%zu", tail);
 	struct log_kv kv[] = {
-		{"endpoint", r->endpoint}, {"event", r->event}, {"id", r->delivery_id},
 		{"hook", r->rel}, LOG_INT("dropped", n), LOG_INT("tail", tail ? t : NULL),
 	};
-	log_kv(LOG_LVL_WARN, "output lines dropped", kv, ARRAY_SIZE(kv));
+	log_about(LOG_LVL_WARN, "output lines dropped", &r->who, kv, ARRAY_SIZE(kv));
 }
 
 /* One line of output in the log; `tail`: one the rate limit had dropped,
@@ -62,11 +61,10 @@ static void emit_output_line(struct hook_run *r, bool is_err, const char *line, 
 			text[i] = '?';
 	}
 	struct log_kv kv[] = {
-		{"endpoint", r->endpoint}, {"event", r->event}, {"id", r->delivery_id},
 		{"hook", r->rel}, {"stream", is_err ? "stderr" : "stdout"}, {"line", text},
 		LOG_BOOL("cut", cut ? "true" : NULL), LOG_BOOL("tail", tail ? "true" : NULL),
 	};
-	log_kv(is_err ? LOG_LVL_WARN : LOG_LVL_INFO, "output", kv, ARRAY_SIZE(kv));
+	log_about(is_err ? LOG_LVL_WARN : LOG_LVL_INFO, "output", &r->who, kv, ARRAY_SIZE(kv));
 	free(text);
 }
 

@@ -15,6 +15,7 @@
 
 #include <event2/util.h>
 
+#include "log.h"
 #include "runner.h"
 
 struct event;
@@ -85,6 +86,7 @@ struct hook_run {
 	long dropped; /* since the last line logged */
 	struct tail tail[2]; /* stdout, stderr */
 	char *rel, *endpoint, *event, *delivery_id;
+	struct log_delivery who; /* its output lines' keys: the strings above */
 
 	/* The buffers last: a new run zeroes only what comes before them
 	 * (9 KiB of zeroes a hook were a visible part of its cost). */
