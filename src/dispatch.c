@@ -244,8 +244,10 @@ static void job_enter(struct job *j, enum lifecycle to)
 	enum lifecycle from = j->state;
 	const char *key = delivery_key(j->d);
 	if (!dispatch_transition_legal(from, to)) {
-		log_msg(LOG_LVL_ERROR, "delivery %s: no way from %s to %s", delivery_id(j->d),
-		        lifecycle_names[from], lifecycle_names[to]);
+		struct log_kv kv[] = {{"from", lifecycle_names[from]}, {"to", lifecycle_names[to]}};
+		struct log_delivery who = delivery_who(j->d);
+		log_about(LOG_LVL_ERROR, "no way from one state to the other", &who, kv,
+		          ARRAY_SIZE(kv));
 		abort();
 	}
 	if (from == to) {
@@ -409,8 +411,8 @@ static bool turn_taken(struct job *j)
 		return false;
 	/* Taken to run there: queued here while this instance's slots were
 	 * busy (journal_steal), or held past its lease. */
-	log_msg(LOG_LVL_INFO, "delivery %s (endpoint %s): another instance took it over; not "
-	        "run here", delivery_id(d), delivery_endpoint(d)->name);
+	struct log_delivery who = delivery_who(d);
+	log_about(LOG_LVL_INFO, "another instance took it over; not run here", &who, NULL, 0);
 	if (delivery_async(d) || !j->done)
 		job_enter(j, LC_SHELVED);
 	else
@@ -742,8 +744,9 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	                           len) < 0)
 		why = "cannot write the journal (or another instance took it over)";
 	if (why) {
-		log_msg(LOG_LVL_WARN, "delivery %s: not answered at respond_within: %s",
-		        delivery_id(d), why);
+		struct log_kv kv[] = {{"error", why}};
+		struct log_delivery who = delivery_who(d);
+		log_about(LOG_LVL_WARN, "not answered at respond_within", &who, kv, ARRAY_SIZE(kv));
 		return;
 	}
 	job_enter(j, j->state);

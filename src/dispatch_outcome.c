@@ -120,12 +120,11 @@ int dispatch_journal_finish(struct dispatcher *ds, struct delivery *d, enum deli
 		/* Written when the journal is back; the delivery stays ours. */
 		outbox_add(ds->outbox, delivery_rowid(d), &a, st, next_due);
 		rc = 0;
-	} else if (rc == JOURNAL_LOST)
-		log_msg(LOG_LVL_WARN, "delivery %s (endpoint %s): another instance took it over while "
-		        "it ran (this one's lease ran out); attempt %d's outcome is not recorded",
-		        delivery_id(d), delivery_endpoint(d)->name, a.attempt);
-	else if (rc < 0)
-		log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s", delivery_id(d));
+	} else if (rc < 0) {
+		struct log_delivery who = delivery_who(d);
+		who.attempt = a.attempt;
+		journal_log_unrecorded(&who, rc);
+	}
 	free(hooks);
 	/* A sync sender's answer waits for this turn's commit (finish). */
 	groupcommit_flush_soon(ds->commit);

@@ -250,13 +250,20 @@ int64_t journal_record_final(struct journal *j, const struct journal_new *d,
 	if (rowid <= 0)
 		return rowid;
 	int rc = j->ops->attempt_finished(j, rowid, a, state, 0);
-	if (rc == JOURNAL_LOST)
-		log_msg(LOG_LVL_WARN, "delivery %s (endpoint %s): another instance took it over; "
-		        "attempt %d's outcome is not recorded", d->delivery_id, d->endpoint,
-		        a->attempt);
-	else if (rc < 0)
-		log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s", d->delivery_id);
+	if (rc < 0) {
+		struct log_delivery who = {d->endpoint, d->event, d->delivery_id, a->attempt};
+		journal_log_unrecorded(&who, rc);
+	}
 	return rowid;
+}
+
+void journal_log_unrecorded(const struct log_delivery *who, int rc)
+{
+	if (rc == JOURNAL_LOST)
+		log_about(LOG_LVL_WARN, "another instance took it over (this one's lease ran out); "
+		          "the attempt's outcome is not recorded", who, NULL, 0);
+	else
+		log_about(LOG_LVL_ERROR, "journal: cannot record the outcome", who, NULL, 0);
 }
 
 int journal_attempt_started(struct journal *j, int64_t rowid, int attempt, int64_t started_ms)

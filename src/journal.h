@@ -244,6 +244,11 @@ int64_t journal_record(struct journal *j, const struct journal_new *d);
 int64_t journal_record_final(struct journal *j, const struct journal_new *d,
                              const struct journal_attempt *a, enum delivery_state state);
 
+/* The line for an attempt's outcome that was not recorded: rc JOURNAL_LOST
+ * (another instance took the delivery over) or -1 (the journal failed). */
+struct log_delivery;
+void journal_log_unrecorded(const struct log_delivery *who, int rc);
+
 /* Marks an attempt as started (state RUNNING). This and the two below
  * return JOURNAL_LOST when a shared journal's lease on the delivery was
  * lost (nothing written). */

@@ -568,9 +568,11 @@ static int64_t sq_record_final(struct journal *base, const struct journal_new *d
 	struct sqlj *j = (struct sqlj *)base;
 	if (!d->known_new || d->async || state < DSTATE_SUCCEEDED || state > DSTATE_SKIPPED) {
 		int64_t rowid = sq_record(base, d);
-		if (rowid > 0 && sq_attempt_finished(base, rowid, a, state, 0) < 0)
-			log_msg(LOG_LVL_ERROR, "journal: cannot record the outcome of %s",
-			        d->delivery_id);
+		int rc = rowid > 0 ? sq_attempt_finished(base, rowid, a, state, 0) : 0;
+		if (rc < 0) {
+			struct log_delivery who = {d->endpoint, d->event, d->delivery_id, a->attempt};
+			journal_log_unrecorded(&who, rc);
+		}
 		return rowid;
 	}
 	if (j->readonly || !d->endpoint || !d->delivery_id || !d->event)
