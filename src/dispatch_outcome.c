@@ -106,25 +106,24 @@ int dispatch_journal_finish(struct dispatcher *ds, struct delivery *d, enum deli
 	struct journal_attempt a;
 	struct journal_hook *hooks = dispatch_attempt_of(d, &a);
 	int rc = journal_attempt_finished(ds->journal, delivery_rowid(d), &a, st, next_due);
+	struct log_delivery who = delivery_who(d);
+	who.attempt = a.attempt;
 	if (rc == 0 && outcomes_batched(ds)) {
-		outbox_keep(ds->outbox, delivery_rowid(d), &a, st, next_due,
+		outbox_keep(ds->outbox, delivery_rowid(d), &who, &a, st, next_due,
 		            journal_batch_id(ds->journal), journal_losses(ds->journal));
 	} else if (rc == -1 && outcomes_batched(ds)) {
 		/* Refused outright (its batch given up, a statement that failed):
 		 * written again as one lost at the commit is (no batch of its
 		 * own: settled as lost at the next flush). */
-		outbox_keep(ds->outbox, delivery_rowid(d), &a, st, next_due, UINT64_MAX,
+		outbox_keep(ds->outbox, delivery_rowid(d), &who, &a, st, next_due, UINT64_MAX,
 		            journal_losses(ds->journal));
 		rc = 0;
 	} else if (rc == -1 && ds->shared && !journal_up(ds->journal)) {
 		/* Written when the journal is back; the delivery stays ours. */
-		outbox_add(ds->outbox, delivery_rowid(d), &a, st, next_due);
+		outbox_add(ds->outbox, delivery_rowid(d), &who, &a, st, next_due);
 		rc = 0;
-	} else if (rc < 0) {
-		struct log_delivery who = delivery_who(d);
-		who.attempt = a.attempt;
+	} else if (rc < 0)
 		journal_log_unrecorded(&who, rc);
-	}
 	free(hooks);
 	/* A sync sender's answer waits for this turn's commit (finish). */
 	groupcommit_flush_soon(ds->commit);

@@ -6,6 +6,7 @@
  */
 #include "outbox.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -16,6 +17,7 @@
 struct unwritten {
 	TAILQ_ENTRY(unwritten) link;
 	int64_t rowid;
+	char *endpoint, *event, *id; /* the delivery's, for its log lines */
 	struct journal_attempt a; /* every string and the hooks owned */
 	enum delivery_state state;
 	int64_t next_due_ms;
@@ -49,7 +51,20 @@ static void unwritten_free(struct unwritten *u)
 	free((char *)u->a.status);
 	free((char *)u->a.error);
 	free((char *)u->a.instance);
+	free(u->endpoint);
+	free(u->event);
+	free(u->id);
 	free(u);
+}
+
+/* A line about the delivery whose outcome this is. */
+static void log_unwritten(const struct unwritten *u, const char *msg)
+{
+	struct log_delivery who = {u->endpoint, u->event, u->id, u->a.attempt};
+	char row[24];
+	snprintf(row, sizeof(row), "%lld", (long long)u->rowid);
+	struct log_kv kv[] = {LOG_INT("row", row)};
+	log_about(LOG_LVL_WARN, msg, &who, kv, ARRAY_SIZE(kv));
 }
 
 struct outbox *outbox_new(struct journal *journal)
@@ -67,18 +82,22 @@ void outbox_free(struct outbox *o)
 	struct unwritten *u;
 	while ((u = TAILQ_FIRST(&o->items))) {
 		TAILQ_REMOVE(&o->items, u, link);
-		log_msg(LOG_LVL_WARN, "journal: an outcome of delivery row %lld was never written; "
-		        "the delivery runs again when it is next taken up", (long long)u->rowid);
+		log_unwritten(u, "journal: an outcome was never written; the delivery runs again "
+		                 "when it is next taken up");
 		unwritten_free(u);
 	}
 	free(o);
 }
 
-static struct unwritten *copy_of(int64_t rowid, const struct journal_attempt *a,
-                                 enum delivery_state state, int64_t next_due_ms)
+static struct unwritten *copy_of(int64_t rowid, const struct log_delivery *who,
+                                 const struct journal_attempt *a, enum delivery_state state,
+                                 int64_t next_due_ms)
 {
 	struct unwritten *u = xcalloc(1, sizeof(*u));
 	u->rowid = rowid;
+	u->endpoint = dup_or_null(who->endpoint);
+	u->event = dup_or_null(who->event);
+	u->id = dup_or_null(who->id);
 	u->state = state;
 	u->next_due_ms = next_due_ms;
 	u->a = *a;
@@ -103,21 +122,22 @@ static struct unwritten *copy_of(int64_t rowid, const struct journal_attempt *a,
 	return u;
 }
 
-void outbox_add(struct outbox *o, int64_t rowid, const struct journal_attempt *a,
-                enum delivery_state state, int64_t next_due_ms)
+void outbox_add(struct outbox *o, int64_t rowid, const struct log_delivery *who,
+                const struct journal_attempt *a, enum delivery_state state,
+                int64_t next_due_ms)
 {
-	struct unwritten *u = copy_of(rowid, a, state, next_due_ms);
+	struct unwritten *u = copy_of(rowid, who, a, state, next_due_ms);
 	TAILQ_INSERT_TAIL(&o->items, u, link); /* a macro: u, not the call */
 	o->n++;
-	log_msg(LOG_LVL_WARN, "journal: attempt %d of delivery row %lld ended while the journal "
-	        "was down; its outcome is written when it is back", a->attempt, (long long)rowid);
+	log_unwritten(u, "journal: the attempt ended while the journal was down; its outcome is "
+	                 "written when it is back");
 }
 
-void outbox_keep(struct outbox *o, int64_t rowid, const struct journal_attempt *a,
-                 enum delivery_state state, int64_t next_due_ms, uint64_t batch,
-                 uint64_t losses)
+void outbox_keep(struct outbox *o, int64_t rowid, const struct log_delivery *who,
+                 const struct journal_attempt *a, enum delivery_state state,
+                 int64_t next_due_ms, uint64_t batch, uint64_t losses)
 {
-	struct unwritten *u = copy_of(rowid, a, state, next_due_ms);
+	struct unwritten *u = copy_of(rowid, who, a, state, next_due_ms);
 	u->batch = batch;
 	u->losses = losses;
 	TAILQ_INSERT_TAIL(&o->items, u, link);
@@ -138,9 +158,8 @@ size_t outbox_settle(struct outbox *o, uint64_t committed, uint64_t losses)
 		/* Its batch, or one after it that it cannot be told from, was
 		 * lost: the row may still say running. */
 		if (!u->told)
-			log_msg(LOG_LVL_WARN, "journal: the outcome of attempt %d of delivery row %lld "
-			        "may have been lost with a batch; it is written again until it is "
-			        "committed", u->a.attempt, (long long)u->rowid);
+			log_unwritten(u, "journal: the attempt's outcome may have been lost with a "
+			                 "batch; it is written again until it is committed");
 		u->told = true;
 		u->batch = 0;
 		o->n++;
@@ -166,9 +185,8 @@ size_t outbox_flush(struct outbox *o, bool batching)
 			continue;
 		}
 		if (rc == JOURNAL_LOST)
-			log_msg(LOG_LVL_WARN, "journal: attempt %d of delivery row %lld is not recorded: "
-			        "another instance took the delivery over meanwhile", u->a.attempt,
-			        (long long)u->rowid);
+			log_unwritten(u, "journal: the attempt is not recorded: another instance took "
+			              "the delivery over meanwhile");
 		TAILQ_REMOVE(&o->items, u, link);
 		unwritten_free(u);
 	}

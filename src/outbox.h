@@ -26,13 +26,16 @@ struct outbox;
 
 struct outbox *outbox_new(struct journal *journal);
 void outbox_free(struct outbox *o); /* NULL is fine */
-/* Keeps a copy of the outcome journal_attempt_finished could not write. */
-void outbox_add(struct outbox *o, int64_t rowid, const struct journal_attempt *a,
-                enum delivery_state state, int64_t next_due_ms);
+/* Keeps a copy of the outcome journal_attempt_finished could not write;
+ * `who`: the delivery's keys for the lines about it (the attempt is a's). */
+struct log_delivery;
+void outbox_add(struct outbox *o, int64_t rowid, const struct log_delivery *who,
+                const struct journal_attempt *a, enum delivery_state state,
+                int64_t next_due_ms);
 /* Keeps a copy of an outcome journal_attempt_finished wrote into the open
  * batch `batch`, when the journal had lost `losses` batches. */
-void outbox_keep(struct outbox *o, int64_t rowid, const struct journal_attempt *a,
-                 enum delivery_state state, int64_t next_due_ms, uint64_t batch,
+void outbox_keep(struct outbox *o, int64_t rowid, const struct log_delivery *who,
+                 const struct journal_attempt *a, enum delivery_state state, int64_t next_due_ms, uint64_t batch,
                  uint64_t losses);
 /* After a commit of the batches: those kept outcomes whose batch is
  * committed with no batch lost since they were written are dropped; the

@@ -29,6 +29,12 @@ static const char *pending_header(void *ctx, const char *name)
 	return NULL;
 }
 
+/* A journal row's keys in a log line about it. */
+static struct log_delivery pending_who(const struct journal_pending *p, int attempt)
+{
+	return (struct log_delivery){p->endpoint, p->event, p->delivery_id, attempt};
+}
+
 /* A journal row as the delivery it was when it came (its received time,
  * headers and payload), at the given attempt; NULL when its endpoint is no
  * longer configured. */
@@ -37,9 +43,11 @@ static struct delivery *delivery_from_journal(struct config *cfg, struct journal
 {
 	const struct endpoint *ep = config_endpoint_by_name(cfg, p->endpoint);
 	if (!ep) {
-		if (!quiet)
-			log_msg(LOG_LVL_ERROR, "journal: delivery %s is for endpoint '%s', which is no longer configured",
-			        p->delivery_id, p->endpoint);
+		if (!quiet) {
+			struct log_delivery who = pending_who(p, attempt);
+			log_about(LOG_LVL_ERROR, "journal: the delivery is for an endpoint which is no "
+			          "longer configured", &who, NULL, 0);
+		}
 		return NULL;
 	}
 	json_object *root = NULL;
@@ -82,8 +90,12 @@ static struct delivery *from_row(struct journal *journal, struct config *cfg, in
 		/* A journal that went down is an outage, logged as such once;
 		 * the attempt fails with a 503 and is retried. */
 		bool down = !journal_up(journal);
-		log_msg(down ? LOG_LVL_WARN : LOG_LVL_ERROR, "journal: cannot read delivery row %lld back%s",
-		        (long long)rowid, down ? ": the journal is down" : "");
+		char row[24];
+		snprintf(row, sizeof(row), "%lld", (long long)rowid);
+		struct log_kv kv[] = {LOG_INT("row", row),
+		                      {"error", down ? "the journal is down" : NULL}};
+		log_kv(down ? LOG_LVL_WARN : LOG_LVL_ERROR, "journal: cannot read a delivery row back",
+		       kv, ARRAY_SIZE(kv));
 		return NULL;
 	}
 	struct delivery *d = delivery_from_journal(cfg, &p, attempt, quiet);
@@ -111,7 +123,7 @@ struct delivery *delivery_view_from_row(struct journal *journal, struct config *
  */
 struct left_row {
 	int64_t rowid;
-	char *endpoint, *delivery_id;
+	char *endpoint, *event, *delivery_id;
 	enum delivery_state state;
 	int attempts;
 	int64_t next_due_ms;
@@ -145,16 +157,17 @@ static void resume_all(struct dispatcher *ds, struct journal_pending *v, size_t 
 		if (config_endpoint_by_name(dispatcher_config(ds), p->endpoint)) {
 			resume_row(ds, p->rowid, p->state, p->attempts, p->next_due_ms);
 		} else {
-			log_msg(LOG_LVL_ERROR, "journal: delivery %s is for endpoint '%s', which is no "
-			        "longer configured; it waits for a reload that configures it",
-			        p->delivery_id, p->endpoint);
+			struct log_delivery who = pending_who(p, 0);
+			log_about(LOG_LVL_ERROR, "journal: the delivery is for an endpoint which is no "
+			          "longer configured; it waits for a reload that configures it", &who,
+			          NULL, 0);
 			if (left_count == left_cap) {
 				left_cap = left_cap ? left_cap * 2 : 16;
 				left_rows = xrealloc(left_rows, left_cap * sizeof(*left_rows));
 			}
 			left_rows[left_count++] = (struct left_row){
 				.rowid = p->rowid, .endpoint = xstrdup(p->endpoint),
-				.delivery_id = xstrdup(p->delivery_id), .state = p->state,
+				.event = xstrdup(p->event), .delivery_id = xstrdup(p->delivery_id), .state = p->state,
 				.attempts = p->attempts, .next_due_ms = p->next_due_ms,
 			};
 		}
@@ -175,10 +188,12 @@ int dispatch_resume_left(struct dispatcher *ds)
 			left_rows[kept++] = *r;
 			continue;
 		}
-		log_msg(LOG_LVL_INFO, "journal: delivery %s (endpoint %s) resumed: its endpoint is "
-		        "configured again", r->delivery_id, r->endpoint);
+		struct log_delivery who = {r->endpoint, r->event, r->delivery_id, 0};
+		log_about(LOG_LVL_INFO, "journal: the delivery resumed: its endpoint is configured again",
+		          &who, NULL, 0);
 		resume_row(ds, r->rowid, r->state, r->attempts, r->next_due_ms);
 		free(r->endpoint);
+		free(r->event);
 		free(r->delivery_id);
 		resumed++;
 	}
@@ -190,6 +205,7 @@ void recovery_forget_left(void)
 {
 	for (size_t i = 0; i < left_count; i++) {
 		free(left_rows[i].endpoint);
+		free(left_rows[i].event);
 		free(left_rows[i].delivery_id);
 	}
 	free(left_rows);
@@ -221,9 +237,11 @@ int dispatch_adopt(struct dispatcher *ds, size_t max)
 	size_t n = 0;
 	if (journal_adopt(journal, max, &v, &n) < 0)
 		return -1;
-	for (size_t i = 0; i < n; i++)
-		log_msg(LOG_LVL_WARN, "delivery %s (endpoint %s): its instance stopped or its lease "
-		        "ran out; taken over here", v[i].delivery_id, v[i].endpoint);
+	for (size_t i = 0; i < n; i++) {
+		struct log_delivery who = pending_who(&v[i], 0);
+		log_about(LOG_LVL_WARN, "its instance stopped or its lease ran out; taken over here",
+		          &who, NULL, 0);
+	}
 	resume_all(ds, v, n);
 	return (int)n;
 }
@@ -237,9 +255,11 @@ int dispatch_steal(struct dispatcher *ds, size_t max, int64_t waited_ms)
 	size_t n = 0;
 	if (journal_steal(journal, max, now_wall_ms() - waited_ms, &v, &n) < 0)
 		return -1;
-	for (size_t i = 0; i < n; i++)
-		log_msg(LOG_LVL_INFO, "delivery %s (endpoint %s): queued on another instance whose "
-		        "slots are busy; taken to run here", v[i].delivery_id, v[i].endpoint);
+	for (size_t i = 0; i < n; i++) {
+		struct log_delivery who = pending_who(&v[i], 0);
+		log_about(LOG_LVL_INFO, "queued on another instance whose slots are busy; taken to "
+		          "run here", &who, NULL, 0);
+	}
 	resume_all(ds, v, n);
 	return (int)n;
 }
@@ -273,11 +293,12 @@ enum result dispatch_replay(struct dispatcher *ds, int64_t rowid)
 			if (dispatcher_draining(ds)) {
 				/* Like every async delivery not yet started when
 				 * hookd stops: journaled, run at the next start. */
-				log_msg(LOG_LVL_INFO, "delivery %s (endpoint %s) queued for replay at the next start",
-				        delivery_id(d), delivery_endpoint(d)->name);
+				struct log_delivery who = delivery_who(d);
+				log_about(LOG_LVL_INFO, "queued for replay at the next start", &who,
+				          NULL, 0);
 			} else {
-				log_msg(LOG_LVL_INFO, "replaying delivery %s (endpoint %s)", delivery_id(d),
-				        delivery_endpoint(d)->name);
+				struct log_delivery who = delivery_who(d);
+				log_about(LOG_LVL_INFO, "replaying delivery", &who, NULL, 0);
 			}
 			dispatch_resume(ds, d, 0); /* draining, it is only counted as left */
 		}
