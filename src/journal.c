@@ -257,6 +257,15 @@ int64_t journal_record_final(struct journal *j, const struct journal_new *d,
 	return rowid;
 }
 
+void journal_log_interrupted(const struct log_delivery *who, const char *why, bool async,
+                             const char *instance)
+{
+	struct log_kv kv[] = {
+		{"state", async ? "queued" : "failed"}, {"instance", instance}, {"error", why},
+	};
+	log_about(LOG_LVL_WARN, "delivery interrupted", who, kv, ARRAY_SIZE(kv));
+}
+
 void journal_log_unrecorded(const struct log_delivery *who, int rc)
 {
 	if (rc == JOURNAL_LOST)

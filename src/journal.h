@@ -248,6 +248,12 @@ int64_t journal_record_final(struct journal *j, const struct journal_new *d,
  * (another instance took the delivery over) or -1 (the journal failed). */
 struct log_delivery;
 void journal_log_unrecorded(const struct log_delivery *who, int rc);
+/* The line for a delivery recovery or adoption found interrupted (logged
+ * by the backends once it is written): why as its row's error now
+ * ("interrupted", "interrupted before it ran"), async: queued again, else
+ * failed; instance: whose run it was (NULL: not told). */
+void journal_log_interrupted(const struct log_delivery *who, const char *why, bool async,
+                             const char *instance);
 
 /* Marks an attempt as started (state RUNNING). This and the two below
  * return JOURNAL_LOST when a shared journal's lease on the delivery was

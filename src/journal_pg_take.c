@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 /* The columns read_pending() expects, in its order. */
 #define PENDING_COLS \
 	"id, endpoint, delivery_id, event, remote_addr, state, attempts, next_due_ms," \
@@ -67,7 +69,21 @@ struct take_row {
 	int state, attempts, run_attempt;
 	int64_t run_started_ms;
 	char *owner;
+	char *endpoint, *event, *delivery_id; /* for its line */
+	const char *why; /* its error now; NULL: not interrupted */
+	int attempt;     /* the one it ran, 0: none */
 };
+
+static void take_rows_free(struct take_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].owner);
+		free(rows[i].endpoint);
+		free(rows[i].event);
+		free(rows[i].delivery_id);
+	}
+	free(rows);
+}
 
 void sb_id_array(struct strbuf *sb, int64_t id)
 {
@@ -104,7 +120,9 @@ static const char sql_dead_owners[] =
  */
 #define DB_UP_GRACE_MS (BACKOFF_MAX_MS + 2000)
 
-#define TAKE_COLS "SELECT id, async, state, attempts, run_attempt, run_started_ms, owner"
+#define TAKE_COLS                                                                              \
+	"SELECT id, async, state, attempts, run_attempt, run_started_ms, owner, endpoint, event,"  \
+	" delivery_id"
 
 /*
  * Recovery and adoption: takes the pending rows the condition selects
@@ -195,6 +213,9 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 		t->run_attempt = col_int(r, (int)i, 4);
 		t->run_started_ms = col_i64(r, (int)i, 5);
 		t->owner = PQgetisnull(r, (int)i, 6) ? NULL : xstrdup(col_text(r, (int)i, 6));
+		t->endpoint = xstrdup(col_text(r, (int)i, 7));
+		t->event = xstrdup(col_text(r, (int)i, 8));
+		t->delivery_id = xstrdup(col_text(r, (int)i, 9));
 	}
 	PQclear(r);
 
@@ -237,8 +258,10 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 		p_int(&p, attempts);
 		p_int(&p, now);
 		p_int(&p, (int64_t)j->body_max);
-		p_text(&p, t->async || t->state == DSTATE_RUNNING ? "interrupted"
-		                                                  : "interrupted before it ran");
+		t->why = t->async || t->state == DSTATE_RUNNING ? "interrupted"
+		                                                : "interrupted before it ran";
+		t->attempt = t->state == DSTATE_RUNNING ? attempts : 0;
+		p_text(&p, t->why);
 		if (run_cmd(j, "recover",
 		            "UPDATE hookd_deliveries SET state = $2::int,"
 		            " attempts = greatest(attempts, $3::int), http = 0,"
@@ -299,9 +322,13 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 			fence_put(&j->fences, col_i64(r, i, 0), col_i64(r, i, 14), 0);
 	}
 	PQclear(r);
-	for (size_t i = 0; i < nrows; i++)
-		free(rows[i].owner);
-	free(rows);
+	for (size_t i = 0; i < nrows; i++) {
+		struct take_row *t = &rows[i];
+		struct log_delivery who = {t->endpoint, t->event, t->delivery_id, t->attempt};
+		if (t->why)
+			journal_log_interrupted(&who, t->why, t->async, t->owner);
+	}
+	take_rows_free(rows, nrows);
 	sb_free(&ids);
 	j->counted = false; /* recounted on the next ask */
 	*out = list;
@@ -309,9 +336,7 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 	return 0;
 fail:
 	tx_rollback(j);
-	for (size_t i = 0; i < nrows; i++)
-		free(rows[i].owner);
-	free(rows);
+	take_rows_free(rows, nrows);
 	sb_free(&ids);
 	for (size_t i = 0; i < nlist; i++)
 		journal_pending_free(&list[i]);

@@ -117,7 +117,8 @@ static const char *const stmt_sql[ST_MAX] = {
 	                    " WHERE state < 3 AND async = 1 ORDER BY received_ms, id",
 	/* What recovery must change: any run under way, and sync deliveries
 	 * still pending (nobody will run them now). */
-	[ST_RECOVER_SCAN] = "SELECT id, async, state, attempts, run_attempt, run_started_ms"
+	[ST_RECOVER_SCAN] = "SELECT id, async, state, attempts, run_attempt, run_started_ms,"
+	                    " endpoint, event, delivery_id"
 	                    " FROM deliveries WHERE state < 3 AND (state = 1 OR async = 0)",
 	[ST_FIND] = "SELECT id FROM deliveries WHERE delivery_id = ?1"
 	            " AND (?2 IS NULL OR endpoint = ?2) LIMIT 2",
@@ -733,7 +734,20 @@ struct recover_row {
 	bool async;
 	int state, attempts, run_attempt;
 	int64_t run_started_ms;
+	char *endpoint, *event, *delivery_id; /* for its line */
+	const char *why; /* its error now */
+	int attempt;     /* the one it ran, 0: none */
 };
+
+static void recover_rows_free(struct recover_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].endpoint);
+		free(rows[i].event);
+		free(rows[i].delivery_id);
+	}
+	free(rows);
+}
 
 static int sq_recover(struct journal *base, struct journal_pending **out, size_t *n)
 {
@@ -766,6 +780,9 @@ static int sq_recover(struct journal *base, struct journal_pending **out, size_t
 		r->attempts = sqlite3_column_int(s, 3);
 		r->run_attempt = sqlite3_column_int(s, 4);
 		r->run_started_ms = sqlite3_column_int64(s, 5);
+		r->endpoint = xstrdup((const char *)sqlite3_column_text(s, 6));
+		r->event = xstrdup((const char *)sqlite3_column_text(s, 7));
+		r->delivery_id = xstrdup((const char *)sqlite3_column_text(s, 8));
 	}
 	done(s);
 	if (rc != SQLITE_DONE) {
@@ -798,6 +815,8 @@ static int sq_recover(struct journal *base, struct journal_pending **out, size_t
 		enum delivery_state st = r->async ? DSTATE_QUEUED : DSTATE_FAILED;
 		const char *why = r->async || r->state == DSTATE_RUNNING ? "interrupted"
 		                                                         : "interrupted before it ran";
+		r->why = why;
+		r->attempt = r->state == DSTATE_RUNNING ? attempts : 0;
 		if (update_finished(j, r->id, attempts, 0, "interrupted", why, st, 0, now) < 0)
 			goto fail;
 	}
@@ -819,14 +838,19 @@ static int sq_recover(struct journal *base, struct journal_pending **out, size_t
 	}
 	if (tx_commit(j) < 0)
 		goto fail;
-	free(rows);
+	for (size_t i = 0; i < nrows; i++) {
+		struct recover_row *r = &rows[i];
+		struct log_delivery who = {r->endpoint, r->event, r->delivery_id, r->attempt};
+		journal_log_interrupted(&who, r->why, r->async, NULL);
+	}
+	recover_rows_free(rows, nrows);
 	recount(j);
 	*out = list;
 	*n = nlist;
 	return 0;
 fail:
 	tx_rollback(j);
-	free(rows);
+	recover_rows_free(rows, nrows);
 	for (size_t i = 0; i < nlist; i++)
 		journal_pending_free(&list[i]);
 	free(list);
