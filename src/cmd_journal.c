@@ -13,9 +13,11 @@
 #include "command.h"
 #include "config.h"
 #include "control.h"
+#include "delivery.h"
 #include "journal.h"
 #include "journal_copy.h"
 #include "journal_format.h"
+#include "recovery.h"
 #include "util.h"
 
 /* ---- journal commands ----------------------------------------------- */
@@ -75,23 +77,35 @@ int cmd_events(const struct options *o)
 	return rc;
 }
 
+/* Rebuilt as the admin API rebuilds it, under the config show reads. */
+static long show_env_omitted(struct journal *j, int64_t rowid, int attempts, void *arg)
+{
+	struct delivery *d = delivery_view_with_env(j, arg, rowid, attempts);
+	if (!d)
+		return -1;
+	long n = (long)delivery_env_omitted(d);
+	delivery_free(d);
+	return n;
+}
+
 int cmd_show(const struct options *o)
 {
 	if (o->nargs != 1)
 		return usage_error("%s needs one delivery ID", o->command);
 	if (o->filter.json && o->body)
 		return usage_error("%s takes --json or --body, not both", o->command);
-	enum result (*format)(struct journal *, const char *, const char *, struct strbuf *,
-	                      struct strbuf *) = o->body          ? journal_format_show_body
-	                                         : o->filter.json ? journal_format_show_json
-	                                                          : journal_format_show;
 	struct config *cfg;
 	struct journal *j = open_journal_ro(o, &cfg, false);
+	struct journal_show_env env = {show_env_omitted, cfg};
 	struct strbuf out, err;
 	sb_init(&out);
 	sb_init(&err);
 	int rc = 1;
-	if (format(j, o->endpoint, o->args[0], &out, &err) == RESULT_OK)
+	enum result r =
+	        o->body          ? journal_format_show_body(j, o->endpoint, o->args[0], &out, &err)
+	        : o->filter.json ? journal_format_show_json(j, o->endpoint, o->args[0], &env, &out, &err)
+	                         : journal_format_show(j, o->endpoint, o->args[0], &env, &out, &err);
+	if (r == RESULT_OK)
 		rc = write_stdout(&out);
 	else if (err.len)
 		fprintf(stderr, "hookd: %s\n", err.buf);

@@ -248,9 +248,31 @@ static void put_body(struct strbuf *sb, const unsigned char *body, size_t kept, 
 	}
 }
 
+/* What show prints about a delivery besides its row. */
+struct show_ctx {
+	struct strbuf *sb;
+	long env_omitted; /* -1: not known */
+};
+
+static void note_attempts(const struct journal_entry *e, void *arg)
+{
+	struct journal_entry *seen = arg;
+	seen->attempts = e->attempts;
+	seen->body_cut = e->body_cut;
+}
+
+static long env_omitted_of(struct journal *j, int64_t rowid, const struct journal_show_env *env)
+{
+	struct journal_entry seen = {0};
+	if (!env || journal_read(j, rowid, note_attempts, &seen) != RESULT_OK || seen.body_cut)
+		return -1;
+	return env->env_omitted(j, rowid, seen.attempts, env->arg);
+}
+
 static void show_entry(const struct journal_entry *e, void *arg)
 {
-	struct strbuf *sb = arg;
+	struct show_ctx *ctx = arg;
+	struct strbuf *sb = ctx->sb;
 	put_field(sb, "endpoint:", e->endpoint);
 	put_field(sb, "id:", e->delivery_id);
 	put_field(sb, "event:", e->event);
@@ -277,6 +299,10 @@ static void show_entry(const struct journal_entry *e, void *arg)
 		put_field(sb, "status:", e->status);
 	if (e->error)
 		put_field(sb, "error:", e->error);
+	if (ctx->env_omitted >= 0) {
+		snprintf(num, sizeof(num), "%ld", ctx->env_omitted);
+		put_field(sb, "env_omitted:", num);
+	}
 
 	sb_puts(sb, "\nheaders:\n");
 	put_block(sb, e->headers, strlen(e->headers), 2);
@@ -403,15 +429,19 @@ static enum result find_delivery(struct journal *j, const char *endpoint, const 
 }
 
 /* The delivery show names, found and read (its rowid for the attempts),
- * or the words for the user in err: also for one pruned between the two reads. */
+ * or the words for the user in err: also for one pruned between the two reads.
+ * env_omitted (NULL: not wanted): set before the visit (env_omitted_of). */
 static enum result read_delivery(struct journal *j, const char *endpoint,
                                  const char *delivery_id, int64_t *rowid,
+                                 const struct journal_show_env *env, long *env_omitted,
                                  void (*visit)(const struct journal_entry *e, void *arg),
                                  void *arg, struct strbuf *err)
 {
 	enum result r = find_delivery(j, endpoint, delivery_id, rowid, err);
 	if (r != RESULT_OK)
 		return r;
+	if (env_omitted)
+		*env_omitted = env_omitted_of(j, *rowid, env);
 	r = journal_read(j, *rowid, visit, arg);
 	if (r == RESULT_UNKNOWN)
 		sb_puts(err, "the delivery was just pruned from the journal");
@@ -419,10 +449,13 @@ static enum result read_delivery(struct journal *j, const char *endpoint,
 }
 
 enum result journal_format_show(struct journal *j, const char *endpoint, const char *delivery_id,
-                                struct strbuf *out, struct strbuf *err)
+                                const struct journal_show_env *env, struct strbuf *out,
+                                struct strbuf *err)
 {
 	int64_t rowid;
-	enum result r = read_delivery(j, endpoint, delivery_id, &rowid, show_entry, out, err);
+	struct show_ctx ctx = {.sb = out, .env_omitted = -1};
+	enum result r = read_delivery(j, endpoint, delivery_id, &rowid, env, &ctx.env_omitted,
+	                              show_entry, &ctx, err);
 	if (r != RESULT_OK)
 		return r;
 	if (show_attempts(j, out, rowid) < 0)
@@ -615,13 +648,20 @@ static void hook_json(const struct journal_hook *h, void *arg)
 }
 
 enum result journal_format_show_json(struct journal *j, const char *endpoint,
-                                     const char *delivery_id, struct strbuf *out,
+                                     const char *delivery_id,
+                                     const struct journal_show_env *env, struct strbuf *out,
                                      struct strbuf *err)
 {
 	int64_t rowid;
-	enum result r = read_delivery(j, endpoint, delivery_id, &rowid, show_entry_json, out, err);
+	long env_omitted = -1;
+	enum result r = read_delivery(j, endpoint, delivery_id, &rowid, env, &env_omitted,
+	                              show_entry_json, out, err);
 	if (r != RESULT_OK)
 		return r;
+	if (env_omitted >= 0)
+		sb_printf(out, ",\"env_omitted\":%ld", env_omitted);
+	else
+		sb_puts(out, ",\"env_omitted\":null");
 	sb_puts(out, ",\"attempt_list\":[");
 	struct json_attempts ja = {.sb = out};
 	struct journal_attempt_visitor v = {attempt_json, hook_json, &ja};
@@ -656,7 +696,8 @@ enum result journal_format_show_body(struct journal *j, const char *endpoint,
 {
 	int64_t rowid;
 	struct raw_body b = {.out = out};
-	enum result r = read_delivery(j, endpoint, delivery_id, &rowid, body_raw, &b, err);
+	enum result r = read_delivery(j, endpoint, delivery_id, &rowid, NULL, NULL, body_raw, &b,
+	                              err);
 	if (r == RESULT_OK && b.cut) {
 		sb_printf(err,
 		          "the journal kept only %zu of the body's %lld bytes (journal_body_max): "

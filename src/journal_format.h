@@ -35,21 +35,36 @@ struct events_filter {
 enum result journal_format_events(struct journal *j, const struct events_filter *f,
                                   struct strbuf *out);
 /*
+ * How show learns env_omitted, the payload variables the limits left out
+ * of the delivery's environment (as the admin API gives it): rebuilt from
+ * its row by the caller, who has the config; -1: it cannot be. Not asked
+ * for a delivery whose body the journal kept cut (its variables came from
+ * the whole body). NULL: show leaves env_omitted out.
+ */
+struct journal_show_env {
+	long (*env_omitted)(struct journal *j, int64_t rowid, int attempts, void *arg);
+	void *arg;
+};
+
+/*
  * One delivery in full (endpoint NULL: at any endpoint), appended to out.
  * RESULT_OK; RESULT_UNKNOWN or RESULT_AMBIGUOUS with the words for the user
  * in err (no "hookd: ", no newline; empty when there are none to say);
  * RESULT_ERROR (logged). Only what RESULT_OK leaves in out is for printing.
  */
 enum result journal_format_show(struct journal *j, const char *endpoint, const char *delivery_id,
-                                struct strbuf *out, struct strbuf *err);
+                                const struct journal_show_env *env, struct strbuf *out,
+                                struct strbuf *err);
 /*
  * The same delivery as one JSON object (README "Command line": show
  * --json), with the same results: the fields of the text, "headers" as
  * [{"name", "value"}], the kept body as "body" when it is UTF-8, else
- * "body_base64", and "attempt_list" with each attempt's hooks.
+ * "body_base64", "env_omitted" (null when not known) and "attempt_list"
+ * with each attempt's hooks.
  */
 enum result journal_format_show_json(struct journal *j, const char *endpoint,
-                                     const char *delivery_id, struct strbuf *out,
+                                     const char *delivery_id,
+                                     const struct journal_show_env *env, struct strbuf *out,
                                      struct strbuf *err);
 /*
  * A delivery as JSON, the pieces that show --json and the admin API's

@@ -115,6 +115,18 @@ struct delivery *delivery_view_from_row(struct journal *journal, struct config *
 	return from_row(journal, cfg, rowid, attempt, true);
 }
 
+struct delivery *delivery_view_with_env(struct journal *journal, struct config *cfg,
+                                        int64_t rowid, int attempt)
+{
+	struct delivery *d = from_row(journal, cfg, rowid, attempt > 0 ? attempt : 1, true);
+	char err[256];
+	if (d && !delivery_build_env(d, err, sizeof(err))) {
+		delivery_free(d);
+		return NULL;
+	}
+	return d;
+}
+
 /*
  * Pending async deliveries whose endpoint the config did not have when they
  * were taken up: they stay pending in the journal, and run once a reload

@@ -32,6 +32,10 @@ struct delivery *delivery_from_row(struct journal *journal, struct config *cfg, 
  * logged. */
 struct delivery *delivery_view_from_row(struct journal *journal, struct config *cfg,
                                         int64_t rowid, int attempt);
+/* A look at it with the environment its hooks got built (the deliveries
+ * page, `hookd show`'s env_omitted); NULL when it cannot be rebuilt. */
+struct delivery *delivery_view_with_env(struct journal *journal, struct config *cfg,
+                                        int64_t rowid, int attempt);
 
 /* Recovers the journal's pending async deliveries (at start); 0, or -1
  * when the journal cannot be read. */

@@ -386,13 +386,10 @@ static void detail_hook(const struct journal_hook *h, void *arg)
  * `hookd env` builds them: credentials were never in them), sorted. */
 static void put_environment(struct webapi *w, struct strbuf *sb, int64_t rowid, int attempts)
 {
-	struct config *cfg = dispatcher_config(w->ds);
-	struct delivery *d = delivery_view_from_row(dispatcher_journal(w->ds), cfg, rowid,
-	                                            attempts > 0 ? attempts : 1);
-	char err[256];
-	if (!d || !delivery_build_env(d, err, sizeof(err))) {
+	struct delivery *d = delivery_view_with_env(dispatcher_journal(w->ds),
+	                                            dispatcher_config(w->ds), rowid, attempts);
+	if (!d) {
 		sb_puts(sb, ",\"environment\":null");
-		delivery_free(d);
 		return;
 	}
 	struct envlist *env = delivery_env(d);

@@ -1391,7 +1391,19 @@ class Commands(Base):
             self.assertRegex(out, r"attempt 1: .*http 200, status ok")
             self.assertRegex(out, r"hook build:start: exit 0, signal -")
             self.assertIn("hello from the hook", out)
+            self.assertRegex(out, r"(?m)^env_omitted:\s+0$")
             self.assertEqual(h.cli("show", "--endpoint", "northflank", eid).returncode, 0)
+
+            # What the limits left out, in the words of the answer and the API.
+            big = new_id("big")
+            r = h.post(big, body=dict(sample_json(), **{"k%d" % i: i for i in range(1100)}))
+            self.assertStatus(r, 200, "ok")
+            omitted = r.json["env_omitted"]
+            self.assertGreater(omitted, 0)
+            out = h.cli("show", big).stdout
+            self.assertRegex(out, r"(?m)^env_omitted:\s+%d$" % omitted)
+            self.assertEqual(json.loads(h.cli("show", "--json", big).stdout)["env_omitted"],
+                             omitted)
 
             r = h.cli("show", "no-such-id")
             self.assertEqual(r.returncode, 1)
@@ -1414,7 +1426,8 @@ class Commands(Base):
                                       "received_at", "updated_at", "next_due_at", "running",
                                       "remote_addr", "http", "status", "error", "headers",
                                       "body_bytes", "body_kept", "body_cut", "body",
-                                      "attempt_list"})
+                                      "env_omitted", "attempt_list"})
+            self.assertEqual(d["env_omitted"], 0)
             self.assertEqual((d["endpoint"], d["id"], d["event"], d["state"], d["mode"],
                               d["attempts"], d["http"], d["status"], d["error"]),
                              ("northflank", eid, EVENT, "succeeded", "sync", 1, 200, "ok", None))

@@ -176,7 +176,7 @@ static int run_show(struct journal *j, const char *ep, const char *id, char **ou
 	struct strbuf sb, err;
 	sb_init(&sb);
 	sb_init(&err);
-	enum result r = journal_format_show(j, ep, id, &sb, &err);
+	enum result r = journal_format_show(j, ep, id, NULL, &sb, &err);
 	if (r != RESULT_OK)
 		sb_free(&sb);
 	*out = sb_steal(&sb);
@@ -897,7 +897,7 @@ static void test_replay_marks(void)
 	struct strbuf sb, err;
 	sb_init(&sb);
 	sb_init(&err);
-	CHECK(journal_format_show_json(j, "alpha", "rp", &sb, &err) == RESULT_OK, "show --json");
+	CHECK(journal_format_show_json(j, "alpha", "rp", NULL, &sb, &err) == RESULT_OK, "show --json");
 	json_object *o = json_tokener_parse(sb.buf ? sb.buf : "");
 	json_object *list = NULL;
 	CHECK(o && json_object_object_get_ex(o, "attempt_list", &list) &&
