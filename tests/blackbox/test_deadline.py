@@ -205,6 +205,66 @@ class RespondWithin(Base):
                 self.assertTrue(h.log_lines("msg=stopped left_queued=0"), h.log_text())
 
 
+class LogKeys(Base):
+    """README "Logs and signals": every line about a delivery carries its
+    keys (endpoint, event, id, attempt from 2 on) as keys, so that a
+    search for id=ID finds all of them; none says the id in its words only."""
+
+    def lines_about(self, h, eid):
+        """Every log line that mentions eid, parsed; each must have it as id."""
+        lines = [l for l in h.logs() if eid in l]
+        fields = [harness.parse_logfmt(l) for l in lines]
+        for line, f in zip(lines, fields):
+            self.assertEqual((f.get("id"), f.get("endpoint"), f.get("event")),
+                             (eid, "northflank", EVENT), line)
+        return fields
+
+    def test_handoff_and_replay_lines_are_keyed(self):
+        hook = rec_hook('echo "working on $HOOK_ID"; [ "$HOOK_ATTEMPT" = 1 ] && sleep 1.6')
+        with Hookd(config(endpoint=WITHIN), {EVENT: hook}) as h:
+            eid = new_id("keyed")
+            self.assertStatus(h.post(eid), 202, "accepted")
+            h.wait_states([eid], timeout=10)
+            r = h.cli("replay", eid)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + eid, "replay=true"),
+                                 h.log_text())
+            fields = self.lines_about(h, eid)
+            stages = [(f["msg"], f.get("attempt"), f.get("status"), f.get("client"),
+                       f.get("replay")) for f in fields if f["msg"] != "output"]
+            self.assertEqual(stages, [
+                ("delivery", None, "accepted", "accepted", None),  # the 202 at respond_within
+                ("delivery", None, "ok", "accepted", None),        # its outcome
+                ("replaying delivery", "2", None, None, None),      # hookd replay queued it
+                ("delivery", "2", "ok", None, "true"),              # the replay's outcome
+            ], fields)
+            self.assertEqual([f.get("attempt") for f in fields if f["msg"] == "output"],
+                             [None, "2"], fields)
+
+    def test_interrupted_delivery_line_is_keyed(self):
+        hook = rec_hook("[ -e '{tmp}/block' ] && sleep 30")
+        with Hookd(config(endpoint=WITHIN), {EVENT: hook}) as h:
+            h.write_file("block", "")
+            eid = new_id("cut")
+            self.assertStatus(h.post(eid), 202, "accepted")
+            h.kill9()
+            h.kill_orphaned_hooks()
+            os.unlink(h.path("block"))
+            h.start()
+            rows = h.wait_states([eid], timeout=10)
+            self.assertEqual(rows[eid]["attempts"], 2, rows)
+            self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + eid, "attempt=2"),
+                                 h.log_text())
+            fields = self.lines_about(h, eid)
+            [cut] = [f for f in fields if f["msg"] == "delivery interrupted"]
+            # The run the crash cut short was attempt 1; queued again.
+            self.assertEqual((cut.get("attempt"), cut["state"], cut["error"]),
+                             (None, "queued", "interrupted"), cut)
+            self.assertEqual([(f["msg"], f.get("attempt"), f.get("status")) for f in fields],
+                             [("delivery", None, "accepted"), ("delivery interrupted", None, None),
+                              ("delivery", "2", "ok")], fields)
+
+
 class ClientGone(Base):
 
     def test_client_that_hangs_up_is_logged_gone(self):

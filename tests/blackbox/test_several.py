@@ -410,8 +410,8 @@ class SeveralTest(H.HookdTestCase):
         on_b = [did for did in ids if where[did][0][0] == "b"]
         print("  ran on b: %s" % " ".join(on_b))
         self.assertGreaterEqual(len(on_b), 2, "B's free slots took A's queue: %r" % where)
-        b.wait_line(r"delivery %s .*taken to run here" % on_b[0], timeout=5)
-        a.wait_line(r"delivery %s .*another instance took it over; not run here" % on_b[0],
+        b.wait_line(r"taken to run here\" .* id=%s( |$)" % on_b[0], timeout=5)
+        a.wait_line(r"another instance took it over; not run here\" .* id=%s( |$)" % on_b[0],
                     timeout=15)
 
     # ---- point 3: a killed instance's delivery is taken over
@@ -428,7 +428,7 @@ class SeveralTest(H.HookdTestCase):
         a.kill9()
         a.kill_orphaned_hooks()
         a.expected_rc = -signal.SIGKILL
-        line = b.wait_line(r"delivery cut-1 .*taken over here", timeout=LEASE_S + 5)
+        line = b.wait_line(r"taken over here\" .* id=cut-1( |$)", timeout=LEASE_S + 5)
         f.wait_state("cut-1", timeout=LEASE_S + 8)
         took = time.monotonic() - killed
         print("  taken over and done %.1f s after the kill: %s" % (took, line))
@@ -722,7 +722,7 @@ class SeveralTest(H.HookdTestCase):
             self.assertEqual(post(a.port, "/job", "bl-%d" % i, "K")[0], 202)
         for i in (1, 2, 3):
             f.wait_state("bl-%d" % i, timeout=20)
-        taken = a.count_log(r"bl-\d .*taken to run here") + b.count_log(r"bl-\d .*taken to run here")
+        taken = sum(x.count_log(r"taken to run here\" .* id=bl-\d") for x in (a, b))
         runs = f.runs()
         where = {d: [(r["instance"], r["attempt"]) for r in runs[d]] for d in sorted(runs)}
         for i in (1, 2, 3):
@@ -906,7 +906,7 @@ class SeveralTest(H.HookdTestCase):
         b.kill9()
         b.kill_orphaned_hooks()
         b.expected_rc = -signal.SIGKILL
-        a.wait_line(r"delivery x-1 .*taken over here", timeout=LEASE_S + 5)
+        a.wait_line(r"taken over here\" .* id=x-1( |$)", timeout=LEASE_S + 5)
         f.wait_state("long-1", timeout=15)
         f.wait_state("long-2", timeout=5)
         f.wait_state("x-1", timeout=40)
@@ -938,7 +938,7 @@ class SeveralTest(H.HookdTestCase):
         self.assertTrue(a.log_lines("lease ended; 1 pending deliveries left"), a.log_text()[-2000:])
         self.assertEqual(f.query("SELECT lease_until <= now() FROM hookd_instances"
                                  " WHERE name = 'a'"), [("t",)])
-        b.wait_line(r"delivery sr-1 .*taken over here", timeout=5)
+        b.wait_line(r"taken over here\" .* id=sr-1( |$)", timeout=5)
         f.wait_state("sr-1", endpoint="slowretry", timeout=15)
         took = time.monotonic() - stopped
         print("  retried on b %.1f s after a's SIGTERM (lease 30 s)" % took)
