@@ -601,9 +601,9 @@ static void post_replay_one(struct webapi *w, struct http_request *req, const ch
 	             : r == RESULT_UNKNOWN ? 404
 	             : r == RESULT_ERROR   ? 500
 	                                   : 409;
-	struct log_kv kv[] = {{"endpoint", ep}, {"id", id}, {"remote", req->peer},
-	                      {"result", replay_words(r)}};
-	log_kv(LOG_LVL_INFO, "admin replay", kv, ARRAY_SIZE(kv));
+	struct log_kv kv[] = {{"remote", req->peer}, {"result", replay_words(r)}};
+	struct log_delivery who = {ep, NULL, id, 0};
+	log_about(LOG_LVL_INFO, "admin replay", &who, kv, ARRAY_SIZE(kv));
 	if (status != 202) {
 		send_error(req, status, NULL, replay_words(r));
 		return;
