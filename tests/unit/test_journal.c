@@ -961,7 +961,7 @@ static void check_gone_shown(struct journal *j, const char *id, bool gone)
 	struct strbuf sb, err;
 	sb_init(&sb);
 	sb_init(&err);
-	CHECK(journal_format_show_json(j, "alpha", id, &sb, &err) == RESULT_OK, "show --json %s", id);
+	CHECK(journal_format_show_json(j, "alpha", id, NULL, &sb, &err) == RESULT_OK, "show --json %s", id);
 	json_object *o = json_tokener_parse(sb.buf ? sb.buf : ""), *list = NULL, *g = NULL;
 	if (o && json_object_object_get_ex(o, "attempt_list", &list))
 		json_object_object_get_ex(json_object_array_get_idx(list, 0), "client_gone", &g);
