@@ -20,7 +20,7 @@ struct recent_hook {
 struct recent_item {
 	uint64_t seq; /* 0: empty slot */
 	char *endpoint, *id, *event, *remote, *status, *error;
-	bool async;
+	bool async, client_gone; /* client_gone: journal_attempt's */
 	int http, attempts;
 	int64_t received_ms, ended_ms, ms;
 	char *headers; /* "Name: value\n" lines */
@@ -100,6 +100,7 @@ void recent_add(struct delivery *d, void *arg)
 	it->status = dup_or_null(out->status);
 	it->error = dup_or_null(out->error);
 	it->http = out->http;
+	it->client_gone = delivery_client_gone(d);
 	it->attempts = delivery_attempt(d);
 	it->received_ms = jn.received_ms;
 	it->ended_ms = now_wall_ms();
@@ -173,6 +174,7 @@ void recent_list_json(const struct recent *r, const struct recent_filter *f, str
 			.state = delivery_state_name(item_state(it)),
 			.received_ms = it->received_ms,
 			.http = it->http,
+			.client_gone = it->client_gone,
 			.attempts = it->attempts,
 			.status = it->status,
 			.duration_ms = it->ms,
@@ -260,6 +262,7 @@ enum result recent_get_json(const struct recent *r, const char *endpoint, const 
 			.http = it->http,
 			.status = it->status ? it->status : "",
 			.error = it->error,
+			.client_gone = it->client_gone,
 		};
 		webjson_attempt(out, &a);
 		for (size_t i = 0; i < it->nhooks; i++) {

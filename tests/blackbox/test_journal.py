@@ -1299,6 +1299,24 @@ class ClientGone(Base):
             line = h.wait_log("msg=delivery", "id=%s " % waited, timeout=5)
             self.assertNotIn("client=", line)
 
+    def test_sender_gone_without_a_journal(self):
+        # Without state_dir the API's memory of recent deliveries says it too.
+        with Hookd(config(False, extra=self.ADMIN), {EVENT: rec_hook("sleep 2")}) as h:
+            gone, waited = new_id("gone"), new_id("waited")
+            s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+            s.sendall(nf_request(gone))
+            time.sleep(0.5)
+            s.close()
+            line = h.wait_log("msg=delivery", "id=%s " % gone, "status=ok", timeout=10)
+            self.assertIn("client=gone", line or h.log_text())
+            self.assertStatus(h.post(waited), 200, "ok")
+            [a] = self.api_attempts(h, gone)
+            self.assertEqual((a["http"], a["client_gone"]), (200, True))
+            self.assertIs(self.api_item(h, gone)["client_gone"], True)
+            [a] = self.api_attempts(h, waited)
+            self.assertIs(a["client_gone"], False)
+            self.assertIs(self.api_item(h, waited)["client_gone"], False)
+
 
 # --------------------------------------------------------------------------
 # the journal commands
