@@ -380,7 +380,8 @@ static enum result pg_lookup(struct journal *jj, const char *endpoint, const cha
 
 /*
  * One statement: a new row, or a resend of a FAILED one updated in place
- * (attempts, the last attempt's outcome and the first receipt kept). Any
+ * (attempts, the last attempt's outcome and the first receipt kept; a
+ * replay before it no longer counts its retries, README "Async mode"). Any
  * other existing row (another instance recorded it since the caller's
  * lookup) returns nothing: JOURNAL_LOST.
  */
@@ -393,7 +394,7 @@ static const char sql_record[] =
 	" $9::bytea, $10::bigint, $11::boolean, $12::text, $13::text, 1, $13::text)"
 	" ON CONFLICT (delivery_id, endpoint) DO UPDATE SET event = excluded.event,"
 	" remote_addr = coalesce($4::text, d.remote_addr), async = excluded.async,"
-	" state = excluded.state, updated_ms = $14::bigint, next_due_ms = 0,"
+	" state = excluded.state, updated_ms = $14::bigint, next_due_ms = 0, replay_attempt = 0,"
 	" run_attempt = CASE WHEN excluded.state = 1 THEN d.attempts + 1 ELSE 0 END,"
 	" run_started_ms = $14::bigint, headers = excluded.headers, body = excluded.body,"
 	" body_len = excluded.body_len, body_cut = excluded.body_cut,"

@@ -61,10 +61,11 @@ static const char *const stmt_sql[ST_MAX] = {
 	                    " VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, 0, ?6, ?8, ?9, ?10, ?11, ?12,"
 	                    " ?13, ?14, ?15)",
 	/* A resend: attempts, http/status/error of the last attempt and the
-	 * first receipt time stay. */
+	 * first receipt time stay; a replay before it no longer counts its
+	 * retries (README "Async mode"). */
 	[ST_RESEND] = "UPDATE deliveries SET event = coalesce(?2, event),"
 	              " remote_addr = coalesce(?3, remote_addr), async = ?4, state = ?5,"
-	              " updated_ms = ?6, next_due_ms = 0,"
+	              " updated_ms = ?6, next_due_ms = 0, replay_attempt = 0,"
 	              " run_attempt = CASE WHEN ?5 = 1 THEN attempts + 1 ELSE 0 END,"
 	              " run_started_ms = ?6, headers = ?7, body = ?8, body_len = ?9,"
 	              " body_cut = ?10 WHERE id = ?1",

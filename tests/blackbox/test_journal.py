@@ -1660,6 +1660,36 @@ class Commands(Base):
                               ("3", "async", None, "true")], lines)
             self.assertEqual(attempts_of(h, eid), [1, 2, 3])
 
+    def test_resend_after_replay_counts_retries_from_the_first_attempt(self):
+        """README "Async mode": a sender's resend of a failed async delivery
+        has no count of its own, even after a replay, and a restart keeps
+        it so: retries = 3 and 4 attempts so far (1, the replayed 2, the
+        resent 3 and its retry 4) make attempt 4 final, not retried as the
+        replay's third."""
+        ep = "mode = async\nretries = 3\nretry_backoff = 400ms\n"
+        rc = '$([ "$HOOK_ATTEMPT" -le 2 ] && echo 1 || echo 75)'
+        for restart in (False, True):
+            with self.subTest(restart=restart), \
+                    Hookd(config(endpoint=ep), {EVENT: rec_hook(rc=rc)}) as h:
+                eid = new_id()
+                self.assertStatus(h.post(eid), 202, "accepted")
+                h.wait_states([eid], ("failed",), timeout=10)
+                self.assertEqual(h.cli("replay", eid).returncode, 0)
+                self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + eid, "attempt=2",
+                                                "final=true"), h.log_text())
+                h.wait_states([eid], ("failed",), timeout=10)
+                self.assertStatus(h.post(eid), 202, "accepted")  # the sender's resend: attempt 3
+                self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + eid, "attempt=3",
+                                                "retry_in=1600ms"), h.log_text())
+                if restart:
+                    h.stop()
+                    h.start()
+                self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + eid, "attempt=4",
+                                                "final=true", timeout=10), h.log_text())
+                state = h.wait_states([eid], ("failed",), timeout=10)[eid]
+                self.assertEqual(state["attempts"], 4)
+                self.assertEqual(attempts_of(h, eid), [1, 2, 3, 4])
+
     def test_replay_refused_when_body_was_cut(self):
         with Hookd(config(server="journal_body_max = 100\n"), {EVENT: rec_hook()}) as h:
             eid = new_id()
