@@ -177,6 +177,18 @@ void journal_batch_lost(struct journal *j)
 	j->lost_unflushed = true;
 }
 
+void journal_on_interrupted(struct journal *j, journal_interrupted_fn fn, void *arg)
+{
+	j->interrupted = fn;
+	j->interrupted_arg = arg;
+}
+
+void journal_interrupted(struct journal *j, const char *endpoint, const char *event)
+{
+	if (j->interrupted)
+		j->interrupted(endpoint, event, j->interrupted_arg);
+}
+
 bool journal_batches(const struct journal *j)
 {
 	return j && j->ops->set_batching;

@@ -86,6 +86,8 @@ struct journal_ops {
 struct journal {
 	const struct journal_ops *ops;
 	bool lost_unflushed; /* a batch lost since the last journal_flush */
+	journal_interrupted_fn interrupted; /* journal_on_interrupted's, or NULL */
+	void *interrupted_arg;
 };
 
 extern const struct journal_ops journal_sqlite_ops;
@@ -102,6 +104,10 @@ char *journal_headers_text(const struct journal_new *d); /* malloc'd */
  * the transaction went with a statement or the connection): the next
  * journal_flush says so. */
 void journal_batch_lost(struct journal *j);
+
+/* recover and adopt, once committed: a sync delivery they marked FAILED
+ * (journal_on_interrupted). */
+void journal_interrupted(struct journal *j, const char *endpoint, const char *event);
 
 /* journal_missing for SQLite: no journal.db in state_dir yet. */
 bool journal_sqlite_missing(const char *state_dir);

@@ -72,6 +72,7 @@ struct take_row {
 	char *endpoint, *event, *delivery_id; /* for its line */
 	const char *why; /* its error now; NULL: not interrupted */
 	int attempt;     /* the one it ran, 0: none */
+	bool failed;     /* a sync one marked FAILED here, for journal_interrupted */
 };
 
 static void take_rows_free(struct take_row *rows, size_t n)
@@ -277,6 +278,7 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 			goto fail;
 		}
 		p_free(&p);
+		t->failed = !t->async;
 	}
 	sb_putc(&ids, '}');
 	/* Every row still pending is this instance's now. */
@@ -327,6 +329,8 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 		struct log_delivery who = {t->endpoint, t->event, t->delivery_id, t->attempt};
 		if (t->why)
 			journal_log_interrupted(&who, t->why, t->async, t->owner);
+		if (t->failed)
+			journal_interrupted(&j->base, t->endpoint, t->event);
 	}
 	take_rows_free(rows, nrows);
 	sb_free(&ids);

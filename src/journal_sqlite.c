@@ -843,6 +843,8 @@ static int sq_recover(struct journal *base, struct journal_pending **out, size_t
 		struct recover_row *r = &rows[i];
 		struct log_delivery who = {r->endpoint, r->event, r->delivery_id, r->attempt};
 		journal_log_interrupted(&who, r->why, r->async, NULL);
+		if (!r->async)
+			journal_interrupted(base, r->endpoint, r->event);
 	}
 	recover_rows_free(rows, nrows);
 	recount(j);

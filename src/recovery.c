@@ -14,6 +14,8 @@
 #include "dispatch.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
+#include "route.h"
 #include "util.h"
 #include "verify.h"
 
@@ -225,6 +227,21 @@ void recovery_forget_left(void)
 	left_count = left_cap = 0;
 }
 
+/* A sync delivery the journal marked failed, cut off by a crash (or its
+ * instance's end): it ends here, counted once as any delivery (README
+ * "Admin listener: health and metrics"; its sender's resend is an attempt),
+ * under the route its event has now. */
+static void count_interrupted(const char *endpoint, const char *event, void *arg)
+{
+	struct dispatcher *ds = arg;
+	const struct endpoint *ep = config_endpoint_by_name(dispatcher_config(ds), endpoint);
+	struct route r = {0};
+	if (ep && event)
+		route_resolve(ep->hooks_dir, event, &r);
+	metrics_delivery(endpoint, r.name ? r.name : "other", "failed");
+	route_free(&r);
+}
+
 int dispatch_recover(struct dispatcher *ds)
 {
 	struct journal *journal = dispatcher_journal(ds);
@@ -232,6 +249,7 @@ int dispatch_recover(struct dispatcher *ds)
 		return 0;
 	struct journal_pending *v = NULL;
 	size_t n = 0;
+	journal_on_interrupted(journal, count_interrupted, ds);
 	if (journal_recover(journal, &v, &n) < 0)
 		return -1;
 	resume_all(ds, v, n);
@@ -247,6 +265,7 @@ int dispatch_adopt(struct dispatcher *ds, size_t max)
 		return 0;
 	struct journal_pending *v = NULL;
 	size_t n = 0;
+	journal_on_interrupted(journal, count_interrupted, ds);
 	if (journal_adopt(journal, max, &v, &n) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {

@@ -801,6 +801,48 @@ class Crash(Base):
             self.assertStatus(h.post(eid), 200, "ok")
             self.assertEqual(attempts_of(h, eid), [1, 2])
 
+    def test_interrupted_deliveries_counted_once_in_metrics(self):
+        """README "Admin listener: health and metrics": each delivery is
+        counted once, when it first ends. A sync delivery cut off by a
+        crash ends at the next start, failed (recovery marks it so), and is
+        counted then under its route; its sender's resend is one more
+        attempt, not another delivery. An async one cut off runs again and
+        is counted when it ends, once."""
+        block = "while [ -e \"{tmp}/block.$HOOK_ID\" ]; do sleep 0.05; done"
+        hooks = {EVENT: rec_hook(block), "build:success": rec_hook(block)}
+        extra = "[event build:success]\nmode = async\n\n[admin]\nlisten = 127.0.0.1:0\n"
+        with Hookd(config(extra=extra), hooks) as h:
+            sync_id, async_id = new_id("sync"), new_id("async")
+            for eid in (sync_id, async_id):
+                h.write_file("block." + eid, "")
+            t, _ = h.post_bg(sync_id)
+            self.assertStatus(h.post(async_id, event="build:success"), 202, "accepted")
+            self.wait_runs(h, 2, "start")
+            h.kill9()
+            h.kill_orphaned_hooks()
+            t.join(5)
+            for eid in (sync_id, async_id):
+                os.unlink(h.path("block." + eid))
+            h.start()
+            h.wait_states([async_id], timeout=10)
+            self.assertEqual(h.event_of(sync_id)["state"], "failed")
+
+            def count(family, event, outcome):
+                return harness.metric(harness.parse_metrics(h.scrape()), family,
+                                      endpoint="northflank", event=event, outcome=outcome)
+            deliveries = "hookd_deliveries_total"
+            self.assertEqual(count(deliveries, EVENT, "failed"), 1, h.scrape())
+            self.assertEqual(count(deliveries, "build:success", "ok"), 1, h.scrape())
+            self.assertEqual(count("hookd_attempts_total", "build:success", "ok"), 1)
+            self.assertEqual(count("hookd_attempts_total", EVENT, "ok"), 0)
+            # The sender's resend: one more attempt, still one delivery.
+            self.assertStatus(h.post(sync_id), 200, "ok")
+            self.assertEqual(attempts_of(h, sync_id), [1, 2])
+            self.assertEqual(count("hookd_attempts_total", EVENT, "ok"), 1)
+            self.assertEqual(count(deliveries, EVENT, "failed"), 1)
+            self.assertEqual(count(deliveries, EVENT, "ok"), 0)
+            self.assertEqual(count(deliveries, "build:success", "ok"), 1)
+
     # A sync delivery that waits for a slot (or its key) is recorded
     # queued, not running: a resend's 409 and `hookd events` say queued,
     # and after a crash it is failed with no attempt (it never ran), so
