@@ -125,12 +125,7 @@ static int release_unheld(struct pg_journal *j)
 {
 	struct strbuf held;
 	sb_init(&held);
-	sb_putc(&held, '{');
-	for (size_t i = 0; i < j->fences.cap; i++) {
-		if (j->fences.slots[i].rowid)
-			sb_id_array(&held, j->fences.slots[i].rowid);
-	}
-	sb_putc(&held, '}');
+	sb_held_ids(&held, j);
 	struct params p = {0};
 	p_text(&p, j->instance);
 	p_text(&p, held.buf);

@@ -58,6 +58,7 @@
 #define insert_attempt(...) pgj_insert_attempt(__VA_ARGS__)
 #define renew_lease(...) pgj_renew_lease(__VA_ARGS__)
 #define sb_id_array(...) pgj_sb_id_array(__VA_ARGS__)
+#define sb_held_ids(...) pgj_sb_held_ids(__VA_ARGS__)
 
 /* ---- libpq, loaded on first use ---- */
 
@@ -264,6 +265,8 @@ int pg_release(struct journal *jj);
 /* ---- take-overs (journal_pg_take.c) ---- */
 
 void sb_id_array(struct strbuf *sb, int64_t id);
+/* "{id,...}": the rows this instance holds a fence for. */
+void sb_held_ids(struct strbuf *sb, const struct pg_journal *j);
 
 int pg_recover(struct journal *jj, struct journal_pending **out, size_t *n);
 int pg_adopt(struct journal *jj, size_t max, struct journal_pending **out, size_t *n);

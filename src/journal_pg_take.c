@@ -91,6 +91,31 @@ void sb_id_array(struct strbuf *sb, int64_t id)
 	sb_printf(sb, "%s%lld", sb->len > 1 ? "," : "", (long long)id);
 }
 
+void sb_held_ids(struct strbuf *sb, const struct pg_journal *j)
+{
+	sb_putc(sb, '{');
+	for (size_t i = 0; i < j->fences.cap; i++) {
+		if (j->fences.slots[i].rowid)
+			sb_id_array(sb, j->fences.slots[i].rowid);
+	}
+	sb_putc(sb, '}');
+}
+
+/*
+ * Adopting or stealing, a row this instance still has a fence for is left
+ * alone: its own, whose lease ran out while the journal was down, is
+ * renewed by the next heartbeat and still runs here (taken only once
+ * released, see release_unheld); one taken from it (stolen, then maybe
+ * adopted from the dead thief) still has its old job here, waiting for a
+ * slot or its local key: taken back, the row's new fence would be that
+ * job's too, and both would run it. That job finds it lost first (and
+ * forgets the fence); a later tick takes the row. Left out in the query
+ * (the held ids an array, hashed once), so that the LIMIT counts only
+ * rows taken.
+ */
+#define NOT_HELD(n) \
+	" AND NOT EXISTS (SELECT 1 FROM unnest($" #n "::bigint[]) h(id) WHERE h.id = d.id)"
+
 /*
  * The owners of pending rows whose lease ran out, or who have no lease at
  * all, as a text[] literal. The distinct owners are walked on the owner
@@ -151,9 +176,12 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 	size_t nrows = 0;
 	struct journal_pending *list = NULL;
 	size_t nlist = 0;
-	struct strbuf ids;
+	struct strbuf ids, held;
 	sb_init(&ids);
 	sb_putc(&ids, '{');
+	sb_init(&held);
+	if (adopt)
+		sb_held_ids(&held, j);
 	if (tx_begin(j) < 0)
 		goto fail;
 	PGresult *r;
@@ -165,6 +193,7 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 		p_text(&p, j->instance);
 		p_int(&p, steal_before_ms);
 		p_int(&p, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+		p_text(&p, held.buf);
 		r = run(j, "steal",
 		        TAKE_COLS " FROM hookd_deliveries d WHERE state = 0 AND async AND owner IS NOT NULL"
 		        " AND owner <> $1::text AND updated_ms < $2::bigint AND next_due_ms <= $2::bigint"
@@ -173,7 +202,7 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 		        " AND (serial_key IS NULL OR NOT EXISTS (SELECT 1 FROM hookd_deliveries o"
 		        "  WHERE o.serial_key = d.serial_key AND o.state < 3 AND o.id <> d.id"
 		        "  AND (o.state = 1 OR (o.state = 0 AND o.queued_seq < d.queued_seq))))"
-		        " ORDER BY queued_seq LIMIT $3::bigint FOR UPDATE SKIP LOCKED",
+		        NOT_HELD(4) " ORDER BY queued_seq LIMIT $3::bigint FOR UPDATE SKIP LOCKED",
 		        &p);
 		p_free(&p);
 	} else {
@@ -185,14 +214,17 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 		char *dead = xstrdup(col_text(r, 0, 0));
 		PQclear(r);
 		p_text(&p, dead);
-		if (adopt)
+		if (adopt) {
 			p_int(&p, max > INT64_MAX ? INT64_MAX : (int64_t)max);
-		else
+			p_text(&p, held.buf);
+		} else {
 			p_text(&p, j->instance);
+		}
 		/* Recovery: this instance's own rows (of a previous run) too. */
 		r = run(j, adopt ? "adopt" : "recover",
-		        adopt ? TAKE_COLS " FROM hookd_deliveries WHERE state < 3 AND (owner IS NULL"
-		                        " OR owner = ANY ($1::text[])) ORDER BY received_ms, id"
+		        adopt ? TAKE_COLS " FROM hookd_deliveries d WHERE state < 3"
+		                        " AND (owner IS NULL OR owner = ANY ($1::text[]))" NOT_HELD(3)
+		                        " ORDER BY received_ms, id"
 		                        " LIMIT $2::bigint FOR UPDATE SKIP LOCKED"
 		              : TAKE_COLS " FROM hookd_deliveries WHERE state < 3 AND (owner IS NULL"
 		                        " OR owner = ANY ($1::text[]) OR owner = $2::text)"
@@ -223,17 +255,6 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 	int64_t now = now_wall_ms();
 	for (size_t i = 0; i < nrows; i++) {
 		struct take_row *t = &rows[i];
-		/* Adopting or stealing, a row this instance still has a fence for
-		 * is left alone: its own, whose lease ran out while the journal
-		 * was down, is renewed by the next heartbeat and still runs here
-		 * (taken only once released, see release_unheld); one taken from
-		 * it (stolen, then maybe adopted from the dead thief) still has
-		 * its old job here, waiting for a slot or its local key: taken
-		 * back, the row's new fence would be that job's too, and both
-		 * would run it. That job finds it lost first (and forgets the
-		 * fence); a later tick takes the row. */
-		if ((adopt || mode == TAKE_STEAL) && fence_find(&j->fences, t->id))
-			continue;
 		sb_id_array(&ids, t->id);
 		if (t->state != DSTATE_RUNNING && t->async)
 			continue; /* only taken, below */
@@ -334,6 +355,7 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 	}
 	take_rows_free(rows, nrows);
 	sb_free(&ids);
+	sb_free(&held);
 	j->counted = false; /* recounted on the next ask */
 	*out = list;
 	*n = nlist;
@@ -342,6 +364,7 @@ fail:
 	tx_rollback(j);
 	take_rows_free(rows, nrows);
 	sb_free(&ids);
+	sb_free(&held);
 	for (size_t i = 0; i < nlist; i++)
 		journal_pending_free(&list[i]);
 	free(list);

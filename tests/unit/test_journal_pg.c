@@ -592,6 +592,39 @@ static void test_adopt_once(void)
 	journal_close(c.j);
 }
 
+/*
+ * A steal takes up to max rows: a row this instance still has a fence for
+ * (taken from it; its old job still waits here) is not taken back, and
+ * must not use up one of the max either, or a tick with one free slot
+ * takes nothing while another row waits. The rows are from long before
+ * the other cases' (queued_before), so that only these two qualify.
+ */
+static void test_steal_limit_counts_only_takeable_rows(void)
+{
+	const int64_t long_ago = T0 - INT64_C(1000000000);
+	struct journal *a = open_as("a", NULL, false, NULL);
+	struct journal *b = open_as("b", NULL, false, NULL);
+	int64_t held = rec(a, "steal", "held-here", true, long_ago, "x");
+	int64_t waiting = rec(b, "steal", "waiting", true, long_ago + 1, "y");
+	char q[256];
+	snprintf(q, sizeof(q), "UPDATE hookd_deliveries SET owner = 'b', fence = fence + 1"
+	         " WHERE id = %lld", (long long)held);
+	sql_do(q); /* b took it from a, whose job for it still waits */
+	struct journal_pending *v = NULL;
+	size_t n = 0;
+	CHECK(journal_steal(a, 1, long_ago + 10, &v, &n) == 0, "steal");
+	CHECK(n == 1 && v[0].rowid == waiting, "the waiting row taken: %zu rows, first %lld", n,
+	      n ? (long long)v[0].rowid : 0LL);
+	for (size_t i = 0; i < n; i++)
+		journal_pending_free(&v[i]);
+	free(v);
+	snprintf(q, sizeof(q), "UPDATE hookd_deliveries SET state = 3, owner = NULL"
+	         " WHERE id IN (%lld, %lld)", (long long)held, (long long)waiting);
+	sql_do(q);
+	journal_close(a);
+	journal_close(b);
+}
+
 static void test_recover(void)
 {
 	struct journal *a = open_as("a", NULL, false, NULL);
@@ -1661,6 +1694,7 @@ int main(void)
 	test_release();
 	test_prune_instances();
 	test_batch();
+	test_steal_limit_counts_only_takeable_rows();
 
 	snprintf(q, sizeof(q), "DROP SCHEMA %s CASCADE", schema);
 	if (raw)
