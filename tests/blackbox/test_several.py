@@ -700,10 +700,19 @@ class SeveralTest(H.HookdTestCase):
         self.assertEqual(len(f.runs()["w-run"]), 1)
         rows = f.query("SELECT error, attempts FROM hookd_deliveries WHERE delivery_id = 'w-wait'")
         self.assertEqual(rows, [("interrupted before it ran", "0")])
+
+        def deliveries(outcome):
+            """B's hookd_deliveries_total of syncjobs, every event label."""
+            return sum(v for (n, ls), v in H.parse_metrics(b.scrape()).items()
+                       if n == "hookd_deliveries_total" and dict(ls).get("endpoint") == "syncjobs"
+                       and dict(ls).get("outcome") == outcome)
+        # Both ended on B, when it marked them failed: counted there, once.
+        self.assertEqual((deliveries("failed"), deliveries("ok")), (2, 0))
         st, _, body = post(b.port, "/sync", "w-wait", "w-wait")
         self.assertEqual((st, body["status"]), (200, "ok"), body)
         st, _, body = post(b.port, "/sync", "w-run", "w-run")
         self.assertEqual((st, body["status"]), (200, "ok"), body)
+        self.assertEqual((deliveries("failed"), deliveries("ok")), (2, 0))
         runs = f.runs()
         self.assertEqual([(r["instance"], r["attempt"]) for r in runs["w-wait"]], [("b", 1)])
         self.assertEqual([(r["instance"], r["attempt"]) for r in runs["w-run"]],
