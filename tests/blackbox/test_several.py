@@ -897,6 +897,34 @@ class SeveralTest(H.HookdTestCase):
         self.assertEqual([(r["instance"], r["attempt"]) for r in f.runs()["tw-wait"]],
                          [("a", 1)] if ran else [("b", 1)])
 
+    def test_sigterm_while_sync_waits_turn_behind_async(self):
+        """Key K runs on B (which is stopping, so steals nothing); on A a
+        replay (async) and then a sync delivery with K wait for their
+        turn. SIGTERM A: the replay runs in the drain before the sync one
+        (the journal orders K by arrival: the sync one could not start
+        while the replay waited), and A stops."""
+        f = self.fleet
+        a, b = f.start("a"), f.start("b")
+        self.assertEqual(post(a.port, "/sync", "wt-old", "K")[0], 200)
+        answers = {}
+        t1 = f.send_sync(answers, b, "wt-blk", key="K", sleep=3, timeout=20)
+        f.wait_run("wt-blk", instance="b")
+        b.send_signal(signal.SIGTERM)
+        p = a.cli("replay", "--endpoint", "syncjobs", "wt-old")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        t2 = f.send_sync(answers, a, "wt-late", key="K", timeout=30)
+        H.wait_for(lambda: f.state_of("wt-late", "syncjobs") == 0, 5, "wt-late queued")
+        a.send_signal(signal.SIGTERM)
+        t1.join(10)
+        t2.join(25)
+        self.assertIsNotNone(a.wait_exit(5), "A still draining: %s" % a.log_text()[-3000:])
+        self.assertEqual(answers["wt-late"][0], 200, answers)
+        runs = f.runs()
+        old, late = runs["wt-old"], runs["wt-late"]
+        self.assertEqual([(r["instance"], r["attempt"]) for r in old], [("a", 1), ("a", 2)])
+        self.assertGreaterEqual(late[0]["start"], old[1]["end"])
+        self.assertTrue(a.log_lines("left_queued=0 "), a.log_text()[-2000:])
+
     def test_stolen_then_adopted_back_runs_once(self):
         """A (two slots, both busy) queues x-1; B steals it and runs it;
         B is killed -9 mid-run; A adopts it after the lease. A's first job
