@@ -1076,6 +1076,30 @@ static bool sync_waits_for(const struct keyq *k)
 	return false;
 }
 
+/* Whether a sync delivery with `key` waits in the line (queue or
+ * waiting_turn) from w on. */
+static bool sync_waits_from(const struct job *w, const char *key)
+{
+	for (; w; w = TAILQ_NEXT(w, link))
+		if (!delivery_async(w->d) && delivery_key(w->d) && strcmp(delivery_key(w->d), key) == 0)
+			return true;
+	return false;
+}
+
+/* A shared journal gives a key's deliveries their turn in arrival order on
+ * every instance (journal_take_turn): an async one waiting for its turn
+ * stays if a sync one with its key waits here too, which it may be ahead
+ * of, or that one could never start before hookd stops. */
+static bool sync_needs_turn_of(const struct dispatcher *ds, const struct job *j)
+{
+	const char *key = delivery_key(j->d);
+	if (!key || ds->queued_sync == 0)
+		return false;
+	const struct keyq *k = keyqueue_get(ds->keys, key, false);
+	return (k && sync_waits_for(k)) || sync_waits_from(TAILQ_FIRST(&ds->queue), key) ||
+	       sync_waits_from(TAILQ_NEXT(j, link), key);
+}
+
 /*
  * Async deliveries not yet started stay journaled for the next start, but
  * for those ahead of a sync delivery in their key's line: the sync one
@@ -1116,7 +1140,7 @@ void dispatcher_drain(struct dispatcher *ds)
 		leave_for_next_start(j);
 	for (j = TAILQ_FIRST(&ds->waiting_turn); j; j = next) {
 		next = TAILQ_NEXT(j, link);
-		if (delivery_async(j->d))
+		if (delivery_async(j->d) && !sync_needs_turn_of(ds, j))
 			leave_for_next_start(j);
 	}
 }
