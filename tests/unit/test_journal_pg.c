@@ -316,6 +316,11 @@ static void test_schema_1_client_gone(void)
 	if (r) {
 		struct seen s = read_row(r, old);
 		CHECK(s.attempts == 1 && !s.client_gone[0], "schema 1 read-only: attempt unmarked");
+		/* The list (journal export's) reads it as it is too. */
+		struct journal_filter f = {.state = -1, .limit = 10};
+		struct seen l = {0};
+		CHECK(journal_query(r, &f, see_row, &l) == RESULT_OK && l.n == 1,
+		      "schema 1 read-only: query, %d rows", l.n);
 	}
 	journal_close(r);
 	a = open_as("a", NULL, false, NULL);
