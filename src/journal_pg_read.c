@@ -250,10 +250,13 @@ enum result pg_query(struct journal *jj, const struct journal_filter *f,
 	sb_puts(&sql, "SELECT d.id, d.received_ms, d.endpoint, d.delivery_id, d.event, d.state,"
 	              " d.http, d.attempts, d.next_due_ms, d.status,"
 	              " (SELECT a.finished_ms - a.started_ms FROM hookd_attempts a"
-	              "  WHERE a.delivery = d.id ORDER BY a.attempt DESC LIMIT 1),"
-	              " coalesce((SELECT a.client_gone FROM hookd_attempts a"
-	              "  WHERE a.delivery = d.id ORDER BY a.attempt DESC LIMIT 1), false)"
-	              " FROM hookd_deliveries d WHERE d.received_ms >= $1::bigint");
+	              "  WHERE a.delivery = d.id ORDER BY a.attempt DESC LIMIT 1),");
+	/* Read-only on a journal of schema 1 (an older instance's): no client_gone. */
+	sb_puts(&sql, j->schema < 2 ? " false"
+	                            : " coalesce((SELECT a.client_gone FROM hookd_attempts a"
+	                              "  WHERE a.delivery = d.id ORDER BY a.attempt DESC LIMIT 1),"
+	                              " false)");
+	sb_puts(&sql, " FROM hookd_deliveries d WHERE d.received_ms >= $1::bigint");
 	p_int(&p, f->since_ms);
 	if (f->state >= 0) {
 		p_int(&p, f->state);

@@ -269,10 +269,11 @@ enum result sq_query(struct journal *base, const struct journal_filter *f,
 	sb_puts(&sql, "SELECT d.id, d.received_ms, d.endpoint, d.delivery_id, d.event, d.state,"
 	              " d.http, d.attempts, d.next_due_ms, d.status,"
 	              " (SELECT a.finished_ms - a.started_ms FROM attempts a WHERE a.delivery = d.id"
-	              "  ORDER BY a.attempt DESC LIMIT 1),"
-	              " (SELECT a.client_gone FROM attempts a WHERE a.delivery = d.id"
-	              "  ORDER BY a.attempt DESC LIMIT 1)"
-	              " FROM deliveries d WHERE d.received_ms >= ?1");
+	              "  ORDER BY a.attempt DESC LIMIT 1),");
+	/* Read-only on a journal of schema 2 (an older hookd's): no client_gone. */
+	sb_puts(&sql, j->schema < 3 ? " 0" : " (SELECT a.client_gone FROM attempts a"
+	                                     " WHERE a.delivery = d.id ORDER BY a.attempt DESC LIMIT 1)");
+	sb_puts(&sql, " FROM deliveries d WHERE d.received_ms >= ?1");
 	if (f->state >= 0)
 		sb_puts(&sql, " AND d.state = ?2");
 	if (f->endpoint)
