@@ -846,14 +846,17 @@ static void log_refused(const struct http_request *req, const char *why)
 }
 
 /* What req's token (or session) lets it do; WEB_NONE when it has been
- * answered 401 or 429 (wrong tokens are logged by webauth). */
-static enum web_access authorize(struct webapi *w, struct http_request *req)
+ * answered 401 or 429 (wrong tokens are logged by webauth, a missing one
+ * if log_missing: before the answer, which frees req). */
+static enum web_access authorize(struct webapi *w, struct http_request *req, bool log_missing)
 {
 	enum web_access access = webauth_check(w->auth, dispatcher_config(w->ds), req);
 	if (access == WEB_LIMITED) {
 		send_error(req, 429, "Retry-After: 60\r\n", "too many wrong tokens: wait a minute");
 		return WEB_NONE;
 	}
+	if (access == WEB_NONE && log_missing && !http_header_get(req, "Authorization"))
+		log_refused(req, "no admin token");
 	if (access == WEB_NONE)
 		send_error(req, 401, "WWW-Authenticate: Bearer realm=\"hookd\"\r\n",
 		           "a token is needed: Authorization: Bearer TOKEN, or log in");
@@ -908,7 +911,7 @@ bool webapi_handle(struct webapi *w, struct http_request *req)
 			     xstrdup("{\"status\":\"logged out\"}"));
 		return true;
 	}
-	enum web_access access = authorize(w, req);
+	enum web_access access = authorize(w, req, false);
 	if (access != WEB_NONE)
 		route_api(w, req, access);
 	return true;
@@ -918,10 +921,5 @@ bool webapi_may_read(struct webapi *w, struct http_request *req)
 {
 	/* The API does not log a missing token (the page asks with none
 	 * first); a scraper without one is misconfigured, so it is said. */
-	bool had_token = http_header_get(req, "Authorization") != NULL;
-	if (authorize(w, req) != WEB_NONE)
-		return true;
-	if (!had_token)
-		log_refused(req, "no admin token");
-	return false;
+	return authorize(w, req, true) != WEB_NONE;
 }
