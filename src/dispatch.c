@@ -173,10 +173,16 @@ static void answer(struct job *j)
 		const struct outcome *out = delivery_outcome(j->d);
 		/* Its sender hung up after the outcome was written, while the
 		 * answer waited for its commit: the journal says so now. */
-		if (j->outcome_unmarked && delivery_client_gone(j->d) &&
-		    journal_client_gone(j->ds->journal, delivery_rowid(j->d),
-		                        delivery_attempt(j->d)) == 0)
-			groupcommit_flush_soon(j->ds->commit);
+		if (j->outcome_unmarked && delivery_client_gone(j->d)) {
+			if (journal_client_gone(j->ds->journal, delivery_rowid(j->d),
+			                        delivery_attempt(j->d)) == 0) {
+				groupcommit_flush_soon(j->ds->commit);
+			} else {
+				struct log_delivery who = delivery_who(j->d);
+				log_about(LOG_LVL_ERROR, "journal: cannot record that the sender hung "
+				          "up before its answer", &who, NULL, 0);
+			}
+		}
 		metrics_response(delivery_endpoint(j->d)->name, out->status, out->http);
 		delivery_done_fn done = j->done;
 		j->done = NULL;

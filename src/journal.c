@@ -300,11 +300,7 @@ int journal_attempt_finished(struct journal *j, int64_t rowid, const struct jour
 
 int journal_client_gone(struct journal *j, int64_t rowid, int attempt)
 {
-	int rc = j->ops->client_gone(j, rowid, attempt);
-	if (rc < 0)
-		log_msg(LOG_LVL_ERROR, "journal: cannot record that the sender of delivery row %lld "
-		        "hung up before its answer", (long long)rowid);
-	return rc < 0 ? -1 : 0;
+	return j->ops->client_gone(j, rowid, attempt) < 0 ? -1 : 0;
 }
 
 int journal_hand_over(struct journal *j, int64_t rowid, bool running, const unsigned char *body,

@@ -276,7 +276,8 @@ int journal_attempt_finished(struct journal *j, int64_t rowid, const struct jour
  * reached its sender (journal_attempt.client_gone), once its outcome is
  * recorded: the sender hung up while the answer waited for the commit.
  * Not fenced (the attempt's outcome is recorded, and nobody writes it
- * again); batched like journal_attempt_finished. 0, or -1 (logged).
+ * again); batched like journal_attempt_finished. 0, or -1 (the caller
+ * logs it, with the delivery's keys).
  */
 int journal_client_gone(struct journal *j, int64_t rowid, int attempt);
 
