@@ -179,8 +179,8 @@ static void answer(struct job *j)
 				groupcommit_flush_soon(j->ds->commit);
 			} else {
 				struct log_delivery who = delivery_who(j->d);
-				log_about(LOG_LVL_ERROR, "journal: cannot record that the sender hung "
-				          "up before its answer", &who, NULL, 0);
+				log_about(LOG_LVL_ERROR, "journal: cannot record that the sender "
+				          "hung up before its answer", &who, NULL, 0);
 			}
 		}
 		metrics_response(delivery_endpoint(j->d)->name, out->status, out->http);
@@ -229,7 +229,7 @@ static void count_transition(struct job *j, enum lifecycle from, enum lifecycle 
 	const char *status = delivery_outcome(j->d)->status;
 	const char *ended = ended_as(status);
 	const char *ep = delivery_endpoint(j->d)->name;
-	const char *event = j->route.name ? j->route.name : "other";
+	const char *event = j->route.name;
 	bool attempt_ended = (to == LC_OVER && !j->start_lost) ||
 	                     (from == LC_NEW && ended && strcmp(ended, "duplicate") != 0);
 	if (attempt_ended)

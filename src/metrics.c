@@ -208,6 +208,8 @@ static void add_outcome(struct family *f, const char *endpoint, const char *even
                         const char *outcome)
 {
 	metrics_start();
+	if (!event)
+		event = "other";
 	const struct label_values lv = {{endpoint, event, outcome}, 3, 0};
 	if (family_hit(f, &lv))
 		return;

@@ -35,10 +35,11 @@ enum metrics_hook_outcome {
 /* Notes the start time (hookd_start_time_seconds); later calls keep it. */
 void metrics_start(void);
 /* One delivery ended (hookd_deliveries_total): ok, failed, skipped,
- * unhandled or duplicate; event is the label (the route's name or "other"). */
+ * unhandled or duplicate; event is the label, the route's name (NULL: no
+ * route, counted as "other"). */
 void metrics_delivery(const char *endpoint, const char *event, const char *outcome);
 /* One attempt ended (hookd_attempts_total): ok, failed, timeout, skipped
- * or unhandled. */
+ * or unhandled; event as for metrics_delivery. */
 void metrics_attempt(const char *endpoint, const char *event, const char *outcome);
 /* One answer a sender got for a delivery (hookd_responses_total): its
  * "status" word and HTTP status. */

@@ -111,12 +111,6 @@ struct delivery *delivery_from_row(struct journal *journal, struct config *cfg, 
 	return from_row(journal, cfg, rowid, attempt, false);
 }
 
-struct delivery *delivery_view_from_row(struct journal *journal, struct config *cfg,
-                                        int64_t rowid, int attempt)
-{
-	return from_row(journal, cfg, rowid, attempt, true);
-}
-
 struct delivery *delivery_view_with_env(struct journal *journal, struct config *cfg,
                                         int64_t rowid, int attempt)
 {
@@ -236,9 +230,9 @@ static void count_interrupted(const char *endpoint, const char *event, void *arg
 	struct dispatcher *ds = arg;
 	const struct endpoint *ep = config_endpoint_by_name(dispatcher_config(ds), endpoint);
 	struct route r = {0};
-	if (ep && event)
+	if (ep)
 		route_resolve(ep->hooks_dir, event, &r);
-	metrics_delivery(endpoint, r.name ? r.name : "other", "failed");
+	metrics_delivery(endpoint, r.name, "failed");
 	route_free(&r);
 }
 
