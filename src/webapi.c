@@ -389,7 +389,7 @@ static void put_environment(struct webapi *w, struct strbuf *sb, int64_t rowid, 
 	struct delivery *d = delivery_view_with_env(dispatcher_journal(w->ds),
 	                                            dispatcher_config(w->ds), rowid, attempts);
 	if (!d) {
-		sb_puts(sb, ",\"environment\":null");
+		sb_puts(sb, ",\"environment\":null,\"env_omitted\":null");
 		return;
 	}
 	struct envlist *env = delivery_env(d);
@@ -410,16 +410,16 @@ static void put_environment(struct webapi *w, struct strbuf *sb, int64_t rowid, 
 	delivery_free(d);
 }
 
-struct attempts_count {
+struct row_facts {
 	int attempts;
 	bool body_cut;
 	size_t body_kept;
 	int64_t body_len;
 };
 
-static void count_attempts(const struct journal_entry *e, void *arg)
+static void note_row_facts(const struct journal_entry *e, void *arg)
 {
-	struct attempts_count *ac = arg;
+	struct row_facts *ac = arg;
 	ac->attempts = e->attempts;
 	ac->body_cut = e->body_cut;
 	ac->body_kept = e->body_kept;
@@ -444,15 +444,16 @@ static void get_delivery(struct webapi *w, struct http_request *req, const char 
 	int64_t rowid;
 	enum result r = journal_find(j, ep, id, &rowid);
 	struct detail d = {.sb = &sb};
-	struct attempts_count ac = {0};
+	struct row_facts ac = {0}; /* the row's attempts and body */
 	if (r == RESULT_OK)
 		r = journal_read(j, rowid, detail_entry, &d);
 	if (r == RESULT_OK)
-		r = journal_read(j, rowid, count_attempts, &ac);
+		r = journal_read(j, rowid, note_row_facts, &ac);
 	if (r == RESULT_OK && ac.body_cut) {
 		/* The payload's variables came from the whole body: rebuilt from
 		 * its kept part they would be a different, shorter list. */
-		sb_printf(&sb, ",\"environment\":null,\"environment_unknown\":\"the journal kept %zu "
+		sb_printf(&sb, ",\"environment\":null,\"env_omitted\":null,"
+		          "\"environment_unknown\":\"the journal kept %zu "
 		          "of the body's %lld bytes; its hooks' variables cannot be rebuilt\"",
 		          ac.body_kept, (long long)ac.body_len);
 	} else if (r == RESULT_OK) {
