@@ -35,7 +35,7 @@
  *   QUEUED,                                 for the next start; freed (not one that
  *   WAIT_RETRY,                             a sync delivery waits behind for its
  *   OVER (a retry due),                     key: that one runs first)
- *   NEW
+ *   NEW, WAIT_TURN
  *   WAIT_KEY,   the same state, async       handed over: a sync delivery still there at
  *   QUEUED,                                 its respond_within is answered 202 and goes
  *   RUNNING,                                on as a journaled async one (the only change

@@ -315,8 +315,8 @@ enum result journal_requeue(struct journal *j, int64_t rowid);
  */
 int journal_recover(struct journal *j, struct journal_pending **out, size_t *n);
 /* Called for each sync delivery journal_recover or journal_adopt marks
- * FAILED, once that is committed: the delivery ended there (its endpoint,
- * and its event, NULL when it had none). NULL: nobody is told. */
+ * FAILED, once that is committed: the delivery ended there (its endpoint
+ * and event). NULL: nobody is told. */
 typedef void (*journal_interrupted_fn)(const char *endpoint, const char *event, void *arg);
 void journal_on_interrupted(struct journal *j, journal_interrupted_fn fn, void *arg);
 

@@ -35,8 +35,8 @@ void outbox_add(struct outbox *o, int64_t rowid, const struct log_delivery *who,
 /* Keeps a copy of an outcome journal_attempt_finished wrote into the open
  * batch `batch`, when the journal had lost `losses` batches. */
 void outbox_keep(struct outbox *o, int64_t rowid, const struct log_delivery *who,
-                 const struct journal_attempt *a, enum delivery_state state, int64_t next_due_ms, uint64_t batch,
-                 uint64_t losses);
+                 const struct journal_attempt *a, enum delivery_state state, int64_t next_due_ms,
+                 uint64_t batch, uint64_t losses);
 /* After a commit of the batches: those kept outcomes whose batch is
  * committed with no batch lost since they were written are dropped; the
  * others are to be written again (logged once each). How many wait to be

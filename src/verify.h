@@ -39,7 +39,8 @@ struct verify_input {
 bool verify_credentials(const struct verify_input *in, char *why, size_t whylen);
 /* The same in two steps, as the server takes them: what the request head
  * decides (in->body not read yet; a token scheme's whole check), then,
- * once the head passed, what the body decides (a signature). */
+ * once the head passed, what the body decides (a signature's MAC; the
+ * head's checks are run again on the same headers). */
 bool verify_credentials_head(const struct verify_input *in, char *why, size_t whylen);
 bool verify_credentials_body(const struct verify_input *in, char *why, size_t whylen);
 
