@@ -256,17 +256,15 @@ struct show_ctx {
 
 static void note_attempts(const struct journal_entry *e, void *arg)
 {
-	struct journal_entry *seen = arg;
-	seen->attempts = e->attempts;
-	seen->body_cut = e->body_cut;
+	*(int *)arg = e->attempts;
 }
 
 static long env_omitted_of(struct journal *j, int64_t rowid, const struct journal_show_env *env)
 {
-	struct journal_entry seen = {0};
-	if (!env || journal_read(j, rowid, note_attempts, &seen) != RESULT_OK || seen.body_cut)
+	int attempts = 0;
+	if (!env || journal_read(j, rowid, note_attempts, &attempts) != RESULT_OK)
 		return -1;
-	return env->env_omitted(j, rowid, seen.attempts, env->arg);
+	return env->env_omitted(j, rowid, attempts, env->arg);
 }
 
 static void show_entry(const struct journal_entry *e, void *arg)

@@ -37,9 +37,8 @@ enum result journal_format_events(struct journal *j, const struct events_filter 
 /*
  * How show learns env_omitted, the payload variables the limits left out
  * of the delivery's environment (as the admin API gives it): rebuilt from
- * its row by the caller, who has the config; -1: it cannot be. Not asked
- * for a delivery whose body the journal kept cut (its variables came from
- * the whole body). NULL: show leaves env_omitted out.
+ * its row by the caller, who has the config; -1: it cannot be (as for a
+ * body the journal kept cut). NULL: show leaves env_omitted out.
  */
 struct journal_show_env {
 	long (*env_omitted)(struct journal *j, int64_t rowid, int attempts, void *arg);

@@ -100,7 +100,11 @@ static struct delivery *from_row(struct journal *journal, struct config *cfg, in
 		       kv, ARRAY_SIZE(kv));
 		return NULL;
 	}
-	struct delivery *d = delivery_from_journal(cfg, &p, attempt, quiet);
+	/* A look at a body the journal kept cut: the payload's variables came
+	 * from the whole body, and its kept part would give a shorter list. */
+	struct delivery *d = quiet && !p.body_complete
+	                             ? NULL
+	                             : delivery_from_journal(cfg, &p, attempt, quiet);
 	journal_pending_free(&p);
 	return d;
 }

@@ -28,7 +28,8 @@ struct journal;
 struct delivery *delivery_from_row(struct journal *journal, struct config *cfg, int64_t rowid,
                                    int attempt);
 /* A look at it with the environment its hooks got built (the deliveries
- * page, `hookd show`'s env_omitted); NULL when it cannot be rebuilt.
+ * page, `hookd show`'s env_omitted); NULL when it cannot be rebuilt (a
+ * body the journal kept cut, an endpoint no longer configured).
  * Nothing ran, so what its environment leaves out, or an endpoint no
  * longer configured, is not logged. */
 struct delivery *delivery_view_with_env(struct journal *journal, struct config *cfg,

@@ -179,10 +179,18 @@ class Api(Base):
             self.assertIsNone(d["environment"], "a guess without HOOK_REF=main: %r"
                               % d["environment"])
             self.assertIn("cannot be rebuilt", d["environment_unknown"])
+            self.assertIsNone(d["env_omitted"], d)
+            # hookd show says the same: not known, rather than a count.
+            shown = json.loads(h.cli("show", "--json", big).stdout)
+            self.assertIsNone(shown["env_omitted"], shown)
+            self.assertNotIn("env_omitted:", h.cli("show", big).stdout)
             d = self.get(h, path_of("northflank", small))
             env = {x["name"]: x["value"] for x in d["environment"]}
             self.assertEqual(env.get("HOOK_REF"), "main")
             self.assertNotIn("environment_unknown", d)
+            self.assertEqual(d["env_omitted"], 0, d)
+            shown = json.loads(h.cli("show", "--json", small).stdout)
+            self.assertEqual(shown["env_omitted"], 0, shown)
 
     def test_looking_at_a_delivery_logs_nothing_about_it(self):
         """The page rebuilds a delivery's environment from the journal; a
