@@ -784,6 +784,13 @@ bool delivery_client_gone(const struct delivery *d)
 	return d->client_gone;
 }
 
+/* Only a sync attempt's outcome is its sender's answer: an async one's
+ * (handed over at respond_within too) was answered 202 before it ran. */
+bool delivery_answer_lost(const struct delivery *d)
+{
+	return d->client_gone && !d->async;
+}
+
 const struct delivery_opts *delivery_opts(const struct delivery *d)
 {
 	return &d->opts;

@@ -137,6 +137,9 @@ bool delivery_handed_over(const struct delivery *d);
 /* Its sender hung up before the answer: the log line says client=gone. */
 void delivery_set_client_gone(struct delivery *d);
 bool delivery_client_gone(const struct delivery *d);
+/* Whether this attempt's outcome was its sender's answer and never reached
+ * it (journal_attempt.client_gone): a sync delivery whose sender hung up. */
+bool delivery_answer_lost(const struct delivery *d);
 const struct delivery_opts *delivery_opts(const struct delivery *d);
 const char *delivery_key(const struct delivery *d); /* serialization key, NULL: none */
 /* Why the payload does not meet its [event] rule's match ("the payload

@@ -173,7 +173,7 @@ static void answer(struct job *j)
 		const struct outcome *out = delivery_outcome(j->d);
 		/* Its sender hung up after the outcome was written, while the
 		 * answer waited for its commit: the journal says so now. */
-		if (j->outcome_unmarked && delivery_client_gone(j->d)) {
+		if (j->outcome_unmarked && delivery_answer_lost(j->d)) {
 			if (journal_client_gone(j->ds->journal, delivery_rowid(j->d),
 			                        delivery_attempt(j->d)) == 0) {
 				groupcommit_flush_soon(j->ds->commit);
@@ -701,7 +701,7 @@ void job_attempt_over(struct job *j)
 	bool lost = !j->recorded_final &&
 	            dispatch_journal_finish(ds, d, st, next_due) == JOURNAL_LOST;
 	j->outcome_unmarked = ds->journal && delivery_rowid(d) > 0 && !lost &&
-	                      !delivery_client_gone(d);
+	                      !delivery_answer_lost(d);
 	if (!ds->journal && !delivery_id_generated(d))
 		remember_id(ds, d, st);
 	/* A sync delivery that failed is the sender's to send again. With an

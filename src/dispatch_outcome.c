@@ -80,7 +80,7 @@ struct journal_hook *dispatch_attempt_of(const struct delivery *d,
 		.http = out->http,
 		.status = out->status,
 		.error = out->error,
-		.client_gone = delivery_client_gone(d),
+		.client_gone = delivery_answer_lost(d),
 		.hooks = hooks,
 		.nhooks = nhooks,
 	};

@@ -100,7 +100,7 @@ void recent_add(struct delivery *d, void *arg)
 	it->status = dup_or_null(out->status);
 	it->error = dup_or_null(out->error);
 	it->http = out->http;
-	it->client_gone = delivery_client_gone(d);
+	it->client_gone = delivery_answer_lost(d);
 	it->attempts = delivery_attempt(d);
 	it->received_ms = jn.received_ms;
 	it->ended_ms = now_wall_ms();

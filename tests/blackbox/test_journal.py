@@ -1341,6 +1341,28 @@ class ClientGone(Base):
             line = h.wait_log("msg=delivery", "id=%s " % waited, timeout=5)
             self.assertNotIn("client=", line)
 
+    def test_sender_gone_before_a_handover_marks_no_attempt(self):
+        # Handed over at respond_within, the attempt's outcome was never the
+        # sender's answer (a 202 was due, to nobody): the log line says
+        # client=gone, the attempt records no lost answer.
+        with Hookd(config(endpoint="respond_within = 700ms\n", extra=self.ADMIN),
+                   {EVENT: rec_hook("sleep 2")}) as h:
+            eid = new_id("handed")
+            s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+            s.sendall(nf_request(eid))
+            time.sleep(0.3)
+            s.close()
+            line = h.wait_log("msg=delivery", "id=%s " % eid, "status=ok", timeout=10)
+            self.assertIsNotNone(line, h.log_text())
+            self.assertIn("client=gone", line)
+            self.assertIn("mode=async", line)
+            d = json.loads(h.cli("show", "--json", eid).stdout)
+            [a] = d["attempt_list"]
+            self.assertEqual((a["http"], a["client_gone"]), (200, False))
+            [a] = self.api_attempts(h, eid)
+            self.assertIs(a["client_gone"], False)
+            self.assertNotIn("sender gone", h.cli("show", eid).stdout)
+
     def test_sender_gone_without_a_journal(self):
         # Without state_dir the API's memory of recent deliveries says it too.
         with Hookd(config(False, extra=self.ADMIN), {EVENT: rec_hook("sleep 2")}) as h:
