@@ -109,12 +109,13 @@ void sb_held_ids(struct strbuf *sb, const struct pg_journal *j)
  * adopted from the dead thief) still has its old job here, waiting for a
  * slot or its local key: taken back, the row's new fence would be that
  * job's too, and both would run it. That job finds it lost first (and
- * forgets the fence); a later tick takes the row. Left out in the query
- * (the held ids an array, hashed once), so that the LIMIT counts only
- * rows taken.
+ * forgets the fence); a later tick takes the row. Skipped as they come
+ * (fence_find), the query asking for up to HELD_SKIP_MAX rows more than it
+ * may take, so that a few skipped ones do not leave free slots idle for a
+ * tick. Not left out in the query itself: every row this instance holds
+ * (its whole backlog) would go to the server at every tick.
  */
-#define NOT_HELD(n) \
-	" AND NOT EXISTS (SELECT 1 FROM unnest($" #n "::bigint[]) h(id) WHERE h.id = d.id)"
+#define HELD_SKIP_MAX 64
 
 /*
  * The owners of pending rows whose lease ran out, or who have no lease at
@@ -176,12 +177,10 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 	size_t nrows = 0;
 	struct journal_pending *list = NULL;
 	size_t nlist = 0;
-	struct strbuf ids, held;
+	struct strbuf ids;
 	sb_init(&ids);
 	sb_putc(&ids, '{');
-	sb_init(&held);
-	if (adopt)
-		sb_held_ids(&held, j);
+	size_t limit = max + (j->fences.n < HELD_SKIP_MAX ? j->fences.n : HELD_SKIP_MAX);
 	if (tx_begin(j) < 0)
 		goto fail;
 	PGresult *r;
@@ -192,8 +191,7 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 		 * it comes to start it (the fence moved: JOURNAL_LOST). */
 		p_text(&p, j->instance);
 		p_int(&p, steal_before_ms);
-		p_int(&p, max > INT64_MAX ? INT64_MAX : (int64_t)max);
-		p_text(&p, held.buf);
+		p_int(&p, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
 		r = run(j, "steal",
 		        TAKE_COLS " FROM hookd_deliveries d WHERE state = 0 AND async AND owner IS NOT NULL"
 		        " AND owner <> $1::text AND updated_ms < $2::bigint AND next_due_ms <= $2::bigint"
@@ -202,7 +200,7 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 		        " AND (serial_key IS NULL OR NOT EXISTS (SELECT 1 FROM hookd_deliveries o"
 		        "  WHERE o.serial_key = d.serial_key AND o.state < 3 AND o.id <> d.id"
 		        "  AND (o.state = 1 OR (o.state = 0 AND o.queued_seq < d.queued_seq))))"
-		        NOT_HELD(4) " ORDER BY queued_seq LIMIT $3::bigint FOR UPDATE SKIP LOCKED",
+		        " ORDER BY queued_seq LIMIT $3::bigint FOR UPDATE SKIP LOCKED",
 		        &p);
 		p_free(&p);
 	} else {
@@ -215,15 +213,14 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 		PQclear(r);
 		p_text(&p, dead);
 		if (adopt) {
-			p_int(&p, max > INT64_MAX ? INT64_MAX : (int64_t)max);
-			p_text(&p, held.buf);
+			p_int(&p, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
 		} else {
 			p_text(&p, j->instance);
 		}
 		/* Recovery: this instance's own rows (of a previous run) too. */
 		r = run(j, adopt ? "adopt" : "recover",
 		        adopt ? TAKE_COLS " FROM hookd_deliveries d WHERE state < 3"
-		                        " AND (owner IS NULL OR owner = ANY ($1::text[]))" NOT_HELD(3)
+		                        " AND (owner IS NULL OR owner = ANY ($1::text[]))"
 		                        " ORDER BY received_ms, id"
 		                        " LIMIT $2::bigint FOR UPDATE SKIP LOCKED"
 		              : TAKE_COLS " FROM hookd_deliveries WHERE state < 3 AND (owner IS NULL"
@@ -253,8 +250,12 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 	PQclear(r);
 
 	int64_t now = now_wall_ms();
+	size_t taken = 0;
 	for (size_t i = 0; i < nrows; i++) {
 		struct take_row *t = &rows[i];
+		if (adopt && (taken == max || fence_find(&j->fences, t->id)))
+			continue; /* HELD_SKIP_MAX */
+		taken++;
 		sb_id_array(&ids, t->id);
 		if (t->state != DSTATE_RUNNING && t->async)
 			continue; /* only taken, below */
@@ -355,7 +356,6 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 	}
 	take_rows_free(rows, nrows);
 	sb_free(&ids);
-	sb_free(&held);
 	j->counted = false; /* recounted on the next ask */
 	*out = list;
 	*n = nlist;
@@ -364,7 +364,6 @@ fail:
 	tx_rollback(j);
 	take_rows_free(rows, nrows);
 	sb_free(&ids);
-	sb_free(&held);
 	for (size_t i = 0; i < nlist; i++)
 		journal_pending_free(&list[i]);
 	free(list);
