@@ -1305,16 +1305,22 @@ class ClientGone(Base):
         [d] = [d for d in r.json["deliveries"] if d["id"] == eid]
         return d
 
+    def hang_up(self, h, eid, after):
+        """Sends delivery eid and closes the connection after `after` s;
+        its delivery line, once it ended ok."""
+        s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+        s.sendall(nf_request(eid))
+        time.sleep(after)
+        s.close()
+        line = h.wait_log("msg=delivery", "id=%s " % eid, "status=ok", timeout=10)
+        self.assertIsNotNone(line, h.log_text())
+        return line
+
     def test_sender_gone_before_the_answer_is_recorded(self):
         # The sender's client gives up after 0.5 s; the hook runs 2 s.
         with Hookd(config(extra=self.ADMIN), {EVENT: rec_hook("sleep 2")}) as h:
             gone, waited = new_id("gone"), new_id("waited")
-            s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
-            s.sendall(nf_request(gone))
-            time.sleep(0.5)
-            s.close()
-            line = h.wait_log("msg=delivery", "id=%s " % gone, "status=ok", timeout=10)
-            self.assertIsNotNone(line, h.log_text())
+            line = self.hang_up(h, gone, 0.5)
             self.assertIn("client=gone", line)
             self.assertStatus(h.post(waited), 200, "ok")
             self.assertEqual(attempts_of(h, gone, "end"), [1])
@@ -1348,12 +1354,7 @@ class ClientGone(Base):
         with Hookd(config(endpoint="respond_within = 700ms\n", extra=self.ADMIN),
                    {EVENT: rec_hook("sleep 2")}) as h:
             eid = new_id("handed")
-            s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
-            s.sendall(nf_request(eid))
-            time.sleep(0.3)
-            s.close()
-            line = h.wait_log("msg=delivery", "id=%s " % eid, "status=ok", timeout=10)
-            self.assertIsNotNone(line, h.log_text())
+            line = self.hang_up(h, eid, 0.3)
             self.assertIn("client=gone", line)
             self.assertIn("mode=async", line)
             d = json.loads(h.cli("show", "--json", eid).stdout)
@@ -1367,12 +1368,7 @@ class ClientGone(Base):
         # Without state_dir the API's memory of recent deliveries says it too.
         with Hookd(config(False, extra=self.ADMIN), {EVENT: rec_hook("sleep 2")}) as h:
             gone, waited = new_id("gone"), new_id("waited")
-            s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
-            s.sendall(nf_request(gone))
-            time.sleep(0.5)
-            s.close()
-            line = h.wait_log("msg=delivery", "id=%s " % gone, "status=ok", timeout=10)
-            self.assertIn("client=gone", line or h.log_text())
+            self.assertIn("client=gone", self.hang_up(h, gone, 0.5))
             self.assertStatus(h.post(waited), 200, "ok")
             [a] = self.api_attempts(h, gone)
             self.assertEqual((a["http"], a["client_gone"]), (200, True))
