@@ -75,6 +75,15 @@ case $? in
 *) failed=$((failed + 1)) ;;
 esac
 
+# README's first quick-start command, on a copy of the tree
+# (tests/quickstart_check.sh; exit 77 means skipped: port 9000 taken).
+sh tests/quickstart_check.sh
+case $? in
+0) passed=$((passed + 1)) ;;
+77) ;;
+*) failed=$((failed + 1)) ;;
+esac
+
 # The benchmark once, short (tests/bench/bench.sh): it must run, no timing is asserted.
 if sh tests/bench/bench.sh --short; then passed=$((passed + 1)); else echo "tests/bench/bench.sh --short failed (it installs wrk and webhook from Debian's mirror; see its message above)"; failed=$((failed + 1)); fi
 
