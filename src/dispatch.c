@@ -352,7 +352,7 @@ static void job_enter(struct job *j, enum lifecycle to)
 /* Shutting down: an async delivery that has not started stays journaled,
  * its place (queued) or its due time (retry_wait) the next start's; counted
  * for the "stopped" line (dispatcher_left). */
-static void leave_for_next_start(struct job *j)
+void job_leave_for_next_start(struct job *j)
 {
 	if (j->state == LC_WAIT_RETRY || j->state == LC_OVER)
 		j->ds->left_retry_wait++;
@@ -720,7 +720,7 @@ void job_attempt_over(struct job *j)
 	else if (st != DSTATE_RETRY_WAIT)
 		finish(j);
 	else if (ds->draining)
-		leave_for_next_start(j); /* its retry is the next start's */
+		job_leave_for_next_start(j); /* its retry is the next start's */
 	else
 		schedule_retry(j, delay);
 }
@@ -1016,7 +1016,7 @@ static void accepted(struct job *j, bool synced)
 	delivery_log(d);
 	answer(j);
 	if (j->ds->draining) {
-		leave_for_next_start(j); /* the next start's to run */
+		job_leave_for_next_start(j); /* the next start's to run */
 		return;
 	}
 	delivery_reset_attempt(d);
@@ -1028,7 +1028,7 @@ void dispatch_resume(struct dispatcher *ds, struct delivery *d, int64_t delay_ms
 {
 	struct job *j = job_new(ds, d, NULL, NULL);
 	if (ds->draining)
-		leave_for_next_start(j); /* journaled: the next start runs it */
+		job_leave_for_next_start(j); /* journaled: the next start runs it */
 	else if (delay_ms > 0)
 		schedule_retry(j, delay_ms);
 	else
@@ -1071,95 +1071,9 @@ void dispatcher_set_config(struct dispatcher *ds, struct config *cfg)
 	start_queued(ds);
 }
 
-/* Whether a sync delivery waits in k's line: it runs before hookd stops,
- * so the deliveries ahead of it with that key must too (arrival order). */
-static bool sync_waits_for(const struct keyq *k)
-{
-	const struct job *w;
-	TAILQ_FOREACH(w, &k->waiting, key_link)
-		if (!delivery_async(w->d))
-			return true;
-	return false;
-}
-
-/* Whether a sync delivery with `key` waits in the line (queue or
- * waiting_turn) from w on. */
-static bool sync_waits_from(const struct job *w, const char *key)
-{
-	for (; w; w = TAILQ_NEXT(w, link))
-		if (!delivery_async(w->d) && delivery_key(w->d) && strcmp(delivery_key(w->d), key) == 0)
-			return true;
-	return false;
-}
-
-/* A shared journal gives a key's deliveries their turn in arrival order on
- * every instance (journal_take_turn): an async one waiting for its turn
- * stays if a sync one with its key waits here too, which it may be ahead
- * of, or that one could never start before hookd stops. */
-static bool sync_needs_turn_of(const struct dispatcher *ds, const struct job *j)
-{
-	const char *key = delivery_key(j->d);
-	if (!key || ds->queued_sync == 0)
-		return false;
-	const struct keyq *k = keyqueue_get(ds->keys, key, false);
-	return (k && sync_waits_for(k)) || sync_waits_from(TAILQ_FIRST(&ds->queue), key) ||
-	       sync_waits_from(TAILQ_NEXT(j, link), key);
-}
-
-/*
- * Async deliveries not yet started stay journaled for the next start, but
- * for those ahead of a sync delivery in their key's line: the sync one
- * runs before hookd stops (its sender waits), and a delivery with the
- * same key that came before it runs first (README "serialize"). Such
- * async ones are there only when a sync section's delivery became async
- * (handed over at respond_within, or replayed).
- */
-void dispatcher_drain(struct dispatcher *ds)
-{
-	ds->draining = true;
-	struct job *j, *next;
-	/* First those waiting for a key, behind the last sync one of their
-	 * line, so that releasing keys below never hands one to an async
-	 * delivery. */
-	for (struct keyq *k = keyqueue_next(ds->keys, NULL); k; k = keyqueue_next(ds->keys, k)) {
-		struct job *w, *last_sync = NULL;
-		TAILQ_FOREACH(w, &k->waiting, key_link)
-			if (!delivery_async(w->d))
-				last_sync = w;
-		w = last_sync ? TAILQ_NEXT(last_sync, key_link) : TAILQ_FIRST(&k->waiting);
-		for (struct job *wn; w; w = wn) {
-			wn = TAILQ_NEXT(w, key_link);
-			leave_for_next_start(w);
-		}
-	}
-	for (j = TAILQ_FIRST(&ds->queue); j; j = next) {
-		next = TAILQ_NEXT(j, link);
-		const char *key = delivery_key(j->d);
-		struct keyq *k = key ? keyqueue_get(ds->keys, key, false) : NULL;
-		/* It holds its key while waiting for a slot: with a sync one
-		 * waiting for that key it stays, and runs first. Else its
-		 * line is empty now, and giving the key back starts nothing. */
-		if (delivery_async(j->d) && !(k && sync_waits_for(k)))
-			leave_for_next_start(j);
-	}
-	while ((j = TAILQ_FIRST(&ds->waiting_retry)))
-		leave_for_next_start(j);
-	for (j = TAILQ_FIRST(&ds->waiting_turn); j; j = next) {
-		next = TAILQ_NEXT(j, link);
-		if (delivery_async(j->d) && !sync_needs_turn_of(ds, j))
-			leave_for_next_start(j);
-	}
-}
-
 bool dispatcher_idle(const struct dispatcher *ds)
 {
 	return ds->running == 0 && ds->queued_sync == 0 && groupcommit_idle(ds->commit);
-}
-
-void dispatcher_left(const struct dispatcher *ds, int *queued, int *retry_wait)
-{
-	*queued = ds->left_queued;
-	*retry_wait = ds->left_retry_wait;
 }
 
 bool dispatcher_draining(const struct dispatcher *ds)

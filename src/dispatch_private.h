@@ -1,7 +1,7 @@
 /*
  * What dispatch.c (the lifecycle, admission, outcomes), dispatch_run.c
- * (an attempt's hooks) and dispatch_outcome.c (an outcome to the journal)
- * share: the dispatcher and its jobs, and the calls between them. Only
+ * (an attempt's hooks), dispatch_outcome.c (an outcome to the journal) and
+ * dispatch_drain.c (the drain at a stop) share: the dispatcher and its jobs, and the calls between them. Only
  * those files include it.
  */
 #ifndef HOOKD_DISPATCH_PRIVATE_H
@@ -110,6 +110,9 @@ void job_attempt_over(struct job *j);
 /* dispatch.c: the first hook of j's attempt never started, its start's
  * batch lost (runner_cancel_held). */
 void job_start_lost(struct job *j);
+/* dispatch.c: shutting down, j (async, not started) stays journaled for
+ * the next start, counted for the "stopped" line; dispatch_drain.c's. */
+void job_leave_for_next_start(struct job *j);
 /* dispatch_outcome.c: the attempt just over, for the journal (the hooks it
  * points at are the caller's to free); the state its outcome leaves a
  * delivery in, retries aside; its outcome recorded (0, -1, or
