@@ -918,20 +918,30 @@ static void test_replay_marks(void)
 
 /* A journal of schema 1 (no replay columns): `show` reads it as it is while
  * an older hookd runs on it; the next hookd to open it adds them. */
-static void test_schema_1(void)
+/* A state dir whose journal is of an older schema (1 or 2), as that
+ * hookd left it, with one delivery ("old" at alpha) that ended 200. */
+static char *dir_of_schema(int version)
 {
 	char *dir = new_state_dir();
 	struct journal *j = open_dir(dir, 1024, 0, 0);
 	final_delivery(j, "alpha", "old", "e", T0, 200);
 	journal_close(j);
 	sql_int(dir, "ALTER TABLE attempts DROP COLUMN client_gone");
-	sql_int(dir, "ALTER TABLE attempts DROP COLUMN replay");
-	sql_int(dir, "ALTER TABLE deliveries DROP COLUMN replay_attempt");
-	sql_int(dir, "PRAGMA user_version = 1");
+	if (version < 2) {
+		sql_int(dir, "ALTER TABLE attempts DROP COLUMN replay");
+		sql_int(dir, "ALTER TABLE deliveries DROP COLUMN replay_attempt");
+	}
+	sql_int(dir, version < 2 ? "PRAGMA user_version = 1" : "PRAGMA user_version = 2");
+	return dir;
+}
+
+static void test_schema_1(void)
+{
+	char *dir = dir_of_schema(1);
 	CHECK(sql_int(dir, "SELECT count(*) FROM pragma_table_info('attempts')"
 	                   " WHERE name = 'replay'") == 0, "made a schema 1 file");
 	char err[256] = "";
-	j = journal_open_readonly(opts_for(dir, 0, 0, 0), err, sizeof(err));
+	struct journal *j = journal_open_readonly(opts_for(dir, 0, 0, 0), err, sizeof(err));
 	CHECK(j != NULL, "readonly on schema 1: %s", err);
 	char *out = NULL;
 	CHECK(j && run_show(j, "alpha", "old", &out) == 0 && out &&
@@ -990,14 +1000,9 @@ static bool count_gone(const struct journal_row *row, void *arg)
  * outcome, or after it (journal_client_gone). */
 static void test_schema_2(void)
 {
-	char *dir = new_state_dir();
-	struct journal *j = open_dir(dir, 1024, 0, 0);
-	final_delivery(j, "alpha", "old", "e", T0, 200);
-	journal_close(j);
-	sql_int(dir, "ALTER TABLE attempts DROP COLUMN client_gone");
-	sql_int(dir, "PRAGMA user_version = 2");
+	char *dir = dir_of_schema(2);
 	char err[256] = "";
-	j = journal_open_readonly(opts_for(dir, 0, 0, 0), err, sizeof(err));
+	struct journal *j = journal_open_readonly(opts_for(dir, 0, 0, 0), err, sizeof(err));
 	CHECK(j != NULL, "readonly on schema 2: %s", err);
 	if (j) {
 		check_gone_shown(j, "old", false);
