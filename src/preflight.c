@@ -5,21 +5,56 @@
  */
 #include "preflight.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "config.h"
 
 /* Linux reads this much of a file to find its #! line (BINPRM_BUF_SIZE). */
 #define SHEBANG_MAX 256
+
+/*
+ * How many #! interpreters down Linux follows (and so the check): an
+ * interpreter may be a script in turn, but the fifth one down must be a
+ * binary, else execve fails with ELOOP.
+ */
+#define INTERP_DEPTH_MAX 5
+
+/* Linux refuses an ELF whose program headers take more than this. */
+#define ELF_PHDRS_MAX 65536
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define ELFDATA_HOST ELFDATA2LSB
+#else
+#define ELFDATA_HOST ELFDATA2MSB
+#endif
+
+/*
+ * One look at a hook and what it starts. A finding goes to why, after
+ * prefix (the chain of interpreters it is about: "interpreter /a: "), with
+ * the errno execve fails with for it; 0 where execve itself succeeds (what
+ * `env NAME` starts is env's own execve, after the hook's: env exits 127).
+ */
+struct look {
+	const char *hook_path;
+	char *why;
+	size_t len;
+	char prefix[1024];
+	bool through_env;
+	int exec_errno;
+};
 
 static enum preflight say(enum preflight level, char *why, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -33,6 +68,34 @@ static enum preflight say(enum preflight level, char *why, size_t len, const cha
 	return level;
 }
 
+static enum preflight found(struct look *lk, enum preflight level, int exec_errno,
+                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static enum preflight found(struct look *lk, enum preflight level, int exec_errno,
+                            const char *fmt, ...)
+{
+	int n = snprintf(lk->why, lk->len, "%s", lk->prefix);
+	if (n >= 0 && (size_t)n < lk->len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(lk->why + n, lk->len - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	lk->exec_errno = lk->through_env ? 0 : exec_errno;
+	return level;
+}
+
+bool preflight_noexec_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	struct statvfs sv;
+	bool noexec = fstatvfs(fd, &sv) == 0 && (sv.f_flag & ST_NOEXEC);
+	close(fd);
+	return noexec;
+}
+
 /* 0 when path is an executable regular file, else an errno. */
 static int executable_file(const char *path)
 {
@@ -44,15 +107,41 @@ static int executable_file(const char *path)
 	return access(path, X_OK) == 0 ? 0 : errno;
 }
 
-/* Whether name (no '/') is an executable on the colon-separated path. */
-static bool on_path(const char *name, const char *path)
+/*
+ * What execve says of the file at path (named subject in the finding)
+ * before it looks into it: each reason it refuses one, said apart, since
+ * "Permission denied" alone names neither the file nor the cause.
+ */
+static enum preflight check_executable(struct look *lk, const char *path, const char *subject)
 {
-	char file[4096];
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		int e = errno;
+		return found(lk, PREFLIGHT_ERROR, e, "%s: %s", subject, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode))
+		return found(lk, PREFLIGHT_ERROR, EACCES, "%s: %s (not a regular file)", subject,
+		             strerror(EACCES));
+	if (preflight_noexec_at(AT_FDCWD, path))
+		return found(lk, PREFLIGHT_ERROR, EACCES,
+		             "%s: %s (its file system is mounted noexec)", subject,
+		             strerror(EACCES));
+	if (access(path, X_OK) != 0) {
+		int e = errno;
+		return found(lk, PREFLIGHT_ERROR, e, "%s: %s (not executable: mode %04o)", subject,
+		             strerror(e), (unsigned)(st.st_mode & 07777));
+	}
+	return PREFLIGHT_OK;
+}
+
+/* Whether name (no '/') is an executable on the colon-separated path; if
+ * so, where, in file. */
+static bool on_path(const char *name, const char *path, char *file, size_t filelen)
+{
 	while (*path) {
 		size_t n = strcspn(path, ":");
 		/* An empty entry is the working directory: a hook's is its own. */
-		if (n > 0 && snprintf(file, sizeof(file), "%.*s/%s", (int)n, path, name) <
-		                     (int)sizeof(file)) {
+		if (n > 0 && snprintf(file, filelen, "%.*s/%s", (int)n, path, name) < (int)filelen) {
 			if (executable_file(file) == 0)
 				return true;
 		}
@@ -61,6 +150,81 @@ static bool on_path(const char *name, const char *path)
 			path++;
 	}
 	return false;
+}
+
+/* n bytes at off of the file open on fd, size bytes long; false for any
+ * part beyond its end. */
+static bool read_at(int fd, void *buf, uint64_t n, uint64_t off, uint64_t size)
+{
+	if (off > size || n > size - off)
+		return false;
+	return pread(fd, buf, (size_t)n, (off_t)off) == (ssize_t)n;
+}
+
+/*
+ * The PT_INTERP path (its dynamic loader) of the ELF file open on fd,
+ * into out: 1 when it has one, 0 for a static binary, -1 when the check
+ * cannot tell (truncated, offsets out of the file, another byte order):
+ * execve's own word stands then. Nothing the file says is trusted.
+ */
+static int elf_interpreter(int fd, char *out, size_t outlen)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0 || st.st_size < 0)
+		return -1;
+	uint64_t size = (uint64_t)st.st_size;
+	union {
+		Elf32_Ehdr e32;
+		Elf64_Ehdr e64;
+	} eh;
+	unsigned char ident[EI_NIDENT];
+	if (!read_at(fd, ident, EI_NIDENT, 0, size) || ident[EI_DATA] != ELFDATA_HOST)
+		return -1;
+	bool is64 = ident[EI_CLASS] == ELFCLASS64;
+	if (!is64 && ident[EI_CLASS] != ELFCLASS32)
+		return -1;
+	if (!read_at(fd, &eh, is64 ? sizeof(eh.e64) : sizeof(eh.e32), 0, size))
+		return -1;
+	uint64_t phoff = is64 ? eh.e64.e_phoff : eh.e32.e_phoff;
+	uint64_t phentsize = is64 ? eh.e64.e_phentsize : eh.e32.e_phentsize;
+	uint64_t phnum = is64 ? eh.e64.e_phnum : eh.e32.e_phnum;
+	if (phentsize != (is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr)) || phnum == 0 ||
+	    phnum * phentsize > ELF_PHDRS_MAX || phoff > size || phnum * phentsize > size - phoff)
+		return -1;
+	for (uint64_t i = 0; i < phnum; i++) {
+		union {
+			Elf32_Phdr p32;
+			Elf64_Phdr p64;
+		} ph;
+		if (!read_at(fd, &ph, phentsize, phoff + i * phentsize, size))
+			return -1;
+		if ((is64 ? ph.p64.p_type : ph.p32.p_type) != PT_INTERP)
+			continue;
+		uint64_t off = is64 ? ph.p64.p_offset : ph.p32.p_offset;
+		uint64_t n = is64 ? ph.p64.p_filesz : ph.p32.p_filesz;
+		/* Linux's own bounds: a NUL-terminated path of at most PATH_MAX. */
+		if (n < 2 || n > outlen || !read_at(fd, out, n, off, size) || out[n - 1] != '\0')
+			return -1;
+		return 1;
+	}
+	return 0;
+}
+
+static enum preflight check_file(struct look *lk, const char *path, int depth);
+
+/* The interpreter at path that the file looked at starts (subject names
+ * it): there and executable, and what it starts in turn. */
+static enum preflight check_interpreter(struct look *lk, const char *path, const char *subject,
+                                        int depth)
+{
+	enum preflight p = check_executable(lk, path, subject);
+	if (p != PREFLIGHT_OK)
+		return p;
+	size_t mark = strlen(lk->prefix);
+	snprintf(lk->prefix + mark, sizeof(lk->prefix) - mark, "%s: ", subject);
+	p = check_file(lk, path, depth);
+	lk->prefix[mark] = '\0';
+	return p;
 }
 
 /*
@@ -91,12 +255,41 @@ static void env_program(const char *arg, char *out, size_t outlen)
 	}
 }
 
-static enum preflight check_shebang(char *line, const char *hook_path, char *why, size_t len)
+/* What `#!/usr/bin/env ARG` starts, after the hook's own execve. */
+static enum preflight check_env_program(struct look *lk, const char *arg, int depth)
+{
+	char prog[SHEBANG_MAX];
+	env_program(arg, prog, sizeof(prog));
+	if (!*prog)
+		return PREFLIGHT_OK;
+	char file[PATH_MAX], subject[PATH_MAX + 32];
+	if (strchr(prog, '/')) {
+		snprintf(file, sizeof(file), "%s", prog);
+	} else if (!on_path(prog, lk->hook_path, file, sizeof(file))) {
+		bool was = lk->through_env;
+		lk->through_env = true;
+		enum preflight p = found(
+			lk, PREFLIGHT_ERROR, 0,
+			"interpreter '%s' (through env) is not on the PATH hooks get (%s)", prog,
+			lk->hook_path);
+		lk->through_env = was;
+		return p;
+	}
+	snprintf(subject, sizeof(subject), "interpreter %s (through env)", file);
+	bool was = lk->through_env;
+	lk->through_env = true;
+	enum preflight p = check_interpreter(lk, file, subject, depth);
+	lk->through_env = was;
+	return p;
+}
+
+/* A #! line (NUL-terminated, no newline) of the file at depth. */
+static enum preflight check_shebang(struct look *lk, char *line, int depth)
 {
 	if (strchr(line, '\r'))
-		return say(PREFLIGHT_ERROR, why, len,
-		           "its #! line ends in a carriage return (CRLF line endings): execve "
-		           "fails with \"No such file or directory\"");
+		return found(lk, PREFLIGHT_ERROR, ENOENT,
+		             "its #! line ends in a carriage return (CRLF line endings): execve "
+		             "fails with \"No such file or directory\"");
 	char *interp = line + 2 + strspn(line + 2, " \t");
 	size_t n = strcspn(interp, " \t");
 	char *arg = interp + n + strspn(interp + n, " \t");
@@ -104,54 +297,99 @@ static enum preflight check_shebang(char *line, const char *hook_path, char *why
 	for (size_t k = strlen(arg); k > 0 && strchr(" \t", arg[k - 1]); k--)
 		arg[k - 1] = '\0';
 	if (!*interp)
-		return say(PREFLIGHT_ERROR, why, len, "its #! line names no interpreter");
-	int e = executable_file(interp);
-	if (e)
-		return say(PREFLIGHT_ERROR, why, len, "interpreter %s: %s", interp, strerror(e));
+		return found(lk, PREFLIGHT_ERROR, ENOEXEC, "its #! line names no interpreter (%s)",
+		             strerror(ENOEXEC));
+	char subject[SHEBANG_MAX + 16];
+	snprintf(subject, sizeof(subject), "interpreter %s", interp);
+	enum preflight p;
+	if (depth >= INTERP_DEPTH_MAX) {
+		/* Past env the count starts again: say nothing there. */
+		if (lk->through_env)
+			return PREFLIGHT_OK;
+		/* Linux opens this one, and only then stops. */
+		p = check_executable(lk, interp, subject);
+		if (p != PREFLIGHT_OK)
+			return p;
+		return found(lk, PREFLIGHT_ERROR, ELOOP,
+		             "a script as well: Linux follows %d #! interpreters down, the last "
+		             "a binary (%s)",
+		             INTERP_DEPTH_MAX, strerror(ELOOP));
+	}
+	p = check_interpreter(lk, interp, subject, depth + 1);
+	if (p != PREFLIGHT_OK)
+		return p;
 	const char *base = strrchr(interp, '/');
 	if (strcmp(base ? base + 1 : interp, "env") != 0 || !*arg)
 		return PREFLIGHT_OK;
-	char prog[SHEBANG_MAX];
-	env_program(arg, prog, sizeof(prog));
-	if (!*prog)
+	return check_env_program(lk, arg, depth + 1);
+}
+
+/* An ELF binary's dynamic loader, which execve opens as it would the
+ * binary: a binary built on another distribution (musl's
+ * /lib/ld-musl-x86_64.so.1) fails with ENOENT when it is not there. */
+static enum preflight check_elf(struct look *lk, int fd)
+{
+	char loader[PATH_MAX];
+	if (elf_interpreter(fd, loader, sizeof(loader)) <= 0)
 		return PREFLIGHT_OK;
-	if (strchr(prog, '/')) {
-		e = executable_file(prog);
-		if (e)
-			return say(PREFLIGHT_ERROR, why, len, "interpreter %s (through env): %s", prog,
-			           strerror(e));
-		return PREFLIGHT_OK;
+	char subject[PATH_MAX + 32];
+	snprintf(subject, sizeof(subject), "its ELF interpreter %s", loader);
+	return check_executable(lk, loader, subject);
+}
+
+/* What is in the file at path, the hook (depth 0) or an interpreter: an
+ * ELF binary, a #! line, or neither. */
+static enum preflight check_file(struct look *lk, const char *path, int depth)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		int e = errno;
+		/* execve needs no read permission for a binary: for an
+		 * interpreter, an unreadable one says nothing. */
+		return depth ? PREFLIGHT_OK
+		             : found(lk, PREFLIGHT_WARN, 0, "cannot read it to check its #! line: %s",
+		                     strerror(e));
 	}
-	if (!on_path(prog, hook_path))
-		return say(PREFLIGHT_ERROR, why, len,
-		           "interpreter '%s' (through env) is not on the PATH hooks get (%s)", prog,
-		           hook_path);
-	return PREFLIGHT_OK;
+	char buf[SHEBANG_MAX + 1];
+	ssize_t got = read(fd, buf, SHEBANG_MAX);
+	int e = errno;
+	enum preflight p = PREFLIGHT_OK;
+	if (got < 0) {
+		if (!depth)
+			p = found(lk, PREFLIGHT_WARN, 0, "cannot read it to check its #! line: %s",
+			          strerror(e));
+	} else if (got >= SELFMAG && memcmp(buf, ELFMAG, SELFMAG) == 0) {
+		p = check_elf(lk, fd);
+	} else if (got < 2 || buf[0] != '#' || buf[1] != '!') {
+		p = found(lk, PREFLIGHT_WARN, ENOEXEC, "no #! line and not an ELF binary (%s)",
+		          strerror(ENOEXEC));
+	} else {
+		buf[got] = '\0';
+		/* A NUL ends the line for the kernel too. */
+		buf[strcspn(buf, "\n")] = '\0';
+		p = check_shebang(lk, buf, depth);
+	}
+	close(fd);
+	return p;
+}
+
+static enum preflight look_at_hook(struct look *lk, const char *path)
+{
+	enum preflight p = check_executable(lk, path, path);
+	return p != PREFLIGHT_OK ? p : check_file(lk, path, 0);
 }
 
 enum preflight preflight_hook(const char *path, const char *hook_path, char *why, size_t len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return say(PREFLIGHT_WARN, why, len, "cannot read it to check its #! line: %s",
-		           strerror(errno));
-	char buf[SHEBANG_MAX + 1];
-	ssize_t got = read(fd, buf, SHEBANG_MAX);
-	int e = errno;
-	close(fd);
-	if (got < 0)
-		return say(PREFLIGHT_WARN, why, len, "cannot read it to check its #! line: %s",
-		           strerror(e));
-	buf[got] = '\0';
-	if (got >= 4 && memcmp(buf, "\177ELF", 4) == 0)
-		return PREFLIGHT_OK;
-	if (got < 2 || buf[0] != '#' || buf[1] != '!')
-		return say(PREFLIGHT_WARN, why, len,
-		           "no #! line and not an ELF binary: it may fail with \"Exec format "
-		           "error\"");
-	/* A NUL ends the line for the kernel too. */
-	buf[strcspn(buf, "\n")] = '\0';
-	return check_shebang(buf, hook_path, why, len);
+	struct look lk = {.hook_path = hook_path, .why = why, .len = len};
+	return look_at_hook(&lk, path);
+}
+
+bool preflight_exec_failure(const char *path, const char *hook_path, int err, char *why,
+                            size_t len)
+{
+	struct look lk = {.hook_path = hook_path, .why = why, .len = len};
+	return look_at_hook(&lk, path) != PREFLIGHT_OK && lk.exec_errno == err;
 }
 
 /* A user's private group: named after a user whose primary group it is,

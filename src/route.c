@@ -19,6 +19,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "preflight.h"
 #include "util.h"
 
 static const char default_route[] = "_default";
@@ -166,7 +167,10 @@ static void resolve_dir(struct route *r, int dfd, const char *hooks_dir, const c
 		if (!S_ISREG(st.st_mode))
 			continue; /* subdirectories, sockets: not hooks */
 		if (faccessat(fd, name, X_OK, AT_EACCESS) < 0) {
-			skip_entry(r, cand, name, "not executable");
+			skip_entry(r, cand, name,
+			           preflight_noexec_at(fd, name)
+			                   ? "not executable (its file system is mounted noexec)"
+			                   : "not executable");
 			continue;
 		}
 		names = xrealloc(names, (nnames + 1) * sizeof *names);
@@ -400,7 +404,11 @@ static int resolve_in(int dfd, const char *dir, char (*cands)[EVENT_NAME_MAX + 1
 			if (faccessat(dfd, cand, X_OK, AT_EACCESS) == 0)
 				add_hook(out, dir, cand, cand);
 			else
-				out->error = xasprintf("not executable: %s", cand);
+				out->error = xasprintf(
+					"not executable: %s%s", cand,
+					preflight_noexec_at(dfd, cand)
+						? " (its file system is mounted noexec)"
+						: "");
 		} else if (S_ISDIR(st.st_mode)) {
 			resolve_dir(out, dfd, dir, cand);
 		} else {

@@ -348,22 +348,24 @@ static const char *job_env_path(const struct spawn_job *j)
 }
 
 /*
- * execve's ENOENT names no file: the hook, routed a moment ago, may have
- * been removed since, or its #! line names an interpreter that is not
- * there (or ends in a carriage return). "No such file or directory" for
- * a hook that is there sent people looking for the wrong file, so say
- * which it is, as `hookd check` would.
+ * execve's ENOENT, EACCES and ENOEXEC name no file, and the file is often
+ * not the hook: the hook, routed a moment ago, may have been removed since,
+ * or its #! line names an interpreter that is not there (or ends in a
+ * carriage return), or its ELF loader is missing, or an interpreter is not
+ * executable. "No such file or directory" for a hook that is there sent
+ * people looking for the wrong file, so say which it is, as `hookd check`
+ * would.
  */
-static char *exec_enoent_error(const struct spawn_job *j)
+static char *exec_error(const struct spawn_job *j)
 {
 	const char *stage = stage_names[STAGE_EXEC];
-	if (access(j->path, F_OK) != 0)
+	if (j->err == ENOENT && access(j->path, F_OK) != 0)
 		return xasprintf("%s: %s (the hook was removed after it was routed)", stage,
 		                 strerror(ENOENT));
-	char why[512];
-	if (preflight_hook(j->path, job_env_path(j), why, sizeof(why)) == PREFLIGHT_ERROR)
+	char why[1024];
+	if (preflight_exec_failure(j->path, job_env_path(j), j->err, why, sizeof(why)))
 		return xasprintf("%s: %s", stage, why);
-	return xasprintf("%s: %s", stage, strerror(ENOENT));
+	return xasprintf("%s: %s", stage, strerror(j->err));
 }
 
 /* On the loop: a thread has started (or failed to start) j's hook. */
@@ -383,8 +385,8 @@ static void spawned(struct spawn_job *j)
 		if (j->stage == STAGE_CHDIR)
 			r->res.error = xasprintf("%s %s: %s", stage_names[j->stage], j->dir,
 			                         strerror(j->err));
-		else if (j->stage == STAGE_EXEC && j->err == ENOENT)
-			r->res.error = exec_enoent_error(j);
+		else if (j->stage == STAGE_EXEC)
+			r->res.error = exec_error(j);
 		else
 			r->res.error = xasprintf("%s: %s", stage_names[j->stage], strerror(j->err));
 		job_free(j);
