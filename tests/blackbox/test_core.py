@@ -63,6 +63,31 @@ def recv_answer(s, got, timeout):
     return got
 
 
+MISSING_LOADER = "/nonexistent/ld.so"
+
+
+def elf_with_missing_loader():
+    """/bin/true with its PT_INTERP (the dynamic loader) patched to
+    MISSING_LOADER: a binary built for a libc that is not here (Alpine's
+    /lib/ld-musl-x86_64.so.1). None if /bin/true is not a 64-bit
+    little-endian ELF with one."""
+    import struct
+    with open("/bin/true", "rb") as f:
+        data = bytearray(f.read())
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        return None
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    for i in range(phnum):
+        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", data,
+                                                                 phoff + i * phentsize)
+        if p_type == 3 and p_filesz > len(MISSING_LOADER):  # PT_INTERP
+            new = MISSING_LOADER.encode().ljust(p_filesz, b"\0")
+            data[p_offset:p_offset + p_filesz] = new
+            return bytes(data)
+    return None
+
+
 class Base(harness.HookdTestCase):
 
     def daemon(self, config=NF_CONFIG, hooks=None, **kw):
@@ -938,6 +963,56 @@ class TestExitAndLimits(Base):
                 for d in (shown, api):
                     self.assertEqual(d["error"], b["error"], d)
                     self.assertEqual(d["attempt_list"][0]["hooks"][0]["error"], e["error"], d)
+            self.assertNothingRan(h)
+
+    def test_exec_missing_elf_loader_names_it(self):
+        """A binary whose ELF interpreter (its dynamic loader) is not there
+        fails as a hook that cannot start does (500, no exit status), and
+        the answer, the log line and `hookd check` name the loader, not a
+        bare "No such file or directory". Nothing ran, no fallback either."""
+        elf = elf_with_missing_loader()
+        if elf is None:
+            self.skipTest("/bin/true has no PT_INTERP to patch")
+        hooks = {"build:start": (elf, 0o755), "_default": marker_hook("_default")}
+        want = "exec failed: its ELF interpreter %s: No such file or directory" % MISSING_LOADER
+        with self.daemon(hooks=hooks) as h:
+            b = self.assertAnswer(h.northflank(), 500)
+            e = self.hook_entry(b)
+            self.assertIsNone(e.get("exit"), e)
+            self.assertEqual(e.get("error"), want, e)
+            line = h.wait_log("msg=delivery", MISSING_LOADER)
+            self.assertIsNotNone(line, h.log_text())
+            self.assertIn(want, harness.parse_logfmt(line)["error"], line)
+            p = h.cli("check")
+            self.assertEqual(p.returncode, 2, p)
+            self.assertIn("error: build:start: its ELF interpreter %s: No such file or directory"
+                          % MISSING_LOADER, p.stdout)
+            self.assertNothingRan(h)
+
+    def test_exec_interpreter_chain_and_permission_say_which(self):
+        """execve's EACCES and the ENOENT of a script interpreter's own
+        missing interpreter name no file: the error names the link that
+        fails (an interpreter not executable, a script interpreter whose #!
+        interpreter is missing), as `hookd check` does."""
+        hooks = {"build:start": "#!{tmp}/plain.txt\necho hi\n",
+                 "build:success": "#!{tmp}/wrapper\necho hi\n",
+                 "_default": marker_hook("_default")}
+        with self.daemon(hooks=hooks) as h:
+            h.write_file("plain.txt", "not a program\n")
+            h.write_file("wrapper", "#!/nonexistent/sh\n", 0o755)
+            want = {"build:start": "exec failed: interpreter %s: Permission denied (not "
+                                   "executable: mode 0644)" % h.path("plain.txt"),
+                    "build:success": "exec failed: interpreter %s: interpreter /nonexistent/sh:"
+                                     " No such file or directory" % h.path("wrapper")}
+            for event, error in want.items():
+                b = self.assertAnswer(h.northflank(event=event), 500)
+                e = self.hook_entry(b)
+                self.assertIsNone(e.get("exit"), e)
+                self.assertEqual(e.get("error"), error, e)
+                self.assertIsNotNone(h.wait_log("msg=delivery", error), h.log_text())
+            out = h.cli("check").stdout
+            for event, error in want.items():
+                self.assertIn("error: %s: %s" % (event, error[len("exec failed: "):]), out)
             self.assertNothingRan(h)
 
     def test_hook_being_written_is_503(self):
@@ -1826,14 +1901,21 @@ class TestCommandLine(Base):
              "#!/usr/bin/env -S hookd-no-such-tool -x\n", 0o755, "'hookd-no-such-tool'"),
             # the kernel hands env "sh -e" as one word: no such program
             ("env NAME ARG without -S", "#!/usr/bin/env sh -e\nexit 0\n", 0o755, "'sh -e'"),
+            ("interpreter's own interpreter missing", "#!{tmp}/wrapper\nexit 0\n", 0o755,
+             "interpreter {tmp}/wrapper: interpreter /nonexistent/sh: No such file"),
         ]
+        elf = elf_with_missing_loader()
+        if elf is not None:
+            cases.append(("ELF loader missing", elf, 0o755,
+                          "its ELF interpreter %s: No such file or directory" % MISSING_LOADER))
         self.h.write_file("plain.txt", "not a program\n")
+        self.h.write_file("wrapper", "#!/nonexistent/sh\n", 0o755)
         for what, text, mode, needle in cases:
             with self.subTest(what):
                 self.h.write_hook("nx", text, mode)
                 rc, out, err = self.check_out()
                 self.assertEqual(rc, 2, (out, err))
-                self.assertIn(needle, out)
+                self.assertIn(self.h.subst(needle), out)
                 self.assertRegex(out, r"(?m)^  route nx: ")
                 self.assertIn("hookd: check: 1 error", err)
                 # in a directory route too
