@@ -35,7 +35,7 @@ static char *at(const char *name)
 	return xasprintf("%s/%s", tmp, name);
 }
 
-/* name in tmp with these bytes and mode; "{tmp}" in text is tmp. */
+/* name in tmp with these bytes and mode. */
 static void put(const char *name, const void *bytes, size_t n, mode_t mode)
 {
 	char *p = at(name);
@@ -46,7 +46,8 @@ static void put(const char *name, const void *bytes, size_t n, mode_t mode)
 	free(p);
 }
 
-static void put_text(const char *name, const char *text, mode_t mode)
+/* text with each "{tmp}" in it made tmp. */
+static char *with_tmp(const char *text)
 {
 	char *t = xstrdup(text);
 	char *s;
@@ -56,6 +57,12 @@ static void put_text(const char *name, const char *text, mode_t mode)
 		free(t);
 		t = n;
 	}
+	return t;
+}
+
+static void put_text(const char *name, const char *text, mode_t mode)
+{
+	char *t = with_tmp(text);
 	put(name, t, strlen(t), mode);
 	free(t);
 }
@@ -202,14 +209,7 @@ static void run_case(const struct hook_case *c, const char *hook_path)
 	enum preflight got = preflight_hook(path, hook_path, why, sizeof(why));
 	CHECK(got == c->want, "%s: level %d, want %d (%s)", c->name, got, c->want, why);
 	if (c->says) {
-		char *want = xstrdup(c->says);
-		char *s;
-		while ((s = strstr(want, "{tmp}")) != NULL) {
-			*s = '\0';
-			char *n = xasprintf("%s%s%s", want, tmp, s + 5);
-			free(want);
-			want = n;
-		}
+		char *want = with_tmp(c->says);
 		CHECK(strstr(why, want) != NULL, "%s: \"%s\" does not say \"%s\"", c->name, why,
 		      want);
 		free(want);
