@@ -141,10 +141,10 @@ static bool on_path(const char *name, const char *path, char *file, size_t filel
 	while (*path) {
 		size_t n = strcspn(path, ":");
 		/* An empty entry is the working directory: a hook's is its own. */
-		if (n > 0 && snprintf(file, filelen, "%.*s/%s", (int)n, path, name) < (int)filelen) {
-			if (executable_file(file) == 0)
-				return true;
-		}
+		if (n > 0 &&
+		    snprintf(file, filelen, "%.*s/%s", (int)n, path, name) < (int)filelen &&
+		    executable_file(file) == 0)
+			return true;
 		path += n;
 		if (*path)
 			path++;
@@ -346,9 +346,10 @@ static enum preflight check_file(struct look *lk, const char *path, int depth)
 		int e = errno;
 		/* execve needs no read permission for a binary: for an
 		 * interpreter, an unreadable one says nothing. */
-		return depth ? PREFLIGHT_OK
-		             : found(lk, PREFLIGHT_WARN, 0, "cannot read it to check its #! line: %s",
-		                     strerror(e));
+		if (depth)
+			return PREFLIGHT_OK;
+		return found(lk, PREFLIGHT_WARN, 0, "cannot read it to check its #! line: %s",
+		             strerror(e));
 	}
 	char buf[SHEBANG_MAX + 1];
 	ssize_t got = read(fd, buf, SHEBANG_MAX);

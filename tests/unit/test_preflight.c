@@ -323,9 +323,11 @@ static void test_hooks(void)
 		 "its ELF interpreter " LOADER_MISSING ": No such file or directory", ENOENT, true},
 		/* the kernel loads a 32-bit ELF only where it runs them */
 		{"elf32-missing", PREFLIGHT_ERROR,
-		 "its ELF interpreter " LOADER_MISSING ": No such file or directory", ENOENT, false},
+		 "its ELF interpreter " LOADER_MISSING ": No such file or directory", ENOENT,
+		 false},
 		{"elf64-loader-not-exec", PREFLIGHT_ERROR,
-		 "its ELF interpreter {tmp}/plain.txt: Permission denied (not executable: mode 0644)",
+		 "its ELF interpreter {tmp}/plain.txt: Permission denied (not executable: mode "
+		 "0644)",
 		 EACCES, true},
 		{"elf64-static", PREFLIGHT_OK, NULL, 0, false},
 		{"trunc-ident", PREFLIGHT_OK, NULL, 0, false},
@@ -349,14 +351,15 @@ static void test_hooks(void)
 		 ": No such file or directory",
 		 ENOENT, true},
 		{"script-not-exec", PREFLIGHT_ERROR,
-		 "interpreter {tmp}/plain.txt: Permission denied (not executable: mode 0644)", EACCES,
-		 true},
-		{"script-dir", PREFLIGHT_ERROR, "interpreter /tmp: Permission denied (not a regular file)",
+		 "interpreter {tmp}/plain.txt: Permission denied (not executable: mode 0644)",
 		 EACCES, true},
-		{"script-no-interp", PREFLIGHT_ERROR, "its #! line names no interpreter", ENOEXEC, true},
+		{"script-dir", PREFLIGHT_ERROR,
+		 "interpreter /tmp: Permission denied (not a regular file)", EACCES, true},
+		{"script-no-interp", PREFLIGHT_ERROR, "its #! line names no interpreter", ENOEXEC,
+		 true},
 		{"script-crlf", PREFLIGHT_ERROR, "carriage return", ENOENT, true},
-		{"no-shebang", PREFLIGHT_WARN, "no #! line and not an ELF binary (Exec format error)",
-		 ENOEXEC, true},
+		{"no-shebang", PREFLIGHT_WARN,
+		 "no #! line and not an ELF binary (Exec format error)", ENOEXEC, true},
 		{"script-ok", PREFLIGHT_OK, NULL, 0, true},
 		{"chain4", PREFLIGHT_ERROR,
 		 "interpreter {tmp}/c2: interpreter {tmp}/c3: interpreter {tmp}/c4: interpreter "
@@ -369,8 +372,8 @@ static void test_hooks(void)
 		 ENOENT, true},
 		{"chain-ok", PREFLIGHT_OK, NULL, 0, true},
 		{"chain-loop", PREFLIGHT_ERROR,
-		 "interpreter {tmp}/k4: a script as well: Linux follows 5 #! interpreters down, the "
-		 "last a binary (Too many levels of symbolic links)",
+		 "interpreter {tmp}/k4: a script as well: Linux follows 5 #! interpreters down, "
+		 "the last a binary (Too many levels of symbolic links)",
 		 ELOOP, true},
 		{"env-mid", PREFLIGHT_ERROR,
 		 "interpreter {tmp}/hookd-test-mid (through env): interpreter /nonexistent/sh: "
@@ -403,7 +406,8 @@ static void test_noexec(void)
 		check_failed = 0;
 		char *dir = at("nx");
 		mkdir(dir, 0755);
-		if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+		if (unshare(CLONE_NEWNS) != 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
 		    mount("tmpfs", dir, "tmpfs", MS_NOEXEC, "size=1m") != 0)
 			_exit(77);
 		size_t len;
@@ -415,13 +419,14 @@ static void test_noexec(void)
 		CHECK(preflight_noexec_at(AT_FDCWD, dir), "nx is mounted noexec");
 		struct hook_case c = {
 			"on-noexec", PREFLIGHT_ERROR,
-			"interpreter {tmp}/nx/true: Permission denied (its file system is mounted noexec)",
+			"interpreter {tmp}/nx/true: Permission denied (its file system is mounted "
+			"noexec)",
 			EACCES, true};
 		run_case(&c, tmp);
 		put_text("nx/hook", "#!/bin/sh\n", 0755);
 		struct hook_case h = {"nx/hook", PREFLIGHT_ERROR,
-		                      "{tmp}/nx/hook: Permission denied (its file system is mounted "
-		                      "noexec)",
+		                      "{tmp}/nx/hook: Permission denied (its file system is "
+		                      "mounted noexec)",
 		                      EACCES, true};
 		run_case(&h, tmp);
 		umount2(dir, MNT_DETACH);
