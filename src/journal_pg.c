@@ -61,8 +61,7 @@
  * space, which never meets these). "hookd" in ASCII, then a number. */
 #define LOCK_SCHEMA 0x686f6f6b640001LL
 #define LOCK_PRUNE 0x686f6f6b640002LL
-/* take_turn: (0x686f6f6b, hashtext(key)) */
-#define LOCK_KEY_CLASS "1752133483"
+/* take_turn's: LOCK_KEY_CLASS (journal_pg_private.h) */
 
 /* journal_max and journal_max_bytes are asked on every async delivery:
  * counted in the database at most this often, adjusted by this process's
@@ -357,10 +356,7 @@ static enum result pg_lookup(struct journal *jj, const char *endpoint, const cha
 	struct params p = {0};
 	p_text(&p, endpoint);
 	p_text(&p, delivery_id);
-	PGresult *r = run(j, "lookup",
-	                  "SELECT id, state, attempts FROM hookd_deliveries"
-	                  " WHERE delivery_id = $2::text AND endpoint = $1::text",
-	                  &p);
+	PGresult *r = run_prepared(j, "lookup", STMT_LOOKUP, &p);
 	p_free(&p);
 	if (!r)
 		return RESULT_ERROR;
@@ -377,32 +373,6 @@ static enum result pg_lookup(struct journal *jj, const char *endpoint, const cha
 	PQclear(r);
 	return ret;
 }
-
-/*
- * One statement: a new row, or a resend of a FAILED one updated in place
- * (attempts, the last attempt's outcome and the first receipt kept; a
- * replay before it no longer counts its retries, README "Async mode"). Any
- * other existing row (another instance recorded it since the caller's
- * lookup) returns nothing: JOURNAL_LOST.
- */
-static const char sql_record[] =
-	"INSERT INTO hookd_deliveries AS d (endpoint, delivery_id, event, remote_addr, async,"
-	" state, received_ms, updated_ms, run_attempt, run_started_ms, headers, body, body_len,"
-	" body_cut, serial_key, owner, fence, instance)"
-	" VALUES ($1::text, $2::text, $3::text, coalesce($4::text, ''), $5::boolean, $6::int,"
-	" $7::bigint, $7::bigint, CASE WHEN $6::int = 1 THEN 1 ELSE 0 END, $7::bigint, $8::text,"
-	" $9::bytea, $10::bigint, $11::boolean, $12::text, $13::text, 1, $13::text)"
-	" ON CONFLICT (delivery_id, endpoint) DO UPDATE SET event = excluded.event,"
-	" remote_addr = coalesce($4::text, d.remote_addr), async = excluded.async,"
-	" state = excluded.state, updated_ms = $14::bigint, next_due_ms = 0, replay_attempt = 0,"
-	" run_attempt = CASE WHEN excluded.state = 1 THEN d.attempts + 1 ELSE 0 END,"
-	" run_started_ms = $14::bigint, headers = excluded.headers, body = excluded.body,"
-	" body_len = excluded.body_len, body_cut = excluded.body_cut,"
-	" serial_key = excluded.serial_key, owner = excluded.owner,"
-	" fence = d.fence + 1, instance = excluded.instance,"
-	" queued_seq = nextval('hookd_queue_seq')"
-	" WHERE d.state = 4"
-	" RETURNING id, fence, run_attempt";
 
 static int64_t pg_record(struct journal *jj, const struct journal_new *d)
 {
@@ -440,7 +410,7 @@ static int64_t pg_record(struct journal *jj, const struct journal_new *d)
 	p_text(&p, d->key);
 	p_text(&p, j->instance);
 	p_int(&p, now_wall_ms());
-	PGresult *r = run(j, "record", sql_record, &p);
+	PGresult *r = run_prepared(j, "record", STMT_RECORD, &p);
 	p_free(&p);
 	free(headers);
 	if (!r)
@@ -457,15 +427,6 @@ static int64_t pg_record(struct journal *jj, const struct journal_new *d)
 	return rowid;
 }
 
-/* The fenced "mark running" of attempt_started and take_turn. take_turn's
- * key goes in the row too: one recorded without it (imported, or before its
- * endpoint had serialize) must hold its key for the other instances while
- * it runs. */
-static const char sql_started[] =
-	"UPDATE hookd_deliveries SET state = 1, run_attempt = $3::int, run_started_ms = $4::bigint,"
-	" updated_ms = $4::bigint, serial_key = coalesce($6::text, serial_key)"
-	" WHERE id = $1::bigint AND fence = $2::bigint AND owner = $5::text AND state < 3";
-
 static int mark_running(struct pg_journal *j, struct fence_slot *f, int attempt,
                         int64_t started_ms, const char *key)
 {
@@ -477,7 +438,7 @@ static int mark_running(struct pg_journal *j, struct fence_slot *f, int attempt,
 	p_int(&p, started_ms);
 	p_text(&p, j->instance);
 	p_text(&p, key);
-	PGresult *r = run(j, "attempt started", sql_started, &p);
+	PGresult *r = run_prepared(j, "attempt started", STMT_STARTED, &p);
 	p_free(&p);
 	if (!r)
 		return -1;
@@ -510,25 +471,6 @@ static int pg_attempt_started(struct journal *jj, int64_t rowid, int attempt, in
 	return mark_running(j, f, attempt, started_ms, NULL);
 }
 
-/* replay: true/false as given, or NULL (a negative value): whether the
- * delivery's last requeue asked for this attempt. */
-static const char sql_attempt[] =
-	"INSERT INTO hookd_attempts (delivery, attempt, started_ms, finished_ms, http, status,"
-	" error, replay, instance, client_gone) VALUES ($1::bigint, $2::int, $3::bigint,"
-	" $4::bigint, $5::int, $6::text, $7::text, coalesce($8::boolean, (SELECT replay_attempt ="
-	" $2::int FROM hookd_deliveries WHERE id = $1::bigint), false), $9::text, $10::boolean)"
-	" ON CONFLICT (delivery, attempt) DO UPDATE SET started_ms = excluded.started_ms,"
-	" finished_ms = excluded.finished_ms, http = excluded.http, status = excluded.status,"
-	" error = excluded.error, replay = excluded.replay, instance = excluded.instance,"
-	" client_gone = excluded.client_gone";
-
-static const char sql_hook[] =
-	"INSERT INTO hookd_hook_runs (delivery, attempt, seq, hook, exit, signal, ms, error, output)"
-	" VALUES ($1::bigint, $2::int, $3::int, $4::text, $5::int, $6::text, $7::bigint, $8::text,"
-	" $9::bytea) ON CONFLICT (delivery, attempt, seq) DO UPDATE SET hook = excluded.hook,"
-	" exit = excluded.exit, signal = excluded.signal, ms = excluded.ms,"
-	" error = excluded.error, output = excluded.output";
-
 static int insert_hooks(struct pg_journal *j, int64_t rowid, const struct journal_attempt *a)
 {
 	for (size_t i = 0; i < a->nhooks; i++) {
@@ -549,7 +491,7 @@ static int insert_hooks(struct pg_journal *j, int64_t rowid, const struct journa
 			p_bytes(&p, h->output, h->output_len);
 		else
 			p_null(&p);
-		int rc = run_cmd(j, "record hook", sql_hook, &p);
+		int rc = run_prepared_cmd(j, "record hook", STMT_HOOK, &p);
 		p_free(&p);
 		if (rc < 0)
 			return -1;
@@ -578,38 +520,12 @@ int insert_attempt(struct pg_journal *j, int64_t rowid, const struct journal_att
 		p_null(&p);
 	p_text(&p, instance);
 	p_bool(&p, a->client_gone);
-	int rc = run_cmd(j, "record attempt", sql_attempt, &p);
+	int rc = run_prepared_cmd(j, "record attempt", STMT_ATTEMPT, &p);
 	p_free(&p);
 	if (rc < 0)
 		return -1;
 	return insert_hooks(j, rowid, a);
 }
-
-/*
- * The outcome and the attempt in one statement (the attempt row only when
- * the fence matched); a final state cuts the body to body_max and gives up
- * the lease. In an UPDATE every expression sees the old row.
- */
-static const char sql_finish[] =
-	"WITH u AS (UPDATE hookd_deliveries SET state = $3::int,"
-	" attempts = greatest(attempts, $4::int), http = $5::int, status = $6::text,"
-	" error = $7::text, next_due_ms = $8::bigint, updated_ms = $9::bigint, run_attempt = 0,"
-	" body_cut = CASE WHEN $3::int >= 3 AND length(body) > $10::bigint THEN true"
-	"  ELSE body_cut END,"
-	" body = CASE WHEN $3::int >= 3 AND length(body) > $10::bigint"
-	"  THEN substr(body, 1, least($10::bigint, 2147483647)::int) ELSE body END,"
-	" owner = CASE WHEN $3::int >= 3 THEN NULL ELSE owner END"
-	" WHERE id = $1::bigint AND fence = $2::bigint AND owner = $11::text"
-	" RETURNING id, async, body_len, replay_attempt, state),"
-	" a AS (INSERT INTO hookd_attempts (delivery, attempt, started_ms, finished_ms, http,"
-	"  status, error, replay, instance, client_gone) SELECT id, $4::int, $12::bigint,"
-	"  $13::bigint, $5::int, $14::text, $7::text, replay_attempt = $4::int, $11::text,"
-	"  $15::boolean FROM u"
-	"  ON CONFLICT (delivery, attempt) DO UPDATE SET started_ms = excluded.started_ms,"
-	"  finished_ms = excluded.finished_ms, http = excluded.http, status = excluded.status,"
-	"  error = excluded.error, replay = excluded.replay, instance = excluded.instance,"
-	"  client_gone = excluded.client_gone)"
-	" SELECT async, body_len FROM u";
 
 static int finish_row(struct pg_journal *j, int64_t rowid, const struct journal_attempt *a,
                       enum delivery_state state, int64_t next_due_ms);
@@ -661,7 +577,7 @@ static int finish_row(struct pg_journal *j, int64_t rowid, const struct journal_
 		p_null(&p);
 	p_text(&p, a->status ? a->status : "");
 	p_bool(&p, a->client_gone);
-	PGresult *r = run(j, "record outcome", sql_finish, &p);
+	PGresult *r = run_prepared(j, "record outcome", STMT_FINISH, &p);
 	p_free(&p);
 	if (!r)
 		goto fail;
@@ -948,10 +864,7 @@ static void refresh_counts(struct pg_journal *j, bool force)
 		return;
 	if (j->noschema || !usable(j))
 		return;
-	PGresult *r = run(j, "count",
-	                  "SELECT count(*), coalesce(sum(body_len), 0) FROM hookd_deliveries"
-	                  " WHERE state < 3 AND async",
-	                  NULL);
+	PGresult *r = run_prepared(j, "count", STMT_PENDING, NULL);
 	if (!r)
 		return;
 	j->pending = col_i64(r, 0, 0);
@@ -977,9 +890,6 @@ static int64_t pg_pending_bytes(struct journal *jj)
 
 /* ---- several instances ---- */
 
-static const char sql_turn_lock[] =
-	"SELECT pg_advisory_xact_lock(" LOCK_KEY_CLASS ", hashtext($1::text))";
-
 static int pg_take_turn(struct journal *jj, int64_t rowid, const char *key, int attempt,
                         int64_t started_ms)
 {
@@ -998,16 +908,12 @@ static int pg_take_turn(struct journal *jj, int64_t rowid, const char *key, int 
 	 * lock is held until the commit makes the new RUNNING row visible. */
 	struct params p = {0};
 	p_text(&p, key);
-	PGresult *r = run(j, "take turn", sql_turn_lock, &p);
+	PGresult *r = run_prepared(j, "take turn", STMT_TURN_LOCK, &p);
 	PQclear(r);
 	if (!r)
 		goto fail;
 	p_int(&p, rowid);
-	r = run(j, "take turn",
-	        "SELECT 1 FROM hookd_deliveries WHERE serial_key = $1::text AND state < 3"
-	        " AND id <> $2::bigint AND (state = 1 OR (state = 0 AND queued_seq <"
-	        " (SELECT queued_seq FROM hookd_deliveries WHERE id = $2::bigint))) LIMIT 1",
-	        &p);
+	r = run_prepared(j, "take turn", STMT_TURN_WAIT, &p);
 	p_free(&p);
 	if (!r)
 		goto fail;

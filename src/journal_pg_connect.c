@@ -371,6 +371,7 @@ static bool reconnect_finish(struct pg_journal *j)
 		return false;
 	}
 	j->conn = c;
+	j->prepared = 0; /* a new session */
 	j->counted = false;
 	j->release_due = !j->readonly;
 	log_msg(LOG_LVL_INFO, "journal: PostgreSQL reachable again");
@@ -441,15 +442,11 @@ static void batch_lost(struct pg_journal *j)
 	log_msg(LOG_LVL_ERROR, "journal: a batch of writes was lost");
 }
 
-/* Runs one statement: its result (the caller clears it), or NULL (logged;
- * a broken connection puts the journal down; inside the batch, the batch
- * is lost). */
-PGresult *run(struct pg_journal *j, const char *what, const char *sql, struct params *p)
+/* A statement's result, if it succeeded (the caller clears it), else
+ * NULL: the failure logged; a broken connection puts the journal down;
+ * inside the batch, the batch is lost. */
+static PGresult *checked(struct pg_journal *j, const char *what, PGresult *r)
 {
-	if (!j->conn)
-		return NULL;
-	PGresult *r = p ? PQexecParams(j->conn, sql, p->n, NULL, p->val, p->len, p->fmt, 0)
-	                : PQexec(j->conn, sql);
 	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return r;
@@ -464,6 +461,51 @@ PGresult *run(struct pg_journal *j, const char *what, const char *sql, struct pa
 	if (j->batch)
 		batch_lost(j);
 	return NULL;
+}
+
+/* Runs one statement given as text: its result, or NULL (checked). */
+PGresult *run(struct pg_journal *j, const char *what, const char *sql, struct params *p)
+{
+	if (!j->conn)
+		return NULL;
+	return checked(j, what,
+	               p ? PQexecParams(j->conn, sql, p->n, NULL, p->val, p->len, p->fmt, 0)
+	                 : PQexec(j->conn, sql));
+}
+
+/*
+ * Runs one of the statements of journal_pg_statements.c, prepared on this
+ * connection first if it is not yet (the parameters' types are the SQL's
+ * casts, as with run). A prepare that fails is a statement that fails:
+ * logged, the connection or the batch lost as it says, and tried again at
+ * the next run. A prepared statement outlives a transaction rolled back;
+ * a new connection has none (reconnect_finish clears j->prepared).
+ */
+PGresult *run_prepared(struct pg_journal *j, const char *what, enum pg_stmt s, struct params *p)
+{
+	if (!j->conn)
+		return NULL;
+	const struct pg_statement *st = &pg_statements[s];
+	uint32_t bit = UINT32_C(1) << s;
+	if (!(j->prepared & bit)) {
+		PGresult *r = checked(j, what, PQprepare(j->conn, st->name, st->sql, 0, NULL));
+		if (!r)
+			return NULL;
+		PQclear(r);
+		j->prepared |= bit;
+	}
+	return checked(j, what,
+	               PQexecPrepared(j->conn, st->name, p ? p->n : 0, p ? p->val : NULL,
+	                              p ? p->len : NULL, p ? p->fmt : NULL, 0));
+}
+
+int run_prepared_cmd(struct pg_journal *j, const char *what, enum pg_stmt s, struct params *p)
+{
+	PGresult *r = run_prepared(j, what, s, p);
+	if (!r)
+		return -1;
+	PQclear(r);
+	return 0;
 }
 
 /* A statement whose rows are not wanted: 0, or -1. */

@@ -97,19 +97,13 @@ static void lease_param(struct params *p, const struct pg_journal *j)
 	p_int(p, j->lease_ms);
 }
 
-#define LEASE_EXPR(n) "now() + $" #n "::bigint * interval '1 millisecond'"
-
 /* This instance's lease, from now: one row, whatever it holds. */
 int renew_lease(struct pg_journal *j)
 {
 	struct params p = {0};
 	p_text(&p, j->instance);
 	lease_param(&p, j);
-	int rc = run_cmd(j, "renew lease",
-	                 "INSERT INTO hookd_instances AS i (name, lease_until)"
-	                 " VALUES ($1::text, " LEASE_EXPR(2) ")"
-	                 " ON CONFLICT (name) DO UPDATE SET lease_until = excluded.lease_until",
-	                 &p);
+	int rc = run_prepared_cmd(j, "renew lease", STMT_RENEW_LEASE, &p);
 	p_free(&p);
 	return rc;
 }

@@ -39,6 +39,8 @@
 #define ensure_up(...) pgj_ensure_up(__VA_ARGS__)
 #define run(...) pgj_run(__VA_ARGS__)
 #define run_cmd(...) pgj_run_cmd(__VA_ARGS__)
+#define run_prepared(...) pgj_run_prepared(__VA_ARGS__)
+#define run_prepared_cmd(...) pgj_run_prepared_cmd(__VA_ARGS__)
 #define tx_begin(...) pgj_tx_begin(__VA_ARGS__)
 #define tx_commit(...) pgj_tx_commit(__VA_ARGS__)
 #define tx_rollback(...) pgj_tx_rollback(__VA_ARGS__)
@@ -74,6 +76,7 @@
 	X(PQerrorMessage) \
 	X(PQexec) \
 	X(PQexecParams) \
+	X(PQexecPrepared) \
 	X(PQfinish) \
 	X(PQfreemem) \
 	X(PQgetisnull) \
@@ -82,6 +85,7 @@
 	X(PQhost) \
 	X(PQntuples) \
 	X(PQport) \
+	X(PQprepare) \
 	X(PQresultErrorField) \
 	X(PQresultErrorMessage) \
 	X(PQresultStatus) \
@@ -104,6 +108,7 @@ PQ_CALLS(PQ_POINTER)
 #define PQerrorMessage dl_PQerrorMessage
 #define PQexec dl_PQexec
 #define PQexecParams dl_PQexecParams
+#define PQexecPrepared dl_PQexecPrepared
 #define PQfinish dl_PQfinish
 #define PQfreemem dl_PQfreemem
 #define PQgetisnull dl_PQgetisnull
@@ -112,6 +117,7 @@ PQ_CALLS(PQ_POINTER)
 #define PQhost dl_PQhost
 #define PQntuples dl_PQntuples
 #define PQport dl_PQport
+#define PQprepare dl_PQprepare
 #define PQresultErrorField dl_PQresultErrorField
 #define PQresultErrorMessage dl_PQresultErrorMessage
 #define PQresultStatus dl_PQresultStatus
@@ -142,6 +148,33 @@ struct fence_slot *fence_find(struct fence_map *m, int64_t rowid);
 void fence_put(struct fence_map *m, int64_t rowid, int64_t fence, int run_attempt);
 void fence_del(struct fence_map *m, int64_t rowid);
 
+/* ---- the statements prepared on each connection (journal_pg_statements.c) ---- */
+
+/* take_turn's advisory lock: (0x686f6f6b, hashtext(key)), the two-int
+ * space, which never meets journal_pg.c's one-bigint keys. */
+#define LOCK_KEY_CLASS "1752133483"
+
+enum pg_stmt {
+	STMT_LOOKUP,
+	STMT_RECORD,
+	STMT_STARTED,
+	STMT_ATTEMPT,
+	STMT_HOOK,
+	STMT_FINISH,
+	STMT_TURN_LOCK,
+	STMT_TURN_WAIT,
+	STMT_RENEW_LEASE,
+	STMT_PENDING,
+	STMT_N
+};
+
+struct pg_statement {
+	const char *name; /* on the server, for the session */
+	const char *sql;
+};
+
+extern const struct pg_statement pg_statements[STMT_N];
+
 /* ---- the handle ---- */
 
 struct pg_journal {
@@ -163,6 +196,9 @@ struct pg_journal {
 	/* Reconnected: the rows owned but not held are let go (release_unheld). */
 	bool release_due;
 	struct fence_map fences;
+	/* The statements prepared on conn, a bit each (1 << enum pg_stmt):
+	 * none on a new connection. */
+	uint32_t prepared;
 	/* Group commit (journal.h): the batch's transaction, and the rows it
 	 * recorded, whose fences go if it is lost. */
 	bool batching, batch;
@@ -225,6 +261,8 @@ int64_t connect_bound_ms(PGconn *c);
 bool ensure_up(struct pg_journal *j);
 PGresult *run(struct pg_journal *j, const char *what, const char *sql, struct params *p);
 int run_cmd(struct pg_journal *j, const char *what, const char *sql, struct params *p);
+PGresult *run_prepared(struct pg_journal *j, const char *what, enum pg_stmt s, struct params *p);
+int run_prepared_cmd(struct pg_journal *j, const char *what, enum pg_stmt s, struct params *p);
 int tx_begin(struct pg_journal *j);
 int tx_commit(struct pg_journal *j);
 void tx_rollback(struct pg_journal *j);

@@ -973,6 +973,70 @@ static void test_outage(void)
 	journal_close(a);
 }
 
+/* The server process of an instance's connection (-1: none). */
+static int64_t backend_of(const char *instance)
+{
+	return sql_int("SELECT max(pid) FROM pg_stat_activity WHERE application_name = '%s_%s'",
+	               schema, instance);
+}
+
+/* A delivery's way through the statements that are prepared (lookup,
+ * record, start, outcome with its hooks, a turn, the counts): whether each
+ * step worked. */
+static bool one_delivery(struct journal *j, const char *id, const char *keyed_id)
+{
+	int64_t row = rec(j, "prep", id, true, T0, "x");
+	int64_t keyed = rec_key(j, "prep", keyed_id, true, T0, "y", "prep-key");
+	int64_t pending = journal_pending_count(j);
+	return row > 0 && keyed > 0 && pending >= 2 &&
+	       journal_lookup(j, "prep", id, NULL, NULL, NULL) == RESULT_OK &&
+	       journal_attempt_started(j, row, 1, T0 + 1000) == 0 &&
+	       finish(j, row, 1, 200, DSTATE_SUCCEEDED) == 0 &&
+	       journal_take_turn(j, keyed, "prep-key", 1, T0 + 1000) == RESULT_OK &&
+	       finish(j, keyed, 1, 200, DSTATE_SUCCEEDED) == 0;
+}
+
+/* The hot statements are prepared once a connection (journal_pg_statements.c).
+ * A reconnect is a new session, which has none: they are prepared again
+ * there before use. A prepare that fails fails the call as a statement
+ * would, the journal still up, and is tried again at the next call. */
+static void test_prepared_again_after_reconnect(void)
+{
+	struct journal *a = open_as("prep", NULL, false, NULL);
+	CHECK(one_delivery(a, "p1", "k1"), "every step on the first connection");
+	int64_t before = backend_of("prep");
+	terminate("prep");
+	CHECK(rec(a, "prep", "p2", true, T0, "x") == -1, "the call that finds it broken fails");
+	sleep_ms(300);
+	CHECK(reconnect(a), "the heartbeat reconnects (the lease's statement prepared again)");
+	int64_t after = backend_of("prep");
+	CHECK(after > 0 && after != before, "a new session (%lld, was %lld)", (long long)after,
+	      (long long)before);
+	CHECK(one_delivery(a, "p3", "k3"), "every step again on the new connection");
+
+	/* On a new session again, nothing prepared but the lease's: the
+	 * hooks' statement cannot be prepared while its table is away. */
+	terminate("prep");
+	CHECK(journal_heartbeat(a) == -1 && !journal_up(a), "down");
+	sleep_ms(300);
+	CHECK(reconnect(a), "reconnected");
+	int64_t row = rec(a, "prep", "p4", true, T0, "x");
+	CHECK(row > 0 && journal_attempt_started(a, row, 1, T0 + 1000) == 0, "p4 runs");
+	sql_do("ALTER TABLE hookd_hook_runs RENAME TO hookd_hook_runs_away");
+	CHECK(finish(a, row, 1, 200, DSTATE_SUCCEEDED) == -1, "the prepare fails: the call fails");
+	sql_do("ALTER TABLE hookd_hook_runs_away RENAME TO hookd_hook_runs");
+	CHECK(journal_up(a), "a failed prepare is not an outage");
+	CHECK(sql_int("SELECT state FROM hookd_deliveries WHERE id = %lld", (long long)row) ==
+	              DSTATE_RUNNING,
+	      "its transaction rolled back");
+	CHECK(finish(a, row, 1, 200, DSTATE_SUCCEEDED) == 0, "prepared at the next call");
+	struct seen s = read_row(a, row);
+	CHECK(s.e.state == DSTATE_SUCCEEDED && s.attempts == 1 && s.hooks == 2,
+	      "written once, hooks and all (%d, %d attempts, %d hooks)", s.e.state, s.attempts,
+	      s.hooks);
+	journal_close(a);
+}
+
 /* A delivery whose row has no key yet (imported, or recorded before its
  * endpoint had serialize) holds its key once it runs: no other instance
  * starts one with the same key meanwhile. */
@@ -1689,6 +1753,7 @@ int main(void)
 	test_prune();
 	test_import();
 	test_outage();
+	test_prepared_again_after_reconnect();
 	test_turn_key_taken_at_run();
 	test_resend_goes_behind();
 	test_unwritten_outcome_stays_held();
