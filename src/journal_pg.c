@@ -44,7 +44,9 @@
  * transactions and the batch);
  * journal_pg_lease.c (the fences held, this instance's lease);
  * journal_pg_take.c (recovery, adoption, stealing); journal_pg_read.c
- * (reading back, import); journal_pg_private.h, what they share.
+ * (reading back, import); journal_pg_statements.c (the statements of every
+ * delivery, prepared once a connection); journal_pg_private.h, what they
+ * share.
  */
 #include "journal_pg_private.h"
 
