@@ -372,6 +372,7 @@ static bool reconnect_finish(struct pg_journal *j)
 	}
 	j->conn = c;
 	j->prepared = 0; /* a new session */
+	j->custom_plans = false;
 	j->counted = false;
 	j->release_due = !j->readonly;
 	log_msg(LOG_LVL_INFO, "journal: PostgreSQL reachable again");
@@ -474,6 +475,31 @@ PGresult *run(struct pg_journal *j, const char *what, const char *sql, struct pa
 }
 
 /*
+ * The prepared statements' plans are made again at every run ("custom"), as
+ * PQexecParams' were: what preparing saves is the parse and analysis. The
+ * server's default would settle on one generic plan after five runs, chosen
+ * on the table's statistics of that moment, and keep it until the table is
+ * analyzed again: on a new journal's empty table that plan found a delivery
+ * by scanning its endpoint's rows (the look-up) or its owner's (a run's
+ * start), and a burst of 10,000 ran at half the speed of unprepared
+ * statements (tests/bench/RESULTS.md). plan_cache_mode is PostgreSQL 12's;
+ * an older server keeps its default. Set outside a transaction only: a SET
+ * in a batch that is lost would be rolled back with it. -1: the connection
+ * went down.
+ */
+static int ask_custom_plans(struct pg_journal *j)
+{
+	if (PQtransactionStatus(j->conn) != PQTRANS_IDLE)
+		return 0; /* at a later run */
+	j->custom_plans = true;
+	if (PQserverVersion(j->conn) < 120000)
+		return 0;
+	if (run_cmd(j, "plan cache mode", "SET plan_cache_mode = force_custom_plan", NULL) < 0)
+		return j->conn ? 0 : -1; /* refused: logged, generic plans then */
+	return 0;
+}
+
+/*
  * Runs one of the statements of journal_pg_statements.c, prepared on this
  * connection first if it is not yet (the parameters' types are the SQL's
  * casts, as with run). A prepare that fails is a statement that fails:
@@ -484,6 +510,8 @@ PGresult *run(struct pg_journal *j, const char *what, const char *sql, struct pa
 PGresult *run_prepared(struct pg_journal *j, const char *what, enum pg_stmt s, struct params *p)
 {
 	if (!j->conn)
+		return NULL;
+	if (!j->custom_plans && ask_custom_plans(j) < 0)
 		return NULL;
 	const struct pg_statement *st = &pg_statements[s];
 	uint32_t bit = UINT32_C(1) << s;

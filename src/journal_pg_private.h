@@ -89,6 +89,7 @@
 	X(PQresultErrorField) \
 	X(PQresultErrorMessage) \
 	X(PQresultStatus) \
+	X(PQserverVersion) \
 	X(PQsetNoticeProcessor) \
 	X(PQstatus) \
 	X(PQtransactionStatus) \
@@ -121,6 +122,7 @@ PQ_CALLS(PQ_POINTER)
 #define PQresultErrorField dl_PQresultErrorField
 #define PQresultErrorMessage dl_PQresultErrorMessage
 #define PQresultStatus dl_PQresultStatus
+#define PQserverVersion dl_PQserverVersion
 #define PQsetNoticeProcessor dl_PQsetNoticeProcessor
 #define PQstatus dl_PQstatus
 #define PQtransactionStatus dl_PQtransactionStatus
@@ -199,6 +201,7 @@ struct pg_journal {
 	/* The statements prepared on conn, a bit each (1 << enum pg_stmt):
 	 * none on a new connection. */
 	uint32_t prepared;
+	bool custom_plans; /* conn's plan_cache_mode set (run_prepared) */
 	/* Group commit (journal.h): the batch's transaction, and the rows it
 	 * recorded, whose fences go if it is lost. */
 	bool batching, batch;
