@@ -4,8 +4,9 @@
  * outcome, a turn on its key) or on every tick (the lease, the counts),
  * each with its name on the server and its SQL. run_prepared
  * (journal_pg_connect.c) prepares one on a connection the first time it
- * runs there, so that the server parses and plans it once a session
- * rather than once a call; a new connection (a reconnect) prepares again.
+ * runs there, so that the server parses it once a session rather than
+ * once a call (it still plans it at every run: ask_custom_plans); a new
+ * connection (a reconnect) prepares again.
  * Statements that run rarely stay text (run) where they are used.
  */
 #include "journal_pg_private.h"
