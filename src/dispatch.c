@@ -593,7 +593,7 @@ static bool record_committed(struct job *j);
  * full): its first hook never started. A row committed before that batch
  * (an async delivery, a sync one that waited for a slot or its key) has
  * an attempt that could not start for a reason that may pass: 503
- * `failed`, retried as such when async. Otherwise the batch took the
+ * `failed`, retried as such when async. Otherwise a batch took the
  * delivery's record with it (or a resend's rewrite of its failed row): the
  * journal holds nothing new of it and nothing ran, which is README "HTTP
  * answers"' 503 `overloaded`, no attempt, no hook.
@@ -605,8 +605,9 @@ void job_start_lost(struct job *j)
 	/* A batch lost after another write had committed the batch before it
 	 * (mid-turn) leaves the record of a sync delivery that did not wait in
 	 * place, running: it gets its failed attempt too, not a row stuck
-	 * running. */
-	if (delivery_async(d) || j->recorded_waiting || record_committed(j)) {
+	 * running. One that waited for a slot or its key is looked up too:
+	 * its record may have gone with an earlier lost batch. */
+	if (delivery_async(d) || record_committed(j)) {
 		delivery_set_outcome(d, 503, "failed", xstrdup("cannot write the journal"));
 		delivery_set_retry_after(d, RETRY_AFTER_OVERLOAD);
 		job_release(j);

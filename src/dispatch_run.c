@@ -169,8 +169,10 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 }
 
 /* An attempt begins: the delivery whole (a shell is read back), its
- * environment, its route, and the journal's record that it runs. */
-static void attempt_begins(struct job *j)
+ * environment, its route, and the journal's record that it runs. False:
+ * a sync delivery that waited could not be marked running (its record may
+ * have gone with a lost batch): it must not run (job_start_lost). */
+static bool attempt_begins(struct job *j)
 {
 	struct dispatcher *ds = j->ds;
 	char err[128];
@@ -192,10 +194,11 @@ static void attempt_begins(struct job *j)
 	 * attempt already (journal_record): asking again would only cost a
 	 * read. A shared journal recorded it before it entered RUNNING
 	 * (turn_taken). */
+	bool started = true;
 	if (ds->journal && delivery_rowid(d) && (delivery_async(d) || j->recorded_waiting) &&
 	    !ds->shared)
-		journal_attempt_started(ds->journal, delivery_rowid(d), delivery_attempt(d),
-		                        now_wall_ms());
+		started = journal_attempt_started(ds->journal, delivery_rowid(d), delivery_attempt(d),
+		                                  now_wall_ms()) == 0 || delivery_async(d);
 	else if (!ds->journal && j->recorded_waiting && !delivery_id_generated(d))
 		idstore_set(ds->ids, delivery_endpoint(d)->name, delivery_id(d), DSTATE_RUNNING,
 		            delivery_attempt(d));
@@ -208,14 +211,17 @@ static void attempt_begins(struct job *j)
 		struct log_delivery who = delivery_who(d);
 		log_about(LOG_LVL_WARN, "hook skipped", &who, kv, ARRAY_SIZE(kv));
 	}
+	return started;
 }
 
 void job_run_next_hook(struct job *j)
 {
 	struct dispatcher *ds = j->ds;
 	bool first = j->next_hook == 0;
-	if (first)
-		attempt_begins(j);
+	if (first && !attempt_begins(j)) {
+		job_start_lost(j);
+		return;
+	}
 	struct delivery *d = j->d;
 	/* Whatever decides before a hook runs is looked at once, as the
 	 * attempt begins; after that, the chain ends when its hooks do. */

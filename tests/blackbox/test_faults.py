@@ -1,0 +1,240 @@
+"""Black-box fault tests of the promise that hookd never loses or double-runs
+a delivery (README "Delivery guarantees", "A journal write that fails"),
+with the SQLite journal, under load from several clients at once, sync and
+async endpoints together.
+
+The faults come from tests/blackbox/syncshim.c, loaded with LD_PRELOAD:
+while the file it is told of (SYNCSHIM_FAULT) exists, every write and sync
+of the journal's files fails with EIO or ENOSPC, a disk that fails for a
+moment and recovers. Every hook run appends its delivery id to {tmp}/ran,
+so that each run is counted; the tests hold each answer against those
+counts:
+
+- 202 accepted: runs exactly once (after a restart if need be);
+- 200 ok: ran exactly once; 503 overloaded: never ran;
+- 503 of an async acceptance whose sync failed: at most once;
+- no delivery runs twice, before or after a restart.
+"""
+
+import http.client
+import json
+import os
+import sys
+import threading
+import time
+import unittest
+from collections import Counter
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import (NF_INTEGRATION_ID, NF_INTEGRATION_NAME, NF_PREFIX, NF_TOKEN,  # noqa: E402
+                     binary_has_asan, main, sample_json, sh, sqlite_only)
+from harness import JournalHookd as Hookd  # noqa: E402
+from harness import journal_config as config  # noqa: E402
+from test_groupcommit import shim_path  # noqa: E402
+
+EVENT = "build:start"  # the sample payload's event
+RAN = sh("echo \"$HOOK_ID\" >> '{tmp}/ran'\nexit 0")
+# A second endpoint, async, beside the sync one at /webhook.
+ASYNC_ENDPOINT = ("[endpoint async]\npath = /async\nscheme = northflank\nsecret = %s\n"
+                  "mode = async\n" % NF_TOKEN)
+
+
+def post(port, path, eid, timeout=10.0):
+    """A Northflank delivery of the sample payload; (HTTP status, the
+    answer's status, its error)."""
+    data = json.dumps(sample_json()).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("POST", path, data, {
+            "Content-Type": "application/json",
+            NF_PREFIX + "Id": NF_INTEGRATION_ID,
+            NF_PREFIX + "Name": NF_INTEGRATION_NAME,
+            NF_PREFIX + "Token": NF_TOKEN,
+            NF_PREFIX + "Event-Id": eid,
+            NF_PREFIX + "Event-Type": EVENT,
+        })
+        r = conn.getresponse()
+        raw = r.read()
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            obj = {}
+        return r.status, obj.get("status"), obj.get("error")
+    finally:
+        conn.close()
+
+
+class Load:
+    """Clients that post new ids to the sync and the async endpoint until
+    stopped (or `limit` each), recording every answer: {id: (path, status,
+    said)}; an id whose request got no answer is in `unanswered`."""
+
+    def __init__(self, h, clients=6, limit=400):
+        self.h = h
+        self.answers = {}
+        self.unanswered = set()
+        self.lock = threading.Lock()
+        self.stop_ev = threading.Event()
+        self.threads = [threading.Thread(target=self.client, args=(k, limit))
+                        for k in range(clients)]
+
+    def client(self, k, limit):
+        path = "/async" if k % 2 else "/webhook"
+        for n in range(limit):
+            if self.stop_ev.is_set():
+                return
+            eid = "f%d-%d" % (k, n)
+            try:
+                got = post(self.h.port, path, eid)
+            except OSError:
+                with self.lock:
+                    self.unanswered.add(eid)
+                continue
+            with self.lock:
+                self.answers[eid] = (path,) + got
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(60)
+
+    def count(self):
+        with self.lock:
+            return len(self.answers)
+
+
+class Faults(unittest.TestCase):
+
+    def shimmed(self, cfg):
+        if binary_has_asan():
+            self.skipTest("LD_PRELOAD before the ASan runtime")
+        shim = shim_path()
+        if not shim:
+            self.skipTest("no C compiler for the shim")
+        h = Hookd(cfg, {EVENT: RAN}, start=False)
+        h.env.update(LD_PRELOAD=shim, SYNCSHIM_FAULT=h.path("fault"))
+        # The failing disk is logged at error, as it should be.
+        h.check_no_secrets = lambda: harness.Hookd.check_no_secrets(h)
+        h.start()
+        return h
+
+    def fault(self, h, errno_name):
+        h.write_file("fault", errno_name)
+
+    def heal(self, h):
+        os.unlink(h.path("fault"))
+
+    def check_counts(self, h, answers, final):
+        """Every answer against the runs counted so far; final: after the
+        restart, when every 202 must have run."""
+        ran = Counter(h.ran())
+        twice = {eid: n for eid, n in ran.items() if n > 1}
+        self.assertEqual(twice, {}, "ran more than once")
+        unknown = [eid for eid in ran if eid not in answers]
+        wrong = {}
+        for eid, (path, status, said, error) in answers.items():
+            n = ran.get(eid, 0)
+            if status == 200 and said == "ok" and n != 1:
+                wrong[eid] = (status, said, n)
+            elif (status == 503 and said == "overloaded" and
+                  error != "cannot sync the journal" and n != 0):
+                wrong[eid] = (status, said, n)
+            elif status == 202 and final and n != 1:
+                wrong[eid] = (status, said, n)
+            elif status not in (200, 202, 503):
+                wrong[eid] = (status, said, n)
+        self.assertEqual(wrong, {}, "answer and runs disagree (status, said, runs)")
+        return ran, unknown
+
+    @sqlite_only
+    def test_journal_fails_for_moments_under_load(self):
+        cfg = config(server="max_running = 4\n", extra=ASYNC_ENDPOINT)
+        with self.shimmed(cfg) as h:
+            with Load(h, clients=6, limit=2000) as load:
+                self.assertTrue(harness.wait_until(lambda: load.count() >= 60, 20))
+                for k in range(4):
+                    self.fault(h, "EIO" if k % 2 else "ENOSPC")
+                    time.sleep(0.3)
+                    self.heal(h)
+                    time.sleep(0.4)
+            answers = dict(load.answers)
+            said = Counter((a[0], a[1], a[2]) for a in answers.values())
+            # The faults were felt, on both endpoints, and said so.
+            self.assertGreater(said[("/webhook", 503, "overloaded")], 0, said)
+            self.assertGreater(said[("/async", 503, "overloaded")], 0, said)
+            self.assertGreater(said[("/async", 202, "accepted")], 0, said)
+            self.assertGreater(said[("/webhook", 200, "ok")], 0, said)
+            self.assertIsNotNone(h.wait_log("a batch of writes was lost", timeout=0.1))
+            accepted = [eid for eid, a in answers.items() if a[1] == 202]
+            rows = h.wait_states(accepted, timeout=30)
+            self.assertEqual(Counter(r["state"] for r in rows.values()),
+                             Counter(succeeded=len(accepted)))
+            time.sleep(1.5)
+            self.check_counts(h, answers, final=False)
+            h.stop()
+            h.start()
+            h.wait_states(accepted, timeout=30)
+            time.sleep(1.5)
+            ran, unknown = self.check_counts(h, answers, final=True)
+            self.assertEqual(unknown, [], "ran with no answer")
+
+    @sqlite_only
+    def test_record_lost_while_waiting_for_a_slot(self):
+        """One slot. A sync delivery that waits for it has its record lost
+        with a batch: once the slot is free, it is answered 503 overloaded
+        and does not run (it used to run, answered 200, with no row), and
+        no outcome is kept for a row that is not there: one would be
+        written again each second for ever, holding back an outcome lost
+        with a later batch (that async delivery then stayed `running`, and
+        ran again at the next start)."""
+        hook = sh("[ -e '{tmp}/hold' ] && while [ -e '{tmp}/hold' ]; do sleep 0.05; done\n"
+                  "echo \"$HOOK_ID\" >> '{tmp}/ran'\n"
+                  "case $HOOK_ID in lose-*) echo EIO > '{tmp}/fault';; esac\nexit 0")
+        cfg = config(server="max_running = 1\n", extra=ASYNC_ENDPOINT)
+        h = self.shimmed(cfg)
+        h.write_hook(EVENT, hook)
+        with h:
+            h.write_file("hold", "")
+            first = threading.Thread(target=post, args=(h.port, "/webhook", "first"))
+            first.start()
+            self.assertIn("first", h.wait_states(["first"], states=("running",), timeout=5))
+            # The waiting one's record goes with its batch.
+            self.fault(h, "EIO")
+            waiting = {}
+            second = threading.Thread(target=lambda: waiting.update(
+                r=post(h.port, "/webhook", "waiting")))
+            second.start()
+            self.assertIsNotNone(h.wait_log("a batch of writes was lost", timeout=5))
+            self.heal(h)
+            os.unlink(h.path("hold"))
+            first.join(10)
+            second.join(10)
+            # README "A journal write that fails": not recorded, so 503
+            # overloaded, and nothing of it runs.
+            self.assertEqual(waiting.get("r"), (503, "overloaded", "cannot write the journal"))
+            # An async delivery whose outcome the next batch loses (its
+            # hook fails the disk as it ends): written again once healed.
+            self.assertEqual(post(h.port, "/async", "lose-1")[:2], (202, "accepted"))
+            self.assertIsNotNone(h.wait_log("may have been lost with a batch", "id=lose-1",
+                                            timeout=10), h.log_text())
+            self.heal(h)
+            rows = h.wait_states(["lose-1"], timeout=5)
+            self.assertEqual(rows["lose-1"]["state"], "succeeded", "its outcome never written")
+            h.stop()
+            h.start()
+            time.sleep(1)
+            ran = Counter(h.ran())
+            self.assertEqual(ran["lose-1"], 1, "ran again after the restart")
+            self.assertEqual(ran["first"], 1)
+            self.assertEqual(ran["waiting"], 0, "ran with its record lost")
+            self.assertIsNone(h.wait_log("was never written", timeout=0.1), h.log_text())
+
+
+if __name__ == "__main__":
+    main()
