@@ -8,7 +8,10 @@
  * was written. Times are CLOCK_MONOTONIC nanoseconds, the clock of Python's
  * time.monotonic_ns(). SYNCSHIM_DELAY_MS makes each sync of the WAL take at
  * least that long (a slow disk), so that many acceptances arrive while one
- * is under way. Not part of hookd.
+ * is under way. SYNCSHIM_FAULT names a switch file: while it exists, every
+ * write and sync of the journal's files (journal.db and its -wal) fails
+ * with the errno its first word names (EIO or ENOSPC, test_faults.py), a
+ * disk that fails and then recovers. Not part of hookd.
  */
 /* It defines pwrite and pwrite64 both: neither may be renamed to the other. */
 #undef _FILE_OFFSET_BITS
@@ -16,6 +19,7 @@
 #define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -68,6 +72,29 @@ static int is_wal(int fd)
 	return strcmp(path + n - 4, "-wal") == 0;
 }
 
+/* The errno the switch file asks for now, for a write or sync on fd; 0: none. */
+static int fault(int fd)
+{
+	const char *sw = getenv("SYNCSHIM_FAULT");
+	if (!sw || !*sw)
+		return 0;
+	int f = open(sw, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return 0;
+	char word[16] = "";
+	ssize_t n = read(f, word, sizeof(word) - 1);
+	close(f);
+	char link[64], path[4096];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t len = readlink(link, path, sizeof(path) - 1);
+	if (len < 0)
+		return 0;
+	path[len] = '\0';
+	if (!strstr(path, "/journal.db"))
+		return 0;
+	return n > 0 && strncmp(word, "ENOSPC", 6) == 0 ? ENOSPC : EIO;
+}
+
 typedef ssize_t (*write_fn)(int, const void *, size_t);
 typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
 typedef int (*sync_fn)(int);
@@ -115,6 +142,11 @@ static int logged_sync(const char *name, int fd)
 	sync_fn f;
 	real(name, &f, sizeof(f));
 	int wal = is_wal(fd);
+	int err = fault(fd);
+	if (err) {
+		errno = err;
+		return -1;
+	}
 	long n = atomic_fetch_add(&seq, 1);
 	int64_t t0 = now_ns();
 	int rc = f(fd);
@@ -145,6 +177,11 @@ ssize_t write(int fd, const void *buf, size_t n)
 	static write_fn w;
 	if (!w)
 		real("write", &w, sizeof(w));
+	int err = fault(fd);
+	if (err) {
+		errno = err;
+		return -1;
+	}
 	ssize_t r = w(fd, buf, n);
 	if (r > 0)
 		note_write(fd, buf, (size_t)r, now_ns());
@@ -155,6 +192,11 @@ static ssize_t logged_pwrite(const char *name, int fd, const void *buf, size_t n
 {
 	pwrite_fn w;
 	real(name, &w, sizeof(w));
+	int err = fault(fd);
+	if (err) {
+		errno = err;
+		return -1;
+	}
 	ssize_t r = w(fd, buf, n, off);
 	if (r > 0)
 		note_write(fd, buf, (size_t)r, now_ns());
