@@ -10,8 +10,9 @@
  * least that long (a slow disk), so that many acceptances arrive while one
  * is under way. SYNCSHIM_FAULT names a switch file: while it exists, every
  * write and sync of the journal's files (journal.db and its -wal) fails
- * with the errno its first word names (EIO or ENOSPC, test_faults.py), a
- * disk that fails and then recovers. Not part of hookd.
+ * with the errno its first word names (EIO or ENOSPC; SYNC: only the syncs
+ * fail, with EIO; test_faults.py), a disk that fails and then recovers.
+ * Not part of hookd.
  */
 /* It defines pwrite and pwrite64 both: neither may be renamed to the other. */
 #undef _FILE_OFFSET_BITS
@@ -72,8 +73,9 @@ static int is_wal(int fd)
 	return strcmp(path + n - 4, "-wal") == 0;
 }
 
-/* The errno the switch file asks for now, for a write or sync on fd; 0: none. */
-static int fault(int fd)
+/* The errno the switch file asks for now, for a write (syncing false) or a
+ * sync on fd; 0: none. A first word SYNC fails the syncs only (EIO). */
+static int fault(int fd, int syncing)
 {
 	const char *sw = getenv("SYNCSHIM_FAULT");
 	if (!sw || !*sw)
@@ -92,6 +94,8 @@ static int fault(int fd)
 	path[len] = '\0';
 	if (!strstr(path, "/journal.db"))
 		return 0;
+	if (n > 0 && strncmp(word, "SYNC", 4) == 0)
+		return syncing ? EIO : 0;
 	return n > 0 && strncmp(word, "ENOSPC", 6) == 0 ? ENOSPC : EIO;
 }
 
@@ -142,7 +146,7 @@ static int logged_sync(const char *name, int fd)
 	sync_fn f;
 	real(name, &f, sizeof(f));
 	int wal = is_wal(fd);
-	int err = fault(fd);
+	int err = fault(fd, 1);
 	if (err) {
 		errno = err;
 		return -1;
@@ -177,7 +181,7 @@ ssize_t write(int fd, const void *buf, size_t n)
 	static write_fn w;
 	if (!w)
 		real("write", &w, sizeof(w));
-	int err = fault(fd);
+	int err = fault(fd, 0);
 	if (err) {
 		errno = err;
 		return -1;
@@ -192,7 +196,7 @@ static ssize_t logged_pwrite(const char *name, int fd, const void *buf, size_t n
 {
 	pwrite_fn w;
 	real(name, &w, sizeof(w));
-	int err = fault(fd);
+	int err = fault(fd, 0);
 	if (err) {
 		errno = err;
 		return -1;
