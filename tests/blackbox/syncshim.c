@@ -62,15 +62,22 @@ static int log_fd(void)
 	return f;
 }
 
+/* The path of the file open on fd, into path; its length, or -1. */
+static ssize_t path_of(int fd, char *path, size_t size)
+{
+	char link[64];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, size - 1);
+	if (n >= 0)
+		path[n] = '\0';
+	return n;
+}
+
 static int is_wal(int fd)
 {
-	char link[64], path[4096];
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(link, path, sizeof(path) - 1);
-	if (n < 4)
-		return 0;
-	path[n] = '\0';
-	return strcmp(path + n - 4, "-wal") == 0;
+	char path[4096];
+	ssize_t n = path_of(fd, path, sizeof(path));
+	return n >= 4 && strcmp(path + n - 4, "-wal") == 0;
 }
 
 /* The errno the switch file asks for now, for a write (syncing false) or a
@@ -86,13 +93,8 @@ static int fault(int fd, int syncing)
 	char word[16] = "";
 	ssize_t n = read(f, word, sizeof(word) - 1);
 	close(f);
-	char link[64], path[4096];
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t len = readlink(link, path, sizeof(path) - 1);
-	if (len < 0)
-		return 0;
-	path[len] = '\0';
-	if (!strstr(path, "/journal.db"))
+	char path[4096];
+	if (path_of(fd, path, sizeof(path)) < 0 || !strstr(path, "/journal.db"))
 		return 0;
 	if (n > 0 && strncmp(word, "SYNC", 4) == 0)
 		return syncing ? EIO : 0;
