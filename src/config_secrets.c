@@ -165,8 +165,13 @@ bool set_secret_env(struct loader *L, const struct keydef *k, void *obj, const c
 	struct endpoint *ep = obj;
 	if (!secret_unique(L, k))
 		return false;
+	/* Not quoted: what stands where a name belongs is most likely the
+	 * secret itself (a template that put in a variable's value). */
 	if (!env_name_valid(v))
-		return bad_value(L, k, v, "expected an environment variable name");
+		return fail_at(L, L->lineno,
+		               "endpoint '%s': secret_env is not an environment variable name "
+		               "(letters, digits and '_', not starting with a digit)",
+		               ep->name);
 	/* Taken out of hookd's environment once read; a reload gets the
 	 * value read then (secrecy.h). */
 	const char *val = secrecy_take_env(v);

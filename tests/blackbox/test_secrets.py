@@ -400,5 +400,349 @@ class TestSecrets(unittest.TestCase):
                      len(os.listdir(h.path("state"))), len(cli), len(places["log"]), len(S)))
 
 
+# ---- the sweep: the admin side, a custom credential header, a reload, the
+# commands, the hooks' /proc, every journal row (SQLite, or PostgreSQL with
+# HOOKD_TEST_JOURNAL=postgresql). Each value below, and its base64 and hex
+# forms, must appear nowhere; so must the near misses sent with a 401.
+C = {
+    "deploy": "s3cr3t-CANARY-deploy-%s" % TAG,   # token, token_header X-Deploy-Key
+    "bearer": "s3cr3t-CANARY-bearer-%s" % TAG,   # token, Authorization: Bearer
+    "sig": "s3cr3t-CANARY-sig-%s" % TAG,         # hmac, signature_header X-My-Sig
+    "basic": "s3cr3t-CANARY-basic-%s" % TAG,     # basic, from a secret_file
+    "slack": "s3cr3t-CANARY-slack-%s" % TAG,     # slack, from secret_env
+    "legacy": "s3cr3t-CANARY-legacy-%s" % TAG,   # Slack's verification token, in the body
+    "admin": "s3cr3t-CANARY-admin-%s" % TAG,     # [admin] token_file
+    "ro": "s3cr3t-CANARY-readonly-%s" % TAG,     # [admin] readonly_token_file
+    "templated": "s3cr3t-CANARY-templated-%s" % TAG,  # a value put where a name belongs
+}
+
+SWEEP_HOOK = sh("""
+out="{tmp}/out/$HOOK_ENDPOINT.$HOOK_ID.$HOOK_ATTEMPT.$$"
+env > "$out.env"
+cat > "$out.stdin"
+tr '\\000' '\\n' < /proc/self/environ > "$out.environ"
+tr '\\000' ' ' < /proc/$PPID/cmdline > "$out.parent" 2>&1
+cat /proc/$PPID/environ >> "$out.parent" 2>&1
+env
+exit 0
+""")
+
+SWEEP_CONFIG = """\
+[server]
+listen = 127.0.0.1:0
+hooks_dir = {hooks}
+state_dir = {state}
+{journal}
+timeout = 5s
+include_output = yes
+pass_env = PATH LANG TZ
+
+[admin]
+listen = 127.0.0.1:0
+token_file = {tmp}/admin-token
+readonly_token_file = {tmp}/ro-token
+
+[endpoint deploy]
+path = /deploy
+scheme = token
+token_header = X-Deploy-Key
+secret = %(deploy)s
+event = x:deploy
+pass_headers = X-Trace
+
+[endpoint bearer]
+path = /bearer
+scheme = token
+secret = %(bearer)s
+event_header = X-Event
+id_header = X-Request-Id
+mode = async
+
+[endpoint sig]
+path = /sig
+scheme = hmac
+signature_header = X-My-Sig
+secret = %(sig)s
+
+[endpoint basic]
+path = /basic
+scheme = basic
+secret_file = {tmp}/passwd
+event = x:basic
+
+[endpoint slack]
+path = /slack
+scheme = slack
+secret_env = HOOKD_SWEEP_SLACK
+"""
+
+
+def forms(value):
+    """value as it could come out: itself, base64 (standard and URL-safe,
+    unpadded too) and hex (both cases)."""
+    b = value.encode() if isinstance(value, str) else value
+    b64 = base64.b64encode(b)
+    return {b, b64, b64.rstrip(b"="), base64.urlsafe_b64encode(b).rstrip(b"="),
+            b.hex().encode(), b.hex().upper().encode()}
+
+
+# Where a delivery's body is, as it was sent.
+BODY_KEPT = ("state/", "pg ", "cli show ", "cli journal export", "admin GET /api/v1/deliveries/")
+
+
+class TestSecretsSweep(unittest.TestCase):
+    """Every output hookd has, black-box, searched for canaries."""
+
+    send = TestSecrets.send
+
+    def setUp(self):
+        self.answers = []
+        self.needles = {}  # name -> set of byte strings
+        self.places = {}   # where -> bytes collected
+
+    def needle(self, name, value):
+        self.needles.setdefault(name, set()).update(forms(value))
+
+    def keep(self, where, data):
+        self.places[where] = data if isinstance(data, bytes) else data.encode()
+
+    def admin(self, h, method, path, headers=None, body=None):
+        hd = dict(headers or {})
+        if method == "POST":
+            hd.setdefault("Origin", "http://127.0.0.1:%d" % h.admin_port)
+        r = h.admin(method, path, body, hd)
+        self.keep("admin %s %s %d" % (method, path, len(self.places)),
+                  json.dumps(r.headers).encode() + b"\n" + r.raw)
+        return r
+
+    def deliver(self, h):
+        # The token in a header the config names, in every letter case; with
+        # credential headers of other kinds beside it and a harmless one.
+        trace = "trace-canary-" + TAG
+        for i, name in enumerate(("X-Deploy-Key", "x-deploy-key", "X-DEPLOY-KEY")):
+            st, b = self.send(h, "POST", "/deploy", b"", {
+                name: C["deploy"], "X-Trace": trace,
+                "Authorization": "Bearer " + C["bearer"],
+                "Cookie": "hookd_session=" + C["admin"]})
+            self.assertEqual(st, 200, b)
+        # Twice (joined: no longer the token), near misses, none at all.
+        for extra in ({"X-Deploy-Key": C["deploy"], "x-deploy-key": C["deploy"]},
+                      {"X-Deploy-Key": C["deploy"] + "Z"}, {"X-Deploy-Key": C["deploy"][:-1]},
+                      {"X-Deploy-Key": " " + C["deploy"][1:]}, {}):
+            head = "".join("%s: %s\r\n" % kv for kv in extra.items())
+            st, _, b = h.raw_answer(("POST /deploy HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                                     "%s\r\n" % head).encode())
+            self.answers.append(b)
+            self.assertEqual(st, 401, (extra, b))
+        self.needle("deploy near miss", C["deploy"] + "Z")
+        self.needle("deploy near miss", C["deploy"][:-1])
+        # Bearer, async: the journal holds the delivery before it runs.
+        for auth in ("Bearer ", "bearer  "):
+            st, b = self.send(h, "POST", "/bearer", {"n": 1}, {
+                "Content-Type": "application/json", "Authorization": auth + C["bearer"],
+                "X-Event": "x:bearer", "X-Request-Id": uuid.uuid4().hex})
+            self.assertEqual(st, 202, b)
+        st, b = self.send(h, "POST", "/bearer", {"n": 1}, {
+            "Content-Type": "application/json", "Authorization": "Bearer " + C["bearer"] + "Z",
+            "X-Event": "x:bearer"})
+        self.assertEqual(st, 401, b)
+        self.needle("bearer near miss", C["bearer"] + "Z")
+        # hmac, the signature in a header the config names; a near miss.
+        body = json.dumps({"event": "x:sig", "n": 2}).encode()
+        mac = hexmac(C["sig"], body)
+        for name in ("X-My-Sig", "x-my-sig"):
+            st, b = self.send(h, "POST", "/sig", body, {"Content-Type": "application/json",
+                                                         name: mac})
+            self.assertEqual(st, 200, b)
+        bad = mac[:-1] + ("0" if mac[-1] != "0" else "1")
+        st, b = self.send(h, "POST", "/sig", body, {"Content-Type": "application/json",
+                                                     "X-My-Sig": bad})
+        self.assertEqual(st, 401, b)
+        self.needle("signature sent", mac)
+        self.needle("signature near miss", bad)
+        # basic: the pair, right and nearly right.
+        for pw, want in ((C["basic"], 200), (C["basic"] + "Z", 401)):
+            pair = base64.b64encode(("alice:" + pw).encode()).decode()
+            st, b = self.send(h, "POST", "/basic", {"n": 3}, {
+                "Content-Type": "application/json", "Authorization": "Basic " + pair})
+            self.assertEqual(st, want, b)
+            self.needle("basic pair", "alice:" + pw)
+        # slack: a slash command (a form) and an event, each with the legacy
+        # token in the body.
+        for ct, raw in (
+                ("application/x-www-form-urlencoded",
+                 ("token=%s&command=%%2Fdeploy&text=go&trigger_id=%s"
+                  % (C["legacy"], uuid.uuid4().hex)).encode()),
+                ("application/json", json.dumps({
+                    "token": C["legacy"], "type": "event_callback",
+                    "event_id": uuid.uuid4().hex, "event": {"type": "message"}}).encode())):
+            ts = str(int(time.time()))
+            sig = hexmac(C["slack"], b"v0:" + ts.encode() + b":" + raw)
+            st, b = self.send(h, "POST", "/slack", raw, {
+                "Content-Type": ct, "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": "v0=" + sig})
+            self.assertEqual(st, 200, b)
+            self.needle("slack signature", sig)
+
+    def test_canary_sweep(self):
+        os.environ.pop("HOOKD_SWEEP_SLACK", None)
+        for name, value in C.items():
+            self.needle(name, value)
+        h = harness.Hookd(SWEEP_CONFIG % C, {"_default": SWEEP_HOOK},
+                          env={"HOOKD_SWEEP_SLACK": C["slack"]}, start=False, wait_admin=True)
+        with h:
+            os.mkdir(h.path("out"))
+            h.write_file("admin-token", C["admin"] + "\n", 0o600)
+            h.write_file("ro-token", C["ro"] + "\n", 0o600)
+            h.write_file("passwd", "alice:%s\n" % C["basic"], 0o600)
+            h.start()
+            port = h.wait_admin_port()
+            self.deliver(h)
+            # The async ones done.
+            self.assertTrue(harness.wait_until(lambda: len(h.log_lines(
+                "msg=delivery", "endpoint=bearer")) >= 2, 15), h.log_text())
+
+            # The admin side: wrong tokens (near misses), a login, every call.
+            near = C["admin"][:-1] + "Z"
+            self.needle("admin near miss", near)
+            self.assertEqual(self.admin(h, "GET", "/api/v1/deliveries",
+                                        {"Authorization": "Bearer " + near}).status, 401)
+            self.assertEqual(self.admin(h, "POST", "/api/v1/login",
+                                        body=json.dumps({"token": near}).encode()).status, 401)
+            r = self.admin(h, "POST", "/api/v1/login",
+                           body=json.dumps({"token": C["admin"]}).encode())
+            self.assertEqual(r.status, 200, r.raw)
+            cookie = r.headers["set-cookie"].split(";")[0]
+            self.needle("session cookie", cookie.split("=", 1)[1])
+            del self.places[max(k for k in self.places if "/api/v1/login" in k)]
+            auth = {"Cookie": cookie}
+            lst = self.admin(h, "GET", "/api/v1/deliveries?limit=500", auth).json
+            items = lst["deliveries"]
+            self.assertGreaterEqual(len(items), 10, lst)
+            for it in items:
+                where = "/api/v1/deliveries/%s/%s" % (it["endpoint"], it["id"])
+                self.assertEqual(self.admin(h, "GET", where, auth).status, 200)
+            ro = {"Authorization": "Bearer " + C["ro"]}
+            for path in ("/api/v1/deliveries", "/api/v1/rejections", "/api/v1/status",
+                         "/metrics", "/healthz", "/"):
+                self.assertEqual(self.admin(h, "GET", path, ro).status, 200, path)
+            # A replay runs a hook from the journal's copy of the request.
+            first = next(it for it in items if it["endpoint"] == "deploy")
+            r = self.admin(h, "POST", "/api/v1/deliveries/deploy/%s/replay" % first["id"],
+                           {"Authorization": "Bearer " + C["admin"]})
+            self.assertEqual(r.status, 202, r.raw)
+            self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + first["id"], "attempts=2")
+                                 or h.wait_log("id=" + first["id"], "attempt=2"), h.log_text())
+            # A reload that fails on a secret put where a name belongs, then
+            # hookd check of that file.
+            with open(h.config_path) as f:
+                good = f.read()
+            broken = good.replace("secret_env = HOOKD_SWEEP_SLACK",
+                                  "secret_env = " + C["templated"])
+            self.assertNotEqual(good, broken)
+            with open(h.config_path, "w") as f:
+                f.write(broken)
+            self.assertIn("reload failed", h.reload())
+            chk = subprocess.run([HOOKD_BIN, "-c", h.config_path, "check"], capture_output=True,
+                                 timeout=30, env=h.env)
+            self.assertEqual(chk.returncode, 2, chk)
+            self.keep("check broken", chk.stdout + chk.stderr)
+            with open(h.config_path, "w") as f:
+                f.write(good)
+            self.assertIn("config reloaded", h.reload())
+            # hookd's own /proc (readable here when the tests run as root).
+            for what in ("environ", "cmdline"):
+                try:
+                    with open("/proc/%d/%s" % (h.pid, what), "rb") as f:
+                        self.keep("hookd /proc " + what, f.read())
+                except OSError:
+                    pass
+            h.stop()
+            self.keep("log", h.log_text())
+
+            # The commands, as text and as JSON.
+            def cli(*args):
+                p = subprocess.run([HOOKD_BIN, "-c", h.config_path] + list(args),
+                                   capture_output=True, timeout=30, env=h.env)
+                self.assertEqual(p.returncode, 0, (args, p))
+                self.keep("cli " + " ".join(args), p.stdout + p.stderr)
+                return p.stdout
+            cli("check")
+            cli("events", "--limit", "1000")
+            rows = json.loads(cli("events", "--json", "--limit", "1000"))
+            self.assertEqual(len(rows), len(items))
+            for row in rows:
+                cli("show", "--endpoint", row["endpoint"], row["id"])
+                cli("show", "--json", "--endpoint", row["endpoint"], row["id"])
+            cli("journal", "export")
+            form = h.path("form.txt")
+            with open(form, "w") as f:
+                f.write(json.dumps({"token": C["legacy"], "command": "/x"}))
+            cli("env", "--endpoint", "slack", "slash_command", form)
+
+            # What the hooks saw, and every row of the journal.
+            outs = sorted(os.listdir(h.path("out")))
+            for name in outs:
+                with open(h.path("out/" + name), "rb") as f:
+                    self.keep("hook " + name, f.read())
+            for name in os.listdir(h.state):
+                path = os.path.join(h.state, name)
+                self.assertEqual(os.stat(path).st_mode & 0o077, 0, name)
+                if os.path.isfile(path):
+                    with open(path, "rb") as f:
+                        self.keep("state/" + name, f.read())
+            if h.journal_backend == "postgresql":
+                self.needle("journal password", harness.pgserver.cluster().password())
+                tables = [t for (t,) in h.journal_query(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = current_schema()")]
+                self.assertTrue(tables)
+                for t in tables:
+                    rows_text = h.journal_query('SELECT t::text FROM "%s" t' % t)
+                    self.keep("pg " + t, "\n".join(r[0] for r in rows_text))
+            else:
+                self.assertIn("state/journal.db", self.places)
+            for i, a in enumerate(self.answers):
+                self.keep("answer %d" % i, a)
+
+            # The outputs were collected and would show a header if kept: the
+            # harmless one is in the journal, the API and the replayed hook's
+            # environment; the hooks ran for every endpoint.
+            trace = ("trace-canary-" + TAG).encode()
+            journal = [k for k in self.places if k.startswith(("state/", "pg "))]
+            self.assertTrue(any(trace in self.places[k] for k in journal), journal)
+            self.assertTrue(any(trace in self.places[k] for k in self.places
+                                if k.startswith("admin GET /api/v1/deliveries/deploy")))
+            replayed = [k for k in self.places if k.startswith("hook deploy.%s.2." % first["id"])]
+            self.assertTrue(replayed, outs)
+            self.assertTrue(any(b"HOOK_HEADER_X_TRACE=trace-canary" in self.places[k]
+                                for k in replayed))
+            for ep in ("deploy", "bearer", "sig", "basic", "slack"):
+                self.assertTrue(any(n.startswith(ep + ".") for n in outs), (ep, outs))
+            self.assertIn(b"secret_env", self.places["check broken"])
+            self.assertIn(b"reload failed", self.places["log"])
+            self.assertTrue(any(b"go" in self.places[k] for k in self.places
+                                if k.startswith("hook slack.") and k.endswith(".stdin")))
+            # Slack's legacy token: in the body as sent, never a variable,
+            # not even in the environment the API rebuilds from the journal.
+            for k in [k for k in self.places if k.startswith("admin GET /api/v1/deliveries/s")]:
+                env = json.dumps(json.loads(self.places[k].split(b"\n", 1)[1])["environment"])
+                self.keep("environment of " + k, env)
+            self.assertTrue(any(b"HOOK_COMMAND" in self.places[k] for k in self.places
+                                if k.startswith("environment of ")))
+            leaks = []
+            for name, values in self.needles.items():
+                for where, data in self.places.items():
+                    if name == "legacy" and (where.startswith(BODY_KEPT) or
+                                             where.endswith(".stdin")):
+                        continue  # the raw body is kept whole (README, Slack)
+                    if any(v in data for v in values):
+                        leaks.append("%s in %s" % (name, where))
+            self.assertEqual(leaks, [])
+            print("swept %d places (%d bytes) for %d values in %d forms: none found"
+                  % (len(self.places), sum(len(v) for v in self.places.values()),
+                     len(self.needles), sum(len(v) for v in self.needles.values())))
+
+
 if __name__ == "__main__":
     harness.main()
