@@ -525,6 +525,13 @@ class TestSecretsSweep(unittest.TestCase):
                 "Authorization": "Bearer " + C["bearer"],
                 "Cookie": "hookd_session=" + C["admin"]})
             self.assertEqual(st, 200, b)
+        # A sender that also puts a token in the query string (no scheme
+        # reads one): the path is all hookd keeps of the target.
+        query = "s3cr3t-CANARY-query-%s" % TAG
+        self.needle("query token", query)
+        st, b = self.send(h, "POST", "/deploy?token=" + query, b"",
+                          {"X-Deploy-Key": C["deploy"], "X-Trace": trace})
+        self.assertEqual(st, 200, b)
         # Twice (joined: no longer the token), near misses, none at all.
         for extra in ({"X-Deploy-Key": C["deploy"], "x-deploy-key": C["deploy"]},
                       {"X-Deploy-Key": C["deploy"] + "Z"}, {"X-Deploy-Key": C["deploy"][:-1]},
