@@ -247,7 +247,10 @@ static const struct {
 	 "hookd.ini:3: endpoint 'a': secret_env 'HOOKD_TEST_UNSET' is not set"},
 	{"[endpoint a]\npath = /a\nsecret_env = HOOKD_TEST_EMPTY\n",
 	 "hookd.ini:3: endpoint 'a': secret_env 'HOOKD_TEST_EMPTY' is empty"},
-	{"[endpoint a]\npath = /a\nsecret_env = 1BAD\n", "hookd.ini:3: bad value '1BAD' for secret_env*"},
+	/* Not a name: most likely the secret itself, so not quoted. */
+	{"[endpoint a]\npath = /a\nsecret_env = 1BAD\n",
+	 "hookd.ini:3: endpoint 'a': secret_env is not an environment variable name (letters, "
+	 "digits and '_', not starting with a digit)"},
 	/* pass_headers: header names, never one that carries a credential. */
 	{EP_A "pass_headers = X-A b@d\n",
 	 "hookd.ini:4: bad value 'X-A b@d' for pass_headers in [endpoint a]: 'b@d' is not a header name"},
