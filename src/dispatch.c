@@ -699,8 +699,11 @@ void job_attempt_over(struct job *j)
 		st = DSTATE_RETRY_WAIT;
 	}
 	int64_t next_due = st == DSTATE_RETRY_WAIT ? now_wall_ms() + delay : 0;
-	bool lost = !j->recorded_final &&
-	            dispatch_journal_finish(ds, d, st, next_due) == JOURNAL_LOST;
+	int recorded = j->recorded_final ? 0 : dispatch_journal_finish(ds, d, st, next_due);
+	/* An async one's retries are not this process's to go on with: the
+	 * delivery is another instance's now, or its row went with a lost
+	 * batch (its acceptance was answered 503: the sender's to resend). */
+	bool lost = recorded == JOURNAL_LOST || recorded == JOURNAL_GONE;
 	j->outcome_unmarked = ds->journal && delivery_rowid(d) > 0 && !lost &&
 	                      !delivery_answer_lost(d);
 	if (!ds->journal && !delivery_id_generated(d))
@@ -717,7 +720,7 @@ void job_attempt_over(struct job *j)
 	delivery_set_attempt_end(d, st == DSTATE_RETRY_WAIT, delay, now_wall_ms() + delay);
 	delivery_log(d);
 	if (lost && delivery_async(d))
-		job_enter(j, LC_SHELVED); /* the other instance's now */
+		job_enter(j, LC_SHELVED);
 	else if (st != DSTATE_RETRY_WAIT)
 		finish(j);
 	else if (ds->draining)

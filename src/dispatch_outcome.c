@@ -96,8 +96,9 @@ enum delivery_state dispatch_final_state(const struct outcome *out)
 	                                             : DSTATE_SUCCEEDED;
 }
 
-/* Records the attempt's outcome: 0, -1 (not recorded: logged), or
- * JOURNAL_LOST (another instance took the delivery over). */
+/* Records the attempt's outcome: 0, -1 (not recorded: logged),
+ * JOURNAL_LOST (another instance took the delivery over) or JOURNAL_GONE
+ * (its row is not there: logged). */
 int dispatch_journal_finish(struct dispatcher *ds, struct delivery *d, enum delivery_state st,
                             int64_t next_due)
 {

@@ -283,6 +283,9 @@ void journal_log_unrecorded(const struct log_delivery *who, int rc)
 	if (rc == JOURNAL_LOST)
 		log_about(LOG_LVL_WARN, "another instance took it over (this one's lease ran out); "
 		          "the attempt's outcome is not recorded", who, NULL, 0);
+	else if (rc == JOURNAL_GONE)
+		log_about(LOG_LVL_ERROR, "journal: the delivery's row is gone (lost with a batch); "
+		          "the attempt's outcome is not recorded", who, NULL, 0);
 	else
 		log_about(LOG_LVL_ERROR, "journal: cannot record the outcome", who, NULL, 0);
 }

@@ -34,6 +34,10 @@ struct journal;
 /* A write about a delivery another instance has taken since (shared
  * journal: the lease ran out): nothing was written. */
 #define JOURNAL_LOST (-2)
+/* An outcome for a delivery whose row is not there (SQLite: a batch that
+ * was lost took it with it; its id is never given again): nothing was
+ * written, and nothing ever will be under that id. */
+#define JOURNAL_GONE (-3)
 
 enum delivery_state {
 	DSTATE_QUEUED,     /* accepted, waiting for a slot or its key */
@@ -245,7 +249,8 @@ int64_t journal_record_final(struct journal *j, const struct journal_new *d,
                              const struct journal_attempt *a, enum delivery_state state);
 
 /* The line for an attempt's outcome that was not recorded: rc JOURNAL_LOST
- * (another instance took the delivery over) or -1 (the journal failed). */
+ * (another instance took the delivery over), JOURNAL_GONE (its row is not
+ * there) or -1 (the journal failed). */
 struct log_delivery;
 void journal_log_unrecorded(const struct log_delivery *who, int rc);
 /* The line for a delivery recovery or adoption found interrupted (logged
@@ -266,7 +271,7 @@ int journal_attempt_started(struct journal *j, int64_t rowid, int attempt, int64
  * body is cut to body_max. Shared, an outcome that could not be written
  * (-1: the journal down) leaves the delivery held by this instance (under
  * its lease, as long as it renews it): the caller writes it again later
- * (outbox.h).
+ * (outbox.h). JOURNAL_GONE: the delivery's row is not there.
  */
 int journal_attempt_finished(struct journal *j, int64_t rowid, const struct journal_attempt *a,
                              enum delivery_state state, int64_t next_due_ms);

@@ -529,7 +529,13 @@ static int sq_attempt_finished(struct journal *base, int64_t rowid, const struct
 	if (tx_begin_one(j, false) < 0)
 		return -1;
 	struct old_row o;
-	if (read_old(j, rowid, &o) != 1)
+	int found = read_old(j, rowid, &o);
+	if (found == 0) {
+		/* Gone with a lost batch: writing it again would never do. */
+		tx_rollback(j);
+		return JOURNAL_GONE;
+	}
+	if (found != 1)
 		goto fail;
 	/* The attempt row may be an older one rewritten (an interrupted
 	 * attempt): once written, it is not undone by itself. */

@@ -187,6 +187,9 @@ size_t outbox_flush(struct outbox *o, bool batching)
 		if (rc == JOURNAL_LOST)
 			log_unwritten(u, "journal: the attempt is not recorded: another instance took "
 			              "the delivery over meanwhile");
+		else if (rc == JOURNAL_GONE)
+			log_unwritten(u, "journal: the attempt is not recorded: the delivery's row is "
+			              "gone (lost with a batch)");
 		TAILQ_REMOVE(&o->items, u, link);
 		unwritten_free(u);
 	}

@@ -44,7 +44,8 @@ void outbox_keep(struct outbox *o, int64_t rowid, const struct log_delivery *who
 size_t outbox_settle(struct outbox *o, uint64_t committed, uint64_t losses);
 /* Writes what waits to be written, oldest first, until the journal fails
  * again; an outcome whose delivery another instance took meanwhile
- * (JOURNAL_LOST) is dropped, logged. One written into a batch (batching:
+ * (JOURNAL_LOST), or whose row is not there (JOURNAL_GONE: it would block
+ * every outcome behind it for good), is dropped, logged. One written into a batch (batching:
  * the journal's outcomes join its batch) is kept until it settles. How
  * many still wait to be written. */
 size_t outbox_flush(struct outbox *o, bool batching);

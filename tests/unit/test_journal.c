@@ -19,6 +19,8 @@
 #include "check.h"
 #include "journal.h"
 #include "journal_format.h"
+#include "log.h"
+#include "outbox.h"
 #include "util.h"
 
 static char tmpdir[64];
@@ -1643,7 +1645,8 @@ static void test_finish_failures(void)
 	 * delivery's. */
 	int64_t h6 = rec(w, "ep", "h6", "e", false, T0, "{}");
 	CHECK(h6 > lost, "a new id: %lld after the lost %lld", (long long)h6, (long long)lost);
-	CHECK(finish(w, lost, 1, 500, DSTATE_FAILED, 0) < 0, "a write under a lost id");
+	CHECK(finish(w, lost, 1, 500, DSTATE_FAILED, 0) == JOURNAL_GONE,
+	      "a write under a lost id: its row is gone");
 	CHECK(state_of(w, "ep", "h6", NULL) == DSTATE_RUNNING, "h6 untouched");
 	CHECK(journal_flush(w) == 0, "flush");
 	CHECK(state_of(w, "ep", "h6", NULL) == DSTATE_RUNNING, "h6 committed as recorded");
@@ -1667,6 +1670,33 @@ static void test_finish_failures(void)
 	              DSTATE_SUCCEEDED,
 	      "h3 committed");
 	CHECK(journal_pending_count(w) == 0, "no pending async delivery");
+	journal_close(w);
+	free(dir);
+}
+
+/* An outcome kept for a row that is not there (lost with its batch) is
+ * dropped: written again every second, it would hold every outcome behind
+ * it back for good. */
+static void test_outbox_row_gone(void)
+{
+	char *dir = new_state_dir();
+	struct journal *w = open_dir(dir, 1024, 0, 0);
+	journal_set_batching(w, true);
+	int64_t there = rec(w, "ep", "there", "e", true, T0, "{}");
+	CHECK(journal_flush(w) == 0, "flush");
+	struct outbox *o = outbox_new(w);
+	struct journal_attempt a = {.attempt = 1, .started_ms = T0 + 1, .finished_ms = T0 + 5,
+	                            .http = 200, .status = "ok"};
+	struct log_delivery gone_who = {"ep", "e", "gone", 1}, there_who = {"ep", "e", "there", 1};
+	outbox_add(o, there + 1000, &gone_who, &a, DSTATE_SUCCEEDED, 0);
+	outbox_add(o, there, &there_who, &a, DSTATE_SUCCEEDED, 0);
+	CHECK(outbox_flush(o, true) == 0, "nothing waits to be written");
+	CHECK(!outbox_holds(o, there + 1000), "the gone row's outcome dropped");
+	CHECK(journal_flush(w) == 0, "flush");
+	CHECK(outbox_settle(o, journal_committed_id(w), journal_losses(w)) == 0, "settled");
+	CHECK(!outbox_holds(o, there), "the other one written and committed");
+	CHECK(state_of(w, "ep", "there", NULL) == DSTATE_SUCCEEDED, "the one behind it written");
+	outbox_free(o);
 	journal_close(w);
 	free(dir);
 }
@@ -1698,6 +1728,7 @@ int main(void)
 	test_readonly();
 	test_batching();
 	test_record_final();
+	test_outbox_row_gone();
 	test_finish_failures();
 	test_credentials();
 	bench();
