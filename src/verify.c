@@ -251,8 +251,10 @@ const char *body_string(json_object *root, const char *path)
 	return payload_get_string(root, path, &found);
 }
 
-/* The delivery id goes into logs, the journal and a hook's environment:
- * bounded and free of control characters. Absent or empty: "". */
+/* The delivery id goes into logs, the journal, a hook's environment and
+ * the deliveries page's JSON and URLs: bounded, free of control characters,
+ * and UTF-8 (JSON would carry a bad byte as U+FFFD, an id no look-up finds).
+ * Absent or empty: "". */
 bool identity_set_id(struct identity *id, const char *v, char *err, size_t errlen)
 {
 	size_t n;
@@ -265,8 +267,10 @@ bool identity_set_id(struct identity *id, const char *v, char *err, size_t errle
 		return verify_fail(err, errlen, INVALID_ID);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)v[i];
-		if (c < 0x20 || c == 0x7f)
+		size_t len = utf8_seq((const unsigned char *)v + i, n - i, NULL);
+		if (c < 0x20 || c == 0x7f || len == 0)
 			return verify_fail(err, errlen, INVALID_ID);
+		i += len - 1;
 	}
 	memcpy(id->id, v, n + 1);
 	return true;

@@ -790,6 +790,25 @@ class Hostile(Base):
             lst = self.get(h, "/api/v1/deliveries")["deliveries"]
             self.assertEqual(lst[0]["id"], eid)
 
+    def test_every_accepted_id_can_be_looked_up(self):
+        """The API's JSON is UTF-8: an id byte that is not would come back as
+        U+FFFD, an id that finds nothing (the page could not open the delivery
+        nor replay it). So such an id is refused at the door; a UTF-8 one
+        (bidi override, line separators) comes back as sent and is found."""
+        with Hookd(config(), {"build:start": OK}) as h:
+            good = "x\u00e9\u202e\u2028\u2029" + new_id()
+            # Headers go as bytes: latin-1 is one character a byte.
+            r = h.post(good.encode().decode("latin-1"))
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(self.get(h, "/api/v1/deliveries")["deliveries"][0]["id"], good)
+            self.assertEqual(self.get(h, path_of("northflank", good))["id"], good)
+            for bad in (b"bad\xff\xfe", b"over\xc0\xaflong", b"half\xe2\x80",
+                        b"surrogate\xed\xa0\x80", b"big\xf4\x90\x80\x80"):
+                r = h.post(bad.decode("latin-1"))
+                self.assertEqual(r.status, 400, (bad, r))
+                self.assertEqual(r.json["error"], "invalid delivery id")
+            self.assertEqual(len(self.get(h, "/api/v1/deliveries")["deliveries"]), 1)
+
 
 if __name__ == "__main__":
     main()

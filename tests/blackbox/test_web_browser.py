@@ -222,6 +222,45 @@ class Browser(unittest.TestCase):
             self.assertNoScriptRan()
             self.shot("hostile-delivery")
 
+    def test_hostile_hook_output_and_ids_run_no_script(self):
+        """A hook's output is the sender's too (it echoes the payload): shown
+        while it runs (live, from Server-Sent Events, with a CR that must not
+        end an event) and after, from stdout and stderr, as text. An id with
+        a bidi override and line separators opens from its link, shown
+        literally; one that is not UTF-8 is refused at the door, since the
+        page could not open it (its JSON would carry U+FFFD)."""
+        hostile = " ".join([PWN, IMG, JS_LINK])
+        echo = sh("cat <<'E'\n%s\nE\nprintf 'cr\\revent: outcome\\rdata: {}\\n'\n"
+                  "sleep 4\ncat >&2 <<'E'\nerr %s\nE\nexit 3\n" % (hostile, hostile))
+        with Hookd(journal_config(extra=ADMIN), {"build:start": echo}) as h:
+            eid = "bidi\u202e" + LS + new_id()
+            t, _ = h.post_bg(eid.encode().decode("latin-1"), event="build:start")
+            r = h.post("bad\xff\xfe" + new_id())
+            self.assertEqual((r.status, r.json.get("error")), (400, "invalid delivery id"), r)
+            d = self.driver
+            d.get(self.base(h) + "/")
+            self.wait(lambda _: len(self.rows()) == 1)
+            link = d.find_element(By.CSS_SELECTOR, "#deliveries tbody a")
+            self.assertEqual(d.execute_script("return arguments[0].textContent", link), eid)
+            link.click()
+            self.wait(EC.text_to_be_present_in_element((By.ID, "live-output"), "javascript:"))
+            time.sleep(0.5)
+            self.assertNoScriptRan()
+            live = d.execute_script("return document.getElementById('live-output').textContent")
+            self.assertIn(PWN, live)
+            self.assertIn("cr\revent: outcome\rdata: {}", live, "one line, not an event")
+            self.assertEqual(d.execute_script("return document.getElementById('d-title')"
+                                              ".textContent"), eid)
+            self.shot("hostile-live")
+            self.wait(EC.text_to_be_present_in_element((By.ID, "d-attempts"), "err <script>"),
+                      15)
+            time.sleep(0.5)
+            self.assertNoScriptRan()
+            self.assertIn(IMG, self.text_of("#d-attempts"))
+            self.assertEqual(self.text_of("#detail-error"), "")
+            self.shot("hostile-output")
+            t.join(10)
+
     def test_login_and_logout(self):
         cfg = journal_config(extra="\n[admin]\nlisten = 127.0.0.1:0\ntoken_file = {tmp}/token\n")
         h = Hookd(cfg, {"build:start": OK}, start=False)
