@@ -1,17 +1,20 @@
 """The deliveries page in a real browser (headless Chromium driven by
 Selenium; README "Deliveries page"; issue 18): open the page, filter, open
 a delivery and read its hook's output, replay it and see the new attempt,
-the rejections view, log in and out, and hostile values in a delivery's
-id, event, body and headers that must run no script. Each test saves a
+the rejections view, log in and out, hostile values in a delivery's
+id, event, body, headers and hooks' output that must run no script, and
+another site's page that must not make the browser replay. Each test saves a
 screenshot under the build dir (web-screenshots/), a test artifact.
 Skipped when chromium, chromedriver or python3-selenium is missing
 (scripts/deps.sh --test installs them).
 """
 
+import http.server
 import json
 import os
 import shutil
 import sys
+import threading
 import time
 import unittest
 import urllib.parse
@@ -260,6 +263,50 @@ class Browser(unittest.TestCase):
             self.assertEqual(self.text_of("#detail-error"), "")
             self.shot("hostile-output")
             t.join(10)
+
+    def test_another_site_cannot_make_the_browser_replay(self):
+        """CSRF: with no token (a loopback listener, nothing but the browser's
+        own reach stands in the way), a page of another site POSTs a form
+        and a no-cors fetch at the replay calls. Both are refused (403,
+        logged) and nothing runs again."""
+        with Hookd(journal_config(extra=ADMIN), {"deploy:fail": FAIL}) as h:
+            eid = new_id("csrf")
+            h.post(eid, event="deploy:fail")
+            target = self.base(h) + "/api/v1/"
+            page = ("<!doctype html><title>evil</title><iframe name=sink></iframe>"
+                    "<form method=post target=sink action='%sreplay?state=failed'></form>"
+                    "<script>document.forms[0].submit();"
+                    "fetch('%sdeliveries/northflank/%s/replay', {method: 'POST', mode: 'no-cors'})"
+                    ".finally(() => { document.title = 'sent'; });</script>"
+                    % (target, target, eid)).encode()
+
+            class Evil(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+
+                def log_message(self, *args):
+                    pass
+
+            evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+            threading.Thread(target=evil.serve_forever, daemon=True).start()
+            try:
+                # localhost is another site than 127.0.0.1 (the page's).
+                self.driver.get("http://localhost:%d/" % evil.server_address[1])
+                self.wait(lambda d: d.title == "sent")
+                refused = lambda: h.log_text().count("cross-site POST")  # noqa: E731
+                attempts = lambda: h.admin(  # noqa: E731
+                    "GET", "/api/v1/deliveries/northflank/" + eid).json["attempts"]
+                harness.wait_until(lambda: refused() >= 2 or attempts() > 1, 10)
+            finally:
+                evil.shutdown()
+                evil.server_close()
+            time.sleep(0.5)
+            self.assertEqual(attempts(), 1, "no replay ran")
+            self.assertEqual(refused(), 2, h.log_text())
 
     def test_login_and_logout(self):
         cfg = journal_config(extra="\n[admin]\nlisten = 127.0.0.1:0\ntoken_file = {tmp}/token\n")
