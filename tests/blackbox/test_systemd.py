@@ -413,15 +413,20 @@ class LogFormatTest(unittest.TestCase):
                              "the wrong token is never logged")
 
     def test_json_lines_are_utf8(self):
-        """Hook output and a delivery id may hold any bytes; a JSON log line
-        and a JSON answer are UTF-8 all the same (U+FFFD for a bad byte)."""
+        """Hook output may hold any bytes; a JSON log line and a JSON answer
+        are UTF-8 all the same (U+FFFD for a bad byte). A delivery id with a
+        bad byte is refused (400), in a UTF-8 answer and log line too."""
         cfg = base_config(admin=False, extra_server="log_format = json\ninclude_output = yes\n")
         hook = "#!/bin/sh\nprintf 'bad \\377 byte\\n'\nprintf 'ok \\303\\251\\n'\n"
         with Daemon(cfg, hooks={"build:start": hook}) as d:
             r = d.deliver(event_id="\xfc-id")  # sent as the one byte 0xFC
-            self.assertEqual(r.status, 200, r.raw)
+            self.assertEqual(r.status, 400, r.raw)
             answer = json.loads(r.raw.decode("utf-8"))  # strict: raises on a bad byte
-            self.assertEqual(answer["id"], "\ufffd-id")
+            self.assertEqual(answer["error"], "invalid delivery id")
+            r = d.deliver(event_id="\xc3\xa9-id")  # the two bytes of U+00E9
+            self.assertEqual(r.status, 200, r.raw)
+            answer = json.loads(r.raw.decode("utf-8"))
+            self.assertEqual(answer["id"], "\u00e9-id")
             self.assertEqual(answer["hooks"][0]["output"], "bad \ufffd byte\nok \u00e9\n")
             self.assertEqual(d.stop(), 0)
             d.log_ended()
@@ -430,7 +435,8 @@ class LogFormatTest(unittest.TestCase):
             self.assertIn("bad \ufffd byte", outs)
             self.assertIn("ok \u00e9", outs)
             dl = [o for o in objs if o["msg"] == "delivery"]
-            self.assertEqual(dl[0]["id"], "\ufffd-id")
+            self.assertEqual(dl[0]["id"], "\u00e9-id")
+            self.assertTrue(any(o.get("error") == "invalid delivery id" for o in objs), objs)
 
     def test_journald_priorities(self):
         for fmt in ("logfmt", "json"):
