@@ -173,12 +173,17 @@ bool set_secret_env(struct loader *L, const struct keydef *k, void *obj, const c
 		               "(letters, digits and '_', not starting with a digit)",
 		               ep->name);
 	/* Taken out of hookd's environment once read; a reload gets the
-	 * value read then (secrecy.h). */
+	 * value read then (secrecy.h). The name is not repeated either: a
+	 * token such as ghp_... is a valid name too (the line says which). */
 	const char *val = secrecy_take_env(v);
 	if (!val)
-		return fail_at(L, L->lineno, "endpoint '%s': secret_env '%s' is not set", ep->name, v);
+		return fail_at(L, L->lineno,
+		               "endpoint '%s': the environment variable secret_env names is not set",
+		               ep->name);
 	if (!val[strspn(val, WS)])
-		return fail_at(L, L->lineno, "endpoint '%s': secret_env '%s' is empty", ep->name, v);
+		return fail_at(L, L->lineno,
+		               "endpoint '%s': the environment variable secret_env names is empty",
+		               ep->name);
 	store_secret_lines(ep, val);
 	ep->secret_env = xstrdup(v);
 	return true;

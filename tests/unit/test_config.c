@@ -244,9 +244,9 @@ static const struct {
 	{"[endpoint a]\npath = /a\nsecret_file = sec-empty\n", "hookd.ini:3: endpoint 'a': secret_file '*"},
 	{"[endpoint a]\npath = /a\nsecret_file =\n", "hookd.ini:3: bad value '' for secret_file*"},
 	{"[endpoint a]\npath = /a\nsecret_env = HOOKD_TEST_UNSET\n",
-	 "hookd.ini:3: endpoint 'a': secret_env 'HOOKD_TEST_UNSET' is not set"},
+	 "hookd.ini:3: endpoint 'a': the environment variable secret_env names is not set"},
 	{"[endpoint a]\npath = /a\nsecret_env = HOOKD_TEST_EMPTY\n",
-	 "hookd.ini:3: endpoint 'a': secret_env 'HOOKD_TEST_EMPTY' is empty"},
+	 "hookd.ini:3: endpoint 'a': the environment variable secret_env names is empty"},
 	/* Not a name: most likely the secret itself, so not quoted. */
 	{"[endpoint a]\npath = /a\nsecret_env = 1BAD\n",
 	 "hookd.ini:3: endpoint 'a': secret_env is not an environment variable name (letters, "
