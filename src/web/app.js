@@ -267,7 +267,9 @@ function shellQuote(s) {
 
 async function replay() {
   const ep = $("replay").dataset.ep, id = $("replay").dataset.id;
-  if (!window.confirm("Run delivery " + id + " again?")) return;
+  // The id isolated (U+2068 ... U+2069): a bidi override in it must not
+  // turn the words after it around.
+  if (!window.confirm("Run delivery \u2068" + id + "\u2069 again?")) return;
   try {
     const r = await api(apiPath(ep, id, "/replay"), {method: "POST"});
     $("replay-result").textContent = r.status;

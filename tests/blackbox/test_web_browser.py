@@ -262,6 +262,11 @@ class Browser(unittest.TestCase):
             self.assertIn(IMG, self.text_of("#d-attempts"))
             self.assertEqual(self.text_of("#detail-error"), "")
             self.shot("hostile-output")
+            # The replay's question isolates the id: its override ends there.
+            d.find_element(By.ID, "replay").click()
+            alert = self.wait(EC.alert_is_present())
+            self.assertEqual(alert.text, "Run delivery \u2068%s\u2069 again?" % eid)
+            alert.dismiss()
             t.join(10)
 
     def test_another_site_cannot_make_the_browser_replay(self):
