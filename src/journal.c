@@ -427,6 +427,12 @@ int journal_steal(struct journal *j, size_t max, int64_t queued_before_ms,
 	return j->ops->steal ? j->ops->steal(j, max, queued_before_ms, out, n) : 0;
 }
 
+void journal_let_go(struct journal *j, int64_t rowid)
+{
+	if (j && j->ops->let_go)
+		j->ops->let_go(j, rowid);
+}
+
 int journal_take_turn(struct journal *j, int64_t rowid, const char *key, int attempt,
                       int64_t started_ms)
 {

@@ -478,6 +478,12 @@ int journal_adopt(struct journal *j, size_t max, struct journal_pending **out, s
  * gone (JOURNAL_LOST) when they come to start them. */
 int journal_steal(struct journal *j, size_t max, int64_t queued_before_ms,
                   struct journal_pending **out, size_t *n);
+/* A pending delivery this instance took (recover, adopt, steal) but cannot
+ * run (its row could not be read back): no longer held here, and let go at
+ * the next heartbeat that reaches the store, for whichever instance adopts
+ * it next. Kept held, it would stay this instance's under its live lease
+ * with nothing to run it. Nothing to do for a journal of its own. */
+void journal_let_go(struct journal *j, int64_t rowid);
 /* A delivery with a serialization key, about to start attempt `attempt`:
  * marks it running (as journal_attempt_started) if no other delivery with
  * the same key runs, on any instance, and none received before it waits

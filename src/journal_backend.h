@@ -77,6 +77,7 @@ struct journal_ops {
 	int (*adopt)(struct journal *j, size_t max, struct journal_pending **out, size_t *n);
 	int (*steal)(struct journal *j, size_t max, int64_t queued_before_ms,
 	             struct journal_pending **out, size_t *n);
+	void (*let_go)(struct journal *j, int64_t rowid);
 	int (*take_turn)(struct journal *j, int64_t rowid, const char *key, int attempt,
 	                         int64_t started_ms);
 	int (*import)(struct journal *j, const struct journal_entry *e,

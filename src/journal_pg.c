@@ -977,6 +977,7 @@ const struct journal_ops journal_pg_ops = {
 	.release = pg_release,
 	.adopt = pg_adopt,
 	.steal = pg_steal,
+	.let_go = pg_let_go,
 	.take_turn = pg_take_turn,
 	.import = pg_import,
 };

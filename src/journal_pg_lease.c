@@ -111,9 +111,10 @@ int renew_lease(struct pg_journal *j)
 /*
  * After an outage: the rows this instance owns but does not hold (a write
  * that took one, record, requeue or adopt, was committed but its answer
- * lost with the connection) are let go, so that adoption takes them up.
- * The lease no longer names rows, so nothing else would. One statement,
- * the held ids in an array (an anti-join: the array is hashed once).
+ * lost with the connection; or one pg_let_go gave up) are let go, so that
+ * adoption takes them up. The lease no longer names rows, so nothing else
+ * would. One statement, the held ids in an array (an anti-join: the array
+ * is hashed once).
  */
 static int release_unheld(struct pg_journal *j)
 {
@@ -136,10 +137,21 @@ static int release_unheld(struct pg_journal *j)
 	PQclear(r);
 	if (n > 0)
 		log_msg(LOG_LVL_INFO,
-		        "journal: %lld deliveries whose take was not confirmed before the outage"
-		        " let go, for any instance to take up",
+		        "journal: %lld deliveries owned here but not held (a take not confirmed"
+		        " before an outage, or not read back) let go, for any instance to take up",
 		        (long long)n);
 	return 0;
+}
+
+/* The row is no longer held here; release_unheld lets it go at the next
+ * heartbeat (the store may be down now: a read back that failed). */
+void pg_let_go(struct journal *jj, int64_t rowid)
+{
+	struct pg_journal *j = pg_of(jj);
+	if (j->readonly)
+		return;
+	fence_del(&j->fences, rowid);
+	j->release_due = true;
 }
 
 /*

@@ -302,6 +302,7 @@ int insert_attempt(struct pg_journal *j, int64_t rowid, const struct journal_att
 int renew_lease(struct pg_journal *j);
 int pg_heartbeat(struct journal *jj);
 int pg_release(struct journal *jj);
+void pg_let_go(struct journal *jj, int64_t rowid);
 
 /* ---- take-overs (journal_pg_take.c) ---- */
 

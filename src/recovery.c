@@ -145,23 +145,24 @@ static size_t left_count, left_cap;
 
 /* One pending row to the dispatcher: its attempt and due time from the
  * row, read whole (its serialization key is in its payload) and, unless it
- * starts now, a shell again (dispatch.c): one body at a time in memory. */
-static void resume_row(struct dispatcher *ds, struct journal_pending *p)
+ * starts now, a shell again (dispatch.c): one body at a time in memory.
+ * A row that cannot be read back (the take's list has no body: the
+ * connection lost just after its commit) is let go: held here with no
+ * job to run it, it would never run, and its key's line would wait
+ * behind it on every instance. */
+static void resume_row(struct dispatcher *ds, int64_t rowid, enum delivery_state state,
+                       int attempts, int64_t next_due_ms)
 {
 	/* One waiting for its retry keeps its due time; the attempt it waits
 	 * for is its next. */
 	int64_t now = now_wall_ms();
-	bool due_later = p->state == DSTATE_RETRY_WAIT && p->next_due_ms > now;
-	int attempt = due_later ? p->attempts : p->attempts + 1;
-	/* A row taken over (adopt, steal) came whole: read back again, it
-	 * could fail (the connection lost just after the take's commit), and
-	 * the row would stay this instance's, held under its lease, with
-	 * nothing here to run it. */
-	struct delivery *d = p->body ? delivery_from_journal(dispatcher_config(ds), p, attempt, false)
-	                             : delivery_from_row(dispatcher_journal(ds),
-	                                                 dispatcher_config(ds), p->rowid, attempt);
+	bool due_later = state == DSTATE_RETRY_WAIT && next_due_ms > now;
+	struct delivery *d = delivery_from_row(dispatcher_journal(ds), dispatcher_config(ds), rowid,
+	                                       due_later ? attempts : attempts + 1);
 	if (d)
-		dispatch_resume(ds, d, due_later ? p->next_due_ms - now : 0);
+		dispatch_resume(ds, d, due_later ? next_due_ms - now : 0);
+	else
+		journal_let_go(dispatcher_journal(ds), rowid);
 }
 
 /* Pending async deliveries the journal gave this instance (recovered or
@@ -172,7 +173,7 @@ static void resume_all(struct dispatcher *ds, struct journal_pending *v, size_t 
 	for (size_t i = 0; i < n; i++) {
 		struct journal_pending *p = &v[i];
 		if (config_endpoint_by_name(dispatcher_config(ds), p->endpoint)) {
-			resume_row(ds, p);
+			resume_row(ds, p->rowid, p->state, p->attempts, p->next_due_ms);
 		} else {
 			struct log_delivery who = pending_who(p, 0);
 			log_about(LOG_LVL_ERROR, "journal: the delivery is for an endpoint which is no "
@@ -208,10 +209,7 @@ int dispatch_resume_left(struct dispatcher *ds)
 		struct log_delivery who = {r->endpoint, r->event, r->delivery_id, 0};
 		log_about(LOG_LVL_INFO, "journal: the delivery resumed: its endpoint is configured again",
 		          &who, NULL, 0);
-		struct journal_pending again = {.rowid = r->rowid, .state = r->state,
-		                                .attempts = r->attempts,
-		                                .next_due_ms = r->next_due_ms};
-		resume_row(ds, &again); /* without its body: read back */
+		resume_row(ds, r->rowid, r->state, r->attempts, r->next_due_ms);
 		free(r->endpoint);
 		free(r->event);
 		free(r->delivery_id);

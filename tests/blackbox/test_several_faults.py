@@ -243,6 +243,37 @@ class FaultTest(H.HookdTestCase):
             pa.close()
             pb.close()
 
+    def test_taken_over_row_not_read_back_is_let_go(self):
+        """A killed; B takes its delivery over but cannot read the row back
+        (its headers column renamed away for a while, as a connection lost
+        right after the take's commit would): B lets the row go (owner
+        NULL at its next heartbeat) and takes it again at a later tick, and
+        once the row reads back it runs there, attempt 2. Without that the
+        row stayed B's, under B's live lease, with no job anywhere: it
+        never ran, and its key's line waited behind it."""
+        f = self.fleet
+        f.wait_db_up_for()
+        a, b = f.start("a"), f.start("b")
+        self.assertEqual(S.post(a.port, "/job", "lg-1", "G", sleep1=30)[0], 202)
+        f.wait_run("lg-1", instance="a")
+        f.query("ALTER TABLE hookd_deliveries RENAME COLUMN headers TO headers_away")
+        try:
+            a.kill9()
+            a.kill_orphaned_hooks()
+            a.expected_rc = -signal.SIGKILL
+            b.wait_line(r"taken over here\" .* id=lg-1( |$)", timeout=LEASE_S + 8)
+            b.wait_line(r"cannot read a delivery row back", timeout=10)
+            # Let go: held by nobody (then maybe B's again, for a moment).
+            H.wait_for(lambda: f.query("SELECT owner IS NULL FROM hookd_deliveries WHERE"
+                                       " delivery_id = 'lg-1'")[0][0] == "t",
+                       LEASE_S + 10, "lg-1 let go")
+        finally:
+            f.query("ALTER TABLE hookd_deliveries RENAME COLUMN headers_away TO headers")
+        f.wait_state("lg-1", timeout=LEASE_S + 15)
+        runs = f.runs()
+        self.assertEqual([(r["instance"], r["attempt"], r["end"] is not None)
+                          for r in runs["lg-1"]], [("a", 1, False), ("b", 2, True)])
+
     def test_paused_instance_past_its_lease(self):
         """SIGSTOP A (a stalled machine) for longer than the lease while
         its hook runs and a retry and a keyed delivery wait: B takes them
