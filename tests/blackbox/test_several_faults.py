@@ -65,12 +65,14 @@ class FaultTest(H.HookdTestCase):
         try:
             a = f.start("a", url=proxied(f, proxy))
             b = f.start("b")
-            self.assertEqual(S.post(a.port, "/job", "rt-1", "R", exit1=75)[0], 202)
-            f.wait_state("rt-1", state=2)  # retry_wait, due in 1 s
             self.assertEqual(S.post(a.port, "/job", "long", "L", sleep1=7)[0], 202)
             f.wait_run("long", instance="a")
             for did in ("behind-1", "behind-2"):
                 self.assertEqual(S.post(a.port, "/job", did, "L")[0], 202)
+            # Last before the cut: its retry is due 1 s after its first
+            # attempt, which must not be before the cut on a slow machine.
+            self.assertEqual(S.post(a.port, "/job", "rt-1", "R", exit1=75)[0], 202)
+            f.wait_state("rt-1", state=2)  # retry_wait, due in 1 s
             proxy.go_silent()
             cut = time.monotonic()
             self.assertEqual(S.post(a.port, "/sync", "during", "D")[0], 503)
@@ -283,11 +285,12 @@ class FaultTest(H.HookdTestCase):
         f = self.fleet
         f.wait_db_up_for()
         a, b = f.start("a"), f.start("b")
-        self.assertEqual(S.post(a.port, "/job", "p-rt", "R", exit1=75)[0], 202)
-        f.wait_state("p-rt", state=2)
         self.assertEqual(S.post(a.port, "/job", "p-long", "L", sleep1=6)[0], 202)
         f.wait_run("p-long", instance="a")
         self.assertEqual(S.post(a.port, "/job", "p-behind", "L")[0], 202)
+        # Last before the pause: its retry (due in 1 s) must not come first.
+        self.assertEqual(S.post(a.port, "/job", "p-rt", "R", exit1=75)[0], 202)
+        f.wait_state("p-rt", state=2)
         a.send_signal(signal.SIGSTOP)
         try:
             b.wait_line(r"taken over here\" .* id=p-long( |$)", timeout=LEASE_S + 8)
