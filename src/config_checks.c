@@ -88,9 +88,11 @@ static bool check_endpoint(struct loader *L, struct endpoint *ep)
 				        "endpoint '%s': secret_file '%s' line %d is not %s (scheme %s)",
 				        ep->name, show(L, ep->secret_file), at, form, name);
 			else if (at && ep->secret_env)
+				/* Nor the variable's name (config_secrets.c). */
 				fail_at(L, secret_line,
-				        "endpoint '%s': secret_env '%s' line %d is not %s (scheme %s)",
-				        ep->name, ep->secret_env, at, form, name);
+				        "endpoint '%s': line %d of the environment variable secret_env "
+				        "names is not %s (scheme %s)",
+				        ep->name, at, form, name);
 			else if (ep->nsecrets > 1)
 				fail_at(L, secret_line,
 				        "endpoint '%s': secret %zu of %zu is not %s (scheme %s)",

@@ -331,8 +331,8 @@ static const struct {
 	{"[endpoint a]\npath = /a\nscheme = basic\nsecret = a:b c\n",
 	 "hookd.ini:4: endpoint 'a': secret 2 of 2 is not user:password (scheme basic)"},
 	{"[endpoint a]\npath = /a\nscheme = basic\nsecret_env = HOOKD_TEST_BASIC_BAD\n",
-	 "hookd.ini:4: endpoint 'a': secret_env 'HOOKD_TEST_BASIC_BAD' line 3 is not user:password "
-	 "(scheme basic)"},
+	 "hookd.ini:4: endpoint 'a': line 3 of the environment variable secret_env names is not "
+	 "user:password (scheme basic)"},
 	{"[endpoint a]\npath = /a\nscheme = basic\n", "hookd.ini:1: endpoint 'a' (scheme basic) has no secret*"},
 	{"[endpoint a]\npath = /a\nscheme = token\n", "hookd.ini:1: endpoint 'a' (scheme token) has no secret*"},
 	/* the fixed event */
