@@ -233,8 +233,10 @@ class Browser(unittest.TestCase):
         literally; one that is not UTF-8 is refused at the door, since the
         page could not open it (its JSON would carry U+FFFD)."""
         hostile = " ".join([PWN, IMG, JS_LINK])
+        # The live view must open before the hook ends: 6 s of it (within
+        # the config's 10 s timeout) for a browser on a loaded machine.
         echo = sh("cat <<'E'\n%s\nE\nprintf 'cr\\revent: outcome\\rdata: {}\\n'\n"
-                  "sleep 4\ncat >&2 <<'E'\nerr %s\nE\nexit 3\n" % (hostile, hostile))
+                  "sleep 6\ncat >&2 <<'E'\nerr %s\nE\nexit 3\n" % (hostile, hostile))
         with Hookd(journal_config(extra=ADMIN), {"build:start": echo}) as h:
             eid = "bidi\u202e" + LS + new_id()
             t, _ = h.post_bg(eid.encode().decode("latin-1"), event="build:start")
@@ -256,7 +258,7 @@ class Browser(unittest.TestCase):
                                               ".textContent"), eid)
             self.shot("hostile-live")
             self.wait(EC.text_to_be_present_in_element((By.ID, "d-attempts"), "err <script>"),
-                      15)
+                      20)
             time.sleep(0.5)
             self.assertNoScriptRan()
             self.assertIn(IMG, self.text_of("#d-attempts"))
