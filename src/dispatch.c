@@ -586,7 +586,9 @@ static void acceptance_lost(struct job *j)
 	           RETRY_AFTER_OVERLOAD);
 }
 
-static bool record_committed(struct job *j);
+/* After a lost batch, what the journal holds of j's record. */
+enum record_fate { RECORD_THERE, RECORD_GONE, RECORD_UNKNOWN };
+static enum record_fate record_fate(struct job *j);
 
 /*
  * The batch that recorded the start of j's attempt was lost (the disk
@@ -606,8 +608,10 @@ void job_start_lost(struct job *j)
 	 * (mid-turn) leaves the record of a sync delivery that did not wait in
 	 * place, running: it gets its failed attempt too, not a row stuck
 	 * running. One that waited for a slot or its key is looked up too:
-	 * its record may have gone with an earlier lost batch. */
-	if (delivery_async(d) || record_committed(j)) {
+	 * its record may have gone with an earlier lost batch. A look-up that
+	 * fails cannot say it went: its row may still be queued, and a 503
+	 * `overloaded` would have its resends refused (409) while it waits. */
+	if (delivery_async(d) || record_fate(j) != RECORD_GONE) {
 		delivery_set_outcome(d, 503, "failed", xstrdup("cannot write the journal"));
 		delivery_set_retry_after(d, RETRY_AFTER_OVERLOAD);
 		job_release(j);
@@ -623,25 +627,32 @@ void job_start_lost(struct job *j)
 /* After a lost batch, whether j's record is one that was committed: its
  * row, still pending (nothing runs before the answer). A resend of a
  * failed delivery rewrites that row in place, so a lost one leaves the
- * row there, failed. */
-static bool record_committed(struct job *j)
+ * row there, failed. RECORD_UNKNOWN: the look-up failed. */
+static enum record_fate record_fate(struct job *j)
 {
 	enum delivery_state st;
 	int64_t rowid;
-	return journal_lookup(j->ds->journal, delivery_endpoint(j->d)->name, delivery_id(j->d),
-	                      &st, NULL, &rowid) == RESULT_OK &&
-	       rowid == delivery_rowid(j->d) && delivery_state_pending(st);
+	enum result r = journal_lookup(j->ds->journal, delivery_endpoint(j->d)->name,
+	                               delivery_id(j->d), &st, NULL, &rowid);
+	if (r == RESULT_ERROR)
+		return RECORD_UNKNOWN;
+	return r == RESULT_OK && rowid == delivery_rowid(j->d) && delivery_state_pending(st)
+	               ? RECORD_THERE
+	               : RECORD_GONE;
 }
 
-/* An acceptance, synced (or not): is its record there, if a batch was lost? */
+/* An acceptance, synced (or not): is its record there, if a batch was
+ * lost? One the journal cannot say of is not promised (503, and it may
+ * run, as after a failed sync). */
 static void on_synced(struct held_answer *h, bool ok, bool maybe_lost, void *arg)
 {
 	struct job *j = JOB_OF_HELD(h);
-	if (maybe_lost && !record_committed(j)) {
+	enum record_fate fate = maybe_lost ? record_fate(j) : RECORD_THERE;
+	if (fate == RECORD_GONE) {
 		acceptance_lost(j);
 		return;
 	}
-	accepted(j, ok);
+	accepted(j, ok && fate == RECORD_THERE);
 }
 
 static void on_lost(struct held_answer *h, void *arg)
