@@ -362,8 +362,15 @@ static char *exec_error(const struct spawn_job *j)
 	if (j->err == ENOENT && access(j->path, F_OK) != 0)
 		return xasprintf("%s: %s (the hook was removed after it was routed)", stage,
 		                 strerror(ENOENT));
+	/* These are never about another file: no look (it reads files on the
+	 * loop) for them. */
+	static const int own[] = {E2BIG, ETXTBSY, ENOMEM, EMFILE, ENFILE, EAGAIN, EFAULT, EIO};
+	bool another_file = true;
+	for (size_t i = 0; i < ARRAY_SIZE(own); i++)
+		another_file &= j->err != own[i];
 	char why[1024];
-	if (preflight_exec_failure(j->path, job_env_path(j), j->err, why, sizeof(why)))
+	if (another_file &&
+	    preflight_exec_failure(j->path, job_env_path(j), j->err, why, sizeof(why)))
 		return xasprintf("%s: %s", stage, why);
 	return xasprintf("%s: %s", stage, strerror(j->err));
 }
