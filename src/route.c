@@ -122,6 +122,14 @@ static int str_ptr_cmp(const void *a, const void *b)
 }
 
 /* Names cand/name among r's skipped entries, in byte order, with why. */
+/* Whether a file that is not executable for us would be but for a noexec
+ * mount: only one with an execute bit is asked (a README in a run-parts
+ * directory costs no look at its mount at every delivery). */
+static bool noexec_blocks(int dirfd, const char *name, const struct stat *st)
+{
+	return (st->st_mode & 0111) && preflight_noexec_at(dirfd, name);
+}
+
 static void skip_entry(struct route *r, const char *cand, const char *name, const char *why)
 {
 	char *rel = xasprintf("%s/%s", cand, name);
@@ -168,7 +176,7 @@ static void resolve_dir(struct route *r, int dfd, const char *hooks_dir, const c
 			continue; /* subdirectories, sockets: not hooks */
 		if (faccessat(fd, name, X_OK, AT_EACCESS) < 0) {
 			skip_entry(r, cand, name,
-			           preflight_noexec_at(fd, name)
+			           noexec_blocks(fd, name, &st)
 			                   ? "not executable (its file system is mounted noexec)"
 			                   : "not executable");
 			continue;
@@ -406,7 +414,7 @@ static int resolve_in(int dfd, const char *dir, char (*cands)[EVENT_NAME_MAX + 1
 			else
 				out->error = xasprintf(
 					"not executable: %s%s", cand,
-					preflight_noexec_at(dfd, cand)
+					noexec_blocks(dfd, cand, &st)
 						? " (its file system is mounted noexec)"
 						: "");
 		} else if (S_ISDIR(st.st_mode)) {
