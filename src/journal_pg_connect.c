@@ -210,6 +210,30 @@ static void connect_params(const char *url, const char *password, const char *op
 	keys[n] = NULL, vals[n] = NULL;
 }
 
+/*
+ * The prepared statements' plans are made again at every run ("custom"), as
+ * PQexecParams' were: what preparing saves is the parse and analysis. The
+ * server's default would settle on one generic plan after five runs, chosen
+ * on the table's statistics of that moment, and keep it until the table is
+ * analyzed again: on a new journal's empty table that plan found a delivery
+ * by scanning its endpoint's rows (the look-up) or its owner's (a run's
+ * start), and a burst of 10,000 ran at half the speed of unprepared
+ * statements (tests/bench/RESULTS.md). Set on the new connection, before
+ * any statement of a batch (a SET in a batch that is lost would be rolled
+ * back with it); not in the startup options, which an older server would
+ * refuse: plan_cache_mode is PostgreSQL 12's, and an older one keeps its
+ * default. Also on the reconnect's thread, so nothing is logged: a
+ * refusal leaves the generic plans (slower, not wrong), and a connection
+ * lost meanwhile fails the connect (false).
+ */
+static bool ask_custom_plans(PGconn *c)
+{
+	if (PQserverVersion(c) < 120000)
+		return true;
+	PQclear(PQexec(c, "SET plan_cache_mode = force_custom_plan"));
+	return PQstatus(c) == CONNECTION_OK;
+}
+
 /* Connects, the session set up for hookd's use in the same exchange,
  * waiting for it: NULL with the reason in err. *where, if NULL, is set to
  * where the journal is, for messages ("host:port/dbname": never the
@@ -238,6 +262,11 @@ PGconn *connect_now(const char *url, const char *password, bool readonly, char *
 		return NULL;
 	}
 	PQsetNoticeProcessor(c, ignore_notice, NULL);
+	if (!ask_custom_plans(c)) {
+		trim_message(err, errlen, PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -372,7 +401,6 @@ static bool reconnect_finish(struct pg_journal *j)
 	}
 	j->conn = c;
 	j->prepared = 0; /* a new session */
-	j->custom_plans = false;
 	j->counted = false;
 	j->release_due = !j->readonly;
 	log_msg(LOG_LVL_INFO, "journal: PostgreSQL reachable again");
@@ -475,31 +503,6 @@ PGresult *run(struct pg_journal *j, const char *what, const char *sql, struct pa
 }
 
 /*
- * The prepared statements' plans are made again at every run ("custom"), as
- * PQexecParams' were: what preparing saves is the parse and analysis. The
- * server's default would settle on one generic plan after five runs, chosen
- * on the table's statistics of that moment, and keep it until the table is
- * analyzed again: on a new journal's empty table that plan found a delivery
- * by scanning its endpoint's rows (the look-up) or its owner's (a run's
- * start), and a burst of 10,000 ran at half the speed of unprepared
- * statements (tests/bench/RESULTS.md). plan_cache_mode is PostgreSQL 12's;
- * an older server keeps its default. Set outside a transaction only: a SET
- * in a batch that is lost would be rolled back with it. -1: the connection
- * went down.
- */
-static int ask_custom_plans(struct pg_journal *j)
-{
-	if (PQtransactionStatus(j->conn) != PQTRANS_IDLE)
-		return 0; /* at a later run */
-	j->custom_plans = true;
-	if (PQserverVersion(j->conn) < 120000)
-		return 0;
-	if (run_cmd(j, "plan cache mode", "SET plan_cache_mode = force_custom_plan", NULL) < 0)
-		return j->conn ? 0 : -1; /* refused: logged, generic plans then */
-	return 0;
-}
-
-/*
  * Runs one of the statements of journal_pg_statements.c, prepared on this
  * connection first if it is not yet (the parameters' types are the SQL's
  * casts, as with run). A prepare that fails is a statement that fails:
@@ -510,8 +513,6 @@ static int ask_custom_plans(struct pg_journal *j)
 PGresult *run_prepared(struct pg_journal *j, const char *what, enum pg_stmt s, struct params *p)
 {
 	if (!j->conn)
-		return NULL;
-	if (!j->custom_plans && ask_custom_plans(j) < 0)
 		return NULL;
 	const struct pg_statement *st = &pg_statements[s];
 	uint32_t bit = UINT32_C(1) << s;

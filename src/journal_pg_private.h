@@ -201,7 +201,6 @@ struct pg_journal {
 	/* The statements prepared on conn, a bit each (1 << enum pg_stmt):
 	 * none on a new connection. */
 	uint32_t prepared;
-	bool custom_plans; /* conn's plan_cache_mode set (run_prepared) */
 	/* Group commit (journal.h): the batch's transaction, and the rows it
 	 * recorded, whose fences go if it is lost. */
 	bool batching, batch;

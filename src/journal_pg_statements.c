@@ -5,7 +5,8 @@
  * each with its name on the server and its SQL. run_prepared
  * (journal_pg_connect.c) prepares one on a connection the first time it
  * runs there, so that the server parses it once a session rather than
- * once a call (it still plans it at every run: ask_custom_plans); a new
+ * once a call (it still plans it at every run: ask_custom_plans in
+ * journal_pg_connect.c); a new
  * connection (a reconnect) prepares again.
  * Statements that run rarely stay text (run) where they are used.
  */
