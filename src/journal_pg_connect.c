@@ -400,7 +400,7 @@ static bool reconnect_finish(struct pg_journal *j)
 		return false;
 	}
 	j->conn = c;
-	j->prepared = 0; /* a new session */
+	j->prepared = j->stale = 0; /* a new session */
 	j->counted = false;
 	j->release_due = !j->readonly;
 	log_msg(LOG_LVL_INFO, "journal: PostgreSQL reachable again");
@@ -516,6 +516,15 @@ PGresult *run_prepared(struct pg_journal *j, const char *what, enum pg_stmt s, s
 		return NULL;
 	const struct pg_statement *st = &pg_statements[s];
 	uint32_t bit = UINT32_C(1) << s;
+	if (j->stale & bit) {
+		char *sql = xasprintf("DEALLOCATE %s", st->name);
+		int rc = run_cmd(j, what, sql, NULL);
+		free(sql);
+		if (rc < 0)
+			return NULL;
+		j->stale &= ~bit;
+		j->prepared &= ~bit;
+	}
 	if (!(j->prepared & bit)) {
 		PGresult *r = checked(j, what, PQprepare(j->conn, st->name, st->sql, 0, NULL));
 		if (!r)
@@ -523,9 +532,19 @@ PGresult *run_prepared(struct pg_journal *j, const char *what, enum pg_stmt s, s
 		PQclear(r);
 		j->prepared |= bit;
 	}
-	return checked(j, what,
-	               PQexecPrepared(j->conn, st->name, p ? p->n : 0, p ? p->val : NULL,
-	                              p ? p->len : NULL, p ? p->fmt : NULL, 0));
+	PGresult *r = PQexecPrepared(j->conn, st->name, p ? p->n : 0, p ? p->val : NULL,
+	                             p ? p->len : NULL, p ? p->fmt : NULL, 0);
+	/* The server no longer has it (26000: a pooler gave this session's
+	 * statements to another), or its plan no longer fits the table (0A000,
+	 * "cached plan must not change result type": another instance's
+	 * hookd changed the schema, and the statement stays so): prepared
+	 * again at the next call, the stale one deallocated first. */
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	if (state && strcmp(state, "26000") == 0)
+		j->prepared &= ~bit;
+	else if (state && strcmp(state, "0A000") == 0)
+		j->stale |= bit;
+	return checked(j, what, r);
 }
 
 int run_prepared_cmd(struct pg_journal *j, const char *what, enum pg_stmt s, struct params *p)

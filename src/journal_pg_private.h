@@ -199,8 +199,9 @@ struct pg_journal {
 	bool release_due;
 	struct fence_map fences;
 	/* The statements prepared on conn, a bit each (1 << enum pg_stmt):
-	 * none on a new connection. */
-	uint32_t prepared;
+	 * none on a new connection; and those of them whose plan no longer
+	 * fits the table (deallocated before they are prepared again). */
+	uint32_t prepared, stale;
 	/* Group commit (journal.h): the batch's transaction, and the rows it
 	 * recorded, whose fences go if it is lost. */
 	bool batching, batch;

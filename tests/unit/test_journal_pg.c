@@ -1034,6 +1034,19 @@ static void test_prepared_again_after_reconnect(void)
 	CHECK(s.e.state == DSTATE_SUCCEEDED && s.attempts == 1 && s.hooks == 2,
 	      "written once, hooks and all (%d, %d attempts, %d hooks)", s.e.state, s.attempts,
 	      s.hooks);
+
+	/* A statement whose plan no longer fits the table (another hookd
+	 * changed a column: "cached plan must not change result type") fails
+	 * once, and is prepared again at the next call. */
+	enum delivery_state st;
+	int64_t found;
+	CHECK(journal_lookup(a, "prep", "p4", &st, NULL, &found) == RESULT_OK, "looked up");
+	sql_do("ALTER TABLE hookd_deliveries ALTER COLUMN attempts TYPE bigint");
+	CHECK(journal_lookup(a, "prep", "p4", &st, NULL, &found) == RESULT_ERROR,
+	      "the plan no longer fits");
+	CHECK(journal_lookup(a, "prep", "p4", &st, NULL, &found) == RESULT_OK && found == row,
+	      "prepared again");
+	sql_do("ALTER TABLE hookd_deliveries ALTER COLUMN attempts TYPE integer");
 	journal_close(a);
 }
 
