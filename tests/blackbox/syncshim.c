@@ -94,7 +94,11 @@ static int fault(int fd, int syncing)
 	ssize_t n = read(f, word, sizeof(word) - 1);
 	close(f);
 	char path[4096];
-	if (path_of(fd, path, sizeof(path)) < 0 || !strstr(path, "/journal.db"))
+	if (path_of(fd, path, sizeof(path)) < 0)
+		return 0;
+	/* The database and its -wal, not its -shm (SQLite's shared memory). */
+	const char *db = strstr(path, "/journal.db");
+	if (!db || (strcmp(db, "/journal.db") != 0 && strcmp(db, "/journal.db-wal") != 0))
 		return 0;
 	if (n > 0 && strncmp(word, "SYNC", 4) == 0)
 		return syncing ? EIO : 0;
