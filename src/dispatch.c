@@ -409,6 +409,7 @@ static bool turn_taken(struct job *j)
 		                            now_wall_ms());
 		r = r == 0 ? RESULT_OK : r == JOURNAL_LOST ? JOURNAL_LOST : RESULT_ERROR;
 	}
+	j->behind_own = r == JOURNAL_TURN_HERE;
 	if (r == RESULT_OK)
 		return true;
 	if (j->state != LC_WAIT_TURN) /* else it keeps its place in the line */
@@ -461,8 +462,9 @@ static void admit(struct job *j)
 /*
  * Deliveries waiting for their turn (shared journal) ask again, in the
  * order they came; once a key was not free this round, the later ones with
- * it wait for the next (they would only be told the same). Those that stay
- * keep their place.
+ * it wait for the next (they would only be told the same), unless what it
+ * waits for is an earlier one of its key held here, which may be later in
+ * this line. Those that stay keep their place.
  */
 static void on_turn_poll(evutil_socket_t fd, short what, void *arg)
 {
@@ -494,7 +496,11 @@ static void on_turn_poll(evutil_socket_t fd, short what, void *arg)
 		for (struct job *w = TAILQ_FIRST(&ds->waiting_turn); w && !still;
 		     w = TAILQ_NEXT(w, link))
 			still = w == j;
-		if (still && key)
+		/* Not when it waits only for an earlier one held here: this
+		 * line is not always in the journal's order (a delivery that
+		 * left it for a slot, or was taken over, comes back at its
+		 * tail), and that one may be behind it. */
+		if (still && key && !j->behind_own)
 			busy[nbusy++] = delivery_key(j->d);
 		if (!journal_up(ds->journal))
 			break; /* no use asking a journal that is down */

@@ -44,6 +44,9 @@ struct job {
 	/* Its attempt's outcome is recorded as answered: if its sender hangs
 	 * up before the answer goes, answer() marks it (journal_client_gone). */
 	bool outcome_unmarked;
+	/* Waiting for its turn (shared journal), behind an earlier delivery of
+	 * its key that this instance holds (JOURNAL_TURN_HERE). */
+	bool behind_own;
 	/* Never in a line and held at once: the slot queue, waiting_retry or
 	 * waiting_turn, or held for the journal (groupcommit.h). */
 	union {

@@ -38,6 +38,9 @@ struct journal;
  * was lost took it with it; its id is never given again): nothing was
  * written, and nothing ever will be under that id. */
 #define JOURNAL_GONE (-3)
+/* journal_take_turn: not its turn, but only because an earlier delivery of
+ * its key, held by this instance, waits queued (none of the key runs). */
+#define JOURNAL_TURN_HERE (-4)
 
 enum delivery_state {
 	DSTATE_QUEUED,     /* accepted, waiting for a slot or its key */
@@ -488,7 +491,10 @@ void journal_let_go(struct journal *j, int64_t rowid);
  * marks it running (as journal_attempt_started) if no other delivery with
  * the same key runs, on any instance, and none received before it waits
  * queued. RESULT_OK: started; RESULT_PENDING: not its turn yet, nothing
- * changed; RESULT_ERROR; or JOURNAL_LOST. */
+ * changed; JOURNAL_TURN_HERE: the same, but nothing of the key runs and
+ * the first delivery of its line still queued is one this instance holds
+ * (its turn may be now: ask for that one too); RESULT_ERROR; or
+ * JOURNAL_LOST. */
 int journal_take_turn(struct journal *j, int64_t rowid, const char *key, int attempt,
                       int64_t started_ms);
 

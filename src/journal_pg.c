@@ -915,15 +915,17 @@ static int pg_take_turn(struct journal *jj, int64_t rowid, const char *key, int 
 	if (!r)
 		goto fail;
 	p_int(&p, rowid);
+	p_text(&p, j->instance);
 	r = run_prepared(j, "take turn", STMT_TURN_WAIT, &p);
 	p_free(&p);
 	if (!r)
 		goto fail;
 	bool wait = PQntuples(r) > 0;
+	bool first_held_here = wait && col_bool(r, 0, 0);
 	PQclear(r);
 	if (wait) {
 		tx_rollback(j);
-		return RESULT_PENDING;
+		return first_held_here ? JOURNAL_TURN_HERE : RESULT_PENDING;
 	}
 	int rc = mark_running(j, f, attempt, started_ms, key);
 	if (rc != 0) {

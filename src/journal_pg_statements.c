@@ -92,11 +92,16 @@
 	" exit = excluded.exit, signal = excluded.signal, ms = excluded.ms," \
 	" error = excluded.error, output = excluded.output"
 
-/* A key's turn: an earlier delivery of the key running or queued ahead. */
+/* A key's turn: an earlier delivery of the key running or queued ahead
+ * (a row: not its turn), and whether what it waits for is only the first
+ * of those queued ahead, held by this instance ($3): none of the key runs. */
 #define SQL_TURN_WAIT \
-	"SELECT 1 FROM hookd_deliveries WHERE serial_key = $1::text AND state < 3" \
+	"SELECT NOT EXISTS (SELECT 1 FROM hookd_deliveries WHERE serial_key = $1::text" \
+	"  AND state = 1 AND id <> $2::bigint) AND coalesce(owner = $3::text, false)" \
+	" FROM hookd_deliveries WHERE serial_key = $1::text AND state < 3" \
 	" AND id <> $2::bigint AND (state = 1 OR (state = 0 AND queued_seq <" \
-	" (SELECT queued_seq FROM hookd_deliveries WHERE id = $2::bigint))) LIMIT 1"
+	" (SELECT queued_seq FROM hookd_deliveries WHERE id = $2::bigint)))" \
+	" ORDER BY queued_seq LIMIT 1"
 
 /* This instance's lease, from now: one row, whatever it holds. */
 #define SQL_RENEW_LEASE \
