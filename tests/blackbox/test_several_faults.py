@@ -11,20 +11,14 @@ after a resend) must run to its end exactly once, but for what README
 "Running on several machines" allows: a run already going when its
 instance was cut off longer than `lease`, which the other instance runs
 again as the next attempt.
-
-test_connection_resets_under_load runs only with
-HOOKD_SEVERAL_FAULTS_RESETS=1: it still finds an open defect (its skip
-reason says which) about one run in five.
 """
 
 import http.client
-import os
 import random
 import re
 import signal
 import threading
 import time
-import unittest
 
 import harness as H
 import test_several as S
@@ -104,12 +98,42 @@ class FaultTest(H.HookdTestCase):
         for x, y in zip(on_b, on_b[1:]):
             self.assertGreaterEqual(y["start"], x["end"])
 
-    @unittest.skipUnless(os.environ.get("HOOKD_SEVERAL_FAULTS_RESETS") == "1",
-                         "an open defect fails it about one run in five: a keyed async"
-                         " delivery whose first attempt ended while its instance's"
-                         " journal was down (outbox) waits in retry_wait for good, and"
-                         " its key's line on both instances with it;"
-                         " HOOKD_SEVERAL_FAULTS_RESETS=1 runs it")
+    def test_taken_over_behind_its_key_line(self):
+        """A delivery taken over by B (A stopped: it let its deliveries go)
+        joins B's line of deliveries waiting for their key's turn at its
+        tail, behind later ones of its key: once the key is free (a run
+        elsewhere ends), it still runs first and the later ones after it.
+        Once, the first of B's line was told "not your turn" (the taken-
+        over one, queued earlier, comes first) and the rest of the line,
+        that one too, waited for it for good."""
+        f = self.fleet
+        f.wait_db_up_for()
+        a, b = f.start("a"), f.start("b")
+        # Key Q runs elsewhere (an instance "z" with a lease): every
+        # delivery with it waits for its turn.
+        now_ms = int(time.time() * 1000)
+        f.query("INSERT INTO hookd_instances VALUES ('z', now() + interval '1 hour');"
+                "INSERT INTO hookd_deliveries (endpoint, delivery_id, event, async, state,"
+                " received_ms, updated_ms, serial_key, owner, fence, instance) VALUES"
+                " ('jobs', 'tb-elsewhere', 'job', true, 1, %d, %d,"
+                " 'endpoint jobs' || chr(31) || 'Q', 'z', 1, 'z')" % (now_ms, now_ms))
+        self.assertEqual(S.post(a.port, "/job", "tb-1", "Q")[0], 202)
+        for did in ("tb-2", "tb-3"):
+            self.assertEqual(S.post(b.port, "/job", did, "Q")[0], 202)
+        time.sleep(0.5)  # each asked once: not its turn
+        a.stop()
+        b.wait_line(r"taken over here\" .* id=tb-1( |$)", timeout=10)
+        time.sleep(0.5)  # tb-1 asked on B too: behind tb-2 and tb-3 there
+        f.query("UPDATE hookd_deliveries SET state = 3, owner = NULL"
+                " WHERE delivery_id = 'tb-elsewhere'")
+        for did in ("tb-1", "tb-2", "tb-3"):
+            f.wait_state(did, timeout=10)
+        runs = f.runs()
+        order = sorted((r for did in ("tb-1", "tb-2", "tb-3") for r in runs[did]),
+                       key=lambda r: r["start"])
+        self.assertEqual([(r["id"], r["instance"]) for r in order],
+                         [("tb-1", "b"), ("tb-2", "b"), ("tb-3", "b")])
+
     def test_connection_resets_under_load(self):
         """Both instances' connections to PostgreSQL reset again and again
         (each for less than the lease) while four senders post to both,
