@@ -432,10 +432,10 @@ static int64_t pg_record(struct journal *jj, const struct journal_new *d)
 static int mark_running(struct pg_journal *j, struct fence_slot *f, int attempt,
                         int64_t started_ms, const char *key)
 {
-	int64_t rowid = f->rowid;
+	int64_t rowid = f->rowid, fence = f->fence;
 	struct params p = {0};
 	p_int(&p, rowid);
-	p_int(&p, f->fence);
+	p_int(&p, fence);
 	p_int(&p, attempt);
 	p_int(&p, started_ms);
 	p_text(&p, j->instance);
@@ -447,6 +447,24 @@ static int mark_running(struct pg_journal *j, struct fence_slot *f, int attempt,
 	int64_t n = cmd_tuples(r);
 	PQclear(r);
 	if (n == 0) {
+		/* Still held, but this instance's lease ran out (a pause, an
+		 * outage): not now; its heartbeat renews it, or another instance
+		 * adopts the row and this one finds it lost. */
+		struct params q = {0};
+		p_int(&q, rowid);
+		p_int(&q, fence);
+		p_text(&q, j->instance);
+		r = run(j, "attempt started",
+		        "SELECT 1 FROM hookd_deliveries WHERE id = $1::bigint AND fence = $2::bigint"
+		        " AND owner = $3::text AND state < 3",
+		        &q);
+		p_free(&q);
+		if (!r)
+			return -1;
+		bool held = PQntuples(r) == 1;
+		PQclear(r);
+		if (held)
+			return -1;
 		fence_del(&j->fences, rowid);
 		return JOURNAL_LOST;
 	}

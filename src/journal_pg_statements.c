@@ -67,11 +67,15 @@
 /* The fenced "mark running" of attempt_started and take_turn. take_turn's
  * key goes in the row too: one recorded without it (imported, or before its
  * endpoint had serialize) must hold its key for the other instances while
- * it runs. */
+ * it runs. Only under this instance's lease: once it ran out, another
+ * instance may adopt the row at any moment and run it too (mark_running
+ * tells that from a fence that moved). */
 #define SQL_STARTED \
 	"UPDATE hookd_deliveries SET state = 1, run_attempt = $3::int, run_started_ms = $4::bigint," \
 	" updated_ms = $4::bigint, serial_key = coalesce($6::text, serial_key)" \
-	" WHERE id = $1::bigint AND fence = $2::bigint AND owner = $5::text AND state < 3"
+	" WHERE id = $1::bigint AND fence = $2::bigint AND owner = $5::text AND state < 3" \
+	" AND EXISTS (SELECT 1 FROM hookd_instances WHERE name = $5::text" \
+	"  AND lease_until > now())"
 
 /* replay: true/false as given, or NULL: whether the delivery's last
  * requeue asked for this attempt. */

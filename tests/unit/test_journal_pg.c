@@ -473,6 +473,8 @@ static void test_fencing(void)
 	      s.hooks);
 	CHECK(s.e.state == DSTATE_QUEUED, "still queued");
 	CHECK(journal_attempt_started(a, row, 2, T0) == JOURNAL_LOST, "a cannot start it");
+	/* b's own lease ran out in the sleep too: its ticks would renew it. */
+	CHECK(journal_heartbeat(b) == 0, "b renews its lease");
 	CHECK(journal_attempt_started(b, row, 2, T0 + 2000) == 0, "b starts attempt 2");
 	CHECK(finish(b, row, 2, 200, DSTATE_SUCCEEDED) == 0, "b finishes");
 
@@ -1139,6 +1141,46 @@ static void test_unwritten_outcome_stays_held(void)
 	journal_close(b);
 }
 
+/* An instance whose lease ran out (paused, or cut off) starts nothing it
+ * still holds until its heartbeat renews the lease: another instance may
+ * adopt the row at any moment, and would run it a second time, alongside.
+ * Adopted meanwhile, the row is lost to it. */
+static void test_no_start_past_lease(void)
+{
+	struct journal *a = open_as("a", NULL, false, NULL);
+	struct journal *b = open_as("b", NULL, false, NULL);
+	int64_t row = rec(a, "pl", "pl1", true, T0, "x");
+	int64_t keyed = rec_key(a, "pl", "pl2", true, T0 + 1, "y", "plk");
+	char q[256];
+	snprintf(q, sizeof(q),
+	         "UPDATE %s.hookd_instances SET lease_until = now() - interval '1 second'"
+	         " WHERE name = 'a'",
+	         schema);
+	sql_do(q);
+	CHECK(journal_attempt_started(a, row, 1, T0 + 10) == -1, "lease out: not started");
+	CHECK(journal_take_turn(a, keyed, "plk", 1, T0 + 10) == RESULT_ERROR, "nor given its turn");
+	CHECK(sql_int("SELECT count(*) FROM %s.hookd_deliveries WHERE owner = 'a' AND state = 0",
+	              schema) == 2,
+	      "both still a's, queued");
+	CHECK(journal_heartbeat(a) == 0, "a renews its lease");
+	CHECK(journal_attempt_started(a, row, 1, T0 + 20) == 0, "then it starts");
+	CHECK(finish(a, row, 1, 200, DSTATE_SUCCEEDED) == 0, "and ends");
+	sql_do(q);
+	sleep_ms(LEASE_MS + 100);
+	struct journal_pending *list;
+	size_t n;
+	CHECK(journal_adopt(b, 10, &list, &n) == 0 && n == 1, "b adopts the other (%zu)", n);
+	for (size_t i = 0; i < n; i++)
+		journal_pending_free(&list[i]);
+	free(list);
+	CHECK(journal_take_turn(a, keyed, "plk", 1, T0 + 30) == JOURNAL_LOST, "a lost it");
+	CHECK(journal_heartbeat(b) == 0, "b renews its lease");
+	CHECK(journal_take_turn(b, keyed, "plk", 1, T0 + 30) == RESULT_OK, "b runs it");
+	CHECK(finish(b, keyed, 1, 200, DSTATE_SUCCEEDED) == 0, "b ends it");
+	journal_close(a);
+	journal_close(b);
+}
+
 /* A row this instance owns but does not hold (its take was committed, but
  * the answer was lost with the connection) is let go when the journal
  * reconnects: nothing names it in a heartbeat any more, and it would
@@ -1773,6 +1815,7 @@ int main(void)
 	test_turn_key_taken_at_run();
 	test_resend_goes_behind();
 	test_unwritten_outcome_stays_held();
+	test_no_start_past_lease();
 	test_release_on_reconnect();
 	test_instance_lease();
 	test_heartbeat_is_one_row();
