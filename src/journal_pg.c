@@ -429,6 +429,29 @@ static int64_t pg_record(struct journal *jj, const struct journal_new *d)
 	return rowid;
 }
 
+/* After a fenced write that changed nothing: whether the row is still this
+ * instance's under that fence (1: the write's other conditions failed), or
+ * not (0: lost; its fence forgotten); -1: the question failed. */
+static int still_held(struct pg_journal *j, const char *what, int64_t rowid, int64_t fence)
+{
+	struct params q = {0};
+	p_int(&q, rowid);
+	p_int(&q, fence);
+	p_text(&q, j->instance);
+	PGresult *r = run(j, what,
+	                  "SELECT 1 FROM hookd_deliveries WHERE id = $1::bigint AND fence = $2::bigint"
+	                  " AND owner = $3::text",
+	                  &q);
+	p_free(&q);
+	if (!r)
+		return -1;
+	bool held = PQntuples(r) == 1;
+	PQclear(r);
+	if (!held)
+		fence_del(&j->fences, rowid);
+	return held;
+}
+
 static int mark_running(struct pg_journal *j, struct fence_slot *f, int attempt,
                         int64_t started_ms, const char *key)
 {
@@ -449,24 +472,9 @@ static int mark_running(struct pg_journal *j, struct fence_slot *f, int attempt,
 	if (n == 0) {
 		/* Still held, but this instance's lease ran out (a pause, an
 		 * outage): not now; its heartbeat renews it, or another instance
-		 * adopts the row and this one finds it lost. */
-		struct params q = {0};
-		p_int(&q, rowid);
-		p_int(&q, fence);
-		p_text(&q, j->instance);
-		r = run(j, "attempt started",
-		        "SELECT 1 FROM hookd_deliveries WHERE id = $1::bigint AND fence = $2::bigint"
-		        " AND owner = $3::text AND state < 3",
-		        &q);
-		p_free(&q);
-		if (!r)
-			return -1;
-		bool held = PQntuples(r) == 1;
-		PQclear(r);
-		if (held)
-			return -1;
-		fence_del(&j->fences, rowid);
-		return JOURNAL_LOST;
+		 * adopts the row and this one finds it lost. (A final row is
+		 * held by nobody.) */
+		return still_held(j, "attempt started", rowid, fence) == 0 ? JOURNAL_LOST : -1;
 	}
 	f = fence_find(&j->fences, rowid);
 	if (f)
@@ -684,22 +692,7 @@ static int pg_hand_over(struct journal *jj, int64_t rowid, bool running,
 	PQclear(r);
 	if (!found) {
 		/* Lost, or not a pending sync delivery: which one? */
-		struct params q = {0};
-		p_int(&q, rowid);
-		p_int(&q, f->fence);
-		p_text(&q, j->instance);
-		r = run(j, "hand over",
-		        "SELECT 1 FROM hookd_deliveries WHERE id = $1::bigint AND fence = $2::bigint"
-		        " AND owner = $3::text",
-		        &q);
-		p_free(&q);
-		bool held = r && PQntuples(r) == 1;
-		PQclear(r);
-		if (r && !held) {
-			fence_del(&j->fences, rowid);
-			return JOURNAL_LOST;
-		}
-		return -1;
+		return still_held(j, "hand over", rowid, f->fence) == 0 ? JOURNAL_LOST : -1;
 	}
 	if (!running && (f = fence_find(&j->fences, rowid)))
 		f->run_attempt = 0;
