@@ -177,6 +177,15 @@ static bool make_patched_true(const char *name)
 }
 
 /* The errno execve of path fails with, in a child (0: it ran). */
+/* Under valgrind, a child's execve is valgrind's: it checks the file
+ * itself and its failing child does not exit with the kernel's errno, so
+ * the cases are not exec'd there (the plain and ASan runs do). */
+static bool under_valgrind(void)
+{
+	const char *pre = getenv("LD_PRELOAD");
+	return pre && strstr(pre, "vgpreload");
+}
+
 static int exec_errno(const char *path)
 {
 	pid_t pid = fork();
@@ -223,7 +232,7 @@ static void run_case(const struct hook_case *c, const char *hook_path)
 		if (explains)
 			CHECK_STR(why2, why, "%s: the same words as check", c->name);
 	}
-	if (c->tried)
+	if (c->tried && !under_valgrind())
 		CHECK(exec_errno(path) == c->err, "%s: execve fails with %d, want %d", c->name,
 		      exec_errno(path), c->err);
 	free(path);
@@ -401,6 +410,10 @@ static void test_hooks(void)
  */
 static void test_noexec(void)
 {
+	if (under_valgrind()) {
+		printf("test_preflight: under valgrind, the noexec cases skipped\n");
+		return;
+	}
 	pid_t pid = fork();
 	if (pid == 0) {
 		check_failed = 0;
