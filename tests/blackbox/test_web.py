@@ -18,7 +18,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import NF_TOKEN, main, new_id, run_cli, sh, wait_until  # noqa: E402
+from harness import NF_TOKEN, main, marker_hook, new_id, run_cli, sh, wait_until  # noqa: E402
 from harness import JournalHookd as Hookd  # noqa: E402
 from harness import journal_config  # noqa: E402
 
@@ -795,7 +795,7 @@ class Hostile(Base):
         U+FFFD, an id that finds nothing (the page could not open the delivery
         nor replay it). So such an id is refused at the door; a UTF-8 one
         (bidi override, line separators) comes back as sent and is found."""
-        with Hookd(config(), {"build:start": OK}) as h:
+        with Hookd(config(), {"build:start": marker_hook("build:start")}) as h:
             good = "x\u00e9\u202e\u2028\u2029" + new_id()
             # Headers go as bytes: latin-1 is one character a byte.
             r = h.post(good.encode().decode("latin-1"))
@@ -808,6 +808,7 @@ class Hostile(Base):
                 self.assertEqual(r.status, 400, (bad, r))
                 self.assertEqual(r.json["error"], "invalid delivery id")
             self.assertEqual(len(self.get(h, "/api/v1/deliveries")["deliveries"]), 1)
+            self.assertEqual(h.ran(), ["build:start"], "no script ran for a refused id")
 
 
 if __name__ == "__main__":
