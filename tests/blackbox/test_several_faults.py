@@ -26,6 +26,12 @@ import test_several as S
 LEASE_S = S.LEASE_S
 
 
+def runs_where(f):
+    """Each delivery's runs from the run log: (instance, attempt, ended)."""
+    return {did: [(r["instance"], r["attempt"], r["end"] is not None) for r in rs]
+            for did, rs in f.runs().items()}
+
+
 def proxied(f, proxy, timeout=2):
     """f's database URL through proxy, with a short connect_timeout."""
     url = f.url.replace(":%d/" % S.pg().port, ":%d/" % proxy.port)
@@ -82,9 +88,7 @@ class FaultTest(H.HookdTestCase):
             self.assertEqual(S.post(a.port, "/sync", "after", "D")[0], 200)
         finally:
             proxy.close()
-        runs = f.runs()
-        where = {did: [(r["instance"], r["attempt"], r["end"] is not None) for r in rs]
-                 for did, rs in runs.items()}
+        where = runs_where(f)
         self.assertEqual(where.get("long"), [("a", 1, True), ("b", 2, True)], where)
         self.assertEqual(where.get("rt-1"), [("a", 1, True), ("b", 2, True)], where)
         self.assertEqual(where.get("behind-1"), [("b", 1, True)], where)
@@ -92,6 +96,7 @@ class FaultTest(H.HookdTestCase):
         self.assertNotIn("during", where)
         self.assertEqual(attempts_of(f, "long"), [(1, "interrupted", "a"), (2, "ok", "b")])
         # B kept the key's order among its own runs.
+        runs = f.runs()
         on_b = sorted((r for did in ("long", "behind-1", "behind-2") for r in runs[did]
                        if r["instance"] == "b"), key=lambda r: r["start"])
         self.assertEqual([r["id"] for r in on_b], ["long", "behind-1", "behind-2"])
@@ -327,9 +332,7 @@ class FaultTest(H.HookdTestCase):
         a.wait_line(r"not recorded.* id=p-long( |$)", timeout=10)
         time.sleep(1.5)
         self.assertEqual(S.post(a.port, "/sync", "p-after", "D")[0], 200)
-        runs = f.runs()
-        where = {did: [(r["instance"], r["attempt"], r["end"] is not None) for r in rs]
-                 for did, rs in runs.items()}
+        where = runs_where(f)
         self.assertEqual(where.get("p-long"), [("a", 1, True), ("b", 2, True)], where)
         self.assertEqual(where.get("p-rt"), [("a", 1, True), ("b", 2, True)], where)
         self.assertEqual(where.get("p-behind"), [("b", 1, True)], where)
