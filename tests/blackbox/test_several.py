@@ -1087,6 +1087,22 @@ class SeveralTest(H.HookdTestCase):
         big_run(self, self.fleet, N_DELIVERIES)
 
 
+def key_story(f, runs):
+    """What the journal and the run log say of some deliveries, for a
+    failure's message: each row (id, its place in the key's line, state,
+    attempts) with its attempts, and the runs."""
+    lines = []
+    for row in f.query("SELECT d.delivery_id, d.id, d.queued_seq, d.state, d.attempts,"
+                       " d.received_ms, coalesce(string_agg(a.attempt || ':' || a.instance"
+                       " || ':' || a.status || ':' || a.started_ms, ' ' ORDER BY a.attempt), '')"
+                       " FROM hookd_deliveries d LEFT JOIN hookd_attempts a ON a.delivery = d.id"
+                       " WHERE d.endpoint = 'jobs' AND d.delivery_id IN (%s) GROUP BY d.id"
+                       " ORDER BY d.id" % ", ".join("'%s'" % did for did in runs)):
+        lines.append("  %s id=%s seq=%s state=%s attempts=%s received=%s [%s] runs=%r" % (
+            tuple(row) + ([(r["instance"], r["attempt"], r["start"]) for r in runs.get(row[0], [])],)))
+    return "\n".join(lines)
+
+
 def big_run(tc, f, n):
     """Issue 19 point 7: n deliveries over A and B, each resent to the
     other; PostgreSQL restarted once and A SIGKILLed and started again in
@@ -1241,8 +1257,14 @@ def big_run(tc, f, n):
         for r in rs:
             if not seq or seq[-1] != r["id"]:
                 seq.append(r["id"])
-        tc.assertEqual(seq, sorted(set(seq), key=order.get),
-                       "key %s: runs out of arrival order" % key)
+        want = sorted(set(seq), key=order.get)
+        if seq != want:
+            pair = next(((x, y) for x, y in zip(seq, want) if x != y), (seq[0], seq[-1]))
+            logs = ["%s: %s" % (name, line) for name, h in sorted(inst.items())
+                    for line in h.log_lines() if any(d in line for d in pair)]
+            tc.fail("key %s: runs out of arrival order: %r\n%s\n%s" % (
+                key, seq, key_story(f, {r["id"]: runs[r["id"]] for r in rs}),
+                "\n".join(logs[:60])))
         for prev, nxt in zip(rs, rs[1:]):
             tc.assertGreaterEqual(nxt["start"], prev["end"],
                                   "key %s: %r and %r overlapped" % (key, prev, nxt))
