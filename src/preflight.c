@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <stddef.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -40,6 +41,52 @@
 #else
 #define ELFDATA_HOST ELFDATA2MSB
 #endif
+
+/* The ELF machines (e_machine) this build's kernel runs: its own, and the
+ * 32-bit one a 64-bit kernel may run too. Elsewhere, 0: no look. */
+#if defined(__x86_64__)
+#define ELF_HOST_MACHINE EM_X86_64
+#define ELF_HOST_MACHINE_32 EM_386
+#elif defined(__aarch64__)
+#define ELF_HOST_MACHINE EM_AARCH64
+#define ELF_HOST_MACHINE_32 EM_ARM
+#elif defined(__i386__)
+#define ELF_HOST_MACHINE EM_386
+#elif defined(__arm__)
+#define ELF_HOST_MACHINE EM_ARM
+#elif defined(__riscv)
+#define ELF_HOST_MACHINE EM_RISCV
+#elif defined(__powerpc64__)
+#define ELF_HOST_MACHINE EM_PPC64
+#define ELF_HOST_MACHINE_32 EM_PPC
+#elif defined(__s390x__)
+#define ELF_HOST_MACHINE EM_S390
+#else
+#define ELF_HOST_MACHINE 0
+#endif
+#ifndef ELF_HOST_MACHINE_32
+#define ELF_HOST_MACHINE_32 ELF_HOST_MACHINE
+#endif
+
+/* The machines a hook built elsewhere is most likely for, by name: one
+ * not listed says nothing (execve's "Exec format error" stands). */
+static const struct {
+	uint16_t machine;
+	const char *name;
+} elf_machines[] = {
+	{EM_X86_64, "x86-64"}, {EM_386, "i386"},       {EM_AARCH64, "aarch64"},
+	{EM_ARM, "arm"},       {EM_RISCV, "riscv"},    {EM_PPC64, "ppc64"},
+	{EM_PPC, "ppc"},       {EM_S390, "s390"},      {EM_MIPS, "mips"},
+	{EM_LOONGARCH, "loongarch"},
+};
+
+static const char *elf_machine_name(uint16_t machine)
+{
+	for (size_t i = 0; i < sizeof(elf_machines) / sizeof(elf_machines[0]); i++)
+		if (elf_machines[i].machine == machine)
+			return elf_machines[i].name;
+	return NULL;
+}
 
 /*
  * One look at a hook and what it starts. A finding goes to why, after
@@ -324,11 +371,42 @@ static enum preflight check_shebang(struct look *lk, char *line, int depth)
 	return check_env_program(lk, arg, depth + 1);
 }
 
+/*
+ * The machine an ELF binary is for, when it is a known one this machine
+ * does not run (a hook built for aarch64 copied to an x86-64 host): execve
+ * fails with ENOEXEC, and "Exec format error" names neither. A warning,
+ * not an error: a binfmt_misc emulator (qemu-user) may run it.
+ */
+static enum preflight check_elf_machine(struct look *lk, const unsigned char *head, size_t n)
+{
+	if (ELF_HOST_MACHINE == 0 || n < EI_NIDENT + 4)
+		return PREFLIGHT_OK;
+	/* e_machine: the same offset in either class, in the file's order */
+	const unsigned char *m = head + offsetof(Elf64_Ehdr, e_machine);
+	bool msb = head[EI_DATA] == ELFDATA2MSB;
+	if (!msb && head[EI_DATA] != ELFDATA2LSB)
+		return PREFLIGHT_OK;
+	uint16_t machine = msb ? (uint16_t)(m[0] << 8 | m[1]) : (uint16_t)(m[1] << 8 | m[0]);
+	const char *name = elf_machine_name(machine);
+	bool runs = head[EI_DATA] == ELFDATA_HOST &&
+	            (machine == ELF_HOST_MACHINE || machine == ELF_HOST_MACHINE_32);
+	if (runs || !name)
+		return PREFLIGHT_OK;
+	return found(lk, PREFLIGHT_WARN, ENOEXEC,
+	             "an ELF binary for %s%s, and this machine runs %s ones (%s)", name,
+	             head[EI_DATA] == ELFDATA_HOST ? "" : msb ? " (big-endian)" : " (little-endian)",
+	             elf_machine_name(ELF_HOST_MACHINE),
+	             strerror(ENOEXEC));
+}
+
 /* An ELF binary's dynamic loader, which execve opens as it would the
  * binary: a binary built on another distribution (musl's
  * /lib/ld-musl-x86_64.so.1) fails with ENOENT when it is not there. */
-static enum preflight check_elf(struct look *lk, int fd)
+static enum preflight check_elf(struct look *lk, int fd, const unsigned char *head, size_t n)
 {
+	enum preflight p = check_elf_machine(lk, head, n);
+	if (p != PREFLIGHT_OK)
+		return p;
 	char loader[PATH_MAX];
 	if (elf_interpreter(fd, loader, sizeof(loader)) <= 0)
 		return PREFLIGHT_OK;
@@ -360,7 +438,7 @@ static enum preflight check_file(struct look *lk, const char *path, int depth)
 			p = found(lk, PREFLIGHT_WARN, 0, "cannot read it to check its #! line: %s",
 			          strerror(e));
 	} else if (got >= SELFMAG && memcmp(buf, ELFMAG, SELFMAG) == 0) {
-		p = check_elf(lk, fd);
+		p = check_elf(lk, fd, (const unsigned char *)buf, (size_t)got);
 	} else if (got < 2 || buf[0] != '#' || buf[1] != '!') {
 		p = found(lk, PREFLIGHT_WARN, ENOEXEC, "no #! line and not an ELF binary (%s)",
 		          strerror(ENOEXEC));

@@ -26,7 +26,8 @@ enum preflight {
  * `#!/usr/bin/env NAME` (also `env -S NAME ...`), NAME is looked for on
  * hook_path, the PATH hooks get, and looked at as well. A file that is
  * neither an ELF binary nor starts with #! is a warning (execve: "Exec
- * format error"), as is one this process cannot read.
+ * format error"), as is an ELF binary for another machine and a file this
+ * process cannot read.
  */
 enum preflight preflight_hook(const char *path, const char *hook_path, char *why, size_t len);
 

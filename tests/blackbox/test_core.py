@@ -989,6 +989,34 @@ class TestExitAndLimits(Base):
                           % MISSING_LOADER, p.stdout)
             self.assertNothingRan(h)
 
+    def test_exec_foreign_elf_names_its_machine(self):
+        """A binary built for another machine (/bin/true with e_machine
+        made aarch64's) fails with execve's bare "Exec format error": the
+        answer and the log name the machine, `hookd check` warns (a
+        binfmt_misc emulator could run it) and --strict fails. Nothing ran."""
+        with open("/bin/true", "rb") as f:
+            elf = bytearray(f.read())
+        if elf[:4] != b"\x7fELF" or elf[5] != 1 or elf[18:20] != b"\x3e\x00":
+            self.skipTest("/bin/true is not a little-endian x86-64 ELF")
+        if [n for n in os.listdir("/proc/sys/fs/binfmt_misc")
+                if n not in ("register", "status")]:
+            self.skipTest("a binfmt_misc handler may run a binary for another machine")
+        elf[18:20] = b"\xb7\x00"  # EM_AARCH64
+        hooks = {"build:start": (bytes(elf), 0o755), "_default": marker_hook("_default")}
+        words = "an ELF binary for aarch64, and this machine runs x86-64 ones (Exec format error)"
+        with self.daemon(hooks=hooks) as h:
+            b = self.assertAnswer(h.northflank(), 500)
+            e = self.hook_entry(b)
+            self.assertIsNone(e.get("exit"), e)
+            self.assertEqual(e.get("error"), "exec failed: " + words, e)
+            line = h.wait_log("msg=delivery", "aarch64")
+            self.assertIsNotNone(line, h.log_text())
+            p = h.cli("check")
+            self.assertEqual(p.returncode, 0, p)
+            self.assertIn("warning: build:start: " + words, p.stdout + p.stderr)
+            self.assertEqual(h.cli("check", "--strict").returncode, 2)
+            self.assertNothingRan(h)
+
     def test_exec_interpreter_chain_and_permission_say_which(self):
         """execve's EACCES and the ENOENT of a script interpreter's own
         missing interpreter name no file: the error names the link that

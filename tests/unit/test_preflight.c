@@ -10,6 +10,7 @@
 #include "check.h"
 
 #include <elf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -176,6 +177,21 @@ static bool make_patched_true(const char *name)
 	return patched;
 }
 
+/* Whether binfmt_misc has a handler registered (an emulator such as
+ * qemu-user may then run a binary for another machine). */
+static bool binfmt_handlers(void)
+{
+	bool any = false;
+	DIR *d = opendir("/proc/sys/fs/binfmt_misc");
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL)
+		any |= e->d_name[0] != '.' && strcmp(e->d_name, "register") != 0 &&
+		       strcmp(e->d_name, "status") != 0;
+	if (d)
+		closedir(d);
+	return any;
+}
+
 /* The errno execve of path fails with, in a child (0: it ran). */
 /* Under valgrind, a child's execve is valgrind's: it checks the file
  * itself and its failing child does not exit with the kernel's errno, so
@@ -293,6 +309,27 @@ static void test_hooks(void)
 		put(lies[i].name, copy, full, 0755);
 	}
 	bool have_true = make_patched_true("true-missing-loader");
+	/* Static binaries for another machine: one of this byte order, one
+	 * of the other (e_machine in the file's order). */
+	uint16_t host = host_machine();
+	bool host_x86 = host == EM_X86_64;
+	const char *foreign = host_x86 ? "aarch64" : "x86-64";
+	{
+		make_elf(elf, true, "x");
+		Elf64_Ehdr eh;
+		memcpy(&eh, elf, sizeof(eh));
+		eh.e_machine = host_x86 ? EM_AARCH64 : EM_X86_64;
+		eh.e_phnum = 0;
+		memcpy(elf, &eh, sizeof(eh));
+		put("elf64-foreign", elf, sizeof(eh), 0755);
+		bool host_msb = __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__;
+		elf[EI_DATA] = host_msb ? ELFDATA2LSB : ELFDATA2MSB;
+		uint16_t m = EM_S390; /* a big-endian one, written as the file says */
+		elf[18] = (unsigned char)(host_msb ? m & 0xff : m >> 8);
+		elf[19] = (unsigned char)(host_msb ? m >> 8 : m & 0xff);
+		put("elf64-other-order", elf, sizeof(eh), 0755);
+	}
+	put_text("script-foreign", "#!{tmp}/elf64-foreign\necho hi\n", 0755);
 
 	put_text("script-missing", "#!/nonexistent/sh\necho hi\n", 0755);
 	put_text("mid", "#!/nonexistent/sh\necho hi\n", 0755);
@@ -391,6 +428,24 @@ static void test_hooks(void)
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		run_case(&cases[i], tmp);
+	/* execve is tried only where no binfmt_misc emulator may run them. */
+	bool emulated = binfmt_handlers();
+	char says[3][160];
+	snprintf(says[0], sizeof(says[0]),
+	         "an ELF binary for %s, and this machine runs %s ones (Exec format error)", foreign,
+	         host_x86 ? "x86-64" : foreign);
+	snprintf(says[1], sizeof(says[1]), "an ELF binary for s390 (%s-endian)",
+	         __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? "little" : "big");
+	snprintf(says[2], sizeof(says[2]), "interpreter {tmp}/elf64-foreign: an ELF binary for %s",
+	         foreign);
+	const struct hook_case machines[] = {
+		{"elf64-foreign", PREFLIGHT_WARN, says[0], ENOEXEC, !emulated},
+		{"elf64-other-order", PREFLIGHT_WARN, says[1], ENOEXEC, !emulated},
+		{"script-foreign", PREFLIGHT_WARN, says[2], ENOEXEC, !emulated},
+	};
+	/* Named only where this build knows its machine (x86-64 in CI). */
+	for (size_t i = 0; host_x86 && i < sizeof(machines) / sizeof(machines[0]); i++)
+		run_case(&machines[i], tmp);
 	if (have_true) {
 		struct hook_case c = {"true-missing-loader", PREFLIGHT_ERROR,
 		                      "its ELF interpreter " LOADER_MISSING
