@@ -1250,11 +1250,26 @@ def big_run(tc, f, n):
     by_key = {}
     for did, rs in runs.items():
         by_key.setdefault(keys[did], []).extend(rs)
+    # An attempt that failed: the hook never fails here, so only one hookd
+    # could not begin for a reason that passes (503: its row not read back
+    # while PostgreSQL restarted). Its delivery waits for its retry without
+    # its key (README "serialize"): later ones of the key may run first.
+    # They are left out of the order, not of the overlap check.
+    failed = {}
+    for did, att, status, http_status in f.query(
+            "SELECT d.delivery_id, a.attempt, a.status, a.http FROM hookd_attempts a JOIN"
+            " hookd_deliveries d ON d.id = a.delivery WHERE d.endpoint = 'jobs'"
+            " AND a.status NOT IN ('ok', 'interrupted')"):
+        failed.setdefault(did, []).append((int(att), status, http_status))
+    tc.assertEqual({did: fs for did, fs in failed.items()
+                    if any(h != "503" for _, _, h in fs)}, {}, "attempts that failed not with 503")
     shared_keys = 0
     for key, rs in by_key.items():
         rs.sort(key=lambda r: r["start"])
         seq = []
         for r in rs:
+            if r["id"] in failed:
+                continue
             if not seq or seq[-1] != r["id"]:
                 seq.append(r["id"])
         want = sorted(set(seq), key=order.get)
@@ -1274,11 +1289,13 @@ def big_run(tc, f, n):
         tc.assertFalse(h.log_lines("level=error"), "\n".join(h.log_lines("level=error")[:5]))
     print("  two instances: %d deliveries (%d keys shared), %d runs in all, %d cut by the "
           "kill (%s), %d 503s while PostgreSQL restarted (a %d, b %d; %.1f s), resends %r, "
-          "%d refused connections; all done in %.1f s (%.1f s wall for the test)"
+          "%d refused connections, %d retried after an attempt answered 503 (%s); all done in "
+          "%.1f s (%.1f s wall for the test)"
           % (n, shared_keys, sum(len(r) for r in runs.values()), len(cut),
              " ".join(sorted(cut)[:8]), stats["503"]["a"] + stats["503"]["b"],
              stats["503"]["a"], stats["503"]["b"], pg_outage, stats["resend"],
-             stats["conn_errors"], t_done - t_begin, time.monotonic() - t_begin))
+             stats["conn_errors"], len(failed), " ".join(sorted(failed)[:8]),
+             t_done - t_begin, time.monotonic() - t_begin))
     tc.assertEqual(stats["503_no_retry_after"], 0)
     tc.assertGreater(len(cut), 0, "the kill cut no run: it was not mid-run")
 
