@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -132,15 +133,80 @@ static enum preflight found(struct look *lk, enum preflight level, int exec_errn
 	return level;
 }
 
-bool preflight_noexec_at(int dirfd, const char *name)
+/* mountinfo's octal escapes (\040 for a space), undone in place. */
+static void unescape_mountinfo(char *s)
+{
+	char *out = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
+/*
+ * The mount point of the file open on fd, from /proc/self/mountinfo: the
+ * deepest mount of its device whose mount point holds the file's path
+ * (bind mounts share a device); false when none is found (no /proc).
+ */
+static bool mount_point_of(int fd, char *out, size_t outlen)
+{
+	struct stat st;
+	char self[64], path[PATH_MAX];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(self, path, sizeof(path) - 1);
+	if (n <= 0 || fstat(fd, &st) != 0)
+		return false;
+	path[n] = '\0';
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return false;
+	char *line = NULL;
+	size_t cap = 0, best = 0;
+	bool found = false;
+	while (getline(&line, &cap, f) > 0) {
+		/* id parent major:minor root mount-point options ... */
+		unsigned maj, min;
+		char mp[PATH_MAX];
+		if (sscanf(line, "%*s %*s %u:%u %*s %4095s", &maj, &min, mp) != 3 ||
+		    makedev(maj, min) != st.st_dev)
+			continue;
+		unescape_mountinfo(mp);
+		size_t m = strlen(mp);
+		bool holds = strcmp(mp, "/") == 0 ||
+		             (strncmp(path, mp, m) == 0 && (path[m] == '/' || path[m] == '\0'));
+		if (holds && (!found || m > best)) {
+			snprintf(out, outlen, "%s", mp);
+			best = m;
+			found = true;
+		}
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+const char *preflight_noexec_words(int dirfd, const char *name, char *buf, size_t len)
 {
 	int fd = openat(dirfd, name, O_PATH | O_CLOEXEC);
 	if (fd < 0)
-		return false;
+		return NULL;
 	struct statvfs sv;
 	bool noexec = fstatvfs(fd, &sv) == 0 && (sv.f_flag & ST_NOEXEC);
+	char mount[PATH_MAX];
+	if (!noexec)
+		buf = NULL;
+	else if (mount_point_of(fd, mount, sizeof(mount)))
+		snprintf(buf, len, "its file system, %s, is mounted noexec", mount);
+	else
+		snprintf(buf, len, "its file system is mounted noexec");
 	close(fd);
-	return noexec;
+	return buf;
 }
 
 /* 0 when path is an executable regular file, else an errno. */
@@ -169,10 +235,10 @@ static enum preflight check_executable(struct look *lk, const char *path, const 
 	if (!S_ISREG(st.st_mode))
 		return found(lk, PREFLIGHT_ERROR, EACCES, "%s: %s (not a regular file)", subject,
 		             strerror(EACCES));
-	if (preflight_noexec_at(AT_FDCWD, path))
-		return found(lk, PREFLIGHT_ERROR, EACCES,
-		             "%s: %s (its file system is mounted noexec)", subject,
-		             strerror(EACCES));
+	char noexec[PATH_MAX + 64];
+	if (preflight_noexec_words(AT_FDCWD, path, noexec, sizeof(noexec)))
+		return found(lk, PREFLIGHT_ERROR, EACCES, "%s: %s (%s)", subject, strerror(EACCES),
+		             noexec);
 	if (access(path, X_OK) != 0) {
 		int e = errno;
 		return found(lk, PREFLIGHT_ERROR, e, "%s: %s (not executable: mode %04o)", subject,

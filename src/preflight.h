@@ -40,8 +40,11 @@ bool preflight_exec_failure(const char *path, const char *hook_path, int err, ch
                             size_t len);
 
 /* Whether name (relative to dirfd, or AT_FDCWD) is on a file system
- * mounted noexec: execve refuses it with EACCES, as access(X_OK) does. */
-bool preflight_noexec_at(int dirfd, const char *name);
+ * mounted noexec, where execve refuses it with EACCES as access(X_OK)
+ * does: NULL if not, else buf saying so and naming the mount point where
+ * /proc/self/mountinfo tells it ("its file system, /srv, is mounted
+ * noexec"). */
+const char *preflight_noexec_words(int dirfd, const char *name, char *buf, size_t len);
 
 /*
  * A secret_file readable by everyone, or by a group other than one user's

@@ -12,7 +12,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -122,12 +124,19 @@ static int str_ptr_cmp(const void *a, const void *b)
 }
 
 /* Names cand/name among r's skipped entries, in byte order, with why. */
-/* Whether a file that is not executable for us would be but for a noexec
- * mount: only one with an execute bit is asked (a README in a run-parts
- * directory costs no look at its mount at every delivery). */
-static bool noexec_blocks(int dirfd, const char *name, const struct stat *st)
+/* For a file that is not executable for us: " (its file system, /x, is
+ * mounted noexec)" when that is why, else "" (into buf). Only one with
+ * an execute bit has its mount looked at (a README in a run-parts
+ * directory costs no look at every delivery). */
+static const char *noexec_note(int dirfd, const char *name, const struct stat *st, char *buf,
+                               size_t len)
 {
-	return (st->st_mode & 0111) && preflight_noexec_at(dirfd, name);
+	char words[PATH_MAX + 64];
+	if ((st->st_mode & 0111) && preflight_noexec_words(dirfd, name, words, sizeof(words)))
+		snprintf(buf, len, " (%s)", words);
+	else
+		buf[0] = '\0';
+	return buf;
 }
 
 static void skip_entry(struct route *r, const char *cand, const char *name, const char *why)
@@ -141,7 +150,7 @@ static void skip_entry(struct route *r, const char *cand, const char *name, cons
 		r->skipped_why[at] = r->skipped_why[at - 1];
 	}
 	r->skipped[at] = rel;
-	r->skipped_why[at] = why;
+	r->skipped_why[at] = xstrdup(why);
 	r->nskipped++;
 }
 
@@ -175,10 +184,10 @@ static void resolve_dir(struct route *r, int dfd, const char *hooks_dir, const c
 		if (!S_ISREG(st.st_mode))
 			continue; /* subdirectories, sockets: not hooks */
 		if (faccessat(fd, name, X_OK, AT_EACCESS) < 0) {
-			skip_entry(r, cand, name,
-			           noexec_blocks(fd, name, &st)
-			                   ? "not executable (its file system is mounted noexec)"
-			                   : "not executable");
+			char note[PATH_MAX + 96], why[PATH_MAX + 128];
+			snprintf(why, sizeof(why), "not executable%s",
+			         noexec_note(fd, name, &st, note, sizeof(note)));
+			skip_entry(r, cand, name, why);
 			continue;
 		}
 		names = xrealloc(names, (nnames + 1) * sizeof *names);
@@ -411,12 +420,11 @@ static int resolve_in(int dfd, const char *dir, char (*cands)[EVENT_NAME_MAX + 1
 		} else if (S_ISREG(st.st_mode)) {
 			if (faccessat(dfd, cand, X_OK, AT_EACCESS) == 0)
 				add_hook(out, dir, cand, cand);
-			else
-				out->error = xasprintf(
-					"not executable: %s%s", cand,
-					noexec_blocks(dfd, cand, &st)
-						? " (its file system is mounted noexec)"
-						: "");
+			else {
+				char note[PATH_MAX + 96];
+				out->error = xasprintf("not executable: %s%s", cand,
+				                       noexec_note(dfd, cand, &st, note, sizeof(note)));
+			}
 		} else if (S_ISDIR(st.st_mode)) {
 			resolve_dir(out, dfd, dir, cand);
 		} else {
@@ -501,8 +509,10 @@ void route_free(struct route *r)
 		free(r->hooks[i].dir);
 	}
 	free(r->hooks);
-	for (size_t i = 0; i < r->nskipped; i++)
+	for (size_t i = 0; i < r->nskipped; i++) {
 		free(r->skipped[i]);
+		free(r->skipped_why[i]);
+	}
 	free(r->skipped);
 	free(r->skipped_why);
 	free(r->name);

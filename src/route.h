@@ -40,10 +40,10 @@ struct route {
 	bool may_pass;    /* that error may pass (error_may_pass): a 503 */
 	/* Entries of a directory route that look like hooks but cannot run
 	 * (non-executable regular files, dangling symlinks): skipped as
-	 * run-parts does, but named here, each with why (a static string),
-	 * so the delivery's log and `hookd check` say so. */
+	 * run-parts does, but named here, each with why, so the delivery's
+	 * log and `hookd check` say so. */
 	char **skipped;
-	const char **skipped_why;
+	char **skipped_why;
 	size_t nskipped;
 };
 

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdbool.h>
@@ -484,19 +485,36 @@ static void test_noexec(void)
 			_exit(77);
 		put("nx/true", bin, len, 0755);
 		put_text("on-noexec", "#!{tmp}/nx/true\n", 0755);
-		CHECK(preflight_noexec_at(AT_FDCWD, dir), "nx is mounted noexec");
+		char words[PATH_MAX + 64];
+		CHECK(preflight_noexec_words(AT_FDCWD, dir, words, sizeof(words)) != NULL,
+		      "nx is mounted noexec");
+		CHECK(preflight_noexec_words(AT_FDCWD, tmp, words, sizeof(words)) == NULL,
+		      "tmp is not");
 		struct hook_case c = {
 			"on-noexec", PREFLIGHT_ERROR,
-			"interpreter {tmp}/nx/true: Permission denied (its file system is mounted "
-			"noexec)",
+			"interpreter {tmp}/nx/true: Permission denied (its file system, {tmp}/nx, is "
+			"mounted noexec)",
 			EACCES, true};
 		run_case(&c, tmp);
 		put_text("nx/hook", "#!/bin/sh\n", 0755);
 		struct hook_case h = {"nx/hook", PREFLIGHT_ERROR,
-		                      "{tmp}/nx/hook: Permission denied (its file system is "
-		                      "mounted noexec)",
+		                      "{tmp}/nx/hook: Permission denied (its file system, {tmp}/nx, "
+		                      "is mounted noexec)",
 		                      EACCES, true};
 		run_case(&h, tmp);
+		/* A mount point with a space (\040 in mountinfo), one below nx,
+		 * is named as it is: the deepest mount that holds the file. */
+		char *spaced = at("nx/a b");
+		mkdir(spaced, 0755);
+		CHECK(mount("tmpfs", spaced, "tmpfs", MS_NOEXEC, "size=1m") == 0, "mount %s", spaced);
+		put_text("nx/a b/hook", "#!/bin/sh\n", 0755);
+		struct hook_case sp = {"nx/a b/hook", PREFLIGHT_ERROR,
+		                       "{tmp}/nx/a b/hook: Permission denied (its file system, "
+		                       "{tmp}/nx/a b, is mounted noexec)",
+		                       EACCES, true};
+		run_case(&sp, tmp);
+		umount2(spaced, MNT_DETACH);
+		free(spaced);
 		umount2(dir, MNT_DETACH);
 		_exit(check_failed ? 1 : 0);
 	}

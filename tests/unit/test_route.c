@@ -7,11 +7,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "route.h"
@@ -712,6 +715,58 @@ static void test_deploys_and_stalls(void)
 	root_remove();
 }
 
+/*
+ * Hooks on a file system mounted noexec: a file route and a directory
+ * route's entry with execute bits say so, naming the mount; a README
+ * without them is only "not executable". In a child with a mount
+ * namespace of its own; skipped where this process may not mount.
+ */
+static void test_noexec_routes(void)
+{
+	root_make("/tmp/hookd-test-route-nx-XXXXXX");
+	pid_t pid = fork();
+	if (pid == 0) {
+		check_failed = 0;
+		if (unshare(CLONE_NEWNS) != 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+		    mount("tmpfs", root, "tmpfs", MS_NOEXEC, "size=1m") != 0)
+			_exit(77);
+		mkfile("deploy", 0755);
+		mkdir_rel("release");
+		mkfile("release/10-pull", 0755);
+		mkfile("release/README", 0644);
+		char *deploy = xasprintf("deploy|not executable: deploy (its file system, %s, is "
+		                         "mounted noexec)||",
+		                         root);
+		const char *const cases[][2] = {
+			{"deploy", deploy},
+			{"release", "release|-||release/10-pull,release/README"},
+		};
+		resolve_cases(root, cases, ARRAY_SIZE(cases));
+		struct route r;
+		CHECK(route_resolve(root, "release", &r) == 0, "release");
+		char *why = xasprintf("not executable (its file system, %s, is mounted noexec)", root);
+		CHECK(r.nskipped == 2, "two skipped");
+		if (r.nskipped == 2) {
+			CHECK_STR(r.skipped_why[0], why, "10-pull: its mount named");
+			CHECK_STR(r.skipped_why[1], "not executable", "README: no execute bit");
+		}
+		route_free(&r);
+		free(why);
+		free(deploy);
+		umount2(root, MNT_DETACH);
+		_exit(check_failed ? 1 : 0);
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	if (rc == 77)
+		printf("test_route: cannot mount here, the noexec cases skipped\n");
+	else
+		CHECK(rc == 0, "the noexec cases failed (%d): see above", rc);
+	root_remove();
+}
+
 int main(void)
 {
 	route_set_before_lookup(before_lookup);
@@ -721,6 +776,7 @@ int main(void)
 	test_remembered_misses();
 	test_swaps_during_lookups();
 	test_deploys_and_stalls();
+	test_noexec_routes();
 	daemon_times();
 	return check_done("route");
 }
