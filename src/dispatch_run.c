@@ -202,7 +202,9 @@ static bool attempt_begins(struct job *j)
 	else if (!ds->journal && j->recorded_waiting && !delivery_id_generated(d))
 		idstore_set(ds->ids, delivery_endpoint(d)->name, delivery_id(d), DSTATE_RUNNING,
 		            delivery_attempt(d));
-	for (size_t i = 0; i < j->route.nskipped; i++) {
+	/* Only for an attempt that begins: one whose start was lost runs
+	 * nothing, and skips nothing. */
+	for (size_t i = 0; started && i < j->route.nskipped; i++) {
 		/* Keyed as the delivery's other lines, so that a search for its
 		 * id finds it. */
 		struct log_kv kv[] = {
