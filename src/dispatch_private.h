@@ -47,6 +47,9 @@ struct job {
 	/* Waiting for its turn (shared journal), behind an earlier delivery of
 	 * its key that this instance holds (JOURNAL_TURN_HERE). */
 	bool behind_own;
+	/* Seconds its row could not be read back as its attempt was to begin
+	 * (job_read_later). */
+	unsigned char read_tries;
 	/* Never in a line and held at once: the slot queue, waiting_retry or
 	 * waiting_turn, or held for the journal (groupcommit.h). */
 	union {
@@ -58,6 +61,7 @@ struct job {
 	size_t next_hook;
 	int64_t started_mono;
 	int64_t retry_in_ms; /* entering WAIT_RETRY: how long */
+	/* WAIT_RETRY's, or RUNNING's while it waits to read its row back */
 	struct event *retry_timer;
 	struct event *deadline; /* a sync delivery's respond_within */
 	delivery_done_fn done; /* NULL once answered */
@@ -113,6 +117,12 @@ void job_attempt_over(struct job *j);
 /* dispatch.c: the first hook of j's attempt never started, its start's
  * batch lost (runner_cancel_held). */
 void job_start_lost(struct job *j);
+/* dispatch.c: j's row could not be read back as its attempt was to begin:
+ * whether it may wait to try again (a delivery with a key, not stopping,
+ * not tried for long), and the wait (a second; it keeps its slot, its key
+ * and, on a shared journal, its turn, since its row stays running). */
+bool job_may_read_later(const struct job *j);
+void job_read_later(struct job *j);
 /* dispatch.c: shutting down, j (async, not started) stays journaled for
  * the next start, counted for the "stopped" line; dispatch_drain.c's. */
 void job_leave_for_next_start(struct job *j);

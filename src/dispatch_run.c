@@ -168,15 +168,25 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 	job_run_next_hook(j);
 }
 
+/* What attempt_begins says: it began; its row could not be read back and
+ * it waits to try again (job_read_later); or a sync delivery that waited
+ * could not be marked running (its record may have gone with a lost
+ * batch): it must not run (job_start_lost). */
+enum begins { BEGINS, BEGINS_LATER, BEGINS_NOT };
+
 /* An attempt begins: the delivery whole (a shell is read back), its
- * environment, its route, and the journal's record that it runs. False:
- * a sync delivery that waited could not be marked running (its record may
- * have gone with a lost batch): it must not run (job_start_lost). */
-static bool attempt_begins(struct job *j)
+ * environment, its route, and the journal's record that it runs. A row
+ * that cannot be read back is a 503 `failed` attempt, retried, but for a
+ * delivery with a key: as a retry does not hold its key, later ones of it
+ * would run first, so it waits (job_may_read_later), not yet begun. */
+static enum begins attempt_begins(struct job *j)
 {
 	struct dispatcher *ds = j->ds;
 	char err[128];
 	bool loaded = load_back(j, err, sizeof(err));
+	if (!loaded && job_may_read_later(j))
+		return BEGINS_LATER;
+	j->read_tries = 0; /* the next attempt's reads have their own tries */
 	struct delivery *d = j->d;
 	bool env_ok = loaded && delivery_build_env(d, err, sizeof(err));
 	if (delivery_async(d)) {
@@ -213,14 +223,19 @@ static bool attempt_begins(struct job *j)
 		struct log_delivery who = delivery_who(d);
 		log_about(LOG_LVL_WARN, "hook skipped", &who, kv, ARRAY_SIZE(kv));
 	}
-	return started;
+	return started ? BEGINS : BEGINS_NOT;
 }
 
 void job_run_next_hook(struct job *j)
 {
 	struct dispatcher *ds = j->ds;
 	bool first = j->next_hook == 0;
-	if (first && !attempt_begins(j)) {
+	enum begins b = first ? attempt_begins(j) : BEGINS;
+	if (b == BEGINS_LATER) {
+		job_read_later(j);
+		return;
+	}
+	if (b == BEGINS_NOT) {
 		job_start_lost(j);
 		return;
 	}

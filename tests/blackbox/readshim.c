@@ -1,0 +1,92 @@
+/*
+ * A test shim for test_journal.py, loaded into hookd with LD_PRELOAD: while
+ * the file READSHIM_FAULT names exists, reading a delivery's row back by
+ * its id fails, and nothing else does. That read is the one statement whose
+ * text begins with READ_BACK (journal_get: journal_sqlite.c's ST_GET and
+ * journal_pg_take.c's "get"). SQLite's step fails with SQLITE_IOERR;
+ * libpq's PQexecParams returns no result, as when the connection breaks
+ * (the journal goes down and connects again), which is how a PostgreSQL
+ * restart meets that read.
+ *
+ * hookd loads libsqlite3 and libpq with dlopen and takes their functions
+ * with dlsym (dynload.c), out of LD_PRELOAD's reach: the shim stands in
+ * for dlsym, and hands out its own sqlite3_step and PQexecParams, which
+ * call the library's. Not part of hookd.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define READ_BACK "SELECT id, endpoint, delivery_id, event, remote_addr, state, attempts,"
+
+#define SQLITE_IOERR 10
+
+/* The libraries' own types, opaque here: no headers needed. */
+typedef struct sqlite3_stmt sqlite3_stmt;
+typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
+
+static int (*real_step)(sqlite3_stmt *);
+static const char *(*real_sql)(sqlite3_stmt *);
+static PGresult *(*real_exec_params)(PGconn *, const char *, int, const unsigned int *,
+                                     const char *const *, const int *, const int *, int);
+
+static bool failing(const char *sql)
+{
+	const char *sw = getenv("READSHIM_FAULT");
+	return sw && sql && strncmp(sql, READ_BACK, strlen(READ_BACK)) == 0 && access(sw, F_OK) == 0;
+}
+
+static int shim_step(sqlite3_stmt *s)
+{
+	if (real_sql && failing(real_sql(s)))
+		return SQLITE_IOERR;
+	return real_step(s);
+}
+
+static PGresult *shim_exec_params(PGconn *conn, const char *command, int n,
+                                  const unsigned int *types, const char *const *values,
+                                  const int *lengths, const int *formats, int result_format)
+{
+	if (failing(command))
+		return NULL;
+	return real_exec_params(conn, command, n, types, values, lengths, formats, result_format);
+}
+
+/* A function pointer from dlsym's object pointer, and back: ISO C has no
+ * cast between the two, so they are copied. */
+#define FROM_OBJ(fn, obj) memcpy(&(fn), &(obj), sizeof(fn))
+
+void *dlsym(void *handle, const char *name);
+void *dlsym(void *handle, const char *name)
+{
+	static void *(*real)(void *, const char *);
+	if (!real) {
+		void *p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
+		if (!p)
+			p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+		FROM_OBJ(real, p);
+	}
+	void *sym = real(handle, name);
+	if (!sym || handle == RTLD_NEXT || handle == RTLD_DEFAULT)
+		return sym;
+	void *mine = NULL;
+	if (strcmp(name, "sqlite3_step") == 0) {
+		FROM_OBJ(real_step, sym);
+		void *sql = real(handle, "sqlite3_sql");
+		FROM_OBJ(real_sql, sql);
+		int (*fn)(sqlite3_stmt *) = shim_step;
+		FROM_OBJ(mine, fn);
+	} else if (strcmp(name, "PQexecParams") == 0) {
+		FROM_OBJ(real_exec_params, sym);
+		PGresult *(*fn)(PGconn *, const char *, int, const unsigned int *, const char *const *,
+		                const int *, const int *, int) = shim_exec_params;
+		FROM_OBJ(mine, fn);
+	}
+	return mine ? mine : sym;
+}
