@@ -2304,8 +2304,11 @@ class TestLifetime(Base):
         the whole answer even when that answer is larger than the socket
         buffers and the sender reads it slowly; hookd exits after that."""
         n = 250
-        # Each hook's output tail is 4 KiB of control bytes: about 24 KiB of
-        # JSON escapes each in the answer, about 1 MiB in all.
+        # Each hook's output tail is 4 KiB of control bytes: 24 KiB of JSON
+        # escapes each in the answer, 6 MiB in all: more than the kernel's
+        # send buffer takes (tcp_wmem's most, 4 MiB by default) and the
+        # sender's receive buffer, so that hookd still holds some of it as
+        # it is about to exit.
         noisy = sh("head -c 4096 /dev/zero | tr '\\0' '\\1'")
         hooks = {"build:start/%02d" % i: noisy for i in range(n)}
         hooks["build:start/00"] = sh("echo x > '{tmp}/started'\n"
@@ -2314,7 +2317,9 @@ class TestLifetime(Base):
         with self.daemon(cfg("include_output = yes\n", "[event build:start]\ntimeout = 20s\n"),
                          hooks) as h:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            # Small, but not so small that the TCP window makes 6 MiB take
+            # longer than read_all's 20 s on a loaded machine (4 KiB did).
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
             s.settimeout(15)
             try:
                 s.connect(("127.0.0.1", h.port))
