@@ -6,12 +6,14 @@
  * journal_pg_take.c's "get"). SQLite's step fails with SQLITE_IOERR;
  * libpq's PQexecParams returns no result, as when the connection breaks
  * (the journal goes down and connects again), which is how a PostgreSQL
- * restart meets that read.
+ * restart meets that read. While READSHIM_TURN_FAULT names a file that
+ * exists, a PostgreSQL journal's taking of a key's turn (its first
+ * statement, the prepared "hookd_turn_lock") fails the same way.
  *
  * hookd loads libsqlite3 and libpq with dlopen and takes their functions
  * with dlsym (dynload.c), out of LD_PRELOAD's reach: the shim stands in
- * for dlsym, and hands out its own sqlite3_step and PQexecParams, which
- * call the library's. Not part of hookd.
+ * for dlsym, and hands out its own sqlite3_step, PQexecParams and
+ * PQexecPrepared, which call the library's. Not part of hookd.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #define READ_BACK "SELECT id, endpoint, delivery_id, event, remote_addr, state, attempts,"
+#define TURN_LOCK "hookd_turn_lock"
 
 #define SQLITE_IOERR 10
 
@@ -35,11 +38,19 @@ static int (*real_step)(sqlite3_stmt *);
 static const char *(*real_sql)(sqlite3_stmt *);
 static PGresult *(*real_exec_params)(PGconn *, const char *, int, const unsigned int *,
                                      const char *const *, const int *, const int *, int);
+static PGresult *(*real_exec_prepared)(PGconn *, const char *, int, const char *const *,
+                                       const int *, const int *, int);
 
 static bool failing(const char *sql)
 {
 	const char *sw = getenv("READSHIM_FAULT");
 	return sw && sql && strncmp(sql, READ_BACK, strlen(READ_BACK)) == 0 && access(sw, F_OK) == 0;
+}
+
+static bool turn_failing(const char *name)
+{
+	const char *sw = getenv("READSHIM_TURN_FAULT");
+	return sw && name && strcmp(name, TURN_LOCK) == 0 && access(sw, F_OK) == 0;
 }
 
 static int shim_step(sqlite3_stmt *s)
@@ -56,6 +67,15 @@ static PGresult *shim_exec_params(PGconn *conn, const char *command, int n,
 	if (failing(command))
 		return NULL;
 	return real_exec_params(conn, command, n, types, values, lengths, formats, result_format);
+}
+
+static PGresult *shim_exec_prepared(PGconn *conn, const char *name, int n,
+                                    const char *const *values, const int *lengths,
+                                    const int *formats, int result_format)
+{
+	if (turn_failing(name))
+		return NULL;
+	return real_exec_prepared(conn, name, n, values, lengths, formats, result_format);
 }
 
 /* A function pointer from dlsym's object pointer, and back: ISO C has no
@@ -86,6 +106,11 @@ void *dlsym(void *handle, const char *name)
 		FROM_OBJ(real_exec_params, sym);
 		PGresult *(*fn)(PGconn *, const char *, int, const unsigned int *, const char *const *,
 		                const int *, const int *, int) = shim_exec_params;
+		FROM_OBJ(mine, fn);
+	} else if (strcmp(name, "PQexecPrepared") == 0) {
+		FROM_OBJ(real_exec_prepared, sym);
+		PGresult *(*fn)(PGconn *, const char *, int, const char *const *, const int *,
+		                const int *, int) = shim_exec_prepared;
 		FROM_OBJ(mine, fn);
 	}
 	return mine ? mine : sym;

@@ -1308,6 +1308,59 @@ class Serialize(Base):
                       and "journal: get" not in l and "batch of writes" not in l]
             self.assertEqual(others, [])
 
+    def test_read_back_tries_are_each_attempts(self):
+        """The tries at reading a row back are each attempt's own. On a
+        shared journal, tries that run out where the delivery takes its
+        turn again (that taking failing too: the shim's turn fault) fail
+        its attempt (503, retried); its retry, its row still not read
+        back, waits and tries again as the first did, keeping its key.
+        (The count of tries was kept, and every later attempt failed at
+        once.)"""
+        shim = os.environ.get("HOOKD_READSHIM")
+        if harness.JOURNAL_BACKEND != "postgresql":
+            self.skipTest("a shared journal's turn: PostgreSQL only")
+        if binary_has_asan():
+            self.skipTest("LD_PRELOAD before the ASan runtime")
+        if not shim:
+            self.skipTest("no read shim (HOOKD_READSHIM): run through meson")
+        ep = ("mode = async\nretries = 3\nretry_backoff = 1s\n"
+              "serialize = data.service.id\n")
+        hook = rec_hook('[ "$HOOK_ID" = "$(cat {tmp}/slow)" ] && sleep 1')
+        h = Hookd(config(server="max_running = 4\n", endpoint=ep), {EVENT: hook}, start=False)
+        h.env.update(LD_PRELOAD=shim, READSHIM_FAULT=h.path("fault"),
+                     READSHIM_TURN_FAULT=h.path("turn_fault"))
+        # The failing read is logged at error, as it should be.
+        h.check_no_secrets = lambda: harness.Hookd.check_no_secrets(h)
+        h.start()
+        with h:
+            first, second = new_id("first"), new_id("second")
+            h.write_file("slow", first + "\n")
+            for eid in (first, second):
+                self.assertStatus(h.post(eid), 202, "accepted")
+            h.write_file("fault", "")
+            waits = "cannot read the delivery back from the journal; it keeps its place"
+            self.assertIsNotNone(h.wait_log(waits, "id=" + second, timeout=10),
+                                 "\n".join(h.logs()))
+            h.write_file("turn_fault", "")
+            # Its tries run out (10 s) where it takes its turn again.
+            self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + second, "http=503",
+                                            timeout=15), "\n".join(h.logs()))
+            os.unlink(h.path("turn_fault"))
+            # Its retry (after 1 s) waits for its row too.
+            deadline = time.monotonic() + 10
+            while len(h.log_lines(waits, "id=" + second)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            self.assertEqual(len(h.log_lines(waits, "id=" + second)), 2, "\n".join(h.logs()))
+            os.unlink(h.path("fault"))
+            rows = h.wait_states([first, second], timeout=20)
+            self.assertEqual({i: r["state"] for i, r in rows.items()},
+                             dict.fromkeys(rows, "succeeded"), rows)
+            shown = json.loads(h.cli("show", "--json", second).stdout)
+            self.assertEqual([(a["attempt"], a["status"]) for a in shown["attempt_list"]],
+                             [(1, "failed"), (2, "ok")], shown)
+            self.assertEqual([(i, n) for (i, n, _) in runs(h, "start")],
+                             [(first, 1), (second, 2)])
+
     def order(self):
         return [(svc, new_id(svc)) for _ in range(3) for svc in ("alpha", "beta")]
 
