@@ -649,9 +649,12 @@ void job_start_lost(struct job *j)
  * restart takes a few seconds). */
 #define READ_TRIES_MAX 10
 
+/* Stopping too: the drain waits for a running delivery, and one that gave
+ * its key up now could hand it to a sync one behind it, which runs before
+ * hookd stops, ahead of it. */
 bool job_may_read_later(const struct job *j)
 {
-	return delivery_key(j->d) && !j->ds->draining && j->read_tries < READ_TRIES_MAX;
+	return delivery_key(j->d) && j->read_tries < READ_TRIES_MAX;
 }
 
 /*
@@ -686,6 +689,8 @@ static void on_read_again(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 	}
+	/* The attempt's time is its run's, not the wait's. */
+	j->started_mono = now_mono_ms();
 	job_run_next_hook(j); /* its first hook: the attempt begins again */
 }
 

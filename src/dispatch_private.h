@@ -118,8 +118,8 @@ void job_attempt_over(struct job *j);
  * batch lost (runner_cancel_held). */
 void job_start_lost(struct job *j);
 /* dispatch.c: j's row could not be read back as its attempt was to begin:
- * whether it may wait to try again (a delivery with a key, not stopping,
- * not tried for long), and the wait (a second; it keeps its slot, its key
+ * whether it may wait to try again (a delivery with a key, not tried for
+ * long), and the wait (a second; it keeps its slot, its key
  * and, on a shared journal, its turn, since its row stays running). */
 bool job_may_read_later(const struct job *j);
 void job_read_later(struct job *j);
