@@ -5,6 +5,7 @@
  */
 #include "preflight.h"
 
+#include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -78,7 +79,9 @@ static const struct {
 	{EM_X86_64, "x86-64"}, {EM_386, "i386"},       {EM_AARCH64, "aarch64"},
 	{EM_ARM, "arm"},       {EM_RISCV, "riscv"},    {EM_PPC64, "ppc64"},
 	{EM_PPC, "ppc"},       {EM_S390, "s390"},      {EM_MIPS, "mips"},
+#ifdef EM_LOONGARCH /* glibc 2.36 and later */
 	{EM_LOONGARCH, "loongarch"},
+#endif
 };
 
 static const char *elf_machine_name(uint16_t machine)
@@ -437,11 +440,27 @@ static enum preflight check_shebang(struct look *lk, char *line, int depth)
 	return check_env_program(lk, arg, depth + 1);
 }
 
+/* Whether binfmt_misc has a handler registered, such as qemu-user's,
+ * which may run a binary for another machine. */
+static bool binfmt_handlers(void)
+{
+	bool any = false;
+	DIR *d = opendir("/proc/sys/fs/binfmt_misc");
+	struct dirent *e;
+	while (d && !any && (e = readdir(d)) != NULL)
+		any = e->d_name[0] != '.' && strcmp(e->d_name, "register") != 0 &&
+		      strcmp(e->d_name, "status") != 0;
+	if (d)
+		closedir(d);
+	return any;
+}
+
 /*
  * The machine an ELF binary is for, when it is a known one this machine
  * does not run (a hook built for aarch64 copied to an x86-64 host): execve
- * fails with ENOEXEC, and "Exec format error" names neither. A warning,
- * not an error: a binfmt_misc emulator (qemu-user) may run it.
+ * fails with ENOEXEC, and "Exec format error" names neither. An error,
+ * but a warning where binfmt_misc has a handler: an emulator (qemu-user)
+ * may run it.
  */
 static enum preflight check_elf_machine(struct look *lk, const unsigned char *head, size_t n)
 {
@@ -458,7 +477,7 @@ static enum preflight check_elf_machine(struct look *lk, const unsigned char *he
 	            (machine == ELF_HOST_MACHINE || machine == ELF_HOST_MACHINE_32);
 	if (runs || !name)
 		return PREFLIGHT_OK;
-	return found(lk, PREFLIGHT_WARN, ENOEXEC,
+	return found(lk, binfmt_handlers() ? PREFLIGHT_WARN : PREFLIGHT_ERROR, ENOEXEC,
 	             "an ELF binary for %s%s, and this machine runs %s ones (%s)", name,
 	             head[EI_DATA] == ELFDATA_HOST ? "" : msb ? " (big-endian)" : " (little-endian)",
 	             elf_machine_name(ELF_HOST_MACHINE),
