@@ -123,7 +123,6 @@ static int str_ptr_cmp(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Names cand/name among r's skipped entries, in byte order, with why. */
 /* For a file that is not executable for us: " (its file system, /x, is
  * mounted noexec)" when that is why, else "" (into buf). Only one with
  * an execute bit has its mount looked at (a README in a run-parts
@@ -139,6 +138,7 @@ static const char *noexec_note(int dirfd, const char *name, const struct stat *s
 	return buf;
 }
 
+/* Names cand/name among r's skipped entries, in byte order, with why. */
 static void skip_entry(struct route *r, const char *cand, const char *name, const char *why)
 {
 	char *rel = xasprintf("%s/%s", cand, name);

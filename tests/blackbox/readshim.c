@@ -1,9 +1,9 @@
 /*
  * A test shim for test_journal.py, loaded into hookd with LD_PRELOAD: while
  * the file READSHIM_FAULT names exists, reading a delivery's row back by
- * its id fails, and nothing else does. That read is the one statement whose
- * text begins with READ_BACK (journal_get: journal_sqlite.c's ST_GET and
- * journal_pg_take.c's "get"). SQLite's step fails with SQLITE_IOERR;
+ * its id fails. That read is the statement whose text begins with
+ * READ_BACK (journal_get: journal_sqlite.c's ST_GET, which a requeue's
+ * look at the body also uses, and journal_pg_take.c's "get"). SQLite's step fails with SQLITE_IOERR;
  * libpq's PQexecParams returns no result, as when the connection breaks
  * (the journal goes down and connects again), which is how a PostgreSQL
  * restart meets that read. While READSHIM_TURN_FAULT names a file that
@@ -89,7 +89,9 @@ void *dlsym(void *handle, const char *name)
 	if (!real) {
 		void *p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
 		if (!p)
-			p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+			p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5"); /* x86-64's before 2.34 */
+		if (!p)
+			abort(); /* a glibc this shim does not know: no test is better */
 		FROM_OBJ(real, p);
 	}
 	void *sym = real(handle, name);

@@ -1228,6 +1228,28 @@ class Skipped(Base):
             self.assertEqual(h.events("--failed"), [])
 
 
+def read_shimmed(tc, cfg, hooks, **faults):
+    """A daemon, not yet started, with tests/blackbox/readshim.c loaded
+    (HOOKD_READSHIM) and its fault switches (READSHIM_NAME=file in {tmp});
+    under ASan its runtime goes first in LD_PRELOAD. Its failing reads are
+    logged at error, as they should be: the usual no-error check is off."""
+    shim = os.environ.get("HOOKD_READSHIM")
+    if not shim:
+        tc.skipTest("no read shim (HOOKD_READSHIM): run through meson")
+    preload = shim
+    if binary_has_asan():
+        out = subprocess.run(["ldd", harness.HOOKD_BIN], capture_output=True, text=True).stdout
+        asan = [w for line in out.splitlines() for w in line.split() if "/libasan.so" in w]
+        if not asan:
+            tc.skipTest("ASan's runtime not found to preload before the shim")
+        preload = asan[0] + ":" + shim
+    h = Hookd(cfg, hooks, start=False)
+    h.env.update(LD_PRELOAD=preload,
+                 **{"READSHIM_" + k.upper(): h.path(v) for k, v in faults.items()})
+    h.check_no_secrets = lambda: harness.Hookd.check_no_secrets(h)
+    return h
+
+
 class Serialize(Base):
 
     def check_serialized(self, h, order):
@@ -1270,17 +1292,10 @@ class Serialize(Base):
         wait behind it. No attempt failed, all ran once, in arrival order.
         (Its attempt used to fail with a 503, and a later delivery of the
         key ran first while it waited 30 s for its retry.)"""
-        shim = os.environ.get("HOOKD_READSHIM")
-        if binary_has_asan():
-            self.skipTest("LD_PRELOAD before the ASan runtime")
-        if not shim:
-            self.skipTest("no read shim (HOOKD_READSHIM): run through meson")
         ep = "mode = async\nretries = 3\nretry_backoff = 30s\nserialize = data.service.id\n"
         hook = rec_hook('[ "$HOOK_ID" = "$(cat {tmp}/slow)" ] && sleep 1.5')
-        h = Hookd(config(server="max_running = 4\n", endpoint=ep), {EVENT: hook}, start=False)
-        h.env.update(LD_PRELOAD=shim, READSHIM_FAULT=h.path("fault"))
-        # The failing read is logged at error, as it should be.
-        h.check_no_secrets = lambda: harness.Hookd.check_no_secrets(h)
+        h = read_shimmed(self, config(server="max_running = 4\n", endpoint=ep), {EVENT: hook},
+                         fault="fault")
         h.start()
         with h:
             first, second, third, fourth = (new_id(n) for n in ("first", "second", "third",
@@ -1316,21 +1331,13 @@ class Serialize(Base):
         back, waits and tries again as the first did, keeping its key.
         (The count of tries was kept, and every later attempt failed at
         once.)"""
-        shim = os.environ.get("HOOKD_READSHIM")
         if harness.JOURNAL_BACKEND != "postgresql":
             self.skipTest("a shared journal's turn: PostgreSQL only")
-        if binary_has_asan():
-            self.skipTest("LD_PRELOAD before the ASan runtime")
-        if not shim:
-            self.skipTest("no read shim (HOOKD_READSHIM): run through meson")
         ep = ("mode = async\nretries = 3\nretry_backoff = 1s\n"
               "serialize = data.service.id\n")
         hook = rec_hook('[ "$HOOK_ID" = "$(cat {tmp}/slow)" ] && sleep 1')
-        h = Hookd(config(server="max_running = 4\n", endpoint=ep), {EVENT: hook}, start=False)
-        h.env.update(LD_PRELOAD=shim, READSHIM_FAULT=h.path("fault"),
-                     READSHIM_TURN_FAULT=h.path("turn_fault"))
-        # The failing read is logged at error, as it should be.
-        h.check_no_secrets = lambda: harness.Hookd.check_no_secrets(h)
+        h = read_shimmed(self, config(server="max_running = 4\n", endpoint=ep), {EVENT: hook},
+                         fault="fault", turn_fault="turn_fault")
         h.start()
         with h:
             first, second = new_id("first"), new_id("second")
