@@ -192,7 +192,8 @@ class TestClientLimits(Base):
             self.assertEqual(st, 408, body)
             self.assertEqual(hd.get("connection"), "close")
             self.assertGreater(took, 0.8)
-            self.assertLess(took, 2.0, "the deadline moved with each read")
+            # A deadline moved by each read would take the 20 s of the trickle.
+            self.assertLess(took, 4.0, "the deadline moved with each read")
             # A slow body counts too.
             s = h.socket()
             t0 = time.monotonic()
@@ -201,7 +202,7 @@ class TestClientLimits(Base):
             took = time.monotonic() - t0
             s.close()
             self.assertEqual(st, 408)
-            self.assertLess(took, 2.0)
+            self.assertLess(took, 4.0)
             self.assertNothingRan(h)
 
     def test_idle_keepalive_closed_after_idle_timeout(self):
@@ -223,7 +224,7 @@ class TestClientLimits(Base):
             s.close()
             self.assertEqual(data, b"", "an idle connection got data instead of a close")
             self.assertGreater(took, 0.7)
-            self.assertLess(took, 2.5)
+            self.assertLess(took, 4.0)
 
     def test_max_connections_listener_does_not_spin(self):
         # Connections in the middle of a request: none of them is idle, so
@@ -602,7 +603,7 @@ class TestHooks(Base):
             self.assertIsNone(hk["exit"])
             self.assertEqual(json.loads(body)["status"], "timeout")
             self.assertGreater(took, 1.8)
-            self.assertLess(took, 3.5)
+            self.assertLess(took, 6.0)  # the hook alone would run 60 s
             pgid = int(h.read("pids").split()[0])
             time.sleep(0.2)
             self.assertEqual(group_members(pgid), [], "the hook's group survived")
@@ -615,7 +616,7 @@ class TestHooks(Base):
             took = time.monotonic() - t0
             self.assertEqual(st, 504, body)
             self.assertEqual(hook_of(body)["signal"], "SIGTERM")
-            self.assertLess(took, 2.5)
+            self.assertLess(took, 5.0)  # the hook alone would run 30 s
 
     def test_setsid_escapes_the_group_but_not_the_answer(self):
         # The escaped process holds the output pipe and outlives the hook:
@@ -627,12 +628,12 @@ class TestHooks(Base):
             t0 = time.monotonic()
             st, body = post_json(h.port, event("esc-exit"))
             self.assertEqual(st, 200, body)
-            self.assertLess(time.monotonic() - t0, 1.5)
+            self.assertLess(time.monotonic() - t0, 3.0)
             t0 = time.monotonic()
             st, body = post_json(h.port, event("esc-hang"))
             took = time.monotonic() - t0
             self.assertEqual(st, 504, body)
-            self.assertLess(took, 3.5)
+            self.assertLess(took, 6.0)  # the escaped process holds the pipe 30 s
             # Out of reach of the group kill (documented): both still live.
             pids = [int(p) for p in h.read("pids").split()]
             self.assertEqual(len(pids), 2)
@@ -897,8 +898,14 @@ class TestPrivileges(Base):
 class TestShutdown(Base):
 
     def test_sigterm_with_20_hooks_running(self):
-        hook = sh("echo $$ >> '{tmp}/pids'\nsleep 2\necho done")
-        cfg = config("max_running = 20\ntimeout = 10s\n")
+        # The hooks run until the test lets them go on (8 s at most), then
+        # 1 s: the 20 are still running, and the 5 others seen queued (the
+        # gauge), when SIGTERM comes, however slowly the machine got there.
+        hook = sh("echo $$ >> '{tmp}/pids'\n"
+                  "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 80 ]; do sleep 0.1; i=$((i+1)); done\n"
+                  "sleep 1\necho done")
+        cfg = config("max_running = 20\ntimeout = 10s\n",
+                     "\n[admin]\nlisten = 127.0.0.1:0\n")
         with Daemon(cfg, {"slow": hook}) as h:
             n = 25  # 20 running, 5 waiting for a slot
             results = [None] * n
@@ -917,13 +924,20 @@ class TestShutdown(Base):
                     break
                 time.sleep(0.02)
             self.assertEqual(len(h.read("pids").split()), 20)
-            time.sleep(0.3)  # the 5 others are read and waiting for a slot
+            # the 5 others are read and waiting for a slot
+            harness.wait_for(lambda: harness.metric(harness.parse_metrics(h.scrape()),
+                                                    "hookd_deliveries_queued") == 5,
+                             what="5 deliveries queued")
             t0 = time.monotonic()
             h.proc.send_signal(signal.SIGTERM)
             # New connections are no longer accepted.
+            self.assertIsNotNone(h.wait_log("SIGTERM received", timeout=10), h.log_text())
             time.sleep(0.2)
-            with self.assertRaises(OSError):
-                post_json(h.port, event("slow"), timeout=2)
+            try:
+                with self.assertRaises(OSError):
+                    post_json(h.port, event("slow"), timeout=2)
+            finally:
+                h.write_file("go", "")
             for t in ts:
                 t.join(30)
             rc = h.proc.wait(20)
