@@ -352,10 +352,10 @@ class SeveralTest(H.HookdTestCase):
         self.assertEqual((st, body["status"]), (200, "ok"))
         st, _, body = post(b.port, "/sync", "s-1", "x")
         self.assertEqual((st, body["status"]), (200, "duplicate"), body)
-        st, _, _ = post(a.port, "/job", "slow-1", "y", sleep=2)
+        st, _, _ = post(a.port, "/job", "slow-1", "y", sleep=4)  # still running at the resend
         self.assertEqual(st, 202)
         f.wait_run("slow-1")
-        st, hdrs, body = post(b.port, "/job", "slow-1", "y", sleep=2)
+        st, hdrs, body = post(b.port, "/job", "slow-1", "y", sleep=4)
         self.assertEqual(st, 409, body)
         self.assertEqual(body["status"], "running")
         self.assertIn("retry-after", hdrs)
@@ -373,12 +373,14 @@ class SeveralTest(H.HookdTestCase):
         starts only after A's ended; one with another key runs at once."""
         f = self.fleet
         a, b = f.start("a"), f.start("b")
-        self.assertEqual(post(a.port, "/job", "k-first", "K", sleep=2)[0], 202)
+        # k-first runs 5 s: the two posts to B and the run of `other` fit
+        # in it on a loaded machine.
+        self.assertEqual(post(a.port, "/job", "k-first", "K", sleep=5)[0], 202)
         f.wait_run("k-first")
         self.assertEqual(post(b.port, "/job", "k-second", "K")[0], 202)
         self.assertEqual(post(b.port, "/job", "other", "L")[0], 202)
-        f.wait_state("other", timeout=5)
-        f.wait_state("k-second", timeout=10)
+        f.wait_state("other", timeout=10)
+        f.wait_state("k-second", timeout=20)
         runs = f.runs()
         first, second, other = runs["k-first"][0], runs["k-second"][0], runs["other"][0]
         self.assertEqual((first["instance"], second["instance"], other["instance"]),
@@ -511,9 +513,15 @@ class SeveralTest(H.HookdTestCase):
         deliveries run, hookd_journal_up 1, and one accepted before (its
         retry due during the outage) ran."""
         f = self.fleet
-        a = f.start("a")
-        self.assertEqual(post(a.port, "/job", "before-1", "Q", exit1=75)[0], 202)
-        f.wait_state("before-1", state=2)  # retry_wait, due in 1 s
+        # before-1's retry is due 3 s after its first attempt: time enough
+        # for the poll that sees it waiting and for pg_ctl stop on a loaded
+        # machine (with /job's 1 s it could run before PostgreSQL was down).
+        extra = ("\n[endpoint slowjobs]\npath = /slowjob\nscheme = none\nevent = job\n"
+                 "id_header = X-Id\nmode = async\nretries = 5\nretry_backoff = 3s\n"
+                 "serialize = k\n")
+        a = f.start("a", extra=extra)
+        self.assertEqual(post(a.port, "/slowjob", "before-1", "Q", exit1=75)[0], 202)
+        f.wait_state("before-1", state=2, endpoint="slowjobs")  # retry_wait, due in 3 s
         pg().stop()
         try:
             for path in ("/sync", "/job"):
@@ -524,7 +532,10 @@ class SeveralTest(H.HookdTestCase):
             r = a.admin("GET", "/healthz")
             self.assertEqual((r.status, r.json.get("status")), (503, "journal_down"))
             self.assertEqual(H.metric(H.parse_metrics(a.scrape()), "hookd_journal_up"), 0)
-            time.sleep(2.5)  # the retry falls due; the backoff's reconnects fail
+            # The retry falls due (a second's room past it); the backoff's
+            # reconnects fail.
+            due = f.runs()["before-1"][0]["end"] + 3
+            time.sleep(min(max(0.0, due + 1.0 - time.time()), 5.0))
             self.assertEqual(a.count_log(r"PostgreSQL unreachable"), 1, a.log_text()[-3000:])
             self.assertEqual(len(f.runs()["before-1"]), 1, "it ran while PostgreSQL was down")
         finally:
@@ -534,7 +545,7 @@ class SeveralTest(H.HookdTestCase):
         self.assertTrue(a.log_lines("PostgreSQL reachable again"))
         st, _, body = post(a.port, "/sync", "after-1", "E")
         self.assertEqual((st, body["status"]), (200, "ok"))
-        f.wait_state("before-1")
+        f.wait_state("before-1", endpoint="slowjobs")
         runs = f.runs()
         self.assertFalse([d for d in runs if d.startswith("down-")], "a hook ran while down")
         self.assertEqual([r["attempt"] for r in runs["before-1"]], [1, 2])
@@ -640,7 +651,7 @@ class SeveralTest(H.HookdTestCase):
             pg().start()
         H.wait_for(lambda: a.admin("GET", "/healthz").status == 200, 15, "healthz 200")
         f.wait_state("across-1", timeout=LEASE_S + 10)
-        f.wait_state("across-2", timeout=5)
+        f.wait_state("across-2", timeout=15)
         self.assertEqual(len(f.runs()["across-2"]), 1)
 
     def test_start_after_outage_takes_no_live_instances_run(self):
@@ -694,7 +705,7 @@ class SeveralTest(H.HookdTestCase):
         self.assertFalse(isinstance(answers.get("w-run", (None,))[0], int), answers)
         self.assertFalse(isinstance(answers.get("w-wait", (None,))[0], int), answers)
         f.wait_state("w-wait", state=4, endpoint="syncjobs", timeout=LEASE_S + 5)
-        f.wait_state("w-run", state=4, endpoint="syncjobs", timeout=3)
+        f.wait_state("w-run", state=4, endpoint="syncjobs", timeout=10)
         time.sleep(1.5)  # B's next ticks: it runs neither by itself
         self.assertNotIn("w-wait", f.runs())
         self.assertEqual(len(f.runs()["w-run"]), 1)
@@ -792,7 +803,9 @@ class SeveralTest(H.HookdTestCase):
         a = f.start("a", server="max_running = 1\n")
         b = f.start("b")
         answers = {}
-        threads = [f.send_sync(answers, a, "pw-1", sleep=2, timeout=40)]
+        # pw-1 runs 4 s: the two others are queued and PostgreSQL stopped
+        # before it ends, on a loaded machine too.
+        threads = [f.send_sync(answers, a, "pw-1", sleep=4, timeout=40)]
         f.wait_run("pw-1")
         for did in ("pw-2", "pw-3"):
             threads.append(f.send_sync(answers, a, did, sleep=0.5, timeout=40))
