@@ -26,6 +26,15 @@ import test_several as S
 LEASE_S = S.LEASE_S
 
 
+# An endpoint like /job whose retries are due 3 s after an attempt: a test
+# that must cut an instance off (or stop it) before a retry falls due has
+# time on a loaded machine for the journal poll that sees the delivery
+# waiting and for the cut (with /job's 1 s, the retry could run first).
+SLOW_RETRY = ("\n[endpoint slowjobs]\npath = /slowjob\nscheme = none\nevent = job\n"
+              "id_header = X-Id\nmode = async\nretries = 5\nretry_backoff = 3s\n"
+              "serialize = k\n")
+
+
 def runs_where(f):
     """Each delivery's runs from the run log: (instance, attempt, ended)."""
     return {did: [(r["instance"], r["attempt"], r["end"] is not None) for r in rs]
@@ -63,21 +72,22 @@ class FaultTest(H.HookdTestCase):
         f.wait_db_up_for()
         proxy = S.SilentProxy(S.pg().port)
         try:
-            a = f.start("a", url=proxied(f, proxy))
-            b = f.start("b")
+            a = f.start("a", url=proxied(f, proxy), extra=SLOW_RETRY)
+            b = f.start("b", extra=SLOW_RETRY)
             self.assertEqual(S.post(a.port, "/job", "long", "L", sleep1=7)[0], 202)
             f.wait_run("long", instance="a")
             for did in ("behind-1", "behind-2"):
                 self.assertEqual(S.post(a.port, "/job", did, "L")[0], 202)
-            # Last before the cut: its retry is due 1 s after its first
+            # Last before the cut: its retry is due 3 s after its first
             # attempt, which must not be before the cut on a slow machine.
-            self.assertEqual(S.post(a.port, "/job", "rt-1", "R", exit1=75)[0], 202)
-            f.wait_state("rt-1", state=2)  # retry_wait, due in 1 s
+            self.assertEqual(S.post(a.port, "/slowjob", "rt-1", "R", exit1=75)[0], 202)
+            f.wait_state("rt-1", state=2, endpoint="slowjobs")  # retry_wait, due in 3 s
             proxy.go_silent()
             cut = time.monotonic()
             self.assertEqual(S.post(a.port, "/sync", "during", "D")[0], 503)
             b.wait_line(r"taken over here\" .* id=long( |$)", timeout=LEASE_S + 8)
-            for did in ("rt-1", "long", "behind-1", "behind-2"):
+            f.wait_state("rt-1", timeout=25, endpoint="slowjobs")
+            for did in ("long", "behind-1", "behind-2"):
                 f.wait_state(did, timeout=25)
             f.wait_run("long", kind="end", instance="a", timeout=10)
             print("  cut off for %.1f s" % (time.monotonic() - cut))
@@ -314,17 +324,18 @@ class FaultTest(H.HookdTestCase):
         on, B ran it again as attempt 2)."""
         f = self.fleet
         f.wait_db_up_for()
-        a, b = f.start("a"), f.start("b")
+        a, b = f.start("a", extra=SLOW_RETRY), f.start("b", extra=SLOW_RETRY)
         self.assertEqual(S.post(a.port, "/job", "p-long", "L", sleep1=6)[0], 202)
         f.wait_run("p-long", instance="a")
         self.assertEqual(S.post(a.port, "/job", "p-behind", "L")[0], 202)
-        # Last before the pause: its retry (due in 1 s) must not come first.
-        self.assertEqual(S.post(a.port, "/job", "p-rt", "R", exit1=75)[0], 202)
-        f.wait_state("p-rt", state=2)
+        # Last before the pause: its retry (due in 3 s) must not come first.
+        self.assertEqual(S.post(a.port, "/slowjob", "p-rt", "R", exit1=75)[0], 202)
+        f.wait_state("p-rt", state=2, endpoint="slowjobs")
         a.send_signal(signal.SIGSTOP)
         try:
             b.wait_line(r"taken over here\" .* id=p-long( |$)", timeout=LEASE_S + 8)
-            for did in ("p-rt", "p-long", "p-behind"):
+            f.wait_state("p-rt", timeout=25, endpoint="slowjobs")
+            for did in ("p-long", "p-behind"):
                 f.wait_state(did, timeout=25)
             f.wait_run("p-long", kind="end", instance="a", timeout=10)
         finally:
