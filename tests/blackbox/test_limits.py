@@ -22,7 +22,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (NF_PREFIX, NF_TOKEN, binary_has_asan, cpu_seconds,  # noqa: E402
-                     post_json, read_until_closed, recv_response, sh, status_kb)
+                     post_json, read_until_closed, recv_response, sh, status_kb,
+                     wait_until)
 from harness import hardened_hookd as Daemon  # noqa: E402
 
 MIB = 1024 * 1024
@@ -79,6 +80,26 @@ def connect(port, source="127.0.0.1", timeout=10):
     s.bind((source, 0))
     s.connect(("127.0.0.1", port))
     return s
+
+
+def all_read_by_server(s):
+    """Whether everything client socket s sent has been read by its peer
+    (on 127.0.0.1): nothing in s's send queue nor in the peer's receive
+    queue, from /proc/net/tcp."""
+    def addr(sa):
+        ip, port = sa[:2]
+        return "%08X:%04X" % (int.from_bytes(socket.inet_aton(ip), "little"), port)
+    me, peer = addr(s.getsockname()), addr(s.getpeername())
+    tx = rx = None
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            w = line.split()
+            queues = w[4].split(":")
+            if (w[1], w[2]) == (me, peer):
+                tx = int(queues[0], 16)
+            elif (w[1], w[2]) == (peer, me):
+                rx = int(queues[1], 16)
+    return tx == 0 and rx == 0
 
 
 def closed_soon(s, timeout=3.0):
@@ -247,7 +268,10 @@ class TestRefuseFromHead(Base):
             big = big[:-2] + b"p" * (MIB - len(big)) + b'"}'  # all of the room
             a = h.socket()
             a.sendall(head(length=len(big), token=NF_TOKEN) + big[:MIB // 2])
-            time.sleep(0.3)
+            # hookd has read that half body (so a holds the room), however
+            # slowly the machine let it get there.
+            self.assertTrue(wait_until(lambda: all_read_by_server(a), 10),
+                            "hookd did not read the first half of the body")
             small, _ = delivery()
             b = h.socket()
             b.sendall(head(length=len(small), token=NF_TOKEN,
@@ -278,7 +302,11 @@ class TestRefuseFromHead(Base):
             a = h.socket()
             # Holds the 1 MiB and stalls, nearly whole.
             a.sendall(head(token=NF_TOKEN) + b"{" + b"x" * (MIB - 10000))
-            time.sleep(0.5)
+            sent = time.monotonic()
+            # hookd has read it (a holds the room), within b's deadline.
+            self.assertTrue(wait_until(lambda: all_read_by_server(a), 1.2),
+                            "hookd did not read a's body")
+            time.sleep(max(0.0, 0.5 - (time.monotonic() - sent)))
             small, _ = delivery()
             b.sendall(head(length=len(small), token=NF_TOKEN,
                            extra="Expect: 100-continue\r\n"))
