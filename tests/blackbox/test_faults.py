@@ -155,15 +155,17 @@ class Faults(unittest.TestCase):
 
     def fail_under_load(self, faults, felt):
         """Six clients, sync and async, while the journal fails four times
-        for 0.3 s (faults: the switch file's words, in turn); felt: the
-        answers and the log line the faults must have caused."""
+        for 0.5 s (faults: the switch file's words, in turn); felt: the
+        answers and the log line the faults must have caused. (0.5 s: on a
+        loaded machine the clients must still get requests in while the
+        journal fails.)"""
         cfg = config(server="max_running = 4\n", extra=ASYNC_ENDPOINT)
         with self.shimmed(cfg) as h:
             with Load(h, clients=6, limit=2000) as load:
                 self.assertTrue(harness.wait_until(lambda: load.count() >= 60, 20))
                 for k in range(4):
                     self.fault(h, faults[k % len(faults)])
-                    time.sleep(0.3)
+                    time.sleep(0.5)
                     self.heal(h)
                     time.sleep(0.4)
             answers = dict(load.answers)
@@ -220,14 +222,14 @@ class Faults(unittest.TestCase):
             h.write_file("hold", "")
             first = threading.Thread(target=post, args=(h.port, "/webhook", "first"))
             first.start()
-            self.assertIn("first", h.wait_states(["first"], states=("running",), timeout=5))
+            self.assertIn("first", h.wait_states(["first"], states=("running",), timeout=10))
             # The waiting one's record goes with its batch.
             self.fault(h, "EIO")
             waiting = {}
             second = threading.Thread(target=lambda: waiting.update(
                 r=post(h.port, "/webhook", "waiting")))
             second.start()
-            self.assertIsNotNone(h.wait_log("a batch of writes was lost", timeout=5))
+            self.assertIsNotNone(h.wait_log("a batch of writes was lost", timeout=10))
             self.heal(h)
             os.unlink(h.path("hold"))
             first.join(10)
@@ -241,7 +243,7 @@ class Faults(unittest.TestCase):
             self.assertIsNotNone(h.wait_log("may have been lost with a batch", "id=lose-1",
                                             timeout=10), h.log_text())
             self.heal(h)
-            rows = h.wait_states(["lose-1"], timeout=5)
+            rows = h.wait_states(["lose-1"], timeout=15)
             self.assertEqual(rows["lose-1"]["state"], "succeeded", "its outcome never written")
             h.stop()
             h.start()
