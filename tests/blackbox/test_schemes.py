@@ -141,8 +141,9 @@ class SBase(harness.HookdTestCase):
 
     def assertRefusedFromHead(self, h, req, what, reason=None):
         """Only req's head is sent, announcing a body of 1,000,000 bytes
-        that never comes: 401 within 2 s (not after waiting for the body),
-        the connection closed, reason logged, no hook ran."""
+        that never comes: 401 within 5 s (not after waiting for the body,
+        which never comes; 5 s leaves room for a loaded machine), the
+        connection closed, reason logged, no hook ran."""
         head = "POST %s HTTP/1.1\r\nHost: x\r\n" % self.path
         for k, v in req.headers.items():
             head += "%s: %s\r\n" % (k, v)
@@ -151,16 +152,16 @@ class SBase(harness.HookdTestCase):
         try:
             t0 = time.monotonic()
             s.sendall(head.encode())
-            st, hdrs, body = recv_response(s, timeout=2.0)
+            st, hdrs, body = recv_response(s, timeout=5.0)
             took = time.monotonic() - t0
         finally:
             s.close()
-        self.assertEqual(st, 401, "%s: no 401 from the head within 2 s: %r" % (what, body))
-        self.assertLess(took, 2.0, what)
+        self.assertEqual(st, 401, "%s: no 401 from the head within 5 s: %r" % (what, body))
+        self.assertLess(took, 5.0, what)
         self.assertEqual(hdrs.get("connection"), "close", what)
         self.assertEqual(json.loads(body).get("status"), "rejected", what)
         if reason:
-            self.assertTrue(h.wait_log("unauthorized", reason, timeout=2.0),
+            self.assertTrue(h.wait_log("unauthorized", reason, timeout=10.0),
                             "%s: no log line with %r" % (what, reason))
         self.assertNothingRan(h, what)
 
