@@ -57,7 +57,7 @@ cat
 case "$HOOK_EVENT" in
   *tempfail*) exit 75 ;;
   *fail*) exit 1 ;;
-  *slow*) sleep 1.2 ;;
+  *slow*) i=0; while [ ! -e "{tmp}/go" ] && [ $i -lt 40 ]; do sleep 0.1; i=$((i+1)); done ;;
   *hang*) sleep 30 ;;
 esac
 exit 0
@@ -316,13 +316,19 @@ class TestSecrets(unittest.TestCase):
 
             def started(i):
                 return any(n.startswith(i + ".") for n in os.listdir(h.path("env")))
-            deadline = time.monotonic() + 5
+            # The slow hooks run until the test writes go (4 s at most),
+            # not for a fixed time that a loaded machine could use up.
+            deadline = time.monotonic() + 10
             while time.monotonic() < deadline and not (started(slow_id) and started(other_id)):
                 time.sleep(0.02)
-            check("409", self.nf(h, eid=slow_id)[0], 409)
-            check("503", self.nf(h, event="x:ok")[0], 503)
+            try:
+                check("409", self.nf(h, eid=slow_id)[0], 409)
+                check("503", self.nf(h, event="x:ok")[0], 503)
+            finally:
+                h.write_file("go", "")
             for t in ts:
                 t.join(10)
+            os.unlink(h.path("go"))
             # HTTP-layer answers: 431, 411, 408, 400.
             check("431", self.nf(h, extra={"X-Big": "b" * 5000})[0], 431)
             check("411", self.nf(h, extra={"Transfer-Encoding": "chunked"})[0], 411)
@@ -337,12 +343,19 @@ class TestSecrets(unittest.TestCase):
             # Shutting down: a request on an open connection gets 503.
             conn = h.socket()
             check("keepalive", self.nf(h, conn=conn)[0], 200)
-            slow = threading.Thread(target=self.nf, args=(h,), kwargs={"event": "x:slow"})
+            slow_id = uuid.uuid4().hex
+            slow = threading.Thread(target=self.nf, args=(h,),
+                                    kwargs={"event": "x:slow", "eid": slow_id})
             slow.start()
-            time.sleep(0.3)
-            h.proc.send_signal(signal.SIGTERM)
-            time.sleep(0.2)
-            check("503 draining", self.nf(h, conn=conn)[0], 503)
+            try:
+                self.assertTrue(harness.wait_until(lambda: started(slow_id), 10),
+                                "x:slow did not start")
+                h.proc.send_signal(signal.SIGTERM)
+                self.assertIsNotNone(h.wait_log("SIGTERM received", timeout=10), h.log_text())
+                time.sleep(0.2)
+                check("503 draining", self.nf(h, conn=conn)[0], 503)
+            finally:
+                h.write_file("go", "")
             conn.close()
             slow.join(10)
             self.assertEqual(h.proc.wait(15), 0)
