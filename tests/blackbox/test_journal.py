@@ -48,6 +48,12 @@ def rec_hook(middle="", rc="0"):
         "exit " + rc)
 
 
+# Shell text that waits (8 s at most, under the tests' 10 s timeout) until
+# the test writes {tmp}/go: a hook that must still be running at some step
+# of the test, however slowly a loaded machine gets there.
+GO = "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 80 ]; do sleep 0.1; i=$((i+1)); done"
+
+
 def runs(h, kind="start"):
     """[(id, attempt, time)] of the recorded starts (or ends), in file order."""
     return [(w[1], int(w[2]), float(w[3])) for w in h.lines_of("runs")
@@ -868,13 +874,15 @@ class Crash(Base):
     # that the sender's resend is its first run, HOOK_ATTEMPT=1 (README
     # "Delivery guarantees", "Sync mode after a crash").
     def test_sync_waiting_for_a_slot_is_queued_not_running(self):
+        # first runs until it is killed (8 s at most): waiting is still
+        # queued at the checks however slowly the machine gets there.
         srv = "max_running = 1\n"
-        with Hookd(config(server=srv), {EVENT: rec_hook("sleep 2")}) as h:
+        with Hookd(config(server=srv), {EVENT: rec_hook(GO)}) as h:
             first, waiting = new_id("first"), new_id("waiting")
             t1, o1 = h.post_bg(first)
             self.wait_runs(h, 1, "start")
             t2, o2 = h.post_bg(waiting)
-            self.assertTrue(wait_until(lambda: h.event_of(waiting), 5), "not recorded")
+            self.assertTrue(wait_until(lambda: h.event_of(waiting), 10), "not recorded")
             self.assertEqual(h.event_of(waiting)["state"], "queued")
             self.assertStatus(h.post(waiting), 409, "queued")
             h.kill9()
@@ -886,7 +894,7 @@ class Crash(Base):
             # delivery cut off in its run), no attempt, and its resend is
             # its first run. The one that ran has its interrupted attempt.
             # (The "listening" line comes before recovery ends.)
-            wait_until(lambda: h.event_of(waiting)["state"] != "queued", 5)
+            wait_until(lambda: h.event_of(waiting)["state"] != "queued", 15)
             row = h.event_of(waiting)
             self.assertEqual((row["state"], row["attempts"]), ("failed", 0), row)
             self.assertIn(waiting, [e["id"] for e in h.events("--failed")])
@@ -916,7 +924,7 @@ class Crash(Base):
         ep = "serialize = data.service.id\n"
         with Hookd(config(server="max_running = 4\n", endpoint=ep), {EVENT: self.BLOCKED}) as h:
             first, waiting, (t1, o1), (t2, o2) = self.first_then_waiting(h)
-            self.assertTrue(wait_until(lambda: h.event_of(waiting), 5), "not recorded")
+            self.assertTrue(wait_until(lambda: h.event_of(waiting), 10), "not recorded")
             self.assertEqual(h.event_of(waiting)["state"], "queued")
             self.assertStatus(h.post(waiting), 409, "queued")
             os.unlink(h.path("block." + first))
@@ -930,7 +938,7 @@ class Crash(Base):
             t2.join(5)
             os.unlink(h.path("block." + waiting))
             h.start()
-            wait_until(lambda: h.event_of(waiting)["state"] != "running", 5)
+            wait_until(lambda: h.event_of(waiting)["state"] != "running", 15)
             row = h.event_of(waiting)
             self.assertEqual((row["state"], row["attempts"]), ("failed", 1), row)
             self.assertStatus(h.post(waiting), 200, "ok")
@@ -939,9 +947,13 @@ class Crash(Base):
     def test_sync_waiting_without_a_journal_is_queued_then_running(self):
         # In memory too: 409 queued while it waits, running once it runs.
         srv = "max_running = 1\n"
-        with Hookd(config(False, server=srv), {EVENT: self.BLOCKED}) as h:
+        admin = "\n[admin]\nlisten = 127.0.0.1:0\n"
+        with Hookd(config(False, server=srv, extra=admin), {EVENT: self.BLOCKED}) as h:
             first, waiting, (t1, o1), (t2, o2) = self.first_then_waiting(h)
-            time.sleep(0.5)  # no journal to watch it arrive by
+            # No journal to watch it arrive by: the queued gauge.
+            harness.wait_for(lambda: harness.metric(harness.parse_metrics(h.scrape()),
+                                                    "hookd_deliveries_queued") == 1,
+                             what="waiting queued")
             self.assertStatus(h.post(waiting), 409, "queued")
             os.unlink(h.path("block." + first))
             self.wait_runs(h, 2, "start")
@@ -974,7 +986,7 @@ class Crash(Base):
             self.assertEqual(attempts_of(h, left), [])
             h.write_config(cfg)
             h.reload()
-            self.assertEqual(h.wait_states([left], timeout=5)[left]["state"], "succeeded")
+            self.assertEqual(h.wait_states([left], timeout=15)[left]["state"], "succeeded")
             self.assertEqual(attempts_of(h, left), [1])
             self.assertStatus(h.post(left), 200, "duplicate")
 
@@ -987,7 +999,8 @@ class Crash(Base):
             self.wait_runs(h, 1, "start")
             rc, took = h.stop()
             self.assertEqual(rc, 0)
-            self.assertLess(took, 3.0, "SIGTERM waits only for the running hook")
+            # The four others would take 4 s more.
+            self.assertLess(took, 4.0, "SIGTERM waits only for the running hook")
             done = [i for (i, _, _) in runs(h, "end")]
             self.assertEqual(done, [ids[0]])
             rows = {e["id"]: e for e in h.events()}
@@ -1008,7 +1021,9 @@ class Crash(Base):
         # second SIGTERM during the drain says that the drain goes on.
         srv = "max_running = 1\n"
         ep = "mode = async\nretry_backoff = 30s\n"
-        hook = rec_hook('[ "$HOOK_ID" = "$(cat {tmp}/slow)" ] && sleep 1.5',
+        # The slow one runs until the test writes go (8 s at most): still
+        # running at the second SIGTERM however slowly the machine got there.
+        hook = rec_hook('[ "$HOOK_ID" = "$(cat {tmp}/slow)" ] && { %s; }' % GO,
                         rc='$([ "$HOOK_ID" = "$(cat {tmp}/fail)" ] && echo 75 || echo 0)')
         with Hookd(config(server=srv, endpoint=ep), {EVENT: hook}) as h:
             retry, slow, q1, q2 = (new_id(n) for n in ("retry", "slow", "q1", "q2"))
@@ -1024,6 +1039,7 @@ class Crash(Base):
             h.wait_log("SIGTERM received", start=mark)
             h.send_signal(signal.SIGTERM)
             again = h.wait_log("SIGTERM received again", start=mark)
+            h.write_file("go", "")
             self.assertIsNotNone(again, h.log_text())
             self.assertIn("still finishing 1 running", again)
             rc, _ = h.stop()
@@ -1764,7 +1780,9 @@ class Commands(Base):
             self.assertEqual(h.events()[0]["state"], "succeeded")
 
     def test_replay_while_shutting_down_waits_for_next_start(self):
-        hooks = {EVENT: rec_hook(), "build:success": rec_hook("sleep 1.5")}
+        # The holder runs until the test writes go (8 s at most): hookd is
+        # still draining when the replay is asked, however slow the CLI.
+        hooks = {EVENT: rec_hook(), "build:success": rec_hook(GO)}
         with Hookd(config(), hooks) as h:
             eid, holder = new_id(), new_id("holder")
             self.assertStatus(h.post(eid), 200, "ok")
@@ -1773,7 +1791,10 @@ class Commands(Base):
             h.proc.send_signal(signal.SIGTERM)
             self.assertTrue(h.wait_log("SIGTERM received"), h.log_text())
             # Queued for the next start, not run by a daemon on its way out.
-            r = h.cli("replay", eid)
+            try:
+                r = h.cli("replay", eid)
+            finally:
+                h.write_file("go", "")
             self.assertEqual(r.returncode, 0, r.stderr)
             rc, _ = h.stop()
             t.join(5)
