@@ -985,9 +985,12 @@ class Hookd:
         """How many log lines match regex."""
         return sum(1 for l in self.logs() if re.search(regex, l))
 
-    def wait_log(self, *needles, timeout=5.0, start=0, regex=None):
+    def wait_log(self, *needles, timeout=WAIT, start=0, regex=None):
         """The first log line (from index start) containing every needle
-        (and matching regex), or None after timeout."""
+        (and matching regex), or None after timeout (WAIT unless told: a
+        line after retries, restarts or CLI calls can take seconds on a
+        loaded machine under sanitizers; a check that no line comes names
+        its own short timeout)."""
         deadline = time.monotonic() + timeout
         while True:
             for line in self.logs()[start:]:
