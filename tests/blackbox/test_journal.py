@@ -1208,9 +1208,11 @@ def payload_for(service):
     return obj
 
 
+# 1 s a run: long enough for the two keys' runs to overlap while the test
+# waits for each sync delivery to be recorded before it sends the next.
 SER_HOOK = sh(
     "echo \"start $HOOK_DATA_SERVICE_ID $HOOK_ID $(date +%s.%N)\" >> '{tmp}/ser'\n"
-    "sleep 0.4\n"
+    "sleep 1\n"
     "echo \"end $HOOK_DATA_SERVICE_ID $HOOK_ID $(date +%s.%N)\" >> '{tmp}/ser'\n")
 
 
@@ -1308,7 +1310,9 @@ class Serialize(Base):
                         "the two values never overlapped: %r" % by_key)
 
     def test_retry_wait_does_not_hold_the_key(self):
-        ep = "mode = async\nretry_backoff = 1s\nserialize = data.service.id\n"
+        # a's retry 3 s after its first attempt: b, waiting for the key,
+        # runs well before it on a loaded machine too.
+        ep = "mode = async\nretry_backoff = 3s\nserialize = data.service.id\n"
         hook = rec_hook(rc='$([ "$HOOK_ID" = "$(cat {tmp}/flaky)" ] && [ "$HOOK_ATTEMPT" = 1 ]'
                         ' && echo 75 || echo 0)')
         with Hookd(config(endpoint=ep), {EVENT: hook}) as h:
@@ -1316,7 +1320,7 @@ class Serialize(Base):
             h.write_file("flaky", a + "\n")
             self.assertStatus(h.post(a), 202, "accepted")
             self.assertStatus(h.post(b), 202, "accepted")
-            h.wait_states([a, b], timeout=8)
+            h.wait_states([a, b], timeout=20)
             self.assertEqual([(i, n) for (i, n, _) in runs(h, "start")], [(a, 1), (b, 1), (a, 2)])
 
     def test_read_back_failure_keeps_the_key(self):
@@ -1328,9 +1332,11 @@ class Serialize(Base):
         (Its attempt used to fail with a 503, and a later delivery of the
         key ran first while it waited 30 s for its retry.)"""
         ep = "mode = async\nretries = 3\nretry_backoff = 30s\nserialize = data.service.id\n"
-        hook = rec_hook('[ "$HOOK_ID" = "$(cat {tmp}/slow)" ] && sleep 1.5')
-        h = read_shimmed(self, config(server="max_running = 4\n", endpoint=ep), {EVENT: hook},
-                         fault="fault")
+        # first runs until the test has put the fault in place (8 s at most).
+        hook = rec_hook('[ "$HOOK_ID" = "$(cat {tmp}/slow)" ] && { %s; }' % GO)
+        admin = "\n[admin]\nlisten = 127.0.0.1:0\n"
+        h = read_shimmed(self, config(server="max_running = 4\n", endpoint=ep, extra=admin),
+                         {EVENT: hook}, fault="fault")
         h.start()
         with h:
             first, second, third, fourth = (new_id(n) for n in ("first", "second", "third",
@@ -1339,12 +1345,19 @@ class Serialize(Base):
             for eid in (first, second, third):
                 self.assertStatus(h.post(eid), 202, "accepted")
             h.write_file("fault", "")
+            h.write_file("go", "")
             line = h.wait_log("cannot read the delivery back from the journal; it keeps its "
                               "place", timeout=10)
             self.assertIsNotNone(line, "\n".join(h.logs()))
             self.assertIn("id=" + second, line)
             time.sleep(1.2)  # another try fails
             os.unlink(h.path("fault"))
+            # With PostgreSQL each failed read is a broken connection: the
+            # journal is down until it connects again (0.25 s on), and a
+            # post meanwhile is rightly a 503. The 1 s tries and the 1.2 s
+            # above could put the post just there; wait for the journal.
+            self.assertTrue(wait_until(lambda: h.admin("GET", "/healthz").status == 200, 10),
+                            "the journal did not come back")
             self.assertStatus(h.post(fourth), 202, "accepted")
             rows = h.wait_states([first, second, third, fourth], timeout=20)
             self.assertEqual({i: r["state"] for i, r in rows.items()},
@@ -1413,9 +1426,11 @@ class Serialize(Base):
             threads = []
             for svc, eid in order:
                 threads.append(h.post_bg(eid, body=payload_for(svc)))
-                time.sleep(0.05)  # arrival order is the order sent
+                # Arrival order is the order sent: each is recorded (so
+                # received) before the next is sent, not 50 ms assumed.
+                self.assertTrue(wait_until(lambda: h.event_of(eid), 10), eid + " not recorded")
             for t, out in threads:
-                t.join(15)
+                t.join(20)
                 self.assertStatus(out[0], 200, "ok")
             self.check_serialized(h, order)
 
