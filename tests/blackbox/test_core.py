@@ -1115,7 +1115,10 @@ class TestExitAndLimits(Base):
 
     def test_max_running_overload(self):
         conf = cfg("max_running = 1\nmax_queued = 0\n").replace("timeout = 1s", "timeout = 10s")
-        hooks = {"slow": sh("echo slow >> '{tmp}/ran'\nsleep 1.5\n")}
+        # The slow hook holds the slot until the test writes go (8 s at most).
+        hooks = {"slow": sh("echo slow >> '{tmp}/ran'\n"
+                            "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 80 ]; do "
+                            "sleep 0.1; i=$((i+1)); done\n")}
         with self.daemon(conf, hooks=hooks) as h:
             first = {}
             t = threading.Thread(target=lambda: first.setdefault("r", h.northflank(event="slow")))
@@ -1133,6 +1136,7 @@ class TestExitAndLimits(Base):
                 self.assertAnswer(h.northflank(event="slow", token="wrong"), 401)
                 self.assertAnswer(h.northflank(event="bad name!"), 400)
             finally:
+                h.write_file("go", "")
                 t.join(15)
             self.assertFalse(t.is_alive())
             self.assertAnswer(first["r"], 200)
