@@ -186,7 +186,6 @@ static enum begins attempt_begins(struct job *j)
 	bool loaded = load_back(j, err, sizeof(err));
 	if (!loaded && job_may_read_later(j))
 		return BEGINS_LATER;
-	j->read_tries = 0; /* the next attempt's reads have their own tries */
 	struct delivery *d = j->d;
 	bool env_ok = loaded && delivery_build_env(d, err, sizeof(err));
 	if (delivery_async(d)) {

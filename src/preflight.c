@@ -11,10 +11,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
-#include <stddef.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
