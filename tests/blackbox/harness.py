@@ -535,6 +535,13 @@ def recv_response(s, timeout=10.0):
     return None, None, got
 
 
+# Hook text: wait until the test writes {tmp}/go (8 s at most), so that a
+# hook is still running at whatever later step the test needs it to be,
+# however slowly a loaded machine gets there. The test writes go at the end.
+WAIT_FOR_GO = ("i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 80 ]; do sleep 0.1; i=$((i+1));"
+               " done\n")
+
+
 def read_all(s, timeout=15.0):
     """Everything s sends until EOF (or timeout)."""
     s.settimeout(timeout)

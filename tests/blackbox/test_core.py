@@ -1117,8 +1117,7 @@ class TestExitAndLimits(Base):
         conf = cfg("max_running = 1\nmax_queued = 0\n").replace("timeout = 1s", "timeout = 10s")
         # The slow hook holds the slot until the test writes go (8 s at most).
         hooks = {"slow": sh("echo slow >> '{tmp}/ran'\n"
-                            "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 80 ]; do "
-                            "sleep 0.1; i=$((i+1)); done\n")}
+                            + harness.WAIT_FOR_GO)}
         with self.daemon(conf, hooks=hooks) as h:
             first = {}
             t = threading.Thread(target=lambda: first.setdefault("r", h.northflank(event="slow")))
@@ -1155,8 +1154,7 @@ class TestExitAndLimits(Base):
         # (one CPU for hookd) starts them; capped, they would not be.
         conf = cfg().replace("timeout = 1s", "timeout = 10s")
         hooks = {"slow": sh("echo slow >> '{tmp}/slow'\n"
-                            "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 80 ]; do "
-                            "sleep 0.1; i=$((i+1)); done\n"),
+                            + harness.WAIT_FOR_GO),
                  "quick": marker_hook("quick")}
         cpu = sorted(os.sched_getaffinity(0))[0]
         with self.daemon(conf, hooks=hooks, wrap=["taskset", "-c", str(cpu)]) as h:
@@ -1251,7 +1249,7 @@ class TestOutput(Base):
         # first line must be logged while it still runs, however slowly
         # the machine starts it.
         hook = sh("echo first-line\n"
-                  "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 80 ]; do sleep 0.1; i=$((i+1)); done\n"
+                  + harness.WAIT_FOR_GO +
                   "echo second-line")
         conf = cfg("").replace("timeout = 1s", "timeout = 10s")
         with self.daemon(conf, hooks={"build:start": hook}) as h:
@@ -1494,8 +1492,7 @@ class TestSignalsAndConnections(Base):
         The hook runs until the test lets it end (8 s at most): not a fixed
         time that a loaded machine could use up before during() runs."""
         hooks = {"slow": sh("echo slow >> '{tmp}/ran'\n"
-                            "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 80 ]; do "
-                            "sleep 0.1; i=$((i+1)); done\n"
+                            + harness.WAIT_FOR_GO +
                             "echo done >> '{tmp}/ran'"),
                  "late": marker_hook("late")}
         conf = NF_CONFIG.replace("timeout = 1s", "timeout = 10s")
@@ -1607,7 +1604,7 @@ class TestSlotsAndIdempotency(Base):
         conf = cfg("max_running = 1\nmax_queued = 1\n").replace("timeout = 1s", "timeout = 10s")
         conf += "\n[admin]\nlisten = 127.0.0.1:0\n"
         step = ("echo \"$HOOK_ID-%s\" >> '{tmp}/ran'\n"
-                "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 80 ]; do sleep 0.1; i=$((i+1)); done\n"
+                + harness.WAIT_FOR_GO +
                 "sleep 0.5\n")
         hooks = {"chain/1": sh(step % "1"), "chain/2": sh(step % "2")}
         with self.daemon(conf, hooks=hooks) as h:
@@ -1651,8 +1648,7 @@ class TestSlotsAndIdempotency(Base):
                  "fail": sh("echo \"fail-$HOOK_ATTEMPT\" >> '{tmp}/ran'\nexit 3"),
                  # runs until the test has sent its resend (8 s at most)
                  "slow": sh("echo slow >> '{tmp}/ran'\n"
-                            "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 80 ]; do "
-                            "sleep 0.1; i=$((i+1)); done")}
+                            + harness.WAIT_FOR_GO)}
         conf = NF_CONFIG.replace("timeout = 1s", "timeout = 10s") + (
             "\n[endpoint other]\npath = /other\nscheme = northflank\nsecret = %s\n" % NF_TOKEN)
         with self.daemon(conf, hooks=hooks) as h:

@@ -902,7 +902,7 @@ class TestShutdown(Base):
         # 1 s: the 20 are still running, and the 5 others seen queued (the
         # gauge), when SIGTERM comes, however slowly the machine got there.
         hook = sh("echo $$ >> '{tmp}/pids'\n"
-                  "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 80 ]; do sleep 0.1; i=$((i+1)); done\n"
+                  + harness.WAIT_FOR_GO +
                   "sleep 1\necho done")
         cfg = config("max_running = 20\ntimeout = 10s\n",
                      "\n[admin]\nlisten = 127.0.0.1:0\n")

@@ -51,7 +51,7 @@ def rec_hook(middle="", rc="0"):
 # Shell text that waits (8 s at most, under the tests' 10 s timeout) until
 # the test writes {tmp}/go: a hook that must still be running at some step
 # of the test, however slowly a loaded machine gets there.
-GO = "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 80 ]; do sleep 0.1; i=$((i+1)); done"
+GO = harness.WAIT_FOR_GO.rstrip("\n")
 
 
 def runs(h, kind="start"):
