@@ -421,18 +421,26 @@ static bool turn_taken(struct job *j)
 		return true;
 	if (j->state != LC_WAIT_TURN) /* else it keeps its place in the line */
 		job_enter(j, LC_WAIT_TURN);
-	if (r != JOURNAL_LOST)
-		return false;
-	/* Taken to run there: queued here while this instance's slots were
-	 * busy (journal_steal), or held past its lease. */
+	if (r == JOURNAL_LOST)
+		job_taken_over(j);
+	return false;
+}
+
+void job_taken_over(struct job *j)
+{
+	struct delivery *d = j->d;
 	struct log_delivery who = delivery_who(d);
 	log_about(LOG_LVL_INFO, "another instance took it over; not run here", &who, NULL, 0);
+	if (j->state == LC_RUNNING) {
+		/* It waited there to read its row back: no attempt began. */
+		j->start_lost = true;
+		job_release(j);
+	}
 	if (delivery_async(d) || !j->done)
 		job_enter(j, LC_SHELVED);
 	else
 		answer_now(j, 503, "overloaded", xstrdup("taken over by another instance"),
 		           RETRY_AFTER_PENDING);
-	return false;
 }
 
 static void start_running(struct job *j)
@@ -603,9 +611,7 @@ static void acceptance_lost(struct job *j)
 enum record_fate { RECORD_THERE, RECORD_GONE, RECORD_UNKNOWN };
 static enum record_fate record_fate(struct job *j);
 
-/* An attempt that could not begin for a reason that may pass: 503
- * `failed`, no hook run, retried as such when async. */
-static void attempt_not_begun(struct job *j, const char *why)
+void job_not_begun(struct job *j, const char *why)
 {
 	delivery_set_outcome(j->d, 503, "failed", xstrdup(why));
 	delivery_set_retry_after(j->d, RETRY_AFTER_OVERLOAD);
@@ -635,78 +641,13 @@ void job_start_lost(struct job *j)
 	 * fails cannot say it went: its row may still be queued, and a 503
 	 * `overloaded` would have its resends refused (409) while it waits. */
 	if (delivery_async(d) || record_fate(j) != RECORD_GONE) {
-		attempt_not_begun(j, "cannot write the journal");
+		job_not_begun(j, "cannot write the journal");
 		return;
 	}
 	j->start_lost = true;
 	delivery_set_outcome(d, 503, "overloaded", NULL);
 	job_release(j);
 	acceptance_lost(j);
-}
-
-/* How many times, a second apart, a delivery with a key tries to read its
- * row back before its attempt fails as any other's would (a PostgreSQL
- * restart takes a few seconds). */
-#define READ_TRIES_MAX 10
-
-/* Stopping too: the drain waits for a running delivery, and one that gave
- * its key up now could hand it to a sync one behind it, which runs before
- * hookd stops, ahead of it. */
-bool job_may_read_later(const struct job *j)
-{
-	return delivery_key(j->d) && j->read_tries < READ_TRIES_MAX;
-}
-
-/*
- * Another try at reading j's row back. On a shared journal its row stayed
- * running under this instance's lease, which may have run out meanwhile
- * and the row been taken over: taking its turn again says (and renews the
- * attempt's start). Only a turn taken runs it; one not taken in time is a
- * 503 `failed` attempt, and one taken over leaves this instance.
- */
-static void on_read_again(evutil_socket_t fd, short what, void *arg)
-{
-	struct job *j = arg;
-	struct dispatcher *ds = j->ds;
-	struct delivery *d = j->d;
-	if (ds->shared) {
-		int r = journal_take_turn(ds->journal, delivery_rowid(d), delivery_key(d),
-		                          delivery_attempt(d), now_wall_ms());
-		if (r == JOURNAL_LOST) {
-			struct log_delivery who = delivery_who(d);
-			log_about(LOG_LVL_INFO, "another instance took it over; not run here", &who,
-			          NULL, 0);
-			j->start_lost = true; /* no attempt of its began here */
-			job_release(j);
-			job_enter(j, LC_SHELVED);
-			return;
-		}
-		if (r != RESULT_OK) {
-			if (job_may_read_later(j))
-				job_read_later(j);
-			else
-				attempt_not_begun(j, "cannot read the delivery back from the journal");
-			return;
-		}
-	}
-	/* The attempt's time is its run's, not the wait's. */
-	j->started_mono = now_mono_ms();
-	job_run_next_hook(j); /* its first hook: the attempt begins again */
-}
-
-void job_read_later(struct job *j)
-{
-	if (j->read_tries++ == 0) {
-		struct log_delivery who = delivery_who(j->d);
-		log_about(LOG_LVL_WARN,
-		          "cannot read the delivery back from the journal; it keeps its place and "
-		          "its key, and tries again each second",
-		          &who, NULL, 0);
-	}
-	if (!j->retry_timer)
-		j->retry_timer = evtimer_new(j->ds->base, on_read_again, j);
-	struct timeval tv = {1, 0};
-	evtimer_add(j->retry_timer, &tv);
 }
 
 /* After a lost batch, whether j's record is one that was committed: its

@@ -48,7 +48,7 @@ struct job {
 	 * its key that this instance holds (JOURNAL_TURN_HERE). */
 	bool behind_own;
 	/* Seconds its row could not be read back as its attempt was to begin
-	 * (job_read_later). */
+	 * (dispatch_run.c read_later). */
 	unsigned char read_tries;
 	/* Never in a line and held at once: the slot queue, waiting_retry or
 	 * waiting_turn, or held for the journal (groupcommit.h). */
@@ -117,12 +117,13 @@ void job_attempt_over(struct job *j);
 /* dispatch.c: the first hook of j's attempt never started, its start's
  * batch lost (runner_cancel_held). */
 void job_start_lost(struct job *j);
-/* dispatch.c: j's row could not be read back as its attempt was to begin:
- * whether it may wait to try again (a delivery with a key, not tried for
- * long), and the wait (a second; it keeps its slot, its key
- * and, on a shared journal, its turn, since its row stays running). */
-bool job_may_read_later(const struct job *j);
-void job_read_later(struct job *j);
+/* dispatch.c: an attempt that could not begin for a reason that may pass:
+ * 503 `failed`, no hook run, retried as such when async; a delivery another
+ * instance took over (the journal's JOURNAL_LOST), which leaves this one
+ * (a sync one's sender gets 503), from WAIT_TURN or from RUNNING before its
+ * attempt began. */
+void job_not_begun(struct job *j, const char *why);
+void job_taken_over(struct job *j);
 /* dispatch.c: shutting down, j (async, not started) stays journaled for
  * the next start, counted for the "stopped" line; dispatch_drain.c's. */
 void job_leave_for_next_start(struct job *j);

@@ -1,6 +1,7 @@
 /*
  * The dispatcher's attempts (dispatch.h): an attempt begins (a shell read
- * back from its row, its environment, its route, the journal told it
+ * back from its row, or waited for a moment when it cannot be and the
+ * delivery has a key; its environment, its route, the journal told it
  * runs), its hooks run one after another through the runner, and each
  * hook's result becomes the delivery's outcome. Where the attempt ends,
  * the lifecycle takes over again (dispatch.c release and attempt_over).
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
 
 #include "dispatch_private.h"
 #include "groupcommit.h"
@@ -168,8 +171,70 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 	job_run_next_hook(j);
 }
 
+/* How many times, a second apart, a delivery with a key tries to read its
+ * row back before its attempt fails as any other's would (a PostgreSQL
+ * restart takes a few seconds). */
+#define READ_TRIES_MAX 10
+
+/* Stopping too: the drain waits for a running delivery, and one that gave
+ * its key up now could hand it to a sync one behind it, which runs before
+ * hookd stops, ahead of it. */
+static bool may_read_later(const struct job *j)
+{
+	return delivery_key(j->d) && j->read_tries < READ_TRIES_MAX;
+}
+
+static void read_later(struct job *j);
+
+/*
+ * Another try at reading j's row back. On a shared journal its row stayed
+ * running under this instance's lease, which may have run out meanwhile
+ * and the row been taken over: taking its turn again says (and renews the
+ * attempt's start). Only a turn taken runs it; one not taken in time is a
+ * 503 `failed` attempt, and one taken over leaves this instance.
+ */
+static void on_read_again(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+	struct dispatcher *ds = j->ds;
+	struct delivery *d = j->d;
+	if (ds->shared) {
+		int r = journal_take_turn(ds->journal, delivery_rowid(d), delivery_key(d),
+		                          delivery_attempt(d), now_wall_ms());
+		if (r == JOURNAL_LOST) {
+			job_taken_over(j);
+			return;
+		}
+		if (r != RESULT_OK) {
+			if (may_read_later(j))
+				read_later(j);
+			else
+				job_not_begun(j, "cannot read the delivery back from the journal");
+			return;
+		}
+	}
+	/* The attempt's time is its run's, not the wait's. */
+	j->started_mono = now_mono_ms();
+	job_run_next_hook(j); /* its first hook: the attempt begins again */
+}
+
+static void read_later(struct job *j)
+{
+	if (j->read_tries++ == 0) {
+		struct log_delivery who = delivery_who(j->d);
+		log_about(LOG_LVL_WARN,
+		          "cannot read the delivery back from the journal; it keeps its place and "
+		          "its key, and tries again each second",
+		          &who, NULL, 0);
+	}
+	if (!j->retry_timer)
+		j->retry_timer = evtimer_new(j->ds->base, on_read_again, j);
+	struct timeval tv = {1, 0};
+	evtimer_add(j->retry_timer, &tv);
+}
+
 /* What attempt_begins says: it began; its row could not be read back and
- * it waits to try again (job_read_later); or a sync delivery that waited
+ * it waits to try again (read_later); or a sync delivery that waited
  * could not be marked running (its record may have gone with a lost
  * batch): it must not run (job_start_lost). */
 enum begins { BEGINS, BEGINS_LATER, BEGINS_NOT };
@@ -178,13 +243,13 @@ enum begins { BEGINS, BEGINS_LATER, BEGINS_NOT };
  * environment, its route, and the journal's record that it runs. A row
  * that cannot be read back is a 503 `failed` attempt, retried, but for a
  * delivery with a key: as a retry does not hold its key, later ones of it
- * would run first, so it waits (job_may_read_later), not yet begun. */
+ * would run first, so it waits (may_read_later), not yet begun. */
 static enum begins attempt_begins(struct job *j)
 {
 	struct dispatcher *ds = j->ds;
 	char err[128];
 	bool loaded = load_back(j, err, sizeof(err));
-	if (!loaded && job_may_read_later(j))
+	if (!loaded && may_read_later(j))
 		return BEGINS_LATER;
 	struct delivery *d = j->d;
 	bool env_ok = loaded && delivery_build_env(d, err, sizeof(err));
@@ -231,7 +296,7 @@ void job_run_next_hook(struct job *j)
 	bool first = j->next_hook == 0;
 	enum begins b = first ? attempt_begins(j) : BEGINS;
 	if (b == BEGINS_LATER) {
-		job_read_later(j);
+		read_later(j);
 		return;
 	}
 	if (b == BEGINS_NOT) {
