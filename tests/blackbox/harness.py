@@ -248,6 +248,19 @@ def binary_has_asan(path=HOOKD_BIN):
         return False
 
 
+def shim_preload(tc, shim):
+    """LD_PRELOAD for a test shim (tests/blackbox/*shim.c). Under ASan its
+    runtime must come first in the list, or the daemon refuses to start;
+    the test is skipped if ldd does not name it."""
+    if not binary_has_asan():
+        return shim
+    out = subprocess.run(["ldd", HOOKD_BIN], capture_output=True, text=True).stdout
+    asan = [w for line in out.splitlines() for w in line.split() if "/libasan.so" in w]
+    if not asan:
+        tc.skipTest("ASan's runtime not found to preload before the shim")
+    return asan[0] + ":" + shim
+
+
 def proc_pgrp(pid):
     """The process group of pid, or None if it is gone (or a zombie)."""
     try:

@@ -28,7 +28,7 @@ from collections import Counter
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (NF_INTEGRATION_ID, NF_INTEGRATION_NAME, NF_PREFIX, NF_TOKEN,  # noqa: E402
-                     binary_has_asan, main, sample_json, sh, sqlite_only)
+                     main, sample_json, sh, sqlite_only)
 from harness import JournalHookd as Hookd  # noqa: E402
 from harness import journal_config as config  # noqa: E402
 from test_groupcommit import shim_path  # noqa: E402
@@ -113,13 +113,11 @@ class Load:
 class Faults(unittest.TestCase):
 
     def shimmed(self, cfg):
-        if binary_has_asan():
-            self.skipTest("LD_PRELOAD before the ASan runtime")
         shim = shim_path()
         if not shim:
             self.skipTest("no C compiler for the shim")
         h = Hookd(cfg, {EVENT: RAN}, start=False)
-        h.env.update(LD_PRELOAD=shim, SYNCSHIM_FAULT=h.path("fault"))
+        h.env.update(LD_PRELOAD=harness.shim_preload(self, shim), SYNCSHIM_FAULT=h.path("fault"))
         # The failing disk is logged at error, as it should be.
         h.check_no_secrets = lambda: harness.Hookd.check_no_secrets(h)
         h.start()

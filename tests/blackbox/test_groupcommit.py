@@ -22,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import binary_has_asan, main, sh  # noqa: E402
+from harness import main, sh  # noqa: E402
 from harness import JournalHookd as Hookd  # noqa: E402
 from harness import journal_config as config  # noqa: E402
 
@@ -95,13 +95,11 @@ def post_many(h, ids, clients):
 class GroupCommit(unittest.TestCase):
 
     def shimmed(self, cfg, hooks, delay_ms=0):
-        if binary_has_asan():
-            self.skipTest("LD_PRELOAD before the ASan runtime")
         shim = shim_path()
         if not shim:
             self.skipTest("no C compiler for the sync shim")
         h = Hookd(cfg, hooks, start=False)
-        h.env.update(LD_PRELOAD=shim, SYNCSHIM_LOG=h.path("syncs.log"), SYNCSHIM_MARK=MARK,
+        h.env.update(LD_PRELOAD=harness.shim_preload(self, shim), SYNCSHIM_LOG=h.path("syncs.log"), SYNCSHIM_MARK=MARK,
                      SYNCSHIM_DELAY_MS=str(delay_ms))
         h.start()
         return h

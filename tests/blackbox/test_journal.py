@@ -1273,15 +1273,8 @@ def read_shimmed(tc, cfg, hooks, **faults):
     shim = os.environ.get("HOOKD_READSHIM")
     if not shim:
         tc.skipTest("no read shim (HOOKD_READSHIM): run through meson")
-    preload = shim
-    if binary_has_asan():
-        out = subprocess.run(["ldd", harness.HOOKD_BIN], capture_output=True, text=True).stdout
-        asan = [w for line in out.splitlines() for w in line.split() if "/libasan.so" in w]
-        if not asan:
-            tc.skipTest("ASan's runtime not found to preload before the shim")
-        preload = asan[0] + ":" + shim
     h = Hookd(cfg, hooks, start=False)
-    h.env.update(LD_PRELOAD=preload,
+    h.env.update(LD_PRELOAD=harness.shim_preload(tc, shim),
                  **{"READSHIM_" + k.upper(): h.path(v) for k, v in faults.items()})
     h.check_no_secrets = lambda: harness.Hookd.check_no_secrets(h)
     return h
