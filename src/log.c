@@ -50,25 +50,39 @@ void log_setup(enum log_format format)
 }
 
 /* logfmt: bare when the value is plain, else quoted with escapes. */
-static void logfmt_value(struct strbuf *sb, const char *v)
+static void logfmt_value(struct strbuf *sb, const char *v, size_t len)
 {
-	const char *p = v;
-	for (; *p; p++) {
-		unsigned char c = (unsigned char)*p;
+	size_t n = 0;
+	for (; n < len; n++) {
+		unsigned char c = (unsigned char)v[n];
 		if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f)
 			break;
 	}
-	size_t n = (size_t)(p - v);
-	if (*p == '\0' && n > 0)
+	if (n == len && n > 0)
 		sb_append(sb, v, n);
 	else
-		sb_json_str(sb, v, n + strlen(p));
+		sb_json_str(sb, v, len);
 }
 
 /* The key as written, without its type marker. */
 static const char *key_name(const char *key)
 {
-	return key[0] == LOG_KV_INT_MARK || key[0] == LOG_KV_BOOL_MARK ? key + 1 : key;
+	return key[0] == LOG_KV_INT_MARK || key[0] == LOG_KV_BOOL_MARK ||
+	                       key[0] == LOG_KV_BYTES_MARK
+	               ? key + 1
+	               : key;
+}
+
+/* A pair's value and its length (LOG_BYTES: given, NUL bytes and all). */
+static const char *kv_value(const struct log_kv *kv, size_t *len)
+{
+	if (kv->key[0] == LOG_KV_BYTES_MARK) {
+		const struct log_bytes *b = (const struct log_bytes *)(const void *)kv->val;
+		*len = b->n;
+		return b->n ? b->p : "";
+	}
+	*len = strlen(kv->val);
+	return kv->val;
 }
 
 /* Whether v is what JSON takes bare for its type: an integer in decimal
@@ -101,10 +115,12 @@ void log_format_line(struct strbuf *sb, enum log_format format, const char *ts,
 			sb_putc(sb, ',');
 			sb_json_str(sb, key, strlen(key));
 			sb_putc(sb, ':');
-			if (json_bare(kv[i].val, kv[i].key[0]))
-				sb_puts(sb, kv[i].val);
+			size_t len;
+			const char *v = kv_value(&kv[i], &len);
+			if (json_bare(v, kv[i].key[0]))
+				sb_puts(sb, v);
 			else
-				sb_json_str(sb, kv[i].val, strlen(kv[i].val));
+				sb_json_str(sb, v, len);
 		}
 		sb_putc(sb, '}');
 		return;
@@ -115,14 +131,16 @@ void log_format_line(struct strbuf *sb, enum log_format format, const char *ts,
 	sb_puts(sb, " level=");
 	sb_puts(sb, level_names[level]);
 	sb_puts(sb, " msg=");
-	logfmt_value(sb, msg);
+	logfmt_value(sb, msg, strlen(msg));
 	for (size_t i = 0; i < n; i++) {
 		if (!kv[i].val)
 			continue;
 		sb_putc(sb, ' ');
 		sb_puts(sb, key_name(kv[i].key));
 		sb_putc(sb, '=');
-		logfmt_value(sb, kv[i].val);
+		size_t len;
+		const char *v = kv_value(&kv[i], &len);
+		logfmt_value(sb, v, len);
 	}
 }
 

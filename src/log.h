@@ -31,6 +31,15 @@ struct log_kv {
  * (anything else is written as a string: a JSON line stays valid). */
 #define LOG_INT(key, val) {"\001" key, (val)}
 #define LOG_BOOL(key, val) {"\002" key, (val)}
+/* Bytes that may hold NUL (a hook's output): a string whose every control
+ * byte, NUL too, is written escaped (\u0000), not cut at its first NUL.
+ * val: a const struct log_bytes *, or NULL to leave the pair out. */
+#define LOG_KV_BYTES_MARK '\003'
+struct log_bytes {
+	const char *p;
+	size_t n;
+};
+#define LOG_BYTES(key, b) {"\003" key, (const char *)(b)}
 
 void log_setup(enum log_format format);
 /* The line log_kv writes, with ts as its timestamp, appended to sb without

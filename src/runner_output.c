@@ -54,18 +54,14 @@ static void log_dropped(struct hook_run *r, long dropped, size_t tail)
 static void emit_output_line(struct hook_run *r, bool is_err, const char *line, size_t len,
                              bool cut, bool tail)
 {
-	char *text = xstrndup(line, len);
-	/* A NUL byte in the output would end the value early; show it as '?'. */
-	for (size_t i = 0; i < len; i++) {
-		if (text[i] == '\0')
-			text[i] = '?';
-	}
+	/* With its length: a NUL byte in it is logged escaped (\u0000), not
+	 * taken for the line's end. */
+	struct log_bytes text = {line, len};
 	struct log_kv kv[] = {
-		{"hook", r->rel}, {"stream", is_err ? "stderr" : "stdout"}, {"line", text},
+		{"hook", r->rel}, {"stream", is_err ? "stderr" : "stdout"}, LOG_BYTES("line", &text),
 		LOG_BOOL("cut", cut ? "true" : NULL), LOG_BOOL("tail", tail ? "true" : NULL),
 	};
 	log_about(is_err ? LOG_LVL_WARN : LOG_LVL_INFO, "output", &r->who, kv, ARRAY_SIZE(kv));
-	free(text);
 }
 
 /* A dropped line joins the tail (the oldest go). */

@@ -1223,6 +1223,24 @@ class TestOutput(Base):
                 self.assertIsNotNone(line, "%s not logged with id %s:\n%s"
                                      % (s, eid, h.log_text()))
 
+    def test_output_nul_bytes_logged_escaped(self):
+        # A NUL in a hook's output is logged as \u0000, in logfmt and JSON
+        # alike, not as some other byte and not as the end of the line.
+        hook = sh("printf 'a\\000b?\\n'; printf 'c\\000\\n' >&2")
+        for fmt in ("logfmt", "json"):
+            with self.subTest(fmt), self.daemon(cfg("log_format = %s\n" % fmt),
+                                                hooks={"build:start": hook}) as h:
+                eid = new_id("nul")
+                self.assertAnswer(h.northflank(event_id=eid), 200)
+                got = {}
+                for stream in ("stdout", "stderr"):
+                    line = h.wait_log(stream, eid, timeout=5)
+                    self.assertIsNotNone(line, h.log_text())
+                    self.assertIn("\\u0000", line)
+                    got[stream] = (json.loads(line) if fmt == "json"
+                                   else harness.parse_logfmt(line))["line"]
+                self.assertEqual(got, {"stdout": "a\0b?", "stderr": "c\0"})
+
     def test_failure_logged(self):
         with self.daemon(hooks={"build:start": marker_hook("x", 3)}) as h:
             eid = new_id()

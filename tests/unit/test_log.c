@@ -1,7 +1,8 @@
 /*
  * log: how a line is written in logfmt and in JSON, and that a pair made
  * with LOG_INT or LOG_BOOL is a bare JSON number or boolean while logfmt
- * writes it as before. Each case is one line against the text it must be.
+ * writes it as before, and that LOG_BYTES writes every byte it is given,
+ * NUL too, escaped. Each case is one line against the text it must be.
  */
 #include "check.h"
 
@@ -23,9 +24,22 @@ struct line_case {
 	const char *want;
 };
 
+/* A hook's output with NUL bytes in it, an empty line, and one that is
+ * plain but for a NUL at its end (LOG_BYTES). */
+static const struct log_bytes nul_mid = {"a\0b", 3}, nul_empty = {"", 0},
+                              nul_end = {"ab\0", 3}, plain = {"abc-and-more", 3};
+
 static void check_lines(void)
 {
 	static const struct line_case cases[] = {
+		{"logfmt bytes: NUL escaped, not the end", LOG_FORMAT_LOGFMT, LOG_LVL_INFO, "output",
+		 {LOG_BYTES("line", &nul_mid), LOG_BYTES("e", &nul_empty), LOG_BYTES("z", &nul_end),
+		  LOG_BYTES("p", &plain)}, 4,
+		 "ts=" TS " level=info msg=output line=\"a\\u0000b\" e=\"\" z=\"ab\\u0000\" p=abc"},
+		{"json bytes: NUL escaped, not the end", LOG_FORMAT_JSON, LOG_LVL_INFO, "output",
+		 {LOG_BYTES("line", &nul_mid), LOG_BYTES("e", &nul_empty), LOG_BYTES("x", NULL)}, 3,
+		 "{\"ts\":\"" TS "\",\"level\":\"info\",\"msg\":\"output\",\"line\":\"a\\u0000b\","
+		 "\"e\":\"\"}"},
 		{"logfmt strings", LOG_FORMAT_LOGFMT, LOG_LVL_INFO, "output",
 		 {{"hook", "build"}, {"line", "a b \"c\""}}, 2,
 		 "ts=" TS " level=info msg=output hook=build line=\"a b \\\"c\\\"\""},
