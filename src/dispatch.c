@@ -624,7 +624,9 @@ void job_not_begun(struct job *j, const char *why)
  * full): its first hook never started. A row committed before that batch
  * (an async delivery, a sync one that waited for a slot or its key) has
  * an attempt that could not start for a reason that may pass: 503
- * `failed`, retried as such when async. Otherwise a batch took the
+ * `failed`, retried as such when async; an async one with a key first
+ * tries again to begin, keeping its key (a retry would give it up to the
+ * next delivery of its key: job_begin_later). Otherwise a batch took the
  * delivery's record with it (or a resend's rewrite of its failed row): the
  * journal holds nothing new of it and nothing ran, which is README "HTTP
  * answers"' 503 `overloaded`, no attempt, no hook.
@@ -640,6 +642,8 @@ void job_start_lost(struct job *j)
 	 * its record may have gone with an earlier lost batch. A look-up that
 	 * fails cannot say it went: its row may still be queued, and a 503
 	 * `overloaded` would have its resends refused (409) while it waits. */
+	if (delivery_async(d) && job_begin_later(j, "its start was lost with a journal batch"))
+		return;
 	if (delivery_async(d) || record_fate(j) != RECORD_GONE) {
 		job_not_begun(j, "cannot write the journal");
 		return;

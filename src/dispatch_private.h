@@ -47,9 +47,10 @@ struct job {
 	/* Waiting for its turn (shared journal), behind an earlier delivery of
 	 * its key that this instance holds (JOURNAL_TURN_HERE). */
 	bool behind_own;
-	/* Seconds its row could not be read back as its attempt was to begin
-	 * (dispatch_run.c read_later). */
+	/* Seconds its attempt could not begin for the journal's sake, keeping
+	 * its key (dispatch_run.c job_begin_later), and why. */
 	unsigned char read_tries;
+	const char *later_why;
 	/* Never in a line and held at once: the slot queue, waiting_retry or
 	 * waiting_turn, or held for the journal (groupcommit.h). */
 	union {
@@ -123,6 +124,7 @@ void job_start_lost(struct job *j);
  * (a sync one's sender gets 503), from WAIT_TURN or from RUNNING before its
  * attempt began. */
 void job_not_begun(struct job *j, const char *why);
+bool job_begin_later(struct job *j, const char *why);
 void job_taken_over(struct job *j);
 /* dispatch.c: shutting down, j (async, not started) stays journaled for
  * the next start, counted for the "stopped" line; dispatch_drain.c's. */

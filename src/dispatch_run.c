@@ -171,9 +171,9 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 	job_run_next_hook(j);
 }
 
-/* How many times, a second apart, a delivery with a key tries to read its
- * row back before its attempt fails as any other's would (a PostgreSQL
- * restart takes a few seconds). */
+/* How many times, a second apart, a delivery with a key tries to begin its
+ * attempt again (its row read back, its start recorded) before the attempt
+ * fails as any other's would (a PostgreSQL restart takes a few seconds). */
 #define READ_TRIES_MAX 10
 
 /* Stopping too: the drain waits for a running delivery, and one that gave
@@ -184,7 +184,7 @@ static bool may_read_later(const struct job *j)
 	return delivery_key(j->d) && j->read_tries < READ_TRIES_MAX;
 }
 
-static void read_later(struct job *j);
+static void read_later(struct job *j, const char *why);
 
 /*
  * Another try at reading j's row back. On a shared journal its row stayed
@@ -207,9 +207,9 @@ static void on_read_again(evutil_socket_t fd, short what, void *arg)
 		}
 		if (r != RESULT_OK) {
 			if (may_read_later(j))
-				read_later(j);
+				read_later(j, j->later_why);
 			else
-				job_not_begun(j, "cannot read the delivery back from the journal");
+				job_not_begun(j, j->later_why);
 			return;
 		}
 	}
@@ -218,14 +218,15 @@ static void on_read_again(evutil_socket_t fd, short what, void *arg)
 	job_run_next_hook(j); /* its first hook: the attempt begins again */
 }
 
-static void read_later(struct job *j)
+static void read_later(struct job *j, const char *why)
 {
+	j->later_why = why;
 	if (j->read_tries++ == 0) {
+		char *msg = xasprintf("%s; it keeps its place and its key, and tries again each second",
+		                      why);
 		struct log_delivery who = delivery_who(j->d);
-		log_about(LOG_LVL_WARN,
-		          "cannot read the delivery back from the journal; it keeps its place and "
-		          "its key, and tries again each second",
-		          &who, NULL, 0);
+		log_about(LOG_LVL_WARN, msg, &who, NULL, 0);
+		free(msg);
 	}
 	if (!j->retry_timer)
 		j->retry_timer = evtimer_new(j->ds->base, on_read_again, j);
@@ -233,10 +234,24 @@ static void read_later(struct job *j)
 	evtimer_add(j->retry_timer, &tv);
 }
 
+/* An async delivery with a key whose first hook's start went with a lost
+ * batch (dispatch.c job_start_lost): as one not read back, it keeps its
+ * slot and key and begins again a second later, while tries remain; false
+ * when none do (it fails as any other attempt would). */
+bool job_begin_later(struct job *j, const char *why)
+{
+	if (!may_read_later(j))
+		return false;
+	j->next_hook = 0;
+	read_later(j, why);
+	return true;
+}
+
 /* What attempt_begins says: it began; its row could not be read back and
- * it waits to try again (read_later); or a sync delivery that waited
- * could not be marked running (its record may have gone with a lost
- * batch): it must not run (job_start_lost). */
+ * it waits to try again (read_later); or it could not be marked running
+ * (a failing disk; a sync delivery that waited: its record may have gone
+ * with a lost batch): it must not run, as a crash would leave no trace of
+ * the run and it would run again as the same attempt (job_start_lost). */
 enum begins { BEGINS, BEGINS_LATER, BEGINS_NOT };
 
 /* An attempt begins: the delivery whole (a shell is read back), its
@@ -272,7 +287,7 @@ static enum begins attempt_begins(struct job *j)
 	if (ds->journal && delivery_rowid(d) && (delivery_async(d) || j->recorded_waiting) &&
 	    !ds->shared)
 		started = journal_attempt_started(ds->journal, delivery_rowid(d), delivery_attempt(d),
-		                                  now_wall_ms()) == 0 || delivery_async(d);
+		                                  now_wall_ms()) == 0;
 	else if (!ds->journal && j->recorded_waiting && !delivery_id_generated(d))
 		idstore_set(ds->ids, delivery_endpoint(d)->name, delivery_id(d), DSTATE_RUNNING,
 		            delivery_attempt(d));
@@ -296,7 +311,7 @@ void job_run_next_hook(struct job *j)
 	bool first = j->next_hook == 0;
 	enum begins b = first ? attempt_begins(j) : BEGINS;
 	if (b == BEGINS_LATER) {
-		read_later(j);
+		read_later(j, "cannot read the delivery back from the journal");
 		return;
 	}
 	if (b == BEGINS_NOT) {

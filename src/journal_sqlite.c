@@ -440,16 +440,25 @@ static int sq_attempt_started(struct journal *base, int64_t rowid, int attempt, 
 	/* The sync path: journal_record already marked this attempt running. */
 	if (o.state == DSTATE_RUNNING && o.run_attempt == attempt)
 		return 0;
+	/* In the batch, which commits before the attempt's first hook starts
+	 * (groupcommit.h): a start that fails, then or now, runs nothing. */
+	if (tx_begin_one(j, false) < 0)
+		return -1;
 	sqlite3_stmt *s = stmt(j, ST_STARTED);
 	if (!s)
-		return -1;
+		goto fail;
 	sqlite3_bind_int64(s, 1, rowid);
 	sqlite3_bind_int(s, 2, attempt);
 	sqlite3_bind_int64(s, 3, started_ms);
 	if (step_done(j, s, "attempt started") < 0)
+		goto fail;
+	if (tx_commit(j) < 0)
 		return -1;
 	count_pending(j, o.state, o.async, o.body_len, DSTATE_RUNNING, o.async, o.body_len);
 	return 0;
+fail:
+	tx_rollback(j);
+	return -1;
 }
 
 /* new_row: the delivery's row was inserted in this transaction. Returns

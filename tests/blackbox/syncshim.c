@@ -11,7 +11,9 @@
  * is under way. SYNCSHIM_FAULT names a switch file: while it exists, every
  * write and sync of the journal's files (journal.db and its -wal) fails
  * with the errno its first word names (EIO or ENOSPC; SYNC: only the syncs
- * fail, with EIO; test_faults.py), a disk that fails and then recovers.
+ * fail, with EIO; test_faults.py), a disk that fails and then recovers;
+ * with ONCE after that word, only the next one fails (the shim removes the
+ * switch file as it fails it).
  * Not part of hookd.
  */
 /* It defines pwrite and pwrite64 both: neither may be renamed to the other. */
@@ -100,8 +102,11 @@ static int fault(int fd, int syncing)
 	const char *db = strstr(path, "/journal.db");
 	if (!db || (strcmp(db, "/journal.db") != 0 && strcmp(db, "/journal.db-wal") != 0))
 		return 0;
-	if (n > 0 && strncmp(word, "SYNC", 4) == 0)
-		return syncing ? EIO : 0;
+	if (n > 0 && strncmp(word, "SYNC", 4) == 0 && !syncing)
+		return 0;
+	/* One failure: the call that removes the switch has it. */
+	if (n > 0 && strstr(word, "ONCE") && unlink(sw) != 0)
+		return 0;
 	return n > 0 && strncmp(word, "ENOSPC", 6) == 0 ? ENOSPC : EIO;
 }
 

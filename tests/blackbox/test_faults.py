@@ -202,6 +202,50 @@ class Faults(unittest.TestCase):
                                         "cannot sync the write-ahead log"))
 
     @sqlite_only
+    def test_start_lost_keeps_the_key(self):
+        """Three async deliveries of one serialize key. As the first ends,
+        the batch that records its outcome and the second's start is lost
+        (one write of the journal fails): the second keeps its key and its
+        slot and begins again a second later, ahead of the third. All run
+        once, in arrival order, and no attempt failed; the second's row
+        said running while its hook ran. (Its start used to be written
+        alone, and its hook ran though that write failed, its row still
+        queued: a crash then would have run it again as the same attempt.
+        Its start lost with a batch failed its attempt with a 503, and the
+        third ran first while the second waited 30 s for its retry.)"""
+        wait = "i=0; while [ ! -e '{tmp}/%s' ] && [ $i -lt 160 ]; do sleep 0.05; i=$((i+1)); done\n"
+        hook = sh("echo \"$HOOK_ID\" >> '{tmp}/ran'\n"
+                  "case $HOOK_ID in\n"
+                  "key-first) " + wait % "go" + " echo 'EIO ONCE' > '{tmp}/fault';;\n"
+                  "key-second) " + wait % "go2" + ";;\n"
+                  "esac\nexit 0")
+        ep = ASYNC_ENDPOINT + "serialize = data.service.id\nretries = 3\nretry_backoff = 30s\n"
+        h = self.shimmed(config(server="max_running = 4\n", extra=ep))
+        h.write_hook(EVENT, hook)
+        ids = ["key-first", "key-second", "key-third"]
+        with h:
+            for eid in ids:
+                self.assertEqual(post(h.port, "/async", eid)[:2], (202, "accepted"))
+            self.assertIn("key-first", h.wait_states(["key-first"], states=("running",),
+                                                     timeout=10))
+            h.write_file("go", "")
+            line = h.wait_log("its start was lost with a journal batch; it keeps its place "
+                              "and its key", timeout=10)
+            self.assertIsNotNone(line, h.log_text())
+            self.assertIn("id=key-second", line)
+            self.assertFalse(os.path.exists(h.path("fault")), "the one failure not had")
+            self.assertTrue(harness.wait_until(lambda: "key-second" in h.ran(), 10))
+            shown = json.loads(h.cli("show", "--json", "key-second").stdout)
+            self.assertEqual(shown["state"], "running", shown)
+            h.write_file("go2", "")
+            rows = h.wait_states(ids, timeout=20)
+            self.assertEqual({i: r["state"] for i, r in rows.items()},
+                             dict.fromkeys(ids, "succeeded"), rows)
+            self.assertEqual(h.ran(), ids)
+            shown = json.loads(h.cli("show", "--json", "key-second").stdout)
+            self.assertEqual([(a["attempt"], a["status"]) for a in shown["attempt_list"]],
+                             [(1, "ok")])
+
     def test_record_lost_while_waiting_for_a_slot(self):
         """One slot. A sync delivery that waits for it has its record lost
         with a batch: once the slot is free, it is answered 503 overloaded
