@@ -986,10 +986,9 @@ void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn
 
 	char err[128];
 	if (delivery_async(d)) {
-		if (!delivery_build_env(d, err, sizeof(err))) {
-			answer_now(j, 400, "rejected", xstrdup(err), 0);
-			return;
-		}
+		/* Its environment is built as its attempt begins, as any
+		 * delivery's is once a hook is about to run: a waiting one is a
+		 * shell, rebuilt from its row then anyway. */
 		if (ds->journal && journal_pending_count(ds->journal) >= ds->cfg->journal_max) {
 			answer_now(j, 503, "overloaded", xstrdup("journal_max deliveries pending"),
 			           RETRY_AFTER_OVERLOAD);

@@ -189,6 +189,28 @@ class TestBudget(Base):
             kv = harness.parse_logfmt(self.warn_line(h, did))
             self.assertEqual(kv["omitted"], "HOOK_DEEP_A_B_C HOOK_LIST_0_ID")
 
+    def test_async_built_as_its_attempt_begins(self):
+        """An async delivery's environment is built when its attempt
+        begins, not at its acceptance: the 202 has no env_omitted, the
+        warning and the outcome's line have it."""
+        body = {"list": [{"id": 1}], "deep": {"a": {"b": {"c": "kept"}}},
+                "empty": [], "top": "t"}
+        conf = gh_config(server="state_dir = state\n",
+                         endpoint="env_max_vars = 3\nmode = async\n")
+        with self.daemon(conf, hooks={"push": env_hook("push")}) as h:
+            did = new_id("gh")
+            status, answer = self.send(h, body, did=did)
+            self.assertEqual(status, 202, answer)
+            self.assertNotIn("env_omitted", answer)
+            accepted = h.wait_log("msg=delivery", "id=" + did, "status=accepted", timeout=5)
+            self.assertNotIn("env_omitted", accepted)
+            kv = harness.parse_logfmt(self.warn_line(h, did))
+            self.assertEqual(kv["omitted"], "HOOK_DEEP_A_B_C HOOK_LIST_0_ID")
+            line = h.wait_log("msg=delivery", "id=" + did, "status=ok", timeout=10)
+            self.assertIsNotNone(line, h.log_text())
+            self.assertEqual(harness.parse_logfmt(line)["env_omitted"], "2")
+            self.assertEqual(self.hook_env(h).get("HOOK_TOP"), "t")
+
     def test_server_endpoint_event_levels(self):
         """[server] sets the budget, [endpoint] overrides it, [event] that."""
         body = {"a": [1, 2, 3, 4, 5], "b": "x" * 100}
