@@ -4,6 +4,7 @@
  */
 #include "groupcommit.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -104,8 +105,12 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (g->walsync)
 		walsync_request(g->walsync, committed, checkpoint);
-	else
-		on_synced(committed, fdatasync(journal_sync_fd(g->journal)) == 0, g);
+	else {
+		bool ok = fdatasync(journal_sync_fd(g->journal)) == 0;
+		if (!ok)
+			walsync_log_failure(errno);
+		on_synced(committed, ok, g);
+	}
 }
 
 /* On the sync thread. */

@@ -115,9 +115,19 @@ static void on_synced(evutil_socket_t fd, short what, void *arg)
 	if (ckpt_err[0])
 		log_msg(LOG_LVL_ERROR, "journal: %s", ckpt_err);
 	if (failed)
-		log_msg(LOG_LVL_ERROR, "journal: cannot sync the write-ahead log: %s",
-		        strerror(failed));
+		walsync_log_failure(failed);
 	w->done(upto, !failed, w->arg);
+}
+
+/* Linux may drop the pages a failed sync could not write, and a later sync
+ * that succeeds does not bring them back: a retry proves nothing. */
+void walsync_log_failure(int err)
+{
+	log_msg(LOG_LVL_ERROR,
+	        "journal: cannot sync the write-ahead log: %s; deliveries answered 202 since may "
+	        "not survive a power loss: treat the disk as failing (stop hookd, move state_dir "
+	        "to a sound disk, start it again)",
+	        strerror(err));
 }
 
 struct walsync *walsync_new(struct event_base *base, int fd, walsync_done_fn done, void *arg,

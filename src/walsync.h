@@ -35,5 +35,8 @@ void walsync_request(struct walsync *w, uint64_t upto, bool checkpoint);
 typedef int (*walsync_checkpoint_fn)(void *arg, char *err, size_t errlen);
 bool walsync_set_checkpoint(struct walsync *w, walsync_checkpoint_fn fn, void *arg);
 void walsync_free(struct walsync *w); /* NULL is fine; waits for a sync under way */
+/* The error line for a sync of the WAL that failed with errno err, with
+ * what to do about it (the sync on the loop, without the thread, too). */
+void walsync_log_failure(int err);
 
 #endif
