@@ -836,6 +836,9 @@ int delivery_attempt(const struct delivery *d)
 
 void delivery_set_attempt(struct delivery *d, int attempt)
 {
+	/* A retry is not the replay; it is retried or final on its own. */
+	if (attempt != d->attempt)
+		d->replay = false;
 	d->attempt = attempt;
 }
 
@@ -908,8 +911,9 @@ void delivery_reset_attempt(struct delivery *d)
 	free_results(d);
 	free(d->out.error);
 	memset(&d->out, 0, sizeof(d->out));
-	/* A retry is not the replay; it is retried or final on its own. */
-	d->replay = false;
+	/* The replay mark stays: an attempt whose start was lost begins again
+	 * as the same attempt (dispatch_run.c job_begin_later), still the
+	 * replay; a retry's new number clears it (delivery_set_attempt). */
 	d->attempt_ended = d->retry = false;
 }
 

@@ -156,6 +156,7 @@ void delivery_set_rowid(struct delivery *d, int64_t rowid);
 
 /* The current attempt (1-based), its results, its duration and outcome. */
 int delivery_attempt(const struct delivery *d);
+/* Another number: no longer the replay's attempt. */
 void delivery_set_attempt(struct delivery *d, int attempt);
 /* Whether the current attempt came from `hookd replay` (logged replay=true). */
 bool delivery_replay(const struct delivery *d);
@@ -178,7 +179,8 @@ const struct outcome *delivery_outcome(const struct delivery *d);
 /* error: NULL or malloc'd, taken. */
 void delivery_set_outcome(struct delivery *d, int http, const char *status, char *error);
 void delivery_set_retry_after(struct delivery *d, int seconds);
-/* Forgets the results and the outcome: a new attempt begins. */
+/* Forgets the results and the outcome: a new attempt begins (or the same
+ * one again, its start lost: still the replay if it was). */
 void delivery_reset_attempt(struct delivery *d);
 
 /* The per-hook variables (HOOK_HOOK, HOOK_ATTEMPT) after the shared ones;

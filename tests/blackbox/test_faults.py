@@ -248,6 +248,45 @@ class Faults(unittest.TestCase):
             self.assertEqual([(a["attempt"], a["status"]) for a in shown["attempt_list"]],
                              [(1, "ok")])
 
+    @sqlite_only
+    def test_start_lost_keeps_the_replay_mark(self):
+        """A replay of a failed async delivery with a serialize key waits
+        for its key; as the delivery ahead of it ends, the batch with its
+        start is lost (one write fails): it begins again a second later
+        (job_begin_later), the same attempt, still the replay. Its log line
+        says replay=true, as `show` does (the lost start's reset of the
+        attempt used to take the replay mark off it)."""
+        wait = "i=0; while [ ! -e '{tmp}/%s' ] && [ $i -lt 160 ]; do sleep 0.05; i=$((i+1)); done\n"
+        hook = sh("echo \"$HOOK_ID\" >> '{tmp}/ran'\n"
+                  "case $HOOK_ID in\n"
+                  "rk-first) " + wait % "go" + " echo 'EIO ONCE' > '{tmp}/fault';;\n"
+                  "rk-replayed) [ \"$HOOK_ATTEMPT\" = 1 ] && exit 1;;\n"
+                  "esac\nexit 0")
+        ep = ASYNC_ENDPOINT + "serialize = data.service.id\nretries = 0\n"
+        h = self.shimmed(config(server="max_running = 4\n", extra=ep))
+        h.write_hook(EVENT, hook)
+        with h:
+            self.assertEqual(post(h.port, "/async", "rk-replayed")[:2], (202, "accepted"))
+            rows = h.wait_states(["rk-replayed"], states=("failed",), timeout=10)
+            self.assertEqual(rows["rk-replayed"]["state"], "failed", rows)
+            self.assertEqual(post(h.port, "/async", "rk-first")[:2], (202, "accepted"))
+            self.assertIn("rk-first", h.wait_states(["rk-first"], states=("running",),
+                                                    timeout=10))
+            r = h.cli("replay", "rk-replayed")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            h.write_file("go", "")
+            line = h.wait_log("its start was lost with a journal batch", timeout=10)
+            self.assertIsNotNone(line, h.log_text())
+            self.assertIn("id=rk-replayed", line)
+            rows = h.wait_states(["rk-first", "rk-replayed"], timeout=20)
+            self.assertEqual({i: r["state"] for i, r in rows.items()},
+                             {"rk-first": "succeeded", "rk-replayed": "succeeded"}, rows)
+            self.assertEqual(h.ran(), ["rk-replayed", "rk-first", "rk-replayed"])
+            self.assertRegex(h.cli("show", "rk-replayed").stdout, r"\nattempt 2: replay, ")
+            line = h.wait_log("msg=delivery", "id=rk-replayed", "status=ok", timeout=5)
+            self.assertIsNotNone(line, h.log_text())
+            self.assertEqual(harness.parse_logfmt(line).get("replay"), "true", line)
+
     def test_record_lost_while_waiting_for_a_slot(self):
         """One slot. A sync delivery that waits for it has its record lost
         with a batch: once the slot is free, it is answered 503 overloaded
