@@ -273,8 +273,11 @@ static enum begins attempt_begins(struct job *j)
 		job_resolve(j);
 	}
 	if (!env_ok) {
-		/* dispatch_submit built it already: this is a guard only. A row
-		 * that could not be read may be read next time: a 503, retried. */
+		/* A sync delivery's was built in dispatch_submit; an async one's
+		 * is built here first, from a body json_scan accepted, which
+		 * json-c takes too (fuzz_jsonscan): a guard only, failing the
+		 * attempt. A row that could not be read may be read next time:
+		 * a 503, retried. */
 		route_free(&j->route);
 		j->route.error = xstrdup(err);
 		j->route.may_pass = !loaded;
