@@ -1320,7 +1320,7 @@ def print_pg_table(pg, jr, args, lim):
     print()
     print("- PostgreSQL: each hookd holds one connection, and an acceptance is two statements "
           "(the look-up, then the record), each a blocking round trip from hookd's event loop, "
-          "parsed and planned each time (no prepared statements); the records of a turn of the "
+          "prepared once a connection (planned at each run); the records of a turn of the "
           "loop share one transaction and its commit (one WAL flush: group commit), while a "
           "run's start and outcome each commit alone. A new database for each measurement; "
           "hooks, slot limits and connections as for SQLite's; CPU/req of PostgreSQL is all "
