@@ -116,7 +116,10 @@ static void on_line(struct bufferevent *bev, void *arg)
 	} else {
 		enum result rc = dispatch_replay(c->ds, rowid);
 		struct journal_pending p = {0};
-		if (rc == RESULT_NO_ENDPOINT && journal_get(c->j, rowid, &p) == RESULT_OK) {
+		if (rc == RESULT_ERROR) {
+			/* -1 would read as no answer at all. */
+			answer(bev, RESULT_UNKNOWN, "journal error: the replay could not be recorded");
+		} else if (rc == RESULT_NO_ENDPOINT && journal_get(c->j, rowid, &p) == RESULT_OK) {
 			/* show lists it: say which endpoint the config lacks. */
 			char msg[CONTROL_LINE_MAX];
 			snprintf(msg, sizeof(msg), "its endpoint %s is not in the config", p.endpoint);

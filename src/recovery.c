@@ -323,8 +323,12 @@ enum result dispatch_replay(struct dispatcher *ds, int64_t rowid)
 		                                           false);
 		if (!d) {
 			rc = RESULT_UNKNOWN;
+		} else if ((rc = journal_requeue(journal, rowid)) != RESULT_OK) {
+			/* Not recorded (a failing disk), or another instance of a
+			 * shared journal replayed it first (pending now): it runs
+			 * nowhere, or there, not here as well. */
+			delivery_free(d);
 		} else {
-			journal_requeue(journal, rowid);
 			if (dispatcher_draining(ds)) {
 				/* Like every async delivery not yet started when
 				 * hookd stops: journaled, run at the next start. */

@@ -54,7 +54,8 @@ void recovery_forget_left(void);
 /* Replays a journaled delivery by rowid: RESULT_OK (queued), RESULT_UNKNOWN,
  * RESULT_PENDING (already queued, running or waiting for a retry),
  * RESULT_BODY_CUT or RESULT_NO_ENDPOINT (its endpoint was removed from the
- * config; nothing changed). */
+ * config; nothing changed), or RESULT_ERROR (the journal could not record
+ * the replay: nothing runs). */
 enum result dispatch_replay(struct dispatcher *ds, int64_t rowid);
 
 #endif

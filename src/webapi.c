@@ -585,7 +585,7 @@ static const char *replay_words(enum result r)
 	case RESULT_AMBIGUOUS:
 	case RESULT_ERROR: break;
 	}
-	return "the journal could not be read";
+	return "a journal error (hookd's log says which)";
 }
 
 static void post_replay_one(struct webapi *w, struct http_request *req, const char *ep,

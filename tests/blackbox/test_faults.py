@@ -287,6 +287,35 @@ class Faults(unittest.TestCase):
             self.assertIsNotNone(line, h.log_text())
             self.assertEqual(harness.parse_logfmt(line).get("replay"), "true", line)
 
+    def test_replay_not_recorded_runs_nothing(self):
+        """A replay whose record in the journal fails (one write fails) is
+        refused with the journal's error, and nothing runs; the next one
+        runs. (The failed record was not looked at: the replay ran while
+        its row said failed, and `hookd replay` said queued.)"""
+        hook = sh("echo \"$HOOK_ID\" >> '{tmp}/ran'\n"
+                  "[ \"$HOOK_ATTEMPT\" = 1 ] && exit 1\nexit 0")
+        ep = ASYNC_ENDPOINT + "retries = 0\n"
+        h = self.shimmed(config(extra=ep))
+        h.write_hook(EVENT, hook)
+        with h:
+            self.assertEqual(post(h.port, "/async", "rp-one")[:2], (202, "accepted"))
+            rows = h.wait_states(["rp-one"], states=("failed",), timeout=10)
+            self.assertEqual(rows["rp-one"]["state"], "failed", rows)
+            h.write_file("fault", "EIO ONCE")
+            r = h.cli("replay", "rp-one")
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertIn("journal error: the replay could not be recorded", r.stderr)
+            self.assertFalse(os.path.exists(h.path("fault")), "the one failure not had")
+            time.sleep(1)
+            self.assertEqual(h.ran(), ["rp-one"])
+            shown = json.loads(h.cli("show", "--json", "rp-one").stdout)
+            self.assertEqual(shown["state"], "failed", shown)
+            r = h.cli("replay", "rp-one")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            rows = h.wait_states(["rp-one"], states=("succeeded",), timeout=10)
+            self.assertEqual(rows["rp-one"]["state"], "succeeded", rows)
+            self.assertEqual(h.ran(), ["rp-one", "rp-one"])
+
     def test_record_lost_while_waiting_for_a_slot(self):
         """One slot. A sync delivery that waits for it has its record lost
         with a batch: once the slot is free, it is answered 503 overloaded
