@@ -281,8 +281,8 @@ static void job_enter(struct job *j, enum lifecycle to)
 			j->retry_timer = NULL;
 		}
 		/* The next attempt's reads have their own tries, however this
-		 * one ended (on_read_again gives up without attempt_begins). */
-		j->read_tries = 0;
+		 * one ended (on_begin_again gives up without attempt_begins). */
+		j->begin_tries = 0;
 		break;
 	case LC_WAIT_RETRY:
 		TAILQ_REMOVE(&ds->waiting_retry, j, link);

@@ -49,7 +49,7 @@ struct job {
 	bool behind_own;
 	/* Seconds its attempt could not begin for the journal's sake, keeping
 	 * its key (dispatch_run.c job_begin_later), and why. */
-	unsigned char read_tries;
+	unsigned char begin_tries;
 	const char *later_why;
 	/* Never in a line and held at once: the slot queue, waiting_retry or
 	 * waiting_turn, or held for the journal (groupcommit.h). */

@@ -174,26 +174,27 @@ static void on_hook_done(const struct hook_result *res, void *arg)
 /* How many times, a second apart, a delivery with a key tries to begin its
  * attempt again (its row read back, its start recorded) before the attempt
  * fails as any other's would (a PostgreSQL restart takes a few seconds). */
-#define READ_TRIES_MAX 10
+#define BEGIN_TRIES_MAX 10
 
 /* Stopping too: the drain waits for a running delivery, and one that gave
  * its key up now could hand it to a sync one behind it, which runs before
  * hookd stops, ahead of it. */
-static bool may_read_later(const struct job *j)
+static bool may_wait_to_begin(const struct job *j)
 {
-	return delivery_key(j->d) && j->read_tries < READ_TRIES_MAX;
+	return delivery_key(j->d) && j->begin_tries < BEGIN_TRIES_MAX;
 }
 
-static void read_later(struct job *j, const char *why);
+static void wait_to_begin(struct job *j, const char *why);
 
 /*
- * Another try at reading j's row back. On a shared journal its row stayed
+ * Another try at beginning j's attempt (its row read back, its start
+ * recorded: attempt_begins). On a shared journal its row stayed
  * running under this instance's lease, which may have run out meanwhile
  * and the row been taken over: taking its turn again says (and renews the
  * attempt's start). Only a turn taken runs it; one not taken in time is a
  * 503 `failed` attempt, and one taken over leaves this instance.
  */
-static void on_read_again(evutil_socket_t fd, short what, void *arg)
+static void on_begin_again(evutil_socket_t fd, short what, void *arg)
 {
 	struct job *j = arg;
 	struct dispatcher *ds = j->ds;
@@ -206,8 +207,8 @@ static void on_read_again(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		if (r != RESULT_OK) {
-			if (may_read_later(j))
-				read_later(j, j->later_why);
+			if (may_wait_to_begin(j))
+				wait_to_begin(j, j->later_why);
 			else
 				job_not_begun(j, j->later_why);
 			return;
@@ -218,10 +219,10 @@ static void on_read_again(evutil_socket_t fd, short what, void *arg)
 	job_run_next_hook(j); /* its first hook: the attempt begins again */
 }
 
-static void read_later(struct job *j, const char *why)
+static void wait_to_begin(struct job *j, const char *why)
 {
 	j->later_why = why;
-	if (j->read_tries++ == 0) {
+	if (j->begin_tries++ == 0) {
 		char *msg = xasprintf("%s; it keeps its place and its key, and tries again each second",
 		                      why);
 		struct log_delivery who = delivery_who(j->d);
@@ -229,7 +230,7 @@ static void read_later(struct job *j, const char *why)
 		free(msg);
 	}
 	if (!j->retry_timer)
-		j->retry_timer = evtimer_new(j->ds->base, on_read_again, j);
+		j->retry_timer = evtimer_new(j->ds->base, on_begin_again, j);
 	struct timeval tv = {1, 0};
 	evtimer_add(j->retry_timer, &tv);
 }
@@ -240,15 +241,15 @@ static void read_later(struct job *j, const char *why)
  * when none do (it fails as any other attempt would). */
 bool job_begin_later(struct job *j, const char *why)
 {
-	if (!may_read_later(j))
+	if (!may_wait_to_begin(j))
 		return false;
 	j->next_hook = 0;
-	read_later(j, why);
+	wait_to_begin(j, why);
 	return true;
 }
 
 /* What attempt_begins says: it began; its row could not be read back and
- * it waits to try again (read_later); or it could not be marked running
+ * it waits to try again (wait_to_begin); or it could not be marked running
  * (a failing disk; a sync delivery that waited: its record may have gone
  * with a lost batch): it must not run, as a crash would leave no trace of
  * the run and it would run again as the same attempt (job_start_lost). */
@@ -258,13 +259,13 @@ enum begins { BEGINS, BEGINS_LATER, BEGINS_NOT };
  * environment, its route, and the journal's record that it runs. A row
  * that cannot be read back is a 503 `failed` attempt, retried, but for a
  * delivery with a key: as a retry does not hold its key, later ones of it
- * would run first, so it waits (may_read_later), not yet begun. */
+ * would run first, so it waits (may_wait_to_begin), not yet begun. */
 static enum begins attempt_begins(struct job *j)
 {
 	struct dispatcher *ds = j->ds;
 	char err[128];
 	bool loaded = load_back(j, err, sizeof(err));
-	if (!loaded && may_read_later(j))
+	if (!loaded && may_wait_to_begin(j))
 		return BEGINS_LATER;
 	struct delivery *d = j->d;
 	bool env_ok = loaded && delivery_build_env(d, err, sizeof(err));
@@ -314,7 +315,7 @@ void job_run_next_hook(struct job *j)
 	bool first = j->next_hook == 0;
 	enum begins b = first ? attempt_begins(j) : BEGINS;
 	if (b == BEGINS_LATER) {
-		read_later(j, "cannot read the delivery back from the journal");
+		wait_to_begin(j, "cannot read the delivery back from the journal");
 		return;
 	}
 	if (b == BEGINS_NOT) {
