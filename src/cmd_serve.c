@@ -96,6 +96,15 @@ struct daemon {
 	bool socket_activated; /* [server] listen is not ours to bind */
 	bool tls_on;
 	const struct hook_user *hu; /* who hooks run as, once resolved */
+	/* The sockets bound, logged as "listening" once everything else is
+	 * ready (privileges dropped, deliveries recovered): whoever waits for
+	 * that line finds the daemon as it serves. */
+	struct listened {
+		int fd;
+		bool admin;
+		const char *source; /* "systemd" or "config" */
+	} *listened;
+	int nlistened;
 };
 
 static bool str_eq_null(const char *a, const char *b)
@@ -313,26 +322,48 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 	check_drained(-1, 0, dm);
 }
 
-/* Logs one "listening" line (the harness and users look for it). */
-static void log_listening(const char *msg, int fd, const char *source, const char *config,
-                          bool tls, char *addr, size_t addrlen)
+static void note_listening(struct daemon *dm, int fd, bool admin, const char *source)
 {
-	http_bound_address(fd, addr, addrlen);
-	struct log_kv kv[] = {
-		{"addr", addr}, {"source", source}, {"version", HOOKD_VERSION}, {"config", config},
-		{"tls", tls ? "on" : NULL},
-	};
-	log_kv(LOG_LVL_INFO, msg, kv, ARRAY_SIZE(kv));
+	dm->listened[dm->nlistened++] = (struct listened){fd, admin, source};
+}
+
+/* Logs the "listening" lines (the harness and users look for them), the
+ * webhook listeners' first; addr gets the first webhook listener's
+ * address. */
+static void log_listening(const struct daemon *dm, const char *config, char *addr,
+                          size_t addrlen)
+{
+	snprintf(addr, addrlen, "?");
+	bool first = true;
+	for (int admin = 0; admin <= 1; admin++) {
+		for (int i = 0; i < dm->nlistened; i++) {
+			const struct listened *l = &dm->listened[i];
+			if (l->admin != admin)
+				continue;
+			char here[128];
+			http_bound_address(l->fd, here, sizeof(here));
+			if (!admin && first) {
+				snprintf(addr, addrlen, "%s", here);
+				first = false;
+			}
+			struct log_kv kv[] = {
+				{"addr", here}, {"source", l->source}, {"version", HOOKD_VERSION},
+				{"config", config}, {"tls", !admin && dm->tls_on ? "on" : NULL},
+			};
+			log_kv(LOG_LVL_INFO, admin ? "admin listening" : "listening", kv,
+			       ARRAY_SIZE(kv));
+		}
+	}
 }
 
 /*
  * The webhook listener and the admin listener: from socket activation when
  * systemd passed sockets (one named "admin", by FileDescriptorName=, is the
  * admin's; the others are the webhook server's), else bound from [server]
- * listen and [admin] listen. addr gets the webhook listener's address.
- * Returns 0, -1, or -2 for a config error (an admin socket open to all).
+ * listen and [admin] listen. Each is noted for log_listening. Returns 0, -1,
+ * or -2 for a config error (an admin socket open to all).
  */
-static int open_listeners(struct daemon *dm, const char *config, char *addr, size_t addrlen)
+static int open_listeners(struct daemon *dm)
 {
 	char err[1024];
 	struct sd_socket *socks = NULL;
@@ -343,7 +374,12 @@ static int open_listeners(struct daemon *dm, const char *config, char *addr, siz
 	}
 	int rc = -1;
 	bool admin_passed = false;
-	snprintf(addr, addrlen, "?");
+	/* Every passed socket, and the two bound from the config at most. */
+	dm->listened = calloc((size_t)n + 2, sizeof(*dm->listened));
+	if (!dm->listened) {
+		log_msg(LOG_LVL_ERROR, "out of memory");
+		goto out;
+	}
 	/* The same rule as for [admin] listen (config_checks.c): without a token
 	 * the deliveries page and API are open to whoever connects. */
 	bool tokens = dm->cfg->admin_token || dm->cfg->admin_readonly_token;
@@ -371,7 +407,7 @@ static int open_listeners(struct daemon *dm, const char *config, char *addr, siz
 			goto out;
 		}
 		dm->socket_activated = true;
-		log_listening("listening", socks[i].fd, "systemd", config, dm->tls_on, addr, addrlen);
+		note_listening(dm, socks[i].fd, false, "systemd");
 	}
 	if (!dm->socket_activated) {
 		int fd = http_listen(dm->cfg->listen, err, sizeof(err));
@@ -384,11 +420,10 @@ static int open_listeners(struct daemon *dm, const char *config, char *addr, siz
 			log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm->cfg->listen);
 			goto out;
 		}
-		log_listening("listening", fd, "config", config, dm->tls_on, addr, addrlen);
+		note_listening(dm, fd, false, "config");
 	}
 	if (admin_passed || dm->cfg->admin_listen)
 		dm->admin = admin_new(dm->base, dm->ds);
-	char aaddr[128];
 	for (int i = 0; i < n; i++) {
 		if (strcmp(socks[i].name, "admin") != 0)
 			continue;
@@ -396,8 +431,7 @@ static int open_listeners(struct daemon *dm, const char *config, char *addr, siz
 			log_msg(LOG_LVL_ERROR, "cannot serve on socket-activated fd %d", socks[i].fd);
 			goto out;
 		}
-		log_listening("admin listening", socks[i].fd, "systemd", config, false, aaddr,
-		              sizeof(aaddr));
+		note_listening(dm, socks[i].fd, true, "systemd");
 	}
 	if (!admin_passed && dm->cfg->admin_listen) {
 		int fd = http_listen(dm->cfg->admin_listen, err, sizeof(err));
@@ -410,7 +444,7 @@ static int open_listeners(struct daemon *dm, const char *config, char *addr, siz
 			log_msg(LOG_LVL_ERROR, "cannot listen on %s", dm->cfg->admin_listen);
 			goto out;
 		}
-		log_listening("admin listening", fd, "config", config, false, aaddr, sizeof(aaddr));
+		note_listening(dm, fd, true, "config");
 	}
 	rc = 0;
 out:
@@ -500,8 +534,7 @@ int cmd_serve(const struct options *o)
 	evsignal_add(dm.sighup, NULL);
 	evsignal_add(dm.sigterm, NULL);
 	evsignal_add(dm.sigint, NULL);
-	char addr[128];
-	int lrc = open_listeners(&dm, o->config, addr, sizeof(addr));
+	int lrc = open_listeners(&dm);
 	if (lrc < 0) {
 		if (lrc == -2)
 			rc = EXIT_USAGE;
@@ -530,6 +563,11 @@ int cmd_serve(const struct options *o)
 	dm.trim_timer = event_new(dm.base, -1, EV_PERSIST, on_trim, &dm);
 	struct timeval trim_tv = {TRIM_INTERVAL_MS / 1000, (TRIM_INTERVAL_MS % 1000) * 1000};
 	evtimer_add(dm.trim_timer, &trim_tv);
+	char addr[128];
+	log_listening(&dm, o->config, addr, sizeof(addr));
+	/* A reload may rebind: the fds noted are not kept past this. */
+	free(dm.listened);
+	dm.listened = NULL;
 	sdnotify_send("READY=1\nSTATUS=serving on %s", addr);
 	if (sdnotify_watchdog_start(dm.base) > 0)
 		log_msg(LOG_LVL_INFO, "systemd watchdog: keep-alive every %llums",
@@ -580,6 +618,7 @@ out:
 	metrics_reset();
 	if (dm.base)
 		event_base_free(dm.base);
+	free(dm.listened);
 	free(ra.name);
 	hook_user_free(&hu);
 	return rc;
