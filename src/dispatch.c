@@ -620,6 +620,30 @@ void job_not_begun(struct job *j, const char *why)
 }
 
 /*
+ * An async delivery whose attempt could not begin (its row not read back,
+ * its start not recorded) because its row is no longer pending: deleted
+ * from the journal by hand, or (a shared journal) finished by another
+ * instance. Nothing of it is left to run or to record, and waiting would
+ * not bring it back: it leaves, its slot and key freed, with a line that
+ * says so. False, and nothing done, when the row is there or the look-up
+ * failed (the journal may be down: the caller's wait or retry stands).
+ */
+bool job_row_gone(struct job *j)
+{
+	if (!delivery_async(j->d) || !delivery_rowid(j->d) || record_fate(j) != RECORD_GONE)
+		return false;
+	struct log_delivery who = delivery_who(j->d);
+	log_about(LOG_LVL_ERROR,
+	          "journal: its row is no longer pending (deleted from the journal, or finished "
+	          "by another instance); it does not run",
+	          &who, NULL, 0);
+	j->start_lost = true;
+	job_release(j);
+	job_enter(j, LC_SHELVED);
+	return true;
+}
+
+/*
  * The batch that recorded the start of j's attempt was lost (the disk
  * full): its first hook never started. A row committed before that batch
  * (an async delivery, a sync one that waited for a slot or its key) has
@@ -642,6 +666,8 @@ void job_start_lost(struct job *j)
 	 * its record may have gone with an earlier lost batch. A look-up that
 	 * fails cannot say it went: its row may still be queued, and a 503
 	 * `overloaded` would have its resends refused (409) while it waits. */
+	if (job_row_gone(j))
+		return;
 	if (delivery_async(d) && job_begin_later(j, "its start was lost with a journal batch"))
 		return;
 	if (delivery_async(d) || record_fate(j) != RECORD_GONE) {

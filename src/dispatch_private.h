@@ -126,6 +126,10 @@ void job_start_lost(struct job *j);
 void job_not_begun(struct job *j, const char *why);
 bool job_begin_later(struct job *j, const char *why);
 void job_taken_over(struct job *j);
+/* dispatch.c: an async delivery whose row is no longer pending (deleted
+ * by hand; finished by another instance) leaves at once, logged; false
+ * when its row is there or cannot be looked up. */
+bool job_row_gone(struct job *j);
 /* dispatch.c: shutting down, j (async, not started) stays journaled for
  * the next start, counted for the "stopped" line; dispatch_drain.c's. */
 void job_leave_for_next_start(struct job *j);

@@ -249,11 +249,12 @@ bool job_begin_later(struct job *j, const char *why)
 }
 
 /* What attempt_begins says: it began; its row could not be read back and
- * it waits to try again (wait_to_begin); or it could not be marked running
+ * it waits to try again (wait_to_begin), or it is gone and the delivery has
+ * left (job_row_gone); or it could not be marked running
  * (a failing disk; a sync delivery that waited: its record may have gone
  * with a lost batch): it must not run, as a crash would leave no trace of
  * the run and it would run again as the same attempt (job_start_lost). */
-enum begins { BEGINS, BEGINS_LATER, BEGINS_NOT };
+enum begins { BEGINS, BEGINS_LATER, BEGINS_NOT, BEGINS_GONE };
 
 /* An attempt begins: the delivery whole (a shell is read back), its
  * environment, its route, and the journal's record that it runs. A row
@@ -265,6 +266,8 @@ static enum begins attempt_begins(struct job *j)
 	struct dispatcher *ds = j->ds;
 	char err[128];
 	bool loaded = load_back(j, err, sizeof(err));
+	if (!loaded && job_row_gone(j))
+		return BEGINS_GONE;
 	if (!loaded && may_wait_to_begin(j))
 		return BEGINS_LATER;
 	struct delivery *d = j->d;
@@ -314,6 +317,8 @@ void job_run_next_hook(struct job *j)
 	struct dispatcher *ds = j->ds;
 	bool first = j->next_hook == 0;
 	enum begins b = first ? attempt_begins(j) : BEGINS;
+	if (b == BEGINS_GONE)
+		return; /* it has left (job_row_gone) */
 	if (b == BEGINS_LATER) {
 		wait_to_begin(j, "cannot read the delivery back from the journal");
 		return;

@@ -19,6 +19,7 @@ counts:
 import http.client
 import json
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -247,6 +248,49 @@ class Faults(unittest.TestCase):
             shown = json.loads(h.cli("show", "--json", "key-second").stdout)
             self.assertEqual([(a["attempt"], a["status"]) for a in shown["attempt_list"]],
                              [(1, "ok")])
+
+    @sqlite_only
+    def test_row_deleted_by_hand_leaves_at_once(self):
+        """Three async deliveries of one serialize key; while the first
+        runs, the second's row is deleted from journal.db by hand. As its
+        turn comes it cannot be read back: its row is gone, which no wait
+        brings back, so it leaves at once with a line that says so, and the
+        third runs next. (It used to keep its key ten seconds, logged as a
+        read that might pass, then fail an attempt it never had.)"""
+        wait = "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 160 ]; do sleep 0.05; i=$((i+1)); done\n"
+        hook = sh("echo \"$HOOK_ID\" >> '{tmp}/ran'\n"
+                  "[ \"$HOOK_ID\" = gone-first ] && { " + wait + " }\nexit 0")
+        ep = ASYNC_ENDPOINT + "serialize = data.service.id\nretries = 3\nretry_backoff = 30s\n"
+        h = Hookd(config(server="max_running = 4\n", extra=ep), {EVENT: hook})
+        # The deleted row is logged at error, as it should be.
+        h.check_no_secrets = lambda: harness.Hookd.check_no_secrets(h)
+        ids = ["gone-first", "gone-second", "gone-third"]
+        with h:
+            for eid in ids:
+                self.assertEqual(post(h.port, "/async", eid)[:2], (202, "accepted"))
+            self.assertIn("gone-first", h.wait_states(["gone-first"], states=("running",),
+                                                      timeout=10))
+            db = sqlite3.connect(os.path.join(h.state, "journal.db"), timeout=10)
+            with db:
+                n = db.execute("DELETE FROM deliveries WHERE delivery_id = ?", ("gone-second",)).rowcount
+            db.close()
+            self.assertEqual(n, 1)
+            h.write_file("go", "")
+            line = h.wait_log("its row is no longer pending", timeout=10)
+            self.assertIsNotNone(line, h.log_text())
+            self.assertIn("id=gone-second", line)
+            self.assertIn("level=error", line)
+            rows = h.wait_states(["gone-first", "gone-third"], timeout=10)
+            self.assertEqual({i: r["state"] for i, r in rows.items()},
+                             {"gone-first": "succeeded", "gone-third": "succeeded"}, rows)
+            self.assertEqual(h.ran(), ["gone-first", "gone-third"])
+            # No wait for a row that will not come back, and no attempt.
+            text = h.log_text()
+            self.assertNotIn("tries again each second", text)
+            outcomes = [l for l in text.splitlines()
+                        if "msg=delivery " in l and "id=gone-second " in l
+                        and "status=accepted" not in l]
+            self.assertEqual(outcomes, [])
 
     @sqlite_only
     def test_start_lost_keeps_the_replay_mark(self):
