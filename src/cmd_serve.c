@@ -96,9 +96,9 @@ struct daemon {
 	bool socket_activated; /* [server] listen is not ours to bind */
 	bool tls_on;
 	const struct hook_user *hu; /* who hooks run as, once resolved */
-	/* The sockets bound, logged as "listening" once everything else is
-	 * ready (privileges dropped, deliveries recovered): whoever waits for
-	 * that line finds the daemon as it serves. */
+	/* The sockets bound, logged as "listening" once hookd runs as it will
+	 * serve (privileges dropped, the control socket made): whoever waits
+	 * for that line finds hookd's own user, not root's. */
 	struct listened {
 		int fd;
 		bool admin;
@@ -552,6 +552,13 @@ int cmd_serve(const struct options *o)
 		if (!dm.ctl)
 			log_msg(LOG_LVL_WARN, "%s: hookd replay will not reach this daemon", err);
 	}
+	/* Before the journal's pending deliveries are taken up, which may take
+	 * a while with a large backlog: sockets accept meanwhile, and the
+	 * loop serves them once it runs. */
+	char addr[128];
+	log_listening(&dm, o->config, addr, sizeof(addr));
+	free(dm.listened);
+	dm.listened = NULL;
 	if (dispatch_recover(dm.ds) < 0)
 		log_msg(LOG_LVL_ERROR, "journal: cannot recover pending deliveries");
 	if (journal_shared(dm.journal))
@@ -563,11 +570,6 @@ int cmd_serve(const struct options *o)
 	dm.trim_timer = event_new(dm.base, -1, EV_PERSIST, on_trim, &dm);
 	struct timeval trim_tv = {TRIM_INTERVAL_MS / 1000, (TRIM_INTERVAL_MS % 1000) * 1000};
 	evtimer_add(dm.trim_timer, &trim_tv);
-	char addr[128];
-	log_listening(&dm, o->config, addr, sizeof(addr));
-	/* A reload may rebind: the fds noted are not kept past this. */
-	free(dm.listened);
-	dm.listened = NULL;
 	sdnotify_send("READY=1\nSTATUS=serving on %s", addr);
 	if (sdnotify_watchdog_start(dm.base) > 0)
 		log_msg(LOG_LVL_INFO, "systemd watchdog: keep-alive every %llums",

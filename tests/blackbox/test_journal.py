@@ -1159,11 +1159,8 @@ class PendingInJournal(Base):
             self.assertEqual(len(rows), 300)
             bad = {i: r["state"] for i, r in rows.items() if r["state"] != "succeeded"}
             self.assertEqual(bad, {})
-            resumed = "journal: %d pending async deliveries resumed" % (300 - before)
-            text = h.log_text()
-            self.assertIn(resumed, text)
-            # The restart's "listening" line comes once they are taken up.
-            self.assertLess(text.index(resumed), text.rindex("msg=listening"))
+            self.assertIn("journal: %d pending async deliveries resumed" % (300 - before),
+                          h.log_text())
             hwm = status_kb(h.pid, "VmHWM")
             print("after a restart with %d pending: peak %d kB" % (300 - before, hwm))
             if not binary_has_asan():
