@@ -1364,6 +1364,46 @@ class Serialize(Base):
                       and "journal: get" not in l and "batch of writes" not in l]
             self.assertEqual(others, [])
 
+    def test_row_deleted_while_waiting_to_begin_leaves(self):
+        """A delivery waiting to read its row back (its key kept, a try
+        each second) whose row is then deleted by hand leaves at its next
+        try: the look-up says its row is gone (job_row_gone, reached from
+        on_begin_again with its timer made), its key goes to the next of
+        its line, and nothing of it runs or is recorded."""
+        if harness.JOURNAL_BACKEND != "sqlite":
+            self.skipTest("deletes a row of journal.db by hand")
+        import sqlite3
+        ep = "mode = async\nretries = 3\nretry_backoff = 30s\nserialize = data.service.id\n"
+        hook = rec_hook('[ "$HOOK_ID" = "$(cat {tmp}/slow)" ] && { %s; }' % GO)
+        h = read_shimmed(self, config(server="max_running = 4\n", endpoint=ep),
+                         {EVENT: hook}, fault="fault")
+        h.start()
+        with h:
+            first, second, third = (new_id(n) for n in ("first", "second", "third"))
+            h.write_file("slow", first + "\n")
+            for eid in (first, second, third):
+                self.assertStatus(h.post(eid), 202, "accepted")
+            h.write_file("fault", "")
+            h.write_file("go", "")
+            waits = "cannot read the delivery back from the journal; it keeps its place"
+            self.assertIsNotNone(h.wait_log(waits, "id=" + second, timeout=10),
+                                 "\n".join(h.logs()))
+            db = sqlite3.connect(os.path.join(h.state, "journal.db"), timeout=10)
+            with db:
+                n = db.execute("DELETE FROM deliveries WHERE delivery_id = ?",
+                               (second,)).rowcount
+            db.close()
+            self.assertEqual(n, 1)
+            line = h.wait_log("its row is no longer pending", "id=" + second, timeout=10)
+            self.assertIsNotNone(line, "\n".join(h.logs()))
+            os.unlink(h.path("fault"))
+            rows = h.wait_states([first, third], timeout=20)
+            self.assertEqual({i: r["state"] for i, r in rows.items()},
+                             dict.fromkeys(rows, "succeeded"), rows)
+            self.assertEqual([i for (i, _, _) in runs(h, "start")], [first, third])
+            self.assertEqual([l for l in h.log_lines("msg=delivery ", "id=" + second + " ")
+                              if "status=accepted" not in l], [])
+
     def test_read_back_tries_are_each_attempts(self):
         """The tries at reading a row back are each attempt's own. On a
         shared journal, tries that run out where the delivery takes its
