@@ -637,6 +637,9 @@ bool job_row_gone(struct job *j)
 	          "journal: its row is no longer pending (deleted from the journal, or finished "
 	          "by another instance); it does not run",
 	          &who, NULL, 0);
+	/* A shared journal's hold on it (its fence) goes too, as recovery's
+	 * for a row it cannot read: nothing of it is left to write. */
+	journal_let_go(j->ds->journal, delivery_rowid(j->d));
 	j->start_lost = true;
 	job_release(j);
 	job_enter(j, LC_SHELVED);

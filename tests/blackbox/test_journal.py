@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -1372,7 +1373,6 @@ class Serialize(Base):
         its line, and nothing of it runs or is recorded."""
         if harness.JOURNAL_BACKEND != "sqlite":
             self.skipTest("deletes a row of journal.db by hand")
-        import sqlite3
         ep = "mode = async\nretries = 3\nretry_backoff = 30s\nserialize = data.service.id\n"
         hook = rec_hook('[ "$HOOK_ID" = "$(cat {tmp}/slow)" ] && { %s; }' % GO)
         h = read_shimmed(self, config(server="max_running = 4\n", endpoint=ep),
