@@ -311,14 +311,18 @@ static void finding(bool error, const char *indent, const char *fmt, ...)
 	putchar('\n');
 }
 
-/* Each hook of a route, as execve would see it (preflight.h). */
-static void check_route_hooks(const struct route *r, const char *hook_path)
+/* Each hook of a route, as execve would see it (preflight.h), and as
+ * hook_user's (hu: NULL when hooks run as hookd). */
+static void check_route_hooks(const struct route *r, const char *hook_path,
+                              const struct hook_user *hu)
 {
 	for (size_t h = 0; h < r->nhooks; h++) {
 		char why[512];
 		enum preflight p = preflight_hook(r->hooks[h].path, hook_path, why, sizeof(why));
 		if (p != PREFLIGHT_OK)
 			finding(p == PREFLIGHT_ERROR, "    ", "%s: %s", r->hooks[h].rel, why);
+		else if (hook_user_denied_why(hu, r->hooks[h].path, why, sizeof(why)))
+			finding(true, "    ", "%s: %s", r->hooks[h].rel, why);
 	}
 }
 
@@ -352,7 +356,8 @@ static int strcmp_ptr(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void print_routes(const char *hooks_dir, const char *hook_path)
+static void print_routes(const char *hooks_dir, const char *hook_path,
+                         const struct hook_user *hu)
 {
 	DIR *dir = opendir(hooks_dir);
 	if (!dir) {
@@ -400,7 +405,7 @@ static void print_routes(const char *hooks_dir, const char *hook_path)
 				for (size_t k = 0; k < r.nskipped; k++)
 					finding(false, "    ", "skipped, %s: %s", r.skipped_why[k],
 					        r.skipped[k]);
-				check_route_hooks(&r, hook_path);
+				check_route_hooks(&r, hook_path, hu);
 			}
 		}
 		route_free(&r);
@@ -511,6 +516,7 @@ int cmd_check(const struct options *o)
 	struct ssl_ctx_st *tls = NULL;
 	if (!tls_from_config(cfg, &tls, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
+		hook_user_free(&hu);
 		config_unref(cfg);
 		return EXIT_USAGE;
 	}
@@ -536,7 +542,6 @@ int cmd_check(const struct options *o)
 	}
 	if (hu.set)
 		printf("hook_user %s uid=%u gid=%u\n", hu.name, (unsigned)hu.uid, (unsigned)hu.gid);
-	hook_user_free(&hu);
 	if (tls) {
 		struct tls_cert_info ti;
 		tls_ctx_info(tls, &ti);
@@ -573,11 +578,12 @@ int cmd_check(const struct options *o)
 		if (first)
 			printf("  routes: as endpoint %s (the same hooks_dir)\n", first->name);
 		else
-			print_routes(ep->hooks_dir, delivery_hook_path(cfg));
+			print_routes(ep->hooks_dir, delivery_hook_path(cfg), hu.set ? &hu : NULL);
 	}
 	preflight_workdirs(cfg, workdir_finding, NULL);
 	if (!fdlimit_check(cfg, err, sizeof(err)))
 		finding(false, "", "%s", err);
+	hook_user_free(&hu);
 	config_unref(cfg);
 	return check_status(o->strict);
 }

@@ -7,14 +7,18 @@
 #include "hookuser.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -217,4 +221,79 @@ int hook_user_become(const struct hook_user *hu)
 	/* From an unprivileged uid to another, the kernel keeps the sets:
 	 * emptied here, so the hook starts with none, whatever exec does. */
 	return caps_set(0, 0);
+}
+
+static bool in_groups(const struct hook_user *hu, gid_t gid)
+{
+	if (gid == hu->gid)
+		return true;
+	for (int i = 0; i < hu->ngroups; i++) {
+		if (hu->groups[i] == gid)
+			return true;
+	}
+	return false;
+}
+
+/* Whether the mode bits of st give hu every bit of want (R_OK, X_OK: the
+ * same values as the bits of each class), as the kernel picks the class:
+ * the owner's bits, else the group's, else the others'. */
+static bool mode_allows(const struct hook_user *hu, const struct stat *st, int want)
+{
+	unsigned bits = st->st_uid == hu->uid    ? (st->st_mode >> 6) & 7
+	                : in_groups(hu, st->st_gid) ? (st->st_mode >> 3) & 7
+	                                          : st->st_mode & 7;
+	return (bits & (unsigned)want) == (unsigned)want;
+}
+
+/* Whether st (at path) keeps from hu every bit of want, as far as its
+ * mode can say: a file with an access ACL may give hu what its mode bits
+ * do not, so for it nothing is said. */
+static bool refused(const struct hook_user *hu, const char *path, const struct stat *st,
+                    int want)
+{
+	return !mode_allows(hu, st, want) &&
+	       getxattr(path, "system.posix_acl_access", NULL, 0) < 0;
+}
+
+static bool is_script(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return false;
+	char head[2];
+	bool script = read(fd, head, 2) == 2 && head[0] == '#' && head[1] == '!';
+	close(fd);
+	return script;
+}
+
+static bool denied(char *why, size_t len, const char *user, const char *verb, const char *what,
+                   const struct stat *st)
+{
+	snprintf(why, len, "hook_user %s may not %s %s: mode %04o, uid %u, gid %u", user, verb,
+	         what, (unsigned)(st->st_mode & 07777), (unsigned)st->st_uid, (unsigned)st->st_gid);
+	return true;
+}
+
+bool hook_user_denied_why(const struct hook_user *hu, const char *path, char *why, size_t len)
+{
+	char dir[PATH_MAX];
+	size_t n = strlen(path);
+	if (!hu || !hu->set || path[0] != '/' || n >= sizeof(dir))
+		return false;
+	memcpy(dir, path, n + 1);
+	struct stat st;
+	/* Each directory below the root, down to the hook's: search (x). */
+	for (char *slash = dir; (slash = strchr(slash + 1, '/'));) {
+		*slash = '\0';
+		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && refused(hu, dir, &st, X_OK))
+			return denied(why, len, hu->name, "search", dir, &st);
+		*slash = '/';
+	}
+	if (stat(path, &st) != 0)
+		return false;
+	if (refused(hu, path, &st, X_OK))
+		return denied(why, len, hu->name, "execute", "the hook", &st);
+	if (is_script(path) && refused(hu, path, &st, R_OK))
+		return denied(why, len, hu->name, "read", "the hook, a script", &st);
+	return false;
 }

@@ -61,6 +61,20 @@ uid_t hook_user_uid(const struct hook_user *hu, uid_t own_uid);
  * hook_user given that is not hookd's own user and group. */
 bool hook_user_switches(const struct hook_user *hu, uid_t uid, gid_t gid);
 
+/*
+ * Why hu may not run the hook at path (absolute), when execve said EACCES
+ * in a hook's child that had switched to hu and hookd itself may run it:
+ * the first directory above it that hu may not search, or the hook itself
+ * that hu may not execute (or, a script, read: its interpreter opens it
+ * as hu). By the mode bits, owner and group alone, which is what hookd can
+ * see without becoming hu: true with the reason in why; false when they
+ * allow it, or when the file has an ACL (which may allow what they do
+ * not). Mount options and the interpreter's own permissions are
+ * preflight's.
+ */
+bool hook_user_denied_why(const struct hook_user *hu, const char *path, char *why,
+                          size_t len);
+
 /* Before a privilege drop from root: keep the capabilities across it
  * (PR_SET_KEEPCAPS) when the hooks will need them. */
 int hook_user_keep_caps(bool needed);

@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include "fdlimit.h"
+#include "hookuser.h"
 #include "log.h"
 #include "preflight.h"
 #include "runner_private.h"
@@ -372,6 +373,13 @@ static char *exec_error(const struct spawn_job *j)
 	if (another_file &&
 	    preflight_exec_failure(j->path, job_env_path(j), j->err, why, sizeof(why)))
 		return xasprintf("%s: %s", stage, why);
+	/* preflight looks as hookd, which may run what hook_user may not. */
+	const struct hook_user *hu = runner_hook_user();
+	if (j->err == EACCES && hu) {
+		if (hook_user_denied_why(hu, j->path, why, sizeof(why)))
+			return xasprintf("%s: %s (%s)", stage, strerror(j->err), why);
+		return xasprintf("%s: %s (as hook_user %s)", stage, strerror(j->err), hu->name);
+	}
 	return xasprintf("%s: %s", stage, strerror(j->err));
 }
 

@@ -91,6 +91,8 @@ void runner_kill_all(void);
  * itself. Set after the privilege drop, before the first start. */
 struct hook_user;
 void runner_set_hook_user(const struct hook_user *hu);
+/* Who hooks switch to as they start; NULL: they run as hookd itself. */
+const struct hook_user *runner_hook_user(void);
 
 /* `hookd run`: hook output goes to sink as it comes, not to the log as
  * lines (the tail is kept either way). NULL: back to the log. */

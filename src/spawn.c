@@ -34,6 +34,11 @@ void runner_set_hook_user(const struct hook_user *hu)
 	hook_user = hu && hook_user_switches(hu, geteuid(), getegid()) ? hu : NULL;
 }
 
+const struct hook_user *runner_hook_user(void)
+{
+	return hook_user;
+}
+
 static int apply_limit(int resource, int64_t value)
 {
 	if (value < 0)

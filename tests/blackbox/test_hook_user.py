@@ -110,6 +110,13 @@ def status_field(pid, name):
         return re.search(r"^%s:\s*(.*)$" % name, f.read(), re.M).group(1).split()
 
 
+def check(h):
+    """`hookd check` with hookd's own environment (secret_env's variable)."""
+    return subprocess.run([HOOKD_BIN, "-c", h.config_path, "check"], env=h.env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, timeout=15)
+
+
 @unittest.skipUnless(IS_ROOT, SKIP_WHY)
 class TestHookUser(unittest.TestCase):
     maxDiff = None
@@ -201,6 +208,47 @@ class TestHookUser(unittest.TestCase):
             got = self.probe(h)
             self.assertEqual(got["self"]["Uid"][0], str(pwd.getpwnam(DAEMON_USER).pw_uid))
             self.assertEqual(int(status_field(h.pid, "CapPrm")[0], 16), 0)
+
+    def test_hook_that_hook_user_may_not_run_says_why(self):
+        """A hook hookd's own user may run but hook_user may not: execve's
+        "Permission denied" alone sent people looking at the hook's #!
+        line; the answer and the log say which permission hook_user lacks,
+        and `hookd check` finds it before a delivery does, as it finds a
+        directory hook_user may not search and a script it may not read."""
+        daemon = pwd.getpwnam(DAEMON_USER)
+        hooks = {"own": "#!/bin/sh\necho own\n", "script": "#!/bin/sh\necho script\n",
+                 "fine": "#!/bin/sh\necho fine\n"}
+        with self.daemon(hooks=hooks, start=False) as h:
+            own, script = os.path.join(h.hooks, "own"), os.path.join(h.hooks, "script")
+            os.chown(own, daemon.pw_uid, daemon.pw_gid)
+            os.chmod(own, 0o750)
+            os.chmod(script, 0o711)  # executable by all, readable by its owner only
+            h.start()
+            st, body = post_json(h.port, {"event": "own"}, headers=nf())
+            self.assertEqual(st, 500, body)
+            why = ("exec failed: Permission denied (hook_user %s may not execute the hook: "
+                   "mode 0750, uid %d, gid %d)" % (HOOK_USER, daemon.pw_uid, daemon.pw_gid))
+            self.assertEqual(json.loads(body)["hooks"][0]["error"], why, body)
+            self.assertIn(why, h.log_text())
+            self.assertEqual(post_json(h.port, {"event": "fine"}, headers=nf())[0], 200)
+            p = check(h)
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertIn("error: own: hook_user %s may not execute the hook" % HOOK_USER,
+                          p.stdout)
+            self.assertIn("error: script: hook_user %s may not read the hook, a script: "
+                          "mode 0711" % HOOK_USER, p.stdout)
+            self.assertNotIn("fine: hook_user", p.stdout)
+            # The hooks dir itself, closed to all but its owner.
+            mode = os.stat(h.hooks).st_mode & 0o7777
+            os.chown(h.hooks, daemon.pw_uid, daemon.pw_gid)
+            os.chmod(h.hooks, 0o700)
+            try:
+                p = check(h)
+                self.assertIn("error: fine: hook_user %s may not search %s: mode 0700"
+                              % (HOOK_USER, h.hooks), p.stdout)
+            finally:
+                os.chmod(h.hooks, mode)
+                os.chown(h.hooks, 0, 0)
 
     def test_hook_of_another_uid_is_still_stopped_at_its_timeout(self):
         """hookd signals a group of another uid (CAP_KILL): a hook that
