@@ -245,9 +245,9 @@ static bool mode_allows(const struct hook_user *hu, const struct stat *st, int w
 	return (bits & (unsigned)want) == (unsigned)want;
 }
 
-/* Whether st (at path) keeps from hu every bit of want, as far as its
- * mode can say: a file with an access ACL may give hu what its mode bits
- * do not, so for it nothing is said. */
+/* Whether st (at path) refuses hu a bit of want, as far as its mode can
+ * say: a file with an access ACL may give hu what its mode bits do not, so
+ * of it nothing is said. */
 static bool refused(const struct hook_user *hu, const char *path, const struct stat *st,
                     int want)
 {
