@@ -35,6 +35,9 @@ from harness import journal_config as config  # noqa: E402
 from test_groupcommit import shim_path  # noqa: E402
 
 EVENT = "build:start"  # the sample payload's event
+# A hook's wait for the file {tmp}/NAME, bounded (8 s).
+WAIT_FOR = ("i=0; while [ ! -e '{tmp}/%s' ] && [ $i -lt 160 ]; do sleep 0.05; i=$((i+1)); "
+            "done\n")
 RAN = sh("echo \"$HOOK_ID\" >> '{tmp}/ran'\nexit 0")
 # A second endpoint, async, beside the sync one at /webhook.
 ASYNC_ENDPOINT = ("[endpoint async]\npath = /async\nscheme = northflank\nsecret = %s\n"
@@ -123,6 +126,12 @@ class Faults(unittest.TestCase):
         h.check_no_secrets = lambda: harness.Hookd.check_no_secrets(h)
         h.start()
         return h
+
+    def accept_in_line(self, h, ids):
+        """Each of ids accepted (202) on /async, and the first running."""
+        for eid in ids:
+            self.assertEqual(post(h.port, "/async", eid)[:2], (202, "accepted"))
+        self.assertIn(ids[0], h.wait_states(ids[:1], states=("running",), timeout=10))
 
     def fault(self, h, errno_name):
         h.write_file("fault", errno_name)
@@ -216,21 +225,17 @@ class Faults(unittest.TestCase):
         queued: a crash then would have run it again as the same attempt.
         Its start lost with a batch failed its attempt with a 503, and the
         third ran first while the second waited 30 s for its retry.)"""
-        wait = "i=0; while [ ! -e '{tmp}/%s' ] && [ $i -lt 160 ]; do sleep 0.05; i=$((i+1)); done\n"
         hook = sh("echo \"$HOOK_ID\" >> '{tmp}/ran'\n"
                   "case $HOOK_ID in\n"
-                  "key-first) " + wait % "go" + " echo 'EIO ONCE' > '{tmp}/fault';;\n"
-                  "key-second) " + wait % "go2" + ";;\n"
+                  "key-first) " + WAIT_FOR % "go" + " echo 'EIO ONCE' > '{tmp}/fault';;\n"
+                  "key-second) " + WAIT_FOR % "go2" + ";;\n"
                   "esac\nexit 0")
         ep = ASYNC_ENDPOINT + "serialize = data.service.id\nretries = 3\nretry_backoff = 30s\n"
         h = self.shimmed(config(server="max_running = 4\n", extra=ep))
         h.write_hook(EVENT, hook)
         ids = ["key-first", "key-second", "key-third"]
         with h:
-            for eid in ids:
-                self.assertEqual(post(h.port, "/async", eid)[:2], (202, "accepted"))
-            self.assertIn("key-first", h.wait_states(["key-first"], states=("running",),
-                                                     timeout=10))
+            self.accept_in_line(h, ids)
             h.write_file("go", "")
             line = h.wait_log("its start was lost with a journal batch; it keeps its place "
                               "and its key", timeout=10)
@@ -257,19 +262,15 @@ class Faults(unittest.TestCase):
         brings back, so it leaves at once with a line that says so, and the
         third runs next. (It used to keep its key ten seconds, logged as a
         read that might pass, then fail an attempt it never had.)"""
-        wait = "i=0; while [ ! -e '{tmp}/go' ] && [ $i -lt 160 ]; do sleep 0.05; i=$((i+1)); done\n"
         hook = sh("echo \"$HOOK_ID\" >> '{tmp}/ran'\n"
-                  "[ \"$HOOK_ID\" = gone-first ] && { " + wait + " }\nexit 0")
+                  "[ \"$HOOK_ID\" = gone-first ] && { " + WAIT_FOR % "go" + " }\nexit 0")
         ep = ASYNC_ENDPOINT + "serialize = data.service.id\nretries = 3\nretry_backoff = 30s\n"
         h = Hookd(config(server="max_running = 4\n", extra=ep), {EVENT: hook})
         # The deleted row is logged at error, as it should be.
         h.check_no_secrets = lambda: harness.Hookd.check_no_secrets(h)
         ids = ["gone-first", "gone-second", "gone-third"]
         with h:
-            for eid in ids:
-                self.assertEqual(post(h.port, "/async", eid)[:2], (202, "accepted"))
-            self.assertIn("gone-first", h.wait_states(["gone-first"], states=("running",),
-                                                      timeout=10))
+            self.accept_in_line(h, ids)
             db = sqlite3.connect(os.path.join(h.state, "journal.db"), timeout=10)
             with db:
                 n = db.execute("DELETE FROM deliveries WHERE delivery_id = ?", ("gone-second",)).rowcount
@@ -300,10 +301,9 @@ class Faults(unittest.TestCase):
         (job_begin_later), the same attempt, still the replay. Its log line
         says replay=true, as `show` does (the lost start's reset of the
         attempt used to take the replay mark off it)."""
-        wait = "i=0; while [ ! -e '{tmp}/%s' ] && [ $i -lt 160 ]; do sleep 0.05; i=$((i+1)); done\n"
         hook = sh("echo \"$HOOK_ID\" >> '{tmp}/ran'\n"
                   "case $HOOK_ID in\n"
-                  "rk-first) " + wait % "go" + " echo 'EIO ONCE' > '{tmp}/fault';;\n"
+                  "rk-first) " + WAIT_FOR % "go" + " echo 'EIO ONCE' > '{tmp}/fault';;\n"
                   "rk-replayed) [ \"$HOOK_ATTEMPT\" = 1 ] && exit 1;;\n"
                   "esac\nexit 0")
         ep = ASYNC_ENDPOINT + "serialize = data.service.id\nretries = 0\n"
