@@ -887,6 +887,8 @@ class Hookd:
 
     def _start_to_pipe(self):
         """start() with a thread reading hookd's stderr from a pipe."""
+        if self._stdout:
+            self._stdout.close()  # a restart after kill9 (which leaves it open)
         self._stdout = open(self.path("stdout.log"), "ab")
         env = dict(self.env)
         r, w = os.pipe()
