@@ -313,7 +313,9 @@ enum result journal_requeue(struct journal *j, int64_t rowid);
 /*
  * At start: every async delivery that is QUEUED, RETRY_WAIT or RUNNING,
  * in arrival order, without its body and headers (read each back with
- * journal_get: the pending bodies are never all in memory at once). A RUNNING one died with hookd: that run is counted as
+ * journal_get: the pending bodies are never all in memory at once; the
+ * list holds what a delivery needs to wait, recovery.c). A RUNNING one
+ * died with hookd: that run is counted as
  * an attempt (recorded as such: http 0, status and error "interrupted") and
  * it becomes QUEUED, due now. Sync deliveries left RUNNING are marked FAILED
  * the same way (that run counted too); those left QUEUED (they waited for a

@@ -110,8 +110,8 @@ static const char *const stmt_sql[ST_MAX] = {
 	                 "  THEN body_cut ELSE 0 END WHERE id = ?1",
 	[ST_GET] = "SELECT " PENDING_COLS " FROM deliveries WHERE id = ?1",
 	/* Recovery's list: the body and headers stay in the journal until
-	 * each row is read back (journal_get), so that many pending bodies
-	 * are never in memory together. */
+	 * each row is read back (journal_get, as its attempt begins), so that
+	 * many pending bodies are never in memory together. */
 	[ST_PENDING_ROWS] = "SELECT id, endpoint, delivery_id, event, remote_addr, state, attempts,"
 	                    " next_due_ms, received_ms, NULL, body_len, body_cut, NULL, replay_attempt"
 	                    " FROM deliveries"

@@ -143,37 +143,72 @@ struct left_row {
 static struct left_row *left_rows;
 static size_t left_count, left_cap;
 
-/* One pending row to the dispatcher: its attempt and due time from the
- * row, read whole (its serialization key is in its payload) and, unless it
- * starts now, a shell again (dispatch.c): one body at a time in memory.
- * A row that cannot be read back (the take's list has no body: the
- * connection lost just after its commit) is let go: held here with no
- * job to run it, it would never run, and its key's line would wait
- * behind it on every instance. */
-static void resume_row(struct dispatcher *ds, int64_t rowid, enum delivery_state state,
-                       int attempts, int64_t next_due_ms)
+/* A pending row as a shell (dispatch.c) straight from the journal's list
+ * of them, without reading its body: what waiting needs is in the list
+ * (endpoint, event, id, attempt, row). NULL when the config's serialize
+ * or match for its event needs the payload now: its key, or whether it
+ * runs at all. The body is read when its attempt begins, as for any
+ * shell. */
+static struct delivery *shell_from_list(struct config *cfg, const struct journal_pending *p,
+                                        int attempt)
+{
+	const struct endpoint *ep = config_endpoint_by_name(cfg, p->endpoint);
+	struct delivery_opts o;
+	config_delivery_opts(cfg, ep, p->event, &o);
+	if (o.serialize || o.match)
+		return NULL;
+	struct delivery_params dp = {
+		.cfg = cfg, .ep = ep, .event = p->event, .id = p->delivery_id,
+		.remote_addr = p->remote_addr, .lazy = true,
+		.received_ms = p->received_ms,
+		.rowid = p->rowid,
+		.attempt = attempt,
+		.replay = p->replay_attempt == attempt,
+		.retries_from = p->replay_attempt,
+	};
+	struct delivery *d = delivery_new(&dp);
+	delivery_shed(d);
+	return d;
+}
+
+/* One pending row to the dispatcher, its attempt and due time from the
+ * row: a shell from the list (p), or, when that needs its payload (or
+ * there is no list: a reload's), read whole and, unless it starts now,
+ * a shell again: one body at a time in memory. A row that cannot be read
+ * back (the take's list has no body: the connection lost just after its
+ * commit) is let go: held here with no job to run it, it would never run,
+ * and its key's line would wait behind it on every instance. A shell
+ * that cannot be read back when its attempt begins is met there, as any
+ * queued one (dispatch_run.c). Returns whether it went to the dispatcher. */
+static bool resume_row(struct dispatcher *ds, const struct journal_pending *p, int64_t rowid,
+                       enum delivery_state state, int attempts, int64_t next_due_ms)
 {
 	/* One waiting for its retry keeps its due time; the attempt it waits
 	 * for is its next. */
 	int64_t now = now_wall_ms();
 	bool due_later = state == DSTATE_RETRY_WAIT && next_due_ms > now;
-	struct delivery *d = delivery_from_row(dispatcher_journal(ds), dispatcher_config(ds), rowid,
-	                                       due_later ? attempts : attempts + 1);
-	if (d)
-		dispatch_resume(ds, d, due_later ? next_due_ms - now : 0);
-	else
+	int attempt = due_later ? attempts : attempts + 1;
+	struct delivery *d = p ? shell_from_list(dispatcher_config(ds), p, attempt) : NULL;
+	if (!d)
+		d = delivery_from_row(dispatcher_journal(ds), dispatcher_config(ds), rowid, attempt);
+	if (!d) {
 		journal_let_go(dispatcher_journal(ds), rowid);
+		return false;
+	}
+	dispatch_resume(ds, d, due_later ? next_due_ms - now : 0);
+	return true;
 }
 
 /* Pending async deliveries the journal gave this instance (recovered or
  * adopted) go to the dispatcher; those of an endpoint not configured wait
- * for a reload. Frees v. */
-static void resume_all(struct dispatcher *ds, struct journal_pending *v, size_t n)
+ * for a reload. Frees v; returns how many went to the dispatcher. */
+static size_t resume_all(struct dispatcher *ds, struct journal_pending *v, size_t n)
 {
+	size_t resumed = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct journal_pending *p = &v[i];
 		if (config_endpoint_by_name(dispatcher_config(ds), p->endpoint)) {
-			resume_row(ds, p->rowid, p->state, p->attempts, p->next_due_ms);
+			resumed += resume_row(ds, p, p->rowid, p->state, p->attempts, p->next_due_ms);
 		} else {
 			struct log_delivery who = pending_who(p, 0);
 			log_about(LOG_LVL_ERROR, "journal: the delivery is for an endpoint which is no "
@@ -192,6 +227,7 @@ static void resume_all(struct dispatcher *ds, struct journal_pending *v, size_t 
 		journal_pending_free(p);
 	}
 	free(v);
+	return resumed;
 }
 
 int dispatch_resume_left(struct dispatcher *ds)
@@ -209,11 +245,10 @@ int dispatch_resume_left(struct dispatcher *ds)
 		struct log_delivery who = {r->endpoint, r->event, r->delivery_id, 0};
 		log_about(LOG_LVL_INFO, "journal: the delivery resumed: its endpoint is configured again",
 		          &who, NULL, 0);
-		resume_row(ds, r->rowid, r->state, r->attempts, r->next_due_ms);
+		resumed += resume_row(ds, NULL, r->rowid, r->state, r->attempts, r->next_due_ms);
 		free(r->endpoint);
 		free(r->event);
 		free(r->delivery_id);
-		resumed++;
 	}
 	left_count = kept;
 	return resumed;
@@ -256,9 +291,9 @@ int dispatch_recover(struct dispatcher *ds)
 	journal_on_interrupted(journal, count_interrupted, ds);
 	if (journal_recover(journal, &v, &n) < 0)
 		return -1;
-	resume_all(ds, v, n);
-	if (n)
-		log_msg(LOG_LVL_INFO, "journal: %zu pending async deliveries resumed", n);
+	size_t resumed = resume_all(ds, v, n);
+	if (resumed)
+		log_msg(LOG_LVL_INFO, "journal: %zu pending async deliveries resumed", resumed);
 	return 0;
 }
 

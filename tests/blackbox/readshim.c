@@ -2,8 +2,10 @@
  * A test shim for test_journal.py, loaded into hookd with LD_PRELOAD: while
  * the file READSHIM_FAULT names exists, reading a delivery's row back by
  * its id fails. That read is the statement whose text begins with
- * READ_BACK (journal_get: journal_sqlite.c's ST_GET, which a requeue's
- * look at the body also uses, and journal_pg_take.c's "get"). SQLite's step fails with SQLITE_IOERR;
+ * READ_BACK and that selects the body (journal_get: journal_sqlite.c's
+ * ST_GET, which a requeue's look at the body also uses, and
+ * journal_pg_take.c's "get"; not the list of pending rows recovery reads,
+ * which begins the same and selects NULL for it). SQLite's step fails with SQLITE_IOERR;
  * libpq's PQexecParams returns no result, as when the connection breaks
  * (the journal goes down and connects again), which is how a PostgreSQL
  * restart meets that read. While READSHIM_TURN_FAULT names a file that
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #define READ_BACK "SELECT id, endpoint, delivery_id, event, remote_addr, state, attempts,"
+#define WITH_BODY "received_ms, body,"
 #define TURN_LOCK "hookd_turn_lock"
 
 #define SQLITE_IOERR 10
@@ -44,7 +47,8 @@ static PGresult *(*real_exec_prepared)(PGconn *, const char *, int, const char *
 static bool failing(const char *sql)
 {
 	const char *sw = getenv("READSHIM_FAULT");
-	return sw && sql && strncmp(sql, READ_BACK, strlen(READ_BACK)) == 0 && access(sw, F_OK) == 0;
+	return sw && sql && strncmp(sql, READ_BACK, strlen(READ_BACK)) == 0 &&
+	       strstr(sql, WITH_BODY) && access(sw, F_OK) == 0;
 }
 
 static bool turn_failing(const char *name)

@@ -1404,6 +1404,54 @@ class Serialize(Base):
             self.assertEqual([l for l in h.log_lines("msg=delivery ", "id=" + second + " ")
                               if "status=accepted" not in l], [])
 
+    def test_rows_not_read_at_restart_run_once_they_can_be(self):
+        """At a restart, a pending delivery waits as what the journal's list
+        of pending rows says of it; its row is read back whole only as its
+        attempt begins. A read that fails then (the shim) fails that
+        attempt (503, retried), and it runs, whole, once its row can be
+        read. (Every row was read back at the start, before anything was
+        served; one that could not be was let go and did not run until
+        the next start.)"""
+        ep = "mode = async\nretries = 3\nretry_backoff = 1s\n"
+        hook = rec_hook("[ -e '{tmp}/block' ] && sleep 30\n"
+                        "env | grep '^HOOK_' | sort > \"{tmp}/env.$HOOK_ID\"")
+        h = read_shimmed(self, config(server="max_running = 1\n", endpoint=ep), {EVENT: hook},
+                         fault="fault")
+        h.start()
+        with h:
+            first, second, third = (new_id(n) for n in ("first", "second", "third"))
+            h.write_file("block", "")
+            self.assertStatus(h.post(first), 202, "accepted")
+            self.assertTrue(wait_until(lambda: runs(h), 10), "the first hook did not start")
+            for eid in (second, third):
+                self.assertStatus(h.post(eid), 202, "accepted")
+            h.kill9()
+            h.kill_orphaned_hooks()
+            os.unlink(h.path("block"))
+            h.write_file("fault", "")
+            before = len(runs(h))
+            h.start()
+            for eid in (first, second, third):
+                self.assertIsNotNone(h.wait_log("msg=delivery", "id=" + eid, "http=503",
+                                                timeout=15), "\n".join(h.logs()))
+            self.assertEqual(len(runs(h)), before, "a hook ran while its row could not be read")
+            os.unlink(h.path("fault"))
+            rows = h.wait_states([first, second, third], timeout=20)
+            self.assertEqual({i: r["state"] for i, r in rows.items()},
+                             dict.fromkeys(rows, "succeeded"), rows)
+            # first: attempt 1 interrupted by the kill, 2 not read back, 3 ran.
+            self.assertEqual(sorted((i, n) for (i, n, _) in runs(h)[before:]),
+                             sorted([(first, 3), (second, 2), (third, 2)]))
+            shown = json.loads(h.cli("show", "--json", second).stdout)
+            self.assertEqual([(a["attempt"], a["status"]) for a in shown["attempt_list"]],
+                             [(1, "failed"), (2, "ok")], shown)
+            self.assertIn("cannot read the delivery back from the journal",
+                          shown["attempt_list"][0]["error"])
+            env = dict(l.split("=", 1) for l in h.read("env." + second).splitlines())
+            self.assertEqual((env["HOOK_ID"], env["HOOK_ATTEMPT"]), (second, "2"))
+            self.assertEqual(env["HOOK_DATA_SERVICE_ID"], "website")
+            self.assertEqual(env["HOOK_RECEIVED_AT"], rows[second]["received_at"])
+
     def test_read_back_tries_are_each_attempts(self):
         """The tries at reading a row back are each attempt's own. On a
         shared journal, tries that run out where the delivery takes its
