@@ -1,12 +1,13 @@
 /*
- * The dispatcher (dispatch.h): admission (idempotency, max_queued, the
- * journal's record of a delivery), serialization keys, the max_running
- * slots, running the hooks of an attempt, and retries. Every change of a
- * delivery's state goes through job_enter. Its parts with a job of their
- * own: an attempt and its hooks (dispatch_run.c), an attempt's outcome
- * written to the journal and the outbox (dispatch_outcome.c), the ids remembered
- * without a journal (idstore.c), the keys' lines (keyqueue.c), the answers
- * that wait for the journal (groupcommit.c).
+ * The dispatcher (dispatch.h): a delivery's lifecycle once admitted
+ * (serialization keys, the max_running slots, a shared journal's turns,
+ * retries) and its outcomes. Every change of a delivery's state goes
+ * through job_enter. Its parts with a job of their own: admission, the id
+ * rules and the journal's record (dispatch_admit.c), an attempt and its
+ * hooks (dispatch_run.c), an attempt's outcome written to the journal and
+ * the outbox (dispatch_outcome.c), the drain at a stop (dispatch_drain.c),
+ * the ids remembered without a journal (idstore.c), the keys' lines
+ * (keyqueue.c), the answers that wait for the journal (groupcommit.c).
  *
  * A pending async delivery waiting in a line is a shell (delivery_shed):
  * its body and environment are in its journal row, read back when an
@@ -36,8 +37,6 @@
 #include "route.h"
 #include "util.h"
 
-/* How long a sender is told to wait before resending a pending delivery. */
-#define RETRY_AFTER_PENDING 10
 #define MAX_BACKOFF_MS (3600 * 1000)
 /* A shared journal: how often deliveries waiting for their turn ask again
  * (README "Running on several machines"), and how many keys that are not
@@ -48,27 +47,6 @@
 #define MEMORY_IDS_MAX 10000
 
 static void slot_acquire(struct job *j);
-
-/* ---- idempotency ---------------------------------------------------- */
-
-static void remember_id(struct dispatcher *ds, const struct delivery *d, enum delivery_state st)
-{
-	idstore_set(ds->ids, delivery_endpoint(d)->name, delivery_id(d), st, delivery_attempt(d));
-}
-
-/* 1 and the state when the id is known, 0 when not, -1 when the journal
- * could not say. */
-static int id_lookup(struct dispatcher *ds, struct delivery *d, enum delivery_state *st,
-                     int *attempts)
-{
-	if (ds->journal) {
-		int64_t rowid;
-		enum result r = journal_lookup(ds->journal, delivery_endpoint(d)->name, delivery_id(d),
-		                               st, attempts, &rowid);
-		return r == RESULT_OK ? 1 : r == RESULT_UNKNOWN ? 0 : -1;
-	}
-	return idstore_find(ds->ids, delivery_endpoint(d)->name, delivery_id(d), st, attempts);
-}
 
 /* ---- serialization keys --------------------------------------------- */
 
@@ -368,8 +346,7 @@ void job_leave_for_next_start(struct job *j)
 	job_enter(j, LC_SHELVED);
 }
 
-static struct job *job_new(struct dispatcher *ds, struct delivery *d, delivery_done_fn done,
-                           void *arg)
+struct job *job_new(struct dispatcher *ds, struct delivery *d, delivery_done_fn done, void *arg)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
 	j->d = d;
@@ -380,9 +357,6 @@ static struct job *job_new(struct dispatcher *ds, struct delivery *d, delivery_d
 	j->done_arg = arg;
 	return j;
 }
-
-static void answer_now(struct job *j, int http, const char *status, char *error,
-                       int retry_after);
 
 /*
  * A shared journal: the delivery may run only once the journal says it
@@ -439,7 +413,7 @@ void job_taken_over(struct job *j)
 	if (delivery_async(d) || !j->done)
 		job_enter(j, LC_SHELVED);
 	else
-		answer_now(j, 503, "overloaded", xstrdup("taken over by another instance"),
+		job_answer_now(j, 503, "overloaded", xstrdup("taken over by another instance"),
 		           RETRY_AFTER_PENDING);
 }
 
@@ -463,7 +437,7 @@ static void slot_acquire(struct job *j)
 }
 
 /* Waiting for a key, or for a slot: async through the same line as sync. */
-static void admit(struct job *j)
+void job_admit(struct job *j)
 {
 	const char *key = delivery_key(j->d);
 	struct keyq *k = key ? keyqueue_get(j->ds->keys, key, false) : NULL;
@@ -506,7 +480,7 @@ static void on_turn_poll(evutil_socket_t fd, short what, void *arg)
 			skip = strcmp(busy[b], key) == 0;
 		if (skip)
 			continue;
-		admit(j); /* may end j (shelved, answered): not touched below */
+		job_admit(j); /* may end j (shelved, answered): not touched below */
 		bool still = false;
 		for (struct job *w = TAILQ_FIRST(&ds->waiting_turn); w && !still;
 		     w = TAILQ_NEXT(w, link))
@@ -547,7 +521,7 @@ void job_release(struct job *j)
 	ds->releasing = false;
 }
 
-static void schedule_retry(struct job *j, int64_t delay_ms)
+void job_schedule_retry(struct job *j, int64_t delay_ms)
 {
 	j->retry_in_ms = delay_ms;
 	job_enter(j, LC_WAIT_RETRY);
@@ -562,20 +536,16 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	/* The journal keeps it retry_wait, now due, until the attempt starts
 	 * (journal_attempt_started); recovery runs a due one like a queued
 	 * one. (journal_requeue is for final deliveries: here it did nothing.) */
-	admit(j);
+	job_admit(j);
 }
 
 /* ---- outcomes ------------------------------------------------------- */
-
-static void answer_now(struct job *j, int http, const char *status, char *error,
-                       int retry_after);
-static void accepted(struct job *j, bool synced);
 
 /* The job a held answer belongs to. */
 #define JOB_OF_HELD(h) ((struct job *)((char *)(h) - offsetof(struct job, held)))
 
 /* An answer that waits for the batch the journal is writing now. */
-static void hold(struct job *j, bool sync_too)
+void job_hold(struct job *j, bool sync_too)
 {
 	if (j->ds->commit) {
 		groupcommit_hold(j->ds->commit, &j->held, sync_too);
@@ -584,9 +554,32 @@ static void hold(struct job *j, bool sync_too)
 	/* A journal whose every write is durable when it returns (one that
 	 * cannot batch): nothing to wait for. */
 	if (sync_too)
-		accepted(j, true);
+		job_accepted(j, true);
 	else
 		job_enter(j, LC_DONE);
+}
+
+/* Durably queued (synced: else the sync failed and the sender is asked to
+ * send it again, though it may run anyway): the sender has its answer now,
+ * the run comes later. */
+void job_accepted(struct job *j, bool synced)
+{
+	struct delivery *d = j->d;
+	if (synced)
+		delivery_set_outcome(d, 202, "accepted", NULL);
+	else
+		delivery_set_outcome(d, 503, "overloaded", xstrdup("cannot sync the journal"));
+	if (!synced)
+		delivery_set_retry_after(d, RETRY_AFTER_OVERLOAD);
+	delivery_log(d);
+	answer(j);
+	if (j->ds->draining) {
+		job_leave_for_next_start(j); /* the next start's to run */
+		return;
+	}
+	delivery_reset_attempt(d);
+	j->next_hook = 0;
+	job_admit(j);
 }
 
 /* A sync delivery's outcome, committed. */
@@ -596,14 +589,14 @@ static void on_committed(struct held_answer *h, void *arg)
 }
 
 /* An acceptance whose record was lost with its batch: 503, and its body
- * forgotten by the replay window (record() remembered it), so that the
- * sender's resend, under whatever id, runs. */
+ * forgotten by the replay window (dispatch_admit.c record() remembered
+ * it), so that the sender's resend, under whatever id, runs. */
 static void acceptance_lost(struct job *j)
 {
 	size_t len;
 	const unsigned char *body = delivery_body(j->d, &len);
 	replaywin_forget(j->ds->replay, delivery_endpoint(j->d)->name, body, len);
-	answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
+	job_answer_now(j, 503, "overloaded", xstrdup("cannot write the journal"),
 	           RETRY_AFTER_OVERLOAD);
 }
 
@@ -711,7 +704,7 @@ static void on_synced(struct held_answer *h, bool ok, bool maybe_lost, void *arg
 		acceptance_lost(j);
 		return;
 	}
-	accepted(j, ok && fate == RECORD_THERE);
+	job_accepted(j, ok && fate == RECORD_THERE);
 }
 
 static void on_lost(struct held_answer *h, void *arg)
@@ -738,7 +731,7 @@ static const struct groupcommit_ops held_answers = {
 static void finish(struct job *j)
 {
 	if (j->ds->journal && delivery_rowid(j->d) && !delivery_async(j->d) && j->done)
-		hold(j, false);
+		job_hold(j, false);
 	else
 		job_enter(j, LC_DONE);
 }
@@ -777,7 +770,7 @@ void job_attempt_over(struct job *j)
 	j->outcome_unmarked = ds->journal && delivery_rowid(d) > 0 && !lost &&
 	                      !delivery_answer_lost(d);
 	if (!ds->journal && !delivery_id_generated(d))
-		remember_id(ds, d, st);
+		dispatch_remember_id(ds, d, st);
 	/* A sync delivery that failed is the sender's to send again. With an
 	 * id of its own, the id rules know the resend; without one, the same
 	 * body is all there is, and it must run. */
@@ -796,7 +789,7 @@ void job_attempt_over(struct job *j)
 	else if (ds->draining)
 		job_leave_for_next_start(j); /* its retry is the next start's */
 	else
-		schedule_retry(j, delay);
+		job_schedule_retry(j, delay);
 }
 
 /*
@@ -837,7 +830,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 }
 
 /* A sync delivery with a journal row: its sender's deadline starts now. */
-static void arm_deadline(struct job *j)
+void job_arm_deadline(struct job *j)
 {
 	int64_t ms = delivery_opts(j->d)->respond_within_ms;
 	if (ms <= 0 || !j->ds->journal || delivery_rowid(j->d) <= 0)
@@ -848,8 +841,7 @@ static void arm_deadline(struct job *j)
 }
 
 /* Answered before anything runs; final. */
-static void answer_now(struct job *j, int http, const char *status, char *error,
-                       int retry_after)
+void job_answer_now(struct job *j, int http, const char *status, char *error, int retry_after)
 {
 	delivery_set_outcome(j->d, http, status, error);
 	delivery_set_retry_after(j->d, retry_after);
@@ -861,251 +853,6 @@ static void answer_now(struct job *j, int http, const char *status, char *error,
 		metrics_rejection(400, NULL);
 	delivery_log(j->d);
 	job_enter(j, LC_DONE);
-}
-
-/* ---- admission ------------------------------------------------------ */
-
-/* Whether d's body came under another id within its endpoint's
- * replay_window (replaywin.h). */
-static bool replayed(struct dispatcher *ds, const struct delivery *d)
-{
-	const struct endpoint *ep = delivery_endpoint(d);
-	size_t len;
-	const unsigned char *body = delivery_body(d, &len);
-	return replaywin_check(ds->replay, ep->name, delivery_id(d), delivery_id_generated(d), body,
-	                       len, ep->replay_window_ms, now_mono_ms());
-}
-
-/* Records the delivery as received; for async, durably. known_new: the
- * journal was just asked about its id, and knows none. final: a sync
- * delivery with nothing to run, recorded with its outcome. 0, -1, or
- * JOURNAL_LOST: a shared journal got the same id from another instance
- * in the meantime. */
-static int record(struct dispatcher *ds, struct delivery *d, bool known_new, bool final,
-                  bool waits)
-{
-	if (!ds->journal) {
-		replaywin_commit(ds->replay, delivery_endpoint(d)->name, delivery_id(d));
-		if (!delivery_id_generated(d))
-			remember_id(ds, d,
-			            delivery_async(d) || waits ? DSTATE_QUEUED : DSTATE_RUNNING);
-		return 0;
-	}
-	struct journal_header *hdrs;
-	struct journal_new jn;
-	delivery_journal_new(d, &jn, &hdrs);
-	jn.known_new = known_new;
-	jn.key = delivery_key(d);
-	jn.waits = waits;
-	int64_t rowid;
-	if (final) {
-		struct journal_attempt a;
-		struct journal_hook *hooks = dispatch_attempt_of(d, &a);
-		rowid = journal_record_final(ds->journal, &jn, &a,
-		                             dispatch_final_state(delivery_outcome(d)));
-		free(hooks);
-	} else {
-		rowid = journal_record(ds->journal, &jn);
-	}
-	free(hdrs);
-	if (rowid == JOURNAL_LOST)
-		return JOURNAL_LOST;
-	delivery_set_rowid(d, rowid);
-	if (!delivery_async(d))
-		groupcommit_flush_soon(ds->commit);
-	/* Only a delivery the journal holds is remembered: one answered 503
-	 * for want of a record may come again. */
-	if (rowid > 0)
-		replaywin_commit(ds->replay, delivery_endpoint(d)->name, delivery_id(d));
-	return rowid > 0 ? 0 : -1;
-}
-
-/* Without the store, hookd cannot tell a resend from a new delivery:
- * nothing runs, and the sender is asked to come back. */
-static void journal_unavailable(struct job *j, const char *why)
-{
-	answer_now(j, 503, "overloaded", xstrdup(why), RETRY_AFTER_OVERLOAD);
-}
-
-/* A delivery that ran (or was skipped) before: nothing runs. Its route is
- * looked up all the same, so that the metrics count the duplicate under
- * the event it resent (a hooks.d name, bounded as any route), not under
- * "other". */
-static void answer_duplicate(struct job *j, char *why)
-{
-	job_resolve(j);
-	answer_now(j, 200, "duplicate", why, 0);
-}
-
-/*
- * The id rules: a delivery id already known is a duplicate (200), still
- * pending (409), or a resend of a failed one (its next attempt). 1 when
- * known and to run again, 0 when new, -1 when answered here.
- */
-static int known_id(struct job *j)
-{
-	struct delivery *d = j->d;
-	enum delivery_state st;
-	int attempts;
-	int found = id_lookup(j->ds, d, &st, &attempts);
-	if (found < 0) {
-		journal_unavailable(j, "cannot read the journal");
-		return -1;
-	}
-	if (found == 0)
-		return 0;
-	if (st == DSTATE_SUCCEEDED || st == DSTATE_SKIPPED) {
-		/* A skipped delivery was not for these hooks: a resend is not
-		 * either. */
-		answer_duplicate(j, NULL);
-		return -1;
-	}
-	if (delivery_state_pending(st)) {
-		/* The state it is in: queued, running or retry_wait. */
-		answer_now(j, 409, delivery_state_name(st), xstrdup("this delivery is still pending"),
-		           RETRY_AFTER_PENDING);
-		return -1;
-	}
-	delivery_set_attempt(d, attempts + 1);
-	j->rerun = true;
-	return 1;
-}
-
-/* Records j's delivery; false when answered here: the journal failed (503),
- * or another instance recorded the same id first (the id rules again). */
-static bool recorded(struct job *j, bool known_new)
-{
-	/* Twice at most: the id could come and go again between two looks
-	 * only if another instance pruned it in between. */
-	for (int tries = 0; tries < 2; tries++) {
-		int rc = record(j->ds, j->d, known_new, j->recorded_final, j->recorded_waiting);
-		if (rc == 0)
-			return true;
-		if (rc != JOURNAL_LOST)
-			break;
-		int found = known_id(j);
-		if (found < 0)
-			return false; /* answered: duplicate, pending, or no journal */
-		known_new = found == 0;
-	}
-	journal_unavailable(j, "cannot write the journal");
-	return false;
-}
-
-void dispatch_submit(struct dispatcher *ds, struct delivery *d, delivery_done_fn done, void *arg)
-{
-	struct job *j = job_new(ds, d, done, arg);
-	j->started_mono = now_mono_ms();
-	if (ds->draining) {
-		answer_now(j, 503, "overloaded", xstrdup("shutting down"), RETRY_AFTER_OVERLOAD);
-		return;
-	}
-	bool known_new = delivery_id_generated(d);
-	if (!delivery_id_generated(d)) {
-		int found = known_id(j);
-		if (found < 0)
-			return; /* answered */
-		known_new = found == 0;
-	}
-	if (replayed(ds, d)) {
-		answer_duplicate(
-		        j, xstrdup("the same body came under another delivery id within replay_window"));
-		return;
-	}
-
-	char err[128];
-	if (delivery_async(d)) {
-		/* Its environment is built as its attempt begins, as any
-		 * delivery's is once a hook is about to run: a waiting one is a
-		 * shell, rebuilt from its row then anyway. */
-		if (ds->journal && journal_pending_count(ds->journal) >= ds->cfg->journal_max) {
-			answer_now(j, 503, "overloaded", xstrdup("journal_max deliveries pending"),
-			           RETRY_AFTER_OVERLOAD);
-			return;
-		}
-		size_t body_len;
-		delivery_body(d, &body_len);
-		if (ds->journal && (uint64_t)journal_pending_bytes(ds->journal) + body_len >
-		                           ds->cfg->journal_max_bytes) {
-			answer_now(j, 503, "overloaded", xstrdup("journal_max_bytes of bodies pending"),
-			           RETRY_AFTER_OVERLOAD);
-			return;
-		}
-		if (!recorded(j, known_new))
-			return;
-		if (ds->journal)
-			hold(j, true); /* answered once synced: on_synced */
-		else
-			accepted(j, true);
-		return;
-	}
-
-	job_resolve(j);
-	if (job_route_outcome(j)) {
-		/* Nothing to run: no slot, but the outcome is journaled so a
-		 * resend is a duplicate; with the record, in one write. */
-		delivery_set_ms(d, now_mono_ms() - j->started_mono);
-		j->recorded_final = true;
-		if (recorded(j, known_new))
-			job_attempt_over(j);
-		return;
-	}
-	const char *key = delivery_key(d);
-	bool key_free = !key || !keyqueue_get(ds->keys, key, false);
-	bool now = key_free && ds->running < ds->cfg->max_running && TAILQ_EMPTY(&ds->queue);
-	if (!now && ds->queued_sync >= ds->cfg->max_queued) {
-		answer_now(j, 503, "overloaded", xstrdup("max_queued deliveries already waiting"),
-		           RETRY_AFTER_OVERLOAD);
-		return;
-	}
-	/* Something will run: the environment now, and the parsed payload
-	 * goes (a delivery waiting for a slot holds the smaller of the two). */
-	if (!delivery_build_env(d, err, sizeof(err))) {
-		answer_now(j, 400, "rejected", xstrdup(err), 0);
-		return;
-	}
-	/* One that will wait is recorded queued, not running (a slot handed
-	 * on within release is one it waits for too). */
-	j->recorded_waiting = !now || ds->releasing;
-	if (!recorded(j, known_new))
-		return;
-	arm_deadline(j);
-	/* Not now: it waits in WAIT_KEY or QUEUED, counted against max_queued. */
-	admit(j);
-}
-
-/* Durably queued (synced: else the sync failed and the sender is asked to
- * send it again, though it may run anyway): the sender has its answer now,
- * the run comes later. */
-static void accepted(struct job *j, bool synced)
-{
-	struct delivery *d = j->d;
-	if (synced)
-		delivery_set_outcome(d, 202, "accepted", NULL);
-	else
-		delivery_set_outcome(d, 503, "overloaded", xstrdup("cannot sync the journal"));
-	if (!synced)
-		delivery_set_retry_after(d, RETRY_AFTER_OVERLOAD);
-	delivery_log(d);
-	answer(j);
-	if (j->ds->draining) {
-		job_leave_for_next_start(j); /* the next start's to run */
-		return;
-	}
-	delivery_reset_attempt(d);
-	j->next_hook = 0;
-	admit(j);
-}
-
-void dispatch_resume(struct dispatcher *ds, struct delivery *d, int64_t delay_ms)
-{
-	struct job *j = job_new(ds, d, NULL, NULL);
-	if (ds->draining)
-		job_leave_for_next_start(j); /* journaled: the next start runs it */
-	else if (delay_ms > 0)
-		schedule_retry(j, delay_ms);
-	else
-		admit(j);
 }
 
 /* ---- the dispatcher ------------------------------------------------- */

@@ -1,8 +1,9 @@
 /*
- * What dispatch.c (the lifecycle, admission, outcomes), dispatch_run.c
- * (an attempt's hooks), dispatch_outcome.c (an outcome to the journal) and
- * dispatch_drain.c (the drain at a stop) share: the dispatcher and its jobs, and the calls between them. Only
- * those files include it.
+ * What dispatch.c (the lifecycle, outcomes), dispatch_admit.c (admission),
+ * dispatch_run.c (an attempt's hooks), dispatch_outcome.c (an outcome to
+ * the journal) and dispatch_drain.c (the drain at a stop) share: the
+ * dispatcher and its jobs, and the calls between them. Only those files
+ * include it.
  */
 #ifndef HOOKD_DISPATCH_PRIVATE_H
 #define HOOKD_DISPATCH_PRIVATE_H
@@ -24,6 +25,8 @@ struct event;
 /* How long a sender is told to wait before resending, hookd being short of
  * something (a slot, the journal, fds). */
 #define RETRY_AFTER_OVERLOAD 5
+/* How long a sender is told to wait before resending a pending delivery. */
+#define RETRY_AFTER_PENDING 10
 
 /* A delivery in the dispatcher's hands: where it is in its lifecycle, the
  * line it waits in, and its current attempt's route. */
@@ -105,6 +108,21 @@ struct dispatcher {
 	void *on_end_arg;
 };
 
+/* dispatch.c: a job for d (done: its sender's answer, NULL: none); it
+ * enters the lines (its key's, then a slot); it waits out a retry's delay;
+ * it is answered before anything runs, final (error is taken); its answer
+ * waits for the journal's batch (sync_too: and its sync); an async one is
+ * answered 202 once its record is synced (else 503) and enters the lines;
+ * a sync one's respond_within starts. */
+struct job *job_new(struct dispatcher *ds, struct delivery *d, delivery_done_fn done, void *arg);
+void job_admit(struct job *j);
+void job_schedule_retry(struct job *j, int64_t delay_ms);
+void job_answer_now(struct job *j, int http, const char *status, char *error, int retry_after);
+void job_hold(struct job *j, bool sync_too);
+void job_accepted(struct job *j, bool synced);
+void job_arm_deadline(struct job *j);
+/* dispatch_admit.c: what idempotency remembers of d without a journal. */
+void dispatch_remember_id(struct dispatcher *ds, const struct delivery *d, enum delivery_state st);
 /* dispatch_run.c: the next hook of j's attempt (its first: the attempt
  * begins); the route of j's event read; the outcomes decided before any
  * hook runs (true: one was). */

@@ -332,7 +332,7 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-static void job_free(struct spawn_job *j)
+static void spawn_job_free(struct spawn_job *j)
 {
 	close_fd(&j->in_fd);
 	free(j);
@@ -404,13 +404,13 @@ static void spawned(struct spawn_job *j)
 			r->res.error = exec_error(j);
 		else
 			r->res.error = xasprintf("%s: %s", stage_names[j->stage], strerror(j->err));
-		job_free(j);
+		spawn_job_free(j);
 		finish(r);
 		return;
 	}
 	r->pid = j->pid;
 	uint64_t j_reaps_before = j->reaps_before;
-	job_free(j);
+	spawn_job_free(j);
 	if (r->pending_signal)
 		kill(-r->pid, r->pending_signal);
 	if (early_take(r->pid, j_reaps_before, &status))
@@ -507,7 +507,7 @@ static void stop_spawners(void)
 		STAILQ_REMOVE_HEAD(&spawners.todo, link);
 		if (j->pid > 0 && !j->err && j->run->pending_signal)
 			kill(-j->pid, j->run->pending_signal);
-		job_free(j);
+		spawn_job_free(j);
 	}
 }
 
@@ -649,8 +649,8 @@ static char *job_put(char **at, const char *s, size_t len)
 /* The job's own copy of what the thread reads (the caller's environment
  * changes as soon as runner_start returns), in one allocation with the
  * job: the job, the environment's pointers, then every string. */
-static struct spawn_job *job_new(const struct runner_params *p, int in_fd, int out_fd,
-                                 int err_fd)
+static struct spawn_job *spawn_job_new(const struct runner_params *p, int in_fd, int out_fd,
+                                       int err_fd)
 {
 	size_t n = 0, bytes = strlen(p->path) + 1 + strlen(p->dir) + 1;
 	while (p->envp && p->envp[n])
@@ -699,7 +699,7 @@ void runner_cancel_held(const char *why)
 		r->res.start_may_pass = true;
 		r->res.start_cancelled = true;
 		r->res.error = xstrdup(why);
-		job_free(j);
+		spawn_job_free(j);
 		finish(r); /* closes the pipes: nothing ever wrote them */
 	}
 }
@@ -758,7 +758,7 @@ struct hook_run *runner_start(struct event_base *base, const struct runner_param
 	}
 	if ((e = start_spawners()) != 0)
 		goto fail;
-	struct spawn_job *j = job_new(p, in_fd, out[1], err[1]);
+	struct spawn_job *j = spawn_job_new(p, in_fd, out[1], err[1]);
 
 	struct hook_run *r = xmalloc(sizeof(*r));
 	memset(r, 0, offsetof(struct hook_run, line));
