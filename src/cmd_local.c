@@ -311,8 +311,9 @@ static void finding(bool error, const char *indent, const char *fmt, ...)
 	putchar('\n');
 }
 
-/* Each hook of a route, as execve would see it (preflight.h), and as
- * hook_user's (hu: NULL when hooks run as hookd). */
+/* Each hook of a route, as execve would see it (preflight.h), and by the
+ * mode bits for whom the hooks run as (hu: hook_user, or `user`; NULL:
+ * hookd's own, which preflight is). */
 static void check_route_hooks(const struct route *r, const char *hook_path,
                               const struct hook_user *hu)
 {
@@ -509,14 +510,23 @@ int cmd_check(const struct options *o)
 	struct run_as ra;
 	if (!run_as_or_fail(cfg, &ra))
 		return EXIT_USAGE;
-	free(ra.name);
 	struct hook_user hu;
-	if (!hook_user_or_fail(cfg, &hu))
+	if (!hook_user_or_fail(cfg, &hu)) {
+		free(ra.name);
 		return EXIT_USAGE;
+	}
+	/* Whom the hooks' permissions are judged for: hook_user, else `user`
+	 * when hookd will drop to it (checked as root, every hook would pass). */
+	struct hook_user as_user = {0};
+	bool unjudged = !hu.set && ra.set && geteuid() == 0 &&
+	                hook_user_of_account(ra.name, ra.uid, ra.gid, &as_user) < 0;
+	const struct hook_user *judged = hu.set ? &hu : as_user.set ? &as_user : NULL;
 	struct ssl_ctx_st *tls = NULL;
 	if (!tls_from_config(cfg, &tls, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
+		free(ra.name);
 		hook_user_free(&hu);
+		hook_user_free(&as_user);
 		config_unref(cfg);
 		return EXIT_USAGE;
 	}
@@ -542,6 +552,10 @@ int cmd_check(const struct options *o)
 	}
 	if (hu.set)
 		printf("hook_user %s uid=%u gid=%u\n", hu.name, (unsigned)hu.uid, (unsigned)hu.gid);
+	if (unjudged)
+		finding(false, "", "cannot list the groups of user %s: the hooks' permissions are "
+		        "judged as root's", ra.name);
+	free(ra.name);
 	if (tls) {
 		struct tls_cert_info ti;
 		tls_ctx_info(tls, &ti);
@@ -578,12 +592,13 @@ int cmd_check(const struct options *o)
 		if (first)
 			printf("  routes: as endpoint %s (the same hooks_dir)\n", first->name);
 		else
-			print_routes(ep->hooks_dir, delivery_hook_path(cfg), hu.set ? &hu : NULL);
+			print_routes(ep->hooks_dir, delivery_hook_path(cfg), judged);
 	}
 	preflight_workdirs(cfg, workdir_finding, NULL);
 	if (!fdlimit_check(cfg, err, sizeof(err)))
 		finding(false, "", "%s", err);
 	hook_user_free(&hu);
+	hook_user_free(&as_user);
 	config_unref(cfg);
 	return check_status(o->strict);
 }

@@ -68,6 +68,35 @@ static int caps_permitted(unsigned *first_word)
 	return 0;
 }
 
+/* hu set to the account name (taken), uid and gid, with the groups
+ * initgroups would give it: its own plus gid. False when they cannot be
+ * listed (hu untouched). */
+static bool account_groups(struct hook_user *hu, char *name, uid_t uid, gid_t gid)
+{
+	int n = 16;
+	gid_t *groups = NULL;
+	for (;;) {
+		groups = xrealloc(groups, (size_t)n * sizeof(*groups));
+		int want = n;
+		if (getgrouplist(name, gid, groups, &want) >= 0) {
+			n = want;
+			break;
+		}
+		if (want <= n || want > 65536) {
+			free(groups);
+			return false;
+		}
+		n = want;
+	}
+	hu->set = true;
+	hu->name = name;
+	hu->uid = uid;
+	hu->gid = gid;
+	hu->groups = groups;
+	hu->ngroups = n;
+	return true;
+}
+
 int hook_user_resolve(const struct config *cfg, struct hook_user *hu, char *err, size_t errlen)
 {
 	memset(hu, 0, sizeof(*hu));
@@ -107,31 +136,25 @@ int hook_user_resolve(const struct config *cfg, struct hook_user *hu, char *err,
 		}
 		gid = gr->gr_gid;
 	}
-	/* What initgroups would set: the user's groups plus gid. */
-	int n = 16;
-	gid_t *groups = NULL;
-	for (;;) {
-		groups = xrealloc(groups, (size_t)n * sizeof(*groups));
-		int want = n;
-		if (getgrouplist(name, gid, groups, &want) >= 0) {
-			n = want;
-			break;
-		}
-		if (want <= n || want > 65536) {
-			snprintf(err, errlen, "%s:%d: cannot list the groups of hook_user '%s'",
-			         cfg->path, cfg->hook_user_line, name);
-			free(groups);
-			free(name);
-			return -EINVAL;
-		}
-		n = want;
+	if (!account_groups(hu, name, uid, gid)) {
+		snprintf(err, errlen, "%s:%d: cannot list the groups of hook_user '%s'", cfg->path,
+		         cfg->hook_user_line, name);
+		free(name);
+		return -EINVAL;
 	}
-	hu->set = true;
-	hu->name = name;
-	hu->uid = uid;
-	hu->gid = gid;
-	hu->groups = groups;
-	hu->ngroups = n;
+	hu->role = "hook_user";
+	return 0;
+}
+
+int hook_user_of_account(const char *name, uid_t uid, gid_t gid, struct hook_user *hu)
+{
+	memset(hu, 0, sizeof(*hu));
+	char *own = xstrdup(name);
+	if (!account_groups(hu, own, uid, gid)) {
+		free(own);
+		return -EINVAL;
+	}
+	hu->role = "user";
 	return 0;
 }
 
@@ -266,11 +289,12 @@ static bool is_script(const char *path)
 	return script;
 }
 
-static bool denied(char *why, size_t len, const char *user, const char *verb, const char *what,
-                   const struct stat *st)
+static bool denied(char *why, size_t len, const struct hook_user *hu, const char *verb,
+                   const char *what, const struct stat *st)
 {
-	snprintf(why, len, "hook_user %s may not %s %s: mode %04o, uid %u, gid %u", user, verb,
-	         what, (unsigned)(st->st_mode & 07777), (unsigned)st->st_uid, (unsigned)st->st_gid);
+	snprintf(why, len, "%s %s may not %s %s: mode %04o, uid %u, gid %u", hu->role, hu->name,
+	         verb, what, (unsigned)(st->st_mode & 07777), (unsigned)st->st_uid,
+	         (unsigned)st->st_gid);
 	return true;
 }
 
@@ -286,14 +310,14 @@ bool hook_user_denied_why(const struct hook_user *hu, const char *path, char *wh
 	for (char *slash = dir; (slash = strchr(slash + 1, '/'));) {
 		*slash = '\0';
 		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && refused(hu, dir, &st, X_OK))
-			return denied(why, len, hu->name, "search", dir, &st);
+			return denied(why, len, hu, "search", dir, &st);
 		*slash = '/';
 	}
 	if (stat(path, &st) != 0)
 		return false;
 	if (refused(hu, path, &st, X_OK))
-		return denied(why, len, hu->name, "execute", "the hook", &st);
+		return denied(why, len, hu, "execute", "the hook", &st);
 	if (is_script(path) && refused(hu, path, &st, R_OK))
-		return denied(why, len, hu->name, "read", "the hook, a script", &st);
+		return denied(why, len, hu, "read", "the hook, a script", &st);
 	return false;
 }

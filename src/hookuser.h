@@ -23,7 +23,8 @@
 struct config;
 
 struct hook_user {
-	bool set;          /* hook_user given */
+	bool set;          /* hook_user given (or hook_user_of_account) */
+	const char *role;  /* the setting it is, in words about it: "hook_user", "user" */
 	char *name;
 	uid_t uid;
 	gid_t gid;         /* hook_group, else the user's own group */
@@ -37,6 +38,12 @@ struct hook_user {
  * with "CONFIG:LINE: unknown hook_user ..." in err. */
 int hook_user_resolve(const struct config *cfg, struct hook_user *hu, char *err, size_t errlen);
 void hook_user_free(struct hook_user *hu);
+/* `user`'s account (its name, uid and `group`), as whom the hooks run
+ * when hook_user is not set, in the same form, for `hookd check` (run as
+ * root, it would find every hook allowed) to judge the hooks as they will
+ * be run (hook_user_denied_why). -EINVAL when its groups cannot be
+ * listed. */
+int hook_user_of_account(const char *name, uid_t uid, gid_t gid, struct hook_user *hu);
 
 /*
  * Who a hook is, as its environment says it (HOME, USER, LOGNAME, SHELL):

@@ -250,6 +250,31 @@ class TestHookUser(unittest.TestCase):
                 os.chmod(h.hooks, mode)
                 os.chown(h.hooks, 0, 0)
 
+    def test_check_judges_hooks_for_user_without_hook_user(self):
+        """Without hook_user the hooks run as `user` (hookd drops to it):
+        `hookd check`, run as root, judges them for that user, as it does
+        for hook_user (it found every hook allowed: root may run them all),
+        as the daemon finds it."""
+        hooks = {"rootonly": "#!/bin/sh\necho rootonly\n", "fine": "#!/bin/sh\necho fine\n"}
+        with self.daemon(cfg=config(hook_user=False), hooks=hooks, start=False) as h:
+            rootonly = os.path.join(h.hooks, "rootonly")
+            os.chmod(rootonly, 0o700)  # root's, as the test wrote it
+            p = check(h)
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertIn("error: rootonly: user %s may not execute the hook: mode 0700, "
+                          "uid 0, gid 0" % DAEMON_USER, p.stdout)
+            self.assertNotIn("fine: user", p.stdout)
+            self.assertNotIn("hook_user", p.stdout)
+            h.start()
+            st, body = post_json(h.port, {"event": "rootonly"}, headers=nf())
+            self.assertEqual(st, 500, body)
+            self.assertEqual(json.loads(body)["hooks"][0]["error"], "not executable: rootonly",
+                             body)
+            self.assertEqual(post_json(h.port, {"event": "fine"}, headers=nf())[0], 200)
+            os.chmod(rootonly, 0o755)
+            p = check(h)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
     def test_hook_of_another_uid_is_still_stopped_at_its_timeout(self):
         """hookd signals a group of another uid (CAP_KILL): a hook that
         ignores SIGTERM is killed after kill_grace, its group gone."""

@@ -53,6 +53,7 @@ static void make_user(struct hook_user *hu, gid_t *groups, enum who who)
 {
 	memset(hu, 0, sizeof(*hu));
 	hu->set = true;
+	hu->role = "hook_user";
 	hu->name = "hk";
 	hu->uid = who == OWNER ? getuid() : getuid() + 1000;
 	hu->gid = who == GROUP ? getgid() : getgid() + 1000;
@@ -116,11 +117,45 @@ static void test_denied_why(void)
 	CHECK(!hook_user_denied_why(&hu, "/bin/true", why, sizeof(why)), "hook_user not set");
 }
 
+/* `user`'s account in the same form (hookd check without hook_user): its
+ * groups as initgroups would give them, at least its own group, and the
+ * setting named in the words. */
+static void test_of_account(void)
+{
+	struct hook_user hu;
+	uid_t uid = getuid() + 1000;
+	gid_t gid = getgid() + 1000;
+	CHECK(hook_user_of_account("hk-no-such-account", uid, gid, &hu) == 0, "of_account");
+	CHECK(hu.set && hu.uid == uid && hu.gid == gid, "its ids");
+	CHECK_STR(hu.name, "hk-no-such-account", "its name");
+	bool own = false;
+	for (int i = 0; i < hu.ngroups; i++)
+		own = own || hu.groups[i] == gid;
+	CHECK(own && hu.ngroups >= 1, "its own group among %d", hu.ngroups);
+	char *dir = xasprintf("%s/account", tmp);
+	char *hook = xasprintf("%s/hook", dir);
+	CHECK(mkdir(dir, 0755) == 0, "mkdir %s", dir);
+	int fd = open(hook, O_WRONLY | O_CREAT | O_TRUNC, 0750);
+	CHECK(fd >= 0, "%s", hook);
+	close(fd);
+	chmod(hook, 0750);
+	char why[512];
+	CHECK(hook_user_denied_why(&hu, hook, why, sizeof(why)), "nothing said");
+	char *want = xasprintf("user hk-no-such-account may not execute the hook: mode 0750, uid %u, "
+	                       "gid %u", (unsigned)getuid(), (unsigned)getgid());
+	CHECK_STR(why, want, "as user");
+	free(want);
+	free(hook);
+	free(dir);
+	hook_user_free(&hu);
+}
+
 int main(void)
 {
 	CHECK(mkdtemp(tmp) != NULL, "mkdtemp");
 	chmod(tmp, 0755);
 	test_denied_why();
+	test_of_account();
 	char *cmd = xasprintf("rm -rf '%s'", tmp);
 	CHECK(system(cmd) == 0, "%s", cmd);
 	free(cmd);
