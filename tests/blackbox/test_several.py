@@ -1043,6 +1043,38 @@ class SeveralTest(H.HookdTestCase):
         self.assertEqual([(x["attempt"], x.get("instance"), x["replay"])
                           for x in shown["attempt_list"]], [(1, "a", False), (2, "b", True)])
 
+    def test_replay_asked_on_both_at_once_runs_once(self):
+        """The same delivery replayed on A and on B at the same moment (two
+        `hookd replay` started together): the journal's requeue lets one
+        of them take it, the other is told it is already pending, and it
+        runs once, attempt 2, on the instance that took it."""
+        f = self.fleet
+        a, b = f.start("a"), f.start("b")
+        # Each attempt runs 3 s: the replay that lost finds it still pending.
+        st, _, _ = post(a.port, "/sync", "rr-1", "rr", sleep=3)
+        self.assertEqual(st, 200)
+        done = {}
+
+        def replay(name, h):
+            done[name] = h.cli("replay", "--endpoint", "syncjobs", "rr-1")
+
+        threads = [threading.Thread(target=replay, args=nh) for nh in (("a", a), ("b", b))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        took = [n for n, p in done.items() if p.returncode == 0]
+        self.assertEqual(len(took), 1, {n: (p.returncode, p.stdout, p.stderr)
+                                       for n, p in done.items()})
+        lost = "b" if took == ["a"] else "a"
+        self.assertNotEqual(done[lost].returncode, 0)
+        self.assertIn("already pending", done[lost].stderr + done[lost].stdout)
+        f.wait_run("rr-1", kind="end", instance=took[0], timeout=15)
+        f.wait_state("rr-1", endpoint="syncjobs")
+        time.sleep(0.5)  # a second run, had there been one, would have started
+        self.assertEqual([(r["instance"], r["attempt"]) for r in f.runs()["rr-1"]],
+                         [("a", 1), (took[0], 2)])
+
     def test_journal_max_counts_both_instances(self):
         """journal_max = 3: two pending on A and one on B fill it; a fourth,
         to either, is 503 and runs nothing."""
