@@ -553,7 +553,8 @@ struct delivery *delivery_new(const struct delivery_params *p)
 	 * HOOK_RECEIVED_AT says so. */
 	d->received_ms = p->received_ms ? p->received_ms : now_wall_ms();
 	d->body = xmalloc(p->body_len + 1);
-	memcpy(d->body, p->body, p->body_len);
+	if (p->body_len) /* a shell from the journal's list has no body (NULL) */
+		memcpy(d->body, p->body, p->body_len);
 	d->body[p->body_len] = '\0';
 	d->body_len = p->body_len;
 	delivery_meta(d, p->header, p->header_ctx);
