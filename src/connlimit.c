@@ -84,7 +84,7 @@ struct addr_count *addr_counts_add(struct addr_counts *t, const char *addr)
 	struct addr_count *e = xcalloc(1, sizeof(*e));
 	e->hash = h;
 	e->count = 1;
-	snprintf(e->addr, sizeof(e->addr), "%s", addr);
+	str_copy(e->addr, sizeof(e->addr), addr);
 	size_t k = h & (t->nbuckets - 1);
 	e->next = t->buckets[k];
 	t->buckets[k] = e;

@@ -879,16 +879,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct http_server *s = arg;
 	struct http_conn *c = xcalloc(1, sizeof(*c));
 	c->srv = s;
-	if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof(c->peer));
+	peer_text(sa, c->peer, sizeof(c->peer));
+	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	} else if (sa->sa_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof(c->peer));
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	} else {
-		snprintf(c->peer, sizeof(c->peer), "unix");
 	}
 	/* A unix socket's peers are all "unix" (a local proxy): not one
 	 * client, so not counted as one. */

@@ -333,5 +333,29 @@ void client_group(const char *addr, char *out, size_t outlen)
 		snprintf(out, outlen, "%s/64", text);
 		return;
 	}
-	snprintf(out, outlen, "%s", addr);
+	str_copy(out, outlen, addr);
+}
+
+void peer_text(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	if (sa->sa_family == AF_INET && outlen >= INET_ADDRSTRLEN) {
+		const unsigned char *b =
+		        (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+		char *p = out;
+		for (int i = 0; i < 4; i++) {
+			unsigned v = b[i];
+			if (v >= 100)
+				*p++ = (char)('0' + v / 100);
+			if (v >= 10)
+				*p++ = (char)('0' + v / 10 % 10);
+			*p++ = (char)('0' + v % 10);
+			*p++ = i < 3 ? '.' : '\0';
+		}
+	} else if (sa->sa_family == AF_INET6) {
+		if (!inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+		               out, (socklen_t)outlen))
+			snprintf(out, outlen, "?");
+	} else {
+		snprintf(out, outlen, "unix");
+	}
 }

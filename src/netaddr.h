@@ -66,4 +66,14 @@ void client_address(const struct cidr_list *trusted, const char *peer,
  */
 void client_group(const char *addr, char *out, size_t outlen);
 
+/*
+ * An accepted connection's peer as text: an IPv4 address dotted, an IPv6
+ * one as inet_ntop writes it, anything else "unix". Every connection
+ * pays for it, before any credential: IPv4, the common case, is written
+ * here, without inet_ntop's sprintf (a twentieth of a rejected request's
+ * instructions). out: at least INET6_ADDRSTRLEN bytes.
+ */
+struct sockaddr;
+void peer_text(const struct sockaddr *sa, char *out, size_t outlen);
+
 #endif

@@ -53,6 +53,13 @@ char *xstrndup(const char *s, size_t n)
 	return p;
 }
 
+void str_copy(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 char *xasprintf(const char *fmt, ...)
 {
 	va_list ap;

@@ -18,6 +18,9 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* src into dst (cap > 0 bytes), cut to fit, always terminated: snprintf's
+ * "%s" without its format parsing, for copies on every request's path. */
+void str_copy(char *dst, size_t cap, const char *src);
 
 /* Whole-string decimal parse; false on empty, junk, sign or overflow. */
 bool parse_u64(const char *s, uint64_t *out);

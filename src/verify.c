@@ -22,7 +22,7 @@
 bool verify_fail(char *buf, size_t len, const char *reason)
 {
 	if (buf && len)
-		snprintf(buf, len, "%s", reason);
+		str_copy(buf, len, reason);
 	return false;
 }
 

@@ -133,7 +133,7 @@ static struct fail_count *fail_slot(struct webauth *w, const char *client, bool 
 	if (!make)
 		return NULL;
 	memset(oldest, 0, sizeof(*oldest));
-	snprintf(oldest->client, sizeof(oldest->client), "%s", client);
+	str_copy(oldest->client, sizeof(oldest->client), client);
 	oldest->since_ms = now;
 	return oldest;
 }

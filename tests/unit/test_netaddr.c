@@ -320,6 +320,35 @@ static void test_client_group(void)
 	}
 }
 
+/* peer_text's IPv4 writing against inet_ntop's, at each digit count, and
+ * its IPv6 and other families. */
+static void test_peer_text(void)
+{
+	static const char *const v4[] = {
+		"0.0.0.0", "127.0.0.1", "9.10.99.100", "192.0.2.7", "255.255.255.255", "10.200.3.40",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(v4); i++) {
+		struct sockaddr_in in = {.sin_family = AF_INET};
+		CHECK(inet_pton(AF_INET, v4[i], &in.sin_addr) == 1, "%s", v4[i]);
+		char out[INET6_ADDRSTRLEN];
+		memset(out, 'x', sizeof(out));
+		peer_text((struct sockaddr *)&in, out, sizeof(out));
+		CHECK_STR(out, v4[i], "IPv4");
+	}
+	static const char *const v6[] = {"::1", "2001:db8::7", "::ffff:192.0.2.7"};
+	for (size_t i = 0; i < ARRAY_SIZE(v6); i++) {
+		struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+		CHECK(inet_pton(AF_INET6, v6[i], &in6.sin6_addr) == 1, "%s", v6[i]);
+		char out[INET6_ADDRSTRLEN];
+		peer_text((struct sockaddr *)&in6, out, sizeof(out));
+		CHECK_STR(out, v6[i], "IPv6");
+	}
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	char out[INET6_ADDRSTRLEN];
+	peer_text((struct sockaddr *)&un, out, sizeof(out));
+	CHECK_STR(out, "unix", "a unix socket");
+}
+
 int main(void)
 {
 	test_listen();
@@ -327,5 +356,6 @@ int main(void)
 	test_match();
 	test_client_address();
 	test_client_group();
+	test_peer_text();
 	return check_done("netaddr");
 }

@@ -297,9 +297,29 @@ static void test_utf8_seq(void)
 	}
 }
 
+static void test_str_copy(void)
+{
+	static const struct {
+		const char *src;
+		size_t cap;
+		const char *want;
+	} cases[] = {
+		{"", 8, ""}, {"abc", 8, "abc"}, {"abc", 4, "abc"}, {"abcd", 4, "abc"},
+		{"abcdefgh", 2, "a"}, {"abc", 1, ""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char dst[16];
+		memset(dst, 'x', sizeof(dst));
+		str_copy(dst, cases[i].cap, cases[i].src);
+		CHECK_STR(dst, cases[i].want, "\"%s\" into %zu", cases[i].src, cases[i].cap);
+		CHECK(dst[cases[i].cap] == 'x', "wrote past %zu", cases[i].cap);
+	}
+}
+
 int main(void)
 {
 	test_utf8_seq();
+	test_str_copy();
 	test_error_may_pass();
 	test_dynload();
 	test_durations();
