@@ -485,11 +485,43 @@ def async_test(hookd_bin, work, token, args, log_dir):
         mid = runs[len(runs) // 2]
         mid["pending"] = pending
         mid["pending_bytes"] = (srv.rss_kb() - rss0) * 1024.0 / pending
+        srv.stop(signal.SIGKILL)
+        kill_slow_hooks(work)
+        log("restart with the backlog")
+        mid["restart"] = timed_restart(
+            "hookd (async, restarted)", [hookd_bin, "-c", os.path.join(work, "hookd-async.ini")],
+            os.path.join(log_dir, "hookd-async-restart.log"), work,
+            lambda: kill_slow_hooks(work))
         return mid
     finally:
         # SIGTERM would wait for the sleeping hook; this test is over.
         srv.stop(signal.SIGKILL)
         kill_slow_hooks(work)
+
+
+def timed_restart(name, argv, logpath, cwd, kill):
+    """A hookd killed with its backlog pending, started again: how long from
+    its exec until its log says the pending deliveries are taken up
+    (recovery.c: each waits as a shell made from the journal's list), the
+    rows it took up, and its RSS then. kill() ends the hooks it starts."""
+    t0 = time.monotonic()
+    srv = Server(name, argv, logpath, cwd=cwd)
+    try:
+        rx = re.compile(r"journal: (\d+) pending async deliveries resumed")
+        deadline = t0 + 600
+        while time.monotonic() < deadline:
+            if srv.proc.poll() is not None:
+                raise BenchError("%s exited at its restart: %s" % (name, srv.tail()))
+            with open(logpath, "rb") as f:
+                m = rx.search(f.read().decode("utf-8", "replace"))
+            if m:
+                took = time.monotonic() - t0
+                return {"rows": int(m.group(1)), "s": took, "rss_kb": srv.rss_kb()}
+            time.sleep(0.01)
+        raise BenchError("%s: its backlog not taken up in 600 s: %s" % (name, srv.tail()))
+    finally:
+        srv.stop(signal.SIGKILL)
+        kill()
 
 
 def kill_slow_hooks(work):
@@ -796,6 +828,12 @@ def pg_async(hookd_bin, work, token, args, pg):
             rs.sort(key=lambda r: r["rps"])
             res[name] = rs[len(rs) // 2]
             res[name]["all"] = in_order
+        p1.stop(signal.SIGKILL)
+        kill_hooks(pidfile)
+        log("restart with the backlog: PostgreSQL, one instance")
+        res["pg1"]["restart"] = timed_restart(
+            "hookd (async-pg1, restarted)", p1.proc.args,
+            os.path.join(work, "hookd-pg1-restart.log"), work, lambda: kill_hooks(pidfile))
         return res
     finally:
         # SIGTERM would wait for the sleeping hook; this test is over.
@@ -1221,6 +1259,12 @@ def print_journal_table(res, jr, args, lim):
                                      "%.0f bytes (%s waiting)" % (a["pending_bytes"],
                                                                    format(a["pending"], ",")),
                                      "< 1 KiB", a["pending_bytes"] < 1024)))
+        rs = a.get("restart")
+        if rs:
+            w("| a restart with that backlog (SIGKILL, then started): until its %s pending rows "
+              "are taken up | %.2f s (%.1f µs a row), RSS then %s | measured | |"
+              % (format(rs["rows"], ","), rs["s"], rs["s"] * 1e6 / max(rs["rows"], 1),
+                 mb(rs["rss_kb"])))
         if b:
             p99_max = 2 * b["p99_us"] + 3 * 1e6 / rate
             w("| 202 p99 (p50) | %s (%s) | <= 2x (b)'s p99 + 3 fdatasyncs: %s | %s |"
@@ -1289,6 +1333,12 @@ def print_pg_table(pg, jr, args, lim):
         if key != "sqlite":
             target(label, "%s (%s of SQLite's)"
                    % (fmt_rps(r), fmt_pct(r["rps"] / a["sqlite"]["rps"])), "measured", None)
+    rs = a["pg1"].get("restart")
+    if rs:
+        w("| a restart of the one instance with its backlog (SIGKILL, then started): until its "
+          "%s pending rows are taken up | %.2f s (%.1f µs a row), RSS then %s | measured |"
+          % (format(rs["rows"], ","), rs["s"], rs["s"] * 1e6 / max(rs["rows"], 1),
+             mb(rs["rss_kb"])))
     names = {"sqlite": "SQLite", "pg1": "PostgreSQL, one instance",
              "pg2": "PostgreSQL, two instances (alternately to a and b)"}
     for key in ("sqlite", "pg1", "pg2"):
