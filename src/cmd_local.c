@@ -516,9 +516,11 @@ int cmd_check(const struct options *o)
 		return EXIT_USAGE;
 	}
 	/* Whom the hooks' permissions are judged for: hook_user, else `user`
-	 * when hookd will drop to it (checked as root, every hook would pass). */
+	 * when hookd will drop to it (checked as root, every hook would pass);
+	 * not `user = root`: the hooks run as root, whom the mode bits do not
+	 * bind as they bind another. */
 	struct hook_user as_user = {0};
-	bool unjudged = !hu.set && ra.set && geteuid() == 0 &&
+	bool unjudged = !hu.set && ra.set && ra.uid != 0 && geteuid() == 0 &&
 	                hook_user_of_account(ra.name, ra.uid, ra.gid, &as_user) < 0;
 	const struct hook_user *judged = hu.set ? &hu : as_user.set ? &as_user : NULL;
 	struct ssl_ctx_st *tls = NULL;

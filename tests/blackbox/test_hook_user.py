@@ -275,6 +275,24 @@ class TestHookUser(unittest.TestCase):
             p = check(h)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
+    def test_check_with_user_root_judges_nothing_by_mode_bits(self):
+        """`user = root` without hook_user: the hooks run as root, who may
+        run any hook with an execute bit and search any directory; `hookd
+        check` says nothing of a hook whose bits are another user's only,
+        and the daemon runs it."""
+        cfg = config(hook_user=False).replace("user = %s\n" % DAEMON_USER, "user = root\n")
+        hooks = {"theirs": "#!/bin/sh\necho theirs\n"}
+        with self.daemon(cfg=cfg, hooks=hooks, start=False) as h:
+            theirs = os.path.join(h.hooks, "theirs")
+            os.chown(theirs, pwd.getpwnam(DAEMON_USER).pw_uid, pwd.getpwnam(DAEMON_USER).pw_gid)
+            os.chmod(theirs, 0o700)
+            p = check(h)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertNotIn("may not", p.stdout)
+            h.start()
+            st, body = post_json(h.port, {"event": "theirs"}, headers=nf())
+            self.assertEqual(st, 200, body)
+
     def test_hook_of_another_uid_is_still_stopped_at_its_timeout(self):
         """hookd signals a group of another uid (CAP_KILL): a hook that
         ignores SIGTERM is killed after kill_grace, its group gone."""
