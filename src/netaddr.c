@@ -351,9 +351,13 @@ void peer_text(const struct sockaddr *sa, char *out, size_t outlen)
 			*p++ = (char)('0' + v % 10);
 			*p++ = i < 3 ? '.' : '\0';
 		}
-	} else if (sa->sa_family == AF_INET6) {
-		if (!inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-		               out, (socklen_t)outlen))
+	} else if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+		/* IPv4 here only into a buffer too small for every address:
+		 * inet_ntop's, or "?" when it does not fit (not "unix", not counted). */
+		const void *in4 = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+		const void *in6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		const void *a = sa->sa_family == AF_INET ? in4 : in6;
+		if (!inet_ntop(sa->sa_family, a, out, (socklen_t)outlen))
 			snprintf(out, outlen, "?");
 	} else {
 		snprintf(out, outlen, "unix");

@@ -343,6 +343,15 @@ static void test_peer_text(void)
 		peer_text((struct sockaddr *)&in6, out, sizeof(out));
 		CHECK_STR(out, v6[i], "IPv6");
 	}
+	/* Into less than INET_ADDRSTRLEN: still an address (inet_ntop's, or
+	 * "?" when it does not fit), never "unix", which is not counted. */
+	struct sockaddr_in small = {.sin_family = AF_INET};
+	CHECK(inet_pton(AF_INET, "10.0.0.1", &small.sin_addr) == 1, "10.0.0.1");
+	char cut[10];
+	peer_text((struct sockaddr *)&small, cut, sizeof(cut));
+	CHECK_STR(cut, "10.0.0.1", "IPv4 into %zu bytes", sizeof(cut));
+	peer_text((struct sockaddr *)&small, cut, 4);
+	CHECK_STR(cut, "?", "IPv4 into 4 bytes");
 	struct sockaddr_un un = {.sun_family = AF_UNIX};
 	char out[INET6_ADDRSTRLEN];
 	peer_text((struct sockaddr *)&un, out, sizeof(out));
