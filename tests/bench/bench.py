@@ -508,7 +508,9 @@ def timed_restart(name, argv, logpath, cwd, kill):
     srv = Server(name, argv, logpath, cwd=cwd)
     try:
         rx = re.compile(r"journal: (\d+) pending async deliveries resumed")
-        deadline = t0 + 600
+        # The line comes only when something was resumed; the async runs
+        # always leave a backlog, which takes seconds, not minutes.
+        deadline = t0 + 120
         while time.monotonic() < deadline:
             if srv.proc.poll() is not None:
                 raise BenchError("%s exited at its restart: %s" % (name, srv.tail()))
@@ -518,7 +520,7 @@ def timed_restart(name, argv, logpath, cwd, kill):
                 took = time.monotonic() - t0
                 return {"rows": int(m.group(1)), "s": took, "rss_kb": srv.rss_kb()}
             time.sleep(0.01)
-        raise BenchError("%s: its backlog not taken up in 600 s: %s" % (name, srv.tail()))
+        raise BenchError("%s: no backlog taken up in 120 s: %s" % (name, srv.tail()))
     finally:
         srv.stop(signal.SIGKILL)
         kill()
