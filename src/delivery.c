@@ -573,7 +573,9 @@ struct delivery *delivery_new(const struct delivery_params *p)
 		root = d->root = payload_parse_json((const char *)p->body, p->body_len, NULL, 0);
 		lazy_parsed = true;
 	}
-	if (d->opts.serialize) {
+	if (d->opts.serialize && p->key_given) {
+		d->key = p->key ? xstrdup(p->key) : NULL;
+	} else if (d->opts.serialize) {
 		char *v = root ? payload_get_path(root, d->opts.serialize) : NULL;
 		d->key = xasprintf("%s\x1f%s", d->opts.serialize_scope ? d->opts.serialize_scope : "",
 		                   v ? v : "");
@@ -821,6 +823,14 @@ struct envlist *delivery_env(struct delivery *d)
 int64_t delivery_rowid(const struct delivery *d)
 {
 	return d->rowid;
+}
+
+void delivery_take_key(struct delivery *d, const struct delivery *from)
+{
+	if ((d->key == NULL) == (from->key == NULL) && (!d->key || strcmp(d->key, from->key) == 0))
+		return;
+	free(d->key);
+	d->key = from->key ? xstrdup(from->key) : NULL;
 }
 
 void delivery_set_rowid(struct delivery *d, int64_t rowid)

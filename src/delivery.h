@@ -77,6 +77,10 @@ struct delivery_params {
 	int64_t received_ms; /* when it first came, 0: now */
 	int attempt;         /* the attempt it is at, 0: the first */
 	bool replay;         /* that attempt is one `hookd replay` asked for */
+	/* Its serialization key as recorded (a shell from a shared journal's
+	 * list): taken instead of the payload's, when its event serializes. */
+	bool key_given;
+	const char *key;
 	int retries_from;    /* the attempt its retries count from (the last replay's), 0: the first */
 	/* Built for a look (the deliveries page), not a run: what its
 	 * environment left out is not logged again. */
@@ -153,6 +157,9 @@ struct envlist *delivery_env(struct delivery *d);
 /* Its journal row, 0: none. */
 int64_t delivery_rowid(const struct delivery *d);
 void delivery_set_rowid(struct delivery *d, int64_t rowid);
+/* d's serialization key becomes from's: a shell read back whole keeps the
+ * key it waited in its line under (a shared journal's recorded one). */
+void delivery_take_key(struct delivery *d, const struct delivery *from);
 
 /* The current attempt (1-based), its results, its duration and outcome. */
 int delivery_attempt(const struct delivery *d);

@@ -44,6 +44,10 @@ static bool load_back(struct job *j, char *err, size_t errlen)
 	/* Its log lines go on saying that its sender had a 202 at respond_within. */
 	if (delivery_handed_over(j->d))
 		delivery_hand_over(whole);
+	/* The line it waited in is its key's: a key recorded at acceptance (a
+	 * shared journal's shell) stays, if the payload's is another now (the
+	 * event's serialize changed across a restart). */
+	delivery_take_key(whole, j->d);
 	delivery_free(j->d);
 	j->d = whole;
 	return true;

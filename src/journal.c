@@ -46,6 +46,7 @@ void journal_pending_free(struct journal_pending *p)
 	free(p->delivery_id);
 	free(p->event);
 	free(p->remote_addr);
+	free(p->key);
 	free(p->body);
 	for (size_t i = 0; i < p->nheaders; i++)
 		free(p->headers[i]);

@@ -121,6 +121,11 @@ struct journal_pending {
 	int replay_attempt; /* the attempt the last `hookd replay` asked for, 0: none */
 	int64_t next_due_ms;
 	int64_t received_ms;
+	/* The serialization key recorded at acceptance (NULL: none), in a
+	 * list of a journal that keeps it (key_known: PostgreSQL's, for its
+	 * turns); SQLite's list does not (the key is in the payload). */
+	char *key;
+	bool key_known;
 	unsigned char *body; /* NULL in journal_recover's list */
 	size_t body_len;     /* the kept body's length (the list: the received length) */
 	bool body_complete; /* false when the kept body was cut */

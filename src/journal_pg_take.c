@@ -323,8 +323,8 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 	p_text(&p, ids.buf);
 	r = run(j, "recover",
 	        "SELECT id, endpoint, delivery_id, event, remote_addr, state, attempts, next_due_ms,"
-	        " received_ms, NULL, body_len, body_cut, NULL, replay_attempt, fence, async"
-	        " FROM hookd_deliveries WHERE id = ANY ($1::bigint[]) AND state < 3"
+	        " received_ms, NULL, body_len, body_cut, NULL, replay_attempt, fence, async,"
+	        " serial_key FROM hookd_deliveries WHERE id = ANY ($1::bigint[]) AND state < 3"
 	        " ORDER BY received_ms, id",
 	        &p);
 	p_free(&p);
@@ -335,7 +335,11 @@ static int take_rows(struct pg_journal *j, enum take_mode mode, size_t max,
 	for (int i = 0; i < nr; i++) {
 		if (!col_bool(r, i, 15))
 			continue;
-		read_pending(r, i, &list[nlist++]);
+		struct journal_pending *lp = &list[nlist++];
+		read_pending(r, i, lp);
+		lp->key_known = true;
+		if (!PQgetisnull(r, i, 16))
+			lp->key = xstrdup(col_text(r, i, 16));
 	}
 	if (tx_commit(j) < 0) {
 		PQclear(r);

@@ -145,17 +145,18 @@ static size_t left_count, left_cap;
 
 /* A pending row as a shell (dispatch.c) straight from the journal's list
  * of them, without reading its body: what waiting needs is in the list
- * (endpoint, event, id, attempt, row). NULL when the config's serialize
- * or match for its event needs the payload now: its key, or whether it
- * runs at all. The body is read when its attempt begins, as for any
- * shell. */
+ * (endpoint, event, id, attempt, row, and on a shared journal the key it
+ * was recorded with). NULL when the payload is needed now: for its event's
+ * match (whether it runs at all), or its serialize key where the list has
+ * none (SQLite's; a row recorded before the event serialized). The body
+ * is read when its attempt begins, as for any shell. */
 static struct delivery *shell_from_list(struct config *cfg, const struct journal_pending *p,
                                         int attempt)
 {
 	const struct endpoint *ep = config_endpoint_by_name(cfg, p->endpoint);
 	struct delivery_opts o;
 	config_delivery_opts(cfg, ep, p->event, &o);
-	if (o.serialize || o.match)
+	if (o.match || (o.serialize && !(p->key_known && p->key)))
 		return NULL;
 	struct delivery_params dp = {
 		.cfg = cfg, .ep = ep, .event = p->event, .id = p->delivery_id,
@@ -165,6 +166,8 @@ static struct delivery *shell_from_list(struct config *cfg, const struct journal
 		.attempt = attempt,
 		.replay = p->replay_attempt == attempt,
 		.retries_from = p->replay_attempt,
+		.key_given = p->key_known,
+		.key = p->key,
 	};
 	struct delivery *d = delivery_new(&dp);
 	delivery_shed(d);

@@ -1497,6 +1497,40 @@ class Serialize(Base):
             self.assertEqual([(i, n) for (i, n, _) in runs(h, "start")],
                              [(first, 1), (second, 2)])
 
+    def test_serialize_changed_across_a_restart(self):
+        """Pending deliveries of one key, hookd killed, then started with
+        the event's serialize on another payload path: each still waits in
+        the line it was recorded in and frees it when it ends (on a shared
+        journal a waiting one keeps the key recorded at its acceptance),
+        and all run, one at a time, in arrival order."""
+        hook = rec_hook("[ -e '{tmp}/block' ] && sleep 30\nsleep 0.2")
+        ep = ASYNC + "serialize = data.service.id\n"
+        with Hookd(config(server="max_running = 4\n", endpoint=ep), {EVENT: hook}) as h:
+            h.write_file("block", "")
+            ids = [new_id("sc%d" % n) for n in range(4)]
+            self.assertStatus(h.post(ids[0]), 202, "accepted")
+            self.assertTrue(wait_until(lambda: runs(h), 10), "the first hook did not start")
+            for eid in ids[1:]:
+                self.assertStatus(h.post(eid), 202, "accepted")
+            h.kill9()
+            h.kill_orphaned_hooks()
+            os.unlink(h.path("block"))
+            h.write_config(config(server="max_running = 4\n",
+                                  endpoint=ASYNC + "serialize = data.project.id\n"))
+            h.start()
+            rows = h.wait_states(ids, timeout=20)
+            self.assertEqual({i: r["state"] for i, r in rows.items()},
+                             dict.fromkeys(rows, "succeeded"), rows)
+            starts = [i for (i, _, _) in runs(h, "start")]
+            self.assertEqual(starts[1:], ids, "not one at a time in arrival order")
+            spans = {}
+            for kind in ("start", "end"):
+                for (i, n, t) in runs(h, kind):
+                    if n > 1 or i != ids[0]:
+                        spans.setdefault(i, {})[kind] = t
+            for x, y in zip(ids, ids[1:]):
+                self.assertLessEqual(spans[x]["end"], spans[y]["start"], "%s overlaps %s" % (x, y))
+
     def order(self):
         return [(svc, new_id(svc)) for _ in range(3) for svc in ("alpha", "beta")]
 
