@@ -827,8 +827,6 @@ int64_t delivery_rowid(const struct delivery *d)
 
 void delivery_take_key(struct delivery *d, const struct delivery *from)
 {
-	if ((d->key == NULL) == (from->key == NULL) && (!d->key || strcmp(d->key, from->key) == 0))
-		return;
 	free(d->key);
 	d->key = from->key ? xstrdup(from->key) : NULL;
 }
