@@ -13,6 +13,7 @@ instance was cut off longer than `lease`, which the other instance runs
 again as the next attempt.
 """
 
+import contextlib
 import http.client
 import random
 import re
@@ -284,68 +285,66 @@ class FaultTest(H.HookdTestCase):
             pa.close()
             pb.close()
 
-    def test_taken_over_row_not_read_back_is_let_go(self):
-        """A killed; B takes its delivery over but cannot read the row back
-        (its headers column renamed away for a while, as a connection lost
-        right after the take's commit would), where B reads it whole at
-        the take (its event has a `match`: whether it runs is in its
-        payload): B lets the row go (owner NULL at its next heartbeat) and
-        takes it again at a later tick, and once the row reads back it
-        runs there, attempt 2. Without that the row stayed B's, under B's
-        live lease, with no job anywhere: it never ran, and its key's line
-        waited behind it."""
+    @contextlib.contextmanager
+    def taken_over_unreadable(self, did, key, b_extra=""):
+        """A and B (B with b_extra); did (key) running on A; its row made
+        unreadable (the headers column renamed away, as a connection lost
+        right after the take's commit would leave it), A killed, B's take
+        seen; the body runs with the row still unreadable, and it reads
+        again after. Yields B."""
         f = self.fleet
         f.wait_db_up_for()
-        a, b = f.start("a"), f.start("b", extra="\n[event job]\nmatch = k=G\n")
-        self.assertEqual(S.post(a.port, "/job", "lg-1", "G", sleep1=30)[0], 202)
-        f.wait_run("lg-1", instance="a")
+        a, b = f.start("a"), f.start("b", extra=b_extra)
+        self.assertEqual(S.post(a.port, "/job", did, key, sleep1=30)[0], 202)
+        f.wait_run(did, instance="a")
         f.query("ALTER TABLE hookd_deliveries RENAME COLUMN headers TO headers_away")
         try:
             a.kill9()
             a.kill_orphaned_hooks()
             a.expected_rc = -signal.SIGKILL
-            b.wait_line(r"taken over here\" .* id=lg-1( |$)", timeout=LEASE_S + 8)
+            b.wait_line(r"taken over here\" .* id=%s( |$)" % did, timeout=LEASE_S + 8)
+            yield b
+        finally:
+            f.query("ALTER TABLE hookd_deliveries RENAME COLUMN headers_away TO headers")
+
+    def assert_ran_on_b_once(self, did):
+        runs = self.fleet.runs()
+        self.assertEqual([(r["instance"], r["attempt"], r["end"] is not None)
+                          for r in runs[did]], [("a", 1, False), ("b", 2, True)])
+        return runs
+
+    def test_taken_over_row_not_read_back_is_let_go(self):
+        """A killed; B takes its delivery over but cannot read the row back
+        where B reads it whole at the take (its event has a `match`:
+        whether it runs is in its payload): B lets the row go (owner NULL
+        at its next heartbeat) and takes it again at a later tick, and
+        once the row reads back it runs there, attempt 2. Without that the
+        row stayed B's, under B's live lease, with no job anywhere: it
+        never ran, and its key's line waited behind it."""
+        with self.taken_over_unreadable("lg-1", "G", "\n[event job]\nmatch = k=G\n") as b:
             b.wait_line(r"cannot read a delivery row back", timeout=10)
             # Let go at B's next heartbeat, and taken again at the same
             # tick (held by nobody for a moment only): a second take.
             H.wait_for(lambda: b.count_log(r"taken over here\" .* id=lg-1( |$)") >= 2,
                        LEASE_S + 10, "lg-1 let go and taken again")
             self.assertGreaterEqual(b.count_log(r"owned here but not held"), 1)
-        finally:
-            f.query("ALTER TABLE hookd_deliveries RENAME COLUMN headers_away TO headers")
-        f.wait_state("lg-1", timeout=LEASE_S + 15)
-        runs = f.runs()
-        self.assertEqual([(r["instance"], r["attempt"], r["end"] is not None)
-                          for r in runs["lg-1"]], [("a", 1, False), ("b", 2, True)])
+        self.fleet.wait_state("lg-1", timeout=LEASE_S + 15)
+        self.assert_ran_on_b_once("lg-1")
 
     def test_taken_over_shell_not_read_back_keeps_its_key(self):
         """The same take-over where B needs no payload at the take (the
         row's key is the one the journal recorded): the row waits on B as a
         shell, and its read fails as its attempt begins; it keeps its key
         and its place, tries each second, and runs there once the row
-        reads back, attempt 2, before the next delivery of its key that B
-        was sent meanwhile."""
-        f = self.fleet
-        f.wait_db_up_for()
-        a, b = f.start("a"), f.start("b")
-        self.assertEqual(S.post(a.port, "/job", "sk-1", "H", sleep1=30)[0], 202)
-        f.wait_run("sk-1", instance="a")
-        f.query("ALTER TABLE hookd_deliveries RENAME COLUMN headers TO headers_away")
-        try:
-            a.kill9()
-            a.kill_orphaned_hooks()
-            a.expected_rc = -signal.SIGKILL
-            b.wait_line(r"taken over here\" .* id=sk-1( |$)", timeout=LEASE_S + 8)
+        reads back, attempt 2, before a later delivery of its key sent to B
+        then. It was taken once."""
+        with self.taken_over_unreadable("sk-1", "H") as b:
             b.wait_line(r"cannot read the delivery back from the journal; it keeps its place"
                         r".* id=sk-1( |$)", timeout=10)
-        finally:
-            f.query("ALTER TABLE hookd_deliveries RENAME COLUMN headers_away TO headers")
         self.assertEqual(S.post(b.port, "/job", "sk-2", "H")[0], 202)
-        f.wait_state("sk-1", timeout=15)
-        f.wait_state("sk-2", timeout=15)
-        runs = f.runs()
-        self.assertEqual([(r["instance"], r["attempt"], r["end"] is not None)
-                          for r in runs["sk-1"]], [("a", 1, False), ("b", 2, True)])
+        self.fleet.wait_state("sk-1", timeout=15)
+        self.fleet.wait_state("sk-2", timeout=15)
+        runs = self.assert_ran_on_b_once("sk-1")
         self.assertLess(runs["sk-1"][-1]["end"], runs["sk-2"][0]["start"],
                         "the later delivery of the key ran first")
         self.assertEqual(b.count_log(r"taken over here\" .* id=sk-1( |$)"), 1)
