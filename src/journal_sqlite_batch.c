@@ -131,13 +131,28 @@ void journal_checkpointer_close(struct journal_checkpointer *c)
 	free(c);
 }
 
+/*
+ * After a commit: the WAL's writes it made are all in the file
+ * (journal_sqlite_wal.c writes a commit's held writes with its last one).
+ * Should SQLite ever end a commit otherwise, what it left held is written
+ * here, and a failure then is the commit's.
+ */
+static int settle(struct sqlj *j)
+{
+	int rc = sqlj_wal_settle(j->db);
+	if (rc == SQLITE_OK)
+		return 0;
+	log_msg(LOG_LVL_ERROR, "journal: the WAL's last writes failed: %s", sqlite3_errstr(rc));
+	return -1;
+}
+
 /* Commits the open batch, if any; -1 when that fails (the batch is lost). */
 static int commit_batch(struct sqlj *j)
 {
 	if (!j->batch)
 		return 0;
 	j->batch = false;
-	if (exec_stmt(j, ST_COMMIT) < 0) {
+	if (exec_stmt(j, ST_COMMIT) < 0 || settle(j) < 0) {
 		batch_lost(j);
 		return -1;
 	}
@@ -232,7 +247,7 @@ int tx_commit(struct sqlj *j)
 		j->bare_tx = false;
 		return 0;
 	}
-	if (exec_stmt(j, ST_COMMIT) < 0) {
+	if (exec_stmt(j, ST_COMMIT) < 0 || settle(j) < 0) {
 		tx_rollback(j);
 		return -1;
 	}

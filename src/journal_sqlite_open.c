@@ -267,8 +267,11 @@ static struct sqlj *open_rw(const char *state_dir, uint64_t body_max, int64_t ke
 		goto fail;
 	/* NOMUTEX: one thread uses a connection. SQLite opens every file
 	 * O_CLOEXEC, so hooks never inherit the database. */
+	const char *vfs = sqlj_wal_vfs(err, errlen);
+	if (!vfs)
+		goto fail;
 	int rc = sqlite3_open_v2(j->path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-	                         NULL);
+	                         vfs);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", j->path,
 		         j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));

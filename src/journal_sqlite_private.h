@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "journal_backend.h"
+#include "journal_sqlite_wal.h"
 
 /*
  * libsqlite3 is loaded when a journal is first opened (dynload.h): a
@@ -41,6 +42,7 @@
 	X(sqlite3_errmsg) \
 	X(sqlite3_errstr) \
 	X(sqlite3_exec) \
+	X(sqlite3_file_control) \
 	X(sqlite3_finalize) \
 	X(sqlite3_get_autocommit) \
 	X(sqlite3_last_insert_rowid) \
@@ -49,6 +51,8 @@
 	X(sqlite3_prepare_v3) \
 	X(sqlite3_reset) \
 	X(sqlite3_step) \
+	X(sqlite3_vfs_find) \
+	X(sqlite3_vfs_register) \
 	X(sqlite3_wal_checkpoint_v2) \
 	X(sqlite3_wal_hook)
 
@@ -74,6 +78,7 @@ SQLITE_CALLS(SQLITE_POINTER)
 #define sqlite3_errmsg dl_sqlite3_errmsg
 #define sqlite3_errstr dl_sqlite3_errstr
 #define sqlite3_exec dl_sqlite3_exec
+#define sqlite3_file_control dl_sqlite3_file_control
 #define sqlite3_finalize dl_sqlite3_finalize
 #define sqlite3_get_autocommit dl_sqlite3_get_autocommit
 #define sqlite3_last_insert_rowid dl_sqlite3_last_insert_rowid
@@ -82,6 +87,8 @@ SQLITE_CALLS(SQLITE_POINTER)
 #define sqlite3_prepare_v3 dl_sqlite3_prepare_v3
 #define sqlite3_reset dl_sqlite3_reset
 #define sqlite3_step dl_sqlite3_step
+#define sqlite3_vfs_find dl_sqlite3_vfs_find
+#define sqlite3_vfs_register dl_sqlite3_vfs_register
 #define sqlite3_wal_checkpoint_v2 dl_sqlite3_wal_checkpoint_v2
 #define sqlite3_wal_hook dl_sqlite3_wal_hook
 
