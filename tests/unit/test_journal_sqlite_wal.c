@@ -143,14 +143,14 @@ static sqlite3_file *open_wal(const char *path)
 			close(fd);
 		free(db);
 	}
-	sqlite3_file *f = calloc(1, (size_t)vfs->szOsFile);
-	char *name = calloc(1, n + 3);
+	/* The file keeps the name: it lives in the same allocation, after it. */
+	sqlite3_file *f = calloc(1, (size_t)vfs->szOsFile + n + 3);
+	char *name = (char *)f + vfs->szOsFile;
 	memcpy(name, path, n);
 	int out = 0;
 	int rc = vfs->xOpen(vfs, name, f,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_WAL, &out);
 	CHECK(rc == SQLITE_OK, "open %s: %d", path, rc);
-	free(name);
 	if (rc != SQLITE_OK) {
 		free(f);
 		return NULL;
