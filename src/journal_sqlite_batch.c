@@ -134,16 +134,18 @@ void journal_checkpointer_close(struct journal_checkpointer *c)
 /*
  * After a commit: the WAL's writes it made are all in the file
  * (journal_sqlite_wal.c writes a commit's held writes with its last one).
- * Should SQLite ever end a commit otherwise, what it left held is written
- * here, and a failure then is the commit's.
+ * Should SQLite ever end a commit otherwise, the commit was published
+ * without some of its frames: neither writing them now (readers may have
+ * looked) nor counting the batch lost (its rows are there) is right. hookd
+ * stops; the next start's recovery drops the incomplete commit, whose
+ * acceptances were not answered yet (their sync had not begun).
  */
-static int settle(struct sqlj *j)
+static void settle(struct sqlj *j)
 {
-	int rc = sqlj_wal_settle(j->db);
-	if (rc == SQLITE_OK)
-		return 0;
-	log_msg(LOG_LVL_ERROR, "journal: the WAL's last writes failed: %s", sqlite3_errstr(rc));
-	return -1;
+	if (sqlj_wal_settled(j->db))
+		return;
+	log_msg(LOG_LVL_ERROR, "journal: a commit left WAL writes unwritten; stopping");
+	abort();
 }
 
 /* Commits the open batch, if any; -1 when that fails (the batch is lost). */
@@ -152,10 +154,11 @@ static int commit_batch(struct sqlj *j)
 	if (!j->batch)
 		return 0;
 	j->batch = false;
-	if (exec_stmt(j, ST_COMMIT) < 0 || settle(j) < 0) {
+	if (exec_stmt(j, ST_COMMIT) < 0) {
 		batch_lost(j);
 		return -1;
 	}
+	settle(j);
 	j->committed_id = j->batch_id;
 	return 0;
 }
@@ -247,10 +250,11 @@ int tx_commit(struct sqlj *j)
 		j->bare_tx = false;
 		return 0;
 	}
-	if (exec_stmt(j, ST_COMMIT) < 0 || settle(j) < 0) {
+	if (exec_stmt(j, ST_COMMIT) < 0) {
 		tx_rollback(j);
 		return -1;
 	}
+	settle(j);
 	tx_end(j);
 	return 0;
 }

@@ -278,6 +278,7 @@ static struct sqlj *open_rw(const char *state_dir, uint64_t body_max, int64_t ke
 		goto fail;
 	}
 	sqlite3_busy_timeout(j->db, BUSY_TIMEOUT_MS);
+	sqlj_wal_attach(j->db);
 
 	/*
 	 * A new journal gets pages of 2 KiB (an existing one keeps its own:

@@ -50,7 +50,9 @@
 	X(sqlite3_prepare_v2) \
 	X(sqlite3_prepare_v3) \
 	X(sqlite3_reset) \
+	X(sqlite3_rollback_hook) \
 	X(sqlite3_step) \
+	X(sqlite3_uri_boolean) \
 	X(sqlite3_vfs_find) \
 	X(sqlite3_vfs_register) \
 	X(sqlite3_wal_checkpoint_v2) \
@@ -86,7 +88,9 @@ SQLITE_CALLS(SQLITE_POINTER)
 #define sqlite3_prepare_v2 dl_sqlite3_prepare_v2
 #define sqlite3_prepare_v3 dl_sqlite3_prepare_v3
 #define sqlite3_reset dl_sqlite3_reset
+#define sqlite3_rollback_hook dl_sqlite3_rollback_hook
 #define sqlite3_step dl_sqlite3_step
+#define sqlite3_uri_boolean dl_sqlite3_uri_boolean
 #define sqlite3_vfs_find dl_sqlite3_vfs_find
 #define sqlite3_vfs_register dl_sqlite3_vfs_register
 #define sqlite3_wal_checkpoint_v2 dl_sqlite3_wal_checkpoint_v2

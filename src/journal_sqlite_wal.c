@@ -1,6 +1,5 @@
 /*
- * The journal's WAL writes, one system call a commit (journal_sqlite_private.h
- * sqlj_wal_vfs). SQLite writes each page a commit changed to the WAL as
+ * The journal's WAL writes, one system call a commit (journal_sqlite_wal.h). SQLite writes each page a commit changed to the WAL as
  * two pwrites, the frame's 24-byte header and then the page: a batch of a
  * few deliveries changes ten pages or so, twenty system calls on the loop.
  * On this project's 2-CPU VM a frame written so costs 3.4 µs, and 0.45 µs
@@ -24,8 +23,12 @@
  * written twice in one transaction) and a commit of a single frame. Each
  * such header finds the buffer empty (the rewrite reads each frame first,
  * which writes the buffer out), and a commit header that finds the buffer
- * empty is written at once, not held. sqlj_wal_settle() checks, after each
- * commit, that nothing is held still, and writes it if something is.
+ * empty is written at once, not held. After each commit the journal checks
+ * that nothing is held still (sqlj_wal_settled) and stops hookd if
+ * something is: a path of SQLite's this does not know, whose commit was
+ * published without all of its frames. A rolled-back transaction's
+ * writes are dropped (on_rollback), and a WAL without power-safe
+ * overwrite is not held at all (vfs_open).
  *
  * Any other file (the database, its -shm) is the default VFS's own, opened
  * straight into the memory SQLite gives: nothing between them.
@@ -50,6 +53,7 @@ static const char vfs_name[] = "hookd-wal";
 struct walfile {
 	sqlite3_file base; /* first: SQLite's handle; base.pMethods = &wal_methods */
 	sqlite3_file *real; /* the default VFS's file, in the memory after this */
+	bool hold;          /* false: every write goes through at once */
 	unsigned char *held;
 	int held_len;
 	sqlite3_int64 held_off;  /* where held[0] goes in the file */
@@ -60,7 +64,7 @@ struct walfile {
  * aligns its own. */
 #define REAL_OFFSET ((sizeof(struct walfile) + 7) & ~(size_t)7)
 
-static size_t settle_writes; /* sqlj_wal_settle found something held */
+static size_t settle_misses; /* sqlj_wal_settled found something held */
 
 static int put_held(struct walfile *w)
 {
@@ -85,6 +89,8 @@ static int wal_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 o
 {
 	struct walfile *w = (struct walfile *)f;
 	int rc;
+	if (!w->hold)
+		return w->real->pMethods->xWrite(w->real, data, amt, off);
 	if (w->held_len > 0 && (off != w->held_off + w->held_len || amt > HOLD_MAX - w->held_len)) {
 		if ((rc = put_held(w)) != SQLITE_OK)
 			return rc;
@@ -227,6 +233,18 @@ static int vfs_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags
 		return rc;
 	}
 	w->base.pMethods = &wal_methods;
+	/*
+	 * Without "power-safe overwrite" (the database's psow URI parameter
+	 * off, or an SQLite built without it) a commit synced at once
+	 * (synchronous=FULL) pads the WAL to a sector, and splits a frame
+	 * around the sync: the rest of it is neither a commit header nor its
+	 * page, and would stay held while SQLite publishes the commit. Such a
+	 * WAL is written as it comes. (Debian's SQLite and a plain path have
+	 * it on.) A WAL's name carries its database's URI parameters.
+	 */
+	w->hold = (w->real->pMethods->xDeviceCharacteristics(w->real) &
+	           SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0 &&
+	          sqlite3_uri_boolean(name, "psow", 1);
 	return SQLITE_OK;
 }
 
@@ -341,17 +359,41 @@ const char *sqlj_wal_vfs(char *err, size_t errlen)
 	return vfs_name;
 }
 
-int sqlj_wal_settle(sqlite3 *db)
+static struct walfile *wal_of(sqlite3 *db)
 {
 	sqlite3_file *f = NULL;
 	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK ||
 	    !f || f->pMethods != &wal_methods)
-		return SQLITE_OK;
-	struct walfile *w = (struct walfile *)f;
-	if (w->held_len == 0)
-		return SQLITE_OK;
-	settle_writes++;
-	return put_held(w);
+		return NULL;
+	return (struct walfile *)f;
+}
+
+/*
+ * A transaction rolled back: what it wrote to the WAL past the frames it
+ * began with (pages spilled from the cache before its commit) is not
+ * part of any commit, and is dropped. Written later, after the write lock
+ * went, it could land on another writer's frames (`hookd journal import`
+ * beside the daemon). SQLite calls this once the rollback is over.
+ */
+static void on_rollback(void *arg)
+{
+	struct walfile *w = wal_of(arg);
+	if (w)
+		w->held_len = 0;
+}
+
+void sqlj_wal_attach(sqlite3 *db)
+{
+	sqlite3_rollback_hook(db, on_rollback, db);
+}
+
+bool sqlj_wal_settled(sqlite3 *db)
+{
+	struct walfile *w = wal_of(db);
+	if (!w || w->held_len == 0)
+		return true;
+	settle_misses++;
+	return false;
 }
 
 size_t sqlj_wal_held(sqlite3_file *f)
@@ -361,7 +403,7 @@ size_t sqlj_wal_held(sqlite3_file *f)
 	return (size_t)((struct walfile *)f)->held_len;
 }
 
-size_t sqlj_wal_settle_writes(void)
+size_t sqlj_wal_settle_misses(void)
 {
-	return settle_writes;
+	return settle_misses;
 }

@@ -129,33 +129,43 @@ static void frame_header(unsigned char *h, int frame, bool commit, int salt)
 	h[7] = commit ? 9 : 0;
 }
 
-/* sqlite3_file for a WAL: the name laid out as SQLite lays it out (two
- * NULs at the end). The default VFS gives a WAL its database's mode, so
- * the database (the name before "-wal") must exist. */
+/* sqlite3_file for a WAL, its name made as SQLite makes one (a database's
+ * name, its parameters, its journal's and its WAL's), kept after the file
+ * (the default VFS keeps a pointer to it) until close_wal. The default VFS
+ * gives a WAL its database's mode, so the database must exist. */
 static sqlite3_file *open_wal(const char *path)
 {
 	size_t n = strlen(path);
-	if (n > 4 && strcmp(path + n - 4, "-wal") == 0) {
-		char *db = xstrndup(path, n - 4);
-		int fd = open(db, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-		CHECK(fd >= 0, "create %s", db);
-		if (fd >= 0)
-			close(fd);
-		free(db);
-	}
-	/* The file keeps the name: it lives in the same allocation, after it. */
-	sqlite3_file *f = calloc(1, (size_t)vfs->szOsFile + n + 3);
-	char *name = (char *)f + vfs->szOsFile;
-	memcpy(name, path, n);
+	char *db = n > 4 && strcmp(path + n - 4, "-wal") == 0 ? xstrndup(path, n - 4)
+	                                                     : xasprintf("%s/db-of-dev", tmpdir);
+	int fd = open(db, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0, "create %s", db);
+	if (fd >= 0)
+		close(fd);
+	sqlite3_file *f = calloc(1, (size_t)vfs->szOsFile + sizeof(sqlite3_filename));
+	sqlite3_filename name = sqlite3_create_filename(db, "", path, 0, NULL);
+	memcpy((char *)f + vfs->szOsFile, &name, sizeof(name));
+	free(db);
 	int out = 0;
-	int rc = vfs->xOpen(vfs, name, f,
+	int rc = vfs->xOpen(vfs, sqlite3_filename_wal(name), f,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_WAL, &out);
 	CHECK(rc == SQLITE_OK, "open %s: %d", path, rc);
 	if (rc != SQLITE_OK) {
+		sqlite3_free_filename(name);
 		free(f);
 		return NULL;
 	}
 	return f;
+}
+
+static int close_wal(sqlite3_file *f)
+{
+	int rc = f->pMethods->xClose(f);
+	sqlite3_filename name;
+	memcpy(&name, (char *)f + vfs->szOsFile, sizeof(name));
+	sqlite3_free_filename(name);
+	free(f);
+	return rc;
 }
 
 static int64_t file_size(const char *path)
@@ -240,11 +250,10 @@ static void test_cases(void)
 			CHECK(file_size(path) == s->in_file, "%s: step %zu: the file has %lld bytes, want %lld",
 			      cases[c].name, i, (long long)file_size(path), (long long)s->in_file);
 		}
-		CHECK(f->pMethods->xClose(f) == SQLITE_OK, "%s: close", cases[c].name);
+		CHECK(close_wal(f) == SQLITE_OK, "%s: close", cases[c].name);
 		CHECK(file_size(path) == cases[c].after_close, "%s: closed: %lld bytes, want %lld",
 		      cases[c].name, (long long)file_size(path), (long long)cases[c].after_close);
 		CHECK(file_is_shadow(path), "%s: the file holds every write, in place", cases[c].name);
-		free(f);
 		free(path);
 	}
 }
@@ -290,9 +299,8 @@ static void test_full_buffer(void)
 	CHECK(big_rc == SQLITE_OK, "a large write: %d", big_rc);
 	CHECK(sqlj_wal_held(f) == 0 && file_size(path) == FRAME_AT(200) + (int64_t)sizeof(big),
 	      "a large write is not held");
-	f->pMethods->xClose(f);
+	close_wal(f);
 	CHECK(file_is_shadow(path), "the file holds every write, in place");
-	free(f);
 	free(path);
 }
 
@@ -313,8 +321,7 @@ static void test_failed_write(void)
 		int rc = run_step(f, &s, 0);
 		CHECK(rc == SQLITE_FULL, "case %zu: the failed write's result: %d", k, rc);
 		CHECK(sqlj_wal_held(f) == 0, "case %zu: nothing is held after a failed write", k);
-		CHECK(f->pMethods->xClose(f) == SQLITE_OK, "case %zu: close", k);
-		free(f);
+		CHECK(close_wal(f) == SQLITE_OK, "case %zu: close", k);
 	}
 }
 
@@ -354,6 +361,42 @@ static bool copy_file(const char *from, const char *to)
 	return ok;
 }
 
+/* A WAL hook runs as SQLite publishes a commit: nothing may be held then. */
+static int published, published_held;
+
+static int on_publish(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	(void)arg, (void)name, (void)frames;
+	sqlite3_file *wal = NULL;
+	sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	published++;
+	if (!wal || sqlj_wal_held(wal) != 0)
+		published_held++;
+	return SQLITE_OK;
+}
+
+static sqlite3 *open_db(const char *uri)
+{
+	sqlite3 *db = NULL;
+	char err[256] = "";
+	int rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+	                         sqlj_wal_vfs(err, sizeof(err)));
+	CHECK(rc == SQLITE_OK, "open %s: %d %s", uri, rc, err);
+	sqlj_wal_attach(db);
+	/* wal_autocheckpoint sets SQLite's own WAL hook: before ours. */
+	exec(db, "PRAGMA journal_mode = WAL; PRAGMA cache_size = 4; PRAGMA wal_autocheckpoint = 0;");
+	sqlite3_wal_hook(db, on_publish, NULL);
+	return db;
+}
+
+/* A large transaction: more pages than the cache holds, so SQLite spills
+ * frames to the WAL before its end, then changes those pages again. */
+static const char big_transaction[] =
+	"BEGIN;"
+	"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)"
+	" INSERT INTO t (v) SELECT printf('%0500d', i) FROM n;"
+	"UPDATE t SET v = v || 'x' WHERE v NOT LIKE '%x';";
+
 /*
  * SQLite through the VFS, with a page cache of a few pages so that a large
  * transaction spills frames to the WAL before its commit and then changes
@@ -367,26 +410,20 @@ static bool copy_file(const char *from, const char *to)
 static void test_sqlite_through_it(void)
 {
 	char *path = xasprintf("%s/db.sqlite", tmpdir);
-	sqlite3 *db = NULL;
-	char err[256] = "";
-	const char *name = sqlj_wal_vfs(err, sizeof(err));
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, name);
-	CHECK(rc == SQLITE_OK, "open: %d", rc);
-	exec(db, "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;"
-	         "PRAGMA cache_size = 4; PRAGMA synchronous = NORMAL;"
-	         "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);");
+	sqlite3 *db = open_db(path);
+	exec(db, "PRAGMA synchronous = NORMAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);");
+	published = published_held = 0;
 	for (int round = 0; round < 3; round++) {
-		exec(db, "BEGIN;"
-		         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)"
-		         " INSERT INTO t (v) SELECT printf('%0500d', i) FROM n;"
-		         "UPDATE t SET v = v || 'x';"
-		         "COMMIT;");
+		exec(db, big_transaction);
+		exec(db, "COMMIT;");
 		sqlite3_file *wal = NULL;
 		sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
 		CHECK(wal && sqlj_wal_held(wal) == 0, "round %d: nothing held after the commit", round);
+		CHECK(sqlj_wal_settled(db), "round %d: settled", round);
 	}
-	CHECK(sqlj_wal_settle(db) == SQLITE_OK, "settle");
-	CHECK(sqlj_wal_settle_writes() == 0, "no commit left anything held");
+	CHECK(published >= 3 && published_held == 0, "%d of %d commits published with writes held",
+	      published_held, published);
+	CHECK(sqlj_wal_settle_misses() == 0, "no commit left anything held");
 
 	char *wal_path = xasprintf("%s-wal", path);
 	char *copy = xasprintf("%s/copy.sqlite", tmpdir);
@@ -394,7 +431,7 @@ static void test_sqlite_through_it(void)
 	CHECK(copy_file(path, copy) && copy_file(wal_path, copy_wal), "copy the files");
 	CHECK(file_size(wal_path) > 0, "the WAL holds the transactions");
 	sqlite3 *check = NULL;
-	rc = sqlite3_open_v2(copy, &check, SQLITE_OPEN_READWRITE, NULL);
+	int rc = sqlite3_open_v2(copy, &check, SQLITE_OPEN_READWRITE, NULL);
 	CHECK(rc == SQLITE_OK, "open the copy: %d", rc);
 	CHECK(query_int(check, "SELECT count(*) FROM t") == 1200, "the copy has every row: %lld",
 	      (long long)query_int(check, "SELECT count(*) FROM t"));
@@ -406,6 +443,75 @@ static void test_sqlite_through_it(void)
 	free(copy);
 	free(copy_wal);
 	free(path);
+}
+
+/*
+ * A large transaction rolled back leaves nothing held: what it spilled to
+ * the WAL is no commit's, and written later (after the write lock went)
+ * it would land on the frames another writer committed meanwhile.
+ */
+static void test_rollback_then_another_writer(void)
+{
+	char *path = xasprintf("%s/two.sqlite", tmpdir);
+	sqlite3 *a = open_db(path);
+	exec(a, "PRAGMA synchronous = NORMAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);"
+	        "PRAGMA wal_checkpoint(TRUNCATE);");
+	/* Inserts alone, more pages than the cache holds and fewer than the
+	 * buffer: the pages spilled (from the WAL's start) are not read again
+	 * before the end, and stay held. */
+	exec(a, "BEGIN;"
+	        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60)"
+	        " INSERT INTO t (v) SELECT printf('%0500d', i) FROM n;");
+	sqlite3_file *wal = NULL;
+	sqlite3_file_control(a, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	CHECK(wal && sqlj_wal_held(wal) > 0, "the transaction's spilled frames are held");
+	exec(a, "ROLLBACK;");
+	CHECK(wal && sqlj_wal_held(wal) == 0, "nothing held after the rollback");
+
+	sqlite3 *b = NULL;
+	CHECK(sqlite3_open_v2(path, &b, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK, "open b");
+	exec(b, "INSERT INTO t (v) VALUES ('from b');");
+	exec(a, "INSERT INTO t (v) VALUES ('from a');");
+	sqlite3_close(b);
+	sqlite3 *check = NULL;
+	CHECK(sqlite3_open_v2(path, &check, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK, "open");
+	CHECK(query_int(check, "SELECT count(*) FROM t") == 2, "both rows: %lld",
+	      (long long)query_int(check, "SELECT count(*) FROM t"));
+	sqlite3_stmt *s;
+	bool ok = false;
+	if (sqlite3_prepare_v2(check, "PRAGMA integrity_check", -1, &s, NULL) == SQLITE_OK) {
+		ok = sqlite3_step(s) == SQLITE_ROW &&
+		     strcmp((const char *)sqlite3_column_text(s, 0), "ok") == 0;
+		sqlite3_finalize(s);
+	}
+	CHECK(ok, "the database is whole");
+	sqlite3_close(check);
+	sqlite3_close(a);
+	free(path);
+}
+
+/*
+ * Without power-safe overwrite, a commit synced at once pads the WAL and
+ * splits a frame around the sync: such a WAL is not held at all.
+ */
+static void test_no_powersafe_overwrite(void)
+{
+	char *uri = xasprintf("file:%s/psow.sqlite?psow=0", tmpdir);
+	sqlite3 *db = open_db(uri);
+	exec(db, "PRAGMA synchronous = FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);");
+	published = published_held = 0;
+	exec(db, big_transaction);
+	sqlite3_file *wal = NULL;
+	sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	CHECK(wal && sqlj_wal_held(wal) == 0, "nothing held, even while spilling");
+	exec(db, "COMMIT;");
+	for (int i = 0; i < 20; i++)
+		exec(db, "INSERT INTO t (v) VALUES ('small');");
+	CHECK(published >= 21 && published_held == 0, "%d of %d commits published with writes held",
+	      published_held, published);
+	CHECK(query_int(db, "SELECT count(*) FROM t") == 420, "every row");
+	sqlite3_close(db);
+	free(uri);
 }
 
 int main(void)
@@ -430,6 +536,8 @@ int main(void)
 		test_full_buffer();
 		test_failed_write();
 		test_sqlite_through_it();
+		test_rollback_then_another_writer();
+		test_no_powersafe_overwrite();
 	}
 	char *rm = xasprintf("rm -rf '%s'", tmpdir);
 	if (system(rm) != 0)
