@@ -70,9 +70,9 @@ static const struct {
 	 {{HEADER, 0, true, .held = 0, .in_file = FRAME_AT(0) + 24},
 	  {PAGE_OF, 0, .held = 0, .in_file = FRAME_AT(1)}},
 	 FRAME_AT(1)},
-	{"frames without a commit stay held until the file is closed",
+	{"frames without a commit are dropped at close (a transaction rolled back as it closed)",
 	 {{WAL_HEADER, .held = 32}, {HEADER, 0, .held = 56}, {PAGE_OF, 0, .held = 56 + PAGE}},
-	 FRAME_AT(1)},
+	 0},
 	{"a read writes what is held first",
 	 {{WAL_HEADER, .held = 32},
 	  {HEADER, 0, .held = 56},
@@ -97,7 +97,8 @@ static const struct {
 	 {{WAL_HEADER, .held = 32},
 	  {HEADER, 0, .held = 56},
 	  {PAGE_OF, 0, .held = 56 + PAGE},
-	  {BYTES_AT, .off = 0, .len = 32, .held = 32, .in_file = FRAME_AT(1)}},
+	  {BYTES_AT, .off = 0, .len = 32, .held = 32, .in_file = FRAME_AT(1)},
+	  {SYNC, .held = 0, .in_file = FRAME_AT(1)}},
 	 FRAME_AT(1)},
 	{"a checksum rewrite (read, then the header) leaves nothing held at its commit header",
 	 {{WAL_HEADER, .held = 32},
@@ -253,7 +254,9 @@ static void test_cases(void)
 		CHECK(close_wal(f) == SQLITE_OK, "%s: close", cases[c].name);
 		CHECK(file_size(path) == cases[c].after_close, "%s: closed: %lld bytes, want %lld",
 		      cases[c].name, (long long)file_size(path), (long long)cases[c].after_close);
-		CHECK(file_is_shadow(path), "%s: the file holds every write, in place", cases[c].name);
+		if (cases[c].after_close > 0)
+			CHECK(file_is_shadow(path), "%s: the file holds every write, in place",
+			      cases[c].name);
 		free(path);
 	}
 }
