@@ -71,7 +71,9 @@ void client_group(const char *addr, char *out, size_t outlen);
  * one as inet_ntop writes it, anything else "unix". Every connection
  * pays for it, before any credential: IPv4, the common case, is written
  * here, without inet_ntop's sprintf (a twentieth of a rejected request's
- * instructions). out: at least INET6_ADDRSTRLEN bytes.
+ * instructions). out: INET6_ADDRSTRLEN bytes hold every address; into a
+ * smaller one an address goes through inet_ntop, or is "?" when it does
+ * not fit.
  */
 struct sockaddr;
 void peer_text(const struct sockaddr *sa, char *out, size_t outlen);

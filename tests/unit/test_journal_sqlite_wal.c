@@ -5,7 +5,6 @@
  * and SQLite itself through it, on the path that rewrites a commit's
  * checksums, with the files copied mid-run as a crash would leave them.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdbool.h>
